@@ -1,0 +1,16 @@
+rule aggregate:
+    """The benchmark table over all slides, methods and seeds."""
+    input:
+        metrics=run_outputs("metrics.tsv"),
+        prep_bench=expand("results/benchmarks/{stage}/{sample}.tsv", stage=["qc", "hvg", "graph"],
+                          sample=SAMPLES),
+    output:
+        tsv="results/benchmark.tsv",
+        md="results/benchmark.md",
+    log:
+        "logs/aggregate.log",
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/aggregate.py"

@@ -1,0 +1,96 @@
+import copy
+import os
+import re
+
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# Scripts import stcore from this checkout, whichever environment runs them.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
+)
+
+# Method overrides must hold only what the user wrote, so keep them apart from the defaults.
+_raw_methods = copy.deepcopy(config.get("methods"))
+validate(config, "../schemas/config.schema.yaml")
+if _raw_methods is not None:
+    config["methods"] = _raw_methods
+
+
+def _read_samples(path):
+    if not os.path.isfile(path):
+        raise WorkflowError(
+            f"sample sheet '{path}' not found. Fix: set 'samples' in the config to a TSV with "
+            "columns sample, path, format, n_clusters, truth"
+        )
+    table = pd.read_csv(path, sep="\t", dtype={"sample": str, "path": str, "truth": str},
+                        comment="#", keep_default_na=False)
+    for column in ("sample", "path", "format", "n_clusters"):
+        if column not in table.columns:
+            raise WorkflowError(f"sample sheet '{path}': column '{column}' is missing. "
+                                "Fix: the columns are sample, path, format, n_clusters, truth")
+    bad = [s for s in table["sample"] if not re.fullmatch(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*", s)]
+    if bad:
+        raise WorkflowError(f"sample sheet '{path}': sample id '{bad[0]}' is not a safe file name. "
+                            "Fix: use letters, digits, '_', '-' and '.', starting with a letter or digit")
+    dup = table["sample"][table["sample"].duplicated()].tolist()
+    if dup:
+        raise WorkflowError(f"sample sheet '{path}': sample id '{dup[0]}' appears twice. Fix: make ids unique")
+    try:
+        validate(table, "../schemas/samples.schema.yaml")
+    except WorkflowError as exc:
+        raise WorkflowError(f"sample sheet '{path}' is invalid: {exc}") from None
+    return table.set_index("sample", drop=False)
+
+
+samples = _read_samples(config["samples"])
+SAMPLES = samples["sample"].tolist()
+METHODS = list(config["methods"])
+SEEDS = [int(s) for s in config["seeds"]]
+
+
+wildcard_constraints:
+    sample="|".join(re.escape(s) for s in SAMPLES) or "NONE",
+    method="|".join(re.escape(m) for m in METHODS),
+    seed=r"\d+",
+
+
+def sample_row(wildcards):
+    return samples.loc[wildcards.sample]
+
+
+def raw_input(wildcards):
+    """The files a slide is read from (a Space Ranger folder is read through its matrix)."""
+    row = sample_row(wildcards)
+    if row["format"] == "visium":
+        return os.path.join(row["path"], "filtered_feature_bc_matrix.h5")
+    return row["path"]
+
+
+def method_params(stage):
+    """Parameters of ``stage`` ('train' or 'cluster') for a method: the config's block
+    with the method's overrides on top."""
+
+    def get(wildcards):
+        merged = dict(config[stage])
+        merged.update(config["methods"][wildcards.method].get(stage, {}))
+        return merged
+
+    return get
+
+
+def method_model(wildcards):
+    return config["methods"][wildcards.method].get("model", "graphst")
+
+
+def run_outputs(name):
+    """One file ``name`` per (sample, method, seed)."""
+    return expand(f"results/{{sample}}/{{method}}/seed{{seed}}/{name}",
+                  sample=SAMPLES, method=METHODS, seed=SEEDS)
+
+
+
+
+def env_for_train():
+    return "../envs/stcore-cuda.yaml" if config["train"]["device"] == "cuda" else "../envs/stcore.yaml"

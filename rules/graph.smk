@@ -1,0 +1,18 @@
+rule graph:
+    """Spatial neighbour graph (sparse adjacency) from the coordinates."""
+    input:
+        h5ad="results/{sample}/hvg.h5ad",
+    output:
+        npz="results/{sample}/graph.npz",
+        params="results/{sample}/graph.json",
+    params:
+        graph=config["graph"],
+    log:
+        "logs/graph/{sample}.log",
+    benchmark:
+        "results/benchmarks/graph/{sample}.tsv"
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/graph.py"

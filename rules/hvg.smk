@@ -1,0 +1,17 @@
+rule hvg:
+    """Highly variable genes, then normalise, log and scale."""
+    input:
+        h5ad="results/{sample}/qc.h5ad",
+    output:
+        h5ad="results/{sample}/hvg.h5ad",
+    params:
+        hvg=config["hvg"],
+    log:
+        "logs/hvg/{sample}.log",
+    benchmark:
+        "results/benchmarks/hvg/{sample}.tsv"
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/hvg.py"

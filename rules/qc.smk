@@ -1,0 +1,24 @@
+rule qc:
+    """Read a slide, check it, and drop poor spots and rare genes."""
+    input:
+        raw=raw_input,
+    output:
+        h5ad="results/{sample}/qc.h5ad",
+        report="results/{sample}/qc.json",
+    params:
+        path=lambda wildcards: sample_row(wildcards)["path"],
+        format=lambda wildcards: sample_row(wildcards)["format"],
+        truth=lambda wildcards: sample_row(wildcards)["truth"],
+        n_clusters=lambda wildcards: int(sample_row(wildcards)["n_clusters"]),
+        n_neighbors=config["graph"]["n_neighbors"],
+        integer_counts=config["hvg"]["flavor"] == "seurat_v3",
+        qc=config["qc"],
+    log:
+        "logs/qc/{sample}.log",
+    benchmark:
+        "results/benchmarks/qc/{sample}.tsv"
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/qc.py"

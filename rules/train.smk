@@ -1,0 +1,20 @@
+rule train:
+    """Train the graph model (or compute the expression baseline) for one method and seed."""
+    input:
+        h5ad="results/{sample}/hvg.h5ad",
+        graph="results/{sample}/graph.npz",
+    output:
+        npz="results/{sample}/{method}/seed{seed}/train.npz",
+        losses="results/{sample}/{method}/seed{seed}/losses.tsv",
+    params:
+        model=method_model,
+        train=method_params("train"),
+    log:
+        "logs/train/{sample}.{method}.seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{sample}.{method}.seed{seed}.tsv"
+    conda:
+        env_for_train()
+    threads: 2
+    script:
+        "../scripts/train.py"

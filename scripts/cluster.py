@@ -1,0 +1,22 @@
+"""Snakemake step: spatial domains from the model's output."""
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stcore.cluster import ClusterParams, cluster_features, run_cluster
+from stcore.io import atomic_path
+from stcore.workflow import run_step
+
+
+def main(sm):
+    params = ClusterParams(**sm.params.cluster, seed=int(sm.wildcards.seed))
+    out = np.load(sm.input.npz)
+    slide = ad.read_h5ad(sm.input.h5ad, backed="r")
+    features = cluster_features(out["embedding"], out["decoded"], out["decoder_weight"], params)
+    labels = run_cluster(features, np.asarray(slide.obsm["spatial"][:]), sm.params.n_clusters, params)
+    with atomic_path(sm.output.labels) as tmp:
+        pd.DataFrame({"spot": slide.obs_names, "domain": labels}).to_csv(tmp, sep="\t", index=False)
+
+
+if "snakemake" in globals():
+    run_step(snakemake, main)  # noqa: F821

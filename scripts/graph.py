@@ -1,0 +1,27 @@
+"""Snakemake step: the spatial neighbour graph."""
+import json
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+
+from stcore.graph import GraphParams, knn_graph
+from stcore.io import atomic_path
+from stcore.workflow import run_step
+
+
+def main(sm):
+    coords = ad.read_h5ad(sm.input.h5ad, backed="r").obsm["spatial"][:]
+    params = GraphParams(**sm.params.graph)
+    adj = knn_graph(np.asarray(coords), params)
+    with atomic_path(sm.output.npz) as tmp:
+        with open(tmp, "wb") as fh:
+            sp.save_npz(fh, adj)
+    info = dict(sm.params.graph, n_spots=adj.shape[0], n_edges=int(adj.nnz // 2),
+                mean_degree=float(adj.nnz / adj.shape[0]))
+    with atomic_path(sm.output.params) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+
+
+if "snakemake" in globals():
+    run_step(snakemake, main)  # noqa: F821

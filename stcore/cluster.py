@@ -1,0 +1,183 @@
+"""Spatial domains from the model's output, with no R.
+
+- ``pca_scores`` gives exact PCA scores of a matrix stored as a product ``left @ right``
+  (the reconstruction is ``(Â Z) @ W2``), so the N x G reconstruction is never formed.
+- ``mclust_eee``: Gaussian mixture with one shared full covariance (mclust's EEE model;
+  scikit-learn's 'tied'), started from k-means and kept at the best of ``n_init`` starts
+  by likelihood.
+- ``graph_communities``: Leiden or Louvain on a kNN graph of the features, with a
+  bisection on the resolution that hits ``n_clusters``.
+- ``refine``: majority vote of each spot's nearest spots (sparse, KD-tree).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+import scipy.sparse as sp
+
+from .graph import knn_indices
+
+__all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "mclust_eee", "kmeans",
+           "graph_communities", "refine", "cluster_features", "run_cluster"]
+
+log = logging.getLogger(__name__)
+
+
+class ClusterMethod(str, Enum):
+    MCLUST = "mclust"
+    LEIDEN = "leiden"
+    LOUVAIN = "louvain"
+    KMEANS = "kmeans"
+
+
+class ClusterInput(str, Enum):
+    RECONSTRUCTION = "reconstruction"   # decoder output Â Z W2, as the reference clusters
+    EMBEDDING = "embedding"             # latent Z
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    """method: mclust | leiden | louvain | kmeans (mclust).  input: reconstruction | embedding.
+    n_pcs: PCA components clustered (20).  n_init: mixture / k-means starts (10).
+    n_neighbors: kNN of the feature graph for leiden/louvain (15).
+    refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
+    seed: random state of every step."""
+
+    method: ClusterMethod = ClusterMethod.MCLUST
+    input: ClusterInput = ClusterInput.RECONSTRUCTION
+    n_pcs: int = 20
+    n_init: int = 10
+    n_neighbors: int = 15
+    refine: bool = False
+    refine_neighbors: int = 50
+    seed: int = 0
+
+
+def pca_scores(left: np.ndarray, right: np.ndarray | None = None, n_comps: int = 20) -> np.ndarray:
+    """Scores of the first ``n_comps`` principal components of ``left @ right``.
+
+    left: (N, r); right: (r, G) or None (identity).  Exact: the centred product is
+    ``(left - mean) @ right``; a thin QR of the left factor reduces the SVD to r x G.
+    Signs follow scikit-learn's rule (largest loading of each component positive).
+    """
+    left = np.asarray(left, dtype=np.float64)
+    lc = left - left.mean(axis=0)
+    q, r = np.linalg.qr(lc)
+    b = r if right is None else r @ np.asarray(right, dtype=np.float64)
+    p, s, vt = np.linalg.svd(b, full_matrices=False)
+    k = min(n_comps, s.size)
+    signs = np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(axis=1)])
+    signs[signs == 0] = 1
+    return (q @ p[:, :k]) * (s[:k] * signs)
+
+
+def mclust_eee(x: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    from sklearn.mixture import GaussianMixture
+
+    gm = GaussianMixture(n_components=n_clusters, covariance_type="tied", n_init=n_init,
+                         init_params="kmeans", random_state=seed, max_iter=500, reg_covar=1e-6)
+    return gm.fit_predict(x)
+
+
+def kmeans(x: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(x)
+
+
+def _feature_graph(x: np.ndarray, n_neighbors: int):
+    import igraph as ig
+
+    k = min(n_neighbors, x.shape[0] - 1)
+    idx, dist = knn_indices(x, k)
+    n = x.shape[0]
+    w = sp.csr_matrix((np.ones(idx.size), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    w = sp.triu(w.maximum(w.T), k=1).tocoo()
+    return ig.Graph(n=n, edges=np.column_stack([w.row, w.col]).tolist(), directed=False)
+
+
+def _partition(graph, resolution: float, seed: int, leiden: bool) -> np.ndarray:
+    import leidenalg as la
+
+    part = la.RBConfigurationVertexPartition(graph, resolution_parameter=resolution)
+    opt = la.Optimiser()
+    opt.set_rng_seed(seed)
+    opt.refine_partition = leiden   # without refinement the optimiser is Louvain
+    opt.optimise_partition(part, n_iterations=-1)
+    return np.asarray(part.membership)
+
+
+def graph_communities(x: np.ndarray, n_clusters: int, *, method: str = "leiden", seed: int = 0,
+                      n_neighbors: int = 15, max_steps: int = 40) -> np.ndarray:
+    """Leiden or Louvain communities whose number is ``n_clusters`` when a resolution
+    hits it; otherwise the closest found (a warning says so)."""
+    graph = _feature_graph(x, n_neighbors)
+    leiden = ClusterMethod(method) is ClusterMethod.LEIDEN
+    lo, hi = 0.0, 1.0
+    best, best_gap = None, None
+    labels = _partition(graph, hi, seed, leiden)
+    while len(np.unique(labels)) < n_clusters and hi < 1e3:   # grow until enough clusters
+        lo, hi = hi, hi * 2
+        labels = _partition(graph, hi, seed, leiden)
+    for _ in range(max_steps):
+        mid = (lo + hi) / 2
+        labels = _partition(graph, mid, seed, leiden)
+        found = len(np.unique(labels))
+        gap = abs(found - n_clusters)
+        if best_gap is None or gap < best_gap:
+            best, best_gap = labels, gap
+        if found == n_clusters:
+            break
+        lo, hi = (mid, hi) if found < n_clusters else (lo, mid)
+    if best_gap:
+        log.warning("%s: no resolution gave %d clusters; closest has %d", method, n_clusters,
+                    len(np.unique(best)))
+    return best
+
+
+def refine(labels: np.ndarray, coords: np.ndarray, n_neighbors: int = 50) -> np.ndarray:
+    """Each spot takes the most common label among its ``n_neighbors`` nearest spots
+    (itself included); its own label wins ties, then the smallest label."""
+    labels = np.asarray(labels)
+    uniq, codes = np.unique(labels, return_inverse=True)
+    n, k = len(codes), len(uniq)
+    idx, _ = knn_indices(coords, min(n_neighbors, n), include_self=True)
+    votes = np.zeros((n, k), dtype=np.int32)
+    np.add.at(votes, (np.repeat(np.arange(n), idx.shape[1]), codes[idx].ravel()), 1)
+    best = votes.max(axis=1)
+    own_ok = votes[np.arange(n), codes] == best
+    out = np.where(own_ok, codes, votes.argmax(axis=1))
+    return uniq[out]
+
+
+def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_weight: np.ndarray | None,
+                     params: ClusterParams) -> np.ndarray:
+    """PCA scores of the chosen model output.  Without a decoder (the expression baseline)
+    the embedding is used whatever ``input`` says."""
+    use_recon = (ClusterInput(params.input) is ClusterInput.RECONSTRUCTION
+                 and decoded is not None and decoded.size and decoder_weight is not None)
+    if use_recon:
+        return pca_scores(decoded, decoder_weight, params.n_pcs)
+    return pca_scores(embedding, None, params.n_pcs)
+
+
+def run_cluster(features: np.ndarray, coords: np.ndarray, n_clusters: int, params: ClusterParams) -> np.ndarray:
+    """Labels 0..n_clusters-1 (at most) for every spot."""
+    method = ClusterMethod(params.method)
+    if n_clusters < 1 or n_clusters > features.shape[0]:
+        raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {features.shape[0]}")
+    if n_clusters == 1:
+        labels = np.zeros(features.shape[0], dtype=int)
+    elif method is ClusterMethod.MCLUST:
+        labels = mclust_eee(features, n_clusters, seed=params.seed, n_init=params.n_init)
+    elif method is ClusterMethod.KMEANS:
+        labels = kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)
+    else:
+        labels = graph_communities(features, n_clusters, method=method.value, seed=params.seed,
+                                   n_neighbors=params.n_neighbors)
+    if params.refine:
+        labels = refine(labels, coords, params.refine_neighbors)
+    return np.asarray(labels, dtype=int)

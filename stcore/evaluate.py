@@ -1,0 +1,85 @@
+"""Agreement of found domains with manual annotations, and the spatial map."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["domain_metrics", "matched_f1", "plot_domains"]
+
+
+def _is_missing(values: pd.Series) -> np.ndarray:
+    s = pd.Series(values)
+    return (s.isna() | s.astype(str).str.strip().str.upper().isin(["", "NA", "NAN", "NONE"])).to_numpy()
+
+
+def matched_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Macro F1 over truth labels after a one-to-one matching of clusters to labels
+    (Hungarian, maximising the overlap); unmatched labels score 0."""
+    from scipy.optimize import linear_sum_assignment
+
+    t_codes, t_uniq = pd.factorize(pd.Series(truth), sort=True)
+    p_codes, p_uniq = pd.factorize(pd.Series(pred), sort=True)
+    cont = np.zeros((len(t_uniq), len(p_uniq)))
+    np.add.at(cont, (t_codes, p_codes), 1)
+    rows, cols = linear_sum_assignment(-cont)
+    f1 = np.zeros(len(t_uniq))
+    for r, c in zip(rows, cols):
+        tp = cont[r, c]
+        if tp:
+            prec, rec = tp / cont[:, c].sum(), tp / cont[r].sum()
+            f1[r] = 2 * prec * rec / (prec + rec)
+    return float(f1.mean())
+
+
+def domain_metrics(truth, pred) -> dict:
+    """ARI, NMI, AMI, homogeneity, completeness and matched macro-F1 on spots with a truth
+    label; spots without one are left out and counted in ``n_unlabelled``."""
+    from sklearn import metrics as m
+
+    truth = pd.Series(np.asarray(truth, dtype=object))
+    pred = np.asarray(pred)
+    keep = ~_is_missing(truth)
+    t, p = truth[keep].astype(str).to_numpy(), pred[keep]
+    out = {"n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum())}
+    if keep.sum() == 0:
+        return out | {k: float("nan") for k in ("ARI", "NMI", "AMI", "homogeneity", "completeness", "F1")}
+    return out | {
+        "ARI": float(m.adjusted_rand_score(t, p)),
+        "NMI": float(m.normalized_mutual_info_score(t, p)),
+        "AMI": float(m.adjusted_mutual_info_score(t, p)),
+        "homogeneity": float(m.homogeneity_score(t, p)),
+        "completeness": float(m.completeness_score(t, p)),
+        "F1": matched_f1(t, p),
+    }
+
+
+def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path=None):
+    """Spots coloured by found domain, beside the truth when given.  Returns the figure;
+    written to ``path`` (PNG) when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("found domains", np.asarray(pred))]
+    if truth is not None:
+        panels.insert(0, ("truth", pd.Series(np.asarray(truth, dtype=object)).fillna("NA").astype(str).to_numpy()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5), squeeze=False)
+    size = max(0.5, min(30.0, 30000 / max(len(coords), 1)))
+    for ax, (name, lab) in zip(axes[0], panels):
+        codes, uniq = pd.factorize(pd.Series(lab), sort=True)
+        cmap = plt.get_cmap("tab20", max(len(uniq), 1))
+        ax.scatter(coords[:, 0], coords[:, 1], c=codes, cmap=cmap, s=size, linewidths=0,
+                   vmin=-0.5, vmax=len(uniq) - 0.5)
+        ax.set_title(f"{title} {name}".strip())
+        ax.set_aspect("equal")
+        ax.invert_yaxis()
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    if path is not None:
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+        plt.close(fig)
+    return fig

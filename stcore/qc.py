@@ -1,0 +1,96 @@
+"""Quality control of spots and genes on raw counts."""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import anndata as ad
+import numpy as np
+
+__all__ = ["QCParams", "qc_masks", "run_qc"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QCParams:
+    """Thresholds; a spot is kept when it passes all of them.
+
+    min_counts: least total counts per spot (default 0).
+    min_genes: least detected genes per spot (default 0).
+    min_spots: least spots in which a gene is detected for the gene to be kept (default 1).
+    max_mito_pct: largest share (percent) of counts from mitochondrial genes (default 100).
+    mito_prefix: gene-name prefixes that mark mitochondrial genes (case-insensitive).
+    """
+
+    min_counts: float = 0
+    min_genes: int = 0
+    min_spots: int = 1
+    max_mito_pct: float = 100.0
+    mito_prefix: tuple[str, ...] = ("MT-", "mt-")
+
+
+def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Boolean masks of kept spots and kept genes, and a small report."""
+    x = adata.X
+    counts = np.asarray(x.sum(axis=1)).ravel()
+    genes = np.diff(x.indptr) if hasattr(x, "indptr") else np.asarray((x > 0).sum(axis=1)).ravel()
+    mito = np.asarray(adata.var_names.str.upper().str.startswith(tuple(p.upper() for p in params.mito_prefix)))
+    mito_counts = np.asarray(x[:, mito].sum(axis=1)).ravel() if mito.any() else np.zeros_like(counts)
+    mito_pct = np.divide(100 * mito_counts, counts, out=np.zeros_like(counts, dtype=float), where=counts > 0)
+    spot_ok = (counts >= params.min_counts) & (genes >= params.min_genes) & (mito_pct <= params.max_mito_pct)
+    spot_ok &= counts > 0
+    spots_per_gene = np.asarray((x[spot_ok] > 0).sum(axis=0)).ravel()
+    gene_ok = spots_per_gene >= params.min_spots
+    report = {
+        "spots_in": int(adata.n_obs), "genes_in": int(adata.n_vars),
+        "spots_kept": int(spot_ok.sum()), "genes_kept": int(gene_ok.sum()),
+        "spots_removed_empty": int((counts == 0).sum()),
+        "mito_genes": int(mito.sum()), "params": asdict(params),
+    }
+    return spot_ok, gene_ok, report
+
+
+def run_qc(adata: ad.AnnData, params: QCParams) -> tuple[ad.AnnData, dict]:
+    """Filter ``adata`` by :func:`qc_masks`; returns the filtered copy and the report."""
+    spot_ok, gene_ok, report = qc_masks(adata, params)
+    log.info("QC keeps %d of %d spots and %d of %d genes", report["spots_kept"], report["spots_in"],
+             report["genes_kept"], report["genes_in"])
+    return adata[spot_ok][:, gene_ok].copy(), report
+
+
+def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_clusters: int = 2,
+                  n_neighbors: int = 3, integer_counts: bool = True) -> tuple[ad.AnnData, dict]:
+    """Read a slide, check everything later stages rely on, and apply QC.
+
+    Raises :class:`stcore.InputError` naming ``path`` when the slide cannot be used:
+    unreadable file, bad coordinates or counts, duplicate spot ids, a missing or empty truth
+    column, or too few spots left for the graph or for ``n_clusters``.
+    """
+    from .errors import InputError
+    from .io import check_counts, read_slide
+
+    adata = read_slide(path, fmt)
+    check_counts(adata.X, path, integer=integer_counts)
+    if truth:
+        if truth not in adata.obs.columns:
+            raise InputError(f"truth column '{truth}' is not in obs (columns: {list(adata.obs.columns)[:10]})",
+                             path=path, fix="set the sample sheet's truth column to an existing obs column, "
+                                            "or leave it empty")
+        labels = adata.obs[truth]
+        if labels.isna().all() or labels.astype(str).str.strip().isin(["", "nan", "NA"]).all():
+            raise InputError(f"truth column '{truth}' has no labels (all missing)", path=path,
+                             fix="fill in the annotation or leave the truth column empty")
+    adata, report = run_qc(adata, params)
+    n = adata.n_obs
+    if n == 0:
+        raise InputError(f"QC removed every spot (of {report['spots_in']})", path=path,
+                         fix="lower the qc thresholds in the config")
+    if n <= n_neighbors:
+        raise InputError(f"{n} spots after QC, not more than the {n_neighbors} graph neighbours", path=path,
+                         fix="lower graph.n_neighbors or check the slide")
+    if n_clusters > n:
+        raise InputError(f"n_clusters={n_clusters} is larger than the {n} spots after QC", path=path,
+                         fix="lower n_clusters in the sample sheet")
+    report["truth"] = truth
+    return adata, report

@@ -1,0 +1,38 @@
+"""What every Snakemake script shares: logging to the rule's log file, and turning bad
+input into one clear line instead of a traceback."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
+
+from .errors import InputError
+from .train import DivergenceError
+
+__all__ = ["run_step"]
+
+
+def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None) -> None:
+    """Run ``step(snakemake)`` with logging sent to ``snakemake.log[0]``.
+
+    An :class:`InputError` (or a diverged training) is written as one line to the log and
+    to stderr, and the job exits with status 1; Snakemake then removes its outputs.
+    """
+    log_file = snakemake.log[0] if len(snakemake.log) else None
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
+    if sample is None:
+        sample = getattr(snakemake.wildcards, "sample", None)
+    try:
+        step(snakemake)
+    except InputError as exc:
+        exc = exc.located(sample=sample)
+        logging.getLogger("stcore").error("%s", exc)
+        sys.exit(1)
+    except DivergenceError as exc:
+        logging.getLogger("stcore").error("sample '%s': %s", sample, exc)
+        sys.exit(1)
