@@ -6,11 +6,6 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# Scripts import stcore from this checkout, whichever environment runs them.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH", "")) if p
-)
-
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.
 _raw_methods = copy.deepcopy(config.get("methods"))
 validate(config, "../schemas/config.schema.yaml")
