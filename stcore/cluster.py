@@ -100,14 +100,23 @@ def _feature_graph(x: np.ndarray, n_neighbors: int):
 
 
 def _partition(graph, resolution: float, seed: int, leiden: bool) -> np.ndarray:
-    import leidenalg as la
+    if leiden:
+        import leidenalg as la
 
-    part = la.RBConfigurationVertexPartition(graph, resolution_parameter=resolution)
-    opt = la.Optimiser()
-    opt.set_rng_seed(seed)
-    opt.refine_partition = leiden   # without refinement the optimiser is Louvain
-    opt.optimise_partition(part, n_iterations=-1)
-    return np.asarray(part.membership)
+        part = la.RBConfigurationVertexPartition(graph, resolution_parameter=resolution)
+        opt = la.Optimiser()
+        opt.set_rng_seed(seed)
+        opt.optimise_partition(part, n_iterations=-1)
+        return np.asarray(part.membership)
+    import random
+
+    import igraph as ig
+
+    ig.set_random_number_generator(random.Random(seed))   # igraph's Louvain draws from here
+    try:
+        return np.asarray(graph.community_multilevel(resolution=resolution).membership)
+    finally:
+        ig.set_random_number_generator(random)
 
 
 def graph_communities(x: np.ndarray, n_clusters: int, *, method: str = "leiden", seed: int = 0,

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from stcore.cluster import ClusterParams, graph_communities, pca_scores, refine, run_cluster
+from stcore.evaluate import domain_metrics
+
+
+def _blobs(n=300, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 6, size=(k, 10))
+    truth = np.repeat(np.arange(k), n // k)
+    return centres[truth] + rng.normal(size=(len(truth), 10)), truth
+
+
+def test_pca_of_factored_product_equals_pca_of_the_product():
+    rng = np.random.default_rng(1)
+    left, right = rng.normal(size=(200, 8)), rng.normal(size=(8, 50))
+    ours = pca_scores(left, right, 5)
+    ref = PCA(n_components=5, svd_solver="full").fit_transform(left @ right)
+    for j in range(5):  # equal up to the sign of each component
+        assert np.allclose(ours[:, j], ref[:, j], atol=1e-8) or np.allclose(ours[:, j], -ref[:, j], atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["mclust", "kmeans", "leiden", "louvain"])
+def test_every_method_finds_separated_blobs(method):
+    x, truth = _blobs()
+    labels = run_cluster(x, np.zeros((len(x), 2)), 3, ClusterParams(method=method, n_init=3))
+    assert len(np.unique(labels)) == 3
+    assert domain_metrics(truth, labels)["ARI"] > 0.95
+
+
+def test_resolution_search_hits_the_number_of_clusters():
+    x = np.random.default_rng(2).random((500, 2))   # one connected cloud: any k is reachable
+    for method in ("leiden", "louvain"):
+        for k in (4, 9):
+            labels = graph_communities(x, k, method=method, seed=0)
+            assert len(np.unique(labels)) == k
+
+
+def test_same_seed_same_labels():
+    x, _ = _blobs(seed=3)
+    p = ClusterParams(method="mclust", seed=4, n_init=2)
+    assert np.array_equal(run_cluster(x, np.zeros((len(x), 2)), 3, p), run_cluster(x, np.zeros((len(x), 2)), 3, p))
+
+
+def test_refine_takes_the_neighbourhood_majority():
+    xy = np.column_stack([np.arange(30.0), np.zeros(30)])
+    labels = np.array([0] * 15 + [1] * 15)
+    noisy = labels.copy()
+    noisy[5] = 1
+    noisy[20] = 0
+    assert np.array_equal(refine(noisy, xy, n_neighbors=5), labels)
+
+
+def test_refine_keeps_own_label_on_ties():
+    xy = np.array([[0.0, 0], [1, 0], [2, 0], [3, 0]])
+    # spot 1 sees itself (1), spot 0 (0), spot 2 (0 or 1)... build an exact 2-2 tie with 4 neighbours
+    labels = np.array([0, 1, 1, 0])
+    assert np.array_equal(refine(labels, xy, n_neighbors=4), labels)
