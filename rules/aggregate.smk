@@ -7,8 +7,12 @@ rule aggregate:
     output:
         tsv="results/benchmark.tsv",
         md="results/benchmark.md",
+    params:
+        methods=METHODS,
     log:
         "logs/aggregate.log",
+    benchmark:
+        "results/benchmarks/aggregate.tsv"
     conda:
         "../envs/stcore.yaml"
     threads: 1

@@ -9,7 +9,7 @@ def main(sm):
     with atomic_path(sm.output.tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     with atomic_path(sm.output.md) as tmp:
-        tmp.write_text(summary_markdown(table))
+        tmp.write_text(summary_markdown(table, list(sm.params.methods)))
 
 
 if "snakemake" in globals():
