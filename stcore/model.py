@@ -19,6 +19,7 @@ Exact rewrites used in training, each tested against the plain form:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["GraphContrastiveAE", "ModelOutput", "LossParts", "to_torch_sparse", "readout",
-           "reconstruction_sse", "reconstruction_sse_plain", "row_permutation"]
+           "reconstruction_sse", "reconstruction_sse_plain", "row_permutation", "fixed_order_sum"]
 
 
 def to_torch_sparse(m: sp.spmatrix, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -40,15 +41,76 @@ def to_torch_sparse(m: sp.spmatrix, device: torch.device | str = "cpu") -> torch
     return t.coalesce().to(device)
 
 
-def readout(readout_op: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class SparseOperator:
+    """A sparse N x N operator held as CSR together with its transpose, so that the
+    backward pass of ``A @ X`` (which is ``Aᵀ @ grad``) is one more CSR product instead of
+    torch's generic COO backward, which transposes and coalesces ``A`` every call."""
+
+    csr: torch.Tensor      # A, sparse CSR
+    csr_t: torch.Tensor    # Aᵀ, sparse CSR
+
+    @property
+    def shape(self):
+        return self.csr.shape
+
+
+def to_sparse_operator(m: sp.spmatrix, device: torch.device | str = "cpu") -> SparseOperator:
+    """scipy sparse -> :class:`SparseOperator` (float32 CSR of ``m`` and of ``m.T``)."""
+    def csr(a):
+        a = sp.csr_matrix(a, dtype=np.float32)
+        a.sort_indices()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
+            return torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(np.int64)),
+                                           torch.from_numpy(a.indices.astype(np.int64)),
+                                           torch.from_numpy(a.data), a.shape, dtype=torch.float32,
+                                           check_invariants=True).to(device)
+    return SparseOperator(csr(m), csr(sp.csr_matrix(m).T))
+
+
+class _OperatorMatmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, a_t, x):
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return None, None, torch.sparse.mm(ctx.a_t, grad)
+
+
+def spmm(a: torch.Tensor | SparseOperator, x: torch.Tensor) -> torch.Tensor:
+    """``a @ x`` for a sparse torch tensor or a :class:`SparseOperator` (differentiable in ``x``)."""
+    if isinstance(a, SparseOperator):
+        return _OperatorMatmul.apply(a.csr, a.csr_t, x)
+    return torch.sparse.mm(a, x)
+
+
+def readout(readout_op: torch.Tensor | SparseOperator, emb: torch.Tensor) -> torch.Tensor:
     """Neighbourhood summary: mean of each spot's and its neighbours' embeddings,
     L2-normalised per row, then sigmoid.  (N, d) -> (N, d)."""
-    return torch.sigmoid(F.normalize(torch.sparse.mm(readout_op, emb), p=2, dim=1))
+    return _summary(spmm(readout_op, emb))
+
+
+def _summary(agg: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(F.normalize(agg, p=2, dim=-1))
 
 
 def row_permutation(n: int, generator: torch.Generator) -> torch.Tensor:
     """A random permutation of ``n`` rows drawn from ``generator`` (the corruption)."""
     return torch.randperm(n, generator=generator, device=generator.device)
+
+
+def fixed_order_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of all entries of ``t`` (2-D) that does not depend on the number of CPU threads.
+
+    A plain ``t.sum()`` over a large tensor is split into one partial sum per thread, so
+    its last bits change with ``torch.set_num_threads``.  Summing each column first (one
+    output per column, each added up in a fixed order by a single thread) and then the
+    short row of column sums gives the same bits for any thread count.
+    """
+    return t.sum(dim=0).sum()
 
 
 def reconstruction_sse_plain(u: torch.Tensor, w2: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -64,7 +126,7 @@ def reconstruction_sse(u: torch.Tensor, w2: torch.Tensor, x_w2t: torch.Tensor,
     """
     gram_u = u.T @ u                       # (d, d)
     gram_w = w2 @ w2.T                     # (d, d)
-    return (gram_u * gram_w).sum() - 2 * (u * x_w2t).sum() + x_sqnorm
+    return fixed_order_sum(gram_u * gram_w) - 2 * fixed_order_sum(u * x_w2t) + x_sqnorm
 
 
 @dataclass
@@ -94,7 +156,11 @@ class BilinearDiscriminator(nn.Module):
         nn.init.zeros_(self.bilinear.bias)
 
     def forward(self, summary: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.bilinear(pos, summary), self.bilinear(neg, summary)], dim=1)
+        # e^T B s as (E B) * s summed over the latent axis: the same numbers as
+        # nn.Bilinear(pos, summary), whose generic kernel expands an (N, d, d) tensor.
+        b = self.bilinear.weight[0]                       # (d, d)
+        both = torch.stack([pos, neg]) @ b                # (2, N, d)
+        return (both * summary).sum(dim=2).T + self.bilinear.bias
 
 
 class GraphContrastiveAE(nn.Module):
@@ -122,9 +188,10 @@ class GraphContrastiveAE(nn.Module):
         """W2, (d, G)."""
         return self.weight1.T if self.tied_decoder else self.weight2
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor, readout_op: torch.Tensor,
-                perm: torch.Tensor) -> ModelOutput:
-        """x: (N, G) dense; adj, readout_op: sparse (N, N); perm: (N,) corruption."""
+    def forward(self, x: torch.Tensor, adj: torch.Tensor | SparseOperator,
+                readout_op: torch.Tensor | SparseOperator, perm: torch.Tensor) -> ModelOutput:
+        """x: (N, G) dense; adj, readout_op: sparse (N, N) torch tensors or
+        :class:`SparseOperator` (faster backward); perm: (N,) corruption."""
         if self.tied_decoder:
             xw = x @ self.weight1
             x_w2t = xw                      # X W2ᵀ = X W1 when W2 = W1ᵀ
@@ -132,11 +199,16 @@ class GraphContrastiveAE(nn.Module):
             d = self.weight1.shape[1]
             both = x @ torch.cat([self.weight1, self.weight2.T], dim=1)
             xw, x_w2t = both[:, :d], both[:, d:]
-        z = torch.sparse.mm(adj, xw)
-        z_corrupt = torch.sparse.mm(adj, xw[perm])
-        decoded = torch.sparse.mm(adj, z)
-        emb, emb_corrupt = F.relu(z), F.relu(z_corrupt)
-        s, s_corrupt = readout(readout_op, emb), readout(readout_op, emb_corrupt)
+        d = xw.shape[1]
+        # Â [XW1, (XW1)[π]] in one sparse product; (XW1)[π] = X[π]W1.
+        zz = spmm(adj, torch.cat([xw, xw[perm]], dim=1))
+        z, z_corrupt = zz[:, :d], zz[:, d:]
+        decoded = spmm(adj, z)
+        ee = F.relu(zz)
+        emb, emb_corrupt = ee[:, :d], ee[:, d:]
+        # Both summaries from one sparse product, each half normalised on its own.
+        ss = _summary(spmm(readout_op, ee).view(-1, 2, d))
+        s, s_corrupt = ss[:, 0], ss[:, 1]
         logits = self.discriminator(s, emb, emb_corrupt)
         logits_corrupt = self.discriminator(s_corrupt, emb_corrupt, emb)
         return ModelOutput(z, decoded, logits, logits_corrupt, x_w2t)
@@ -148,6 +220,8 @@ class GraphContrastiveAE(nn.Module):
         recon = reconstruction_sse(out.decoded, self.decoder_weight, out.x_w2t, x_sqnorm) / (n * n_genes)
         target = torch.zeros_like(out.logits)
         target[:, 0] = 1.0
-        contrast = (F.binary_cross_entropy_with_logits(out.logits, target)
-                    + F.binary_cross_entropy_with_logits(out.logits_corrupt, target))
+        # Mean BCE with a thread-independent reduction (see fixed_order_sum).
+        contrast = (fixed_order_sum(F.binary_cross_entropy_with_logits(out.logits, target, reduction="none"))
+                    + fixed_order_sum(F.binary_cross_entropy_with_logits(out.logits_corrupt, target,
+                                                                         reduction="none"))) / target.numel()
         return LossParts(recon_weight * recon + contrast_weight * contrast, recon, contrast)

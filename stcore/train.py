@@ -17,16 +17,20 @@ import scipy.sparse as sp
 import torch
 
 from .graph import gcn_norm, mean_operator
-from .model import GraphContrastiveAE, to_torch_sparse, row_permutation
+from .model import GraphContrastiveAE, row_permutation, to_sparse_operator
 
 __all__ = ["TrainParams", "TrainResult", "fit_graph_model", "fit_expression", "resolve_device",
-           "DivergenceError"]
+           "DivergenceError", "input_pca"]
 
 log = logging.getLogger(__name__)
 
 
 class DivergenceError(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or grew past ``DIVERGENCE_FACTOR`` times its first value."""
+
+
+# A loss this many times larger than at the first epoch means the optimiser has run away.
+DIVERGENCE_FACTOR = 1e6
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,11 @@ class TrainParams:
 
     seed: seeds the weights and the corruption.  device: 'cpu', 'cuda' or 'auto'.
     threads: torch CPU threads (None leaves torch's default).  log_every: epochs between
-    progress lines.
+    progress lines.  input_pcs: when set, the model is trained on the first ``input_pcs``
+    principal-component scores of the expression instead of the genes (a variant, not the
+    reference method): the dense matrix is then N x input_pcs instead of N x G, which bounds
+    memory on slides whose N x G matrix does not fit; the decoder then reconstructs the
+    scores.  None (default) trains on the genes.
     """
 
     epochs: int = 600
@@ -50,6 +58,7 @@ class TrainParams:
     device: str = "auto"
     threads: int | None = None
     log_every: int = 50
+    input_pcs: int | None = None
 
 
 @dataclass
@@ -79,19 +88,57 @@ def _dense_float32(x) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def _squared_norm(xt: torch.Tensor, rows: int = 16384) -> float:
+    """||X||² in float64, a block of rows at a time (no float64 copy of the whole X).
+
+    Each block is summed per column and the column sums are added in a fixed order, so the
+    result does not depend on the number of CPU threads."""
+    col = torch.zeros(xt.shape[1], dtype=torch.float64, device=xt.device)
+    for blk in xt.split(rows):
+        col += (blk.double() ** 2).sum(dim=0)
+    return float(col.sum())
+
+
+def input_pca(x, n_comps: int) -> np.ndarray:
+    """Scores (N, n_comps) of the first principal components of ``x`` (N x G, sparse or
+    dense), float32, without forming a dense N x G matrix: the G x G covariance is
+    eigendecomposed and the scores are ``X V - mean V``.  Signs: largest loading positive."""
+    n, g = x.shape
+    k = min(n_comps, g, n)
+    if sp.issparse(x):
+        x = sp.csr_matrix(x, dtype=np.float64)
+        mean = np.asarray(x.mean(axis=0)).ravel()
+        gram = (x.T @ x).toarray()
+    else:
+        x = np.asarray(x, dtype=np.float64)
+        mean = x.mean(axis=0)
+        gram = x.T @ x
+    cov = gram / n - np.outer(mean, mean)
+    vals, vecs = np.linalg.eigh(cov)
+    v = np.ascontiguousarray(vecs[:, ::-1][:, :k])
+    v *= np.sign(v[np.abs(v).argmax(axis=0), np.arange(k)])
+    scores = np.asarray(x @ v) - mean @ v
+    log.info("input PCA: %d components keep %.1f%% of the variance", k,
+             100 * vals[::-1][:k].sum() / max(vals.sum(), 1e-300))
+    return scores.astype(np.float32)
+
+
 def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) -> TrainResult:
     """Train on expression ``x`` (N x G, sparse or dense) over the spatial adjacency ``adj``
     (symmetric 0/1, N x N sparse)."""
     if params.threads:
         torch.set_num_threads(params.threads)
     device = resolve_device(params.device)
+    if params.input_pcs:
+        x = input_pca(x, params.input_pcs)
     n, g = x.shape
     gen = torch.Generator(device="cpu").manual_seed(params.seed)
     model = GraphContrastiveAE(g, params.n_latent, tied_decoder=params.tied_decoder, generator=gen).to(device)
     xt = torch.from_numpy(_dense_float32(x)).to(device)   # the one dense copy of the features
-    x_sqnorm = float((xt.double() ** 2).sum())
-    a_hat = to_torch_sparse(gcn_norm(adj), device)
-    r_op = to_torch_sparse(mean_operator(adj), device)
+    del x
+    x_sqnorm = _squared_norm(xt)
+    a_hat = to_sparse_operator(gcn_norm(adj), device)
+    r_op = to_sparse_operator(mean_operator(adj), device)
     opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     rows = []
     t0 = time.perf_counter()
@@ -104,6 +151,10 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         total = float(parts.total.detach())
         if not math.isfinite(total):
             raise DivergenceError(f"training diverged at epoch {epoch}: loss is {total}; "
+                                  f"lower lr (now {params.lr}) or check the input for extreme values")
+        if rows and total > DIVERGENCE_FACTOR * max(rows[0][1], 1e-12):
+            raise DivergenceError(f"training diverged at epoch {epoch}: loss {total:.3g} is more than "
+                                  f"{DIVERGENCE_FACTOR:.0e} times the first epoch's {rows[0][1]:.3g}; "
                                   f"lower lr (now {params.lr}) or check the input for extreme values")
         opt.zero_grad(set_to_none=True)
         parts.total.backward()

@@ -1,0 +1,99 @@
+"""The reference GraphST package (PyPI GraphST 1.1.1) on one slide, phase by phase.
+
+Run with the benchmark's own environment (benchmarks/.venv-ref), never with stcore's.
+Phases follow what ``GraphST.GraphST(adata)`` does inside its constructor, called one by
+one so that each can be timed: preprocess (its HVG + normalise + log + scale),
+graph (its spatial neighbour graph, contrastive labels, features and its normalised
+adjacency, built by the constructor), train (``train()``, 600 epochs by default) and
+cluster.  Its ``clustering(method='mclust')`` needs R and rpy2; where they are missing the
+decoder output ``obsm['emb']`` is reduced to 20 PCs as the package does (scikit-learn PCA,
+random_state 42) and clustered with stcore's R-free EEE mixture; the JSON says which.
+Peak RSS is the process's peak so far, read after each phase.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--slide", required=True)
+    ap.add_argument("--truth", default="ground_truth")
+    ap.add_argument("--n-clusters", type=int, default=7)
+    ap.add_argument("--epochs", type=int, default=600)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=41)
+    a = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(a.threads)
+    import numpy as np
+    import scanpy as sc
+    from GraphST import GraphST
+    from GraphST.preprocess import add_contrastive_label, construct_interaction, fix_seed, get_feature, preprocess
+
+    phases = {}
+
+    def mark(name, t0):
+        phases[name] = {"s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+
+    mark("startup", T_START)
+    t = time.perf_counter()
+    adata = sc.read_h5ad(a.slide)
+    adata.var_names_make_unique()
+    fix_seed(a.seed)
+    preprocess(adata)
+    mark("preprocess", t)
+    t = time.perf_counter()
+    construct_interaction(adata)
+    add_contrastive_label(adata)
+    get_feature(adata)
+    model = GraphST.GraphST(adata, device=torch.device("cpu"), epochs=a.epochs, random_seed=a.seed)
+    mark("graph", t)
+    t = time.perf_counter()
+    adata = model.train()
+    mark("train", t)
+    t = time.perf_counter()
+    info = {"spots": int(adata.n_obs), "genes_used": int(adata.obsm["feat"].shape[1]), "epochs": a.epochs,
+            "threads": a.threads, "seed": a.seed, "torch": torch.__version__}
+    try:
+        import rpy2  # noqa: F401
+        from GraphST.utils import clustering
+        clustering(adata, a.n_clusters, radius=50, method="mclust", refinement=False)
+        labels = adata.obs["domain"].to_numpy()
+        info["clustering"] = "GraphST clustering(method='mclust') with R mclust"
+    except ImportError:
+        from sklearn.decomposition import PCA
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from stcore.cluster import mclust_eee
+        pcs = PCA(n_components=20, random_state=42).fit_transform(adata.obsm["emb"].copy())
+        labels = mclust_eee(pcs, a.n_clusters, seed=a.seed)
+        info["clustering"] = ("R/rpy2 not installed: PCA 20 of obsm['emb'] as GraphST does, then stcore's "
+                              "R-free EEE mixture (stcore.cluster.mclust_eee)")
+    mark("cluster", t)
+    if a.truth:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from stcore.cluster import refine
+        from stcore.evaluate import domain_metrics
+        truth = adata.obs[a.truth].to_numpy()
+        info["ARI"] = domain_metrics(truth, labels)["ARI"]
+        info["ARI_refined"] = domain_metrics(truth, refine(labels, np.asarray(adata.obsm["spatial"]), 50))["ARI"]
+    info["s_per_epoch"] = phases["train"]["s"] / a.epochs
+    info["phases"] = phases
+    info["total_s"] = time.perf_counter() - T_START
+    info["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(info), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Each rewrite that makes training fast computes the same numbers as the plain form.
+
+Plain forms are written out here with dense matrices on small slides, in float64 where the
+comparison should be tight; the fast forms are the ones stcore uses.
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stcore.cluster import pca_scores, refine
+from stcore.graph import gcn_norm, knn_graph, knn_indices, mean_operator
+from stcore.model import (BilinearDiscriminator, GraphContrastiveAE, readout, reconstruction_sse,
+                          reconstruction_sse_plain, row_permutation, spmm, to_sparse_operator,
+                          to_torch_sparse)
+from stcore.train import _squared_norm, input_pca
+
+
+def _graph(hex_coords):
+    adj = knn_graph(hex_coords)
+    return adj, gcn_norm(adj).toarray().astype(np.float64), mean_operator(adj).toarray().astype(np.float64)
+
+
+def test_row_shuffle_commutes_with_the_first_layer():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 30, generator=gen, dtype=torch.float64)
+    w1 = torch.randn(30, 8, generator=gen, dtype=torch.float64)
+    perm = row_permutation(50, gen)
+    assert not torch.equal(perm, torch.arange(50))
+    torch.testing.assert_close(x[perm] @ w1, (x @ w1)[perm], rtol=1e-12, atol=1e-12)
+
+
+def test_decoder_product_order(hex_coords):
+    _, a_hat, _ = _graph(hex_coords)
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(len(hex_coords), 8, generator=gen, dtype=torch.float64)
+    w2 = torch.randn(8, 40, generator=gen, dtype=torch.float64)
+    a = torch.from_numpy(a_hat)
+    torch.testing.assert_close(a @ (z @ w2), (a @ z) @ w2, rtol=1e-10, atol=1e-10)
+    # and through the sparse operator used in training (float32)
+    op = to_sparse_operator(sp.csr_matrix(a_hat))
+    torch.testing.assert_close(spmm(op, z.float()) @ w2.float(), (a @ (z @ w2)).float(), rtol=1e-4, atol=1e-4)
+
+
+def test_expanded_squared_error_value_and_gradients(hex_coords):
+    gen = torch.Generator().manual_seed(2)
+    n, g, d = len(hex_coords), 40, 8
+    x = torch.rand(n, g, generator=gen, dtype=torch.float64)
+    u = torch.randn(n, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(d, g, generator=gen, dtype=torch.float64, requires_grad=True)
+    plain = F.mse_loss(u @ w2, x, reduction="sum")
+    assert torch.allclose(plain, reconstruction_sse_plain(u, w2, x))
+    g_plain = torch.autograd.grad(plain, [u, w2])
+    fast = reconstruction_sse(u, w2, x @ w2.T, float((x ** 2).sum()))
+    g_fast = torch.autograd.grad(fast, [u, w2])
+    torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-9)
+    for a, b in zip(g_fast, g_plain):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_fused_first_layer_product_and_its_gradients():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(60, 30, generator=gen, dtype=torch.float64)
+    w1 = torch.randn(30, 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(8, 30, generator=gen, dtype=torch.float64, requires_grad=True)
+    up = torch.randn(60, 8, generator=gen, dtype=torch.float64)
+    uq = torch.randn(60, 8, generator=gen, dtype=torch.float64)
+    both = x @ torch.cat([w1, w2.T], dim=1)
+    torch.testing.assert_close(both[:, :8], x @ w1, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(both[:, 8:], x @ w2.T, rtol=1e-12, atol=1e-12)
+    fused = torch.autograd.grad((both[:, :8] * up).sum() + (both[:, 8:] * uq).sum(), [w1, w2])
+    plain = torch.autograd.grad(((x @ w1) * up).sum() + ((x @ w2.T) * uq).sum(), [w1, w2])
+    for a, b in zip(fused, plain):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_sparse_operator_product_and_gradient_equal_dense(hex_coords):
+    _, _, r = _graph(hex_coords)                       # row-normalised: not symmetric
+    assert not np.allclose(r, r.T)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(len(hex_coords), 6, generator=gen, requires_grad=True)
+    w = torch.randn(len(hex_coords), 6, generator=gen)
+    y = spmm(to_sparse_operator(sp.csr_matrix(r)), x)
+    (gx,) = torch.autograd.grad((y * w).sum(), x)
+    rd = torch.from_numpy(r).float()
+    torch.testing.assert_close(y, rd @ x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx, rd.T @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_discriminator_equals_torch_bilinear():
+    gen = torch.Generator().manual_seed(5)
+    disc = BilinearDiscriminator(8, gen)
+    nn.init.normal_(disc.bilinear.bias, generator=gen)
+    s, p, q = (torch.randn(30, 8, generator=gen) for _ in range(3))
+    expected = torch.cat([disc.bilinear(p, s), disc.bilinear(q, s)], dim=1)
+    torch.testing.assert_close(disc(s, p, q), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_model_forward_and_loss_equal_the_plain_model(hex_coords):
+    """The whole forward pass (fused product, shared shuffle, batched sparse products,
+    expanded loss) against the plain dense model, value and gradients."""
+    adj, a_hat, r = _graph(hex_coords)
+    n, g, d = len(hex_coords), 25, 8
+    gen = torch.Generator().manual_seed(6)
+    x = torch.rand(n, g, generator=gen)
+    model = GraphContrastiveAE(g, d, generator=gen)
+    perm = row_permutation(n, gen)
+    out = model(x, to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj)), perm)
+    loss = model.loss(out, float((x.double() ** 2).sum()), g).total
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+
+    a, rr = torch.from_numpy(a_hat).float(), torch.from_numpy(r).float()
+    w1, w2 = model.weight1, model.weight2
+    bil = model.discriminator.bilinear
+    z = a @ (x @ w1)
+    zc = a @ (x[perm] @ w1)
+    h = a @ (z @ w2)                                   # the N x G reconstruction, formed
+    e, ec = F.relu(z), F.relu(zc)
+    s = torch.sigmoid(F.normalize(rr @ e, dim=1))
+    sc = torch.sigmoid(F.normalize(rr @ ec, dim=1))
+    lg = torch.cat([bil(e, s), bil(ec, s)], 1)
+    lgc = torch.cat([bil(ec, sc), bil(e, sc)], 1)
+    t = torch.zeros_like(lg)
+    t[:, 0] = 1
+    plain = 10 * F.mse_loss(h, x) + F.binary_cross_entropy_with_logits(lg, t) + F.binary_cross_entropy_with_logits(lgc, t)
+    plain_grads = torch.autograd.grad(plain, list(model.parameters()))
+    torch.testing.assert_close(out.latent, z, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out.logits, lg, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(loss, plain, rtol=1e-4, atol=1e-5)
+    for fast_g, plain_g in zip(grads, plain_grads):
+        torch.testing.assert_close(fast_g, plain_g, rtol=1e-3, atol=1e-5)
+
+
+def test_coo_and_operator_inputs_give_the_same_model_output(hex_coords):
+    adj = knn_graph(hex_coords)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.rand(len(hex_coords), 12, generator=gen)
+    model = GraphContrastiveAE(12, 4, generator=gen)
+    perm = row_permutation(len(hex_coords), gen)
+    a = model(x, to_torch_sparse(gcn_norm(adj)), to_torch_sparse(mean_operator(adj)), perm)
+    b = model(x, to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj)), perm)
+    for f in ("latent", "decoded", "logits", "logits_corrupt", "x_w2t"):
+        torch.testing.assert_close(getattr(a, f), getattr(b, f), rtol=1e-5, atol=1e-6)
+
+
+def test_blocked_squared_norm_equals_plain():
+    x = torch.rand(1000, 7, generator=torch.Generator().manual_seed(8))
+    assert _squared_norm(x, rows=64) == pytest.approx(float((x.double() ** 2).sum()), rel=1e-12)
+
+
+def _match_signs(a, b):
+    return a * np.sign((a * b).sum(axis=0))
+
+
+def test_pca_scores_of_a_factored_product_equal_sklearn_on_the_formed_product():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(9)
+    left = rng.normal(size=(300, 12))
+    right = rng.normal(size=(12, 80))
+    ours = pca_scores(left, right, 5)
+    ref = PCA(n_components=5, svd_solver="full").fit_transform(left @ right)
+    np.testing.assert_allclose(np.abs((ours * ref).sum(0)) / (np.linalg.norm(ours, axis=0) * np.linalg.norm(ref, axis=0)),
+                               1, atol=1e-10)
+    np.testing.assert_allclose(_match_signs(ours, ref), ref, rtol=1e-8, atol=1e-8)
+
+
+def test_input_pca_equals_sklearn_on_sparse_and_dense_input():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(10)
+    x = sp.random(400, 60, density=0.2, random_state=11, format="csr") * 5
+    ref = PCA(n_components=6, svd_solver="full").fit_transform(x.toarray())
+    for inp in (x, x.toarray()):
+        ours = input_pca(inp, 6)
+        assert ours.shape == (400, 6) and ours.dtype == np.float32
+        np.testing.assert_allclose(_match_signs(ours, ref), ref, rtol=1e-3, atol=1e-4)
+
+
+def _brute_knn(coords, k):
+    d = ((coords[:, None] - coords[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def test_knn_indices_match_brute_force_on_scattered_spots():
+    rng = np.random.default_rng(12)
+    coords = rng.uniform(0, 100, size=(300, 2))
+    idx, dist = knn_indices(coords, 6)
+    np.testing.assert_array_equal(idx, _brute_knn(coords, 6))
+    np.testing.assert_allclose(dist, np.linalg.norm(coords[idx] - coords[:, None], axis=2))
+
+
+def test_refine_matches_a_dense_majority_vote():
+    rng = np.random.default_rng(13)
+    coords = rng.uniform(0, 100, size=(200, 2))
+    labels = rng.integers(0, 4, 200)
+    k = 10
+    d = ((coords[:, None] - coords[None]) ** 2).sum(-1)
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]      # the spot itself first (distance 0)
+    expected = []
+    for i in range(200):
+        counts = np.bincount(labels[order[i]], minlength=4)
+        expected.append(labels[i] if counts[labels[i]] == counts.max() else counts.argmax())
+    np.testing.assert_array_equal(refine(labels, coords, k), expected)
+
+
+@pytest.mark.parametrize("what", ["knn_indices", "refine"])
+def test_neighbour_steps_never_build_an_n_by_n_array(what):
+    """At N = 20,000 an N x N array of even one byte per entry is 400 MB; the traced peak
+    of numpy allocations must stay far below that."""
+    n = 20_000
+    rng = np.random.default_rng(14)
+    coords = rng.uniform(0, 1000, size=(n, 2))
+    labels = rng.integers(0, 7, n)
+    tracemalloc.start()
+    try:
+        if what == "knn_indices":
+            knn_indices(coords, 50, include_self=True)
+        else:
+            refine(labels, coords, 50)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6, f"{what} allocated {peak / 1e6:.0f} MB at N={n}"
