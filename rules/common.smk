@@ -89,3 +89,29 @@ def run_outputs(name):
 
 def env_for_train():
     return "../envs/stcore-cuda.yaml" if config["train"]["device"] == "cuda" else "../envs/stcore.yaml"
+
+
+# When jobs fail, repeat the one-line message each failed step wrote to its log (bad input,
+# diverged training) at the end of the console output, where the user looks first.
+import sys as _sys
+import time as _time
+
+_RUN_STARTED = _time.time()
+
+
+def _failure_lines(since, log_dir="logs"):
+    lines = []
+    for root, _, files in os.walk(log_dir):
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if not name.endswith(".log") or os.path.getmtime(path) < since:
+                continue
+            with open(path, errors="replace") as fh:
+                lines += [f"{path}: {line.split(' ERROR stcore: ', 1)[1].rstrip()}"
+                          for line in fh if " ERROR stcore: " in line]
+    return lines
+
+
+onerror:
+    for _line in _failure_lines(_RUN_STARTED):
+        print(f"FAILED {_line}", file=_sys.stderr)

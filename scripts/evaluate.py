@@ -4,6 +4,7 @@ import pandas as pd
 
 from stcore.evaluate import domain_metrics, plot_domains
 from stcore.io import atomic_path
+from stcore.provenance import record
 from stcore.workflow import run_step
 
 
@@ -15,6 +16,9 @@ def main(sm):
            "spots": slide.n_obs, "genes": slide.n_vars, "domains_found": int(labels.nunique())}
     if truth is not None:
         row |= domain_metrics(truth.to_numpy(), labels.to_numpy())
+    prov = slide.uns.get("provenance", {})
+    row |= record(seed=int(sm.wildcards.seed), config=dict(sm.config),
+                  input_sha256=str(prov.get("input_sha256", "")))
     row["train_s"] = float(pd.read_csv(sm.input.train_bench, sep="\t")["s"].iloc[0])
     row["cluster_s"] = float(pd.read_csv(sm.input.cluster_bench, sep="\t")["s"].iloc[0])
     plot_domains(slide.obsm["spatial"][:], labels.to_numpy(), None if truth is None else truth.to_numpy(),

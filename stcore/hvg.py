@@ -42,8 +42,26 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
     if params.flavor != "seurat_v3":
         sc.pp.normalize_total(tmp, target_sum=params.target_sum)
         sc.pp.log1p(tmp)
-    sc.pp.highly_variable_genes(tmp, flavor=params.flavor, n_top_genes=params.n_top_genes)
-    return tmp.var["highly_variable"].to_numpy()
+    if params.flavor != "seurat_v3":
+        sc.pp.highly_variable_genes(tmp, flavor=params.flavor, n_top_genes=params.n_top_genes)
+        return tmp.var["highly_variable"].to_numpy()
+    # seurat_v3 fits a loess of log variance on log mean; on very sparse counts the points are
+    # too few and too tied for scanpy's span 0.3, so the span is widened before giving up.
+    for span in _LOESS_SPANS:
+        try:
+            sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=params.n_top_genes, span=span)
+            return tmp.var["highly_variable"].to_numpy()
+        except ValueError as exc:
+            if "singular" not in str(exc):
+                raise
+            log.warning("seurat_v3 HVG: the loess fit with span %.1f is singular (%s)", span, exc)
+    from .errors import InputError
+    raise InputError("seurat_v3 cannot fit the mean-variance trend (counts too sparse)",
+                     fix="set hvg.flavor to 'seurat', or raise qc.min_counts to drop near-empty spots")
+
+
+# Loess spans tried in turn by the seurat_v3 selection (scanpy's default first).
+_LOESS_SPANS = (0.3, 0.5, 1.0)
 
 
 def transform(x: sp.spmatrix, params: HVGParams) -> sp.csr_matrix:

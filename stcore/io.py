@@ -123,7 +123,11 @@ def _check_slide(adata: ad.AnnData, path: str) -> None:
     if SPATIAL_KEY not in adata.obsm:
         raise InputError(f"no spot coordinates (obsm['{SPATIAL_KEY}'] is missing)", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{SPATIAL_KEY}']")
-    xy = np.asarray(adata.obsm[SPATIAL_KEY], dtype=float)
+    try:
+        xy = np.asarray(adata.obsm[SPATIAL_KEY], dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"obsm['{SPATIAL_KEY}'] is not numeric", path=path,
+                         fix="store the x, y coordinates as numbers") from None
     if xy.ndim != 2 or xy.shape[1] < 2:
         raise InputError(f"obsm['{SPATIAL_KEY}'] has shape {xy.shape}, expected n_spots x 2", path=path,
                          fix="store one (x, y) row per spot")

@@ -65,11 +65,17 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
 
     Raises :class:`stcore.InputError` naming ``path`` when the slide cannot be used:
     unreadable file, bad coordinates or counts, duplicate spot ids, a missing or empty truth
-    column, or too few spots left for the graph or for ``n_clusters``.
+    column, ``n_clusters`` < 2, QC removing every spot or gene, or too few spots left for the
+    graph or for ``n_clusters``.  The sha256 of the input is kept in ``uns['provenance']``.
     """
     from .errors import InputError
     from .io import check_counts, read_slide
 
+    from .provenance import input_digest
+
+    if n_clusters < 2:
+        raise InputError(f"n_clusters={n_clusters}; at least 2 domains are needed", path=path,
+                         fix="set n_clusters in the sample sheet to 2 or more")
     adata = read_slide(path, fmt)
     check_counts(adata.X, path, integer=integer_counts)
     if truth:
@@ -86,6 +92,9 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     if n == 0:
         raise InputError(f"QC removed every spot (of {report['spots_in']})", path=path,
                          fix="lower the qc thresholds in the config")
+    if report["genes_kept"] == 0:
+        raise InputError(f"QC removed every gene (of {report['genes_in']})", path=path,
+                         fix="lower qc.min_spots in the config")
     if n <= n_neighbors:
         raise InputError(f"{n} spots after QC, not more than the {n_neighbors} graph neighbours", path=path,
                          fix="lower graph.n_neighbors or check the slide")
@@ -93,4 +102,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
         raise InputError(f"n_clusters={n_clusters} is larger than the {n} spots after QC", path=path,
                          fix="lower n_clusters in the sample sheet")
     report["truth"] = truth
+    # Carried through every later stage's h5ad so results can name the exact input.
+    adata.uns["provenance"] = {"input_path": str(path), "format": str(fmt),
+                               "input_sha256": input_digest(path)}
+    report["input_sha256"] = adata.uns["provenance"]["input_sha256"]
     return adata, report

@@ -1,0 +1,137 @@
+"""Small slides, malformed slides and a scratch Snakemake workdir for the fault tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def tiny_slide(n_side: int = 8, n_genes: int = 40, *, seed: int = 0, domains: int = 2) -> ad.AnnData:
+    """A valid hex-grid slide: integer counts, coordinates, a 'domain' truth column."""
+    rng = np.random.default_rng(seed)
+    ii, jj = np.meshgrid(np.arange(n_side), np.arange(n_side))
+    xy = np.column_stack([(ii + 0.5 * (jj % 2)).ravel(), (jj * np.sqrt(3) / 2).ravel()]) * 100
+    n = xy.shape[0]
+    dom = np.minimum((xy[:, 1] / (np.ptp(xy[:, 1]) + 1e-9) * domains).astype(int), domains - 1)
+    mu = rng.gamma(2.0, 3.0, size=(1, n_genes)) * (1 + 2.0 * (dom[:, None] == (np.arange(n_genes) % domains)))
+    counts = rng.poisson(mu).astype(np.float32)
+    obs = pd.DataFrame({"domain": pd.Categorical([f"D{d}" for d in dom])},
+                       index=[f"spot{i:04d}" for i in range(n)])
+    var = pd.DataFrame(index=[f"gene{g:03d}" for g in range(n_genes)])
+    adata = ad.AnnData(sp.csr_matrix(counts), obs=obs, var=var)
+    adata.obsm["spatial"] = xy
+    return adata
+
+
+def write(adata: ad.AnnData, path: Path) -> Path:
+    adata.write_h5ad(path)
+    return path
+
+
+def write_visium(folder: Path, adata: ad.AnnData, *, positions: str = "tissue_positions.csv",
+                 barcodes: list[str] | None = None, header: list[str] | None = None,
+                 in_tissue: np.ndarray | None = None) -> Path:
+    """A Space Ranger 'outs' folder: 10x HDF5 matrix (v3 layout) and spatial/ positions."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x = sp.csc_matrix(adata.X.T.astype(np.int32))      # genes x barcodes, as Space Ranger stores it
+    bcs = list(adata.obs_names)
+    with h5py.File(folder / "filtered_feature_bc_matrix.h5", "w") as f:
+        m = f.create_group("matrix")
+        m["barcodes"] = np.array(bcs, dtype="S")
+        m["data"], m["indices"], m["indptr"] = x.data, x.indices, x.indptr
+        m["shape"] = np.array(x.shape, dtype=np.int32)
+        feats = m.create_group("features")
+        names = np.array(list(adata.var_names), dtype="S")
+        feats["id"], feats["name"] = np.array([f"ENSG{i:05d}" for i in range(adata.n_vars)], dtype="S"), names
+        feats["feature_type"] = np.array(["Gene Expression"] * adata.n_vars, dtype="S")
+        feats["genome"] = np.array(["GRCh38"] * adata.n_vars, dtype="S")
+        feats["_all_tag_keys"] = np.array([b"genome"])
+    spatial = folder / "spatial"
+    spatial.mkdir(exist_ok=True)
+    xy = np.asarray(adata.obsm["spatial"])
+    pos = pd.DataFrame({
+        "barcode": barcodes or bcs,
+        "in_tissue": np.ones(adata.n_obs, int) if in_tissue is None else in_tissue,
+        "array_row": np.arange(adata.n_obs), "array_col": np.arange(adata.n_obs),
+        "pxl_row_in_fullres": xy[:, 1].round().astype(int), "pxl_col_in_fullres": xy[:, 0].round().astype(int),
+    })
+    if header is not None:
+        pos.columns = header
+    pos.to_csv(spatial / positions, index=False, header=positions == "tissue_positions.csv")
+    (spatial / "scalefactors_json.json").write_text('{"tissue_hires_scalef": 0.1}')
+    return folder
+
+
+# --- a scratch workdir that runs the repository's Snakefile -----------------------------------
+
+TINY_CONFIG = """\
+samples: samples.tsv
+seeds: [0]
+simulate: {{}}
+hvg: {{n_top_genes: 30}}
+train: {{epochs: {epochs}, device: cpu, log_every: 1}}
+cluster: {{n_init: 1}}
+methods:
+  graphst: {{model: graphst}}
+"""
+
+
+def workdir(tmp: Path, samples: dict[str, tuple[str, int, str]], *, epochs: int = 3,
+            extra_config: str = "") -> Path:
+    """``samples``: id -> (path, n_clusters, truth); all h5ad."""
+    (tmp / "config.yaml").write_text(TINY_CONFIG.format(epochs=epochs) + extra_config)
+    rows = ["sample\tpath\tformat\tn_clusters\ttruth"]
+    rows += [f"{s}\t{p}\th5ad\t{k}\t{t}" for s, (p, k, t) in samples.items()]
+    (tmp / "samples.tsv").write_text("\n".join(rows) + "\n")
+    return tmp
+
+
+def snakemake(tmp: Path, *args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp), *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+def outputs(tmp: Path) -> list[Path]:
+    return sorted(p for p in (tmp / "results").rglob("*") if p.is_file())
+
+
+def leftovers(tmp: Path) -> list[Path]:
+    """Temporary files of interrupted atomic writes."""
+    return [p for p in (tmp / "results").rglob("*") if ".part" in p.name]
+
+
+def run_library(path, fmt: str = "h5ad", *, n_clusters: int = 2, truth: str = "domain", epochs: int = 5,
+                seed: int = 0, threads: int | None = None, n_top_genes: int = 30, flavor: str = "seurat_v3",
+                lr: float = 1e-3, cluster: bool = True):
+    """qc -> hvg -> graph -> train -> cluster -> metrics in-process, as the rules run them."""
+    from stcore.cluster import ClusterParams, cluster_features, run_cluster
+    from stcore.evaluate import domain_metrics
+    from stcore.graph import knn_graph
+    from stcore.hvg import HVGParams, run_hvg
+    from stcore.qc import QCParams, prepare_slide
+    from stcore.train import TrainParams, fit_graph_model
+
+    adata, _ = prepare_slide(str(path), fmt, QCParams(), truth=truth, n_clusters=n_clusters,
+                             integer_counts=flavor == "seurat_v3")
+    slide = run_hvg(adata, HVGParams(n_top_genes=n_top_genes, flavor=flavor))
+    adj = knn_graph(slide.obsm["spatial"])
+    result = fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=seed, threads=threads, lr=lr,
+                                                       device="cpu", log_every=0))
+    if not cluster:
+        return result, None, None
+    params = ClusterParams(seed=seed, n_init=2)
+    features = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
+    labels = run_cluster(features, slide.obsm["spatial"], n_clusters, params)
+    metrics = domain_metrics(slide.obs[truth].to_numpy(), labels) if truth else {}
+    return result, labels, metrics

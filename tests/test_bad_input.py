@@ -1,0 +1,284 @@
+"""The bad-input catalogue (docs/bad_input.md): every malformed input gets one clear message
+naming the file, the problem and the fix - from the library, and through Snakemake."""
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from slides import leftovers, outputs, snakemake, tiny_slide, workdir, write, write_visium
+from stcore.errors import InputError
+from stcore.hvg import HVGParams, select_hvg
+from stcore.io import read_slide
+from stcore.qc import QCParams, prepare_slide
+
+
+def _h5ad(change):
+    """A builder: a valid tiny slide changed by ``change(adata)`` and written as .h5ad."""
+    def build(tmp):
+        adata = tiny_slide()
+        changed = change(adata)
+        adata = adata if changed is None else changed
+        return write(adata, tmp / "slide.h5ad"), "h5ad"
+    return build
+
+
+def _set_x(fn):
+    def change(a):
+        x = a.X.toarray()
+        fn(x)
+        a.X = sp.csr_matrix(x)
+    return change
+
+
+def _obsm(value):
+    def change(a):
+        a.obsm["spatial"] = value(a)
+    return change
+
+
+def _unchanged(a):
+    return None
+
+
+def _no_coordinates(a):
+    del a.obsm["spatial"]
+
+
+def _dup_spots(a):
+    names = list(a.obs_names)
+    names[5] = names[4]
+    a.obs_names = names
+
+
+def _raw(content: bytes):
+    def build(tmp):
+        p = tmp / "slide.h5ad"
+        p.write_bytes(content)
+        return p, "h5ad"
+    return build
+
+
+def _truncated(tmp):
+    p = write(tiny_slide(), tmp / "full.h5ad")
+    data = p.read_bytes()
+    out = tmp / "slide.h5ad"
+    out.write_bytes(data[: len(data) // 2])
+    return out, "h5ad"
+
+
+def _visium(**kw):
+    def build(tmp):
+        return write_visium(tmp / "outs", tiny_slide(), **kw), "visium"
+    return build
+
+
+def _visium_without(rel):
+    def build(tmp):
+        folder = write_visium(tmp / "outs", tiny_slide())
+        (folder / rel).unlink()
+        return folder, "visium"
+    return build
+
+
+def _visium_corrupt_matrix(tmp):
+    folder = write_visium(tmp / "outs", tiny_slide())
+    (folder / "filtered_feature_bc_matrix.h5").write_bytes(b"\x89HDF\r\n garbage")
+    return folder, "visium"
+
+
+def _visium_no_tissue(tmp):
+    return write_visium(tmp / "outs", tiny_slide(), in_tissue=np.zeros(64, int)), "visium"
+
+
+HEADER = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
+
+# id -> (builder, prepare_slide keyword arguments, expected message (regex))
+CATALOGUE = {
+    "missing_file": (lambda tmp: (tmp / "nope.h5ad", "h5ad"), {}, r"file not found\. Fix: check the path"),
+    "not_hdf5": (_raw(b"sample,x,y\n1,2,3\n"), {}, r"not a readable \.h5ad .*Fix: re-export"),
+    "truncated_h5ad": (_truncated, {}, r"not a readable \.h5ad .*Fix: re-export"),
+    "unknown_format": (lambda tmp: (write(tiny_slide(), tmp / "s.h5ad"), "loom"), {},
+                       r"unknown format 'loom'\. Fix: use one of \['h5ad', 'visium'\]"),
+    "empty_matrix": (_h5ad(lambda a: a[:0].copy()), {}, r"empty matrix \(0 spots x 40 genes\)"),
+    "no_genes": (_h5ad(lambda a: a[:, :0].copy()), {}, r"empty matrix \(64 spots x 0 genes\)"),
+    "nan_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), np.nan))), {}, r"NaN or infinite values"),
+    "inf_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), np.inf))), {}, r"NaN or infinite values"),
+    "negative_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), -2))), {},
+                        r"negative values; raw counts are needed"),
+    "non_integer_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), 0.5))), {},
+                           r"non-integer values; raw counts are needed\. Fix: .*hvg\.flavor"),
+    "log_normalised_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray())))), {},
+                              r"non-integer values"),
+    "no_coordinates": (_h5ad(_no_coordinates), {},
+                       r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
+    "coordinates_1d": (_h5ad(_obsm(lambda a: np.arange(a.n_obs, dtype=float)[:, None])), {},
+                       r"has shape \(64, 1\), expected n_spots x 2"),
+    "coordinates_nan": (_h5ad(_obsm(lambda a: np.where(np.arange(a.n_obs)[:, None] < 3, np.nan,
+                                                       a.obsm["spatial"]))), {},
+                        r"3 spots have NaN or infinite coordinates"),
+    "coordinates_one_point": (_h5ad(_obsm(lambda a: np.ones((a.n_obs, 2)))), {}, r"all spots sit at one point"),
+    "duplicate_spot_ids": (_h5ad(_dup_spots), {}, r"1 duplicate spot ids \(first: 'spot0004'\)"),
+    "truth_column_absent": (_h5ad(_unchanged), {"truth": "layer"},
+                            r"truth column 'layer' is not in obs .*Fix: set the sample sheet's truth"),
+    "truth_all_missing": (_h5ad(lambda a: a.obs.__setitem__("domain", np.nan)), {"truth": "domain"},
+                          r"truth column 'domain' has no labels \(all missing\)"),
+    "n_clusters_below_2": (_h5ad(_unchanged), {"n_clusters": 1}, r"n_clusters=1; at least 2 domains"),
+    "n_clusters_above_spots": (_h5ad(_unchanged), {"n_clusters": 65},
+                               r"n_clusters=65 is larger than the 64 spots after QC"),
+    "fewer_spots_than_neighbours": (_h5ad(lambda a: a[:3].copy()), {"n_clusters": 2},
+                                    r"3 spots after QC, not more than the 3 graph neighbours"),
+    "all_counts_zero": (_h5ad(_set_x(lambda x: x.__setitem__(slice(None), 0))), {},
+                        r"QC removed every spot \(of 64\)"),
+    "qc_removes_every_spot": (_h5ad(_unchanged), {"params": QCParams(min_counts=1e9)},
+                              r"QC removed every spot .*Fix: lower the qc thresholds"),
+    "qc_removes_every_gene": (_h5ad(_unchanged), {"params": QCParams(min_spots=10_000)},
+                              r"QC removed every gene .*Fix: lower qc\.min_spots"),
+    "visium_no_matrix": (_visium_without("filtered_feature_bc_matrix.h5"), {},
+                         r"'filtered_feature_bc_matrix\.h5' not found\. Fix: point the sample sheet"),
+    "visium_corrupt_matrix": (_visium_corrupt_matrix, {}, r"cannot read the 10x matrix"),
+    "visium_no_positions": (_visium_without("spatial/tissue_positions.csv"), {},
+                            r"no spot positions: neither spatial/tissue_positions\.csv nor"),
+    "visium_mismatched_barcodes": (_visium(barcodes=[f"AAAC-{i}" for i in range(64)]), {},
+                                   r"64 barcodes of the matrix are not in the positions file"),
+    "visium_bad_position_columns": (_visium(header=["bc", *HEADER[1:]]), {}, r"unexpected columns"),
+    "visium_no_spot_in_tissue": (_visium_no_tissue, {}, r"empty matrix \(0 spots"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CATALOGUE))
+def test_catalogue(case, tmp_path):
+    build, kwargs, expected = CATALOGUE[case]
+    path, fmt = build(tmp_path)
+    kwargs = dict(kwargs)
+    params = kwargs.pop("params", QCParams())
+    with pytest.raises(InputError) as err:
+        prepare_slide(str(path), fmt, params, **kwargs)
+    msg = str(err.value)
+    assert re.search(expected, msg), msg
+    assert "\n" not in msg
+    assert f"file '{path}" in msg and "Fix: " in msg       # names the file and says what to do
+
+
+def test_catalogue_size():
+    assert len(CATALOGUE) >= 20
+
+
+def test_catalogue_cases_are_otherwise_valid(tmp_path):
+    """The unchanged slide (both formats, both Space Ranger positions files) passes, so each
+    case above fails for its one defect."""
+    good = write(tiny_slide(), tmp_path / "good.h5ad")
+    adata, report = prepare_slide(str(good), "h5ad", QCParams(), truth="domain", n_clusters=2)
+    assert adata.n_obs == 64 and report["input_sha256"]
+    for positions in ("tissue_positions.csv", "tissue_positions_list.csv"):
+        folder = write_visium(tmp_path / positions, tiny_slide(), positions=positions)
+        adata, _ = prepare_slide(str(folder), "visium", QCParams(), n_clusters=2)
+        assert adata.n_obs == 64 and adata.obsm["spatial"].shape == (64, 2)
+
+
+def test_duplicate_gene_names_warn_and_are_made_unique(tmp_path, caplog):
+    adata = tiny_slide()
+    adata.var_names = ["g0", "g0", *adata.var_names[2:]]
+    path = write(adata, tmp_path / "slide.h5ad")
+    with caplog.at_level(logging.WARNING):
+        out = read_slide(path, "h5ad")
+    assert out.var_names.is_unique and list(out.var_names[:2]) == ["g0", "g0-1"]
+    assert "1 duplicate gene names made unique" in caplog.text
+
+
+def test_fewer_genes_than_hvg_warns_and_uses_all_genes(caplog):
+    adata = tiny_slide(n_genes=40)
+    with caplog.at_level(logging.WARNING):
+        mask = select_hvg(adata, HVGParams(n_top_genes=3000))
+    assert mask.all() and mask.size == 40
+    assert "slide has 40 genes, not more than n_top_genes=3000: all genes are used" in caplog.text
+
+
+def test_located_error_names_sample():
+    err = InputError("bad thing", path="x.h5ad", fix="do y").located(sample="s1")
+    assert str(err) == "sample 's1', file 'x.h5ad': bad thing. Fix: do y"
+
+
+# --- the sample sheet and the config: schema errors at parse time -------------------------------
+
+SHEET_CASES = {
+    "sample_id_with_slash": ("a/b\tx.h5ad\th5ad\t2\t", r"sample id 'a/b' is not a safe file name"),
+    "sample_id_with_dotdot": ("a..b\tx.h5ad\th5ad\t2\t", r"sample id 'a\.\.b' is not a safe file name"),
+    "duplicate_sample_id": ("s1\tx.h5ad\th5ad\t2\t\ns1\ty.h5ad\th5ad\t2\t", r"sample id 's1' appears twice"),
+    "unknown_format_in_sheet": ("s1\tx.h5ad\tloom\t2\t", r"sample sheet 'samples\.tsv' is invalid.*'loom'"),
+    "n_clusters_1_in_sheet": ("s1\tx.h5ad\th5ad\t1\t", r"sample sheet 'samples\.tsv' is invalid.*n_clusters"),
+    "n_clusters_not_integer": ("s1\tx.h5ad\th5ad\tseven\t", r"sample sheet 'samples\.tsv' is invalid.*seven"),
+}
+
+CONFIG_CASES = {
+    "unknown_config_key": ("qc: {min_count: 3}\n", r"min_count"),
+    "wrong_config_type": ("train: {epochs: many, device: cpu}\n", r"epochs"),
+}
+
+
+def _parse_only(tmp, sheet_rows: str | None = None, config_extra: str = ""):
+    workdir(tmp, {}, extra_config=config_extra)
+    if sheet_rows is not None:
+        (tmp / "samples.tsv").write_text("sample\tpath\tformat\tn_clusters\ttruth\n" + sheet_rows + "\n")
+    (tmp / "x.h5ad").write_bytes(b"")
+    return snakemake(tmp, "--dry-run", "--cores", "1", timeout=120)
+
+
+@pytest.mark.parametrize("case", sorted(SHEET_CASES))
+def test_sample_sheet_errors(case, tmp_path):
+    rows, expected = SHEET_CASES[case]
+    run = _parse_only(tmp_path, rows)
+    assert run.returncode != 0
+    text = run.stdout + run.stderr
+    assert re.search(expected, text, re.S), text[-2000:]
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_config_schema_errors_name_the_key(case, tmp_path):
+    extra, key = CONFIG_CASES[case]
+    run = _parse_only(tmp_path, "s1\tx.h5ad\th5ad\t2\t", extra)
+    assert run.returncode != 0
+    text = run.stdout + run.stderr
+    assert re.search(key, text) and "config" in text.lower(), text[-2000:]
+
+
+def test_missing_sample_sheet_column(tmp_path):
+    workdir(tmp_path, {})
+    (tmp_path / "samples.tsv").write_text("sample\tpath\tn_clusters\ns1\tx.h5ad\t2\n")
+    run = snakemake(tmp_path, "--dry-run", "--cores", "1", timeout=120)
+    assert run.returncode != 0
+    assert "column 'format' is missing" in run.stdout + run.stderr
+
+
+# --- through Snakemake: one line, nothing left behind, the other samples finish --------------------
+
+def test_bad_samples_fail_alone_with_one_line(tmp_path):
+    """With --keep-going, two bad slides fail their qc with their one-line message (in the
+    log and repeated at the end of the console) and leave no output; the good slide finishes."""
+    write(tiny_slide(), tmp_path / "good.h5ad")
+    (tmp_path / "broken.h5ad").write_bytes(b"not an h5ad file")
+    write(tiny_slide(), tmp_path / "nolabel.h5ad")
+    workdir(tmp_path, {"good": ("good.h5ad", 2, "domain"), "broken": ("broken.h5ad", 2, "domain"),
+                       "nolabel": ("nolabel.h5ad", 2, "layer")}, epochs=2)
+    run = snakemake(tmp_path, "--cores", "2", "--keep-going")
+    console = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert (tmp_path / "results/good/graphst/seed0/metrics.tsv").is_file(), console[-3000:]
+    assert not (tmp_path / "results/benchmark.tsv").exists()
+    expected = {
+        "broken": "sample 'broken', file 'broken.h5ad': not a readable .h5ad",
+        "nolabel": "sample 'nolabel', file 'nolabel.h5ad': truth column 'layer' is not in obs",
+    }
+    for sample, line in expected.items():
+        log = (tmp_path / f"logs/qc/{sample}.log").read_text().strip().splitlines()
+        assert len(log) == 1 and line in log[0] and "Fix: " in log[0], log
+        assert f"FAILED logs/qc/{sample}.log: {line}" in console       # the summary at the end
+        assert not (tmp_path / "results" / sample).exists()             # nothing half-written
+    assert "Traceback" not in console
+    assert leftovers(tmp_path) == []
+    assert all("good" in str(p) for p in outputs(tmp_path) if "benchmarks" not in str(p))
