@@ -15,6 +15,9 @@ include: "rules/train.smk"
 include: "rules/cluster.smk"
 include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
+include: "rules/agreement.smk"
+include: "rules/report.smk"
+include: "rules/benchmark.smk"
 
 
 rule all:

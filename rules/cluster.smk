@@ -1,7 +1,7 @@
 rule cluster:
     """Spatial domains from the model's output."""
     input:
-        npz="results/{sample}/{method}/seed{seed}/train.npz",
+        npz=train_output("train.npz"),
         h5ad="results/{sample}/hvg.h5ad",
     output:
         labels="results/{sample}/{method}/seed{seed}/labels.tsv",

@@ -36,13 +36,30 @@ def _read_samples(path):
         validate(table, "../schemas/samples.schema.yaml")
     except WorkflowError as exc:
         raise WorkflowError(f"sample sheet '{path}' is invalid: {exc}") from None
+    data_dir = config.get("data_dir") or ""
+    if data_dir:  # relative slide paths are read from the data folder
+        table["path"] = [p if os.path.isabs(p) else os.path.join(data_dir, p) for p in table["path"]]
     return table.set_index("sample", drop=False)
+
+
+def _check_train_from(methods):
+    for name, spec in methods.items():
+        source = spec.get("train_from")
+        if source is None:
+            continue
+        if source not in methods:
+            raise WorkflowError(f"method '{name}': train_from '{source}' is not a method in the config. "
+                                f"Fix: use one of {sorted(m for m in methods if m != name)}")
+        if source == name or methods[source].get("train_from") is not None:
+            raise WorkflowError(f"method '{name}': train_from '{source}' must name a method that trains "
+                                "itself. Fix: point train_from at a method without train_from")
 
 
 samples = _read_samples(config["samples"])
 SAMPLES = samples["sample"].tolist()
 METHODS = list(config["methods"])
 SEEDS = [int(s) for s in config["seeds"]]
+_check_train_from(config["methods"])
 
 
 wildcard_constraints:
@@ -79,10 +96,34 @@ def method_model(wildcards):
     return config["methods"][wildcards.method].get("model", "graphst")
 
 
-def run_outputs(name):
-    """One file ``name`` per (sample, method, seed)."""
-    return expand(f"results/{{sample}}/{{method}}/seed{{seed}}/{name}",
-                  sample=SAMPLES, method=METHODS, seed=SEEDS)
+def method_seeds(method):
+    """The method's own ``seeds`` when it sets them, else the config's."""
+    return [int(s) for s in config["methods"][method].get("seeds", SEEDS)]
+
+
+def train_source(wildcards):
+    """The method whose trained model a method clusters: its ``train_from``, else itself."""
+    return config["methods"][wildcards.method].get("train_from", wildcards.method)
+
+
+def train_output(name):
+    """Input function: file ``name`` of the training run that ``wildcards.method`` uses."""
+
+    def get(wildcards):
+        return f"results/{wildcards.sample}/{train_source(wildcards)}/seed{wildcards.seed}/{name}"
+
+    return get
+
+
+def train_benchmark(wildcards):
+    """Snakemake's benchmark file of the training run that ``wildcards.method`` uses."""
+    return f"results/benchmarks/train/{wildcards.sample}.{train_source(wildcards)}.seed{wildcards.seed}.tsv"
+
+
+def run_outputs(name, methods=None):
+    """One file ``name`` per (sample, method, seed of that method)."""
+    return [f"results/{sample}/{method}/seed{seed}/{name}"
+            for sample in SAMPLES for method in (methods or METHODS) for seed in method_seeds(method)]
 
 
 

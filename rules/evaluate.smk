@@ -3,7 +3,7 @@ rule evaluate:
     input:
         labels="results/{sample}/{method}/seed{seed}/labels.tsv",
         h5ad="results/{sample}/hvg.h5ad",
-        train_bench="results/benchmarks/train/{sample}.{method}.seed{seed}.tsv",
+        train_bench=train_benchmark,
         cluster_bench="results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
     output:
         metrics="results/{sample}/{method}/seed{seed}/metrics.tsv",

@@ -1,0 +1,57 @@
+BENCH = config.get("benchmark", {})
+
+
+def benchmark_runs():
+    """Every (slide, method, seed) with the files its row of the table is read from."""
+    runs = []
+    for sample in SAMPLES:
+        for method in METHODS:
+            source = config["methods"][method].get("train_from", method)
+            for seed in method_seeds(method):
+                runs.append({
+                    "sample": sample, "method": method, "seed": seed, "source": source,
+                    "metrics": f"results/{sample}/{method}/seed{seed}/metrics.tsv",
+                    "npz": f"results/{sample}/{source}/seed{seed}/train.npz",
+                    "hvg": f"results/{sample}/hvg.h5ad",
+                    "train_bench": f"results/benchmarks/train/{sample}.{source}.seed{seed}.tsv",
+                    "cluster_bench": f"results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
+                })
+    return runs
+
+
+BENCHMARK_RUNS = benchmark_runs()
+
+
+rule benchmark:
+    """Target: the benchmark table, its summary and figures."""
+    default_target: False
+    input:
+        "results/benchmark/ari.tsv",
+        "results/benchmark/summary.md",
+        rules.report_figures.output,
+
+
+rule benchmark_table:
+    """Long table (slide, variant, seed) and the wide summary next to published numbers."""
+    input:
+        metrics=[r["metrics"] for r in BENCHMARK_RUNS],
+        npz=sorted({r["npz"] for r in BENCHMARK_RUNS}),
+        hvg=expand("results/{sample}/hvg.h5ad", sample=SAMPLES),
+        bench=sorted({r[k] for r in BENCHMARK_RUNS for k in ("train_bench", "cluster_bench")}),
+        agreement="results/benchmark/agreement.tsv",
+    output:
+        tsv=report("results/benchmark/ari.tsv", category="Benchmark", labels={"table": "ari.tsv (long)"}),
+        md=report("results/benchmark/summary.md", category="Benchmark", labels={"table": "summary.md"}),
+    params:
+        runs=BENCHMARK_RUNS,
+        reference_dir=BENCH.get("reference_dir", "../shared/reference"),
+        graph_method=BENCH.get("figure_method", "graphst"),
+        baseline=BENCH.get("baseline", "expression"),
+        ablation=BENCH.get("ablation", "recon_only"),
+    log:
+        "logs/benchmark/table.log",
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/benchmark.py"

@@ -1,0 +1,39 @@
+"""Snakemake step: R mclust against the Python mixture on the same features (optional)."""
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stcore.agreement import agreement_row, r_available
+from stcore.cluster import ClusterParams, cluster_features
+from stcore.io import atomic_path
+from stcore.workflow import run_step
+
+COLUMNS = ["slide", "seed", "method", "ARI_R_vs_python", "ARI_R_truth", "ARI_python_truth", "status"]
+
+
+def main(sm):
+    ok, why = r_available()
+    rows = []
+    if not ok:
+        logging.getLogger("stcore").warning("agreement table skipped: %s", why)
+    for run in sm.params.runs:
+        row = {"slide": run["sample"], "seed": run["seed"], "method": sm.params.method}
+        if ok:
+            slide = ad.read_h5ad(run["hvg"], backed="r")
+            out = np.load(run["npz"])
+            params = ClusterParams(**sm.params.cluster, seed=int(run["seed"]))
+            features = cluster_features(out["embedding"], out["decoded"], out["decoder_weight"], params)
+            py = pd.read_csv(run["labels"], sep="\t", index_col="spot")["domain"].loc[slide.obs_names].to_numpy()
+            truth = slide.obs[run["truth"]].to_numpy() if run["truth"] else None
+            row |= agreement_row(features, py, truth, run["n_clusters"], seed=int(run["seed"])) | {"status": "ok"}
+        else:
+            row["status"] = "skipped: " + why
+        rows.append(row)
+    with atomic_path(sm.output.tsv) as tmp:
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+
+
+if "snakemake" in globals():
+    run_step(snakemake, main, sample="all")  # noqa: F821

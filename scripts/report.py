@@ -1,0 +1,48 @@
+"""Snakemake step: the benchmark figures."""
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from stcore.report import median_seed, plot_ari_boxplot, plot_losses, plot_slide_domains, plot_umap
+from stcore.workflow import run_step
+
+
+def _labels(sample, method, seed, index):
+    path = f"results/{sample}/{method}/seed{seed}/labels.tsv"
+    return pd.read_csv(path, sep="\t", index_col="spot")["domain"].loc[index].to_numpy()
+
+
+def main(sm):
+    table = pd.read_csv(sm.input.table, sep="\t", dtype={"slide": str})
+    plot_ari_boxplot(table, sm.output.boxplot)
+    variants = list(dict.fromkeys(table["variant"]))
+    fig = sm.params.figure_method
+    umap_out = {p.split("umap_", 1)[1][:-4]: p for p in sm.output.umap}
+    loss_out = {p.split("losses_", 1)[1][:-4]: p for p in sm.output.losses}
+    for row, domains_png in zip(sm.params.samples, sm.output.domains):
+        sample, truth_col = row["sample"], row["truth"]
+        slide = ad.read_h5ad(f"results/{sample}/hvg.h5ad", backed="r")
+        coords = np.asarray(slide.obsm["spatial"][:])
+        truth = slide.obs[truth_col].to_numpy() if truth_col else None
+        panels = []
+        for v in variants:
+            seed = median_seed(table, sample, v)
+            if seed is None:
+                continue
+            ari = table[(table["slide"] == sample) & (table["variant"] == v) & (table["seed"] == seed)]["ARI"]
+            panels.append((f"{v} (seed {seed}, ARI {ari.iloc[0]:.3f})", _labels(sample, v, seed, slide.obs_names)))
+        plot_slide_domains(coords, truth, panels, domains_png,
+                           title=f"{sample}: truth and found domains (median-ARI seed of each variant)")
+        if sample in umap_out:
+            seed = median_seed(table, sample, fig)
+            emb = np.load(f"results/{sample}/{fig}/seed{seed}/train.npz")["embedding"]
+            plot_umap(emb, truth, _labels(sample, fig, seed, slide.obs_names), umap_out[sample],
+                      title=f"{sample}: {fig} embedding (seed {seed}, median ARI)", seed=seed)
+        if sample in loss_out:
+            curves = {(m, s): pd.read_csv(f"results/{sample}/{m}/seed{s}/losses.tsv", sep="\t")
+                      for m in sm.params.loss_methods for s in sm.params.seeds[m]}
+            plot_losses(curves, loss_out[sample], title=f"{sample}: training losses")
+
+
+if "snakemake" in globals():
+    run_step(snakemake, main, sample="all")  # noqa: F821
