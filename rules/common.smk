@@ -132,6 +132,98 @@ def env_for_train():
     return "../envs/stcore-cuda.yaml" if config["train"]["device"] == "cuda" else "../envs/stcore.yaml"
 
 
+# ---------------------------------------------------------------------------------------
+# Cluster resources: memory and wall time from the size of the slide.
+#
+# Snakemake evaluates these when a job is ready to run (its input exists); a dry run shows
+# them as <TBD>.  A retry (profiles set `retries`) comes back with `attempt` 2, 3, ... and
+# asks for `attempt` times the memory and time, so a job killed for either gets more.
+# The sizes come from the .h5ad / 10x .h5 header (spots x genes) without loading the
+# matrix; the file size stands in when the header cannot be read.  Coefficients: measured
+# peaks (Snakemake benchmark max_rss) on the demo slides (2,000 spots x 3,000 genes) were
+# qc 0.33 GB, hvg 0.50 GB, train 0.64 GB (about 0.35 GB of it Python and torch), and 600
+# epochs of train took 38 s on 2 cores; the formulas below leave several-fold headroom
+# on top and grow linearly with the dense spots x genes matrix that train holds.
+# ---------------------------------------------------------------------------------------
+
+_BASE_MB = 1024  # interpreter, numpy, scanpy and torch
+
+
+def _file_mb(path):
+    """Size of ``path`` in MiB; FileNotFoundError (name = path) while it does not exist yet,
+    which Snakemake turns into <TBD>."""
+    return os.path.getsize(path) / 2**20
+
+
+def slide_shape(path):
+    """(spots, genes) of an .h5ad or 10x .h5 file from its header, or None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            if "matrix" in fh and "shape" in fh["matrix"]:  # 10x: genes x barcodes
+                genes, spots = (int(v) for v in fh["matrix"]["shape"][:2])
+                return spots, genes
+            x = fh["X"]
+            shape = x.shape if isinstance(x, h5py.Dataset) else x.attrs["shape"]
+            return int(shape[0]), int(shape[1])
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _dense_mb(path):
+    """MiB of the slide as a dense float32 spots x genes matrix (file size as fallback)."""
+    size = _file_mb(path)
+    shape = slide_shape(path)
+    if shape is None:
+        return 4 * size
+    return shape[0] * shape[1] * 4 / 2**20
+
+
+def _train_epochs(wildcards):
+    merged = dict(config["train"])
+    merged.update(config["methods"][wildcards.method].get("train", {}))
+    return int(merged.get("epochs", 600))
+
+
+def qc_mem_mb(wildcards, input, attempt):
+    """qc reads the raw counts (sparse) and writes a filtered copy."""
+    return int(attempt * (_BASE_MB + 8 * _file_mb(str(input.raw))))
+
+
+def qc_runtime(wildcards, input, attempt):
+    """Minutes: reading and filtering run at well over 50 MiB per minute."""
+    return int(attempt * (10 + _file_mb(str(input.raw)) / 50))
+
+
+def hvg_mem_mb(wildcards, input, attempt):
+    """hvg holds the counts, their normalised copy and the per-gene statistics."""
+    return int(attempt * (_BASE_MB + 6 * _file_mb(str(input.h5ad)) + _dense_mb(str(input.h5ad))))
+
+
+def hvg_runtime(wildcards, input, attempt):
+    return int(attempt * (10 + _file_mb(str(input.h5ad)) / 50))
+
+
+def train_mem_mb(wildcards, input, attempt):
+    """train holds the features densely (spots x genes float32), their shuffled copy, the
+    reconstruction and its gradient, plus the sparse graph: about ten dense copies."""
+    return int(attempt * (_BASE_MB + 10 * _dense_mb(str(input.h5ad)) + 4 * _file_mb(str(input.graph))))
+
+
+def train_runtime(wildcards, input, attempt):
+    """Minutes on CPU: about 2.4e-8 s per epoch x spot x gene was measured on 2 cores;
+    budget 1e-7 s (and at least 15 minutes)."""
+    shape = slide_shape(str(input.h5ad))
+    work = shape[0] * shape[1] if shape else _dense_mb(str(input.h5ad)) * 2**20 / 4
+    return int(attempt * (15 + _train_epochs(wildcards) * work * 1e-7 / 60))
+
+
+def train_gpus(wildcards):
+    """One GPU for train when the run trains on CUDA (the switch that also picks the CUDA env)."""
+    return 1 if config["train"]["device"] == "cuda" else 0
+
+
 # When jobs fail, repeat the one-line message each failed step wrote to its log (bad input,
 # diverged training) at the end of the console output, where the user looks first.
 import sys as _sys

@@ -13,5 +13,8 @@ rule hvg:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=hvg_mem_mb,
+        runtime=hvg_runtime,
     script:
         "../scripts/hvg.py"

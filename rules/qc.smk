@@ -20,5 +20,8 @@ rule qc:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=qc_mem_mb,
+        runtime=qc_runtime,
     script:
         "../scripts/qc.py"

@@ -16,5 +16,9 @@ rule train:
     conda:
         env_for_train()
     threads: 2
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+        gpu=train_gpus,
     script:
         "../scripts/train.py"
