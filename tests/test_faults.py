@@ -52,7 +52,7 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
     write(tiny_slide(seed=1), tmp_path / "first.h5ad")
     write(tiny_slide(n_side=14, seed=2), tmp_path / "second.h5ad")
     workdir(tmp_path, {"first": ("first.h5ad", 2, "domain"), "second": ("second.h5ad", 2, "domain")},
-            epochs=3000)
+            epochs=400)
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
            "--prioritize", "results/first/graphst/seed0/metrics.tsv"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -73,6 +73,8 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert first_done
+    last_epoch = train_log.read_text().strip().splitlines()[-1]
+    assert "/400 " in last_epoch and "epoch 400/400" not in last_epoch, last_epoch   # killed mid-training
     second_train = tmp_path / "results/second/graphst/seed0/train.npz"
     assert not second_train.exists()                        # no half-written output under its name
     finished = [p for p in (tmp_path / "results").rglob("*") if p.is_file() and ".part" not in p.name]
@@ -83,8 +85,9 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
     assert snakemake(tmp_path, "--unlock").returncode == 0
     dry = snakemake(tmp_path, "--dry-run", "--cores", "1")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert _job_counts(dry.stdout) == {"train": 1, "cluster": 1, "evaluate": 1, "aggregate": 1}, dry.stdout
-    rerun = snakemake(tmp_path, "--cores", "1", "--config", "train={epochs: 3, device: cpu}")
+    assert _job_counts(dry.stdout) == {"train": 1, "cluster": 1, "evaluate": 1, "aggregate": 1,
+                                       "all": 1}, dry.stdout
+    rerun = snakemake(tmp_path, "--cores", "1")
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert _snapshot(before) == before                      # finished outputs untouched
     assert (tmp_path / "results/second/graphst/seed0/metrics.tsv").is_file()

@@ -1,0 +1,152 @@
+"""Same config and seed, same bits: labels, metrics, embeddings and logged losses, run to run
+and with 1 or 2 CPU threads; every metrics row records what made it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import stcore
+from slides import REPO, run_library, tiny_slide, write, write_visium
+from stcore.graph import gcn_norm, knn_graph, mean_operator
+from stcore.hvg import HVGParams, run_hvg
+from stcore.model import GraphContrastiveAE, fixed_order_sum, row_permutation
+from stcore.provenance import PACKAGES, config_digest, input_digest, record
+from stcore.qc import QCParams, prepare_slide
+from stcore.simulate import SimParams, simulate_slide
+
+
+@pytest.fixture(scope="module")
+def slide_path(tmp_path_factory):
+    adata = simulate_slide(SimParams(n_spots=300, n_genes=150, markers_per_domain=20, n_layers=3, n_regions=0,
+                                     field_genes=20, seed=7))
+    return write(adata, tmp_path_factory.mktemp("repro") / "slide.h5ad")
+
+
+def _same(a, b):
+    (ra, la, ma), (rb, lb, mb) = a, b
+    assert ra.embedding.tobytes() == rb.embedding.tobytes()
+    assert ra.decoded.tobytes() == rb.decoded.tobytes()
+    assert ra.decoder_weight.tobytes() == rb.decoder_weight.tobytes()
+    pd.testing.assert_frame_equal(ra.losses, rb.losses, check_exact=True)
+    assert np.array_equal(la, lb)
+    assert ma == mb
+
+
+def test_same_seed_same_bits_run_to_run(slide_path):
+    first = run_library(slide_path, n_clusters=3, epochs=15, seed=3, n_top_genes=100)
+    second = run_library(slide_path, n_clusters=3, epochs=15, seed=3, n_top_genes=100)
+    _same(first, second)
+    other = run_library(slide_path, n_clusters=3, epochs=15, seed=4, n_top_genes=100)
+    assert other[0].embedding.tobytes() != first[0].embedding.tobytes()   # the seed matters
+
+
+def test_one_or_two_threads_same_bits(slide_path):
+    try:
+        one = run_library(slide_path, n_clusters=3, epochs=15, seed=3, threads=1, n_top_genes=100)
+        two = run_library(slide_path, n_clusters=3, epochs=15, seed=3, threads=2, n_top_genes=100)
+    finally:
+        torch.set_num_threads(2)
+    _same(one, two)
+
+
+def test_loss_value_does_not_depend_on_threads():
+    """On 4000 spots a plain tensor.sum() differs in its last bits between 1 and 2 threads;
+    the loss uses fixed_order_sum, so the logged losses do not."""
+    rng = np.random.default_rng(0)
+    n, g = 4000, 100
+    x = torch.from_numpy(rng.random((n, g), dtype=np.float32))
+    adj = knn_graph(rng.uniform(0, 100, (n, 2)))
+    from stcore.model import to_sparse_operator
+    a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
+    values = {}
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            gen = torch.Generator().manual_seed(0)
+            model = GraphContrastiveAE(g, 64, generator=gen)
+            out = model(x, a_hat, r_op, row_permutation(n, gen))
+            parts = model.loss(out, 1.0, g)
+            values[threads] = (parts.total.item(), parts.reconstruction.item(), parts.contrastive.item(),
+                               fixed_order_sum(out.latent).item())
+    finally:
+        torch.set_num_threads(2)
+    assert values[1] == values[2] == values[3]
+
+
+def test_hvg_and_qc_are_deterministic(slide_path):
+    a, ra = prepare_slide(str(slide_path), "h5ad", QCParams(), truth="domain", n_clusters=3)
+    b, rb = prepare_slide(str(slide_path), "h5ad", QCParams(), truth="domain", n_clusters=3)
+    assert ra == rb
+    ha, hb = run_hvg(a, HVGParams(n_top_genes=100)), run_hvg(b, HVGParams(n_top_genes=100))
+    assert list(ha.var_names) == list(hb.var_names)
+    assert (ha.X != hb.X).nnz == 0
+
+
+# --- provenance -----------------------------------------------------------------------------------
+
+def test_config_digest_ignores_key_order_and_sees_values():
+    a = {"train": {"epochs": 600, "lr": 0.001}, "seeds": [0]}
+    b = {"seeds": [0], "train": {"lr": 0.001, "epochs": 600}}
+    assert config_digest(a) == config_digest(b)
+    assert config_digest(a) != config_digest({"train": {"epochs": 601, "lr": 0.001}, "seeds": [0]})
+
+
+def test_input_digest_follows_content(tmp_path):
+    p = write(tiny_slide(seed=1), tmp_path / "a.h5ad")
+    d1 = input_digest(p)
+    assert d1 == input_digest(p) and len(d1) == 64
+    write(tiny_slide(seed=2), p)
+    assert input_digest(p) != d1
+    folder = write_visium(tmp_path / "outs", tiny_slide())
+    v1 = input_digest(folder)
+    (folder / "spatial" / "tissue_positions.csv").write_text(
+        (folder / "spatial" / "tissue_positions.csv").read_text().replace(",1,", ",0,", 1))
+    assert input_digest(folder) != v1
+
+
+def test_record_has_seed_versions_and_hashes():
+    row = record(seed=5, config={"a": 1}, input_sha256="ab" * 32)
+    assert row["seed"] == 5 and row["input_sha256"] == "ab" * 32
+    assert row["stcore_version"] == stcore.__version__ and row["torch_version"] == torch.__version__
+    assert {f"{p}_version" for p in PACKAGES} <= set(row)
+    assert all(row[f"{p}_version"] not in ("", None) for p in PACKAGES)
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluate_step_writes_provenance_columns(tmp_path):
+    """scripts/evaluate.py puts seed, versions, config hash and the input's sha256 (carried
+    from qc through hvg.h5ad) into metrics.tsv."""
+    src = write(tiny_slide(), tmp_path / "slide.h5ad")
+    adata, _ = prepare_slide(str(src), "h5ad", QCParams(), truth="domain", n_clusters=2)
+    hvg = tmp_path / "hvg.h5ad"
+    run_hvg(adata, HVGParams(n_top_genes=30)).write_h5ad(hvg)
+    labels = tmp_path / "labels.tsv"
+    pd.DataFrame({"spot": adata.obs_names, "domain": np.arange(adata.n_obs) % 2}).to_csv(labels, sep="\t",
+                                                                                        index=False)
+    bench = tmp_path / "bench.tsv"
+    bench.write_text("s\th:m:s\n1.5\t0:00:01\n")
+    config = {"seeds": [2], "train": {"epochs": 5}}
+    sm = SimpleNamespace(
+        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), train_bench=str(bench), cluster_bench=str(bench)),
+        output=SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png")),
+        params=SimpleNamespace(truth="domain"), wildcards=SimpleNamespace(sample="s1", method="graphst", seed="2"),
+        config=config)
+    _load_script("evaluate").main(sm)
+    row = pd.read_csv(tmp_path / "metrics.tsv", sep="\t").iloc[0]
+    assert row["seed"] == 2
+    assert row["input_sha256"] == input_digest(src)
+    assert row["config_sha256"] == config_digest(json.loads(json.dumps(config)))
+    assert str(row["stcore_version"]) == stcore.__version__ and row["torch_version"] == torch.__version__
+    assert {"scanpy_version", "snakemake_version", "ARI"} <= set(row.index)
