@@ -6,9 +6,26 @@ import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+
+def _schema_problem(exc):
+    """One line from a failed schema validation: where, and what is wrong."""
+    err = exc.__context__      # snakemake's validate raises while handling jsonschema's error
+    if not hasattr(err, "absolute_path"):
+        return str(exc).splitlines()[0]
+    where = ".".join(str(p) for p in err.absolute_path) or "top level"
+    row = re.search(r"row (\d+) of data frame", str(exc))
+    if row:
+        where = f"row {int(row.group(1)) + 1}, column {where}"
+    return f"{where}: {err.message}"
+
+
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.
 _raw_methods = copy.deepcopy(config.get("methods"))
-validate(config, "../schemas/config.schema.yaml")
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError as exc:
+    raise WorkflowError(f"config is invalid: {_schema_problem(exc)}. "
+                        "Fix: see schemas/config.schema.yaml for the keys and their types") from None
 if _raw_methods is not None:
     config["methods"] = _raw_methods
 
@@ -35,7 +52,8 @@ def _read_samples(path):
     try:
         validate(table, "../schemas/samples.schema.yaml")
     except WorkflowError as exc:
-        raise WorkflowError(f"sample sheet '{path}' is invalid: {exc}") from None
+        raise WorkflowError(f"sample sheet '{path}' is invalid: {_schema_problem(exc)}. "
+                            "Fix: see schemas/samples.schema.yaml") from None
     data_dir = config.get("data_dir") or ""
     if data_dir:  # relative slide paths are read from the data folder
         table["path"] = [p if os.path.isabs(p) else os.path.join(data_dir, p) for p in table["path"]]
