@@ -144,8 +144,6 @@ def run_outputs(name, methods=None):
             for sample in SAMPLES for method in (methods or METHODS) for seed in method_seeds(method)]
 
 
-
-
 def env_for_train():
     return "../envs/stcore-cuda.yaml" if config["train"]["device"] == "cuda" else "../envs/stcore.yaml"
 
@@ -224,8 +222,9 @@ def hvg_runtime(wildcards, input, attempt):
 
 
 def train_mem_mb(wildcards, input, attempt):
-    """train holds the features densely (spots x genes float32), their shuffled copy, the
-    reconstruction and its gradient, plus the sparse graph: about ten dense copies."""
+    """train holds the features densely once (spots x genes float32; the reconstruction is
+    never formed), plus the sparse graph and N x d activations; reading the h5ad and its
+    sparse copy come on top.  Budget: ten dense copies, for headroom on any slide."""
     return int(attempt * (_BASE_MB + 10 * _dense_mb(str(input.h5ad)) + 4 * _file_mb(str(input.graph))))
 
 
