@@ -29,6 +29,7 @@ rule agreement:
     params:
         runs=AGREEMENT_RUNS,
         method=AGREEMENT_METHOD,
+        r_mclust=config.get("benchmark", {}).get("r_mclust", True),
         cluster=dict(config["cluster"], **config["methods"].get(AGREEMENT_METHOD, {}).get("cluster", {})),
     log:
         "logs/benchmark/agreement.log",

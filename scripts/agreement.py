@@ -14,7 +14,7 @@ COLUMNS = ["slide", "seed", "method", "ARI_R_vs_python", "ARI_R_truth", "ARI_pyt
 
 
 def main(sm):
-    ok, why = r_available()
+    ok, why = r_available() if sm.params.r_mclust else (False, "switched off (benchmark.r_mclust: false)")
     rows = []
     if not ok:
         logging.getLogger("stcore").warning("agreement table skipped: %s", why)

@@ -40,9 +40,9 @@ def mclust_r(features: np.ndarray, n_clusters: int, *, seed: int = 0) -> np.ndar
     mclust = importr("mclust")
     ro.r["set.seed"](int(seed))
     with localconverter(ro.default_converter + numpy2ri.converter):
-        fit = mclust.Mclust(np.asarray(features, dtype=np.float64), G=int(n_clusters), modelNames="EEE",
-                            verbose=False)
-    if fit is ro.NULL or fit is None:
+        data = ro.conversion.get_conversion().py2rpy(np.asarray(features, dtype=np.float64))
+    fit = mclust.Mclust(data, G=int(n_clusters), modelNames="EEE", verbose=False)
+    if fit is ro.NULL:
         raise RuntimeError("R mclust EEE did not fit")
     labels = np.asarray(fit.rx2("classification"), dtype=int) - 1
     return labels

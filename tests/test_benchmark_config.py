@@ -38,11 +38,11 @@ def small_benchmark(tmp_path_factory):
     config["train"] |= {"epochs": 5, "log_every": 0}
     config["cluster"] |= {"n_init": 3}
     config["methods"] = {m: config["methods"][m] for m in ("graphst", "expression", "embedding")}
-    config["benchmark"] |= {"reference_dir": str(REFERENCE)}
+    config["benchmark"] |= {"reference_dir": str(REFERENCE), "r_mclust": False}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = _snakemake() + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
                           "--configfile", str(work / "config.yaml"), "--cores", "2", "benchmark"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work
 
@@ -85,4 +85,22 @@ def test_summary_and_figures(small_benchmark):
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     agreement = pd.read_csv(out / "agreement.tsv", sep="\t")
     assert len(agreement) == 2
-    assert agreement["status"].str.startswith(("ok", "skipped")).all()
+    assert agreement["status"].str.startswith("skipped: switched off").all()
+
+
+def test_r_mclust_agreement():
+    """R's mclust EEE and the Python mixture agree on well separated blobs (needs R)."""
+    import numpy as np
+
+    from stcore.agreement import agreement_row, r_available
+    from stcore.cluster import mclust_eee
+
+    ok, why = r_available()
+    if not ok:
+        pytest.skip(why)
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(c, 0.5, (60, 3)) for c in (0, 4, 8)])
+    truth = np.repeat(["a", "b", "c"], 60)
+    row = agreement_row(x, mclust_eee(x, 3, seed=0), truth, 3, seed=0)
+    assert row["ARI_R_vs_python"] == pytest.approx(1.0)
+    assert row["ARI_R_truth"] == pytest.approx(1.0) and row["ARI_python_truth"] == pytest.approx(1.0)
