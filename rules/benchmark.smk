@@ -1,27 +1,3 @@
-BENCH = config.get("benchmark", {})
-
-
-def benchmark_runs():
-    """Every (slide, method, seed) with the files its row of the table is read from."""
-    runs = []
-    for sample in SAMPLES:
-        for method in METHODS:
-            source = config["methods"][method].get("train_from", method)
-            for seed in method_seeds(method):
-                runs.append({
-                    "sample": sample, "method": method, "seed": seed, "source": source,
-                    "metrics": f"results/{sample}/{method}/seed{seed}/metrics.tsv",
-                    "npz": f"results/{sample}/{source}/seed{seed}/train.npz",
-                    "hvg": f"results/{sample}/hvg.h5ad",
-                    "train_bench": f"results/benchmarks/train/{sample}.{source}.seed{seed}.tsv",
-                    "cluster_bench": f"results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
-                })
-    return runs
-
-
-BENCHMARK_RUNS = benchmark_runs()
-
-
 rule benchmark:
     """Target: the benchmark table, its summary and figures."""
     default_target: False

@@ -265,3 +265,58 @@ def _failure_lines(since, log_dir="logs"):
 onerror:
     for _line in _failure_lines(_RUN_STARTED):
         print(f"FAILED {_line}", file=_sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------
+# The benchmark over labelled slides (rules/benchmark.smk, rules/report.smk,
+# rules/agreement.smk); settings under the config's `benchmark:` block.
+# ---------------------------------------------------------------------------------------
+BENCH = config.get("benchmark", {})
+FIGURE_METHOD = BENCH.get("figure_method", "graphst")
+AGREEMENT_METHOD = BENCH.get("agreement_method", "graphst")
+# Methods that train a graph model themselves: their loss curves are drawn.
+LOSS_METHODS = [m for m, spec in config["methods"].items()
+                if "train_from" not in spec and spec.get("model", "graphst") == "graphst"]
+
+
+def benchmark_runs():
+    """Every (slide, method, seed) with the files its row of the benchmark table is read from."""
+    runs = []
+    for sample in SAMPLES:
+        for method in METHODS:
+            source = config["methods"][method].get("train_from", method)
+            for seed in method_seeds(method):
+                runs.append({
+                    "sample": sample, "method": method, "seed": seed, "source": source,
+                    "metrics": f"results/{sample}/{method}/seed{seed}/metrics.tsv",
+                    "npz": f"results/{sample}/{source}/seed{seed}/train.npz",
+                    "hvg": f"results/{sample}/hvg.h5ad",
+                    "train_bench": f"results/benchmarks/train/{sample}.{source}.seed{seed}.tsv",
+                    "cluster_bench": f"results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
+                })
+    return runs
+
+
+def agreement_runs():
+    """(slide, seed) runs of the agreement method, with the files its features come from."""
+    if AGREEMENT_METHOD not in METHODS:
+        return []
+    source = config["methods"][AGREEMENT_METHOD].get("train_from", AGREEMENT_METHOD)
+    return [{"sample": s, "seed": seed, "truth": samples.loc[s, "truth"],
+             "n_clusters": int(samples.loc[s, "n_clusters"]),
+             "npz": f"results/{s}/{source}/seed{seed}/train.npz",
+             "labels": f"results/{s}/{AGREEMENT_METHOD}/seed{seed}/labels.tsv",
+             "hvg": f"results/{s}/hvg.h5ad"}
+            for s in SAMPLES for seed in method_seeds(AGREEMENT_METHOD)]
+
+
+def benchmark_figures(kind, enabled=True):
+    """One figure ``kind`` per slide, flagged for the HTML report."""
+    if not enabled:
+        return []
+    return [report(f"results/benchmark/figures/{kind}_{s}.png", category="Figures", subcategory=kind,
+                   labels={"slide": s, "figure": kind}) for s in SAMPLES]
+
+
+BENCHMARK_RUNS = benchmark_runs()
+AGREEMENT_RUNS = agreement_runs()

@@ -1,15 +1,3 @@
-FIGURE_METHOD = config.get("benchmark", {}).get("figure_method", "graphst")
-DRAW_UMAP = config.get("benchmark", {}).get("umap", True)
-# Methods that train a graph model themselves: their loss curves are drawn.
-LOSS_METHODS = [m for m, spec in config["methods"].items()
-                if "train_from" not in spec and spec.get("model", "graphst") == "graphst"]
-
-
-def _figures(kind, enabled=True):
-    return [report(f"results/benchmark/figures/{kind}_{s}.png", category="Figures", subcategory=kind,
-                   labels={"slide": s, "figure": kind}) for s in SAMPLES] if enabled else []
-
-
 rule report_figures:
     """Figures of the benchmark: domains on the tissue, ARI per variant, UMAP, loss curves."""
     input:
@@ -21,9 +9,9 @@ rule report_figures:
     output:
         boxplot=report("results/benchmark/figures/ari_boxplot.png", category="Figures", subcategory="ARI",
                        labels={"slide": "all", "figure": "ARI per variant"}),
-        domains=_figures("domains"),
-        umap=_figures("umap", DRAW_UMAP and FIGURE_METHOD in METHODS),
-        losses=_figures("losses", bool(LOSS_METHODS)),
+        domains=benchmark_figures("domains"),
+        umap=benchmark_figures("umap", BENCH.get("umap", True) and FIGURE_METHOD in METHODS),
+        losses=benchmark_figures("losses", bool(LOSS_METHODS)),
     params:
         samples=[{"sample": s, "truth": samples.loc[s, "truth"]} for s in SAMPLES],
         figure_method=FIGURE_METHOD,
