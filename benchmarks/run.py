@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    work = HERE / ".work" / Path(a.slide).stem
+    work = HERE / ".work" / (Path(a.slide).stem + ("" if a.name == "compare" else f"-{a.name}"))
     work.mkdir(parents=True, exist_ok=True)
     common = ["--work", str(work), "--truth", a.truth, "--n-clusters", str(a.n_clusters), "--epochs",
               str(a.epochs), "--threads", str(a.threads), "--seed", str(a.seed)]

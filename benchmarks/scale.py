@@ -100,20 +100,27 @@ def main(argv=None) -> None:
     for n in a.sizes:
         folder = HERE / ".work" / "scale" / str(n)
         row = {"n_target": n}
-        prep = child([sys.executable, __file__, "--_prepare", str(n), str(folder), "--seed", str(a.seed),
-                      "--write-raw-at", *map(str, a.write_raw_at)], a.timeout)
+        done = folder / "prepare.json"
+        if done.is_file() and (n not in a.write_raw_at or (folder / "raw.h5ad").is_file()):
+            prep = json.loads(done.read_text())         # the slide of this size is already written
+        else:
+            prep = child([sys.executable, __file__, "--_prepare", str(n), str(folder), "--seed", str(a.seed),
+                          "--write-raw-at", *map(str, a.write_raw_at)], a.timeout)
+            if "error" not in prep:
+                done.write_text(json.dumps(prep))
         row |= {"spots": prep.get("spots"), "nnz": prep.get("nnz"), "prepare_peak_rss_mb": prep.get("peak_rss_mb"),
                 "transform_s": prep.get("transform_s"), "graph_s": prep.get("graph_s")}
         print(f"{n}: prepared {prep}", flush=True)
         train_cmd = [sys.executable, str(HERE / "steps.py"), "train", "--work", str(folder), "--epochs",
                      str(a.epochs), "--threads", str(a.threads)]
         tr = child(train_cmd, a.timeout)
-        row |= {"s_per_epoch": tr.get("s_per_epoch"), "train_peak_rss_mb": tr.get("peak_rss_mb"),
+        row |= {"s_per_epoch": tr.get("s_per_epoch_steady", tr.get("s_per_epoch")),
+                "s_first_epoch": tr.get("s_first_epoch"), "train_peak_rss_mb": tr.get("peak_rss_mb"),
                 "train_error": tr.get("error", "")}
         print(f"{n}: train {tr}", flush=True)
         if a.input_pcs:
             tp = child(train_cmd + ["--input-pcs", str(a.input_pcs)], a.timeout)
-            row |= {f"pcs{a.input_pcs}_s_per_epoch": tp.get("s_per_epoch"),
+            row |= {f"pcs{a.input_pcs}_s_per_epoch": tp.get("s_per_epoch_steady", tp.get("s_per_epoch")),
                     f"pcs{a.input_pcs}_train_step_s": tp.get("step_s"),
                     f"pcs{a.input_pcs}_peak_rss_mb": tp.get("peak_rss_mb")}
             print(f"{n}: train input_pcs={a.input_pcs} {tp}", flush=True)

@@ -66,7 +66,9 @@ def main(argv=None) -> None:
                                                   log_every=0, input_pcs=a.input_pcs))
         np.savez(work / "train.npz", embedding=res.embedding, decoded=res.decoded,
                  decoder_weight=res.decoder_weight)
+        steady = res.epoch_seconds[1:] if len(res.epoch_seconds) > 1 else res.epoch_seconds
         info |= {"epochs": a.epochs, "train_loop_s": res.seconds, "s_per_epoch": res.seconds / a.epochs,
+                 "s_first_epoch": float(res.epoch_seconds[0]), "s_per_epoch_steady": float(np.median(steady)),
                  "device": res.device}
     else:
         from stcore.cluster import ClusterParams, cluster_features, refine, run_cluster
