@@ -2,7 +2,7 @@
 
     nice -n 10 .venv/bin/python benchmarks/scale.py --sizes 5000 20000 50000 100000 200000
 
-For each size: a scatter-layout slide of 3,000 genes (benchmarks/simulate_large.py), the
+For each size: a scatter-layout slide of 3,000 genes (stcore.simulate, drawn in blocks of spots), the
 pipeline's HVG transform (all 3,000 genes kept) and spatial graph, written under
 benchmarks/.work/scale/<N>/; then, each in its own process, a few epochs of training on
 the genes (and, with --input-pcs, on PCA scores) reporting seconds per epoch and peak RSS,
@@ -32,14 +32,13 @@ def prepare(n: int, folder: Path, seed: int, write_raw: bool) -> dict:
     import numpy as np
     import scipy.sparse as sp
 
-    from simulate_large import simulate_large
     from stcore.graph import GraphParams, knn_graph
     from stcore.hvg import HVGParams, transform
-    from stcore.simulate import SimParams
+    from stcore.simulate import SimParams, simulate_slide
 
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    slide = simulate_large(SimParams(n_spots=n, layout="scatter", n_layers=5, n_regions=1, n_genes=3000, seed=seed))
+    slide = simulate_slide(SimParams(n_spots=n, layout="scatter", n_layers=5, n_regions=1, n_genes=3000, seed=seed))
     t_sim = time.perf_counter() - t0
     if write_raw:
         slide.write_h5ad(folder / "raw.h5ad")
