@@ -14,6 +14,8 @@ rule agreement:
         cluster=dict(config["cluster"], **config["methods"].get(AGREEMENT_METHOD, {}).get("cluster", {})),
     log:
         "logs/benchmark/agreement.log",
+    benchmark:
+        "results/benchmarks/benchmark/agreement.tsv"
     conda:
         "../envs/stcore.yaml"
     threads: 1

@@ -26,6 +26,8 @@ rule benchmark_table:
         ablation=BENCH.get("ablation", "recon_only"),
     log:
         "logs/benchmark/table.log",
+    benchmark:
+        "results/benchmarks/benchmark/table.tsv"
     conda:
         "../envs/stcore.yaml"
     threads: 1

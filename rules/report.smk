@@ -19,6 +19,8 @@ rule report_figures:
         seeds={m: method_seeds(m) for m in METHODS},
     log:
         "logs/benchmark/figures.log",
+    benchmark:
+        "results/benchmarks/benchmark/figures.tsv"
     conda:
         "../envs/stcore.yaml"
     threads: 1
