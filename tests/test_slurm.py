@@ -19,6 +19,7 @@ which case they fail.  What they prove:
 from __future__ import annotations
 
 import collections
+import copy
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_workflow import SHEET, TINY
 
 pytestmark = pytest.mark.slurm
 
@@ -42,24 +44,11 @@ RUN_TIMEOUT = 600  # seconds for one Snakemake run through SLURM (about 4 min on
 
 SAMPLES = ("tiny_a", "tiny_b")
 KILLED = "rule_train_wildcards_tiny_a_graphst_0"  # the SLURM comment of the train job to kill
-CONFIG = {
-    "samples": "samples.tsv",
-    "seeds": [0],
-    "simulate": {
-        "tiny_a": {"n_spots": 300, "n_genes": 200, "markers_per_domain": 30, "n_layers": 3, "n_regions": 0,
-                   "seed": 1},
-        "tiny_b": {"n_spots": 250, "n_genes": 200, "markers_per_domain": 30, "layout": "scatter",
-                   "n_layers": 2, "n_regions": 1, "seed": 2},
-    },
-    "hvg": {"n_top_genes": 150},
-    "train": {"epochs": 20, "log_every": 5, "device": "cpu"},
-    "cluster": {"n_init": 2},
-    # One method keeps the run short; the expression baseline goes through the same rules.
-    "methods": {"graphst": {"model": "graphst"}},
-}
-SHEET = ("sample\tpath\tformat\tn_clusters\ttruth\n"
-         "tiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\tdomain\n"
-         "tiny_b\tresults/simulated/tiny_b.h5ad\th5ad\t2\tdomain\n")
+# The tiny two-slide run of test_workflow, with one method to keep the run short (the
+# expression baseline goes through the same rules) and training pinned to the CPU.
+CONFIG = copy.deepcopy(TINY)
+CONFIG["train"]["device"] = "cpu"
+CONFIG["methods"] = {"graphst": {"model": "graphst"}}
 # SLURM jobs of one run: profiles/slurm groups a slide's simulate/qc/hvg/graph ("prep") and
 # a run's cluster/evaluate ("post"); a group job's comment carries no wildcards.
 EXPECTED_JOBS = collections.Counter({
