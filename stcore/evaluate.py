@@ -53,33 +53,8 @@ def domain_metrics(truth, pred) -> dict:
     }
 
 
-def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path=None):
-    """Spots coloured by found domain, beside the truth when given.  Returns the figure;
-    written to ``path`` (PNG) when given."""
-    import matplotlib
+def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path) -> None:
+    """Spots coloured by found domain, beside the truth when given; written to ``path`` (PNG)."""
+    from .report import plot_slide_domains
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("found domains", np.asarray(pred))]
-    if truth is not None:
-        panels.insert(0, ("truth", pd.Series(np.asarray(truth, dtype=object)).fillna("NA").astype(str).to_numpy()))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4.5), squeeze=False)
-    size = max(0.5, min(30.0, 30000 / max(len(coords), 1)))
-    for ax, (name, lab) in zip(axes[0], panels):
-        codes, uniq = pd.factorize(pd.Series(lab), sort=True)
-        cmap = plt.get_cmap("tab20", max(len(uniq), 1))
-        ax.scatter(coords[:, 0], coords[:, 1], c=codes, cmap=cmap, s=size, linewidths=0,
-                   vmin=-0.5, vmax=len(uniq) - 0.5)
-        ax.set_title(f"{title} {name}".strip())
-        ax.set_aspect("equal")
-        ax.invert_yaxis()
-        ax.set_xticks([]), ax.set_yticks([])
-    fig.tight_layout()
-    if path is not None:
-        from .io import atomic_path
-
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-        plt.close(fig)
-    return fig
+    plot_slide_domains(coords, truth, [("found domains", np.asarray(pred))], path, title=title)

@@ -42,7 +42,6 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
     if params.flavor != "seurat_v3":
         sc.pp.normalize_total(tmp, target_sum=params.target_sum)
         sc.pp.log1p(tmp)
-    if params.flavor != "seurat_v3":
         sc.pp.highly_variable_genes(tmp, flavor=params.flavor, n_top_genes=params.n_top_genes)
         return tmp.var["highly_variable"].to_numpy()
     # seurat_v3 fits a loess of log variance on log mean; on very sparse counts the points are

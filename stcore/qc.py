@@ -70,7 +70,6 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     """
     from .errors import InputError
     from .io import check_counts, read_slide
-
     from .provenance import input_digest
 
     if n_clusters < 2:

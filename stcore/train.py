@@ -110,8 +110,8 @@ def input_pca(x, n_comps: int) -> np.ndarray:
         # XᵀX a block of rows at a time with dense BLAS: a sparse-times-sparse product whose
         # result is dense (G x G) is far slower, and a dense copy of all of X is what this
         # option avoids.
-        x = sp.csr_matrix(x, dtype=np.float64)
-        mean = np.asarray(x.mean(axis=0)).ravel()
+        x = sp.csr_matrix(x)                                  # no float64 copy of X
+        mean = np.asarray(x.sum(axis=0, dtype=np.float64)).ravel() / n
         gram = np.zeros((g, g))
         for start in range(0, n, 2048):
             blk = x[start:start + 2048].toarray().astype(np.float32)   # float32 BLAS per block,
