@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from slide_args import add_slide_args
+
 T_START = time.perf_counter()
 
 
@@ -28,12 +30,7 @@ def peak_rss_mb() -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--slide", required=True)
-    ap.add_argument("--truth", default="ground_truth")
-    ap.add_argument("--n-clusters", type=int, default=7)
-    ap.add_argument("--epochs", type=int, default=600)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=41)
+    add_slide_args(ap)
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(a.threads)

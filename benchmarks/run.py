@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from slide_args import add_slide_args
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 
@@ -40,12 +42,7 @@ def run_json(cmd: list[str], log_path: Path, timeout: float | None = None) -> tu
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--slide", required=True)
-    ap.add_argument("--truth", default="ground_truth")
-    ap.add_argument("--n-clusters", type=int, default=7)
-    ap.add_argument("--epochs", type=int, default=600)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=41)
+    add_slide_args(ap)
     ap.add_argument("--ref-python", default=str(HERE / ".venv-ref" / "bin" / "python"))
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results"))
