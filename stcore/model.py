@@ -16,6 +16,10 @@ Exact rewrites used in training, each tested against the plain form:
 - Â (Z W2) = (Â Z) W2: the decoder's sparse product stays in latent width;
 - ||U W2 - X||² = <UᵀU, W2 W2ᵀ> - 2 <U, X W2ᵀ> + ||X||²: the N x G reconstruction is
   never formed; X W1 and X W2ᵀ come from a single product X [W1, W2ᵀ].
+- X may be a sparse operator (CSR with its transpose): X [W1, W2ᵀ] and its weight gradient
+  Xᵀ G are then sparse products over X's non-zeros only.  The transformed expression is
+  scaled without centring, so it keeps the zeros of the counts (a tenth of the entries are
+  non-zero on a Visium slide).
 """
 from __future__ import annotations
 
@@ -56,7 +60,8 @@ class SparseOperator:
 
 
 def to_sparse_operator(m: sp.spmatrix, device: torch.device | str = "cpu") -> SparseOperator:
-    """scipy sparse -> :class:`SparseOperator` (float32 CSR of ``m`` and of ``m.T``)."""
+    """scipy sparse -> :class:`SparseOperator` (float32 CSR of ``m`` and of ``m.T``); ``m``
+    may be any sparse matrix, square (a graph operator) or not (the features)."""
     def csr(a):
         a = sp.csr_matrix(a, dtype=np.float32)
         a.sort_indices()
@@ -188,16 +193,19 @@ class GraphContrastiveAE(nn.Module):
         """W2, (d, G)."""
         return self.weight1.T if self.tied_decoder else self.weight2
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor | SparseOperator,
+    def forward(self, x: torch.Tensor | SparseOperator, adj: torch.Tensor | SparseOperator,
                 readout_op: torch.Tensor | SparseOperator, perm: torch.Tensor) -> ModelOutput:
-        """x: (N, G) dense; adj, readout_op: sparse (N, N) torch tensors or
-        :class:`SparseOperator` (faster backward); perm: (N,) corruption."""
+        """x: (N, G) dense tensor or :class:`SparseOperator`; adj, readout_op: sparse (N, N)
+        torch tensors or :class:`SparseOperator` (faster backward); perm: (N,) corruption."""
+        def times(w):
+            return spmm(x, w) if isinstance(x, SparseOperator) else x @ w
+
         if self.tied_decoder:
-            xw = x @ self.weight1
+            xw = times(self.weight1)
             x_w2t = xw                      # X W2ᵀ = X W1 when W2 = W1ᵀ
         else:
             d = self.weight1.shape[1]
-            both = x @ torch.cat([self.weight1, self.weight2.T], dim=1)
+            both = times(torch.cat([self.weight1, self.weight2.T], dim=1))
             xw, x_w2t = both[:, :d], both[:, d:]
         d = xw.shape[1]
         # Â [XW1, (XW1)[π]] in one sparse product; (XW1)[π] = X[π]W1.

@@ -83,10 +83,25 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _dense_float32(x) -> np.ndarray:
+# Features with at most this fraction of non-zero entries are trained on as a sparse
+# operator (CSR and its transpose), denser ones as one dense float32 matrix.  Measured on
+# DLPFC 151673 (8.6 % non-zero, 2 threads), the sparse first-layer product and its gradient
+# take half the time of the dense ones, and CSR with its transpose costs less memory than
+# the dense matrix below about 15 % non-zero.
+SPARSE_FEATURES_MAX_DENSITY = 0.15
+
+
+def _features(x, device: torch.device):
+    """The features as the model reads them, converted once: a :class:`SparseOperator` when
+    ``x`` is sparse with few non-zeros, else one dense float32 tensor.  Also returns ||X||²."""
     if sp.issparse(x):
-        return x.toarray().astype(np.float32, copy=False)
-    return np.ascontiguousarray(x, dtype=np.float32)
+        x = sp.csr_matrix(x)
+        if x.nnz <= SPARSE_FEATURES_MAX_DENSITY * x.shape[0] * x.shape[1]:
+            # ||X||² in float64 over the stored values, summed in a fixed order.
+            return to_sparse_operator(x, device), float(np.sum(np.square(x.data, dtype=np.float64)))
+        x = x.toarray()
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+    return xt, _squared_norm(xt)
 
 
 def _squared_norm(xt: torch.Tensor, rows: int = 16384) -> float:
@@ -143,9 +158,8 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     n, g = x.shape
     gen = torch.Generator(device="cpu").manual_seed(params.seed)
     model = GraphContrastiveAE(g, params.n_latent, tied_decoder=params.tied_decoder, generator=gen).to(device)
-    xt = torch.from_numpy(_dense_float32(x)).to(device)   # the one dense copy of the features
+    xt, x_sqnorm = _features(x, device)   # the one copy of the features the model reads
     del x
-    x_sqnorm = _squared_norm(xt)
     a_hat = to_sparse_operator(gcn_norm(adj), device)
     r_op = to_sparse_operator(mean_operator(adj), device)
     opt = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)

@@ -14,9 +14,9 @@ from torch import nn
 
 from stcore.cluster import pca_scores, refine
 from stcore.graph import gcn_norm, knn_graph, knn_indices, mean_operator
-from stcore.model import (BilinearDiscriminator, GraphContrastiveAE, readout, reconstruction_sse,
-                          reconstruction_sse_plain, row_permutation, spmm, to_sparse_operator,
-                          to_torch_sparse)
+from stcore.model import (BilinearDiscriminator, GraphContrastiveAE, SparseOperator, readout,
+                          reconstruction_sse, reconstruction_sse_plain, row_permutation, spmm,
+                          to_sparse_operator, to_torch_sparse)
 from stcore.train import _squared_norm, input_pca
 
 
@@ -145,6 +145,38 @@ def test_coo_and_operator_inputs_give_the_same_model_output(hex_coords):
     b = model(x, to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj)), perm)
     for f in ("latent", "decoded", "logits", "logits_corrupt", "x_w2t"):
         torch.testing.assert_close(getattr(a, f), getattr(b, f), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_sparse_features_give_the_dense_model_output_and_gradients(hex_coords, tied):
+    """X [W1, W2ᵀ] and its weight gradient as sparse products over X's non-zeros equal the
+    dense product; ||X||² from the stored values equals the dense sum."""
+    from stcore.train import SPARSE_FEATURES_MAX_DENSITY, _features
+
+    adj = knn_graph(hex_coords)
+    rng = np.random.default_rng(9)
+    n, g = len(hex_coords), 40
+    x = sp.random(n, g, density=0.1, format="csr", random_state=rng, dtype=np.float32) * 5
+    a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
+    xs, sq_s = _features(x, torch.device("cpu"))
+    xd, sq_d = _features(x.toarray(), torch.device("cpu"))
+    assert isinstance(xs, SparseOperator) and isinstance(xd, torch.Tensor)
+    assert sq_s == pytest.approx(sq_d, rel=1e-6)
+    dense_again, _ = _features(sp.csr_matrix(np.ones((n, g), np.float32)), torch.device("cpu"))
+    assert isinstance(dense_again, torch.Tensor) and SPARSE_FEATURES_MAX_DENSITY < 1
+    results = []
+    for feats, sq in ((xs, sq_s), (xd, sq_d)):
+        gen = torch.Generator().manual_seed(10)
+        model = GraphContrastiveAE(g, 8, tied_decoder=tied, generator=gen)
+        out = model(feats, a_hat, r_op, row_permutation(n, gen))
+        loss = model.loss(out, sq, g).total
+        results.append((out, loss, torch.autograd.grad(loss, list(model.parameters()))))
+    (o_s, l_s, g_s), (o_d, l_d, g_d) = results
+    for f in ("latent", "decoded", "logits", "logits_corrupt", "x_w2t"):
+        torch.testing.assert_close(getattr(o_s, f), getattr(o_d, f), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(l_s, l_d, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_s, g_d):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_blocked_squared_norm_equals_plain():
