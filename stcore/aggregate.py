@@ -23,13 +23,19 @@ def benchmark_table(metric_files: list[str], prep_benchmarks: list[str]) -> pd.D
     return table.sort_values(["sample", "method", "seed"]).reset_index(drop=True)
 
 
-def _mean_sd(values: pd.Series) -> str:
-    v = values.dropna()
-    if v.empty:
+def format_mean_sd(mean: float, sd: float = float("nan"), n: int = 1) -> str:
+    """'0.512 ± 0.021 (n=5)'; one value: '0.512 (n=1)'; no value: 'n/a'."""
+    if not np.isfinite(mean):
         return "n/a"
-    if len(v) == 1:
-        return f"{v.iloc[0]:.3f}"
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+    if n > 1 and np.isfinite(sd):
+        return f"{mean:.3f} ± {sd:.3f} (n={int(n)})"
+    return f"{mean:.3f} (n={int(n)})"
+
+
+def mean_sd(values: pd.Series) -> str:
+    """``format_mean_sd`` of the non-missing values."""
+    v = values.dropna()
+    return format_mean_sd(v.mean(), v.std(ddof=1), len(v)) if len(v) else "n/a"
 
 
 def summary_markdown(table: pd.DataFrame, methods: list[str] | None = None) -> str:
@@ -44,7 +50,7 @@ def summary_markdown(table: pd.DataFrame, methods: list[str] | None = None) -> s
     for sample, rows in table.groupby("sample", sort=True):
         by = {meth: rows[rows["method"] == meth] for meth in methods}
         cells = [str(sample), str(int(rows["spots"].iloc[0])), str(int(rows["genes"].iloc[0]))]
-        cells += [_mean_sd(by[meth][m]) for m in metrics for meth in methods]
+        cells += [mean_sd(by[meth][m]) for m in metrics for meth in methods]
         cells += [f"{by[meth]['seconds'].mean():.1f}" for meth in methods]
         lines.append("| " + " | ".join(cells) + " |")
     med = []

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .aggregate import format_mean_sd, mean_sd
+
 __all__ = ["reconstruction_pearson", "benchmark_table", "read_published", "read_reference_here",
            "per_slide_stats", "summary_markdown"]
 
@@ -142,12 +144,9 @@ def per_slide_stats(table: pd.DataFrame, metric: str = "ARI") -> pd.DataFrame:
     return pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()})
 
 
-def _fmt(mean: float, sd: float = float("nan"), n: int = 1) -> str:
-    if not np.isfinite(mean):
-        return "n/a"
-    if n > 1 and np.isfinite(sd):
-        return f"{mean:.3f} ± {sd:.3f} (n={int(n)})"
-    return f"{mean:.3f} (n={int(n)})"
+def _cell(stats: pd.Series) -> str:
+    """One per_slide_stats row as 'mean ± sd (n=k)'."""
+    return format_mean_sd(stats["mean"], stats["sd"], int(stats["n"]))
 
 
 def _source_label(method: str, source: str) -> str:
@@ -163,7 +162,7 @@ def _wide(table: pd.DataFrame, metric: str, slides: list[str], variants: list[st
         for v in variants:
             if (slide, v) in stats.index:
                 s = stats.loc[(slide, v)]
-                cells.append(_fmt(s["mean"], s["sd"], int(s["n"])))
+                cells.append(_cell(s))
             else:
                 cells.append("-")
         lines.append(f"| {slide} | " + " | ".join(cells) + " |")
@@ -212,11 +211,11 @@ def summary_markdown(table: pd.DataFrame, *, published: pd.DataFrame | None = No
             cells = []
             if (slide, graph_method) in stats.index:
                 s = stats.loc[(slide, graph_method)]
-                cells.append(_fmt(s["mean"], s["sd"], int(s["n"])))
+                cells.append(_cell(s))
             else:
                 cells.append("-")
             ref = reference_here.get(slide)
-            cells.append(_fmt(ref["mean"], ref["sd"], ref["n"]) if ref else "n/a")
+            cells.append(format_mean_sd(ref["mean"], ref["sd"], ref["n"]) if ref else "n/a")
             for r in pub_rows:
                 v = pd.to_numeric(r.get(slide, np.nan), errors="coerce")
                 cells.append(f"{v:.2f}" if np.isfinite(v) else "n/a")
@@ -241,8 +240,8 @@ def summary_markdown(table: pd.DataFrame, *, published: pd.DataFrame | None = No
         if (slide, graph_method) in stats.index and (slide, baseline) in stats.index:
             g, b = stats.loc[(slide, graph_method)], stats.loc[(slide, baseline)]
             verdict = "beats" if g["mean"] > b["mean"] else "does NOT beat"
-            out.append(f"- {slide}: {graph_method} {_fmt(g['mean'], g['sd'], int(g['n']))} {verdict} "
-                       f"{baseline} {_fmt(b['mean'], b['sd'], int(b['n']))}.")
+            out.append(f"- {slide}: {graph_method} {_cell(g)} {verdict} "
+                       f"{baseline} {_cell(b)}.")
 
     # The contrastive-loss claim.
     if ablation in variants and graph_method in variants:
@@ -265,10 +264,8 @@ def summary_markdown(table: pd.DataFrame, *, published: pd.DataFrame | None = No
             changes.append(change)
             r_graph.append(rr.loc[(slide, graph_method)]["mean"])
             a, g = stats.loc[(slide, ablation)], stats.loc[(slide, graph_method)]
-            out.append(f"| {slide} | {_fmt(a['mean'], a['sd'], int(a['n']))} | {_fmt(g['mean'], g['sd'], int(g['n']))} | "
-                       f"{_fmt(fa['mean'], fa['sd'], int(fa['n']))} | {_fmt(fg['mean'], fg['sd'], int(fg['n']))} | "
-                       f"{change:+.1f} | {_fmt(*rr.loc[(slide, ablation)][['mean', 'sd', 'n']])} | "
-                       f"{_fmt(*rr.loc[(slide, graph_method)][['mean', 'sd', 'n']])} |")
+            out.append(f"| {slide} | {_cell(a)} | {_cell(g)} | {_cell(fa)} | {_cell(fg)} | {change:+.1f} | "
+                       f"{_cell(rr.loc[(slide, ablation)])} | {_cell(rr.loc[(slide, graph_method)])} |")
         if changes:
             med = float(np.nanmedian(changes))
             rmin = float(np.nanmin(r_graph))
@@ -296,9 +293,8 @@ def summary_markdown(table: pd.DataFrame, *, published: pd.DataFrame | None = No
         if len(done):
             out += ["| slide | seeds | ARI(R, Python) | ARI R vs truth | ARI Python vs truth |", "|---|---|---|---|---|"]
             for slide, rows in done.groupby("slide", sort=False):
-                out.append(f"| {slide} | {len(rows)} | {_fmt(rows['ARI_R_vs_python'].mean(), rows['ARI_R_vs_python'].std(), len(rows))} | "
-                           f"{_fmt(rows['ARI_R_truth'].mean(), rows['ARI_R_truth'].std(), len(rows))} | "
-                           f"{_fmt(rows['ARI_python_truth'].mean(), rows['ARI_python_truth'].std(), len(rows))} |")
+                out.append(f"| {slide} | {len(rows)} | {mean_sd(rows['ARI_R_vs_python'])} | "
+                           f"{mean_sd(rows['ARI_R_truth'])} | {mean_sd(rows['ARI_python_truth'])} |")
         else:
             out.append(f"Not run: {agreement['status'].iloc[0]}.")
     out += ["", "Full numbers, one row per (slide, variant, seed): `ari.tsv`.", ""]

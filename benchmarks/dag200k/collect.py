@@ -1,0 +1,55 @@
+"""Gather the 200,000-spot DAG's per-rule seconds and peak memory into one table.
+
+    .venv/bin/python benchmarks/dag200k/collect.py [--work benchmarks/.work/dag200k]
+
+Reads Snakemake's benchmark files (results/benchmarks/<rule>/*.tsv, one per job) and the
+evaluate step's metrics; writes benchmarks/results/dag200k.tsv: one row per rule (seconds,
+max RSS in MB, mean load) and a total row (the sum of seconds, the largest RSS).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+from pathlib import Path
+
+import pandas as pd
+
+ORDER = ["simulate", "qc", "hvg", "graph", "train", "cluster", "evaluate", "aggregate"]
+
+
+def main(argv=None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default="benchmarks/.work/dag200k")
+    ap.add_argument("--out", default="benchmarks/results/dag200k.tsv")
+    a = ap.parse_args(argv)
+    work = Path(a.work)
+    rows = []
+    for f in sorted(glob.glob(str(work / "results/benchmarks/**/*.tsv"), recursive=True)):
+        rule = Path(f).relative_to(work / "results/benchmarks").parts[0].removesuffix(".tsv")
+        b = pd.read_csv(f, sep="\t")
+        rows.append({"rule": rule, "job": Path(f).stem, "s": float(b["s"].iloc[0]),
+                     "max_rss_mb": float(b["max_rss"].iloc[0]), "mean_load": float(b["mean_load"].iloc[0])})
+    if not rows:
+        raise SystemExit(f"no Snakemake benchmark files under {work}/results/benchmarks: run the DAG first")
+    t = pd.DataFrame(rows)
+    t["order"] = t["rule"].map({r: i for i, r in enumerate(ORDER)}).fillna(len(ORDER))
+    t = t.sort_values(["order", "job"]).drop(columns="order")
+    total = {"rule": "total", "job": "", "s": t["s"].sum(), "max_rss_mb": t["max_rss_mb"].max(),
+             "mean_load": float("nan")}
+    t = pd.concat([t, pd.DataFrame([total])], ignore_index=True)
+    metrics = sorted(glob.glob(str(work / "results/*/*/seed*/metrics.tsv")))
+    lines = [f"# whole DAG on {os.cpu_count()} CPUs; seconds and max_rss from Snakemake's benchmark directive"]
+    for m in metrics:
+        mt = pd.read_csv(m, sep="\t")
+        lines.append("# " + ", ".join(f"{c} {mt[c].iloc[0]}" for c in ("sample", "method", "seed", "ARI", "NMI")
+                                      if c in mt))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n" + t.to_csv(sep="\t", index=False, float_format="%.2f"))
+    print(out.read_text())
+    return t
+
+
+if __name__ == "__main__":
+    main()
