@@ -9,6 +9,13 @@ cluster.  Its ``clustering(method='mclust')`` needs R and rpy2; where they are m
 decoder output ``obsm['emb']`` is reduced to 20 PCs as the package does (scikit-learn PCA,
 random_state 42) and clustered with stcore's R-free EEE mixture; the JSON says which.
 Peak RSS is the process's peak so far, read after each phase.
+
+``--memory-limit-gb`` caps the process's address space (RLIMIT_AS) so that a slide too large
+for the package ends in a MemoryError, recorded with the phase it happened in, instead of
+in the kernel's out-of-memory killer:
+
+    benchmarks/.venv-ref/bin/python benchmarks/reference_graphst.py --memory-limit-gb 22 \
+        --slide benchmarks/.work/dag200k/results/simulated/sim200k.h5ad --truth domain --n-clusters 6
 """
 from __future__ import annotations
 
@@ -31,18 +38,35 @@ def peak_rss_mb() -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     add_slide_args(ap)
+    ap.add_argument("--memory-limit-gb", type=float, default=None,
+                    help="cap the address space; a MemoryError is then reported with its phase")
     a = ap.parse_args(argv)
+    if a.memory_limit_gb:
+        limit = int(a.memory_limit_gb * 1024 ** 3)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    phases: dict = {}
+
+    def mark(name, t0):
+        phases[name] = {"s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
+
+    try:
+        run_phases(a, mark, phases)
+    except MemoryError as exc:
+        failed_in = next((p for p in ("startup", "preprocess", "graph", "train", "cluster") if p not in phases), "")
+        print("RESULT " + json.dumps({"failed": f"MemoryError in phase {failed_in}: {exc}",
+                                      "memory_limit_gb": a.memory_limit_gb, "phases": phases,
+                                      "total_s": time.perf_counter() - T_START,
+                                      "peak_rss_mb": peak_rss_mb()}), flush=True)
+        sys.exit(3)
+
+
+def run_phases(a, mark, phases: dict) -> None:
     import torch
     torch.set_num_threads(a.threads)
     import numpy as np
     import scanpy as sc
     from GraphST import GraphST
     from GraphST.preprocess import add_contrastive_label, construct_interaction, fix_seed, get_feature, preprocess
-
-    phases = {}
-
-    def mark(name, t0):
-        phases[name] = {"s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
 
     mark("startup", T_START)
     t = time.perf_counter()

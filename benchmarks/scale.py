@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 
-def prepare(n: int, folder: Path, seed: int, write_raw: bool) -> dict:
+def prepare(n: int, folder: Path, seed: int) -> dict:
     """Simulate, transform and build the graph for one size (run in a child process)."""
     import anndata as ad
     import numpy as np
@@ -40,8 +40,6 @@ def prepare(n: int, folder: Path, seed: int, write_raw: bool) -> dict:
     t0 = time.perf_counter()
     slide = simulate_slide(SimParams(n_spots=n, layout="scatter", n_layers=5, n_regions=1, n_genes=3000, seed=seed))
     t_sim = time.perf_counter() - t0
-    if write_raw:
-        slide.write_h5ad(folder / "raw.h5ad")
     t0 = time.perf_counter()
     slide.X = transform(slide.X, HVGParams())   # all 3,000 genes are kept: the HVG selection is a no-op
     t_hvg = time.perf_counter() - t0
@@ -80,8 +78,6 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--input-pcs", type=int, default=100, help="also time the PCA-input variant (0: skip)")
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--write-raw-at", type=int, nargs="*", default=[200000],
-                    help="sizes whose raw counts are also written (for the whole-DAG run)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--_prepare", nargs=2, help=argparse.SUPPRESS)
@@ -89,7 +85,7 @@ def main(argv=None) -> None:
     if a._prepare:
         n, folder = int(a._prepare[0]), Path(a._prepare[1])
         import resource
-        info = prepare(n, folder, a.seed, n in a.write_raw_at)
+        info = prepare(n, folder, a.seed)
         info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("RESULT " + json.dumps(info), flush=True)
         return
@@ -100,11 +96,11 @@ def main(argv=None) -> None:
         folder = HERE / ".work" / "scale" / str(n)
         row = {"n_target": n}
         done = folder / "prepare.json"
-        if done.is_file() and (n not in a.write_raw_at or (folder / "raw.h5ad").is_file()):
+        if done.is_file():
             prep = json.loads(done.read_text())         # the slide of this size is already written
         else:
-            prep = child([sys.executable, __file__, "--_prepare", str(n), str(folder), "--seed", str(a.seed),
-                          "--write-raw-at", *map(str, a.write_raw_at)], a.timeout)
+            prep = child([sys.executable, __file__, "--_prepare", str(n), str(folder), "--seed", str(a.seed)],
+                         a.timeout)
             if "error" not in prep:
                 done.write_text(json.dumps(prep))
         row |= {"spots": prep.get("spots"), "nnz": prep.get("nnz"), "prepare_peak_rss_mb": prep.get("peak_rss_mb"),
