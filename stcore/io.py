@@ -6,6 +6,7 @@ input is raised as :class:`stcore.errors.InputError` naming the file and the fix
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -175,6 +176,10 @@ class _Atomic:
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Temporary files of this output left by an earlier, killed write.  One job writes
+        # an output at a time, so none of them belongs to a write in progress.
+        for stale in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.part{glob.escape(self.path.suffix)}"):
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part" + self.path.suffix,
                                    dir=self.path.parent)
         os.close(fd)

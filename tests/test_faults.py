@@ -119,6 +119,9 @@ write_h5ad(tiny_slide(), {str(target)!r})
     assert not target.exists()
     assert [p.name.startswith(".qc.h5ad.") and p.name.endswith(".part.h5ad")
             for p in target.parent.iterdir()] == [True]
+    # the next write of the same output (the job rerun) removes what the killed one left
+    write_h5ad(tiny_slide(), target)
+    assert [p.name for p in target.parent.iterdir()] == ["qc.h5ad"]
 
 
 def test_failed_write_keeps_previous_file(tmp_path):
