@@ -4,7 +4,7 @@
 
 Reads Snakemake's benchmark files (results/benchmarks/<rule>/*.tsv, one per job) and the
 evaluate step's metrics; writes benchmarks/results/dag200k.tsv: one row per rule (seconds,
-max RSS in MB, mean load) and a total row (the sum of seconds, the largest RSS).
+max RSS in MB, the job's mean CPU use in percent of one core: Snakemake's mean_load) and a total row (the sum of seconds, the largest RSS).
 """
 from __future__ import annotations
 
@@ -29,17 +29,18 @@ def main(argv=None) -> pd.DataFrame:
         rule = Path(f).relative_to(work / "results/benchmarks").parts[0].removesuffix(".tsv")
         b = pd.read_csv(f, sep="\t")
         rows.append({"rule": rule, "job": Path(f).stem, "s": float(b["s"].iloc[0]),
-                     "max_rss_mb": float(b["max_rss"].iloc[0]), "mean_load": float(b["mean_load"].iloc[0])})
+                     "max_rss_mb": float(b["max_rss"].iloc[0]), "cpu_pct": float(b["mean_load"].iloc[0])})
     if not rows:
         raise SystemExit(f"no Snakemake benchmark files under {work}/results/benchmarks: run the DAG first")
     t = pd.DataFrame(rows)
     t["order"] = t["rule"].map({r: i for i, r in enumerate(ORDER)}).fillna(len(ORDER))
     t = t.sort_values(["order", "job"]).drop(columns="order")
     total = {"rule": "total", "job": "", "s": t["s"].sum(), "max_rss_mb": t["max_rss_mb"].max(),
-             "mean_load": float("nan")}
+             "cpu_pct": float("nan")}
     t = pd.concat([t, pd.DataFrame([total])], ignore_index=True)
     metrics = sorted(glob.glob(str(work / "results/*/*/seed*/metrics.tsv")))
-    lines = [f"# whole DAG on {os.cpu_count()} CPUs; seconds and max_rss from Snakemake's benchmark directive"]
+    lines = [f"# whole DAG on {os.cpu_count()} CPUs; s, max_rss and cpu_pct (mean_load) from Snakemake's benchmark "
+             "directive; a cpu_pct well under the job's threads x 100 means it shared the cores"]
     for m in metrics:
         mt = pd.read_csv(m, sep="\t")
         lines.append("# " + ", ".join(f"{c} {mt[c].iloc[0]}" for c in ("sample", "method", "seed", "ARI", "NMI")
