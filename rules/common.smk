@@ -222,9 +222,9 @@ def hvg_runtime(wildcards, input, attempt):
 
 
 def train_mem_mb(wildcards, input, attempt):
-    """train holds the features densely once (spots x genes float32; the reconstruction is
-    never formed), plus the sparse graph and N x d activations; reading the h5ad and its
-    sparse copy come on top.  Budget: ten dense copies, for headroom on any slide."""
+    """train holds the features once (as CSR with its transpose when sparse, else spots x genes
+    float32; the reconstruction is never formed), plus the sparse graph and N x d activations;
+    reading the h5ad comes on top.  Budget: ten dense copies, for headroom on any slide."""
     return int(attempt * (_BASE_MB + 10 * _dense_mb(str(input.h5ad)) + 4 * _file_mb(str(input.graph))))
 
 

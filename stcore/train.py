@@ -96,6 +96,9 @@ def _features(x, device: torch.device):
     ``x`` is sparse with few non-zeros, else one dense float32 tensor.  Also returns ||X||²."""
     if sp.issparse(x):
         x = sp.csr_matrix(x)
+        if not x.has_canonical_format:      # repeated entries would miscount ||X||²
+            x = x.copy()
+            x.sum_duplicates()
         if x.nnz <= SPARSE_FEATURES_MAX_DENSITY * x.shape[0] * x.shape[1]:
             # ||X||² in float64 over the stored values, summed in a fixed order.
             return to_sparse_operator(x, device), float(np.sum(np.square(x.data, dtype=np.float64)))

@@ -162,6 +162,14 @@ def test_sparse_features_give_the_dense_model_output_and_gradients(hex_coords, t
     xd, sq_d = _features(x.toarray(), torch.device("cpu"))
     assert isinstance(xs, SparseOperator) and isinstance(xd, torch.Tensor)
     assert sq_s == pytest.approx(sq_d, rel=1e-6)
+    # the same matrix stored with its first entry split into two halves at the same place
+    assert x.indptr[1] > 0                                   # row 0 has an entry to split
+    data = np.r_[x.data[:1] / 2, x.data[:1] / 2, x.data[1:]]
+    indices = np.r_[x.indices[:1], x.indices]
+    indptr = np.r_[0, x.indptr[1:] + 1]
+    doubled = sp.csr_matrix((data, indices, indptr), shape=x.shape)
+    assert not doubled.has_canonical_format
+    assert _features(doubled, torch.device("cpu"))[1] == pytest.approx(sq_d, rel=1e-6)
     dense_again, _ = _features(sp.csr_matrix(np.ones((n, g), np.float32)), torch.device("cpu"))
     assert isinstance(dense_again, torch.Tensor) and SPARSE_FEATURES_MAX_DENSITY < 1
     results = []
