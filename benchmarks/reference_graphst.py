@@ -96,11 +96,11 @@ def run_phases(a, mark, phases: dict) -> None:
     except ImportError:
         from sklearn.decomposition import PCA
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from stcore.cluster import mclust_eee
+        from stcore.mclust import mclust
         pcs = PCA(n_components=20, random_state=42).fit_transform(adata.obsm["emb"].copy())
-        labels = mclust_eee(pcs, a.n_clusters, seed=a.seed)
+        labels = mclust(pcs, a.n_clusters, seed=a.seed)
         info["clustering"] = ("R/rpy2 not installed: PCA 20 of obsm['emb'] as GraphST does, then stcore's "
-                              "R-free EEE mixture (stcore.cluster.mclust_eee)")
+                              "R-free mclust EEE (stcore.mclust.mclust)")
     mark("cluster", t)
     if a.truth:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -1,9 +1,8 @@
 rule agreement:
-    """R mclust (optional, through rpy2) against the Python mixture on the same features;
+    """R mclust (optional, through rpy2) against the R-free clusterings on the same features;
     without R the table says why it was skipped."""
     input:
         npz=sorted({r["npz"] for r in AGREEMENT_RUNS}),
-        labels=[r["labels"] for r in AGREEMENT_RUNS],
         hvg=sorted({r["hvg"] for r in AGREEMENT_RUNS}),
     output:
         tsv=report("results/benchmark/agreement.tsv", category="Benchmark", labels={"table": "agreement.tsv"}),

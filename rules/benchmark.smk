@@ -11,6 +11,7 @@ rule benchmark_table:
     """Long table (slide, variant, seed) and the wide summary next to published numbers."""
     input:
         metrics=[r["metrics"] for r in BENCHMARK_RUNS],
+        labels=[r["labels"] for r in BENCHMARK_RUNS],
         npz=sorted({r["npz"] for r in BENCHMARK_RUNS}),
         hvg=expand("results/{sample}/hvg.h5ad", sample=SAMPLES),
         bench=sorted({r[k] for r in BENCHMARK_RUNS for k in ("train_bench", "cluster_bench")}),

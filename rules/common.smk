@@ -289,6 +289,7 @@ def benchmark_runs():
                 runs.append({
                     "sample": sample, "method": method, "seed": seed, "source": source,
                     "metrics": f"results/{sample}/{method}/seed{seed}/metrics.tsv",
+                    "labels": f"results/{sample}/{method}/seed{seed}/labels.tsv",
                     "npz": f"results/{sample}/{source}/seed{seed}/train.npz",
                     "hvg": f"results/{sample}/hvg.h5ad",
                     "train_bench": f"results/benchmarks/train/{sample}.{source}.seed{seed}.tsv",

@@ -3,6 +3,7 @@ rule evaluate:
     input:
         labels="results/{sample}/{method}/seed{seed}/labels.tsv",
         h5ad="results/{sample}/hvg.h5ad",
+        train=train_output("train.npz"),
         train_bench=train_benchmark,
         cluster_bench="results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
     output:

@@ -1,16 +1,16 @@
-"""Snakemake step: R mclust against the Python mixture on the same features (optional)."""
+"""Snakemake step: R mclust against the R-free clusterings on the same features (optional)."""
 import logging
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stcore.agreement import agreement_row, r_available
+from stcore.agreement import AGREEMENT_COLUMNS, agreement_row, r_available
 from stcore.cluster import ClusterParams, cluster_features
 from stcore.io import atomic_path
 from stcore.workflow import run_step
 
-COLUMNS = ["slide", "seed", "method", "ARI_R_vs_python", "ARI_R_truth", "ARI_python_truth", "status"]
+COLUMNS = ["slide", "seed", "method", *AGREEMENT_COLUMNS, "status"]
 
 
 def main(sm):
@@ -25,9 +25,9 @@ def main(sm):
             out = np.load(run["npz"])
             params = ClusterParams(**sm.params.cluster, seed=int(run["seed"]))
             features = cluster_features(out["embedding"], out["decoded"], out["decoder_weight"], params)
-            py = pd.read_csv(run["labels"], sep="\t", index_col="spot")["domain"].loc[slide.obs_names].to_numpy()
             truth = slide.obs[run["truth"]].to_numpy() if run["truth"] else None
-            row |= agreement_row(features, py, truth, run["n_clusters"], seed=int(run["seed"])) | {"status": "ok"}
+            row |= agreement_row(features, truth, run["n_clusters"], seed=int(run["seed"]),
+                                 n_init=params.n_init) | {"status": "ok"}
         else:
             row["status"] = "skipped: " + why
         rows.append(row)

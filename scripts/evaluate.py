@@ -1,5 +1,8 @@
 """Snakemake step: metrics against the manual annotation, and the domain map."""
+import json
+
 import anndata as ad
+import numpy as np
 import pandas as pd
 
 from stcore.evaluate import domain_metrics, plot_domains
@@ -17,8 +20,10 @@ def main(sm):
     if truth is not None:
         row |= domain_metrics(truth.to_numpy(), labels.to_numpy())
     prov = slide.uns.get("provenance", {})
+    with np.load(sm.input.train) as npz:   # the machine that trained
+        trained_on = json.loads(str(npz["machine"])) if "machine" in npz else None
     row |= record(seed=int(sm.wildcards.seed), config=dict(sm.config),
-                  input_sha256=str(prov.get("input_sha256", "")))
+                  input_sha256=str(prov.get("input_sha256", "")), machine_info=trained_on)
     row["train_s"] = float(pd.read_csv(sm.input.train_bench, sep="\t")["s"].iloc[0])
     row["cluster_s"] = float(pd.read_csv(sm.input.cluster_bench, sep="\t")["s"].iloc[0])
     plot_domains(slide.obsm["spatial"][:], labels.to_numpy(), None if truth is None else truth.to_numpy(),

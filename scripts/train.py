@@ -1,9 +1,12 @@
 """Snakemake step: train the graph model, or compute the expression baseline."""
+import json
+
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
 from stcore.io import atomic_path
+from stcore.provenance import machine
 from stcore.train import TrainParams, fit_expression, fit_graph_model
 from stcore.workflow import run_step
 
@@ -21,7 +24,8 @@ def main(sm):
     with atomic_path(sm.output.npz) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, embedding=result.embedding, decoded=result.decoded,
-                     decoder_weight=result.decoder_weight, seconds=result.seconds, device=result.device)
+                     decoder_weight=result.decoder_weight, seconds=result.seconds, device=result.device,
+                     machine=json.dumps(machine()))
     with atomic_path(sm.output.losses) as tmp:
         result.losses.to_csv(tmp, sep="\t", index=False)
 

@@ -1,5 +1,18 @@
 """stcore: spatial domains from spatial transcriptomics with a sparse graph contrastive autoencoder."""
-from .errors import InputError
+import os as _os
+
+# oneMKL's strict conditional numerical reproducibility (CNR) mode.  The only MKL routine the
+# model calls is sgemm, and in strict mode oneMKL's sgemm gives the same bits for any number
+# of threads on its AVX2 and AVX-512 code paths; without it, MKL may split a product's
+# reduction across threads on some CPUs (seen on an Intel Xeon with AVX-512), so the loss
+# changes in its last bits with the thread count.  MKL reads these variables at its first
+# call, so they are set here, before stcore computes anything; a value the user set is kept.
+# MKL_DYNAMIC=FALSE keeps MKL from choosing fewer threads than asked at run time.
+# stcore.provenance.machine() reports the mode that is in effect.
+_os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+_os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+
+from .errors import InputError  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["InputError", "__version__"]

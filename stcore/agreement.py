@@ -1,8 +1,15 @@
-"""Does the R-free mixture stand in for R's mclust?  Both cluster the same features.
+"""Is the R-free clustering R's mclust?  R and Python cluster the same features.
 
-``mclust_r`` fits R's mclust (model EEE, its default hierarchical-agglomeration start)
-through rpy2; it is optional and used only by the benchmark.  ``r_available`` says whether
-it can run (and why not); nothing else in the package needs R.
+``mclust_r`` fits R's mclust (model EEE, its default hierarchical-agglomeration start, or
+the agglomeration subset given) through rpy2; it is optional and used only by the benchmark.
+``r_available`` says whether it can run (and why not); nothing else in the package needs R.
+
+``agreement_row`` compares, on one slide's features:
+- R given the same agglomeration subset as ``stcore.mclust.mclust`` (same algorithm, same
+  input: the labels should be the same);
+- R with its own random subset (``set.seed(seed)``, as a GraphST user runs it) against
+  ``mclust`` and against ``gmm_tied``; and R against itself with the next seed, which says
+  how stable R's own result is on that slide.
 """
 from __future__ import annotations
 
@@ -10,11 +17,14 @@ import logging
 
 import numpy as np
 
-__all__ = ["r_available", "mclust_r", "agreement_row"]
+__all__ = ["r_available", "mclust_r", "agreement_row", "AGREEMENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "install R with mclust (Debian: apt-get install r-base-core r-cran-mclust) and pip install rpy2==3.5.17"
+
+AGREEMENT_COLUMNS = ["ARI_Rsubset_vs_mclust", "ARI_R_vs_mclust", "ARI_R_vs_gmm_tied", "ARI_R_vs_Rnextseed",
+                     "ARI_R_truth", "ARI_mclust_truth", "ARI_gmm_tied_truth"]
 
 
 def r_available() -> tuple[bool, str]:
@@ -30,8 +40,9 @@ def r_available() -> tuple[bool, str]:
     return True, ""
 
 
-def mclust_r(features: np.ndarray, n_clusters: int, *, seed: int = 0) -> np.ndarray:
-    """Labels 0..n_clusters-1 from R ``mclust::Mclust(features, G=n_clusters, modelNames='EEE')``."""
+def mclust_r(features: np.ndarray, n_clusters: int, *, seed: int = 0, subset: np.ndarray | None = None) -> np.ndarray:
+    """Labels 0..n_clusters-1 from R ``mclust::Mclust(features, G=n_clusters, modelNames='EEE')``
+    after ``set.seed(seed)``; ``subset`` (0-based rows) fixes the agglomeration subset."""
     import rpy2.robjects as ro
     from rpy2.robjects import numpy2ri
     from rpy2.robjects.conversion import localconverter
@@ -41,26 +52,37 @@ def mclust_r(features: np.ndarray, n_clusters: int, *, seed: int = 0) -> np.ndar
     ro.r["set.seed"](int(seed))
     with localconverter(ro.default_converter + numpy2ri.converter):
         data = ro.conversion.get_conversion().py2rpy(np.asarray(features, dtype=np.float64))
-    fit = mclust.Mclust(data, G=int(n_clusters), modelNames="EEE", verbose=False)
+    kwargs = {}
+    if subset is not None:
+        kwargs["initialization"] = ro.ListVector({"subset": ro.IntVector((np.asarray(subset) + 1).tolist())})
+    fit = mclust.Mclust(data, G=int(n_clusters), modelNames="EEE", verbose=False, **kwargs)
     if fit is ro.NULL:
         raise RuntimeError("R mclust EEE did not fit")
-    labels = np.asarray(fit.rx2("classification"), dtype=int) - 1
-    return labels
+    return np.asarray(fit.rx2("classification"), dtype=int) - 1
 
 
-def agreement_row(features: np.ndarray, python_labels: np.ndarray, truth, n_clusters: int, *,
-                  seed: int = 0) -> dict:
-    """ARI between R's and the Python labelling of ``features``, and each against ``truth``
-    (spots with a truth label only)."""
+def agreement_row(features: np.ndarray, truth, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> dict:
+    """The :data:`AGREEMENT_COLUMNS` for one slide's clustering input (truth: spots with a
+    label only; None for none)."""
     from sklearn.metrics import adjusted_rand_score
 
+    from .cluster import gmm_tied
     from .evaluate import _is_missing
+    from .mclust import mclust, subset_rows
 
-    r_labels = mclust_r(features, n_clusters, seed=seed)
-    row = {"ARI_R_vs_python": float(adjusted_rand_score(r_labels, python_labels))}
+    ours = mclust(features, n_clusters, seed=seed)
+    sk = gmm_tied(features, n_clusters, seed=seed, n_init=n_init)
+    r_same = mclust_r(features, n_clusters, seed=seed, subset=subset_rows(len(features), seed))
+    r_own = mclust_r(features, n_clusters, seed=seed)
+    r_next = mclust_r(features, n_clusters, seed=seed + 1)
+    row = {"ARI_Rsubset_vs_mclust": adjusted_rand_score(r_same, ours),
+           "ARI_R_vs_mclust": adjusted_rand_score(r_own, ours),
+           "ARI_R_vs_gmm_tied": adjusted_rand_score(r_own, sk),
+           "ARI_R_vs_Rnextseed": adjusted_rand_score(r_own, r_next)}
     if truth is not None:
         keep = ~_is_missing(truth)
         t = np.asarray(truth, dtype=object)[keep].astype(str)
-        row["ARI_R_truth"] = float(adjusted_rand_score(t, r_labels[keep]))
-        row["ARI_python_truth"] = float(adjusted_rand_score(t, np.asarray(python_labels)[keep]))
-    return row
+        row |= {"ARI_R_truth": adjusted_rand_score(t, r_own[keep]),
+                "ARI_mclust_truth": adjusted_rand_score(t, ours[keep]),
+                "ARI_gmm_tied_truth": adjusted_rand_score(t, sk[keep])}
+    return {k: float(v) for k, v in row.items()}

@@ -2,9 +2,10 @@
 
 - ``pca_scores`` gives exact PCA scores of a matrix stored as a product ``left @ right``
   (the reconstruction is ``(Â Z) @ W2``), so the N x G reconstruction is never formed.
-- ``mclust_eee``: Gaussian mixture with one shared full covariance (mclust's EEE model;
-  scikit-learn's 'tied'), started from k-means and kept at the best of ``n_init`` starts
-  by likelihood.
+- ``mclust``: R mclust's EEE clustering as R computes it (hierarchical VVV agglomeration of
+  a subset, then EM; ``stcore.mclust``), the reference method's clustering.
+- ``gmm_tied``: scikit-learn's Gaussian mixture with one shared full covariance (the same EEE
+  model), started from k-means and kept at the best of ``n_init`` starts by likelihood.
 - ``graph_communities``: Leiden or Louvain on a kNN graph of the features, with a
   bisection on the resolution that hits ``n_clusters``.
 - ``refine``: majority vote of each spot's nearest spots (sparse, KD-tree).
@@ -20,14 +21,15 @@ import scipy.sparse as sp
 
 from .graph import knn_indices
 
-__all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "mclust_eee", "kmeans",
+__all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
            "graph_communities", "refine", "cluster_features", "run_cluster"]
 
 log = logging.getLogger(__name__)
 
 
 class ClusterMethod(str, Enum):
-    MCLUST = "mclust"
+    MCLUST = "mclust"          # R mclust's algorithm (stcore.mclust)
+    GMM_TIED = "gmm_tied"      # scikit-learn tied mixture from k-means starts
     LEIDEN = "leiden"
     LOUVAIN = "louvain"
     KMEANS = "kmeans"
@@ -40,9 +42,11 @@ class ClusterInput(str, Enum):
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """method: mclust | leiden | louvain | kmeans (mclust).  input: reconstruction | embedding.
-    n_pcs: PCA components clustered (20).  n_init: mixture / k-means starts (10).
+    """method: mclust | gmm_tied | leiden | louvain | kmeans (mclust).  input: reconstruction |
+    embedding.  n_pcs: PCA components clustered (20).  n_init: gmm_tied / k-means starts (10).
     n_neighbors: kNN of the feature graph for leiden/louvain (15).
+    subset: rows mclust agglomerates (mclust's default, 2000); a slide with more spots is
+    agglomerated on that many drawn from ``seed``, so its labels depend on the seed.
     refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
     seed: random state of every step."""
 
@@ -53,6 +57,7 @@ class ClusterParams:
     n_neighbors: int = 15
     refine: bool = False
     refine_neighbors: int = 50
+    subset: int = 2000
     seed: int = 0
 
 
@@ -74,7 +79,7 @@ def pca_scores(left: np.ndarray, right: np.ndarray | None = None, n_comps: int =
     return (q @ p[:, :k]) * (s[:k] * signs)
 
 
-def mclust_eee(x: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
+def gmm_tied(x: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> np.ndarray:
     from sklearn.mixture import GaussianMixture
 
     gm = GaussianMixture(n_components=n_clusters, covariance_type="tied", n_init=n_init,
@@ -181,7 +186,11 @@ def run_cluster(features: np.ndarray, coords: np.ndarray, n_clusters: int, param
     if n_clusters == 1:
         labels = np.zeros(features.shape[0], dtype=int)
     elif method is ClusterMethod.MCLUST:
-        labels = mclust_eee(features, n_clusters, seed=params.seed, n_init=params.n_init)
+        from .mclust import mclust
+
+        labels = mclust(features, n_clusters, seed=params.seed, subset=params.subset)
+    elif method is ClusterMethod.GMM_TIED:
+        labels = gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)
     elif method is ClusterMethod.KMEANS:
         labels = kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)
     else:

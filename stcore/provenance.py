@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
+import re
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["PACKAGES", "versions", "config_digest", "input_digest", "record"]
+__all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "config_digest", "input_digest", "record"]
 
 # Packages whose versions change the numbers.
 PACKAGES = ("stcore", "torch", "scanpy", "snakemake")
@@ -35,6 +38,65 @@ def versions(packages=PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+# oneMKL's CNR branch codes (mkl_cbwr_get) and its strict-mode flag.
+_CNR_BRANCHES = {1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
+                 9: "AVX", 10: "AVX2", 11: "AVX512_MIC", 12: "AVX512", 13: "AVX512_MIC_E1", 14: "AVX512_E1"}
+_CNR_STRICT = 0x10000
+
+
+def mkl_cnr_mode() -> str:
+    """The conditional-numerical-reproducibility mode of the oneMKL inside torch, as
+    MKL_CBWR spells it (``AUTO,STRICT`` by default, see ``stcore/__init__.py``); ``none``
+    when torch's BLAS is not MKL, ``unknown`` when the mode cannot be read."""
+    import torch
+
+    if not torch.backends.mkl.is_available():
+        return "none"
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        mode = int(lib.mkl_serv_cbwr_get(ctypes.c_int(-1)))      # MKL_CBWR_ALL
+    except (OSError, AttributeError):
+        return "unknown"
+    name = _CNR_BRANCHES.get(mode & 0xFFFF, str(mode & 0xFFFF))
+    return f"{name},STRICT" if mode & _CNR_STRICT else name
+
+
+@cache
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _blas() -> str:
+    import torch
+
+    show = torch.__config__.show()
+    mkl = re.search(r"Math Kernel Library Version ([\w.]+)", show)
+    if mkl:
+        return f"MKL {mkl.group(1)}"
+    info = re.search(r"BLAS_INFO=(\w+)", show)
+    return info.group(1) if info else "unknown"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were computed on, beyond the package versions: the CPU model, the
+    set of torch's CPU kernels in use (``AVX2``, ``AVX512``, ...: each CPU family gets its own,
+    which sum in different orders), torch's BLAS and MKL's reproducibility mode.  Two results
+    that differ here may differ in their last bits, and after many epochs in their labels."""
+    import torch
+
+    return {"cpu_model": _cpu_model(), "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+            "blas": _blas(), "mkl_cnr": mkl_cnr_mode()}
 
 
 def config_digest(config: dict) -> str:
@@ -65,11 +127,15 @@ def input_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def record(*, seed: int, config: dict, input_sha256: str = "") -> dict[str, object]:
+def record(*, seed: int, config: dict, input_sha256: str = "",
+           machine_info: dict[str, str] | None = None) -> dict[str, object]:
     """Flat provenance columns: seed, ``<package>_version`` for each of :data:`PACKAGES`,
-    ``config_sha256`` and ``input_sha256``."""
+    the :func:`machine` columns (``machine_info``: those of the machine that trained, as the
+    train step recorded them; this process's machine when not given), ``config_sha256`` and
+    ``input_sha256``."""
     row: dict[str, object] = {"seed": int(seed)}
     row |= {f"{k}_version": v for k, v in versions().items()}
+    row |= machine_info if machine_info else machine()
     row["config_sha256"] = config_digest(config)
     row["input_sha256"] = input_sha256
     return row

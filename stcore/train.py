@@ -156,6 +156,14 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     if params.threads:
         torch.set_num_threads(params.threads)
     device = resolve_device(params.device)
+    if device.type == "cpu":
+        from .provenance import mkl_cnr_mode
+
+        mode = mkl_cnr_mode()
+        if mode not in ("none", "unknown") and "STRICT" not in mode:
+            log.warning("MKL's reproducibility mode is %s, not strict: results may change in their last bits "
+                        "with the number of threads (import stcore before torch computes anything, and leave "
+                        "MKL_CBWR unset)", mode)
     if params.input_pcs:
         x = input_pca(x, params.input_pcs)
     n, g = x.shape

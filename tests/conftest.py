@@ -3,6 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import stcore  # noqa: F401  (first: it sets MKL's reproducibility mode before torch computes anything)
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

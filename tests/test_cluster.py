@@ -22,7 +22,7 @@ def test_pca_of_factored_product_equals_pca_of_the_product():
         assert np.allclose(ours[:, j], ref[:, j], atol=1e-8) or np.allclose(ours[:, j], -ref[:, j], atol=1e-8)
 
 
-@pytest.mark.parametrize("method", ["mclust", "kmeans", "leiden", "louvain"])
+@pytest.mark.parametrize("method", ["mclust", "gmm_tied", "kmeans", "leiden", "louvain"])
 def test_every_method_finds_separated_blobs(method):
     x, truth = _blobs()
     labels = run_cluster(x, np.zeros((len(x), 2)), 3, ClusterParams(method=method, n_init=3))

@@ -1,5 +1,5 @@
 """Same config and seed, same bits: labels, metrics, embeddings and logged losses, run to run
-and with 1 or 2 CPU threads; every metrics row records what made it."""
+and with 1, 2 or 3 CPU threads; every metrics row records what made it and on which machine."""
 from __future__ import annotations
 
 import importlib.util
@@ -16,7 +16,7 @@ from slides import REPO, run_library, tiny_slide, write, write_visium
 from stcore.graph import gcn_norm, knn_graph, mean_operator
 from stcore.hvg import HVGParams, run_hvg
 from stcore.model import GraphContrastiveAE, fixed_order_sum, row_permutation
-from stcore.provenance import PACKAGES, config_digest, input_digest, record
+from stcore.provenance import PACKAGES, config_digest, input_digest, machine, mkl_cnr_mode, record
 from stcore.qc import QCParams, prepare_slide
 from stcore.simulate import SimParams, simulate_slide
 
@@ -55,9 +55,21 @@ def test_one_or_two_threads_same_bits(slide_path):
     _same(one, two)
 
 
+def test_importing_stcore_turns_on_mkl_strict_reproducibility():
+    """The thread-count guarantee rests on oneMKL's strict CNR mode for sgemm (see
+    stcore/__init__.py); torch builds on another BLAS are outside the guarantee."""
+    if not torch.backends.mkl.is_available():
+        pytest.skip("torch here is not built on MKL: the thread-count guarantee covers MKL builds (x86-64 wheels)")
+    assert mkl_cnr_mode() == "AUTO,STRICT"
+
+
 def test_loss_value_does_not_depend_on_threads():
-    """On 4000 spots a plain tensor.sum() differs in its last bits between 1 and 2 threads;
-    the loss uses fixed_order_sum, so the logged losses do not."""
+    """Forward pass and loss on 4000 spots with 1, 2 and 3 threads: the same bits.  A plain
+    tensor.sum() differs in its last bits between thread counts, so the loss uses
+    fixed_order_sum; MKL's sgemm may split the N-long reduction of UᵀU across threads on
+    AVX-512 CPUs, which its strict CNR mode (set on importing stcore) rules out."""
+    if "STRICT" not in mkl_cnr_mode() and torch.backends.mkl.is_available():
+        pytest.fail(f"MKL's CNR mode is {mkl_cnr_mode()}, not strict: MKL was called before stcore was imported")
     rng = np.random.default_rng(0)
     n, g = 4000, 100
     x = torch.from_numpy(rng.random((n, g), dtype=np.float32))
@@ -116,6 +128,8 @@ def test_record_has_seed_versions_and_hashes():
     assert row["stcore_version"] == stcore.__version__ and row["torch_version"] == torch.__version__
     assert {f"{p}_version" for p in PACKAGES} <= set(row)
     assert all(row[f"{p}_version"] not in ("", None) for p in PACKAGES)
+    here = machine()
+    assert {k: row[k] for k in here} == here and here["cpu_model"] and here["cpu_kernels"]
 
 
 def _load_script(name):
@@ -137,9 +151,13 @@ def test_evaluate_step_writes_provenance_columns(tmp_path):
                                                                                         index=False)
     bench = tmp_path / "bench.tsv"
     bench.write_text("s\th:m:s\n1.5\t0:00:01\n")
+    train = tmp_path / "train.npz"
+    trained_on = {"cpu_model": "Some CPU", "cpu_kernels": "AVX512", "blas": "MKL 2024.2", "mkl_cnr": "AUTO,STRICT"}
+    np.savez(train, machine=json.dumps(trained_on))
     config = {"seeds": [2], "train": {"epochs": 5}}
     sm = SimpleNamespace(
-        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), train_bench=str(bench), cluster_bench=str(bench)),
+        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), train=str(train), train_bench=str(bench),
+                              cluster_bench=str(bench)),
         output=SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png")),
         params=SimpleNamespace(truth="domain"), wildcards=SimpleNamespace(sample="s1", method="graphst", seed="2"),
         config=config)
@@ -150,3 +168,4 @@ def test_evaluate_step_writes_provenance_columns(tmp_path):
     assert row["config_sha256"] == config_digest(json.loads(json.dumps(config)))
     assert str(row["stcore_version"]) == stcore.__version__ and row["torch_version"] == torch.__version__
     assert {"scanpy_version", "snakemake_version", "ARI"} <= set(row.index)
+    assert {k: row[k] for k in trained_on} == trained_on        # the training machine, not this one

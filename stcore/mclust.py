@@ -1,0 +1,237 @@
+"""mclust's clustering for one Gaussian mixture model with G fixed, in numpy (no R).
+
+R's ``Mclust(x, G, modelNames = "EEE")`` with mclust's defaults (mclust 6) does:
+
+1. take a random subset of ``mclust.options("subset")`` = 2000 rows when there are more;
+2. transform that subset as ``hcUse = "SVD"``: centre and scale each column (sd with n - 1),
+   rotate onto the right singular vectors and divide each by the square root of its
+   singular value;
+3. agglomerate it with ``hcModelName = "VVV"``: model-based hierarchical clustering that
+   starts from single points (identical rows start together) and merges, at each step, the
+   pair of clusters whose merge raises the VVV classification criterion least (Fraley 1998,
+   SIAM J Sci Comput 20:270; the regularised criterion of mclust's ``hcVVV``, below);
+4. cut the tree at G clusters, take one M-step on the subset from those hard labels, one
+   E-step on all rows, then EM for the EEE model (one shared full covariance) on all rows
+   until the log-likelihood changes by less than 1e-5 relative (``emControl()``'s tol);
+5. label each row by its largest posterior.
+
+This module does the same steps.  Steps 2-5 are deterministic; only step 1 draws (from
+``seed``), and only when there are more than ``subset`` rows.  Agglomeration is quadratic
+in the subset (a ``subset x subset`` matrix of merge costs, 32 MB at 2000), never in N; EM is
+linear in N.
+
+The VVV criterion of a cluster with ``l`` members, scatter matrix ``W`` (p x p) and
+``t = trace(W)``, with ``alpha = trace of the scatter of the whole transformed subset / (n p)``
+and ``beta = 1`` (mclust's defaults)::
+
+    l <= p:            l * log(beta (t + alpha) / l)
+    l >  p, t = 0:     l * log(alpha beta / l)
+    l >  p:            l * log(det(W / l) + beta (t + alpha) / l)
+
+and a merge of clusters i and j costs ``crit(i u j) - crit(i) - crit(j)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MCLUST_SUBSET", "mclust", "subset_rows", "svd_transform", "hc_vvv", "em_eee", "mstep_eee", "estep_eee"]
+
+# mclust.options("subset"): rows used for the agglomeration.
+MCLUST_SUBSET = 2000
+# emControl(): relative change of the log-likelihood that stops EM, and the floor of
+# posterior sums / covariance conditioning.
+_TOL = 1e-5
+_EPS = np.finfo(float).eps
+_RTEPS = np.sqrt(_EPS)
+
+
+def svd_transform(x: np.ndarray) -> np.ndarray:
+    """mclust's ``hcUse = "SVD"`` transformation of the rows to agglomerate."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0, ddof=1)
+    keep = np.isfinite(sd) & (sd > 0)            # scale() gives NaN for constant columns; dropped
+    xs = (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
+    _, s, vt = np.linalg.svd(xs, full_matrices=False)
+    p = min(xs.shape)
+    return xs @ vt[:p].T / np.sqrt(s[:p])
+
+
+def _criterion(count, trace, logdet, alpha, beta, p):
+    """The VVV criterion of clusters of ``count`` members (arrays).  ``logdet`` is
+    log det(W / count) (-inf where W is singular) and is only read where count > p."""
+    count = np.asarray(count, dtype=np.float64)
+    reg = beta * (trace + alpha) / count
+    out = np.log(reg)
+    big = count > p
+    if np.any(big):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            ld = logdet[big]
+            r = reg[big]
+            val = np.where(ld <= 0, np.log(np.exp(ld) + r), np.log1p(np.exp(-ld) * r) + ld)
+            val = np.where(np.isneginf(ld), np.log(r), val)
+            val = np.where(trace[big] == 0, np.log(alpha * beta / count[big]), val)
+        out[big] = val
+    return count * out
+
+
+def _logdet(w: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """log det(W / count) for a stack of scatter matrices; -inf where singular."""
+    p = w.shape[-1]
+    sign, ld = np.linalg.slogdet(w)
+    ld = ld - p * np.log(count)
+    return np.where(sign > 0, ld, -np.inf)
+
+
+def hc_vvv(z: np.ndarray, n_clusters: int, *, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
+    """Labels 0..n_clusters-1 of the rows of ``z`` (already transformed) after VVV model-based
+    agglomeration down to ``n_clusters`` clusters.  Quadratic in the number of rows."""
+    z = np.asarray(z, dtype=np.float64)
+    n, p = z.shape
+    # Identical rows start as one cluster (mclust's dupPartition).
+    _, first, group = np.unique(z, axis=0, return_index=True, return_inverse=True)
+    group = group.ravel()
+    order = np.argsort(first)                      # clusters in order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    group = rank[group]
+    m = order.size
+    if n_clusters >= m:
+        return group
+    cnt = np.bincount(group, minlength=m).astype(np.float64)
+    mean = np.zeros((m, p))
+    np.add.at(mean, group, z)
+    mean /= cnt[:, None]
+    dev = z - mean[group]
+    scat = np.zeros((m, p, p))
+    np.add.at(scat, group, dev[:, :, None] * dev[:, None, :])
+    trace = np.einsum("kii->k", scat)
+    alpha = max(alpha * float(((z - z.mean(axis=0)) ** 2).sum()) / (n * p), _EPS)
+    crit = _criterion(cnt, trace, _logdet(scat, cnt), alpha, beta, p)
+
+    def merge_costs(i: int, others: np.ndarray):
+        nij = cnt[i] + cnt[others]
+        d = mean[others] - mean[i]
+        c = cnt[i] * cnt[others] / nij
+        tr = trace[i] + trace[others] + c * np.einsum("kj,kj->k", d, d)
+        ld = np.full(others.size, -np.inf)
+        big = nij > p
+        if np.any(big):
+            wij = scat[i] + scat[others[big]] + c[big, None, None] * d[big, :, None] * d[big, None, :]
+            ld[big] = _logdet(wij, nij[big])
+        return _criterion(nij, tr, ld, alpha, beta, p) - crit[i] - crit[others]
+
+    cost = np.full((m, m), np.inf)
+    if np.all(cnt == 1) and p >= 2:               # all singletons: pairs have 2 <= p members
+        zc = z[first[order]]                      # one row per cluster, in cluster order
+        sq = np.einsum("ij,ij->i", zc, zc)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * zc @ zc.T, 0)
+        cost = 2 * np.log(beta * (d2 / 2 + alpha) / 2) - 2 * crit[0]
+        np.fill_diagonal(cost, np.inf)
+    else:
+        for i in range(m - 1):
+            others = np.arange(i + 1, m)
+            cost[i, others] = cost[others, i] = merge_costs(i, others)
+    active = np.ones(m, dtype=bool)
+    row_arg = np.argmin(cost, axis=1)
+    row_min = cost[np.arange(m), row_arg]
+    for _ in range(m - n_clusters):
+        i = int(np.argmin(row_min))
+        j = int(row_arg[i])
+        i, j = min(i, j), max(i, j)               # the merged cluster keeps the smaller index
+        nij = cnt[i] + cnt[j]
+        d = mean[j] - mean[i]
+        c = cnt[i] * cnt[j] / nij
+        scat[i] += scat[j] + c * np.outer(d, d)
+        trace[i] = np.trace(scat[i])
+        mean[i] += d * cnt[j] / nij
+        cnt[i] = nij
+        crit[i] = _criterion(np.array([nij]), np.array([trace[i]]), _logdet(scat[i][None], np.array([nij])),
+                             alpha, beta, p)[0]
+        group[group == j] = i
+        active[j] = False
+        cost[j, :] = cost[:, j] = np.inf
+        row_min[j] = np.inf
+        others = np.flatnonzero(active)
+        others = others[others != i]
+        cost[i, others] = cost[others, i] = merge_costs(i, others) if others.size else []
+        # Rows whose best pair involved i or j, and row i itself, are searched again;
+        # any other row only compares with its new cost to i.
+        stale = np.flatnonzero(active & ((row_arg == i) | (row_arg == j)))
+        stale = np.union1d(stale, [i])
+        row_arg[stale] = np.argmin(cost[stale], axis=1)
+        row_min[stale] = cost[stale, row_arg[stale]]
+        better = active & (cost[:, i] < row_min)
+        row_arg[better] = i
+        row_min[better] = cost[better, i]
+    _, labels = np.unique(group, return_inverse=True)
+    return labels.ravel()
+
+
+def mstep_eee(x: np.ndarray, z: np.ndarray):
+    """Proportions, means and the Cholesky factor of the shared covariance from posteriors z."""
+    n = x.shape[0]
+    nk = z.sum(axis=0)
+    if nk.min() <= _RTEPS:
+        raise ValueError("a mixture component has no weight left")
+    mu = (z.T @ x) / nk[:, None]
+    w = np.zeros((x.shape[1], x.shape[1]))
+    for k in range(z.shape[1]):
+        dev = (x - mu[k]) * np.sqrt(z[:, k])[:, None]
+        w += dev.T @ dev
+    sigma = w / n
+    return nk / n, mu, np.linalg.cholesky(sigma)
+
+
+def estep_eee(x: np.ndarray, pro: np.ndarray, mu: np.ndarray, chol: np.ndarray):
+    """Posteriors (N, G) and the log-likelihood under the EEE mixture."""
+    from scipy.linalg import solve_triangular
+
+    n, p = x.shape
+    logdet = 2 * np.log(np.abs(np.diag(chol))).sum()
+    logp = np.empty((n, mu.shape[0]))
+    for k in range(mu.shape[0]):
+        w = solve_triangular(chol, (x - mu[k]).T, lower=True)
+        logp[:, k] = -0.5 * (p * np.log(2 * np.pi) + logdet + np.einsum("ij,ij->j", w, w))
+    with np.errstate(divide="ignore"):
+        logp += np.log(pro)
+    top = logp.max(axis=1, keepdims=True)
+    post = np.exp(logp - top)
+    s = post.sum(axis=1, keepdims=True)
+    return post / s, float((np.log(s) + top).sum())
+
+
+def em_eee(x: np.ndarray, z: np.ndarray, *, tol: float = _TOL, max_iter: int = 10_000):
+    """EM for the EEE mixture from posteriors ``z``: (posteriors, log-likelihood, iterations)."""
+    hold = np.inf
+    for it in range(1, max_iter + 1):
+        post, hood = estep_eee(x, *mstep_eee(x, z))
+        z = post
+        if abs(hold - hood) / (1 + abs(hood)) <= tol:
+            return z, hood, it
+        hold = hood
+    return z, hood, max_iter
+
+
+def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET) -> np.ndarray:
+    """The rows (sorted) that :func:`mclust` agglomerates: all of them up to ``subset``,
+    else ``subset`` rows drawn without replacement from ``seed``."""
+    if n <= subset:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, subset, replace=False))
+
+
+def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET) -> np.ndarray:
+    """Labels 0..n_clusters-1 as R's ``Mclust(x, G = n_clusters, modelNames = "EEE")``
+    computes them with mclust's default initialisation (see the module docstring).
+    ``seed`` draws the agglomeration subset when there are more than ``subset`` rows."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    if n_clusters == 1:
+        return np.zeros(n, dtype=int)
+    rows = subset_rows(n, seed, subset)
+    hard = hc_vvv(svd_transform(x[rows]), n_clusters)
+    z0 = np.zeros((rows.size, n_clusters))
+    z0[np.arange(rows.size), hard] = 1.0
+    post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
+    post, _, _ = em_eee(x, post)
+    return post.argmax(axis=1)
