@@ -28,3 +28,14 @@ def need_data(*parts):
     if not path.exists():
         pytest.skip(f"shared data not found at {path} (set STCORE_DATA to the folder of labelled slides)")
     return path
+
+
+def need_r():
+    """Skip unless R's mclust answers through rpy2; fail instead where STCORE_REQUIRE_R=1 (CI)."""
+    from stcore.agreement import r_available
+
+    ok, why = r_available()
+    if not ok:
+        if os.environ.get("STCORE_REQUIRE_R") == "1":
+            pytest.fail(f"STCORE_REQUIRE_R=1 but {why}")
+        pytest.skip(why)
