@@ -14,14 +14,23 @@ include: "rules/graph.smk"
 include: "rules/train.smk"
 include: "rules/cluster.smk"
 include: "rules/evaluate.smk"
-include: "rules/aggregate.smk"
+include: "rules/table.smk"
 include: "rules/agreement.smk"
 include: "rules/report.smk"
-include: "rules/benchmark.smk"
 
 
 rule all:
+    """The results table over every slide, method and seed, and its summary."""
     default_target: True
     input:
-        "results/benchmark.tsv",
-        "results/benchmark.md",
+        "results/table.tsv",
+        "results/summary.md",
+
+
+rule compare:
+    """The comparison on labelled slides: the table with published numbers, the R agreement,
+    and the figures."""
+    input:
+        "results/table.tsv",
+        "results/summary.md",
+        rules.report_figures.output,

@@ -5,8 +5,8 @@
 Our steps (preprocess, graph, train, cluster) each run in their own process
 (benchmarks/steps.py) so that each has its own peak RSS; then the reference package runs in
 its own environment (benchmarks/reference_graphst.py under benchmarks/.venv-ref).  Same slide,
-same epochs, same torch threads, same seed.  Writes benchmarks/results/compare.tsv (one row
-per step and tool: wall seconds, the step's own seconds, peak RSS, ARI) and compare.json
+same epochs, same torch threads, same seed.  Writes benchmarks/results/speed_vs_reference.tsv (one row
+per step and tool: wall seconds, the step's own seconds, peak RSS, ARI) and speed_vs_reference.json
 (everything measured, with the ratios).
 """
 from __future__ import annotations

@@ -5,16 +5,16 @@ rule agreement:
         npz=sorted({r["npz"] for r in AGREEMENT_RUNS}),
         hvg=sorted({r["hvg"] for r in AGREEMENT_RUNS}),
     output:
-        tsv=report("results/benchmark/agreement.tsv", category="Benchmark", labels={"table": "agreement.tsv"}),
+        tsv=report("results/compare/agreement.tsv", category="Results", labels={"table": "agreement.tsv"}),
     params:
         runs=AGREEMENT_RUNS,
         method=AGREEMENT_METHOD,
-        r_mclust=BENCH.get("r_mclust", True),
-        cluster=dict(config["cluster"], **config["methods"].get(AGREEMENT_METHOD, {}).get("cluster", {})),
+        r_mclust=COMPARE.get("r_mclust", True),
+        cluster=merged("cluster", AGREEMENT_METHOD) if AGREEMENT_RUNS else {},
     log:
-        "logs/benchmark/agreement.log",
+        "logs/agreement.log",
     benchmark:
-        "results/benchmarks/benchmark/agreement.tsv"
+        record_file("agreement", "all")
     conda:
         "../envs/stcore.yaml"
     threads: 1

@@ -4,14 +4,15 @@ rule cluster:
         npz=train_output("train.npz"),
         h5ad="results/{sample}/hvg.h5ad",
     output:
-        labels="results/{sample}/{method}/seed{seed}/labels.tsv",
+        labels=run_file("labels.tsv"),
     params:
         cluster=method_params("cluster"),
         n_clusters=lambda wildcards: int(sample_row(wildcards)["n_clusters"]),
+        seed=seed_param,
     log:
         "logs/cluster/{sample}.{method}.seed{seed}.log",
     benchmark:
-        "results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv"
+        record_file("cluster", RUN_JOB)
     conda:
         "../envs/stcore.yaml"
     threads: 1

@@ -98,16 +98,34 @@ def raw_input(wildcards):
     return row["path"]
 
 
+# Where things go, written once.  RUN: the folder of one (slide, method, seed) run.
+# RECORD: Snakemake's time and memory record of one job (its `benchmark:` file).
+RUN = "results/{sample}/{method}/seed{seed}"
+RECORD = "results/records/{stage}/{job}.tsv"
+
+
+def run_file(name, sample="{sample}", method="{method}", seed="{seed}"):
+    """Path of file ``name`` of one run (wildcards left in by default)."""
+    return f"{RUN}/{name}".format(sample=sample, method=method, seed=seed)
+
+
+def record_file(stage, job):
+    """Path of the time and memory record of job ``job`` of ``stage``."""
+    return RECORD.format(stage=stage, job=job)
+
+
+RUN_JOB = "{sample}.{method}.seed{seed}"   # a run's job name in its records
+
+
+def merged(stage, method):
+    """Settings of ``stage`` ('train' or 'cluster') for ``method``: the config's block with the
+    method's own overrides on top."""
+    return dict(config[stage], **config["methods"][method].get(stage, {}))
+
+
 def method_params(stage):
-    """Parameters of ``stage`` ('train' or 'cluster') for a method: the config's block
-    with the method's overrides on top."""
-
-    def get(wildcards):
-        merged = dict(config[stage])
-        merged.update(config["methods"][wildcards.method].get(stage, {}))
-        return merged
-
-    return get
+    """Input function: :func:`merged` for the job's method."""
+    return lambda wildcards: merged(stage, wildcards.method)
 
 
 def method_model(wildcards):
@@ -119,29 +137,24 @@ def method_seeds(method):
     return [int(s) for s in config["methods"][method].get("seeds", SEEDS)]
 
 
-def train_source(wildcards):
-    """The method whose trained model a method clusters: its ``train_from``, else itself."""
-    return config["methods"][wildcards.method].get("train_from", wildcards.method)
+def source_method(method):
+    """The method whose trained model ``method`` clusters: its ``train_from``, else itself."""
+    return config["methods"][method].get("train_from", method)
 
 
 def train_output(name):
     """Input function: file ``name`` of the training run that ``wildcards.method`` uses."""
-
-    def get(wildcards):
-        return f"results/{wildcards.sample}/{train_source(wildcards)}/seed{wildcards.seed}/{name}"
-
-    return get
-
-
-def train_benchmark(wildcards):
-    """Snakemake's benchmark file of the training run that ``wildcards.method`` uses."""
-    return f"results/benchmarks/train/{wildcards.sample}.{train_source(wildcards)}.seed{wildcards.seed}.tsv"
+    return lambda wildcards: run_file(name, wildcards.sample, source_method(wildcards.method), wildcards.seed)
 
 
 def run_outputs(name, methods=None):
     """One file ``name`` per (sample, method, seed of that method)."""
-    return [f"results/{sample}/{method}/seed{seed}/{name}"
+    return [run_file(name, sample, method, seed)
             for sample in SAMPLES for method in (methods or METHODS) for seed in method_seeds(method)]
+
+
+def seed_param(wildcards):
+    return int(wildcards.seed)
 
 
 def env_for_train():
@@ -156,7 +169,7 @@ def env_for_train():
 # asks for `attempt` times the memory and time, so a job killed for either gets more.
 # The sizes come from the .h5ad / 10x .h5 header (spots x genes) without loading the
 # matrix; the file size stands in when the header cannot be read.  Coefficients: measured
-# peaks (Snakemake benchmark max_rss) on the demo slides (2,000 spots x 3,000 genes) were
+# peaks (max_rss of the records in results/records/) on the demo slides (2,000 spots x 3,000 genes) were
 # qc 0.33 GB, hvg 0.50 GB, train 0.64 GB (about 0.35 GB of it Python and torch), and 600
 # epochs of train took 38 s on 2 cores; the formulas below leave several-fold headroom
 # on top and grow linearly with the dense spots x genes matrix that train holds.
@@ -268,56 +281,53 @@ onerror:
 
 
 # ---------------------------------------------------------------------------------------
-# The benchmark over labelled slides (rules/benchmark.smk, rules/report.smk,
-# rules/agreement.smk); settings under the config's `benchmark:` block.
+# The results table (rules/table.smk) and, for labelled slides, the comparison's figures and
+# R agreement (rules/report.smk, rules/agreement.smk); settings under the config's `compare:`.
 # ---------------------------------------------------------------------------------------
-BENCH = config.get("benchmark", {})
-FIGURE_METHOD = BENCH.get("figure_method", "graphst")
-AGREEMENT_METHOD = BENCH.get("agreement_method", "graphst")
+COMPARE = config.get("compare", {})
+FIGURE_METHOD = COMPARE.get("figure_method", "graphst")
+AGREEMENT_METHOD = COMPARE.get("agreement_method")
 # Methods that train a graph model themselves: their loss curves are drawn.
 LOSS_METHODS = [m for m, spec in config["methods"].items()
                 if "train_from" not in spec and spec.get("model", "graphst") == "graphst"]
 
 
-def benchmark_runs():
-    """Every (slide, method, seed) with the files its row of the benchmark table is read from."""
+def table_runs():
+    """Every (slide, method, seed) with the files its row of the results table is read from:
+    the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
     runs = []
     for sample in SAMPLES:
         for method in METHODS:
-            source = config["methods"][method].get("train_from", method)
+            source = source_method(method)
             for seed in method_seeds(method):
                 runs.append({
-                    "sample": sample, "method": method, "seed": seed, "source": source,
-                    "metrics": f"results/{sample}/{method}/seed{seed}/metrics.tsv",
-                    "labels": f"results/{sample}/{method}/seed{seed}/labels.tsv",
-                    "npz": f"results/{sample}/{source}/seed{seed}/train.npz",
-                    "hvg": f"results/{sample}/hvg.h5ad",
-                    "train_bench": f"results/benchmarks/train/{sample}.{source}.seed{seed}.tsv",
-                    "cluster_bench": f"results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
+                    "sample": sample, "method": method, "seed": seed, "trained_by": source,
+                    "metrics": run_file("metrics.tsv", sample, method, seed),
+                    "labels": run_file("labels.tsv", sample, method, seed),
+                    "train_record": record_file("train", RUN_JOB.format(sample=sample, method=source, seed=seed)),
+                    "cluster_record": record_file("cluster", RUN_JOB.format(sample=sample, method=method, seed=seed)),
                 })
     return runs
 
 
 def agreement_runs():
     """(slide, seed) runs of the agreement method, with the files its features come from."""
-    if AGREEMENT_METHOD not in METHODS:
+    if AGREEMENT_METHOD is None or AGREEMENT_METHOD not in METHODS:
         return []
-    source = config["methods"][AGREEMENT_METHOD].get("train_from", AGREEMENT_METHOD)
+    source = source_method(AGREEMENT_METHOD)
     return [{"sample": s, "seed": seed, "truth": samples.loc[s, "truth"],
              "n_clusters": int(samples.loc[s, "n_clusters"]),
-             "npz": f"results/{s}/{source}/seed{seed}/train.npz",
-             "labels": f"results/{s}/{AGREEMENT_METHOD}/seed{seed}/labels.tsv",
-             "hvg": f"results/{s}/hvg.h5ad"}
+             "npz": run_file("train.npz", s, source, seed), "hvg": f"results/{s}/hvg.h5ad"}
             for s in SAMPLES for seed in method_seeds(AGREEMENT_METHOD)]
 
 
-def benchmark_figures(kind, enabled=True):
+def compare_figures(kind, enabled=True):
     """One figure ``kind`` per slide, flagged for the HTML report."""
     if not enabled:
         return []
-    return [report(f"results/benchmark/figures/{kind}_{s}.png", category="Figures", subcategory=kind,
+    return [report(f"results/compare/figures/{kind}_{s}.png", category="Figures", subcategory=kind,
                    labels={"slide": s, "figure": kind}) for s in SAMPLES]
 
 
-BENCHMARK_RUNS = benchmark_runs()
+TABLE_RUNS = table_runs()
 AGREEMENT_RUNS = agreement_runs()

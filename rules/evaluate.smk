@@ -1,20 +1,22 @@
 rule evaluate:
-    """Agreement with the manual annotation, and the map of found domains."""
+    """Every per-run metric, computed once: agreement with the manual annotation, the
+    reconstruction's Pearson r, provenance; and the map of found domains."""
     input:
-        labels="results/{sample}/{method}/seed{seed}/labels.tsv",
+        labels=run_file("labels.tsv"),
         h5ad="results/{sample}/hvg.h5ad",
-        train=train_output("train.npz"),
-        train_bench=train_benchmark,
-        cluster_bench="results/benchmarks/cluster/{sample}.{method}.seed{seed}.tsv",
+        npz=train_output("train.npz"),
     output:
-        metrics="results/{sample}/{method}/seed{seed}/metrics.tsv",
-        png="results/{sample}/{method}/seed{seed}/domains.png",
+        metrics=run_file("metrics.tsv"),
+        png=run_file("domains.png"),
     params:
         truth=lambda wildcards: sample_row(wildcards)["truth"],
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
+                               "trained_by": source_method(wildcards.method)},
+        config=config,
     log:
         "logs/evaluate/{sample}.{method}.seed{seed}.log",
     benchmark:
-        "results/benchmarks/evaluate/{sample}.{method}.seed{seed}.tsv"
+        record_file("evaluate", RUN_JOB)
     conda:
         "../envs/stcore.yaml"
     threads: 1

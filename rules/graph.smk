@@ -10,7 +10,7 @@ rule graph:
     log:
         "logs/graph/{sample}.log",
     benchmark:
-        "results/benchmarks/graph/{sample}.tsv"
+        record_file("graph", "{sample}")
     conda:
         "../envs/stcore.yaml"
     threads: 1

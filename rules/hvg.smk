@@ -9,7 +9,7 @@ rule hvg:
     log:
         "logs/hvg/{sample}.log",
     benchmark:
-        "results/benchmarks/hvg/{sample}.tsv"
+        record_file("hvg", "{sample}")
     conda:
         "../envs/stcore.yaml"
     threads: 1

@@ -16,7 +16,7 @@ rule qc:
     log:
         "logs/qc/{sample}.log",
     benchmark:
-        "results/benchmarks/qc/{sample}.tsv"
+        record_file("qc", "{sample}")
     conda:
         "../envs/stcore.yaml"
     threads: 1

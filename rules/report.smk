@@ -1,26 +1,27 @@
 rule report_figures:
-    """Figures of the benchmark: domains on the tissue, ARI per variant, UMAP, loss curves."""
+    """Figures of the comparison: domains on the tissue, ARI per method, UMAP, loss curves."""
     input:
-        table="results/benchmark/ari.tsv",
+        table="results/table.tsv",
         hvg=expand("results/{sample}/hvg.h5ad", sample=SAMPLES),
         labels=run_outputs("labels.tsv"),
         npz=run_outputs("train.npz", methods=[FIGURE_METHOD]) if FIGURE_METHOD in METHODS else [],
         losses=run_outputs("losses.tsv", methods=LOSS_METHODS) if LOSS_METHODS else [],
     output:
-        boxplot=report("results/benchmark/figures/ari_boxplot.png", category="Figures", subcategory="ARI",
-                       labels={"slide": "all", "figure": "ARI per variant"}),
-        domains=benchmark_figures("domains"),
-        umap=benchmark_figures("umap", BENCH.get("umap", True) and FIGURE_METHOD in METHODS),
-        losses=benchmark_figures("losses", bool(LOSS_METHODS)),
+        boxplot=report("results/compare/figures/ari_boxplot.png", category="Figures", subcategory="ARI",
+                       labels={"slide": "all", "figure": "ARI per method"}),
+        domains=compare_figures("domains"),
+        umap=compare_figures("umap", COMPARE.get("umap", True) and FIGURE_METHOD in METHODS),
+        losses=compare_figures("losses", bool(LOSS_METHODS)),
     params:
         samples=[{"sample": s, "truth": samples.loc[s, "truth"]} for s in SAMPLES],
         figure_method=FIGURE_METHOD,
         loss_methods=LOSS_METHODS,
         seeds={m: method_seeds(m) for m in METHODS},
+        run_dir=RUN,
     log:
-        "logs/benchmark/figures.log",
+        "logs/report.log",
     benchmark:
-        "results/benchmarks/benchmark/figures.tsv"
+        record_file("report", "all")
     conda:
         "../envs/stcore.yaml"
     threads: 1

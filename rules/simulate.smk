@@ -7,7 +7,7 @@ rule simulate:
     log:
         "logs/simulate/{name}.log",
     benchmark:
-        "results/benchmarks/simulate/{name}.tsv"
+        record_file("simulate", "{name}")
     conda:
         "../envs/stcore.yaml"
     threads: 1

@@ -1,18 +1,19 @@
 rule train:
-    """Train the graph model (or compute the expression baseline) for one method and seed."""
+    """Fit one method of the registry (stcore.methods) for one slide and seed."""
     input:
         h5ad="results/{sample}/hvg.h5ad",
         graph="results/{sample}/graph.npz",
     output:
-        npz="results/{sample}/{method}/seed{seed}/train.npz",
-        losses="results/{sample}/{method}/seed{seed}/losses.tsv",
+        npz=run_file("train.npz"),
+        losses=run_file("losses.tsv"),
     params:
         model=method_model,
         train=method_params("train"),
+        seed=seed_param,
     log:
         "logs/train/{sample}.{method}.seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{sample}.{method}.seed{seed}.tsv"
+        record_file("train", RUN_JOB)
     conda:
         env_for_train()
     threads: 2

@@ -2,29 +2,29 @@
 import logging
 
 import anndata as ad
-import numpy as np
 import pandas as pd
 
 from stcore.agreement import AGREEMENT_COLUMNS, agreement_row, r_available
 from stcore.cluster import ClusterParams, cluster_features
 from stcore.io import atomic_path
+from stcore.methods import MethodResult
 from stcore.workflow import run_step
 
-COLUMNS = ["slide", "seed", "method", *AGREEMENT_COLUMNS, "status"]
+COLUMNS = ["sample", "seed", "method", *AGREEMENT_COLUMNS, "status"]
 
 
 def main(sm):
-    ok, why = r_available() if sm.params.r_mclust else (False, "switched off (benchmark.r_mclust: false)")
+    ok, why = r_available() if sm.params.r_mclust else (False, "switched off (compare.r_mclust: false)")
     rows = []
     if not ok:
         logging.getLogger("stcore").warning("agreement table skipped: %s", why)
     for run in sm.params.runs:
-        row = {"slide": run["sample"], "seed": run["seed"], "method": sm.params.method}
+        row = {"sample": run["sample"], "seed": run["seed"], "method": sm.params.method}
         if ok:
             slide = ad.read_h5ad(run["hvg"], backed="r")
-            out = np.load(run["npz"])
+            result = MethodResult.load(run["npz"])
             params = ClusterParams(**sm.params.cluster, seed=int(run["seed"]))
-            features = cluster_features(out["embedding"], out["decoded"], out["decoder_weight"], params)
+            features = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
             truth = slide.obs[run["truth"]].to_numpy() if run["truth"] else None
             row |= agreement_row(features, truth, run["n_clusters"], seed=int(run["seed"]),
                                  n_init=params.n_init) | {"status": "ok"}

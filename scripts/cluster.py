@@ -5,14 +5,15 @@ import pandas as pd
 
 from stcore.cluster import ClusterParams, cluster_features, run_cluster
 from stcore.io import atomic_path
+from stcore.methods import MethodResult
 from stcore.workflow import run_step
 
 
 def main(sm):
-    params = ClusterParams(**sm.params.cluster, seed=int(sm.wildcards.seed))
-    out = np.load(sm.input.npz)
+    params = ClusterParams(**sm.params.cluster, seed=sm.params.seed)
+    result = MethodResult.load(sm.input.npz)
     slide = ad.read_h5ad(sm.input.h5ad, backed="r")
-    features = cluster_features(out["embedding"], out["decoded"], out["decoder_weight"], params)
+    features = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
     labels = run_cluster(features, np.asarray(slide.obsm["spatial"][:]), sm.params.n_clusters, params)
     with atomic_path(sm.output.labels) as tmp:
         pd.DataFrame({"spot": slide.obs_names, "domain": labels}).to_csv(tmp, sep="\t", index=False)

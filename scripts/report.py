@@ -1,21 +1,24 @@
-"""Snakemake step: the benchmark figures."""
+"""Snakemake step: the comparison's figures."""
 import anndata as ad
 import numpy as np
 import pandas as pd
 
+from stcore.methods import MethodResult
 from stcore.report import median_seed, plot_ari_boxplot, plot_losses, plot_slide_domains, plot_umap
 from stcore.workflow import run_step
 
 
-def _labels(sample, method, seed, index):
-    path = f"results/{sample}/{method}/seed{seed}/labels.tsv"
-    return pd.read_csv(path, sep="\t", index_col="spot")["domain"].loc[index].to_numpy()
-
-
 def main(sm):
-    table = pd.read_csv(sm.input.table, sep="\t", dtype={"slide": str})
+    def run_file(name, sample, method, seed):
+        return f"{sm.params.run_dir}/{name}".format(sample=sample, method=method, seed=seed)
+
+    def labels(sample, method, seed, index):
+        path = run_file("labels.tsv", sample, method, seed)
+        return pd.read_csv(path, sep="\t", index_col="spot")["domain"].loc[index].to_numpy()
+
+    table = pd.read_csv(sm.input.table, sep="\t", dtype={"sample": str})
     plot_ari_boxplot(table, sm.output.boxplot)
-    variants = list(dict.fromkeys(table["variant"]))
+    variants = list(dict.fromkeys(table["method"]))
     fig = sm.params.figure_method
     umap_out = {p.split("umap_", 1)[1][:-4]: p for p in sm.output.umap}
     loss_out = {p.split("losses_", 1)[1][:-4]: p for p in sm.output.losses}
@@ -29,17 +32,17 @@ def main(sm):
             seed = median_seed(table, sample, v)
             if seed is None:
                 continue
-            ari = table[(table["slide"] == sample) & (table["variant"] == v) & (table["seed"] == seed)]["ARI"]
-            panels.append((f"{v} (seed {seed}, ARI {ari.iloc[0]:.3f})", _labels(sample, v, seed, slide.obs_names)))
+            ari = table[(table["sample"] == sample) & (table["method"] == v) & (table["seed"] == seed)]["ARI"]
+            panels.append((f"{v} (seed {seed}, ARI {ari.iloc[0]:.3f})", labels(sample, v, seed, slide.obs_names)))
         plot_slide_domains(coords, truth, panels, domains_png,
-                           title=f"{sample}: truth and found domains (median-ARI seed of each variant)")
+                           title=f"{sample}: truth and found domains (median-ARI seed of each method)")
         if sample in umap_out:
             seed = median_seed(table, sample, fig)
-            emb = np.load(f"results/{sample}/{fig}/seed{seed}/train.npz")["embedding"]
-            plot_umap(emb, truth, _labels(sample, fig, seed, slide.obs_names), umap_out[sample],
+            emb = MethodResult.load(run_file("train.npz", sample, fig, seed)).embedding
+            plot_umap(emb, truth, labels(sample, fig, seed, slide.obs_names), umap_out[sample],
                       title=f"{sample}: {fig} embedding (seed {seed}, median ARI)", seed=seed)
         if sample in loss_out:
-            curves = {(m, s): pd.read_csv(f"results/{sample}/{m}/seed{s}/losses.tsv", sep="\t")
+            curves = {(m, s): pd.read_csv(run_file("losses.tsv", sample, m, s), sep="\t")
                       for m in sm.params.loss_methods for s in sm.params.seeds[m]}
             plot_losses(curves, loss_out[sample], title=f"{sample}: training losses")
 

@@ -1,7 +1,7 @@
 """Is the R-free clustering R's mclust?  R and Python cluster the same features.
 
 ``mclust_r`` fits R's mclust (model EEE, its default hierarchical-agglomeration start, or
-the agglomeration subset given) through rpy2; it is optional and used only by the benchmark.
+the agglomeration subset given) through rpy2; it is optional and used only by the comparison on labelled slides.
 ``r_available`` says whether it can run (and why not); nothing else in the package needs R.
 
 ``agreement_row`` compares, on one slide's features:

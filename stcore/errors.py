@@ -1,7 +1,7 @@
 """One error type for bad input, and a helper that turns it into a single clear line."""
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "DivergenceError"]
 
 
 class InputError(ValueError):
@@ -31,3 +31,8 @@ class InputError(ValueError):
         """The same error with the sample and file filled in where they were unknown."""
         return InputError(self.problem, sample=self.sample or sample, path=self.path or path,
                           fix=self.fix)
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite, or grew past ``stcore.train.DIVERGENCE_FACTOR`` times
+    its first value."""

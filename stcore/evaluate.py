@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-__all__ = ["domain_metrics", "matched_f1", "plot_domains"]
+__all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "plot_domains"]
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:
@@ -51,6 +52,32 @@ def domain_metrics(truth, pred) -> dict:
         "completeness": float(m.completeness_score(t, p)),
         "F1": matched_f1(t, p),
     }
+
+
+def reconstruction_pearson(x, decoded: np.ndarray, decoder_weight: np.ndarray, *,
+                           chunk_rows: int = 512) -> float:
+    """Pearson r over all entries of ``decoded @ decoder_weight`` against ``x`` (N x G,
+    sparse or dense), ``chunk_rows`` rows at a time.  NaN when there is no decoder."""
+    if decoded is None or decoder_weight is None or decoded.size == 0 or decoder_weight.size == 0:
+        return float("nan")
+    n = x.shape[0]
+    if decoded.shape[0] != n or decoder_weight.shape[1] != x.shape[1]:
+        raise ValueError(f"shapes do not match: x {x.shape}, decoded {decoded.shape}, "
+                         f"decoder weight {decoder_weight.shape}")
+    w2 = np.asarray(decoder_weight, dtype=np.float64)
+    sums = np.zeros(5)   # sum x, sum y, sum x², sum y², sum xy
+    for start in range(0, n, chunk_rows):
+        rows = slice(start, min(start + chunk_rows, n))
+        xb = x[rows].toarray() if sp.issparse(x) else np.asarray(x[rows])
+        xb = xb.astype(np.float64, copy=False)
+        yb = np.asarray(decoded[rows], dtype=np.float64) @ w2
+        sums += [xb.sum(), yb.sum(), (xb * xb).sum(), (yb * yb).sum(), (xb * yb).sum()]
+    count = float(n * x.shape[1])
+    sx, sy, sxx, syy, sxy = sums / count
+    cov, vx, vy = sxy - sx * sy, sxx - sx * sx, syy - sy * sy
+    if vx <= 0 or vy <= 0:
+        return float("nan")
+    return float(cov / np.sqrt(vx * vy))
 
 
 def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path) -> None:

@@ -1,7 +1,7 @@
 """What a result was made from: seed, package versions, and hashes of the config and input.
 
 ``record`` gives flat ``{name: value}`` pairs that the evaluate step writes as columns of
-``metrics.tsv`` (and so of ``results/benchmark.tsv``), so every row of a benchmark table can
+``metrics.tsv`` (and so of ``results/table.tsv``), so every row of a results table can
 be traced to the code, the settings and the slide that made it.
 """
 from __future__ import annotations

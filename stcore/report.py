@@ -1,4 +1,4 @@
-"""Benchmark figures: found domains beside the truth on the tissue, ARI per variant, a UMAP
+"""The comparison's figures: found domains beside the truth on the tissue, ARI per variant, a UMAP
 of the embedding, and the training loss curves.
 
 Figures of one run show the seed whose ARI is the median over that variant's seeds (the
@@ -31,7 +31,7 @@ def _save(fig, path) -> None:
 
 def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> int | None:
     """The seed of (slide, variant) whose ``metric`` is the median over seeds (lower middle)."""
-    rows = table[(table["slide"].astype(str) == str(slide)) & (table["variant"] == variant)]
+    rows = table[(table["sample"].astype(str) == str(slide)) & (table["method"] == variant)]
     rows = rows.sort_values([metric, "seed"], na_position="first")
     if rows.empty:
         return None
@@ -77,16 +77,16 @@ def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.nda
 def plot_ari_boxplot(table: pd.DataFrame, path, metric: str = "ARI") -> None:
     """One panel per slide: the distribution over seeds of ``metric`` per variant."""
     plt = _plt()
-    slides = list(dict.fromkeys(table["slide"].astype(str)))
-    variants = list(dict.fromkeys(table["variant"]))
+    slides = list(dict.fromkeys(table["sample"].astype(str)))
+    variants = list(dict.fromkeys(table["method"]))
     ncol = min(3, len(slides))
     nrow = int(np.ceil(len(slides) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(0.55 * len(variants) * ncol + 2, 3.6 * nrow), squeeze=False)
     for ax in axes.ravel()[len(slides):]:
         ax.axis("off")
     for ax, slide in zip(axes.ravel(), slides):
-        rows = table[table["slide"].astype(str) == slide]
-        data = [rows.loc[rows["variant"] == v, metric].dropna().to_numpy() for v in variants]
+        rows = table[table["sample"].astype(str) == slide]
+        data = [rows.loc[rows["method"] == v, metric].dropna().to_numpy() for v in variants]
         ax.boxplot(data, showmeans=True)
         for i, d in enumerate(data, start=1):
             ax.scatter(np.full(len(d), i), d, s=8, color="k", zorder=3)

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from .errors import DivergenceError
 from .graph import gcn_norm, mean_operator
 from .model import GraphContrastiveAE, row_permutation, to_sparse_operator
 
@@ -23,10 +24,6 @@ __all__ = ["TrainParams", "TrainResult", "fit_graph_model", "fit_expression", "r
            "DivergenceError", "input_pca"]
 
 log = logging.getLogger(__name__)
-
-
-class DivergenceError(RuntimeError):
-    """The loss became NaN or infinite, or grew past ``DIVERGENCE_FACTOR`` times its first value."""
 
 
 # A loss this many times larger than at the first epoch means the optimiser has run away.

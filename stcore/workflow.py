@@ -6,8 +6,7 @@ import logging
 import sys
 from typing import Callable
 
-from .errors import InputError
-from .train import DivergenceError
+from .errors import DivergenceError, InputError
 
 __all__ = ["run_step"]
 

@@ -273,7 +273,7 @@ def test_bad_samples_fail_alone_with_one_line(tmp_path):
     console = run.stdout + run.stderr
     assert run.returncode != 0
     assert (tmp_path / "results/good/graphst/seed0/metrics.tsv").is_file(), console[-3000:]
-    assert not (tmp_path / "results/benchmark.tsv").exists()
+    assert not (tmp_path / "results/table.tsv").exists()
     expected = {
         "broken": "sample 'broken', file 'broken.h5ad': not a readable .h5ad",
         "nolabel": "sample 'nolabel', file 'nolabel.h5ad': truth column 'layer' is not in obs",
@@ -285,4 +285,4 @@ def test_bad_samples_fail_alone_with_one_line(tmp_path):
         assert not (tmp_path / "results" / sample).exists()             # nothing half-written
     assert "Traceback" not in console
     assert leftovers(tmp_path) == []
-    assert all("good" in str(p) for p in outputs(tmp_path) if "benchmarks" not in str(p))
+    assert all("good" in str(p) for p in outputs(tmp_path) if "records" not in str(p))

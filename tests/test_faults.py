@@ -91,7 +91,7 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert _snapshot(before) == before                      # finished outputs untouched
     assert (tmp_path / "results/second/graphst/seed0/metrics.tsv").is_file()
-    assert (tmp_path / "results/benchmark.tsv").is_file()
+    assert (tmp_path / "results/table.tsv").is_file()
     assert leftovers(tmp_path) == []
 
 

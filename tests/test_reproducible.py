@@ -140,8 +140,10 @@ def _load_script(name):
 
 
 def test_evaluate_step_writes_provenance_columns(tmp_path):
-    """scripts/evaluate.py puts seed, versions, config hash and the input's sha256 (carried
-    from qc through hvg.h5ad) into metrics.tsv."""
+    """scripts/evaluate.py puts seed, versions, the training machine, config hash and the
+    input's sha256 (carried from qc through hvg.h5ad) into metrics.tsv."""
+    from stcore.methods import MethodResult
+
     src = write(tiny_slide(), tmp_path / "slide.h5ad")
     adata, _ = prepare_slide(str(src), "h5ad", QCParams(), truth="domain", n_clusters=2)
     hvg = tmp_path / "hvg.h5ad"
@@ -149,23 +151,21 @@ def test_evaluate_step_writes_provenance_columns(tmp_path):
     labels = tmp_path / "labels.tsv"
     pd.DataFrame({"spot": adata.obs_names, "domain": np.arange(adata.n_obs) % 2}).to_csv(labels, sep="\t",
                                                                                         index=False)
-    bench = tmp_path / "bench.tsv"
-    bench.write_text("s\th:m:s\n1.5\t0:00:01\n")
-    train = tmp_path / "train.npz"
+    npz = tmp_path / "train.npz"
     trained_on = {"cpu_model": "Some CPU", "cpu_kernels": "AVX512", "blas": "MKL 2024.2", "mkl_cnr": "AUTO,STRICT"}
-    np.savez(train, machine=json.dumps(trained_on))
+    MethodResult(embedding=np.zeros((adata.n_obs, 2), np.float32), machine=trained_on).save(npz)
     config = {"seeds": [2], "train": {"epochs": 5}}
     sm = SimpleNamespace(
-        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), train=str(train), train_bench=str(bench),
-                              cluster_bench=str(bench)),
+        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)),
         output=SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png")),
-        params=SimpleNamespace(truth="domain"), wildcards=SimpleNamespace(sample="s1", method="graphst", seed="2"),
-        config=config)
+        params=SimpleNamespace(truth="domain", config=config,
+                               run={"sample": "s1", "method": "graphst", "seed": 2, "trained_by": "graphst"}))
     _load_script("evaluate").main(sm)
     row = pd.read_csv(tmp_path / "metrics.tsv", sep="\t").iloc[0]
-    assert row["seed"] == 2
+    assert row["seed"] == 2 and row["sample"] == "s1" and row["trained_by"] == "graphst"
     assert row["input_sha256"] == input_digest(src)
     assert row["config_sha256"] == config_digest(json.loads(json.dumps(config)))
     assert str(row["stcore_version"]) == stcore.__version__ and row["torch_version"] == torch.__version__
     assert {"scanpy_version", "snakemake_version", "ARI"} <= set(row.index)
+    assert np.isnan(row["recon_r"])                                      # no decoder
     assert {k: row[k] for k in trained_on} == trained_on        # the training machine, not this one

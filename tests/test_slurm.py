@@ -223,9 +223,9 @@ def test_every_output_appeared(cluster_run):
         run_dir = w / "results" / sample / "graphst" / "seed0"
         for name in ("train.npz", "losses.tsv", "labels.tsv", "metrics.tsv", "domains.png"):
             assert (run_dir / name).stat().st_size > 0, (sample, name)
-    table = pd.read_csv(w / "results" / "benchmark.tsv", sep="\t")
+    table = pd.read_csv(w / "results" / "table.tsv", sep="\t")
     assert set(zip(table["sample"], table["method"])) == {(s, "graphst") for s in SAMPLES}
-    assert (w / "results" / "benchmark.md").stat().st_size > 0
+    assert (w / "results" / "summary.md").stat().st_size > 0
     dry = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(w), "--configfile",
                           str(w / "config.yaml"), "--profile", str(REPO / "profiles" / "slurm"), "-n"],
                          capture_output=True, text=True, timeout=300)

@@ -63,16 +63,19 @@ def test_every_output_is_produced(finished_run):
             for name in ("train.npz", "losses.tsv", "labels.tsv", "metrics.tsv", "domains.png"):
                 assert (run / name).stat().st_size > 0, run / name
             assert (w / "logs" / "train" / f"{sample}.{method}.seed0.log").exists()
-    assert (w / "results" / "benchmark.md").read_text().count("tiny_") == 2
+    summary = (w / "results" / "summary.md").read_text()
+    assert "| tiny_a |" in summary and "| tiny_b |" in summary
 
 
-def test_benchmark_table_has_a_row_per_slide_and_method(finished_run):
-    table = pd.read_csv(finished_run / "results" / "benchmark.tsv", sep="\t")
+def test_results_table_has_a_row_per_slide_and_method(finished_run):
+    table = pd.read_csv(finished_run / "results" / "table.tsv", sep="\t")
     assert len(table) == 4
     assert set(table["method"]) == {"graphst", "expression"}
     assert set(table["sample"]) == {"tiny_a", "tiny_b"}
-    for col in ("spots", "genes", "ARI", "NMI", "seconds"):
+    for col in ("spots", "genes", "ARI", "NMI", "prep_s", "train_s", "cluster_s", "seconds", "peak_mb"):
         assert table[col].notna().all(), col
+    assert table.loc[table["method"] == "graphst", "recon_r"].between(-1, 1).all()
+    assert table.loc[table["method"] == "expression", "recon_r"].isna().all()     # no decoder
     assert table["ARI"].between(-1, 1).all() and table["NMI"].between(0, 1).all()
     assert (table["seconds"] > 0).all()
     assert (table["genes"] == 150).all()

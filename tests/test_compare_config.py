@@ -1,6 +1,6 @@
-"""The benchmark configuration (config/benchmark.yaml) end to end on a small subset of the
-real slides: one DLPFC slide, a few epochs, two seeds, three variants (one of them
-clustering another's trained model).  Checks the long table's shape and that every number
+"""The comparison configuration (config/compare.yaml) end to end on a small subset of the
+real slides: one DLPFC slide, a few epochs, two seeds, three methods (one of them
+clustering another's trained model).  Checks the results table's shape and that every number
 is finite and in range, and that the summary and figures are written."""
 from __future__ import annotations
 
@@ -28,53 +28,54 @@ def _snakemake() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def small_benchmark(tmp_path_factory):
+def small_compare(tmp_path_factory):
     if not (DATA / "DLPFC" / f"{SLIDE}.h5ad").is_file():
         pytest.skip(f"shared data not found at {DATA} (DLPFC/{SLIDE}.h5ad); set STCORE_DATA to the data folder")
     work = tmp_path_factory.mktemp("bench")
-    config = yaml.safe_load((REPO / "config" / "benchmark.yaml").read_text())
+    config = yaml.safe_load((REPO / "config" / "compare.yaml").read_text())
     sheet = pd.read_csv(REPO / config["samples"], sep="\t", dtype=str)
     sheet[sheet["sample"] == SLIDE].to_csv(work / "samples.tsv", sep="\t", index=False)
     config |= {"data_dir": str(DATA), "samples": str(work / "samples.tsv"), "seeds": [0, 1]}
     config["train"] |= {"epochs": 5, "log_every": 0}
     config["cluster"] |= {"n_init": 3}
     config["methods"] = {m: config["methods"][m] for m in ("graphst", "expression", "embedding")}
-    config["benchmark"] |= {"reference_dir": str(REFERENCE), "r_mclust": False}
+    config["compare"] |= {"reference_dir": str(REFERENCE), "r_mclust": False}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = _snakemake() + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
-                          "--configfile", str(work / "config.yaml"), "--cores", "2", "benchmark"]
+                          "--configfile", str(work / "config.yaml"), "--cores", "2", "compare"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work
 
 
-def test_table_shape_and_ranges(small_benchmark):
-    table = pd.read_csv(small_benchmark / "results" / "benchmark" / "ari.tsv", sep="\t", dtype={"slide": str})
-    assert list(table.columns[:9]) == ["slide", "variant", "seed", "trained_by", "ARI", "NMI", "AMI", "F1", "recon_r"]
-    assert {"seconds", "peak_mb"} <= set(table.columns)
+def test_table_shape_and_ranges(small_compare):
+    table = pd.read_csv(small_compare / "results" / "table.tsv", sep="\t", dtype={"sample": str})
+    assert list(table.columns[:4]) == ["sample", "method", "seed", "trained_by"]
+    assert {"ARI", "NMI", "AMI", "F1", "recon_r", "prep_s", "train_s", "cluster_s", "seconds", "peak_mb",
+            "cpu_model", "mkl_cnr", "input_sha256"} <= set(table.columns)
     assert len(table) == 1 * 3 * 2
-    assert set(table["variant"]) == {"graphst", "expression", "embedding"}
+    assert set(table["method"]) == {"graphst", "expression", "embedding"}
     assert sorted(table["seed"].unique()) == [0, 1]
-    assert set(table["slide"]) == {SLIDE}
-    assert (table.loc[table["variant"] == "embedding", "trained_by"] == "graphst").all()
+    assert set(table["sample"]) == {SLIDE}
+    assert (table.loc[table["method"] == "embedding", "trained_by"] == "graphst").all()
     for col in ("ARI", "AMI"):
         assert table[col].between(-1, 1).all(), col
     for col in ("NMI", "F1"):
         assert table[col].between(0, 1).all(), col
-    graph = table[table["variant"] != "expression"]
+    graph = table[table["method"] != "expression"]
     assert graph["recon_r"].between(-1, 1).all()
-    assert table.loc[table["variant"] == "expression", "recon_r"].isna().all()   # no decoder
+    assert table.loc[table["method"] == "expression", "recon_r"].isna().all()   # no decoder
     assert (table["seconds"] > 0).all() and table["seconds"].notna().all()
     assert (table["peak_mb"] > 0).all()
-    # The embedding variant reuses graphst's trained model: same training time per seed.
-    t = table.set_index(["variant", "seed"])["train_s"]
+    # The embedding method reuses graphst's trained model: same training time per seed.
+    t = table.set_index(["method", "seed"])["train_s"]
     assert t.loc[("embedding", 0)] == t.loc[("graphst", 0)]
 
 
-def test_summary_and_figures(small_benchmark):
-    out = small_benchmark / "results" / "benchmark"
-    text = (out / "summary.md").read_text()
-    assert "median over slides" in text
+def test_summary_and_figures(small_compare):
+    out = small_compare / "results" / "compare"
+    text = (small_compare / "results" / "summary.md").read_text()
+    assert "median over samples" in text and "## Seed stability" in text
     assert SLIDE in text
     if REFERENCE.is_dir():
         assert "reference GraphST package on these files" in text

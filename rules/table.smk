@@ -1,0 +1,24 @@
+rule table:
+    """One long results table over every slide, method and seed, and its summary."""
+    input:
+        metrics=[r["metrics"] for r in TABLE_RUNS],
+        labels=[r["labels"] for r in TABLE_RUNS],
+        records=sorted({r[k] for r in TABLE_RUNS for k in ("train_record", "cluster_record")}),
+        prep_records=[record_file(stage, s) for stage in ("qc", "hvg", "graph") for s in SAMPLES],
+        agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],
+    output:
+        tsv=report("results/table.tsv", category="Results", labels={"table": "table.tsv (one row per run)"}),
+        md=report("results/summary.md", category="Results", labels={"table": "summary.md"}),
+    params:
+        runs=TABLE_RUNS,
+        samples=SAMPLES,
+        compare=COMPARE,
+    log:
+        "logs/table.log",
+    benchmark:
+        record_file("table", "all")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/table.py"

@@ -1,0 +1,28 @@
+"""Snakemake step: the one results table over every slide, method and seed, and its summary."""
+from pathlib import Path
+
+import pandas as pd
+
+from stcore.io import atomic_path
+from stcore.table import read_published, read_reference_here, results_table, seed_agreement, summary_markdown
+from stcore.workflow import run_step
+
+
+def main(sm):
+    runs = list(sm.params.runs)
+    table = results_table(runs, list(sm.input.prep_records))
+    compare = dict(sm.params.compare)
+    ref = Path(compare.get("reference_dir", "")) if compare.get("reference_dir") else None
+    agreement = pd.read_csv(sm.input.agreement, sep="\t", dtype={"sample": str}) if sm.input.agreement else None
+    text = summary_markdown(
+        table, compare=compare, agreement=agreement, seeds_agree=seed_agreement(runs),
+        published=read_published(ref / "published_dlpfc_ari.tsv") if ref else None,
+        reference_here=read_reference_here(ref / "graphst_reference_here.md") if ref else None)
+    with atomic_path(sm.output.tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    with atomic_path(sm.output.md) as tmp:
+        tmp.write_text(text)
+
+
+if "snakemake" in globals():
+    run_step(snakemake, main, sample="all")  # noqa: F821

@@ -1,0 +1,143 @@
+"""The methods a run can train, by name, and the one result type they all return.
+
+A method is a function ``fit(x, adj, coords, params, seed) -> MethodResult``:
+
+- ``x``: the preprocessed expression (N x G, sparse or dense), as ``hvg.h5ad`` holds it;
+- ``adj``: the spatial graph (N x N sparse, symmetric 0/1), as ``graph.npz`` holds it;
+- ``coords``: the spots' coordinates (N x 2);
+- ``params``: the method's ``train:`` settings from the config (a dict, the method's
+  overrides already merged in);
+- ``seed``: the run's seed.
+
+Adding a method: write its ``fit``, add one :data:`REGISTRY` entry (with the extra that
+installs what it needs, if any), and add its name to the ``model`` enum in
+``schemas/config.schema.yaml``.  Nothing else changes: the train step, the clustering, the
+evaluation and the tables read only :class:`MethodResult`.
+
+:class:`MethodResult` is the one place that knows the layout of ``train.npz``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "RESULT_VERSION", "LOSS_COLUMNS"]
+
+# The layout version of train.npz; load() refuses other versions with the fix.
+RESULT_VERSION = 1
+LOSS_COLUMNS = ["epoch", "total", "reconstruction", "contrastive"]
+
+
+@dataclass
+class MethodResult:
+    """What a method gives the rest of the pipeline.
+
+    embedding: (N, d) latent.  decoded, decoder_weight: the reconstruction as the product
+    ``decoded @ decoder_weight`` ((N, r) and (r, G)); empty for a method without a decoder.
+    labels: the method's own clustering (N,), where it has one; else None.  losses: one row per
+    epoch (columns :data:`LOSS_COLUMNS`), empty without training.  seconds: the fit's wall time.
+    device: where it ran.  machine: :func:`stcore.provenance.machine` of the process that fit.
+    """
+
+    embedding: np.ndarray
+    decoded: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))
+    decoder_weight: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.float32))
+    labels: np.ndarray | None = None
+    losses: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LOSS_COLUMNS))
+    seconds: float = 0.0
+    device: str = "cpu"
+    machine: dict = field(default_factory=dict)
+
+    @property
+    def has_decoder(self) -> bool:
+        return self.decoded.size > 0 and self.decoder_weight.size > 0
+
+    def save(self, path: str | Path) -> None:
+        """Write ``train.npz`` (complete or not at all)."""
+        from .io import atomic_path
+
+        arrays = {"version": np.int64(RESULT_VERSION), "embedding": self.embedding, "decoded": self.decoded,
+                  "decoder_weight": self.decoder_weight, "seconds": np.float64(self.seconds),
+                  "device": np.str_(self.device), "machine": np.str_(json.dumps(self.machine))}
+        if self.labels is not None:
+            arrays["labels"] = np.asarray(self.labels)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MethodResult":
+        with np.load(path) as npz:
+            version = int(npz["version"]) if "version" in npz else 0
+            if version != RESULT_VERSION:
+                raise InputError(f"training output of layout version {version}; this stcore reads version "
+                                 f"{RESULT_VERSION}", path=str(path),
+                                 fix="delete it and run the workflow again to retrain")
+            return cls(embedding=npz["embedding"], decoded=npz["decoded"], decoder_weight=npz["decoder_weight"],
+                       labels=npz["labels"] if "labels" in npz else None, seconds=float(npz["seconds"]),
+                       device=str(npz["device"]), machine=json.loads(str(npz["machine"])))
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registry entry: ``fit`` and, for a method from an optional extra, the module it
+    imports and the command that installs it."""
+
+    fit: Callable[..., MethodResult]
+    description: str
+    requires: str | None = None        # import name of the optional package
+    install: str | None = None         # the command that installs it
+
+    def check_installed(self, name: str) -> None:
+        if self.requires and importlib.util.find_spec(self.requires) is None:
+            raise InputError(f"method '{name}' needs the Python package '{self.requires}', which is not "
+                             "installed", fix=self.install)
+
+
+def _fit_graphst(x, adj, coords, params: dict, seed: int) -> MethodResult:
+    from dataclasses import fields
+
+    from .provenance import machine
+    from .train import TrainParams, fit_graph_model
+
+    known = {f.name for f in fields(TrainParams)}
+    res = fit_graph_model(x, adj, TrainParams(**{k: v for k, v in params.items() if k in known}, seed=seed))
+    return MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
+                        losses=res.losses, seconds=res.seconds, device=res.device, machine=machine())
+
+
+def _fit_expression(x, adj, coords, params: dict, seed: int) -> MethodResult:
+    from .provenance import machine
+    from .train import fit_expression
+
+    res = fit_expression(x, params.get("pca_comps", 50), seed=seed)
+    return MethodResult(embedding=res.embedding, seconds=res.seconds, device=res.device, machine=machine())
+
+
+# Each method reads the keys of the train: block it knows and ignores the others.
+REGISTRY: dict[str, Method] = {
+    "graphst": Method(_fit_graphst, "sparse graph contrastive autoencoder (GraphST-style), this package's model"),
+    "expression": Method(_fit_expression, "PCA of the preprocessed expression, no graph (baseline)"),
+}
+
+
+def method(name: str) -> Method:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown method model '{name}'", fix=f"use one of {sorted(REGISTRY)}") from None
+
+
+def fit(name: str, x, adj, coords, params: dict, seed: int) -> MethodResult:
+    """Fit method ``name`` (see the module docstring for the arguments)."""
+    entry = method(name)
+    entry.check_installed(name)
+    return entry.fit(x, adj, coords, dict(params), int(seed))

@@ -1,0 +1,320 @@
+"""The one results table over slides, methods and seeds, and its written summary.
+
+- ``results_table``: one row per (sample, method, seed): the evaluate step's ``metrics.tsv``
+  (every quality metric, the reconstruction's Pearson r, provenance) joined with Snakemake's
+  time and memory records: ``prep_s`` (qc + hvg + graph of the slide, shared by its runs),
+  ``train_s``, ``cluster_s``, ``seconds`` (= train_s + cluster_s, the run's own time; a method
+  with ``train_from`` counts the training it reuses) and ``peak_mb`` (the larger max_rss of
+  its train and cluster jobs).  It reads no h5ad and no npz.
+- ``seed_agreement``: mean pairwise ARI between a (sample, method)'s seeds' labelings.
+- ``read_published`` / ``read_reference_here``: published per-slice DLPFC ARI and the
+  reference GraphST package's scores on the same files, from ``reference_dir``.
+- ``summary_markdown``: the wide summary of the table (per sample mean ± sd over seeds, per
+  method the median over samples of those means, never the best seed); with published
+  numbers, targets, the paper's claim and the R agreement where the config asks for them.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["results_table", "seed_agreement", "read_published", "read_reference_here", "per_slide_stats",
+           "format_mean_sd", "mean_sd", "summary_markdown", "SUMMARY_METRICS"]
+
+# Metrics shown side by side in the summary, when the table has them (lower is better for
+# CHAOS, PAS, seconds and peak MB).
+SUMMARY_METRICS = ["ARI", "NMI", "CHAOS", "PAS", "seconds", "peak_mb"]
+
+
+def _record(path: str | None, column: str) -> float:
+    if not path or not Path(path).is_file():
+        return float("nan")
+    values = pd.to_numeric(pd.read_csv(path, sep="\t")[column], errors="coerce")
+    return float(values.iloc[0]) if len(values) else float("nan")
+
+
+def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
+    """One row per run.  Each run is a dict with ``metrics`` (the evaluate step's table),
+    ``train_record`` and ``cluster_record`` (Snakemake's records of the jobs that made it);
+    ``prep_records`` are the records of qc, hvg and graph, named ``<stage>/<sample>.tsv``."""
+    prep: dict[str, float] = {}
+    for f in prep_records:
+        sample = Path(f).stem
+        prep[sample] = prep.get(sample, 0.0) + _record(f, "s")
+    rows = []
+    for run in runs:
+        row = pd.read_csv(run["metrics"], sep="\t", dtype={"sample": str}).iloc[0].to_dict()
+        train_s, cluster_s = _record(run["train_record"], "s"), _record(run["cluster_record"], "s")
+        peak = np.nanmax([_record(run["train_record"], "max_rss"), _record(run["cluster_record"], "max_rss"),
+                          np.nan, -np.inf])
+        row |= {"prep_s": prep.get(str(row["sample"]), float("nan")), "train_s": train_s, "cluster_s": cluster_s,
+                "seconds": train_s + cluster_s, "peak_mb": peak if np.isfinite(peak) else np.nan}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    first = ["sample", "method", "seed", "trained_by"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    return table.sort_values(["sample", "method", "seed"], kind="stable").reset_index(drop=True)
+
+
+def format_mean_sd(mean: float, sd: float = float("nan"), n: int = 1) -> str:
+    """'0.512 ± 0.021 (n=5)'; one value: '0.512 (n=1)'; no value: 'n/a'."""
+    if not np.isfinite(mean):
+        return "n/a"
+    if n > 1 and np.isfinite(sd):
+        return f"{mean:.3f} ± {sd:.3f} (n={int(n)})"
+    return f"{mean:.3f} (n={int(n)})"
+
+
+def mean_sd(values: pd.Series) -> str:
+    """``format_mean_sd`` of the non-missing values."""
+    v = values.dropna()
+    return format_mean_sd(v.mean(), v.std(ddof=1), len(v)) if len(v) else "n/a"
+
+
+def seed_agreement(runs: list[dict]) -> pd.DataFrame:
+    """Mean pairwise ARI between the labelings of a (sample, method)'s seeds: 1 when every
+    seed gives the same domains.  Runs carry ``sample``, ``method`` and ``labels`` (the
+    cluster step's labels.tsv).  Columns sample, method, pairs, seed_ARI."""
+    from itertools import combinations
+
+    from sklearn.metrics import adjusted_rand_score
+
+    groups: dict[tuple[str, str], list[np.ndarray]] = {}
+    for run in runs:
+        lab = pd.read_csv(run["labels"], sep="\t").sort_values("spot")["domain"].to_numpy()
+        groups.setdefault((str(run["sample"]), run["method"]), []).append(lab)
+    rows = []
+    for (sample, method), labs in groups.items():
+        pairs = [adjusted_rand_score(a, b) for a, b in combinations(labs, 2)]
+        rows.append({"sample": sample, "method": method, "pairs": len(pairs),
+                     "seed_ARI": float(np.mean(pairs)) if pairs else float("nan")})
+    return pd.DataFrame(rows, columns=["sample", "method", "pairs", "seed_ARI"])
+
+
+def read_published(path: str | Path) -> pd.DataFrame | None:
+    """Published per-slice DLPFC ARI: one row per (method, source), slice ids as columns.
+    None when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, sep="\t", dtype={"method": str, "source": str})
+    table.columns = [str(c) for c in table.columns]
+    return table
+
+
+def read_reference_here(path: str | Path) -> dict[str, dict]:
+    """The reference package's mclust ARI on the same files, from its markdown table rows
+    ``| DLPFC <slide> | genes | seed | ARI (mclust) | ...``: {slide: {mean, sd, n, seeds}}."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    found: dict[str, list[tuple[str, float]]] = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 4:
+            continue
+        m = re.fullmatch(r"DLPFC (\d+)", cells[0])
+        if not m:
+            continue
+        try:
+            ari = float(cells[3])
+        except ValueError:
+            continue
+        found.setdefault(m.group(1), []).append((cells[2].split()[0], ari))
+    out = {}
+    for slide, values in found.items():
+        aris = np.array([v for _, v in values])
+        out[slide] = {"mean": float(aris.mean()), "sd": float(aris.std(ddof=1)) if len(aris) > 1 else float("nan"),
+                      "n": len(aris), "seeds": [s for s, _ in values]}
+    return out
+
+
+def per_slide_stats(table: pd.DataFrame, metric: str = "ARI") -> pd.DataFrame:
+    """mean, sd (ddof 1) and n of ``metric`` over seeds per (sample, method)."""
+    g = table.groupby(["sample", "method"], sort=False)[metric]
+    return pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()})
+
+
+def _cell(stats: pd.Series, digits: int = 3) -> str:
+    """One per_slide_stats row as 'mean ± sd (n=k)'."""
+    if digits == 3:
+        return format_mean_sd(stats["mean"], stats["sd"], int(stats["n"]))
+    if not np.isfinite(stats["mean"]):
+        return "n/a"
+    return f"{stats['mean']:.{digits}f}" + (f" ± {stats['sd']:.{digits}f}" if np.isfinite(stats["sd"]) else "")
+
+
+def _source_label(method: str, source: str) -> str:
+    short = source.split(" doi:")[0].split(" (")[0]
+    return f"{method} [{short}]"
+
+
+def _wide(table: pd.DataFrame, metric: str, samples: list[str], methods: list[str]) -> list[str]:
+    """Per sample and method: mean ± sd over seeds; last row: each method's median over samples."""
+    stats = per_slide_stats(table, metric)
+    digits = 3 if metric not in ("seconds", "peak_mb") else (1 if metric == "seconds" else 0)
+    lines = ["| sample | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for sample in samples:
+        cells = [_cell(stats.loc[(sample, m)], digits) if (sample, m) in stats.index else "-" for m in methods]
+        lines.append(f"| {sample} | " + " | ".join(cells) + " |")
+    med = []
+    for m in methods:
+        means = stats.xs(m, level="method")["mean"] if m in stats.index.get_level_values("method") else pd.Series()
+        med.append(f"{means.median():.{digits}f}" if len(means.dropna()) else "-")
+    lines.append("| **median over samples** | " + " | ".join(med) + " |")
+    return lines
+
+
+_TITLES = {"ARI": "ARI against the manual annotation", "NMI": "NMI against the manual annotation",
+           "CHAOS": "CHAOS (spatial continuity of the domains; lower is better)",
+           "PAS": "PAS (share of spots unlike most of their neighbours; lower is better)",
+           "seconds": "Seconds per run (train + cluster)", "peak_mb": "Peak memory per run, MB (max_rss)"}
+
+
+def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, published: pd.DataFrame | None = None,
+                     reference_here: dict | None = None, agreement: pd.DataFrame | None = None,
+                     seeds_agree: pd.DataFrame | None = None) -> str:
+    """The wide summary (markdown) of :func:`results_table`'s table.
+
+    ``compare``: the config's ``compare:`` block (figure_method, baseline, ablation, sd_target,
+    claim); without it the summary holds the metric tables and seed stability only."""
+    compare = compare or {}
+    reference_here = reference_here or {}
+    graph_method = compare.get("figure_method", "graphst")
+    baseline = compare.get("baseline", "expression")
+    ablation = compare.get("ablation", "recon_only")
+    sd_target = float(compare.get("sd_target", 0.02))
+    samples = list(dict.fromkeys(table["sample"].astype(str)))
+    methods = list(dict.fromkeys(table["method"]))
+    table = table.assign(sample=table["sample"].astype(str))
+    seeds = table.groupby("method")["seed"].nunique()
+    out = ["# Results: domains found, per sample and method", "",
+           "Every cell is the mean ± sd over seeds (n = seeds) of one sample and method; the last row is each "
+           "method's median over samples of those means. No best-seed numbers anywhere. Seeds per method: "
+           + ", ".join(f"{m} {int(seeds[m])}" for m in methods) + ". One row per run: `table.tsv`."]
+    for metric in SUMMARY_METRICS:
+        if metric in table and table[metric].notna().any():
+            out += ["", f"## {_TITLES[metric]}", ""] + _wide(table, metric, samples, methods)
+    stats = per_slide_stats(table, "ARI") if "ARI" in table else pd.DataFrame()
+
+    # Seed stability: the sd over seeds, and whether the seeds give the same domains.
+    if seeds_agree is not None and len(seeds_agree) and (seeds > 1).any():
+        agree = seeds_agree.assign(sample=seeds_agree["sample"].astype(str)).set_index(["sample", "method"])["seed_ARI"]
+        out += ["", "## Seed stability", "",
+                "Per sample and method: seed sd of ARI against the annotation / mean pairwise ARI between the "
+                "seeds' labelings (1 = every seed gives the same domains; '-' with one seed).", "",
+                "| sample | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for sample in samples:
+            cells = []
+            for m in methods:
+                sd = stats.loc[(sample, m)]["sd"] if (sample, m) in stats.index else float("nan")
+                a = agree.get((sample, m), float("nan"))
+                cells.append("-" if not np.isfinite(a) else (f"{sd:.3f} / {a:.3f}" if np.isfinite(sd) else f"- / {a:.3f}"))
+            out.append(f"| {sample} | " + " | ".join(cells) + " |")
+
+    # Published numbers, in their own labelled columns.
+    pub_rows = []
+    if published is not None:
+        pub_rows = [r for _, r in published.iterrows() if str(r["method"]).split()[0] in ("GraphST", "STAGATE")]
+    dlpfc = [s for s in samples if (published is not None and s in published.columns) or s in reference_here]
+    if dlpfc and len(stats):
+        head = [f"{graph_method} (this pipeline)", "reference GraphST package on these files"]
+        head += [_source_label(str(r["method"]), str(r["source"])) for r in pub_rows]
+        out += ["", "## DLPFC: this pipeline next to published numbers", "",
+                "Published numbers are on the full gene sets; the files here hold gene subsets "
+                "(151673/151674: 5,000 genes; 151510: 500 genes), so compare methods on the same files: the "
+                "column that does is the reference GraphST package (PyPI GraphST 1.1.1, defaults, R mclust) "
+                "run on these very files (`graphst_reference_here.md`; mean over the seeds it was run with).", "",
+                "| sample | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
+        for sample in dlpfc:
+            cells = [_cell(stats.loc[(sample, graph_method)]) if (sample, graph_method) in stats.index else "-"]
+            ref = reference_here.get(sample)
+            cells.append(format_mean_sd(ref["mean"], ref["sd"], ref["n"]) if ref else "n/a")
+            for r in pub_rows:
+                v = pd.to_numeric(r.get(sample, np.nan), errors="coerce")
+                cells.append(f"{v:.2f}" if np.isfinite(v) else "n/a")
+            out.append(f"| {sample} | " + " | ".join(cells) + " |")
+        if pub_rows:
+            out += ["", "Sources: " + "; ".join(f"{r['method']}: {r['source']}" for r in pub_rows)
+                    + " (`published_dlpfc_ari.tsv`)."]
+
+    # Targets.
+    target_lines = []
+    for sample in dlpfc:
+        ref = reference_here.get(sample)
+        if ref is None or (sample, graph_method) not in stats.index:
+            continue
+        s = stats.loc[(sample, graph_method)]
+        ok_mean = s["mean"] >= ref["mean"]
+        ok_sd = np.isfinite(s["sd"]) and s["sd"] <= sd_target
+        target_lines.append(
+            f"- {sample}: {graph_method} mean ARI {s['mean']:.3f} vs reference package {ref['mean']:.3f} -> "
+            f"{'met' if ok_mean else 'NOT met'}; seed sd {s['sd']:.3f} (n={int(s['n'])}) "
+            f"{'<=' if ok_sd else '> (or one seed)'} {sd_target}: {'met' if ok_sd else 'NOT met'}.")
+    if compare:
+        for sample in [s for s in samples if s not in dlpfc]:
+            if (sample, graph_method) in stats.index and (sample, baseline) in stats.index:
+                g, b = stats.loc[(sample, graph_method)], stats.loc[(sample, baseline)]
+                verdict = "beats" if g["mean"] > b["mean"] else "does NOT beat"
+                target_lines.append(f"- {sample}: {graph_method} {_cell(g)} {verdict} {baseline} {_cell(b)}.")
+    if target_lines:
+        out += ["", "## Targets", ""] + target_lines
+
+    # The paper's claim about the contrastive loss, with its thresholds from the config.
+    claim = compare.get("claim")
+    if claim and ablation in methods and graph_method in methods and "F1" in table:
+        low, high = claim["f1_change_pct"]
+        r_min = claim["recon_r_min"]
+        out += ["", f"## Claim: {claim['text']}", "",
+                f"{graph_method} (reconstruction + contrastive) against {ablation} (reconstruction only), "
+                "per sample, mean ± sd over seeds; F1 = macro-F1 after a one-to-one matching of domains to labels; "
+                "r = Pearson correlation of the decoder output with the expression it was trained on, over all "
+                "spots x genes.", "",
+                f"| sample | ARI {ablation} | ARI {graph_method} | F1 {ablation} | F1 {graph_method} | F1 change % | "
+                f"r {ablation} | r {graph_method} |", "|---|---|---|---|---|---|---|---|"]
+        f1 = per_slide_stats(table, "F1")
+        rr = per_slide_stats(table, "recon_r")
+        changes, r_graph = [], []
+        for sample in samples:
+            if (sample, ablation) not in stats.index or (sample, graph_method) not in stats.index:
+                continue
+            fa, fg = f1.loc[(sample, ablation)], f1.loc[(sample, graph_method)]
+            change = 100 * (fg["mean"] - fa["mean"]) / fa["mean"] if fa["mean"] > 0 else float("nan")
+            changes.append(change)
+            r_graph.append(rr.loc[(sample, graph_method)]["mean"])
+            a, g = stats.loc[(sample, ablation)], stats.loc[(sample, graph_method)]
+            out.append(f"| {sample} | {_cell(a)} | {_cell(g)} | {_cell(fa)} | {_cell(fg)} | {change:+.1f} | "
+                       f"{_cell(rr.loc[(sample, ablation)])} | {_cell(rr.loc[(sample, graph_method)])} |")
+        if changes:
+            med = float(np.nanmedian(changes))
+            rmin = float(np.nanmin(r_graph))
+            out += ["", f"Measured: median F1 change over samples {med:+.1f}% (range {np.nanmin(changes):+.1f}% to "
+                    f"{np.nanmax(changes):+.1f}%); lowest per-sample mean r of {graph_method} {rmin:.3f}. "
+                    f"F1 change in [{low}, {high}]%: {'holds' if low <= med <= high else 'does not hold'}; "
+                    f"r > {r_min}: {'holds' if rmin > r_min else 'does not hold'}."]
+
+    # Agreement of the R-free clusterings with R's mclust.
+    if agreement is not None and len(agreement):
+        out += ["", "## R mclust (EEE) against the R-free clusterings on the same inputs", "",
+                "Same input (the PCs the agreement method clusters), mean ± sd over seeds. R (same subset): R's "
+                "Mclust given the agglomeration subset that `mclust` drew, so both run the same algorithm on "
+                "the same rows; R: R's own random subset after set.seed(seed), as a GraphST user runs it; "
+                "R vs R next seed: how stable R's own result is on the sample.", ""]
+        done = agreement[agreement["status"] == "ok"]
+        if len(done):
+            cols = [("ARI_Rsubset_vs_mclust", "ARI(R same subset, mclust)"), ("ARI_R_vs_mclust", "ARI(R, mclust)"),
+                    ("ARI_R_vs_gmm_tied", "ARI(R, gmm_tied)"), ("ARI_R_vs_Rnextseed", "ARI(R, R next seed)"),
+                    ("ARI_R_truth", "R vs truth"), ("ARI_mclust_truth", "mclust vs truth"),
+                    ("ARI_gmm_tied_truth", "gmm_tied vs truth")]
+            out += ["| sample | seeds | " + " | ".join(h for _, h in cols) + " |", "|---|---|" + "---|" * len(cols)]
+            for sample, rows in done.groupby("sample", sort=False):
+                out.append(f"| {sample} | {len(rows)} | " + " | ".join(mean_sd(rows[c]) for c, _ in cols) + " |")
+        else:
+            out.append(f"Not run: {agreement['status'].iloc[0]}.")
+    out += ["", "Methods with another 'trained_by' in `table.tsv` reuse that method's trained model (same sample "
+            "and seed); their seconds include that training. prep_s (qc + hvg + graph) is shared by every run of "
+            "a sample.", ""]
+    return "\n".join(out)
