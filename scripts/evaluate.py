@@ -2,7 +2,7 @@
 import anndata as ad
 import pandas as pd
 
-from stcore.evaluate import domain_metrics, plot_domains, reconstruction_pearson
+from stcore.evaluate import domain_metrics, plot_domains, reconstruction_pearson, spatial_metrics
 from stcore.io import atomic_path
 from stcore.methods import MethodResult
 from stcore.provenance import record
@@ -18,6 +18,7 @@ def main(sm):
     row = run | {"spots": slide.n_obs, "genes": slide.n_vars, "domains_found": int(labels.nunique())}
     if truth is not None:
         row |= domain_metrics(truth.to_numpy(), labels.to_numpy())
+    row |= spatial_metrics(slide.obsm["spatial"], labels.to_numpy())
     row["recon_r"] = reconstruction_pearson(slide.X, result.decoded, result.decoder_weight)
     prov = slide.uns.get("provenance", {})
     row |= record(seed=run["seed"], config=dict(sm.params.config), input_sha256=str(prov.get("input_sha256", "")),

@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from stcore.evaluate import domain_metrics, matched_f1, plot_domains
+from stcore.evaluate import (
+    chaos,
+    domain_metrics,
+    matched_f1,
+    morans_i,
+    pas,
+    plot_domains,
+    spatial_asw,
+    spatial_metrics,
+)
 
 
 def test_perfect_and_relabelled_clusterings_score_one():
@@ -35,3 +44,123 @@ def test_plot_domains_writes_png(tmp_path):
     out = tmp_path / "map.png"
     plot_domains(xy, np.arange(50) % 3, np.array(["x", "y"] * 25), title="t", path=out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- spatial coherence metrics (SDMBench) ---------------------------------------------
+
+
+def _line(n):
+    return np.c_[np.arange(n, dtype=float), np.zeros(n)]
+
+
+def _grid_2x4():
+    # x = 0..3, y = 0..1, row-major: (0,0) (1,0) (2,0) (3,0) (0,1) (1,1) (2,1) (3,1)
+    return np.c_[np.tile(np.arange(4.0), 2), np.repeat([0.0, 1.0], 4)]
+
+
+def test_chaos_by_hand_on_a_2x4_grid():
+    xy = _grid_2x4()
+    # Standardised x: values 0..3 (each twice), mean 1.5, population variance 1.25, so one
+    # step in x is 1/sqrt(1.25) = 2/sqrt(5) = 0.8944; y: values 0/1, s.d. 0.5, one step is 2.
+    # Left 2x2 square "a", right 2x2 square "b": every spot's nearest same-domain spot is
+    # its x neighbour, 2/sqrt(5) away; 8 spots * (2/sqrt(5)) / 8 = 2/sqrt(5).
+    assert chaos(xy, ["a", "a", "b", "b"] * 2) == pytest.approx(2 / np.sqrt(5))
+    # x = 0..2 "a" (6 spots, each has an x neighbour at 2/sqrt(5)); x = 3 "b" has 2 spots and
+    # is skipped but stays in the denominator: 6 * (2/sqrt(5)) / 8 = 3/(2 sqrt(5)) = 0.6708.
+    assert chaos(xy, ["a", "a", "a", "b"] * 2) == pytest.approx(3 / (2 * np.sqrt(5)))
+    # All domains of <= 2 spots: nothing is summed.
+    assert chaos(xy, np.arange(8) // 2) == 0.0
+
+
+def test_pas_by_hand_on_a_line():
+    xy = _line(12)
+    # On 12 equally spaced spots the 10 nearest of spot i are all others but the farthest
+    # end (spot 11 for i <= 5, spot 0 for i >= 6); no ties at the 10th distance.
+    # "a" = 0..3: each a-spot sees 3 a and 7 b -> 7 > 5, abnormal.  b-spots 4, 5 see 4 a,
+    # b-spots 6..11 see 3 a -> not abnormal.  PAS = 4/12.
+    assert pas(xy, list("aaaabbbbbbbb")) == pytest.approx(4 / 12)
+    # Halves: every spot sees exactly 5 of the other label; 5 is not > 10/2, so PAS = 0.
+    assert pas(xy, list("aaaaaabbbbbb")) == 0.0
+    # Fewer spots than k: 4 spots use their 3 others, threshold 3/2.  Spot 0 ("a") sees 3 b
+    # -> abnormal; each b sees one a -> not.  PAS = 1/4.
+    assert pas(_line(4), list("abbb")) == pytest.approx(1 / 4)
+
+
+def test_spatial_asw_by_hand_on_a_line():
+    xy = np.c_[[0.0, 1.0, 3.0, 4.0], np.zeros(4)]
+    # Spot 0: a = 1, b = (3 + 4)/2 = 3.5, s = 2.5/3.5 = 5/7; spot 1: a = 1, b = (2 + 3)/2 = 2.5,
+    # s = 1.5/2.5 = 3/5; spots 3 and 2 mirror them.  ASW = (5/7 + 3/5)/2 = 23/35 = 0.6571.
+    assert spatial_asw(xy, list("aabb")) == pytest.approx(23 / 35)
+    # Undefined with one domain, or with every spot its own domain.
+    assert np.isnan(spatial_asw(xy, list("aaaa")))
+    assert np.isnan(spatial_asw(xy, list("abcd")))
+
+
+def test_spatial_asw_subsamples_large_slides_reproducibly():
+    rng = np.random.default_rng(3)
+    xy, lab = rng.random((300, 2)), (rng.random(300) > 0.5).astype(int)
+    a = spatial_asw(xy, lab, sample_size=100, random_state=1)
+    assert a == spatial_asw(xy, lab, sample_size=100, random_state=1)
+    assert np.isfinite(a) and a != spatial_asw(xy, lab, sample_size=None)
+
+
+def test_morans_i_by_hand_on_a_line():
+    xy = _line(8)
+    # k = 2 on 8 equally spaced spots: interior spots have i-1, i+1; spot 0 has 1, 2; spot 7
+    # has 6, 5 (no ties at the 2nd distance); w = 1/2.
+    # Halves "aaaabbbb": indicator of a, z = +1/2 (spots 0..3), -1/2 (4..7).
+    # (Wz) = [.5, .5, .5, 0, 0, -.5, -.5, -.5]; z'Wz = 6 * 1/4 = 1.5; z'z = 8/4 = 2;
+    # I = (N/S0) z'Wz / z'z = 1 * 1.5/2 = 0.75; the same for b, mean 0.75.
+    assert morans_i(xy, list("aaaabbbb"), k=2) == pytest.approx(0.75)
+    # Alternating "abababab": interior spots see only the other label, (Wz)_i = -z_i; the
+    # ends see one of each, (Wz) = 0.  z'Wz = -6/4, I = -1.5/2 = -0.75.
+    assert morans_i(xy, list("abababab"), k=2) == pytest.approx(-0.75)
+    assert np.isnan(morans_i(xy, ["a"] * 8))
+
+
+def test_morans_i_matches_the_dense_formula():
+    from stcore.graph import knn_indices
+
+    rng = np.random.default_rng(1)
+    xy, lab = rng.random((200, 2)), rng.integers(0, 4, 200)
+    idx, _ = knn_indices(xy, 6)
+    W = np.zeros((200, 200))
+    W[np.repeat(np.arange(200), 6), idx.ravel()] = 1 / 6
+    expected = []
+    for d in range(4):
+        z = (lab == d) - np.mean(lab == d)
+        expected.append(200 / W.sum() * (z @ W @ z) / (z @ z))
+    assert morans_i(xy, lab) == pytest.approx(np.mean(expected))
+
+
+def test_coherent_labelling_beats_random_on_a_20x20_grid():
+    gx, gy = np.meshgrid(np.arange(20.0), np.arange(20.0))
+    xy = np.c_[gx.ravel(), gy.ravel()]
+    coherent = (xy[:, 0] >= 10).astype(int) * 2 + (xy[:, 1] >= 10).astype(int)  # 4 quadrants
+    random = np.random.default_rng(0).integers(0, 4, len(xy))
+    good, bad = spatial_metrics(xy, coherent), spatial_metrics(xy, random)
+    assert good["CHAOS"] < bad["CHAOS"]
+    assert good["PAS"] < bad["PAS"]
+    assert good["ASW"] > bad["ASW"]
+    assert good["MoranI"] > bad["MoranI"]
+    # PAS of the quadrants: 3/400, spots at the four-way junction whose 10 nearest (ties at
+    # distance 2 broken by index) hold 6 or more spots of other quadrants.
+    assert good["PAS"] == pytest.approx(3 / 400) and good["MoranI"] > 0.5 and abs(bad["MoranI"]) < 0.1
+
+
+def test_spatial_metrics_on_20000_spots_is_sparse():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    xy = rng.random((20_000, 2)) * 1000
+    lab = rng.integers(0, 7, 20_000)
+    tracemalloc.start()
+    try:
+        m = spatial_metrics(xy, lab)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(m) == {"CHAOS", "PAS", "ASW", "MoranI"}
+    assert all(isinstance(v, float) and np.isfinite(v) for v in m.values())
+    # A dense 20,000 x 20,000 float64 matrix alone would be 3.2 GB.
+    assert peak < 400 * 2**20
