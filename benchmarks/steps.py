@@ -64,8 +64,9 @@ def main(argv=None) -> None:
         adj = sp.load_npz(work / "graph.npz")
         res = fit_graph_model(x, adj, TrainParams(epochs=a.epochs, seed=a.seed, threads=a.threads, device="cpu",
                                                   log_every=0, input_pcs=a.input_pcs))
-        np.savez(work / "train.npz", embedding=res.embedding, decoded=res.decoded,
-                 decoder_weight=res.decoder_weight)
+        from stcore.methods import MethodResult
+        MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
+                     seconds=res.seconds, device=res.device).save(work / "train.npz")
         steady = res.epoch_seconds[1:] if len(res.epoch_seconds) > 1 else res.epoch_seconds
         info |= {"epochs": a.epochs, "train_loop_s": res.seconds, "s_per_epoch": res.seconds / a.epochs,
                  "s_first_epoch": float(res.epoch_seconds[0]), "s_per_epoch_steady": float(np.median(steady)),
@@ -73,11 +74,12 @@ def main(argv=None) -> None:
     else:
         from stcore.cluster import ClusterParams, cluster_features, refine, run_cluster
         from stcore.evaluate import domain_metrics
-        out = np.load(work / "train.npz")
+        from stcore.methods import MethodResult
+        out = MethodResult.load(work / "train.npz")
         slide = ad.read_h5ad(work / "hvg.h5ad", backed="r")
         coords = np.asarray(slide.obsm["spatial"][:])
         params = ClusterParams(seed=a.seed)
-        feats = cluster_features(out["embedding"], out["decoded"], out["decoder_weight"], params)
+        feats = cluster_features(out.embedding, out.decoded, out.decoder_weight, params)
         labels = run_cluster(feats, coords, a.n_clusters, params)
         info["cluster_only_s"] = time.perf_counter() - t0
         if a.truth:

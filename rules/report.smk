@@ -17,7 +17,7 @@ rule report_figures:
         figure_method=FIGURE_METHOD,
         loss_methods=LOSS_METHODS,
         seeds={m: method_seeds(m) for m in METHODS},
-        run_dir=RUN,
+        run_dir=lambda wildcards: RUN,
     log:
         "logs/report.log",
     benchmark:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/dag200k/collect.py [--work benchmarks/.work/dag200k]
 
-Reads Snakemake's benchmark files (results/benchmarks/<rule>/*.tsv, one per job) and the
+Reads Snakemake's time and memory records (results/records/<rule>/*.tsv, one per job) and the
 evaluate step's metrics; writes benchmarks/results/dag200k.tsv: one row per rule (seconds,
 max RSS in MB, the job's mean CPU use in percent of one core: Snakemake's mean_load) and a total row (the sum of seconds, the largest RSS).
 """
@@ -25,13 +25,13 @@ def main(argv=None) -> pd.DataFrame:
     a = ap.parse_args(argv)
     work = Path(a.work)
     rows = []
-    for f in sorted(glob.glob(str(work / "results/benchmarks/**/*.tsv"), recursive=True)):
-        rule = Path(f).relative_to(work / "results/benchmarks").parts[0].removesuffix(".tsv")
+    for f in sorted(glob.glob(str(work / "results/records/**/*.tsv"), recursive=True)):
+        rule = Path(f).relative_to(work / "results/records").parts[0].removesuffix(".tsv")
         b = pd.read_csv(f, sep="\t")
         rows.append({"rule": rule, "job": Path(f).stem, "s": float(b["s"].iloc[0]),
                      "max_rss_mb": float(b["max_rss"].iloc[0]), "cpu_pct": float(b["mean_load"].iloc[0])})
     if not rows:
-        raise SystemExit(f"no Snakemake benchmark files under {work}/results/benchmarks: run the DAG first")
+        raise SystemExit(f"no Snakemake benchmark files under {work}/results/records: run the DAG first")
     t = pd.DataFrame(rows)
     t["order"] = t["rule"].map({r: i for i, r in enumerate(ORDER)}).fillna(len(ORDER))
     t = t.sort_values(["order", "job"]).drop(columns="order")
