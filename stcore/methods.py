@@ -31,7 +31,9 @@ from .errors import InputError
 
 __all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "RESULT_VERSION", "LOSS_COLUMNS"]
 
-# The layout version of train.npz; load() refuses other versions with the fix.
+# The layout version of train.npz; load() refuses other versions with the fix.  Files
+# without a version field (written before it existed) have the same keys, less `machine`
+# and `labels`, and are read as version 1.
 RESULT_VERSION = 1
 LOSS_COLUMNS = ["epoch", "total", "reconstruction", "contrastive"]
 
@@ -76,14 +78,15 @@ class MethodResult:
     @classmethod
     def load(cls, path: str | Path) -> "MethodResult":
         with np.load(path) as npz:
-            version = int(npz["version"]) if "version" in npz else 0
+            version = int(npz["version"]) if "version" in npz else RESULT_VERSION
             if version != RESULT_VERSION:
                 raise InputError(f"training output of layout version {version}; this stcore reads version "
                                  f"{RESULT_VERSION}", path=str(path),
                                  fix="delete it and run the workflow again to retrain")
             return cls(embedding=npz["embedding"], decoded=npz["decoded"], decoder_weight=npz["decoder_weight"],
                        labels=npz["labels"] if "labels" in npz else None, seconds=float(npz["seconds"]),
-                       device=str(npz["device"]), machine=json.loads(str(npz["machine"])))
+                       device=str(npz["device"]),
+                       machine=json.loads(str(npz["machine"])) if "machine" in npz else {})
 
 
 @dataclass(frozen=True)

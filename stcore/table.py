@@ -37,7 +37,7 @@ def _record(path: str | None, column: str) -> float:
 
 
 def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
-    """One row per run.  Each run is a dict with ``metrics`` (the evaluate step's table),
+    """One row per run, in the order of ``runs``.  Each run is a dict with ``metrics`` (the evaluate step's table),
     ``train_record`` and ``cluster_record`` (Snakemake's records of the jobs that made it);
     ``prep_records`` are the records of qc, hvg and graph, named ``<stage>/<sample>.tsv``."""
     prep: dict[str, float] = {}
@@ -56,7 +56,7 @@ def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     first = ["sample", "method", "seed", "trained_by"]
     table = table[first + [c for c in table.columns if c not in first]]
-    return table.sort_values(["sample", "method", "seed"], kind="stable").reset_index(drop=True)
+    return table.reset_index(drop=True)     # in the order of ``runs`` (the config's order of methods)
 
 
 def format_mean_sd(mean: float, sd: float = float("nan"), n: int = 1) -> str:

@@ -74,3 +74,29 @@ def test_graph_model_beats_expression_baseline_on_a_simulated_slide():
     expr_ari = domain_metrics(truth, run_cluster(cluster_features(base.embedding, None, None, params),
                                                  h.obsm["spatial"], 5, params))["ARI"]
     assert graph_ari > 0.5 and graph_ari > expr_ari + 0.3, (graph_ari, expr_ari)
+
+
+def test_method_result_round_trip_and_version(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from stcore.errors import InputError
+    from stcore.methods import RESULT_VERSION, MethodResult
+
+    res = MethodResult(embedding=np.arange(6, dtype=np.float32).reshape(3, 2),
+                       decoded=np.ones((3, 2), np.float32), decoder_weight=np.ones((2, 4), np.float32),
+                       labels=np.array([0, 1, 1]), seconds=1.5, device="cpu", machine={"cpu_model": "x"})
+    path = tmp_path / "train.npz"
+    res.save(path)
+    back = MethodResult.load(path)
+    assert np.array_equal(back.embedding, res.embedding) and np.array_equal(back.labels, res.labels)
+    assert back.has_decoder and back.seconds == 1.5 and back.machine == {"cpu_model": "x"}
+    with np.load(path) as npz:
+        assert int(npz["version"]) == RESULT_VERSION
+        arrays = dict(npz)
+    arrays["version"] = np.int64(RESULT_VERSION + 1)
+    np.savez(tmp_path / "future.npz", **arrays)
+    with pytest.raises(InputError, match="layout version"):
+        MethodResult.load(tmp_path / "future.npz")
+    assert isinstance(pd.DataFrame(res.losses), pd.DataFrame) and json.dumps(back.machine)
