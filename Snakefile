@@ -14,17 +14,20 @@ include: "rules/graph.smk"
 include: "rules/train.smk"
 include: "rules/cluster.smk"
 include: "rules/evaluate.smk"
+include: "rules/export.smk"
 include: "rules/table.smk"
 include: "rules/agreement.smk"
 include: "rules/report.smk"
 
 
 rule all:
-    """The results table over every slide, method and seed, and its summary."""
+    """The results table over every slide, method and seed, its summary, and one
+    domains.h5ad per run."""
     default_target: True
     input:
         "results/table.tsv",
         "results/summary.md",
+        run_outputs("domains.h5ad"),
 
 
 rule compare:

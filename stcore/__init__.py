@@ -12,7 +12,8 @@ import os as _os
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 _os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
+from . import gr, tl  # noqa: E402  (the notebook API; heavy imports happen inside its functions)
 from .errors import InputError  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "__version__"]
+__all__ = ["InputError", "gr", "tl", "__version__"]

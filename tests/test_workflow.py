@@ -93,3 +93,60 @@ def test_lint_is_clean():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_domains_h5ad_opens_in_scanpy(finished_run):
+    """Each run's domains.h5ad: raw counts of every gene QC kept, the domains, the embedding
+    and the graph under squidpy's names; scanpy draws it (squidpy too, where installed)."""
+    import anndata as ad
+    import matplotlib
+    import numpy as np
+    import scanpy as sc
+    import scipy.sparse as sp
+
+    matplotlib.use("Agg")
+    run = finished_run / "results" / "tiny_a" / "graphst" / "seed0"
+    adata = ad.read_h5ad(run / "domains.h5ad")
+    qc = ad.read_h5ad(finished_run / "results" / "tiny_a" / "qc.h5ad")
+    assert adata.shape == qc.shape and list(adata.var_names) == list(qc.var_names)
+    assert sp.issparse(adata.X) and (adata.X != qc.X).nnz == 0                   # raw counts, all genes
+    labels = pd.read_csv(run / "labels.tsv", sep="\t", index_col="spot")["domain"].loc[adata.obs_names]
+    key = adata.uns["stcore"]["key"]
+    assert key == "stcore_domain" and "domain" in adata.obs          # the simulation's own truth column is kept
+    assert isinstance(adata.obs[key].dtype, pd.CategoricalDtype)
+    assert (adata.obs[key].astype(str).to_numpy() == labels.astype(str).to_numpy()).all()
+    assert adata.obsm["X_graphst"].shape == (adata.n_obs, 64)
+    conn, dist = adata.obsp["spatial_connectivities"], adata.obsp["spatial_distances"]
+    assert (conn != conn.T).nnz == 0 and conn.nnz == dist.nnz and (dist.data > 0).all()
+    assert adata.uns["spatial_neighbors"]["connectivities_key"] == "spatial_connectivities"
+    assert adata.uns["stcore"]["method"] == "graphst" and adata.uns["stcore"]["seed"] == 0
+    assert "ARI" in adata.uns["stcore"]["metrics"] and "torch_version" in adata.uns["stcore"]["metrics"]
+    ax = sc.pl.spatial(adata, color=key, spot_size=1.0, show=False)
+    assert ax is not None
+    try:
+        import squidpy as sq
+    except ImportError:
+        return
+    sq.pl.spatial_scatter(adata, color=key, shape=None, size=5)
+    assert np.isfinite(dist.data).all()
+
+
+def test_api_gives_the_dag_labels(finished_run):
+    """stcore.tl.domains on the QC'd slide, with the run's settings and seed, gives the
+    workflow's labels exactly, and writes the documented keys."""
+    import anndata as ad
+    import numpy as np
+
+    import stcore
+
+    adata = ad.read_h5ad(finished_run / "results" / "tiny_a" / "qc.h5ad")
+    stcore.gr.spatial_graph(adata, n_neighbors=3)
+    assert "spatial_connectivities" in adata.obsp
+    out = stcore.tl.domains(adata, n_clusters=3, seed=0, n_top_genes=TINY["hvg"]["n_top_genes"],
+                            train=TINY["train"], cluster=TINY["cluster"], key_added="found", copy=True)
+    assert "found" not in adata.obs                                             # copy=True leaves it alone
+    dag = pd.read_csv(finished_run / "results" / "tiny_a" / "graphst" / "seed0" / "labels.tsv", sep="\t",
+                      index_col="spot")["domain"].loc[out.obs_names]
+    assert np.array_equal(out.obs["found"].astype(int).to_numpy(), dag.to_numpy())
+    assert out.obsm["X_graphst"].shape == (out.n_obs, 64)
+    assert out.uns["found"]["method"] == "graphst" and out.uns["found"]["seed"] == 0

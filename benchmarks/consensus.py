@@ -1,0 +1,78 @@
+"""ARI of a consensus over the seeds' labelings, against the mean ARI of the seeds, on the
+comparison's results (a variant measured here, not a step of the pipeline).
+
+Consensus of a (slide, method)'s seed labelings: the medoid labeling (highest mean ARI to the
+others) is the reference; every other labeling's domains are matched one-to-one to the
+reference's (Hungarian, maximising the overlap); each spot takes the majority of the matched
+labels (ties: the reference's).  Linear in the number of spots.
+
+    .venv/bin/python benchmarks/consensus.py --config config/compare.yaml \\
+        --methods graphst refine mclust_all --out docs/compare/consensus.tsv
+"""
+from __future__ import annotations
+
+import argparse
+from itertools import combinations
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score
+
+from stcore.evaluate import domain_metrics
+
+
+def consensus(labelings: list[np.ndarray]) -> np.ndarray:
+    codes = [pd.factorize(lab)[0] for lab in labelings]
+    s = len(codes)
+    mean_ari = [np.mean([adjusted_rand_score(codes[i], codes[j]) for j in range(s) if j != i]) for i in range(s)]
+    ref = codes[int(np.argmax(mean_ari))]
+    k = ref.max() + 1
+    votes = np.zeros((len(ref), k), dtype=np.int32)
+    for c in codes:
+        cont = np.zeros((c.max() + 1, k))
+        np.add.at(cont, (c, ref), 1)
+        rows, cols = linear_sum_assignment(-cont)
+        mapping = np.full(c.max() + 1, -1)
+        mapping[rows] = cols
+        mapped = mapping[c]
+        ok = mapped >= 0
+        np.add.at(votes, (np.flatnonzero(ok), mapped[ok]), 1)
+    best = votes.max(axis=1)
+    return np.where(votes[np.arange(len(ref)), ref] == best, ref, votes.argmax(axis=1))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="config/compare.yaml")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--methods", nargs="+", default=["graphst"])
+    ap.add_argument("--out")
+    a = ap.parse_args(argv)
+    cfg = yaml.safe_load(Path(a.config).read_text())
+    sheet = pd.read_csv(cfg["samples"], sep="\t", dtype=str, keep_default_na=False)
+    rows = []
+    for _, srow in sheet.iterrows():
+        sample, truth_col = srow["sample"], srow["truth"]
+        obs = ad.read_h5ad(Path(a.results) / sample / "hvg.h5ad", backed="r").obs
+        truth = obs[truth_col].to_numpy()
+        for method in a.methods:
+            seeds = cfg["methods"][method].get("seeds", cfg["seeds"])
+            labs = [pd.read_csv(Path(a.results) / sample / method / f"seed{s}" / "labels.tsv", sep="\t",
+                                index_col="spot")["domain"].loc[obs.index].to_numpy() for s in seeds]
+            aris = [domain_metrics(truth, lab)["ARI"] for lab in labs]
+            cons = consensus(labs)
+            rows.append({"sample": sample, "method": method, "seeds": len(labs), "ARI_mean": np.mean(aris),
+                         "ARI_sd": np.std(aris, ddof=1), "ARI_consensus": domain_metrics(truth, cons)["ARI"],
+                         "seed_ARI": np.mean([adjusted_rand_score(x, y) for x, y in combinations(labs, 2)])})
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if a.out:
+        table.to_csv(a.out, sep="\t", index=False, float_format="%.4f")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""One AnnData per run that a scanpy or squidpy user opens as usual (``domains.h5ad``).
+
+- ``X``: the slide's raw counts for every gene kept by QC (sparse CSR), ``obs`` as read
+  (with the annotation, if any) plus ``obs['domain']`` (categorical; ``obs['stcore_domain']``
+  where the slide's own obs already has a column ``domain``, as the simulated slides do;
+  ``uns['stcore']['key']`` names it);
+- ``obsm['spatial']``: coordinates; ``obsm['X_<method>']``: the method's embedding;
+- ``obsp['spatial_connectivities']`` / ``obsp['spatial_distances']``: the spatial graph the
+  model used, under squidpy's names, with ``uns['spatial_neighbors']`` pointing at them;
+- ``uns['stcore']``: method, seed, the train and cluster settings, provenance (versions,
+  machine, hashes); ``uns['spatial']``: as the reader left it (Space Ranger scale factors).
+"""
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = ["domains_adata", "spatial_distances"]
+
+
+def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
+    """The edges of ``adj`` weighted by the Euclidean distance between their spots (sparse)."""
+    a = sp.coo_matrix(adj)
+    xy = np.asarray(coords, dtype=np.float64)
+    d = np.linalg.norm(xy[a.row] - xy[a.col], axis=1)
+    return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
+
+
+def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
+                  info: dict, key_added: str = "domain") -> ad.AnnData:
+    """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
+    graph added under the names above; ``info`` goes to ``uns['stcore']``."""
+    out = counts.copy()
+    if key_added in out.obs:
+        key_added = f"stcore_{key_added}"
+    if not sp.issparse(out.X):
+        out.X = sp.csr_matrix(out.X)
+    labels = np.asarray(labels)
+    if len(labels) != out.n_obs or embedding.shape[0] != out.n_obs or adj.shape[0] != out.n_obs:
+        raise ValueError(f"{out.n_obs} spots but {len(labels)} labels, {embedding.shape[0]} embedding rows and "
+                         f"a graph of {adj.shape[0]}")
+    names = sorted(pd.unique(labels), key=lambda v: (str(type(v)), v))
+    out.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in names])
+    out.obsm[f"X_{method}"] = np.asarray(embedding, dtype=np.float32)
+    coords = np.asarray(out.obsm["spatial"], dtype=np.float64)
+    out.obsp["spatial_connectivities"] = sp.csr_matrix(adj, dtype=np.float32)
+    out.obsp["spatial_distances"] = spatial_distances(adj, coords)
+    out.uns["spatial_neighbors"] = {"connectivities_key": "spatial_connectivities",
+                                    "distances_key": "spatial_distances", "params": {"coord_type": "generic"}}
+    out.uns["stcore"] = _plain(info) | {"key": key_added}
+    return out
+
+
+def _plain(value):
+    """Nested dicts / lists / scalars that h5ad can store (None becomes '')."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value] if value else []
+    if value is None:
+        return ""
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    return value
