@@ -54,7 +54,7 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
     workdir(tmp_path, {"first": ("first.h5ad", 2, "domain"), "second": ("second.h5ad", 2, "domain")},
             epochs=400)
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
-           "--prioritize", "results/first/graphst/seed0/metrics.tsv"]
+           "--prioritize", "results/first/graphst/seed0/metrics.tsv", "results/first/graphst/seed0/domains.h5ad"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     train_log = tmp_path / "logs/train/second.graphst.seed0.log"
@@ -66,7 +66,8 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
             time.sleep(0.05)
         assert proc.poll() is None, "the run ended before the second slide's training could be killed"
         assert time.time() < deadline, "the second slide's training never started"
-        first_done = (tmp_path / "results/first/graphst/seed0/metrics.tsv").is_file()
+        first_done = all((tmp_path / f"results/first/graphst/seed0/{name}").is_file()
+                         for name in ("metrics.tsv", "domains.h5ad"))
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         if proc.poll() is None:
@@ -85,7 +86,7 @@ def test_sigkill_during_train_keeps_finished_work(tmp_path):
     assert snakemake(tmp_path, "--unlock").returncode == 0
     dry = snakemake(tmp_path, "--dry-run", "--cores", "1")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    assert _job_counts(dry.stdout) == {"train": 1, "cluster": 1, "evaluate": 1, "aggregate": 1,
+    assert _job_counts(dry.stdout) == {"train": 1, "cluster": 1, "evaluate": 1, "export": 1, "table": 1,
                                        "all": 1}, dry.stdout
     rerun = snakemake(tmp_path, "--cores", "1")
     assert rerun.returncode == 0, rerun.stderr[-3000:]

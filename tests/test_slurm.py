@@ -50,13 +50,13 @@ CONFIG = copy.deepcopy(TINY)
 CONFIG["train"]["device"] = "cpu"
 CONFIG["methods"] = {"graphst": {"model": "graphst"}}
 # SLURM jobs of one run: profiles/slurm groups a slide's simulate/qc/hvg/graph ("prep") and
-# a run's cluster/evaluate ("post"); a group job's comment carries no wildcards.
+# a run's cluster/evaluate/export ("post"); a group job's comment carries no wildcards.
 EXPECTED_JOBS = collections.Counter({
     "rule_prep_graph_hvg_qc_simulate": 2,
     "rule_train_wildcards_tiny_a_graphst_0": 1,
     "rule_train_wildcards_tiny_b_graphst_0": 1,
-    "rule_post_cluster_evaluate": 2,
-    "rule_aggregate": 1,
+    "rule_post_cluster_evaluate_export": 2,
+    "rule_table": 1,
 })
 
 
