@@ -15,6 +15,10 @@ R's ``Mclust(x, G, modelNames = "EEE")`` with mclust's defaults (mclust 6) does:
    until the log-likelihood changes by less than 1e-5 relative (``emControl()``'s tol);
 5. label each row by its largest posterior.
 
+On a slide with fewer than n_clusters + p + 1 spots only the first n - n_clusters - 1
+columns are used, and a singular covariance gets a small ridge (R's mclust gives no result
+there).
+
 This module does the same steps.  Steps 2-5 are deterministic; only step 1 draws (from
 ``seed``), and only when there are more than ``subset`` rows.  Agglomeration is quadratic
 in the subset (a ``subset x subset`` matrix of merge costs, 32 MB at 2000), never in N; EM is
@@ -32,7 +36,11 @@ and a merge of clusters i and j costs ``crit(i u j) - crit(i) - crit(j)``.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MCLUST_SUBSET", "mclust", "subset_rows", "svd_transform", "hc_vvv", "em_eee", "mstep_eee", "estep_eee"]
 
@@ -179,7 +187,14 @@ def mstep_eee(x: np.ndarray, z: np.ndarray):
         dev = (x - mu[k]) * np.sqrt(z[:, k])[:, None]
         w += dev.T @ dev
     sigma = w / n
-    return nk / n, mu, np.linalg.cholesky(sigma)
+    try:
+        return nk / n, mu, np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        # Singular (duplicated or collinear rows): mclust stops here; a ridge of a millionth of
+        # the mean variance keeps the labels defined.
+        ridge = 1e-6 * max(np.trace(sigma) / sigma.shape[0], _EPS)
+        log.warning("EEE covariance is singular; adding %.3g to its diagonal", ridge)
+        return nk / n, mu, np.linalg.cholesky(sigma + ridge * np.eye(sigma.shape[0]))
 
 
 def estep_eee(x: np.ndarray, pro: np.ndarray, mu: np.ndarray, chol: np.ndarray):
@@ -228,6 +243,9 @@ def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUS
     n = x.shape[0]
     if n_clusters == 1:
         return np.zeros(n, dtype=int)
+    # A shared covariance of p dimensions needs more than n_clusters + p rows; on tiny slides
+    # keep the leading columns (the first principal components) that it can estimate.
+    x = x[:, :max(1, min(x.shape[1], n - n_clusters - 1))]
     rows = subset_rows(n, seed, subset)
     hard = hc_vvv(svd_transform(x[rows]), n_clusters)
     z0 = np.zeros((rows.size, n_clusters))
