@@ -157,7 +157,29 @@ def seed_param(wildcards):
     return int(wildcards.seed)
 
 
-def env_for_train():
+# The registry's own models; every other model comes from the `peers` extra (stcore/peers.py).
+BUILTIN_MODELS = ("graphst", "expression")
+
+
+def is_peer(method):
+    return config["methods"][method].get("model", "graphst") not in BUILTIN_MODELS
+
+
+def train_settings(wildcards):
+    """Input function: the train settings of the job's method (:func:`merged`).  A method of the
+    peers extra also gets the slide's ``n_clusters``, which its own clustering searches for; the
+    built-in models' settings are left as they were (so their finished runs stay up to date)."""
+    settings = merged("train", wildcards.method)
+    if is_peer(wildcards.method):
+        settings["n_clusters"] = int(sample_row(wildcards)["n_clusters"])
+    return settings
+
+
+def env_for_train(wildcards):
+    """Conda env of the train job: envs/peers.yaml for a method of the peers extra (CPU), else
+    the CUDA env when train.device is cuda, else the CPU env."""
+    if is_peer(wildcards.method):
+        return "../envs/peers.yaml"
     return "../envs/stcore-cuda.yaml" if config["train"]["device"] == "cuda" else "../envs/stcore.yaml"
 
 
@@ -212,7 +234,19 @@ def _dense_mb(path):
 def _train_epochs(wildcards):
     merged = dict(config["train"])
     merged.update(config["methods"][wildcards.method].get("train", {}))
+    if is_peer(wildcards.method):   # the peer's own epoch setting (stcore/peers.py), else its longest default
+        peer = merged.get("peer") or {}
+        return int(max([peer[k] for k in ("epochs", "n_epochs", "max_epochs") if k in peer] or [1000]))
     return int(merged.get("epochs", 600))
+
+
+def _peer_dense_mb(wildcards, path):
+    """The peers hold several dense spots x spots matrices (distances, adjacency: GraphST and
+    SpaGCN); budget eight in float64.  Nothing for the built-in models."""
+    if not is_peer(wildcards.method):
+        return 0
+    shape = slide_shape(path)
+    return 0 if shape is None else 8 * 8 * shape[0] ** 2 / 2**20
 
 
 def qc_mem_mb(wildcards, input, attempt):
@@ -238,7 +272,8 @@ def train_mem_mb(wildcards, input, attempt):
     """train holds the features once (as CSR with its transpose when sparse, else spots x genes
     float32; the reconstruction is never formed), plus the sparse graph and N x d activations;
     reading the h5ad comes on top.  Budget: ten dense copies, for headroom on any slide."""
-    return int(attempt * (_BASE_MB + 10 * _dense_mb(str(input.h5ad)) + 4 * _file_mb(str(input.graph))))
+    return int(attempt * (_BASE_MB + 10 * _dense_mb(str(input.h5ad)) + 4 * _file_mb(str(input.graph))
+                          + _peer_dense_mb(wildcards, str(input.h5ad))))
 
 
 def train_runtime(wildcards, input, attempt):
@@ -250,8 +285,9 @@ def train_runtime(wildcards, input, attempt):
 
 
 def train_gpus(wildcards):
-    """One GPU for train when the run trains on CUDA (the switch that also picks the CUDA env)."""
-    return 1 if config["train"]["device"] == "cuda" else 0
+    """One GPU for train when the run trains on CUDA (the switch that also picks the CUDA env);
+    none for the peers, which run on the CPU."""
+    return 1 if config["train"]["device"] == "cuda" and not is_peer(wildcards.method) else 0
 
 
 # When jobs fail, repeat the one-line message each failed step wrote to its log (bad input,

@@ -8,14 +8,14 @@ rule train:
         losses=run_file("losses.tsv"),
     params:
         model=method_model,
-        train=method_params("train"),
+        train=train_settings,
         seed=seed_param,
     log:
         "logs/train/{sample}.{method}.seed{seed}.log",
     benchmark:
         record_file("train", RUN_JOB)
     conda:
-        env_for_train()
+        env_for_train
     threads: 2
     resources:
         mem_mb=train_mem_mb,

@@ -1,9 +1,11 @@
-"""Snakemake step: spatial domains from the model's output."""
+"""Snakemake step: spatial domains from the model's output (or the method's own, cluster.method: own)."""
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pandas as pd
 
-from stcore.cluster import ClusterParams, cluster_features, run_cluster
+from stcore.cluster import ClusterMethod, ClusterParams, cluster_features, run_cluster
 from stcore.io import atomic_path
 from stcore.methods import MethodResult
 from stcore.workflow import run_step
@@ -13,8 +15,11 @@ def main(sm):
     params = ClusterParams(**sm.params.cluster, seed=sm.params.seed)
     result = MethodResult.load(sm.input.npz)
     slide = ad.read_h5ad(sm.input.h5ad, backed="r")
-    features = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
-    labels = run_cluster(features, np.asarray(slide.obsm["spatial"][:]), sm.params.n_clusters, params)
+    own = ClusterMethod(params.method) is ClusterMethod.OWN          # the method's own labels
+    features = None if own else cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
+    trained_by = Path(sm.input.npz).parent.parent.name      # results/<sample>/<method>/seed<seed>/train.npz
+    labels = run_cluster(features, np.asarray(slide.obsm["spatial"][:]), sm.params.n_clusters, params,
+                         own_labels=result.labels, owner=trained_by)
     with atomic_path(sm.output.labels) as tmp:
         pd.DataFrame({"spot": slide.obs_names, "domain": labels}).to_csv(tmp, sep="\t", index=False)
 

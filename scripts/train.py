@@ -11,8 +11,10 @@ from stcore.workflow import run_step
 def main(sm):
     slide = ad.read_h5ad(sm.input.h5ad)
     adj = sp.load_npz(sm.input.graph)
-    result = fit(sm.params.model, slide.X, adj, np.asarray(slide.obsm["spatial"]),
-                 dict(sm.params.train, threads=sm.threads), sm.params.seed)
+    train = dict(sm.params.train, threads=sm.threads)
+    n_clusters = train.pop("n_clusters", None)     # given to the peers only (rules/common.smk)
+    result = fit(sm.params.model, slide.X, adj, np.asarray(slide.obsm["spatial"]), train, sm.params.seed,
+                 counts=slide.layers["counts"] if "counts" in slide.layers else None, n_clusters=n_clusters)
     result.save(sm.output.npz)
     with atomic_path(sm.output.losses) as tmp:
         result.losses.to_csv(tmp, sep="\t", index=False)

@@ -9,6 +9,9 @@
 - ``graph_communities``: Leiden or Louvain on a kNN graph of the features, with a
   bisection on the resolution that hits ``n_clusters``.
 - ``refine``: majority vote of each spot's nearest spots (sparse, KD-tree).
+- ``own``: no clustering here: the method's own labels (``MethodResult.labels``, e.g. SpaGCN's),
+  so a method that clusters itself gets a row for its own domains next to the shared clustering
+  of its embedding (``methods: {x_own: {train_from: x, cluster: {method: own}}}``).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import scipy.sparse as sp
 from .graph import knn_indices
 
 __all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
-           "graph_communities", "refine", "cluster_features", "run_cluster"]
+           "graph_communities", "refine", "cluster_features", "own_labels_of", "run_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class ClusterMethod(str, Enum):
     LEIDEN = "leiden"
     LOUVAIN = "louvain"
     KMEANS = "kmeans"
+    OWN = "own"                # the method's own labels (MethodResult.labels)
 
 
 class ClusterInput(str, Enum):
@@ -42,7 +46,7 @@ class ClusterInput(str, Enum):
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """method: mclust | gmm_tied | leiden | louvain | kmeans (mclust).  input: reconstruction |
+    """method: mclust | gmm_tied | leiden | louvain | kmeans | own (mclust).  input: reconstruction |
     embedding.  n_pcs: PCA components clustered (20).  n_init: gmm_tied / k-means starts (10).
     n_neighbors: kNN of the feature graph for leiden/louvain (15).
     subset: rows mclust agglomerates (mclust's default, 2000); a slide with more spots is
@@ -178,9 +182,34 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
     return pca_scores(embedding, None, params.n_pcs)
 
 
-def run_cluster(features: np.ndarray, coords: np.ndarray, n_clusters: int, params: ClusterParams) -> np.ndarray:
-    """Labels 0..n_clusters-1 (at most) for every spot."""
+def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None = None) -> np.ndarray:
+    """The method's own labels for ``cluster.method: own``, or an InputError that says why not."""
+    from .errors import InputError
+
+    who = f"method '{owner}'" if owner else "the method"
+    if own_labels is None:
+        raise InputError(f"cluster.method 'own' reports the method's own domains, and {who} made none "
+                         "(only methods that cluster themselves do, e.g. spagcn, graphst_pkg)",
+                         fix="use another cluster.method (mclust, gmm_tied, leiden, louvain, kmeans) for it, "
+                             "or train_from a method with its own labels")
+    labels = np.asarray(own_labels)
+    if labels.shape != (n_spots,):
+        raise InputError(f"{who}: own labels have shape {labels.shape}, not ({n_spots},)",
+                         fix="retrain it (delete its train.npz)")
+    return labels
+
+
+def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int, params: ClusterParams,
+                own_labels: np.ndarray | None = None, owner: str | None = None) -> np.ndarray:
+    """Labels 0..n_clusters-1 (at most) for every spot.  ``cluster.method: own`` returns
+    ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
+    None; ``owner`` names the method in the error when there are none), refined if asked."""
     method = ClusterMethod(params.method)
+    if method is ClusterMethod.OWN:
+        labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
+        if params.refine:
+            labels = refine(labels, coords, params.refine_neighbors)
+        return np.asarray(labels, dtype=int)
     if n_clusters < 1 or n_clusters > features.shape[0]:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {features.shape[0]}")
     if n_clusters == 1:

@@ -9,6 +9,18 @@ A method is a function ``fit(x, adj, coords, params, seed) -> MethodResult``:
   overrides already merged in);
 - ``seed``: the run's seed.
 
+Two optional keywords are passed to a ``fit`` that names them in its signature (a ``fit`` with
+the five arguments alone never sees them):
+
+- ``counts``: raw counts of the same spots and genes as ``x`` (N x G, sparse), as ``hvg.h5ad``
+  holds them in ``layers['counts']``; for methods that preprocess the counts themselves
+  (the peers, :mod:`stcore.peers`);
+- ``n_clusters``: the slide's number of domains (the sample sheet's ``n_clusters``), for
+  methods that cluster themselves and search for that many domains.  The workflow passes it
+  to the methods of the ``peers`` extra only (``rules/common.smk``, ``train_settings``).
+
+The built-in ``graphst`` and ``expression`` take neither.
+
 Adding a method: write its ``fit``, add one :data:`REGISTRY` entry (with the extra that
 installs what it needs, if any), and add its name to the ``model`` enum in
 ``schemas/config.schema.yaml``.  Nothing else changes: the train step, the clustering, the
@@ -19,6 +31,7 @@ evaluation and the tables read only :class:`MethodResult`.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,10 +138,31 @@ def _fit_expression(x, adj, coords, params: dict, seed: int) -> MethodResult:
     return MethodResult(embedding=res.embedding, seconds=res.seconds, device=res.device, machine=machine())
 
 
-# Each method reads the keys of the train: block it knows and ignores the others.
+def _peer(name: str):
+    """The peer's fit from stcore.peers, imported when it runs (stcore.peers imports this module)."""
+    def fit_peer(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None) -> MethodResult:
+        from . import peers
+
+        return getattr(peers, f"fit_{name}")(x, adj, coords, params, seed, counts=counts, n_clusters=n_clusters)
+
+    fit_peer.__name__ = f"fit_{name}"
+    return fit_peer
+
+
+_PEERS = "pip install -e '.[peers]'"
+
+# Each method reads the keys of the train: block it knows and ignores the others; the peers
+# read their own settings from its `peer:` block (stcore/peers.py).
 REGISTRY: dict[str, Method] = {
     "graphst": Method(_fit_graphst, "sparse graph contrastive autoencoder (GraphST-style), this package's model"),
     "expression": Method(_fit_expression, "PCA of the preprocessed expression, no graph (baseline)"),
+    "graphst_pkg": Method(_peer("graphst_pkg"), "GraphST 1.1.1, the authors' package (AGPL-3.0, optional); "
+                          "embedding: its reconstruction output; labels: its R-free Leiden search",
+                          requires="GraphST", install=_PEERS),
+    "stagate": Method(_peer("stagate"), "STAGATE (stagate-modern, MIT): graph attention autoencoder; "
+                      "embedding: its 30-d latent", requires="STAGATE_pyG", install=_PEERS),
+    "spagcn": Method(_peer("spagcn"), "SpaGCN (spagcn-modern, MIT) without histology; labels: its own "
+                     "clustering, refined; embedding: its hidden layer", requires="SpaGCN", install=_PEERS),
 }
 
 
@@ -139,8 +173,11 @@ def method(name: str) -> Method:
         raise InputError(f"unknown method model '{name}'", fix=f"use one of {sorted(REGISTRY)}") from None
 
 
-def fit(name: str, x, adj, coords, params: dict, seed: int) -> MethodResult:
-    """Fit method ``name`` (see the module docstring for the arguments)."""
+def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None) -> MethodResult:
+    """Fit method ``name`` (see the module docstring for the arguments; ``counts`` and
+    ``n_clusters`` reach only a ``fit`` that names them)."""
     entry = method(name)
     entry.check_installed(name)
-    return entry.fit(x, adj, coords, dict(params), int(seed))
+    accepted = inspect.signature(entry.fit).parameters
+    extra = {k: v for k, v in (("counts", counts), ("n_clusters", n_clusters)) if k in accepted}
+    return entry.fit(x, adj, coords, dict(params), int(seed), **extra)

@@ -32,7 +32,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     """
     import scipy.sparse as sp
 
-    from .cluster import ClusterParams, cluster_features, run_cluster
+    from .cluster import ClusterMethod, ClusterParams, cluster_features, run_cluster
     from .graph import knn_graph
     from .hvg import HVGParams, run_hvg
     from .methods import fit
@@ -45,11 +45,13 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     key = f"{graph_key}_connectivities"
     adj = sp.csr_matrix(adata.obsp[key]) if key in adata.obsp else knn_graph(coords)
     train = dict(train or {})
-    result = fit(method, prepared.X, adj, coords, train, seed)
+    result = fit(method, prepared.X, adj, coords, train, seed, counts=prepared.layers["counts"],
+                 n_clusters=n_clusters)
     cluster = dict(cluster or {})
     params = ClusterParams(**cluster, seed=seed)
-    features = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
-    labels = run_cluster(features, coords, n_clusters, params)
+    own = ClusterMethod(params.method) is ClusterMethod.OWN
+    features = None if own else cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
+    labels = run_cluster(features, coords, n_clusters, params, own_labels=result.labels, owner=method)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     adata.obsm[f"X_{method}"] = result.embedding
     adata.uns[key_added] = {"method": method, "seed": int(seed), "n_clusters": int(n_clusters),

@@ -58,3 +58,16 @@ def test_refine_keeps_own_label_on_ties():
     # spot 1 sees itself (1), spot 0 (0), spot 2 (0 or 1)... build an exact 2-2 tie with 4 neighbours
     labels = np.array([0, 1, 1, 0])
     assert np.array_equal(refine(labels, xy, n_neighbors=4), labels)
+
+
+def test_own_returns_the_methods_labels_and_fails_clearly_without_them():
+    from stcore.errors import InputError
+
+    xy = np.column_stack([np.arange(6.0), np.zeros(6)])
+    own = np.array([2, 2, 0, 0, 1, 1])
+    p = ClusterParams(method="own")
+    assert np.array_equal(run_cluster(None, xy, 3, p, own_labels=own), own)
+    with pytest.raises(InputError, match=r"method 'stagate' made none.*Fix: use another cluster.method"):
+        run_cluster(None, xy, 3, p, own_labels=None, owner="stagate")
+    with pytest.raises(InputError, match="shape"):
+        run_cluster(None, xy, 3, p, own_labels=own[:4], owner="spagcn")

@@ -1,0 +1,367 @@
+"""Published spatial-domain methods ("peers") run from their own packages, as registry entries.
+
+Each ``fit_<name>(x, adj, coords, params, seed, *, counts, n_clusters) -> MethodResult``
+imports its package inside the function, from the optional extra ``peers``
+(``pip install -e '.[peers]'``, exact pins in ``pyproject.toml``; conda: ``envs/peers.yaml``).
+No code of these packages is copied here; GraphST in particular is AGPL-3.0 and is only
+imported.  All run on the CPU.
+
+Input.  The peers do their own preprocessing, as their tutorials do, from ``counts``: the raw
+counts of the pipeline's highly variable genes (``hvg.h5ad`` ``layers['counts']``: seurat_v3
+on the QC'd counts, ``hvg.n_top_genes`` genes, 3000 by default, which is the selection GraphST's
+and STAGATE's tutorials make themselves).  Their own graphs are built from ``coords``; the
+pipeline's ``x`` and ``adj`` are not used.  One difference from the tutorials remains: the
+library size that ``normalize_total`` divides by is the spot's total over the selected genes
+(the same as the pipeline's own transform), not over every gene.
+
+Settings.  A peer reads its settings from the ``peer:`` block of its method's ``train:``
+settings (``methods: {st: {model: stagate, train: {peer: {n_epochs: 500}}}}``); the keys are
+those of :data:`GRAPHST_PKG_DEFAULTS`, :data:`STAGATE_DEFAULTS` and :data:`SPAGCN_DEFAULTS`,
+named as the packages name their arguments, with the defaults of each method's tutorial.  An
+unknown key is an error.  The other ``train:`` keys (the pipeline's own model's) are ignored,
+except ``threads``.  ``seed`` seeds Python's, numpy's and torch's generators and is passed as
+the package's own seed argument.
+
+Own clustering.  ``MethodResult.labels`` holds a peer's own domains where its published
+pipeline can make them without R (SpaGCN always; GraphST with its Leiden search); the
+pipeline's ``cluster.method: own`` reports them, any other cluster method clusters
+``embedding`` as for every method.  ``n_clusters`` (the sample sheet's) is the number of
+domains they search for.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import random
+import time
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["PEERS_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS", "SPAGCN_DEFAULTS",
+           "fit_graphst_pkg", "fit_stagate", "fit_spagcn", "stagate_radius", "grid_shape"]
+
+log = logging.getLogger(__name__)
+
+PEERS_INSTALL = "pip install -e '.[peers]'"
+
+# GraphST 1.1.1: the GraphST() constructor's defaults and its tutorial's Leiden search
+# (clustering(method='leiden', start=0.1, end=2.0, increment=0.01, refinement=False)); the
+# tutorial's own clustering is R mclust, which the pipeline's shared mclust replaces.
+GRAPHST_PKG_DEFAULTS = {
+    "epochs": 600, "learning_rate": 0.001, "weight_decay": 0.0, "dim_output": 64, "alpha": 10.0,
+    "beta": 1.0, "datatype": "10X",
+    "own_clustering": "leiden",        # leiden: labels from GraphST.utils.clustering; none: no labels
+    "start": 0.1, "end": 2.0, "increment": 0.01, "refinement": False, "radius": 50,
+}
+# STAGATE (stagate-modern 1.0.0.post1): train_STAGATE's defaults, as in its DLPFC tutorial.
+# rad_cutoff None: from the data (stagate_radius), which gives the tutorial's 150 on Visium.
+STAGATE_DEFAULTS = {
+    "rad_cutoff": None, "hidden_dims": [512, 30], "n_epochs": 1000, "lr": 0.001,
+    "weight_decay": 0.0001, "gradient_clipping": 5.0,
+}
+# SpaGCN (spagcn-modern 1.4.1, default compat 'spagcn-1.2.7'): its tutorial without histology.
+SPAGCN_DEFAULTS = {
+    "p": 0.5, "min_cells": 3, "num_pcs": 50, "init": "louvain", "n_neighbors": 10,
+    "lr": 0.05, "max_epochs": 200, "tol": 5e-3,
+    "res_start": 0.7, "res_step": 0.1, "res_lr": 0.05, "res_max_epochs": 20,
+    "refine_shape": "auto",            # auto | hexagon | square | none
+}
+
+
+def _settings(name: str, params: dict, defaults: dict) -> dict:
+    given = dict(params.get("peer") or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise InputError(f"method '{name}': unknown train.peer setting(s) {unknown}",
+                         fix=f"use only {sorted(defaults)} (stcore/peers.py)")
+    return {**defaults, **given}
+
+
+def _import(module: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise InputError(f"peer methods need '{module}', which cannot be imported ({exc})",
+                         fix=PEERS_INSTALL) from None
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{dist} {version(dist)}"
+    except PackageNotFoundError:
+        return dist
+
+
+def _start(params: dict, seed: int) -> None:
+    """Threads as the train rule asks, and every generator seeded."""
+    import torch
+
+    if params.get("threads"):
+        torch.set_num_threads(int(params["threads"]))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _LogLines(io.TextIOBase):
+    """A text stream whose lines go to the log (debug level)."""
+
+    def __init__(self, prefix: str):
+        self.prefix, self.buf = prefix, ""
+
+    def write(self, s: str) -> int:
+        self.buf += s.replace("\r", "\n")
+        *lines, self.buf = self.buf.split("\n")
+        for line in lines:
+            if line.strip():
+                log.debug("%s: %s", self.prefix, line.rstrip())
+        return len(s)
+
+
+@contextlib.contextmanager
+def _quiet(prefix: str):
+    """The packages print progress and searches; send it to the debug log."""
+    with contextlib.redirect_stdout(_LogLines(prefix)), contextlib.redirect_stderr(_LogLines(prefix)):
+        yield
+
+
+def _counts_adata(counts, coords, name: str):
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+
+    if counts is None:
+        raise InputError(f"method '{name}' preprocesses raw counts itself and was given none",
+                         fix="pass counts= (the raw counts of the selected genes) to stcore.methods.fit")
+    x = sp.csr_matrix(counts, dtype=np.float32)
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape[0] != x.shape[0]:
+        raise InputError(f"method '{name}': {x.shape[0]} spots of counts but {coords.shape[0]} coordinates")
+    a = ad.AnnData(X=x, obs=pd.DataFrame(index=[f"spot{i}" for i in range(x.shape[0])]),
+                   var=pd.DataFrame(index=[f"gene{j}" for j in range(x.shape[1])]))
+    a.obsm["spatial"] = coords
+    return a
+
+
+def _need_clusters(name: str, n_clusters) -> int:
+    if n_clusters is None or int(n_clusters) < 1:
+        raise InputError(f"method '{name}' searches for a number of domains and was given none",
+                         fix="pass n_clusters= (the sample sheet's n_clusters) to stcore.methods.fit")
+    return int(n_clusters)
+
+
+def _result(embedding, labels, t0: float, dist: str):
+    from .methods import MethodResult
+    from .provenance import machine
+
+    info = machine() | {"method_package": _version(dist)}
+    return MethodResult(embedding=np.asarray(embedding, dtype=np.float32),
+                        labels=None if labels is None else np.asarray(labels, dtype=np.int64),
+                        seconds=time.perf_counter() - t0, device="cpu", machine=info)
+
+
+# ---------------------------------------------------------------------------------------------
+# GraphST (reference package)
+# ---------------------------------------------------------------------------------------------
+
+def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
+    """GraphST 1.1.1 (Long et al., Nat Commun 2023), the authors' package (AGPL-3.0, imported only).
+
+    Preprocessing as GraphST's own ``preprocess()`` (normalize_total 1e4, log1p, scale without
+    centring, max 10) on the HVG counts, whose selection (seurat_v3) is GraphST's own, so it
+    is not repeated; GraphST builds its 3-nearest-neighbour graph from ``coords`` and trains
+    (600 epochs, lr 1e-3, 64-d latent, alpha 10, beta 1; ``random_seed=seed``, which runs
+    GraphST's ``fix_seed``: Python, numpy and torch seeds, cudnn deterministic).
+
+    ``embedding`` is GraphST's output ``obsm['emb']``: its *reconstruction* of the expression
+    (spots x genes), not the 64-d latent, because that is what GraphST clusters (PCA 20, then
+    R mclust EEE); the pipeline's shared cluster step does the same (PCA 20 + its R-free mclust).
+    ``labels``: GraphST's own R-free alternative, ``GraphST.utils.clustering(method='leiden')``
+    (its resolution scan from ``end`` down to ``start`` until ``n_clusters`` domains, no
+    refinement), when ``own_clustering`` is ``leiden`` and a resolution gives ``n_clusters``;
+    else None.
+    """
+    s = _settings("graphst_pkg", params, GRAPHST_PKG_DEFAULTS)
+    t0 = time.perf_counter()
+    sc = _import("scanpy")
+    torch = _import("torch")
+    _import("ot")          # POT: GraphST imports it without declaring it
+    _import("skmisc")      # scikit-misc: GraphST's seurat_v3 selection
+    graphst = _import("GraphST.GraphST")
+    _start(params, seed)
+    a = _counts_adata(counts, coords, "graphst_pkg")
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    sc.pp.scale(a, zero_center=False, max_value=10)
+    a.var["highly_variable"] = True
+    with _quiet("GraphST"):
+        model = graphst.GraphST(a, device=torch.device("cpu"), epochs=int(s["epochs"]),
+                                learning_rate=float(s["learning_rate"]), weight_decay=float(s["weight_decay"]),
+                                dim_output=int(s["dim_output"]), alpha=float(s["alpha"]), beta=float(s["beta"]),
+                                random_seed=int(seed), datatype=str(s["datatype"]))
+        out = model.train()
+    log.info("GraphST: %d epochs in %.1f s, output %s", s["epochs"], time.perf_counter() - t0, out.obsm["emb"].shape)
+    labels = None
+    if s["own_clustering"] == "leiden":
+        k = _need_clusters("graphst_pkg", n_clusters)
+        clustering = _import("GraphST.utils").clustering
+        try:
+            with _quiet("GraphST clustering"):
+                clustering(out, n_clusters=k, radius=int(s["radius"]), key="emb", method="leiden",
+                           start=float(s["start"]), end=float(s["end"]), increment=float(s["increment"]),
+                           refinement=bool(s["refinement"]))
+            labels = out.obs["domain"].astype(int).to_numpy()
+        except AssertionError as exc:     # its resolution search found no resolution
+            log.warning("GraphST's Leiden search found no resolution giving %d domains (%s): no own labels", k, exc)
+    elif s["own_clustering"] not in ("none", None):
+        raise InputError(f"method 'graphst_pkg': own_clustering '{s['own_clustering']}' is not known",
+                         fix="use leiden (GraphST's R-free search) or none")
+    return _result(out.obsm["emb"], labels, t0, "GraphST")
+
+
+# ---------------------------------------------------------------------------------------------
+# STAGATE
+# ---------------------------------------------------------------------------------------------
+
+def stagate_radius(coords, k: int = 6, factor: float = 1.08) -> float:
+    """Radius for STAGATE's radius graph where the tutorial's (150, for Visium pixels) does
+    not apply: the median distance to the ``k``-th nearest spot, times ``factor`` so that a
+    grid's ring of six, whose distances jitter by a pixel, is kept whole.  On the DLPFC
+    Visium slides that is 138.9 x 1.08 = 150, the tutorial's value; elsewhere about six
+    neighbours a spot."""
+    from scipy.spatial import cKDTree
+
+    coords = np.asarray(coords, dtype=np.float64)
+    k = min(k, coords.shape[0] - 1)
+    d, _ = cKDTree(coords).query(coords, k=k + 1)
+    return float(np.median(d[:, k]) * factor)
+
+
+def fit_stagate(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
+    """STAGATE (Dong & Zhang, Nat Commun 2022) from stagate-modern (MIT; import ``STAGATE_pyG``).
+
+    As its DLPFC tutorial: normalize_total 1e4 and log1p of the HVG counts, the radius graph
+    ``Cal_Spatial_Net(rad_cutoff)`` (``rad_cutoff`` None: :func:`stagate_radius`, 150 on
+    Visium pixel coordinates), ``train_STAGATE`` with hidden_dims [512, 30], 1000 epochs,
+    lr 1e-3, ``random_seed=seed``.  ``embedding``: ``obsm['STAGATE']`` (30-d).  No own labels:
+    STAGATE clusters with R mclust (EEE) on the embedding, which the shared cluster step
+    replaces (set ``cluster.n_pcs: 30`` there to cluster the whole embedding, as STAGATE does).
+    """
+    s = _settings("stagate", params, STAGATE_DEFAULTS)
+    t0 = time.perf_counter()
+    sc = _import("scanpy")
+    _import("torch_geometric")
+    stagate = _import("STAGATE_pyG")
+    _start(params, seed)
+    a = _counts_adata(counts, coords, "stagate")
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    rad = float(s["rad_cutoff"]) if s["rad_cutoff"] is not None else stagate_radius(coords)
+    with _quiet("STAGATE"):
+        stagate.Cal_Spatial_Net(a, rad_cutoff=rad, verbose=False)
+    n_edges = len(a.uns["Spatial_Net"])
+    if n_edges == 0:
+        raise InputError(f"method 'stagate': no two spots are within rad_cutoff={rad:g}",
+                         fix="raise train.peer.rad_cutoff (coordinate units), or leave it unset")
+    log.info("STAGATE: radius %.4g, %.2f neighbours a spot", rad, n_edges / a.n_obs)
+    with _quiet("STAGATE"):
+        a = stagate.train_STAGATE(a, hidden_dims=[int(v) for v in s["hidden_dims"]], n_epochs=int(s["n_epochs"]),
+                                  lr=float(s["lr"]), weight_decay=float(s["weight_decay"]),
+                                  gradient_clipping=float(s["gradient_clipping"]), random_seed=int(seed),
+                                  device="cpu", verbose=False)
+    log.info("STAGATE: %d epochs in %.1f s", s["n_epochs"], time.perf_counter() - t0)
+    return _result(a.obsm["STAGATE"], None, t0, "stagate-modern")
+
+
+# ---------------------------------------------------------------------------------------------
+# SpaGCN
+# ---------------------------------------------------------------------------------------------
+
+def grid_shape(coords) -> str:
+    """'hexagon' when spots sit on a hexagonal grid (six equally near neighbours, Visium),
+    'square' on a square grid (four, ST), else 'none'."""
+    from scipy.spatial import cKDTree
+
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape[0] < 8:
+        return "none"
+    d, _ = cKDTree(coords).query(coords, k=8)
+    near = np.median((d[:, 1:] <= 1.1 * d[:, [1]]).sum(axis=1))
+    return {6: "hexagon", 4: "square"}.get(int(near), "none")
+
+
+def fit_spagcn(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
+    """SpaGCN (Hu et al., Nat Methods 2021) from spagcn-modern (MIT; import ``SpaGCN``; its
+    default ``compat='spagcn-1.2.7'`` reproduces the published 1.2.7 behaviour).
+
+    As its tutorial, without histology: the distance matrix of ``coords``
+    (``calculate_adj_matrix(histology=False)``), ``prefilter_genes(min_cells=3)`` (the ERCC/MT-
+    filter needs gene names and is left to the pipeline's QC), normalize_per_cell and log1p,
+    ``search_l(p=0.5)``, ``search_res`` for ``n_clusters`` domains (start 0.7, step 0.1,
+    lr 0.05, 20 epochs), then ``train(init='louvain', lr=0.05, max_epochs=200, tol=5e-3)``
+    and ``predict``; the three seeds of the tutorial (100 there) are all ``seed``.
+    ``labels``: the prediction after ``refine`` (shape ``hexagon`` on a hexagonal grid,
+    ``square`` on a square one, none on scattered spots: ``refine_shape: auto``).
+    ``embedding``: the model's hidden representation (the graph convolution's output, the
+    space its cluster centres live in; ``num_pcs`` wide).
+
+    numpy's BLAS and the OpenMP pools are held at one thread while it runs: with more, its
+    labels changed with their thread count (``OMP_NUM_THREADS`` 1 against 2 on a 300-spot
+    slide), with one they depend on ``seed`` alone.
+    """
+    from threadpoolctl import threadpool_limits
+
+    s = _settings("spagcn", params, SPAGCN_DEFAULTS)
+    k = _need_clusters("spagcn", n_clusters)
+    with threadpool_limits(limits=1):
+        return _spagcn(s, k, coords, params, seed, counts)
+
+
+def _spagcn(s: dict, k: int, coords, params: dict, seed: int, counts):
+    t0 = time.perf_counter()
+    sc = _import("scanpy")
+    torch = _import("torch")
+    spg = _import("SpaGCN")
+    _start(params, seed)
+    a = _counts_adata(counts, coords, "spagcn")
+    xy = np.asarray(coords, dtype=np.float64)
+    with _quiet("SpaGCN"):
+        dist = spg.calculate_adj_matrix(x=xy[:, 0].tolist(), y=xy[:, 1].tolist(), histology=False)
+        spg.prefilter_genes(a, min_cells=int(s["min_cells"]))
+        sc.pp.normalize_per_cell(a)
+        sc.pp.log1p(a)
+        l_scale = spg.search_l(float(s["p"]), dist, start=0.01, end=1000, tol=0.01, max_run=100)
+    if l_scale is None:
+        raise InputError(f"method 'spagcn': search_l found no length scale for p={s['p']}",
+                         fix="set train.peer.p between 0 and 1 (the tutorial's 0.5)")
+    with _quiet("SpaGCN"):
+        res = spg.search_res(a, dist, l_scale, k, start=float(s["res_start"]), step=float(s["res_step"]),
+                             tol=float(s["tol"]), lr=float(s["res_lr"]), max_epochs=int(s["res_max_epochs"]),
+                             r_seed=int(seed), t_seed=int(seed), n_seed=int(seed))
+        clf = spg.SpaGCN()
+        clf.set_l(l_scale)
+        random.seed(seed)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        clf.train(a, dist, num_pcs=int(s["num_pcs"]), init_spa=True, init=str(s["init"]),
+                  n_neighbors=int(s["n_neighbors"]), res=res, tol=float(s["tol"]), lr=float(s["lr"]),
+                  max_epochs=int(s["max_epochs"]))
+        pred, _prob = clf.predict()
+        z, _q = clf.model.predict(clf.embed, clf.adj_exp)
+    shape = grid_shape(xy) if s["refine_shape"] == "auto" else str(s["refine_shape"])
+    if shape not in ("hexagon", "square", "none"):
+        raise InputError(f"method 'spagcn': refine_shape '{shape}' is not known", fix="use auto, hexagon, square or none")
+    labels = np.asarray(pred)
+    if shape != "none":
+        with _quiet("SpaGCN"):
+            labels = np.asarray(spg.refine(sample_id=a.obs_names.tolist(), pred=labels.tolist(), dis=dist,
+                                           shape=shape))
+    log.info("SpaGCN: l %.4g, resolution %.3g, %d domains (refine %s) in %.1f s", l_scale, res,
+             len(np.unique(labels)), shape, time.perf_counter() - t0)
+    return _result(z.cpu().numpy(), labels, t0, "spagcn-modern")

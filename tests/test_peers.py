@@ -1,0 +1,142 @@
+"""The peer methods (stcore/peers.py, the `peers` extra) through the whole DAG on a tiny simulated
+slide, and what holds without them: a missing extra is one line naming the install command."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_workflow import TINY, snakemake, write_workdir
+
+INSTALL = "pip install -e '.[peers]'"
+# peer: (import name, few-epoch settings for its train.peer block)
+PEERS = {
+    "graphst_pkg": ("GraphST", {"epochs": 20, "end": 1.0}),   # Leiden scan 1.0 down to 0.1 by 0.01
+    "stagate": ("STAGATE_pyG", {"n_epochs": 20}),
+    "spagcn": ("SpaGCN", {"max_epochs": 20}),
+}
+OWN = ("graphst_pkg", "spagcn")          # peers with labels of their own: a second row each
+SHEET = ("sample\tpath\tformat\tn_clusters\ttruth\n"
+         "tiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\tdomain\n")
+
+
+def _installed(peer: str) -> bool:
+    return importlib.util.find_spec(PEERS[peer][0]) is not None
+
+
+def _need(peer: str) -> None:
+    if not _installed(peer):
+        pytest.skip(f"{peer} needs '{PEERS[peer][0]}': {INSTALL}")
+
+
+@pytest.fixture(scope="module")
+def peers_run(tmp_path_factory):
+    """One Snakemake run with every installed peer next to the pipeline's own graphst."""
+    present = [p for p in PEERS if _installed(p)]
+    if not present:
+        pytest.skip(f"no peer package is installed: {INSTALL}")
+    methods = {"graphst": {"model": "graphst"}}
+    for peer in present:
+        methods[peer] = {"model": peer, "train": {"peer": PEERS[peer][1]}}
+        if peer in OWN:
+            methods[f"{peer}_own"] = {"train_from": peer, "cluster": {"method": "own"}}
+    config = dict(TINY, simulate={"tiny_a": TINY["simulate"]["tiny_a"]}, methods=methods)
+    workdir = write_workdir(tmp_path_factory.mktemp("peers"), config, SHEET)
+    snakemake(workdir, "--cores", "2")
+    return workdir, pd.read_csv(workdir / "results" / "table.tsv", sep="\t")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("peer", list(PEERS))
+def test_peer_runs_through_the_dag(peer, peers_run):
+    _need(peer)
+    workdir, table = peers_run
+    rows = table[table["method"] == peer]
+    assert len(rows) == 1 and np.isfinite(rows["ARI"]).all() and rows["ARI"].between(-1, 1).all()
+    assert rows["method_package"].iloc[0].startswith(("GraphST", "stagate-modern", "spagcn-modern"))
+    from stcore.methods import MethodResult
+
+    res = MethodResult.load(workdir / "results" / "tiny_a" / peer / "seed0" / "train.npz")
+    assert res.embedding.shape[0] == rows["spots"].iloc[0] and np.isfinite(res.embedding).all()
+    assert not res.has_decoder
+    if peer in OWN:
+        own = table[table["method"] == f"{peer}_own"]
+        assert len(own) == 1 and np.isfinite(own["ARI"]).all() and own["trained_by"].iloc[0] == peer
+        labels = pd.read_csv(workdir / "results" / "tiny_a" / f"{peer}_own" / "seed0" / "labels.tsv", sep="\t")
+        assert np.array_equal(labels["domain"].to_numpy(), res.labels)          # its own labels, unchanged
+    else:
+        assert res.labels is None
+    assert table.loc[table["method"] == "graphst", "ARI"].notna().all()          # the pipeline's own row too
+
+
+@pytest.mark.parametrize("peer", list(PEERS))
+def test_missing_extra_is_one_line_naming_the_install_command(peer, monkeypatch, tmp_path):
+    """Without the package, the method's train job fails with one line: what is missing and
+    the command that installs it (stcore.workflow.run_step turns the InputError into that line)."""
+    from stcore.errors import InputError
+    from stcore.methods import REGISTRY, fit
+    from stcore.workflow import run_step
+
+    module = PEERS[peer][0]
+    assert REGISTRY[peer].requires == module and REGISTRY[peer].install == INSTALL
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    x = np.ones((5, 3))
+    with pytest.raises(InputError, match=r"Fix: pip install -e '\.\[peers\]'"):
+        fit(peer, x, None, np.zeros((5, 2)), {}, 0, counts=x, n_clusters=2)
+
+    log = tmp_path / "train.log"
+    sm = SimpleNamespace(log=[str(log)], wildcards=SimpleNamespace(sample="s1"))
+    with pytest.raises(SystemExit) as exit_:
+        run_step(sm, lambda _: fit(peer, x, None, np.zeros((5, 2)), {}, 0, counts=x, n_clusters=2))
+    logging.getLogger().handlers.clear()
+    assert exit_.value.code == 1
+    lines = log.read_text().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"sample 's1': method '{peer}' needs the Python package '{module}'" in lines[0]
+    assert lines[0].endswith(f"Fix: {INSTALL}")
+
+
+def test_fit_gives_counts_and_n_clusters_only_to_a_fit_that_names_them(monkeypatch):
+    from stcore.methods import REGISTRY, Method, MethodResult, fit
+
+    seen = {}
+
+    def five(x, adj, coords, params, seed):
+        seen["five"] = True
+        return MethodResult(embedding=np.zeros((2, 1)))
+
+    def seven(x, adj, coords, params, seed, *, counts=None, n_clusters=None):
+        seen["seven"] = (counts, n_clusters)
+        return MethodResult(embedding=np.zeros((2, 1)))
+
+    monkeypatch.setitem(REGISTRY, "five", Method(five, "test"))
+    monkeypatch.setitem(REGISTRY, "seven", Method(seven, "test"))
+    fit("five", None, None, None, {}, 0, counts="c", n_clusters=4)
+    fit("seven", None, None, None, {}, 0, counts="c", n_clusters=4)
+    assert seen == {"five": True, "seven": ("c", 4)}
+
+
+def test_unknown_peer_setting_is_an_input_error():
+    from stcore.errors import InputError
+    from stcore.peers import fit_spagcn, fit_stagate
+
+    with pytest.raises(InputError, match=r"unknown train.peer setting\(s\) \['epochs'\].*n_epochs"):
+        fit_stagate(None, None, np.zeros((3, 2)), {"peer": {"epochs": 5}}, 0, counts=np.ones((3, 2)))
+    with pytest.raises(InputError, match="searches for a number of domains"):
+        fit_spagcn(None, None, np.zeros((3, 2)), {}, 0, counts=np.ones((3, 2)))
+
+
+def test_stagate_radius_and_grid_shape(hex_coords):
+    from stcore.peers import grid_shape, stagate_radius
+
+    hexes = hex_coords * 137.0                                   # Visium-like pixel spacing
+    assert stagate_radius(hexes) == pytest.approx(137.0 * 1.08)  # the ring of six, whole
+    assert grid_shape(hexes) == "hexagon"
+    ii, jj = np.meshgrid(np.arange(12.0), np.arange(12.0))
+    assert grid_shape(np.column_stack([ii.ravel(), jj.ravel()])) == "square"
+    assert grid_shape(np.random.default_rng(0).uniform(size=(200, 2))) == "none"
