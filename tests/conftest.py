@@ -16,6 +16,21 @@ def _few_threads():
     torch.set_num_threads(2)
 
 
+_LIBRARY_PATH = os.environ.get("LD_LIBRARY_PATH")
+
+
+@pytest.fixture(autouse=True)
+def _keep_library_path():
+    """Starting R through rpy2 prepends R's library folders (/usr/lib/x86_64-linux-gnu among them)
+    to LD_LIBRARY_PATH in this process; a Python subprocess started later (a Snakemake run) would
+    then load the system's libpython instead of its own.  Restore the variable after each test."""
+    yield
+    if _LIBRARY_PATH is None:
+        os.environ.pop("LD_LIBRARY_PATH", None)
+    else:
+        os.environ["LD_LIBRARY_PATH"] = _LIBRARY_PATH
+
+
 @pytest.fixture
 def hex_coords():
     """A 12 x 12 Visium-like hexagonal grid (unit spacing)."""
