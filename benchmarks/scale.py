@@ -78,6 +78,8 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--input-pcs", type=int, default=100, help="also time the PCA-input variant (0: skip)")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="train on this device (cuda: the floor, a CPU measure, is skipped)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--_prepare", nargs=2, help=argparse.SUPPRESS)
@@ -107,11 +109,12 @@ def main(argv=None) -> None:
                 "transform_s": prep.get("transform_s"), "graph_s": prep.get("graph_s")}
         print(f"{n}: prepared {prep}", flush=True)
         train_cmd = [sys.executable, str(HERE / "steps.py"), "train", "--work", str(folder), "--epochs",
-                     str(a.epochs), "--threads", str(a.threads)]
+                     str(a.epochs), "--threads", str(a.threads), "--device", a.device]
         tr = child(train_cmd, a.timeout)
         row |= {"s_per_epoch": tr.get("s_per_epoch_steady", tr.get("s_per_epoch")),
                 "s_first_epoch": tr.get("s_first_epoch"), "train_peak_rss_mb": tr.get("peak_rss_mb"),
-                "train_error": tr.get("error", "")}
+                "train_error": tr.get("error", ""), "device": tr.get("device"), "gpu": tr.get("gpu"),
+                "gpu_peak_mb": tr.get("gpu_peak_mb")}
         print(f"{n}: train {tr}", flush=True)
         if a.input_pcs:
             tp = child(train_cmd + ["--input-pcs", str(a.input_pcs)], a.timeout)
@@ -119,6 +122,10 @@ def main(argv=None) -> None:
                     f"pcs{a.input_pcs}_train_step_s": tp.get("step_s"),
                     f"pcs{a.input_pcs}_peak_rss_mb": tp.get("peak_rss_mb")}
             print(f"{n}: train input_pcs={a.input_pcs} {tp}", flush=True)
+        if a.device == "cuda":
+            rows.append(row)
+            write(rows, out, a)
+            continue
         fl = child([sys.executable, str(HERE / "floor.py"), "--hvg", str(folder / "hvg.h5ad"), "--epochs",
                     "1", "--threads", str(a.threads)], a.timeout)
         row |= {"floor_s": fl.get("floor_s"), "floor_2d_s": fl.get("floor_2d_s"), "floor_run_epoch_s": fl.get("epoch_s"),
@@ -162,7 +169,8 @@ def write(rows, out: Path, a) -> None:
     axes[1].set_xlabel("spots")
     axes[1].set_ylabel("peak RSS (MB)")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"stcore training, {a.threads} CPU threads")
+    where = df["gpu"].dropna().iloc[0] if a.device == "cuda" and df["gpu"].notna().any() else f"{a.threads} CPU threads"
+    fig.suptitle(f"stcore training, {where}")
     fig.tight_layout()
     fig.savefig(out / "scale.png", dpi=100)
 

@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=41)
     ap.add_argument("--input-pcs", type=int, default=None)
     ap.add_argument("--n-top-genes", type=int, default=3000)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="train on this device")
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(a.threads)
@@ -62,7 +63,7 @@ def main(argv=None) -> None:
         from stcore.train import TrainParams, fit_graph_model
         x = ad.read_h5ad(work / "hvg.h5ad").X
         adj = sp.load_npz(work / "graph.npz")
-        res = fit_graph_model(x, adj, TrainParams(epochs=a.epochs, seed=a.seed, threads=a.threads, device="cpu",
+        res = fit_graph_model(x, adj, TrainParams(epochs=a.epochs, seed=a.seed, threads=a.threads, device=a.device,
                                                   log_every=0, input_pcs=a.input_pcs))
         from stcore.methods import MethodResult
         MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
@@ -71,6 +72,8 @@ def main(argv=None) -> None:
         info |= {"epochs": a.epochs, "train_loop_s": res.seconds, "s_per_epoch": res.seconds / a.epochs,
                  "s_first_epoch": float(res.epoch_seconds[0]), "s_per_epoch_steady": float(np.median(steady)),
                  "device": res.device}
+        if res.device.startswith("cuda"):
+            info |= {"gpu": torch.cuda.get_device_name(), "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20}
     else:
         from stcore.cluster import ClusterParams, cluster_features, refine, run_cluster
         from stcore.evaluate import domain_metrics

@@ -33,6 +33,10 @@ def versions(packages=PACKAGES) -> dict[str, str]:
             from . import __version__
             out[name] = __version__
             continue
+        if name == "torch":       # torch's own string names its build (+cpu, +cu130), which its metadata drops
+            import torch
+            out[name] = torch.__version__
+            continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
