@@ -90,11 +90,17 @@ def sample_row(wildcards):
     return samples.loc[wildcards.sample]
 
 
+# The file of each folder format that the DAG tracks (its matrix); the same as stcore.io.MATRIX_FILES
+# (a test holds them equal; the Snakefile does not import stcore).
+MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",
+                "xenium": "cell_feature_matrix.h5"}
+
+
 def raw_input(wildcards):
-    """The files a slide is read from (a Space Ranger folder is read through its matrix)."""
+    """The files a slide is read from (a folder format is tracked through its matrix)."""
     row = sample_row(wildcards)
-    if row["format"] == "visium":
-        return os.path.join(row["path"], "filtered_feature_bc_matrix.h5")
+    if row["format"] in MATRIX_FILES:
+        return os.path.join(row["path"], MATRIX_FILES[row["format"]])
     return row["path"]
 
 

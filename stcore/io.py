@@ -1,4 +1,10 @@
-"""Reading slides (``.h5ad`` or a Space Ranger folder) and writing outputs atomically.
+"""Reading slides and writing outputs atomically.
+
+Formats (the sample sheet's ``format``): ``h5ad``; ``visium`` (a Space Ranger ``outs`` folder);
+``visium_hd`` (a Visium HD bin folder, ``outs/binned_outputs/square_008um`` or ``square_016um``:
+the same layout with ``spatial/tissue_positions.parquet``); ``xenium`` (a Xenium output folder:
+``cell_feature_matrix.h5`` and ``cells.parquet`` or ``cells.csv.gz``).  Parquet files need
+pyarrow, from the ``readers`` extra (``pip install -e '.[readers]'``).
 
 Every reader returns AnnData with counts in ``X`` (scipy CSR), coordinates in
 ``obsm['spatial']`` (n_spots x 2, float) and unique spot ids.  Whatever is wrong with the
@@ -10,6 +16,7 @@ import glob
 import json
 import logging
 import os
+import re
 import tempfile
 from enum import Enum
 from pathlib import Path
@@ -21,12 +28,16 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
-__all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "write_h5ad", "atomic_path",
-           "check_counts"]
+__all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "write_h5ad", "atomic_path",
+           "check_counts", "READERS_INSTALL", "MATRIX_FILES"]
 
 log = logging.getLogger(__name__)
 
 SPATIAL_KEY = "spatial"
+READERS_INSTALL = "pip install -e '.[readers]'"
+# The largest tissue image kept in uns['spatial'] (pixels): a Visium HD hires image (up to 6000 x
+# 6000) would add ~100 MB to every output; its lowres image is kept.
+MAX_IMAGE_PIXELS = 4_000_000
 
 
 class SlideFormat(str, Enum):
@@ -34,6 +45,13 @@ class SlideFormat(str, Enum):
 
     H5AD = "h5ad"
     VISIUM = "visium"
+    VISIUM_HD = "visium_hd"
+    XENIUM = "xenium"
+
+
+# The file of a folder format that the DAG tracks (its matrix).
+MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",
+                "xenium": "cell_feature_matrix.h5"}
 
 
 def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
@@ -43,7 +61,12 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
     except ValueError:
         raise InputError(f"unknown format '{fmt}'", path=str(path),
                          fix=f"use one of {[f.value for f in SlideFormat]}") from None
-    adata = read_h5ad(path) if fmt is SlideFormat.H5AD else read_visium(path)
+    if fmt is SlideFormat.H5AD:
+        adata = read_h5ad(path)
+    elif fmt is SlideFormat.XENIUM:
+        adata = read_xenium(path)
+    else:
+        adata = read_visium(path, hd=fmt is SlideFormat.VISIUM_HD)
     _check_slide(adata, str(path))
     return adata
 
@@ -61,40 +84,72 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     return adata
 
 
-def read_visium(folder: str | os.PathLike) -> ad.AnnData:
-    """Read a Space Ranger output folder, keeping the spots under tissue.
-
-    Needs ``filtered_feature_bc_matrix.h5`` and ``spatial/`` with ``tissue_positions.csv``
-    (Space Ranger >= 2.0, with header) or ``tissue_positions_list.csv`` (older, no header).
-    """
+def _read_10x_h5(h5: Path, what: str, fix: str) -> ad.AnnData:
+    """A 10x HDF5 matrix (Space Ranger, Xenium), gene-expression features only."""
     import scanpy as sc
 
-    folder = Path(folder)
-    h5 = folder / "filtered_feature_bc_matrix.h5"
-    if not h5.is_file():
-        raise InputError("Space Ranger matrix 'filtered_feature_bc_matrix.h5' not found", path=str(folder),
-                         fix="point the sample sheet at the Space Ranger 'outs' folder")
     try:
         adata = sc.read_10x_h5(h5)
     except Exception as exc:
-        raise InputError(f"cannot read the 10x matrix ({type(exc).__name__})", path=str(h5),
-                         fix="re-run Space Ranger or re-download the file") from None
+        raise InputError(f"cannot read the {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
+                         path=str(h5), fix=fix) from None
     adata.var_names_make_unique()
+    return adata
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise InputError("reading a .parquet file needs pyarrow, which is not installed", path=str(path),
+                         fix=READERS_INSTALL) from None
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:
+        raise InputError(f"not a readable parquet file ({type(exc).__name__})", path=str(path),
+                         fix="re-export the file, or re-run the instrument's pipeline") from None
+
+
+def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
+    """Read a Space Ranger output folder, keeping the spots under tissue.
+
+    Needs ``filtered_feature_bc_matrix.h5`` and ``spatial/`` with ``tissue_positions.parquet``
+    (Visium HD bins), ``tissue_positions.csv`` (Space Ranger >= 2.0, with header) or
+    ``tissue_positions_list.csv`` (older, no header).  ``hd``: a Visium HD bin folder
+    (``binned_outputs/square_008um``); its ``outs`` folder is refused with the fix.  The tissue
+    images and scale factors go to ``uns['spatial'][library_id]`` as scanpy's reader puts them.
+    """
+    folder = Path(folder)
+    h5 = folder / "filtered_feature_bc_matrix.h5"
+    if not h5.is_file():
+        bins = sorted(p.name for p in (folder / "binned_outputs").glob("square_*um")) if folder.is_dir() else []
+        if bins:
+            pick = "square_008um" if "square_008um" in bins else bins[0]     # 8 um: 10x's recommended bins
+            raise InputError(f"a Visium HD 'outs' folder: its matrices are per bin size ({', '.join(bins)})",
+                             path=str(folder), fix=f"point the sample sheet at {folder / 'binned_outputs' / pick} "
+                             "or another square_*um folder, with format visium_hd")
+        raise InputError("Space Ranger matrix 'filtered_feature_bc_matrix.h5' not found", path=str(folder),
+                         fix="point the sample sheet at the Space Ranger 'outs' folder"
+                             + (" (Visium HD: outs/binned_outputs/square_008um)" if hd else ""))
+    adata = _read_10x_h5(h5, "10x matrix", "re-run Space Ranger or re-download the file")
     spatial = folder / "spatial"
-    new, old = spatial / "tissue_positions.csv", spatial / "tissue_positions_list.csv"
+    parquet, new, old = (spatial / "tissue_positions.parquet", spatial / "tissue_positions.csv",
+                         spatial / "tissue_positions_list.csv")
     cols = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
-    if new.is_file():
+    if parquet.is_file():
+        pos_file, pos = parquet, _read_parquet(parquet)
+    elif new.is_file():
         pos_file, pos = new, pd.read_csv(new)
     elif old.is_file():
         pos_file, pos = old, pd.read_csv(old, header=None, names=cols)
     else:
-        raise InputError("no spot positions: neither spatial/tissue_positions.csv nor "
-                         "spatial/tissue_positions_list.csv exists", path=str(folder),
+        raise InputError("no spot positions: none of spatial/tissue_positions.parquet, spatial/tissue_positions.csv "
+                         "or spatial/tissue_positions_list.csv exists", path=str(folder),
                          fix="copy Space Ranger's spatial/ folder next to filtered_feature_bc_matrix.h5")
     if list(pos.columns) != cols:
         raise InputError(f"unexpected columns {list(pos.columns)}", path=str(pos_file),
                          fix=f"the positions file must have the columns {cols}")
-    pos = pos.set_index("barcode")
+    pos = pos.set_index(pos["barcode"].astype(str))
     missing = adata.obs_names.difference(pos.index)
     if len(missing):
         raise InputError(f"{len(missing)} barcodes of the matrix are not in the positions file "
@@ -104,9 +159,76 @@ def read_visium(folder: str | os.PathLike) -> ad.AnnData:
     adata.obs[["in_tissue", "array_row", "array_col"]] = pos[["in_tissue", "array_row", "array_col"]].values
     adata.obsm[SPATIAL_KEY] = pos[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
     adata = adata[adata.obs["in_tissue"].astype(int) == 1].copy()
+    library = _library_id(folder)
+    entry = {"images": _images(spatial), "metadata": {"source": "visium_hd" if hd else "visium"}}
     scale = spatial / "scalefactors_json.json"
     if scale.is_file():
-        adata.uns["spatial"] = {"scalefactors": json.loads(scale.read_text())}
+        entry["scalefactors"] = json.loads(scale.read_text())
+    adata.uns["spatial"] = {library: entry}
+    adata.X = _as_csr(adata.X)
+    return adata
+
+
+def _library_id(folder: Path) -> str:
+    """The slide's name for uns['spatial']: the folder above Space Ranger's outs/binned_outputs."""
+    parts = list(folder.resolve().parts)
+    while len(parts) > 1 and (parts[-1] in ("outs", "binned_outputs") or re.fullmatch(r"square_\d+um", parts[-1])):
+        parts.pop()
+    return parts[-1] if len(parts) > 1 else "slide"
+
+
+def _images(spatial: Path) -> dict:
+    """Space Ranger's hires and lowres tissue images (uint8), as scanpy stores them."""
+    import matplotlib.image as mpimg
+
+    out = {}
+    for key in ("hires", "lowres"):
+        f = spatial / f"tissue_{key}_image.png"
+        if not f.is_file():
+            continue
+        img = mpimg.imread(f)
+        if img.shape[0] * img.shape[1] > MAX_IMAGE_PIXELS:
+            log.info("%s: %d x %d pixels, not kept in uns['spatial'] (over %d)", f, img.shape[0], img.shape[1],
+                     MAX_IMAGE_PIXELS)
+            continue
+        if img.dtype != np.uint8:
+            img = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+        out[key] = img
+    return out
+
+
+def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
+    """Read a Xenium output folder: ``cell_feature_matrix.h5`` (gene-expression features only;
+    control probes and codewords are dropped) and the cell centroids of ``cells.parquet`` (or
+    ``cells.csv.gz``), in microns, as ``obsm['spatial']``."""
+    folder = Path(folder)
+    h5 = folder / "cell_feature_matrix.h5"
+    if not h5.is_file():
+        raise InputError("Xenium matrix 'cell_feature_matrix.h5' not found", path=str(folder),
+                         fix="point the sample sheet at the Xenium output folder (the one holding "
+                             "cell_feature_matrix.h5 and cells.parquet)")
+    adata = _read_10x_h5(h5, "Xenium matrix", "re-export the Xenium output bundle")
+    parquet, csv = folder / "cells.parquet", folder / "cells.csv.gz"
+    if parquet.is_file():
+        cells_file, cells = parquet, _read_parquet(parquet)
+    elif csv.is_file():
+        cells_file, cells = csv, pd.read_csv(csv)
+    else:
+        raise InputError("no cell positions: neither cells.parquet nor cells.csv.gz exists", path=str(folder),
+                         fix="copy the Xenium bundle's cells.parquet next to cell_feature_matrix.h5")
+    need = ["cell_id", "x_centroid", "y_centroid"]
+    if not set(need) <= set(cells.columns):
+        raise InputError(f"columns {sorted(set(need) - set(cells.columns))} missing", path=str(cells_file),
+                         fix=f"the cells file must have the columns {need}")
+    ids = cells["cell_id"]
+    ids = ids.map(lambda v: v.decode() if isinstance(v, bytes) else str(v))
+    cells = cells.set_index(ids)
+    missing = adata.obs_names.difference(cells.index)
+    if len(missing):
+        raise InputError(f"{len(missing)} cells of the matrix are not in the cells file (first: {missing[0]})",
+                         path=str(cells_file), fix="use the cells file of the same Xenium output bundle")
+    cells = cells.loc[adata.obs_names]
+    adata.obsm[SPATIAL_KEY] = cells[["x_centroid", "y_centroid"]].to_numpy(float)
     adata.X = _as_csr(adata.X)
     return adata
 

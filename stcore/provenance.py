@@ -21,8 +21,9 @@ __all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "config_digest", "
 PACKAGES = ("stcore", "torch", "scanpy", "snakemake")
 
 # The files of a Space Ranger folder that a slide is read from.
-_VISIUM_FILES = ("filtered_feature_bc_matrix.h5", "spatial/tissue_positions.csv",
-                 "spatial/tissue_positions_list.csv", "spatial/scalefactors_json.json")
+_FOLDER_FILES = ("filtered_feature_bc_matrix.h5", "spatial/tissue_positions.parquet", "spatial/tissue_positions.csv",
+                 "spatial/tissue_positions_list.csv", "spatial/scalefactors_json.json",
+                 "cell_feature_matrix.h5", "cells.parquet", "cells.csv.gz")   # Space Ranger, Xenium
 
 
 def versions(packages=PACKAGES) -> dict[str, str]:
@@ -116,12 +117,12 @@ def _hash_file(h, path: Path) -> None:
 
 
 def input_digest(path: str | os.PathLike) -> str:
-    """sha256 of a slide's input: the file itself, or for a Space Ranger folder the matrix
-    and the spatial files (name and content of each, in a fixed order)."""
+    """sha256 of a slide's input: the file itself, or for a Space Ranger / Xenium folder the
+    matrix and the position files (name and content of each, in a fixed order)."""
     path = Path(path)
     h = hashlib.sha256()
     if path.is_dir():
-        for rel in _VISIUM_FILES:
+        for rel in _FOLDER_FILES:
             f = path / rel
             if f.is_file():
                 h.update(rel.encode() + b"\0")

@@ -142,7 +142,7 @@ CATALOGUE = {
                          r"'filtered_feature_bc_matrix\.h5' not found\. Fix: point the sample sheet"),
     "visium_corrupt_matrix": (_visium_corrupt_matrix, {}, r"cannot read the 10x matrix"),
     "visium_no_positions": (_visium_without("spatial/tissue_positions.csv"), {},
-                            r"no spot positions: neither spatial/tissue_positions\.csv nor"),
+                            r"no spot positions: none of spatial/tissue_positions\.parquet, spatial/tissue_positions\.csv"),
     "visium_mismatched_barcodes": (_visium(barcodes=[f"AAAC-{i}" for i in range(64)]), {},
                                    r"64 barcodes of the matrix are not in the positions file"),
     "visium_bad_position_columns": (_visium(header=["bc", *HEADER[1:]]), {}, r"unexpected columns"),

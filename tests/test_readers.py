@@ -1,0 +1,181 @@
+"""Readers for Visium HD bin folders and Xenium output folders, on tiny fixtures written in the
+instruments' on-disk layout, and one run of the DAG over both to a domains.h5ad drawn on the
+tissue image."""
+from __future__ import annotations
+
+import re
+import sys
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from slides import REPO, snakemake, tiny_slide, write_visium
+from stcore.errors import InputError
+from stcore.io import MATRIX_FILES, READERS_INSTALL, read_slide
+from stcore.provenance import input_digest
+
+pyarrow = pytest.importorskip("pyarrow", reason=f"the parquet readers need pyarrow: {READERS_INSTALL}")
+
+
+def _write_10x_h5(path, adata: ad.AnnData, feature_types: list[str]) -> None:
+    """A 10x HDF5 matrix (v3 layout: genes x barcodes CSC, features group), as Space Ranger
+    and Xenium write it."""
+    x = sp.csc_matrix(adata.X.T.astype(np.int32))
+    with h5py.File(path, "w") as f:
+        m = f.create_group("matrix")
+        m["barcodes"] = np.array(list(adata.obs_names), dtype="S")
+        m["data"], m["indices"], m["indptr"] = x.data, x.indices, x.indptr
+        m["shape"] = np.array(x.shape, dtype=np.int32)
+        feats = m.create_group("features")
+        feats["id"] = np.array([f"ENSG{i:05d}" for i in range(adata.n_vars)], dtype="S")
+        feats["name"] = np.array(list(adata.var_names), dtype="S")
+        feats["feature_type"] = np.array(feature_types, dtype="S")
+        feats["genome"] = np.array(["GRCh38"] * adata.n_vars, dtype="S")
+        feats["_all_tag_keys"] = np.array([b"genome"])
+
+
+def write_visium_hd(outs, adata: ad.AnnData, bin_um: int = 8, *, image: bool = True):
+    """A Visium HD 'outs' folder with one bin size: binned_outputs/square_00Xum/ holding the
+    matrix, spatial/tissue_positions.parquet, scale factors and a lowres image."""
+    folder = outs / "binned_outputs" / f"square_{bin_um:03d}um"
+    (folder / "spatial").mkdir(parents=True)
+    bcs = [f"s_{bin_um:03d}um_{i // 8:05d}_{i % 8:05d}-1" for i in range(adata.n_obs)]
+    a = adata.copy()
+    a.obs_names = bcs
+    _write_10x_h5(folder / "filtered_feature_bc_matrix.h5", a, ["Gene Expression"] * a.n_vars)
+    xy = np.asarray(adata.obsm["spatial"])
+    pd.DataFrame({"barcode": bcs, "in_tissue": np.ones(a.n_obs, np.int32),
+                  "array_row": np.arange(a.n_obs) // 8, "array_col": np.arange(a.n_obs) % 8,
+                  "pxl_row_in_fullres": xy[:, 1], "pxl_col_in_fullres": xy[:, 0]}
+                 ).to_parquet(folder / "spatial" / "tissue_positions.parquet", index=False)
+    (folder / "spatial" / "scalefactors_json.json").write_text(
+        '{"spot_diameter_fullres": 29.0, "bin_size_um": %d.0, "microns_per_pixel": 0.27, '
+        '"tissue_lowres_scalef": 0.1, "tissue_hires_scalef": 0.3, "fiducial_diameter_fullres": 300.0}' % bin_um)
+    if image:
+        import matplotlib.image as mpimg
+        size = int(np.ceil(xy.max() * 0.1)) + 4
+        img = np.zeros((size, size, 3), np.uint8)
+        img[..., 0] = 200
+        mpimg.imsave(folder / "spatial" / "tissue_lowres_image.png", img)
+    return folder
+
+
+def write_xenium(folder, adata: ad.AnnData, *, cells: str = "parquet"):
+    """A Xenium output folder: cell_feature_matrix.h5 with gene and control features, and
+    cells.parquet (or cells.csv.gz) with centroids in microns."""
+    folder.mkdir(parents=True)
+    ids = [f"aaa{i:04d}-1" for i in range(adata.n_obs)]
+    controls = ad.AnnData(sp.csr_matrix(np.ones((adata.n_obs, 2), np.float32)),
+                          obs=pd.DataFrame(index=adata.obs_names),
+                          var=pd.DataFrame(index=["NegControlProbe_1", "BLANK_0001"]))
+    both = ad.concat([adata, controls], axis=1)
+    both.obs_names = ids
+    _write_10x_h5(folder / "cell_feature_matrix.h5", both,
+                  ["Gene Expression"] * adata.n_vars + ["Negative Control Probe", "Blank Codeword"])
+    xy = np.asarray(adata.obsm["spatial"]) / 10
+    table = pd.DataFrame({"cell_id": ids, "x_centroid": xy[:, 0], "y_centroid": xy[:, 1],
+                          "transcript_counts": np.asarray(adata.X.sum(axis=1)).ravel().astype(int)})
+    table = table.iloc[::-1]                             # another order than the matrix's
+    if cells == "parquet":
+        table.to_parquet(folder / "cells.parquet", index=False)
+    else:
+        table.to_csv(folder / "cells.csv.gz", index=False)
+    return folder
+
+
+def test_visium_hd_bin_folder(tmp_path):
+    slide = tiny_slide()
+    folder = write_visium_hd(tmp_path / "outs", slide)
+    a = read_slide(folder, "visium_hd")
+    assert a.shape == slide.shape and a.obs_names[0].startswith("s_008um_")
+    assert np.allclose(a.obsm["spatial"], slide.obsm["spatial"])
+    assert (a.X != sp.csr_matrix(slide.X)).nnz == 0
+    (lib, entry), = a.uns["spatial"].items()
+    assert lib == tmp_path.name                          # the folder above outs/binned_outputs
+    assert entry["scalefactors"]["bin_size_um"] == 8.0
+    assert entry["images"]["lowres"].dtype == np.uint8 and entry["images"]["lowres"].shape[2] in (3, 4)
+
+
+def test_visium_hd_outs_folder_is_refused_naming_the_bin_folders(tmp_path):
+    write_visium_hd(tmp_path / "outs", tiny_slide(), 8, image=False)
+    write_visium_hd(tmp_path / "outs", tiny_slide(), 16, image=False)
+    with pytest.raises(InputError) as err:
+        read_slide(tmp_path / "outs", "visium_hd")
+    msg = str(err.value)
+    assert "square_008um, square_016um" in msg and "binned_outputs/square_008um" in msg and "visium_hd" in msg
+
+
+@pytest.mark.parametrize("cells", ["parquet", "csv"])
+def test_xenium_folder(tmp_path, cells):
+    slide = tiny_slide()
+    folder = write_xenium(tmp_path / "xenium", slide, cells=cells)
+    a = read_slide(folder, "xenium")
+    assert list(a.var_names) == list(slide.var_names)    # control probes and codewords dropped
+    assert a.n_obs == slide.n_obs and (a.X != sp.csr_matrix(slide.X)).nnz == 0
+    assert np.allclose(a.obsm["spatial"], np.asarray(slide.obsm["spatial"]) / 10)   # matched by cell_id
+
+
+def test_xenium_refusals_name_the_file_and_the_fix(tmp_path):
+    folder = write_xenium(tmp_path / "x", tiny_slide())
+    (folder / "cells.parquet").unlink()
+    with pytest.raises(InputError, match="cells.parquet nor cells.csv.gz") as err:
+        read_slide(folder, "xenium")
+    assert str(folder) in str(err.value)
+    with pytest.raises(InputError, match="cell_feature_matrix.h5' not found"):
+        read_slide(tmp_path, "xenium")
+    pd.DataFrame({"cell_id": ["zzz"], "x_centroid": [0.0], "y_centroid": [0.0]}).to_parquet(folder / "cells.parquet")
+    with pytest.raises(InputError, match="not in the cells file"):
+        read_slide(folder, "xenium")
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    folder = write_visium_hd(tmp_path / "outs", tiny_slide(), image=False)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)     # import pyarrow raises ImportError
+    with pytest.raises(InputError) as err:
+        read_slide(folder, "visium_hd")
+    assert READERS_INSTALL in str(err.value) and "tissue_positions.parquet" in str(err.value)
+
+
+def test_input_digest_covers_the_position_files(tmp_path):
+    folder = write_xenium(tmp_path / "x", tiny_slide())
+    before = input_digest(folder)
+    t = pd.read_parquet(folder / "cells.parquet")
+    t["x_centroid"] += 1.0
+    t.to_parquet(folder / "cells.parquet", index=False)
+    assert input_digest(folder) != before
+
+
+def test_snakefile_tracks_the_same_matrix_files_as_the_readers():
+    text = (REPO / "rules" / "common.smk").read_text()
+    block = re.search(r"^MATRIX_FILES = (\{.*?\})", text, re.S | re.M).group(1)
+    assert eval(block) == MATRIX_FILES
+
+
+@pytest.mark.slow
+def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
+    import matplotlib
+    import scanpy as sc
+
+    matplotlib.use("Agg")
+    write_visium_hd(tmp_path / "hd" / "outs", tiny_slide(seed=1))
+    write_xenium(tmp_path / "xen", tiny_slide(seed=2))
+    (tmp_path / "config.yaml").write_text(
+        "samples: samples.tsv\nseeds: [0]\nsimulate: {}\nhvg: {n_top_genes: 30}\n"
+        "train: {epochs: 3, device: cpu}\ncluster: {n_init: 1}\nmethods:\n  graphst: {model: graphst}\n")
+    (tmp_path / "samples.tsv").write_text(
+        "sample\tpath\tformat\tn_clusters\ttruth\n"
+        "hd\thd/outs/binned_outputs/square_008um\tvisium_hd\t2\t\n"
+        "xen\txen\txenium\t2\t\n")
+    run = snakemake(tmp_path, "--cores", "2")
+    assert run.returncode == 0, run.stderr[-4000:]
+    hd = ad.read_h5ad(tmp_path / "results/hd/graphst/seed0/domains.h5ad")
+    lib = next(iter(hd.uns["spatial"]))
+    assert "lowres" in hd.uns["spatial"][lib]["images"]
+    ax = sc.pl.spatial(hd, color="domain", img_key="lowres", library_id=lib, show=False)
+    assert ax is not None
+    xen = ad.read_h5ad(tmp_path / "results/xen/graphst/seed0/domains.h5ad")
+    assert xen.obs["domain"].nunique() == 2 and "NegControlProbe_1" not in xen.var_names
