@@ -90,6 +90,11 @@ def sample_row(wildcards):
     return samples.loc[wildcards.sample]
 
 
+def slide_values(wildcards):
+    """What the slide's X holds (the sample sheet's `values`: counts, normalized, log_normalized)."""
+    return sample_row(wildcards).get("values") or "counts"
+
+
 # The file of each folder format that the DAG tracks (its matrix); the same as stcore.io.MATRIX_FILES
 # (a test holds them equal; the Snakefile does not import stcore).
 MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",

@@ -5,7 +5,7 @@ rule hvg:
     output:
         h5ad="results/{sample}/hvg.h5ad",
     params:
-        hvg=config["hvg"],
+        hvg=lambda wildcards: dict(config["hvg"], values=slide_values(wildcards)),
     log:
         "logs/hvg/{sample}.log",
     benchmark:

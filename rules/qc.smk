@@ -11,7 +11,7 @@ rule qc:
         truth=lambda wildcards: sample_row(wildcards)["truth"],
         n_clusters=lambda wildcards: int(sample_row(wildcards)["n_clusters"]),
         n_neighbors=config["graph"]["n_neighbors"],
-        integer_counts=config["hvg"]["flavor"] == "seurat_v3",
+        integer_counts=lambda wildcards: config["hvg"]["flavor"] == "seurat_v3" and slide_values(wildcards) == "counts",
         qc=config["qc"],
     log:
         "logs/qc/{sample}.log",

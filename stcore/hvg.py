@@ -2,6 +2,11 @@
 
 Follows the reference method: seurat_v3 HVG on raw counts, then normalize_total (1e4),
 log1p and per-gene scaling without centring, clipped at 10.  The matrix stays sparse.
+
+Slides whose values are not counts (``values``: ``normalized``, e.g. MERFISH volume-normalised
+values; ``log_normalized``) skip the steps already done to them: no library-size normalisation
+(and, when log-normalised, no log1p); their genes are selected with flavour ``seurat`` (on
+log values), since ``seurat_v3`` models raw counts.
 """
 from __future__ import annotations
 
@@ -22,12 +27,27 @@ class HVGParams:
     """n_top_genes: genes to keep (3000); all genes are kept when the slide has fewer.
     flavor: scanpy HVG flavour ('seurat_v3' on raw counts, or 'seurat'/'cell_ranger' on
     normalised input). target_sum: library size after normalisation (1e4).
-    max_value: clip after scaling (10)."""
+    max_value: clip after scaling (10).  values: what ``X`` holds (counts, normalized,
+    log_normalized; the sample sheet's ``values``)."""
 
     n_top_genes: int = 3000
     flavor: str = "seurat_v3"
     target_sum: float = 1e4
     max_value: float = 10.0
+    values: str = "counts"
+
+    def __post_init__(self):
+        if self.values not in VALUES:
+            from .errors import InputError
+            raise InputError(f"values '{self.values}' is not known", fix=f"use one of {list(VALUES)}")
+
+    @property
+    def selection_flavor(self) -> str:
+        """seurat_v3 needs raw counts; other values select with seurat."""
+        return "seurat" if self.values != "counts" and self.flavor == "seurat_v3" else self.flavor
+
+
+VALUES = ("counts", "normalized", "log_normalized")
 
 
 def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
@@ -39,10 +59,15 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
                     adata.n_vars, params.n_top_genes)
         return np.ones(adata.n_vars, dtype=bool)
     tmp = ad.AnnData(adata.X.copy(), obs=adata.obs[[]], var=adata.var[[]])
-    if params.flavor != "seurat_v3":
-        sc.pp.normalize_total(tmp, target_sum=params.target_sum)
-        sc.pp.log1p(tmp)
-        sc.pp.highly_variable_genes(tmp, flavor=params.flavor, n_top_genes=params.n_top_genes)
+    flavor = params.selection_flavor
+    if flavor != params.flavor:
+        log.info("values are %s, not counts: genes selected with hvg flavour %s", params.values, flavor)
+    if flavor != "seurat_v3":
+        if params.values == "counts":
+            sc.pp.normalize_total(tmp, target_sum=params.target_sum)
+        if params.values != "log_normalized":
+            sc.pp.log1p(tmp)
+        sc.pp.highly_variable_genes(tmp, flavor=flavor, n_top_genes=params.n_top_genes)
         return tmp.var["highly_variable"].to_numpy()
     # seurat_v3 fits a loess of log variance on log mean; on very sparse counts the points are
     # too few and too tied for scanpy's span 0.3, so the span is widened before giving up.
@@ -64,12 +89,15 @@ _LOESS_SPANS = (0.3, 0.5, 1.0)
 
 
 def transform(x: sp.spmatrix, params: HVGParams) -> sp.csr_matrix:
-    """normalize_total -> log1p -> divide each gene by its sd (ddof=1) -> clip; float32 CSR."""
+    """normalize_total -> log1p -> divide each gene by its sd (ddof=1) -> clip; float32 CSR.
+    Values that are not counts skip what was done to them already (see the module docstring)."""
     x = sp.csr_matrix(x, dtype=np.float64)
-    totals = np.asarray(x.sum(axis=1)).ravel()
-    scale = np.divide(params.target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
-    x = sp.csr_matrix(sp.diags(scale) @ x)
-    x.data = np.log1p(x.data)
+    if params.values == "counts":
+        totals = np.asarray(x.sum(axis=1)).ravel()
+        scale = np.divide(params.target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
+        x = sp.csr_matrix(sp.diags(scale) @ x)
+    if params.values != "log_normalized":
+        x.data = np.log1p(x.data)
     n = x.shape[0]
     mean = np.asarray(x.mean(axis=0)).ravel()
     sq = np.asarray(x.multiply(x).mean(axis=0)).ravel()
@@ -87,6 +115,6 @@ def run_hvg(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
     out = adata[:, mask].copy()
     out.layers["counts"] = out.X.copy()
     out.X = transform(out.X, params)
-    out.uns["hvg"] = {"n_top_genes": params.n_top_genes, "flavor": params.flavor,
-                      "target_sum": params.target_sum, "max_value": params.max_value}
+    out.uns["hvg"] = {"n_top_genes": params.n_top_genes, "flavor": params.selection_flavor,
+                      "target_sum": params.target_sum, "max_value": params.max_value, "values": params.values}
     return out

@@ -284,7 +284,9 @@ def check_counts(x: sp.csr_matrix, path: str, *, integer: bool = True) -> None:
                          fix="store raw (non-negative integer) counts in X, not scaled values")
     if integer and not np.array_equal(data, np.round(data)):
         raise InputError("the count matrix holds non-integer values; raw counts are needed", path=path,
-                         fix="store raw integer counts in X, or set hvg.flavor to 'seurat' for normalised input")
+                         fix="store raw integer counts in X, or, where X holds normalised values (e.g. MERFISH "
+                             "volume-normalised), say so in the sample sheet's values column: normalized or "
+                             "log_normalized (or set hvg.flavor to 'seurat' for every slide)")
 
 
 def atomic_path(path: str | os.PathLike):

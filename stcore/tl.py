@@ -21,7 +21,8 @@ __all__ = ["domains"]
 
 
 def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed: int = 0,
-            n_top_genes: int = 3000, hvg_flavor: str = "seurat_v3", train: dict | None = None,
+            n_top_genes: int = 3000, hvg_flavor: str = "seurat_v3", values: str = "counts",
+            train: dict | None = None,
             cluster: dict | None = None, layer: str | None = None, spatial_key: str = "spatial",
             graph_key: str = "spatial", key_added: str = "domain", copy: bool = False) -> ad.AnnData | None:
     """Spatial domains of the spots.
@@ -29,6 +30,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     Adds ``obs[key_added]`` (categorical), ``obsm['X_<method>']`` (the embedding) and
     ``uns[key_added]`` (method, seed and every setting used).  ``train`` / ``cluster``:
     settings as under ``train:`` / ``cluster:`` in the config (``schemas/config.schema.yaml``).
+    ``values``: what ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column:
+    ``counts``, ``normalized`` or ``log_normalized``.
     """
     import scipy.sparse as sp
 
@@ -40,7 +43,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     adata = adata.copy() if copy else adata
     counts = ad.AnnData(X=adata.layers[layer] if layer else adata.X, obs=adata.obs[[]], var=adata.var[[]])
     counts.X = sp.csr_matrix(counts.X)
-    prepared = run_hvg(counts, HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor))
+    prepared = run_hvg(counts, HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values))
     coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
     key = f"{graph_key}_connectivities"
     adj = sp.csr_matrix(adata.obsp[key]) if key in adata.obsp else knn_graph(coords)
@@ -55,6 +58,6 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     adata.obsm[f"X_{method}"] = result.embedding
     adata.uns[key_added] = {"method": method, "seed": int(seed), "n_clusters": int(n_clusters),
-                            "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "train": train,
+                            "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "values": values, "train": train,
                             "cluster": cluster}
     return adata if copy else None

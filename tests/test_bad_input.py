@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from slides import leftovers, outputs, snakemake, tiny_slide, workdir, write, write_visium
 from stcore.errors import InputError
-from stcore.hvg import HVGParams, select_hvg
+from stcore.hvg import HVGParams, run_hvg, select_hvg
 from stcore.io import read_slide
 from stcore.qc import QCParams, prepare_slide
 
@@ -286,3 +286,33 @@ def test_bad_samples_fail_alone_with_one_line(tmp_path):
     assert "Traceback" not in console
     assert leftovers(tmp_path) == []
     assert all("good" in str(p) for p in outputs(tmp_path) if "records" not in str(p))
+
+
+def test_normalised_values_go_through_with_the_values_column(tmp_path):
+    """A slide of non-integer normalised values (as MERFISH's volume-normalised X): refused as
+    counts, taken through with values: normalized (no second library-size normalisation, genes
+    chosen with flavour seurat), and log-normalised values are only scaled."""
+    from stcore.hvg import transform
+    from stcore.qc import QCParams, prepare_slide
+
+    adata = tiny_slide(n_genes=60)
+    volume = np.random.default_rng(0).uniform(0.5, 2.0, adata.n_obs)
+    adata.X = sp.csr_matrix(adata.X.multiply(volume[:, None]))     # non-integer, non-negative
+    path = write(adata, tmp_path / "merfish_like.h5ad")
+    with pytest.raises(InputError, match="non-integer values.*values column: normalized"):
+        prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, integer_counts=True)
+    qc, _ = prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, integer_counts=False)
+    params = HVGParams(n_top_genes=30, values="normalized")
+    assert params.selection_flavor == "seurat"
+    out = run_hvg(qc, params)
+    assert out.n_vars == 30 and out.uns["hvg"]["flavor"] == "seurat" and out.uns["hvg"]["values"] == "normalized"
+    x = qc.X[:, :5].toarray().astype(np.float64)
+    logged = np.log1p(x)                                              # no normalize_total first
+    sd = logged.std(axis=0, ddof=1)
+    expect = np.minimum(logged / np.where(sd > 0, sd, 1), 10)
+    got = transform(sp.csr_matrix(x), HVGParams(values="normalized")).toarray()
+    assert np.allclose(got, expect, atol=1e-5)
+    got_log = transform(sp.csr_matrix(logged), HVGParams(values="log_normalized")).toarray()
+    assert np.allclose(got_log, expect, atol=1e-5)
+    with pytest.raises(InputError, match="values 'tpm' is not known"):
+        HVGParams(values="tpm")
