@@ -7,7 +7,7 @@ rule cluster:
         labels=run_file("labels.tsv"),
     params:
         cluster=method_params("cluster"),
-        n_clusters=lambda wildcards: int(sample_row(wildcards)["n_clusters"]),
+        n_clusters=lambda wildcards: slide_n_clusters(wildcards.sample),
         seed=seed_param,
     log:
         "logs/cluster/{sample}.{method}.seed{seed}.log",

@@ -49,6 +49,9 @@ def _read_samples(path):
     dup = table["sample"][table["sample"].duplicated()].tolist()
     if dup:
         raise WorkflowError(f"sample sheet '{path}': sample id '{dup[0]}' appears twice. Fix: make ids unique")
+    # n_clusters: a number, or 'auto' (a column holding both is read as text)
+    table["n_clusters"] = [int(v) if re.fullmatch(r"-?\d+", str(v).strip()) else str(v).strip()
+                           for v in table["n_clusters"]]
     try:
         validate(table, "../schemas/samples.schema.yaml")
     except WorkflowError as exc:
@@ -88,6 +91,12 @@ wildcard_constraints:
 
 def sample_row(wildcards):
     return samples.loc[wildcards.sample]
+
+
+def slide_n_clusters(sample):
+    """The slide's n_clusters: a number, or 'auto' (chosen by BIC in the cluster step)."""
+    value = samples.loc[sample, "n_clusters"]
+    return value if value == "auto" else int(value)
 
 
 def slide_values(wildcards):
@@ -181,8 +190,8 @@ def train_settings(wildcards):
     peers extra also gets the slide's ``n_clusters``, which its own clustering searches for; the
     built-in models' settings are left as they were (so their finished runs stay up to date)."""
     settings = merged("train", wildcards.method)
-    if is_peer(wildcards.method):
-        settings["n_clusters"] = int(sample_row(wildcards)["n_clusters"])
+    if is_peer(wildcards.method) and slide_n_clusters(wildcards.sample) != "auto":
+        settings["n_clusters"] = slide_n_clusters(wildcards.sample)
     return settings
 
 
@@ -363,9 +372,10 @@ def agreement_runs():
         return []
     source = source_method(AGREEMENT_METHOD)
     return [{"sample": s, "seed": seed, "truth": samples.loc[s, "truth"],
-             "n_clusters": int(samples.loc[s, "n_clusters"]),
+             "n_clusters": slide_n_clusters(s),
              "npz": run_file("train.npz", s, source, seed), "hvg": f"results/{s}/hvg.h5ad"}
-            for s in SAMPLES for seed in method_seeds(AGREEMENT_METHOD)]
+            for s in SAMPLES for seed in method_seeds(AGREEMENT_METHOD)
+            if slide_n_clusters(s) != "auto"]     # the agreement compares clusterings at one G
 
 
 def compare_figures(kind, enabled=True):

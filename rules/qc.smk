@@ -9,7 +9,7 @@ rule qc:
         path=lambda wildcards: sample_row(wildcards)["path"],
         format=lambda wildcards: sample_row(wildcards)["format"],
         truth=lambda wildcards: sample_row(wildcards)["truth"],
-        n_clusters=lambda wildcards: int(sample_row(wildcards)["n_clusters"]),
+        n_clusters=lambda wildcards: slide_n_clusters(wildcards.sample),
         n_neighbors=config["graph"]["n_neighbors"],
         integer_counts=lambda wildcards: config["hvg"]["flavor"] == "seurat_v3" and slide_values(wildcards) == "counts",
         qc=config["qc"],

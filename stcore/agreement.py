@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["r_available", "mclust_r", "agreement_row", "AGREEMENT_COLUMNS"]
+__all__ = ["r_available", "mclust_r", "mclust_r_bic", "agreement_row", "AGREEMENT_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,26 @@ def mclust_r(features: np.ndarray, n_clusters: int, *, seed: int = 0, subset: np
     if fit is ro.NULL:
         raise RuntimeError("R mclust EEE did not fit")
     return np.asarray(fit.rx2("classification"), dtype=int) - 1
+
+
+def mclust_r_bic(features: np.ndarray, n_clusters_range) -> tuple[int, dict[int, float]]:
+    """R ``Mclust(features, G=n_clusters_range, modelNames='EEE')``: its chosen G and its BIC per G
+    (the data must have at most 2000 rows, so that R agglomerates all of them, as
+    :func:`stcore.mclust.mclust_bic` then does)."""
+    import rpy2.robjects as ro
+    from rpy2.robjects import numpy2ri
+    from rpy2.robjects.conversion import localconverter
+    from rpy2.robjects.packages import importr
+
+    mclust = importr("mclust")
+    with localconverter(ro.default_converter + numpy2ri.converter):
+        data = ro.conversion.get_conversion().py2rpy(np.asarray(features, dtype=np.float64))
+    gs = [int(g) for g in n_clusters_range]
+    fit = mclust.Mclust(data, G=ro.IntVector(gs), modelNames="EEE", verbose=False)
+    if fit is ro.NULL:
+        raise RuntimeError("R mclust EEE did not fit")
+    bic = np.asarray(fit.rx2("BIC")).ravel()
+    return int(fit.rx2("G")[0]), {g: float(b) for g, b in zip(gs, bic) if np.isfinite(b)}
 
 
 def agreement_row(features: np.ndarray, truth, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> dict:

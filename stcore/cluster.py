@@ -52,6 +52,7 @@ class ClusterParams:
     subset: rows mclust agglomerates (mclust's default, 2000); a slide with more spots is
     agglomerated on that many drawn from ``seed``, so its labels depend on the seed.
     refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
+    auto_range: the numbers of domains mclust's BIC chooses from when n_clusters is 'auto'.
     seed: random state of every step."""
 
     method: ClusterMethod = ClusterMethod.MCLUST
@@ -62,6 +63,7 @@ class ClusterParams:
     refine: bool = False
     refine_neighbors: int = 50
     subset: int = 2000
+    auto_range: tuple[int, int] = (2, 15)
     seed: int = 0
 
 
@@ -182,6 +184,27 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
     return pca_scores(embedding, None, params.n_pcs)
 
 
+def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams) -> np.ndarray:
+    from .errors import InputError
+    from .mclust import mclust_bic
+
+    if ClusterMethod(params.method) is not ClusterMethod.MCLUST:
+        raise InputError(f"n_clusters 'auto' is chosen by the BIC of mclust's mixture; cluster.method "
+                         f"'{ClusterMethod(params.method).value}' has none",
+                         fix="use cluster.method: mclust, or give n_clusters as a number in the sample sheet")
+    lo, hi = (int(v) for v in params.auto_range)
+    hi = min(hi, features.shape[0] - 2)
+    if hi < lo:
+        raise InputError(f"n_clusters 'auto': {features.shape[0]} spots are too few for cluster.auto_range "
+                         f"{list(params.auto_range)}", fix="give n_clusters as a number in the sample sheet")
+    best, bic, labels = mclust_bic(features, range(lo, hi + 1), seed=params.seed, subset=params.subset)
+    log.info("n_clusters auto: BIC of the EEE mixture by G: %s; chosen G = %d",
+             ", ".join(f"{g}: {b:.1f}" for g, b in sorted(bic.items())), best)
+    if params.refine:
+        labels = refine(labels, coords, params.refine_neighbors)
+    return np.asarray(labels, dtype=int)
+
+
 def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None = None) -> np.ndarray:
     """The method's own labels for ``cluster.method: own``, or an InputError that says why not."""
     from .errors import InputError
@@ -199,12 +222,15 @@ def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None
     return labels
 
 
-def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int, params: ClusterParams,
+def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int | str, params: ClusterParams,
                 own_labels: np.ndarray | None = None, owner: str | None = None) -> np.ndarray:
     """Labels 0..n_clusters-1 (at most) for every spot.  ``cluster.method: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
-    None; ``owner`` names the method in the error when there are none), refined if asked."""
+    None; ``owner`` names the method in the error when there are none), refined if asked.
+    ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged)."""
     method = ClusterMethod(params.method)
+    if n_clusters == "auto" and method is not ClusterMethod.OWN:
+        return _auto_mclust(features, coords, params)
     if method is ClusterMethod.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
         if params.refine:

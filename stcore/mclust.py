@@ -42,7 +42,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MCLUST_SUBSET", "mclust", "subset_rows", "svd_transform", "hc_vvv", "em_eee", "mstep_eee", "estep_eee"]
+__all__ = ["MCLUST_SUBSET", "mclust", "mclust_bic", "subset_rows", "svd_transform", "hc_vvv", "hc_vvv_cuts",
+           "em_eee", "mstep_eee", "estep_eee"]
 
 # mclust.options("subset"): rows used for the agglomeration.
 MCLUST_SUBSET = 2000
@@ -93,6 +94,14 @@ def _logdet(w: np.ndarray, count: np.ndarray) -> np.ndarray:
 def hc_vvv(z: np.ndarray, n_clusters: int, *, alpha: float = 1.0, beta: float = 1.0) -> np.ndarray:
     """Labels 0..n_clusters-1 of the rows of ``z`` (already transformed) after VVV model-based
     agglomeration down to ``n_clusters`` clusters.  Quadratic in the number of rows."""
+    return hc_vvv_cuts(z, [n_clusters], alpha=alpha, beta=beta)[n_clusters]
+
+
+def hc_vvv_cuts(z: np.ndarray, cuts, *, alpha: float = 1.0, beta: float = 1.0) -> dict[int, np.ndarray]:
+    """The one agglomeration of :func:`hc_vvv`, cut at each number of clusters in ``cuts``
+    (as mclust's ``hclass`` cuts one ``hc`` tree): {G: labels 0..G-1}."""
+    cuts = sorted({int(g) for g in cuts}, reverse=True)
+    n_clusters = cuts[-1]
     z = np.asarray(z, dtype=np.float64)
     n, p = z.shape
     # Identical rows start as one cluster (mclust's dupPartition).
@@ -103,8 +112,9 @@ def hc_vvv(z: np.ndarray, n_clusters: int, *, alpha: float = 1.0, beta: float = 
     rank[order] = np.arange(order.size)
     group = rank[group]
     m = order.size
+    out = {g: group.copy() for g in cuts if g >= m}
     if n_clusters >= m:
-        return group
+        return out
     cnt = np.bincount(group, minlength=m).astype(np.float64)
     mean = np.zeros((m, p))
     np.add.at(mean, group, z)
@@ -171,8 +181,10 @@ def hc_vvv(z: np.ndarray, n_clusters: int, *, alpha: float = 1.0, beta: float = 
         better = active & (cost[:, i] < row_min)
         row_arg[better] = i
         row_min[better] = cost[better, i]
-    _, labels = np.unique(group, return_inverse=True)
-    return labels.ravel()
+        k = int(active.sum())
+        if k in cuts and k not in out:
+            out[k] = np.unique(group, return_inverse=True)[1].ravel()
+    return out
 
 
 def mstep_eee(x: np.ndarray, z: np.ndarray):
@@ -225,6 +237,42 @@ def em_eee(x: np.ndarray, z: np.ndarray, *, tol: float = _TOL, max_iter: int = 1
             return z, hood, it
         hold = hood
     return z, hood, max_iter
+
+
+def mclust_bic(x: np.ndarray, n_clusters_range, *, seed: int = 0, subset: int = MCLUST_SUBSET):
+    """mclust's choice of G: the EEE mixture fitted as :func:`mclust` does for every G in
+    ``n_clusters_range`` (one agglomeration, cut at each G), scored by mclust's BIC
+    ``2 loglik - npar log(n)`` with ``npar = (G - 1) + G p + p (p + 1) / 2``; the largest wins.
+    Returns (best G, {G: BIC}, labels at the best G)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    gs = sorted({int(g) for g in n_clusters_range})
+    if not gs or gs[0] < 1 or gs[-1] >= n:
+        raise ValueError(f"n_clusters range {gs} must lie between 1 and the number of spots {n}")
+    x = x[:, :max(1, min(x.shape[1], n - gs[-1] - 1))]   # the same columns for every G: comparable BIC
+    p = x.shape[1]
+    rows = subset_rows(n, seed, subset)
+    cuts = hc_vvv_cuts(svd_transform(x[rows]), gs)
+    bic, labels = {}, {}
+    for g in gs:
+        if g == 1:
+            post = np.ones((n, 1))
+            _, hood = estep_eee(x, *mstep_eee(x, post))
+        else:
+            z0 = np.zeros((rows.size, g))
+            z0[np.arange(rows.size), cuts[g]] = 1.0
+            try:
+                post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
+                post, hood, _ = em_eee(x, post)
+            except ValueError as exc:            # a component emptied: mclust reports NA for this G
+                log.info("G=%d: no EEE fit (%s)", g, exc)
+                continue
+        bic[g] = 2 * hood - ((g - 1) + g * p + p * (p + 1) / 2) * np.log(n)
+        labels[g] = post.argmax(axis=1)
+    if not bic:
+        raise ValueError(f"no EEE mixture could be fitted for any G in {gs}")
+    best = max(bic, key=bic.get)
+    return best, bic, labels[best]
 
 
 def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET) -> np.ndarray:

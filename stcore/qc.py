@@ -72,7 +72,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .io import check_counts, read_slide
     from .provenance import input_digest
 
-    if n_clusters < 2:
+    auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
+    if not auto and n_clusters < 2:
         raise InputError(f"n_clusters={n_clusters}; at least 2 domains are needed", path=path,
                          fix="set n_clusters in the sample sheet to 2 or more")
     adata = read_slide(path, fmt)
@@ -97,7 +98,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     if n <= n_neighbors:
         raise InputError(f"{n} spots after QC, not more than the {n_neighbors} graph neighbours", path=path,
                          fix="lower graph.n_neighbors or check the slide")
-    if n_clusters > n:
+    if not auto and n_clusters > n:
         raise InputError(f"n_clusters={n_clusters} is larger than the {n} spots after QC", path=path,
                          fix="lower n_clusters in the sample sheet")
     report["truth"] = truth

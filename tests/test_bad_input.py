@@ -211,7 +211,7 @@ SHEET_CASES = {
     "duplicate_sample_id": ("s1\tx.h5ad\th5ad\t2\t\ns1\ty.h5ad\th5ad\t2\t", r"sample id 's1' appears twice"),
     "unknown_format_in_sheet": ("s1\tx.h5ad\tloom\t2\t", r"sample sheet 'samples\.tsv' is invalid: row 1, column format: 'loom' is not one of"),
     "n_clusters_1_in_sheet": ("s1\tx.h5ad\th5ad\t1\t", r"is invalid: row 1, column n_clusters: 1 is less than the minimum of 2"),
-    "n_clusters_not_integer": ("s1\tx.h5ad\th5ad\tseven\t", r"is invalid: row 1, column n_clusters: 'seven' is not of type 'integer'"),
+    "n_clusters_not_integer": ("s1\tx.h5ad\th5ad\tseven\t", r"is invalid: row 1, column n_clusters: 'seven' does not match '\^auto\$'"),
 }
 
 CONFIG_CASES = {

@@ -119,3 +119,37 @@ def test_same_labels_as_r_mclust_on_the_same_rows():
         ours = mclust(x, 4, seed=7, subset=subset)
         r = mclust_r(x, 4, seed=7, subset=rows if subset < len(x) else None)
         assert domain_metrics(r, ours)["ARI"] == pytest.approx(1.0)
+
+
+def test_bic_picks_the_number_of_blobs():
+    from stcore.mclust import mclust_bic
+
+    x, truth = _blobs(n_per=60, p=3, k=4, seed=2)
+    best, bic, labels = mclust_bic(x, range(2, 8))
+    assert best == 4 and set(bic) == set(range(2, 8)) and max(bic, key=bic.get) == 4
+    assert domain_metrics(truth, labels)["ARI"] > 0.95
+    assert np.array_equal(labels, mclust(x, 4))            # the same fit as mclust at G = 4
+
+
+def test_agglomeration_cut_at_several_g_equals_one_cut_each():
+    from stcore.mclust import hc_vvv_cuts
+
+    x, _ = _blobs(n_per=30, p=3, k=3, seed=5, spread=2.0)
+    z = svd_transform(x)
+    cuts = hc_vvv_cuts(z, [2, 3, 5])
+    for g in (2, 3, 5):
+        assert np.array_equal(cuts[g], hc_vvv(z, g))
+
+
+def test_bic_and_choice_as_r_mclust():
+    """R's Mclust(EEE, G = 2:7) on the same rows: the same BIC per G and the same G (needs R)."""
+    from stcore.agreement import mclust_r_bic
+    from stcore.mclust import mclust_bic
+
+    need_r()
+    x, _ = _blobs(n_per=70, p=4, k=4, seed=8, spread=3.0)
+    best, bic, _ = mclust_bic(x, range(2, 8))
+    r_best, r_bic = mclust_r_bic(x, range(2, 8))
+    assert best == r_best
+    for g in r_bic:
+        assert bic[g] == pytest.approx(r_bic[g], rel=1e-4)

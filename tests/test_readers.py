@@ -157,6 +157,7 @@ def test_snakefile_tracks_the_same_matrix_files_as_the_readers():
 
 @pytest.mark.slow
 def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
+    """Both readers through the DAG; the Xenium slide with n_clusters auto (BIC over 2..4)."""
     import matplotlib
     import scanpy as sc
 
@@ -165,11 +166,11 @@ def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
     write_xenium(tmp_path / "xen", tiny_slide(seed=2))
     (tmp_path / "config.yaml").write_text(
         "samples: samples.tsv\nseeds: [0]\nsimulate: {}\nhvg: {n_top_genes: 30}\n"
-        "train: {epochs: 3, device: cpu}\ncluster: {n_init: 1}\nmethods:\n  graphst: {model: graphst}\n")
+        "train: {epochs: 3, device: cpu}\ncluster: {n_init: 1, auto_range: [2, 4]}\nmethods:\n  graphst: {model: graphst}\n")
     (tmp_path / "samples.tsv").write_text(
         "sample\tpath\tformat\tn_clusters\ttruth\n"
         "hd\thd/outs/binned_outputs/square_008um\tvisium_hd\t2\t\n"
-        "xen\txen\txenium\t2\t\n")
+        "xen\txen\txenium\tauto\t\n")
     run = snakemake(tmp_path, "--cores", "2")
     assert run.returncode == 0, run.stderr[-4000:]
     hd = ad.read_h5ad(tmp_path / "results/hd/graphst/seed0/domains.h5ad")
@@ -178,4 +179,8 @@ def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
     ax = sc.pl.spatial(hd, color="domain", img_key="lowres", library_id=lib, show=False)
     assert ax is not None
     xen = ad.read_h5ad(tmp_path / "results/xen/graphst/seed0/domains.h5ad")
-    assert xen.obs["domain"].nunique() == 2 and "NegControlProbe_1" not in xen.var_names
+    assert "NegControlProbe_1" not in xen.var_names
+    found = pd.read_csv(tmp_path / "results/xen/graphst/seed0/metrics.tsv", sep="\t")["domains_found"].iloc[0]
+    assert 2 <= found <= 4 and xen.obs["domain"].nunique() == found
+    log = (tmp_path / "logs/cluster/xen.graphst.seed0.log").read_text()
+    assert re.search(r"n_clusters auto: BIC of the EEE mixture by G: 2: .*, 3: .*, 4: .*; chosen G = %d" % found, log)
