@@ -7,7 +7,8 @@ rule evaluate:
         npz=train_output("train.npz"),
     output:
         metrics=run_file("metrics.tsv"),
-        png=run_file("domains.png"),
+        png=report(run_file("domains.png"), caption="../report/domains.rst", category="Domain maps",
+                   subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "{seed}"}),
     params:
         truth=lambda wildcards: sample_row(wildcards)["truth"],
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),

@@ -7,8 +7,10 @@ rule table:
         prep_records=[record_file(stage, s) for stage in ("qc", "hvg", "graph") for s in SAMPLES],
         agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],
     output:
-        tsv=report("results/table.tsv", category="Results", labels={"table": "table.tsv (one row per run)"}),
-        md=report("results/summary.md", category="Results", labels={"table": "summary.md"}),
+        tsv=report("results/table.tsv", caption="../report/table.rst", category="Results",
+                   labels={"table": "table.tsv (one row per run)"}),
+        md=report("results/summary.md", caption="../report/summary.rst", category="Results",
+                  labels={"table": "summary.md"}),
     params:
         runs=TABLE_RUNS,
         samples=SAMPLES,

@@ -88,6 +88,17 @@ def test_a_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
+    """`snakemake --report` after a normal run: every run's domain map and the results table,
+    each with its caption."""
+    proc = snakemake(finished_run, "--report", "report.html")
+    html = (finished_run / "report.html").read_text()
+    assert "Domain maps" in html and "Spatial domains of slide" in html and "One row per run" in html
+    for sample in ("tiny_a", "tiny_b"):
+        for method in ("graphst", "expression"):
+            assert f"results/{sample}/{method}/seed0/domains.png" in html, proc.stderr[-2000:]
+
+
 def test_lint_is_clean():
     proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
                           capture_output=True, text=True, timeout=300)
