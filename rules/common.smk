@@ -157,6 +157,20 @@ def method_seeds(method):
     return [int(s) for s in config["methods"][method].get("seeds", SEEDS)]
 
 
+def method_samples(method):
+    """The slides the method runs on: its own ``samples`` when it sets them (else those of its
+    train_from), else every slide of the sheet."""
+    spec = config["methods"][method]
+    chosen = spec.get("samples") or config["methods"][spec.get("train_from", method)].get("samples")
+    if not chosen:
+        return SAMPLES
+    unknown = sorted(set(chosen) - set(SAMPLES))
+    if unknown:
+        raise WorkflowError(f"method '{method}': samples {unknown} are not in the sample sheet. "
+                            f"Fix: use ids of the sheet ({', '.join(SAMPLES)})")
+    return [s for s in SAMPLES if s in chosen]
+
+
 def source_method(method):
     """The method whose trained model ``method`` clusters: its ``train_from``, else itself."""
     return config["methods"][method].get("train_from", method)
@@ -170,7 +184,7 @@ def train_output(name):
 def run_outputs(name, methods=None):
     """One file ``name`` per (sample, method, seed of that method)."""
     return [run_file(name, sample, method, seed)
-            for sample in SAMPLES for method in (methods or METHODS) for seed in method_seeds(method)]
+            for method in (methods or METHODS) for sample in method_samples(method) for seed in method_seeds(method)]
 
 
 def seed_param(wildcards):
@@ -354,6 +368,8 @@ def table_runs():
     runs = []
     for sample in SAMPLES:
         for method in METHODS:
+            if sample not in method_samples(method):
+                continue
             source = source_method(method)
             for seed in method_seeds(method):
                 runs.append({

@@ -163,6 +163,9 @@ REGISTRY: dict[str, Method] = {
                       "embedding: its 30-d latent", requires="STAGATE_pyG", install=_PEERS),
     "spagcn": Method(_peer("spagcn"), "SpaGCN (spagcn-modern, MIT) without histology; labels: its own "
                      "clustering, refined; embedding: its hidden layer", requires="SpaGCN", install=_PEERS),
+    "cellcharter": Method(_peer("cellcharter"), "CellCharter (cellcharter, BSD-3): neighbourhood aggregation of "
+                          "10 PCs over 3 layers; labels: its own Gaussian mixture; embedding: the aggregated features",
+                          requires="cellcharter", install="pip install -e '.[cellcharter]'"),
 }
 
 

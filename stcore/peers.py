@@ -41,12 +41,14 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["PEERS_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS", "SPAGCN_DEFAULTS",
-           "fit_graphst_pkg", "fit_stagate", "fit_spagcn", "stagate_radius", "grid_shape"]
+__all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS", "SPAGCN_DEFAULTS",
+           "CELLCHARTER_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn", "fit_cellcharter",
+           "stagate_radius", "grid_shape"]
 
 log = logging.getLogger(__name__)
 
 PEERS_INSTALL = "pip install -e '.[peers]'"
+CELLCHARTER_INSTALL = "pip install -e '.[cellcharter]'"
 
 # GraphST 1.1.1: the GraphST() constructor's defaults and its tutorial's Leiden search
 # (clustering(method='leiden', start=0.1, end=2.0, increment=0.01, refinement=False)); the
@@ -70,6 +72,14 @@ SPAGCN_DEFAULTS = {
     "res_start": 0.7, "res_step": 0.1, "res_lr": 0.05, "res_max_epochs": 20,
     "refine_shape": "auto",            # auto | hexagon | square | none
 }
+
+
+# CellCharter (cellcharter 0.3.7): its README's pipeline - Delaunay graph (squidpy), long links
+# over the 99th distance percentile removed, neighbourhood aggregation over 3 layers, a
+# full-covariance Gaussian mixture (torchgmm) - on a 10-d representation.  Its authors use scVI's
+# 10-d latent for transcriptomics; scvi-tools is not in the extra, so the representation is the
+# first 10 principal components of the log-normalised genes (rep_dims).
+CELLCHARTER_DEFAULTS = {"n_layers": 3, "distance_percentile": 99.0, "rep_dims": 10}
 
 
 def _settings(name: str, params: dict, defaults: dict) -> dict:
@@ -319,6 +329,11 @@ def fit_spagcn(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
 
     s = _settings("spagcn", params, SPAGCN_DEFAULTS)
     k = _need_clusters("spagcn", n_clusters)
+    n_genes = counts.shape[1] if counts is not None else 0
+    if counts is not None and n_genes <= 50:
+        raise InputError(f"method 'spagcn': its resolution search (SpaGCN.search_res) takes 50 principal "
+                         f"components, so it needs more than 50 genes; this slide has {n_genes}",
+                         fix="leave spagcn out for this slide (the method's samples: in the config)")
     with threadpool_limits(limits=1):
         return _spagcn(s, k, coords, params, seed, counts)
 
@@ -365,3 +380,47 @@ def _spagcn(s: dict, k: int, coords, params: dict, seed: int, counts):
     log.info("SpaGCN: l %.4g, resolution %.3g, %d domains (refine %s) in %.1f s", l_scale, res,
              len(np.unique(labels)), shape, time.perf_counter() - t0)
     return _result(z.cpu().numpy(), labels, t0, "spagcn-modern")
+
+
+# ---------------------------------------------------------------------------------------------
+# CellCharter
+# ---------------------------------------------------------------------------------------------
+
+def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
+    """CellCharter (Varrone et al., Nat Genet 2024) from its package (BSD-3; the ``cellcharter``
+    extra, which brings squidpy and spatialdata).
+
+    As its README: ``squidpy.gr.spatial_neighbors(coord_type='generic', delaunay=True)``,
+    ``cellcharter.gr.remove_long_links`` (99th percentile), ``aggregate_neighbors(n_layers=3)``
+    of a 10-d representation, then ``cellcharter.tl.Cluster(n_clusters, random_state=seed)``.
+    The representation is PCA (10 components of normalize_total 1e4 + log1p of the HVG counts)
+    where its authors use scVI (see :data:`CELLCHARTER_DEFAULTS`).  ``embedding``: the aggregated
+    features (rep_dims x (n_layers + 1) columns); ``labels``: its own mixture's domains.
+    """
+    s = _settings("cellcharter", params, CELLCHARTER_DEFAULTS)
+    k = _need_clusters("cellcharter", n_clusters)
+    t0 = time.perf_counter()
+    try:
+        sc = importlib.import_module("scanpy")
+        sq = importlib.import_module("squidpy")
+        cc = importlib.import_module("cellcharter")
+    except ImportError as exc:
+        raise InputError(f"method 'cellcharter' needs the cellcharter package, which cannot be imported ({exc})",
+                         fix=CELLCHARTER_INSTALL) from None
+    _start(params, seed)
+    a = _counts_adata(counts, coords, "cellcharter")
+    sc.pp.normalize_total(a, target_sum=1e4)
+    sc.pp.log1p(a)
+    dims = int(min(s["rep_dims"], a.n_vars - 1, a.n_obs - 1))
+    sc.pp.pca(a, n_comps=dims, random_state=seed)
+    with _quiet("CellCharter"):
+        sq.gr.spatial_neighbors(a, coord_type="generic", delaunay=True, spatial_key="spatial")
+        cc.gr.remove_long_links(a, distance_percentile=float(s["distance_percentile"]))
+        cc.gr.aggregate_neighbors(a, n_layers=int(s["n_layers"]), use_rep="X_pca", out_key="X_cellcharter")
+        model = cc.tl.Cluster(n_clusters=k, random_state=int(seed),
+                              trainer_params={"accelerator": "cpu", "enable_progress_bar": False})
+        model.fit(a, use_rep="X_cellcharter")
+        labels = np.asarray(model.predict(a, use_rep="X_cellcharter")).astype(int)
+    log.info("CellCharter: %d layers on %d PCs, %d domains in %.1f s", s["n_layers"], dims, k,
+             time.perf_counter() - t0)
+    return _result(a.obsm["X_cellcharter"], labels, t0, "cellcharter")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,13 +14,15 @@ import pytest
 from test_workflow import TINY, snakemake, write_workdir
 
 INSTALL = "pip install -e '.[peers]'"
+INSTALL_OF = {"cellcharter": "pip install -e '.[cellcharter]'"}     # peers with an extra of their own
 # peer: (import name, few-epoch settings for its train.peer block)
 PEERS = {
     "graphst_pkg": ("GraphST", {"epochs": 20, "end": 1.0}),   # Leiden scan 1.0 down to 0.1 by 0.01
     "stagate": ("STAGATE_pyG", {"n_epochs": 20}),
     "spagcn": ("SpaGCN", {"max_epochs": 20}),
+    "cellcharter": ("cellcharter", {}),
 }
-OWN = ("graphst_pkg", "spagcn")          # peers with labels of their own: a second row each
+OWN = ("graphst_pkg", "spagcn", "cellcharter")          # peers with labels of their own: a second row each
 SHEET = ("sample\tpath\tformat\tn_clusters\ttruth\n"
          "tiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\tdomain\n")
 
@@ -30,7 +33,7 @@ def _installed(peer: str) -> bool:
 
 def _need(peer: str) -> None:
     if not _installed(peer):
-        pytest.skip(f"{peer} needs '{PEERS[peer][0]}': {INSTALL}")
+        pytest.skip(f"{peer} needs '{PEERS[peer][0]}': {INSTALL_OF.get(peer, INSTALL)}")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def test_peer_runs_through_the_dag(peer, peers_run):
     workdir, table = peers_run
     rows = table[table["method"] == peer]
     assert len(rows) == 1 and np.isfinite(rows["ARI"]).all() and rows["ARI"].between(-1, 1).all()
-    assert rows["method_package"].iloc[0].startswith(("GraphST", "stagate-modern", "spagcn-modern"))
+    assert rows["method_package"].iloc[0].startswith(("GraphST", "stagate-modern", "spagcn-modern", "cellcharter"))
     from stcore.methods import MethodResult
 
     res = MethodResult.load(workdir / "results" / "tiny_a" / peer / "seed0" / "train.npz")
@@ -81,12 +84,12 @@ def test_missing_extra_is_one_line_naming_the_install_command(peer, monkeypatch,
     from stcore.methods import REGISTRY, fit
     from stcore.workflow import run_step
 
-    module = PEERS[peer][0]
-    assert REGISTRY[peer].requires == module and REGISTRY[peer].install == INSTALL
+    module, install = PEERS[peer][0], INSTALL_OF.get(peer, INSTALL)
+    assert REGISTRY[peer].requires == module and REGISTRY[peer].install == install
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
     x = np.ones((5, 3))
-    with pytest.raises(InputError, match=r"Fix: pip install -e '\.\[peers\]'"):
+    with pytest.raises(InputError, match=re.escape(f"Fix: {install}")):
         fit(peer, x, None, np.zeros((5, 2)), {}, 0, counts=x, n_clusters=2)
 
     log = tmp_path / "train.log"
@@ -98,7 +101,7 @@ def test_missing_extra_is_one_line_naming_the_install_command(peer, monkeypatch,
     lines = log.read_text().strip().splitlines()
     assert len(lines) == 1, lines
     assert f"sample 's1': method '{peer}' needs the Python package '{module}'" in lines[0]
-    assert lines[0].endswith(f"Fix: {INSTALL}")
+    assert lines[0].endswith(f"Fix: {install}")
 
 
 def test_fit_gives_counts_and_n_clusters_only_to_a_fit_that_names_them(monkeypatch):

@@ -99,6 +99,23 @@ def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
             assert f"results/{sample}/{method}/seed0/domains.png" in html, proc.stderr[-2000:]
 
 
+def test_a_method_can_run_on_some_slides_only(tmp_path):
+    """A method's `samples:` keeps it to those slides (a peer that cannot run on one, say); the
+    table then has no row for the others, and an unknown id is refused at parse time."""
+    config = dict(TINY, methods={"graphst": {"model": "graphst"},
+                                 "expression": {"model": "expression", "samples": ["tiny_a"]},
+                                 "refined": {"train_from": "expression", "cluster": {"refine": True}}})
+    w = write_workdir(tmp_path / "w", config)
+    dry = snakemake(w, "--cores", "1", "-n").stdout
+    assert "results/tiny_a/expression/seed0/train.npz" in dry and "results/tiny_a/refined/seed0/labels.tsv" in dry
+    assert "tiny_b/expression" not in dry and "tiny_b/refined" not in dry
+    assert "results/tiny_b/graphst/seed0/train.npz" in dry
+    config["methods"]["expression"]["samples"] = ["nope"]
+    w2 = write_workdir(tmp_path / "w2", config)
+    proc = snakemake(w2, "--cores", "1", "-n", check=False)
+    assert proc.returncode != 0 and "method 'expression': samples ['nope'] are not in the sample sheet" in proc.stdout + proc.stderr
+
+
 def test_lint_is_clean():
     proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
                           capture_output=True, text=True, timeout=300)
