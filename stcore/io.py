@@ -3,8 +3,11 @@
 Formats (the sample sheet's ``format``): ``h5ad``; ``visium`` (a Space Ranger ``outs`` folder);
 ``visium_hd`` (a Visium HD bin folder, ``outs/binned_outputs/square_008um`` or ``square_016um``:
 the same layout with ``spatial/tissue_positions.parquet``); ``xenium`` (a Xenium output folder:
-``cell_feature_matrix.h5`` and ``cells.parquet`` or ``cells.csv.gz``).  Parquet files need
-pyarrow, from the ``readers`` extra (``pip install -e '.[readers]'``).
+``cell_feature_matrix.h5`` and ``cells.parquet`` or ``cells.csv.gz``); ``spatialdata`` (a
+SpatialData ``.zarr`` store, e.g. written by spatialdata-io from CosMx, MERSCOPE, Xenium or
+Visium HD: its table, with coordinates from ``obsm['spatial']`` or the centroids of the shapes
+it annotates).  Parquet files need pyarrow, from the ``readers`` extra (``pip install -e
+'.[readers]'``); SpatialData stores need the ``spatialdata`` extra.
 
 Every reader returns AnnData with counts in ``X`` (scipy CSR), coordinates in
 ``obsm['spatial']`` (n_spots x 2, float) and unique spot ids.  Whatever is wrong with the
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SPATIAL_KEY = "spatial"
 READERS_INSTALL = "pip install -e '.[readers]'"
+SPATIALDATA_INSTALL = "pip install -e '.[spatialdata]'"
 # The largest tissue image kept in uns['spatial'] (pixels): a Visium HD hires image (up to 6000 x
 # 6000) would add ~100 MB to every output; its lowres image is kept.
 MAX_IMAGE_PIXELS = 4_000_000
@@ -47,6 +51,7 @@ class SlideFormat(str, Enum):
     VISIUM = "visium"
     VISIUM_HD = "visium_hd"
     XENIUM = "xenium"
+    SPATIALDATA = "spatialdata"
 
 
 # The file of a folder format that the DAG tracks (its matrix).
@@ -65,6 +70,8 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
         adata = read_h5ad(path)
     elif fmt is SlideFormat.XENIUM:
         adata = read_xenium(path)
+    elif fmt is SlideFormat.SPATIALDATA:
+        adata = read_spatialdata(path)
     else:
         adata = read_visium(path, hd=fmt is SlideFormat.VISIUM_HD)
     _check_slide(adata, str(path))
@@ -230,6 +237,54 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     cells = cells.loc[adata.obs_names]
     adata.obsm[SPATIAL_KEY] = cells[["x_centroid", "y_centroid"]].to_numpy(float)
     adata.X = _as_csr(adata.X)
+    return adata
+
+
+def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
+    """Read a SpatialData ``.zarr`` store: its table (the one table, or the one named 'table'),
+    counts in ``X``; coordinates from the table's ``obsm['spatial']``, else the centroids of the
+    shapes element the table annotates, matched by its instance ids."""
+    store = Path(store)
+    try:
+        import spatialdata as sd
+    except ImportError:
+        raise InputError("reading a SpatialData store needs spatialdata, which is not installed", path=str(store),
+                         fix=SPATIALDATA_INSTALL) from None
+    if not store.is_dir():
+        raise InputError("SpatialData store not found", path=str(store),
+                         fix="point the sample sheet at the .zarr folder written by SpatialData / spatialdata-io")
+    try:
+        sdata = sd.read_zarr(store)
+    except Exception as exc:
+        raise InputError(f"not a readable SpatialData store ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
+                         path=str(store), fix="re-write it with SpatialData.write") from None
+    names = list(sdata.tables.keys())
+    if not names:
+        raise InputError("the store has no table (no expression matrix)", path=str(store),
+                         fix="add the counts as a table (spatialdata.models.TableModel)")
+    if len(names) > 1 and "table" not in names:
+        raise InputError(f"the store has several tables {names} and none is named 'table'", path=str(store),
+                         fix="keep the table of the slide under the name 'table'")
+    table = sdata.tables["table" if "table" in names else names[0]]
+    adata = ad.AnnData(X=_as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
+    if SPATIAL_KEY in table.obsm:
+        adata.obsm[SPATIAL_KEY] = np.asarray(table.obsm[SPATIAL_KEY], dtype=float)[:, :2]
+        return adata
+    attrs = table.uns.get("spatialdata_attrs", {})
+    region, instance_key = attrs.get("region"), attrs.get("instance_key")
+    region = region[0] if isinstance(region, (list, tuple)) and len(region) == 1 else region
+    if not isinstance(region, str) or region not in sdata.shapes or instance_key not in table.obs:
+        raise InputError("the table has no obsm['spatial'] and annotates no single shapes element to take "
+                         "coordinates from", path=str(store),
+                         fix="store the coordinates in the table's obsm['spatial']")
+    centroids = sdata.shapes[region].geometry.centroid
+    xy = pd.DataFrame({"x": centroids.x.to_numpy(), "y": centroids.y.to_numpy()}, index=sdata.shapes[region].index)
+    ids = table.obs[instance_key].to_numpy()
+    missing = pd.Index(ids).difference(xy.index)
+    if len(missing):
+        raise InputError(f"{len(missing)} instances of the table are not in shapes '{region}' (first: {missing[0]})",
+                         path=str(store), fix="write the table and its shapes from the same run")
+    adata.obsm[SPATIAL_KEY] = xy.loc[ids].to_numpy(float)
     return adata
 
 

@@ -117,16 +117,18 @@ def _hash_file(h, path: Path) -> None:
 
 
 def input_digest(path: str | os.PathLike) -> str:
-    """sha256 of a slide's input: the file itself, or for a Space Ranger / Xenium folder the
-    matrix and the position files (name and content of each, in a fixed order)."""
+    """sha256 of a slide's input: the file itself, for a Space Ranger / Xenium folder the
+    matrix and the position files, for another folder (a SpatialData store) every file in it
+    (name and content of each, in a fixed order)."""
     path = Path(path)
     h = hashlib.sha256()
     if path.is_dir():
-        for rel in _FOLDER_FILES:
-            f = path / rel
-            if f.is_file():
-                h.update(rel.encode() + b"\0")
-                _hash_file(h, f)
+        rels = [rel for rel in _FOLDER_FILES if (path / rel).is_file()]
+        if not rels:       # a store of many files (SpatialData .zarr): every file, in name order
+            rels = sorted(str(f.relative_to(path)) for f in path.rglob("*") if f.is_file())
+        for rel in rels:
+            h.update(rel.encode() + b"\0")
+            _hash_file(h, path / rel)
     else:
         _hash_file(h, path)
     return h.hexdigest()

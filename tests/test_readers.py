@@ -3,6 +3,7 @@ instruments' on-disk layout, and one run of the DAG over both to a domains.h5ad 
 tissue image."""
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 
@@ -164,13 +165,16 @@ def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
     matplotlib.use("Agg")
     write_visium_hd(tmp_path / "hd" / "outs", tiny_slide(seed=1))
     write_xenium(tmp_path / "xen", tiny_slide(seed=2))
+    has_sd = importlib.util.find_spec("spatialdata") is not None
+    if has_sd:
+        write_spatialdata(tmp_path / "slide.zarr", tiny_slide(seed=3))
     (tmp_path / "config.yaml").write_text(
         "samples: samples.tsv\nseeds: [0]\nsimulate: {}\nhvg: {n_top_genes: 30}\n"
         "train: {epochs: 3, device: cpu}\ncluster: {n_init: 1, auto_range: [2, 4]}\nmethods:\n  graphst: {model: graphst}\n")
     (tmp_path / "samples.tsv").write_text(
         "sample\tpath\tformat\tn_clusters\ttruth\n"
         "hd\thd/outs/binned_outputs/square_008um\tvisium_hd\t2\t\n"
-        "xen\txen\txenium\tauto\t\n")
+        "xen\txen\txenium\tauto\t\n" + ("sdata\tslide.zarr\tspatialdata\t2\t\n" if has_sd else ""))
     run = snakemake(tmp_path, "--cores", "2")
     assert run.returncode == 0, run.stderr[-4000:]
     hd = ad.read_h5ad(tmp_path / "results/hd/graphst/seed0/domains.h5ad")
@@ -183,4 +187,44 @@ def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
     found = pd.read_csv(tmp_path / "results/xen/graphst/seed0/metrics.tsv", sep="\t")["domains_found"].iloc[0]
     assert 2 <= found <= 4 and xen.obs["domain"].nunique() == found
     log = (tmp_path / "logs/cluster/xen.graphst.seed0.log").read_text()
+    if has_sd:
+        sdata = ad.read_h5ad(tmp_path / "results/sdata/graphst/seed0/domains.h5ad")
+        assert sdata.n_obs == 64 and sdata.obs["domain"].nunique() == 2
     assert re.search(r"n_clusters auto: BIC of the EEE mixture by G: 2: .*, 3: .*, 4: .*; chosen G = %d" % found, log)
+
+
+def write_spatialdata(store, adata: ad.AnnData, *, with_obsm: bool = True):
+    """A SpatialData .zarr store: circles for the spots and a table annotating them."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+    from spatialdata.models import ShapesModel, TableModel
+
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    circles = ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), 5.0), index=np.arange(len(xy)) + 100)
+    table = ad.AnnData(sp.csr_matrix(adata.X), obs=pd.DataFrame({"region": pd.Categorical(["spots"] * adata.n_obs),
+                                                                  "spot_id": np.arange(adata.n_obs) + 100},
+                                                                 index=adata.obs_names), var=adata.var[[]])
+    if with_obsm:
+        table.obsm["spatial"] = xy
+    table = table[::-1].copy()                                 # another order than the shapes'
+    table = TableModel.parse(table, region="spots", region_key="region", instance_key="spot_id")
+    sd.SpatialData(shapes={"spots": circles}, tables={"table": table}).write(store)
+    return store
+
+
+@pytest.mark.parametrize("with_obsm", [True, False])
+def test_spatialdata_store(tmp_path, with_obsm):
+    slide = tiny_slide()
+    store = write_spatialdata(tmp_path / "slide.zarr", slide, with_obsm=with_obsm)
+    a = read_slide(store, "spatialdata")
+    a = a[slide.obs_names]
+    assert (a.X != sp.csr_matrix(slide.X)).nnz == 0
+    assert np.allclose(a.obsm["spatial"], slide.obsm["spatial"])   # obsm, or the circles' centres
+    assert input_digest(store) == input_digest(store) and len(input_digest(store)) == 64
+
+
+def test_spatialdata_refusals(tmp_path, monkeypatch):
+    with pytest.raises(InputError, match="SpatialData store not found"):
+        read_slide(tmp_path / "none.zarr", "spatialdata")
+    monkeypatch.setitem(sys.modules, "spatialdata", None)
+    with pytest.raises(InputError, match=re.escape("pip install -e '.[spatialdata]'")):
+        read_slide(tmp_path, "spatialdata")
