@@ -349,7 +349,7 @@ def _spagcn(s: dict, k: int, coords, params: dict, seed: int, counts):
     with _quiet("SpaGCN"):
         dist = spg.calculate_adj_matrix(x=xy[:, 0].tolist(), y=xy[:, 1].tolist(), histology=False)
         spg.prefilter_genes(a, min_cells=int(s["min_cells"]))
-        sc.pp.normalize_per_cell(a)
+        sc.pp.normalize_per_cell(a, min_counts=0)   # keep every spot: the graph above has them all
         sc.pp.log1p(a)
         l_scale = spg.search_l(float(s["p"]), dist, start=0.01, end=1000, tol=0.01, max_run=100)
     if l_scale is None:
