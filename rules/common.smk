@@ -1,4 +1,5 @@
 import copy
+import io
 import os
 import re
 
@@ -21,6 +22,7 @@ def _schema_problem(exc):
 
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.
 _raw_methods = copy.deepcopy(config.get("methods"))
+_raw_compare = copy.deepcopy(config.get("compare") or {})      # the keys the user wrote
 try:
     validate(config, "../schemas/config.schema.yaml")
 except WorkflowError as exc:
@@ -30,25 +32,59 @@ if _raw_methods is not None:
     config["methods"] = _raw_methods
 
 
+# Every name that becomes part of a path (results/<sample>/<method>/..., results/simulated/<name>.h5ad,
+# logs/<stage>/<sample>.<method>.seed<seed>.log) passes check_names: no '/', no '..', no leading
+# '.' or '-', so every path stays under results/ and logs/.  Method names hold no '.', so a run's
+# job name '<sample>.<method>.seed<seed>' names one run only.
+_SAFE = {
+    "sample id": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
+                  "letters, digits, '_', '-' and '.', starting with a letter or digit"),
+    "method": (r"[A-Za-z0-9][A-Za-z0-9_-]*",
+               "letters, digits, '_' and '-', starting with a letter or digit (no '.')"),
+    "simulated slide": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
+                        "letters, digits, '_', '-' and '.', starting with a letter or digit"),
+}
+
+
+def check_names(kind, names, where):
+    """Refuse a name of ``kind`` that is not a safe file name, appears twice, or differs from
+    another only in case (one file on macOS and Windows)."""
+    pattern, allowed = _SAFE[kind]
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(pattern, name):
+            raise WorkflowError(f"{where}: {kind} '{name}' is not a safe file name. Fix: use {allowed}")
+    seen = {}
+    for name in names:
+        if name in seen:
+            raise WorkflowError(f"{where}: {kind} '{name}' appears twice. Fix: make ids unique")
+        if name.lower() in seen.values():
+            other = next(n for n, low in seen.items() if low == name.lower())
+            raise WorkflowError(f"{where}: {kind}s '{other}' and '{name}' differ only in case, and name one "
+                                "file on macOS and Windows. Fix: rename one")
+        seen[name] = name.lower()
+
+
 def _read_samples(path):
     if not os.path.isfile(path):
         raise WorkflowError(
             f"sample sheet '{path}' not found. Fix: set 'samples' in the config to a TSV with "
             "columns sample, path, format, n_clusters, truth"
         )
-    table = pd.read_csv(path, sep="\t", dtype={"sample": str, "path": str, "truth": str},
-                        comment="#", keep_default_na=False)
+    # Every cell as text ('01' stays '01', 'NA' stays 'NA'), a byte-order mark and Windows line
+    # ends dropped, spaces around cells stripped; a line starting with '#' is a comment ('#'
+    # inside a path is kept).
+    with open(path, encoding="utf-8-sig", newline=None) as fh:
+        lines = [line for line in fh if not line.lstrip().startswith("#") and line.strip()]
+    table = pd.read_csv(io.StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False)
+    table.columns = [c.strip() for c in table.columns]
+    table = table.apply(lambda column: column.str.strip())
     for column in ("sample", "path", "format", "n_clusters"):
         if column not in table.columns:
             raise WorkflowError(f"sample sheet '{path}': column '{column}' is missing. "
                                 "Fix: the columns are sample, path, format, n_clusters, truth")
-    bad = [s for s in table["sample"] if not re.fullmatch(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*", s)]
-    if bad:
-        raise WorkflowError(f"sample sheet '{path}': sample id '{bad[0]}' is not a safe file name. "
-                            "Fix: use letters, digits, '_', '-' and '.', starting with a letter or digit")
-    dup = table["sample"][table["sample"].duplicated()].tolist()
-    if dup:
-        raise WorkflowError(f"sample sheet '{path}': sample id '{dup[0]}' appears twice. Fix: make ids unique")
+    if table.empty:
+        raise WorkflowError(f"sample sheet '{path}' has no slides. Fix: add one row per slide")
+    check_names("sample id", table["sample"].tolist(), f"sample sheet '{path}'")
     # n_clusters: a number, or 'auto' (a column holding both is read as text)
     table["n_clusters"] = [int(v) if re.fullmatch(r"-?\d+", str(v).strip()) else str(v).strip()
                            for v in table["n_clusters"]]
@@ -76,8 +112,40 @@ def _check_train_from(methods):
                                 "itself. Fix: point train_from at a method without train_from")
 
 
+def _check_settings():
+    """Config values the schema cannot judge alone but a later step would refuse."""
+    graph = config["graph"]
+    if graph["mode"] == "radius" and graph.get("radius") is None:
+        raise WorkflowError("config: graph.mode is radius but graph.radius is not set. Fix: set graph.radius "
+                            "(in the units of the slides' coordinates) or use graph.mode knn")
+    largest = max([int(k) for k in samples["n_clusters"] if k != "auto"], default=2)
+    for method in METHODS:
+        cluster = merged("cluster", method)
+        where = f"config: method '{method}'" if config["methods"][method].get("cluster") else "config"
+        lo, hi = cluster["auto_range"]
+        if lo > hi:
+            raise WorkflowError(f"{where}: cluster.auto_range {[lo, hi]} runs from high to low. "
+                                f"Fix: write it as [{hi}, {lo}]")
+        most = max(largest, hi if (samples["n_clusters"] == "auto").any() else 2)
+        if cluster["method"] == "mclust" and cluster["subset"] <= most:
+            raise WorkflowError(f"{where}: cluster.subset {cluster['subset']} must exceed the largest number of "
+                                f"domains asked for ({most}). Fix: raise cluster.subset (mclust's default: 2000)")
+        if cluster["method"] == "own" and method_model_of(source_method(method)) not in OWN_LABEL_MODELS:
+            raise WorkflowError(f"{where}: cluster.method own, but model "
+                                f"'{method_model_of(source_method(method))}' has no clustering of its own. "
+                                f"Fix: use it with a model that clusters itself ({', '.join(OWN_LABEL_MODELS)}), "
+                                "or another cluster.method")
+    for key in ("figure_method", "baseline", "agreement_method"):     # (a missing ablation: the claim reads n/a)
+        name = COMPARE.get(key)
+        if key in _raw_compare and name not in METHODS:
+            raise WorkflowError(f"config: compare.{key} '{name}' is not a method of the config. "
+                                f"Fix: use one of {METHODS}")
+
+
 samples = _read_samples(config["samples"])
 SAMPLES = samples["sample"].tolist()
+check_names("method", list(config["methods"]), "config 'methods'")
+check_names("simulated slide", list(config.get("simulate") or {}), "config 'simulate'")
 METHODS = list(config["methods"])
 SEEDS = [int(s) for s in config["seeds"]]
 _check_train_from(config["methods"])
@@ -104,18 +172,25 @@ def slide_values(wildcards):
     return sample_row(wildcards).get("values") or "counts"
 
 
-# The file of each folder format that the DAG tracks (its matrix); the same as stcore.io.MATRIX_FILES
-# (a test holds them equal; the Snakefile does not import stcore).
-MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",
-                "xenium": "cell_feature_matrix.h5"}
+def _load_formats():
+    """stcore/formats.py on its own (standard library only; the Snakefile does not import stcore)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_stcore_formats", os.path.join(workflow.basedir, "stcore", "formats.py"))
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+FORMATS = _load_formats()
 
 
 def raw_input(wildcards):
-    """The files a slide is read from (a folder format is tracked through its matrix)."""
+    """Every file the slide's reader opens (Visium positions, scale factors and images
+    included), as far as they exist now.  A slide whose files are missing declares none: its qc
+    job then fails with the reader's one-line message, and --keep-going finishes the others."""
     row = sample_row(wildcards)
-    if row["format"] in MATRIX_FILES:
-        return os.path.join(row["path"], MATRIX_FILES[row["format"]])
-    return row["path"]
+    return FORMATS.slide_files(row["path"], row["format"])
 
 
 # Where things go, written once.  RUN: the folder of one (slide, method, seed) run.
@@ -149,7 +224,7 @@ def method_params(stage):
 
 
 def method_model(wildcards):
-    return config["methods"][wildcards.method].get("model", "graphst")
+    return method_model_of(wildcards.method)
 
 
 def method_seeds(method):
@@ -193,10 +268,16 @@ def seed_param(wildcards):
 
 # The registry's own models; every other model comes from the `peers` extra (stcore/peers.py).
 BUILTIN_MODELS = ("graphst", "expression")
+# The models with a clustering of their own (stcore.methods.REGISTRY's own_labels; a test holds them equal).
+OWN_LABEL_MODELS = ("graphst_pkg", "spagcn", "cellcharter")
+
+
+def method_model_of(method):
+    return config["methods"][method].get("model", "graphst")
 
 
 def is_peer(method):
-    return config["methods"][method].get("model", "graphst") not in BUILTIN_MODELS
+    return method_model_of(method) not in BUILTIN_MODELS
 
 
 def train_settings(wildcards):
@@ -256,6 +337,11 @@ def slide_shape(path):
         return None
 
 
+def _files_mb(paths):
+    """Total MiB of the files ``paths`` (a slide's inputs; none when its files are missing)."""
+    return sum(_file_mb(str(p)) for p in ([paths] if isinstance(paths, str) else paths))
+
+
 def _dense_mb(path):
     """MiB of the slide as a dense float32 spots x genes matrix (file size as fallback)."""
     size = _file_mb(path)
@@ -285,12 +371,12 @@ def _peer_dense_mb(wildcards, path):
 
 def qc_mem_mb(wildcards, input, attempt):
     """qc reads the raw counts (sparse) and writes a filtered copy."""
-    return int(attempt * (_BASE_MB + 8 * _file_mb(str(input.raw))))
+    return int(attempt * (_BASE_MB + 8 * _files_mb(input.raw)))
 
 
 def qc_runtime(wildcards, input, attempt):
     """Minutes: reading and filtering run at well over 50 MiB per minute."""
-    return int(attempt * (10 + _file_mb(str(input.raw)) / 50))
+    return int(attempt * (10 + _files_mb(input.raw) / 50))
 
 
 def hvg_mem_mb(wildcards, input, attempt):
@@ -402,5 +488,6 @@ def compare_figures(kind, enabled=True):
                    labels={"slide": s, "figure": kind}) for s in SAMPLES]
 
 
+_check_settings()
 TABLE_RUNS = table_runs()
 AGREEMENT_RUNS = agreement_runs()

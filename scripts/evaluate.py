@@ -3,7 +3,7 @@ import anndata as ad
 import pandas as pd
 
 from stcore.evaluate import domain_metrics, plot_domains, reconstruction_pearson, spatial_metrics
-from stcore.io import atomic_path
+from stcore.io import atomic_path, read_tsv
 from stcore.methods import MethodResult
 from stcore.provenance import record
 from stcore.workflow import run_step
@@ -11,7 +11,7 @@ from stcore.workflow import run_step
 
 def main(sm):
     slide = ad.read_h5ad(sm.input.h5ad)
-    labels = pd.read_csv(sm.input.labels, sep="\t", index_col="spot")["domain"].loc[slide.obs_names]
+    labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[slide.obs_names]
     truth = slide.obs[sm.params.truth] if sm.params.truth else None
     result = MethodResult.load(sm.input.npz)
     run = dict(sm.params.run)

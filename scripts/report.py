@@ -3,6 +3,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from stcore.io import read_tsv
 from stcore.methods import MethodResult
 from stcore.report import median_seed, plot_ari_boxplot, plot_losses, plot_slide_domains, plot_umap
 from stcore.workflow import run_step
@@ -14,9 +15,9 @@ def main(sm):
 
     def labels(sample, method, seed, index):
         path = run_file("labels.tsv", sample, method, seed)
-        return pd.read_csv(path, sep="\t", index_col="spot")["domain"].loc[index].to_numpy()
+        return read_tsv(path, index_col="spot")["domain"].loc[index].to_numpy()
 
-    table = pd.read_csv(sm.input.table, sep="\t", dtype={"sample": str})
+    table = read_tsv(sm.input.table)
     plot_ari_boxplot(table, sm.output.boxplot)
     variants = list(dict.fromkeys(table["method"]))
     fig = sm.params.figure_method

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stcore.io import atomic_path
+from stcore.io import atomic_path, read_tsv
 from stcore.table import read_published, read_reference_here, results_table, seed_agreement, summary_markdown
 from stcore.workflow import run_step
 
@@ -13,7 +13,7 @@ def main(sm):
     table = results_table(runs, list(sm.input.prep_records))
     compare = dict(sm.params.compare)
     ref = Path(compare.get("reference_dir", "")) if compare.get("reference_dir") else None
-    agreement = pd.read_csv(sm.input.agreement, sep="\t", dtype={"sample": str}) if sm.input.agreement else None
+    agreement = read_tsv(sm.input.agreement) if sm.input.agreement else None
     text = summary_markdown(
         table, compare=compare, agreement=agreement, seeds_agree=seed_agreement(runs),
         published=read_published(ref / "published_dlpfc_ari.tsv") if ref else None,

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import Enum
 
@@ -13,7 +14,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
+from .errors import InputError
+
 __all__ = ["GraphMode", "GraphParams", "knn_graph", "gcn_norm", "mean_operator", "knn_indices"]
+
+log = logging.getLogger(__name__)
 
 
 class GraphMode(str, Enum):
@@ -81,14 +86,33 @@ def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams()) -> sp.csr
         a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, idx.ravel())), shape=(n, n))
     else:
         if params.radius is None or params.radius <= 0:
-            raise ValueError("radius mode needs a positive radius")
+            raise InputError("graph.mode radius needs a positive graph.radius",
+                             fix="set graph.radius (in the units of the slide's coordinates) or use graph.mode knn")
         pairs = cKDTree(coords).query_pairs(params.radius, output_type="ndarray")
         a = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        _check_radius_graph(a, coords, params.radius)
     a = a.maximum(a.T).tocsr()
     a.setdiag(0)
     a.eliminate_zeros()
     a.sort_indices()
     return a.astype(np.float32)
+
+
+def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float) -> None:
+    """A radius graph without edges would train with no spatial information: refused; spots
+    left without a neighbour are counted in the log."""
+    degree = np.asarray((a + a.T).getnnz(axis=1)).ravel()
+    alone = int((degree == 0).sum())
+    if alone == 0:
+        return
+    nearest = np.median(knn_indices(coords, 1)[1][:, 0]) if coords.shape[0] > 1 else float("nan")
+    if alone == coords.shape[0]:
+        raise InputError(f"graph.radius {radius:g} joins no two spots (the median distance to a spot's nearest "
+                         f"neighbour is {nearest:.4g})",
+                         fix=f"raise graph.radius above {nearest:.4g} (it is in the units of the slide's "
+                             "coordinates), or use graph.mode knn")
+    log.warning("graph.radius %g leaves %d of %d spots without a neighbour (median nearest-neighbour "
+                "distance %.4g)", radius, alone, coords.shape[0], nearest)
 
 
 def gcn_norm(adj: sp.spmatrix) -> sp.csr_matrix:

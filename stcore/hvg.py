@@ -17,6 +17,8 @@ import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import InputError
+
 __all__ = ["HVGParams", "select_hvg", "transform", "run_hvg"]
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,6 @@ class HVGParams:
 
     def __post_init__(self):
         if self.values not in VALUES:
-            from .errors import InputError
             raise InputError(f"values '{self.values}' is not known", fix=f"use one of {list(VALUES)}")
 
     @property
@@ -54,6 +55,11 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
     """Boolean mask of the highly variable genes, computed on the raw counts in ``X``."""
     import scanpy as sc
 
+    varying = _varying_genes(adata.X)
+    if varying == 0:
+        raise InputError("no gene varies across spots (every gene has the same value in every spot)",
+                         fix="check that X holds the slide's expression (not one spot's row repeated, or a "
+                             "placeholder)")
     if adata.n_vars <= params.n_top_genes:
         log.warning("slide has %d genes, not more than n_top_genes=%d: all genes are used",
                     adata.n_vars, params.n_top_genes)
@@ -69,19 +75,35 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
             sc.pp.log1p(tmp)
         sc.pp.highly_variable_genes(tmp, flavor=flavor, n_top_genes=params.n_top_genes)
         return tmp.var["highly_variable"].to_numpy()
-    # seurat_v3 fits a loess of log variance on log mean; on very sparse counts the points are
-    # too few and too tied for scanpy's span 0.3, so the span is widened before giving up.
+    # seurat_v3 fits a loess of log variance on log mean over the genes that vary.  With fewer
+    # than MIN_VARYING_GENES of them scikit-misc's loess fails, with a signal (SIGSEGV) below 4.
+    if varying < MIN_VARYING_GENES:
+        raise InputError(f"only {varying} of {adata.n_vars} genes vary across spots: too few for seurat_v3's "
+                         f"mean-variance trend (it needs {MIN_VARYING_GENES})",
+                         fix="check that X holds the slide's expression, or set hvg.flavor to 'seurat'")
+    # On very sparse counts the points are too few and too tied for scanpy's span 0.3, so the
+    # span is widened before giving up.
     for span in _LOESS_SPANS:
         try:
             sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=params.n_top_genes, span=span)
             return tmp.var["highly_variable"].to_numpy()
-        except ValueError as exc:
-            if "singular" not in str(exc):
-                raise
-            log.warning("seurat_v3 HVG: the loess fit with span %.1f is singular (%s)", span, exc)
-    from .errors import InputError
+        except ValueError as exc:       # loess: 'singular', 'svddc failed', 'trL>n'
+            log.warning("seurat_v3 HVG: the loess fit with span %.1f failed (%s)", span, exc)
     raise InputError("seurat_v3 cannot fit the mean-variance trend (counts too sparse)",
                      fix="set hvg.flavor to 'seurat', or raise qc.min_counts to drop near-empty spots")
+
+
+# Genes that must vary across spots for seurat_v3's loess (scikit-misc fails below 10 on small
+# slides: a signal with 0-3, errors with 4-8; measured in tests/test_bad_input.py).
+MIN_VARYING_GENES = 10
+
+
+def _varying_genes(x) -> int:
+    """How many genes take more than one value across the spots."""
+    x = sp.csr_matrix(x)
+    if x.shape[0] < 2:
+        return 0
+    return int((x.max(axis=0).toarray() != x.min(axis=0).toarray()).sum())
 
 
 # Loess spans tried in turn by the seurat_v3 selection (scanpy's default first).

@@ -30,9 +30,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
+from .formats import MATRIX_FILES
 
 __all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "write_h5ad", "atomic_path",
-           "check_counts", "READERS_INSTALL", "MATRIX_FILES"]
+           "check_counts", "read_tsv", "READERS_INSTALL", "MATRIX_FILES"]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,6 @@ class SlideFormat(str, Enum):
     SPATIALDATA = "spatialdata"
 
 
-# The file of a folder format that the DAG tracks (its matrix).
-MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",
-                "xenium": "cell_feature_matrix.h5"}
 
 
 def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
@@ -157,6 +155,7 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
         raise InputError(f"unexpected columns {list(pos.columns)}", path=str(pos_file),
                          fix=f"the positions file must have the columns {cols}")
     pos = pos.set_index(pos["barcode"].astype(str))
+    _refuse_duplicate_ids(pos.index, "barcodes", pos_file, "use the positions file Space Ranger wrote (one row per barcode)")
     missing = adata.obs_names.difference(pos.index)
     if len(missing):
         raise InputError(f"{len(missing)} barcodes of the matrix are not in the positions file "
@@ -230,6 +229,7 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     ids = cells["cell_id"]
     ids = ids.map(lambda v: v.decode() if isinstance(v, bytes) else str(v))
     cells = cells.set_index(ids)
+    _refuse_duplicate_ids(cells.index, "cell ids", cells_file, "use the cells file of the Xenium output bundle (one row per cell)")
     missing = adata.obs_names.difference(cells.index)
     if len(missing):
         raise InputError(f"{len(missing)} cells of the matrix are not in the cells file (first: {missing[0]})",
@@ -288,6 +288,12 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     return adata
 
 
+def _refuse_duplicate_ids(ids: pd.Index, what: str, path: Path, fix: str) -> None:
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise InputError(f"{len(dup)} duplicate {what} (first: '{dup[0]}')", path=str(path), fix=fix)
+
+
 def _as_csr(x) -> sp.csr_matrix:
     if sp.issparse(x):
         return sp.csr_matrix(x)
@@ -322,6 +328,12 @@ def _check_slide(adata: ad.AnnData, path: str) -> None:
     if len(dup):
         raise InputError(f"{len(dup)} duplicate spot ids (first: '{dup[0]}')", path=path,
                          fix="make spot ids unique, e.g. with AnnData.obs_names_make_unique()")
+    names = adata.obs_names.astype(str)
+    bad = names[(names == "") | names.str.contains(r"[\t\r\n]", regex=True)]
+    if len(bad):
+        raise InputError(f"{len(bad)} spot ids are empty or hold a tab or line break (first: {bad[0]!r}); the "
+                         "results are tab-separated files", path=path,
+                         fix="rename those spots (obs_names) to plain text")
     if adata.var_names.duplicated().any():
         n = int(adata.var_names.duplicated().sum())
         log.warning("%s: %d duplicate gene names made unique by suffixing", path, n)
@@ -342,6 +354,19 @@ def check_counts(x: sp.csr_matrix, path: str, *, integer: bool = True) -> None:
                          fix="store raw integer counts in X, or, where X holds normalised values (e.g. MERFISH "
                              "volume-normalised), say so in the sample sheet's values column: normalized or "
                              "log_normalized (or set hvg.flavor to 'seurat' for every slide)")
+
+
+# Columns of the pipeline's TSVs that hold names or versions, never numbers.
+TEXT_COLUMNS = ("sample", "method", "trained_by", "spot", "source", "slide", "cpu_model", "cpu_kernels", "blas",
+                "mkl_cnr", "method_package")
+
+
+def read_tsv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    """A TSV the pipeline wrote, read back as written: ids and versions as text (a sample '01'
+    stays '01', '1e3' stays '1e3', 'NA' stays 'NA'); only empty cells are missing values."""
+    header = pd.read_csv(path, sep="\t", nrows=0).columns
+    text = {c: str for c in header if c in TEXT_COLUMNS or c.endswith(("_version", "_sha256"))}
+    return pd.read_csv(path, sep="\t", dtype=text, keep_default_na=False, na_values=[""], **kwargs)
 
 
 def atomic_path(path: str | os.PathLike):

@@ -111,6 +111,7 @@ class Method:
     description: str
     requires: str | None = None        # import name of the optional package
     install: str | None = None         # the command that installs it
+    own_labels: bool = False           # it clusters itself (cluster.method own)
 
     def check_installed(self, name: str) -> None:
         if self.requires and importlib.util.find_spec(self.requires) is None:
@@ -158,14 +159,15 @@ REGISTRY: dict[str, Method] = {
     "expression": Method(_fit_expression, "PCA of the preprocessed expression, no graph (baseline)"),
     "graphst_pkg": Method(_peer("graphst_pkg"), "GraphST 1.1.1, the authors' package (AGPL-3.0, optional); "
                           "embedding: its reconstruction output; labels: its R-free Leiden search",
-                          requires="GraphST", install=_PEERS),
+                          requires="GraphST", install=_PEERS, own_labels=True),
     "stagate": Method(_peer("stagate"), "STAGATE (stagate-modern, MIT): graph attention autoencoder; "
                       "embedding: its 30-d latent", requires="STAGATE_pyG", install=_PEERS),
     "spagcn": Method(_peer("spagcn"), "SpaGCN (spagcn-modern, MIT) without histology; labels: its own "
-                     "clustering, refined; embedding: its hidden layer", requires="SpaGCN", install=_PEERS),
+                     "clustering, refined; embedding: its hidden layer", requires="SpaGCN", install=_PEERS,
+                     own_labels=True),
     "cellcharter": Method(_peer("cellcharter"), "CellCharter (cellcharter, BSD-3): neighbourhood aggregation of "
                           "10 PCs over 3 layers; labels: its own Gaussian mixture; embedding: the aggregated features",
-                          requires="cellcharter", install="pip install -e '.[cellcharter]'"),
+                          requires="cellcharter", install="pip install -e '.[cellcharter]'", own_labels=True),
 }
 
 

@@ -20,12 +20,6 @@ __all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "config_digest", "
 # Packages whose versions change the numbers.
 PACKAGES = ("stcore", "torch", "scanpy", "snakemake")
 
-# The files of a Space Ranger folder that a slide is read from.
-_FOLDER_FILES = ("filtered_feature_bc_matrix.h5", "spatial/tissue_positions.parquet", "spatial/tissue_positions.csv",
-                 "spatial/tissue_positions_list.csv", "spatial/scalefactors_json.json",
-                 "cell_feature_matrix.h5", "cells.parquet", "cells.csv.gz")   # Space Ranger, Xenium
-
-
 def versions(packages=PACKAGES) -> dict[str, str]:
     """Installed version of each package ('absent' when it is not installed)."""
     out = {}
@@ -116,21 +110,26 @@ def _hash_file(h, path: Path) -> None:
             h.update(block)
 
 
-def input_digest(path: str | os.PathLike) -> str:
-    """sha256 of a slide's input: the file itself, for a Space Ranger / Xenium folder the
-    matrix and the position files, for another folder (a SpatialData store) every file in it
-    (name and content of each, in a fixed order)."""
+def input_digest(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """sha256 of every file the reader of format ``fmt`` opens for the slide at ``path``
+    (:func:`stcore.formats.slide_files`): a file's content; for a folder or store, each file's
+    name (relative to it) and content, in a fixed order.  ``fmt`` None: h5ad for a file; for a
+    folder, the format whose matrix it holds, else a SpatialData store."""
+    from .formats import MATRIX_FILES, slide_files
+
     path = Path(path)
+    if fmt is None:
+        fmt = "h5ad" if not path.is_dir() else next(
+            (f for f, m in MATRIX_FILES.items() if (path / m).is_file()), "spatialdata")
     h = hashlib.sha256()
-    if path.is_dir():
-        rels = [rel for rel in _FOLDER_FILES if (path / rel).is_file()]
-        if not rels:       # a store of many files (SpatialData .zarr): every file, in name order
-            rels = sorted(str(f.relative_to(path)) for f in path.rglob("*") if f.is_file())
-        for rel in rels:
-            h.update(rel.encode() + b"\0")
-            _hash_file(h, path / rel)
-    else:
-        _hash_file(h, path)
+    files = slide_files(str(path), fmt)
+    if not path.is_dir():
+        for f in files:
+            _hash_file(h, Path(f))
+        return h.hexdigest()
+    for f in files:
+        h.update(str(Path(f).relative_to(path)).encode() + b"\0")
+        _hash_file(h, Path(f))
     return h.hexdigest()
 
 

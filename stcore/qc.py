@@ -104,6 +104,6 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     report["truth"] = truth
     # Carried through every later stage's h5ad so results can name the exact input.
     adata.uns["provenance"] = {"input_path": str(path), "format": str(fmt),
-                               "input_sha256": input_digest(path)}
+                               "input_sha256": input_digest(path, getattr(fmt, "value", fmt))}
     report["input_sha256"] = adata.uns["provenance"]["input_sha256"]
     return adata, report

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import read_tsv
+
 __all__ = ["results_table", "seed_agreement", "read_published", "read_reference_here", "per_slide_stats",
            "format_mean_sd", "mean_sd", "summary_markdown", "SUMMARY_METRICS"]
 
@@ -46,7 +48,7 @@ def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
         prep[sample] = prep.get(sample, 0.0) + _record(f, "s")
     rows = []
     for run in runs:
-        row = pd.read_csv(run["metrics"], sep="\t", dtype={"sample": str}).iloc[0].to_dict()
+        row = read_tsv(run["metrics"]).iloc[0].to_dict()
         train_s, cluster_s = _record(run["train_record"], "s"), _record(run["cluster_record"], "s")
         peak = np.nanmax([_record(run["train_record"], "max_rss"), _record(run["cluster_record"], "max_rss"),
                           np.nan, -np.inf])
@@ -84,7 +86,7 @@ def seed_agreement(runs: list[dict]) -> pd.DataFrame:
 
     groups: dict[tuple[str, str], list[np.ndarray]] = {}
     for run in runs:
-        lab = pd.read_csv(run["labels"], sep="\t").sort_values("spot")["domain"].to_numpy()
+        lab = read_tsv(run["labels"]).sort_values("spot")["domain"].to_numpy()
         groups.setdefault((str(run["sample"]), run["method"]), []).append(lab)
     rows = []
     for (sample, method), labs in groups.items():

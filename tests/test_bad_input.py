@@ -95,6 +95,14 @@ def _visium_no_tissue(tmp):
     return write_visium(tmp / "outs", tiny_slide(), in_tissue=np.zeros(64, int)), "visium"
 
 
+def _visium_duplicate_barcode(tmp):
+    folder = write_visium(tmp / "outs", tiny_slide())
+    positions = folder / "spatial/tissue_positions.csv"
+    lines = positions.read_text().splitlines()
+    positions.write_text("\n".join([*lines, lines[4]]) + "\n")        # spot0003's row twice
+    return folder, "visium"
+
+
 HEADER = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
 
 # id -> (builder, prepare_slide keyword arguments, expected message (regex))
@@ -147,6 +155,10 @@ CATALOGUE = {
                                    r"64 barcodes of the matrix are not in the positions file"),
     "visium_bad_position_columns": (_visium(header=["bc", *HEADER[1:]]), {}, r"unexpected columns"),
     "visium_no_spot_in_tissue": (_visium_no_tissue, {}, r"empty matrix \(0 spots"),
+    "visium_duplicate_barcodes": (_visium_duplicate_barcode, {},
+                                  r"1 duplicate barcodes \(first: 'spot0003'\)\. Fix: use the positions file"),
+    "spot_id_with_tab": (_h5ad(lambda a: setattr(a, "obs_names", ["spot\t0", *a.obs_names[1:]])), {},
+                         r"1 spot ids are empty or hold a tab or line break \(first: 'spot\\t0'\)"),
 }
 
 
@@ -212,6 +224,10 @@ SHEET_CASES = {
     "unknown_format_in_sheet": ("s1\tx.h5ad\tloom\t2\t", r"sample sheet 'samples\.tsv' is invalid: row 1, column format: 'loom' is not one of"),
     "n_clusters_1_in_sheet": ("s1\tx.h5ad\th5ad\t1\t", r"is invalid: row 1, column n_clusters: 1 is less than the minimum of 2"),
     "n_clusters_not_integer": ("s1\tx.h5ad\th5ad\tseven\t", r"is invalid: row 1, column n_clusters: 'seven' does not match '\^auto\$'"),
+    "sample_id_traversal": ("../x\tx.h5ad\th5ad\t2\t", r"sample id '\.\./x' is not a safe file name"),
+    "sample_ids_differ_in_case": ("S1\tx.h5ad\th5ad\t2\t\ns1\tx.h5ad\th5ad\t2\t",
+                                  r"sample ids 'S1' and 's1' differ only in case.*Fix: rename one"),
+    "empty_sheet": ("", r"sample sheet 'samples\.tsv' has no slides\. Fix: add one row per slide"),
 }
 
 CONFIG_CASES = {
@@ -220,6 +236,34 @@ CONFIG_CASES = {
     "wrong_config_type": ("train: {epochs: many, device: cpu}\n",
                           r"config is invalid: train\.epochs: 'many' is not of type 'integer'"),
     "seeds_not_a_list": ("seeds: 3\n", r"config is invalid: seeds: 3 is not of type 'array'"),
+    "duplicate_seeds": ("seeds: [0, 0]\n", r"config is invalid: seeds: \[0, 0\] has non-unique elements"),
+    "duplicate_method_seeds": ("methods: {graphst: {model: graphst, seeds: [1, 1]}}\n",
+                               r"config is invalid: methods\.graphst\.seeds: \[1, 1\] has non-unique elements"),
+    "radius_not_positive": ("graph: {mode: radius, radius: -5}\n",
+                            r"config is invalid: graph\.radius: -5 is less than or equal to the minimum of 0"),
+}
+
+# Config values the schema cannot judge alone but a later step would refuse, and names that
+# would become paths outside results/: refused at parse time, before any job.
+# id -> (config lines, sample sheet rows, expected message)
+SETTINGS_CASES = {
+    "radius_mode_without_radius": ("graph: {mode: radius}\n", None,
+                                   r"config: graph\.mode is radius but graph\.radius is not set\. Fix: set graph\.radius"),
+    "method_name_traversal": ('methods: {"../../../X": {model: expression}}\n', None,
+                              r"config 'methods': method '\.\./\.\./\.\./X' is not a safe file name"),
+    "method_name_with_dot": ('methods: {"b.c": {model: graphst}}\n', None,
+                             r"method 'b\.c' is not a safe file name\. Fix: .*\(no '\.'\)"),
+    "simulate_name_traversal": ('simulate: {"../../X": {n_spots: 50}}\n', None,
+                                r"config 'simulate': simulated slide '\.\./\.\./X' is not a safe file name"),
+    "auto_range_reversed": ("cluster: {auto_range: [9, 3]}\n", None,
+                            r"config: cluster\.auto_range \[9, 3\] runs from high to low\. Fix: write it as \[3, 9\]"),
+    "subset_not_above_n_clusters": ("cluster: {subset: 10}\n", "s1\tx.h5ad\th5ad\t12\t",
+                                    r"config: cluster\.subset 10 must exceed the largest number of domains asked for \(12\)"),
+    "own_labels_of_a_model_without": ("methods: {graphst: {model: graphst, cluster: {method: own}}}\n", None,
+                                      r"config: method 'graphst': cluster\.method own, but model 'graphst' has no "
+                                      r"clustering of its own"),
+    "compare_method_not_in_config": ("compare: {figure_method: nope}\n", None,
+                                     r"config: compare\.figure_method 'nope' is not a method of the config"),
 }
 
 
@@ -249,6 +293,48 @@ def test_config_schema_errors_name_the_key(case, tmp_path):
     text = run.stdout + run.stderr
     assert re.search(key + r"\. Fix: see schemas/config\.schema\.yaml", text), text[-2000:]
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("case", sorted(SETTINGS_CASES))
+def test_settings_a_later_step_would_refuse_stop_at_parse_time(case, tmp_path):
+    extra, rows, expected = SETTINGS_CASES[case]
+    before = sorted(p.name for p in tmp_path.parent.iterdir())
+    run = _parse_only(tmp_path, rows if rows is not None else "s1\tx.h5ad\th5ad\t2\t", extra)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert re.search(expected, text, re.S), text[-2000:]
+    assert "Traceback" not in text
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == before       # nothing written beside
+    assert not (tmp_path / "results").exists()
+
+
+def test_sheet_quirks_are_read_as_meant(tmp_path):
+    """A byte-order mark, Windows line ends, spaces around cells and a '#' inside a path are read
+    as the user meant; a line starting with '#' is a comment."""
+    workdir(tmp_path, {})
+    (tmp_path / "data#1").mkdir()
+    write(tiny_slide(), tmp_path / "data#1" / "s.h5ad")
+    rows = ["sample\tpath\tformat\tn_clusters\ttruth", "# a comment line", " s1 \tdata#1/s.h5ad\t h5ad\t2 \tdomain"]
+    (tmp_path / "samples.tsv").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode())
+    run = snakemake(tmp_path, "--dry-run", "--cores", "1", "results/s1/qc.json", timeout=120)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    assert "data#1/s.h5ad" in run.stdout
+
+
+def test_snakefile_knows_the_registry_and_the_formats():
+    """The Snakefile's copies of what stcore knows (it does not import stcore): the models with
+    their own clustering, and the formats of the sample sheet's schema."""
+    import yaml
+
+    from slides import REPO
+    from stcore.formats import FORMATS
+    from stcore.methods import REGISTRY
+
+    text = (REPO / "rules" / "common.smk").read_text()
+    copy = eval(re.search(r"^OWN_LABEL_MODELS = (\(.*?\))", text, re.M).group(1))
+    assert set(copy) == {name for name, m in REGISTRY.items() if m.own_labels}
+    schema = yaml.safe_load((REPO / "schemas" / "samples.schema.yaml").read_text())
+    assert tuple(schema["properties"]["format"]["enum"]) == FORMATS
 
 
 def test_missing_sample_sheet_column(tmp_path):

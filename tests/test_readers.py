@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from slides import REPO, snakemake, tiny_slide, write_visium
+from slides import snakemake, tiny_slide, write_visium
 from stcore.errors import InputError
-from stcore.io import MATRIX_FILES, READERS_INSTALL, read_slide
+from stcore.io import READERS_INSTALL, read_slide
 from stcore.provenance import input_digest
 
 pyarrow = pytest.importorskip("pyarrow", reason=f"the parquet readers need pyarrow: {READERS_INSTALL}")
@@ -148,12 +148,6 @@ def test_input_digest_covers_the_position_files(tmp_path):
     t["x_centroid"] += 1.0
     t.to_parquet(folder / "cells.parquet", index=False)
     assert input_digest(folder) != before
-
-
-def test_snakefile_tracks_the_same_matrix_files_as_the_readers():
-    text = (REPO / "rules" / "common.smk").read_text()
-    block = re.search(r"^MATRIX_FILES = (\{.*?\})", text, re.S | re.M).group(1)
-    assert eval(block) == MATRIX_FILES
 
 
 @pytest.mark.slow
