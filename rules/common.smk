@@ -75,6 +75,9 @@ def _read_samples(path):
     # inside a path is kept).
     with open(path, encoding="utf-8-sig", newline=None) as fh:
         lines = [line for line in fh if not line.lstrip().startswith("#") and line.strip()]
+    if len(lines) < 2:
+        raise WorkflowError(f"sample sheet '{path}' has no slides. Fix: add a header line (sample, path, format, "
+                            "n_clusters, truth) and one row per slide")
     table = pd.read_csv(io.StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False)
     table.columns = [c.strip() for c in table.columns]
     table = table.apply(lambda column: column.str.strip())
@@ -82,8 +85,6 @@ def _read_samples(path):
         if column not in table.columns:
             raise WorkflowError(f"sample sheet '{path}': column '{column}' is missing. "
                                 "Fix: the columns are sample, path, format, n_clusters, truth")
-    if table.empty:
-        raise WorkflowError(f"sample sheet '{path}' has no slides. Fix: add one row per slide")
     check_names("sample id", table["sample"].tolist(), f"sample sheet '{path}'")
     # n_clusters: a number, or 'auto' (a column holding both is read as text)
     table["n_clusters"] = [int(v) if re.fullmatch(r"-?\d+", str(v).strip()) else str(v).strip()

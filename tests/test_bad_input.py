@@ -227,7 +227,7 @@ SHEET_CASES = {
     "sample_id_traversal": ("../x\tx.h5ad\th5ad\t2\t", r"sample id '\.\./x' is not a safe file name"),
     "sample_ids_differ_in_case": ("S1\tx.h5ad\th5ad\t2\t\ns1\tx.h5ad\th5ad\t2\t",
                                   r"sample ids 'S1' and 's1' differ only in case.*Fix: rename one"),
-    "empty_sheet": ("", r"sample sheet 'samples\.tsv' has no slides\. Fix: add one row per slide"),
+    "empty_sheet": ("", r"sample sheet 'samples\.tsv' has no slides\. Fix: add a header line"),
 }
 
 CONFIG_CASES = {
@@ -328,6 +328,7 @@ def test_snakefile_knows_the_registry_and_the_formats():
 
     from slides import REPO
     from stcore.formats import FORMATS
+    from stcore.io import SlideFormat
     from stcore.methods import REGISTRY
 
     text = (REPO / "rules" / "common.smk").read_text()
@@ -335,6 +336,7 @@ def test_snakefile_knows_the_registry_and_the_formats():
     assert set(copy) == {name for name, m in REGISTRY.items() if m.own_labels}
     schema = yaml.safe_load((REPO / "schemas" / "samples.schema.yaml").read_text())
     assert tuple(schema["properties"]["format"]["enum"]) == FORMATS
+    assert tuple(f.value for f in SlideFormat) == FORMATS
 
 
 def test_missing_sample_sheet_column(tmp_path):
@@ -402,3 +404,111 @@ def test_normalised_values_go_through_with_the_values_column(tmp_path):
     assert np.allclose(got_log, expect, atol=1e-5)
     with pytest.raises(InputError, match="values 'tpm' is not known"):
         HVGParams(values="tpm")
+
+
+# --- degenerate data: a named error, never a signal --------------------------------------------------
+
+def _constant_except(n_varying):
+    """The tiny slide with every gene constant across spots except the first ``n_varying``."""
+    adata = tiny_slide(n_genes=60)
+    x = adata.X.toarray()
+    x[:, n_varying:] = x[0, n_varying:]
+    adata.X = sp.csr_matrix(x)
+    return adata
+
+
+@pytest.mark.parametrize("n_varying, expected", [
+    (0, r"no gene varies across spots \(every gene has the same value in every spot\)\. Fix: check that X"),
+    (3, r"only 3 of 60 genes vary across spots: too few for seurat_v3's mean-variance trend"),   # was SIGSEGV
+    (8, r"only 8 of 60 genes vary across spots"),                                                 # was a loess error
+])
+def test_near_constant_expression_is_a_named_error(n_varying, expected):
+    with pytest.raises(InputError, match=expected):
+        run_hvg(_constant_except(n_varying), HVGParams(n_top_genes=30))
+
+
+def test_constant_expression_is_refused_whatever_the_flavour():
+    with pytest.raises(InputError, match="no gene varies across spots"):
+        run_hvg(_constant_except(0), HVGParams(n_top_genes=100, flavor="seurat"))
+
+
+def test_a_radius_graph_without_edges_is_a_named_error(caplog):
+    from stcore.graph import GraphParams, knn_graph
+
+    xy = tiny_slide().obsm["spatial"]                       # spots 100 apart
+    with pytest.raises(InputError, match=r"graph\.radius 1 joins no two spots \(the median distance to a spot's "
+                                         r"nearest neighbour is 100\)\. Fix: raise graph\.radius above 100"):
+        knn_graph(xy, GraphParams(mode="radius", radius=1.0))
+    far = np.vstack([xy, [[1e5, 1e5]]])                     # one spot far from the rest: a warning
+    with caplog.at_level(logging.WARNING):
+        adj = knn_graph(far, GraphParams(mode="radius", radius=150.0))
+    assert adj.nnz > 0 and "leaves 1 of 65 spots without a neighbour" in caplog.text
+
+
+# --- through the DAG: awkward ids, missing files, edited position files ------------------------------
+
+def test_awkward_ids_round_trip_through_the_dag(tmp_path):
+    """Sample ids that look like numbers or missing values, and AnnData's default spot ids
+    '0'..'n-1', come out of every TSV as written; every file stays under results/ and logs/."""
+    for name in ("a", "b", "c"):
+        write(tiny_slide(seed=len(name)), tmp_path / f"{name}.h5ad")
+    numbered = tiny_slide(seed=3)
+    numbered.obs_names = [str(i) for i in range(numbered.n_obs)]
+    write(numbered, tmp_path / "c.h5ad")
+    workdir(tmp_path, {"01": ("a.h5ad", 2, "domain"), "1e3": ("b.h5ad", 2, "domain"),
+                       "NA": ("c.h5ad", 2, "domain")}, epochs=2,
+            extra_config="seeds: [0, 1]\n")
+    inputs = {p for p in tmp_path.rglob("*") if p.is_file()}
+    run = snakemake(tmp_path, "--cores", "2", timeout=900)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    table = pd.read_csv(tmp_path / "results/table.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert sorted(set(table["sample"])) == ["01", "1e3", "NA"]
+    assert len(table) == 6 and (table["ARI"] != "").all()
+    summary = (tmp_path / "results/summary.md").read_text()
+    for sample in ("01", "1e3", "NA"):
+        assert f"| {sample} | " in summary
+    assert "(n=2)" in summary and "n/a" not in summary.split("## ")[1]
+    labels = pd.read_csv(tmp_path / "results/NA/graphst/seed0/labels.tsv", sep="\t", dtype=str)
+    assert list(labels["spot"][:3]) == ["0", "1", "2"]
+    made = {p for p in tmp_path.rglob("*") if p.is_file()} - inputs
+    assert all(p.relative_to(tmp_path).parts[0] in ("results", "logs", ".snakemake") for p in made)
+
+
+def test_unreadable_slides_fail_alone_and_are_listed(tmp_path):
+    """A missing file and a Visium folder whose matrix is gzipped do not stop the DAG from being
+    built: with --keep-going their qc jobs fail with one line each (listed as FAILED at the
+    end) and the good slide finishes."""
+    write(tiny_slide(), tmp_path / "good.h5ad")
+    folder = write_visium(tmp_path / "outs", tiny_slide())
+    matrix = folder / "filtered_feature_bc_matrix.h5"
+    matrix.rename(matrix.with_suffix(".h5.gz"))
+    workdir(tmp_path, {"good": ("good.h5ad", 2, "domain"), "gone": ("nope.h5ad", 2, "domain")}, epochs=2)
+    with open(tmp_path / "samples.tsv", "a") as fh:
+        fh.write("gz\touts\tvisium\t2\t\n")
+    run = snakemake(tmp_path, "--cores", "2", "--keep-going", timeout=600)
+    console = run.stdout + run.stderr
+    assert run.returncode != 0 and "MissingInputException" not in console
+    assert (tmp_path / "results/good/graphst/seed0/metrics.tsv").is_file(), console[-3000:]
+    assert "FAILED logs/qc/gone.log: sample 'gone', file 'nope.h5ad': file not found. Fix: check the path" in console
+    assert ("FAILED logs/qc/gz.log: sample 'gz', file 'outs': Space Ranger matrix 'filtered_feature_bc_matrix.h5' "
+            "not found") in console
+    assert not (tmp_path / "results/table.tsv").exists()
+
+
+def test_an_edited_positions_file_reruns_the_slide(tmp_path):
+    """Every file the Visium reader opens is an input of the slide's qc job and in its
+    input_sha256: editing the positions file reruns qc and changes the digest."""
+    import json
+
+    write_visium(tmp_path / "outs", tiny_slide())
+    workdir(tmp_path, {})
+    (tmp_path / "samples.tsv").write_text("sample\tpath\tformat\tn_clusters\ttruth\nv\touts\tvisium\t2\t\n")
+    target = "results/v/qc.json"
+    first = snakemake(tmp_path, "--cores", "1", target, timeout=300)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-2000:]
+    digest = json.loads((tmp_path / target).read_text())["input_sha256"]
+    positions = tmp_path / "outs/spatial/tissue_positions.csv"
+    positions.write_text(positions.read_text().replace(",1,0,0,", ",1,0,0,1", 1))
+    again = snakemake(tmp_path, "--cores", "1", target, "--rerun-triggers", "mtime", timeout=300)
+    assert again.returncode == 0 and "rule qc:" in again.stdout + again.stderr
+    assert json.loads((tmp_path / target).read_text())["input_sha256"] != digest
