@@ -78,6 +78,9 @@ def _read_samples(path):
     if len(lines) < 2:
         raise WorkflowError(f"sample sheet '{path}' has no slides. Fix: add a header line (sample, path, format, "
                             "n_clusters, truth) and one row per slide")
+    if "\t" not in lines[0] and ("," in lines[0] or ";" in lines[0]):
+        raise WorkflowError(f"sample sheet '{path}' is not tab-separated (its header is '{lines[0].strip()}'). "
+                            "Fix: save it as tab-separated text (TSV)")
     table = pd.read_csv(io.StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False)
     table.columns = [c.strip() for c in table.columns]
     table = table.apply(lambda column: column.str.strip())
@@ -86,8 +89,12 @@ def _read_samples(path):
             raise WorkflowError(f"sample sheet '{path}': column '{column}' is missing. "
                                 "Fix: the columns are sample, path, format, n_clusters, truth")
     check_names("sample id", table["sample"].tolist(), f"sample sheet '{path}'")
-    # n_clusters: a number, or 'auto' (a column holding both is read as text)
-    table["n_clusters"] = [int(v) if re.fullmatch(r"-?\d+", str(v).strip()) else str(v).strip()
+    for column in ("format", "values"):        # 'Visium', 'H5AD' mean visium, h5ad
+        if column in table.columns:
+            table[column] = table[column].str.lower()
+    table["path"] = [os.path.expanduser(p) for p in table["path"]]
+    # n_clusters: a number ('7', or '7.0' as spreadsheets write it), or 'auto'
+    table["n_clusters"] = [int(float(v)) if re.fullmatch(r"-?\d+(\.0*)?", v) else v.lower()
                            for v in table["n_clusters"]]
     try:
         validate(table, "../schemas/samples.schema.yaml")

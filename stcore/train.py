@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from .errors import DivergenceError
+from .errors import DivergenceError, InputError
 from .graph import gcn_norm, mean_operator
 from .model import GraphContrastiveAE, row_permutation, to_sparse_operator
 
@@ -74,7 +74,9 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' asked for but torch sees no GPU; use device: cpu or auto")
+        raise InputError("train.device is cuda but torch sees no GPU on this machine",
+                         fix="set train.device to auto or cpu, or run on a GPU node (the SLURM profile asks for one "
+                             "when train.device is cuda) with a CUDA build of torch (envs/stcore-cuda.yaml)")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got '{device}'")
     return torch.device(device)

@@ -227,6 +227,8 @@ SHEET_CASES = {
     "sample_id_traversal": ("../x\tx.h5ad\th5ad\t2\t", r"sample id '\.\./x' is not a safe file name"),
     "sample_ids_differ_in_case": ("S1\tx.h5ad\th5ad\t2\t\ns1\tx.h5ad\th5ad\t2\t",
                                   r"sample ids 'S1' and 's1' differ only in case.*Fix: rename one"),
+    "comma_separated_sheet": (None, r"sample sheet 'samples\.tsv' is not tab-separated \(its header is "
+                                    r"'sample,path,format,n_clusters,truth'\)\. Fix: save it as tab-separated"),
     "empty_sheet": ("", r"sample sheet 'samples\.tsv' has no slides\. Fix: add a header line"),
 }
 
@@ -271,6 +273,8 @@ def _parse_only(tmp, sheet_rows: str | None = None, config_extra: str = ""):
     workdir(tmp, {}, extra_config=config_extra)
     if sheet_rows is not None:
         (tmp / "samples.tsv").write_text("sample\tpath\tformat\tn_clusters\ttruth\n" + sheet_rows + "\n")
+    else:       # the sheet a spreadsheet writes as CSV
+        (tmp / "samples.tsv").write_text("sample,path,format,n_clusters,truth\ns1,x.h5ad,h5ad,2,\n")
     (tmp / "x.h5ad").write_bytes(b"")
     return snakemake(tmp, "--dry-run", "--cores", "1", timeout=120)
 
@@ -309,12 +313,13 @@ def test_settings_a_later_step_would_refuse_stop_at_parse_time(case, tmp_path):
 
 
 def test_sheet_quirks_are_read_as_meant(tmp_path):
-    """A byte-order mark, Windows line ends, spaces around cells and a '#' inside a path are read
-    as the user meant; a line starting with '#' is a comment."""
+    """A byte-order mark, Windows line ends, spaces around cells, a '#' inside a path, a format
+    in capitals and n_clusters written '2.0' are read as the user meant; a line starting with
+    '#' is a comment."""
     workdir(tmp_path, {})
     (tmp_path / "data#1").mkdir()
     write(tiny_slide(), tmp_path / "data#1" / "s.h5ad")
-    rows = ["sample\tpath\tformat\tn_clusters\ttruth", "# a comment line", " s1 \tdata#1/s.h5ad\t h5ad\t2 \tdomain"]
+    rows = ["sample\tpath\tformat\tn_clusters\ttruth", "# a comment line", " s1 \tdata#1/s.h5ad\t H5AD\t2.0 \tdomain"]
     (tmp_path / "samples.tsv").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode())
     run = snakemake(tmp_path, "--dry-run", "--cores", "1", "results/s1/qc.json", timeout=120)
     assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
@@ -512,3 +517,14 @@ def test_an_edited_positions_file_reruns_the_slide(tmp_path):
     again = snakemake(tmp_path, "--cores", "1", target, "--rerun-triggers", "mtime", timeout=300)
     assert again.returncode == 0 and "rule qc:" in again.stdout + again.stderr
     assert json.loads((tmp_path / target).read_text())["input_sha256"] != digest
+
+
+def test_cuda_without_a_gpu_is_a_named_error(monkeypatch):
+    import torch
+
+    from stcore.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match=r"train\.device is cuda but torch sees no GPU on this machine\. Fix: set "
+                                         r"train\.device to auto or cpu"):
+        resolve_device("cuda")
