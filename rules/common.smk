@@ -33,8 +33,8 @@ if _raw_methods is not None:
 
 
 # Every name that becomes part of a path (results/<sample>/<method>/..., results/simulated/<name>.h5ad,
-# logs/<stage>/<sample>.<method>.seed<seed>.log) passes check_names: no '/', no '..', no leading
-# '.' or '-', so every path stays under results/ and logs/.  Method names hold no '.', so a run's
+# logs/<stage>/<sample>.<method>.seed<seed>.log) passes check_names: no slash, no '..', no leading
+# dot or dash, so every path stays under results/ and logs/.  Method names hold no '.', so a run's
 # job name '<sample>.<method>.seed<seed>' names one run only.
 _SAFE = {
     "sample id": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
@@ -191,6 +191,8 @@ def _load_formats():
 
 
 FORMATS = _load_formats()
+# The slides the simulate rule writes (a sample sheet may name them before they exist).
+SIMULATED = {os.path.normpath(f"results/simulated/{name}.h5ad") for name in config.get("simulate") or {}}
 
 
 def raw_input(wildcards):
@@ -198,7 +200,10 @@ def raw_input(wildcards):
     included), as far as they exist now.  A slide whose files are missing declares none: its qc
     job then fails with the reader's one-line message, and --keep-going finishes the others."""
     row = sample_row(wildcards)
-    return FORMATS.slide_files(row["path"], row["format"])
+    files = FORMATS.slide_files(row["path"], row["format"])
+    if not files and os.path.normpath(row["path"]) in SIMULATED:
+        return [row["path"]]            # made by the simulate rule
+    return files
 
 
 # Where things go, written once.  RUN: the folder of one (slide, method, seed) run.
