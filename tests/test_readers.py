@@ -131,6 +131,11 @@ def test_xenium_refusals_name_the_file_and_the_fix(tmp_path):
     pd.DataFrame({"cell_id": ["zzz"], "x_centroid": [0.0], "y_centroid": [0.0]}).to_parquet(folder / "cells.parquet")
     with pytest.raises(InputError, match="not in the cells file"):
         read_slide(folder, "xenium")
+    twice = write_xenium(tmp_path / "twice", tiny_slide())
+    cells = pd.read_parquet(twice / "cells.parquet")
+    pd.concat([cells, cells.iloc[:1]]).to_parquet(twice / "cells.parquet", index=False)
+    with pytest.raises(InputError, match=r"1 duplicate cell ids \(first: 'aaa0063-1'\)\. Fix: use the cells file"):
+        read_slide(twice, "xenium")
 
 
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
