@@ -53,15 +53,15 @@ def check_names(kind, names, where):
     for name in names:
         if not isinstance(name, str) or not re.fullmatch(pattern, name):
             raise WorkflowError(f"{where}: {kind} '{name}' is not a safe file name. Fix: use {allowed}")
-    seen = {}
+    seen = {}                                   # lower-case name -> the name
     for name in names:
-        if name in seen:
+        other = seen.get(name.lower())
+        if other == name:
             raise WorkflowError(f"{where}: {kind} '{name}' appears twice. Fix: make ids unique")
-        if name.lower() in seen.values():
-            other = next(n for n, low in seen.items() if low == name.lower())
+        if other is not None:
             raise WorkflowError(f"{where}: {kind}s '{other}' and '{name}' differ only in case, and name one "
                                 "file on macOS and Windows. Fix: rename one")
-        seen[name] = name.lower()
+        seen[name.lower()] = name
 
 
 def _read_samples(path):

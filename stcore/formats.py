@@ -39,7 +39,7 @@ def slide_files(path: str, fmt: str) -> list[str]:
     if fmt == "spatialdata" and os.path.isdir(path):
         found = []
         for root, dirs, names in os.walk(path):
-            if os.path.samefile(root, path):
+            if root == path:                # the store's top level: its elements
                 dirs[:] = [d for d in dirs if d not in _STORE_SKIPPED]
             dirs.sort()
             found += [os.path.join(root, n) for n in sorted(names)]

@@ -30,10 +30,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
-from .formats import MATRIX_FILES
 
 __all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "write_h5ad", "atomic_path",
-           "check_counts", "read_tsv", "READERS_INSTALL", "MATRIX_FILES"]
+           "check_counts", "read_tsv", "READERS_INSTALL"]
 
 log = logging.getLogger(__name__)
 
