@@ -89,6 +89,8 @@ def _read_samples(path):
             raise WorkflowError(f"sample sheet '{path}': column '{column}' is missing. "
                                 "Fix: the columns are sample, path, format, n_clusters, truth")
     check_names("sample id", table["sample"].tolist(), f"sample sheet '{path}'")
+    if "group" not in table.columns:
+        table["group"] = ""
     for column in ("format", "values"):        # 'Visium', 'H5AD' mean visium, h5ad
         if column in table.columns:
             table[column] = table[column].str.lower()
@@ -150,8 +152,43 @@ def _check_settings():
                                 f"Fix: use one of {METHODS}")
 
 
+def _read_groups(table, path):
+    """The sheet's groups (slides trained as one: its `group` column), name -> slides in sheet
+    order; each group also gets a row of its own in ``table`` (n_clusters, values, truth shared
+    by its slides), so the stages after qc treat it as one more slide."""
+    groups = {}
+    for sample, group in zip(table["sample"], table["group"]):
+        if group:
+            groups.setdefault(group, []).append(sample)
+    ids = {s.lower(): s for s in table["sample"]}
+    rows = []
+    for group, members in groups.items():
+        where = f"sample sheet '{path}': group '{group}'"
+        if group.lower() in ids:
+            raise WorkflowError(f"{where} is also a sample id ('{ids[group.lower()]}'); both would write "
+                                f"results/{group}/. Fix: rename the group")
+        if len(members) < 2:
+            raise WorkflowError(f"{where} has one slide ({members[0]}); a group trains several slides as one. "
+                                "Fix: give another slide the same group, or leave the cell empty")
+        part = table.loc[members]
+        for column in ("n_clusters", "values"):
+            if column in part and part[column].astype(str).nunique() > 1:
+                raise WorkflowError(f"{where}: its slides differ in {column} ("
+                                    + ", ".join(f"{s}: {v}" for s, v in part[column].items())
+                                    + f"); one model and one clustering need one. Fix: give them the same {column}")
+        rows.append({"sample": group, "path": "", "format": "group", "n_clusters": part["n_clusters"].iloc[0],
+                     "truth": "truth" if "truth" in part and (part["truth"] != "").any() else "",
+                     "values": part["values"].iloc[0] if "values" in part else "counts", "group": ""})
+    if rows:
+        table = pd.concat([table, pd.DataFrame(rows).set_index("sample", drop=False)])
+    return table, groups
+
+
 samples = _read_samples(config["samples"])
-SAMPLES = samples["sample"].tolist()
+SAMPLES = samples["sample"].tolist()        # the slides of the sheet
+samples, GROUPS = _read_groups(samples, config["samples"])
+# What the stages after qc run on: every slide, then every group (its slides trained as one).
+UNITS = SAMPLES + list(GROUPS)
 check_names("method", list(config["methods"]), "config 'methods'")
 check_names("simulated slide", list(config.get("simulate") or {}), "config 'simulate'")
 METHODS = list(config["methods"])
@@ -160,7 +197,7 @@ _check_train_from(config["methods"])
 
 
 wildcard_constraints:
-    sample="|".join(re.escape(s) for s in SAMPLES) or "NONE",
+    sample="|".join(re.escape(s) for s in UNITS) or "NONE",
     method="|".join(re.escape(m) for m in METHODS),
     seed=r"\d+",
 
@@ -250,13 +287,17 @@ def method_samples(method):
     train_from), else every slide of the sheet."""
     spec = config["methods"][method]
     chosen = spec.get("samples") or config["methods"][spec.get("train_from", method)].get("samples")
+    # Groups train with the built-in models only: a peer builds its own graph from coordinates,
+    # which would join the slides of a group.
+    units = SAMPLES if is_peer(source_method(method)) else UNITS
     if not chosen:
-        return SAMPLES
-    unknown = sorted(set(chosen) - set(SAMPLES))
+        return units
+    unknown = sorted(set(chosen) - set(units))
     if unknown:
-        raise WorkflowError(f"method '{method}': samples {unknown} are not in the sample sheet. "
-                            f"Fix: use ids of the sheet ({', '.join(SAMPLES)})")
-    return [s for s in SAMPLES if s in chosen]
+        raise WorkflowError(f"method '{method}': samples {unknown} are not in the sample sheet"
+                            + (" (groups run the built-in models only)" if set(unknown) & set(GROUPS) else "")
+                            + f". Fix: use ids of the sheet ({', '.join(units)})")
+    return [s for s in units if s in chosen]
 
 
 def source_method(method):
@@ -465,14 +506,15 @@ def table_runs():
     """Every (slide, method, seed) with the files its row of the results table is read from:
     the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
     runs = []
-    for sample in SAMPLES:
+    for sample in UNITS:
         for method in METHODS:
             if sample not in method_samples(method):
                 continue
             source = source_method(method)
             for seed in method_seeds(method):
                 runs.append({
-                    "sample": sample, "method": method, "seed": seed, "trained_by": source,
+                    "sample": sample, "group": sample if sample in GROUPS else "", "method": method, "seed": seed,
+                    "trained_by": source,
                     "metrics": run_file("metrics.tsv", sample, method, seed),
                     "labels": run_file("labels.tsv", sample, method, seed),
                     "train_record": record_file("train", RUN_JOB.format(sample=sample, method=source, seed=seed)),

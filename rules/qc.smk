@@ -1,5 +1,7 @@
 rule qc:
     """Read a slide, check it, and drop poor spots and rare genes."""
+    wildcard_constraints:
+        sample="|".join(re.escape(s) for s in SAMPLES) or "NONE",     # a group's qc.h5ad: rules/group.smk
     input:
         raw=raw_input,
     output:

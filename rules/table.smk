@@ -4,7 +4,8 @@ rule table:
         metrics=[r["metrics"] for r in TABLE_RUNS],
         labels=[r["labels"] for r in TABLE_RUNS],
         records=sorted({r[k] for r in TABLE_RUNS for k in ("train_record", "cluster_record")}),
-        prep_records=[record_file(stage, s) for stage in ("qc", "hvg", "graph") for s in SAMPLES],
+        prep_records=[record_file("group" if stage == "qc" and s in GROUPS else stage, s)
+                      for stage in ("qc", "hvg", "graph") for s in UNITS],
         agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],
     output:
         tsv=report("results/table.tsv", caption="../report/table.rst", category="Results",

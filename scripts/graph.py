@@ -6,14 +6,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from stcore.graph import GraphParams, knn_graph
+from stcore.group import slide_codes
 from stcore.io import atomic_path
 from stcore.workflow import run_step
 
 
 def main(sm):
-    coords = ad.read_h5ad(sm.input.h5ad, backed="r").obsm["spatial"][:]
+    slide = ad.read_h5ad(sm.input.h5ad, backed="r")
     params = GraphParams(**sm.params.graph)
-    adj = knn_graph(np.asarray(coords), params)
+    adj = knn_graph(np.asarray(slide.obsm["spatial"][:]), params, slides=slide_codes(slide.obs))  # per slide of a group
     with atomic_path(sm.output.npz) as tmp:
         with open(tmp, "wb") as fh:
             sp.save_npz(fh, adj)

@@ -158,10 +158,17 @@ def graph_communities(x: np.ndarray, n_clusters: int, *, method: str = "leiden",
     return best
 
 
-def refine(labels: np.ndarray, coords: np.ndarray, n_neighbors: int = 50) -> np.ndarray:
+def refine(labels: np.ndarray, coords: np.ndarray, n_neighbors: int = 50, slides: np.ndarray | None = None) -> np.ndarray:
     """Each spot takes the most common label among its ``n_neighbors`` nearest spots
-    (itself included); its own label wins ties, then the smallest label."""
+    (itself included); its own label wins ties, then the smallest label.  ``slides`` (a slide
+    code per spot, for a group): neighbours are taken on the spot's own slide only."""
     labels = np.asarray(labels)
+    if slides is not None:
+        out = labels.copy()
+        for code in np.unique(slides):
+            spots = np.flatnonzero(slides == code)
+            out[spots] = refine(labels[spots], np.asarray(coords)[spots], n_neighbors)
+        return out
     uniq, codes = np.unique(labels, return_inverse=True)
     n, k = len(codes), len(uniq)
     idx, _ = knn_indices(coords, min(n_neighbors, n), include_self=True)
@@ -184,7 +191,7 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
     return pca_scores(embedding, None, params.n_pcs)
 
 
-def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams) -> np.ndarray:
+def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams, slides=None) -> np.ndarray:
     from .errors import InputError
     from .mclust import mclust_bic
 
@@ -201,7 +208,7 @@ def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams
     log.info("n_clusters auto: BIC of the EEE mixture by G: %s; chosen G = %d",
              ", ".join(f"{g}: {b:.1f}" for g, b in sorted(bic.items())), best)
     if params.refine:
-        labels = refine(labels, coords, params.refine_neighbors)
+        labels = refine(labels, coords, params.refine_neighbors, slides)
     return np.asarray(labels, dtype=int)
 
 
@@ -223,18 +230,20 @@ def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None
 
 
 def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int | str, params: ClusterParams,
-                own_labels: np.ndarray | None = None, owner: str | None = None) -> np.ndarray:
-    """Labels 0..n_clusters-1 (at most) for every spot.  ``cluster.method: own`` returns
+                own_labels: np.ndarray | None = None, owner: str | None = None,
+                slides: np.ndarray | None = None) -> np.ndarray:
+    """Labels 0..n_clusters-1 (at most) for every spot.  ``slides``: a slide code per spot of a
+    group (refinement stays on each spot's slide); the clustering itself is one over all spots.  ``cluster.method: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
     ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged)."""
     method = ClusterMethod(params.method)
     if n_clusters == "auto" and method is not ClusterMethod.OWN:
-        return _auto_mclust(features, coords, params)
+        return _auto_mclust(features, coords, params, slides)
     if method is ClusterMethod.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
         if params.refine:
-            labels = refine(labels, coords, params.refine_neighbors)
+            labels = refine(labels, coords, params.refine_neighbors, slides)
         return np.asarray(labels, dtype=int)
     if n_clusters < 1 or n_clusters > features.shape[0]:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {features.shape[0]}")
@@ -252,5 +261,5 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
         labels = graph_communities(features, n_clusters, method=method.value, seed=params.seed,
                                    n_neighbors=params.n_neighbors)
     if params.refine:
-        labels = refine(labels, coords, params.refine_neighbors)
+        labels = refine(labels, coords, params.refine_neighbors, slides)
     return np.asarray(labels, dtype=int)

@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 __all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "spatial_metrics", "chaos", "pas",
-           "spatial_asw", "morans_i", "plot_domains"]
+           "spatial_asw", "morans_i", "integration_metrics", "plot_domains"]
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:
@@ -277,8 +277,71 @@ def spatial_metrics(
     }
 
 
-def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path) -> None:
-    """Spots coloured by found domain, beside the truth when given; written to ``path`` (PNG)."""
+# ---------------------------------------------------------------------------
+# One labelling over a group of slides (stcore.group): does it hold across them?
+# ---------------------------------------------------------------------------
+
+
+def integration_metrics(embedding: np.ndarray, labels, slides, truth=None, *, k: int = 30,
+                        sample_size: int = 5000, min_share: float = 0.01, random_state: int = 0) -> dict:
+    """How the joint labelling of a group of slides holds across its slides.
+
+    - ``iLISI``: mixing of the slides in the joint ``embedding``: for each spot, the inverse
+      Simpson index of the slides among its ``k`` nearest spots in the embedding, median over
+      spots, scaled to [0, 1] (0: neighbours from its own slide only; 1: from every slide
+      alike).  scib's iLISI with a plain k-NN neighbourhood instead of a perplexity-weighted
+      one; at most ``sample_size`` spots are queried (against all), so it is linear in N.
+    - ``domains_shared``: share of the found domains that hold at least ``min_share`` of the
+      spots of every slide.
+    - ``layers_consistent`` (with ``truth``): share of the annotated labels found on every slide
+      whose most common found domain is the same on every slide (1: every layer maps to the
+      same joint domain on each slide).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = np.asarray(labels)
+    s_codes, s_names = pd.factorize(pd.Series(np.asarray(slides)), sort=False)
+    n, n_slides = len(labels), len(s_names)
+    x = np.asarray(embedding, dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    query = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
+    k_eff = min(k, n - 1)
+    _, idx = NearestNeighbors(n_neighbors=k_eff + 1).fit(x).kneighbors(x[query])
+    neighbours = s_codes[idx[:, 1:]]
+    share = np.stack([(neighbours == c).mean(axis=1) for c in range(n_slides)], axis=1)
+    lisi = 1.0 / (share ** 2).sum(axis=1)
+    out = {"iLISI": float((np.median(lisi) - 1) / (n_slides - 1)) if n_slides > 1 else float("nan")}
+    table = pd.crosstab(labels, s_codes, normalize="columns")
+    out["domains_shared"] = float((table >= min_share).all(axis=1).mean())
+    out["layers_consistent"] = float("nan")
+    if truth is not None:
+        t = pd.Series(np.asarray(truth, dtype=object))
+        keep = ~_is_missing(t)
+        frame = pd.DataFrame({"truth": t[keep].astype(str).to_numpy(), "slide": s_codes[keep], "domain": labels[keep]})
+        majority = frame.groupby(["truth", "slide"])["domain"].agg(lambda v: v.value_counts().index[0]).unstack()
+        on_all = majority.dropna()
+        if len(on_all):
+            out["layers_consistent"] = float((on_all.nunique(axis=1) == 1).mean())
+    return out
+
+
+def side_by_side(coords: np.ndarray, slides) -> np.ndarray:
+    """Coordinates of a group's slides laid out in a row, for one figure (not for analysis)."""
+    xy = np.array(coords, dtype=np.float64)
+    codes, _ = pd.factorize(pd.Series(np.asarray(slides)), sort=False)
+    left = 0.0
+    for c in range(codes.max() + 1):
+        rows = codes == c
+        width = np.ptp(xy[rows, 0]) if rows.sum() > 1 else 1.0
+        xy[rows, 0] += left - xy[rows, 0].min()
+        left += width * 1.1 + 1e-9
+    return xy
+
+
+def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None) -> None:
+    """Spots coloured by found domain, beside the truth when given; written to ``path`` (PNG).
+    ``slides``: a group's slides side by side, in the joint domain colours."""
     from .report import plot_slide_domains
 
-    plot_slide_domains(coords, truth, [("found domains", np.asarray(pred))], path, title=title)
+    xy = coords if slides is None else side_by_side(coords, slides)
+    plot_slide_domains(xy, truth, [("found domains", np.asarray(pred))], path, title=title)

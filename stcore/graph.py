@@ -71,12 +71,16 @@ def knn_indices(coords: np.ndarray, k: int, *, include_self: bool = False) -> tu
     return idx[:, start:want], dist[:, start:want]
 
 
-def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams()) -> sp.csr_matrix:
+def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams(), slides: np.ndarray | None = None) -> sp.csr_matrix:
     """Symmetric 0/1 adjacency (no self loops), CSR float32.
 
     'knn': spot i and j are joined if either is among the other's ``n_neighbors`` nearest.
     'radius': joined if closer than ``radius``.
+    ``slides`` (a slide code per spot, for a group of slides): each slide's own graph, and no
+    edge between two slides (block diagonal up to the order of the spots).
     """
+    if slides is not None:
+        return _per_slide(coords, params, np.asarray(slides))
     coords = np.asarray(coords, dtype=np.float64)
     n = coords.shape[0]
     mode = GraphMode(params.mode)
@@ -96,6 +100,21 @@ def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams()) -> sp.csr
     a.eliminate_zeros()
     a.sort_indices()
     return a.astype(np.float32)
+
+
+def _per_slide(coords: np.ndarray, params: GraphParams, slides: np.ndarray) -> sp.csr_matrix:
+    coords = np.asarray(coords, dtype=np.float64)
+    rows, cols = [], []
+    for code in np.unique(slides):
+        spots = np.flatnonzero(slides == code)
+        block = knn_graph(coords[spots], params).tocoo()
+        rows.append(spots[block.row])
+        cols.append(spots[block.col])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    n = coords.shape[0]
+    a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
+    a.sort_indices()
+    return a
 
 
 def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float) -> None:

@@ -46,6 +46,7 @@ class SimParams:
     field_scale: float = 0.2
     field_strength: float = 0.15
     seed: int = 0
+    tissue_seed: int | None = None
 
 
 def _coords(p: SimParams, rng: np.random.Generator) -> np.ndarray:
@@ -99,9 +100,10 @@ def simulate_slide(p: SimParams = SimParams(), *, block: int = 10_000) -> ad.Ann
     n = xy.shape[0]
     dom = _domains(xy, p, rng)
     n_dom = p.n_layers + p.n_regions
-    prop = rng.lognormal(0, 1.0, p.n_genes)
+    programs = rng if p.tissue_seed is None else np.random.default_rng(p.tissue_seed)
+    prop = programs.lognormal(0, 1.0, p.n_genes)
     prop /= prop.sum()
-    genes = rng.permutation(p.n_genes)
+    genes = programs.permutation(p.n_genes)
     marker_eff = np.zeros((n_dom, p.n_genes))
     for d in range(n_dom):
         marker_eff[d, genes[d * p.markers_per_domain:(d + 1) * p.markers_per_domain]] = np.log(p.marker_fold)

@@ -1,6 +1,7 @@
 """The one results table over slides, methods and seeds, and its written summary.
 
-- ``results_table``: one row per (sample, method, seed): the evaluate step's ``metrics.tsv``
+- ``results_table``: one row per (sample, method, seed), and for a group of slides trained as
+  one (``group``) one row per slide of the group's run: the evaluate step's ``metrics.tsv``
   (every quality metric, the reconstruction's Pearson r, provenance) joined with Snakemake's
   time and memory records: ``prep_s`` (qc + hvg + graph of the slide, shared by its runs),
   ``train_s``, ``cluster_s``, ``seconds`` (= train_s + cluster_s, the run's own time; a method
@@ -23,7 +24,7 @@ import pandas as pd
 
 from .io import read_tsv
 
-__all__ = ["results_table", "seed_agreement", "read_published", "read_reference_here", "per_slide_stats",
+__all__ = ["results_table", "seed_agreement", "shown_method", "read_published", "read_reference_here", "per_slide_stats",
            "format_mean_sd", "mean_sd", "summary_markdown", "SUMMARY_METRICS"]
 
 # Metrics shown side by side in the summary, when the table has them (lower is better for
@@ -48,17 +49,26 @@ def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
         prep[sample] = prep.get(sample, 0.0) + _record(f, "s")
     rows = []
     for run in runs:
-        row = read_tsv(run["metrics"]).iloc[0].to_dict()
         train_s, cluster_s = _record(run["train_record"], "s"), _record(run["cluster_record"], "s")
         peak = np.nanmax([_record(run["train_record"], "max_rss"), _record(run["cluster_record"], "max_rss"),
                           np.nan, -np.inf])
-        row |= {"prep_s": prep.get(str(row["sample"]), float("nan")), "train_s": train_s, "cluster_s": cluster_s,
-                "seconds": train_s + cluster_s, "peak_mb": peak if np.isfinite(peak) else np.nan}
-        rows.append(row)
+        for row in read_tsv(run["metrics"]).to_dict("records"):    # a group's run: one row per slide
+            rows.append(row | {"prep_s": prep.get(str(run["sample"]), float("nan")), "train_s": train_s,
+                               "cluster_s": cluster_s, "seconds": train_s + cluster_s,
+                               "peak_mb": peak if np.isfinite(peak) else np.nan})
     table = pd.DataFrame(rows)
-    first = ["sample", "method", "seed", "trained_by"]
+    if "group" not in table:
+        table["group"] = ""
+    table["group"] = table["group"].fillna("")
+    first = ["sample", "group", "method", "seed", "trained_by"]
     table = table[first + [c for c in table.columns if c not in first]]
     return table.reset_index(drop=True)     # in the order of ``runs`` (the config's order of methods)
+
+
+def shown_method(method: str, group: str = "") -> str:
+    """The name a run's method goes by in the summary: ``<method> (joint)`` for a group's run,
+    so a slide's row shows it trained alone and trained with its group side by side."""
+    return f"{method} (joint)" if group else method
 
 
 def format_mean_sd(mean: float, sd: float = float("nan"), n: int = 1) -> str:
@@ -86,8 +96,13 @@ def seed_agreement(runs: list[dict]) -> pd.DataFrame:
 
     groups: dict[tuple[str, str], list[np.ndarray]] = {}
     for run in runs:
-        lab = read_tsv(run["labels"]).sort_values("spot")["domain"].to_numpy()
-        groups.setdefault((str(run["sample"]), run["method"]), []).append(lab)
+        lab = read_tsv(run["labels"]).sort_values("spot")
+        if "slide" in lab:      # a group's run: agreement per slide, under the method's joint name
+            for slide, part in lab.groupby("slide", sort=False):
+                groups.setdefault((str(slide), shown_method(run["method"], run["sample"])), []).append(
+                    part["domain"].to_numpy())
+        else:
+            groups.setdefault((str(run["sample"]), run["method"]), []).append(lab["domain"].to_numpy())
     rows = []
     for (sample, method), labs in groups.items():
         pairs = [adjusted_rand_score(a, b) for a, b in combinations(labs, 2)]
@@ -189,9 +204,11 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
     baseline = compare.get("baseline", "expression")
     ablation = compare.get("ablation", "recon_only")
     sd_target = float(compare.get("sd_target", 0.02))
-    samples = list(dict.fromkeys(table["sample"].astype(str)))
+    groups = table["group"] if "group" in table else pd.Series("", index=table.index)
+    table = table.assign(sample=table["sample"].astype(str),
+                         method=[shown_method(m, g) for m, g in zip(table["method"], groups.fillna(""))])
+    samples = list(dict.fromkeys(table["sample"]))
     methods = list(dict.fromkeys(table["method"]))
-    table = table.assign(sample=table["sample"].astype(str))
     seeds = table.groupby("method")["seed"].nunique()
     out = ["# Results: domains found, per sample and method", "",
            "Every cell is the mean ± sd over seeds (n = seeds) of one sample and method; the last row is each "
@@ -216,6 +233,22 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
                 a = agree.get((sample, m), float("nan"))
                 cells.append("-" if not np.isfinite(a) else (f"{sd:.3f} / {a:.3f}" if np.isfinite(sd) else f"- / {a:.3f}"))
             out.append(f"| {sample} | " + " | ".join(cells) + " |")
+
+    # Groups of slides trained as one: how their joint domains hold across the slides.
+    joint = table[groups.fillna("") != ""] if "iLISI" in table else table.iloc[:0]
+    if len(joint):
+        out += ["", "## Slides trained as one (groups)", "",
+                "Per group and method, mean ± sd over seeds: iLISI (mixing of the slides in the joint embedding, "
+                "0 = none, 1 = full), domains_shared (share of domains holding >= 1% of every slide's spots), "
+                "layers_consistent (share of annotated layers whose most common domain is the same on every "
+                "slide). The per-slide rows above compare each slide trained alone (method) and with its group "
+                "(method (joint)).", "",
+                "| group | method | slides | iLISI | domains_shared | layers_consistent |", "|---|---|---|---|---|---|"]
+        joint = joint.assign(group=groups[joint.index].to_numpy())
+        for (group, method), rows in joint.groupby(["group", "method"], sort=False):
+            once = rows.drop_duplicates("seed")          # group-level values repeat on each slide's row
+            out.append(f"| {group} | {method} | {', '.join(dict.fromkeys(rows['sample']))} | "
+                       + " | ".join(mean_sd(once[c]) for c in ("iLISI", "domains_shared", "layers_consistent")) + " |")
 
     # Published numbers, in their own labelled columns.
     pub_rows = []

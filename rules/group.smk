@@ -1,0 +1,23 @@
+rule group:
+    """The slides of a group joined on the genes they share, to be trained as one."""
+    wildcard_constraints:
+        sample="|".join(re.escape(g) for g in GROUPS) or "NONE",
+    input:
+        slides=lambda wildcards: [f"results/{s}/qc.h5ad" for s in GROUPS[wildcards.sample]],
+    output:
+        h5ad="results/{sample}/qc.h5ad",
+        report="results/{sample}/qc.json",
+    params:
+        slides=lambda wildcards: GROUPS[wildcards.sample],
+        truths=lambda wildcards: {s: samples.loc[s, "truth"] for s in GROUPS[wildcards.sample]},
+    log:
+        "logs/group/{sample}.log",
+    benchmark:
+        record_file("group", "{sample}")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input, attempt: int(attempt * (_BASE_MB + 8 * _files_mb(input.slides))),
+    script:
+        "../scripts/group.py"

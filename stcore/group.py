@@ -1,0 +1,83 @@
+"""Slides trained as one: the QC'd slides of a group (the sample sheet's ``group`` column)
+joined into one AnnData on the genes they all share.
+
+The joined slide keeps every slide's own coordinates and says which slide each spot comes from
+in ``obs['slide']``; the stages after it (HVG on the group, one graph made of the slides' own
+graphs with no edge between slides, one model, one clustering of all spots) read that column
+where space matters (:func:`slide_codes`).  Spot ids become ``<slide>:<spot>``.  Nothing is
+larger than the sum of the slides.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .errors import InputError
+
+__all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "slide_codes"]
+
+log = logging.getLogger(__name__)
+
+SLIDE_KEY = "slide"       # obs column: the slide each spot of a group comes from
+TRUTH_KEY = "truth"       # obs column of a group: each slide's annotation (its own truth column)
+
+
+def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: str) -> tuple[ad.AnnData, dict]:
+    """One AnnData of the slides (name -> QC'd slide, sheet order) on the genes every slide has,
+    in the first slide's gene order, and a report: spots per slide, genes shared, and for each
+    slide the genes left out because another slide lacks them (logged with a few names).
+
+    ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``.
+    Raises :class:`InputError` for a group of one slide or slides sharing no gene."""
+    names = list(slides)
+    if len(names) < 2:
+        raise InputError(f"group '{group}' has one slide ({', '.join(names)}); a group trains several slides as one",
+                         fix="give another slide the same group in the sample sheet, or leave this slide's "
+                             "group cell empty")
+    shared = set(slides[names[0]].var_names)
+    for name in names[1:]:
+        shared &= set(slides[name].var_names)
+    genes = [g for g in slides[names[0]].var_names if g in shared]
+    if not genes:
+        raise InputError(f"group '{group}': slides {', '.join(names)} share no gene name (after QC)",
+                         fix="group slides measured on the same genes (same species and gene naming, e.g. all "
+                             "symbols or all Ensembl ids), or leave the group cell empty")
+    report = {"group": group, "shared_genes": len(genes), "slides": {}}
+    parts = []
+    for name in names:
+        a = slides[name]
+        left_out = [g for g in a.var_names if g not in shared]
+        if left_out:
+            log.info("group %s: slide %s: %d of its %d genes are not on every slide of the group and are left out "
+                     "(e.g. %s)", group, name, len(left_out), a.n_vars, ", ".join(map(str, left_out[:5])))
+        report["slides"][name] = {"spots": int(a.n_obs), "genes": int(a.n_vars), "genes_left_out": len(left_out)}
+        x = a[:, genes].X
+        column = truths.get(name)
+        truth = a.obs[column].astype("object").to_numpy() if column else np.full(a.n_obs, np.nan, dtype=object)
+        obs = pd.DataFrame({SLIDE_KEY: name, TRUTH_KEY: truth}, index=[f"{name}:{s}" for s in a.obs_names])
+        parts.append(ad.AnnData(X=sp.csr_matrix(x), obs=obs, obsm={"spatial": np.asarray(a.obsm["spatial"], float)}))
+    joined = ad.concat(parts, join="inner", merge=None)
+    joined.var_names = pd.Index(genes).astype(str)
+    joined.obs[SLIDE_KEY] = pd.Categorical(joined.obs[SLIDE_KEY], categories=names)
+    joined.obs[TRUTH_KEY] = pd.Categorical(joined.obs[TRUTH_KEY])     # None / NaN: not annotated
+    digests = {n: str(slides[n].uns.get("provenance", {}).get("input_sha256", "")) for n in names}
+    joined.uns["provenance"] = {
+        "input_path": ";".join(str(slides[n].uns.get("provenance", {}).get("input_path", "")) for n in names),
+        "format": "group",
+        "input_sha256": hashlib.sha256("".join(digests[n] for n in names).encode()).hexdigest(),
+    }
+    report["input_sha256"] = joined.uns["provenance"]["input_sha256"]
+    log.info("group %s: %d slides, %d spots, %d shared genes", group, len(names), joined.n_obs, len(genes))
+    return joined, report
+
+
+def slide_codes(obs: pd.DataFrame) -> np.ndarray | None:
+    """Integer slide code of every spot of a group (``obs['slide']``), or None for one slide."""
+    if SLIDE_KEY not in obs:
+        return None
+    return pd.Categorical(obs[SLIDE_KEY]).codes.astype(np.int64)

@@ -1,0 +1,173 @@
+"""Slides trained as one (the sample sheet's `group` column): the library pieces, the whole
+DAG on a simulated pair of sections of one tissue, and bad input."""
+import re
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from slides import snakemake, tiny_slide, workdir
+
+from stcore.errors import InputError
+from stcore.evaluate import integration_metrics
+from stcore.graph import GraphParams, knn_graph
+from stcore.group import join_slides, slide_codes
+from stcore.simulate import SimParams, simulate_slide
+
+HEADER = "sample\tpath\tformat\tn_clusters\ttruth\tgroup\n"
+
+
+def _section(seed: int, layout: str, n_spots: int) -> ad.AnnData:
+    """A section of one simulated tissue: the gene programs come from tissue_seed, so two
+    sections share their domains but not their spots."""
+    return simulate_slide(SimParams(n_spots=n_spots, n_genes=200, markers_per_domain=30, marker_fold=3.0,
+                                    n_layers=3, n_regions=0, layout=layout, seed=seed, tissue_seed=7))
+
+
+def test_join_keeps_the_shared_genes_and_names_each_spots_slide(caplog):
+    a, b = tiny_slide(n_side=6, seed=1), tiny_slide(n_side=5, seed=2)
+    b = b[:, b.var_names[1:]].copy()                    # gene000 only on slide a
+    with caplog.at_level("INFO"):
+        joined, report = join_slides({"a": a, "b": b}, {"a": "domain", "b": ""}, "g")
+    assert list(joined.var_names) == list(b.var_names)
+    assert report["shared_genes"] == a.n_vars - 1
+    assert report["slides"]["a"]["genes_left_out"] == 1 and report["slides"]["b"]["genes_left_out"] == 0
+    assert "slide a: 1 of its 40 genes are not on every slide" in caplog.text and "gene000" in caplog.text
+    assert list(joined.obs["slide"]) == ["a"] * a.n_obs + ["b"] * b.n_obs
+    assert joined.obs_names[0] == f"a:{a.obs_names[0]}" and joined.obs_names.is_unique
+    np.testing.assert_array_equal(joined.X[: a.n_obs].toarray(), a[:, b.var_names].X.toarray())
+    np.testing.assert_array_equal(joined.obsm["spatial"][a.n_obs:], b.obsm["spatial"])
+    assert joined.obs["truth"].iloc[: a.n_obs].notna().all() and joined.obs["truth"].iloc[a.n_obs:].isna().all()
+
+
+def test_join_refuses_one_slide_and_slides_without_a_shared_gene():
+    a = tiny_slide(seed=1)
+    with pytest.raises(InputError, match=r"group 'g' has one slide \(a\).*Fix: give another slide the same group"):
+        join_slides({"a": a}, {"a": ""}, "g")
+    b = tiny_slide(seed=2)
+    b.var_names = [f"other{i}" for i in range(b.n_vars)]
+    with pytest.raises(InputError, match=r"group 'g': slides a, b share no gene name.*Fix: group slides measured"):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+
+
+def test_group_graph_is_each_slides_own_graph_and_nothing_between():
+    a, b = tiny_slide(n_side=7, seed=1), tiny_slide(n_side=6, seed=2)     # overlapping coordinates
+    coords = np.vstack([a.obsm["spatial"], b.obsm["spatial"]])
+    codes = np.repeat([0, 1], [a.n_obs, b.n_obs])
+    for params in (GraphParams(), GraphParams(mode="radius", radius=150.0)):
+        adj = knn_graph(coords, params, slides=codes)
+        rows, cols = adj.nonzero()
+        assert (codes[rows] == codes[cols]).all()
+        assert (adj[: a.n_obs, : a.n_obs] != knn_graph(a.obsm["spatial"], params)).nnz == 0
+        assert (adj[a.n_obs:, a.n_obs:] != knn_graph(b.obsm["spatial"], params)).nnz == 0
+        assert (adj != adj.T).nnz == 0 and sp.isspmatrix_csr(adj)
+    assert knn_graph(coords)[: a.n_obs, a.n_obs:].nnz > 0       # without slides, the overlap would join them
+
+
+def test_integration_metrics_tell_consistent_from_inconsistent_labels():
+    rng = np.random.default_rng(0)
+    slides = np.repeat(["a", "b"], 200)
+    truth = np.tile(np.repeat(["L1", "L2"], 100), 2)
+    mixed = rng.normal(size=(400, 5)) + (truth == "L2")[:, None] * 4          # slides mixed, layers apart
+    same = (truth == "L2").astype(int)
+    flipped = np.where(slides == "a", same, 1 - same)                          # domain 0 is L1 on a, L2 on b
+    good = integration_metrics(mixed, same, slides, truth)
+    assert good["layers_consistent"] == 1.0 and good["domains_shared"] == 1.0 and good["iLISI"] > 0.7
+    assert integration_metrics(mixed, flipped, slides, truth)["layers_consistent"] == 0.0
+    apart = mixed + (slides == "b")[:, None] * 100                              # each slide on its own
+    assert integration_metrics(apart, same, slides, truth)["iLISI"] == 0.0
+    only_a = np.where(np.arange(400) < 50, 2, same)                            # domain 2 on slide a only
+    assert integration_metrics(mixed, only_a, slides)["domains_shared"] == pytest.approx(2 / 3)
+    assert np.isnan(integration_metrics(mixed, same, slides)["layers_consistent"])
+
+
+def test_slide_codes_are_none_for_one_slide():
+    assert slide_codes(pd.DataFrame(index=["x"])) is None
+    np.testing.assert_array_equal(slide_codes(pd.DataFrame({"slide": ["b", "a", "b"]})), [1, 0, 1])
+
+
+@pytest.fixture(scope="module")
+def group_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("group")
+    a = _section(1, "hex", 300)
+    b = _section(2, "scatter", 250)
+    b = b[:, b.var_names[:-1]].copy()                  # the last gene only on slide sa
+    a.write_h5ad(tmp / "a.h5ad")
+    b.write_h5ad(tmp / "b.h5ad")
+    workdir(tmp, {}, epochs=20, extra_config="hvg: {n_top_genes: 150}\n")
+    (tmp / "samples.tsv").write_text(HEADER + "sa\ta.h5ad\th5ad\t3\tdomain\tpair\nsb\tb.h5ad\th5ad\t3\tdomain\tpair\n")
+    run = snakemake(tmp, "--cores", "2", timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return tmp
+
+
+def test_a_group_trains_as_one_and_its_labels_hold_across_slides(group_run):
+    w = group_run
+    report = pd.read_json(w / "results/pair/qc.json", typ="series")
+    assert report["shared_genes"] == 199 and report["slides"]["sa"]["genes_left_out"] == 1
+    assert "slide sa: 1 of its 200 genes are not on every slide of the group and are left out (e.g. gene00199)" \
+        in (w / "logs/group/pair.log").read_text()
+    # One graph made of the slides' own graphs, no edge between them.
+    joint = sp.load_npz(w / "results/pair/graph.npz")
+    n_a = report["slides"]["sa"]["spots"]
+    assert joint[:n_a, n_a:].nnz == 0
+    assert (joint[:n_a, :n_a] != sp.load_npz(w / "results/sa/graph.npz")).nnz == 0
+    assert (joint[n_a:, n_a:] != sp.load_npz(w / "results/sb/graph.npz")).nnz == 0
+    # The long table: each slide alone, and each slide's row of the group's run.
+    table = pd.read_csv(w / "results/table.tsv", sep="\t", dtype={"group": str}, keep_default_na=False)
+    alone = table[table["group"] == ""]
+    together = table[table["group"] == "pair"]
+    assert sorted(alone["sample"]) == ["sa", "sb"] and sorted(together["sample"]) == ["sa", "sb"]
+    # Shared domains: every annotated layer maps to the same joint domain on both slides, and
+    # the joint labels find the layers on each slide (20 epochs: well above chance, not more;
+    # measured 0.31 / 0.14, each slide alone -0.00 / 0.05).
+    assert (together["layers_consistent"].astype(float) == 1.0).all()
+    assert (together["ARI"].astype(float) > 0.1).all(), together[["sample", "ARI"]]
+    assert together["iLISI"].astype(float).between(0, 1).all()
+    summary = (w / "results/summary.md").read_text()
+    assert "graphst (joint)" in summary and "## Slides trained as one (groups)" in summary
+    # One h5ad for the group's run, in scanpy's layout, with each spot's slide.
+    out = ad.read_h5ad(w / "results/pair/graphst/seed0/domains.h5ad")
+    n = n_a + report["slides"]["sb"]["spots"]
+    assert out.n_obs == n and list(out.obs["slide"].cat.categories) == ["sa", "sb"]
+    assert out.obs["domain"].notna().all() and out.obsm["X_graphst"].shape == (n, 64)
+    labels = pd.read_csv(w / "results/pair/graphst/seed0/labels.tsv", sep="\t")
+    assert list(labels.columns) == ["spot", "domain", "slide"]
+
+
+def _parse(tmp, rows: str):
+    workdir(tmp, {})
+    (tmp / "samples.tsv").write_text(HEADER + rows)
+    (tmp / "x.h5ad").write_bytes(b"")
+    return snakemake(tmp, "--dry-run", "--cores", "1", timeout=120)
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ("a\tx.h5ad\th5ad\t2\t\tg\nb\tx.h5ad\th5ad\t2\t\t\n",
+     r"group 'g' has one slide \(a\); a group trains several slides as one\. Fix: give another slide the same group"),
+    ("a\tx.h5ad\th5ad\t2\t\tg\nb\tx.h5ad\th5ad\t3\t\tg\n",
+     r"group 'g': its slides differ in n_clusters \(a: 2, b: 3\).*Fix: give them the same n_clusters"),
+    ("a\tx.h5ad\th5ad\t2\t\tA\nb\tx.h5ad\th5ad\t2\t\tA\n",
+     r"group 'A' is also a sample id \('a'\).*Fix: rename the group"),
+    ("a\tx.h5ad\th5ad\t2\t\t../g\nb\tx.h5ad\th5ad\t2\t\t../g\n", r"column group: '\.\./g' does not match"),
+])
+def test_bad_groups_stop_at_parse_time(tmp_path, rows, expected):
+    run = _parse(tmp_path, rows)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0 and re.search(expected, text, re.S), text[-2000:]
+    assert "Traceback" not in text and not (tmp_path / "results").exists()
+
+
+def test_a_group_without_shared_genes_fails_alone_with_one_line(tmp_path):
+    a, b = tiny_slide(n_side=6, seed=1), tiny_slide(n_side=6, seed=2)
+    b.var_names = [f"other{i}" for i in range(b.n_vars)]
+    a.write_h5ad(tmp_path / "a.h5ad")
+    b.write_h5ad(tmp_path / "b.h5ad")
+    workdir(tmp_path, {}, epochs=2)
+    (tmp_path / "samples.tsv").write_text(HEADER + "a\ta.h5ad\th5ad\t2\tdomain\tg\nb\tb.h5ad\th5ad\t2\tdomain\tg\n")
+    run = snakemake(tmp_path, "--cores", "2", "--keep-going", "results/g/qc.h5ad", "results/a/hvg.h5ad")
+    assert run.returncode != 0
+    assert re.search(r"FAILED logs/group/g\.log: sample 'g': group 'g': slides a, b share no gene name.*Fix: ",
+                     run.stderr), run.stderr[-3000:]
+    assert not (tmp_path / "results/g/qc.h5ad").exists() and (tmp_path / "results/a/hvg.h5ad").exists()
