@@ -1,10 +1,8 @@
 """ARI of a consensus over the seeds' labelings, against the mean ARI of the seeds, on the
 comparison's results (a variant measured here, not a step of the pipeline).
 
-Consensus of a (slide, method)'s seed labelings: the medoid labeling (highest mean ARI to the
-others) is the reference; every other labeling's domains are matched one-to-one to the
-reference's (Hungarian, maximising the overlap); each spot takes the majority of the matched
-labels (ties: the reference's).  Linear in the number of spots.
+Consensus of a (slide, method)'s seed labelings: ``stcore.consensus.consensus`` (the DAG's
+consensus step).
 
     .venv/bin/python benchmarks/consensus.py --config config/compare.yaml \\
         --methods graphst refine mclust_all --out docs/compare/consensus.tsv
@@ -19,30 +17,10 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import yaml
-from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
 
+from stcore.consensus import consensus
 from stcore.evaluate import domain_metrics
-
-
-def consensus(labelings: list[np.ndarray]) -> np.ndarray:
-    codes = [pd.factorize(lab)[0] for lab in labelings]
-    s = len(codes)
-    mean_ari = [np.mean([adjusted_rand_score(codes[i], codes[j]) for j in range(s) if j != i]) for i in range(s)]
-    ref = codes[int(np.argmax(mean_ari))]
-    k = ref.max() + 1
-    votes = np.zeros((len(ref), k), dtype=np.int32)
-    for c in codes:
-        cont = np.zeros((c.max() + 1, k))
-        np.add.at(cont, (c, ref), 1)
-        rows, cols = linear_sum_assignment(-cont)
-        mapping = np.full(c.max() + 1, -1)
-        mapping[rows] = cols
-        mapped = mapping[c]
-        ok = mapped >= 0
-        np.add.at(votes, (np.flatnonzero(ok), mapped[ok]), 1)
-    best = votes.max(axis=1)
-    return np.where(votes[np.arange(len(ref)), ref] == best, ref, votes.argmax(axis=1))
 
 
 def main(argv=None):

@@ -260,6 +260,13 @@ def record_file(stage, job):
 
 
 RUN_JOB = "{sample}.{method}.seed{seed}"   # a run's job name in its records
+# The consensus of a (slide, method)'s seed labelings (rules/consensus.smk), beside its runs.
+CONSENSUS = "results/{sample}/{method}/consensus"
+
+
+def consensus_file(name, sample="{sample}", method="{method}"):
+    """Path of file ``name`` of a (slide, method)'s consensus (wildcards left in by default)."""
+    return f"{CONSENSUS}/{name}".format(sample=sample, method=method)
 
 
 def merged(stage, method):
@@ -520,6 +527,11 @@ def table_runs():
                     "train_record": record_file("train", RUN_JOB.format(sample=sample, method=source, seed=seed)),
                     "cluster_record": record_file("cluster", RUN_JOB.format(sample=sample, method=method, seed=seed)),
                 })
+            if config["consensus"] and len(method_seeds(method)) > 1:
+                runs.append({"sample": sample, "group": runs[-1]["group"], "method": method, "seed": "consensus",
+                             "trained_by": source, "metrics": consensus_file("metrics.tsv", sample, method),
+                             "labels": consensus_file("labels.tsv", sample, method),
+                             "train_record": None, "cluster_record": None})
     return runs
 
 

@@ -3,7 +3,7 @@ rule table:
     input:
         metrics=[r["metrics"] for r in TABLE_RUNS],
         labels=[r["labels"] for r in TABLE_RUNS],
-        records=sorted({r[k] for r in TABLE_RUNS for k in ("train_record", "cluster_record")}),
+        records=sorted({r[k] for r in TABLE_RUNS for k in ("train_record", "cluster_record") if r[k]}),
         prep_records=[record_file("group" if stage == "qc" and s in GROUPS else stage, s)
                       for stage in ("qc", "hvg", "graph") for s in UNITS],
         agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],

@@ -18,6 +18,9 @@ def main(sm):
         return read_tsv(path, index_col="spot")["domain"].loc[index].to_numpy()
 
     table = read_tsv(sm.input.table)
+    # The figures show each slide's own seed runs (a group's runs and the seeds' consensus have
+    # their rows in the table and summary).
+    table = table[table["group"].isna() & (table["seed"] != "consensus")].astype({"seed": int})
     plot_ari_boxplot(table, sm.output.boxplot)
     variants = list(dict.fromkeys(table["method"]))
     fig = sm.params.figure_method

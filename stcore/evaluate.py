@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 __all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "spatial_metrics", "chaos", "pas",
-           "spatial_asw", "morans_i", "integration_metrics", "plot_domains"]
+           "spatial_asw", "morans_i", "integration_metrics", "label_rows", "plot_domains"]
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:
@@ -282,7 +282,33 @@ def spatial_metrics(
 # ---------------------------------------------------------------------------
 
 
-def integration_metrics(embedding: np.ndarray, labels, slides, truth=None, *, k: int = 30,
+def label_rows(slide, labels: pd.Series, truth: pd.Series | None, run: dict) -> list[dict]:
+    """The metrics of one labelling that need no model: agreement with ``truth`` and spatial
+    coherence, as one row ``run | metrics``.  A group (``obs['slide']``) gets one row per slide,
+    with the slide in ``sample`` and the group in ``group``, and the group's
+    :func:`integration_metrics` on each (iLISI from ``run['embedding']`` when given)."""
+    def one(part, lab, tru) -> dict:
+        row = {"spots": part.n_obs, "domains_found": int(lab.nunique())}
+        if tru is not None:
+            row |= domain_metrics(tru.to_numpy(), lab.to_numpy())
+        return row | spatial_metrics(part.obsm["spatial"], lab.to_numpy())
+
+    run = dict(run)
+    embedding = run.pop("embedding", None)
+    if "slide" not in slide.obs:
+        return [run | {"group": ""} | one(slide, labels, truth)]
+    slides = slide.obs["slide"].astype(str)
+    whole = integration_metrics(embedding, labels.to_numpy(), slides.to_numpy(),
+                                None if truth is None else truth.to_numpy())
+    rows = []
+    for name in slide.obs["slide"].cat.categories:
+        on = (slides == name).to_numpy()
+        rows.append(run | {"sample": name, "group": run["sample"]}
+                    | one(slide[on], labels[on], None if truth is None else truth[on]) | whole)
+    return rows
+
+
+def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None, *, k: int = 30,
                         sample_size: int = 5000, min_share: float = 0.01, random_state: int = 0) -> dict:
     """How the joint labelling of a group of slides holds across its slides.
 
@@ -291,6 +317,7 @@ def integration_metrics(embedding: np.ndarray, labels, slides, truth=None, *, k:
       spots, scaled to [0, 1] (0: neighbours from its own slide only; 1: from every slide
       alike).  scib's iLISI with a plain k-NN neighbourhood instead of a perplexity-weighted
       one; at most ``sample_size`` spots are queried (against all), so it is linear in N.
+      NaN without an embedding.
     - ``domains_shared``: share of the found domains that hold at least ``min_share`` of the
       spots of every slide.
     - ``layers_consistent`` (with ``truth``): share of the annotated labels found on every slide
@@ -302,15 +329,17 @@ def integration_metrics(embedding: np.ndarray, labels, slides, truth=None, *, k:
     labels = np.asarray(labels)
     s_codes, s_names = pd.factorize(pd.Series(np.asarray(slides)), sort=False)
     n, n_slides = len(labels), len(s_names)
-    x = np.asarray(embedding, dtype=np.float64)
-    rng = np.random.default_rng(random_state)
-    query = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
-    k_eff = min(k, n - 1)
-    _, idx = NearestNeighbors(n_neighbors=k_eff + 1).fit(x).kneighbors(x[query])
-    neighbours = s_codes[idx[:, 1:]]
-    share = np.stack([(neighbours == c).mean(axis=1) for c in range(n_slides)], axis=1)
-    lisi = 1.0 / (share ** 2).sum(axis=1)
-    out = {"iLISI": float((np.median(lisi) - 1) / (n_slides - 1)) if n_slides > 1 else float("nan")}
+    out = {"iLISI": float("nan")}
+    if embedding is not None and n_slides > 1:
+        x = np.asarray(embedding, dtype=np.float64)
+        rng = np.random.default_rng(random_state)
+        query = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
+        k_eff = min(k, n - 1)
+        _, idx = NearestNeighbors(n_neighbors=k_eff + 1).fit(x).kneighbors(x[query])
+        neighbours = s_codes[idx[:, 1:]]
+        share = np.stack([(neighbours == c).mean(axis=1) for c in range(n_slides)], axis=1)
+        lisi = 1.0 / (share ** 2).sum(axis=1)
+        out["iLISI"] = float((np.median(lisi) - 1) / (n_slides - 1))
     table = pd.crosstab(labels, s_codes, normalize="columns")
     out["domains_shared"] = float((table >= min_share).all(axis=1).mean())
     out["layers_consistent"] = float("nan")

@@ -65,10 +65,11 @@ def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
     return table.reset_index(drop=True)     # in the order of ``runs`` (the config's order of methods)
 
 
-def shown_method(method: str, group: str = "") -> str:
+def shown_method(method: str, group: str = "", seed="") -> str:
     """The name a run's method goes by in the summary: ``<method> (joint)`` for a group's run,
-    so a slide's row shows it trained alone and trained with its group side by side."""
-    return f"{method} (joint)" if group else method
+    so a slide's row shows it trained alone and trained with its group side by side;
+    ``(consensus)`` for the consensus of the seeds."""
+    return method + (" (joint)" if group else "") + (" (consensus)" if str(seed) == "consensus" else "")
 
 
 def format_mean_sd(mean: float, sd: float = float("nan"), n: int = 1) -> str:
@@ -96,6 +97,8 @@ def seed_agreement(runs: list[dict]) -> pd.DataFrame:
 
     groups: dict[tuple[str, str], list[np.ndarray]] = {}
     for run in runs:
+        if str(run["seed"]) == "consensus":       # a combination of the seeds, not one of them
+            continue
         lab = read_tsv(run["labels"]).sort_values("spot")
         if "slide" in lab:      # a group's run: agreement per slide, under the method's joint name
             for slide, part in lab.groupby("slide", sort=False):
@@ -206,29 +209,35 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
     sd_target = float(compare.get("sd_target", 0.02))
     groups = table["group"] if "group" in table else pd.Series("", index=table.index)
     table = table.assign(sample=table["sample"].astype(str),
-                         method=[shown_method(m, g) for m, g in zip(table["method"], groups.fillna(""))])
+                         method=[shown_method(m, g, s) for m, g, s in zip(table["method"], groups.fillna(""),
+                                                                           table["seed"])])
     samples = list(dict.fromkeys(table["sample"]))
     methods = list(dict.fromkeys(table["method"]))
     seeds = table.groupby("method")["seed"].nunique()
     out = ["# Results: domains found, per sample and method", "",
            "Every cell is the mean ± sd over seeds (n = seeds) of one sample and method; the last row is each "
            "method's median over samples of those means. No best-seed numbers anywhere. Seeds per method: "
-           + ", ".join(f"{m} {int(seeds[m])}" for m in methods) + ". One row per run: `table.tsv`."]
+           + ", ".join(f"{m} {int(seeds[m])}" for m in methods if not m.endswith("(consensus)"))
+           + ". One row per run: `table.tsv`."]
+    if any(m.endswith("(consensus)") for m in methods):
+        out[-1] += (" '<method> (consensus)': one labelling per sample combined from that method's seeds "
+                    "(`stcore/consensus.py`), so its cells have no sd.")
     for metric in SUMMARY_METRICS:
         if metric in table and table[metric].notna().any():
             out += ["", f"## {_TITLES[metric]}", ""] + _wide(table, metric, samples, methods)
     stats = per_slide_stats(table, "ARI") if "ARI" in table else pd.DataFrame()
 
     # Seed stability: the sd over seeds, and whether the seeds give the same domains.
+    seeded = [m for m in methods if not m.endswith("(consensus)")]
     if seeds_agree is not None and len(seeds_agree) and (seeds > 1).any():
         agree = seeds_agree.assign(sample=seeds_agree["sample"].astype(str)).set_index(["sample", "method"])["seed_ARI"]
         out += ["", "## Seed stability", "",
                 "Per sample and method: seed sd of ARI against the annotation / mean pairwise ARI between the "
                 "seeds' labelings (1 = every seed gives the same domains; '-' with one seed).", "",
-                "| sample | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+                "| sample | " + " | ".join(seeded) + " |", "|---|" + "---|" * len(seeded)]
         for sample in samples:
             cells = []
-            for m in methods:
+            for m in seeded:
                 sd = stats.loc[(sample, m)]["sd"] if (sample, m) in stats.index else float("nan")
                 a = agree.get((sample, m), float("nan"))
                 cells.append("-" if not np.isfinite(a) else (f"{sd:.3f} / {a:.3f}" if np.isfinite(sd) else f"- / {a:.3f}"))

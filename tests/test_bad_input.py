@@ -468,7 +468,8 @@ def test_awkward_ids_round_trip_through_the_dag(tmp_path):
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     table = pd.read_csv(tmp_path / "results/table.tsv", sep="\t", dtype=str, keep_default_na=False)
     assert sorted(set(table["sample"])) == ["01", "1e3", "NA"]
-    assert len(table) == 6 and (table["ARI"] != "").all()
+    assert len(table) == 3 * 2 + 3 and (table["ARI"] != "").all()         # 2 seeds and their consensus
+    assert sorted(table.loc[table["seed"] == "consensus", "sample"]) == ["01", "1e3", "NA"]
     summary = (tmp_path / "results/summary.md").read_text()
     for sample in ("01", "1e3", "NA"):
         assert f"| {sample} | " in summary

@@ -49,10 +49,14 @@ def small_compare(tmp_path_factory):
 
 
 def test_table_shape_and_ranges(small_compare):
-    table = pd.read_csv(small_compare / "results" / "table.tsv", sep="\t", dtype={"sample": str})
-    assert list(table.columns[:4]) == ["sample", "method", "seed", "trained_by"]
+    table = pd.read_csv(small_compare / "results" / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
+    assert list(table.columns[:5]) == ["sample", "group", "method", "seed", "trained_by"]
     assert {"ARI", "NMI", "AMI", "F1", "recon_r", "prep_s", "train_s", "cluster_s", "seconds", "peak_mb",
             "cpu_model", "mkl_cnr", "input_sha256"} <= set(table.columns)
+    # One row per seed, and one for the consensus of each method's two seeds.
+    together = table[table["seed"] == "consensus"]
+    assert len(together) == 3 and together["ARI"].between(-1, 1).all() and together["seconds"].isna().all()
+    table = table[table["seed"] != "consensus"].astype({"seed": int})
     assert len(table) == 1 * 3 * 2
     assert set(table["method"]) == {"graphst", "expression", "embedding"}
     assert sorted(table["seed"].unique()) == [0, 1]

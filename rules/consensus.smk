@@ -1,0 +1,23 @@
+rule consensus:
+    """One labelling from the seeds' labelings of a slide and method, and its metrics."""
+    input:
+        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
+                                  for s in method_seeds(wildcards.method)],
+        h5ad="results/{sample}/hvg.h5ad",
+    output:
+        labels=consensus_file("labels.tsv"),
+        metrics=consensus_file("metrics.tsv"),
+    params:
+        truth=lambda wildcards: sample_row(wildcards)["truth"],
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
+                               "trained_by": source_method(wildcards.method),
+                               "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
+    log:
+        "logs/consensus/{sample}.{method}.log",
+    benchmark:
+        record_file("consensus", "{sample}.{method}")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/consensus.py"

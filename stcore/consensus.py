@@ -1,0 +1,41 @@
+"""One labelling from several seeds' labelings of the same spots.
+
+The medoid labeling (the highest mean ARI to the others) is the reference; every other
+labeling's domains are matched one-to-one to the reference's (Hungarian, maximising the
+overlap); each spot takes the majority of the matched labels (ties: the reference's).  Linear
+in the number of spots.  The seed spread of a graph model comes from training (its clustering
+is deterministic given the input), so combining the seeds is what makes the domains stable:
+measured in ``docs/compare/ensemble_summary.tsv`` between disjoint seed sets.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score
+
+__all__ = ["consensus"]
+
+
+def consensus(labelings: list[np.ndarray]) -> np.ndarray:
+    """Integer labels of the consensus of ``labelings`` (each one label per spot, same order)."""
+    codes = [pd.factorize(np.asarray(lab))[0] for lab in labelings]
+    s = len(codes)
+    if s == 0:
+        raise ValueError("no labelings to combine")
+    mean_ari = [np.mean([adjusted_rand_score(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
+                for i in range(s)]
+    ref = codes[int(np.argmax(mean_ari))]
+    k = ref.max() + 1
+    votes = np.zeros((len(ref), k), dtype=np.int32)
+    for c in codes:
+        cont = np.zeros((c.max() + 1, k))
+        np.add.at(cont, (c, ref), 1)
+        rows, cols = linear_sum_assignment(-cont)
+        mapping = np.full(c.max() + 1, -1)
+        mapping[rows] = cols
+        mapped = mapping[c]
+        ok = mapped >= 0
+        np.add.at(votes, (np.flatnonzero(ok), mapped[ok]), 1)
+    best = votes.max(axis=1)
+    return np.where(votes[np.arange(len(ref)), ref] == best, ref, votes.argmax(axis=1))
