@@ -13,6 +13,7 @@ rule evaluate:
         truth=lambda wildcards: sample_row(wildcards)["truth"],
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": source_method(wildcards.method)},
+        cluster=method_params("cluster"),
         config=config,
     log:
         "logs/evaluate/{sample}.{method}.seed{seed}.log",

@@ -4,8 +4,9 @@ integration metrics on each."""
 import anndata as ad
 import pandas as pd
 
+from stcore.cluster import ClusterParams, cluster_features, correct_slides
 from stcore.evaluate import label_rows, plot_domains, reconstruction_pearson
-from stcore.group import SLIDE_KEY
+from stcore.group import SLIDE_KEY, slide_codes
 from stcore.io import atomic_path, read_tsv
 from stcore.methods import MethodResult
 from stcore.provenance import record
@@ -22,7 +23,13 @@ def main(sm):
     common = {"genes": slide.n_vars, "recon_r": reconstruction_pearson(slide.X, result.decoded, result.decoder_weight)}
     common |= record(seed=run["seed"], config=dict(sm.params.config), input_sha256=str(prov.get("input_sha256", "")),
                      machine_info=result.machine or None)
-    rows = [row | common for row in label_rows(slide, labels, truth, run | {"embedding": result.embedding})]
+    mixed = None
+    if SLIDE_KEY in slide.obs:        # a group: how the slides mix in the features the clustering used
+        params = ClusterParams(**sm.params.cluster, seed=run["seed"])
+        mixed = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
+        if params.correct == "harmony":
+            mixed = correct_slides(mixed, slide_codes(slide.obs), params.seed)
+    rows = [row | common for row in label_rows(slide, labels, truth, run | {"embedding": mixed})]
     plot_domains(slide.obsm["spatial"], labels.to_numpy(), None if truth is None else truth.to_numpy(),
                  title=f"{run['sample']} {run['method']}", path=sm.output.png,
                  slides=slide.obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in slide.obs else None)

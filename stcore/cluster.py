@@ -8,7 +8,9 @@
   model), started from k-means and kept at the best of ``n_init`` starts by likelihood.
 - ``graph_communities``: Leiden or Louvain on a kNN graph of the features, with a
   bisection on the resolution that hits ``n_clusters``.
-- ``refine``: majority vote of each spot's nearest spots (sparse, KD-tree).
+- ``refine``: majority vote of each spot's nearest spots (sparse, KD-tree); on a group of
+  slides, each spot's neighbours come from its own slide.
+- ``correct_slides``: Harmony on the PCs of a group's spots, slides as batches (optional).
 - ``own``: no clustering here: the method's own labels (``MethodResult.labels``, e.g. SpaGCN's),
   so a method that clusters itself gets a row for its own domains next to the shared clustering
   of its embedding (``methods: {x_own: {train_from: x, cluster: {method: own}}}``).
@@ -25,7 +27,7 @@ import scipy.sparse as sp
 from .graph import knn_indices
 
 __all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
-           "graph_communities", "refine", "cluster_features", "own_labels_of", "run_cluster"]
+           "graph_communities", "refine", "cluster_features", "correct_slides", "own_labels_of", "run_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ class ClusterParams:
     agglomerated on that many drawn from ``seed``, so its labels depend on the seed.
     refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
     auto_range: the numbers of domains mclust's BIC chooses from when n_clusters is 'auto'.
-    seed: random state of every step."""
+    correct: 'harmony' removes slide effects from the features of a group (Harmony, through
+    harmonypy) before clustering; 'none' (default).  seed: random state of every step."""
 
     method: ClusterMethod = ClusterMethod.MCLUST
     input: ClusterInput = ClusterInput.RECONSTRUCTION
@@ -64,6 +67,7 @@ class ClusterParams:
     refine_neighbors: int = 50
     subset: int = 2000
     auto_range: tuple[int, int] = (2, 15)
+    correct: str = "none"
     seed: int = 0
 
 
@@ -191,6 +195,27 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
     return pca_scores(embedding, None, params.n_pcs)
 
 
+def correct_slides(features: np.ndarray, slides: np.ndarray | None, seed: int = 0) -> np.ndarray:
+    """Harmony (Korsunsky et al. 2019, Nat Methods) on the features of a group's spots, with
+    each spot's slide as the batch; linear in N (soft clusters, at most 100).  A single slide
+    has nothing to correct and is returned as is."""
+    from .errors import InputError
+
+    if slides is None or len(np.unique(slides)) < 2:
+        log.info("cluster.correct harmony: one slide, nothing to correct")
+        return features
+    try:
+        import harmonypy
+    except ImportError:
+        raise InputError("cluster.correct harmony needs harmonypy, which is not installed",
+                         fix="pip install -e '.[integration]'") from None
+    x = np.asarray(features, dtype=np.float64)
+    out = harmonypy.run_harmony(x, {"slide": np.asarray(slides).astype(str)}, "slide", random_state=seed,
+                                verbose=False).Z_corr
+    out = np.asarray(out, dtype=np.float64)
+    return out if out.shape == x.shape else out.T       # (N, d); older harmonypy gave (d, N)
+
+
 def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams, slides=None) -> np.ndarray:
     from .errors import InputError
     from .mclust import mclust_bic
@@ -238,6 +263,8 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
     None; ``owner`` names the method in the error when there are none), refined if asked.
     ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged)."""
     method = ClusterMethod(params.method)
+    if params.correct == "harmony" and method is not ClusterMethod.OWN:
+        features = correct_slides(features, slides, params.seed)
     if n_clusters == "auto" and method is not ClusterMethod.OWN:
         return _auto_mclust(features, coords, params, slides)
     if method is ClusterMethod.OWN:

@@ -286,7 +286,7 @@ def label_rows(slide, labels: pd.Series, truth: pd.Series | None, run: dict) -> 
     """The metrics of one labelling that need no model: agreement with ``truth`` and spatial
     coherence, as one row ``run | metrics``.  A group (``obs['slide']``) gets one row per slide,
     with the slide in ``sample`` and the group in ``group``, and the group's
-    :func:`integration_metrics` on each (iLISI from ``run['embedding']`` when given)."""
+    :func:`integration_metrics` on each (iLISI from ``run['embedding']``, the features clustered, when given)."""
     def one(part, lab, tru) -> dict:
         row = {"spots": part.n_obs, "domains_found": int(lab.nunique())}
         if tru is not None:
@@ -312,7 +312,8 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
                         sample_size: int = 5000, min_share: float = 0.01, random_state: int = 0) -> dict:
     """How the joint labelling of a group of slides holds across its slides.
 
-    - ``iLISI``: mixing of the slides in the joint ``embedding``: for each spot, the inverse
+    - ``iLISI``: mixing of the slides in ``embedding`` (in the pipeline: the features the
+      clustering used, e.g. PCA 20 of the reconstruction, after Harmony when asked): for each spot, the inverse
       Simpson index of the slides among its ``k`` nearest spots in the embedding, median over
       spots, scaled to [0, 1] (0: neighbours from its own slide only; 1: from every slide
       alike).  scib's iLISI with a plain k-NN neighbourhood instead of a perplexity-weighted

@@ -247,7 +247,7 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
     joint = table[groups.fillna("") != ""] if "iLISI" in table else table.iloc[:0]
     if len(joint):
         out += ["", "## Slides trained as one (groups)", "",
-                "Per group and method, mean ± sd over seeds: iLISI (mixing of the slides in the joint embedding, "
+                "Per group and method, mean ± sd over seeds: iLISI (mixing of the slides in the features clustered, "
                 "0 = none, 1 = full), domains_shared (share of domains holding >= 1% of every slide's spots), "
                 "layers_consistent (share of annotated layers whose most common domain is the same on every "
                 "slide). The per-slide rows above compare each slide trained alone (method) and with its group "

@@ -171,3 +171,22 @@ def test_a_group_without_shared_genes_fails_alone_with_one_line(tmp_path):
     assert re.search(r"FAILED logs/group/g\.log: sample 'g': group 'g': slides a, b share no gene name.*Fix: ",
                      run.stderr), run.stderr[-3000:]
     assert not (tmp_path / "results/g/qc.h5ad").exists() and (tmp_path / "results/a/hvg.h5ad").exists()
+
+
+def test_harmony_mixes_the_slides_and_a_missing_extra_says_how_to_install(monkeypatch):
+    from stcore.cluster import correct_slides
+
+    rng = np.random.default_rng(0)
+    slides = np.repeat(["a", "b"], 300)
+    layer = np.tile(np.repeat([0, 1, 2], 100), 2)
+    x = rng.normal(size=(600, 10)) + layer[:, None] * 3.0 + (slides == "b")[:, None] * 6.0   # a slide shift
+    np.testing.assert_array_equal(correct_slides(x[:300], None), x[:300])                      # one slide
+    pytest.importorskip("harmonypy", reason="the integration extra: pip install -e '.[integration]'")
+    fixed = correct_slides(x, slides, seed=0)
+    assert fixed.shape == x.shape
+    before = integration_metrics(x, layer, slides)["iLISI"]
+    after = integration_metrics(fixed, layer, slides)["iLISI"]
+    assert before < 0.1 and after > 0.2, (before, after)      # measured 0.00 -> 0.30
+    monkeypatch.setitem(__import__("sys").modules, "harmonypy", None)
+    with pytest.raises(InputError, match=r"needs harmonypy.*Fix: pip install -e '\.\[integration\]'"):
+        correct_slides(x, slides)
