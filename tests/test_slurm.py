@@ -8,7 +8,8 @@ which case they fail.  What they prove:
 * every job Snakemake submitted is a SLURM job of this run (sbatch job ids in Snakemake's
   log, the same ids known to slurmctld under the run's job name, a SLURM log file written
   for each, and the controller's allocation record when its log is readable);
-* every output of the DAG appeared, and a dry run afterwards has nothing left to do;
+* every output of the DAG appeared (the two slides also train as one group), and a dry run
+  afterwards has nothing left to do;
 * a train job killed on the cluster (scancel while RUNNING) is reported as CANCELLED and
   submitted again with twice the memory and time, while every other job, the other slide
   included, ran exactly once (finished work is kept);
@@ -51,11 +52,17 @@ CONFIG["train"]["device"] = "cpu"
 CONFIG["methods"] = {"graphst": {"model": "graphst"}}
 # SLURM jobs of one run: profiles/slurm groups a slide's simulate/qc/hvg/graph ("prep") and
 # a run's cluster/evaluate/export ("post"); a group job's comment carries no wildcards.
+# The two slides also form a group trained as one ("pair": rules/group.smk), as a user runs it.
+SHEET_GROUP = "\n".join(line + ("\tgroup" if i == 0 else "\tpair") if line else line
+                        for i, line in enumerate(SHEET.split("\n")))
 EXPECTED_JOBS = collections.Counter({
     "rule_prep_graph_hvg_qc_simulate": 2,
+    "rule_group_wildcards_pair": 1,
+    "rule_prep_graph_hvg": 1,
     "rule_train_wildcards_tiny_a_graphst_0": 1,
     "rule_train_wildcards_tiny_b_graphst_0": 1,
-    "rule_post_cluster_evaluate_export": 2,
+    "rule_train_wildcards_pair_graphst_0": 1,
+    "rule_post_cluster_evaluate_export": 3,
     "rule_table": 1,
 })
 
@@ -180,7 +187,7 @@ def _submissions(log: str) -> dict[str, Path]:
 def cluster_run(slurm_node, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm")
     (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    (workdir / "samples.tsv").write_text(SHEET)
+    (workdir / "samples.tsv").write_text(SHEET_GROUP)
     run = _run_snakemake(workdir, "slurm", kill_comment=KILLED)
     assert run["run"], f"no SLURM run ID in Snakemake's log:\n{run['log'][-4000:]}"
     run["workdir"] = workdir
@@ -223,8 +230,11 @@ def test_every_output_appeared(cluster_run):
         run_dir = w / "results" / sample / "graphst" / "seed0"
         for name in ("train.npz", "losses.tsv", "labels.tsv", "metrics.tsv", "domains.png"):
             assert (run_dir / name).stat().st_size > 0, (sample, name)
-    table = pd.read_csv(w / "results" / "table.tsv", sep="\t")
-    assert set(zip(table["sample"], table["method"])) == {(s, "graphst") for s in SAMPLES}
+    for name in ("qc.h5ad", "hvg.h5ad", "graph.npz", "graphst/seed0/labels.tsv", "graphst/seed0/domains.h5ad"):
+        assert (w / "results" / "pair" / name).stat().st_size > 0, ("pair", name)
+    table = pd.read_csv(w / "results" / "table.tsv", sep="\t", dtype={"group": str}, keep_default_na=False)
+    assert sorted(zip(table["sample"], table["group"], table["method"])) == sorted(
+        [(s, g, "graphst") for s in SAMPLES for g in ("", "pair")])
     assert (w / "results" / "summary.md").stat().st_size > 0
     dry = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(w), "--configfile",
                           str(w / "config.yaml"), "--profile", str(REPO / "profiles" / "slurm"), "-n"],
