@@ -43,7 +43,7 @@ def main(argv=None) -> pd.DataFrame:
              "directive; a cpu_pct well under the job's threads x 100 means it shared the cores"]
     for m in metrics:
         mt = pd.read_csv(m, sep="\t")
-        lines.append("# " + ", ".join(f"{c} {mt[c].iloc[0]}" for c in ("sample", "method", "seed", "ARI", "NMI")
+        lines.append("# " + ", ".join(f"{c} {mt[c].iloc[0]}" for c in ("sample", "group", "method", "seed", "ARI", "NMI")
                                       if c in mt))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
