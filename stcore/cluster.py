@@ -162,7 +162,8 @@ def graph_communities(x: np.ndarray, n_clusters: int, *, method: str = "leiden",
     return best
 
 
-def refine(labels: np.ndarray, coords: np.ndarray, n_neighbors: int = 50, slides: np.ndarray | None = None) -> np.ndarray:
+def refine(labels: np.ndarray, coords: np.ndarray, n_neighbors: int = 50,
+           slides: np.ndarray | None = None) -> np.ndarray:
     """Each spot takes the most common label among its ``n_neighbors`` nearest spots
     (itself included); its own label wins ties, then the smallest label.  ``slides`` (a slide
     code per spot, for a group): neighbours are taken on the spot's own slide only."""
@@ -258,7 +259,8 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
                 own_labels: np.ndarray | None = None, owner: str | None = None,
                 slides: np.ndarray | None = None) -> np.ndarray:
     """Labels 0..n_clusters-1 (at most) for every spot.  ``slides``: a slide code per spot of a
-    group (refinement stays on each spot's slide); the clustering itself is one over all spots.  ``cluster.method: own`` returns
+    group (refinement stays on each spot's slide); the clustering itself is one over all spots.
+    ``cluster.method: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
     ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged)."""

@@ -71,7 +71,8 @@ def knn_indices(coords: np.ndarray, k: int, *, include_self: bool = False) -> tu
     return idx[:, start:want], dist[:, start:want]
 
 
-def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams(), slides: np.ndarray | None = None) -> sp.csr_matrix:
+def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams(),
+              slides: np.ndarray | None = None) -> sp.csr_matrix:
     """Symmetric 0/1 adjacency (no self loops), CSR float32.
 
     'knn': spot i and j are joined if either is among the other's ``n_neighbors`` nearest.

@@ -356,8 +356,8 @@ def check_counts(x: sp.csr_matrix, path: str, *, integer: bool = True) -> None:
 
 
 # Columns of the pipeline's TSVs that hold names or versions, never numbers.
-TEXT_COLUMNS = ("sample", "group", "method", "seed", "trained_by", "spot", "source", "slide", "cpu_model", "cpu_kernels", "blas",
-                "mkl_cnr", "method_package")
+TEXT_COLUMNS = ("sample", "group", "method", "seed", "trained_by", "spot", "source", "slide", "cpu_model",
+                "cpu_kernels", "blas", "mkl_cnr", "method_package")
 
 
 def read_tsv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from .io import read_tsv
 
-__all__ = ["results_table", "seed_agreement", "shown_method", "read_published", "read_reference_here", "per_slide_stats",
-           "format_mean_sd", "mean_sd", "summary_markdown", "SUMMARY_METRICS"]
+__all__ = ["results_table", "seed_agreement", "shown_method", "read_published", "read_reference_here",
+           "per_slide_stats", "format_mean_sd", "mean_sd", "summary_markdown", "SUMMARY_METRICS"]
 
 # Metrics shown side by side in the summary, when the table has them (lower is better for
 # CHAOS, PAS, seconds and peak MB).
