@@ -32,7 +32,7 @@ def main(sm):
     rows = [row | common for row in label_rows(slide, labels, truth, run | {"embedding": mixed})]
     plot_domains(slide.obsm["spatial"], labels.to_numpy(), None if truth is None else truth.to_numpy(),
                  title=f"{run['sample']} {run['method']}", path=sm.output.png,
-                 slides=slide.obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in slide.obs else None)
+                 slides=slide.obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in slide.obs else None, features=mixed)
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 

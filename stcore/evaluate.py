@@ -368,10 +368,20 @@ def side_by_side(coords: np.ndarray, slides) -> np.ndarray:
     return xy
 
 
-def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None) -> None:
+def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None,
+                 features: np.ndarray | None = None) -> None:
     """Spots coloured by found domain, beside the truth when given; written to ``path`` (PNG).
-    ``slides``: a group's slides side by side, in the joint domain colours."""
+    ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
+    (the joint features clustered), also their first two principal components coloured by slide
+    and by domain."""
     from .report import plot_slide_domains
 
+    panels = [("found domains", np.asarray(pred))]
+    if slides is not None and features is not None:
+        x = np.asarray(features, dtype=np.float64)
+        x = x - x.mean(axis=0)
+        pcs = x @ np.linalg.svd(x[:: max(1, len(x) // 20000)], full_matrices=False)[2][:2].T
+        panels += [("joint features by slide (PC 1-2)", np.asarray(slides), pcs),
+                   ("joint features by domain (PC 1-2)", np.asarray(pred), pcs)]
     xy = coords if slides is None else side_by_side(coords, slides)
-    plot_slide_domains(xy, truth, [("found domains", np.asarray(pred))], path, title=title)
+    plot_slide_domains(xy, truth, panels, path, title=title)

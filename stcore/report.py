@@ -54,7 +54,8 @@ def _scatter(ax, coords, labels, title, size):
 
 def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.ndarray]], path, *,
                        title: str = "") -> None:
-    """The truth, then one panel per (title, labels), on the tissue coordinates."""
+    """The truth, then one panel per (title, labels), on the tissue coordinates; a panel given as
+    (title, labels, xy) is drawn on ``xy`` instead (e.g. an embedding's first two components)."""
     plt = _plt()
     coords = np.asarray(coords, dtype=float)
     allp = ([("truth", _labels_str(truth))] if truth is not None else []) + list(panels)
@@ -64,11 +65,12 @@ def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.nda
     size = max(0.5, min(20.0, 15000 / max(len(coords), 1)))
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (name, lab) in zip(axes.ravel(), allp):
+    for ax, (name, lab, *xy) in zip(axes.ravel(), allp):
         ax.axis("on")
-        _scatter(ax, coords, _labels_str(lab), name, size)
-        ax.set_aspect("equal")
-        ax.invert_yaxis()
+        _scatter(ax, np.asarray(xy[0], dtype=float) if xy else coords, _labels_str(lab), name, size)
+        if not xy:                   # a tissue map
+            ax.set_aspect("equal")
+            ax.invert_yaxis()
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     _save(fig, path)
