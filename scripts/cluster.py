@@ -3,11 +3,10 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 
 from stcore.cluster import ClusterMethod, ClusterParams, cluster_features, run_cluster
-from stcore.group import SLIDE_KEY, slide_codes
-from stcore.io import atomic_path
+from stcore.group import slide_codes
+from stcore.io import write_labels
 from stcore.methods import MethodResult
 from stcore.workflow import run_step
 
@@ -21,11 +20,7 @@ def main(sm):
     trained_by = Path(sm.input.npz).parent.parent.name      # results/<sample>/<method>/seed<seed>/train.npz
     labels = run_cluster(features, np.asarray(slide.obsm["spatial"][:]), sm.params.n_clusters, params,
                          own_labels=result.labels, owner=trained_by, slides=slide_codes(slide.obs))
-    table = pd.DataFrame({"spot": slide.obs_names, "domain": labels})
-    if SLIDE_KEY in slide.obs:                                 # a group: each spot's slide
-        table[SLIDE_KEY] = slide.obs[SLIDE_KEY].to_numpy()
-    with atomic_path(sm.output.labels) as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
+    write_labels(sm.output.labels, slide.obs, labels)
 
 
 if "snakemake" in globals():

@@ -4,8 +4,7 @@ import pandas as pd
 
 from stcore.consensus import consensus
 from stcore.evaluate import label_rows
-from stcore.group import SLIDE_KEY
-from stcore.io import atomic_path, read_tsv
+from stcore.io import atomic_path, read_tsv, write_labels
 from stcore.workflow import run_step
 
 
@@ -14,12 +13,8 @@ def main(sm):
     seeds = [read_tsv(path, index_col="spot")["domain"].loc[slide.obs_names].to_numpy() for path in sm.input.labels]
     labels = pd.Series(consensus(seeds), index=slide.obs_names)
     truth = slide.obs[sm.params.truth] if sm.params.truth else None
-    table = pd.DataFrame({"spot": slide.obs_names, "domain": labels.to_numpy()})
-    if SLIDE_KEY in slide.obs:
-        table[SLIDE_KEY] = slide.obs[SLIDE_KEY].to_numpy()
     rows = label_rows(slide, labels, truth, dict(sm.params.run))
-    with atomic_path(sm.output.labels) as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
+    write_labels(sm.output.labels, slide.obs, labels.to_numpy())
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 

@@ -401,3 +401,12 @@ def write_h5ad(adata: ad.AnnData, path: str | os.PathLike) -> None:
     """Write ``adata`` so that ``path`` either holds the whole file or does not exist."""
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp, compression="gzip")
+
+
+def write_labels(path: str | os.PathLike, obs: pd.DataFrame, labels) -> None:
+    """labels.tsv of a run: spot and domain, and for a group each spot's slide (``obs['slide']``)."""
+    table = pd.DataFrame({"spot": obs.index, "domain": np.asarray(labels)})
+    if "slide" in obs:
+        table["slide"] = obs["slide"].to_numpy()
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
