@@ -32,6 +32,17 @@ if _raw_methods is not None:
     config["methods"] = _raw_methods
 
 
+# glibc serves every allocation above 32 MB with a fresh mmap and unmaps it when freed, so each
+# large tensor is faulted in 4 KB page by 4 KB page: at 10^5-10^6 spots the training loop spent
+# more time faulting pages than computing (benchmarks/README.md, "Page faults").  glibc >= 2.35
+# backs those mappings with transparent huge pages when its hugetlb tunable is 1 (2 MB pages,
+# where the kernel's THP mode is madvise or always); it changes no result, only the time.  Every
+# job started from here inherits it; a hugetlb value the user set is kept.
+_tunables = os.environ.get("GLIBC_TUNABLES", "")
+if "glibc.malloc.hugetlb" not in _tunables:
+    os.environ["GLIBC_TUNABLES"] = ":".join(t for t in (_tunables, "glibc.malloc.hugetlb=1") if t)
+
+
 # Every name that becomes part of a path (results/<sample>/<method>/..., results/simulated/<name>.h5ad,
 # logs/<stage>/<sample>.<method>.seed<seed>.log) passes check_names: no slash, no '..', no leading
 # dot or dash, so every path stays under results/ and logs/.  Method names hold no '.', so a run's

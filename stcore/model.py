@@ -61,14 +61,18 @@ class SparseOperator:
 
 def to_sparse_operator(m: sp.spmatrix, device: torch.device | str = "cpu") -> SparseOperator:
     """scipy sparse -> :class:`SparseOperator` (float32 CSR of ``m`` and of ``m.T``); ``m``
-    may be any sparse matrix, square (a graph operator) or not (the features)."""
+    may be any sparse matrix, square (a graph operator) or not (the features).
+
+    Indices are int32 where the non-zeros and both dimensions fit (every slide up to ~2 * 10^9
+    non-zeros): a third less memory than int64 for the same products, bit for bit."""
     def csr(a):
         a = sp.csr_matrix(a, dtype=np.float32)
         a.sort_indices()
+        index = np.int32 if max(a.nnz, *a.shape) <= np.iinfo(np.int32).max else np.int64
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-            return torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(np.int64)),
-                                           torch.from_numpy(a.indices.astype(np.int64)),
+            return torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(index, copy=False)),
+                                           torch.from_numpy(a.indices.astype(index, copy=False)),
                                            torch.from_numpy(a.data), a.shape, dtype=torch.float32,
                                            check_invariants=True).to(device)
     return SparseOperator(csr(m), csr(sp.csr_matrix(m).T))
