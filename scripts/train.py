@@ -1,20 +1,20 @@
 """Snakemake step: fit one method (from the registry, stcore.methods) for one slide and seed."""
-import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
-from stcore.io import atomic_path
-from stcore.methods import fit
+from stcore.io import atomic_path, read_h5ad_elems
+from stcore.methods import fit, reads_counts
 from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = ad.read_h5ad(sm.input.h5ad)
-    adj = sp.load_npz(sm.input.graph)
+    keys = ["X", "obsm/spatial"] + (["layers/counts"] if reads_counts(sm.params.model) else [])
+    slide = read_h5ad_elems(sm.input.h5ad, *keys)      # not the whole AnnData: at 10^6 spots
+    adj = sp.load_npz(sm.input.graph)                   # the counts alone are ~1 GB
     train = dict(sm.params.train, threads=sm.threads)
     n_clusters = train.pop("n_clusters", None)     # given to the peers only (rules/common.smk)
-    result = fit(sm.params.model, slide.X, adj, np.asarray(slide.obsm["spatial"]), train, sm.params.seed,
-                 counts=slide.layers["counts"] if "counts" in slide.layers else None, n_clusters=n_clusters)
+    result = fit(sm.params.model, slide.pop("X"), adj, np.asarray(slide.pop("obsm/spatial")), train,
+                 sm.params.seed, counts=slide.pop("layers/counts", None), n_clusters=n_clusters)
     result.save(sm.output.npz)
     with atomic_path(sm.output.losses) as tmp:
         result.losses.to_csv(tmp, sep="\t", index=False)

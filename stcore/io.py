@@ -88,6 +88,17 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     return adata
 
 
+def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:
+    """Only the named elements of a pipeline-written .h5ad (e.g. ``X``, ``obsm/spatial``,
+    ``layers/counts``), each read as AnnData reads it; a key the file lacks is left out.  A
+    step that needs a few matrices of a large slide then holds those, not the whole AnnData."""
+    import h5py
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        return {key: read_elem(f[key]) for key in keys if key in f}
+
+
 def _read_10x_h5(h5: Path, what: str, fix: str) -> ad.AnnData:
     """A 10x HDF5 matrix (Space Ranger, Xenium), gene-expression features only."""
     import scanpy as sc

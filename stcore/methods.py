@@ -178,6 +178,11 @@ def method(name: str) -> Method:
         raise InputError(f"unknown method model '{name}'", fix=f"use one of {sorted(REGISTRY)}") from None
 
 
+def reads_counts(name: str) -> bool:
+    """Whether method ``name`` reads the raw counts (``fit``'s ``counts``)."""
+    return "counts" in inspect.signature(method(name).fit).parameters
+
+
 def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None) -> MethodResult:
     """Fit method ``name`` (see the module docstring for the arguments; ``counts`` and
     ``n_clusters`` reach only a ``fit`` that names them)."""

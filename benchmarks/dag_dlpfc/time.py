@@ -35,7 +35,8 @@ def run_once(repo: Path, work: Path, data: Path, cores: int) -> dict:
            "--config", f"samples={HERE / 'samples.tsv'}", f"data_dir={data}",
            "--cores", str(cores), "--quiet", "all"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(repo))      # each checkout's own stcore
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"the DAG failed in {repo}:\n{proc.stderr[-3000:]}")
