@@ -100,3 +100,22 @@ def test_method_result_round_trip_and_version(tmp_path):
     with pytest.raises(InputError, match="layout version"):
         MethodResult.load(tmp_path / "future.npz")
     assert isinstance(pd.DataFrame(res.losses), pd.DataFrame) and json.dumps(back.machine)
+
+
+def test_train_step_reads_only_the_elements_its_method_uses(slide, tmp_path):
+    """The train step reads X, the coordinates and (for methods that take them) the counts
+    from hvg.h5ad, each equal to what the whole AnnData holds; graphst takes no counts."""
+    import scipy.sparse as sp
+
+    from stcore.io import read_h5ad_elems, write_h5ad
+    from stcore.methods import reads_counts
+
+    path = tmp_path / "hvg.h5ad"
+    write_h5ad(slide, path)
+    parts = read_h5ad_elems(path, "X", "obsm/spatial", "layers/counts", "layers/absent")
+    assert sorted(parts) == ["X", "layers/counts", "obsm/spatial"]
+    assert sp.issparse(parts["X"]) and (parts["X"] != slide.X).nnz == 0
+    assert (parts["layers/counts"] != slide.layers["counts"]).nnz == 0
+    assert np.array_equal(parts["obsm/spatial"], slide.obsm["spatial"])
+    assert not reads_counts("graphst") and not reads_counts("expression")
+    assert reads_counts("spagcn")          # the peers preprocess the counts themselves
