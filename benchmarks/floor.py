@@ -126,22 +126,24 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", help="write the result as JSON here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    import anndata as ad
     import scipy.sparse as sp
 
     from stcore.graph import GraphParams, knn_graph
     from stcore.train import SPARSE_FEATURES_MAX_DENSITY, TrainParams, fit_graph_model
 
     if a.hvg:
-        adata = ad.read_h5ad(a.hvg)
+        from stcore.io import read_h5ad_elems
+
+        parts = read_h5ad_elems(a.hvg, "X", "obsm/spatial")     # not the counts layer
+        x, coords = parts["X"], parts["obsm/spatial"]
     else:
         from stcore.hvg import HVGParams, run_hvg
         from stcore.qc import QCParams, prepare_slide
         adata, _ = prepare_slide(a.slide, "h5ad", QCParams())
         adata = run_hvg(adata, HVGParams())
-    x = adata.X
-    adj = sp.load_npz(a.graph) if a.graph else knn_graph(np.asarray(adata.obsm["spatial"]), GraphParams())
-    del adata
+        x, coords = adata.X, adata.obsm["spatial"]
+        del adata
+    adj = sp.load_npz(a.graph) if a.graph else knn_graph(np.asarray(coords), GraphParams())
     from stcore.train import _features, input_pca
 
     if a.input_pcs:

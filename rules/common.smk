@@ -423,13 +423,31 @@ def _dense_mb(path):
     return shape[0] * shape[1] * 4 / 2**20
 
 
+def slide_nnz(path):
+    """Stored entries of an .h5ad's X from its header (spots x genes when X is dense), or None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            x = fh["X"]
+            return int(x.shape[0] * x.shape[1]) if isinstance(x, h5py.Dataset) else int(x["data"].shape[0])
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _matrix_mb(path):
+    """MiB of the slide's X in memory as the steps hold it: float32 CSR with int32 indices
+    (8 bytes per stored entry), or dense float32; the dense size when the header says nothing."""
+    nnz = slide_nnz(path)
+    return _dense_mb(path) if nnz is None else min(8 * nnz / 2**20, _dense_mb(path))
+
+
 def _train_epochs(wildcards):
-    merged = dict(config["train"])
-    merged.update(config["methods"][wildcards.method].get("train", {}))
+    settings = merged("train", wildcards.method)
     if is_peer(wildcards.method):   # the peer's own epoch setting (stcore/peers.py), else its longest default
-        peer = merged.get("peer") or {}
+        peer = settings.get("peer") or {}
         return int(max([peer[k] for k in ("epochs", "n_epochs", "max_epochs") if k in peer] or [1000]))
-    return int(merged.get("epochs", 600))
+    return int(settings.get("epochs", 600))
 
 
 def _peer_dense_mb(wildcards, path):
@@ -452,8 +470,9 @@ def qc_runtime(wildcards, input, attempt):
 
 
 def hvg_mem_mb(wildcards, input, attempt):
-    """hvg holds the counts, their normalised copy and the per-gene statistics."""
-    return int(attempt * (_BASE_MB + 6 * _file_mb(str(input.h5ad)) + _dense_mb(str(input.h5ad))))
+    """hvg holds the counts, scanpy's float64 copies of them for seurat_v3 and the transform's
+    (measured: 3.2 times X in memory at 1,000,000 spots; budget 6)."""
+    return int(attempt * (_BASE_MB + 6 * _matrix_mb(str(input.h5ad))))
 
 
 def hvg_runtime(wildcards, input, attempt):
@@ -461,19 +480,40 @@ def hvg_runtime(wildcards, input, attempt):
 
 
 def train_mem_mb(wildcards, input, attempt):
-    """train holds the features once (as CSR with its transpose when sparse, else spots x genes
-    float32; the reconstruction is never formed), plus the sparse graph and N x d activations;
-    reading the h5ad comes on top.  Budget: ten dense copies, for headroom on any slide."""
-    return int(attempt * (_BASE_MB + 10 * _dense_mb(str(input.h5ad)) + 4 * _file_mb(str(input.graph))
-                          + _peer_dense_mb(wildcards, str(input.h5ad))))
+    """train holds X as read (sparse), the features the model reads (CSR with its transpose
+    when X is sparse enough, the input PCA scores, or X dense), the graph, and per spot the
+    N x d activations of one epoch (measured: about 23 x d floats a spot at 1,000,000 spots;
+    budget 40 x d).  The peers densify: ten dense copies plus their spots x spots matrices."""
+    h5ad = str(input.h5ad)
+    graph = 4 * _file_mb(str(input.graph))
+    if is_peer(wildcards.method):
+        return int(attempt * (_BASE_MB + 10 * _dense_mb(h5ad) + graph + _peer_dense_mb(wildcards, h5ad)))
+    shape, x_mb = slide_shape(h5ad), _matrix_mb(h5ad)
+    if shape is None:
+        return int(attempt * (_BASE_MB + 10 * _dense_mb(h5ad) + graph))
+    settings = merged("train", wildcards.method)
+    pcs = settings.get("input_pcs")
+    if pcs:
+        features = 2 * shape[0] * pcs * 4 / 2**20 + (shape[1] ** 2) * 8 / 2**20      # scores; G x G covariance
+    elif x_mb < 0.15 * 2 * _dense_mb(h5ad):                 # SPARSE_FEATURES_MAX_DENSITY, by bytes
+        features = 2 * x_mb
+    else:
+        features = _dense_mb(h5ad)
+    activations = shape[0] * 40 * int(settings.get("n_latent", 64)) * 4 / 2**20
+    return int(attempt * (_BASE_MB + x_mb + features + activations + graph))
 
 
 def train_runtime(wildcards, input, attempt):
-    """Minutes on CPU: about 2.4e-8 s per epoch x spot x gene was measured on 2 cores;
-    budget 1e-7 s (and at least 15 minutes)."""
+    """Minutes on CPU (and at least 15).  The built-in models: an epoch took 1-2e-5 s per spot on
+    2 cores from DLPFC to 1,000,000 spots (benchmarks/README.md); budget 5e-5.  The peers: about
+    2.4e-8 s per epoch x spot x gene was measured on 2 cores; budget 1e-7."""
     shape = slide_shape(str(input.h5ad))
-    work = shape[0] * shape[1] if shape else _dense_mb(str(input.h5ad)) * 2**20 / 4
-    return int(attempt * (15 + _train_epochs(wildcards) * work * 1e-7 / 60))
+    if shape is None:
+        spots, genes = _dense_mb(str(input.h5ad)) * 2**20 / 4, 1
+    else:
+        spots, genes = shape
+    per_epoch = spots * genes * 1e-7 if is_peer(wildcards.method) else spots * 5e-5
+    return int(attempt * (15 + _train_epochs(wildcards) * per_epoch / 60))
 
 
 def train_gpus(wildcards):
