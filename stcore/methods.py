@@ -126,7 +126,9 @@ def _fit_graphst(x, adj, coords, params: dict, seed: int) -> MethodResult:
     from .train import TrainParams, fit_graph_model
 
     known = {f.name for f in fields(TrainParams)}
-    res = fit_graph_model(x, adj, TrainParams(**{k: v for k, v in params.items() if k in known}, seed=seed))
+    box = [x]           # hand x over (see fit)
+    del x
+    res = fit_graph_model(box.pop(), adj, TrainParams(**{k: v for k, v in params.items() if k in known}, seed=seed))
     return MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
                         losses=res.losses, seconds=res.seconds, device=res.device, machine=machine())
 
@@ -190,4 +192,11 @@ def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_cl
     entry.check_installed(name)
     accepted = inspect.signature(entry.fit).parameters
     extra = {k: v for k, v in (("counts", counts), ("n_clusters", n_clusters)) if k in accepted}
-    return entry.fit(x, adj, coords, dict(params), int(seed), **extra)
+    # Hand x over: this frame keeps no reference to it, so that training can free the matrix once
+    # it holds the features it reads (1.5 GB at 10^6 spots when it trains on PCA scores).  A
+    # caller that passes its last reference (the train step) then holds none either.
+    box = [x]
+    del x
+    if extra:       # a call with **extra keeps its arguments in a tuple until it returns
+        return entry.fit(box.pop(), adj, coords, dict(params), int(seed), **extra)
+    return entry.fit(box.pop(), adj, coords, dict(params), int(seed))

@@ -164,7 +164,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
                         "with the number of threads (import stcore before torch computes anything, and leave "
                         "MKL_CBWR unset)", mode)
     if params.input_pcs:
-        x = input_pca(x, params.input_pcs)
+        x = input_pca(x, params.input_pcs)      # the expression is freed here if the caller handed it over
     n, g = x.shape
     gen = torch.Generator(device="cpu").manual_seed(params.seed)
     model = GraphContrastiveAE(g, params.n_latent, tied_decoder=params.tied_decoder, generator=gen).to(device)

@@ -119,3 +119,28 @@ def test_train_step_reads_only_the_elements_its_method_uses(slide, tmp_path):
     assert np.array_equal(parts["obsm/spatial"], slide.obsm["spatial"])
     assert not reads_counts("graphst") and not reads_counts("expression")
     assert reads_counts("spagcn")          # the peers preprocess the counts themselves
+
+
+def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monkeypatch):
+    """A caller that hands its last reference to methods.fit (as the train step does) leaves
+    training the only owner, so the sparse expression is freed after the input PCA."""
+    import weakref
+
+    import stcore.train as train
+    from stcore.methods import fit
+
+    x = slide.X.copy()
+    ref = weakref.ref(x)
+    alive = []
+    real = train._features
+
+    def features(*args, **kwargs):
+        alive.append(ref() is not None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_features", features)
+    box = [x]
+    del x
+    res = fit("graphst", box.pop(), knn_graph(slide.obsm["spatial"]), slide.obsm["spatial"],
+              {"epochs": 2, "input_pcs": 10, "device": "cpu", "log_every": 0}, 0, counts=None, n_clusters=None)
+    assert alive == [False] and res.embedding.shape == (slide.n_obs, 64)
