@@ -5,7 +5,7 @@ import anndata as ad
 import pandas as pd
 
 from stcore.cluster import ClusterParams, cluster_features, correct_slides
-from stcore.evaluate import label_rows, plot_domains, reconstruction_pearson
+from stcore.evaluate import expression_reconstruction_r, label_rows, plot_domains
 from stcore.group import SLIDE_KEY, slide_codes
 from stcore.io import atomic_path, read_tsv
 from stcore.methods import MethodResult
@@ -20,7 +20,8 @@ def main(sm):
     result = MethodResult.load(sm.input.npz)
     run = dict(sm.params.run)
     prov = slide.uns.get("provenance", {})
-    common = {"genes": slide.n_vars, "recon_r": reconstruction_pearson(slide.X, result.decoded, result.decoder_weight)}
+    common = {"genes": slide.n_vars, "recon_r": expression_reconstruction_r(slide.X, result.decoded,
+                                                                            result.decoder_weight)}
     common |= record(seed=run["seed"], config=dict(sm.params.config), input_sha256=str(prov.get("input_sha256", "")),
                      machine_info=result.machine or None)
     mixed = None

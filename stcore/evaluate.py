@@ -2,11 +2,15 @@
 domains themselves (no annotation needed), and the spatial map."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "spatial_metrics", "chaos", "pas",
+log = logging.getLogger(__name__)
+
+__all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r", "spatial_metrics", "chaos", "pas",
            "spatial_asw", "morans_i", "integration_metrics", "label_rows", "plot_domains"]
 
 
@@ -80,6 +84,17 @@ def reconstruction_pearson(x, decoded: np.ndarray, decoder_weight: np.ndarray, *
     if vx <= 0 or vy <= 0:
         return float("nan")
     return float(cov / np.sqrt(vx * vy))
+
+
+def expression_reconstruction_r(x, decoded: np.ndarray, decoder_weight: np.ndarray) -> float:
+    """:func:`reconstruction_pearson` of a run against the slide's expression; NaN, with a log
+    line, when the decoder is as wide as input PCA scores (``train.input_pcs``) instead of the
+    genes: that model reconstructs the scores, not the expression."""
+    if decoder_weight is not None and decoder_weight.size and decoder_weight.shape[1] != x.shape[1]:
+        log.info("the model reconstructs %d input PCA scores, not the %d genes: recon_r is left empty",
+                 decoder_weight.shape[1], x.shape[1])
+        return float("nan")
+    return reconstruction_pearson(x, decoded, decoder_weight)
 
 
 # ---------------------------------------------------------------------------

@@ -164,3 +164,18 @@ def test_spatial_metrics_on_20000_spots_is_sparse():
     assert all(isinstance(v, float) and np.isfinite(v) for v in m.values())
     # A dense 20,000 x 20,000 float64 matrix alone would be 3.2 GB.
     assert peak < 400 * 2**20
+
+
+def test_reconstruction_r_of_a_model_trained_on_pca_scores_is_empty_not_an_error():
+    """train.input_pcs: the decoder reconstructs the scores, so there is no r against the genes
+    (the evaluate step failed with a shape error on such runs); a genes-wide decoder gets r."""
+    import scipy.sparse as sp
+
+    from stcore.evaluate import expression_reconstruction_r
+
+    rng = np.random.default_rng(0)
+    x = sp.random(40, 12, 0.5, format="csr", random_state=1)
+    decoded = rng.standard_normal((40, 4))
+    assert np.isnan(expression_reconstruction_r(x, decoded, rng.standard_normal((4, 5))))   # 5 PCA scores
+    w2 = np.linalg.lstsq(decoded, x.toarray(), rcond=None)[0]                                # genes wide
+    assert 0 < expression_reconstruction_r(x, decoded, w2) <= 1
