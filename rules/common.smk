@@ -40,7 +40,7 @@ if _raw_methods is not None:
 # job started from here inherits it; a hugetlb value the user set is kept.
 _tunables = os.environ.get("GLIBC_TUNABLES", "")
 if "glibc.malloc.hugetlb" not in _tunables:
-    os.environ["GLIBC_TUNABLES"] = ":".join(t for t in (_tunables, "glibc.malloc.hugetlb=1") if t)
+    os.environ.update(GLIBC_TUNABLES=":".join(t for t in (_tunables, "glibc.malloc.hugetlb=1") if t))
 
 
 # Every name that becomes part of a path (results/<sample>/<method>/..., results/simulated/<name>.h5ad,
