@@ -10,8 +10,9 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-__all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r", "spatial_metrics", "chaos", "pas",
-           "spatial_asw", "morans_i", "integration_metrics", "label_rows", "plot_domains"]
+__all__ = ["domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
+           "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
+           "plot_domains"]
 
 
 def _is_missing(values: pd.Series) -> np.ndarray:
