@@ -5,6 +5,8 @@
 Reads Snakemake's time and memory records (results/records/<rule>/*.tsv, one per job) and the
 evaluate step's metrics; writes benchmarks/results/dag200k.tsv: one row per rule (seconds,
 max RSS in MB, the job's mean CPU use in percent of one core: Snakemake's mean_load) and a total row (the sum of seconds, the largest RSS).
+When the run holds slides of several sizes (benchmarks/dag_hd), each rule's growth is added as
+``#`` lines: the least-squares slope of log seconds and log max RSS against log spots.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-ORDER = ["simulate", "qc", "hvg", "graph", "train", "cluster", "evaluate", "aggregate"]
+ORDER = ["simulate", "qc", "hvg", "graph", "train", "cluster", "evaluate", "export", "table"]
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -45,6 +47,21 @@ def main(argv=None) -> pd.DataFrame:
         mt = pd.read_csv(m, sep="\t")
         lines.append("# " + ", ".join(f"{c} {mt[c].iloc[0]}" for c in ("sample", "group", "method", "seed", "ARI", "NMI")
                                       if c in mt))
+    spots = {}
+    for m in metrics:
+        mt = pd.read_csv(m, sep="\t")
+        spots[str(mt["sample"].iloc[0])] = float(mt["spots"].iloc[0])
+    jobs = t[t["rule"] != "total"].assign(spots=lambda d: d["job"].str.split(".").str[0].map(spots)).dropna()
+    if jobs["spots"].nunique() > 1:
+        import numpy as np
+
+        lines.append("# growth, log-log slope against spots from "
+                     f"{int(jobs['spots'].min()):,} to {int(jobs['spots'].max()):,} (seconds / max RSS):")
+        for rule, d in jobs.groupby("rule", sort=False):
+            if d["spots"].nunique() > 1:
+                x = np.log(d["spots"])
+                lines.append(f"#   {rule}: {np.polyfit(x, np.log(d['s']), 1)[0]:.2f} / "
+                             f"{np.polyfit(x, np.log(d['max_rss_mb']), 1)[0]:.2f}")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n" + t.to_csv(sep="\t", index=False, float_format="%.2f"))
