@@ -91,9 +91,10 @@ def test_sparse_operator_product_and_gradient_equal_dense(hex_coords):
     torch.testing.assert_close(gx, rd.T @ w, rtol=1e-5, atol=1e-5)
 
 
-def test_int32_operator_indices_give_the_int64_products_bit_for_bit(hex_coords):
+def test_int32_operator_indices_give_the_int64_products(hex_coords):
     """Operators hold int32 indices (a third less memory than int64); the products and
-    gradients are the same bits as with int64 indices."""
+    gradients equal those with int64 indices (the same bits on the AMD EPYC it was measured on;
+    the bound leaves room for a CPU whose sparse kernel orders the sum by index width)."""
     _, _, r = _graph(hex_coords)
     op = to_sparse_operator(sp.csr_matrix(r))
     assert op.csr.crow_indices().dtype == torch.int32 and op.csr_t.col_indices().dtype == torch.int32
@@ -107,7 +108,7 @@ def test_int32_operator_indices_give_the_int64_products_bit_for_bit(hex_coords):
         y = spmm(o, x)
         outs.append((y, *torch.autograd.grad((y * w).sum(), x)))
     for a, b in zip(*outs):
-        assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_discriminator_equals_torch_bilinear():
