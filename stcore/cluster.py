@@ -53,6 +53,7 @@ class ClusterParams:
     n_neighbors: kNN of the feature graph for leiden/louvain (15).
     subset: rows mclust agglomerates (mclust's default, 2000); a slide with more spots is
     agglomerated on that many drawn from ``seed``, so its labels depend on the seed.
+    starts: mclust's starts from that many drawn subsets, their labelings combined (1).
     refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
     auto_range: the numbers of domains mclust's BIC chooses from when n_clusters is 'auto'.
     correct: 'harmony' removes slide effects from the features of a group (Harmony, through
@@ -66,6 +67,7 @@ class ClusterParams:
     refine: bool = False
     refine_neighbors: int = 50
     subset: int = 2000
+    starts: int = 1
     auto_range: tuple[int, int] = (2, 15)
     correct: str = "none"
     seed: int = 0
@@ -281,7 +283,7 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
     elif method is ClusterMethod.MCLUST:
         from .mclust import mclust
 
-        labels = mclust(features, n_clusters, seed=params.seed, subset=params.subset)
+        labels = mclust(features, n_clusters, seed=params.seed, subset=params.subset, starts=params.starts)
     elif method is ClusterMethod.GMM_TIED:
         labels = gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)
     elif method is ClusterMethod.KMEANS:

@@ -3,9 +3,10 @@
 The medoid labeling (the highest mean ARI to the others) is the reference; every other
 labeling's domains are matched one-to-one to the reference's (Hungarian, maximising the
 overlap); each spot takes the majority of the matched labels (ties: the reference's).  Linear
-in the number of spots.  The seed spread of a graph model comes from training (its clustering
-is deterministic given the input), so combining the seeds is what makes the domains stable:
-measured in ``docs/compare/ensemble_summary.tsv`` between disjoint seed sets.
+in the number of spots.  It combines the labelings of several seeds (the DAG's consensus step:
+``docs/compare/ensemble_summary.tsv``, measured between disjoint seed sets) and of several
+mclust starts on one seed's features (``stcore.mclust.mclust(..., starts=S)``): both the
+training seed and the subset mclust's start draws move the domains.
 """
 from __future__ import annotations
 

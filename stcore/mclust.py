@@ -42,8 +42,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MCLUST_SUBSET", "mclust", "mclust_bic", "subset_rows", "svd_transform", "hc_vvv", "hc_vvv_cuts",
-           "em_eee", "mstep_eee", "estep_eee"]
+__all__ = ["MCLUST_SUBSET", "mclust", "mclust_starts", "mclust_bic", "subset_rows", "svd_transform", "hc_vvv",
+           "hc_vvv_cuts", "em_eee", "mstep_eee", "estep_eee"]
 
 # mclust.options("subset"): rows used for the agglomeration.
 MCLUST_SUBSET = 2000
@@ -275,29 +275,52 @@ def mclust_bic(x: np.ndarray, n_clusters_range, *, seed: int = 0, subset: int = 
     return best, bic, labels[best]
 
 
-def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET) -> np.ndarray:
+def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET, start: int = 0) -> np.ndarray:
     """The rows (sorted) that :func:`mclust` agglomerates: all of them up to ``subset``,
-    else ``subset`` rows drawn without replacement from ``seed``."""
+    else ``subset`` rows drawn without replacement from ``seed`` (start 0) or from the
+    stream ``[seed, start]`` (the further starts of :func:`mclust`)."""
     if n <= subset:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, subset, replace=False))
+    rng = np.random.default_rng(seed if start == 0 else [seed, start])
+    return np.sort(rng.choice(n, subset, replace=False))
 
 
-def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET) -> np.ndarray:
-    """Labels 0..n_clusters-1 as R's ``Mclust(x, G = n_clusters, modelNames = "EEE")``
-    computes them with mclust's default initialisation (see the module docstring).
-    ``seed`` draws the agglomeration subset when there are more than ``subset`` rows."""
+def mclust_starts(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET,
+                  starts: int = 1) -> list[np.ndarray]:
+    """The labelings of :func:`mclust`'s ``starts`` starts, in order (one where the slide has no
+    more than ``subset`` rows: every start would agglomerate the same rows)."""
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n_clusters == 1:
-        return np.zeros(n, dtype=int)
+        return [np.zeros(n, dtype=int)]
     # A shared covariance of p dimensions needs more than n_clusters + p rows; on tiny slides
     # keep the leading columns (the first principal components) that it can estimate.
     x = x[:, :max(1, min(x.shape[1], n - n_clusters - 1))]
-    rows = subset_rows(n, seed, subset)
-    hard = hc_vvv(svd_transform(x[rows]), n_clusters)
-    z0 = np.zeros((rows.size, n_clusters))
-    z0[np.arange(rows.size), hard] = 1.0
-    post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
-    post, _, _ = em_eee(x, post)
-    return post.argmax(axis=1)
+    labelings = []
+    for start in range(1 if n <= subset else int(starts)):
+        rows = subset_rows(n, seed, subset, start)
+        hard = hc_vvv(svd_transform(x[rows]), n_clusters)
+        z0 = np.zeros((rows.size, n_clusters))
+        z0[np.arange(rows.size), hard] = 1.0
+        post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
+        post, _, _ = em_eee(x, post)
+        labelings.append(post.argmax(axis=1))
+    return labelings
+
+
+def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET,
+           starts: int = 1) -> np.ndarray:
+    """Labels 0..n_clusters-1 as R's ``Mclust(x, G = n_clusters, modelNames = "EEE")``
+    computes them with mclust's default initialisation (see the module docstring).
+    ``seed`` draws the agglomeration subset when there are more than ``subset`` rows.
+
+    ``starts`` > 1 (a slide with more than ``subset`` rows only): the same from that many
+    subsets (the first is the one above), the labelings combined by
+    :func:`stcore.consensus.consensus`.  Which subset starts EM moves the labels about as
+    much as training does (docs/compare/DEFAULTS.md, "Clustering starts")."""
+    labelings = mclust_starts(x, n_clusters, seed=seed, subset=subset, starts=starts)
+    if len(labelings) == 1:
+        return labelings[0]
+    from .consensus import consensus
+
+    return consensus(labelings)

@@ -153,3 +153,25 @@ def test_bic_and_choice_as_r_mclust():
     assert best == r_best
     for g in r_bic:
         assert bic[g] == pytest.approx(r_bic[g], rel=1e-4)
+
+
+def test_starts_are_mclust_runs_from_further_draws_combined():
+    """starts: the first start is the single start's draw; each further one is mclust from another
+    drawn subset; the result is the consensus of the starts' labelings; no draw, no extra start."""
+    from stcore.consensus import consensus
+    from stcore.mclust import mclust_starts
+
+    x, truth = _blobs(n_per=80, p=5, k=4, seed=4, spread=2.0)    # overlapping: the start matters
+    labs = mclust_starts(x, 4, seed=3, subset=60, starts=4)
+    assert len(labs) == 4
+    assert np.array_equal(labs[0], mclust(x, 4, seed=3, subset=60))
+    draws = [subset_rows(len(x), 3, 60, j) for j in range(4)]
+    assert np.array_equal(draws[0], subset_rows(len(x), 3, 60))
+    assert len({tuple(d) for d in draws}) == 4                          # four different subsets
+    assert np.array_equal(mclust(x, 4, seed=3, subset=60, starts=4), consensus(labs))
+    params = ClusterParams(method="mclust", subset=60, starts=4, seed=3)
+    assert np.array_equal(run_cluster(x, np.zeros((len(x), 2)), 4, params), consensus(labs))
+    assert domain_metrics(truth, consensus(labs))["ARI"] > 0.8
+    # A slide no larger than the subset has one start whatever ``starts`` says.
+    assert len(mclust_starts(x, 4, seed=3, subset=len(x), starts=4)) == 1
+    assert np.array_equal(mclust(x, 4, seed=3, starts=4), mclust(x, 4, seed=3))

@@ -1,0 +1,147 @@
+"""Clustering starts: how much of the seed spread is mclust's start, and what S starts do about
+it (docs/compare/DEFAULTS.md, "Clustering starts": the rule was written before the main run).
+
+From the comparison's trained runs (results/<slide>/<method>/seed<s>/train.npz), each seed's
+features taken as the DAG takes them (``stcore.cluster.cluster_features``: PCA 20 of Â Z W2):
+
+- default run: ``stcore.mclust.mclust_starts`` with the largest S of ``--starts`` at each seed's
+  own draws; ``starts: S`` is the consensus of the first S of them (what ``mclust(..., starts=S)``
+  returns; S = 1 is the DAG's default labeling).  Rows: sample, seed, starts, ARI.  The summary
+  gives each slide's mean and sd of ARI over seeds, the rule's clauses 1-2, and the consensus of
+  5 seeds (the DAG's consensus step) between the disjoint seed sets {0-4} and {5-9}.
+- ``--diagnose``: every seed clustered from the same ``--draws`` subsets (``subset_rows(n, d)``),
+  one start each; per slide, the sd of ARI over the draws of one seed (median over seeds), the sd
+  over seeds of the draw-averaged ARI, and the start of highest log-likelihood.
+
+    .venv/bin/python benchmarks/cluster_starts.py --config config/compare_clustering.yaml \\
+        --seeds 0 1 2 3 4 5 6 7 8 9 --starts 1 5 10 --out docs/compare/cluster_starts.tsv
+    .venv/bin/python benchmarks/cluster_starts.py --diagnose --samples 151673 151674 151510 \\
+        --out docs/compare/cluster_starts_diagnosis.tsv
+"""
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import yaml
+
+from stcore.cluster import ClusterParams, cluster_features
+from stcore.consensus import consensus
+from stcore.evaluate import domain_metrics
+from stcore.mclust import estep_eee, em_eee, hc_vvv, mclust_starts, mstep_eee, subset_rows, svd_transform
+from stcore.methods import MethodResult
+
+
+def _features(run: Path, n_pcs: int) -> np.ndarray:
+    tr = MethodResult.load(run / "train.npz")
+    return cluster_features(tr.embedding, tr.decoded, tr.decoder_weight, ClusterParams(n_pcs=n_pcs))
+
+
+def _starts_job(args):
+    run, n_pcs, k, seed, starts = args
+    return mclust_starts(_features(run, n_pcs), k, seed=seed, starts=starts)
+
+
+def _diagnose_job(args):
+    run, n_pcs, k, draws = args
+    x = _features(run, n_pcs)
+    out = []
+    for d in range(draws):
+        rows = subset_rows(x.shape[0], d)
+        hard = hc_vvv(svd_transform(x[rows]), k)
+        z0 = np.zeros((rows.size, k))
+        z0[np.arange(rows.size), hard] = 1.0
+        post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
+        post, hood, _ = em_eee(x, post)
+        out.append((d, hood, post.argmax(axis=1)))
+    return out
+
+
+def _sd(v) -> float:
+    return float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="config/compare_clustering.yaml")
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--method", default="graphst")
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    ap.add_argument("--starts", nargs="+", type=int, default=[1, 5, 10])
+    ap.add_argument("--samples", nargs="+")
+    ap.add_argument("--diagnose", action="store_true")
+    ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out")
+    a = ap.parse_args(argv)
+    cfg = yaml.safe_load(Path(a.config).read_text())
+    sheet = pd.read_csv(cfg["samples"], sep="\t", dtype=str, keep_default_na=False).set_index("sample")
+    n_pcs = int((cfg.get("cluster") or {}).get("n_pcs", 20))
+    samples = a.samples or [s for s in sheet.index
+                            if all((Path(a.results) / s / a.method / f"seed{x}" / "train.npz").exists() for x in a.seeds)]
+    rows = []
+    with ProcessPoolExecutor(a.jobs) as pool:
+        for sample in samples:
+            k = int(sheet.loc[sample, "n_clusters"])
+            truth = ad.read_h5ad(Path(a.results) / sample / "hvg.h5ad", backed="r").obs[sheet.loc[sample, "truth"]]
+            truth = truth.to_numpy()
+            run = {s: Path(a.results) / sample / a.method / f"seed{s}" for s in a.seeds}
+
+            def ari(lab):
+                return domain_metrics(truth, lab)["ARI"]
+
+            if a.diagnose:
+                done = pool.map(_diagnose_job, [(run[s], n_pcs, k, a.draws) for s in a.seeds])
+                for s, out in zip(a.seeds, done):
+                    rows += [{"sample": sample, "seed": s, "draw": d, "loglik": hood, "ARI": ari(lab)}
+                             for d, hood, lab in out]
+                continue
+            done = dict(zip(a.seeds, pool.map(_starts_job, [(run[s], n_pcs, k, s, max(a.starts)) for s in a.seeds])))
+            labels = {}
+            for s, labs in done.items():
+                for n_starts in a.starts:
+                    lab = labs[0] if n_starts == 1 or len(labs) == 1 else consensus(labs[:n_starts])
+                    labels[s, n_starts] = lab
+                    rows.append({"sample": sample, "seed": s, "starts": n_starts, "seeds": str(s), "ARI": ari(lab)})
+            for n_starts in a.starts:
+                for group in (a.seeds[i:i + 5] for i in range(0, len(a.seeds) - 4, 5)):
+                    rows.append({"sample": sample, "seed": -1, "starts": n_starts, "seeds": "-".join(map(str, group)),
+                                 "ARI": ari(consensus([labels[s, n_starts] for s in group]))})
+            print(sample, "done", flush=True)
+    table = pd.DataFrame(rows)
+    if a.diagnose:
+        for sample, d in table.groupby("sample", sort=False):
+            per_seed = d.groupby("seed")["ARI"]
+            best = d.loc[d.groupby("seed")["loglik"].idxmax()]
+            print(f"{sample}: sd over draws of one seed (median) {per_seed.std().median():.3f}; sd over seeds of "
+                  f"the draw mean {_sd(per_seed.mean()):.3f}; highest log-likelihood of {a.draws}: mean "
+                  f"{best['ARI'].mean():.3f}, sd {_sd(best['ARI']):.3f}")
+    else:
+        single = table[table["seed"] >= 0]
+        summ = (single.groupby(["sample", "starts"], sort=False)["ARI"].agg(mean="mean", sd=_sd).reset_index())
+        cons = (table[table["seed"] < 0].groupby(["sample", "starts"], sort=False)["ARI"]
+                .agg(consensus5_mean="mean", consensus5_sd=_sd).reset_index())
+        summ = summ.merge(cons, on=["sample", "starts"], how="left")
+        print(summ.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        base = summ[summ["starts"] == 1].set_index("sample")
+        for n_starts in a.starts[1:] if a.starts[0] == 1 else []:
+            s = summ[summ["starts"] == n_starts].set_index("sample")
+            c1 = (s["sd"].median() <= 0.75 * base["sd"].median()) and bool(((s["sd"] - base["sd"]) <= 0.01).all())
+            c2 = bool(((s["mean"] - base["mean"]) >= -0.02).all())
+            print(f"starts {n_starts}: median sd {s['sd'].median():.4f} vs {base['sd'].median():.4f} (x0.75 = "
+                  f"{0.75 * base['sd'].median():.4f}); largest sd rise {(s['sd'] - base['sd']).max():+.4f}; "
+                  f"largest mean fall {(s['mean'] - base['mean']).min():+.4f}; clause 1 {'pass' if c1 else 'FAIL'}, "
+                  f"clause 2 {'pass' if c2 else 'FAIL'}")
+        if a.out:
+            summ.to_csv(Path(a.out).with_name(Path(a.out).stem + "_summary.tsv"), sep="\t", index=False,
+                        float_format="%.4f")
+    if a.out:
+        table.to_csv(a.out, sep="\t", index=False, float_format="%.4f")
+
+
+if __name__ == "__main__":
+    main()
