@@ -32,7 +32,7 @@ import yaml
 from stcore.cluster import ClusterParams, cluster_features
 from stcore.consensus import consensus
 from stcore.evaluate import domain_metrics
-from stcore.mclust import estep_eee, em_eee, hc_vvv, mclust_starts, mstep_eee, subset_rows, svd_transform
+from stcore.mclust import fit_from_subset, mclust_starts, subset_rows
 from stcore.methods import MethodResult
 
 
@@ -49,16 +49,7 @@ def _starts_job(args):
 def _diagnose_job(args):
     run, n_pcs, k, draws = args
     x = _features(run, n_pcs)
-    out = []
-    for d in range(draws):
-        rows = subset_rows(x.shape[0], d)
-        hard = hc_vvv(svd_transform(x[rows]), k)
-        z0 = np.zeros((rows.size, k))
-        z0[np.arange(rows.size), hard] = 1.0
-        post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
-        post, hood, _ = em_eee(x, post)
-        out.append((d, hood, post.argmax(axis=1)))
-    return out
+    return [(d, fit_from_subset(x, subset_rows(x.shape[0], d), k)) for d in range(draws)]
 
 
 def _sd(v) -> float:
@@ -98,7 +89,7 @@ def main(argv=None):
                 done = pool.map(_diagnose_job, [(run[s], n_pcs, k, a.draws) for s in a.seeds])
                 for s, out in zip(a.seeds, done):
                     rows += [{"sample": sample, "seed": s, "draw": d, "loglik": hood, "ARI": ari(lab)}
-                             for d, hood, lab in out]
+                             for d, (lab, hood) in out]
                 continue
             done = dict(zip(a.seeds, pool.map(_starts_job, [(run[s], n_pcs, k, s, max(a.starts)) for s in a.seeds])))
             labels = {}

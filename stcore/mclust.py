@@ -42,8 +42,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MCLUST_SUBSET", "mclust", "mclust_starts", "mclust_bic", "subset_rows", "svd_transform", "hc_vvv",
-           "hc_vvv_cuts", "em_eee", "mstep_eee", "estep_eee"]
+__all__ = ["MCLUST_SUBSET", "mclust", "mclust_starts", "fit_from_subset", "mclust_bic", "subset_rows",
+           "svd_transform", "hc_vvv", "hc_vvv_cuts", "em_eee", "mstep_eee", "estep_eee"]
 
 # mclust.options("subset"): rows used for the agglomeration.
 MCLUST_SUBSET = 2000
@@ -296,16 +296,19 @@ def mclust_starts(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int 
     # A shared covariance of p dimensions needs more than n_clusters + p rows; on tiny slides
     # keep the leading columns (the first principal components) that it can estimate.
     x = x[:, :max(1, min(x.shape[1], n - n_clusters - 1))]
-    labelings = []
-    for start in range(1 if n <= subset else int(starts)):
-        rows = subset_rows(n, seed, subset, start)
-        hard = hc_vvv(svd_transform(x[rows]), n_clusters)
-        z0 = np.zeros((rows.size, n_clusters))
-        z0[np.arange(rows.size), hard] = 1.0
-        post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
-        post, _, _ = em_eee(x, post)
-        labelings.append(post.argmax(axis=1))
-    return labelings
+    return [fit_from_subset(x, subset_rows(n, seed, subset, start), n_clusters)[0]
+            for start in range(1 if n <= subset else int(starts))]
+
+
+def fit_from_subset(x: np.ndarray, rows: np.ndarray, n_clusters: int) -> tuple[np.ndarray, float]:
+    """One start of :func:`mclust`: agglomerate ``rows`` of ``x``, cut at ``n_clusters``, EM on
+    all rows.  Returns (labels, log-likelihood)."""
+    hard = hc_vvv(svd_transform(x[rows]), n_clusters)
+    z0 = np.zeros((rows.size, n_clusters))
+    z0[np.arange(rows.size), hard] = 1.0
+    post, _ = estep_eee(x, *mstep_eee(x[rows], z0))
+    post, hood, _ = em_eee(x, post)
+    return post.argmax(axis=1), hood
 
 
 def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET,
