@@ -20,7 +20,6 @@ features taken as the DAG takes them (``stcore.cluster.cluster_features``: PCA 2
 """
 from __future__ import annotations
 
-import argparse
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -34,6 +33,8 @@ from stcore.consensus import consensus
 from stcore.evaluate import domain_metrics
 from stcore.mclust import fit_from_subset, mclust_starts, subset_rows
 from stcore.methods import MethodResult
+
+from ensemble import replicates, seed_runs_parser   # benchmarks/ensemble.py
 
 
 def _features(run: Path, n_pcs: int) -> np.ndarray:
@@ -57,17 +58,11 @@ def _sd(v) -> float:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="config/compare_clustering.yaml")
-    ap.add_argument("--results", default="results")
-    ap.add_argument("--method", default="graphst")
-    ap.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
+    ap = seed_runs_parser(__doc__)
     ap.add_argument("--starts", nargs="+", type=int, default=[1, 5, 10])
-    ap.add_argument("--samples", nargs="+")
     ap.add_argument("--diagnose", action="store_true")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out")
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(a.config).read_text())
     sheet = pd.read_csv(cfg["samples"], sep="\t", dtype=str, keep_default_na=False).set_index("sample")
@@ -99,7 +94,7 @@ def main(argv=None):
                     labels[s, n_starts] = lab
                     rows.append({"sample": sample, "seed": s, "starts": n_starts, "seeds": str(s), "ARI": ari(lab)})
             for n_starts in a.starts:
-                for group in (a.seeds[i:i + 5] for i in range(0, len(a.seeds) - 4, 5)):
+                for group in replicates(a.seeds, 5):
                     rows.append({"sample": sample, "seed": -1, "starts": n_starts, "seeds": "-".join(map(str, group)),
                                  "ARI": ari(consensus([labels[s, n_starts] for s in group]))})
             print(sample, "done", flush=True)

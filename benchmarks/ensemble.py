@@ -35,15 +35,21 @@ def replicates(seeds: list[int], k: int) -> list[list[int]]:
     return [seeds[i:i + k] for i in range(0, len(seeds) - k + 1, k)]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def seed_runs_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments of a study over the comparison's trained seeds (this script, cluster_starts.py)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="config/compare_clustering.yaml")
     ap.add_argument("--results", default="results")
     ap.add_argument("--method", default="graphst")
     ap.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))
-    ap.add_argument("--sizes", nargs="+", type=int, default=[3, 5])
     ap.add_argument("--samples", nargs="+")
     ap.add_argument("--out")
+    return ap
+
+
+def main(argv=None):
+    ap = seed_runs_parser(__doc__)
+    ap.add_argument("--sizes", nargs="+", type=int, default=[3, 5])
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(a.config).read_text())
     sheet = pd.read_csv(cfg["samples"], sep="\t", dtype=str, keep_default_na=False).set_index("sample")
