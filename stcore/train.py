@@ -41,7 +41,10 @@ class TrainParams:
     principal-component scores of the expression instead of the genes (a variant, not the
     reference method): the dense matrix is then N x input_pcs instead of N x G, which bounds
     memory on slides whose N x G matrix does not fit; the decoder then reconstructs the
-    scores.  None (default) trains on the genes.
+    scores.  None (default) trains on the genes.  average_last: the model returned (its
+    output and weights) is the mean of the weights after each of the last ``average_last``
+    epochs (all epochs when fewer) instead of the last epoch's; 0 (default) returns the last
+    epoch's.  The average does not feed back into training: the trajectory is the same.
     """
 
     epochs: int = 600
@@ -56,6 +59,7 @@ class TrainParams:
     threads: int | None = None
     log_every: int = 50
     input_pcs: int | None = None
+    average_last: int = 0
 
 
 @dataclass
@@ -115,6 +119,33 @@ def _squared_norm(xt: torch.Tensor, rows: int = 16384) -> float:
     for blk in xt.split(rows):
         col += (blk.double() ** 2).sum(dim=0)
     return float(col.sum())
+
+
+class WeightAverage:
+    """The running mean of a model's weights over the epochs from ``first`` on (Polyak
+    averaging of the end of the trajectory): one copy of the weights, one add per epoch.
+    Full-batch Adam at a constant rate keeps moving the weights at the end of training; the
+    mean over the last epochs is the middle of that stretch instead of wherever the last
+    step landed."""
+
+    def __init__(self, model: torch.nn.Module, first: int):
+        self.model = model
+        self.first = max(1, first)
+        self.count = 0
+        self.sums = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def add(self, epoch: int) -> None:
+        """Add the weights after ``epoch`` if it is one of the averaged epochs."""
+        if epoch < self.first:
+            return
+        for k, v in self.model.state_dict().items():
+            self.sums[k] += v
+        self.count += 1
+
+    def load_into(self, model: torch.nn.Module) -> None:
+        """Give ``model`` the averaged weights."""
+        model.load_state_dict({k: s / self.count for k, s in self.sums.items()})
 
 
 def input_pca(x, n_comps: int) -> np.ndarray:
@@ -177,6 +208,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     t0 = time.perf_counter()
     model.train()
     ticks = [t0]
+    averaged = WeightAverage(model, first=params.epochs - params.average_last + 1) if params.average_last else None
     for epoch in range(1, params.epochs + 1):
         perm = row_permutation(n, gen).to(device)
         out = model(xt, a_hat, r_op, perm)
@@ -193,12 +225,16 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
         opt.step()
+        if averaged is not None:
+            averaged.add(epoch)
         rows.append((epoch, total, float(parts.reconstruction.detach()), float(parts.contrastive.detach())))
         ticks.append(time.perf_counter())
         if params.log_every and (epoch % params.log_every == 0 or epoch == 1):
             log.info("epoch %d/%d loss %.4f (reconstruction %.4f, contrastive %.4f)",
                      epoch, params.epochs, *rows[-1][1:])
     seconds = time.perf_counter() - t0
+    if averaged is not None:
+        averaged.load_into(model)
     model.eval()
     with torch.no_grad():
         out = model(xt, a_hat, r_op, row_permutation(n, gen).to(device))
