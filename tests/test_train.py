@@ -144,3 +144,32 @@ def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monke
     res = fit("graphst", box.pop(), knn_graph(slide.obsm["spatial"]), slide.obsm["spatial"],
               {"epochs": 2, "input_pcs": 10, "device": "cpu", "log_every": 0}, 0, counts=None, n_clusters=None)
     assert alive == [False] and res.embedding.shape == (slide.n_obs, 64)
+
+
+def test_average_last_returns_the_mean_of_the_last_epochs_weights_and_leaves_training_alone(slide):
+    from stcore.graph import gcn_norm
+
+    adj = knn_graph(slide.obsm["spatial"])
+
+    def fit(epochs, average_last=0):
+        return fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=5, device="cpu", log_every=0,
+                                                         average_last=average_last))
+
+    last = {e: fit(e) for e in (4, 5, 6)}         # a shorter run is the start of the longer one
+    avg = fit(6, average_last=3)
+    assert avg.losses.equals(last[6].losses)          # the same trajectory
+    for k, v in avg.state_dict.items():
+        mean = (last[4].state_dict[k] + last[5].state_dict[k] + last[6].state_dict[k]) / 3
+        np.testing.assert_allclose(v.numpy(), mean.numpy(), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(avg.embedding, last[6].embedding)
+    # The output is the averaged model's: Z = Â X W1 with the mean W1, and W2 the mean W2.
+    a_hat = gcn_norm(adj)
+    w1 = avg.state_dict["weight1"].numpy().astype(np.float64)
+    np.testing.assert_allclose(avg.embedding, a_hat @ (slide.X @ w1), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(avg.decoder_weight, avg.state_dict["weight2"].numpy())
+    # More epochs averaged than trained: all of them; one epoch averaged: the last epoch's weights.
+    all_of_two = fit(2, average_last=50).state_dict["weight1"]
+    np.testing.assert_allclose(all_of_two.numpy(), ((fit(1).state_dict["weight1"] + fit(2).state_dict["weight1"])
+                                                    / 2).numpy(), rtol=1e-5, atol=1e-7)
+    one = fit(6, average_last=1)
+    assert np.array_equal(one.embedding, last[6].embedding)
