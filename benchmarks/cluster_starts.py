@@ -12,11 +12,18 @@ features taken as the DAG takes them (``stcore.cluster.cluster_features``: PCA 2
 - ``--diagnose``: every seed clustered from the same ``--draws`` subsets (``subset_rows(n, d)``),
   one start each; per slide, the sd of ARI over the draws of one seed (median over seeds), the sd
   over seeds of the draw-averaged ARI, and the start of highest log-likelihood.
+- ``--perturb EPS``: every seed clustered as the DAG does (its own draw, one start), then again
+  ``--draws`` times with Gaussian noise of EPS x the features' sd added to its features (the same
+  rows agglomerated): per slide, the sd of ARI over the perturbations of one seed (median over
+  seeds) against the sd over seeds, and the ARI between perturbed and unperturbed labels.  How
+  much of the seed spread a change far below any model difference makes.
 
     .venv/bin/python benchmarks/cluster_starts.py --config config/compare_clustering.yaml \\
         --seeds 0 1 2 3 4 5 6 7 8 9 --starts 1 5 10 --out docs/compare/cluster_starts.tsv
     .venv/bin/python benchmarks/cluster_starts.py --diagnose --samples 151673 151674 151510 \\
         --out docs/compare/cluster_starts_diagnosis.tsv
+    .venv/bin/python benchmarks/cluster_starts.py --perturb 0.001 --draws 5 \\
+        --out docs/compare/cluster_perturb.tsv
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import yaml
+
+from sklearn.metrics import adjusted_rand_score
 
 from stcore.cluster import ClusterParams, cluster_features
 from stcore.consensus import consensus
@@ -53,6 +62,18 @@ def _diagnose_job(args):
     return [(d, fit_from_subset(x, subset_rows(x.shape[0], d), k)) for d in range(draws)]
 
 
+def _perturb_job(args):
+    run, n_pcs, k, seed, eps, draws = args
+    x = _features(run, n_pcs)
+    rows = subset_rows(x.shape[0], seed)
+    scale = eps * x.std()
+    out = [fit_from_subset(x, rows, k)[0]]
+    for d in range(draws):
+        noise = np.random.default_rng([seed, 1000 + d]).standard_normal(x.shape)
+        out.append(fit_from_subset(x + scale * noise, rows, k)[0])
+    return out
+
+
 def _sd(v) -> float:
     return float(np.std(v, ddof=1)) if len(v) > 1 else float("nan")
 
@@ -62,6 +83,7 @@ def main(argv=None):
     ap.add_argument("--starts", nargs="+", type=int, default=[1, 5, 10])
     ap.add_argument("--diagnose", action="store_true")
     ap.add_argument("--draws", type=int, default=10)
+    ap.add_argument("--perturb", type=float, metavar="EPS")
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(a.config).read_text())
@@ -86,6 +108,13 @@ def main(argv=None):
                     rows += [{"sample": sample, "seed": s, "draw": d, "loglik": hood, "ARI": ari(lab)}
                              for d, (lab, hood) in out]
                 continue
+            if a.perturb:
+                done = pool.map(_perturb_job, [(run[s], n_pcs, k, s, a.perturb, a.draws) for s in a.seeds])
+                for s, labs in zip(a.seeds, done):
+                    rows += [{"sample": sample, "seed": s, "perturbation": d, "ARI": ari(lab),
+                              "ARI_to_unperturbed": adjusted_rand_score(labs[0], lab)} for d, lab in enumerate(labs)]
+                print(sample, "done", flush=True)
+                continue
             done = dict(zip(a.seeds, pool.map(_starts_job, [(run[s], n_pcs, k, s, max(a.starts)) for s in a.seeds])))
             labels = {}
             for s, labs in done.items():
@@ -99,7 +128,14 @@ def main(argv=None):
                                  "ARI": ari(consensus([labels[s, n_starts] for s in group]))})
             print(sample, "done", flush=True)
     table = pd.DataFrame(rows)
-    if a.diagnose:
+    if a.perturb:
+        for sample, d in table.groupby("sample", sort=False):
+            pert = d[d["perturbation"] > 0]
+            print(f"{sample}: sd over seeds (unperturbed) {_sd(d[d['perturbation'] == 0]['ARI']):.3f}; sd over "
+                  f"perturbations of one seed (median) {pert.groupby('seed')['ARI'].std().median():.3f}; "
+                  f"ARI perturbed vs unperturbed labels: mean {pert['ARI_to_unperturbed'].mean():.3f}, "
+                  f"min {pert['ARI_to_unperturbed'].min():.3f}")
+    elif a.diagnose:
         for sample, d in table.groupby("sample", sort=False):
             per_seed = d.groupby("seed")["ARI"]
             best = d.loc[d.groupby("seed")["loglik"].idxmax()]
