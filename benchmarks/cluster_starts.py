@@ -34,7 +34,6 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import yaml
-
 from sklearn.metrics import adjusted_rand_score
 
 from stcore.cluster import ClusterParams, cluster_features

@@ -143,9 +143,9 @@ class WeightAverage:
             self.sums[k] += v
         self.count += 1
 
-    def load_into(self, model: torch.nn.Module) -> None:
-        """Give ``model`` the averaged weights."""
-        model.load_state_dict({k: s / self.count for k, s in self.sums.items()})
+    def load(self) -> None:
+        """Give the model the averaged weights."""
+        self.model.load_state_dict({k: s / self.count for k, s in self.sums.items()})
 
 
 def input_pca(x, n_comps: int) -> np.ndarray:
@@ -234,7 +234,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
                      epoch, params.epochs, *rows[-1][1:])
     seconds = time.perf_counter() - t0
     if averaged is not None:
-        averaged.load_into(model)
+        averaged.load()
     model.eval()
     with torch.no_grad():
         out = model(xt, a_hat, r_op, row_permutation(n, gen).to(device))
