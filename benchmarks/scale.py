@@ -26,19 +26,47 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 
-def prepare(n: int, folder: Path, seed: int) -> dict:
-    """Simulate, transform and build the graph for one size (run in a child process)."""
+def _simulate(args: tuple) -> "ad.AnnData":
+    from stcore.simulate import SimParams, simulate_slide
+    n, depth, seed, tissue_seed = args
+    extra = {} if depth is None else {"depth": depth}
+    return simulate_slide(SimParams(n_spots=n, layout="scatter", n_layers=5, n_regions=1, n_genes=3000, seed=seed,
+                                    tissue_seed=tissue_seed, **extra))
+
+
+def simulate_tiled(n: int, seed: int, depth: float | None, tiles: int) -> "ad.AnnData":
+    """The slide of ``n`` spots; with ``tiles`` > 1, ``tiles`` slides of n / tiles spots drawn in parallel
+    processes (seeds ``seed * 1000 + i + 1``, one tissue: the same marker and field genes) and laid side by
+    side along x.  Each tile has its own bands; the spots' density and depth are those of one slide."""
     import anndata as ad
+    import numpy as np
+    if tiles <= 1:
+        return _simulate((n, depth, seed, None))
+    from concurrent.futures import ProcessPoolExecutor
+    jobs = [(n // tiles + (i < n % tiles), depth, seed * 1000 + i + 1, seed) for i in range(tiles)]
+    with ProcessPoolExecutor(max_workers=min(tiles, os.cpu_count() or 1)) as pool:
+        parts = list(pool.map(_simulate, jobs))
+    shift = 0.0
+    for i, part in enumerate(parts):
+        xy = np.asarray(part.obsm["spatial"], dtype=float)
+        xy[:, 0] += shift
+        shift += 100.0 * np.sqrt(part.n_obs)      # the width of a scattered slide of that many spots
+        part.obsm["spatial"] = xy
+        part.obs_names = [f"t{i}_{name}" for name in part.obs_names]
+    return ad.concat(parts, merge="same")
+
+
+def prepare(n: int, folder: Path, seed: int, depth: float | None = None, tiles: int = 1) -> dict:
+    """Simulate, transform and build the graph for one size (run in a child process)."""
     import numpy as np
     import scipy.sparse as sp
 
     from stcore.graph import GraphParams, knn_graph
     from stcore.hvg import HVGParams, transform
-    from stcore.simulate import SimParams, simulate_slide
 
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    slide = simulate_slide(SimParams(n_spots=n, layout="scatter", n_layers=5, n_regions=1, n_genes=3000, seed=seed))
+    slide = simulate_tiled(n, seed, depth, tiles)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
     slide.X = transform(slide.X, HVGParams())   # all 3,000 genes are kept: the HVG selection is a no-op
@@ -49,7 +77,7 @@ def prepare(n: int, folder: Path, seed: int) -> dict:
     t_graph = time.perf_counter() - t0
     sp.save_npz(folder / "graph.npz", adj)
     return {"spots": int(slide.n_obs), "genes": int(slide.n_vars), "nnz": int(slide.X.nnz),
-            "simulate_s": t_sim, "transform_s": t_hvg, "graph_s": t_graph}
+            "simulate_s": t_sim, "transform_s": t_hvg, "graph_s": t_graph, "depth": depth, "tiles": tiles}
 
 
 def child(cmd: list[str], timeout: float) -> dict:
@@ -78,6 +106,11 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--input-pcs", type=int, default=100, help="also time the PCA-input variant (0: skip)")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--depth", type=float, default=None,
+                    help="mean counts per spot (default: stcore.simulate's, 1,000; 200 is Visium HD-like)")
+    ap.add_argument("--tiles", type=int, default=1,
+                    help="draw each slide as this many side-by-side tiles in parallel processes (a faster start "
+                         "on a many-core machine; 1: one slide, as the committed CPU series)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="train on this device (cuda: the floor, a CPU measure, is skipped)")
     ap.add_argument("--timeout", type=float, default=1800)
@@ -87,7 +120,7 @@ def main(argv=None) -> None:
     if a._prepare:
         n, folder = int(a._prepare[0]), Path(a._prepare[1])
         import resource
-        info = prepare(n, folder, a.seed)
+        info = prepare(n, folder, a.seed, a.depth, a.tiles)
         info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("RESULT " + json.dumps(info), flush=True)
         return
@@ -95,18 +128,20 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for n in a.sizes:
-        folder = HERE / ".work" / "scale" / str(n)
+        tag = (f"_depth{a.depth:g}" if a.depth else "") + (f"_tiles{a.tiles}" if a.tiles > 1 else "")
+        folder = HERE / ".work" / "scale" / f"{n}{tag}"
         row = {"n_target": n}
         done = folder / "prepare.json"
         if done.is_file():
             prep = json.loads(done.read_text())         # the slide of this size is already written
         else:
-            prep = child([sys.executable, __file__, "--_prepare", str(n), str(folder), "--seed", str(a.seed)],
-                         a.timeout)
+            prep = child([sys.executable, __file__, "--_prepare", str(n), str(folder), "--seed", str(a.seed),
+                          "--tiles", str(a.tiles)] + ([] if a.depth is None else ["--depth", str(a.depth)]), a.timeout)
             if "error" not in prep:
                 done.write_text(json.dumps(prep))
         row |= {"spots": prep.get("spots"), "nnz": prep.get("nnz"), "prepare_peak_rss_mb": prep.get("peak_rss_mb"),
-                "transform_s": prep.get("transform_s"), "graph_s": prep.get("graph_s")}
+                "simulate_s": prep.get("simulate_s"), "transform_s": prep.get("transform_s"),
+                "graph_s": prep.get("graph_s")}
         print(f"{n}: prepared {prep}", flush=True)
         train_cmd = [sys.executable, str(HERE / "steps.py"), "train", "--work", str(folder), "--epochs",
                      str(a.epochs), "--threads", str(a.threads), "--device", a.device]
