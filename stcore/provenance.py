@@ -7,10 +7,12 @@ be traced to the code, the settings and the slide that made it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
 import re
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -29,14 +31,32 @@ def versions(packages=PACKAGES) -> dict[str, str]:
             out[name] = __version__
             continue
         if name == "torch":       # torch's own string names its build (+cpu, +cu130), which its metadata drops
-            import torch
-            out[name] = torch.__version__
+            out[name] = _torch_version()
             continue
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
+
+
+def _torch_version() -> str:
+    """``torch.__version__`` without importing torch (two seconds of a step that does not use it
+    otherwise): read from the installed package's ``torch/version.py``."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].__version__
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return "absent"
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        text = ""
+    found = re.search(r"^__version__\s*(?::\s*str\s*)?=\s*['\"]([^'\"]+)['\"]", text, re.M)
+    if found:
+        return found.group(1)
+    import torch
+    return torch.__version__
 
 
 # oneMKL's CNR branch codes (mkl_cbwr_get) and its strict-mode flag.

@@ -39,7 +39,8 @@ def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "AR
 
 
 def _labels_str(values) -> np.ndarray:
-    return pd.Series(np.asarray(values, dtype=object)).fillna("NA").astype(str).to_numpy()
+    values = pd.Series(np.asarray(values, dtype=object))
+    return values.where(values.notna(), "NA").astype(str).to_numpy()
 
 
 def _scatter(ax, coords, labels, title, size):

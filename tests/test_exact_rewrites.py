@@ -287,3 +287,50 @@ def test_neighbour_steps_never_build_an_n_by_n_array(what):
     finally:
         tracemalloc.stop()
     assert peak < 100e6, f"{what} allocated {peak / 1e6:.0f} MB at N={n}"
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_written_out_adam_gives_torch_adams_weights_bit_for_bit(hex_coords, weight_decay):
+    """stcore.train.Adam against torch.optim.Adam over 30 training steps of the model: every
+    weight and every loss identical, not merely close."""
+    from stcore.train import Adam
+
+    adj = knn_graph(hex_coords)
+    a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
+    x = torch.rand(len(hex_coords), 40, generator=torch.Generator().manual_seed(3))
+    runs = []
+    for make in (lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=weight_decay),
+                 lambda ps: Adam(ps, lr=1e-2, weight_decay=weight_decay)):
+        gen = torch.Generator().manual_seed(0)
+        model = GraphContrastiveAE(40, 8, generator=gen)
+        opt = make(model.parameters())
+        losses = []
+        for _ in range(30):
+            out = model(x, a_hat, r_op, row_permutation(len(hex_coords), gen))
+            loss = model.loss(out, float((x ** 2).sum()), 40).total
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        runs.append((losses, {k: v.clone() for k, v in model.state_dict().items()}))
+    (loss_a, w_a), (loss_b, w_b) = runs
+    assert loss_a == loss_b
+    assert w_a.keys() == w_b.keys() and all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+    assert not torch.equal(w_b["weight1"], GraphContrastiveAE(40, 8, generator=torch.Generator().manual_seed(0)).weight1)
+
+
+def test_training_does_not_import_torch_dynamo():
+    """The train step's fixed cost: nothing in training pulls in torch._dynamo (2 s of imports)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, numpy as np; from stcore.graph import knn_graph; "
+            "from stcore.train import TrainParams, fit_graph_model; "
+            "xy = np.random.default_rng(0).uniform(0, 10, (60, 2)); "
+            "fit_graph_model(np.random.default_rng(1).random((60, 20)), knn_graph(xy), "
+            "TrainParams(epochs=3, log_every=0, threads=1)); "
+            "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]

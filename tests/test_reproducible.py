@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -130,6 +132,17 @@ def test_record_has_seed_versions_and_hashes():
     assert all(row[f"{p}_version"] not in ("", None) for p in PACKAGES)
     here = machine()
     assert {k: row[k] for k in here} == here and here["cpu_model"] and here["cpu_kernels"]
+
+
+def test_torch_version_is_read_without_importing_torch():
+    """A step that does not train (evaluate) records torch's version string, build label included,
+    without paying for torch's import."""
+    code = ("import sys; from stcore.provenance import versions; v = versions()['torch']; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; import torch; "
+            "assert v == torch.__version__, (v, torch.__version__); print(v)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == torch.__version__
 
 
 def _load_script(name):
