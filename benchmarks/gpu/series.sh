@@ -4,7 +4,7 @@
 # slides of 200,000 and 1,000,000 scattered spots at a Visium HD-like depth (200 counts a spot; 10 epochs on
 # the 3,000 genes and on 100 input PCs).
 #
-#   bash benchmarks/gpu_series.sh <DLPFC 151673 .h5ad> <out folder> [wheels folder]
+#   bash benchmarks/gpu/series.sh <DLPFC 151673 .h5ad> <out folder> [wheels folder]
 #
 # The wheels folder holds what the machine's Python lacks of requirements.txt (anndata, scanpy, ...); they
 # are installed with --no-deps over its own torch.  The 1,000,000-spot slide is drawn as 8 tiles in
