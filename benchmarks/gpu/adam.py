@@ -1,6 +1,6 @@
 """On the GPU (benchmarks/gpu/adam.sh runs it): DLPFC 151673 trained 600 epochs (seed 0) with stcore.train.Adam and with torch.optim.Adam
 (torch's default on CUDA: the foreach form); are the outputs equal, and the ARIs."""
-import sys, time, json
+import sys, json
 import numpy as np, scipy.sparse as sp, torch
 sys.path.insert(0, ".")
 import stcore.train as T
