@@ -12,8 +12,18 @@ import os as _os
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 _os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
-from . import gr, tl  # noqa: E402  (the notebook API; heavy imports happen inside its functions)
 from .errors import InputError  # noqa: E402
+
+
+def __getattr__(name: str):
+    """``stcore.gr`` and ``stcore.tl`` (the notebook API) load on first use, so that a pipeline step
+    importing one module of stcore does not pay for anndata when it does not read a slide."""
+    if name in ("gr", "tl"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 __all__ = ["InputError", "gr", "tl", "__version__"]

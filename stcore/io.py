@@ -23,13 +23,16 @@ import re
 import tempfile
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 __all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "write_h5ad", "atomic_path",
            "check_counts", "read_tsv", "READERS_INSTALL"]
@@ -80,6 +83,8 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     if not path.is_file():
         raise InputError("file not found", path=str(path), fix="check the path in the sample sheet")
     try:
+        import anndata as ad
+
         adata = ad.read_h5ad(path)
     except Exception as exc:  # h5py raises OSError, anndata raises its own types
         raise InputError(f"not a readable .h5ad ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
@@ -276,6 +281,8 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
         raise InputError(f"the store has several tables {names} and none is named 'table'", path=str(store),
                          fix="keep the table of the slide under the name 'table'")
     table = sdata.tables["table" if "table" in names else names[0]]
+    import anndata as ad
+
     adata = ad.AnnData(X=_as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
     if SPATIAL_KEY in table.obsm:
         adata.obsm[SPATIAL_KEY] = np.asarray(table.obsm[SPATIAL_KEY], dtype=float)[:, :2]
