@@ -41,8 +41,8 @@ def versions(packages=PACKAGES) -> dict[str, str]:
 
 
 def _torch_version() -> str:
-    """``torch.__version__`` without importing torch (two seconds of a step that does not use it
-    otherwise): read from the installed package's ``torch/version.py``."""
+    """``torch.__version__`` without importing torch (about two seconds of the evaluate step, which
+    does not use it otherwise): read from the installed package's ``torch/version.py``."""
     if "torch" in sys.modules:
         return sys.modules["torch"].__version__
     spec = importlib.util.find_spec("torch")

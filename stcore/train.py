@@ -126,7 +126,7 @@ class Adam:
     parameter the same tensor operations in the same order as torch's single-tensor form
     (the one it takes for CPU tensors), so the weights come out bit for bit the same
     (``tests/test_exact_rewrites.py``).  torch's ``Optimizer`` imports ``torch._dynamo`` at
-    its first call, about 2.4 s of every train job on a 2-core machine; this does not.
+    its first call, about a second of every train job on a 2-core machine; this does not.
     L2 weight decay added to the gradient, as torch's ``weight_decay``; no amsgrad."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
