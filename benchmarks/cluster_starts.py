@@ -8,7 +8,9 @@ features taken as the DAG takes them (``stcore.cluster.cluster_features``: PCA 2
   own draws; ``starts: S`` is the consensus of the first S of them (what ``mclust(..., starts=S)``
   returns; S = 1 is the DAG's default labeling).  Rows: sample, seed, starts, ARI.  The summary
   gives each slide's mean and sd of ARI over seeds, the rule's clauses 1-2, and the consensus of
-  5 seeds (the DAG's consensus step) between the disjoint seed sets {0-4} and {5-9}.
+  5 seeds (the DAG's consensus step) between the disjoint seed sets {0-4}, {5-9}, ...; with
+  ``--rounds 1 R`` also the consensus voted up to R rounds (``consensus(..., rounds=R)``) on the same
+  labels, and the clauses of "Consensus voted to a fixed point" for it.
 - ``--diagnose``: every seed clustered from the same ``--draws`` subsets (``subset_rows(n, d)``),
   one start each; per slide, the sd of ARI over the draws of one seed (median over seeds), the sd
   over seeds of the draw-averaged ARI, and the start of highest log-likelihood.
@@ -24,6 +26,8 @@ features taken as the DAG takes them (``stcore.cluster.cluster_features``: PCA 2
         --out docs/compare/cluster_starts_diagnosis.tsv
     .venv/bin/python benchmarks/cluster_starts.py --perturb 0.001 --draws 5 \\
         --out docs/compare/cluster_perturb.tsv
+    .venv/bin/python benchmarks/cluster_starts.py --seeds 0 1 ... 19 --starts 1 --rounds 1 10 \
+        --out docs/compare/consensus_rounds.tsv
 """
 from __future__ import annotations
 
@@ -83,6 +87,8 @@ def main(argv=None):
     ap.add_argument("--diagnose", action="store_true")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--perturb", type=float, metavar="EPS")
+    ap.add_argument("--rounds", nargs="+", type=int, default=[1],
+                    help="votes of the consensus of 5 seeds (stcore.consensus rounds); the first is the baseline")
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(a.config).read_text())
@@ -123,8 +129,10 @@ def main(argv=None):
                     rows.append({"sample": sample, "seed": s, "starts": n_starts, "seeds": str(s), "ARI": ari(lab)})
             for n_starts in a.starts:
                 for group in replicates(a.seeds, 5):
-                    rows.append({"sample": sample, "seed": -1, "starts": n_starts, "seeds": "-".join(map(str, group)),
-                                 "ARI": ari(consensus([labels[s, n_starts] for s in group]))})
+                    for rounds in a.rounds:
+                        rows.append({"sample": sample, "seed": -1, "starts": n_starts, "rounds": rounds,
+                                     "seeds": "-".join(map(str, group)),
+                                     "ARI": ari(consensus([labels[s, n_starts] for s in group], rounds=rounds))})
             print(sample, "done", flush=True)
     table = pd.DataFrame(rows)
     if a.perturb:
@@ -144,7 +152,7 @@ def main(argv=None):
     else:
         single = table[table["seed"] >= 0]
         summ = (single.groupby(["sample", "starts"], sort=False)["ARI"].agg(mean="mean", sd=_sd).reset_index())
-        cons = (table[table["seed"] < 0].groupby(["sample", "starts"], sort=False)["ARI"]
+        cons = (table[table["seed"] < 0].groupby(["sample", "starts", "rounds"], sort=False)["ARI"]
                 .agg(consensus5_mean="mean", consensus5_sd=_sd).reset_index())
         summ = summ.merge(cons, on=["sample", "starts"], how="left")
         print(summ.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -157,6 +165,16 @@ def main(argv=None):
                   f"{0.75 * base['sd'].median():.4f}); largest sd rise {(s['sd'] - base['sd']).max():+.4f}; "
                   f"largest mean fall {(s['mean'] - base['mean']).min():+.4f}; clause 1 {'pass' if c1 else 'FAIL'}, "
                   f"clause 2 {'pass' if c2 else 'FAIL'}")
+        for rounds in a.rounds[1:]:
+            c = summ[(summ["starts"] == a.starts[0]) & (summ["rounds"] == rounds)].set_index("sample")
+            b = summ[(summ["starts"] == a.starts[0]) & (summ["rounds"] == a.rounds[0])].set_index("sample")
+            sd_c, sd_b = c["consensus5_sd"], b["consensus5_sd"]
+            c1 = (sd_c.median() <= 0.75 * sd_b.median()) and bool(((sd_c - sd_b) <= 0.01).all())
+            c2 = bool(((c["consensus5_mean"] - b["consensus5_mean"]) >= -0.02).all())
+            print(f"consensus rounds {rounds}: median replicate sd {sd_c.median():.4f} vs {sd_b.median():.4f} "
+                  f"(x0.75 = {0.75 * sd_b.median():.4f}); largest sd rise {(sd_c - sd_b).max():+.4f}; largest "
+                  f"mean fall {(c['consensus5_mean'] - b['consensus5_mean']).min():+.4f}; clause 1 "
+                  f"{'pass' if c1 else 'FAIL'}, clause 2 {'pass' if c2 else 'FAIL'}")
         if a.out:
             summ.to_csv(Path(a.out).with_name(Path(a.out).stem + "_summary.tsv"), sep="\t", index=False,
                         float_format="%.4f")

@@ -18,8 +18,13 @@ from sklearn.metrics import adjusted_rand_score
 __all__ = ["consensus"]
 
 
-def consensus(labelings: list[np.ndarray]) -> np.ndarray:
-    """Integer labels of the consensus of ``labelings`` (each one label per spot, same order)."""
+def consensus(labelings: list[np.ndarray], rounds: int = 1) -> np.ndarray:
+    """Integer labels of the consensus of ``labelings`` (each one label per spot, same order).
+
+    ``rounds`` > 1 votes again: every labeling is matched to the previous vote's result instead
+    of the medoid, until the labels stop changing or ``rounds`` votes have run (ties: the
+    previous result's label).  The DAG uses one round (docs/compare/DEFAULTS.md, "Consensus
+    voted to a fixed point")."""
     codes = [pd.factorize(np.asarray(lab))[0] for lab in labelings]
     s = len(codes)
     if s == 0:
@@ -27,6 +32,17 @@ def consensus(labelings: list[np.ndarray]) -> np.ndarray:
     mean_ari = [np.mean([adjusted_rand_score(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
                 for i in range(s)]
     ref = codes[int(np.argmax(mean_ari))]
+    for _ in range(max(1, rounds)):
+        voted = _vote(codes, ref)
+        if np.array_equal(voted, ref):
+            break
+        ref = voted
+    return voted
+
+
+def _vote(codes: list[np.ndarray], ref: np.ndarray) -> np.ndarray:
+    """Each labeling's domains matched one-to-one to ``ref``'s, then each spot's majority
+    (ties: ``ref``'s label)."""
     k = ref.max() + 1
     votes = np.zeros((len(ref), k), dtype=np.int32)
     for c in codes:

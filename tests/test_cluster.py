@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
@@ -71,3 +72,27 @@ def test_own_returns_the_methods_labels_and_fails_clearly_without_them():
         run_cluster(None, xy, 3, p, own_labels=None, owner="stagate")
     with pytest.raises(InputError, match="shape"):
         run_cluster(None, xy, 3, p, own_labels=own[:4], owner="spagcn")
+
+
+def test_consensus_takes_each_spots_majority_and_rounds_reach_a_fixed_point():
+    """The consensus of seeds' labelings: renamed copies of one partition give it back; a spot takes
+    the label most labelings give it after matching; with rounds, a further vote changes nothing."""
+    from stcore.consensus import _vote, consensus
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(4), 50)
+    renamed = [np.array(list("abcd"))[truth], (truth + 1) % 4, truth * 10]
+    assert adjusted_rand_score(consensus(renamed), truth) == 1.0
+    noisy = []
+    for _ in range(5):            # each labeling relabels a different 15 % of the spots at random
+        lab = truth.copy()
+        flip = rng.random(len(lab)) < 0.15
+        lab[flip] = rng.integers(0, 4, flip.sum())
+        noisy.append(rng.permutation(4)[lab])
+    assert all(adjusted_rand_score(lab, truth) < 0.9 for lab in noisy)
+    assert adjusted_rand_score(consensus(noisy), truth) > 0.95
+    fixed = consensus(noisy, rounds=10)
+    codes = [pd.factorize(lab)[0] for lab in noisy]
+    assert np.array_equal(_vote(codes, fixed), fixed)
+    assert np.array_equal(consensus(noisy, rounds=1), consensus(noisy))
