@@ -26,7 +26,7 @@ features taken as the DAG takes them (``stcore.cluster.cluster_features``: PCA 2
         --out docs/compare/cluster_starts_diagnosis.tsv
     .venv/bin/python benchmarks/cluster_starts.py --perturb 0.001 --draws 5 \\
         --out docs/compare/cluster_perturb.tsv
-    .venv/bin/python benchmarks/cluster_starts.py --seeds 0 1 ... 19 --starts 1 --rounds 1 10 \
+    .venv/bin/python benchmarks/cluster_starts.py --seeds 0 1 ... 19 --starts 1 --rounds 1 10 \\
         --out docs/compare/consensus_rounds.tsv
 """
 from __future__ import annotations
