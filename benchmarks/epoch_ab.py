@@ -4,10 +4,10 @@ A/B for a rewrite of the training loop.
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .venv/bin/python benchmarks/epoch_ab.py \\
         --repo . --repo <another checkout> --spots 200000 --epochs 8 --repeats 4 [--cpus 2,3]
 
-The slide: N scattered spots with the pipeline's kNN graph and N x 100 Gaussian features (the shape of
-train.input_pcs: 100), as in profile_epoch.py.  Each run is its own process with that checkout's stcore on
-PYTHONPATH (pinned to --cpus with taskset when given), 2 threads; prints the median epoch after the first
-and the final loss, which must agree where the rewrite is exact.
+Each run is page_faults.py's child (N scattered spots with the pipeline's kNN graph, N x 100 Gaussian
+features, 2 threads, the glibc tunables of this environment) in its own process with that checkout's
+stcore on PYTHONPATH, pinned to --cpus with taskset when given; prints the median epoch after the first,
+the final loss (equal where the rewrite is exact) and the peak RSS.
 """
 from __future__ import annotations
 
@@ -19,19 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-CHILD = """
-import json, sys, numpy as np
-import stcore
-from stcore.graph import GraphParams, knn_graph
-from stcore.train import TrainParams, fit_graph_model
-n, epochs = int(sys.argv[1]), int(sys.argv[2])
-rng = np.random.default_rng(0)
-adj = knn_graph(rng.uniform(0, np.sqrt(n), (n, 2)), GraphParams())
-x = rng.standard_normal((n, 100)).astype(np.float32)
-r = fit_graph_model(x, adj, TrainParams(epochs=epochs, threads=2, device="cpu", log_every=0))
-print(json.dumps({"stcore": stcore.__file__, "s_per_epoch": float(np.median(r.epoch_seconds[1:])),
-                  "final_loss": float(r.losses.total.iloc[-1])}))
-"""
+HERE = Path(__file__).resolve().parent
 
 
 def main(argv=None) -> None:
@@ -46,8 +34,10 @@ def main(argv=None) -> None:
     for rep in range(a.repeats):
         for repo in a.repo:
             env = dict(os.environ, PYTHONPATH=str(Path(repo).resolve()))
-            out = subprocess.run(pin + [sys.executable, "-c", CHILD, str(a.spots), str(a.epochs)], env=env,
-                                 cwd="/", capture_output=True, text=True)
+            # page_faults.py's child: the same slide and run, with this checkout's stcore first on the path
+            out = subprocess.run(pin + [sys.executable, str(HERE / "page_faults.py"), "--child", "--spots",
+                                        str(a.spots), "--features", "100", "--epochs", str(a.epochs)],
+                                 env=env, capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(f"{repo}: {out.stderr[-2000:]}")
             row = {"repo": repo, "repeat": rep} | json.loads(out.stdout.strip().splitlines()[-1])
