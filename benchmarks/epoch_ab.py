@@ -2,7 +2,7 @@
 A/B for a rewrite of the training loop.
 
     GLIBC_TUNABLES=glibc.malloc.hugetlb=1 .venv/bin/python benchmarks/epoch_ab.py \\
-        --repo . --repo <another checkout> --spots 200000 --epochs 8 --repeats 4 [--cpus 2,3]
+        --repo . --repo <another checkout> --spots 200000 --epochs 7 --repeats 4 [--cpus 2,3]
 
 Each run is page_faults.py's child (N scattered spots with the pipeline's kNN graph, N x 100 Gaussian
 features, 2 threads, the glibc tunables of this environment) in its own process with that checkout's
