@@ -26,7 +26,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repo", action="append", required=True, help="a checkout (repeatable)")
     ap.add_argument("--spots", type=int, default=200000)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=7, help="timed epochs (after one untimed first epoch)")
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--cpus", help="pin each run to these CPUs (taskset -c)")
     a = ap.parse_args(argv)
