@@ -11,7 +11,7 @@ fresh process (glibc reads its tunables at start), alternating the settings:
 
 ``tcmalloc`` (gperftools' libtcmalloc_minimal, preloaded; Debian ``libtcmalloc-minimal4``) keeps
 freed memory in the process and hands it out again instead of unmapping it; the DAG preloads it
-where it is installed (rules/common.smk).  ``--settings`` picks the settings to alternate.
+with STCORE_MALLOC=tcmalloc (rules/common.smk).  ``--settings`` picks the settings to alternate.
 
 The slide: N scattered spots with the pipeline's kNN graph and N x 100 Gaussian features (the
 shape of train.input_pcs: 100); the loss after the epochs must be identical across settings.

@@ -17,7 +17,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "config_digest", "input_digest", "record"]
+__all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "malloc", "config_digest", "input_digest", "record"]
 
 # Packages whose versions change the numbers.
 PACKAGES = ("stcore", "torch", "scanpy", "snakemake")
@@ -82,6 +82,17 @@ def mkl_cnr_mode() -> str:
         return "unknown"
     name = _CNR_BRANCHES.get(mode & 0xFFFF, str(mode & 0xFFFF))
     return f"{name},STRICT" if mode & _CNR_STRICT else name
+
+
+def malloc() -> str:
+    """The memory allocator serving this process: ``tcmalloc`` where gperftools' library is
+    mapped (the DAG preloads it with STCORE_MALLOC=tcmalloc, rules/common.smk), else ``glibc``
+    (``unknown`` without /proc).  It changes the time, never a number."""
+    try:
+        with open("/proc/self/maps") as fh:
+            return "tcmalloc" if "libtcmalloc" in fh.read() else "glibc"
+    except OSError:
+        return "unknown"
 
 
 @cache

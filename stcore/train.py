@@ -280,8 +280,10 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         raise DivergenceError("training produced a non-finite embedding")
     losses = pd.DataFrame(rows, columns=["epoch", "total", "reconstruction", "contrastive"])
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    log.info("trained %d epochs in %.1f s on %s (%.4f s/epoch)", params.epochs, seconds, device,
-             seconds / max(params.epochs, 1))
+    from .provenance import malloc
+
+    log.info("trained %d epochs in %.1f s on %s (%.4f s/epoch, malloc %s)", params.epochs, seconds, device,
+             seconds / max(params.epochs, 1), malloc())
     return TrainResult(emb, dec, np.ascontiguousarray(w2), losses, seconds, str(device), state, np.diff(ticks))
 
 

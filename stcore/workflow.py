@@ -3,12 +3,20 @@ input into one clear line instead of a traceback."""
 from __future__ import annotations
 
 import logging
+import resource
 import sys
 from typing import Callable
 
 from .errors import DivergenceError, InputError
 
-__all__ = ["run_step"]
+__all__ = ["run_step", "peak_memory_mb"]
+
+
+def peak_memory_mb() -> float:
+    """This process's resident-memory high-water mark in MB (the kernel's, exact; Snakemake's
+    benchmark records sample the memory every 30 s and can miss a short peak)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None) -> None:
@@ -28,6 +36,7 @@ def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None)
         sample = getattr(snakemake.wildcards, "sample", None)
     try:
         step(snakemake)
+        logging.getLogger("stcore").info("peak memory %.0f MB", peak_memory_mb())
     except InputError as exc:
         exc = exc.located(sample=sample)
         logging.getLogger("stcore").error("%s", exc)

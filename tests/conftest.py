@@ -45,6 +45,20 @@ def need_data(*parts):
     return path
 
 
+def need_tcmalloc() -> str:
+    """The tcmalloc library the DAG preloads with STCORE_MALLOC=tcmalloc (rules/common.smk); skip
+    where it is not installed, fail instead where STCORE_REQUIRE_TCMALLOC=1 (CI)."""
+    import ctypes.util
+
+    lib = ctypes.util.find_library("tcmalloc_minimal")
+    if not lib:
+        why = "tcmalloc is not installed (Debian/Ubuntu: apt-get install libtcmalloc-minimal4)"
+        if os.environ.get("STCORE_REQUIRE_TCMALLOC") == "1":
+            pytest.fail(f"STCORE_REQUIRE_TCMALLOC=1 but {why}")
+        pytest.skip(why)
+    return lib
+
+
 def need_r():
     """Skip unless R's mclust answers through rpy2; fail instead where STCORE_REQUIRE_R=1 (CI)."""
     from stcore.agreement import r_available

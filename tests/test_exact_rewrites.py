@@ -334,3 +334,68 @@ def test_training_does_not_import_torch_dynamo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("shuffle_rows", [False, True])
+def test_hvg_column_means_give_scipys_mean_bit_for_bit(shuffle_rows):
+    """stcore.hvg's column means (added up a block of entries at a time) against scipy's
+    ``mean(axis=0)`` (a scaled copy of the matrix), also with each row's entries out of order."""
+    from stcore.hvg import _column_means
+
+    x = sp.random(400, 60, density=0.2, format="csr", dtype=np.float64, random_state=1)
+    x.data = np.log1p(np.round(x.data * 50) + 1) * 1.37
+    if shuffle_rows:
+        rng = np.random.default_rng(0)
+        for i in range(x.shape[0]):
+            lo, hi = x.indptr[i], x.indptr[i + 1]
+            order = lo + rng.permutation(hi - lo)
+            x.indices[lo:hi], x.data[lo:hi] = x.indices[order], x.data[order]
+        x.has_sorted_indices = False
+    data = x.data.copy()
+    means = np.asarray(x.mean(axis=0)).ravel().tobytes()
+    squares = np.asarray(x.multiply(x).mean(axis=0)).ravel().tobytes()
+    for block in (7, 1000, 1 << 22):                 # several blocks, and one
+        assert _column_means(x, block=block).tobytes() == means
+        assert _column_means(x, squared=True, block=block).tobytes() == squares
+    assert np.array_equal(x.data, data)
+
+
+def _transform_plain(x, params):
+    """The hvg transform with scipy's products by diagonal matrices and its means (copies)."""
+    x = sp.csr_matrix(x, dtype=np.float64)
+    if params.values == "counts":
+        totals = np.asarray(x.sum(axis=1)).ravel()
+        scale = np.divide(params.target_sum, totals, out=np.zeros_like(totals), where=totals > 0)
+        x = sp.csr_matrix(sp.diags(scale) @ x)
+    if params.values != "log_normalized":
+        x.data = np.log1p(x.data)
+    n = x.shape[0]
+    mean = np.asarray(x.mean(axis=0)).ravel()
+    sq = np.asarray(x.multiply(x).mean(axis=0)).ravel()
+    sd = np.sqrt(np.clip((sq - mean ** 2) * (n / (n - 1)), 0, None))
+    sd[sd == 0] = 1.0
+    x = sp.csr_matrix(x @ sp.diags(1.0 / sd))
+    np.minimum(x.data, params.max_value, out=x.data)
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("values", ["counts", "normalized", "log_normalized"])
+def test_in_place_hvg_transform_equals_the_plain_one_bit_for_bit(values):
+    """Entries scaled in place (stcore.hvg.transform) against scipy's diagonal products: the same
+    stored entries, in the same order, with the same bits; also with an empty spot, explicit
+    zeros, a constant gene and values above the clip.  The input is left as it was."""
+    from stcore.hvg import HVGParams, transform
+
+    x = sp.random(300, 40, density=0.25, format="lil", dtype=np.float64, random_state=3)
+    x[5, :] = 0                                     # a spot with no counts
+    x[:, 7] = 2.0                                   # a gene with sd 0
+    x[11, 3] = 5e4                                  # clipped after scaling
+    x = sp.csr_matrix(x)
+    x.data = np.where(x.data < 1, np.round(x.data * 30), x.data)     # some explicit zeros
+    before = (x.data.copy(), x.indices.copy(), x.indptr.copy())
+    params = HVGParams(values=values)
+    got, want = transform(x, params), _transform_plain(x, params)
+    assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
+    assert got.data.tobytes() == want.data.tobytes()
+    assert (got.data == 10.0).any() and got.nnz < x.nnz
+    assert all(np.array_equal(u, v) for u, v in zip(before, (x.data, x.indices, x.indptr)))

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import pytest
 import torch
 
 import stcore
+from conftest import need_tcmalloc
 from slides import REPO, run_library, tiny_slide, write, write_visium
 from stcore.graph import gcn_norm, knn_graph, mean_operator
 from stcore.hvg import HVGParams, run_hvg
@@ -55,6 +58,39 @@ def test_one_or_two_threads_same_bits(slide_path):
     finally:
         torch.set_num_threads(2)
     _same(one, two)
+
+
+_DIGEST = """
+import hashlib, sys
+sys.path.insert(0, {tests!r})
+from slides import run_library
+from stcore.provenance import malloc
+r, labels, metrics = run_library({path!r}, n_clusters=3, epochs=15, seed=3, n_top_genes=100)
+h = hashlib.sha256()
+for a in (r.embedding, r.decoded, r.decoder_weight, r.losses.to_numpy(), labels):
+    h.update(a.tobytes())
+h.update(repr(sorted(metrics.items())).encode())
+print(malloc(), h.hexdigest())
+"""
+
+
+def test_the_allocator_changes_no_number(slide_path):
+    """The DAG preloads tcmalloc with STCORE_MALLOC=tcmalloc (rules/common.smk): the same run
+    under glibc's malloc and under tcmalloc gives the same bits."""
+    lib = need_tcmalloc()
+
+    def run(preload):
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "STCORE_MALLOC")}
+        if preload:
+            env["LD_PRELOAD"] = preload
+        code = _DIGEST.format(tests=str(REPO / "tests"), path=str(slide_path))
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout.split()[-2:]
+
+    glibc, tcmalloc = run(None), run(lib)
+    assert (glibc[0], tcmalloc[0]) == ("glibc", "tcmalloc")
+    assert tcmalloc[1] == glibc[1]
 
 
 def test_importing_stcore_turns_on_mkl_strict_reproducibility():
@@ -100,6 +136,21 @@ def test_hvg_and_qc_are_deterministic(slide_path):
     ha, hb = run_hvg(a, HVGParams(n_top_genes=100)), run_hvg(b, HVGParams(n_top_genes=100))
     assert list(ha.var_names) == list(hb.var_names)
     assert (ha.X != hb.X).nnz == 0
+    # The counts layer is the selected genes' raw counts, and the transform left it unchanged.
+    raw = a[:, ha.var_names].X
+    assert (ha.layers["counts"] != raw).nnz == 0 and (ha.X != raw).nnz > 0
+
+
+@pytest.mark.parametrize("values", ["counts", "normalized", "log_normalized"])
+def test_the_transform_never_writes_into_its_input(values):
+    """run_hvg keeps the matrix it hands to transform() as the counts layer, uncopied."""
+    from stcore.hvg import transform
+
+    x = sp.random(50, 20, density=0.3, format="csr", dtype=np.float64, random_state=0)
+    x.data = np.round(x.data * 20) + 1
+    before = (x.data.copy(), x.indices.copy(), x.indptr.copy())
+    transform(x, HVGParams(values=values))
+    assert all(np.array_equal(u, v) for u, v in zip(before, (x.data, x.indices, x.indptr)))
 
 
 # --- provenance -----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """The whole DAG, run by Snakemake in a temporary folder on two tiny simulated slides."""
+import os
 import shutil
 import subprocess
 import sys
@@ -7,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from conftest import need_tcmalloc
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
@@ -37,10 +40,10 @@ def write_workdir(path: Path, config: dict = TINY, sheet: str = SHEET) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -97,6 +100,44 @@ def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
     for sample in ("tiny_a", "tiny_b"):
         for method in ("graphst", "expression"):
             assert f"results/{sample}/{method}/seed0/domains.png" in html, proc.stderr[-2000:]
+
+
+def test_jobs_use_glibc_unless_tcmalloc_is_chosen(finished_run, tmp_path):
+    """rules/common.smk preloads tcmalloc into every job only with STCORE_MALLOC=tcmalloc; the
+    train job's log says which allocator served it."""
+    if os.environ.get("LD_PRELOAD") or os.environ.get("STCORE_MALLOC"):
+        pytest.skip("this environment chooses its own allocator")
+    log = (finished_run / "logs" / "train" / "tiny_a.graphst.seed0.log").read_text()
+    assert "malloc glibc)" in log, log[-2000:]
+    need_tcmalloc()
+    w = write_workdir(tmp_path / "tc")
+    snakemake(w, "--cores", "2", "results/tiny_a/graphst/seed0/train.npz",
+              env=dict(os.environ, STCORE_MALLOC="tcmalloc"))
+    log = (w / "logs" / "train" / "tiny_a.graphst.seed0.log").read_text()
+    assert "malloc tcmalloc)" in log, log[-2000:]
+
+
+def test_each_job_logs_its_peak_memory(finished_run):
+    """Every stcore job ends its log with its own high-water mark (benchmarks read it: Snakemake's
+    records sample memory every 30 s and can miss a short peak)."""
+    import re
+
+    for stage in ("qc", "hvg", "graph", "train", "cluster", "evaluate"):
+        logs = sorted((finished_run / "logs" / stage).glob("*.log"))
+        assert logs, stage
+        for log in logs:
+            peak = re.findall(r"peak memory (\d+) MB", log.read_text())
+            assert peak and 50 < int(peak[-1]) < 8000, (log, peak)
+
+
+def test_a_missing_allocator_library_is_one_clear_error(tmp_path):
+    w = write_workdir(tmp_path / "w")
+    env = dict(os.environ, STCORE_MALLOC=str(tmp_path / "libtcmalloc_minimal.so.4"))
+    proc = snakemake(w, "--cores", "1", "-n", check=False, env=env)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "STCORE_MALLOC=" in said and "no tcmalloc library found" in said and "Fix:" in said, said[-2000:]
+    assert not (w / "results").exists()
 
 
 def test_a_method_can_run_on_some_slides_only(tmp_path):
