@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .errors import InputError
 
-__all__ = ["HVGParams", "select_hvg", "transform", "run_hvg"]
+__all__ = ["HVGParams", "select_hvg", "seurat_v3", "transform", "run_hvg"]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,6 @@ VALUES = ("counts", "normalized", "log_normalized")
 
 def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
     """Boolean mask of the highly variable genes, computed on the raw counts in ``X``."""
-    import scanpy as sc
-
     varying = _varying_genes(adata.X)
     if varying == 0:
         raise InputError("no gene varies across spots (every gene has the same value in every spot)",
@@ -64,11 +62,13 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
         log.warning("slide has %d genes, not more than n_top_genes=%d: all genes are used",
                     adata.n_vars, params.n_top_genes)
         return np.ones(adata.n_vars, dtype=bool)
-    tmp = ad.AnnData(adata.X.copy(), obs=adata.obs[[]], var=adata.var[[]])
     flavor = params.selection_flavor
     if flavor != params.flavor:
         log.info("values are %s, not counts: genes selected with hvg flavour %s", params.values, flavor)
     if flavor != "seurat_v3":
+        import scanpy as sc
+
+        tmp = ad.AnnData(adata.X.copy(), obs=adata.obs[[]], var=adata.var[[]])
         if params.values == "counts":
             sc.pp.normalize_total(tmp, target_sum=params.target_sum)
         if params.values != "log_normalized":
@@ -83,14 +83,97 @@ def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:
                          fix="check that X holds the slide's expression, or set hvg.flavor to 'seurat'")
     # On very sparse counts the points are too few and too tied for scanpy's span 0.3, so the
     # span is widened before giving up.
+    x = sp.csr_matrix(adata.X)
     for span in _LOESS_SPANS:
         try:
-            sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=params.n_top_genes, span=span)
-            return tmp.var["highly_variable"].to_numpy()
+            return seurat_v3(x, params.n_top_genes, span=span)
         except ValueError as exc:       # loess: 'singular', 'svddc failed', 'trL>n'
             log.warning("seurat_v3 HVG: the loess fit with span %.1f failed (%s)", span, exc)
     raise InputError("seurat_v3 cannot fit the mean-variance trend (counts too sparse)",
                      fix="set hvg.flavor to 'seurat', or raise qc.min_counts to drop near-empty spots")
+
+
+def seurat_v3(x: sp.csr_matrix, n_top_genes: int, *, span: float = 0.3, block: int = 1 << 22) -> np.ndarray:
+    """Boolean mask of the ``n_top_genes`` genes of highest variance after the variance
+    stabilisation of Seurat v3 (Stuart et al. 2019), on raw counts ``x`` (spots x genes, CSR):
+
+    a loess (degree 2, ``span``; scikit-misc) of log10 variance on log10 mean over the genes
+    that vary gives each gene an expected sd; every count is clipped at mean + sd * sqrt(N);
+    genes are ranked by the variance of their standardised clipped counts.
+
+    The same numbers as scanpy 1.11's ``highly_variable_genes(flavor='seurat_v3')``, without
+    importing scanpy (about 2 s of the hvg job) or compiling its numba kernels.  scanpy splits
+    the column sums over as many partial sums as numba has threads: on counts (integers) every
+    sum is exact in any order; on other values this adds them up as scanpy does on two threads
+    (the setting of every result in docs/), whatever the machine's core count.  Checked
+    against scanpy in tests/test_exact_rewrites.py."""
+    norm_gene_var = seurat_v3_variance(x, span=span, block=block)
+    # argsort twice gives ranks (0: the most variable), as a 1 x G array as scanpy ranks it.
+    ranks = np.argsort(np.argsort(-norm_gene_var.reshape(1, -1), axis=1), axis=1)[0]
+    return ranks < n_top_genes
+
+
+def seurat_v3_variance(x: sp.csr_matrix, *, span: float = 0.3, block: int = 1 << 22) -> np.ndarray:
+    """The variance of each gene's standardised clipped counts that :func:`seurat_v3` ranks
+    (scanpy's ``var['variances_norm']``); ``block`` entries at a time."""
+    from skmisc.loess import loess
+
+    n = x.shape[0]
+    mean, var = _mean_var_columns(x, block=block)
+    not_const = var > 0
+    estimat_var = np.zeros(x.shape[1], dtype=np.float64)
+    model = loess(np.log10(mean[not_const]), np.log10(var[not_const]), span=span, degree=2)
+    model.fit()
+    estimat_var[not_const] = model.outputs.fitted_values
+    reg_std = np.sqrt(10**estimat_var)
+    clip_val = reg_std * np.sqrt(n) + mean
+    # Sum and sum of squares of the clipped counts, entry by entry in storage order.
+    squares, sums = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for lo in range(0, x.nnz, block):
+        cols = x.indices[lo:lo + block]
+        clipped = np.minimum(x.data[lo:lo + block].astype(np.float64), clip_val[cols])
+        np.add.at(sums, cols, clipped)
+        clipped *= clipped
+        np.add.at(squares, cols, clipped)
+    return (1 / ((n - 1) * np.square(reg_std))) * ((n * np.square(mean)) + squares - 2 * sums * mean)
+
+
+def _mean_var_columns(x: sp.csr_matrix, parts: int = 2, block: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and unbiased variances of ``x``: row r's entries go to partial sum
+    r % ``parts`` in storage order, the partial sums are then added in turn from 0 (scanpy's
+    numba kernel on ``parts`` threads); squares in the entries' own type, as the kernel
+    squares them (integers as 64-bit integers).  About ``block`` entries at a time."""
+    n, g = x.shape
+    sums, sq = np.zeros((parts, g)), np.zeros((parts, g))
+    for r0, r1, lo, hi in _row_blocks(x.indptr, block):
+        part = np.repeat(np.arange(r0, r1) % parts, np.diff(x.indptr[r0:r1 + 1]))
+        values, cols = x.data[lo:hi], x.indices[lo:hi]
+        if values.dtype.kind in "iub":
+            values = values.astype(np.int64)
+        # float64 operands before adding (np.add.at's fast path; the kernel converts them too)
+        squares, values = (values * values).astype(np.float64), values.astype(np.float64)
+        for k in range(parts):
+            on = part == k
+            np.add.at(sums[k], cols[on], values[on])
+            np.add.at(sq[k], cols[on], squares[on])
+    total, total_sq = np.zeros(g), np.zeros(g)
+    for k in range(parts):
+        total, total_sq = total + sums[k], total_sq + sq[k]
+    mean = total / n
+    var = total_sq / n - (total / n) ** 2
+    if n != 1:
+        var *= n / (n - 1)
+    return mean, var
+
+
+def _row_blocks(indptr: np.ndarray, block: int):
+    """(first row, end row, first entry, end entry) of consecutive runs of whole rows of a CSR
+    matrix holding about ``block`` entries each (a row longer than ``block`` is a run alone)."""
+    n_rows, nnz = len(indptr) - 1, int(indptr[-1])
+    starts = np.searchsorted(indptr, np.arange(0, nnz, block), side="right") - 1
+    bounds = np.unique(np.append(starts, n_rows))
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        yield int(r0), int(r1), int(indptr[r0]), int(indptr[r1])
 
 
 # Genes that must vary across spots for seurat_v3's loess (scikit-misc fails below 10 on small
@@ -141,13 +224,9 @@ def _scale_entries(x: sp.csr_matrix, factor: np.ndarray, *, rows: bool, block: i
     """``x[i, j] *= factor[i]`` (rows) or ``factor[j]`` (columns) in place, ``block`` entries at
     a time, then drop the entries that became 0: the values and the stored entries of
     ``diags(factor) @ x`` or ``x @ diags(factor)`` (each entry one product; scipy drops zeros)."""
-    indptr = x.indptr
     if rows:
-        starts = np.searchsorted(indptr, np.arange(0, x.nnz, block), side="right") - 1
-        bounds = np.unique(np.append(starts, x.shape[0]))
-        for r0, r1 in zip(bounds[:-1], bounds[1:]):
-            lo, hi = indptr[r0], indptr[r1]
-            x.data[lo:hi] *= np.repeat(factor[r0:r1], np.diff(indptr[r0:r1 + 1]))
+        for r0, r1, lo, hi in _row_blocks(x.indptr, block):
+            x.data[lo:hi] *= np.repeat(factor[r0:r1], np.diff(x.indptr[r0:r1 + 1]))
     else:
         for lo in range(0, x.nnz, block):
             hi = min(lo + block, x.nnz)

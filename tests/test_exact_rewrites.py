@@ -10,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from conftest import need_data
 from torch import nn
 
 from stcore.cluster import pca_scores, refine
@@ -399,3 +400,82 @@ def test_in_place_hvg_transform_equals_the_plain_one_bit_for_bit(values):
     assert got.data.tobytes() == want.data.tobytes()
     assert (got.data == 10.0).any() and got.nnz < x.nnz
     assert all(np.array_equal(u, v) for u, v in zip(before, (x.data, x.indices, x.indptr)))
+
+
+def _scanpy_seurat_v3(x, n_top_genes):
+    """scanpy's own seurat_v3 selection on two numba threads: (variances_norm, mask)."""
+    import anndata as ad
+    import numba
+    import scanpy as sc
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has fewer than 2 threads here (NUMBA_NUM_THREADS): scanpy's sums cannot be "
+                    "split as on two threads")
+    threads = numba.get_num_threads()
+    numba.set_num_threads(2)
+    try:
+        t = ad.AnnData(x.copy())
+        sc.pp.highly_variable_genes(t, flavor="seurat_v3", n_top_genes=n_top_genes)
+    finally:
+        numba.set_num_threads(threads)
+    return t.var["variances_norm"].to_numpy(), t.var["highly_variable"].to_numpy()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32, np.float64])
+def test_seurat_v3_equals_scanpys_bit_for_bit(dtype):
+    """stcore.hvg.seurat_v3 (no scanpy import) against scanpy's highly_variable_genes(flavor=
+    'seurat_v3') on two numba threads: the same normalised variances, bit for bit, and the same
+    genes; counts as integers (some above 46,340, whose squares overflow 32 bits) and as floats
+    (also non-integer values), one block or several, rows with their entries out of order."""
+    from stcore.hvg import seurat_v3, seurat_v3_variance
+
+    rng = np.random.default_rng(5)
+    n, g = 700, 300
+    x = sp.random(n, g, density=0.3, format="csr", dtype=np.float64, random_state=2)
+    scale = rng.lognormal(0, 1.2, g)                     # genes of very different depth
+    x.data = np.round(x.data * 40 * scale[x.indices]) + 1
+    x.data[:5] = [5e4, 6e4, 7e4, 1e5, 2e5]
+    if np.dtype(dtype).kind == "f":
+        x.data[5::7] += 0.37                             # not counts: scanpy only warns
+    x = sp.csr_matrix(x.astype(dtype))
+    lo, hi = x.indptr[3], x.indptr[4]                    # one row's entries out of order
+    x.indices[lo:hi], x.data[lo:hi] = x.indices[lo:hi][::-1].copy(), x.data[lo:hi][::-1].copy()
+    want_var, want_mask = _scanpy_seurat_v3(x, 100)
+    for block in (1 << 22, 999):
+        assert seurat_v3_variance(x, block=block).tobytes() == want_var.tobytes()
+        assert np.array_equal(seurat_v3(x, 100, block=block), want_mask)
+    assert want_mask.sum() == 100
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_seurat_v3_equals_scanpys_on_the_shared_slides():
+    """The same check on every labelled slide in ../shared/data (raw counts, all genes)."""
+    import anndata as ad
+
+    from stcore.hvg import seurat_v3, seurat_v3_variance
+
+    paths = sorted(need_data().glob("*/*.h5ad"))
+    assert paths
+    for path in paths:
+        x = sp.csr_matrix(ad.read_h5ad(path).X)
+        n_top = min(3000, x.shape[1] // 2)
+        want_var, want_mask = _scanpy_seurat_v3(x, n_top)
+        assert seurat_v3_variance(x).tobytes() == want_var.tobytes(), path.name
+        assert np.array_equal(seurat_v3(x, n_top), want_mask), path.name
+
+
+def test_the_hvg_step_does_not_import_scanpy():
+    """The hvg step's fixed cost: seurat_v3 selection and the transform import neither scanpy
+    (about 2 s) nor numba."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, numpy as np, scipy.sparse as sp, anndata as ad; from stcore.hvg import HVGParams, run_hvg; "
+            "x = sp.random(300, 200, density=0.3, format='csr', random_state=0); x.data = np.round(x.data * 20) + 1; "
+            "out = run_hvg(ad.AnnData(x), HVGParams(n_top_genes=50)); assert out.n_vars == 50; "
+            "assert not {'scanpy', 'numba'} & set(sys.modules), 'scanpy or numba was imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
