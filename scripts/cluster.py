@@ -1,12 +1,11 @@
 """Snakemake step: spatial domains from the model's output (or the method's own, cluster.method: own)."""
 from pathlib import Path
 
-import anndata as ad
 import numpy as np
 
 from stcore.cluster import ClusterMethod, ClusterParams, cluster_features, run_cluster
 from stcore.group import slide_codes
-from stcore.io import write_labels
+from stcore.io import read_h5ad_elems, write_labels
 from stcore.methods import MethodResult
 from stcore.workflow import run_step
 
@@ -14,13 +13,13 @@ from stcore.workflow import run_step
 def main(sm):
     params = ClusterParams(**sm.params.cluster, seed=sm.params.seed)
     result = MethodResult.load(sm.input.npz)
-    slide = ad.read_h5ad(sm.input.h5ad, backed="r")
+    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
     own = ClusterMethod(params.method) is ClusterMethod.OWN          # the method's own labels
     features = None if own else cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
     trained_by = Path(sm.input.npz).parent.parent.name      # results/<sample>/<method>/seed<seed>/train.npz
-    labels = run_cluster(features, np.asarray(slide.obsm["spatial"][:]), sm.params.n_clusters, params,
-                         own_labels=result.labels, owner=trained_by, slides=slide_codes(slide.obs))
-    write_labels(sm.output.labels, slide.obs, labels)
+    labels = run_cluster(features, np.asarray(slide["obsm/spatial"]), sm.params.n_clusters, params,
+                         own_labels=result.labels, owner=trained_by, slides=slide_codes(slide["obs"]))
+    write_labels(sm.output.labels, slide["obs"], labels)
 
 
 if "snakemake" in globals():

@@ -1,20 +1,19 @@
 """Snakemake step: the spatial neighbour graph."""
 import json
 
-import anndata as ad
 import numpy as np
 import scipy.sparse as sp
 
 from stcore.graph import GraphParams, knn_graph
 from stcore.group import slide_codes
-from stcore.io import atomic_path
+from stcore.io import atomic_path, read_h5ad_elems
 from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = ad.read_h5ad(sm.input.h5ad, backed="r")
+    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
     params = GraphParams(**sm.params.graph)
-    adj = knn_graph(np.asarray(slide.obsm["spatial"][:]), params, slides=slide_codes(slide.obs))  # per slide of a group
+    adj = knn_graph(np.asarray(slide["obsm/spatial"]), params, slides=slide_codes(slide["obs"]))  # per slide of a group
     with atomic_path(sm.output.npz) as tmp:
         with open(tmp, "wb") as fh:
             sp.save_npz(fh, adj)

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 __all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "slide_codes"]
 
@@ -34,6 +37,8 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
 
     ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``.
     Raises :class:`InputError` for a group of one slide or slides sharing no gene."""
+    import anndata as ad
+
     names = list(slides)
     if len(names) < 2:
         raise InputError(f"group '{group}' has one slide ({', '.join(names)}); a group trains several slides as one",

@@ -98,8 +98,9 @@ def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:
     ``layers/counts``), each read as AnnData reads it; a key the file lacks is left out.  A
     step that needs a few matrices of a large slide then holds those, not the whole AnnData.
 
-    Dense arrays and CSR/CSC matrices are read with h5py alone (the same arrays as anndata's
-    ``read_elem``; importing anndata is about 1 s of a job); other encodings through anndata."""
+    Numeric and string arrays, CSR/CSC matrices, categoricals and data frames of such columns
+    (``obs``) are read with h5py alone, as anndata's ``read_elem`` reads them (importing anndata
+    is about 1 s of a job); other encodings through anndata."""
     import h5py
 
     with h5py.File(path, "r") as f:
@@ -108,12 +109,29 @@ def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:
 
 def _read_elem(elem):
     encoding = elem.attrs.get("encoding-type", "")
+    value = None
     if encoding == "array" and elem.dtype.kind in "biuf":
-        return elem[()]
-    if encoding in ("csr_matrix", "csc_matrix"):
+        value = elem[()]
+    elif encoding == "string-array":
+        value = np.array(elem.asstr()[()], dtype=object)
+    elif encoding in ("csr_matrix", "csc_matrix"):
         kind = sp.csr_matrix if encoding == "csr_matrix" else sp.csc_matrix
         shape = tuple(int(s) for s in elem.attrs["shape"])
-        return kind((elem["data"][()], elem["indices"][()], elem["indptr"][()]), shape=shape)
+        value = kind((elem["data"][()], elem["indices"][()], elem["indptr"][()]), shape=shape)
+    elif encoding == "categorical":
+        categories = _read_elem(elem["categories"])
+        if categories is not None:
+            value = pd.Categorical.from_codes(elem["codes"][()], categories=categories,
+                                              ordered=bool(elem.attrs["ordered"]))
+    elif encoding == "dataframe":
+        index_key = elem.attrs["_index"]
+        columns = [str(c) for c in elem.attrs["column-order"]]
+        parts = {key: _read_elem(elem[key]) for key in [index_key, *columns]}
+        if all(part is not None and np.ndim(part) == 1 for part in parts.values()):
+            index = pd.Index(parts.pop(index_key), name=None if index_key == "_index" else index_key)
+            value = pd.DataFrame(parts, index=index, columns=columns or None)
+    if value is not None:
+        return value
     from anndata.io import read_elem
 
     return read_elem(elem)
