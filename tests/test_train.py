@@ -121,6 +121,44 @@ def test_train_step_reads_only_the_elements_its_method_uses(slide, tmp_path):
     assert reads_counts("spagcn")          # the peers preprocess the counts themselves
 
 
+def test_h5ad_elements_read_with_h5py_equal_anndatas(tmp_path):
+    """read_h5ad_elems reads arrays, CSR/CSC matrices, string arrays, categoricals and data
+    frames of them with h5py alone: each the same value, type and dtype as anndata's
+    read_elem (a named index, an ordered categorical, booleans, NaN, strings, int32 and int64
+    sparse indices); another encoding (a nullable integer column) goes through anndata."""
+    import anndata as ad
+    import h5py
+    import pandas as pd
+    import scipy.sparse as sp
+    from anndata.io import read_elem
+
+    from stcore.io import read_h5ad_elems
+
+    obs = pd.DataFrame({"slide": pd.Categorical(["a", "b", "a"]), "f": [1.5, 2.0, np.nan], "s": ["x", "y", "z"],
+                        "b": [True, False, True],
+                        "o": pd.Categorical(["lo", "hi", "lo"], categories=["lo", "hi"], ordered=True)},
+                       index=pd.Index(["s1", "s2", "s3"], name="spot"))
+    x = sp.csr_matrix(np.array([[0, 2, 0], [1, 0, 3], [0, 0, 0]], dtype=np.int32))
+    a = ad.AnnData(x, obs=obs, obsm={"spatial": np.arange(6.0).reshape(3, 2)},
+                   layers={"csc": sp.csc_matrix(x, dtype=np.float32)})
+    a.var["n"] = pd.array([1, None, 3], dtype="Int64")           # not read by h5py alone
+    path = tmp_path / "s.h5ad"
+    a.write_h5ad(path)
+    keys = ["X", "obs", "var", "obsm/spatial", "layers/csc"]
+    got = read_h5ad_elems(path, *keys)
+    with h5py.File(path) as f:
+        want = {k: read_elem(f[k]) for k in keys}
+    for k in ("obs", "var"):
+        pd.testing.assert_frame_equal(got[k], want[k], check_exact=True)
+    assert got["obs"].index.name == "spot" and got["obs"]["o"].cat.ordered
+    for k in ("X", "layers/csc"):
+        g, w = got[k], want[k]
+        assert type(g) is type(w) and g.dtype == w.dtype and g.indices.dtype == w.indices.dtype
+        assert (g != w).nnz == 0
+    assert got["obsm/spatial"].dtype == want["obsm/spatial"].dtype
+    assert np.array_equal(got["obsm/spatial"], want["obsm/spatial"])
+
+
 def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monkeypatch):
     """A caller that hands its last reference to methods.fit (as the train step does) leaves
     training the only owner, so the sparse expression is freed after the input PCA."""
