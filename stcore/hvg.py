@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class HVGParams:
     """n_top_genes: genes to keep (3000); all genes are kept when the slide has fewer.
-    flavor: scanpy HVG flavour ('seurat_v3' on raw counts, or 'seurat'/'cell_ranger' on
-    normalised input). target_sum: library size after normalisation (1e4).
+    flavor: HVG flavour ('seurat_v3' on raw counts, :func:`seurat_v3`; or scanpy's
+    'seurat'/'cell_ranger' on normalised input). target_sum: library size after normalisation (1e4).
     max_value: clip after scaling (10).  values: what ``X`` holds (counts, normalized,
     log_normalized; the sample sheet's ``values``)."""
 
