@@ -84,10 +84,8 @@ def mclust_r_bic(features: np.ndarray, n_clusters_range) -> tuple[int, dict[int,
 def agreement_row(features: np.ndarray, truth, n_clusters: int, *, seed: int = 0, n_init: int = 10) -> dict:
     """The :data:`AGREEMENT_COLUMNS` for one slide's clustering input (truth: spots with a
     label only; None for none)."""
-    from sklearn.metrics import adjusted_rand_score
-
     from .cluster import gmm_tied
-    from .evaluate import _is_missing
+    from .evaluate import _is_missing, ari
     from .mclust import mclust, subset_rows
 
     ours = mclust(features, n_clusters, seed=seed)
@@ -95,14 +93,14 @@ def agreement_row(features: np.ndarray, truth, n_clusters: int, *, seed: int = 0
     r_same = mclust_r(features, n_clusters, seed=seed, subset=subset_rows(len(features), seed))
     r_own = mclust_r(features, n_clusters, seed=seed)
     r_next = mclust_r(features, n_clusters, seed=seed + 1)
-    row = {"ARI_Rsubset_vs_mclust": adjusted_rand_score(r_same, ours),
-           "ARI_R_vs_mclust": adjusted_rand_score(r_own, ours),
-           "ARI_R_vs_gmm_tied": adjusted_rand_score(r_own, sk),
-           "ARI_R_vs_Rnextseed": adjusted_rand_score(r_own, r_next)}
+    row = {"ARI_Rsubset_vs_mclust": ari(r_same, ours),
+           "ARI_R_vs_mclust": ari(r_own, ours),
+           "ARI_R_vs_gmm_tied": ari(r_own, sk),
+           "ARI_R_vs_Rnextseed": ari(r_own, r_next)}
     if truth is not None:
         keep = ~_is_missing(truth)
         t = np.asarray(truth, dtype=object)[keep].astype(str)
-        row |= {"ARI_R_truth": adjusted_rand_score(t, r_own[keep]),
-                "ARI_mclust_truth": adjusted_rand_score(t, ours[keep]),
-                "ARI_gmm_tied_truth": adjusted_rand_score(t, sk[keep])}
+        row |= {"ARI_R_truth": ari(t, r_own[keep]),
+                "ARI_mclust_truth": ari(t, ours[keep]),
+                "ARI_gmm_tied_truth": ari(t, sk[keep])}
     return {k: float(v) for k, v in row.items()}

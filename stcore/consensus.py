@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from sklearn.metrics import adjusted_rand_score
+
+from .evaluate import ari
 
 __all__ = ["consensus"]
 
@@ -29,7 +30,7 @@ def consensus(labelings: list[np.ndarray], rounds: int = 1) -> np.ndarray:
     s = len(codes)
     if s == 0:
         raise ValueError("no labelings to combine")
-    mean_ari = [np.mean([adjusted_rand_score(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
+    mean_ari = [np.mean([ari(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
                 for i in range(s)]
     ref = codes[int(np.argmax(mean_ari))]
     for _ in range(max(1, rounds)):

@@ -93,7 +93,7 @@ def seed_agreement(runs: list[dict]) -> pd.DataFrame:
     cluster step's labels.tsv).  Columns sample, method, pairs, seed_ARI."""
     from itertools import combinations
 
-    from sklearn.metrics import adjusted_rand_score
+    from .evaluate import ari
 
     groups: dict[tuple[str, str], list[np.ndarray]] = {}
     for run in runs:
@@ -108,7 +108,7 @@ def seed_agreement(runs: list[dict]) -> pd.DataFrame:
             groups.setdefault((str(run["sample"]), run["method"]), []).append(lab["domain"].to_numpy())
     rows = []
     for (sample, method), labs in groups.items():
-        pairs = [adjusted_rand_score(a, b) for a, b in combinations(labs, 2)]
+        pairs = [ari(a, b) for a, b in combinations(labs, 2)]
         rows.append({"sample": sample, "method": method, "pairs": len(pairs),
                      "seed_ARI": float(np.mean(pairs)) if pairs else float("nan")})
     return pd.DataFrame(rows, columns=["sample", "method", "pairs", "seed_ARI"])

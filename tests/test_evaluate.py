@@ -179,3 +179,46 @@ def test_reconstruction_r_of_a_model_trained_on_pca_scores_is_empty_not_an_error
     assert np.isnan(expression_reconstruction_r(x, decoded, rng.standard_normal((4, 5))))   # 5 PCA scores
     w2 = np.linalg.lstsq(decoded, x.toarray(), rcond=None)[0]                                # genes wide
     assert 0 < expression_reconstruction_r(x, decoded, w2) <= 1
+
+
+def test_ari_is_scikit_learns_bit_for_bit():
+    """stcore.evaluate.ari (no scikit-learn import) against adjusted_rand_score: the same float,
+    bit for bit, on random labelings of several sizes and numbers of domains, string and integer
+    labels, NaN as a label, the same partition under other names, one domain, one spot, none."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from stcore.evaluate import ari
+
+    rng = np.random.default_rng(0)
+    cases = []
+    for n, ka, kb in [(10, 2, 3), (500, 7, 7), (3639, 7, 9), (20000, 20, 5), (7, 7, 1)]:
+        a, b = rng.integers(0, ka, n), rng.integers(0, kb, n)
+        b[: n // 2] = a[: n // 2]                       # partly agreeing
+        cases += [(a, b), (a.astype(str), b), (np.array([f"L{v}" for v in a], dtype=object), b + 100)]
+    a = rng.integers(0, 4, 300)
+    cases += [(a, (a + 1) % 4), (a, a), (a, np.zeros(300, int)), (np.zeros(300, int), np.zeros(300, int)),
+              (np.array([1]), np.array([2])), (np.array([], int), np.array([], int))]
+    for a, b in cases:
+        want = adjusted_rand_score(a, b)
+        assert ari(a, b) == want and np.float64(ari(a, b)).tobytes() == np.float64(want).tobytes(), (a[:5], b[:5])
+    assert ari(a, (a + 1) % 4) == 1.0
+    with_nan, other = rng.integers(0, 3, 200).astype(float), rng.integers(0, 3, 200)
+    with_nan[::7] = np.nan                           # scikit-learn refuses NaN; here it is one more label
+    assert ari(with_nan, other) == adjusted_rand_score(np.nan_to_num(with_nan, nan=-1), other)
+    with pytest.raises(ValueError, match="same spots"):
+        ari(np.zeros(3), np.zeros(4))
+
+
+def test_table_and_consensus_import_no_scikit_learn():
+    """The table and consensus steps' fixed cost: seed agreement and the consensus of seeds
+    use stcore.evaluate.ari, not scikit-learn (about 1 s of imports)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, numpy as np; from stcore.consensus import consensus; import stcore.table; "
+            "labs = [np.random.default_rng(s).integers(0, 3, 50) for s in range(3)]; consensus(labs); "
+            "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
