@@ -38,6 +38,16 @@ def hex_coords():
     return np.column_stack([(ii + 0.5 * (jj % 2)).ravel(), (jj * np.sqrt(3) / 2).ravel()])
 
 
+def run_in_fresh_python(code: str) -> None:
+    """Run ``code`` in a new interpreter from the repository root (nothing imported yet) and
+    fail with its stderr unless it exits 0: for checks of what a step imports."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def need_data(*parts):
     path = DATA.joinpath(*parts)
     if not path.exists():

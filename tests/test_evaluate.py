@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import run_in_fresh_python
 
 from stcore.evaluate import (
     chaos,
@@ -212,13 +213,7 @@ def test_ari_is_scikit_learns_bit_for_bit():
 def test_table_and_consensus_import_no_scikit_learn():
     """The table and consensus steps' fixed cost: seed agreement and the consensus of seeds
     use stcore.evaluate.ari, not scikit-learn (about 1 s of imports)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = ("import sys, numpy as np; from stcore.consensus import consensus; import stcore.table; "
             "labs = [np.random.default_rng(s).integers(0, 3, 50) for s in range(3)]; consensus(labs); "
             "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr[-2000:]
+    run_in_fresh_python(code)

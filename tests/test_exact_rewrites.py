@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from conftest import need_data
+from conftest import need_data, run_in_fresh_python
 from torch import nn
 
 from stcore.cluster import pca_scores, refine
@@ -322,19 +322,13 @@ def test_written_out_adam_gives_torch_adams_weights_bit_for_bit(hex_coords, weig
 
 def test_training_does_not_import_torch_dynamo():
     """The train step's fixed cost: nothing in training pulls in torch._dynamo (2 s of imports)."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = ("import sys, numpy as np; from stcore.graph import knn_graph; "
             "from stcore.train import TrainParams, fit_graph_model; "
             "xy = np.random.default_rng(0).uniform(0, 10, (60, 2)); "
             "fit_graph_model(np.random.default_rng(1).random((60, 20)), knn_graph(xy), "
             "TrainParams(epochs=3, log_every=0, threads=1)); "
             "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr[-2000:]
+    run_in_fresh_python(code)
 
 
 @pytest.mark.parametrize("shuffle_rows", [False, True])
@@ -468,14 +462,8 @@ def test_seurat_v3_equals_scanpys_on_the_shared_slides():
 def test_the_hvg_step_does_not_import_scanpy():
     """The hvg step's fixed cost: seurat_v3 selection and the transform import neither scanpy
     (about 2 s) nor numba."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = ("import sys, numpy as np, scipy.sparse as sp, anndata as ad; from stcore.hvg import HVGParams, run_hvg; "
             "x = sp.random(300, 200, density=0.3, format='csr', random_state=0); x.data = np.round(x.data * 20) + 1; "
             "out = run_hvg(ad.AnnData(x), HVGParams(n_top_genes=50)); assert out.n_vars == 50; "
             "assert not {'scanpy', 'numba'} & set(sys.modules), 'scanpy or numba was imported'")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr[-2000:]
+    run_in_fresh_python(code)

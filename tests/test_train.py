@@ -159,6 +159,23 @@ def test_h5ad_elements_read_with_h5py_equal_anndatas(tmp_path):
     assert np.array_equal(got["obsm/spatial"], want["obsm/spatial"])
 
 
+
+def test_graph_cluster_and_train_steps_do_not_import_anndata(slide, tmp_path):
+    """The fixed cost of three steps: their scripts import no anndata (about 1 s), and reading
+    what they read from a pipeline-written .h5ad (X, obs, coordinates, counts) needs none."""
+    from conftest import run_in_fresh_python
+
+    from stcore.io import write_h5ad
+
+    path = tmp_path / "hvg.h5ad"
+    write_h5ad(slide, path)
+    run_in_fresh_python(
+        "import runpy, sys; from stcore.io import read_h5ad_elems; "
+        "[runpy.run_path(f'scripts/{s}.py') for s in ('graph', 'cluster', 'train')]; "
+        f"parts = read_h5ad_elems({str(path)!r}, 'X', 'obs', 'obsm/spatial', 'layers/counts'); "
+        "assert len(parts) == 4 and len(parts['obs']) == parts['X'].shape[0]; "
+        "assert 'anndata' not in sys.modules, 'anndata was imported'")
+
 def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monkeypatch):
     """A caller that hands its last reference to methods.fit (as the train step does) leaves
     training the only owner, so the sparse expression is freed after the input PCA."""
