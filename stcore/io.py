@@ -108,6 +108,7 @@ def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:
 
 
 def _read_elem(elem):
+    """One element of an .h5ad as anndata's ``read_elem`` returns it (see :func:`read_h5ad_elems`)."""
     encoding = elem.attrs.get("encoding-type", "")
     value = None
     if encoding == "array" and elem.dtype.kind in "biuf":
@@ -119,15 +120,13 @@ def _read_elem(elem):
         shape = tuple(int(s) for s in elem.attrs["shape"])
         value = kind((elem["data"][()], elem["indices"][()], elem["indptr"][()]), shape=shape)
     elif encoding == "categorical":
-        categories = _read_elem(elem["categories"])
-        if categories is not None:
-            value = pd.Categorical.from_codes(elem["codes"][()], categories=categories,
-                                              ordered=bool(elem.attrs["ordered"]))
+        value = pd.Categorical.from_codes(elem["codes"][()], categories=_read_elem(elem["categories"]),
+                                          ordered=bool(elem.attrs["ordered"]))
     elif encoding == "dataframe":
         index_key = elem.attrs["_index"]
         columns = [str(c) for c in elem.attrs["column-order"]]
         parts = {key: _read_elem(elem[key]) for key in [index_key, *columns]}
-        if all(part is not None and np.ndim(part) == 1 for part in parts.values()):
+        if all(np.ndim(part) == 1 for part in parts.values()):       # else anndata's frame
             index = pd.Index(parts.pop(index_key), name=None if index_key == "_index" else index_key)
             value = pd.DataFrame(parts, index=index, columns=columns or None)
     if value is not None:
