@@ -467,3 +467,29 @@ def test_the_hvg_step_does_not_import_scanpy():
             "out = run_hvg(ad.AnnData(x), HVGParams(n_top_genes=50)); assert out.n_vars == 50; "
             "assert not {'scanpy', 'numba'} & set(sys.modules), 'scanpy or numba was imported'")
     run_in_fresh_python(code)
+
+
+def test_varying_genes_counts_as_scipys_max_and_min():
+    """hvg's count of genes taking more than one value (a block of entries at a time) against
+    scipy's max(axis=0) != min(axis=0): negative values, explicit zeros, genes with no stored
+    value, constant genes stored in every spot or with one spot at 0, duplicate entries."""
+    from stcore.hvg import _varying_genes
+
+    rng = np.random.default_rng(4)
+    x = sp.random(300, 80, density=0.2, format="lil", dtype=np.float64, random_state=6)
+    x[:, 0] = 0                                    # nothing stored
+    x[:, 1] = 3.0                                  # the same value in every spot
+    x[:, 2] = 3.0
+    x[7, 2] = 0                                    # ... but one spot at 0
+    x[:, 3] = -2.0                                 # negative and constant
+    x = sp.csr_matrix(x)
+    x.data[::5] *= -1
+    x.data[::11] = 0                               # explicit zeros
+    dup = sp.csr_matrix((np.r_[x.data, [1.0, 1.0]], np.r_[x.indices, [1, 1]],
+                         np.r_[x.indptr[:-1], x.indptr[-1] + 2]), shape=x.shape)   # two more entries in the last row
+    dup.has_canonical_format = False
+    for m in (x, dup, sp.csr_matrix(rng.integers(0, 3, (50, 20)).astype(np.int32)), x[:1]):
+        want = int((m.max(axis=0).toarray() != m.min(axis=0).toarray()).sum()) if m.shape[0] > 1 else 0
+        for block in (7, 1 << 22):
+            assert _varying_genes(m, block=block) == want
+    assert 0 < _varying_genes(x) < x.shape[1]
