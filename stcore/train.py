@@ -72,6 +72,7 @@ class TrainResult:
     device: str
     state_dict: dict = field(repr=False, default_factory=dict)
     epoch_seconds: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))   # wall time of each epoch
+    snapshots: dict = field(repr=False, default_factory=dict)   # epoch -> (decoded, decoder_weight) after it
 
 
 def resolve_device(device: str) -> torch.device:
@@ -215,9 +216,14 @@ def input_pca(x, n_comps: int) -> np.ndarray:
     return scores.astype(np.float32)
 
 
-def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) -> TrainResult:
+def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams(),
+                    snapshot_epochs=()) -> TrainResult:
     """Train on expression ``x`` (N x G, sparse or dense) over the spatial adjacency ``adj``
-    (symmetric 0/1, N x N sparse)."""
+    (symmetric 0/1, N x N sparse).
+
+    snapshot_epochs: epochs after which the model's output (Â Z and W2, as numpy arrays) is kept in
+    ``TrainResult.snapshots``; each is a forward pass without gradient and without a draw from the
+    training's generator, so training and its final output do not change."""
     if params.threads:
         torch.set_num_threads(params.threads)
     device = resolve_device(params.device)
@@ -244,6 +250,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     model.train()
     ticks = [t0]
     averaged = WeightAverage(model, first=params.epochs - params.average_last + 1) if params.average_last else None
+    snapshot_epochs, snapshots = set(snapshot_epochs), {}
     for epoch in range(1, params.epochs + 1):
         perm = row_permutation(n, gen).to(device)
         out = model(xt, a_hat, r_op, perm)
@@ -262,6 +269,8 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         opt.step()
         if averaged is not None:
             averaged.add(epoch)
+        if epoch in snapshot_epochs:
+            snapshots[epoch] = _output(model, xt, a_hat, r_op)
         rows.append((epoch, total, float(parts.reconstruction.detach()), float(parts.contrastive.detach())))
         ticks.append(time.perf_counter())
         if params.log_every and (epoch % params.log_every == 0 or epoch == 1):
@@ -284,7 +293,15 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
 
     log.info("trained %d epochs in %.1f s on %s (%.4f s/epoch, malloc %s)", params.epochs, seconds, device,
              seconds / max(params.epochs, 1), malloc())
-    return TrainResult(emb, dec, np.ascontiguousarray(w2), losses, seconds, str(device), state, np.diff(ticks))
+    return TrainResult(emb, dec, np.ascontiguousarray(w2), losses, seconds, str(device), state, np.diff(ticks),
+                       snapshots)
+
+
+def _output(model, xt, a_hat, r_op) -> tuple[np.ndarray, np.ndarray]:
+    """(Â Z, W2) of the model as it stands; the corruption is the identity (Â Z does not depend on it)."""
+    with torch.no_grad():
+        out = model(xt, a_hat, r_op, torch.arange(a_hat.shape[0], device=a_hat.csr.device))
+        return out.decoded.cpu().numpy(), model.decoder_weight.detach().cpu().numpy().copy()
 
 
 def fit_expression(x, n_comps: int = 50, seed: int = 0) -> TrainResult:

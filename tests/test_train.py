@@ -228,3 +228,25 @@ def test_average_last_returns_the_mean_of_the_last_epochs_weights_and_leaves_tra
                                                     / 2).numpy(), rtol=1e-5, atol=1e-7)
     one = fit(6, average_last=1)
     assert np.array_equal(one.embedding, last[6].embedding)
+
+
+def test_snapshots_are_the_outputs_of_shorter_runs_and_leave_training_alone(slide):
+    adj = knn_graph(slide.obsm["spatial"])
+
+    def fit(epochs, snapshot_epochs=()):
+        return fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=7, device="cpu", log_every=0),
+                               snapshot_epochs=snapshot_epochs)
+
+    plain = fit(6)
+    snap = fit(6, snapshot_epochs=[3, 6])
+    assert sorted(snap.snapshots) == [3, 6] and not plain.snapshots
+    assert snap.losses.equals(plain.losses)                       # the same trajectory
+    for name in ("embedding", "decoded", "decoder_weight"):
+        assert np.array_equal(getattr(snap, name), getattr(plain, name))
+    # The last snapshot is the output; an earlier one is the output of a run that stops there.
+    assert np.array_equal(snap.snapshots[6][0], plain.decoded)
+    assert np.array_equal(snap.snapshots[6][1], plain.decoder_weight)
+    short = fit(3)
+    assert np.array_equal(snap.snapshots[3][0], short.decoded)
+    assert np.array_equal(snap.snapshots[3][1], short.decoder_weight)
+    assert not np.array_equal(snap.snapshots[3][0], snap.snapshots[6][0])
