@@ -3,20 +3,21 @@ epochs combined": the rule was written before this run).
 
 For each slide and seed, graphst is trained as the DAG trains it (the config's ``train:`` settings on
 the DAG's own ``results/<slide>/hvg.h5ad`` and ``graph.npz``, 2 threads), keeping the model's output
-after each of ``--snapshots`` epochs (``fit_graph_model(..., snapshot_epochs=...)``: forward passes
-without gradient, so training is unchanged).  Each snapshot is clustered as the DAG clusters the final
+after epochs 600, 580, ..., 520 (``train.snapshots: 5``: forward passes without gradient, so training
+is unchanged).  Each snapshot is clustered as the DAG clusters the final
 output (``cluster_features``: PCA 20 of Â Z W2; mclust EEE, one start):
 
 - ``default``: the last epoch's output on the seed's own draw: the DAG's labels;
 - ``one_draw``: every snapshot on the seed's own draw, the labelings combined by
   ``stcore.consensus.consensus``;
-- ``five_draws``: the j-th snapshot from the end on mclust's j-th draw (``subset_rows(n, seed,
-  start=j)``), combined the same way.
+- ``five_draws``: the j-th output from the end on mclust's j-th draw (``subset_rows(n, seed,
+  start=j)``), combined the same way: ``run_cluster`` given the five outputs' features, as the
+  cluster step clusters a training with snapshots.
 
 Rows (``--out``): sample, seed, variant, ARI.  The summary (``<out>_summary.tsv``) gives each slide's
 mean and sd of ARI over the seeds per variant, the DAG's consensus of 5 seeds over the disjoint seed
 sets {0-4}, {5-9}, ... (mean, replicate sd), and the rule's clauses 1-2; the labels are kept in
-``<out>_labels.npz`` so the summary can be redone (``--summary-only``).
+``benchmarks/.work/<out>_labels.npz`` so the summary can be redone (``--summary-only``).
 
     .venv/bin/python benchmarks/snapshots.py --seeds 0 1 ... 19 --out docs/compare/snapshots.tsv
 """
@@ -32,39 +33,29 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from stcore.cluster import ClusterParams, cluster_features
+from stcore.cluster import ClusterParams, cluster_features, run_cluster
 from stcore.consensus import consensus
 from stcore.evaluate import domain_metrics
 from stcore.io import read_h5ad_elems
-from stcore.mclust import MCLUST_SUBSET, fit_from_subset, subset_rows
+from stcore.mclust import mclust_starts
 from stcore.train import TrainParams, fit_graph_model
 
 VARIANTS = ["default", "one_draw", "five_draws"]
 
 
-def _mclust(features: np.ndarray, k: int, seed: int, start: int) -> np.ndarray:
-    """mclust(features, k, seed=seed) with the draw of start ``start`` (start 0: the DAG's)."""
-    x = np.asarray(features, dtype=np.float64)
-    n = x.shape[0]
-    x = x[:, :max(1, min(x.shape[1], n - k - 1))]       # as stcore.mclust.mclust_starts
-    return fit_from_subset(x, subset_rows(n, seed, MCLUST_SUBSET, start), k)[0]
-
-
-def seed_labelings(x, adj, train: dict, seed: int, k: int, epochs: list[int], n_pcs: int) -> dict:
+def seed_labelings(x, adj, train: dict, seed: int, k: int, snapshots: int, n_pcs: int) -> dict:
     """The three variants' labels of one trained seed."""
     known = {f.name for f in fields(TrainParams)}
-    params = TrainParams(**{key: v for key, v in train.items() if key in known}, seed=seed, threads=2, log_every=0)
-    res = fit_graph_model(x, adj, params, snapshot_epochs=epochs)
-    last = max(epochs)
-    assert last == params.epochs
-    feats = {e: cluster_features(None, *res.snapshots[e], ClusterParams(n_pcs=n_pcs)) for e in epochs}
-    # The last snapshot is the trained output itself.
-    assert np.array_equal(feats[last], cluster_features(res.embedding, res.decoded, res.decoder_weight,
-                                                        ClusterParams(n_pcs=n_pcs)))
-    newest_first = sorted(epochs, reverse=True)
-    same = [_mclust(feats[e], k, seed, 0) for e in newest_first]
-    draws = [same[0]] + [_mclust(feats[e], k, seed, j) for j, e in enumerate(newest_first) if j > 0]
-    return {"default": same[0], "one_draw": consensus(same), "five_draws": consensus(draws)}
+    params = TrainParams(**{key: v for key, v in train.items() if key in known}, seed=seed, threads=2, log_every=0,
+                         snapshots=snapshots)
+    res = fit_graph_model(x, adj, params)
+    cp = ClusterParams(n_pcs=n_pcs, seed=seed)
+    feats = [cluster_features(*out, cp) for out in
+             [(res.embedding, res.decoded, res.decoder_weight)] + res.snapshots]     # newest first
+    same = [mclust_starts(f, k, seed=seed)[0] for f in feats]
+    coords = np.zeros((len(same[0]), 2))
+    return {"default": same[0], "one_draw": consensus(same),
+            "five_draws": run_cluster(feats, coords, k, cp)}     # as the cluster step combines the outputs
 
 
 def summarise(rows: pd.DataFrame, labels: dict, truths: dict, seeds: list[int]) -> pd.DataFrame:
@@ -98,7 +89,7 @@ def main(argv=None):
     ap.add_argument("--results", default="results")
     ap.add_argument("--samples", nargs="+", default=["151673", "151674", "151510", "starmap_BZ5", "osmfish"])
     ap.add_argument("--seeds", nargs="+", type=int, default=list(range(20)))
-    ap.add_argument("--snapshots", nargs="+", type=int, default=[520, 540, 560, 580, 600])
+    ap.add_argument("--snapshots", type=int, default=5, help="outputs clustered (train.snapshots): 600, 580, ...")
     ap.add_argument("--out", required=True)
     ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args(argv)
@@ -106,7 +97,8 @@ def main(argv=None):
     sheet = pd.read_csv(cfg["samples"], sep="\t", dtype=str, keep_default_na=False).set_index("sample")
     n_pcs = int((cfg.get("cluster") or {}).get("n_pcs", 20))
     out = Path(a.out)
-    labels_path = out.with_name(out.stem + "_labels.npz")
+    labels_path = Path("benchmarks/.work") / (out.stem + "_labels.npz")      # not committed
+    labels_path.parent.mkdir(parents=True, exist_ok=True)
     truths = {}
     for sample in a.samples:
         obs = read_h5ad_elems(Path(a.results) / sample / "hvg.h5ad", "obs")["obs"]

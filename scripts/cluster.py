@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stcore.cluster import ClusterMethod, ClusterParams, cluster_features, run_cluster
+from stcore.cluster import ClusterParams, features_of, run_cluster
 from stcore.group import slide_codes
 from stcore.io import read_h5ad_elems, write_labels
 from stcore.methods import MethodResult
@@ -14,8 +14,7 @@ def main(sm):
     params = ClusterParams(**sm.params.cluster, seed=sm.params.seed)
     result = MethodResult.load(sm.input.npz)
     slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
-    own = ClusterMethod(params.method) is ClusterMethod.OWN          # the method's own labels
-    features = None if own else cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
+    features = features_of(result, params)
     trained_by = Path(sm.input.npz).parent.parent.name      # results/<sample>/<method>/seed<seed>/train.npz
     labels = run_cluster(features, np.asarray(slide["obsm/spatial"]), sm.params.n_clusters, params,
                          own_labels=result.labels, owner=trained_by, slides=slide_codes(slide["obs"]))

@@ -27,7 +27,8 @@ import scipy.sparse as sp
 from .graph import knn_indices
 
 __all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
-           "graph_communities", "refine", "cluster_features", "correct_slides", "own_labels_of", "run_cluster"]
+           "graph_communities", "refine", "cluster_features", "features_of", "correct_slides", "own_labels_of",
+           "run_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,15 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
     return pca_scores(embedding, None, params.n_pcs)
 
 
+def features_of(result, params: ClusterParams) -> list[np.ndarray] | None:
+    """The features clustered for a :class:`stcore.methods.MethodResult`: those of its last
+    output, then of each snapshot its training kept (``train.snapshots``); None for
+    ``method: own``, which clusters nothing."""
+    if ClusterMethod(params.method) is ClusterMethod.OWN:
+        return None
+    return [cluster_features(*out, params) for out in result.outputs()]
+
+
 def correct_slides(features: np.ndarray, slides: np.ndarray | None, seed: int = 0) -> np.ndarray:
     """Harmony (Korsunsky et al. 2019, Nat Methods) on the features of a group's spots, with
     each spot's slide as the batch; linear in N (soft clusters, at most 100).  A single slide
@@ -219,7 +229,8 @@ def correct_slides(features: np.ndarray, slides: np.ndarray | None, seed: int = 
     return out if out.shape == x.shape else out.T       # (N, d); older harmonypy gave (d, N)
 
 
-def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams, slides=None) -> np.ndarray:
+def _auto_mclust(features: np.ndarray, params: ClusterParams) -> tuple[int, np.ndarray]:
+    """(the number of domains mclust's BIC chooses, the labels at that number)."""
     from .errors import InputError
     from .mclust import mclust_bic
 
@@ -235,9 +246,7 @@ def _auto_mclust(features: np.ndarray, coords: np.ndarray, params: ClusterParams
     best, bic, labels = mclust_bic(features, range(lo, hi + 1), seed=params.seed, subset=params.subset)
     log.info("n_clusters auto: BIC of the EEE mixture by G: %s; chosen G = %d",
              ", ".join(f"{g}: {b:.1f}" for g, b in sorted(bic.items())), best)
-    if params.refine:
-        labels = refine(labels, coords, params.refine_neighbors, slides)
-    return np.asarray(labels, dtype=int)
+    return best, np.asarray(labels, dtype=int)
 
 
 def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None = None) -> np.ndarray:
@@ -257,40 +266,65 @@ def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None
     return labels
 
 
-def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int | str, params: ClusterParams,
-                own_labels: np.ndarray | None = None, owner: str | None = None,
+def run_cluster(features: np.ndarray | list[np.ndarray] | None, coords: np.ndarray, n_clusters: int | str,
+                params: ClusterParams, own_labels: np.ndarray | None = None, owner: str | None = None,
                 slides: np.ndarray | None = None) -> np.ndarray:
     """Labels 0..n_clusters-1 (at most) for every spot.  ``slides``: a slide code per spot of a
     group (refinement stays on each spot's slide); the clustering itself is one over all spots.
     ``cluster.method: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
-    ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged)."""
+    ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged).
+
+    ``features`` may be a list: the features of each output of one training, the last epoch's
+    first (:meth:`stcore.methods.MethodResult.outputs`).  Each is clustered and the labelings
+    are combined by :func:`stcore.consensus.consensus` before refinement; mclust clusters output
+    j from its draws ``j x starts`` onwards (the last epoch's from the seed's own draw, as a single
+    output is).  With ``'auto'``, the number of domains is chosen on the last epoch's output."""
     method = ClusterMethod(params.method)
-    if params.correct == "harmony" and method is not ClusterMethod.OWN:
-        features = correct_slides(features, slides, params.seed)
-    if n_clusters == "auto" and method is not ClusterMethod.OWN:
-        return _auto_mclust(features, coords, params, slides)
     if method is ClusterMethod.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
         if params.refine:
             labels = refine(labels, coords, params.refine_neighbors, slides)
         return np.asarray(labels, dtype=int)
-    if n_clusters < 1 or n_clusters > features.shape[0]:
-        raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {features.shape[0]}")
-    if n_clusters == 1:
-        labels = np.zeros(features.shape[0], dtype=int)
-    elif method is ClusterMethod.MCLUST:
-        from .mclust import mclust
+    outputs = list(features) if isinstance(features, (list, tuple)) else [features]
+    if params.correct == "harmony":
+        outputs = [correct_slides(f, slides, params.seed) for f in outputs]
+    if n_clusters == "auto":
+        n_clusters, labels = _auto_mclust(outputs[0], params)
+        if len(outputs) == 1:
+            return _refined(labels, coords, params, slides)
+    n = outputs[0].shape[0]
+    if n_clusters < 1 or n_clusters > n:
+        raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {n}")
+    labelings = [lab for j, f in enumerate(outputs)
+                 for lab in _labelings(f, n_clusters, params, first=j * params.starts)]
+    if len(labelings) == 1:
+        return _refined(labelings[0], coords, params, slides)
+    from .consensus import consensus
 
-        labels = mclust(features, n_clusters, seed=params.seed, subset=params.subset, starts=params.starts)
-    elif method is ClusterMethod.GMM_TIED:
-        labels = gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)
-    elif method is ClusterMethod.KMEANS:
-        labels = kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)
-    else:
-        labels = graph_communities(features, n_clusters, method=method.value, seed=params.seed,
-                                   n_neighbors=params.n_neighbors)
+    return _refined(consensus(labelings), coords, params, slides)
+
+
+def _labelings(features: np.ndarray, n_clusters: int, params: ClusterParams, first: int = 0) -> list[np.ndarray]:
+    """The clustering of one output: mclust's starts from draw ``first`` on; one labeling otherwise."""
+    method = ClusterMethod(params.method)
+    if n_clusters == 1:
+        return [np.zeros(features.shape[0], dtype=int)]
+    if method is ClusterMethod.MCLUST:
+        from .mclust import mclust_starts
+
+        return mclust_starts(features, n_clusters, seed=params.seed, subset=params.subset, starts=params.starts,
+                             first=first)
+    if method is ClusterMethod.GMM_TIED:
+        return [gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)]
+    if method is ClusterMethod.KMEANS:
+        return [kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)]
+    return [graph_communities(features, n_clusters, method=method.value, seed=params.seed,
+                              n_neighbors=params.n_neighbors)]
+
+
+def _refined(labels, coords, params: ClusterParams, slides) -> np.ndarray:
     if params.refine:
         labels = refine(labels, coords, params.refine_neighbors, slides)
     return np.asarray(labels, dtype=int)

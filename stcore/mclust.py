@@ -286,9 +286,10 @@ def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET, start: int = 0) 
 
 
 def mclust_starts(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET,
-                  starts: int = 1) -> list[np.ndarray]:
+                  starts: int = 1, first: int = 0) -> list[np.ndarray]:
     """The labelings of :func:`mclust`'s ``starts`` starts, in order (one where the slide has no
-    more than ``subset`` rows: every start would agglomerate the same rows)."""
+    more than ``subset`` rows: every start would agglomerate the same rows).  ``first``: the
+    draw the first start takes (0: the seed's own; the further starts take the draws after it)."""
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
     if n_clusters == 1:
@@ -297,7 +298,7 @@ def mclust_starts(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int 
     # keep the leading columns (the first principal components) that it can estimate.
     x = x[:, :max(1, min(x.shape[1], n - n_clusters - 1))]
     return [fit_from_subset(x, subset_rows(n, seed, subset, start), n_clusters)[0]
-            for start in range(1 if n <= subset else int(starts))]
+            for start in range(first, first + (1 if n <= subset else int(starts)))]
 
 
 def fit_from_subset(x: np.ndarray, rows: np.ndarray, n_clusters: int) -> tuple[np.ndarray, float]:

@@ -35,7 +35,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     """
     import scipy.sparse as sp
 
-    from .cluster import ClusterMethod, ClusterParams, cluster_features, run_cluster
+    from .cluster import ClusterParams, features_of, run_cluster
     from .graph import knn_graph
     from .hvg import HVGParams, run_hvg
     from .methods import fit
@@ -52,9 +52,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
                  n_clusters=n_clusters)
     cluster = dict(cluster or {})
     params = ClusterParams(**cluster, seed=seed)
-    own = ClusterMethod(params.method) is ClusterMethod.OWN
-    features = None if own else cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
-    labels = run_cluster(features, coords, n_clusters, params, own_labels=result.labels, owner=method)
+    labels = run_cluster(features_of(result, params), coords, n_clusters, params, own_labels=result.labels,
+                         owner=method)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     adata.obsm[f"X_{method}"] = result.embedding
     adata.uns[key_added] = {"method": method, "seed": int(seed), "n_clusters": int(n_clusters),

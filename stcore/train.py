@@ -20,14 +20,16 @@ from .errors import DivergenceError, InputError
 from .graph import gcn_norm, mean_operator
 from .model import GraphContrastiveAE, row_permutation, to_sparse_operator
 
-__all__ = ["TrainParams", "TrainResult", "fit_graph_model", "fit_expression", "resolve_device",
-           "DivergenceError", "input_pca"]
+__all__ = ["TrainParams", "TrainResult", "fit_graph_model", "snapshot_epochs", "fit_expression",
+           "resolve_device", "DivergenceError", "input_pca"]
 
 log = logging.getLogger(__name__)
 
 
 # A loss this many times larger than at the first epoch means the optimiser has run away.
 DIVERGENCE_FACTOR = 1e6
+# Epochs between the outputs kept for the clustering (TrainParams.snapshots).
+SNAPSHOT_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class TrainParams:
     output and weights) is the mean of the weights after each of the last ``average_last``
     epochs (all epochs when fewer) instead of the last epoch's; 0 (default) returns the last
     epoch's.  The average does not feed back into training: the trajectory is the same.
+    snapshots: outputs kept for the clustering: the last epoch's and ``snapshots - 1`` earlier
+    ones, ``SNAPSHOT_EVERY`` (20) epochs apart (:func:`snapshot_epochs`); the clustering step
+    clusters each and combines the labelings.  Each is a forward pass without gradient that draws
+    nothing, so training and the last output do not depend on it.  1 keeps the last alone.
     """
 
     epochs: int = 600
@@ -60,6 +66,7 @@ class TrainParams:
     log_every: int = 50
     input_pcs: int | None = None
     average_last: int = 0
+    snapshots: int = 1
 
 
 @dataclass
@@ -72,7 +79,8 @@ class TrainResult:
     device: str
     state_dict: dict = field(repr=False, default_factory=dict)
     epoch_seconds: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))   # wall time of each epoch
-    snapshots: dict = field(repr=False, default_factory=dict)   # epoch -> (decoded, decoder_weight) after it
+    # Earlier outputs kept for the clustering (TrainParams.snapshots), newest first: (Z, Â Z, W2) each.
+    snapshots: list = field(repr=False, default_factory=list)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -216,14 +224,15 @@ def input_pca(x, n_comps: int) -> np.ndarray:
     return scores.astype(np.float32)
 
 
-def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams(),
-                    snapshot_epochs=()) -> TrainResult:
-    """Train on expression ``x`` (N x G, sparse or dense) over the spatial adjacency ``adj``
-    (symmetric 0/1, N x N sparse).
+def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
+    """The epochs after which an earlier output is kept (newest first): ``SNAPSHOT_EVERY``,
+    2 x ``SNAPSHOT_EVERY``, ... epochs before the last, ``snapshots - 1`` of them, those after epoch 0."""
+    return [e for e in (epochs - SNAPSHOT_EVERY * j for j in range(1, snapshots)) if e >= 1]
 
-    snapshot_epochs: epochs after which the model's output (Â Z and W2, as numpy arrays) is kept in
-    ``TrainResult.snapshots``; each is a forward pass without gradient and without a draw from the
-    training's generator, so training and its final output do not change."""
+
+def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) -> TrainResult:
+    """Train on expression ``x`` (N x G, sparse or dense) over the spatial adjacency ``adj``
+    (symmetric 0/1, N x N sparse)."""
     if params.threads:
         torch.set_num_threads(params.threads)
     device = resolve_device(params.device)
@@ -250,7 +259,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams(),
     model.train()
     ticks = [t0]
     averaged = WeightAverage(model, first=params.epochs - params.average_last + 1) if params.average_last else None
-    snapshot_epochs, snapshots = set(snapshot_epochs), {}
+    keep, snapshots = set(snapshot_epochs(params.epochs, params.snapshots)), {}
     for epoch in range(1, params.epochs + 1):
         perm = row_permutation(n, gen).to(device)
         out = model(xt, a_hat, r_op, perm)
@@ -269,7 +278,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams(),
         opt.step()
         if averaged is not None:
             averaged.add(epoch)
-        if epoch in snapshot_epochs:
+        if epoch in keep:
             snapshots[epoch] = _output(model, xt, a_hat, r_op)
         rows.append((epoch, total, float(parts.reconstruction.detach()), float(parts.contrastive.detach())))
         ticks.append(time.perf_counter())
@@ -294,14 +303,16 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams(),
     log.info("trained %d epochs in %.1f s on %s (%.4f s/epoch, malloc %s)", params.epochs, seconds, device,
              seconds / max(params.epochs, 1), malloc())
     return TrainResult(emb, dec, np.ascontiguousarray(w2), losses, seconds, str(device), state, np.diff(ticks),
-                       snapshots)
+                       [snapshots[e] for e in sorted(snapshots, reverse=True)])
 
 
-def _output(model, xt, a_hat, r_op) -> tuple[np.ndarray, np.ndarray]:
-    """(Â Z, W2) of the model as it stands; the corruption is the identity (Â Z does not depend on it)."""
+def _output(model, xt, a_hat, r_op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Z, Â Z, W2) of the model as it stands: a forward pass without gradient whose corruption is
+    the identity (Z and Â Z do not depend on it), so it draws nothing from the training's generator."""
     with torch.no_grad():
         out = model(xt, a_hat, r_op, torch.arange(a_hat.shape[0], device=a_hat.csr.device))
-        return out.decoded.cpu().numpy(), model.decoder_weight.detach().cpu().numpy().copy()
+        return (out.latent.cpu().numpy(), out.decoded.cpu().numpy(),
+                model.decoder_weight.detach().cpu().numpy().copy(order="C"))   # not a view of the weights
 
 
 def fit_expression(x, n_comps: int = 50, seed: int = 0) -> TrainResult:

@@ -100,6 +100,25 @@ def test_method_result_round_trip_and_version(tmp_path):
     with pytest.raises(InputError, match="layout version"):
         MethodResult.load(tmp_path / "future.npz")
     assert isinstance(pd.DataFrame(res.losses), pd.DataFrame) and json.dumps(back.machine)
+    assert back.snapshots == [] and len(back.outputs()) == 1
+    # Snapshots (train.snapshots) round-trip, newest first, after the last epoch's output.
+    snaps = [tuple(np.full(a.shape, v, np.float32) for a in (res.embedding, res.decoded, res.decoder_weight))
+             for v in (2, 3)]
+    MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
+                 snapshots=snaps).save(tmp_path / "snap.npz")
+    outs = MethodResult.load(tmp_path / "snap.npz").outputs()
+    assert len(outs) == 3 and np.array_equal(outs[0][0], res.embedding)
+    for got, want in zip(outs[1:], snaps):
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+    # The cluster step's features: one set per output, in that order; none for cluster.method own.
+    from stcore.cluster import features_of
+
+    loaded = MethodResult.load(tmp_path / "snap.npz")
+    feats = features_of(loaded, ClusterParams(n_pcs=2))
+    assert len(feats) == 3
+    for f, out in zip(feats, outs):
+        assert np.array_equal(f, cluster_features(*out, ClusterParams(n_pcs=2)))
+    assert features_of(loaded, ClusterParams(method="own")) is None
 
 
 def test_train_step_reads_only_the_elements_its_method_uses(slide, tmp_path):
@@ -231,22 +250,26 @@ def test_average_last_returns_the_mean_of_the_last_epochs_weights_and_leaves_tra
 
 
 def test_snapshots_are_the_outputs_of_shorter_runs_and_leave_training_alone(slide):
+    from stcore.train import snapshot_epochs
+
     adj = knn_graph(slide.obsm["spatial"])
 
-    def fit(epochs, snapshot_epochs=()):
-        return fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=7, device="cpu", log_every=0),
-                               snapshot_epochs=snapshot_epochs)
+    def fit(epochs, snapshots=1):
+        return fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=7, device="cpu", log_every=0,
+                                                         snapshots=snapshots))
 
-    plain = fit(6)
-    snap = fit(6, snapshot_epochs=[3, 6])
-    assert sorted(snap.snapshots) == [3, 6] and not plain.snapshots
+    assert snapshot_epochs(600, 5) == [580, 560, 540, 520]
+    assert snapshot_epochs(45, 5) == [25, 5] and snapshot_epochs(600, 1) == []
+    plain = fit(45)
+    snap = fit(45, snapshots=5)
+    assert len(snap.snapshots) == 2 and not plain.snapshots
     assert snap.losses.equals(plain.losses)                       # the same trajectory
     for name in ("embedding", "decoded", "decoder_weight"):
         assert np.array_equal(getattr(snap, name), getattr(plain, name))
-    # The last snapshot is the output; an earlier one is the output of a run that stops there.
-    assert np.array_equal(snap.snapshots[6][0], plain.decoded)
-    assert np.array_equal(snap.snapshots[6][1], plain.decoder_weight)
-    short = fit(3)
-    assert np.array_equal(snap.snapshots[3][0], short.decoded)
-    assert np.array_equal(snap.snapshots[3][1], short.decoder_weight)
-    assert not np.array_equal(snap.snapshots[3][0], snap.snapshots[6][0])
+    # Each snapshot (newest first) is the output of a run that stops at its epoch.
+    for (z, dec, w2), epochs in zip(snap.snapshots, (25, 5)):
+        short = fit(epochs)
+        assert np.array_equal(z, short.embedding)
+        assert np.array_equal(dec, short.decoded)
+        assert np.array_equal(w2, short.decoder_weight)
+    assert not np.array_equal(snap.snapshots[0][1], snap.decoded)
