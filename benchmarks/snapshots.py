@@ -5,7 +5,7 @@ For each slide and seed, graphst is trained as the DAG trains it (the config's `
 the DAG's own ``results/<slide>/hvg.h5ad`` and ``graph.npz``, 2 threads), keeping the model's output
 after epochs 600, 580, ..., 520 (``train.snapshots: 5``: forward passes without gradient, so training
 is unchanged).  Each snapshot is clustered as the DAG clusters the final
-output (``cluster_features``: PCA 20 of Â Z W2; mclust EEE, one start):
+output (``features_of``: PCA 20 of Â Z W2; mclust EEE, one start):
 
 - ``default``: the last epoch's output on the seed's own draw: the DAG's labels;
 - ``one_draw``: every snapshot on the seed's own draw, the labelings combined by
@@ -33,11 +33,12 @@ import pandas as pd
 import scipy.sparse as sp
 import yaml
 
-from stcore.cluster import ClusterParams, cluster_features, run_cluster
+from stcore.cluster import ClusterParams, features_of, run_cluster
 from stcore.consensus import consensus
 from stcore.evaluate import domain_metrics
 from stcore.io import read_h5ad_elems
 from stcore.mclust import mclust_starts
+from stcore.methods import MethodResult
 from stcore.train import TrainParams, fit_graph_model
 
 VARIANTS = ["default", "one_draw", "five_draws"]
@@ -50,8 +51,8 @@ def seed_labelings(x, adj, train: dict, seed: int, k: int, snapshots: int, n_pcs
                          snapshots=snapshots)
     res = fit_graph_model(x, adj, params)
     cp = ClusterParams(n_pcs=n_pcs, seed=seed)
-    feats = [cluster_features(*out, cp) for out in
-             [(res.embedding, res.decoded, res.decoder_weight)] + res.snapshots]     # newest first
+    # The features the cluster step takes: the last epoch's output, then the snapshots (newest first).
+    feats = features_of(MethodResult(res.embedding, res.decoded, res.decoder_weight, snapshots=res.snapshots), cp)
     same = [mclust_starts(f, k, seed=seed)[0] for f in feats]
     coords = np.zeros((len(same[0]), 2))
     return {"default": same[0], "one_draw": consensus(same),
