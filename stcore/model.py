@@ -20,6 +20,14 @@ Exact rewrites used in training, each tested against the plain form:
   Xᵀ G are then sparse products over X's non-zeros only.  The transformed expression is
   scaled without centring, so it keeps the zeros of the counts (a tenth of the entries are
   non-zero on a Visium slide).
+
+On the CPU, training takes its loss and gradients from :meth:`GraphContrastiveAE.training_loss`: the
+same operations as ``loss(forward(...))`` and autograd's backward, in the same order (the weights'
+gradients are bit for bit autograd's: ``tests/test_exact_rewrites.py``), written out by hand into
+buffers that live across epochs (:class:`Workspace`).  What goes is only what the arithmetic does
+not need: a fresh allocation (a fresh ``mmap``, faulted in page by page, above 32 MB) for every
+N x d tensor of every epoch, and autograd's zero-filled copies for slices, selections, stacking
+and the corruption's row gather.
 """
 from __future__ import annotations
 
@@ -32,8 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["GraphContrastiveAE", "ModelOutput", "LossParts", "to_torch_sparse", "readout",
+__all__ = ["GraphContrastiveAE", "ModelOutput", "LossParts", "Workspace", "to_torch_sparse", "readout",
            "reconstruction_sse", "reconstruction_sse_plain", "row_permutation", "fixed_order_sum"]
+
+# F.normalize's default floor on the norm.
+NORM_EPS = 1e-12
 
 
 def to_torch_sparse(m: sp.spmatrix, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -104,7 +115,7 @@ def readout(readout_op: torch.Tensor | SparseOperator, emb: torch.Tensor) -> tor
 
 
 def _summary(agg: torch.Tensor) -> torch.Tensor:
-    return torch.sigmoid(F.normalize(agg, p=2, dim=-1))
+    return torch.sigmoid(F.normalize(agg, p=2, dim=-1, eps=NORM_EPS))
 
 
 def row_permutation(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -231,10 +242,163 @@ class GraphContrastiveAE(nn.Module):
         """Weighted sum of the reconstruction MSE and the two discriminator BCE terms."""
         n = out.latent.shape[0]
         recon = reconstruction_sse(out.decoded, self.decoder_weight, out.x_w2t, x_sqnorm) / (n * n_genes)
-        target = torch.zeros_like(out.logits)
-        target[:, 0] = 1.0
-        # Mean BCE with a thread-independent reduction (see fixed_order_sum).
-        contrast = (fixed_order_sum(F.binary_cross_entropy_with_logits(out.logits, target, reduction="none"))
-                    + fixed_order_sum(F.binary_cross_entropy_with_logits(out.logits_corrupt, target,
-                                                                         reduction="none"))) / target.numel()
+        contrast = _contrastive(out.logits, out.logits_corrupt)
         return LossParts(recon_weight * recon + contrast_weight * contrast, recon, contrast)
+
+    def training_loss(self, x: torch.Tensor | SparseOperator, adj: SparseOperator, readout_op: SparseOperator,
+                      perm: torch.Tensor, x_sqnorm: float | torch.Tensor, n_genes: int,
+                      workspace: Workspace | None = None, *, recon_weight: float = 10.0,
+                      contrast_weight: float = 1.0) -> LossParts:
+        """``loss(forward(...))``, the same numbers and, after ``backward()``, the same gradients bit
+        for bit, with the N x d work written out into ``workspace``'s buffers (see the module
+        docstring).  The buffers hold this call's values until its backward has run: one backward
+        per call, and the next call overwrites them.  Without a workspace, with a tied decoder or
+        with a graph given as a plain sparse tensor this is ``loss(forward(...))`` itself."""
+        if workspace is None or self.tied_decoder or not isinstance(adj, SparseOperator) \
+                or not isinstance(readout_op, SparseOperator):
+            return self.loss(self(x, adj, readout_op, perm), x_sqnorm, n_genes, recon_weight=recon_weight,
+                             contrast_weight=contrast_weight)
+        w = torch.cat([self.weight1, self.weight2.T], dim=1)
+        gram_u, cross, raw, raw_corrupt = _TrainingPass.apply(w, self.discriminator.bilinear.weight[0], x, adj,
+                                                              readout_op, perm, workspace)
+        bias = self.discriminator.bilinear.bias
+        # reconstruction_sse's expansion, its N x d terms (UᵀU, the column sums of U ∘ X W2ᵀ) from the pass
+        sse = fixed_order_sum(gram_u * (self.weight2 @ self.weight2.T)) - 2 * cross.sum() + x_sqnorm
+        recon = sse / (perm.shape[0] * n_genes)
+        contrast = _contrastive(raw.T + bias, raw_corrupt.T + bias)
+        return LossParts(recon_weight * recon + contrast_weight * contrast, recon, contrast)
+
+
+def _contrastive(logits: torch.Tensor, logits_corrupt: torch.Tensor) -> torch.Tensor:
+    """The two discriminator BCE terms, each a mean, with a thread-independent reduction (see
+    fixed_order_sum); column 0 of each (N, 2) pair of logits is the positive pair."""
+    target = torch.zeros_like(logits)
+    target[:, 0] = 1.0
+    return (fixed_order_sum(F.binary_cross_entropy_with_logits(logits, target, reduction="none"))
+            + fixed_order_sum(F.binary_cross_entropy_with_logits(logits_corrupt, target, reduction="none"))) \
+        / target.numel()
+
+
+class Workspace:
+    """Named buffers reused from one training epoch to the next (:meth:`GraphContrastiveAE.training_loss`).
+
+    Ten N x 2d-sized buffers at most (about what autograd keeps alive at its own peak), allocated at
+    the first epoch; every later epoch writes into memory that is already mapped."""
+
+    def __init__(self):
+        self.buffers: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, *shape: int, like: torch.Tensor) -> torch.Tensor:
+        t = self.buffers.get(name)
+        if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
+            t = self.buffers[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return t
+
+
+def _into(out: torch.Tensor, op: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+    """``op @ dense`` (a sparse CSR ``op``) written into ``out``: torch.sparse.mm's own kernel."""
+    return torch.addmm(out, op, dense, beta=0, out=out)
+
+
+class _TrainingPass(torch.autograd.Function):
+    """The model's forward from the weights to the N x d-sized terms of its loss, and the backward
+    of exactly those operations, each in the form autograd's derivative formula takes (operands,
+    their order and layout), so that every gradient is autograd's bit for bit.
+
+    Inputs: W = [W1, W2ᵀ] (G x 2d), the discriminator's B (d x d), the features, Â, R, π, the
+    workspace.  Outputs: UᵀU (d x d) and the column sums of U ∘ XW2ᵀ (d) for the reconstruction
+    (U = Â Z), and the discriminators' scores before their bias, (2, N) each: rows (D(s, E), D(s, E~))
+    and (D(s~, E~), D(s~, E)).
+
+    Buffers (``ws``), by what they hold: ``both`` XW (to the end: XW2ᵀ is in the backward); ``ee``
+    Â[XW1, XW1[π]] then its ReLU [E, E~]; ``decoded`` U; ``agg`` R[E, E~]; ``ss`` the summaries;
+    ``p``/``p_c`` the stacked [E, E~] B and [E~, E] B; scratch: ``half`` (N x d), ``wide`` and
+    ``stack`` (N x 2d), ``prod`` (2N x d); the backward reuses them as their values die."""
+
+    @staticmethod
+    def forward(ctx, w, b, x, adj, readout_op, perm, ws):
+        n, d = perm.shape[0], b.shape[0]
+        both = ws("both", n, 2 * d, like=w)
+        if isinstance(x, SparseOperator):
+            _into(both, x.csr, w)
+        else:
+            torch.mm(x, w, out=both)
+        xw, x_w2t = both[:, :d], both[:, d:]
+        half, wide = ws("half", n, d, like=w), ws("wide", n, 2 * d, like=w)
+        torch.cat([xw, torch.index_select(xw, 0, perm, out=half)], 1, out=wide)     # [XW1, (XW1)[π]]
+        ee = _into(ws("ee", n, 2 * d, like=w), adj.csr, wide)                         # [Z, Z~]
+        decoded = _into(ws("decoded", n, d, like=w), adj.csr, half.copy_(ee[:, :d]))
+        ee.clamp_min_(0)                                                               # ReLU (torch's relu is clamp_min)
+        agg = _into(ws("agg", n, 2 * d, like=w), readout_op.csr, ee)
+        v = agg.view(n, 2, d)
+        norm = torch.linalg.vector_norm(v, 2, dim=-1, keepdim=True)                   # F.normalize
+        den = norm.clamp_min(NORM_EPS)
+        ss = torch.div(v, den.expand_as(v), out=ws("ss", n, 2, d, like=w)).sigmoid_()
+        emb, emb_c = ee[:, :d], ee[:, d:]
+        stack, prod = ws("stack", 2, n, d, like=w), ws("prod", 2, n, d, like=w)
+        p = torch.mm(torch.stack([emb, emb_c], out=stack).view(2 * n, d), b, out=ws("p", 2 * n, d, like=w))
+        raw = torch.mul(p.view(2, n, d), ss[:, 0], out=prod).sum(dim=2)
+        p_c = torch.mm(torch.stack([emb_c, emb], out=stack).view(2 * n, d), b, out=ws("p_c", 2 * n, d, like=w))
+        raw_c = torch.mul(p_c.view(2, n, d), ss[:, 1], out=prod).sum(dim=2)
+        gram_u = decoded.T @ decoded
+        cross = torch.mul(decoded, x_w2t, out=half).sum(dim=0)
+        ctx.save_for_backward(b, perm, norm, den)
+        ctx.x, ctx.adj, ctx.readout_op, ctx.ws = x, adj, readout_op, ws
+        return gram_u, cross, raw, raw_c
+
+    @staticmethod
+    def backward(ctx, g_gram, g_cross, g_raw, g_raw_c):
+        b, perm, norm, den = ctx.saved_tensors
+        ws = ctx.ws
+        n, d = perm.shape[0], b.shape[0]
+        buf = ws.buffers
+        both, ee, decoded, agg, ss = buf["both"], buf["ee"], buf["decoded"], buf["agg"], buf["ss"]
+        half, wide, stack, prod, p, p_c = buf["half"], buf["wide"], buf["stack"], buf["prod"], buf["p"], buf["p_c"]
+        emb, emb_c = ee[:, :d], ee[:, d:]
+        g_ss = wide.view(n, 2, d)
+        # The discriminators: D = sum(P * s) over the latent axis, P = stack @ B.  Their gradients
+        # w.r.t. the stacks overwrite P and P~ once P and P~ are used.
+        g_b = []
+        for g, pp, s, pos, neg, col in ((g_raw, p, ss[:, 0], emb, emb_c, 0), (g_raw_c, p_c, ss[:, 1], emb_c, emb, 1)):
+            ge = g.unsqueeze(2).expand(2, n, d)
+            torch.sum(torch.mul(ge, pp.view(2, n, d), out=prod), dim=0, out=g_ss[:, col])
+            torch.mul(ge, s, out=prod)
+            g_b.append(torch.stack([pos, neg], out=stack).view(2 * n, d).t().mm(prod.view(2 * n, d)))
+            torch.mm(prod.view(2 * n, d), b.t(), out=pp)
+        g_b = g_b[0] + g_b[1]
+        g_stack, g_stack_c = p, p_c
+        g_e = stack.view(n, 2 * d)                                  # [dE, dE~] from both discriminators
+        torch.add(g_stack[:n], g_stack_c[n:], out=g_e[:, :d])
+        torch.add(g_stack[n:], g_stack_c[:n], out=g_e[:, d:])
+        # sigmoid, then F.normalize = v / max(||v||, eps): DivBackward, ClampMinBackward, the norm's backward.
+        torch.ops.aten.sigmoid_backward.grad_input(g_ss, ss, grad_input=g_ss)
+        v = agg.view(n, 2, d)
+        den_e = den.expand_as(v)
+        t = prod.view(n, 2, d)
+        g_v = p.view(n, 2, d)
+        torch.mul(torch.neg(g_ss, out=g_v), torch.div(v, den_e, out=t).div_(den_e), out=t)
+        g_norm = torch.where(norm >= NORM_EPS, t.sum(dim=2, keepdim=True), torch.zeros((), dtype=t.dtype,
+                                                                                        device=t.device))
+        torch.div(g_ss, den_e, out=g_v)
+        g_v.add_(torch.mul(g_norm, torch.div(v, norm, out=t).masked_fill_(norm == 0, 0), out=t))
+        # readout, with the discriminators' share, then ReLU
+        g_ee = _into(p_c.view(n, 2 * d), ctx.readout_op.csr_t, g_v.view(n, 2 * d))
+        g_ee.add_(g_e)
+        torch.ops.aten.threshold_backward.grad_input(g_ee, ee, 0, grad_input=g_ee)
+        # U = Â Z: gradient of UᵀU (both factors) and of U ∘ XW2ᵀ, added in autograd's order
+        g_cross = g_cross.expand(n, d)
+        g_u = prod.view(2, n, d)[0]
+        torch.mm(decoded, g_gram.t(), out=g_u).add_(torch.mul(g_cross, both[:, d:], out=half))
+        g_u.add_(torch.mm(decoded, g_gram, out=half))
+        g_ee[:, :d].add_(_into(half, ctx.adj.csr_t, g_u))
+        g_wide = _into(wide, ctx.adj.csr_t, g_ee)
+        # [XW1, (XW1)[π]]: the gathered half goes back through π's inverse; then XW2ᵀ's share
+        inverse = torch.empty_like(perm)
+        inverse[perm] = torch.arange(n, device=perm.device)
+        g_both = stack.view(n, 2 * d)
+        torch.add(g_wide[:, :d], torch.index_select(g_wide[:, d:], 0, inverse, out=half), out=g_both[:, :d])
+        torch.mul(g_cross, decoded, out=g_both[:, d:])
+        x = ctx.x
+        g_w = torch.sparse.mm(x.csr_t, g_both) if isinstance(x, SparseOperator) else x.t().mm(g_both)
+        ctx.x = ctx.adj = ctx.readout_op = ctx.ws = None     # the graph kept by the caller holds no buffer
+        return g_w, g_b, None, None, None, None, None

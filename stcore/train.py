@@ -18,7 +18,7 @@ import torch
 
 from .errors import DivergenceError, InputError
 from .graph import gcn_norm, mean_operator
-from .model import GraphContrastiveAE, row_permutation, to_sparse_operator
+from .model import GraphContrastiveAE, Workspace, row_permutation, to_sparse_operator
 
 __all__ = ["TrainParams", "TrainResult", "fit_graph_model", "snapshot_epochs", "fit_expression",
            "resolve_device", "DivergenceError", "input_pca"]
@@ -260,11 +260,13 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     ticks = [t0]
     averaged = WeightAverage(model, first=params.epochs - params.average_last + 1) if params.average_last else None
     keep, snapshots = set(snapshot_epochs(params.epochs, params.snapshots)), {}
+    # On the CPU the loss and its gradients are written out into buffers kept across epochs (the same
+    # numbers bit for bit); CUDA's caching allocator already reuses memory, so there autograd does it.
+    workspace = Workspace() if device.type == "cpu" else None
     for epoch in range(1, params.epochs + 1):
         perm = row_permutation(n, gen).to(device)
-        out = model(xt, a_hat, r_op, perm)
-        parts = model.loss(out, x_sqnorm, g, recon_weight=params.recon_weight,
-                           contrast_weight=params.contrast_weight)
+        parts = model.training_loss(xt, a_hat, r_op, perm, x_sqnorm, g, workspace,
+                                    recon_weight=params.recon_weight, contrast_weight=params.contrast_weight)
         total = float(parts.total.detach())
         if not math.isfinite(total):
             raise DivergenceError(f"training diverged at epoch {epoch}: loss is {total}; "
@@ -279,6 +281,8 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         if averaged is not None:
             averaged.add(epoch)
         if epoch in keep:
+            if workspace is not None:
+                workspace.buffers.clear()      # the forward's own tensors take their place meanwhile
             snapshots[epoch] = _output(model, xt, a_hat, r_op)
         rows.append((epoch, total, float(parts.reconstruction.detach()), float(parts.contrastive.detach())))
         ticks.append(time.perf_counter())
@@ -286,6 +290,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
             log.info("epoch %d/%d loss %.4f (reconstruction %.4f, contrastive %.4f)",
                      epoch, params.epochs, *rows[-1][1:])
     seconds = time.perf_counter() - t0
+    workspace = None
     if averaged is not None:
         averaged.load()
     model.eval()

@@ -320,6 +320,58 @@ def test_written_out_adam_gives_torch_adams_weights_bit_for_bit(hex_coords, weig
     assert not torch.equal(w_b["weight1"], GraphContrastiveAE(40, 8, generator=torch.Generator().manual_seed(0)).weight1)
 
 
+@pytest.mark.parametrize("features", ["dense", "sparse"])
+def test_training_loss_gives_autograds_loss_and_gradients_bit_for_bit(hex_coords, features):
+    """GraphContrastiveAE.training_loss (the pass written out into a workspace) against
+    loss(forward(...)) with autograd's backward: the three losses and every weight's gradient
+    identical, not merely close; twice with one workspace and different corruptions (the second
+    call overwrites the first's buffers), on features dense and sparse (CSR with its transpose)."""
+    from stcore.model import Workspace
+    from stcore.train import _features
+
+    adj = knn_graph(hex_coords)
+    a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
+    n, g = len(hex_coords), 60
+    rng = np.random.default_rng(12)
+    x = sp.random(n, g, density=0.1, format="csr", random_state=rng, dtype=np.float32) * 4
+    feats, sq = _features(x if features == "sparse" else x.toarray(), torch.device("cpu"))
+    assert isinstance(feats, SparseOperator) == (features == "sparse")
+    workspace = Workspace()
+    for step in range(2):
+        runs = []
+        for ws in (None, workspace):
+            gen = torch.Generator().manual_seed(20 + step)
+            model = GraphContrastiveAE(g, 16, generator=gen)
+            parts = model.training_loss(feats, a_hat, r_op, row_permutation(n, gen), sq, g, ws)
+            parts.total.backward()
+            runs.append((parts, {k: p.grad for k, p in model.named_parameters()}))
+        (plain, plain_g), (fast, fast_g) = runs
+        for f in ("total", "reconstruction", "contrastive"):
+            assert torch.equal(getattr(plain, f), getattr(fast, f)), f
+        assert plain_g.keys() == fast_g.keys()
+        for k in plain_g:
+            assert torch.equal(plain_g[k], fast_g[k]), (k, float((plain_g[k] - fast_g[k]).abs().max()))
+        assert float(plain_g["weight1"].abs().max()) > 0
+    assert workspace.buffers, "the written-out pass was not taken"
+
+
+def test_training_with_the_workspace_gives_the_plain_trainings_weights(hex_coords, monkeypatch):
+    """fit_graph_model on the CPU (the written-out pass) against the same training through
+    autograd: losses, embedding, reconstruction and snapshots identical after 40 epochs."""
+    import stcore.train as train
+
+    adj = knn_graph(hex_coords)
+    x = np.random.default_rng(4).random((len(hex_coords), 30)).astype(np.float32)
+    params = train.TrainParams(epochs=40, seed=3, device="cpu", log_every=0, snapshots=2)
+    fast = train.fit_graph_model(x, adj, params)
+    monkeypatch.setattr(train, "Workspace", lambda: None)
+    plain = train.fit_graph_model(x, adj, params)
+    assert fast.losses.equals(plain.losses)
+    for a, b in [(fast.embedding, plain.embedding), (fast.decoded, plain.decoded),
+                 (fast.decoder_weight, plain.decoder_weight)] + list(zip(fast.snapshots[0], plain.snapshots[0])):
+        assert np.array_equal(a, b)
+
+
 def test_training_does_not_import_torch_dynamo():
     """The train step's fixed cost: nothing in training pulls in torch._dynamo (2 s of imports)."""
     code = ("import sys, numpy as np; from stcore.graph import knn_graph; "
