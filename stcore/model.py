@@ -361,7 +361,8 @@ class _TrainingPass(torch.autograd.Function):
         g_b = []
         for g, pp, s, pos, neg, col in ((g_raw, p, ss[:, 0], emb, emb_c, 0), (g_raw_c, p_c, ss[:, 1], emb_c, emb, 1)):
             ge = g.unsqueeze(2).expand(2, n, d)
-            torch.sum(torch.mul(ge, pp.view(2, n, d), out=prod), dim=0, out=g_ss[:, col])
+            torch.mul(ge, pp.view(2, n, d), out=prod)
+            torch.add(prod[0], prod[1], out=g_ss[:, col])          # MulBackward's sum over the broadcast axis
             torch.mul(ge, s, out=prod)
             g_b.append(torch.stack([pos, neg], out=stack).view(2 * n, d).t().mm(prod.view(2 * n, d)))
             torch.mm(prod.view(2 * n, d), b.t(), out=pp)
