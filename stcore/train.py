@@ -290,7 +290,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
             log.info("epoch %d/%d loss %.4f (reconstruction %.4f, contrastive %.4f)",
                      epoch, params.epochs, *rows[-1][1:])
     seconds = time.perf_counter() - t0
-    workspace = None
+    workspace = None                           # its buffers go before the final forward makes its own
     if averaged is not None:
         averaged.load()
     model.eval()
