@@ -18,8 +18,8 @@ after one warm-up epoch).
     python benchmarks/floor.py --slide ../shared/data/DLPFC/151673.h5ad --threads 2
     python benchmarks/floor.py --hvg hvg.h5ad --graph graph.npz --input-pcs 100   # as the DAG trains
 
-``--order grid`` sorts the spots by position first (``grid_order``), as Space Ranger's barcode
-order has them; the sparse products with the graph then read neighbours that lie close in memory.
+``--order grid`` sorts the spots by position first (``grid_order``), the order of Visium HD's bins by
+barcode; the sparse products with the graph then read neighbours that lie close in memory.
 """
 from __future__ import annotations
 
@@ -119,9 +119,9 @@ def epoch_products(x, adj, d: int = 64, repeats: int = 5) -> dict:
 
 def grid_order(coords: np.ndarray, per_cell: int = 64) -> np.ndarray:
     """The spots sorted by position: row by row over square cells holding about ``per_cell`` spots
-    each, the file's order within a cell.  Space Ranger writes bins and spots in barcode order,
-    which is row by row over the array; the simulated slides are drawn in random order, so their
-    neighbours lie scattered in memory."""
+    each, the file's order within a cell.  Visium HD names its bins by array row and column, so a
+    matrix in barcode order is in position order; the simulated slides are drawn in random order, so
+    their neighbours lie scattered in memory."""
     n = len(coords)
     side = np.ptp(coords, axis=0).max() / max(np.sqrt(n / per_cell), 1.0)
     cell = np.floor((coords - coords.min(axis=0)) / max(side, 1e-12)).astype(np.int64)
