@@ -219,3 +219,33 @@ def test_api_gives_the_dag_labels(finished_run):
     assert np.array_equal(out.obs["found"].astype(int).to_numpy(), dag.to_numpy())
     assert out.obsm["X_graphst"].shape == (out.n_obs, 64)
     assert out.uns["found"]["method"] == "graphst" and out.uns["found"]["seed"] == 0
+
+
+def test_api_with_several_seeds_gives_their_consensus(finished_run):
+    """Several seeds: each seed's labels are the single-seed call's (the DAG's for seed 0), the
+    domains are their consensus (the DAG's consensus step), and the seeds' agreement is reported."""
+    import anndata as ad
+    import numpy as np
+
+    import stcore
+    from stcore.consensus import consensus
+    from stcore.evaluate import ari
+
+    adata = ad.read_h5ad(finished_run / "results" / "tiny_a" / "qc.h5ad")
+    stcore.gr.spatial_graph(adata, n_neighbors=3)
+    settings = {"n_clusters": 3, "n_top_genes": TINY["hvg"]["n_top_genes"], "train": TINY["train"],
+                "cluster": TINY["cluster"], "copy": True}
+    both = stcore.tl.domains(adata, seed=[0, 1], **settings)
+    one = [stcore.tl.domains(adata, seed=s, **settings).obs["domain"].astype(int).to_numpy() for s in (0, 1)]
+    seeds = both.obsm["domain_seeds"]
+    assert list(seeds.columns) == ["seed0", "seed1"]
+    for s in (0, 1):
+        assert np.array_equal(seeds[f"seed{s}"].astype(int).to_numpy(), one[s])
+    dag = pd.read_csv(finished_run / "results" / "tiny_a" / "graphst" / "seed0" / "labels.tsv", sep="\t",
+                      index_col="spot")["domain"].loc[both.obs_names]
+    assert np.array_equal(one[0], dag.to_numpy())
+    assert np.array_equal(both.obs["domain"].astype(int).to_numpy(), consensus(one))
+    assert both.uns["domain"]["seed"] == [0, 1]
+    assert both.uns["domain"]["seed_ARI"] == ari(one[0], one[1])
+    with pytest.raises(ValueError, match="different seeds"):
+        stcore.tl.domains(adata, seed=[0, 0], **settings)
