@@ -1,20 +1,20 @@
 """Snakemake step: the consensus of a slide and method's seed labelings, and its metrics."""
-import anndata as ad
 import pandas as pd
 
 from stcore.consensus import consensus
 from stcore.evaluate import label_rows
-from stcore.io import atomic_path, read_tsv, write_labels
+from stcore.io import atomic_path, read_h5ad_elems, read_tsv, write_labels
 from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = ad.read_h5ad(sm.input.h5ad)
-    seeds = [read_tsv(path, index_col="spot")["domain"].loc[slide.obs_names].to_numpy() for path in sm.input.labels]
-    labels = pd.Series(consensus(seeds), index=slide.obs_names)
-    truth = slide.obs[sm.params.truth] if sm.params.truth else None
-    rows = label_rows(slide, labels, truth, dict(sm.params.run))
-    write_labels(sm.output.labels, slide.obs, labels.to_numpy())
+    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
+    obs = slide["obs"]
+    seeds = [read_tsv(path, index_col="spot")["domain"].loc[obs.index].to_numpy() for path in sm.input.labels]
+    labels = pd.Series(consensus(seeds), index=obs.index)
+    truth = obs[sm.params.truth] if sm.params.truth else None
+    rows = label_rows(obs, slide["obsm/spatial"], labels, truth, dict(sm.params.run))
+    write_labels(sm.output.labels, obs, labels.to_numpy())
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 

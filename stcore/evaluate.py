@@ -3,6 +3,7 @@ domains themselves (no annotation needed), and the spatial map."""
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import scipy.sparse as sp
 log = logging.getLogger(__name__)
 
 __all__ = ["ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
-           "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
+           "information_scores", "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
            "plot_domains"]
 
 
@@ -67,8 +68,6 @@ def matched_f1(truth: np.ndarray, pred: np.ndarray) -> float:
 def domain_metrics(truth, pred) -> dict:
     """ARI, NMI, AMI, homogeneity, completeness and matched macro-F1 on spots with a truth
     label; spots without one are left out and counted in ``n_unlabelled``."""
-    from sklearn import metrics as m
-
     truth = pd.Series(np.asarray(truth, dtype=object))
     pred = np.asarray(pred)
     keep = ~_is_missing(truth)
@@ -76,14 +75,97 @@ def domain_metrics(truth, pred) -> dict:
     out = {"n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum())}
     if keep.sum() == 0:
         return out | {k: float("nan") for k in ("ARI", "NMI", "AMI", "homogeneity", "completeness", "F1")}
-    return out | {
-        "ARI": ari(t, p),
-        "NMI": float(m.normalized_mutual_info_score(t, p)),
-        "AMI": float(m.adjusted_mutual_info_score(t, p)),
-        "homogeneity": float(m.homogeneity_score(t, p)),
-        "completeness": float(m.completeness_score(t, p)),
-        "F1": matched_f1(t, p),
-    }
+    return out | {"ARI": ari(t, p)} | information_scores(t, p) | {"F1": matched_f1(t, p)}
+
+
+# The information-theoretic scores (Vinh, Epps and Bailey, JMLR 11:2837, 2010; Rosenberg and
+# Hirschberg, EMNLP 2007), with scikit-learn's conventions for its scores of the same names (natural
+# logarithm, arithmetic mean as the normaliser, the limit cases), computed from the contingency
+# table without importing scikit-learn (about 0.7 s of an evaluate job that needs nothing else from it).
+
+
+def _entropy_of_counts(counts: np.ndarray) -> float:
+    """Entropy (nats) of a labelling with these cluster sizes."""
+    if counts.size <= 1:
+        return 0.0
+    pi = counts.astype(np.float64)
+    total = pi.sum()
+    return float(-np.sum((pi / total) * (np.log(pi) - math.log(total))))
+
+
+def _mutual_information(cont: np.ndarray) -> float:
+    """Mutual information (nats) of a contingency table of integer counts."""
+    rows, cols = cont.sum(axis=1), cont.sum(axis=0)
+    if rows.size == 1 or cols.size == 1:
+        return 0.0
+    nzx, nzy = np.nonzero(cont)
+    nz = cont[nzx, nzy]
+    total = cont.sum()
+    p_nz = nz / total
+    log_outer = -np.log(rows[nzx] * cols[nzy]) + math.log(rows.sum()) + math.log(cols.sum())
+    mi = p_nz * (np.log(nz) - math.log(total)) + p_nz * log_outer
+    mi = np.where(np.abs(mi) < np.finfo(mi.dtype).eps, 0.0, mi)
+    return float(np.clip(mi.sum(), 0.0, None))
+
+
+def _expected_mutual_information(cont: np.ndarray) -> float:
+    """E[MI] of two labellings with these cluster sizes under the hypergeometric model of
+    random labellings (Vinh et al. 2010, eq. 24a), summed over every feasible cell count."""
+    from scipy.special import gammaln
+
+    a, b = cont.sum(axis=1).astype(np.int64), cont.sum(axis=0).astype(np.int64)
+    n = int(cont.sum())
+    if a.size == 1 or b.size == 1:
+        return 0.0
+    top = int(max(a.max(), b.max()))
+    nij = np.arange(top + 1, dtype=np.float64)
+    nij[0] = 1.0                                       # never used; keeps log and division finite
+    log_nnij = math.log(n) + np.log(nij)
+    gln_nij = gammaln(nij + 1) + gammaln(n + 1)
+    gln_a, gln_b = gammaln(a + 1), gammaln(b + 1)
+    gln_na, gln_nb = gammaln(n - a + 1), gammaln(n - b + 1)
+    log_a, log_b = np.log(a), np.log(b)
+    emi = 0.0
+    for i in range(a.size):
+        for j in range(b.size):
+            lo, hi = max(1, a[i] - n + b[j]), min(a[i], b[j]) + 1
+            if lo >= hi:
+                continue
+            k = np.arange(lo, hi)
+            gln = (gln_a[i] + gln_b[j] + gln_na[i] + gln_nb[j] - gln_nij[k] - gammaln(a[i] - k + 1)
+                   - gammaln(b[j] - k + 1) - gammaln(n - a[i] - b[j] + k + 1))
+            emi += float(np.sum(nij[k] / n * (log_nnij[k] - log_a[i] - log_b[j]) * np.exp(gln)))
+    return emi
+
+
+def information_scores(truth, pred) -> dict:
+    """NMI, AMI, homogeneity and completeness of ``pred`` against ``truth`` (two labellings of
+    the same spots).  NMI and AMI normalise by the arithmetic mean of the two entropies; AMI is
+    (MI - E[MI]) / (mean entropy - E[MI]).  Both labellings one cluster: every score 1;
+    only one of them: NMI and AMI 0.  Equal to scikit-learn's ``normalized_mutual_info_score``,
+    ``adjusted_mutual_info_score``, ``homogeneity_score`` and ``completeness_score``
+    (tests/test_evaluate.py)."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if len(truth) == 0:
+        return {"NMI": 1.0, "AMI": 1.0, "homogeneity": 1.0, "completeness": 1.0}
+    t_uniq, t_codes, t_counts = np.unique(truth, return_inverse=True, return_counts=True)
+    p_uniq, p_codes, p_counts = np.unique(pred, return_inverse=True, return_counts=True)
+    cont = np.zeros((len(t_uniq), len(p_uniq)), dtype=np.int64)
+    np.add.at(cont, (t_codes.ravel(), p_codes.ravel()), 1)
+    h_t, h_p = _entropy_of_counts(t_counts), _entropy_of_counts(p_counts)
+    mi = _mutual_information(cont)
+    out = {"homogeneity": mi / h_t if h_t else 1.0, "completeness": mi / h_p if h_p else 1.0}
+    if len(t_uniq) == len(p_uniq) == 1:
+        return out | {"NMI": 1.0, "AMI": 1.0}
+    if len(t_uniq) == 1 or len(p_uniq) == 1:
+        return out | {"NMI": 0.0, "AMI": 0.0}
+    mean_h = float(np.mean([h_t, h_p]))
+    emi = _expected_mutual_information(cont)
+    eps = np.finfo(np.float64).eps
+    num, den = mi - emi, mean_h - emi
+    num = min(num, -eps) if num < 0 else max(num, eps)
+    den = min(den, -eps) if den < 0 else max(den, eps)
+    return out | {"NMI": 0.0 if mi == 0 else mi / mean_h, "AMI": float(num / den)}
 
 
 def reconstruction_pearson(x, decoded: np.ndarray, decoder_weight: np.ndarray, *,
@@ -225,27 +307,48 @@ def spatial_asw(coords, labels, *, sample_size: int | None = 5000, random_state:
 
     Definition of SDMBench (Yuan et al. 2024, Nat Methods), ``compute_ASW``: scikit-learn's
     ``silhouette_score`` on the spot-to-spot distances (SDMBench passes a precomputed dense
-    distance matrix; here scikit-learn computes the distances itself, in blocks of at most
-    64 MiB, never as one stored N x N matrix).  The silhouette is O(N^2) work, so above
+    distance matrix; here the distances are computed in blocks of at most 64 MiB, never as
+    one stored N x N matrix, without importing scikit-learn; equal to its value,
+    tests/test_evaluate.py).  The silhouette is O(N^2) work, so above
     ``sample_size`` spots it is computed on a uniform random subset of ``sample_size``
     spots drawn with ``random_state`` (silhouettes of the subset against the subset);
     ``sample_size=None`` uses every spot.  NaN when there is only one domain, or as many
     domains as spots (the silhouette is undefined), in the slide or the subset.
     """
-    import sklearn
-    from sklearn.metrics import silhouette_score
-
     xy, codes, _ = _coords_and_codes(coords, labels)
     n = xy.shape[0]
     if sample_size is not None and n > sample_size:
         keep = np.sort(np.random.default_rng(random_state).choice(n, size=int(sample_size), replace=False))
         xy, codes = xy[keep], codes[keep]
         n = xy.shape[0]
-    n_dom = len(np.unique(codes))
-    if not 2 <= n_dom <= n - 1:
+    codes = np.unique(codes, return_inverse=True)[1].ravel()
+    sizes = np.bincount(codes).astype(np.float64)
+    if not 2 <= len(sizes) <= n - 1:
         return float("nan")
-    with sklearn.config_context(working_memory=64):
-        return float(silhouette_score(xy, codes, metric="euclidean"))
+    xy = xy.astype(np.float64)
+    sq = np.einsum("ij,ij->i", xy, xy)
+    member = np.zeros((n, len(sizes)))
+    member[np.arange(n), codes] = 1.0
+    block = max(1, (64 << 20) // (8 * n))                # rows of at most 64 MiB of distances
+    total = 0.0
+    for start in range(0, n, block):
+        rows = slice(start, min(start + block, n))
+        d2 = -2.0 * (xy[rows] @ xy.T)
+        d2 += sq[rows, None]
+        d2 += sq[None, :]
+        np.maximum(d2, 0.0, out=d2)
+        d2[np.arange(d2.shape[0]), np.arange(start, rows.stop)] = 0.0      # a spot to itself
+        to_domain = np.sqrt(d2) @ member                                   # summed distance to each domain
+        own = codes[rows]
+        k = np.arange(to_domain.shape[0])
+        mine = sizes[own] - 1
+        a = to_domain[k, own] / np.where(mine > 0, mine, 1.0)
+        to_domain[k, own] = np.inf
+        b = (to_domain / sizes).min(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            width = np.nan_to_num((b - a) / np.maximum(a, b))
+        total += float(np.where(mine > 0, width, 0.0).sum())
+    return total / n
 
 
 def morans_i(coords, labels, *, k: int = 6) -> float:
@@ -323,29 +426,32 @@ def spatial_metrics(
 # ---------------------------------------------------------------------------
 
 
-def label_rows(slide, labels: pd.Series, truth: pd.Series | None, run: dict) -> list[dict]:
+def label_rows(obs: pd.DataFrame, coords: np.ndarray, labels: pd.Series, truth: pd.Series | None,
+               run: dict) -> list[dict]:
     """The metrics of one labelling that need no model: agreement with ``truth`` and spatial
-    coherence, as one row ``run | metrics``.  A group (``obs['slide']``) gets one row per slide,
-    with the slide in ``sample`` and the group in ``group``, and the group's
+    coherence at ``coords``, as one row ``run | metrics``.  A group (``obs['slide']``) gets one row
+    per slide, with the slide in ``sample`` and the group in ``group``, and the group's
     :func:`integration_metrics` on each (iLISI from ``run['embedding']``, the features clustered, when given)."""
-    def one(part, lab, tru) -> dict:
-        row = {"spots": part.n_obs, "domains_found": int(lab.nunique())}
+    coords = np.asarray(coords)
+
+    def one(xy, lab, tru) -> dict:
+        row = {"spots": len(lab), "domains_found": int(lab.nunique())}
         if tru is not None:
             row |= domain_metrics(tru.to_numpy(), lab.to_numpy())
-        return row | spatial_metrics(part.obsm["spatial"], lab.to_numpy())
+        return row | spatial_metrics(xy, lab.to_numpy())
 
     run = dict(run)
     embedding = run.pop("embedding", None)
-    if "slide" not in slide.obs:
-        return [run | {"group": ""} | one(slide, labels, truth)]
-    slides = slide.obs["slide"].astype(str)
+    if "slide" not in obs:
+        return [run | {"group": ""} | one(coords, labels, truth)]
+    slides = obs["slide"].astype(str)
     whole = integration_metrics(embedding, labels.to_numpy(), slides.to_numpy(),
                                 None if truth is None else truth.to_numpy())
     rows = []
-    for name in slide.obs["slide"].cat.categories:
+    for name in pd.Categorical(obs["slide"]).categories:
         on = (slides == name).to_numpy()
         rows.append(run | {"sample": name, "group": run["sample"]}
-                    | one(slide[on], labels[on], None if truth is None else truth[on]) | whole)
+                    | one(coords[on], labels[on], None if truth is None else truth[on]) | whole)
     return rows
 
 

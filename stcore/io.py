@@ -98,8 +98,8 @@ def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:
     ``layers/counts``), each read as AnnData reads it; a key the file lacks is left out.  A
     step that needs a few matrices of a large slide then holds those, not the whole AnnData.
 
-    Numeric and string arrays, CSR/CSC matrices, categoricals and data frames of such columns
-    (``obs``) are read with h5py alone, as anndata's ``read_elem`` reads them (importing anndata
+    Numeric and string arrays and scalars, CSR/CSC matrices, categoricals, data frames of such
+    columns (``obs``) and mappings of such elements (``uns/...``) are read with h5py alone, as anndata's ``read_elem`` reads them (importing anndata
     is about 1 s of a job); other encodings through anndata."""
     import h5py
 
@@ -115,6 +115,12 @@ def _read_elem(elem):
         value = elem[()]
     elif encoding == "string-array":
         value = np.array(elem.asstr()[()], dtype=object)
+    elif encoding == "string":
+        value = elem.asstr()[()]
+    elif encoding == "numeric-scalar" and elem.dtype.kind in "biuf":
+        value = elem[()]
+    elif encoding == "dict":
+        value = {key: _read_elem(elem[key]) for key in elem}
     elif encoding in ("csr_matrix", "csc_matrix"):
         kind = sp.csr_matrix if encoding == "csr_matrix" else sp.csc_matrix
         shape = tuple(int(s) for s in elem.attrs["shape"])

@@ -217,3 +217,62 @@ def test_table_and_consensus_import_no_scikit_learn():
             "labs = [np.random.default_rng(s).integers(0, 3, 50) for s in range(3)]; consensus(labs); "
             "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'")
     run_in_fresh_python(code)
+
+
+def _labelling_cases(rng):
+    """Pairs of labellings: random, partly agreeing, string and integer labels, renamed, one
+    domain on either side or both, one spot, none."""
+    cases = []
+    for n, ka, kb in [(10, 2, 3), (500, 7, 7), (3639, 7, 9), (4000, 20, 5), (7, 7, 1), (6, 1, 3)]:
+        a, b = rng.integers(0, ka, n), rng.integers(0, kb, n)
+        b[: n // 2] = a[: n // 2]
+        cases += [(a, b), (a.astype(str), b), (np.array([f"L{v}" for v in a], dtype=object), b + 100)]
+    a = rng.integers(0, 4, 300)
+    cases += [(a, (a + 1) % 4), (a, a), (a, np.zeros(300, int)), (np.zeros(300, int), np.zeros(300, int)),
+              (np.array([1]), np.array([2])), (np.array([], int), np.array([], int))]
+    return cases
+
+
+def test_information_scores_are_scikit_learns():
+    """NMI, homogeneity and completeness are scikit-learn's bit for bit (the same operations on
+    the same contingency table); AMI's expected mutual information sums the same terms in
+    blocks (scikit-learn sums them one at a time in compiled code), so it agrees to 1e-13."""
+    from sklearn import metrics as m
+
+    from stcore.evaluate import information_scores
+
+    for a, b in _labelling_cases(np.random.default_rng(1)):
+        got = information_scores(a, b)
+        for key, score in [("NMI", m.normalized_mutual_info_score), ("homogeneity", m.homogeneity_score),
+                           ("completeness", m.completeness_score)]:
+            assert np.float64(got[key]).tobytes() == np.float64(score(a, b)).tobytes(), (key, a[:5], b[:5])
+        assert got["AMI"] == pytest.approx(m.adjusted_mutual_info_score(a, b), abs=1e-13), (a[:5], b[:5])
+    # an AMI that is not near 0 or 1, where the expectation matters
+    a = np.repeat(np.arange(5), 40)
+    b = np.where(np.arange(200) % 3 == 0, (a + 1) % 5, a)
+    assert 0.3 < information_scores(a, b)["AMI"] < 0.9
+
+
+def test_spatial_asw_is_scikit_learns_silhouette():
+    """The blocked silhouette against scikit-learn's silhouette_score, on clouds with singleton
+    domains, duplicate positions and more spots than one 64 MiB block holds."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(2)
+    for n, k in [(5, 2), (60, 3), (800, 7), (5000, 12)]:
+        xy = rng.normal(size=(n, 2)) * 300 + 5000
+        lab = rng.integers(0, k, n)
+        lab[0] = k                                       # a domain of one spot
+        xy[1] = xy[2]                                    # two spots at one position
+        assert spatial_asw(xy, lab, sample_size=None) == pytest.approx(silhouette_score(xy, lab), abs=1e-12)
+
+
+def test_evaluate_step_imports_no_scikit_learn_or_anndata():
+    """The evaluate step's fixed cost: one slide's metrics without scikit-learn (about 0.7 s of
+    imports) and its inputs read without anndata (about 1 s)."""
+    code = ("import sys, numpy as np; import stcore.evaluate as E; "
+            "rng = np.random.default_rng(0); xy = rng.normal(size=(300, 2)); lab = rng.integers(0, 4, 300); "
+            "E.domain_metrics(rng.integers(0, 4, 300).astype(str), lab); E.spatial_metrics(xy, lab); "
+            "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'; "
+            "assert 'anndata' not in sys.modules, 'anndata was imported'")
+    run_in_fresh_python(code)

@@ -179,20 +179,23 @@ def test_h5ad_elements_read_with_h5py_equal_anndatas(tmp_path):
 
 
 
-def test_graph_cluster_and_train_steps_do_not_import_anndata(slide, tmp_path):
-    """The fixed cost of three steps: their scripts import no anndata (about 1 s), and reading
-    what they read from a pipeline-written .h5ad (X, obs, coordinates, counts) needs none."""
+def test_graph_cluster_train_evaluate_and_consensus_steps_do_not_import_anndata(slide, tmp_path):
+    """The fixed cost of five steps: their scripts import no anndata (about 1 s), and reading
+    what they read from a pipeline-written .h5ad (X, obs, coordinates, counts, provenance) needs none."""
     from conftest import run_in_fresh_python
 
     from stcore.io import write_h5ad
 
     path = tmp_path / "hvg.h5ad"
+    slide = slide.copy()
+    slide.uns["provenance"] = {"input_sha256": "0" * 64, "format": "h5ad"}       # as qc records it
     write_h5ad(slide, path)
     run_in_fresh_python(
         "import runpy, sys; from stcore.io import read_h5ad_elems; "
-        "[runpy.run_path(f'scripts/{s}.py') for s in ('graph', 'cluster', 'train')]; "
-        f"parts = read_h5ad_elems({str(path)!r}, 'X', 'obs', 'obsm/spatial', 'layers/counts'); "
-        "assert len(parts) == 4 and len(parts['obs']) == parts['X'].shape[0]; "
+        "[runpy.run_path(f'scripts/{s}.py') for s in ('graph', 'cluster', 'train', 'evaluate', 'consensus')]; "
+        f"parts = read_h5ad_elems({str(path)!r}, 'X', 'obs', 'obsm/spatial', 'layers/counts', 'uns/provenance'); "
+        "assert len(parts) == 5 and len(parts['obs']) == parts['X'].shape[0]; "
+        "assert isinstance(parts['uns/provenance']['input_sha256'], str); "
         "assert 'anndata' not in sys.modules, 'anndata was imported'")
 
 def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monkeypatch):
