@@ -18,6 +18,10 @@ after one warm-up epoch).
     python benchmarks/floor.py --slide ../shared/data/DLPFC/151673.h5ad --threads 2
     python benchmarks/floor.py --hvg hvg.h5ad --graph graph.npz --input-pcs 100   # as the DAG trains
 
+``--rounds R`` alternates the two measurements R times and reports each round's ratio and their median:
+on a shared host the products' time moves by 10-60 % between runs minutes apart, and a ratio of two
+measurements taken at different times carries that drift.
+
 ``--order grid`` sorts the spots by position first (``grid_order``), the order of Visium HD's bins by
 barcode; the sparse products with the graph then read neighbours that lie close in memory.
 """
@@ -136,6 +140,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--input-pcs", type=int, help="train on this many PCA scores, as train.input_pcs does")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="time the products and then --epochs epochs this many times, alternating, so that each "
+                         "ratio pairs two measurements under the same load (the host's speed drifts between runs)")
     ap.add_argument("--n-latent", type=int, default=64)
     ap.add_argument("--order", choices=["stored", "grid"], default="stored",
                     help="the spots in the file's order, or sorted by position (grid_order) first")
@@ -174,20 +181,28 @@ def main(argv=None) -> dict:
         floor = product_floor(xt, a.n_latent)
         floor_2d = product_floor(xt, 2 * a.n_latent)
         del xt
-    model_x, _ = _features(x, torch.device("cpu"))       # the features as training reads them
-    products = epoch_products(model_x, adj, a.n_latent)
-    del model_x
-    res = fit_graph_model(x, adj, TrainParams(epochs=a.epochs + 1, threads=a.threads, device="cpu",
-                                               log_every=0))
-    per_epoch = float(np.median(res.epoch_seconds[1:]))
+    rounds = []
+    for _ in range(a.rounds):            # products then epochs, again and again: pairs on the same load
+        model_x, _ = _features(x, torch.device("cpu"))       # the features as training reads them
+        products = epoch_products(model_x, adj, a.n_latent)
+        del model_x
+        res = fit_graph_model(x, adj, TrainParams(epochs=a.epochs + 1, threads=a.threads, device="cpu",
+                                                   log_every=0))
+        rounds.append({"products_s": products["total"], "epoch_s": float(np.median(res.epoch_seconds[1:]))})
+        rounds[-1]["epoch_over_products"] = rounds[-1]["epoch_s"] / rounds[-1]["products_s"]
+        print(json.dumps(rounds[-1]), flush=True)
+    per_epoch = float(np.median([r["epoch_s"] for r in rounds]))
+    products_s = float(np.median([r["products_s"] for r in rounds]))
     out = {"n_spots": n, "n_genes": g, "threads": a.threads, "input_pcs": a.input_pcs, "order": a.order,
            "sparse_features": bool(sp.issparse(x) and not a.input_pcs
                                    and x.nnz <= SPARSE_FEATURES_MAX_DENSITY * n * g),
            "floor_s": floor, "floor_2d_s": floor_2d,
-           "products_floor_s": products["total"], "products": products,
+           "products_floor_s": products_s, "products": products,
            "epoch_s": per_epoch, "epoch_over_floor": floor and per_epoch / floor,
            "epoch_over_floor_2d": floor_2d and per_epoch / floor_2d,
-           "epoch_over_products_floor": per_epoch / products["total"],
+           "epoch_over_products_floor": per_epoch / products_s,
+           "rounds": rounds,
+           "epoch_over_products_median_of_rounds": float(np.median([r["epoch_over_products"] for r in rounds])),
            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")}
     print(json.dumps(out))
     if a.out:
