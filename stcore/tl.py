@@ -55,7 +55,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     from .hvg import HVGParams, run_hvg
     from .methods import fit
 
-    seeds = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
+    seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seed: one seed or several different seeds, got {seed!r}")
     adata = adata.copy() if copy else adata
