@@ -24,12 +24,13 @@ include: "rules/report.smk"
 
 rule all:
     """The results table over every slide, method and seed, its summary, and one
-    domains.h5ad per run."""
+    domains.h5ad per run and per consensus of a method's seeds."""
     default_target: True
     input:
         "results/table.tsv",
         "results/summary.md",
         run_outputs("domains.h5ad"),
+        consensus_outputs("domains.h5ad"),
 
 
 rule compare:

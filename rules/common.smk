@@ -362,6 +362,14 @@ def run_outputs(name, methods=None):
             for method in (methods or METHODS) for sample in method_samples(method) for seed in method_seeds(method)]
 
 
+def consensus_outputs(name):
+    """One file ``name`` per (sample, method) whose seeds are combined (two seeds or more)."""
+    if not config["consensus"]:
+        return []
+    return [consensus_file(name, sample, method)
+            for method in METHODS if len(method_seeds(method)) > 1 for sample in method_samples(method)]
+
+
 def seed_param(wildcards):
     return int(wildcards.seed)
 

@@ -22,3 +22,34 @@ rule export:
     threads: 1
     script:
         "../scripts/export.py"
+
+
+rule export_consensus:
+    """The consensus's domains.h5ad: the seeds' combined domains, every seed's own beside them."""
+    input:
+        qc="results/{sample}/qc.h5ad",
+        graph="results/{sample}/graph.npz",
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample, source_method(wildcards.method),
+                                       method_seeds(wildcards.method)[0]),
+        labels=consensus_file("labels.tsv"),
+        metrics=consensus_file("metrics.tsv"),
+        seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
+                                       for s in method_seeds(wildcards.method)],
+    output:
+        h5ad=consensus_file("domains.h5ad"),
+    params:
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
+                               "trained_by": source_method(wildcards.method),
+                               "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
+        seeds=lambda wildcards: method_seeds(wildcards.method),
+        train=lambda wildcards: merged("train", source_method(wildcards.method)),
+        cluster=method_params("cluster"),
+    log:
+        "logs/export/{sample}.{method}.consensus.log",
+    benchmark:
+        record_file("export", "{sample}.{method}.consensus")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/export.py"

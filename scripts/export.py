@@ -1,8 +1,9 @@
-"""Snakemake step: one domains.h5ad per run, for scanpy and squidpy."""
+"""Snakemake step: one domains.h5ad per run, and per consensus of a method's seeds, for scanpy and squidpy."""
 import anndata as ad
 import pandas as pd
 import scipy.sparse as sp
 
+from stcore.evaluate import mean_pairwise_ari
 from stcore.export import domains_adata
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult
@@ -16,8 +17,14 @@ def main(sm):
     metrics = read_tsv(sm.input.metrics).iloc[0].to_dict()
     info = dict(sm.params.run) | {"train": dict(sm.params.train), "cluster": dict(sm.params.cluster),
                                   "metrics": {k: v for k, v in metrics.items() if not pd.isna(v)}}
+    seed_labels = None
+    if hasattr(sm.input, "seed_labels"):      # the consensus of the seeds: each seed's labels beside it
+        seed_labels = {seed: read_tsv(path, index_col="spot")["domain"].loc[counts.obs_names].to_numpy()
+                       for seed, path in zip(sm.params.seeds, sm.input.seed_labels)}
+        info |= {"seed_ARI": mean_pairwise_ari(list(seed_labels.values())),
+                 "embedding_of_seed": int(sm.params.seeds[0])}
     out = domains_adata(counts, labels.to_numpy(), result.embedding, sp.load_npz(sm.input.graph),
-                        method=sm.params.run["method"], info=info)
+                        method=sm.params.run["method"], info=info, seed_labels=seed_labels)
     write_h5ad(out, sm.output.h5ad)
 
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
+__all__ = ["ari", "mean_pairwise_ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
            "information_scores", "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
            "plot_domains"]
 
@@ -44,6 +44,13 @@ def ari(a, b) -> float:
     if fn == 0 and fp == 0:
         return 1.0
     return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+
+
+def mean_pairwise_ari(labelings: list[np.ndarray]) -> float:
+    """Mean ARI over every pair of ``labelings`` (1: all give the same domains; NaN for fewer
+    than two): how far a rerun with another seed agrees."""
+    pairs = [ari(labelings[i], labelings[j]) for i in range(len(labelings)) for j in range(i + 1, len(labelings))]
+    return float(np.mean(pairs)) if pairs else float("nan")
 
 
 def matched_f1(truth: np.ndarray, pred: np.ndarray) -> float:

@@ -9,6 +9,10 @@
   model used, under squidpy's names, with ``uns['spatial_neighbors']`` pointing at them;
 - ``uns['stcore']``: method, seed, the train and cluster settings, provenance (versions,
   machine, hashes); ``uns['spatial']``: as the reader left it (Space Ranger scale factors).
+
+The consensus of a method's seeds (``<method>/consensus/domains.h5ad``) has the combined
+domains in ``obs['domain']``, every seed's own in ``obsm['domain_seeds']`` (a column per seed),
+their mean pairwise ARI in ``uns['stcore']['seed_ARI']``, and the first seed's embedding.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["domains_adata", "spatial_distances"]
+__all__ = ["domains_adata", "seed_frame", "spatial_distances"]
 
 
 def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
@@ -28,10 +32,17 @@ def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
 
 
+def seed_frame(labelings: dict, index) -> pd.DataFrame:
+    """Each seed's labels as a categorical column ``seed<seed>`` (for ``obsm['<key>_seeds']``)."""
+    return pd.DataFrame({f"seed{seed}": pd.Categorical([str(v) for v in np.asarray(lab)])
+                         for seed, lab in labelings.items()}, index=index)
+
+
 def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
-                  info: dict, key_added: str = "domain") -> ad.AnnData:
+                  info: dict, key_added: str = "domain", seed_labels: dict | None = None) -> ad.AnnData:
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
-    graph added under the names above; ``info`` goes to ``uns['stcore']``."""
+    graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
+    ({seed: labels}, for a consensus): each seed's domains, in ``obsm['<key>_seeds']``."""
     out = counts.copy()
     if key_added in out.obs:
         key_added = f"stcore_{key_added}"
@@ -44,6 +55,8 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     names = sorted(pd.unique(labels), key=lambda v: (str(type(v)), v))
     out.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in names])
     out.obsm[f"X_{method}"] = np.asarray(embedding, dtype=np.float32)
+    if seed_labels:
+        out.obsm[f"{key_added}_seeds"] = seed_frame(seed_labels, out.obs_names)
     coords = np.asarray(out.obsm["spatial"], dtype=np.float64)
     out.obsp["spatial_connectivities"] = sp.csr_matrix(adj, dtype=np.float32)
     out.obsp["spatial_distances"] = spatial_distances(adj, coords)

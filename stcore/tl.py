@@ -50,7 +50,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
 
     from .cluster import ClusterParams, features_of, run_cluster
     from .consensus import consensus
-    from .evaluate import ari
+    from .evaluate import mean_pairwise_ari
+    from .export import seed_frame
     from .graph import knn_graph
     from .hvg import HVGParams, run_hvg
     from .methods import fit
@@ -82,10 +83,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
             "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "values": values, "train": train,
             "cluster": cluster}
     if len(seeds) > 1:
-        adata.obsm[f"{key_added}_seeds"] = pd.DataFrame(
-            {f"seed{s}": pd.Categorical([str(v) for v in lab]) for s, lab in zip(seeds, labelings)},
-            index=adata.obs_names)
-        info["seed_ARI"] = float(np.mean([ari(labelings[i], labelings[j])
-                                          for i in range(len(seeds)) for j in range(i + 1, len(seeds))]))
+        adata.obsm[f"{key_added}_seeds"] = seed_frame(dict(zip(seeds, labelings)), adata.obs_names)
+        info["seed_ARI"] = mean_pairwise_ari(labelings)
     adata.uns[key_added] = info
     return adata if copy else None

@@ -476,6 +476,21 @@ def test_awkward_ids_round_trip_through_the_dag(tmp_path):
     assert "(n=2)" in summary and "n/a" not in summary.split("## ")[1]
     labels = pd.read_csv(tmp_path / "results/NA/graphst/seed0/labels.tsv", sep="\t", dtype=str)
     assert list(labels["spot"][:3]) == ["0", "1", "2"]
+    # the consensus's domains.h5ad: the combined domains, each seed's beside them, their agreement
+    import anndata as ad
+
+    from stcore.evaluate import mean_pairwise_ari
+    both = ad.read_h5ad(tmp_path / "results/NA/graphst/consensus/domains.h5ad")
+    key = both.uns["stcore"]["key"]
+    def domains(path):
+        return pd.read_csv(path, sep="\t", dtype=str).set_index("spot")["domain"].loc[both.obs_names].to_numpy()
+    assert (both.obs[key].astype(str).to_numpy() == domains(tmp_path / "results/NA/graphst/consensus/labels.tsv")).all()
+    seeds = [domains(tmp_path / f"results/NA/graphst/seed{s}/labels.tsv") for s in (0, 1)]
+    assert list(both.obsm[f"{key}_seeds"].columns) == ["seed0", "seed1"]
+    for s in (0, 1):
+        assert (both.obsm[f"{key}_seeds"][f"seed{s}"].astype(str).to_numpy() == seeds[s]).all()
+    assert both.uns["stcore"]["seed_ARI"] == mean_pairwise_ari(seeds)
+    assert both.uns["stcore"]["seed"] == "consensus" and both.obsm["X_graphst"].shape[0] == both.n_obs
     made = {p for p in tmp_path.rglob("*") if p.is_file()} - inputs
     assert all(p.relative_to(tmp_path).parts[0] in ("results", "logs", ".snakemake") for p in made)
 
