@@ -53,17 +53,23 @@ def mean_pairwise_ari(labelings: list[np.ndarray]) -> float:
     return float(np.mean(pairs)) if pairs else float("nan")
 
 
+def _contingency(a, b) -> np.ndarray:
+    """Spots per (label of ``a``, label of ``b``), int64, both labellings' labels in sorted order."""
+    ca, ua = pd.factorize(pd.Series(a), sort=True, use_na_sentinel=False)
+    cb, ub = pd.factorize(pd.Series(b), sort=True, use_na_sentinel=False)
+    cont = np.zeros((len(ua), len(ub)), dtype=np.int64)
+    np.add.at(cont, (ca, cb), 1)
+    return cont
+
+
 def matched_f1(truth: np.ndarray, pred: np.ndarray) -> float:
     """Macro F1 over truth labels after a one-to-one matching of clusters to labels
     (Hungarian, maximising the overlap); unmatched labels score 0."""
     from scipy.optimize import linear_sum_assignment
 
-    t_codes, t_uniq = pd.factorize(pd.Series(truth), sort=True)
-    p_codes, p_uniq = pd.factorize(pd.Series(pred), sort=True)
-    cont = np.zeros((len(t_uniq), len(p_uniq)))
-    np.add.at(cont, (t_codes, p_codes), 1)
+    cont = _contingency(truth, pred)
     rows, cols = linear_sum_assignment(-cont)
-    f1 = np.zeros(len(t_uniq))
+    f1 = np.zeros(cont.shape[0])
     for r, c in zip(rows, cols):
         tp = cont[r, c]
         if tp:
@@ -155,16 +161,13 @@ def information_scores(truth, pred) -> dict:
     truth, pred = np.asarray(truth), np.asarray(pred)
     if len(truth) == 0:
         return {"NMI": 1.0, "AMI": 1.0, "homogeneity": 1.0, "completeness": 1.0}
-    t_uniq, t_codes, t_counts = np.unique(truth, return_inverse=True, return_counts=True)
-    p_uniq, p_codes, p_counts = np.unique(pred, return_inverse=True, return_counts=True)
-    cont = np.zeros((len(t_uniq), len(p_uniq)), dtype=np.int64)
-    np.add.at(cont, (t_codes.ravel(), p_codes.ravel()), 1)
-    h_t, h_p = _entropy_of_counts(t_counts), _entropy_of_counts(p_counts)
+    cont = _contingency(truth, pred)
+    h_t, h_p = _entropy_of_counts(cont.sum(axis=1)), _entropy_of_counts(cont.sum(axis=0))
     mi = _mutual_information(cont)
     out = {"homogeneity": mi / h_t if h_t else 1.0, "completeness": mi / h_p if h_p else 1.0}
-    if len(t_uniq) == len(p_uniq) == 1:
+    if cont.shape == (1, 1):
         return out | {"NMI": 1.0, "AMI": 1.0}
-    if len(t_uniq) == 1 or len(p_uniq) == 1:
+    if 1 in cont.shape:
         return out | {"NMI": 0.0, "AMI": 0.0}
     mean_h = float(np.mean([h_t, h_p]))
     emi = _expected_mutual_information(cont)

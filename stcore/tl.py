@@ -82,6 +82,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     info = {"method": method, "seed": seeds[0] if len(seeds) == 1 else seeds, "n_clusters": int(n_clusters),
             "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "values": values, "train": train,
             "cluster": cluster}
+    adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds are not this call's
     if len(seeds) > 1:
         adata.obsm[f"{key_added}_seeds"] = seed_frame(dict(zip(seeds, labelings)), adata.obs_names)
         info["seed_ARI"] = mean_pairwise_ari(labelings)
