@@ -247,5 +247,7 @@ def test_api_with_several_seeds_gives_their_consensus(finished_run):
     assert np.array_equal(both.obs["domain"].astype(int).to_numpy(), consensus(one))
     assert both.uns["domain"]["seed"] == [0, 1]
     assert both.uns["domain"]["seed_ARI"] == ari(one[0], one[1])
+    again = stcore.tl.domains(both, seed=0, **settings)                    # one seed: no stale per-seed labels
+    assert "domain_seeds" not in again.obsm and np.array_equal(again.obs["domain"].astype(int).to_numpy(), one[0])
     with pytest.raises(ValueError, match="different seeds"):
         stcore.tl.domains(adata, seed=[0, 0], **settings)
