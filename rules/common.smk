@@ -233,11 +233,24 @@ check_names("simulated slide", list(config.get("simulate") or {}), "config 'simu
 METHODS = list(config["methods"])
 SEEDS = [int(s) for s in config["seeds"]]
 _check_train_from(config["methods"])
+# Named combinations of methods (config `ensembles`): name -> the methods whose labelings are combined.
+ENSEMBLES = {name: list(spec["methods"]) for name, spec in (config.get("ensembles") or {}).items()}
+check_names("method", list(ENSEMBLES), "config 'ensembles'")
+for _name, _members in ENSEMBLES.items():
+    if _name in config["methods"]:
+        raise WorkflowError(f"config: ensemble '{_name}' is also a method; both would write results/<sample>/{_name}/. "
+                            "Fix: rename the ensemble")
+    _unknown = [m for m in _members if m not in config["methods"]]
+    if _unknown:
+        raise WorkflowError(f"config: ensemble '{_name}' names {_unknown}, which are not methods of the config. "
+                            f"Fix: use methods of the config ({', '.join(config['methods'])})")
+
 
 
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in UNITS) or "NONE",
     method="|".join(re.escape(m) for m in METHODS),
+    ensemble="|".join(re.escape(e) for e in ENSEMBLES) or "NONE",
     seed=r"\d+",
 
 
@@ -368,6 +381,17 @@ def consensus_outputs(name):
         return []
     return [consensus_file(name, sample, method)
             for method in METHODS if len(method_seeds(method)) > 1 for sample in method_samples(method)]
+
+
+def ensemble_samples(name):
+    """The slides every method of ensemble ``name`` runs on (sheet order)."""
+    members = [set(method_samples(m)) for m in ENSEMBLES[name]]
+    return [s for s in UNITS if all(s in m for m in members)]
+
+
+def ensemble_seeds(name):
+    """The seeds every method of ensemble ``name`` runs (the first method's order)."""
+    return [s for s in method_seeds(ENSEMBLES[name][0]) if all(s in method_seeds(m) for m in ENSEMBLES[name])]
 
 
 def seed_param(wildcards):
@@ -618,6 +642,14 @@ def table_runs():
                 runs.append({"sample": sample, "group": runs[-1]["group"], "method": method, "seed": "consensus",
                              "trained_by": source, "metrics": consensus_file("metrics.tsv", sample, method),
                              "labels": consensus_file("labels.tsv", sample, method),
+                             "train_record": None, "cluster_record": None})
+    for name, members in ENSEMBLES.items():
+        for sample in ensemble_samples(name):
+            for seed in ensemble_seeds(name):
+                runs.append({"sample": sample, "group": sample if sample in GROUPS else "", "method": name,
+                             "seed": seed, "trained_by": "+".join(members),
+                             "metrics": run_file("metrics.tsv", sample, name, seed),
+                             "labels": run_file("labels.tsv", sample, name, seed),
                              "train_record": None, "cluster_record": None})
     return runs
 

@@ -21,3 +21,28 @@ rule consensus:
     threads: 1
     script:
         "../scripts/consensus.py"
+
+
+rule ensemble:
+    """One labelling from the labelings of several methods (config `ensembles`) on a slide at one
+    seed, and its metrics: the consensus step across methods instead of seeds."""
+    input:
+        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
+                                  for m in ENSEMBLES[wildcards.ensemble]],
+        h5ad="results/{sample}/hvg.h5ad",
+    output:
+        labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
+        metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
+    params:
+        truth=lambda wildcards: sample_row(wildcards)["truth"],
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
+                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
+    log:
+        "logs/consensus/{sample}.{ensemble}.seed{seed}.log",
+    benchmark:
+        record_file("consensus", "{sample}.{ensemble}.seed{seed}")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/consensus.py"

@@ -1,4 +1,5 @@
-"""Snakemake step: the consensus of a slide and method's seed labelings, and its metrics."""
+"""Snakemake step: the consensus of labelings of one slide (a method's seeds, or several methods at one
+seed: config `ensembles`), and its metrics."""
 import pandas as pd
 
 from stcore.consensus import consensus

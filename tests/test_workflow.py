@@ -157,6 +157,40 @@ def test_a_method_can_run_on_some_slides_only(tmp_path):
     assert proc.returncode != 0 and "method 'expression': samples ['nope'] are not in the sample sheet" in proc.stdout + proc.stderr
 
 
+def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
+    """config `ensembles`: one row per slide and seed with the consensus of its methods' labels
+    at that seed, on the slides its methods share; an ensemble of an unknown method, or named
+    like a method, is refused at parse time."""
+    import numpy as np
+
+    from stcore.consensus import consensus
+
+    config = dict(TINY, seeds=[0, 1], consensus=False,
+                  methods={"graphst": {"model": "graphst"}, "expression": {"model": "expression", "samples": ["tiny_a"]},
+                           "latent": {"train_from": "graphst", "cluster": {"input": "embedding"}}},
+                  ensembles={"all3": {"methods": ["graphst", "expression", "latent"]}})
+    w = write_workdir(tmp_path / "w", config)
+    snakemake(w, "--cores", "2")
+    table = pd.read_csv(w / "results/table.tsv", sep="\t", dtype={"seed": str})
+    rows = table[table["method"] == "all3"]
+    assert sorted(zip(rows["sample"], rows["seed"])) == [("tiny_a", "0"), ("tiny_a", "1")]
+    assert (rows["trained_by"] == "graphst+expression+latent").all() and rows["ARI"].between(-1, 1).all()
+
+    def labels(method, seed):
+        return pd.read_csv(w / f"results/tiny_a/{method}/seed{seed}/labels.tsv", sep="\t", index_col="spot")["domain"]
+
+    for seed in (0, 1):
+        members = [labels(m, seed) for m in ("graphst", "expression", "latent")]
+        combined = labels("all3", seed)
+        assert list(combined.index) == list(members[0].index)
+        assert np.array_equal(combined.to_numpy(), consensus([m.to_numpy() for m in members]))
+    for bad, message in (({"x": {"methods": ["graphst", "nope"]}}, "ensemble 'x' names ['nope']"),
+                         ({"latent": {"methods": ["graphst", "expression"]}}, "ensemble 'latent' is also a method")):
+        w2 = write_workdir(tmp_path / f"bad{len(message)}", dict(config, ensembles=bad))
+        proc = snakemake(w2, "--cores", "1", "-n", check=False)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
 def test_lint_is_clean():
     proc = subprocess.run([SNAKEMAKE, "--lint", "-s", str(REPO / "Snakefile"), "--directory", str(REPO)],
                           capture_output=True, text=True, timeout=300)
@@ -232,6 +266,7 @@ def test_api_with_several_seeds_gives_their_consensus(finished_run):
     from stcore.evaluate import ari
 
     adata = ad.read_h5ad(finished_run / "results" / "tiny_a" / "qc.h5ad")
+    del adata.obs["domain"]         # the simulation's truth: tl.domains never writes over a column it did not write
     stcore.gr.spatial_graph(adata, n_neighbors=3)
     settings = {"n_clusters": 3, "n_top_genes": TINY["hvg"]["n_top_genes"], "train": TINY["train"],
                 "cluster": TINY["cluster"], "copy": True}
