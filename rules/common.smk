@@ -295,6 +295,26 @@ def raw_input(wildcards):
     return files
 
 
+_STAMPS = {}
+INPUT_STAMP = "results/records/input/{sample}.json"
+
+
+def input_stamp(wildcards):
+    """results/records/input/<sample>.json: the sha256 of the slide's files (its input_sha256), checked
+    on every run and rewritten only when it changed, so a slide replaced by other content reruns
+    whatever the files' modification times (cp -p, rsync -a, tar x and unzip keep older ones).
+    An unchanged file is not read again (its size, mtime, inode and ctime are kept in the stamp).
+    None for a slide without files yet (its qc job names what is missing) or made by the
+    simulate rule (the DAG tracks it)."""
+    sample = wildcards.sample
+    if sample not in _STAMPS:
+        row = sample_row(wildcards)
+        made_here = os.path.normpath(row["path"]) in SIMULATED
+        _STAMPS[sample] = None if made_here else FORMATS.digest_stamp(row["path"], row["format"],
+                                                                       INPUT_STAMP.format(sample=sample))
+    return _STAMPS[sample] or []
+
+
 # Where things go, written once.  RUN: the folder of one (slide, method, seed) run.
 # RECORD: Snakemake's time and memory record of one job (its `benchmark:` file).
 RUN = "results/{sample}/{method}/seed{seed}"

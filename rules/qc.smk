@@ -4,6 +4,7 @@ rule qc:
         sample="|".join(re.escape(s) for s in SAMPLES) or "NONE",     # a group's qc.h5ad: rules/group.smk
     input:
         raw=raw_input,
+        digest=input_stamp,
     output:
         h5ad="results/{sample}/qc.h5ad",
         report="results/{sample}/qc.json",

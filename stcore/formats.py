@@ -1,15 +1,19 @@
 """The slide formats and the files each format's reader opens.
 
 Standard library only: the Snakefile loads this file on its own (without importing stcore) to
-declare every file a slide is read from as an input of its ``qc`` job, and
-:func:`stcore.provenance.input_digest` hashes the same files, so an edited positions file
-reruns the slide and ``input_sha256`` names exactly what was read.
+declare every file a slide is read from as an input of its ``qc`` job, and :func:`input_digest`
+hashes the same files, so an edited positions file reruns the slide and ``input_sha256`` names
+exactly what was read.  :func:`digest_stamp` keeps that digest in a stamp file that the ``qc``
+job takes as an input, rewritten only when the content changed: results follow the content of
+the slide's files, not their modification times.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files"]
+__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "input_digest", "digest_stamp"]
 
 FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
 
@@ -45,3 +49,79 @@ def slide_files(path: str, fmt: str) -> list[str]:
             found += [os.path.join(root, n) for n in sorted(names)]
         return found
     return [path] if os.path.isfile(path) else []
+
+
+def _hash_file(h, path: str) -> None:
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def input_digest(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """sha256 of every file the reader of format ``fmt`` opens for the slide at ``path``
+    (:func:`slide_files`): a file's content; for a folder or store, each file's name (relative
+    to it) and content, in a fixed order.  ``fmt`` None: h5ad for a file; for a folder, the
+    format whose matrix it holds, else a SpatialData store.  This is the slide's
+    ``input_sha256`` in every result."""
+    path = str(path)
+    if fmt is None:
+        fmt = "h5ad" if not os.path.isdir(path) else next(
+            (f for f, m in MATRIX_FILES.items() if os.path.isfile(os.path.join(path, m))), "spatialdata")
+    h = hashlib.sha256()
+    folder = os.path.isdir(path)
+    for f in slide_files(path, fmt):
+        if folder:
+            h.update(os.path.relpath(f, path).encode() + b"\0")
+        _hash_file(h, f)
+    return h.hexdigest()
+
+
+def _file_keys(files: list[str]) -> dict[str, list[int]]:
+    """What identifies each file's content without reading it: size, modification time, inode
+    and status-change time (ctime, which copying tools such as ``cp -p``, ``rsync -a`` and
+    ``tar x`` cannot set back)."""
+    keys = {}
+    for f in files:
+        st = os.stat(f)
+        keys[os.path.abspath(f)] = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+    return keys
+
+
+def digest_stamp(path: str, fmt: str, stamp: str) -> str | None:
+    """Keep ``stamp`` (a small JSON file) holding :func:`input_digest` of the slide at ``path``;
+    return the stamp's path, or None when the slide has no file yet.
+
+    The stamp also records each file's size, modification time, inode and ctime: while they are
+    unchanged the files are not read again (a few ``stat`` calls).  When they changed the files
+    are hashed; the stamp is rewritten with a fresh modification time only when the digest
+    changed (so the ``qc`` job that takes it as an input reruns, whatever the files' own
+    modification times), and otherwise keeps its modification time."""
+    try:
+        return _update_stamp(path, fmt, stamp)
+    except OSError:         # unreadable now: the qc job reads the files itself and says what is wrong
+        return None
+
+
+def _update_stamp(path: str, fmt: str, stamp: str) -> str | None:
+    files = slide_files(path, fmt)
+    if not files:
+        return None
+    keys = _file_keys(files)
+    try:
+        with open(stamp) as fh:
+            old = json.load(fh)
+    except (OSError, ValueError):
+        old = {}
+    if old.get("files") == keys and old.get("format") == fmt and old.get("input_sha256"):
+        return stamp
+    digest = input_digest(path, fmt)
+    keys = _file_keys(files)            # as hashed (a file replaced meanwhile is hashed next time)
+    os.makedirs(os.path.dirname(stamp) or ".", exist_ok=True)
+    tmp = f"{stamp}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump({"input_sha256": digest, "format": fmt, "files": keys}, fh, indent=1)
+    if old.get("input_sha256") == digest and os.path.isfile(stamp):
+        st = os.stat(stamp)
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))     # same content: the stamp stays as old
+    os.replace(tmp, stamp)
+    return stamp

@@ -89,6 +89,12 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     except Exception as exc:  # h5py raises OSError, anndata raises its own types
         raise InputError(f"not a readable .h5ad ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
                          path=str(path), fix="re-export the slide with anndata's write_h5ad") from None
+    if adata.X is None:
+        layers = list(adata.layers.keys())
+        raise InputError(f"no expression matrix: X is missing ({adata.n_obs} spots x {adata.n_vars} genes, "
+                         f"layers: {layers or 'none'})", path=str(path),
+                         fix="store the raw counts in X before writing the file (e.g. adata.X = "
+                             f"adata.layers['{layers[0] if layers else 'counts'}'])")
     adata.X = _as_csr(adata.X)
     return adata
 
@@ -424,8 +430,16 @@ def read_tsv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype=text, keep_default_na=False, na_values=[""], **kwargs)
 
 
+def _umask() -> int:
+    """This process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_path(path: str | os.PathLike):
-    """Context manager giving a temporary path beside ``path``, renamed onto it on success."""
+    """Context manager giving a temporary path beside ``path``, renamed onto it on success with the
+    mode a plain ``open()`` would give it (0666 less the umask)."""
     return _Atomic(Path(path))
 
 
@@ -447,6 +461,8 @@ class _Atomic:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
+            if self.tmp.is_file():          # mkstemp made it 0600: the mode open() would give instead
+                os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -17,6 +17,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from .formats import input_digest  # noqa: F401  (one digest: the DAG's and the provenance's)
+
 __all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "malloc", "config_digest", "input_digest", "record"]
 
 # Packages whose versions change the numbers.
@@ -133,35 +135,6 @@ def config_digest(config: dict) -> str:
     """sha256 of the config as canonical JSON (sorted keys), so equal settings give equal hashes."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _hash_file(h, path: Path) -> None:
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-
-
-def input_digest(path: str | os.PathLike, fmt: str | None = None) -> str:
-    """sha256 of every file the reader of format ``fmt`` opens for the slide at ``path``
-    (:func:`stcore.formats.slide_files`): a file's content; for a folder or store, each file's
-    name (relative to it) and content, in a fixed order.  ``fmt`` None: h5ad for a file; for a
-    folder, the format whose matrix it holds, else a SpatialData store."""
-    from .formats import MATRIX_FILES, slide_files
-
-    path = Path(path)
-    if fmt is None:
-        fmt = "h5ad" if not path.is_dir() else next(
-            (f for f, m in MATRIX_FILES.items() if (path / m).is_file()), "spatialdata")
-    h = hashlib.sha256()
-    files = slide_files(str(path), fmt)
-    if not path.is_dir():
-        for f in files:
-            _hash_file(h, Path(f))
-        return h.hexdigest()
-    for f in files:
-        h.update(str(Path(f).relative_to(path)).encode() + b"\0")
-        _hash_file(h, Path(f))
-    return h.hexdigest()
 
 
 def record(*, seed: int, config: dict, input_sha256: str = "",

@@ -17,7 +17,7 @@ class QCParams:
     """Thresholds; a spot is kept when it passes all of them.
 
     min_counts: least total counts per spot (default 0).
-    min_genes: least detected genes per spot (default 0).
+    min_genes: least detected genes (non-zero values) per spot (default 0).
     min_spots: least spots in which a gene is detected for the gene to be kept (default 1).
     max_mito_pct: largest share (percent) of counts from mitochondrial genes (default 100).
     mito_prefix: gene-name prefixes that mark mitochondrial genes (case-insensitive).
@@ -30,11 +30,26 @@ class QCParams:
     mito_prefix: tuple[str, ...] = ("MT-", "mt-")
 
 
+def _detected_genes(x) -> np.ndarray:
+    """Genes with a non-zero value in each spot: a CSR matrix's stored entries less its explicitly
+    stored zeros (a stored entry is not a detected gene)."""
+    if not hasattr(x, "indptr"):
+        return np.asarray((x != 0).sum(axis=1)).ravel()
+    if not x.has_canonical_format:          # an entry stored twice is one gene
+        x = x.copy()
+        x.sum_duplicates()
+    genes = np.diff(x.indptr)
+    zeros = np.flatnonzero(x.data == 0)
+    if zeros.size:
+        genes = genes - np.bincount(np.searchsorted(x.indptr, zeros, side="right") - 1, minlength=x.shape[0])
+    return genes
+
+
 def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarray, dict]:
     """Boolean masks of kept spots and kept genes, and a small report."""
     x = adata.X
     counts = np.asarray(x.sum(axis=1)).ravel()
-    genes = np.diff(x.indptr) if hasattr(x, "indptr") else np.asarray((x > 0).sum(axis=1)).ravel()
+    genes = _detected_genes(x)
     mito = np.asarray(adata.var_names.str.upper().str.startswith(tuple(p.upper() for p in params.mito_prefix)))
     mito_counts = np.asarray(x[:, mito].sum(axis=1)).ravel() if mito.any() else np.zeros_like(counts)
     mito_pct = np.divide(100 * mito_counts, counts, out=np.zeros_like(counts, dtype=float), where=counts > 0)

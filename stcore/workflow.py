@@ -23,7 +23,10 @@ def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None)
     """Run ``step(snakemake)`` with logging sent to ``snakemake.log[0]``.
 
     An :class:`InputError` (or a diverged training) is written as one line to the log and
-    to stderr, and the job exits with status 1; Snakemake then removes its outputs.
+    to stderr, and the job exits with status 1; Snakemake then removes its outputs.  Any other
+    exception is written as one line naming the sample, the step and the cause, followed by its
+    traceback, and the job exits with status 1 too; the line is what the end-of-run ``FAILED``
+    list repeats (rules/common.smk).
     """
     log_file = snakemake.log[0] if len(snakemake.log) else None
     handlers = [logging.StreamHandler(sys.stderr)]
@@ -43,4 +46,11 @@ def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None)
         sys.exit(1)
     except DivergenceError as exc:
         logging.getLogger("stcore").error("sample '%s': %s", sample, exc)
+        sys.exit(1)
+    except Exception as exc:
+        step_name = getattr(snakemake, "rule", None) or getattr(step, "__module__", "step")
+        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        logging.getLogger("stcore").exception(
+            "sample '%s', step '%s': unexpected error %s%s (traceback below in this log)", sample, step_name,
+            type(exc).__name__, f": {cause}" if cause else "")
         sys.exit(1)
