@@ -421,7 +421,7 @@ def seed_param(wildcards):
 # The registry's own models; every other model comes from the `peers` extra (stcore/peers.py).
 BUILTIN_MODELS = ("graphst", "expression")
 # The models with a clustering of their own (stcore.methods.REGISTRY's own_labels; a test holds them equal).
-OWN_LABEL_MODELS = ("graphst_pkg", "spagcn", "cellcharter")
+OWN_LABEL_MODELS = ("graphst_pkg", "spagcn", "cellcharter", "banksy")
 
 
 def method_model_of(method):

@@ -185,6 +185,10 @@ REGISTRY: dict[str, Method] = {
     "cellcharter": Method(_peer("cellcharter"), "CellCharter (cellcharter, BSD-3): neighbourhood aggregation of "
                           "10 PCs over 3 layers; labels: its own Gaussian mixture; embedding: the aggregated features",
                           requires="cellcharter", install="pip install -e '.[cellcharter]'", own_labels=True),
+    "banksy": Method(_peer("banksy"), "BANKSY (pybanksy, GPL-3.0, optional): expression augmented with its "
+                     "neighbourhood mean and azimuthal Gabor filter; embedding: 20 PCs of the BANKSY matrix; "
+                     "labels: its Leiden search", requires="banksy", install="pip install -e '.[banksy]'",
+                     own_labels=True),
 }
 
 

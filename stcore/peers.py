@@ -41,14 +41,16 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS", "SPAGCN_DEFAULTS",
-           "CELLCHARTER_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn", "fit_cellcharter",
+__all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "BANKSY_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS",
+           "SPAGCN_DEFAULTS", "CELLCHARTER_DEFAULTS", "BANKSY_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn",
+           "fit_cellcharter", "fit_banksy", "banksy_kind",
            "stagate_radius", "grid_shape"]
 
 log = logging.getLogger(__name__)
 
 PEERS_INSTALL = "pip install -e '.[peers]'"
 CELLCHARTER_INSTALL = "pip install -e '.[cellcharter]'"
+BANKSY_INSTALL = "pip install -e '.[banksy]'"
 
 # GraphST 1.1.1: the GraphST() constructor's defaults and its tutorial's Leiden search
 # (clustering(method='leiden', start=0.1, end=2.0, increment=0.01, refinement=False)); the
@@ -424,3 +426,152 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     log.info("CellCharter: %d layers on %d PCs, %d domains in %.1f s", s["n_layers"], dims, k,
              time.perf_counter() - t0)
     return _result(a.obsm["X_cellcharter"], labels, t0, "cellcharter")
+
+
+# ---------------------------------------------------------------------------------------------
+# BANKSY
+# ---------------------------------------------------------------------------------------------
+
+# BANKSY (pybanksy 1.3.5): its authors' settings for domain segmentation, which depend on what a
+# location is (see fit_banksy for the source of each).  lambda and k_geom None: from the slide's
+# kind (BANKSY_BY_KIND); kind auto: 'spots' on a regular grid (grid_shape hexagon or square:
+# Visium, ST), else 'cells'.
+BANKSY_DEFAULTS = {
+    "kind": "auto", "lambda": None, "k_geom": None, "max_m": 1, "nbr_weight_decay": "scaled_gaussian",
+    "pca_dims": 20, "n_top_genes": 2000, "log1p": False,
+    "own_clustering": "leiden",        # leiden: labels from its Leiden search; none: no labels
+    "num_nn": 50, "resolution_start": 0.6, "resolution_step": 0.05, "max_iter": 25,
+}
+BANKSY_BY_KIND = {"spots": {"lambda": 0.2, "k_geom": 18}, "cells": {"lambda": 0.8, "k_geom": 15}}
+
+
+def banksy_kind(coords) -> str:
+    """'spots' when the locations sit on a regular grid (hexagonal: Visium; square: ST), spots
+    that each hold several cells; else 'cells' (imaging platforms: one location a cell)."""
+    return "spots" if grid_shape(coords) in ("hexagon", "square") else "cells"
+
+
+def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
+    """BANKSY (Singhal et al., Nat Genet 2024) from pybanksy 1.3.5 (GPL-3.0; the ``banksy``
+    extra, imported only, never copied).
+
+    The authors' settings for domain segmentation, and where each comes from (Banksy_py
+    notebooks at github.com/prabhakarlab/Banksy_py, the R package's vignettes at
+    github.com/prabhakarlab/Banksy):
+
+    - ``lambda`` (the neighbourhood's weight): 0.8 on single-cell slides, the value the authors
+      recommend for domain ("zone") finding (R vignette parameter-selection: "lambda=0.2 for
+      cell-typing and lambda=0.8 for zone-finding"), and use in every domain-segmentation
+      example on cells (Python starmap_analysis and CODEX_B012_tissue_segmentation; R
+      domain-segment).  0.2 on Visium spots, which already average several cells: the value of
+      both authors' DLPFC domain analyses (Python DLPFC_harmony_multisample,
+      DLPFC_concatenate_multisample; R batch-correction, multi-sample).
+    - ``k_geom`` (spatial neighbours): 15 on cells (starmap_analysis, CODEX_B012; the default of
+      ``initialize_banksy``); 18 on Visium, "first and second-order neighbors in 10x Visium"
+      (R batch-correction; Python DLPFC_harmony_multisample).  A square grid (ST) is taken as
+      spots too (several cells a spot); the authors give no setting for it.
+    - ``max_m`` 1: the first-order azimuthal Gabor filter (AGF) term, on in all the examples
+      above except the no-AGF DLPFC concatenation ("we recommend a default of 1",
+      ``initialize_banksy``).  pybanksy 1.3.5's ``generate_banksy_matrix`` passes its
+      ``variance_balance`` argument (False) into ``create_nbr_matrix``'s ``center`` position,
+      so the AGF is computed on uncentred neighbour expression; that is the package's
+      behaviour as its notebooks run it, and it is kept.
+    - ``nbr_weight_decay`` scaled_gaussian ("By default, we recommend scaled_gaussian", README;
+      every notebook); ``pca_dims`` 20 ("As a default, we set PCA_dims = 20", README; every
+      Python notebook and the R DLPFC vignette).
+    - Normalisation: ``normalize_total`` to the median library size, no log (the DLPFC
+      notebooks' ``filter_utils.normalize_total``; R: ``NormalizeData(normalization.method='RC',
+      scale.factor=median library size)``, ``normalizeCounts(log=FALSE)`` in the README).  The
+      library size is the spot's total over the genes given (the pipeline's HVGs), as for the
+      other peers.  ``log1p: true`` adds a log.
+    - Genes: 2000 highly variable genes (R vignettes: Seurat ``FindVariableFeatures(nfeatures =
+      2000)``; the Python DLPFC notebooks read those R-derived 2000), chosen here by scanpy's
+      seurat_v3 (Seurat's vst) among the pipeline's HVGs when more than ``n_top_genes`` are
+      given; imaging panels with fewer genes use them all, as the authors do for STARmap
+      ("we skip this step").  The seurat_v3 trend is fitted on the genes given, so the 2000
+      are close to, not always the same as, the top 2000 over every gene.
+
+    ``embedding``: the ``pca_dims`` principal components of the BANKSY matrix
+    (``pca_umap``, scikit-learn PCA seeded through numpy's generator).  ``labels``: its own
+    clustering, as pybanksy makes it without R: ``LeidenPartition`` (50 nearest neighbours in
+    the PCs, shared-neighbour filtering, distance weights; ``run_Leiden_partition``'s
+    settings) and its ``find_resolutions`` search (from resolution 0.6 in steps of 0.05, at
+    most 25 tries) for ``n_clusters`` domains, partitioned with ``seed`` (its notebooks use
+    1234).  Where the search ends at another number of domains the labels are kept and the
+    number is logged (the table's ``domains_found`` shows it).  ``seed`` seeds Python's and
+    numpy's generators.
+    """
+    import random
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+
+    s = _settings("banksy", params, BANKSY_DEFAULTS)
+    if s["own_clustering"] not in ("leiden", "none", None):
+        raise InputError(f"method 'banksy': own_clustering '{s['own_clustering']}' is not known",
+                         fix="use leiden (its R-free Leiden search) or none")
+    k = _need_clusters("banksy", n_clusters) if s["own_clustering"] == "leiden" else None
+    kind = banksy_kind(coords) if s["kind"] == "auto" else str(s["kind"])
+    if kind not in BANKSY_BY_KIND:
+        raise InputError(f"method 'banksy': kind '{kind}' is not known", fix="use auto, spots or cells")
+    lam = float(s["lambda"] if s["lambda"] is not None else BANKSY_BY_KIND[kind]["lambda"])
+    k_geom = int(s["k_geom"] if s["k_geom"] is not None else BANKSY_BY_KIND[kind]["k_geom"])
+    if not 0.0 <= lam <= 1.0:
+        raise InputError(f"method 'banksy': lambda {lam:g} is outside [0, 1]", fix="set train.peer.lambda in [0, 1]")
+    t0 = time.perf_counter()
+    try:
+        sc = importlib.import_module("scanpy")
+        with warnings.catch_warnings():       # its cluster module warns that R's mclust is absent
+            warnings.simplefilter("ignore")
+            init = importlib.import_module("banksy.initialize_banksy")
+            embed = importlib.import_module("banksy.embed_banksy")
+            bmain = importlib.import_module("banksy.main")
+            bclust = importlib.import_module("banksy.cluster_methods")
+            pca = importlib.import_module("banksy_utils.umap_pca")
+        import leidenalg
+    except ImportError as exc:
+        raise InputError(f"method 'banksy' needs the pybanksy package, which cannot be imported ({exc})",
+                         fix=BANKSY_INSTALL) from None
+    random.seed(seed)
+    np.random.seed(seed)
+    a = _counts_adata(counts, coords, "banksy")
+    threads = int(params["threads"]) if params.get("threads") else None
+    with threadpool_limits(limits=threads), _quiet("BANKSY"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        n_genes_given = a.n_vars
+        if s["n_top_genes"] and a.n_vars > int(s["n_top_genes"]):
+            sc.pp.highly_variable_genes(a, flavor="seurat_v3", n_top_genes=int(s["n_top_genes"]), subset=True)
+        sc.pp.normalize_total(a)
+        if s["log1p"]:
+            sc.pp.log1p(a)
+        a.obsm["coord_xy"] = np.asarray(coords, dtype=np.float64)
+        max_m = int(s["max_m"])
+        k_used = max(1, min(k_geom, (a.n_obs - 1) // (max_m + 1)))
+        decay = str(s["nbr_weight_decay"])
+        banksy_dict = init.initialize_banksy(a, ("x", "y", "coord_xy"), k_used, nbr_weight_decay=decay, max_m=max_m,
+                                             plt_edge_hist=False, plt_nbr_weights=False, plt_agf_angles=False,
+                                             plt_theta=False)
+        banksy_dict, _ = embed.generate_banksy_matrix(a, banksy_dict, [lam], max_m, verbose=False)
+        b = banksy_dict[decay][lam]["adata"]
+        dims = int(min(s["pca_dims"], b.n_obs - 1, b.n_vars))
+        pca.pca_umap(banksy_dict, pca_dims=[dims], plt_remaining_var=False, add_umap=False)
+        emb = np.asarray(b.obsm[f"reduced_pc_{dims}"])
+        labels, resolution = None, None
+        if k is not None:
+            partitioner = bmain.LeidenPartition(emb, num_nn=int(min(s["num_nn"], a.n_obs - 1)), nns_have_weights=True,
+                                                compute_shared_nn=True, filter_shared_nn=True, shared_nn_max_rank=3,
+                                                shared_nn_min_shared_nbrs=5, verbose=False)
+            resolution = bclust.find_resolutions(partitioner, k, -1, int(seed),
+                                                 starting_resolution=float(s["resolution_start"]),
+                                                 step=float(s["resolution_step"]), max_iter=int(s["max_iter"]))[0]
+            label, _ = partitioner.partition(resolution=resolution,
+                                             partition_metric=leidenalg.RBConfigurationVertexPartition,
+                                             n_iterations=-1, seed=int(seed))
+            labels = np.asarray(label.dense)
+    log.info("BANKSY: %s, lambda %g, k_geom %d, max_m %d, %d of %d genes, %d PCs in %.1f s", kind, lam, k_used,
+             max_m, a.n_vars, n_genes_given, dims, time.perf_counter() - t0)
+    if labels is not None:
+        found = len(np.unique(labels))
+        (log.info if found == k else log.warning)(
+            "BANKSY: Leiden resolution %.3g gives %d domains (asked %d)", resolution, found, k)
+    return _result(emb, labels, t0, "pybanksy")

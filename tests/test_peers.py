@@ -14,15 +14,17 @@ import pytest
 from test_workflow import TINY, snakemake, write_workdir
 
 INSTALL = "pip install -e '.[peers]'"
-INSTALL_OF = {"cellcharter": "pip install -e '.[cellcharter]'"}     # peers with an extra of their own
+INSTALL_OF = {"cellcharter": "pip install -e '.[cellcharter]'",     # peers with an extra of their own
+              "banksy": "pip install -e '.[banksy]'"}
 # peer: (import name, few-epoch settings for its train.peer block)
 PEERS = {
     "graphst_pkg": ("GraphST", {"epochs": 20, "end": 1.0}),   # Leiden scan 1.0 down to 0.1 by 0.01
     "stagate": ("STAGATE_pyG", {"n_epochs": 20}),
     "spagcn": ("SpaGCN", {"max_epochs": 20}),
     "cellcharter": ("cellcharter", {}),
+    "banksy": ("banksy", {}),
 }
-OWN = ("graphst_pkg", "spagcn", "cellcharter")          # peers with labels of their own: a second row each
+OWN = ("graphst_pkg", "spagcn", "cellcharter", "banksy")          # peers with labels of their own: a second row each
 SHEET = ("sample\tpath\tformat\tn_clusters\ttruth\n"
          "tiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\tdomain\n")
 
@@ -60,7 +62,7 @@ def test_peer_runs_through_the_dag(peer, peers_run):
     workdir, table = peers_run
     rows = table[table["method"] == peer]
     assert len(rows) == 1 and np.isfinite(rows["ARI"]).all() and rows["ARI"].between(-1, 1).all()
-    assert rows["method_package"].iloc[0].startswith(("GraphST", "stagate-modern", "spagcn-modern", "cellcharter"))
+    assert rows["method_package"].iloc[0].startswith(("GraphST", "stagate-modern", "spagcn-modern", "cellcharter", "pybanksy"))
     from stcore.methods import MethodResult
 
     res = MethodResult.load(workdir / "results" / "tiny_a" / peer / "seed0" / "train.npz")
@@ -143,3 +145,37 @@ def test_stagate_radius_and_grid_shape(hex_coords):
     ii, jj = np.meshgrid(np.arange(12.0), np.arange(12.0))
     assert grid_shape(np.column_stack([ii.ravel(), jj.ravel()])) == "square"
     assert grid_shape(np.random.default_rng(0).uniform(size=(200, 2))) == "none"
+
+
+def test_banksy_settings_follow_the_slide_and_the_seed(hex_coords):
+    """BANKSY through the registry: its authors' settings by what a location is (Visium-like
+    hexagonal spots: lambda 0.2, 18 neighbours; scattered cells: 0.8, 15), a 20-PC embedding,
+    its own Leiden domains, and the same output for the same seed."""
+    if importlib.util.find_spec("banksy") is None:
+        pytest.skip(f"banksy needs 'banksy': {INSTALL_OF['banksy']}")
+    from stcore.methods import fit
+    from stcore.peers import banksy_kind
+    from stcore.simulate import SimParams, simulate_slide
+
+    assert banksy_kind(hex_coords * 137.0) == "spots"
+    assert banksy_kind(np.random.default_rng(0).uniform(size=(300, 2))) == "cells"
+    slide = simulate_slide(SimParams(n_spots=400, n_genes=300, markers_per_domain=40, n_layers=3, n_regions=0,
+                                     marker_fold=2.0, seed=3))
+    xy, counts = slide.obsm["spatial"], slide.X
+    assert banksy_kind(xy) == "spots"
+    runs = [fit("banksy", None, None, xy, {"peer": {"n_top_genes": 200}}, seed, counts=counts, n_clusters=3)
+            for seed in (0, 0, 1)]
+    first = runs[0]
+    assert first.embedding.shape == (slide.n_obs, 20) and np.isfinite(first.embedding).all()
+    assert first.labels.shape == (slide.n_obs,) and first.machine["method_package"] == "pybanksy 1.3.5"
+    assert np.array_equal(first.embedding, runs[1].embedding) and np.array_equal(first.labels, runs[1].labels)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(slide.obs["domain"], first.labels) > 0.5       # three clear layers
+    none = fit("banksy", None, None, xy, {"peer": {"own_clustering": "none", "kind": "cells", "lambda": 0.5}}, 0,
+               counts=counts, n_clusters=None)
+    assert none.labels is None and none.embedding.shape == (slide.n_obs, 20)
+    from stcore.errors import InputError
+
+    with pytest.raises(InputError, match="lambda 1.5 is outside"):
+        fit("banksy", None, None, xy, {"peer": {"lambda": 1.5}}, 0, counts=counts, n_clusters=3)
