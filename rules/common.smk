@@ -1,5 +1,4 @@
 import copy
-import io
 import os
 import re
 
@@ -30,6 +29,37 @@ except WorkflowError as exc:
                         "Fix: see schemas/config.schema.yaml for the keys and their types") from None
 if _raw_methods is not None:
     config["methods"] = _raw_methods
+
+
+def _integral_floats_as_int(value, schema, root):
+    """``value`` with every float the schema types as an integer and that is one (20.0, as a
+    program or a spreadsheet may write it) made an int: JSON Schema's integer type accepts 20.0,
+    but range() and array sizes do not (20.5 is refused by the schema, naming the key)."""
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(value, float) and value.is_integer() and "integer" in kinds and "number" not in kinds:
+        return int(value)
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties")
+        return {key: _integral_floats_as_int(item, schema.get("properties", {}).get(
+            key, extra if isinstance(extra, dict) else {}), root) for key, item in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_integral_floats_as_int(item, schema["items"], root) for item in value]
+    return value
+
+
+def _config_integers():
+    import yaml
+
+    with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as fh:
+        schema = yaml.safe_load(fh)
+    for key, value in _integral_floats_as_int(dict(config), schema, schema).items():
+        config[key] = value
+
+
+_config_integers()
 
 
 # Memory allocation: it changes no result, only the time.  glibc serves every allocation above
@@ -103,6 +133,72 @@ def check_names(kind, names, where):
         seen[name.lower()] = name
 
 
+def _sheet_text(path):
+    """The sheet's text as a spreadsheet may have saved it: UTF-8 (with or without a byte-order
+    mark), UTF-16 with its byte-order mark (Excel's "Unicode Text"), or, when not UTF-8,
+    Windows-1252 (Excel's "Text (Tab delimited)" on Western Windows; a note says so)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    save_as = "Fix: save it as tab-separated text in UTF-8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].decode("utf-16", errors="replace").count("\n") + 1
+            raise WorkflowError(f"sample sheet '{path}', line {line}: not valid UTF-16 text although it starts "
+                                f"with a UTF-16 byte-order mark. {save_as}") from None
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise WorkflowError(f"sample sheet '{path}', line {line}: holds NUL bytes (UTF-16 without a byte-order "
+                            f"mark, or not a text file). {save_as}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise WorkflowError(f"sample sheet '{path}', line {line}: neither UTF-8 nor Windows-1252 text (byte "
+                                f"{data[exc.start]:#04x}). {save_as}") from None
+        import sys
+
+        print(f"sample sheet '{path}': not UTF-8 (line {line}); read as Windows-1252, the encoding of Excel's "
+              "'Text (Tab delimited)'. Save it as UTF-8 to be sure of the names", file=sys.stderr)
+        return text
+
+
+def _sheet_table(path, numbered):
+    """The sheet's cells (``numbered``: its (line number, text) lines, header first) as a table
+    of text.  Empty cells after the last named column (trailing tabs) and columns with neither
+    a name nor a value are dropped; a value in a column without a name, or past the header's
+    last column, is refused naming the line."""
+    import csv
+
+    rows = [(number, [cell.strip() for cell in cells])
+            for (number, _), cells in zip(numbered, csv.reader([line for _, line in numbered], delimiter="\t"))]
+    header = rows[0][1]
+    while header and not header[-1]:
+        header.pop()
+    body = []
+    for number, cells in rows[1:]:
+        extra = [cell for cell in cells[len(header):] if cell]
+        if extra:
+            raise WorkflowError(f"sample sheet '{path}', line {number}: a value past the header's last column "
+                                f"('{header[-1]}'): '{extra[0]}'. Fix: delete the cells after the last named column, "
+                                "or name their column in the header")
+        body.append((number, cells[:len(header)] + [""] * (len(header) - len(cells))))
+    for i, name in enumerate(header):
+        filled = [(number, cells[i]) for number, cells in body if cells[i]]
+        if not name and filled:
+            raise WorkflowError(f"sample sheet '{path}', line {filled[0][0]}: column {i + 1} has no name in the "
+                                f"header but holds '{filled[0][1]}'. Fix: name the column in the header, or delete it")
+        if name and header.index(name) != i:
+            raise WorkflowError(f"sample sheet '{path}': column '{name}' appears twice in the header. "
+                                "Fix: keep one of them")
+    keep = [i for i, name in enumerate(header) if name]
+    return pd.DataFrame([[cells[i] for i in keep] for _, cells in body], columns=[header[i] for i in keep], dtype=str)
+
+
 def _read_samples(path):
     if not os.path.isfile(path):
         raise WorkflowError(
@@ -112,17 +208,15 @@ def _read_samples(path):
     # Every cell as text ('01' stays '01', 'NA' stays 'NA'), a byte-order mark and Windows line
     # ends dropped, spaces around cells stripped; a line starting with '#' is a comment ('#'
     # inside a path is kept).
-    with open(path, encoding="utf-8-sig", newline=None) as fh:
-        lines = [line for line in fh if not line.lstrip().startswith("#") and line.strip()]
-    if len(lines) < 2:
+    numbered = [(number, line) for number, line in enumerate(_sheet_text(path).splitlines(), 1)
+                if line.strip() and not line.lstrip().startswith("#")]
+    if len(numbered) < 2:
         raise WorkflowError(f"sample sheet '{path}' has no slides. Fix: add a header line (sample, path, format, "
                             "n_clusters, truth) and one row per slide")
-    if "\t" not in lines[0] and ("," in lines[0] or ";" in lines[0]):
-        raise WorkflowError(f"sample sheet '{path}' is not tab-separated (its header is '{lines[0].strip()}'). "
+    if "\t" not in numbered[0][1] and ("," in numbered[0][1] or ";" in numbered[0][1]):
+        raise WorkflowError(f"sample sheet '{path}' is not tab-separated (its header is '{numbered[0][1].strip()}'). "
                             "Fix: save it as tab-separated text (TSV)")
-    table = pd.read_csv(io.StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False)
-    table.columns = [c.strip() for c in table.columns]
-    table = table.apply(lambda column: column.str.strip())
+    table = _sheet_table(path, numbered)
     for column in ("sample", "path", "format", "n_clusters"):
         if column not in table.columns:
             raise WorkflowError(f"sample sheet '{path}': column '{column}' is missing. "
@@ -610,21 +704,70 @@ import time as _time
 _RUN_STARTED = _time.time()
 
 
-def _failure_lines(since, log_dir="logs"):
-    lines = []
+def _failed_jobs(snakemake_logs):
+    """(rule, log file) of every job that failed, from Snakemake's own log of the run."""
+    jobs = []
+    for path in snakemake_logs or ():
+        try:
+            with open(path, errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        for rule, block in re.findall(r"^Error in rule (\S+):\n((?:[ \t]+.*\n?)*)", text, re.M):
+            found = re.search(r"^\s+log: ([^\s,]+)", block, re.M)
+            if found and (rule, found.group(1)) not in jobs:
+                jobs.append((rule, found.group(1)))
+    return jobs
+
+
+def _job_sample(rule, log):
+    """The slide (or 'all') of a job, from its log's name (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>]].log)."""
+    stem = os.path.basename(log)[:-len(".log")] if log.endswith(".log") else os.path.basename(log)
+    if os.path.normpath(os.path.dirname(log)) == "logs":
+        return "all"
+    if rule in ("qc", "hvg", "graph", "group", "simulate"):
+        return stem
+    return re.sub(r"\.[A-Za-z0-9_-]+(\.seed\d+|\.consensus)?$", "", stem)
+
+
+def _failure_lines(since, log_dir="logs", snakemake_logs=()):
+    """One line per failed job: the ERROR line its step wrote to its log; for a job that died
+    without one (killed, out of memory), a line naming its log, slide and step."""
+    lines, named = [], set()
     for root, _, files in os.walk(log_dir):
         for name in sorted(files):
             path = os.path.join(root, name)
             if not name.endswith(".log") or os.path.getmtime(path) < since:
                 continue
             with open(path, errors="replace") as fh:
-                lines += [f"{path}: {line.split(' ERROR stcore: ', 1)[1].rstrip()}"
-                          for line in fh if " ERROR stcore: " in line]
+                found = [f"{path}: {line.split(' ERROR stcore: ', 1)[1].rstrip()}"
+                         for line in fh if " ERROR stcore: " in line]
+            if found:
+                named.add(os.path.normpath(path))
+            lines += found
+    for rule, log in _failed_jobs(snakemake_logs):
+        if os.path.normpath(log) in named:
+            continue
+        try:
+            with open(log, errors="replace") as fh:
+                last = [line.strip() for line in fh if line.strip()][-1:]
+        except OSError:
+            last = []
+        cause = (f"the job ended without an error message; its log ends: {last[0][:300]}" if last else
+                 "the job ended with an empty log (killed, or out of memory?); its error is in the console output above")
+        line = f"sample '{_job_sample(rule, log)}', step '{rule}': {cause}"
+        lines.append(f"{log}: {line}")
+        if not last:            # the log says so too
+            try:
+                with open(log, "a") as fh:
+                    fh.write(f"{_time.strftime('%Y-%m-%d %H:%M:%S')} ERROR stcore: {line}\n")
+            except OSError:
+                pass
     return lines
 
 
 onerror:
-    for _line in _failure_lines(_RUN_STARTED):
+    for _line in _failure_lines(_RUN_STARTED, snakemake_logs=log):
         print(f"FAILED {_line}", file=_sys.stderr)
 
 

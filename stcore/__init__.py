@@ -13,6 +13,9 @@ _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 _os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
 from .errors import InputError  # noqa: E402
+from .workflow import log_uncaught_in_job as _log_uncaught_in_job  # noqa: E402
+
+_log_uncaught_in_job()      # in a pipeline job, an error while importing goes to the job's log too
 
 
 def __getattr__(name: str):

@@ -63,7 +63,7 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
         report["slides"][name] = {"spots": int(a.n_obs), "genes": int(a.n_vars), "genes_left_out": len(left_out)}
         x = a[:, genes].X
         column = truths.get(name)
-        truth = a.obs[column].astype("object").to_numpy() if column else np.full(a.n_obs, np.nan, dtype=object)
+        truth = _labels_as_text(a.obs[column]) if column else np.full(a.n_obs, np.nan, dtype=object)
         obs = pd.DataFrame({SLIDE_KEY: name, TRUTH_KEY: truth}, index=[f"{name}:{s}" for s in a.obs_names])
         parts.append(ad.AnnData(X=sp.csr_matrix(x), obs=obs, obsm={"spatial": np.asarray(a.obsm["spatial"], float)}))
     joined = ad.concat(parts, join="inner", merge=None)
@@ -79,6 +79,22 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     report["input_sha256"] = joined.uns["provenance"]["input_sha256"]
     log.info("group %s: %d slides, %d spots, %d shared genes", group, len(names), joined.n_obs, len(genes))
     return joined, report
+
+
+def _labels_as_text(labels: pd.Series) -> np.ndarray:
+    """A slide's annotation as text, missing labels left missing: the slides of a group may store
+    theirs as numbers, text or categories (1, 1.0 and '1' all become '1'), and one column of
+    the group holds them all."""
+    def text(value):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return str(int(value))
+        return str(value)
+
+    values = labels.astype("object")
+    missing = values.isna().to_numpy()
+    out = np.full(len(values), np.nan, dtype=object)
+    out[~missing] = [text(v) for v in values.to_numpy()[~missing]]
+    return out
 
 
 def slide_codes(obs: pd.DataFrame) -> np.ndarray | None:

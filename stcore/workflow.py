@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import resource
 import sys
+import time
 from typing import Callable
 
 from .errors import DivergenceError, InputError
@@ -17,6 +18,39 @@ def peak_memory_mb() -> float:
     benchmark records sample the memory every 30 s and can miss a short peak)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def _unexpected(sample, step_name, exc) -> str:
+    """The one line of an unexpected error: sample, step, exception type and first line."""
+    cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return (f"sample '{sample}', step '{step_name}': unexpected error {type(exc).__name__}"
+            f"{': ' + cause if cause else ''} (traceback below in this log)")
+
+
+def log_uncaught_in_job() -> None:
+    """In a Snakemake job (a script whose ``snakemake`` object is defined before it imports
+    stcore), an exception raised outside :func:`run_step` (while importing, say) is written to the
+    job's log as the line :func:`run_step` writes and its traceback, as well as to stderr."""
+    import traceback
+
+    job = getattr(sys.modules.get("__main__"), "snakemake", None)
+    if job is None or not len(getattr(job, "log", ())):
+        return
+    previous = sys.excepthook
+
+    def hook(kind, exc, tb):
+        if issubclass(kind, Exception):
+            sample = getattr(job.wildcards, "sample", None) or getattr(job.wildcards, "name", None) or "all"
+            try:
+                with open(job.log[0], "a") as fh:
+                    fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR stcore: "
+                             f"{_unexpected(sample, getattr(job, 'rule', '?'), exc)}\n")
+                    fh.write("".join(traceback.format_exception(kind, exc, tb)))
+            except OSError:
+                pass
+        previous(kind, exc, tb)
+
+    sys.excepthook = hook
 
 
 def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None) -> None:
@@ -49,8 +83,5 @@ def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None)
         sys.exit(1)
     except Exception as exc:
         step_name = getattr(snakemake, "rule", None) or getattr(step, "__module__", "step")
-        cause = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        logging.getLogger("stcore").exception(
-            "sample '%s', step '%s': unexpected error %s%s (traceback below in this log)", sample, step_name,
-            type(exc).__name__, f": {cause}" if cause else "")
+        logging.getLogger("stcore").exception("%s", _unexpected(sample, step_name, exc))
         sys.exit(1)
