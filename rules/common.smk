@@ -53,7 +53,8 @@ def _integral_floats_as_int(value, schema, root):
 def _config_integers():
     import yaml
 
-    with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as fh:
+    places = [os.path.join(workflow.basedir, *parts, "config.schema.yaml") for parts in (["stcore", "schemas"], ["schemas"])]
+    with open(next((p for p in places if os.path.isfile(p)), places[-1])) as fh:     # the file validate() read
         schema = yaml.safe_load(fh)
     for key, value in _integral_floats_as_int(dict(config), schema, schema).items():
         config[key] = value
