@@ -23,10 +23,10 @@ def _schema_problem(exc):
 _raw_methods = copy.deepcopy(config.get("methods"))
 _raw_compare = copy.deepcopy(config.get("compare") or {})      # the keys the user wrote
 try:
-    validate(config, "../schemas/config.schema.yaml")
+    validate(config, "../stcore/schemas/config.schema.yaml")     # the schema the package ships (stcore.validate)
 except WorkflowError as exc:
     raise WorkflowError(f"config is invalid: {_schema_problem(exc)}. "
-                        "Fix: see schemas/config.schema.yaml for the keys and their types") from None
+                        "Fix: see stcore/schemas/config.schema.yaml for the keys and their types") from None
 if _raw_methods is not None:
     config["methods"] = _raw_methods
 

@@ -14,7 +14,8 @@ rule qc:
         truth=lambda wildcards: sample_row(wildcards)["truth"],
         n_clusters=lambda wildcards: slide_n_clusters(wildcards.sample),
         n_neighbors=config["graph"]["n_neighbors"],
-        integer_counts=lambda wildcards: config["hvg"]["flavor"] == "seurat_v3" and slide_values(wildcards) == "counts",
+        values=slide_values,
+        hvg_flavor=config["hvg"]["flavor"],
         qc=config["qc"],
     log:
         "logs/qc/{sample}.log",

@@ -10,7 +10,7 @@ def main(sm):
     adata, report = prepare_slide(
         sm.params.path, sm.params.format, QCParams(**sm.params.qc), truth=sm.params.truth,
         n_clusters=sm.params.n_clusters, n_neighbors=sm.params.n_neighbors,
-        integer_counts=sm.params.integer_counts,
+        values=sm.params.values, hvg_flavor=sm.params.hvg_flavor,
     )
     write_h5ad(adata, sm.output.h5ad)
     with atomic_path(sm.output.report) as tmp:

@@ -1,9 +1,12 @@
 """One AnnData per run that a scanpy or squidpy user opens as usual (``domains.h5ad``).
 
 - ``X``: the slide's raw counts for every gene kept by QC (sparse CSR), ``obs`` as read
-  (with the annotation, if any) plus ``obs['domain']`` (categorical; ``obs['stcore_domain']``
-  where the slide's own obs already has a column ``domain``, as the simulated slides do;
-  ``uns['stcore']['key']`` names it);
+  (with the annotation, if any) plus ``obs['domain']`` (categorical).  A column that stcore did
+  not write is never overwritten (the rule of :func:`stcore.validate.check_key`, which
+  :func:`stcore.tl.domains` applies too): where the slide's own obs already has a column
+  ``domain`` (an annotation, as the simulated slides' truth), the domains go to
+  ``obs['stcore_domain']``, the name the notebook API's error suggests; ``uns['stcore']['key']``
+  names the column used, and a slide that has both columns is refused;
 - ``obsm['spatial']``: coordinates; ``obsm['X_<method>']``: the method's embedding;
 - ``obsp['spatial_connectivities']`` / ``obsp['spatial_distances']``: the spatial graph the
   model used, under squidpy's names, with ``uns['spatial_neighbors']`` pointing at them;
@@ -43,9 +46,14 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
     ({seed: labels}, for a consensus): each seed's domains, in ``obsm['<key>_seeds']``."""
+    from .validate import check_key, key_is_free
+
     out = counts.copy()
-    if key_added in out.obs:
-        key_added = f"stcore_{key_added}"
+    first, second = key_added, f"stcore_{key_added}"
+    key_added = first if key_is_free(out, first) else second     # the slide's own column: the second name
+    check_key(out, key_added, fix=f"rename the slide's obs column '{second}' or '{first}' (stcore writes its "
+                                  f"domains to obs['{first}'], or to obs['{second}'] when the slide has its own "
+                                  f"'{first}')")
     if not sp.issparse(out.X):
         out.X = sp.csr_matrix(out.X)
     labels = np.asarray(labels)

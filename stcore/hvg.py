@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import InputError
+from .validate import VALUES, check_values_kind
 
 __all__ = ["HVGParams", "select_hvg", "seurat_v3", "transform", "run_hvg"]
 
@@ -39,16 +40,13 @@ class HVGParams:
     values: str = "counts"
 
     def __post_init__(self):
-        if self.values not in VALUES:
-            raise InputError(f"values '{self.values}' is not known", fix=f"use one of {list(VALUES)}")
+        check_values_kind(self.values)
 
     @property
     def selection_flavor(self) -> str:
         """seurat_v3 needs raw counts; other values select with seurat."""
         return "seurat" if self.values != "counts" and self.flavor == "seurat_v3" else self.flavor
 
-
-VALUES = ("counts", "normalized", "log_normalized")
 
 
 def select_hvg(adata: ad.AnnData, params: HVGParams) -> np.ndarray:

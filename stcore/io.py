@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
+from .validate import check_counts, check_slide  # noqa: F401  (check_counts: stcore.io's name for it)
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -362,59 +363,9 @@ def _as_csr(x) -> sp.csr_matrix:
 
 
 def _check_slide(adata: ad.AnnData, path: str) -> None:
-    if adata.n_obs == 0 or adata.n_vars == 0:
-        raise InputError(f"empty matrix ({adata.n_obs} spots x {adata.n_vars} genes)", path=path,
-                         fix="check that the file holds the expression matrix")
-    if SPATIAL_KEY not in adata.obsm:
-        raise InputError(f"no spot coordinates (obsm['{SPATIAL_KEY}'] is missing)", path=path,
-                         fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{SPATIAL_KEY}']")
-    try:
-        xy = np.asarray(adata.obsm[SPATIAL_KEY], dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"obsm['{SPATIAL_KEY}'] is not numeric", path=path,
-                         fix="store the x, y coordinates as numbers") from None
-    if xy.ndim != 2 or xy.shape[1] < 2:
-        raise InputError(f"obsm['{SPATIAL_KEY}'] has shape {xy.shape}, expected n_spots x 2", path=path,
-                         fix="store one (x, y) row per spot")
-    xy = xy[:, :2]
-    if not np.isfinite(xy).all():
-        bad = int((~np.isfinite(xy)).any(axis=1).sum())
-        raise InputError(f"{bad} spots have NaN or infinite coordinates", path=path,
-                         fix="drop those spots or fill in their coordinates")
-    if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
-        raise InputError("all spots sit at one point", path=path,
-                         fix="check that obsm['spatial'] holds the real coordinates")
-    adata.obsm[SPATIAL_KEY] = xy
-    dup = adata.obs_names[adata.obs_names.duplicated()]
-    if len(dup):
-        raise InputError(f"{len(dup)} duplicate spot ids (first: '{dup[0]}')", path=path,
-                         fix="make spot ids unique, e.g. with AnnData.obs_names_make_unique()")
-    names = adata.obs_names.astype(str)
-    bad = names[(names == "") | names.str.contains(r"[\t\r\n]", regex=True)]
-    if len(bad):
-        raise InputError(f"{len(bad)} spot ids are empty or hold a tab or line break (first: {bad[0]!r}); the "
-                         "results are tab-separated files", path=path,
-                         fix="rename those spots (obs_names) to plain text")
-    if adata.var_names.duplicated().any():
-        n = int(adata.var_names.duplicated().sum())
-        log.warning("%s: %d duplicate gene names made unique by suffixing", path, n)
-        adata.var_names_make_unique()
-
-
-def check_counts(x: sp.csr_matrix, path: str, *, integer: bool = True) -> None:
-    """Raise if ``x`` has NaN, infinite or negative values, or (``integer``) non-integer ones."""
-    data = x.data
-    if not np.isfinite(data).all():
-        raise InputError("the count matrix holds NaN or infinite values", path=path,
-                         fix="store raw counts in X")
-    if (data < 0).any():
-        raise InputError("the count matrix holds negative values; raw counts are needed", path=path,
-                         fix="store raw (non-negative integer) counts in X, not scaled values")
-    if integer and not np.array_equal(data, np.round(data)):
-        raise InputError("the count matrix holds non-integer values; raw counts are needed", path=path,
-                         fix="store raw integer counts in X, or, where X holds normalised values (e.g. MERFISH "
-                             "volume-normalised), say so in the sample sheet's values column: normalized or "
-                             "log_normalized (or set hvg.flavor to 'seurat' for every slide)")
+    """The slide checks of :mod:`stcore.validate` (those the notebook API runs too), with the
+    coordinates stored back as an n_spots x 2 float array and duplicate gene names made unique."""
+    adata.obsm[SPATIAL_KEY] = check_slide(adata, spatial_key=SPATIAL_KEY, path=path, make_genes_unique=True)
 
 
 # Columns of the pipeline's TSVs that hold names or versions, never numbers.

@@ -74,25 +74,30 @@ def run_qc(adata: ad.AnnData, params: QCParams) -> tuple[ad.AnnData, dict]:
     return adata[spot_ok][:, gene_ok].copy(), report
 
 
-def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_clusters: int = 2,
-                  n_neighbors: int = 3, integer_counts: bool = True) -> tuple[ad.AnnData, dict]:
+def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_clusters: int | str = 2,
+                  n_neighbors: int = 3, values: str = "counts", hvg_flavor: str = "seurat_v3",
+                  integer_counts: bool | None = None) -> tuple[ad.AnnData, dict]:
     """Read a slide, check everything later stages rely on, and apply QC.
 
     Raises :class:`stcore.InputError` naming ``path`` when the slide cannot be used:
     unreadable file, bad coordinates or counts, duplicate spot ids, a missing or empty truth
     column, ``n_clusters`` < 2, QC removing every spot or gene, or too few spots left for the
     graph or for ``n_clusters``.  The sha256 of the input is kept in ``uns['provenance']``.
+    The slide's checks are those of :mod:`stcore.validate`, which :func:`stcore.tl.domains`
+    runs too.  ``values`` and ``hvg_flavor``: what X holds and the HVG flavour, which decide
+    whether the values must be whole numbers (:func:`stcore.validate.needs_integer`);
+    ``integer_counts`` overrides that decision.
     """
     from .errors import InputError
-    from .io import check_counts, read_slide
+    from .io import read_slide
     from .provenance import input_digest
+    from .validate import check_counts, check_n_clusters, needs_integer
 
+    n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
-    if not auto and n_clusters < 2:
-        raise InputError(f"n_clusters={n_clusters}; at least 2 domains are needed", path=path,
-                         fix="set n_clusters in the sample sheet to 2 or more")
     adata = read_slide(path, fmt)
-    check_counts(adata.X, path, integer=integer_counts)
+    integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
+    check_counts(adata.X, path, integer=integer, values=values)
     if truth:
         if truth not in adata.obs.columns:
             raise InputError(f"truth column '{truth}' is not in obs (columns: {list(adata.obs.columns)[:10]})",
@@ -113,9 +118,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     if n <= n_neighbors:
         raise InputError(f"{n} spots after QC, not more than the {n_neighbors} graph neighbours", path=path,
                          fix="lower graph.n_neighbors or check the slide")
-    if not auto and n_clusters > n:
-        raise InputError(f"n_clusters={n_clusters} is larger than the {n} spots after QC", path=path,
-                         fix="lower n_clusters in the sample sheet")
+    if not auto:
+        check_n_clusters(n_clusters, n, path=path, after_qc=True)
     report["truth"] = truth
     # Carried through every later stage's h5ad so results can name the exact input.
     adata.uns["provenance"] = {"input_path": str(path), "format": str(fmt),

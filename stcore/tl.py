@@ -21,6 +21,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
+
 __all__ = ["domains"]
 
 
@@ -28,7 +30,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
             n_top_genes: int = 3000, hvg_flavor: str = "seurat_v3", values: str = "counts",
             train: dict | None = None,
             cluster: dict | None = None, layer: str | None = None, spatial_key: str = "spatial",
-            graph_key: str = "spatial", key_added: str = "domain", copy: bool = False) -> ad.AnnData | None:
+            spatial_dims: tuple | None = None, graph_key: str = "spatial", key_added: str = "domain",
+            overwrite: bool = False, copy: bool = False) -> ad.AnnData | None:
     """Spatial domains of the spots.
 
     Adds ``obs[key_added]`` (categorical), ``obsm['X_<method>']`` (the embedding) and
@@ -36,6 +39,20 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     settings as under ``train:`` / ``cluster:`` in the config (``schemas/config.schema.yaml``).
     ``values``: what ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column:
     ``counts``, ``normalized`` or ``log_normalized``.
+
+    Before any work the input is checked as the workflow checks a slide
+    (:mod:`stcore.validate`, the same messages): the values (NaN, negative, and with
+    ``values='counts'`` and ``hvg_flavor='seurat_v3'`` whole numbers, so log-normalised values
+    given as counts are refused), ``obsm[spatial_key]`` (present, finite, two columns, or the two
+    named by ``spatial_dims`` when there are more), unique spot and gene ids, the ``train`` and
+    ``cluster`` keys (against the config schema), ``n_clusters`` and the clustering; each
+    problem is a :class:`stcore.InputError` naming the key and the fix.
+
+    ``obs[key_added]`` is never written over when it holds a column that stcore did not write
+    (an annotation, e.g. a simulated slide's truth ``domain``): that is an error naming
+    ``key_added``, unless ``overwrite=True``.  A column an earlier call wrote (its settings in
+    ``uns[key_added]``) is replaced.  The workflow's ``domains.h5ad`` follows the same rule
+    (:func:`stcore.export.domains_adata`).
 
     ``seed``: one seed, or several (e.g. ``range(5)``).  With several, each seed is trained and
     clustered on its own and ``obs[key_added]`` is the consensus of their labelings
@@ -55,19 +72,32 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     from .graph import knn_graph
     from .hvg import HVGParams, run_hvg
     from .methods import fit
+    from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
+                           check_values)
 
     seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seed: one seed or several different seeds, got {seed!r}")
+    # Every check before any work (the workflow's, with its messages: stcore.validate).
+    train, cluster = check_settings(train=train, cluster=cluster)
+    n_clusters = check_n_clusters(n_clusters, adata.n_obs)
+    check_clustering(method, cluster, n_clusters)
+    check_key(adata, key_added, overwrite=overwrite)
+    if layer is not None and layer not in adata.layers:
+        raise InputError(f"layer '{layer}' is not in layers (layers: {list(adata.layers.keys())})",
+                         fix="pass one of the layers, or layer=None for X")
+    x = adata.layers[layer] if layer else adata.X
+    if x is None:
+        raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")
+    coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims)
+    x = sp.csr_matrix(x)
+    check_values(x, values, flavor=hvg_flavor)
+    hvg = HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values)
     adata = adata.copy() if copy else adata
-    counts = ad.AnnData(X=adata.layers[layer] if layer else adata.X, obs=adata.obs[[]], var=adata.var[[]])
-    counts.X = sp.csr_matrix(counts.X)
-    prepared = run_hvg(counts, HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values))
-    coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
+    counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
+    prepared = run_hvg(counts, hvg)
     key = f"{graph_key}_connectivities"
     adj = sp.csr_matrix(adata.obsp[key]) if key in adata.obsp else knn_graph(coords)
-    train = dict(train or {})
-    cluster = dict(cluster or {})
     labelings, embedding = [], None
     for s in seeds:
         result = fit(method, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
@@ -79,7 +109,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     labels = labelings[0] if len(seeds) == 1 else consensus(labelings)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     adata.obsm[f"X_{method}"] = embedding
-    info = {"method": method, "seed": seeds[0] if len(seeds) == 1 else seeds, "n_clusters": int(n_clusters),
+    info = {"method": method, "seed": seeds[0] if len(seeds) == 1 else seeds, "n_clusters": n_clusters,
             "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "values": values, "train": train,
             "cluster": cluster}
     adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds are not this call's

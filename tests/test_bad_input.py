@@ -295,7 +295,7 @@ def test_config_schema_errors_name_the_key(case, tmp_path):
     run = _parse_only(tmp_path, "s1\tx.h5ad\th5ad\t2\t", extra)
     assert run.returncode != 0
     text = run.stdout + run.stderr
-    assert re.search(key + r"\. Fix: see schemas/config\.schema\.yaml", text), text[-2000:]
+    assert re.search(key + r"\. Fix: see stcore/schemas/config\.schema\.yaml", text), text[-2000:]
     assert "Traceback" not in text
 
 

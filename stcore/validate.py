@@ -1,0 +1,306 @@
+"""Checks of a slide and of the settings, shared by the workflow's jobs and the notebook API.
+
+The workflow's ``qc`` job (:func:`stcore.qc.prepare_slide`, through the readers of
+:mod:`stcore.io`), its ``hvg`` job (:class:`stcore.hvg.HVGParams`), its ``export`` job
+(:func:`stcore.export.domains_adata`) and :func:`stcore.tl.domains` call these functions, so
+the same bad slide gets the same message on either path.  Each raises
+:class:`stcore.errors.InputError` (one line: the file or key, what is wrong, the fix); the
+workflow adds the sample id.
+
+- values: :func:`check_values` (what ``X`` holds: ``counts``, ``normalized`` or
+  ``log_normalized``, the sample sheet's ``values``), :func:`needs_integer`;
+- coordinates: :func:`check_coordinates` (present under the key, numeric, finite, not all at one
+  point; two columns, or a named choice of two when there are more);
+- ids: :func:`check_ids` (unique spot ids without tabs or line breaks; unique gene ids);
+  :func:`check_slide` runs the slide's checks in turn;
+- settings: :func:`check_settings` (the ``train:`` and ``cluster:`` keys against the config
+  schema shipped in the package, :data:`CONFIG_SCHEMA`), :func:`check_n_clusters` and
+  :func:`check_clustering` (the number of domains, the method and its clustering, before any
+  training);
+- output keys: :func:`check_key`, :func:`key_is_free` (a column that stcore did not write is
+  never overwritten).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+__all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "check_counts",
+           "check_coordinates", "check_ids", "check_slide", "check_settings", "check_n_clusters",
+           "check_clustering", "check_key", "key_is_free"]
+
+log = logging.getLogger(__name__)
+
+# What a slide's X can hold (the sample sheet's `values` column; tl.domains' `values=`).
+VALUES = ("counts", "normalized", "log_normalized")
+# The config schema: the one file the workflow's parse step (rules/common.smk) and
+# check_settings read.  Package data (pyproject.toml), so an installed stcore carries it.
+CONFIG_SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+_SCHEMA_NAME = "stcore/schemas/config.schema.yaml"
+
+
+# --- values -----------------------------------------------------------------------------------
+
+def needs_integer(values: str = "counts", flavor: str = "seurat_v3") -> bool:
+    """Whether the values must be whole numbers: raw counts whose genes seurat_v3 selects (it
+    models counts).  The qc job and :func:`stcore.tl.domains` decide by this one rule."""
+    return values == "counts" and flavor == "seurat_v3"
+
+
+def check_values_kind(values: str, *, path: str | None = None) -> str:
+    """``values`` itself: one of :data:`VALUES`."""
+    if values not in VALUES:
+        raise InputError(f"values '{values}' is not known", path=path, fix=f"use one of {list(VALUES)}")
+    return values
+
+
+def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: str | None = None) -> None:
+    """Raise unless ``x`` (spots x genes, sparse or dense) can be taken as ``values``:
+    a known kind (:data:`VALUES`); no NaN, infinite or negative value; whole numbers where
+    :func:`needs_integer` says so (log-normalised values given as counts are refused here)."""
+    check_values_kind(values, path=path)
+    check_counts(x, path, integer=needs_integer(values, flavor), values=values)
+
+
+def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts") -> None:
+    """Raise if ``x`` has NaN, infinite or negative values, or (``integer``) non-integer ones."""
+    data = x.data if hasattr(x, "indptr") else np.asarray(x)
+    if values == "counts":
+        what, fix = "the count matrix", "store raw counts in X"
+    else:
+        what, fix = f"X (values '{values}')", "store the slide's normalised values in X (before any centring)"
+    if not np.isfinite(data).all():
+        raise InputError(f"{what} holds NaN or infinite values", path=path, fix=fix)
+    if (data < 0).any():
+        if values == "counts":
+            raise InputError("the count matrix holds negative values; raw counts are needed", path=path,
+                             fix="store raw (non-negative integer) counts in X, not scaled values")
+        raise InputError(f"{what} holds negative values (scaled or centred values?)", path=path,
+                         fix="store non-negative normalised values in X, before scaling")
+    if integer and not np.array_equal(data, np.round(data)):
+        raise InputError("the count matrix holds non-integer values; raw counts are needed", path=path,
+                         fix="store raw integer counts in X, or, where X holds normalised values (e.g. MERFISH "
+                             "volume-normalised), say so in the sample sheet's values column: normalized or "
+                             "log_normalized (in stcore.tl.domains: values=...), or set hvg.flavor to 'seurat' "
+                             "(hvg_flavor='seurat')")
+
+
+# --- coordinates and ids ----------------------------------------------------------------------
+
+def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence | None = None,
+                      path: str | None = None) -> np.ndarray:
+    """The spots' coordinates ``obsm[key]`` as an n_spots x 2 float array, or an error: missing,
+    not numeric, not one row per spot, NaN or infinite, all at one point, or more than two
+    columns without ``dims`` naming the two to use (positions, or column names of a data
+    frame, e.g. ``(0, 1)`` or ``('x', 'y')``)."""
+    import pandas as pd
+
+    if key not in adata.obsm:
+        have = f" (obsm holds {list(adata.obsm.keys())})" if len(adata.obsm) else ""
+        raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
+                         fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
+    value = adata.obsm[key]
+    if dims is not None:
+        dims = list(dims)
+        if len(dims) != 2:
+            raise InputError(f"spatial_dims {dims} names {len(dims)} columns of obsm['{key}'], not 2", path=path,
+                             fix="name the two columns that hold x and y, e.g. spatial_dims=(0, 1)")
+        try:
+            value = (value[dims] if isinstance(value, pd.DataFrame) and not all(isinstance(d, int) for d in dims)
+                     else np.asarray(value)[:, dims])
+        except (KeyError, IndexError):
+            raise InputError(f"spatial_dims {dims}: obsm['{key}'] has no such columns "
+                             f"({_columns(adata.obsm[key])})", path=path,
+                             fix="name two of its columns") from None
+    try:
+        xy = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"obsm['{key}'] is not numeric", path=path,
+                         fix="store the x, y coordinates as numbers") from None
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise InputError(f"obsm['{key}'] has shape {xy.shape}, expected n_spots x 2", path=path,
+                         fix="store one (x, y) row per spot")
+    if xy.shape[1] > 2:
+        raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
+                         "plane's x and y is not known", path=path,
+                         fix=f"store only x and y in obsm['{key}'] (e.g. obsm['{key}'][:, :2] when the others are "
+                             "z or extra fields), or in stcore.tl.domains name them: spatial_dims=(0, 1)")
+    if not np.isfinite(xy).all():
+        bad = int((~np.isfinite(xy)).any(axis=1).sum())
+        raise InputError(f"{bad} spots have NaN or infinite coordinates (obsm['{key}'])", path=path,
+                         fix="drop those spots or fill in their coordinates")
+    if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
+        raise InputError("all spots sit at one point", path=path,
+                         fix=f"check that obsm['{key}'] holds the real coordinates")
+    return xy
+
+
+def _columns(value) -> str:
+    cols = getattr(value, "columns", None)
+    return f"columns {list(cols)}" if cols is not None else f"shape {np.shape(value)}"
+
+
+def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: bool = False) -> None:
+    """Spot ids (``obs_names``) unique, not empty and without tab or line break (the results are
+    tab-separated files); gene ids (``var_names``) unique.  ``make_genes_unique``: duplicate
+    gene names are made unique by suffixing, with a warning (the workflow's readers: 10x
+    files repeat gene symbols), instead of an error (the notebook API leaves a user's
+    AnnData as it is)."""
+    dup = adata.obs_names[adata.obs_names.duplicated()]
+    if len(dup):
+        raise InputError(f"{len(dup)} duplicate spot ids (first: '{dup[0]}')", path=path,
+                         fix="make spot ids unique, e.g. with AnnData.obs_names_make_unique()")
+    names = adata.obs_names.astype(str)
+    bad = names[(names == "") | names.str.contains(r"[\t\r\n]", regex=True)]
+    if len(bad):
+        raise InputError(f"{len(bad)} spot ids are empty or hold a tab or line break (first: {bad[0]!r}); the "
+                         "results are tab-separated files", path=path,
+                         fix="rename those spots (obs_names) to plain text")
+    genes = adata.var_names[adata.var_names.duplicated()]
+    if len(genes):
+        if make_genes_unique:
+            log.warning("%s: %d duplicate gene names made unique by suffixing", path, len(genes))
+            adata.var_names_make_unique()
+            return
+        raise InputError(f"{len(genes)} duplicate gene ids (first: '{genes[0]}')", path=path,
+                         fix="make gene ids unique, e.g. with AnnData.var_names_make_unique()")
+
+
+def check_slide(adata: ad.AnnData, *, spatial_key: str = "spatial", dims: Sequence | None = None,
+                path: str | None = None, make_genes_unique: bool = False) -> np.ndarray:
+    """A slide's checks in turn: not empty, :func:`check_coordinates`, :func:`check_ids`.
+    Returns the n_spots x 2 coordinates."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(f"empty matrix ({adata.n_obs} spots x {adata.n_vars} genes)", path=path,
+                         fix="check that the file holds the expression matrix")
+    xy = check_coordinates(adata, spatial_key, dims=dims, path=path)
+    check_ids(adata, path=path, make_genes_unique=make_genes_unique)
+    return xy
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def config_schema() -> dict:
+    """The config schema (:data:`CONFIG_SCHEMA`), parsed."""
+    import yaml
+
+    return yaml.safe_load(CONFIG_SCHEMA.read_text())
+
+
+def check_settings(*, train: Mapping | None = None, cluster: Mapping | None = None) -> tuple[dict, dict]:
+    """``train`` and ``cluster`` (as under ``train:`` / ``cluster:`` in the config) checked
+    against the config schema: unknown keys, wrong types and values out of range are refused,
+    naming the key.  Returns plain copies of both."""
+    import jsonschema
+
+    defs = config_schema()["$defs"]
+    out = []
+    for name, settings in (("train", train), ("cluster", cluster)):
+        settings = {} if settings is None else settings
+        if not isinstance(settings, Mapping):
+            raise InputError(f"{name} must be a dict of settings, not {type(settings).__name__}",
+                             fix=f"pass {name}={{...}} with keys of {name}: in {_SCHEMA_NAME}")
+        settings = dict(settings)
+        errors = sorted(jsonschema.Draft202012Validator(defs[name]).iter_errors(settings), key=lambda e: e.path)
+        if errors:
+            err = errors[0]
+            where = ".".join([name, *(str(p) for p in err.absolute_path)])
+            raise InputError(f"{where}: {err.message}",
+                             fix=f"use the keys of {name}: in {_SCHEMA_NAME} ({', '.join(defs[name]['properties'])}) "
+                                 "with the types and ranges it gives")
+        for key, value in settings.items():       # 20.0 where the schema means an integer: 20
+            kind = defs[name]["properties"][key].get("type")
+            if isinstance(value, float) and (kind == "integer" or (isinstance(kind, list) and "integer" in kind)):
+                settings[key] = int(value)
+        out.append(settings)
+    return out[0], out[1]
+
+
+def check_n_clusters(n_clusters, n_spots: int | None = None, *, path: str | None = None,
+                     after_qc: bool = False) -> int | str:
+    """The number of domains as an int (``7.0`` is read as 7), or ``'auto'``; refused when it is
+    not a whole number, below 2, or (``n_spots`` given) above the number of spots."""
+    if isinstance(n_clusters, str) and n_clusters.strip().lower() == "auto":
+        return "auto"
+    ok = isinstance(n_clusters, (int, float, np.integer, np.floating)) and not isinstance(n_clusters, (bool, np.bool_))
+    if not ok or not np.isfinite(n_clusters) or float(n_clusters) != int(n_clusters):
+        raise InputError(f"n_clusters={n_clusters!r} is not a whole number of domains", path=path,
+                         fix="give n_clusters as a whole number, 2 or more, or 'auto'")
+    n_clusters = int(n_clusters)
+    if n_clusters < 2:
+        raise InputError(f"n_clusters={n_clusters}; at least 2 domains are needed", path=path,
+                         fix="set n_clusters to 2 or more (the sample sheet's n_clusters; n_clusters= in "
+                             "stcore.tl.domains)")
+    if n_spots is not None and n_clusters > n_spots:
+        raise InputError(f"n_clusters={n_clusters} is larger than the {n_spots} spots"
+                         + (" after QC" if after_qc else ""), path=path, fix="lower n_clusters")
+    return n_clusters
+
+
+def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
+    """Before any training: the method is in the registry and installed, a clustering of its
+    own exists where ``cluster.method`` is ``own``, ``cluster.auto_range`` runs from low to
+    high, and mclust's ``cluster.subset`` exceeds the number of domains asked for."""
+    from .methods import method as registry_entry
+
+    from .cluster import ClusterParams
+
+    entry = registry_entry(method)
+    entry.check_installed(method)
+    params = ClusterParams(**cluster)
+    chosen = getattr(params.method, "value", params.method)
+    if chosen == "own" and not entry.own_labels:
+        from .methods import REGISTRY
+
+        owners = sorted(name for name, m in REGISTRY.items() if m.own_labels)
+        raise InputError(f"cluster.method own, but model '{method}' has no clustering of its own",
+                         fix=f"use it with a model that clusters itself ({', '.join(owners)}), or another "
+                             "cluster.method")
+    lo, hi = params.auto_range
+    if lo > hi:
+        raise InputError(f"cluster.auto_range {[lo, hi]} runs from high to low", fix=f"write it as [{hi}, {lo}]")
+    most = hi if n_clusters == "auto" else n_clusters
+    if chosen == "mclust" and params.subset <= most:
+        raise InputError(f"cluster.subset {params.subset} must exceed the number of domains asked for ({most})",
+                         fix="raise cluster.subset (mclust's default: 2000)")
+
+
+# --- output keys ------------------------------------------------------------------------------
+
+def _written_by_stcore(adata: ad.AnnData, key: str) -> bool:
+    """obs[key] is stcore's own: an earlier :func:`stcore.tl.domains` (its settings in
+    ``uns[key]``) or a workflow's domains.h5ad (``uns['stcore']['key']``)."""
+    own = adata.uns.get(key)
+    if isinstance(own, Mapping) and "method" in own and "n_clusters" in own:
+        return True
+    record = adata.uns.get("stcore")
+    return isinstance(record, Mapping) and record.get("key") == key
+
+
+def key_is_free(adata: ad.AnnData, key: str) -> bool:
+    """Whether stcore may write ``obs[key]``: no such column, or one that stcore wrote."""
+    return key not in adata.obs or _written_by_stcore(adata, key)
+
+
+def check_key(adata: ad.AnnData, key_added: str, *, overwrite: bool = False, path: str | None = None,
+              fix: str | None = None) -> None:
+    """Refuse to write over ``obs[key_added]`` when it holds a column that stcore did not write
+    (an annotation, e.g. a simulated slide's truth ``domain``), unless ``overwrite``.  ``fix``:
+    the fix to name instead of the notebook API's."""
+    if overwrite or key_is_free(adata, key_added):
+        return
+    raise InputError(f"obs['{key_added}'] already holds a column that stcore did not write (an annotation?); "
+                     "it is not overwritten", path=path,
+                     fix=fix or f"pass another key_added (e.g. key_added='stcore_{key_added}'), delete the column "
+                                f"(del adata.obs['{key_added}']), or pass overwrite=True")

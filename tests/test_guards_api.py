@@ -1,0 +1,268 @@
+"""The notebook API's guards (stcore.validate): stcore.tl.domains refuses what the workflow
+refuses, with the same message, before any work; and it never writes over a column it did not
+write."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import stcore
+from slides import tiny_slide, write
+from stcore.errors import InputError
+from stcore.export import domains_adata
+from stcore.graph import knn_graph
+from stcore.qc import QCParams, prepare_slide
+from stcore.validate import CONFIG_SCHEMA, check_settings
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30}
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """tl.domains must refuse before it selects genes or trains: both fail the test if reached."""
+    def reached(*args, **kwargs):
+        raise AssertionError("the check came after the work had started")
+
+    monkeypatch.setattr("stcore.hvg.run_hvg", reached)
+    monkeypatch.setattr("stcore.methods.fit", reached)
+
+
+def _slide() -> ad.AnnData:
+    """A tiny valid slide without the simulation's truth column (so obs['domain'] is free)."""
+    adata = tiny_slide()
+    del adata.obs["domain"]
+    return adata
+
+
+# --- the same bad slide through the workflow's qc job and through tl.domains -------------------
+
+def _set_x(fn):
+    def change(a):
+        x = a.X.toarray()
+        fn(x)
+        a.X = sp.csr_matrix(x)
+    return change
+
+
+def _del_coordinates(a):
+    del a.obsm["spatial"]
+
+
+def _dup_spot(a):
+    names = list(a.obs_names)
+    names[5] = names[4]
+    a.obs_names = names
+
+
+def _tab_in_spot_id(a):
+    a.obs_names = ["spot\t0", *a.obs_names[1:]]
+
+
+def _coords(fn):
+    def change(a):
+        a.obsm["spatial"] = fn(np.asarray(a.obsm["spatial"], dtype=float))
+    return change
+
+
+# id -> (change of a valid slide, n_clusters, the message's problem (regex))
+SAME_MESSAGE = {
+    "log_normalised_counts": (lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray()))), 2,
+                              r"the count matrix holds non-integer values; raw counts are needed"),
+    "non_integer_counts": (_set_x(lambda x: x.__setitem__((3, 4), 0.5)), 2, r"non-integer values"),
+    "negative_counts": (_set_x(lambda x: x.__setitem__((3, 4), -2)), 2, r"negative values; raw counts"),
+    "nan_counts": (_set_x(lambda x: x.__setitem__((3, 4), np.nan)), 2, r"NaN or infinite values"),
+    "no_coordinates": (_del_coordinates, 2, r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
+    "coordinates_nan": (_coords(lambda xy: np.where(np.arange(len(xy))[:, None] < 3, np.nan, xy)), 2,
+                        r"^3 spots have NaN or infinite coordinates \(obsm\['spatial'\]\)$"),
+    "coordinates_1d": (_coords(lambda xy: xy[:, :1]), 2, r"has shape \(64, 1\), expected n_spots x 2"),
+    "coordinates_3d": (_coords(lambda xy: np.column_stack([xy, np.arange(len(xy))])), 2,
+                       r"obsm\['spatial'\] has 3 columns .*which two are the plane's x and y is not known"),
+    "coordinates_one_point": (_coords(lambda xy: np.ones_like(xy)), 2, r"all spots sit at one point"),
+    "duplicate_spot_ids": (_dup_spot, 2, r"^1 duplicate spot ids \(first: 'spot0004'\)$"),
+    "spot_id_with_tab": (_tab_in_spot_id, 2, r"spot ids are empty or hold a tab or line break"),
+    "n_clusters_below_2": (lambda a: None, 1, r"^n_clusters=1; at least 2 domains are needed$"),
+    "n_clusters_not_whole": (lambda a: None, 2.5, r"^n_clusters=2\.5 is not a whole number of domains$"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAME_MESSAGE))
+def test_the_workflow_and_the_api_give_the_same_message(case, tmp_path, no_work):
+    """The qc job's check path (stcore.qc.prepare_slide on the file) and tl.domains (on the
+    AnnData) refuse the same slide with the same problem and fix; the workflow also names the file."""
+    change, n_clusters, problem = SAME_MESSAGE[case]
+    adata = _slide()
+    change(adata)
+    path = write(adata, tmp_path / "slide.h5ad")
+    with pytest.raises(InputError) as workflow:
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=n_clusters)
+    with pytest.raises(InputError) as api:
+        stcore.tl.domains(ad.read_h5ad(path), n_clusters=n_clusters, **FAST)
+    assert re.search(problem, api.value.problem), api.value
+    assert (api.value.problem, api.value.fix) == (workflow.value.problem, workflow.value.fix)
+    assert workflow.value.path == str(path) and f"file '{path}'" in str(workflow.value)
+    assert api.value.fix and str(api.value).endswith(f". Fix: {api.value.fix}")
+
+
+def test_the_hvg_job_and_the_api_refuse_an_unknown_values_kind(no_work):
+    with pytest.raises(InputError) as hvg:
+        stcore.hvg.HVGParams(values="tpm")
+    with pytest.raises(InputError) as api:
+        stcore.tl.domains(_slide(), n_clusters=2, values="tpm", **FAST)
+    assert str(api.value) == str(hvg.value) == "values 'tpm' is not known. Fix: use one of " \
+                                               "['counts', 'normalized', 'log_normalized']"
+
+
+# --- values ------------------------------------------------------------------------------------
+
+def test_log_normalised_values_given_as_counts_are_refused_and_taken_when_named(no_work, monkeypatch):
+    """Log-normalised X with values='counts' (the default) was normalised and logged a second time;
+    now it is the workflow's error, and values='log_normalized' takes it as it is."""
+    adata = _slide()
+    adata.X = sp.csr_matrix(np.log1p(adata.X.toarray()))
+    with pytest.raises(InputError, match=r"non-integer values; raw counts are needed\. Fix: .*values"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    monkeypatch.undo()
+    stcore.tl.domains(adata, n_clusters=2, values="log_normalized", **FAST)
+    assert adata.uns["domain"]["values"] == "log_normalized" and adata.obs["domain"].nunique() <= 2
+
+
+def test_a_layer_that_is_not_there_is_named(no_work):
+    with pytest.raises(InputError, match=r"layer 'counts' is not in layers \(layers: \[\]\)"):
+        stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
+
+
+# --- ids -----------------------------------------------------------------------------------------
+
+def test_duplicate_gene_ids_are_refused_by_the_api(no_work):
+    """The API leaves a user's AnnData as it is, so duplicate gene ids are an error there (the
+    workflow's readers make a file's duplicate gene names unique, with a warning)."""
+    adata = _slide()
+    adata.var_names = ["gene000", *adata.var_names[:-1]]
+    with pytest.raises(InputError, match=r"^1 duplicate gene ids \(first: 'gene000'\)\. Fix: .*var_names_make_unique"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert list(adata.var_names[:2]) == ["gene000", "gene000"]            # left as it was
+
+
+# --- coordinates -----------------------------------------------------------------------------------
+
+def test_a_named_choice_of_two_coordinate_columns(monkeypatch):
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial"] = np.column_stack([np.zeros(len(xy)), xy])          # z, x, y
+    with pytest.raises(InputError, match=r"spatial_dims=\(0, 1\)"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    with pytest.raises(InputError, match=r"spatial_dims \[1, 5\]: obsm\['spatial'\] has no such columns"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=(1, 5), **FAST)
+    seen = []
+    knn = knn_graph
+
+    def graph_of(coords, *args, **kwargs):          # the coordinates the spatial graph is built on
+        seen.append(coords)
+        return knn(coords, *args, **kwargs)
+
+    monkeypatch.setattr("stcore.graph.knn_graph", graph_of)
+    stcore.tl.domains(adata, n_clusters=2, spatial_dims=(1, 2), **FAST)
+    assert len(seen) == 1 and np.array_equal(seen[0], xy)
+
+
+def test_a_missing_coordinate_key_names_the_key(no_work):
+    adata = _slide()
+    adata.obsm["X_umap"] = adata.obsm.pop("spatial")
+    with pytest.raises(InputError, match=r"no spot coordinates \(obsm\['spatial'\] is missing\) \(obsm holds "
+                                         r"\['X_umap'\]\)\. Fix: store the x, y coordinates"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
+# --- settings, n_clusters and the clustering, before any training ------------------------------------
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"train": {"epoch": 2}}, r"^train: Additional properties are not allowed \('epoch' was unexpected\)\. "
+                              r"Fix: use the keys of train: in stcore/schemas/config\.schema\.yaml \(epochs, lr,"),
+    ({"train": {"epochs": 0}}, r"^train\.epochs: 0 is less than the minimum of 1\."),
+    ({"train": {"epochs": 2.5}}, r"^train\.epochs: 2\.5 is not of type 'integer'"),
+    ({"cluster": {"n_int": 1}}, r"^cluster: Additional properties are not allowed \('n_int' was unexpected\)"),
+    ({"cluster": {"method": "hdbscan"}}, r"^cluster\.method: 'hdbscan' is not one of \['mclust'"),
+    ({"cluster": {"method": "own"}}, r"^cluster\.method own, but model 'graphst' has no clustering of its own\. "
+                                     r"Fix: use it with a model that clusters itself \(.*spagcn"),
+    ({"cluster": {"subset": 10}, "n_clusters": 12}, r"^cluster\.subset 10 must exceed the number of domains"),
+    ({"cluster": {"auto_range": [9, 3]}}, r"^cluster\.auto_range \[9, 3\] runs from high to low\. Fix: write it as \[3, 9\]"),
+    ({"n_clusters": 65}, r"^n_clusters=65 is larger than the 64 spots\. Fix: lower n_clusters$"),
+    ({"n_clusters": True}, r"^n_clusters=True is not a whole number"),
+    ({"method": "nope"}, r"^unknown method model 'nope'\. Fix: use one of \["),
+    ({"train": ["epochs", 2]}, r"^train must be a dict of settings, not list"),
+])
+def test_bad_settings_are_refused_before_any_training(kwargs, message, no_work):
+    settings = dict(FAST, n_clusters=2) | kwargs
+    with pytest.raises(InputError, match=message):
+        stcore.tl.domains(_slide(), **settings)
+
+
+def test_whole_numbers_written_as_floats_are_read_as_integers():
+    train, cluster = check_settings(train={"epochs": 20.0, "lr": 1.0}, cluster={"n_pcs": 5.0})
+    assert train == {"epochs": 20, "lr": 1.0} and cluster == {"n_pcs": 5}
+    assert type(train["epochs"]) is int and type(train["lr"]) is float
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2.0, **FAST)
+    assert adata.uns["domain"]["n_clusters"] == 2 and type(adata.uns["domain"]["n_clusters"]) is int
+
+
+def test_the_config_schema_ships_with_the_package_and_the_workflow_reads_it():
+    """One schema: inside the package (package data), and the file the Snakefile validates with."""
+    package = Path(stcore.__file__).resolve().parent
+    assert CONFIG_SCHEMA.is_file() and CONFIG_SCHEMA.parent.parent == package
+    common = (REPO / "rules" / "common.smk").read_text()
+    used = re.findall(r'validate\(config, "([^"]+)"\)', common)
+    assert len(used) == 1 and (REPO / "rules" / used[0]).resolve() == CONFIG_SCHEMA
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'\[tool\.setuptools\.package-data\]\nstcore = \["schemas/\*\.yaml"\]', pyproject)
+    for dependency in ("jsonschema", "pyyaml"):                    # check_settings needs both at run time
+        assert re.search(rf'^\s+"{dependency}>=', pyproject, re.M), dependency
+
+
+# --- never writing over a user's column --------------------------------------------------------------
+
+def test_an_annotation_under_key_added_is_never_overwritten(no_work):
+    adata = tiny_slide()                                        # obs['domain']: the simulation's truth
+    truth = adata.obs["domain"].copy()
+    for copy in (False, True):
+        with pytest.raises(InputError, match=r"^obs\['domain'\] already holds a column that stcore did not write "
+                                             r".*Fix: pass another key_added \(e\.g\. key_added='stcore_domain'\), "
+                                             r"delete the column \(del adata\.obs\['domain'\]\), or pass overwrite=True$"):
+            stcore.tl.domains(adata, n_clusters=2, copy=copy, **FAST)
+    assert adata.obs["domain"].equals(truth) and "domain" not in adata.uns and "X_graphst" not in adata.obsm
+
+
+def test_another_key_overwrite_and_an_earlier_result(monkeypatch):
+    adata = tiny_slide()
+    truth = adata.obs["domain"].copy()
+    stcore.tl.domains(adata, n_clusters=2, key_added="stcore_domain", **FAST)
+    assert adata.obs["domain"].equals(truth) and adata.uns["stcore_domain"]["method"] == "graphst"
+    stcore.tl.domains(adata, n_clusters=2, key_added="stcore_domain", seed=1, **FAST)       # its own: replaced
+    assert adata.uns["stcore_domain"]["seed"] == 1
+    stcore.tl.domains(adata, n_clusters=2, overwrite=True, **FAST)
+    assert set(adata.obs["domain"].cat.categories) <= {"0", "1"} and adata.uns["domain"]["n_clusters"] == 2
+
+
+def test_the_workflow_file_follows_the_same_rule():
+    """domains.h5ad (stcore.export.domains_adata): the slide's own 'domain' is kept and the
+    domains go to 'stcore_domain' (the name the API's error suggests); a slide with both is refused."""
+    slide = tiny_slide()
+    n = slide.n_obs
+    args = (np.arange(n) % 2, np.zeros((n, 4), np.float32), sp.identity(n, format="csr"))
+    free = slide.copy()
+    del free.obs["domain"]
+    assert domains_adata(free, *args, method="graphst", info={}).uns["stcore"]["key"] == "domain"
+    out = domains_adata(slide, *args, method="graphst", info={})
+    assert out.uns["stcore"]["key"] == "stcore_domain" and out.obs["domain"].equals(slide.obs["domain"])
+    slide.obs["stcore_domain"] = "mine"
+    with pytest.raises(InputError, match=r"obs\['stcore_domain'\] already holds a column that stcore did not "
+                                         r"write .*Fix: rename the slide's obs column 'stcore_domain' or 'domain'"):
+        domains_adata(slide, *args, method="graphst", info={})
+    again = domains_adata(out, *args, method="graphst", info={})     # a domains.h5ad read back: its own column
+    assert again.uns["stcore"]["key"] == "stcore_domain"
