@@ -23,7 +23,7 @@ The built-in ``graphst`` and ``expression`` take neither.
 
 Adding a method: write its ``fit``, add one :data:`REGISTRY` entry (with the extra that
 installs what it needs, if any), and add its name to the ``model`` enum in
-``schemas/config.schema.yaml``.  Nothing else changes: the train step, the clustering, the
+``stcore/schemas/config.schema.yaml``.  Nothing else changes: the train step, the clustering, the
 evaluation and the tables read only :class:`MethodResult`.
 
 :class:`MethodResult` is the one place that knows the layout of ``train.npz``.

@@ -36,7 +36,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
 
     Adds ``obs[key_added]`` (categorical), ``obsm['X_<method>']`` (the embedding) and
     ``uns[key_added]`` (method, seed and every setting used).  ``train`` / ``cluster``:
-    settings as under ``train:`` / ``cluster:`` in the config (``schemas/config.schema.yaml``).
+    settings as under ``train:`` / ``cluster:`` in the config (``stcore/schemas/config.schema.yaml``).
     ``values``: what ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column:
     ``counts``, ``normalized`` or ``log_normalized``.
 

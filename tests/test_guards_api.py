@@ -266,3 +266,15 @@ def test_the_workflow_file_follows_the_same_rule():
         domains_adata(slide, *args, method="graphst", info={})
     again = domains_adata(out, *args, method="graphst", info={})     # a domains.h5ad read back: its own column
     assert again.uns["stcore"]["key"] == "stcore_domain"
+
+
+def test_the_graph_api_checks_the_coordinates_too():
+    """stcore.gr.spatial_graph: the same coordinate checks (was a bare KeyError on a missing key)."""
+    adata = _slide()
+    adata.obsm["spatial"][:3] = np.nan
+    with pytest.raises(InputError, match=r"^3 spots have NaN or infinite coordinates"):
+        stcore.gr.spatial_graph(adata)
+    del adata.obsm["spatial"]
+    with pytest.raises(InputError, match=r"no spot coordinates \(obsm\['spatial'\] is missing\)"):
+        stcore.gr.spatial_graph(adata)
+    assert "spatial_connectivities" not in adata.obsp
