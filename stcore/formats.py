@@ -114,8 +114,7 @@ def _update_stamp(path: str, fmt: str, stamp: str) -> str | None:
         old = {}
     if old.get("files") == keys and old.get("format") == fmt and old.get("input_sha256"):
         return stamp
-    digest = input_digest(path, fmt)
-    keys = _file_keys(files)            # as hashed (a file replaced meanwhile is hashed next time)
+    digest = input_digest(path, fmt)    # keys taken before: a file changed meanwhile is hashed next time
     os.makedirs(os.path.dirname(stamp) or ".", exist_ok=True)
     tmp = f"{stamp}.tmp{os.getpid()}"
     with open(tmp, "w") as fh:

@@ -1,0 +1,393 @@
+"""Guards of the workflow (docs/bad_input.md): results follow the content of their inputs, every
+failed job is named with its cause, sample sheets and configs as spreadsheets and programs save
+them, detected genes are non-zero values, outputs honour the umask."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from slides import REPO, snakemake, tiny_slide, workdir, write
+from stcore.errors import InputError
+from stcore.qc import QCParams, prepare_slide, qc_masks
+
+HEADER = "sample\tpath\tformat\tn_clusters\ttruth"
+
+
+# --- results follow content -------------------------------------------------------------------------
+
+def test_the_digest_stamp_hashes_a_file_only_when_it_changed(tmp_path, monkeypatch):
+    """The stamp is rewritten (fresh mtime) only when the content changed; an unchanged file is
+    not read again; a copy with an older mtime (cp -p) is still seen, by its ctime and inode."""
+    from stcore import formats
+
+    hashed = []
+    real = formats._hash_file
+    monkeypatch.setattr(formats, "_hash_file", lambda h, f: (hashed.append(f), real(h, f)))
+    slide = write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    stamp = str(tmp_path / "results/records/input/s.json")
+    assert formats.digest_stamp(str(slide), "h5ad", stamp) == stamp
+    assert json.loads(open(stamp).read())["input_sha256"] == formats.input_digest(slide)
+    first = os.stat(stamp).st_mtime_ns
+    hashed.clear()
+    formats.digest_stamp(str(slide), "h5ad", stamp)
+    assert hashed == [] and os.stat(stamp).st_mtime_ns == first            # unchanged: not read
+
+    os.utime(slide, ns=(first + 10**9, first + 10**9))                     # touched, same content
+    formats.digest_stamp(str(slide), "h5ad", stamp)
+    assert hashed and os.stat(stamp).st_mtime_ns == first                  # read, stamp kept as it was
+
+    other = write(tiny_slide(seed=2), tmp_path / "other.h5ad")
+    os.utime(other, (1e9, 1e9))                                            # 2001
+    shutil.copy2(other, slide)                                             # cp -p: old mtime, new content
+    hashed.clear()
+    formats.digest_stamp(str(slide), "h5ad", stamp)
+    assert hashed and os.stat(stamp).st_mtime_ns > first
+    assert json.loads(open(stamp).read())["input_sha256"] == formats.input_digest(other)
+    assert formats.digest_stamp(str(tmp_path / "gone.h5ad"), "h5ad", str(tmp_path / "x.json")) is None
+
+
+@pytest.mark.slow
+def test_a_slide_replaced_with_an_older_mtime_reruns(tmp_path):
+    """A slide file replaced by other content whose modification time is older (cp -p, rsync -a,
+    tar x, unzip) reruns its qc and everything after it; the table names the new content."""
+    from stcore.formats import input_digest
+    from stcore.io import read_tsv
+
+    slide = write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    first = snakemake(tmp_path, "--cores", "1", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    before = read_tsv(tmp_path / "results/table.tsv")
+    assert before["input_sha256"].tolist() == [input_digest(slide)]
+    nothing = snakemake(tmp_path, "--cores", "1", "--dry-run", timeout=300)
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+    replacement = tmp_path / "copied_from_elsewhere.h5ad"
+    write(tiny_slide(n_side=9, seed=7), replacement)
+    os.utime(replacement, (1e9, 1e9))                 # 2001: older than every result
+    shutil.copy2(replacement, slide)                  # what cp -p does
+    assert os.stat(slide).st_mtime < os.stat(tmp_path / "results/s/qc.h5ad").st_mtime
+    again = snakemake(tmp_path, "--cores", "1", timeout=600)
+    console = again.stdout + again.stderr
+    assert again.returncode == 0, console[-3000:]
+    for rule in ("qc", "hvg", "graph", "train", "cluster", "evaluate", "table"):
+        assert re.search(rf"rule {rule}:", console), rule
+    after = read_tsv(tmp_path / "results/table.tsv")
+    assert after["input_sha256"].tolist() == [input_digest(replacement)] != before["input_sha256"].tolist()
+    assert json.loads((tmp_path / "results/s/qc.json").read_text())["spots_in"] == 81      # the 9 x 9 slide
+
+
+# --- every failure named ----------------------------------------------------------------------------
+
+# Loaded by every Python process of the run (PYTHONPATH): makes the step named in STCORE_TEST_FAULTS
+# fail for the named sample, as "<rule>:<sample>" (an exception inside the step),
+# "early:<rule>:<sample>" (an exception before the step's logging is set up) or
+# "kill:<rule>:<sample>" (SIGKILL, no message at all).
+FAULTS = '''
+import importlib.abc, importlib.util, os, signal, sys
+
+FAULTS = [f for f in os.environ.get("STCORE_TEST_FAULTS", "").split(",") if f]
+
+
+def _patch(workflow):
+    real = workflow.run_step
+
+    def run_step(snakemake, step, *, sample=None):
+        who = f"{snakemake.rule}:{sample or getattr(snakemake.wildcards, 'sample', None)}"
+        if "kill:" + who in FAULTS:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if "early:" + who in FAULTS:
+            raise RuntimeError(f"fault injected before {snakemake.rule} began")
+
+        def failing(sm):
+            if who in FAULTS:
+                raise ZeroDivisionError(f"fault injected into {snakemake.rule}")
+            return step(sm)
+
+        return real(snakemake, failing, sample=sample)
+
+    workflow.run_step = run_step
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "stcore.workflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if FAULTS:
+    sys.meta_path.insert(0, _Finder())
+'''
+
+
+def _faulty_run(tmp, monkeypatch, faults, *args):
+    (tmp / "faults").mkdir(exist_ok=True)
+    (tmp / "faults" / "sitecustomize.py").write_text(FAULTS)
+    monkeypatch.setenv("STCORE_TEST_FAULTS", ",".join(faults))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(tmp / "faults"), os.environ.get("PYTHONPATH"))
+                                                     if p))
+    return snakemake(tmp, "--cores", "2", "--keep-going", *args, timeout=900)
+
+
+def _assert_named(tmp, console, log, sample, step, cause):
+    text = (tmp / log).read_text()
+    assert text.strip(), f"{log} is empty"
+    if "empty log" not in cause:
+        assert "Traceback (most recent call last)" in text, text
+    line = f"FAILED {log}: sample '{sample}', step '{step}': {cause}"
+    assert line in console, (line, [c for c in console.splitlines() if c.startswith("FAILED")])
+
+
+@pytest.mark.slow
+def test_an_unexpected_error_in_any_step_is_logged_and_listed(tmp_path, monkeypatch):
+    """An exception in each step of the DAG (one slide per step, --keep-going) ends with its
+    traceback in the job's log and one FAILED line naming the log, the slide, the step and the
+    cause; so does one raised before the step began, and a job killed without a word is listed too."""
+    names = ["q", "h", "gr", "t", "cl", "ev", "ex", "c", "ce", "g1", "g2", "early", "killed"]
+    for i, name in enumerate(names):
+        write(tiny_slide(n_side=6, seed=i), tmp_path / f"{name}.h5ad")
+    workdir(tmp_path, {}, epochs=1, extra_config=(
+        "simulate: {sim: {n_spots: 40, n_genes: 30, markers_per_domain: 3, n_layers: 2, n_regions: 0}}\n"
+        "consensus: true\n"
+        "methods:\n"
+        "  graphst: {model: graphst, samples: [q, h, gr, t, cl, ev, ex, early, killed, sim, G]}\n"
+        "  pair: {model: expression, seeds: [0, 1], samples: [c, ce], train: {pca_comps: 5}}\n"))
+    rows = [HEADER + "\tgroup"] + [f"{n}\t{n}.h5ad\th5ad\t2\tdomain\t{'G' if n in ('g1', 'g2') else ''}"
+                                   for n in names]
+    rows.append("sim\tresults/simulated/sim.h5ad\th5ad\t2\t\t")
+    (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
+    faults = ["simulate:sim", "qc:q", "hvg:h", "graph:gr", "train:t", "cluster:cl", "evaluate:ev", "export:ex",
+              "consensus:c", "export_consensus:ce", "group:G", "early:hvg:early", "kill:graph:killed"]
+    run = _faulty_run(tmp_path, monkeypatch, faults)
+    console = run.stdout + run.stderr
+    assert run.returncode != 0
+    cause = "unexpected error ZeroDivisionError: fault injected into {} (traceback below in this log)"
+    expected = [("logs/simulate/sim.log", "sim", "simulate"), ("logs/qc/q.log", "q", "qc"),
+                ("logs/hvg/h.log", "h", "hvg"), ("logs/graph/gr.log", "gr", "graph"),
+                ("logs/train/t.graphst.seed0.log", "t", "train"), ("logs/cluster/cl.graphst.seed0.log", "cl", "cluster"),
+                ("logs/evaluate/ev.graphst.seed0.log", "ev", "evaluate"),
+                ("logs/export/ex.graphst.seed0.log", "ex", "export"), ("logs/consensus/c.pair.log", "c", "consensus"),
+                ("logs/export/ce.pair.consensus.log", "ce", "export_consensus"), ("logs/group/G.log", "G", "group")]
+    for log, sample, step in expected:
+        _assert_named(tmp_path, console, log, sample, step, cause.format(step))
+    _assert_named(tmp_path, console, "logs/hvg/early.log", "early", "hvg",
+                  "unexpected error RuntimeError: fault injected before hvg began (traceback below in this log)")
+    assert ("FAILED logs/graph/killed.log: sample 'killed', step 'graph': the job ended with an empty log (killed, "
+            "or out of memory?)") in console
+    assert "ERROR stcore: sample 'killed', step 'graph': the job ended with" in (tmp_path / "logs/graph/killed.log").read_text()
+    assert len([c for c in console.splitlines() if c.startswith("FAILED ")]) == len(expected) + 2
+
+
+@pytest.mark.slow
+def test_an_unexpected_error_in_the_table_step_is_logged_and_listed(tmp_path, monkeypatch):
+    write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=1)
+    run = _faulty_run(tmp_path, monkeypatch, ["table:all"])
+    console = run.stdout + run.stderr
+    assert run.returncode != 0 and (tmp_path / "results/s/graphst/seed0/metrics.tsv").is_file()
+    _assert_named(tmp_path, console, "logs/table.log", "all", "table",
+                  "unexpected error ZeroDivisionError: fault injected into table (traceback below in this log)")
+    assert not (tmp_path / "results/table.tsv").exists()
+
+
+# --- sample sheets as spreadsheets save them ---------------------------------------------------------
+
+def _sheet_dry_run(tmp, content: bytes, target="results/s1/qc.json"):
+    workdir(tmp, {})
+    (tmp / "samples.tsv").write_bytes(content)
+    return snakemake(tmp, "--dry-run", "--cores", "1", target, timeout=120)
+
+
+ROW = "s1\tdata/s.h5ad\th5ad\t2\tdomain"
+
+# id -> the sheet's bytes, read as meant
+SHEETS_READ = {
+    "utf16_with_bom": ("\ufeff" + HEADER + "\r\n" + ROW + "\r\n").encode("utf-16-le"),     # Excel "Unicode Text"
+    "utf16_big_endian": ("\ufeff" + HEADER + "\n" + ROW + "\n").encode("utf-16-be"),
+    "cp1252_path": (HEADER + "\n" + "s1\tdonn\u00e9es/s.h5ad\th5ad\t2\tdomain\n").encode("cp1252"),
+    "trailing_tabs": (HEADER + "\t\t\n" + ROW + "\t\t\n").encode(),
+    "empty_unnamed_column": ("sample\tpath\t\tformat\tn_clusters\ttruth\n" + "s1\tdata/s.h5ad\t\th5ad\t2\tdomain\n").encode(),
+    "short_row": (HEADER + "\tgroup\n" + ROW + "\n").encode(),       # trailing empty cells not saved
+    "quoted_cells": (HEADER + '\n"s1"\t"data/s.h5ad"\th5ad\t2\tdomain\n').encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHEETS_READ))
+def test_sheets_saved_by_spreadsheets_are_read_as_meant(case, tmp_path):
+    folder = "donn\u00e9es" if case == "cp1252_path" else "data"
+    (tmp_path / folder).mkdir()
+    write(tiny_slide(), tmp_path / folder / "s.h5ad")
+    run = _sheet_dry_run(tmp_path, SHEETS_READ[case])
+    text = run.stdout + run.stderr
+    assert run.returncode == 0, text[-2000:]
+    assert f"{folder}/s.h5ad" in run.stdout and "Traceback" not in text
+    if case == "cp1252_path":
+        assert "not UTF-8 (line 2); read as Windows-1252" in text
+
+
+# id -> (the sheet's bytes, expected message)
+SHEETS_REFUSED = {
+    "value_in_unnamed_column": (("sample\tpath\t\tformat\tn_clusters\ttruth\n"
+                                 "s1\tdata/s.h5ad\tnote\th5ad\t2\tdomain\n").encode(),
+                                r"sample sheet 'samples\.tsv', line 2: column 3 has no name in the header but holds "
+                                r"'note'\. Fix: name the column in the header, or delete it"),
+    "value_past_the_header": ((HEADER + "\n" + ROW + "\t\tstray\n").encode(),
+                              r"sample sheet 'samples\.tsv', line 2: a value past the header's last column \('truth'\): "
+                              r"'stray'\. Fix: delete the cells after the last named column"),
+    "utf16_without_bom": ((HEADER + "\n" + ROW + "\n").encode("utf-16-le"),
+                          r"sample sheet 'samples\.tsv', line 1: holds NUL bytes \(UTF-16 without a byte-order mark, or "
+                          r"not a text file\)\. Fix: save it as tab-separated text in UTF-8"),
+    "neither_utf8_nor_cp1252": ((HEADER + "\n").encode() + b"s1\tdata/\x81\x8d.h5ad\th5ad\t2\tdomain\n",
+                                r"sample sheet 'samples\.tsv', line 2: neither UTF-8 nor Windows-1252 text \(byte 0x81\)\. "
+                                r"Fix: save it as tab-separated text in UTF-8"),
+    "column_twice": (("sample\tpath\tformat\tn_clusters\tpath\n" "s1\ta.h5ad\th5ad\t2\tb.h5ad\n").encode(),
+                     r"sample sheet 'samples\.tsv': column 'path' appears twice in the header\. Fix: keep one"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHEETS_REFUSED))
+def test_sheets_that_cannot_be_read_name_the_file_line_and_fix(case, tmp_path):
+    content, expected = SHEETS_REFUSED[case]
+    run = _sheet_dry_run(tmp_path, content)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert re.search(expected, text), text[-2000:]
+    assert "Traceback" not in text and not (tmp_path / "results").exists()
+
+
+# --- integers written 20.0 --------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_integers_written_with_a_decimal_point_are_read_as_integers(tmp_path):
+    """train.epochs, graph.n_neighbors, hvg.n_top_genes, seeds, a method's own seeds and train
+    block, cluster settings and a simulated slide's size written 20.0 (as programs write numbers)
+    run as 20 (range(2.0) and array sizes of 3.0 were tracebacks in the jobs)."""
+    write(tiny_slide(), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")})
+    (tmp_path / "config.yaml").write_text(
+        "samples: samples.tsv\nseeds: [0.0]\n"
+        "simulate: {sim: {n_spots: 40.0, n_genes: 30.0, markers_per_domain: 3.0, n_layers: 2.0, n_regions: 0.0}}\n"
+        "hvg: {n_top_genes: 30.0}\ngraph: {n_neighbors: 4.0}\n"
+        "train: {epochs: 2.0, device: cpu, log_every: 1.0}\ncluster: {n_init: 1.0, n_pcs: 5.0}\n"
+        "methods:\n  graphst: {model: graphst, train: {epochs: 3.0, n_latent: 8.0}}\n"
+        "  expr: {model: expression, seeds: [1.0], train: {pca_comps: 5.0}}\n")
+    with open(tmp_path / "samples.tsv", "a") as fh:
+        fh.write("sim\tresults/simulated/sim.h5ad\th5ad\t2.0\t\n")
+    run = snakemake(tmp_path, "--cores", "2", timeout=900)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    table = pd.read_csv(tmp_path / "results/table.tsv", sep="\t", dtype=str)
+    assert sorted(zip(table["sample"], table["method"], table["seed"])) == [
+        ("s", "expr", "1"), ("s", "graphst", "0"), ("sim", "expr", "1"), ("sim", "graphst", "0")]
+    losses = pd.read_csv(tmp_path / "results/s/graphst/seed0/losses.tsv", sep="\t")
+    assert len(losses) == 3                                                 # the method's own 3.0 epochs
+    assert json.loads((tmp_path / "results/s/graph.json").read_text())["n_neighbors"] == 4
+
+
+def test_a_fractional_integer_is_refused_naming_the_key(tmp_path):
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "")}, extra_config="graph: {n_neighbors: 3.5}\n")
+    run = snakemake(tmp_path, "--dry-run", "--cores", "1", timeout=120)
+    text = run.stdout + run.stderr
+    assert run.returncode != 0 and "Traceback" not in text
+    assert re.search(r"config is invalid: graph\.n_neighbors: 3\.5 is not of type 'integer'\. Fix: see ", text), text[-2000:]
+
+
+# --- detected genes are non-zero values --------------------------------------------------------------
+
+def _with_explicit_zeros():
+    """The tiny slide with 5 genes detected in even spots and 15 in odd ones, every spot storing
+    25 entries: the others explicitly stored zeros (as some writers leave them)."""
+    adata = tiny_slide(n_genes=60)
+    rows, cols, data = [], [], []
+    for i in range(adata.n_obs):
+        detected = 5 if i % 2 == 0 else 15
+        rows += [i] * 25
+        cols += list(range(25))
+        data += [3.0] * detected + [0.0] * (25 - detected)
+    adata.X = sp.csr_matrix((np.array(data, np.float32), (rows, cols)), shape=adata.shape)
+    assert adata.X.nnz == 25 * adata.n_obs and (np.diff(adata.X.indptr) == 25).all()     # the zeros are stored
+    return adata
+
+
+def test_explicitly_stored_zeros_are_not_detected_genes(tmp_path):
+    adata = _with_explicit_zeros()
+    keep, _, report = qc_masks(adata, QCParams(min_genes=10))
+    assert (keep == (np.arange(adata.n_obs) % 2 == 1)).all(), keep
+    dense = adata.copy()
+    dense.X = adata.X.toarray()
+    assert (qc_masks(dense, QCParams(min_genes=10))[0] == keep).all()     # sparse and dense agree
+    path = write(_with_explicit_zeros(), tmp_path / "zeros.h5ad")
+    with pytest.raises(InputError, match=r"QC removed every spot \(of 64\)"):
+        prepare_slide(str(path), "h5ad", QCParams(min_genes=16), truth="domain", n_clusters=2)
+
+
+# --- outputs honour the umask ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["022", "002"])
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
+    from stcore.io import atomic_path, write_h5ad, write_labels
+
+    old = os.umask(umask)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        write_h5ad(tiny_slide(), tmp_path / "domains.h5ad")
+        write_labels(tmp_path / "labels.tsv", pd.DataFrame(index=["a", "b"]), [0, 1])
+        with atomic_path(tmp_path / "table.tsv") as tmp:
+            tmp.write_text("x\n")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["plain.txt", "domains.h5ad", "labels.tsv", "table.tsv"], 0o666 & ~umask)
+
+
+# --- an h5ad without X; a group whose annotations differ in type -------------------------------------------
+
+def test_an_h5ad_without_x_is_one_message(tmp_path):
+    import anndata as ad
+
+    slide = tiny_slide()
+    empty = ad.AnnData(obs=slide.obs, var=slide.var, obsm=dict(slide.obsm), layers={"counts": slide.X})
+    path = write(empty, tmp_path / "nox.h5ad")
+    with pytest.raises(InputError) as err:
+        prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2)
+    assert str(err.value) == (f"file '{path}': no expression matrix: X is missing (64 spots x 40 genes, layers: "
+                              "['counts']). Fix: store the raw counts in X before writing the file (e.g. adata.X = "
+                              "adata.layers['counts'])")
+
+
+def test_a_group_whose_annotations_differ_in_type_is_joined_as_text(tmp_path):
+    """One slide's truth as numbers (with a missing label), the other's as text categories: the
+    group's truth column holds both as text, is written, and compares equal labels as equal."""
+    import anndata as ad
+
+    from stcore.group import join_slides
+    from stcore.io import write_h5ad
+
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    a.obs["domain"] = a.obs["domain"].cat.codes.astype(float)
+    a.obs.iloc[0, a.obs.columns.get_loc("domain")] = np.nan
+    b.obs["domain"] = pd.Categorical(b.obs["domain"].cat.codes.astype(str))
+    joined, _ = join_slides({"a": a, "b": b}, {"a": "domain", "b": "domain"}, "g")
+    write_h5ad(joined, tmp_path / "g.h5ad")
+    back = ad.read_h5ad(tmp_path / "g.h5ad")
+    assert list(back.obs["truth"].cat.categories) == ["0", "1"]
+    assert back.obs["truth"].isna().sum() == 1
+    expected = np.concatenate([a.obs["domain"].to_numpy()[1:], b.obs["domain"].astype(float).to_numpy()])
+    assert (back.obs["truth"].dropna().astype(float).to_numpy() == expected).all()
