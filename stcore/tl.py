@@ -79,7 +79,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seed: one seed or several different seeds, got {seed!r}")
     # Every check before any work (the workflow's, with its messages: stcore.validate).
-    train, cluster = check_settings(train=train, cluster=cluster)
+    train, cluster, hvg = check_settings(train=train, cluster=cluster,
+                                         hvg={"n_top_genes": n_top_genes, "flavor": hvg_flavor})
+    n_top_genes = hvg["n_top_genes"]
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_clustering(method, cluster, n_clusters)
     check_key(adata, key_added, overwrite=overwrite)
@@ -92,10 +94,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims)
     x = sp.csr_matrix(x)
     check_values(x, values, flavor=hvg_flavor)
-    hvg = HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values)
+    hvg_params = HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values)
     adata = adata.copy() if copy else adata
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
-    prepared = run_hvg(counts, hvg)
+    prepared = run_hvg(counts, hvg_params)
     key = f"{graph_key}_connectivities"
     adj = sp.csr_matrix(adata.obsp[key]) if key in adata.obsp else knn_graph(coords)
     labelings, embedding = [], None

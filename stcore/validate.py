@@ -198,15 +198,18 @@ def config_schema() -> dict:
     return yaml.safe_load(CONFIG_SCHEMA.read_text())
 
 
-def check_settings(*, train: Mapping | None = None, cluster: Mapping | None = None) -> tuple[dict, dict]:
-    """``train`` and ``cluster`` (as under ``train:`` / ``cluster:`` in the config) checked
-    against the config schema: unknown keys, wrong types and values out of range are refused,
-    naming the key.  Returns plain copies of both."""
+def check_settings(*, train: Mapping | None = None, cluster: Mapping | None = None,
+                   hvg: Mapping | None = None) -> tuple[dict, dict, dict]:
+    """``train``, ``cluster`` and ``hvg`` (as under ``train:`` / ``cluster:`` / ``hvg:`` in the
+    config) checked against the config schema: unknown keys, wrong types and values out of range
+    are refused, naming the key; whole numbers written as floats where the schema says integer
+    are read as integers.  Returns plain copies of the three."""
     import jsonschema
 
-    defs = config_schema()["$defs"]
+    schema = config_schema()
+    defs = dict(schema["$defs"], hvg=schema["properties"]["hvg"])
     out = []
-    for name, settings in (("train", train), ("cluster", cluster)):
+    for name, settings in (("train", train), ("cluster", cluster), ("hvg", hvg)):
         settings = {} if settings is None else settings
         if not isinstance(settings, Mapping):
             raise InputError(f"{name} must be a dict of settings, not {type(settings).__name__}",
@@ -224,7 +227,7 @@ def check_settings(*, train: Mapping | None = None, cluster: Mapping | None = No
             if isinstance(value, float) and (kind == "integer" or (isinstance(kind, list) and "integer" in kind)):
                 settings[key] = int(value)
         out.append(settings)
-    return out[0], out[1]
+    return out[0], out[1], out[2]
 
 
 def check_n_clusters(n_clusters, n_spots: int | None = None, *, path: str | None = None,

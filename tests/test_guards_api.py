@@ -70,7 +70,7 @@ def _coords(fn):
     return change
 
 
-# id -> (change of a valid slide, n_clusters, the message's problem (regex))
+# id -> (change of a valid slide, n_clusters, the message's problem (regex)[, keywords of both calls])
 SAME_MESSAGE = {
     "log_normalised_counts": (lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray()))), 2,
                               r"the count matrix holds non-integer values; raw counts are needed"),
@@ -88,6 +88,9 @@ SAME_MESSAGE = {
     "spot_id_with_tab": (_tab_in_spot_id, 2, r"spot ids are empty or hold a tab or line break"),
     "n_clusters_below_2": (lambda a: None, 1, r"^n_clusters=1; at least 2 domains are needed$"),
     "n_clusters_not_whole": (lambda a: None, 2.5, r"^n_clusters=2\.5 is not a whole number of domains$"),
+    "normalized_negative": (_set_x(lambda x: x.__setitem__((3, 4), -0.5)), 2,
+                            r"^X \(values 'normalized'\) holds negative values \(scaled or centred values\?\)$",
+                            {"values": "normalized"}),
 }
 
 
@@ -95,14 +98,15 @@ SAME_MESSAGE = {
 def test_the_workflow_and_the_api_give_the_same_message(case, tmp_path, no_work):
     """The qc job's check path (stcore.qc.prepare_slide on the file) and tl.domains (on the
     AnnData) refuse the same slide with the same problem and fix; the workflow also names the file."""
-    change, n_clusters, problem = SAME_MESSAGE[case]
+    change, n_clusters, problem, *kwargs = SAME_MESSAGE[case]
+    kwargs = kwargs[0] if kwargs else {}            # the sample sheet's values column: values= in the API
     adata = _slide()
     change(adata)
     path = write(adata, tmp_path / "slide.h5ad")
     with pytest.raises(InputError) as workflow:
-        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=n_clusters)
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=n_clusters, **kwargs)
     with pytest.raises(InputError) as api:
-        stcore.tl.domains(ad.read_h5ad(path), n_clusters=n_clusters, **FAST)
+        stcore.tl.domains(ad.read_h5ad(path), n_clusters=n_clusters, **FAST, **kwargs)
     assert re.search(problem, api.value.problem), api.value
     assert (api.value.problem, api.value.fix) == (workflow.value.problem, workflow.value.fix)
     assert workflow.value.path == str(path) and f"file '{path}'" in str(workflow.value)
@@ -196,6 +200,8 @@ def test_a_missing_coordinate_key_names_the_key(no_work):
     ({"n_clusters": True}, r"^n_clusters=True is not a whole number"),
     ({"method": "nope"}, r"^unknown method model 'nope'\. Fix: use one of \["),
     ({"train": ["epochs", 2]}, r"^train must be a dict of settings, not list"),
+    ({"hvg_flavor": "seurat_v4"}, r"^hvg\.flavor: 'seurat_v4' is not one of \['seurat_v3', 'seurat', 'cell_ranger'\]"),
+    ({"n_top_genes": 0}, r"^hvg\.n_top_genes: 0 is less than the minimum of 1"),
 ])
 def test_bad_settings_are_refused_before_any_training(kwargs, message, no_work):
     settings = dict(FAST, n_clusters=2) | kwargs
@@ -204,12 +210,14 @@ def test_bad_settings_are_refused_before_any_training(kwargs, message, no_work):
 
 
 def test_whole_numbers_written_as_floats_are_read_as_integers():
-    train, cluster = check_settings(train={"epochs": 20.0, "lr": 1.0}, cluster={"n_pcs": 5.0})
-    assert train == {"epochs": 20, "lr": 1.0} and cluster == {"n_pcs": 5}
+    train, cluster, hvg = check_settings(train={"epochs": 20.0, "lr": 1.0}, cluster={"n_pcs": 5.0},
+                                         hvg={"n_top_genes": 30.0})
+    assert train == {"epochs": 20, "lr": 1.0} and cluster == {"n_pcs": 5} and hvg == {"n_top_genes": 30}
     assert type(train["epochs"]) is int and type(train["lr"]) is float
     adata = _slide()
-    stcore.tl.domains(adata, n_clusters=2.0, **FAST)
+    stcore.tl.domains(adata, n_clusters=2.0, **(FAST | {"n_top_genes": 30.0}))
     assert adata.uns["domain"]["n_clusters"] == 2 and type(adata.uns["domain"]["n_clusters"]) is int
+    assert type(adata.uns["domain"]["n_top_genes"]) is int
 
 
 def test_the_config_schema_ships_with_the_package_and_the_workflow_reads_it():
