@@ -46,14 +46,10 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
     ({seed: labels}, for a consensus): each seed's domains, in ``obsm['<key>_seeds']``."""
-    from .validate import check_key, key_is_free
+    from .validate import output_key
 
     out = counts.copy()
-    first, second = key_added, f"stcore_{key_added}"
-    key_added = first if key_is_free(out, first) else second     # the slide's own column: the second name
-    check_key(out, key_added, fix=f"rename the slide's obs column '{second}' or '{first}' (stcore writes its "
-                                  f"domains to obs['{first}'], or to obs['{second}'] when the slide has its own "
-                                  f"'{first}')")
+    key_added = output_key(out, key_added)        # the slide's own column: the second name
     if not sp.issparse(out.X):
         out.X = sp.csr_matrix(out.X)
     labels = np.asarray(labels)

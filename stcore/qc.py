@@ -91,13 +91,14 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .errors import InputError
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import check_counts, check_n_clusters, needs_integer
+    from .validate import check_counts, check_n_clusters, needs_integer, output_key
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
     adata = read_slide(path, fmt)
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
     check_counts(adata.X, path, integer=integer, values=values)
+    output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:
         if truth not in adata.obs.columns:
             raise InputError(f"truth column '{truth}' is not in obs (columns: {list(adata.obs.columns)[:10]})",

@@ -17,8 +17,8 @@ workflow adds the sample id.
   schema shipped in the package, :data:`CONFIG_SCHEMA`), :func:`check_n_clusters` and
   :func:`check_clustering` (the number of domains, the method and its clustering, before any
   training);
-- output keys: :func:`check_key`, :func:`key_is_free` (a column that stcore did not write is
-  never overwritten).
+- output keys: :func:`check_key`, :func:`key_is_free`, :func:`output_key` (a column that stcore
+  did not write is never overwritten).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "check_counts",
            "check_coordinates", "check_ids", "check_slide", "check_settings", "check_n_clusters",
-           "check_clustering", "check_key", "key_is_free"]
+           "check_clustering", "check_key", "key_is_free", "output_key"]
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +294,18 @@ def _written_by_stcore(adata: ad.AnnData, key: str) -> bool:
 def key_is_free(adata: ad.AnnData, key: str) -> bool:
     """Whether stcore may write ``obs[key]``: no such column, or one that stcore wrote."""
     return key not in adata.obs or _written_by_stcore(adata, key)
+
+
+def output_key(adata: ad.AnnData, key_added: str = "domain", *, path: str | None = None) -> str:
+    """The obs column the workflow's domains.h5ad holds the domains in (the workflow has no caller
+    to choose one): ``key_added``, or ``'stcore_' + key_added`` where the slide has a column
+    ``key_added`` of its own; a slide that holds both is refused (by the qc job, before training)."""
+    first, second = key_added, f"stcore_{key_added}"
+    key = first if key_is_free(adata, first) else second
+    check_key(adata, key, path=path, fix=f"rename the slide's obs column '{second}' or '{first}' (stcore writes its "
+                                         f"domains to obs['{first}'], or to obs['{second}'] when the slide has its "
+                                         f"own '{first}')")
+    return key
 
 
 def check_key(adata: ad.AnnData, key_added: str, *, overwrite: bool = False, path: str | None = None,

@@ -257,7 +257,7 @@ def test_another_key_overwrite_and_an_earlier_result(monkeypatch):
     assert set(adata.obs["domain"].cat.categories) <= {"0", "1"} and adata.uns["domain"]["n_clusters"] == 2
 
 
-def test_the_workflow_file_follows_the_same_rule():
+def test_the_workflow_file_follows_the_same_rule(tmp_path):
     """domains.h5ad (stcore.export.domains_adata): the slide's own 'domain' is kept and the
     domains go to 'stcore_domain' (the name the API's error suggests); a slide with both is refused."""
     slide = tiny_slide()
@@ -269,9 +269,12 @@ def test_the_workflow_file_follows_the_same_rule():
     out = domains_adata(slide, *args, method="graphst", info={})
     assert out.uns["stcore"]["key"] == "stcore_domain" and out.obs["domain"].equals(slide.obs["domain"])
     slide.obs["stcore_domain"] = "mine"
-    with pytest.raises(InputError, match=r"obs\['stcore_domain'\] already holds a column that stcore did not "
-                                         r"write .*Fix: rename the slide's obs column 'stcore_domain' or 'domain'"):
+    message = (r"obs\['stcore_domain'\] already holds a column that stcore did not write .*Fix: rename the slide's "
+               r"obs column 'stcore_domain' or 'domain'")
+    with pytest.raises(InputError, match=message):
         domains_adata(slide, *args, method="graphst", info={})
+    with pytest.raises(InputError, match=message):                 # the qc job refuses it, before training
+        prepare_slide(str(write(slide, tmp_path / "both.h5ad")), "h5ad", QCParams())
     again = domains_adata(out, *args, method="graphst", info={})     # a domains.h5ad read back: its own column
     assert again.uns["stcore"]["key"] == "stcore_domain"
 
@@ -286,3 +289,23 @@ def test_the_graph_api_checks_the_coordinates_too():
     with pytest.raises(InputError, match=r"no spot coordinates \(obsm\['spatial'\] is missing\)"):
         stcore.gr.spatial_graph(adata)
     assert "spatial_connectivities" not in adata.obsp
+
+
+def test_an_installed_package_carries_the_schema(tmp_path):
+    """The wheel built from pyproject.toml holds stcore/schemas/config.schema.yaml (package data),
+    so check_settings works outside a checkout."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "stcore", src / "stcore", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, src / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+                           "-q", "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheel").glob("stcore-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("stcore/schemas/config.schema.yaml") == CONFIG_SCHEMA.read_bytes()
