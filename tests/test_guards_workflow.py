@@ -391,3 +391,30 @@ def test_a_group_whose_annotations_differ_in_type_is_joined_as_text(tmp_path):
     assert back.obs["truth"].isna().sum() == 1
     expected = np.concatenate([a.obs["domain"].to_numpy()[1:], b.obs["domain"].astype(float).to_numpy()])
     assert (back.obs["truth"].dropna().astype(float).to_numpy() == expected).all()
+
+
+@pytest.mark.slow
+def test_a_group_of_mixed_annotation_types_and_an_h5ad_without_x_through_the_dag(tmp_path):
+    """Through the DAG with --keep-going: a group whose slides store their annotation as numbers
+    and as text trains and is scored as one; a slide without X fails alone with one line."""
+    import anndata as ad
+
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    a.obs["domain"] = a.obs["domain"].cat.codes.astype(np.int64)
+    b.obs["domain"] = pd.Categorical(b.obs["domain"].cat.codes.astype(str))
+    write(a, tmp_path / "a.h5ad")
+    write(b, tmp_path / "b.h5ad")
+    slide = tiny_slide(seed=3)
+    write(ad.AnnData(obs=slide.obs, var=slide.var, obsm=dict(slide.obsm), layers={"counts": slide.X}),
+          tmp_path / "nox.h5ad")
+    workdir(tmp_path, {}, epochs=2)
+    (tmp_path / "samples.tsv").write_text(HEADER + "\tgroup\n" + "a\ta.h5ad\th5ad\t2\tdomain\tpair\n"
+                                          "b\tb.h5ad\th5ad\t2\tdomain\tpair\n" "nox\tnox.h5ad\th5ad\t2\tdomain\t\n")
+    run = snakemake(tmp_path, "--cores", "2", "--keep-going", timeout=900)
+    console = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert ("FAILED logs/qc/nox.log: sample 'nox', file 'nox.h5ad': no expression matrix: X is missing (64 spots x "
+            "40 genes, layers: ['counts']). Fix: store the raw counts in X") in console, console[-3000:]
+    metrics = pd.read_csv(tmp_path / "results/pair/graphst/seed0/metrics.tsv", sep="\t")
+    assert len(metrics) == 2 and metrics["ARI"].notna().all(), metrics      # one row per slide of the group
+    assert not (tmp_path / "results/nox").exists()
