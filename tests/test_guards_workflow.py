@@ -418,3 +418,19 @@ def test_a_group_of_mixed_annotation_types_and_an_h5ad_without_x_through_the_dag
     metrics = pd.read_csv(tmp_path / "results/pair/graphst/seed0/metrics.tsv", sep="\t")
     assert len(metrics) == 2 and metrics["ARI"].notna().all(), metrics      # one row per slide of the group
     assert not (tmp_path / "results/nox").exists()
+
+
+def test_every_job_writes_a_log_through_run_step():
+    """Every rule that runs a job has a log and a script, and every script runs its step through
+    stcore.workflow.run_step: so the guarantees tested above hold for each step, including those
+    the fault test does not reach (the comparison's report_figures and agreement)."""
+    rules = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", smk.read_text(), re.M):
+            rules[name] = body
+    assert {"qc", "hvg", "graph", "train", "cluster", "evaluate", "table"} <= set(rules)
+    for name, body in rules.items():
+        assert re.search(r"^\s+log:\n\s+\S", body, re.M), f"rule {name} has no log"
+        script = re.search(r"^\s+script:\n\s+\"\.\./(scripts/\w+\.py)\"", body, re.M)
+        assert script, f"rule {name} runs no script"
+        assert "run_step(snakemake" in (REPO / script.group(1)).read_text(), script.group(1)
