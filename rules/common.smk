@@ -811,7 +811,7 @@ def table_runs():
         for sample in ensemble_samples(name):
             for seed in ensemble_seeds(name):
                 runs.append({"sample": sample, "group": sample if sample in GROUPS else "", "method": name,
-                             "seed": seed, "trained_by": "+".join(members),
+                             "seed": seed, "trained_by": "+".join(members), "members": members,
                              "metrics": run_file("metrics.tsv", sample, name, seed),
                              "labels": run_file("labels.tsv", sample, name, seed),
                              "train_record": None, "cluster_record": None})

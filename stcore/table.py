@@ -5,8 +5,11 @@
   (every quality metric, the reconstruction's Pearson r, provenance) joined with Snakemake's
   time and memory records: ``prep_s`` (qc + hvg + graph of the slide, shared by its runs),
   ``train_s``, ``cluster_s``, ``seconds`` (= train_s + cluster_s, the run's own time; a method
-  with ``train_from`` counts the training it reuses) and ``peak_mb`` (the larger max_rss of
-  its train and cluster jobs).  It reads no h5ad and no npz.
+  with ``train_from`` counts the training it reuses), ``cpu_s`` (the CPU seconds of the same
+  jobs: on a loaded machine wall seconds grow, CPU seconds much less) and ``peak_mb`` (the larger
+  max_rss of its train and cluster jobs).  A combination of methods (config ``ensembles``; its
+  run lists its ``members``) costs its members' runs on the same slide and seed together: their
+  seconds and CPU seconds added, the largest peak.  It reads no h5ad and no npz.
 - ``seed_agreement``: mean pairwise ARI between a (sample, method)'s seeds' labelings.
 - ``read_published`` / ``read_reference_here``: published per-slice DLPFC ARI and the
   reference GraphST package's scores on the same files, from ``reference_dir``.
@@ -29,7 +32,7 @@ __all__ = ["results_table", "seed_agreement", "shown_method", "read_published", 
 
 # Metrics shown side by side in the summary, when the table has them (lower is better for
 # CHAOS, PAS, seconds and peak MB).
-SUMMARY_METRICS = ["ARI", "NMI", "CHAOS", "PAS", "seconds", "peak_mb"]
+SUMMARY_METRICS = ["ARI", "NMI", "CHAOS", "PAS", "seconds", "cpu_s", "peak_mb"]
 
 
 def _record(path: str | None, column: str) -> float:
@@ -37,6 +40,17 @@ def _record(path: str | None, column: str) -> float:
         return float("nan")
     values = pd.to_numeric(pd.read_csv(path, sep="\t")[column], errors="coerce")
     return float(values.iloc[0]) if len(values) else float("nan")
+
+
+def _member_costs(table: pd.DataFrame, run: dict) -> None:
+    """The costs of a combination's rows: its members' runs on the same slide and seed, together."""
+    mine = (table["method"] == run["method"]) & (table["seed"].astype(str) == str(run["seed"])) \
+        & (table["sample"].astype(str) == str(run["sample"]))
+    parts = table[table["method"].isin(run["members"]) & (table["seed"].astype(str) == str(run["seed"]))
+                  & (table["sample"].astype(str) == str(run["sample"]))]
+    for column in ("train_s", "cluster_s", "seconds", "cpu_s"):
+        table.loc[mine, column] = parts[column].sum(min_count=1)
+    table.loc[mine, "peak_mb"] = parts["peak_mb"].max()
 
 
 def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
@@ -50,13 +64,16 @@ def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
     rows = []
     for run in runs:
         train_s, cluster_s = _record(run["train_record"], "s"), _record(run["cluster_record"], "s")
+        cpu_s = _record(run["train_record"], "cpu_time") + _record(run["cluster_record"], "cpu_time")
         peak = np.nanmax([_record(run["train_record"], "max_rss"), _record(run["cluster_record"], "max_rss"),
                           np.nan, -np.inf])
         for row in read_tsv(run["metrics"]).to_dict("records"):    # a group's run: one row per slide
             rows.append(row | {"prep_s": prep.get(str(run["sample"]), float("nan")), "train_s": train_s,
-                               "cluster_s": cluster_s, "seconds": train_s + cluster_s,
+                               "cluster_s": cluster_s, "seconds": train_s + cluster_s, "cpu_s": cpu_s,
                                "peak_mb": peak if np.isfinite(peak) else np.nan})
     table = pd.DataFrame(rows)
+    for run in (r for r in runs if r.get("members")):
+        _member_costs(table, run)
     if "group" not in table:
         table["group"] = ""
     table["group"] = table["group"].fillna("")
@@ -172,7 +189,7 @@ def _source_label(method: str, source: str) -> str:
 def _wide(table: pd.DataFrame, metric: str, samples: list[str], methods: list[str]) -> list[str]:
     """Per sample and method: mean ± sd over seeds; last row: each method's median over samples."""
     stats = per_slide_stats(table, metric)
-    digits = 3 if metric not in ("seconds", "peak_mb") else (1 if metric == "seconds" else 0)
+    digits = 3 if metric not in ("seconds", "cpu_s", "peak_mb") else (0 if metric == "peak_mb" else 1)
     lines = ["| sample | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     for sample in samples:
         cells = [_cell(stats.loc[(sample, m)], digits) if (sample, m) in stats.index else "-" for m in methods]
@@ -188,7 +205,8 @@ def _wide(table: pd.DataFrame, metric: str, samples: list[str], methods: list[st
 _TITLES = {"ARI": "ARI against the manual annotation", "NMI": "NMI against the manual annotation",
            "CHAOS": "CHAOS (spatial continuity of the domains; lower is better)",
            "PAS": "PAS (share of spots unlike most of their neighbours; lower is better)",
-           "seconds": "Seconds per run (train + cluster)", "peak_mb": "Peak memory per run, MB (max_rss)"}
+           "seconds": "Seconds per run (train + cluster)", "cpu_s": "CPU seconds per run (train + cluster)",
+           "peak_mb": "Peak memory per run, MB (max_rss)"}
 
 
 def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, published: pd.DataFrame | None = None,

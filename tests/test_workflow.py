@@ -175,6 +175,12 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
     rows = table[table["method"] == "all3"]
     assert sorted(zip(rows["sample"], rows["seed"])) == [("tiny_a", "0"), ("tiny_a", "1")]
     assert (rows["trained_by"] == "graphst+expression+latent").all() and rows["ARI"].between(-1, 1).all()
+    for _, row in rows.iterrows():        # its cost: its members' runs on the same slide and seed together
+        parts = table[(table["sample"] == row["sample"]) & (table["seed"] == row["seed"])
+                      & table["method"].isin(["graphst", "expression", "latent"])]
+        assert len(parts) == 3 and (parts["cpu_s"] > 0).all()
+        assert row["cpu_s"] == pytest.approx(parts["cpu_s"].sum(), abs=1e-3) and row["peak_mb"] == parts["peak_mb"].max()
+        assert row["seconds"] == pytest.approx(parts["seconds"].sum(), abs=1e-3)
 
     def labels(method, seed):
         return pd.read_csv(w / f"results/tiny_a/{method}/seed{seed}/labels.tsv", sep="\t", index_col="spot")["domain"]
