@@ -177,7 +177,7 @@ def _sheet_table(path, numbered):
 
     rows = [(number, [cell.strip() for cell in cells])
             for (number, _), cells in zip(numbered, csv.reader([line for _, line in numbered], delimiter="\t"))]
-    header = rows[0][1]
+    header = [name.lower() for name in rows[0][1]]      # 'Sample', 'N_clusters' as spreadsheets capitalise
     while header and not header[-1]:
         header.pop()
     body = []

@@ -227,6 +227,7 @@ SHEETS_READ = {
     "empty_unnamed_column": ("sample\tpath\t\tformat\tn_clusters\ttruth\n" + "s1\tdata/s.h5ad\t\th5ad\t2\tdomain\n").encode(),
     "short_row": (HEADER + "\tgroup\n" + ROW + "\n").encode(),       # trailing empty cells not saved
     "quoted_cells": (HEADER + '\n"s1"\t"data/s.h5ad"\th5ad\t2\tdomain\n').encode(),
+    "capitalised_header": ("Sample\tPath\tFormat\tN_clusters\tTruth\n" + ROW + "\n").encode(),
 }
 
 
