@@ -5,6 +5,7 @@ rule cluster:
         h5ad="results/{sample}/hvg.h5ad",
     output:
         labels=run_file("labels.tsv"),
+        n_clusters=run_file("n_clusters.json"),
     params:
         cluster=method_params("cluster"),
         n_clusters=lambda wildcards: slide_n_clusters(wildcards.sample),

@@ -5,6 +5,7 @@ rule export:
         graph="results/{sample}/graph.npz",
         npz=train_output("train.npz"),
         labels=run_file("labels.tsv"),
+        n_clusters=run_file("n_clusters.json"),
         metrics=run_file("metrics.tsv"),
     output:
         h5ad=run_file("domains.h5ad"),

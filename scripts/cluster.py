@@ -1,11 +1,13 @@
-"""Snakemake step: spatial domains from the model's output (or the method's own, cluster.method: own)."""
+"""Snakemake step: spatial domains from the model's output (or the method's own, cluster.method: own),
+and how their number was set (n_clusters.json: given, or chosen by n_clusters auto with its curve)."""
+import json
 from pathlib import Path
 
 import numpy as np
 
 from stcore.cluster import ClusterParams, features_of, run_cluster
 from stcore.group import slide_codes
-from stcore.io import read_h5ad_elems, write_labels
+from stcore.io import atomic_path, read_h5ad_elems, write_labels
 from stcore.methods import MethodResult
 from stcore.workflow import run_step
 
@@ -16,9 +18,15 @@ def main(sm):
     slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
     features = features_of(result, params)
     trained_by = Path(sm.input.npz).parent.parent.name      # results/<sample>/<method>/seed<seed>/train.npz
+    choice = {}
     labels = run_cluster(features, np.asarray(slide["obsm/spatial"]), sm.params.n_clusters, params,
-                         own_labels=result.labels, owner=trained_by, slides=slide_codes(slide["obs"]))
+                         own_labels=result.labels, owner=trained_by, slides=slide_codes(slide["obs"]), record=choice)
     write_labels(sm.output.labels, slide["obs"], labels)
+    if not choice:      # a number from the sample sheet, or the method's own labels
+        choice = {"by": "own labels" if features is None else "sample sheet",
+                  "chosen": int(len(np.unique(labels))) if features is None else int(sm.params.n_clusters)}
+    with atomic_path(sm.output.n_clusters) as tmp:
+        tmp.write_text(json.dumps(choice, indent=2))
 
 
 if "snakemake" in globals():

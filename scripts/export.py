@@ -1,4 +1,7 @@
 """Snakemake step: one domains.h5ad per run, and per consensus of a method's seeds, for scanpy and squidpy."""
+import json
+from pathlib import Path
+
 import anndata as ad
 import pandas as pd
 import scipy.sparse as sp
@@ -17,6 +20,8 @@ def main(sm):
     metrics = read_tsv(sm.input.metrics).iloc[0].to_dict()
     info = dict(sm.params.run) | {"train": dict(sm.params.train), "cluster": dict(sm.params.cluster),
                                   "metrics": {k: v for k, v in metrics.items() if not pd.isna(v)}}
+    if hasattr(sm.input, "n_clusters"):       # a run: how its number of domains was set (the curve of auto)
+        info["n_clusters"] = json.loads(Path(sm.input.n_clusters).read_text())
     seed_labels = None
     if hasattr(sm.input, "seed_labels"):      # the consensus of the seeds: each seed's labels beside it
         seed_labels = {seed: read_tsv(path, index_col="spot")["domain"].loc[counts.obs_names].to_numpy()

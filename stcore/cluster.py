@@ -28,7 +28,7 @@ from .graph import knn_indices
 
 __all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
            "graph_communities", "refine", "cluster_features", "features_of", "correct_slides", "own_labels_of",
-           "run_cluster"]
+           "choose_n_clusters", "run_cluster"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,10 @@ class ClusterParams:
     agglomerated on that many drawn from ``seed``, so its labels depend on the seed.
     starts: mclust's starts from that many drawn subsets, their labelings combined (1).
     refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
-    auto_range: the numbers of domains mclust's BIC chooses from when n_clusters is 'auto'.
+    auto: how n_clusters 'auto' is chosen: 'stability' (the number whose labelings agree most
+    with those at the numbers next to it across ``auto_repeats`` runs on drawn spots, measured by
+    ``auto_measure``, 'ari' or 'fmi'; :func:`stcore.mclust.mclust_stability`) or 'bic' (mclust's BIC).
+    auto_range: the smallest and largest number of domains 'auto' chooses from.
     correct: 'harmony' removes slide effects from the features of a group (Harmony, through
     harmonypy) before clustering; 'none' (default).  seed: random state of every step."""
 
@@ -69,7 +72,10 @@ class ClusterParams:
     refine_neighbors: int = 50
     subset: int = 2000
     starts: int = 1
+    auto: str = "bic"
     auto_range: tuple[int, int] = (2, 15)
+    auto_measure: str = "ari"
+    auto_repeats: int = 5
     correct: str = "none"
     seed: int = 0
 
@@ -229,24 +235,39 @@ def correct_slides(features: np.ndarray, slides: np.ndarray | None, seed: int = 
     return out if out.shape == x.shape else out.T       # (N, d); older harmonypy gave (d, N)
 
 
-def _auto_mclust(features: np.ndarray, params: ClusterParams) -> tuple[int, np.ndarray]:
-    """(the number of domains mclust's BIC chooses, the labels at that number)."""
+def choose_n_clusters(features: np.ndarray, params: ClusterParams) -> tuple[int, dict]:
+    """The number of domains for n_clusters 'auto', chosen by ``params.auto`` over
+    ``params.auto_range`` on these features (mclust only; logged), and its record:
+    {'by', 'chosen', 'n_clusters': the numbers scored, 'score': BIC or stability of each,
+    and for stability 'measure' and 'repeats'}."""
     from .errors import InputError
-    from .mclust import mclust_bic
+    from .mclust import mclust_bic, mclust_stability
 
     if ClusterMethod(params.method) is not ClusterMethod.MCLUST:
-        raise InputError(f"n_clusters 'auto' is chosen by the BIC of mclust's mixture; cluster.method "
+        raise InputError(f"n_clusters 'auto' is chosen with mclust's mixture; cluster.method "
                          f"'{ClusterMethod(params.method).value}' has none",
                          fix="use cluster.method: mclust, or give n_clusters as a number in the sample sheet")
+    n = features.shape[0]
+    stability = params.auto == "stability"
     lo, hi = (int(v) for v in params.auto_range)
-    hi = min(hi, features.shape[0] - 2)
+    # stability fits one number above the range on half the drawn spots; BIC fits all spots
+    hi = min(hi, min(n, params.subset) // 2 - 3 if stability else n - 2)
     if hi < lo:
-        raise InputError(f"n_clusters 'auto': {features.shape[0]} spots are too few for cluster.auto_range "
+        raise InputError(f"n_clusters 'auto': {n} spots are too few for cluster.auto_range "
                          f"{list(params.auto_range)}", fix="give n_clusters as a number in the sample sheet")
-    best, bic, labels = mclust_bic(features, range(lo, hi + 1), seed=params.seed, subset=params.subset)
-    log.info("n_clusters auto: BIC of the EEE mixture by G: %s; chosen G = %d",
-             ", ".join(f"{g}: {b:.1f}" for g, b in sorted(bic.items())), best)
-    return best, np.asarray(labels, dtype=int)
+    if stability:
+        best, score = mclust_stability(features, range(lo, hi + 1), repeats=params.auto_repeats,
+                                       measure=params.auto_measure, seed=params.seed, subset=params.subset)
+        record = {"by": "stability", "measure": params.auto_measure, "repeats": int(params.auto_repeats)}
+        log.info("n_clusters auto: stability (%s, %d runs) by G: %s; chosen G = %d", params.auto_measure,
+                 params.auto_repeats, ", ".join(f"{g}: {v:.3f}" for g, v in sorted(score.items())), best)
+    else:
+        best, score, _ = mclust_bic(features, range(lo, hi + 1), seed=params.seed, subset=params.subset)
+        record = {"by": "bic"}
+        log.info("n_clusters auto: BIC of the EEE mixture by G: %s; chosen G = %d",
+                 ", ".join(f"{g}: {b:.1f}" for g, b in sorted(score.items())), best)
+    gs = sorted(score)
+    return best, record | {"chosen": int(best), "n_clusters": gs, "score": [float(score[g]) for g in gs]}
 
 
 def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None = None) -> np.ndarray:
@@ -268,13 +289,14 @@ def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None
 
 def run_cluster(features: np.ndarray | list[np.ndarray] | None, coords: np.ndarray, n_clusters: int | str,
                 params: ClusterParams, own_labels: np.ndarray | None = None, owner: str | None = None,
-                slides: np.ndarray | None = None) -> np.ndarray:
+                slides: np.ndarray | None = None, record: dict | None = None) -> np.ndarray:
     """Labels 0..n_clusters-1 (at most) for every spot.  ``slides``: a slide code per spot of a
     group (refinement stays on each spot's slide); the clustering itself is one over all spots.
     ``cluster.method: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
-    ``n_clusters='auto'``: mclust's choice by BIC over ``params.auto_range`` (logged).
+    ``n_clusters='auto'``: the number :func:`choose_n_clusters` chooses (``params.auto``; logged,
+    and put into ``record`` when a dict is given), then clustered as if it had been given.
 
     ``features`` may be a list: the features of each output of one training, the last epoch's
     first (:meth:`stcore.methods.MethodResult.outputs`).  Each is clustered and the labelings
@@ -291,9 +313,9 @@ def run_cluster(features: np.ndarray | list[np.ndarray] | None, coords: np.ndarr
     if params.correct == "harmony":
         outputs = [correct_slides(f, slides, params.seed) for f in outputs]
     if n_clusters == "auto":
-        n_clusters, labels = _auto_mclust(outputs[0], params)
-        if len(outputs) == 1:
-            return _refined(labels, coords, params, slides)
+        n_clusters, choice = choose_n_clusters(outputs[0], params)
+        if record is not None:
+            record.update(choice)
     n = outputs[0].shape[0]
     if n_clusters < 1 or n_clusters > n:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {n}")

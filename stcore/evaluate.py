@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ari", "mean_pairwise_ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
+__all__ = ["ari", "fowlkes_mallows", "mean_pairwise_ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
            "information_scores", "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
            "plot_domains"]
 
@@ -21,13 +21,9 @@ def _is_missing(values: pd.Series) -> np.ndarray:
     return (s.isna() | s.astype(str).str.strip().str.upper().isin(["", "NA", "NAN", "NONE"])).to_numpy()
 
 
-def ari(a, b) -> float:
-    """Adjusted Rand index of two labelings of the same spots (Hubert and Arabie 1985; 1: the
-    same partition, about 0: chance).  Labels of any type; NaN is a label of its own.
-
-    The pair counts are integers, so this is scikit-learn's ``adjusted_rand_score`` bit for bit
-    (the same final expression on Python integers; tests/test_evaluate.py) without importing
-    scikit-learn, about 1 s of a job that needs nothing else from it."""
+def _pair_counts(a, b) -> tuple[int, int, int, int]:
+    """Ordered pairs of distinct spots (tp: together in both, fp: only in ``b``, fn: only in
+    ``a``, tn: in neither), as Python integers, from the contingency cells (never N x N)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"two labelings of the same spots are needed, got shapes {a.shape} and {b.shape}")
@@ -40,10 +36,28 @@ def ari(a, b) -> float:
     rows_sq = (np.bincount(ca, minlength=len(ua)).astype(np.int64) ** 2).sum()
     cols_sq = (np.bincount(cb, minlength=len(ub)).astype(np.int64) ** 2).sum()
     tp, fp, fn = int(sum_squares - n), int(cols_sq - sum_squares), int(rows_sq - sum_squares)
-    tn = int(n ** 2) - fp - fn - int(sum_squares)
+    return tp, fp, fn, int(n ** 2) - fp - fn - int(sum_squares)
+
+
+def ari(a, b) -> float:
+    """Adjusted Rand index of two labelings of the same spots (Hubert and Arabie 1985; 1: the
+    same partition, about 0: chance).  Labels of any type; NaN is a label of its own.
+
+    The pair counts are integers, so this is scikit-learn's ``adjusted_rand_score`` bit for bit
+    (the same final expression on Python integers; tests/test_evaluate.py) without importing
+    scikit-learn, about 1 s of a job that needs nothing else from it."""
+    tp, fp, fn, tn = _pair_counts(a, b)
     if fn == 0 and fp == 0:
         return 1.0
     return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
+
+
+def fowlkes_mallows(a, b) -> float:
+    """Fowlkes-Mallows index of two labelings of the same spots: the geometric mean of the
+    pair precision and recall, ``tp / sqrt((tp + fp) (tp + fn))`` (scikit-learn's
+    ``fowlkes_mallows_score``, the same expression; 0 when either labeling puts every spot apart)."""
+    tp, fp, fn, _ = _pair_counts(a, b)
+    return float(np.sqrt(tp / (tp + fp)) * np.sqrt(tp / (tp + fn))) if tp else 0.0
 
 
 def mean_pairwise_ari(labelings: list[np.ndarray]) -> float:

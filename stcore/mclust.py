@@ -42,7 +42,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MCLUST_SUBSET", "mclust", "mclust_starts", "fit_from_subset", "mclust_bic", "subset_rows",
+__all__ = ["MCLUST_SUBSET", "mclust", "mclust_starts", "fit_from_subset", "mclust_bic", "mclust_stability", "subset_rows",
            "svd_transform", "hc_vvv", "hc_vvv_cuts", "em_eee", "mstep_eee", "estep_eee"]
 
 # mclust.options("subset"): rows used for the agglomeration.
@@ -216,8 +216,12 @@ def estep_eee(x: np.ndarray, pro: np.ndarray, mu: np.ndarray, chol: np.ndarray):
     n, p = x.shape
     logdet = 2 * np.log(np.abs(np.diag(chol))).sum()
     logp = np.empty((n, mu.shape[0]))
+    # One triangular solve for the rows and one for the means (the covariance is shared):
+    # L^-1 (x - mu_k) = L^-1 x - L^-1 mu_k.
+    wx = solve_triangular(chol, x.T, lower=True)
+    wmu = solve_triangular(chol, mu.T, lower=True)
     for k in range(mu.shape[0]):
-        w = solve_triangular(chol, (x - mu[k]).T, lower=True)
+        w = wx - wmu[:, k:k + 1]
         logp[:, k] = -0.5 * (p * np.log(2 * np.pi) + logdet + np.einsum("ij,ij->j", w, w))
     with np.errstate(divide="ignore"):
         logp += np.log(pro)
@@ -273,6 +277,61 @@ def mclust_bic(x: np.ndarray, n_clusters_range, *, seed: int = 0, subset: int = 
         raise ValueError(f"no EEE mixture could be fitted for any G in {gs}")
     best = max(bic, key=bic.get)
     return best, bic, labels[best]
+
+
+def mclust_stability(x: np.ndarray, n_clusters_range, *, repeats: int = 5, measure: str = "ari", seed: int = 0,
+                     subset: int = MCLUST_SUBSET):
+    """The number of clusters whose clusterings agree most with those at the numbers next to it,
+    across repeated runs (the stability of CellCharter's ``ClusterAutoK``).
+
+    Each of ``repeats`` runs draws ``min(N, subset) // 2`` rows (run r from the stream of
+    :func:`subset_rows` with ``start=r``), agglomerates them once, cuts the tree at every G from
+    one below the range to one above it (G >= 2) and fits the EEE mixture to the drawn rows from
+    each cut (as :func:`mclust` does); every row of ``x`` is then labelled by that mixture.  The
+    stability of G is the mean ``measure`` ('ari' or 'fmi': Fowlkes-Mallows, ClusterAutoK's
+    default) between run r's labels at G and run s's labels at G - 1 and at G + 1, over every
+    ordered pair of different runs r != s; the most stable G wins (the smaller on a tie).  A G
+    whose mixture lost a component in some run (mclust's NA) is compared where it has labels.
+    Cost: ``repeats`` agglomerations of half the usual subset and EM on the drawn rows only.
+    Returns (best G, {G: stability} for every G of the range)."""
+    from .evaluate import ari, fowlkes_mallows
+
+    score = {"ari": ari, "fmi": fowlkes_mallows}[measure]
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    gs = sorted({int(g) for g in n_clusters_range})
+    rows_per_run = min(n, subset) // 2
+    if repeats < 2:
+        raise ValueError(f"stability needs at least 2 runs, got {repeats}")
+    if not gs or gs[0] < 2 or gs[-1] + 1 >= rows_per_run:
+        raise ValueError(f"n_clusters range {gs} must lie between 2 and {rows_per_run - 2} (half the rows "
+                         "each run draws, less the neighbour above the range)")
+    fitted = list(range(max(2, gs[0] - 1), gs[-1] + 2))
+    x = x[:, :max(1, min(x.shape[1], rows_per_run - fitted[-1] - 1))]
+    labels: dict[int, list] = {g: [] for g in fitted}
+    for run in range(int(repeats)):
+        rows = subset_rows(n, seed, rows_per_run, start=run)
+        cuts = hc_vvv_cuts(svd_transform(x[rows]), fitted)
+        for g in fitted:
+            z0 = np.zeros((rows.size, g))
+            z0[np.arange(rows.size), cuts[g]] = 1.0
+            try:
+                post, _ = estep_eee(x[rows], *mstep_eee(x[rows], z0))
+                post, _, _ = em_eee(x[rows], post)
+                labels[g].append(estep_eee(x, *mstep_eee(x[rows], post))[0].argmax(axis=1))
+            except ValueError as exc:            # a component emptied: no labels at this G in this run
+                log.info("stability run %d, G=%d: no EEE fit (%s)", run, g, exc)
+                labels[g].append(None)
+    curve = {}
+    for g in gs:
+        pairs = [score(a, b) for h in (g - 1, g + 1) if h in labels
+                 for r, a in enumerate(labels[g]) for s, b in enumerate(labels[h])
+                 if r != s and a is not None and b is not None]
+        curve[g] = float(np.mean(pairs)) if pairs else float("nan")
+    scored = {g: v for g, v in curve.items() if np.isfinite(v)}
+    if not scored:
+        raise ValueError(f"no EEE mixture could be fitted for any G in {gs}")
+    return max(scored, key=lambda g: (scored[g], -g)), curve
 
 
 def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET, start: int = 0) -> np.ndarray:

@@ -96,3 +96,51 @@ def test_consensus_takes_each_spots_majority_and_rounds_reach_a_fixed_point():
     codes = [pd.factorize(lab)[0] for lab in noisy]
     assert np.array_equal(_vote(codes, fixed), fixed)
     assert np.array_equal(consensus(noisy, rounds=1), consensus(noisy))
+
+
+def test_stability_peaks_at_the_number_of_separated_groups_or_one_above():
+    """auto stability on blobs: every number below the groups merges two of them and agrees less
+    with its neighbours, so the peak is at the number of groups or one above it (a split added
+    to the right number is redone alike by every run, a merge is not: the neighbour comparison's
+    known lean to one more)."""
+    from stcore.mclust import mclust_stability
+
+    for k in (3, 5):
+        x, _ = _blobs(n=300, k=k, seed=k)
+        best, curve = mclust_stability(x, range(2, 8), repeats=3, seed=1)
+        assert best in (k, k + 1) and sorted(curve) == list(range(2, 8))
+        assert all(curve[g] < curve[k] for g in range(2, k))
+
+
+def test_auto_stability_records_its_curve_and_clusters_as_if_given(caplog):
+    x, truth = _blobs(n=300, k=4, seed=4)
+    xy = np.zeros((len(x), 2))
+    p = ClusterParams(auto="stability", auto_range=(2, 6), auto_repeats=3, auto_measure="fmi", seed=2)
+    record = {}
+    with caplog.at_level("INFO", logger="stcore.cluster"):
+        labels = run_cluster(x, xy, "auto", p, record=record)
+    assert record["by"] == "stability" and record["measure"] == "fmi" and record["repeats"] == 3
+    assert record["n_clusters"] == [2, 3, 4, 5, 6] and len(record["score"]) == 5
+    assert record["chosen"] == len(np.unique(labels))
+    assert np.array_equal(labels, run_cluster(x, xy, record["chosen"], p))       # the features reclustered alike
+    assert "n_clusters auto: stability (fmi, 3 runs) by G: 2: " in caplog.text
+    bic = {}
+    run_cluster(x, xy, "auto", ClusterParams(auto="bic", auto_range=(2, 6)), record=bic)
+    assert bic["by"] == "bic" and bic["chosen"] == 4 and bic["n_clusters"] == [2, 3, 4, 5, 6]
+
+
+def test_auto_settings_are_in_the_schema_with_defaults_and_are_checked():
+    from dataclasses import fields
+
+    from stcore.errors import InputError
+    from stcore.validate import check_settings, config_schema
+
+    props = config_schema()["$defs"]["cluster"]["properties"]
+    defaults = {f.name: f.default for f in fields(ClusterParams)}
+    defaults["auto_range"] = list(defaults["auto_range"])
+    for key in ("auto", "auto_range", "auto_measure", "auto_repeats"):
+        assert props[key]["description"] and props[key]["default"] == defaults[key], key
+    check_settings(cluster={"auto": "stability", "auto_measure": "fmi", "auto_repeats": 4, "auto_range": [3, 9]})
+    for bad in ({"auto": "gap"}, {"auto_measure": "nmi"}, {"auto_repeats": 1}, {"auto_range": [1, 9]}):
+        with pytest.raises(InputError, match=f"cluster\\.{next(iter(bad))}"):
+            check_settings(cluster=bad)

@@ -276,3 +276,15 @@ def test_evaluate_step_imports_no_scikit_learn_or_anndata():
             "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'; "
             "assert 'anndata' not in sys.modules, 'anndata was imported'")
     run_in_fresh_python(code)
+
+
+def test_fowlkes_mallows_is_scikit_learns():
+    from sklearn.metrics import fowlkes_mallows_score
+
+    from stcore.evaluate import fowlkes_mallows
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        a, b = rng.integers(0, 6, 300), rng.integers(0, 4, 300)
+        assert fowlkes_mallows(a, b) == fowlkes_mallows_score(a, b)
+    assert fowlkes_mallows(a, a) == 1.0 and fowlkes_mallows(np.arange(5), np.zeros(5)) == 0.0
