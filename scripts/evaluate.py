@@ -13,7 +13,7 @@ from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = read_h5ad_elems(sm.input.h5ad, "X", "obs", "obsm/spatial", "uns/provenance")
+    slide = read_h5ad_elems(sm.input.h5ad, "X", "obs", "obsm/spatial", "uns/provenance", "uns/spatial")
     obs, coords, x = slide["obs"], slide["obsm/spatial"], slide["X"]
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[obs.index]
     truth = obs[sm.params.truth] if sm.params.truth else None
@@ -32,8 +32,9 @@ def main(sm):
             mixed = correct_slides(mixed, slide_codes(obs), params.seed)
     rows = [row | common for row in label_rows(obs, coords, labels, truth, run | {"embedding": mixed})]
     plot_domains(coords, labels.to_numpy(), None if truth is None else truth.to_numpy(),
-                 title=f"{run['sample']} {run['method']}", path=sm.output.png,
-                 slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed)
+                 title=f"{run['sample']}: {run['method']}, seed {run['seed']}", path=sm.output.png,
+                 slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed,
+                 spatial=slide.get("uns/spatial"))
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 

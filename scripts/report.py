@@ -36,8 +36,7 @@ def main(sm):
             seed = median_seed(table, sample, v)
             if seed is None:
                 continue
-            ari = table[(table["sample"] == sample) & (table["method"] == v) & (table["seed"] == seed)]["ARI"]
-            panels.append((f"{v} (seed {seed}, ARI {ari.iloc[0]:.3f})", labels(sample, v, seed, slide.obs_names)))
+            panels.append((f"{v} (seed {seed})", labels(sample, v, seed, slide.obs_names)))
         plot_slide_domains(coords, truth, panels, domains_png,
                            title=f"{sample}: truth and found domains (median-ARI seed of each method)")
         if sample in umap_out:

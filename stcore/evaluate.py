@@ -540,19 +540,34 @@ def side_by_side(coords: np.ndarray, slides) -> np.ndarray:
 
 
 def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None,
-                 features: np.ndarray | None = None) -> None:
-    """Spots coloured by found domain, beside the truth when given; written to ``path`` (PNG).
+                 features: np.ndarray | None = None, spatial: dict | None = None) -> None:
+    """The run's figure (``domains.png``): :func:`stcore.pl.domains` of the found domains beside
+    the truth when given (matched colours, legends, ARI and NMI), written to ``path`` (PNG).
     ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
     (the joint features clustered), also their first two principal components coloured by slide
-    and by domain."""
-    from .report import plot_slide_domains
+    and by domain.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image)."""
+    import anndata as ad
 
-    panels = [("found domains", np.asarray(pred))]
+    from .pl import domains
+    from .report import save_figure
+
+    obs = pd.DataFrame({"found domains": np.asarray(pred, dtype=object)})
+    if truth is not None:
+        obs.insert(0, "annotation", np.asarray(truth, dtype=object))
+    if slides is not None:
+        obs["slide"] = pd.Categorical(np.asarray(slides).astype(str))
+    obs.index = obs.index.astype(str)
+    adata = ad.AnnData(obs=obs, obsm={"spatial": np.asarray(coords, dtype=np.float64)})
+    if spatial:
+        adata.uns["spatial"] = spatial
+    bases = ["spatial"]
     if slides is not None and features is not None:
         x = np.asarray(features, dtype=np.float64)
         x = x - x.mean(axis=0)
-        pcs = x @ np.linalg.svd(x[:: max(1, len(x) // 20000)], full_matrices=False)[2][:2].T
-        panels += [("joint features by slide (PC 1-2)", np.asarray(slides), pcs),
-                   ("joint features by domain (PC 1-2)", np.asarray(pred), pcs)]
-    xy = coords if slides is None else side_by_side(coords, slides)
-    plot_slide_domains(xy, truth, panels, path, title=title)
+        adata.obsm["joint features PC"] = x @ np.linalg.svd(x[:: max(1, len(x) // 20000)],
+                                                            full_matrices=False)[2][:2].T
+        bases.append("joint features PC")
+    fig = domains(adata, key="found domains", truth="annotation" if truth is not None else None, basis=bases,
+                  slide_key="slide" if slides is not None else None, title=title, ncols=3, show=False,
+                  return_fig=True)
+    save_figure(fig, path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_seed", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
+__all__ = ["median_seed", "save_figure", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
 
 
 def _plt():
@@ -21,12 +21,14 @@ def _plt():
     return plt
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
+    """Write ``fig`` to ``path`` (PNG, written whole or not at all) and close it."""
     from .io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     _plt().close(fig)
+
 
 
 def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> int | None:
@@ -38,43 +40,26 @@ def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "AR
     return int(rows["seed"].iloc[(len(rows) - 1) // 2])
 
 
-def _labels_str(values) -> np.ndarray:
-    values = pd.Series(np.asarray(values, dtype=object))
-    return values.where(values.notna(), "NA").astype(str).to_numpy()
+def _panels_adata(coords, columns: dict[str, np.ndarray], obsm: dict | None = None):
+    """An AnnData of ``columns`` (obs, as text) at ``coords`` (``obsm['spatial']``) for :func:`stcore.pl.domains`."""
+    import anndata as ad
 
-
-def _scatter(ax, coords, labels, title, size):
-    plt = _plt()
-    codes, uniq = pd.factorize(pd.Series(labels), sort=True)
-    cmap = plt.get_cmap("tab20", max(len(uniq), 1))
-    ax.scatter(coords[:, 0], coords[:, 1], c=codes, cmap=cmap, s=size, linewidths=0,
-               vmin=-0.5, vmax=len(uniq) - 0.5)
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([]), ax.set_yticks([])
+    obs = pd.DataFrame({name: np.asarray(v, dtype=object) for name, v in columns.items()})
+    obs.index = obs.index.astype(str)
+    return ad.AnnData(obs=obs, obsm={"spatial": np.asarray(coords, dtype=np.float64)} | (obsm or {}))
 
 
 def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.ndarray]], path, *,
                        title: str = "") -> None:
-    """The truth, then one panel per (title, labels), on the tissue coordinates; a panel given as
-    (title, labels, xy) is drawn on ``xy`` instead (e.g. an embedding's first two components)."""
-    plt = _plt()
-    coords = np.asarray(coords, dtype=float)
-    allp = ([("truth", _labels_str(truth))] if truth is not None else []) + list(panels)
-    ncol = min(5, len(allp))
-    nrow = int(np.ceil(len(allp) / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 3.2 * nrow + 0.4), squeeze=False)
-    size = max(0.5, min(20.0, 15000 / max(len(coords), 1)))
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (name, lab, *xy) in zip(axes.ravel(), allp):
-        ax.axis("on")
-        _scatter(ax, np.asarray(xy[0], dtype=float) if xy else coords, _labels_str(lab), name, size)
-        if not xy:                   # a tissue map
-            ax.set_aspect("equal")
-            ax.invert_yaxis()
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    _save(fig, path)
+    """The truth, then one panel per (title, labels), on the tissue coordinates:
+    :func:`stcore.pl.domains`, every panel's colours matched to the truth's (to the first
+    panel's without truth), with its ARI and NMI."""
+    from .pl import domains
+
+    columns = ({"truth": truth} if truth is not None else {}) | {name: lab for name, lab in panels}
+    fig = domains(_panels_adata(coords, columns), key=[name for name, _ in panels],
+                  truth="truth" if truth is not None else None, title=title, ncols=4, show=False, return_fig=True)
+    save_figure(fig, path)
 
 
 def plot_ari_boxplot(table: pd.DataFrame, path, metric: str = "ARI") -> None:
@@ -97,23 +82,23 @@ def plot_ari_boxplot(table: pd.DataFrame, path, metric: str = "ARI") -> None:
         ax.set_title(slide, fontsize=10)
         ax.set_ylabel(metric)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_umap(embedding: np.ndarray, truth, found, path, *, title: str = "", seed: int = 0) -> None:
-    """UMAP (umap-learn, 15 neighbours) of ``embedding``, coloured by truth and by found domain."""
+    """UMAP (umap-learn, 15 neighbours) of ``embedding``, coloured by truth and by found domain
+    (:func:`stcore.pl.domains` on the UMAP, colours matched)."""
     import umap
+
+    from .pl import domains
 
     xy = umap.UMAP(n_neighbors=15, min_dist=0.3, random_state=seed, n_jobs=1).fit_transform(
         np.asarray(embedding, dtype=np.float32))
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), squeeze=False)
-    size = max(0.5, min(20.0, 15000 / max(len(xy), 1)))
-    _scatter(axes[0, 0], xy, _labels_str(truth) if truth is not None else np.zeros(len(xy)), "truth", size)
-    _scatter(axes[0, 1], xy, _labels_str(found), "found domains", size)
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    _save(fig, path)
+    columns = ({"truth": truth} if truth is not None else {}) | {"found domains": found}
+    adata = _panels_adata(np.zeros((len(xy), 2)), columns, {"X_umap": xy})
+    fig = domains(adata, key="found domains", truth="truth" if truth is not None else None, basis="X_umap",
+                  title=title, show=False, return_fig=True)
+    save_figure(fig, path)
 
 
 def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str = "") -> None:
@@ -136,4 +121,4 @@ def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -1,0 +1,348 @@
+"""Notebook API, plots (scanpy style: keyword-only, AnnData in, ``show=`` / ``save=``).
+
+    import stcore
+    stcore.pl.domains(adata, truth="ground_truth")      # found domains beside the annotation
+
+:func:`domains` draws every domain figure of stcore: the notebook's, the workflow's per-run
+``domains.png`` (:func:`stcore.evaluate.plot_domains`) and the comparison's figures
+(:mod:`stcore.report`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+__all__ = ["domains", "matched_colors"]
+
+MISSING = "NA"                 # the label of spots without one (drawn light grey)
+MISSING_COLOR = "#d3d3d3"
+
+
+def _palette(n: int) -> list[str]:
+    """scanpy's default categorical palette for ``n`` categories (``sc.pl.palettes``)."""
+    from scanpy.plotting import palettes
+
+    for pal in (palettes.default_20, palettes.default_28, palettes.default_102):
+        if n <= len(pal):
+            return list(pal)
+    return [palettes.default_102[i % len(palettes.default_102)] for i in range(n)]
+
+
+def _labels(values) -> np.ndarray:
+    """Labels as text, a missing one as ``MISSING``."""
+    from .evaluate import _is_missing
+
+    s = pd.Series(np.asarray(values, dtype=object))
+    return np.where(_is_missing(s), MISSING, s.astype(str).to_numpy()).astype(object)
+
+
+def _categories(values: pd.Series) -> list[str]:
+    """The labels in their categorical order (sorted otherwise), ``MISSING`` last."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in values.cat.categories if (values == c).any()]
+    else:
+        cats = sorted({str(v) for v in values if not pd.isna(v)}, key=_natural)
+    present = set(_labels(values))
+    return [c for c in cats if c in present and c != MISSING] + ([MISSING] if MISSING in present else [])
+
+
+def _natural(label: str):
+    """'2' before '10'; text after numbers."""
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def matched_colors(reference, reference_colors: dict[str, str], labels, categories: list[str],
+                   palette: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Colours for ``labels`` that match ``reference``'s: the one-to-one assignment of labels to
+    reference labels that maximises the spots they share (the Hungarian method on their
+    contingency table, scipy's ``linear_sum_assignment``) gives each matched label its reference
+    label's colour; labels left over take the palette's colours that the reference does not use.
+    Spots without a reference label do not count.  Returns ({label: colour}, {label: the
+    reference label it matched})."""
+    from scipy.optimize import linear_sum_assignment
+
+    ref, lab = _labels(reference), _labels(labels)
+    keep = (ref != MISSING) & (lab != MISSING)
+    ref_cats = [c for c in reference_colors if c != MISSING]
+    own = [c for c in categories if c != MISSING]
+    match = {}
+    if keep.any() and ref_cats and own:
+        cont = pd.crosstab(pd.Categorical(lab[keep], categories=own),
+                           pd.Categorical(ref[keep], categories=ref_cats), dropna=False).to_numpy()
+        rows, cols = linear_sum_assignment(-cont)
+        match = {own[r]: ref_cats[c] for r, c in zip(rows, cols) if cont[r, c] > 0}
+    used = set(reference_colors.values())
+    free = iter([c for c in palette if c not in used] + list(palette) * (1 + len(own) // max(len(palette), 1)))
+    colors = {c: reference_colors[match[c]] if c in match else next(free) for c in own}
+    if MISSING in categories:
+        colors[MISSING] = MISSING_COLOR
+    return colors, match
+
+
+def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
+    """(image, scale factor, spot diameter in full-resolution pixels) from ``uns['spatial']`` as
+    scanpy's Visium reader stores it, or None when it holds no image."""
+    spatial = adata.uns.get("spatial")
+    if not isinstance(spatial, dict) or not spatial:
+        return None
+    if library_id is None:
+        if len(spatial) != 1:
+            return None
+        library_id = next(iter(spatial))
+    entry = spatial.get(library_id, {})
+    images, scale = entry.get("images", {}), entry.get("scalefactors", {})
+    keys = [img_key] if img_key else ["hires", "lowres"]
+    for k in keys:
+        if k in images and f"tissue_{k}_scalef" in scale:
+            return (np.asarray(images[k]), float(scale[f"tissue_{k}_scalef"]),
+                    float(scale.get("spot_diameter_fullres", np.nan)))
+    return None
+
+
+def _spot_diameter(xy: np.ndarray) -> float:
+    """The median distance from a spot to its nearest neighbour (spots then just touch)."""
+    from .graph import knn_indices
+
+    if len(xy) < 2:
+        return 1.0
+    sample = xy if len(xy) <= 50000 else xy[np.random.default_rng(0).choice(len(xy), 50000, replace=False)]
+    d = float(np.median(knn_indices(sample, 1)[1][:, 0]))
+    return d if d > 0 else 1.0
+
+
+def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float) -> None:
+    """Spots as circles of ``diameter`` data units (a tissue map), or markers of ``marker_size``
+    points² (an embedding).  Missing labels first, underneath."""
+    from matplotlib.collections import EllipseCollection
+
+    order = np.argsort(labels != MISSING, kind="stable")
+    xy, labels = xy[order], labels[order]
+    face = [colors[v] for v in labels]
+    if diameter is None:
+        ax.scatter(xy[:, 0], xy[:, 1], c=face, s=marker_size, linewidths=0, rasterized=True)
+        return
+    coll = EllipseCollection(diameter, diameter, 0.0, units="xy", offsets=xy, offset_transform=ax.transData,
+                             facecolors=face, linewidths=0)
+    ax.add_collection(coll)
+    pad = diameter
+    ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
+    ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
+
+
+def _legend(ax, categories, colors, names: dict[str, str] | None = None) -> None:
+    from matplotlib.lines import Line2D
+
+    names = names or {}
+    handles = [Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=colors[c], markeredgewidth=0,
+                      label=f"{c} ({names[c]})" if c in names and names[c] != c else c) for c in categories]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7,
+              ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
+
+
+def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: str | None = None,
+            basis: str | Sequence[str] = "spatial", slide_key: str | None = None, library_id: str | None = None,
+            img_key: str | None = None, img: bool = True, size: float = 1.0, palette: Sequence[str] | None = None,
+            title: str | None = None, ncols: int = 4, panel_size: float = 3.4, legend: bool = True,
+            show: bool | None = None, save: str | bool | None = None, return_fig: bool = False):
+    """Found domains beside the annotation, in colours matched to it.
+
+    One panel per labelling: the annotation ``obs[truth]`` first, then each column of ``key``.
+    Colours correspond between panels: each found domain takes the colour of the annotated
+    label it shares most spots with under a one-to-one assignment (the Hungarian method on the
+    contingency table, :func:`matched_colors`); the legend of a found panel names that label in
+    brackets.  With ``truth``, each found panel's title gives its ARI and NMI against it
+    (:func:`stcore.evaluate.domain_metrics`, on the spots that have a label, as the workflow's
+    table).  On ``basis='spatial'`` the spots are drawn as circles at their coordinates, on the
+    tissue image when ``uns['spatial']`` holds one (as ``scanpy.pl.spatial`` lays it out).
+
+    Parameters
+    ----------
+    adata
+        Spots with their labels in ``obs`` and positions in ``obsm[basis]``.
+    key
+        ``obs`` column(s) of found domains (default ``'domain'``, what
+        :func:`stcore.tl.domains` writes).  Several columns (e.g. methods or seeds) give a
+        panel each, all in matched colours.
+    truth
+        ``obs`` column of the annotation (default ``None``: no annotation panel, no scores;
+        the colours of the first ``key`` are then the reference).  Its colours are
+        ``uns[truth + '_colors']`` when scanpy stored them, else scanpy's default palette.
+    basis
+        ``obsm`` key(s) of the positions (default ``'spatial'``: a tissue map, y down, equal
+        axes).  Another key (e.g. ``'X_umap'``) draws the first two columns of that embedding;
+        several keys give a row of panels each.
+    slide_key
+        ``obs`` column naming each spot's slide (default ``None``).  The slides are laid out side
+        by side on the tissue map, and each embedding row gets a panel coloured by slide.
+    library_id
+        Library of ``uns['spatial']`` whose image is drawn (default ``None``: the only one; with
+        several libraries and no ``library_id``, no image).
+    img_key
+        Image of the library (default ``None``: ``'hires'``, else ``'lowres'``).
+    img
+        Draw the tissue image when there is one (default ``True``).
+    size
+        Scale of the spots (default ``1.0``: Space Ranger's spot diameter on an image, else the
+        median distance between neighbouring spots; on an embedding, scanpy's marker size).
+    palette
+        Colours for the reference labels and for found domains left without a match (default
+        ``None``: scanpy's default palette).
+    title
+        Title of the figure (default ``None``: none).
+    ncols
+        Panels per row before wrapping (default ``4``).
+    panel_size
+        Height of a panel in inches (default ``3.4``).
+    legend
+        A legend beside each panel (default ``True``).
+    show
+        Show the figure (default ``None``: ``scanpy.settings.autoshow``).
+    save
+        Write the figure to ``scanpy.settings.figdir``: ``True`` as ``domains.<format>``, a string
+        as ``'domains' + save`` (``.<scanpy.settings.file_format_figs>`` added when it has no
+        extension) (default ``None``: not written).
+    return_fig
+        Return the figure instead of its axes (default ``False``).
+
+    Returns
+    -------
+    The :class:`matplotlib.figure.Figure` with ``return_fig=True``; else the list of the panels'
+    axes, or ``None`` when the figure was shown (scanpy's convention).  ``fig.stcore_scores``
+    holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given.
+    """
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    from .evaluate import domain_metrics, side_by_side
+
+    keys = [key] if isinstance(key, str) else list(key)
+    bases = [basis] if isinstance(basis, str) else list(basis)
+    for col in keys + [c for c in (truth, slide_key) if c is not None]:
+        if col not in adata.obs:
+            raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(adata.obs.columns)})")
+    for b in bases:
+        if b not in adata.obsm:
+            raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())})")
+    palette = list(palette) if palette is not None else None
+
+    # Colours: the reference (annotation, else the first found column) in its own order, the rest matched.
+    ref_col = truth if truth is not None else keys[0]
+    ref_cats = _categories(adata.obs[ref_col])
+    stored = adata.uns.get(f"{ref_col}_colors")
+    n_ref = len([c for c in ref_cats if c != MISSING])
+    if palette is None:
+        cats_of = {c: _categories(adata.obs[c]) for c in keys}
+        palette = _palette(n_ref + max(len(v) for v in cats_of.values()))
+    ref_colors = {}
+    if stored is not None and len(stored) >= n_ref and isinstance(adata.obs[ref_col].dtype, pd.CategoricalDtype):
+        by_cat = dict(zip([str(c) for c in adata.obs[ref_col].cat.categories], stored))
+        ref_colors = {c: by_cat[c] for c in ref_cats if c in by_cat}
+    if len(ref_colors) != n_ref:
+        ref_colors = {c: palette[i % len(palette)] for i, c in enumerate(c for c in ref_cats if c != MISSING)}
+    if MISSING in ref_cats:
+        ref_colors[MISSING] = MISSING_COLOR
+    reference = adata.obs[ref_col].to_numpy()
+
+    panels = []                 # (basis, column, title, categories, colors, names)
+    scores = {}
+    for b in bases:
+        cols = ([truth] if truth is not None else []) + keys
+        if slide_key is not None and b != "spatial":
+            cols.append(slide_key)
+        for col in cols:
+            values = adata.obs[col]
+            cats = _categories(values)
+            names = None
+            if col == ref_col:
+                colors = ref_colors
+            elif col == slide_key and col not in keys:
+                own = [c for c in cats if c != MISSING]
+                pal = _palette(len(own))
+                colors = {c: pal[i % len(pal)] for i, c in enumerate(own)} | {MISSING: MISSING_COLOR}
+            else:
+                colors, names = matched_colors(reference, ref_colors, values.to_numpy(), cats, palette)
+            head = col
+            if truth is not None and col in keys:
+                if col not in scores:
+                    m = domain_metrics(adata.obs[truth].to_numpy(), _labels(values))
+                    scores[col] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
+                head = f"{col}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
+            elif col == truth:
+                head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
+            if b != "spatial":
+                head = f"{head}\non {b.removeprefix('X_')}"
+            panels.append((b, col, head, cats, colors, names))
+
+    # Each basis starts a row of its own; a row wraps after ncols panels.
+    ncols = max(1, ncols)
+    rows = []
+    for b in bases:
+        mine = [p for p in panels if p[0] == b]
+        rows += [mine[i:i + ncols] for i in range(0, len(mine), ncols)]
+    ncols = max(len(r) for r in rows)
+    legend_w = 1.7 if legend else 0.0
+    fig, grid = plt.subplots(len(rows), ncols, figsize=(ncols * (panel_size + legend_w), len(rows) * panel_size + 0.6),
+                             squeeze=False)
+    axes, panels = [], []
+    for r, row in enumerate(rows):
+        for c in range(ncols):
+            if c < len(row):
+                axes.append(grid[r, c])
+                panels.append(row[c])
+            else:
+                grid[r, c].remove()
+    image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
+    positions = {}
+    for b in bases:
+        xy = np.asarray(adata.obsm[b], dtype=np.float64)[:, :2]
+        if b == "spatial" and slide_key is not None:
+            xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
+        positions[b] = xy
+    spatial_d = None
+    if "spatial" in positions:
+        if image is not None:
+            positions["spatial"] = positions["spatial"] * image[1]
+            spatial_d = image[2] * image[1] if np.isfinite(image[2]) else _spot_diameter(positions["spatial"])
+        else:
+            spatial_d = _spot_diameter(positions["spatial"])
+    used = []
+    for ax, (b, col, head, cats, colors, names) in zip(axes, panels):
+        labels = _labels(adata.obs[col].to_numpy())
+        if b == "spatial":
+            if image is not None:
+                ax.imshow(image[0])
+            _draw(ax, positions[b], labels, colors, diameter=spatial_d * size, marker_size=0)
+            ax.set_aspect("equal")
+            ax.invert_yaxis()
+        else:
+            _draw(ax, positions[b], labels, colors, diameter=None,
+                  marker_size=size * min(20.0, 120000 / max(adata.n_obs, 1)))
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(head, fontsize=9)
+        if legend:
+            _legend(ax, cats, colors, names)
+        used.append(ax)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.stcore_scores = scores
+    if save:
+        from pathlib import Path
+
+        suffix = "" if save is True else str(save)
+        name = f"domains{suffix}" if suffix and Path(suffix).suffix else \
+            f"domains{suffix}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"
+        Path(sc.settings.figdir).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(sc.settings.figdir) / name, bbox_inches="tight")   # dpi: rcParams['savefig.dpi']
+    if show is None:
+        show = bool(sc.settings.autoshow) and not return_fig
+    if show:
+        plt.show()
+        return None
+    return fig if return_fig else used

@@ -1,0 +1,127 @@
+"""stcore.pl.domains: colours matched to the annotation, legends, scores, the tissue image, and the
+workflow's figures drawn by it."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import EllipseCollection, PathCollection  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
+from slides import tiny_slide  # noqa: E402
+
+import stcore  # noqa: E402
+from stcore.evaluate import ari, information_scores  # noqa: E402
+
+
+def _slide():
+    """Three annotated bands; found domains: the bands under other names, 10 % of spots in a fourth."""
+    adata = tiny_slide(n_side=12, domains=3)
+    rename = {"D0": "2", "D1": "0", "D2": "1"}
+    found = np.array([rename[v] for v in adata.obs["domain"].astype(str)], dtype=object)
+    found[np.random.default_rng(0).random(adata.n_obs) < 0.1] = "3"
+    adata.obs["truth"] = adata.obs.pop("domain")
+    adata.obs["domain"] = found
+    return adata, rename
+
+
+def _spot_colours(ax) -> list[str]:
+    """Each spot's colour in a panel, in the order it was drawn."""
+    coll = [c for c in ax.collections if isinstance(c, (EllipseCollection, PathCollection))][0]
+    return [to_hex(c) for c in coll.get_facecolors()]
+
+
+def test_found_domains_take_the_colour_of_the_label_they_match():
+    adata, rename = _slide()
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert len(axes) == 2
+    truth_colours, found_colours = _spot_colours(axes[0]), _spot_colours(axes[1])
+    found = adata.obs["domain"].to_numpy()
+    order = np.argsort(found != "NA", kind="stable")      # spots are drawn in their own order
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    for t, f in rename.items():
+        spots = np.flatnonzero(found[order] == f)
+        t_colour = {truth_colours[i] for i in np.flatnonzero(truth == t)}
+        assert len(t_colour) == 1 and {found_colours[i] for i in spots} == t_colour, (t, f)
+    extra = {found_colours[i] for i in np.flatnonzero(found[order] == "3")}
+    assert len(extra) == 1 and extra.isdisjoint(set(truth_colours))   # the unmatched domain: a colour of its own
+    # Legends on both panels; the found panel's names the label each domain matched.
+    texts = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in axes]
+    assert texts[0] == ["D0", "D1", "D2"]
+    assert texts[1] == ["0 (D1)", "1 (D2)", "2 (D0)", "3"]
+    plt.close("all")
+
+
+def test_scores_in_the_title_are_the_evaluations():
+    adata, _ = _slide()
+    fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+    truth, found = adata.obs["truth"].astype(str).to_numpy(), adata.obs["domain"].to_numpy()
+    want_ari, want_nmi = ari(truth, found), information_scores(truth, found)["NMI"]
+    assert fig.stcore_scores["domain"] == pytest.approx({"ARI": want_ari, "NMI": want_nmi})
+    assert 0.5 < want_ari < 1
+    assert f"ARI {want_ari:.3f}, NMI {want_nmi:.3f}" in fig.axes[1].get_title()
+    # Without truth: no scores, one panel.
+    fig = stcore.pl.domains(adata, show=False, return_fig=True)
+    assert fig.stcore_scores == {} and len(fig.axes) == 1 and "ARI" not in fig.axes[0].get_title()
+    plt.close("all")
+
+
+def test_drawn_on_the_tissue_image_in_scanpys_layout():
+    adata, _ = _slide()
+    scalef = 0.05
+    img = np.full((int(adata.obsm["spatial"][:, 1].max() * scalef) + 20,
+                   int(adata.obsm["spatial"][:, 0].max() * scalef) + 20, 3), 0.9)
+    adata.uns["spatial"] = {"lib1": {"images": {"hires": img},
+                                     "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 90.0}}}
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    for ax in axes:
+        assert any(isinstance(a, AxesImage) for a in ax.get_children())
+        coll = [c for c in ax.collections if isinstance(c, EllipseCollection)][0]
+        xy = coll.get_offsets()
+        np.testing.assert_allclose(np.sort(xy[:, 0]), np.sort(adata.obsm["spatial"][:, 0] * scalef))
+        np.testing.assert_allclose(coll._widths * 2, 90.0 * scalef)     # Space Ranger's spot, in image pixels
+    axes = stcore.pl.domains(adata, truth="truth", img=False, show=False)
+    assert not any(isinstance(a, AxesImage) for a in axes[0].get_children())
+    plt.close("all")
+
+
+def test_save_follows_scanpy_settings(tmp_path):
+    import scanpy as sc
+
+    adata, _ = _slide()
+    before = sc.settings.figdir
+    sc.settings.figdir = tmp_path
+    try:
+        assert stcore.pl.domains(adata, truth="truth", show=False, save="_tiny.png") is not None
+    finally:
+        sc.settings.figdir = before
+    assert (tmp_path / "domains_tiny.png").stat().st_size > 0
+    plt.close("all")
+
+
+def test_unknown_columns_are_named():
+    adata, _ = _slide()
+    with pytest.raises(KeyError, match="obs\\['nope'\\]"):
+        stcore.pl.domains(adata, key="nope", show=False)
+    with pytest.raises(KeyError, match="obsm\\['X_umap'\\]"):
+        stcore.pl.domains(adata, basis="X_umap", show=False)
+
+
+def test_the_workflows_figure_is_pl_domains(tmp_path, monkeypatch):
+    """evaluate.plot_domains (the DAG's domains.png) and the comparison's figures draw through pl.domains."""
+    import stcore.pl as pl
+    from stcore.evaluate import plot_domains
+    from stcore.report import plot_slide_domains
+
+    calls = []
+    real = pl.domains
+    monkeypatch.setattr(pl, "domains", lambda *a, **k: calls.append(k) or real(*a, **k))
+    adata, _ = _slide()
+    xy = adata.obsm["spatial"]
+    plot_domains(xy, adata.obs["domain"].to_numpy(), adata.obs["truth"].to_numpy(), title="t", path=tmp_path / "a.png")
+    plot_slide_domains(xy, adata.obs["truth"].to_numpy(), [("m (seed 0)", adata.obs["domain"].to_numpy())],
+                       tmp_path / "b.png")
+    assert len(calls) == 2 and calls[0]["truth"] == "annotation"
+    assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "b.png").stat().st_size > 0
