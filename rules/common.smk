@@ -542,7 +542,7 @@ def env_for_train(wildcards):
     the CUDA env when train.device is cuda, else the CPU env."""
     if is_peer(wildcards.method):
         return "../envs/peers.yaml"
-    return "../envs/stcore-cuda.yaml" if config["train"]["device"] == "cuda" else "../envs/stcore.yaml"
+    return "../envs/stcore-cuda.yaml" if str(config["train"]["device"]).startswith("cuda") else "../envs/stcore.yaml"
 
 
 # ---------------------------------------------------------------------------------------
@@ -694,7 +694,7 @@ def train_runtime(wildcards, input, attempt):
 def train_gpus(wildcards):
     """One GPU for train when the run trains on CUDA (the switch that also picks the CUDA env);
     none for the peers, which run on the CPU."""
-    return 1 if config["train"]["device"] == "cuda" and not is_peer(wildcards.method) else 0
+    return 1 if str(config["train"]["device"]).startswith("cuda") and not is_peer(wildcards.method) else 0
 
 
 # When jobs fail, repeat the one-line message each failed step wrote to its log (bad input,

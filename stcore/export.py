@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["domains_adata", "seed_frame", "spatial_distances"]
+__all__ = ["domains_adata", "seed_frame", "spatial_distances", "store_graph"]
 
 
 def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
@@ -33,6 +33,19 @@ def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
     xy = np.asarray(coords, dtype=np.float64)
     d = np.linalg.norm(xy[a.row] - xy[a.col], axis=1)
     return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
+
+
+def store_graph(adata: ad.AnnData, adj: sp.spmatrix, coords: np.ndarray, *, key_added: str = "spatial",
+                params: dict | None = None) -> None:
+    """The spatial graph ``adj`` in ``adata`` as ``squidpy.gr.spatial_neighbors`` stores one:
+    ``obsp[key_added + '_connectivities']`` (0/1, float32 CSR), ``obsp[key_added + '_distances']``
+    (the edges' Euclidean lengths) and ``uns[key_added + '_neighbors']`` naming them, with the
+    graph's ``params`` (``coord_type`` 'generic')."""
+    adata.obsp[f"{key_added}_connectivities"] = sp.csr_matrix(adj, dtype=np.float32)
+    adata.obsp[f"{key_added}_distances"] = spatial_distances(adj, coords)
+    adata.uns[f"{key_added}_neighbors"] = {"connectivities_key": f"{key_added}_connectivities",
+                                           "distances_key": f"{key_added}_distances",
+                                           "params": {"coord_type": "generic"} | dict(params or {})}
 
 
 def seed_frame(labelings: dict, index) -> pd.DataFrame:
@@ -61,11 +74,7 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     out.obsm[f"X_{method}"] = np.asarray(embedding, dtype=np.float32)
     if seed_labels:
         out.obsm[f"{key_added}_seeds"] = seed_frame(seed_labels, out.obs_names)
-    coords = np.asarray(out.obsm["spatial"], dtype=np.float64)
-    out.obsp["spatial_connectivities"] = sp.csr_matrix(adj, dtype=np.float32)
-    out.obsp["spatial_distances"] = spatial_distances(adj, coords)
-    out.uns["spatial_neighbors"] = {"connectivities_key": "spatial_connectivities",
-                                    "distances_key": "spatial_distances", "params": {"coord_type": "generic"}}
+    store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64))
     out.uns["stcore"] = _plain(info) | {"key": key_added}
     return out
 

@@ -15,24 +15,51 @@ __all__ = ["spatial_graph"]
 def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3, radius: float | None = None,
                   spatial_key: str = "spatial", spatial_dims: tuple | None = None, key_added: str = "spatial",
                   copy: bool = False) -> ad.AnnData | None:
-    """The spatial neighbour graph of the spots: ``obsp[key_added + '_connectivities']`` (symmetric
-    0/1, sparse), ``obsp[key_added + '_distances']`` and ``uns[key_added + '_neighbors']``, as
-    squidpy names them.  ``mode``: 'knn' (``n_neighbors``) or 'radius' (``radius``).
+    """The spatial neighbour graph of the spots, as the workflow's ``graph`` step builds it.
+
     ``obsm[spatial_key]`` is checked as the workflow checks a slide's coordinates
     (:func:`stcore.validate.check_coordinates`: present, finite, two columns or the two named by
-    ``spatial_dims``)."""
-    from .export import spatial_distances
+    ``spatial_dims``).  The graph is symmetric and sparse (KD-tree; ties on the Visium hexagon
+    broken by spot index); nothing N x N dense is formed.
+
+    Parameters
+    ----------
+    adata : AnnData
+        Spots with coordinates in ``obsm[spatial_key]``.
+    mode : str, default 'knn'
+        ``'knn'``: spots i and j are joined when either is among the other's ``n_neighbors``
+        nearest; ``'radius'``: joined when closer than ``radius``.
+    n_neighbors : int, default 3
+        Neighbours per spot in ``'knn'`` mode (3, as GraphST).
+    radius : float, default None
+        Distance in ``'radius'`` mode, in the units of the coordinates (required there).
+    spatial_key : str, default 'spatial'
+        ``obsm`` key of the coordinates.
+    spatial_dims : tuple, default None
+        The two columns of ``obsm[spatial_key]`` to use when it has more than two.
+    key_added : str, default 'spatial'
+        Prefix of the keys written (squidpy's names with the default).
+    copy : bool, default False
+        Return a copy with the graph instead of writing into ``adata``.
+
+    Returns
+    -------
+    AnnData or None
+        The copy when ``copy=True``, else None; the graph is in
+        ``obsp[key_added + '_connectivities']`` (0/1, float32 CSR),
+        ``obsp[key_added + '_distances']`` (Euclidean length of each edge) and
+        ``uns[key_added + '_neighbors']`` (the two keys and ``params``: ``mode``,
+        ``n_neighbors``, ``radius`` (-1 when unset), ``coord_type`` 'generic'), as
+        ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
+        ``centrality_scores`` or ``spatial_autocorr`` run on it.
+    """
+    from .export import store_graph
     from .graph import GraphParams, knn_graph
     from .validate import check_coordinates
 
     coords = check_coordinates(adata, spatial_key, dims=spatial_dims)
     adata = adata.copy() if copy else adata
-    params = GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius)
-    adj = knn_graph(coords, params)
-    adata.obsp[f"{key_added}_connectivities"] = adj
-    adata.obsp[f"{key_added}_distances"] = spatial_distances(adj, coords)
-    adata.uns[f"{key_added}_neighbors"] = {
-        "connectivities_key": f"{key_added}_connectivities", "distances_key": f"{key_added}_distances",
-        "params": {"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius,
-                   "coord_type": "generic"}}
+    adj = knn_graph(coords, GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius))
+    store_graph(adata, adj, coords, key_added=key_added,
+                params={"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius})
     return adata if copy else None

@@ -163,58 +163,58 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
 
     Parameters
     ----------
-    adata
+    adata : AnnData
         Spots with their labels in ``obs`` and positions in ``obsm[basis]``.
-    key
+    key : str or sequence of str, default 'domain'
         ``obs`` column(s) of found domains (default ``'domain'``, what
         :func:`stcore.tl.domains` writes).  Several columns (e.g. methods or seeds) give a
         panel each, all in matched colours.
-    truth
+    truth : str, default None
         ``obs`` column of the annotation (default ``None``: no annotation panel, no scores;
         the colours of the first ``key`` are then the reference).  Its colours are
         ``uns[truth + '_colors']`` when scanpy stored them, else scanpy's default palette.
-    basis
+    basis : str or sequence of str, default 'spatial'
         ``obsm`` key(s) of the positions (default ``'spatial'``: a tissue map, y down, equal
         axes).  Another key (e.g. ``'X_umap'``) draws the first two columns of that embedding;
         several keys give a row of panels each.
-    slide_key
-        ``obs`` column naming each spot's slide (default ``None``).  The slides are laid out side
+    slide_key : str, default None
+        ``obs`` column naming each spot's slide.  The slides are laid out side
         by side on the tissue map, and each embedding row gets a panel coloured by slide.
-    library_id
+    library_id : str, default None
         Library of ``uns['spatial']`` whose image is drawn (default ``None``: the only one; with
         several libraries and no ``library_id``, no image).
-    img_key
+    img_key : str, default None
         Image of the library (default ``None``: ``'hires'``, else ``'lowres'``).
-    img
-        Draw the tissue image when there is one (default ``True``).
-    size
+    img : bool, default True
+        Draw the tissue image when there is one.
+    size : float, default 1.0
         Scale of the spots (default ``1.0``: Space Ranger's spot diameter on an image, else the
         median distance between neighbouring spots; on an embedding, scanpy's marker size).
-    palette
-        Colours for the reference labels and for found domains left without a match (default
-        ``None``: scanpy's default palette).
-    title
+    palette : sequence of str, default None
+        Colours for the reference labels and for found domains left without a match (None: scanpy's default palette).
+    title : str, default None
         Title of the figure (default ``None``: none).
-    ncols
-        Panels per row before wrapping (default ``4``).
-    panel_size
-        Height of a panel in inches (default ``3.4``).
-    legend
-        A legend beside each panel (default ``True``).
-    show
+    ncols : int, default 4
+        Panels per row before wrapping.
+    panel_size : float, default 3.4
+        Height of a panel in inches.
+    legend : bool, default True
+        A legend beside each panel.
+    show : bool, default None
         Show the figure (default ``None``: ``scanpy.settings.autoshow``).
-    save
+    save : str or bool, default None
         Write the figure to ``scanpy.settings.figdir``: ``True`` as ``domains.<format>``, a string
         as ``'domains' + save`` (``.<scanpy.settings.file_format_figs>`` added when it has no
         extension) (default ``None``: not written).
-    return_fig
-        Return the figure instead of its axes (default ``False``).
+    return_fig : bool, default False
+        Return the figure instead of its axes.
 
     Returns
     -------
-    The :class:`matplotlib.figure.Figure` with ``return_fig=True``; else the list of the panels'
-    axes, or ``None`` when the figure was shown (scanpy's convention).  ``fig.stcore_scores``
-    holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given.
+    Figure, list of Axes or None
+        The :class:`matplotlib.figure.Figure` with ``return_fig=True``; else the list of the panels'
+        axes, or ``None`` when the figure was shown (scanpy's convention).  ``fig.stcore_scores``
+        holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given.
     """
     import matplotlib.pyplot as plt
     import scanpy as sc

@@ -31,37 +31,93 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
             train: dict | None = None,
             cluster: dict | None = None, layer: str | None = None, spatial_key: str = "spatial",
             spatial_dims: tuple | None = None, graph_key: str = "spatial", key_added: str = "domain",
-            overwrite: bool = False, copy: bool = False) -> ad.AnnData | None:
+            overwrite: bool = False, progress: bool | None = None, copy: bool = False) -> ad.AnnData | None:
     """Spatial domains of the spots.
 
-    Adds ``obs[key_added]`` (categorical), ``obsm['X_<method>']`` (the embedding) and
-    ``uns[key_added]`` (method, seed and every setting used).  ``train`` / ``cluster``:
-    settings as under ``train:`` / ``cluster:`` in the config (``stcore/schemas/config.schema.yaml``).
-    ``values``: what ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column:
-    ``counts``, ``normalized`` or ``log_normalized``.
+    Runs the workflow's steps on ``adata``: the HVG transform, the spatial graph, the method's
+    training and the clustering, with the workflow config's defaults; the same input, settings
+    and seed give the workflow's labels.  Before any work the input is checked as the workflow
+    checks a slide (:mod:`stcore.validate`, the same messages): the values (NaN, negative, and
+    with ``values='counts'`` and ``hvg_flavor='seurat_v3'`` whole numbers, so log-normalised
+    values given as counts are refused), ``obsm[spatial_key]`` (present, finite, two columns, or
+    the two named by ``spatial_dims``), unique spot and gene ids, the ``train`` and ``cluster``
+    keys (against the config schema shipped in ``stcore/schemas/``), ``train['device']``,
+    ``n_clusters`` and the clustering; each problem is a :class:`stcore.InputError` naming the
+    key and the fix.
 
-    Before any work the input is checked as the workflow checks a slide
-    (:mod:`stcore.validate`, the same messages): the values (NaN, negative, and with
-    ``values='counts'`` and ``hvg_flavor='seurat_v3'`` whole numbers, so log-normalised values
-    given as counts are refused), ``obsm[spatial_key]`` (present, finite, two columns, or the two
-    named by ``spatial_dims`` when there are more), unique spot and gene ids, the ``train`` and
-    ``cluster`` keys (against the config schema), ``n_clusters`` and the clustering; each
-    problem is a :class:`stcore.InputError` naming the key and the fix.
+    Parameters
+    ----------
+    adata : AnnData
+        Spots x genes, raw counts in ``X`` (or ``layer``), coordinates in ``obsm[spatial_key]``.
+    n_clusters : int
+        Number of domains.
+    method : str, default 'graphst'
+        A method of the registry (:mod:`stcore.methods`): ``'graphst'``, ``'expression'``, or a
+        peer method of an installed extra.
+    seed : int or iterable of int, default 0
+        One seed, or several (e.g. ``range(5)``).  With several, each seed is trained and
+        clustered on its own and ``obs[key_added]`` is the consensus of their labelings
+        (:func:`stcore.consensus.consensus`, the workflow's consensus step).  On the three DLPFC
+        slides the sd of a single seed's ARI over 20 seeds is 0.016-0.035, that of the consensus
+        of five seeds 0.007-0.022 (``docs/compare/DEFAULTS.md``).
+    n_top_genes : int, default 3000
+        Highly variable genes kept.
+    hvg_flavor : str, default 'seurat_v3'
+        HVG selection: ``'seurat_v3'`` (on counts) or ``'seurat'``.
+    values : str, default 'counts'
+        What ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column: ``'counts'``,
+        ``'normalized'`` or ``'log_normalized'``.
+    train : dict, default None
+        Settings as under ``train:`` in the config; a key left out takes its default:
 
-    ``obs[key_added]`` is never written over when it holds a column that stcore did not write
-    (an annotation, e.g. a simulated slide's truth ``domain``): that is an error naming
-    ``key_added``, unless ``overwrite=True``.  A column an earlier call wrote (its settings in
-    ``uns[key_added]``) is replaced.  The workflow's ``domains.h5ad`` follows the same rule
-    (:func:`stcore.export.domains_adata`).
+{train_keys}
+    cluster : dict, default None
+        Settings as under ``cluster:`` in the config; a key left out takes its default:
 
-    ``seed``: one seed, or several (e.g. ``range(5)``).  With several, each seed is trained and
-    clustered on its own and ``obs[key_added]`` is the consensus of their labelings
-    (:func:`stcore.consensus.consensus`, the workflow's consensus step); each seed's labels go
-    to ``obsm[key_added + '_seeds']`` (one column per seed), ``obsm['X_<method>']`` holds the
-    first seed's embedding, and ``uns[key_added]['seed_ARI']`` is the mean pairwise ARI
-    between the seeds' labelings (1: every seed gave the same domains).  On the three DLPFC
-    slides the sd of a single seed's ARI over 20 seeds is 0.016-0.035, that of the consensus of
-    five seeds over four disjoint sets of seeds 0.007-0.022 (``docs/compare/DEFAULTS.md``).
+{cluster_keys}
+    layer : str, default None
+        Layer holding the counts (None: ``X``).
+    spatial_key : str, default 'spatial'
+        ``obsm`` key of the coordinates.
+    spatial_dims : tuple, default None
+        The two columns of ``obsm[spatial_key]`` to use when it has more than two.
+    graph_key : str, default 'spatial'
+        The spatial graph is ``obsp[graph_key + '_connectivities']`` when present (e.g. from
+        :func:`stcore.gr.spatial_graph` or ``squidpy.gr.spatial_neighbors``); otherwise the
+        workflow's graph (:func:`stcore.gr.spatial_graph` with its defaults: 3 nearest spots) is
+        built and stored there, under squidpy's keys.
+    key_added : str, default 'domain'
+        ``obs`` column of the domains; also names ``uns[key_added]`` and
+        ``obsm[key_added + '_seeds']``.
+    overwrite : bool, default False
+        Write over an ``obs[key_added]`` that stcore did not write (an annotation, e.g. a
+        simulated slide's truth ``domain``); without it that is an error naming ``key_added``.  A
+        column an earlier call wrote (its settings in ``uns[key_added]``) is always replaced.  The
+        workflow's ``domains.h5ad`` follows the same rule (:func:`stcore.export.domains_adata`).
+    progress : bool, default None
+        A progress bar over each training's epochs (``tqdm.auto``: a widget in a notebook, a bar
+        on a terminal).  None: shown when the session is interactive (a notebook, or stderr a
+        terminal) and ``scanpy.settings.verbosity`` is 1 ('warning', scanpy's default) or more,
+        so ``sc.settings.verbosity = 0`` turns it off.
+    copy : bool, default False
+        Return a copy with the results instead of writing into ``adata``.
+
+    Returns
+    -------
+    AnnData or None
+        The copy with the results when ``copy=True``, else None; the results are:
+
+        - ``obs[key_added]``: the domains (categorical);
+        - ``obsm['X_<method>']``: the embedding (the first seed's with several seeds);
+        - ``obsm[key_added + '_seeds']``: each seed's labels, one column per seed (several seeds
+          only);
+        - ``obsp[graph_key + '_connectivities']``, ``obsp[graph_key + '_distances']`` and
+          ``uns[graph_key + '_neighbors']``: the graph, when this call built it (as
+          ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's functions run on it);
+        - ``uns[key_added]``: method, seed, every setting used, ``seed_ARI`` (several seeds: the
+          mean pairwise ARI of their labelings, 1 when all agree) and ``graph``: which graph was
+          used (``connectivities_key``, ``built``: whether this call built it, ``params``,
+          ``n_edges``).
     """
     import scipy.sparse as sp
 
@@ -69,9 +125,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     from .consensus import consensus
     from .evaluate import mean_pairwise_ari
     from .export import seed_frame
-    from .graph import knn_graph
     from .hvg import HVGParams, run_hvg
     from .methods import fit
+    from .gr import spatial_graph
+    from .train import epoch_progress, resolve_device
     from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
                            check_values)
 
@@ -84,6 +141,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     n_top_genes = hvg["n_top_genes"]
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     check_clustering(method, cluster, n_clusters)
+    if "device" in train:
+        resolve_device(train["device"])          # a device this machine lacks is refused before any work
     check_key(adata, key_added, overwrite=overwrite)
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer '{layer}' is not in layers (layers: {list(adata.layers.keys())})",
@@ -99,11 +158,18 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
     prepared = run_hvg(counts, hvg_params)
     key = f"{graph_key}_connectivities"
-    adj = sp.csr_matrix(adata.obsp[key]) if key in adata.obsp else knn_graph(coords)
+    built = key not in adata.obsp
+    if built:       # the workflow's graph, stored under squidpy's keys for what follows (nhood_enrichment, ...)
+        spatial_graph(adata, spatial_key=spatial_key, spatial_dims=spatial_dims, key_added=graph_key)
+    adj = sp.csr_matrix(adata.obsp[key])
+    graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
+                  "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
+    show = _show_progress(progress)
     labelings, embedding = [], None
     for s in seeds:
-        result = fit(method, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
-                     n_clusters=n_clusters)
+        with epoch_progress(f"{method} seed {s}", enabled=show):
+            result = fit(method, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
+                         n_clusters=n_clusters)
         params = ClusterParams(**cluster, seed=s)
         labelings.append(run_cluster(features_of(result, params), coords, n_clusters, params,
                                      own_labels=result.labels, owner=method))
@@ -113,10 +179,52 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     adata.obsm[f"X_{method}"] = embedding
     info = {"method": method, "seed": seeds[0] if len(seeds) == 1 else seeds, "n_clusters": n_clusters,
             "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "values": values, "train": train,
-            "cluster": cluster}
+            "cluster": cluster, "graph": graph_info}
     adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds are not this call's
     if len(seeds) > 1:
         adata.obsm[f"{key_added}_seeds"] = seed_frame(dict(zip(seeds, labelings)), adata.obs_names)
         info["seed_ARI"] = mean_pairwise_ari(labelings)
     adata.uns[key_added] = info
     return adata if copy else None
+
+
+def _show_progress(progress: bool | None) -> bool:
+    """``progress`` when given; else whether the session is interactive (an IPython kernel, or
+    stderr a terminal) and scanpy's verbosity is at least 'warning' (its default)."""
+    if progress is not None:
+        return bool(progress)
+    import sys
+
+    try:
+        import scanpy as sc
+
+        if int(sc.settings.verbosity) < 1:
+            return False
+    except ImportError:
+        pass
+    shell = sys.modules.get("IPython")
+    if shell is not None:
+        ip = shell.get_ipython()
+        if ip is not None and "IPKernelApp" in getattr(ip, "config", {}):
+            return True
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _settings_doc(section: str, indent: str = "        ") -> str:
+    """The keys of the config schema's ``section`` with their defaults and descriptions, as a
+    list for a docstring (the schema is the one place they are written)."""
+    import textwrap
+
+    from .validate import config_schema
+
+    lines = []
+    for name, spec in config_schema()["$defs"][section]["properties"].items():
+        shown = f"default ``{spec['default']!r}``" if "default" in spec else "no default"
+        lines += textwrap.wrap(f"- ``{name}`` ({shown}): {spec.get('description', '')}", width=100,
+                               initial_indent=indent, subsequent_indent=indent + "  ")
+    return "\n".join(lines) + "\n"
+
+
+if domains.__doc__:
+    domains.__doc__ = domains.__doc__.replace("{train_keys}", _settings_doc("train")).replace(
+        "{cluster_keys}", _settings_doc("cluster"))

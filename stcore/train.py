@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -21,7 +24,7 @@ from .graph import gcn_norm, mean_operator
 from .model import GraphContrastiveAE, Workspace, row_permutation, to_sparse_operator
 
 __all__ = ["TrainParams", "TrainResult", "fit_graph_model", "snapshot_epochs", "fit_expression",
-           "resolve_device", "DivergenceError", "input_pca"]
+           "resolve_device", "DivergenceError", "input_pca", "epoch_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,40 @@ log = logging.getLogger(__name__)
 DIVERGENCE_FACTOR = 1e6
 # Epochs between the outputs kept for the clustering (TrainParams.snapshots).
 SNAPSHOT_EVERY = 20
+
+# Called after every epoch of fit_graph_model as hook(epoch, epochs, loss) while epoch_progress is active.
+_EPOCH_HOOK: ContextVar[Callable[[int, int, float], None] | None] = ContextVar("stcore_epoch_hook", default=None)
+
+
+@contextmanager
+def epoch_progress(desc: str = "training", *, enabled: bool = True) -> Iterator[None]:
+    """Within it, :func:`fit_graph_model` draws a progress bar over its epochs (``tqdm.auto``: a
+    widget in a notebook, a line on a terminal's stderr) with the loss beside it; each training
+    gets its own bar.  ``enabled=False`` draws nothing.  The epoch log lines
+    (``TrainParams.log_every``) are unchanged either way."""
+    if not enabled:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    bars = []
+
+    def hook(epoch: int, epochs: int, loss: float) -> None:
+        if epoch == 1:
+            bars.append(tqdm(total=epochs, desc=desc, unit="epoch", leave=True))
+        bar = bars[-1]
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        bar.update(1)
+        if epoch == epochs:
+            bar.close()
+
+    token = _EPOCH_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _EPOCH_HOOK.reset(token)
+        for bar in bars:
+            bar.close()
 
 
 @dataclass(frozen=True)
@@ -84,15 +121,36 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``'auto'`` (the first GPU when torch sees one, else the CPU) or any torch device string
+    (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``, ...), checked to exist on this machine: an
+    unknown string, a GPU torch does not see, or a GPU index past the last one is an
+    :class:`~stcore.InputError` naming the devices there are."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device is cuda but torch sees no GPU on this machine",
-                         fix="set train.device to auto or cpu, or run on a GPU node (the SLURM profile asks for one "
-                             "when train.device is cuda) with a CUDA build of torch (envs/stcore-cuda.yaml)")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got '{device}'")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise InputError(f"train.device '{device}' is not a torch device ({e})",
+                         fix="set train.device to auto, cpu, cuda or cuda:<index>") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"train.device is {device} but torch sees no GPU on this machine",
+                             fix="set train.device to auto or cpu, or run on a GPU node (the SLURM profile asks for "
+                                 "one when train.device is cuda) with a CUDA build of torch (envs/stcore-cuda.yaml)")
+        if dev.index is not None and dev.index >= count:
+            raise InputError(f"train.device is {device} but torch sees {count} GPU(s) on this machine "
+                             f"(cuda:0 to cuda:{count - 1})",
+                             fix=f"set train.device to cuda:<index> with an index below {count}, or cuda")
+        return dev
+    backend = getattr(torch, dev.type, None) or getattr(torch.backends, dev.type, None)
+    available = getattr(backend, "is_available", None)
+    if available is None or not available():
+        raise InputError(f"train.device is {device} but torch has no {dev.type} device on this machine",
+                         fix="set train.device to auto, cpu or cuda")
+    return dev
 
 
 # Features with at most this fraction of non-zero entries are trained on as a sparse
@@ -263,6 +321,7 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     # On the CPU the loss and its gradients are written out into buffers kept across epochs (the same
     # numbers bit for bit); CUDA's caching allocator already reuses memory, so there autograd does it.
     workspace = Workspace() if device.type == "cpu" else None
+    hook = _EPOCH_HOOK.get()
     for epoch in range(1, params.epochs + 1):
         perm = row_permutation(n, gen).to(device)
         parts = model.training_loss(xt, a_hat, r_op, perm, x_sqnorm, g, workspace,
@@ -289,6 +348,8 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         if params.log_every and (epoch % params.log_every == 0 or epoch == 1):
             log.info("epoch %d/%d loss %.4f (reconstruction %.4f, contrastive %.4f)",
                      epoch, params.epochs, *rows[-1][1:])
+        if hook is not None:
+            hook(epoch, params.epochs, total)
     seconds = time.perf_counter() - t0
     workspace = None                           # its buffers go before the final forward makes its own
     if averaged is not None:

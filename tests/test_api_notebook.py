@@ -1,0 +1,197 @@
+"""The notebook API as a scanpy user meets it: a progress bar over the epochs, the graph that
+tl.domains used stored under squidpy's keys and recorded, any torch device string, numpydoc
+docstrings whose defaults are the code's and the schema's."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import stcore
+from slides import tiny_slide
+from stcore.errors import InputError
+from stcore.graph import knn_graph
+from stcore.validate import config_schema
+
+FAST = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30}
+
+
+def _slide():
+    adata = tiny_slide()
+    adata.obs["truth"] = adata.obs.pop("domain")
+    return adata
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+def test_progress_bar_over_the_epochs_when_asked(capsys):
+    stcore.tl.domains(_slide(), n_clusters=2, train={"epochs": 3}, cluster={"n_init": 1}, n_top_genes=30,
+                      progress=True)
+    err = capsys.readouterr().err
+    assert "graphst seed 0" in err and "3/3" in err and "epoch" in err and "loss=" in err
+
+
+def test_no_progress_bar_when_off_or_not_interactive(capsys, monkeypatch):
+    stcore.tl.domains(_slide(), n_clusters=2, **FAST, progress=False)
+    assert "graphst seed 0" not in capsys.readouterr().err
+    stcore.tl.domains(_slide(), n_clusters=2, **FAST)          # pytest's stderr is not a terminal
+    assert "graphst seed 0" not in capsys.readouterr().err
+
+
+def test_progress_follows_the_terminal_and_scanpys_verbosity(monkeypatch):
+    import sys
+
+    import scanpy as sc
+
+    from stcore.tl import _show_progress
+
+    before = sc.settings.verbosity
+    try:
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+        assert _show_progress(None) is True
+        sc.settings.verbosity = 0
+        assert _show_progress(None) is False
+        assert _show_progress(True) is True
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+        sc.settings.verbosity = 2
+        assert _show_progress(None) is False
+    finally:
+        sc.settings.verbosity = before
+
+
+def test_a_bar_per_seed_and_log_lines_kept(caplog, capsys):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="stcore.train"):
+        stcore.tl.domains(_slide(), n_clusters=2, seed=[0, 1], train={"epochs": 2, "log_every": 1},
+                          cluster={"n_init": 1}, n_top_genes=30, progress=True)
+    err = capsys.readouterr().err
+    assert "graphst seed 0" in err and "graphst seed 1" in err
+    assert sum("epoch 2/2" in r.getMessage() for r in caplog.records) == 2     # the jobs' log lines
+
+
+# --- the graph ------------------------------------------------------------------------------------
+
+def test_the_graph_it_builds_is_stored_under_squidpys_keys_and_recorded():
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    conn, dist = adata.obsp["spatial_connectivities"], adata.obsp["spatial_distances"]
+    want = knn_graph(adata.obsm["spatial"])
+    assert sp.issparse(conn) and sp.issparse(dist) and (conn != want).nnz == 0
+    xy = adata.obsm["spatial"]
+    i, j = conn.nonzero()
+    np.testing.assert_allclose(np.asarray(dist[i, j]).ravel(), np.linalg.norm(xy[i] - xy[j], axis=1))
+    neigh = adata.uns["spatial_neighbors"]
+    assert neigh["connectivities_key"] == "spatial_connectivities"
+    assert neigh["distances_key"] == "spatial_distances"
+    assert neigh["params"] | {} == {"mode": "knn", "n_neighbors": 3, "radius": -1.0, "coord_type": "generic"}
+    graph = adata.uns["domain"]["graph"]
+    assert graph["built"] is True and graph["connectivities_key"] == "spatial_connectivities"
+    assert graph["n_edges"] == conn.nnz and graph["params"]["n_neighbors"] == 3
+
+
+def test_a_stored_graph_is_used_and_recorded_and_kept():
+    adata = _slide()
+    stcore.gr.spatial_graph(adata, n_neighbors=6, key_added="six")
+    before = adata.obsp["six_connectivities"].copy()
+    out = stcore.tl.domains(adata, n_clusters=2, graph_key="six", copy=True, **FAST)
+    graph = out.uns["domain"]["graph"]
+    assert graph["built"] is False and graph["connectivities_key"] == "six_connectivities"
+    assert graph["params"]["n_neighbors"] == 6 and graph["n_edges"] == before.nnz
+    assert (out.obsp["six_connectivities"] != before).nnz == 0
+    assert "spatial_connectivities" not in out.obsp and "domain" not in adata.uns     # copy=True: adata untouched
+
+
+def test_squidpy_runs_on_the_stored_graph():
+    sq = pytest.importorskip("squidpy", reason="squidpy comes with the cellcharter extra")
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    sq.gr.nhood_enrichment(adata, cluster_key="domain", n_perms=10, seed=0, show_progress_bar=False)
+    assert adata.uns["domain_nhood_enrichment"]["zscore"].shape == (2, 2)
+
+
+# --- device ---------------------------------------------------------------------------------------
+
+def test_any_torch_device_string_is_checked():
+    from stcore.train import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(InputError, match=r"cuda:7|no GPU"):
+        resolve_device("cuda:7") if n_gpus < 8 else pytest.skip("eight GPUs here")
+    with pytest.raises(InputError, match="not a torch device"):
+        resolve_device("gpu1")
+    if n_gpus:
+        assert resolve_device(f"cuda:{n_gpus - 1}") == torch.device(f"cuda:{n_gpus - 1}")
+
+
+def test_a_missing_device_is_refused_before_any_work(monkeypatch):
+    def reached(*args, **kwargs):
+        raise AssertionError("the check came after the work had started")
+
+    monkeypatch.setattr("stcore.hvg.run_hvg", reached)
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(InputError, match=f"cuda:{n_gpus}"):
+        stcore.tl.domains(_slide(), n_clusters=2, train={"epochs": 2, "device": f"cuda:{n_gpus}"})
+    with pytest.raises(InputError, match="device"):
+        stcore.tl.domains(_slide(), n_clusters=2, train={"epochs": 2, "device": "CUDA one"})
+
+
+def test_the_schema_accepts_an_indexed_gpu():
+    from stcore.validate import check_settings
+
+    train, _, _ = check_settings(train={"device": "cuda:1"})
+    assert train["device"] == "cuda:1"
+
+
+# --- docstrings -----------------------------------------------------------------------------------
+
+def _documented(fn) -> dict[str, str]:
+    """numpydoc's Parameters section: {name: 'type, default X'}."""
+    doc = inspect.getdoc(fn)
+    section = doc.split("Parameters\n----------\n", 1)[1].split("\nReturns\n-------\n", 1)[0]
+    assert "\nReturns\n" in doc.replace("\n-------", "\nReturns\n-------") or "Returns" in doc
+    return {m.group(1): m.group(2) for m in re.finditer(r"^(\w+) : (.+)$", section, re.M)}
+
+
+@pytest.mark.parametrize("fn", [stcore.tl.domains, stcore.gr.spatial_graph, stcore.pl.domains],
+                         ids=["tl.domains", "gr.spatial_graph", "pl.domains"])
+def test_every_parameter_documented_with_its_default(fn):
+    documented = _documented(fn)
+    params = inspect.signature(fn).parameters
+    assert list(documented) == list(params), "documented in the signature's order, every one"
+    assert "\nReturns\n-------\n" in inspect.getdoc(fn)
+    for name, p in params.items():
+        if p.default is inspect.Parameter.empty:
+            assert "default" not in documented[name], name
+        else:
+            assert documented[name].endswith(f"default {p.default!r}"), (name, documented[name], p.default)
+
+
+@pytest.mark.parametrize("section", ["train", "cluster"])
+def test_train_and_cluster_keys_documented_with_the_schemas_defaults(section):
+    """Every key of the shipped schema's section is in tl.domains's docstring with the schema's
+    default, and the code's own default (TrainParams / ClusterParams) is the same."""
+    from stcore.cluster import ClusterParams
+    from stcore.train import TrainParams
+
+    doc = inspect.getdoc(stcore.tl.domains)
+    block = doc.split(f"\n{section} : dict, default None\n", 1)[1].split("\n\n", 2)[1]
+    listed = dict(re.findall(r"^\s*- ``(\w+)`` \((?:default ``(.*?)``|no default)\)", block, re.M))
+    schema = config_schema()["$defs"][section]["properties"]
+    assert list(listed) == list(schema)
+    code = {f.name: f.default for f in dataclasses.fields(TrainParams if section == "train" else ClusterParams)
+            if f.default is not dataclasses.MISSING}
+    for key, spec in schema.items():
+        if "default" not in spec:
+            continue
+        assert listed[key] == repr(spec["default"]), key
+        if key in code:
+            default = code[key]
+            default = list(default) if isinstance(default, tuple) else getattr(default, "value", default)
+            assert default == spec["default"], (key, default, spec["default"])
