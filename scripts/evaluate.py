@@ -19,7 +19,7 @@ def main(sm):
     truth = obs[sm.params.truth] if sm.params.truth else None
     result = MethodResult.load(sm.input.npz)
     run = dict(sm.params.run)
-    prov = slide.get("uns/provenance", {})
+    prov, spatial = slide.get("uns/provenance", {}), slide.get("uns/spatial")
     common = {"genes": x.shape[1], "recon_r": expression_reconstruction_r(x, result.decoded, result.decoder_weight)}
     del slide, x
     common |= record(seed=run["seed"], config=dict(sm.params.config), input_sha256=str(prov.get("input_sha256", "")),
@@ -34,7 +34,7 @@ def main(sm):
     plot_domains(coords, labels.to_numpy(), None if truth is None else truth.to_numpy(),
                  title=f"{run['sample']}: {run['method']}, seed {run['seed']}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed,
-                 spatial=slide.get("uns/spatial"))
+                 spatial=spatial)
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 
