@@ -274,10 +274,11 @@ def _check_settings():
         if cluster["method"] == "mclust" and cluster["subset"] <= most:
             raise WorkflowError(f"{where}: cluster.subset {cluster['subset']} must exceed the largest number of "
                                 f"domains asked for ({most}). Fix: raise cluster.subset (mclust's default: 2000)")
-        if cluster["method"] == "own" and method_model_of(source_method(method)) not in OWN_LABEL_MODELS:
+        if cluster["method"] == "own" and not facts_of(source_method(method)).own_labels:
             raise WorkflowError(f"{where}: cluster.method own, but model "
                                 f"'{method_model_of(source_method(method))}' has no clustering of its own. "
-                                f"Fix: use it with a model that clusters itself ({', '.join(OWN_LABEL_MODELS)}), "
+                                "Fix: use it with a model that clusters itself ("
+                                + ", ".join(m for m, f in REGISTRY.items() if f.own_labels) + "), "
                                 "or another cluster.method")
     for key in ("figure_method", "baseline", "agreement_method"):     # (a missing ablation: the claim reads n/a)
         name = COMPARE.get(key)
@@ -341,7 +342,6 @@ for _name, _members in ENSEMBLES.items():
                             f"Fix: use methods of the config ({', '.join(config['methods'])})")
 
 
-
 wildcard_constraints:
     sample="|".join(re.escape(s) for s in UNITS) or "NONE",
     method="|".join(re.escape(m) for m in METHODS),
@@ -364,17 +364,22 @@ def slide_values(wildcards):
     return sample_row(wildcards).get("values") or "counts"
 
 
-def _load_formats():
-    """stcore/formats.py on its own (standard library only; the Snakefile does not import stcore)."""
+def _load_stdlib(name):
+    """stcore/<name>.py on its own (a module of the standard library only; the Snakefile does not
+    import stcore and its scientific stack)."""
     import importlib.util
+    import sys
 
-    spec = importlib.util.spec_from_file_location("_stcore_formats", os.path.join(workflow.basedir, "stcore", "formats.py"))
+    spec = importlib.util.spec_from_file_location(f"_stcore_{name}", os.path.join(workflow.basedir, "stcore", f"{name}.py"))
     loaded = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = loaded         # dataclasses look their module up while the class is made
     spec.loader.exec_module(loaded)
     return loaded
 
 
-FORMATS = _load_formats()
+FORMATS = _load_stdlib("formats")
+# What the workflow knows of each method model, declared once in the registry.
+REGISTRY = _load_stdlib("registry").METHODS
 # The slides the simulate rule writes (a sample sheet may name them before they exist).
 SIMULATED = {os.path.normpath(f"results/simulated/{name}.h5ad") for name in config.get("simulate") or {}}
 
@@ -461,9 +466,9 @@ def method_samples(method):
     train_from), else every slide of the sheet."""
     spec = config["methods"][method]
     chosen = spec.get("samples") or config["methods"][spec.get("train_from", method)].get("samples")
-    # Groups train with the built-in models only: a peer builds its own graph from coordinates,
-    # which would join the slides of a group.
-    units = SAMPLES if is_peer(source_method(method)) else UNITS
+    # Groups train with the methods that allow them only: a peer builds its own graph from
+    # coordinates, which would join the slides of a group.
+    units = UNITS if facts_of(source_method(method)).allows_groups else SAMPLES
     if not chosen:
         return units
     unknown = sorted(set(chosen) - set(units))
@@ -513,35 +518,36 @@ def seed_param(wildcards):
     return int(wildcards.seed)
 
 
-# The registry's own models; every other model comes from the `peers` extra (stcore/peers.py).
-BUILTIN_MODELS = ("graphst", "expression")
-# The models with a clustering of their own (stcore.methods.REGISTRY's own_labels; a test holds them equal).
-OWN_LABEL_MODELS = ("graphst_pkg", "spagcn", "cellcharter", "banksy")
-
-
 def method_model_of(method):
     return config["methods"][method].get("model", "graphst")
 
 
+def facts_of(method):
+    """The registry's facts of the model a config method trains (stcore/registry.py)."""
+    return REGISTRY[method_model_of(method)]
+
+
 def is_peer(method):
-    return method_model_of(method) not in BUILTIN_MODELS
+    """Whether the method's model is a published method from an optional extra."""
+    return not facts_of(method).builtin
 
 
 def train_settings(wildcards):
-    """Input function: the train settings of the job's method (:func:`merged`).  A method of the
-    peers extra also gets the slide's ``n_clusters``, which its own clustering searches for; the
-    built-in models' settings are left as they were (so their finished runs stay up to date)."""
+    """Input function: the train settings of the job's method (:func:`merged`).  A method whose
+    own clustering searches for the slide's ``n_clusters`` gets it too; the others' settings are
+    left as they were (so their finished runs stay up to date)."""
     settings = merged("train", wildcards.method)
-    if is_peer(wildcards.method) and slide_n_clusters(wildcards.sample) != "auto":
+    if facts_of(wildcards.method).wants_n_clusters and slide_n_clusters(wildcards.sample) != "auto":
         settings["n_clusters"] = slide_n_clusters(wildcards.sample)
     return settings
 
 
 def env_for_train(wildcards):
-    """Conda env of the train job: envs/peers.yaml for a method of the peers extra (CPU), else
-    the CUDA env when train.device is cuda, else the CPU env."""
-    if is_peer(wildcards.method):
-        return "../envs/peers.yaml"
+    """Conda env of the train job: the method's own (envs/peers.yaml for the peers, on the CPU),
+    else the CUDA env when train.device is cuda, else the CPU env."""
+    env = facts_of(wildcards.method).env
+    if env != "stcore":
+        return f"../envs/{env}.yaml"
     return "../envs/stcore-cuda.yaml" if str(config["train"]["device"]).startswith("cuda") else "../envs/stcore.yaml"
 
 
@@ -626,9 +632,9 @@ def _train_epochs(wildcards):
 
 
 def _peer_dense_mb(wildcards, path):
-    """The peers hold several dense spots x spots matrices (distances, adjacency: GraphST and
-    SpaGCN); budget eight in float64.  Nothing for the built-in models."""
-    if not is_peer(wildcards.method):
+    """Methods that hold dense spots x spots matrices (distances, adjacency: the GraphST package
+    and SpaGCN; the registry's dense_spots): budget eight in float64.  Nothing for the others."""
+    if not facts_of(wildcards.method).dense_spots:
         return 0
     shape = slide_shape(path)
     return 0 if shape is None else 8 * 8 * shape[0] ** 2 / 2**20

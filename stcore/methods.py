@@ -9,21 +9,21 @@ A method is a function ``fit(x, adj, coords, params, seed) -> MethodResult``:
   overrides already merged in);
 - ``seed``: the run's seed.
 
-Two optional keywords are passed to a ``fit`` that names them in its signature (a ``fit`` with
-the five arguments alone never sees them):
+Two optional keywords are passed to a ``fit`` whose facts (:mod:`stcore.registry`) ask for
+them (a ``fit`` with the five arguments alone never sees them):
 
 - ``counts``: raw counts of the same spots and genes as ``x`` (N x G, sparse), as ``hvg.h5ad``
   holds them in ``layers['counts']``; for methods that preprocess the counts themselves
-  (the peers, :mod:`stcore.peers`);
+  (``reads_counts``: the peers, :mod:`stcore.peers`);
 - ``n_clusters``: the slide's number of domains (the sample sheet's ``n_clusters``), for
-  methods that cluster themselves and search for that many domains.  The workflow passes it
-  to the methods of the ``peers`` extra only (``rules/common.smk``, ``train_settings``).
+  methods that cluster themselves and search for that many domains (``wants_n_clusters``).
 
 The built-in ``graphst`` and ``expression`` take neither.
 
-Adding a method: write its ``fit``, add one :data:`REGISTRY` entry (with the extra that
-installs what it needs, if any), and add its name to the ``model`` enum in
-``stcore/schemas/config.schema.yaml``.  Nothing else changes: the train step, the clustering, the
+Adding a method: declare its facts in :data:`stcore.registry.METHODS`, write its ``fit`` (here,
+or in :mod:`stcore.peers` for a published method from an optional extra), and add its name to
+the ``model`` enum of ``stcore/schemas/config.schema.yaml``; a test fails if the three disagree.
+Nothing else changes: the workflow reads the facts, and the train step, the clustering, the
 evaluation and the tables read only :class:`MethodResult`.
 
 :class:`MethodResult` is the one place that knows the layout of ``train.npz``.
@@ -31,7 +31,6 @@ evaluation and the tables read only :class:`MethodResult`.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .registry import METHODS, MethodFacts
 
 __all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "RESULT_VERSION", "LOSS_COLUMNS"]
 
@@ -118,14 +118,27 @@ class MethodResult:
 
 @dataclass(frozen=True)
 class Method:
-    """A registry entry: ``fit`` and, for a method from an optional extra, the module it
-    imports and the command that installs it."""
+    """A registry entry: ``fit`` and the method's facts (:class:`stcore.registry.MethodFacts`:
+    its extra, the module it imports, whether it clusters itself, ...)."""
 
     fit: Callable[..., MethodResult]
-    description: str
-    requires: str | None = None        # import name of the optional package
-    install: str | None = None         # the command that installs it
-    own_labels: bool = False           # it clusters itself (cluster.method own)
+    facts: MethodFacts
+
+    @property
+    def description(self) -> str:
+        return self.facts.description
+
+    @property
+    def requires(self) -> str | None:
+        return self.facts.requires
+
+    @property
+    def install(self) -> str | None:
+        return self.facts.install
+
+    @property
+    def own_labels(self) -> bool:
+        return self.facts.own_labels
 
     def check_installed(self, name: str) -> None:
         if self.requires and importlib.util.find_spec(self.requires) is None:
@@ -167,29 +180,11 @@ def _peer(name: str):
     return fit_peer
 
 
-_PEERS = "pip install -e '.[peers]'"
-
 # Each method reads the keys of the train: block it knows and ignores the others; the peers
 # read their own settings from its `peer:` block (stcore/peers.py).
-REGISTRY: dict[str, Method] = {
-    "graphst": Method(_fit_graphst, "sparse graph contrastive autoencoder (GraphST-style), this package's model"),
-    "expression": Method(_fit_expression, "PCA of the preprocessed expression, no graph (baseline)"),
-    "graphst_pkg": Method(_peer("graphst_pkg"), "GraphST 1.1.1, the authors' package (AGPL-3.0, optional); "
-                          "embedding: its reconstruction output; labels: its R-free Leiden search",
-                          requires="GraphST", install=_PEERS, own_labels=True),
-    "stagate": Method(_peer("stagate"), "STAGATE (stagate-modern, MIT): graph attention autoencoder; "
-                      "embedding: its 30-d latent", requires="STAGATE_pyG", install=_PEERS),
-    "spagcn": Method(_peer("spagcn"), "SpaGCN (spagcn-modern, MIT) without histology; labels: its own "
-                     "clustering, refined; embedding: its hidden layer", requires="SpaGCN", install=_PEERS,
-                     own_labels=True),
-    "cellcharter": Method(_peer("cellcharter"), "CellCharter (cellcharter, BSD-3): neighbourhood aggregation of "
-                          "10 PCs over 3 layers; labels: its own Gaussian mixture; embedding: the aggregated features",
-                          requires="cellcharter", install="pip install -e '.[cellcharter]'", own_labels=True),
-    "banksy": Method(_peer("banksy"), "BANKSY (pybanksy, GPL-3.0, optional): expression augmented with its "
-                     "neighbourhood mean and azimuthal Gabor filter; embedding: 20 PCs of the BANKSY matrix; "
-                     "labels: its Leiden search", requires="banksy", install="pip install -e '.[banksy]'",
-                     own_labels=True),
-}
+_BUILTIN_FITS: dict[str, Callable[..., MethodResult]] = {"graphst": _fit_graphst, "expression": _fit_expression}
+REGISTRY: dict[str, Method] = {name: Method(_BUILTIN_FITS[name] if f.builtin else _peer(name), f)
+                               for name, f in METHODS.items()}
 
 
 def method(name: str) -> Method:
@@ -201,16 +196,16 @@ def method(name: str) -> Method:
 
 def reads_counts(name: str) -> bool:
     """Whether method ``name`` reads the raw counts (``fit``'s ``counts``)."""
-    return "counts" in inspect.signature(method(name).fit).parameters
+    return method(name).facts.reads_counts
 
 
 def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None) -> MethodResult:
     """Fit method ``name`` (see the module docstring for the arguments; ``counts`` and
-    ``n_clusters`` reach only a ``fit`` that names them)."""
+    ``n_clusters`` reach only a method whose facts ask for them)."""
     entry = method(name)
     entry.check_installed(name)
-    accepted = inspect.signature(entry.fit).parameters
-    extra = {k: v for k, v in (("counts", counts), ("n_clusters", n_clusters)) if k in accepted}
+    extra = {k: v for k, v, wanted in (("counts", counts, entry.facts.reads_counts),
+                                       ("n_clusters", n_clusters, entry.facts.wants_n_clusters)) if wanted}
     # Hand x over: this frame keeps no reference to it, so that training can free the matrix once
     # it holds the features it reads (1.5 GB at 10^6 spots when it trains on PCA scores).  A
     # caller that passes its last reference (the train step) then holds none either.

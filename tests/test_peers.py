@@ -106,8 +106,11 @@ def test_missing_extra_is_one_line_naming_the_install_command(peer, monkeypatch,
     assert lines[0].endswith(f"Fix: {install}")
 
 
-def test_fit_gives_counts_and_n_clusters_only_to_a_fit_that_names_them(monkeypatch):
+def test_fit_gives_counts_and_n_clusters_only_to_a_method_whose_facts_ask_for_them(monkeypatch):
+    from dataclasses import replace
+
     from stcore.methods import REGISTRY, Method, MethodResult, fit
+    from stcore.registry import METHODS
 
     seen = {}
 
@@ -119,8 +122,8 @@ def test_fit_gives_counts_and_n_clusters_only_to_a_fit_that_names_them(monkeypat
         seen["seven"] = (counts, n_clusters)
         return MethodResult(embedding=np.zeros((2, 1)))
 
-    monkeypatch.setitem(REGISTRY, "five", Method(five, "test"))
-    monkeypatch.setitem(REGISTRY, "seven", Method(seven, "test"))
+    monkeypatch.setitem(REGISTRY, "five", Method(five, METHODS["graphst"]))
+    monkeypatch.setitem(REGISTRY, "seven", Method(seven, replace(METHODS["cellcharter"], requires=None)))
     fit("five", None, None, None, {}, 0, counts="c", n_clusters=4)
     fit("seven", None, None, None, {}, 0, counts="c", n_clusters=4)
     assert seen == {"five": True, "seven": ("c", 4)}

@@ -1,0 +1,93 @@
+"""The methods a run can train, by name, and what the workflow needs to know of each: declared once.
+
+Standard library only, so the Snakefile reads it without the scientific stack (``rules/common.smk``
+loads this file on its own); :data:`stcore.methods.REGISTRY` pairs each entry with its ``fit``,
+``stcore.validate`` checks settings against it, and the config schema's ``model`` enum lists the
+same names (a test holds the three equal).
+
+Adding a method: one :data:`METHODS` entry here, its ``fit`` in :mod:`stcore.methods` (or
+:mod:`stcore.peers` for a published method from an optional extra), and its name in the schema's
+``model`` enum.  Nothing in ``rules/`` names a method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MethodFacts", "METHODS", "facts"]
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """What the workflow needs to know of a method.
+
+    description: one line for docs and messages.
+    builtin: this package's own (True), or a published method from an optional extra (a peer).
+    extra: the optional extra that installs it (``pip install -e '.[<extra>]'``); None when built in.
+    requires: the import name that ``extra`` provides, checked before the method runs.
+    own_labels: it clusters itself (``cluster.method: own`` reports its labels).
+    reads_counts: its fit takes the raw counts of the selected genes (``counts=``).
+    wants_n_clusters: its fit takes the slide's number of domains (``n_clusters=``).
+    allows_groups: it can train a group of slides as one (a peer builds its own graph from the
+        coordinates, which would join the slides).
+    dense_spots: it holds dense spots x spots matrices (the train job's memory request budgets them).
+    env: the conda environment file of its train job on the CPU (``envs/<env>.yaml``).
+    """
+
+    description: str
+    builtin: bool
+    extra: str | None
+    requires: str | None
+    own_labels: bool
+    reads_counts: bool
+    wants_n_clusters: bool
+    allows_groups: bool
+    dense_spots: bool
+    env: str
+
+    @property
+    def install(self) -> str | None:
+        """The command that installs the method's extra, or None when built in."""
+        return f"pip install -e '.[{self.extra}]'" if self.extra else None
+
+
+def _peer(description: str, extra: str, requires: str, *, own_labels: bool, wants_n_clusters: bool,
+          dense_spots: bool) -> MethodFacts:
+    """A published method run from its own package, on the CPU: it preprocesses the counts itself and
+    builds its own graph from the coordinates (so no groups of slides)."""
+    return MethodFacts(description, builtin=False, extra=extra, requires=requires, own_labels=own_labels,
+                       reads_counts=True, wants_n_clusters=wants_n_clusters, allows_groups=False,
+                       dense_spots=dense_spots, env="peers")
+
+
+def _builtin(description: str) -> MethodFacts:
+    """This package's own: no extra, the package's environment, groups of slides allowed."""
+    return MethodFacts(description, builtin=True, extra=None, requires=None, own_labels=False, reads_counts=False,
+                       wants_n_clusters=False, allows_groups=True, dense_spots=False, env="stcore")
+
+
+METHODS: dict[str, MethodFacts] = {
+    "graphst": _builtin("sparse graph contrastive autoencoder (GraphST-style), this package's model"),
+    "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)"),
+    "graphst_pkg": _peer("GraphST 1.1.1, the authors' package (AGPL-3.0, optional); embedding: its reconstruction "
+                         "output; labels: its R-free Leiden search", "peers", "GraphST",
+                         own_labels=True, wants_n_clusters=True, dense_spots=True),
+    "stagate": _peer("STAGATE (stagate-modern, MIT): graph attention autoencoder; embedding: its 30-d latent",
+                     "peers", "STAGATE_pyG", own_labels=False, wants_n_clusters=False, dense_spots=False),
+    "spagcn": _peer("SpaGCN (spagcn-modern, MIT) without histology; labels: its own clustering, refined; "
+                    "embedding: its hidden layer", "peers", "SpaGCN",
+                    own_labels=True, wants_n_clusters=True, dense_spots=True),
+    "cellcharter": _peer("CellCharter (cellcharter, BSD-3): neighbourhood aggregation of 10 PCs over 3 layers; "
+                         "labels: its own Gaussian mixture; embedding: the aggregated features",
+                         "cellcharter", "cellcharter", own_labels=True, wants_n_clusters=True, dense_spots=False),
+    "banksy": _peer("BANKSY (pybanksy, GPL-3.0, optional): expression augmented with its neighbourhood mean and "
+                    "azimuthal Gabor filter; embedding: 20 PCs of the BANKSY matrix; labels: its Leiden search",
+                    "banksy", "banksy", own_labels=True, wants_n_clusters=True, dense_spots=False),
+}
+
+
+def facts(model: str) -> MethodFacts:
+    """The facts of ``model``; a KeyError naming the known ones for an unknown name."""
+    try:
+        return METHODS[model]
+    except KeyError:
+        raise KeyError(f"unknown method model '{model}'; the registry has {sorted(METHODS)}") from None

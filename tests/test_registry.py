@@ -1,0 +1,39 @@
+"""The registry declares every method's facts once; the workflow, the schema and the API read them."""
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from stcore.registry import METHODS, MethodFacts, facts
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_fact_is_stated_by_every_entry():
+    """No fact has a default: an entry that leaves one out cannot be made (the workflow's plan
+    needs them all: environment, built-in or peer, own labels, counts, n_clusters, groups, memory)."""
+    fields = dataclasses.fields(MethodFacts)
+    assert {f.name for f in fields} >= {"builtin", "env", "own_labels", "reads_counts", "wants_n_clusters",
+                                        "allows_groups", "dense_spots", "extra", "requires"}
+    assert all(f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING for f in fields)
+    with pytest.raises(TypeError):
+        MethodFacts("a method without its facts", builtin=False)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_each_entry_installs_and_runs_where_it_says(name):
+    f = METHODS[name]
+    assert (REPO / "envs" / f"{f.env}.yaml").is_file()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    if f.builtin:
+        assert f.extra is None and f.requires is None and f.allows_groups
+    else:
+        assert f.extra in extras and f.requires and f.install == f"pip install -e '.[{f.extra}]'"
+        assert f.reads_counts and not f.allows_groups
+    assert not f.own_labels or f.wants_n_clusters or f.builtin     # a peer that clusters itself is told how many
+
+
+def test_an_unknown_model_names_the_known_ones():
+    with pytest.raises(KeyError, match="unknown method model 'nope'.*graphst"):
+        facts("nope")
