@@ -6,6 +6,10 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+# The first page of `snakemake --report`: the summary table and where each figure is.
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/qc.smk"

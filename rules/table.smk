@@ -12,6 +12,8 @@ rule table:
                    labels={"table": "table.tsv (one row per run)"}),
         md=report("results/summary.md", caption="../report/summary.rst", category="Results",
                   labels={"table": "summary.md"}),
+        html=report("results/summary.html", caption="../report/summary.rst", category="Results",
+                    labels={"table": "summary (shown on the first page)"}),
     params:
         runs=TABLE_RUNS,
         samples=SAMPLES,

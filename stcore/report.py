@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_seed", "save_figure", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
+__all__ = ["median_seed", "save_figure", "markdown_html", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
 
 
 def _plt():
@@ -122,3 +122,59 @@ def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _inline(text: str) -> str:
+    """``code``, **bold** and HTML escapes of one line of the summary's markdown."""
+    import html
+    import re
+
+    text = html.escape(text, quote=False)
+    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
+
+
+def markdown_html(text: str) -> str:
+    """The summary's markdown (:func:`stcore.table.summary_markdown`: headings, paragraphs, lists
+    and pipe tables) as an HTML fragment, for the report's page (``results/summary.html``)."""
+    out, para, items, rows = [], [], [], []
+
+    def flush():
+        if para:
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+            para.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+        if rows:
+            head, body = rows[0], [r for r in rows[2:]]
+            cells = lambda r, tag: "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in r)   # noqa: E731
+            out.append('<div style="overflow-x:auto"><table class="stcore-summary" border="1" '
+                       'style="border-collapse:collapse;font-size:0.85em">'
+                       f"<thead><tr>{cells(head, 'th')}</tr></thead><tbody>"
+                       + "".join(f"<tr>{cells(r, 'td')}</tr>" for r in body) + "</tbody></table></div>")
+            rows.clear()
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            if para or items:
+                flush()
+            rows.append([c.strip() for c in stripped.strip("|").split("|")])
+            continue
+        if rows:
+            flush()
+        if not stripped:
+            flush()
+        elif stripped.startswith("#"):
+            flush()
+            level = min(len(stripped) - len(stripped.lstrip("#")) + 1, 6)
+            out.append(f"<h{level}>{_inline(stripped.lstrip('#').strip())}</h{level}>")
+        elif stripped.startswith("- "):
+            if para:
+                flush()
+            items.append(stripped[2:])
+        else:
+            para.append(stripped)
+    flush()
+    return "\n".join(out) + "\n"

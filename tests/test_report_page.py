@@ -1,0 +1,109 @@
+"""`snakemake --report` opens on the results: the summary table is in the first page itself
+(not a download), with the table's numbers, beside links to each run's figure."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+
+CONFIG = {
+    "samples": "samples.tsv",
+    "seeds": [0],
+    "simulate": {"tiny_a": {"n_spots": 200, "n_genes": 120, "markers_per_domain": 20, "n_layers": 3,
+                            "n_regions": 0, "seed": 1}},
+    "hvg": {"n_top_genes": 100},
+    "train": {"epochs": 2},
+    "cluster": {"n_init": 1},
+    "methods": {"graphst": {"model": "graphst"}},
+}
+SHEET = "sample\tpath\tformat\tn_clusters\ttruth\ntiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\tdomain\n"
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("report")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (workdir / "samples.tsv").write_text(SHEET)
+    _snakemake(workdir, "--cores", "2")
+    _snakemake(workdir, "--report", "report.html")
+    return workdir
+
+
+def _tables(html: str) -> list[list[list[str]]]:
+    """The tables of an HTML text: rows of cell texts (the standard library's parser)."""
+    from html.parser import HTMLParser
+
+    class Tables(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr" and self.tables:
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                self.tables[-1][-1].append(self.cell.strip())
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+def _first_page(html: str) -> str:
+    """The HTML of the report's first page (Snakemake's ``workflow_desc``, a JSON string in the page)."""
+    m = re.search(r"var workflow_desc = (\".*?(?<!\\)\");", html, re.S)
+    assert m, "the report has no first-page text"
+    return json.loads(m.group(1))
+
+
+def test_the_first_page_shows_the_summary_table_with_the_tables_numbers(report):
+    html = (report / "report.html").read_text()
+    page = _first_page(html)
+    table = pd.read_csv(report / "results" / "table.tsv", sep="\t")
+    ari = float(table.loc[(table["sample"] == "tiny_a") & (table["method"] == "graphst"), "ARI"].iloc[0])
+    tables = _tables(page)
+    assert tables, page[:2000]
+    head, *rows = tables[0]
+    cell = dict(zip(head, next(r for r in rows if r[0] == "tiny_a")))["graphst"]
+    assert cell.startswith(f"{ari:.3f}"), (tables[0], ari)
+    assert "Domain maps" in page and "javascript:app.showCategory" in html
+
+
+def test_the_first_page_in_a_headless_browser(report, tmp_path):
+    """The page as a browser draws it (Debian's chromium): the summary's number in the live DOM."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                           "--dump-dom", (report / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    table = pd.read_csv(report / "results" / "table.tsv", sep="\t")
+    ari = float(table.loc[table["method"] == "graphst", "ARI"].iloc[0])
+    assert "stcore-summary" in proc.stdout and f"{ari:.3f}" in proc.stdout, proc.stderr[-2000:]
