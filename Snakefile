@@ -28,13 +28,14 @@ include: "rules/report.smk"
 
 rule all:
     """The results table over every slide, method and seed, its summary, and one
-    domains.h5ad per run and per consensus of a method's seeds."""
+    domains.h5ad per run, per consensus of a method's seeds and per combination of methods at a seed."""
     default_target: True
     input:
         "results/table.tsv",
         "results/summary.md",
         run_outputs("domains.h5ad"),
         consensus_outputs("domains.h5ad"),
+        ensemble_outputs("domains.h5ad"),
 
 
 rule compare:

@@ -509,6 +509,12 @@ def ensemble_samples(name):
     return [s for s in UNITS if all(s in m for m in members)]
 
 
+def ensemble_outputs(name):
+    """One file ``name`` per (sample, ensemble, seed)."""
+    return [run_file(name, sample, ensemble, seed)
+            for ensemble in ENSEMBLES for sample in ensemble_samples(ensemble) for seed in ensemble_seeds(ensemble)]
+
+
 def ensemble_seeds(name):
     """The seeds every method of ensemble ``name`` runs (the first method's order)."""
     return [s for s in method_seeds(ENSEMBLES[name][0]) if all(s in method_seeds(m) for m in ENSEMBLES[name])]

@@ -54,3 +54,34 @@ rule export_consensus:
     threads: 1
     script:
         "../scripts/export.py"
+
+
+rule export_ensemble:
+    """A combination of methods' domains.h5ad (config `ensembles`): the combined domains, each method's
+    own beside them, the first method's embedding."""
+    input:
+        qc="results/{sample}/qc.h5ad",
+        graph="results/{sample}/graph.npz",
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample,
+                                       source_method(ENSEMBLES[wildcards.ensemble][0]), wildcards.seed),
+        labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
+        metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
+        member_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
+                                         for m in ENSEMBLES[wildcards.ensemble]],
+    output:
+        h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
+    params:
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
+                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
+        members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
+        train=lambda wildcards: merged("train", source_method(ENSEMBLES[wildcards.ensemble][0])),
+        cluster=lambda wildcards: merged("cluster", ENSEMBLES[wildcards.ensemble][0]),
+    log:
+        "logs/export/{sample}.{ensemble}.seed{seed}.log",
+    benchmark:
+        record_file("export", "{sample}.{ensemble}.seed{seed}")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/export.py"

@@ -1,4 +1,5 @@
-"""Snakemake step: one domains.h5ad per run, and per consensus of a method's seeds, for scanpy and squidpy."""
+"""Snakemake step: one domains.h5ad per run, per consensus of a method's seeds and per combination of
+methods at a seed (config `ensembles`), for scanpy and squidpy."""
 import json
 from pathlib import Path
 
@@ -28,8 +29,15 @@ def main(sm):
                        for seed, path in zip(sm.params.seeds, sm.input.seed_labels)}
         info |= {"seed_ARI": mean_pairwise_ari(list(seed_labels.values())),
                  "embedding_of_seed": int(sm.params.seeds[0])}
+    method_labels = None
+    if hasattr(sm.input, "member_labels"):    # a combination of methods: each method's labels beside it
+        method_labels = {m: read_tsv(path, index_col="spot")["domain"].loc[counts.obs_names].to_numpy()
+                         for m, path in zip(sm.params.members, sm.input.member_labels)}
+        info |= {"methods_ARI": mean_pairwise_ari(list(method_labels.values())),
+                 "embedding_of": sm.params.members[0]}
     out = domains_adata(counts, labels.to_numpy(), result.embedding, sp.load_npz(sm.input.graph),
-                        method=sm.params.run["method"], info=info, seed_labels=seed_labels)
+                        method=sm.params.run["method"], info=info, seed_labels=seed_labels,
+                        method_labels=method_labels)
     write_h5ad(out, sm.output.h5ad)
 
 

@@ -48,17 +48,21 @@ def store_graph(adata: ad.AnnData, adj: sp.spmatrix, coords: np.ndarray, *, key_
                                            "params": {"coord_type": "generic"} | dict(params or {})}
 
 
-def seed_frame(labelings: dict, index) -> pd.DataFrame:
-    """Each seed's labels as a categorical column ``seed<seed>`` (for ``obsm['<key>_seeds']``)."""
-    return pd.DataFrame({f"seed{seed}": pd.Categorical([str(v) for v in np.asarray(lab)])
-                         for seed, lab in labelings.items()}, index=index)
+def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
+    """Each labeling as a categorical column ``<prefix><name>``: a seed's as ``seed<seed>`` (for
+    ``obsm['<key>_seeds']``), a method's as its name with ``prefix=''`` (``obsm['<key>_methods']``)."""
+    return pd.DataFrame({f"{prefix}{name}": pd.Categorical([str(v) for v in np.asarray(lab)])
+                         for name, lab in labelings.items()}, index=index)
 
 
 def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
-                  info: dict, key_added: str = "domain", seed_labels: dict | None = None) -> ad.AnnData:
+                  info: dict, key_added: str = "domain", seed_labels: dict | None = None,
+                  method_labels: dict | None = None) -> ad.AnnData:
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
-    ({seed: labels}, for a consensus): each seed's domains, in ``obsm['<key>_seeds']``."""
+    ({seed: labels}, for a consensus of seeds): each seed's domains, in ``obsm['<key>_seeds']``;
+    ``method_labels`` ({method: labels}, for a combination of methods: config ``ensembles``): each
+    method's domains, in ``obsm['<key>_methods']``."""
     from .validate import output_key
 
     out = counts.copy()
@@ -74,6 +78,8 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     out.obsm[f"X_{method}"] = np.asarray(embedding, dtype=np.float32)
     if seed_labels:
         out.obsm[f"{key_added}_seeds"] = seed_frame(seed_labels, out.obs_names)
+    if method_labels:
+        out.obsm[f"{key_added}_methods"] = seed_frame(method_labels, out.obs_names, prefix="")
     store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64))
     out.uns["stcore"] = _plain(info) | {"key": key_added}
     return out

@@ -190,6 +190,18 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
         combined = labels("all3", seed)
         assert list(combined.index) == list(members[0].index)
         assert np.array_equal(combined.to_numpy(), consensus([m.to_numpy() for m in members]))
+    # its domains.h5ad: the combined domains, each method's own beside them, graphst's embedding
+    import anndata as ad
+
+    out = ad.read_h5ad(w / "results/tiny_a/all3/seed1/domains.h5ad")
+    key = out.uns["stcore"]["key"]
+    assert key == "stcore_domain"                       # the simulated slide's own 'domain' is its truth
+    assert (out.obs[key].astype(str).to_numpy() == labels("all3", 1).loc[out.obs_names].astype(str).to_numpy()).all()
+    assert list(out.obsm[f"{key}_methods"].columns) == ["graphst", "expression", "latent"]
+    assert (out.obsm[f"{key}_methods"]["expression"].astype(str).to_numpy()
+            == labels("expression", 1).loc[out.obs_names].astype(str).to_numpy()).all()
+    assert out.uns["stcore"]["embedding_of"] == "graphst" and out.obsm["X_all3"].shape[0] == out.n_obs
+    assert 0 <= out.uns["stcore"]["methods_ARI"] <= 1
     for bad, message in (({"x": {"methods": ["graphst", "nope"]}}, "ensemble 'x' names ['nope']"),
                          ({"latent": {"methods": ["graphst", "expression"]}}, "ensemble 'latent' is also a method")):
         w2 = write_workdir(tmp_path / f"bad{len(message)}", dict(config, ensembles=bad))
