@@ -168,11 +168,25 @@ def _need_clusters(name: str, n_clusters) -> int:
     return int(n_clusters)
 
 
-def _result(embedding, labels, t0: float, dist: str):
+def _numpy_machine() -> dict[str, str]:
+    """:func:`stcore.provenance.machine`'s columns for a method that computes with numpy alone:
+    the CPU model, numpy's BLAS (threadpoolctl) and no torch kernels, without importing torch
+    (about 2 CPU seconds a job)."""
+    from threadpoolctl import threadpool_info
+
+    from .provenance import _cpu_model
+
+    blas = [f"{i.get('internal_api', '?')} {i.get('version') or ''}".strip() for i in threadpool_info()
+            if i.get("user_api") == "blas"]
+    return {"cpu_model": _cpu_model(), "cpu_kernels": "none (no torch)", "blas": ", ".join(blas) or "unknown",
+            "mkl_cnr": "none (no torch)"}
+
+
+def _result(embedding, labels, t0: float, dist: str, *, torch: bool = True):
     from .methods import MethodResult
     from .provenance import machine
 
-    info = machine() | {"method_package": _version(dist)}
+    info = (machine() if torch else _numpy_machine()) | {"method_package": _version(dist)}
     return MethodResult(embedding=np.asarray(embedding, dtype=np.float32),
                         labels=None if labels is None else np.asarray(labels, dtype=np.int64),
                         seconds=time.perf_counter() - t0, device="cpu", machine=info)
@@ -499,7 +513,8 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
     most 25 tries) for ``n_clusters`` domains, partitioned with ``seed`` (its notebooks use
     1234).  Where the search ends at another number of domains the labels are kept and the
     number is logged (the table's ``domains_found`` shows it).  ``seed`` seeds Python's and
-    numpy's generators.
+    numpy's generators.  torch is not imported: the provenance columns name numpy's BLAS and
+    no torch kernels.
     """
     import random
     import warnings
@@ -574,4 +589,4 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
         found = len(np.unique(labels))
         (log.info if found == k else log.warning)(
             "BANKSY: Leiden resolution %.3g gives %d domains (asked %d)", resolution, found, k)
-    return _result(emb, labels, t0, "pybanksy")
+    return _result(emb, labels, t0, "pybanksy", torch=False)      # numpy alone: torch is not imported

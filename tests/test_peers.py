@@ -171,6 +171,7 @@ def test_banksy_settings_follow_the_slide_and_the_seed(hex_coords):
     first = runs[0]
     assert first.embedding.shape == (slide.n_obs, 20) and np.isfinite(first.embedding).all()
     assert first.labels.shape == (slide.n_obs,) and first.machine["method_package"] == "pybanksy 1.3.5"
+    assert first.machine["cpu_kernels"] == "none (no torch)"          # numpy alone: torch not imported
     assert np.array_equal(first.embedding, runs[1].embedding) and np.array_equal(first.labels, runs[1].labels)
     from sklearn.metrics import adjusted_rand_score
 
