@@ -72,7 +72,7 @@ class ClusterParams:
     refine_neighbors: int = 50
     subset: int = 2000
     starts: int = 1
-    auto: str = "bic"
+    auto: str = "stability"
     auto_range: tuple[int, int] = (2, 15)
     auto_measure: str = "ari"
     auto_repeats: int = 5

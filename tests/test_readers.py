@@ -157,7 +157,7 @@ def test_input_digest_covers_the_position_files(tmp_path):
 
 @pytest.mark.slow
 def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
-    """Both readers through the DAG; the Xenium slide with n_clusters auto (BIC over 2..4)."""
+    """Both readers through the DAG; the Xenium slide with n_clusters auto (chosen over 2..4)."""
     import matplotlib
     import scanpy as sc
 
@@ -189,7 +189,10 @@ def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
     if has_sd:
         sdata = ad.read_h5ad(tmp_path / "results/sdata/graphst/seed0/domains.h5ad")
         assert sdata.n_obs == 64 and sdata.obs["domain"].nunique() == 2
-    assert re.search(r"n_clusters auto: BIC of the EEE mixture by G: 2: .*, 3: .*, 4: .*; chosen G = %d" % found, log)
+    assert re.search(r"n_clusters auto: (BIC of the EEE mixture|stability \(\w+, \d+ runs\)) by G: 2: .*, 3: .*, 4: .*; "
+                     r"chosen G = %d" % found, log)
+    chosen = xen.uns["stcore"]["n_clusters"]                        # the curve beside the chosen number
+    assert chosen["chosen"] == found and list(chosen["n_clusters"]) == [2, 3, 4] and len(chosen["score"]) == 3
 
 
 def write_spatialdata(store, adata: ad.AnnData, *, with_obsm: bool = True):
