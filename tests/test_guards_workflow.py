@@ -161,21 +161,24 @@ def test_an_unexpected_error_in_any_step_is_logged_and_listed(tmp_path, monkeypa
     """An exception in each step of the DAG (one slide per step, --keep-going) ends with its
     traceback in the job's log and one FAILED line naming the log, the slide, the step and the
     cause; so does one raised before the step began, and a job killed without a word is listed too."""
-    names = ["q", "h", "gr", "t", "cl", "ev", "ex", "c", "ce", "g1", "g2", "early", "killed"]
+    names = ["q", "h", "gr", "t", "cl", "ev", "ex", "c", "ce", "en", "ee", "g1", "g2", "early", "killed"]
     for i, name in enumerate(names):
         write(tiny_slide(n_side=6, seed=i), tmp_path / f"{name}.h5ad")
     workdir(tmp_path, {}, epochs=1, extra_config=(
         "simulate: {sim: {n_spots: 40, n_genes: 30, markers_per_domain: 3, n_layers: 2, n_regions: 0}}\n"
         "consensus: true\n"
         "methods:\n"
-        "  graphst: {model: graphst, samples: [q, h, gr, t, cl, ev, ex, early, killed, sim, G]}\n"
-        "  pair: {model: expression, seeds: [0, 1], samples: [c, ce], train: {pca_comps: 5}}\n"))
+        "  graphst: {model: graphst, samples: [q, h, gr, t, cl, ev, ex, en, ee, early, killed, sim, G]}\n"
+        "  pair: {model: expression, seeds: [0, 1], samples: [c, ce], train: {pca_comps: 5}}\n"
+        "  latent: {train_from: graphst, cluster: {input: embedding}, samples: [en, ee]}\n"
+        "ensembles: {both: {methods: [graphst, latent]}}\n"))
     rows = [HEADER + "\tgroup"] + [f"{n}\t{n}.h5ad\th5ad\t2\tdomain\t{'G' if n in ('g1', 'g2') else ''}"
                                    for n in names]
     rows.append("sim\tresults/simulated/sim.h5ad\th5ad\t2\t\t")
     (tmp_path / "samples.tsv").write_text("\n".join(rows) + "\n")
     faults = ["simulate:sim", "qc:q", "hvg:h", "graph:gr", "train:t", "cluster:cl", "evaluate:ev", "export:ex",
-              "consensus:c", "export_consensus:ce", "group:G", "early:hvg:early", "kill:graph:killed"]
+              "consensus:c", "export_consensus:ce", "ensemble:en", "export_ensemble:ee", "group:G", "early:hvg:early",
+              "kill:graph:killed"]
     run = _faulty_run(tmp_path, monkeypatch, faults)
     console = run.stdout + run.stderr
     assert run.returncode != 0
@@ -185,7 +188,9 @@ def test_an_unexpected_error_in_any_step_is_logged_and_listed(tmp_path, monkeypa
                 ("logs/train/t.graphst.seed0.log", "t", "train"), ("logs/cluster/cl.graphst.seed0.log", "cl", "cluster"),
                 ("logs/evaluate/ev.graphst.seed0.log", "ev", "evaluate"),
                 ("logs/export/ex.graphst.seed0.log", "ex", "export"), ("logs/consensus/c.pair.log", "c", "consensus"),
-                ("logs/export/ce.pair.consensus.log", "ce", "export_consensus"), ("logs/group/G.log", "G", "group")]
+                ("logs/export/ce.pair.consensus.log", "ce", "export_consensus"),
+                ("logs/consensus/en.both.seed0.log", "en", "ensemble"),
+                ("logs/export/ee.both.seed0.log", "ee", "export_ensemble"), ("logs/group/G.log", "G", "group")]
     for log, sample, step in expected:
         _assert_named(tmp_path, console, log, sample, step, cause.format(step))
     _assert_named(tmp_path, console, "logs/hvg/early.log", "early", "hvg",
