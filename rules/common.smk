@@ -726,19 +726,19 @@ def _failed_jobs(snakemake_logs):
                 text = fh.read()
         except OSError:
             continue
-        for rule, block in re.findall(r"^Error in rule (\S+):\n((?:[ \t]+.*\n?)*)", text, re.M):
+        for step, block in re.findall(r"^Error in rule\s(\S+):\n((?:[ \t]+.*\n?)*)", text, re.M):
             found = re.search(r"^\s+log: ([^\s,]+)", block, re.M)
-            if found and (rule, found.group(1)) not in jobs:
-                jobs.append((rule, found.group(1)))
+            if found and (step, found.group(1)) not in jobs:
+                jobs.append((step, found.group(1)))
     return jobs
 
 
-def _job_sample(rule, log):
+def _job_sample(step, log):
     """The slide (or 'all') of a job, from its log's name (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>]].log)."""
     stem = os.path.basename(log)[:-len(".log")] if log.endswith(".log") else os.path.basename(log)
     if os.path.normpath(os.path.dirname(log)) == "logs":
         return "all"
-    if rule in ("qc", "hvg", "graph", "group", "simulate"):
+    if step in ("qc", "hvg", "graph", "group", "simulate"):
         return stem
     return re.sub(r"\.[A-Za-z0-9_-]+(\.seed\d+|\.consensus)?$", "", stem)
 
