@@ -9,7 +9,8 @@
   jobs: on a loaded machine wall seconds grow, CPU seconds much less) and ``peak_mb`` (the larger
   max_rss of its train and cluster jobs).  A combination of methods (config ``ensembles``; its
   run lists its ``members``) costs its members' runs on the same slide and seed together: their
-  seconds and CPU seconds added, the largest peak.  It reads no h5ad and no npz.
+  seconds and CPU seconds added, the largest peak (a member that clusters another member's
+  training, ``train_from``, counts that training again: an upper bound).  It reads no h5ad and no npz.
 - ``seed_agreement``: mean pairwise ARI between a (sample, method)'s seeds' labelings.
 - ``read_published`` / ``read_reference_here``: published per-slice DLPFC ARI and the
   reference GraphST package's scores on the same files, from ``reference_dir``.
