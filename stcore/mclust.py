@@ -290,8 +290,12 @@ def mclust_stability(x: np.ndarray, n_clusters_range, *, repeats: int = 5, measu
     each cut (as :func:`mclust` does); every row of ``x`` is then labelled by that mixture.  The
     stability of G is the mean ``measure`` ('ari' or 'fmi': Fowlkes-Mallows, ClusterAutoK's
     default) between run r's labels at G and run s's labels at G - 1 and at G + 1, over every
-    ordered pair of different runs r != s; the most stable G wins (the smaller on a tie).  A G
-    whose mixture lost a component in some run (mclust's NA) is compared where it has labels.
+    ordered pair of different runs r != s; the most stable G wins (the smaller on a tie).  Below
+    G = 2 the neighbour is the one-cluster labelling, as ClusterAutoK fits it (its agreement with
+    any split: 0 under 'ari', the root of the share of pairs the split keeps together under
+    'fmi'), so under 'ari' 2 wins only where no larger G agrees half as well with its neighbours
+    (docs/compare/auto_k_lower_end.md).  A G whose mixture lost a component in some run
+    (mclust's NA) is compared where it has labels.
     Cost: ``repeats`` agglomerations of half the usual subset and EM on the drawn rows only.
     Returns (best G, {G: stability} for every G of the range)."""
     from .evaluate import ari, fowlkes_mallows
@@ -322,6 +326,8 @@ def mclust_stability(x: np.ndarray, n_clusters_range, *, repeats: int = 5, measu
             except ValueError as exc:            # a component emptied: no labels at this G in this run
                 log.info("stability run %d, G=%d: no EEE fit (%s)", run, g, exc)
                 labels[g].append(None)
+    if gs[0] == 2:
+        labels[1] = [np.zeros(n, dtype=int)] * int(repeats)
     curve = {}
     for g in gs:
         pairs = [score(a, b) for h in (g - 1, g + 1) if h in labels

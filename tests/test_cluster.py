@@ -112,6 +112,23 @@ def test_stability_peaks_at_the_number_of_separated_groups_or_one_above():
         assert all(curve[g] < curve[k] for g in range(2, k))
 
 
+def test_stability_compares_two_with_the_one_cluster_labelling_below_it():
+    """G = 2's neighbours are G = 3 and the one-cluster labelling (as ClusterAutoK fits it): under
+    'ari' half of its pairs agree 0, so its score is half its agreement with G = 3; a range that
+    starts above 2 leaves every score as it was."""
+    from stcore.evaluate import fowlkes_mallows
+    from stcore.mclust import mclust_stability
+
+    x, _ = _blobs(n=300, k=2, seed=7)
+    _, ari_curve = mclust_stability(x, range(2, 6), repeats=3, seed=1)
+    _, fmi_curve = mclust_stability(x, range(2, 6), repeats=3, seed=1, measure="fmi")
+    _, from3 = mclust_stability(x, range(3, 6), repeats=3, seed=1)
+    assert ari_curve[2] <= 0.5 and fmi_curve[2] > ari_curve[2]
+    assert all(ari_curve[g] == from3[g] for g in (3, 4, 5))
+    two = np.repeat([0, 1], [150, 150])
+    assert fowlkes_mallows(two, np.zeros(300, dtype=int)) == pytest.approx(np.sqrt(149 / 299))
+
+
 def test_auto_stability_records_its_curve_and_clusters_as_if_given(caplog):
     x, truth = _blobs(n=300, k=4, seed=4)
     xy = np.zeros((len(x), 2))
