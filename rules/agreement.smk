@@ -10,7 +10,7 @@ rule agreement:
         runs=AGREEMENT_RUNS,
         method=AGREEMENT_METHOD,
         r_mclust=COMPARE.get("r_mclust", True),
-        cluster=merged("cluster", AGREEMENT_METHOD) if AGREEMENT_RUNS else {},
+        cluster=PLAN.merged("cluster", AGREEMENT_METHOD) if AGREEMENT_RUNS else {},
     log:
         "logs/agreement.log",
     benchmark:

@@ -8,7 +8,7 @@ rule cluster:
         n_clusters=run_file("n_clusters.json"),
     params:
         cluster=method_params("cluster"),
-        n_clusters=lambda wildcards: slide_n_clusters(wildcards.sample),
+        n_clusters=slide_n_clusters,
         seed=seed_param,
     log:
         "logs/cluster/{sample}.{method}.seed{seed}.log",

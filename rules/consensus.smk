@@ -8,9 +8,9 @@ rule consensus:
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
     params:
-        truth=lambda wildcards: sample_row(wildcards)["truth"],
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
-                               "trained_by": source_method(wildcards.method),
+                               "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
     log:
         "logs/consensus/{sample}.{method}.log",
@@ -34,7 +34,7 @@ rule ensemble:
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
     params:
-        truth=lambda wildcards: sample_row(wildcards)["truth"],
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
     log:

@@ -10,11 +10,11 @@ rule evaluate:
         png=report(run_file("domains.png"), caption="../report/domains.rst", category="Domain maps",
                    subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "{seed}"}),
     params:
-        truth=lambda wildcards: sample_row(wildcards)["truth"],
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
-                               "trained_by": source_method(wildcards.method)},
+                               "trained_by": PLAN.source(wildcards.method)},
         cluster=method_params("cluster"),
-        config=config,
+        settings=lambda wildcards: PLAN.run_settings(wildcards.method),
     log:
         "logs/evaluate/{sample}.{method}.seed{seed}.log",
     benchmark:

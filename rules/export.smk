@@ -11,8 +11,8 @@ rule export:
         h5ad=run_file("domains.h5ad"),
     params:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
-                               "trained_by": source_method(wildcards.method)},
-        train=lambda wildcards: merged("train", source_method(wildcards.method)),
+                               "trained_by": PLAN.source(wildcards.method)},
+        train=lambda wildcards: PLAN.merged("train", PLAN.source(wildcards.method)),
         cluster=method_params("cluster"),
     log:
         "logs/export/{sample}.{method}.seed{seed}.log",
@@ -30,7 +30,7 @@ rule export_consensus:
     input:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample, source_method(wildcards.method),
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
                                        method_seeds(wildcards.method)[0]),
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
@@ -40,10 +40,10 @@ rule export_consensus:
         h5ad=consensus_file("domains.h5ad"),
     params:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
-                               "trained_by": source_method(wildcards.method),
+                               "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
         seeds=lambda wildcards: method_seeds(wildcards.method),
-        train=lambda wildcards: merged("train", source_method(wildcards.method)),
+        train=lambda wildcards: PLAN.merged("train", PLAN.source(wildcards.method)),
         cluster=method_params("cluster"),
     log:
         "logs/export/{sample}.{method}.consensus.log",
@@ -63,7 +63,7 @@ rule export_ensemble:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample,
-                                       source_method(ENSEMBLES[wildcards.ensemble][0]), wildcards.seed),
+                                       PLAN.source(ENSEMBLES[wildcards.ensemble][0]), wildcards.seed),
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
         member_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
@@ -74,8 +74,8 @@ rule export_ensemble:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
-        train=lambda wildcards: merged("train", source_method(ENSEMBLES[wildcards.ensemble][0])),
-        cluster=lambda wildcards: merged("cluster", ENSEMBLES[wildcards.ensemble][0]),
+        train=lambda wildcards: PLAN.merged("train", PLAN.source(ENSEMBLES[wildcards.ensemble][0])),
+        cluster=lambda wildcards: PLAN.merged("cluster", ENSEMBLES[wildcards.ensemble][0]),
     log:
         "logs/export/{sample}.{ensemble}.seed{seed}.log",
     benchmark:

@@ -9,7 +9,7 @@ rule group:
         report="results/{sample}/qc.json",
     params:
         slides=lambda wildcards: GROUPS[wildcards.sample],
-        truths=lambda wildcards: {s: samples.loc[s, "truth"] for s in GROUPS[wildcards.sample]},
+        truths=lambda wildcards: {s: PLAN.slides[s]["truth"] for s in GROUPS[wildcards.sample]},
     log:
         "logs/group/{sample}.log",
     benchmark:
@@ -18,6 +18,6 @@ rule group:
         "../envs/stcore.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: int(attempt * (_BASE_MB + 8 * _files_mb(input.slides))),
+        mem_mb=lambda wildcards, input, attempt: _res.qc_mem_mb(input.slides, attempt),
     script:
         "../scripts/group.py"

@@ -9,13 +9,10 @@ rule qc:
         h5ad="results/{sample}/qc.h5ad",
         report="results/{sample}/qc.json",
     params:
-        path=lambda wildcards: sample_row(wildcards)["path"],
-        format=lambda wildcards: sample_row(wildcards)["format"],
-        truth=lambda wildcards: sample_row(wildcards)["truth"],
-        n_clusters=lambda wildcards: slide_n_clusters(wildcards.sample),
-        n_neighbors=config["graph"]["n_neighbors"],
+        path=slide("path"),
+        format=slide("format"),
+        truth=slide("truth"),
         values=slide_values,
-        hvg_flavor=config["hvg"]["flavor"],
         qc=config["qc"],
     log:
         "logs/qc/{sample}.log",

@@ -13,7 +13,7 @@ rule report_figures:
         umap=compare_figures("umap", COMPARE.get("umap", True) and FIGURE_METHOD in METHODS),
         losses=compare_figures("losses", bool(LOSS_METHODS)),
     params:
-        samples=[{"sample": s, "truth": samples.loc[s, "truth"]} for s in SAMPLES],
+        samples=[{"sample": s, "truth": PLAN.slides[s]["truth"]} for s in SAMPLES],
         figure_method=FIGURE_METHOD,
         loss_methods=LOSS_METHODS,
         seeds={m: method_seeds(m) for m in METHODS},

@@ -22,7 +22,7 @@ def main(sm):
     prov, spatial = slide.get("uns/provenance", {}), slide.get("uns/spatial")
     common = {"genes": x.shape[1], "recon_r": expression_reconstruction_r(x, result.decoded, result.decoder_weight)}
     del slide, x
-    common |= record(seed=run["seed"], config=dict(sm.params.config), input_sha256=str(prov.get("input_sha256", "")),
+    common |= record(seed=run["seed"], config=dict(sm.params.settings), input_sha256=str(prov.get("input_sha256", "")),
                      machine_info=result.machine or None)
     mixed = None
     if SLIDE_KEY in obs:        # a group: how the slides mix in the features the clustering used

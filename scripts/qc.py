@@ -2,15 +2,25 @@
 import json
 
 from stcore.io import atomic_path, write_h5ad
+from stcore.plan.sheet import read_sheet
 from stcore.qc import QCParams, prepare_slide
 from stcore.workflow import run_step
+
+
+def later_settings(sm) -> dict:
+    """What the later steps will ask of the slide (its number of domains, the graph's k, the HVG
+    flavour), checked here so that a slide that cannot meet them fails before any work.  Read
+    from the config and the sheet, not from params: changing one reruns the steps that use it
+    (cluster, graph, hvg), not qc and everything after it."""
+    row = next(r for r in read_sheet(sm.config["samples"]) if r["sample"] == sm.wildcards.sample)
+    return {"n_clusters": row["n_clusters"], "n_neighbors": sm.config["graph"]["n_neighbors"],
+            "hvg_flavor": sm.config["hvg"]["flavor"]}
 
 
 def main(sm):
     adata, report = prepare_slide(
         sm.params.path, sm.params.format, QCParams(**sm.params.qc), truth=sm.params.truth,
-        n_clusters=sm.params.n_clusters, n_neighbors=sm.params.n_neighbors,
-        values=sm.params.values, hvg_flavor=sm.params.hvg_flavor,
+        values=sm.params.values, **later_settings(sm),
     )
     write_h5ad(adata, sm.output.h5ad)
     with atomic_path(sm.output.report) as tmp:

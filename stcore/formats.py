@@ -1,6 +1,6 @@
 """The slide formats and the files each format's reader opens.
 
-Standard library only: the Snakefile loads this file on its own (without importing stcore) to
+Standard library only: the Snakefile loads it without running stcore/__init__.py (as the plan, stcore/plan) to
 declare every file a slide is read from as an input of its ``qc`` job, and :func:`input_digest`
 hashes the same files, so an edited positions file reruns the slide and ``input_sha256`` names
 exactly what was read.  :func:`digest_stamp` keeps that digest in a stamp file that the ``qc``

@@ -1,7 +1,7 @@
 """The methods a run can train, by name, and what the workflow needs to know of each: declared once.
 
 Standard library only, so the Snakefile reads it without the scientific stack (``rules/common.smk``
-loads this file on its own); :data:`stcore.methods.REGISTRY` pairs each entry with its ``fit``,
+loads it with the plan, stcore/plan, without running stcore/__init__.py); :data:`stcore.methods.REGISTRY` pairs each entry with its ``fit``,
 ``stcore.validate`` checks settings against it, and the config schema's ``model`` enum lists the
 same names (a test holds the three equal).
 

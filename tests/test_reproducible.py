@@ -222,7 +222,7 @@ def test_evaluate_step_writes_provenance_columns(tmp_path):
     sm = SimpleNamespace(
         input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)),
         output=SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png")),
-        params=SimpleNamespace(truth="domain", config=config,
+        params=SimpleNamespace(truth="domain", settings=config,
                                run={"sample": "s1", "method": "graphst", "seed": 2, "trained_by": "graphst"}))
     _load_script("evaluate").main(sm)
     row = pd.read_csv(tmp_path / "metrics.tsv", sep="\t").iloc[0]

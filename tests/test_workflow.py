@@ -91,6 +91,25 @@ def test_a_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def _jobs_to_rerun(workdir: Path, config: dict) -> set:
+    """The steps a dry run would run for ``config`` on the finished run (Snakemake's job stats)."""
+    changed = workdir / "changed.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    out = snakemake(workdir, "-n", "--quiet", "rules", "--configfile", str(changed)).stdout
+    return {line.split()[0] for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] not in ("total", "all")}
+
+
+def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
+    """Each rule takes only the settings its output depends on: a new graph k reruns the graph and
+    what follows it, never qc or hvg; a clustering setting reruns the clustering, never training."""
+    graph = _jobs_to_rerun(finished_run, TINY | {"graph": {"n_neighbors": 4}})
+    assert {"graph", "train", "cluster", "evaluate", "export", "table"} <= graph and not graph & {"qc", "hvg"}
+    cluster = _jobs_to_rerun(finished_run, TINY | {"cluster": {"n_init": 3}})
+    assert "cluster" in cluster and not cluster & {"qc", "hvg", "graph", "train"}
+    assert _jobs_to_rerun(finished_run, TINY) == set()
+
+
 def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
     """`snakemake --report` after a normal run: every run's domain map and the results table,
     each with its caption."""

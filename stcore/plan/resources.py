@@ -1,0 +1,142 @@
+"""Memory and wall time of the jobs from the size of the slide.
+
+Snakemake evaluates these when a job is ready to run (its input exists); a dry run shows them as
+<TBD>.  A retry (profiles set `retries`) comes back with `attempt` 2, 3, ... and asks for `attempt`
+times the memory and time, so a job killed for either gets more.  The sizes come from the .h5ad /
+10x .h5 header (spots x genes) without loading the matrix (h5py, which the Snakefile's environment
+has, is imported when a size is read); the file size stands in when the header cannot be read.
+Coefficients: measured peaks (max_rss of the records in results/records/) on the demo slides
+(2,000 spots x 3,000 genes) were qc 0.33 GB, hvg 0.50 GB, train 0.64 GB (about 0.35 GB of it
+Python and torch), and 600 epochs of train took 38 s on 2 cores; the formulas leave several-fold
+headroom on top and grow linearly with the dense spots x genes matrix that train holds.
+"""
+from __future__ import annotations
+
+import os
+
+BASE_MB = 1024  # interpreter, numpy, scanpy and torch
+SPARSE_FEATURES_MAX_DENSITY = 0.15      # stcore.train's: above it the model reads X dense
+
+
+def file_mb(path):
+    """Size of ``path`` in MiB; FileNotFoundError (name = path) while it does not exist yet,
+    which Snakemake turns into <TBD>."""
+    return os.path.getsize(path) / 2**20
+
+
+def files_mb(paths):
+    """Total MiB of the files ``paths`` (a slide's inputs; none when its files are missing)."""
+    return sum(file_mb(str(p)) for p in ([paths] if isinstance(paths, str) else paths))
+
+
+def slide_shape(path):
+    """(spots, genes) of an .h5ad or 10x .h5 file from its header, or None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            if "matrix" in fh and "shape" in fh["matrix"]:  # 10x: genes x barcodes
+                genes, spots = (int(v) for v in fh["matrix"]["shape"][:2])
+                return spots, genes
+            x = fh["X"]
+            shape = x.shape if isinstance(x, h5py.Dataset) else x.attrs["shape"]
+            return int(shape[0]), int(shape[1])
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def slide_nnz(path):
+    """Stored entries of an .h5ad's X from its header (spots x genes when X is dense), or None."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            x = fh["X"]
+            return int(x.shape[0] * x.shape[1]) if isinstance(x, h5py.Dataset) else int(x["data"].shape[0])
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def dense_mb(path):
+    """MiB of the slide as a dense float32 spots x genes matrix (file size as fallback)."""
+    size = file_mb(path)
+    shape = slide_shape(path)
+    if shape is None:
+        return 4 * size
+    return shape[0] * shape[1] * 4 / 2**20
+
+
+def matrix_mb(path):
+    """MiB of the slide's X in memory as the steps hold it: float32 CSR with int32 indices
+    (8 bytes per stored entry), or dense float32; the dense size when the header says nothing."""
+    nnz = slide_nnz(path)
+    return dense_mb(path) if nnz is None else min(8 * nnz / 2**20, dense_mb(path))
+
+
+def qc_mem_mb(raw, attempt):
+    """qc reads the raw counts (sparse) and writes a filtered copy (a group: its slides, joined)."""
+    return int(attempt * (BASE_MB + 8 * files_mb(raw)))
+
+
+def qc_runtime(raw, attempt):
+    """Minutes: reading and filtering run at well over 50 MiB per minute."""
+    return int(attempt * (10 + files_mb(raw) / 50))
+
+
+def hvg_mem_mb(h5ad, attempt):
+    """hvg holds the counts, scanpy's float64 copies of them for seurat_v3 and the transform's
+    (measured: 3.2 times X in memory at 1,000,000 spots; budget 6)."""
+    return int(attempt * (BASE_MB + 6 * matrix_mb(str(h5ad))))
+
+
+def hvg_runtime(h5ad, attempt):
+    return int(attempt * (10 + file_mb(str(h5ad)) / 50))
+
+
+def train_epochs(settings, peer):
+    """The epochs a train job runs: the built-in models' `epochs`; a peer's own epoch setting
+    (stcore/peers.py), else its longest default."""
+    if peer:
+        own = settings.get("peer") or {}
+        return int(max([own[k] for k in ("epochs", "n_epochs", "max_epochs") if k in own] or [1000]))
+    return int(settings.get("epochs", 600))
+
+
+def train_mem_mb(facts, settings, h5ad, graph, attempt):
+    """train holds X as read (sparse), the features the model reads (CSR with its transpose
+    when X is sparse enough, the input PCA scores, or X dense), the graph, and per spot the
+    N x d activations of one epoch (measured: about 23 x d floats a spot at 1,000,000 spots;
+    budget 40 x d).  The peers densify: ten dense copies, plus eight float64 spots x spots
+    matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
+    ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
+    h5ad = str(h5ad)
+    graph_mb = 4 * file_mb(str(graph))
+    shape = slide_shape(h5ad)
+    if not facts.builtin:
+        spots_mb = 8 * 8 * shape[0] ** 2 / 2**20 if facts.dense_spots and shape is not None else 0
+        return int(attempt * (BASE_MB + 10 * dense_mb(h5ad) + graph_mb + spots_mb))
+    x_mb = matrix_mb(h5ad)
+    if shape is None:
+        return int(attempt * (BASE_MB + 10 * dense_mb(h5ad) + graph_mb))
+    pcs = settings.get("input_pcs")
+    if pcs:
+        features = 2 * shape[0] * pcs * 4 / 2**20 + (shape[1] ** 2) * 8 / 2**20      # scores; G x G covariance
+    elif x_mb < SPARSE_FEATURES_MAX_DENSITY * 2 * dense_mb(h5ad):                      # by bytes
+        features = 2 * x_mb
+    else:
+        features = dense_mb(h5ad)
+    activations = shape[0] * 40 * int(settings.get("n_latent", 64)) * 4 / 2**20
+    return int(attempt * (BASE_MB + x_mb + features + activations + graph_mb))
+
+
+def train_runtime(facts, settings, h5ad, attempt):
+    """Minutes on CPU (and at least 15).  The built-in models: an epoch took 1-2e-5 s per spot on
+    2 cores from DLPFC to 1,000,000 spots (benchmarks/README.md); budget 5e-5.  The peers: about
+    2.4e-8 s per epoch x spot x gene was measured on 2 cores; budget 1e-7."""
+    shape = slide_shape(str(h5ad))
+    if shape is None:
+        spots, genes = dense_mb(str(h5ad)) * 2**20 / 4, 1
+    else:
+        spots, genes = shape
+    per_epoch = spots * 5e-5 if facts.builtin else spots * genes * 1e-7
+    return int(attempt * (15 + train_epochs(settings, not facts.builtin) * per_epoch / 60))

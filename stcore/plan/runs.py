@@ -1,0 +1,271 @@
+"""The runs of a config: methods, seeds, slides, combinations, their files and their settings."""
+from __future__ import annotations
+
+import os
+
+from . import PlanError
+from .sheet import check_names
+
+# Where things go, written once.  RUN: the folder of one (slide, method, seed) run; CONSENSUS: the
+# consensus of a (slide, method)'s seed labelings, beside its runs; RECORD: Snakemake's time and
+# memory record of one job (its `benchmark:` file); RUN_JOB: a run's job name in its records.
+RUN = "results/{sample}/{method}/seed{seed}"
+CONSENSUS = "results/{sample}/{method}/consensus"
+RECORD = "results/records/{stage}/{job}.tsv"
+RUN_JOB = "{sample}.{method}.seed{seed}"
+
+
+def run_file(name, sample="{sample}", method="{method}", seed="{seed}"):
+    """Path of file ``name`` of one run (wildcards left in by default)."""
+    return f"{RUN}/{name}".format(sample=sample, method=method, seed=seed)
+
+
+def consensus_file(name, sample="{sample}", method="{method}"):
+    """Path of file ``name`` of a (slide, method)'s consensus (wildcards left in by default)."""
+    return f"{CONSENSUS}/{name}".format(sample=sample, method=method)
+
+
+def record_file(stage, job):
+    """Path of the time and memory record of job ``job`` of ``stage``."""
+    return RECORD.format(stage=stage, job=job)
+
+
+class Plan:
+    """What a config asks of the sheet's slides.
+
+    ``config``: the checked config (defaults filled); ``slides``: {id: row} of the sheet plus one
+    row per group (:func:`stcore.plan.sheet.slides_and_groups`); ``groups``: name -> its slides;
+    ``registry``: the facts of every model (:data:`stcore.registry.METHODS`).  Building it checks
+    the names and references a later step would trip over, each refusal one :class:`PlanError`."""
+
+    def __init__(self, config, slides, groups, registry):
+        self.config, self.slides, self.groups, self.registry = config, slides, groups, registry
+        self.samples = [s for s, row in slides.items() if row["format"] != "group"]   # the sheet's slides
+        self.units = self.samples + list(groups)      # what the stages after qc run on
+        check_names("method", list(config["methods"]), "config 'methods'")
+        check_names("simulated slide", list(config.get("simulate") or {}), "config 'simulate'")
+        self.methods = list(config["methods"])
+        self.seeds = [int(s) for s in config["seeds"]]
+        self._check_train_from()
+        # Named combinations of methods (config `ensembles`): name -> the methods whose labelings are combined.
+        self.ensembles = {name: list(spec["methods"]) for name, spec in (config.get("ensembles") or {}).items()}
+        check_names("method", list(self.ensembles), "config 'ensembles'")
+        for name, members in self.ensembles.items():
+            if name in config["methods"]:
+                raise PlanError(f"config: ensemble '{name}' is also a method; both would write "
+                                f"results/<sample>/{name}/. Fix: rename the ensemble")
+            unknown = [m for m in members if m not in config["methods"]]
+            if unknown:
+                raise PlanError(f"config: ensemble '{name}' names {unknown}, which are not methods of the config. "
+                                f"Fix: use methods of the config ({', '.join(config['methods'])})")
+        for method in self.methods:
+            self.facts_of(method)                      # an unknown model is named now, not in a job
+
+    # --- the slides -------------------------------------------------------------------------
+    def n_clusters(self, sample):
+        """The slide's n_clusters: a number, or 'auto' (chosen in the cluster step)."""
+        value = self.slides[sample]["n_clusters"]
+        return value if value == "auto" else int(value)
+
+    def values(self, sample):
+        """What the slide's X holds (the sheet's `values`: counts, normalized, log_normalized)."""
+        return self.slides[sample].get("values") or "counts"
+
+    # --- the methods ------------------------------------------------------------------------
+    def merged(self, stage, method):
+        """Settings of ``stage`` ('train' or 'cluster') for ``method``: the config's block with the
+        method's own overrides on top."""
+        return dict(self.config[stage], **self.config["methods"][method].get(stage, {}))
+
+    def model_of(self, method):
+        return self.config["methods"][method].get("model", "graphst")
+
+    def facts_of(self, method):
+        """The registry's facts of the model a config method trains (stcore/registry.py)."""
+        model = self.model_of(method)
+        if model not in self.registry:
+            raise PlanError(f"config: method '{method}' has model '{model}', which is not a method of the "
+                            f"registry. Fix: use one of {', '.join(self.registry)}")
+        return self.registry[model]
+
+    def is_peer(self, method):
+        """Whether the method's model is a published method from an optional extra."""
+        return not self.facts_of(method).builtin
+
+    def source(self, method):
+        """The method whose trained model ``method`` clusters: its ``train_from``, else itself."""
+        return self.config["methods"][method].get("train_from", method)
+
+    def seeds_of(self, method):
+        """The method's own ``seeds`` when it sets them, else the config's."""
+        return [int(s) for s in self.config["methods"][method].get("seeds", self.seeds)]
+
+    def samples_of(self, method):
+        """The slides the method runs on: its own ``samples`` when it sets them (else those of its
+        train_from), else every slide of the sheet.  Groups run with the models that allow them
+        only: a peer builds its own graph from coordinates, which would join a group's slides."""
+        spec = self.config["methods"][method]
+        chosen = spec.get("samples") or self.config["methods"][spec.get("train_from", method)].get("samples")
+        units = self.units if self.facts_of(self.source(method)).allows_groups else self.samples
+        if not chosen:
+            return units
+        unknown = sorted(set(chosen) - set(units))
+        if unknown:
+            raise PlanError(f"method '{method}': samples {unknown} are not in the sample sheet"
+                            + (" (groups run the built-in models only)" if set(unknown) & set(self.groups) else "")
+                            + f". Fix: use ids of the sheet ({', '.join(units)})")
+        return [s for s in units if s in chosen]
+
+    def run_settings(self, method):
+        """Every setting a run of ``method`` depends on (its row's ``config_sha256``): qc, hvg,
+        graph, the training's (its train_from's) and its own clustering's."""
+        return {"qc": self.config["qc"], "hvg": self.config["hvg"], "graph": self.config["graph"],
+                "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
+
+    def train_settings(self, method, sample):
+        """The train settings of a run (:meth:`merged`).  A method whose own clustering searches
+        for the slide's ``n_clusters`` gets it too; the others' settings are left as they were (so
+        their finished runs stay up to date)."""
+        settings = self.merged("train", method)
+        if self.facts_of(method).wants_n_clusters and self.n_clusters(sample) != "auto":
+            settings["n_clusters"] = self.n_clusters(sample)
+        return settings
+
+    def train_env(self, method):
+        """Conda env of the train job: the model's own (envs/peers.yaml for the peers, on the CPU),
+        else the CUDA env when train.device is cuda, else the CPU env."""
+        env = self.facts_of(method).env
+        if env != "stcore":
+            return f"../envs/{env}.yaml"
+        return "../envs/stcore-cuda.yaml" if self.on_cuda() else "../envs/stcore.yaml"
+
+    def on_cuda(self):
+        return str(self.config["train"]["device"]).startswith("cuda")
+
+    def train_gpus(self, method):
+        """One GPU for train when the run trains on CUDA (the switch that also picks the CUDA
+        env); none for the peers, which run on the CPU."""
+        return 1 if self.on_cuda() and not self.is_peer(method) else 0
+
+    def loss_methods(self):
+        """Methods that train the graph model themselves: their loss curves are drawn."""
+        return [m for m, spec in self.config["methods"].items()
+                if "train_from" not in spec and spec.get("model", "graphst") == "graphst"]
+
+    # --- the files of the runs ------------------------------------------------------------------
+    def run_outputs(self, name, methods=None):
+        """One file ``name`` per (sample, method, seed of that method)."""
+        return [run_file(name, sample, method, seed) for method in (methods or self.methods)
+                for sample in self.samples_of(method) for seed in self.seeds_of(method)]
+
+    def consensus_outputs(self, name):
+        """One file ``name`` per (sample, method) whose seeds are combined (two seeds or more)."""
+        if not self.config["consensus"]:
+            return []
+        return [consensus_file(name, sample, method) for method in self.methods
+                if len(self.seeds_of(method)) > 1 for sample in self.samples_of(method)]
+
+    def ensemble_samples(self, name):
+        """The slides every method of ensemble ``name`` runs on (sheet order)."""
+        members = [set(self.samples_of(m)) for m in self.ensembles[name]]
+        return [s for s in self.units if all(s in m for m in members)]
+
+    def ensemble_seeds(self, name):
+        """The seeds every method of ensemble ``name`` runs (the first method's order)."""
+        members = self.ensembles[name]
+        return [s for s in self.seeds_of(members[0]) if all(s in self.seeds_of(m) for m in members)]
+
+    def ensemble_outputs(self, name):
+        """One file ``name`` per (sample, ensemble, seed)."""
+        return [run_file(name, sample, ensemble, seed) for ensemble in self.ensembles
+                for sample in self.ensemble_samples(ensemble) for seed in self.ensemble_seeds(ensemble)]
+
+    def table_runs(self):
+        """Every (slide, method, seed) with the files its row of the results table is read from:
+        the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
+        runs = []
+        for sample in self.units:
+            group = sample if sample in self.groups else ""
+            for method in self.methods:
+                if sample not in self.samples_of(method):
+                    continue
+                source = self.source(method)
+                for seed in self.seeds_of(method):
+                    runs.append({
+                        "sample": sample, "group": group, "method": method, "seed": seed, "trained_by": source,
+                        "metrics": run_file("metrics.tsv", sample, method, seed),
+                        "labels": run_file("labels.tsv", sample, method, seed),
+                        "train_record": record_file("train", RUN_JOB.format(sample=sample, method=source, seed=seed)),
+                        "cluster_record": record_file("cluster", RUN_JOB.format(sample=sample, method=method, seed=seed)),
+                    })
+                if self.config["consensus"] and len(self.seeds_of(method)) > 1:
+                    runs.append({"sample": sample, "group": group, "method": method, "seed": "consensus",
+                                 "trained_by": source, "metrics": consensus_file("metrics.tsv", sample, method),
+                                 "labels": consensus_file("labels.tsv", sample, method),
+                                 "train_record": None, "cluster_record": None})
+        for name, members in self.ensembles.items():
+            for sample in self.ensemble_samples(name):
+                for seed in self.ensemble_seeds(name):
+                    runs.append({"sample": sample, "group": sample if sample in self.groups else "", "method": name,
+                                 "seed": seed, "trained_by": "+".join(members), "members": members,
+                                 "metrics": run_file("metrics.tsv", sample, name, seed),
+                                 "labels": run_file("labels.tsv", sample, name, seed),
+                                 "train_record": None, "cluster_record": None})
+        return runs
+
+    def agreement_runs(self, method):
+        """(slide, seed) runs of the agreement method, with the files its features come from."""
+        if method is None or method not in self.methods:
+            return []
+        source = self.source(method)
+        return [{"sample": s, "seed": seed, "truth": self.slides[s]["truth"], "n_clusters": self.n_clusters(s),
+                 "npz": run_file("train.npz", s, source, seed), "hvg": f"results/{s}/hvg.h5ad"}
+                for s in self.samples for seed in self.seeds_of(method)
+                if self.n_clusters(s) != "auto"]     # the agreement compares clusterings at one G
+
+    # --- checks a later step would otherwise fail -------------------------------------------------
+    def _check_train_from(self):
+        methods = self.config["methods"]
+        for name, spec in methods.items():
+            source = spec.get("train_from")
+            if source is None:
+                continue
+            if source not in methods:
+                raise PlanError(f"method '{name}': train_from '{source}' is not a method in the config. "
+                                f"Fix: use one of {sorted(m for m in methods if m != name)}")
+            if source == name or methods[source].get("train_from") is not None:
+                raise PlanError(f"method '{name}': train_from '{source}' must name a method that trains "
+                                "itself. Fix: point train_from at a method without train_from")
+
+    def check_settings(self, compare_written):
+        """Config values the schema cannot judge alone but a later step would refuse.
+        ``compare_written``: the `compare:` keys the user wrote (defaults are not checked)."""
+        graph = self.config["graph"]
+        if graph["mode"] == "radius" and graph.get("radius") is None:
+            raise PlanError("config: graph.mode is radius but graph.radius is not set. Fix: set graph.radius "
+                            "(in the units of the slides' coordinates) or use graph.mode knn")
+        asked = [self.n_clusters(s) for s in self.units]
+        largest = max([k for k in asked if k != "auto"], default=2)
+        for method in self.methods:
+            cluster = self.merged("cluster", method)
+            where = f"config: method '{method}'" if self.config["methods"][method].get("cluster") else "config"
+            lo, hi = cluster["auto_range"]
+            if lo > hi:
+                raise PlanError(f"{where}: cluster.auto_range {[lo, hi]} runs from high to low. "
+                                f"Fix: write it as [{hi}, {lo}]")
+            most = max(largest, hi if "auto" in asked else 2)
+            if cluster["method"] == "mclust" and cluster["subset"] <= most:
+                raise PlanError(f"{where}: cluster.subset {cluster['subset']} must exceed the largest number of "
+                                f"domains asked for ({most}). Fix: raise cluster.subset (mclust's default: 2000)")
+            if cluster["method"] == "own" and not self.facts_of(self.source(method)).own_labels:
+                raise PlanError(f"{where}: cluster.method own, but model "
+                                f"'{self.model_of(self.source(method))}' has no clustering of its own. "
+                                "Fix: use it with a model that clusters itself ("
+                                + ", ".join(m for m, f in self.registry.items() if f.own_labels) + "), "
+                                "or another cluster.method")
+        compare = self.config.get("compare", {})
+        for key in ("figure_method", "baseline", "agreement_method"):     # (a missing ablation: the claim reads n/a)
+            name = compare.get(key)
+            if key in compare_written and name not in self.methods:
+                raise PlanError(f"config: compare.{key} '{name}' is not a method of the config. "
+                                f"Fix: use one of {self.methods}")

@@ -1,0 +1,66 @@
+"""Config values as the schema means them, and the allocator the jobs preload."""
+from __future__ import annotations
+
+import os
+
+from . import PlanError
+
+
+def integral_floats_as_int(value, schema, root):
+    """``value`` with every float the schema types as an integer and that is one (20.0, as a
+    program or a spreadsheet may write it) made an int: JSON Schema's integer type accepts 20.0,
+    but range() and array sizes do not (20.5 is refused by the schema, naming the key)."""
+    while "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    kinds = schema.get("type")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(value, float) and value.is_integer() and "integer" in kinds and "number" not in kinds:
+        return int(value)
+    if isinstance(value, dict):
+        extra = schema.get("additionalProperties")
+        return {key: integral_floats_as_int(item, schema.get("properties", {}).get(
+            key, extra if isinstance(extra, dict) else {}), root) for key, item in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [integral_floats_as_int(item, schema["items"], root) for item in value]
+    return value
+
+
+def tcmalloc_library(choice):
+    """The library the jobs preload for ``STCORE_MALLOC=choice``: ``tcmalloc`` (gperftools'
+    libtcmalloc_minimal, found by the linker: Debian/Ubuntu libtcmalloc-minimal4) or its path;
+    None for glibc's malloc (unset, empty or ``glibc``).  tcmalloc keeps freed memory in the
+    process: epochs at 10^5-10^6 spots 30-50 % faster, the same numbers bit for bit, and a peak
+    up to 12 % higher, so it is a choice, not the default (benchmarks/README.md, "A caching
+    allocator: tcmalloc")."""
+    import ctypes.util
+
+    if choice in ("", "glibc"):
+        return None
+    lib = ctypes.util.find_library("tcmalloc_minimal") if choice == "tcmalloc" else choice
+    if not lib or (choice != "tcmalloc" and not os.path.isfile(lib)):
+        raise PlanError(f"STCORE_MALLOC={choice}: no tcmalloc library found. Fix: install it (Debian/Ubuntu: "
+                        "apt-get install libtcmalloc-minimal4; conda: gperftools), give the path of "
+                        "libtcmalloc_minimal.so, or unset STCORE_MALLOC")
+    return lib
+
+
+def allocator_environment(environ) -> dict:
+    """The variables every job inherits for its allocator (changes no result, only the time).
+    glibc serves every allocation above 32 MB with a fresh mmap and unmaps it when freed, so each
+    large tensor of an epoch is faulted in and zeroed by the kernel page by page
+    (benchmarks/README.md, "Page faults"): glibc's hugetlb tunable = 1 (glibc >= 2.35) backs those
+    mappings with transparent huge pages; a hugetlb value the user set is kept.  With
+    ``STCORE_MALLOC`` set, its tcmalloc is preloaded (quiet about its large allocations: at 10^6
+    spots every large tensor is one)."""
+    update = {}
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" not in tunables:
+        update["GLIBC_TUNABLES"] = ":".join(t for t in (tunables, "glibc.malloc.hugetlb=1") if t)
+    lib = tcmalloc_library(environ.get("STCORE_MALLOC", ""))
+    if lib:
+        if "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD" not in environ:
+            update["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = str(1 << 40)
+        preload = environ.get("LD_PRELOAD", "")
+        if lib not in preload:
+            update["LD_PRELOAD"] = ":".join(p for p in (preload, lib) if p)
+    return update

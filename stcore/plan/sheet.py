@@ -1,0 +1,176 @@
+"""The sample sheet as spreadsheets save it, the names that become paths, and groups of slides."""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+
+from . import PlanError
+
+# Every name that becomes part of a path (results/<sample>/<method>/..., results/simulated/<name>.h5ad,
+# logs/<stage>/<sample>.<method>.seed<seed>.log) passes check_names: no slash, no '..', no leading
+# dot or dash, so every path stays under results/ and logs/.  Method names hold no '.', so a run's
+# job name '<sample>.<method>.seed<seed>' names one run only.
+SAFE = {
+    "sample id": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
+                  "letters, digits, '_', '-' and '.', starting with a letter or digit"),
+    "method": (r"[A-Za-z0-9][A-Za-z0-9_-]*",
+               "letters, digits, '_' and '-', starting with a letter or digit (no '.')"),
+    "simulated slide": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
+                        "letters, digits, '_', '-' and '.', starting with a letter or digit"),
+}
+COLUMNS = "sample, path, format, n_clusters, truth"
+
+
+def check_names(kind, names, where):
+    """Refuse a name of ``kind`` that is not a safe file name, appears twice, or differs from
+    another only in case (one file on macOS and Windows)."""
+    pattern, allowed = SAFE[kind]
+    for name in names:
+        if not isinstance(name, str) or not re.fullmatch(pattern, name):
+            raise PlanError(f"{where}: {kind} '{name}' is not a safe file name. Fix: use {allowed}")
+    seen = {}                                   # lower-case name -> the name
+    for name in names:
+        other = seen.get(name.lower())
+        if other == name:
+            raise PlanError(f"{where}: {kind} '{name}' appears twice. Fix: make ids unique")
+        if other is not None:
+            raise PlanError(f"{where}: {kind}s '{other}' and '{name}' differ only in case, and name one "
+                            "file on macOS and Windows. Fix: rename one")
+        seen[name.lower()] = name
+
+
+def sheet_text(path):
+    """The sheet's text as a spreadsheet may have saved it: UTF-8 (with or without a byte-order
+    mark), UTF-16 with its byte-order mark (Excel's "Unicode Text"), or, when not UTF-8,
+    Windows-1252 (Excel's "Text (Tab delimited)" on Western Windows; a note says so)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    save_as = "Fix: save it as tab-separated text in UTF-8"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].decode("utf-16", errors="replace").count("\n") + 1
+            raise PlanError(f"sample sheet '{path}', line {line}: not valid UTF-16 text although it starts "
+                            f"with a UTF-16 byte-order mark. {save_as}") from None
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise PlanError(f"sample sheet '{path}', line {line}: holds NUL bytes (UTF-16 without a byte-order "
+                        f"mark, or not a text file). {save_as}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise PlanError(f"sample sheet '{path}', line {line}: neither UTF-8 nor Windows-1252 text (byte "
+                            f"{data[exc.start]:#04x}). {save_as}") from None
+        print(f"sample sheet '{path}': not UTF-8 (line {line}); read as Windows-1252, the encoding of Excel's "
+              "'Text (Tab delimited)'. Save it as UTF-8 to be sure of the names", file=sys.stderr)
+        return text
+
+
+def sheet_rows(path, numbered):
+    """The sheet's cells (``numbered``: its (line number, text) lines, header first) as one dict
+    of text per slide.  Empty cells after the last named column (trailing tabs) and columns with
+    neither a name nor a value are dropped; a value in a column without a name, or past the
+    header's last column, is refused naming the line."""
+    rows = [(number, [cell.strip() for cell in cells])
+            for (number, _), cells in zip(numbered, csv.reader([line for _, line in numbered], delimiter="\t"))]
+    header = [name.lower() for name in rows[0][1]]      # 'Sample', 'N_clusters' as spreadsheets capitalise
+    while header and not header[-1]:
+        header.pop()
+    body = []
+    for number, cells in rows[1:]:
+        extra = [cell for cell in cells[len(header):] if cell]
+        if extra:
+            raise PlanError(f"sample sheet '{path}', line {number}: a value past the header's last column "
+                            f"('{header[-1]}'): '{extra[0]}'. Fix: delete the cells after the last named column, "
+                            "or name their column in the header")
+        body.append((number, cells[:len(header)] + [""] * (len(header) - len(cells))))
+    for i, name in enumerate(header):
+        filled = [(number, cells[i]) for number, cells in body if cells[i]]
+        if not name and filled:
+            raise PlanError(f"sample sheet '{path}', line {filled[0][0]}: column {i + 1} has no name in the "
+                            f"header but holds '{filled[0][1]}'. Fix: name the column in the header, or delete it")
+        if name and header.index(name) != i:
+            raise PlanError(f"sample sheet '{path}': column '{name}' appears twice in the header. "
+                            "Fix: keep one of them")
+    keep = [i for i, name in enumerate(header) if name]
+    return [{header[i]: cells[i] for i in keep} for _, cells in body]
+
+
+def read_sheet(path):
+    """The slides of the sheet at ``path``, one dict per row in sheet order, before the schema's
+    check (rules/common.smk checks them against schemas/samples.schema.yaml): every cell as text
+    ('01' stays '01', 'NA' stays 'NA'), a byte-order mark and Windows line ends dropped, spaces
+    around cells stripped, a line starting with '#' a comment ('#' inside a path is kept);
+    ``format`` and ``values`` in lower case, ``~`` in paths expanded, ``n_clusters`` a number
+    ('7', or '7.0' as spreadsheets write it) or 'auto'."""
+    if not os.path.isfile(path):
+        raise PlanError(f"sample sheet '{path}' not found. Fix: set 'samples' in the config to a TSV with "
+                        f"columns {COLUMNS}")
+    numbered = [(number, line) for number, line in enumerate(sheet_text(path).splitlines(), 1)
+                if line.strip() and not line.lstrip().startswith("#")]
+    if len(numbered) < 2:
+        raise PlanError(f"sample sheet '{path}' has no slides. Fix: add a header line ({COLUMNS}) "
+                        "and one row per slide")
+    if "\t" not in numbered[0][1] and ("," in numbered[0][1] or ";" in numbered[0][1]):
+        raise PlanError(f"sample sheet '{path}' is not tab-separated (its header is '{numbered[0][1].strip()}'). "
+                        "Fix: save it as tab-separated text (TSV)")
+    rows = sheet_rows(path, numbered)
+    for column in ("sample", "path", "format", "n_clusters"):
+        if column not in rows[0]:
+            raise PlanError(f"sample sheet '{path}': column '{column}' is missing. "
+                            f"Fix: the columns are {COLUMNS}")
+    check_names("sample id", [row["sample"] for row in rows], f"sample sheet '{path}'")
+    for row in rows:
+        row.setdefault("group", "")
+        for column in ("format", "values"):        # 'Visium', 'H5AD' mean visium, h5ad
+            if column in row:
+                row[column] = row[column].lower()
+        row["path"] = os.path.expanduser(row["path"])
+        value = row["n_clusters"]
+        row["n_clusters"] = int(float(value)) if re.fullmatch(r"-?\d+(\.0*)?", value) else value.lower()
+    return rows
+
+
+def slides_and_groups(rows, path, data_dir=""):
+    """The checked rows as {slide id: row} (relative paths read from ``data_dir`` when set) and the
+    sheet's groups (slides trained as one: its `group` column), name -> slides in sheet order.
+    Each group also gets a row of its own (format 'group'; n_clusters, values and truth shared by
+    its slides), so the stages after qc treat it as one more slide."""
+    slides = {}
+    for row in rows:
+        row = dict(row)
+        if data_dir and not os.path.isabs(row["path"]):
+            row["path"] = os.path.join(data_dir, row["path"])
+        slides[row["sample"]] = row
+    groups = {}
+    for sample, row in slides.items():
+        if row.get("group"):
+            groups.setdefault(row["group"], []).append(sample)
+    ids = {s.lower(): s for s in slides}
+    group_rows = {}
+    for group, members in groups.items():
+        where = f"sample sheet '{path}': group '{group}'"
+        if group.lower() in ids:
+            raise PlanError(f"{where} is also a sample id ('{ids[group.lower()]}'); both would write "
+                            f"results/{group}/. Fix: rename the group")
+        if len(members) < 2:
+            raise PlanError(f"{where} has one slide ({members[0]}); a group trains several slides as one. "
+                            "Fix: give another slide the same group, or leave the cell empty")
+        part = [slides[s] for s in members]
+        for column in ("n_clusters", "values"):
+            if column in part[0] and len({str(row[column]) for row in part}) > 1:
+                raise PlanError(f"{where}: its slides differ in {column} ("
+                                + ", ".join(f"{s}: {row[column]}" for s, row in zip(members, part))
+                                + f"); one model and one clustering need one. Fix: give them the same {column}")
+        group_rows[group] = {"sample": group, "path": "", "format": "group", "n_clusters": part[0]["n_clusters"],
+                             "truth": "truth" if any(row.get("truth") for row in part) else "",
+                             "values": part[0].get("values", "counts"), "group": ""}
+    slides.update(group_rows)
+    return slides, groups

@@ -1,0 +1,193 @@
+"""The workflow's plan (stcore/plan) as ordinary functions: the sheet, the runs, the resources and
+the failure lines, without Snakemake."""
+import subprocess
+import sys
+
+import pytest
+
+from stcore.plan import PlanError
+from stcore.plan.failures import failure_lines, job_sample
+from stcore.plan.resources import train_mem_mb, train_runtime
+from stcore.plan.runs import Plan
+from stcore.plan.settings import allocator_environment, integral_floats_as_int
+from stcore.plan.sheet import check_names, read_sheet, slides_and_groups
+from stcore.registry import METHODS
+
+
+def test_the_plan_imports_the_standard_library_only():
+    """The Snakefile loads the plan before the scientific stack."""
+    code = ("import sys, stcore.plan.runs, stcore.plan.sheet, stcore.plan.resources, stcore.plan.failures, "
+            "stcore.plan.settings, stcore.registry, stcore.formats; "
+            "print(sorted(m for m in ('numpy', 'pandas', 'yaml', 'h5py', 'scipy', 'torch', 'anndata') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _sheet(tmp_path, data: bytes, name="samples.tsv"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_a_sheet_as_spreadsheets_save_it(tmp_path):
+    text = "Sample\tPath\tFormat\tN_clusters\tTruth\t\t\n s1 \ta.h5ad\tH5AD\t7.0\tlayer\t\t\n# a comment\ns2\t~/b\tvisium\tAUTO\t\t\t\n"
+    for data in (text.encode("utf-8-sig"), text.encode("utf-16"), text.replace("a.h5ad", "é.h5ad").encode("cp1252")):
+        rows = read_sheet(_sheet(tmp_path, data))
+        assert [r["sample"] for r in rows] == ["s1", "s2"]
+        assert rows[0]["format"] == "h5ad" and rows[0]["n_clusters"] == 7 and type(rows[0]["n_clusters"]) is int
+        assert rows[1]["n_clusters"] == "auto" and not rows[1]["path"].startswith("~") and rows[1]["group"] == ""
+        assert set(rows[0]) == {"sample", "path", "format", "n_clusters", "truth", "group"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sample,path,format,n_clusters\ns,a,h5ad,7\n", r"is not tab-separated .* Fix: save it as tab-separated text"),
+    ("sample\tpath\tformat\n", r"has no slides"),
+    ("sample\tpath\tformat\ns\ta\th5ad\n", r"column 'n_clusters' is missing"),
+    ("sample\tpath\tformat\tn_clusters\ns\ta\th5ad\t7\tx\n", r"line 2: a value past the header's last column"),
+    ("sample\t\tpath\tformat\tn_clusters\ns\tq\ta\th5ad\t7\n", r"line 2: column 2 has no name in the header but holds 'q'"),
+    ("sample\tpath\tformat\tn_clusters\na/b\tx\th5ad\t7\n", r"sample id 'a/b' is not a safe file name"),
+])
+def test_a_sheet_it_cannot_read_is_named_with_the_fix(tmp_path, text, message):
+    with pytest.raises(PlanError, match=message):
+        read_sheet(_sheet(tmp_path, text.encode()))
+    with pytest.raises(PlanError, match=r"not found. Fix: set 'samples' in the config"):
+        read_sheet(str(tmp_path / "missing.tsv"))
+
+
+def test_names_that_become_paths():
+    check_names("method", ["graphst", "graph-st_2"], "config")
+    for bad, message in ((["a.b"], "is not a safe file name"), (["x", "x"], "appears twice"),
+                         (["Slide", "slide"], "differ only in case")):
+        with pytest.raises(PlanError, match=message):
+            check_names("method" if bad == ["a.b"] else "sample id", bad, "here")
+
+
+def _rows(**groups):
+    return [{"sample": s, "path": f"{s}.h5ad", "format": "h5ad", "n_clusters": 7, "truth": "layer",
+             "values": "counts", "group": groups.get(s, "")} for s in ("s1", "s2", "s3")]
+
+
+def test_groups_get_a_row_of_their_own(tmp_path):
+    slides, groups = slides_and_groups(_rows(s1="g", s2="g"), "sheet.tsv", data_dir="/data")
+    assert groups == {"g": ["s1", "s2"]} and slides["s1"]["path"] == "/data/s1.h5ad"
+    assert slides["g"] == {"sample": "g", "path": "", "format": "group", "n_clusters": 7, "truth": "truth",
+                           "values": "counts", "group": ""}
+    with pytest.raises(PlanError, match=r"group 'g' has one slide \(s1\)"):
+        slides_and_groups(_rows(s1="g"), "sheet.tsv")
+    with pytest.raises(PlanError, match=r"group 'S1' is also a sample id \('s1'\)"):
+        slides_and_groups(_rows(s2="S1", s3="S1"), "sheet.tsv")
+    rows = _rows(s1="g", s2="g")
+    rows[1]["n_clusters"] = 5
+    with pytest.raises(PlanError, match=r"its slides differ in n_clusters \(s1: 7, s2: 5\)"):
+        slides_and_groups(rows, "sheet.tsv")
+
+
+def _config(**methods):
+    return {"methods": methods or {"graphst": {"model": "graphst"}}, "seeds": [0, 1], "consensus": True,
+            "train": {"device": "auto", "epochs": 600, "n_latent": 64}, "graph": {"mode": "knn"},
+            "cluster": {"method": "mclust", "auto_range": [2, 15], "subset": 2000}, "compare": {}}
+
+
+def _plan(config, **groups):
+    slides, found = slides_and_groups(_rows(**groups), "sheet.tsv")
+    return Plan(config, slides, found, METHODS)
+
+
+def test_runs_seeds_slides_and_combinations():
+    config = _config(graphst={"model": "graphst"}, latent={"train_from": "graphst", "cluster": {"input": "embedding"}},
+                     banksy={"model": "banksy", "seeds": [1, 2]}, spagcn={"model": "spagcn", "samples": ["s1"]})
+    config["ensembles"] = {"both": {"methods": ["graphst", "banksy"]}}
+    plan = _plan(config, s1="g", s2="g")
+    assert plan.units == ["s1", "s2", "s3", "g"]
+    assert plan.samples_of("graphst") == ["s1", "s2", "s3", "g"] and plan.samples_of("latent") == plan.units
+    assert plan.samples_of("banksy") == ["s1", "s2", "s3"]            # a peer never trains a group
+    assert plan.source("latent") == "graphst" and plan.seeds_of("banksy") == [1, 2]
+    assert plan.ensemble_samples("both") == ["s1", "s2", "s3"] and plan.ensemble_seeds("both") == [1]
+    assert plan.ensemble_outputs("domains.h5ad") == [f"results/{s}/both/seed1/domains.h5ad" for s in ("s1", "s2", "s3")]
+    assert "results/g/latent/consensus/labels.tsv" in plan.consensus_outputs("labels.tsv")
+    assert "results/s1/spagcn/consensus/labels.tsv" in plan.consensus_outputs("labels.tsv")
+    runs = plan.table_runs()
+    latent = [r for r in runs if r["method"] == "latent" and r["sample"] == "g"]
+    assert [r["seed"] for r in latent] == [0, 1, "consensus"] and latent[0]["group"] == "g"
+    assert latent[0]["train_record"] == "results/records/train/g.graphst.seed0.tsv"
+    assert [r["trained_by"] for r in runs if r["method"] == "both"] == ["graphst+banksy"] * 3
+    # what a model's own clustering needs: the slide's number of domains, to those that search for it only
+    assert "n_clusters" not in plan.train_settings("graphst", "s1")
+    assert plan.train_settings("spagcn", "s1")["n_clusters"] == 7
+    assert plan.train_env("graphst") == "../envs/stcore.yaml" and plan.train_env("banksy") != plan.train_env("graphst")
+    assert plan.train_gpus("graphst") == 0
+
+
+def test_a_config_a_later_step_would_refuse_is_named_now():
+    bad = [({"a": {"train_from": "b"}}, r"method 'a': train_from 'b' is not a method in the config"),
+           ({"a": {"model": "graphst"}, "b": {"train_from": "b"}}, r"must name a method that trains itself"),
+           ({"a": {"model": "graphst", "samples": ["nope"]}}, r"samples \['nope'\] are not in the sample sheet")]
+    for methods, message in bad:
+        with pytest.raises(PlanError, match=message):
+            _plan(_config(**methods)).samples_of(list(methods)[0])
+    config = _config()
+    config["ensembles"] = {"graphst": {"methods": ["graphst"]}}
+    with pytest.raises(PlanError, match=r"ensemble 'graphst' is also a method"):
+        _plan(config)
+    config = _config(a={"model": "graphst", "cluster": {"method": "own"}})
+    with pytest.raises(PlanError, match=r"method 'a': cluster.method own, but model 'graphst' has no clustering"):
+        _plan(config).check_settings({})
+    config = _config()
+    config["cluster"]["subset"] = 7
+    with pytest.raises(PlanError, match=r"cluster.subset 7 must exceed the largest number of domains asked for \(7\)"):
+        _plan(config).check_settings({})
+    with pytest.raises(PlanError, match=r"compare.baseline 'x' is not a method"):
+        plan = _plan(_config())
+        plan.config["compare"] = {"baseline": "x"}
+        plan.check_settings({"baseline": "x"})
+
+
+def test_memory_follows_the_registry_facts(tmp_path):
+    """A model that holds dense spots x spots matrices gets them budgeted; the built-in model
+    grows linearly with the spots (an unknown model is refused, never taken for a peer)."""
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "slide.h5ad"
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("X", data=[[0.0] * 50] * 4000)
+    graph = tmp_path / "graph.npz"
+    graph.write_bytes(b"0" * 1024)
+    settings = {"epochs": 600, "n_latent": 64}
+    own = train_mem_mb(METHODS["graphst"], settings, path, graph, 1)
+    dense = train_mem_mb(METHODS["spagcn"], settings, path, graph, 1)
+    assert METHODS["spagcn"].dense_spots and 1024 < own < 1100
+    assert abs(dense - train_mem_mb(METHODS["cellcharter"], settings, path, graph, 1) - 8 * 8 * 4000**2 / 2**20) < 1
+    assert abs(train_mem_mb(METHODS["graphst"], settings, path, graph, 2) - 2 * own) <= 2
+    assert train_runtime(METHODS["graphst"], settings, path, 1) == int(15 + 600 * 4000 * 5e-5 / 60)
+    with pytest.raises(PlanError, match=r"model 'nope', which is not a method of the registry"):
+        _plan(_config(a={"model": "nope"}))
+
+
+def test_settings_as_the_schema_means_them():
+    schema = {"type": "object", "properties": {"epochs": {"type": "integer"}, "lr": {"type": "number"},
+                                               "range": {"type": "array", "items": {"type": "integer"}}}}
+    out = integral_floats_as_int({"epochs": 20.0, "lr": 1.0, "range": [2.0, 15.0]}, schema, schema)
+    assert out == {"epochs": 20, "lr": 1.0, "range": [2, 15]} and type(out["lr"]) is float
+    assert type(out["epochs"]) is int
+    env = allocator_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert env == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
+    assert allocator_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) == {}
+    with pytest.raises(PlanError, match=r"STCORE_MALLOC=/no/such.so: no tcmalloc library found"):
+        allocator_environment({"STCORE_MALLOC": "/no/such.so"})
+
+
+def test_the_failure_lines(tmp_path):
+    logs = tmp_path / "logs"
+    (logs / "train").mkdir(parents=True)
+    (logs / "train" / "s1.graphst.seed0.log").write_text(
+        "2026-01-01 00:00:00 INFO stcore: start\n2026-01-01 00:00:01 ERROR stcore: sample 's1': X is empty. Fix: ...\n")
+    (logs / "qc").mkdir()
+    (logs / "qc" / "s2.log").write_text("")
+    sm_log = tmp_path / "snakemake.log"
+    sm_log.write_text(f"Error in rule qc:\n    jobid: 3\n    log: {logs / 'qc' / 's2.log'} (check log file(s) for error details)\n")
+    lines = failure_lines(0, log_dir=str(logs), snakemake_logs=[str(sm_log)])
+    assert lines[0].endswith("s1.graphst.seed0.log: sample 's1': X is empty. Fix: ...")
+    assert lines[1].endswith("sample 's2', step 'qc': the job ended with an empty log (killed, or out of memory?); "
+                             "its error is in the console output above")
+    assert "ERROR stcore: sample 's2', step 'qc'" in (logs / "qc" / "s2.log").read_text()
+    assert job_sample("train", "logs/train/s.1.graphst.seed0.log") == "s.1"
+    assert job_sample("table", "logs/table.log") == "all"
