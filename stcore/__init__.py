@@ -19,9 +19,9 @@ _log_uncaught_in_job()      # in a pipeline job, an error while importing goes t
 
 
 def __getattr__(name: str):
-    """``stcore.gr``, ``stcore.tl`` and ``stcore.pl`` (the notebook API) load on first use, so that a pipeline step
+    """``stcore.read``, ``stcore.gr``, ``stcore.tl`` and ``stcore.pl`` (the notebook API) load on first use, so that a pipeline step
     importing one module of stcore does not pay for anndata when it does not read a slide."""
-    if name in ("gr", "tl", "pl"):
+    if name in ("read", "gr", "tl", "pl"):
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
@@ -29,4 +29,4 @@ def __getattr__(name: str):
 
 
 __version__ = "0.1.0"
-__all__ = ["InputError", "gr", "tl", "pl", "__version__"]
+__all__ = ["InputError", "read", "gr", "tl", "pl", "__version__"]

@@ -225,8 +225,10 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     adata.obs[["in_tissue", "array_row", "array_col"]] = pos[["in_tissue", "array_row", "array_col"]].values
     adata.obsm[SPATIAL_KEY] = pos[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
     adata = adata[adata.obs["in_tissue"].astype(int) == 1].copy()
-    library = _library_id(folder)
-    entry = {"images": _images(spatial), "metadata": {"source": "visium_hd" if hd else "visium"}}
+    attrs = _h5_attrs(h5)
+    library = attrs.get("library_ids") or _library_id(folder)
+    metadata = {key: attrs[key] for key in ("chemistry_description", "software_version") if key in attrs}
+    entry = {"images": _images(spatial), "metadata": {"source": "visium_hd" if hd else "visium", **metadata}}
     scale = spatial / "scalefactors_json.json"
     if scale.is_file():
         entry["scalefactors"] = json.loads(scale.read_text())
@@ -235,8 +237,25 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     return adata
 
 
+def _h5_attrs(h5: Path) -> dict:
+    """What Space Ranger records on its matrix file, as text: the library id (the first of
+    ``library_ids``, the key scanpy's reader uses for ``uns['spatial']``), the chemistry and the
+    software version; empty where the file records none."""
+    import h5py
+
+    def text(value):
+        if isinstance(value, np.ndarray):
+            value = value.ravel()[0] if value.size else ""
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    with h5py.File(h5, "r") as f:
+        return {key: text(f.attrs[key]) for key in ("library_ids", "chemistry_description", "software_version")
+                if key in f.attrs and text(f.attrs[key])}
+
+
 def _library_id(folder: Path) -> str:
-    """The slide's name for uns['spatial']: the folder above Space Ranger's outs/binned_outputs."""
+    """The slide's name for uns['spatial'] where the matrix file names none: the folder above
+    Space Ranger's outs/binned_outputs."""
     parts = list(folder.resolve().parts)
     while len(parts) > 1 and (parts[-1] in ("outs", "binned_outputs") or re.fullmatch(r"square_\d+um", parts[-1])):
         parts.pop()
@@ -266,7 +285,8 @@ def _images(spatial: Path) -> dict:
 def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     """Read a Xenium output folder: ``cell_feature_matrix.h5`` (gene-expression features only;
     control probes and codewords are dropped) and the cell centroids of ``cells.parquet`` (or
-    ``cells.csv.gz``), in microns, as ``obsm['spatial']``."""
+    ``cells.csv.gz``), in microns, as ``obsm['spatial']``; the cell table's other columns (cell
+    and nucleus area, transcript and control counts, ...) go to ``obs``."""
     folder = Path(folder)
     h5 = folder / "cell_feature_matrix.h5"
     if not h5.is_file():
@@ -296,6 +316,8 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
                          path=str(cells_file), fix="use the cells file of the same Xenium output bundle")
     cells = cells.loc[adata.obs_names]
     adata.obsm[SPATIAL_KEY] = cells[["x_centroid", "y_centroid"]].to_numpy(float)
+    for column in cells.columns.difference(need, sort=False):    # cell area, transcript counts, ...
+        adata.obs[column] = cells[column].to_numpy()
     adata.X = _as_csr(adata.X)
     return adata
 

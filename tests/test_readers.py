@@ -79,7 +79,8 @@ def write_xenium(folder, adata: ad.AnnData, *, cells: str = "parquet"):
                   ["Gene Expression"] * adata.n_vars + ["Negative Control Probe", "Blank Codeword"])
     xy = np.asarray(adata.obsm["spatial"]) / 10
     table = pd.DataFrame({"cell_id": ids, "x_centroid": xy[:, 0], "y_centroid": xy[:, 1],
-                          "transcript_counts": np.asarray(adata.X.sum(axis=1)).ravel().astype(int)})
+                          "transcript_counts": np.asarray(adata.X.sum(axis=1)).ravel().astype(int),
+                          "cell_area": np.arange(adata.n_obs) + 10.5})
     table = table.iloc[::-1]                             # another order than the matrix's
     if cells == "parquet":
         table.to_parquet(folder / "cells.parquet", index=False)
@@ -230,3 +231,59 @@ def test_spatialdata_refusals(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "spatialdata", None)
     with pytest.raises(InputError, match=re.escape("pip install -e '.[spatialdata]'")):
         read_slide(tmp_path, "spatialdata")
+
+
+
+def _tag_visium_h5(folder, **attrs):
+    """The attributes Space Ranger writes on its matrix file."""
+    with h5py.File(folder / "filtered_feature_bc_matrix.h5", "a") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def test_read_visium_keeps_the_library_id_and_metadata_the_matrix_names(tmp_path):
+    """stcore.read.visium: the library id, chemistry and software version of the matrix file (not
+    the folder's name), as scanpy's reader gives them on the same folder."""
+    import warnings
+
+    import scanpy as sc
+
+    import stcore
+
+    slide = tiny_slide()
+    folder = write_visium(tmp_path / "copied_folder" / "outs", slide)
+    _tag_visium_h5(folder, library_ids=np.array([b"V19L01-041_C1"]), chemistry_description=b"Spatial 3' v1",
+                   software_version=b"spaceranger-2.0.0")
+    import matplotlib.image as mpimg
+
+    for key in ("hires", "lowres"):                     # scanpy's reader needs both images
+        mpimg.imsave(folder / "spatial" / f"tissue_{key}_image.png", np.full((8, 8, 3), 120, np.uint8))
+    ours = stcore.read.visium(folder)
+    assert list(ours.uns["spatial"]) == ["V19L01-041_C1"]
+    meta = ours.uns["spatial"]["V19L01-041_C1"]["metadata"]
+    assert meta["chemistry_description"] == "Spatial 3' v1" and meta["software_version"] == "spaceranger-2.0.0"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sc.read_visium(folder)
+    assert list(ours.obs_names) == list(theirs.obs_names) and list(ours.var_names) == list(theirs.var_names)
+    assert (ours.X != sp.csr_matrix(theirs.X)).nnz == 0
+    assert np.array_equal(ours.obsm["spatial"], np.asarray(theirs.obsm["spatial"], float))
+    assert list(theirs.uns["spatial"]) == list(ours.uns["spatial"])
+    for key in ("chemistry_description", "software_version"):
+        assert theirs.uns["spatial"]["V19L01-041_C1"]["metadata"][key] == meta[key]
+    # a matrix file that names no library: the folder above outs/, as before
+    plain = write_visium(tmp_path / "mybrain" / "outs", slide)
+    assert list(stcore.read.visium(plain).uns["spatial"]) == ["mybrain"]
+
+
+@pytest.mark.parametrize("cells", ["parquet", "csv"])
+def test_read_xenium_keeps_the_cell_table(tmp_path, cells):
+    """stcore.read.xenium: every column of the cell table in obs, matched by cell id."""
+    import stcore
+
+    slide = tiny_slide()
+    a = stcore.read.xenium(write_xenium(tmp_path / "xenium", slide, cells=cells))
+    assert {"transcript_counts", "cell_area"} <= set(a.obs.columns)
+    assert not {"cell_id", "x_centroid", "y_centroid"} & set(a.obs.columns)
+    assert np.array_equal(a.obs["transcript_counts"].to_numpy(), np.asarray(a.X.sum(axis=1)).ravel().astype(int))
+    assert np.allclose(a.obs["cell_area"].to_numpy(), np.arange(slide.n_obs) + 10.5)
