@@ -9,6 +9,7 @@ from stcore.cluster import ClusterParams, features_of, run_cluster
 from stcore.group import slide_codes
 from stcore.io import atomic_path, read_h5ad_elems, write_labels
 from stcore.methods import MethodResult
+from stcore.validate import check_n_clusters
 from stcore.workflow import run_step
 
 
@@ -16,6 +17,8 @@ def main(sm):
     params = ClusterParams(**sm.params.cluster, seed=sm.params.seed)
     result = MethodResult.load(sm.input.npz)
     slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
+    # qc checks it too, but a new number in the sheet reruns the clustering, not qc
+    check_n_clusters(sm.params.n_clusters, len(slide["obs"]), path=sm.input.h5ad, after_qc=True)
     features = features_of(result, params)
     trained_by = Path(sm.input.npz).parent.parent.name      # results/<sample>/<method>/seed<seed>/train.npz
     choice = {}

@@ -86,6 +86,9 @@ def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams(),
     n = coords.shape[0]
     mode = GraphMode(params.mode)
     if mode is GraphMode.KNN:
+        if n <= params.n_neighbors:     # qc checks this too, but a new k reruns the graph, not qc
+            raise InputError(f"{n} spots, not more than the {params.n_neighbors} graph neighbours",
+                             fix="lower graph.n_neighbors or check the slide")
         idx, _ = knn_indices(coords, params.n_neighbors)
         rows = np.repeat(np.arange(n), idx.shape[1])
         a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, idx.ravel())), shape=(n, n))

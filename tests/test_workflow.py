@@ -110,6 +110,23 @@ def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
     assert _jobs_to_rerun(finished_run, TINY) == set()
 
 
+def test_a_changed_setting_the_slide_cannot_meet_is_named_by_the_step_that_reruns(finished_run, tmp_path):
+    """qc, which no longer reruns for them, is not the only check: a k above the spots fails the
+    graph step and a number of domains above the spots the cluster step, each naming the fix."""
+    work = tmp_path / "run"
+    shutil.copytree(finished_run, work, symlinks=True)
+    (work / "big_k.yaml").write_text(yaml.safe_dump(TINY | {"graph": {"n_neighbors": 400}}))
+    proc = snakemake(work, "--cores", "2", "--keep-going", "--configfile", str(work / "big_k.yaml"), check=False)
+    assert proc.returncode != 0
+    assert ("FAILED logs/graph/tiny_b.log: sample 'tiny_b': 250 spots, not more than the 400 graph neighbours. "
+            "Fix: lower graph.n_neighbors or check the slide") in proc.stderr
+    (work / "samples.tsv").write_text(SHEET.replace("tiny_b.h5ad\th5ad\t3", "tiny_b.h5ad\th5ad\t300"))
+    proc = snakemake(work, "--cores", "2", "--keep-going", check=False)
+    assert proc.returncode != 0 and "FAILED logs/cluster/tiny_b.graphst.seed0.log" in proc.stderr
+    assert "n_clusters=300 is larger than the 250 spots after QC" in proc.stderr and "Fix: lower n_clusters" in proc.stderr
+    assert "logs/qc/" not in proc.stderr
+
+
 def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
     """`snakemake --report` after a normal run: every run's domain map and the results table,
     each with its caption."""
