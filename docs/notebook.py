@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     # %% Spatial domains, with a progress bar over the epochs.
     stcore.tl.domains(adata, n_clusters=3, seed=0, n_top_genes=min(3000, args.genes), key_added="stcore_domain",
                       train={"epochs": args.epochs}, progress=not args.no_progress)
-    print("graph used:", dict(adata.uns["stcore_domain"]["graph"]))
+    print("graph used:", dict(adata.uns["stcore"]["graph"]))
 
     # %% The found domains beside the annotation.
     import scanpy as sc

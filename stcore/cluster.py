@@ -54,14 +54,15 @@ class ClusterParams:
     n_neighbors: kNN of the feature graph for leiden/louvain (15).
     subset: rows mclust agglomerates (mclust's default, 2000); a slide with more spots is
     agglomerated on that many drawn from ``seed``, so its labels depend on the seed.
-    starts: mclust's starts from that many drawn subsets, their labelings combined (1).
     refine: majority vote over the ``refine_neighbors`` nearest spots (off; 50 when on).
     auto: how n_clusters 'auto' is chosen: 'stability' (the number whose labelings agree most
     with those at the numbers next to it across ``auto_repeats`` runs on drawn spots, measured by
     ``auto_measure``, 'ari' or 'fmi'; :func:`stcore.mclust.mclust_stability`) or 'bic' (mclust's BIC).
     auto_range: the smallest and largest number of domains 'auto' chooses from.
     correct: 'harmony' removes slide effects from the features of a group (Harmony, through
-    harmonypy) before clustering; 'none' (default).  seed: random state of every step."""
+    harmonypy) before clustering; 'none' (default).  seed: random state of every step.
+    The defaults are the config schema's (``stcore/schemas/config.schema.yaml``, ``cluster:``; a
+    test checks they agree)."""
 
     method: ClusterMethod = ClusterMethod.MCLUST
     input: ClusterInput = ClusterInput.RECONSTRUCTION
@@ -71,7 +72,6 @@ class ClusterParams:
     refine: bool = False
     refine_neighbors: int = 50
     subset: int = 2000
-    starts: int = 1
     auto: str = "stability"
     auto_range: tuple[int, int] = (2, 15)
     auto_measure: str = "ari"
@@ -205,13 +205,12 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
     return pca_scores(embedding, None, params.n_pcs)
 
 
-def features_of(result, params: ClusterParams) -> list[np.ndarray] | None:
-    """The features clustered for a :class:`stcore.methods.MethodResult`: those of its last
-    output, then of each snapshot its training kept (``train.snapshots``); None for
-    ``method: own``, which clusters nothing."""
+def features_of(result, params: ClusterParams) -> np.ndarray | None:
+    """The features clustered for a :class:`stcore.methods.MethodResult` (:func:`cluster_features`
+    of its output); None for ``method: own``, which clusters nothing."""
     if ClusterMethod(params.method) is ClusterMethod.OWN:
         return None
-    return [cluster_features(*out, params) for out in result.outputs()]
+    return cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
 
 
 def correct_slides(features: np.ndarray, slides: np.ndarray | None, seed: int = 0) -> np.ndarray:
@@ -287,7 +286,7 @@ def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None
     return labels
 
 
-def run_cluster(features: np.ndarray | list[np.ndarray] | None, coords: np.ndarray, n_clusters: int | str,
+def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int | str,
                 params: ClusterParams, own_labels: np.ndarray | None = None, owner: str | None = None,
                 slides: np.ndarray | None = None, record: dict | None = None) -> np.ndarray:
     """Labels 0..n_clusters-1 (at most) for every spot.  ``slides``: a slide code per spot of a
@@ -296,54 +295,40 @@ def run_cluster(features: np.ndarray | list[np.ndarray] | None, coords: np.ndarr
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
     ``n_clusters='auto'``: the number :func:`choose_n_clusters` chooses (``params.auto``; logged,
-    and put into ``record`` when a dict is given), then clustered as if it had been given.
-
-    ``features`` may be a list: the features of each output of one training, the last epoch's
-    first (:meth:`stcore.methods.MethodResult.outputs`).  Each is clustered and the labelings
-    are combined by :func:`stcore.consensus.consensus` before refinement; mclust clusters output
-    j from its draws ``j x starts`` onwards (the last epoch's from the seed's own draw, as a single
-    output is).  With ``'auto'``, the number of domains is chosen on the last epoch's output."""
+    and put into ``record`` when a dict is given), then clustered as if it had been given."""
     method = ClusterMethod(params.method)
     if method is ClusterMethod.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
         if params.refine:
             labels = refine(labels, coords, params.refine_neighbors, slides)
         return np.asarray(labels, dtype=int)
-    outputs = list(features) if isinstance(features, (list, tuple)) else [features]
     if params.correct == "harmony":
-        outputs = [correct_slides(f, slides, params.seed) for f in outputs]
+        features = correct_slides(features, slides, params.seed)
     if n_clusters == "auto":
-        n_clusters, choice = choose_n_clusters(outputs[0], params)
+        n_clusters, choice = choose_n_clusters(features, params)
         if record is not None:
             record.update(choice)
-    n = outputs[0].shape[0]
+    n = features.shape[0]
     if n_clusters < 1 or n_clusters > n:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {n}")
-    labelings = [lab for j, f in enumerate(outputs)
-                 for lab in _labelings(f, n_clusters, params, first=j * params.starts)]
-    if len(labelings) == 1:
-        return _refined(labelings[0], coords, params, slides)
-    from .consensus import consensus
-
-    return _refined(consensus(labelings), coords, params, slides)
+    return _refined(_labels(features, n_clusters, params), coords, params, slides)
 
 
-def _labelings(features: np.ndarray, n_clusters: int, params: ClusterParams, first: int = 0) -> list[np.ndarray]:
-    """The clustering of one output: mclust's starts from draw ``first`` on; one labeling otherwise."""
+def _labels(features: np.ndarray, n_clusters: int, params: ClusterParams) -> np.ndarray:
+    """The clustering of the features by ``params.method`` (one cluster: all spots together)."""
     method = ClusterMethod(params.method)
     if n_clusters == 1:
-        return [np.zeros(features.shape[0], dtype=int)]
+        return np.zeros(features.shape[0], dtype=int)
     if method is ClusterMethod.MCLUST:
-        from .mclust import mclust_starts
+        from .mclust import mclust
 
-        return mclust_starts(features, n_clusters, seed=params.seed, subset=params.subset, starts=params.starts,
-                             first=first)
+        return mclust(features, n_clusters, seed=params.seed, subset=params.subset)
     if method is ClusterMethod.GMM_TIED:
-        return [gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)]
+        return gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)
     if method is ClusterMethod.KMEANS:
-        return [kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)]
-    return [graph_communities(features, n_clusters, method=method.value, seed=params.seed,
-                              n_neighbors=params.n_neighbors)]
+        return kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)
+    return graph_communities(features, n_clusters, method=method.value, seed=params.seed,
+                             n_neighbors=params.n_neighbors)
 
 
 def _refined(labels, coords, params: ClusterParams, slides) -> np.ndarray:

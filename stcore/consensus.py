@@ -5,8 +5,7 @@ labeling's domains are matched one-to-one to the reference's (Hungarian, maximis
 overlap); each spot takes the majority of the matched labels (ties: the reference's).  Linear
 in the number of spots.  It combines the labelings of several seeds (the DAG's consensus step:
 ``docs/compare/ensemble_summary.tsv``, measured between disjoint seed sets) and of several
-mclust starts on one seed's features (``stcore.mclust.mclust(..., starts=S)``): both the
-training seed and the subset mclust's start draws move the domains.
+methods at one seed (config ``ensembles``).
 """
 from __future__ import annotations
 
@@ -19,26 +18,16 @@ from .evaluate import ari
 __all__ = ["consensus"]
 
 
-def consensus(labelings: list[np.ndarray], rounds: int = 1) -> np.ndarray:
-    """Integer labels of the consensus of ``labelings`` (each one label per spot, same order).
-
-    ``rounds`` > 1 votes again: every labeling is matched to the previous vote's result instead
-    of the medoid, until the labels stop changing or ``rounds`` votes have run (ties: the
-    previous result's label).  The DAG uses one round (docs/compare/DEFAULTS.md, "Consensus
-    voted to a fixed point")."""
+def consensus(labelings: list[np.ndarray]) -> np.ndarray:
+    """Integer labels of the consensus of ``labelings`` (each one label per spot, same order):
+    one vote, every labeling matched to the medoid."""
     codes = [pd.factorize(np.asarray(lab))[0] for lab in labelings]
     s = len(codes)
     if s == 0:
         raise ValueError("no labelings to combine")
     mean_ari = [np.mean([ari(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
                 for i in range(s)]
-    ref = codes[int(np.argmax(mean_ari))]
-    for _ in range(max(1, rounds)):
-        voted = _vote(codes, ref)
-        if np.array_equal(voted, ref):
-            break
-        ref = voted
-    return voted
+    return _vote(codes, codes[int(np.argmax(mean_ari))])
 
 
 def _vote(codes: list[np.ndarray], ref: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MCLUST_SUBSET", "mclust", "mclust_starts", "fit_from_subset", "mclust_bic", "mclust_stability", "subset_rows",
+__all__ = ["MCLUST_SUBSET", "mclust", "fit_from_subset", "mclust_bic", "mclust_stability", "subset_rows",
            "svd_transform", "hc_vvv", "hc_vvv_cuts", "em_eee", "mstep_eee", "estep_eee"]
 
 # mclust.options("subset"): rows used for the agglomeration.
@@ -342,33 +342,17 @@ def mclust_stability(x: np.ndarray, n_clusters_range, *, repeats: int = 5, measu
 
 def subset_rows(n: int, seed: int, subset: int = MCLUST_SUBSET, start: int = 0) -> np.ndarray:
     """The rows (sorted) that :func:`mclust` agglomerates: all of them up to ``subset``,
-    else ``subset`` rows drawn without replacement from ``seed`` (start 0) or from the
-    stream ``[seed, start]`` (the further starts of :func:`mclust`)."""
+    else ``subset`` rows drawn without replacement from ``seed`` (start 0, mclust's draw) or
+    from the stream ``[seed, start]`` (the further runs of :func:`mclust_stability`)."""
     if n <= subset:
         return np.arange(n)
     rng = np.random.default_rng(seed if start == 0 else [seed, start])
     return np.sort(rng.choice(n, subset, replace=False))
 
 
-def mclust_starts(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET,
-                  starts: int = 1, first: int = 0) -> list[np.ndarray]:
-    """The labelings of :func:`mclust`'s ``starts`` starts, in order (one where the slide has no
-    more than ``subset`` rows: every start would agglomerate the same rows).  ``first``: the
-    draw the first start takes (0: the seed's own; the further starts take the draws after it)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[0]
-    if n_clusters == 1:
-        return [np.zeros(n, dtype=int)]
-    # A shared covariance of p dimensions needs more than n_clusters + p rows; on tiny slides
-    # keep the leading columns (the first principal components) that it can estimate.
-    x = x[:, :max(1, min(x.shape[1], n - n_clusters - 1))]
-    return [fit_from_subset(x, subset_rows(n, seed, subset, start), n_clusters)[0]
-            for start in range(first, first + (1 if n <= subset else int(starts)))]
-
-
 def fit_from_subset(x: np.ndarray, rows: np.ndarray, n_clusters: int) -> tuple[np.ndarray, float]:
-    """One start of :func:`mclust`: agglomerate ``rows`` of ``x``, cut at ``n_clusters``, EM on
-    all rows.  Returns (labels, log-likelihood)."""
+    """The fit of :func:`mclust` from the agglomeration subset ``rows``: agglomerate ``rows`` of
+    ``x``, cut at ``n_clusters``, EM on all rows.  Returns (labels, log-likelihood)."""
     hard = hc_vvv(svd_transform(x[rows]), n_clusters)
     z0 = np.zeros((rows.size, n_clusters))
     z0[np.arange(rows.size), hard] = 1.0
@@ -377,19 +361,15 @@ def fit_from_subset(x: np.ndarray, rows: np.ndarray, n_clusters: int) -> tuple[n
     return post.argmax(axis=1), hood
 
 
-def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET,
-           starts: int = 1) -> np.ndarray:
+def mclust(x: np.ndarray, n_clusters: int, *, seed: int = 0, subset: int = MCLUST_SUBSET) -> np.ndarray:
     """Labels 0..n_clusters-1 as R's ``Mclust(x, G = n_clusters, modelNames = "EEE")``
     computes them with mclust's default initialisation (see the module docstring).
-    ``seed`` draws the agglomeration subset when there are more than ``subset`` rows.
-
-    ``starts`` > 1 (a slide with more than ``subset`` rows only): the same from that many
-    subsets (the first is the one above), the labelings combined by
-    :func:`stcore.consensus.consensus`.  Which subset starts EM moves the labels about as
-    much as training does (docs/compare/DEFAULTS.md, "Clustering starts")."""
-    labelings = mclust_starts(x, n_clusters, seed=seed, subset=subset, starts=starts)
-    if len(labelings) == 1:
-        return labelings[0]
-    from .consensus import consensus
-
-    return consensus(labelings)
+    ``seed`` draws the agglomeration subset when there are more than ``subset`` rows."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    if n_clusters == 1:
+        return np.zeros(n, dtype=int)
+    # A shared covariance of p dimensions needs more than n_clusters + p rows; on tiny slides
+    # keep the leading columns (the first principal components) that it can estimate.
+    x = x[:, :max(1, min(x.shape[1], n - n_clusters - 1))]
+    return fit_from_subset(x, subset_rows(n, seed, subset), n_clusters)[0]

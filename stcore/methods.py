@@ -26,7 +26,8 @@ the ``model`` enum of ``stcore/schemas/config.schema.yaml``; a test fails if the
 Nothing else changes: the workflow reads the facts, and the train step, the clustering, the
 evaluation and the tables read only :class:`MethodResult`.
 
-:class:`MethodResult` is the one place that knows the layout of ``train.npz``.
+:class:`MethodResult` is the one result type (the built-in trainings of :mod:`stcore.train`
+return it too) and the one place that knows the layout of ``train.npz``.
 """
 from __future__ import annotations
 
@@ -49,22 +50,20 @@ __all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "RESULT_VERSIO
 # and `labels`, and are read as version 1.
 RESULT_VERSION = 1
 LOSS_COLUMNS = ["epoch", "total", "reconstruction", "contrastive"]
-# Optional keys of train.npz: the snapshots' fields, each stacked over the snapshots.
-_SNAPSHOT_KEYS = ("snapshot_embedding", "snapshot_decoded", "snapshot_decoder_weight")
 
 
 @dataclass
 class MethodResult:
-    """What a method gives the rest of the pipeline.
+    """What a method (and :func:`stcore.train.fit_graph_model` / :func:`~stcore.train.fit_expression`)
+    gives the rest of the pipeline.
 
     embedding: (N, d) latent.  decoded, decoder_weight: the reconstruction as the product
     ``decoded @ decoder_weight`` ((N, r) and (r, G)); empty for a method without a decoder.
     labels: the method's own clustering (N,), where it has one; else None.  losses: one row per
     epoch (columns :data:`LOSS_COLUMNS`), empty without training.  seconds: the fit's wall time.
     device: where it ran.  machine: :func:`stcore.provenance.machine` of the process that fit.
-    snapshots: earlier outputs of the same training, newest first, each (embedding, decoded,
-    decoder_weight) like the fields above (``train.snapshots``); the clustering step clusters
-    every output (:meth:`outputs`) and combines the labelings.  Empty for most methods.
+    epoch_seconds: the wall time of each epoch (the benchmarks' timing; not written to
+    ``train.npz``, like ``losses``, which the train step writes to ``losses.tsv``).
     """
 
     embedding: np.ndarray
@@ -75,15 +74,11 @@ class MethodResult:
     seconds: float = 0.0
     device: str = "cpu"
     machine: dict = field(default_factory=dict)
-    snapshots: list = field(default_factory=list)
+    epoch_seconds: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
     @property
     def has_decoder(self) -> bool:
         return self.decoded.size > 0 and self.decoder_weight.size > 0
-
-    def outputs(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(embedding, decoded, decoder_weight) of the last epoch, then of each snapshot."""
-        return [(self.embedding, self.decoded, self.decoder_weight)] + [tuple(s) for s in self.snapshots]
 
     def save(self, path: str | Path) -> None:
         """Write ``train.npz`` (complete or not at all)."""
@@ -94,9 +89,6 @@ class MethodResult:
                   "device": np.str_(self.device), "machine": np.str_(json.dumps(self.machine))}
         if self.labels is not None:
             arrays["labels"] = np.asarray(self.labels)
-        if self.snapshots:
-            for i, key in enumerate(_SNAPSHOT_KEYS):
-                arrays[key] = np.stack([s[i] for s in self.snapshots])
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -112,8 +104,7 @@ class MethodResult:
             return cls(embedding=npz["embedding"], decoded=npz["decoded"], decoder_weight=npz["decoder_weight"],
                        labels=npz["labels"] if "labels" in npz else None, seconds=float(npz["seconds"]),
                        device=str(npz["device"]),
-                       machine=json.loads(str(npz["machine"])) if "machine" in npz else {},
-                       snapshots=list(zip(*(npz[k] for k in _SNAPSHOT_KEYS))) if _SNAPSHOT_KEYS[0] in npz else [])
+                       machine=json.loads(str(npz["machine"])) if "machine" in npz else {})
 
 
 @dataclass(frozen=True)
@@ -156,9 +147,8 @@ def _fit_graphst(x, adj, coords, params: dict, seed: int) -> MethodResult:
     box = [x]           # hand x over (see fit)
     del x
     res = fit_graph_model(box.pop(), adj, TrainParams(**{k: v for k, v in params.items() if k in known}, seed=seed))
-    return MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
-                        losses=res.losses, seconds=res.seconds, device=res.device, machine=machine(),
-                        snapshots=res.snapshots)
+    res.machine = machine()
+    return res
 
 
 def _fit_expression(x, adj, coords, params: dict, seed: int) -> MethodResult:
@@ -166,7 +156,8 @@ def _fit_expression(x, adj, coords, params: dict, seed: int) -> MethodResult:
     from .train import fit_expression
 
     res = fit_expression(x, params.get("pca_comps", 50), seed=seed)
-    return MethodResult(embedding=res.embedding, seconds=res.seconds, device=res.device, machine=machine())
+    res.machine = machine()
+    return res
 
 
 def _peer(name: str):

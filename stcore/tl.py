@@ -1,7 +1,7 @@
 """Notebook API, tools (scanpy style: keyword-only, AnnData in, keys added, ``copy=``).
 
     import stcore
-    stcore.tl.domains(adata, n_clusters=7, seed=0)       # obs['domain'], obsm['X_graphst']
+    stcore.tl.domains(adata, n_clusters=7, seed=0)       # obs['domain'], obsm['X_graphst'], uns['stcore']
     stcore.tl.domains(adata, n_clusters=7, seed=range(5))  # the consensus of five seeds
 
 Runs the pipeline's own steps on an AnnData with raw counts in ``X`` (or ``layer``) and
@@ -11,7 +11,9 @@ graph (``obsp['spatial_connectivities']`` when present, e.g. from
 registry (``stcore.methods.fit``) and the clustering (``stcore.cluster``), with the same
 defaults as the workflow's config.  The same input, settings and seed give the same labels
 as the workflow (``tests/test_workflow.py``).  Several seeds give the consensus of their
-labelings, as the workflow's consensus step combines a method's seeds.
+labelings, as the workflow's consensus step combines a method's seeds.  The record of the call
+is ``uns['stcore']``, laid out as the workflow's ``domains.h5ad`` records a run
+(:func:`stcore.export.domains_adata`).
 """
 from __future__ import annotations
 
@@ -87,13 +89,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
         workflow's graph (:func:`stcore.gr.spatial_graph` with its defaults: 3 nearest spots) is
         built and stored there, under squidpy's keys.
     key_added : str, default 'domain'
-        ``obs`` column of the domains; also names ``uns[key_added]`` and
-        ``obsm[key_added + '_seeds']``.
+        ``obs`` column of the domains; also names ``obsm[key_added + '_seeds']``, and
+        ``uns['stcore']['key']`` records it.
     overwrite : bool, default False
         Write over an ``obs[key_added]`` that stcore did not write (an annotation, e.g. a
         simulated slide's truth ``domain``); without it that is an error naming ``key_added``.  A
-        column an earlier call wrote (its settings in ``uns[key_added]``) is always replaced.  The
-        workflow's ``domains.h5ad`` follows the same rule (:func:`stcore.export.domains_adata`).
+        column an earlier call wrote (``uns['stcore']['columns']``; a workflow's ``domains.h5ad``:
+        ``uns['stcore']['key']``) is always replaced.  The workflow's ``domains.h5ad`` follows the
+        same rule (:func:`stcore.export.domains_adata`).
     progress : bool, default None
         A progress bar over each training's epochs (``tqdm.auto``: a widget in a notebook, a bar
         on a terminal).  None: shown when the session is interactive (a notebook, or stderr a
@@ -114,10 +117,18 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
         - ``obsp[graph_key + '_connectivities']``, ``obsp[graph_key + '_distances']`` and
           ``uns[graph_key + '_neighbors']``: the graph, when this call built it (as
           ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's functions run on it);
-        - ``uns[key_added]``: method, seed, every setting used, ``seed_ARI`` (several seeds: the
-          mean pairwise ARI of their labelings, 1 when all agree) and ``graph``: which graph was
-          used (``connectivities_key``, ``built``: whether this call built it, ``params``,
-          ``n_edges``).
+        - ``uns['stcore']``: the call's record, with the keys of the workflow's
+          ``domains.h5ad`` where the content is the same: ``method``; ``seed`` (with several
+          seeds ``'consensus'``, ``consensus_of`` the seeds as ``'0,1,2'``, ``embedding_of_seed``
+          the first and ``seed_ARI`` the mean pairwise ARI of their labelings, 1 when all agree);
+          ``train`` and ``cluster``: every setting used (the schema's defaults filled in);
+          ``n_clusters``: how the number of domains was set (``by``: ``'given'``, ``'own labels'``,
+          or auto's ``'stability'`` / ``'bic'`` with its curve; ``chosen``; with several seeds the
+          first seed's); ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
+          (``n_top_genes``, ``flavor``), ``values``, ``graph``: which graph was used
+          (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``),
+          and ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
+          again without ``overwrite``).
     """
     import scipy.sparse as sp
 
@@ -143,7 +154,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     check_clustering(method, cluster, n_clusters)
     if "device" in train:
         resolve_device(train["device"])          # a device this machine lacks is refused before any work
-    check_key(adata, key_added, overwrite=overwrite)
+    written = _columns_written(adata)
+    check_key(adata, key_added, overwrite=overwrite or key_added in written)
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer '{layer}' is not in layers (layers: {list(adata.layers.keys())})",
                          fix="pass one of the layers, or layer=None for X")
@@ -165,27 +177,57 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
     show = _show_progress(progress)
-    labelings, embedding = [], None
+    labelings, choices, embedding = [], [], None
     for s in seeds:
         with epoch_progress(f"{method} seed {s}", enabled=show):
             result = fit(method, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
                          n_clusters=n_clusters)
         params = ClusterParams(**cluster, seed=s)
-        labelings.append(run_cluster(features_of(result, params), coords, n_clusters, params,
-                                     own_labels=result.labels, owner=method))
+        features, choice = features_of(result, params), {}
+        labelings.append(run_cluster(features, coords, n_clusters, params, own_labels=result.labels,
+                                     owner=method, record=choice))
+        if not choice:      # a given number, or the method's own labels (as the workflow's cluster step records it)
+            choice = ({"by": "own labels", "chosen": int(len(np.unique(labelings[-1])))} if features is None
+                      else {"by": "given", "chosen": int(n_clusters)})
+        choices.append(choice)
         embedding = result.embedding if embedding is None else embedding
     labels = labelings[0] if len(seeds) == 1 else consensus(labelings)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     adata.obsm[f"X_{method}"] = embedding
-    info = {"method": method, "seed": seeds[0] if len(seeds) == 1 else seeds, "n_clusters": n_clusters,
-            "n_top_genes": int(n_top_genes), "hvg_flavor": hvg_flavor, "values": values, "train": train,
-            "cluster": cluster, "graph": graph_info}
+    info = {"method": method, "seed": seeds[0], "train": _with_defaults("train", train),
+            "cluster": _with_defaults("cluster", cluster), "n_clusters": choices[0],
+            "hvg": {"n_top_genes": int(n_top_genes), "flavor": hvg_flavor}, "values": values, "graph": graph_info}
     adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds are not this call's
     if len(seeds) > 1:
         adata.obsm[f"{key_added}_seeds"] = seed_frame(dict(zip(seeds, labelings)), adata.obs_names)
-        info["seed_ARI"] = mean_pairwise_ari(labelings)
-    adata.uns[key_added] = info
+        info |= {"seed": "consensus", "consensus_of": ",".join(map(str, seeds)),
+                 "seed_ARI": mean_pairwise_ari(labelings), "embedding_of_seed": seeds[0]}
+    columns = [c for c in dict.fromkeys([*written, key_added]) if c in adata.obs]
+    adata.uns["stcore"] = info | {"key": key_added, "columns": columns}
     return adata if copy else None
+
+
+def _columns_written(adata: ad.AnnData) -> list[str]:
+    """The ``obs`` columns that earlier calls wrote, as their record lists them (a workflow's
+    ``domains.h5ad``: its ``key``)."""
+    from collections.abc import Mapping
+
+    record = adata.uns.get("stcore")
+    if not isinstance(record, Mapping):
+        return []
+    columns = record.get("columns", [record.get("key")])
+    return [str(c) for c in np.atleast_1d(columns) if isinstance(c, str)]
+
+
+def _with_defaults(section: str, settings: dict) -> dict:
+    """``settings`` of the config schema's ``section`` with every key it leaves out at the schema's
+    default (the workflow's config gets the same defaults when it is read)."""
+    import copy
+
+    from .validate import config_schema
+
+    props = config_schema()["$defs"][section]["properties"]
+    return {k: copy.deepcopy(spec["default"]) for k, spec in props.items() if "default" in spec} | dict(settings)
 
 
 def _show_progress(progress: bool | None) -> bool:

@@ -2,7 +2,8 @@
 
 The loop owns the optimiser and all randomness: one ``torch.Generator`` seeded from
 ``seed`` draws the initial weights and every epoch's corruption; no global random state
-is touched.  Returns numpy arrays; the caller writes files.
+is touched.  Returns a :class:`stcore.methods.MethodResult` of numpy arrays (the one result
+type of every method); the caller writes files.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,18 +22,17 @@ import torch
 
 from .errors import DivergenceError, InputError
 from .graph import gcn_norm, mean_operator
+from .methods import LOSS_COLUMNS, MethodResult
 from .model import GraphContrastiveAE, Workspace, row_permutation, to_sparse_operator
 
-__all__ = ["TrainParams", "TrainResult", "fit_graph_model", "snapshot_epochs", "fit_expression",
-           "resolve_device", "DivergenceError", "input_pca", "epoch_progress"]
+__all__ = ["TrainParams", "fit_graph_model", "fit_expression", "resolve_device", "DivergenceError", "input_pca",
+           "epoch_progress"]
 
 log = logging.getLogger(__name__)
 
 
 # A loss this many times larger than at the first epoch means the optimiser has run away.
 DIVERGENCE_FACTOR = 1e6
-# Epochs between the outputs kept for the clustering (TrainParams.snapshots).
-SNAPSHOT_EVERY = 20
 
 # Called after every epoch of fit_graph_model as hook(epoch, epochs, loss) while epoch_progress is active.
 _EPOCH_HOOK: ContextVar[Callable[[int, int, float], None] | None] = ContextVar("stcore_epoch_hook", default=None)
@@ -72,7 +72,8 @@ def epoch_progress(desc: str = "training", *, enabled: bool = True) -> Iterator[
 @dataclass(frozen=True)
 class TrainParams:
     """Reference defaults: 600 epochs, Adam lr 1e-3, no weight decay, latent 64,
-    loss = 10 * MSE + 1 * (BCE + BCE), separate decoder weight.
+    loss = 10 * MSE + 1 * (BCE + BCE), separate decoder weight.  The defaults are the config
+    schema's (``stcore/schemas/config.schema.yaml``, ``train:``; a test checks they agree).
 
     seed: seeds the weights and the corruption.  device: 'cpu', 'cuda' or 'auto'.
     threads: torch CPU threads (None leaves torch's default).  log_every: epochs between
@@ -80,14 +81,7 @@ class TrainParams:
     principal-component scores of the expression instead of the genes (a variant, not the
     reference method): the dense matrix is then N x input_pcs instead of N x G, which bounds
     memory on slides whose N x G matrix does not fit; the decoder then reconstructs the
-    scores.  None (default) trains on the genes.  average_last: the model returned (its
-    output and weights) is the mean of the weights after each of the last ``average_last``
-    epochs (all epochs when fewer) instead of the last epoch's; 0 (default) returns the last
-    epoch's.  The average does not feed back into training: the trajectory is the same.
-    snapshots: outputs kept for the clustering: the last epoch's and ``snapshots - 1`` earlier
-    ones, ``SNAPSHOT_EVERY`` (20) epochs apart (:func:`snapshot_epochs`); the clustering step
-    clusters each and combines the labelings.  Each is a forward pass without gradient that draws
-    nothing, so training and the last output do not depend on it.  1 keeps the last alone.
+    scores.  None (default) trains on the genes.
     """
 
     epochs: int = 600
@@ -102,22 +96,6 @@ class TrainParams:
     threads: int | None = None
     log_every: int = 50
     input_pcs: int | None = None
-    average_last: int = 0
-    snapshots: int = 1
-
-
-@dataclass
-class TrainResult:
-    embedding: np.ndarray           # Z, (N, d)
-    decoded: np.ndarray             # Â Z, (N, d); reconstruction = decoded @ decoder_weight
-    decoder_weight: np.ndarray      # W2, (d, G)
-    losses: pd.DataFrame            # epoch, total, reconstruction, contrastive
-    seconds: float
-    device: str
-    state_dict: dict = field(repr=False, default_factory=dict)
-    epoch_seconds: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))   # wall time of each epoch
-    # Earlier outputs kept for the clustering (TrainParams.snapshots), newest first: (Z, Â Z, W2) each.
-    snapshots: list = field(repr=False, default_factory=list)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -223,33 +201,6 @@ class Adam:
             p.addcdiv_(self.exp_avg[i], denom, value=-step_size)
 
 
-class WeightAverage:
-    """The running mean of a model's weights over the epochs from ``first`` on (Polyak
-    averaging of the end of the trajectory): one copy of the weights, one add per epoch.
-    Full-batch Adam at a constant rate keeps moving the weights at the end of training; the
-    mean over the last epochs is the middle of that stretch instead of wherever the last
-    step landed."""
-
-    def __init__(self, model: torch.nn.Module, first: int):
-        self.model = model
-        self.first = max(1, first)
-        self.count = 0
-        self.sums = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def add(self, epoch: int) -> None:
-        """Add the weights after ``epoch`` if it is one of the averaged epochs."""
-        if epoch < self.first:
-            return
-        for k, v in self.model.state_dict().items():
-            self.sums[k] += v
-        self.count += 1
-
-    def load(self) -> None:
-        """Give the model the averaged weights."""
-        self.model.load_state_dict({k: s / self.count for k, s in self.sums.items()})
-
-
 def input_pca(x, n_comps: int) -> np.ndarray:
     """Scores (N, n_comps) of the first principal components of ``x`` (N x G, sparse or
     dense), float32, without forming a dense N x G matrix: the G x G covariance is
@@ -282,15 +233,10 @@ def input_pca(x, n_comps: int) -> np.ndarray:
     return scores.astype(np.float32)
 
 
-def snapshot_epochs(epochs: int, snapshots: int) -> list[int]:
-    """The epochs after which an earlier output is kept (newest first): ``SNAPSHOT_EVERY``,
-    2 x ``SNAPSHOT_EVERY``, ... epochs before the last, ``snapshots - 1`` of them, those after epoch 0."""
-    return [e for e in (epochs - SNAPSHOT_EVERY * j for j in range(1, snapshots)) if e >= 1]
-
-
-def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) -> TrainResult:
+def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) -> MethodResult:
     """Train on expression ``x`` (N x G, sparse or dense) over the spatial adjacency ``adj``
-    (symmetric 0/1, N x N sparse)."""
+    (symmetric 0/1, N x N sparse).  The result's embedding is Z, its decoded Â Z and its decoder
+    weight W2 (the reconstruction is Â Z W2), with the losses and each epoch's wall time."""
     if params.threads:
         torch.set_num_threads(params.threads)
     device = resolve_device(params.device)
@@ -316,8 +262,6 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
     t0 = time.perf_counter()
     model.train()
     ticks = [t0]
-    averaged = WeightAverage(model, first=params.epochs - params.average_last + 1) if params.average_last else None
-    keep, snapshots = set(snapshot_epochs(params.epochs, params.snapshots)), {}
     # On the CPU the loss and its gradients are written out into buffers kept across epochs (the same
     # numbers bit for bit); CUDA's caching allocator already reuses memory, so there autograd does it.
     workspace = Workspace() if device.type == "cpu" else None
@@ -337,12 +281,6 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         opt.zero_grad()
         parts.total.backward()
         opt.step()
-        if averaged is not None:
-            averaged.add(epoch)
-        if epoch in keep:
-            if workspace is not None:
-                workspace.buffers.clear()      # the forward's own tensors take their place meanwhile
-            snapshots[epoch] = _output(model, xt, a_hat, r_op)
         rows.append((epoch, total, float(parts.reconstruction.detach()), float(parts.contrastive.detach())))
         ticks.append(time.perf_counter())
         if params.log_every and (epoch % params.log_every == 0 or epoch == 1):
@@ -352,8 +290,6 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
             hook(epoch, params.epochs, total)
     seconds = time.perf_counter() - t0
     workspace = None                           # its buffers go before the final forward makes its own
-    if averaged is not None:
-        averaged.load()
     model.eval()
     with torch.no_grad():
         out = model(xt, a_hat, r_op, row_permutation(n, gen).to(device))
@@ -362,27 +298,18 @@ def fit_graph_model(x, adj: sp.spmatrix, params: TrainParams = TrainParams()) ->
         w2 = model.decoder_weight.detach().cpu().numpy()
     if not (np.isfinite(emb).all() and np.isfinite(dec).all()):
         raise DivergenceError("training produced a non-finite embedding")
-    losses = pd.DataFrame(rows, columns=["epoch", "total", "reconstruction", "contrastive"])
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    losses = pd.DataFrame(rows, columns=LOSS_COLUMNS)
     from .provenance import malloc
 
     log.info("trained %d epochs in %.1f s on %s (%.4f s/epoch, malloc %s)", params.epochs, seconds, device,
              seconds / max(params.epochs, 1), malloc())
-    return TrainResult(emb, dec, np.ascontiguousarray(w2), losses, seconds, str(device), state, np.diff(ticks),
-                       [snapshots[e] for e in sorted(snapshots, reverse=True)])
+    return MethodResult(embedding=emb, decoded=dec, decoder_weight=np.ascontiguousarray(w2), losses=losses,
+                        seconds=seconds, device=str(device), epoch_seconds=np.diff(ticks))
 
 
-def _output(model, xt, a_hat, r_op) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Z, Â Z, W2) of the model as it stands: a forward pass without gradient whose corruption is
-    the identity (Z and Â Z do not depend on it), so it draws nothing from the training's generator."""
-    with torch.no_grad():
-        out = model(xt, a_hat, r_op, torch.arange(a_hat.shape[0], device=a_hat.csr.device))
-        return (out.latent.cpu().numpy(), out.decoded.cpu().numpy(),
-                model.decoder_weight.detach().cpu().numpy().copy(order="C"))   # not a view of the weights
-
-
-def fit_expression(x, n_comps: int = 50, seed: int = 0) -> TrainResult:
-    """Expression-only baseline: PCA scores of the preprocessed expression (no graph, no model)."""
+def fit_expression(x, n_comps: int = 50, seed: int = 0) -> MethodResult:
+    """Expression-only baseline: PCA scores of the preprocessed expression (no graph, no model,
+    no decoder: ``decoded`` and ``decoder_weight`` are empty)."""
     from sklearn.decomposition import PCA
 
     t0 = time.perf_counter()
@@ -391,9 +318,7 @@ def fit_expression(x, n_comps: int = 50, seed: int = 0) -> TrainResult:
     solver = "arpack" if sp.issparse(x) else "auto"
     scores = PCA(n_components=n_comps, svd_solver=solver, random_state=seed).fit_transform(x)
     scores = scores.astype(np.float32)
-    empty = pd.DataFrame(columns=["epoch", "total", "reconstruction", "contrastive"])
-    return TrainResult(scores, np.empty((scores.shape[0], 0), np.float32), np.empty((0, 0), np.float32),
-                       empty, time.perf_counter() - t0, "cpu")
+    return MethodResult(embedding=scores, seconds=time.perf_counter() - t0, device="cpu")
 
 
 def params_dict(params: TrainParams) -> dict:

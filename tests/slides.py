@@ -33,6 +33,36 @@ def tiny_slide(n_side: int = 8, n_genes: int = 40, *, seed: int = 0, domains: in
     return adata
 
 
+# --- changes of a valid slide (each edits the AnnData in place), for the bad-input tests of the
+# workflow's checks (test_bad_input.py) and of the notebook API's (test_guards_api.py) ------------
+
+def set_x(fn):
+    """``fn`` edits a dense copy of X in place; X is stored sparse again."""
+    def change(a):
+        x = a.X.toarray()
+        fn(x)
+        a.X = sp.csr_matrix(x)
+    return change
+
+
+def set_coordinates(fn):
+    """``obsm['spatial']`` becomes ``fn`` of the coordinates (as floats)."""
+    def change(a):
+        a.obsm["spatial"] = fn(np.asarray(a.obsm["spatial"], dtype=float))
+    return change
+
+
+def no_coordinates(a):
+    del a.obsm["spatial"]
+
+
+def duplicate_spot(a):
+    """Spot 5 gets spot 4's id."""
+    names = list(a.obs_names)
+    names[5] = names[4]
+    a.obs_names = names
+
+
 def write(adata: ad.AnnData, path: Path) -> Path:
     adata.write_h5ad(path)
     return path

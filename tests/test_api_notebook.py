@@ -90,7 +90,7 @@ def test_the_graph_it_builds_is_stored_under_squidpys_keys_and_recorded():
     assert neigh["connectivities_key"] == "spatial_connectivities"
     assert neigh["distances_key"] == "spatial_distances"
     assert neigh["params"] | {} == {"mode": "knn", "n_neighbors": 3, "radius": -1.0, "coord_type": "generic"}
-    graph = adata.uns["domain"]["graph"]
+    graph = adata.uns["stcore"]["graph"]
     assert graph["built"] is True and graph["connectivities_key"] == "spatial_connectivities"
     assert graph["n_edges"] == conn.nnz and graph["params"]["n_neighbors"] == 3
 
@@ -100,11 +100,11 @@ def test_a_stored_graph_is_used_and_recorded_and_kept():
     stcore.gr.spatial_graph(adata, n_neighbors=6, key_added="six")
     before = adata.obsp["six_connectivities"].copy()
     out = stcore.tl.domains(adata, n_clusters=2, graph_key="six", copy=True, **FAST)
-    graph = out.uns["domain"]["graph"]
+    graph = out.uns["stcore"]["graph"]
     assert graph["built"] is False and graph["connectivities_key"] == "six_connectivities"
     assert graph["params"]["n_neighbors"] == 6 and graph["n_edges"] == before.nnz
     assert (out.obsp["six_connectivities"] != before).nnz == 0
-    assert "spatial_connectivities" not in out.obsp and "domain" not in adata.uns     # copy=True: adata untouched
+    assert "spatial_connectivities" not in out.obsp and "stcore" not in adata.uns     # copy=True: adata untouched
 
 
 def test_squidpy_runs_on_the_stored_graph():
@@ -113,6 +113,53 @@ def test_squidpy_runs_on_the_stored_graph():
     stcore.tl.domains(adata, n_clusters=2, **FAST)
     sq.gr.nhood_enrichment(adata, cluster_key="domain", n_perms=10, seed=0, show_progress_bar=False)
     assert adata.uns["domain_nhood_enrichment"]["zscore"].shape == (2, 2)
+
+
+# --- the record -----------------------------------------------------------------------------------
+
+def test_the_record_is_laid_out_as_the_workflows(tmp_path):
+    """uns['stcore'] (the one key, as in the workflow's domains.h5ad): method, seed, every train and
+    cluster setting (the schema's defaults filled in), how the number of domains was set, the
+    column; several seeds as the workflow's consensus records them; it survives a round trip
+    through h5ad, and the column it names is replaced by a later call."""
+    import anndata as ad
+
+    from stcore.evaluate import mean_pairwise_ari
+
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    record = adata.uns["stcore"]
+    assert "domain" not in adata.uns
+    assert record["method"] == "graphst" and record["seed"] == 0 and record["key"] == "domain"
+    assert record["n_clusters"] == {"by": "given", "chosen": 2}
+    for section, given in (("train", FAST["train"]), ("cluster", FAST["cluster"])):
+        props = config_schema()["$defs"][section]["properties"]
+        assert set(record[section]) == {k for k, spec in props.items() if "default" in spec}, section
+        assert record[section] == {k: spec["default"] for k, spec in props.items() if "default" in spec} | given
+    assert record["hvg"] == {"n_top_genes": 30, "flavor": "seurat_v3"} and record["values"] == "counts"
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert back.uns["stcore"]["key"] == "domain" and int(back.uns["stcore"]["n_clusters"]["chosen"]) == 2
+    stcore.tl.domains(back, n_clusters=2, seed=[0, 1], **FAST)      # its own column: replaced
+    record = back.uns["stcore"]
+    assert record["seed"] == "consensus" and record["consensus_of"] == "0,1" and record["embedding_of_seed"] == 0
+    seeds = back.obsm["domain_seeds"]
+    assert list(seeds.columns) == ["seed0", "seed1"]
+    assert record["seed_ARI"] == mean_pairwise_ari([seeds[c].to_numpy() for c in seeds.columns])
+
+
+def test_every_column_a_call_wrote_is_its_own():
+    """Columns written under other keys stay the API's own: each may be written again without
+    overwrite; an annotation (a column no call wrote) is still refused."""
+    adata = tiny_slide()                                           # obs['domain']: the annotation
+    for key in ("first", "second", "first"):
+        stcore.tl.domains(adata, n_clusters=2, key_added=key, **FAST)
+    assert adata.uns["stcore"]["key"] == "first" and list(adata.uns["stcore"]["columns"]) == ["first", "second"]
+    with pytest.raises(InputError, match=r"obs\['domain'\] already holds a column that stcore did not write"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    del adata.obs["second"]
+    stcore.tl.domains(adata, n_clusters=2, key_added="third", **FAST)
+    assert list(adata.uns["stcore"]["columns"]) == ["first", "third"]      # a deleted column is forgotten
 
 
 # --- device ---------------------------------------------------------------------------------------

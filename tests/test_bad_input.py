@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from slides import leftovers, outputs, snakemake, tiny_slide, workdir, write, write_visium
+from slides import (duplicate_spot, leftovers, no_coordinates, outputs, set_coordinates, set_x, snakemake,
+                    tiny_slide, workdir, write, write_visium)
 from stcore.errors import InputError
 from stcore.hvg import HVGParams, run_hvg, select_hvg
 from stcore.io import read_slide
@@ -27,32 +28,8 @@ def _h5ad(change):
     return build
 
 
-def _set_x(fn):
-    def change(a):
-        x = a.X.toarray()
-        fn(x)
-        a.X = sp.csr_matrix(x)
-    return change
-
-
-def _obsm(value):
-    def change(a):
-        a.obsm["spatial"] = value(a)
-    return change
-
-
 def _unchanged(a):
     return None
-
-
-def _no_coordinates(a):
-    del a.obsm["spatial"]
-
-
-def _dup_spots(a):
-    names = list(a.obs_names)
-    names[5] = names[4]
-    a.obs_names = names
 
 
 def _raw(content: bytes):
@@ -114,23 +91,23 @@ CATALOGUE = {
                        r"unknown format 'loom'\. Fix: use one of \['h5ad', 'visium', 'visium_hd', 'xenium', 'spatialdata'\]"),
     "empty_matrix": (_h5ad(lambda a: a[:0].copy()), {}, r"empty matrix \(0 spots x 40 genes\)"),
     "no_genes": (_h5ad(lambda a: a[:, :0].copy()), {}, r"empty matrix \(64 spots x 0 genes\)"),
-    "nan_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), np.nan))), {}, r"NaN or infinite values"),
-    "inf_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), np.inf))), {}, r"NaN or infinite values"),
-    "negative_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), -2))), {},
+    "nan_counts": (_h5ad(set_x(lambda x: x.__setitem__((3, 4), np.nan))), {}, r"NaN or infinite values"),
+    "inf_counts": (_h5ad(set_x(lambda x: x.__setitem__((3, 4), np.inf))), {}, r"NaN or infinite values"),
+    "negative_counts": (_h5ad(set_x(lambda x: x.__setitem__((3, 4), -2))), {},
                         r"negative values; raw counts are needed"),
-    "non_integer_counts": (_h5ad(_set_x(lambda x: x.__setitem__((3, 4), 0.5))), {},
+    "non_integer_counts": (_h5ad(set_x(lambda x: x.__setitem__((3, 4), 0.5))), {},
                            r"non-integer values; raw counts are needed\. Fix: .*hvg\.flavor"),
     "log_normalised_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray())))), {},
                               r"non-integer values"),
-    "no_coordinates": (_h5ad(_no_coordinates), {},
+    "no_coordinates": (_h5ad(no_coordinates), {},
                        r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
-    "coordinates_1d": (_h5ad(_obsm(lambda a: np.arange(a.n_obs, dtype=float)[:, None])), {},
+    "coordinates_1d": (_h5ad(set_coordinates(lambda xy: np.arange(len(xy), dtype=float)[:, None])), {},
                        r"has shape \(64, 1\), expected n_spots x 2"),
-    "coordinates_nan": (_h5ad(_obsm(lambda a: np.where(np.arange(a.n_obs)[:, None] < 3, np.nan,
-                                                       a.obsm["spatial"]))), {},
+    "coordinates_nan": (_h5ad(set_coordinates(lambda xy: np.where(np.arange(len(xy))[:, None] < 3, np.nan,
+                                                                   xy))), {},
                         r"3 spots have NaN or infinite coordinates"),
-    "coordinates_one_point": (_h5ad(_obsm(lambda a: np.ones((a.n_obs, 2)))), {}, r"all spots sit at one point"),
-    "duplicate_spot_ids": (_h5ad(_dup_spots), {}, r"1 duplicate spot ids \(first: 'spot0004'\)"),
+    "coordinates_one_point": (_h5ad(set_coordinates(np.ones_like)), {}, r"all spots sit at one point"),
+    "duplicate_spot_ids": (_h5ad(duplicate_spot), {}, r"1 duplicate spot ids \(first: 'spot0004'\)"),
     "truth_column_absent": (_h5ad(_unchanged), {"truth": "layer"},
                             r"truth column 'layer' is not in obs .*Fix: set the sample sheet's truth"),
     "truth_all_missing": (_h5ad(lambda a: a.obs.__setitem__("domain", np.nan)), {"truth": "domain"},
@@ -140,7 +117,7 @@ CATALOGUE = {
                                r"n_clusters=65 is larger than the 64 spots after QC"),
     "fewer_spots_than_neighbours": (_h5ad(lambda a: a[:3].copy()), {"n_clusters": 2},
                                     r"3 spots after QC, not more than the 3 graph neighbours"),
-    "all_counts_zero": (_h5ad(_set_x(lambda x: x.__setitem__(slice(None), 0))), {},
+    "all_counts_zero": (_h5ad(set_x(lambda x: x.__setitem__(slice(None), 0))), {},
                         r"QC removed every spot \(of 64\)"),
     "qc_removes_every_spot": (_h5ad(_unchanged), {"params": QCParams(min_counts=1e9)},
                               r"QC removed every spot .*Fix: lower the qc thresholds"),
@@ -243,6 +220,14 @@ CONFIG_CASES = {
                                r"config is invalid: methods\.graphst\.seeds: \[1, 1\] has non-unique elements"),
     "radius_not_positive": ("graph: {mode: radius, radius: -5}\n",
                             r"config is invalid: graph\.radius: -5 is less than or equal to the minimum of 0"),
+    # Options removed with their code (docs/compare/DEFAULTS.md has each decision): refused by name.
+    "removed_train_snapshots": ("train: {snapshots: 5}\n",
+                                r"config is invalid: train: Additional properties are not allowed \('snapshots' was unexpected\)"),
+    "removed_method_average_last": ("methods: {graphst: {model: graphst, train: {average_last: 50}}}\n",
+                                    r"config is invalid: methods\.graphst\.train: Additional properties are not allowed "
+                                    r"\('average_last' was unexpected\)"),
+    "removed_cluster_starts": ("cluster: {starts: 5}\n",
+                               r"config is invalid: cluster: Additional properties are not allowed \('starts' was unexpected\)"),
 }
 
 # Config values the schema cannot judge alone but a later step would refuse, and names that

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 import stcore
-from slides import tiny_slide, write
+from slides import duplicate_spot, no_coordinates, set_coordinates, set_x, tiny_slide, write
 from stcore.errors import InputError
 from stcore.export import domains_adata
 from stcore.graph import knn_graph
@@ -42,53 +42,29 @@ def _slide() -> ad.AnnData:
 
 # --- the same bad slide through the workflow's qc job and through tl.domains -------------------
 
-def _set_x(fn):
-    def change(a):
-        x = a.X.toarray()
-        fn(x)
-        a.X = sp.csr_matrix(x)
-    return change
-
-
-def _del_coordinates(a):
-    del a.obsm["spatial"]
-
-
-def _dup_spot(a):
-    names = list(a.obs_names)
-    names[5] = names[4]
-    a.obs_names = names
-
-
 def _tab_in_spot_id(a):
     a.obs_names = ["spot\t0", *a.obs_names[1:]]
-
-
-def _coords(fn):
-    def change(a):
-        a.obsm["spatial"] = fn(np.asarray(a.obsm["spatial"], dtype=float))
-    return change
 
 
 # id -> (change of a valid slide, n_clusters, the message's problem (regex)[, keywords of both calls])
 SAME_MESSAGE = {
     "log_normalised_counts": (lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray()))), 2,
                               r"the count matrix holds non-integer values; raw counts are needed"),
-    "non_integer_counts": (_set_x(lambda x: x.__setitem__((3, 4), 0.5)), 2, r"non-integer values"),
-    "negative_counts": (_set_x(lambda x: x.__setitem__((3, 4), -2)), 2, r"negative values; raw counts"),
-    "nan_counts": (_set_x(lambda x: x.__setitem__((3, 4), np.nan)), 2, r"NaN or infinite values"),
-    "no_coordinates": (_del_coordinates, 2, r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
-    "coordinates_nan": (_coords(lambda xy: np.where(np.arange(len(xy))[:, None] < 3, np.nan, xy)), 2,
+    "non_integer_counts": (set_x(lambda x: x.__setitem__((3, 4), 0.5)), 2, r"non-integer values"),
+    "negative_counts": (set_x(lambda x: x.__setitem__((3, 4), -2)), 2, r"negative values; raw counts"),
+    "nan_counts": (set_x(lambda x: x.__setitem__((3, 4), np.nan)), 2, r"NaN or infinite values"),
+    "no_coordinates": (no_coordinates, 2, r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
+    "coordinates_nan": (set_coordinates(lambda xy: np.where(np.arange(len(xy))[:, None] < 3, np.nan, xy)), 2,
                         r"^3 spots have NaN or infinite coordinates \(obsm\['spatial'\]\)$"),
-    "coordinates_1d": (_coords(lambda xy: xy[:, :1]), 2, r"has shape \(64, 1\), expected n_spots x 2"),
-    "coordinates_3d": (_coords(lambda xy: np.column_stack([xy, np.arange(len(xy))])), 2,
+    "coordinates_1d": (set_coordinates(lambda xy: xy[:, :1]), 2, r"has shape \(64, 1\), expected n_spots x 2"),
+    "coordinates_3d": (set_coordinates(lambda xy: np.column_stack([xy, np.arange(len(xy))])), 2,
                        r"obsm\['spatial'\] has 3 columns .*which two are the plane's x and y is not known"),
-    "coordinates_one_point": (_coords(lambda xy: np.ones_like(xy)), 2, r"all spots sit at one point"),
-    "duplicate_spot_ids": (_dup_spot, 2, r"^1 duplicate spot ids \(first: 'spot0004'\)$"),
+    "coordinates_one_point": (set_coordinates(lambda xy: np.ones_like(xy)), 2, r"all spots sit at one point"),
+    "duplicate_spot_ids": (duplicate_spot, 2, r"^1 duplicate spot ids \(first: 'spot0004'\)$"),
     "spot_id_with_tab": (_tab_in_spot_id, 2, r"spot ids are empty or hold a tab or line break"),
     "n_clusters_below_2": (lambda a: None, 1, r"^n_clusters=1; at least 2 domains are needed$"),
     "n_clusters_not_whole": (lambda a: None, 2.5, r"^n_clusters=2\.5 is not a whole number of domains$"),
-    "normalized_negative": (_set_x(lambda x: x.__setitem__((3, 4), -0.5)), 2,
+    "normalized_negative": (set_x(lambda x: x.__setitem__((3, 4), -0.5)), 2,
                             r"^X \(values 'normalized'\) holds negative values \(scaled or centred values\?\)$",
                             {"values": "normalized"}),
 }
@@ -133,7 +109,7 @@ def test_log_normalised_values_given_as_counts_are_refused_and_taken_when_named(
         stcore.tl.domains(adata, n_clusters=2, **FAST)
     monkeypatch.undo()
     stcore.tl.domains(adata, n_clusters=2, values="log_normalized", **FAST)
-    assert adata.uns["domain"]["values"] == "log_normalized" and adata.obs["domain"].nunique() <= 2
+    assert adata.uns["stcore"]["values"] == "log_normalized" and adata.obs["domain"].nunique() <= 2
 
 
 def test_a_layer_that_is_not_there_is_named(no_work):
@@ -216,8 +192,9 @@ def test_whole_numbers_written_as_floats_are_read_as_integers():
     assert type(train["epochs"]) is int and type(train["lr"]) is float
     adata = _slide()
     stcore.tl.domains(adata, n_clusters=2.0, **(FAST | {"n_top_genes": 30.0}))
-    assert adata.uns["domain"]["n_clusters"] == 2 and type(adata.uns["domain"]["n_clusters"]) is int
-    assert type(adata.uns["domain"]["n_top_genes"]) is int
+    chosen = adata.uns["stcore"]["n_clusters"]["chosen"]
+    assert chosen == 2 and type(chosen) is int
+    assert type(adata.uns["stcore"]["hvg"]["n_top_genes"]) is int
 
 
 def test_the_config_schema_ships_with_the_package_and_the_workflow_reads_it():
@@ -243,18 +220,19 @@ def test_an_annotation_under_key_added_is_never_overwritten(no_work):
                                              r".*Fix: pass another key_added \(e\.g\. key_added='stcore_domain'\), "
                                              r"delete the column \(del adata\.obs\['domain'\]\), or pass overwrite=True$"):
             stcore.tl.domains(adata, n_clusters=2, copy=copy, **FAST)
-    assert adata.obs["domain"].equals(truth) and "domain" not in adata.uns and "X_graphst" not in adata.obsm
+    assert adata.obs["domain"].equals(truth) and "stcore" not in adata.uns and "X_graphst" not in adata.obsm
 
 
 def test_another_key_overwrite_and_an_earlier_result(monkeypatch):
     adata = tiny_slide()
     truth = adata.obs["domain"].copy()
     stcore.tl.domains(adata, n_clusters=2, key_added="stcore_domain", **FAST)
-    assert adata.obs["domain"].equals(truth) and adata.uns["stcore_domain"]["method"] == "graphst"
+    assert adata.obs["domain"].equals(truth) and adata.uns["stcore"]["method"] == "graphst"
+    assert adata.uns["stcore"]["key"] == "stcore_domain"
     stcore.tl.domains(adata, n_clusters=2, key_added="stcore_domain", seed=1, **FAST)       # its own: replaced
-    assert adata.uns["stcore_domain"]["seed"] == 1
+    assert adata.uns["stcore"]["seed"] == 1
     stcore.tl.domains(adata, n_clusters=2, overwrite=True, **FAST)
-    assert set(adata.obs["domain"].cat.categories) <= {"0", "1"} and adata.uns["domain"]["n_clusters"] == 2
+    assert set(adata.obs["domain"].cat.categories) <= {"0", "1"} and adata.uns["stcore"]["key"] == "domain"
 
 
 def test_the_workflow_file_follows_the_same_rule(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import need_r
-from stcore.cluster import ClusterParams, kmeans, refine, run_cluster
+from stcore.cluster import ClusterParams, run_cluster
 from stcore.evaluate import domain_metrics
 from stcore.mclust import _criterion, em_eee, estep_eee, hc_vvv, mclust, mstep_eee, subset_rows, svd_transform
 
@@ -153,56 +153,3 @@ def test_bic_and_choice_as_r_mclust():
     assert best == r_best
     for g in r_bic:
         assert bic[g] == pytest.approx(r_bic[g], rel=1e-4)
-
-
-def test_starts_are_mclust_runs_from_further_draws_combined():
-    """starts: the first start is the single start's draw; each further one is mclust from another
-    drawn subset; the result is the consensus of the starts' labelings; no draw, no extra start."""
-    from stcore.consensus import consensus
-    from stcore.mclust import mclust_starts
-
-    x, truth = _blobs(n_per=80, p=5, k=4, seed=4, spread=2.0)    # overlapping: the start matters
-    labs = mclust_starts(x, 4, seed=3, subset=60, starts=4)
-    assert len(labs) == 4
-    assert np.array_equal(labs[0], mclust(x, 4, seed=3, subset=60))
-    draws = [subset_rows(len(x), 3, 60, j) for j in range(4)]
-    assert np.array_equal(draws[0], subset_rows(len(x), 3, 60))
-    assert len({tuple(d) for d in draws}) == 4                          # four different subsets
-    assert np.array_equal(mclust(x, 4, seed=3, subset=60, starts=4), consensus(labs))
-    params = ClusterParams(method="mclust", subset=60, starts=4, seed=3)
-    assert np.array_equal(run_cluster(x, np.zeros((len(x), 2)), 4, params), consensus(labs))
-    assert domain_metrics(truth, consensus(labs))["ARI"] > 0.8
-    # A slide no larger than the subset has one start whatever ``starts`` says.
-    assert len(mclust_starts(x, 4, seed=3, subset=len(x), starts=4)) == 1
-    assert np.array_equal(mclust(x, 4, seed=3, starts=4), mclust(x, 4, seed=3))
-    # ``first`` starts from a later draw.
-    later = mclust_starts(x, 4, seed=3, subset=60, starts=2, first=2)
-    assert all(np.array_equal(a, b) for a, b in zip(later, labs[2:4]))
-
-
-def test_several_outputs_of_one_training_are_each_clustered_and_combined():
-    """run_cluster on a list (the last epoch's features, then the snapshots'): output j is mclust
-    from draw j (x starts); the labelings are combined by consensus, then refined."""
-    from stcore.consensus import consensus
-    from stcore.mclust import mclust_starts
-
-    x, truth = _blobs(n_per=80, p=5, k=4, seed=4, spread=2.0)
-    rng = np.random.default_rng(0)
-    outs = [x] + [x + rng.normal(scale=0.3, size=x.shape) for _ in range(2)]
-    xy = rng.uniform(size=(len(x), 2))
-    p = ClusterParams(method="mclust", subset=60, seed=3)
-    labs = [mclust_starts(f, 4, seed=3, subset=60, first=j)[0] for j, f in enumerate(outs)]
-    assert np.array_equal(run_cluster(outs, xy, 4, p), consensus(labs))
-    assert np.array_equal(run_cluster(outs[:1], xy, 4, p), run_cluster(x, xy, 4, p))   # one output: as before
-    p2 = ClusterParams(method="mclust", subset=60, seed=3, starts=2)
-    labs2 = [lab for j, f in enumerate(outs) for lab in mclust_starts(f, 4, seed=3, subset=60, starts=2, first=2 * j)]
-    assert np.array_equal(run_cluster(outs, xy, 4, p2), consensus(labs2))
-    pr = ClusterParams(method="mclust", subset=60, seed=3, refine=True, refine_neighbors=5)
-    assert np.array_equal(run_cluster(outs, xy, 4, pr), refine(consensus(labs), xy, 5))
-    pk = ClusterParams(method="kmeans", seed=3, n_init=2)
-    assert np.array_equal(run_cluster(outs, xy, 4, pk), consensus([kmeans(f, 4, seed=3, n_init=2) for f in outs]))
-    # 'auto': the number of domains is mclust's BIC choice on the last epoch's output.
-    pa = ClusterParams(method="mclust", subset=60, seed=3, auto_range=(2, 6))
-    g = len(np.unique(run_cluster(x, xy, "auto", pa)))
-    assert len(np.unique(run_cluster(outs, xy, "auto", pa))) <= g
-    assert domain_metrics(truth, run_cluster(outs, xy, 4, p))["ARI"] > 0.8

@@ -17,7 +17,7 @@ def test_the_notebook_script_runs(tmp_path, capsys):
     assert "graphst seed 0" in err and "2/2" in err                      # the progress bar
     adata = out["adata"]
     assert "domain" in adata.obs and "stcore_domain" in adata.obs        # the annotation kept beside the domains
-    assert adata.uns["stcore_domain"]["graph"]["built"] is False         # gr.spatial_graph's graph was used
+    assert adata.uns["stcore"]["graph"]["built"] is False         # gr.spatial_graph's graph was used
     assert out["figure"].stat().st_size > 0 and 0 <= out["scores"]["NMI"] <= 1
     try:
         import squidpy  # noqa: F401

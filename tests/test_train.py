@@ -100,25 +100,31 @@ def test_method_result_round_trip_and_version(tmp_path):
     with pytest.raises(InputError, match="layout version"):
         MethodResult.load(tmp_path / "future.npz")
     assert isinstance(pd.DataFrame(res.losses), pd.DataFrame) and json.dumps(back.machine)
-    assert back.snapshots == [] and len(back.outputs()) == 1
-    # Snapshots (train.snapshots) round-trip, newest first, after the last epoch's output.
-    snaps = [tuple(np.full(a.shape, v, np.float32) for a in (res.embedding, res.decoded, res.decoder_weight))
-             for v in (2, 3)]
-    MethodResult(embedding=res.embedding, decoded=res.decoded, decoder_weight=res.decoder_weight,
-                 snapshots=snaps).save(tmp_path / "snap.npz")
-    outs = MethodResult.load(tmp_path / "snap.npz").outputs()
-    assert len(outs) == 3 and np.array_equal(outs[0][0], res.embedding)
-    for got, want in zip(outs[1:], snaps):
-        assert all(np.array_equal(g, w) for g, w in zip(got, want))
-    # The cluster step's features: one set per output, in that order; none for cluster.method own.
+    # The cluster step's features: the output's; none for cluster.method own.
     from stcore.cluster import features_of
 
-    loaded = MethodResult.load(tmp_path / "snap.npz")
-    feats = features_of(loaded, ClusterParams(n_pcs=2))
-    assert len(feats) == 3
-    for f, out in zip(feats, outs):
-        assert np.array_equal(f, cluster_features(*out, ClusterParams(n_pcs=2)))
-    assert features_of(loaded, ClusterParams(method="own")) is None
+    feats = features_of(back, ClusterParams(n_pcs=2))
+    assert np.array_equal(feats, cluster_features(back.embedding, back.decoded, back.decoder_weight,
+                                                  ClusterParams(n_pcs=2)))
+    assert features_of(back, ClusterParams(method="own")) is None
+
+
+def test_the_trainings_return_the_one_result_type(slide):
+    """fit_graph_model and fit_expression return MethodResult, as every method of the registry
+    does; stcore.methods.fit gives the same arrays with the machine that fit added."""
+    from stcore.methods import MethodResult, fit
+
+    adj = knn_graph(slide.obsm["spatial"])
+    trained = fit_graph_model(slide.X, adj, TrainParams(epochs=3, seed=2, device="cpu", log_every=0))
+    base = fit_expression(slide.X, 5, seed=2)
+    assert type(trained) is MethodResult and type(base) is MethodResult
+    assert trained.has_decoder and not base.has_decoder and trained.labels is None
+    assert len(trained.losses) == 3 and len(trained.epoch_seconds) == 3 and base.losses.empty
+    via = fit("graphst", slide.X, adj, slide.obsm["spatial"], {"epochs": 3, "device": "cpu", "log_every": 0}, 2)
+    assert via.machine and not trained.machine
+    for name in ("embedding", "decoded", "decoder_weight"):
+        assert np.array_equal(getattr(via, name), getattr(trained, name)), name
+    assert via.losses.equals(trained.losses)
 
 
 def test_train_step_reads_only_the_elements_its_method_uses(slide, tmp_path):
@@ -198,6 +204,7 @@ def test_graph_cluster_train_evaluate_and_consensus_steps_do_not_import_anndata(
         "assert isinstance(parts['uns/provenance']['input_sha256'], str); "
         "assert 'anndata' not in sys.modules, 'anndata was imported'")
 
+
 def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monkeypatch):
     """A caller that hands its last reference to methods.fit (as the train step does) leaves
     training the only owner, so the sparse expression is freed after the input PCA."""
@@ -223,56 +230,42 @@ def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monke
     assert alive == [False] and res.embedding.shape == (slide.n_obs, 64)
 
 
-def test_average_last_returns_the_mean_of_the_last_epochs_weights_and_leaves_training_alone(slide):
-    from stcore.graph import gcn_norm
+def test_defaults_are_the_schemas():
+    """The config schema is where a default is written: the stages' parameter classes
+    (TrainParams, ClusterParams, HVGParams, QCParams, GraphParams), the plan's fallback for the
+    epochs and every value the demo's config.yaml spells out repeat the schema's default."""
+    import dataclasses
+    from enum import Enum
+    from pathlib import Path
 
-    adj = knn_graph(slide.obsm["spatial"])
+    import yaml
 
-    def fit(epochs, average_last=0):
-        return fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=5, device="cpu", log_every=0,
-                                                         average_last=average_last))
+    from stcore.cluster import ClusterParams
+    from stcore.graph import GraphParams
+    from stcore.plan.resources import train_epochs
+    from stcore.qc import QCParams
+    from stcore.validate import config_schema
 
-    last = {e: fit(e) for e in (4, 5, 6)}         # a shorter run is the start of the longer one
-    avg = fit(6, average_last=3)
-    assert avg.losses.equals(last[6].losses)          # the same trajectory
-    for k, v in avg.state_dict.items():
-        mean = (last[4].state_dict[k] + last[5].state_dict[k] + last[6].state_dict[k]) / 3
-        np.testing.assert_allclose(v.numpy(), mean.numpy(), rtol=1e-5, atol=1e-7)
-    assert not np.allclose(avg.embedding, last[6].embedding)
-    # The output is the averaged model's: Z = Â X W1 with the mean W1, and W2 the mean W2.
-    a_hat = gcn_norm(adj)
-    w1 = avg.state_dict["weight1"].numpy().astype(np.float64)
-    np.testing.assert_allclose(avg.embedding, a_hat @ (slide.X @ w1), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(avg.decoder_weight, avg.state_dict["weight2"].numpy())
-    # More epochs averaged than trained: all of them; one epoch averaged: the last epoch's weights.
-    all_of_two = fit(2, average_last=50).state_dict["weight1"]
-    np.testing.assert_allclose(all_of_two.numpy(), ((fit(1).state_dict["weight1"] + fit(2).state_dict["weight1"])
-                                                    / 2).numpy(), rtol=1e-5, atol=1e-7)
-    one = fit(6, average_last=1)
-    assert np.array_equal(one.embedding, last[6].embedding)
+    schema = config_schema()
+    specs = schema["$defs"] | {name: schema["properties"][name] for name in ("hvg", "qc", "graph")}
+    sections = {name: (cls, specs[name]) for name, cls in (("train", TrainParams), ("cluster", ClusterParams),
+                                                          ("hvg", HVGParams), ("qc", QCParams), ("graph", GraphParams))}
 
+    def plain(value):
+        value = value.value if isinstance(value, Enum) else value
+        return list(value) if isinstance(value, tuple) else value
 
-def test_snapshots_are_the_outputs_of_shorter_runs_and_leave_training_alone(slide):
-    from stcore.train import snapshot_epochs
-
-    adj = knn_graph(slide.obsm["spatial"])
-
-    def fit(epochs, snapshots=1):
-        return fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=7, device="cpu", log_every=0,
-                                                         snapshots=snapshots))
-
-    assert snapshot_epochs(600, 5) == [580, 560, 540, 520]
-    assert snapshot_epochs(45, 5) == [25, 5] and snapshot_epochs(600, 1) == []
-    plain = fit(45)
-    snap = fit(45, snapshots=5)
-    assert len(snap.snapshots) == 2 and not plain.snapshots
-    assert snap.losses.equals(plain.losses)                       # the same trajectory
-    for name in ("embedding", "decoded", "decoder_weight"):
-        assert np.array_equal(getattr(snap, name), getattr(plain, name))
-    # Each snapshot (newest first) is the output of a run that stops at its epoch.
-    for (z, dec, w2), epochs in zip(snap.snapshots, (25, 5)):
-        short = fit(epochs)
-        assert np.array_equal(z, short.embedding)
-        assert np.array_equal(dec, short.decoded)
-        assert np.array_equal(w2, short.decoder_weight)
-    assert not np.array_equal(snap.snapshots[0][1], snap.decoded)
+    compared = 0
+    for name, (cls, spec) in sections.items():
+        code = {f.name: plain(f.default) for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        for key, prop in spec["properties"].items():
+            if "default" in prop and key in code:
+                assert code[key] == prop["default"] and type(code[key]) in (type(prop["default"]), float), \
+                    (name, key, code[key], prop["default"])
+                compared += 1
+    assert compared >= 25
+    assert train_epochs({}, False) == schema["$defs"]["train"]["properties"]["epochs"]["default"]
+    demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+    for name in sections:
+        for key, value in (demo.get(name) or {}).items():
+            assert value == sections[name][1]["properties"][key]["default"], (name, key, value)

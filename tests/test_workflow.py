@@ -308,7 +308,7 @@ def test_api_gives_the_dag_labels(finished_run):
                       index_col="spot")["domain"].loc[out.obs_names]
     assert np.array_equal(out.obs["found"].astype(int).to_numpy(), dag.to_numpy())
     assert out.obsm["X_graphst"].shape == (out.n_obs, 64)
-    assert out.uns["found"]["method"] == "graphst" and out.uns["found"]["seed"] == 0
+    assert out.uns["stcore"]["method"] == "graphst" and out.uns["stcore"]["seed"] == 0
 
 
 def test_api_with_several_seeds_gives_their_consensus(finished_run):
@@ -336,8 +336,8 @@ def test_api_with_several_seeds_gives_their_consensus(finished_run):
                       index_col="spot")["domain"].loc[both.obs_names]
     assert np.array_equal(one[0], dag.to_numpy())
     assert np.array_equal(both.obs["domain"].astype(int).to_numpy(), consensus(one))
-    assert both.uns["domain"]["seed"] == [0, 1]
-    assert both.uns["domain"]["seed_ARI"] == ari(one[0], one[1])
+    assert both.uns["stcore"]["seed"] == "consensus" and both.uns["stcore"]["consensus_of"] == "0,1"
+    assert both.uns["stcore"]["seed_ARI"] == ari(one[0], one[1])
     again = stcore.tl.domains(both, seed=0, **settings)                    # one seed: no stale per-seed labels
     assert "domain_seeds" not in again.obsm and np.array_equal(again.obs["domain"].astype(int).to_numpy(), one[0])
     with pytest.raises(ValueError, match="different seeds"):
