@@ -28,7 +28,8 @@ include: "rules/report.smk"
 
 rule all:
     """The results table over every slide, method and seed, its summary, and one
-    domains.h5ad per run, per consensus of a method's seeds and per combination of methods at a seed."""
+    domains.h5ad per run, per consensus of a method's seeds and per combination of methods at a seed
+    (and for a slide read from a SpatialData store, its domains as a store: domains.zarr)."""
     default_target: True
     input:
         "results/table.tsv",
@@ -36,6 +37,7 @@ rule all:
         run_outputs("domains.h5ad"),
         consensus_outputs("domains.h5ad"),
         ensemble_outputs("domains.h5ad"),
+        spatialdata_outputs(),
 
 
 rule compare:

@@ -95,6 +95,7 @@ SIMULATED = {os.path.normpath(f"results/simulated/{name}.h5ad") for name in conf
 RUN, CONSENSUS, RUN_JOB = _runs.RUN, _runs.CONSENSUS, _runs.RUN_JOB
 run_file, consensus_file, record_file = _runs.run_file, _runs.consensus_file, _runs.record_file
 run_outputs, consensus_outputs, ensemble_outputs = PLAN.run_outputs, PLAN.consensus_outputs, PLAN.ensemble_outputs
+spatialdata_outputs = PLAN.spatialdata_outputs
 ensemble_samples, ensemble_seeds, method_seeds = PLAN.ensemble_samples, PLAN.ensemble_seeds, PLAN.seeds_of
 
 

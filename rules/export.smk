@@ -85,3 +85,25 @@ rule export_ensemble:
     threads: 1
     script:
         "../scripts/export.py"
+
+
+rule export_spatialdata:
+    """A SpatialData slide's domains back in SpatialData (domains.zarr): the domains as a table
+    annotating the store's own shapes, for napari-spatialdata and spatialdata-plot."""
+    wildcard_constraints:
+        label=r"[^/]+",
+        which=r"seed\d+|consensus",
+    input:
+        h5ad="results/{sample}/{label}/{which}/domains.h5ad",
+        store=slide("path"),
+    output:
+        zarr=directory("results/{sample}/{label}/{which}/domains.zarr"),
+    log:
+        "logs/export/{sample}.{label}.{which}.zarr.log",
+    benchmark:
+        record_file("export", "{sample}.{label}.{which}.zarr")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/export.py"

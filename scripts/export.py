@@ -1,5 +1,6 @@
 """Snakemake step: one domains.h5ad per run, per consensus of a method's seeds and per combination of
-methods at a seed (config `ensembles`), for scanpy and squidpy."""
+methods at a seed (config `ensembles`), for scanpy and squidpy; for a slide read from a SpatialData
+store, those domains as a store too (domains.zarr)."""
 import json
 from pathlib import Path
 
@@ -8,13 +9,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from stcore.evaluate import mean_pairwise_ari
-from stcore.export import domains_adata
+from stcore.export import domains_adata, domains_spatialdata
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult
 from stcore.workflow import run_step
 
 
 def main(sm):
+    if sm.rule == "export_spatialdata":
+        domains_spatialdata(sm.input.store, ad.read_h5ad(sm.input.h5ad), sm.output.zarr)
+        return
     counts = ad.read_h5ad(sm.input.qc)
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[counts.obs_names]
     result = MethodResult.load(sm.input.npz)

@@ -16,15 +16,23 @@
 The consensus of a method's seeds (``<method>/consensus/domains.h5ad``) has the combined
 domains in ``obs['domain']``, every seed's own in ``obsm['domain_seeds']`` (a column per seed),
 their mean pairwise ARI in ``uns['stcore']['seed_ARI']``, and the first seed's embedding.
+
+A slide read from a SpatialData store also gets ``domains.zarr`` beside its ``domains.h5ad``
+(:func:`domains_spatialdata`): the domains as a table annotating the store's own shapes.
 """
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["domains_adata", "seed_frame", "spatial_distances", "store_graph"]
+__all__ = ["domains_adata", "domains_spatialdata", "seed_frame", "spatial_distances", "store_graph"]
 
 
 def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
@@ -96,3 +104,62 @@ def _plain(value):
     if isinstance(value, (np.generic,)):
         return value.item()
     return value
+
+
+def domains_spatialdata(store: str | os.PathLike, domains: ad.AnnData, out: str | os.PathLike) -> None:
+    """A SpatialData store at ``out`` with the domains of ``domains`` (a ``domains.h5ad``, or an
+    AnnData after :func:`stcore.tl.domains`, read from ``store``) as the table ``'domains'``
+    annotating the same shapes as the slide's table in ``store``: the same element, region key and
+    instance ids, so ``spatialdata.read_zarr(out)`` shows them on the shapes (napari-spatialdata,
+    ``spatialdata-plot``).  The table holds ``obs[<key>]`` (the domains, categorical; the key
+    ``uns['stcore']['key']`` names), the embedding and coordinates in ``obsm``, and ``uns['stcore']``;
+    the store holds that shapes element and the table (not the images: add the table to the
+    slide's own store with ``sdata.tables['domains'] = spatialdata.read_zarr(out)['domains']``).
+    A table that annotates no shapes (coordinates in its ``obsm['spatial']`` only) gets circles
+    at the coordinates, ``'domains_spots'``.  ``out`` is whole or absent: written beside it, then
+    renamed."""
+    import spatialdata as sd
+    from spatialdata.models import ShapesModel, TableModel
+
+    from .io import spatialdata_table
+
+    sdata = sd.read_zarr(store)
+    table = sdata.tables[spatialdata_table(sdata, store)]
+    record = dict(domains.uns.get("stcore", {}))
+    key = record.get("key", "domain")
+    attrs = table.uns.get("spatialdata_attrs", {})
+    region, region_key, instance_key = attrs.get("region"), attrs.get("region_key"), attrs.get("instance_key")
+    region = region[0] if isinstance(region, (list, tuple)) and len(region) == 1 else region
+    missing = domains.obs_names.difference(table.obs_names)
+    if len(missing):
+        raise ValueError(f"{len(missing)} spots of the domains are not in the store's table (first: {missing[0]}): "
+                         f"the domains were not found on {store}")
+    if isinstance(region, str) and region in sdata.shapes and instance_key in table.obs:
+        obs = table.obs.loc[domains.obs_names, [region_key, instance_key]].copy()
+        shapes = {region: sdata.shapes[region]}
+    else:
+        xy = np.asarray(domains.obsm["spatial"], dtype=float)
+        from scipy.spatial import cKDTree
+
+        gaps = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.ones(1)
+        region, region_key, instance_key = "domains_spots", "region", "spot_id"
+        shapes = {region: ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), float(np.median(gaps)) / 2),
+                                            index=np.arange(len(xy)))}
+        obs = pd.DataFrame({region_key: region, instance_key: np.arange(len(xy))}, index=domains.obs_names)
+    obs[region_key] = pd.Categorical(obs[region_key].astype(str))
+    obs[key] = domains.obs[key].to_numpy()
+    out_table = ad.AnnData(obs=obs, obsm={name: np.asarray(value) for name, value in domains.obsm.items()
+                                          if isinstance(value, np.ndarray)})
+    out_table.uns["stcore"] = record
+    out_table = TableModel.parse(out_table, region=region, region_key=region_key, instance_key=instance_key)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        shutil.rmtree(tmp)
+        sd.SpatialData(shapes=shapes, tables={"domains": out_table}).write(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

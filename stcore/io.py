@@ -340,14 +340,7 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     except Exception as exc:
         raise InputError(f"not a readable SpatialData store ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
                          path=str(store), fix="re-write it with SpatialData.write") from None
-    names = list(sdata.tables.keys())
-    if not names:
-        raise InputError("the store has no table (no expression matrix)", path=str(store),
-                         fix="add the counts as a table (spatialdata.models.TableModel)")
-    if len(names) > 1 and "table" not in names:
-        raise InputError(f"the store has several tables {names} and none is named 'table'", path=str(store),
-                         fix="keep the table of the slide under the name 'table'")
-    table = sdata.tables["table" if "table" in names else names[0]]
+    table = sdata.tables[spatialdata_table(sdata, store)]
     import anndata as ad
 
     adata = ad.AnnData(X=_as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
@@ -370,6 +363,18 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
                          path=str(store), fix="write the table and its shapes from the same run")
     adata.obsm[SPATIAL_KEY] = xy.loc[ids].to_numpy(float)
     return adata
+
+
+def spatialdata_table(sdata, store: str | os.PathLike) -> str:
+    """The name of the slide's table in a SpatialData object: its one table, or the one named 'table'."""
+    names = list(sdata.tables.keys())
+    if not names:
+        raise InputError("the store has no table (no expression matrix)", path=str(store),
+                         fix="add the counts as a table (spatialdata.models.TableModel)")
+    if len(names) > 1 and "table" not in names:
+        raise InputError(f"the store has several tables {names} and none is named 'table'", path=str(store),
+                         fix="keep the table of the slide under the name 'table'")
+    return "table" if "table" in names else names[0]
 
 
 def _refuse_duplicate_ids(ids: pd.Index, what: str, path: Path, fix: str) -> None:

@@ -116,6 +116,12 @@ def test_runs_seeds_slides_and_combinations():
     assert plan.train_settings("spagcn", "s1")["n_clusters"] == 7
     assert plan.train_env("graphst") == "../envs/stcore.yaml" and plan.train_env("banksy") != plan.train_env("graphst")
     assert plan.train_gpus("graphst") == 0
+    # a slide read from a SpatialData store: its domains also go back as a store, beside each domains.h5ad
+    plan.slides["s2"]["format"] = "spatialdata"
+    zarrs = plan.spatialdata_outputs()
+    assert zarrs and all(z.startswith("results/s2/") and z.endswith("/domains.zarr") for z in zarrs)
+    assert {"results/s2/graphst/seed0/domains.zarr", "results/s2/graphst/consensus/domains.zarr",
+            "results/s2/both/seed1/domains.zarr"} <= set(zarrs)
 
 
 def test_a_config_a_later_step_would_refuse_is_named_now():

@@ -190,6 +190,14 @@ def test_dag_runs_visium_hd_and_xenium_to_domains_drawn_on_the_tissue(tmp_path):
     if has_sd:
         sdata = ad.read_h5ad(tmp_path / "results/sdata/graphst/seed0/domains.h5ad")
         assert sdata.n_obs == 64 and sdata.obs["domain"].nunique() == 2
+        import spatialdata as sd                              # the domains back in SpatialData, on the same shapes
+        back = sd.read_zarr(tmp_path / "results/sdata/graphst/seed0/domains.zarr")
+        table = back.tables["domains"]
+        assert table.uns["spatialdata_attrs"]["region"] == "spots" and "spots" in back.shapes
+        source = sd.read_zarr(tmp_path / "slide.zarr").tables["table"].obs
+        assert table.n_obs == 64 and set(table.obs["spot_id"]) <= set(back.shapes["spots"].index)
+        assert (table.obs["spot_id"] == source.loc[table.obs_names, "spot_id"]).all()      # each spot's own shape
+        assert (table.obs["domain"].astype(str) == sdata.obs.loc[table.obs_names, "domain"].astype(str)).all()
     assert re.search(r"n_clusters auto: (BIC of the EEE mixture|stability \(\w+, \d+ runs\)) by G: 2: .*, 3: .*, 4: .*; "
                      r"chosen G = %d" % found, log)
     chosen = xen.uns["stcore"]["n_clusters"]                        # the curve beside the chosen number
@@ -287,3 +295,39 @@ def test_read_xenium_keeps_the_cell_table(tmp_path, cells):
     assert not {"cell_id", "x_centroid", "y_centroid"} & set(a.obs.columns)
     assert np.array_equal(a.obs["transcript_counts"].to_numpy(), np.asarray(a.X.sum(axis=1)).ravel().astype(int))
     assert np.allclose(a.obs["cell_area"].to_numpy(), np.arange(slide.n_obs) + 10.5)
+
+
+@pytest.mark.parametrize("annotates_shapes", [True, False])
+def test_domains_go_back_into_spatialdata(tmp_path, annotates_shapes):
+    """stcore.export.domains_spatialdata after the notebook API: a store spatialdata.read_zarr opens,
+    the domains annotating the slide's own shapes (or circles at the coordinates where its table
+    annotates none), nothing left beside it."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+    from spatialdata.models import TableModel
+
+    import stcore
+    from stcore.export import domains_spatialdata
+
+    slide = tiny_slide(seed=3)
+    store = write_spatialdata(tmp_path / "slide.zarr", slide)
+    if not annotates_shapes:                       # a table with coordinates only
+        table = ad.AnnData(sp.csr_matrix(slide.X), obs=pd.DataFrame(index=slide.obs_names), var=slide.var[[]],
+                           obsm={"spatial": np.asarray(slide.obsm["spatial"], float)})
+        store = tmp_path / "plain.zarr"
+        sd.SpatialData(tables={"table": TableModel.parse(table)}).write(store)
+    adata = stcore.read.spatialdata(store)
+    stcore.tl.domains(adata, n_clusters=2, seed=0, n_top_genes=30, train={"epochs": 2}, progress=False)
+    part = adata[10:].copy()                                   # as after QC: some spots dropped
+    domains_spatialdata(store, part, tmp_path / "out" / "domains.zarr")
+    back = sd.read_zarr(tmp_path / "out" / "domains.zarr")
+    table = back.tables["domains"]
+    region = table.uns["spatialdata_attrs"]["region"]
+    assert region == ("spots" if annotates_shapes else "domains_spots") and region in back.shapes
+    assert list(table.obs_names) == list(part.obs_names)
+    assert (table.obs["domain"].astype(str) == part.obs["domain"].astype(str)).all()
+    ids = table.obs[table.uns["spatialdata_attrs"]["instance_key"]]
+    shapes = back.shapes[region]
+    centres = np.c_[shapes.geometry.x.loc[ids].to_numpy(), shapes.geometry.y.loc[ids].to_numpy()]
+    assert np.allclose(centres, part.obsm["spatial"])          # each spot's domain on its own shape
+    assert table.uns["stcore"]["key"] == "domain"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["domains.zarr"]

@@ -180,6 +180,14 @@ class Plan:
         return [run_file(name, sample, ensemble, seed) for ensemble in self.ensembles
                 for sample in self.ensemble_samples(ensemble) for seed in self.ensemble_seeds(ensemble)]
 
+    def spatialdata_outputs(self):
+        """``domains.zarr`` beside every ``domains.h5ad`` of a slide read from a SpatialData store
+        (runs, consensus and combinations): its domains annotating the store's own shapes."""
+        stores = {s for s in self.samples if self.slides[s]["format"] == "spatialdata"}
+        files = (self.run_outputs("domains.h5ad") + self.consensus_outputs("domains.h5ad")
+                 + self.ensemble_outputs("domains.h5ad"))
+        return [f.removesuffix("domains.h5ad") + "domains.zarr" for f in files if f.split("/")[1] in stores]
+
     def table_runs(self):
         """Every (slide, method, seed) with the files its row of the results table is read from:
         the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
