@@ -7,15 +7,18 @@ not follow the domains) move other genes up and down, as tissue gradients do.
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass
 from enum import Enum
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["Layout", "SimParams", "simulate_slide"]
+__all__ = ["Layout", "SimParams", "simulate_slide", "write_visium"]
 
 
 class Layout(str, Enum):
@@ -128,3 +131,42 @@ def simulate_slide(p: SimParams = SimParams(), *, block: int = 10_000) -> ad.Ann
     adata.obsm["spatial"] = xy
     adata.uns["simulation"] = {k: (v.value if isinstance(v, Enum) else v) for k, v in asdict(p).items()}
     return adata
+
+
+def write_visium(adata: ad.AnnData, outs: str | os.PathLike, *, library_id: str | None = None,
+                 positions: str = "tissue_positions.csv") -> Path:
+    """``adata`` (integer counts in ``X``, coordinates in ``obsm['spatial']``) as a Space Ranger
+    ``outs`` folder, to try the Visium reader (:func:`stcore.read.visium`) without data:
+    ``filtered_feature_bc_matrix.h5`` (10x HDF5, v3 layout: genes x barcodes CSC; ``library_id``
+    in its ``library_ids`` attribute, as Space Ranger records it) and ``spatial/`` with the
+    positions (``tissue_positions.csv`` with a header, Space Ranger 2.0's; or
+    ``tissue_positions_list.csv`` without, 1.x's; coordinates as full-resolution pixels) and
+    the scale factors.  Returns ``outs``."""
+    import h5py
+
+    outs = Path(outs)
+    outs.mkdir(parents=True, exist_ok=True)
+    x = sp.csc_matrix(sp.csr_matrix(adata.X).T.astype(np.int32))      # genes x barcodes
+    with h5py.File(outs / "filtered_feature_bc_matrix.h5", "w") as f:
+        if library_id is not None:
+            f.attrs["library_ids"] = np.array([library_id.encode()])
+        m = f.create_group("matrix")
+        m["barcodes"] = np.array(list(adata.obs_names), dtype="S")
+        m["data"], m["indices"], m["indptr"] = x.data, x.indices, x.indptr
+        m["shape"] = np.array(x.shape, dtype=np.int32)
+        feats = m.create_group("features")
+        feats["id"] = np.array([f"ENSG{i:05d}" for i in range(adata.n_vars)], dtype="S")
+        feats["name"] = np.array(list(adata.var_names), dtype="S")
+        feats["feature_type"] = np.array(["Gene Expression"] * adata.n_vars, dtype="S")
+        feats["genome"] = np.array(["GRCh38"] * adata.n_vars, dtype="S")
+        feats["_all_tag_keys"] = np.array([b"genome"])
+    spatial = outs / "spatial"
+    spatial.mkdir(exist_ok=True)
+    xy = np.asarray(adata.obsm["spatial"])
+    pd.DataFrame({"barcode": list(adata.obs_names), "in_tissue": np.ones(adata.n_obs, int),
+                  "array_row": np.arange(adata.n_obs), "array_col": np.arange(adata.n_obs),
+                  "pxl_row_in_fullres": xy[:, 1].round().astype(int),
+                  "pxl_col_in_fullres": xy[:, 0].round().astype(int)}
+                 ).to_csv(spatial / positions, index=False, header=positions == "tissue_positions.csv")
+    (spatial / "scalefactors_json.json").write_text(json.dumps({"tissue_hires_scalef": 0.1}))
+    return outs

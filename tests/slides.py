@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import anndata as ad
-import h5py
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -71,34 +70,22 @@ def write(adata: ad.AnnData, path: Path) -> Path:
 def write_visium(folder: Path, adata: ad.AnnData, *, positions: str = "tissue_positions.csv",
                  barcodes: list[str] | None = None, header: list[str] | None = None,
                  in_tissue: np.ndarray | None = None) -> Path:
-    """A Space Ranger 'outs' folder: 10x HDF5 matrix (v3 layout) and spatial/ positions."""
-    folder.mkdir(parents=True, exist_ok=True)
-    x = sp.csc_matrix(adata.X.T.astype(np.int32))      # genes x barcodes, as Space Ranger stores it
-    bcs = list(adata.obs_names)
-    with h5py.File(folder / "filtered_feature_bc_matrix.h5", "w") as f:
-        m = f.create_group("matrix")
-        m["barcodes"] = np.array(bcs, dtype="S")
-        m["data"], m["indices"], m["indptr"] = x.data, x.indices, x.indptr
-        m["shape"] = np.array(x.shape, dtype=np.int32)
-        feats = m.create_group("features")
-        names = np.array(list(adata.var_names), dtype="S")
-        feats["id"], feats["name"] = np.array([f"ENSG{i:05d}" for i in range(adata.n_vars)], dtype="S"), names
-        feats["feature_type"] = np.array(["Gene Expression"] * adata.n_vars, dtype="S")
-        feats["genome"] = np.array(["GRCh38"] * adata.n_vars, dtype="S")
-        feats["_all_tag_keys"] = np.array([b"genome"])
-    spatial = folder / "spatial"
-    spatial.mkdir(exist_ok=True)
-    xy = np.asarray(adata.obsm["spatial"])
-    pos = pd.DataFrame({
-        "barcode": barcodes or bcs,
-        "in_tissue": np.ones(adata.n_obs, int) if in_tissue is None else in_tissue,
-        "array_row": np.arange(adata.n_obs), "array_col": np.arange(adata.n_obs),
-        "pxl_row_in_fullres": xy[:, 1].round().astype(int), "pxl_col_in_fullres": xy[:, 0].round().astype(int),
-    })
-    if header is not None:
-        pos.columns = header
-    pos.to_csv(spatial / positions, index=False, header=positions == "tissue_positions.csv")
-    (spatial / "scalefactors_json.json").write_text('{"tissue_hires_scalef": 0.1}')
+    """A Space Ranger 'outs' folder (stcore.simulate.write_visium), its positions file changed:
+    other ``barcodes``, another ``header``, other ``in_tissue`` flags."""
+    from stcore.simulate import write_visium as write_outs
+
+    write_outs(adata, folder, positions=positions)
+    if barcodes is not None or header is not None or in_tissue is not None:
+        path = folder / "spatial" / positions
+        has_header = positions == "tissue_positions.csv"
+        pos = pd.read_csv(path, header=0 if has_header else None)
+        if barcodes is not None:
+            pos.iloc[:, 0] = barcodes
+        if in_tissue is not None:
+            pos.iloc[:, 1] = in_tissue
+        if header is not None:
+            pos.columns = header
+        pos.to_csv(path, index=False, header=has_header)
     return folder
 
 

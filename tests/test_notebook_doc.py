@@ -1,5 +1,6 @@
-"""docs/notebook.py, the notebook as a script, runs on a tiny simulated slide: graph, domains with
-a progress bar, the figure, and squidpy's neighbourhood enrichment on the stored graph."""
+"""docs/notebook.py, the notebook as a script, on a tiny simulated slide written as a Space Ranger
+folder: stcore.read.visium, the graph, domains with a progress bar, the figure, and squidpy's
+neighbourhood enrichment on the stored graph, with no extra step."""
 import importlib.util
 from pathlib import Path
 
@@ -8,16 +9,19 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_the_notebook_script_runs(tmp_path, capsys):
+def test_the_notebook_script_reads_a_visium_folder_and_runs(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("stcore_notebook", REPO / "docs" / "notebook.py")
     notebook = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(notebook)
     out = notebook.main(["--spots", "150", "--genes", "60", "--epochs", "2", "--out", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert "graphst seed 0" in err and "2/2" in err                      # the progress bar
+    captured = capsys.readouterr()
+    assert "graphst seed 0" in captured.err and "2/2" in captured.err          # the progress bar
+    assert (tmp_path / "demo_visium" / "outs" / "filtered_feature_bc_matrix.h5").is_file()
     adata = out["adata"]
-    assert "domain" in adata.obs and "stcore_domain" in adata.obs        # the annotation kept beside the domains
-    assert adata.uns["stcore"]["graph"]["built"] is False         # gr.spatial_graph's graph was used
+    assert list(adata.uns["spatial"]) == ["demo_slide"]                        # the library id of the matrix file
+    assert "library: demo_slide" in captured.out
+    assert adata.obs["domain"].nunique() == 3 and adata.obs["annotation"].nunique() == 3
+    assert adata.uns["stcore"]["graph"]["built"] is False                       # gr.spatial_graph's graph was used
     assert out["figure"].stat().st_size > 0 and 0 <= out["scores"]["NMI"] <= 1
     try:
         import squidpy  # noqa: F401
