@@ -1,6 +1,7 @@
 """`snakemake --report` opens on the results: the summary table is in the first page itself
 (not a download), with the table's numbers, beside links to each run's figure."""
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -100,7 +101,10 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     """The page as a browser draws it (Debian's chromium): the summary's number in the live DOM."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        why = "chromium is not installed (apt-get install chromium; .ci/chromium-up.sh)"
+        if os.environ.get("STCORE_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(f"STCORE_REQUIRE_CHROMIUM=1 but {why}")
+        pytest.skip(why)
     proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
                            "--dump-dom", (report / "report.html").as_uri()],
                           capture_output=True, text=True, timeout=120)
