@@ -26,7 +26,7 @@ _CHILD = r"""
 import json, sys
 import stcore
 import numpy as np, anndata as ad, torch
-from stcore.graph import GraphParams, knn_graph
+from stcore.graph import GraphParams, spatial_adjacency
 from stcore.hvg import HVGParams, run_hvg
 from stcore.provenance import machine
 from stcore.qc import QCParams, prepare_slide
@@ -34,7 +34,7 @@ from stcore.train import TrainParams, fit_graph_model
 slide, epochs, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 adata, _ = prepare_slide(slide, "h5ad", QCParams(), truth="", n_clusters=7)
 hvg = run_hvg(adata, HVGParams())
-adj = knn_graph(np.asarray(hvg.obsm["spatial"]))
+adj = spatial_adjacency(np.asarray(hvg.obsm["spatial"]))
 res = fit_graph_model(hvg.X, adj, TrainParams(epochs=epochs, seed=0, threads=threads, log_every=0))
 print(json.dumps({"epoch_s": float(np.median(res.epoch_seconds[1:])), "last_loss": float(res.losses.total.iloc[-1]),
                   "density": float(hvg.X.nnz / np.prod(hvg.shape)) if hasattr(hvg.X, "nnz") else 1.0,

@@ -151,7 +151,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(a.threads)
     import scipy.sparse as sp
 
-    from stcore.graph import GraphParams, knn_graph
+    from stcore.graph import GraphParams, spatial_adjacency
     from stcore.train import SPARSE_FEATURES_MAX_DENSITY, TrainParams, fit_graph_model
 
     if a.hvg:
@@ -166,7 +166,7 @@ def main(argv=None) -> dict:
         adata = run_hvg(adata, HVGParams())
         x, coords = adata.X, adata.obsm["spatial"]
         del adata
-    adj = sp.load_npz(a.graph) if a.graph else knn_graph(np.asarray(coords), GraphParams())
+    adj = sp.load_npz(a.graph) if a.graph else spatial_adjacency(np.asarray(coords), GraphParams())
     if a.order == "grid":
         order = grid_order(np.asarray(coords))
         x, adj = x[order], sp.csr_matrix(adj)[order][:, order]

@@ -40,12 +40,12 @@ def child(n: int, k: int, epochs: int) -> dict:
     import numpy as np
 
     import stcore  # noqa: F401  (MKL settings before torch computes)
-    from stcore.graph import GraphParams, knn_graph
+    from stcore.graph import GraphParams, spatial_adjacency
     from stcore.provenance import malloc
     from stcore.train import TrainParams, fit_graph_model
 
     rng = np.random.default_rng(0)
-    adj = knn_graph(rng.uniform(0, np.sqrt(n), (n, 2)), GraphParams())
+    adj = spatial_adjacency(rng.uniform(0, np.sqrt(n), (n, 2)), GraphParams())
     x = rng.standard_normal((n, k)).astype(np.float32)
     r = fit_graph_model(x, adj, TrainParams(epochs=epochs + 1, threads=2, device="cpu", log_every=0))
     return {"s_per_epoch": float(np.median(r.epoch_seconds[1:])), "loss": float(r.losses.total.iloc[-1]),

@@ -23,11 +23,11 @@ def main(argv=None) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     import stcore  # noqa: F401  (MKL settings before torch computes)
-    from stcore.graph import GraphParams, knn_graph
+    from stcore.graph import GraphParams, spatial_adjacency
     from stcore.train import TrainParams, fit_graph_model
 
     rng = np.random.default_rng(0)
-    adj = knn_graph(rng.uniform(0, np.sqrt(a.spots), (a.spots, 2)), GraphParams())
+    adj = spatial_adjacency(rng.uniform(0, np.sqrt(a.spots), (a.spots, 2)), GraphParams())
     x = rng.standard_normal((a.spots, a.features)).astype(np.float32)
     params = TrainParams(epochs=a.epochs + 1, threads=2, device="cpu", log_every=0)
     print("median epoch (s):", float(np.median(fit_graph_model(x, adj, params).epoch_seconds[1:])))

@@ -61,7 +61,7 @@ def prepare(n: int, folder: Path, seed: int, depth: float | None = None, tiles: 
     import numpy as np
     import scipy.sparse as sp
 
-    from stcore.graph import GraphParams, knn_graph
+    from stcore.graph import GraphParams, spatial_adjacency
     from stcore.hvg import HVGParams, transform
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def prepare(n: int, folder: Path, seed: int, depth: float | None = None, tiles: 
     t_hvg = time.perf_counter() - t0
     slide.write_h5ad(folder / "hvg.h5ad")
     t0 = time.perf_counter()
-    adj = knn_graph(np.asarray(slide.obsm["spatial"]), GraphParams())
+    adj = spatial_adjacency(np.asarray(slide.obsm["spatial"]), GraphParams())
     t_graph = time.perf_counter() - t0
     sp.save_npz(folder / "graph.npz", adj)
     return {"spots": int(slide.n_obs), "genes": int(slide.n_vars), "nnz": int(slide.X.nnz),

@@ -54,9 +54,9 @@ def main(argv=None) -> None:
         write_h5ad(adata, work / "hvg.h5ad")
         info |= {"spots": adata.n_obs, "genes": adata.n_vars}
     elif a.step == "graph":
-        from stcore.graph import GraphParams, knn_graph
+        from stcore.graph import GraphParams, spatial_adjacency
         coords = ad.read_h5ad(work / "hvg.h5ad", backed="r").obsm["spatial"][:]
-        adj = knn_graph(np.asarray(coords), GraphParams())
+        adj = spatial_adjacency(np.asarray(coords), GraphParams())
         sp.save_npz(work / "graph.npz", adj)
         info["edges"] = int(adj.nnz // 2)
     elif a.step == "train":

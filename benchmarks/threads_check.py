@@ -21,13 +21,13 @@ _CHILD = r"""
 import json, sys
 import stcore
 import numpy as np, torch
-from stcore.graph import gcn_norm, knn_graph, mean_operator
+from stcore.graph import gcn_norm, spatial_adjacency, mean_operator
 from stcore.model import GraphContrastiveAE, fixed_order_sum, row_permutation, to_sparse_operator
 from stcore.provenance import machine, mkl_cnr_mode
 rng = np.random.default_rng(0)
 n, g = 4000, 100
 x = torch.from_numpy(rng.random((n, g), dtype=np.float32))
-adj = knn_graph(rng.uniform(0, 100, (n, 2)))
+adj = spatial_adjacency(rng.uniform(0, 100, (n, 2)))
 a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
 values = {}
 for threads in map(int, sys.argv[1:]):

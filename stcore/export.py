@@ -32,28 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["domains_adata", "domains_spatialdata", "seed_frame", "spatial_distances", "store_graph"]
-
-
-def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
-    """The edges of ``adj`` weighted by the Euclidean distance between their spots (sparse)."""
-    a = sp.coo_matrix(adj)
-    xy = np.asarray(coords, dtype=np.float64)
-    d = np.linalg.norm(xy[a.row] - xy[a.col], axis=1)
-    return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
-
-
-def store_graph(adata: ad.AnnData, adj: sp.spmatrix, coords: np.ndarray, *, key_added: str = "spatial",
-                params: dict | None = None) -> None:
-    """The spatial graph ``adj`` in ``adata`` as ``squidpy.gr.spatial_neighbors`` stores one:
-    ``obsp[key_added + '_connectivities']`` (0/1, float32 CSR), ``obsp[key_added + '_distances']``
-    (the edges' Euclidean lengths) and ``uns[key_added + '_neighbors']`` naming them, with the
-    graph's ``params`` (``coord_type`` 'generic')."""
-    adata.obsp[f"{key_added}_connectivities"] = sp.csr_matrix(adj, dtype=np.float32)
-    adata.obsp[f"{key_added}_distances"] = spatial_distances(adj, coords)
-    adata.uns[f"{key_added}_neighbors"] = {"connectivities_key": f"{key_added}_connectivities",
-                                           "distances_key": f"{key_added}_distances",
-                                           "params": {"coord_type": "generic"} | dict(params or {})}
+__all__ = ["domains_adata", "domains_spatialdata", "seed_frame"]
 
 
 def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
@@ -88,6 +67,8 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
         out.obsm[f"{key_added}_seeds"] = seed_frame(seed_labels, out.obs_names)
     if method_labels:
         out.obsm[f"{key_added}_methods"] = seed_frame(method_labels, out.obs_names, prefix="")
+    from .graph import store_graph
+
     store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64))
     out.uns["stcore"] = _plain(info) | {"key": key_added}
     return out

@@ -3,7 +3,7 @@
     import stcore
     stcore.gr.spatial_graph(adata, n_neighbors=3)          # obsp['spatial_connectivities'], ['spatial_distances']
 
-The same function the pipeline's ``graph`` step calls (:func:`stcore.graph.knn_graph`).
+The same function the pipeline's ``graph`` step calls (:func:`stcore.graph.spatial_adjacency`).
 """
 from __future__ import annotations
 
@@ -53,13 +53,12 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
         ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
         ``centrality_scores`` or ``spatial_autocorr`` run on it.
     """
-    from .export import store_graph
-    from .graph import GraphParams, knn_graph
+    from .graph import GraphParams, spatial_adjacency, store_graph
     from .validate import check_coordinates
 
     coords = check_coordinates(adata, spatial_key, dims=spatial_dims)
     adata = adata.copy() if copy else adata
-    adj = knn_graph(coords, GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius))
+    adj = spatial_adjacency(coords, GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius))
     store_graph(adata, adj, coords, key_added=key_added,
                 params={"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius})
     return adata if copy else None

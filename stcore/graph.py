@@ -1,14 +1,16 @@
 """Spatial neighbour graphs, all sparse.
 
-``knn_graph`` builds a symmetric 0/1 adjacency from coordinates with a KD-tree;
+``spatial_adjacency`` builds a symmetric 0/1 adjacency from coordinates with a KD-tree;
 ``gcn_norm`` gives ``D^-1/2 (A + I) D^-1/2``; ``mean_operator`` gives the row-normalised
-``(A + I)`` used by the neighbourhood readout.  Nothing here is N x N dense.
+``(A + I)`` used by the neighbourhood readout; ``store_graph`` puts a graph in an AnnData under
+squidpy's keys, its edges' lengths from ``spatial_distances``.  Nothing here is N x N dense.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,7 +18,11 @@ from scipy.spatial import cKDTree
 
 from .errors import InputError
 
-__all__ = ["GraphMode", "GraphParams", "knn_graph", "gcn_norm", "mean_operator", "knn_indices"]
+if TYPE_CHECKING:             # the graph step runs without anndata
+    import anndata as ad
+
+__all__ = ["GraphMode", "GraphParams", "spatial_adjacency", "spatial_distances", "store_graph", "gcn_norm",
+           "mean_operator", "knn_indices"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ def knn_indices(coords: np.ndarray, k: int, *, include_self: bool = False) -> tu
     return idx[:, start:want], dist[:, start:want]
 
 
-def knn_graph(coords: np.ndarray, params: GraphParams = GraphParams(),
+def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
               slides: np.ndarray | None = None) -> sp.csr_matrix:
     """Symmetric 0/1 adjacency (no self loops), CSR float32.
 
@@ -111,7 +117,7 @@ def _per_slide(coords: np.ndarray, params: GraphParams, slides: np.ndarray) -> s
     rows, cols = [], []
     for code in np.unique(slides):
         spots = np.flatnonzero(slides == code)
-        block = knn_graph(coords[spots], params).tocoo()
+        block = spatial_adjacency(coords[spots], params).tocoo()
         rows.append(spots[block.row])
         cols.append(spots[block.col])
     rows, cols = np.concatenate(rows), np.concatenate(cols)
@@ -136,6 +142,27 @@ def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float) -> 
                              "coordinates), or use graph.mode knn")
     log.warning("graph.radius %g leaves %d of %d spots without a neighbour (median nearest-neighbour "
                 "distance %.4g)", radius, alone, coords.shape[0], nearest)
+
+
+def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
+    """The edges of ``adj`` weighted by the Euclidean distance between their spots (sparse)."""
+    a = sp.coo_matrix(adj)
+    xy = np.asarray(coords, dtype=np.float64)
+    d = np.linalg.norm(xy[a.row] - xy[a.col], axis=1)
+    return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
+
+
+def store_graph(adata: ad.AnnData, adj: sp.spmatrix, coords: np.ndarray, *, key_added: str = "spatial",
+                params: dict | None = None) -> None:
+    """The spatial graph ``adj`` in ``adata`` as ``squidpy.gr.spatial_neighbors`` stores one:
+    ``obsp[key_added + '_connectivities']`` (0/1, float32 CSR), ``obsp[key_added + '_distances']``
+    (the edges' Euclidean lengths) and ``uns[key_added + '_neighbors']`` naming them, with the
+    graph's ``params`` (``coord_type`` 'generic')."""
+    adata.obsp[f"{key_added}_connectivities"] = sp.csr_matrix(adj, dtype=np.float32)
+    adata.obsp[f"{key_added}_distances"] = spatial_distances(adj, coords)
+    adata.uns[f"{key_added}_neighbors"] = {"connectivities_key": f"{key_added}_connectivities",
+                                           "distances_key": f"{key_added}_distances",
+                                           "params": {"coord_type": "generic"} | dict(params or {})}
 
 
 def gcn_norm(adj: sp.spmatrix) -> sp.csr_matrix:

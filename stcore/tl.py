@@ -7,7 +7,7 @@
 Runs the pipeline's own steps on an AnnData with raw counts in ``X`` (or ``layer``) and
 coordinates in ``obsm['spatial']``: the HVG transform (``stcore.hvg.run_hvg``), the spatial
 graph (``obsp['spatial_connectivities']`` when present, e.g. from
-:func:`stcore.gr.spatial_graph`, else :func:`stcore.graph.knn_graph`), a method of the
+:func:`stcore.gr.spatial_graph`, else :func:`stcore.graph.spatial_adjacency`), a method of the
 registry (``stcore.methods.fit``) and the clustering (``stcore.cluster``), with the same
 defaults as the workflow's config.  The same input, settings and seed give the same labels
 as the workflow (``tests/test_workflow.py``).  Several seeds give the consensus of their

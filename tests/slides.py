@@ -134,7 +134,7 @@ def run_library(path, fmt: str = "h5ad", *, n_clusters: int = 2, truth: str = "d
     """qc -> hvg -> graph -> train -> cluster -> metrics in-process, as the rules run them."""
     from stcore.cluster import ClusterParams, cluster_features, run_cluster
     from stcore.evaluate import domain_metrics
-    from stcore.graph import knn_graph
+    from stcore.graph import spatial_adjacency
     from stcore.hvg import HVGParams, run_hvg
     from stcore.qc import QCParams, prepare_slide
     from stcore.train import TrainParams, fit_graph_model
@@ -142,7 +142,7 @@ def run_library(path, fmt: str = "h5ad", *, n_clusters: int = 2, truth: str = "d
     adata, _ = prepare_slide(str(path), fmt, QCParams(), truth=truth, n_clusters=n_clusters,
                              integer_counts=flavor == "seurat_v3")
     slide = run_hvg(adata, HVGParams(n_top_genes=n_top_genes, flavor=flavor))
-    adj = knn_graph(slide.obsm["spatial"])
+    adj = spatial_adjacency(slide.obsm["spatial"])
     result = fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=seed, threads=threads, lr=lr,
                                                        device="cpu", log_every=0))
     if not cluster:

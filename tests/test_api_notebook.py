@@ -15,7 +15,7 @@ import torch
 import stcore
 from slides import tiny_slide
 from stcore.errors import InputError
-from stcore.graph import knn_graph
+from stcore.graph import spatial_adjacency
 from stcore.validate import config_schema
 
 FAST = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30}
@@ -81,7 +81,7 @@ def test_the_graph_it_builds_is_stored_under_squidpys_keys_and_recorded():
     adata = _slide()
     stcore.tl.domains(adata, n_clusters=2, **FAST)
     conn, dist = adata.obsp["spatial_connectivities"], adata.obsp["spatial_distances"]
-    want = knn_graph(adata.obsm["spatial"])
+    want = spatial_adjacency(adata.obsm["spatial"])
     assert sp.issparse(conn) and sp.issparse(dist) and (conn != want).nnz == 0
     xy = adata.obsm["spatial"]
     i, j = conn.nonzero()

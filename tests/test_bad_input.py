@@ -430,15 +430,15 @@ def test_constant_expression_is_refused_whatever_the_flavour():
 
 
 def test_a_radius_graph_without_edges_is_a_named_error(caplog):
-    from stcore.graph import GraphParams, knn_graph
+    from stcore.graph import GraphParams, spatial_adjacency
 
     xy = tiny_slide().obsm["spatial"]                       # spots 100 apart
     with pytest.raises(InputError, match=r"graph\.radius 1 joins no two spots \(the median distance to a spot's "
                                          r"nearest neighbour is 100\)\. Fix: raise graph\.radius above 100"):
-        knn_graph(xy, GraphParams(mode="radius", radius=1.0))
+        spatial_adjacency(xy, GraphParams(mode="radius", radius=1.0))
     far = np.vstack([xy, [[1e5, 1e5]]])                     # one spot far from the rest: a warning
     with caplog.at_level(logging.WARNING):
-        adj = knn_graph(far, GraphParams(mode="radius", radius=150.0))
+        adj = spatial_adjacency(far, GraphParams(mode="radius", radius=150.0))
     assert adj.nnz > 0 and "leaves 1 of 65 spots without a neighbour" in caplog.text
 
 

@@ -14,7 +14,7 @@ from conftest import need_data, run_in_fresh_python
 from torch import nn
 
 from stcore.cluster import pca_scores, refine
-from stcore.graph import gcn_norm, knn_graph, knn_indices, mean_operator
+from stcore.graph import gcn_norm, spatial_adjacency, knn_indices, mean_operator
 from stcore.model import (BilinearDiscriminator, GraphContrastiveAE, SparseOperator, readout,
                           reconstruction_sse, reconstruction_sse_plain, row_permutation, spmm,
                           to_sparse_operator, to_torch_sparse)
@@ -22,7 +22,7 @@ from stcore.train import _squared_norm, input_pca
 
 
 def _graph(hex_coords):
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     return adj, gcn_norm(adj).toarray().astype(np.float64), mean_operator(adj).toarray().astype(np.float64)
 
 
@@ -157,7 +157,7 @@ def test_model_forward_and_loss_equal_the_plain_model(hex_coords):
 
 
 def test_coo_and_operator_inputs_give_the_same_model_output(hex_coords):
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     gen = torch.Generator().manual_seed(7)
     x = torch.rand(len(hex_coords), 12, generator=gen)
     model = GraphContrastiveAE(12, 4, generator=gen)
@@ -174,7 +174,7 @@ def test_sparse_features_give_the_dense_model_output_and_gradients(hex_coords, t
     dense product; ||X||² from the stored values equals the dense sum."""
     from stcore.train import SPARSE_FEATURES_MAX_DENSITY, _features
 
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     rng = np.random.default_rng(9)
     n, g = len(hex_coords), 40
     x = sp.random(n, g, density=0.1, format="csr", random_state=rng, dtype=np.float32) * 5
@@ -296,7 +296,7 @@ def test_written_out_adam_gives_torch_adams_weights_bit_for_bit(hex_coords, weig
     weight and every loss identical, not merely close."""
     from stcore.train import Adam
 
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
     x = torch.rand(len(hex_coords), 40, generator=torch.Generator().manual_seed(3))
     runs = []
@@ -329,7 +329,7 @@ def test_training_loss_gives_autograds_loss_and_gradients_bit_for_bit(hex_coords
     from stcore.model import Workspace
     from stcore.train import _features
 
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
     n, g = len(hex_coords), 60
     rng = np.random.default_rng(12)
@@ -360,7 +360,7 @@ def test_training_with_the_workspace_gives_the_plain_trainings_weights(hex_coord
     autograd: losses, embedding and reconstruction identical after 40 epochs."""
     import stcore.train as train
 
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     x = np.random.default_rng(4).random((len(hex_coords), 30)).astype(np.float32)
     params = train.TrainParams(epochs=40, seed=3, device="cpu", log_every=0)
     fast = train.fit_graph_model(x, adj, params)
@@ -374,10 +374,10 @@ def test_training_with_the_workspace_gives_the_plain_trainings_weights(hex_coord
 
 def test_training_does_not_import_torch_dynamo():
     """The train step's fixed cost: nothing in training pulls in torch._dynamo (2 s of imports)."""
-    code = ("import sys, numpy as np; from stcore.graph import knn_graph; "
+    code = ("import sys, numpy as np; from stcore.graph import spatial_adjacency; "
             "from stcore.train import TrainParams, fit_graph_model; "
             "xy = np.random.default_rng(0).uniform(0, 10, (60, 2)); "
-            "fit_graph_model(np.random.default_rng(1).random((60, 20)), knn_graph(xy), "
+            "fit_graph_model(np.random.default_rng(1).random((60, 20)), spatial_adjacency(xy), "
             "TrainParams(epochs=3, log_every=0, threads=1)); "
             "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'")
     run_in_fresh_python(code)

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from conftest import DATA
 from slides import REPO, SNAKEMAKE, leftovers, run_library, snakemake, tiny_slide, workdir, write
-from stcore.graph import knn_graph
+from stcore.graph import spatial_adjacency
 from stcore.io import atomic_path, write_h5ad
 from stcore.simulate import SimParams, simulate_slide
 from stcore.train import DivergenceError, TrainParams, fit_graph_model
@@ -174,7 +174,7 @@ def test_duplicated_coordinates(tmp_path):
     adata.obsm["spatial"] = xy
     path = write(adata, tmp_path / "dup.h5ad")
     _check_run(*run_library(path), 64)
-    adj = knn_graph(xy)
+    adj = spatial_adjacency(xy)
     assert (adj != adj.T).nnz == 0 and adj.diagonal().sum() == 0
 
 
@@ -212,7 +212,7 @@ def test_shared_slides_stay_finite(path):
 def _small_problem():
     rng = np.random.default_rng(0)
     x = sp.random(60, 30, density=0.3, random_state=0, dtype=np.float32).tocsr()
-    return x, knn_graph(rng.uniform(0, 10, (60, 2)))
+    return x, spatial_adjacency(rng.uniform(0, 10, (60, 2)))
 
 
 @pytest.mark.parametrize("lr", [1e6, 1e10])

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from stcore.graph import GraphParams, gcn_norm, knn_graph, knn_indices, mean_operator
+from stcore.graph import GraphParams, gcn_norm, spatial_adjacency, knn_indices, mean_operator
 
 
 def test_knn_graph_symmetric_binary_no_self_loops(hex_coords):
-    a = knn_graph(hex_coords, GraphParams(n_neighbors=3))
+    a = spatial_adjacency(hex_coords, GraphParams(n_neighbors=3))
     assert sp.issparse(a) and a.shape == (144, 144)
     assert (a != a.T).nnz == 0
     assert set(np.unique(a.data)) == {1.0}
@@ -28,7 +28,7 @@ def test_knn_ties_are_broken_by_spot_index(hex_coords):
 
 
 def test_gcn_norm_matches_formula_and_is_symmetric(hex_coords):
-    a = knn_graph(hex_coords)
+    a = spatial_adjacency(hex_coords)
     an = gcn_norm(a)
     dense = a.toarray() + np.eye(a.shape[0])
     d = dense.sum(1)
@@ -41,7 +41,7 @@ def test_gcn_norm_matches_formula_and_is_symmetric(hex_coords):
 
 
 def test_mean_operator_rows_average_self_and_neighbours(hex_coords):
-    a = knn_graph(hex_coords)
+    a = spatial_adjacency(hex_coords)
     m = mean_operator(a)
     assert np.allclose(np.asarray(m.sum(axis=1)).ravel(), 1.0)
     i = 40
@@ -50,7 +50,7 @@ def test_mean_operator_rows_average_self_and_neighbours(hex_coords):
 
 
 def test_radius_mode(hex_coords):
-    a = knn_graph(hex_coords, GraphParams(mode="radius", radius=1.01))
+    a = spatial_adjacency(hex_coords, GraphParams(mode="radius", radius=1.01))
     assert (a != a.T).nnz == 0
     assert np.diff(a.indptr).max() == 6  # inner hexagon spots have six neighbours at distance 1
 

@@ -11,7 +11,7 @@ from slides import snakemake, tiny_slide, workdir
 
 from stcore.errors import InputError
 from stcore.evaluate import integration_metrics
-from stcore.graph import GraphParams, knn_graph
+from stcore.graph import GraphParams, spatial_adjacency
 from stcore.group import join_slides, slide_codes
 from stcore.simulate import SimParams, simulate_slide
 
@@ -56,13 +56,13 @@ def test_group_graph_is_each_slides_own_graph_and_nothing_between():
     coords = np.vstack([a.obsm["spatial"], b.obsm["spatial"]])
     codes = np.repeat([0, 1], [a.n_obs, b.n_obs])
     for params in (GraphParams(), GraphParams(mode="radius", radius=150.0)):
-        adj = knn_graph(coords, params, slides=codes)
+        adj = spatial_adjacency(coords, params, slides=codes)
         rows, cols = adj.nonzero()
         assert (codes[rows] == codes[cols]).all()
-        assert (adj[: a.n_obs, : a.n_obs] != knn_graph(a.obsm["spatial"], params)).nnz == 0
-        assert (adj[a.n_obs:, a.n_obs:] != knn_graph(b.obsm["spatial"], params)).nnz == 0
+        assert (adj[: a.n_obs, : a.n_obs] != spatial_adjacency(a.obsm["spatial"], params)).nnz == 0
+        assert (adj[a.n_obs:, a.n_obs:] != spatial_adjacency(b.obsm["spatial"], params)).nnz == 0
         assert (adj != adj.T).nnz == 0 and sp.isspmatrix_csr(adj)
-    assert knn_graph(coords)[: a.n_obs, a.n_obs:].nnz > 0       # without slides, the overlap would join them
+    assert spatial_adjacency(coords)[: a.n_obs, a.n_obs:].nnz > 0       # without slides, the overlap would join them
 
 
 def test_integration_metrics_tell_consistent_from_inconsistent_labels():

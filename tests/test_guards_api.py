@@ -15,7 +15,7 @@ import stcore
 from slides import duplicate_spot, no_coordinates, set_coordinates, set_x, tiny_slide, write
 from stcore.errors import InputError
 from stcore.export import domains_adata
-from stcore.graph import knn_graph
+from stcore.graph import spatial_adjacency
 from stcore.qc import QCParams, prepare_slide
 from stcore.validate import CONFIG_SCHEMA, check_settings
 
@@ -140,13 +140,13 @@ def test_a_named_choice_of_two_coordinate_columns(monkeypatch):
     with pytest.raises(InputError, match=r"spatial_dims \[1, 5\]: obsm\['spatial'\] has no such columns"):
         stcore.tl.domains(adata, n_clusters=2, spatial_dims=(1, 5), **FAST)
     seen = []
-    knn = knn_graph
+    knn = spatial_adjacency
 
     def graph_of(coords, *args, **kwargs):          # the coordinates the spatial graph is built on
         seen.append(coords)
         return knn(coords, *args, **kwargs)
 
-    monkeypatch.setattr("stcore.graph.knn_graph", graph_of)
+    monkeypatch.setattr("stcore.graph.spatial_adjacency", graph_of)
     stcore.tl.domains(adata, n_clusters=2, spatial_dims=(1, 2), **FAST)
     assert len(seen) == 1 and np.array_equal(seen[0], xy)
 

@@ -2,14 +2,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stcore.graph import gcn_norm, knn_graph, mean_operator
+from stcore.graph import gcn_norm, spatial_adjacency, mean_operator
 from stcore.model import (GraphContrastiveAE, readout, reconstruction_sse, reconstruction_sse_plain,
                           row_permutation, to_torch_sparse)
 
 
 def _setup(hex_coords, g=20, d=8, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    adj = knn_graph(hex_coords)
+    adj = spatial_adjacency(hex_coords)
     x = torch.rand(len(hex_coords), g, generator=gen)
     return x, adj, to_torch_sparse(gcn_norm(adj)), to_torch_sparse(mean_operator(adj)), gen
 

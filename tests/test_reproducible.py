@@ -18,7 +18,7 @@ import torch
 import stcore
 from conftest import need_tcmalloc
 from slides import REPO, run_library, tiny_slide, write, write_visium
-from stcore.graph import gcn_norm, knn_graph, mean_operator
+from stcore.graph import gcn_norm, spatial_adjacency, mean_operator
 from stcore.hvg import HVGParams, run_hvg
 from stcore.model import GraphContrastiveAE, fixed_order_sum, row_permutation
 from stcore.provenance import PACKAGES, config_digest, input_digest, machine, mkl_cnr_mode, record
@@ -111,7 +111,7 @@ def test_loss_value_does_not_depend_on_threads():
     rng = np.random.default_rng(0)
     n, g = 4000, 100
     x = torch.from_numpy(rng.random((n, g), dtype=np.float32))
-    adj = knn_graph(rng.uniform(0, 100, (n, 2)))
+    adj = spatial_adjacency(rng.uniform(0, 100, (n, 2)))
     from stcore.model import to_sparse_operator
     a_hat, r_op = to_sparse_operator(gcn_norm(adj)), to_sparse_operator(mean_operator(adj))
     values = {}

@@ -3,7 +3,7 @@ import pytest
 
 from stcore.cluster import ClusterParams, cluster_features, run_cluster
 from stcore.evaluate import domain_metrics
-from stcore.graph import knn_graph
+from stcore.graph import spatial_adjacency
 from stcore.hvg import HVGParams, run_hvg
 from stcore.simulate import SimParams, simulate_slide
 from stcore.train import TrainParams, fit_expression, fit_graph_model, resolve_device
@@ -17,7 +17,7 @@ def slide():
 
 
 def _labels(slide, seed, epochs=40):
-    adj = knn_graph(slide.obsm["spatial"])
+    adj = spatial_adjacency(slide.obsm["spatial"])
     res = fit_graph_model(slide.X, adj, TrainParams(epochs=epochs, seed=seed, device="cpu", log_every=0))
     params = ClusterParams(seed=seed, n_init=2)
     feats = cluster_features(res.embedding, res.decoded, res.decoder_weight, params)
@@ -63,7 +63,7 @@ def test_graph_model_beats_expression_baseline_on_a_simulated_slide():
     alone.  The slide is the demo's sim_layers (config.yaml)."""
     a = simulate_slide(SimParams(n_spots=2000, layout="hex", n_layers=5, n_regions=0, seed=1))
     h = run_hvg(a, HVGParams())
-    adj = knn_graph(h.obsm["spatial"])
+    adj = spatial_adjacency(h.obsm["spatial"])
     res = fit_graph_model(h.X, adj, TrainParams(epochs=600, seed=0, device="cpu", log_every=0))
     params = ClusterParams(seed=0)
     truth = h.obs["domain"].to_numpy()
@@ -114,7 +114,7 @@ def test_the_trainings_return_the_one_result_type(slide):
     does; stcore.methods.fit gives the same arrays with the machine that fit added."""
     from stcore.methods import MethodResult, fit
 
-    adj = knn_graph(slide.obsm["spatial"])
+    adj = spatial_adjacency(slide.obsm["spatial"])
     trained = fit_graph_model(slide.X, adj, TrainParams(epochs=3, seed=2, device="cpu", log_every=0))
     base = fit_expression(slide.X, 5, seed=2)
     assert type(trained) is MethodResult and type(base) is MethodResult
@@ -225,7 +225,7 @@ def test_the_expression_is_freed_once_training_holds_its_pca_scores(slide, monke
     monkeypatch.setattr(train, "_features", features)
     box = [x]
     del x
-    res = fit("graphst", box.pop(), knn_graph(slide.obsm["spatial"]), slide.obsm["spatial"],
+    res = fit("graphst", box.pop(), spatial_adjacency(slide.obsm["spatial"]), slide.obsm["spatial"],
               {"epochs": 2, "input_pcs": 10, "device": "cpu", "log_every": 0}, 0, counts=None, n_clusters=None)
     assert alive == [False] and res.embedding.shape == (slide.n_obs, 64)
 
