@@ -30,6 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
+from .formats import FORMATS
 from .validate import check_counts, check_slide  # noqa: F401  (check_counts: stcore.io's name for it)
 
 if TYPE_CHECKING:
@@ -48,14 +49,9 @@ SPATIALDATA_INSTALL = "pip install -e '.[spatialdata]'"
 MAX_IMAGE_PIXELS = 4_000_000
 
 
-class SlideFormat(str, Enum):
-    """Input formats understood by :func:`read_slide`."""
-
-    H5AD = "h5ad"
-    VISIUM = "visium"
-    VISIUM_HD = "visium_hd"
-    XENIUM = "xenium"
-    SPATIALDATA = "spatialdata"
+# Input formats understood by :func:`read_slide`: those of stcore.formats (the sample sheet's
+# schema lists the same, tests/test_bad_input.py checks it).
+SlideFormat = Enum("SlideFormat", {fmt.upper(): fmt for fmt in FORMATS}, type=str)
 
 
 
