@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["Layout", "SimParams", "simulate_slide", "write_visium"]
+__all__ = ["Layout", "SimParams", "simulate_slide", "write_10x_h5", "write_visium"]
 
 
 class Layout(str, Enum):
@@ -133,21 +133,15 @@ def simulate_slide(p: SimParams = SimParams(), *, block: int = 10_000) -> ad.Ann
     return adata
 
 
-def write_visium(adata: ad.AnnData, outs: str | os.PathLike, *, library_id: str | None = None,
-                 positions: str = "tissue_positions.csv") -> Path:
-    """``adata`` (integer counts in ``X``, coordinates in ``obsm['spatial']``) as a Space Ranger
-    ``outs`` folder, to try the Visium reader (:func:`stcore.read.visium`) without data:
-    ``filtered_feature_bc_matrix.h5`` (10x HDF5, v3 layout: genes x barcodes CSC; ``library_id``
-    in its ``library_ids`` attribute, as Space Ranger records it) and ``spatial/`` with the
-    positions (``tissue_positions.csv`` with a header, Space Ranger 2.0's; or
-    ``tissue_positions_list.csv`` without, 1.x's; coordinates as full-resolution pixels) and
-    the scale factors.  Returns ``outs``."""
+def write_10x_h5(adata: ad.AnnData, path: str | os.PathLike, *, feature_types: list[str] | None = None,
+                 library_id: str | None = None) -> None:
+    """``adata``'s integer counts as a 10x HDF5 matrix (v3 layout: genes x barcodes CSC, a
+    ``features`` group), as Space Ranger and Xenium write it; ``feature_types`` per gene (default
+    all 'Gene Expression'), ``library_id`` in the file's ``library_ids`` attribute."""
     import h5py
 
-    outs = Path(outs)
-    outs.mkdir(parents=True, exist_ok=True)
     x = sp.csc_matrix(sp.csr_matrix(adata.X).T.astype(np.int32))      # genes x barcodes
-    with h5py.File(outs / "filtered_feature_bc_matrix.h5", "w") as f:
+    with h5py.File(path, "w") as f:
         if library_id is not None:
             f.attrs["library_ids"] = np.array([library_id.encode()])
         m = f.create_group("matrix")
@@ -157,9 +151,23 @@ def write_visium(adata: ad.AnnData, outs: str | os.PathLike, *, library_id: str 
         feats = m.create_group("features")
         feats["id"] = np.array([f"ENSG{i:05d}" for i in range(adata.n_vars)], dtype="S")
         feats["name"] = np.array(list(adata.var_names), dtype="S")
-        feats["feature_type"] = np.array(["Gene Expression"] * adata.n_vars, dtype="S")
+        feats["feature_type"] = np.array(feature_types or ["Gene Expression"] * adata.n_vars, dtype="S")
         feats["genome"] = np.array(["GRCh38"] * adata.n_vars, dtype="S")
         feats["_all_tag_keys"] = np.array([b"genome"])
+
+
+def write_visium(adata: ad.AnnData, outs: str | os.PathLike, *, library_id: str | None = None,
+                 positions: str = "tissue_positions.csv") -> Path:
+    """``adata`` (integer counts in ``X``, coordinates in ``obsm['spatial']``) as a Space Ranger
+    ``outs`` folder, to try the Visium reader (:func:`stcore.read.visium`) without data:
+    ``filtered_feature_bc_matrix.h5`` (10x HDF5, v3 layout: genes x barcodes CSC; ``library_id``
+    in its ``library_ids`` attribute, as Space Ranger records it) and ``spatial/`` with the
+    positions (``tissue_positions.csv`` with a header, Space Ranger 2.0's; or
+    ``tissue_positions_list.csv`` without, 1.x's; coordinates as full-resolution pixels) and
+    the scale factors.  Returns ``outs``."""
+    outs = Path(outs)
+    outs.mkdir(parents=True, exist_ok=True)
+    write_10x_h5(adata, outs / "filtered_feature_bc_matrix.h5", library_id=library_id)
     spatial = outs / "spatial"
     spatial.mkdir(exist_ok=True)
     xy = np.asarray(adata.obsm["spatial"])

@@ -23,20 +23,9 @@ pyarrow = pytest.importorskip("pyarrow", reason=f"the parquet readers need pyarr
 
 
 def _write_10x_h5(path, adata: ad.AnnData, feature_types: list[str]) -> None:
-    """A 10x HDF5 matrix (v3 layout: genes x barcodes CSC, features group), as Space Ranger
-    and Xenium write it."""
-    x = sp.csc_matrix(adata.X.T.astype(np.int32))
-    with h5py.File(path, "w") as f:
-        m = f.create_group("matrix")
-        m["barcodes"] = np.array(list(adata.obs_names), dtype="S")
-        m["data"], m["indices"], m["indptr"] = x.data, x.indices, x.indptr
-        m["shape"] = np.array(x.shape, dtype=np.int32)
-        feats = m.create_group("features")
-        feats["id"] = np.array([f"ENSG{i:05d}" for i in range(adata.n_vars)], dtype="S")
-        feats["name"] = np.array(list(adata.var_names), dtype="S")
-        feats["feature_type"] = np.array(feature_types, dtype="S")
-        feats["genome"] = np.array(["GRCh38"] * adata.n_vars, dtype="S")
-        feats["_all_tag_keys"] = np.array([b"genome"])
+    from stcore.simulate import write_10x_h5
+
+    write_10x_h5(adata, path, feature_types=feature_types)
 
 
 def write_visium_hd(outs, adata: ad.AnnData, bin_um: int = 8, *, image: bool = True):
