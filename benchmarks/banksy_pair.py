@@ -13,7 +13,7 @@ CPU seconds of it and its children from ``getrusage``):
   with ``find_resolutions`` for the sheet's number of domains and its partition; the ARI of those labels.
   It prints nothing of its own work (the package prints a great deal; that goes to /dev/null).
 - ``dag``: ``snakemake --cores 2`` from an empty folder on the same slide with one method, ``banksy``
-  with ``cluster.method: own`` (its own Leiden labels, as above), one seed: qc, hvg, graph, train (the
+  with ``cluster.algorithm: own`` (its own Leiden labels, as above), one seed: qc, hvg, graph, train (the
   package's work), cluster, evaluate, export, table.  The DAG's fixed part is everything but the
   train job: the other jobs and Snakemake's own process (the DAG's time less the train job's record).
 
@@ -112,7 +112,7 @@ def run_dag(data: Path, seed: int, work: Path, repo: Path = REPO) -> dict:
         f"data_dir: {data}\nsamples: {work / 'samples.tsv'}\nseeds: [{seed}]\n"
         "qc: {min_counts: 0, min_genes: 0, min_spots: 1, max_mito_pct: 100}\n"
         "hvg: {n_top_genes: 3000, flavor: seurat_v3}\n"
-        "methods:\n  banksy: {model: banksy, cluster: {method: own}}\n")
+        "methods:\n  banksy: {model: banksy, cluster: {algorithm: own}}\n")
     snakemake = Path(sys.executable).parent / "snakemake"
     wall, cpu, _ = timed([str(snakemake), "-s", str(repo / "Snakefile"), "--directory", str(work),
                           "--configfile", str(work / "config.yaml"), "--cores", "2", "--quiet", "all"], cwd=repo,

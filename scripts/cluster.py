@@ -1,4 +1,4 @@
-"""Snakemake step: spatial domains from the model's output (or the method's own, cluster.method: own),
+"""Snakemake step: spatial domains from the model's output (or the method's own, cluster.algorithm: own),
 and how their number was set (n_clusters.json: given, or chosen by n_clusters auto with its curve)."""
 import json
 from pathlib import Path

@@ -13,7 +13,7 @@
 - ``correct_slides``: Harmony on the PCs of a group's spots, slides as batches (optional).
 - ``own``: no clustering here: the method's own labels (``MethodResult.labels``, e.g. SpaGCN's),
   so a method that clusters itself gets a row for its own domains next to the shared clustering
-  of its embedding (``methods: {x_own: {train_from: x, cluster: {method: own}}}``).
+  of its embedding (``methods: {x_own: {train_from: x, cluster: {algorithm: own}}}``).
 """
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ import scipy.sparse as sp
 
 from .graph import knn_indices
 
-__all__ = ["ClusterMethod", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
+__all__ = ["ClusterAlgorithm", "ClusterInput", "ClusterParams", "pca_scores", "gmm_tied", "kmeans",
            "graph_communities", "refine", "cluster_features", "features_of", "correct_slides", "own_labels_of",
            "choose_n_clusters", "run_cluster"]
 
 log = logging.getLogger(__name__)
 
 
-class ClusterMethod(str, Enum):
+class ClusterAlgorithm(str, Enum):
     MCLUST = "mclust"          # R mclust's algorithm (stcore.mclust)
     GMM_TIED = "gmm_tied"      # scikit-learn tied mixture from k-means starts
     LEIDEN = "leiden"
@@ -49,7 +49,7 @@ class ClusterInput(str, Enum):
 
 @dataclass(frozen=True)
 class ClusterParams:
-    """method: mclust | gmm_tied | leiden | louvain | kmeans | own (mclust).  input: reconstruction |
+    """algorithm: mclust | gmm_tied | leiden | louvain | kmeans | own (mclust).  input: reconstruction |
     embedding.  n_pcs: PCA components clustered (20).  n_init: gmm_tied / k-means starts (10).
     n_neighbors: kNN of the feature graph for leiden/louvain (15).
     subset: rows mclust agglomerates (mclust's default, 2000); a slide with more spots is
@@ -64,7 +64,7 @@ class ClusterParams:
     The defaults are the config schema's (``stcore/schemas/config.schema.yaml``, ``cluster:``; a
     test checks they agree)."""
 
-    method: ClusterMethod = ClusterMethod.MCLUST
+    algorithm: ClusterAlgorithm = ClusterAlgorithm.MCLUST
     input: ClusterInput = ClusterInput.RECONSTRUCTION
     n_pcs: int = 20
     n_init: int = 10
@@ -143,12 +143,12 @@ def _partition(graph, resolution: float, seed: int, leiden: bool) -> np.ndarray:
         ig.set_random_number_generator(random)
 
 
-def graph_communities(x: np.ndarray, n_clusters: int, *, method: str = "leiden", seed: int = 0,
+def graph_communities(x: np.ndarray, n_clusters: int, *, algorithm: str = "leiden", seed: int = 0,
                       n_neighbors: int = 15, max_steps: int = 40) -> np.ndarray:
     """Leiden or Louvain communities whose number is ``n_clusters`` when a resolution
     hits it; otherwise the closest found (a warning says so)."""
     graph = _feature_graph(x, n_neighbors)
-    leiden = ClusterMethod(method) is ClusterMethod.LEIDEN
+    leiden = ClusterAlgorithm(algorithm) is ClusterAlgorithm.LEIDEN
     lo, hi = 0.0, 1.0
     best, best_gap = None, None
     labels = _partition(graph, hi, seed, leiden)
@@ -166,7 +166,7 @@ def graph_communities(x: np.ndarray, n_clusters: int, *, method: str = "leiden",
             break
         lo, hi = (mid, hi) if found < n_clusters else (lo, mid)
     if best_gap:
-        log.warning("%s: no resolution gave %d clusters; closest has %d", method, n_clusters,
+        log.warning("%s: no resolution gave %d clusters; closest has %d", algorithm, n_clusters,
                     len(np.unique(best)))
     return best
 
@@ -207,8 +207,8 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
 
 def features_of(result, params: ClusterParams) -> np.ndarray | None:
     """The features clustered for a :class:`stcore.methods.MethodResult` (:func:`cluster_features`
-    of its output); None for ``method: own``, which clusters nothing."""
-    if ClusterMethod(params.method) is ClusterMethod.OWN:
+    of its output); None for ``algorithm: own``, which clusters nothing."""
+    if ClusterAlgorithm(params.algorithm) is ClusterAlgorithm.OWN:
         return None
     return cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
 
@@ -242,10 +242,10 @@ def choose_n_clusters(features: np.ndarray, params: ClusterParams) -> tuple[int,
     from .errors import InputError
     from .mclust import mclust_bic, mclust_stability
 
-    if ClusterMethod(params.method) is not ClusterMethod.MCLUST:
-        raise InputError(f"n_clusters 'auto' is chosen with mclust's mixture; cluster.method "
-                         f"'{ClusterMethod(params.method).value}' has none",
-                         fix="use cluster.method: mclust, or give n_clusters as a number in the sample sheet")
+    if ClusterAlgorithm(params.algorithm) is not ClusterAlgorithm.MCLUST:
+        raise InputError(f"n_clusters 'auto' is chosen with mclust's mixture; cluster.algorithm "
+                         f"'{ClusterAlgorithm(params.algorithm).value}' has none",
+                         fix="use cluster.algorithm: mclust, or give n_clusters as a number in the sample sheet")
     n = features.shape[0]
     stability = params.auto == "stability"
     lo, hi = (int(v) for v in params.auto_range)
@@ -270,14 +270,14 @@ def choose_n_clusters(features: np.ndarray, params: ClusterParams) -> tuple[int,
 
 
 def own_labels_of(own_labels: np.ndarray | None, n_spots: int, owner: str | None = None) -> np.ndarray:
-    """The method's own labels for ``cluster.method: own``, or an InputError that says why not."""
+    """The method's own labels for ``cluster.algorithm: own``, or an InputError that says why not."""
     from .errors import InputError
 
     who = f"method '{owner}'" if owner else "the method"
     if own_labels is None:
-        raise InputError(f"cluster.method 'own' reports the method's own domains, and {who} made none "
+        raise InputError(f"cluster.algorithm 'own' reports the method's own domains, and {who} made none "
                          "(only methods that cluster themselves do, e.g. spagcn, graphst_pkg)",
-                         fix="use another cluster.method (mclust, gmm_tied, leiden, louvain, kmeans) for it, "
+                         fix="use another cluster.algorithm (mclust, gmm_tied, leiden, louvain, kmeans) for it, "
                              "or train_from a method with its own labels")
     labels = np.asarray(own_labels)
     if labels.shape != (n_spots,):
@@ -291,13 +291,12 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
                 slides: np.ndarray | None = None, record: dict | None = None) -> np.ndarray:
     """Labels 0..n_clusters-1 (at most) for every spot.  ``slides``: a slide code per spot of a
     group (refinement stays on each spot's slide); the clustering itself is one over all spots.
-    ``cluster.method: own`` returns
+    ``cluster.algorithm: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
     ``n_clusters='auto'``: the number :func:`choose_n_clusters` chooses (``params.auto``; logged,
     and put into ``record`` when a dict is given), then clustered as if it had been given."""
-    method = ClusterMethod(params.method)
-    if method is ClusterMethod.OWN:
+    if ClusterAlgorithm(params.algorithm) is ClusterAlgorithm.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
         if params.refine:
             labels = refine(labels, coords, params.refine_neighbors, slides)
@@ -315,19 +314,19 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
 
 
 def _labels(features: np.ndarray, n_clusters: int, params: ClusterParams) -> np.ndarray:
-    """The clustering of the features by ``params.method`` (one cluster: all spots together)."""
-    method = ClusterMethod(params.method)
+    """The clustering of the features by ``params.algorithm`` (one cluster: all spots together)."""
+    algorithm = ClusterAlgorithm(params.algorithm)
     if n_clusters == 1:
         return np.zeros(features.shape[0], dtype=int)
-    if method is ClusterMethod.MCLUST:
+    if algorithm is ClusterAlgorithm.MCLUST:
         from .mclust import mclust
 
         return mclust(features, n_clusters, seed=params.seed, subset=params.subset)
-    if method is ClusterMethod.GMM_TIED:
+    if algorithm is ClusterAlgorithm.GMM_TIED:
         return gmm_tied(features, n_clusters, seed=params.seed, n_init=params.n_init)
-    if method is ClusterMethod.KMEANS:
+    if algorithm is ClusterAlgorithm.KMEANS:
         return kmeans(features, n_clusters, seed=params.seed, n_init=params.n_init)
-    return graph_communities(features, n_clusters, method=method.value, seed=params.seed,
+    return graph_communities(features, n_clusters, algorithm=algorithm.value, seed=params.seed,
                              n_neighbors=params.n_neighbors)
 
 

@@ -24,7 +24,7 @@ the package's own seed argument.
 
 Own clustering.  ``MethodResult.labels`` holds a peer's own domains where its published
 pipeline can make them without R (SpaGCN always; GraphST with its Leiden search); the
-pipeline's ``cluster.method: own`` reports them, any other cluster method clusters
+pipeline's ``cluster.algorithm: own`` reports them, any other cluster method clusters
 ``embedding`` as for every method.  ``n_clusters`` (the sample sheet's) is the number of
 domains they search for.
 """

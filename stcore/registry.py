@@ -24,7 +24,7 @@ class MethodFacts:
     builtin: this package's own (True), or a published method from an optional extra (a peer).
     extra: the optional extra that installs it (``pip install -e '.[<extra>]'``); None when built in.
     requires: the import name that ``extra`` provides, checked before the method runs.
-    own_labels: it clusters itself (``cluster.method: own`` reports its labels).
+    own_labels: it clusters itself (``cluster.algorithm: own`` reports its labels).
     reads_counts: its fit takes the raw counts of the selected genes (``counts=``).
     wants_n_clusters: its fit takes the slide's number of domains (``n_clusters=``).
     allows_groups: it can train a group of slides as one (a peer builds its own graph from the

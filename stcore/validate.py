@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import InputError
+from .plan.settings import RENAMED
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -215,6 +216,10 @@ def check_settings(*, train: Mapping | None = None, cluster: Mapping | None = No
             raise InputError(f"{name} must be a dict of settings, not {type(settings).__name__}",
                              fix=f"pass {name}={{...}} with keys of {name}: in {_SCHEMA_NAME}")
         settings = dict(settings)
+        for old, new in RENAMED.get(name, {}).items():      # a renamed key: named with its new name
+            if old in settings:
+                raise InputError(f"{name}.{old} is now {name}.{new}",
+                                 fix=f"pass {name}={{{new!r}: {settings[old]!r}}}")
         errors = sorted(jsonschema.Draft202012Validator(defs[name]).iter_errors(settings), key=lambda e: e.path)
         if errors:
             err = errors[0]
@@ -253,7 +258,7 @@ def check_n_clusters(n_clusters, n_spots: int | None = None, *, path: str | None
 
 def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
     """Before any training: the method is in the registry and installed, a clustering of its
-    own exists where ``cluster.method`` is ``own``, ``cluster.auto_range`` runs from low to
+    own exists where ``cluster.algorithm`` is ``own``, ``cluster.auto_range`` runs from low to
     high, and mclust's ``cluster.subset`` exceeds the number of domains asked for."""
     from .methods import method as registry_entry
 
@@ -262,14 +267,14 @@ def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
     entry = registry_entry(method)
     entry.check_installed(method)
     params = ClusterParams(**cluster)
-    chosen = getattr(params.method, "value", params.method)
+    chosen = getattr(params.algorithm, "value", params.algorithm)
     if chosen == "own" and not entry.own_labels:
         from .methods import REGISTRY
 
         owners = sorted(name for name, m in REGISTRY.items() if m.own_labels)
-        raise InputError(f"cluster.method own, but model '{method}' has no clustering of its own",
+        raise InputError(f"cluster.algorithm own, but model '{method}' has no clustering of its own",
                          fix=f"use it with a model that clusters itself ({', '.join(owners)}), or another "
-                             "cluster.method")
+                             "cluster.algorithm")
     lo, hi = params.auto_range
     if lo > hi:
         raise InputError(f"cluster.auto_range {[lo, hi]} runs from high to low", fix=f"write it as [{hi}, {lo}]")

@@ -246,9 +246,13 @@ SETTINGS_CASES = {
                             r"config: cluster\.auto_range \[9, 3\] runs from high to low\. Fix: write it as \[3, 9\]"),
     "subset_not_above_n_clusters": ("cluster: {subset: 10}\n", "s1\tx.h5ad\th5ad\t12\t",
                                     r"config: cluster\.subset 10 must exceed the largest number of domains asked for \(12\)"),
-    "own_labels_of_a_model_without": ("methods: {graphst: {model: graphst, cluster: {method: own}}}\n", None,
-                                      r"config: method 'graphst': cluster\.method own, but model 'graphst' has no "
+    "own_labels_of_a_model_without": ("methods: {graphst: {model: graphst, cluster: {algorithm: own}}}\n", None,
+                                      r"config: method 'graphst': cluster\.algorithm own, but model 'graphst' has no "
                                       r"clustering of its own"),
+    # A renamed key: refused with its new name ("method" names the config's methods only).
+    "renamed_cluster_method": ("methods: {graphst: {model: graphst}, g2: {train_from: graphst, cluster: {method: leiden}}}\n",
+                               None, r"config is invalid: methods\.g2\.cluster\.method is now methods\.g2\.cluster\.algorithm\. "
+                                     r"Fix: write methods\.g2\.cluster: \{algorithm: leiden\}"),
     "compare_method_not_in_config": ("compare: {figure_method: nope}\n", None,
                                      r"config: compare\.figure_method 'nope' is not a method of the config"),
 }

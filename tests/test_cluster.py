@@ -22,25 +22,25 @@ def test_pca_of_factored_product_equals_pca_of_the_product():
         assert np.allclose(ours[:, j], ref[:, j], atol=1e-8) or np.allclose(ours[:, j], -ref[:, j], atol=1e-8)
 
 
-@pytest.mark.parametrize("method", ["mclust", "gmm_tied", "kmeans", "leiden", "louvain"])
-def test_every_method_finds_separated_blobs(method):
+@pytest.mark.parametrize("algorithm", ["mclust", "gmm_tied", "kmeans", "leiden", "louvain"])
+def test_every_algorithm_finds_separated_blobs(algorithm):
     x, truth = _blobs()
-    labels = run_cluster(x, np.zeros((len(x), 2)), 3, ClusterParams(method=method, n_init=3))
+    labels = run_cluster(x, np.zeros((len(x), 2)), 3, ClusterParams(algorithm=algorithm, n_init=3))
     assert len(np.unique(labels)) == 3
     assert domain_metrics(truth, labels)["ARI"] > 0.95
 
 
 def test_resolution_search_hits_the_number_of_clusters():
     x = np.random.default_rng(2).random((500, 2))   # one connected cloud: any k is reachable
-    for method in ("leiden", "louvain"):
+    for algorithm in ("leiden", "louvain"):
         for k in (4, 9):
-            labels = graph_communities(x, k, method=method, seed=0)
+            labels = graph_communities(x, k, algorithm=algorithm, seed=0)
             assert len(np.unique(labels)) == k
 
 
 def test_same_seed_same_labels():
     x, _ = _blobs(seed=3)
-    p = ClusterParams(method="mclust", seed=4, n_init=2)
+    p = ClusterParams(algorithm="mclust", seed=4, n_init=2)
     assert np.array_equal(run_cluster(x, np.zeros((len(x), 2)), 3, p), run_cluster(x, np.zeros((len(x), 2)), 3, p))
 
 
@@ -65,9 +65,9 @@ def test_own_returns_the_methods_labels_and_fails_clearly_without_them():
 
     xy = np.column_stack([np.arange(6.0), np.zeros(6)])
     own = np.array([2, 2, 0, 0, 1, 1])
-    p = ClusterParams(method="own")
+    p = ClusterParams(algorithm="own")
     assert np.array_equal(run_cluster(None, xy, 3, p, own_labels=own), own)
-    with pytest.raises(InputError, match=r"method 'stagate' made none.*Fix: use another cluster.method"):
+    with pytest.raises(InputError, match=r"method 'stagate' made none.*Fix: use another cluster.algorithm"):
         run_cluster(None, xy, 3, p, own_labels=None, owner="stagate")
     with pytest.raises(InputError, match="shape"):
         run_cluster(None, xy, 3, p, own_labels=own[:4], owner="spagcn")

@@ -167,8 +167,9 @@ def test_a_missing_coordinate_key_names_the_key(no_work):
     ({"train": {"epochs": 0}}, r"^train\.epochs: 0 is less than the minimum of 1\."),
     ({"train": {"epochs": 2.5}}, r"^train\.epochs: 2\.5 is not of type 'integer'"),
     ({"cluster": {"n_int": 1}}, r"^cluster: Additional properties are not allowed \('n_int' was unexpected\)"),
-    ({"cluster": {"method": "hdbscan"}}, r"^cluster\.method: 'hdbscan' is not one of \['mclust'"),
-    ({"cluster": {"method": "own"}}, r"^cluster\.method own, but model 'graphst' has no clustering of its own\. "
+    ({"cluster": {"method": "leiden"}}, r"^cluster\.method is now cluster\.algorithm\. Fix: pass cluster=\{'algorithm': 'leiden'\}$"),
+    ({"cluster": {"algorithm": "hdbscan"}}, r"^cluster\.algorithm: 'hdbscan' is not one of \['mclust'"),
+    ({"cluster": {"algorithm": "own"}}, r"^cluster\.algorithm own, but model 'graphst' has no clustering of its own\. "
                                      r"Fix: use it with a model that clusters itself \(.*spagcn"),
     ({"cluster": {"subset": 10}, "n_clusters": 12}, r"^cluster\.subset 10 must exceed the number of domains"),
     ({"cluster": {"auto_range": [9, 3]}}, r"^cluster\.auto_range \[9, 3\] runs from high to low\. Fix: write it as \[3, 9\]"),

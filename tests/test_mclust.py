@@ -104,7 +104,7 @@ def test_seed_enters_only_through_the_subset():
     assert np.array_equal(mclust(x, 3, seed=0), mclust(x, 3, seed=99))        # 180 rows <= 2000: no draw
     assert np.array_equal(subset_rows(180, 0, 100), subset_rows(180, 0, 100))
     assert not np.array_equal(subset_rows(180, 0, 100), subset_rows(180, 1, 100))
-    labels = run_cluster(x, np.zeros((len(x), 2)), 3, ClusterParams(method="mclust", subset=100, seed=4))
+    labels = run_cluster(x, np.zeros((len(x), 2)), 3, ClusterParams(algorithm="mclust", subset=100, seed=4))
     assert domain_metrics(truth, labels)["ARI"] > 0.95
 
 

@@ -48,7 +48,7 @@ def peers_run(tmp_path_factory):
     for peer in present:
         methods[peer] = {"model": peer, "train": {"peer": PEERS[peer][1]}}
         if peer in OWN:
-            methods[f"{peer}_own"] = {"train_from": peer, "cluster": {"method": "own"}}
+            methods[f"{peer}_own"] = {"train_from": peer, "cluster": {"algorithm": "own"}}
     config = dict(TINY, simulate={"tiny_a": TINY["simulate"]["tiny_a"]}, methods=methods)
     workdir = write_workdir(tmp_path_factory.mktemp("peers"), config, SHEET)
     snakemake(workdir, "--cores", "2")

@@ -85,7 +85,7 @@ def test_groups_get_a_row_of_their_own(tmp_path):
 def _config(**methods):
     return {"methods": methods or {"graphst": {"model": "graphst"}}, "seeds": [0, 1], "consensus": True,
             "train": {"device": "auto", "epochs": 600, "n_latent": 64}, "graph": {"mode": "knn"},
-            "cluster": {"method": "mclust", "auto_range": [2, 15], "subset": 2000}, "compare": {}}
+            "cluster": {"algorithm": "mclust", "auto_range": [2, 15], "subset": 2000}, "compare": {}}
 
 
 def _plan(config, **groups):
@@ -135,8 +135,8 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
     config["ensembles"] = {"graphst": {"methods": ["graphst"]}}
     with pytest.raises(PlanError, match=r"ensemble 'graphst' is also a method"):
         _plan(config)
-    config = _config(a={"model": "graphst", "cluster": {"method": "own"}})
-    with pytest.raises(PlanError, match=r"method 'a': cluster.method own, but model 'graphst' has no clustering"):
+    config = _config(a={"model": "graphst", "cluster": {"algorithm": "own"}})
+    with pytest.raises(PlanError, match=r"method 'a': cluster.algorithm own, but model 'graphst' has no clustering"):
         _plan(config).check_settings({})
     config = _config()
     config["cluster"]["subset"] = 7

@@ -100,13 +100,13 @@ def test_method_result_round_trip_and_version(tmp_path):
     with pytest.raises(InputError, match="layout version"):
         MethodResult.load(tmp_path / "future.npz")
     assert isinstance(pd.DataFrame(res.losses), pd.DataFrame) and json.dumps(back.machine)
-    # The cluster step's features: the output's; none for cluster.method own.
+    # The cluster step's features: the output's; none for cluster.algorithm own.
     from stcore.cluster import features_of
 
     feats = features_of(back, ClusterParams(n_pcs=2))
     assert np.array_equal(feats, cluster_features(back.embedding, back.decoded, back.decoder_weight,
                                                   ClusterParams(n_pcs=2)))
-    assert features_of(back, ClusterParams(method="own")) is None
+    assert features_of(back, ClusterParams(algorithm="own")) is None
 
 
 def test_the_trainings_return_the_one_result_type(slide):

@@ -262,15 +262,15 @@ class Plan:
                 raise PlanError(f"{where}: cluster.auto_range {[lo, hi]} runs from high to low. "
                                 f"Fix: write it as [{hi}, {lo}]")
             most = max(largest, hi if "auto" in asked else 2)
-            if cluster["method"] == "mclust" and cluster["subset"] <= most:
+            if cluster["algorithm"] == "mclust" and cluster["subset"] <= most:
                 raise PlanError(f"{where}: cluster.subset {cluster['subset']} must exceed the largest number of "
                                 f"domains asked for ({most}). Fix: raise cluster.subset (mclust's default: 2000)")
-            if cluster["method"] == "own" and not self.facts_of(self.source(method)).own_labels:
-                raise PlanError(f"{where}: cluster.method own, but model "
+            if cluster["algorithm"] == "own" and not self.facts_of(self.source(method)).own_labels:
+                raise PlanError(f"{where}: cluster.algorithm own, but model "
                                 f"'{self.model_of(self.source(method))}' has no clustering of its own. "
                                 "Fix: use it with a model that clusters itself ("
                                 + ", ".join(m for m, f in self.registry.items() if f.own_labels) + "), "
-                                "or another cluster.method")
+                                "or another cluster.algorithm")
         compare = self.config.get("compare", {})
         for key in ("figure_method", "baseline", "agreement_method"):     # (a missing ablation: the claim reads n/a)
             name = compare.get(key)

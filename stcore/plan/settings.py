@@ -25,13 +25,39 @@ def integral_floats_as_int(value, schema, root):
     return value
 
 
+# Keys renamed: block -> {old key: new key}.  "method" names a config's methods only; the
+# clustering algorithm is cluster.algorithm.
+RENAMED = {"cluster": {"method": "algorithm"}}
+
+
+def renamed_key(block, where):
+    """The message for a renamed key that settings block ``block`` (``where``: its place, e.g.
+    'cluster' or 'methods.x.cluster') still uses, or None."""
+    stage = where.rsplit(".", 1)[-1]
+    for old, new in RENAMED.get(stage, {}).items():
+        if isinstance(block, dict) and old in block:
+            return (f"{where}.{old} is now {where}.{new}. "
+                    f"Fix: write {where}: {{{new}: {block[old]}}}")
+    return None
+
+
+def renamed_keys(config):
+    """The message for the first renamed key anywhere in ``config`` (a stage's block or a
+    method's own), or None."""
+    places = [(stage, config.get(stage)) for stage in RENAMED]
+    for name, spec in (config.get("methods") or {}).items():
+        if isinstance(spec, dict):
+            places += [(f"methods.{name}.{stage}", spec.get(stage)) for stage in RENAMED]
+    return next((msg for where, block in places if (msg := renamed_key(block, where))), None)
+
+
 def tcmalloc_library(choice):
     """The library the jobs preload for ``STCORE_MALLOC=choice``: ``tcmalloc`` (gperftools'
     libtcmalloc_minimal, found by the linker: Debian/Ubuntu libtcmalloc-minimal4) or its path;
     None for glibc's malloc (unset, empty or ``glibc``).  tcmalloc keeps freed memory in the
     process: epochs at 10^5-10^6 spots 30-50 % faster, the same numbers bit for bit, and a peak
-    up to 12 % higher, so it is a choice, not the default (benchmarks/README.md, "A caching
-    allocator: tcmalloc")."""
+    up to 12 % higher, so it is a choice, not the default (benchmarks/README.md, "Smaller
+    costs")."""
     import ctypes.util
 
     if choice in ("", "glibc"):
