@@ -318,7 +318,7 @@ def test_sheet_quirks_are_read_as_meant(tmp_path):
 def test_snakefile_knows_the_registry_and_the_formats():
     """What the Snakefile knows of stcore (it does not import stcore): the methods' facts come from
     the registry (no rule names a model; the schema's enum lists the registry's names), and the
-    formats of the sample sheet's schema are stcore's."""
+    formats of the sample sheet's schema and the clustering algorithms of the config's are stcore's."""
     import yaml
 
     from slides import REPO
@@ -338,6 +338,12 @@ def test_snakefile_knows_the_registry_and_the_formats():
     schema = yaml.safe_load((REPO / "schemas" / "samples.schema.yaml").read_text())
     assert tuple(schema["properties"]["format"]["enum"]) == FORMATS
     assert tuple(f.value for f in SlideFormat) == FORMATS
+    # the clustering algorithms and inputs of the schema are stcore.cluster's
+    from stcore.cluster import ClusterAlgorithm, ClusterInput
+
+    cluster = config_schema["$defs"]["cluster"]["properties"]
+    assert cluster["algorithm"]["enum"] == [a.value for a in ClusterAlgorithm]
+    assert cluster["input"]["enum"] == [i.value for i in ClusterInput]
 
 
 def test_missing_sample_sheet_column(tmp_path):
