@@ -74,7 +74,7 @@ def allocator_environment(environ) -> dict:
     """The variables every job inherits for its allocator (changes no result, only the time).
     glibc serves every allocation above 32 MB with a fresh mmap and unmaps it when freed, so each
     large tensor of an epoch is faulted in and zeroed by the kernel page by page
-    (benchmarks/README.md, "Page faults"): glibc's hugetlb tunable = 1 (glibc >= 2.35) backs those
+    (benchmarks/README.md, "Smaller costs"): glibc's hugetlb tunable = 1 (glibc >= 2.35) backs those
     mappings with transparent huge pages; a hugetlb value the user set is kept.  With
     ``STCORE_MALLOC`` set, its tcmalloc is preloaded (quiet about its large allocations: at 10^6
     spots every large tensor is one)."""
