@@ -85,6 +85,7 @@ try:
     TABLE_RUNS = PLAN.table_runs()
     COMPARE = config.get("compare", {})
     FIGURE_METHOD = COMPARE.get("figure_method", "graphst")
+    PAGE_FIGURES = PLAN.page_figures(FIGURE_METHOD)        # the domain maps on the report's first page
     AGREEMENT_METHOD = COMPARE.get("agreement_method")
     AGREEMENT_RUNS = PLAN.agreement_runs(AGREEMENT_METHOD)
 except PlanError as exc:

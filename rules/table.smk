@@ -7,6 +7,7 @@ rule table:
         prep_records=[record_file("group" if stage == "qc" and s in GROUPS else stage, s)
                       for stage in ("qc", "hvg", "graph") for s in UNITS],
         agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],
+        figures=[f["path"] for f in PAGE_FIGURES],
     output:
         tsv=report("results/table.tsv", caption="../report/table.rst", category="Results",
                    labels={"table": "table.tsv (one row per run)"}),
@@ -18,6 +19,7 @@ rule table:
         runs=TABLE_RUNS,
         samples=SAMPLES,
         compare=COMPARE,
+        figures=PAGE_FIGURES,
     log:
         "logs/table.log",
     benchmark:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_seed", "save_figure", "markdown_html", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
+__all__ = ["median_seed", "save_figure", "markdown_html", "figures_html", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
 
 
 def _plt():
@@ -122,6 +122,37 @@ def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -> str:
+    """Each slide's domain map as an image in the report's first page (an HTML fragment): the
+    run of the slide's median seed by ARI (:func:`median_seed`, among the seeds of ``figures``:
+    {sample, method, seed, path} of each run's ``domains.png``), its found domains beside the
+    annotation with legends and the run's ARI and NMI.  At most ``limit`` slides; the others are
+    under "Domain maps" in the report's menu, as every run's are."""
+    import base64
+    import html
+    from pathlib import Path
+
+    by_slide: dict[str, list[dict]] = {}
+    for fig in figures:
+        by_slide.setdefault(str(fig["sample"]), []).append(fig)
+    if not by_slide:
+        return ""
+    out = ["<h2>Domain maps</h2>"]
+    for slide, runs in list(by_slide.items())[:limit]:
+        method, seeds = runs[0]["method"], {int(f["seed"]): f["path"] for f in runs}
+        rows = table[table["seed"].astype(str).isin([str(s) for s in seeds])]
+        seed = median_seed(rows, slide, method)
+        seed = min(seeds) if seed is None else seed
+        data = base64.b64encode(Path(seeds[seed]).read_bytes()).decode("ascii")
+        out.append(f'<figure style="margin:0.5em 0"><img class="stcore-domains" alt="domains of {html.escape(slide)}" '
+                   f'style="max-width:100%" src="data:image/png;base64,{data}"><figcaption>{html.escape(slide)}: '
+                   f"{html.escape(str(method))}, seed {seed}"
+                   + (" (the median seed by ARI)" if len(seeds) > 1 else "") + "</figcaption></figure>")
+    if len(by_slide) > limit:
+        out.append(f"<p>{len(by_slide) - limit} more slides: see Domain maps.</p>")
+    return "\n".join(out)
 
 
 def _inline(text: str) -> str:

@@ -116,6 +116,10 @@ def test_runs_seeds_slides_and_combinations():
     assert plan.train_settings("spagcn", "s1")["n_clusters"] == 7
     assert plan.train_env("graphst") == "../envs/stcore.yaml" and plan.train_env("banksy") != plan.train_env("graphst")
     assert plan.train_gpus("graphst") == 0
+    # the report's first page: every seed's map of the figure method (the first method when it is not one)
+    assert [(f["sample"], f["seed"]) for f in plan.page_figures("banksy")] == [(s, k) for s in ("s1", "s2", "s3")
+                                                                              for k in (1, 2)]
+    assert plan.page_figures("nope")[0]["path"] == "results/s1/graphst/seed0/domains.png"
     # a slide read from a SpatialData store: its domains also go back as a store, beside each domains.h5ad
     plan.slides["s2"]["format"] = "spatialdata"
     zarrs = plan.spatialdata_outputs()

@@ -95,6 +95,12 @@ def test_the_first_page_shows_the_summary_table_with_the_tables_numbers(report):
     cell = dict(zip(head, next(r for r in rows if r[0] == "tiny_a")))["graphst"]
     assert cell.startswith(f"{ari:.3f}"), (tables[0], ari)
     assert "Domain maps" in page and "javascript:app.showCategory" in html
+    # each slide's domain map in the page itself: the run's own domains.png, embedded
+    import base64
+
+    png = (report / "results" / "tiny_a" / "graphst" / "seed0" / "domains.png").read_bytes()
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
+    assert "tiny_a: graphst, seed 0" in page
 
 
 def test_the_first_page_in_a_headless_browser(report, tmp_path):
@@ -111,3 +117,4 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     table = pd.read_csv(report / "results" / "table.tsv", sep="\t")
     ari = float(table.loc[table["method"] == "graphst", "ARI"].iloc[0])
     assert "stcore-summary" in proc.stdout and f"{ari:.3f}" in proc.stdout, proc.stderr[-2000:]
+    assert 'class="stcore-domains"' in proc.stdout                     # the slide's map, drawn in the page

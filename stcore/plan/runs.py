@@ -188,6 +188,15 @@ class Plan:
                  + self.ensemble_outputs("domains.h5ad"))
         return [f.removesuffix("domains.h5ad") + "domains.zarr" for f in files if f.split("/")[1] in stores]
 
+    def page_figures(self, figure_method):
+        """The domain maps the report's first page shows: every (slide, seed) ``domains.png`` of
+        ``figure_method`` (the first method when it is not one of the config), as
+        {sample, seed, path}; the page picks each slide's median seed by ARI."""
+        method = figure_method if figure_method in self.methods else self.methods[0]
+        return [{"sample": sample, "method": method, "seed": seed,
+                 "path": run_file("domains.png", sample, method, seed)}
+                for sample in self.samples_of(method) for seed in self.seeds_of(method)]
+
     def table_runs(self):
         """Every (slide, method, seed) with the files its row of the results table is read from:
         the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
