@@ -51,8 +51,9 @@ def _schema_problem(exc):
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.
 _raw_methods = copy.deepcopy(config.get("methods"))
 _raw_compare = copy.deepcopy(config.get("compare") or {})      # the keys the user wrote
-if _settings.renamed_keys(config):
-    raise WorkflowError(f"config is invalid: {_settings.renamed_keys(config)}")
+_renamed = _settings.renamed_keys(config)        # a key's old name: refused with its new one
+if _renamed:
+    raise WorkflowError(f"config is invalid: {_renamed}")
 try:
     validate(config, "../stcore/schemas/config.schema.yaml")     # the schema the package ships (stcore.validate)
 except WorkflowError as exc:

@@ -78,7 +78,7 @@ def knn_indices(coords: np.ndarray, k: int, *, include_self: bool = False) -> tu
 
 
 def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
-              slides: np.ndarray | None = None) -> sp.csr_matrix:
+                      slides: np.ndarray | None = None) -> sp.csr_matrix:
     """Symmetric 0/1 adjacency (no self loops), CSR float32.
 
     'knn': spot i and j are joined if either is among the other's ``n_neighbors`` nearest.

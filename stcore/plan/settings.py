@@ -55,8 +55,8 @@ def tcmalloc_library(choice):
     """The library the jobs preload for ``STCORE_MALLOC=choice``: ``tcmalloc`` (gperftools'
     libtcmalloc_minimal, found by the linker: Debian/Ubuntu libtcmalloc-minimal4) or its path;
     None for glibc's malloc (unset, empty or ``glibc``).  tcmalloc keeps freed memory in the
-    process: epochs at 10^5-10^6 spots 30-50 % faster, the same numbers bit for bit, and a peak
-    up to 12 % higher, so it is a choice, not the default (benchmarks/README.md, "Smaller
+    process: the same numbers bit for bit and a peak up to 12 % higher (its 30-50 % shorter epochs
+    at 10^5-10^6 spots were measured while each epoch allocated afresh), so it is a choice, not the default (benchmarks/README.md, "Smaller
     costs")."""
     import ctypes.util
 
