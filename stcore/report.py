@@ -32,9 +32,12 @@ def save_figure(fig, path) -> None:
 
 
 def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> int | None:
-    """The seed of (slide, variant) whose ``metric`` is the median over seeds (lower middle)."""
+    """The seed of (slide, variant) whose ``metric`` is the median over seeds (lower middle); the
+    lowest seed where the table has no ``metric`` (slides without an annotation)."""
     rows = table[(table["sample"].astype(str) == str(slide)) & (table["method"] == variant)]
-    rows = rows.sort_values([metric, "seed"], na_position="first")
+    rows = rows.sort_values([metric, "seed"] if metric in rows else ["seed"], na_position="first")
+    if metric not in rows:
+        return None if rows.empty else int(rows["seed"].iloc[0])
     if rows.empty:
         return None
     return int(rows["seed"].iloc[(len(rows) - 1) // 2])
@@ -149,7 +152,8 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
         out.append(f'<figure style="margin:0.5em 0"><img class="stcore-domains" alt="domains of {html.escape(slide)}" '
                    f'style="max-width:100%" src="data:image/png;base64,{data}"><figcaption>{html.escape(slide)}: '
                    f"{html.escape(str(method))}, seed {seed}"
-                   + (" (the median seed by ARI)" if len(seeds) > 1 else "") + "</figcaption></figure>")
+                   + (" (the median seed by ARI)" if len(seeds) > 1 and "ARI" in table else "")
+                   + "</figcaption></figure>")
     if len(by_slide) > limit:
         out.append(f"<p>{len(by_slide) - limit} more slides: see Domain maps.</p>")
     return "\n".join(out)

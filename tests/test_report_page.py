@@ -118,3 +118,21 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     ari = float(table.loc[table["method"] == "graphst", "ARI"].iloc[0])
     assert "stcore-summary" in proc.stdout and f"{ari:.3f}" in proc.stdout, proc.stderr[-2000:]
     assert 'class="stcore-domains"' in proc.stdout                     # the slide's map, drawn in the page
+
+
+def test_the_page_maps_pick_the_median_seed_and_need_no_annotation(tmp_path):
+    """Each slide's map on the first page: the median seed by ARI, or the lowest seed on a slide
+    without an annotation (its table has no ARI)."""
+    from stcore.report import figures_html
+
+    figures = []
+    for seed in (0, 1, 2):
+        (tmp_path / f"{seed}.png").write_bytes(f"png{seed}".encode())
+        figures.append({"sample": "s", "method": "graphst", "seed": seed, "path": str(tmp_path / f"{seed}.png")})
+    table = pd.DataFrame({"sample": ["s"] * 4, "method": ["graphst"] * 4, "seed": [0, 1, 2, "consensus"],
+                          "ARI": [0.9, 0.1, 0.5, 0.6]})
+    page = figures_html(table, figures)
+    assert "s: graphst, seed 2 (the median seed by ARI)" in page and "cG5nMg==" in page     # base64 of b"png2"
+    page = figures_html(table.drop(columns="ARI"), figures)
+    assert "s: graphst, seed 0</figcaption>" in page and "cG5nMA==" in page
+    assert figures_html(table, []) == ""
