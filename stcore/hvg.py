@@ -30,12 +30,14 @@ class HVGParams:
     """n_top_genes: genes to keep (3000); all genes are kept when the slide has fewer.
     flavor: HVG flavour ('seurat_v3' on raw counts, :func:`seurat_v3`; or scanpy's
     'seurat'/'cell_ranger' on normalised input). target_sum: library size after normalisation (1e4).
-    max_value: clip after scaling (10).  values: what ``X`` holds (counts, normalized,
+    scale: divide each gene by its sd and clip at ``max_value`` (True, as the reference); False
+    keeps the log1p values unscaled.  max_value: clip after scaling (10).  values: what ``X`` holds (counts, normalized,
     log_normalized; the sample sheet's ``values``)."""
 
     n_top_genes: int = 3000
     flavor: str = "seurat_v3"
     target_sum: float = 1e4
+    scale: bool = True
     max_value: float = 10.0
     values: str = "counts"
 
@@ -208,7 +210,8 @@ _LOESS_SPANS = (0.3, 0.5, 1.0)
 
 
 def transform(x: sp.spmatrix, params: HVGParams) -> sp.csr_matrix:
-    """normalize_total -> log1p -> divide each gene by its sd (ddof=1) -> clip; float32 CSR.
+    """normalize_total -> log1p -> divide each gene by its sd (ddof=1) -> clip (the last two
+    only with ``params.scale``); float32 CSR.
     Values that are not counts skip what was done to them already (see the module docstring).
 
     Works on one float64 copy of ``x``, in place (``x`` itself is never written): at 10^6
@@ -223,6 +226,13 @@ def transform(x: sp.spmatrix, params: HVGParams) -> sp.csr_matrix:
         _scale_entries(x, scale, rows=True)
     if params.values != "log_normalized":
         np.log1p(x.data, out=x.data)
+    if params.scale:
+        _scale_genes(x, params.max_value)
+    return sp.csr_matrix((x.data.astype(np.float32), x.indices, x.indptr), shape=x.shape)   # x's indices
+
+
+def _scale_genes(x: sp.csr_matrix, max_value: float) -> None:
+    """Divide each column of ``x`` by its sd (ddof=1; 1 where 0), then clip at ``max_value``; in place."""
     n = x.shape[0]
     mean = _column_means(x)
     sq = _column_means(x, squared=True)
@@ -230,8 +240,7 @@ def transform(x: sp.spmatrix, params: HVGParams) -> sp.csr_matrix:
     sd = np.sqrt(np.clip(var, 0, None))
     sd[sd == 0] = 1.0
     _scale_entries(x, 1.0 / sd, rows=False)
-    np.minimum(x.data, params.max_value, out=x.data)
-    return sp.csr_matrix((x.data.astype(np.float32), x.indices, x.indptr), shape=x.shape)   # x's indices
+    np.minimum(x.data, max_value, out=x.data)
 
 
 def _scale_entries(x: sp.csr_matrix, factor: np.ndarray, *, rows: bool, block: int = 1 << 22) -> None:

@@ -416,6 +416,8 @@ def _transform_plain(x, params):
         x = sp.csr_matrix(sp.diags(scale) @ x)
     if params.values != "log_normalized":
         x.data = np.log1p(x.data)
+    if not params.scale:
+        return x.astype(np.float32)
     n = x.shape[0]
     mean = np.asarray(x.mean(axis=0)).ravel()
     sq = np.asarray(x.multiply(x).mean(axis=0)).ravel()
@@ -426,11 +428,13 @@ def _transform_plain(x, params):
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize("values", ["counts", "normalized", "log_normalized"])
-def test_in_place_hvg_transform_equals_the_plain_one_bit_for_bit(values):
+@pytest.mark.parametrize("values,scale", [("counts", True), ("normalized", True), ("log_normalized", True),
+                                          ("counts", False)])
+def test_in_place_hvg_transform_equals_the_plain_one_bit_for_bit(values, scale):
     """Entries scaled in place (stcore.hvg.transform) against scipy's diagonal products: the same
     stored entries, in the same order, with the same bits; also with an empty spot, explicit
-    zeros, a constant gene and values above the clip.  The input is left as it was."""
+    zeros, a constant gene and values above the clip (clipped only when genes are scaled).  The
+    input is left as it was."""
     from stcore.hvg import HVGParams, transform
 
     x = sp.random(300, 40, density=0.25, format="lil", dtype=np.float64, random_state=3)
@@ -440,11 +444,14 @@ def test_in_place_hvg_transform_equals_the_plain_one_bit_for_bit(values):
     x = sp.csr_matrix(x)
     x.data = np.where(x.data < 1, np.round(x.data * 30), x.data)     # some explicit zeros
     before = (x.data.copy(), x.indices.copy(), x.indptr.copy())
-    params = HVGParams(values=values)
+    params = HVGParams(values=values, scale=scale)
     got, want = transform(x, params), _transform_plain(x, params)
     assert np.array_equal(got.indptr, want.indptr) and np.array_equal(got.indices, want.indices)
     assert got.data.tobytes() == want.data.tobytes()
-    assert (got.data == 10.0).any() and got.nnz < x.nnz
+    assert (got.data == 10.0).any() == scale and got.nnz < x.nnz
+    if not scale:                                   # log1p of the normalised counts, nothing more
+        assert np.allclose(got.toarray(), np.log1p(x.toarray() * 1e4 / np.maximum(x.sum(axis=1).A, 1e-300)),
+                           rtol=1e-6)
     assert all(np.array_equal(u, v) for u, v in zip(before, (x.data, x.indices, x.indptr)))
 
 
