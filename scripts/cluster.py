@@ -25,9 +25,6 @@ def main(sm):
     labels = run_cluster(features, np.asarray(slide["obsm/spatial"]), sm.params.n_clusters, params,
                          own_labels=result.labels, owner=trained_by, slides=slide_codes(slide["obs"]), record=choice)
     write_labels(sm.output.labels, slide["obs"], labels)
-    if not choice:      # a number from the sample sheet, or the method's own labels
-        choice = {"by": "own labels" if features is None else "sample sheet",
-                  "chosen": int(len(np.unique(labels))) if features is None else int(sm.params.n_clusters)}
     with atomic_path(sm.output.n_clusters) as tmp:
         tmp.write_text(json.dumps(choice, indent=2))
 

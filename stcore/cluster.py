@@ -294,10 +294,13 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
     ``cluster.algorithm: own`` returns
     ``own_labels`` (the method's own clustering; ``features`` are then not needed and may be
     None; ``owner`` names the method in the error when there are none), refined if asked.
-    ``n_clusters='auto'``: the number :func:`choose_n_clusters` chooses (``params.auto``; logged,
-    and put into ``record`` when a dict is given), then clustered as if it had been given."""
+    ``n_clusters='auto'``: the number :func:`choose_n_clusters` chooses (``params.auto``; logged),
+    then clustered as if it had been given.  ``record``, when a dict is given, receives how the
+    number was set: ``by`` 'given', 'own labels' or the auto choice's record, and ``chosen``."""
+    record = {} if record is None else record
     if ClusterAlgorithm(params.algorithm) is ClusterAlgorithm.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
+        record.update({"by": "own labels", "chosen": int(len(np.unique(labels)))})
         if params.refine:
             labels = refine(labels, coords, params.refine_neighbors, slides)
         return np.asarray(labels, dtype=int)
@@ -305,8 +308,9 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
         features = correct_slides(features, slides, params.seed)
     if n_clusters == "auto":
         n_clusters, choice = choose_n_clusters(features, params)
-        if record is not None:
-            record.update(choice)
+        record.update(choice)
+    else:
+        record.update({"by": "given", "chosen": int(n_clusters)})
     n = features.shape[0]
     if n_clusters < 1 or n_clusters > n:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the number of spots {n}")

@@ -186,9 +186,6 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
         features, choice = features_of(result, params), {}
         labelings.append(run_cluster(features, coords, n_clusters, params, own_labels=result.labels,
                                      owner=method, record=choice))
-        if not choice:      # a given number, or the method's own labels (as the workflow's cluster step records it)
-            choice = ({"by": "own labels", "chosen": int(len(np.unique(labelings[-1])))} if features is None
-                      else {"by": "given", "chosen": int(n_clusters)})
         choices.append(choice)
         embedding = result.embedding if embedding is None else embedding
     labels = labelings[0] if len(seeds) == 1 else consensus(labelings)

@@ -279,7 +279,7 @@ def test_domains_h5ad_opens_in_scanpy(finished_run):
     assert adata.uns["stcore"]["method"] == "graphst" and adata.uns["stcore"]["seed"] == 0
     assert "ARI" in adata.uns["stcore"]["metrics"] and "torch_version" in adata.uns["stcore"]["metrics"]
     chosen = dict(adata.uns["stcore"]["n_clusters"])                  # the sample sheet's number, as given
-    assert chosen["by"] == "sample sheet" and chosen["chosen"] == adata.uns["stcore"]["metrics"]["domains_found"]
+    assert chosen["by"] == "given" and chosen["chosen"] == adata.uns["stcore"]["metrics"]["domains_found"]
     ax = sc.pl.spatial(adata, color=key, spot_size=1.0, show=False)
     assert ax is not None
     try:
