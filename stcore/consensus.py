@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from .evaluate import ari
@@ -18,21 +19,22 @@ from .evaluate import ari
 __all__ = ["consensus"]
 
 
-def consensus(labelings: list[np.ndarray]) -> np.ndarray:
+def consensus(labelings: list[np.ndarray], adjacency: sp.spmatrix | None = None) -> np.ndarray:
     """Integer labels of the consensus of ``labelings`` (each one label per spot, same order):
-    one vote, every labeling matched to the medoid."""
+    one vote, every labeling matched to the medoid.  With ``adjacency`` (the slide's spatial
+    graph, N x N sparse), each spot's votes are counted over the spot and its neighbours."""
     codes = [pd.factorize(np.asarray(lab))[0] for lab in labelings]
     s = len(codes)
     if s == 0:
         raise ValueError("no labelings to combine")
     mean_ari = [np.mean([ari(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
                 for i in range(s)]
-    return _vote(codes, codes[int(np.argmax(mean_ari))])
+    return _vote(codes, codes[int(np.argmax(mean_ari))], adjacency)
 
 
-def _vote(codes: list[np.ndarray], ref: np.ndarray) -> np.ndarray:
-    """Each labeling's domains matched one-to-one to ``ref``'s, then each spot's majority
-    (ties: ``ref``'s label)."""
+def _vote(codes: list[np.ndarray], ref: np.ndarray, adjacency: sp.spmatrix | None = None) -> np.ndarray:
+    """Each labeling's domains matched one-to-one to ``ref``'s, then each spot's majority, over
+    the spot and its neighbours in ``adjacency`` where given (ties: ``ref``'s label)."""
     k = ref.max() + 1
     votes = np.zeros((len(ref), k), dtype=np.int32)
     for c in codes:
@@ -44,5 +46,11 @@ def _vote(codes: list[np.ndarray], ref: np.ndarray) -> np.ndarray:
         mapped = mapping[c]
         ok = mapped >= 0
         np.add.at(votes, (np.flatnonzero(ok), mapped[ok]), 1)
+    if adjacency is not None:
+        neighbours = sp.csr_matrix(adjacency, dtype=np.int32, copy=True)
+        neighbours.setdiag(0)
+        neighbours.eliminate_zeros()
+        neighbours.data[:] = 1
+        votes = votes + neighbours @ votes
     best = votes.max(axis=1)
     return np.where(votes[np.arange(len(ref)), ref] == best, ref, votes.argmax(axis=1))

@@ -1,0 +1,66 @@
+"""The rule of docs/compare/DEFAULTS.md, "The vote across methods", measured on a finished run.
+
+For every slide and seed of a run of config/compare_best.yaml's members, the members' labels are
+combined twice: by the vote the DAG's ``ensemble`` rule casts (each spot alone) and by the spatial
+vote (each spot with its neighbours in the slide's ``graph.npz``: ``stcore.consensus`` with
+``adjacency``).  Both are scored as the DAG scores a run (``stcore.evaluate.label_rows``); the
+first must equal the run's own ``ensemble`` rows, which is checked.  Writes the run's table with
+the spatial vote's rows added as method ``ensemble_spatial`` (CPU seconds: the members' own, as
+for ``ensemble``), for benchmarks/recommend.py:
+
+    .venv/bin/python benchmarks/ensemble_vote.py --results <run>/results \\
+        --samples config/compare_samples.tsv --ensemble ensemble --out <file>
+    .venv/bin/python benchmarks/recommend.py --table <file> --peers docs/compare/peers/table.tsv
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from stcore.consensus import consensus
+from stcore.evaluate import label_rows
+from stcore.io import read_h5ad_elems, read_tsv
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, required=True, help="the run's results/ folder")
+    ap.add_argument("--samples", type=Path, required=True, help="the run's sample sheet")
+    ap.add_argument("--ensemble", default="ensemble", help="the run's ensemble row (its members: trained_by)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    table = pd.read_csv(args.results / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
+    sheet = pd.read_csv(args.samples, sep="\t", dtype=str).set_index("sample")
+    dag = table[table["method"] == args.ensemble]
+    rows = []
+    for _, run in dag.iterrows():
+        sample, seed, members = run["sample"], run["seed"], run["trained_by"].split("+")
+        slide = read_h5ad_elems(args.results / sample / "hvg.h5ad", "obs", "obsm/spatial")
+        obs = slide["obs"]
+        labelings = [read_tsv(args.results / sample / m / f"seed{seed}" / "labels.tsv", index_col="spot")["domain"]
+                     .loc[obs.index].to_numpy() for m in members]
+        truth_key = sheet.loc[sample, "truth"]
+        truth = obs[truth_key] if isinstance(truth_key, str) and truth_key else None
+        adjacency = sp.load_npz(args.results / sample / "graph.npz")
+        for method, adj in ((args.ensemble, None), (f"{args.ensemble}_spatial", adjacency)):
+            labels = pd.Series(consensus(labelings, adj), index=obs.index)
+            info = {"sample": sample, "method": method, "seed": seed, "trained_by": run["trained_by"]}
+            row = label_rows(obs, slide["obsm/spatial"], labels, truth, info)[0]
+            if adj is None and not np.isclose(row["ARI"], run["ARI"], atol=1e-4):
+                raise SystemExit(f"{sample} seed {seed}: the vote gives ARI {row['ARI']:.4f}, the run's "
+                                 f"{args.ensemble} row {run['ARI']:.4f}: not the run's labels")
+            if adj is not None:
+                rows.append({**run.to_dict(), **row, "cpu_s": run.get("cpu_s", np.nan)})
+            print(f"{sample} seed {seed} {method}: ARI {row['ARI']:.4f}", flush=True)
+    out = pd.concat([table, pd.DataFrame(rows)[table.columns.intersection(pd.DataFrame(rows).columns)]])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, sep="\t", index=False)
+
+
+if __name__ == "__main__":
+    main()
