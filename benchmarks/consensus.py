@@ -4,7 +4,7 @@ comparison's results (a variant measured here, not a step of the pipeline).
 Consensus of a (slide, method)'s seed labelings: ``stcore.consensus.consensus`` (the DAG's
 consensus step).
 
-    .venv/bin/python benchmarks/consensus.py --config config/compare.yaml \\
+    .venv/bin/python benchmarks/consensus.py --config studies/compare.yaml \\
         --methods graphst refine mclust_all --out docs/compare/consensus.tsv
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from stcore.evaluate import domain_metrics
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="config/compare.yaml")
+    ap.add_argument("--config", default="studies/compare.yaml")
     ap.add_argument("--results", default="results")
     ap.add_argument("--methods", nargs="+", default=["graphst"])
     ap.add_argument("--out")

@@ -11,7 +11,7 @@ From the comparison's trained runs (results/<slide>/graphst/seed<s>/{train.npz,l
 
 Replicates are disjoint seed sets: K = 5 on {0-4}, {5-9}; K = 3 on {0-2}, {3-5}, {6-8}.
 
-    .venv/bin/python benchmarks/ensemble.py --config config/compare_clustering.yaml \\
+    .venv/bin/python benchmarks/ensemble.py --config studies/compare_clustering.yaml \\
         --seeds 0 1 2 3 4 5 6 7 8 9 --out docs/compare/ensemble.tsv
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ def replicates(seeds: list[int], k: int) -> list[list[int]]:
 def seed_runs_parser(doc: str) -> argparse.ArgumentParser:
     """The arguments of a study over the comparison's trained seeds (this script, cluster_starts.py)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="config/compare_clustering.yaml")
+    ap.add_argument("--config", default="studies/compare_clustering.yaml")
     ap.add_argument("--results", default="results")
     ap.add_argument("--method", default="graphst")
     ap.add_argument("--seeds", nargs="+", type=int, default=list(range(10)))

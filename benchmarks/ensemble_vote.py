@@ -1,6 +1,6 @@
 """The rule of docs/compare/DEFAULTS.md, "The vote across methods", measured on a finished run.
 
-For every slide and seed of a run of config/compare_best.yaml's members, the members' labels are
+For every slide and seed of a run of studies/compare_best.yaml's members, the members' labels are
 combined twice: by the vote the DAG's ``ensemble`` rule casts (each spot alone) and by the spatial
 vote (each spot with its neighbours in the slide's ``graph.npz``: ``stcore.consensus`` with
 ``adjacency``).  Both are scored as the DAG scores a run (``stcore.evaluate.label_rows``); the
@@ -9,7 +9,7 @@ the spatial vote's rows added as method ``ensemble_spatial`` (CPU seconds: the m
 for ``ensemble``), for benchmarks/recommend.py:
 
     .venv/bin/python benchmarks/ensemble_vote.py --results <run>/results \\
-        --samples config/compare_samples.tsv --ensemble ensemble --out <file>
+        --samples studies/compare_samples.tsv --ensemble ensemble --out <file>
     .venv/bin/python benchmarks/recommend.py --table <file> --peers docs/compare/peers/table.tsv
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The rule of docs/compare/DEFAULTS.md, "The recommended answer", applied to a finished run.
 
-Reads the run's ``results/table.tsv`` (config/compare_best.yaml) and the committed peers table
+Reads the run's ``results/table.tsv`` (studies/compare_best.yaml) and the committed peers table
 (docs/compare/peers/table.tsv, for the best single method of each slide), and writes, per
 candidate: the per-slide mean ± sd of ARI over seeds, the gap to that slide's best single method,
 the score (median over the domain slides), the median CPU seconds, and the choice the rule makes.

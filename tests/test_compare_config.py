@@ -1,4 +1,4 @@
-"""The comparison configuration (config/compare.yaml) end to end on a small subset of the
+"""The comparison configuration (studies/compare.yaml) end to end on a small subset of the
 real slides: one DLPFC slide, a few epochs, two seeds, three methods (one of them
 clustering another's trained model).  Checks the results table's shape and that every number
 is finite and in range, and that the summary and figures are written."""
@@ -32,7 +32,7 @@ def small_compare(tmp_path_factory):
     if not (DATA / "DLPFC" / f"{SLIDE}.h5ad").is_file():
         pytest.skip(f"shared data not found at {DATA} (DLPFC/{SLIDE}.h5ad); set STCORE_DATA to the data folder")
     work = tmp_path_factory.mktemp("bench")
-    config = yaml.safe_load((REPO / "config" / "compare.yaml").read_text())
+    config = yaml.safe_load((REPO / "studies" / "compare.yaml").read_text())
     sheet = pd.read_csv(REPO / config["samples"], sep="\t", dtype=str)
     sheet[sheet["sample"] == SLIDE].to_csv(work / "samples.tsv", sep="\t", index=False)
     config |= {"data_dir": str(DATA), "samples": str(work / "samples.tsv"), "seeds": [0, 1]}

@@ -2,6 +2,7 @@
 the failure lines, without Snakemake."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ from stcore.plan.runs import Plan
 from stcore.plan.settings import allocator_environment, integral_floats_as_int
 from stcore.plan.sheet import check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_plan_imports_the_standard_library_only():
@@ -201,3 +204,26 @@ def test_the_failure_lines(tmp_path):
     assert "ERROR stcore: sample 's2', step 'qc'" in (logs / "qc" / "s2.log").read_text()
     assert job_sample("train", "logs/train/s.1.graphst.seed0.log") == "s.1"
     assert job_sample("table", "logs/table.log") == "all"
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in
+                                        [*(REPO_ROOT / "studies").glob("*.yaml"), *(REPO_ROOT / "config").glob("*.yaml")]))
+def test_every_shipped_config_passes_the_checks_a_run_makes(path):
+    """Each study config and the recommended config, merged onto config.yaml as `--configfile` merges
+    it, uses no renamed key, passes the config schema and names a sample sheet that is in the
+    repository (a config left behind by a rename fails here, not in a user's run)."""
+    import jsonschema
+    import yaml
+
+    from stcore.plan.settings import renamed_keys
+    from stcore.validate import config_schema
+
+    def merged(base, extra):
+        return {k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                for k, v in extra.items()} | {k: v for k, v in base.items() if k not in extra}
+
+    config = merged(yaml.safe_load((REPO_ROOT / "config.yaml").read_text()),
+                    yaml.safe_load((REPO_ROOT / path).read_text()))
+    assert renamed_keys(config) is None
+    jsonschema.validate(config, config_schema())
+    assert config["methods"] and (REPO_ROOT / config["samples"]).is_file()

@@ -12,7 +12,7 @@ rerunning the methods already in the table:
 - the seed stability of the methods already there (their labels are not in this repository) is
   read back from the committed summary.md's table; that of the added methods is computed from the
   run's labels.tsv files (stcore.table.seed_agreement);
-- the summary's compare settings are config/compare_peers.yaml's `compare:` block.
+- the summary's compare settings are studies/compare_peers.yaml's `compare:` block.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def main(run_dir: str) -> None:
             for p in sorted((run / "results").glob("*/*/seed*/labels.tsv")) if p.parts[-3] in set(new["method"])]
     summary_before = (HERE / "summary.md").read_text()
     agree = pd.concat([committed_seed_agreement(summary_before), seed_agreement(runs)], ignore_index=True)
-    compare = yaml.safe_load((REPO / "config" / "compare_peers.yaml").read_text())["compare"]
+    compare = yaml.safe_load((REPO / "studies" / "compare_peers.yaml").read_text())["compare"]
     ref = (REPO / compare["reference_dir"]).resolve() if compare.get("reference_dir") else None
     text = summary_markdown(
         table.assign(seed=pd.to_numeric(table["seed"], errors="coerce").astype("Int64")), compare=compare,
