@@ -93,6 +93,23 @@ def test_consensus_takes_each_spots_majority():
     assert adjusted_rand_score(consensus(noisy), truth) > 0.95
 
 
+def test_spatial_vote_decides_a_three_way_split_by_the_neighbours():
+    """With ``adjacency`` each spot's votes are counted over it and its neighbours: a spot where
+    three labelings disagree takes its neighbourhood's domain, not the medoid's own label; a spot
+    every labeling agrees on keeps it; without a graph the vote is unchanged."""
+    import scipy.sparse as sp
+
+    from stcore.consensus import consensus
+
+    line = np.repeat([0, 1], 5)                      # ten spots on a line, two domains
+    a, b, c = line.copy(), line.copy(), line.copy()
+    b[7], c[7] = 0, 2                                # spot 7: three labels from three labelings
+    path = sp.diags([np.ones(9), np.ones(9)], [-1, 1], format="csr")
+    alone, spatial = consensus([a, b, c]), consensus([a, b, c], path + sp.eye(10))   # a self loop is no extra vote
+    assert alone[7] != alone[6] and spatial[7] == spatial[6] == spatial[9] != spatial[0]
+    assert np.array_equal(alone[:7], spatial[:7]) and np.array_equal(consensus([a, b, c], None), alone)
+
+
 def test_stability_peaks_at_the_number_of_separated_groups_or_one_above():
     """auto stability on blobs: every number below the groups merges two of them and agrees less
     with its neighbours, so the peak is at the number of groups or one above it (a split added
