@@ -82,7 +82,7 @@ def main(argv=None) -> pd.DataFrame:
             params = ClusterParams(**settings | {"auto_range": tuple(a.range), "auto_repeats": a.repeats},
                                    seed=int(seed))
             x = features_of(MethodResult.load(npz), params)
-            row = {"sample": s["sample"], "method": a.method, "seed": int(seed), "spots": x[0].shape[0],
+            row = {"sample": s["sample"], "method": a.method, "seed": int(seed), "spots": x.shape[0],
                    "annotated": annotated}
             given, row["s_given"] = timed(x, coords, annotated, params, times=a.times)
             for name, extra in [("bic", {"auto": "bic"})] + [(f"stab_{m}", {"auto": "stability", "auto_measure": m})
