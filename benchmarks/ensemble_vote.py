@@ -26,6 +26,28 @@ from stcore.evaluate import label_rows
 from stcore.io import read_h5ad_elems, read_tsv
 
 
+def mcla(labelings: list[np.ndarray], n_clusters: int) -> np.ndarray:
+    """Strehl and Ghosh's meta-clustering: every domain of every labelling is a set of spots; the
+    sets are grouped into ``n_clusters`` by average linkage on their Jaccard distance; each spot
+    joins the group whose sets contain it in the largest share (ties: the lower group).  Linear in
+    the spots (the sets' overlaps are one sparse product, sets x sets)."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    codes = [pd.factorize(np.asarray(lab))[0] for lab in labelings]
+    n = len(codes[0])
+    sets = sp.hstack([sp.csr_matrix((np.ones(n), (np.arange(n), c)), shape=(n, c.max() + 1)) for c in codes]).tocsr()
+    inter = (sets.T @ sets).toarray()
+    size = np.diag(inter)
+    distance = 1.0 - inter / (size[:, None] + size[None, :] - inter)
+    np.fill_diagonal(distance, 0.0)
+    group = fcluster(linkage(squareform(distance, checks=False), method="average"), t=n_clusters,
+                     criterion="maxclust") - 1
+    member = sp.csr_matrix((np.ones(group.size), (np.arange(group.size), group)))
+    share = (sets @ member).toarray() / np.asarray(member.sum(axis=0)).ravel()
+    return pd.factorize(share.argmax(axis=1))[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, required=True, help="the run's results/ folder")
@@ -47,8 +69,11 @@ def main() -> None:
         truth_key = sheet.loc[sample, "truth"]
         truth = obs[truth_key] if isinstance(truth_key, str) and truth_key else None
         adjacency = sp.load_npz(args.results / sample / "graph.npz")
-        for method, adj in ((args.ensemble, None), (f"{args.ensemble}_spatial", adjacency)):
-            labels = pd.Series(consensus(labelings, adj), index=obs.index)
+        n_clusters = int(float(sheet.loc[sample, "n_clusters"]))
+        for method, adj in ((args.ensemble, None), (f"{args.ensemble}_spatial", adjacency),
+                            (f"{args.ensemble}_mcla", "mcla")):
+            combined = mcla(labelings, n_clusters) if isinstance(adj, str) else consensus(labelings, adj)
+            labels = pd.Series(combined, index=obs.index)
             info = {"sample": sample, "method": method, "seed": seed, "trained_by": run["trained_by"]}
             row = label_rows(obs, slide["obsm/spatial"], labels, truth, info)[0]
             if adj is None and not np.isclose(row["ARI"], run["ARI"], atol=1e-4):
