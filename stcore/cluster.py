@@ -300,9 +300,9 @@ def run_cluster(features: np.ndarray | None, coords: np.ndarray, n_clusters: int
     record = {} if record is None else record
     if ClusterAlgorithm(params.algorithm) is ClusterAlgorithm.OWN:
         labels = own_labels_of(own_labels, np.asarray(coords).shape[0], owner)
-        record.update({"by": "own labels", "chosen": int(len(np.unique(labels)))})
         if params.refine:
             labels = refine(labels, coords, params.refine_neighbors, slides)
+        record.update({"by": "own labels", "chosen": int(len(np.unique(labels)))})
         return np.asarray(labels, dtype=int)
     if params.correct == "harmony":
         features = correct_slides(features, slides, params.seed)

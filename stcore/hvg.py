@@ -31,8 +31,8 @@ class HVGParams:
     flavor: HVG flavour ('seurat_v3' on raw counts, :func:`seurat_v3`; or scanpy's
     'seurat'/'cell_ranger' on normalised input). target_sum: library size after normalisation (1e4).
     scale: divide each gene by its sd and clip at ``max_value`` (True, as the reference); False
-    keeps the log1p values unscaled.  max_value: clip after scaling (10).  values: what ``X`` holds (counts, normalized,
-    log_normalized; the sample sheet's ``values``)."""
+    keeps the log1p values unscaled.  max_value: clip after scaling (10).  values: what ``X``
+    holds (counts, normalized, log_normalized; the sample sheet's ``values``)."""
 
     n_top_genes: int = 3000
     flavor: str = "seurat_v3"
