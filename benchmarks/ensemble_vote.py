@@ -1,12 +1,13 @@
-"""The rule of docs/compare/DEFAULTS.md, "The vote across methods", measured on a finished run.
+"""The rules of docs/compare/DEFAULTS.md, "The vote across methods" and its second candidate,
+measured on a finished run.
 
 For every slide and seed of a run of studies/compare_best.yaml's members, the members' labels are
-combined twice: by the vote the DAG's ``ensemble`` rule casts (each spot alone) and by the spatial
+combined three ways: by the vote the DAG's ``ensemble`` rule casts (each spot alone), by the spatial
 vote (each spot with its neighbours in the slide's ``graph.npz``: ``stcore.consensus`` with
-``adjacency``).  Both are scored as the DAG scores a run (``stcore.evaluate.label_rows``); the
-first must equal the run's own ``ensemble`` rows, which is checked.  Writes the run's table with
-the spatial vote's rows added as method ``ensemble_spatial`` (CPU seconds: the members' own, as
-for ``ensemble``), for benchmarks/recommend.py:
+``adjacency``) and by meta-clustering (:func:`mcla`).  Each is scored as the DAG scores a run
+(``stcore.evaluate.label_rows``); the vote must equal the run's own ``ensemble`` rows, which is
+checked.  Writes the run's table with rows added as methods ``ensemble_spatial`` and
+``ensemble_mcla`` (CPU seconds: the members' own, as for ``ensemble``), for benchmarks/recommend.py:
 
     .venv/bin/python benchmarks/ensemble_vote.py --results <run>/results \\
         --samples studies/compare_samples.tsv --ensemble ensemble --out <file>
@@ -70,19 +71,22 @@ def main() -> None:
         truth = obs[truth_key] if isinstance(truth_key, str) and truth_key else None
         adjacency = sp.load_npz(args.results / sample / "graph.npz")
         n_clusters = int(float(sheet.loc[sample, "n_clusters"]))
-        for method, adj in ((args.ensemble, None), (f"{args.ensemble}_spatial", adjacency),
-                            (f"{args.ensemble}_mcla", "mcla")):
-            combined = mcla(labelings, n_clusters) if isinstance(adj, str) else consensus(labelings, adj)
-            labels = pd.Series(combined, index=obs.index)
+        combiners = {args.ensemble: lambda: consensus(labelings),
+                     f"{args.ensemble}_spatial": lambda: consensus(labelings, adjacency),
+                     f"{args.ensemble}_mcla": lambda: mcla(labelings, n_clusters)}
+        for method, combine in combiners.items():
+            labels = pd.Series(combine(), index=obs.index)
             info = {"sample": sample, "method": method, "seed": seed, "trained_by": run["trained_by"]}
             row = label_rows(obs, slide["obsm/spatial"], labels, truth, info)[0]
-            if adj is None and not np.isclose(row["ARI"], run["ARI"], atol=1e-4):
-                raise SystemExit(f"{sample} seed {seed}: the vote gives ARI {row['ARI']:.4f}, the run's "
-                                 f"{args.ensemble} row {run['ARI']:.4f}: not the run's labels")
-            if adj is not None:
-                rows.append({**run.to_dict(), **row, "cpu_s": run.get("cpu_s", np.nan)})
+            if method == args.ensemble:
+                if not np.isclose(row["ARI"], run["ARI"], atol=1e-4):
+                    raise SystemExit(f"{sample} seed {seed}: the vote gives ARI {row['ARI']:.4f}, the run's "
+                                     f"{args.ensemble} row {run['ARI']:.4f}: not the run's labels")
+            else:
+                rows.append(run.to_dict() | row)        # the members' CPU seconds, as the run's own row
             print(f"{sample} seed {seed} {method}: ARI {row['ARI']:.4f}", flush=True)
-    out = pd.concat([table, pd.DataFrame(rows)[table.columns.intersection(pd.DataFrame(rows).columns)]])
+    added = pd.DataFrame(rows)
+    out = pd.concat([table, added[table.columns.intersection(added.columns)]])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, sep="\t", index=False)
 
