@@ -187,17 +187,25 @@ def hc_vvv_cuts(z: np.ndarray, cuts, *, alpha: float = 1.0, beta: float = 1.0) -
     return out
 
 
-def mstep_eee(x: np.ndarray, z: np.ndarray):
-    """Proportions, means and the Cholesky factor of the shared covariance from posteriors z."""
+def mstep_eee(x: np.ndarray, z: np.ndarray, gram: np.ndarray | None = None):
+    """Proportions, means and the Cholesky factor of the shared covariance from posteriors z.
+
+    ``gram``: ``x.T @ x``, for posteriors whose rows sum to one; the scatter is then taken from
+    sufficient statistics, ``W = x'x - sum_k n_k mu_k mu_k'``, instead of one pass over the rows
+    per component (the same W in exact arithmetic, other rounding; for centred ``x``)."""
     n = x.shape[0]
     nk = z.sum(axis=0)
     if nk.min() <= _RTEPS:
         raise ValueError("a mixture component has no weight left")
-    mu = (z.T @ x) / nk[:, None]
-    w = np.zeros((x.shape[1], x.shape[1]))
-    for k in range(z.shape[1]):
-        dev = (x - mu[k]) * np.sqrt(z[:, k])[:, None]
-        w += dev.T @ dev
+    sums = z.T @ x
+    mu = sums / nk[:, None]
+    if gram is not None:
+        w = gram - mu.T @ sums
+    else:
+        w = np.zeros((x.shape[1], x.shape[1]))
+        for k in range(z.shape[1]):
+            dev = (x - mu[k]) * np.sqrt(z[:, k])[:, None]
+            w += dev.T @ dev
     sigma = w / n
     try:
         return nk / n, mu, np.linalg.cholesky(sigma)
@@ -209,20 +217,27 @@ def mstep_eee(x: np.ndarray, z: np.ndarray):
         return nk / n, mu, np.linalg.cholesky(sigma + ridge * np.eye(sigma.shape[0]))
 
 
-def estep_eee(x: np.ndarray, pro: np.ndarray, mu: np.ndarray, chol: np.ndarray):
-    """Posteriors (N, G) and the log-likelihood under the EEE mixture."""
+def estep_eee(x: np.ndarray, pro: np.ndarray, mu: np.ndarray, chol: np.ndarray, *, expanded: bool = False):
+    """Posteriors (N, G) and the log-likelihood under the EEE mixture.
+
+    ``expanded``: the squared Mahalanobis distances as ``|a|^2 - 2 a.b + |b|^2`` by one matrix
+    product instead of one pass over the rows per component (the same in exact arithmetic)."""
     from scipy.linalg import solve_triangular
 
     n, p = x.shape
     logdet = 2 * np.log(np.abs(np.diag(chol))).sum()
-    logp = np.empty((n, mu.shape[0]))
     # One triangular solve for the rows and one for the means (the covariance is shared):
     # L^-1 (x - mu_k) = L^-1 x - L^-1 mu_k.
     wx = solve_triangular(chol, x.T, lower=True)
     wmu = solve_triangular(chol, mu.T, lower=True)
-    for k in range(mu.shape[0]):
-        w = wx - wmu[:, k:k + 1]
-        logp[:, k] = -0.5 * (p * np.log(2 * np.pi) + logdet + np.einsum("ij,ij->j", w, w))
+    if expanded:
+        d2 = np.einsum("ij,ij->j", wx, wx)[:, None] - 2 * (wx.T @ wmu) + np.einsum("ij,ij->j", wmu, wmu)
+        logp = -0.5 * (p * np.log(2 * np.pi) + logdet + np.maximum(d2, 0))
+    else:
+        logp = np.empty((n, mu.shape[0]))
+        for k in range(mu.shape[0]):
+            w = wx - wmu[:, k:k + 1]
+            logp[:, k] = -0.5 * (p * np.log(2 * np.pi) + logdet + np.einsum("ij,ij->j", w, w))
     with np.errstate(divide="ignore"):
         logp += np.log(pro)
     top = logp.max(axis=1, keepdims=True)
@@ -231,11 +246,14 @@ def estep_eee(x: np.ndarray, pro: np.ndarray, mu: np.ndarray, chol: np.ndarray):
     return post / s, float((np.log(s) + top).sum())
 
 
-def em_eee(x: np.ndarray, z: np.ndarray, *, tol: float = _TOL, max_iter: int = 10_000):
-    """EM for the EEE mixture from posteriors ``z``: (posteriors, log-likelihood, iterations)."""
+def em_eee(x: np.ndarray, z: np.ndarray, *, tol: float = _TOL, max_iter: int = 10_000,
+           gram: np.ndarray | None = None):
+    """EM for the EEE mixture from posteriors ``z``: (posteriors, log-likelihood, iterations).
+    ``gram`` (``x.T @ x``): both steps by sufficient statistics and matrix products
+    (:func:`mstep_eee`, :func:`estep_eee` ``expanded``)."""
     hold = np.inf
     for it in range(1, max_iter + 1):
-        post, hood = estep_eee(x, *mstep_eee(x, z))
+        post, hood = estep_eee(x, *mstep_eee(x, z, gram), expanded=gram is not None)
         z = post
         if abs(hold - hood) / (1 + abs(hood)) <= tol:
             return z, hood, it
@@ -296,7 +314,8 @@ def mclust_stability(x: np.ndarray, n_clusters_range, *, repeats: int = 5, measu
     'fmi'), so under 'ari' 2 wins only where no larger G agrees half as well with its neighbours
     (docs/compare/auto_k_lower_end.md).  A G whose mixture lost a component in some run
     (mclust's NA) is compared where it has labels.
-    Cost: ``repeats`` agglomerations of half the usual subset and EM on the drawn rows only.
+    Cost: ``repeats`` agglomerations of half the usual subset and EM on the drawn rows only, its
+    steps by sufficient statistics (``em_eee``'s ``gram``: no pass over the rows per component).
     Returns (best G, {G: stability} for every G of the range)."""
     from .evaluate import ari, fowlkes_mallows
 
@@ -312,17 +331,20 @@ def mclust_stability(x: np.ndarray, n_clusters_range, *, repeats: int = 5, measu
                          "each run draws, less the neighbour above the range)")
     fitted = list(range(max(2, gs[0] - 1), gs[-1] + 2))
     x = x[:, :max(1, min(x.shape[1], rows_per_run - fitted[-1] - 1))]
+    centred = x - x.mean(axis=0)                  # the fits take sums of squares; the tree as mclust's
     labels: dict[int, list] = {g: [] for g in fitted}
     for run in range(int(repeats)):
         rows = subset_rows(n, seed, rows_per_run, start=run)
+        drawn = centred[rows]
+        gram = drawn.T @ drawn
         cuts = hc_vvv_cuts(svd_transform(x[rows]), fitted)
         for g in fitted:
             z0 = np.zeros((rows.size, g))
             z0[np.arange(rows.size), cuts[g]] = 1.0
             try:
-                post, _ = estep_eee(x[rows], *mstep_eee(x[rows], z0))
-                post, _, _ = em_eee(x[rows], post)
-                labels[g].append(estep_eee(x, *mstep_eee(x[rows], post))[0].argmax(axis=1))
+                post, _ = estep_eee(drawn, *mstep_eee(drawn, z0, gram), expanded=True)
+                post, _, _ = em_eee(drawn, post, gram=gram)
+                labels[g].append(estep_eee(centred, *mstep_eee(drawn, post, gram), expanded=True)[0].argmax(axis=1))
             except ValueError as exc:            # a component emptied: no labels at this G in this run
                 log.info("stability run %d, G=%d: no EEE fit (%s)", run, g, exc)
                 labels[g].append(None)

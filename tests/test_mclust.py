@@ -99,6 +99,25 @@ def test_em_raises_the_likelihood_and_finds_blobs():
     assert domain_metrics(truth, post.argmax(1))["ARI"] > 0.99
 
 
+def test_em_by_sufficient_statistics_is_the_same_fit():
+    """em_eee with ``gram`` (the stability's fit: M-step from x'x, E-step by one matrix product)
+    takes the same steps as the pass per component: the same likelihood, iterations and labels."""
+    x, _ = _blobs(n_per=60, p=5, k=4, seed=3, spread=3.0)
+    x = x - x.mean(axis=0)
+    z0 = np.eye(4)[hc_vvv(svd_transform(x), 4)]
+    for gram in (None, x.T @ x):
+        pro, mu, chol = mstep_eee(x, z0, gram)
+        if gram is None:
+            ref = (pro, mu, chol)
+        else:
+            for a, b in zip(ref, (pro, mu, chol)):
+                assert np.allclose(a, b, rtol=1e-10, atol=1e-12)
+    post, ll, it = em_eee(x, estep_eee(x, *ref)[0])
+    post_g, ll_g, it_g = em_eee(x, estep_eee(x, *ref, expanded=True)[0], gram=x.T @ x)
+    assert it_g == it and ll_g == pytest.approx(ll, rel=1e-12)
+    assert np.allclose(post_g, post, atol=1e-9) and np.array_equal(post_g.argmax(1), post.argmax(1))
+
+
 def test_seed_enters_only_through_the_subset():
     x, truth = _blobs(n_per=60, p=3, seed=3, spread=2.5)
     assert np.array_equal(mclust(x, 3, seed=0), mclust(x, 3, seed=99))        # 180 rows <= 2000: no draw
