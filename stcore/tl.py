@@ -28,7 +28,7 @@ from .errors import InputError
 __all__ = ["domains"]
 
 
-def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed: int | Iterable[int] = 0,
+def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str = "graphst", seed: int | Iterable[int] = 0,
             n_top_genes: int = 3000, hvg_flavor: str = "seurat_v3", values: str = "counts",
             train: dict | None = None,
             cluster: dict | None = None, layer: str | None = None, spatial_key: str = "spatial",
@@ -51,8 +51,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int, method: str = "graphst", seed
     ----------
     adata : AnnData
         Spots x genes, raw counts in ``X`` (or ``layer``), coordinates in ``obsm[spatial_key]``.
-    n_clusters : int
-        Number of domains.
+    n_clusters : int or 'auto'
+        Number of domains, or ``'auto'``: chosen from the features by ``cluster['auto']``
+        (``'stability'``, default, or ``'bic'``) over ``cluster['auto_range']`` (2 to 15); the
+        curve is in ``uns['stcore']['n_clusters']``.  Give the number where it is known.
     method : str, default 'graphst'
         A method of the registry (:mod:`stcore.methods`): ``'graphst'``, ``'expression'``, or a
         peer method of an installed extra.
