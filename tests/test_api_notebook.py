@@ -148,6 +148,71 @@ def test_the_record_is_laid_out_as_the_workflows(tmp_path):
     assert record["seed_ARI"] == mean_pairwise_ari([seeds[c].to_numpy() for c in seeds.columns])
 
 
+def test_several_methods_are_combined_at_each_seed_as_the_workflows_ensembles():
+    """method=[...]: each method trained and clustered as it is alone; at each seed their labelings
+    combined by the consensus step (the workflow's ensemble rule), and several seeds' combinations
+    by it again; each method's labels and embedding kept, their agreement recorded; a later call
+    with one method drops them; a repeated or unknown method is refused before any work."""
+    from stcore.consensus import consensus
+    from stcore.evaluate import mean_pairwise_ari
+
+    both = ("graphst", "expression")
+    alone = {}
+    for m in both:
+        for seed in (0, 1):
+            adata = _slide()
+            stcore.tl.domains(adata, n_clusters=2, method=m, seed=seed, **FAST)
+            alone[m, seed] = adata.obs["domain"].to_numpy()
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, method=list(both), **FAST)
+    record = adata.uns["stcore"]
+    assert record["method"] == record["trained_by"] == "graphst+expression"
+    members = adata.obsm["domain_methods"]
+    assert list(members.columns) == list(both)
+    for m in both:
+        assert (members[m].to_numpy() == alone[m, 0]).all() and f"X_{m}" in adata.obsm
+    combined = consensus([alone[m, 0] for m in both])
+    assert (adata.obs["domain"].to_numpy() == combined.astype(str)).all()
+    assert record["methods_ARI"] == mean_pairwise_ari([alone[m, 0] for m in both])
+
+    stcore.tl.domains(adata, n_clusters=2, method=list(both), seed=[0, 1], **FAST)
+    per_seed = [consensus([alone[m, seed] for m in both]) for seed in (0, 1)]
+    assert (adata.obsm["domain_seeds"]["seed1"].to_numpy() == per_seed[1].astype(str)).all()
+    assert (adata.obs["domain"].to_numpy() == consensus(per_seed).astype(str)).all()
+    assert adata.uns["stcore"]["seed"] == "consensus"
+
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert "domain_methods" not in adata.obsm and "domain_seeds" not in adata.obsm
+    before = adata.obs["domain"].copy()
+    with pytest.raises(ValueError, match="several different methods"):
+        stcore.tl.domains(adata, n_clusters=2, method=["graphst", "graphst"], **FAST)
+    with pytest.raises(InputError, match="no_such_method"):
+        stcore.tl.domains(adata, n_clusters=2, method=["graphst", "no_such_method"], **FAST)
+    assert (adata.obs["domain"] == before).all()
+
+
+def test_three_methods_are_voted_spot_by_spot():
+    """With three methods the combined domains are the vote of the three labelings, none of them
+    alone (two methods tie everywhere, and ties go to the reference labelling)."""
+    import importlib.util
+
+    from stcore.consensus import consensus
+
+    if importlib.util.find_spec("banksy") is None:
+        pytest.skip("the third method, banksy, needs its extra: pip install -e '.[banksy]'")
+    three = ("graphst", "expression", "banksy")
+    alone = {}
+    for m in three:
+        adata = _slide()
+        stcore.tl.domains(adata, n_clusters=2, method=m, **FAST)
+        alone[m] = adata.obs["domain"].to_numpy()
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, method=list(three), **FAST)
+    combined = adata.obs["domain"].to_numpy()
+    assert (combined == consensus([alone[m] for m in three]).astype(str)).all()
+    assert not any((combined == alone[m]).all() for m in three)
+
+
 def test_every_column_a_call_wrote_is_its_own():
     """Columns written under other keys stay the API's own: each may be written again without
     overwrite; an annotation (a column no call wrote) is still refused."""
