@@ -28,8 +28,8 @@ include: "rules/report.smk"
 
 rule all:
     """The results table over every slide, method and seed, its summary, and one
-    domains.h5ad per run, per consensus of a method's seeds and per combination of methods at a seed
-    (and for a slide read from a SpatialData store, its domains as a store: domains.zarr)."""
+    domains.h5ad per run, per consensus of a method's seeds, per combination of methods at a seed and
+    per consensus of a combination's seeds (and for a slide read from a SpatialData store, its domains as a store: domains.zarr)."""
     default_target: True
     input:
         "results/table.tsv",

@@ -46,3 +46,29 @@ rule ensemble:
     threads: 1
     script:
         "../scripts/consensus.py"
+
+
+rule ensemble_consensus:
+    """One labelling from the labelings of a combination of methods at each of its seeds, and its
+    metrics: the consensus step across the seeds' combinations, the slide's one answer."""
+    input:
+        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
+                                  for s in ensemble_seeds(wildcards.ensemble)],
+        h5ad="results/{sample}/hvg.h5ad",
+    output:
+        labels=consensus_file("labels.tsv", method="{ensemble}"),
+        metrics=consensus_file("metrics.tsv", method="{ensemble}"),
+    params:
+        truth=slide("truth"),
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
+                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
+                               "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
+    log:
+        "logs/consensus/{sample}.{ensemble}.consensus.log",
+    benchmark:
+        record_file("consensus", "{sample}.{ensemble}.consensus")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/consensus.py"

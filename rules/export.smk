@@ -87,6 +87,38 @@ rule export_ensemble:
         "../scripts/export.py"
 
 
+rule export_ensemble_consensus:
+    """The domains.h5ad of a combination's seeds combined (the slide's one answer): the combined
+    domains, every seed's combination beside them, the first method's embedding at the first seed."""
+    input:
+        qc="results/{sample}/qc.h5ad",
+        graph="results/{sample}/graph.npz",
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
+                                       ensemble_seeds(wildcards.ensemble)[0]),
+        labels=consensus_file("labels.tsv", method="{ensemble}"),
+        metrics=consensus_file("metrics.tsv", method="{ensemble}"),
+        seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
+                                       for s in ensemble_seeds(wildcards.ensemble)],
+    output:
+        h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
+    params:
+        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
+                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
+                               "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
+        seeds=lambda wildcards: ensemble_seeds(wildcards.ensemble),
+        train=lambda wildcards: PLAN.merged("train", PLAN.source(ENSEMBLES[wildcards.ensemble][0])),
+        cluster=lambda wildcards: PLAN.merged("cluster", ENSEMBLES[wildcards.ensemble][0]),
+    log:
+        "logs/export/{sample}.{ensemble}.consensus.log",
+    benchmark:
+        record_file("export", "{sample}.{ensemble}.consensus")
+    conda:
+        "../envs/stcore.yaml"
+    threads: 1
+    script:
+        "../scripts/export.py"
+
+
 rule export_spatialdata:
     """A SpatialData slide's domains back in SpatialData (domains.zarr): the domains as a table
     annotating the store's own shapes, for napari-spatialdata and spatialdata-plot."""

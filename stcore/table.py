@@ -10,7 +10,8 @@
   max_rss of its train and cluster jobs).  A combination of methods (config ``ensembles``; its
   run lists its ``members``) costs its members' runs on the same slide and seed together: their
   seconds and CPU seconds added, the largest peak (a member that clusters another member's
-  training, ``train_from``, counts that training again: an upper bound).  It reads no h5ad and no npz.
+  training, ``train_from``, counts that training again: an upper bound); the consensus of its
+  seeds costs its members' runs at all those seeds.  It reads no h5ad and no npz.
 - ``seed_agreement``: mean pairwise ARI between a (sample, method)'s seeds' labelings.
 - ``read_published`` / ``read_reference_here``: published per-slice DLPFC ARI and the
   reference GraphST package's scores on the same files, from ``reference_dir``.
@@ -44,10 +45,12 @@ def _record(path: str | None, column: str) -> float:
 
 
 def _member_costs(table: pd.DataFrame, run: dict) -> None:
-    """The costs of a combination's rows: its members' runs on the same slide and seed, together."""
+    """The costs of a combination's rows: its members' runs on the same slide and seed, together
+    (the consensus of its seeds: at every seed it combines, ``member_seeds``)."""
     mine = (table["method"] == run["method"]) & (table["seed"].astype(str) == str(run["seed"])) \
         & (table["sample"].astype(str) == str(run["sample"]))
-    parts = table[table["method"].isin(run["members"]) & (table["seed"].astype(str) == str(run["seed"]))
+    seeds = [str(s) for s in run.get("member_seeds", [run["seed"]])]
+    parts = table[table["method"].isin(run["members"]) & table["seed"].astype(str).isin(seeds)
                   & (table["sample"].astype(str) == str(run["sample"]))]
     for column in ("train_s", "cluster_s", "seconds", "cpu_s"):
         table.loc[mine, column] = parts[column].sum(min_count=1)

@@ -62,8 +62,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         peer method of an installed extra.  Several methods: each is trained and clustered at each
         seed and, at each seed, their labelings are combined by the consensus step (the
         workflow's ``ensembles``).  The README's recommended answer is
-        ``method=['graphst', 'banksy', 'cellcharter']`` (needs ``pip install -e '.[banksy]'
-        '.[cellcharter]'``); its accuracy on the labelled slides was measured one seed at a time.
+        ``method=['graphst', 'banksy', 'cellcharter']`` with ``seed=range(3)`` (needs ``pip
+        install -e '.[banksy]' '.[cellcharter]'``): the workflow's ``recommended/consensus``.
     seed : int or iterable of int, default 0
         One seed, or several (e.g. ``range(5)``).  With several, each seed is trained and
         clustered on its own and ``obs[key_added]`` is the consensus of their labelings

@@ -114,6 +114,13 @@ def test_runs_seeds_slides_and_combinations():
     assert [r["seed"] for r in latent] == [0, 1, "consensus"] and latent[0]["group"] == "g"
     assert latent[0]["train_record"] == "results/records/train/g.graphst.seed0.tsv"
     assert [r["trained_by"] for r in runs if r["method"] == "both"] == ["graphst+banksy"] * 3
+    assert not any("/both/consensus/" in f for f in plan.consensus_outputs("labels.tsv"))   # one seed in common
+    # a combination at two seeds or more: its seeds' combinations combined too, costing its members at all of them
+    paired = _plan(dict(config, ensembles={"pair": {"methods": ["graphst", "latent"]}}), s1="g", s2="g")
+    assert [f for f in paired.consensus_outputs("labels.tsv") if "/pair/" in f] == [
+        f"results/{s}/pair/consensus/labels.tsv" for s in ("s1", "s2", "s3", "g")]
+    answer = [r for r in paired.table_runs() if r["method"] == "pair" and r["seed"] == "consensus"]
+    assert len(answer) == 4 and answer[0]["members"] == ["graphst", "latent"] and answer[0]["member_seeds"] == [0, 1]
     # what a model's own clustering needs: the slide's number of domains, to those that search for it only
     assert "n_clusters" not in plan.train_settings("graphst", "s1")
     assert plan.train_settings("spagcn", "s1")["n_clusters"] == 7

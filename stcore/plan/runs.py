@@ -159,11 +159,14 @@ class Plan:
                 for sample in self.samples_of(method) for seed in self.seeds_of(method)]
 
     def consensus_outputs(self, name):
-        """One file ``name`` per (sample, method) whose seeds are combined (two seeds or more)."""
+        """One file ``name`` per (sample, method) whose seeds are combined (two seeds or more), and
+        per (sample, ensemble) whose seeds' combinations are (the slide's one answer)."""
         if not self.config["consensus"]:
             return []
-        return [consensus_file(name, sample, method) for method in self.methods
-                if len(self.seeds_of(method)) > 1 for sample in self.samples_of(method)]
+        return ([consensus_file(name, sample, method) for method in self.methods
+                 if len(self.seeds_of(method)) > 1 for sample in self.samples_of(method)]
+                + [consensus_file(name, sample, ensemble) for ensemble in self.ensembles
+                   if len(self.ensemble_seeds(ensemble)) > 1 for sample in self.ensemble_samples(ensemble)])
 
     def ensemble_samples(self, name):
         """The slides every method of ensemble ``name`` runs on (sheet order)."""
@@ -221,12 +224,20 @@ class Plan:
                                  "labels": consensus_file("labels.tsv", sample, method),
                                  "train_record": None, "cluster_record": None})
         for name, members in self.ensembles.items():
+            seeds = self.ensemble_seeds(name)
             for sample in self.ensemble_samples(name):
-                for seed in self.ensemble_seeds(name):
-                    runs.append({"sample": sample, "group": sample if sample in self.groups else "", "method": name,
+                group = sample if sample in self.groups else ""
+                for seed in seeds:
+                    runs.append({"sample": sample, "group": group, "method": name,
                                  "seed": seed, "trained_by": "+".join(members), "members": members,
                                  "metrics": run_file("metrics.tsv", sample, name, seed),
                                  "labels": run_file("labels.tsv", sample, name, seed),
+                                 "train_record": None, "cluster_record": None})
+                if self.config["consensus"] and len(seeds) > 1:
+                    runs.append({"sample": sample, "group": group, "method": name, "seed": "consensus",
+                                 "trained_by": "+".join(members), "members": members, "member_seeds": seeds,
+                                 "metrics": consensus_file("metrics.tsv", sample, name),
+                                 "labels": consensus_file("labels.tsv", sample, name),
                                  "train_record": None, "cluster_record": None})
         return runs
 

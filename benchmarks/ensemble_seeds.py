@@ -1,0 +1,61 @@
+"""The rule of docs/compare/DEFAULTS.md, "One answer per slide from the recommended answer's seeds",
+measured on a finished run: per slide, the consensus step over a combination's per-seed labelings
+(``results/<sample>/<ensemble>/seed<s>/labels.tsv``), scored as the DAG scores a run
+(``stcore.evaluate.label_rows``), beside the per-seed rows of the run's table (mean, lowest, highest):
+
+    .venv/bin/python benchmarks/ensemble_seeds.py --results <run>/results \\
+        --samples studies/compare_samples.tsv --ensemble ensemble --out docs/compare/best/ensemble_seeds.tsv
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stcore.consensus import consensus
+from stcore.evaluate import label_rows
+from stcore.io import read_h5ad_elems, read_tsv
+
+DOMAIN_SLIDES = ["151673", "151674", "151510", "starmap_BZ5", "osmfish"]     # MERFISH: cell classes, reported
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, required=True, help="the run's results/ folder")
+    ap.add_argument("--samples", type=Path, required=True, help="the run's sample sheet")
+    ap.add_argument("--ensemble", default="ensemble", help="the combination's name in the run's config")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    table = pd.read_csv(args.results / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
+    sheet = pd.read_csv(args.samples, sep="\t", dtype=str, keep_default_na=False).set_index("sample")
+    rows = []
+    for sample, runs in table[table["method"] == args.ensemble].groupby("sample", sort=False):
+        slide = read_h5ad_elems(args.results / sample / "hvg.h5ad", "obs", "obsm/spatial")
+        obs = slide["obs"]
+        seeds = sorted(runs["seed"], key=int)
+        labelings = [read_tsv(args.results / sample / args.ensemble / f"seed{s}" / "labels.tsv", index_col="spot")
+                     ["domain"].loc[obs.index].to_numpy() for s in seeds]
+        truth_key = sheet.loc[sample, "truth"]
+        truth = obs[truth_key] if truth_key else None
+        info = {"sample": sample, "method": args.ensemble, "seed": "consensus", "consensus_of": ",".join(seeds)}
+        row = label_rows(obs, slide["obsm/spatial"], pd.Series(consensus(labelings), index=obs.index), truth, info)[0]
+        ari = runs["ARI"].astype(float)
+        rows.append({"sample": sample, "consensus_ARI": row["ARI"], "seeds_mean": ari.mean(), "seeds_min": ari.min(),
+                     "seeds_max": ari.max(), "gap": row["ARI"] - ari.mean(), "domains_found": row["domains_found"]})
+    out = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
+    print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    five = out[out["sample"].isin(DOMAIN_SLIDES)]
+    worst, median_gap = five["gap"].min(), five["consensus_ARI"].median() - five["seeds_mean"].median()
+    adopted = len(five) == len(DOMAIN_SLIDES) and worst >= -0.02 and median_gap >= -0.01
+    print(f"worst slide gap {worst:+.3f} (rule: >= -0.02); median {five['consensus_ARI'].median():.3f} against "
+          f"{five['seeds_mean'].median():.3f} ({median_gap:+.3f}; rule: >= -0.01): "
+          f"{'adopted' if adopted else 'not adopted'}")
+
+
+if __name__ == "__main__":
+    main()
