@@ -8,12 +8,9 @@ measured on a finished run: per slide, the consensus step over a combination's p
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 
+from ensemble_vote import run_args
 from stcore.consensus import consensus
 from stcore.evaluate import label_rows
 from stcore.io import read_h5ad_elems, read_tsv
@@ -22,12 +19,7 @@ DOMAIN_SLIDES = ["151673", "151674", "151510", "starmap_BZ5", "osmfish"]     # M
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", type=Path, required=True, help="the run's results/ folder")
-    ap.add_argument("--samples", type=Path, required=True, help="the run's sample sheet")
-    ap.add_argument("--ensemble", default="ensemble", help="the combination's name in the run's config")
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    args = run_args(__doc__)
 
     table = pd.read_csv(args.results / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
     sheet = pd.read_csv(args.samples, sep="\t", dtype=str, keep_default_na=False).set_index("sample")

@@ -49,13 +49,19 @@ def mcla(labelings: list[np.ndarray], n_clusters: int) -> np.ndarray:
     return pd.factorize(share.argmax(axis=1))[0]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_args(doc: str) -> argparse.Namespace:
+    """The options of a measurement on a finished run's combination of methods (also
+    benchmarks/ensemble_seeds.py's): its results, its sheet, the combination's name, the output."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--results", type=Path, required=True, help="the run's results/ folder")
     ap.add_argument("--samples", type=Path, required=True, help="the run's sample sheet")
     ap.add_argument("--ensemble", default="ensemble", help="the run's ensemble row (its members: trained_by)")
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = run_args(__doc__)
 
     table = pd.read_csv(args.results / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
     sheet = pd.read_csv(args.samples, sep="\t", dtype=str).set_index("sample")
