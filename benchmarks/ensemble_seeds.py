@@ -11,11 +11,10 @@ from __future__ import annotations
 import pandas as pd
 
 from ensemble_vote import run_args
+from recommend import DOMAIN_SLIDES
 from stcore.consensus import consensus
 from stcore.evaluate import label_rows
 from stcore.io import read_h5ad_elems, read_tsv
-
-DOMAIN_SLIDES = ["151673", "151674", "151510", "starmap_BZ5", "osmfish"]     # MERFISH: cell classes, reported
 
 
 def main() -> None:
