@@ -49,14 +49,17 @@ def mcla(labelings: list[np.ndarray], n_clusters: int) -> np.ndarray:
     return pd.factorize(share.argmax(axis=1))[0]
 
 
-def run_args(doc: str) -> argparse.Namespace:
+def run_args(doc: str, flat: bool = False) -> argparse.Namespace:
     """The options of a measurement on a finished run's combination of methods (also
-    benchmarks/ensemble_seeds.py's): its results, its sheet, the combination's name, the output."""
+    benchmarks/ensemble_seeds.py's): its results, its sheet, the combination's name, the output
+    (and ``--flat`` where ``flat``)."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--results", type=Path, required=True, help="the run's results/ folder")
     ap.add_argument("--samples", type=Path, required=True, help="the run's sample sheet")
     ap.add_argument("--ensemble", default="ensemble", help="the run's ensemble row (its members: trained_by)")
     ap.add_argument("--out", type=Path, required=True)
+    if flat:
+        ap.add_argument("--flat", action="store_true", help="also one vote over every member's seeds")
     return ap.parse_args()
 
 
