@@ -26,7 +26,8 @@ def main() -> None:
     table = pd.read_csv(args.results / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
     sheet = pd.read_csv(args.samples, sep="\t", dtype=str, keep_default_na=False).set_index("sample")
     rows = []
-    for sample, runs in table[table["method"] == args.ensemble].groupby("sample", sort=False):
+    per_seed = table[(table["method"] == args.ensemble) & (table["seed"] != "consensus")]   # not the DAG's own
+    for sample, runs in per_seed.groupby("sample", sort=False):
         slide = read_h5ad_elems(args.results / sample / "hvg.h5ad", "obs", "obsm/spatial")
         obs = slide["obs"]
         seeds = sorted(runs["seed"], key=int)

@@ -49,11 +49,11 @@ rule ensemble:
 
 
 rule ensemble_consensus:
-    """One labelling from the labelings of a combination of methods at each of its seeds, and its
-    metrics: the consensus step across the seeds' combinations, the slide's one answer."""
+    """One labelling from every member's labelings of a combination of methods at every one of its
+    seeds, and its metrics: one vote of the consensus step over them all, the slide's one answer."""
     input:
-        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
-                                  for s in ensemble_seeds(wildcards.ensemble)],
+        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, s)
+                                  for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
         h5ad="results/{sample}/hvg.h5ad",
     output:
         labels=consensus_file("labels.tsv", method="{ensemble}"),

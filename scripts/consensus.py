@@ -1,5 +1,5 @@
 """Snakemake step: the consensus of labelings of one slide (a method's seeds, several methods at one
-seed: config `ensembles`, or a combination's seeds), and its metrics."""
+seed: config `ensembles`, or every member of a combination at every seed), and its metrics."""
 import pandas as pd
 
 from stcore.consensus import consensus

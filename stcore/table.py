@@ -46,7 +46,7 @@ def _record(path: str | None, column: str) -> float:
 
 def _member_costs(table: pd.DataFrame, run: dict) -> None:
     """The costs of a combination's rows: its members' runs on the same slide and seed, together
-    (the consensus of its seeds: at every seed it combines, ``member_seeds``)."""
+    (its one answer over seeds: at every seed it combines, ``member_seeds``)."""
     mine = (table["method"] == run["method"]) & (table["seed"].astype(str) == str(run["seed"])) \
         & (table["sample"].astype(str) == str(run["sample"]))
     seeds = [str(s) for s in run.get("member_seeds", [run["seed"]])]

@@ -60,8 +60,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     method : str or list of str, default 'graphst'
         A method of the registry (:mod:`stcore.methods`): ``'graphst'``, ``'expression'``, or a
         peer method of an installed extra.  Several methods: each is trained and clustered at each
-        seed and, at each seed, their labelings are combined by the consensus step (the
-        workflow's ``ensembles``).  The README's recommended answer is
+        seed and their labelings are combined by the consensus step (the workflow's ``ensembles``):
+        at one seed, the methods'; at several, one vote over every method at every seed (each
+        seed's combination in ``obsm[key_added + '_seeds']``).  The README's recommended answer is
         ``method=['graphst', 'banksy', 'cellcharter']`` with ``seed=range(3)`` (needs ``pip
         install -e '.[banksy]' '.[cellcharter]'``): the workflow's ``recommended/consensus``.
     seed : int or iterable of int, default 0
@@ -211,7 +212,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
             embeddings.setdefault(m, result.embedding)
         by_method.append(runs)
         labelings.append(runs[methods[0]] if len(methods) == 1 else consensus(list(runs.values())))
-    labels = labelings[0] if len(seeds) == 1 else consensus(labelings)
+    every = [runs[m] for m in methods for runs in by_method]      # the workflow's order: method, then seed
+    labels = every[0] if len(every) == 1 else consensus(every)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     for m, embedding in embeddings.items():
         adata.obsm[f"X_{m}"] = embedding

@@ -238,15 +238,16 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
             == labels("expression", 1).loc[out.obs_names].astype(str).to_numpy()).all()
     assert out.uns["stcore"]["embedding_of"] == "graphst" and out.obsm["X_all3"].shape[0] == out.n_obs
     assert 0 <= out.uns["stcore"]["methods_ARI"] <= 1
-    # consensus: true adds the slide's one answer: the combination's seeds combined by the consensus step,
-    # its row costing every member's run at both seeds, its domains.h5ad with each seed's combination
+    # consensus: true adds the slide's one answer: one vote of the consensus step over every member at both
+    # seeds, its row costing every member's run at both seeds, its domains.h5ad with each seed's combination
     write_workdir(w, dict(config, consensus=True))
     snakemake(w, "--cores", "2")
     table = pd.read_csv(w / "results/table.tsv", sep="\t", dtype={"seed": str})
     one = table[(table["method"] == "all3") & (table["seed"] == "consensus")]
     assert list(one["sample"]) == ["tiny_a"] and list(one["consensus_of"]) == ["0,1"]
     answer = pd.read_csv(w / "results/tiny_a/all3/consensus/labels.tsv", sep="\t", index_col="spot")["domain"]
-    assert np.array_equal(answer.to_numpy(), consensus([labels("all3", s).to_numpy() for s in (0, 1)]))
+    every = [labels(m, s).to_numpy() for m in ("graphst", "expression", "latent") for s in (0, 1)]
+    assert np.array_equal(answer.to_numpy(), consensus(every))
     parts = table[(table["sample"] == "tiny_a") & table["method"].isin(["graphst", "expression", "latent"])
                   & table["seed"].isin(["0", "1"])]
     assert len(parts) == 6 and one["cpu_s"].iloc[0] == pytest.approx(parts["cpu_s"].sum(), abs=1e-3)

@@ -160,7 +160,8 @@ class Plan:
 
     def consensus_outputs(self, name):
         """One file ``name`` per (sample, method) whose seeds are combined (two seeds or more), and
-        per (sample, ensemble) whose seeds' combinations are (the slide's one answer)."""
+        per (sample, ensemble) run at two seeds or more (every member at every seed combined: the
+        slide's one answer)."""
         if not self.config["consensus"]:
             return []
         return ([consensus_file(name, sample, method) for method in self.methods
