@@ -88,8 +88,9 @@ rule export_ensemble:
 
 
 rule export_ensemble_consensus:
-    """The domains.h5ad of a combination's seeds combined (the slide's one answer): the combined
-    domains, every seed's combination beside them, the first method's embedding at the first seed."""
+    """The domains.h5ad of a combination's one answer over its seeds (every member at every seed in
+    one vote): its domains, every seed's combination beside them, the first method's embedding at
+    the first seed."""
     input:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
