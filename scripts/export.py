@@ -1,6 +1,6 @@
 """Snakemake step: one domains.h5ad per run, per consensus of a method's seeds, per combination of
-methods at a seed (config `ensembles`) and per combination's one answer over its seeds, for scanpy and squidpy; for a slide read from a SpatialData
-store, those domains as a store too (domains.zarr)."""
+methods at a seed (config `ensembles`) and per combination's one answer over its seeds, for scanpy
+and squidpy; for a slide read from a SpatialData store, those domains as a store too (domains.zarr)."""
 import json
 from pathlib import Path
 
