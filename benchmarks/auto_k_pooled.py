@@ -10,6 +10,10 @@ its ARI at the annotated number:
 
     .venv/bin/python benchmarks/auto_k_pooled.py docs/compare/auto_k_lower_end.tsv \\
         docs/compare/auto_k_banksy.tsv docs/compare/auto_k_cellcharter.tsv --out docs/compare/auto_k_pooled.tsv
+
+With ``--slide`` the rule of "One number of domains for the slide's one answer": per slide, the median of
+every member's choice at every seed (:func:`slide_choice`) and, with ``--results``, the one
+vote over every member at every seed clustered at it against at the annotated number (``auto_k_slide.tsv``).
 """
 from __future__ import annotations
 
@@ -34,9 +38,19 @@ def pooled_choice(curves: list[dict[int, float]]) -> int:
     return max(gs, key=lambda g: (mean[g], -g))
 
 
-def combination_ari(results: Path, sample: str, members: list[str], seed: int, n_clusters: int, truth_key: str,
-                    cluster: dict) -> float:
-    """The ``ensemble`` vote's ARI with every member clustered at ``n_clusters`` (the cluster step's call)."""
+def slide_choice(choices) -> int:
+    """One number of domains for a slide from several runs' ``auto`` choices (every member of a
+    combination at every seed): their median, the lower of the two middle ones for an even count."""
+    ordered = sorted(int(c) for c in choices)
+    if not ordered:
+        raise ValueError("slide_choice: no choices")
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def combination_ari(results: Path, sample: str, members: list[str], seeds: int | list[int], n_clusters: int,
+                    truth_key: str, cluster: dict) -> float:
+    """The ``ensemble`` vote's ARI with every member clustered at ``n_clusters`` (the cluster step's call) at
+    one seed, or, with several seeds, the one vote over every member at every seed (method, then seed)."""
     import anndata as ad
 
     from stcore.cluster import ClusterParams, features_of, run_cluster
@@ -46,9 +60,12 @@ def combination_ari(results: Path, sample: str, members: list[str], seed: int, n
 
     slide = ad.read_h5ad(results / sample / "hvg.h5ad", backed="r")
     coords = np.asarray(slide.obsm["spatial"])
-    params = ClusterParams(**cluster, seed=seed)
-    labelings = [run_cluster(features_of(MethodResult.load(results / sample / m / f"seed{seed}" / "train.npz"), params),
-                             coords, n_clusters, params) for m in members]
+    labelings = []
+    for m in members:
+        for seed in np.atleast_1d(seeds):
+            params = ClusterParams(**cluster, seed=int(seed))
+            result = MethodResult.load(results / sample / m / f"seed{seed}" / "train.npz")
+            labelings.append(run_cluster(features_of(result, params), coords, n_clusters, params))
     return domain_metrics(slide.obs[truth_key].to_numpy(), consensus(labelings))["ARI"]
 
 
@@ -57,6 +74,7 @@ def main() -> None:
     ap.add_argument("records", nargs="+", type=Path, help="one benchmarks/auto_k.py record per member")
     ap.add_argument("--results", type=Path, help="the members' run's results/ folder (for the ARI)")
     ap.add_argument("--samples", type=Path, default=Path("studies/compare_samples.tsv"))
+    ap.add_argument("--slide", action="store_true", help="one number per slide: the median of every choice")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     records = {}
@@ -66,6 +84,8 @@ def main() -> None:
     members = list(records)
     sheet = pd.read_csv(a.samples, sep="\t", dtype=str, keep_default_na=False).set_index("sample")
     first = records[members[0]]
+    if a.slide:
+        return slide_numbers(records, members, sheet, a.results, a.out)
     rows = []
     for sample, seed in first.index:
         annotated = int(first.loc[(sample, seed), "annotated"])
@@ -91,6 +111,31 @@ def main() -> None:
     if a.results is not None:
         gap = (t["ARI_pooled"] - t["ARI_given"]).groupby(t["sample"]).mean()
         print("gap (mean ARI at the pooled choice minus at the annotated number):", gap.round(3).to_dict())
+
+
+def slide_numbers(records: dict, members: list[str], sheet: pd.DataFrame, results: Path | None, out: Path) -> None:
+    """Per slide, the median of every member's choice at every seed, and the one vote's ARI at it."""
+    rows = []
+    for sample, runs in records[members[0]].groupby(level="sample", sort=False):
+        seeds = [int(s) for s in runs.index.get_level_values("seed")]
+        choices = [int(records[m].loc[(sample, s), "K_stab_ari"]) for m in members for s in seeds]
+        annotated = int(runs["annotated"].iloc[0])
+        row = {"sample": sample, "annotated": annotated, "choices": " ".join(map(str, choices)),
+               "K_slide": slide_choice(choices)}
+        if results is not None:
+            truth = sheet.loc[sample, "truth"]
+            row["ARI_slide"] = combination_ari(results, sample, members, seeds, row["K_slide"], truth, {})
+            row["ARI_given"] = combination_ari(results, sample, members, seeds, annotated, truth, {})
+            row["gap"] = row["ARI_slide"] - row["ARI_given"]
+        rows.append(row)
+        print(row, flush=True)
+    t = pd.DataFrame(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t.to_csv(out, sep="\t", index=False, float_format="%.4f")
+    five = t[t["sample"].isin(DOMAIN_SLIDES)]
+    print("hits on the five domain slides (within 1):", int(((five["K_slide"] - five["annotated"]).abs() <= 1).sum()))
+    if results is not None:
+        print("gap within 0.05 on:", int((five["gap"] >= -0.05).sum()), "of 5")
 
 
 if __name__ == "__main__":
