@@ -4,7 +4,9 @@ measured on a finished run: per slide, the consensus step over a combination's p
 (``stcore.evaluate.label_rows``), beside the per-seed rows of the run's table (mean, lowest, highest).
 With ``--flat`` also the rule of "One vote over every member's seeds": one vote over every member's labeling at
 every seed (``flat_ARI``), against the two votes, and each answer's gap to the slide's best single method with
-its seeds combined (the members' ``consensus`` rows: ``best_single``):
+its seeds combined (the members' ``consensus`` rows: ``best_single``), and the rule of "The one answer from the
+most continuous member's seeds": the member with the lowest mean ``PAS`` over its seeds (ties to 3 decimals:
+the lower mean ``CHAOS``) and its ``consensus`` row's ARI (``continuous``, ``continuous_ARI``):
 
     .venv/bin/python benchmarks/ensemble_seeds.py --results <run>/results \\
         --samples studies/compare_samples.tsv --ensemble ensemble --out docs/compare/best/ensemble_seeds.tsv [--flat]
@@ -53,6 +55,12 @@ def main() -> None:
                          "flat_domains_found": flat_row["domains_found"], "best_single": best["method"],
                          "best_single_ARI": float(best["ARI"]), "consensus_to_best": row["ARI"] - float(best["ARI"]),
                          "flat_to_best": flat_row["ARI"] - float(best["ARI"])}
+            mine = table[(table["sample"] == sample) & table["method"].isin(members) & (table["seed"] != "consensus")]
+            spread = mine.groupby("method")[["PAS", "CHAOS"]].mean()
+            pick = min(members, key=lambda m: (round(float(spread.loc[m, "PAS"]), 3), float(spread.loc[m, "CHAOS"])))
+            picked = float(single.loc[single["method"] == pick, "ARI"].iloc[0])
+            rows[-1] |= {"continuous": pick, "continuous_ARI": picked, "continuous_to_best": picked - float(best["ARI"]),
+                         **{f"PAS_{m}": float(spread.loc[m, "PAS"]) for m in members}}
     out = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
@@ -70,6 +78,12 @@ def main() -> None:
               f"(rule: >= -0.02); median {flat_median:.3f} against {two_median:.3f} (rule: higher): "
               f"{'adopted' if adopted else 'not adopted'}; worst slide against its best single method's seeds "
               f"combined: two votes {five['consensus_to_best'].min():+.3f}, one vote {five['flat_to_best'].min():+.3f}")
+        within = {k: int((five[f"{k}_to_best"] >= -0.05).sum()) for k in ("flat", "continuous")}
+        medians = {k: five[f"{k}_ARI"].median() for k in ("flat", "continuous")}
+        adopted = within["continuous"] > within["flat"] and medians["continuous"] >= medians["flat"] - 0.01
+        print(f"the most continuous member's seeds: within 0.05 of the best single method on {within['continuous']} "
+              f"of 5 against the one vote's {within['flat']}; median {medians['continuous']:.3f} against "
+              f"{medians['flat']:.3f} (rule: at least -0.01): {'adopted' if adopted else 'not adopted'}")
 
 
 if __name__ == "__main__":
