@@ -14,6 +14,9 @@ its ARI at the annotated number:
 With ``--slide`` the rule of "One number of domains for the slide's one answer": per slide, the median of
 every member's choice at every seed (:func:`slide_choice`) and, with ``--results``, the one
 vote over every member at every seed clustered at it against at the annotated number (``auto_k_slide.tsv``).
+With ``--seeds`` the rule of "One number of domains for a method's seeds": per member and slide, the most stable
+number of the mean of its seeds' curves and, with ``--results``, its seeds combined at it against at the
+annotated number (``auto_k_seeds.tsv``).
 """
 from __future__ import annotations
 
@@ -75,6 +78,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, help="the members' run's results/ folder (for the ARI)")
     ap.add_argument("--samples", type=Path, default=Path("studies/compare_samples.tsv"))
     ap.add_argument("--slide", action="store_true", help="one number per slide: the median of every choice")
+    ap.add_argument("--seeds", action="store_true", help="one number per member and slide: its seeds' mean curve")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     records = {}
@@ -86,6 +90,8 @@ def main() -> None:
     first = records[members[0]]
     if a.slide:
         return slide_numbers(records, members, sheet, a.results, a.out)
+    if a.seeds:
+        return seed_numbers(records, members, sheet, a.results, a.out)
     rows = []
     for sample, seed in first.index:
         annotated = int(first.loc[(sample, seed), "annotated"])
@@ -136,6 +142,34 @@ def slide_numbers(records: dict, members: list[str], sheet: pd.DataFrame, result
     print("hits on the five domain slides (within 1):", int(((five["K_slide"] - five["annotated"]).abs() <= 1).sum()))
     if results is not None:
         print("gap within 0.05 on:", int((five["gap"] >= -0.05).sum()), "of 5")
+
+
+def seed_numbers(records: dict, members: list[str], sheet: pd.DataFrame, results: Path | None, out: Path) -> None:
+    """Per member and slide, the most stable number of its seeds' mean curve, and its seeds combined at it."""
+    rows = []
+    for m in members:
+        for sample, runs in records[m].groupby(level="sample", sort=False):
+            seeds = [int(s) for s in runs.index.get_level_values("seed")]
+            annotated = int(runs["annotated"].iloc[0])
+            row = {"method": m, "sample": sample, "annotated": annotated,
+                   "per_seed": " ".join(str(int(k)) for k in runs["K_stab_ari"]),
+                   "K_seeds": pooled_choice([curve_of(c) for c in runs["curve_stab_ari"]])}
+            if results is not None:
+                truth = sheet.loc[sample, "truth"]
+                row["ARI_seeds"] = combination_ari(results, sample, [m], seeds, row["K_seeds"], truth, {})
+                row["ARI_given"] = combination_ari(results, sample, [m], seeds, annotated, truth, {})
+                row["gap"] = row["ARI_seeds"] - row["ARI_given"]
+            rows.append(row)
+            print(row, flush=True)
+    t = pd.DataFrame(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t.to_csv(out, sep="\t", index=False, float_format="%.4f")
+    five = t[t["sample"].isin(DOMAIN_SLIDES)]
+    for m, mine in five.groupby("method", sort=False):
+        summary = f"{m}: hits {int(((mine['K_seeds'] - mine['annotated']).abs() <= 1).sum())} of 5"
+        if results is not None:
+            summary += f", gap within 0.05 on {int((mine['gap'] >= -0.05).sum())} of 5"
+        print(summary)
 
 
 if __name__ == "__main__":
