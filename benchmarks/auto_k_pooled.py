@@ -125,23 +125,10 @@ def slide_numbers(records: dict, members: list[str], sheet: pd.DataFrame, result
     for sample, runs in records[members[0]].groupby(level="sample", sort=False):
         seeds = [int(s) for s in runs.index.get_level_values("seed")]
         choices = [int(records[m].loc[(sample, s), "K_stab_ari"]) for m in members for s in seeds]
-        annotated = int(runs["annotated"].iloc[0])
-        row = {"sample": sample, "annotated": annotated, "choices": " ".join(map(str, choices)),
-               "K_slide": slide_choice(choices)}
-        if results is not None:
-            truth = sheet.loc[sample, "truth"]
-            row["ARI_slide"] = combination_ari(results, sample, members, seeds, row["K_slide"], truth, {})
-            row["ARI_given"] = combination_ari(results, sample, members, seeds, annotated, truth, {})
-            row["gap"] = row["ARI_slide"] - row["ARI_given"]
-        rows.append(row)
-        print(row, flush=True)
-    t = pd.DataFrame(rows)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t.to_csv(out, sep="\t", index=False, float_format="%.4f")
-    five = t[t["sample"].isin(DOMAIN_SLIDES)]
-    print("hits on the five domain slides (within 1):", int(((five["K_slide"] - five["annotated"]).abs() <= 1).sum()))
-    if results is not None:
-        print("gap within 0.05 on:", int((five["gap"] >= -0.05).sum()), "of 5")
+        rows.append(_at_number({"sample": sample, "annotated": int(runs["annotated"].iloc[0]),
+                                "choices": " ".join(map(str, choices))}, slide_choice(choices),
+                               results, sheet, members, seeds))
+    _summary(rows, out, results)
 
 
 def seed_numbers(records: dict, members: list[str], sheet: pd.DataFrame, results: Path | None, out: Path) -> None:
@@ -150,23 +137,36 @@ def seed_numbers(records: dict, members: list[str], sheet: pd.DataFrame, results
     for m in members:
         for sample, runs in records[m].groupby(level="sample", sort=False):
             seeds = [int(s) for s in runs.index.get_level_values("seed")]
-            annotated = int(runs["annotated"].iloc[0])
-            row = {"method": m, "sample": sample, "annotated": annotated,
-                   "per_seed": " ".join(str(int(k)) for k in runs["K_stab_ari"]),
-                   "K_seeds": pooled_choice([curve_of(c) for c in runs["curve_stab_ari"]])}
-            if results is not None:
-                truth = sheet.loc[sample, "truth"]
-                row["ARI_seeds"] = combination_ari(results, sample, [m], seeds, row["K_seeds"], truth, {})
-                row["ARI_given"] = combination_ari(results, sample, [m], seeds, annotated, truth, {})
-                row["gap"] = row["ARI_seeds"] - row["ARI_given"]
-            rows.append(row)
-            print(row, flush=True)
+            rows.append(_at_number({"method": m, "sample": sample, "annotated": int(runs["annotated"].iloc[0]),
+                                    "per_seed": " ".join(str(int(k)) for k in runs["K_stab_ari"])},
+                                   pooled_choice([curve_of(c) for c in runs["curve_stab_ari"]]),
+                                   results, sheet, [m], seeds))
+    _summary(rows, out, results)
+
+
+def _at_number(row: dict, k: int, results: Path | None, sheet: pd.DataFrame, members: list[str],
+               seeds: list[int]) -> dict:
+    """``row`` with the chosen number ``K`` and, with ``results``, the vote over ``members`` at ``seeds``
+    clustered at it (``ARI_K``) and at the annotated number (``ARI_given``), and their ``gap``."""
+    row = row | {"K": k}
+    if results is not None:
+        truth = sheet.loc[row["sample"], "truth"]
+        row["ARI_K"] = combination_ari(results, row["sample"], members, seeds, k, truth, {})
+        row["ARI_given"] = combination_ari(results, row["sample"], members, seeds, row["annotated"], truth, {})
+        row["gap"] = row["ARI_K"] - row["ARI_given"]
+    print(row, flush=True)
+    return row
+
+
+def _summary(rows: list[dict], out: Path, results: Path | None) -> None:
+    """Write ``rows`` and print, per method where they have one, the hits and the gaps within 0.05 on the
+    five domain slides."""
     t = pd.DataFrame(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     t.to_csv(out, sep="\t", index=False, float_format="%.4f")
     five = t[t["sample"].isin(DOMAIN_SLIDES)]
-    for m, mine in five.groupby("method", sort=False):
-        summary = f"{m}: hits {int(((mine['K_seeds'] - mine['annotated']).abs() <= 1).sum())} of 5"
+    for name, mine in (five.groupby("method", sort=False) if "method" in five else [("slide", five)]):
+        summary = f"{name}: within 1 of the annotated number on {int(((mine['K'] - mine['annotated']).abs() <= 1).sum())} of 5"
         if results is not None:
             summary += f", gap within 0.05 on {int((mine['gap'] >= -0.05).sum())} of 5"
         print(summary)
