@@ -10,7 +10,8 @@ workflow adds the sample id.
 - values: :func:`check_values` (what ``X`` holds: ``counts``, ``normalized`` or
   ``log_normalized``, the sample sheet's ``values``), :func:`needs_integer`;
 - coordinates: :func:`check_coordinates` (present under the key, numeric, finite, not all at one
-  point; two columns, or a named choice of two when there are more);
+  point; two columns, or a named choice of two when there are more; of one slide: not several
+  slides' spots in one object, :func:`check_one_slide`);
 - ids: :func:`check_ids` (unique spot ids without tabs or line breaks; unique gene ids);
   :func:`check_slide` runs the slide's checks in turn;
 - settings: :func:`check_settings` (the ``train:`` and ``cluster:`` keys against the config
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     import anndata as ad
 
 __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "check_counts",
-           "check_coordinates", "check_ids", "check_slide", "check_settings", "check_n_clusters",
+           "check_coordinates", "check_one_slide", "check_ids", "check_slide", "check_settings", "check_n_clusters",
            "check_clustering", "check_key", "key_is_free", "output_key"]
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,38 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
         raise InputError("all spots sit at one point", path=path,
                          fix=f"check that obsm['{key}'] holds the real coordinates")
+    check_one_slide(adata, path=path)
     return xy
+
+
+LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)
+
+
+def check_one_slide(adata: ad.AnnData, *, path: str | None = None) -> None:
+    """The spots come from one slide: refused when ``obs['library_id']``, or an ``obs`` column
+    whose values are library ids of ``uns['spatial']``, names two slides or more (as
+    ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
+    one frame, so one spatial graph would join spots of different slides).  A slide taken out of
+    such an object (one value left in the column, every library still in ``uns``) passes."""
+    import pandas as pd
+
+    spatial = adata.uns.get("spatial")
+    libraries = {str(k) for k in spatial} if isinstance(spatial, Mapping) else set()
+    for column in adata.obs.columns:
+        values = adata.obs[column]
+        if column != LIBRARY_KEY and (len(libraries) < 2 or not (
+                isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object)):
+            continue
+        present = [str(v) for v in pd.unique(values.dropna())]
+        if column != LIBRARY_KEY and not set(present) <= libraries:
+            continue
+        if len(present) > 1:
+            shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
+            raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}); one "
+                             "spatial graph over them would join spots of different slides", path=path,
+                             fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == '{present[0]}']"
+                                 ".copy(); in the workflow one row of the sample sheet per slide (the same group "
+                                 "to train them together)")
 
 
 def _columns(value) -> str:

@@ -60,6 +60,8 @@ SAME_MESSAGE = {
     "coordinates_3d": (set_coordinates(lambda xy: np.column_stack([xy, np.arange(len(xy))])), 2,
                        r"obsm\['spatial'\] has 3 columns .*which two are the plane's x and y is not known"),
     "coordinates_one_point": (set_coordinates(lambda xy: np.ones_like(xy)), 2, r"all spots sit at one point"),
+    "several_slides": (lambda a: a.obs.__setitem__("library_id", ["A1"] * 32 + ["B1"] * 32), 2,
+                       r"^the spots come from 2 slides \(obs\['library_id'\]: 'A1', 'B1'\); one spatial graph"),
     "duplicate_spot_ids": (duplicate_spot, 2, r"^1 duplicate spot ids \(first: 'spot0004'\)$"),
     "spot_id_with_tab": (_tab_in_spot_id, 2, r"spot ids are empty or hold a tab or line break"),
     "n_clusters_below_2": (lambda a: None, 1, r"^n_clusters=1; at least 2 domains are needed$"),
@@ -149,6 +151,40 @@ def test_a_named_choice_of_two_coordinate_columns(monkeypatch):
     monkeypatch.setattr("stcore.graph.spatial_adjacency", graph_of)
     stcore.tl.domains(adata, n_clusters=2, spatial_dims=(1, 2), **FAST)
     assert len(seen) == 1 and np.array_equal(seen[0], xy)
+
+
+def _two_slides(column: str = "library_id") -> ad.AnnData:
+    """Two slides in one object, as ``anndata.concat(..., label=column, uns_merge='unique')`` joins
+    scanpy's Visium reads: one coordinate frame, a library each in ``uns['spatial']``."""
+    halves = {}
+    for name in ("A1", "B1"):
+        half = _slide()
+        half.uns["spatial"] = {name: {"scalefactors": {"spot_diameter_fullres": 1.0}}}
+        halves[name] = half
+    return ad.concat(halves, label=column, index_unique="-", uns_merge="unique")
+
+
+def test_several_slides_in_one_object_are_refused_and_one_taken_out_passes(no_work, monkeypatch):
+    """The two slides' coordinates overlap, so one graph over them would join their spots: the
+    graph builder and tl.domains refuse, naming the column that holds the slides, under scanpy's
+    library_id or any column whose values are uns['spatial']'s libraries; one slide taken out
+    (every library still in uns) is taken."""
+    for column in ("library_id", "batch"):
+        both = _two_slides(column)
+        assert sorted(both.uns["spatial"]) == ["A1", "B1"]
+        fix = rf"Fix: give one slide at a time, e.g\. adata\[adata\.obs\['{column}'\] == 'A1'\]\.copy\(\)"
+        with pytest.raises(InputError, match=rf"^the spots come from 2 slides \(obs\['{column}'\]: 'A1', 'B1'\).*{fix}"):
+            stcore.gr.spatial_graph(both)
+        with pytest.raises(InputError, match=rf"obs\['{column}'\]: 'A1', 'B1'"):
+            stcore.tl.domains(both, n_clusters=2, **FAST)
+        assert "spatial_connectivities" not in both.obsp
+        one = both[both.obs[column] == "B1"].copy()
+        stcore.gr.spatial_graph(one)
+        assert one.obsp["spatial_connectivities"].shape == (64, 64)
+    other = _slide()                    # a column of labels that are not libraries says nothing of slides
+    other.uns["spatial"] = {"A1": {}, "B1": {}}
+    other.obs["region"] = ["A1"] * 32 + ["C1"] * 32
+    stcore.gr.spatial_graph(other)
 
 
 def test_a_missing_coordinate_key_names_the_key(no_work):
