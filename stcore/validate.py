@@ -12,6 +12,7 @@ workflow adds the sample id.
 - coordinates: :func:`check_coordinates` (present under the key, numeric, finite, not all at one
   point; two columns, or a named choice of two when there are more; of one slide: not several
   slides' spots in one object, :func:`check_one_slide`);
+- spots: :func:`check_in_tissue` (none outside the tissue, Space Ranger's ``in_tissue`` 0);
 - ids: :func:`check_ids` (unique spot ids without tabs or line breaks; unique gene ids);
   :func:`check_slide` runs the slide's checks in turn;
 - settings: :func:`check_settings` (the ``train:`` and ``cluster:`` keys against the config
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     import anndata as ad
 
 __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "check_counts",
-           "check_coordinates", "check_one_slide", "check_ids", "check_slide", "check_settings", "check_n_clusters",
-           "check_clustering", "check_key", "key_is_free", "output_key"]
+           "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
+           "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key"]
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +212,32 @@ def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: 
 
 def check_slide(adata: ad.AnnData, *, spatial_key: str = "spatial", dims: Sequence | None = None,
                 path: str | None = None, make_genes_unique: bool = False) -> np.ndarray:
-    """A slide's checks in turn: not empty, :func:`check_coordinates`, :func:`check_ids`.
+    """A slide's checks in turn: not empty, :func:`check_coordinates`, :func:`check_in_tissue`,
+    :func:`check_ids`.
     Returns the n_spots x 2 coordinates."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"empty matrix ({adata.n_obs} spots x {adata.n_vars} genes)", path=path,
                          fix="check that the file holds the expression matrix")
     xy = check_coordinates(adata, spatial_key, dims=dims, path=path)
+    check_in_tissue(adata, path=path)
     check_ids(adata, path=path, make_genes_unique=make_genes_unique)
     return xy
+
+
+def check_in_tissue(adata: ad.AnnData, *, path: str | None = None) -> None:
+    """No spot outside the tissue: where ``obs['in_tissue']`` (Space Ranger's flag, as scanpy's
+    Visium reader keeps it) marks spots with 0, as a raw matrix holds them, they are refused
+    (the workflow's Visium reader keeps only the spots in tissue)."""
+    import pandas as pd
+
+    if "in_tissue" not in adata.obs:
+        return
+    outside = int((pd.to_numeric(adata.obs["in_tissue"], errors="coerce") == 0).sum())
+    if outside:
+        raise InputError(f"{outside} of {adata.n_obs} spots are outside the tissue (obs['in_tissue'] is 0, as in a "
+                         "raw matrix); they would be clustered into domains of their own", path=path,
+                         fix="keep the spots in tissue, adata[adata.obs['in_tissue'] == 1].copy(), or read the "
+                             "filtered matrix (format visium reads only those)")
 
 
 # --- settings ---------------------------------------------------------------------------------

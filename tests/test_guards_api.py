@@ -62,6 +62,8 @@ SAME_MESSAGE = {
     "coordinates_one_point": (set_coordinates(lambda xy: np.ones_like(xy)), 2, r"all spots sit at one point"),
     "several_slides": (lambda a: a.obs.__setitem__("library_id", ["A1"] * 32 + ["B1"] * 32), 2,
                        r"^the spots come from 2 slides \(obs\['library_id'\]: 'A1', 'B1'\); one spatial graph"),
+    "spots_outside_tissue": (lambda a: a.obs.__setitem__("in_tissue", [0] * 5 + [1] * 59), 2,
+                             r"^5 of 64 spots are outside the tissue \(obs\['in_tissue'\] is 0, as in a raw matrix\)"),
     "duplicate_spot_ids": (duplicate_spot, 2, r"^1 duplicate spot ids \(first: 'spot0004'\)$"),
     "spot_id_with_tab": (_tab_in_spot_id, 2, r"spot ids are empty or hold a tab or line break"),
     "n_clusters_below_2": (lambda a: None, 1, r"^n_clusters=1; at least 2 domains are needed$"),
