@@ -102,7 +102,9 @@ def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
         if params.radius is None or params.radius <= 0:
             raise InputError("graph.mode radius needs a positive graph.radius",
                              fix="set graph.radius (in the units of the slide's coordinates) or use graph.mode knn")
-        pairs = cKDTree(coords).query_pairs(params.radius, output_type="ndarray")
+        tree = cKDTree(coords)
+        _refuse_crowded_radius(tree, coords, params.radius)
+        pairs = tree.query_pairs(params.radius, output_type="ndarray")
         a = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
         _check_radius_graph(a, coords, params.radius)
     a = a.maximum(a.T).tocsr()
@@ -125,6 +127,26 @@ def _per_slide(coords: np.ndarray, params: GraphParams, slides: np.ndarray) -> s
     a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
     a.sort_indices()
     return a
+
+
+MAX_RADIUS_NEIGHBOURS = 200     # mean neighbours a radius graph may give a spot (knn: 3; BANKSY: 15)
+
+
+def _refuse_crowded_radius(tree: cKDTree, coords: np.ndarray, radius: float) -> None:
+    """A radius in the wrong units (microns for pixels) joins each spot to thousands: the pairs
+    alone would fill memory on a large slide.  Refused before they are listed when up to 2,000
+    spots (drawn with a fixed seed) have on average more than :data:`MAX_RADIUS_NEIGHBOURS`
+    neighbours within ``radius``."""
+    n = coords.shape[0]
+    drawn = coords if n <= 2000 else coords[np.random.default_rng(0).choice(n, 2000, replace=False)]
+    mean = float(np.mean(tree.query_ball_point(drawn, radius, return_length=True))) - 1    # less the spot itself
+    if mean <= MAX_RADIUS_NEIGHBOURS:
+        return
+    nearest = np.median(knn_indices(coords, 1)[1][:, 0])
+    raise InputError(f"graph.radius {radius:g} joins each spot to about {mean:.0f} others (the median distance to a "
+                     f"spot's nearest neighbour is {nearest:.4g}; at most {MAX_RADIUS_NEIGHBOURS} are taken)",
+                     fix=f"lower graph.radius to a few times {nearest:.4g} (it is in the units of the slide's "
+                         "coordinates), or use graph.mode knn")
 
 
 def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float) -> None:

@@ -452,6 +452,29 @@ def test_a_radius_graph_without_edges_is_a_named_error(caplog):
     assert adj.nnz > 0 and "leaves 1 of 65 spots without a neighbour" in caplog.text
 
 
+def test_a_radius_in_the_wrong_units_is_refused_before_the_pairs_are_listed(monkeypatch):
+    """A radius that joins each spot to hundreds of others (microns given for pixels) is refused
+    with the nearest-neighbour distance to scale it by; one a few times that distance is taken."""
+    from scipy.spatial import cKDTree
+
+    from stcore.graph import GraphParams, spatial_adjacency
+
+    grid = np.stack(np.meshgrid(np.arange(30.0), np.arange(30.0)), axis=-1).reshape(-1, 2) * 10   # 900 spots, 10 apart
+
+    class Tree(cKDTree):
+        def query_pairs(self, *args, **kwargs):
+            raise AssertionError("the pairs were listed before the check")
+
+    with monkeypatch.context() as m:
+        m.setattr("stcore.graph.cKDTree", Tree)
+        with pytest.raises(InputError, match=r"^graph\.radius 1000 joins each spot to about 899 others \(the median "
+                                             r"distance to a spot's nearest neighbour is 10; at most 200 are taken\)\. "
+                                             r"Fix: lower graph\.radius to a few times 10 "):
+            spatial_adjacency(grid, GraphParams(mode="radius", radius=1000.0))
+    adj = spatial_adjacency(grid, GraphParams(mode="radius", radius=15.0))      # the 8 around each inner spot
+    assert adj.getnnz(axis=1).max() == 8
+
+
 # --- through the DAG: awkward ids, missing files, edited position files ------------------------------
 
 def test_awkward_ids_round_trip_through_the_dag(tmp_path):
