@@ -164,8 +164,7 @@ def check_one_slide(adata: ad.AnnData, *, path: str | None = None) -> None:
     libraries = {str(k) for k in spatial} if isinstance(spatial, Mapping) else set()
     for column in adata.obs.columns:
         values = adata.obs[column]
-        if column != LIBRARY_KEY and (len(libraries) < 2 or not (
-                isinstance(values.dtype, pd.CategoricalDtype) or values.dtype == object)):
+        if column != LIBRARY_KEY and (len(libraries) < 2 or pd.api.types.is_numeric_dtype(values.dtype)):
             continue
         present = [str(v) for v in pd.unique(values.dropna())]
         if column != LIBRARY_KEY and not set(present) <= libraries:
