@@ -172,7 +172,8 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
-    """Read a Space Ranger output folder, keeping the spots under tissue.
+    """Read a Space Ranger output folder: the spots of its filtered matrix (those under tissue;
+    a positions file that puts any of them outside the tissue is of another run: refused).
 
     Needs ``filtered_feature_bc_matrix.h5`` and ``spatial/`` with ``tissue_positions.parquet``
     (Visium HD bins), ``tissue_positions.csv`` (Space Ranger >= 2.0, with header) or
@@ -218,9 +219,14 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
                          f"(first: {missing[0]})", path=str(pos_file),
                          fix="use the positions file of the same Space Ranger run")
     pos = pos.loc[adata.obs_names]
+    outside = int((pd.to_numeric(pos["in_tissue"], errors="coerce") != 1).sum())
+    if outside:     # the filtered matrix holds the spots under tissue: another run's positions file
+        raise InputError(f"{outside} of the {adata.n_obs} spots of filtered_feature_bc_matrix.h5 are not under tissue "
+                         f"in {pos_file.name} (Space Ranger's filtered matrix holds only spots under tissue); the "
+                         "positions are of another run (every Visium slide has the same barcodes)", path=str(pos_file),
+                         fix="use the spatial/ folder Space Ranger wrote beside this filtered_feature_bc_matrix.h5")
     adata.obs[["in_tissue", "array_row", "array_col"]] = pos[["in_tissue", "array_row", "array_col"]].values
     adata.obsm[SPATIAL_KEY] = pos[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
-    adata = adata[adata.obs["in_tissue"].astype(int) == 1].copy()
     attrs = _h5_attrs(h5)
     library = attrs.get("library_ids") or _library_id(folder)
     metadata = {key: attrs[key] for key in ("chemistry_description", "software_version") if key in attrs}

@@ -72,6 +72,11 @@ def _visium_no_tissue(tmp):
     return write_visium(tmp / "outs", tiny_slide(), in_tissue=np.zeros(64, int)), "visium"
 
 
+def _visium_other_run(tmp):
+    """The spatial/ folder of another slide: the same barcodes (every Visium slide has them), another tissue."""
+    return write_visium(tmp / "outs", tiny_slide(), in_tissue=np.r_[np.zeros(3, int), np.ones(61, int)]), "visium"
+
+
 def _visium_duplicate_barcode(tmp):
     folder = write_visium(tmp / "outs", tiny_slide())
     positions = folder / "spatial/tissue_positions.csv"
@@ -131,7 +136,12 @@ CATALOGUE = {
     "visium_mismatched_barcodes": (_visium(barcodes=[f"AAAC-{i}" for i in range(64)]), {},
                                    r"64 barcodes of the matrix are not in the positions file"),
     "visium_bad_position_columns": (_visium(header=["bc", *HEADER[1:]]), {}, r"unexpected columns"),
-    "visium_no_spot_in_tissue": (_visium_no_tissue, {}, r"empty matrix \(0 spots"),
+    "visium_no_spot_in_tissue": (_visium_no_tissue, {},
+                                 r"64 of the 64 spots of filtered_feature_bc_matrix\.h5 are not under tissue in "
+                                 r"tissue_positions\.csv .*positions are of another run .*Fix: use the spatial/ folder"),
+    "visium_positions_of_another_run": (_visium_other_run, {},
+                                        r"^file '.*tissue_positions\.csv': 3 of the 64 spots of "
+                                        r"filtered_feature_bc_matrix\.h5 are not under tissue"),
     "visium_duplicate_barcodes": (_visium_duplicate_barcode, {},
                                   r"1 duplicate barcodes \(first: 'spot0003'\)\. Fix: use the positions file"),
     "spot_id_with_tab": (_h5ad(lambda a: setattr(a, "obs_names", ["spot\t0", *a.obs_names[1:]])), {},
