@@ -166,7 +166,7 @@ def _two_slides(column: str = "library_id") -> ad.AnnData:
     return ad.concat(halves, label=column, index_unique="-", uns_merge="unique")
 
 
-def test_several_slides_in_one_object_are_refused_and_one_taken_out_passes(no_work, monkeypatch):
+def test_several_slides_in_one_object_are_refused_and_one_taken_out_passes(no_work):
     """The two slides' coordinates overlap, so one graph over them would join their spots: the
     graph builder and tl.domains refuse, naming the column that holds the slides, under scanpy's
     library_id or any column whose values are uns['spatial']'s libraries; one slide taken out
@@ -187,6 +187,7 @@ def test_several_slides_in_one_object_are_refused_and_one_taken_out_passes(no_wo
     other.uns["spatial"] = {"A1": {}, "B1": {}}
     other.obs["region"] = ["A1"] * 32 + ["C1"] * 32
     stcore.gr.spatial_graph(other)
+    assert other.obsp["spatial_connectivities"].shape == (64, 64)
 
 
 def test_a_missing_coordinate_key_names_the_key(no_work):
