@@ -25,8 +25,8 @@ from .graph import gcn_norm, mean_operator
 from .methods import LOSS_COLUMNS, MethodResult
 from .model import GraphContrastiveAE, Workspace, row_permutation, to_sparse_operator
 
-__all__ = ["TrainParams", "fit_graph_model", "fit_expression", "resolve_device", "DivergenceError", "input_pca",
-           "epoch_progress"]
+__all__ = ["TrainParams", "fit_graph_model", "fit_expression", "resolve_device", "features_layout", "DivergenceError",
+           "input_pca", "epoch_progress"]
 
 log = logging.getLogger(__name__)
 
@@ -137,17 +137,45 @@ def resolve_device(device: str) -> torch.device:
 # take half the time of the dense ones, and CSR with its transpose costs less memory than
 # the dense matrix below about 15 % non-zero.
 SPARSE_FEATURES_MAX_DENSITY = 0.15
+# On a GPU the features are dense whenever they take at most this share of the GPU's free
+# memory: cuSPARSE's product of a many-column CSR matrix sums in no fixed order (two runs of
+# X W on DLPFC 151673 differed on an H200, the graph's few-per-row products did not), cuBLAS's
+# dense product does, so a rerun on the same GPU gives the same bits (benchmarks/gpu/determinism.py).
+GPU_DENSE_FEATURES_MAX_SHARE = 0.25
+
+
+def features_layout(x, device: torch.device) -> str:
+    """How :func:`fit_graph_model` holds the features on ``device``: ``'sparse'`` (a
+    :class:`SparseOperator`) or ``'dense'``.  On the CPU sparse ``x`` with few non-zeros
+    (:data:`SPARSE_FEATURES_MAX_DENSITY`) stays sparse.  On a GPU the features are dense, so
+    that training repeats to the bit, unless the dense matrix would take more than
+    :data:`GPU_DENSE_FEATURES_MAX_SHARE` of the GPU's free memory: then sparse, with a warning
+    that the run will not repeat to the bit (``train.input_pcs`` gives a small dense input)."""
+    if not sp.issparse(x):
+        return "dense"
+    n, g = x.shape
+    if device.type == "cpu":
+        return "sparse" if x.nnz <= SPARSE_FEATURES_MAX_DENSITY * n * g else "dense"
+    dense_bytes = 4 * n * g
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    if free is None or dense_bytes <= GPU_DENSE_FEATURES_MAX_SHARE * free:
+        return "dense"
+    log.warning("the features as a dense matrix (%.1f GB) would take more than %d%% of the GPU's free memory "
+                "(%.1f GB): training on them as a sparse matrix, whose GPU products sum in no fixed order, so "
+                "a rerun will not give the same bits; train.input_pcs (e.g. 100) gives a small dense input "
+                "that does", dense_bytes / 1e9, round(100 * GPU_DENSE_FEATURES_MAX_SHARE), free / 1e9)
+    return "sparse"
 
 
 def _features(x, device: torch.device):
-    """The features as the model reads them, converted once: a :class:`SparseOperator` when
-    ``x`` is sparse with few non-zeros, else one dense float32 tensor.  Also returns ||X||²."""
+    """The features as the model reads them, converted once (:func:`features_layout`): a
+    :class:`SparseOperator` or one dense float32 tensor.  Also returns ||X||²."""
     if sp.issparse(x):
         x = sp.csr_matrix(x)
         if not x.has_canonical_format:      # repeated entries would miscount ||X||²
             x = x.copy()
             x.sum_duplicates()
-        if x.nnz <= SPARSE_FEATURES_MAX_DENSITY * x.shape[0] * x.shape[1]:
+        if features_layout(x, device) == "sparse":
             # ||X||² in float64 over the stored values, summed in a fixed order.
             return to_sparse_operator(x, device), float(np.sum(np.square(x.data, dtype=np.float64)))
         x = x.toarray()

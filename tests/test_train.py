@@ -269,3 +269,28 @@ def test_defaults_are_the_schemas():
     for name in sections:
         for key, value in (demo.get(name) or {}).items():
             assert value == sections[name][1]["properties"][key]["default"], (name, key, value)
+
+
+def test_features_are_sparse_on_the_cpu_and_dense_on_a_gpu_where_they_fit(monkeypatch, caplog):
+    """The CPU keeps few-non-zero features sparse (faster); a GPU holds them dense, so that a rerun
+    repeats to the bit (cuSPARSE's product of the sparse features does not), unless the dense
+    matrix would take more than a quarter of the GPU's free memory: then sparse, with a warning."""
+    import logging
+
+    import scipy.sparse as sp
+    import torch
+
+    from stcore.train import GPU_DENSE_FEATURES_MAX_SHARE, features_layout
+
+    x = sp.random(1000, 300, density=0.05, format="csr", random_state=0, dtype=np.float32)
+    dense_bytes = 4 * 1000 * 300
+    assert features_layout(x, torch.device("cpu")) == "sparse"
+    assert features_layout(sp.random(100, 30, density=0.5, format="csr", random_state=0), torch.device("cpu")) == "dense"
+    assert features_layout(x.toarray(), torch.device("cpu")) == "dense"
+    free = {"bytes": dense_bytes / GPU_DENSE_FEATURES_MAX_SHARE}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 10 * free["bytes"]))
+    assert features_layout(x, torch.device("cuda:0")) == "dense"           # exactly a quarter: dense
+    free["bytes"] = dense_bytes / GPU_DENSE_FEATURES_MAX_SHARE - 4
+    with caplog.at_level(logging.WARNING, logger="stcore.train"):
+        assert features_layout(x, torch.device("cuda:0")) == "sparse"
+    assert "will not give the same bits" in caplog.text and "train.input_pcs" in caplog.text
