@@ -85,7 +85,7 @@ def agreement_row(features: np.ndarray, truth, n_clusters: int, *, seed: int = 0
     """The :data:`AGREEMENT_COLUMNS` for one slide's clustering input (truth: spots with a
     label only; None for none)."""
     from .cluster import gmm_tied
-    from .evaluate import _is_missing, ari
+    from .evaluate import ari, is_missing_label, label_text
     from .mclust import mclust, subset_rows
 
     ours = mclust(features, n_clusters, seed=seed)
@@ -98,8 +98,8 @@ def agreement_row(features: np.ndarray, truth, n_clusters: int, *, seed: int = 0
            "ARI_R_vs_gmm_tied": ari(r_own, sk),
            "ARI_R_vs_Rnextseed": ari(r_own, r_next)}
     if truth is not None:
-        keep = ~_is_missing(truth)
-        t = np.asarray(truth, dtype=object)[keep].astype(str)
+        keep = ~is_missing_label(truth)
+        t = label_text(np.asarray(truth, dtype=object)[keep])
         row |= {"ARI_R_truth": ari(t, r_own[keep]),
                 "ARI_mclust_truth": ari(t, ours[keep]),
                 "ARI_gmm_tied_truth": ari(t, sk[keep])}

@@ -13,12 +13,28 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ari", "fowlkes_mallows", "mean_pairwise_ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
            "information_scores", "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
-           "plot_domains"]
+           "plot_domains", "MISSING_LABELS", "is_missing_label", "label_text"]
 
 
-def _is_missing(values: pd.Series) -> np.ndarray:
+#: How a missing annotation label is written, compared after stripping surrounding whitespace and
+#: upper-casing: an empty cell, R's and spreadsheets' NA, pandas' NaN as text, Python's None.
+MISSING_LABELS = ("", "NA", "NAN", "NONE")
+
+
+def is_missing_label(values) -> np.ndarray:
+    """Which annotation labels are missing: None or NaN, or text that is one of
+    :data:`MISSING_LABELS` whatever its case and surrounding whitespace ('nan', ' NA ').  The one
+    definition: the qc job refuses a truth column with no other label
+    (:func:`stcore.qc.prepare_slide`), and every score leaves these spots out."""
     s = pd.Series(values)
-    return (s.isna() | s.astype(str).str.strip().str.upper().isin(["", "NA", "NAN", "NONE"])).to_numpy()
+    return (s.isna() | s.astype(str).str.strip().str.upper().isin(MISSING_LABELS)).to_numpy()
+
+
+def label_text(values) -> np.ndarray:
+    """Annotation labels as text without surrounding whitespace, as they are scored: 'Layer3 '
+    (a spreadsheet's trailing space) and 'Layer3' are one label; case is kept ('layer3' may be
+    meant as another)."""
+    return pd.Series(np.asarray(values, dtype=object)).astype(str).str.strip().to_numpy(dtype=object)
 
 
 def _pair_counts(a, b) -> tuple[int, int, int, int]:
@@ -97,8 +113,8 @@ def domain_metrics(truth, pred) -> dict:
     label; spots without one are left out and counted in ``n_unlabelled``."""
     truth = pd.Series(np.asarray(truth, dtype=object))
     pred = np.asarray(pred)
-    keep = ~_is_missing(truth)
-    t, p = truth[keep].astype(str).to_numpy(), pred[keep]
+    keep = ~is_missing_label(truth)
+    t, p = label_text(truth[keep]), pred[keep]
     out = {"n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum())}
     if keep.sum() == 0:
         return out | {k: float("nan") for k in ("ARI", "NMI", "AMI", "homogeneity", "completeness", "F1")}
@@ -517,8 +533,8 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
     out["layers_consistent"] = float("nan")
     if truth is not None:
         t = pd.Series(np.asarray(truth, dtype=object))
-        keep = ~_is_missing(t)
-        frame = pd.DataFrame({"truth": t[keep].astype(str).to_numpy(), "slide": s_codes[keep], "domain": labels[keep]})
+        keep = ~is_missing_label(t)
+        frame = pd.DataFrame({"truth": label_text(t[keep]), "slide": s_codes[keep], "domain": labels[keep]})
         majority = frame.groupby(["truth", "slide"])["domain"].agg(lambda v: v.value_counts().index[0]).unstack()
         on_all = majority.dropna()
         if len(on_all):

@@ -32,11 +32,11 @@ def _palette(n: int) -> list[str]:
 
 
 def _labels(values) -> np.ndarray:
-    """Labels as text, a missing one as ``MISSING``."""
-    from .evaluate import _is_missing
+    """Labels as text, as they are scored (without surrounding whitespace), a missing one as ``MISSING``."""
+    from .evaluate import is_missing_label, label_text
 
     s = pd.Series(np.asarray(values, dtype=object))
-    return np.where(_is_missing(s), MISSING, s.astype(str).to_numpy()).astype(object)
+    return np.where(is_missing_label(s), MISSING, label_text(s)).astype(object)
 
 
 def _categories(values: pd.Series) -> list[str]:

@@ -19,7 +19,9 @@ class QCParams:
     min_counts: least total counts per spot (default 0).
     min_genes: least detected genes (non-zero values) per spot (default 0).
     min_spots: least spots in which a gene is detected for the gene to be kept (default 1).
-    max_mito_pct: largest share (percent) of counts from mitochondrial genes (default 100).
+    max_mito_pct: largest share (percent) of counts from mitochondrial genes (default 100: off).
+        Below 100 it needs genes named with ``mito_prefix``; a slide without any (Ensembl ids
+        as gene names, say) is an :class:`stcore.InputError`, not a filter that keeps every spot.
     mito_prefix: gene-name prefixes that mark mitochondrial genes (case-insensitive).
     """
 
@@ -51,6 +53,8 @@ def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarra
     counts = np.asarray(x.sum(axis=1)).ravel()
     genes = _detected_genes(x)
     mito = np.asarray(adata.var_names.str.upper().str.startswith(tuple(p.upper() for p in params.mito_prefix)))
+    if not mito.any() and _filters_mito(params):
+        _no_mito_genes(adata, params)
     mito_counts = np.asarray(x[:, mito].sum(axis=1)).ravel() if mito.any() else np.zeros_like(counts)
     mito_pct = np.divide(100 * mito_counts, counts, out=np.zeros_like(counts, dtype=float), where=counts > 0)
     spot_ok = (counts >= params.min_counts) & (genes >= params.min_genes) & (mito_pct <= params.max_mito_pct)
@@ -64,6 +68,32 @@ def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarra
         "mito_genes": int(mito.sum()), "params": asdict(params),
     }
     return spot_ok, gene_ok, report
+
+
+def _filters_mito(params: QCParams) -> bool:
+    """Whether ``max_mito_pct`` removes anything: below 100 (100, the default, or None: off)."""
+    return params.max_mito_pct is not None and float(params.max_mito_pct) < 100
+
+
+def _no_mito_genes(adata: ad.AnnData, params: QCParams) -> None:
+    """``qc.max_mito_pct`` filters but no gene is mitochondrial by name: refused, since the filter
+    would keep every spot without a word (the default, 100, is off, so the user asked for it)."""
+    from .errors import InputError
+
+    names = adata.var_names.astype(str)
+    prefixes = "/".join(params.mito_prefix)
+    ens = names[names.str.upper().str.startswith("ENS")]
+    why = f" (the names look like Ensembl ids, e.g. '{ens[0]}')" if len(ens) > len(names) / 2 else ""
+    where = ""
+    for col in adata.var.columns:                     # a column that holds the symbols, as 10x's gene_symbols
+        values = adata.var[col].astype(str)
+        if values.str.upper().str.startswith(tuple(p.upper() for p in params.mito_prefix)).any():
+            where = f" (var['{col}'] holds them)"
+            break
+    raise InputError(
+        f"qc.max_mito_pct={params.max_mito_pct:g} filters on mitochondrial genes, but no gene name starts "
+        f"with {prefixes}{why}, so no spot would be removed",
+        fix=f"store gene symbols in var_names{where}, or set qc.max_mito_pct: 100 (off) in the config")
 
 
 def run_qc(adata: ad.AnnData, params: QCParams) -> tuple[ad.AnnData, dict]:
@@ -81,34 +111,39 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
 
     Raises :class:`stcore.InputError` naming ``path`` when the slide cannot be used:
     unreadable file, bad coordinates or counts, duplicate spot ids, a missing or empty truth
-    column, ``n_clusters`` < 2, QC removing every spot or gene, or too few spots left for the
-    graph or for ``n_clusters``.  The sha256 of the input is kept in ``uns['provenance']``.
+    column, ``n_clusters`` < 2, ``max_mito_pct`` below 100 with no mitochondrial gene name, QC
+    removing every spot or gene, or too few spots left for the graph or for ``n_clusters``.  The
+    sha256 of the input is kept in ``uns['provenance']``.
     The slide's checks are those of :mod:`stcore.validate`, which :func:`stcore.tl.domains`
     runs too.  ``values`` and ``hvg_flavor``: what X holds and the HVG flavour, which decide
     whether the values must be whole numbers (:func:`stcore.validate.needs_integer`);
     ``integer_counts`` overrides that decision.
     """
     from .errors import InputError
+    from .evaluate import is_missing_label
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import check_counts, check_n_clusters, needs_integer, output_key
+    from .validate import check_counts, check_n_clusters, check_values_match, needs_integer, output_key
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
     adata = read_slide(path, fmt)
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
     check_counts(adata.X, path, integer=integer, values=values)
+    check_values_match(adata.X, values, path=path)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:
         if truth not in adata.obs.columns:
             raise InputError(f"truth column '{truth}' is not in obs (columns: {list(adata.obs.columns)[:10]})",
                              path=path, fix="set the sample sheet's truth column to an existing obs column, "
                                             "or leave it empty")
-        labels = adata.obs[truth]
-        if labels.isna().all() or labels.astype(str).str.strip().isin(["", "nan", "NA"]).all():
-            raise InputError(f"truth column '{truth}' has no labels (all missing)", path=path,
-                             fix="fill in the annotation or leave the truth column empty")
-    adata, report = run_qc(adata, params)
+        if is_missing_label(adata.obs[truth]).all():
+            raise InputError(f"truth column '{truth}' has no labels (all missing: empty, NA, NaN or None)",
+                             path=path, fix="fill in the annotation or leave the truth column empty")
+    try:
+        adata, report = run_qc(adata, params)
+    except InputError as exc:
+        raise exc.located(path=path) from None
     n = adata.n_obs
     if n == 0:
         raise InputError(f"QC removed every spot (of {report['spots_in']})", path=path,

@@ -159,6 +159,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
                            check_values)
 
+    if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
+        raise InputError(f"seed {seed!r} is not a whole number or several",
+                         fix="give seed as an int (seed=42; a number read as text: int(...)) or several "
+                             "(seed=range(3))")
     seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seed: one seed or several different seeds, got {seed!r}")
@@ -186,6 +190,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     x = sp.csr_matrix(x)
     check_values(x, values, flavor=hvg_flavor)
     hvg_params = HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values)
+    if f"{graph_key}_connectivities" in adata.obsp:
+        _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"],
+                            dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {})),
+                            f"{graph_key}_connectivities")
     adata = adata.copy() if copy else adata
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
     prepared = run_hvg(counts, hvg_params)
@@ -196,6 +204,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
+
     show = _show_progress(progress)
     labelings, choices, embeddings, by_method = [], [], {}, []
     for s in seeds:
@@ -256,6 +265,22 @@ def _with_defaults(section: str, settings: dict) -> dict:
 
     props = config_schema()["$defs"][section]["properties"]
     return {k: copy.deepcopy(spec["default"]) for k, spec in props.items() if "default" in spec} | dict(settings)
+
+
+def _check_stored_graph(adj, params: dict, key: str) -> None:
+    """A graph built by :func:`stcore.gr.spatial_graph` in ``'knn'`` mode gives every spot at
+    least ``n_neighbors`` neighbours; fewer means it was built on spots that are no longer all
+    there (spots filtered after the graph was made: anndata keeps the rows that are left)."""
+    import scipy.sparse as sp
+
+    if params.get("mode") != "knn" or not params.get("n_neighbors"):
+        return
+    k = int(params["n_neighbors"])
+    short = int((sp.csr_matrix(adj).getnnz(axis=1) < k).sum())
+    if short:
+        raise InputError(f"obsp['{key}'] gives {short} spots fewer than the {k} neighbours its knn graph gave each "
+                         "spot: it was built before spots were removed", fix=f"build it again on these spots: "
+                         f"stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and tl.domains builds it)")
 
 
 def _show_progress(progress: bool | None) -> bool:

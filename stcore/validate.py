@@ -38,7 +38,8 @@ from .plan.settings import RENAMED
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "check_counts",
+__all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values",
+           "check_values_match", "check_counts",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key"]
 
@@ -70,9 +71,11 @@ def check_values_kind(values: str, *, path: str | None = None) -> str:
 def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: str | None = None) -> None:
     """Raise unless ``x`` (spots x genes, sparse or dense) can be taken as ``values``:
     a known kind (:data:`VALUES`); no NaN, infinite or negative value; whole numbers where
-    :func:`needs_integer` says so (log-normalised values given as counts are refused here)."""
+    :func:`needs_integer` says so (log-normalised values given as counts are refused here); and
+    values that are not what ``values`` says by their spots' totals (:func:`check_values_match`)."""
     check_values_kind(values, path=path)
     check_counts(x, path, integer=needs_integer(values, flavor), values=values)
+    check_values_match(x, values, path=path)
 
 
 def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts") -> None:
@@ -92,10 +95,70 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
                          fix="store non-negative normalised values in X, before scaling")
     if integer and not np.array_equal(data, np.round(data)):
         raise InputError("the count matrix holds non-integer values; raw counts are needed", path=path,
-                         fix="store raw integer counts in X, or, where X holds normalised values (e.g. MERFISH "
-                             "volume-normalised), say so in the sample sheet's values column: normalized or "
-                             "log_normalized (in stcore.tl.domains: values=...), or set hvg.flavor to 'seurat' "
-                             "(hvg_flavor='seurat')")
+                         fix="store raw integer counts in X; or say what X holds in the sample sheet's values "
+                             "column (in stcore.tl.domains: values=...): log_normalized after normalize_total and "
+                             "log1p (most published .h5ad files), normalized after a normalisation without the log "
+                             "(e.g. MERFISH volume-normalised); hvg.flavor 'seurat' (hvg_flavor='seurat') only for "
+                             "counts that are not whole numbers (e.g. ambient-corrected)")
+
+
+# A kind of values is recognised by its spots' totals: normalised values (scanpy's normalize_total)
+# sum to one total in every spot, log-normalised ones do after expm1.  Raw counts' totals vary by
+# tens of percent between spots; a total within this relative sd of the others' is "one total".
+ONE_TOTAL_CV = 1e-3
+
+
+def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
+    """Whether every spot with any signal sums to the same total (``expm1``: of expm1 of its
+    values), a block of rows at a time (no float64 copy of the whole matrix)."""
+    import scipy.sparse as sp
+
+    totals = []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, x.shape[0], rows):
+            block = x[start:start + rows]
+            values = block.data if sp.issparse(block) else np.asarray(block)
+            values = np.expm1(values, dtype=np.float64) if expm1 else values.astype(np.float64)
+            if sp.issparse(block):
+                block = sp.csr_matrix(block)
+                totals.append(np.add.reduceat(np.r_[values, 0.0], block.indptr[:-1]) * (np.diff(block.indptr) > 0))
+            else:
+                totals.append(values.sum(axis=1))
+        totals = np.concatenate(totals) if totals else np.zeros(0)
+        totals = totals[totals > 0]
+        return totals.size >= 2 and bool(np.isfinite(totals).all()) and float(totals.std() / totals.mean()) < ONE_TOTAL_CV
+
+
+def check_values_match(x, values: str, *, path: str | None = None) -> None:
+    """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
+    twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
+    as ``counts``, log-normalised ones as ``normalized``, and whole numbers above 30 (raw counts)
+    as ``log_normalized``.  Values without one total (a gene subset, or other normalisations)
+    are taken as said."""
+    data = x.data if hasattr(x, "indptr") else np.asarray(x)
+    if data.size == 0:
+        return
+    whole = np.array_equal(data, np.round(data))
+    if values == "log_normalized":
+        if whole and float(data.max()) > 30:
+            raise InputError(f"X holds whole numbers up to {float(data.max()):g}, raw counts rather than "
+                             "log-normalised values, but values is log_normalized", path=path,
+                             fix="set values to counts (the sample sheet's values column; in stcore.tl.domains "
+                                 "values='counts')")
+        return
+    if whole:
+        return
+    if _one_total(x, expm1=True) and not _one_total(x, expm1=False):
+        raise InputError("X holds log-normalised values (every spot's expm1 sums to one total, as after "
+                         f"normalize_total and log1p), but values is {values}: they would be normalised and logged "
+                         "again", path=path,
+                         fix="set values to log_normalized (the sample sheet's values column; in stcore.tl.domains "
+                             "values='log_normalized'), or store raw counts in X")
+    if values == "counts" and _one_total(x, expm1=False):
+        raise InputError("X holds normalised values (every spot sums to one total, as after normalize_total), but "
+                         "values is counts: they would be normalised again", path=path,
+                         fix="set values to normalized (the sample sheet's values column; in stcore.tl.domains "
+                             "values='normalized'), or store raw counts in X")
 
 
 # --- coordinates and ids ----------------------------------------------------------------------
@@ -145,37 +208,72 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
         raise InputError("all spots sit at one point", path=path,
                          fix=f"check that obsm['{key}'] holds the real coordinates")
-    check_one_slide(adata, path=path)
+    check_one_slide(adata, xy=xy, path=path)
     return xy
 
 
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)
+# Other obs columns that name each spot's slide where several were joined into one object:
+# AnnData.concatenate's batch_key ('batch'), anndata.concat's label= as users spell it.
+SLIDE_COLUMNS = ("batch", "slide", "slide_id", "sample", "sample_id", "library", "section", "slice", "slice_id",
+                 "dataset")
+# A slide column whose groups lie among each other: more than this share of the spots have their
+# nearest neighbour in another group (two joined Visium slides: most; one slide's regions, or
+# slides placed side by side: only the spots along a border).
+MIXED_SHARE = 0.25
 
 
-def check_one_slide(adata: ad.AnnData, *, path: str | None = None) -> None:
+def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None) -> None:
     """The spots come from one slide: refused when ``obs['library_id']``, or an ``obs`` column
     whose values are library ids of ``uns['spatial']``, names two slides or more (as
     ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
     one frame, so one spatial graph would join spots of different slides).  A slide taken out of
-    such an object (one value left in the column, every library still in ``uns``) passes."""
+    such an object (one value left in the column, every library still in ``uns``) passes.
+    With the coordinates ``xy``, also a column named as joined slides are (:data:`SLIDE_COLUMNS`:
+    ``AnnData.concatenate``'s ``batch``, ``anndata.concat(label='slide')``, ...) with two values
+    or more whose spots lie among each other (more than :data:`MIXED_SHARE` of the spots' nearest
+    neighbours in another group); groups that meet only along a border pass."""
     import pandas as pd
 
     spatial = adata.uns.get("spatial")
     libraries = {str(k) for k in spatial} if isinstance(spatial, Mapping) else set()
+    nearest = None
     for column in adata.obs.columns:
         values = adata.obs[column]
-        if column != LIBRARY_KEY and (len(libraries) < 2 or pd.api.types.is_numeric_dtype(values.dtype)):
-            continue
         present = [str(v) for v in pd.unique(values.dropna())]
-        if column != LIBRARY_KEY and not set(present) <= libraries:
+        if len(present) < 2:
             continue
-        if len(present) > 1:
-            shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
-            raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}); one "
-                             "spatial graph over them would join spots of different slides", path=path,
-                             fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == '{present[0]}']"
-                                 ".copy(); in the workflow one row of the sample sheet per slide (the same group "
-                                 "to train them together)")
+        if column == LIBRARY_KEY or (len(libraries) >= 2 and not pd.api.types.is_numeric_dtype(values.dtype)
+                                     and set(present) <= libraries):
+            reason = ""
+        elif (xy is not None and str(column).lower() in SLIDE_COLUMNS and len(present) <= adata.n_obs // 2
+              and not pd.api.types.is_float_dtype(values.dtype)):
+            if nearest is None:
+                nearest = _nearest_other_spot(xy)
+            codes = pd.Categorical(values.astype(object).where(values.notna(), None)).codes
+            known = codes >= 0
+            mixed = float(np.mean(codes[known] != codes[nearest][known]))
+            if mixed <= MIXED_SHARE:
+                continue
+            reason = f", and they lie among each other: {mixed:.0%} of the spots have their nearest neighbour in another slide"
+        else:
+            continue
+        shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
+        raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}){reason}; one "
+                         "spatial graph over them would join spots of different slides", path=path,
+                         fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == '{present[0]}']"
+                             ".copy(); in the workflow one row of the sample sheet per slide (the same group "
+                             "to train them together)")
+
+
+def _nearest_other_spot(xy: np.ndarray) -> np.ndarray:
+    """Each spot's nearest other spot (a spot at the same point counts as nearest)."""
+    from scipy.spatial import cKDTree
+
+    n = xy.shape[0]
+    idx = cKDTree(xy).query(xy, k=2)[1]
+    first_is_self = idx[:, 0] == np.arange(n)
+    return np.where(first_is_self, idx[:, 1], idx[:, 0])
 
 
 def _columns(value) -> str:

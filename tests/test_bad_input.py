@@ -116,7 +116,16 @@ CATALOGUE = {
     "truth_column_absent": (_h5ad(_unchanged), {"truth": "layer"},
                             r"truth column 'layer' is not in obs .*Fix: set the sample sheet's truth"),
     "truth_all_missing": (_h5ad(lambda a: a.obs.__setitem__("domain", np.nan)), {"truth": "domain"},
-                          r"truth column 'domain' has no labels \(all missing\)"),
+                          r"truth column 'domain' has no labels \(all missing"),
+    # a spreadsheet's or R's spellings of a missing label, as stcore.evaluate leaves them out
+    "truth_all_missing_as_text": (_h5ad(lambda a: a.obs.__setitem__("domain", ["NaN", " na ", "None", ""] * 16)),
+                                  {"truth": "domain"}, r"truth column 'domain' has no labels \(all missing"),
+    "mito_filter_without_mito_gene_names": (
+        _h5ad(lambda a: setattr(a, "var_names", [f"ENSG{i:011d}" for i in range(a.n_vars)])),
+        {"params": QCParams(max_mito_pct=20)},
+        r"qc\.max_mito_pct=20 filters on mitochondrial genes, but no gene name starts with MT-/mt- \(the names "
+        r"look like Ensembl ids, e\.g\. 'ENSG00000000000'\).*Fix: store gene symbols in var_names, or set "
+        r"qc\.max_mito_pct: 100"),
     "n_clusters_below_2": (_h5ad(_unchanged), {"n_clusters": 1}, r"n_clusters=1; at least 2 domains"),
     "n_clusters_above_spots": (_h5ad(_unchanged), {"n_clusters": 65},
                                r"n_clusters=65 is larger than the 64 spots after QC"),
@@ -404,7 +413,7 @@ def test_normalised_values_go_through_with_the_values_column(tmp_path):
     volume = np.random.default_rng(0).uniform(0.5, 2.0, adata.n_obs)
     adata.X = sp.csr_matrix(adata.X.multiply(volume[:, None]))     # non-integer, non-negative
     path = write(adata, tmp_path / "merfish_like.h5ad")
-    with pytest.raises(InputError, match="non-integer values.*values column: normalized"):
+    with pytest.raises(InputError, match="non-integer values.*values column.*normalized after a normalisation"):
         prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, integer_counts=True)
     qc, _ = prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, integer_counts=False)
     params = HVGParams(n_top_genes=30, values="normalized")
@@ -579,3 +588,77 @@ def test_cuda_without_a_gpu_is_a_named_error(monkeypatch):
     with pytest.raises(InputError, match=r"train\.device is cuda but torch sees no GPU on this machine\. Fix: set "
                                          r"train\.device to auto or cpu"):
         resolve_device("cuda")
+
+
+# --- the mitochondrial filter on gene names without MT- (Ensembl ids), and missing truth labels -----
+
+def _with_mito(var_names_of):
+    """tiny_slide with 4 mitochondrial genes holding 40% of the counts of the first 16 spots and 5%
+    of the others; ``var_names_of(symbols)`` gives the names stored."""
+    import anndata as ad
+
+    a = tiny_slide()
+    tot = np.asarray(a.X.sum(axis=1)).ravel()
+    share = np.where(np.arange(a.n_obs) < 16, 0.40, 0.05)
+    mt = np.repeat(np.round(tot * share / (1 - share) / 4)[:, None], 4, axis=1)
+    symbols = [*a.var_names, "MT-ND1", "MT-CO1", "MT-CYB", "MT-ATP6"]
+    b = ad.AnnData(sp.csr_matrix(sp.hstack([a.X, sp.csr_matrix(mt)])), obs=a.obs,
+                   var=pd.DataFrame({"gene_symbols": symbols}, index=var_names_of(symbols)))
+    b.obsm["spatial"] = a.obsm["spatial"]
+    return b
+
+
+def _ensembl(symbols):
+    return [f"ENSG{i:011d}" for i in range(len(symbols))]
+
+
+def test_mito_filter_removes_the_spots_it_should_and_is_off_by_default(tmp_path):
+    path = write(_with_mito(list), tmp_path / "symbols.h5ad")
+    kept, report = prepare_slide(str(path), "h5ad", QCParams(max_mito_pct=20), n_clusters=2)
+    assert report["mito_genes"] == 4 and kept.n_obs == 48
+    path = write(_with_mito(_ensembl), tmp_path / "ensembl.h5ad")
+    kept, report = prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2)   # max_mito_pct 100: off
+    assert report["mito_genes"] == 0 and kept.n_obs == 64
+
+
+def test_mito_filter_on_ensembl_ids_is_refused_naming_sample_file_and_symbol_column(tmp_path):
+    """Before: qc.max_mito_pct=20 on Ensembl ids kept all 64 spots (16 at 40% mito) without a word.
+    Through the qc job's run_step, the line names the sample and the file, and var['gene_symbols']."""
+    from types import SimpleNamespace
+
+    from stcore.workflow import run_step
+
+    path = write(_with_mito(_ensembl), tmp_path / "ensembl.h5ad")
+    log = tmp_path / "qc.log"
+    sm = SimpleNamespace(log=[str(log)], wildcards=SimpleNamespace(sample="s1"))
+    with pytest.raises(SystemExit) as exit_:
+        run_step(sm, lambda _: prepare_slide(str(path), "h5ad", QCParams(max_mito_pct=20), n_clusters=2))
+    logging.getLogger().handlers.clear()
+    assert exit_.value.code == 1
+    lines = log.read_text().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert re.search(rf"ERROR stcore: sample 's1', file '{re.escape(str(path))}': qc\.max_mito_pct=20 .*no gene "
+                     r"name starts with MT-/mt- \(the names look like Ensembl ids.*Fix: store gene symbols in "
+                     r"var_names \(var\['gene_symbols'\] holds them\), or set qc\.max_mito_pct: 100", lines[0]), lines
+
+
+def test_qc_and_evaluate_share_one_definition_of_a_missing_label(tmp_path):
+    """A truth column qc accepts has a labelled spot for the scores, and one it refuses has none:
+    before, 'NaN' in every spot passed qc and every score came back NaN."""
+    from pathlib import Path
+
+    import stcore.qc
+    from stcore.evaluate import MISSING_LABELS, domain_metrics, is_missing_label
+
+    assert is_missing_label(pd.Series(["NaN", " na ", "None", "", " ", None, np.nan, "Layer1", "nan1"])).tolist() \
+        == [True] * 7 + [False] * 2
+    for spellings in (["NaN"], ["nan", " NA"], ["none", "NONE "], [np.nan]):
+        adata = tiny_slide()
+        adata.obs["domain"] = (spellings * 64)[:64]
+        assert domain_metrics(adata.obs["domain"].to_numpy(), np.zeros(64, int))["n_labelled"] == 0
+        path = write(adata, tmp_path / "slide.h5ad")
+        with pytest.raises(InputError, match=r"truth column 'domain' has no labels"):
+            prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2)
+    source = Path(stcore.qc.__file__).read_text()
+    assert not any(f'"{s.lower()}"' in source or f'"{s}"' in source for s in MISSING_LABELS if s), \
+        "stcore.qc spells missing labels itself; it should use stcore.evaluate.is_missing_label"

@@ -288,3 +288,33 @@ def test_fowlkes_mallows_is_scikit_learns():
         a, b = rng.integers(0, 6, 300), rng.integers(0, 4, 300)
         assert fowlkes_mallows(a, b) == fowlkes_mallows_score(a, b)
     assert fowlkes_mallows(a, a) == 1.0 and fowlkes_mallows(np.arange(5), np.zeros(5)) == 0.0
+
+
+def test_labels_differing_only_by_surrounding_whitespace_are_one_domain():
+    """Before: half of 'Layer3' written 'Layer3 ' (a spreadsheet's trailing space) made a perfect
+    prediction score ARI 0.86.  Case is kept: 'layer3' may be meant as another label."""
+    from stcore.evaluate import integration_metrics
+
+    truth = np.repeat(np.array(["Layer1", "Layer2", "Layer3"], dtype=object), 40)
+    pred = np.repeat([0, 1, 2], 40)
+    spaced = truth.copy()
+    spaced[80::2] = "Layer3 "
+    spaced[81::4] = " Layer3\t"
+    m = domain_metrics(spaced, pred)
+    for key in ("ARI", "NMI", "AMI", "homogeneity", "completeness", "F1"):
+        assert m[key] == pytest.approx(1.0), key
+    assert m["n_labelled"] == 120
+    cased = truth.copy()
+    cased[80::2] = "layer3"
+    assert domain_metrics(cased, pred)["ARI"] < 0.99
+    from stcore.evaluate import label_text
+
+    assert list(label_text(["Layer3 ", " Layer3", "layer3"])) == ["Layer3", "Layer3", "layer3"]
+    slides = np.tile([0, 1], 60)
+    assert integration_metrics(None, pred, slides, spaced)["layers_consistent"] == 1.0
+
+
+def test_missing_label_spellings_are_left_out_whatever_their_case_and_spaces():
+    truth = np.array(["a", "a", "NaN", " na ", "None", "", "b", "b"], dtype=object)
+    m = domain_metrics(truth, np.array([0, 0, 1, 0, 1, 0, 1, 1]))
+    assert m["n_labelled"] == 4 and m["n_unlabelled"] == 4 and m["ARI"] == pytest.approx(1.0)

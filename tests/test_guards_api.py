@@ -116,6 +116,40 @@ def test_log_normalised_values_given_as_counts_are_refused_and_taken_when_named(
     assert adata.uns["stcore"]["values"] == "log_normalized" and adata.obs["domain"].nunique() <= 2
 
 
+def _normalised(adata: ad.AnnData, *, log: bool) -> ad.AnnData:
+    """X as scanpy's normalize_total (and log1p) leave it: every spot sums to 10,000 (before the log)."""
+    x = adata.X.toarray()
+    x = x / x.sum(axis=1, keepdims=True) * 1e4
+    adata.X = sp.csr_matrix(np.log1p(x) if log else x)
+    return adata
+
+
+def test_normalised_values_are_never_transformed_twice(no_work, tmp_path):
+    """The non-integer refusal's other ways through (hvg_flavor='seurat' with values='counts', or
+    values='normalized') used to normalise and log log-normalised values again; each kind is now
+    known by its spots' totals, in tl.domains and in the workflow's qc job alike, and raw counts
+    said to be log-normalised are refused too."""
+    logged = _normalised(_slide(), log=True)
+    said = r"X holds log-normalised values \(every spot's expm1 sums to one total.*\), but values is {}: they would " \
+           r"be normalised and logged again\. Fix: set values to log_normalized"
+    with pytest.raises(InputError, match=said.format("counts")):
+        stcore.tl.domains(logged, n_clusters=2, hvg_flavor="seurat", **FAST)
+    with pytest.raises(InputError, match=said.format("normalized")):
+        stcore.tl.domains(logged, n_clusters=2, values="normalized", **FAST)
+    with pytest.raises(InputError, match=r"X holds normalised values \(every spot sums to one total.*values is counts.*"
+                                         r"Fix: set values to normalized"):
+        stcore.tl.domains(_normalised(_slide(), log=False), n_clusters=2, hvg_flavor="seurat", **FAST)
+    counts = _slide()
+    counts.X = counts.X * 10                            # whole numbers above 30
+    with pytest.raises(InputError, match=r"X holds whole numbers up to \d+, raw counts rather than log-normalised "
+                                         r"values, but values is log_normalized\. Fix: set values to counts"):
+        stcore.tl.domains(counts, n_clusters=2, values="log_normalized", **FAST)
+    path = write(_normalised(tiny_slide(), log=True), tmp_path / "logged.h5ad")
+    with pytest.raises(InputError, match=r"logged\.h5ad': X holds log-normalised values.*values is normalized"):
+        prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, values="normalized")
+    prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, values="log_normalized")
+
+
 def test_a_layer_that_is_not_there_is_named(no_work):
     with pytest.raises(InputError, match=r"layer 'counts' is not in layers \(layers: \[\]\)"):
         stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
@@ -188,6 +222,38 @@ def test_several_slides_in_one_object_are_refused_and_one_taken_out_passes(no_wo
     other.obs["region"] = ["A1"] * 32 + ["C1"] * 32
     stcore.gr.spatial_graph(other)
     assert other.obsp["spatial_connectivities"].shape == (64, 64)
+
+
+def _joined(shift: tuple[float, float], column: str, values=("A", "B")) -> ad.AnnData:
+    """Two slides joined as ``anndata.concat(..., label=column)`` does without ``uns['spatial']``:
+    the second's coordinates shifted by ``shift`` (a scanner's own frame for each slide)."""
+    first, second = tiny_slide(seed=1), tiny_slide(seed=2)
+    for a in (first, second):
+        del a.obs["domain"]
+    second.obsm["spatial"] = second.obsm["spatial"] + np.asarray(shift)
+    return ad.concat({values[0]: first, values[1]: second}, label=column, index_unique="-")
+
+
+def test_joined_slides_are_refused_by_a_slide_column_when_their_spots_lie_among_each_other(no_work):
+    """anndata.concat(label='slide') or AnnData.concatenate ('batch': '0', '1') leave no library in
+    uns; a column named as joined slides are, whose groups lie among each other, is refused; the
+    same slides side by side, and one slide's halves under such a name, pass."""
+    for column, values in (("slide", ("A", "B")), ("batch", ("0", "1")), ("sample_id", ("s1", "s2"))):
+        both = _joined((37.0, 21.0), column, values)
+        with pytest.raises(InputError, match=rf"^the spots come from 2 slides \(obs\['{column}'\]: '{values[0]}', "
+                                             rf"'{values[1]}'\), and they lie among each other: \d+% of the spots "
+                                             r"have their nearest neighbour in another slide; one spatial graph"):
+            stcore.gr.spatial_graph(both)
+        with pytest.raises(InputError, match=rf"obs\['{column}'\]"):
+            stcore.tl.domains(both, n_clusters=2, **FAST)
+        assert "spatial_connectivities" not in both.obsp
+    apart = _joined((5000.0, 0.0), "slide")             # side by side: only a border's spots meet
+    stcore.gr.spatial_graph(apart)
+    assert apart.obsp["spatial_connectivities"].shape == (128, 128)
+    halves = _slide()                                   # one slide's left and right under 'sample'
+    halves.obs["sample"] = np.where(halves.obsm["spatial"][:, 0] < 400, "left", "right")
+    stcore.gr.spatial_graph(halves)
+    assert halves.obsp["spatial_connectivities"].shape == (64, 64)
 
 
 def test_a_missing_coordinate_key_names_the_key(no_work):
@@ -328,3 +394,25 @@ def test_an_installed_package_carries_the_schema(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("stcore-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("stcore/schemas/config.schema.yaml") == CONFIG_SCHEMA.read_bytes()
+
+
+def test_a_seed_given_as_text_is_refused_not_read_digit_by_digit(no_work):
+    """seed='42' (from a config file or argparse without type=int) ran the consensus of seeds 4 and 2."""
+    for seed in ("42", b"42", 4.5):
+        with pytest.raises(InputError, match=r"^seed .* is not a whole number or several\. Fix: give seed as an int"):
+            stcore.tl.domains(_slide(), n_clusters=2, seed=seed, **FAST)
+
+
+def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
+    """gr.spatial_graph, then a filter on the spots: anndata keeps the graph's remaining rows, so
+    spots lose neighbours (some all); tl.domains refuses it and names the fix; rebuilt, it is taken."""
+    adata = _slide()
+    stcore.gr.spatial_graph(adata)
+    kept = adata[adata.obsm["spatial"][:, 0] > 150].copy()
+    with pytest.raises(InputError, match=r"obsp\['spatial_connectivities'\] gives \d+ spots fewer than the 3 "
+                                         r"neighbours its knn graph gave each spot: it was built before spots were "
+                                         r"removed\. Fix: build it again on these spots: stcore\.gr\.spatial_graph"):
+        stcore.tl.domains(kept, n_clusters=2, **FAST)
+    stcore.gr.spatial_graph(kept)
+    with pytest.raises(AssertionError, match="after the work had started"):     # the checks pass: work starts
+        stcore.tl.domains(kept, n_clusters=2, **FAST)
