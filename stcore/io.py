@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import anndata as ad
 
 __all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "write_h5ad", "atomic_path",
-           "check_counts", "read_tsv", "READERS_INSTALL"]
+           "check_counts", "read_tsv", "as_csr", "READERS_INSTALL"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
                          f"layers: {layers or 'none'})", path=str(path),
                          fix="store the raw counts in X before writing the file (e.g. adata.X = "
                              f"adata.layers['{layers[0] if layers else 'counts'}'])")
-    adata.X = _as_csr(adata.X)
+    adata.X = as_csr(adata.X)
     return adata
 
 
@@ -235,7 +235,7 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     if scale.is_file():
         entry["scalefactors"] = json.loads(scale.read_text())
     adata.uns["spatial"] = {library: entry}
-    adata.X = _as_csr(adata.X)
+    adata.X = as_csr(adata.X)
     return adata
 
 
@@ -320,7 +320,7 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     adata.obsm[SPATIAL_KEY] = cells[["x_centroid", "y_centroid"]].to_numpy(float)
     for column in cells.columns.difference(need, sort=False):    # cell area, transcript counts, ...
         adata.obs[column] = cells[column].to_numpy()
-    adata.X = _as_csr(adata.X)
+    adata.X = as_csr(adata.X)
     return adata
 
 
@@ -345,7 +345,7 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     table = sdata.tables[spatialdata_table(sdata, store)]
     import anndata as ad
 
-    adata = ad.AnnData(X=_as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
+    adata = ad.AnnData(X=as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
     if SPATIAL_KEY in table.obsm:
         adata.obsm[SPATIAL_KEY] = np.asarray(table.obsm[SPATIAL_KEY], dtype=float)[:, :2]
         return adata
@@ -385,10 +385,12 @@ def _refuse_duplicate_ids(ids: pd.Index, what: str, path: Path, fix: str) -> Non
         raise InputError(f"{len(dup)} duplicate {what} (first: '{dup[0]}')", path=str(path), fix=fix)
 
 
-def _as_csr(x) -> sp.csr_matrix:
-    if sp.issparse(x):
-        return sp.csr_matrix(x)
-    return sp.csr_matrix(np.asarray(x))
+def as_csr(x) -> sp.csr_matrix:
+    """X as CSR; half-precision values (which scipy.sparse does not hold) as float32, exactly."""
+    x = x if sp.issparse(x) else np.asarray(x)
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
+    return sp.csr_matrix(x)
 
 
 def _check_slide(adata: ad.AnnData, path: str) -> None:

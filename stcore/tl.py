@@ -153,6 +153,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .evaluate import mean_pairwise_ari
     from .export import seed_frame
     from .hvg import HVGParams, run_hvg
+    from .io import as_csr
     from .methods import fit
     from .gr import spatial_graph
     from .train import epoch_progress, resolve_device
@@ -187,8 +188,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if x is None:
         raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")
     coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims)
-    x = sp.csr_matrix(x)
+    x = as_csr(x)
     check_values(x, values, flavor=hvg_flavor)
+    empty = int((np.asarray(x.sum(axis=1)).ravel() == 0).sum())
+    if empty:
+        raise InputError(f"{empty} of {adata.n_obs} spots hold no counts (every value 0); they would be put into "
+                         "domains without any signal (the workflow's qc job drops them)",
+                         fix="keep the spots with counts: adata = adata[np.asarray(adata.X.sum(axis=1)).ravel() > 0]"
+                             ".copy()")
     hvg_params = HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values)
     if f"{graph_key}_connectivities" in adata.obsp:
         _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"],

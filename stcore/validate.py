@@ -329,7 +329,9 @@ def check_in_tissue(adata: ad.AnnData, *, path: str | None = None) -> None:
 
     if "in_tissue" not in adata.obs:
         return
-    outside = int((pd.to_numeric(adata.obs["in_tissue"], errors="coerce") == 0).sum())
+    # 0/1, True/False as booleans or as text ('False', ' false'), in any dtype a file may give
+    text = adata.obs["in_tissue"].astype(str).str.strip().str.lower()
+    outside = int((pd.to_numeric(text.replace({"true": "1", "false": "0"}), errors="coerce") == 0).sum())
     if outside:
         raise InputError(f"{outside} of {adata.n_obs} spots are outside the tissue (obs['in_tissue'] is 0, as in a "
                          "raw matrix); they would be clustered into domains of their own", path=path,

@@ -416,3 +416,40 @@ def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
     stcore.gr.spatial_graph(kept)
     with pytest.raises(AssertionError, match="after the work had started"):     # the checks pass: work starts
         stcore.tl.domains(kept, n_clusters=2, **FAST)
+
+
+def test_spots_without_counts_are_refused_by_the_api(no_work):
+    """The workflow's qc job drops spots whose counts are all 0; tl.domains put them into domains
+    (on a 1,000-spot DLPFC crop, 50 emptied spots spread over 6 of 7 domains)."""
+    adata = _slide()
+    x = adata.X.toarray()
+    x[[3, 9, 17]] = 0
+    adata.X = sp.csr_matrix(x)
+    with pytest.raises(InputError, match=r"^3 of 64 spots hold no counts \(every value 0\); they would be put into "
+                                         r"domains without any signal.*Fix: keep the spots with counts"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
+@pytest.mark.parametrize("flag", [["True"] * 60 + ["False"] * 4, [" true"] * 60 + ["FALSE "] * 4,
+                                  [True] * 60 + [False] * 4, ["1"] * 60 + ["0"] * 4])
+def test_spots_outside_the_tissue_are_refused_whatever_the_flag_is_written_as(flag, no_work):
+    """obs['in_tissue'] as text 'True'/'False' (a CSV read without dtypes) passed the check."""
+    adata = _slide()
+    adata.obs["in_tissue"] = flag
+    with pytest.raises(InputError, match=r"^4 of 64 spots are outside the tissue"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
+def test_half_precision_values_are_read_as_float32(tmp_path, no_work):
+    """A dense float16 X (written by a tool that saves space) failed with scipy's 'does not support
+    dtype float16' outside the reader's message; it is read exactly as float32, by the workflow's
+    reader and by tl.domains."""
+    from stcore.io import read_slide
+
+    adata = _slide()
+    adata.X = adata.X.toarray().astype(np.float16)
+    path = write(adata, tmp_path / "half.h5ad")
+    read = read_slide(str(path), "h5ad")
+    assert read.X.dtype == np.float32 and np.array_equal(read.X.toarray(), adata.X.astype(np.float32))
+    with pytest.raises(AssertionError, match="after the work had started"):    # every check passed
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
