@@ -49,12 +49,25 @@ def test_a_sheet_as_spreadsheets_save_it(tmp_path):
     ("sample\tpath\tformat\tn_clusters\ns\ta\th5ad\t7\tx\n", r"line 2: a value past the header's last column"),
     ("sample\t\tpath\tformat\tn_clusters\ns\tq\ta\th5ad\t7\n", r"line 2: column 2 has no name in the header but holds 'q'"),
     ("sample\tpath\tformat\tn_clusters\na/b\tx\th5ad\t7\n", r"sample id 'a/b' is not a safe file name"),
+    ("sample  path  format  n_clusters\ns1  a.h5ad  h5ad  7\n",       # an editor's columns aligned with spaces
+     r"is not tab-separated \(its columns are aligned with spaces\) \(its header is 'sample  path  format  "
+     r"n_clusters'\)\. Fix: save it as tab-separated text \(TSV\): one tab between cells"),
+    ('sample\tpath\tformat\tn_clusters\ns1\t"a.h5ad\th5ad\t7\ns2\tb.h5ad\th5ad\t7\n',  # was: format '' on line 2
+     r"line 2: a cell opens a quote \(\"\) that no cell on the line closes.*Fix: delete the quote"),
 ])
 def test_a_sheet_it_cannot_read_is_named_with_the_fix(tmp_path, text, message):
     with pytest.raises(PlanError, match=message):
         read_sheet(_sheet(tmp_path, text.encode()))
     with pytest.raises(PlanError, match=r"not found. Fix: set 'samples' in the config"):
         read_sheet(str(tmp_path / "missing.tsv"))
+
+
+def test_an_empty_values_cell_is_the_default(tmp_path):
+    """The schema refused '' although a sheet without the column means counts; an empty cell now
+    means the same."""
+    text = "sample\tpath\tformat\tn_clusters\tvalues\ns1\ta.h5ad\th5ad\t7\tlog_normalized\ns2\tb.h5ad\th5ad\t7\t\n"
+    rows = read_sheet(_sheet(tmp_path, text.encode()))
+    assert [r["values"] for r in rows] == ["log_normalized", "counts"]
 
 
 def test_names_that_become_paths():

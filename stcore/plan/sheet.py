@@ -78,8 +78,13 @@ def sheet_rows(path, numbered):
     of text per slide.  Empty cells after the last named column (trailing tabs) and columns with
     neither a name nor a value are dropped; a value in a column without a name, or past the
     header's last column, is refused naming the line."""
-    rows = [(number, [cell.strip() for cell in cells])
-            for (number, _), cells in zip(numbered, csv.reader([line for _, line in numbered], delimiter="\t"))]
+    parsed = list(csv.reader([line + "\n" for _, line in numbered], delimiter="\t"))
+    for (number, _), cells in zip(numbered, parsed):
+        if any("\n" in cell for cell in cells):
+            raise PlanError(f"sample sheet '{path}', line {number}: a cell opens a quote (\") that no cell on the line "
+                            "closes, so the lines after it were read into that cell. Fix: delete the quote, or "
+                            "close it in the same cell")
+    rows = [(number, [cell.strip() for cell in cells]) for (number, _), cells in zip(numbered, parsed)]
     header = [name.lower() for name in rows[0][1]]      # 'Sample', 'N_clusters' as spreadsheets capitalise
     while header and not header[-1]:
         header.pop()
@@ -108,8 +113,10 @@ def read_sheet(path):
     check (rules/common.smk checks them against schemas/samples.schema.yaml): every cell as text
     ('01' stays '01', 'NA' stays 'NA'), a byte-order mark and Windows line ends dropped, spaces
     around cells stripped, a line starting with '#' a comment ('#' inside a path is kept);
-    ``format`` and ``values`` in lower case, ``~`` in paths expanded, ``n_clusters`` a number
-    ('7', or '7.0' as spreadsheets write it) or 'auto'."""
+    ``format`` and ``values`` in lower case (an empty ``values`` cell: counts, the default), ``~`` in
+    paths expanded, ``n_clusters`` a number ('7', or '7.0' as spreadsheets write it) or 'auto'.  A
+    sheet whose cells are separated by commas, semicolons or spaces, and a quote left open across
+    lines, are refused naming the fix."""
     if not os.path.isfile(path):
         raise PlanError(f"sample sheet '{path}' not found. Fix: set 'samples' in the config to a TSV with "
                         f"columns {COLUMNS}")
@@ -118,9 +125,11 @@ def read_sheet(path):
     if len(numbered) < 2:
         raise PlanError(f"sample sheet '{path}' has no slides. Fix: add a header line ({COLUMNS}) "
                         "and one row per slide")
-    if "\t" not in numbered[0][1] and ("," in numbered[0][1] or ";" in numbered[0][1]):
-        raise PlanError(f"sample sheet '{path}' is not tab-separated (its header is '{numbered[0][1].strip()}'). "
-                        "Fix: save it as tab-separated text (TSV)")
+    header = numbered[0][1].strip()
+    if "\t" not in header and ("," in header or ";" in header or " " in header):
+        how = " (its columns are aligned with spaces)" if not ("," in header or ";" in header) else ""
+        raise PlanError(f"sample sheet '{path}' is not tab-separated{how} (its header is '{header}'). "
+                        "Fix: save it as tab-separated text (TSV): one tab between cells")
     rows = sheet_rows(path, numbered)
     for column in ("sample", "path", "format", "n_clusters"):
         if column not in rows[0]:
@@ -132,6 +141,8 @@ def read_sheet(path):
         for column in ("format", "values"):        # 'Visium', 'H5AD' mean visium, h5ad
             if column in row:
                 row[column] = row[column].lower()
+        if row.get("values") == "":                # an empty cell: the default, as the column left out
+            row["values"] = "counts"
         row["path"] = os.path.expanduser(row["path"])
         value = row["n_clusters"]
         row["n_clusters"] = int(float(value)) if re.fullmatch(r"-?\d+(\.0*)?", value) else value.lower()
