@@ -294,3 +294,16 @@ def test_features_are_sparse_on_the_cpu_and_dense_on_a_gpu_where_they_fit(monkey
     with caplog.at_level(logging.WARNING, logger="stcore.train"):
         assert features_layout(x, torch.device("cuda:0")) == "sparse"
     assert "will not give the same bits" in caplog.text and "train.input_pcs" in caplog.text
+
+
+def test_the_features_made_dense_on_a_gpu_are_the_matrix_itself():
+    """On a GPU the sparse features are made dense there (to_torch_csr(...).to(device).to_dense(),
+    so the host never holds a dense copy): the same float32 values as scipy's toarray."""
+    import scipy.sparse as sp
+    import torch
+
+    from stcore.model import to_torch_csr
+
+    x = sp.random(300, 120, density=0.08, format="csr", random_state=1, dtype=np.float64)
+    x.data = np.round(x.data * 100) / 7                  # values that float32 rounds
+    assert torch.equal(to_torch_csr(x).to_dense(), torch.from_numpy(x.toarray().astype(np.float32)))
