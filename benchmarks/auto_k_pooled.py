@@ -51,9 +51,10 @@ def slide_choice(choices) -> int:
 
 
 def combination_ari(results: Path, sample: str, members: list[str], seeds: int | list[int], n_clusters: int,
-                    truth_key: str, cluster: dict) -> float:
+                    truth_key: str, cluster: dict, combine=None) -> float:
     """The ``ensemble`` vote's ARI with every member clustered at ``n_clusters`` (the cluster step's call) at
-    one seed, or, with several seeds, the one vote over every member at every seed (method, then seed)."""
+    one seed, or, with several seeds, the one vote over every member at every seed (method, then seed);
+    ``combine``: another combiner of the labelings than ``stcore.consensus.consensus``."""
     import anndata as ad
 
     from stcore.cluster import ClusterParams, features_of, run_cluster
@@ -69,7 +70,7 @@ def combination_ari(results: Path, sample: str, members: list[str], seeds: int |
             params = ClusterParams(**cluster, seed=int(seed))
             result = MethodResult.load(results / sample / m / f"seed{seed}" / "train.npz")
             labelings.append(run_cluster(features_of(result, params), coords, n_clusters, params))
-    return domain_metrics(slide.obs[truth_key].to_numpy(), consensus(labelings))["ARI"]
+    return domain_metrics(slide.obs[truth_key].to_numpy(), (combine or consensus)(labelings))["ARI"]
 
 
 def main() -> None:
