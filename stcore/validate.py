@@ -126,7 +126,8 @@ def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
                 totals.append(values.sum(axis=1))
         totals = np.concatenate(totals) if totals else np.zeros(0)
         totals = totals[totals > 0]
-        return totals.size >= 2 and bool(np.isfinite(totals).all()) and float(totals.std() / totals.mean()) < ONE_TOTAL_CV
+        return (totals.size >= 2 and bool(np.isfinite(totals).all())
+                and float(totals.std() / totals.mean()) < ONE_TOTAL_CV)
 
 
 def check_values_match(x, values: str, *, path: str | None = None) -> None:
@@ -240,14 +241,18 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
     nearest = None
     for column in adata.obs.columns:
         values = adata.obs[column]
+        by_library = column == LIBRARY_KEY or (len(libraries) >= 2
+                                               and not pd.api.types.is_numeric_dtype(values.dtype))
+        by_name = (xy is not None and str(column).lower() in SLIDE_COLUMNS
+                   and not pd.api.types.is_float_dtype(values.dtype))
+        if not (by_library or by_name):           # the other columns are not read at all
+            continue
         present = [str(v) for v in pd.unique(values.dropna())]
         if len(present) < 2:
             continue
-        if column == LIBRARY_KEY or (len(libraries) >= 2 and not pd.api.types.is_numeric_dtype(values.dtype)
-                                     and set(present) <= libraries):
+        if by_library and (column == LIBRARY_KEY or set(present) <= libraries):
             reason = ""
-        elif (xy is not None and str(column).lower() in SLIDE_COLUMNS and len(present) <= adata.n_obs // 2
-              and not pd.api.types.is_float_dtype(values.dtype)):
+        elif by_name and len(present) <= adata.n_obs // 2:
             if nearest is None:
                 nearest = _nearest_other_spot(xy)
             codes = pd.Categorical(values.astype(object).where(values.notna(), None)).codes
@@ -255,7 +260,8 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
             mixed = float(np.mean(codes[known] != codes[nearest][known]))
             if mixed <= MIXED_SHARE:
                 continue
-            reason = f", and they lie among each other: {mixed:.0%} of the spots have their nearest neighbour in another slide"
+            reason = (f", and they lie among each other: {mixed:.0%} of the spots have their nearest neighbour in "
+                      "another slide")
         else:
             continue
         shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
