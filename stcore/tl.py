@@ -43,11 +43,12 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     and seed give the workflow's labels.  Before any work the input is checked as the workflow
     checks a slide (:mod:`stcore.validate`, the same messages): the values (NaN, negative, and
     with ``values='counts'`` and ``hvg_flavor='seurat_v3'`` whole numbers, so log-normalised
-    values given as counts are refused), ``obsm[spatial_key]`` (present, finite, two columns, or
-    the two named by ``spatial_dims``), unique spot and gene ids, the ``train`` and ``cluster``
-    keys (against the config schema shipped in ``stcore/schemas/``), ``train['device']``,
-    ``n_clusters`` and the clustering; each problem is a :class:`stcore.InputError` naming the
-    key and the fix.
+    values given as counts are refused; values that are not what ``values`` says, by the spots'
+    totals; no spot without counts), ``obsm[spatial_key]`` (present, finite, two columns, or
+    the two named by ``spatial_dims``; of one slide), unique spot and gene ids, a stored knn graph
+    built before spots were removed, the ``train`` and ``cluster`` keys (against the config schema
+    shipped in ``stcore/schemas/``), ``train['device']``, ``n_clusters``, the clustering and
+    ``seed``; each problem is a :class:`stcore.InputError` naming the key and the fix.
 
     Parameters
     ----------
