@@ -19,9 +19,9 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
 
     ``obsm[spatial_key]`` is checked as the workflow checks a slide's coordinates
     (:func:`stcore.validate.check_coordinates`: present, finite, two columns or the two named by
-    ``spatial_dims``, of one slide: ``obs['library_id']`` with two slides or more is refused).  The
-    graph is symmetric and sparse (KD-tree; ties on the Visium hexagon broken by spot index);
-    nothing N x N dense is formed.
+    ``spatial_dims``, of one slide: several slides' spots in one object are refused,
+    :func:`stcore.validate.check_one_slide`).  The graph is symmetric and sparse (KD-tree; ties on
+    the Visium hexagon broken by spot index); nothing N x N dense is formed.
 
     Parameters
     ----------

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 
 __all__ = ["QCParams", "qc_masks", "run_qc"]
 
@@ -52,7 +53,7 @@ def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarra
     x = adata.X
     counts = np.asarray(x.sum(axis=1)).ravel()
     genes = _detected_genes(x)
-    mito = np.asarray(adata.var_names.str.upper().str.startswith(tuple(p.upper() for p in params.mito_prefix)))
+    mito = _named_mito(adata.var_names, params)
     if not mito.any() and _filters_mito(params):
         _no_mito_genes(adata, params)
     mito_counts = np.asarray(x[:, mito].sum(axis=1)).ravel() if mito.any() else np.zeros_like(counts)
@@ -68,6 +69,12 @@ def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarra
         "mito_genes": int(mito.sum()), "params": asdict(params),
     }
     return spot_ok, gene_ok, report
+
+
+def _named_mito(names, params: QCParams) -> np.ndarray:
+    """Which of ``names`` start with one of ``params.mito_prefix`` (case-insensitive)."""
+    prefixes = tuple(p.upper() for p in params.mito_prefix)
+    return np.asarray(pd.Index(names).astype(str).str.upper().str.startswith(prefixes))
 
 
 def _filters_mito(params: QCParams) -> bool:
@@ -86,8 +93,7 @@ def _no_mito_genes(adata: ad.AnnData, params: QCParams) -> None:
     why = f" (the names look like Ensembl ids, e.g. '{ens[0]}')" if len(ens) > len(names) / 2 else ""
     where = ""
     for col in adata.var.columns:                     # a column that holds the symbols, as 10x's gene_symbols
-        values = adata.var[col].astype(str)
-        if values.str.upper().str.startswith(tuple(p.upper() for p in params.mito_prefix)).any():
+        if _named_mito(adata.var[col], params).any():
             where = f" (var['{col}'] holds them)"
             break
     raise InputError(
@@ -130,7 +136,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     adata = read_slide(path, fmt)
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
     check_counts(adata.X, path, integer=integer, values=values)
-    check_values_match(adata.X, values, path=path)
+    check_values_match(adata.X, values, path=path, whole=True if integer else None)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:
         if truth not in adata.obs.columns:

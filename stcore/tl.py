@@ -212,7 +212,6 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
-
     show = _show_progress(progress)
     labelings, choices, embeddings, by_method = [], [], {}, []
     for s in seeds:

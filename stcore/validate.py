@@ -74,8 +74,9 @@ def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: 
     :func:`needs_integer` says so (log-normalised values given as counts are refused here); and
     values that are not what ``values`` says by their spots' totals (:func:`check_values_match`)."""
     check_values_kind(values, path=path)
-    check_counts(x, path, integer=needs_integer(values, flavor), values=values)
-    check_values_match(x, values, path=path)
+    integer = needs_integer(values, flavor)
+    check_counts(x, path, integer=integer, values=values)
+    check_values_match(x, values, path=path, whole=True if integer else None)
 
 
 def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts") -> None:
@@ -130,16 +131,18 @@ def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
                 and float(totals.std() / totals.mean()) < ONE_TOTAL_CV)
 
 
-def check_values_match(x, values: str, *, path: str | None = None) -> None:
+def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
     """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
     twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
     as ``counts``, log-normalised ones as ``normalized``, and whole numbers above 30 (raw counts)
     as ``log_normalized``.  Values without one total (a gene subset, or other normalisations)
-    are taken as said."""
+    are taken as said.  ``whole``: whether the values are whole numbers, where the caller already
+    checked (:func:`check_counts` with ``integer``); else found here."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if data.size == 0:
         return
-    whole = np.array_equal(data, np.round(data))
+    if whole is None:
+        whole = np.array_equal(data, np.round(data))
     if values == "log_normalized":
         if whole and float(data.max()) > 30:
             raise InputError(f"X holds whole numbers up to {float(data.max()):g}, raw counts rather than "
