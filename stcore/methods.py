@@ -17,6 +17,9 @@ them (a ``fit`` with the five arguments alone never sees them):
   (``reads_counts``: the peers, :mod:`stcore.peers`);
 - ``n_clusters``: the slide's number of domains (the sample sheet's ``n_clusters``), for
   methods that cluster themselves and search for that many domains (``wants_n_clusters``).
+  Where that clustering is a last step (``own_labels_optional``), None skips it: the callers
+  give the number only when the method's own labels are reported or it trains for the number
+  (:meth:`stcore.registry.MethodFacts.needs_n_clusters`).
 
 The built-in ``graphst`` and ``expression`` take neither.
 

@@ -162,9 +162,10 @@ def _counts_adata(counts, coords, name: str):
 
 
 def _need_clusters(name: str, n_clusters) -> int:
-    if n_clusters is None or int(n_clusters) < 1:
-        raise InputError(f"method '{name}' searches for a number of domains and was given none",
-                         fix="pass n_clusters= (the sample sheet's n_clusters) to stcore.methods.fit")
+    if n_clusters is None or isinstance(n_clusters, str) or int(n_clusters) < 1:
+        raise InputError(f"method '{name}' searches for a number of domains and was given "
+                         f"{'none' if n_clusters is None else repr(n_clusters)}",
+                         fix="pass n_clusters= (the sample sheet's n_clusters, a whole number) to stcore.methods.fit")
     return int(n_clusters)
 
 
@@ -210,8 +211,9 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     R mclust EEE); the pipeline's shared cluster step does the same (PCA 20 + its R-free mclust).
     ``labels``: GraphST's own R-free alternative, ``GraphST.utils.clustering(method='leiden')``
     (its resolution scan from ``end`` down to ``start`` until ``n_clusters`` domains, no
-    refinement), when ``own_clustering`` is ``leiden`` and a resolution gives ``n_clusters``;
-    else None.
+    refinement), when ``own_clustering`` is ``leiden``, ``n_clusters`` is given and a resolution
+    gives it; else None (without ``n_clusters`` the search is skipped: the output does not
+    depend on it).
     """
     s = _settings("graphst_pkg", params, GRAPHST_PKG_DEFAULTS)
     t0 = time.perf_counter()
@@ -234,7 +236,7 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
         out = model.train()
     log.info("GraphST: %d epochs in %.1f s, output %s", s["epochs"], time.perf_counter() - t0, out.obsm["emb"].shape)
     labels = None
-    if s["own_clustering"] == "leiden":
+    if s["own_clustering"] == "leiden" and n_clusters is not None:
         k = _need_clusters("graphst_pkg", n_clusters)
         clustering = _import("GraphST.utils").clustering
         try:
@@ -245,7 +247,7 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
             labels = out.obs["domain"].astype(int).to_numpy()
         except AssertionError as exc:     # its resolution search found no resolution
             log.warning("GraphST's Leiden search found no resolution giving %d domains (%s): no own labels", k, exc)
-    elif s["own_clustering"] not in ("none", None):
+    elif s["own_clustering"] not in ("leiden", "none", None):
         raise InputError(f"method 'graphst_pkg': own_clustering '{s['own_clustering']}' is not known",
                          fix="use leiden (GraphST's R-free search) or none")
     return _result(out.obsm["emb"], labels, t0, "GraphST")
@@ -411,10 +413,11 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     of a 10-d representation, then ``cellcharter.tl.Cluster(n_clusters, random_state=seed)``.
     The representation is PCA (10 components of normalize_total 1e4 + log1p of the HVG counts)
     where its authors use scVI (see :data:`CELLCHARTER_DEFAULTS`).  ``embedding``: the aggregated
-    features (rep_dims x (n_layers + 1) columns); ``labels``: its own mixture's domains.
+    features (rep_dims x (n_layers + 1) columns); ``labels``: its own mixture's domains, fitted
+    only when ``n_clusters`` is given (else None: the features do not depend on it).
     """
     s = _settings("cellcharter", params, CELLCHARTER_DEFAULTS)
-    k = _need_clusters("cellcharter", n_clusters)
+    k = None if n_clusters is None else _need_clusters("cellcharter", n_clusters)
     t0 = time.perf_counter()
     try:
         sc = importlib.import_module("scanpy")
@@ -433,12 +436,14 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
         sq.gr.spatial_neighbors(a, coord_type="generic", delaunay=True, spatial_key="spatial")
         cc.gr.remove_long_links(a, distance_percentile=float(s["distance_percentile"]))
         cc.gr.aggregate_neighbors(a, n_layers=int(s["n_layers"]), use_rep="X_pca", out_key="X_cellcharter")
-        model = cc.tl.Cluster(n_clusters=k, random_state=int(seed),
-                              trainer_params={"accelerator": "cpu", "enable_progress_bar": False})
-        model.fit(a, use_rep="X_cellcharter")
-        labels = np.asarray(model.predict(a, use_rep="X_cellcharter")).astype(int)
-    log.info("CellCharter: %d layers on %d PCs, %d domains in %.1f s", s["n_layers"], dims, k,
-             time.perf_counter() - t0)
+        labels = None
+        if k is not None:
+            model = cc.tl.Cluster(n_clusters=k, random_state=int(seed),
+                                  trainer_params={"accelerator": "cpu", "enable_progress_bar": False})
+            model.fit(a, use_rep="X_cellcharter")
+            labels = np.asarray(model.predict(a, use_rep="X_cellcharter")).astype(int)
+    log.info("CellCharter: %d layers on %d PCs, %s in %.1f s", s["n_layers"], dims,
+             f"{k} domains" if k is not None else "no clustering of its own", time.perf_counter() - t0)
     return _result(a.obsm["X_cellcharter"], labels, t0, "cellcharter")
 
 
@@ -511,8 +516,9 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
     the PCs, shared-neighbour filtering, distance weights; ``run_Leiden_partition``'s
     settings) and its ``find_resolutions`` search (from resolution 0.6 in steps of 0.05, at
     most 25 tries) for ``n_clusters`` domains, partitioned with ``seed`` (its notebooks use
-    1234).  Where the search ends at another number of domains the labels are kept and the
-    number is logged (the table's ``domains_found`` shows it).  ``seed`` seeds Python's and
+    1234), run only when ``n_clusters`` is given (the PCs do not depend on it).  Where the
+    search ends at another number of domains the labels are kept and the number is logged (the
+    table's ``domains_found`` shows it).  ``seed`` seeds Python's and
     numpy's generators.  torch is not imported: the provenance columns name numpy's BLAS and
     no torch kernels.
     """
@@ -525,7 +531,7 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
     if s["own_clustering"] not in ("leiden", "none", None):
         raise InputError(f"method 'banksy': own_clustering '{s['own_clustering']}' is not known",
                          fix="use leiden (its R-free Leiden search) or none")
-    k = _need_clusters("banksy", n_clusters) if s["own_clustering"] == "leiden" else None
+    k = _need_clusters("banksy", n_clusters) if s["own_clustering"] == "leiden" and n_clusters is not None else None
     kind = banksy_kind(coords) if s["kind"] == "auto" else str(s["kind"])
     if kind not in BANKSY_BY_KIND:
         raise InputError(f"method 'banksy': kind '{kind}' is not known", fix="use auto, spots or cells")

@@ -27,6 +27,8 @@ class MethodFacts:
     own_labels: it clusters itself (``cluster.algorithm: own`` reports its labels).
     reads_counts: its fit takes the raw counts of the selected genes (``counts=``).
     wants_n_clusters: its fit takes the slide's number of domains (``n_clusters=``).
+    own_labels_optional: its own clustering is a last step that its embedding does not depend on;
+        the fit runs it only when given ``n_clusters`` (see :meth:`needs_n_clusters`).
     allows_groups: it can train a group of slides as one (a peer builds its own graph from the
         coordinates, which would join the slides).
     dense_spots: it holds dense spots x spots matrices (the train job's memory request budgets them).
@@ -40,6 +42,7 @@ class MethodFacts:
     own_labels: bool
     reads_counts: bool
     wants_n_clusters: bool
+    own_labels_optional: bool
     allows_groups: bool
     dense_spots: bool
     env: str
@@ -49,20 +52,41 @@ class MethodFacts:
         """The command that installs the method's extra, or None when built in."""
         return f"pip install -e '.[{self.extra}]'" if self.extra else None
 
+    def needs_n_clusters(self, own_labels_reported: bool) -> bool:
+        """Whether its fit must be given the slide's number of domains: it trains for that number, or
+        its own labels are reported (``cluster.algorithm: own``) and its own clustering searches for
+        it.  A method whose own clustering is optional skips it otherwise, so that its embedding,
+        clustered by the shared step, costs no search and allows ``n_clusters: auto``."""
+        return self.wants_n_clusters and (own_labels_reported or not self.own_labels_optional)
+
+    def auto_refusal(self, own_labels_reported: bool) -> tuple[str, str] | None:
+        """Why a run cannot choose its number of domains (``n_clusters: auto``), and the fix;
+        None when it can (the number is then chosen by the shared cluster step)."""
+        if not self.needs_n_clusters(own_labels_reported):
+            return None
+        if self.own_labels_optional:
+            return ("its own clustering (cluster.algorithm own) searches for a given number of domains",
+                    "give the number (the sample sheet's n_clusters), or cluster its embedding with the shared "
+                    "step (cluster.algorithm mclust), which can choose it")
+        return ("it trains for a given number of domains",
+                "give the number (the sample sheet's n_clusters), or use a method that does not need it")
+
 
 def _peer(description: str, extra: str, requires: str, *, own_labels: bool, wants_n_clusters: bool,
-          dense_spots: bool) -> MethodFacts:
+          own_labels_optional: bool, dense_spots: bool) -> MethodFacts:
     """A published method run from its own package, on the CPU: it preprocesses the counts itself and
     builds its own graph from the coordinates (so no groups of slides)."""
     return MethodFacts(description, builtin=False, extra=extra, requires=requires, own_labels=own_labels,
-                       reads_counts=True, wants_n_clusters=wants_n_clusters, allows_groups=False,
+                       reads_counts=True, wants_n_clusters=wants_n_clusters,
+                       own_labels_optional=own_labels_optional, allows_groups=False,
                        dense_spots=dense_spots, env="peers")
 
 
 def _builtin(description: str) -> MethodFacts:
     """This package's own: no extra, the package's environment, groups of slides allowed."""
     return MethodFacts(description, builtin=True, extra=None, requires=None, own_labels=False, reads_counts=False,
-                       wants_n_clusters=False, allows_groups=True, dense_spots=False, env="stcore")
+                       wants_n_clusters=False, own_labels_optional=False, allows_groups=True, dense_spots=False,
+                       env="stcore")
 
 
 METHODS: dict[str, MethodFacts] = {
@@ -70,18 +94,21 @@ METHODS: dict[str, MethodFacts] = {
     "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)"),
     "graphst_pkg": _peer("GraphST 1.1.1, the authors' package (AGPL-3.0, optional); embedding: its reconstruction "
                          "output; labels: its R-free Leiden search", "peers", "GraphST",
-                         own_labels=True, wants_n_clusters=True, dense_spots=True),
+                         own_labels=True, wants_n_clusters=True, own_labels_optional=True, dense_spots=True),
     "stagate": _peer("STAGATE (stagate-modern, MIT): graph attention autoencoder; embedding: its 30-d latent",
-                     "peers", "STAGATE_pyG", own_labels=False, wants_n_clusters=False, dense_spots=False),
+                     "peers", "STAGATE_pyG", own_labels=False, wants_n_clusters=False, own_labels_optional=False,
+                     dense_spots=False),
     "spagcn": _peer("SpaGCN (spagcn-modern, MIT) without histology; labels: its own clustering, refined; "
                     "embedding: its hidden layer", "peers", "SpaGCN",
-                    own_labels=True, wants_n_clusters=True, dense_spots=True),
+                    own_labels=True, wants_n_clusters=True, own_labels_optional=False, dense_spots=True),
     "cellcharter": _peer("CellCharter (cellcharter, BSD-3): neighbourhood aggregation of 10 PCs over 3 layers; "
                          "labels: its own Gaussian mixture; embedding: the aggregated features",
-                         "cellcharter", "cellcharter", own_labels=True, wants_n_clusters=True, dense_spots=False),
+                         "cellcharter", "cellcharter", own_labels=True, wants_n_clusters=True,
+                         own_labels_optional=True, dense_spots=False),
     "banksy": _peer("BANKSY (pybanksy, GPL-3.0, optional): expression augmented with its neighbourhood mean and "
                     "azimuthal Gabor filter; embedding: 20 PCs of the BANKSY matrix; labels: its Leiden search",
-                    "banksy", "banksy", own_labels=True, wants_n_clusters=True, dense_spots=False),
+                    "banksy", "banksy", own_labels=True, wants_n_clusters=True, own_labels_optional=True,
+                    dense_spots=False),
 }
 
 

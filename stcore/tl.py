@@ -156,6 +156,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .hvg import HVGParams, run_hvg
     from .io import as_csr
     from .methods import fit
+    from .methods import method as method_entry
     from .gr import spatial_graph
     from .train import epoch_progress, resolve_device
     from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
@@ -213,6 +214,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
     show = _show_progress(progress)
+    own = ClusterParams(**cluster).algorithm == "own"
+    given = {m: n_clusters if method_entry(m).facts.needs_n_clusters(own) else None for m in methods}
     labelings, choices, embeddings, by_method = [], [], {}, []
     for s in seeds:
         params = ClusterParams(**cluster, seed=s)
@@ -220,7 +223,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         for m in methods:
             with epoch_progress(f"{m} seed {s}", enabled=show):
                 result = fit(m, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
-                             n_clusters=n_clusters)
+                             n_clusters=given[m])
             choice = {}
             runs[m] = run_cluster(features_of(result, params), coords, n_clusters, params, own_labels=result.labels,
                                   owner=m, record=choice)

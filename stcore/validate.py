@@ -417,8 +417,9 @@ def check_n_clusters(n_clusters, n_spots: int | None = None, *, path: str | None
 
 def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
     """Before any training: the method is in the registry and installed, a clustering of its
-    own exists where ``cluster.algorithm`` is ``own``, ``cluster.auto_range`` runs from low to
-    high, and mclust's ``cluster.subset`` exceeds the number of domains asked for."""
+    own exists where ``cluster.algorithm`` is ``own``, a number chosen by ``auto`` is one the
+    method can run with, ``cluster.auto_range`` runs from low to high, and mclust's
+    ``cluster.subset`` exceeds the number of domains asked for."""
     from .methods import method as registry_entry
 
     from .cluster import ClusterParams
@@ -434,6 +435,10 @@ def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
         raise InputError(f"cluster.algorithm own, but model '{method}' has no clustering of its own",
                          fix=f"use it with a model that clusters itself ({', '.join(owners)}), or another "
                              "cluster.algorithm")
+    refusal = entry.facts.auto_refusal(chosen == "own") if n_clusters == "auto" else None
+    if refusal:
+        raise InputError(f"n_clusters 'auto' with method '{method}': {refusal[0]}",
+                         fix=refusal[1].replace("the sample sheet's n_clusters", "n_clusters=7, say"))
     lo, hi = params.auto_range
     if lo > hi:
         raise InputError(f"cluster.auto_range {[lo, hi]} runs from high to low", fix=f"write it as [{hi}, {lo}]")

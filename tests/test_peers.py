@@ -183,3 +183,30 @@ def test_banksy_settings_follow_the_slide_and_the_seed(hex_coords):
 
     with pytest.raises(InputError, match="lambda 1.5 is outside"):
         fit("banksy", None, None, xy, {"peer": {"lambda": 1.5}}, 0, counts=counts, n_clusters=3)
+
+
+@pytest.mark.parametrize("peer", ["banksy", "cellcharter"])
+def test_an_own_clustering_nobody_reports_is_skipped_and_auto_runs(peer):
+    """BANKSY's Leiden search and CellCharter's mixture run only when given the number of domains:
+    without it the embedding is the same to the bit and there are no own labels, so the
+    recommended answer (their embeddings clustered by the shared step) costs no search and runs
+    with ``n_clusters='auto'`` (which once reached the search as the text 'auto')."""
+    _need(peer)
+    import stcore
+    from stcore.methods import fit
+    from stcore.simulate import SimParams, simulate_slide
+
+    slide = simulate_slide(SimParams(n_spots=400, n_genes=300, markers_per_domain=40, n_layers=3, n_regions=0,
+                                     marker_fold=2.0, seed=3))
+    xy, counts = slide.obsm["spatial"], slide.X
+    searched = fit(peer, None, None, xy, {}, 0, counts=counts, n_clusters=3)
+    skipped = fit(peer, None, None, xy, {}, 0, counts=counts)
+    assert searched.labels is not None and skipped.labels is None
+    assert np.array_equal(searched.embedding, skipped.embedding)
+    found = stcore.tl.domains(slide, n_clusters="auto", method=peer, seed=0, key_added="found", copy=True,
+                              progress=False)
+    chosen = found.uns["stcore"]["n_clusters"]
+    assert chosen["by"] == "stability" and found.obs["found"].nunique() == chosen["chosen"]
+    with pytest.raises(stcore.errors.InputError, match=f"n_clusters 'auto' with method '{peer}': its own clustering"):
+        stcore.tl.domains(slide, n_clusters="auto", method=peer, cluster={"algorithm": "own"}, key_added="own",
+                          copy=True, progress=False)

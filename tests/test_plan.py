@@ -134,9 +134,14 @@ def test_runs_seeds_slides_and_combinations():
         f"results/{s}/pair/consensus/labels.tsv" for s in ("s1", "s2", "s3", "g")]
     answer = [r for r in paired.table_runs() if r["method"] == "pair" and r["seed"] == "consensus"]
     assert len(answer) == 4 and answer[0]["members"] == ["graphst", "latent"] and answer[0]["member_seeds"] == [0, 1]
-    # what a model's own clustering needs: the slide's number of domains, to those that search for it only
+    # what a model's own clustering needs: the slide's number of domains, to those that train for it, and to
+    # those whose own labels a method of the config reports (BANKSY's search is skipped where none does)
     assert "n_clusters" not in plan.train_settings("graphst", "s1")
     assert plan.train_settings("spagcn", "s1")["n_clusters"] == 7
+    assert not plan.own_labels_reported("banksy") and "n_clusters" not in plan.train_settings("banksy", "s1")
+    reported = _plan(dict(config, methods={**config["methods"], "banksy_own": {"train_from": "banksy",
+                                                                              "cluster": {"algorithm": "own"}}}))
+    assert reported.own_labels_reported("banksy") and reported.train_settings("banksy", "s1")["n_clusters"] == 7
     assert plan.train_env("graphst") == "../envs/stcore.yaml" and plan.train_env("banksy") != plan.train_env("graphst")
     assert plan.train_gpus("graphst") == 0
     # the report's first page: every seed's map of the figure method (the first method when it is not one)
@@ -165,6 +170,20 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
     config = _config(a={"model": "graphst", "cluster": {"algorithm": "own"}})
     with pytest.raises(PlanError, match=r"method 'a': cluster.algorithm own, but model 'graphst' has no clustering"):
         _plan(config).check_settings({})
+    # n_clusters auto: a model that trains for the number, or whose own labels are reported, cannot run
+    for methods, message in [({"s": {"model": "spagcn"}}, r"method 's': model 'spagcn' cannot run on s1 \(n_clusters "
+                               r"auto in the sample sheet\): it trains for a given number of domains\. Fix: give"),
+                              ({"b": {"model": "banksy"}, "own": {"train_from": "b", "cluster": {"algorithm": "own"}}},
+                               r"method 'own': model 'banksy' cannot run on s1 .*its own clustering \(cluster\."
+                               r"algorithm own\) searches for a given number.*cluster its embedding with the shared")]:
+        plan = _plan(_config(**methods))
+        plan.slides["s1"]["n_clusters"] = "auto"
+        with pytest.raises(PlanError, match=message):
+            plan.check_settings({})
+    plan = _plan(_config(b={"model": "banksy"}, c={"model": "cellcharter"}, g={"model": "graphst"}))
+    plan.slides["s1"]["n_clusters"] = "auto"
+    plan.check_settings({})            # their embeddings, clustered by the shared step, can choose the number
+    assert "n_clusters" not in plan.train_settings("b", "s1") and "n_clusters" not in plan.train_settings("b", "s2")
     config = _config()
     config["cluster"]["subset"] = 7
     with pytest.raises(PlanError, match=r"cluster.subset 7 must exceed the largest number of domains asked for \(7\)"):

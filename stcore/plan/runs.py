@@ -123,13 +123,21 @@ class Plan:
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
     def train_settings(self, method, sample):
-        """The train settings of a run (:meth:`merged`).  A method whose own clustering searches
-        for the slide's ``n_clusters`` gets it too; the others' settings are left as they were (so
-        their finished runs stay up to date)."""
+        """The train settings of a run (:meth:`merged`).  A method that trains for the slide's
+        ``n_clusters``, or whose own clustering searches for it and is reported by a method of
+        the config (:meth:`own_labels_reported`), gets it too; the others' settings are left as
+        they were (so their finished runs stay up to date)."""
         settings = self.merged("train", method)
-        if self.facts_of(method).wants_n_clusters and self.n_clusters(sample) != "auto":
+        if (self.facts_of(method).needs_n_clusters(self.own_labels_reported(method))
+                and self.n_clusters(sample) != "auto"):
             settings["n_clusters"] = self.n_clusters(sample)
         return settings
+
+    def own_labels_reported(self, method):
+        """Whether a method of the config reports the own labels of ``method``'s training
+        (``cluster.algorithm: own``, the method itself or one that trains from it)."""
+        return any(self.source(m) == method and self.merged("cluster", m)["algorithm"] == "own"
+                   for m in self.methods)
 
     def train_env(self, method):
         """Conda env of the train job: the model's own (envs/peers.yaml for the peers, on the CPU),
@@ -286,12 +294,20 @@ class Plan:
             if cluster["algorithm"] == "mclust" and cluster["subset"] <= most:
                 raise PlanError(f"{where}: cluster.subset {cluster['subset']} must exceed the largest number of "
                                 f"domains asked for ({most}). Fix: raise cluster.subset (mclust's default: 2000)")
-            if cluster["algorithm"] == "own" and not self.facts_of(self.source(method)).own_labels:
+            facts = self.facts_of(self.source(method))
+            own = cluster["algorithm"] == "own"
+            if own and not facts.own_labels:
                 raise PlanError(f"{where}: cluster.algorithm own, but model "
                                 f"'{self.model_of(self.source(method))}' has no clustering of its own. "
                                 "Fix: use it with a model that clusters itself ("
                                 + ", ".join(m for m, f in self.registry.items() if f.own_labels) + "), "
                                 "or another cluster.algorithm")
+            unknown = [s for s in self.samples_of(method) if self.n_clusters(s) == "auto"]
+            refusal = facts.auto_refusal(own)
+            if unknown and refusal:
+                raise PlanError(f"config: method '{method}': model '{self.model_of(self.source(method))}' cannot run on "
+                                f"{', '.join(unknown)} (n_clusters auto in the sample sheet): {refusal[0]}. "
+                                f"Fix: {refusal[1]}")
         compare = self.config.get("compare", {})
         for key in ("figure_method", "baseline", "agreement_method"):     # (a missing ablation: the claim reads n/a)
             name = compare.get(key)
