@@ -43,7 +43,7 @@ from .errors import InputError
 
 __all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "BANKSY_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS",
            "SPAGCN_DEFAULTS", "CELLCHARTER_DEFAULTS", "BANKSY_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn",
-           "fit_cellcharter", "fit_banksy", "banksy_kind",
+           "fit_cellcharter", "fit_banksy", "banksy_kind", "banksy_memory_mb",
            "stagate_radius", "grid_shape"]
 
 log = logging.getLogger(__name__)
@@ -462,12 +462,37 @@ BANKSY_DEFAULTS = {
     "num_nn": 50, "resolution_start": 0.6, "resolution_step": 0.05, "max_iter": 25,
 }
 BANKSY_BY_KIND = {"spots": {"lambda": 0.2, "k_geom": 18}, "cells": {"lambda": 0.8, "k_geom": 15}}
+# pybanksy holds the BANKSY matrix (spots x (max_m + 2) blocks of the genes, float64) dense, with
+# copies: the fit's peak is about 4.5 of it beyond the slide (4.4 measured at 25,000 and 50,000
+# simulated spots, 4.5 on DLPFC 151673: benchmarks/banksy_scale.py, results/banksy_scale.tsv).
+# The registry's bytes_per_value for banksy (the job's memory request) is this x 3 blocks x 8 bytes.
+BANKSY_COPIES = 4.5
+
+
+def banksy_memory_mb(n_spots: int, n_genes: int, max_m: int = 1) -> float:
+    """MB the BANKSY matrix and its copies take for ``n_spots`` x ``n_genes`` (the genes it uses)."""
+    return BANKSY_COPIES * n_spots * (max_m + 2) * n_genes * 8 / 2**20
 
 
 def banksy_kind(coords) -> str:
     """'spots' when the locations sit on a regular grid (hexagonal: Visium; square: ST), spots
     that each hold several cells; else 'cells' (imaging platforms: one location a cell)."""
     return "spots" if grid_shape(coords) in ("hexagon", "square") else "cells"
+
+
+def _check_banksy_memory(n_spots: int, n_genes: int, max_m: int) -> None:
+    """Refuse, before the BANKSY matrix is made, a slide whose matrix cannot fit in the memory this
+    process can still take (:func:`stcore.workflow.available_memory_mb`): one line with the fix
+    instead of a job killed without a word."""
+    from .workflow import available_memory_mb
+
+    need, free = banksy_memory_mb(n_spots, n_genes, max_m), available_memory_mb()
+    if free is not None and need > free:
+        raise InputError(f"method 'banksy': {n_spots:,} spots x {n_genes:,} genes need about {need / 1024:.1f} GB "
+                         f"(pybanksy holds its matrix of {max_m + 2} x {n_genes:,} columns dense, with copies), and "
+                         f"{free / 1024:.1f} GB of memory are free here",
+                         fix="run it where more is free (a cluster job asks for it: stcore/plan/resources.py), "
+                             "lower train.peer.n_top_genes for banksy, or leave banksy out for this slide")
 
 
 def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
@@ -567,6 +592,7 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
             sc.pp.log1p(a)
         a.obsm["coord_xy"] = np.asarray(coords, dtype=np.float64)
         max_m = int(s["max_m"])
+        _check_banksy_memory(a.n_obs, a.n_vars, max_m)
         k_used = max(1, min(k_geom, (a.n_obs - 1) // (max_m + 1)))
         decay = str(s["nbr_weight_decay"])
         banksy_dict = init.initialize_banksy(a, ("x", "y", "coord_xy"), k_used, nbr_weight_decay=decay, max_m=max_m,

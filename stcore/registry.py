@@ -32,6 +32,8 @@ class MethodFacts:
     allows_groups: it can train a group of slides as one (a peer builds its own graph from the
         coordinates, which would join the slides).
     dense_spots: it holds dense spots x spots matrices (the train job's memory request budgets them).
+    bytes_per_value: bytes its train job holds at its peak per spot and gene of the slide, beyond the
+        interpreter (the memory request budgets them; the built-in models' request is their own).
     env: the conda environment file of its train job on the CPU (``envs/<env>.yaml``).
     """
 
@@ -45,6 +47,7 @@ class MethodFacts:
     own_labels_optional: bool
     allows_groups: bool
     dense_spots: bool
+    bytes_per_value: int
     env: str
 
     @property
@@ -73,20 +76,21 @@ class MethodFacts:
 
 
 def _peer(description: str, extra: str, requires: str, *, own_labels: bool, wants_n_clusters: bool,
-          own_labels_optional: bool, dense_spots: bool) -> MethodFacts:
+          own_labels_optional: bool, dense_spots: bool, bytes_per_value: int = 40) -> MethodFacts:
     """A published method run from its own package, on the CPU: it preprocesses the counts itself and
-    builds its own graph from the coordinates (so no groups of slides)."""
+    builds its own graph from the coordinates (so no groups of slides).  ``bytes_per_value``: ten
+    dense float32 copies of the slide unless measured otherwise."""
     return MethodFacts(description, builtin=False, extra=extra, requires=requires, own_labels=own_labels,
                        reads_counts=True, wants_n_clusters=wants_n_clusters,
                        own_labels_optional=own_labels_optional, allows_groups=False,
-                       dense_spots=dense_spots, env="peers")
+                       dense_spots=dense_spots, bytes_per_value=bytes_per_value, env="peers")
 
 
 def _builtin(description: str) -> MethodFacts:
     """This package's own: no extra, the package's environment, groups of slides allowed."""
     return MethodFacts(description, builtin=True, extra=None, requires=None, own_labels=False, reads_counts=False,
                        wants_n_clusters=False, own_labels_optional=False, allows_groups=True, dense_spots=False,
-                       env="stcore")
+                       bytes_per_value=0, env="stcore")
 
 
 METHODS: dict[str, MethodFacts] = {
@@ -108,7 +112,7 @@ METHODS: dict[str, MethodFacts] = {
     "banksy": _peer("BANKSY (pybanksy, GPL-3.0, optional): expression augmented with its neighbourhood mean and "
                     "azimuthal Gabor filter; embedding: 20 PCs of the BANKSY matrix; labels: its Leiden search",
                     "banksy", "banksy", own_labels=True, wants_n_clusters=True, own_labels_optional=True,
-                    dense_spots=False),
+                    dense_spots=False, bytes_per_value=110),   # stcore.peers.BANKSY_COPIES x 3 blocks x 8 bytes
 }
 
 

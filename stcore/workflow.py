@@ -10,7 +10,7 @@ from typing import Callable
 
 from .errors import DivergenceError, InputError
 
-__all__ = ["run_step", "peak_memory_mb"]
+__all__ = ["run_step", "peak_memory_mb", "available_memory_mb"]
 
 
 def peak_memory_mb() -> float:
@@ -18,6 +18,31 @@ def peak_memory_mb() -> float:
     benchmark records sample the memory every 30 s and can miss a short peak)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def available_memory_mb() -> float | None:
+    """MB this process can still take: the machine's available memory (psutil), or less where a
+    control group limits the job (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``, as
+    SLURM sets them); None where neither can be read."""
+    from pathlib import Path
+
+    free = []
+    try:
+        import psutil
+
+        free.append(psutil.virtual_memory().available / 2**20)
+    except Exception:       # no psutil, or a platform it cannot read
+        pass
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            cap, used = Path(limit).read_text().strip(), Path(usage).read_text().strip()
+        except OSError:
+            continue
+        if cap.isdigit() and int(cap) < 2**60:        # 'max' or a huge number: no limit
+            free.append((int(cap) - int(used)) / 2**20)
+        break
+    return min(free) if free else None
 
 
 def _unexpected(sample, step_name, exc) -> str:

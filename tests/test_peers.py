@@ -210,3 +210,24 @@ def test_an_own_clustering_nobody_reports_is_skipped_and_auto_runs(peer):
     with pytest.raises(stcore.errors.InputError, match=f"n_clusters 'auto' with method '{peer}': its own clustering"):
         stcore.tl.domains(slide, n_clusters="auto", method=peer, cluster={"algorithm": "own"}, key_added="own",
                           copy=True, progress=False)
+
+
+def test_a_banksy_matrix_that_cannot_fit_is_refused_before_it_is_made(monkeypatch):
+    """pybanksy makes its matrix dense (about 10 GB at 50,000 spots x 2,000 genes): where the memory
+    free is less than it needs, one line with the fix instead of a job killed without a word."""
+    _need("banksy")
+    import stcore.workflow
+    from stcore.errors import InputError
+    from stcore.methods import fit
+    from stcore.peers import banksy_memory_mb
+    from stcore.simulate import SimParams, simulate_slide
+
+    slide = simulate_slide(SimParams(n_spots=300, n_genes=100, n_layers=3, n_regions=0, seed=3))
+    n = slide.n_obs
+    need = banksy_memory_mb(n, 100)
+    monkeypatch.setattr(stcore.workflow, "available_memory_mb", lambda: need / 2)
+    with pytest.raises(InputError, match=rf"method 'banksy': {n} spots x 100 genes need about 0\.0 GB .* free here.*"
+                                         r"Fix: run it where more is free"):
+        fit("banksy", None, None, slide.obsm["spatial"], {}, 0, counts=slide.X)
+    monkeypatch.setattr(stcore.workflow, "available_memory_mb", lambda: need * 2)
+    assert fit("banksy", None, None, slide.obsm["spatial"], {}, 0, counts=slide.X).embedding.shape == (n, 20)

@@ -214,6 +214,21 @@ def test_memory_follows_the_registry_facts(tmp_path):
         _plan(_config(a={"model": "nope"}))
 
 
+def test_the_banksy_job_asks_for_the_memory_it_was_measured_to_take():
+    """The train job's request for BANKSY (the registry's bytes_per_value for every spot and gene
+    given) covers every peak of benchmarks/results/banksy_scale.tsv, up to 50,000 spots."""
+    from stcore.plan.resources import BASE_MB
+
+    per_value = METHODS["banksy"].bytes_per_value
+    measured = (Path(__file__).resolve().parents[1] / "benchmarks/results/banksy_scale.tsv").read_text().splitlines()
+    header = measured[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"))) for line in measured[1:]]
+    assert max(int(r["spots"]) for r in rows) >= 50000
+    for r in rows:
+        asked = BASE_MB + per_value * int(r["spots"]) * int(r["genes_given"]) / 2**20
+        assert asked >= float(r["peak_mb"]), r
+
+
 def test_settings_as_the_schema_means_them():
     schema = {"type": "object", "properties": {"epochs": {"type": "integer"}, "lr": {"type": "number"},
                                                "range": {"type": "array", "items": {"type": "integer"}}}}

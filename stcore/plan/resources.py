@@ -106,7 +106,8 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     """train holds X as read (sparse), the features the model reads (CSR with its transpose
     when X is sparse enough, the input PCA scores, or X dense), the graph, and per spot the
     N x d activations of one epoch (measured: about 23 x d floats a spot at 1,000,000 spots;
-    budget 40 x d).  The peers densify: ten dense copies, plus eight float64 spots x spots
+    budget 40 x d).  The peers densify: the registry's bytes_per_value for every spot and gene
+    (ten float32 copies; BANKSY's measured dense matrix), plus eight float64 spots x spots
     matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
     ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
     h5ad = str(h5ad)
@@ -114,7 +115,7 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     shape = slide_shape(h5ad)
     if not facts.builtin:
         spots_mb = 8 * 8 * shape[0] ** 2 / 2**20 if facts.dense_spots and shape is not None else 0
-        return int(attempt * (BASE_MB + 10 * dense_mb(h5ad) + graph_mb + spots_mb))
+        return int(attempt * (BASE_MB + facts.bytes_per_value / 4 * dense_mb(h5ad) + graph_mb + spots_mb))
     x_mb = matrix_mb(h5ad)
     if shape is None:
         return int(attempt * (BASE_MB + 10 * dense_mb(h5ad) + graph_mb))
