@@ -32,6 +32,8 @@ def test_each_entry_installs_and_runs_where_it_says(name):
         assert f.extra in extras and f.requires and f.install == f"pip install -e '.[{f.extra}]'"
         assert f.reads_counts and not f.allows_groups
     assert not f.own_labels or f.wants_n_clusters or f.builtin     # a peer that clusters itself is told how many
+    assert not f.own_labels_optional or f.own_labels                # only a clustering of its own can be skipped
+    assert (f.bytes_per_value == 0) == f.builtin                    # the built-in models' memory is budgeted apart
 
 
 def test_an_unknown_model_names_the_known_ones():
