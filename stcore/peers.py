@@ -491,8 +491,9 @@ def _check_banksy_memory(n_spots: int, n_genes: int, max_m: int) -> None:
         raise InputError(f"method 'banksy': {n_spots:,} spots x {n_genes:,} genes need about {need / 1024:.1f} GB "
                          f"(pybanksy holds its matrix of {max_m + 2} x {n_genes:,} columns dense, with copies), and "
                          f"{free / 1024:.1f} GB of memory are free here",
-                         fix="run it where more is free (a cluster job asks for it: stcore/plan/resources.py), lower "
-                             "train.peer.n_top_genes for banksy, or leave banksy out for this slide (its samples: in the config)")
+                         fix="run it where more is free (a cluster job asks for it: stcore/plan/resources.py), "
+                             "lower train.peer.n_top_genes for banksy, or leave banksy out for this slide (its "
+                             "samples: in the config)")
 
 
 def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):

@@ -141,7 +141,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           ``train`` and ``cluster``: every setting used (the schema's defaults filled in);
           ``n_clusters``: how the number of domains was set (``by``: ``'given'``, ``'own labels'``,
           or auto's ``'stability'`` / ``'bic'`` with its curve; ``chosen``; with several seeds or
-          methods the first seed's and method's); ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
+          methods the first seed's and method's, and with auto ``chosen_by_run``: every method's
+          choice at every seed); ``domains_found``: the number of domains in ``obs[key_added]`` (the
+          vote over labelings of different sizes keeps the reference labeling's number);
+          ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
           (``n_top_genes``, ``flavor``), ``values``, ``graph``: which graph was used
           (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``),
           and ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
@@ -236,8 +239,13 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     for m, embedding in embeddings.items():
         adata.obsm[f"X_{m}"] = embedding
+    chosen = choices[0]
+    if len(choices) > 1 and any(c["by"] != "given" for c in choices):      # auto: each run chose its own
+        runs_in_order = [f"{m} seed {s}" for s in seeds for m in methods]
+        chosen = chosen | {"chosen_by_run": {run: int(c["chosen"]) for run, c in zip(runs_in_order, choices)}}
     info = {"method": "+".join(methods), "seed": seeds[0], "train": _with_defaults("train", train),
-            "cluster": _with_defaults("cluster", cluster), "n_clusters": choices[0],
+            "cluster": _with_defaults("cluster", cluster), "n_clusters": chosen,
+            "domains_found": int(len(np.unique(labels))),
             "hvg": {"n_top_genes": int(n_top_genes), "flavor": hvg_flavor}, "values": values, "graph": graph_info}
     adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds and methods are not this call's
     adata.obsm.pop(f"{key_added}_methods", None)

@@ -181,7 +181,17 @@ def test_several_methods_are_combined_at_each_seed_as_the_workflows_ensembles():
     assert (adata.obsm["domain_seeds"]["seed1"].to_numpy() == per_seed[1].astype(str)).all()
     every = [alone[m, seed] for m in both for seed in (0, 1)]
     assert (adata.obs["domain"].to_numpy() == consensus(every).astype(str)).all()
-    assert adata.uns["stcore"]["seed"] == "consensus"
+    assert adata.uns["stcore"]["seed"] == "consensus" and adata.uns["stcore"]["domains_found"] == 2
+    assert "chosen_by_run" not in adata.uns["stcore"]["n_clusters"]
+
+    # auto: each method at each seed chooses its own number; every choice and the number found are recorded
+    stcore.tl.domains(adata, n_clusters="auto", method=list(both), seed=[0, 1], overwrite=True,
+                      **(FAST | {"cluster": FAST["cluster"] | {"auto_range": [2, 4]}}))
+    record = adata.uns["stcore"]
+    assert list(record["n_clusters"]["chosen_by_run"]) == ["graphst seed 0", "expression seed 0",
+                                                           "graphst seed 1", "expression seed 1"]
+    assert all(2 <= k <= 4 for k in record["n_clusters"]["chosen_by_run"].values())
+    assert record["domains_found"] == adata.obs["domain"].nunique()
 
     stcore.tl.domains(adata, n_clusters=2, **FAST)
     assert "domain_methods" not in adata.obsm and "domain_seeds" not in adata.obsm
