@@ -10,7 +10,7 @@ from typing import Callable
 
 from .errors import DivergenceError, InputError
 
-__all__ = ["run_step", "peak_memory_mb", "available_memory_mb"]
+__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb"]
 
 
 def peak_memory_mb() -> float:
@@ -22,26 +22,50 @@ def peak_memory_mb() -> float:
 
 def available_memory_mb() -> float | None:
     """MB this process can still take: the machine's available memory (psutil), or less where a
-    control group limits the job (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``, as
-    SLURM sets them); None where neither can be read."""
-    from pathlib import Path
-
-    free = []
+    control group limits it (:func:`cgroup_free_mb`: SLURM jobs, containers); None where
+    neither can be read."""
+    limited = cgroup_free_mb()
+    free = [] if limited is None else [limited]
     try:
         import psutil
 
         free.append(psutil.virtual_memory().available / 2**20)
     except Exception:       # no psutil, or a platform it cannot read
         pass
-    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        try:
-            cap, used = Path(limit).read_text().strip(), Path(usage).read_text().strip()
-        except OSError:
+    return min(free) if free else None
+
+
+def cgroup_free_mb(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> float | None:
+    """MB left under the tightest memory limit of this process's control groups (its own and
+    each one above it; cgroup v2 ``memory.max`` / ``memory.current``, v1 ``memory/...
+    memory.limit_in_bytes`` / ``memory.usage_in_bytes``); None where no limit is set or readable."""
+    from pathlib import Path
+
+    try:
+        lines = Path(proc).read_text().splitlines()
+    except OSError:
+        return None
+    free = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
             continue
-        if cap.isdigit() and int(cap) < 2**60:        # 'max' or a huge number: no limit
-            free.append((int(cap) - int(used)) / 2**20)
-        break
+        if parts[1] == "":                                   # v2: one hierarchy
+            base, limit, usage = Path(root), "memory.max", "memory.current"
+        elif "memory" in parts[1].split(","):                # v1: the memory controller's
+            base, limit, usage = Path(root) / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        group = base / parts[2].lstrip("/")
+        for level in [group, *group.parents]:
+            if level != base and base not in level.parents:
+                break
+            try:
+                cap, used = (level / limit).read_text().strip(), (level / usage).read_text().strip()
+            except OSError:
+                continue
+            if cap.isdigit() and used.isdigit() and int(cap) < 2**60:     # 'max' or a huge number: no limit
+                free.append((int(cap) - int(used)) / 2**20)
     return min(free) if free else None
 
 

@@ -236,3 +236,32 @@ def test_divergence_in_a_rule_is_one_line_and_exit_1(tmp_path):
     assert exit_.value.code == 1
     lines = log.read_text().strip().splitlines()
     assert len(lines) == 1 and "ERROR stcore: sample 's1': training diverged at epoch" in lines[0], lines
+
+
+def test_the_memory_free_is_read_under_the_jobs_own_memory_limit(tmp_path):
+    """A job's memory limit (SLURM's, a container's) is that of its own control group or one above it,
+    not of the root: cgroup v2 and v1 are read at the process's path, the tightest level wins, and
+    'max' (or v1's huge number) is no limit."""
+    from stcore.workflow import cgroup_free_mb
+
+    gib = 2**30
+    v2 = tmp_path / "v2"
+    job = v2 / "slurm" / "job_7" / "step_0"
+    job.mkdir(parents=True)
+    for level, cap, used in ((v2, "max", 9 * gib), (v2 / "slurm", str(64 * gib), 20 * gib),
+                             (v2 / "slurm" / "job_7", str(4 * gib), 1 * gib), (job, "max", 1 * gib)):
+        (level / "memory.max").write_text(cap + "\n")
+        (level / "memory.current").write_text(f"{used}\n")
+    (tmp_path / "cgroup_v2").write_text("0::/slurm/job_7/step_0\n")
+    assert cgroup_free_mb(str(tmp_path / "cgroup_v2"), str(v2)) == 3 * 1024
+    v1 = tmp_path / "v1"
+    (v1 / "memory" / "docker" / "c1").mkdir(parents=True)
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (v1 / "memory" / "memory.usage_in_bytes").write_text(f"{5 * gib}\n")
+    (v1 / "memory" / "docker" / "c1" / "memory.limit_in_bytes").write_text(f"{2 * gib}\n")
+    (v1 / "memory" / "docker" / "c1" / "memory.usage_in_bytes").write_text(f"{gib // 2}\n")
+    (tmp_path / "cgroup_v1").write_text("4:memory:/docker/c1\n3:cpuset:/\n")
+    assert cgroup_free_mb(str(tmp_path / "cgroup_v1"), str(v1)) == 1536
+    (tmp_path / "unlimited").write_text("4:memory:/\n0::/\n")
+    assert cgroup_free_mb(str(tmp_path / "unlimited"), str(v1)) is None
+    assert cgroup_free_mb(str(tmp_path / "absent"), str(v1)) is None
