@@ -336,7 +336,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
         from pathlib import Path
 
         suffix = "" if save is True else str(save)
-        name = f"domains{suffix}" if suffix and Path(suffix).suffix else \
+        given = Path(f"domains{suffix}").suffix.lstrip(".").lower()      # save='.png', as in scanpy: domains.png
+        name = f"domains{suffix}" if given in fig.canvas.get_supported_filetypes() else \
             f"domains{suffix}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"
         Path(sc.settings.figdir).mkdir(parents=True, exist_ok=True)
         fig.savefig(Path(sc.settings.figdir) / name, bbox_inches="tight")   # dpi: rcParams['savefig.dpi']

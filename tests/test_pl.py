@@ -95,9 +95,15 @@ def test_save_follows_scanpy_settings(tmp_path):
     sc.settings.figdir = tmp_path
     try:
         assert stcore.pl.domains(adata, truth="truth", show=False, save="_tiny.png") is not None
+        stcore.pl.domains(adata, truth="truth", show=False, save=".svg")       # scanpy's idiom: domains.svg
+        stcore.pl.domains(adata, truth="truth", show=False, save="_v1")        # no extension: the settings' format
     finally:
         sc.settings.figdir = before
     assert (tmp_path / "domains_tiny.png").stat().st_size > 0
+    assert (tmp_path / "domains.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / f"domains_v1{sc.settings.plot_suffix}.{sc.settings.file_format_figs}").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["domains_tiny.png", "domains.svg", f"domains_v1{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"])
     plt.close("all")
 
 
