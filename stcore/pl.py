@@ -49,6 +49,15 @@ def _categories(values: pd.Series) -> list[str]:
     return [c for c in cats if c in present and c != MISSING] + ([MISSING] if MISSING in present else [])
 
 
+def _store_colors(adata, col: str, colors: dict[str, str]) -> None:
+    """``uns[col + '_colors']`` in the column's categorical order, as scanpy's plots store them, so that
+    ``sc.pl.spatial`` and squidpy draw the column in the colours of this figure (a category with no
+    spot: light grey).  Not for a column that is not categorical (scanpy's plots would not read it)."""
+    values = adata.obs[col]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        adata.uns[f"{col}_colors"] = [colors.get(str(c), MISSING_COLOR) for c in values.cat.categories]
+
+
 def _natural(label: str):
     """'2' before '10'; text after numbers."""
     try:
@@ -156,7 +165,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     Colours correspond between panels: each found domain takes the colour of the annotated
     label it shares most spots with under a one-to-one assignment (the Hungarian method on the
     contingency table, :func:`matched_colors`); the legend of a found panel names that label in
-    brackets.  With ``truth``, each found panel's title gives its ARI and NMI against it
+    brackets.  Each categorical column drawn keeps its colours in ``uns[column + '_colors']``, as
+    scanpy's plots do, so ``sc.pl.spatial`` and squidpy's plots then use the same.  With ``truth``, each found panel's title gives its ARI and NMI against it
     (:func:`stcore.evaluate.domain_metrics`, on the spots that have a label, as the workflow's
     table).  On ``basis='spatial'`` the spots are drawn as circles at their coordinates, on the
     tissue image when ``uns['spatial']`` holds one (as ``scanpy.pl.spatial`` lays it out).
@@ -205,7 +215,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     save : str or bool, default None
         Write the figure to ``scanpy.settings.figdir``: ``True`` as ``domains.<format>``, a string
         as ``'domains' + save`` (``.<scanpy.settings.file_format_figs>`` added when it has no
-        extension) (default ``None``: not written).
+        extension); a string with a folder in it (``'/tmp/slide.png'``, ``'figs/slide.png'``) is the
+        file's own path, its folders made (default ``None``: not written).
     return_fig : bool, default False
         Return the figure instead of its axes.
 
@@ -328,6 +339,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
         if legend:
             _legend(ax, cats, colors, names)
         used.append(ax)
+    for (_b, col, _head, _cats, colors, _names) in panels:
+        if col in keys or col == truth:
+            _store_colors(adata, col, colors)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -336,11 +350,16 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
         from pathlib import Path
 
         suffix = "" if save is True else str(save)
-        given = Path(f"domains{suffix}").suffix.lstrip(".").lower()      # save='.png', as in scanpy: domains.png
-        name = f"domains{suffix}" if given in fig.canvas.get_supported_filetypes() else \
-            f"domains{suffix}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"
-        Path(sc.settings.figdir).mkdir(parents=True, exist_ok=True)
-        fig.savefig(Path(sc.settings.figdir) / name, bbox_inches="tight")   # dpi: rcParams['savefig.dpi']
+        # a string naming a folder ('/tmp/a.png', 'figs/a.png') is the path itself, not a suffix of
+        # 'domains' under figdir (scanpy's reading would give figdir/'domains/tmp/a.png')
+        as_path = save is not True and ("/" in suffix or "\\" in suffix)
+        stem = suffix if as_path else f"domains{suffix}"
+        given = Path(stem).suffix.lstrip(".").lower()      # save='.png', as in scanpy: domains.png
+        name = stem if given in fig.canvas.get_supported_filetypes() else \
+            f"{stem}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"
+        target = Path(name).expanduser() if as_path else Path(sc.settings.figdir) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(target, bbox_inches="tight")   # dpi: rcParams['savefig.dpi']
     if show is None:
         show = bool(sc.settings.autoshow) and not return_fig
     if show:

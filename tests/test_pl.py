@@ -54,6 +54,30 @@ def test_found_domains_take_the_colour_of_the_label_they_match():
     plt.close("all")
 
 
+def test_the_matched_colours_are_kept_for_scanpy_and_squidpy():
+    """uns['domain_colors'] holds what the figure drew, so scanpy's own plot of the domains matches it."""
+    import pandas as pd
+    import scanpy as sc
+
+    adata, _ = _slide()
+    adata.obs["domain"] = pd.Categorical(adata.obs["domain"], categories=["3", "2", "1", "0", "9"])  # '9': no spot
+    adata.obs["truth"] = adata.obs["truth"].astype("category")
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    drawn = dict(zip(adata.obs["domain"].astype(str), _spot_colours(axes[1])))     # no 'NA': drawn in order
+    stored = dict(zip(adata.obs["domain"].cat.categories, adata.uns["domain_colors"]))
+    assert {c: to_hex(stored[c]) for c in "0123"} == {c: drawn[c] for c in "0123"}
+    assert len(set(stored[c] for c in "0123")) == 4 and stored["9"] == "#d3d3d3"
+    truth_drawn = dict(zip(adata.obs["truth"].astype(str), _spot_colours(axes[0])))
+    assert dict(zip(adata.obs["truth"].cat.categories, map(to_hex, adata.uns["truth_colors"]))) == truth_drawn
+    # scanpy reads them: its scatter of the domains uses the same colour for each spot.
+    ax = sc.pl.embedding(adata, basis="spatial", color="domain", show=False)
+    theirs = [to_hex(c) for c in ax.collections[0].get_facecolors()]
+    order = ax.collections[0].get_offsets()
+    ours = {tuple(np.round(p, 6)): drawn[d] for p, d in zip(adata.obsm["spatial"], adata.obs["domain"].astype(str))}
+    assert [ours[tuple(np.round(p, 6))] for p in np.asarray(order)] == theirs
+    plt.close("all")
+
+
 def test_scores_in_the_title_are_the_evaluations():
     adata, _ = _slide()
     fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
@@ -104,6 +128,26 @@ def test_save_follows_scanpy_settings(tmp_path):
     assert (tmp_path / f"domains_v1{sc.settings.plot_suffix}.{sc.settings.file_format_figs}").stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["domains_tiny.png", "domains.svg", f"domains_v1{sc.settings.plot_suffix}.{sc.settings.file_format_figs}"])
+    plt.close("all")
+
+
+def test_save_to_a_path_with_folders_writes_that_file(tmp_path, monkeypatch):
+    """save='/abs/x.png' or 'figs/x.png' is the file's path (scanpy's suffix reading would give
+    figdir/'domains/abs/x.png', a folder nobody made)."""
+    import scanpy as sc
+
+    adata, _ = _slide()
+    before = sc.settings.figdir
+    sc.settings.figdir = tmp_path / "figdir"
+    monkeypatch.chdir(tmp_path)
+    try:
+        stcore.pl.domains(adata, truth="truth", show=False, save=str(tmp_path / "abs" / "slide.png"))
+        stcore.pl.domains(adata, truth="truth", show=False, save="rel/slide")   # no extension: the settings' format
+    finally:
+        sc.settings.figdir = before
+    assert (tmp_path / "abs" / "slide.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "rel" / f"slide{sc.settings.plot_suffix}.{sc.settings.file_format_figs}").stat().st_size > 0
+    assert not (tmp_path / "figdir").exists()
     plt.close("all")
 
 
