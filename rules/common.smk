@@ -48,6 +48,8 @@ def _schema_problem(exc):
     return f"{where}: {err.message}"
 
 
+# A --configfile's methods, combinations and simulated slides replace the demo's (config.yaml): the plan's rule.
+config.update(_settings.given_sets_replace(config, workflow.config_settings.overwrite_config))
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.
 _raw_methods = copy.deepcopy(config.get("methods"))
 _raw_compare = copy.deepcopy(config.get("compare") or {})      # the keys the user wrote

@@ -260,6 +260,21 @@ def test_the_failure_lines(tmp_path):
     assert job_sample("table", "logs/table.log") == "all"
 
 
+def test_a_users_config_replaces_the_named_sets_and_merges_the_settings():
+    from stcore.plan.settings import given_sets_replace
+
+    demo = {"methods": {"graphst": {}, "expression": {}}, "ensembles": {}, "simulate": {"sim": {"seed": 1}},
+            "train": {"epochs": 600, "lr": 0.001}, "samples": "samples.tsv"}
+    merged = {"methods": {"graphst": {}, "expression": {}, "banksy": {}}, "ensembles": {}, "simulate": {"sim": {"seed": 1}},
+              "train": {"epochs": 7, "lr": 0.001}, "samples": "mine.tsv"}     # snakemake's merge of the two
+    given = {"methods": {"graphst": {}, "banksy": {}}, "train": {"epochs": 7}, "samples": "mine.tsv"}
+    out = given_sets_replace(merged, given)
+    assert out["methods"] == {"graphst": {}, "banksy": {}}                # the user's methods alone
+    assert out["train"] == {"epochs": 7, "lr": 0.001} and out["samples"] == "mine.tsv"   # settings merged
+    assert out["simulate"] == demo["simulate"]                            # a set the user did not give: kept
+    assert given_sets_replace(merged, {}) == merged
+
+
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in
                                         [*(REPO_ROOT / "studies").glob("*.yaml"), *(REPO_ROOT / "config").glob("*.yaml")]))
 def test_every_shipped_config_passes_the_checks_a_run_makes(path):
@@ -272,12 +287,13 @@ def test_every_shipped_config_passes_the_checks_a_run_makes(path):
     from stcore.plan.settings import renamed_keys
     from stcore.validate import config_schema
 
-    def merged(base, extra):
-        return {k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-                for k, v in extra.items()} | {k: v for k, v in base.items() if k not in extra}
+    from snakemake.utils import update_config
 
-    config = merged(yaml.safe_load((REPO_ROOT / "config.yaml").read_text()),
-                    yaml.safe_load((REPO_ROOT / path).read_text()))
+    from stcore.plan.settings import given_sets_replace
+
+    config, given = yaml.safe_load((REPO_ROOT / "config.yaml").read_text()), yaml.safe_load((REPO_ROOT / path).read_text())
+    update_config(config, given)
+    config = given_sets_replace(config, given)
     assert renamed_keys(config) is None
     jsonschema.validate(config, config_schema())
     assert config["methods"] and (REPO_ROOT / config["samples"]).is_file()

@@ -100,6 +100,20 @@ def _jobs_to_rerun(workdir: Path, config: dict) -> set:
             if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] not in ("total", "all")}
 
 
+def test_a_configfile_that_lists_its_methods_runs_those_alone(tmp_path):
+    """Snakemake merges a --configfile onto config.yaml key by key; the methods (and combinations,
+    and simulated slides) a config lists are its own, not added to the demo's: a config of graphst
+    alone plans no expression job (the settings' merge: test_plan.py)."""
+    work = write_workdir(tmp_path / "w")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"methods": {"graphst": {"model": "graphst"}}, "train": {"epochs": 7}}))
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", str(mine),
+           "-n", "--printshellcmds"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True).stdout
+    assert "method: graphst" in out or "method=graphst" in out
+    assert "expression" not in out
+
+
 def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
     """Each rule takes only the settings its output depends on: a new graph k reruns the graph and
     what follows it, never qc or hvg; a clustering setting reruns the clustering, never training."""

@@ -41,6 +41,20 @@ def renamed_key(block, where):
     return None
 
 
+NAMED_SETS = ("methods", "ensembles", "simulate")
+
+
+def given_sets_replace(config: dict, given: dict) -> dict:
+    """``config`` with each named set (``NAMED_SETS``) that the user's ``--configfile`` / ``--config``
+    (``given``, snakemake's merge of them) holds taken from ``given`` alone.  Snakemake merges a config
+    file onto ``config.yaml`` key by key, so ``methods: {graphst, banksy, cellcharter}`` would run the
+    demo's ``expression`` baseline too; a config that lists its methods (or combinations, or simulated
+    slides) means those.  Settings (``train``, ``cluster``, ...) still merge onto the defaults."""
+    import copy
+
+    return config | {k: copy.deepcopy(given[k]) for k in NAMED_SETS if k in given}
+
+
 def renamed_keys(config):
     """The message for the first renamed key anywhere in ``config`` (a stage's block or a
     method's own), or None."""
