@@ -112,6 +112,17 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+# A slide whose files are missing is said now, so that `-n` shows it; its qc job fails with the same
+# line and, with --keep-going, the other slides run (docs/bad_input.md).
+if workflow.is_main_process:
+    for _sample, _row in PLAN.slides.items():
+        _missing = None if os.path.normpath(_row["path"]) in SIMULATED else \
+            FORMATS.missing_slide(_row["path"], _row["format"])
+        if _missing:
+            print(f"WARNING sample '{_sample}', file '{_row['path']}': {_missing[0]}; its jobs will fail "
+                  f"(the other slides run with --keep-going). Fix: {_missing[1]}", file=sys.stderr)
+
+
 # Input functions: the plan, asked about the job's wildcards.
 def slide(key):
     """The sheet's ``key`` of the job's slide (path, format, truth)."""

@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "input_digest", "digest_stamp"]
+__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "input_digest", "digest_stamp"]
 
 FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
 
@@ -49,6 +49,27 @@ def slide_files(path: str, fmt: str) -> list[str]:
             found += [os.path.join(root, n) for n in sorted(names)]
         return found
     return [path] if os.path.isfile(path) else []
+
+
+def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
+    """What is missing of the slide at ``path`` for format ``fmt`` (None when its reader has its
+    matrix): the problem and its fix, as the plan warns of it before any job and the reader
+    refuses the slide."""
+    path = str(path)
+    if fmt in MATRIX_FILES:
+        if not os.path.isdir(path):
+            return ("folder not found" if not os.path.exists(path) else f"is a file; format {fmt} reads a folder",
+                    "check the path and the format in the sample sheet")
+        if not os.path.isfile(os.path.join(path, MATRIX_FILES[fmt])):
+            return (f"'{MATRIX_FILES[fmt]}' not found in the folder", "point the path at the folder that holds it")
+        return None
+    if fmt == "spatialdata":
+        return None if os.path.isdir(path) else ("SpatialData store not found",
+                                                 "check the path in the sample sheet (a .zarr folder)")
+    if os.path.isdir(path):
+        return ("is a folder; format h5ad reads an .h5ad file",
+                "give the .h5ad file's path (a Space Ranger folder: format visium; a .zarr store: format spatialdata)")
+    return None if os.path.isfile(path) else ("file not found", "check the path in the sample sheet")
 
 
 def _hash_file(h, path: str) -> None:

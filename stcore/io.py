@@ -76,9 +76,12 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
 
 
 def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
+    from .formats import missing_slide
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=str(path), fix="check the path in the sample sheet")
+    missing = missing_slide(str(path), "h5ad")
+    if missing:
+        raise InputError(missing[0], path=str(path), fix=missing[1])
     try:
         import anndata as ad
 

@@ -90,6 +90,8 @@ HEADER = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres"
 # id -> (builder, prepare_slide keyword arguments, expected message (regex))
 CATALOGUE = {
     "missing_file": (lambda tmp: (tmp / "nope.h5ad", "h5ad"), {}, r"file not found\. Fix: check the path"),
+    "h5ad_is_a_folder": (lambda tmp: ((tmp / "slides").mkdir() or tmp / "slides", "h5ad"), {},
+                         r"is a folder; format h5ad reads an \.h5ad file\. Fix: give the \.h5ad file's path"),
     "not_hdf5": (_raw(b"sample,x,y\n1,2,3\n"), {}, r"not a readable \.h5ad .*Fix: re-export"),
     "truncated_h5ad": (_truncated, {}, r"not a readable \.h5ad .*Fix: re-export"),
     "unknown_format": (lambda tmp: (write(tiny_slide(), tmp / "s.h5ad"), "loom"), {},
@@ -550,9 +552,16 @@ def test_unreadable_slides_fail_alone_and_are_listed(tmp_path):
     workdir(tmp_path, {"good": ("good.h5ad", 2, "domain"), "gone": ("nope.h5ad", 2, "domain")}, epochs=2)
     with open(tmp_path / "samples.tsv", "a") as fh:
         fh.write("gz\touts\tvisium\t2\t\n")
+    plan = snakemake(tmp_path, "-n", timeout=300)          # the plan says so before any job
+    assert plan.returncode == 0
+    assert ("WARNING sample 'gone', file 'nope.h5ad': file not found; its jobs will fail (the other slides run "
+            "with --keep-going). Fix: check the path in the sample sheet") in plan.stderr
+    assert "WARNING sample 'gz', file 'outs': 'filtered_feature_bc_matrix.h5' not found in the folder" in plan.stderr
+    assert "WARNING sample 'good'" not in plan.stderr
     run = snakemake(tmp_path, "--cores", "2", "--keep-going", timeout=600)
     console = run.stdout + run.stderr
     assert run.returncode != 0 and "MissingInputException" not in console
+    assert console.count("WARNING sample 'gone'") == 1           # said once, by the main process
     assert (tmp_path / "results/good/graphst/seed0/metrics.tsv").is_file(), console[-3000:]
     assert "FAILED logs/qc/gone.log: sample 'gone', file 'nope.h5ad': file not found. Fix: check the path" in console
     assert ("FAILED logs/qc/gz.log: sample 'gz', file 'outs': Space Ranger matrix 'filtered_feature_bc_matrix.h5' "
