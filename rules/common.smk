@@ -69,11 +69,21 @@ config.update(_settings.integral_floats_as_int(dict(config), _schema, _schema))
 
 
 def _checked_sheet(path):
-    """The sheet's rows checked against schemas/samples.schema.yaml (its defaults filled in)."""
+    """The sheet's rows checked against schemas/samples.schema.yaml (its defaults filled in).  A bad
+    cell is named by its row, the sample and the column, with what the column takes."""
     table = pd.DataFrame(_sheet.read_sheet(path), dtype=object)
     try:
         validate(table, "../schemas/samples.schema.yaml")
     except WorkflowError as exc:
+        err, row = exc.__context__, re.search(r"row (\d+) of data frame", str(exc))
+        column = ".".join(str(p) for p in getattr(err, "absolute_path", []))
+        with open(os.path.join(workflow.basedir, "schemas", "samples.schema.yaml")) as fh:
+            takes = yaml.safe_load(fh)["properties"].get(column, {}).get("description")
+        if row and takes and "sample" in table.columns:
+            i = int(row.group(1))
+            problem = f"{table[column].iloc[i]!r} is not valid" if "does not match" in err.message else err.message
+            raise PlanError(f"sample sheet '{path}', row {i + 1} (sample '{table['sample'].iloc[i]}'), column "
+                            f"{column}: {problem}. Fix: {column}: {takes}") from None
         raise PlanError(f"sample sheet '{path}' is invalid: {_schema_problem(exc)}. "
                         "Fix: see schemas/samples.schema.yaml") from None
     return table.to_dict("records")

@@ -150,7 +150,7 @@ def _parse(tmp, rows: str):
      r"group 'g': its slides differ in n_clusters \(a: 2, b: 3\).*Fix: give them the same n_clusters"),
     ("a\tx.h5ad\th5ad\t2\t\tA\nb\tx.h5ad\th5ad\t2\t\tA\n",
      r"group 'A' is also a sample id \('a'\).*Fix: rename the group"),
-    ("a\tx.h5ad\th5ad\t2\t\t../g\nb\tx.h5ad\th5ad\t2\t\t../g\n", r"column group: '\.\./g' does not match"),
+    ("a\tx.h5ad\th5ad\t2\t\t../g\nb\tx.h5ad\th5ad\t2\t\t../g\n", r"column group: '\.\./g' is not valid\. Fix: group: slides with the same group"),
 ])
 def test_bad_groups_stop_at_parse_time(tmp_path, rows, expected):
     run = _parse(tmp_path, rows)
