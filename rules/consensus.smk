@@ -4,6 +4,8 @@ rule consensus:
         labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
                                   for s in method_seeds(wildcards.method)],
         h5ad="results/{sample}/hvg.h5ad",
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
+                                       method_seeds(wildcards.method)[0]),     # the machine that trained
     output:
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
@@ -12,6 +14,8 @@ rule consensus:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
+        settings=lambda wildcards: {"runs": PLAN.run_settings(wildcards.method),
+                                    "seeds": method_seeds(wildcards.method)},
     log:
         "logs/consensus/{sample}.{method}.log",
     benchmark:
@@ -30,6 +34,8 @@ rule ensemble:
         labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
                                   for m in ENSEMBLES[wildcards.ensemble]],
         h5ad="results/{sample}/hvg.h5ad",
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
+                                       wildcards.seed),
     output:
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
@@ -37,6 +43,7 @@ rule ensemble:
         truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
+        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m) for m in ENSEMBLES[wildcards.ensemble]}},
     log:
         "logs/consensus/{sample}.{ensemble}.seed{seed}.log",
     benchmark:
@@ -55,6 +62,8 @@ rule ensemble_consensus:
         labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, s)
                                   for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
         h5ad="results/{sample}/hvg.h5ad",
+        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
+                                       ensemble_seeds(wildcards.ensemble)[0]),
     output:
         labels=consensus_file("labels.tsv", method="{ensemble}"),
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),
@@ -63,6 +72,8 @@ rule ensemble_consensus:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
+        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m) for m in ENSEMBLES[wildcards.ensemble]},
+                                    "seeds": ensemble_seeds(wildcards.ensemble)},
     log:
         "logs/consensus/{sample}.{ensemble}.consensus.log",
     benchmark:

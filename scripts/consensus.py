@@ -5,16 +5,22 @@ import pandas as pd
 from stcore.consensus import consensus
 from stcore.evaluate import label_rows
 from stcore.io import atomic_path, read_h5ad_elems, read_tsv, write_labels
+from stcore.methods import trained_on
+from stcore.provenance import record
 from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
+    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial", "uns/provenance")
     obs = slide["obs"]
     seeds = [read_tsv(path, index_col="spot")["domain"].loc[obs.index].to_numpy() for path in sm.input.labels]
     labels = pd.Series(consensus(seeds), index=obs.index)
     truth = obs[sm.params.truth] if sm.params.truth else None
-    rows = label_rows(obs, slide["obsm/spatial"], labels, truth, dict(sm.params.run))
+    # provenance as a run's row: versions, the machine that trained (the first labeling's), the
+    # digest of every combined run's settings, the slide's input digest
+    common = record(seed=None, config=dict(sm.params.settings), machine_info=trained_on(sm.input.npz) or None,
+                    input_sha256=str(slide.get("uns/provenance", {}).get("input_sha256", "")))
+    rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, dict(sm.params.run))]
     write_labels(sm.output.labels, obs, labels.to_numpy())
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)

@@ -46,7 +46,7 @@ import pandas as pd
 from .errors import InputError
 from .registry import METHODS, MethodFacts
 
-__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "RESULT_VERSION", "LOSS_COLUMNS"]
+__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "trained_on", "RESULT_VERSION", "LOSS_COLUMNS"]
 
 # The layout version of train.npz; load() refuses other versions with the fix.  Files
 # without a version field (written before it existed) have the same keys, less `machine`
@@ -108,6 +108,13 @@ class MethodResult:
                        labels=npz["labels"] if "labels" in npz else None, seconds=float(npz["seconds"]),
                        device=str(npz["device"]),
                        machine=json.loads(str(npz["machine"])) if "machine" in npz else {})
+
+
+def trained_on(path: str | Path) -> dict:
+    """The machine that wrote ``train.npz`` (:func:`stcore.provenance.machine` columns), without
+    reading its arrays; empty for a file that does not hold it."""
+    with np.load(path) as npz:
+        return json.loads(str(npz["machine"])) if "machine" in npz else {}
 
 
 @dataclass(frozen=True)

@@ -137,13 +137,13 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record(*, seed: int, config: dict, input_sha256: str = "",
+def record(*, seed: int | None, config: dict, input_sha256: str = "",
            machine_info: dict[str, str] | None = None) -> dict[str, object]:
-    """Flat provenance columns: seed, ``<package>_version`` for each of :data:`PACKAGES`,
+    """Flat provenance columns: seed (none for a combination of runs), ``<package>_version`` for each of :data:`PACKAGES`,
     the :func:`machine` columns (``machine_info``: those of the machine that trained, as the
     train step recorded them; this process's machine when not given), ``config_sha256`` and
     ``input_sha256``."""
-    row: dict[str, object] = {"seed": int(seed)}
+    row: dict[str, object] = {} if seed is None else {"seed": int(seed)}
     row |= {f"{k}_version": v for k, v in versions().items()}
     row |= machine_info if machine_info else machine()
     row["config_sha256"] = config_digest(config)

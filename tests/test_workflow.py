@@ -270,6 +270,17 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
     assert (out.obs[key].astype(str).to_numpy() == answer.loc[out.obs_names].astype(str).to_numpy()).all()
     assert (out.obsm[f"{key}_seeds"]["seed1"].astype(str).to_numpy()
             == labels("all3", 1).loc[out.obs_names].astype(str).to_numpy()).all()
+    # every row records its provenance, a combination's as its runs' (versions, the training machine,
+    # the slide's input_sha256; config_sha256 of all its runs' settings, so unlike any one run's)
+    prov = ["stcore_version", "torch_version", "cpu_model", "config_sha256", "input_sha256"]
+    assert table[prov].notna().all().all() and (table[prov].astype(str) != "").all().all(), table[["method", "seed"] + prov]
+    for combined in (one, table[(table["method"] == "graphst") & (table["seed"] == "consensus")],
+                     table[(table["method"] == "all3") & (table["seed"] == "0")]):
+        runs = table[(table["sample"] == combined["sample"].iloc[0]) & table["seed"].isin(["0", "1"])
+                     & table["method"].isin(["graphst", "expression", "latent"])]
+        assert combined["input_sha256"].iloc[0] == runs["input_sha256"].iloc[0]
+        assert combined["cpu_model"].iloc[0] == runs["cpu_model"].iloc[0]
+        assert combined["config_sha256"].iloc[0] not in set(runs["config_sha256"])
     for bad, message in (({"x": {"methods": ["graphst", "nope"]}}, "ensemble 'x' names ['nope']"),
                          ({"latent": {"methods": ["graphst", "expression"]}}, "ensemble 'latent' is also a method")):
         w2 = write_workdir(tmp_path / f"bad{len(message)}", dict(config, ensembles=bad))
