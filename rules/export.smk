@@ -12,7 +12,7 @@ rule export:
     params:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
-        train=lambda wildcards: PLAN.merged("train", PLAN.source(wildcards.method)),
+        train=lambda wildcards: PLAN.trained_with(wildcards.method),
         cluster=method_params("cluster"),
     log:
         "logs/export/{sample}.{method}.seed{seed}.log",
@@ -43,7 +43,7 @@ rule export_consensus:
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
         seeds=lambda wildcards: method_seeds(wildcards.method),
-        train=lambda wildcards: PLAN.merged("train", PLAN.source(wildcards.method)),
+        train=lambda wildcards: PLAN.trained_with(wildcards.method),
         cluster=method_params("cluster"),
     log:
         "logs/export/{sample}.{method}.consensus.log",
@@ -74,8 +74,8 @@ rule export_ensemble:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
-        train=lambda wildcards: PLAN.merged("train", PLAN.source(ENSEMBLES[wildcards.ensemble][0])),
-        cluster=lambda wildcards: PLAN.merged("cluster", ENSEMBLES[wildcards.ensemble][0]),
+        train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
+        cluster=lambda wildcards: {m: PLAN.merged("cluster", m) for m in ENSEMBLES[wildcards.ensemble]},
     log:
         "logs/export/{sample}.{ensemble}.seed{seed}.log",
     benchmark:
@@ -107,8 +107,9 @@ rule export_ensemble_consensus:
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
         seeds=lambda wildcards: ensemble_seeds(wildcards.ensemble),
-        train=lambda wildcards: PLAN.merged("train", PLAN.source(ENSEMBLES[wildcards.ensemble][0])),
-        cluster=lambda wildcards: PLAN.merged("cluster", ENSEMBLES[wildcards.ensemble][0]),
+        members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
+        train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
+        cluster=lambda wildcards: {m: PLAN.merged("cluster", m) for m in ENSEMBLES[wildcards.ensemble]},
     log:
         "logs/export/{sample}.{ensemble}.consensus.log",
     benchmark:

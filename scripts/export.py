@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from stcore.evaluate import mean_pairwise_ari
 from stcore.export import domains_adata, domains_spatialdata
 from stcore.io import read_tsv, write_h5ad
-from stcore.methods import MethodResult
+from stcore.methods import MethodResult, recorded_train
 from stcore.workflow import run_step
 
 
@@ -23,7 +23,10 @@ def main(sm):
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[counts.obs_names]
     result = MethodResult.load(sm.input.npz)
     metrics = read_tsv(sm.input.metrics).iloc[0].to_dict()
-    info = dict(sm.params.run) | {"train": dict(sm.params.train), "cluster": dict(sm.params.cluster),
+    # what each training read (a combination of methods, `members`: per method, as its clustering settings)
+    train = ({m: recorded_train(t["model"], dict(t["settings"])) for m, t in sm.params.train.items()}
+             if hasattr(sm.params, "members") else recorded_train(sm.params.train["model"], dict(sm.params.train["settings"])))
+    info = dict(sm.params.run) | {"train": train, "cluster": dict(sm.params.cluster),
                                   "metrics": {k: v for k, v in metrics.items() if not pd.isna(v)}}
     if hasattr(sm.input, "n_clusters"):       # a run: how its number of domains was set (the curve of auto)
         info["n_clusters"] = json.loads(Path(sm.input.n_clusters).read_text())

@@ -10,7 +10,8 @@
 - ``obsm['spatial']``: coordinates; ``obsm['X_<method>']``: the method's embedding;
 - ``obsp['spatial_connectivities']`` / ``obsp['spatial_distances']``: the spatial graph the
   model used, under squidpy's names, with ``uns['spatial_neighbors']`` pointing at them;
-- ``uns['stcore']``: method, seed, the train and cluster settings, provenance (versions,
+- ``uns['stcore']``: method, seed, the train settings the model read (:func:`stcore.methods.recorded_train`;
+  per method for a combination) and the cluster settings, provenance (versions,
   machine, hashes); ``uns['spatial']``: as the reader left it (Space Ranger scale factors).
 
 The consensus of a method's seeds (``<method>/consensus/domains.h5ad``) has the combined

@@ -46,7 +46,7 @@ import pandas as pd
 from .errors import InputError
 from .registry import METHODS, MethodFacts
 
-__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "trained_on", "RESULT_VERSION", "LOSS_COLUMNS"]
+__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "recorded_train", "trained_on", "RESULT_VERSION", "LOSS_COLUMNS"]
 
 # The layout version of train.npz; load() refuses other versions with the fix.  Files
 # without a version field (written before it existed) have the same keys, less `machine`
@@ -108,6 +108,17 @@ class MethodResult:
                        labels=npz["labels"] if "labels" in npz else None, seconds=float(npz["seconds"]),
                        device=str(npz["device"]),
                        machine=json.loads(str(npz["machine"])) if "machine" in npz else {})
+
+
+def recorded_train(model: str, train: dict) -> dict:
+    """The train settings a run of ``model`` reads, as its record (``uns['stcore']['train']``) shows
+    them: the built-in models read the train block; a peer reads only ``train.peer``, shown with its
+    package's defaults filled in (:func:`stcore.peers.settings_of`), not the graph model's epochs."""
+    if method(model).facts.builtin:
+        return {"model": model, **train}
+    from .peers import settings_of
+
+    return {"model": model, "peer": settings_of(model, train)}
 
 
 def trained_on(path: str | Path) -> dict:

@@ -43,7 +43,7 @@ from .errors import InputError
 
 __all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "BANKSY_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS",
            "SPAGCN_DEFAULTS", "CELLCHARTER_DEFAULTS", "BANKSY_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn",
-           "fit_cellcharter", "fit_banksy", "banksy_kind", "banksy_memory_mb",
+           "fit_cellcharter", "fit_banksy", "settings_of", "banksy_kind", "banksy_memory_mb",
            "stagate_radius", "grid_shape"]
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,14 @@ def _settings(name: str, params: dict, defaults: dict) -> dict:
         raise InputError(f"method '{name}': unknown train.peer setting(s) {unknown}",
                          fix=f"use only {sorted(defaults)} (stcore/peers.py)")
     return {**defaults, **given}
+
+
+def settings_of(model: str, params: dict) -> dict:
+    """The settings a peer's fit reads: its package's defaults (the ``*_DEFAULTS`` above) with the
+    config's ``train.peer`` on top; an unknown key is refused, naming the keys it takes."""
+    defaults = {"graphst_pkg": GRAPHST_PKG_DEFAULTS, "stagate": STAGATE_DEFAULTS, "spagcn": SPAGCN_DEFAULTS,
+                "cellcharter": CELLCHARTER_DEFAULTS, "banksy": BANKSY_DEFAULTS}[model]
+    return _settings(model, params, defaults)
 
 
 def _import(module: str):
@@ -215,7 +223,7 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     gives it; else None (without ``n_clusters`` the search is skipped: the output does not
     depend on it).
     """
-    s = _settings("graphst_pkg", params, GRAPHST_PKG_DEFAULTS)
+    s = settings_of("graphst_pkg", params)
     t0 = time.perf_counter()
     sc = _import("scanpy")
     torch = _import("torch")
@@ -281,7 +289,7 @@ def fit_stagate(x, adj, coords, params: dict, seed: int, *, counts=None, n_clust
     STAGATE clusters with R mclust (EEE) on the embedding, which the shared cluster step
     replaces (set ``cluster.n_pcs: 30`` there to cluster the whole embedding, as STAGATE does).
     """
-    s = _settings("stagate", params, STAGATE_DEFAULTS)
+    s = settings_of("stagate", params)
     t0 = time.perf_counter()
     sc = _import("scanpy")
     _import("torch_geometric")
@@ -345,7 +353,7 @@ def fit_spagcn(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
     """
     from threadpoolctl import threadpool_limits
 
-    s = _settings("spagcn", params, SPAGCN_DEFAULTS)
+    s = settings_of("spagcn", params)
     k = _need_clusters("spagcn", n_clusters)
     n_genes = counts.shape[1] if counts is not None else 0
     if counts is not None and n_genes <= 50:
@@ -416,7 +424,7 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     features (rep_dims x (n_layers + 1) columns); ``labels``: its own mixture's domains, fitted
     only when ``n_clusters`` is given (else None: the features do not depend on it).
     """
-    s = _settings("cellcharter", params, CELLCHARTER_DEFAULTS)
+    s = settings_of("cellcharter", params)
     k = None if n_clusters is None else _need_clusters("cellcharter", n_clusters)
     t0 = time.perf_counter()
     try:
@@ -553,7 +561,7 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
 
     from threadpoolctl import threadpool_limits
 
-    s = _settings("banksy", params, BANKSY_DEFAULTS)
+    s = settings_of("banksy", params)
     if s["own_clustering"] not in ("leiden", "none", None):
         raise InputError(f"method 'banksy': own_clustering '{s['own_clustering']}' is not known",
                          fix="use leiden (its R-free Leiden search) or none")

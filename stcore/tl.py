@@ -138,7 +138,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           seeds); ``seed`` (with several
           seeds ``'consensus'``, ``consensus_of`` the seeds as ``'0,1,2'``, ``embedding_of_seed``
           the first and ``seed_ARI`` the mean pairwise ARI of their labelings, 1 when all agree);
-          ``train`` and ``cluster``: every setting used (the schema's defaults filled in);
+          ``train``: what the training read, with ``model`` (the graph model: the train block; a
+          peer: its ``peer`` settings, its package's defaults filled in; several methods: one entry
+          each); ``cluster``: every clustering setting used (the schema's defaults filled in);
           ``n_clusters``: how the number of domains was set (``by``: ``'given'``, ``'own labels'``,
           or auto's ``'stability'`` / ``'bic'`` with its curve; ``chosen``; with several seeds or
           methods the first seed's and method's, and with auto ``chosen_by_run``: every method's
@@ -158,7 +160,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .export import seed_frame
     from .hvg import HVGParams, run_hvg
     from .io import as_csr
-    from .methods import fit
+    from .methods import fit, recorded_train
     from .methods import method as method_entry
     from .gr import spatial_graph
     from .train import epoch_progress, resolve_device
@@ -243,7 +245,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if len(choices) > 1 and any(c["by"] != "given" for c in choices):      # auto: each run chose its own
         runs_in_order = [f"{m} seed {s}" for s in seeds for m in methods]
         chosen = chosen | {"chosen_by_run": {run: int(c["chosen"]) for run, c in zip(runs_in_order, choices)}}
-    info = {"method": "+".join(methods), "seed": seeds[0], "train": _with_defaults("train", train),
+    trained = _with_defaults("train", train)
+    read = {m: recorded_train(m, trained) for m in methods}          # what each method's training read
+    info = {"method": "+".join(methods), "seed": seeds[0], "train": read[methods[0]] if len(methods) == 1 else read,
             "cluster": _with_defaults("cluster", cluster), "n_clusters": chosen,
             "domains_found": int(len(np.unique(labels))),
             "hvg": {"n_top_genes": int(n_top_genes), "flavor": hvg_flavor}, "values": values, "graph": graph_info}

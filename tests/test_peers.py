@@ -207,6 +207,10 @@ def test_an_own_clustering_nobody_reports_is_skipped_and_auto_runs(peer):
                               progress=False)
     chosen = found.uns["stcore"]["n_clusters"]
     assert chosen["by"] == "stability" and found.obs["found"].nunique() == chosen["chosen"]
+    from stcore.peers import settings_of
+
+    # its record shows what it read: its own settings with its package's defaults, not the graph model's epochs
+    assert found.uns["stcore"]["train"] == {"model": peer, "peer": settings_of(peer, {})}
     with pytest.raises(stcore.errors.InputError, match=f"n_clusters 'auto' with method '{peer}': its own clustering"):
         stcore.tl.domains(slide, n_clusters="auto", method=peer, cluster={"algorithm": "own"}, key_added="own",
                           copy=True, progress=False)

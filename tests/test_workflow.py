@@ -251,6 +251,11 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
     assert (out.obsm[f"{key}_methods"]["expression"].astype(str).to_numpy()
             == labels("expression", 1).loc[out.obs_names].astype(str).to_numpy()).all()
     assert out.uns["stcore"]["embedding_of"] == "graphst" and out.obsm["X_all3"].shape[0] == out.n_obs
+    trained = out.uns["stcore"]["train"]                  # what each member's training read, by member
+    assert sorted(trained) == ["expression", "graphst", "latent"] and trained["graphst"]["model"] == "graphst"
+    assert trained["latent"]["model"] == "graphst" and int(trained["graphst"]["epochs"]) == TINY["train"]["epochs"]
+    assert sorted(out.uns["stcore"]["cluster"]) == ["expression", "graphst", "latent"]
+    assert out.uns["stcore"]["cluster"]["latent"]["input"] == "embedding"
     assert 0 <= out.uns["stcore"]["methods_ARI"] <= 1
     # consensus: true adds the slide's one answer: one vote of the consensus step over every member at both
     # seeds, its row costing every member's run at both seeds, its domains.h5ad with each seed's combination

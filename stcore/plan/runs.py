@@ -122,6 +122,12 @@ class Plan:
         return {"qc": self.config["qc"], "hvg": self.config["hvg"], "graph": self.config["graph"],
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
+    def trained_with(self, method):
+        """The model and train settings of ``method``'s training (its train_from's), for its record
+        (the export step shows what the model reads: :func:`stcore.methods.recorded_train`)."""
+        source = self.source(method)
+        return {"model": self.model_of(source), "settings": self.merged("train", source)}
+
     def train_settings(self, method, sample):
         """The train settings of a run (:meth:`merged`).  A method that trains for the slide's
         ``n_clusters``, or whose own clustering searches for it and is reported by a method of
