@@ -1,6 +1,10 @@
 """One labelling from several seeds' labelings of the same spots.
 
-The medoid labeling (the highest mean ARI to the others) is the reference; every other
+The medoid labeling (the highest mean ARI to the others) is the reference; where the labelings
+have different numbers of domains (``n_clusters: auto``: each run chose its own), the medoid of
+those whose number is the median of their numbers (the lower middle one), so that the answer has
+the number the runs centre on, not an outlying one that copies of a labeling carry
+(docs/compare/DEFAULTS.md, "The vote over labelings of different sizes").  Every other
 labeling's domains are matched one-to-one to the reference's (Hungarian, maximising the
 overlap); each spot takes the majority of the matched labels (ties: the reference's).  Linear
 in the number of spots.  It combines the labelings of several seeds (the DAG's consensus step:
@@ -29,7 +33,10 @@ def consensus(labelings: list[np.ndarray], adjacency: sp.spmatrix | None = None)
         raise ValueError("no labelings to combine")
     mean_ari = [np.mean([ari(codes[i], codes[j]) for j in range(s) if j != i] or [1.0])
                 for i in range(s)]
-    return _vote(codes, codes[int(np.argmax(mean_ari))], adjacency)
+    sizes = [int(c.max()) + 1 for c in codes]
+    median = sorted(sizes)[(s - 1) // 2]
+    reference = max((i for i in range(s) if sizes[i] == median), key=lambda i: (mean_ari[i], -i))
+    return _vote(codes, codes[reference], adjacency)
 
 
 def _vote(codes: list[np.ndarray], ref: np.ndarray, adjacency: sp.spmatrix | None = None) -> np.ndarray:

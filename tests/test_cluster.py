@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
@@ -93,6 +94,36 @@ def test_consensus_takes_each_spots_majority():
     assert adjusted_rand_score(consensus(noisy), truth) > 0.95
 
 
+def test_labelings_of_different_sizes_keep_the_median_number():
+    """With n_clusters auto each run chooses its number; the vote keeps its reference's.  Two copies
+    of an 8-domain labeling are each other's best match and would be the medoid of all five; the
+    reference is the medoid of the labelings with the median number (4), so the answer has 4.
+    Labelings of one size: the medoid of all, as before."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from stcore.consensus import _vote, consensus
+
+    rng = np.random.default_rng(1)
+    truth = np.repeat(np.arange(4), 60)
+    four = []
+    for _ in range(3):
+        lab = truth.copy()
+        flip = rng.random(len(lab)) < 0.3
+        lab[flip] = rng.integers(0, 4, flip.sum())
+        four.append(lab)
+    eight = truth * 2 + (np.arange(len(truth)) % 2)          # every domain halved
+    labelings = four + [eight, eight.copy()]
+    mean = [np.mean([adjusted_rand_score(a, b) for j, b in enumerate(labelings) if j != i])
+            for i, a in enumerate(labelings)]
+    assert int(np.argmax(mean)) == 3                          # the medoid of all: a copy of the 8
+    answer = consensus(labelings)
+    assert len(np.unique(answer)) == 4 and adjusted_rand_score(answer, truth) > 0.8
+    codes = [pd.factorize(lab)[0] for lab in four]             # one size: the medoid of all, as before
+    medoid = int(np.argmax([np.mean([adjusted_rand_score(a, b) for j, b in enumerate(four) if j != i])
+                            for i, a in enumerate(four)]))
+    assert np.array_equal(consensus(four), _vote(codes, codes[medoid]))
+
+
 def test_spatial_vote_decides_a_three_way_split_by_the_neighbours():
     """With ``adjacency`` each spot's votes are counted over it and its neighbours: a spot where
     three labelings disagree takes its neighbourhood's domain, not the medoid's own label; a spot
@@ -101,11 +132,11 @@ def test_spatial_vote_decides_a_three_way_split_by_the_neighbours():
 
     from stcore.consensus import consensus
 
-    line = np.repeat([0, 1], 5)                      # ten spots on a line, two domains
+    line = np.repeat([0, 1, 2], [5, 5, 2])           # twelve spots on a line, three domains
     a, b, c = line.copy(), line.copy(), line.copy()
     b[7], c[7] = 0, 2                                # spot 7: three labels from three labelings
-    path = sp.diags([np.ones(9), np.ones(9)], [-1, 1], format="csr")
-    alone, spatial = consensus([a, b, c]), consensus([a, b, c], path + sp.eye(10))   # a self loop is no extra vote
+    path = sp.diags([np.ones(11), np.ones(11)], [-1, 1], format="csr")
+    alone, spatial = consensus([a, b, c]), consensus([a, b, c], path + sp.eye(12))   # a self loop is no extra vote
     assert alone[7] != alone[6] and spatial[7] == spatial[6] == spatial[9] != spatial[0]
     assert np.array_equal(alone[:7], spatial[:7]) and np.array_equal(consensus([a, b, c], None), alone)
 
