@@ -36,6 +36,8 @@ rule export_consensus:
         metrics=consensus_file("metrics.tsv"),
         seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
                                        for s in method_seeds(wildcards.method)],
+        run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, wildcards.method, s)
+                                          for s in method_seeds(wildcards.method)],
     output:
         h5ad=consensus_file("domains.h5ad"),
     params:
@@ -43,6 +45,7 @@ rule export_consensus:
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
         seeds=lambda wildcards: method_seeds(wildcards.method),
+        run_names=lambda wildcards: [f"{wildcards.method} seed {s}" for s in method_seeds(wildcards.method)],
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
         cluster=method_params("cluster"),
     log:
@@ -68,12 +71,15 @@ rule export_ensemble:
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
         member_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
                                          for m in ENSEMBLES[wildcards.ensemble]],
+        run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, wildcards.seed)
+                                          for m in ENSEMBLES[wildcards.ensemble]],
     output:
         h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
     params:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
+        run_names=lambda wildcards: [f"{m} seed {wildcards.seed}" for m in ENSEMBLES[wildcards.ensemble]],
         train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
         cluster=lambda wildcards: {m: PLAN.merged("cluster", m) for m in ENSEMBLES[wildcards.ensemble]},
     log:
@@ -100,6 +106,8 @@ rule export_ensemble_consensus:
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),
         seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
                                        for s in ensemble_seeds(wildcards.ensemble)],
+        run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, s)
+                                          for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
     output:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:
@@ -108,6 +116,8 @@ rule export_ensemble_consensus:
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
         seeds=lambda wildcards: ensemble_seeds(wildcards.ensemble),
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
+        run_names=lambda wildcards: [f"{m} seed {s}" for m in ENSEMBLES[wildcards.ensemble]
+                                     for s in ensemble_seeds(wildcards.ensemble)],
         train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
         cluster=lambda wildcards: {m: PLAN.merged("cluster", m) for m in ENSEMBLES[wildcards.ensemble]},
     log:

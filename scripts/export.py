@@ -9,7 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from stcore.evaluate import mean_pairwise_ari
-from stcore.export import domains_adata, domains_spatialdata
+from stcore.export import combined_choice, domains_adata, domains_spatialdata
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult, recorded_train
 from stcore.workflow import run_step
@@ -30,6 +30,9 @@ def main(sm):
                                   "metrics": {k: v for k, v in metrics.items() if not pd.isna(v)}}
     if hasattr(sm.input, "n_clusters"):       # a run: how its number of domains was set (the curve of auto)
         info["n_clusters"] = json.loads(Path(sm.input.n_clusters).read_text())
+    if hasattr(sm.input, "run_n_clusters"):   # combined runs: the first's record and, with auto, every run's choice
+        info["n_clusters"] = combined_choice([json.loads(Path(p).read_text()) for p in sm.input.run_n_clusters],
+                                             list(sm.params.run_names))
     seed_labels = None
     if hasattr(sm.input, "seed_labels"):      # the consensus of the seeds: each seed's labels beside it
         seed_labels = {seed: read_tsv(path, index_col="spot")["domain"].loc[counts.obs_names].to_numpy()

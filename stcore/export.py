@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["domains_adata", "domains_spatialdata", "seed_frame"]
+__all__ = ["combined_choice", "domains_adata", "domains_spatialdata", "seed_frame"]
 
 
 def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
@@ -73,6 +73,16 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64))
     out.uns["stcore"] = _plain(info) | {"key": key_added}
     return out
+
+
+def combined_choice(choices: list[dict], runs: list[str]) -> dict:
+    """How the number of domains of combined runs was set (``uns['stcore']['n_clusters']``), as
+    :func:`stcore.tl.domains` records it: the first run's record and, where any run chose its own
+    (``auto``), every run's choice by name (``chosen_by_run``: ``{'graphst seed 0': 6, ...}``)."""
+    first = dict(choices[0])
+    if len(choices) > 1 and any(c.get("by") != "given" for c in choices):
+        first["chosen_by_run"] = {run: int(c["chosen"]) for run, c in zip(runs, choices)}
+    return first
 
 
 def _plain(value):

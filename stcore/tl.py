@@ -157,7 +157,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .cluster import ClusterParams, features_of, run_cluster
     from .consensus import consensus
     from .evaluate import mean_pairwise_ari
-    from .export import seed_frame
+    from .export import combined_choice, seed_frame
     from .hvg import HVGParams, run_hvg
     from .io import as_csr
     from .methods import fit, recorded_train
@@ -241,10 +241,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     for m, embedding in embeddings.items():
         adata.obsm[f"X_{m}"] = embedding
-    chosen = choices[0]
-    if len(choices) > 1 and any(c["by"] != "given" for c in choices):      # auto: each run chose its own
-        runs_in_order = [f"{m} seed {s}" for s in seeds for m in methods]
-        chosen = chosen | {"chosen_by_run": {run: int(c["chosen"]) for run, c in zip(runs_in_order, choices)}}
+    chosen = combined_choice(choices, [f"{m} seed {s}" for s in seeds for m in methods])   # auto: each run's too
     trained = _with_defaults("train", train)
     read = {m: recorded_train(m, trained) for m in methods}          # what each method's training read
     info = {"method": "+".join(methods), "seed": seeds[0], "train": read[methods[0]] if len(methods) == 1 else read,

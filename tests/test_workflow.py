@@ -251,6 +251,7 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
     assert (out.obsm[f"{key}_methods"]["expression"].astype(str).to_numpy()
             == labels("expression", 1).loc[out.obs_names].astype(str).to_numpy()).all()
     assert out.uns["stcore"]["embedding_of"] == "graphst" and out.obsm["X_all3"].shape[0] == out.n_obs
+    assert dict(out.uns["stcore"]["n_clusters"]) == {"by": "given", "chosen": 3}    # the sheet's, for every member
     trained = out.uns["stcore"]["train"]                  # what each member's training read, by member
     assert sorted(trained) == ["expression", "graphst", "latent"] and trained["graphst"]["model"] == "graphst"
     assert trained["latent"]["model"] == "graphst" and int(trained["graphst"]["epochs"]) == TINY["train"]["epochs"]
@@ -291,6 +292,33 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
         w2 = write_workdir(tmp_path / f"bad{len(message)}", dict(config, ensembles=bad))
         proc = snakemake(w2, "--cores", "1", "-n", check=False)
         assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+def test_auto_through_a_combination_records_every_choice_and_keeps_their_median(tmp_path):
+    """n_clusters auto on the sheet with a combination of methods at two seeds: each run chooses its
+    own number (n_clusters.json); the combinations' domains.h5ad record every run's choice by name,
+    and the slide's one answer has the median of those numbers (the vote's reference)."""
+    import json
+
+    import anndata as ad
+
+    config = dict(TINY, seeds=[0, 1], simulate={"tiny_a": TINY["simulate"]["tiny_a"]},
+                  cluster=dict(TINY["cluster"], auto_range=[2, 5]),
+                  methods={"graphst": {"model": "graphst"}, "expression": {"model": "expression"},
+                           "latent": {"train_from": "graphst", "cluster": {"input": "embedding"}}},
+                  ensembles={"all3": {"methods": ["graphst", "expression", "latent"]}})
+    w = write_workdir(tmp_path / "w", config, "sample\tpath\tformat\tn_clusters\ttruth\n"
+                                              "tiny_a\tresults/simulated/tiny_a.h5ad\th5ad\tauto\tdomain\n")
+    snakemake(w, "--cores", "2")
+    runs = [f"{m} seed {s}" for m in ("graphst", "expression", "latent") for s in (0, 1)]
+    chosen = {run: json.loads((w / "results/tiny_a" / run.split()[0] / f"seed{run.split()[2]}" /
+                               "n_clusters.json").read_text())["chosen"] for run in runs}
+    one = ad.read_h5ad(w / "results/tiny_a/all3/consensus/domains.h5ad")
+    record = one.uns["stcore"]["n_clusters"]
+    assert record["by"] == "stability" and {k: int(v) for k, v in record["chosen_by_run"].items()} == chosen
+    assert one.obs[one.uns["stcore"]["key"]].nunique() == sorted(chosen.values())[(len(chosen) - 1) // 2]
+    at_seed = ad.read_h5ad(w / "results/tiny_a/all3/seed1/domains.h5ad").uns["stcore"]["n_clusters"]
+    assert {k: int(v) for k, v in at_seed["chosen_by_run"].items()} == {r: chosen[r] for r in runs if r.endswith("1")}
 
 
 def test_lint_is_clean():
