@@ -50,6 +50,15 @@ def slide_choice(choices) -> int:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def read_records(paths: list[Path]) -> dict[str, pd.DataFrame]:
+    """``benchmarks/auto_k.py`` records, one per member, by member, indexed by (sample, seed)."""
+    records = {}
+    for path in paths:
+        t = pd.read_csv(path, sep="\t", dtype={"sample": str})
+        records[t["method"].iloc[0]] = t.set_index(["sample", "seed"])
+    return records
+
+
 def combination_ari(results: Path, sample: str, members: list[str], seeds: int | list[int], n_clusters: int,
                     truth_key: str, cluster: dict, combine=None) -> float:
     """The ``ensemble`` vote's ARI with every member clustered at ``n_clusters`` (the cluster step's call) at
@@ -82,10 +91,7 @@ def main() -> None:
     ap.add_argument("--seeds", action="store_true", help="one number per member and slide: its seeds' mean curve")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    records = {}
-    for path in a.records:
-        t = pd.read_csv(path, sep="\t", dtype={"sample": str})
-        records[t["method"].iloc[0]] = t.set_index(["sample", "seed"])
+    records = read_records(a.records)
     members = list(records)
     sheet = pd.read_csv(a.samples, sep="\t", dtype=str, keep_default_na=False).set_index("sample")
     first = records[members[0]]

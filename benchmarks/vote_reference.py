@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from auto_k_pooled import read_records
 from recommend import DOMAIN_SLIDES
 
 
@@ -49,10 +50,7 @@ def main() -> None:
     ap.add_argument("--given", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    records = {}
-    for path in a.records:
-        t = pd.read_csv(path, sep="\t", dtype={"sample": str})
-        records[t["method"].iloc[0]] = t.set_index(["sample", "seed"])
+    records = read_records(a.records)
     members = list(records)
     sheet = pd.read_csv(a.samples, sep="\t", dtype=str, keep_default_na=False).set_index("sample")
     given = pd.read_csv(a.given, sep="\t", dtype={"sample": str}).set_index("sample")["ARI_given"]
