@@ -76,14 +76,12 @@ def _checked_sheet(path):
         validate(table, "../schemas/samples.schema.yaml")
     except WorkflowError as exc:
         err, row = exc.__context__, re.search(r"row (\d+) of data frame", str(exc))
-        column = ".".join(str(p) for p in getattr(err, "absolute_path", []))
         with open(os.path.join(workflow.basedir, "schemas", "samples.schema.yaml")) as fh:
-            takes = yaml.safe_load(fh)["properties"].get(column, {}).get("description")
-        if row and takes and "sample" in table.columns:
-            i = int(row.group(1))
-            problem = f"{table[column].iloc[i]!r} is not valid" if "does not match" in err.message else err.message
-            raise PlanError(f"sample sheet '{path}', row {i + 1} (sample '{table['sample'].iloc[i]}'), column "
-                            f"{column}: {problem}. Fix: {column}: {takes}") from None
+            described = {k: v.get("description") for k, v in yaml.safe_load(fh)["properties"].items()}
+        line = _sheet.cell_problem(path, table.to_dict("records"), ".".join(map(str, getattr(err, "absolute_path", []))),
+                                   int(row.group(1)) if row else None, getattr(err, "message", ""), described)
+        if line:
+            raise PlanError(line) from None
         raise PlanError(f"sample sheet '{path}' is invalid: {_schema_problem(exc)}. "
                         "Fix: see schemas/samples.schema.yaml") from None
     return table.to_dict("records")
@@ -125,12 +123,8 @@ wildcard_constraints:
 # A slide whose files are missing is said now, so that `-n` shows it; its qc job fails with the same
 # line and, with --keep-going, the other slides run (docs/bad_input.md).
 if workflow.is_main_process:
-    for _sample, _row in PLAN.slides.items():
-        _missing = None if os.path.normpath(_row["path"]) in SIMULATED else \
-            FORMATS.missing_slide(_row["path"], _row["format"])
-        if _missing:
-            print(f"WARNING sample '{_sample}', file '{_row['path']}': {_missing[0]}; its jobs will fail "
-                  f"(the other slides run with --keep-going). Fix: {_missing[1]}", file=sys.stderr)
+    for _line in PLAN.missing_slides(SIMULATED, FORMATS.missing_slide):
+        print(_line, file=sys.stderr)
 
 
 # Input functions: the plan, asked about the job's wildcards.

@@ -11,7 +11,7 @@ from stcore.plan.failures import failure_lines, job_sample
 from stcore.plan.resources import train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
 from stcore.plan.settings import allocator_environment, integral_floats_as_int
-from stcore.plan.sheet import check_names, read_sheet, slides_and_groups
+from stcore.plan.sheet import cell_problem, check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +107,38 @@ def _config(**methods):
 def _plan(config, **groups):
     slides, found = slides_and_groups(_rows(**groups), "sheet.tsv")
     return Plan(config, slides, found, METHODS)
+
+
+def test_a_bad_cell_is_named_by_row_sample_and_column_with_what_it_takes():
+    rows = [{"sample": "a", "n_clusters": 7}, {"sample": "b", "n_clusters": "four"}]
+    takes = {"n_clusters": "number of spatial domains to find (2 or more), or auto"}
+    assert cell_problem("s.tsv", rows, "n_clusters", 1, "'four' does not match '^auto$'", takes) == (
+        "sample sheet 's.tsv', row 2 (sample 'b'), column n_clusters: 'four' is not valid. "
+        "Fix: n_clusters: number of spatial domains to find (2 or more), or auto")
+    assert cell_problem("s.tsv", rows, "n_clusters", 0, "1 is less than the minimum of 2", takes).endswith(
+        "row 1 (sample 'a'), column n_clusters: 1 is less than the minimum of 2. Fix: n_clusters: number of "
+        "spatial domains to find (2 or more), or auto")
+    assert cell_problem("s.tsv", rows, "colour", 1, "x", takes) is None          # no description: not named here
+    assert cell_problem("s.tsv", rows, "n_clusters", None, "x", takes) is None
+
+
+def test_slides_whose_files_are_missing_are_warned_of(tmp_path):
+    from stcore.formats import missing_slide
+
+    (tmp_path / "here.h5ad").write_bytes(b"x")
+    (tmp_path / "folder").mkdir()
+    plan = _plan(_config(), s1="g", s2="g")                       # a group: made of its slides, not warned of
+    paths = {"s1": tmp_path / "here.h5ad", "s2": tmp_path / "gone.h5ad", "s3": tmp_path / "folder"}
+    for sample, path in paths.items():
+        plan.slides[sample]["path"], plan.slides[sample]["format"] = str(path), "h5ad"
+    lines = plan.missing_slides(set(), missing_slide)
+    assert lines == [
+        f"WARNING sample 's2', file '{paths['s2']}': file not found; its jobs will fail (the other slides run with "
+        "--keep-going). Fix: check the path in the sample sheet",
+        f"WARNING sample 's3', file '{paths['s3']}': is a folder; format h5ad reads an .h5ad file; its jobs will "
+        "fail (the other slides run with --keep-going). Fix: give the .h5ad file's path (a Space Ranger folder: "
+        "format visium; a .zarr store: format spatialdata)"]
+    assert plan.missing_slides({str(paths["s2"]), str(paths["s3"])}, missing_slide) == []   # made by the workflow
 
 
 def test_runs_seeds_slides_and_combinations():

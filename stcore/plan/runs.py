@@ -122,6 +122,22 @@ class Plan:
         return {"qc": self.config["qc"], "hvg": self.config["hvg"], "graph": self.config["graph"],
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
+    def missing_slides(self, made_by_the_workflow, missing_slide):
+        """A warning line for each slide of the sheet whose files are not there now
+        (``missing_slide(path, format)``: the problem and its fix, or None), except those the
+        workflow makes (``made_by_the_workflow``: normalised paths); its qc job fails alone with the
+        reader's line, so the warning says that the other slides run with --keep-going."""
+        lines = []
+        for sample in self.samples:                  # the sheet's slides (a group is made of them)
+            row = self.slides[sample]
+            if os.path.normpath(row["path"]) in made_by_the_workflow:
+                continue
+            missing = missing_slide(row["path"], row["format"])
+            if missing:
+                lines.append(f"WARNING sample '{sample}', file '{row['path']}': {missing[0]}; its jobs will fail "
+                             f"(the other slides run with --keep-going). Fix: {missing[1]}")
+        return lines
+
     def trained_with(self, method):
         """The model and train settings of ``method``'s training (its train_from's), for its record
         (the export step shows what the model reads: :func:`stcore.methods.recorded_train`)."""

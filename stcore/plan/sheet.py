@@ -185,3 +185,20 @@ def slides_and_groups(rows, path, data_dir=""):
                              "values": part[0].get("values", "counts"), "group": ""}
     slides.update(group_rows)
     return slides, groups
+
+
+def cell_problem(path, rows, column, row, message, descriptions):
+    """One line for a cell of the sheet that its schema refuses: the row (0-based ``row`` of
+    ``rows``), its sample and the column, the problem (``message``, the schema's; a pattern's
+    regex is not shown) and, as the fix, what the column takes (``descriptions``: the schema's
+    description of each column).  None where the cell cannot be named (the caller then says
+    what the schema said)."""
+    takes = descriptions.get(column)
+    if not takes or row is None or not 0 <= row < len(rows) or column not in rows[row]:
+        return None
+    value = rows[row][column]
+    problem = f"{value!r} is not valid" if "does not match" in message else message
+    sample = rows[row].get("sample", "")
+    return (f"sample sheet '{path}', row {row + 1} (sample '{sample}'), column {column}: {problem}. "
+            f"Fix: {column}: {takes}")
+
