@@ -78,8 +78,9 @@ def _checked_sheet(path):
         err, row = exc.__context__, re.search(r"row (\d+) of data frame", str(exc))
         with open(os.path.join(workflow.basedir, "schemas", "samples.schema.yaml")) as fh:
             described = {k: v.get("description") for k, v in yaml.safe_load(fh)["properties"].items()}
-        line = _sheet.cell_problem(path, table.to_dict("records"), ".".join(map(str, getattr(err, "absolute_path", []))),
-                                   int(row.group(1)) if row else None, getattr(err, "message", ""), described)
+        column = ".".join(map(str, getattr(err, "absolute_path", [])))
+        line = _sheet.cell_problem(path, table.to_dict("records"), column, int(row.group(1)) if row else None,
+                                   getattr(err, "message", ""), described)
         if line:
             raise PlanError(line) from None
         raise PlanError(f"sample sheet '{path}' is invalid: {_schema_problem(exc)}. "

@@ -107,7 +107,8 @@ rule export_ensemble_consensus:
         seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
                                        for s in ensemble_seeds(wildcards.ensemble)],
         run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, s)
-                                          for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
+                                          for m in ENSEMBLES[wildcards.ensemble]
+                                          for s in ensemble_seeds(wildcards.ensemble)],
     output:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:

@@ -24,8 +24,10 @@ def main(sm):
     result = MethodResult.load(sm.input.npz)
     metrics = read_tsv(sm.input.metrics).iloc[0].to_dict()
     # what each training read (a combination of methods, `members`: per method, as its clustering settings)
-    train = ({m: recorded_train(t["model"], dict(t["settings"])) for m, t in sm.params.train.items()}
-             if hasattr(sm.params, "members") else recorded_train(sm.params.train["model"], dict(sm.params.train["settings"])))
+    def read(t):
+        return recorded_train(t["model"], dict(t["settings"]))
+
+    train = {m: read(t) for m, t in sm.params.train.items()} if hasattr(sm.params, "members") else read(sm.params.train)
     info = dict(sm.params.run) | {"train": train, "cluster": dict(sm.params.cluster),
                                   "metrics": {k: v for k, v in metrics.items() if not pd.isna(v)}}
     if hasattr(sm.input, "n_clusters"):       # a run: how its number of domains was set (the curve of auto)

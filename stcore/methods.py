@@ -46,7 +46,8 @@ import pandas as pd
 from .errors import InputError
 from .registry import METHODS, MethodFacts
 
-__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "recorded_train", "trained_on", "RESULT_VERSION", "LOSS_COLUMNS"]
+__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "recorded_train", "trained_on", "RESULT_VERSION",
+           "LOSS_COLUMNS"]
 
 # The layout version of train.npz; load() refuses other versions with the fix.  Files
 # without a version field (written before it existed) have the same keys, less `machine`

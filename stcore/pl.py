@@ -166,7 +166,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     label it shares most spots with under a one-to-one assignment (the Hungarian method on the
     contingency table, :func:`matched_colors`); the legend of a found panel names that label in
     brackets.  Each categorical column drawn keeps its colours in ``uns[column + '_colors']``, as
-    scanpy's plots do, so ``sc.pl.spatial`` and squidpy's plots then use the same.  With ``truth``, each found panel's title gives its ARI and NMI against it
+    scanpy's plots do, so ``sc.pl.spatial`` and squidpy's plots then use the same.  With
+    ``truth``, each found panel's title gives its ARI and NMI against it
     (:func:`stcore.evaluate.domain_metrics`, on the spots that have a label, as the workflow's
     table).  On ``basis='spatial'`` the spots are drawn as circles at their coordinates, on the
     tissue image when ``uns['spatial']`` holds one (as ``scanpy.pl.spatial`` lays it out).

@@ -139,7 +139,8 @@ def config_digest(config: dict) -> str:
 
 def record(*, seed: int | None, config: dict, input_sha256: str = "",
            machine_info: dict[str, str] | None = None) -> dict[str, object]:
-    """Flat provenance columns: seed (none for a combination of runs), ``<package>_version`` for each of :data:`PACKAGES`,
+    """Flat provenance columns: seed (none for a combination of runs), ``<package>_version`` for
+    each of :data:`PACKAGES`,
     the :func:`machine` columns (``machine_info``: those of the machine that trained, as the
     train step recorded them; this process's machine when not given), ``config_sha256`` and
     ``input_sha256``."""

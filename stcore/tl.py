@@ -145,7 +145,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           or auto's ``'stability'`` / ``'bic'`` with its curve; ``chosen``; with several seeds or
           methods the first seed's and method's, and with auto ``chosen_by_run``: every method's
           choice at every seed); ``domains_found``: the number of domains in ``obs[key_added]`` (the
-          vote over labelings of different sizes keeps the reference labeling's number);
+          vote over labelings of different sizes keeps the median of their numbers:
+          :mod:`stcore.consensus`);
           ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
           (``n_top_genes``, ``flavor``), ``values``, ``graph``: which graph was used
           (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``),
