@@ -9,6 +9,8 @@ rule consensus:
     output:
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
+        png=report(consensus_file("domains.png"), caption="../report/consensus.rst", category="Domain maps",
+                   subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "consensus"}),
     params:
         truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
@@ -39,6 +41,9 @@ rule ensemble:
     output:
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
+        png=report("results/{sample}/{ensemble}/seed{seed}/domains.png", caption="../report/consensus.rst",
+                   category="Domain maps", subcategory="{sample}",
+                   labels={"slide": "{sample}", "method": "{ensemble}", "seed": "{seed}"}),
     params:
         truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
@@ -67,6 +72,9 @@ rule ensemble_consensus:
     output:
         labels=consensus_file("labels.tsv", method="{ensemble}"),
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),
+        png=report(consensus_file("domains.png", method="{ensemble}"), caption="../report/consensus.rst",
+                   category="Domain maps", subcategory="{sample}",
+                   labels={"slide": "{sample}", "method": "{ensemble}", "seed": "consensus"}),
     params:
         truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",

@@ -1,9 +1,10 @@
 """Snakemake step: the consensus of labelings of one slide (a method's seeds, several methods at one
-seed: config `ensembles`, or every member of a combination at every seed), and its metrics."""
+seed: config `ensembles`, or every member of a combination at every seed), its metrics and its map."""
 import pandas as pd
 
 from stcore.consensus import consensus
-from stcore.evaluate import label_rows
+from stcore.evaluate import label_rows, plot_domains
+from stcore.group import SLIDE_KEY
 from stcore.io import atomic_path, read_h5ad_elems, read_tsv, write_labels
 from stcore.methods import trained_on
 from stcore.provenance import record
@@ -11,7 +12,7 @@ from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial", "uns/provenance")
+    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial", "uns/provenance", "uns/spatial")
     obs = slide["obs"]
     seeds = [read_tsv(path, index_col="spot")["domain"].loc[obs.index].to_numpy() for path in sm.input.labels]
     labels = pd.Series(consensus(seeds), index=obs.index)
@@ -20,7 +21,13 @@ def main(sm):
     # digest of every combined run's settings, the slide's input digest
     common = record(seed=None, config=dict(sm.params.settings), machine_info=trained_on(sm.input.npz) or None,
                     input_sha256=str(slide.get("uns/provenance", {}).get("input_sha256", "")))
-    rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, dict(sm.params.run))]
+    run = dict(sm.params.run)
+    rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, run)]
+    members = f"{run['trained_by']} at " if "+" in run["trained_by"] else ""      # a combination of methods
+    over = f"seeds {run['consensus_of'].replace(',', ', ')}" if run["seed"] == "consensus" else f"seed {run['seed']}"
+    plot_domains(slide["obsm/spatial"], labels.to_numpy(), None if truth is None else truth.to_numpy(),
+                 title=f"{run['sample']}: {run['method']}, the vote over {members}{over}", path=sm.output.png,
+                 slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, spatial=slide.get("uns/spatial"))
     write_labels(sm.output.labels, obs, labels.to_numpy())
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)

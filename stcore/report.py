@@ -128,11 +128,12 @@ def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str
 
 
 def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -> str:
-    """Each slide's domain map as an image in the report's first page (an HTML fragment): the
-    run of the slide's median seed by ARI (:func:`median_seed`, among the seeds of ``figures``:
-    {sample, method, seed, path} of each run's ``domains.png``), its found domains beside the
-    annotation with legends and the run's ARI and NMI.  At most ``limit`` slides; the others are
-    under "Domain maps" in the report's menu, as every run's are."""
+    """Each slide's domain map as an image in the report's first page (an HTML fragment), from
+    ``figures`` ({sample, method, seed, path} of runs' ``domains.png``, :meth:`Plan.page_figures`):
+    a combination's answer (seed ``consensus``) as it is; of a slide's seeds, the median seed by
+    ARI (:func:`median_seed`; the lowest without an annotation).  Each map shows the found domains
+    beside the annotation with legends and the run's ARI and NMI.  At most ``limit`` slides; the
+    others are under "Domain maps" in the report's menu, as every run's are."""
     import base64
     import html
     from pathlib import Path
@@ -144,16 +145,21 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
         return ""
     out = ["<h2>Domain maps</h2>"]
     for slide, runs in list(by_slide.items())[:limit]:
-        method, seeds = runs[0]["method"], {int(f["seed"]): f["path"] for f in runs}
-        rows = table[table["seed"].astype(str).isin([str(s) for s in seeds])]
-        seed = median_seed(rows, slide, method)
-        seed = min(seeds) if seed is None else seed
-        data = base64.b64encode(Path(seeds[seed]).read_bytes()).decode("ascii")
+        method = runs[0]["method"]
+        if str(runs[0]["seed"]) == "consensus":
+            path, what = runs[0]["path"], "the slide's answer (one vote over every member at every seed)"
+        else:
+            seeds = {int(f["seed"]): f["path"] for f in runs}
+            rows = table[table["seed"].astype(str).isin([str(s) for s in seeds])]
+            median = median_seed(rows, slide, method)
+            seed = min(seeds) if median is None else median
+            path = seeds[seed]
+            by_ari = len(seeds) > 1 and median is not None and "ARI" in table
+            what = f"seed {seed}" + (" (the median seed by ARI)" if by_ari else "")
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         out.append(f'<figure style="margin:0.5em 0"><img class="stcore-domains" alt="domains of {html.escape(slide)}" '
                    f'style="max-width:100%" src="data:image/png;base64,{data}"><figcaption>{html.escape(slide)}: '
-                   f"{html.escape(str(method))}, seed {seed}"
-                   + (" (the median seed by ARI)" if len(seeds) > 1 and "ARI" in table else "")
-                   + "</figcaption></figure>")
+                   f"{html.escape(str(method))}, {html.escape(what)}</figcaption></figure>")
     if len(by_slide) > limit:
         out.append(f"<p>{len(by_slide) - limit} more slides: see Domain maps.</p>")
     return "\n".join(out)

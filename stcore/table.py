@@ -240,7 +240,8 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
            + ". One row per run: `table.tsv`."]
     if any(m.endswith("(consensus)") for m in methods):
         out[-1] += (" '<method> (consensus)': one labelling per sample combined from that method's seeds "
-                    "(`stcore/consensus.py`), so its cells have no sd.")
+                    "(a combination of methods: every member at every seed; `stcore/consensus.py`), so its cells "
+                    "have no sd.")
     for metric in SUMMARY_METRICS:
         if metric in table and table[metric].notna().any():
             out += ["", f"## {_TITLES[metric]}", ""] + _wide(table, metric, samples, methods)

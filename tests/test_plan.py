@@ -176,10 +176,18 @@ def test_runs_seeds_slides_and_combinations():
     assert reported.own_labels_reported("banksy") and reported.train_settings("banksy", "s1")["n_clusters"] == 7
     assert plan.train_env("graphst") == "../envs/stcore.yaml" and plan.train_env("banksy") != plan.train_env("graphst")
     assert plan.train_gpus("graphst") == 0
-    # the report's first page: every seed's map of the figure method (the first method when it is not one)
-    assert [(f["sample"], f["seed"]) for f in plan.page_figures("banksy")] == [(s, k) for s in ("s1", "s2", "s3")
-                                                                              for k in (1, 2)]
-    assert plan.page_figures("nope")[0]["path"] == "results/s1/graphst/seed0/domains.png"
+    # the report's first page: the first combination's answer where it runs (one seed in common: that seed's
+    # vote), elsewhere every seed's map of the figure method (the first method when it is not one)
+    graphst_seeds = plan.seeds_of("graphst")
+    assert [(f["sample"], f["method"], f["seed"]) for f in plan.page_figures("graphst")] == (
+        [(s, "both", 1) for s in ("s1", "s2", "s3")] + [("g", "graphst", k) for k in graphst_seeds])
+    assert plan.page_figures("banksy")[0]["path"] == "results/s1/both/seed1/domains.png"
+    plain = _plan(dict(config, ensembles={}), s1="g", s2="g")
+    assert [(f["sample"], f["seed"]) for f in plain.page_figures("banksy")] == [(s, k) for s in ("s1", "s2", "s3")
+                                                                               for k in (1, 2)]
+    assert plain.page_figures("nope")[0]["path"] == "results/s1/graphst/seed0/domains.png"
+    assert [(f["sample"], f["seed"], f["path"]) for f in paired.page_figures("banksy")] == [
+        (s, "consensus", f"results/{s}/pair/consensus/domains.png") for s in ("s1", "s2", "s3", "g")]
     # a slide read from a SpatialData store: its domains also go back as a store, beside each domains.h5ad
     plan.slides["s2"]["format"] = "spatialdata"
     zarrs = plan.spatialdata_outputs()

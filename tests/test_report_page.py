@@ -17,13 +17,14 @@ SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or 
 
 CONFIG = {
     "samples": "samples.tsv",
-    "seeds": [0],
+    "seeds": [0, 1],
     "simulate": {"tiny_a": {"n_spots": 200, "n_genes": 120, "markers_per_domain": 20, "n_layers": 3,
                             "n_regions": 0, "seed": 1}},
     "hvg": {"n_top_genes": 100},
     "train": {"epochs": 2},
     "cluster": {"n_init": 1},
-    "methods": {"graphst": {"model": "graphst"}},
+    "methods": {"graphst": {"model": "graphst"}, "expression": {"model": "expression"}},
+    "ensembles": {"answer": {"methods": ["graphst", "expression"]}},
 }
 SHEET = "sample\tpath\tformat\tn_clusters\ttruth\ntiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\tdomain\n"
 
@@ -87,20 +88,28 @@ def _first_page(html: str) -> str:
 def test_the_first_page_shows_the_summary_table_with_the_tables_numbers(report):
     html = (report / "report.html").read_text()
     page = _first_page(html)
-    table = pd.read_csv(report / "results" / "table.tsv", sep="\t")
-    ari = float(table.loc[(table["sample"] == "tiny_a") & (table["method"] == "graphst"), "ARI"].iloc[0])
+    ari = _answer_ari(report)
     tables = _tables(page)
     assert tables, page[:2000]
     head, *rows = tables[0]
-    cell = dict(zip(head, next(r for r in rows if r[0] == "tiny_a")))["graphst"]
+    cell = dict(zip(head, next(r for r in rows if r[0] == "tiny_a")))["answer (consensus)"]
     assert cell.startswith(f"{ari:.3f}"), (tables[0], ari)
     assert "Domain maps" in page and "javascript:app.showCategory" in html
-    # each slide's domain map in the page itself: the run's own domains.png, embedded
+    # each slide's domain map in the page itself: the combination's answer (its one vote over every
+    # member at every seed), its own domains.png embedded; every run's map and the votes' are in the menu
     import base64
 
-    png = (report / "results" / "tiny_a" / "graphst" / "seed0" / "domains.png").read_bytes()
+    png = (report / "results" / "tiny_a" / "answer" / "consensus" / "domains.png").read_bytes()
     assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
-    assert "tiny_a: graphst, seed 0" in page
+    assert "tiny_a: answer, the slide&#x27;s answer (one vote over every member at every seed)" in page
+    for combined in ("answer/seed0", "answer/seed1", "graphst/consensus", "graphst/seed1"):
+        assert f"results/tiny_a/{combined}/domains.png" in html
+
+
+def _answer_ari(report: Path) -> float:
+    """The ARI of the slide's answer (the combination's vote over every member at every seed) in the table."""
+    table = pd.read_csv(report / "results" / "table.tsv", sep="\t", dtype={"seed": str})
+    return float(table.loc[(table["method"] == "answer") & (table["seed"] == "consensus"), "ARI"].iloc[0])
 
 
 def test_the_first_page_in_a_headless_browser(report, tmp_path):
@@ -114,8 +123,7 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
                            "--dump-dom", (report / "report.html").as_uri()],
                           capture_output=True, text=True, timeout=120)
-    table = pd.read_csv(report / "results" / "table.tsv", sep="\t")
-    ari = float(table.loc[table["method"] == "graphst", "ARI"].iloc[0])
+    ari = _answer_ari(report)
     assert "stcore-summary" in proc.stdout and f"{ari:.3f}" in proc.stdout, proc.stderr[-2000:]
     assert 'class="stcore-domains"' in proc.stdout                     # the slide's map, drawn in the page
 
@@ -136,3 +144,9 @@ def test_the_page_maps_pick_the_median_seed_and_need_no_annotation(tmp_path):
     page = figures_html(table.drop(columns="ARI"), figures)
     assert "s: graphst, seed 0</figcaption>" in page and "cG5nMA==" in page
     assert figures_html(table, []) == ""
+    # a combination's answer over its seeds is shown as it is, whatever the seeds' ARI
+    (tmp_path / "answer.png").write_bytes(b"answer")
+    answer = [{"sample": "s", "method": "recommended", "seed": "consensus", "path": str(tmp_path / "answer.png")}]
+    page = figures_html(table, answer + [dict(f, sample="t") for f in figures])
+    assert "s: recommended, the slide&#x27;s answer (one vote over every member at every seed)" in page
+    assert "YW5zd2Vy" in page and "t: graphst, seed 0</figcaption>" in page    # base64 of b"answer"; t has no ARI

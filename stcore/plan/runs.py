@@ -223,13 +223,28 @@ class Plan:
         return [f.removesuffix("domains.h5ad") + "domains.zarr" for f in files if f.split("/")[1] in stores]
 
     def page_figures(self, figure_method):
-        """The domain maps the report's first page shows: every (slide, seed) ``domains.png`` of
-        ``figure_method`` (the first method when it is not one of the config), as
-        {sample, seed, path}; the page picks each slide's median seed by ARI."""
+        """The domain maps the report's first page shows, as {sample, method, seed, path} of a
+        ``domains.png``: where the config combines methods (``ensembles``), the first combination's
+        answer for each slide it runs on (its one vote over every member at every seed, seed
+        ``consensus``; with one seed, that seed's vote); on the other slides, or without a
+        combination, every seed of ``figure_method`` (the first method when it is not one of the
+        config), of which the page picks each slide's median seed by ARI."""
+        figures, answered = [], set()
+        if self.ensembles:
+            name = next(iter(self.ensembles))
+            seeds = self.ensemble_seeds(name)
+            for sample in self.ensemble_samples(name):
+                answered.add(sample)
+                figures += ([{"sample": sample, "method": name, "seed": "consensus",
+                              "path": consensus_file("domains.png", sample, name)}] if len(seeds) > 1 else
+                            [{"sample": sample, "method": name, "seed": seed,
+                              "path": run_file("domains.png", sample, name, seed)} for seed in seeds])
         method = figure_method if figure_method in self.methods else self.methods[0]
-        return [{"sample": sample, "method": method, "seed": seed,
-                 "path": run_file("domains.png", sample, method, seed)}
-                for sample in self.samples_of(method) for seed in self.seeds_of(method)]
+        figures += [{"sample": sample, "method": method, "seed": seed,
+                     "path": run_file("domains.png", sample, method, seed)}
+                    for sample in self.samples_of(method) if sample not in answered for seed in self.seeds_of(method)]
+        order = {s: i for i, s in enumerate(self.units)}
+        return sorted(figures, key=lambda f: order.get(f["sample"], len(order)))
 
     def table_runs(self):
         """Every (slide, method, seed) with the files its row of the results table is read from:

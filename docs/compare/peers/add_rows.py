@@ -4,9 +4,10 @@ rerunning the methods already in the table:
 
     .venv/bin/python docs/compare/peers/add_rows.py /work/runs/banksy
 
-- table.tsv: the committed rows as they are (an empty `cpu_s` cell added), then the run's per-seed
-  rows as its table.tsv has them, in the committed column order plus `cpu_s` (its `consensus` rows
-  are left out, as the committed run has none), for methods the table does not hold yet;
+- table.tsv: the committed rows as they are (an empty `cpu_s` cell added), then the run's rows as
+  its table.tsv has them, in the committed column order plus `cpu_s`, for methods the table does not
+  hold yet: their per-seed rows and their `consensus` rows (a combination's one answer per slide,
+  the vote over its members at every seed; a method's seeds combined);
 - summary.md is computed from that table, whose numbers have 4 decimals: a few cells of the methods
   already there can differ by 0.001 from a summary computed from the unrounded values;
 - the seed stability of the methods already there (their labels are not in this repository) is
@@ -59,10 +60,10 @@ def main(run_dir: str) -> None:
     rows = []
     for line in new_lines[1:]:       # the run's text as stcore wrote it, its columns in the committed order
         cells = dict(zip(new_cols, line.split("\t")))
-        if cells["seed"] != "consensus" and cells["method"] not in old_methods:
+        if cells["method"] not in old_methods:
             rows.append("\t".join(cells.get(c, "") for c in old_cols + added_cols))
     if not rows:
-        raise SystemExit(f"{run}/results/table.tsv has no per-seed rows of a method the table does not hold")
+        raise SystemExit(f"{run}/results/table.tsv has no rows of a method the table does not hold")
     text = "\n".join(["\t".join(old_cols + added_cols)] + [line + "\t" * len(added_cols) for line in old_lines[1:]]
                      + rows) + "\n"
     (HERE / "table.tsv").write_text(text)
@@ -75,7 +76,7 @@ def main(run_dir: str) -> None:
     compare = yaml.safe_load((REPO / "studies" / "compare_peers.yaml").read_text())["compare"]
     ref = (REPO / compare["reference_dir"]).resolve() if compare.get("reference_dir") else None
     text = summary_markdown(
-        table.assign(seed=pd.to_numeric(table["seed"], errors="coerce").astype("Int64")), compare=compare,
+        table.assign(seed=[int(s) if s.isdigit() else s for s in table["seed"]]), compare=compare,
         seeds_agree=agree,
         published=read_published(ref / "published_dlpfc_ari.tsv") if ref else None,
         reference_here=read_reference_here(ref / "graphst_reference_here.md") if ref else None)
