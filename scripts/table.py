@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 
 from stcore.io import atomic_path, read_tsv
-from stcore.report import figures_html, markdown_html
+from stcore.report import figures_html, page_html
 from stcore.table import read_published, read_reference_here, results_table, seed_agreement, summary_markdown
 from stcore.workflow import run_step
 
@@ -24,7 +24,7 @@ def main(sm):
     with atomic_path(sm.output.md) as tmp:
         tmp.write_text(text)
     with atomic_path(sm.output.html) as tmp:       # the same summary, shown on the report's first page
-        tmp.write_text(markdown_html(text) + figures_html(table, list(sm.params.figures)), encoding="utf-8")
+        tmp.write_text(page_html(text, figures_html(table, list(sm.params.figures))), encoding="utf-8")
 
 
 if "snakemake" in globals():

@@ -6,10 +6,12 @@ lower of the two middle ones for an even count), never the best seed.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_seed", "save_figure", "markdown_html", "figures_html", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
+__all__ = ["median_seed", "save_figure", "markdown_html", "figures_html", "page_html", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
 
 
 def _plt():
@@ -163,6 +165,16 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
     if len(by_slide) > limit:
         out.append(f"<p>{len(by_slide) - limit} more slides: see Domain maps.</p>")
     return "\n".join(out)
+
+
+def page_html(summary: str, maps: str) -> str:
+    """The report's first page (``results/summary.html``): the summary's markdown as HTML
+    (:func:`markdown_html`) with the domain maps (:func:`figures_html`) after its first section,
+    the ARI table, so each slide's answer is on screen before the other metrics."""
+    body = markdown_html(summary)
+    cut = [m.start() for m in re.finditer(r"<h3>", body)]
+    at = cut[1] if len(cut) > 1 else len(body)
+    return body[:at] + (maps + "\n" if maps else "") + body[at:]
 
 
 def _inline(text: str) -> str:

@@ -102,6 +102,8 @@ def test_the_first_page_shows_the_summary_table_with_the_tables_numbers(report):
     png = (report / "results" / "tiny_a" / "answer" / "consensus" / "domains.png").read_bytes()
     assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in page
     assert "tiny_a: answer, the slide&#x27;s answer (one vote over every member at every seed)" in page
+    assert page.index("ARI against the manual annotation") < page.index("<h2>Domain maps</h2>") < page.index(
+        "NMI against the manual annotation")                           # the maps right after the ARI table
     for combined in ("answer/seed0", "answer/seed1", "graphst/consensus", "graphst/seed1"):
         assert f"results/tiny_a/{combined}/domains.png" in html
 
@@ -150,3 +152,14 @@ def test_the_page_maps_pick_the_median_seed_and_need_no_annotation(tmp_path):
     page = figures_html(table, answer + [dict(f, sample="t") for f in figures])
     assert "s: recommended, the slide&#x27;s answer (one vote over every member at every seed)" in page
     assert "YW5zd2Vy" in page and "t: graphst, seed 0</figcaption>" in page    # base64 of b"answer"; t has no ARI
+
+
+def test_the_page_puts_the_maps_after_the_first_table():
+    from stcore.report import markdown_html, page_html
+
+    summary = "# Results\n\nText.\n\n## ARI\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n## NMI\n\n| a |\n|---|\n| 3 |\n"
+    page = page_html(summary, "<h2>Domain maps</h2>")
+    assert page.index("<h3>ARI</h3>") < page.index("<td>2</td>") < page.index("Domain maps") < page.index("<h3>NMI</h3>")
+    assert page_html(summary, "") == markdown_html(summary)
+    assert page_html("# Results\n\n## ARI\n\n| a |\n|---|\n| 1 |\n", "MAPS").endswith("MAPS\n")
+
