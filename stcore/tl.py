@@ -65,7 +65,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         at one seed, the methods'; at several, one vote over every method at every seed (each
         seed's combination in ``obsm[key_added + '_seeds']``).  The README's recommended answer is
         ``method=['graphst', 'banksy', 'cellcharter']`` with ``seed=range(3)`` (needs ``pip
-        install -e '.[banksy]' '.[cellcharter]'``): the workflow's ``recommended/consensus``.
+        install -e '.[banksy,cellcharter]'``): the workflow's ``recommended/consensus``.
     seed : int or iterable of int, default 0
         One seed, or several (e.g. ``range(5)``).  With several, each seed is trained and
         clustered on its own and ``obs[key_added]`` is the consensus of their labelings

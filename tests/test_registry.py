@@ -39,3 +39,25 @@ def test_each_entry_installs_and_runs_where_it_says(name):
 def test_an_unknown_model_names_the_known_ones():
     with pytest.raises(KeyError, match="unknown method model 'nope'.*graphst"):
         facts("nope")
+
+
+def test_every_install_command_the_docs_give_names_one_editable_target():
+    """pip's -e takes one argument: `pip install -e '.[a]' '.[b]'` asks for an editable and a second,
+    non-editable copy of the package, which pip refuses; several extras go in one: '.[a,b]'. Every
+    such command in the README, docs, configs, studies and the package's messages names extras pyproject has."""
+    import re
+
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    files = [REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "config").glob("*.yaml"),
+             *(REPO / "studies").glob("*.yaml"), *(REPO / "stcore").rglob("*.py"), *(REPO / "stcore").rglob("*.yaml")]
+    seen = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for m in re.finditer(r"pip install -e ([\"']?\.\[[^\]]*\][\"']?)((?:\s+[\"']?\.\[[^\]]*\][\"']?)*)", text):
+            seen += 1
+            where = f"{path.relative_to(REPO)}: {m.group(0)}"
+            assert not m.group(2).strip(), f"{where}: one target with every extra in it, '.[a,b]'"
+            named = {e.strip() for e in re.search(r"\[([^\]]*)\]", m.group(1)).group(1).split(",")}
+            named = {e for e in named if not re.search(r"[<{]", e)}          # a placeholder: '.[<extra>]'
+            assert named <= extras, f"{where}: no such extra ({sorted(named - extras)})"
+    assert seen > 10
