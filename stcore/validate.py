@@ -131,10 +131,25 @@ def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
                 and float(totals.std() / totals.mean()) < ONE_TOTAL_CV)
 
 
+def _log_of_whole(data: np.ndarray, sample: int = 1_000_000) -> bool:
+    """Whether ``data`` (the stored values, zeros left out) is log1p of whole numbers: expm1 of
+    the values within 0.01 of a whole number on average (float32 rounding leaves about 1e-4 on
+    counts up to a few thousand; log-normalised values sit about 0.5 away).  Up to ``sample``
+    values, evenly spaced, are looked at."""
+    data = np.asarray(data, dtype=np.float64).ravel()
+    data = data[:: max(1, data.size // sample)]
+    data = data[data != 0]
+    if data.size == 0:
+        return False
+    back = np.expm1(data)
+    return bool(np.mean(np.abs(back - np.rint(back))) < 0.01)
+
+
 def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
     """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
     twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
-    as ``counts``, log-normalised ones as ``normalized``, and whole numbers above 30 (raw counts)
+    as ``counts``, log-normalised ones as ``normalized``, whole numbers (raw counts) as
+    ``normalized`` or ``log_normalized``, and the log1p of raw counts (no normalisation per spot)
     as ``log_normalized``.  Values without one total (a gene subset, or other normalisations)
     are taken as said.  ``whole``: whether the values are whole numbers, where the caller already
     checked (:func:`check_counts` with ``integer``); else found here."""
@@ -143,12 +158,18 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
         return
     if whole is None:
         whole = np.array_equal(data, np.round(data))
+    if values in ("normalized", "log_normalized") and whole and float(data.max()) > 0:
+        kind = "log-normalised" if values == "log_normalized" else "normalised"
+        raise InputError(f"X holds whole numbers up to {float(data.max()):g}, raw counts rather than {kind} values, "
+                         f"but values is {values}", path=path,
+                         fix="set values to counts (the sample sheet's values column; in stcore.tl.domains "
+                             "values='counts')")
     if values == "log_normalized":
-        if whole and float(data.max()) > 30:
-            raise InputError(f"X holds whole numbers up to {float(data.max()):g}, raw counts rather than "
-                             "log-normalised values, but values is log_normalized", path=path,
-                             fix="set values to counts (the sample sheet's values column; in stcore.tl.domains "
-                                 "values='counts')")
+        if _log_of_whole(data):
+            raise InputError("X holds the log1p of whole numbers (expm1 of every value is whole): raw counts logged "
+                             "without normalising each spot, but values is log_normalized", path=path,
+                             fix="store the raw counts in X (np.rint(np.expm1(X))) with values counts, or normalise "
+                                 "each spot before the log (scanpy's normalize_total, then log1p)")
         return
     if whole:
         return

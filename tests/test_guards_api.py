@@ -107,8 +107,7 @@ def test_the_hvg_job_and_the_api_refuse_an_unknown_values_kind(no_work):
 def test_log_normalised_values_given_as_counts_are_refused_and_taken_when_named(no_work, monkeypatch):
     """Log-normalised X with values='counts' (the default) was normalised and logged a second time;
     now it is the workflow's error, and values='log_normalized' takes it as it is."""
-    adata = _slide()
-    adata.X = sp.csr_matrix(np.log1p(adata.X.toarray()))
+    adata = _normalised(_slide(), log=True)
     with pytest.raises(InputError, match=r"non-integer values; raw counts are needed\. Fix: .*values"):
         stcore.tl.domains(adata, n_clusters=2, **FAST)
     monkeypatch.undo()
@@ -144,6 +143,17 @@ def test_normalised_values_are_never_transformed_twice(no_work, tmp_path):
     with pytest.raises(InputError, match=r"X holds whole numbers up to \d+, raw counts rather than log-normalised "
                                          r"values, but values is log_normalized\. Fix: set values to counts"):
         stcore.tl.domains(counts, n_clusters=2, values="log_normalized", **FAST)
+    counts = _slide()                                   # raw counts said to be normalised
+    with pytest.raises(InputError, match=r"X holds whole numbers up to \d+, raw counts rather than normalised "
+                                         r"values, but values is normalized\. Fix: set values to counts"):
+        stcore.tl.domains(counts, n_clusters=2, values="normalized", **FAST)
+    with pytest.raises(InputError, match=r"raw counts rather than log-normalised values"):
+        stcore.tl.domains(counts, n_clusters=2, values="log_normalized", **FAST)
+    logged_counts = _slide()                            # log1p of raw counts, no normalisation per spot
+    logged_counts.X = sp.csr_matrix(np.log1p(logged_counts.X.toarray()).astype(np.float32))
+    with pytest.raises(InputError, match=r"X holds the log1p of whole numbers.*values is log_normalized\. Fix: store "
+                                         r"the raw counts in X"):
+        stcore.tl.domains(logged_counts, n_clusters=2, values="log_normalized", **FAST)
     path = write(_normalised(tiny_slide(), log=True), tmp_path / "logged.h5ad")
     with pytest.raises(InputError, match=r"logged\.h5ad': X holds log-normalised values.*values is normalized"):
         prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, values="normalized")
