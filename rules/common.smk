@@ -50,6 +50,9 @@ def _schema_problem(exc):
 
 # A --configfile's methods, combinations and simulated slides replace the demo's (config.yaml): the plan's rule.
 config.update(_settings.given_sets_replace(config, workflow.config_settings.overwrite_config))
+with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as _fh:  # the file validate() reads
+    _schema = yaml.safe_load(_fh)
+config.update(_settings.as_schema_types(dict(config), _schema, _schema))    # --config's '20' as 20, 20.0 as 20
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.
 _raw_methods = copy.deepcopy(config.get("methods"))
 _raw_compare = copy.deepcopy(config.get("compare") or {})      # the keys the user wrote
@@ -63,9 +66,7 @@ except WorkflowError as exc:
                         "Fix: see stcore/schemas/config.schema.yaml for the keys and their types") from None
 if _raw_methods is not None:
     config["methods"] = _raw_methods
-with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as _fh:  # the file validate() read
-    _schema = yaml.safe_load(_fh)
-config.update(_settings.integral_floats_as_int(dict(config), _schema, _schema))
+config.update(_settings.as_schema_types(dict(config), _schema, _schema))    # the defaults validate() filled in
 
 
 def _checked_sheet(path):

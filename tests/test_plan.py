@@ -10,7 +10,7 @@ from stcore.plan import PlanError
 from stcore.plan.failures import failure_lines, job_sample
 from stcore.plan.resources import train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
-from stcore.plan.settings import allocator_environment, integral_floats_as_int
+from stcore.plan.settings import allocator_environment, as_schema_types
 from stcore.plan.sheet import cell_problem, check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
 
@@ -272,9 +272,17 @@ def test_the_banksy_job_asks_for_the_memory_it_was_measured_to_take():
 def test_settings_as_the_schema_means_them():
     schema = {"type": "object", "properties": {"epochs": {"type": "integer"}, "lr": {"type": "number"},
                                                "range": {"type": "array", "items": {"type": "integer"}}}}
-    out = integral_floats_as_int({"epochs": 20.0, "lr": 1.0, "range": [2.0, 15.0]}, schema, schema)
+    out = as_schema_types({"epochs": 20.0, "lr": 1.0, "range": [2.0, 15.0]}, schema, schema)
     assert out == {"epochs": 20, "lr": 1.0, "range": [2, 15]} and type(out["lr"]) is float
     assert type(out["epochs"]) is int
+    # snakemake reads --config train='{epochs: 20, lr: 0.01}' as text: read as the schema means it
+    schema["properties"] |= {"on": {"type": "boolean"}, "name": {"type": "string"}, "k": {"type": ["integer", "string"]}}
+    out = as_schema_types({"epochs": "20", "lr": "1e-3", "range": ["2", "15.0"], "on": "True", "name": "20", "k": "7"},
+                          schema, schema)
+    assert out == {"epochs": 20, "lr": 0.001, "range": [2, 15], "on": True, "name": "20", "k": 7}
+    assert type(out["epochs"]) is int and type(out["range"][1]) is int
+    bad = as_schema_types({"epochs": "many", "lr": "nan", "range": ["2.5"]}, schema, schema)
+    assert bad == {"epochs": "many", "lr": "nan", "range": [2.5]}          # left for the schema to refuse, by name
     env = allocator_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
     assert env == {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"}
     assert allocator_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) == {}

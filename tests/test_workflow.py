@@ -114,6 +114,19 @@ def test_a_configfile_that_lists_its_methods_runs_those_alone(tmp_path):
     assert "expression" not in out
 
 
+def test_numbers_given_on_the_command_line_are_numbers(tmp_path):
+    """snakemake reads the values inside --config train='{epochs: 7}' as text ('7'), which the schema
+    refused as "'7' is not of type 'integer'"; they are read as the schema means them, and text that
+    is no number is still refused by name."""
+    work = write_workdir(tmp_path / "w")
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), "-n", "--printshellcmds", "--config"]
+    out = subprocess.run(cmd + ["train={epochs: 7, lr: 0.01}", "methods={graphst: {model: graphst}}"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    bad = subprocess.run(cmd + ["train={epochs: many}"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "train.epochs: 'many' is not of type 'integer'" in bad.stdout + bad.stderr
+
+
 def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
     """Each rule takes only the settings its output depends on: a new graph k reruns the graph and
     what follows it, never qc or hvg; a clustering setting reruns the clustering, never training."""

@@ -1,28 +1,51 @@
 """Config values as the schema means them, and the allocator the jobs preload."""
 from __future__ import annotations
 
+import math
 import os
+import re
 
 from . import PlanError
 
 
-def integral_floats_as_int(value, schema, root):
-    """``value`` with every float the schema types as an integer and that is one (20.0, as a
-    program or a spreadsheet may write it) made an int: JSON Schema's integer type accepts 20.0,
-    but range() and array sizes do not (20.5 is refused by the schema, naming the key)."""
+def as_schema_types(value, schema, root):
+    """``value`` with each setting made what the schema types it as, where it plainly is one:
+    a float that is a whole number (20.0, as a program or a spreadsheet may write it) where the
+    schema means an integer (JSON Schema's integer type accepts 20.0, but range() and array sizes
+    do not), and text that reads as a number or a boolean where the schema means one: snakemake
+    reads the values inside ``--config train='{epochs: 20}'`` as text ('20').  Anything else is
+    left for the schema to refuse, naming the key (20.5 as an integer, 'many')."""
     while "$ref" in schema:
         schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
     kinds = schema.get("type")
     kinds = kinds if isinstance(kinds, list) else [kinds]
+    if isinstance(value, str) and {"integer", "number", "boolean"} & set(kinds):
+        value = _text_as(value, kinds)
     if isinstance(value, float) and value.is_integer() and "integer" in kinds and "number" not in kinds:
         return int(value)
     if isinstance(value, dict):
         extra = schema.get("additionalProperties")
-        return {key: integral_floats_as_int(item, schema.get("properties", {}).get(
+        return {key: as_schema_types(item, schema.get("properties", {}).get(
             key, extra if isinstance(extra, dict) else {}), root) for key, item in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [integral_floats_as_int(item, schema["items"], root) for item in value]
+        return [as_schema_types(item, schema["items"], root) for item in value]
     return value
+
+
+def _text_as(text, kinds):
+    """``text`` as the first of the schema's ``kinds`` (integer, number, boolean) it reads as, else as it is."""
+    stripped = text.strip()
+    if "boolean" in kinds and stripped.lower() in ("true", "false"):
+        return stripped.lower() == "true"
+    if "integer" in kinds and re.fullmatch(r"[+-]?\d+", stripped):
+        return int(stripped)
+    if "number" in kinds or "integer" in kinds:
+        try:
+            number = float(stripped)
+        except ValueError:
+            return text
+        return number if math.isfinite(number) else text
+    return text
 
 
 # Keys renamed: block -> {old key: new key}.  "method" names a config's methods only; the
