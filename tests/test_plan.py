@@ -40,6 +40,10 @@ def test_a_sheet_as_spreadsheets_save_it(tmp_path):
         assert rows[0]["format"] == "h5ad" and rows[0]["n_clusters"] == 7 and type(rows[0]["n_clusters"]) is int
         assert rows[1]["n_clusters"] == "auto" and not rows[1]["path"].startswith("~") and rows[1]["group"] == ""
         assert set(rows[0]) == {"sample", "path", "format", "n_clusters", "truth", "group"}
+    # characters no one sees, copied from a web page or a document: never part of a name
+    rows = read_sheet(_sheet(tmp_path, "sample\tpath\tformat\tn_clusters\ttruth\ns1\u200b\ta.h5ad\th5ad\t7\t\u200bregion\n"
+                                       .encode()))
+    assert rows[0]["sample"] == "s1" and rows[0]["truth"] == "region"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -54,6 +58,9 @@ def test_a_sheet_as_spreadsheets_save_it(tmp_path):
      r"n_clusters'\)\. Fix: save it as tab-separated text \(TSV\): one tab between cells"),
     ('sample\tpath\tformat\tn_clusters\ns1\t"a.h5ad\th5ad\t7\ns2\tb.h5ad\th5ad\t7\n',  # was: format '' on line 2
      r"line 2: a cell opens a quote \(\"\) that no cell on the line closes.*Fix: delete the quote"),
+    ('"sample"\t"path"\t"format"\t"n_clusters"\n"1"\t"s1"\t"a.h5ad"\t"h5ad"\t7\n"2"\t"s2"\t"b"\t"h5ad"\tNA\n',  # R
+     r"every row has one cell more than the header, before its first column \(1, 2, \.\.\. from line 2\): row "
+     r"names, as R's write.table writes them\. Fix: write it with row.names = FALSE"),
 ])
 def test_a_sheet_it_cannot_read_is_named_with_the_fix(tmp_path, text, message):
     with pytest.raises(PlanError, match=message):

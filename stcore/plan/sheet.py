@@ -73,6 +73,11 @@ def sheet_text(path):
         return text
 
 
+# Characters a copy from a web page or a document leaves in a cell that no one sees on screen:
+# zero-width space, non-joiner and joiner, word joiner, a byte-order mark.  Never part of a name.
+ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+
+
 def sheet_rows(path, numbered):
     """The sheet's cells (``numbered``: its (line number, text) lines, header first) as one dict
     of text per slide.  Empty cells after the last named column (trailing tabs) and columns with
@@ -84,10 +89,17 @@ def sheet_rows(path, numbered):
             raise PlanError(f"sample sheet '{path}', line {number}: a cell opens a quote (\") that no cell on the line "
                             "closes, so the lines after it were read into that cell. Fix: delete the quote, or "
                             "close it in the same cell")
-    rows = [(number, [cell.strip() for cell in cells]) for (number, _), cells in zip(numbered, parsed)]
+    rows = [(number, [ZERO_WIDTH.sub("", cell).strip() for cell in cells]) for (number, _), cells in zip(numbered, parsed)]
     header = [name.lower() for name in rows[0][1]]      # 'Sample', 'N_clusters' as spreadsheets capitalise
     while header and not header[-1]:
         header.pop()
+    body_rows = [cells for _, cells in rows[1:]]
+    if (header and len(rows[0][1]) == len(header) and all(len(c) == len(header) + 1 for c in body_rows)
+            and [c[0] for c in body_rows] == [str(i) for i in range(1, len(body_rows) + 1)]):
+        raise PlanError(f"sample sheet '{path}': every row has one cell more than the header, before its first "
+                        f"column (1, 2, ... from line {rows[1][0]}): row names, as R's write.table writes "
+                        "them. Fix: write it with row.names = FALSE (write.table(x, sep = \"\\t\", quote = FALSE, "
+                        "row.names = FALSE)), or delete the first cell of each row")
     body = []
     for number, cells in rows[1:]:
         extra = [cell for cell in cells[len(header):] if cell]
