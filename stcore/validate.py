@@ -234,7 +234,41 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         raise InputError("all spots sit at one point", path=path,
                          fix=f"check that obsm['{key}'] holds the real coordinates")
     check_one_slide(adata, xy=xy, path=path)
+    shared = shared_positions(adata, xy)
+    if shared:
+        log.warning("%s%s. Fix: drop the repeated spots, or correct their coordinates in obsm['%s']",
+                    f"{path}: " if path else "", shared, key)
     return xy
+
+
+def shared_positions(adata: ad.AnnData, xy: np.ndarray) -> str | None:
+    """What is wrong where spots share their (x, y) position, or None: how many spots and
+    positions, the first two spots' names, and how many of them repeat another spot's counts too
+    (the same spot twice in the data).  The spatial graph links such spots as neighbours at
+    distance 0, and a repeated spot counts twice in every score."""
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    same = np.all(xy[order][1:] == xy[order][:-1], axis=1)
+    if not same.any():
+        return None
+    in_group = np.zeros(len(order), dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    first, second = order[np.argmax(same)], order[np.argmax(same) + 1]
+    pairs = np.flatnonzero(same)[:10000]
+    x = adata.X
+    repeated = 0
+    if x is not None:
+        for k in pairs:
+            a, b = x[order[k]], x[order[k + 1]]
+            repeated += int((a != b).nnz == 0 if hasattr(a, "nnz") else np.array_equal(np.asarray(a), np.asarray(b)))
+    places = int(in_group.sum() - same.sum())
+    text = (f"{int(in_group.sum())} spots share their position with another spot "
+            f"({places} position{'s' if places != 1 else ''}; first: '{adata.obs_names[first]}' and "
+            f"'{adata.obs_names[second]}' at ({xy[first, 0]:g}, {xy[first, 1]:g}))")
+    if repeated:
+        text += f"; {repeated} of {min(len(pairs), int(same.sum()))} such pairs also have the same counts: one spot twice"
+    return text + ("; the spatial graph links them as neighbours at distance 0, and a repeated spot counts twice "
+                   "in every score")
 
 
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)
