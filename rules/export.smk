@@ -10,6 +10,7 @@ rule export:
     output:
         h5ad=run_file("domains.h5ad"),
     params:
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
@@ -41,6 +42,7 @@ rule export_consensus:
     output:
         h5ad=consensus_file("domains.h5ad"),
     params:
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
@@ -76,6 +78,7 @@ rule export_ensemble:
     output:
         h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
     params:
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
@@ -112,6 +115,7 @@ rule export_ensemble_consensus:
     output:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:
+        truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},

@@ -47,9 +47,11 @@ def main(sm):
                          for m, path in zip(sm.params.members, sm.input.member_labels)}
         info |= {"methods_ARI": mean_pairwise_ari(list(method_labels.values())),
                  "embedding_of": sm.params.members[0]}
+    # the embedding kept is the first member's (a combination: info's embedding_of), under that member's name
+    embedded = sm.params.members[0] if hasattr(sm.params, "members") else sm.params.run["method"]
     out = domains_adata(counts, labels.to_numpy(), result.embedding, sp.load_npz(sm.input.graph),
-                        method=sm.params.run["method"], info=info, seed_labels=seed_labels,
-                        method_labels=method_labels)
+                        method=embedded, info=info, seed_labels=seed_labels,
+                        method_labels=method_labels, truth=sm.params.truth or None)
     write_h5ad(out, sm.output.h5ad)
 
 

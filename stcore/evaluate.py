@@ -555,6 +555,27 @@ def side_by_side(coords: np.ndarray, slides) -> np.ndarray:
     return xy
 
 
+def _figure_adata(pred, truth, coords=None):
+    """The labels a run's figure draws, as :func:`stcore.pl.domains` reads them: ``obs['found
+    domains']`` and ``obs['annotation']`` (as text), the coordinates in ``obsm['spatial']``."""
+    import anndata as ad
+
+    obs = pd.DataFrame({"found domains": np.asarray(pred, dtype=object)})
+    if truth is not None:
+        obs.insert(0, "annotation", np.asarray(truth, dtype=object))
+    obs.index = obs.index.astype(str)
+    return ad.AnnData(obs=obs, obsm={} if coords is None else {"spatial": np.asarray(coords, dtype=np.float64)})
+
+
+def figure_colors(pred, truth=None) -> dict[str, dict[str, str]]:
+    """The colours of a run's figure (:func:`plot_domains`) by label: {'found domains': ...,
+    'annotation': ...} (the latter with ``truth``), so the run's ``domains.h5ad`` can keep them."""
+    from .pl import domain_colors
+
+    return domain_colors(_figure_adata(pred, truth), "found domains",
+                         truth="annotation" if truth is not None else None)
+
+
 def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None,
                  features: np.ndarray | None = None, spatial: dict | None = None) -> None:
     """The run's figure (``domains.png``): :func:`stcore.pl.domains` of the found domains beside
@@ -562,18 +583,12 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
     ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
     (the joint features clustered), also their first two principal components coloured by slide
     and by domain.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image)."""
-    import anndata as ad
-
     from .pl import domains
     from .report import save_figure
 
-    obs = pd.DataFrame({"found domains": np.asarray(pred, dtype=object)})
-    if truth is not None:
-        obs.insert(0, "annotation", np.asarray(truth, dtype=object))
+    adata = _figure_adata(pred, truth, coords)
     if slides is not None:
-        obs["slide"] = pd.Categorical(np.asarray(slides).astype(str))
-    obs.index = obs.index.astype(str)
-    adata = ad.AnnData(obs=obs, obsm={"spatial": np.asarray(coords, dtype=np.float64)})
+        adata.obs["slide"] = pd.Categorical(np.asarray(slides).astype(str))
     if spatial:
         adata.uns["spatial"] = spatial
     bases = ["spatial"]

@@ -45,12 +45,15 @@ def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
 
 def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
                   info: dict, key_added: str = "domain", seed_labels: dict | None = None,
-                  method_labels: dict | None = None) -> ad.AnnData:
+                  method_labels: dict | None = None, truth: str | None = None) -> ad.AnnData:
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
     ({seed: labels}, for a consensus of seeds): each seed's domains, in ``obsm['<key>_seeds']``;
     ``method_labels`` ({method: labels}, for a combination of methods: config ``ensembles``): each
-    method's domains, in ``obsm['<key>_methods']``."""
+    method's domains, in ``obsm['<key>_methods']``.  The domains' colours in the run's figure
+    (``domains.png``: matched to the annotation ``obs[truth]`` when given) go to
+    ``uns['<key>_colors']`` (and the annotation's to ``uns['<truth>_colors']``), so scanpy's and
+    squidpy's plots draw them alike."""
     from .validate import output_key
 
     out = counts.copy()
@@ -72,6 +75,14 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
 
     store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64))
     out.uns["stcore"] = _plain(info) | {"key": key_added}
+    from .evaluate import figure_colors
+    from .pl import _store_colors
+
+    truth = truth if truth and truth in out.obs and truth != key_added else None
+    drawn = figure_colors(labels, out.obs[truth].to_numpy() if truth else None)
+    _store_colors(out, key_added, drawn["found domains"])
+    if truth:
+        _store_colors(out, truth, drawn["annotation"])
     return out
 
 

@@ -15,7 +15,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-__all__ = ["domains", "matched_colors"]
+__all__ = ["domains", "domain_colors", "matched_colors"]
 
 MISSING = "NA"                 # the label of spots without one (drawn light grey)
 MISSING_COLOR = "#d3d3d3"
@@ -92,6 +92,40 @@ def matched_colors(reference, reference_colors: dict[str, str], labels, categori
     if MISSING in categories:
         colors[MISSING] = MISSING_COLOR
     return colors, match
+
+
+def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[list[str], dict[str, str]]:
+    """(the palette, the reference column's colours by label): ``uns[ref_col + '_colors']`` when
+    scanpy stored them for every label, else the palette in the labels' order; the palette (when
+    None) scanpy's default for the reference's labels and the most labels of a ``keys`` column."""
+    ref_cats = _categories(adata.obs[ref_col])
+    stored = adata.uns.get(f"{ref_col}_colors")
+    n_ref = len([c for c in ref_cats if c != MISSING])
+    if palette is None:
+        cats_of = {c: _categories(adata.obs[c]) for c in keys}
+        palette = _palette(n_ref + max(len(v) for v in cats_of.values()))
+    ref_colors = {}
+    if stored is not None and len(stored) >= n_ref and isinstance(adata.obs[ref_col].dtype, pd.CategoricalDtype):
+        by_cat = dict(zip([str(c) for c in adata.obs[ref_col].cat.categories], stored))
+        ref_colors = {c: by_cat[c] for c in ref_cats if c in by_cat}
+    if len(ref_colors) != n_ref:
+        ref_colors = {c: palette[i % len(palette)] for i, c in enumerate(c for c in ref_cats if c != MISSING)}
+    if MISSING in ref_cats:
+        ref_colors[MISSING] = MISSING_COLOR
+    return palette, ref_colors
+
+
+def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, palette=None) -> dict[str, dict[str, str]]:
+    """The colours :func:`domains` draws each column in, without drawing: {column: {label:
+    colour}} for ``truth`` (when given) and each column of ``key``, the found ones matched to the
+    annotation (:func:`matched_colors`)."""
+    keys = [key] if isinstance(key, str) else list(key)
+    ref_col = truth if truth is not None else keys[0]
+    palette, ref_colors = _reference_colors(adata, ref_col, keys, list(palette) if palette is not None else None)
+    reference = adata.obs[ref_col].to_numpy()
+    return {col: ref_colors if col == ref_col else matched_colors(reference, ref_colors, adata.obs[col].to_numpy(),
+                                                                   _categories(adata.obs[col]), palette)[0]
+            for col in dict.fromkeys(([truth] if truth is not None else []) + keys)}
 
 
 def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
@@ -245,20 +279,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
 
     # Colours: the reference (annotation, else the first found column) in its own order, the rest matched.
     ref_col = truth if truth is not None else keys[0]
-    ref_cats = _categories(adata.obs[ref_col])
-    stored = adata.uns.get(f"{ref_col}_colors")
-    n_ref = len([c for c in ref_cats if c != MISSING])
-    if palette is None:
-        cats_of = {c: _categories(adata.obs[c]) for c in keys}
-        palette = _palette(n_ref + max(len(v) for v in cats_of.values()))
-    ref_colors = {}
-    if stored is not None and len(stored) >= n_ref and isinstance(adata.obs[ref_col].dtype, pd.CategoricalDtype):
-        by_cat = dict(zip([str(c) for c in adata.obs[ref_col].cat.categories], stored))
-        ref_colors = {c: by_cat[c] for c in ref_cats if c in by_cat}
-    if len(ref_colors) != n_ref:
-        ref_colors = {c: palette[i % len(palette)] for i, c in enumerate(c for c in ref_cats if c != MISSING)}
-    if MISSING in ref_cats:
-        ref_colors[MISSING] = MISSING_COLOR
+    palette, ref_colors = _reference_colors(adata, ref_col, keys, palette)
     reference = adata.obs[ref_col].to_numpy()
 
     panels = []                 # (basis, column, title, categories, colors, names)

@@ -44,9 +44,14 @@ def _record(path: str | None, column: str) -> float:
     return float(values.iloc[0]) if len(values) else float("nan")
 
 
-def _member_costs(table: pd.DataFrame, run: dict) -> None:
+# Provenance that a combination's members may each have their own of: the row lists each value once.
+MEMBER_TEXT = ("method_package", "cpu_kernels", "blas")
+
+
+def _from_members(table: pd.DataFrame, run: dict) -> None:
     """The costs of a combination's rows: its members' runs on the same slide and seed, together
-    (its one answer over seeds: at every seed it combines, ``member_seeds``)."""
+    (its one answer over seeds: at every seed it combines, ``member_seeds``); and what its members
+    ran with (:data:`MEMBER_TEXT`), each value once in the members' order, joined by '; '."""
     mine = (table["method"] == run["method"]) & (table["seed"].astype(str) == str(run["seed"])) \
         & (table["sample"].astype(str) == str(run["sample"]))
     seeds = [str(s) for s in run.get("member_seeds", [run["seed"]])]
@@ -55,6 +60,11 @@ def _member_costs(table: pd.DataFrame, run: dict) -> None:
     for column in ("train_s", "cluster_s", "seconds", "cpu_s"):
         table.loc[mine, column] = parts[column].sum(min_count=1)
     table.loc[mine, "peak_mb"] = parts["peak_mb"].max()
+    for column in MEMBER_TEXT:
+        if column in table:
+            values = [str(v) for v in parts[column] if isinstance(v, str) and v.strip()]
+            table[column] = table[column].astype(object)
+            table.loc[mine, column] = "; ".join(dict.fromkeys(values))
 
 
 def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
@@ -77,7 +87,7 @@ def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
                                "peak_mb": peak if np.isfinite(peak) else np.nan})
     table = pd.DataFrame(rows)
     for run in (r for r in runs if r.get("members")):
-        _member_costs(table, run)
+        _from_members(table, run)
     if "group" not in table:
         table["group"] = ""
     table["group"] = table["group"].fillna("")

@@ -263,7 +263,8 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
     assert list(out.obsm[f"{key}_methods"].columns) == ["graphst", "expression", "latent"]
     assert (out.obsm[f"{key}_methods"]["expression"].astype(str).to_numpy()
             == labels("expression", 1).loc[out.obs_names].astype(str).to_numpy()).all()
-    assert out.uns["stcore"]["embedding_of"] == "graphst" and out.obsm["X_all3"].shape[0] == out.n_obs
+    assert out.uns["stcore"]["embedding_of"] == "graphst" and out.obsm["X_graphst"].shape[0] == out.n_obs
+    assert "X_all3" not in out.obsm                     # the first member's embedding, under its own name
     assert dict(out.uns["stcore"]["n_clusters"]) == {"by": "given", "chosen": 3}    # the sheet's, for every member
     trained = out.uns["stcore"]["train"]                  # what each member's training read, by member
     assert sorted(trained) == ["expression", "graphst", "latent"] and trained["graphst"]["model"] == "graphst"
@@ -287,6 +288,7 @@ def test_an_ensemble_combines_its_methods_labelings_at_each_seed(tmp_path):
     out = ad.read_h5ad(w / "results/tiny_a/all3/consensus/domains.h5ad")
     assert out.uns["stcore"]["seed"] == "consensus" and out.uns["stcore"]["trained_by"] == "graphst+expression+latent"
     assert (out.obs[key].astype(str).to_numpy() == answer.loc[out.obs_names].astype(str).to_numpy()).all()
+    assert set(out.obsm) == {"spatial", "X_graphst", f"{key}_seeds"}
     assert (out.obsm[f"{key}_seeds"]["seed1"].astype(str).to_numpy()
             == labels("all3", 1).loc[out.obs_names].astype(str).to_numpy()).all()
     # every row records its provenance, a combination's as its runs' (versions, the training machine,
@@ -369,6 +371,14 @@ def test_domains_h5ad_opens_in_scanpy(finished_run):
     assert "ARI" in adata.uns["stcore"]["metrics"] and "torch_version" in adata.uns["stcore"]["metrics"]
     chosen = dict(adata.uns["stcore"]["n_clusters"])                  # the sample sheet's number, as given
     assert chosen["by"] == "given" and chosen["chosen"] == adata.uns["stcore"]["metrics"]["domains_found"]
+    # the colours of its domains.png, kept for scanpy and squidpy: those stcore.pl.domains draws with the
+    # annotation (the figure's, matched to it), which then keeps them as they are
+    stored = list(adata.uns[f"{key}_colors"])
+    assert len(stored) == adata.obs[key].cat.categories.size and len(adata.uns["domain_colors"]) >= 2
+    from stcore.pl import domains as draw_domains
+
+    draw_domains(adata, key=key, truth="domain", show=False)
+    assert list(adata.uns[f"{key}_colors"]) == stored
     ax = sc.pl.spatial(adata, color=key, spot_size=1.0, show=False)
     assert ax is not None
     try:

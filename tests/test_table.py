@@ -1,0 +1,32 @@
+"""The results table: a combination's row takes its costs and what its members ran with from its members' rows."""
+import pandas as pd
+import pytest
+
+from stcore.table import results_table
+
+
+def _run(tmp_path, method, seed, members=None, **row):
+    path = tmp_path / f"{method}.{seed}.tsv"
+    pd.DataFrame([{"sample": "s", "method": method, "seed": seed, "trained_by": method, "ARI": 0.5} | row]).to_csv(
+        path, sep="\t", index=False)
+    record = tmp_path / f"{method}.{seed}.record.tsv"
+    pd.DataFrame([{"s": 2.0, "cpu_time": 3.0, "max_rss": 100.0 + len(method)}]).to_csv(record, sep="\t", index=False)
+    run = {"sample": "s", "method": method, "seed": seed, "metrics": str(path),
+           "train_record": None if members else str(record), "cluster_record": None if members else str(record)}
+    return run | ({"members": members} if members else {})
+
+
+def test_a_combinations_row_lists_what_its_members_ran_with(tmp_path):
+    runs = [_run(tmp_path, "graphst", 0, method_package="", blas="MKL 2024.2", cpu_kernels="AVX512"),
+            _run(tmp_path, "banksy", 0, method_package="pybanksy 1.3.5", blas="openblas 0.3.30",
+                 cpu_kernels="none (no torch)"),
+            _run(tmp_path, "cellcharter", 0, method_package="cellcharter 0.3.7", blas="MKL 2024.2",
+                 cpu_kernels="AVX512"),
+            _run(tmp_path, "answer", 0, members=["graphst", "banksy", "cellcharter"], method_package="",
+                 blas="MKL 2024.2", cpu_kernels="AVX512")]
+    table = results_table(runs, [])
+    row = table[table["method"] == "answer"].iloc[0]
+    assert row["method_package"] == "pybanksy 1.3.5; cellcharter 0.3.7"
+    assert row["blas"] == "MKL 2024.2; openblas 0.3.30" and row["cpu_kernels"] == "AVX512; none (no torch)"
+    assert row["cpu_s"] == pytest.approx(18.0) and row["peak_mb"] == pytest.approx(100.0 + len("cellcharter"))
+    assert table[table["method"] == "banksy"].iloc[0]["blas"] == "openblas 0.3.30"     # a member's own row as it was
