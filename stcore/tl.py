@@ -288,12 +288,15 @@ def _with_defaults(section: str, settings: dict) -> dict:
 
 
 def _check_stored_graph(adj, params: dict, key: str) -> None:
-    """A graph built by :func:`stcore.gr.spatial_graph` in ``'knn'`` mode gives every spot at
-    least ``n_neighbors`` neighbours; fewer means it was built on spots that are no longer all
-    there (spots filtered after the graph was made: anndata keeps the rows that are left)."""
+    """A graph built by :func:`stcore.gr.spatial_graph` in ``'knn'`` mode, or by squidpy's
+    ``spatial_neighbors`` with ``coord_type='generic'`` and ``n_neighs`` (no radius, no Delaunay),
+    gives every spot at least ``n_neighbors`` neighbours; fewer means it was built on spots that are
+    no longer all there (spots filtered after the graph was made: anndata keeps the rows that are
+    left).  squidpy's grid graphs give border spots fewer by design and are not checked."""
     import scipy.sparse as sp
 
-    if params.get("mode") != "knn" or not params.get("n_neighbors"):
+    squidpy_knn = params.get("coord_type") == "generic" and params.get("radius") is None and "delaunay" not in params
+    if not (params.get("mode") == "knn" or squidpy_knn) or not params.get("n_neighbors"):
         return
     k = int(params["n_neighbors"])
     short = int((sp.csr_matrix(adj).getnnz(axis=1) < k).sum())

@@ -451,6 +451,15 @@ def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
     stcore.gr.spatial_graph(kept)
     with pytest.raises(AssertionError, match="after the work had started"):     # the checks pass: work starts
         stcore.tl.domains(kept, n_clusters=2, **FAST)
+    sq = pytest.importorskip("squidpy", reason="squidpy's graph: the cellcharter extra")
+    adata = _slide()                                     # squidpy's knn graph, then the same filter: refused too
+    sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
+    kept = adata[adata.obsm["spatial"][:, 0] > 150].copy()
+    with pytest.raises(InputError, match=r"gives \d+ spots fewer than the 6 neighbours its knn graph gave each spot"):
+        stcore.tl.domains(kept, n_clusters=2, **FAST)
+    sq.gr.spatial_neighbors(kept, coord_type="generic", radius=60.0)      # a radius graph: no count to hold it to
+    with pytest.raises(AssertionError, match="after the work had started"):
+        stcore.tl.domains(kept, n_clusters=2, **FAST)
 
 
 def test_spots_without_counts_are_refused_by_the_api(no_work):
