@@ -203,10 +203,9 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     cols = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres", "pxl_col_in_fullres"]
     if parquet.is_file():
         pos_file, pos = parquet, _read_parquet(parquet)
-    elif new.is_file():
-        pos_file, pos = new, pd.read_csv(new)
-    elif old.is_file():
-        pos_file, pos = old, pd.read_csv(old, header=None, names=cols)
+    elif new.is_file() or old.is_file():
+        pos_file = new if new.is_file() else old
+        pos = _positions_csv(pos_file, cols)
     else:
         raise InputError("no spot positions: none of spatial/tissue_positions.parquet, spatial/tissue_positions.csv "
                          "or spatial/tissue_positions_list.csv exists", path=str(folder),
@@ -221,13 +220,20 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
         raise InputError(f"{len(missing)} barcodes of the matrix are not in the positions file "
                          f"(first: {missing[0]})", path=str(pos_file),
                          fix="use the positions file of the same Space Ranger run")
+    under = int((pd.to_numeric(pos["in_tissue"], errors="coerce") == 1).sum())
     pos = pos.loc[adata.obs_names]
     outside = int((pd.to_numeric(pos["in_tissue"], errors="coerce") != 1).sum())
-    if outside:     # the filtered matrix holds the spots under tissue: another run's positions file
+    if outside:     # the filtered matrix holds the spots under tissue: another run's positions file, or a raw matrix
+        raw = 0 < under < adata.n_obs
         raise InputError(f"{outside} of the {adata.n_obs} spots of filtered_feature_bc_matrix.h5 are not under tissue "
-                         f"in {pos_file.name} (Space Ranger's filtered matrix holds only spots under tissue); the "
-                         "positions are of another run (every Visium slide has the same barcodes)", path=str(pos_file),
-                         fix="use the spatial/ folder Space Ranger wrote beside this filtered_feature_bc_matrix.h5")
+                         f"in {pos_file.name} (Space Ranger's filtered matrix holds only spots under tissue); "
+                         + (f"the matrix holds more spots than the {under} the file puts under tissue: it is the raw "
+                            "matrix (raw_feature_bc_matrix.h5, every spot) under the filtered one's name, or the "
+                            "positions are of another run" if raw else
+                            "the positions are of another run (every Visium slide has the same barcodes)"),
+                         path=str(pos_file),
+                         fix="use the spatial/ folder Space Ranger wrote beside this matrix"
+                             + (", and its filtered_feature_bc_matrix.h5 (not raw_feature_bc_matrix.h5)" if raw else ""))
     adata.obs[["in_tissue", "array_row", "array_col"]] = pos[["in_tissue", "array_row", "array_col"]].values
     adata.obsm[SPATIAL_KEY] = pos[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
     attrs = _h5_attrs(h5)
@@ -240,6 +246,19 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     adata.uns["spatial"] = {library: entry}
     adata.X = as_csr(adata.X)
     return adata
+
+
+def _positions_csv(path: Path, cols: list[str]) -> pd.DataFrame:
+    """Space Ranger's positions CSV: ``tissue_positions.csv`` has a header line,
+    ``tissue_positions_list.csv`` (before Space Ranger 2.0) none; either name is read by what its
+    first line holds (a data line's second cell, in_tissue, is 0 or 1; a renamed file is read as it
+    is), with the separator that line uses (a spreadsheet may save it with ';' or tabs).""" 
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        first = fh.readline()
+    sep = max((",", ";", "\t"), key=first.count)
+    cells = [c.strip().strip('"') for c in first.split(sep)]
+    header = not (len(cells) > 1 and cells[1].isdigit())       # a data line: in_tissue is 0 or 1
+    return pd.read_csv(path, sep=sep, header=0 if header else None, names=None if header else cols)
 
 
 def _h5_attrs(h5: Path) -> dict:

@@ -188,6 +188,18 @@ def test_catalogue_cases_are_otherwise_valid(tmp_path):
         folder = write_visium(tmp_path / positions, tiny_slide(), positions=positions)
         adata, _ = prepare_slide(str(folder), "visium", QCParams(), n_clusters=2)
         assert adata.n_obs == 64 and adata.obsm["spatial"].shape == (64, 2)
+    # the positions file as users leave it: the older headerless file under the newer name, and a
+    # spreadsheet's re-save with ';' between cells (both were "unexpected columns [...]")
+    folder = write_visium(tmp_path / "renamed", tiny_slide(), positions="tissue_positions_list.csv")
+    spatial = folder / "spatial"
+    (spatial / "tissue_positions_list.csv").rename(spatial / "tissue_positions.csv")
+    renamed, _ = prepare_slide(str(folder), "visium", QCParams(), n_clusters=2)
+    assert np.array_equal(renamed.obsm["spatial"], adata.obsm["spatial"])
+    text = (spatial / "tissue_positions.csv").read_text()
+    (spatial / "tissue_positions.csv").write_text("barcode;in_tissue;array_row;array_col;pxl_row_in_fullres;"
+                                                   "pxl_col_in_fullres\n" + text.replace(",", ";"))
+    semicolons, _ = prepare_slide(str(folder), "visium", QCParams(), n_clusters=2)
+    assert np.array_equal(semicolons.obsm["spatial"], adata.obsm["spatial"])
 
 
 def test_duplicate_gene_names_warn_and_are_made_unique(tmp_path, caplog):
