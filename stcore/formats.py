@@ -56,20 +56,22 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
     matrix): the problem and its fix, as the plan warns of it before any job and the reader
     refuses the slide."""
     path = str(path)
+    where = "" if os.path.isabs(path) else (f" (a relative path is read from the folder the workflow runs in, "
+                                            f"not the sheet's: {os.path.abspath(path)})")
     if fmt in MATRIX_FILES:
         if not os.path.isdir(path):
-            return ("folder not found" if not os.path.exists(path) else f"is a file; format {fmt} reads a folder",
+            return ("folder not found" + where if not os.path.exists(path) else f"is a file; format {fmt} reads a folder",
                     "check the path and the format in the sample sheet")
         if not os.path.isfile(os.path.join(path, MATRIX_FILES[fmt])):
             return (f"'{MATRIX_FILES[fmt]}' not found in the folder", "point the path at the folder that holds it")
         return None
     if fmt == "spatialdata":
-        return None if os.path.isdir(path) else ("SpatialData store not found",
+        return None if os.path.isdir(path) else ("SpatialData store not found" + where,
                                                  "check the path in the sample sheet (a .zarr folder)")
     if os.path.isdir(path):
         return ("is a folder; format h5ad reads an .h5ad file",
                 "give the .h5ad file's path (a Space Ranger folder: format visium; a .zarr store: format spatialdata)")
-    return None if os.path.isfile(path) else ("file not found", "check the path in the sample sheet")
+    return None if os.path.isfile(path) else ("file not found" + where, "check the path in the sample sheet")
 
 
 def _hash_file(h, path: str) -> None:

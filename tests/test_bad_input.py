@@ -3,6 +3,7 @@ naming the file, the problem and the fix - from the library, and through Snakema
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 import numpy as np
@@ -566,8 +567,9 @@ def test_unreadable_slides_fail_alone_and_are_listed(tmp_path):
         fh.write("gz\touts\tvisium\t2\t\n")
     plan = snakemake(tmp_path, "-n", timeout=300)          # the plan says so before any job
     assert plan.returncode == 0
-    assert ("WARNING sample 'gone', file 'nope.h5ad': file not found; its jobs will fail (the other slides run "
-            "with --keep-going). Fix: check the path in the sample sheet") in plan.stderr
+    relative = "file not found (a relative path is read from the folder the workflow runs in, not the sheet's: "
+    assert (f"WARNING sample 'gone', file 'nope.h5ad': {relative}{os.path.realpath(tmp_path)}/nope.h5ad); its jobs "
+            "will fail (the other slides run with --keep-going). Fix: check the path in the sample sheet") in plan.stderr
     assert "WARNING sample 'gz', file 'outs': 'filtered_feature_bc_matrix.h5' not found in the folder" in plan.stderr
     assert "WARNING sample 'good'" not in plan.stderr
     run = snakemake(tmp_path, "--cores", "2", "--keep-going", timeout=600)
@@ -575,7 +577,8 @@ def test_unreadable_slides_fail_alone_and_are_listed(tmp_path):
     assert run.returncode != 0 and "MissingInputException" not in console
     assert console.count("WARNING sample 'gone'") == 1           # said once, by the main process
     assert (tmp_path / "results/good/graphst/seed0/metrics.tsv").is_file(), console[-3000:]
-    assert "FAILED logs/qc/gone.log: sample 'gone', file 'nope.h5ad': file not found. Fix: check the path" in console
+    assert f"FAILED logs/qc/gone.log: sample 'gone', file 'nope.h5ad': {relative}" in console
+    assert "nope.h5ad). Fix: check the path" in console
     assert ("FAILED logs/qc/gz.log: sample 'gz', file 'outs': Space Ranger matrix 'filtered_feature_bc_matrix.h5' "
             "not found") in console
     assert not (tmp_path / "results/table.tsv").exists()
