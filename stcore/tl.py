@@ -197,7 +197,15 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")
     coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims)
     x = as_csr(x)
-    check_values(x, values, flavor=hvg_flavor)
+    try:
+        check_values(x, values, flavor=hvg_flavor)
+    except InputError as exc:
+        found = _counts_elsewhere(adata) if layer is None and "non-integer values" in str(exc) else None
+        if found is None:
+            raise
+        raise InputError(f"X holds non-integer values, and {found[0]} holds whole numbers: the raw counts?",
+                         fix=found[1] + "; or say what X holds: values='log_normalized' (after normalize_total "
+                                        "and log1p) or values='normalized'") from None
     empty = int((np.asarray(x.sum(axis=1)).ravel() == 0).sum())
     if empty:
         raise InputError(f"{empty} of {adata.n_obs} spots hold no counts (every value 0); they would be put into "
@@ -285,6 +293,26 @@ def _with_defaults(section: str, settings: dict) -> dict:
 
     props = config_schema()["$defs"][section]["properties"]
     return {k: copy.deepcopy(spec["default"]) for k, spec in props.items() if "default" in spec} | dict(settings)
+
+
+def _counts_elsewhere(adata) -> tuple[str, str] | None:
+    """Where ``adata`` keeps raw counts beside a normalised X, as scanpy's tutorials leave them:
+    (where, how to pass them) for a layer (``layers['counts']``) or ``adata.raw`` of whole
+    numbers, else None."""
+    def whole(m) -> bool:
+        data = m.data if hasattr(m, "indptr") else np.asarray(m)
+        return data.size > 0 and bool(np.array_equal(data, np.round(data))) and bool((data >= 0).all())
+
+    for name, m in adata.layers.items():
+        if whole(m):
+            return f"layers['{name}']", f"pass layer='{name}'"
+    raw = adata.raw
+    if raw is not None and whole(raw.X):
+        if list(raw.var_names) == list(adata.var_names):
+            return "adata.raw.X", "put them in a layer and pass it: adata.layers['counts'] = adata.raw.X, layer='counts'"
+        return "adata.raw.X", (f"run on the raw counts of all {raw.n_vars} genes: adata = adata.raw.to_adata() "
+                               "(it keeps obs and obsm)")
+    return None
 
 
 def _check_stored_graph(adj, params: dict, key: str) -> None:

@@ -160,6 +160,23 @@ def test_normalised_values_are_never_transformed_twice(no_work, tmp_path):
     prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, values="log_normalized")
 
 
+def test_raw_counts_kept_beside_a_normalised_x_are_named(no_work):
+    """scanpy's tutorials keep the counts in layers['counts'] or in .raw before normalising X: the
+    refusal of a non-integer X names where the counts are and how to pass them."""
+    adata = _slide()
+    adata.layers["counts"] = adata.X.copy()
+    logged = _normalised(adata, log=True)
+    with pytest.raises(InputError, match=r"^X holds non-integer values, and layers\['counts'\] holds whole numbers: "
+                                         r"the raw counts\?\. Fix: pass layer='counts'; or say what X holds"):
+        stcore.tl.domains(logged, n_clusters=2, **FAST)
+    adata = _slide()
+    adata.raw = adata.copy()
+    logged = _normalised(adata, log=True)[:, :30].copy()              # its genes a subset, as after HVG selection
+    with pytest.raises(InputError, match=r"adata\.raw\.X holds whole numbers: the raw counts\?\. Fix: run on the raw "
+                                         r"counts of all 40 genes: adata = adata\.raw\.to_adata\(\)"):
+        stcore.tl.domains(logged, n_clusters=2, **FAST)
+
+
 def test_a_layer_that_is_not_there_is_named(no_work):
     with pytest.raises(InputError, match=r"layer 'counts' is not in layers \(layers: \[\]\)"):
         stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
