@@ -188,6 +188,22 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
 
 # --- coordinates and ids ----------------------------------------------------------------------
 
+# Names other tools give the coordinate columns of obs (x first): a cell segmentation's centroids,
+# Space Ranger's full-resolution pixels (column, row), Seurat's image columns, Visium's array grid.
+COORDINATE_COLUMNS = (("x", "y"), ("x_centroid", "y_centroid"), ("center_x", "center_y"), ("x_coord", "y_coord"),
+                      ("pxl_col_in_fullres", "pxl_row_in_fullres"), ("imagecol", "imagerow"),
+                      ("array_col", "array_row"))
+
+
+def _coordinate_columns(columns) -> tuple[str, str] | None:
+    """The first pair of :data:`COORDINATE_COLUMNS` that ``columns`` holds (any case), as named there."""
+    by_lower = {str(c).lower(): str(c) for c in columns}
+    for x, y in COORDINATE_COLUMNS:
+        if x in by_lower and y in by_lower:
+            return by_lower[x], by_lower[y]
+    return None
+
+
 def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence | None = None,
                       path: str | None = None) -> np.ndarray:
     """The spots' coordinates ``obsm[key]`` as an n_spots x 2 float array, or an error: missing,
@@ -198,6 +214,12 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
 
     if key not in adata.obsm:
         have = f" (obsm holds {list(adata.obsm.keys())})" if len(adata.obsm) else ""
+        pair = _coordinate_columns(adata.obs.columns)
+        if pair:
+            raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}; obs has columns "
+                             f"'{pair[0]}' and '{pair[1]}'", path=path,
+                             fix=f"store them as the coordinates: adata.obsm['{key}'] = "
+                                 f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)")
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
     value = adata.obsm[key]

@@ -308,6 +308,16 @@ def test_spots_that_share_a_position_are_warned_of(caplog):
     assert "same counts" not in said
 
 
+def test_coordinates_left_in_obs_are_named_with_the_line_that_stores_them(no_work):
+    adata = _slide()
+    xy = adata.obsm.pop("spatial")
+    adata.obs["X"], adata.obs["Y"] = xy[:, 0], xy[:, 1]
+    with pytest.raises(InputError, match=r"no spot coordinates \(obsm\['spatial'\] is missing\); obs has columns 'X' "
+                                         r"and 'Y'\. Fix: store them as the coordinates: adata\.obsm\['spatial'\] = "
+                                         r"adata\.obs\[\['X', 'Y'\]\]\.to_numpy\(float\)"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
 def test_a_missing_coordinate_key_names_the_key(no_work):
     adata = _slide()
     adata.obsm["X_umap"] = adata.obsm.pop("spatial")
