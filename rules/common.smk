@@ -244,6 +244,11 @@ def compare_figures(kind, enabled=True):
 _RUN_STARTED = time.time()
 
 
+onstart:       # the slides' digests are known once the DAG is built: the same data under two names is said
+    for _line in PLAN.repeated_slides({s: FORMATS.stamp_digest(INPUT_STAMP.format(sample=s)) for s in SAMPLES}):
+        print(_line, file=sys.stderr)
+
+
 onerror:
     for _line in _failures.failure_lines(_RUN_STARTED, snakemake_logs=log):
         print(f"FAILED {_line}", file=sys.stderr)

@@ -13,7 +13,8 @@ import hashlib
 import json
 import os
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "input_digest", "digest_stamp"]
+__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "input_digest", "digest_stamp",
+           "stamp_digest"]
 
 FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
 
@@ -122,6 +123,15 @@ def digest_stamp(path: str, fmt: str, stamp: str) -> str | None:
     try:
         return _update_stamp(path, fmt, stamp)
     except OSError:         # unreadable now: the qc job reads the files itself and says what is wrong
+        return None
+
+
+def stamp_digest(stamp: str) -> str | None:
+    """The input_sha256 a stamp of :func:`digest_stamp` holds, or None (no stamp yet)."""
+    try:
+        with open(stamp) as fh:
+            return json.load(fh).get("input_sha256") or None
+    except (OSError, ValueError):
         return None
 
 

@@ -148,6 +148,15 @@ def test_slides_whose_files_are_missing_are_warned_of(tmp_path):
     assert plan.missing_slides({str(paths["s2"]), str(paths["s3"])}, missing_slide) == []   # made by the workflow
 
 
+def test_slides_that_hold_the_same_data_are_warned_of():
+    plan = _plan(_config())
+    lines = plan.repeated_slides({"s1": "ab" * 32, "s2": "cd" * 32, "s3": "ab" * 32})
+    assert lines == ["WARNING samples 's1', 's3' read the same data (input_sha256 abababababab...): their rows will be "
+                     "the same slide's, counted 2 times. Fix: check their paths in the sample sheet (a folder copied "
+                     "under two names?)"]
+    assert plan.repeated_slides({"s1": "ab" * 32, "s2": None, "s3": None}) == []
+
+
 def test_runs_seeds_slides_and_combinations():
     config = _config(graphst={"model": "graphst"}, latent={"train_from": "graphst", "cluster": {"input": "embedding"}},
                      banksy={"model": "banksy", "seeds": [1, 2]}, spagcn={"model": "spagcn", "samples": ["s1"]})

@@ -138,6 +138,19 @@ class Plan:
                              f"(the other slides run with --keep-going). Fix: {missing[1]}")
         return lines
 
+    def repeated_slides(self, digests):
+        """A warning line for each set of the sheet's slides whose files hold the same data
+        (``digests``: sample -> its input_sha256, or None where not known): a folder copied or named
+        twice gives rows that only look like two slides."""
+        by_digest = {}
+        for sample in self.samples:
+            if digests.get(sample):
+                by_digest.setdefault(digests[sample], []).append(sample)
+        return [f"WARNING samples {', '.join(repr(s) for s in same)} read the same data (input_sha256 "
+                f"{digest[:12]}...): their rows will be the same slide's, counted {len(same)} times. Fix: check "
+                "their paths in the sample sheet (a folder copied under two names?)"
+                for digest, same in by_digest.items() if len(same) > 1]
+
     def trained_with(self, method):
         """The model and train settings of ``method``'s training (its train_from's), for its record
         (the export step shows what the model reads: :func:`stcore.methods.recorded_train`)."""
