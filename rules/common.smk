@@ -50,7 +50,8 @@ def _schema_problem(exc):
 
 # A --configfile's methods, combinations and simulated slides replace the demo's (config.yaml): the plan's rule.
 config.update(_settings.given_sets_replace(config, workflow.config_settings.overwrite_config))
-with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as _fh:  # the file validate() reads
+# the schema validate() reads below
+with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as _fh:
     _schema = yaml.safe_load(_fh)
 config.update(_settings.as_schema_types(dict(config), _schema, _schema))    # --config's '20' as 20, 20.0 as 20
 # Method overrides must hold only what the user wrote, so keep them apart from the defaults.

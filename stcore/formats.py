@@ -61,8 +61,8 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                                             f"not the sheet's: {os.path.abspath(path)})")
     if fmt in MATRIX_FILES:
         if not os.path.isdir(path):
-            return ("folder not found" + where if not os.path.exists(path) else f"is a file; format {fmt} reads a folder",
-                    "check the path and the format in the sample sheet")
+            problem = "folder not found" + where if not os.path.exists(path) else f"is a file; format {fmt} reads a folder"
+            return problem, "check the path and the format in the sample sheet"
         if not os.path.isfile(os.path.join(path, MATRIX_FILES[fmt])):
             return (f"'{MATRIX_FILES[fmt]}' not found in the folder", "point the path at the folder that holds it")
         return None

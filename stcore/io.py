@@ -233,7 +233,8 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
                             "the positions are of another run (every Visium slide has the same barcodes)"),
                          path=str(pos_file),
                          fix="use the spatial/ folder Space Ranger wrote beside this matrix"
-                             + (", and its filtered_feature_bc_matrix.h5 (not raw_feature_bc_matrix.h5)" if raw else ""))
+                             + (", and its filtered_feature_bc_matrix.h5 (not raw_feature_bc_matrix.h5)"
+                                if raw else ""))
     adata.obs[["in_tissue", "array_row", "array_col"]] = pos[["in_tissue", "array_row", "array_col"]].values
     adata.obsm[SPATIAL_KEY] = pos[["pxl_col_in_fullres", "pxl_row_in_fullres"]].to_numpy(float)
     attrs = _h5_attrs(h5)

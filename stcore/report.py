@@ -11,7 +11,8 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_seed", "save_figure", "markdown_html", "figures_html", "page_html", "plot_slide_domains", "plot_ari_boxplot", "plot_umap", "plot_losses"]
+__all__ = ["median_seed", "save_figure", "markdown_html", "figures_html", "page_html", "plot_slide_domains",
+           "plot_ari_boxplot", "plot_umap", "plot_losses"]
 
 
 def _plt():

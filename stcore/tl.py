@@ -309,7 +309,8 @@ def _counts_elsewhere(adata) -> tuple[str, str] | None:
     raw = adata.raw
     if raw is not None and whole(raw.X):
         if list(raw.var_names) == list(adata.var_names):
-            return "adata.raw.X", "put them in a layer and pass it: adata.layers['counts'] = adata.raw.X, layer='counts'"
+            return "adata.raw.X", ("put them in a layer and pass it: adata.layers['counts'] = adata.raw.X, "
+                                   "layer='counts'")
         return "adata.raw.X", (f"run on the raw counts of all {raw.n_vars} genes: adata = adata.raw.to_adata() "
                                "(it keeps obs and obsm)")
     return None

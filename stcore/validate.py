@@ -288,7 +288,8 @@ def shared_positions(adata: ad.AnnData, xy: np.ndarray) -> str | None:
             f"({places} position{'s' if places != 1 else ''}; first: '{adata.obs_names[first]}' and "
             f"'{adata.obs_names[second]}' at ({xy[first, 0]:g}, {xy[first, 1]:g}))")
     if repeated:
-        text += f"; {repeated} of {min(len(pairs), int(same.sum()))} such pairs also have the same counts: one spot twice"
+        text += (f"; {repeated} of {min(len(pairs), int(same.sum()))} such pairs also have the same counts: "
+                 "one spot twice")
     return text + ("; the spatial graph links them as neighbours at distance 0, and a repeated spot counts twice "
                    "in every score")
 

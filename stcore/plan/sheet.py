@@ -89,7 +89,8 @@ def sheet_rows(path, numbered):
             raise PlanError(f"sample sheet '{path}', line {number}: a cell opens a quote (\") that no cell on the line "
                             "closes, so the lines after it were read into that cell. Fix: delete the quote, or "
                             "close it in the same cell")
-    rows = [(number, [ZERO_WIDTH.sub("", cell).strip() for cell in cells]) for (number, _), cells in zip(numbered, parsed)]
+    rows = [(number, [ZERO_WIDTH.sub("", cell).strip() for cell in cells])
+            for (number, _), cells in zip(numbered, parsed)]
     header = [name.lower() for name in rows[0][1]]      # 'Sample', 'N_clusters' as spreadsheets capitalise
     while header and not header[-1]:
         header.pop()
