@@ -128,6 +128,18 @@ def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, pal
             for col in dict.fromkeys(([truth] if truth is not None else []) + keys)}
 
 
+def _made_by(adata: ad.AnnData, col: str) -> str:
+    """What made ``obs[col]``, where :func:`stcore.tl.domains` wrote it (``uns['stcore']``): ': graphst,
+    seed 0', or for a vote ': graphst+banksy+cellcharter, seeds 0, 1, 2'; else ''."""
+    record = adata.uns.get("stcore")
+    if not isinstance(record, dict) or record.get("key") != col or not record.get("method"):
+        return ""
+    seed = record.get("seed")
+    over = (f"seeds {str(record.get('consensus_of', '')).replace(',', ', ')}" if str(seed) == "consensus"
+            else f"seed {seed}")
+    return f": {record['method']}, {over}"
+
+
 def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
     """(image, scale factor, spot diameter in full-resolution pixels) from ``uns['spatial']`` as
     scanpy's Visium reader stores it, or None when it holds no image."""
@@ -300,12 +312,12 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
                 colors = {c: pal[i % len(pal)] for i, c in enumerate(own)} | {MISSING: MISSING_COLOR}
             else:
                 colors, names = matched_colors(reference, ref_colors, values.to_numpy(), cats, palette)
-            head = col
+            head = col + (_made_by(adata, col) if col in keys else "")
             if truth is not None and col in keys:
                 if col not in scores:
                     m = domain_metrics(adata.obs[truth].to_numpy(), _labels(values))
                     scores[col] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
-                head = f"{col}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
+                head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
             elif col == truth:
                 head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
             if b != "spatial":

@@ -86,6 +86,11 @@ def test_scores_in_the_title_are_the_evaluations():
     assert fig.stcore_scores["domain"] == pytest.approx({"ARI": want_ari, "NMI": want_nmi})
     assert 0.5 < want_ari < 1
     assert f"ARI {want_ari:.3f}, NMI {want_nmi:.3f}" in fig.axes[1].get_title()
+    # a column tl.domains wrote: its title says what made it
+    adata.uns["stcore"] = {"key": "domain", "method": "graphst+banksy", "seed": "consensus", "consensus_of": "0,1,2"}
+    fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+    assert fig.axes[1].get_title().startswith("domain: graphst+banksy, seeds 0, 1, 2\nARI ")
+    del adata.uns["stcore"]
     # Without truth: no scores, one panel.
     fig = stcore.pl.domains(adata, show=False, return_fig=True)
     assert fig.stcore_scores == {} and len(fig.axes) == 1 and "ARI" not in fig.axes[0].get_title()
