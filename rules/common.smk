@@ -67,7 +67,6 @@ except WorkflowError as exc:
                         "Fix: see stcore/schemas/config.schema.yaml for the keys and their types") from None
 if _raw_methods is not None:
     config["methods"] = _raw_methods
-config.update(_settings.as_schema_types(dict(config), _schema, _schema))    # the defaults validate() filled in
 
 
 def _checked_sheet(path):

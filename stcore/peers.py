@@ -416,7 +416,8 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     """CellCharter (Varrone et al., Nat Genet 2024) from its package (BSD-3; the ``cellcharter``
     extra, which brings squidpy and spatialdata).
 
-    As its README: ``squidpy.gr.spatial_neighbors(coord_type='generic', delaunay=True)``,
+    As its README: squidpy's Delaunay graph (``spatial_neighbors_delaunay``, the same graph to the
+    bit on the six shared slides as the deprecated ``spatial_neighbors(coord_type='generic', delaunay=True)``),
     ``cellcharter.gr.remove_long_links`` (99th percentile), ``aggregate_neighbors(n_layers=3)``
     of a 10-d representation, then ``cellcharter.tl.Cluster(n_clusters, random_state=seed)``.
     The representation is PCA (10 components of normalize_total 1e4 + log1p of the HVG counts)
@@ -441,7 +442,7 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     dims = int(min(s["rep_dims"], a.n_vars - 1, a.n_obs - 1))
     sc.pp.pca(a, n_comps=dims, random_state=seed)
     with _quiet("CellCharter"):
-        sq.gr.spatial_neighbors(a, coord_type="generic", delaunay=True, spatial_key="spatial")
+        sq.gr.spatial_neighbors_delaunay(a, spatial_key="spatial")
         cc.gr.remove_long_links(a, distance_percentile=float(s["distance_percentile"]))
         cc.gr.aggregate_neighbors(a, n_layers=int(s["n_layers"]), use_rep="X_pca", out_key="X_cellcharter")
         labels = None
