@@ -54,12 +54,19 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
         ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
         ``centrality_scores`` or ``spatial_autocorr`` run on it.
     """
-    from .graph import GraphParams, spatial_adjacency, store_graph
     from .validate import check_coordinates
 
     coords = check_coordinates(adata, spatial_key, dims=spatial_dims)
     adata = adata.copy() if copy else adata
+    add_graph(adata, coords, mode=mode, n_neighbors=n_neighbors, radius=radius, key_added=key_added)
+    return adata if copy else None
+
+
+def add_graph(adata: ad.AnnData, coords, *, mode: str = "knn", n_neighbors: int = 3, radius: float | None = None,
+              key_added: str = "spatial") -> None:
+    """:func:`spatial_graph` on coordinates already checked (``tl.domains`` checks them once)."""
+    from .graph import GraphParams, spatial_adjacency, store_graph
+
     adj = spatial_adjacency(coords, GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius))
     store_graph(adata, adj, coords, key_added=key_added,
                 params={"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius})
-    return adata if copy else None

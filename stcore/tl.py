@@ -163,7 +163,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .io import as_csr
     from .methods import fit, recorded_train
     from .methods import method as method_entry
-    from .gr import spatial_graph
+    from .gr import add_graph
     from .train import epoch_progress, resolve_device
     from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
                            check_values)
@@ -223,7 +223,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     key = f"{graph_key}_connectivities"
     built = key not in adata.obsp
     if built:       # the workflow's graph, stored under squidpy's keys for what follows (nhood_enrichment, ...)
-        spatial_graph(adata, spatial_key=spatial_key, spatial_dims=spatial_dims, key_added=graph_key)
+        add_graph(adata, coords, key_added=graph_key)
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}

@@ -306,6 +306,10 @@ def test_spots_that_share_a_position_are_warned_of(caplog):
     said = caplog.records[-1].getMessage()
     assert said.startswith("merged.h5ad: 3 spots share their position with another spot (1 position; first: ")
     assert "same counts" not in said
+    caplog.clear()
+    stcore.tl.domains(ad.concat([_slide(), _slide()], index_unique="-"), n_clusters=2, **FAST)
+    said = [r.getMessage() for r in caplog.records if "share their position" in r.getMessage()]
+    assert len(said) == 1, said                    # once for the call (it builds the graph on the checked spots)
 
 
 def test_coordinates_left_in_obs_are_named_with_the_line_that_stores_them(no_work):
