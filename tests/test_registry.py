@@ -36,6 +36,25 @@ def test_each_entry_installs_and_runs_where_it_says(name):
     assert (f.bytes_per_value == 0) == f.builtin                    # the built-in models' memory is budgeted apart
 
 
+def _pins(path):
+    """The ``name==version`` lines of a requirements file or of an env file's pip list."""
+    lines = (line.strip().lstrip("- ").strip() for line in path.read_text().splitlines())
+    return {line for line in lines if "==" in line and not line.startswith("#")}
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if not METHODS[m].builtin])
+def test_a_peers_conda_env_holds_its_extra_at_the_same_pins(name):
+    """Under --sdm conda the train job runs in envs/<env>.yaml: it must install the method's extra (the
+    cellcharter jobs of config/recommended.yaml had none there) and the main pins as requirements.txt."""
+    f = METHODS[name]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    env = _pins(REPO / "envs" / f"{f.env}.yaml")
+    assert set(extras[f.extra]) <= env, set(extras[f.extra]) - env
+    main = {p for p in _pins(REPO / "requirements.txt")
+            if not p.startswith(("snakemake", "pytest", "jsonschema", "PyYAML", "pygments"))}
+    assert main <= env, main - env
+
+
 def test_an_unknown_model_names_the_known_ones():
     with pytest.raises(KeyError, match="unknown method model 'nope'.*graphst"):
         facts("nope")
