@@ -8,13 +8,13 @@ number, the ARI of each labelling against the annotation, and the clustering CPU
 call (BLAS on one thread, as the cluster job runs; ``s_*``; in the summary ``x_*`` is the median
 ratio auto / annotated over a slide's seeds).  Slides whose sheet says 'auto' are skipped.
 
-    nice -n 10 .venv/bin/python benchmarks/auto_k.py --config /work/runs/best.yaml \\
-        --results /work/runs/best/results --samples studies/compare_samples.tsv --out docs/compare/auto_k.tsv
+    nice -n 10 .venv/bin/python benchmarks/auto_k.py --config <the run's config> \\
+        --results <the run's folder>/results --samples studies/compare_samples.tsv --out docs/compare/auto_k.tsv
 
 (``--resume``: the rows already in ``--out`` are kept and only the other runs are clustered.)  The cost on
 one slide, each call made ``--times`` times back to back (medians; the load of the machine drifts less within one call than across the run):
 
-    nice -n 10 .venv/bin/python benchmarks/auto_k.py --config /work/runs/best.yaml --results /work/runs/best/results \\
+    nice -n 10 .venv/bin/python benchmarks/auto_k.py --config <the run's config> --results <the run's folder>/results \\
         --samples studies/compare_samples.tsv --only 151673 --seeds 0 --measures ari --times 5 --out docs/compare/auto_k_cost.tsv
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """BANKSY on one slide: its own package alone against the whole DAG running it, back to back.
 
-    nice -n 5 .venv/bin/python benchmarks/banksy_pair.py --data /work/shared/data \\
+    nice -n 5 .venv/bin/python benchmarks/banksy_pair.py --data ../shared/data \\
         --out benchmarks/results/banksy_pair.tsv
 
 Two processes, one after the other, each timed as a whole from outside (wall seconds of the process,

@@ -3,7 +3,8 @@
     import stcore
     stcore.tl.domains(adata, n_clusters=7, seed=0)       # obs['domain'], obsm['X_graphst'], uns['stcore']
     stcore.tl.domains(adata, n_clusters=7, seed=range(5))  # the consensus of five seeds
-    stcore.tl.domains(adata, n_clusters=7, method=["graphst", "banksy", "cellcharter"])  # the recommended answer
+    stcore.tl.domains(adata, n_clusters=7, method=["graphst", "banksy", "cellcharter"],
+                      seed=range(3))                       # the recommended answer
 
 Runs the pipeline's own steps on an AnnData with raw counts in ``X`` (or ``layer``) and
 coordinates in ``obsm['spatial']``: the HVG transform (``stcore.hvg.run_hvg``), the spatial
@@ -75,7 +76,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     n_top_genes : int, default 3000
         Highly variable genes kept.
     hvg_flavor : str, default 'seurat_v3'
-        HVG selection: ``'seurat_v3'`` (on counts) or ``'seurat'``.
+        HVG selection: ``'seurat_v3'`` (on counts), ``'seurat'`` or ``'cell_ranger'``.
     values : str, default 'counts'
         What ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column: ``'counts'``,
         ``'normalized'`` or ``'log_normalized'``.

@@ -154,6 +154,10 @@ CATALOGUE = {
     "visium_positions_of_another_run": (_visium_other_run, {},
                                         r"^file '.*tissue_positions\.csv': 3 of the 64 spots of "
                                         r"filtered_feature_bc_matrix\.h5 are not under tissue"),
+    "visium_raw_matrix_as_filtered": (_visium(in_tissue=np.r_[np.ones(20, int), np.zeros(44, int)]), {},
+                                      r"44 of the 64 spots .* the matrix holds more spots than the 20 the file puts "
+                                      r"under tissue: it is the raw matrix \(raw_feature_bc_matrix\.h5, every spot\) .*"
+                                      r"Fix: .*its filtered_feature_bc_matrix\.h5 \(not raw_feature_bc_matrix\.h5\)"),
     "visium_duplicate_barcodes": (_visium_duplicate_barcode, {},
                                   r"1 duplicate barcodes \(first: 'spot0003'\)\. Fix: use the positions file"),
     "spot_id_with_tab": (_h5ad(lambda a: setattr(a, "obs_names", ["spot\t0", *a.obs_names[1:]])), {},

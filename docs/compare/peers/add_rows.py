@@ -2,7 +2,7 @@
 rebuild summary.md with the project's own table code (stcore.table.summary_markdown), without
 rerunning the methods already in the table:
 
-    .venv/bin/python docs/compare/peers/add_rows.py /work/runs/banksy
+    .venv/bin/python docs/compare/peers/add_rows.py <the run's folder>    # '.' for a run from the repository root
 
 - table.tsv: the committed rows as they are (an empty `cpu_s` cell added), then the run's rows as
   its table.tsv has them, in the committed column order plus `cpu_s`, for methods the table does not
