@@ -46,6 +46,18 @@ def test_a_sheet_as_spreadsheets_save_it(tmp_path):
     assert rows[0]["sample"] == "s1" and rows[0]["truth"] == "region"
 
 
+def test_an_id_a_spreadsheet_wrote_as_a_decimal_number_is_named(tmp_path, capsys):
+    """151673 saved as 151673.0 (a number format, or pandas' float column): taken as written, with a note."""
+    rows = read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\n151673.0\ta.h5ad\th5ad\t7\n"
+                                       b"151674.0\tb.h5ad\th5ad\t7\n"))
+    assert [r["sample"] for r in rows] == ["151673.0", "151674.0"]
+    said = capsys.readouterr().err
+    assert ("2 sample ids are whole numbers written with a decimal point (first: '151673.0')" in said
+            and "results/151673.0/" in said and "Fix: if the id is '151673', save the column as text" in said), said
+    read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\n151673\ta.h5ad\th5ad\t7\nv1.0\tb\th5ad\t7\n"))
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("text, message", [
     ("sample,path,format,n_clusters\ns,a,h5ad,7\n", r"is not tab-separated .* Fix: save it as tab-separated text"),
     ("sample\tpath\tformat\n", r"has no slides"),

@@ -149,6 +149,12 @@ def read_sheet(path):
             raise PlanError(f"sample sheet '{path}': column '{column}' is missing. "
                             f"Fix: the columns are {COLUMNS}")
     check_names("sample id", [row["sample"] for row in rows], f"sample sheet '{path}'")
+    decimal = [row["sample"] for row in rows if re.fullmatch(r"\d+\.0+", row["sample"])]
+    if decimal:         # a number column a spreadsheet or pandas wrote as floats: 151673 became 151673.0
+        print(f"sample sheet '{path}': {len(decimal)} sample ids are whole numbers written with a decimal point "
+              f"(first: '{decimal[0]}'), as a spreadsheet's number format or pandas' float column writes an id; "
+              f"they are taken as written (results/{decimal[0]}/). Fix: if the id is "
+              f"'{decimal[0].split('.')[0]}', save the column as text", file=sys.stderr)
     for row in rows:
         row.setdefault("group", "")
         for column in ("format", "values"):        # 'Visium', 'H5AD' mean visium, h5ad
