@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ari", "fowlkes_mallows", "mean_pairwise_ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
            "information_scores", "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
-           "plot_domains", "MISSING_LABELS", "is_missing_label", "label_text"]
+           "plot_domains", "MISSING_LABELS", "is_missing_label", "label_text", "PLACEHOLDER_LABELS",
+           "annotation_problems"]
 
 
 #: How a missing annotation label is written, compared after stripping surrounding whitespace and
@@ -28,6 +29,45 @@ def is_missing_label(values) -> np.ndarray:
     (:func:`stcore.qc.prepare_slide`), and every score leaves these spots out."""
     s = pd.Series(values)
     return (s.isna() | s.astype(str).str.strip().str.upper().isin(MISSING_LABELS)).to_numpy()
+
+
+#: Labels an annotation tool or a curator writes for a spot left without a domain, compared as
+#: MISSING_LABELS.  They are scored as a domain of their own (the label may be meant: a warning,
+#: not a change); MERFISH's 'Ambiguous' cells are one.
+PLACEHOLDER_LABELS = ("UNKNOWN", "UNASSIGNED", "UNLABELED", "UNLABELLED", "UNANNOTATED", "NOT ANNOTATED",
+                      "UNDETERMINED", "UNDEFINED", "UNCLASSIFIED", "EXCLUDED", "AMBIGUOUS", "NOISE", "-1", "-", "?")
+#: More distinct labels than this, and more than half the labelled spots: a per-spot value (a number,
+#: an id), not an annotation of domains.
+PER_SPOT_LABELS = 100
+
+
+def annotation_problems(values, column: str) -> tuple[list[str], str | None]:
+    """What makes the annotation ``values`` (obs[``column``]) score something else than meant:
+    warnings (placeholder labels scored as a domain, one label for every spot) and a refusal, or
+    None (a per-spot value: more than :data:`PER_SPOT_LABELS` distinct labels, most spots one of
+    their own, so every score compares the domains with ids).  Missing labels are left out first,
+    as every score does."""
+    s = pd.Series(np.asarray(values, dtype=object))
+    s = pd.Series(label_text(s[~is_missing_label(s)].to_numpy()))
+    counts = s.value_counts()
+    warnings = []
+    placeholders = [(label, int(n)) for label, n in counts.items() if label.upper() in PLACEHOLDER_LABELS]
+    if placeholders:
+        named = ", ".join(f"'{label}' ({n} spots)" for label, n in placeholders)
+        first = placeholders[0][0]
+        warnings.append(f"truth column '{column}' holds {named}, a label that often means 'no label'; it is scored "
+                        f"as a domain of its own. Fix: if those spots are not annotated, set them to NaN before "
+                        f"writing the file (adata.obs.loc[adata.obs['{column}'] == '{first}', '{column}'] = np.nan)")
+    if len(counts) == 1:
+        warnings.append(f"truth column '{column}' gives every annotated spot one label ('{counts.index[0]}'): every "
+                        "score compares the domains with one class (ARI 0 whatever they are). Fix: name the column "
+                        "of the domain annotation")
+    refusal = None
+    if len(counts) > PER_SPOT_LABELS and len(counts) > len(s) / 2:
+        refusal = (f"truth column '{column}' has {len(counts)} distinct labels on {len(s)} annotated spots "
+                   f"(first: {', '.join(repr(x) for x in counts.index[:3])}): a per-spot value, not an annotation "
+                   "of domains")
+    return warnings, refusal
 
 
 def label_text(values) -> np.ndarray:

@@ -9,11 +9,14 @@
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 __all__ = ["domains", "domain_colors", "matched_colors"]
 
@@ -277,7 +280,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     import matplotlib.pyplot as plt
     import scanpy as sc
 
-    from .evaluate import domain_metrics, side_by_side
+    from .evaluate import annotation_problems, domain_metrics, side_by_side
 
     keys = [key] if isinstance(key, str) else list(key)
     bases = [basis] if isinstance(basis, str) else list(basis)
@@ -288,6 +291,10 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
         if b not in adata.obsm:
             raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())})")
     palette = list(palette) if palette is not None else None
+    if truth is not None:           # what the workflow's qc job says of the same annotation, said here too
+        said, refusal = annotation_problems(adata.obs[truth], truth)
+        for line in said + ([refusal + ": the scores in the titles compare the domains with it"] if refusal else []):
+            log.warning(line)
 
     # Colours: the reference (annotation, else the first found column) in its own order, the rest matched.
     ref_col = truth if truth is not None else keys[0]

@@ -126,7 +126,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     ``integer_counts`` overrides that decision.
     """
     from .errors import InputError
-    from .evaluate import is_missing_label
+    from .evaluate import annotation_problems, is_missing_label
     from .io import read_slide
     from .provenance import input_digest
     from .validate import check_counts, check_n_clusters, check_values_match, needs_integer, output_key
@@ -140,12 +140,23 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:
         if truth not in adata.obs.columns:
-            raise InputError(f"truth column '{truth}' is not in obs (columns: {list(adata.obs.columns)[:10]})",
-                             path=path, fix="set the sample sheet's truth column to an existing obs column, "
-                                            "or leave it empty")
+            columns = list(adata.obs.columns)
+            near = [c for c in columns if str(c).strip().lower() == truth.strip().lower()]
+            raise InputError(f"truth column '{truth}' is not in obs ("
+                             + (f"'{near[0]}' differs only in case or spaces; " if near else "")
+                             + f"columns: {columns[:10]}{' ...' if len(columns) > 10 else ''})",
+                             path=path, fix=(f"set the sample sheet's truth column to '{near[0]}'" if near else
+                                             "set the sample sheet's truth column to an existing obs column, "
+                                             "or leave it empty"))
         if is_missing_label(adata.obs[truth]).all():
             raise InputError(f"truth column '{truth}' has no labels (all missing: empty, NA, NaN or None)",
                              path=path, fix="fill in the annotation or leave the truth column empty")
+        said, refusal = annotation_problems(adata.obs[truth], truth)
+        if refusal:
+            raise InputError(refusal, path=path, fix="set the sample sheet's truth column to the column of the "
+                                                     "domain annotation, or leave it empty")
+        for line in said:
+            log.warning("%s: %s", path, line)
     try:
         adata, report = run_qc(adata, params)
     except InputError as exc:

@@ -49,6 +49,13 @@ def _truncated(tmp):
     return out, "h5ad"
 
 
+def _per_spot_truth(tmp):
+    """The truth column set to a per-spot number (a total count, an id) instead of the annotation."""
+    adata = tiny_slide(n_side=12)
+    adata.obs["domain"] = [f"{0.37 * i:.2f}" for i in range(adata.n_obs)]
+    return write(adata, tmp / "slide.h5ad"), "h5ad"
+
+
 def _visium(**kw):
     def build(tmp):
         return write_visium(tmp / "outs", tiny_slide(), **kw), "visium"
@@ -118,6 +125,12 @@ CATALOGUE = {
     "duplicate_spot_ids": (_h5ad(duplicate_spot), {}, r"1 duplicate spot ids \(first: 'spot0004'\)"),
     "truth_column_absent": (_h5ad(_unchanged), {"truth": "layer"},
                             r"truth column 'layer' is not in obs .*Fix: set the sample sheet's truth"),
+    "truth_column_differs_in_case": (_h5ad(_unchanged), {"truth": "Domain "},
+                                     r"truth column 'Domain ' is not in obs \('domain' differs only in case or spaces; "
+                                     r"columns: \['domain'\]\)\. Fix: set the sample sheet's truth column to 'domain'$"),
+    "truth_per_spot_value": (_per_spot_truth, {"truth": "domain"},
+                             r"truth column 'domain' has 144 distinct labels on 144 annotated spots \(first: .*\): a "
+                             r"per-spot value, not an annotation of domains\. Fix: set the sample sheet's truth column"),
     "truth_all_missing": (_h5ad(lambda a: a.obs.__setitem__("domain", np.nan)), {"truth": "domain"},
                           r"truth column 'domain' has no labels \(all missing"),
     # a spreadsheet's or R's spellings of a missing label, as stcore.evaluate leaves them out

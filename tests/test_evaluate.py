@@ -318,3 +318,54 @@ def test_missing_label_spellings_are_left_out_whatever_their_case_and_spaces():
     truth = np.array(["a", "a", "NaN", " na ", "None", "", "b", "b"], dtype=object)
     m = domain_metrics(truth, np.array([0, 0, 1, 0, 1, 0, 1, 1]))
     assert m["n_labelled"] == 4 and m["n_unlabelled"] == 4 and m["ARI"] == pytest.approx(1.0)
+
+
+def test_an_annotation_that_scores_something_else_is_named(tmp_path, caplog):
+    """Placeholder labels ('Unknown', 'unassigned', MERFISH's 'Ambiguous', -1) are scored as a domain of
+    their own, and one label for every spot makes every ARI 0: both were scored without a word.  Said
+    (not changed: the label may be meant) by the qc job and by pl.domains; a per-spot value is refused."""
+    import logging
+
+    import matplotlib
+    from slides import tiny_slide, write
+
+    from stcore.evaluate import annotation_problems
+    from stcore.qc import QCParams, prepare_slide
+
+    matplotlib.use("Agg")
+    said, refusal = annotation_problems(["L1", "L2", "unassigned ", "Unknown", "unassigned", np.nan, "-1"], "layer")
+    assert refusal is None and len(said) == 1
+    assert said[0].startswith("truth column 'layer' holds 'unassigned' (2 spots), 'Unknown' (1 spots), '-1' (1 spots), "
+                              "a label that often means 'no label'; it is scored as a domain of its own. Fix: if those "
+                              "spots are not annotated, set them to NaN"), said
+    said, _ = annotation_problems(["cortex", "cortex ", None, "NA"], "region")
+    assert said == ["truth column 'region' gives every annotated spot one label ('cortex'): every score compares the "
+                    "domains with one class (ARI 0 whatever they are). Fix: name the column of the domain annotation"]
+    assert annotation_problems(["L1", "L2", "L3"] * 50, "layer") == ([], None)
+    assert annotation_problems([str(i) for i in range(150)], "n_counts")[1].startswith(
+        "truth column 'n_counts' has 150 distinct labels on 150 annotated spots")
+    adata = tiny_slide()
+    adata.obs["domain"] = adata.obs["domain"].astype(str).where(adata.obs_names != "spot0003", "Unknown")
+    caplog.set_level(logging.WARNING, logger="stcore")
+    prepare_slide(str(write(adata, tmp_path / "s.h5ad")), "h5ad", QCParams(), truth="domain")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 's.h5ad'}: truth column 'domain' holds 'Unknown' (1 spots), a label that often means 'no label'; "
+        "it is scored as a domain of its own. Fix: if those spots are not annotated, set them to NaN before writing "
+        "the file (adata.obs.loc[adata.obs['domain'] == 'Unknown', 'domain'] = np.nan)"]
+    caplog.clear()
+    adata.obs["found"] = adata.obs["domain"]
+    stcore_pl_domains(adata)
+    assert [r.getMessage() for r in caplog.records if "'Unknown'" in r.getMessage()], caplog.records
+    adata.obs["domain"] = adata.obs["domain"].astype(str).replace("Unknown", "D0")
+    caplog.clear()
+    prepare_slide(str(write(adata, tmp_path / "t.h5ad")), "h5ad", QCParams(), truth="domain")
+    assert not caplog.records                                   # an annotation as it should be: no word
+
+
+def stcore_pl_domains(adata):
+    import matplotlib.pyplot as plt
+
+    import stcore
+
+    fig = stcore.pl.domains(adata, key="found", truth="domain", return_fig=True, show=False)
+    plt.close(fig)
