@@ -409,11 +409,19 @@ def _refuse_duplicate_ids(ids: pd.Index, what: str, path: Path, fix: str) -> Non
 
 
 def as_csr(x) -> sp.csr_matrix:
-    """X as CSR; half-precision values (which scipy.sparse does not hold) as float32, exactly."""
+    """X as CSR; half-precision values (which scipy.sparse does not hold) as float32, exactly.  Entries
+    stored twice for one spot and gene (a matrix built from its arrays by hand) are added up, as scipy
+    reads them: scanpy's gene variances square each stored entry, so they would select other genes."""
     x = x if sp.issparse(x) else np.asarray(x)
     if x.dtype == np.float16:
         x = x.astype(np.float32)
-    return sp.csr_matrix(x)
+    x = sp.csr_matrix(x)
+    if not x.has_canonical_format:
+        summed = x.copy()
+        summed.sum_duplicates()
+        if summed.nnz != x.nnz:         # only then: unsorted indices alone are kept as they are
+            x = summed
+    return x
 
 
 def _check_slide(adata: ad.AnnData, path: str) -> None:

@@ -528,3 +528,26 @@ def test_half_precision_values_are_read_as_float32(tmp_path, no_work):
     assert read.X.dtype == np.float32 and np.array_equal(read.X.toarray(), adata.X.astype(np.float32))
     with pytest.raises(AssertionError, match="after the work had started"):    # every check passed
         stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
+def test_entries_stored_twice_for_a_spot_and_gene_select_the_same_genes():
+    """A count split over two stored entries of one (spot, gene) (a CSR built from its arrays by hand):
+    the same matrix by value, but scanpy's seurat_v3 variances square each stored entry, so other genes
+    were selected without a word.  as_csr adds them up, as scipy reads them."""
+    from stcore.hvg import HVGParams, run_hvg
+    from stcore.io import as_csr
+
+    adata = _slide()
+    x = sp.csr_matrix(adata.X).tocoo()
+    half = np.floor(x.data / 2)
+    rows, cols, data = np.r_[x.row, x.row], np.r_[x.col, x.col], np.r_[x.data - half, half]
+    keep = data != 0
+    order = np.lexsort((cols[keep], rows[keep]))
+    split = sp.csr_matrix((data[keep][order], cols[keep][order],
+                           np.r_[0, np.cumsum(np.bincount(rows[keep], minlength=x.shape[0]))]), shape=x.shape)
+    assert not split.has_canonical_format and abs(split - adata.X).sum() == 0
+    chosen = []
+    for matrix in (adata.X, split):
+        counts = ad.AnnData(as_csr(matrix), obs=adata.obs[[]], var=adata.var[[]])
+        chosen.append(list(run_hvg(counts, HVGParams(n_top_genes=10)).var_names))
+    assert chosen[0] == chosen[1]
