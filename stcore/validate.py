@@ -95,6 +95,13 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
         raise InputError(f"{what} holds negative values (scaled or centred values?)", path=path,
                          fix="store non-negative normalised values in X, before scaling")
     if integer and not np.array_equal(data, np.round(data)):
+        off = _rounding_off(data)
+        if off is not None:
+            raise InputError(f"the count matrix holds whole numbers up to {float(data.max()):g} stored with rounding "
+                             f"error (each within {off:.2g} of a whole number, as a float conversion or np.expm1 of a "
+                             "float32 log1p leaves them); raw counts are needed", path=path,
+                             fix="round them to whole numbers before writing the file (adata.X.data = "
+                                 "np.rint(adata.X.data)) and keep values counts")
         raise InputError("the count matrix holds non-integer values; raw counts are needed", path=path,
                          fix="store raw integer counts in X; or say what X holds in the sample sheet's values "
                              "column (in stcore.tl.domains: values=...): log_normalized after normalize_total and "
@@ -131,6 +138,26 @@ def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
                 and float(totals.std() / totals.mean()) < ONE_TOTAL_CV)
 
 
+def _rounding_off(data: np.ndarray, block: int = 1 << 22) -> float | None:
+    """The largest distance of ``data`` from whole numbers when every value is a whole number but for
+    float rounding (within 1e-3 + 1e-5 of its size: float32 keeps about 7 digits), else None.  A block
+    of values at a time; values that are not counts stop it at the first block."""
+    data = np.asarray(data).ravel()
+    largest = 0.0
+    for start in range(0, data.size, block):
+        part = data[start:start + block].astype(np.float64)
+        off = np.abs(part - np.rint(part))
+        if not bool((off <= 1e-3 + 1e-5 * np.abs(part)).all()):
+            return None
+        largest = max(largest, float(off.max()))
+    return largest if data.size else None
+
+
+#: log1p of a spot's values after normalize_total stays below this (log1p(1e6) = 13.8 for a total
+#: of a million): larger values are not log-normalised.
+LOG_NORMALIZED_MAX = 50.0
+
+
 def _log_of_whole(data: np.ndarray, sample: int = 1_000_000) -> bool:
     """Whether ``data`` (the stored values, zeros left out) is log1p of whole numbers: expm1 of
     the values within 0.01 of a whole number on average (float32 rounding leaves about 1e-4 on
@@ -156,14 +183,24 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if data.size == 0:
         return
+    off = None
     if whole is None:
         whole = np.array_equal(data, np.round(data))
-    if values in ("normalized", "log_normalized") and whole and float(data.max()) > 0:
+        if not whole and values in ("normalized", "log_normalized"):
+            off = _rounding_off(data)           # whole numbers but for float rounding: raw counts all the same
+    if values in ("normalized", "log_normalized") and (whole or off is not None) and float(data.max()) > 0:
         kind = "log-normalised" if values == "log_normalized" else "normalised"
-        raise InputError(f"X holds whole numbers up to {float(data.max()):g}, raw counts rather than {kind} values, "
-                         f"but values is {values}", path=path,
+        raise InputError(f"X holds whole numbers up to {float(data.max()):g}"
+                         + (f" (each within {off:.2g} of one: float rounding)" if off is not None else "")
+                         + f", raw counts rather than {kind} values, but values is {values}", path=path,
                          fix="set values to counts (the sample sheet's values column; in stcore.tl.domains "
-                             "values='counts')")
+                             "values='counts')" + (", after rounding them (adata.X.data = np.rint(adata.X.data))"
+                                                   if off is not None else ""))
+    if values == "log_normalized" and float(data.max()) > LOG_NORMALIZED_MAX:
+        raise InputError(f"X holds values up to {float(data.max()):g}, but values is log_normalized: log1p of "
+                         f"normalised values stays below {LOG_NORMALIZED_MAX:g} (log1p(1e6) = 13.8)", path=path,
+                         fix="set values to counts for raw counts, or normalized for normalised values without the "
+                             "log (the sample sheet's values column; in stcore.tl.domains values=...)")
     if values == "log_normalized":
         if _log_of_whole(data):
             raise InputError("X holds the log1p of whole numbers (expm1 of every value is whole): raw counts logged "

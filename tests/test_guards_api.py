@@ -115,6 +115,32 @@ def test_log_normalised_values_given_as_counts_are_refused_and_taken_when_named(
     assert adata.uns["stcore"]["values"] == "log_normalized" and adata.obs["domain"].nunique() <= 2
 
 
+def test_counts_with_rounding_error_are_named_as_counts(no_work):
+    """Counts brought back by np.expm1 of a float32 log1p (each within 1e-4 of a whole number) were told
+    to be log_normalized or normalized, and both were then taken: raw counts as log values, or never
+    normalised per spot.  Each is now named as counts with rounding error, with np.rint as the fix;
+    and values far above any log1p (276 as log_normalized) are refused."""
+    back = _slide()
+    back.X = sp.csr_matrix(back.X, dtype=np.float32)
+    back.X.data = np.expm1(np.log1p(back.X.data))
+    assert not np.array_equal(back.X.data, np.rint(back.X.data))
+    with pytest.raises(InputError, match=r"^the count matrix holds whole numbers up to \d+ stored with rounding error "
+                                         r"\(each within [\d.e-]+ of a whole number.*Fix: round them to whole numbers "
+                                         r"before writing the file \(adata\.X\.data = np\.rint\(adata\.X\.data\)\)"):
+        stcore.tl.domains(back, n_clusters=2, **FAST)
+    for values in ("log_normalized", "normalized"):
+        with pytest.raises(InputError, match=r"X holds whole numbers up to \d+ \(each within [\d.e-]+ of one: float "
+                                             r"rounding\), raw counts rather than .*Fix: set values to counts .*after "
+                                             r"rounding them"):
+            stcore.tl.domains(back, n_clusters=2, values=values, **FAST)
+    scaled = _slide()
+    scaled.X = sp.csr_matrix(scaled.X * 1.37)            # not counts, not log values: up to tens
+    scaled.X.data[0] = 276.5
+    with pytest.raises(InputError, match=r"X holds values up to 276\.5, but values is log_normalized: log1p of "
+                                         r"normalised values stays below 50"):
+        stcore.tl.domains(scaled, n_clusters=2, values="log_normalized", **FAST)
+
+
 def _normalised(adata: ad.AnnData, *, log: bool) -> ad.AnnData:
     """X as scanpy's normalize_total (and log1p) leave it: every spot sums to 10,000 (before the log)."""
     x = adata.X.toarray()
