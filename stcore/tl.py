@@ -175,10 +175,13 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                              "(seed=range(3))")
     seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seed: one seed or several different seeds, got {seed!r}")
+        raise InputError(f"seed: one seed or several different seeds, got {seed!r} (a seed repeated runs the same "
+                         "labelling twice and counts it twice in the vote)",
+                         fix="give different seeds (seed=range(3)) or one (seed=0)")
     methods = [method] if isinstance(method, str) else [str(m) for m in method]
     if not methods or len(set(methods)) != len(methods):
-        raise ValueError(f"method: one method or several different methods, got {method!r}")
+        raise InputError(f"method: one method or several different methods, got {method!r}",
+                         fix="name each method once (method=['graphst', 'banksy', 'cellcharter'])")
     # Every check before any work (the workflow's, with its messages: stcore.validate).
     train, cluster, hvg = check_settings(train=train, cluster=cluster,
                                          hvg={"n_top_genes": n_top_genes, "flavor": hvg_flavor})

@@ -198,8 +198,10 @@ def test_several_methods_are_combined_at_each_seed_as_the_workflows_ensembles():
     stcore.tl.domains(adata, n_clusters=2, **FAST)
     assert "domain_methods" not in adata.obsm and "domain_seeds" not in adata.obsm
     before = adata.obs["domain"].copy()
-    with pytest.raises(ValueError, match="several different methods"):
+    with pytest.raises(InputError, match=r"several different methods, got \['graphst', 'graphst'\]\. Fix: name each "):
         stcore.tl.domains(adata, n_clusters=2, method=["graphst", "graphst"], **FAST)
+    with pytest.raises(InputError, match=r"several different seeds, got \[0, 0\] .*Fix: give different seeds"):
+        stcore.tl.domains(adata, n_clusters=2, seed=[0, 0], **FAST)
     with pytest.raises(InputError, match="no_such_method"):
         stcore.tl.domains(adata, n_clusters=2, method=["graphst", "no_such_method"], **FAST)
     assert (adata.obs["domain"] == before).all()
