@@ -281,6 +281,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         raise InputError(f"obsm['{key}'] has shape {xy.shape}, expected n_spots x 2", path=path,
                          fix="store one (x, y) row per spot")
     if xy.shape[1] > 2:
+        _refuse_sections_in_coordinates(xy, value, key, path)
         raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
                          "plane's x and y is not known", path=path,
                          fix=f"store only x and y in obsm['{key}'] (e.g. obsm['{key}'][:, :2] when the others are "
@@ -298,6 +299,43 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         log.warning("%s%s. Fix: drop the repeated spots, or correct their coordinates in obsm['%s']",
                     f"{path}: " if path else "", shared, key)
     return xy
+
+
+def _refuse_sections_in_coordinates(xy: np.ndarray, value, key: str, path: str | None) -> None:
+    """Coordinates of more than two columns where one of them takes few values, each held by
+    :data:`MIN_SECTION_SPOTS` spots or more, spaced as sections are (not the planes of one
+    section, :func:`_planes_of_one_section`): the spots of several sections at their z.  Refused
+    as such, since dropping that column would lay the sections on one another."""
+    import pandas as pd
+
+    if xy.shape[0] < 2 * MIN_SECTION_SPOTS or not np.isfinite(xy).all():
+        return
+    found = []
+    for k in range(xy.shape[1]):
+        counts = pd.Series(xy[:, k]).value_counts()
+        if not (2 <= len(counts) <= xy.shape[0] // 2 and int(counts.min()) >= MIN_SECTION_SPOTS):
+            continue
+        plane = np.delete(xy, k, axis=1)
+        if plane.shape[1] != 2 or not (np.ptp(plane, axis=0) > 0).all():
+            continue
+        if not _planes_of_one_section(counts.index.to_numpy(float), plane, _nearest_other_spot(plane)):
+            found.append((k, np.sort(counts.index.to_numpy(float))))
+    if len(found) != 1:
+        return
+    k, levels = found[0]
+    shown = ", ".join(f"{v:g}" for v in levels[:5]) + (", ..." if len(levels) > 5 else "")
+    cols = getattr(value, "columns", None)
+    name = f"obsm['{key}']['{cols[k]}']" if cols is not None else f"obsm['{key}'][:, {k}]"
+    keep = [j for j in range(xy.shape[1]) if j != k]
+    rest = (f"part.obsm['{key}'][{[str(cols[j]) for j in keep]}]" if cols is not None
+            else f"part.obsm['{key}'][:, {keep}]")
+    raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}), and {name} takes only "
+                     f"{len(levels)} values ({shown}), each held by many spots: the spots of several sections, at "
+                     "their z; taking the other two columns would lay the sections on one another, and one spatial "
+                     "graph over them would join spots of different sections", path=path,
+                     fix=f"split the object by that column and give one section at a time, e.g. part = "
+                         f"adata[adata.{name} == {float(levels[0])!r}].copy(); part.obsm['{key}'] = {rest}; in the workflow "
+                         "one row of the sample sheet per section (the same group to train them together)")
 
 
 def shared_positions(adata: ad.AnnData, xy: np.ndarray) -> str | None:
@@ -332,14 +370,26 @@ def shared_positions(adata: ad.AnnData, xy: np.ndarray) -> str | None:
 
 
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)
-# Other obs columns that name each spot's slide where several were joined into one object:
-# AnnData.concatenate's batch_key ('batch'), anndata.concat's label= as users spell it.
-SLIDE_COLUMNS = ("batch", "slide", "slide_id", "sample", "sample_id", "library", "section", "slice", "slice_id",
-                 "dataset")
+# Other obs columns that name each spot's slide or section where several were joined into one
+# object: AnnData.concatenate's batch_key ('batch'), anndata.concat's label= as users spell it,
+# and the section columns of the published MERFISH tables: the Moffitt et al. hypothalamus table
+# ('Animal_ID', 'Bregma'), the Allen Brain Cell atlas ('brain_section_label', 'donor_label', and
+# 'z' / 'z_section', each section's position).
+SLIDE_COLUMNS = ("batch", "slide", "slide_id", "slide_name", "sample", "sample_id", "sample_name", "library",
+                 "library_name", "section", "section_id", "section_name", "section_label", "brain_section_label",
+                 "slice", "slice_id", "slice_name", "dataset", "bregma", "animal_id", "donor_id", "donor_label",
+                 "z", "z_section")
+# Of those, the ones that give a depth in the coordinates' units (the planes of one section, or
+# the sections' positions).
+DEPTH_COLUMNS = ("z", "z_section")
 # A slide column whose groups lie among each other: more than this share of the spots have their
 # nearest neighbour in another group (two joined Visium slides: most; one slide's regions, or
 # slides placed side by side: only the spots along a border).
 MIXED_SHARE = 0.25
+# A column of numbers (a float 'bregma', 'section' or 'z') names sections only where each of its
+# values is held by at least this many spots; a measured value (a depth per cell, a count) has
+# values held by one spot or a few.
+MIN_SECTION_SPOTS = 10
 
 
 def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None) -> None:
@@ -348,10 +398,14 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
     ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
     one frame, so one spatial graph would join spots of different slides).  A slide taken out of
     such an object (one value left in the column, every library still in ``uns``) passes.
-    With the coordinates ``xy``, also a column named as joined slides are (:data:`SLIDE_COLUMNS`:
-    ``AnnData.concatenate``'s ``batch``, ``anndata.concat(label='slide')``, ...) with two values
-    or more whose spots lie among each other (more than :data:`MIXED_SHARE` of the spots' nearest
-    neighbours in another group); groups that meet only along a border pass."""
+    With the coordinates ``xy``, also a column named as joined slides or sections are
+    (:data:`SLIDE_COLUMNS`: ``AnnData.concatenate``'s ``batch``, ``anndata.concat(label='slide')``,
+    MERFISH's ``bregma``, ``z``, ...) with two values or more whose spots lie among each other
+    (more than :data:`MIXED_SHARE` of the spots' nearest neighbours in another group); groups
+    that meet only along a border pass.  A column of numbers counts where it takes few values,
+    each held by :data:`MIN_SECTION_SPOTS` spots or more; a ``z`` whose values lie closer together
+    than half the spots' usual distance to their nearest neighbour gives the depths of one section
+    imaged in several planes, and passes."""
     import pandas as pd
 
     spatial = adata.uns.get("spatial")
@@ -359,20 +413,26 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
     nearest = None
     for column in adata.obs.columns:
         values = adata.obs[column]
-        by_library = column == LIBRARY_KEY or (len(libraries) >= 2
-                                               and not pd.api.types.is_numeric_dtype(values.dtype))
-        by_name = (xy is not None and str(column).lower() in SLIDE_COLUMNS
-                   and not pd.api.types.is_float_dtype(values.dtype))
+        numeric = pd.api.types.is_numeric_dtype(values.dtype)
+        by_library = column == LIBRARY_KEY or (len(libraries) >= 2 and not numeric)
+        numeric = numeric and not pd.api.types.is_bool_dtype(values.dtype)
+        by_name = xy is not None and str(column).lower() in SLIDE_COLUMNS
         if not (by_library or by_name):           # the other columns are not read at all
             continue
-        present = [str(v) for v in pd.unique(values.dropna())]
-        if len(present) < 2:
+        unique = pd.unique(values.dropna())
+        if len(unique) < 2:
             continue
+        present = [str(v) for v in unique]
         if by_library and (column == LIBRARY_KEY or set(present) <= libraries):
             reason = ""
         elif by_name and len(present) <= adata.n_obs // 2:
+            if pd.api.types.is_float_dtype(values.dtype) and not _sections_of_numbers(values):
+                continue
             if nearest is None:
                 nearest = _nearest_other_spot(xy)
+            if (numeric and str(column).lower() in DEPTH_COLUMNS
+                    and _planes_of_one_section(np.asarray(unique, dtype=float), xy, nearest)):
+                continue
             codes = pd.Categorical(values.astype(object).where(values.notna(), None)).codes
             known = codes >= 0
             mixed = float(np.mean(codes[known] != codes[nearest][known]))
@@ -382,12 +442,37 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
                       "another slide")
         else:
             continue
-        shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
+        if numeric:                               # numbers are selected as numbers: == 0.21, not == '0.21'
+            present = [repr(v.item() if hasattr(v, "item") else v) for v in unique]
+            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            first = present[0]
+        else:
+            shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
+            first = f"'{present[0]}'"
         raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}){reason}; one "
                          "spatial graph over them would join spots of different slides", path=path,
-                         fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == '{present[0]}']"
+                         fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == {first}]"
                              ".copy(); in the workflow one row of the sample sheet per slide (the same group "
                              "to train them together)")
+
+
+def _sections_of_numbers(values) -> bool:
+    """Whether a column of numbers takes few values, each held by :data:`MIN_SECTION_SPOTS` spots
+    or more (the sections' names or positions), rather than a measured value per spot."""
+    counts = values.dropna().value_counts()
+    return len(counts) >= 2 and int(counts.min()) >= MIN_SECTION_SPOTS
+
+
+def _planes_of_one_section(levels: np.ndarray, xy: np.ndarray, nearest: np.ndarray) -> bool:
+    """Whether the values of a depth (``z``) lie closer together than half the spots' median
+    distance to their nearest neighbour in the plane: the imaging planes of one thick section
+    (MERFISH images a 10 um section in 1.5 um steps; cells lie about 10 um apart), not sections
+    (cut 10 um or more apart, and each a whole tissue)."""
+    levels = np.sort(levels[np.isfinite(levels)])
+    if len(levels) < 2:
+        return True
+    spacing = float(np.median(np.linalg.norm(xy - xy[nearest], axis=1)))
+    return float(np.min(np.diff(levels))) < spacing / 2
 
 
 def _nearest_other_spot(xy: np.ndarray) -> np.ndarray:

@@ -56,6 +56,18 @@ def _per_spot_truth(tmp):
     return write(adata, tmp / "slide.h5ad"), "h5ad"
 
 
+def _sections(tmp):
+    """Two sections in one object, named by a float 'bregma' as MERFISH tables name them (a second
+    section of another depth, its cells in the first one's frame)."""
+    import anndata as ad
+
+    first, second = tiny_slide(seed=1), tiny_slide(seed=2)
+    second.obsm["spatial"] = second.obsm["spatial"] + np.array([37.0, 21.0])
+    first.obs["bregma"], second.obs["bregma"] = 0.21, 0.16
+    both = ad.concat([first, second], index_unique="-", keys=["a", "b"])
+    return write(both, tmp / "slide.h5ad"), "h5ad"
+
+
 def _visium(**kw):
     def build(tmp):
         return write_visium(tmp / "outs", tiny_slide(), **kw), "visium"
@@ -123,6 +135,10 @@ CATALOGUE = {
                         r"3 spots have NaN or infinite coordinates"),
     "coordinates_one_point": (_h5ad(set_coordinates(np.ones_like)), {}, r"all spots sit at one point"),
     "duplicate_spot_ids": (_h5ad(duplicate_spot), {}, r"1 duplicate spot ids \(first: 'spot0004'\)"),
+    "sections_in_one_object": (_sections, {},
+                               r"the spots come from 2 slides \(obs\['bregma'\]: 0\.21, 0\.16\), and they lie among "
+                               r"each other: .*Fix: give one slide at a time, e\.g\. adata\[adata\.obs\['bregma'\] == "
+                               r"0\.21\]\.copy\(\)"),
     "truth_column_absent": (_h5ad(_unchanged), {"truth": "layer"},
                             r"truth column 'layer' is not in obs .*Fix: set the sample sheet's truth"),
     "truth_column_differs_in_case": (_h5ad(_unchanged), {"truth": "Domain "},

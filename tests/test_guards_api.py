@@ -309,6 +309,55 @@ def test_joined_slides_are_refused_by_a_slide_column_when_their_spots_lie_among_
     assert halves.obsp["spatial_connectivities"].shape == (64, 64)
 
 
+def test_several_sections_in_one_object_are_refused_by_their_section_column_or_z(no_work):
+    """Sections joined into one object and named as MERFISH and the Allen atlas name them: a float
+    'bregma' (Moffitt et al.), a float 'section', an int 'section_id', 'animal_id', a 'z' per
+    section (each was taken, and one graph joined the sections).  Numbers count where each value is
+    held by many spots; a z whose values lie closer than the spots (the planes of one thick
+    section) and a measured value per spot pass."""
+    for column, values in (("bregma", (0.21, 0.16)), ("section", (21.0, 16.0)), ("section_id", (1, 2)),
+                           ("animal_id", (1, 2)), ("z", (0.0, 50.0)), ("z_section", (0.0, 200.0))):
+        both = _joined((37.0, 21.0), "batch_", ("A", "B"))
+        both.obs[column] = np.where(both.obs.pop("batch_").to_numpy() == "A", values[0], values[1])
+        with pytest.raises(InputError, match=rf"^the spots come from 2 slides \(obs\['{column}'\]: "
+                                             rf"{values[0]!r}, {values[1]!r}\), and they lie among each other.*"
+                                             rf"Fix: give one slide at a time, e\.g\. adata\[adata\.obs\['{column}'\] "
+                                             rf"== {re.escape(repr(values[0]))}\]\.copy\(\)"):
+            stcore.gr.spatial_graph(both)
+        with pytest.raises(InputError, match=rf"obs\['{column}'\]"):
+            stcore.tl.domains(both, n_clusters=2, **FAST)
+        one = both[both.obs[column] == values[0]].copy()       # the fix, followed: one section passes
+        stcore.gr.spatial_graph(one)
+    planes = _joined((37.0, 21.0), "batch_", ("A", "B"))       # one section's planes, 1.5 apart; spots 40 or more apart
+    planes.obs["z"] = np.where(planes.obs.pop("batch_").to_numpy() == "A", 0.0, 1.5)
+    stcore.gr.spatial_graph(planes)
+    measured = _slide()                                        # a depth per cell, as a segmentation measures it
+    measured.obs["z"] = np.random.default_rng(0).uniform(0, 10, measured.n_obs)
+    measured.obs["sample"] = np.round(measured.obs["z"])       # few values, each held by few spots
+    stcore.gr.spatial_graph(measured)
+
+
+def test_sections_stacked_as_a_third_coordinate_are_named_as_sections(no_work):
+    """x, y and each section's z in obsm['spatial']: the message names the sections and the column to
+    split by (it offered [:, :2] and spatial_dims=(0, 1), which laid the sections on one another)."""
+    both = _joined((37.0, 21.0), "batch_", ("A", "B"))
+    section = both.obs.pop("batch_").to_numpy() == "B"
+    both.obsm["spatial"] = np.c_[both.obsm["spatial"], np.where(section, 50.0, 0.0)]
+    for call in (stcore.gr.spatial_graph, lambda a: stcore.tl.domains(a, n_clusters=2, **FAST)):
+        with pytest.raises(InputError) as err:
+            call(both)
+        msg = str(err.value)
+        assert msg.startswith("obsm['spatial'] has 3 columns (shape (128, 3)), and obsm['spatial'][:, 2] takes only "
+                              "2 values (0, 50), each held by many spots: the spots of several sections"), msg
+        assert "Fix: split the object by that column and give one section at a time, e.g. part = " \
+               "adata[adata.obsm['spatial'][:, 2] == 0.0].copy(); part.obsm['spatial'] = " \
+               "part.obsm['spatial'][:, [0, 1]]" in msg and "spatial_dims" not in msg
+    planes = both.copy()                                       # the planes of one section: the plain message
+    planes.obsm["spatial"][:, 2] = np.where(section, 1.5, 0.0)
+    with pytest.raises(InputError, match=r"which two are the plane's x and y is not known\. Fix: store only x and y"):
+        stcore.gr.spatial_graph(planes)
+
+
 def test_spots_that_share_a_position_are_warned_of(caplog):
     """A slide joined to itself without a slide column, or spots whose coordinates a merge filled
     with 0: the graph links them at distance 0 and a repeated spot counts twice in every score.
