@@ -311,7 +311,8 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     """Read a Xenium output folder: ``cell_feature_matrix.h5`` (gene-expression features only;
     control probes and codewords are dropped) and the cell centroids of ``cells.parquet`` (or
     ``cells.csv.gz``), in microns, as ``obsm['spatial']``; the cell table's other columns (cell
-    and nucleus area, transcript and control counts, ...) go to ``obs``."""
+    and nucleus area, transcript and control counts, ...) go to ``obs``.  A cells file whose
+    ``transcript_counts`` disagree with the matrix for most cells is of another run: refused."""
     folder = Path(folder)
     h5 = folder / "cell_feature_matrix.h5"
     if not h5.is_file():
@@ -340,11 +341,47 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
         raise InputError(f"{len(missing)} cells of the matrix are not in the cells file (first: {missing[0]})",
                          path=str(cells_file), fix="use the cells file of the same Xenium output bundle")
     cells = cells.loc[adata.obs_names]
+    _refuse_cells_of_another_run(adata, cells, cells_file)
     adata.obsm[SPATIAL_KEY] = cells[["x_centroid", "y_centroid"]].to_numpy(float)
     for column in cells.columns.difference(need, sort=False):    # cell area, transcript counts, ...
         adata.obs[column] = cells[column].to_numpy()
     adata.X = as_csr(adata.X)
     return adata
+
+
+# The cells file's counts of control probes and codewords (Xenium Onboard Analysis 1.x to 3.x):
+# transcript_counts holds the gene transcripts alone, the matrix's controls are dropped on reading;
+# a cell whose transcript_counts differs from its gene counts by no more than these agrees.
+XENIUM_CONTROL_COUNTS = ("control_probe_counts", "control_codeword_counts", "unassigned_codeword_counts",
+                         "deprecated_codeword_counts", "genomic_control_counts")
+
+
+def _refuse_cells_of_another_run(adata: ad.AnnData, cells: pd.DataFrame, cells_file: Path) -> None:
+    """The cells file's ``transcript_counts`` (each cell's gene transcripts, as Xenium writes it)
+    agrees with the matrix's counts for at least half the cells; where it does not, the file is of
+    another run (Xenium's cell ids, 'aaaaaaab-1', ..., repeat across runs, so every cell is found):
+    refused.  A cell agrees when the two differ by no more than its control counts; files without
+    ``transcript_counts`` are taken as they are."""
+    if "transcript_counts" not in cells.columns:
+        return
+    told = pd.to_numeric(cells["transcript_counts"], errors="coerce").to_numpy(float)
+    known = np.isfinite(told)
+    if not known.any():
+        return
+    sums = np.asarray(adata.X.sum(axis=1), dtype=float).ravel()
+    controls = np.zeros(len(told))
+    for column in XENIUM_CONTROL_COUNTS:
+        if column in cells.columns:
+            controls += np.nan_to_num(pd.to_numeric(cells[column], errors="coerce").to_numpy(float))
+    agree = np.abs(told - sums)[known] <= controls[known] + 0.5
+    if agree.mean() >= 0.5:
+        return
+    first = int(np.flatnonzero(known)[np.argmin(agree)])
+    raise InputError(f"transcript_counts disagrees with the counts of cell_feature_matrix.h5 for "
+                     f"{int((~agree).sum())} of the {int(known.sum())} cells (first: '{adata.obs_names[first]}', "
+                     f"{told[first]:g} in the file, {sums[first]:g} in the matrix): the cells file is of another run "
+                     "(Xenium's cell ids repeat across runs, so every cell is found in it)", path=str(cells_file),
+                     fix="use the cells file of the Xenium output bundle that holds this cell_feature_matrix.h5")
 
 
 def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:

@@ -128,6 +128,33 @@ def test_xenium_refusals_name_the_file_and_the_fix(tmp_path):
         read_slide(twice, "xenium")
 
 
+def test_xenium_cells_file_of_another_run_is_refused(tmp_path):
+    """Xenium's cell ids repeat across runs, so another run's cells file finds every cell of the
+    matrix and gave it another slide's position; its transcript_counts disagree with the matrix's
+    counts for most cells: refused, naming the file.  Counts that include the controls, or that
+    differ for a few cells, are taken."""
+    folder = write_xenium(tmp_path / "run1", tiny_slide(seed=1))
+    other = write_xenium(tmp_path / "run2", tiny_slide(seed=2))
+    (folder / "cells.parquet").write_bytes((other / "cells.parquet").read_bytes())
+    with pytest.raises(InputError) as err:
+        read_slide(folder, "xenium")
+    msg = str(err.value)
+    assert re.match(rf"file '{re.escape(str(folder / 'cells.parquet'))}': transcript_counts disagrees with the counts "
+                    r"of cell_feature_matrix\.h5 for \d+ of the 64 cells \(first: 'aaa\d{4}-1', \d+ in the file, \d+ in "
+                    r"the matrix\): the cells file is of another run .*\. Fix: use the cells file of the Xenium output "
+                    r"bundle that holds this cell_feature_matrix\.h5$", msg), msg
+    own = write_xenium(tmp_path / "own", tiny_slide(seed=1))
+    cells = pd.read_parquet(own / "cells.parquet")
+    cells["control_probe_counts"], cells["control_codeword_counts"] = 1, 1
+    cells["transcript_counts"] += 2                       # counted with the cell's controls
+    cells.loc[cells.index[:20], "transcript_counts"] += 7     # and off for a few cells
+    cells.to_parquet(own / "cells.parquet", index=False)
+    assert read_slide(own, "xenium").n_obs == 64
+    del cells["transcript_counts"]                       # a cells file without the column: taken as it is
+    cells.to_parquet(own / "cells.parquet", index=False)
+    assert read_slide(own, "xenium").n_obs == 64
+
+
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     folder = write_visium_hd(tmp_path / "outs", tiny_slide(), image=False)
     monkeypatch.setitem(sys.modules, "pyarrow", None)     # import pyarrow raises ImportError
