@@ -19,11 +19,15 @@ _log_uncaught_in_job()      # in a pipeline job, an error while importing goes t
 
 
 def __getattr__(name: str):
-    """``stcore.read``, ``stcore.gr``, ``stcore.tl`` and ``stcore.pl`` (the notebook API) load on first use, so that a pipeline step
-    importing one module of stcore does not pay for anndata when it does not read a slide."""
-    if name in ("read", "gr", "tl", "pl"):
-        import importlib
+    """The package's modules load on first use: ``stcore.read``, ``stcore.gr``, ``stcore.tl`` and
+    ``stcore.pl`` (the notebook API), and the others the documentation names after ``import
+    stcore`` (``stcore.simulate.write_visium``, ``stcore.export.domains_spatialdata``, ...), so that
+    a pipeline step importing one module of stcore does not pay for anndata when it does not read
+    a slide.  A name that is no module of the package is an AttributeError, as for any module."""
+    import importlib
+    import importlib.util
 
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

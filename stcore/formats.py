@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "input_digest", "digest_stamp",
-           "stamp_digest"]
+__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "is_anndata_zarr", "input_digest",
+           "digest_stamp", "stamp_digest"]
 
 FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
 
@@ -67,12 +67,42 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
             return (f"'{MATRIX_FILES[fmt]}' not found in the folder", "point the path at the folder that holds it")
         return None
     if fmt == "spatialdata":
+        if os.path.isdir(path) and is_anndata_zarr(path):
+            return ("an AnnData .zarr store (anndata's write_zarr), not a SpatialData store: it holds no table",
+                    f"write it as an .h5ad file and read that with format h5ad: {_as_h5ad(path)}")
         return None if os.path.isdir(path) else ("SpatialData store not found" + where,
                                                  "check the path in the sample sheet (a .zarr folder)")
     if os.path.isdir(path):
+        if is_anndata_zarr(path):
+            return ("an AnnData .zarr store (anndata's write_zarr), not an .h5ad file",
+                    f"write it as an .h5ad file and give that file's path: {_as_h5ad(path)}")
         return ("is a folder; format h5ad reads an .h5ad file",
                 "give the .h5ad file's path (a Space Ranger folder: format visium; a .zarr store: format spatialdata)")
     return None if os.path.isfile(path) else ("file not found" + where, "check the path in the sample sheet")
+
+
+def is_anndata_zarr(path: str) -> bool:
+    """Whether the folder ``path`` is a .zarr store of one AnnData (anndata's ``write_zarr``: its
+    top level's attributes say ``encoding-type: anndata``, in ``.zattrs`` for zarr format 2 or
+    ``zarr.json`` for format 3), not a SpatialData store."""
+    for name in (".zattrs", "zarr.json"):
+        try:
+            with open(os.path.join(path, name), encoding="utf-8") as fh:
+                attrs = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if isinstance(attrs, dict) and name == "zarr.json":
+            attrs = attrs.get("attributes", {})
+        if isinstance(attrs, dict) and attrs.get("encoding-type") == "anndata":
+            return True
+    return False
+
+
+def _as_h5ad(path: str) -> str:
+    """The call that writes the AnnData .zarr store ``path`` as an .h5ad file beside it."""
+    stem = os.path.normpath(path)
+    stem = stem[:-len(".zarr")] if stem.endswith(".zarr") else stem
+    return f"anndata.read_zarr('{path}').write_h5ad('{stem}.h5ad')"
 
 
 def _hash_file(h, path: str) -> None:

@@ -87,6 +87,7 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
 
         adata = ad.read_h5ad(path)
     except Exception as exc:  # h5py raises OSError, anndata raises its own types
+        _refuse_10x_matrix(path)
         raise InputError(f"not a readable .h5ad ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
                          path=str(path), fix="re-export the slide with anndata's write_h5ad") from None
     if adata.X is None:
@@ -97,6 +98,30 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
                              f"adata.layers['{layers[0] if layers else 'counts'}'])")
     adata.X = as_csr(adata.X)
     return adata
+
+
+def _refuse_10x_matrix(path: Path) -> None:
+    """A 10x HDF5 matrix given as an .h5ad (Space Ranger's ``filtered_feature_bc_matrix.h5``,
+    Xenium's ``cell_feature_matrix.h5``: a ``matrix`` group of barcodes, features and the CSC
+    arrays, and no coordinates) is named with the format that reads it and its folder."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            matrix = f.get("matrix")
+            is_10x = isinstance(matrix, h5py.Group) and {"barcodes", "indptr"} <= set(matrix.keys())
+    except Exception:
+        return
+    if not is_10x:
+        return
+    xenium = path.name.startswith("cell_feature_matrix")
+    what = "Xenium's cell_feature_matrix.h5" if xenium else "Space Ranger's filtered_feature_bc_matrix.h5"
+    raise InputError(f"a 10x matrix (the HDF5 'matrix' group of {what}), not an .h5ad: it holds the counts without "
+                     "the spots' positions", path=str(path),
+                     fix=(f"set the sample sheet's format to xenium and its path to the Xenium output folder "
+                          f"({path.parent}, which holds it and cells.parquet or cells.csv.gz)" if xenium else
+                          f"set the sample sheet's format to visium and its path to the Space Ranger outs folder "
+                          f"({path.parent}, which holds spatial/; a Visium HD bin folder: format visium_hd)"))
 
 
 def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:
@@ -388,7 +413,12 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     """Read a SpatialData ``.zarr`` store: its table (the one table, or the one named 'table'),
     counts in ``X``; coordinates from the table's ``obsm['spatial']``, else the centroids of the
     shapes element the table annotates, matched by its instance ids."""
+    from .formats import is_anndata_zarr, missing_slide
+
     store = Path(store)
+    if store.is_dir() and is_anndata_zarr(str(store)):
+        problem, fix = missing_slide(str(store), "spatialdata")
+        raise InputError(problem, path=str(store), fix=fix)
     try:
         import spatialdata as sd
     except ImportError:

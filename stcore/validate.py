@@ -25,6 +25,7 @@ workflow adds the sample id.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -241,6 +242,27 @@ def _coordinate_columns(columns) -> tuple[str, str] | None:
     return None
 
 
+# Names other tools give the coordinates in obsm (case ignored): AnnData's embedding prefix
+# ('X_spatial'), Giotto's and Seurat's exports ('spatial_coords', 'coords', 'xy', 'centroids').
+COORDINATE_KEY = re.compile(r"^(x_)?(spatial|spatial_coords?|spatial_coordinates|coords?|coordinates|xy|centroids?|"
+                            r"positions?|locations?)$", re.IGNORECASE)
+
+
+def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
+    """The first ``obsm`` key other than ``key`` named as coordinates are (:data:`COORDINATE_KEY`)
+    that holds two or more numbers per spot, or None."""
+    for other in adata.obsm.keys():
+        if other == key or not COORDINATE_KEY.match(str(other)):
+            continue
+        try:
+            value = np.asarray(adata.obsm[other], dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if value.ndim == 2 and value.shape[1] >= 2:
+            return str(other)
+    return None
+
+
 def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence | None = None,
                       path: str | None = None) -> np.ndarray:
     """The spots' coordinates ``obsm[key]`` as an n_spots x 2 float array, or an error: missing,
@@ -251,6 +273,15 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
 
     if key not in adata.obsm:
         have = f" (obsm holds {list(adata.obsm.keys())})" if len(adata.obsm) else ""
+        other = _coordinate_key(adata, key)
+        if other:
+            columns = np.shape(adata.obsm[other])[1]
+            stored = f"adata.obsm['{other}']" + ("[:, :2]" if columns > 2 else "")
+            raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}; they are under another key: "
+                             f"obsm['{other}'] ({columns} numbers per spot)", path=path,
+                             fix=f"store them under '{key}': adata.obsm['{key}'] = {stored}"
+                                 + (" (the x and y columns)" if columns > 2 else "")
+                                 + f" (stcore.tl.domains also reads them with spatial_key='{other}')")
         pair = _coordinate_columns(adata.obs.columns)
         if pair:
             raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}; obs has columns "

@@ -68,6 +68,19 @@ def _sections(tmp):
     return write(both, tmp / "slide.h5ad"), "h5ad"
 
 
+def _10x_matrix_as_h5ad(tmp):
+    """Space Ranger's matrix file given as the slide, format h5ad."""
+    return write_visium(tmp / "outs", tiny_slide()) / "filtered_feature_bc_matrix.h5", "h5ad"
+
+
+def _anndata_zarr(fmt):
+    """A slide written with anndata's write_zarr, given as format ``fmt``."""
+    def build(tmp):
+        tiny_slide().write_zarr(tmp / "slide.zarr")
+        return tmp / "slide.zarr", fmt
+    return build
+
+
 def _visium(**kw):
     def build(tmp):
         return write_visium(tmp / "outs", tiny_slide(), **kw), "visium"
@@ -113,6 +126,19 @@ CATALOGUE = {
     "h5ad_is_a_folder": (lambda tmp: ((tmp / "slides").mkdir() or tmp / "slides", "h5ad"), {},
                          r"is a folder; format h5ad reads an \.h5ad file\. Fix: give the \.h5ad file's path"),
     "not_hdf5": (_raw(b"sample,x,y\n1,2,3\n"), {}, r"not a readable \.h5ad .*Fix: re-export"),
+    "10x_matrix_as_h5ad": (_10x_matrix_as_h5ad, {},
+                           r"filtered_feature_bc_matrix\.h5': a 10x matrix \(the HDF5 'matrix' group of Space Ranger's "
+                           r"filtered_feature_bc_matrix\.h5\), not an \.h5ad: it holds the counts without the spots' "
+                           r"positions\. Fix: set the sample sheet's format to visium and its path to the Space Ranger "
+                           r"outs folder \(.*/outs, which holds spatial/"),
+    "anndata_zarr_as_h5ad": (_anndata_zarr("h5ad"), {},
+                             r"slide\.zarr': an AnnData \.zarr store \(anndata's write_zarr\), not an \.h5ad file\. Fix: "
+                             r"write it as an \.h5ad file and give that file's path: anndata\.read_zarr\('.*/slide\.zarr'\)"
+                             r"\.write_h5ad\('.*/slide\.h5ad'\)$"),
+    "anndata_zarr_as_spatialdata": (_anndata_zarr("spatialdata"), {},
+                                    r"slide\.zarr': an AnnData \.zarr store \(anndata's write_zarr\), not a SpatialData "
+                                    r"store: it holds no table\. Fix: write it as an \.h5ad file and read that with format "
+                                    r"h5ad: anndata\.read_zarr\('.*/slide\.zarr'\)\.write_h5ad\('.*/slide\.h5ad'\)$"),
     "truncated_h5ad": (_truncated, {}, r"not a readable \.h5ad .*Fix: re-export"),
     "unknown_format": (lambda tmp: (write(tiny_slide(), tmp / "s.h5ad"), "loom"), {},
                        r"unknown format 'loom'\. Fix: use one of \['h5ad', 'visium', 'visium_hd', 'xenium', 'spatialdata'\]"),

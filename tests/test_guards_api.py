@@ -46,6 +46,13 @@ def _tab_in_spot_id(a):
     a.obs_names = ["spot\t0", *a.obs_names[1:]]
 
 
+def _coordinates_as_x_spatial(a):
+    """The pixel coordinates under obsm['X_spatial'] (as some converters store them), the array's
+    grid indices in obs beside them."""
+    a.obsm["X_spatial"] = a.obsm.pop("spatial")
+    a.obs["array_row"], a.obs["array_col"] = np.arange(a.n_obs) // 8, np.arange(a.n_obs) % 8
+
+
 # id -> (change of a valid slide, n_clusters, the message's problem (regex)[, keywords of both calls])
 SAME_MESSAGE = {
     "log_normalised_counts": (lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray()))), 2,
@@ -54,6 +61,9 @@ SAME_MESSAGE = {
     "negative_counts": (set_x(lambda x: x.__setitem__((3, 4), -2)), 2, r"negative values; raw counts"),
     "nan_counts": (set_x(lambda x: x.__setitem__((3, 4), np.nan)), 2, r"NaN or infinite values"),
     "no_coordinates": (no_coordinates, 2, r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
+    "coordinates_under_another_key": (_coordinates_as_x_spatial, 2,
+                                      r"^no spot coordinates \(obsm\['spatial'\] is missing\) \(obsm holds \['X_spatial'\]\); "
+                                      r"they are under another key: obsm\['X_spatial'\] \(2 numbers per spot\)$"),
     "coordinates_nan": (set_coordinates(lambda xy: np.where(np.arange(len(xy))[:, None] < 3, np.nan, xy)), 2,
                         r"^3 spots have NaN or infinite coordinates \(obsm\['spatial'\]\)$"),
     "coordinates_1d": (set_coordinates(lambda xy: xy[:, :1]), 2, r"has shape \(64, 1\), expected n_spots x 2"),
@@ -626,3 +636,59 @@ def test_entries_stored_twice_for_a_spot_and_gene_select_the_same_genes():
         counts = ad.AnnData(as_csr(matrix), obs=adata.obs[[]], var=adata.var[[]])
         chosen.append(list(run_hvg(counts, HVGParams(n_top_genes=10)).var_names))
     assert chosen[0] == chosen[1]
+
+
+def _documented_names(*files: Path) -> set[str]:
+    """Every ``stcore.<module>.<name>`` (and deeper) the files name."""
+    names = set()
+    for f in files:
+        names |= set(re.findall(r"\bstcore(?:\.[A-Za-z_]\w*){2,}", f.read_text()))
+    return names
+
+
+def test_every_name_the_notebook_docs_give_resolves_after_import_stcore():
+    """The README and docs/notebook.md name calls as a notebook makes them after a plain ``import
+    stcore`` (``stcore.simulate.write_visium`` was an AttributeError there): each resolves, in a
+    fresh interpreter.  Every such name in docs/*.md exists in the package."""
+    import importlib
+    import subprocess
+    import sys
+
+    names = sorted(_documented_names(REPO / "README.md", REPO / "docs" / "notebook.md"))
+    assert {"stcore.simulate.write_visium", "stcore.export.domains_spatialdata", "stcore.tl.domains"} <= set(names)
+    script = ("import functools, stcore, sys\n"
+              "bad = []\n"
+              "for name in sys.argv[1:]:\n"
+              "    try: functools.reduce(getattr, name.split('.')[1:], stcore)\n"
+              "    except AttributeError as e: bad.append(f'{name}: {e}')\n"
+              "print('\\n'.join(bad)); sys.exit(1 if bad else 0)\n")
+    run = subprocess.run([sys.executable, "-c", script, *names], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for name in sorted(_documented_names(REPO / "README.md", *(REPO / "docs").glob("*.md"))):
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):             # the longest prefix that is a module, then attributes
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for part in parts[cut:]:
+                obj = getattr(obj, part, None)
+            assert obj is not None, f"{name}, named in the docs, is not in the package"
+            break
+    import stcore
+
+    assert not hasattr(stcore, "no_such_module")                 # other names stay AttributeErrors
+
+
+def test_coordinates_under_another_key_are_pointed_to_before_obs_columns():
+    """obsm['X_spatial'] holding the positions and obs the array's grid indices: the fix names the
+    key (it named obs['array_col'], obs['array_row'], the grid indices, as the coordinates)."""
+    from stcore.validate import check_coordinates
+
+    adata = _slide()
+    _coordinates_as_x_spatial(adata)
+    with pytest.raises(InputError) as err:
+        check_coordinates(adata)
+    assert err.value.fix == ("store them under 'spatial': adata.obsm['spatial'] = adata.obsm['X_spatial'] "
+                             "(stcore.tl.domains also reads them with spatial_key='X_spatial')")
+    assert np.array_equal(check_coordinates(adata, "X_spatial"), tiny_slide().obsm["spatial"])
