@@ -249,6 +249,11 @@ onstart:       # the slides' digests are known once the DAG is built: the same d
         print(_line, file=sys.stderr)
 
 
+onsuccess:     # result folders of runs this config does not have (an earlier config's, a sheet's) are said
+    for _line in PLAN.stale_runs(_runs.result_folders("results")):
+        print(_line, file=sys.stderr)
+
+
 onerror:
     for _line in _failures.failure_lines(_RUN_STARTED, snakemake_logs=log):
         print(f"FAILED {_line}", file=sys.stderr)

@@ -440,3 +440,26 @@ def test_every_job_writes_a_log_through_run_step():
         script = re.search(r"^\s+script:\n\s+\"\.\./(scripts/\w+\.py)\"", body, re.M)
         assert script, f"rule {name} runs no script"
         assert "run_step(snakemake" in (REPO / script.group(1)).read_text(), script.group(1)
+
+
+def test_result_folders_an_earlier_config_left_are_named_at_the_end(tmp_path):
+    """Seeds [0, 1], then [0]: the table was right, but seed1/ and the seeds' consensus/ (the README's
+    file to use) stayed from the first config without a word.  Said at the end of the run, and kept."""
+    write(tiny_slide(), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    config = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(config.replace("seeds: [0]\n", "seeds: [0, 1]\n"))
+    first = snakemake(tmp_path, "--cores", "2", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    again = snakemake(tmp_path, "--cores", "2", timeout=600)     # nothing to do: nothing to say
+    assert again.returncode == 0 and "result folders" not in again.stderr, again.stderr[-3000:]
+    (tmp_path / "config.yaml").write_text(config)
+    fewer = snakemake(tmp_path, "--cores", "2", timeout=600)
+    assert fewer.returncode == 0, (fewer.stdout + fewer.stderr)[-3000:]
+    assert ("WARNING 2 result folders are not runs of this config (left by an earlier config or sample sheet: "
+            "results/s/graphst/consensus, results/s/graphst/seed1); results/table.tsv lists this config's runs "
+            "only. Fix: delete them if they are not wanted (rm -r results/s/graphst/consensus "
+            "results/s/graphst/seed1)") in fewer.stderr, fewer.stderr[-3000:]
+    assert (tmp_path / "results/s/graphst/seed1/domains.h5ad").is_file()          # said, never deleted
+    table = pd.read_csv(tmp_path / "results/table.tsv", sep="\t", dtype=str)
+    assert list(table["seed"]) == ["0"]

@@ -169,6 +169,33 @@ def test_slides_that_hold_the_same_data_are_warned_of():
     assert plan.repeated_slides({"s1": "ab" * 32, "s2": None, "s3": None}) == []
 
 
+def test_result_folders_no_run_of_the_config_has_are_warned_of(tmp_path, monkeypatch):
+    """Seeds [0, 1] then [0], or a method taken out: the earlier runs' folders (seed1/, consensus/) stayed
+    beside the current ones without a word, and a user opened the old consensus as this run's answer."""
+    from stcore.plan.runs import result_folders
+
+    monkeypatch.chdir(tmp_path)
+    for folder in ("s1/graphst/seed0", "s1/graphst/seed1", "s1/graphst/consensus", "s1/old/seed0", "gone/graphst/seed0",
+                   "s2/graphst/seed0", "s2/graphst/seed7", "records/train", "simulated", "compare/figures"):
+        (tmp_path / "results" / folder).mkdir(parents=True)
+    for f in ("s1/graphst/seed0/domains.h5ad", "s1/graphst/seed1/labels.tsv", "s1/graphst/consensus/domains.h5ad",
+              "s1/old/seed0/domains.h5ad", "gone/graphst/seed0/labels.tsv", "s2/graphst/seed0/domains.h5ad",
+              "records/train/s1.graphst.seed0.tsv"):
+        (tmp_path / "results" / f).write_text("")
+    found = result_folders("results")          # s2/graphst/seed7 holds no result: a folder only
+    assert found == ["results/gone/graphst/seed0", "results/s1/graphst/consensus", "results/s1/graphst/seed0",
+                     "results/s1/graphst/seed1", "results/s1/old/seed0", "results/s2/graphst/seed0"]
+    config = _config()
+    config["seeds"] = [0]
+    assert _plan(config).stale_runs(found) == [
+        "WARNING 4 result folders are not runs of this config (left by an earlier config or sample sheet: "
+        "results/gone/graphst/seed0, results/s1/graphst/consensus, results/s1/graphst/seed1, results/s1/old/seed0); "
+        "results/table.tsv lists this config's runs only. Fix: delete them if they are not wanted (rm -r "
+        "results/gone/graphst/seed0 results/s1/graphst/consensus results/s1/graphst/seed1 results/s1/old/seed0)"]
+    config = _config(graphst={"model": "graphst"}, old={"model": "graphst"})
+    assert _plan(config).stale_runs([f for f in found if "gone" not in f]) == []     # seeds 0, 1 and consensus
+
+
 def test_runs_seeds_slides_and_combinations():
     config = _config(graphst={"model": "graphst"}, latent={"train_from": "graphst", "cluster": {"input": "embedding"}},
                      banksy={"model": "banksy", "seeds": [1, 2]}, spagcn={"model": "spagcn", "samples": ["s1"]})

@@ -1,7 +1,9 @@
 """The runs of a config: methods, seeds, slides, combinations, their files and their settings."""
 from __future__ import annotations
 
+import glob
 import os
+import re
 
 from . import PlanError
 from .sheet import check_names
@@ -23,6 +25,14 @@ def run_file(name, sample="{sample}", method="{method}", seed="{seed}"):
 def consensus_file(name, sample="{sample}", method="{method}"):
     """Path of file ``name`` of a (slide, method)'s consensus (wildcards left in by default)."""
     return f"{CONSENSUS}/{name}".format(sample=sample, method=method)
+
+
+def result_folders(root="results"):
+    """The folders under ``root`` laid out as :data:`RUN` or :data:`CONSENSUS` that hold a run's result
+    (``domains.h5ad`` or ``labels.tsv``)."""
+    return sorted(folder for folder in glob.glob(os.path.join(glob.escape(root), "*", "*", "*"))
+                  if re.fullmatch(r"seed\d+|consensus", os.path.basename(folder))
+                  and any(os.path.isfile(os.path.join(folder, f)) for f in ("domains.h5ad", "labels.tsv")))
 
 
 def record_file(stage, job):
@@ -299,6 +309,21 @@ class Plan:
                                  "labels": consensus_file("labels.tsv", sample, name),
                                  "train_record": None, "cluster_record": None})
         return runs
+
+    def stale_runs(self, found):
+        """A warning line, or none, for result folders of runs (``found``: folders
+        results/<sample>/<method>/seed<N> or consensus that hold a run's result, as
+        :func:`result_folders` lists them) that are not runs of this config: left by an earlier config
+        or sample sheet (fewer seeds, a method or slide taken out), they stay on disk beside the
+        current ones, and a user opens them for this run's."""
+        planned = {os.path.normpath(os.path.dirname(run["labels"])) for run in self.table_runs()}
+        stale = sorted(f for f in map(os.path.normpath, found) if f not in planned)
+        if not stale:
+            return []
+        shown = ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else "")
+        return [f"WARNING {len(stale)} result folders are not runs of this config (left by an earlier config or "
+                f"sample sheet: {shown}); results/table.tsv lists this config's runs only. Fix: delete them if they "
+                f"are not wanted (rm -r {' '.join(stale[:5])}{' ...' if len(stale) > 5 else ''})"]
 
     def agreement_runs(self, method):
         """(slide, seed) runs of the agreement method, with the files its features come from."""
