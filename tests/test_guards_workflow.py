@@ -449,17 +449,24 @@ def test_result_folders_an_earlier_config_left_are_named_at_the_end(tmp_path):
     workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
     config = (tmp_path / "config.yaml").read_text()
     (tmp_path / "config.yaml").write_text(config.replace("seeds: [0]\n", "seeds: [0, 1]\n"))
-    first = snakemake(tmp_path, "--cores", "2", timeout=600)
+    first = snakemake(tmp_path, "--cores", "1", timeout=600)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-    again = snakemake(tmp_path, "--cores", "2", timeout=600)     # nothing to do: nothing to say
-    assert again.returncode == 0 and "result folders" not in again.stderr, again.stderr[-3000:]
+    assert "result folder" not in first.stderr, first.stderr[-3000:]        # every folder is a run of the config
+    again = snakemake(tmp_path, "--cores", "1", timeout=600)                 # unchanged: nothing to say
+    assert again.returncode == 0 and "result folder" not in again.stderr, again.stderr[-3000:]
     (tmp_path / "config.yaml").write_text(config)
-    fewer = snakemake(tmp_path, "--cores", "2", timeout=600)
+    fewer = snakemake(tmp_path, "--cores", "1", timeout=600)
     assert fewer.returncode == 0, (fewer.stdout + fewer.stderr)[-3000:]
-    assert ("WARNING 2 result folders are not runs of this config (left by an earlier config or sample sheet: "
-            "results/s/graphst/consensus, results/s/graphst/seed1); results/table.tsv lists this config's runs "
-            "only. Fix: delete them if they are not wanted (rm -r results/s/graphst/consensus "
-            "results/s/graphst/seed1)") in fewer.stderr, fewer.stderr[-3000:]
-    assert (tmp_path / "results/s/graphst/seed1/domains.h5ad").is_file()          # said, never deleted
+    said = [line for line in fewer.stderr.splitlines() if "result folder" in line]
+    assert said == ["WARNING 2 result folders not of this config's runs (left by an earlier config or sample sheet): "
+                    "results/s/graphst/consensus, results/s/graphst/seed1; results/table.tsv lists this config's "
+                    "runs only. Fix: delete them if they are not wanted (rm -r results/s/graphst/consensus "
+                    "results/s/graphst/seed1)"], fewer.stderr[-3000:]
+    for folder in ("seed1", "consensus"):                                    # said, never deleted
+        assert (tmp_path / f"results/s/graphst/{folder}/domains.h5ad").is_file()
     table = pd.read_csv(tmp_path / "results/table.tsv", sep="\t", dtype=str)
     assert list(table["seed"]) == ["0"]
+    shutil.rmtree(tmp_path / "results/s/graphst/seed1")                     # the fix the line gives
+    shutil.rmtree(tmp_path / "results/s/graphst/consensus")
+    fixed = snakemake(tmp_path, "--cores", "1", "--forcerun", "table", timeout=600)
+    assert fixed.returncode == 0 and "result folder" not in fixed.stderr, fixed.stderr[-3000:]

@@ -188,12 +188,50 @@ def test_result_folders_no_run_of_the_config_has_are_warned_of(tmp_path, monkeyp
     config = _config()
     config["seeds"] = [0]
     assert _plan(config).stale_runs(found) == [
-        "WARNING 4 result folders are not runs of this config (left by an earlier config or sample sheet: "
-        "results/gone/graphst/seed0, results/s1/graphst/consensus, results/s1/graphst/seed1, results/s1/old/seed0); "
+        "WARNING 4 result folders not of this config's runs (left by an earlier config or sample sheet): "
+        "results/gone, results/s1/graphst/consensus, results/s1/graphst/seed1, results/s1/old; "
         "results/table.tsv lists this config's runs only. Fix: delete them if they are not wanted (rm -r "
-        "results/gone/graphst/seed0 results/s1/graphst/consensus results/s1/graphst/seed1 results/s1/old/seed0)"]
+        "results/gone results/s1/graphst/consensus results/s1/graphst/seed1 results/s1/old)"]
     config = _config(graphst={"model": "graphst"}, old={"model": "graphst"})
     assert _plan(config).stale_runs([f for f in found if "gone" not in f]) == []     # seeds 0, 1 and consensus
+
+
+def test_stale_folders_name_a_method_or_slide_taken_out_as_one_folder():
+    """Runs of a method the slide no longer runs are named by results/<sample>/<method>, those of a slide
+    not in the sheet by results/<sample>; never a slide of the plan's folder (its qc files are current),
+    nor records/, compare/ or simulated/, nor a folder that holds a slide file of the sheet."""
+    from stcore.plan.runs import stale_folders
+
+    config = _config()
+    config["seeds"] = [0]
+    plan = _plan(config)
+    plan.slides["s3"]["path"] = "results/kept/data/s3.h5ad"           # a slide file under results/
+    found = ["results/s1/graphst/seed0", "results/s1/graphst/seed1", "results/s1/graphst/consensus",
+             "results/s1/old/seed0", "results/s1/old/consensus", "results/gone/graphst/seed0",
+             "results/gone/graphst/consensus", "results/gone/other/seed3", "results/records/graphst/seed0",
+             "results/compare/graphst/seed2", "results/kept/graphst/seed0", "results/s2/graphst/seed0",
+             "results/s3/graphst/seed0", "results/s3/banksy/seed0"]
+    assert stale_folders(plan, found) == [
+        "results/compare/graphst", "results/gone", "results/kept/graphst", "results/records/graphst",
+        "results/s1/graphst/consensus", "results/s1/graphst/seed1", "results/s1/old", "results/s3/banksy"]
+    lines = plan.stale_runs(found)
+    assert lines[0].startswith("WARNING 8 result folders not of this config's runs (left by an earlier config or "
+                               "sample sheet): results/compare/graphst, results/gone, results/kept/graphst, "
+                               "results/records/graphst, results/s1/graphst/consensus and 3 more; ")
+    assert lines[0].endswith("(rm -r results/compare/graphst results/gone results/kept/graphst results/records/graphst "
+                             "results/s1/graphst/consensus and 3 more)")
+    # every folder whose domains.h5ad a job of the plan writes is kept: groups, consensus, combinations
+    config = _config(graphst={"model": "graphst"}, banksy={"model": "banksy"})
+    config["ensembles"] = {"both": {"methods": ["graphst", "banksy"]}}
+    plan = _plan(config, s1="g", s2="g")
+    planned = [f.removesuffix("/domains.h5ad") for f in plan.run_outputs("domains.h5ad")
+               + plan.consensus_outputs("domains.h5ad") + plan.ensemble_outputs("domains.h5ad")]
+    assert {"results/g/graphst/seed1", "results/g/graphst/consensus", "results/s1/both/consensus",
+            "results/s3/both/seed0"} <= set(planned)
+    assert stale_folders(plan, planned) == [] and plan.stale_runs(planned) == []
+    config["consensus"] = False                                        # the seeds' consensus no longer made
+    assert stale_folders(_plan(config, s1="g", s2="g"), ["results/s1/graphst/consensus", "results/s1/graphst/seed0"]
+                         ) == ["results/s1/graphst/consensus"]
 
 
 def test_runs_seeds_slides_and_combinations():

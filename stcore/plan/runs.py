@@ -35,6 +35,49 @@ def result_folders(root="results"):
                   and any(os.path.isfile(os.path.join(folder, f)) for f in ("domains.h5ad", "labels.tsv")))
 
 
+# Folders directly under results/ that hold no slide's results (records, the comparison, simulated
+# slides): never named as a whole, whatever the sheet's ids.
+NOT_SLIDES = ("records", "compare", "simulated")
+SHOWN = 5          # folders named in a warning line; the count gives the rest
+
+
+def stale_folders(plan, found):
+    """The folders of ``found`` (run folders results/<sample>/<method>/seed<N> or consensus holding a
+    run's result, as :func:`result_folders` lists them) that are not runs of ``plan``, sorted.  A
+    folder of :meth:`Plan.planned_folders` is never one.  Where every run under
+    results/<sample>/<method>/ is stale (a method or combination the slide no longer runs), that
+    folder is named instead of its runs; where every run under results/<sample>/ is (a slide not in
+    the sheet), results/<sample>.  A folder above a slide file of the sheet, or one of
+    :data:`NOT_SLIDES`, is never named whole."""
+    planned = plan.planned_folders()
+    stale = sorted({f for f in map(os.path.normpath, found) if f not in planned})
+    # the folders that hold a run of the plan or a slide file of the sheet (each path's ancestors)
+    holding = {os.path.dirname(f) for f in planned} | {os.path.dirname(os.path.dirname(f)) for f in planned}
+    for row in plan.slides.values():
+        folder = os.path.abspath(row.get("path") or os.sep)
+        while os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+            holding.add(folder)
+
+    def whole(folder, parts):
+        """Whether ``folder`` (results/<sample> or results/<sample>/<method>) may be named whole: no
+        run of the plan and no slide file lies in it, and a results/<sample> is not of a slide or
+        group of the plan (its qc files are the plan's) nor one of NOT_SLIDES."""
+        if len(parts) == 2 and (parts[1] in plan.units or parts[1] in NOT_SLIDES):
+            return False
+        return folder not in holding and os.path.abspath(folder) not in holding
+
+    named = set()
+    for folder in stale:
+        parts = folder.split(os.sep)           # results, sample, method, seed<N>|consensus
+        if len(parts) != 4:
+            named.add(folder)
+            continue
+        sample, method = os.path.join(*parts[:2]), os.path.join(*parts[:3])
+        named.add(sample if whole(sample, parts[:2]) else method if whole(method, parts[:3]) else folder)
+    return sorted(named)
+
+
 def record_file(stage, job):
     """Path of the time and memory record of job ``job`` of ``stage``."""
     return RECORD.format(stage=stage, job=job)
@@ -310,20 +353,27 @@ class Plan:
                                  "train_record": None, "cluster_record": None})
         return runs
 
+    def planned_folders(self):
+        """The run folders of this plan (normalised paths): every folder whose ``domains.h5ad`` a job
+        of the plan writes (runs, consensus, combinations) and every folder a row of the results
+        table is read from."""
+        files = (self.run_outputs("domains.h5ad") + self.consensus_outputs("domains.h5ad")
+                 + self.ensemble_outputs("domains.h5ad") + [run["labels"] for run in self.table_runs()])
+        return {os.path.normpath(os.path.dirname(f)) for f in files}
+
     def stale_runs(self, found):
-        """A warning line, or none, for result folders of runs (``found``: folders
-        results/<sample>/<method>/seed<N> or consensus that hold a run's result, as
-        :func:`result_folders` lists them) that are not runs of this config: left by an earlier config
-        or sample sheet (fewer seeds, a method or slide taken out), they stay on disk beside the
-        current ones, and a user opens them for this run's."""
-        planned = {os.path.normpath(os.path.dirname(run["labels"])) for run in self.table_runs()}
-        stale = sorted(f for f in map(os.path.normpath, found) if f not in planned)
+        """A warning line, or none, naming the result folders of ``found`` that are not runs of this
+        plan (:func:`stale_folders`): left by an earlier config or sample sheet, they stay on disk
+        beside the current runs, and results/table.tsv lists the current runs only.  Nothing is
+        deleted; the line says how."""
+        stale = stale_folders(self, found)
         if not stale:
             return []
-        shown = ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else "")
-        return [f"WARNING {len(stale)} result folders are not runs of this config (left by an earlier config or "
-                f"sample sheet: {shown}); results/table.tsv lists this config's runs only. Fix: delete them if they "
-                f"are not wanted (rm -r {' '.join(stale[:5])}{' ...' if len(stale) > 5 else ''})"]
+        more = f" and {len(stale) - SHOWN} more" if len(stale) > SHOWN else ""
+        return [f"WARNING {len(stale)} result folder{'s' if len(stale) > 1 else ''} not of this config's runs "
+                f"(left by an earlier config or sample sheet): {', '.join(stale[:SHOWN])}{more}; "
+                f"results/table.tsv lists this config's runs only. "
+                f"Fix: delete them if they are not wanted (rm -r {' '.join(stale[:SHOWN])}{more})"]
 
     def agreement_runs(self, method):
         """(slide, seed) runs of the agreement method, with the files its features come from."""
