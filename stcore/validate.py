@@ -290,7 +290,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                                  f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)")
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
-    value = adata.obsm[key]
+    value = whole = adata.obsm[key]
     if dims is not None:
         dims = list(dims)
         if len(dims) != 2:
@@ -311,6 +311,16 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     if xy.ndim != 2 or xy.shape[1] < 2:
         raise InputError(f"obsm['{key}'] has shape {xy.shape}, expected n_spots x 2", path=path,
                          fix="store one (x, y) row per spot")
+    if dims is not None and np.ndim(whole) == 2 and np.shape(whole)[1] > 2:
+        # the columns left out may be the sections' z: naming x and y would lay them on one another
+        names = list(getattr(whole, "columns", []))
+        kept = [int(d) % np.shape(whole)[1] if isinstance(d, (int, np.integer)) else names.index(d) for d in dims]
+        try:
+            every = np.asarray(whole, dtype=float)
+        except (TypeError, ValueError):
+            every = None
+        if every is not None:
+            _refuse_sections_in_coordinates(every, whole, key, path, kept=kept)
     if xy.shape[1] > 2:
         _refuse_sections_in_coordinates(xy, value, key, path)
         raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
@@ -332,11 +342,13 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     return xy
 
 
-def _refuse_sections_in_coordinates(xy: np.ndarray, value, key: str, path: str | None) -> None:
+def _refuse_sections_in_coordinates(xy: np.ndarray, value, key: str, path: str | None, kept=()) -> None:
     """Coordinates of more than two columns where one of them takes few values, each held by
     :data:`MIN_SECTION_SPOTS` spots or more, spaced as sections are (not the planes of one
     section, :func:`_planes_of_one_section`): the spots of several sections at their z.  Refused
-    as such, since dropping that column would lay the sections on one another."""
+    as such, since dropping that column would lay the sections on one another.  ``kept``: the
+    columns a caller named as x and y (``spatial_dims``); a sections' column among them is theirs
+    to name."""
     import pandas as pd
 
     if xy.shape[0] < 2 * MIN_SECTION_SPOTS or not np.isfinite(xy).all():
@@ -351,7 +363,7 @@ def _refuse_sections_in_coordinates(xy: np.ndarray, value, key: str, path: str |
             continue
         if not _planes_of_one_section(counts.index.to_numpy(float), plane, _nearest_other_spot(plane)):
             found.append((k, np.sort(counts.index.to_numpy(float))))
-    if len(found) != 1:
+    if len(found) != 1 or found[0][0] in kept:
         return
     k, levels = found[0]
     shown = ", ".join(f"{v:g}" for v in levels[:5]) + (", ..." if len(levels) > 5 else "")

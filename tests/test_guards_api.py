@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -362,10 +363,17 @@ def test_sections_stacked_as_a_third_coordinate_are_named_as_sections(no_work):
         assert "Fix: split the object by that column and give one section at a time, e.g. part = " \
                "adata[adata.obsm['spatial'][:, 2] == 0.0].copy(); part.obsm['spatial'] = " \
                "part.obsm['spatial'][:, [0, 1]]" in msg and "spatial_dims" not in msg
+    with pytest.raises(InputError, match=r"obsm\['spatial'\]\[:, 2\] takes only 2 values \(0, 50\)"):
+        stcore.tl.domains(both, n_clusters=2, spatial_dims=(0, 1), **FAST)    # naming x and y drops them still
+    frame = both.copy()
+    frame.obsm["spatial"] = pd.DataFrame(both.obsm["spatial"], index=both.obs_names, columns=["x", "y", "z"])
+    with pytest.raises(InputError, match=r"obsm\['spatial'\]\['z'\] takes only 2 values"):
+        stcore.gr.spatial_graph(frame, spatial_dims=("x", "y"))
     planes = both.copy()                                       # the planes of one section: the plain message
     planes.obsm["spatial"][:, 2] = np.where(section, 1.5, 0.0)
     with pytest.raises(InputError, match=r"which two are the plane's x and y is not known\. Fix: store only x and y"):
         stcore.gr.spatial_graph(planes)
+    stcore.gr.spatial_graph(planes, spatial_dims=(0, 1))       # its x and y, named: accepted
 
 
 def test_spots_that_share_a_position_are_warned_of(caplog):
