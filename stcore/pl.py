@@ -43,22 +43,26 @@ def _labels(values) -> np.ndarray:
 
 
 def _categories(values: pd.Series) -> list[str]:
-    """The labels in their categorical order (sorted otherwise), ``MISSING`` last."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in values.cat.categories if (values == c).any()]
-    else:
-        cats = sorted({str(v) for v in values if not pd.isna(v)}, key=_natural)
+    """The labels as they are scored (:func:`_labels`: 'Layer3 ' is 'Layer3') in their categorical
+    order (sorted otherwise), ``MISSING`` last."""
     present = set(_labels(values))
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = list(dict.fromkeys(_labels(values.cat.categories)))
+    else:
+        cats = sorted(present, key=_natural)
     return [c for c in cats if c in present and c != MISSING] + ([MISSING] if MISSING in present else [])
 
 
 def _store_colors(adata, col: str, colors: dict[str, str]) -> None:
     """``uns[col + '_colors']`` in the column's categorical order, as scanpy's plots store them, so that
     ``sc.pl.spatial`` and squidpy draw the column in the colours of this figure (a category with no
-    spot: light grey).  Not for a column that is not categorical (scanpy's plots would not read it)."""
+    spot: light grey).  Not for a column that is not categorical
+    (scanpy's plots would not read it)."""
     values = adata.obs[col]
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        adata.uns[f"{col}_colors"] = [colors.get(str(c), MISSING_COLOR) for c in values.cat.categories]
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return
+    labels = _labels(values.cat.categories)          # as drawn: 'Layer3 ' is 'Layer3'
+    adata.uns[f"{col}_colors"] = [colors.get(c, MISSING_COLOR) for c in labels]
 
 
 def _natural(label: str):
@@ -109,7 +113,7 @@ def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[li
         palette = _palette(n_ref + max(len(v) for v in cats_of.values()))
     ref_colors = {}
     if stored is not None and len(stored) >= n_ref and isinstance(adata.obs[ref_col].dtype, pd.CategoricalDtype):
-        by_cat = dict(zip([str(c) for c in adata.obs[ref_col].cat.categories], stored))
+        by_cat = dict(zip(_labels(adata.obs[ref_col].cat.categories), stored))
         ref_colors = {c: by_cat[c] for c in ref_cats if c in by_cat}
     if len(ref_colors) != n_ref:
         ref_colors = {c: palette[i % len(palette)] for i, c in enumerate(c for c in ref_cats if c != MISSING)}

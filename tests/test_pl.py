@@ -78,6 +78,23 @@ def test_the_matched_colours_are_kept_for_scanpy_and_squidpy():
     plt.close("all")
 
 
+def test_labels_with_surrounding_spaces_are_drawn_as_they_are_scored():
+    """'D1 ' (a spreadsheet's trailing space) is the label 'D1', in the legend, the colours and the scores;
+    pl.domains stopped with KeyError: 'D1'."""
+    import pandas as pd
+
+    adata, _ = _slide()
+    spaced = adata.obs["truth"].astype(str).replace({"D1": "D1 "})
+    for truth in (spaced, pd.Categorical(spaced)):
+        adata.obs["truth"] = truth
+        fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+        assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["D0", "D1", "D2"]
+        want = ari(spaced.str.strip().to_numpy(), adata.obs["domain"].to_numpy())
+        assert fig.stcore_scores["domain"]["ARI"] == pytest.approx(want)
+    assert len(set(adata.uns["truth_colors"])) == 3
+    plt.close("all")
+
+
 def test_scores_in_the_title_are_the_evaluations():
     adata, _ = _slide()
     fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
