@@ -56,13 +56,18 @@ def _categories(values: pd.Series) -> list[str]:
 def _store_colors(adata, col: str, colors: dict[str, str]) -> None:
     """``uns[col + '_colors']`` in the column's categorical order, as scanpy's plots store them, so that
     ``sc.pl.spatial`` and squidpy draw the column in the colours of this figure (a category with no
-    spot: light grey).  Not for a column that is not categorical
+    spot: a palette colour the drawn labels do not use).  Not for a column that is not categorical
     (scanpy's plots would not read it)."""
     values = adata.obs[col]
     if not isinstance(values.dtype, pd.CategoricalDtype):
         return
     labels = _labels(values.cat.categories)          # as drawn: 'Layer3 ' is 'Layer3'
-    adata.uns[f"{col}_colors"] = [colors.get(c, MISSING_COLOR) for c in labels]
+    # A category without a spot takes a colour of its own, never the grey scanpy gives missing values:
+    # a category in that grey and a NaN in the column stopped scanpy's and squidpy's plots
+    # ("new categories must not include old categories").
+    taken = {colors[c] for c in labels if c in colors} | {MISSING_COLOR}
+    spare = iter([c for c in _palette(len(labels) + len(taken)) if c not in taken])
+    adata.uns[f"{col}_colors"] = [colors[c] if c in colors else next(spare, MISSING_COLOR) for c in labels]
 
 
 def _natural(label: str):

@@ -66,7 +66,8 @@ def test_the_matched_colours_are_kept_for_scanpy_and_squidpy():
     drawn = dict(zip(adata.obs["domain"].astype(str), _spot_colours(axes[1])))     # no 'NA': drawn in order
     stored = dict(zip(adata.obs["domain"].cat.categories, adata.uns["domain_colors"]))
     assert {c: to_hex(stored[c]) for c in "0123"} == {c: drawn[c] for c in "0123"}
-    assert len(set(stored[c] for c in "0123")) == 4 and stored["9"] == "#d3d3d3"
+    assert len(set(stored[c] for c in "0123")) == 4
+    assert stored["9"] not in {stored[c] for c in "0123"} | {"#d3d3d3"}     # no spot: a colour of its own
     truth_drawn = dict(zip(adata.obs["truth"].astype(str), _spot_colours(axes[0])))
     assert dict(zip(adata.obs["truth"].cat.categories, map(to_hex, adata.uns["truth_colors"]))) == truth_drawn
     # scanpy reads them: its scatter of the domains uses the same colour for each spot.
@@ -75,6 +76,26 @@ def test_the_matched_colours_are_kept_for_scanpy_and_squidpy():
     order = ax.collections[0].get_offsets()
     ours = {tuple(np.round(p, 6)): drawn[d] for p, d in zip(adata.obsm["spatial"], adata.obs["domain"].astype(str))}
     assert [ours[tuple(np.round(p, 6))] for p in np.asarray(order)] == theirs
+    plt.close("all")
+
+
+def test_scanpy_draws_an_annotation_with_unused_categories_and_missing_labels_after_pl_domains():
+    """A categorical annotation with a category no spot holds (left by subsetting) and spots without a label:
+    the unused category was stored in scanpy's grey for missing values, and scanpy's plots then stopped
+    with 'new categories must not include old categories'."""
+    import pandas as pd
+    import scanpy as sc
+
+    adata, _ = _slide()
+    truth = adata.obs["truth"].astype(object)
+    truth[:5] = np.nan
+    adata.obs["truth"] = pd.Categorical(truth, categories=["D0", "D1", "D2", "D9"])    # 'D9': no spot
+    stcore.pl.domains(adata, truth="truth", show=False)
+    stored = dict(zip(adata.obs["truth"].cat.categories, adata.uns["truth_colors"]))
+    assert len(set(stored.values())) == 4 and "#d3d3d3" not in stored.values()
+    ax = sc.pl.embedding(adata, basis="spatial", color="truth", show=False)
+    drawn = [to_hex(c) for c in ax.collections[0].get_facecolors()]
+    assert drawn.count("#d3d3d3") == 5                      # the unlabelled spots, in scanpy's grey
     plt.close("all")
 
 
