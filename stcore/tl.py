@@ -122,7 +122,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     AnnData or None
         The copy with the results when ``copy=True``, else None; the results are:
 
-        - ``obs[key_added]``: the domains (categorical);
+        - ``obs[key_added]``: the domains (categorical); ``uns[key_added + '_colors']``, an earlier
+          labelling's colours, is removed (:func:`stcore.pl.domains` matches them again);
         - ``obsm['X_<method>']``: the embedding (the first seed's with several seeds), one per
           method;
         - ``obsm[key_added + '_seeds']``: each seed's labels, one column per seed (several seeds
@@ -252,6 +253,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     every = [runs[m] for m in methods for runs in by_method]      # the workflow's order: method, then seed
     labels = every[0] if len(every) == 1 else consensus(every)
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
+    # colours an earlier call's figure matched to the annotation (pl.domains) belong to its labels, not these:
+    # scanpy's and squidpy's plots would draw these domains in them
+    adata.uns.pop(f"{key_added}_colors", None)
     for m, embedding in embeddings.items():
         adata.obsm[f"X_{m}"] = embedding
     chosen = combined_choice(choices, [f"{m} seed {s}" for s in seeds for m in methods])   # auto: each run's too

@@ -243,6 +243,28 @@ def test_every_column_a_call_wrote_is_its_own():
     assert list(adata.uns["stcore"]["columns"]) == ["first", "third"]      # a deleted column is forgotten
 
 
+def test_a_new_labelling_drops_the_colours_matched_to_the_last():
+    """pl.domains keeps each domain's colour matched to the annotation in uns['domain_colors']; a second
+    call's domains are other labels: those colours would draw them in the colours of labels they do not
+    match (sc.pl.spatial used them)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    stcore.pl.domains(adata, truth="truth", show=False)
+    assert "domain_colors" in adata.uns
+    kept = {k: list(v) for k, v in adata.uns.items() if k.endswith("_colors") and k != "domain_colors"}
+    stcore.tl.domains(adata, n_clusters=3, seed=1, **FAST)
+    assert "domain_colors" not in adata.uns
+    assert {k: list(v) for k, v in adata.uns.items() if k.endswith("_colors")} == kept    # others untouched
+    stcore.pl.domains(adata, truth="truth", show=False)
+    assert len(adata.uns["domain_colors"]) == len(adata.obs["domain"].cat.categories)
+    plt.close("all")
+
+
 # --- device ---------------------------------------------------------------------------------------
 
 def test_any_torch_device_string_is_checked():
