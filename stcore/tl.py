@@ -115,7 +115,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         terminal) and ``scanpy.settings.verbosity`` is 1 ('warning', scanpy's default) or more,
         so ``sc.settings.verbosity = 0`` turns it off.
     copy : bool, default False
-        Return a copy with the results instead of writing into ``adata``.
+        Return a copy with the results instead of writing into ``adata`` (of a slide opened with
+        ``read_h5ad(..., backed='r')``: the slide in memory, ``adata.to_memory()``).
 
     Returns
     -------
@@ -198,6 +199,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         raise InputError(f"layer '{layer}' is not in layers (layers: {list(adata.layers.keys())})",
                          fix="pass one of the layers, or layer=None for X")
     x = adata.layers[layer] if layer else adata.X
+    if layer is None and getattr(adata, "isbacked", False) and x is not None:
+        # read_h5ad(backed='r'): X stays on disk (an h5py dataset or anndata's sparse dataset); it is read once
+        x = x.to_memory() if hasattr(x, "to_memory") else np.asarray(x[()])
     if x is None:
         raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")
     coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims)
@@ -222,7 +226,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"],
                             dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {})),
                             f"{graph_key}_connectivities")
-    adata = adata.copy() if copy else adata
+    if copy:
+        adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
     prepared = run_hvg(counts, hvg_params)
     key = f"{graph_key}_connectivities"

@@ -700,3 +700,20 @@ def test_coordinates_under_another_key_are_pointed_to_before_obs_columns():
     assert err.value.fix == ("store them under 'spatial': adata.obsm['spatial'] = adata.obsm['X_spatial'] "
                              "(stcore.tl.domains also reads them with spatial_key='X_spatial')")
     assert np.array_equal(check_coordinates(adata, "X_spatial"), tiny_slide().obsm["spatial"])
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_a_slide_read_backed_is_read_into_memory_once(tmp_path, dense):
+    """ad.read_h5ad(path, backed='r') keeps X on disk (anndata's sparse dataset, an h5py dataset):
+    tl.domains stopped with scipy's 'does not support dtype object'; X is read, and the result is
+    the in-memory slide's (copy=True gives an AnnData in memory)."""
+    adata = _slide()
+    if dense:
+        adata.X = adata.X.toarray()
+    path = write(adata, tmp_path / "slide.h5ad")
+    want = stcore.tl.domains(ad.read_h5ad(path), n_clusters=2, copy=True, **FAST).obs["domain"]
+    backed = ad.read_h5ad(path, backed="r")
+    stcore.tl.domains(backed, n_clusters=2, **FAST)
+    assert backed.isbacked and backed.obs["domain"].equals(want)
+    out = stcore.tl.domains(ad.read_h5ad(path, backed="r"), n_clusters=2, copy=True, **FAST)
+    assert not out.isbacked and out.obs["domain"].equals(want)
