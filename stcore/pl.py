@@ -109,13 +109,20 @@ def matched_colors(reference, reference_colors: dict[str, str], labels, categori
 def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[list[str], dict[str, str]]:
     """(the palette, the reference column's colours by label): ``uns[ref_col + '_colors']`` when
     scanpy stored them for every label, else the palette in the labels' order; the palette (when
-    None) scanpy's default for the reference's labels and the most labels of a ``keys`` column."""
+    None) scanpy's default for the reference's labels, followed by further colours for the most
+    labels of a ``keys`` column."""
     ref_cats = _categories(adata.obs[ref_col])
     stored = adata.uns.get(f"{ref_col}_colors")
     n_ref = len([c for c in ref_cats if c != MISSING])
     if palette is None:
         cats_of = {c: _categories(adata.obs[c]) for c in keys}
-        palette = _palette(n_ref + max(len(v) for v in cats_of.values()))
+        # the reference in scanpy's palette for its own labels (default_20 up to 20: what sc.pl.spatial
+        # draws it in), then other colours for found domains left without a match; a palette sized
+        # for both (default_28 from 21 labels on) drew 11 layers in shades hard to tell apart
+        palette = _palette(n_ref)
+        need = n_ref + max(len(v) for v in cats_of.values())
+        if need > len(palette):
+            palette = list(dict.fromkeys(palette + _palette(need) + _palette(len(palette) + need)))
     ref_colors = {}
     if stored is not None and len(stored) >= n_ref and isinstance(adata.obs[ref_col].dtype, pd.CategoricalDtype):
         by_cat = dict(zip(_labels(adata.obs[ref_col].cat.categories), stored))

@@ -116,6 +116,30 @@ def test_labels_with_surrounding_spaces_are_drawn_as_they_are_scored():
     plt.close("all")
 
 
+def test_eleven_layers_are_drawn_in_scanpys_palette_for_eleven_labels():
+    """An annotation of 11 labels (osmFISH's) is drawn in the colours scanpy gives 11 categories
+    (default_20), whatever the number of found domains; the palette was sized for both columns
+    (22 labels: default_28's pinks and lavenders, hard to tell apart).  Found domains without a
+    match take colours of their own."""
+    import pandas as pd
+    from scanpy.plotting import palettes
+
+    adata = tiny_slide(n_side=12, domains=3)
+    x = adata.obsm["spatial"][:, 0]
+    truth = np.digitize(x, np.quantile(x, np.linspace(0, 1, 12)[1:-1]))           # 11 bands
+    adata.obs["truth"] = pd.Categorical([f"L{t:02d}" for t in truth])
+    found = truth.copy()
+    found[np.random.default_rng(0).random(adata.n_obs) < 0.05] = 11                # a 12th domain
+    adata.obs["domain"] = pd.Categorical(found.astype(str))
+    colours = stcore.pl.domain_colors(adata, "domain", truth="truth")
+    assert list(colours["truth"].values()) == list(palettes.default_20[:11])
+    matched = {c for d, c in colours["domain"].items() if d != "11"}
+    assert matched == set(palettes.default_20[:11])
+    assert colours["domain"]["11"] not in matched
+    alone = stcore.pl.domain_colors(adata, "domain")                              # no annotation
+    assert set(alone["domain"].values()) <= set(palettes.default_20)
+
+
 def test_scores_in_the_title_are_the_evaluations():
     adata, _ = _slide()
     fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
