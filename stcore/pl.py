@@ -56,12 +56,25 @@ def _categories(values: pd.Series) -> list[str]:
 def _store_colors(adata, col: str, colors: dict[str, str]) -> None:
     """``uns[col + '_colors']`` in the column's categorical order, as scanpy's plots store them, so that
     ``sc.pl.spatial`` and squidpy draw the column in the colours of this figure (a category with no
-    spot: a palette colour the drawn labels do not use).  Not for a column that is not categorical
-    (scanpy's plots would not read it)."""
+    spot: a palette colour the drawn labels do not use).  A column of text is stored in the order of
+    the categories anndata makes of it when scanpy draws it (``strings_to_categoricals``: natural
+    order, 'c2' before 'c10'); scanpy gave it its palette in that order, so its colours were not the
+    figure's.  Not for other columns (numbers: scanpy draws them on a colour scale)."""
+    from pandas.api.types import infer_dtype
+
     values = adata.obs[col]
-    if not isinstance(values.dtype, pd.CategoricalDtype):
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+    elif infer_dtype(values) == "string":
+        from natsort import natsorted
+
+        cats = pd.Categorical(values).categories
+        if len(cats) >= len(values):      # anndata leaves such a column as it is
+            return
+        cats = natsorted(cats)
+    else:
         return
-    labels = _labels(values.cat.categories)          # as drawn: 'Layer3 ' is 'Layer3'
+    labels = _labels(cats)                  # as drawn: 'Layer3 ' is 'Layer3'
     # A category without a spot takes a colour of its own, never the grey scanpy gives missing values:
     # a category in that grey and a NaN in the column stopped scanpy's and squidpy's plots
     # ("new categories must not include old categories").

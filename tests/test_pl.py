@@ -140,6 +140,27 @@ def test_eleven_layers_are_drawn_in_scanpys_palette_for_eleven_labels():
     assert set(alone["domain"].values()) <= set(palettes.default_20)
 
 
+def test_scanpy_draws_an_annotation_of_text_in_the_figures_colours():
+    """A text annotation (not categorical): scanpy makes it categorical in anndata's natural order
+    ('c2' before 'c10') and gave it its palette in that order, so its colours were not those of the
+    figure, to which the domains' colours are matched; they are stored in that order."""
+    import scanpy as sc
+
+    adata = tiny_slide(n_side=12, domains=3)
+    x = adata.obsm["spatial"][:, 0]
+    band = np.digitize(x, np.quantile(x, np.linspace(0, 1, 12)[1:-1]))            # 11 bands
+    adata.obs["truth"] = np.array([f"c{b + 1}" for b in band], dtype=object)
+    adata.obs["domain"] = band.astype(str)
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    ours = dict(zip(adata.obs["truth"].astype(str), _spot_colours(axes[0])))
+    ax = sc.pl.embedding(adata, basis="spatial", color="truth", show=False)
+    theirs = {tuple(np.round(p, 6)): to_hex(c) for p, c in zip(ax.collections[0].get_offsets(),
+                                                               ax.collections[0].get_facecolors())}
+    scanpys = {t: theirs[tuple(np.round(p, 6))] for p, t in zip(adata.obsm["spatial"], adata.obs["truth"].astype(str))}
+    assert scanpys == ours
+    plt.close("all")
+
+
 def test_scores_in_the_title_are_the_evaluations():
     adata, _ = _slide()
     fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
