@@ -209,9 +209,15 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     try:
         check_values(x, values, flavor=hvg_flavor)
     except InputError as exc:
-        found = _counts_elsewhere(adata) if layer is None and "non-integer values" in str(exc) else None
+        scaled = "negative values" in str(exc)          # sc.pp.scale's X, the counts kept beside it
+        found = (_counts_elsewhere(adata) if layer is None and ("non-integer values" in str(exc) or scaled)
+                 else None)
         if found is None:
             raise
+        if scaled:
+            raise InputError(f"X holds negative values (scaled or centred, as after sc.pp.scale), and {found[0]} "
+                             "holds whole numbers: the raw counts?",
+                             fix=found[1] + " (stcore selects the genes and normalises from the counts)") from None
         raise InputError(f"X holds non-integer values, and {found[0]} holds whole numbers: the raw counts?",
                          fix=found[1] + "; or say what X holds: values='log_normalized' (after normalize_total "
                                         "and log1p) or values='normalized'") from None

@@ -214,6 +214,32 @@ def test_raw_counts_kept_beside_a_normalised_x_are_named(no_work):
         stcore.tl.domains(logged, n_clusters=2, **FAST)
 
 
+def test_raw_counts_kept_beside_a_scaled_x_are_named(no_work):
+    """scanpy's tutorials end with sc.pp.scale: X centred (negative values), the counts in layers['counts'] or
+    .raw; the refusal named only 'store raw counts in X', with values='counts' or 'log_normalized' alike."""
+    import scanpy as sc
+
+    adata = _slide()
+    adata.layers["counts"] = adata.X.copy()
+    scaled = _normalised(adata, log=True)
+    sc.pp.scale(scaled)
+    for values in ("counts", "log_normalized"):
+        with pytest.raises(InputError, match=r"^X holds negative values \(scaled or centred, as after sc\.pp\.scale\), "
+                                             r"and layers\['counts'\] holds whole numbers: the raw counts\?\. "
+                                             r"Fix: pass layer='counts'"):
+            stcore.tl.domains(scaled, n_clusters=2, values=values, **FAST)
+    adata = _slide()
+    adata.raw = adata.copy()
+    scaled = _normalised(adata, log=True)
+    sc.pp.scale(scaled)
+    with pytest.raises(InputError, match=r"adata\.raw\.X holds whole numbers: the raw counts\?\. Fix: put them in a "
+                                         r"layer and pass it"):
+        stcore.tl.domains(scaled, n_clusters=2, **FAST)
+    del scaled.raw                                                  # nothing beside it: the message as before
+    with pytest.raises(InputError, match=r"^the count matrix holds negative values; raw counts are needed"):
+        stcore.tl.domains(scaled, n_clusters=2, **FAST)
+
+
 def test_a_layer_that_is_not_there_is_named(no_work):
     with pytest.raises(InputError, match=r"layer 'counts' is not in layers \(layers: \[\]\)"):
         stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
