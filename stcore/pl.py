@@ -232,6 +232,25 @@ def _legend(ax, categories, colors, names: dict[str, str] | None = None) -> None
               ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
 
 
+def _room_for_legends(fig, neighbours, columns: int, tries: int = 3) -> None:
+    """Widen the figure until no panel's legend runs under the next panel of its row (a legend of two
+    columns, 16 MERFISH cell types, was covered by the next panel: 'OD Immat...')."""
+    for _ in range(tries):
+        renderer = fig.canvas.get_renderer()
+        over = 0.0
+        for left, right in neighbours:
+            if left.get_legend() is None:
+                continue
+            left.apply_aspect(), right.apply_aspect()
+            over = max(over, left.get_legend().get_window_extent(renderer).x1
+                       - right.get_window_extent(renderer).x0)
+        if over <= 0:
+            return
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width + (over / fig.dpi + 0.15) * columns, height)      # each slot's share
+        fig.tight_layout()
+
+
 def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: str | None = None,
             basis: str | Sequence[str] = "spatial", slide_key: str | None = None, library_id: str | None = None,
             img_key: str | None = None, img: bool = True, size: float = 1.0, palette: Sequence[str] | None = None,
@@ -378,6 +397,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
                 panels.append(row[c])
             else:
                 grid[r, c].remove()
+    neighbours = [(grid[r, c], grid[r, c + 1]) for r, row in enumerate(rows) for c in range(len(row) - 1)]
     image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
     positions = {}
     for b in bases:
@@ -400,6 +420,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
                 ax.imshow(image[0])
             _draw(ax, positions[b], labels, colors, diameter=spatial_d * size, marker_size=0)
             ax.set_aspect("equal")
+            ax.set_anchor("W")              # spare width of the slot to the right, where the legend is
             ax.invert_yaxis()
         else:
             _draw(ax, positions[b], labels, colors, diameter=None,
@@ -415,6 +436,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    if legend:
+        _room_for_legends(fig, neighbours, ncols)
     fig.stcore_scores = scores
     if save:
         from pathlib import Path

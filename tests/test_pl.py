@@ -161,6 +161,24 @@ def test_scanpy_draws_an_annotation_of_text_in_the_figures_colours():
     plt.close("all")
 
 
+def test_a_legend_of_many_long_labels_is_not_covered_by_the_next_panel():
+    """16 annotated cell types (MERFISH's 'OD Immature 1', ...) take a legend of two columns; the room beside
+    each panel was fixed, so the next panel covered its second column ('OD Immat...')."""
+    import pandas as pd
+
+    adata = tiny_slide(n_side=12, domains=3)
+    adata.obsm["spatial"] = np.stack(np.divmod(np.arange(adata.n_obs), 12), axis=1).astype(float)  # a square tissue
+    labels = [f"OD Immature {i}" for i in range(16)]
+    adata.obs["truth"] = pd.Categorical(np.array(labels)[np.arange(adata.n_obs) % 16])
+    adata.obs["domain"] = pd.Categorical((np.arange(adata.n_obs) % 16).astype(str))
+    fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.axes[0].get_legend().get_window_extent(renderer)
+    assert legend.x1 <= fig.axes[1].get_window_extent(renderer).x0
+    plt.close("all")
+
+
 def test_scores_in_the_title_are_the_evaluations():
     adata, _ = _slide()
     fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
