@@ -152,7 +152,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           :mod:`stcore.consensus`);
           ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
           (``n_top_genes``, ``flavor``), ``values``, ``graph``: which graph was used
-          (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``),
+          (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``;
+          ``symmetrized`` where the stored graph was one way, as squidpy's knn graph: each edge taken
+          both ways),
           and ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
           again without ``overwrite``).
     """
@@ -243,6 +245,19 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
+    one_way = int((adj != adj.T).nnz)
+    if one_way:
+        # squidpy's knn graph (coord_type='generic', n_neighs=k) joins each spot to its k nearest only, one
+        # way; the methods take the spatial graph as symmetric (GraphST joins i and j when either is among
+        # the other's nearest, as stcore.gr.spatial_graph does): it is used so, obsp left as it is
+        adj = adj.maximum(adj.T).tocsr()
+        graph_info |= {"symmetrized": True, "n_edges": int(adj.nnz)}
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "obsp['%s'] is not symmetric (%d entries without their reverse, as squidpy's knn graph joins each spot to "
+            "its nearest one way); it is used as the graph that joins two spots when either is among the other's "
+            "neighbours (as stcore.gr.spatial_graph builds it); obsp is left as it is", key, one_way)
     show = _show_progress(progress)
     own = ClusterParams(**cluster).algorithm == "own"
     given = {m: n_clusters if method_entry(m).facts.needs_n_clusters(own) else None for m in methods}

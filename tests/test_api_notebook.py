@@ -107,6 +107,42 @@ def test_a_stored_graph_is_used_and_recorded_and_kept():
     assert "spatial_connectivities" not in out.obsp and "stcore" not in adata.uns     # copy=True: adata untouched
 
 
+def test_a_one_way_stored_graph_is_used_both_ways(caplog):
+    """squidpy's knn graph (coord_type='generic', n_neighs=3) joins each spot to its 3 nearest one way; the
+    model was given it as it was (each spot aggregating only over the spots it chose), not the graph of
+    gr.spatial_graph (either among the other's nearest).  It is used both ways, with a warning; obsp is kept."""
+    from stcore.graph import GraphParams, knn_indices
+
+    adata = _slide()
+    want = spatial_adjacency(adata.obsm["spatial"], GraphParams(n_neighbors=3))
+    idx, _ = knn_indices(adata.obsm["spatial"], 3)
+    one_way = sp.csr_matrix((np.ones(idx.size, np.float32), (np.repeat(np.arange(adata.n_obs), 3), idx.ravel())),
+                            shape=(adata.n_obs, adata.n_obs))
+    assert (one_way != one_way.T).nnz
+    adata.obsp["spatial_connectivities"] = one_way
+    adata.uns["spatial_neighbors"] = {"params": {"coord_type": "generic", "n_neighbors": 3, "transform": None}}
+    seen = {}
+
+    def spy(name, x, adj, *args, **kwargs):
+        seen["adj"] = adj.copy()
+        return real(name, x, adj, *args, **kwargs)
+
+    import stcore.methods
+
+    real = stcore.methods.fit
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stcore.methods, "fit", spy)
+        with caplog.at_level("WARNING"):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert (seen["adj"] != seen["adj"].T).nnz == 0 and (seen["adj"] != one_way.maximum(one_way.T)).nnz == 0
+    assert adata.uns["stcore"]["graph"]["symmetrized"] is True
+    assert "is not symmetric" in caplog.text
+    assert (adata.obsp["spatial_connectivities"] != one_way).nnz == 0             # the stored graph is kept
+    adata2 = _slide()
+    stcore.tl.domains(adata2, n_clusters=2, **FAST)                             # the built graph: no such record
+    assert "symmetrized" not in adata2.uns["stcore"]["graph"] and (adata2.obsp["spatial_connectivities"] != want).nnz == 0
+
+
 def test_squidpy_runs_on_the_stored_graph():
     sq = pytest.importorskip("squidpy", reason="squidpy comes with the cellcharter extra")
     adata = _slide()
