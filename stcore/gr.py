@@ -41,7 +41,8 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
     key_added : str, default 'spatial'
         Prefix of the keys written (squidpy's names with the default).
     copy : bool, default False
-        Return a copy with the graph instead of writing into ``adata``.
+        Return a copy with the graph instead of writing into ``adata`` (of a slide opened with
+        ``read_h5ad(..., backed='r')``: the slide in memory).
 
     Returns
     -------
@@ -57,7 +58,8 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
     from .validate import check_coordinates
 
     coords = check_coordinates(adata, spatial_key, dims=spatial_dims)
-    adata = adata.copy() if copy else adata
+    if copy:        # a slide opened with read_h5ad(backed='r'): anndata copies it only to a file
+        adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     add_graph(adata, coords, mode=mode, n_neighbors=n_neighbors, radius=radius, key_added=key_added)
     return adata if copy else None
 

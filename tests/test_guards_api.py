@@ -743,3 +743,5 @@ def test_a_slide_read_backed_is_read_into_memory_once(tmp_path, dense):
     assert backed.isbacked and backed.obs["domain"].equals(want)
     out = stcore.tl.domains(ad.read_h5ad(path, backed="r"), n_clusters=2, copy=True, **FAST)
     assert not out.isbacked and out.obs["domain"].equals(want)
+    graph = stcore.gr.spatial_graph(ad.read_h5ad(path, backed="r"), copy=True)
+    assert not graph.isbacked and (graph.obsp["spatial_connectivities"] != out.obsp["spatial_connectivities"]).nnz == 0
