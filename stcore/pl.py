@@ -119,13 +119,42 @@ def matched_colors(reference, reference_colors: dict[str, str], labels, categori
     return colors, match
 
 
+def _given_palette(palette) -> tuple[list | None, dict[str, str]]:
+    """``palette`` in the forms scanpy's plots take it: (a list of colours, or None; {label: colour}).
+    A sequence of colours, a matplotlib colormap name ('tab20', 'Set1'), a Cycler, or a dict
+    {label: colour} (the reference labels'; the rest from the default palette).  A name was read
+    letter by letter and a dict by its keys (matplotlib's "Invalid RGBA argument: 't'")."""
+    from collections.abc import Mapping
+
+    import matplotlib
+    from matplotlib.colors import ListedColormap, to_hex
+
+    if palette is None:
+        return None, {}
+    if isinstance(palette, Mapping):
+        return None, {label_: to_hex(colour) for label_, colour in zip(_labels(list(palette)), palette.values())}
+    if isinstance(palette, str):
+        try:
+            cmap = matplotlib.colormaps[palette]
+        except KeyError:
+            raise ValueError(f"palette {palette!r} is not a matplotlib colormap name. Fix: give a colormap name "
+                             "('tab20', 'Set1'), a list of colours, or a dict {label: colour}") from None
+        colours = cmap.colors if isinstance(cmap, ListedColormap) else cmap(np.linspace(0, 1, 20))
+        return [to_hex(c) for c in colours], {}
+    if hasattr(palette, "by_key"):          # a Cycler, as scanpy takes it
+        return [to_hex(c) for c in palette.by_key()["color"]], {}
+    return list(palette), {}
+
+
 def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[list[str], dict[str, str]]:
-    """(the palette, the reference column's colours by label): ``uns[ref_col + '_colors']`` when
-    scanpy stored them for every label, else the palette in the labels' order; the palette (when
-    None) scanpy's default for the reference's labels, followed by further colours for the most
-    labels of a ``keys`` column."""
+    """(the palette, the reference column's colours by label): those ``palette`` gives
+    (:func:`_given_palette`), else ``uns[ref_col + '_colors']`` when scanpy stored them for every
+    label, else the palette in the labels' order; the palette (when None) scanpy's default for the
+    reference's labels, followed by further colours for the most labels of a ``keys`` column."""
+    palette, given = _given_palette(palette)
+    chosen = palette is not None or bool(given)          # as in scanpy, a palette given wins over stored colours
     ref_cats = _categories(adata.obs[ref_col])
-    stored = adata.uns.get(f"{ref_col}_colors")
+    stored = None if chosen else adata.uns.get(f"{ref_col}_colors")
     n_ref = len([c for c in ref_cats if c != MISSING])
     if palette is None:
         cats_of = {c: _categories(adata.obs[c]) for c in keys}
@@ -142,6 +171,7 @@ def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[li
         ref_colors = {c: by_cat[c] for c in ref_cats if c in by_cat}
     if len(ref_colors) != n_ref:
         ref_colors = {c: palette[i % len(palette)] for i, c in enumerate(c for c in ref_cats if c != MISSING)}
+    ref_colors |= {c: given[c] for c in ref_cats if c in given}
     if MISSING in ref_cats:
         ref_colors[MISSING] = MISSING_COLOR
     return palette, ref_colors
@@ -153,7 +183,7 @@ def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, pal
     annotation (:func:`matched_colors`)."""
     keys = [key] if isinstance(key, str) else list(key)
     ref_col = truth if truth is not None else keys[0]
-    palette, ref_colors = _reference_colors(adata, ref_col, keys, list(palette) if palette is not None else None)
+    palette, ref_colors = _reference_colors(adata, ref_col, keys, palette)
     reference = adata.obs[ref_col].to_numpy()
     return {col: ref_colors if col == ref_col else matched_colors(reference, ref_colors, adata.obs[col].to_numpy(),
                                                                    _categories(adata.obs[col]), palette)[0]
@@ -253,7 +283,7 @@ def _room_for_legends(fig, neighbours, columns: int, tries: int = 3) -> None:
 
 def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: str | None = None,
             basis: str | Sequence[str] = "spatial", slide_key: str | None = None, library_id: str | None = None,
-            img_key: str | None = None, img: bool = True, size: float = 1.0, palette: Sequence[str] | None = None,
+            img_key: str | None = None, img: bool = True, size: float = 1.0, palette=None,
             title: str | None = None, ncols: int = 4, panel_size: float = 3.4, legend: bool = True,
             show: bool | None = None, save: str | bool | None = None, return_fig: bool = False):
     """Found domains beside the annotation, in colours matched to it.
@@ -298,8 +328,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     size : float, default 1.0
         Scale of the spots (default ``1.0``: Space Ranger's spot diameter on an image, else the
         median distance between neighbouring spots; on an embedding, scanpy's marker size).
-    palette : sequence of str, default None
-        Colours for the reference labels and for found domains left without a match (None: scanpy's default palette).
+    palette : sequence of str, str, dict or Cycler, default None
+        Colours for the reference labels and for found domains left without a match, in scanpy's forms:
+        a list of colours, a matplotlib colormap name (``'tab20'``), a Cycler, or a dict
+        ``{label: colour}`` for the reference labels (None: scanpy's default palette).  A palette given
+        replaces the colours stored in ``uns``.
     title : str, default None
         Title of the figure (default ``None``: none).
     ncols : int, default 4
@@ -338,7 +371,6 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     for b in bases:
         if b not in adata.obsm:
             raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())})")
-    palette = list(palette) if palette is not None else None
     if truth is not None:           # what the workflow's qc job says of the same annotation, said here too
         said, refusal = annotation_problems(adata.obs[truth], truth)
         for line in said + ([refusal + ": the scores in the titles compare the domains with it"] if refusal else []):

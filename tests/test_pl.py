@@ -179,6 +179,24 @@ def test_a_legend_of_many_long_labels_is_not_covered_by_the_next_panel():
     plt.close("all")
 
 
+def test_a_palette_in_scanpys_forms():
+    """palette as scanpy's plots take it: a colormap name was read letter by letter and a dict by its keys
+    (matplotlib's "Invalid RGBA argument: 't'"); a palette given after colours were stored was ignored."""
+    import matplotlib
+
+    adata, _ = _slide()
+    tab20 = [to_hex(c) for c in matplotlib.colormaps["tab20"].colors]
+    assert list(stcore.pl.domain_colors(adata, truth="truth", palette="tab20")["truth"].values()) == tab20[:3]
+    given = {"D0": "red", "D1": "green", "D2": "blue"}
+    stcore.pl.domains(adata, truth="truth", palette=given, show=False)
+    assert stcore.pl.domain_colors(adata, truth="truth", palette=given)["truth"] == {k: to_hex(v) for k, v in given.items()}
+    axes = stcore.pl.domains(adata, truth="truth", palette=["#000000", "#111111", "#222222", "#333333"], show=False)
+    assert set(_spot_colours(axes[0])) == {"#000000", "#111111", "#222222"}          # not the stored ones
+    with pytest.raises(ValueError, match=r"palette 'nope' is not a matplotlib colormap name\. Fix: "):
+        stcore.pl.domains(adata, truth="truth", palette="nope", show=False)
+    plt.close("all")
+
+
 def test_scores_in_the_title_are_the_evaluations():
     adata, _ = _slide()
     fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
