@@ -189,7 +189,8 @@ def test_a_palette_in_scanpys_forms():
     assert list(stcore.pl.domain_colors(adata, truth="truth", palette="tab20")["truth"].values()) == tab20[:3]
     given = {"D0": "red", "D1": "green", "D2": "blue"}
     stcore.pl.domains(adata, truth="truth", palette=given, show=False)
-    assert stcore.pl.domain_colors(adata, truth="truth", palette=given)["truth"] == {k: to_hex(v) for k, v in given.items()}
+    stored = stcore.pl.domain_colors(adata, truth="truth", palette=given)["truth"]
+    assert stored == {k: to_hex(v) for k, v in given.items()}
     axes = stcore.pl.domains(adata, truth="truth", palette=["#000000", "#111111", "#222222", "#333333"], show=False)
     assert set(_spot_colours(axes[0])) == {"#000000", "#111111", "#222222"}          # not the stored ones
     with pytest.raises(ValueError, match=r"palette 'nope' is not a matplotlib colormap name\. Fix: "):
