@@ -117,9 +117,10 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
 ONE_TOTAL_CV = 1e-3
 
 
-def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
+def _one_total(x, *, expm1: bool, rows: int = 65536, scale: float = 1.0) -> bool:
     """Whether every spot with any signal sums to the same total (``expm1``: of expm1 of its
-    values), a block of rows at a time (no float64 copy of the whole matrix)."""
+    values, each times ``scale`` first: ``log(2)`` undoes a log2(1 + x)), a block of rows at a time
+    (no float64 copy of the whole matrix)."""
     import scipy.sparse as sp
 
     totals = []
@@ -127,7 +128,7 @@ def _one_total(x, *, expm1: bool, rows: int = 65536) -> bool:
         for start in range(0, x.shape[0], rows):
             block = x[start:start + rows]
             values = block.data if sp.issparse(block) else np.asarray(block)
-            values = np.expm1(values, dtype=np.float64) if expm1 else values.astype(np.float64)
+            values = np.expm1(values.astype(np.float64) * scale) if expm1 else values.astype(np.float64)
             if sp.issparse(block):
                 block = sp.csr_matrix(block)
                 totals.append(np.add.reduceat(np.r_[values, 0.0], block.indptr[:-1]) * (np.diff(block.indptr) > 0))
@@ -159,7 +160,7 @@ def _rounding_off(data: np.ndarray, block: int = 1 << 22) -> float | None:
 LOG_NORMALIZED_MAX = 50.0
 
 
-def _log_of_whole(data: np.ndarray, sample: int = 1_000_000) -> bool:
+def _log_of_whole(data: np.ndarray, sample: int = 1_000_000, scale: float = 1.0) -> bool:
     """Whether ``data`` (the stored values, zeros left out) is log1p of whole numbers: expm1 of
     the values within 0.01 of a whole number on average (float32 rounding leaves about 1e-4 on
     counts up to a few thousand; log-normalised values sit about 0.5 away).  Up to ``sample``
@@ -169,8 +170,25 @@ def _log_of_whole(data: np.ndarray, sample: int = 1_000_000) -> bool:
     data = data[data != 0]
     if data.size == 0:
         return False
-    back = np.expm1(data)
+    back = np.expm1(data * scale)
     return bool(np.mean(np.abs(back - np.rint(back))) < 0.01)
+
+
+#: Other bases a log of values is taken in (numpy's log2, log10; R's log2(x + 1)), and the factor
+#: that turns such values into log1p's: log1p(y) = log_b(1 + y) * ln(b).
+OTHER_LOG_BASES = {2: float(np.log(2.0)), 10: float(np.log(10.0))}
+
+
+def _scale_factor(data: np.ndarray) -> int:
+    """The greatest common divisor of the non-zero whole numbers ``data`` (1 when a value is 1, as
+    in every slide of raw counts), or 1 where they take one value only (a constant matrix: named
+    by the hvg step)."""
+    data = np.asarray(data).ravel()
+    data = data[data != 0]
+    if data.size == 0 or bool((data == 1).any()):
+        return 1
+    values = np.unique(np.rint(data).astype(np.int64))
+    return int(np.gcd.reduce(values)) if values.size > 1 else 1
 
 
 def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
@@ -208,8 +226,31 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                              "without normalising each spot, but values is log_normalized", path=path,
                              fix="store the raw counts in X (np.rint(np.expm1(X))) with values counts, or normalise "
                                  "each spot before the log (scanpy's normalize_total, then log1p)")
+        if not _one_total(x, expm1=True):
+            for base, scale in OTHER_LOG_BASES.items():
+                raw = _log_of_whole(data, scale=scale)
+                if raw or _one_total(x, expm1=True, scale=scale):
+                    what = ("raw counts logged without normalising each spot" if raw else
+                            f"normalised values logged in base {base}")
+                    raise InputError(f"X holds log{base}(1 + x) values ({base}^X - 1 of every "
+                                     + ("value is a whole number" if raw else "spot sums to one total")
+                                     + f"): {what}, but values is log_normalized, the natural log (log1p) of "
+                                       "normalised values", path=path,
+                                     fix=(f"store the raw counts in X (np.rint(np.exp2(X) - 1))"
+                                          if base == 2 else "store the raw counts in X (np.rint(10 ** X - 1))")
+                                     + " with values counts" if raw else
+                                     f"store the natural log: adata.X = adata.X * np.log({base}) (log1p of the same "
+                                     "normalised values), and keep values log_normalized")
         return
     if whole:
+        if values == "counts":
+            factor = _scale_factor(data)
+            if factor > 1:
+                raise InputError(f"the count matrix holds whole numbers that are all multiples of {factor} (no value "
+                                 "is 1, as in every slide of raw counts): counts multiplied by a factor (or rescaled "
+                                 "and rounded); they would be taken as deeper counts than measured", path=path,
+                                 fix=f"store the raw counts in X (if they were multiplied by {factor}: adata.X = "
+                                     f"adata.X / {factor}), or set values to normalized for values that are not counts")
         return
     if _one_total(x, expm1=True) and not _one_total(x, expm1=False):
         raise InputError("X holds log-normalised values (every spot's expm1 sums to one total, as after "

@@ -152,6 +152,30 @@ CATALOGUE = {
                            r"non-integer values; raw counts are needed\. Fix: .*hvg\.flavor"),
     "log_normalised_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray())))), {},
                               r"non-integer values"),
+    # raw counts multiplied by a factor: whole numbers, so they were taken as counts ten times deeper
+    "counts_multiplied": (_h5ad(lambda a: setattr(a, "X", a.X * 10)), {},
+                          r"the count matrix holds whole numbers that are all multiples of 10 \(no value is 1, as in "
+                          r"every slide of raw counts\): counts multiplied by a factor .*Fix: store the raw counts in X "
+                          r"\(if they were multiplied by 10: adata\.X = adata\.X / 10\)"),
+    # log2 (or log10) where values log_normalized means log1p: were taken as natural logs
+    "log2_of_normalised_values": (
+        _h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log2(1 + a.X.toarray() / a.X.toarray().sum(1, keepdims=True)
+                                                                * 1e4)))),
+        {"values": "log_normalized", "hvg_flavor": "seurat"},
+        r"X holds log2\(1 \+ x\) values \(2\^X - 1 of every spot sums to one total\): normalised values logged in "
+        r"base 2, but values is log_normalized, the natural log \(log1p\) of normalised values\. Fix: store the "
+        r"natural log: adata\.X = adata\.X \* np\.log\(2\)"),
+    "log10_of_normalised_values": (
+        _h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log10(1 + a.X.toarray() / a.X.toarray().sum(1, keepdims=True)
+                                                                 * 1e4)))),
+        {"values": "log_normalized", "hvg_flavor": "seurat"},
+        r"X holds log10\(1 \+ x\) values .*normalised values logged in base 10.*Fix: store the natural log: "
+        r"adata\.X = adata\.X \* np\.log\(10\)"),
+    "log2_of_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log2(1 + a.X.toarray())))),
+                       {"values": "log_normalized", "hvg_flavor": "seurat"},
+                       r"X holds log2\(1 \+ x\) values \(2\^X - 1 of every value is a whole number\): raw counts "
+                       r"logged without normalising each spot, .*Fix: store the raw counts in X "
+                       r"\(np\.rint\(np\.exp2\(X\) - 1\)\) with values counts"),
     "no_coordinates": (_h5ad(no_coordinates), {},
                        r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
     "coordinates_1d": (_h5ad(set_coordinates(lambda xy: np.arange(len(xy), dtype=float)[:, None])), {},
