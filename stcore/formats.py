@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 __all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "is_anndata_zarr", "input_digest",
            "digest_stamp", "stamp_digest"]
@@ -57,6 +58,15 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
     matrix): the problem and its fix, as the plan warns of it before any job and the reader
     refuses the slide."""
     path = str(path)
+    if "\\" in path and not os.path.exists(path):     # a path written on Windows: '\\' is part of a name here
+        slashed = re.sub(r"^[A-Za-z]:", "", path.replace("\\", "/"))
+        drive = re.match(r"^[A-Za-z]:\\", path)
+        return ((f"{'folder' if fmt in MATRIX_FILES else 'file'} not found: the path separates its folders with "
+                 "'\\' as Windows does" + (f" and starts with the drive {path[:2]}" if drive else "")
+                 + "; on this machine '\\' is part of a file name, and folders are separated by '/'"),
+                (f"write the path with '/' in the sample sheet ('{slashed}'"
+                 + (" exists" if os.path.exists(slashed) else "") + ")"
+                 + (", and give the folder the slide has on this machine" if drive else "")))
     where = "" if os.path.isabs(path) else (f" (a relative path is read from the folder the workflow runs in, "
                                             f"not the sheet's: {os.path.abspath(path)})")
     if fmt in MATRIX_FILES:

@@ -75,6 +75,15 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
     return adata
 
 
+def _refuse_windows_path(folder, fmt: str) -> None:
+    """A folder path written with Windows' '\\' that is not there: named as such (stcore.formats.missing_slide)."""
+    from .formats import missing_slide
+
+    if "\\" in str(folder) and not os.path.exists(folder):
+        problem, fix = missing_slide(str(folder), fmt)
+        raise InputError(problem, path=str(folder), fix=fix)
+
+
 def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     from .formats import missing_slide
 
@@ -218,6 +227,7 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
             raise InputError(f"a Visium HD 'outs' folder: its matrices are per bin size ({', '.join(bins)})",
                              path=str(folder), fix=f"point the sample sheet at {folder / 'binned_outputs' / pick} "
                              "or another square_*um folder, with format visium_hd")
+        _refuse_windows_path(folder, "visium")
         raise InputError("Space Ranger matrix 'filtered_feature_bc_matrix.h5' not found", path=str(folder),
                          fix="point the sample sheet at the Space Ranger 'outs' folder"
                              + (" (Visium HD: outs/binned_outputs/square_008um)" if hd else ""))
@@ -341,6 +351,7 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     folder = Path(folder)
     h5 = folder / "cell_feature_matrix.h5"
     if not h5.is_file():
+        _refuse_windows_path(folder, "xenium")
         raise InputError("Xenium matrix 'cell_feature_matrix.h5' not found", path=str(folder),
                          fix="point the sample sheet at the Xenium output folder (the one holding "
                              "cell_feature_matrix.h5 and cells.parquet)")

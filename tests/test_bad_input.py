@@ -123,6 +123,17 @@ HEADER = ["barcode", "in_tissue", "array_row", "array_col", "pxl_row_in_fullres"
 # id -> (builder, prepare_slide keyword arguments, expected message (regex))
 CATALOGUE = {
     "missing_file": (lambda tmp: (tmp / "nope.h5ad", "h5ad"), {}, r"file not found\. Fix: check the path"),
+    # a path as Windows writes it: '\\' is part of a file name here (was: "file not found (a relative path is
+    # read from the folder the workflow runs in ...)", which pointed at the folder)
+    "windows_path": (lambda tmp: ((tmp / "data").mkdir() or write(tiny_slide(), tmp / "data" / "slide.h5ad")) and
+                     (tmp / "data\\slide.h5ad", "h5ad"), {},
+                     r"file not found: the path separates its folders with '\\' as Windows does; on this machine "
+                     r"'\\' is part of a file name, and folders are separated by '/'\. Fix: write the path with '/' "
+                     r"in the sample sheet \('.*/data/slide\.h5ad' exists\)$"),
+    "windows_path_visium": (lambda tmp: write_visium(tmp / "run" / "outs", tiny_slide()) and
+                            (tmp / "run\\outs", "visium"), {},
+                            r"folder not found: the path separates its folders with '\\' as Windows does.*Fix: write "
+                            r"the path with '/' in the sample sheet \('.*/run/outs' exists\)$"),
     "h5ad_is_a_folder": (lambda tmp: ((tmp / "slides").mkdir() or tmp / "slides", "h5ad"), {},
                          r"is a folder; format h5ad reads an \.h5ad file\. Fix: give the \.h5ad file's path"),
     "not_hdf5": (_raw(b"sample,x,y\n1,2,3\n"), {}, r"not a readable \.h5ad .*Fix: re-export"),
