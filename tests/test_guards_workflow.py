@@ -251,6 +251,11 @@ def test_sheets_saved_by_spreadsheets_are_read_as_meant(case, tmp_path):
 
 # id -> (the sheet's bytes, expected message)
 SHEETS_REFUSED = {
+    # a workbook given as the sheet (was: "holds NUL bytes (UTF-16 without a byte-order mark, ...)")
+    "xlsx_workbook": (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml\x00\x00",
+                      r"sample sheet 'samples\.tsv': a spreadsheet workbook \(Excel \.xlsx or \.xls, LibreOffice \.ods\), "
+                      r"not text\. Fix: save the sheet as tab-separated text \(Excel: File > Save As > 'Text \(Tab "
+                      r"delimited\)'"),
     "value_in_unnamed_column": (("sample\tpath\t\tformat\tn_clusters\ttruth\n"
                                  "s1\tdata/s.h5ad\tnote\th5ad\t2\tdomain\n").encode(),
                                 r"sample sheet 'samples\.tsv', line 2: column 3 has no name in the header but holds "

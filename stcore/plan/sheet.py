@@ -48,6 +48,10 @@ def sheet_text(path):
     with open(path, "rb") as fh:
         data = fh.read()
     save_as = "Fix: save it as tab-separated text in UTF-8"
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):      # a zip (.xlsx, .ods) or an OLE file (.xls)
+        raise PlanError(f"sample sheet '{path}': a spreadsheet workbook (Excel .xlsx or .xls, LibreOffice .ods), not "
+                        "text. Fix: save the sheet as tab-separated text (Excel: File > Save As > 'Text (Tab delimited)'; "
+                        "LibreOffice: 'Text CSV' with the tab as field delimiter) and give that file")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
