@@ -324,6 +324,11 @@ def test_located_error_names_sample():
 
 SHEET_CASES = {
     "sample_id_with_slash": ("a/b\tx.h5ad\th5ad\t2\t", r"sample id 'a/b' is not a safe file name"),
+    # a long numeric id as a spreadsheet shows and saves it (was: "is not a safe file name. Fix: use letters, ...")
+    "sample_id_in_scientific_notation": ("1.23457E+11\tx.h5ad\th5ad\t2\t",
+                                         r"sample id '1\.23457E\+11' is a number in scientific notation, as a spreadsheet "
+                                         r"shows and saves a long number \(its last digits are lost\)\. Fix: format the "
+                                         r"column as text in the spreadsheet, type the ids again in full"),
     "sample_id_with_dotdot": ("a..b\tx.h5ad\th5ad\t2\t", r"sample id 'a\.\.b' is not a safe file name"),
     "duplicate_sample_id": ("s1\tx.h5ad\th5ad\t2\t\ns1\ty.h5ad\th5ad\t2\t", r"sample id 's1' appears twice"),
     "unknown_format_in_sheet": ("s1\tx.h5ad\tloom\t2\t", r"sample sheet 'samples\.tsv', row 1 \(sample 's1'\), column format: 'loom' is not one of .*Fix: format: input format: h5ad; visium"),

@@ -28,6 +28,10 @@ def check_names(kind, names, where):
     another only in case (one file on macOS and Windows)."""
     pattern, allowed = SAFE[kind]
     for name in names:
+        if isinstance(name, str) and re.fullmatch(r"-?\d+(\.\d+)?[Ee][+-]\d+", name):
+            raise PlanError(f"{where}: {kind} '{name}' is a number in scientific notation, as a spreadsheet shows "
+                            "and saves a long number (its last digits are lost). Fix: format the column as text in the "
+                            "spreadsheet, type the ids again in full and save the sheet again")
         if not isinstance(name, str) or not re.fullmatch(pattern, name):
             raise PlanError(f"{where}: {kind} '{name}' is not a safe file name. Fix: use {allowed}")
     seen = {}                                   # lower-case name -> the name
