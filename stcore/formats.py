@@ -67,6 +67,15 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                 (f"write the path with '/' in the sample sheet ('{slashed}'"
                  + (" exists" if os.path.exists(slashed) else "") + ")"
                  + (", and give the folder the slide has on this machine" if drive else "")))
+    odd = {"\u00a0": "a non-breaking space (U+00A0)", "\u202f": "a narrow non-breaking space (U+202F)",
+           "\u2007": "a figure space (U+2007)"}
+    spaced = path.translate({ord(c): " " for c in odd})
+    if spaced != path and not os.path.exists(path):     # copied from a web page or a document
+        which = sorted({odd[c] for c in path if c in odd})
+        return ((f"{'folder' if fmt in MATRIX_FILES else 'file'} not found: the path holds {', '.join(which)}, "
+                 "which looks like a space but is another character"),
+                (f"type the path's spaces again in the sample sheet ('{spaced}'"
+                 + (" exists" if os.path.exists(spaced) else "") + ")"))
     where = "" if os.path.isabs(path) else (f" (a relative path is read from the folder the workflow runs in, "
                                             f"not the sheet's: {os.path.abspath(path)})")
     if fmt in MATRIX_FILES:

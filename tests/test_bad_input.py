@@ -134,6 +134,14 @@ CATALOGUE = {
                             (tmp / "run\\outs", "visium"), {},
                             r"folder not found: the path separates its folders with '\\' as Windows does.*Fix: write "
                             r"the path with '/' in the sample sheet \('.*/run/outs' exists\)$"),
+    # a path copied from a web page: a non-breaking space where the file's name has a space (was: "file not found
+    # (a relative path is read from the folder the workflow runs in ...)", the two names alike on screen)
+    "non_breaking_space_in_path": (lambda tmp: ((tmp / "my slides").mkdir() or write(tiny_slide(), tmp / "my slides" /
+                                                                                       "slide.h5ad"))
+                                   and (tmp / "my\u00a0slides" / "slide.h5ad", "h5ad"), {},
+                                   r"file not found: the path holds a non-breaking space \(U\+00A0\), which looks like a "
+                                   r"space but is another character\. Fix: type the path's spaces again in the sample sheet "
+                                   r"\('.*/my slides/slide\.h5ad' exists\)$"),
     "h5ad_is_a_folder": (lambda tmp: ((tmp / "slides").mkdir() or tmp / "slides", "h5ad"), {},
                          r"is a folder; format h5ad reads an \.h5ad file\. Fix: give the \.h5ad file's path"),
     "not_hdf5": (_raw(b"sample,x,y\n1,2,3\n"), {}, r"not a readable \.h5ad .*Fix: re-export"),
