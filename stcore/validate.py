@@ -226,6 +226,11 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                              "without normalising each spot, but values is log_normalized", path=path,
                              fix="store the raw counts in X (np.rint(np.expm1(X))) with values counts, or normalise "
                                  "each spot before the log (scanpy's normalize_total, then log1p)")
+        if _one_total(x, expm1=False) and not _one_total(x, expm1=True):
+            raise InputError("X holds normalised values (every spot sums to one total, as after normalize_total), but "
+                             "values is log_normalized: they would be taken as already logged", path=path,
+                             fix="set values to normalized (the sample sheet's values column; in stcore.tl.domains "
+                                 "values='normalized'), or store their log1p in X (scanpy's log1p)")
         if not _one_total(x, expm1=True):
             for base, scale in OTHER_LOG_BASES.items():
                 raw = _log_of_whole(data, scale=scale)

@@ -190,6 +190,13 @@ CATALOGUE = {
         {"values": "log_normalized", "hvg_flavor": "seurat"},
         r"X holds log10\(1 \+ x\) values .*normalised values logged in base 10.*Fix: store the natural log: "
         r"adata\.X = adata\.X \* np\.log\(10\)"),
+    # normalised values (normalize_total to 1 or 100: below the log's bound of 50) given as log_normalized: were
+    # taken as logged
+    "normalised_values_as_log_normalized": (
+        _h5ad(lambda a: setattr(a, "X", sp.csr_matrix(a.X.toarray() / a.X.toarray().sum(1, keepdims=True) * 100))),
+        {"values": "log_normalized", "hvg_flavor": "seurat"},
+        r"X holds normalised values \(every spot sums to one total, as after normalize_total\), but values is "
+        r"log_normalized: they would be taken as already logged\. Fix: set values to normalized"),
     "log2_of_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log2(1 + a.X.toarray())))),
                        {"values": "log_normalized", "hvg_flavor": "seurat"},
                        r"X holds log2\(1 \+ x\) values \(2\^X - 1 of every value is a whole number\): raw counts "
