@@ -332,6 +332,10 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
         for sample in [s for s in samples if s not in dlpfc]:
             if (sample, graph_method) in stats.index and (sample, baseline) in stats.index:
                 g, b = stats.loc[(sample, graph_method)], stats.loc[(sample, baseline)]
+                if not (np.isfinite(g["mean"]) and np.isfinite(b["mean"])):     # no annotation: no ARI to compare
+                    target_lines.append(f"- {sample}: not compared ({graph_method} {_cell(g)}, {baseline} {_cell(b)}: "
+                                        "no ARI without an annotation, the sample sheet's truth column).")
+                    continue
                 verdict = "beats" if g["mean"] > b["mean"] else "does NOT beat"
                 target_lines.append(f"- {sample}: {graph_method} {_cell(g)} {verdict} {baseline} {_cell(b)}.")
     if target_lines:

@@ -30,3 +30,16 @@ def test_a_combinations_row_lists_what_its_members_ran_with(tmp_path):
     assert row["blas"] == "MKL 2024.2; openblas 0.3.30" and row["cpu_kernels"] == "AVX512; none (no torch)"
     assert row["cpu_s"] == pytest.approx(18.0) and row["peak_mb"] == pytest.approx(100.0 + len("cellcharter"))
     assert table[table["method"] == "banksy"].iloc[0]["blas"] == "openblas 0.3.30"     # a member's own row as it was
+
+
+def test_a_slide_without_an_annotation_is_not_said_to_lose_to_the_baseline():
+    """A slide with an empty truth cell has no ARI: the summary's targets say it is not compared (was:
+    'b: graphst n/a does NOT beat expression n/a', on the report's first page)."""
+    from stcore.table import summary_markdown
+
+    table = pd.DataFrame({"sample": ["a", "a", "b", "b"], "group": "", "method": ["graphst", "expression"] * 2,
+                          "seed": [0, 0, 0, 0], "ARI": [0.5, 0.1, float("nan"), float("nan")]})
+    text = summary_markdown(table, compare={"figure_method": "graphst", "baseline": "expression"})
+    assert "- a: graphst 0.500 (n=1) beats expression 0.100 (n=1)." in text
+    assert "- b: not compared (graphst n/a, expression n/a: no ARI without an annotation" in text
+    assert "does NOT beat" not in text
