@@ -184,6 +184,8 @@ def _scale_factor(data: np.ndarray) -> int:
     in every slide of raw counts), or 1 where they take one value only (a constant matrix: named
     by the hvg step)."""
     data = np.asarray(data).ravel()
+    if bool((data[:1 << 20] == 1).any()):      # raw counts hold 1s among their first values: no copy made
+        return 1
     data = data[data != 0]
     if data.size == 0 or bool((data == 1).any()):
         return 1
