@@ -216,9 +216,14 @@ def test_dag_runs_as_slurm_jobs(cluster_run, slurm_node):
             started = (rf"Allocate JobId={jobid} NodeList={node}\b"  # main scheduler
                        rf"|Started JobId={jobid} in \S+ on {node}\b")  # backfill scheduler
             assert re.search(started, text), f"slurmctld never started job {jobid}"
-    # Memory from the slide's size, not the profile's 2000 MB default (tiny slides: ~1 GB).
-    first_train = next(j for j in run["jobs"] if j["comment"].startswith("rule_train") and j["id"] != run["killed"])
-    assert _mem_mb(first_train["mem"]) < 2000, first_train
+    # Memory from the slide's size, not the profile's 2000 MB default (tiny slides: ~1 GB).  First
+    # attempts only: the killed job's retry asks for twice as much, and SLURM may list it before
+    # another slide's train job.
+    first_attempts = [j for j in run["jobs"] if j["comment"].startswith("rule_train")
+                      and (j["comment"] != KILLED or j["id"] == run["killed"])]
+    assert first_attempts, run["jobs"]
+    for job in first_attempts:
+        assert _mem_mb(job["mem"]) < 2000, job
 
 
 def test_every_output_appeared(cluster_run):
