@@ -3,6 +3,7 @@ rule cluster:
     input:
         npz=train_output("train.npz"),
         h5ad="results/{sample}/hvg.h5ad",
+        settings=settings_stamp("cluster"),
     output:
         labels=run_file("labels.tsv"),
         n_clusters=run_file("n_clusters.json"),

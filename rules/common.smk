@@ -34,6 +34,7 @@ _runs = _stcore_part("plan.runs")
 _res = _stcore_part("plan.resources")
 _failures = _stcore_part("plan.failures")
 _settings = _stcore_part("plan.settings")
+_stamps = _stcore_part("plan.stamps")
 
 
 def _schema_problem(exc):
@@ -202,6 +203,17 @@ def input_stamp(wildcards):
         _STAMPS[sample] = None if made_here else FORMATS.digest_stamp(row["path"], row["format"],
                                                                        INPUT_STAMP.format(sample=sample))
     return _STAMPS[sample] or []
+
+
+def settings_stamp(stage):
+    """results/records/settings/<stage>/<job>.json: the job's settings (stcore/plan/stamps.py), an
+    input rewritten only when they changed, so a results/ folder copied without .snakemake/ reruns
+    the jobs whose settings this config changed."""
+    def stamp(wildcards):
+        method = getattr(wildcards, "method", None)
+        job = wildcards.sample if method is None else f"{wildcards.sample}.{method}"
+        return _stamps.settings_stamp(stage, job, PLAN.job_settings(stage, wildcards.sample, method))
+    return stamp
 
 
 # Resources (stcore/plan/resources.py): memory and minutes from the slide's size.

@@ -2,6 +2,7 @@ rule graph:
     """Spatial neighbour graph (sparse adjacency) from the coordinates."""
     input:
         h5ad="results/{sample}/hvg.h5ad",
+        settings=settings_stamp("graph"),
     output:
         npz="results/{sample}/graph.npz",
         params="results/{sample}/graph.json",

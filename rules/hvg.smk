@@ -2,6 +2,7 @@ rule hvg:
     """Highly variable genes, then normalise, log and scale."""
     input:
         h5ad="results/{sample}/qc.h5ad",
+        settings=settings_stamp("hvg"),
     output:
         h5ad="results/{sample}/hvg.h5ad",
     params:

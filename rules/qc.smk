@@ -5,6 +5,7 @@ rule qc:
     input:
         raw=raw_input,
         digest=input_stamp,
+        settings=settings_stamp("qc"),
     output:
         h5ad="results/{sample}/qc.h5ad",
         report="results/{sample}/qc.json",

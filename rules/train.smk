@@ -3,6 +3,7 @@ rule train:
     input:
         h5ad="results/{sample}/hvg.h5ad",
         graph="results/{sample}/graph.npz",
+        settings=settings_stamp("train"),
     output:
         npz=run_file("train.npz"),
         losses=run_file("losses.tsv"),

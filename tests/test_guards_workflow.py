@@ -85,6 +85,39 @@ def test_a_slide_replaced_with_an_older_mtime_reruns(tmp_path):
     assert json.loads((tmp_path / "results/s/qc.json").read_text())["spots_in"] == 81      # the 9 x 9 slide
 
 
+@pytest.mark.slow
+def test_results_copied_without_snakemakes_records_rerun_where_the_settings_changed(tmp_path):
+    """A results/ folder copied with its modification times (cp -a, rsync -a, tar) to a folder
+    without .snakemake/, then run with other settings: the jobs whose settings changed rerun (was:
+    "Nothing to be done", and the table gave the earlier settings' runs as this config's); with the
+    same settings nothing reruns."""
+    from stcore.io import read_tsv
+
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    write(tiny_slide(seed=1), first_dir / "s.h5ad")
+    workdir(first_dir, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    first = snakemake(first_dir, "--cores", "1", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    before = read_tsv(first_dir / "results/table.tsv")
+
+    shutil.copytree(first_dir, second_dir, ignore=shutil.ignore_patterns(".snakemake"))   # cp -a, no records
+    same = snakemake(second_dir, "--cores", "1", "--dry-run", timeout=300)
+    assert "Nothing to be done" in same.stdout + same.stderr, (same.stdout + same.stderr)[-3000:]
+
+    config = second_dir / "config.yaml"
+    config.write_text(config.read_text().replace("epochs: 2", "epochs: 3"))
+    again = snakemake(second_dir, "--cores", "1", timeout=600)
+    console = again.stdout + again.stderr
+    assert again.returncode == 0, console[-3000:]
+    assert "Nothing to be done" not in console
+    assert re.search(r"rule train:", console) and not re.search(r"rule qc:", console)      # only what changed
+    losses = pd.read_csv(second_dir / "results/s/graphst/seed0/losses.tsv", sep="\t")
+    assert len(losses) == 3                                                               # trained anew, 3 epochs
+    after = read_tsv(second_dir / "results/table.tsv")
+    assert after["config_sha256"].tolist() != before["config_sha256"].tolist()
+
+
 # --- every failure named ----------------------------------------------------------------------------
 
 # Loaded by every Python process of the run (PYTHONPATH): makes the step named in STCORE_TEST_FAULTS

@@ -11,6 +11,7 @@ from stcore.plan.failures import failure_lines, job_sample
 from stcore.plan.resources import train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
 from stcore.plan.settings import allocator_environment, as_schema_types
+from stcore.plan.stamps import settings_stamp
 from stcore.plan.sheet import cell_problem, check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
 
@@ -20,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def test_the_plan_imports_the_standard_library_only():
     """The Snakefile loads the plan before the scientific stack."""
     code = ("import sys, stcore.plan.runs, stcore.plan.sheet, stcore.plan.resources, stcore.plan.failures, "
-            "stcore.plan.settings, stcore.registry, stcore.formats; "
+            "stcore.plan.settings, stcore.plan.stamps, stcore.registry, stcore.formats; "
             "print(sorted(m for m in ('numpy', 'pandas', 'yaml', 'h5py', 'scipy', 'torch', 'anndata') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -438,3 +439,28 @@ def test_every_shipped_config_passes_the_checks_a_run_makes(path):
     assert renamed_keys(config) is None
     jsonschema.validate(config, config_schema())
     assert config["methods"] and (REPO_ROOT / config["samples"]).is_file()
+
+
+def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
+    """A job's settings stamp (an input of the job) is dated 1970 when first written, so it reruns
+    nothing by itself; the same settings leave it untouched; other settings rewrite it with a fresh
+    modification time, so the job reruns without Snakemake's records (a copied results/ folder)."""
+    import os
+
+    path = settings_stamp("train", "s.graphst", {"model": "graphst", "train": {"epochs": 2}}, root=str(tmp_path))
+    assert path == "results/records/settings/train/s.graphst.json"
+    stamp = tmp_path / path
+    assert os.stat(stamp).st_mtime == 0
+    settings_stamp("train", "s.graphst", {"train": {"epochs": 2}, "model": "graphst"}, root=str(tmp_path))
+    assert os.stat(stamp).st_mtime == 0                                       # same settings, any key order
+    settings_stamp("train", "s.graphst", {"model": "graphst", "train": {"epochs": 3}}, root=str(tmp_path))
+    assert os.stat(stamp).st_mtime > 1e9 and '"epochs": 3' in stamp.read_text()
+    plan = Plan({"qc": {"min_counts": 0}, "hvg": {"n_top_genes": 30}, "graph": {"n_neighbors": 3},
+                 "train": {"epochs": 2}, "cluster": {"algorithm": "mclust"}, "seeds": [0],
+                 "methods": {"graphst": {"model": "graphst", "train": {"epochs": 5}}}},
+                {"s": {"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": 2, "truth": "domain",
+                       "values": "counts", "group": ""}}, {}, METHODS)
+    assert plan.job_settings("train", "s", "graphst") == {"model": "graphst", "train": {"epochs": 5}}
+    assert plan.job_settings("qc", "s") == {"qc": {"min_counts": 0}, "values": "counts", "path": "s.h5ad",
+                                            "format": "h5ad", "truth": "domain"}
+    assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}

@@ -9,6 +9,7 @@ ordinary unit tests (tests/test_plan.py):
   their files, the settings each stage takes and the checks a later step would otherwise fail;
 - :mod:`.resources`: memory and time per job from the slide's size and the registry's facts;
 - :mod:`.failures`: the one line per failed job repeated at the end of a run;
+- :mod:`.stamps`: the settings each job ran with, so a changed setting reruns it without Snakemake's records;
 - :mod:`.settings`: config values made what the schema means (``20.0`` -> 20), the allocator.
 
 Every refusal is a :class:`PlanError` whose text is the one line the user reads; the Snakefile

@@ -175,6 +175,24 @@ class Plan:
         return {"qc": self.config["qc"], "hvg": self.config["hvg"], "graph": self.config["graph"],
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
+    def job_settings(self, stage, sample, method=None):
+        """What the job of ``stage`` ('qc', 'hvg', 'graph', 'train', 'cluster') for ``sample`` (and
+        ``method``) takes from the sheet and the config, as its rule's params hold it: the content of
+        its settings stamp (:mod:`.stamps`)."""
+        if stage == "qc":
+            row = self.slides[sample]
+            return {"qc": self.config["qc"], "values": self.values(sample),
+                    **{key: row.get(key, "") for key in ("path", "format", "truth")}}
+        if stage == "hvg":
+            return dict(self.config["hvg"], values=self.values(sample))
+        if stage == "graph":
+            return self.config["graph"]
+        if stage == "train":
+            return {"model": self.model_of(method), "train": self.train_settings(method, sample)}
+        if stage == "cluster":
+            return {"cluster": self.merged("cluster", method), "n_clusters": self.n_clusters(sample)}
+        raise ValueError(f"no settings stamp for stage {stage!r}")
+
     def missing_slides(self, made_by_the_workflow, missing_slide):
         """A warning line for each slide of the sheet whose files are not there now
         (``missing_slide(path, format)``: the problem and its fix, or None), except those the
