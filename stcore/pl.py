@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import anndata as ad
 import numpy as np
@@ -282,7 +282,7 @@ def _room_for_legends(fig, neighbours, columns: int, tries: int = 3) -> None:
 
 
 def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: str | None = None,
-            basis: str | Sequence[str] = "spatial", slide_key: str | None = None, library_id: str | None = None,
+            basis: str | Sequence[str] | None = None, slide_key: str | None = None, library_id: str | None = None,
             img_key: str | None = None, img: bool = True, size: float = 1.0, palette=None,
             title: str | None = None, ncols: int = 4, panel_size: float = 3.4, legend: bool = True,
             show: bool | None = None, save: str | bool | None = None, return_fig: bool = False):
@@ -311,10 +311,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
         ``obs`` column of the annotation (default ``None``: no annotation panel, no scores;
         the colours of the first ``key`` are then the reference).  Its colours are
         ``uns[truth + '_colors']`` when scanpy stored them, else scanpy's default palette.
-    basis : str or sequence of str, default 'spatial'
-        ``obsm`` key(s) of the positions (default ``'spatial'``: a tissue map, y down, equal
-        axes).  Another key (e.g. ``'X_umap'``) draws the first two columns of that embedding;
-        several keys give a row of panels each.
+    basis : str or sequence of str, default None
+        ``obsm`` key(s) of the positions (default ``None``: the positions
+        :func:`stcore.tl.domains` read, its ``spatial_key``, else ``'spatial'``), drawn as a
+        tissue map, y down, equal axes.  Another key (e.g. ``'X_umap'``) draws the first two
+        columns of that embedding; several keys give a row of panels each.
     slide_key : str, default None
         ``obs`` column naming each spot's slide.  The slides are laid out side
         by side on the tissue map, and each embedding row gets a panel coloured by slide.
@@ -364,13 +365,19 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     from .evaluate import annotation_problems, domain_metrics, side_by_side
 
     keys = [key] if isinstance(key, str) else list(key)
-    bases = [basis] if isinstance(basis, str) else list(basis)
+    # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
+    record = adata.uns.get("stcore")
+    graph = record.get("graph") if isinstance(record, Mapping) else None
+    tissue = str(graph.get("spatial_key") or "spatial") if isinstance(graph, Mapping) else "spatial"
+    bases = [tissue] if basis is None else [basis] if isinstance(basis, str) else list(basis)
     for col in keys + [c for c in (truth, slide_key) if c is not None]:
         if col not in adata.obs:
             raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(adata.obs.columns)})")
     for b in bases:
         if b not in adata.obsm:
-            raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())})")
+            fix = (f"; the positions tl.domains read are obsm['{tissue}']: basis='{tissue}'"
+                   if tissue != b and tissue in adata.obsm else "")
+            raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())}){fix}")
     if truth is not None:           # what the workflow's qc job says of the same annotation, said here too
         said, refusal = annotation_problems(adata.obs[truth], truth)
         for line in said + ([refusal + ": the scores in the titles compare the domains with it"] if refusal else []):
@@ -385,7 +392,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     scores = {}
     for b in bases:
         cols = ([truth] if truth is not None else []) + keys
-        if slide_key is not None and b != "spatial":
+        if slide_key is not None and b != tissue:
             cols.append(slide_key)
         for col in cols:
             values = adata.obs[col]
@@ -407,7 +414,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
                 head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
             elif col == truth:
                 head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
-            if b != "spatial":
+            if b != tissue:
                 head = f"{head}\non {b.removeprefix('X_')}"
             panels.append((b, col, head, cats, colors, names))
 
@@ -434,20 +441,20 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     positions = {}
     for b in bases:
         xy = np.asarray(adata.obsm[b], dtype=np.float64)[:, :2]
-        if b == "spatial" and slide_key is not None:
+        if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy
     spatial_d = None
-    if "spatial" in positions:
+    if tissue in positions:
         if image is not None:
-            positions["spatial"] = positions["spatial"] * image[1]
-            spatial_d = image[2] * image[1] if np.isfinite(image[2]) else _spot_diameter(positions["spatial"])
+            positions[tissue] = positions[tissue] * image[1]
+            spatial_d = image[2] * image[1] if np.isfinite(image[2]) else _spot_diameter(positions[tissue])
         else:
-            spatial_d = _spot_diameter(positions["spatial"])
+            spatial_d = _spot_diameter(positions[tissue])
     used = []
     for ax, (b, col, head, cats, colors, names) in zip(axes, panels):
         labels = _labels(adata.obs[col].to_numpy())
-        if b == "spatial":
+        if b == tissue:
             if image is not None:
                 ax.imshow(image[0])
             _draw(ax, positions[b], labels, colors, diameter=spatial_d * size, marker_size=0)

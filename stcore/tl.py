@@ -243,7 +243,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if built:       # the workflow's graph, stored under squidpy's keys for what follows (nhood_enrichment, ...)
         add_graph(adata, coords, key_added=graph_key)
     adj = sp.csr_matrix(adata.obsp[key])
-    graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz),
+    graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz), "spatial_key": spatial_key,
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
     one_way = int((adj != adj.T).nnz)
     if one_way:

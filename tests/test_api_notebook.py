@@ -382,3 +382,24 @@ def test_train_and_cluster_keys_documented_with_the_schemas_defaults(section):
             default = code[key]
             default = list(default) if isinstance(default, tuple) else getattr(default, "value", default)
             assert default == spec["default"], (key, default, spec["default"])
+
+
+def test_pl_domains_draws_the_positions_tl_domains_read():
+    """tl.domains(spatial_key='coords'): pl.domains draws obsm['coords'] as the tissue map (it looked for
+    obsm['spatial'] and raised a KeyError that did not name the positions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adata = _slide()
+    adata.obsm["coords"] = adata.obsm.pop("spatial")
+    stcore.tl.domains(adata, n_clusters=2, spatial_key="coords", **FAST)
+    assert adata.uns["stcore"]["graph"]["spatial_key"] == "coords"
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert len(axes) == 2
+    for ax in axes:                                     # a tissue map: y down, equal axes, no 'on coords'
+        assert ax.yaxis_inverted() and ax.get_aspect() == 1.0 and "on coords" not in ax.get_title()
+    with pytest.raises(KeyError, match=r"obsm\['spatial'\] is not in adata.obsm .*basis='coords'"):
+        stcore.pl.domains(adata, basis="spatial", show=False)
+    plt.close("all")
