@@ -53,6 +53,11 @@ def slide_files(path: str, fmt: str) -> list[str]:
     return [path] if os.path.isfile(path) else []
 
 
+# characters a web page or a document puts where a space looks to be
+ODD_SPACES = {"\u00a0": "a non-breaking space (U+00A0)", "\u202f": "a narrow non-breaking space (U+202F)",
+              "\u2007": "a figure space (U+2007)"}
+
+
 def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
     """What is missing of the slide at ``path`` for format ``fmt`` (None when its reader has its
     matrix): the problem and its fix, as the plan warns of it before any job and the reader
@@ -67,8 +72,7 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                 (f"write the path with '/' in the sample sheet ('{slashed}'"
                  + (" exists" if os.path.exists(slashed) else "") + ")"
                  + (", and give the folder the slide has on this machine" if drive else "")))
-    odd = {"\u00a0": "a non-breaking space (U+00A0)", "\u202f": "a narrow non-breaking space (U+202F)",
-           "\u2007": "a figure space (U+2007)"}
+    odd = ODD_SPACES
     spaced = path.translate({ord(c): " " for c in odd})
     if spaced != path and not os.path.exists(path):     # copied from a web page or a document
         which = sorted({odd[c] for c in path if c in odd})

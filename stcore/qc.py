@@ -127,6 +127,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     """
     from .errors import InputError
     from .evaluate import annotation_problems, is_missing_label
+    from .formats import ODD_SPACES
     from .io import read_slide
     from .provenance import input_digest
     from .validate import check_counts, check_n_clusters, check_values_match, needs_integer, output_key
@@ -141,8 +142,11 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     if truth:
         if truth not in adata.obs.columns:
             columns = list(adata.obs.columns)
-            near = [c for c in columns if str(c).strip().lower() == truth.strip().lower()]
+            near = [c for c in columns if " ".join(str(c).split()).lower() == " ".join(truth.split()).lower()]
+            odd = sorted({ODD_SPACES[c] for c in truth if c in ODD_SPACES})
             raise InputError(f"truth column '{truth}' is not in obs ("
+                             + (f"the sheet's name holds {', '.join(odd)}, which looks like a space but is another "
+                                "character; " if odd else "")
                              + (f"'{near[0]}' differs only in case or spaces; " if near else "")
                              + f"columns: {columns[:10]}{' ...' if len(columns) > 10 else ''})",
                              path=path, fix=(f"set the sample sheet's truth column to '{near[0]}'" if near else

@@ -220,6 +220,12 @@ CATALOGUE = {
     "truth_column_differs_in_case": (_h5ad(_unchanged), {"truth": "Domain "},
                                      r"truth column 'Domain ' is not in obs \('domain' differs only in case or spaces; "
                                      r"columns: \['domain'\]\)\. Fix: set the sample sheet's truth column to 'domain'$"),
+    # a name copied from a web page or a document: a non-breaking space where obs has a space
+    "truth_column_nbsp": (_h5ad(lambda a: a.obs.rename(columns={"domain": "layer guess"}, inplace=True)),
+                          {"truth": "layer\u00a0guess"},
+                          r"truth column 'layer\u00a0guess' is not in obs \(the sheet's name holds a non-breaking "
+                          r"space \(U\+00A0\), which looks like a space but is another character; 'layer guess' "
+                          r"differs only in case or spaces; .*Fix: set the sample sheet's truth column to 'layer guess'$"),
     "truth_per_spot_value": (_per_spot_truth, {"truth": "domain"},
                              r"truth column 'domain' has 144 distinct labels on 144 annotated spots \(first: .*\): a "
                              r"per-spot value, not an annotation of domains\. Fix: set the sample sheet's truth column"),
