@@ -163,8 +163,11 @@ def write_visium(adata: ad.AnnData, outs: str | os.PathLike, *, library_id: str 
     ``filtered_feature_bc_matrix.h5`` (10x HDF5, v3 layout: genes x barcodes CSC; ``library_id``
     in its ``library_ids`` attribute, as Space Ranger records it) and ``spatial/`` with the
     positions (``tissue_positions.csv`` with a header, Space Ranger 2.0's; or
-    ``tissue_positions_list.csv`` without, 1.x's; coordinates as full-resolution pixels) and
-    the scale factors.  Returns ``outs``."""
+    ``tissue_positions_list.csv`` without, 1.x's; coordinates as full-resolution pixels), the
+    scale factors (with the spot diameter: 55 % of the distance between neighbouring spots, as
+    Visium's 55 um spots 100 um apart) and the hires and lowres tissue images, plain pink where
+    the spots are on white (a simulated tissue has no histology), so that ``scanpy.pl.spatial``
+    draws the slide as it draws a real one.  Returns ``outs``."""
     outs = Path(outs)
     outs.mkdir(parents=True, exist_ok=True)
     write_10x_h5(adata, outs / "filtered_feature_bc_matrix.h5", library_id=library_id)
@@ -176,5 +179,36 @@ def write_visium(adata: ad.AnnData, outs: str | os.PathLike, *, library_id: str 
                   "pxl_row_in_fullres": xy[:, 1].round().astype(int),
                   "pxl_col_in_fullres": xy[:, 0].round().astype(int)}
                  ).to_csv(spatial / positions, index=False, header=positions == "tissue_positions.csv")
-    (spatial / "scalefactors_json.json").write_text(json.dumps({"tissue_hires_scalef": 0.1}))
+    pitch = _spot_pitch(xy)
+    scale = {"spot_diameter_fullres": 0.55 * pitch, "fiducial_diameter_fullres": 0.9 * pitch}
+    extent = float(np.max(xy)) + pitch if len(xy) else 1.0
+    for key, side in (("hires", 2000), ("lowres", 600)):      # Space Ranger's longest sides
+        scale[f"tissue_{key}_scalef"] = side / extent
+        _tissue_image(xy * scale[f"tissue_{key}_scalef"], side, 0.75 * pitch * scale[f"tissue_{key}_scalef"],
+                      spatial / f"tissue_{key}_image.png")
+    (spatial / "scalefactors_json.json").write_text(json.dumps(scale))
     return outs
+
+
+def _spot_pitch(xy: np.ndarray) -> float:
+    """The median distance between a spot and its nearest neighbour (1 for fewer than two spots)."""
+    from scipy.spatial import cKDTree
+
+    if len(xy) < 2:
+        return 1.0
+    dist, _ = cKDTree(xy).query(xy, k=2)
+    pitch = float(np.median(dist[:, 1]))
+    return pitch if pitch > 0 else 1.0
+
+
+def _tissue_image(xy: np.ndarray, side: int, radius: float, path: Path) -> None:
+    """A ``side`` x ``side`` RGB image: white, pink within ``radius`` pixels of a spot at ``xy``
+    (x, y pixels)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (side, side), (248, 248, 248))
+    draw = ImageDraw.Draw(image)
+    r = max(1.0, radius)
+    for x, y in xy:
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(236, 196, 214))
+    image.save(path)

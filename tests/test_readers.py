@@ -300,6 +300,44 @@ def test_read_visium_keeps_the_library_id_and_metadata_the_matrix_names(tmp_path
     assert list(stcore.read.visium(plain).uns["spatial"]) == ["mybrain"]
 
 
+def test_a_simulated_visium_folder_is_drawn_by_scanpy_as_a_real_one(tmp_path):
+    """stcore.simulate.write_visium writes the tissue images and the spot diameter Space Ranger
+    writes: scanpy's reader reads the folder, and sc.pl.spatial draws the spots on the image (it
+    stopped with StopIteration on a library without images)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+    from matplotlib.image import AxesImage
+
+    import stcore
+    from stcore.simulate import SimParams, simulate_slide
+    from stcore.simulate import write_visium as write_outs
+
+    slide = simulate_slide(SimParams(n_spots=300, n_genes=50, markers_per_domain=5, n_layers=3, n_regions=0, seed=1))
+    folder = write_outs(slide, tmp_path / "outs", library_id="demo")
+    adata = stcore.read.visium(folder)
+    entry = adata.uns["spatial"]["demo"]
+    assert entry["images"]["hires"].shape[:2] == (2000, 2000) and entry["images"]["lowres"].shape[:2] == (600, 600)
+    pitch = 100.0                                           # the simulator's distance between neighbouring spots
+    assert entry["scalefactors"]["spot_diameter_fullres"] == pytest.approx(0.55 * pitch)
+    # the spots lie on the pink tissue, the corner of the image is white
+    hires, scalef = entry["images"]["hires"], entry["scalefactors"]["tissue_hires_scalef"]
+    col, row = np.round(adata.obsm["spatial"] * scalef).astype(int).T
+    assert (hires[row, col] == (236, 196, 214)).all() and (hires[-1, -1] == 248).all()
+    adata.obs["layer"] = slide.obs["domain"].to_numpy()
+    ax = sc.pl.spatial(adata, color="layer", show=False)[0]
+    assert any(isinstance(a, AxesImage) for a in ax.get_children())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = sc.read_visium(folder)
+    assert theirs.uns["spatial"]["demo"]["images"]["lowres"].shape[:2] == (600, 600)
+    plt.close("all")
+
+
 @pytest.mark.parametrize("cells", ["parquet", "csv"])
 def test_read_xenium_keeps_the_cell_table(tmp_path, cells):
     """stcore.read.xenium: every column of the cell table in obs, matched by cell id."""
