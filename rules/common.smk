@@ -49,6 +49,11 @@ def _schema_problem(exc):
     return f"{where}: {err.message}"
 
 
+# A key given twice in a config file (YAML keeps the last without a word) is refused, naming both lines.
+for _file in workflow.configfiles:
+    _twice = _settings.repeated_key(_file)
+    if _twice:
+        raise WorkflowError(_twice)
 # A --configfile's methods, combinations and simulated slides replace the demo's (config.yaml): the plan's rule.
 config.update(_settings.given_sets_replace(config, workflow.config_settings.overwrite_config))
 # the schema validate() reads below

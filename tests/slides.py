@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,8 +106,16 @@ methods:
 
 def workdir(tmp: Path, samples: dict[str, tuple[str, int, str]], *, epochs: int = 3,
             extra_config: str = "") -> Path:
-    """``samples``: id -> (path, n_clusters, truth); all h5ad."""
-    (tmp / "config.yaml").write_text(TINY_CONFIG.format(epochs=epochs) + extra_config)
+    """``samples``: id -> (path, n_clusters, truth); all h5ad.  ``extra_config``'s top-level keys
+    replace TINY_CONFIG's (a key given twice in a config file is refused)."""
+    given = set(re.findall(r"^([A-Za-z_]\w*):", extra_config, re.M))
+    kept, keep = [], True
+    for line in TINY_CONFIG.format(epochs=epochs).splitlines(keepends=True):
+        if not line[:1].isspace():
+            keep = line.split(":", 1)[0] not in given
+        if keep:
+            kept.append(line)
+    (tmp / "config.yaml").write_text("".join(kept) + extra_config)
     rows = ["sample\tpath\tformat\tn_clusters\ttruth"]
     rows += [f"{s}\t{p}\th5ad\t{k}\t{t}" for s, (p, k, t) in samples.items()]
     (tmp / "samples.tsv").write_text("\n".join(rows) + "\n")

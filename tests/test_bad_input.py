@@ -409,6 +409,15 @@ SETTINGS_CASES = {
                                      r"Fix: write methods\.g2\.cluster: \{algorithm: leiden\}"),
     "compare_method_not_in_config": ("compare: {figure_method: nope}\n", None,
                                      r"config: compare\.figure_method 'nope' is not a method of the config"),
+    # A key given twice in the config file: YAML kept the second without a word (the first train:
+    # block's epochs were dropped; a method named twice ran once, as the second said).
+    "config_block_given_twice": ("train: {epochs: 5, device: cpu}\ncluster: {n_init: 1}\ntrain: {lr: 0.01}\n", None,
+                                 r"config file '[^']*config\.yaml': train is given twice \(lines \d+ and \d+\); YAML keeps "
+                                 r"the second only, so what the first holds would be ignored without a word\. "
+                                 r"Fix: merge the two train blocks into one"),
+    "method_given_twice": ("methods:\n  graphst: {model: graphst}\n  graphst: {model: expression}\n", None,
+                           r"methods\.graphst is given twice \(lines \d+ and \d+\);.*Fix: merge the two "
+                           r"methods\.graphst blocks into one, or rename one"),
 }
 
 

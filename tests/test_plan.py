@@ -1,5 +1,6 @@
 """The workflow's plan (stcore/plan) as ordinary functions: the sheet, the runs, the resources and
 the failure lines, without Snakemake."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from stcore.plan import PlanError
 from stcore.plan.failures import failure_lines, job_sample
 from stcore.plan.resources import train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
-from stcore.plan.settings import allocator_environment, as_schema_types
+from stcore.plan.settings import allocator_environment, as_schema_types, repeated_key
 from stcore.plan.stamps import settings_stamp
 from stcore.plan.sheet import cell_problem, check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
@@ -382,6 +383,26 @@ def test_settings_as_the_schema_means_them():
     assert allocator_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) == {}
     with pytest.raises(PlanError, match=r"STCORE_MALLOC=/no/such.so: no tcmalloc library found"):
         allocator_environment({"STCORE_MALLOC": "/no/such.so"})
+
+
+def test_a_key_given_twice_in_a_config_file_is_named(tmp_path):
+    """YAML keeps the second of two equal keys without a word (a second train: block dropped the
+    first's epochs; a method named twice ran once): each is named with its lines and the fix."""
+    cases = {
+        "train:\n  epochs: 50\nhvg: {n_top_genes: 30}\ntrain:\n  lr: 0.01\n":
+            r"/c\.yaml': train is given twice \(lines 1 and 4\);.*Fix: merge the two train blocks into one$",
+        "methods:\n  graphst: {model: graphst}\n  graphst: {model: expression}\n":
+            r"methods\.graphst is given twice \(lines 2 and 3\);.*, or rename one$",
+        "train: {epochs: 5, lr: 0.1, epochs: 7}\n": r"train\.epochs is given twice \(line 1\);.*Fix: delete one of the two train\.epochs$",
+        "ensembles:\n  e: {methods: [a, b]}\ncompare:\n  claim: {text: t, text: u}\n": r"compare\.claim\.text is given twice",
+    }
+    for text, message in cases.items():
+        (tmp_path / "c.yaml").write_text(text)
+        assert re.search(message, repeated_key(str(tmp_path / "c.yaml"))), text
+    (tmp_path / "c.yaml").write_text("train: {epochs: 5}\nmethods:\n  a: {train: {epochs: 5}}\n  b: {train: {epochs: 5}}\n")
+    assert repeated_key(str(tmp_path / "c.yaml")) is None            # the same key in different blocks
+    (tmp_path / "c.yaml").write_text("train: [\n")
+    assert repeated_key(str(tmp_path / "c.yaml")) is None            # not YAML: Snakemake names it
 
 
 def test_the_failure_lines(tmp_path):

@@ -64,6 +64,47 @@ def renamed_key(block, where):
     return None
 
 
+def repeated_key(path):
+    """The message for the first key that a mapping of the YAML config file ``path`` holds twice, or
+    None.  YAML loaders keep the last of the two without a word, so a second ``train:`` block drops
+    the first's settings and a method named twice runs once, as the last one says.  (PyYAML, which
+    Snakemake reads config files with, is imported here only.)"""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            root = yaml.compose(fh)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None                            # Snakemake itself names a file it cannot read
+
+    def first(node, where):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    name = f"{where}.{key.value}" if where else key.value
+                    if (key.tag, key.value) in seen:
+                        lines = sorted({seen[key.tag, key.value], key.start_mark.line + 1})
+                        fix = (f"merge the two {name} blocks into one"
+                               + (", or rename one" if where in NAMED_SETS else "")
+                               if isinstance(value, yaml.MappingNode) else f"delete one of the two {name}")
+                        return (f"config file '{path}': {name} is given twice "
+                                f"(line{'s' if len(lines) > 1 else ''} {' and '.join(map(str, lines))}); YAML keeps "
+                                f"the second only, so what the first holds would be ignored without a word. Fix: {fix}")
+                    seen[key.tag, key.value] = key.start_mark.line + 1
+                found = first(value, f"{where}.{key.value}" if where else str(key.value))
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                found = first(item, f"{where}[{i}]")
+                if found:
+                    return found
+        return None
+
+    return first(root, "") if root is not None else None
+
+
 NAMED_SETS = ("methods", "ensembles", "simulate")
 
 
