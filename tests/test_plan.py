@@ -329,6 +329,23 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
         plan.check_settings({"baseline": "x"})
 
 
+def test_a_combination_whose_methods_share_no_seed_or_slide_is_named():
+    """An ensemble runs on the seeds and slides its methods share; where they share none it was left
+    out without a word (no job, no row of the table)."""
+    config = _config(a={"model": "graphst", "seeds": [0]}, b={"model": "expression", "seeds": [1]})
+    config["ensembles"] = {"e": {"methods": ["a", "b"]}}
+    with pytest.raises(PlanError, match=r"^config: ensemble 'e' combines .* share no seed \(a: \[0\]; b: \[1\]\), "
+                                        r"so it would run nowhere\. Fix: give its methods a seed in common"):
+        _plan(config)
+    config = _config(a={"model": "graphst", "samples": ["s1"]}, b={"model": "expression", "samples": ["s2"]})
+    config["ensembles"] = {"e": {"methods": ["a", "b"]}}
+    with pytest.raises(PlanError, match=r"share no slide \(a: \['s1'\]; b: \['s2'\]\), so it would run nowhere\. "
+                                        r"Fix: give its methods a slide in common \(their samples:\)"):
+        _plan(config)
+    config["methods"]["b"]["samples"] = ["s2", "s1"]            # one slide in common: runs there
+    assert _plan(config).ensemble_outputs("labels.tsv") == ["results/s1/e/seed0/labels.tsv", "results/s1/e/seed1/labels.tsv"]
+
+
 def test_memory_follows_the_registry_facts(tmp_path):
     """A model that holds dense spots x spots matrices gets them budgeted; the built-in model
     grows linearly with the spots (an unknown model is refused, never taken for a peer)."""

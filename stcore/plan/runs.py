@@ -113,6 +113,17 @@ class Plan:
                                 f"Fix: use methods of the config ({', '.join(config['methods'])})")
         for method in self.methods:
             self.facts_of(method)                      # an unknown model is named now, not in a job
+        for name, members in self.ensembles.items():   # one that would run nowhere is named, not left out
+            if not self.ensemble_seeds(name):
+                raise PlanError(f"config: ensemble '{name}' combines its methods' labelings at one seed, but they "
+                                "share no seed (" + "; ".join(f"{m}: {self.seeds_of(m)}" for m in members)
+                                + "), so it would run nowhere. Fix: give its methods a seed in common "
+                                "(their seeds:, or leave them out for the config's seeds)")
+            if not self.ensemble_samples(name):
+                raise PlanError(f"config: ensemble '{name}' combines its methods' labelings of one slide, but they "
+                                "share no slide (" + "; ".join(f"{m}: {self.samples_of(m)}" for m in members)
+                                + "), so it would run nowhere. Fix: give its methods a slide in common "
+                                "(their samples:)")
 
     # --- the slides -------------------------------------------------------------------------
     def n_clusters(self, sample):
