@@ -346,6 +346,20 @@ def test_a_combination_whose_methods_share_no_seed_or_slide_is_named():
     assert _plan(config).ensemble_outputs("labels.tsv") == ["results/s1/e/seed0/labels.tsv", "results/s1/e/seed1/labels.tsv"]
 
 
+def test_a_method_named_as_another_model_without_its_model_is_named():
+    """``banksy: {}`` or ``expression: {cluster: ...}`` (as ``--config methods=...`` writes it, replacing the
+    config's methods) gave no model: each trained graphst, the default, reported as banksy or expression."""
+    for name in ("banksy", "expression", "Banksy"):
+        with pytest.raises(PlanError, match=rf"^config: method '{name}' gives no model, so it would train the default "
+                                            rf"model, graphst, reported under the name of model '{name.lower()}'\. "
+                                            rf"Fix: write {name}: \{{model: {name.lower()}\}}"):
+            _plan(_config(graphst={}, **{name: {"cluster": {"n_pcs": 10}}}))
+    plan = _plan(_config(graphst={}, banksy={"model": "banksy"}, mine={},
+                         banksy_own={"train_from": "banksy", "cluster": {"algorithm": "own"}}))
+    assert [plan.model_of(m) for m in plan.methods] == ["graphst", "banksy", "graphst", "graphst"]
+    assert _plan(_config(expression={"model": "graphst"})).model_of("expression") == "graphst"   # as written
+
+
 def test_memory_follows_the_registry_facts(tmp_path):
     """A model that holds dense spots x spots matrices gets them budgeted; the built-in model
     grows linearly with the spots (an unknown model is refused, never taken for a peer)."""

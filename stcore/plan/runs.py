@@ -113,6 +113,7 @@ class Plan:
                                 f"Fix: use methods of the config ({', '.join(config['methods'])})")
         for method in self.methods:
             self.facts_of(method)                      # an unknown model is named now, not in a job
+            self._check_named_model(method)
         for name, members in self.ensembles.items():   # one that would run nowhere is named, not left out
             if not self.ensemble_seeds(name):
                 raise PlanError(f"config: ensemble '{name}' combines its methods' labelings at one seed, but they "
@@ -415,6 +416,19 @@ class Plan:
                 if self.n_clusters(s) != "auto"]     # the agreement compares clusterings at one G
 
     # --- checks a later step would otherwise fail -------------------------------------------------
+    def _check_named_model(self, method):
+        """A method named as a model of the registry other than the default (``banksy: {}``,
+        ``expression: {cluster: ...}``) that gives no ``model`` (nor ``train_from``) would train the
+        default model, graphst, and be reported under the other model's name: refused."""
+        spec = self.config["methods"][method] or {}
+        named = method.lower()
+        if ("model" not in spec and "train_from" not in spec and named in self.registry
+                and named != self.model_of(method)):
+            raise PlanError(f"config: method '{method}' gives no model, so it would train the default model, "
+                            f"{self.model_of(method)}, reported under the name of model '{named}'. Fix: write "
+                            f"{method}: {{model: {named}}} (methods given with --config replace the config's "
+                            "methods whole: give each its model)")
+
     def _check_train_from(self):
         methods = self.config["methods"]
         for name, spec in methods.items():
