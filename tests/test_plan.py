@@ -294,10 +294,18 @@ def test_runs_seeds_slides_and_combinations():
 def test_a_config_a_later_step_would_refuse_is_named_now():
     bad = [({"a": {"train_from": "b"}}, r"method 'a': train_from 'b' is not a method in the config"),
            ({"a": {"model": "graphst"}, "b": {"train_from": "b"}}, r"must name a method that trains itself"),
-           ({"a": {"model": "graphst", "samples": ["nope"]}}, r"samples \['nope'\] are not in the sample sheet")]
+           ({"a": {"model": "graphst", "samples": ["nope"]}}, r"samples \['nope'\] are not in the sample sheet"),
+           # what a method that clusters another's training says of the training was ignored without a word
+           ({"a": {"model": "graphst"}, "r": {"train_from": "a", "train": {"epochs": 50}}},
+            r"method 'r': train_from 'a' clusters the training of 'a', so its own train settings \(\{'epochs': 50\}\) "
+            r"would be ignored\. Fix: set them in methods\.a\.train, or drop train_from to train 'r' itself"),
+           ({"a": {"model": "graphst"}, "b": {"model": "banksy", "train_from": "a"}},
+            r"method 'b': train_from 'a' clusters the training of 'a' \(model graphst\), so its model banksy would be "
+            r"ignored\. Fix: drop its model, or drop train_from to train model banksy")]
     for methods, message in bad:
         with pytest.raises(PlanError, match=message):
             _plan(_config(**methods)).samples_of(list(methods)[0])
+    _plan(_config(a={"model": "graphst"}, r={"model": "graphst", "train_from": "a", "train": {}}))   # nothing ignored
     config = _config()
     config["ensembles"] = {"graphst": {"methods": ["graphst"]}}
     with pytest.raises(PlanError, match=r"ensemble 'graphst' is also a method"):

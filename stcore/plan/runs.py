@@ -441,6 +441,16 @@ class Plan:
             if source == name or methods[source].get("train_from") is not None:
                 raise PlanError(f"method '{name}': train_from '{source}' must name a method that trains "
                                 "itself. Fix: point train_from at a method without train_from")
+            # what a method that clusters another's training says of the training would be ignored
+            if spec.get("train"):
+                raise PlanError(f"method '{name}': train_from '{source}' clusters the training of '{source}', so "
+                                f"its own train settings ({spec['train']}) would be ignored. Fix: set them in "
+                                f"methods.{source}.train, or drop train_from to train '{name}' itself")
+            if "model" in spec and spec["model"] != methods[source].get("model", "graphst"):
+                raise PlanError(f"method '{name}': train_from '{source}' clusters the training of '{source}' "
+                                f"(model {methods[source].get('model', 'graphst')}), so its model "
+                                f"{spec['model']} would be ignored. Fix: drop its model, or drop train_from "
+                                f"to train model {spec['model']}")
 
     def check_settings(self, compare_written):
         """Config values the schema cannot judge alone but a later step would refuse.
