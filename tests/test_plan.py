@@ -306,6 +306,15 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
         with pytest.raises(PlanError, match=message):
             _plan(_config(**methods)).samples_of(list(methods)[0])
     _plan(_config(a={"model": "graphst"}, r={"model": "graphst", "train_from": "a", "train": {}}))   # nothing ignored
+    # a method's own train block holds only what its model reads (a peer: train.peer alone)
+    with pytest.raises(PlanError, match=r"^config: method 'st' \(model stagate\) reads only train\.peer, the settings of "
+                                        r"its package, so its train\.epochs, train\.lr would be ignored\. Fix: give them "
+                                        r"as the package names them under methods\.st\.train\.peer \(e\.g\. \{n_epochs: 500\}"):
+        _plan(_config(st={"model": "stagate", "train": {"epochs": 50, "lr": 0.01, "peer": {"n_epochs": 50}}}))
+    with pytest.raises(PlanError, match=r"^config: method 'g' \(model graphst\) reads no train\.peer .* Fix: set its "
+                                        r"settings as keys of methods\.g\.train \(epochs, lr, \.\.\.\)"):
+        _plan(_config(g={"model": "graphst", "train": {"peer": {"epochs": 5}}}))
+    _plan(_config(st={"model": "stagate", "train": {"peer": {"n_epochs": 5}}}, g={"model": "graphst", "train": {"epochs": 5}}))
     config = _config()
     config["ensembles"] = {"graphst": {"methods": ["graphst"]}}
     with pytest.raises(PlanError, match=r"ensemble 'graphst' is also a method"):

@@ -114,6 +114,7 @@ class Plan:
         for method in self.methods:
             self.facts_of(method)                      # an unknown model is named now, not in a job
             self._check_named_model(method)
+            self._check_own_train(method)
         for name, members in self.ensembles.items():   # one that would run nowhere is named, not left out
             if not self.ensemble_seeds(name):
                 raise PlanError(f"config: ensemble '{name}' combines its methods' labelings at one seed, but they "
@@ -416,6 +417,26 @@ class Plan:
                 if self.n_clusters(s) != "auto"]     # the agreement compares clusterings at one G
 
     # --- checks a later step would otherwise fail -------------------------------------------------
+    def _check_own_train(self, method):
+        """A method's own ``train:`` block holds only what its model reads: a peer reads ``train.peer``
+        alone (its package's settings), a built-in model every key but ``peer``; the rest of the block
+        was ignored without a word (``stagate: {train: {epochs: 50}}`` trained STAGATE's 1000 epochs)."""
+        own = (self.config["methods"][method] or {}).get("train") or {}
+        model = self.model_of(method)
+        where = f"config: method '{method}' (model {model})"
+        if self.is_peer(method):
+            ignored = sorted(key for key in own if key != "peer")
+            if ignored:
+                raise PlanError(f"{where} reads only train.peer, the settings of its package, so its train."
+                                + ", train.".join(ignored) + " would be ignored. Fix: give them as the package "
+                                f"names them under methods.{method}.train.peer (e.g. {{n_epochs: 500}} for stagate, "
+                                "{max_epochs: 100} for spagcn, {epochs: 300} for graphst_pkg; stcore/peers.py "
+                                "lists each package's keys)")
+        elif "peer" in own:
+            raise PlanError(f"{where} reads no train.peer (the settings of a peer method's package), so it would "
+                            f"be ignored. Fix: set its settings as keys of methods.{method}.train (epochs, lr, ...), "
+                            "or give the method the peer model they are for")
+
     def _check_named_model(self, method):
         """A method named as a model of the registry other than the default (``banksy: {}``,
         ``expression: {cluster: ...}``) that gives no ``model`` (nor ``train_from``) would train the
