@@ -37,8 +37,8 @@ _settings = _stcore_part("plan.settings")
 _stamps = _stcore_part("plan.stamps")
 
 
-def _schema_problem(exc):
-    """One line from a failed schema validation: where, and what is wrong."""
+def _schema_problem(exc, message=None):
+    """One line from a failed schema validation: where, and what is wrong (``message``, else jsonschema's)."""
     err = exc.__context__      # snakemake's validate raises while handling jsonschema's error
     if not hasattr(err, "absolute_path"):
         return str(exc).splitlines()[0]
@@ -46,7 +46,7 @@ def _schema_problem(exc):
     row = re.search(r"row (\d+) of data frame", str(exc))
     if row:
         where = f"row {int(row.group(1)) + 1}, column {where}"
-    return f"{where}: {err.message}"
+    return f"{where}: {message or err.message}"
 
 
 # A key given twice in a config file (YAML keeps the last without a word) is refused, naming both lines.
@@ -69,6 +69,11 @@ if _renamed:
 try:
     validate(config, "../stcore/schemas/config.schema.yaml")     # the schema the package ships (stcore.validate)
 except WorkflowError as exc:
+    _err = exc.__context__          # a number or boolean where text is needed: YAML's reading, with the fix
+    _fix = _settings.text_fix(getattr(_err, "instance", None), getattr(_err, "validator", None),
+                              getattr(_err, "validator_value", None))
+    if _fix:
+        raise WorkflowError(f"config is invalid: {_schema_problem(exc, _fix)}") from None
     raise WorkflowError(f"config is invalid: {_schema_problem(exc)}. "
                         "Fix: see stcore/schemas/config.schema.yaml for the keys and their types") from None
 if _raw_methods is not None:

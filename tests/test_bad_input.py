@@ -415,6 +415,15 @@ SETTINGS_CASES = {
                                  r"config file '[^']*config\.yaml': train is given twice \(lines \d+ and \d+\); YAML keeps "
                                  r"the second only, so what the first holds would be ignored without a word\. "
                                  r"Fix: merge the two train blocks into one"),
+    # YAML reads an unquoted id as a number and 'no' as a boolean (was: "151673 is not of type 'string'.
+    # Fix: see stcore/schemas/config.schema.yaml", which does not say to quote it)
+    "sample_id_read_as_a_number": ("methods: {graphst: {model: graphst, samples: [151673]}}\n", None,
+                                   r"config is invalid: methods\.graphst\.samples\.0: 151673 is a number, where text is "
+                                   r"needed: YAML reads unquoted digits as a number \(and 07 as 7\)\. Fix: quote it as the "
+                                   r"sample sheet or config writes it \(e\.g\. '151673'\)"),
+    "word_read_as_a_boolean": ("hvg: {flavor: no}\n", None,
+                               r"config is invalid: hvg\.flavor: False is a boolean, where text is needed: YAML reads an "
+                               r"unquoted yes, no, on, off, true or false as one\. Fix: quote the word meant"),
     "method_given_twice": ("methods:\n  graphst: {model: graphst}\n  graphst: {model: expression}\n", None,
                            r"methods\.graphst is given twice \(lines \d+ and \d+\);.*Fix: merge the two "
                            r"methods\.graphst blocks into one, or rename one"),

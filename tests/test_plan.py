@@ -11,7 +11,7 @@ from stcore.plan import PlanError
 from stcore.plan.failures import failure_lines, job_sample
 from stcore.plan.resources import train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
-from stcore.plan.settings import allocator_environment, as_schema_types, repeated_key
+from stcore.plan.settings import allocator_environment, as_schema_types, repeated_key, text_fix
 from stcore.plan.stamps import settings_stamp
 from stcore.plan.sheet import cell_problem, check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
@@ -451,6 +451,14 @@ def test_a_key_given_twice_in_a_config_file_is_named(tmp_path):
     assert repeated_key(str(tmp_path / "c.yaml")) is None            # the same key in different blocks
     (tmp_path / "c.yaml").write_text("train: [\n")
     assert repeated_key(str(tmp_path / "c.yaml")) is None            # not YAML: Snakemake names it
+
+
+def test_a_number_or_boolean_where_text_is_needed_is_named_with_the_quotes():
+    assert "Fix: quote it as the sample sheet or config writes it (e.g. '151673')" in text_fix(151673, "type", "string")
+    assert text_fix(7, "type", ["string", "null"]).startswith("7 is a number, where text is needed: YAML reads unquoted")
+    assert text_fix(False, "type", "string").startswith("False is a boolean, where text is needed: YAML reads an unquoted")
+    assert text_fix("many", "type", "integer") is None and text_fix(3, "type", "array") is None
+    assert text_fix(3, "minimum", 5) is None
 
 
 def test_the_failure_lines(tmp_path):

@@ -48,6 +48,22 @@ def _text_as(text, kinds):
     return text
 
 
+def text_fix(value, validator, expected):
+    """The fix for a config value YAML read as a number or a boolean where the schema wants text
+    (jsonschema's ``validator`` 'type', ``expected`` 'string'), or None: a sample id 151673 in a
+    method's ``samples`` is read as a number (07 as 7), ``flavor: no`` as False."""
+    kinds = expected if isinstance(expected, list) else [expected]
+    if validator != "type" or "string" not in kinds:
+        return None
+    if isinstance(value, bool):
+        return (f"{value} is a boolean, where text is needed: YAML reads an unquoted yes, no, on, off, true or "
+                "false as one. Fix: quote the word meant (e.g. 'no')")
+    if isinstance(value, (int, float)):
+        return (f"{value} is a number, where text is needed: YAML reads unquoted digits as a number (and 07 as 7). "
+                f"Fix: quote it as the sample sheet or config writes it (e.g. '{value}')")
+    return None
+
+
 # Keys renamed: block -> {old key: new key}.  "method" names a config's methods only; the
 # clustering algorithm is cluster.algorithm.
 RENAMED = {"cluster": {"method": "algorithm"}}
