@@ -69,9 +69,12 @@ if _renamed:
 try:
     validate(config, "../stcore/schemas/config.schema.yaml")     # the schema the package ships (stcore.validate)
 except WorkflowError as exc:
-    _err = exc.__context__          # a number or boolean where text is needed: YAML's reading, with the fix
-    _fix = _settings.text_fix(getattr(_err, "instance", None), getattr(_err, "validator", None),
-                              getattr(_err, "validator_value", None))
+    _err = exc.__context__          # a number or boolean where text is needed, a list for a set of names: the fix
+    _fix = (_settings.text_fix(getattr(_err, "instance", None), getattr(_err, "validator", None),
+                               getattr(_err, "validator_value", None))
+            or _settings.shape_fix(getattr(_err, "instance", None), getattr(_err, "validator", None),
+                                   getattr(_err, "validator_value", None), list(getattr(_err, "absolute_path", [])),
+                                   tuple(REGISTRY)))
     if _fix:
         raise WorkflowError(f"config is invalid: {_schema_problem(exc, _fix)}") from None
     raise WorkflowError(f"config is invalid: {_schema_problem(exc)}. "

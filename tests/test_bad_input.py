@@ -424,6 +424,15 @@ SETTINGS_CASES = {
     "word_read_as_a_boolean": ("hvg: {flavor: no}\n", None,
                                r"config is invalid: hvg\.flavor: False is a boolean, where text is needed: YAML reads an "
                                r"unquoted yes, no, on, off, true or false as one\. Fix: quote the word meant"),
+    # a set of names written as a list, a method with nothing under its name (the list was an AttributeError
+    # traceback; the others "... is not of type 'object'. Fix: see stcore/schemas/config.schema.yaml")
+    "methods_as_a_list": ("methods: [graphst, expression]\n", None,
+                          r"config is invalid: methods: \['graphst', 'expression'\] is a list of names, but each method is "
+                          r"a named entry with its model\. Fix: write methods: \{graphst: \{model: graphst\}, "
+                          r"expression: \{model: expression\}\}"),
+    "method_without_anything": ("methods:\n  banksy:\n", None,
+                                r"config is invalid: methods\.banksy: nothing is given under the method's name\. "
+                                r"Fix: give it its model, e.g\. banksy: \{model: banksy\}"),
     "method_given_twice": ("methods:\n  graphst: {model: graphst}\n  graphst: {model: expression}\n", None,
                            r"methods\.graphst is given twice \(lines \d+ and \d+\);.*Fix: merge the two "
                            r"methods\.graphst blocks into one, or rename one"),

@@ -11,7 +11,7 @@ from stcore.plan import PlanError
 from stcore.plan.failures import failure_lines, job_sample
 from stcore.plan.resources import train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
-from stcore.plan.settings import allocator_environment, as_schema_types, repeated_key, text_fix
+from stcore.plan.settings import allocator_environment, as_schema_types, renamed_keys, repeated_key, shape_fix, text_fix
 from stcore.plan.stamps import settings_stamp
 from stcore.plan.sheet import cell_problem, check_names, read_sheet, slides_and_groups
 from stcore.registry import METHODS
@@ -459,6 +459,19 @@ def test_a_number_or_boolean_where_text_is_needed_is_named_with_the_quotes():
     assert text_fix(False, "type", "string").startswith("False is a boolean, where text is needed: YAML reads an unquoted")
     assert text_fix("many", "type", "integer") is None and text_fix(3, "type", "array") is None
     assert text_fix(3, "minimum", 5) is None
+
+
+def test_a_set_of_names_in_another_shape_is_named_with_the_mapping_to_write():
+    models = tuple(METHODS)
+    assert shape_fix(["graphst", "banksy", "mine"], "type", "object", ["methods"], models).endswith(
+        "Fix: write methods: {graphst: {model: graphst}, banksy: {model: banksy}, mine: {model: graphst}}")
+    assert shape_fix(["a", "b"], "type", "object", ["ensembles"], models).endswith(
+        "Fix: write ensembles: {combined: {methods: [a, b]}}")
+    assert shape_fix(["a", "b"], "type", "object", ["ensembles", "e"], models).endswith("Fix: write e: {methods: [a, b]}")
+    assert shape_fix(None, "type", "object", ["methods", "banksy"], models).endswith("e.g. banksy: {model: banksy}")
+    assert shape_fix(None, "type", "object", ["train"], models) is None
+    assert shape_fix([1], "type", "object", ["methods"], models) is None
+    assert renamed_keys({"methods": ["graphst"], "cluster": {}}) is None      # left to the schema, not a traceback
 
 
 def test_the_failure_lines(tmp_path):

@@ -64,6 +64,30 @@ def text_fix(value, validator, expected):
     return None
 
 
+def shape_fix(value, validator, expected, path, models=("graphst", "expression")):
+    """The fix for a named set written in another shape than the schema's mapping of names, or None:
+    ``methods: [graphst, expression]`` (a list of names), ``ensembles: {e: [a, b, c]}``, a method with
+    nothing under its name (``graphst:`` alone).  ``path``: the key's place, as jsonschema gives it;
+    ``models``: the registry's model names."""
+    if validator != "type" or expected != "object" or not path or path[0] not in ("methods", "ensembles"):
+        return None
+    names = value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+    if path == ["methods"] and names:
+        entries = ", ".join(f"{n}: {{model: {n if n in models else 'graphst'}}}" for n in names)
+        return (f"{value} is a list of names, but each method is a named entry with its model. "
+                f"Fix: write methods: {{{entries}}}")
+    if path == ["ensembles"] and names:
+        return (f"{value} is a list, but each combination is named. Fix: write ensembles: "
+                f"{{combined: {{methods: [{', '.join(names)}]}}}}")
+    if len(path) == 2 and path[0] == "ensembles" and names:
+        return (f"{value} is a list, but a combination names its methods under methods:. Fix: write "
+                f"{path[1]}: {{methods: [{', '.join(names)}]}}")
+    if len(path) == 2 and path[0] == "methods" and value is None:
+        return (f"nothing is given under the method's name. Fix: give it its model, e.g. {path[1]}: "
+                f"{{model: {path[1] if path[1] in models else 'graphst'}}}")
+    return None
+
+
 # Keys renamed: block -> {old key: new key}.  "method" names a config's methods only; the
 # clustering algorithm is cluster.algorithm.
 RENAMED = {"cluster": {"method": "algorithm"}}
@@ -139,7 +163,8 @@ def renamed_keys(config):
     """The message for the first renamed key anywhere in ``config`` (a stage's block or a
     method's own), or None."""
     places = [(stage, config.get(stage)) for stage in RENAMED]
-    for name, spec in (config.get("methods") or {}).items():
+    methods = config.get("methods")
+    for name, spec in (methods.items() if isinstance(methods, dict) else ()):
         if isinstance(spec, dict):
             places += [(f"methods.{name}.{stage}", spec.get(stage)) for stage in RENAMED]
     return next((msg for where, block in places if (msg := renamed_key(block, where))), None)
