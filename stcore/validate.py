@@ -726,6 +726,9 @@ def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
         raise InputError(f"cluster.algorithm own, but model '{method}' has no clustering of its own",
                          fix=f"use it with a model that clusters itself ({', '.join(owners)}), or another "
                              "cluster.algorithm")
+    if n_clusters == "auto" and chosen not in ("mclust", "own"):       # (own: the model's facts, below)
+        raise InputError(f"n_clusters 'auto' is chosen with mclust's mixture; cluster.algorithm '{chosen}' has none",
+                         fix="pass cluster={'algorithm': 'mclust'}, or give n_clusters as a number (n_clusters=7, say)")
     refusal = entry.facts.auto_refusal(chosen == "own") if n_clusters == "auto" else None
     if refusal:
         raise InputError(f"n_clusters 'auto' with method '{method}': {refusal[0]}",

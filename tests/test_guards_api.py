@@ -463,6 +463,10 @@ def test_a_missing_coordinate_key_names_the_key(no_work):
                                      r"Fix: use it with a model that clusters itself \(.*spagcn"),
     ({"cluster": {"subset": 10}, "n_clusters": 12}, r"^cluster\.subset 10 must exceed the number of domains"),
     ({"cluster": {"auto_range": [9, 3]}}, r"^cluster\.auto_range \[9, 3\] runs from high to low\. Fix: write it as \[3, 9\]"),
+    # auto is chosen with mclust's mixture (was: refused by the clustering, after the training)
+    ({"cluster": {"algorithm": "leiden"}, "n_clusters": "auto"},
+     r"^n_clusters 'auto' is chosen with mclust's mixture; cluster\.algorithm 'leiden' has none\. "
+     r"Fix: pass cluster=\{'algorithm': 'mclust'\}, or give n_clusters as a number"),
     ({"n_clusters": 65}, r"^n_clusters=65 is larger than the 64 spots\. Fix: lower n_clusters$"),
     ({"n_clusters": True}, r"^n_clusters=True is not a whole number"),
     ({"method": "nope"}, r"^unknown method model 'nope'\. Fix: use one of \["),

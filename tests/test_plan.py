@@ -332,6 +332,14 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
         plan.slides["s1"]["n_clusters"] = "auto"
         with pytest.raises(PlanError, match=message):
             plan.check_settings({})
+    # auto is chosen with mclust's mixture: another algorithm failed in the cluster job, after training
+    plan = _plan(_config(g={"model": "graphst"}, k={"train_from": "g", "cluster": {"algorithm": "leiden"}}))
+    plan.config["methods"]["k"]["cluster"] = dict(plan.config["cluster"], algorithm="leiden")
+    plan.slides["s1"]["n_clusters"] = "auto"
+    with pytest.raises(PlanError, match=r"^config: method 'k': n_clusters auto \(the sample sheet's s1\) is chosen with "
+                                        r"mclust's mixture; cluster\.algorithm leiden has none\. Fix: use cluster\.algorithm "
+                                        r"mclust for it, or give the number in the sample sheet's n_clusters$"):
+        plan.check_settings({})
     plan = _plan(_config(b={"model": "banksy"}, c={"model": "cellcharter"}, g={"model": "graphst"}))
     plan.slides["s1"]["n_clusters"] = "auto"
     plan.check_settings({})            # their embeddings, clustered by the shared step, can choose the number

@@ -502,6 +502,11 @@ class Plan:
                                 + ", ".join(m for m, f in self.registry.items() if f.own_labels) + "), "
                                 "or another cluster.algorithm")
             unknown = [s for s in self.samples_of(method) if self.n_clusters(s) == "auto"]
+            if unknown and cluster["algorithm"] not in ("mclust", "own"):      # (own: the model's facts, below)
+                raise PlanError(f"config: method '{method}': n_clusters auto (the sample sheet's {', '.join(unknown)}) "
+                                f"is chosen with mclust's mixture; cluster.algorithm {cluster['algorithm']} has none. "
+                                "Fix: use cluster.algorithm mclust for it, or give the number in the sample sheet's "
+                                "n_clusters")
             refusal = facts.auto_refusal(own)
             if unknown and refusal:
                 raise PlanError(f"config: method '{method}': model '{self.model_of(self.source(method))}' cannot run on "
