@@ -340,6 +340,19 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
                                         r"mclust's mixture; cluster\.algorithm leiden has none\. Fix: use cluster\.algorithm "
                                         r"mclust for it, or give the number in the sample sheet's n_clusters$"):
         plan.check_settings({})
+    # harmony corrects the slides of a group; on a method without a group it changed nothing, without a word
+    config = _config(g={"model": "graphst", "cluster": {"correct": "harmony"}})
+    with pytest.raises(PlanError, match=r"^config: method 'g': cluster\.correct harmony removes slide effects within a "
+                                        r"group of slides .* but method 'g' runs on no group, so it would change nothing\. "
+                                        r"Fix: give the slides to cluster together one group in the sample sheet, or set "
+                                        r"cluster\.correct none$"):
+        _plan(config).check_settings({})
+    _plan(config, s1="G", s2="G").check_settings({})           # a group: corrected there
+    config = _config(g={"model": "graphst"}, b={"model": "banksy"})
+    config["cluster"]["correct"] = "harmony"                   # the config's, for every method
+    with pytest.raises(PlanError, match=r"^config: cluster\.correct harmony .* but no method runs on a group"):
+        _plan(config).check_settings({})
+    _plan(config, s1="G", s2="G").check_settings({})           # graphst's group is corrected; banksy runs on none
     plan = _plan(_config(b={"model": "banksy"}, c={"model": "cellcharter"}, g={"model": "graphst"}))
     plan.slides["s1"]["n_clusters"] = "auto"
     plan.check_settings({})            # their embeddings, clustered by the shared step, can choose the number

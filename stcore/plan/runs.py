@@ -501,6 +501,17 @@ class Plan:
                                 "Fix: use it with a model that clusters itself ("
                                 + ", ".join(m for m, f in self.registry.items() if f.own_labels) + "), "
                                 "or another cluster.algorithm")
+            # a slide correction where it corrects nothing: the method's own, or the config's for every method
+            own_correct = "correct" in (self.config["methods"][method].get("cluster") or {})
+            grouped = [m for m in (self.methods if not own_correct else [method])
+                       if set(self.samples_of(m)) & set(self.groups)]
+            if cluster.get("correct", "none") != "none" and not grouped:
+                who = f"method '{method}' runs on no group" if own_correct else "no method runs on a group"
+                raise PlanError(f"config: {'method ' + repr(method) + ': ' if own_correct else ''}cluster.correct "
+                                f"{cluster['correct']} removes slide effects within a group of slides (the sample "
+                                f"sheet's group column), but {who}, so it would change nothing. "
+                                "Fix: give the slides to cluster together one group in the sample sheet, or set "
+                                "cluster.correct none")
             unknown = [s for s in self.samples_of(method) if self.n_clusters(s) == "auto"]
             if unknown and cluster["algorithm"] not in ("mclust", "own"):      # (own: the model's facts, below)
                 raise PlanError(f"config: method '{method}': n_clusters auto (the sample sheet's {', '.join(unknown)}) "
