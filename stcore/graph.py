@@ -92,6 +92,11 @@ def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
     n = coords.shape[0]
     mode = GraphMode(params.mode)
     if mode is GraphMode.KNN:
+        if params.radius is not None:     # (squidpy's spatial_neighbors takes a radius given alone as its mode)
+            raise InputError(f"graph.radius {params.radius:g} is given, but graph.mode is knn, which joins each spot to "
+                             f"its {params.n_neighbors} nearest: the radius would be ignored",
+                             fix="set graph.mode radius to join the spots within it (in stcore.gr.spatial_graph: "
+                                 "mode='radius'), or leave graph.radius unset")
         if n <= params.n_neighbors:     # qc checks this too, but a new k reruns the graph, not qc
             raise InputError(f"{n} spots, not more than the {params.n_neighbors} graph neighbours",
                              fix="lower graph.n_neighbors or check the slide")

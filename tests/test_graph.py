@@ -55,6 +55,23 @@ def test_radius_mode(hex_coords):
     assert np.diff(a.indptr).max() == 6  # inner hexagon spots have six neighbours at distance 1
 
 
+def test_a_radius_given_without_radius_mode_is_refused(hex_coords):
+    """A radius given alone (as squidpy's spatial_neighbors takes it) was ignored: the knn graph was built."""
+    import anndata as ad
+
+    import stcore
+    from stcore.errors import InputError
+
+    with pytest.raises(InputError, match=r"^graph\.radius 1\.01 is given, but graph\.mode is knn, which joins each spot "
+                                         r"to its 3 nearest: the radius would be ignored\. Fix: set graph\.mode radius"):
+        spatial_adjacency(hex_coords, GraphParams(radius=1.01))
+    adata = ad.AnnData(np.ones((len(hex_coords), 2), np.float32), obsm={"spatial": np.asarray(hex_coords, float)})
+    with pytest.raises(InputError, match=r"mode='radius'\), or leave graph\.radius unset$"):
+        stcore.gr.spatial_graph(adata, radius=1.01)
+    stcore.gr.spatial_graph(adata, mode="radius", radius=1.01)
+    assert np.diff(adata.obsp["spatial_connectivities"].indptr).max() == 6
+
+
 def test_too_few_spots_is_an_error():
     with pytest.raises(ValueError, match="neighbours"):
         knn_indices(np.random.rand(3, 2), 3)

@@ -358,6 +358,14 @@ def test_a_config_a_later_step_would_refuse_is_named_now():
     plan.check_settings({})            # their embeddings, clustered by the shared step, can choose the number
     assert "n_clusters" not in plan.train_settings("b", "s1") and "n_clusters" not in plan.train_settings("b", "s2")
     config = _config()
+    config["graph"]["radius"] = 150.0                          # knn: the radius was ignored without a word
+    with pytest.raises(PlanError, match=r"^config: graph\.radius 150 is set, but graph\.mode is knn, which joins each spot "
+                                        r"to its graph\.n_neighbors nearest: the radius would be ignored\. Fix: set "
+                                        r"graph\.mode radius to join the spots within it, or delete graph\.radius$"):
+        _plan(config).check_settings({})
+    config["graph"]["mode"] = "radius"
+    _plan(config).check_settings({})
+    config = _config()
     config["cluster"]["subset"] = 7
     with pytest.raises(PlanError, match=r"cluster.subset 7 must exceed the largest number of domains asked for \(7\)"):
         _plan(config).check_settings({})

@@ -480,6 +480,10 @@ class Plan:
         if graph["mode"] == "radius" and graph.get("radius") is None:
             raise PlanError("config: graph.mode is radius but graph.radius is not set. Fix: set graph.radius "
                             "(in the units of the slides' coordinates) or use graph.mode knn")
+        if graph["mode"] == "knn" and graph.get("radius") is not None:
+            raise PlanError(f"config: graph.radius {graph['radius']:g} is set, but graph.mode is knn, which joins each "
+                            f"spot to its graph.n_neighbors nearest: the radius would be ignored. Fix: set graph.mode "
+                            "radius to join the spots within it, or delete graph.radius")
         asked = [self.n_clusters(s) for s in self.units]
         largest = max([k for k in asked if k != "auto"], default=2)
         for method in self.methods:
