@@ -453,6 +453,10 @@ def test_settings_as_the_schema_means_them():
                           schema, schema)
     assert out == {"epochs": 20, "lr": 0.001, "range": [2, 15], "on": True, "name": "20", "k": 7}
     assert type(out["epochs"]) is int and type(out["range"][1]) is int
+    # yes/no/on/off as a config file's YAML reads them (--config consensus=no was refused: 'no' is not a boolean)
+    assert [as_schema_types({"on": w}, schema, schema)["on"] for w in ("no", "Off", "yes", "ON", "false")] == [
+        False, False, True, True, False]
+    assert as_schema_types({"on": "nope"}, schema, schema) == {"on": "nope"}
     bad = as_schema_types({"epochs": "many", "lr": "nan", "range": ["2.5"]}, schema, schema)
     assert bad == {"epochs": "many", "lr": "nan", "range": [2.5]}          # left for the schema to refuse, by name
     env = allocator_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})

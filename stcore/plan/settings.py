@@ -13,7 +13,8 @@ def as_schema_types(value, schema, root):
     a float that is a whole number (20.0, as a program or a spreadsheet may write it) where the
     schema means an integer (JSON Schema's integer type accepts 20.0, but range() and array sizes
     do not), and text that reads as a number or a boolean where the schema means one: snakemake
-    reads the values inside ``--config train='{epochs: 20}'`` as text ('20').  Anything else is
+    reads the values inside ``--config train='{epochs: 20}'`` as text ('20'), and ``--config consensus=no``
+    as 'no' (False in a config file).  Anything else is
     left for the schema to refuse, naming the key (20.5 as an integer, 'many')."""
     while "$ref" in schema:
         schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
@@ -35,8 +36,8 @@ def as_schema_types(value, schema, root):
 def _text_as(text, kinds):
     """``text`` as the first of the schema's ``kinds`` (integer, number, boolean) it reads as, else as it is."""
     stripped = text.strip()
-    if "boolean" in kinds and stripped.lower() in ("true", "false"):
-        return stripped.lower() == "true"
+    if "boolean" in kinds and stripped.lower() in ("true", "false", "yes", "no", "on", "off"):
+        return stripped.lower() in ("true", "yes", "on")       # as the same word in a YAML config file reads
     if "integer" in kinds and re.fullmatch(r"[+-]?\d+", stripped):
         return int(stripped)
     if "number" in kinds or "integer" in kinds:
