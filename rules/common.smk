@@ -86,7 +86,7 @@ if _raw_methods is not None:
 def _checked_sheet(path):
     """The sheet's rows checked against schemas/samples.schema.yaml (its defaults filled in).  A bad
     cell is named by its row, the sample and the column, with what the column takes."""
-    table = pd.DataFrame(_sheet.read_sheet(path), dtype=object)
+    table = pd.DataFrame(_sheet.read_sheet(path, workflow.configfiles), dtype=object)
     try:
         validate(table, "../schemas/samples.schema.yaml")
     except WorkflowError as exc:

@@ -83,6 +83,23 @@ def test_a_sheet_it_cannot_read_is_named_with_the_fix(tmp_path, text, message):
         read_sheet(str(tmp_path / "missing.tsv"))
 
 
+def test_a_sheet_beside_the_config_file_is_named_as_the_path_to_give(tmp_path, monkeypatch):
+    """``samples: my_slides.tsv`` in project/my.yaml is read from the folder the workflow runs in; the
+    sheet beside the config file was 'not found' without a word of where it had been looked for."""
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "my.yaml").write_text("samples: my_slides.tsv\n")
+    (tmp_path / "project" / "my_slides.tsv").write_text("sample\tpath\tformat\tn_clusters\ns1\ta.h5ad\th5ad\t7\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(PlanError, match=r"^sample sheet 'my_slides\.tsv' not found in the folder the workflow runs in "
+                                        r"\(.*\); 'project/my_slides\.tsv' beside the config file exists, but a config's "
+                                        r"paths are read from that folder, not the config file's\. Fix: set samples to "
+                                        r"'project/my_slides\.tsv'"):
+        read_sheet("my_slides.tsv", ["config.yaml", "project/my.yaml"])
+    with pytest.raises(PlanError, match=r"^sample sheet 'other\.tsv' not found\. Fix: set 'samples'"):
+        read_sheet("other.tsv", ["config.yaml", str(tmp_path / "project" / "my.yaml")])
+    assert read_sheet("project/my_slides.tsv", ["project/my.yaml"])[0]["sample"] == "s1"
+
+
 def test_an_empty_values_cell_is_the_default(tmp_path):
     """The schema refused '' although a sheet without the column means counts; an empty cell now
     means the same."""

@@ -129,7 +129,7 @@ def sheet_rows(path, numbered):
     return [{header[i]: cells[i] for i in keep} for _, cells in body]
 
 
-def read_sheet(path):
+def read_sheet(path, config_files=()):
     """The slides of the sheet at ``path``, one dict per row in sheet order, before the schema's
     check (rules/common.smk checks them against schemas/samples.schema.yaml): every cell as text
     ('01' stays '01', 'NA' stays 'NA'), a byte-order mark and Windows line ends dropped, spaces
@@ -137,8 +137,18 @@ def read_sheet(path):
     ``format`` and ``values`` in lower case (an empty ``values`` cell: counts, the default), ``~`` in
     paths expanded, ``n_clusters`` a number ('7', or '7.0' as spreadsheets write it) or 'auto'.  A
     sheet whose cells are separated by commas, semicolons or spaces, and a quote left open across
-    lines, are refused naming the fix."""
+    lines, are refused naming the fix.  ``config_files``: the run's config files; a relative ``path``
+    that is not found here but beside one of them is named, as the path to give."""
     if not os.path.isfile(path):
+        folders = [] if os.path.isabs(path) else [os.path.dirname(str(f)) for f in config_files]
+        beside = [os.path.join(folder, path) for folder in folders
+                  if folder and os.path.isfile(os.path.join(folder, path))]
+        if beside:
+            near = os.path.relpath(beside[0])
+            raise PlanError(f"sample sheet '{path}' not found in the folder the workflow runs in ({os.getcwd()}); "
+                            f"'{near}' beside the config file exists, but a config's paths are read from that "
+                            f"folder, not the config file's. Fix: set samples to '{near}' (its slides' relative "
+                            "paths are read from that folder too, or from data_dir)")
         raise PlanError(f"sample sheet '{path}' not found. Fix: set 'samples' in the config to a TSV with "
                         f"columns {COLUMNS}")
     numbered = [(number, line) for number, line in enumerate(sheet_text(path).splitlines(), 1)
