@@ -184,8 +184,8 @@ def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, pal
     keys = [key] if isinstance(key, str) else list(key)
     ref_col = truth if truth is not None else keys[0]
     palette, ref_colors = _reference_colors(adata, ref_col, keys, palette)
-    reference = adata.obs[ref_col].to_numpy()
-    return {col: ref_colors if col == ref_col else matched_colors(reference, ref_colors, adata.obs[col].to_numpy(),
+    reference = adata.obs[ref_col]
+    return {col: ref_colors if col == ref_col else matched_colors(reference, ref_colors, adata.obs[col],
                                                                    _categories(adata.obs[col]), palette)[0]
             for col in dict.fromkeys(([truth] if truth is not None else []) + keys)}
 
@@ -386,7 +386,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     # Colours: the reference (annotation, else the first found column) in its own order, the rest matched.
     ref_col = truth if truth is not None else keys[0]
     palette, ref_colors = _reference_colors(adata, ref_col, keys, palette)
-    reference = adata.obs[ref_col].to_numpy()
+    # the columns as they are (not .to_numpy(): nullable integers with a missing label come out as 1.0, 2.0)
+    reference = adata.obs[ref_col]
 
     panels = []                 # (basis, column, title, categories, colors, names)
     scores = {}
@@ -405,11 +406,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
                 pal = _palette(len(own))
                 colors = {c: pal[i % len(pal)] for i, c in enumerate(own)} | {MISSING: MISSING_COLOR}
             else:
-                colors, names = matched_colors(reference, ref_colors, values.to_numpy(), cats, palette)
+                colors, names = matched_colors(reference, ref_colors, values, cats, palette)
             head = col + (_made_by(adata, col) if col in keys else "")
             if truth is not None and col in keys:
                 if col not in scores:
-                    m = domain_metrics(adata.obs[truth].to_numpy(), _labels(values))
+                    m = domain_metrics(adata.obs[truth], _labels(values))
                     scores[col] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
                 head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
             elif col == truth:
@@ -453,7 +454,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
             spatial_d = _spot_diameter(positions[tissue])
     used = []
     for ax, (b, col, head, cats, colors, names) in zip(axes, panels):
-        labels = _labels(adata.obs[col].to_numpy())
+        labels = _labels(adata.obs[col])
         if b == tissue:
             if image is not None:
                 ax.imshow(image[0])

@@ -116,6 +116,31 @@ def test_labels_with_surrounding_spaces_are_drawn_as_they_are_scored():
     plt.close("all")
 
 
+def test_an_annotation_of_nullable_integers_with_missing_labels_is_drawn_and_matched():
+    """An annotation of pandas' nullable integers (Int64: layers 1, 2, 3, some spots <NA>), as
+    read_csv(...).convert_dtypes() or a merge gives it: drawn with the labels '1', '2', '3' in the legend
+    and its colours matched to the found domains; pl.domains stopped with KeyError: '1.0' (numpy's
+    copy of the column holds 1.0, 2.0, its legend '1', '2'), and the found domains' colours matched no
+    annotated label."""
+    import pandas as pd
+
+    adata, rename = _slide()
+    layer = adata.obs["truth"].astype(str).str[1:].astype(int) + 1            # D0 -> 1, D1 -> 2, D2 -> 3
+    layer[np.random.default_rng(1).random(adata.n_obs) < 0.1] = pd.NA
+    adata.obs["truth"] = pd.array(layer, dtype="Int64")
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["1", "2", "3", "NA"]
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["0 (2)", "1 (3)", "2 (1)", "3"]
+    truth_colours, found_colours = _spot_colours(axes[0]), _spot_colours(axes[1])
+    truth = adata.obs["truth"].astype(str).to_numpy()
+    found = adata.obs["domain"].to_numpy()
+    t_order = np.argsort(truth != "<NA>", kind="stable")      # spots without a label are drawn first
+    for t, f in rename.items():
+        layer_colour = {truth_colours[i] for i in np.flatnonzero(truth[t_order] == str(int(t[1:]) + 1))}
+        assert len(layer_colour) == 1 and {found_colours[i] for i in np.flatnonzero(found == f)} == layer_colour
+    plt.close("all")
+
+
 def test_eleven_layers_are_drawn_in_scanpys_palette_for_eleven_labels():
     """An annotation of 11 labels (osmFISH's) is drawn in the colours scanpy gives 11 categories
     (default_20), whatever the number of found domains; the palette was sized for both columns
