@@ -14,7 +14,8 @@ import json
 import os
 import re
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "is_anndata_zarr", "input_digest",
+__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix",
+           "is_anndata_zarr", "input_digest",
            "digest_stamp", "stamp_digest"]
 
 FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
@@ -87,7 +88,8 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
             problem = "folder not found" + where if not os.path.exists(path) else f"is a file; format {fmt} reads a folder"
             return problem, "check the path and the format in the sample sheet"
         if not os.path.isfile(os.path.join(path, MATRIX_FILES[fmt])):
-            return (f"'{MATRIX_FILES[fmt]}' not found in the folder", "point the path at the folder that holds it")
+            return misnamed_matrix(path, fmt) or (f"'{MATRIX_FILES[fmt]}' not found in the folder",
+                                                  "point the path at the folder that holds it")
         return None
     if fmt == "spatialdata":
         if os.path.isdir(path) and is_anndata_zarr(path):
@@ -102,6 +104,30 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
         return ("is a folder; format h5ad reads an .h5ad file",
                 "give the .h5ad file's path (a Space Ranger folder: format visium; a .zarr store: format spatialdata)")
     return None if os.path.isfile(path) else ("file not found" + where, "check the path in the sample sheet")
+
+
+def misnamed_matrix(folder: str, fmt: str) -> tuple[str, str] | None:
+    """The folder format's matrix (:data:`MATRIX_FILES`) under the name a download gives it: the
+    sample's name in front (10x's dataset pages and GEO: ``V1_Mouse_Brain_filtered_feature_bc_matrix.h5``,
+    ``151673_filtered_feature_bc_matrix.h5``), or gzipped (``.h5.gz``).  The problem and its fix (the
+    command that gives it the name the reader opens), or None."""
+    name = MATRIX_FILES.get(fmt)
+    try:
+        files = sorted(f for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+    except OSError:
+        return None
+    if not name:
+        return None
+    for f in files:
+        if f != name and f.endswith(name):
+            return (f"'{name}' not found in the folder; it holds '{f}', the matrix under the name a download "
+                    "gives it (the sample's name in front)",
+                    f"rename it to {name}: mv '{os.path.join(folder, f)}' '{os.path.join(folder, name)}'")
+    for f in files:
+        if f.endswith(name + ".gz"):
+            return (f"'{name}' not found in the folder; it holds '{f}', the matrix gzipped",
+                    f"unpack it as {name}: gunzip -c '{os.path.join(folder, f)}' > '{os.path.join(folder, name)}'")
+    return None
 
 
 def is_anndata_zarr(path: str) -> bool:

@@ -84,6 +84,15 @@ def _refuse_windows_path(folder, fmt: str) -> None:
         raise InputError(problem, path=str(folder), fix=fix)
 
 
+def _refuse_misnamed_matrix(folder, fmt: str) -> None:
+    """The folder's matrix under a download's name (stcore.formats.misnamed_matrix): named as such, with the command."""
+    from .formats import misnamed_matrix
+
+    found = misnamed_matrix(str(folder), fmt)
+    if found:
+        raise InputError(found[0], path=str(folder), fix=found[1])
+
+
 def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     from .formats import missing_slide
 
@@ -228,6 +237,7 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
                              path=str(folder), fix=f"point the sample sheet at {folder / 'binned_outputs' / pick} "
                              "or another square_*um folder, with format visium_hd")
         _refuse_windows_path(folder, "visium")
+        _refuse_misnamed_matrix(folder, "visium")
         raise InputError("Space Ranger matrix 'filtered_feature_bc_matrix.h5' not found", path=str(folder),
                          fix="point the sample sheet at the Space Ranger 'outs' folder"
                              + (" (Visium HD: outs/binned_outputs/square_008um)" if hd else ""))
@@ -352,6 +362,7 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     h5 = folder / "cell_feature_matrix.h5"
     if not h5.is_file():
         _refuse_windows_path(folder, "xenium")
+        _refuse_misnamed_matrix(folder, "xenium")
         raise InputError("Xenium matrix 'cell_feature_matrix.h5' not found", path=str(folder),
                          fix="point the sample sheet at the Xenium output folder (the one holding "
                              "cell_feature_matrix.h5 and cells.parquet)")

@@ -95,6 +95,22 @@ def _visium_without(rel):
     return build
 
 
+def _visium_matrix_renamed(name, gzipped=False):
+    """The matrix under the name a download gives it: the sample's name in front, or gzipped."""
+    def build(tmp):
+        import gzip
+
+        folder = write_visium(tmp / "outs", tiny_slide())
+        matrix = folder / "filtered_feature_bc_matrix.h5"
+        if gzipped:
+            (folder / name).write_bytes(gzip.compress(matrix.read_bytes()))
+            matrix.unlink()
+        else:
+            matrix.rename(folder / name)
+        return folder, "visium"
+    return build
+
+
 def _visium_corrupt_matrix(tmp):
     folder = write_visium(tmp / "outs", tiny_slide())
     (folder / "filtered_feature_bc_matrix.h5").write_bytes(b"\x89HDF\r\n garbage")
@@ -253,6 +269,14 @@ CATALOGUE = {
                               r"QC removed every gene .*Fix: lower qc\.min_spots"),
     "visium_no_matrix": (_visium_without("filtered_feature_bc_matrix.h5"), {},
                          r"'filtered_feature_bc_matrix\.h5' not found\. Fix: point the sample sheet"),
+    "visium_matrix_named_by_its_download": (
+        _visium_matrix_renamed("V1_Mouse_Brain_filtered_feature_bc_matrix.h5"), {},
+        r"'filtered_feature_bc_matrix\.h5' not found in the folder; it holds 'V1_Mouse_Brain_filtered_feature_bc_matrix"
+        r"\.h5', the matrix under the name a download gives it .*Fix: rename it to filtered_feature_bc_matrix\.h5: mv "),
+    "visium_matrix_gzipped": (
+        _visium_matrix_renamed("filtered_feature_bc_matrix.h5.gz", gzipped=True), {},
+        r"it holds 'filtered_feature_bc_matrix\.h5\.gz', the matrix gzipped\. Fix: unpack it as "
+        r"filtered_feature_bc_matrix\.h5: gunzip -c "),
     "visium_corrupt_matrix": (_visium_corrupt_matrix, {}, r"cannot read the 10x matrix"),
     "visium_no_positions": (_visium_without("spatial/tissue_positions.csv"), {},
                             r"no spot positions: none of spatial/tissue_positions\.parquet, spatial/tissue_positions\.csv"),
@@ -717,7 +741,8 @@ def test_unreadable_slides_fail_alone_and_are_listed(tmp_path):
     relative = "file not found (a relative path is read from the folder the workflow runs in, not the sheet's: "
     assert (f"WARNING sample 'gone', file 'nope.h5ad': {relative}{os.path.realpath(tmp_path)}/nope.h5ad); its jobs "
             "will fail (the other slides run with --keep-going). Fix: check the path in the sample sheet") in plan.stderr
-    assert "WARNING sample 'gz', file 'outs': 'filtered_feature_bc_matrix.h5' not found in the folder" in plan.stderr
+    assert ("WARNING sample 'gz', file 'outs': 'filtered_feature_bc_matrix.h5' not found in the folder; it holds "
+            "'filtered_feature_bc_matrix.h5.gz', the matrix gzipped") in plan.stderr
     assert "WARNING sample 'good'" not in plan.stderr
     run = snakemake(tmp_path, "--cores", "2", "--keep-going", timeout=600)
     console = run.stdout + run.stderr
@@ -726,8 +751,9 @@ def test_unreadable_slides_fail_alone_and_are_listed(tmp_path):
     assert (tmp_path / "results/good/graphst/seed0/metrics.tsv").is_file(), console[-3000:]
     assert f"FAILED logs/qc/gone.log: sample 'gone', file 'nope.h5ad': {relative}" in console
     assert "nope.h5ad). Fix: check the path" in console
-    assert ("FAILED logs/qc/gz.log: sample 'gz', file 'outs': Space Ranger matrix 'filtered_feature_bc_matrix.h5' "
-            "not found") in console
+    assert ("FAILED logs/qc/gz.log: sample 'gz', file 'outs': 'filtered_feature_bc_matrix.h5' not found in the folder; "
+            "it holds 'filtered_feature_bc_matrix.h5.gz', the matrix gzipped. Fix: unpack it as "
+            "filtered_feature_bc_matrix.h5: gunzip -c ") in console
     assert not (tmp_path / "results/table.tsv").exists()
 
 
