@@ -618,7 +618,41 @@ def check_slide(adata: ad.AnnData, *, spatial_key: str = "spatial", dims: Sequen
     xy = check_coordinates(adata, spatial_key, dims=dims, path=path)
     check_in_tissue(adata, path=path)
     check_ids(adata, path=path, make_genes_unique=make_genes_unique)
+    said = control_features(adata.var_names)
+    if said:
+        log.warning("%s%s", f"{path}: " if path else "", said)
     return xy
+
+
+#: Features of imaging panels that are not genes: Xenium's negative control probes and codewords
+#: (``NegControlProbe_00042``, ``NegControlCodeword_0500``, ``UnassignedCodeword_0001``,
+#: ``DeprecatedCodeword_...``, ``Intergenic_Region_...``, older ``BLANK_0006``), MERSCOPE's and
+#: MERFISH's blank barcodes (``Blank-1``, ``Blank_1``), CosMx's negative probes and system controls
+#: (``NegPrb3``, ``SystemControl12``).  They hold false-positive counts.
+CONTROL_FEATURES = re.compile(r"^(blank[-_ .]?\d+$|negcontrol(probe|codeword)?[-_]|negprb\d*$|neg[-_]?control|"
+                              r"unassignedcodeword[-_]|deprecatedcodeword[-_]|intergenic[-_]region[-_]|"
+                              r"systemcontrol\d*$)", re.IGNORECASE)
+
+
+def control_features(var_names) -> str | None:
+    """A warning where gene names are control probes or blank codewords
+    (:data:`CONTROL_FEATURES`, as a reader that keeps every feature gives them: scanpy's
+    ``read_10x_h5(gex_only=False)``, a MERSCOPE ``cell_by_gene.csv`` read whole), else None.
+    They count in each spot's total and take part in the gene selection and the features as genes
+    do (a panel of fewer genes than ``n_top_genes`` uses every one); the workflow's Xenium reader
+    drops them."""
+    import pandas as pd
+
+    names = pd.Index(var_names).astype(str)
+    found = names[[bool(CONTROL_FEATURES.match(n)) for n in names]]
+    if not len(found):
+        return None
+    prefixes = tuple(dict.fromkeys(re.match(r"[A-Za-z]*", n).group(0) for n in found))
+    first = ", ".join(f"'{n}'" for n in found[:3])
+    return (f"{len(found)} of the {len(names)} genes are control probes or blank codewords, not genes (first: {first}); "
+            "they count in each spot's total and take part in the gene selection and the features as genes do. "
+            f"Fix: drop them before the run: adata = adata[:, ~adata.var_names.str.startswith({prefixes!r})].copy() "
+            "(format xenium reads a Xenium bundle without them)")
 
 
 def check_in_tissue(adata: ad.AnnData, *, path: str | None = None) -> None:

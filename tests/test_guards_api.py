@@ -431,6 +431,38 @@ def test_spots_that_share_a_position_are_warned_of(caplog):
     assert len(said) == 1, said                    # once for the call (it builds the graph on the checked spots)
 
 
+def test_control_probes_and_blank_codewords_among_the_genes_are_warned_of(caplog, tmp_path):
+    """Xenium's negative controls and unassigned codewords (scanpy's read_10x_h5(gex_only=False)) and
+    MERFISH's blank barcodes kept as genes (the shared MERFISH file holds Blank_1..Blank_5) count in
+    each spot's total and are used as genes; they were taken without a word.  Warned of by the
+    workflow's reader and tl.domains, with the line that drops them; that line leaves no warning."""
+    import logging
+
+    from stcore.qc import QCParams, prepare_slide
+
+    caplog.set_level(logging.WARNING, logger="stcore")
+    adata = _slide()
+    names = list(adata.var_names)
+    names[:3] = ["NegControlProbe_00042", "UnassignedCodeword_0001", "Blank-7"]
+    adata.var_names = names
+    path = write(adata, tmp_path / "xenium_all_features.h5ad")
+    prepare_slide(str(path), "h5ad", QCParams())
+    said = [r.getMessage() for r in caplog.records if "control probes" in r.getMessage()]
+    assert said == [f"{path}: 3 of the 40 genes are control probes or blank codewords, not genes (first: "
+                    "'NegControlProbe_00042', 'UnassignedCodeword_0001', 'Blank-7'); they count in each spot's total "
+                    "and take part in the gene selection and the features as genes do. Fix: drop them before the run: "
+                    "adata = adata[:, ~adata.var_names.str.startswith(('NegControlProbe', 'UnassignedCodeword', "
+                    "'Blank'))].copy() (format xenium reads a Xenium bundle without them)"], said
+    caplog.clear()
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert sum("3 of the 40 genes are control probes" in r.getMessage() for r in caplog.records) == 1
+    caplog.clear()
+    kept = adata[:, ~adata.var_names.str.startswith(("NegControlProbe", "UnassignedCodeword", "Blank"))].copy()
+    assert kept.n_vars == 37
+    stcore.tl.domains(kept, n_clusters=2, overwrite=True, **FAST)
+    assert not [r for r in caplog.records if "control probes" in r.getMessage()]
+
+
 def test_coordinates_left_in_obs_are_named_with_the_line_that_stores_them(no_work):
     adata = _slide()
     xy = adata.obsm.pop("spatial")
