@@ -363,6 +363,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     import scanpy as sc
 
     from .evaluate import annotation_problems, domain_metrics, side_by_side
+    from .validate import as_x_y
 
     keys = [key] if isinstance(key, str) else list(key)
     # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
@@ -441,7 +442,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
     positions = {}
     for b in bases:
-        xy = np.asarray(adata.obsm[b], dtype=np.float64)[:, :2]
+        xy = np.asarray(as_x_y(adata.obsm[b]), dtype=np.float64)[:, :2]      # columns named y, x: taken as x, y
         if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy

@@ -39,7 +39,7 @@ from .plan.settings import RENAMED
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values",
+__all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "as_x_y",
            "check_values_match", "check_counts",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key"]
@@ -296,6 +296,20 @@ COORDINATE_KEY = re.compile(r"^(x_)?(spatial|spatial_coords?|spatial_coordinates
                             r"positions?|locations?)$", re.IGNORECASE)
 
 
+def as_x_y(value):
+    """``value`` (an ``obsm`` entry) with its columns as x, y: a data frame of two columns named as a
+    pair of :data:`COORDINATE_COLUMNS` in the other order, y first (Seurat's ``GetTissueCoordinates``
+    gives ``imagerow, imagecol``; ``array_row, array_col`` as Space Ranger writes them), is taken by
+    its names; anything else as it is."""
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame) and value.shape[1] == 2:
+        pair = _coordinate_columns(value.columns)
+        if pair and [str(c) for c in value.columns] == [pair[1], pair[0]]:
+            return value[list(value.columns[::-1])]
+    return value
+
+
 def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
     """The first ``obsm`` key other than ``key`` named as coordinates are (:data:`COORDINATE_KEY`)
     that holds two or more numbers per spot, or None."""
@@ -338,7 +352,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                                  f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)")
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
-    value = whole = adata.obsm[key]
+    value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key])
     if dims is not None:
         dims = list(dims)
         if len(dims) != 2:
@@ -649,8 +663,8 @@ def control_features(var_names) -> str | None:
         return None
     prefixes = tuple(dict.fromkeys(re.match(r"[A-Za-z]*", n).group(0) for n in found))
     first = ", ".join(f"'{n}'" for n in found[:3])
-    return (f"{len(found)} of the {len(names)} genes are control probes or blank codewords, not genes (first: {first}); "
-            "they count in each spot's total and take part in the gene selection and the features as genes do. "
+    return (f"{len(found)} of the {len(names)} genes are control probes or blank codewords, not genes "
+            f"(first: {first}); they count in each spot's total and take part in the gene selection and the features as genes do. "
             f"Fix: drop them before the run: adata = adata[:, ~adata.var_names.str.startswith({prefixes!r})].copy() "
             "(format xenium reads a Xenium bundle without them)")
 

@@ -463,6 +463,32 @@ def test_control_probes_and_blank_codewords_among_the_genes_are_warned_of(caplog
     assert not [r for r in caplog.records if "control probes" in r.getMessage()]
 
 
+def test_coordinates_named_row_first_are_read_as_x_and_y(tmp_path):
+    """obsm['spatial'] as a data frame of Seurat's GetTissueCoordinates, (imagerow, imagecol), or of
+    Space Ranger's (array_row, array_col): y first.  Read as x, y by their names by the workflow's
+    reader, the API's checks and pl.domains; they were taken in their order, and the tissue was
+    drawn transposed (over its image too)."""
+    from matplotlib.collections import EllipseCollection
+
+    from stcore.qc import QCParams, prepare_slide
+    from stcore.validate import check_coordinates
+
+    adata = _slide()
+    xy = adata.obsm["spatial"] * [1.0, 2.0]                # not symmetric under a swap of x and y
+    for row, col in (("imagerow", "imagecol"), ("array_row", "array_col")):
+        adata.obsm["spatial"] = pd.DataFrame({row: xy[:, 1], col: xy[:, 0]}, index=adata.obs_names)
+        np.testing.assert_array_equal(check_coordinates(adata), xy)
+        out, _ = prepare_slide(str(write(adata, tmp_path / f"{row}.h5ad")), "h5ad", QCParams())
+        np.testing.assert_array_equal(out.obsm["spatial"], xy)
+    adata.obs["found"] = pd.Categorical(np.where(xy[:, 0] > np.median(xy[:, 0]), "a", "b"))
+    ax = stcore.pl.domains(adata, key="found", show=False)[0]
+    drawn = [c for c in ax.collections if isinstance(c, EllipseCollection)][0].get_offsets()
+    np.testing.assert_array_equal(np.asarray(drawn), xy)
+    # named x, y in that order, or not named as coordinates: taken as they are
+    adata.obsm["spatial"] = pd.DataFrame(xy, index=adata.obs_names, columns=["a", "b"])
+    np.testing.assert_array_equal(check_coordinates(adata), xy)
+
+
 def test_coordinates_left_in_obs_are_named_with_the_line_that_stores_them(no_work):
     adata = _slide()
     xy = adata.obsm.pop("spatial")
