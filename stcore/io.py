@@ -459,7 +459,8 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
 
     adata = ad.AnnData(X=as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
     if SPATIAL_KEY in table.obsm:
-        adata.obsm[SPATIAL_KEY] = np.asarray(table.obsm[SPATIAL_KEY], dtype=float)[:, :2]
+        # every column, checked as an .h5ad's are (read_slide): a third one may be each section's z
+        adata.obsm[SPATIAL_KEY] = table.obsm[SPATIAL_KEY]
         return adata
     attrs = table.uns.get("spatialdata_attrs", {})
     region, instance_key = attrs.get("region"), attrs.get("instance_key")

@@ -249,6 +249,23 @@ def test_spatialdata_store(tmp_path, with_obsm):
     assert input_digest(store) == input_digest(store) and len(input_digest(store)) == 64
 
 
+def test_a_spatialdata_table_of_x_y_and_z_is_checked_as_an_h5ad_is(tmp_path):
+    """A table whose obsm['spatial'] holds x, y and each section's z (two sections over one another)
+    is refused as sections, as an .h5ad's is; the reader took its first two columns and laid the
+    sections on one another (each spot's neighbours half from the other section)."""
+    slide = tiny_slide()
+    two = ad.concat([slide, slide], index_unique="-")
+    xyz = np.column_stack([np.asarray(two.obsm["spatial"], float) + np.r_[np.zeros(64), np.full(64, 7.0)][:, None],
+                           np.r_[np.zeros(64), np.full(64, 50.0)]])
+    two.obsm["spatial"] = xyz
+    store = write_spatialdata(tmp_path / "sections.zarr", two)
+    with pytest.raises(InputError, match=r"obsm\['spatial'\] has 3 columns .*takes only 2 values \(0, 50\), each held "
+                                         r"by many spots: the spots of several sections"):
+        read_slide(store, "spatialdata")
+    two.obsm["spatial"] = xyz[:, :2]
+    assert read_slide(write_spatialdata(tmp_path / "xy.zarr", two), "spatialdata").n_obs == 128  # x, y alone: read
+
+
 def test_spatialdata_refusals(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="SpatialData store not found"):
         read_slide(tmp_path / "none.zarr", "spatialdata")
