@@ -802,6 +802,13 @@ def _written_by_stcore(adata: ad.AnnData, key: str) -> bool:
     return isinstance(record, Mapping) and record.get("key") == key
 
 
+def written_by_stcore(adata: ad.AnnData, key: str) -> bool:
+    """obs[key] holds domains stcore wrote: :func:`_written_by_stcore`, or a column an earlier
+    :func:`stcore.tl.domains` call lists in ``uns['stcore']['columns']``."""
+    record = adata.uns.get("stcore")
+    return _written_by_stcore(adata, key) or (isinstance(record, Mapping) and key in list(record.get("columns", [])))
+
+
 def key_is_free(adata: ad.AnnData, key: str) -> bool:
     """Whether stcore may write ``obs[key]``: no such column, or one that stcore wrote."""
     return key not in adata.obs or _written_by_stcore(adata, key)

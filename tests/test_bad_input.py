@@ -111,6 +111,15 @@ def _visium_matrix_renamed(name, gzipped=False):
     return build
 
 
+def _fed_back_domains(tmp):
+    """A run's domains.h5ad given again as a slide: its found domains in obs['stcore_domain'] (named
+    in uns['stcore']), the annotation in obs['domain']."""
+    a = tiny_slide()
+    a.obs["stcore_domain"] = pd.Categorical(np.where(np.arange(a.n_obs) % 3, "0", "1"))
+    a.uns["stcore"] = {"key": "stcore_domain", "method": "graphst", "seed": 0}
+    return write(a, tmp / "domains.h5ad"), "h5ad"
+
+
 def _visium_corrupt_matrix(tmp):
     folder = write_visium(tmp / "outs", tiny_slide())
     (folder / "filtered_feature_bc_matrix.h5").write_bytes(b"\x89HDF\r\n garbage")
@@ -277,6 +286,11 @@ CATALOGUE = {
         _visium_matrix_renamed("filtered_feature_bc_matrix.h5.gz", gzipped=True), {},
         r"it holds 'filtered_feature_bc_matrix\.h5\.gz', the matrix gzipped\. Fix: unpack it as "
         r"filtered_feature_bc_matrix\.h5: gunzip -c "),
+    "truth_is_found_domains": (_fed_back_domains, {"truth": "stcore_domain"},
+                               r"truth column 'stcore_domain' holds the domains an earlier stcore run found \(graphst; "
+                               r"named in uns\['stcore'\]\), not an annotation: every score would compare the new "
+                               r"domains with a method's output\. Fix: set the sample sheet's truth column to the "
+                               r"slide's annotation \(obs columns: \['domain'\]\), or leave it empty"),
     "visium_corrupt_matrix": (_visium_corrupt_matrix, {}, r"cannot read the 10x matrix"),
     "visium_no_positions": (_visium_without("spatial/tissue_positions.csv"), {},
                             r"no spot positions: none of spatial/tissue_positions\.parquet, spatial/tissue_positions\.csv"),
