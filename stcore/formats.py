@@ -118,11 +118,16 @@ def misnamed_matrix(folder: str, fmt: str) -> tuple[str, str] | None:
         return None
     if not name:
         return None
-    for f in files:
-        if f != name and f.endswith(name):
-            return (f"'{name}' not found in the folder; it holds '{f}', the matrix under the name a download "
-                    "gives it (the sample's name in front)",
-                    f"rename it to {name}: mv '{os.path.join(folder, f)}' '{os.path.join(folder, name)}'")
+    named = [f for f in files if f != name and f.endswith(name)]
+    if len(named) > 1:          # a download of several samples in one folder: which is this slide's is not known
+        return (f"'{name}' not found in the folder; it holds {len(named)} matrices under the names a download gives "
+                f"them ({', '.join(repr(f) for f in named[:3])}{', ...' if len(named) > 3 else ''}): several "
+                "samples' files in one folder",
+                f"give each sample a folder of its own, holding its matrix as {name} and its own spatial/ folder")
+    if named:
+        return (f"'{name}' not found in the folder; it holds '{named[0]}', the matrix under the name a download "
+                "gives it (the sample's name in front)",
+                f"rename it to {name}: mv '{os.path.join(folder, named[0])}' '{os.path.join(folder, name)}'")
     for f in files:
         if f.endswith(name + ".gz"):
             return (f"'{name}' not found in the folder; it holds '{f}', the matrix gzipped",

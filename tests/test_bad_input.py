@@ -95,13 +95,17 @@ def _visium_without(rel):
     return build
 
 
-def _visium_matrix_renamed(name, gzipped=False):
-    """The matrix under the name a download gives it: the sample's name in front, or gzipped."""
+def _visium_matrix_renamed(name, gzipped=False, also=None):
+    """The matrix under the name a download gives it: the sample's name in front, or gzipped; ``also``:
+    another sample's matrix beside it."""
     def build(tmp):
         import gzip
+        import shutil
 
         folder = write_visium(tmp / "outs", tiny_slide())
         matrix = folder / "filtered_feature_bc_matrix.h5"
+        if also:
+            shutil.copy(matrix, folder / also)
         if gzipped:
             (folder / name).write_bytes(gzip.compress(matrix.read_bytes()))
             matrix.unlink()
@@ -282,6 +286,11 @@ CATALOGUE = {
         _visium_matrix_renamed("V1_Mouse_Brain_filtered_feature_bc_matrix.h5"), {},
         r"'filtered_feature_bc_matrix\.h5' not found in the folder; it holds 'V1_Mouse_Brain_filtered_feature_bc_matrix"
         r"\.h5', the matrix under the name a download gives it .*Fix: rename it to filtered_feature_bc_matrix\.h5: mv "),
+    "visium_matrices_of_several_samples": (
+        _visium_matrix_renamed("151507_filtered_feature_bc_matrix.h5", also="151508_filtered_feature_bc_matrix.h5"), {},
+        r"it holds 2 matrices under the names a download gives them \('151507_filtered_feature_bc_matrix\.h5', "
+        r"'151508_filtered_feature_bc_matrix\.h5'\): several samples' files in one folder\. Fix: give each sample a "
+        r"folder of its own"),
     "visium_matrix_gzipped": (
         _visium_matrix_renamed("filtered_feature_bc_matrix.h5.gz", gzipped=True), {},
         r"it holds 'filtered_feature_bc_matrix\.h5\.gz', the matrix gzipped\. Fix: unpack it as "
