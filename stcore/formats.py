@@ -128,6 +128,12 @@ def misnamed_matrix(folder: str, fmt: str) -> tuple[str, str] | None:
         return (f"'{name}' not found in the folder; it holds '{named[0]}', the matrix under the name a download "
                 "gives it (the sample's name in front)",
                 f"rename it to {name}: mv '{os.path.join(folder, named[0])}' '{os.path.join(folder, name)}'")
+    raw = ([f for f in files if f.endswith("raw_feature_bc_matrix.h5")]
+           if name == "filtered_feature_bc_matrix.h5" else [])
+    if raw:         # Space Ranger's matrix of every spot of the slide, under the tissue or not
+        return (f"'{name}' not found in the folder; it holds '{raw[0]}', Space Ranger's raw matrix of every spot "
+                "(under the tissue or not), which is not read: the spots outside the tissue would be put into domains",
+                f"copy the {name} of the same Space Ranger run (its spots under the tissue) into the folder")
     for f in files:
         if f.endswith(name + ".gz"):
             return (f"'{name}' not found in the folder; it holds '{f}', the matrix gzipped",

@@ -291,6 +291,11 @@ CATALOGUE = {
         r"it holds 2 matrices under the names a download gives them \('151507_filtered_feature_bc_matrix\.h5', "
         r"'151508_filtered_feature_bc_matrix\.h5'\): several samples' files in one folder\. Fix: give each sample a "
         r"folder of its own"),
+    "visium_raw_matrix_only": (
+        _visium_matrix_renamed("raw_feature_bc_matrix.h5"), {},
+        r"'filtered_feature_bc_matrix\.h5' not found in the folder; it holds 'raw_feature_bc_matrix\.h5', Space Ranger's "
+        r"raw matrix of every spot \(under the tissue or not\), which is not read: .*Fix: copy the "
+        r"filtered_feature_bc_matrix\.h5 of the same Space Ranger run"),
     "visium_matrix_gzipped": (
         _visium_matrix_renamed("filtered_feature_bc_matrix.h5.gz", gzipped=True), {},
         r"it holds 'filtered_feature_bc_matrix\.h5\.gz', the matrix gzipped\. Fix: unpack it as "
