@@ -252,9 +252,12 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
         pos_file = new if new.is_file() else old
         pos = _positions_csv(pos_file, cols)
     else:
+        found = _positions_elsewhere(folder)
+        held = f"; the folder holds '{found[0]}', the positions under another name or place" if found else ""
         raise InputError("no spot positions: none of spatial/tissue_positions.parquet, spatial/tissue_positions.csv "
-                         "or spatial/tissue_positions_list.csv exists", path=str(folder),
-                         fix="copy Space Ranger's spatial/ folder next to filtered_feature_bc_matrix.h5")
+                         f"or spatial/tissue_positions_list.csv exists{held}", path=str(folder),
+                         fix=found[1] if found else
+                         "copy Space Ranger's spatial/ folder next to filtered_feature_bc_matrix.h5")
     if list(pos.columns) != cols:
         raise InputError(f"unexpected columns {list(pos.columns)}", path=str(pos_file),
                          fix=f"the positions file must have the columns {cols}")
@@ -292,6 +295,24 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     adata.uns["spatial"] = {library: entry}
     adata.X = as_csr(adata.X)
     return adata
+
+
+def _positions_elsewhere(folder: Path) -> tuple[str, str] | None:
+    """A Space Ranger positions file the reader does not open: beside the matrix rather than in spatial/,
+    with the sample's name in front (a GEO download: ``151673_tissue_positions_list.csv``), or gzipped.
+    Its path relative to ``folder`` and the command that puts it where the reader opens it."""
+    for place in (folder / "spatial", folder):
+        if not place.is_dir():
+            continue
+        for f in sorted(p for p in place.iterdir() if p.is_file()):
+            name = f.name[:-3] if f.name.endswith(".gz") else f.name
+            for canonical in ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv"):
+                if name.endswith(canonical):
+                    target = folder / "spatial" / canonical
+                    how = (f"gunzip -c '{f}' > '{target}'" if f.name.endswith(".gz") else f"cp '{f}' '{target}'")
+                    return (str(f.relative_to(folder)),
+                            f"put it where the reader opens it: mkdir -p '{folder / 'spatial'}' && {how}")
+    return None
 
 
 def _positions_csv(path: Path, cols: list[str]) -> pd.DataFrame:

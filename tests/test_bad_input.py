@@ -124,6 +124,17 @@ def _fed_back_domains(tmp):
     return write(a, tmp / "domains.h5ad"), "h5ad"
 
 
+def _visium_positions_as_downloaded(tmp):
+    """GEO's layout: the positions file beside the matrix, the sample's name in front, gzipped."""
+    import gzip
+
+    folder = write_visium(tmp / "outs", tiny_slide(), positions="tissue_positions_list.csv")
+    pos = folder / "spatial" / "tissue_positions_list.csv"
+    (folder / "151673_tissue_positions_list.csv.gz").write_bytes(gzip.compress(pos.read_bytes()))
+    pos.unlink()
+    return folder, "visium"
+
+
 def _visium_corrupt_matrix(tmp):
     folder = write_visium(tmp / "outs", tiny_slide())
     (folder / "filtered_feature_bc_matrix.h5").write_bytes(b"\x89HDF\r\n garbage")
@@ -296,6 +307,11 @@ CATALOGUE = {
         r"'filtered_feature_bc_matrix\.h5' not found in the folder; it holds 'raw_feature_bc_matrix\.h5', Space Ranger's "
         r"raw matrix of every spot \(under the tissue or not\), which is not read: .*Fix: copy the "
         r"filtered_feature_bc_matrix\.h5 of the same Space Ranger run"),
+    "visium_positions_as_downloaded": (
+        _visium_positions_as_downloaded, {},
+        r"no spot positions: none of .* exists; the folder holds '151673_tissue_positions_list\.csv\.gz', the positions "
+        r"under another name or place\. Fix: put it where the reader opens it: mkdir -p '.*/spatial' && gunzip -c "
+        r"'.*151673_tissue_positions_list\.csv\.gz' > '.*/spatial/tissue_positions_list\.csv'$"),
     "visium_matrix_gzipped": (
         _visium_matrix_renamed("filtered_feature_bc_matrix.h5.gz", gzipped=True), {},
         r"it holds 'filtered_feature_bc_matrix\.h5\.gz', the matrix gzipped\. Fix: unpack it as "
