@@ -18,8 +18,9 @@ __all__ = ["ari", "fowlkes_mallows", "mean_pairwise_ari", "domain_metrics", "mat
 
 
 #: How a missing annotation label is written, compared after stripping surrounding whitespace and
-#: upper-casing: an empty cell, R's and spreadsheets' NA, pandas' NaN as text, Python's None.
-MISSING_LABELS = ("", "NA", "NAN", "NONE")
+#: upper-casing: an empty cell, R's and spreadsheets' NA, pandas' NaN as text, Python's None, and pandas'
+#: <NA> as text (astype(str) of a nullable Int64 or string column).
+MISSING_LABELS = ("", "NA", "NAN", "NONE", "<NA>")
 
 
 def is_missing_label(values) -> np.ndarray:

@@ -369,3 +369,19 @@ def stcore_pl_domains(adata):
 
     fig = stcore.pl.domains(adata, key="found", truth="domain", return_fig=True, show=False)
     plt.close(fig)
+
+
+def test_missing_labels_written_as_pandas_writes_them_are_left_out():
+    """A nullable annotation (Int64, string) made text with astype(str) holds '<NA>' where a spot has
+    no label: left out of every score as a missing label is, not scored as a domain '<NA>'."""
+    import pandas as pd
+
+    from stcore.evaluate import domain_metrics, is_missing_label
+
+    layer = pd.array([1, 1, 2, 2, None, None, 3, 3], dtype="Int64")
+    pred = np.array(["a", "a", "b", "b", "c", "c", "c", "c"])
+    as_text = pd.Series(layer).astype(str)
+    assert list(as_text[4:6]) == ["<NA>", "<NA>"]
+    assert is_missing_label(as_text).tolist() == is_missing_label(pd.Series(layer)).tolist()
+    text, labelled = domain_metrics(as_text, pred), domain_metrics(pd.Series(layer), pred)
+    assert text["n_unlabelled"] == 2 and text["ARI"] == labelled["ARI"] == 1.0
