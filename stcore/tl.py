@@ -245,6 +245,27 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz), "spatial_key": spatial_key,
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
+    import logging
+
+    diagonal = adj.diagonal()            # (adj shares obsp's arrays: read, not changed in place)
+    loops = int(np.count_nonzero(diagonal))
+    weighted = (int(np.count_nonzero((adj.data != 1) & (adj.data != 0)))
+                - int(np.count_nonzero((diagonal != 0) & (diagonal != 1))))
+    if loops or weighted:
+        # squidpy's transform='spectral' / 'cosine' weighs the edges, set_diag=True joins each spot to itself;
+        # the methods take the graph's edges, each of weight 1, and add each spot themselves (GraphST's
+        # graph; gcn_norm normalises): the stored weights and loops would be normalised and counted twice
+        adj = adj.copy()
+        adj.setdiag(0)
+        adj.eliminate_zeros()
+        adj.data[:] = 1
+        graph_info |= {"unweighted": True, "n_edges": int(adj.nnz)}
+        logging.getLogger(__name__).warning(
+            "obsp['%s'] holds %s (as squidpy's spatial_neighbors gives them with transform='spectral' or 'cosine', "
+            "or set_diag=True); the model takes the graph's edges, each of weight 1, and joins each spot to itself on "
+            "its own (as stcore.gr.spatial_graph builds it): it is used so; obsp is left as it is", key,
+            " and ".join(([f"{weighted} edge weights other than 1"] if weighted else [])
+                         + ([f"{loops} spots joined to themselves"] if loops else [])))
     one_way = int((adj != adj.T).nnz)
     if one_way:
         # squidpy's knn graph (coord_type='generic', n_neighs=k) joins each spot to its k nearest only, one
@@ -252,8 +273,6 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         # the other's nearest, as stcore.gr.spatial_graph does): it is used so, obsp left as it is
         adj = adj.maximum(adj.T).tocsr()
         graph_info |= {"symmetrized": True, "n_edges": int(adj.nnz)}
-        import logging
-
         logging.getLogger(__name__).warning(
             "obsp['%s'] is not symmetric (%d entries without their reverse, as squidpy's knn graph joins each spot to "
             "its nearest one way); it is used as the graph that joins two spots when either is among the other's "

@@ -144,6 +144,36 @@ def test_a_one_way_stored_graph_is_used_both_ways(caplog):
     assert (adata2.obsp["spatial_connectivities"] != want).nnz == 0
 
 
+def test_a_stored_graph_with_weights_and_self_loops_is_used_as_its_edges(caplog):
+    """squidpy's spatial_neighbors(transform='spectral', set_diag=True) stores weighted edges and each spot
+    joined to itself; the model normalised them again and counted each spot twice.  The edges are used,
+    each of weight 1, with a warning; obsp is kept as it was."""
+    from stcore.graph import GraphParams
+
+    adata = _slide()
+    want = spatial_adjacency(adata.obsm["spatial"], GraphParams(n_neighbors=3))
+    weighted = sp.csr_matrix(want * 0.25 + sp.eye(adata.n_obs, dtype=np.float32))
+    adata.obsp["spatial_connectivities"] = weighted
+    stored = weighted.copy()
+    seen = {}
+
+    def spy(name, x, adj, *args, **kwargs):
+        seen["adj"] = adj.copy()
+        return real(name, x, adj, *args, **kwargs)
+
+    import stcore.methods
+
+    real = stcore.methods.fit
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stcore.methods, "fit", spy)
+        with caplog.at_level("WARNING"):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert (seen["adj"] != want).nnz == 0
+    assert adata.uns["stcore"]["graph"]["unweighted"] is True
+    assert f"{want.nnz} edge weights other than 1 and {adata.n_obs} spots joined to themselves" in caplog.text
+    assert (adata.obsp["spatial_connectivities"] != stored).nnz == 0             # the stored graph is kept
+
+
 def test_squidpy_runs_on_the_stored_graph():
     sq = pytest.importorskip("squidpy", reason="squidpy comes with the cellcharter extra")
     adata = _slide()
