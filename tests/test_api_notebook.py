@@ -107,6 +107,24 @@ def test_a_stored_graph_is_used_and_recorded_and_kept():
     assert "spatial_connectivities" not in out.obsp and "stcore" not in adata.uns     # copy=True: adata untouched
 
 
+def _graph_given_to_the_model(adata, caplog):
+    """tl.domains(adata) with the warnings in ``caplog``: the graph the model was given."""
+    import stcore.methods
+
+    seen = {}
+    real = stcore.methods.fit
+
+    def spy(name, x, adj, *args, **kwargs):
+        seen["adj"] = adj.copy()
+        return real(name, x, adj, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(stcore.methods, "fit", spy)
+        with caplog.at_level("WARNING"):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)
+    return seen["adj"]
+
+
 def test_a_one_way_stored_graph_is_used_both_ways(caplog):
     """squidpy's knn graph (coord_type='generic', n_neighs=3) joins each spot to its 3 nearest one way; the
     model was given it as it was (each spot aggregating only over the spots it chose), not the graph of
@@ -121,20 +139,8 @@ def test_a_one_way_stored_graph_is_used_both_ways(caplog):
     assert (one_way != one_way.T).nnz
     adata.obsp["spatial_connectivities"] = one_way
     adata.uns["spatial_neighbors"] = {"params": {"coord_type": "generic", "n_neighbors": 3, "transform": None}}
-    seen = {}
-
-    def spy(name, x, adj, *args, **kwargs):
-        seen["adj"] = adj.copy()
-        return real(name, x, adj, *args, **kwargs)
-
-    import stcore.methods
-
-    real = stcore.methods.fit
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stcore.methods, "fit", spy)
-        with caplog.at_level("WARNING"):
-            stcore.tl.domains(adata, n_clusters=2, **FAST)
-    assert (seen["adj"] != seen["adj"].T).nnz == 0 and (seen["adj"] != one_way.maximum(one_way.T)).nnz == 0
+    seen = _graph_given_to_the_model(adata, caplog)
+    assert (seen != seen.T).nnz == 0 and (seen != one_way.maximum(one_way.T)).nnz == 0
     assert adata.uns["stcore"]["graph"]["symmetrized"] is True
     assert "is not symmetric" in caplog.text
     assert (adata.obsp["spatial_connectivities"] != one_way).nnz == 0             # the stored graph is kept
@@ -155,20 +161,8 @@ def test_a_stored_graph_with_weights_and_self_loops_is_used_as_its_edges(caplog)
     weighted = sp.csr_matrix(want * 0.25 + sp.eye(adata.n_obs, dtype=np.float32))
     adata.obsp["spatial_connectivities"] = weighted
     stored = weighted.copy()
-    seen = {}
-
-    def spy(name, x, adj, *args, **kwargs):
-        seen["adj"] = adj.copy()
-        return real(name, x, adj, *args, **kwargs)
-
-    import stcore.methods
-
-    real = stcore.methods.fit
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stcore.methods, "fit", spy)
-        with caplog.at_level("WARNING"):
-            stcore.tl.domains(adata, n_clusters=2, **FAST)
-    assert (seen["adj"] != want).nnz == 0
+    seen = _graph_given_to_the_model(adata, caplog)
+    assert (seen != want).nnz == 0
     assert adata.uns["stcore"]["graph"]["unweighted"] is True
     assert f"{want.nnz} edge weights other than 1 and {adata.n_obs} spots joined to themselves" in caplog.text
     assert (adata.obsp["spatial_connectivities"] != stored).nnz == 0             # the stored graph is kept
