@@ -141,6 +141,11 @@ wildcard_constraints:
 if workflow.is_main_process:
     for _line in PLAN.missing_slides(SIMULATED, FORMATS.missing_slide):
         print(_line, file=sys.stderr)
+    # GPUs given to train (profiles/slurm-gpu's set-resources) while it trains on the CPU: said once
+    _gpu = workflow.resource_settings.overwrite_resources.get("train", {}).get("gpu")
+    _idle = PLAN.idle_gpu(getattr(_gpu, "raw", _gpu))       # a resource given as a function: not said
+    if _idle:
+        print(_idle, file=sys.stderr)
 
 
 # Input functions: the plan, asked about the job's wildcards.

@@ -353,6 +353,21 @@ def test_a_fractional_integer_is_refused_naming_the_key(tmp_path):
     assert re.search(r"config is invalid: graph\.n_neighbors: 3\.5 is not of type 'integer'\. Fix: see ", text), text[-2000:]
 
 
+def test_a_gpu_given_to_train_on_the_cpu_is_said(tmp_path):
+    """profiles/slurm-gpu gives train one GPU (set-resources) and sets train.device: cuda through its
+    config line, which a --config of the user's replaces: the run then says the GPU would stay idle.
+    Where the device is cuda, or no GPU is given, nothing is said."""
+    write(tiny_slide(), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "")})
+    said = "train jobs are given 1 GPU each"
+    idle = snakemake(tmp_path, "--dry-run", "--cores", "1", "--set-resources", "train:gpu=1", timeout=120)
+    assert idle.returncode == 0 and said in idle.stderr and "Fix: add train='{device: cuda}'" in idle.stderr
+    on_gpu = snakemake(tmp_path, "--dry-run", "--cores", "1", "--set-resources", "train:gpu=1",
+                       "--config", "train={device: cuda}", timeout=120)
+    assert on_gpu.returncode == 0 and said not in on_gpu.stderr
+    plain = snakemake(tmp_path, "--dry-run", "--cores", "1", timeout=120)
+    assert plain.returncode == 0 and said not in plain.stderr
+
 # --- detected genes are non-zero values --------------------------------------------------------------
 
 def _with_explicit_zeros():

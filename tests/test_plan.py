@@ -288,6 +288,10 @@ def test_runs_seeds_slides_and_combinations():
     assert reported.own_labels_reported("banksy") and reported.train_settings("banksy", "s1")["n_clusters"] == 7
     assert plan.train_env("graphst") == "../envs/stcore.yaml" and plan.train_env("banksy") != plan.train_env("graphst")
     assert plan.train_gpus("graphst") == 0
+    # a GPU given to train jobs that train on the CPU (a --config that replaced the GPU profile's device) is said
+    assert "train.device is auto, not cuda" in plan.idle_gpu(1) and "Fix: add train='{device: cuda}'" in plan.idle_gpu(1)
+    assert plan.idle_gpu(None) is None and plan.idle_gpu(0) is None
+    assert _plan(dict(config, train={**config["train"], "device": "cuda"})).idle_gpu(1) is None
     # the report's first page: the first combination's answer where it runs (one seed in common: that seed's
     # vote), elsewhere every seed's map of the figure method (the first method when it is not one)
     graphst_seeds = plan.seeds_of("graphst")

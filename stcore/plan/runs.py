@@ -274,6 +274,23 @@ class Plan:
         env); none for the peers, which run on the CPU."""
         return 1 if self.on_cuda() and not self.is_peer(method) else 0
 
+    def idle_gpu(self, asked):
+        """The line to say when train jobs are given ``asked`` GPUs each (``set-resources train:
+        gpu=...``, as profiles/slurm-gpu sets) while train.device is not cuda: a --config on the
+        command line replaces the profile's ``train={device: cuda}``, and the jobs would take the CPU
+        env and train beside an idle GPU.  None when no GPU is asked for or the run trains on CUDA."""
+        try:
+            asked = float(asked or 0)
+        except (TypeError, ValueError):
+            return None
+        if asked <= 0 or self.on_cuda() or not any(not self.is_peer(m) for m in self.methods):
+            return None
+        return (f"warning: train jobs are given {asked:g} GPU each (set-resources train: gpu, as profiles/slurm-gpu "
+                f"sets) but train.device is {self.config['train']['device']}, not cuda: they take the CPU env "
+                "(envs/stcore.yaml) and the GPU stays idle; a --config on the command line replaces the profile's "
+                "train={device: cuda}. Fix: add train='{device: cuda}' to the --config (or train: {device: cuda} "
+                "to the config file)")
+
     def loss_methods(self):
         """Methods that train the graph model themselves: their loss curves are drawn."""
         return [m for m, spec in self.config["methods"].items()
