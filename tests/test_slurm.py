@@ -285,6 +285,7 @@ def test_gpu_profile_schedules_train_on_a_gpu(cluster_run, slurm_node):
     before = (w / target).stat().st_mtime
     run = _run_snakemake(w, "slurm-gpu", target, "--config", "train={device: cpu}", "--forcerun", "train")
     assert run["rc"] == 0, f"snakemake --profile profiles/slurm-gpu failed:\n{run['log'][-5000:]}"
+    assert "train jobs are given 1 GPU each" in run["log"]      # the profile's GPU beside device cpu is said
     jobs = _squeue(run["run"])
     assert [j["comment"] for j in jobs] == ["rule_train_wildcards_tiny_b_graphst_0"], jobs
     job = jobs[0]
