@@ -12,6 +12,34 @@ import os as _os
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 _os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
+
+def _common_x86_kernels():
+    """``'avx2'`` on an x86-64 CPU (Linux) with AVX2 and FMA, else None."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "avx2" if {"avx2", "fma"} <= set(line.partition(":")[2].split()) else None
+    except OSError:
+        pass
+    return None
+
+
+# torch's own kernels (sums, elementwise, sparse products) come in an AVX2 and an AVX-512 build
+# that add in different orders, so the same training gave other bits, and after 600 epochs other
+# labels, on CPUs with AVX-512 than on those without.  Every x86-64 CPU with AVX-512 also has AVX2:
+# torch is asked for its AVX2 kernels, which all of them run, so they all give the same bits
+# (benchmarks/kernels_check.py; no measurable cost).  torch reads the variable at its first
+# operation: set here, before stcore computes anything; a value the user set is kept, and
+# stcore.provenance.machine() reports the kernels in effect (``cpu_kernels``).
+_KERNELS = _common_x86_kernels()
+if _KERNELS:
+    _os.environ.setdefault("ATEN_CPU_CAPABILITY", _KERNELS)
+
 from .errors import InputError  # noqa: E402
 from .workflow import log_uncaught_in_job as _log_uncaught_in_job  # noqa: E402
 

@@ -101,6 +101,24 @@ def test_importing_stcore_turns_on_mkl_strict_reproducibility():
     assert mkl_cnr_mode() == "AUTO,STRICT"
 
 
+def test_importing_stcore_asks_torch_for_the_kernels_every_x86_cpu_has():
+    """torch's AVX2 and AVX-512 kernels add in different orders (benchmarks/kernels_check.py: other
+    bits on 6 of 9 slides); importing stcore asks for AVX2 on every x86-64 CPU that has it, so CPUs
+    with and without AVX-512 give the same bits, and a value the user set is kept."""
+    import platform
+
+    from stcore import _common_x86_kernels
+
+    if _common_x86_kernels() is None:
+        pytest.skip(f"no AVX2 and FMA on this CPU ({platform.machine()}): torch keeps its own choice")
+    probe = "import stcore, torch; print(torch.backends.cpu.get_cpu_capability())"
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert chosen.stdout.split()[-1] == "AVX2"
+    kept = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env=dict(env, ATEN_CPU_CAPABILITY="default"))
+    assert kept.stdout.split()[-1] == "DEFAULT"
+
 def test_loss_value_does_not_depend_on_threads():
     """Forward pass and loss on 4000 spots with 1, 2 and 3 threads: the same bits.  A plain
     tensor.sum() differs in its last bits between thread counts, so the loss uses
