@@ -18,9 +18,13 @@ __all__ = ["ari", "fowlkes_mallows", "mean_pairwise_ari", "domain_metrics", "mat
 
 
 #: How a missing annotation label is written, compared after stripping surrounding whitespace and
-#: upper-casing: an empty cell, R's and spreadsheets' NA, pandas' NaN as text, Python's None, and pandas'
-#: <NA> as text (astype(str) of a nullable Int64 or string column).
-MISSING_LABELS = ("", "NA", "NAN", "NONE", "<NA>")
+#: upper-casing: an empty cell, R's and spreadsheets' NA, pandas' NaN as text, Python's None, pandas'
+#: <NA> as text (astype(str) of a nullable Int64 or string column), and the other spellings pandas'
+#: read_csv reads as missing by default: Excel's #N/A (a lookup that found no label), N/A, SQL's NULL,
+#: #NA, -NaN and C's 1.#IND / 1.#QNAN (an annotation read as text, by R or with keep_default_na=False,
+#: keeps them as labels, and they were scored as a domain of their own).
+MISSING_LABELS = ("", "NA", "NAN", "NONE", "<NA>", "#N/A", "#N/A N/A", "N/A", "#NA", "NULL", "-NAN",
+                  "1.#IND", "-1.#IND", "1.#QNAN", "-1.#QNAN")
 
 
 def is_missing_label(values) -> np.ndarray:

@@ -274,6 +274,10 @@ CATALOGUE = {
     # a spreadsheet's or R's spellings of a missing label, as stcore.evaluate leaves them out
     "truth_all_missing_as_text": (_h5ad(lambda a: a.obs.__setitem__("domain", ["NaN", " na ", "None", ""] * 16)),
                                   {"truth": "domain"}, r"truth column 'domain' has no labels \(all missing"),
+    # an annotation merged in a spreadsheet: Excel's #N/A where the lookup found no label, N/A, NULL
+    "truth_all_missing_as_excel_writes_it": (
+        _h5ad(lambda a: a.obs.__setitem__("domain", ["#N/A", "N/A", "NULL", " n/a"] * 16)),
+        {"truth": "domain"}, r"truth column 'domain' has no labels \(all missing"),
     "mito_filter_without_mito_gene_names": (
         _h5ad(lambda a: setattr(a, "var_names", [f"ENSG{i:011d}" for i in range(a.n_vars)])),
         {"params": QCParams(max_mito_pct=20)},

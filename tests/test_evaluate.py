@@ -385,3 +385,25 @@ def test_missing_labels_written_as_pandas_writes_them_are_left_out():
     assert is_missing_label(as_text).tolist() == is_missing_label(pd.Series(layer)).tolist()
     text, labelled = domain_metrics(as_text, pred), domain_metrics(pd.Series(layer), pred)
     assert text["n_unlabelled"] == 2 and text["ARI"] == labelled["ARI"] == 1.0
+
+
+def test_missing_labels_as_excel_and_pandas_read_csv_write_them_are_left_out():
+    """An annotation merged in a spreadsheet holds Excel's '#N/A' where its lookup found no label
+    (or 'N/A', SQL's 'NULL'); read as text (by R, or with keep_default_na=False) those stay in the
+    column.  They are the spellings pandas' read_csv reads as missing: left out of every score and
+    of qc's all-missing check, not scored as a domain '#N/A' of its own."""
+    import pandas as pd
+
+    from stcore.evaluate import domain_metrics, is_missing_label
+
+    truth = pd.Series(["L1", "L1", "L2", "L2", "#N/A", "N/A", "NULL", "n/a", " #N/A "])
+    pred = np.array(["a", "a", "b", "b", "b", "a", "b", "a", "a"])
+    assert is_missing_label(truth).tolist() == [False] * 4 + [True] * 5
+    scores = domain_metrics(truth, pred)
+    assert scores["n_unlabelled"] == 5 and scores["ARI"] == 1.0
+    # every spelling pandas' read_csv reads as missing by default is a missing label here
+    import io
+    spellings = ["#N/A", "#N/A N/A", "N/A", "n/a", "#NA", "NULL", "null", "-NaN", "-nan", "1.#IND", "-1.#IND",
+                 "1.#QNAN", "-1.#QNAN", "NA", "NaN", "nan", "None", "<NA>", ""]
+    read = pd.read_csv(io.StringIO("label\n" + "\n".join(f'"{s}"' for s in spellings) + "\n"))["label"]
+    assert read.isna().all() and is_missing_label(pd.Series(spellings)).all()
