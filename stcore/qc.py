@@ -130,8 +130,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .formats import ODD_SPACES
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import (check_counts, check_n_clusters, check_values_match, needs_integer, output_key,
-                           written_by_stcore)
+    from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, needs_integer,
+                           output_key, written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -153,15 +153,26 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
                              path=path, fix=(f"set the sample sheet's truth column to '{near[0]}'" if near else
                                              "set the sample sheet's truth column to an existing obs column, "
                                              "or leave it empty"))
+        def annotations() -> str:         # the columns that may be the annotation, for the fix
+            others = [c for c in adata.obs.columns if c != truth and not written_by_stcore(adata, c)
+                      and not clustered_by(adata, c)
+                      and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
+            return f" (obs columns: {others[:10]})" if others else ""
+
+        tool = clustered_by(adata, truth)
+        if tool and not written_by_stcore(adata, truth):
+            raise InputError(f"truth column '{truth}' holds {tool}, not an annotation: every score would compare "
+                             "the domains with another method's output",
+                             path=path, fix="set the sample sheet's truth column to the slide's annotation"
+                                            + annotations()
+                                            + ", or leave it empty")
         if written_by_stcore(adata, truth):
             record = adata.uns.get("stcore") if isinstance(adata.uns.get("stcore"), dict) else {}
-            others = [c for c in adata.obs.columns if c != truth and not written_by_stcore(adata, c)
-                      and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
             raise InputError(f"truth column '{truth}' holds the domains an earlier stcore run found "
                              f"({record.get('method', 'a method')}; named in uns['stcore']), not an annotation: every "
                              "score would compare the new domains with a method's output",
                              path=path, fix="set the sample sheet's truth column to the slide's annotation"
-                                            + (f" (obs columns: {others[:10]})" if others else "")
+                                            + annotations()
                                             + ", or leave it empty")
         if is_missing_label(adata.obs[truth]).all():
             raise InputError(f"truth column '{truth}' has no labels (all missing: empty, NA, NaN or None)",

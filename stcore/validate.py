@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "as_x_y",
            "check_values_match", "check_counts",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
-           "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key"]
+           "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key", "clustered_by",
+           "CLUSTER_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -807,6 +808,34 @@ def written_by_stcore(adata: ad.AnnData, key: str) -> bool:
     :func:`stcore.tl.domains` call lists in ``uns['stcore']['columns']``."""
     record = adata.uns.get("stcore")
     return _written_by_stcore(adata, key) or (isinstance(record, Mapping) and key in list(record.get("columns", [])))
+
+
+#: obs columns named as clustering tools name the clusters they write: scanpy's sc.tl.leiden /
+#: sc.tl.louvain (key_added's default, with a suffix as tutorials add one: 'leiden_res1'), Seurat's
+#: FindClusters ('seurat_clusters', '<assay>_snn_res.<resolution>'), mclust as the GraphST and
+#: STAGATE tutorials store it, and BayesSpace's 'spatial.cluster'.
+CLUSTER_COLUMNS = (
+    (re.compile(r"(leiden|louvain)([_.][\w.]*)?", re.IGNORECASE), "scanpy's sc.tl.leiden or sc.tl.louvain"),
+    (re.compile(r"seurat_clusters|\w+_snn_res\.[\d.]+"), "Seurat's FindClusters"),
+    (re.compile(r"mclust"), "mclust (as the GraphST and STAGATE tutorials store it)"),
+    (re.compile(r"spatial\.cluster"), "BayesSpace's spatialCluster"),
+)
+
+
+def clustered_by(adata: ad.AnnData, key: str) -> str | None:
+    """Which tool's clusters obs[key] holds, in words, or None: scanpy's leiden and louvain store
+    their settings under ``uns[key]['params']`` (with a resolution) whatever the column's name;
+    :data:`CLUSTER_COLUMNS` names the columns other tools write.  Such a column given as the
+    annotation would make every score compare the domains with another method's output."""
+    own = adata.uns.get(key)
+    params = own.get("params") if isinstance(own, Mapping) else None
+    if isinstance(params, Mapping) and "resolution" in params:
+        return (f"the clusters of scanpy's sc.tl.leiden or sc.tl.louvain (its settings are in uns['{key}']['params']: "
+                f"resolution {params['resolution']})")
+    for pattern, tool in CLUSTER_COLUMNS:
+        if pattern.fullmatch(str(key)):
+            return f"the clusters of {tool}, by its name"
+    return None
 
 
 def key_is_free(adata: ad.AnnData, key: str) -> bool:

@@ -325,6 +325,21 @@ CATALOGUE = {
                                r"named in uns\['stcore'\]\), not an annotation: every score would compare the new "
                                r"domains with a method's output\. Fix: set the sample sheet's truth column to the "
                                r"slide's annotation \(obs columns: \['domain'\]\), or leave it empty"),
+    # the clusters scanpy's leiden wrote (its settings in uns['leiden']['params']), or Seurat's, given as the truth
+    "truth_is_another_tools_clusters": (
+        _h5ad(lambda a: (a.obs.__setitem__("leiden", a.obs["domain"].astype(str).str[1:]),
+                         a.uns.__setitem__("leiden", {"params": {"resolution": 1.0, "random_state": 0}}))[-1]),
+        {"truth": "leiden"},
+        r"truth column 'leiden' holds the clusters of scanpy's sc\.tl\.leiden or sc\.tl\.louvain \(its settings are "
+        r"in uns\['leiden'\]\['params'\]: resolution 1\.0\), not an annotation: every score would compare the "
+        r"domains with another method's output\. Fix: set the sample sheet's truth column to the slide's annotation "
+        r"\(obs columns: \['domain'\]\), or leave it empty$"),
+    "truth_is_seurat_clusters": (
+        _h5ad(lambda a: a.obs.__setitem__("SCT_snn_res.0.8", a.obs["domain"].astype(str).str[1:])),
+        {"truth": "SCT_snn_res.0.8"},
+        r"truth column 'SCT_snn_res\.0\.8' holds the clusters of Seurat's FindClusters, by its name, not an "
+        r"annotation: .*Fix: set the sample sheet's truth column to the slide's annotation \(obs columns: "
+        r"\['domain'\]\), or leave it empty$"),
     "visium_corrupt_matrix": (_visium_corrupt_matrix, {}, r"cannot read the 10x matrix"),
     "visium_no_positions": (_visium_without("spatial/tissue_positions.csv"), {},
                             r"no spot positions: none of spatial/tissue_positions\.parquet, spatial/tissue_positions\.csv"),
