@@ -141,6 +141,68 @@ def _one_total(x, *, expm1: bool, rows: int = 65536, scale: float = 1.0) -> bool
                 and float(totals.std() / totals.mean()) < ONE_TOTAL_CV)
 
 
+def _rounded_one_total(x, *, rows: int = 65536) -> tuple[float, float] | None:
+    """Where whole numbers ``x`` are normalised values rounded (normalize_total, then np.rint): the
+    one total their spots sum to and the largest distance of a spot's total from it, else None.
+    Rounding moves a spot's total by at most half a unit per stored value; raw counts' totals vary
+    at least as a Poisson count does (a variance as large as the total), and between spots by tens
+    of percent.  So: twenty spots or more with signal, their totals not all equal (counts
+    downsampled to one depth are equal, or short of it), each within half a unit per stored value
+    of their median, values of 2 or more on average (rounding's total is then not the count of
+    its values), and values that skip most whole numbers as multiples of a factor do
+    (:func:`_value_coverage`; raw counts of one depth in every spot, as a simulation without
+    library sizes gives them, have one total too, but hold every whole number)."""
+    import scipy.sparse as sp
+
+    totals, stored = [], []
+    for start in range(0, x.shape[0], rows):
+        block = x[start:start + rows]
+        if sp.issparse(block):
+            block = sp.csr_matrix(block)
+            values = np.r_[block.data.astype(np.float64), 0.0]
+            totals.append(np.add.reduceat(values, block.indptr[:-1]) * (np.diff(block.indptr) > 0))
+            stored.append(np.diff(block.indptr).astype(np.float64))
+        else:
+            block = np.asarray(block)
+            totals.append(block.sum(axis=1, dtype=np.float64))
+            stored.append(np.count_nonzero(block, axis=1).astype(np.float64))
+    if not totals:
+        return None
+    totals, stored = np.concatenate(totals), np.concatenate(stored)
+    keep = totals > 0
+    totals, stored = totals[keep], stored[keep]
+    if totals.size < 20 or np.unique(totals).size == 1:
+        return None
+    total = float(np.median(totals))
+    off = np.abs(totals - total)
+    if not bool((off <= 0.5 * stored + 0.5).all()) or total < 2 * float(np.median(stored)):
+        return None
+    if _value_coverage(x, keep) >= 0.5:
+        return None
+    return total, float(off.max())
+
+
+def _value_coverage(x, keep: np.ndarray, sample: int = 2000) -> float:
+    """The median over spots (up to ``sample`` of the spots ``keep``, evenly spaced) of the share of
+    whole numbers from a spot's smallest value to its 90th percentile that the spot holds.  Raw
+    counts hold nearly every one (1, 2, 3, ...); normalised values rounded hold only the multiples
+    of their spot's factor (8, 16, 24, ... for a factor of 8), a share of about one over it."""
+    import scipy.sparse as sp
+
+    if sp.issparse(x) and x.format != "csr":
+        x = sp.csr_matrix(x)
+    spots = np.flatnonzero(keep)
+    spots = spots[:: max(1, spots.size // sample)]
+    shares = []
+    for i in spots:
+        row = x[int(i)]
+        values = row.data if sp.issparse(row) else np.asarray(row).ravel()
+        values = np.rint(values[values != 0])
+        low, high = float(values.min()), float(np.quantile(values, 0.9))
+        shares.append(np.unique(values[values <= high]).size / (high - low + 1))
+    return float(np.median(shares)) if shares else 1.0
+
+
 def _rounding_off(data: np.ndarray, block: int = 1 << 22) -> float | None:
     """The largest distance of ``data`` from whole numbers when every value is a whole number but for
     float rounding (within 1e-3 + 1e-5 of its size: float32 keeps about 7 digits), else None.  A block
@@ -210,7 +272,17 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
         whole = np.array_equal(data, np.round(data))
         if not whole and values in ("normalized", "log_normalized"):
             off = _rounding_off(data)           # whole numbers but for float rounding: raw counts all the same
-    if values in ("normalized", "log_normalized") and (whole or off is not None) and float(data.max()) > 0:
+    rounded = _rounded_one_total(x) if whole and values in ("counts", "normalized") else None
+    if values == "counts" and rounded is not None:
+        total, spread = rounded
+        raise InputError(f"the count matrix holds whole numbers whose spots all sum to about one total ({total:g}, "
+                         f"each within {spread:g} of it: what rounding each value leaves), as normalised values "
+                         "rounded to whole numbers do (normalize_total, then rounding), not raw counts; they would "
+                         "be taken as counts of that depth in every spot", path=path,
+                         fix="store the raw counts in X, or set values to normalized (the sample sheet's values "
+                             "column; in stcore.tl.domains values='normalized')")
+    if (values in ("normalized", "log_normalized") and (whole or off is not None) and float(data.max()) > 0
+            and not (values == "normalized" and rounded is not None)):
         kind = "log-normalised" if values == "log_normalized" else "normalised"
         raise InputError(f"X holds whole numbers up to {float(data.max()):g}"
                          + (f" (each within {off:.2g} of one: float rounding)" if off is not None else "")

@@ -216,6 +216,15 @@ CATALOGUE = {
                           r"the count matrix holds whole numbers that are all multiples of 10 \(no value is 1, as in "
                           r"every slide of raw counts\): counts multiplied by a factor .*Fix: store the raw counts in X "
                           r"\(if they were multiplied by 10: adata\.X = adata\.X / 10\)"),
+    # normalised values rounded to whole numbers (normalize_total to 10,000, then np.rint), given as counts:
+    # were taken as counts 10,000 deep in every spot
+    "rounded_normalised_values": (
+        _h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.rint(a.X.toarray() / a.X.toarray().sum(1, keepdims=True)
+                                                              * 1e4)))),
+        {}, r"the count matrix holds whole numbers whose spots all sum to about one total \(\d+, each within \d+ of "
+            r"it: what rounding each value leaves\), as normalised values rounded to whole numbers do \(normalize_total, "
+            r"then rounding\), not raw counts; .*Fix: store the raw counts in X, or set values to normalized "
+            r"\(the sample sheet's values column; in stcore\.tl\.domains values='normalized'\)$"),
     # log2 (or log10) where values log_normalized means log1p: were taken as natural logs
     "log2_of_normalised_values": (
         _h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log2(1 + a.X.toarray() / a.X.toarray().sum(1, keepdims=True)
@@ -922,3 +931,34 @@ def test_qc_and_evaluate_share_one_definition_of_a_missing_label(tmp_path):
     source = Path(stcore.qc.__file__).read_text()
     assert not any(f'"{s.lower()}"' in source or f'"{s}"' in source for s in MISSING_LABELS if s), \
         "stcore.qc spells missing labels itself; it should use stcore.evaluate.is_missing_label"
+
+
+def test_rounded_normalised_values_are_taken_as_normalized(tmp_path):
+    """Normalised values rounded to whole numbers (normalize_total, then np.rint: every spot's total
+    one total within what the rounding leaves) are refused as counts, and taken with values
+    normalized; before, they passed as counts and were refused as normalized ('raw counts rather
+    than normalised values').  Raw counts, counts downsampled to one depth and the real slides
+    pass as counts."""
+    from stcore.validate import check_values_match
+
+    adata = tiny_slide(n_side=12)
+    x = adata.X.toarray()
+    for target in (1e4, 1e6):
+        adata.X = sp.csr_matrix(np.rint(x / x.sum(1, keepdims=True) * target))
+        path = write(adata, tmp_path / "rounded.h5ad")
+        with pytest.raises(InputError, match=r"normalised values rounded to whole numbers"):
+            prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2)
+        kept, _ = prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="normalized", hvg_flavor="seurat")
+        assert kept.n_obs == 144
+    for seed in range(20):                      # raw counts, however few spots and genes
+        for n_side in (4, 8):
+            check_values_match(tiny_slide(n_side=n_side, seed=seed).X, "counts", whole=True)
+    rng = np.random.default_rng(1)              # raw counts of one depth in every spot (a simulation): one total too
+    for genes, mean in ((300, 10.0), (200, 30.0), (500, 3.0)):
+        check_values_match(sp.csr_matrix(rng.poisson(mean, (100, genes)).astype(np.float32)), "counts", whole=True)
+    rng = np.random.default_rng(0)              # downsampled to 300 counts a spot (fewer where a spot has fewer)
+    down = x.astype(int)
+    for i in np.flatnonzero(down.sum(1) > 300):
+        down[i] = np.bincount(rng.choice(np.repeat(np.arange(x.shape[1]), down[i]), 300, replace=False),
+                              minlength=x.shape[1])
+    check_values_match(sp.csr_matrix(down.astype(np.float32)), "counts", whole=True)
