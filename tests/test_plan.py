@@ -608,3 +608,31 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
     assert plan.job_settings("qc", "s") == {"qc": {"min_counts": 0}, "values": "counts", "path": "s.h5ad",
                                             "format": "h5ad", "truth": "domain"}
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
+
+
+@pytest.mark.parametrize("column, meant", [("annotation", "truth"), ("ground_truth", "truth"), ("Labels", "truth"),
+                                           ("groups", "group"), ("value", "values"), ("truths", "truth")])
+def test_a_column_named_near_one_stcore_reads_is_named(tmp_path, column, meant):
+    """A column named as other tools name the annotation ('annotation', 'ground_truth') or a letter
+    off a column's name ('groups', 'value'): it was kept as a note without a word, and its slides ran
+    without their annotation (no score) or group.  Other columns stay notes, and a synonym beside
+    the column itself is a note too."""
+    text = f"sample\tpath\tformat\tn_clusters\t{column}\ns1\ta.h5ad\th5ad\t7\tx\ns2\tb.h5ad\th5ad\t7\tx\n"
+    with pytest.raises(PlanError, match=rf"^sample sheet '.*': column '{column.lower()}' is not a column stcore reads "
+                                        rf"\(it reads sample, path, format, n_clusters, values, truth, group\), so it would "
+                                        rf"be kept as a note without a word; it looks meant as '{meant}'\. Fix: rename "
+                                        rf"the column '{meant}' in the header"):
+        read_sheet(_sheet(tmp_path, text.encode()))
+    for notes in (("donor", "note"), (meant, column)):
+        rows = read_sheet(_sheet(tmp_path, ("sample\tpath\tformat\tn_clusters\t" + "\t".join(notes)
+                                            + "\ns1\ta.h5ad\th5ad\t7\tx\ty\n").encode()))
+        assert rows[0]["path"] == "a.h5ad"
+
+
+def test_the_columns_the_sheet_reads_are_the_schemas():
+    import yaml
+
+    from stcore.plan.sheet import READ_COLUMNS
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "schemas" / "samples.schema.yaml").read_text())
+    assert set(READ_COLUMNS) == set(schema["properties"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import os
 import re
 import sys
@@ -21,6 +22,17 @@ SAFE = {
                         "letters, digits, '_', '-' and '.', starting with a letter or digit"),
 }
 COLUMNS = "sample, path, format, n_clusters, truth"
+#: The columns stcore reads (schemas/samples.schema.yaml's properties); a sheet may hold others (notes).
+READ_COLUMNS = ("sample", "path", "format", "n_clusters", "values", "truth", "group")
+#: Other names a sheet gives the columns stcore reads, as other tools and papers name them; a column
+#: so named, or one a letter or two off a column's name ('groups', 'value'), would be kept as a note
+#: without a word, and its slides run without their annotation or group.
+COLUMN_NAMES = {
+    "truth": ("annotation", "annotations", "ground_truth", "groundtruth", "ground truth", "truth_column",
+              "annotation_column", "label", "labels", "label_column", "truth_col"),
+    "group": ("groups", "group_id", "group_name"),
+    "values": ("value", "x_values"),
+}
 
 
 def check_names(kind, names, where):
@@ -166,6 +178,16 @@ def read_sheet(path, config_files=()):
         if column not in rows[0]:
             raise PlanError(f"sample sheet '{path}': column '{column}' is missing. "
                             f"Fix: the columns are {COLUMNS}")
+    for column in rows[0]:
+        if column in READ_COLUMNS:
+            continue
+        meant = [name for name, others in COLUMN_NAMES.items() if column in others]
+        meant = meant or difflib.get_close_matches(column, READ_COLUMNS, n=1, cutoff=0.8)
+        if meant and meant[0] not in rows[0]:
+            raise PlanError(f"sample sheet '{path}': column '{column}' is not a column stcore reads (it reads "
+                            f"{', '.join(READ_COLUMNS)}), so it would be kept as a note without a word; it looks "
+                            f"meant as '{meant[0]}'. Fix: rename the column '{meant[0]}' in the header (or, if it is "
+                            "a note, give it another name)")
     check_names("sample id", [row["sample"] for row in rows], f"sample sheet '{path}'")
     decimal = [row["sample"] for row in rows if re.fullmatch(r"\d+\.0+", row["sample"])]
     if decimal:         # a number column a spreadsheet or pandas wrote as floats: 151673 became 151673.0
