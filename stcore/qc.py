@@ -48,17 +48,33 @@ def _detected_genes(x) -> np.ndarray:
     return genes
 
 
-def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Boolean masks of kept spots and kept genes, and a small report."""
+def qc_masks(adata: ad.AnnData, params: QCParams, values: str = "counts") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Boolean masks of kept spots and kept genes, and a small report.  ``values``: what X holds
+    (the sample sheet's values column).  ``min_counts`` is a total of raw counts, so it filters
+    counts only: normalised values sum to one total in every spot and log-normalised ones to a
+    sum of logs, neither a spot's counts (the report's ``min_counts_applied`` says which).  The
+    mitochondrial share of log-normalised values is taken of their expm1, the normalised values,
+    whose share is the counts'."""
     x = adata.X
     counts = np.asarray(x.sum(axis=1)).ravel()
     genes = _detected_genes(x)
     mito = _named_mito(adata.var_names, params)
     if not mito.any() and _filters_mito(params):
         _no_mito_genes(adata, params)
-    mito_counts = np.asarray(x[:, mito].sum(axis=1)).ravel() if mito.any() else np.zeros_like(counts)
-    mito_pct = np.divide(100 * mito_counts, counts, out=np.zeros_like(counts, dtype=float), where=counts > 0)
-    spot_ok = (counts >= params.min_counts) & (genes >= params.min_genes) & (mito_pct <= params.max_mito_pct)
+    linear = x
+    if values == "log_normalized" and mito.any() and _filters_mito(params):
+        linear = x.copy()
+        if hasattr(linear, "data"):
+            linear.data = np.expm1(linear.data)
+        else:
+            linear = np.expm1(linear)
+    total = np.asarray(linear.sum(axis=1)).ravel() if linear is not x else counts
+    mito_counts = np.asarray(linear[:, mito].sum(axis=1)).ravel() if mito.any() else np.zeros_like(counts)
+    mito_pct = np.divide(100 * mito_counts, total, out=np.zeros_like(counts, dtype=float), where=total > 0)
+    by_counts = values == "counts"
+    spot_ok = (genes >= params.min_genes) & (mito_pct <= params.max_mito_pct)
+    if by_counts:
+        spot_ok &= counts >= params.min_counts
     spot_ok &= counts > 0
     spots_per_gene = np.asarray((x[spot_ok] > 0).sum(axis=0)).ravel()
     gene_ok = spots_per_gene >= params.min_spots
@@ -67,6 +83,7 @@ def qc_masks(adata: ad.AnnData, params: QCParams) -> tuple[np.ndarray, np.ndarra
         "spots_kept": int(spot_ok.sum()), "genes_kept": int(gene_ok.sum()),
         "spots_removed_empty": int((counts == 0).sum()),
         "mito_genes": int(mito.sum()), "params": asdict(params),
+        "min_counts_applied": bool(by_counts or not params.min_counts),
     }
     return spot_ok, gene_ok, report
 
@@ -102,9 +119,18 @@ def _no_mito_genes(adata: ad.AnnData, params: QCParams) -> None:
         fix=f"store gene symbols in var_names{where}, or set qc.max_mito_pct: 100 (off) in the config")
 
 
-def run_qc(adata: ad.AnnData, params: QCParams) -> tuple[ad.AnnData, dict]:
-    """Filter ``adata`` by :func:`qc_masks`; returns the filtered copy and the report."""
-    spot_ok, gene_ok, report = qc_masks(adata, params)
+def run_qc(adata: ad.AnnData, params: QCParams, values: str = "counts", *,
+           path: str | None = None) -> tuple[ad.AnnData, dict]:
+    """Filter ``adata`` by :func:`qc_masks`; returns the filtered copy and the report.  Where
+    ``qc.min_counts`` is set on values that are not counts, a warning says it is not applied."""
+    spot_ok, gene_ok, report = qc_masks(adata, params, values)
+    if not report["min_counts_applied"]:
+        kind = "normalised values sum to one total in every spot" if values == "normalized" else \
+            "log-normalised values sum to a total of logs"
+        log.warning("%sqc.min_counts=%g is not applied: it filters spots by their total raw counts, but values is %s, "
+                    "and %s, not a spot's counts (qc.min_genes and qc.max_mito_pct are applied). Fix: give the raw "
+                    "counts (values counts) to filter by counts, or set qc.min_counts: 0", f"{path}: " if path else "",
+                    params.min_counts, values, kind)
     log.info("QC keeps %d of %d spots and %d of %d genes", report["spots_kept"], report["spots_in"],
              report["genes_kept"], report["genes_in"])
     return adata[spot_ok][:, gene_ok].copy(), report
@@ -184,7 +210,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
         for line in said:
             log.warning("%s: %s", path, line)
     try:
-        adata, report = run_qc(adata, params)
+        adata, report = run_qc(adata, params, values, path=path)
     except InputError as exc:
         raise exc.located(path=path) from None
     n = adata.n_obs

@@ -962,3 +962,33 @@ def test_rounded_normalised_values_are_taken_as_normalized(tmp_path):
         down[i] = np.bincount(rng.choice(np.repeat(np.arange(x.shape[1]), down[i]), 300, replace=False),
                               minlength=x.shape[1])
     check_values_match(sp.csr_matrix(down.astype(np.float32)), "counts", whole=True)
+
+
+def test_min_counts_filters_counts_only_and_mito_share_is_the_counts_share(tmp_path, caplog):
+    """qc.min_counts is a total of raw counts: on a slide of log-normalised (or normalised) values it
+    compared the sums of their logs (or their one total) and removed other spots than the counts
+    would; it is now not applied there, with a warning naming the fix.  qc.max_mito_pct keeps the
+    spots the counts keep: the share of log-normalised values is taken of their expm1."""
+    adata = _with_mito(list)
+    x = adata.X.toarray()
+    totals = x.sum(1, keepdims=True)
+    floor = float(np.percentile(totals, 20))
+    counts, _ = prepare_slide(str(write(adata, tmp_path / "counts.h5ad")), "h5ad", QCParams(min_counts=floor),
+                              n_clusters=2)
+    assert 0 < counts.n_obs < 64
+    for values, stored in (("log_normalized", np.log1p(x / totals * 1e4)), ("normalized", x / totals * 1e4)):
+        other = adata.copy()
+        other.X = sp.csr_matrix(stored)
+        path = write(other, tmp_path / f"{values}.h5ad")
+        floor_of_values = float(np.percentile(np.asarray(other.X.sum(1)).ravel(), 20)) + 1e-3
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="stcore.qc"):
+            kept, report = prepare_slide(str(path), "h5ad", QCParams(min_counts=floor_of_values), n_clusters=2,
+                                         values=values, hvg_flavor="seurat")
+        assert kept.n_obs == 64 and report["min_counts_applied"] is False
+        assert any(re.search(rf"^{re.escape(str(path))}: qc\.min_counts=\S+ is not applied: it filters spots by their "
+                             rf"total raw counts, but values is {values}, .*Fix: give the raw counts \(values counts\) "
+                             r"to filter by counts, or set qc\.min_counts: 0$", r.getMessage()) for r in caplog.records)
+        mito, _ = prepare_slide(str(path), "h5ad", QCParams(max_mito_pct=20), n_clusters=2, values=values,
+                                hvg_flavor="seurat")
+        assert mito.n_obs == 48
