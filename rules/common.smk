@@ -2,7 +2,6 @@
 # in tests/test_plan.py).  Here: the config and sheet checked against their schemas, the plan built
 # from them, and the names the rules read.  No file of rules names a model; what the workflow knows of
 # each is in stcore/registry.py.
-import copy
 import importlib
 import os
 import re
@@ -11,7 +10,6 @@ import time
 import types
 
 import pandas as pd
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -37,76 +35,34 @@ _settings = _stcore_part("plan.settings")
 _stamps = _stcore_part("plan.stamps")
 
 
-def _schema_problem(exc, message=None):
-    """One line from a failed schema validation: where, and what is wrong (``message``, else jsonschema's)."""
-    err = exc.__context__      # snakemake's validate raises while handling jsonschema's error
-    if not hasattr(err, "absolute_path"):
-        return str(exc).splitlines()[0]
-    where = ".".join(str(p) for p in err.absolute_path) or "top level"
-    row = re.search(r"row (\d+) of data frame", str(exc))
-    if row:
-        where = f"row {int(row.group(1)) + 1}, column {where}"
-    return f"{where}: {message or err.message}"
-
-
-# A key given twice in a config file (YAML keeps the last without a word) is refused, naming both lines.
-for _file in workflow.configfiles:
-    _twice = _settings.repeated_key(_file)
-    if _twice:
-        raise WorkflowError(_twice)
-# A --configfile's methods, combinations and simulated slides replace the demo's (config.yaml): the plan's rule.
-config.update(_settings.given_sets_replace(config, workflow.config_settings.overwrite_config))
-# the schema validate() reads below
-with open(os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")) as _fh:
-    _schema = yaml.safe_load(_fh)
-config.update(_settings.as_schema_types(dict(config), _schema, _schema))    # --config's '20' as 20, 20.0 as 20
-# Method overrides must hold only what the user wrote, so keep them apart from the defaults.
-_raw_methods = copy.deepcopy(config.get("methods"))
-_raw_compare = copy.deepcopy(config.get("compare") or {})      # the keys the user wrote
-_renamed = _settings.renamed_keys(config)        # a key's old name: refused with its new one
-if _renamed:
-    raise WorkflowError(f"config is invalid: {_renamed}")
+# The config as the plan reads it (stcore/plan/settings.py, checked_config): a key given twice, a renamed
+# key, a value the schema refuses are one line each.  A --configfile's methods, combinations and
+# simulated slides replace the demo's (config.yaml); the methods hold what the user wrote, without defaults.
+_CONFIG_SCHEMA = os.path.join(workflow.basedir, "stcore", "schemas", "config.schema.yaml")    # the package's
 try:
-    validate(config, "../stcore/schemas/config.schema.yaml")     # the schema the package ships (stcore.validate)
-except WorkflowError as exc:
-    _err = exc.__context__          # a number or boolean where text is needed, a list for a set of names: the fix
-    _fix = (_settings.text_fix(getattr(_err, "instance", None), getattr(_err, "validator", None),
-                               getattr(_err, "validator_value", None))
-            or _settings.shape_fix(getattr(_err, "instance", None), getattr(_err, "validator", None),
-                                   getattr(_err, "validator_value", None), list(getattr(_err, "absolute_path", [])),
-                                   tuple(REGISTRY)))
-    if _fix:
-        raise WorkflowError(f"config is invalid: {_schema_problem(exc, _fix)}") from None
-    raise WorkflowError(f"config is invalid: {_schema_problem(exc)}. "
-                        "Fix: see stcore/schemas/config.schema.yaml for the keys and their types") from None
-if _raw_methods is not None:
-    config["methods"] = _raw_methods
+    _checked, _raw_compare = _settings.checked_config(
+        config, workflow.config_settings.overwrite_config, workflow.configfiles, _CONFIG_SCHEMA,
+        lambda c: validate(c, _CONFIG_SCHEMA), tuple(REGISTRY))
+except PlanError as exc:
+    raise WorkflowError(str(exc)) from None
+config.update(_checked)
 
 
-def _checked_sheet(path):
-    """The sheet's rows checked against schemas/samples.schema.yaml (its defaults filled in).  A bad
-    cell is named by its row, the sample and the column, with what the column takes."""
-    table = pd.DataFrame(_sheet.read_sheet(path, workflow.configfiles), dtype=object)
-    try:
-        validate(table, "../schemas/samples.schema.yaml")
-    except WorkflowError as exc:
-        err, row = exc.__context__, re.search(r"row (\d+) of data frame", str(exc))
-        with open(os.path.join(workflow.basedir, "schemas", "samples.schema.yaml")) as fh:
-            described = {k: v.get("description") for k, v in yaml.safe_load(fh)["properties"].items()}
-        column = ".".join(map(str, getattr(err, "absolute_path", [])))
-        line = _sheet.cell_problem(path, table.to_dict("records"), column, int(row.group(1)) if row else None,
-                                   getattr(err, "message", ""), described)
-        if line:
-            raise PlanError(line) from None
-        raise PlanError(f"sample sheet '{path}' is invalid: {_schema_problem(exc)}. "
-                        "Fix: see schemas/samples.schema.yaml") from None
+_SHEET_SCHEMA = os.path.join(workflow.basedir, "schemas", "samples.schema.yaml")
+
+
+def _validated_rows(rows):
+    """The sample sheet's rows validated by Snakemake (a data frame, one record a row), the schema's
+    defaults filled in (stcore/plan/sheet.py, checked_sheet, names a bad cell)."""
+    table = pd.DataFrame(rows, dtype=object)
+    validate(table, _SHEET_SCHEMA)
     return table.to_dict("records")
 
 
 try:
     os.environ.update(_settings.allocator_environment(os.environ))    # every job inherits it
-    _slides, GROUPS = _sheet.slides_and_groups(_checked_sheet(config["samples"]), config["samples"],
-                                               config.get("data_dir") or "")
+    _rows = _sheet.checked_sheet(config["samples"], workflow.configfiles, _SHEET_SCHEMA, _validated_rows)
+    _slides, GROUPS = _sheet.slides_and_groups(_rows, config["samples"], config.get("data_dir") or "")
     PLAN = _runs.Plan(config, _slides, GROUPS, REGISTRY)
     PLAN.check_settings(_raw_compare)
     TABLE_RUNS = PLAN.table_runs()

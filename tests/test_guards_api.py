@@ -555,8 +555,9 @@ def test_the_config_schema_ships_with_the_package_and_the_workflow_reads_it():
     package = Path(stcore.__file__).resolve().parent
     assert CONFIG_SCHEMA.is_file() and CONFIG_SCHEMA.parent.parent == package
     common = (REPO / "rules" / "common.smk").read_text()
-    used = re.findall(r'validate\(config, "([^"]+)"\)', common)
-    assert len(used) == 1 and (REPO / "rules" / used[0]).resolve() == CONFIG_SCHEMA
+    used = re.findall(r'^_CONFIG_SCHEMA = os\.path\.join\(workflow\.basedir, ((?:"[^"]+"(?:, )?)+)\)', common, re.M)
+    assert len(used) == 1 and REPO.joinpath(*re.findall(r'"([^"]+)"', used[0])).resolve() == CONFIG_SCHEMA
+    assert "lambda c: validate(c, _CONFIG_SCHEMA)" in common       # the file checked_config is given
     pyproject = (REPO / "pyproject.toml").read_text()
     assert re.search(r'\[tool\.setuptools\.package-data\]\nstcore = \["schemas/\*\.yaml"\]', pyproject)
     for dependency in ("jsonschema", "pyyaml"):                    # check_settings needs both at run time

@@ -636,3 +636,89 @@ def test_the_columns_the_sheet_reads_are_the_schemas():
 
     schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "schemas" / "samples.schema.yaml").read_text())
     assert set(READ_COLUMNS) == set(schema["properties"])
+
+
+def test_the_config_is_checked_as_a_run_checks_it(tmp_path):
+    """checked_config: what the Snakefile does with a config before the plan, each refusal one line."""
+    import copy
+
+    import jsonschema
+    import yaml
+
+    from stcore.plan.settings import checked_config
+
+    schema_path = REPO_ROOT / "stcore" / "schemas" / "config.schema.yaml"
+    demo = yaml.safe_load((REPO_ROOT / "config.yaml").read_text())
+    models = tuple(METHODS)
+
+    def validate(config):           # as Snakemake's validate: jsonschema's error raised while handling it
+        try:
+            jsonschema.validate(config, yaml.safe_load(schema_path.read_text()))
+        except jsonschema.ValidationError as exc:
+            raise RuntimeError(f"Error validating config file.\n{exc}")
+        for spec in config["methods"].values():          # a default filled in, as Snakemake's does
+            spec.setdefault("filled", True)
+
+    def checked(given, files=()):
+        merged = copy.deepcopy(demo)
+        for key, value in given.items():
+            merged[key] = value if not isinstance(value, dict) else {**merged.get(key, {}), **value}
+        return checked_config(merged, given, list(files), str(schema_path), validate, models)
+
+    config, compare = checked({"methods": {"g": {"model": "graphst"}}, "train": {"epochs": "20"},
+                               "compare": {"baseline": "g"}})
+    assert config["methods"] == {"g": {"model": "graphst"}}       # the user's set alone, without defaults
+    assert config["train"]["epochs"] == 20 and config["train"]["lr"] == demo["train"]["lr"]
+    assert compare == {"baseline": "g"}
+    bad = [({"train": {"epochs": "many"}},
+            r"^config is invalid: train\.epochs: 'many' is not of type 'integer'\. Fix: see "
+            r"stcore/schemas/config\.schema\.yaml for the keys and their types$"),
+           ({"hvg": {"flavor": False}}, r"^config is invalid: hvg\.flavor: False is a boolean, where text is needed: "),
+           ({"methods": ["graphst", "expression"]},
+            r"^config is invalid: methods: \['graphst', 'expression'\] is a list of names, but each method is a named "
+            r"entry with its model\. Fix: write methods: \{graphst: \{model: graphst\}, expression: \{model: expression\}\}$"),
+           ({"cluster": {"method": "leiden"}},
+            r"^config is invalid: cluster\.method is now cluster\.algorithm\. Fix: write cluster: \{algorithm: leiden\}$")]
+    for given, message in bad:
+        with pytest.raises(PlanError, match=message):
+            checked(given)
+    twice = tmp_path / "mine.yaml"
+    twice.write_text("train: {epochs: 5}\ntrain: {lr: 0.01}\n")
+    with pytest.raises(PlanError, match=r"^config file '.*mine\.yaml': train is given twice \(lines 1 and 2\)"):
+        checked({"train": {"lr": 0.01}}, [str(twice)])
+
+
+def test_the_sample_sheet_is_checked_as_a_run_checks_it(tmp_path):
+    """checked_sheet: the sheet's rows through the schema's validation, a bad cell named by row,
+    sample and column with what the column takes."""
+    import jsonschema
+    import yaml
+
+    from stcore.plan.sheet import checked_sheet
+
+    schema_path = REPO_ROOT / "schemas" / "samples.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+
+    def validate(rows):             # as Snakemake's validate of a data frame
+        for i, row in enumerate(rows):
+            try:
+                jsonschema.validate(row, schema)
+            except jsonschema.ValidationError as exc:
+                raise RuntimeError(f"Error validating row {i} of data frame.\n{exc}")
+        return [{"values": "counts", "truth": "", "group": "", **row} for row in rows]
+
+    header = "sample\tpath\tformat\tn_clusters\n"
+    good = _sheet(tmp_path, (header + "s1\ta.h5ad\th5ad\t7\n").encode())
+    assert checked_sheet(good, (), str(schema_path), validate) == [
+        {"sample": "s1", "path": "a.h5ad", "format": "h5ad", "n_clusters": 7, "values": "counts", "truth": "",
+         "group": ""}]
+    bad = _sheet(tmp_path, (header + "s1\ta.h5ad\th5ad\t7\ns2\tb.h5ad\tloom\t7\n").encode())
+    with pytest.raises(PlanError, match=r"^sample sheet '.*samples\.tsv', row 2 \(sample 's2'\), column format: 'loom' "
+                                        r"is not one of .*Fix: format: input format: h5ad; visium"):
+        checked_sheet(bad, (), str(schema_path), validate)
+
+    def refuses(rows):
+        raise RuntimeError("the schema could not be read")
+    with pytest.raises(PlanError, match=r"^sample sheet '.*samples\.tsv' is invalid: the schema could not be read\. "
+                                        r"Fix: see schemas/samples\.schema\.yaml$"):
+        checked_sheet(good, (), str(schema_path), refuses)

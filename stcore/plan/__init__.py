@@ -4,13 +4,15 @@ Standard library only (the Snakefile loads this package before any of the scient
 without running ``stcore/__init__.py``), so every part of the plan is an ordinary function with
 ordinary unit tests (tests/test_plan.py):
 
-- :mod:`.sheet`: the sample sheet as spreadsheets save it, the names that become paths, groups;
+- :mod:`.sheet`: the sample sheet as spreadsheets save it, checked against its schema, the names that
+  become paths, groups;
 - :mod:`.runs`: :class:`~.runs.Plan`, the runs of a config (methods, seeds, slides, ensembles),
   their files, the settings each stage takes and the checks a later step would otherwise fail;
 - :mod:`.resources`: memory and time per job from the slide's size and the registry's facts;
 - :mod:`.failures`: the one line per failed job repeated at the end of a run;
 - :mod:`.stamps`: the settings each job ran with, so a changed setting reruns it without Snakemake's records;
-- :mod:`.settings`: config values made what the schema means (``20.0`` -> 20), the allocator.
+- :mod:`.settings`: the config checked as a run checks it (:func:`~.settings.checked_config`: keys given
+  twice, renamed keys, the schema), values made what the schema means (``20.0`` -> 20), the allocator.
 
 Every refusal is a :class:`PlanError` whose text is the one line the user reads; the Snakefile
 raises it as Snakemake's WorkflowError.

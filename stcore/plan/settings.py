@@ -210,3 +210,66 @@ def allocator_environment(environ) -> dict:
         if lib not in preload:
             update["LD_PRELOAD"] = ":".join(p for p in (preload, lib) if p)
     return update
+
+
+def schema_problem(exc, message=None):
+    """One line from a failed schema validation ``exc`` (jsonschema's error, or one raised while
+    handling it, as Snakemake's validate raises): where, and what is wrong (``message``, else
+    jsonschema's).  A data frame's row (Snakemake's 'row N of data frame') is named from 1."""
+    err = exc if hasattr(exc, "absolute_path") else exc.__context__
+    if not hasattr(err, "absolute_path"):
+        return str(exc).splitlines()[0]
+    where = ".".join(str(p) for p in err.absolute_path) or "top level"
+    row = re.search(r"row (\d+) of data frame", str(exc))
+    if row:
+        where = f"row {int(row.group(1)) + 1}, column {where}"
+    return f"{where}: {message or err.message}"
+
+
+def checked_config(config, given, configfiles, schema_path, validate, models):
+    """``config`` (Snakemake's merge of config.yaml, the ``--configfile`` s and ``--config``) as the
+    plan reads it, and the ``compare:`` keys the user wrote; a :class:`PlanError` of one line for a
+    config it cannot run.  ``given``: the user's ``--configfile`` / ``--config`` alone (Snakemake's
+    ``overwrite_config``); ``configfiles``: the config files read; ``schema_path``: the config
+    schema (YAML); ``validate(config)``: validates against it and fills in its defaults, raising
+    jsonschema's error (or an error raised while handling it, as Snakemake's validate does);
+    ``models``: the registry's model names.
+
+    In order: a key given twice in a config file is refused, naming both lines; the user's named
+    sets replace the demo's (:func:`given_sets_replace`); values are made what the schema types them
+    as (:func:`as_schema_types`); a renamed key is refused with its new name; the schema validates,
+    a value in another shape than it wants named with the fix (:func:`text_fix`, :func:`shape_fix`).
+    ``methods`` is returned as the user wrote it, without the schema's defaults: a method's settings
+    hold only what the user gave, on top of the config's blocks."""
+    import copy
+
+    import yaml
+
+    for path in configfiles:
+        twice = repeated_key(path)
+        if twice:
+            raise PlanError(twice)
+    config = given_sets_replace(copy.deepcopy(dict(config)), given)
+    with open(schema_path, encoding="utf-8") as fh:
+        schema = yaml.safe_load(fh)
+    config = as_schema_types(config, schema, schema)          # --config's '20' as 20, 20.0 as 20
+    raw_methods = copy.deepcopy(config.get("methods"))
+    raw_compare = copy.deepcopy(config.get("compare") or {})
+    renamed = renamed_keys(config)
+    if renamed:
+        raise PlanError(f"config is invalid: {renamed}")
+    try:
+        validate(config)
+    except Exception as exc:        # the validator's own error type (Snakemake's WorkflowError)
+        err = exc if hasattr(exc, "absolute_path") else exc.__context__
+        value, validator = getattr(err, "instance", None), getattr(err, "validator", None)
+        expected = getattr(err, "validator_value", None)
+        fix = (text_fix(value, validator, expected)
+               or shape_fix(value, validator, expected, list(getattr(err, "absolute_path", [])), tuple(models)))
+        if fix:
+            raise PlanError(f"config is invalid: {schema_problem(exc, fix)}") from None
+        raise PlanError(f"config is invalid: {schema_problem(exc)}. "
+                        "Fix: see stcore/schemas/config.schema.yaml for the keys and their types") from None
+    if raw_methods is not None:
+        config["methods"] = raw_methods
+    return config, raw_compare

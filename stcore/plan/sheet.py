@@ -8,6 +8,7 @@ import re
 import sys
 
 from . import PlanError
+from .settings import schema_problem
 
 # Every name that becomes part of a path (results/<sample>/<method>/..., results/simulated/<name>.h5ad,
 # logs/<stage>/<sample>.<method>.seed<seed>.log) passes check_names: no slash, no '..', no leading
@@ -261,3 +262,28 @@ def cell_problem(path, rows, column, row, message, descriptions):
     return (f"sample sheet '{path}', row {row + 1} (sample '{sample}'), column {column}: {problem}. "
             f"Fix: {column}: {takes}")
 
+
+
+def checked_sheet(path, config_files, schema_path, validate):
+    """The rows of the sample sheet ``path`` (:func:`read_sheet`) checked against its schema
+    (``schema_path``, YAML) by ``validate(rows)``, which returns them with the schema's defaults
+    filled in and raises jsonschema's error (or one raised while handling it, naming 'row N of data
+    frame', as Snakemake's validate of a data frame does).  A bad cell is a :class:`PlanError`
+    naming its row, the sample and the column, with what the column takes (:func:`cell_problem`)."""
+    rows = read_sheet(path, config_files)
+    try:
+        return validate(rows)
+    except Exception as exc:        # the validator's own error type (Snakemake's WorkflowError)
+        import yaml
+
+        err = exc if hasattr(exc, "absolute_path") else exc.__context__
+        row = re.search(r"row (\d+) of data frame", str(exc))
+        with open(schema_path, encoding="utf-8") as fh:
+            described = {k: v.get("description") for k, v in yaml.safe_load(fh)["properties"].items()}
+        column = ".".join(map(str, getattr(err, "absolute_path", [])))
+        line = cell_problem(path, rows, column, int(row.group(1)) if row else None,
+                            getattr(err, "message", ""), described)
+        if line:
+            raise PlanError(line) from None
+        raise PlanError(f"sample sheet '{path}' is invalid: {schema_problem(exc)}. "
+                        "Fix: see schemas/samples.schema.yaml") from None
