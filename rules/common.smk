@@ -3,6 +3,7 @@
 # from them, and the names the rules read.  No file of rules names a model; what the workflow knows of
 # each is in stcore/registry.py.
 import importlib
+import importlib.util
 import os
 import re
 import sys
@@ -97,6 +98,11 @@ wildcard_constraints:
 if workflow.is_main_process:
     for _line in PLAN.missing_slides(SIMULATED, FORMATS.missing_slide):
         print(_line, file=sys.stderr)
+    # a method whose extra is not installed: said now (its train jobs fail; the others run).  Asked only
+    # where the jobs run in this environment: under --sdm a job's package is in the job's own
+    if not (workflow.deployment_settings and workflow.deployment_settings.deployment_method):
+        for _line in PLAN.missing_extras(importlib.util.find_spec):
+            print(_line, file=sys.stderr)
     # GPUs given to train (profiles/slurm-gpu's set-resources) while it trains on the CPU: said once
     _gpu = workflow.resource_settings.overwrite_resources.get("train", {}).get("gpu")
     _idle = PLAN.idle_gpu(getattr(_gpu, "raw", _gpu))       # a resource given as a function: not said

@@ -16,9 +16,9 @@ library size that ``normalize_total`` divides by is the spot's total over the se
 
 Settings.  A peer reads its settings from the ``peer:`` block of its method's ``train:``
 settings (``methods: {st: {model: stagate, train: {peer: {n_epochs: 500}}}}``); the keys are
-those of :data:`GRAPHST_PKG_DEFAULTS`, :data:`STAGATE_DEFAULTS` and :data:`SPAGCN_DEFAULTS`,
-named as the packages name their arguments, with the defaults of each method's tutorial.  An
-unknown key is an error.  The other ``train:`` keys (the pipeline's own model's) are ignored,
+those of :data:`stcore.registry.PEER_SETTINGS` (here :data:`GRAPHST_PKG_DEFAULTS`,
+:data:`STAGATE_DEFAULTS`, ...), named as the packages name their arguments, with the defaults of
+each method's tutorial.  An unknown key is an error (the workflow's plan refuses it at parse time).  The other ``train:`` keys (the pipeline's own model's) are ignored,
 except ``threads``.  ``seed`` seeds Python's, numpy's and torch's generators and is passed as
 the package's own seed argument.
 
@@ -40,6 +40,7 @@ import time
 import numpy as np
 
 from .errors import InputError
+from .registry import PEER_SETTINGS, peer_settings_fix, unknown_peer_settings
 
 __all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "BANKSY_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS",
            "SPAGCN_DEFAULTS", "CELLCHARTER_DEFAULTS", "BANKSY_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn",
@@ -52,53 +53,25 @@ PEERS_INSTALL = "pip install -e '.[peers]'"
 CELLCHARTER_INSTALL = "pip install -e '.[cellcharter]'"
 BANKSY_INSTALL = "pip install -e '.[banksy]'"
 
-# GraphST 1.1.1: the GraphST() constructor's defaults and its tutorial's Leiden search
-# (clustering(method='leiden', start=0.1, end=2.0, increment=0.01, refinement=False)); the
-# tutorial's own clustering is R mclust, which the pipeline's shared mclust replaces.
-GRAPHST_PKG_DEFAULTS = {
-    "epochs": 600, "learning_rate": 0.001, "weight_decay": 0.0, "dim_output": 64, "alpha": 10.0,
-    "beta": 1.0, "datatype": "10X",
-    "own_clustering": "leiden",        # leiden: labels from GraphST.utils.clustering; none: no labels
-    "start": 0.1, "end": 2.0, "increment": 0.01, "refinement": False, "radius": 50,
-}
-# STAGATE (stagate-modern 1.0.0.post1): train_STAGATE's defaults, as in its DLPFC tutorial.
-# rad_cutoff None: from the data (stagate_radius), which gives the tutorial's 150 on Visium.
-STAGATE_DEFAULTS = {
-    "rad_cutoff": None, "hidden_dims": [512, 30], "n_epochs": 1000, "lr": 0.001,
-    "weight_decay": 0.0001, "gradient_clipping": 5.0,
-}
-# SpaGCN (spagcn-modern 1.4.1, default compat 'spagcn-1.2.7'): its tutorial without histology.
-SPAGCN_DEFAULTS = {
-    "p": 0.5, "min_cells": 3, "num_pcs": 50, "init": "louvain", "n_neighbors": 10,
-    "lr": 0.05, "max_epochs": 200, "tol": 5e-3,
-    "res_start": 0.7, "res_step": 0.1, "res_lr": 0.05, "res_max_epochs": 20,
-    "refine_shape": "auto",            # auto | hexagon | square | none
-}
-
-
-# CellCharter (cellcharter 0.3.7): its README's pipeline - Delaunay graph (squidpy), long links
-# over the 99th distance percentile removed, neighbourhood aggregation over 3 layers, a
-# full-covariance Gaussian mixture (torchgmm) - on a 10-d representation.  Its authors use scVI's
-# 10-d latent for transcriptomics; scvi-tools is not in the extra, so the representation is the
-# first 10 principal components of the log-normalised genes (rep_dims).
-CELLCHARTER_DEFAULTS = {"n_layers": 3, "distance_percentile": 99.0, "rep_dims": 10}
-
-
-def _settings(name: str, params: dict, defaults: dict) -> dict:
-    given = dict(params.get("peer") or {})
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise InputError(f"method '{name}': unknown train.peer setting(s) {unknown}",
-                         fix=f"use only {sorted(defaults)} (stcore/peers.py)")
-    return {**defaults, **given}
+# Each peer's train.peer keys and their defaults (its package's, as its tutorial sets them), with the
+# source of each: stcore/registry.py, PEER_SETTINGS, which the workflow's plan checks a config against.
+GRAPHST_PKG_DEFAULTS = PEER_SETTINGS["graphst_pkg"]
+STAGATE_DEFAULTS = PEER_SETTINGS["stagate"]
+SPAGCN_DEFAULTS = PEER_SETTINGS["spagcn"]
+CELLCHARTER_DEFAULTS = PEER_SETTINGS["cellcharter"]
+BANKSY_DEFAULTS = PEER_SETTINGS["banksy"]
 
 
 def settings_of(model: str, params: dict) -> dict:
-    """The settings a peer's fit reads: its package's defaults (the ``*_DEFAULTS`` above) with the
-    config's ``train.peer`` on top; an unknown key is refused, naming the keys it takes."""
-    defaults = {"graphst_pkg": GRAPHST_PKG_DEFAULTS, "stagate": STAGATE_DEFAULTS, "spagcn": SPAGCN_DEFAULTS,
-                "cellcharter": CELLCHARTER_DEFAULTS, "banksy": BANKSY_DEFAULTS}[model]
-    return _settings(model, params, defaults)
+    """The settings a peer's fit reads: its package's defaults (:data:`stcore.registry.PEER_SETTINGS`)
+    with the config's ``train.peer`` on top; an unknown key is refused, naming the keys it takes (the
+    workflow's plan refuses the same keys at parse time)."""
+    given = dict(params.get("peer") or {})
+    unknown = unknown_peer_settings(model, given)
+    if unknown:
+        raise InputError(f"method '{model}': unknown train.peer setting(s) {unknown}",
+                         fix=peer_settings_fix(model, unknown))
+    return {**PEER_SETTINGS[model], **given}
 
 
 def _import(module: str):
@@ -460,16 +433,7 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
 # BANKSY
 # ---------------------------------------------------------------------------------------------
 
-# BANKSY (pybanksy 1.3.5): its authors' settings for domain segmentation, which depend on what a
-# location is (see fit_banksy for the source of each).  lambda and k_geom None: from the slide's
-# kind (BANKSY_BY_KIND); kind auto: 'spots' on a regular grid (grid_shape hexagon or square:
-# Visium, ST), else 'cells'.
-BANKSY_DEFAULTS = {
-    "kind": "auto", "lambda": None, "k_geom": None, "max_m": 1, "nbr_weight_decay": "scaled_gaussian",
-    "pca_dims": 20, "n_top_genes": 2000, "log1p": False,
-    "own_clustering": "leiden",        # leiden: labels from its Leiden search; none: no labels
-    "num_nn": 50, "resolution_start": 0.6, "resolution_step": 0.05, "max_iter": 25,
-}
+# BANKSY's lambda and k_geom by the slide's kind (BANKSY_DEFAULTS: None, from the kind).
 BANKSY_BY_KIND = {"spots": {"lambda": 0.2, "k_geom": 18}, "cells": {"lambda": 0.8, "k_geom": 15}}
 # pybanksy holds the BANKSY matrix (spots x (max_m + 2) blocks of the genes, float64) dense, with
 # copies: the fit's peak is about 4.5 of it beyond the slide (4.4 measured at 25,000 and 50,000

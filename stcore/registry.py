@@ -11,9 +11,10 @@ Adding a method: one :data:`METHODS` entry here, its ``fit`` in :mod:`stcore.met
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
-__all__ = ["MethodFacts", "METHODS", "facts"]
+__all__ = ["MethodFacts", "METHODS", "PEER_SETTINGS", "facts", "unknown_peer_settings", "peer_settings_fix"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,66 @@ METHODS: dict[str, MethodFacts] = {
                     "banksy", "banksy", own_labels=True, wants_n_clusters=True, own_labels_optional=True,
                     dense_spots=False, bytes_per_value=110),   # stcore.peers.BANKSY_COPIES x 3 blocks x 8 bytes
 }
+
+
+# Each peer's settings, the keys of its method's train.peer block, with their defaults: its package's own,
+# as its tutorial sets them, named as the package names its arguments (stcore.peers passes them on; the
+# workflow's plan refuses any other key at parse time).
+PEER_SETTINGS: dict[str, dict] = {
+    # GraphST 1.1.1: the GraphST() constructor's defaults and its tutorial's Leiden search
+    # (clustering(method='leiden', start=0.1, end=2.0, increment=0.01, refinement=False)); the
+    # tutorial's own clustering is R mclust, which the pipeline's shared mclust replaces.
+    "graphst_pkg": {
+        "epochs": 600, "learning_rate": 0.001, "weight_decay": 0.0, "dim_output": 64, "alpha": 10.0,
+        "beta": 1.0, "datatype": "10X",
+        "own_clustering": "leiden",        # leiden: labels from GraphST.utils.clustering; none: no labels
+        "start": 0.1, "end": 2.0, "increment": 0.01, "refinement": False, "radius": 50,
+    },
+    # STAGATE (stagate-modern 1.0.0.post1): train_STAGATE's defaults, as in its DLPFC tutorial.
+    # rad_cutoff None: from the data (stcore.peers.stagate_radius), which gives the tutorial's 150 on Visium.
+    "stagate": {
+        "rad_cutoff": None, "hidden_dims": [512, 30], "n_epochs": 1000, "lr": 0.001,
+        "weight_decay": 0.0001, "gradient_clipping": 5.0,
+    },
+    # SpaGCN (spagcn-modern 1.4.1, default compat 'spagcn-1.2.7'): its tutorial without histology.
+    "spagcn": {
+        "p": 0.5, "min_cells": 3, "num_pcs": 50, "init": "louvain", "n_neighbors": 10,
+        "lr": 0.05, "max_epochs": 200, "tol": 5e-3,
+        "res_start": 0.7, "res_step": 0.1, "res_lr": 0.05, "res_max_epochs": 20,
+        "refine_shape": "auto",            # auto | hexagon | square | none
+    },
+    # CellCharter (cellcharter 0.3.7): its README's pipeline - Delaunay graph (squidpy), long links
+    # over the 99th distance percentile removed, neighbourhood aggregation over 3 layers, a
+    # full-covariance Gaussian mixture (torchgmm) - on a 10-d representation.  Its authors use scVI's
+    # 10-d latent for transcriptomics; scvi-tools is not in the extra, so the representation is the
+    # first 10 principal components of the log-normalised genes (rep_dims).
+    "cellcharter": {"n_layers": 3, "distance_percentile": 99.0, "rep_dims": 10},
+    # BANKSY (pybanksy 1.3.5): its authors' settings for domain segmentation, which depend on what a
+    # location is (see stcore.peers.fit_banksy for the source of each).  lambda and k_geom None: from
+    # the slide's kind (stcore.peers.BANKSY_BY_KIND); kind auto: 'spots' on a regular grid
+    # (grid_shape hexagon or square: Visium, ST), else 'cells'.
+    "banksy": {
+        "kind": "auto", "lambda": None, "k_geom": None, "max_m": 1, "nbr_weight_decay": "scaled_gaussian",
+        "pca_dims": 20, "n_top_genes": 2000, "log1p": False,
+        "own_clustering": "leiden",        # leiden: labels from its Leiden search; none: no labels
+        "num_nn": 50, "resolution_start": 0.6, "resolution_step": 0.05, "max_iter": 25,
+    },
+}
+
+
+def unknown_peer_settings(model: str, given) -> list[str]:
+    """The keys of ``given`` (a peer method's ``train.peer``) that peer ``model`` does not take, sorted."""
+    return sorted(str(key) for key in set(given or {}) - set(PEER_SETTINGS[model]))
+
+
+def peer_settings_fix(model: str, unknown) -> str:
+    """The fix for ``unknown`` keys of peer ``model``'s ``train.peer``: the key meant where one is
+    close (``n_epoch`` -> ``n_epochs``), and the keys it takes."""
+    accepted = sorted(PEER_SETTINGS[model])
+    close = [f"{match[0]} for {key}" for key in unknown
+             if (match := difflib.get_close_matches(key, accepted, n=1, cutoff=0.75))]
+    return ((f"write {', '.join(close)}, or " if close else "")
+            + f"use only {accepted} (stcore/registry.py, PEER_SETTINGS, has their defaults)")
 
 
 def facts(model: str) -> MethodFacts:

@@ -503,6 +503,12 @@ SETTINGS_CASES = {
     "renamed_cluster_method": ("methods: {graphst: {model: graphst}, g2: {train_from: graphst, cluster: {method: leiden}}}\n",
                                None, r"config is invalid: methods\.g2\.cluster\.method is now methods\.g2\.cluster\.algorithm\. "
                                      r"Fix: write methods\.g2\.cluster: \{algorithm: leiden\}"),
+    # a peer's train.peer key its package does not take (was: refused by its train job, after qc, hvg and graph)
+    "peer_key_misspelt": ("methods: {st: {model: stagate, train: {peer: {n_epoch: 500}}}}\n", None,
+                          r"config: method 'st' \(model stagate\): unknown methods\.st\.train\.peer setting\(s\) "
+                          r"\['n_epoch'\]; its package takes no such argument, so its train job would refuse them\. "
+                          r"Fix: write n_epochs for n_epoch, or use only \['gradient_clipping', 'hidden_dims', 'lr', "
+                          r"'n_epochs', 'rad_cutoff', 'weight_decay'\]"),
     "compare_method_not_in_config": ("compare: {figure_method: nope}\n", None,
                                      r"config: compare\.figure_method 'nope' is not a method of the config"),
     # A key given twice in the config file: YAML kept the second without a word (the first train:
@@ -992,3 +998,32 @@ def test_min_counts_filters_counts_only_and_mito_share_is_the_counts_share(tmp_p
         mito, _ = prepare_slide(str(path), "h5ad", QCParams(max_mito_pct=20), n_clusters=2, values=values,
                                 hvg_flavor="seurat")
         assert mito.n_obs == 48
+
+
+_HIDE_STAGATE = """import importlib.util
+_real = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a, **k: None if name == "STAGATE_pyG" else _real(name, *a, **k)
+"""
+
+
+def test_a_missing_extra_is_named_at_parse_time_unless_the_jobs_have_their_own_env(tmp_path, monkeypatch):
+    """A peer method whose package is not installed was named only by its train job, after qc, hvg
+    and graph ran; the dry run names it with the install command, as a warning: the run goes on, and
+    only that method's jobs fail.  Under --sdm conda the package is in the train job's own
+    environment (envs/peers.yaml), so the Snakefile's environment is not asked."""
+    (tmp_path / "hide").mkdir()
+    (tmp_path / "hide" / "sitecustomize.py").write_text(_HIDE_STAGATE)        # STAGATE_pyG not installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(tmp_path / "hide"), os.environ.get("PYTHONPATH"))
+                                                     if p))
+    work = tmp_path / "w"
+    work.mkdir()
+    run = _parse_only(work, "s1\tx.h5ad\th5ad\t2\t", "methods: {st: {model: stagate}}\n")
+    text = run.stdout + run.stderr
+    assert run.returncode == 0, text[-2000:]
+    assert ("warning: method 'st' (model stagate) needs the Python package 'STAGATE_pyG', which is not installed, so "
+            "its train jobs will fail (the other methods run). Fix: pip install -e '.[peers]', or leave the method "
+            "out of the config's methods") in text, text[-2000:]
+    assert "Traceback" not in text
+    conda = snakemake(work, "--dry-run", "--cores", "1", "--sdm", "conda", timeout=120)
+    text = conda.stdout + conda.stderr
+    assert "Building DAG of jobs" in text and "needs the Python package" not in text, text[-2000:]

@@ -722,3 +722,41 @@ def test_the_sample_sheet_is_checked_as_a_run_checks_it(tmp_path):
     with pytest.raises(PlanError, match=r"^sample sheet '.*samples\.tsv' is invalid: the schema could not be read\. "
                                         r"Fix: see schemas/samples\.schema\.yaml$"):
         checked_sheet(good, (), str(schema_path), refuses)
+
+
+def test_a_peer_setting_its_package_does_not_take_is_named_now():
+    """A peer's unknown train.peer key was refused by its train job, after qc, hvg and graph ran;
+    the plan refuses it with the key meant and the keys the package takes (stcore/registry.py)."""
+    from stcore.registry import PEER_SETTINGS
+
+    accepted = re.escape(str(sorted(PEER_SETTINGS["stagate"])))
+    with pytest.raises(PlanError, match=r"^config: method 'st' \(model stagate\): unknown methods\.st\.train\.peer "
+                                        r"setting\(s\) \['n_epoch'\]; .*Fix: write n_epochs for n_epoch, or use only "
+                                        + accepted):
+        _plan(_config(st={"model": "stagate", "train": {"peer": {"n_epoch": 500}}}))
+    config = _config(st={"model": "stagate"}, sp={"model": "spagcn"})
+    config["train"]["peer"] = {"n_epochs": 500}         # the config's block: read by every peer without its own
+    with pytest.raises(PlanError, match=r"^config: method 'sp' \(model spagcn\): unknown train\.peer setting\(s\) "
+                                        r"\['n_epochs'\];.*Fix: write max_epochs for n_epochs, or use only \["):
+        _plan(config)
+    config["methods"]["sp"]["train"] = {"peer": {"max_epochs": 100}}
+    _plan(config)                                      # each reads what it takes
+    _plan(_config(st={"model": "stagate", "train": {"peer": dict(PEER_SETTINGS["stagate"])}}))
+
+
+def test_a_method_whose_extra_is_not_installed_is_named_now():
+    """missing_extras (asked where the jobs run in the Snakefile's environment) names the method,
+    the package and the command that installs it, as a warning: only that method's jobs fail; a
+    method that clusters another's training needs nothing of its own."""
+    plan = _plan(_config(g={"model": "graphst"}, b={"model": "banksy"}, own={"train_from": "b", "model": "banksy"}))
+    seen = []
+
+    def find_spec(name):
+        seen.append(name)
+        return None if name == "banksy" else object()
+    assert plan.missing_extras(find_spec) == [
+        "warning: method 'b' (model banksy) needs the Python package 'banksy', which is not installed, so its train "
+        "jobs will fail (the other methods run). Fix: pip install -e '.[banksy]', or leave the method out of the "
+        "config's methods"]
+    assert seen == ["banksy"]                          # graphst needs no extra
+    assert plan.missing_extras(lambda name: object()) == []

@@ -80,3 +80,17 @@ def test_every_install_command_the_docs_give_names_one_editable_target():
             named = {e for e in named if not re.search(r"[<{]", e)}          # a placeholder: '.[<extra>]'
             assert named <= extras, f"{where}: no such extra ({sorted(named - extras)})"
     assert seen > 10
+
+
+def test_each_peer_declares_its_settings_once():
+    """The keys a peer's train.peer takes are declared once (PEER_SETTINGS): the train job's fit
+    reads them with their defaults, the workflow's plan refuses any other at parse time."""
+    from stcore import peers
+    from stcore.registry import PEER_SETTINGS, unknown_peer_settings
+
+    assert set(PEER_SETTINGS) == {name for name, f in METHODS.items() if not f.builtin}
+    assert peers.STAGATE_DEFAULTS is PEER_SETTINGS["stagate"] and peers.BANKSY_DEFAULTS is PEER_SETTINGS["banksy"]
+    for name, defaults in PEER_SETTINGS.items():
+        assert peers.settings_of(name, {}) == defaults
+        assert unknown_peer_settings(name, defaults) == [] and unknown_peer_settings(name, None) == []
+    assert unknown_peer_settings("stagate", {"n_epoch": 1, "lr": 0.1}) == ["n_epoch"]

@@ -5,6 +5,7 @@ import glob
 import os
 import re
 
+from ..registry import PEER_SETTINGS, peer_settings_fix, unknown_peer_settings
 from . import PlanError
 from .sheet import check_names
 
@@ -447,12 +448,34 @@ class Plan:
                 raise PlanError(f"{where} reads only train.peer, the settings of its package, so its train."
                                 + ", train.".join(ignored) + " would be ignored. Fix: give them as the package "
                                 f"names them under methods.{method}.train.peer (e.g. {{n_epochs: 500}} for stagate, "
-                                "{max_epochs: 100} for spagcn, {epochs: 300} for graphst_pkg; stcore/peers.py "
+                                "{max_epochs: 100} for spagcn, {epochs: 300} for graphst_pkg; stcore/registry.py "
                                 "lists each package's keys)")
+            given = self.merged("train", method).get("peer")      # what its train job reads
+            unknown = unknown_peer_settings(model, given) if model in PEER_SETTINGS else []
+            if unknown:
+                block = f"methods.{method}.train.peer" if "peer" in own else "train.peer"
+                raise PlanError(f"{where}: unknown {block} setting(s) {unknown}; its package takes no such "
+                                f"argument, so its train job would refuse them. Fix: {peer_settings_fix(model, unknown)}")
         elif "peer" in own:
             raise PlanError(f"{where} reads no train.peer (the settings of a peer method's package), so it would "
                             f"be ignored. Fix: set its settings as keys of methods.{method}.train (epochs, lr, ...), "
                             "or give the method the peer model they are for")
+
+    def missing_extras(self, find_spec):
+        """One warning line per method whose extra is not installed where its train jobs run, with
+        the command that installs it, said when the run starts rather than by the train job after the
+        slides' qc, hvg and graph ran.  The run goes on: only that method's jobs fail (a missing extra
+        fails its own jobs alone; with --keep-going the other methods finish).  ``find_spec``:
+        :func:`importlib.util.find_spec` of the environment the jobs run in (the Snakefile asks only
+        when the jobs run in its own: under ``--sdm conda`` a job's package is in the job's environment)."""
+        lines = []
+        for method in self.methods:
+            facts = self.facts_of(method)
+            if self.source(method) == method and facts.requires and find_spec(facts.requires) is None:
+                lines.append(f"warning: method '{method}' (model {self.model_of(method)}) needs the Python package "
+                             f"'{facts.requires}', which is not installed, so its train jobs will fail (the other "
+                             f"methods run). Fix: {facts.install}, or leave the method out of the config's methods")
+        return lines
 
     def _check_named_model(self, method):
         """A method named as a model of the registry other than the default (``banksy: {}``,
