@@ -865,21 +865,16 @@ def check_clustering(method: str, cluster: Mapping, n_clusters) -> None:
 
 # --- output keys ------------------------------------------------------------------------------
 
-def _written_by_stcore(adata: ad.AnnData, key: str) -> bool:
-    """obs[key] is stcore's own: an earlier :func:`stcore.tl.domains` (its settings in
-    ``uns[key]``) or a workflow's domains.h5ad (``uns['stcore']['key']``)."""
+def written_by_stcore(adata: ad.AnnData, key: str) -> bool:
+    """obs[key] holds domains stcore wrote: a column an earlier :func:`stcore.tl.domains` call lists
+    in its record (``uns['stcore']['columns']``; its settings in ``uns[key]``), or a workflow's
+    domains.h5ad's (``uns['stcore']['key']``).  The qc job refuses such a column as the truth, and
+    stcore writes over it (:func:`key_is_free`)."""
     own = adata.uns.get(key)
     if isinstance(own, Mapping) and "method" in own and "n_clusters" in own:
         return True
     record = adata.uns.get("stcore")
-    return isinstance(record, Mapping) and record.get("key") == key
-
-
-def written_by_stcore(adata: ad.AnnData, key: str) -> bool:
-    """obs[key] holds domains stcore wrote: :func:`_written_by_stcore`, or a column an earlier
-    :func:`stcore.tl.domains` call lists in ``uns['stcore']['columns']``."""
-    record = adata.uns.get("stcore")
-    return _written_by_stcore(adata, key) or (isinstance(record, Mapping) and key in list(record.get("columns", [])))
+    return isinstance(record, Mapping) and (record.get("key") == key or key in list(record.get("columns", [])))
 
 
 #: obs columns named as clustering tools name the clusters they write: scanpy's sc.tl.leiden /
@@ -912,7 +907,7 @@ def clustered_by(adata: ad.AnnData, key: str) -> str | None:
 
 def key_is_free(adata: ad.AnnData, key: str) -> bool:
     """Whether stcore may write ``obs[key]``: no such column, or one that stcore wrote."""
-    return key not in adata.obs or _written_by_stcore(adata, key)
+    return key not in adata.obs or written_by_stcore(adata, key)
 
 
 def output_key(adata: ad.AnnData, key_added: str = "domain", *, path: str | None = None) -> str:

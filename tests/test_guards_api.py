@@ -611,6 +611,24 @@ def test_the_workflow_file_follows_the_same_rule(tmp_path):
     assert again.uns["stcore"]["key"] == "stcore_domain"
 
 
+def test_a_column_an_earlier_call_wrote_is_stcores_for_every_step(tmp_path):
+    """One rule says which columns stcore wrote (stcore.validate.written_by_stcore): a column that an
+    earlier tl.domains call, not the last, wrote (listed in uns['stcore']['columns']) is replaced by
+    domains.h5ad as by tl.domains, and refused as the truth by the qc job; domains.h5ad kept it as an
+    annotation and wrote to 'stcore_domain'."""
+    from stcore.validate import key_is_free, written_by_stcore
+
+    slide = tiny_slide()
+    n = slide.n_obs
+    slide.obs["other"] = pd.Categorical(["0"] * n)
+    slide.uns["stcore"] = {"method": "graphst", "n_clusters": 2, "key": "other", "columns": ["domain", "other"]}
+    assert written_by_stcore(slide, "domain") and key_is_free(slide, "domain")
+    args = (np.arange(n) % 2, np.zeros((n, 4), np.float32), sp.identity(n, format="csr"))
+    assert domains_adata(slide, *args, method="graphst", info={}).uns["stcore"]["key"] == "domain"
+    with pytest.raises(InputError, match=r"truth column 'domain' holds the domains an earlier stcore run found"):
+        prepare_slide(str(write(slide, tmp_path / "fed_back.h5ad")), "h5ad", QCParams(), truth="domain")
+
+
 def test_the_graph_api_checks_the_coordinates_too():
     """stcore.gr.spatial_graph: the same coordinate checks (was a bare KeyError on a missing key)."""
     adata = _slide()
