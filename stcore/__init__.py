@@ -32,8 +32,9 @@ def _common_x86_kernels():
 # torch's own kernels (sums, elementwise, sparse products) come in an AVX2 and an AVX-512 build
 # that add in different orders, so the same training gave other bits, and after 600 epochs other
 # labels, on CPUs with AVX-512 than on those without.  Every x86-64 CPU with AVX-512 also has AVX2:
-# torch is asked for its AVX2 kernels, which all of them run, so they all give the same bits
-# (benchmarks/kernels_check.py; no measurable cost).  torch reads the variable at its first
+# torch is asked for its AVX2 kernels, which all of them run, so CPUs with and without AVX-512 run
+# the same torch kernels (oneMKL's products keep a path of their own per CPU vendor:
+# docs/guarantees.md, "Across CPUs"; benchmarks/kernels_check.py; no measurable cost).  torch reads the variable at its first
 # operation: set here, before stcore computes anything; a value the user set is kept, and
 # stcore.provenance.machine() reports the kernels in effect (``cpu_kernels``).
 _KERNELS = _common_x86_kernels()
