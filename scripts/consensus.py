@@ -25,7 +25,7 @@ def main(sm):
     rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, run)]
     members = f"{run['trained_by']} at " if "+" in run["trained_by"] else ""      # a combination of methods
     over = f"seeds {run['consensus_of'].replace(',', ', ')}" if run["seed"] == "consensus" else f"seed {run['seed']}"
-    plot_domains(slide["obsm/spatial"], labels.to_numpy(), None if truth is None else truth.to_numpy(),
+    plot_domains(slide["obsm/spatial"], labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, the vote over {members}{over}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, spatial=slide.get("uns/spatial"))
     write_labels(sm.output.labels, obs, labels.to_numpy())

@@ -31,7 +31,7 @@ def main(sm):
         if params.correct == "harmony":
             mixed = correct_slides(mixed, slide_codes(obs), params.seed)
     rows = [row | common for row in label_rows(obs, coords, labels, truth, run | {"embedding": mixed})]
-    plot_domains(coords, labels.to_numpy(), None if truth is None else truth.to_numpy(),
+    plot_domains(coords, labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, seed {run['seed']}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed,
                  spatial=spatial)

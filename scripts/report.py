@@ -30,7 +30,7 @@ def main(sm):
         sample, truth_col = row["sample"], row["truth"]
         slide = ad.read_h5ad(f"results/{sample}/hvg.h5ad", backed="r")
         coords = np.asarray(slide.obsm["spatial"][:])
-        truth = slide.obs[truth_col].to_numpy() if truth_col else None
+        truth = slide.obs[truth_col] if truth_col else None      # the column as it is, as pl.domains reads it
         panels = []
         for v in variants:
             seed = median_seed(table, sample, v)

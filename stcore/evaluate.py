@@ -602,7 +602,10 @@ def side_by_side(coords: np.ndarray, slides) -> np.ndarray:
 
 def _figure_adata(pred, truth, coords=None):
     """The labels a run's figure draws, as :func:`stcore.pl.domains` reads them: ``obs['found
-    domains']`` and ``obs['annotation']`` (as text), the coordinates in ``obsm['spatial']``."""
+    domains']`` and ``obs['annotation']`` (as text), the coordinates in ``obsm['spatial']``.  ``truth``
+    is the annotation column as it is (``obs[truth]``, read as :func:`stcore.pl.domains` reads a
+    column); its ``.to_numpy()`` makes a nullable Int64 column with a missing label 1.0, 2.0, which
+    the legends showed."""
     import anndata as ad
 
     obs = pd.DataFrame({"found domains": np.asarray(pred, dtype=object)})
@@ -625,6 +628,7 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
                  features: np.ndarray | None = None, spatial: dict | None = None) -> None:
     """The run's figure (``domains.png``): :func:`stcore.pl.domains` of the found domains beside
     the truth when given (matched colours, legends, ARI and NMI), written to ``path`` (PNG).
+    ``truth``: the annotation column as it is (``obs[truth]``, not its ``.to_numpy()``).
     ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
     (the joint features clustered), also their first two principal components coloured by slide
     and by domain.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image)."""
