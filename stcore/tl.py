@@ -19,7 +19,7 @@ is ``uns['stcore']``, laid out as the workflow's ``domains.h5ad`` records a run
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import anndata as ad
 import numpy as np
@@ -171,7 +171,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
     from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
-                           check_values)
+                           check_values, warn_shared_positions)
 
     if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
         raise InputError(f"seed {seed!r} is not a whole number or several",
@@ -206,7 +206,13 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         x = x.to_memory() if hasattr(x, "to_memory") else np.asarray(x[()])
     if x is None:
         raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")
-    coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims)
+    coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims, warn_shared=False)
+    # spots at one position are warned of once: not again where the stored graph's builder
+    # (gr.spatial_graph, or an earlier call) warned of the same spots
+    neighbors = adata.uns.get(f"{graph_key}_neighbors")
+    said = (neighbors.get("shared_positions") if f"{graph_key}_connectivities" in adata.obsp
+            and isinstance(neighbors, Mapping) else None)
+    shared = warn_shared_positions(adata, coords, spatial_key, said=said if isinstance(said, str) else None)
     x = as_csr(x)
     try:
         check_values(x, values, flavor=hvg_flavor)
@@ -241,7 +247,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     key = f"{graph_key}_connectivities"
     built = key not in adata.obsp
     if built:       # the workflow's graph, stored under squidpy's keys for what follows (nhood_enrichment, ...)
-        add_graph(adata, coords, key_added=graph_key)
+        add_graph(adata, coords, key_added=graph_key, shared_positions=shared)
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz), "spatial_key": spatial_key,
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}

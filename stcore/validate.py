@@ -399,11 +399,13 @@ def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
 
 
 def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence | None = None,
-                      path: str | None = None) -> np.ndarray:
+                      path: str | None = None, warn_shared: bool = True) -> np.ndarray:
     """The spots' coordinates ``obsm[key]`` as an n_spots x 2 float array, or an error: missing,
     not numeric, not one row per spot, NaN or infinite, all at one point, or more than two
     columns without ``dims`` naming the two to use (positions, or column names of a data
-    frame, e.g. ``(0, 1)`` or ``('x', 'y')``)."""
+    frame, e.g. ``(0, 1)`` or ``('x', 'y')``).  Spots that share a position are warned of
+    (:func:`warn_shared_positions`; ``warn_shared=False``: not here, the caller calls it and keeps
+    what it found)."""
     import pandas as pd
 
     if key not in adata.obsm:
@@ -470,11 +472,22 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         raise InputError("all spots sit at one point", path=path,
                          fix=f"check that obsm['{key}'] holds the real coordinates")
     check_one_slide(adata, xy=xy, path=path)
+    if warn_shared:
+        warn_shared_positions(adata, xy, key, path=path)
+    return xy
+
+
+def warn_shared_positions(adata: ad.AnnData, xy: np.ndarray, key: str = "spatial", *, path: str | None = None,
+                          said: str | None = None) -> str | None:
+    """Warn where spots share a position (:func:`shared_positions`) and return what was found
+    (None where no spots do).  ``said``: what an earlier call on these spots found and warned of
+    (``stcore.gr.spatial_graph`` keeps it in ``uns[<key_added>_neighbors]['shared_positions']``);
+    the same finding is not said again (``gr.spatial_graph`` then ``tl.domains`` said it twice)."""
     shared = shared_positions(adata, xy)
-    if shared:
+    if shared and shared != said:
         log.warning("%s%s. Fix: drop the repeated spots, or correct their coordinates in obsm['%s']",
                     f"{path}: " if path else "", shared, key)
-    return xy
+    return shared
 
 
 def _refuse_sections_in_coordinates(xy: np.ndarray, value, key: str, path: str | None, kept=()) -> None:
@@ -695,14 +708,15 @@ def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: 
 
 
 def check_slide(adata: ad.AnnData, *, spatial_key: str = "spatial", dims: Sequence | None = None,
-                path: str | None = None, make_genes_unique: bool = False) -> np.ndarray:
-    """A slide's checks in turn: not empty, :func:`check_coordinates`, :func:`check_in_tissue`,
-    :func:`check_ids`.
+                path: str | None = None, make_genes_unique: bool = False,
+                warn_shared: bool = True) -> np.ndarray:
+    """A slide's checks in turn: not empty, :func:`check_coordinates` (``warn_shared``: its
+    argument), :func:`check_in_tissue`, :func:`check_ids`.
     Returns the n_spots x 2 coordinates."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(f"empty matrix ({adata.n_obs} spots x {adata.n_vars} genes)", path=path,
                          fix="check that the file holds the expression matrix")
-    xy = check_coordinates(adata, spatial_key, dims=dims, path=path)
+    xy = check_coordinates(adata, spatial_key, dims=dims, path=path, warn_shared=warn_shared)
     check_in_tissue(adata, path=path)
     check_ids(adata, path=path, make_genes_unique=make_genes_unique)
     said = control_features(adata.var_names)

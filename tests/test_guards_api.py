@@ -431,6 +431,33 @@ def test_spots_that_share_a_position_are_warned_of(caplog):
     assert len(said) == 1, said                    # once for the call (it builds the graph on the checked spots)
 
 
+def test_spots_that_share_a_position_are_warned_of_once_by_the_graph_and_the_domains(caplog):
+    """The notebook's path, gr.spatial_graph then tl.domains, on a slide with spots at shared positions:
+    one warning (gr.spatial_graph keeps it in uns['spatial_neighbors'], and tl.domains on that graph
+    does not give it again); it was given by each call.  Spots that share other positions than the
+    graph's builder saw are warned of again."""
+    import logging
+
+    def said():
+        return [r.getMessage() for r in caplog.records if "share their position" in r.getMessage()]
+
+    caplog.set_level(logging.WARNING, logger="stcore")
+    twice = ad.concat([_slide(), _slide()], index_unique="-")
+    stcore.gr.spatial_graph(twice)
+    stcore.tl.domains(twice, n_clusters=2, **FAST)
+    assert len(said()) == 1, said()
+    stcore.tl.domains(twice, n_clusters=3, **FAST)              # again on the same spots and graph: not again
+    assert len(said()) == 1, said()
+    stcore.gr.spatial_graph(twice, mode="radius", radius=150)   # a graph that a subset keeps whole
+    assert len(said()) == 2
+    part = twice[np.arange(twice.n_obs) % 5 != 0].copy()       # other spots than the graph's builder saw
+    stcore.tl.domains(part, n_clusters=2, **FAST)
+    assert len(said()) == 3 and said()[2] != said()[1], said()
+    caplog.clear()
+    stcore.tl.domains(ad.concat([_slide(), _slide()], index_unique="-"), n_clusters=2, **FAST)
+    assert len(said()) == 1                                     # a call that builds the graph: once
+
+
 def test_control_probes_and_blank_codewords_among_the_genes_are_warned_of(caplog, tmp_path):
     """Xenium's negative controls and unassigned codewords (scanpy's read_10x_h5(gex_only=False)) and
     MERFISH's blank barcodes kept as genes (the shared MERFISH file holds Blank_1..Blank_5) count in
