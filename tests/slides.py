@@ -68,6 +68,35 @@ def write(adata: ad.AnnData, path: Path) -> Path:
     return path
 
 
+def script(name: str):
+    """``scripts/<name>.py`` as a module, to call its ``main`` with a stand-in for Snakemake's object."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def evaluate_inputs(slide: ad.AnnData, tmp: Path, truth: str, machine: dict | None = None):
+    """The inputs of the evaluate step for ``slide``, made by the workflow's own steps: its qc'd slide
+    (returned), ``hvg.h5ad``, ``labels.tsv`` (two domains) and a ``train.npz`` of a zero embedding
+    (trained on ``machine``).  Returns (the qc'd slide, hvg path, labels path, npz path)."""
+    from stcore.hvg import HVGParams, run_hvg
+    from stcore.methods import MethodResult
+    from stcore.qc import QCParams, prepare_slide
+
+    adata, _ = prepare_slide(str(write(slide, tmp / "slide.h5ad")), "h5ad", QCParams(), truth=truth, n_clusters=2)
+    hvg = tmp / "hvg.h5ad"
+    run_hvg(adata, HVGParams(n_top_genes=30)).write_h5ad(hvg)
+    labels = tmp / "labels.tsv"
+    pd.DataFrame({"spot": adata.obs_names, "domain": np.arange(adata.n_obs) % 2}).to_csv(labels, sep="\t",
+                                                                                        index=False)
+    npz = tmp / "train.npz"
+    MethodResult(embedding=np.zeros((adata.n_obs, 2), np.float32), machine=machine or {}).save(npz)
+    return adata, hvg, labels, npz
+
+
 def write_visium(folder: Path, adata: ad.AnnData, *, positions: str = "tissue_positions.csv",
                  barcodes: list[str] | None = None, header: list[str] | None = None,
                  in_tissue: np.ndarray | None = None) -> Path:

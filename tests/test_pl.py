@@ -147,33 +147,21 @@ def test_the_workflows_figures_draw_a_nullable_integer_annotation_as_pl_domains_
     figure's colours of a categorical one in uns['<truth>_colors']; the steps passed the column's
     .to_numpy() (1.0, 2.0, NaN): legends '1.0', '2.0', and the stored colours were given in the order of
     the categories, not the figure's."""
-    import importlib.util
     from types import SimpleNamespace
 
     import pandas as pd
     import scipy.sparse as sp
     from scanpy.plotting import palettes
-    from slides import REPO, write
+    from slides import evaluate_inputs, script
 
     import stcore.pl as pl
     from stcore.export import domains_adata
-    from stcore.hvg import HVGParams, run_hvg
-    from stcore.methods import MethodResult
-    from stcore.qc import QCParams, prepare_slide
 
     slide = tiny_slide()
     layer = slide.obs["domain"].astype(str).str[1:].astype(int).to_numpy() + 1
     slide.obs["layer"] = pd.array(np.where(np.arange(slide.n_obs) % 7 == 0, None, layer), dtype="Int64")
-    adata, _ = prepare_slide(str(write(slide, tmp_path / "slide.h5ad")), "h5ad", QCParams(), truth="layer",
-                             n_clusters=2)
+    adata, hvg, labels, npz = evaluate_inputs(slide, tmp_path, "layer")
     assert adata.obs["layer"].dtype == "Int64"
-    hvg = tmp_path / "hvg.h5ad"
-    run_hvg(adata, HVGParams(n_top_genes=30)).write_h5ad(hvg)
-    labels = tmp_path / "labels.tsv"
-    pd.DataFrame({"spot": adata.obs_names, "domain": np.arange(adata.n_obs) % 2}).to_csv(labels, sep="\t",
-                                                                                        index=False)
-    npz = tmp_path / "train.npz"
-    MethodResult(embedding=np.zeros((adata.n_obs, 2), np.float32)).save(npz)
     legends, real = [], pl.domains
 
     def spy(*args, **kwargs):
@@ -183,18 +171,13 @@ def test_the_workflows_figures_draw_a_nullable_integer_annotation_as_pl_domains_
 
     monkeypatch.setattr(pl, "domains", spy)
 
-    def script(name):
-        spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.main
-
     run = {"sample": "s1", "method": "graphst", "seed": 0, "trained_by": "graphst"}
     out = SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png"),
                           labels=str(tmp_path / "consensus.tsv"))
-    script("evaluate")(SimpleNamespace(input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)),
-                                       output=out, params=SimpleNamespace(truth="layer", settings={}, run=run)))
-    script("consensus")(SimpleNamespace(
+    script("evaluate").main(SimpleNamespace(
+        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)), output=out,
+        params=SimpleNamespace(truth="layer", settings={}, run=run)))
+    script("consensus").main(SimpleNamespace(
         input=SimpleNamespace(labels=[str(labels)] * 2, h5ad=str(hvg), npz=str(npz)), output=out,
         params=SimpleNamespace(truth="layer", settings={}, run=run | {"seed": "consensus", "consensus_of": "0,1"})))
     assert legends == [["1", "2", "NA"]] * 2

@@ -2,7 +2,6 @@
 and with 1, 2 or 3 CPU threads; every metrics row records what made it and on which machine."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ import torch
 
 import stcore
 from conftest import need_tcmalloc
-from slides import REPO, run_library, tiny_slide, write, write_visium
+from slides import REPO, evaluate_inputs, run_library, script, tiny_slide, write, write_visium
 from stcore.graph import gcn_norm, spatial_adjacency, mean_operator
 from stcore.hvg import HVGParams, run_hvg
 from stcore.model import GraphContrastiveAE, fixed_order_sum, row_permutation
@@ -214,35 +213,19 @@ def test_torch_version_is_read_without_importing_torch():
     assert out.stdout.strip() == torch.__version__
 
 
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_evaluate_step_writes_provenance_columns(tmp_path):
     """scripts/evaluate.py puts seed, versions, the training machine, config hash and the
     input's sha256 (carried from qc through hvg.h5ad) into metrics.tsv."""
-    from stcore.methods import MethodResult
-
-    src = write(tiny_slide(), tmp_path / "slide.h5ad")
-    adata, _ = prepare_slide(str(src), "h5ad", QCParams(), truth="domain", n_clusters=2)
-    hvg = tmp_path / "hvg.h5ad"
-    run_hvg(adata, HVGParams(n_top_genes=30)).write_h5ad(hvg)
-    labels = tmp_path / "labels.tsv"
-    pd.DataFrame({"spot": adata.obs_names, "domain": np.arange(adata.n_obs) % 2}).to_csv(labels, sep="\t",
-                                                                                        index=False)
-    npz = tmp_path / "train.npz"
     trained_on = {"cpu_model": "Some CPU", "cpu_kernels": "AVX512", "blas": "MKL 2024.2", "mkl_cnr": "AUTO,STRICT"}
-    MethodResult(embedding=np.zeros((adata.n_obs, 2), np.float32), machine=trained_on).save(npz)
+    _, hvg, labels, npz = evaluate_inputs(tiny_slide(), tmp_path, "domain", machine=trained_on)
+    src = tmp_path / "slide.h5ad"
     config = {"seeds": [2], "train": {"epochs": 5}}
     sm = SimpleNamespace(
         input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)),
         output=SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png")),
         params=SimpleNamespace(truth="domain", settings=config,
                                run={"sample": "s1", "method": "graphst", "seed": 2, "trained_by": "graphst"}))
-    _load_script("evaluate").main(sm)
+    script("evaluate").main(sm)
     row = pd.read_csv(tmp_path / "metrics.tsv", sep="\t").iloc[0]
     assert row["seed"] == 2 and row["sample"] == "s1" and row["trained_by"] == "graphst"
     assert row["input_sha256"] == input_digest(src)
