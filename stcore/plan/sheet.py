@@ -263,7 +263,6 @@ def cell_problem(path, rows, column, row, message, descriptions):
             f"Fix: {column}: {takes}")
 
 
-
 def checked_sheet(path, config_files, schema_path, validate):
     """The rows of the sample sheet ``path`` (:func:`read_sheet`) checked against its schema
     (``schema_path``, YAML) by ``validate(rows)``, which returns them with the schema's defaults
