@@ -51,7 +51,8 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
         ``obsp[key_added + '_connectivities']`` (0/1, float32 CSR),
         ``obsp[key_added + '_distances']`` (Euclidean length of each edge) and
         ``uns[key_added + '_neighbors']`` (the two keys and ``params``: ``mode``,
-        ``n_neighbors``, ``radius`` (-1 when unset), ``coord_type`` 'generic'; where spots share
+        ``n_neighbors``, ``radius`` (-1 when unset), ``coord_type`` 'generic', ``spatial_key``
+        and ``spatial_dims`` where given: ``tl.domains`` with other coordinates refuses the graph; where spots share
         a position, ``shared_positions``: the warning given, which ``tl.domains`` on this graph
         does not give again), as
         ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
@@ -64,20 +65,25 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
     if copy:        # a slide opened with read_h5ad(backed='r'): anndata copies it only to a file
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     add_graph(adata, coords, mode=mode, n_neighbors=n_neighbors, radius=radius, key_added=key_added,
-              shared_positions=shared)
+              shared_positions=shared, spatial_key=spatial_key, spatial_dims=spatial_dims)
     return adata if copy else None
 
 
 def add_graph(adata: ad.AnnData, coords, *, mode: str = "knn", n_neighbors: int = 3, radius: float | None = None,
-              key_added: str = "spatial", shared_positions: str | None = None) -> None:
+              key_added: str = "spatial", shared_positions: str | None = None, spatial_key: str = "spatial",
+              spatial_dims: tuple | None = None) -> None:
     """:func:`spatial_graph` on coordinates already checked (``tl.domains`` checks them once).
     ``shared_positions``: the warning given of spots that share a position
     (:func:`stcore.validate.warn_shared_positions`), kept in ``uns[key_added + '_neighbors']``
-    so that ``tl.domains`` on this graph does not give it again."""
+    so that ``tl.domains`` on this graph does not give it again.  ``spatial_key`` (and
+    ``spatial_dims`` where given): where the coordinates came from, kept in the graph's ``params``
+    so that ``tl.domains`` with other coordinates does not take this graph for theirs."""
     from .graph import GraphParams, spatial_adjacency, store_graph
 
     adj = spatial_adjacency(coords, GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius))
     store_graph(adata, adj, coords, key_added=key_added,
-                params={"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius})
+                params={"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius,
+                        "spatial_key": spatial_key}
+                | ({"spatial_dims": list(spatial_dims)} if spatial_dims is not None else {}))
     if shared_positions:
         adata.uns[f"{key_added}_neighbors"]["shared_positions"] = shared_positions

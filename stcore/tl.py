@@ -239,7 +239,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if f"{graph_key}_connectivities" in adata.obsp:
         _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"],
                             dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {})),
-                            f"{graph_key}_connectivities")
+                            f"{graph_key}_connectivities", spatial_key, spatial_dims)
     if copy:
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
@@ -247,7 +247,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     key = f"{graph_key}_connectivities"
     built = key not in adata.obsp
     if built:       # the workflow's graph, stored under squidpy's keys for what follows (nhood_enrichment, ...)
-        add_graph(adata, coords, key_added=graph_key, shared_positions=shared)
+        add_graph(adata, coords, key_added=graph_key, shared_positions=shared, spatial_key=spatial_key,
+                  spatial_dims=spatial_dims)
     adj = sp.csr_matrix(adata.obsp[key])
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz), "spatial_key": spatial_key,
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
@@ -375,14 +376,30 @@ def _counts_elsewhere(adata) -> tuple[str, str] | None:
     return None
 
 
-def _check_stored_graph(adj, params: dict, key: str) -> None:
-    """A graph built by :func:`stcore.gr.spatial_graph` in ``'knn'`` mode, or by squidpy's
+def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial", spatial_dims=None) -> None:
+    """A graph built from other coordinates than ``obsm[spatial_key]`` (its ``params`` name the
+    ``spatial_key`` and ``spatial_dims`` it was built from, as :func:`stcore.gr.spatial_graph`
+    keeps them; squidpy's graphs do not, and are taken as they are) is refused: its neighbours are
+    another frame's.  A graph built by :func:`stcore.gr.spatial_graph` in ``'knn'`` mode, or by squidpy's
     ``spatial_neighbors`` with ``coord_type='generic'`` and ``n_neighs`` (no radius, no Delaunay),
     gives every spot at least ``n_neighbors`` neighbours; fewer means it was built on spots that are
     no longer all there (spots filtered after the graph was made: anndata keeps the rows that are
     left).  squidpy's grid graphs give border spots fewer by design and are not checked."""
     import scipy.sparse as sp
 
+    built_from = (params.get("spatial_key"), [str(d) for d in np.ravel(params.get("spatial_dims", [0, 1]))])
+    given = (spatial_key, [str(d) for d in (spatial_dims if spatial_dims is not None else [0, 1])])
+    if built_from[0] is not None and built_from != given:
+        both = built_from[1] != given[1]
+
+        def named(k, dims):
+            return f"obsm['{k}']" + (f" (columns {', '.join(dims)})" if both else "")
+        dims = f", spatial_dims={tuple(spatial_dims)!r}" if spatial_dims is not None else ""
+        raise InputError(f"obsp['{key}'] was built from {named(*built_from)}, not from {named(*given)} as this call "
+                         "names: its neighbours are those of other coordinates",
+                         fix=f"build it from these: stcore.gr.spatial_graph(adata, spatial_key='{spatial_key}'{dims}) "
+                             f"(it replaces the stored graph; key_added= keeps both, then pass graph_key=), or call "
+                             f"tl.domains with the coordinates the graph was built from")
     squidpy_knn = params.get("coord_type") == "generic" and params.get("radius") is None and "delaunay" not in params
     if not (params.get("mode") == "knn" or squidpy_knn) or not params.get("n_neighbors"):
         return

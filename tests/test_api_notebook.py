@@ -89,7 +89,8 @@ def test_the_graph_it_builds_is_stored_under_squidpys_keys_and_recorded():
     neigh = adata.uns["spatial_neighbors"]
     assert neigh["connectivities_key"] == "spatial_connectivities"
     assert neigh["distances_key"] == "spatial_distances"
-    assert neigh["params"] | {} == {"mode": "knn", "n_neighbors": 3, "radius": -1.0, "coord_type": "generic"}
+    assert neigh["params"] | {} == {"mode": "knn", "n_neighbors": 3, "radius": -1.0, "coord_type": "generic",
+                                    "spatial_key": "spatial"}
     graph = adata.uns["stcore"]["graph"]
     assert graph["built"] is True and graph["connectivities_key"] == "spatial_connectivities"
     assert graph["n_edges"] == conn.nnz and graph["params"]["n_neighbors"] == 3

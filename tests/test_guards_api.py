@@ -279,6 +279,32 @@ def test_a_named_choice_of_two_coordinate_columns(monkeypatch):
     assert len(seen) == 1 and np.array_equal(seen[0], xy)
 
 
+def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(no_work, monkeypatch):
+    """gr.spatial_graph keeps the obsm key (and columns) the graph was built from; tl.domains named
+    other coordinates refuses it instead of taking another frame's neighbours."""
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial_aligned"] = xy[::-1].copy()          # another frame: other spots are neighbours
+    stcore.gr.spatial_graph(adata)
+    assert adata.uns["spatial_neighbors"]["params"]["spatial_key"] == "spatial"
+    with pytest.raises(InputError, match=r"obsp\['spatial_connectivities'\] was built from obsm\['spatial'\], not "
+                                         r"from obsm\['spatial_aligned'\].*spatial_graph\(adata, "
+                                         r"spatial_key='spatial_aligned'\)"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_key="spatial_aligned", **FAST)
+    adata.obsm["xyz"] = np.column_stack([xy, np.zeros(len(xy))])
+    stcore.gr.spatial_graph(adata, spatial_key="xyz", spatial_dims=(0, 1), key_added="xyz")
+    with pytest.raises(InputError, match=r"built from obsm\['xyz'\] \(columns 0, 1\), not from obsm\['xyz'\] "
+                                         r"\(columns 1, 2\)"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_key="xyz", spatial_dims=(1, 2), graph_key="xyz", **FAST)
+    # the graph of the coordinates named (and squidpy's, which records no key) are taken as before
+    monkeypatch.undo()
+    stcore.gr.spatial_graph(adata, spatial_key="spatial_aligned")
+    stcore.tl.domains(adata, n_clusters=2, spatial_key="spatial_aligned", **FAST)
+    assert adata.uns["stcore"]["graph"]["built"] is False
+    del adata.uns["spatial_neighbors"]["params"]["spatial_key"]
+    stcore.tl.domains(adata, n_clusters=2, overwrite=True, **FAST)
+
+
 def _two_slides(column: str = "library_id") -> ad.AnnData:
     """Two slides in one object, as ``anndata.concat(..., label=column, uns_merge='unique')`` joins
     scanpy's Visium reads: one coordinate frame, a library each in ``uns['spatial']``."""
