@@ -256,6 +256,19 @@ def _scale_factor(data: np.ndarray) -> int:
     return int(np.gcd.reduce(values)) if values.size > 1 else 1
 
 
+def _pseudocount_share(x) -> float | None:
+    """Where the whole numbers ``x`` hold no zero, their smallest value is 1 and 1 is more common
+    than 2 (values besides 1 among them), the share of values that are 1; else None.  Raw counts
+    hold zeros, and 0 is their most common value (31-87% of the values of the real slides, 1 next):
+    counts with 1 added to every value (a pseudocount) have none, and 1 takes 0's place."""
+    n = x.shape[0] * x.shape[1]
+    data = x.data if hasattr(x, "indptr") else np.asarray(x).ravel()
+    if n == 0 or data.size < n or float(data.min()) != 1:         # implicit zeros, or a 0 (or none is 1)
+        return None
+    ones, twos = int(np.count_nonzero(data == 1)), int(np.count_nonzero(data == 2))
+    return ones / n if ones > twos > 0 else None
+
+
 def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
     """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
     twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
@@ -324,13 +337,21 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
         return
     if whole:
         if values == "counts":
+            ones = _pseudocount_share(x)
+            if ones is not None:
+                raise InputError(f"the count matrix holds no zero: every value is 1 or more, and 1 is its most common "
+                                 f"({ones:.0%} of the values), where raw counts hold zeros most: counts with 1 added "
+                                 "to every value (a pseudocount); every gene would be taken as detected in every "
+                                 "spot", path=path,
+                                 fix="store the raw counts in X (if 1 was added: adata.X = adata.X - 1, then "
+                                     "scipy.sparse.csr_matrix(adata.X))")
             factor = _scale_factor(data)
             if factor > 1:
                 raise InputError(f"the count matrix holds whole numbers that are all multiples of {factor} (no value "
                                  "is 1, as in every slide of raw counts): counts multiplied by a factor (or rescaled "
                                  "and rounded); they would be taken as deeper counts than measured", path=path,
                                  fix=f"store the raw counts in X (if they were multiplied by {factor}: adata.X = "
-                                     f"adata.X / {factor}), or set values to normalized for values that are not counts")
+                                     f"adata.X / {factor})")
         return
     if _one_total(x, expm1=True) and not _one_total(x, expm1=False):
         raise InputError("X holds log-normalised values (every spot's expm1 sums to one total, as after "

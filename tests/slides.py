@@ -45,6 +45,13 @@ def set_x(fn):
     return change
 
 
+def with_pseudocount(x: np.ndarray) -> None:
+    """Counts with 1 added to every value (in place, for :func:`set_x`), after half the tiny slide's
+    values are set to 0 (it has 3% zeros; the real slides 31-87%, their most common value)."""
+    x[np.random.default_rng(0).random(x.shape) < 0.5] = 0
+    x += 1
+
+
 def set_coordinates(fn):
     """``obsm['spatial']`` becomes ``fn`` of the coordinates (as floats)."""
     def change(a):

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from slides import (duplicate_spot, leftovers, no_coordinates, outputs, set_coordinates, set_x, snakemake,
-                    tiny_slide, workdir, write, write_visium)
+                    tiny_slide, with_pseudocount, workdir, write, write_visium)
 from stcore.errors import InputError
 from stcore.hvg import HVGParams, run_hvg, select_hvg
 from stcore.io import read_slide
@@ -216,6 +216,13 @@ CATALOGUE = {
                           r"the count matrix holds whole numbers that are all multiples of 10 \(no value is 1, as in "
                           r"every slide of raw counts\): counts multiplied by a factor .*Fix: store the raw counts in X "
                           r"\(if they were multiplied by 10: adata\.X = adata\.X / 10\)"),
+    # counts with 1 added to every value (a pseudocount): no zero left, 1 the most common value (where 0 was, as
+    # in raw counts, here half the values); every gene was taken as detected in every spot
+    "counts_with_pseudocount": (_h5ad(set_x(with_pseudocount)), {},
+                                r"the count matrix holds no zero: every value is 1 or more, and 1 is its most common "
+                                r"\(5\d% of the values\), where raw counts hold zeros most: counts with 1 added to every "
+                                r"value \(a pseudocount\).*Fix: store the raw counts in X \(if 1 was added: adata\.X = "
+                                r"adata\.X - 1"),
     # normalised values rounded to whole numbers (normalize_total to 10,000, then np.rint), given as counts:
     # were taken as counts 10,000 deep in every spot
     "rounded_normalised_values": (

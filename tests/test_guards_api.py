@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 import stcore
-from slides import duplicate_spot, no_coordinates, set_coordinates, set_x, tiny_slide, write
+from slides import duplicate_spot, no_coordinates, set_coordinates, set_x, tiny_slide, with_pseudocount, write
 from stcore.errors import InputError
 from stcore.export import domains_adata
 from stcore.graph import spatial_adjacency
@@ -60,6 +60,7 @@ SAME_MESSAGE = {
                               r"the count matrix holds non-integer values; raw counts are needed"),
     "non_integer_counts": (set_x(lambda x: x.__setitem__((3, 4), 0.5)), 2, r"non-integer values"),
     "negative_counts": (set_x(lambda x: x.__setitem__((3, 4), -2)), 2, r"negative values; raw counts"),
+    "counts_with_pseudocount": (set_x(with_pseudocount), 2, r"^the count matrix holds no zero: every value is 1 or more"),
     "nan_counts": (set_x(lambda x: x.__setitem__((3, 4), np.nan)), 2, r"NaN or infinite values"),
     "no_coordinates": (no_coordinates, 2, r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
     "coordinates_under_another_key": (_coordinates_as_x_spatial, 2,
