@@ -702,6 +702,14 @@ def _columns(value) -> str:
     return f"columns {list(cols)}" if cols is not None else f"shape {np.shape(value)}"
 
 
+def unnamed_genes(adata: ad.AnnData) -> bool:
+    """Whether the genes have no names: ``var_names`` '0', '1', ..., anndata's default index of an
+    AnnData made from a bare matrix (the genes are known by position only)."""
+    names = adata.var_names
+    return adata.n_vars > 0 and names[0] == "0" and names[-1] == str(adata.n_vars - 1) \
+        and bool(np.array_equal(np.asarray(names, dtype=str), np.arange(adata.n_vars).astype(str)))
+
+
 def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: bool = False) -> None:
     """Spot ids (``obs_names``) unique, not empty and without tab or line break (the results are
     tab-separated files); gene ids (``var_names``) unique.  ``make_genes_unique``: duplicate
