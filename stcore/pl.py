@@ -363,7 +363,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     import scanpy as sc
 
     from .evaluate import annotation_problems, domain_metrics, side_by_side
-    from .validate import as_x_y
+    from .validate import as_x_y, clustered_by
 
     keys = [key] if isinstance(key, str) else list(key)
     # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
@@ -381,7 +381,12 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
             raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())}){fix}")
     if truth is not None:           # what the workflow's qc job says of the same annotation, said here too
         said, refusal = annotation_problems(adata.obs[truth], truth)
-        for line in said + ([refusal + ": the scores in the titles compare the domains with it"] if refusal else []):
+        tool = clustered_by(adata, truth)
+        if tool:                    # the qc job refuses it; a figure may compare two methods on purpose
+            refusal = (f"truth column '{truth}' holds {tool}, not an annotation: the scores in the titles compare "
+                       "the domains with another method's output")
+        for line in said + ([refusal + ("" if tool else ": the scores in the titles compare the domains with it")]
+                            if refusal else []):
             log.warning(line)
 
     # Colours: the reference (annotation, else the first found column) in its own order, the rest matched.

@@ -1,5 +1,7 @@
 """stcore.pl.domains: colours matched to the annotation, legends, scores, the tissue image, and the
 workflow's figures drawn by it."""
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -287,6 +289,28 @@ def test_scores_in_the_title_are_the_evaluations():
     # Without truth: no scores, one panel.
     fig = stcore.pl.domains(adata, show=False, return_fig=True)
     assert fig.stcore_scores == {} and len(fig.axes) == 1 and "ARI" not in fig.axes[0].get_title()
+    plt.close("all")
+
+
+def test_another_tools_clusters_given_as_truth_are_said(caplog):
+    """The qc job refuses them as the annotation; the figure, which may compare two methods on
+    purpose, draws them and says whose they are: its scores are not against an annotation."""
+    adata, _ = _slide()
+    adata.obs["leiden"] = adata.obs["truth"].astype(str)
+    adata.uns["leiden"] = {"params": {"resolution": 1.0, "random_state": 0, "n_iterations": -1}}
+    adata.obs["seurat_clusters"] = adata.obs["truth"].astype(str)
+    for col, whose in (("leiden", r"scanpy's sc\.tl\.leiden or sc\.tl\.louvain"), ("seurat_clusters", "Seurat's")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="stcore"):
+            stcore.pl.domains(adata, truth=col, show=False)
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1 and re.match(rf"truth column '{col}' holds the clusters of {whose}.*not an annotation: "
+                                           r"the scores in the titles compare the domains with another method's "
+                                           r"output$", said[0]), said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore"):
+        stcore.pl.domains(adata, truth="truth", show=False)
+    assert not caplog.records
     plt.close("all")
 
 
