@@ -98,7 +98,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         The spatial graph is ``obsp[graph_key + '_connectivities']`` when present (e.g. from
         :func:`stcore.gr.spatial_graph` or ``squidpy.gr.spatial_neighbors``); otherwise the
         workflow's graph (:func:`stcore.gr.spatial_graph` with its defaults: 3 nearest spots) is
-        built and stored there, under squidpy's keys.
+        built and stored there, under squidpy's keys.  A stored graph that
+        :func:`stcore.gr.spatial_graph` built from other coordinates (another ``spatial_key`` or
+        ``spatial_dims``, kept in its ``params``) is refused.
     key_added : str, default 'domain'
         ``obs`` column of the domains; also names ``obsm[key_added + '_seeds']`` and
         ``obsm[key_added + '_methods']``, and
