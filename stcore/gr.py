@@ -20,8 +20,10 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
     ``obsm[spatial_key]`` is checked as the workflow checks a slide's coordinates
     (:func:`stcore.validate.check_coordinates`: present, finite, two columns or the two named by
     ``spatial_dims``, of one slide: several slides' spots in one object are refused,
-    :func:`stcore.validate.check_one_slide`).  The graph is symmetric and sparse (KD-tree; ties on
-    the Visium hexagon broken by spot index); nothing N x N dense is formed.
+    :func:`stcore.validate.check_one_slide`), and the spot ids as ``tl.domains`` checks them
+    (:func:`stcore.validate.check_ids`: unique, so that the graph's rows name one spot each).
+    The graph is symmetric and sparse (KD-tree; ties on the Visium hexagon broken by spot index);
+    nothing N x N dense is formed.
 
     Parameters
     ----------
@@ -58,9 +60,10 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
         ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
         ``centrality_scores`` or ``spatial_autocorr`` run on it.
     """
-    from .validate import check_coordinates, warn_shared_positions
+    from .validate import check_coordinates, check_ids, warn_shared_positions
 
     coords = check_coordinates(adata, spatial_key, dims=spatial_dims, warn_shared=False)
+    check_ids(adata, genes=False)
     shared = warn_shared_positions(adata, coords, spatial_key)
     if copy:        # a slide opened with read_h5ad(backed='r'): anndata copies it only to a file
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()

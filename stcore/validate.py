@@ -710,12 +710,14 @@ def unnamed_genes(adata: ad.AnnData) -> bool:
         and bool(np.array_equal(np.asarray(names, dtype=str), np.arange(adata.n_vars).astype(str)))
 
 
-def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: bool = False) -> None:
+def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: bool = False,
+              genes: bool = True) -> None:
     """Spot ids (``obs_names``) unique, not empty and without tab or line break (the results are
     tab-separated files); gene ids (``var_names``) unique.  ``make_genes_unique``: duplicate
     gene names are made unique by suffixing, with a warning (the workflow's readers: 10x
     files repeat gene symbols), instead of an error (the notebook API leaves a user's
-    AnnData as it is)."""
+    AnnData as it is).  ``genes=False``: the spot ids only (``stcore.gr.spatial_graph``, which
+    reads no genes)."""
     dup = adata.obs_names[adata.obs_names.duplicated()]
     if len(dup):
         raise InputError(f"{len(dup)} duplicate spot ids (first: '{dup[0]}')", path=path,
@@ -726,6 +728,8 @@ def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: 
         raise InputError(f"{len(bad)} spot ids are empty or hold a tab or line break (first: {bad[0]!r}); the "
                          "results are tab-separated files", path=path,
                          fix="rename those spots (obs_names) to plain text")
+    if not genes:
+        return
     genes = adata.var_names[adata.var_names.duplicated()]
     if len(genes):
         if make_genes_unique:

@@ -880,3 +880,20 @@ def test_a_slide_read_backed_is_read_into_memory_once(tmp_path, dense):
     assert not out.isbacked and out.obs["domain"].equals(want)
     graph = stcore.gr.spatial_graph(ad.read_h5ad(path, backed="r"), copy=True)
     assert not graph.isbacked and (graph.obsp["spatial_connectivities"] != out.obsp["spatial_connectivities"]).nnz == 0
+
+
+def test_the_graph_api_refuses_duplicate_spot_ids_as_tl_domains_does(no_work):
+    """stcore.gr.spatial_graph: duplicate spot ids are refused with tl.domains' message (was: a
+    graph whose rows could not be told apart by id); duplicate gene ids do not concern it."""
+    adata = _slide()
+    duplicate_spot(adata)
+    with pytest.raises(InputError, match=r"^1 duplicate spot ids \(first: 'spot0004'\)") as graph:
+        stcore.gr.spatial_graph(adata)
+    with pytest.raises(InputError) as domains:
+        stcore.tl.domains(adata, n_clusters=3, **FAST)
+    assert str(graph.value) == str(domains.value)
+    assert "spatial_connectivities" not in adata.obsp
+    genes = _slide()
+    genes.var_names = ["g0"] * 2 + list(genes.var_names[2:])
+    stcore.gr.spatial_graph(genes)
+    assert "spatial_connectivities" in genes.obsp
