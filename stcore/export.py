@@ -73,7 +73,7 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
         out.obsm[f"{key_added}_methods"] = seed_frame(method_labels, out.obs_names, prefix="")
     from .graph import store_graph
 
-    store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64))
+    store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64), params={"spatial_key": "spatial"})
     out.uns["stcore"] = _plain(info) | {"key": key_added}
     from .evaluate import figure_colors
     from .pl import _store_colors

@@ -306,6 +306,19 @@ def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(n
     stcore.tl.domains(adata, n_clusters=2, overwrite=True, **FAST)
 
 
+def test_a_workflow_graph_is_recorded_as_built_from_obsm_spatial(no_work):
+    """The workflow's domains.h5ad records the coordinates of its graph (obsm['spatial'], the qc
+    job's); tl.domains on it with other coordinates refuses that graph."""
+    slide = _slide()
+    slide.obsm["other"] = slide.obsm["spatial"][::-1].copy()
+    n = slide.n_obs
+    out = domains_adata(slide, np.arange(n) % 2, np.zeros((n, 4), np.float32),
+                        spatial_adjacency(slide.obsm["spatial"]), method="graphst", info={})
+    assert out.uns["spatial_neighbors"]["params"]["spatial_key"] == "spatial"
+    with pytest.raises(InputError, match=r"^obsp\['spatial_connectivities'\] was built from obsm\['spatial'\]"):
+        stcore.tl.domains(out, n_clusters=3, spatial_key="other", **FAST)
+
+
 def _two_slides(column: str = "library_id") -> ad.AnnData:
     """Two slides in one object, as ``anndata.concat(..., label=column, uns_merge='unique')`` joins
     scanpy's Visium reads: one coordinate frame, a library each in ``uns['spatial']``."""
