@@ -9,12 +9,12 @@ from stcore.workflow import run_step
 
 def later_settings(sm) -> dict:
     """What the later steps will ask of the slide (its number of domains, the graph's k, the HVG
-    flavour, its group's join on gene names), checked here so that a slide that cannot meet them fails before any work.  Read
+    flavour), checked here so that a slide that cannot meet them fails before any work.  Read
     from the config and the sheet, not from params: changing one reruns the steps that use it
     (cluster, graph, hvg), not qc and everything after it."""
     row = next(r for r in read_sheet(sm.config["samples"]) if r["sample"] == sm.wildcards.sample)
     return {"n_clusters": row["n_clusters"], "n_neighbors": sm.config["graph"]["n_neighbors"],
-            "hvg_flavor": sm.config["hvg"]["flavor"], "group": row.get("group", "")}
+            "hvg_flavor": sm.config["hvg"]["flavor"]}
 
 
 def main(sm):

@@ -54,9 +54,9 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
         ``obsp[key_added + '_distances']`` (Euclidean length of each edge) and
         ``uns[key_added + '_neighbors']`` (the two keys and ``params``: ``mode``,
         ``n_neighbors``, ``radius`` (-1 when unset), ``coord_type`` 'generic', ``spatial_key``
-        and ``spatial_dims`` where given: ``tl.domains`` with other coordinates refuses the graph; where spots share
-        a position, ``shared_positions``: the warning given, which ``tl.domains`` on this graph
-        does not give again), as
+        and ``spatial_dims`` where given: ``tl.domains`` with other coordinates refuses the
+        graph; where spots share a position, ``shared_positions``: the warning given, which
+        ``tl.domains`` on this graph does not give again), as
         ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
         ``centrality_scores`` or ``spatial_autocorr`` run on it.
     """

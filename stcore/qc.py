@@ -138,7 +138,7 @@ def run_qc(adata: ad.AnnData, params: QCParams, values: str = "counts", *,
 
 def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_clusters: int | str = 2,
                   n_neighbors: int = 3, values: str = "counts", hvg_flavor: str = "seurat_v3",
-                  integer_counts: bool | None = None, group: str = "") -> tuple[ad.AnnData, dict]:
+                  integer_counts: bool | None = None) -> tuple[ad.AnnData, dict]:
     """Read a slide, check everything later stages rely on, and apply QC.
 
     Raises :class:`stcore.InputError` naming ``path`` when the slide cannot be used:
@@ -149,8 +149,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     The slide's checks are those of :mod:`stcore.validate`, which :func:`stcore.tl.domains`
     runs too.  ``values`` and ``hvg_flavor``: what X holds and the HVG flavour, which decide
     whether the values must be whole numbers (:func:`stcore.validate.needs_integer`);
-    ``integer_counts`` overrides that decision.  ``group``: the sample sheet's group of the slide,
-    whose slides are joined on their gene names: a slide without gene names is refused there.
+    ``integer_counts`` overrides that decision.
     """
     from .errors import InputError
     from .evaluate import annotation_problems, is_missing_label
@@ -158,7 +157,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .io import read_slide
     from .provenance import input_digest
     from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, needs_integer,
-                           output_key, unnamed_genes, written_by_stcore)
+                           output_key, written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -167,12 +166,6 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     check_counts(adata.X, path, integer=integer, values=values)
     check_values_match(adata.X, values, path=path, whole=True if integer else None)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
-    if group and unnamed_genes(adata):
-        raise InputError(f"the genes have no names (var_names '0' to '{adata.n_vars - 1}', anndata's default index of "
-                         f"a bare matrix), and the slide is in group '{group}', whose slides are joined on their "
-                         "gene names: its genes would be matched to the other slides' by position", path=path,
-                         fix="store the gene names in var_names before writing the file (adata.var_names = the "
-                             "genes' symbols or ids), or leave the sample sheet's group cell empty")
     if truth:
         if truth not in adata.obs.columns:
             columns = list(adata.obs.columns)

@@ -343,8 +343,9 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                                  f"({ones:.0%} of the values), where raw counts hold zeros most: counts with 1 added "
                                  "to every value (a pseudocount); every gene would be taken as detected in every "
                                  "spot", path=path,
-                                 fix="store the raw counts in X (if 1 was added: adata.X = adata.X - 1, then "
-                                     "scipy.sparse.csr_matrix(adata.X))")
+                                 fix="store the raw counts in X (if 1 was added: "
+                                     + ("adata.X.data -= 1, then adata.X.eliminate_zeros())" if hasattr(x, "indptr")
+                                        else "adata.X = scipy.sparse.csr_matrix(adata.X - 1))"))
             factor = _scale_factor(data)
             if factor > 1:
                 raise InputError(f"the count matrix holds whole numbers that are all multiples of {factor} (no value "
@@ -700,14 +701,6 @@ def _nearest_other_spot(xy: np.ndarray) -> np.ndarray:
 def _columns(value) -> str:
     cols = getattr(value, "columns", None)
     return f"columns {list(cols)}" if cols is not None else f"shape {np.shape(value)}"
-
-
-def unnamed_genes(adata: ad.AnnData) -> bool:
-    """Whether the genes have no names: ``var_names`` '0', '1', ..., anndata's default index of an
-    AnnData made from a bare matrix (the genes are known by position only)."""
-    names = adata.var_names
-    return adata.n_vars > 0 and names[0] == "0" and names[-1] == str(adata.n_vars - 1) \
-        and bool(np.array_equal(np.asarray(names, dtype=str), np.arange(adata.n_vars).astype(str)))
 
 
 def check_ids(adata: ad.AnnData, *, path: str | None = None, make_genes_unique: bool = False,

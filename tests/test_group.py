@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from slides import script, snakemake, tiny_slide, workdir, write
+from slides import snakemake, tiny_slide, workdir
 
 from stcore.errors import InputError
 from stcore.evaluate import integration_metrics
@@ -171,30 +171,6 @@ def test_a_group_without_shared_genes_fails_alone_with_one_line(tmp_path):
     assert re.search(r"FAILED logs/group/g\.log: sample 'g': group 'g': slides a, b share no gene name.*Fix: ",
                      run.stderr), run.stderr[-3000:]
     assert not (tmp_path / "results/g/qc.h5ad").exists() and (tmp_path / "results/a/hvg.h5ad").exists()
-
-
-def test_a_slide_without_gene_names_is_refused_in_a_group_and_taken_alone(tmp_path):
-    """var_names '0'..'n-1' (an AnnData of a bare matrix): in a group, whose slides are joined on
-    gene names, its genes would be matched to the others' by position; alone it runs as before."""
-    from types import SimpleNamespace
-
-    from stcore.qc import QCParams, prepare_slide
-
-    a = tiny_slide(n_side=6, seed=1)
-    a.var_names = [str(i) for i in range(a.n_vars)]
-    path = write(a, tmp_path / "a.h5ad")
-    with pytest.raises(InputError, match=r"^file '.*a\.h5ad': the genes have no names \(var_names '0' to '39', "
-                                         r"anndata's default index of a bare matrix\), and the slide is in group 'g'.*"
-                                         r"by position\. Fix: store the gene names in var_names"):
-        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, group="g")
-    assert prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2)[0].n_vars == 40
-    a.var_names = [str(i + 1) for i in range(a.n_vars)]           # numbers that are names (Entrez ids)
-    prepare_slide(str(write(a, tmp_path / "b.h5ad")), "h5ad", QCParams(), n_clusters=2, group="g")
-    # the qc job gives the slide's group from the sample sheet
-    (tmp_path / "samples.tsv").write_text(HEADER + f"a\t{path}\th5ad\t2\t\tg\n")
-    sm = SimpleNamespace(config={"samples": str(tmp_path / "samples.tsv"), "graph": {"n_neighbors": 3},
-                                 "hvg": {"flavor": "seurat_v3"}}, wildcards=SimpleNamespace(sample="a"))
-    assert script("qc").later_settings(sm)["group"] == "g"
 
 
 def test_harmony_mixes_the_slides_and_a_missing_extra_says_how_to_install(monkeypatch):
