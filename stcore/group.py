@@ -36,7 +36,8 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     slide the genes left out because another slide lacks them (logged with a few names).
 
     ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``.
-    Raises :class:`InputError` for a group of one slide or slides sharing no gene."""
+    Raises :class:`InputError` for a group of one slide, a slide without gene names (var_names
+    anndata's default index, :func:`_check_gene_names`) or slides sharing no gene."""
     import anndata as ad
 
     names = list(slides)
@@ -44,6 +45,8 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
         raise InputError(f"group '{group}' has one slide ({', '.join(names)}); a group trains several slides as one",
                          fix="give another slide the same group in the sample sheet, or leave this slide's "
                              "group cell empty")
+    for name in names:
+        _check_gene_names(slides[name], name, group)
     shared = set(slides[names[0]].var_names)
     for name in names[1:]:
         shared &= set(slides[name].var_names)
@@ -79,6 +82,26 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     report["input_sha256"] = joined.uns["provenance"]["input_sha256"]
     log.info("group %s: %d slides, %d spots, %d shared genes", group, len(names), joined.n_obs, len(genes))
     return joined, report
+
+
+def _check_gene_names(adata: ad.AnnData, name: str, group: str) -> None:
+    """Refuse a slide whose gene names are anndata's default index ('0', '1', ..., in order; QC
+    may have left some out: numbers in increasing order, at least a quarter of those up to the
+    largest): such names are positions, and the group's slides would be joined gene by position
+    whatever each measured.  Gene ids that are numbers (Entrez ids) are sparser than that."""
+    names = pd.Index(adata.var_names).astype(str)
+    if not len(names) or not all(n.isdigit() and (n == "0" or not n.startswith("0")) for n in names):
+        return
+    numbers = np.array([int(n) for n in names])
+    if bool((np.diff(numbers) <= 0).any()) or numbers[-1] + 1 > 4 * len(numbers):
+        return
+    path = adata.uns.get("provenance", {}).get("input_path") or None
+    raise InputError(f"slide of group '{group}' has no gene names: its var_names are anndata's default index "
+                     f"('{names[0]}', '{names[1] if len(names) > 1 else names[0]}', ..., '{names[-1]}'), positions "
+                     "rather than genes, so the group's slides would be joined gene by position whatever genes each "
+                     "measured", sample=name, path=path,
+                     fix="store the gene names in var_names (e.g. adata.var_names = adata.var['gene_symbols'], the "
+                         "column of var that holds them) and write the file again")
 
 
 def _labels_as_text(labels: pd.Series) -> np.ndarray:

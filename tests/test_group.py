@@ -190,3 +190,28 @@ def test_harmony_mixes_the_slides_and_a_missing_extra_says_how_to_install(monkey
     monkeypatch.setitem(__import__("sys").modules, "harmonypy", None)
     with pytest.raises(InputError, match=r"needs harmonypy.*Fix: pip install -e '\.\[integration\]'"):
         correct_slides(x, slides)
+
+
+def test_join_refuses_a_slide_whose_gene_names_are_the_default_index():
+    """A slide of a group without gene names (anndata's default index '0', '1', ...; QC may have
+    dropped some) is refused, naming the slide, its file and the fix; before, two such slides of
+    different panels were joined gene by position.  Gene ids that are numbers (Entrez ids) and
+    names with digits are joined by name."""
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    b = b[:, ::-1].copy()                               # another order of genes: by position, other genes
+    for slide in (a, b):
+        slide.var_names = [str(i) for i in range(slide.n_vars)]
+    a.uns["provenance"] = {"input_path": "data/a.h5ad"}
+    with pytest.raises(InputError, match=r"^sample 'a', file 'data/a\.h5ad': slide of group 'g' has no gene names: "
+                                         r"its var_names are anndata's default index \('0', '1', \.\.\., '39'\).*"
+                                         r"Fix: store the gene names in var_names"):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+    kept = b[:, [i for i in range(b.n_vars) if i % 3]].copy()           # after QC: some left out
+    good = tiny_slide(seed=3)
+    with pytest.raises(InputError, match=r"^sample 'b': slide of group 'g' has no gene names"):
+        join_slides({"good": good, "b": kept}, {"good": "", "b": ""}, "g")
+    for names in ([str(7157 + 1000 * i) for i in range(40)], [f"{i}" for i in range(40)][::-1],
+                  [f"0{i}" for i in range(40)]):
+        a.var_names, b.var_names = names, names
+        joined, _ = join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+        assert joined.n_vars == 40
