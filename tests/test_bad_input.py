@@ -221,8 +221,8 @@ CATALOGUE = {
     "counts_with_pseudocount": (_h5ad(set_x(with_pseudocount)), {},
                                 r"the count matrix holds no zero: every value is 1 or more, and 1 is its most common "
                                 r"\(5\d% of the values\), where raw counts hold zeros most: counts with 1 added to every "
-                                r"value \(a pseudocount\).*Fix: store the raw counts in X \(if 1 was added: adata\.X = "
-                                r"adata\.X - 1"),
+                                r"value \(a pseudocount\).*Fix: store the raw counts in X \(if 1 was added: adata\.X\.data -= 1, "
+                                r"then adata\.X\.eliminate_zeros\(\)\)$"),
     # normalised values rounded to whole numbers (normalize_total to 10,000, then np.rint), given as counts:
     # were taken as counts 10,000 deep in every spot
     "rounded_normalised_values": (
