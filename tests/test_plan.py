@@ -136,6 +136,20 @@ def test_groups_get_a_row_of_their_own(tmp_path):
         slides_and_groups(rows, "sheet.tsv")
 
 
+def test_groups_that_differ_only_in_case_are_named():
+    """'Donor1' and 'donor1' in the group column: trained as two groups without a word, whose
+    results/<group>/ folders are one on macOS and Windows."""
+    rows = [dict(row, sample=f"s{i}", group=group) for i, (row, group) in
+            enumerate(zip(_rows() * 2, ("Donor1", "Donor1", "donor1", "donor1")), 1)]
+    with pytest.raises(PlanError, match=r"^sample sheet 'sheet\.tsv': groups 'Donor1' \(s1, s2\) and 'donor1' "
+                                        r"\(s3, s4\) differ only in case: they would be trained as two groups, and "
+                                        r"results/Donor1/ and results/donor1/ are one folder on macOS and Windows\. "
+                                        r"Fix: write the group alike in the rows of its slides"):
+        slides_and_groups(rows, "sheet.tsv")
+    with pytest.raises(PlanError, match=r"groups 'G' \(s1\) and 'g' \(s2\) differ only in case"):
+        slides_and_groups(_rows(s1="G", s2="g"), "sheet.tsv")         # not 'has one slide'
+
+
 def _config(**methods):
     return {"methods": methods or {"graphst": {"model": "graphst"}}, "seeds": [0, 1], "consensus": True,
             "train": {"device": "auto", "epochs": 600, "n_latent": 64}, "graph": {"mode": "knn"},

@@ -225,6 +225,15 @@ def slides_and_groups(rows, path, data_dir=""):
         if row.get("group"):
             groups.setdefault(row["group"], []).append(sample)
     ids = {s.lower(): s for s in slides}
+    seen = {}                                   # lower-case group -> the group as first written
+    for group, members in groups.items():
+        other = seen.setdefault(group.lower(), group)
+        if other != group:
+            raise PlanError(f"sample sheet '{path}': groups '{other}' ({', '.join(groups[other])}) and '{group}' "
+                            f"({', '.join(members)}) differ only in case: they would be trained as two groups, "
+                            f"and results/{other}/ and results/{group}/ are one folder on macOS and Windows. "
+                            "Fix: write the group alike in the rows of its slides (or rename one, if they are "
+                            "two groups)")
     group_rows = {}
     for group, members in groups.items():
         where = f"sample sheet '{path}': group '{group}'"
