@@ -48,6 +48,20 @@ def test_a_sheet_as_spreadsheets_save_it(tmp_path):
     assert rows[0]["sample"] == "s1" and rows[0]["truth"] == "region"
 
 
+def test_an_environment_variable_in_a_path_is_read_as_a_shell_reads_it(tmp_path, monkeypatch):
+    """$HOME/data/a.h5ad (or ${SCRATCH}/...), as a path is written in a script: it was taken as
+    written, a folder named '$HOME', and the qc job said 'file not found' of a path that looked right."""
+    monkeypatch.setenv("STCORE_DATA", "/data/slides")
+    rows = read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\ns1\t$STCORE_DATA/a.h5ad\th5ad\t7\n"
+                                       b"s2\t${STCORE_DATA}/b\tvisium\t7\ns3\tc.h5ad\th5ad\t7\n"))
+    assert [r["path"] for r in rows] == ["/data/slides/a.h5ad", "/data/slides/b", "c.h5ad"]
+    monkeypatch.delenv("STCORE_DATA")
+    with pytest.raises(PlanError, match=r"^sample sheet '.*samples\.tsv', sample 's1': path '\$STCORE_DATA/a\.h5ad' "
+                                        r"names the environment variable \$STCORE_DATA, which is not set where the "
+                                        r"workflow runs\. Fix: write the path in full, or set STCORE_DATA before"):
+        read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\ns1\t$STCORE_DATA/a.h5ad\th5ad\t7\n"))
+
+
 def test_an_id_a_spreadsheet_wrote_as_a_decimal_number_is_named(tmp_path, capsys):
     """151673 saved as 151673.0 (a number format, or pandas' float column): taken as written, with a note."""
     rows = read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\n151673.0\ta.h5ad\th5ad\t7\n"

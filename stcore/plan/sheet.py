@@ -142,14 +142,26 @@ def sheet_rows(path, numbered):
     return [{header[i]: cells[i] for i in keep} for _, cells in body]
 
 
+def expand_path(cell, path, sample):
+    """A slide's path as a shell reads it: ``~`` the home folder, ``$NAME`` and ``${NAME}`` the
+    environment variable's value (``$HOME/data``, ``$SCRATCH/...``, as a path is written in a
+    script).  A variable that is not set is refused, naming it."""
+    for name in re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", cell):
+        if name not in os.environ:
+            raise PlanError(f"sample sheet '{path}', sample '{sample}': path '{cell}' names the environment "
+                            f"variable ${name}, which is not set where the workflow runs. Fix: write the path "
+                            f"in full, or set {name} before running snakemake")
+    return os.path.expandvars(os.path.expanduser(cell))
+
+
 def read_sheet(path, config_files=()):
     """The slides of the sheet at ``path``, one dict per row in sheet order, before the schema's
     check (rules/common.smk checks them against schemas/samples.schema.yaml): every cell as text
     ('01' stays '01', 'NA' stays 'NA'), a byte-order mark and Windows line ends dropped, spaces
     around cells stripped, a line starting with '#' a comment ('#' inside a path is kept);
-    ``format`` and ``values`` in lower case (an empty ``values`` cell: counts, the default), ``~`` in
-    paths expanded, ``n_clusters`` a number ('7', or '7.0' as spreadsheets write it) or 'auto'.  A
-    sheet whose cells are separated by commas, semicolons or spaces, and a quote left open across
+    ``format`` and ``values`` in lower case (an empty ``values`` cell: counts, the default), ``~`` and
+    ``$NAME`` in paths expanded (:func:`expand_path`), ``n_clusters`` a number ('7', or '7.0' as
+    spreadsheets write it) or 'auto'.  A sheet whose cells are separated by commas, semicolons or spaces, and a quote left open across
     lines, are refused naming the fix.  ``config_files``: the run's config files; a relative ``path``
     that is not found here but beside one of them is named, as the path to give."""
     if not os.path.isfile(path):
@@ -203,7 +215,7 @@ def read_sheet(path, config_files=()):
                 row[column] = row[column].lower()
         if row.get("values") == "":                # an empty cell: the default, as the column left out
             row["values"] = "counts"
-        row["path"] = os.path.expanduser(row["path"])
+        row["path"] = expand_path(row["path"], path, row["sample"])
         value = row["n_clusters"]
         row["n_clusters"] = int(float(value)) if re.fullmatch(r"-?\d+(\.0*)?", value) else value.lower()
     return rows
