@@ -164,6 +164,19 @@ def test_groups_that_differ_only_in_case_are_named():
         slides_and_groups(_rows(s1="G", s2="g"), "sheet.tsv")         # not 'has one slide'
 
 
+def test_a_group_written_as_an_empty_cell_is_named():
+    """R's write.table writes an empty group cell as NA (pandas' astype(str) as nan): the slides that
+    stand alone were trained as one group named 'NA' without a word."""
+    with pytest.raises(PlanError, match=r"^sample sheet 'sheet\.tsv': group 'NA' \(s1, s2, s3\) is how R's "
+                                        r"write\.table and pandas' astype\(str\) write an empty cell, so these slides "
+                                        r"would be trained as one group named 'NA'\. Fix: leave the group cell empty"):
+        slides_and_groups(_rows(s1="NA", s2="NA", s3="NA"), "sheet.tsv")
+    for empty in ("nan", "None", "NULL"):
+        with pytest.raises(PlanError, match=f"group '{empty}' \\(s1, s2\\) is how R's write.table"):
+            slides_and_groups(_rows(s1=empty, s2=empty), "sheet.tsv")
+    assert slides_and_groups(_rows(s1="NAc", s2="NAc"), "sheet.tsv")[1] == {"NAc": ["s1", "s2"]}
+
+
 def _config(**methods):
     return {"methods": methods or {"graphst": {"model": "graphst"}}, "seeds": [0, 1], "consensus": True,
             "train": {"device": "auto", "epochs": 600, "n_latent": 64}, "graph": {"mode": "knn"},

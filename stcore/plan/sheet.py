@@ -35,6 +35,10 @@ COLUMN_NAMES = {
     "values": ("value", "x_values"),
 }
 
+#: An empty cell as R's write.table ('NA'), pandas' astype(str) ('nan', 'None') and a database's export
+#: ('NULL') write it, in any case: never taken as a group's name (the schema's pattern refuses Excel's '#N/A').
+EMPTY_CELLS = ("na", "nan", "none", "null")
+
 
 def check_names(kind, names, where):
     """Refuse a name of ``kind`` that is not a safe file name, appears twice, or differs from
@@ -237,6 +241,13 @@ def slides_and_groups(rows, path, data_dir=""):
         if row.get("group"):
             groups.setdefault(row["group"], []).append(sample)
     ids = {s.lower(): s for s in slides}
+    for group, members in groups.items():
+        if group.lower() in EMPTY_CELLS:
+            raise PlanError(f"sample sheet '{path}': group '{group}' ({', '.join(members)}) is how R's write.table "
+                            "and pandas' astype(str) write an empty cell, so these slides would be trained as one "
+                            f"group named '{group}'. Fix: leave the group cell empty for a slide that stands alone "
+                            "(R: write.table(..., na = \"\"); pandas: to_csv without astype(str)), or give "
+                            "the group another name")
     seen = {}                                   # lower-case group -> the group as first written
     for group, members in groups.items():
         other = seen.setdefault(group.lower(), group)
