@@ -89,6 +89,12 @@ def test_an_id_a_spreadsheet_wrote_as_a_decimal_number_is_named(tmp_path, capsys
     ('"sample"\t"path"\t"format"\t"n_clusters"\n"1"\t"s1"\t"a.h5ad"\t"h5ad"\t7\n"2"\t"s2"\t"b"\t"h5ad"\tNA\n',  # R
      r"every row has one cell more than the header, before its first column \(1, 2, \.\.\. from line 2\): row "
      r"names, as R's write.table writes them\. Fix: write it with row.names = FALSE"),
+    # two sheets joined one after the other (was: refused by the schema as a slide 'sample' of format 'format')
+    ("sample\tpath\tformat\tn_clusters\ns1\ta\th5ad\t7\nSample\tPath\tformat\tn_clusters\ns2\tb\th5ad\t7\n",
+     r"line 3: a second header line \('Sample', 'Path', 'format', 'n_clusters'\), as two sheets joined one after the "
+     r"other leave it; it would be read as a slide named 'sample'\. Fix: delete line 3$"),
+    ("sample\tpath\tformat\tn_clusters\ttruth\ns1\ta\th5ad\t7\t\nsample\tpath\tformat\ttruth\tn_clusters\n",
+     r"line 3: a second header line .* Fix: delete line 3 and put the cells of the rows after it in line 1's column order"),
 ])
 def test_a_sheet_it_cannot_read_is_named_with_the_fix(tmp_path, text, message):
     with pytest.raises(PlanError, match=message):

@@ -128,6 +128,14 @@ def sheet_rows(path, numbered):
                         "row.names = FALSE)), or delete the first cell of each row")
     body = []
     for number, cells in rows[1:]:
+        if "sample" in header and cells[header.index("sample"):][:1] in (["sample"], ["Sample"]) and set(
+                cell.lower() for cell in cells if cell) <= set(READ_COLUMNS) | set(header):
+            same = [cell.lower() for cell in cells[:len(header)]] == header
+            raise PlanError(f"sample sheet '{path}', line {number}: a second header line ("
+                            + ", ".join(f"'{cell}'" for cell in cells if cell) + "), as two sheets joined one "
+                            "after the other leave it; it would be read as a slide named 'sample'. Fix: delete "
+                            f"line {number}" + ("" if same else f" and put the cells of the rows after it in "
+                                                                   f"line {rows[0][0]}'s column order"))
         extra = [cell for cell in cells[len(header):] if cell]
         if extra:
             raise PlanError(f"sample sheet '{path}', line {number}: a value past the header's last column "
