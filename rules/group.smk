@@ -4,6 +4,7 @@ rule group:
         sample="|".join(re.escape(g) for g in GROUPS) or "NONE",
     input:
         slides=lambda wildcards: [f"results/{s}/qc.h5ad" for s in GROUPS[wildcards.sample]],
+        settings=settings_stamp("group"),
     output:
         h5ad="results/{sample}/qc.h5ad",
         report="results/{sample}/qc.json",

@@ -657,6 +657,26 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
 
 
+def test_a_groups_stamp_holds_its_slides(tmp_path):
+    """A slide taken out of a group (or another one put in its place): the group's job had no
+    settings stamp, so a results/ folder copied without Snakemake's records kept the group joined
+    of its former slides, and trained and scored them as this sheet's group."""
+    import os
+
+    row = {"format": "h5ad", "n_clusters": 2, "truth": "domain", "values": "counts", "group": "g"}
+    slides = {s: dict(row, sample=s, path=f"{s}.h5ad") for s in "abc"}
+    plan = Plan({"qc": {}, "seeds": [0], "methods": {"graphst": {"model": "graphst"}}}, slides,
+                {"g": ["a", "b", "c"]}, METHODS)
+    settings = plan.job_settings("group", "g")
+    assert settings == {"slides": ["a", "b", "c"], "truths": {"a": "domain", "b": "domain", "c": "domain"}}
+    stamp = tmp_path / settings_stamp("group", "g", settings, root=str(tmp_path))
+    plan.groups["g"] = ["a", "b"]
+    settings_stamp("group", "g", plan.job_settings("group", "g"), root=str(tmp_path))
+    assert os.stat(stamp).st_mtime > 1e9 and '"c"' not in stamp.read_text()
+    rule = open(os.path.join(os.path.dirname(__file__), "..", "rules", "group.smk")).read()
+    assert 'settings=settings_stamp("group")' in rule
+
+
 @pytest.mark.parametrize("column, meant", [("annotation", "truth"), ("ground_truth", "truth"), ("Labels", "truth"),
                                            ("groups", "group"), ("value", "values"), ("truths", "truth")])
 def test_a_column_named_near_one_stcore_reads_is_named(tmp_path, column, meant):

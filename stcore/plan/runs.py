@@ -190,7 +190,7 @@ class Plan:
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
     def job_settings(self, stage, sample, method=None):
-        """What the job of ``stage`` ('qc', 'hvg', 'graph', 'train', 'cluster') for ``sample`` (and
+        """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster') for ``sample`` (and
         ``method``) takes from the sheet and the config, as its rule's params hold it: the content of
         its settings stamp (:mod:`.stamps`)."""
         if stage == "qc":
@@ -205,6 +205,9 @@ class Plan:
             return {"model": self.model_of(method), "train": self.train_settings(method, sample)}
         if stage == "cluster":
             return {"cluster": self.merged("cluster", method), "n_clusters": self.n_clusters(sample)}
+        if stage == "group":            # its slides, in sheet order, and their truth columns
+            return {"slides": list(self.groups[sample]),
+                    "truths": {s: self.slides[s].get("truth", "") for s in self.groups[sample]}}
         raise ValueError(f"no settings stamp for stage {stage!r}")
 
     def missing_slides(self, made_by_the_workflow, missing_slide):
