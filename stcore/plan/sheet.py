@@ -173,9 +173,10 @@ def read_sheet(path, config_files=()):
     around cells stripped, a line starting with '#' a comment ('#' inside a path is kept);
     ``format`` and ``values`` in lower case (an empty ``values`` cell: counts, the default), ``~`` and
     ``$NAME`` in paths expanded (:func:`expand_path`), ``n_clusters`` a number ('7', or '7.0' as
-    spreadsheets write it) or 'auto'.  A sheet whose cells are separated by commas, semicolons or spaces, and a quote left open across
-    lines, are refused naming the fix.  ``config_files``: the run's config files; a relative ``path``
-    that is not found here but beside one of them is named, as the path to give."""
+    spreadsheets write it) or 'auto'.  A sheet whose cells are separated by commas, semicolons or
+    spaces, and a quote left open across lines, are refused naming the fix.  ``config_files``: the
+    run's config files; a relative ``path`` that is not found here but beside one of them is named,
+    as the path to give."""
     if not os.path.isfile(path):
         folders = [] if os.path.isabs(path) else [os.path.dirname(str(f)) for f in config_files]
         beside = [os.path.join(folder, path) for folder in folders
