@@ -306,6 +306,22 @@ def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(n
     stcore.tl.domains(adata, n_clusters=2, overwrite=True, **FAST)
 
 
+def test_dense_panels_without_zeros_are_not_taken_for_a_pseudocount():
+    """The pseudocount refusal (no zero, smallest value 1, 1 more common than 2) leaves counts that
+    have no zero for being deep: a dense panel of genes seen many times in every spot (hardly a 1),
+    dense or sparse; and the tiny simulated slides (3% zeros) as they are."""
+    from stcore.validate import check_values_match
+
+    rng = np.random.default_rng(0)
+    for mean in (15.0, 40.0, 200.0):
+        dense = rng.poisson(mean, (300, 33)).astype(np.float32)
+        assert not (dense == 0).any()
+        for stored in (dense, sp.csr_matrix(dense)):
+            check_values_match(stored, "counts", whole=True)
+    for seed in range(10):
+        check_values_match(tiny_slide(n_side=8, seed=seed).X, "counts", whole=True)
+
+
 def test_a_workflow_graph_is_recorded_as_built_from_obsm_spatial(no_work):
     """The workflow's domains.h5ad records the coordinates of its graph (obsm['spatial'], the qc
     job's); tl.domains on it with other coordinates refuses that graph."""
