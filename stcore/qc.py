@@ -171,12 +171,18 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
             columns = list(adata.obs.columns)
             near = [c for c in columns if " ".join(str(c).split()).lower() == " ".join(truth.split()).lower()]
             odd = sorted({ODD_SPACES[c] for c in truth if c in ODD_SPACES})
+            empty = bool(is_missing_label([truth])[0])      # 'NA', 'nan', '#N/A': a missing value's spellings
             raise InputError(f"truth column '{truth}' is not in obs ("
+                             + (f"'{truth}' is how a missing value is written (R's write.table, pandas' "
+                                "astype(str), a spreadsheet's lookup): an empty cell meant? " if empty else "")
                              + (f"the sheet's name holds {', '.join(odd)}, which looks like a space but is another "
                                 "character; " if odd else "")
                              + (f"'{near[0]}' differs only in case or spaces; " if near else "")
                              + f"columns: {columns[:10]}{' ...' if len(columns) > 10 else ''})",
-                             path=path, fix=(f"set the sample sheet's truth column to '{near[0]}'" if near else
+                             path=path, fix=("leave the sample sheet's truth cell empty for a slide without an "
+                                             "annotation (R: write.table(..., na = \"\")), or name its annotation "
+                                             "column" if empty else
+                                             f"set the sample sheet's truth column to '{near[0]}'" if near else
                                              "set the sample sheet's truth column to an existing obs column, "
                                              "or leave it empty"))
         def annotations() -> str:         # the columns that may be the annotation, for the fix

@@ -273,6 +273,11 @@ CATALOGUE = {
                                r"0\.21\]\.copy\(\)"),
     "truth_column_absent": (_h5ad(_unchanged), {"truth": "layer"},
                             r"truth column 'layer' is not in obs .*Fix: set the sample sheet's truth"),
+    # the sheet's truth cell written as a missing value (R's write.table writes an empty cell 'NA')
+    "truth_written_as_missing": (_h5ad(_unchanged), {"truth": "NA"},
+                                 r"truth column 'NA' is not in obs \('NA' is how a missing value is written \(R's "
+                                 r"write\.table, .*an empty cell meant\? columns: .*Fix: leave the sample sheet's "
+                                 r"truth cell empty for a slide without an annotation"),
     "truth_column_differs_in_case": (_h5ad(_unchanged), {"truth": "Domain "},
                                      r"truth column 'Domain ' is not in obs \('domain' differs only in case or spaces; "
                                      r"columns: \['domain'\]\)\. Fix: set the sample sheet's truth column to 'domain'$"),
