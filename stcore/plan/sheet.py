@@ -35,10 +35,6 @@ COLUMN_NAMES = {
     "values": ("value", "x_values"),
 }
 
-#: An empty cell as R's write.table ('NA'), pandas' astype(str) ('nan', 'None') and a database's export
-#: ('NULL') write it, in any case: never taken as a group's name (the schema's pattern refuses Excel's '#N/A').
-EMPTY_CELLS = ("na", "nan", "none", "null")
-
 
 def check_names(kind, names, where):
     """Refuse a name of ``kind`` that is not a safe file name, appears twice, or differs from
@@ -128,8 +124,8 @@ def sheet_rows(path, numbered):
                         "row.names = FALSE)), or delete the first cell of each row")
     body = []
     for number, cells in rows[1:]:
-        if "sample" in header and cells[header.index("sample"):][:1] in (["sample"], ["Sample"]) and set(
-                cell.lower() for cell in cells if cell) <= set(READ_COLUMNS) | set(header):
+        first = cells[header.index("sample")] if "sample" in header and header.index("sample") < len(cells) else ""
+        if first.lower() == "sample" and {cell.lower() for cell in cells if cell} <= set(READ_COLUMNS) | set(header):
             same = [cell.lower() for cell in cells[:len(header)]] == header
             raise PlanError(f"sample sheet '{path}', line {number}: a second header line ("
                             + ", ".join(f"'{cell}'" for cell in cells if cell) + "), as two sheets joined one "
@@ -250,8 +246,10 @@ def slides_and_groups(rows, path, data_dir=""):
         if row.get("group"):
             groups.setdefault(row["group"], []).append(sample)
     ids = {s.lower(): s for s in slides}
+    from ..evaluate import MISSING_LABELS       # a missing value's spellings, as an annotation's are read
+
     for group, members in groups.items():
-        if group.lower() in EMPTY_CELLS:
+        if group.upper() in MISSING_LABELS:
             raise PlanError(f"sample sheet '{path}': group '{group}' ({', '.join(members)}) is how R's write.table "
                             "and pandas' astype(str) write an empty cell, so these slides would be trained as one "
                             f"group named '{group}'. Fix: leave the group cell empty for a slide that stands alone "
