@@ -36,7 +36,8 @@ def _sheet(tmp_path, data: bytes, name="samples.tsv"):
 
 def test_a_sheet_as_spreadsheets_save_it(tmp_path):
     text = "Sample\tPath\tFormat\tN_clusters\tTruth\t\t\n s1 \ta.h5ad\tH5AD\t7.0\tlayer\t\t\n# a comment\ns2\t~/b\tvisium\tAUTO\t\t\t\n"
-    for data in (text.encode("utf-8-sig"), text.encode("utf-16"), text.replace("a.h5ad", "é.h5ad").encode("cp1252")):
+    for data in (text.encode("utf-8-sig"), text.encode("utf-16"), text.replace("a.h5ad", "é.h5ad").encode("cp1252"),
+                 b"\xef\xbb\xbf" + text.replace("a.h5ad", "é.h5ad").encode("cp1252")):   # (was: 'sample' missing)
         rows = read_sheet(_sheet(tmp_path, data))
         assert [r["sample"] for r in rows] == ["s1", "s2"]
         assert rows[0]["format"] == "h5ad" and rows[0]["n_clusters"] == 7 and type(rows[0]["n_clusters"]) is int

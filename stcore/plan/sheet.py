@@ -84,8 +84,8 @@ def sheet_text(path):
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        try:
-            text = data.decode("cp1252")
+        try:      # a UTF-8 byte-order mark before Windows-1252 bytes (a sheet edited in two programs) is dropped
+            text = data.removeprefix(b"\xef\xbb\xbf").decode("cp1252")
         except UnicodeDecodeError:
             raise PlanError(f"sample sheet '{path}', line {line}: neither UTF-8 nor Windows-1252 text (byte "
                             f"{data[exc.start]:#04x}). {save_as}") from None
