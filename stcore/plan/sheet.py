@@ -183,8 +183,10 @@ def read_sheet(path, config_files=()):
                             f"'{near}' beside the config file exists, but a config's paths are read from that "
                             f"folder, not the config file's. Fix: set samples to '{near}' (its slides' relative "
                             "paths are read from that folder too, or from data_dir)")
-        raise PlanError(f"sample sheet '{path}' not found. Fix: set 'samples' in the config to a TSV with "
-                        f"columns {COLUMNS}")
+        where = "" if os.path.isabs(path) else f" in the folder the workflow runs in ({os.getcwd()})"
+        raise PlanError(f"sample sheet '{path}' not found{where}. Fix: set 'samples' in the config to a TSV with "
+                        f"columns {COLUMNS} (a relative path is read from that folder: snakemake's --directory "
+                        "moves it)")
     numbered = [(number, line) for number, line in enumerate(sheet_text(path).splitlines(), 1)
                 if line.strip() and not line.lstrip().startswith("#")]
     if len(numbered) < 2:
