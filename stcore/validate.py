@@ -450,6 +450,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
     value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key])
+    depths = None
     if dims is not None:
         dims = list(dims)
         if len(dims) != 2:
@@ -480,6 +481,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
             every = None
         if every is not None:
             _refuse_sections_in_coordinates(every, whole, key, path, kept=kept)
+            depths = every[:, [c for c in range(every.shape[1]) if c not in kept]]
     if xy.shape[1] > 2:
         _refuse_sections_in_coordinates(xy, value, key, path)
         raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
@@ -493,7 +495,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
         raise InputError("all spots sit at one point", path=path,
                          fix=f"check that obsm['{key}'] holds the real coordinates")
-    check_one_slide(adata, xy=xy, path=path)
+    check_one_slide(adata, xy=xy, path=path, depths=depths)
     if warn_shared:
         warn_shared_positions(adata, xy, key, path=path)
     return xy
@@ -605,7 +607,8 @@ MIXED_SHARE = 0.25
 MIN_SECTION_SPOTS = 10
 
 
-def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None) -> None:
+def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None,
+                    depths: np.ndarray | None = None) -> None:
     """The spots come from one slide: refused when ``obs['library_id']``, or an ``obs`` column
     whose values are library ids of ``uns['spatial']``, names two slides or more (as
     ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
@@ -618,7 +621,9 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
     that meet only along a border pass.  A column of numbers counts where it takes few values,
     each held by :data:`MIN_SECTION_SPOTS` spots or more; a ``z`` whose values lie closer together
     than half the spots' usual distance to their nearest neighbour gives the depths of one section
-    imaged in several planes, and passes."""
+    imaged in several planes, and passes.  Slides joined without such a column are judged by
+    :func:`_refuse_slides_joined_without_label`; ``depths``: the columns of the coordinates left
+    out of ``xy`` (a section's planes, whose groups are not taken for slides)."""
     import pandas as pd
 
     spatial = adata.uns.get("spatial")
@@ -667,6 +672,100 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
                          fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == {first}]"
                              ".copy(); in the workflow one row of the sample sheet per slide (the same group "
                              "to train them together)")
+    if xy is not None:
+        _refuse_slides_joined_without_label(adata, xy, path, depths)
+
+
+#: Space Ranger's grid position of each spot (scanpy's read_visium keeps them in obs): one spot at
+#: each position of a slide.
+GRID_COLUMNS = ("array_row", "array_col")
+# The separators anndata.concat(..., index_unique=...) is given between a spot's id and its slide's key.
+_ID_SUFFIX = re.compile(r"^(.+)([-_:|.])([^-_:|.]+)$")
+
+
+def _id_suffixes(names) -> tuple[str, np.ndarray] | None:
+    """(separator, the suffix of each id) where every spot id ends in one separator and a suffix
+    that takes two values or more, each held by :data:`MIN_SECTION_SPOTS` spots or more, as
+    ``anndata.concat(..., index_unique='-')`` leaves ``<barcode>-<key>`` (a Visium barcode's own
+    ``-1`` is one value for a whole slide), and at least :data:`MIN_SECTION_SPOTS` ids that differ
+    only in it (index_unique= is needed where slides share spot ids: the same barcodes, cells
+    numbered from 0 on each; ids that end in a label of their own, 'cell12_Neuron', do not);
+    else None."""
+    import pandas as pd
+
+    found = [_ID_SUFFIX.match(str(n)) for n in names]
+    if not found or not all(found) or len({m.group(2) for m in found}) != 1:
+        return None
+    suffix = np.array([m.group(3) for m in found], dtype=object)
+    counts = pd.Series(suffix).value_counts()
+    if len(counts) < 2 or int(counts.min()) < MIN_SECTION_SPOTS:
+        return None
+    stems = pd.Series([m.group(1) for m in found])
+    if int(stems.duplicated(keep=False).sum()) < MIN_SECTION_SPOTS:
+        return None
+    return found[0].group(2), suffix
+
+
+def _same_groups(values, other: np.ndarray) -> bool:
+    """Whether ``values`` (an obs column) and ``other`` split the spots into the same groups."""
+    import pandas as pd
+
+    pairs = pd.DataFrame({"a": pd.Series(values).astype(object).to_numpy(), "b": other}).drop_duplicates()
+    return bool(pairs["a"].is_unique and pairs["b"].is_unique)
+
+
+def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path: str | None,
+                                        depths: np.ndarray | None = None) -> None:
+    """Several slides joined without a column naming each spot's slide (``anndata.concat`` without
+    ``label=``, ``index_unique='-'`` making the ids unique): refused where spots share a Visium grid
+    position (``obs['array_row']``, ``obs['array_col']``: a slide has one spot at each), or where the
+    ids' suffixes (:func:`_id_suffixes`) group the spots into sets that lie among each other
+    (:data:`MIXED_SHARE`, as a slide column's groups are judged) and each span the tissue in both
+    directions (ids ending in a coordinate, '<x>_<y>' as binned platforms name bins, give rows)."""
+    import pandas as pd
+
+    obs = adata.obs
+    found = []
+    if all(c in obs and pd.api.types.is_numeric_dtype(obs[c]) for c in GRID_COLUMNS):
+        twice = int(obs[list(GRID_COLUMNS)].dropna().duplicated(keep=False).sum())
+        if twice:
+            found.append(f"{twice} spots share their Visium grid position (obs['array_row'], obs['array_col']) with "
+                         "another spot, where a slide has one spot at each")
+    suffixes = _id_suffixes(adata.obs_names)
+    named = [obs[c] for c in obs.columns if str(c).lower() in SLIDE_COLUMNS]
+    named += [] if depths is None else [depths[:, c] for c in range(depths.shape[1])]
+    if suffixes is not None and any(_same_groups(v, suffixes[1]) for v in named):
+        suffixes = None         # a column named as slides or sections (or a depth) holds these groups, judged so
+    split = ""
+    if suffixes is not None:
+        sep, suffix = suffixes
+        codes = pd.Categorical(suffix).codes
+        nearest = _nearest_other_spot(xy)
+        # a slide joined to itself (most spots at the position of a spot under another suffix) is the
+        # warning of shared_positions; other spots at one position are left out of the share
+        at = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "code": codes})
+        twinned = (at.groupby(["x", "y"])["code"].transform("nunique") > 1).to_numpy()
+        apart = np.any(xy != xy[nearest], axis=1)
+        # each slide's spots span the tissue as the others' do; ids that end in a coordinate ('<x>_<y>', as
+        # binned platforms name bins) group them into rows or columns, each of no width in one direction
+        spread = at.groupby("code")[["x", "y"]].std(ddof=0).min() / np.maximum(xy.std(axis=0), 1e-12)
+        mixed = (float(np.mean(codes[apart] != codes[nearest][apart]))
+                 if apart.any() and twinned.mean() < 0.5 and float(spread.min()) >= 0.25 else 0.0)
+        values = sorted(pd.unique(suffix))
+        if mixed > MIXED_SHARE or found:
+            shown = ", ".join(f"'{v}'" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+            found.append(f"the spot ids end in {len(values)} suffixes ('{sep}' then {shown}), as anndata.concat's "
+                         f"index_unique= gives each slide's spots, and {mixed:.0%} of the spots have their nearest "
+                         "neighbour under another suffix")
+            split = f"adata[adata.obs_names.str.endswith('{sep}{values[0]}')].copy(); "
+    if not found:
+        return
+    raise InputError(f"the spots come from several slides joined without a column naming each spot's slide "
+                     f"(anndata.concat without label=): {'; '.join(found)}; one spatial graph over them would join "
+                     "spots of different slides", path=path,
+                     fix=f"give one slide at a time, e.g. {split}join slides with anndata.concat(..., "
+                         "label='library_id') to keep which slide each spot came from; in the workflow one row of "
+                         "the sample sheet per slide")
 
 
 def _sections_of_numbers(values) -> bool:

@@ -402,6 +402,58 @@ def test_joined_slides_are_refused_by_a_slide_column_when_their_spots_lie_among_
     assert halves.obsp["spatial_connectivities"].shape == (64, 64)
 
 
+def test_slides_joined_without_a_slide_column_are_refused(no_work):
+    """anndata.concat of two slides without label= (ids made unique by index_unique='-', or not):
+    no column names each spot's slide.  Two DLPFC slides joined so were taken, and one graph joined
+    them (21,178 of 22,460 edges between the slides).  Spots sharing a Visium grid position
+    (obs['array_row'], obs['array_col']) or ids whose suffixes group the spots into sets that lie
+    among each other are refused; the fix, followed, passes; slides side by side pass."""
+    def grid(a):
+        ii, jj = np.meshgrid(np.arange(8), np.arange(8))
+        a.obs["array_col"], a.obs["array_row"] = 2 * ii.ravel() + jj.ravel() % 2, jj.ravel()
+        return a
+    first, second = grid(tiny_slide(seed=1)), grid(tiny_slide(seed=2))
+    for a in (first, second):
+        del a.obs["domain"]
+    second.obsm["spatial"] = second.obsm["spatial"] + np.asarray([37.0, 21.0])
+    joined = ad.concat({"A": first, "B": second}, index_unique="-")
+    assert not set(joined.obs.columns) - {"array_row", "array_col"}
+    message = (r"^the spots come from several slides joined without a column naming each spot's slide \(anndata\.concat "
+               r"without label=\): 128 spots share their Visium grid position \(obs\['array_row'\], obs\['array_col'\]\) "
+               r"with another spot, where a slide has one spot at each; the spot ids end in 2 suffixes \('-' then 'A', "
+               r"'B'\).*Fix: give one slide at a time, e\.g\. adata\[adata\.obs_names\.str\.endswith\('-A'\)\]\.copy\(\)")
+    with pytest.raises(InputError, match=message):
+        stcore.gr.spatial_graph(joined)
+    with pytest.raises(InputError, match="share their Visium grid position"):
+        stcore.tl.domains(joined, n_clusters=2, **FAST)
+    assert "spatial_connectivities" not in joined.obsp
+    one = joined[joined.obs_names.str.endswith("-A")].copy()         # the fix, followed
+    stcore.gr.spatial_graph(one)
+    same_ids = ad.concat([first, second])                            # ids not made unique: the slides are named
+    with pytest.raises(InputError, match="128 spots share their Visium grid position"):
+        stcore.gr.spatial_graph(same_ids)
+    for a in (first, second):                                        # no grid columns: the ids' suffixes
+        del a.obs["array_row"], a.obs["array_col"]
+    by_ids = ad.concat({"s1": first, "s2": second}, index_unique="_")
+    with pytest.raises(InputError, match=r"the spot ids end in 2 suffixes \('_' then 's1', 's2'\), .* \d+% of the "
+                                         r"spots have their nearest neighbour under another suffix"):
+        stcore.tl.domains(by_ids, n_clusters=2, **FAST)
+    second.obsm["spatial"] = second.obsm["spatial"] + np.asarray([5000.0, 0.0])    # side by side: taken
+    apart = ad.concat({"s1": first, "s2": second}, index_unique="_")
+    stcore.gr.spatial_graph(apart)
+    assert apart.obsp["spatial_connectivities"].shape == (128, 128)
+    visium = _slide()                                                # one slide's barcodes all end in '-1'
+    visium.obs_names = [f"{n}-1" for n in visium.obs_names]
+    stcore.gr.spatial_graph(grid(visium))
+    bins = tiny_slide(n_side=16)                                     # bins named '<x>_<y>': rows, not slides
+    bins.obsm["spatial"] = np.column_stack(np.divmod(np.arange(256), 16)).astype(float) * 10
+    bins.obs_names = [f"{int(x)}_{int(y)}" for x, y in bins.obsm["spatial"]]
+    stcore.gr.spatial_graph(bins)
+    types = tiny_slide(n_side=16)                                    # ids that end in each cell's own label
+    types.obs_names = [f"cell{i}_{'AB'[i % 2]}" for i in range(types.n_obs)]
+    stcore.gr.spatial_graph(types)
+
+
 def test_several_sections_in_one_object_are_refused_by_their_section_column_or_z(no_work):
     """Sections joined into one object and named as MERFISH and the Allen atlas name them: a float
     'bregma' (Moffitt et al.), a float 'section', an int 'section_id', 'animal_id', a 'z' per

@@ -262,8 +262,10 @@ def test_a_spatialdata_table_of_x_y_and_z_is_checked_as_an_h5ad_is(tmp_path):
     with pytest.raises(InputError, match=r"obsm\['spatial'\] has 3 columns .*takes only 2 values \(0, 50\), each held "
                                          r"by many spots: the spots of several sections"):
         read_slide(store, "spatialdata")
-    two.obsm["spatial"] = xyz[:, :2]
-    assert read_slide(write_spatialdata(tmp_path / "xy.zarr", two), "spatialdata").n_obs == 128  # x, y alone: read
+    two.obsm["spatial"] = xyz[:, :2]          # x, y alone: the ids' suffixes ('-0', '-1') name the two sections
+    with pytest.raises(InputError, match=r"the spot ids end in 2 suffixes \('-' then '0', '1'\)"):
+        read_slide(write_spatialdata(tmp_path / "xy.zarr", two), "spatialdata")
+    assert read_slide(write_spatialdata(tmp_path / "one.zarr", two[:64].copy()), "spatialdata").n_obs == 64
 
 
 def test_spatialdata_refusals(tmp_path, monkeypatch):
