@@ -173,7 +173,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
     from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
-                           check_values, warn_shared_positions)
+                           check_values, warn_no_spatial_pattern, warn_shared_positions)
 
     if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
         raise InputError(f"seed {seed!r} is not a whole number or several",
@@ -286,6 +286,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
             "obsp['%s'] is not symmetric (%d entries without their reverse, as squidpy's knn graph joins each spot to "
             "its nearest one way); it is used as the graph that joins two spots when either is among the other's "
             "neighbours (as stcore.gr.spatial_graph builds it); obsp is left as it is", key, one_way)
+    # coordinates in another order than the spots (a positions table's .to_numpy()): no pattern over the graph
+    warn_no_spatial_pattern(prepared.X, adj, spatial_key)
     show = _show_progress(progress)
     own = ClusterParams(**cluster).algorithm == "own"
     given = {m: n_clusters if method_entry(m).facts.needs_n_clusters(own) else None for m in methods}
