@@ -281,7 +281,7 @@ def _room_for_legends(fig, neighbours, columns: int, tries: int = 3) -> None:
         fig.tight_layout()
 
 
-def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: str | None = None,
+def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth: str | None = None,
             basis: str | Sequence[str] | None = None, slide_key: str | None = None, library_id: str | None = None,
             img_key: str | None = None, img: bool = True, size: float = 1.0, palette=None,
             title: str | None = None, ncols: int = 4, panel_size: float = 3.4, legend: bool = True,
@@ -303,10 +303,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     ----------
     adata : AnnData
         Spots with their labels in ``obs`` and positions in ``obsm[basis]``.
-    key : str or sequence of str, default 'domain'
-        ``obs`` column(s) of found domains (default ``'domain'``, what
-        :func:`stcore.tl.domains` writes).  Several columns (e.g. methods or seeds) give a
-        panel each, all in matched colours.
+    key : str or sequence of str, default None
+        ``obs`` column(s) of found domains (default ``None``: the column :func:`stcore.tl.domains`
+        wrote, its ``key_added`` as ``uns['stcore']['key']`` records it, else ``'domain'``).
+        Several columns (e.g. methods or seeds) give a panel each, all in matched colours.  A
+        column given both as ``key`` and as ``truth`` is refused (it would be scored against itself).
     truth : str, default None
         ``obs`` column of the annotation (default ``None``: no annotation panel, no scores;
         the colours of the first ``key`` are then the reference).  Its colours are
@@ -365,9 +366,16 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] = "domain", truth: st
     from .evaluate import annotation_problems, domain_metrics, side_by_side
     from .validate import as_x_y, clustered_by
 
-    keys = [key] if isinstance(key, str) else list(key)
-    # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
     record = adata.uns.get("stcore")
+    if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
+        written = record.get("key") if isinstance(record, Mapping) else None
+        key = str(written) if isinstance(written, str) and written in adata.obs else "domain"
+    keys = [key] if isinstance(key, str) else list(key)
+    if truth is not None and truth in keys:
+        raise ValueError(f"obs['{truth}'] is given both as found domains (key) and as the annotation (truth): it would "
+                         "be drawn and scored against itself (ARI 1). Fix: pass the column stcore.tl.domains wrote as "
+                         "key (its key_added, uns['stcore']['key']) and the annotation as truth")
+    # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
     graph = record.get("graph") if isinstance(record, Mapping) else None
     tissue = str(graph.get("spatial_key") or "spatial") if isinstance(graph, Mapping) else "spatial"
     bases = [tissue] if basis is None else [basis] if isinstance(basis, str) else list(basis)

@@ -461,3 +461,29 @@ def test_coordinates_in_another_order_than_the_spots_are_warned_of(caplog):
     del moved.obsp["spatial_connectivities"]
     stcore.tl.domains(moved, n_clusters=2, **FAST)
     assert not [r for r in caplog.records if "spatial pattern" in r.getMessage()]
+
+
+def test_pl_domains_draws_the_column_tl_domains_wrote_not_the_annotation_under_domain():
+    """A simulated slide keeps its truth in obs['domain']; tl.domains refuses to write over it and names
+    key_added, and the domains go to obs['stcore_domain'].  pl.domains(adata, truth='domain') then drew
+    obs['domain'], the annotation, as the found domains and scored it against itself (ARI 1.000, NMI
+    1.000); pl.domains(adata) drew the annotation as found domains.  Its key now defaults to the column
+    tl.domains wrote, and a column given both as key and as truth is refused."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    adata = tiny_slide()
+    with pytest.raises(InputError, match="key_added='stcore_domain'"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    stcore.tl.domains(adata, n_clusters=2, key_added="stcore_domain", **FAST)
+    fig = stcore.pl.domains(adata, truth="domain", show=False, return_fig=True)
+    assert list(fig.stcore_scores) == ["stcore_domain"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["annotation: domain", "stcore_domain: graphst, seed 0"]
+    fig = stcore.pl.domains(adata, show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["stcore_domain: graphst, seed 0"]
+    with pytest.raises(ValueError, match=r"obs\['domain'\] is given both as found domains \(key\) and as the "
+                                         r"annotation \(truth\): it would be drawn and scored against itself"):
+        stcore.pl.domains(adata, key="domain", truth="domain", show=False)
+    plain = _slide()                                    # no record: 'domain', as before
+    plain.obs["domain"] = plain.obs["truth"].astype(str)
+    assert [ax.get_title() for ax in stcore.pl.domains(plain, show=False, return_fig=True).axes] == ["domain"]
