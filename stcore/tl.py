@@ -241,7 +241,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if f"{graph_key}_connectivities" in adata.obsp:
         _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"],
                             dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {})),
-                            f"{graph_key}_connectivities", spatial_key, spatial_dims)
+                            f"{graph_key}_connectivities", spatial_key, spatial_dims, coords=coords)
     if copy:
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
@@ -380,7 +380,8 @@ def _counts_elsewhere(adata) -> tuple[str, str] | None:
     return None
 
 
-def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial", spatial_dims=None) -> None:
+def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial", spatial_dims=None,
+                        coords=None) -> None:
     """A graph built from other coordinates than ``obsm[spatial_key]`` (its ``params`` name the
     ``spatial_key`` and ``spatial_dims`` it was built from, as :func:`stcore.gr.spatial_graph`
     keeps them; squidpy's graphs do not, and are taken as they are) is refused: its neighbours are
@@ -388,7 +389,11 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     ``spatial_neighbors`` with ``coord_type='generic'`` and ``n_neighs`` (no radius, no Delaunay),
     gives every spot at least ``n_neighbors`` neighbours; fewer means it was built on spots that are
     no longer all there (spots filtered after the graph was made: anndata keeps the rows that are
-    left).  squidpy's grid graphs give border spots fewer by design and are not checked."""
+    left).  squidpy's grid graphs give border spots fewer by design and are not checked.  A graph
+    that joins no two spots (squidpy's ``spatial_neighbors`` with a ``radius`` below the spots'
+    spacing: a radius in other units) is refused, as the workflow's graph step refuses such a
+    radius; spots it leaves without a neighbour are warned of (``coords``: the spots' positions, for
+    the distance to their nearest neighbour)."""
     import scipy.sparse as sp
 
     built_from = (params.get("spatial_key"), [str(d) for d in np.ravel(params.get("spatial_dims", [0, 1]))])
@@ -404,6 +409,31 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                          fix=f"build it from these: stcore.gr.spatial_graph(adata, spatial_key='{spatial_key}'{dims}) "
                              f"(it replaces the stored graph; key_added= keeps both, then pass graph_key=), or call "
                              f"tl.domains with the coordinates the graph was built from")
+    joined = sp.csr_matrix(adj, copy=True)
+    joined.setdiag(0)
+    joined.eliminate_zeros()
+    degree = np.asarray((joined + joined.T).getnnz(axis=1)).ravel()
+    alone = int((degree == 0).sum())
+    if alone:
+        from .graph import knn_indices
+
+        xy = None if coords is None else np.asarray(coords, dtype=float)
+        nearest = (float(np.median(knn_indices(xy, 1)[1][:, 0])) if xy is not None and xy.shape[0] > 1
+                   else float("nan"))
+        radius = params.get("radius")
+        built = f" (built with radius {radius}, as its params say)" if isinstance(radius, (int, float)) and radius > 0 \
+            else ""
+        if alone == degree.size:
+            raise InputError(f"obsp['{key}'] joins no two spots{built}; the median distance to a spot's nearest "
+                             f"neighbour is {nearest:.4g}: the model would train with no spatial information",
+                             fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
+                                 f"with a radius above {nearest:.4g}, in the units of the coordinates), or del "
+                                 f"adata.obsp['{key}'] and tl.domains builds it")
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "obsp['%s'] leaves %d of %d spots without a neighbour%s (median nearest-neighbour distance %.4g); they are "
+            "trained without spatial information", key, alone, degree.size, built, nearest)
     squidpy_knn = params.get("coord_type") == "generic" and params.get("radius") is None and "delaunay" not in params
     if not (params.get("mode") == "knn" or squidpy_knn) or not params.get("n_neighbors"):
         return

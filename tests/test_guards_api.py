@@ -402,6 +402,37 @@ def test_joined_slides_are_refused_by_a_slide_column_when_their_spots_lie_among_
     assert halves.obsp["spatial_connectivities"].shape == (64, 64)
 
 
+def test_a_stored_graph_that_joins_no_spots_is_refused(no_work, caplog):
+    """squidpy's spatial_neighbors with a radius in other units than the coordinates (50 where the
+    spots lie 100 apart) stores a graph without an edge; tl.domains took it and trained with no
+    spatial information ('n_edges': 0 in its record), where the workflow's graph step refuses such a
+    radius.  Refused, naming the radius and the spacing; a graph that leaves some spots alone is
+    warned of, as the workflow's is."""
+    import logging
+
+    sq = pytest.importorskip("squidpy")
+    adata = _slide()
+    sq.gr.spatial_neighbors(adata, coord_type="generic", radius=50.0)
+    assert adata.obsp["spatial_connectivities"].nnz == 0
+    with pytest.raises(InputError, match=r"^obsp\['spatial_connectivities'\] joins no two spots \(built with radius "
+                                         r"50\.0, as its params say\); the median distance to a spot's nearest "
+                                         r"neighbour is 100: the model would train with no spatial information\. Fix: "
+                                         r"build it again: stcore\.gr\.spatial_graph\(adata\)"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    loops = _slide()                                    # set_diag=True: each spot joined to itself only
+    sq.gr.spatial_neighbors(loops, coord_type="generic", radius=50.0, set_diag=True)
+    with pytest.raises(InputError, match="joins no two spots"):
+        stcore.tl.domains(loops, n_clusters=2, **FAST)
+    some = _slide()                                     # a few spots alone: warned of, then the work starts
+    some.obsm["spatial"][:3] += 10000.0 * np.arange(1, 4)[:, None]
+    sq.gr.spatial_neighbors(some, coord_type="generic", radius=120.0)
+    caplog.set_level(logging.WARNING, logger="stcore")
+    with pytest.raises(AssertionError, match="after the work had started"):
+        stcore.tl.domains(some, n_clusters=2, **FAST)
+    assert any(re.match(r"obsp\['spatial_connectivities'\] leaves 3 of 64 spots without a neighbour \(built with "
+                        r"radius 120\.0", r.getMessage()) for r in caplog.records), caplog.text
+
+
 def test_slides_joined_without_a_slide_column_are_refused(no_work):
     """anndata.concat of two slides without label= (ids made unique by index_unique='-', or not):
     no column names each spot's slide.  Two DLPFC slides joined so were taken, and one graph joined
@@ -823,7 +854,7 @@ def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
     kept = adata[adata.obsm["spatial"][:, 0] > 150].copy()
     with pytest.raises(InputError, match=r"gives \d+ spots fewer than the 6 neighbours its knn graph gave each spot"):
         stcore.tl.domains(kept, n_clusters=2, **FAST)
-    sq.gr.spatial_neighbors(kept, coord_type="generic", radius=60.0)      # a radius graph: no count to hold it to
+    sq.gr.spatial_neighbors(kept, coord_type="generic", radius=120.0)     # a radius graph: no count to hold it to
     with pytest.raises(AssertionError, match="after the work had started"):
         stcore.tl.domains(kept, n_clusters=2, **FAST)
 
