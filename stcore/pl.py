@@ -358,7 +358,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     Figure, list of Axes or None
         The :class:`matplotlib.figure.Figure` with ``return_fig=True``; else the list of the panels'
         axes, or ``None`` when the figure was shown (scanpy's convention).  ``fig.stcore_scores``
-        holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given.
+        holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given
+        (scored on the spots with a label in both; ``'n_without_domain'`` where spots of the found
+        column have none, NaN as a subset's domains assigned back to the whole object leave them).
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
@@ -424,9 +426,20 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             head = col + (_made_by(adata, col) if col in keys else "")
             if truth is not None and col in keys:
                 if col not in scores:
-                    m = domain_metrics(adata.obs[truth], _labels(values))
+                    # spots without a found domain (a subset's domains assigned back to the whole slide leaves
+                    # NaN) are left out, as spots without an annotation are: not scored as one more domain
+                    found = _labels(values)
+                    with_domain = found != MISSING
+                    m = domain_metrics(adata.obs[truth][with_domain], found[with_domain])
                     scores[col] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
+                    if not with_domain.all():
+                        scores[col]["n_without_domain"] = int((~with_domain).sum())
+                        log.warning("obs['%s'] holds no domain for %d of %d spots (NaN, as a subset's domains "
+                                    "assigned back to the whole object leave them); they are left out of its scores",
+                                    col, int((~with_domain).sum()), adata.n_obs)
                 head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
+                if "n_without_domain" in scores[col]:
+                    head += f" ({adata.n_obs - scores[col]['n_without_domain']} spots with a domain)"
             elif col == truth:
                 head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
             if b != tissue:

@@ -487,3 +487,36 @@ def test_pl_domains_draws_the_column_tl_domains_wrote_not_the_annotation_under_d
     plain = _slide()                                    # no record: 'domain', as before
     plain.obs["domain"] = plain.obs["truth"].astype(str)
     assert [ax.get_title() for ax in stcore.pl.domains(plain, show=False, return_fig=True).axes] == ["domain"]
+
+
+def test_spots_without_a_found_domain_are_left_out_of_pl_domains_scores(caplog):
+    """tl.domains on a part of the slide, its domains assigned back to the whole object
+    (adata.obs['domain'] = part.obs['domain']: NaN where a spot was not in the part).  pl.domains
+    scored the NaN spots as one more domain (DLPFC 151673, half the slide: ARI 0.216 where the
+    clustered spots give 0.504); they are now left out, as unannotated spots are, with a warning and
+    the count in the title and in fig.stcore_scores."""
+    import logging
+
+    import matplotlib
+    import pandas as pd
+
+    from stcore.evaluate import domain_metrics
+
+    matplotlib.use("Agg")
+    caplog.set_level(logging.WARNING, logger="stcore")
+    adata = _slide()
+    part = adata[adata.obsm["spatial"][:, 1] < 400].copy()
+    stcore.tl.domains(part, n_clusters=2, **FAST)
+    adata.obs["domain"] = part.obs["domain"]
+    n = int(adata.obs["domain"].isna().sum())
+    assert 0 < n < adata.n_obs
+    fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+    expected = domain_metrics(part.obs["truth"], part.obs["domain"].to_numpy())
+    assert fig.stcore_scores["domain"]["ARI"] == pytest.approx(expected["ARI"])
+    assert fig.stcore_scores["domain"]["n_without_domain"] == n
+    assert fig.axes[1].get_title().endswith(f"({adata.n_obs - n} spots with a domain)")
+    assert any(f"obs['domain'] holds no domain for {n} of 64 spots" in r.getMessage() for r in caplog.records)
+    whole = _slide()                                    # every spot with a domain: scored as before
+    whole.obs["domain"] = pd.Categorical(np.where(whole.obsm["spatial"][:, 1] < 300, "a", "b"))
+    fig = stcore.pl.domains(whole, truth="truth", show=False, return_fig=True)
+    assert set(fig.stcore_scores["domain"]) == {"ARI", "NMI"}
