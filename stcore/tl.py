@@ -252,6 +252,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         add_graph(adata, coords, key_added=graph_key, shared_positions=shared, spatial_key=spatial_key,
                   spatial_dims=spatial_dims)
     adj = sp.csr_matrix(adata.obsp[key])
+    if adj.nnz and not np.all(adj.data):     # zeros stored as entries (a graph thresholded by hand): no edges
+        adj = adj.copy()
+        adj.eliminate_zeros()
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz), "spatial_key": spatial_key,
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
     import logging

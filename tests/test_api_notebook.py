@@ -520,3 +520,18 @@ def test_spots_without_a_found_domain_are_left_out_of_pl_domains_scores(caplog):
     whole.obs["domain"] = pd.Categorical(np.where(whole.obsm["spatial"][:, 1] < 300, "a", "b"))
     fig = stcore.pl.domains(whole, truth="truth", show=False, return_fig=True)
     assert set(fig.stcore_scores["domain"]) == {"ARI", "NMI"}
+
+
+def test_zeros_stored_in_a_graph_are_not_counted_as_edges():
+    """A graph thresholded by hand keeps the pairs it drops as stored zeros (W.data = (D.data < r)):
+    uns['stcore']['graph']['n_edges'] counted them as edges (2152 for a graph of 770)."""
+    adata = _slide()
+    stcore.gr.spatial_graph(adata, mode="radius", radius=250)
+    w = adata.obsp["spatial_distances"].tocsr().copy()
+    w.data = (w.data < 150).astype(np.float32)
+    kept = int(np.count_nonzero(w.data))
+    assert w.nnz > kept
+    adata.obsp["spatial_connectivities"] = w
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert adata.uns["stcore"]["graph"]["n_edges"] == kept
+    assert adata.obsp["spatial_connectivities"].nnz == w.nnz          # obsp is left as it is
