@@ -441,7 +441,9 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     if not (params.get("mode") == "knn" or squidpy_knn) or not params.get("n_neighbors"):
         return
     k = int(params["n_neighbors"])
-    short = int((sp.csr_matrix(adj).getnnz(axis=1) < k).sum())
+    # neighbours other than the spot itself (squidpy's set_diag=True stores each spot as its own, one more
+    # entry per row) and not stored zeros
+    short = int((joined.getnnz(axis=1) < k).sum())
     if short:
         raise InputError(f"obsp['{key}'] gives {short} spots fewer than the {k} neighbours its knn graph gave each "
                          "spot: it was built before spots were removed", fix=f"build it again on these spots: "

@@ -859,6 +859,20 @@ def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
         stcore.tl.domains(kept, n_clusters=2, **FAST)
 
 
+def test_a_knn_graph_with_each_spot_joined_to_itself_built_before_a_spot_was_removed_is_refused(no_work):
+    """squidpy's knn graph with set_diag=True stores each spot as its own neighbour, one more entry a
+    row: a spot that lost one of its 6 neighbours still had 6 entries, and the graph built before
+    one spot was removed was taken as this slide's.  The neighbours other than the spot are counted."""
+    sq = pytest.importorskip("squidpy", reason="squidpy's graph: the cellcharter extra")
+    adata = _slide()
+    sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6, set_diag=True)
+    with pytest.raises(AssertionError, match="after the work had started"):      # as built: taken
+        stcore.tl.domains(adata.copy(), n_clusters=2, **FAST)
+    kept = adata[np.arange(adata.n_obs) != 27].copy()
+    with pytest.raises(InputError, match=r"gives \d+ spots fewer than the 6 neighbours its knn graph gave each spot"):
+        stcore.tl.domains(kept, n_clusters=2, **FAST)
+
+
 def test_spots_without_counts_are_refused_by_the_api(no_work):
     """The workflow's qc job drops spots whose counts are all 0; tl.domains put them into domains
     (on a 1,000-spot DLPFC crop, 50 emptied spots spread over 6 of 7 domains)."""
