@@ -658,11 +658,11 @@ def warn_no_spatial_pattern(x, adj, key: str = "spatial", *, path: str | None = 
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)
 # Other obs columns that name each spot's slide or section where several were joined into one
 # object: AnnData.concatenate's batch_key ('batch'), anndata.concat's label= as users spell it,
-# and the section columns of the published MERFISH tables: the Moffitt et al. hypothalamus table
+# Seurat's per-sample identity ('orig.ident', kept in obs by SeuratDisk and sceasy), and the section columns of the published MERFISH tables: the Moffitt et al. hypothalamus table
 # ('Animal_ID', 'Bregma'), the Allen Brain Cell atlas ('brain_section_label', 'donor_label', and
 # 'z' / 'z_section', each section's position).
 SLIDE_COLUMNS = ("batch", "slide", "slide_id", "slide_name", "sample", "sample_id", "sample_name", "library",
-                 "library_name", "section", "section_id", "section_name", "section_label", "brain_section_label",
+                 "orig.ident", "library_name", "section", "section_id", "section_name", "section_label", "brain_section_label",
                  "slice", "slice_id", "slice_name", "dataset", "bregma", "animal_id", "donor_id", "donor_label",
                  "z", "z_section")
 # Of those, the ones that give a depth in the coordinates' units (the planes of one section, or
@@ -750,29 +750,36 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
 #: Space Ranger's grid position of each spot (scanpy's read_visium keeps them in obs): one spot at
 #: each position of a slide.
 GRID_COLUMNS = ("array_row", "array_col")
-# The separators anndata.concat(..., index_unique=...) is given between a spot's id and its slide's key.
+# The separators anndata.concat(..., index_unique=...) is given between a spot's id and its slide's key
+# (a suffix), and Seurat's merge(add.cell.ids=) between the slide's name and the cell's (a prefix).
 _ID_SUFFIX = re.compile(r"^(.+)([-_:|.])([^-_:|.]+)$")
+_ID_PREFIX = re.compile(r"^([^-_:|.]+)([-_:|.])(.+)$")
 
 
-def _id_suffixes(names) -> tuple[str, np.ndarray] | None:
+def _id_suffixes(names, prefix: bool = False) -> tuple[str, np.ndarray] | None:
     """(separator, the suffix of each id) where every spot id ends in one separator and a suffix
     that takes two values or more, each held by :data:`MIN_SECTION_SPOTS` spots or more, as
     ``anndata.concat(..., index_unique='-')`` leaves ``<barcode>-<key>`` (a Visium barcode's own
-    ``-1`` is one value for a whole slide), and at least :data:`MIN_SECTION_SPOTS` ids that differ
-    only in it (index_unique= is needed where slides share spot ids: the same barcodes, cells
-    numbered from 0 on each; ids that end in a label of their own, 'cell12_Neuron', do not);
-    else None."""
+    ``-1`` is one value for a whole slide), and where half the ids of each group or more differ from
+    an id of another group only in it (index_unique= is needed where slides share spot ids: the
+    same barcodes, cells numbered from 0 on each; ids that end in a label of their own,
+    'cell12_Neuron', or number each label's cells apart, 'Neuron_1'..'Neuron_500', 'Astro_1'..
+    'Astro_80', do not);
+    else None.  ``prefix``: the same of the part before the first separator, as Seurat's
+    ``merge(..., add.cell.ids=c('A', 'B'))`` names each slide's cells ``A_<barcode>``."""
     import pandas as pd
 
-    found = [_ID_SUFFIX.match(str(n)) for n in names]
+    found = [(_ID_PREFIX if prefix else _ID_SUFFIX).match(str(n)) for n in names]
     if not found or not all(found) or len({m.group(2) for m in found}) != 1:
         return None
-    suffix = np.array([m.group(3) for m in found], dtype=object)
+    key, stem = (1, 3) if prefix else (3, 1)
+    suffix = np.array([m.group(key) for m in found], dtype=object)
     counts = pd.Series(suffix).value_counts()
     if len(counts) < 2 or int(counts.min()) < MIN_SECTION_SPOTS:
         return None
-    stems = pd.Series([m.group(1) for m in found])
-    if int(stems.duplicated(keep=False).sum()) < MIN_SECTION_SPOTS:
+    stems = pd.DataFrame({"group": suffix, "stem": [m.group(stem) for m in found]}).drop_duplicates()
+    shared = stems["stem"].duplicated(keep=False)
+    if shared.sum() < MIN_SECTION_SPOTS or float(shared.groupby(stems["group"]).mean().min()) < 0.5:
         return None
     return found[0].group(2), suffix
 
@@ -802,7 +809,10 @@ def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path:
         if twice:
             found.append(f"{twice} spots share their Visium grid position (obs['array_row'], obs['array_col']) with "
                          "another spot, where a slide has one spot at each")
+    prefix = False
     suffixes = _id_suffixes(adata.obs_names)
+    if suffixes is None:
+        prefix, suffixes = True, _id_suffixes(adata.obs_names, prefix=True)
     named = [obs[c] for c in obs.columns if str(c).lower() in SLIDE_COLUMNS]
     named += [] if depths is None else [depths[:, c] for c in range(depths.shape[1])]
     if suffixes is not None and any(_same_groups(v, suffixes[1]) for v in named):
@@ -825,10 +835,16 @@ def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path:
         values = sorted(pd.unique(suffix))
         if mixed > MIXED_SHARE or found:
             shown = ", ".join(f"'{v}'" for v in values[:5]) + (", ..." if len(values) > 5 else "")
-            found.append(f"the spot ids end in {len(values)} suffixes ('{sep}' then {shown}), as anndata.concat's "
-                         f"index_unique= gives each slide's spots, and {mixed:.0%} of the spots have their nearest "
-                         "neighbour under another suffix")
-            split = f"adata[adata.obs_names.str.endswith('{sep}{values[0]}')].copy(); "
+            if prefix:
+                found.append(f"the spot ids start with {len(values)} prefixes ({shown} then '{sep}'), as Seurat's "
+                             f"merge(add.cell.ids=) gives each slide's spots, and {mixed:.0%} of the spots have their "
+                             "nearest neighbour under another prefix")
+                split = f"adata[adata.obs_names.str.startswith('{values[0]}{sep}')].copy(); "
+            else:
+                found.append(f"the spot ids end in {len(values)} suffixes ('{sep}' then {shown}), as anndata.concat's "
+                             f"index_unique= gives each slide's spots, and {mixed:.0%} of the spots have their "
+                             "nearest neighbour under another suffix")
+                split = f"adata[adata.obs_names.str.endswith('{sep}{values[0]}')].copy(); "
     if not found:
         return
     raise InputError(f"the spots come from several slides joined without a column naming each spot's slide "

@@ -483,6 +483,19 @@ def test_slides_joined_without_a_slide_column_are_refused(no_work):
     types = tiny_slide(n_side=16)                                    # ids that end in each cell's own label
     types.obs_names = [f"cell{i}_{'AB'[i % 2]}" for i in range(types.n_obs)]
     stcore.gr.spatial_graph(types)
+    kind = np.where(np.arange(types.n_obs) % 5 == 0, "Astro", "Neuron")     # each label's cells numbered apart
+    types.obs_names = [f"{k}_{(kind[:i] == k).sum()}" for i, k in enumerate(kind)]
+    stcore.gr.spatial_graph(types)
+    second.obsm["spatial"] = second.obsm["spatial"] - np.asarray([5000.0, 0.0])    # among each other again
+    seurat = ad.concat([first, second])                              # Seurat's merge(add.cell.ids=c('A', 'B'))
+    seurat.obs_names = [f"{s}_{n}" for s in "AB" for n in first.obs_names]
+    with pytest.raises(InputError, match=r"the spot ids start with 2 prefixes \('A', 'B' then '_'\), as Seurat's "
+                                         r"merge\(add\.cell\.ids=\).*adata\[adata\.obs_names\.str\.startswith\('A_'\)\]"):
+        stcore.gr.spatial_graph(seurat)
+    seurat.obs_names = [f"s{i}" for i in range(seurat.n_obs)]       # the sample column Seurat keeps
+    seurat.obs["orig.ident"] = ["A"] * 64 + ["B"] * 64
+    with pytest.raises(InputError, match=r"obs\['orig\.ident'\]: 'A', 'B'"):
+        stcore.gr.spatial_graph(seurat)
 
 
 def test_several_sections_in_one_object_are_refused_by_their_section_column_or_z(no_work):
