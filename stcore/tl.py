@@ -437,6 +437,25 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
         logging.getLogger(__name__).warning(
             "obsp['%s'] leaves %d of %d spots without a neighbour%s (median nearest-neighbour distance %.4g); they are "
             "trained without spatial information", key, alone, degree.size, built, nearest)
+    from .graph import MAX_RADIUS_NEIGHBOURS
+
+    mean = float(degree.mean()) if degree.size else 0.0
+    if mean > MAX_RADIUS_NEIGHBOURS:
+        # a radius in other units (microns for pixels) joins each spot to its whole region: the workflow's graph
+        # step refuses such a radius; the model would average each spot over hundreds
+        from .graph import knn_indices
+
+        nearest = float(np.median(knn_indices(np.asarray(coords, dtype=float), 1)[1][:, 0])) if coords is not None \
+            and len(coords) > 1 else float("nan")
+        radius = params.get("radius")
+        built = f" (built with radius {radius}, as its params say)" if isinstance(radius, (int, float)) and radius > 0 \
+            else ""
+        raise InputError(f"obsp['{key}'] joins each spot to {mean:.0f} others on average{built}; the median distance "
+                         f"to a spot's nearest neighbour is {nearest:.4g} (the workflow's graph step refuses a radius "
+                         f"graph of more than {MAX_RADIUS_NEIGHBOURS}): each spot would be averaged over its whole "
+                         "region", fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
+                         f"with a radius of a few times {nearest:.4g}, in the units of the coordinates), or del "
+                         f"adata.obsp['{key}'] and tl.domains builds it")
     squidpy_knn = params.get("coord_type") == "generic" and params.get("radius") is None and "delaunay" not in params
     if not (params.get("mode") == "knn" or squidpy_knn) or not params.get("n_neighbors"):
         return

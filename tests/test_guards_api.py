@@ -433,6 +433,24 @@ def test_a_stored_graph_that_joins_no_spots_is_refused(no_work, caplog):
                         r"radius 120\.0", r.getMessage()) for r in caplog.records), caplog.text
 
 
+def test_a_stored_graph_that_joins_each_spot_to_its_whole_region_is_refused(no_work):
+    """squidpy's spatial_neighbors with a radius in other units (1000 where the spots lie 100 apart):
+    each spot joined to over 200 others, which the workflow's graph step refuses for its own radius
+    graph; tl.domains took it and averaged each spot over its whole region."""
+    sq = pytest.importorskip("squidpy")
+    adata = tiny_slide(n_side=20)
+    del adata.obs["domain"]
+    sq.gr.spatial_neighbors(adata, coord_type="generic", radius=1000.0)
+    with pytest.raises(InputError, match=r"^obsp\['spatial_connectivities'\] joins each spot to 214 others on average "
+                                         r"\(built with radius 1000\.0, as its params say\); the median distance to a "
+                                         r"spot's nearest neighbour is 100 \(the workflow's graph step refuses a radius "
+                                         r"graph of more than 200\).*Fix: build it again"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    sq.gr.spatial_neighbors(adata, coord_type="generic", radius=350.0)     # tens of neighbours: taken
+    with pytest.raises(AssertionError, match="after the work had started"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
 def test_slides_joined_without_a_slide_column_are_refused(no_work):
     """anndata.concat of two slides without label= (ids made unique by index_unique='-', or not):
     no column names each spot's slide.  Two DLPFC slides joined so were taken, and one graph joined
