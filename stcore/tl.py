@@ -179,7 +179,12 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         raise InputError(f"seed {seed!r} is not a whole number or several",
                          fix="give seed as an int (seed=42; a number read as text: int(...)) or several "
                              "(seed=range(3))")
-    seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
+    seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+    fractional = [s for s in seeds if isinstance(s, (float, np.floating)) and not float(s).is_integer()]
+    if fractional:       # int() would cut 1.7 to 1: another seed than given, without a word
+        raise InputError(f"seed {fractional[0]!r} (of {seed!r}) is not a whole number",
+                         fix="give whole numbers as seeds (seed=range(3), seed=[0, 1, 2])")
+    seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise InputError(f"seed: one seed or several different seeds, got {seed!r} (a seed repeated runs the same "
                          "labelling twice and counts it twice in the vote)",

@@ -451,6 +451,16 @@ def test_a_stored_graph_that_joins_each_spot_to_its_whole_region_is_refused(no_w
         stcore.tl.domains(adata, n_clusters=2, **FAST)
 
 
+def test_seeds_that_are_not_whole_numbers_are_refused(no_work):
+    """seed=[0.5, 1.7] ran seeds 0 and 1 (int() cut each), recorded as consensus_of '0,1'; refused,
+    before any work; whole numbers written as floats (np.linspace) are read as their ints."""
+    with pytest.raises(InputError, match=r"^seed 0\.5 \(of \[0\.5, 1\.7\]\) is not a whole number\. Fix: give whole "
+                                         r"numbers as seeds"):
+        stcore.tl.domains(_slide(), n_clusters=2, seed=[0.5, 1.7], **FAST)
+    with pytest.raises(AssertionError, match="after the work had started"):
+        stcore.tl.domains(_slide(), n_clusters=2, seed=np.linspace(0, 2, 3), **FAST)
+
+
 def test_slides_joined_without_a_slide_column_are_refused(no_work):
     """anndata.concat of two slides without label= (ids made unique by index_unique='-', or not):
     no column names each spot's slide.  Two DLPFC slides joined so were taken, and one graph joined
