@@ -202,6 +202,16 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     return f": {record['method']}, {over}"
 
 
+def _columns_of(value, dims: list) -> np.ndarray:
+    """The columns ``dims`` of ``value`` (an obsm entry) as floats: by name in a data frame whose
+    columns hold them, else by position (as :func:`stcore.validate.check_coordinates` reads
+    ``spatial_dims``)."""
+    names = [str(c) for c in getattr(value, "columns", [])]
+    if names and all(str(d) in names for d in dims):
+        return np.asarray(value[[value.columns[names.index(str(d))] for d in dims]], dtype=np.float64)
+    return np.asarray(value, dtype=np.float64)[:, [int(d) for d in dims]]
+
+
 def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
     """(image, scale factor, spot diameter in full-resolution pixels) from ``uns['spatial']`` as
     scanpy's Visium reader stores it, or None when it holds no image."""
@@ -314,8 +324,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         ``uns[truth + '_colors']`` when scanpy stored them, else scanpy's default palette.
     basis : str or sequence of str, default None
         ``obsm`` key(s) of the positions (default ``None``: the positions
-        :func:`stcore.tl.domains` read, its ``spatial_key``, else ``'spatial'``), drawn as a
-        tissue map, y down, equal axes.  Another key (e.g. ``'X_umap'``) draws the first two
+        :func:`stcore.tl.domains` read, its ``spatial_key`` and of more than two columns its
+        ``spatial_dims``, else ``'spatial'``), drawn as a tissue map, y down, equal axes.  Another key (e.g. ``'X_umap'``) draws the first two
         columns of that embedding; several keys give a row of panels each.
     slide_key : str, default None
         ``obs`` column naming each spot's slide.  The slides are laid out side
@@ -467,8 +477,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     neighbours = [(grid[r, c], grid[r, c + 1]) for r, row in enumerate(rows) for c in range(len(row) - 1)]
     image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
     positions = {}
+    params = graph.get("params") if isinstance(graph, Mapping) else None
+    dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
     for b in bases:
-        xy = np.asarray(as_x_y(adata.obsm[b]), dtype=np.float64)[:, :2]      # columns named y, x: taken as x, y
+        if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
+            xy = _columns_of(adata.obsm[b], list(np.ravel(dims)))
+        else:
+            xy = np.asarray(as_x_y(adata.obsm[b]), dtype=np.float64)[:, :2]      # columns named y, x: taken as x, y
         if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy

@@ -430,6 +430,25 @@ def test_pl_domains_draws_the_positions_tl_domains_read():
     plt.close("all")
 
 
+def test_pl_domains_draws_the_two_columns_tl_domains_read():
+    """obsm['spatial'] of three columns (z, x, y) and tl.domains(spatial_dims=('x', 'y')): pl.domains drew
+    its first two columns, z and x, every spot on one line (x range 0); it draws x and y, the columns the
+    domains were found on, by name or by position."""
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    for dims, columns in ((("x", "y"), ["z", "x", "y"]), ((1, 2), None)):
+        adata = _slide()
+        xy = adata.obsm["spatial"]
+        frame = np.column_stack([np.zeros(adata.n_obs), xy])
+        adata.obsm["spatial"] = pd.DataFrame(frame, index=adata.obs_names, columns=columns) if columns else frame
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=dims, **FAST)
+        fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+        drawn = np.asarray(fig.axes[0].collections[0].get_offsets())
+        assert np.allclose(np.ptp(drawn, axis=0), np.ptp(xy, axis=0)), (dims, np.ptp(drawn, axis=0))
+
+
 def test_coordinates_in_another_order_than_the_spots_are_warned_of(caplog):
     """Positions from a table in another order than the spots, stored with .to_numpy() (not reindexed
     to obs_names): each spot at another spot's place, so the graph joins spots at random and the
