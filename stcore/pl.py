@@ -329,7 +329,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         columns of that embedding; several keys give a row of panels each.
     slide_key : str, default None
         ``obs`` column naming each spot's slide.  The slides are laid out side
-        by side on the tissue map, and each embedding row gets a panel coloured by slide.
+        by side on the tissue map, and each embedding row gets a panel coloured by slide; the
+        scores are each slide's own, averaged (slides clustered apart number their domains each
+        their own way).
     library_id : str, default None
         Library of ``uns['spatial']`` whose image is drawn (default ``None``: the only one; with
         several libraries and no ``library_id``, no image).
@@ -370,7 +372,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         axes, or ``None`` when the figure was shown (scanpy's convention).  ``fig.stcore_scores``
         holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given
         (scored on the spots with a label in both; ``'n_without_domain'`` where spots of the found
-        column have none, NaN as a subset's domains assigned back to the whole object leave them).
+        column have none, NaN as a subset's domains assigned back to the whole object leave them;
+        with ``slide_key``, each slide scored on its own, as the workflow's table scores a group's
+        slides: the mean over the slides, and ``'per_slide'``: {slide: {'ARI': ..., 'NMI': ...}}).
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
@@ -440,14 +444,29 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                     # NaN) are left out, as spots without an annotation are: not scored as one more domain
                     found = _labels(values)
                     with_domain = found != MISSING
-                    m = domain_metrics(adata.obs[truth][with_domain], found[with_domain])
-                    scores[col] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
+                    if slide_key is None:
+                        m = domain_metrics(adata.obs[truth][with_domain], found[with_domain])
+                        scores[col] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
+                    else:
+                        # each slide on its own, as the workflow's table scores a group's slides: slides
+                        # clustered apart number their domains each their own way, and pooled, one slide's
+                        # '3' and another's were scored as one domain
+                        slide = adata.obs[slide_key].astype(object).to_numpy()
+                        per = {}
+                        for name in pd.unique(slide[pd.notna(slide)]):
+                            on = with_domain & (slide == name)
+                            m = domain_metrics(adata.obs[truth][on], found[on])
+                            per[str(name)] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
+                        scores[col] = {k: float(np.nanmean([v[k] for v in per.values()])) for k in ("ARI", "NMI")}
+                        scores[col]["per_slide"] = per
                     if not with_domain.all():
                         scores[col]["n_without_domain"] = int((~with_domain).sum())
                         log.warning("obs['%s'] holds no domain for %d of %d spots (NaN, as a subset's domains "
                                     "assigned back to the whole object leave them); they are left out of its scores",
                                     col, int((~with_domain).sum()), adata.n_obs)
                 head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
+                if "per_slide" in scores[col]:
+                    head += f" (mean of {len(scores[col]['per_slide'])} slides)"
                 if "n_without_domain" in scores[col]:
                     head += f" ({adata.n_obs - scores[col]['n_without_domain']} spots with a domain)"
             elif col == truth:

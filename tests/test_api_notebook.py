@@ -554,3 +554,28 @@ def test_zeros_stored_in_a_graph_are_not_counted_as_edges():
     stcore.tl.domains(adata, n_clusters=2, **FAST)
     assert adata.uns["stcore"]["graph"]["n_edges"] == kept
     assert adata.obsp["spatial_connectivities"].nnz == w.nnz          # obsp is left as it is
+
+
+def test_slides_clustered_apart_and_drawn_together_are_scored_each_on_its_own():
+    """Each slide through tl.domains on its own (as its refusal of joined slides asks), then joined with
+    anndata.concat(label='slide') and drawn with pl.domains(slide_key='slide'): each run numbers its
+    domains its own way, and pooled, one slide's '3' and the other's were scored as one domain (two
+    perfect labellings of DLPFC 151673 and 151674: ARI 0.432).  Each slide is scored on its own, as
+    the workflow's table scores a group's slides; the title gives their mean."""
+    import anndata as ad
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    parts = {}
+    for name, shift in (("a", 0), ("b", 1)):
+        part = _slide()
+        codes = part.obs["truth"].cat.codes.to_numpy()
+        part.obs["domain"] = pd.Categorical(((codes + shift) % 2).astype(str))      # perfect, numbered apart
+        parts[name] = part
+    both = ad.concat(parts, label="slide", index_unique="-")
+    fig = stcore.pl.domains(both, truth="truth", slide_key="slide", show=False, return_fig=True)
+    scores = fig.stcore_scores["domain"]
+    assert scores["ARI"] == pytest.approx(1.0) and scores["NMI"] == pytest.approx(1.0)
+    assert set(scores["per_slide"]) == {"a", "b"}
+    assert fig.axes[1].get_title().endswith("ARI 1.000, NMI 1.000 (mean of 2 slides)")
