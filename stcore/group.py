@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,6 +52,7 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     for name in names[1:]:
         shared &= set(slides[name].var_names)
     genes = [g for g in slides[names[0]].var_names if g in shared]
+    _check_gene_kinds(slides, group, len(genes))
     if not genes:
         raise InputError(f"group '{group}': slides {', '.join(names)} share no gene name (after QC)",
                          fix="group slides measured on the same genes (same species and gene naming, e.g. all "
@@ -102,6 +104,49 @@ def _check_gene_names(adata: ad.AnnData, name: str, group: str) -> None:
                      "measured", sample=name, path=path,
                      fix="store the gene names in var_names (e.g. adata.var_names = adata.var['gene_symbols'], the "
                          "column of var that holds them) and write the file again")
+
+
+ENSEMBL_ID = re.compile(r"ENS[A-Z]*G\d{6,}(\.\d+)?")     # ENSG00000141510, ENSMUSG00000020122.9
+
+
+def _ensembl_share(names) -> float:
+    """Share of ``names`` that are Ensembl gene ids (``ENSG...``, ``ENSMUSG...``, with or without a version)."""
+    names = [str(n) for n in names]
+    return sum(bool(ENSEMBL_ID.fullmatch(n)) for n in names) / len(names) if names else 0.0
+
+
+def _check_gene_kinds(slides: dict[str, ad.AnnData], group: str, n_shared: int) -> None:
+    """Refuse a group whose slides name their genes differently: some by Ensembl ids (most names
+    ``ENSG...``), others by gene symbols.  They share no gene name, or only the few genes the
+    symbol slides name by their id (genes without a symbol), and the group would be trained on
+    those alone.  The fix names the ``var`` column of a slide that holds most of the names the other
+    slides give (10x's ``gene_ids``, a ``gene_symbols``)."""
+    ids = [n for n in slides if _ensembl_share(slides[n].var_names) > 0.5]
+    symbols = [n for n in slides if n not in ids]
+    if not ids or not symbols or n_shared >= 0.5 * min(slides[n].n_vars for n in slides):
+        return          # one kind, or names alike for the most part (half of them ids, on each slide)
+    first = {n: str(slides[n].var_names[0]) for n in slides}
+    column, best = None, n_shared          # a var column holding the names the other slides give
+    for kind, others, what in ((ids, symbols, "gene symbols"), (symbols, ids, "Ensembl ids")):
+        theirs = set().union(*(map(str, slides[n].var_names) for n in others))
+        for name in kind:
+            for col in slides[name].var.columns:
+                values = slides[name].var[col]
+                if values.dtype.kind not in "OSU" and not isinstance(values.dtype, pd.CategoricalDtype):
+                    continue
+                found = len(set(values.astype(str)) & theirs)
+                if found > best:
+                    column, best = (name, col, what), found
+    fix = "store the same kind of gene name in the var_names of every slide of the group (all symbols or all " \
+          "Ensembl ids) and write the files again"
+    if column:
+        fix += (f": var['{column[1]}'] of slide {column[0]} holds its {column[2]} (adata.var_names = "
+                f"adata.var['{column[1]}'].astype(str); adata.var_names_make_unique())")
+    raise InputError(f"group '{group}': slide{'s' if len(ids) > 1 else ''} {', '.join(ids)} name{'' if len(ids) > 1 else 's'} "
+                     f"genes by Ensembl ids (e.g. '{first[ids[0]]}') and slide{'s' if len(symbols) > 1 else ''} "
+                     f"{', '.join(symbols)} by gene symbols (e.g. '{first[symbols[0]]}'): they share {n_shared} gene "
+                     f"name{'' if n_shared == 1 else 's'} (of {min(slides[n].n_vars for n in slides)} on the smallest "
+                     "slide), so the group would be trained on those alone", fix=fix)
 
 
 def _labels_as_text(labels: pd.Series) -> np.ndarray:

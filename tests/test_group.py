@@ -51,6 +51,28 @@ def test_join_refuses_one_slide_and_slides_without_a_shared_gene():
         join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
 
 
+def test_join_refuses_slides_named_by_ensembl_ids_beside_slides_named_by_symbols():
+    """One slide's genes named by Ensembl ids, another's by symbols, except the genes without a
+    symbol, named by their id as some exports do: they shared those 3 genes, and the group was
+    trained on them alone (an info line only)."""
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    ids = [f"ENSG{i:011d}" for i in range(a.n_vars)]
+    a.var_names = ids
+    a.var["gene_symbols"] = [f"SYM{i}" for i in range(a.n_vars)]
+    b.var_names = [f"SYM{i}" for i in range(b.n_vars - 3)] + ids[-3:]
+    with pytest.raises(InputError, match=r"group 'g': slide a names genes by Ensembl ids \(e\.g\. 'ENSG00000000000'\) "
+                                         r"and slide b by gene symbols \(e\.g\. 'SYM0'\): they share 3 gene names "
+                                         r"\(of 40 on the smallest slide\), so the group would be trained on those alone"
+                                         r".*Fix: .*var\['gene_symbols'\] of slide a holds its gene symbols"):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+    b.var_names = a.var_names
+    joined, _ = join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")      # ids on both: joined as before
+    assert joined.n_vars == a.n_vars
+    half = [f"SYM{i}" if i % 2 else g for i, g in enumerate(ids)]          # half ids on each: alike
+    a.var_names, b.var_names = half[:21] + ids[21:22] + half[22:], half       # 21 ids of 40 on a, 20 on b
+    assert join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")[0].n_vars == 39
+
+
 def test_group_graph_is_each_slides_own_graph_and_nothing_between():
     a, b = tiny_slide(n_side=7, seed=1), tiny_slide(n_side=6, seed=2)     # overlapping coordinates
     coords = np.vstack([a.obsm["spatial"], b.obsm["spatial"]])
