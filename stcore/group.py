@@ -36,7 +36,9 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     in the first slide's gene order, and a report: spots per slide, genes shared, and for each
     slide the genes left out because another slide lacks them (logged with a few names).
 
-    ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``.
+    ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``; a label
+    a slide writes otherwise than an earlier slide ('layer_1' for 'Layer1') as that slide writes it
+    (:func:`_one_spelling`, a warning; listed in the report's ``labels_respelled``).
     Raises :class:`InputError` for a group of one slide, a slide without gene names (var_names
     anndata's default index, :func:`_check_gene_names`) or slides sharing no gene."""
     import anndata as ad
@@ -58,6 +60,9 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
                          fix="group slides measured on the same genes (same species and gene naming, e.g. all "
                              "symbols or all Ensembl ids), or leave the group cell empty")
     report = {"group": group, "shared_genes": len(genes), "slides": {}}
+    labels = {name: _labels_as_text(slides[name].obs[truths[name]]) if truths.get(name)
+              else np.full(slides[name].n_obs, np.nan, dtype=object) for name in names}
+    respelled = _one_spelling(labels, group)
     parts = []
     for name in names:
         a = slides[name]
@@ -66,9 +71,10 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
             log.info("group %s: slide %s: %d of its %d genes are not on every slide of the group and are left out "
                      "(e.g. %s)", group, name, len(left_out), a.n_vars, ", ".join(map(str, left_out[:5])))
         report["slides"][name] = {"spots": int(a.n_obs), "genes": int(a.n_vars), "genes_left_out": len(left_out)}
+        if respelled.get(name):
+            report["slides"][name]["labels_respelled"] = respelled[name]
         x = a[:, genes].X
-        column = truths.get(name)
-        truth = _labels_as_text(a.obs[column]) if column else np.full(a.n_obs, np.nan, dtype=object)
+        truth = labels[name]
         obs = pd.DataFrame({SLIDE_KEY: name, TRUTH_KEY: truth}, index=[f"{name}:{s}" for s in a.obs_names])
         parts.append(ad.AnnData(X=sp.csr_matrix(x), obs=obs, obsm={"spatial": np.asarray(a.obsm["spatial"], float)}))
     joined = ad.concat(parts, join="inner", merge=None)
@@ -147,6 +153,54 @@ def _check_gene_kinds(slides: dict[str, ad.AnnData], group: str, n_shared: int) 
                      f"{', '.join(symbols)} by gene symbols (e.g. '{first[symbols[0]]}'): they share {n_shared} gene "
                      f"name{'' if n_shared == 1 else 's'} (of {min(slides[n].n_vars for n in slides)} on the smallest "
                      "slide), so the group would be trained on those alone", fix=fix)
+
+
+def _label_key(label: str) -> str:
+    """A label as the slides of a group may write it otherwise: case, spaces, '_' and a '-' within
+    a word aside, and a whole number written with a decimal point ('Layer_1', 'layer 1', 'Layer-1'
+    and 'Layer1'; '1.0' and '1'; '-1' stays another label than '1')."""
+    key = re.sub(r"(?<=\w)-(?=\w)|[\s_]+", "", label).lower()       # a leading '-' stays: '-1' is not '1'
+    return key.split(".")[0] if re.fullmatch(r"-?\d+\.0+", key) else key
+
+
+def _one_spelling(labels: dict[str, np.ndarray], group: str) -> dict[str, dict[str, str]]:
+    """Each slide's annotation (``labels``: slide -> its labels as text, sheet order) with a label
+    another slide of the group writes otherwise (:func:`_label_key`: 'layer_1' on one slide,
+    'Layer1' on the first) written as the slide that names it first writes it, in place; a warning
+    names them.  The group's annotation holds every slide's labels in one column: written two ways,
+    one layer was two labels, left out of ``layers_consistent`` (which compares the labels found on
+    every slide) and drawn in two colours.  A slide that itself holds two such spellings keeps its
+    labels as they are ('layer3' beside 'Layer3' may be meant as another label).
+    Returns slide -> {its spelling: the group's}."""
+    from .evaluate import is_missing_label
+
+    first: dict[str, str] = {}          # key -> the spelling of the first slide that holds it
+    out: dict[str, dict[str, str]] = {}
+    for name, values in labels.items():
+        present = values[~is_missing_label(values)]
+        spellings: dict[str, set] = {}
+        for label in {str(v).strip() for v in present}:
+            spellings.setdefault(_label_key(label), set()).add(label)
+        change = {}
+        for key, written in spellings.items():
+            if len(written) > 1:        # two spellings on one slide: kept apart
+                continue
+            (label,) = written
+            ours = first.setdefault(key, label)
+            if ours != label:
+                change[label] = ours
+        if change:
+            stripped = np.array([str(v).strip() if isinstance(v, str) else v for v in values], dtype=object)
+            for label, ours in change.items():
+                values[stripped == label] = ours
+            out[name] = dict(sorted(change.items()))
+            log.warning("group %s: slide %s writes %d annotation label%s otherwise than the slide before it (%s); "
+                        "each is taken as that label, so that a layer is one label of the group (written two ways, it "
+                        "was two: left out of layers_consistent and drawn in two colours). Fix: write the labels "
+                        "alike on every slide of the group", group, name, len(change), "" if len(change) == 1 else "s",
+                        ", ".join(f"'{k}' as '{v}'" for k, v in list(out[name].items())[:5])
+                        + (", ..." if len(change) > 5 else ""))
+    return out
 
 
 def _labels_as_text(labels: pd.Series) -> np.ndarray:

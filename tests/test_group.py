@@ -73,6 +73,38 @@ def test_join_refuses_slides_named_by_ensembl_ids_beside_slides_named_by_symbols
     assert join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")[0].n_vars == 39
 
 
+def test_annotation_labels_written_otherwise_on_another_slide_are_one_label_of_the_group(caplog):
+    """Slide a annotates 'Layer1', 'Layer2', 'WM'; slide b 'layer_1', 'layer 2', 'WM' (another
+    annotator): the group's annotation held five labels, and layers_consistent compared 'WM' alone
+    (1.0 for domains that put layer 1 and 2 into other domains on each slide; 0.33 with one spelling)."""
+    a, b = tiny_slide(n_side=6, seed=1, domains=3), tiny_slide(n_side=6, seed=2, domains=3)
+    a.obs["domain"] = a.obs["domain"].map({"D0": "Layer1", "D1": "Layer2", "D2": "WM"}).astype(str)
+    b.obs["layer"] = b.obs["domain"].map({"D0": "layer_1", "D1": " layer 2", "D2": "WM"}).astype(str)
+    b.obs.loc[b.obs_names[0], "layer"] = "NA"
+    with caplog.at_level("WARNING"):
+        joined, report = join_slides({"a": a, "b": b}, {"a": "domain", "b": "layer"}, "g")
+    truth = joined.obs["truth"].astype(object)
+    assert set(truth[joined.obs["slide"] == "b"].dropna()) == {"Layer1", "Layer2", "WM", "NA"}
+    assert report["slides"]["b"]["labels_respelled"] == {"layer 2": "Layer2", "layer_1": "Layer1"}
+    assert "slide b writes 2 annotation labels otherwise than the slide before it ('layer 2' as 'Layer2', " \
+           "'layer_1' as 'Layer1')" in caplog.text
+    on_b = (joined.obs["slide"] == "b").to_numpy()
+    found = np.where(on_b, truth.map({"Layer1": 1, "Layer2": 0, "WM": 2, "NA": 2}), truth.map({"Layer1": 0, "Layer2": 1, "WM": 2}))
+    assert integration_metrics(None, found, joined.obs["slide"], truth.to_numpy())["layers_consistent"] == \
+        pytest.approx(1 / 3)
+    c = tiny_slide(n_side=6, seed=3, domains=3)       # 'layer3' beside 'Layer3' on one slide: kept apart
+    c.obs["domain"] = c.obs["domain"].map({"D0": "Layer1", "D1": "layer1", "D2": "WM"}).astype(str)
+    joined, report = join_slides({"a": a, "c": c}, {"a": "domain", "c": "domain"}, "g")
+    assert "labels_respelled" not in report["slides"]["c"]
+    assert set(joined.obs["truth"].astype(object)[joined.obs["slide"] == "c"]) == {"Layer1", "layer1", "WM"}
+    d, e = tiny_slide(n_side=6, seed=4), tiny_slide(n_side=6, seed=5)       # '-1' (unlabelled) is not '1'
+    d.obs["domain"] = d.obs["domain"].map({"D0": -1, "D1": 2}).astype(int)
+    e.obs["domain"] = e.obs["domain"].map({"D0": "1.0", "D1": "2.0"}).astype(str)
+    joined, report = join_slides({"d": d, "e": e}, {"d": "domain", "e": "domain"}, "g")
+    assert report["slides"]["e"]["labels_respelled"] == {"2.0": "2"}
+    assert set(joined.obs["truth"].astype(object)) == {"-1", "1.0", "2"}
+
+
 def test_group_graph_is_each_slides_own_graph_and_nothing_between():
     a, b = tiny_slide(n_side=7, seed=1), tiny_slide(n_side=6, seed=2)     # overlapping coordinates
     coords = np.vstack([a.obsm["spatial"], b.obsm["spatial"]])
