@@ -229,6 +229,34 @@ def test_slides_whose_files_are_missing_are_warned_of(tmp_path):
     assert plan.missing_slides({str(paths["s2"]), str(paths["s3"])}, missing_slide) == []   # made by the workflow
 
 
+def test_slides_named_from_the_sheets_folder_are_warned_of(tmp_path, monkeypatch):
+    """A sheet in project/ naming its slides from its own folder (s1.h5ad, project/s1.h5ad on disk),
+    run with --config samples=project/sheet.tsv: a missing file's warning names the file beside the
+    sheet and data_dir; a slide found in the working folder while the sheet's folder holds another
+    file of that name (s2) was read without a word."""
+    from stcore.formats import missing_slide
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "s1.h5ad").write_bytes(b"x")
+    (tmp_path / "project" / "s2.h5ad").write_bytes(b"the sheet's s2")
+    (tmp_path / "s2.h5ad").write_bytes(b"another s2, in the working folder")
+    (tmp_path / "project" / "s3.h5ad").write_bytes(b"s3")
+    (tmp_path / "s3.h5ad").write_bytes(b"s3")                     # a copy of one slide: not warned of
+    plan = _plan(_config() | {"samples": "project/sheet.tsv"})
+    assert plan.missing_slides(set(), missing_slide) == [
+        "WARNING sample 's1', file 's1.h5ad': file not found (a relative path is read from the folder the workflow "
+        f"runs in, not the sheet's: {tmp_path / 's1.h5ad'}); its jobs will fail (the other slides run with "
+        "--keep-going). Fix: 'project/s1.h5ad' beside the sample sheet exists: set data_dir: project in the config "
+        "(the sheet's relative paths are then read from its folder), or write the path as 'project/s1.h5ad'",
+        f"WARNING sample 's2', file 's2.h5ad': read from the folder the workflow runs in ({tmp_path / 's2.h5ad'}), "
+        "not the sample sheet's, whose folder holds another 'project/s2.h5ad' (its size differs): the slide read may "
+        "not be the one the sheet means. Fix: if it is 'project/s2.h5ad', set data_dir: project in the config (the "
+        "sheet's relative paths are then read from its folder); else rename one of them"]
+    assert _plan(_config() | {"samples": "project/sheet.tsv", "data_dir": "project"}).missing_slides(
+        set(), missing_slide)[0].endswith("Fix: check the path in the sample sheet")      # data_dir set: as before
+
+
 def test_slides_that_hold_the_same_data_are_warned_of():
     plan = _plan(_config())
     lines = plan.repeated_slides({"s1": "ab" * 32, "s2": "cd" * 32, "s3": "ab" * 32})

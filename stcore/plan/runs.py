@@ -221,10 +221,37 @@ class Plan:
             if os.path.normpath(row["path"]) in made_by_the_workflow:
                 continue
             missing = missing_slide(row["path"], row["format"])
+            folder, beside = self.beside_the_sheet(row["path"], row["format"], missing_slide)
             if missing:
+                fix = missing[1]
+                if beside:
+                    fix = (f"'{beside}' beside the sample sheet exists: set data_dir: {folder} in the config "
+                           f"(the sheet's relative paths are then read from its folder), or write the path as '{beside}'")
                 lines.append(f"WARNING sample '{sample}', file '{row['path']}': {missing[0]}; its jobs will fail "
-                             f"(the other slides run with --keep-going). Fix: {missing[1]}")
+                             f"(the other slides run with --keep-going). Fix: {fix}")
+            elif beside and _differ(row["path"], beside, row["format"]):
+                lines.append(f"WARNING sample '{sample}', file '{row['path']}': read from the folder the workflow runs "
+                             f"in ({os.path.abspath(row['path'])}), not the sample sheet's, whose folder holds another "
+                             f"'{beside}' (its size differs): the slide read may not be the one the sheet means. Fix: if "
+                             f"it is '{beside}', set data_dir: {folder} in the config "
+                             "(the sheet's relative paths are then read from its folder); else rename one of them")
         return lines
+
+    def beside_the_sheet(self, path, fmt, missing_slide):
+        """The slide ``path`` (relative, format ``fmt``) read from the sample sheet's folder, where
+        the sheet lies in another folder than the one the workflow runs in, no data_dir is set, and
+        a slide is there (``missing_slide`` finds nothing missing): (the sheet's folder, the path
+        from it); else (None, None).  A sheet's relative paths are read from the folder the
+        workflow runs in, and a sheet kept beside its slides names them from its own."""
+        folder = os.path.dirname(str(self.config.get("samples") or ""))
+        if not folder or self.config.get("data_dir") or os.path.isabs(path):
+            return None, None
+        beside = os.path.join(folder, path)
+        if os.path.normpath(os.path.abspath(beside)) == os.path.normpath(os.path.abspath(path)):
+            return None, None
+        if os.path.exists(beside) and missing_slide(beside, fmt) is None:
+            return folder, beside
+        return None, None
 
     def repeated_slides(self, digests):
         """A warning line for each set of the sheet's slides whose files hold the same data
@@ -576,3 +603,16 @@ class Plan:
             if key in compare_written and name not in self.methods:
                 raise PlanError(f"config: compare.{key} '{name}' is not a method of the config. "
                                 f"Fix: use one of {self.methods}")
+
+
+def _differ(path, other, fmt):
+    """Whether the slides at ``path`` and ``other`` (format ``fmt``) are other files: not the
+    same files, and their reader's files differ in number or size (copies of one slide pass)."""
+    from ..formats import slide_files
+
+    mine, theirs = slide_files(path, fmt), slide_files(other, fmt)
+    if len(mine) != len(theirs):
+        return True
+    if all(os.path.samefile(a, b) for a, b in zip(mine, theirs)):
+        return False
+    return [os.path.getsize(f) for f in mine] != [os.path.getsize(f) for f in theirs]
