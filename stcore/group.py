@@ -55,6 +55,7 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
         shared &= set(slides[name].var_names)
     genes = [g for g in slides[names[0]].var_names if g in shared]
     _check_gene_kinds(slides, group, len(genes))
+    _check_gene_case(slides, group, len(genes))
     if not genes:
         raise InputError(f"group '{group}': slides {', '.join(names)} share no gene name (after QC)",
                          fix="group slides measured on the same genes (same species and gene naming, e.g. all "
@@ -153,6 +154,28 @@ def _check_gene_kinds(slides: dict[str, ad.AnnData], group: str, n_shared: int) 
                      f"{', '.join(symbols)} by gene symbols (e.g. '{first[symbols[0]]}'): they share {n_shared} gene "
                      f"name{'' if n_shared == 1 else 's'} (of {min(slides[n].n_vars for n in slides)} on the smallest "
                      "slide), so the group would be trained on those alone", fix=fix)
+
+
+def _check_gene_case(slides: dict[str, ad.AnnData], group: str, n_shared: int) -> None:
+    """Refuse a group whose slides write the same genes in other case ('Gfap' on one slide, 'GFAP'
+    on another: mouse symbols made upper case, as for human orthologs): matched whatever the case,
+    they share at least twice as many genes, and ten more, than as written, and the group would be
+    trained on the few written alike ('H19')."""
+    names = list(slides)
+    lower = {n: {str(g).lower(): str(g) for g in slides[n].var_names} for n in names}
+    common = set(lower[names[0]])
+    for n in names[1:]:
+        common &= set(lower[n])
+    if len(common) < 2 * n_shared or len(common) < n_shared + 10:
+        return
+    example = next((k for k in sorted(common) if len({lower[n][k] for n in names}) > 1), None)
+    written = ", ".join(f"'{lower[n][example]}' on {n}" for n in names) if example else ""
+    raise InputError(f"group '{group}': its slides write the same genes in other case ({written}): they share "
+                     f"{n_shared} gene name{'' if n_shared == 1 else 's'} as written, {len(common)} whatever the case, "
+                     "so the group would be trained on those written alike only",
+                     fix="write each gene's name alike on every slide of the group (as its species writes it: "
+                         "mouse 'Gfap', human 'GFAP'; not upper-cased for orthologs) and write the files again; "
+                         "slides of two species: leave the group cell empty")
 
 
 def _label_key(label: str) -> str:

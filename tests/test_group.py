@@ -73,6 +73,22 @@ def test_join_refuses_slides_named_by_ensembl_ids_beside_slides_named_by_symbols
     assert join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")[0].n_vars == 39
 
 
+def test_join_refuses_slides_that_write_the_same_genes_in_other_case():
+    """Mouse symbols on one slide ('Gfap'), the same upper-cased on another ('GFAP', as for human
+    orthologs), but for 3 genes written alike ('H19'): the group was trained on those 3 alone."""
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    a.var_names = [f"Gene{i}" for i in range(a.n_vars - 3)] + ["H19", "H2-K1", "C4B"]
+    b.var_names = [g.upper() for g in a.var_names]
+    with pytest.raises(InputError, match=r"group 'g': its slides write the same genes in other case \('Gene0' on a, "
+                                         r"'GENE0' on b\): they share 3 gene names as written, 40 whatever the case, "
+                                         r"so the group would be trained on those written alike only\. Fix: write "):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+    c, d = tiny_slide(seed=3), tiny_slide(seed=4)                 # a few genes in other case: joined as before
+    d.var_names = [g.upper() if i < 5 else g for i, g in enumerate(c.var_names)]
+    joined, _ = join_slides({"c": c, "d": d}, {"c": "", "d": ""}, "g")
+    assert joined.n_vars == 35
+
+
 def test_annotation_labels_written_otherwise_on_another_slide_are_one_label_of_the_group(caplog):
     """Slide a annotates 'Layer1', 'Layer2', 'WM'; slide b 'layer_1', 'layer 2', 'WM' (another
     annotator): the group's annotation held five labels, and layers_consistent compared 'WM' alone
