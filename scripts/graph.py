@@ -5,7 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from stcore.graph import GraphParams, spatial_adjacency
-from stcore.group import slide_codes
+from stcore.group import slide_names
 from stcore.io import atomic_path, read_h5ad_elems
 from stcore.workflow import run_step
 
@@ -13,7 +13,7 @@ from stcore.workflow import run_step
 def main(sm):
     slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial")
     params = GraphParams(**sm.params.graph)
-    adj = spatial_adjacency(np.asarray(slide["obsm/spatial"]), params, slides=slide_codes(slide["obs"]))  # per slide of a group
+    adj = spatial_adjacency(np.asarray(slide["obsm/spatial"]), params, slides=slide_names(slide["obs"]))  # per slide of a group
     with atomic_path(sm.output.npz) as tmp:
         with open(tmp, "wb") as fh:
             sp.save_npz(fh, adj)

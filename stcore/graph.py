@@ -83,8 +83,9 @@ def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
 
     'knn': spot i and j are joined if either is among the other's ``n_neighbors`` nearest.
     'radius': joined if closer than ``radius``.
-    ``slides`` (a slide code per spot, for a group of slides): each slide's own graph, and no
-    edge between two slides (block diagonal up to the order of the spots).
+    ``slides`` (a slide code or name per spot, for a group of slides): each slide's own graph, and no
+    edge between two slides (block diagonal up to the order of the spots); in 'radius' mode, slides
+    whose spots lie at other spacings are warned of (:func:`_check_radius_across_slides`).
     """
     if slides is not None:
         return _per_slide(coords, params, np.asarray(slides))
@@ -122,16 +123,45 @@ def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
 def _per_slide(coords: np.ndarray, params: GraphParams, slides: np.ndarray) -> sp.csr_matrix:
     coords = np.asarray(coords, dtype=np.float64)
     rows, cols = [], []
+    spacing, degree = {}, {}
     for code in np.unique(slides):
         spots = np.flatnonzero(slides == code)
         block = spatial_adjacency(coords[spots], params).tocoo()
         rows.append(spots[block.row])
         cols.append(spots[block.col])
+        if GraphMode(params.mode) is GraphMode.RADIUS and len(spots) > 1:
+            spacing[str(code)] = float(np.median(knn_indices(coords[spots], 1)[1][:, 0]))
+            degree[str(code)] = block.nnz / len(spots)
+    _check_radius_across_slides(params, spacing, degree)
     rows, cols = np.concatenate(rows), np.concatenate(cols)
     n = coords.shape[0]
     a = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
     a.sort_indices()
     return a
+
+
+#: How much further apart one slide's spots may lie than another's (the median distance to a spot's
+#: nearest neighbour) before one graph.radius for a group's slides is said to give them other
+#: neighbourhoods: Visium's spots lie 100 um apart, 137 full-resolution pixels on DLPFC's images.
+MAX_SPACING_RATIO = 1.25
+
+
+def _check_radius_across_slides(params: GraphParams, spacing: dict[str, float], degree: dict[str, float]) -> None:
+    """One ``graph.radius`` is one distance on every slide of a group; where their spots lie at
+    spacings further apart than :data:`MAX_SPACING_RATIO` (coordinates in pixels on one slide and
+    microns on another, or images of other resolutions), it joins each spot to other numbers of
+    neighbours on each (DLPFC 151673 in pixels, 151674 in microns, radius 250: 11.5 and 17.1): a
+    warning names them."""
+    if len(spacing) < 2 or min(spacing.values()) <= 0:
+        return
+    if max(spacing.values()) / min(spacing.values()) <= MAX_SPACING_RATIO:
+        return
+    log.warning("graph.radius %g is one distance on every slide of the group, but their spots lie at other spacings "
+                "(median distance to a spot's nearest neighbour: %s), so it joins each spot to other numbers of "
+                "neighbours (on average: %s): coordinates in other units on each slide (pixels, microns)? Fix: store "
+                "every slide's coordinates in one unit, or use graph.mode knn (each spot's graph.n_neighbors nearest "
+                "on every slide)", params.radius, ", ".join(f"{k} {v:.4g}" for k, v in spacing.items()),
+                ", ".join(f"{k} {v:.1f}" for k, v in degree.items()))
 
 
 MAX_RADIUS_NEIGHBOURS = 200     # mean neighbours a radius graph may give a spot (knn: 3; BANKSY: 15)

@@ -23,7 +23,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "slide_codes"]
+__all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "slide_codes", "slide_names"]
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,13 @@ def _labels_as_text(labels: pd.Series) -> np.ndarray:
     out = np.full(len(values), np.nan, dtype=object)
     out[~missing] = [text(v) for v in values.to_numpy()[~missing]]
     return out
+
+
+def slide_names(obs: pd.DataFrame) -> np.ndarray | None:
+    """The slide of every spot of a group by name (``obs['slide']``, as text), or None for one slide."""
+    if SLIDE_KEY not in obs:
+        return None
+    return obs[SLIDE_KEY].astype(str).to_numpy()
 
 
 def slide_codes(obs: pd.DataFrame) -> np.ndarray | None:

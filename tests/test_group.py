@@ -135,6 +135,27 @@ def test_group_graph_is_each_slides_own_graph_and_nothing_between():
     assert spatial_adjacency(coords)[: a.n_obs, a.n_obs:].nnz > 0       # without slides, the overlap would join them
 
 
+def test_one_radius_over_slides_at_other_spacings_is_warned_of(caplog):
+    """Slide a's coordinates 100 apart (microns), b's 137 (full-resolution pixels of the same grid):
+    one graph.radius (210) joined a's spots to 13.5 neighbours on average and b's to 5 without a word."""
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    xy = np.vstack([a.obsm["spatial"], b.obsm["spatial"] * 1.37])
+    slides = np.array(["a"] * a.n_obs + ["b"] * b.n_obs)
+    params = GraphParams(mode="radius", radius=210)
+    with caplog.at_level("WARNING"):
+        adj = spatial_adjacency(xy, params, slides=slides)
+    assert adj[: a.n_obs, a.n_obs:].nnz == 0
+    assert "graph.radius 210 is one distance on every slide of the group, but their spots lie at other spacings " \
+           "(median distance to a spot's nearest neighbour: a 100, b 137), so it joins each spot to other numbers of " \
+           "neighbours (on average: a 13.5, b 5.0): coordinates in other units on each slide (pixels, microns)? " \
+           "Fix: store every slide's coordinates in one unit" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        spatial_adjacency(np.vstack([a.obsm["spatial"], b.obsm["spatial"] * 1.1]), params, slides=slides)
+        spatial_adjacency(xy, GraphParams(n_neighbors=3), slides=slides)       # knn: each slide's nearest
+    assert "other spacings" not in caplog.text
+
+
 def test_integration_metrics_tell_consistent_from_inconsistent_labels():
     rng = np.random.default_rng(0)
     slides = np.repeat(["a", "b"], 200)
