@@ -27,6 +27,13 @@ __all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "slide_codes", "slide_names"
 
 log = logging.getLogger(__name__)
 
+#: A group whose slides share fewer genes than MIN_SHARED_GENES and than MIN_SHARED_SHARE of the
+#: genes of its slide with the fewest is refused: slides of other panels (STARmap's 166 genes and
+#: osmFISH's 33 share 11).  A panel within a larger one (a targeted slide beside a whole
+#: transcriptome) shares all of the smaller; DLPFC 151510's 500 genes share 289 with 151673's 5,000.
+MIN_SHARED_GENES = 50
+MIN_SHARED_SHARE = 0.5
+
 SLIDE_KEY = "slide"       # obs column: the slide each spot of a group comes from
 TRUTH_KEY = "truth"       # obs column of a group: each slide's annotation (its own truth column)
 
@@ -40,7 +47,9 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     a slide writes otherwise than an earlier slide ('layer_1' for 'Layer1') as that slide writes it
     (:func:`_one_spelling`, a warning; listed in the report's ``labels_respelled``).
     Raises :class:`InputError` for a group of one slide, a slide without gene names (var_names
-    anndata's default index, :func:`_check_gene_names`) or slides sharing no gene."""
+    anndata's default index, :func:`_check_gene_names`), slides naming their genes in other ways
+    (:func:`_check_gene_kinds`, :func:`_check_gene_case`), sharing no gene, or only a few
+    (:data:`MIN_SHARED_GENES`)."""
     import anndata as ad
 
     names = list(slides)
@@ -60,6 +69,15 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
         raise InputError(f"group '{group}': slides {', '.join(names)} share no gene name (after QC)",
                          fix="group slides measured on the same genes (same species and gene naming, e.g. all "
                              "symbols or all Ensembl ids), or leave the group cell empty")
+    smallest = min(names, key=lambda n: slides[n].n_vars)
+    if len(genes) < MIN_SHARED_GENES and len(genes) < MIN_SHARED_SHARE * slides[smallest].n_vars:
+        each = ", ".join(f"{n} {slides[n].n_vars}" for n in names)
+        raise InputError(f"group '{group}': slides {', '.join(names)} share only {len(genes)} genes (after QC), "
+                         f"{len(genes) / slides[smallest].n_vars:.0%} of those of {smallest}, the slide with the fewest "
+                         f"(genes: {each}): measured on other gene panels, the group would be trained on those "
+                         f"{len(genes)} alone", fix="group slides measured on the same genes (one panel or the whole "
+                                                    "transcriptome), or leave the group cell empty (each slide runs "
+                                                    "alone as well)")
     report = {"group": group, "shared_genes": len(genes), "slides": {}}
     labels = {name: _labels_as_text(slides[name].obs[truths[name]]) if truths.get(name)
               else np.full(slides[name].n_obs, np.nan, dtype=object) for name in names}

@@ -73,6 +73,22 @@ def test_join_refuses_slides_named_by_ensembl_ids_beside_slides_named_by_symbols
     assert join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")[0].n_vars == 39
 
 
+def test_join_refuses_slides_of_other_panels_that_share_a_few_genes():
+    """Two panels (166 genes and 33, as STARmap's and osmFISH's) sharing 11: the group was trained on
+    those 11 alone, with an info line and the hvg job's 'all genes are used'."""
+    a, b = tiny_slide(n_genes=166, seed=1), tiny_slide(n_genes=33, seed=2)
+    a.var_names = [f"pa{i}" for i in range(155)] + [f"both{i}" for i in range(11)]
+    b.var_names = [f"pb{i}" for i in range(22)] + [f"both{i}" for i in range(11)]
+    with pytest.raises(InputError, match=r"group 'g': slides a, b share only 11 genes \(after QC\), 33% of those of b, "
+                                         r"the slide with the fewest \(genes: a 166, b 33\): measured on other gene "
+                                         r"panels, the group would be trained on those 11 alone\. Fix: group slides "
+                                         r"measured on the same genes"):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+    small = a[:, [f"both{i}" for i in range(11)] + ["pa0"]].copy()       # a panel within the other: joined
+    joined, _ = join_slides({"a": a, "small": small}, {"a": "", "small": ""}, "g")
+    assert joined.n_vars == 12
+
+
 def test_join_refuses_slides_that_write_the_same_genes_in_other_case():
     """Mouse symbols on one slide ('Gfap'), the same upper-cased on another ('GFAP', as for human
     orthologs), but for 3 genes written alike ('H19'): the group was trained on those 3 alone."""
