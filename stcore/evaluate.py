@@ -553,9 +553,10 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
       NaN without an embedding.
     - ``domains_shared``: share of the found domains that hold at least ``min_share`` of the
       spots of every slide.
-    - ``layers_consistent`` (with ``truth``): share of the annotated labels found on every slide
-      whose most common found domain is the same on every slide (1: every layer maps to the
-      same joint domain on each slide).
+    - ``layers_consistent`` (with ``truth``): share of the annotated labels found on every
+      annotated slide whose most common found domain is the same on each of them (1: every layer
+      maps to the same joint domain on each slide).  NaN where fewer than two slides hold labels:
+      on one slide each label has one most common domain, so any labelling scored 1.
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -582,7 +583,7 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
         frame = pd.DataFrame({"truth": label_text(t[keep]), "slide": s_codes[keep], "domain": labels[keep]})
         majority = frame.groupby(["truth", "slide"])["domain"].agg(lambda v: v.value_counts().index[0]).unstack()
         on_all = majority.dropna()
-        if len(on_all):
+        if len(on_all) and majority.shape[1] >= 2:        # one annotated slide compares nothing
             out["layers_consistent"] = float((on_all.nunique(axis=1) == 1).mean())
     return out
 

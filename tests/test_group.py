@@ -189,6 +189,21 @@ def test_integration_metrics_tell_consistent_from_inconsistent_labels():
     assert np.isnan(integration_metrics(mixed, same, slides)["layers_consistent"])
 
 
+def test_layers_consistent_needs_two_annotated_slides():
+    """A group whose annotation is on one slide only (the other's truth cell empty): random
+    domains scored layers_consistent 1.0, as each label of the one slide has one most common domain."""
+    rng = np.random.default_rng(0)
+    slides = np.repeat(["a", "b"], 200)
+    truth = np.concatenate([np.repeat(["L1", "L2", "L3", "WM"], 50), np.full(200, np.nan)]).astype(object)
+    random_domains = rng.integers(0, 4, 400)
+    assert np.isnan(integration_metrics(None, random_domains, slides, truth)["layers_consistent"])
+    both = np.tile(np.repeat(["L1", "L2", "L3", "WM"], 50), 2).astype(object)
+    three = np.concatenate([both, np.full(100, np.nan, dtype=object)])      # a third slide without labels
+    found = np.concatenate([np.tile(np.repeat([0, 1, 2, 3], 50), 2), rng.integers(0, 4, 100)])
+    assert integration_metrics(None, found, np.repeat(["a", "b", "c"], [200, 200, 100]), three)[
+        "layers_consistent"] == 1.0
+
+
 def test_slide_codes_are_none_for_one_slide():
     assert slide_codes(pd.DataFrame(index=["x"])) is None
     np.testing.assert_array_equal(slide_codes(pd.DataFrame({"slide": ["b", "a", "b"]})), [1, 0, 1])
