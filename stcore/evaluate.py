@@ -540,6 +540,12 @@ def label_rows(obs: pd.DataFrame, coords: np.ndarray, labels: pd.Series, truth: 
     return rows
 
 
+#: layers_consistent compares the annotated labels found on every annotated slide of a group; where
+#: they are fewer than this share of the labels of the slide with the fewest, the slides name their
+#: layers otherwise and it is NaN (stcore.group warns of it).
+MIN_SHARED_LABELS_SHARE = 0.5
+
+
 def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None, *, k: int = 30,
                         sample_size: int = 5000, min_share: float = 0.01, random_state: int = 0) -> dict:
     """How the joint labelling of a group of slides holds across its slides.
@@ -556,7 +562,10 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
     - ``layers_consistent`` (with ``truth``): share of the annotated labels found on every
       annotated slide whose most common found domain is the same on each of them (1: every layer
       maps to the same joint domain on each slide).  NaN where fewer than two slides hold labels:
-      on one slide each label has one most common domain, so any labelling scored 1.
+      on one slide each label has one most common domain, so any labelling scored 1; NaN too
+      where the labels found on every annotated slide are fewer than
+      :data:`MIN_SHARED_LABELS_SHARE` of those of the slide with the fewest ('Layer1', ... on
+      one slide, 'L1', ... on another: 'WM' alone was compared, and scored 1).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -583,7 +592,9 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
         frame = pd.DataFrame({"truth": label_text(t[keep]), "slide": s_codes[keep], "domain": labels[keep]})
         majority = frame.groupby(["truth", "slide"])["domain"].agg(lambda v: v.value_counts().index[0]).unstack()
         on_all = majority.dropna()
-        if len(on_all) and majority.shape[1] >= 2:        # one annotated slide compares nothing
+        fewest = int(majority.notna().sum(axis=0).min()) if majority.shape[1] else 0
+        if (len(on_all) and majority.shape[1] >= 2             # one annotated slide compares nothing
+                and len(on_all) >= MIN_SHARED_LABELS_SHARE * fewest):  # slides naming their layers otherwise
             out["layers_consistent"] = float((on_all.nunique(axis=1) == 1).mean())
     return out
 

@@ -82,6 +82,7 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     labels = {name: _labels_as_text(slides[name].obs[truths[name]]) if truths.get(name)
               else np.full(slides[name].n_obs, np.nan, dtype=object) for name in names}
     respelled = _one_spelling(labels, group)
+    _warn_of_labels_named_otherwise(labels, group)
     parts = []
     for name in names:
         a = slides[name]
@@ -242,6 +243,28 @@ def _one_spelling(labels: dict[str, np.ndarray], group: str) -> dict[str, dict[s
                         ", ".join(f"'{k}' as '{v}'" for k, v in list(out[name].items())[:5])
                         + (", ..." if len(change) > 5 else ""))
     return out
+
+
+def _warn_of_labels_named_otherwise(labels: dict[str, np.ndarray], group: str) -> None:
+    """A warning where the annotated slides of a group share fewer labels than
+    :data:`stcore.evaluate.MIN_SHARED_LABELS_SHARE` of those of the slide with the fewest ('Layer1',
+    ... on one slide, 'L1', ... on another): their layers are named otherwise, and the group's
+    ``layers_consistent`` is NaN."""
+    from .evaluate import MIN_SHARED_LABELS_SHARE, is_missing_label
+
+    sets = {n: {str(v).strip() for v in values[~is_missing_label(values)]} for n, values in labels.items()}
+    sets = {n: s for n, s in sets.items() if s}
+    if len(sets) < 2:
+        return
+    common = set.intersection(*sets.values())
+    if len(common) >= MIN_SHARED_LABELS_SHARE * min(len(s) for s in sets.values()):
+        return
+    shown = "; ".join(f"{n}: {', '.join(sorted(s)[:4])}{', ...' if len(s) > 4 else ''}" for n, s in sets.items())
+    log.warning("group %s: the annotations of its slides share %d label%s (%s) of %s: they name the layers otherwise "
+                "(%s), so layers_consistent, which compares the labels found on every annotated slide, is left out "
+                "(NaN). Fix: write the labels alike on every slide of the group", group, len(common),
+                "" if len(common) == 1 else "s", ", ".join(sorted(common)) or "none",
+                ", ".join(f"{n}'s {len(s)}" for n, s in sets.items()), shown)
 
 
 def _labels_as_text(labels: pd.Series) -> np.ndarray:

@@ -189,6 +189,27 @@ def test_integration_metrics_tell_consistent_from_inconsistent_labels():
     assert np.isnan(integration_metrics(mixed, same, slides)["layers_consistent"])
 
 
+def test_slides_that_name_their_layers_otherwise_are_warned_of_and_not_scored_consistent(caplog):
+    """Slide a annotates 'Layer1', 'Layer2', 'Layer3', 'WM', slide b 'L1', 'L2', 'L3', 'WM' (another
+    annotation): layers_consistent compared 'WM' alone and scored 1.0 for domains that swap the
+    layers between the slides."""
+    a, b = tiny_slide(n_side=8, seed=1, domains=4), tiny_slide(n_side=8, seed=2, domains=4)
+    a.obs["domain"] = a.obs["domain"].map({"D0": "Layer1", "D1": "Layer2", "D2": "Layer3", "D3": "WM"}).astype(str)
+    b.obs["domain"] = b.obs["domain"].map({"D0": "L1", "D1": "L2", "D2": "L3", "D3": "WM"}).astype(str)
+    with caplog.at_level("WARNING"):
+        joined, _ = join_slides({"a": a, "b": b}, {"a": "domain", "b": "domain"}, "g")
+    assert "group g: the annotations of its slides share 1 label (WM) of a's 4, b's 4: they name the layers " \
+           "otherwise (a: Layer1, Layer2, Layer3, WM; b: L1, L2, L3, WM), so layers_consistent" in caplog.text
+    truth = joined.obs["truth"].astype(object).to_numpy()
+    swapped = np.where(joined.obs["slide"] == "a", pd.Series(truth).map({"Layer1": 0, "Layer2": 1, "Layer3": 2, "WM": 3}),
+                       pd.Series(truth).map({"L1": 1, "L2": 2, "L3": 0, "WM": 3}))
+    assert np.isnan(integration_metrics(None, swapped, joined.obs["slide"], truth)["layers_consistent"])
+    caplog.clear()
+    with caplog.at_level("WARNING"):          # a slide without two of the layers (DLPFC 151669): as before
+        join_slides({"a": a, "c": a[a.obs["domain"].isin(["Layer3", "WM"])].copy()}, {"a": "domain", "c": "domain"}, "g")
+    assert "name the layers otherwise" not in caplog.text
+
+
 def test_layers_consistent_needs_two_annotated_slides():
     """A group whose annotation is on one slide only (the other's truth cell empty): random
     domains scored layers_consistent 1.0, as each label of the one slide has one most common domain."""
