@@ -48,7 +48,8 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     (:func:`_one_spelling`, a warning; listed in the report's ``labels_respelled``).
     Raises :class:`InputError` for a group of one slide, a slide without gene names (var_names
     anndata's default index, :func:`_check_gene_names`), slides naming their genes in other ways
-    (:func:`_check_gene_kinds`, :func:`_check_gene_case`), sharing no gene, or only a few
+    (:func:`_check_gene_kinds`, :func:`_check_gene_case`, :func:`_check_gene_versions`), sharing no
+    gene, or only a few
     (:data:`MIN_SHARED_GENES`)."""
     import anndata as ad
 
@@ -65,6 +66,7 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     genes = [g for g in slides[names[0]].var_names if g in shared]
     _check_gene_kinds(slides, group, len(genes))
     _check_gene_case(slides, group, len(genes))
+    _check_gene_versions(slides, group, len(genes))
     if not genes:
         raise InputError(f"group '{group}': slides {', '.join(names)} share no gene name (after QC)",
                          fix="group slides measured on the same genes (same species and gene naming, e.g. all "
@@ -175,6 +177,39 @@ def _check_gene_kinds(slides: dict[str, ad.AnnData], group: str, n_shared: int) 
                      "slide), so the group would be trained on those alone", fix=fix)
 
 
+def _trained_on(n_shared: int) -> str:
+    """What the group would be joined on, as the gene-name checks end their message."""
+    return ("so the group would be trained on those written alike only" if n_shared
+            else "so the slides of the group could not be joined")
+
+
+VERSION = re.compile(r"\.\d+$")     # an Ensembl id's version: ENSG00000141510.17
+
+
+def _check_gene_versions(slides: dict[str, ad.AnnData], group: str, n_shared: int) -> None:
+    """Refuse a group whose slides name their genes by Ensembl ids with a version on some
+    ('ENSG00000187608.10', GENCODE's) and without on others (Space Ranger's): without the versions
+    they share at least twice as many genes, and ten more, than as written (as written: none,
+    or the few of one version)."""
+    names = list(slides)
+    if not all(_ensembl_share(slides[n].var_names) > 0.5 for n in names):
+        return
+    bare = {n: {VERSION.sub("", str(g)) for g in slides[n].var_names} for n in names}
+    common = set.intersection(*bare.values())
+    if len(common) < 2 * n_shared or len(common) < n_shared + 10:
+        return
+    versioned = [n for n in names if sum(bool(VERSION.search(str(g))) for g in slides[n].var_names) > slides[n].n_vars / 2]
+    example = {n: str(slides[n].var_names[0]) for n in names}
+    raise InputError(f"group '{group}': slide{'s' if len(versioned) > 1 else ''} {', '.join(versioned)} write"
+                     f"{'' if len(versioned) > 1 else 's'} Ensembl ids with a version ("
+                     + ", ".join(f"'{example[n]}' on {n}" for n in names)
+                     + f"): they share {n_shared} gene name{'' if n_shared == 1 else 's'} as written, {len(common)} "
+                     f"without the versions, {_trained_on(n_shared)}",
+                     fix="write the ids without their version on every slide of the group (adata.var_names = "
+                         "adata.var_names.str.replace(r'\\.\\d+$', '', regex=True); adata.var_names_make_unique()) "
+                         "and write the files again")
+
+
 def _check_gene_case(slides: dict[str, ad.AnnData], group: str, n_shared: int) -> None:
     """Refuse a group whose slides write the same genes in other case ('Gfap' on one slide, 'GFAP'
     on another: mouse symbols made upper case, as for human orthologs): matched whatever the case,
@@ -191,7 +226,7 @@ def _check_gene_case(slides: dict[str, ad.AnnData], group: str, n_shared: int) -
     written = ", ".join(f"'{lower[n][example]}' on {n}" for n in names) if example else ""
     raise InputError(f"group '{group}': its slides write the same genes in other case ({written}): they share "
                      f"{n_shared} gene name{'' if n_shared == 1 else 's'} as written, {len(common)} whatever the case, "
-                     "so the group would be trained on those written alike only",
+                     f"{_trained_on(n_shared)}",
                      fix="write each gene's name alike on every slide of the group (as its species writes it: "
                          "mouse 'Gfap', human 'GFAP'; not upper-cased for orthologs) and write the files again; "
                          "slides of two species: leave the group cell empty")

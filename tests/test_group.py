@@ -89,6 +89,22 @@ def test_join_refuses_slides_of_other_panels_that_share_a_few_genes():
     assert joined.n_vars == 12
 
 
+def test_join_refuses_ensembl_ids_with_a_version_beside_ids_without():
+    """GENCODE's ids with a version on one slide ('ENSG00000000000.5'), Space Ranger's without on
+    another: they shared no gene name, refused as 'share no gene name ... all symbols or all
+    Ensembl ids', which both slides were."""
+    a, b = tiny_slide(seed=1), tiny_slide(seed=2)
+    a.var_names = [f"ENSG{i:011d}" for i in range(a.n_vars)]
+    b.var_names = [f"{g}.{i % 7 + 1}" for i, g in enumerate(a.var_names)]
+    with pytest.raises(InputError, match=r"group 'g': slide b writes Ensembl ids with a version \('ENSG00000000000' on "
+                                         r"a, 'ENSG00000000000\.1' on b\): they share 0 gene names as written, 40 "
+                                         r"without the versions, so the slides of the group could not be joined\. Fix: write the ids without "
+                                         r"their version"):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
+    b.var_names = a.var_names
+    assert join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")[0].n_vars == 40
+
+
 def test_join_refuses_slides_that_write_the_same_genes_in_other_case():
     """Mouse symbols on one slide ('Gfap'), the same upper-cased on another ('GFAP', as for human
     orthologs), but for 3 genes written alike ('H19'): the group was trained on those 3 alone."""
