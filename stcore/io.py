@@ -292,9 +292,37 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     scale = spatial / "scalefactors_json.json"
     if scale.is_file():
         entry["scalefactors"] = json.loads(scale.read_text())
+        if entry["images"] and _images_out_of_register(adata.obsm[SPATIAL_KEY], entry, scale):
+            entry["images"] = {}
     adata.uns["spatial"] = {library: entry}
     adata.X = as_csr(adata.X)
     return adata
+
+
+def _images_out_of_register(xy: np.ndarray, entry: dict, scale_file: Path) -> bool:
+    """Whether the scale factors put the spots outside their tissue image: 1% of the spots or more
+    beyond an image's edge at its ``tissue_<image>_scalef`` (another run's scalefactors_json.json,
+    from an image of another resolution).  A warning names it; the caller then keeps no image, and
+    the figures are drawn without one rather than over a tissue the spots do not fit."""
+    xy = np.asarray(xy, dtype=float)
+    for key, image in entry["images"].items():
+        factor = entry["scalefactors"].get(f"tissue_{key}_scalef")
+        if not factor or not len(xy):
+            continue
+        h, w = image.shape[:2]
+        at = xy * float(factor)
+        margin = 0.02 * max(h, w)
+        outside = int(((at[:, 0] < -margin) | (at[:, 0] > w + margin)
+                       | (at[:, 1] < -margin) | (at[:, 1] > h + margin)).sum())
+        if outside >= max(1, 0.01 * len(xy)):
+            reach = at.max(axis=0)
+            log.warning("%s: tissue_%s_scalef %g puts %d of the %d spots outside the %s image (%d x %d pixels; the "
+                        "spots reach %.0f x %.0f): the scale factors are of another run or image; the tissue images "
+                        "are left out, and the figures are drawn without them. Fix: use the scalefactors_json.json "
+                        "Space Ranger wrote beside these tissue_positions", scale_file, key, float(factor), outside,
+                        len(xy), key, w, h, reach[0], reach[1])
+            return True
+    return False
 
 
 def _positions_elsewhere(folder: Path) -> tuple[str, str] | None:

@@ -319,6 +319,29 @@ def test_read_visium_keeps_the_library_id_and_metadata_the_matrix_names(tmp_path
     assert list(stcore.read.visium(plain).uns["spatial"]) == ["mybrain"]
 
 
+def test_scale_factors_of_another_run_leave_the_tissue_images_out(tmp_path, caplog):
+    """scalefactors_json.json of another run (an image of another resolution: tissue_hires_scalef
+    1.6 times this one's): the spots were drawn over the tissue image out of register (a third of
+    them past its edge) in every domains.png and in domains.h5ad's uns['spatial']."""
+    import json
+
+    import stcore
+
+    folder = write_visium(tmp_path / "outs", tiny_slide())
+    assert set(next(iter(stcore.read.visium(folder).uns["spatial"].values()))["images"]) == {"hires", "lowres"}
+    factors = folder / "spatial" / "scalefactors_json.json"
+    scale = json.loads(factors.read_text())
+    factors.write_text(json.dumps(scale | {"tissue_hires_scalef": scale["tissue_hires_scalef"] * 1.6,
+                                           "tissue_lowres_scalef": scale["tissue_lowres_scalef"] * 1.6}))
+    with caplog.at_level("WARNING"):
+        entry = next(iter(stcore.read.visium(folder).uns["spatial"].values()))
+    assert entry["images"] == {} and entry["scalefactors"]["tissue_hires_scalef"] == scale["tissue_hires_scalef"] * 1.6
+    assert re.search(r"scalefactors_json\.json: tissue_hires_scalef 3\.76\d* puts 25 of the 64 spots outside the hires "
+                     r"image \(2000 x 2000 pixels; the spots reach 2824 x 2281\): the scale factors are of another run "
+                     r"or image; the tissue images are left out.*Fix: use the scalefactors_json\.json Space Ranger wrote",
+                     caplog.text), caplog.text
+
+
 def test_a_simulated_visium_folder_is_drawn_by_scanpy_as_a_real_one(tmp_path):
     """stcore.simulate.write_visium writes the tissue images and the spot diameter Space Ranger
     writes: scanpy's reader reads the folder, and sc.pl.spatial draws the spots on the image (it
