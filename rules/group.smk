@@ -11,6 +11,7 @@ rule group:
     params:
         slides=lambda wildcards: GROUPS[wildcards.sample],
         truths=lambda wildcards: {s: PLAN.slides[s]["truth"] for s in GROUPS[wildcards.sample]},
+        values=lambda wildcards: PLAN.slides[wildcards.sample]["values"],
     log:
         "logs/group/{sample}.log",
     benchmark:

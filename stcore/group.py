@@ -38,7 +38,8 @@ SLIDE_KEY = "slide"       # obs column: the slide each spot of a group comes fro
 TRUTH_KEY = "truth"       # obs column of a group: each slide's annotation (its own truth column)
 
 
-def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: str) -> tuple[ad.AnnData, dict]:
+def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: str,
+                values: str = "counts") -> tuple[ad.AnnData, dict]:
     """One AnnData of the slides (name -> QC'd slide, sheet order) on the genes every slide has,
     in the first slide's gene order, and a report: spots per slide, genes shared, and for each
     slide the genes left out because another slide lacks them (logged with a few names).
@@ -50,7 +51,8 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     anndata's default index, :func:`_check_gene_names`), slides naming their genes in other ways
     (:func:`_check_gene_kinds`, :func:`_check_gene_case`, :func:`_check_gene_versions`), sharing no
     gene, or only a few
-    (:data:`MIN_SHARED_GENES`)."""
+    (:data:`MIN_SHARED_GENES`), and ``values`` (the slides' sample sheet values, one for the group)
+    normalised to other totals on each slide (:func:`_check_normalised_alike`)."""
     import anndata as ad
 
     names = list(slides)
@@ -80,6 +82,8 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
                          f"{len(genes)} alone", fix="group slides measured on the same genes (one panel or the whole "
                                                     "transcriptome), or leave the group cell empty (each slide runs "
                                                     "alone as well)")
+    if values in ("normalized", "log_normalized"):
+        _check_normalised_alike(slides, genes, group, log=values == "log_normalized")
     report = {"group": group, "shared_genes": len(genes), "slides": {}}
     labels = {name: _labels_as_text(slides[name].obs[truths[name]]) if truths.get(name)
               else np.full(slides[name].n_obs, np.nan, dtype=object) for name in names}
@@ -175,6 +179,41 @@ def _check_gene_kinds(slides: dict[str, ad.AnnData], group: str, n_shared: int) 
                      f"{', '.join(symbols)} by gene symbols (e.g. '{first[symbols[0]]}'): they share {n_shared} gene "
                      f"name{'' if n_shared == 1 else 's'} (of {min(slides[n].n_vars for n in slides)} on the smallest "
                      "slide), so the group would be trained on those alone", fix=fix)
+
+
+#: Slides of a group whose normalised values (``values`` normalized or log_normalized) differ in
+#: their spots' median total over the shared genes by more than this factor were normalised to
+#: other totals (10,000 on one, a million, CPM, on another).
+MAX_TOTAL_RATIO = 3.0
+
+
+def _check_normalised_alike(slides: dict[str, ad.AnnData], genes: list, group: str, *, log: bool) -> None:
+    """Refuse a group whose slides' normalised values were normalised to other totals (scanpy's
+    normalize_total to 10,000 on one slide, counts per million on another): the median over spots
+    of each spot's total over the shared genes (of expm1 of the values where ``log``) differs by more
+    than :data:`MAX_TOTAL_RATIO`; one model would see the same expression that many times higher on
+    one slide (log values: shifted by the log of it), a slide effect in every gene."""
+    medians = {}
+    for name, a in slides.items():
+        x = sp.csr_matrix(a[:, genes].X, dtype=np.float64)
+        if log:
+            x.data = np.expm1(x.data)
+        totals = np.asarray(x.sum(axis=1)).ravel()
+        totals = totals[totals > 0]
+        if totals.size:
+            medians[name] = float(np.median(totals))
+    if len(medians) < 2 or max(medians.values()) <= MAX_TOTAL_RATIO * min(medians.values()):
+        return
+    low, high = min(medians, key=medians.get), max(medians, key=medians.get)
+    ratio = medians[high] / medians[low]
+    raise InputError(f"group '{group}': its slides' {'log-' if log else ''}normalised values were normalised to other "
+                     "totals (median spot total over the shared genes" + (", after expm1" if log else "") + ": "
+                     + ", ".join(f"{n} {v:,.0f}" if v >= 100 else f"{n} {v:.3g}" for n, v in medians.items())
+                     + f"): one model would see the same expression {ratio:,.0f} times higher on {high} than on {low}"
+                     + (f" (every log value {np.log(ratio):.1f} higher)" if log else ""),
+                     fix="normalise every slide of the group to one total from its raw counts (scanpy: "
+                         "sc.pp.normalize_total(adata, target_sum=1e4)" + ("; sc.pp.log1p(adata)" if log else "")
+                         + "), or give the raw counts with values counts")
 
 
 def _trained_on(n_shared: int) -> str:

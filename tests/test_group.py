@@ -105,6 +105,32 @@ def test_join_refuses_ensembl_ids_with_a_version_beside_ids_without():
     assert join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")[0].n_vars == 40
 
 
+def _log_normalised(adata, total):
+    x = adata.X.toarray()
+    adata.X = sp.csr_matrix(np.log1p(x / x.sum(axis=1, keepdims=True) * total))
+    return adata
+
+
+def test_join_refuses_slides_normalised_to_other_totals():
+    """Two published log-normalised slides, one normalize_total to 10,000 and log1p, the other to a
+    million (CPM) and log1p, with values log_normalized: joined as they were, every gene's log value
+    4.6 higher on one slide, a slide effect the model learned first."""
+    a, b = _log_normalised(tiny_slide(seed=1), 1e4), _log_normalised(tiny_slide(seed=2), 1e6)
+    with pytest.raises(InputError, match=r"group 'g': its slides' log-normalised values were normalised to other "
+                                         r"totals \(median spot total over the shared genes, after expm1: a 10,000, b "
+                                         r"1,000,000\): one model would see the same expression 100 times higher on b "
+                                         r"than on a \(every log value 4\.6 higher\)\. Fix: normalise every slide of the "
+                                         r"group to one total from its raw counts"):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g", values="log_normalized")
+    c = _log_normalised(tiny_slide(seed=3), 1e4)
+    assert join_slides({"a": a, "c": c}, {"a": "", "c": ""}, "g", values="log_normalized")[0].n_vars == 40
+    a.X, b.X = sp.csr_matrix(np.expm1(a.X.toarray())), sp.csr_matrix(np.expm1(b.X.toarray()))
+    with pytest.raises(InputError, match=r"its slides' normalised values were normalised to other totals \(median "
+                                         r"spot total over the shared genes: a 10,000, b 1,000,000\): one model would see "
+                                         r"the same expression 100 times higher on b than on a\. Fix: "):
+        join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g", values="normalized")
+
+
 def test_join_refuses_slides_that_write_the_same_genes_in_other_case():
     """Mouse symbols on one slide ('Gfap'), the same upper-cased on another ('GFAP', as for human
     orthologs), but for 3 genes written alike ('H19'): the group was trained on those 3 alone."""
