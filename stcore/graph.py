@@ -241,3 +241,30 @@ def mean_operator(adj: sp.spmatrix) -> sp.csr_matrix:
     out = sp.csr_matrix(sp.diags(1.0 / d) @ a, dtype=np.float32)
     out.sort_indices()
     return out
+
+
+#: The graph job judges the expression's spatial pattern (:func:`check_spatial_pattern`) where the
+#: slide's features hold at most this many stored values (about 0.6 GB read, 1 GB while judged).
+PATTERN_MAX_VALUES = 50_000_000
+
+
+def check_spatial_pattern(h5ad: str, adj: sp.spmatrix, *, sample: str | None = None) -> float | None:
+    """The graph job's form of ``tl.domains``' check (:func:`stcore.validate.warn_no_spatial_pattern`):
+    warn where the features of ``h5ad`` (the hvg step's output) show no spatial pattern over the graph
+    ``adj``, as coordinates stored in another order than the spots leave them.  Slides whose features
+    hold more than :data:`PATTERN_MAX_VALUES` stored values are not judged (None), so the job's memory
+    stays that of the graph."""
+    import h5py
+
+    from .io import read_h5ad_elems
+    from .validate import warn_no_spatial_pattern
+
+    with h5py.File(h5ad, "r") as f:
+        x = f["X"]
+        stored = x["data"].shape[0] if isinstance(x, h5py.Group) else x.size
+    if stored > PATTERN_MAX_VALUES:
+        log.info("the expression's spatial pattern is not judged: %d stored values, more than %d", stored,
+                 PATTERN_MAX_VALUES)
+        return None
+    return warn_no_spatial_pattern(read_h5ad_elems(h5ad, "X")["X"], adj,
+                                   path=f"sample '{sample}'" if sample else None)

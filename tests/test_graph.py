@@ -75,3 +75,36 @@ def test_a_radius_given_without_radius_mode_is_refused(hex_coords):
 def test_too_few_spots_is_an_error():
     with pytest.raises(ValueError, match="neighbours"):
         knn_indices(np.random.rand(3, 2), 3)
+
+
+def test_the_graph_job_warns_of_coordinates_in_another_order_than_the_spots(tmp_path, caplog):
+    """A slide written with its positions in another order than its spots (a positions table's
+    .to_numpy() not reindexed to obs_names, then write_h5ad): the workflow's graph joined spots at
+    random without a word, as tl.domains did before it warned.  The graph job now gives
+    tl.domains' warning, naming the sample; the slide in its own order says nothing."""
+    import logging
+    from types import SimpleNamespace
+
+    from stcore.hvg import HVGParams, run_hvg
+    from stcore.qc import QCParams, prepare_slide
+    from tests.slides import script, tiny_slide, write
+
+    caplog.set_level(logging.WARNING, logger="stcore")
+    graph = script("graph")
+    slide = tiny_slide(n_side=16)                                  # 256 spots; fewer are not judged
+    order = np.random.default_rng(0).permutation(slide.n_obs)
+    for name, xy in (("s1", slide.obsm["spatial"]), ("moved", slide.obsm["spatial"][order])):
+        slide.obsm["spatial"] = xy
+        adata, _ = prepare_slide(str(write(slide, tmp_path / f"{name}.h5ad")), "h5ad", QCParams(), truth="domain",
+                                 n_clusters=2)
+        hvg = tmp_path / f"{name}.hvg.h5ad"
+        run_hvg(adata, HVGParams(n_top_genes=30)).write_h5ad(hvg)
+        sm = SimpleNamespace(input=SimpleNamespace(h5ad=str(hvg)), params=SimpleNamespace(graph={}),
+                             output=SimpleNamespace(npz=str(tmp_path / f"{name}.npz"),
+                                                    params=tmp_path / f"{name}.json"),
+                             wildcards=SimpleNamespace(sample=name))
+        graph.main(sm)
+    said = [r.getMessage() for r in caplog.records if "spatial pattern" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("sample 'moved': the expression shows no spatial pattern over "
+                                                 "obsm['spatial']"), said
+    assert "Fix: store the coordinates in the spots' order" in said[0]
