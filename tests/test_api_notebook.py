@@ -385,6 +385,33 @@ def test_every_parameter_documented_with_its_default(fn):
             assert documented[name].endswith(f"default {p.default!r}"), (name, documented[name], p.default)
 
 
+@pytest.mark.parametrize("schema", ["stcore/schemas/config.schema.yaml", "schemas/samples.schema.yaml"])
+def test_every_schema_description_is_read_whole(schema):
+    """A description with a comma in an unquoted flow mapping ({..., description: a, b}) would be
+    read as a key 'b' and a cut description, and help(stcore.tl.domains) would show the cut one:
+    every description is read as written, and no key but a default is empty."""
+    from pathlib import Path
+
+    import yaml
+
+    def specs(node):
+        if isinstance(node, dict):
+            if "description" in node:
+                yield node
+            for value in node.values():
+                yield from specs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from specs(value)
+
+    root = Path(__file__).resolve().parents[1]
+    for spec in specs(yaml.safe_load((root / schema).read_text())):
+        assert isinstance(spec["description"], str), spec
+        assert [k for k, v in spec.items() if v is None and k != "default"] == [], spec
+    doc = inspect.getdoc(stcore.tl.domains)
+    assert "kNN of the feature graph (leiden, louvain)" in doc
+
+
 @pytest.mark.parametrize("section", ["train", "cluster"])
 def test_train_and_cluster_keys_documented_with_the_schemas_defaults(section):
     """Every key of the shipped schema's section is in tl.domains's docstring with the schema's
