@@ -171,9 +171,11 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
 # Snakemake's report shows the first page in a box one screen high that centres its content: a page
 # taller than the screen would begin above the box's top, where no scrolling reaches.  The page
 # starts at the top instead, and its text column is wider than the report's default (32rem), so
-# that the tables show more of their columns.
+# that the tables show more of their columns.  The report's text style draws a backtick before and
+# after each code span (`table.tsv`); the page's code spans are drawn without them, as in summary.html.
 PAGE_STYLE = ("<style>.grow.flex.items-center.justify-center.h-screen{align-items:flex-start}"
-              ".prose.prose-sm.max-w-lg{max-width:min(56rem,62vw)}</style>")
+              ".prose.prose-sm.max-w-lg{max-width:min(56rem,62vw)}"
+              ".prose code::before,.prose code::after{content:none}</style>")
 
 
 def page_html(summary: str, maps: str) -> str:

@@ -134,6 +134,8 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     probe = tmp_path / "probe.html"
     where = ("setTimeout(function(){var out=[];document.querySelectorAll('h1,h2,h3').forEach(function(h){"
              "out.push(h.textContent.trim()+'@'+Math.round(h.getBoundingClientRect().top))});"
+             "var c=document.querySelector('.prose code');"
+             "out.push('code without backticks@'+(c&&getComputedStyle(c,'::before').content==='none'?1:0));"
              "var p=document.createElement('pre');p.id='PROBE';p.textContent=out.join('|');"
              "document.body.appendChild(p)},3000);")
     html = (report / "report.html").read_text()
@@ -147,6 +149,9 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     top = {t.rsplit("@", 1)[0]: int(t.rsplit("@", 1)[1]) for t in drawn.group(1).split("|")}
     assert 0 <= top["Spatial domains (stcore)"] < top["ARI against the manual annotation"] < 900, top
     assert top["ARI against the manual annotation"] < top["Domain maps"], top
+    # the summary's code spans (`table.tsv`) are drawn as code, without the backticks the report's
+    # text style puts around them
+    assert top["code without backticks"] == 1, top
 
 
 def test_the_page_maps_pick_the_median_seed_and_need_no_annotation(tmp_path):
