@@ -27,13 +27,15 @@ include: "rules/report.smk"
 
 
 rule all:
-    """The results table over every slide, method and seed, its summary, and one
+    """The results table over every slide, method and seed, its summary (and the report's first
+    page, results/summary.html), and one
     domains.h5ad per run, per consensus of a method's seeds, per combination of methods at a seed and
     per consensus of a combination's seeds (and for a slide read from a SpatialData store, its domains as a store: domains.zarr)."""
     default_target: True
     input:
         "results/table.tsv",
         "results/summary.md",
+        "results/summary.html",
         run_outputs("domains.h5ad"),
         consensus_outputs("domains.h5ad"),
         ensemble_outputs("domains.h5ad"),
@@ -46,4 +48,5 @@ rule compare:
     input:
         "results/table.tsv",
         "results/summary.md",
+        "results/summary.html",
         rules.report_figures.output,

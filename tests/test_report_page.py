@@ -108,6 +108,23 @@ def test_the_first_page_shows_the_summary_table_with_the_tables_numbers(report):
         assert f"results/tiny_a/{combined}/domains.png" in html
 
 
+def test_a_missing_first_page_is_made_again(report):
+    """results/summary.html, the page `snakemake --report` opens on, is a target of the run: where it
+    is missing (removed, or results of a version that did not write it) the run makes it again, and
+    the report does not stop on it."""
+    page = report / "results" / "summary.html"
+    kept = page.read_bytes()
+    page.unlink()
+    try:
+        dry = _snakemake(report, "-n", "--cores", "1")
+        assert "rule table:" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+        _snakemake(report, "--cores", "1")
+        assert page.exists()
+    finally:
+        if not page.exists():
+            page.write_bytes(kept)
+
+
 def _answer_ari(report: Path) -> float:
     """The ARI of the slide's answer (the combination's vote over every member at every seed) in the table."""
     table = pd.read_csv(report / "results" / "table.tsv", sep="\t", dtype={"seed": str})
