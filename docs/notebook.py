@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visium", type=Path, help="a Space Ranger outs folder (default: a simulated one)")
     parser.add_argument("--annotation", type=Path, help="CSV of barcode, label: the annotation to score against")
-    parser.add_argument("--n-clusters", type=int, default=3, help="number of domains")
-    parser.add_argument("--spots", type=int, default=2000, help="spots of the simulated slide")
-    parser.add_argument("--genes", type=int, default=3000, help="genes of the simulated slide")
-    parser.add_argument("--epochs", type=int, default=600)
-    parser.add_argument("--out", type=Path, default=Path("figures"), help="folder of the figures")
+    parser.add_argument("--n-clusters", type=int, default=3, help="number of domains (default: %(default)s)")
+    parser.add_argument("--spots", type=int, default=2000, help="spots of the simulated slide (default: %(default)s)")
+    parser.add_argument("--genes", type=int, default=3000, help="genes of the simulated slide (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=600, help="training epochs (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("figures"),
+                        help="folder of the figure and, without --visium, of the simulated slide's folder "
+                             "(default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not hasattr(sys, "ps1") and "ipykernel" not in sys.modules:

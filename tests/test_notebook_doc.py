@@ -30,3 +30,18 @@ def test_the_notebook_script_reads_a_visium_folder_and_runs(tmp_path, capsys):
     else:
         z = np.asarray(out["nhood"])
         assert z.shape == (3, 3) and np.isfinite(z).all()
+
+
+def test_the_notebook_scripts_help_gives_each_default(capsys):
+    """--help shows each option's default (the number of domains is 3 unless given) and that --out
+    also holds the simulated slide's folder."""
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("stcore_notebook", REPO / "docs" / "notebook.py")
+    notebook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(notebook)
+    with pytest.raises(SystemExit):
+        notebook.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "number of domains (default: 3)" in text and "(default: 600)" in text
+    assert "without --visium, of the simulated slide's folder (default: figures)" in text
