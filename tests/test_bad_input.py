@@ -473,7 +473,8 @@ SHEET_CASES = {
 
 CONFIG_CASES = {
     "unknown_config_key": ("qc: {min_count: 3}\n",
-                           r"config is invalid: qc: Additional properties are not allowed \('min_count' was unexpected\)"),
+                           r"config is invalid: qc: Additional properties are not allowed \('min_count' was unexpected\)"
+                           r"(?=\. Fix: write min_counts for min_count)"),
     "wrong_config_type": ("train: {epochs: many, device: cpu}\n",
                           r"config is invalid: train\.epochs: 'many' is not of type 'integer'"),
     "seeds_not_a_list": ("seeds: 3\n", r"config is invalid: seeds: 3 is not of type 'array'"),
@@ -579,7 +580,8 @@ def test_config_schema_errors_name_the_key(case, tmp_path):
     run = _parse_only(tmp_path, "s1\tx.h5ad\th5ad\t2\t", extra)
     assert run.returncode != 0
     text = run.stdout + run.stderr
-    assert re.search(key + r"\. Fix: see stcore/schemas/config\.schema\.yaml", text), text[-2000:]
+    # the fix: the key meant where one is near (qc.min_counts for min_count), else the schema to read
+    assert re.search(key + r"\. Fix: (see stcore/schemas/config\.schema\.yaml|write \w+ for \w+)", text), text[-2000:]
     assert "Traceback" not in text
 
 

@@ -776,7 +776,16 @@ def test_the_config_is_checked_as_a_run_checks_it(tmp_path):
             r"^config is invalid: methods: \['graphst', 'expression'\] is a list of names, but each method is a named "
             r"entry with its model\. Fix: write methods: \{graphst: \{model: graphst\}, expression: \{model: expression\}\}$"),
            ({"cluster": {"method": "leiden"}},
-            r"^config is invalid: cluster\.method is now cluster\.algorithm\. Fix: write cluster: \{algorithm: leiden\}$")]
+            r"^config is invalid: cluster\.method is now cluster\.algorithm\. Fix: write cluster: \{algorithm: leiden\}$"),
+           # a key near one the schema has: the key meant (was: see the schema for the keys)
+           ({"seed": [1]}, r"^config is invalid: top level: Additional properties are not allowed \('seed' was "
+                           r"unexpected\)\. Fix: write seeds for seed$"),
+           ({"qc": {"min_count": 3}}, r"^config is invalid: qc: .*\('min_count' was unexpected\)\. "
+                                      r"Fix: write min_counts for min_count$"),
+           ({"methods": {"g": {"model": "graphst", "train": {"epoch": 3}}}},
+            r"^config is invalid: methods\.g\.train: .*\. Fix: write epochs for epoch$"),
+           ({"train": {"snapshots": 3}}, r"\('snapshots' was unexpected\)\. Fix: see stcore/schemas/config\.schema"
+                                         r"\.yaml for the keys and their types$")]
     for given, message in bad:
         with pytest.raises(PlanError, match=message):
             checked(given)

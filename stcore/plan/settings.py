@@ -65,6 +65,22 @@ def text_fix(value, validator, expected):
     return None
 
 
+def key_fix(value, validator, allowed, message):
+    """The fix for a config key written near one the schema has, or None: ``seed`` for ``seeds``,
+    ``qc: {min_count: 3}`` for ``min_counts`` (jsonschema's ``validator`` 'additionalProperties';
+    ``allowed``: the keys at that place; ``message``: jsonschema's)."""
+    import difflib
+
+    if validator != "additionalProperties" or not isinstance(value, dict) or not allowed:
+        return None
+    near = {key: difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.75)
+            for key in value if key not in allowed}
+    near = {key: match[0] for key, match in near.items() if match}
+    if not near:
+        return None
+    return f"{message}. Fix: write " + ", ".join(f"{meant} for {key}" for key, meant in near.items())
+
+
 def shape_fix(value, validator, expected, path, models=("graphst", "expression")):
     """The fix for a named set written in another shape than the schema's mapping of names, or None:
     ``methods: [graphst, expression]`` (a list of names), ``ensembles: {e: [a, b, c]}``, a method with
@@ -265,7 +281,9 @@ def checked_config(config, given, configfiles, schema_path, validate, models):
         value, validator = getattr(err, "instance", None), getattr(err, "validator", None)
         expected = getattr(err, "validator_value", None)
         fix = (text_fix(value, validator, expected)
-               or shape_fix(value, validator, expected, list(getattr(err, "absolute_path", [])), tuple(models)))
+               or shape_fix(value, validator, expected, list(getattr(err, "absolute_path", [])), tuple(models))
+               or key_fix(value, validator, (getattr(err, "schema", None) or {}).get("properties"),
+                          getattr(err, "message", "")))
         if fix:
             raise PlanError(f"config is invalid: {schema_problem(exc, fix)}") from None
         raise PlanError(f"config is invalid: {schema_problem(exc)}. "
