@@ -169,11 +169,13 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
 
 
 # Snakemake's report shows the first page in a box one screen high that centres its content: a page
-# taller than the screen would begin above the box's top, where no scrolling reaches.  The page
-# starts at the top instead, and its text column is wider than the report's default (32rem), so
-# that the tables show more of their columns.  The report's text style draws a backtick before and
+# taller than the screen would begin above the box's top, and one wider than the window (a wide
+# table beside the DAG) left of its left edge, under the menu, where no scrolling reaches.  The page
+# starts at the top, and at the left where it is wider than the window, and its text column is wider
+# than the report's default (32rem), so that the tables show more of their columns.  The report's text style draws a backtick before and
 # after each code span (`table.tsv`); the page's code spans are drawn without them, as in summary.html.
-PAGE_STYLE = ("<style>.grow.flex.items-center.justify-center.h-screen{align-items:flex-start}"
+PAGE_STYLE = ("<style>.grow.flex.items-center.justify-center.h-screen{align-items:flex-start;"
+              "justify-content:safe center}"
               ".prose.prose-sm.max-w-lg{max-width:min(56rem,62vw)}"
               ".prose code::before,.prose code::after{content:none}</style>")
 

@@ -151,6 +151,9 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     probe = tmp_path / "probe.html"
     where = ("setTimeout(function(){var out=[];document.querySelectorAll('h1,h2,h3').forEach(function(h){"
              "out.push(h.textContent.trim()+'@'+Math.round(h.getBoundingClientRect().top))});"
+             "var box=document.querySelector('.grow.flex.items-center.justify-center.h-screen');"
+             "var h=document.querySelector('.prose h1');"
+             "out.push('title left of its box@'+Math.round(box.getBoundingClientRect().left-h.getBoundingClientRect().left));"
              "var c=document.querySelector('.prose code');"
              "out.push('code without backticks@'+(c&&getComputedStyle(c,'::before').content==='none'?1:0));"
              "var p=document.createElement('pre');p.id='PROBE';p.textContent=out.join('|');"
@@ -169,6 +172,14 @@ def test_the_first_page_in_a_headless_browser(report, tmp_path):
     # the summary's code spans (`table.tsv`) are drawn as code, without the backticks the report's
     # text style puts around them
     assert top["code without backticks"] == 1, top
+    # a page wider than the window (a wide table beside the DAG of a combination's rules) starts at
+    # its box's left edge, the rest reached by scrolling; centred, its left part lay under the menu
+    assert top["title left of its box"] <= 0, top
+    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                           "--window-size=1000,900", "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    narrow = dict(t.rsplit("@", 1) for t in re.search(r'<pre id="PROBE">(.*?)</pre>', proc.stdout, re.S)[1].split("|"))
+    assert int(narrow["title left of its box"]) <= 0, narrow
 
 
 def test_the_page_maps_pick_the_median_seed_and_need_no_annotation(tmp_path):
