@@ -6,6 +6,7 @@ import logging
 import resource
 import sys
 import time
+import warnings
 from typing import Callable
 
 from .errors import DivergenceError, InputError
@@ -118,6 +119,9 @@ def run_step(snakemake, step: Callable[..., None], *, sample: str | None = None)
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+    # squidpy's import (the cellcharter and banksy jobs) makes docrep warn of its own docstrings'
+    # keys ('n_jobs' is not a valid key!): about no input or setting of the run, so not logged
+    warnings.filterwarnings("ignore", category=SyntaxWarning, module="docrep")
     if sample is None:
         sample = getattr(snakemake.wildcards, "sample", None)
     try:

@@ -265,3 +265,25 @@ def test_the_memory_free_is_read_under_the_jobs_own_memory_limit(tmp_path):
     (tmp_path / "unlimited").write_text("4:memory:/\n0::/\n")
     assert cgroup_free_mb(str(tmp_path / "unlimited"), str(v1)) is None
     assert cgroup_free_mb(str(tmp_path / "absent"), str(v1)) is None
+
+
+def test_docreps_warnings_of_its_own_docstrings_are_not_in_a_jobs_log(tmp_path):
+    """squidpy's import (cellcharter and banksy jobs) makes docrep warn of its docstrings' keys; a job's
+    log keeps the other warnings only."""
+    import warnings
+
+    log = tmp_path / "train.log"
+    sm = SimpleNamespace(log=[str(log)], wildcards=SimpleNamespace(sample="s1"))
+
+    def step(_):
+        warnings.warn_explicit("'n_jobs' is not a valid key!", SyntaxWarning, "decorators.py", 43,
+                               module="docrep.decorators")
+        warnings.warn_explicit("a warning of the run", UserWarning, "mine.py", 1, module="mine")
+
+    logging.captureWarnings(False)          # as a job's process starts: warnings not yet sent to logging
+    with warnings.catch_warnings():
+        run_step(sm, step)
+    logging.getLogger().handlers.clear()
+    logging.captureWarnings(False)
+    text = log.read_text()
+    assert "a warning of the run" in text and "n_jobs" not in text, text
