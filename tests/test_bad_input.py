@@ -444,6 +444,16 @@ def test_fewer_genes_than_hvg_warns_and_uses_all_genes(caplog):
     assert "slide has 40 genes, not more than n_top_genes=3000: all genes are used" in caplog.text
 
 
+def test_as_many_genes_as_hvg_keeps_all_genes_without_a_warning(caplog):
+    """The demo's slides: 3000 genes and n_top_genes 3000, all genes as asked; no WARNING line."""
+    adata = tiny_slide(n_genes=40)
+    with caplog.at_level(logging.INFO):
+        mask = select_hvg(adata, HVGParams(n_top_genes=40))
+    assert mask.all() and mask.size == 40
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "slide has 40 genes, n_top_genes=40: all genes are used" in caplog.text
+
+
 def test_located_error_names_sample():
     err = InputError("bad thing", path="x.h5ad", fix="do y").located(sample="s1")
     assert str(err) == "sample 's1', file 'x.h5ad': bad thing. Fix: do y"
