@@ -28,9 +28,9 @@ include: "rules/report.smk"
 
 rule all:
     """The results table over every slide, method and seed, its summary (and the report's first
-    page, results/summary.html), and one
-    domains.h5ad per run, per consensus of a method's seeds, per combination of methods at a seed and
-    per consensus of a combination's seeds (and for a slide read from a SpatialData store, its domains as a store: domains.zarr)."""
+    page, results/summary.html), and one domains.h5ad per run, per consensus of a method's seeds,
+    per combination of methods at a seed and per consensus of a combination's seeds (and for a
+    slide read from a SpatialData store, its domains as a store: domains.zarr)."""
     default_target: True
     input:
         "results/table.tsv",
