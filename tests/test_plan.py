@@ -291,6 +291,10 @@ def test_result_folders_no_run_of_the_config_has_are_warned_of(tmp_path, monkeyp
         "results/gone results/s1/graphst/consensus results/s1/graphst/seed1 results/s1/old)"]
     config = _config(graphst={"model": "graphst"}, old={"model": "graphst"})
     assert _plan(config).stale_runs([f for f in found if "gone" not in f]) == []     # seeds 0, 1 and consensus
+    assert _plan(config).stale_runs(found) == [                                        # one folder: it
+        "WARNING 1 result folder not of this config's runs (left by an earlier config or sample sheet): "
+        "results/gone; results/table.tsv lists this config's runs only. Fix: delete it if it is not wanted "
+        "(rm -r results/gone)"]
 
 
 def test_stale_folders_name_a_method_or_slide_taken_out_as_one_folder():

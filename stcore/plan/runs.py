@@ -449,10 +449,11 @@ class Plan:
         if not stale:
             return []
         more = f" and {len(stale) - SHOWN} more" if len(stale) > SHOWN else ""
+        them = "them if they are" if len(stale) > 1 else "it if it is"
         return [f"WARNING {len(stale)} result folder{'s' if len(stale) > 1 else ''} not of this config's runs "
                 f"(left by an earlier config or sample sheet): {', '.join(stale[:SHOWN])}{more}; "
                 f"results/table.tsv lists this config's runs only. "
-                f"Fix: delete them if they are not wanted (rm -r {' '.join(stale[:SHOWN])}{more})"]
+                f"Fix: delete {them} not wanted (rm -r {' '.join(stale[:SHOWN])}{more})"]
 
     def agreement_runs(self, method):
         """(slide, seed) runs of the agreement method, with the files its features come from."""
