@@ -320,7 +320,8 @@ def test_stale_folders_name_a_method_or_slide_taken_out_as_one_folder():
                                "sample sheet): results/compare/graphst, results/gone, results/kept/graphst, "
                                "results/records/graphst, results/s1/graphst/consensus and 3 more; ")
     assert lines[0].endswith("(rm -r results/compare/graphst results/gone results/kept/graphst results/records/graphst "
-                             "results/s1/graphst/consensus and 3 more)")
+                             "results/s1/graphst/consensus results/s1/graphst/seed1 results/s1/old "
+                             "results/s3/banksy)")       # every folder: a command to paste (was: '... and 3 more)')
     # every folder whose domains.h5ad a job of the plan writes is kept: groups, consensus, combinations
     config = _config(graphst={"model": "graphst"}, banksy={"model": "banksy"})
     config["ensembles"] = {"both": {"methods": ["graphst", "banksy"]}}

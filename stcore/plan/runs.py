@@ -453,7 +453,7 @@ class Plan:
         return [f"WARNING {len(stale)} result folder{'s' if len(stale) > 1 else ''} not of this config's runs "
                 f"(left by an earlier config or sample sheet): {', '.join(stale[:SHOWN])}{more}; "
                 f"results/table.tsv lists this config's runs only. "
-                f"Fix: delete {them} not wanted (rm -r {' '.join(stale[:SHOWN])}{more})"]
+                f"Fix: delete {them} not wanted (rm -r {' '.join(stale)})"]      # every one: a command to paste
 
     def agreement_runs(self, method):
         """(slide, seed) runs of the agreement method, with the files its features come from."""
