@@ -116,7 +116,8 @@ def resolve_device(device: str) -> torch.device:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise InputError(f"train.device is {device} but torch sees no GPU on this machine",
-                             fix="set train.device to auto or cpu, or run on a GPU node (the SLURM profile asks for "
+                             fix="set train.device to auto or cpu (in a notebook: stcore.tl.domains(..., "
+                                 "train={'device': 'cpu'})), or run on a GPU node (the SLURM profile asks for "
                                  "one when train.device is cuda) with a CUDA build of torch (envs/stcore-cuda.yaml)")
         if dev.index is not None and dev.index >= count:
             raise InputError(f"train.device is {device} but torch sees {count} GPU(s) on this machine "

@@ -885,7 +885,8 @@ def test_cuda_without_a_gpu_is_a_named_error(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match=r"train\.device is cuda but torch sees no GPU on this machine\. Fix: set "
-                                         r"train\.device to auto or cpu"):
+                                         r"train\.device to auto or cpu \(in a notebook: stcore\.tl\.domains\(\.\.\., "
+                                         r"train=\{'device': 'cpu'\}\)\)"):
         resolve_device("cuda")
 
 
