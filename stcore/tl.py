@@ -437,11 +437,7 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                              fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
                                  f"with a radius above {nearest:.4g}, in the units of the coordinates), or del "
                                  f"adata.obsp['{key}'] and tl.domains builds it")
-        import logging
-
-        logging.getLogger(__name__).warning(
-            "obsp['%s'] leaves %d of %d spots without a neighbour%s (median nearest-neighbour distance %.4g); they are "
-            "trained without spatial information", key, alone, degree.size, built, nearest)
+    alone_said = (key, alone, degree.size, built, nearest) if alone else None     # said once the graph passes
     from .graph import MAX_RADIUS_NEIGHBOURS
 
     mean = float(degree.mean()) if degree.size else 0.0
@@ -462,16 +458,21 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                          f"with a radius of a few times {nearest:.4g}, in the units of the coordinates), or del "
                          f"adata.obsp['{key}'] and tl.domains builds it")
     squidpy_knn = params.get("coord_type") == "generic" and params.get("radius") is None and "delaunay" not in params
-    if not (params.get("mode") == "knn" or squidpy_knn) or not params.get("n_neighbors"):
-        return
-    k = int(params["n_neighbors"])
-    # neighbours other than the spot itself (squidpy's set_diag=True stores each spot as its own, one more
-    # entry per row) and not stored zeros
-    short = int((joined.getnnz(axis=1) < k).sum())
-    if short:
-        raise InputError(f"obsp['{key}'] gives {short} spots fewer than the {k} neighbours its knn graph gave each "
-                         "spot: it was built before spots were removed", fix=f"build it again on these spots: "
-                         f"stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and tl.domains builds it)")
+    if (params.get("mode") == "knn" or squidpy_knn) and params.get("n_neighbors"):
+        k = int(params["n_neighbors"])
+        # neighbours other than the spot itself (squidpy's set_diag=True stores each spot as its own, one more
+        # entry per row) and not stored zeros
+        short = int((joined.getnnz(axis=1) < k).sum())
+        if short:
+            raise InputError(f"obsp['{key}'] gives {short} spots fewer than the {k} neighbours its knn graph gave each "
+                             "spot: it was built before spots were removed", fix=f"build it again on these spots: "
+                             f"stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and tl.domains builds it)")
+    if alone_said:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "obsp['%s'] leaves %d of %d spots without a neighbour%s (median nearest-neighbour distance %.4g); they are "
+            "trained without spatial information", *alone_said)
 
 
 def _show_progress(progress: bool | None) -> bool:

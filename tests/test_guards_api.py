@@ -876,9 +876,14 @@ def test_a_seed_given_as_text_is_refused_not_read_digit_by_digit(no_work):
             stcore.tl.domains(_slide(), n_clusters=2, seed=seed, **FAST)
 
 
-def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
+def test_a_graph_built_before_spots_were_removed_is_refused(no_work, caplog):
     """gr.spatial_graph, then a filter on the spots: anndata keeps the graph's remaining rows, so
-    spots lose neighbours (some all); tl.domains refuses it and names the fix; rebuilt, it is taken."""
+    spots lose neighbours (some all); tl.domains refuses it and names the fix, without first warning
+    of the spots it leaves without a neighbour (that warning is for a graph that is taken); rebuilt,
+    it is taken."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="stcore")
     adata = _slide()
     stcore.gr.spatial_graph(adata)
     kept = adata[adata.obsm["spatial"][:, 0] > 150].copy()
@@ -886,6 +891,11 @@ def test_a_graph_built_before_spots_were_removed_is_refused(no_work):
                                          r"neighbours its knn graph gave each spot: it was built before spots were "
                                          r"removed\. Fix: build it again on these spots: stcore\.gr\.spatial_graph"):
         stcore.tl.domains(kept, n_clusters=2, **FAST)
+    assert not [r for r in caplog.records if "without a neighbour" in r.getMessage()]
+    alone = adata[~np.isin(np.arange(adata.n_obs), adata.obsp["spatial_connectivities"][0].indices)].copy()
+    with pytest.raises(InputError, match=r"built before spots were removed"):      # spot 0 left without one
+        stcore.tl.domains(alone, n_clusters=2, **FAST)
+    assert not [r for r in caplog.records if "without a neighbour" in r.getMessage()]
     stcore.gr.spatial_graph(kept)
     with pytest.raises(AssertionError, match="after the work had started"):     # the checks pass: work starts
         stcore.tl.domains(kept, n_clusters=2, **FAST)
