@@ -89,6 +89,11 @@ def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
     """
     if slides is not None:
         return _per_slide(coords, params, np.asarray(slides))
+    return _one_slide_adjacency(coords, params)
+
+
+def _one_slide_adjacency(coords: np.ndarray, params: GraphParams, name: str | None = None) -> sp.csr_matrix:
+    """:func:`spatial_adjacency` of one slide; ``name``: the slide's, in its warnings (a group's)."""
     coords = np.asarray(coords, dtype=np.float64)
     n = coords.shape[0]
     mode = GraphMode(params.mode)
@@ -112,7 +117,7 @@ def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
         _refuse_crowded_radius(tree, coords, params.radius)
         pairs = tree.query_pairs(params.radius, output_type="ndarray")
         a = sp.csr_matrix((np.ones(len(pairs), np.float32), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-        _check_radius_graph(a, coords, params.radius)
+        _check_radius_graph(a, coords, params.radius, name)
     a = a.maximum(a.T).tocsr()
     a.setdiag(0)
     a.eliminate_zeros()
@@ -126,7 +131,10 @@ def _per_slide(coords: np.ndarray, params: GraphParams, slides: np.ndarray) -> s
     spacing, degree = {}, {}
     for code in np.unique(slides):
         spots = np.flatnonzero(slides == code)
-        block = spatial_adjacency(coords[spots], params).tocoo()
+        try:
+            block = _one_slide_adjacency(coords[spots], params, str(code)).tocoo()
+        except InputError as exc:           # named: the group's other slides may be fine
+            raise InputError(f"slide {code}: {exc.problem}", fix=exc.fix) from None
         rows.append(spots[block.row])
         cols.append(spots[block.col])
         if GraphMode(params.mode) is GraphMode.RADIUS and len(spots) > 1:
@@ -184,9 +192,9 @@ def _refuse_crowded_radius(tree: cKDTree, coords: np.ndarray, radius: float) -> 
                          "coordinates), or use graph.mode knn")
 
 
-def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float) -> None:
+def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float, name: str | None = None) -> None:
     """A radius graph without edges would train with no spatial information: refused; spots
-    left without a neighbour are counted in the log."""
+    left without a neighbour are counted in the log (naming the slide ``name`` where given)."""
     degree = np.asarray((a + a.T).getnnz(axis=1)).ravel()
     alone = int((degree == 0).sum())
     if alone == 0:
@@ -197,8 +205,8 @@ def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float) -> 
                          f"neighbour is {nearest:.4g})",
                          fix=f"raise graph.radius above {nearest:.4g} (it is in the units of the slide's "
                              "coordinates), or use graph.mode knn")
-    log.warning("graph.radius %g leaves %d of %d spots without a neighbour (median nearest-neighbour "
-                "distance %.4g)", radius, alone, coords.shape[0], nearest)
+    log.warning("%sgraph.radius %g leaves %d of %d spots without a neighbour (median nearest-neighbour "
+                "distance %.4g)", f"slide {name}: " if name else "", radius, alone, coords.shape[0], nearest)
 
 
 def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:

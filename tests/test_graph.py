@@ -72,6 +72,26 @@ def test_a_radius_given_without_radius_mode_is_refused(hex_coords):
     assert np.diff(adata.obsp["spatial_connectivities"].indptr).max() == 6
 
 
+def test_a_groups_radius_messages_name_the_slide(hex_coords, caplog):
+    """A group's slides each get their own radius graph; its warning of spots left without a
+    neighbour, and its refusal of a radius that joins none, named no slide ('graph.radius 300 leaves
+    1 of 3639 spots without a neighbour' of a group of two)."""
+    import logging
+
+    from stcore.errors import InputError
+
+    caplog.set_level(logging.WARNING, logger="stcore")
+    far = np.vstack([hex_coords, [[40.0, 40.0]]])                          # one spot away from the rest
+    coords = np.vstack([hex_coords, far])
+    slides = np.array(["a"] * len(hex_coords) + ["b"] * len(far))
+    spatial_adjacency(coords, GraphParams(mode="radius", radius=1.01), slides=slides)
+    said = [r.getMessage() for r in caplog.records if "without a neighbour" in r.getMessage()]
+    assert said == ["slide b: graph.radius 1.01 leaves 1 of 145 spots without a neighbour (median nearest-neighbour "
+                    "distance 1)"], said
+    with pytest.raises(InputError, match=r"^slide a: graph\.radius 0\.5 joins no two spots"):
+        spatial_adjacency(coords, GraphParams(mode="radius", radius=0.5), slides=slides)
+
+
 def test_too_few_spots_is_an_error():
     with pytest.raises(ValueError, match="neighbours"):
         knn_indices(np.random.rand(3, 2), 3)
