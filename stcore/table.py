@@ -208,10 +208,17 @@ def _wide(table: pd.DataFrame, metric: str, samples: list[str], methods: list[st
     for sample in samples:
         cells = [_cell(stats.loc[(sample, m)], digits) if (sample, m) in stats.index else "-" for m in methods]
         lines.append(f"| {sample} | " + " | ".join(cells) + " |")
+    # A method without a value on a sample that others have one on (not run there, or NaN) has its median
+    # over fewer samples than theirs: the cell says over how many, so the medians are not read as alike.
+    scored = {s for (s, _), v in stats["mean"].items() if s in samples and np.isfinite(v)}
     med = []
     for m in methods:
         means = stats.xs(m, level="method")["mean"] if m in stats.index.get_level_values("method") else pd.Series()
-        med.append(f"{means.median():.{digits}f}" if len(means.dropna()) else "-")
+        means = means[np.isfinite(means.to_numpy(dtype=float))]
+        cell = f"{means.median():.{digits}f}" if len(means) else "-"
+        if len(means) and len(means) < len(scored):
+            cell += f" ({len(means)} of {len(scored)} samples)"
+        med.append(cell)
     lines.append("| **median over samples** | " + " | ".join(med) + " |")
     return lines
 
@@ -245,7 +252,8 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
     seeds = table.groupby("method")["seed"].nunique()
     out = ["# Results: domains found, per sample and method", "",
            "Every cell is the mean ± sd over seeds (n = seeds) of one sample and method; the last row is each "
-           "method's median over samples of those means. No best-seed numbers anywhere. Seeds per method: "
+           "method's median over samples of those means ('(k of n samples)' where the method has a value on fewer "
+           "samples than the metric has). No best-seed numbers anywhere. Seeds per method: "
            + ", ".join(f"{m} {int(seeds[m])}" for m in methods if not m.endswith("(consensus)"))
            + ". One row per run: `table.tsv`."]
     if any(m.endswith("(consensus)") for m in methods):

@@ -43,3 +43,16 @@ def test_a_slide_without_an_annotation_is_not_said_to_lose_to_the_baseline():
     assert "- a: graphst 0.500 (n=1) beats expression 0.100 (n=1)." in text
     assert "- b: not compared (graphst n/a, expression n/a: no ARI without an annotation" in text
     assert "does NOT beat" not in text
+
+
+def test_a_median_over_fewer_samples_says_over_how_many():
+    """A method not run (or NaN) on a sample that the others were scored on has its median over fewer
+    samples: the median row says '(2 of 3 samples)' (was: 0.500 beside 0.400, as if over the same samples)."""
+    from stcore.table import summary_markdown
+
+    rows = [("s1", "A", 0.8), ("s2", "A", 0.2), ("s1", "B", 0.5), ("s2", "B", 0.3), ("s3", "B", 0.4),
+            ("s3", "C", float("nan")), ("s1", "C", 0.6), ("s2", "C", 0.1)]
+    table = pd.DataFrame({"sample": [r[0] for r in rows], "group": "", "method": [r[1] for r in rows],
+                          "seed": 0, "ARI": [r[2] for r in rows]})
+    text = summary_markdown(table)
+    assert "| **median over samples** | 0.500 (2 of 3 samples) | 0.400 | 0.350 (2 of 3 samples) |" in text
