@@ -561,7 +561,8 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
       spots of every slide.
     - ``layers_consistent`` (with ``truth``): share of the annotated labels found on every
       annotated slide whose most common found domain is the same on each of them (1: every layer
-      maps to the same joint domain on each slide).  NaN where fewer than two slides hold labels:
+      maps to the same joint domain on each slide; where domains tie as a slide's most common, any of
+      them may be the one shared).  NaN where fewer than two slides hold labels:
       on one slide each label has one most common domain, so any labelling scored 1; NaN too
       where the labels found on every annotated slide are fewer than
       :data:`MIN_SHARED_LABELS_SHARE` of those of the slide with the fewest ('Layer1', ... on
@@ -590,12 +591,16 @@ def integration_metrics(embedding: np.ndarray | None, labels, slides, truth=None
         t = pd.Series(np.asarray(truth, dtype=object))
         keep = ~is_missing_label(t)
         frame = pd.DataFrame({"truth": label_text(t[keep]), "slide": s_codes[keep], "domain": labels[keep]})
-        majority = frame.groupby(["truth", "slide"])["domain"].agg(lambda v: v.value_counts().index[0]).unstack()
+        # Each (label, slide)'s most common domains: all of them where several are as common (a tie), so the
+        # score does not hang on the order of the spots.
+        majority = frame.groupby(["truth", "slide"])["domain"].agg(
+            lambda v: frozenset((c := v.value_counts()).index[c == c.max()])).unstack()
         on_all = majority.dropna()
         fewest = int(majority.notna().sum(axis=0).min()) if majority.shape[1] else 0
         if (len(on_all) and majority.shape[1] >= 2             # one annotated slide compares nothing
                 and len(on_all) >= MIN_SHARED_LABELS_SHARE * fewest):  # slides naming their layers otherwise
-            out["layers_consistent"] = float((on_all.nunique(axis=1) == 1).mean())
+            same = [bool(frozenset.intersection(*row)) for row in on_all.itertuples(index=False)]
+            out["layers_consistent"] = float(np.mean(same))
     return out
 
 

@@ -407,3 +407,17 @@ def test_missing_labels_as_excel_and_pandas_read_csv_write_them_are_left_out():
                  "1.#QNAN", "-1.#QNAN", "NA", "NaN", "nan", "None", "<NA>", ""]
     read = pd.read_csv(io.StringIO("label\n" + "\n".join(f'"{s}"' for s in spellings) + "\n"))["label"]
     assert read.isna().all() and is_missing_label(pd.Series(spellings)).all()
+
+
+def test_layers_consistent_does_not_hang_on_the_order_of_the_spots():
+    """Slide A's L1 spots lie in domains 0 and 1 alike (a tie), slide B's in domain 0: L1 may map to domain 0
+    on both, whatever the spots' order (was 0.5 in one order and 0.0 in the other: the tie went to the
+    domain of the first spot)."""
+    import numpy as np
+
+    from stcore.evaluate import integration_metrics
+
+    slides = np.array(["A"] * 4 + ["B"] * 4)
+    truth = np.array(["L1", "L1", "L2", "L2"] * 2, dtype=object)
+    for labels in ([0, 1, 1, 1, 0, 0, 2, 2], [1, 0, 1, 1, 0, 0, 2, 2]):
+        assert integration_metrics(None, np.array(labels), slides, truth)["layers_consistent"] == 0.5
