@@ -154,6 +154,8 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
         else:
             seeds = {int(f["seed"]): f["path"] for f in runs}
             rows = table[table["seed"].astype(str).isin([str(s) for s in seeds])]
+            if "group" in rows:     # the slide's own runs: not its rows of a group's run, same method and seeds
+                rows = rows[rows["group"].fillna("").astype(str) == ""]
             median = median_seed(rows, slide, method)
             seed = min(seeds) if median is None else median
             path = seeds[seed]

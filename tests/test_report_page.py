@@ -215,3 +215,18 @@ def test_the_page_puts_the_maps_after_the_first_table():
     assert page_html(summary, "").endswith(markdown_html(summary))
     assert page_html("# Results\n\n## ARI\n\n| a |\n|---|\n| 1 |\n", "MAPS").endswith("MAPS\n")
 
+
+
+def test_the_page_map_is_the_median_of_the_slides_own_seeds_not_of_its_groups_runs(tmp_path):
+    """A slide of a group has rows of the same method and seeds from the group's run (group column set):
+    the median seed is of the slide's own runs (seed 1 of 0.5, 0.6, 0.7; was seed 2, its best, the median
+    of six rows with the group's 0.1, 0.2, 0.3)."""
+    from stcore.report import figures_html
+
+    figures = []
+    for seed in (0, 1, 2):
+        (tmp_path / f"{seed}.png").write_bytes(f"png{seed}".encode())
+        figures.append({"sample": "s", "method": "graphst", "seed": seed, "path": str(tmp_path / f"{seed}.png")})
+    table = pd.DataFrame({"sample": ["s"] * 6, "group": ["", "", "", "g", "g", "g"], "method": ["graphst"] * 6,
+                          "seed": [0, 1, 2, 0, 1, 2], "ARI": [0.5, 0.6, 0.7, 0.1, 0.2, 0.3]})
+    assert "s: graphst, seed 1 (the median seed by ARI)" in figures_html(table, figures)
