@@ -150,7 +150,7 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
     for slide, runs in list(by_slide.items())[:limit]:
         method = runs[0]["method"]
         if str(runs[0]["seed"]) == "consensus":
-            path, what = runs[0]["path"], "the slide's answer (one vote over every member at every seed)"
+            path, what = runs[0]["path"], "The slide's answer (one vote over every member at every seed)."
         else:
             seeds = {int(f["seed"]): f["path"] for f in runs}
             rows = table[table["seed"].astype(str).isin([str(s) for s in seeds])]
@@ -160,11 +160,19 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
             seed = min(seeds) if median is None else median
             path = seeds[seed]
             by_ari = len(seeds) > 1 and median is not None and "ARI" in table
-            what = f"seed {seed}" + (" (the median seed by ARI)" if by_ari else "")
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        out.append(f'<figure style="margin:0.5em 0"><img class="stcore-domains" alt="domains of {html.escape(slide)}" '
-                   f'style="max-width:100%" src="data:image/png;base64,{data}"><figcaption>{html.escape(slide)}: '
-                   f"{html.escape(str(method))}, {html.escape(what)}</figcaption></figure>")
+            what = (f"Seed {seed}: the median by ARI of seeds {', '.join(str(s) for s in sorted(seeds))}."
+                    if by_ari else "")
+        png = Path(path).read_bytes()
+        data = base64.b64encode(png).decode("ascii")
+        # the map's own width (the PNG's IHDR), of which it is drawn at least 90%: shrunk to a narrow
+        # window's text column (620 px at 1000 px) its legends were 6 px high; there it scrolls sideways
+        width = int.from_bytes(png[16:20], "big") if png[12:16] == b"IHDR" else 0
+        size = f"width:100%;min-width:{int(width * 0.9)}px;max-width:{width}px" if width else "max-width:100%"
+        # the title in the image names the slide, method and seed: the caption says only what it does not
+        caption = f"<figcaption>{html.escape(what)}</figcaption>" if what else ""
+        out.append(f'<figure style="margin:0.5em 0"><div style="overflow-x:auto"><img class="stcore-domains" '
+                   f'alt="domains of {html.escape(slide)}: {html.escape(str(method))}" style="{size}" '
+                   f'src="data:image/png;base64,{data}"></div>{caption}</figure>')
     if len(by_slide) > limit:
         out.append(f"<p>{len(by_slide) - limit} more slides: see Domain maps.</p>")
     return "\n".join(out)
