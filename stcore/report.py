@@ -130,6 +130,23 @@ def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str
     save_figure(fig, path)
 
 
+def _slide_rows(table: pd.DataFrame, slide: str) -> pd.DataFrame:
+    """The table's rows of ``slide`` trained alone; of a group (the sample sheet's ``group``), its
+    slides' rows of each method and seed averaged into one row named after the group.  A group's
+    rows are of its slides' names: they were taken as the slide trained alone (a median over both
+    runs), and a group's own map had no row, so it was its lowest seed."""
+    if "group" not in table:
+        return table
+    group = table["group"].fillna("").astype(str)
+    if (group == str(slide)).any():
+        mine = table[group == str(slide)]
+        numbers = [c for c in mine.columns if c not in ("sample", "group", "method", "seed")
+                   and pd.api.types.is_numeric_dtype(mine[c])]
+        out = mine.groupby(["method", "seed"], sort=False)[numbers].mean().reset_index()
+        return out.assign(sample=str(slide))
+    return table[group == ""]
+
+
 def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -> str:
     """Each slide's domain map as an image in the report's first page (an HTML fragment), from
     ``figures`` ({sample, method, seed, path} of runs' ``domains.png``, :meth:`Plan.page_figures`):
@@ -153,9 +170,7 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
             path, what = runs[0]["path"], "The slide's answer (one vote over every member at every seed)."
         else:
             seeds = {int(f["seed"]): f["path"] for f in runs}
-            rows = table[table["seed"].astype(str).isin([str(s) for s in seeds])]
-            if "group" in rows:     # the slide's own runs: not its rows of a group's run, same method and seeds
-                rows = rows[rows["group"].fillna("").astype(str) == ""]
+            rows = _slide_rows(table[table["seed"].astype(str).isin([str(s) for s in seeds])], slide)
             median = median_seed(rows, slide, method)
             seed = min(seeds) if median is None else median
             path = seeds[seed]
