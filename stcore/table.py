@@ -345,7 +345,10 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
                                         "no ARI without an annotation, the sample sheet's truth column).")
                     continue
                 verdict = "beats" if g["mean"] > b["mean"] else "does NOT beat"
-                target_lines.append(f"- {sample}: {graph_method} {_cell(g)} {verdict} {baseline} {_cell(b)}.")
+                # means equal to the three decimals shown: the digits that decide ('0.015 beats 0.015')
+                close = (f" (by less than 0.001: {g['mean']:.4f} vs {b['mean']:.4f})"
+                         if f"{g['mean']:.3f}" == f"{b['mean']:.3f}" else "")
+                target_lines.append(f"- {sample}: {graph_method} {_cell(g)} {verdict} {baseline} {_cell(b)}{close}.")
     if target_lines:
         out += ["", "## Targets", ""] + target_lines
 

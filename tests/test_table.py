@@ -56,3 +56,15 @@ def test_a_median_over_fewer_samples_says_over_how_many():
                           "seed": 0, "ARI": [r[2] for r in rows]})
     text = summary_markdown(table)
     assert "| **median over samples** | 0.500 (2 of 3 samples) | 0.400 | 0.350 (2 of 3 samples) |" in text
+
+
+def test_a_target_decided_below_the_shown_digits_says_so():
+    """'sim_regions: graphst 0.015 (n=1) beats expression 0.015 (n=1).' read as a contradiction: the
+    means were 0.0148 and 0.0147."""
+    from stcore.table import summary_markdown
+
+    table = pd.DataFrame({"sample": ["a", "a"], "group": "", "method": ["graphst", "expression"],
+                          "seed": [0, 0], "ARI": [0.0148, 0.0147]})
+    text = summary_markdown(table, compare={"figure_method": "graphst", "baseline": "expression"})
+    assert ("- a: graphst 0.015 (n=1) beats expression 0.015 (n=1) (by less than 0.001: 0.0148 vs 0.0147)."
+            in text), text
