@@ -397,3 +397,21 @@ def test_the_workflows_figure_is_pl_domains(tmp_path, monkeypatch):
                        tmp_path / "b.png")
     assert len(calls) == 2 and calls[0]["truth"] == "annotation"
     assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_the_workflows_figure_does_not_name_its_own_annotation_column_in_a_fix(tmp_path, caplog):
+    """The run's figure named the column it draws the annotation from ('annotation') in the fix of
+    an 'Ambiguous' label ("adata.obs['annotation'] == 'Ambiguous'"); the qc job says it with the sample
+    sheet's column."""
+    import logging
+
+    import pandas as pd
+
+    from stcore.evaluate import plot_domains
+
+    truth = pd.Series(["Ambiguous", "L1", "L2", "L1"] * 25, name="ground_truth")
+    coords = np.array([[i % 10, i // 10] for i in range(100)], dtype=float)
+    with caplog.at_level(logging.WARNING):
+        plot_domains(coords, np.array(["0", "1", "1", "0"] * 25), truth, path=tmp_path / "d.png")
+    assert (tmp_path / "d.png").exists()
+    assert "annotation'" not in caplog.text, caplog.text
