@@ -268,7 +268,7 @@ def _legend(ax, categories, colors, names: dict[str, str] | None = None) -> None
     names = names or {}
     handles = [Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=colors[c], markeredgewidth=0,
                       label=f"{c} ({names[c]})" if c in names and names[c] != c else c) for c in categories]
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7,
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
               ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
 
 

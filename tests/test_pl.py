@@ -415,3 +415,13 @@ def test_the_workflows_figure_does_not_name_its_own_annotation_column_in_a_fix(t
         plot_domains(coords, np.array(["0", "1", "1", "0"] * 25), truth, path=tmp_path / "d.png")
     assert (tmp_path / "d.png").exists()
     assert "annotation'" not in caplog.text, caplog.text
+
+
+def test_legend_text_is_ten_pixels_high_in_the_workflows_figure():
+    """domains.png is written at 90 dpi (report.save_figure): a 7 pt legend was 8.75 px high in it, and
+    6 px on the report's first page in a 1000 px window."""
+    adata, _ = _slide()
+    fig = stcore.pl.domains(adata, key="domain", truth="truth", show=False, return_fig=True)
+    sizes = [t.get_fontsize() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert sizes and min(sizes) * 90 / 72 >= 10, sizes
+    plt.close(fig)
