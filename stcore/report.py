@@ -120,10 +120,19 @@ def plot_losses(curves: dict[tuple[str, int], pd.DataFrame], path, *, title: str
             if part in df and len(df):
                 ax.plot(df["epoch"], df[part], color=colours[variant], lw=0.8, alpha=0.7,
                         label=variant if seed == min(s for v, s in curves if v == variant) else None)
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):      # '17', '0.9': matplotlib's own read '1.7 x 10^1' below a decade's span
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:g}"
+
     for ax, part in zip(axes[0], parts):
         ax.set_title(part, fontsize=10)
         ax.set_xlabel("epoch")
-        ax.set_yscale("log") if part != "contrastive" else None
+        if part != "contrastive":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(Plain())
+            ax.yaxis.set_minor_formatter(Plain(minor_thresholds=(2, 0.5)))
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()

@@ -242,3 +242,24 @@ def test_the_page_map_of_a_group_and_of_its_slide_alone_each_pick_their_own_medi
     alone, group = page.split('alt="domains of pair')
     assert "Seed 1: the median by ARI of seeds 0, 1, 2." in alone         # of sa's own 0.1, 0.2, 0.3
     assert "Seed 0: the median by ARI of seeds 0, 1, 2." in group         # of the slides' means 0.6, 0.4, 0.75
+
+
+def test_the_loss_curves_tick_labels_are_plain_numbers(tmp_path, monkeypatch):
+    """Losses spanning less than a decade (17 to 11) were labelled '1.7 x 10^1', '1.6 x 10^1', ..."""
+    import numpy as np
+
+    import stcore.report as report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: kept.append(fig))
+    epoch = np.arange(1, 51)
+    total = 11 + 7 * np.exp(-epoch / 8)
+    curves = {("graphst", 0): pd.DataFrame({"epoch": epoch, "total": total, "reconstruction": total / 10,
+                                             "contrastive": 1.4 + 0 * epoch})}
+    report.plot_losses(curves, tmp_path / "l.png", title="t")
+    fig = kept[0]
+    fig.canvas.draw()
+    labels = [t.get_text() for ax in fig.axes[:2] for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels()
+              if t.get_text()]
+    assert "17" in labels and "1.5" in labels, labels
+    assert not [x for x in labels if "times" in x or "10^" in x], labels
