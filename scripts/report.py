@@ -38,7 +38,7 @@ def main(sm):
                 continue
             panels.append((f"{v} (seed {seed})", labels(sample, v, seed, slide.obs_names)))
         plot_slide_domains(coords, truth, panels, domains_png,
-                           title=f"{sample}: truth and found domains (median-ARI seed of each method)")
+                           title=f"{sample}: annotation and found domains (median-ARI seed of each method)")
         if sample in umap_out:
             seed = median_seed(table, sample, fig)
             emb = MethodResult.load(run_file("train.npz", sample, fig, seed)).embedding

@@ -2,6 +2,8 @@
 domains themselves (no annotation needed), and the spatial map."""
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import math
 
@@ -641,6 +643,22 @@ def figure_colors(pred, truth=None) -> dict[str, dict[str, str]]:
                          truth="annotation" if truth is not None else None)
 
 
+@contextlib.contextmanager
+def figure_annotation_unsaid():
+    """Within it, :func:`stcore.pl.domains` does not say what it finds in the workflow's figures'
+    own annotation column ('annotation'): its fix would name that column, no slide's (the qc job
+    says the same of the sample sheet's column)."""
+    import logging
+
+    said = logging.getLogger("stcore.pl")
+    drop = lambda record: not record.getMessage().startswith("truth column 'annotation' ")   # noqa: E731
+    said.addFilter(drop)
+    try:
+        yield
+    finally:
+        said.removeFilter(drop)
+
+
 def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None,
                  features: np.ndarray | None = None, spatial: dict | None = None) -> None:
     """The run's figure (``domains.png``): :func:`stcore.pl.domains` of the found domains beside
@@ -664,17 +682,8 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
         adata.obsm["joint features PC"] = x @ np.linalg.svd(x[:: max(1, len(x) // 20000)],
                                                             full_matrices=False)[2][:2].T
         bases.append("joint features PC")
-    # what pl.domains says of the annotation would name this figure's own column ('annotation') in its
-    # fix, not the sample sheet's; the qc job says the same with the column's name
-    import logging
-
-    said = logging.getLogger("stcore.pl")
-    drop = lambda record: not record.getMessage().startswith("truth column 'annotation' ")   # noqa: E731
-    said.addFilter(drop)
-    try:
+    with figure_annotation_unsaid():
         fig = domains(adata, key="found domains", truth="annotation" if truth is not None else None, basis=bases,
                       slide_key="slide" if slides is not None else None, title=title, ncols=3, show=False,
                       return_fig=True)
-    finally:
-        said.removeFilter(drop)
     save_figure(fig, path)

@@ -60,11 +60,15 @@ def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.nda
     """The truth, then one panel per (title, labels), on the tissue coordinates:
     :func:`stcore.pl.domains`, every panel's colours matched to the truth's (to the first
     panel's without truth), with its ARI and NMI."""
+    from .evaluate import figure_annotation_unsaid
     from .pl import domains
 
-    columns = ({"truth": truth} if truth is not None else {}) | {name: lab for name, lab in panels}
-    fig = domains(_panels_adata(coords, columns), key=[name for name, _ in panels],
-                  truth="truth" if truth is not None else None, title=title, ncols=4, show=False, return_fig=True)
+    # the annotation's panel is titled 'annotation', as in each run's domains.png (it read 'truth')
+    columns = ({"annotation": truth} if truth is not None else {}) | {name: lab for name, lab in panels}
+    with figure_annotation_unsaid():
+        fig = domains(_panels_adata(coords, columns), key=[name for name, _ in panels],
+                      truth="annotation" if truth is not None else None, title=title, ncols=4, show=False,
+                      return_fig=True)
     save_figure(fig, path)
 
 
@@ -96,14 +100,16 @@ def plot_umap(embedding: np.ndarray, truth, found, path, *, title: str = "", see
     (:func:`stcore.pl.domains` on the UMAP, colours matched)."""
     import umap
 
+    from .evaluate import figure_annotation_unsaid
     from .pl import domains
 
     xy = umap.UMAP(n_neighbors=15, min_dist=0.3, random_state=seed, n_jobs=1).fit_transform(
         np.asarray(embedding, dtype=np.float32))
-    columns = ({"truth": truth} if truth is not None else {}) | {"found domains": found}
+    columns = ({"annotation": truth} if truth is not None else {}) | {"found domains": found}
     adata = _panels_adata(np.zeros((len(xy), 2)), columns, {"X_umap": xy})
-    fig = domains(adata, key="found domains", truth="truth" if truth is not None else None, basis="X_umap",
-                  title=title, show=False, return_fig=True)
+    with figure_annotation_unsaid():
+        fig = domains(adata, key="found domains", truth="annotation" if truth is not None else None,
+                      basis="X_umap", title=title, show=False, return_fig=True)
     save_figure(fig, path)
 
 

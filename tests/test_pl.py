@@ -425,3 +425,24 @@ def test_legend_text_is_ten_pixels_high_in_the_workflows_figure():
     sizes = [t.get_fontsize() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert sizes and min(sizes) * 90 / 72 >= 10, sizes
     plt.close(fig)
+
+
+def test_the_comparisons_figures_title_the_annotation_as_the_runs_figures_do(tmp_path, monkeypatch, caplog):
+    """The comparison's domain map titled the annotation's panel 'truth' (each run's: 'annotation'),
+    and said "truth column 'truth' holds 'Ambiguous' ... adata.obs['truth']" in the report job's log."""
+    import logging
+
+    import pandas as pd
+
+    import stcore.report as report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: kept.append(fig))
+    truth = pd.Series(["Ambiguous", "L1", "L2", "L1"] * 25, name="ground_truth")
+    coords = np.array([[i % 10, i // 10] for i in range(100)], dtype=float)
+    with caplog.at_level(logging.WARNING):
+        report.plot_slide_domains(coords, truth, [("m (seed 0)", np.array(["0", "1", "1", "0"] * 25))],
+                                  tmp_path / "d.png")
+    assert kept[0].axes[0].get_title() == "annotation"
+    assert "'truth'" not in caplog.text and "annotation'" not in caplog.text, caplog.text
+    plt.close(kept[0])
