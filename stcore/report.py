@@ -162,6 +162,11 @@ def _slide_rows(table: pd.DataFrame, slide: str) -> pd.DataFrame:
     return table[group == ""]
 
 
+#: The width (px) below which the first page's domain maps are not shrunk (they scroll sideways
+#: instead): the report's text column is 918 px in a window 1,400 px wide or wider.
+MAP_MIN_PX = 860
+
+
 def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -> str:
     """Each slide's domain map as an image in the report's first page (an HTML fragment), from
     ``figures`` ({sample, method, seed, path} of runs' ``domains.png``, :meth:`Plan.page_figures`):
@@ -195,9 +200,12 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
         png = Path(path).read_bytes()
         data = base64.b64encode(png).decode("ascii")
         # the map's own width (the PNG's IHDR), of which it is drawn at least 90%: shrunk to a narrow
-        # window's text column (620 px at 1000 px) its legends were 6 px high; there it scrolls sideways
+        # window's text column (620 px at 1000 px) its legends were 6 px high; there it scrolls sideways.
+        # Never more than MAP_MIN_PX wide by force: a wider map (a group's, three panels) still fits the
+        # column of a 1400 px window and wider, whole on screen
         width = int.from_bytes(png[16:20], "big") if png[12:16] == b"IHDR" else 0
-        size = f"width:100%;min-width:{int(width * 0.9)}px;max-width:{width}px" if width else "max-width:100%"
+        size = (f"width:100%;min-width:{min(int(width * 0.9), MAP_MIN_PX)}px;max-width:{width}px" if width
+                else "max-width:100%")
         # the title in the image names the slide, method and seed: the caption says only what it does not
         caption = f"<figcaption>{html.escape(what)}</figcaption>" if what else ""
         out.append(f'<figure style="margin:0.5em 0"><div style="overflow-x:auto"><img class="stcore-domains" '

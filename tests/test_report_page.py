@@ -263,3 +263,20 @@ def test_the_loss_curves_tick_labels_are_plain_numbers(tmp_path, monkeypatch):
               if t.get_text()]
     assert "17" in labels and "1.5" in labels, labels
     assert not [x for x in labels if "times" in x or "10^" in x], labels
+
+
+def test_a_wide_map_is_drawn_whole_in_a_wide_window(tmp_path):
+    """Maps are drawn at 90% of their own width or more, scrolling sideways in a narrow window; a
+    group's map (three panels, 1,377 px) was then 1,239 px wide at least, its third panel out of view
+    even in a 1,920 px window.  Past MAP_MIN_PX the map fits the text column of a 1,400 px window."""
+    import re
+
+    from stcore.report import MAP_MIN_PX, figures_html
+
+    figures = []
+    for name, width in (("one", 918), ("pair", 1377)):
+        png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + width.to_bytes(4, "big") + (360).to_bytes(4, "big")
+        (tmp_path / f"{name}.png").write_bytes(png)
+        figures.append({"sample": name, "method": "graphst", "seed": 0, "path": str(tmp_path / f"{name}.png")})
+    page = figures_html(pd.DataFrame({"sample": ["one"], "group": [""], "method": ["graphst"], "seed": [0]}), figures)
+    assert [int(w) for w in re.findall(r"min-width:(\d+)px", page)] == [826, MAP_MIN_PX] and MAP_MIN_PX <= 918
