@@ -595,7 +595,7 @@ PATTERN_SDS = 3.5
 def spatial_pattern(x, adj, n_components: int = 5) -> float:
     """The largest Moran's I, over the spatial graph ``adj`` (spots x spots, its edges of weight 1),
     of the first ``n_components`` principal components of ``x`` (spots x genes, the transformed
-    expression).  A tissue's expression follows its structure: 0.50-0.91 on the six shared slides
+    expression).  A tissue's expression follows its structure: 0.49-0.91 on the six shared slides
     (DLPFC, MERFISH, STARmap, osmFISH; the workflow's HVG transform and graph); the same spots at
     their positions in another order give 0.045 or less.  The decomposition starts from a fixed vector and draws nothing from numpy's or torch's
     random state."""
@@ -674,7 +674,7 @@ def warn_no_spatial_pattern(x, adj, key: str = "spatial", *, path: str | None = 
     limit = random_pattern_limit(adj)
     if np.isfinite(found) and found < limit:
         log.warning("%sthe expression shows no spatial pattern over obsm['%s']: the largest Moran's I of its first 5 "
-                    "principal components over the spatial graph is %.3f (a tissue's: 0.50-0.91 on the shared "
+                    "principal components over the spatial graph is %.3f (a tissue's: 0.49-0.91 on the shared "
                     "DLPFC, MERFISH, STARmap and osmFISH slides; spots at random positions on this graph: below %.3f at %d spots); "
                     "the coordinates may be in another order than the spots (a positions table's .to_numpy() not "
                     "reindexed to obs_names), and the domains would follow no structure of the tissue. Fix: store "
