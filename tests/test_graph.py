@@ -107,7 +107,7 @@ def test_the_graph_job_warns_of_coordinates_in_another_order_than_the_spots(tmp_
 
     from stcore.hvg import HVGParams, run_hvg
     from stcore.qc import QCParams, prepare_slide
-    from tests.slides import script, tiny_slide, write
+    from slides import script, tiny_slide, write
 
     caplog.set_level(logging.WARNING, logger="stcore")
     graph = script("graph")
