@@ -22,7 +22,7 @@ if TYPE_CHECKING:             # the graph step runs without anndata
     import anndata as ad
 
 __all__ = ["GraphMode", "GraphParams", "spatial_adjacency", "spatial_distances", "store_graph", "gcn_norm",
-           "mean_operator", "knn_indices"]
+           "mean_operator", "knn_indices", "spot_spacing"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,15 @@ def knn_indices(coords: np.ndarray, k: int, *, include_self: bool = False) -> tu
         extra *= 2
     start = 0 if include_self else 1
     return idx[:, start:want], dist[:, start:want]
+
+
+def spot_spacing(coords: np.ndarray) -> float:
+    """The median distance from a spot to its nearest other spot, the slide's spacing in the units
+    of its coordinates (NaN for fewer than two spots)."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape[0] < 2:
+        return float("nan")
+    return float(np.median(knn_indices(coords, 1)[1][:, 0]))
 
 
 def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),
@@ -138,7 +147,7 @@ def _per_slide(coords: np.ndarray, params: GraphParams, slides: np.ndarray) -> s
         rows.append(spots[block.row])
         cols.append(spots[block.col])
         if GraphMode(params.mode) is GraphMode.RADIUS and len(spots) > 1:
-            spacing[str(code)] = float(np.median(knn_indices(coords[spots], 1)[1][:, 0]))
+            spacing[str(code)] = spot_spacing(coords[spots])
             degree[str(code)] = block.nnz / len(spots)
     _check_radius_across_slides(params, spacing, degree)
     rows, cols = np.concatenate(rows), np.concatenate(cols)
@@ -185,7 +194,7 @@ def _refuse_crowded_radius(tree: cKDTree, coords: np.ndarray, radius: float) -> 
     mean = float(np.mean(tree.query_ball_point(drawn, radius, return_length=True))) - 1    # less the spot itself
     if mean <= MAX_RADIUS_NEIGHBOURS:
         return
-    nearest = np.median(knn_indices(coords, 1)[1][:, 0])
+    nearest = spot_spacing(coords)
     raise InputError(f"graph.radius {radius:g} joins each spot to about {mean:.0f} others (the median distance to a "
                      f"spot's nearest neighbour is {nearest:.4g}; at most {MAX_RADIUS_NEIGHBOURS} are taken)",
                      fix=f"lower graph.radius to a few times {nearest:.4g} (it is in the units of the slide's "
@@ -199,7 +208,7 @@ def _check_radius_graph(a: sp.csr_matrix, coords: np.ndarray, radius: float, nam
     alone = int((degree == 0).sum())
     if alone == 0:
         return
-    nearest = np.median(knn_indices(coords, 1)[1][:, 0]) if coords.shape[0] > 1 else float("nan")
+    nearest = spot_spacing(coords)
     if alone == coords.shape[0]:
         raise InputError(f"graph.radius {radius:g} joins no two spots (the median distance to a spot's nearest "
                          f"neighbour is {nearest:.4g})",

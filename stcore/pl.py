@@ -234,12 +234,12 @@ def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None
 
 def _spot_diameter(xy: np.ndarray) -> float:
     """The median distance from a spot to its nearest neighbour (spots then just touch)."""
-    from .graph import knn_indices
+    from .graph import spot_spacing
 
     if len(xy) < 2:
         return 1.0
     sample = xy if len(xy) <= 50000 else xy[np.random.default_rng(0).choice(len(xy), 50000, replace=False)]
-    d = float(np.median(knn_indices(sample, 1)[1][:, 0]))
+    d = spot_spacing(sample)
     return d if d > 0 else 1.0
 
 

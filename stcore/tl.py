@@ -422,35 +422,23 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     joined.eliminate_zeros()
     degree = np.asarray((joined + joined.T).getnnz(axis=1)).ravel()
     alone = int((degree == 0).sum())
-    if alone:
-        from .graph import knn_indices
-
-        xy = None if coords is None else np.asarray(coords, dtype=float)
-        nearest = (float(np.median(knn_indices(xy, 1)[1][:, 0])) if xy is not None and xy.shape[0] > 1
-                   else float("nan"))
-        radius = params.get("radius")
-        built = f" (built with radius {radius}, as its params say)" if isinstance(radius, (int, float)) and radius > 0 \
-            else ""
-        if alone == degree.size:
-            raise InputError(f"obsp['{key}'] joins no two spots{built}; the median distance to a spot's nearest "
-                             f"neighbour is {nearest:.4g}: the model would train with no spatial information",
-                             fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
-                                 f"with a radius above {nearest:.4g}, in the units of the coordinates), or del "
-                                 f"adata.obsp['{key}'] and tl.domains builds it")
-    alone_said = (key, alone, degree.size, built, nearest) if alone else None     # said once the graph passes
-    from .graph import MAX_RADIUS_NEIGHBOURS
+    from .graph import MAX_RADIUS_NEIGHBOURS, spot_spacing
 
     mean = float(degree.mean()) if degree.size else 0.0
+    radius = params.get("radius")
+    built = f" (built with radius {radius}, as its params say)" if isinstance(radius, (int, float)) and radius > 0 \
+        else ""
+    nearest = spot_spacing(coords) if coords is not None and (alone or mean > MAX_RADIUS_NEIGHBOURS) else float("nan")
+    if alone and alone == degree.size:
+        raise InputError(f"obsp['{key}'] joins no two spots{built}; the median distance to a spot's nearest "
+                         f"neighbour is {nearest:.4g}: the model would train with no spatial information",
+                         fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
+                             f"with a radius above {nearest:.4g}, in the units of the coordinates), or del "
+                             f"adata.obsp['{key}'] and tl.domains builds it")
+    alone_said = (key, alone, degree.size, built, nearest) if alone else None     # said once the graph passes
     if mean > MAX_RADIUS_NEIGHBOURS:
         # a radius in other units (microns for pixels) joins each spot to its whole region: the workflow's graph
         # step refuses such a radius; the model would average each spot over hundreds
-        from .graph import knn_indices
-
-        nearest = float(np.median(knn_indices(np.asarray(coords, dtype=float), 1)[1][:, 0])) if coords is not None \
-            and len(coords) > 1 else float("nan")
-        radius = params.get("radius")
-        built = f" (built with radius {radius}, as its params say)" if isinstance(radius, (int, float)) and radius > 0 \
-            else ""
         raise InputError(f"obsp['{key}'] joins each spot to {mean:.0f} others on average{built}; the median distance "
                          f"to a spot's nearest neighbour is {nearest:.4g} (the workflow's graph step refuses a radius "
                          f"graph of more than {MAX_RADIUS_NEIGHBOURS}): each spot would be averaged over its whole "
