@@ -202,16 +202,6 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     return f": {record['method']}, {over}"
 
 
-def _columns_of(value, dims: list) -> np.ndarray:
-    """The columns ``dims`` of ``value`` (an obsm entry) as floats: by name in a data frame whose
-    columns hold them, else by position (as :func:`stcore.validate.check_coordinates` reads
-    ``spatial_dims``)."""
-    names = [str(c) for c in getattr(value, "columns", [])]
-    if names and all(str(d) in names for d in dims):
-        return np.asarray(value[[value.columns[names.index(str(d))] for d in dims]], dtype=np.float64)
-    return np.asarray(value, dtype=np.float64)[:, [int(d) for d in dims]]
-
-
 def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
     """(image, scale factor, spot diameter in full-resolution pixels) from ``uns['spatial']`` as
     scanpy's Visium reader stores it, or None when it holds no image."""
@@ -380,7 +370,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     import scanpy as sc
 
     from .evaluate import annotation_problems, domain_metrics, side_by_side
-    from .validate import as_x_y, clustered_by
+    from .validate import as_x_y, clustered_by, dims_columns
 
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
@@ -500,7 +490,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
     for b in bases:
         if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
-            xy = _columns_of(adata.obsm[b], list(np.ravel(dims)))
+            xy = np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
         else:
             xy = np.asarray(as_x_y(adata.obsm[b]), dtype=np.float64)[:, :2]      # columns named y, x: taken as x, y
         if b == tissue and slide_key is not None:

@@ -420,6 +420,18 @@ def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
     return None
 
 
+def dims_columns(value, dims: Sequence):
+    """The columns ``dims`` of an obsm entry (``spatial_dims``): by name in a data frame unless
+    every one is a whole number, else by position.  How ``tl.domains`` reads the coordinates and
+    ``pl.domains`` draws them."""
+    import pandas as pd
+
+    dims = list(dims)
+    if isinstance(value, pd.DataFrame) and not all(isinstance(d, (int, np.integer)) for d in dims):
+        return value[dims]
+    return np.asarray(value)[:, [int(d) for d in dims]]
+
+
 def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence | None = None,
                       path: str | None = None, warn_shared: bool = True) -> np.ndarray:
     """The spots' coordinates ``obsm[key]`` as an n_spots x 2 float array, or an error: missing,
@@ -457,8 +469,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
             raise InputError(f"spatial_dims {dims} names {len(dims)} columns of obsm['{key}'], not 2", path=path,
                              fix="name the two columns that hold x and y, e.g. spatial_dims=(0, 1)")
         try:
-            value = (value[dims] if isinstance(value, pd.DataFrame) and not all(isinstance(d, int) for d in dims)
-                     else np.asarray(value)[:, dims])
+            value = dims_columns(value, dims)
         except (KeyError, IndexError):
             raise InputError(f"spatial_dims {dims}: obsm['{key}'] has no such columns "
                              f"({_columns(adata.obsm[key])})", path=path,
