@@ -3,6 +3,7 @@ rebuild summary.md with the project's own table code (stcore.table.summary_markd
 rerunning the methods already in the table:
 
     .venv/bin/python docs/compare/peers/add_rows.py <the run's folder>    # '.' for a run from the repository root
+    .venv/bin/python docs/compare/peers/add_rows.py --summary-only        # summary.md again from table.tsv
 
 - table.tsv: the committed rows as they are (an empty `cpu_s` cell added), then the run's rows as
   its table.tsv has them, in the committed column order plus `cpu_s`, for methods the table does not
@@ -49,6 +50,26 @@ def committed_seed_agreement(summary: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["sample", "method", "pairs", "seed_ARI"])
 
 
+def write_summary(table: pd.DataFrame, agree: pd.DataFrame) -> None:
+    """summary.md from ``table`` (the committed table's rows) and the seed stability ``agree``."""
+    compare = yaml.safe_load((REPO / "studies" / "compare_peers.yaml").read_text())["compare"]
+    ref = (REPO / compare["reference_dir"]).resolve() if compare.get("reference_dir") else None
+    text = summary_markdown(
+        table.assign(seed=[int(s) if s.isdigit() else s for s in table["seed"]]), compare=compare,
+        seeds_agree=agree,
+        published=read_published(ref / "published_dlpfc_ari.tsv") if ref else None,
+        reference_here=read_reference_here(ref / "graphst_reference_here.md") if ref else None)
+    (HERE / "summary.md").write_text(text)
+
+
+def summary_only() -> None:
+    """summary.md again from the committed table.tsv, with the current stcore.table code; every
+    method's seed stability read back from the committed summary.md."""
+    table = pd.read_csv(HERE / "table.tsv", sep="\t", dtype={"sample": str, "seed": str})
+    write_summary(table, committed_seed_agreement((HERE / "summary.md").read_text()))
+    print(f"wrote summary.md from {len(table)} rows of table.tsv")
+
+
 def main(run_dir: str) -> None:
     run = Path(run_dir)
     old_lines = (HERE / "table.tsv").read_text().splitlines()
@@ -72,17 +93,13 @@ def main(run_dir: str) -> None:
     runs = [{"sample": p.parts[-4], "method": p.parts[-3], "seed": p.parts[-2].removeprefix("seed"), "labels": str(p)}
             for p in sorted((run / "results").glob("*/*/seed*/labels.tsv")) if p.parts[-3] in set(new["method"])]
     summary_before = (HERE / "summary.md").read_text()
-    agree = pd.concat([committed_seed_agreement(summary_before), seed_agreement(runs)], ignore_index=True)
-    compare = yaml.safe_load((REPO / "studies" / "compare_peers.yaml").read_text())["compare"]
-    ref = (REPO / compare["reference_dir"]).resolve() if compare.get("reference_dir") else None
-    text = summary_markdown(
-        table.assign(seed=[int(s) if s.isdigit() else s for s in table["seed"]]), compare=compare,
-        seeds_agree=agree,
-        published=read_published(ref / "published_dlpfc_ari.tsv") if ref else None,
-        reference_here=read_reference_here(ref / "graphst_reference_here.md") if ref else None)
-    (HERE / "summary.md").write_text(text)
+    write_summary(table, pd.concat([committed_seed_agreement(summary_before), seed_agreement(runs)],
+                                   ignore_index=True))
     print(f"added {len(new)} rows ({', '.join(dict.fromkeys(new['method']))}); wrote table.tsv and summary.md")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1:] == ["--summary-only"]:
+        summary_only()
+    else:
+        main(sys.argv[1])
