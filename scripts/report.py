@@ -37,13 +37,15 @@ def main(sm):
             if seed is None:
                 continue
             panels.append((f"{v} (seed {seed})", labels(sample, v, seed, slide.obs_names)))
+        # a slide without an annotation has no ARI: each method's lowest seed (stcore.report.median_seed)
+        chosen = "median-ARI seed" if truth_col else "lowest seed: no annotation to rank the seeds by"
         plot_slide_domains(coords, truth, panels, domains_png,
-                           title=f"{sample}: annotation and found domains (median-ARI seed of each method)")
+                           title=f"{sample}: {'annotation and ' if truth_col else ''}found domains ({chosen} of each method)")
         if sample in umap_out:
             seed = median_seed(table, sample, fig)
             emb = MethodResult.load(run_file("train.npz", sample, fig, seed)).embedding
             plot_umap(emb, truth, labels(sample, fig, seed, slide.obs_names), umap_out[sample],
-                      title=f"{sample}: {fig} embedding (seed {seed}, median ARI)", seed=seed)
+                      title=f"{sample}: {fig} embedding (seed {seed}, {'median ARI' if truth_col else 'lowest seed'})", seed=seed)
         if sample in loss_out:
             curves = {(m, s): pd.read_csv(run_file("losses.tsv", sample, m, s), sep="\t")
                       for m in sm.params.loss_methods for s in sm.params.seeds[m]}

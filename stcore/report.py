@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["median_seed", "save_figure", "markdown_html", "figures_html", "page_html", "plot_slide_domains",
+__all__ = ["median_seed", "scored_seeds", "save_figure", "markdown_html", "figures_html", "page_html", "plot_slide_domains",
            "plot_ari_boxplot", "plot_umap", "plot_losses"]
 
 
@@ -34,16 +34,26 @@ def save_figure(fig, path) -> None:
 
 
 
-def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> int | None:
-    """The seed of (slide, variant) whose ``metric`` is the median over seeds (lower middle); the
-    lowest seed where the table has no ``metric`` (slides without an annotation)."""
+def scored_seeds(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> pd.DataFrame:
+    """The rows of (slide, variant) whose ``metric`` is a number, by ``metric`` then seed: the seeds a
+    median by ``metric`` is taken over (none on a slide without an annotation, whose ARI is NaN)."""
     rows = table[(table["sample"].astype(str) == str(slide)) & (table["method"] == variant)]
-    rows = rows.sort_values([metric, "seed"] if metric in rows else ["seed"], na_position="first")
     if metric not in rows:
-        return None if rows.empty else int(rows["seed"].iloc[0])
-    if rows.empty:
-        return None
-    return int(rows["seed"].iloc[(len(rows) - 1) // 2])
+        return rows.iloc[:0]
+    rows = rows[np.isfinite(pd.to_numeric(rows[metric], errors="coerce").to_numpy(dtype=float))]
+    return rows.sort_values([metric, "seed"])
+
+
+def median_seed(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> int | None:
+    """The seed of (slide, variant) whose ``metric`` is the median over the seeds that have one
+    (:func:`scored_seeds`; lower middle); the lowest seed where none has (slides without an
+    annotation: the table's ARI is NaN, or it has no ARI).  A seed whose ``metric`` is NaN is left
+    out, not taken as the lowest."""
+    scored = scored_seeds(table, slide, variant, metric)
+    if len(scored):
+        return int(scored["seed"].iloc[(len(scored) - 1) // 2])
+    rows = table[(table["sample"].astype(str) == str(slide)) & (table["method"] == variant)]
+    return None if rows.empty else int(min(int(s) for s in rows["seed"]))
 
 
 def _panels_adata(coords, columns: dict[str, np.ndarray], obsm: dict | None = None):
@@ -171,7 +181,7 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
     """Each slide's domain map as an image in the report's first page (an HTML fragment), from
     ``figures`` ({sample, method, seed, path} of runs' ``domains.png``, :meth:`Plan.page_figures`):
     a combination's answer (seed ``consensus``) as it is; of a slide's seeds, the median seed by
-    ARI (:func:`median_seed`; the lowest without an annotation).  Each map shows the found domains
+    ARI (:func:`median_seed`; the lowest where no seed has an ARI: a slide without an annotation).  Each map shows the found domains
     beside the annotation with legends and the run's ARI and NMI.  At most ``limit`` slides; the
     others are under "Domain maps" in the report's menu, as every run's are."""
     import base64
@@ -194,9 +204,9 @@ def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -
             median = median_seed(rows, slide, method)
             seed = min(seeds) if median is None else median
             path = seeds[seed]
-            by_ari = len(seeds) > 1 and median is not None and "ARI" in table
-            what = (f"Seed {seed}: the median by ARI of seeds {', '.join(str(s) for s in sorted(seeds))}."
-                    if by_ari else "")
+            scored = sorted(int(s) for s in scored_seeds(rows, slide, method)["seed"])
+            what = (f"Seed {seed}: the median by ARI of seeds {', '.join(str(s) for s in scored)}."
+                    if len(scored) > 1 else "")
         png = Path(path).read_bytes()
         data = base64.b64encode(png).decode("ascii")
         # the map's own width (the PNG's IHDR), of which it is drawn at least 90%: shrunk to a narrow

@@ -280,3 +280,26 @@ def test_a_wide_map_is_drawn_whole_in_a_wide_window(tmp_path):
         figures.append({"sample": name, "method": "graphst", "seed": 0, "path": str(tmp_path / f"{name}.png")})
     page = figures_html(pd.DataFrame({"sample": ["one"], "group": [""], "method": ["graphst"], "seed": [0]}), figures)
     assert [int(w) for w in re.findall(r"min-width:(\d+)px", page)] == [826, MAP_MIN_PX] and MAP_MIN_PX <= 918
+
+
+def test_a_seed_without_an_ari_is_not_taken_as_the_lowest(tmp_path):
+    """A slide without an annotation beside annotated ones has rows of NaN ARI in the table: its map was
+    the middle seed, captioned 'Seed 1: the median by ARI of seeds 0, 1, 2.'; a seed whose ARI is NaN
+    was sorted below every other, so the median of the others was not the one shown."""
+    import numpy as np
+
+    from stcore.report import figures_html, median_seed
+
+    figures = []
+    for seed in (0, 1, 2):
+        (tmp_path / f"{seed}.png").write_bytes(f"png{seed}".encode())
+        figures.append({"sample": "t", "method": "graphst", "seed": seed, "path": str(tmp_path / f"{seed}.png")})
+    table = pd.DataFrame({"sample": ["s"] * 3 + ["t"] * 3, "group": [""] * 6, "method": ["graphst"] * 6,
+                          "seed": [0, 1, 2] * 2, "ARI": [0.1, 0.2, 0.3] + [np.nan] * 3})
+    assert median_seed(table, "t", "graphst") == 0
+    page = figures_html(table, figures)
+    assert "<figcaption>" not in page and "cG5nMA==" in page        # seed 0's map, no claim of an ARI
+    # the median of the seeds that have an ARI: 0.5, 0.7, 0.9 -> seed 3 (0.7), whatever seed 1's NaN
+    four = pd.DataFrame({"sample": ["s"] * 4, "method": ["graphst"] * 4, "seed": [0, 1, 2, 3],
+                         "ARI": [0.5, np.nan, 0.9, 0.7]})
+    assert median_seed(four, "s", "graphst") == 3
