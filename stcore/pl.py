@@ -364,7 +364,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         (scored on the spots with a label in both; ``'n_without_domain'`` where spots of the found
         column have none, NaN as a subset's domains assigned back to the whole object leave them;
         with ``slide_key``, each slide scored on its own, as the workflow's table scores a group's
-        slides: the mean over the slides, and ``'per_slide'``: {slide: {'ARI': ..., 'NMI': ...}}).
+        slides: the mean over the slides that have an annotation (the title names those without), and
+        ``'per_slide'``: {slide: {'ARI': ..., 'NMI': ...}}, NaN for a slide without an annotation).
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
@@ -447,7 +448,10 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                             on = with_domain & (slide == name)
                             m = domain_metrics(adata.obs[truth][on], found[on])
                             per[str(name)] = {"ARI": float(m["ARI"]), "NMI": float(m["NMI"])}
-                        scores[col] = {k: float(np.nanmean([v[k] for v in per.values()])) for k in ("ARI", "NMI")}
+                        # the mean over the slides that have an annotation: a slide without one scores NaN
+                        scored = [v for v in per.values() if np.isfinite(v["ARI"])]
+                        scores[col] = {k: float(np.mean([v[k] for v in scored])) if scored else float("nan")
+                                       for k in ("ARI", "NMI")}
                         scores[col]["per_slide"] = per
                     if not with_domain.all():
                         scores[col]["n_without_domain"] = int((~with_domain).sum())
@@ -456,7 +460,12 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                                     col, int((~with_domain).sum()), adata.n_obs)
                 head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
                 if "per_slide" in scores[col]:
-                    head += f" (mean of {len(scores[col]['per_slide'])} slides)"
+                    per = scores[col]["per_slide"]
+                    unscored = [name for name, v in per.items() if not np.isfinite(v["ARI"])]
+                    head += (f" (mean of {len(per)} slides)" if not unscored else
+                             f" ({len(per) - len(unscored)} of {len(per)} slides: {', '.join(unscored[:3])}"
+                             f"{' ...' if len(unscored) > 3 else ''} {'has' if len(unscored) == 1 else 'have'} "
+                             "no annotation)")
                 if "n_without_domain" in scores[col]:
                     head += f" ({adata.n_obs - scores[col]['n_without_domain']} spots with a domain)"
             elif col == truth:

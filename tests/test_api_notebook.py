@@ -606,3 +606,26 @@ def test_slides_clustered_apart_and_drawn_together_are_scored_each_on_its_own():
     assert scores["ARI"] == pytest.approx(1.0) and scores["NMI"] == pytest.approx(1.0)
     assert set(scores["per_slide"]) == {"a", "b"}
     assert fig.axes[1].get_title().endswith("ARI 1.000, NMI 1.000 (mean of 2 slides)")
+
+
+def test_slides_drawn_together_say_how_many_of_them_are_scored():
+    """Slides joined for a figure where one has no annotation (as an annotation often covers one
+    section): its slide's scores are NaN, and the title said 'ARI 1.000, NMI 1.000 (mean of 2 slides)'
+    of the one annotated slide's."""
+    import anndata as ad
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    parts = {}
+    for name, shift in (("a", 0), ("b", 1)):
+        part = _slide()
+        codes = part.obs["truth"].cat.codes.to_numpy()
+        part.obs["domain"] = pd.Categorical(((codes + shift) % 2).astype(str))
+        parts[name] = part
+    parts["b"].obs["truth"] = np.nan                   # slide b without an annotation
+    both = ad.concat(parts, label="slide", index_unique="-")
+    fig = stcore.pl.domains(both, truth="truth", slide_key="slide", show=False, return_fig=True)
+    scores = fig.stcore_scores["domain"]
+    assert scores["ARI"] == pytest.approx(1.0) and np.isnan(scores["per_slide"]["b"]["ARI"])
+    assert fig.axes[1].get_title().endswith("ARI 1.000, NMI 1.000 (1 of 2 slides: b has no annotation)")
