@@ -51,20 +51,28 @@ MEMBER_TEXT = ("method_package", "cpu_kernels", "blas")
 def _from_members(table: pd.DataFrame, run: dict) -> None:
     """The costs of a combination's rows: its members' runs on the same slide and seed, together
     (its one answer over seeds: at every seed it combines, ``member_seeds``); and what its members
-    ran with (:data:`MEMBER_TEXT`), each value once in the members' order, joined by '; '."""
-    mine = (table["method"] == run["method"]) & (table["seed"].astype(str) == str(run["seed"])) \
-        & (table["sample"].astype(str) == str(run["sample"]))
+    ran with (:data:`MEMBER_TEXT`), each value once in the members' order, joined by '; '.  A run of a
+    group (``run['group']``) has a row per slide, each with its group's: its members' rows of that slide
+    in the group; a slide's run alone, the rows of that slide outside any group."""
+    group = table["group"].fillna("").astype(str) if "group" in table else pd.Series("", index=table.index)
+    unit = str(run["sample"])
+    of_unit = (group == unit) if run.get("group") else ((table["sample"].astype(str) == unit) & (group == ""))
+    mine = of_unit & (table["method"] == run["method"]) & (table["seed"].astype(str) == str(run["seed"]))
     seeds = [str(s) for s in run.get("member_seeds", [run["seed"]])]
-    parts = table[table["method"].isin(run["members"]) & table["seed"].astype(str).isin(seeds)
-                  & (table["sample"].astype(str) == str(run["sample"]))]
-    for column in ("train_s", "cluster_s", "seconds", "cpu_s"):
-        table.loc[mine, column] = parts[column].sum(min_count=1)
-    table.loc[mine, "peak_mb"] = parts["peak_mb"].max()
+    members = of_unit & table["method"].isin(run["members"]) & table["seed"].astype(str).isin(seeds)
     for column in MEMBER_TEXT:
         if column in table:
-            values = [str(v) for v in parts[column] if isinstance(v, str) and v.strip()]
             table[column] = table[column].astype(object)
-            table.loc[mine, column] = "; ".join(dict.fromkeys(values))
+    for slide in dict.fromkeys(table.loc[mine, "sample"].astype(str)):
+        on = table["sample"].astype(str) == slide
+        rows, parts = mine & on, table[members & on]
+        for column in ("train_s", "cluster_s", "seconds", "cpu_s"):
+            table.loc[rows, column] = parts[column].sum(min_count=1)
+        table.loc[rows, "peak_mb"] = parts["peak_mb"].max()
+        for column in MEMBER_TEXT:
+            if column in table:
+                values = [str(v) for v in parts[column] if isinstance(v, str) and v.strip()]
+                table.loc[rows, column] = "; ".join(dict.fromkeys(values))
 
 
 def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:

@@ -68,3 +68,30 @@ def test_a_target_decided_below_the_shown_digits_says_so():
     text = summary_markdown(table, compare={"figure_method": "graphst", "baseline": "expression"})
     assert ("- a: graphst 0.015 (n=1) beats expression 0.015 (n=1) (by less than 0.001: 0.0148 vs 0.0147)."
             in text), text
+
+
+def test_a_combinations_costs_on_a_slide_and_on_its_group_are_each_their_own(tmp_path):
+    """A combination run on slide s1 alone and on its group g (s1, s2): its rows on s1 alone summed its
+    members' runs alone and in the group (both rows of sample s1), and its group's rows matched no row
+    (their sample is the slide's, not the group's): 'n/a' seconds."""
+    def run(unit, method, seed, slides, seconds, members=None):
+        path = tmp_path / f"{unit}.{method}.{seed}.tsv"
+        group = unit if len(slides) > 1 else ""
+        pd.DataFrame([{"sample": s, "group": group, "method": method, "seed": seed,
+                       "trained_by": "+".join(members) if members else method, "ARI": 0.5} for s in slides]).to_csv(
+            path, sep="\t", index=False)
+        record = tmp_path / f"{unit}.{method}.{seed}.record.tsv"
+        pd.DataFrame([{"s": seconds / 2, "cpu_time": seconds, "max_rss": 10.0 * seconds}]).to_csv(
+            record, sep="\t", index=False)
+        out = {"sample": unit, "group": group, "method": method, "seed": seed, "metrics": str(path),
+               "train_record": None if members else str(record), "cluster_record": None if members else str(record)}
+        return out | ({"members": members} if members else {})
+
+    runs = [run("s1", "a", 0, ["s1"], 2.0), run("s1", "b", 0, ["s1"], 4.0),
+            run("g", "a", 0, ["s1", "s2"], 20.0), run("g", "b", 0, ["s1", "s2"], 40.0),
+            run("s1", "e", 0, ["s1"], 0, members=["a", "b"]), run("g", "e", 0, ["s1", "s2"], 0, members=["a", "b"])]
+    table = results_table(runs, [])
+    e = table[table["method"] == "e"].set_index(["sample", "group"])
+    assert e.loc[("s1", ""), "seconds"] == pytest.approx(6.0) and e.loc[("s1", ""), "peak_mb"] == pytest.approx(40.0)
+    assert e.loc[("s1", "g"), "seconds"] == pytest.approx(60.0) and e.loc[("s2", "g"), "seconds"] == pytest.approx(60.0)
+    assert e.loc[("s2", "g"), "cpu_s"] == pytest.approx(120.0) and e.loc[("s2", "g"), "peak_mb"] == pytest.approx(400.0)
