@@ -54,17 +54,25 @@ def annotation_problems(values, column: str) -> tuple[list[str], str | None]:
     None (a per-spot value: more than :data:`PER_SPOT_LABELS` distinct labels, most spots one of
     their own, so every score compares the domains with ids).  Missing labels are left out first,
     as every score does."""
-    s = pd.Series(np.asarray(values, dtype=object))
-    s = pd.Series(label_text(s[~is_missing_label(s)].to_numpy()))
+    raw = pd.Series(np.asarray(values, dtype=object))
+    raw = raw[~is_missing_label(raw)].reset_index(drop=True)
+    s = pd.Series(label_text(raw.to_numpy()))
+    # a whole number stored as a float (codes beside NaN) is the number: -1.0 is the placeholder -1
+    whole = s.str.fullmatch(r"-?\d+\.0+") & ~raw.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    s[whole] = s[whole].str.split(".").str[0]
     counts = s.value_counts()
     warnings = []
     placeholders = [(label, int(n)) for label, n in counts.items() if label.upper() in PLACEHOLDER_LABELS]
     if placeholders:
         named = ", ".join(f"'{label}' ({n} spots)" for label, n in placeholders)
         first = placeholders[0][0]
+        # the label as the column holds it: a number where the column holds numbers (== '-1' selects none of them)
+        held = raw[(s == first).to_numpy()].iloc[0]
+        literal = (repr(first) if isinstance(held, str) or not isinstance(held, (int, float, np.number))
+                   else first)
         warnings.append(f"truth column '{column}' holds {named}, a label that often means 'no label'; it is scored "
                         f"as a domain of its own. Fix: if those spots are not annotated, set them to NaN before "
-                        f"writing the file (adata.obs.loc[adata.obs['{column}'] == '{first}', '{column}'] = np.nan)")
+                        f"writing the file (adata.obs.loc[adata.obs['{column}'] == {literal}, '{column}'] = np.nan)")
     if len(counts) == 1:
         warnings.append(f"truth column '{column}' gives every annotated spot one label ('{counts.index[0]}'): every "
                         "score compares the domains with one class (ARI 0 whatever they are). Fix: name the column "

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from conftest import run_in_fresh_python
@@ -421,3 +423,24 @@ def test_layers_consistent_does_not_hang_on_the_order_of_the_spots():
     truth = np.array(["L1", "L1", "L2", "L2"] * 2, dtype=object)
     for labels in ([0, 1, 1, 1, 0, 0, 2, 2], [1, 0, 1, 1, 0, 0, 2, 2]):
         assert integration_metrics(None, np.array(labels), slides, truth)["layers_consistent"] == 0.5
+
+
+def test_a_numeric_placeholder_is_named_with_a_fix_that_selects_it():
+    """A numeric annotation with -1 for spots without a domain: stored as floats (codes with NaN, as a CSV
+    with empty cells reads) its -1.0 was not named at all; as integers the fix compared the column with
+    the text '-1', which selects no spot of a column of numbers."""
+    import pandas as pd
+
+    from stcore.evaluate import annotation_problems
+
+    for codes in (pd.Series([1.0, 2.0, -1.0, np.nan, 1.0]), pd.Series([1, 2, -1, 1]),
+                  pd.Series(pd.Categorical([1, 2, -1, 1]))):
+        said, refusal = annotation_problems(codes, "code")
+        assert refusal is None and len(said) == 1, (codes.dtype, said)
+        assert said[0].startswith("truth column 'code' holds '-1' (1 spots), a label that often means"), said
+        fix = re.search(r"\(adata\.obs\.loc\[(.*), 'code'\] = np\.nan\)$", said[0])[1]
+        assert fix == "adata.obs['code'] == -1", said
+        obs = pd.DataFrame({"code": codes})
+        assert eval(fix, {"adata": type("A", (), {"obs": obs})}).sum() == 1      # the fix selects that spot
+    said, _ = annotation_problems(pd.Series(["L1", "L2", "-1", "L1"]), "layer")     # text: compared as text
+    assert "(adata.obs.loc[adata.obs['layer'] == '-1', 'layer'] = np.nan)" in said[0]
