@@ -67,12 +67,16 @@ def annotation_problems(values, column: str) -> tuple[list[str], str | None]:
         named = ", ".join(f"'{label}' ({n} spots)" for label, n in placeholders)
         first = placeholders[0][0]
         # the label as the column holds it: a number where the column holds numbers (== '-1' selects none of them)
-        held = raw[(s == first).to_numpy()].iloc[0]
-        literal = (repr(first) if isinstance(held, str) or not isinstance(held, (int, float, np.number))
-                   else first)
+        held = raw[(s == first).to_numpy()]
+        if not all(isinstance(v, str) or not isinstance(v, (int, float, np.number)) for v in held):
+            select = f"adata.obs['{column}'] == {first}"
+        elif all(v == first for v in held):
+            select = f"adata.obs['{column}'] == {first!r}"
+        else:           # written with surrounding spaces too ('unassigned '): one label, as scored
+            select = f"adata.obs['{column}'].str.strip() == {first!r}"
         warnings.append(f"truth column '{column}' holds {named}, a label that often means 'no label'; it is scored "
                         f"as a domain of its own. Fix: if those spots are not annotated, set them to NaN before "
-                        f"writing the file (adata.obs.loc[adata.obs['{column}'] == {literal}, '{column}'] = np.nan)")
+                        f"writing the file (adata.obs.loc[{select}, '{column}'] = np.nan)")
     if len(counts) == 1:
         warnings.append(f"truth column '{column}' gives every annotated spot one label ('{counts.index[0]}'): every "
                         "score compares the domains with one class (ARI 0 whatever they are). Fix: name the column "

@@ -444,3 +444,19 @@ def test_a_numeric_placeholder_is_named_with_a_fix_that_selects_it():
         assert eval(fix, {"adata": type("A", (), {"obs": obs})}).sum() == 1      # the fix selects that spot
     said, _ = annotation_problems(pd.Series(["L1", "L2", "-1", "L1"]), "layer")     # text: compared as text
     assert "(adata.obs.loc[adata.obs['layer'] == '-1', 'layer'] = np.nan)" in said[0]
+
+
+def test_a_placeholder_written_with_spaces_is_selected_whole_by_the_fix():
+    """'unassigned ' (a spreadsheet's trailing space) beside 'unassigned' is one label, as scored; the fix
+    compared the column with 'unassigned', which leaves the spots written with the space."""
+    import pandas as pd
+
+    from stcore.evaluate import annotation_problems
+
+    for layer in (pd.Series(["L1", "L2", "unassigned ", "unassigned", "L1"]),
+                  pd.Series(pd.Categorical(["L1", "L2", "unassigned ", "unassigned", "L1"]))):
+        said, _ = annotation_problems(layer, "layer")
+        assert said[0].startswith("truth column 'layer' holds 'unassigned' (2 spots)"), said
+        fix = re.search(r"\(adata\.obs\.loc\[(.*), 'layer'\] = np\.nan\)$", said[0])[1]
+        assert fix == "adata.obs['layer'].str.strip() == 'unassigned'", said
+        assert eval(fix, {"adata": type("A", (), {"obs": pd.DataFrame({"layer": layer})})}).sum() == 2
