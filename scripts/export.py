@@ -5,11 +5,10 @@ import json
 from pathlib import Path
 
 import anndata as ad
-import pandas as pd
 import scipy.sparse as sp
 
 from stcore.evaluate import mean_pairwise_ari
-from stcore.export import combined_choice, domains_adata, domains_spatialdata
+from stcore.export import combined_choice, domains_adata, domains_spatialdata, run_metrics
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult, recorded_train
 from stcore.workflow import run_step
@@ -22,14 +21,14 @@ def main(sm):
     counts = ad.read_h5ad(sm.input.qc)
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[counts.obs_names]
     result = MethodResult.load(sm.input.npz)
-    metrics = read_tsv(sm.input.metrics).iloc[0].to_dict()
+    metrics = run_metrics(read_tsv(sm.input.metrics))          # a group's run: a row per slide
     # what each training read (a combination of methods, `members`: per method, as its clustering settings)
     def read(t):
         return recorded_train(t["model"], dict(t["settings"]))
 
     train = {m: read(t) for m, t in sm.params.train.items()} if hasattr(sm.params, "members") else read(sm.params.train)
     info = dict(sm.params.run) | {"train": train, "cluster": dict(sm.params.cluster),
-                                  "metrics": {k: v for k, v in metrics.items() if not pd.isna(v)}}
+                                  "metrics": metrics}
     if hasattr(sm.input, "n_clusters"):       # a run: how its number of domains was set (the curve of auto)
         info["n_clusters"] = json.loads(Path(sm.input.n_clusters).read_text())
     if hasattr(sm.input, "run_n_clusters"):   # combined runs: the first's record and, with auto, every run's choice

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["combined_choice", "domains_adata", "domains_spatialdata", "seed_frame"]
+__all__ = ["combined_choice", "domains_adata", "domains_spatialdata", "run_metrics", "seed_frame"]
 
 
 def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
@@ -84,6 +84,23 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     if truth:
         _store_colors(out, truth, drawn["annotation"])
     return out
+
+
+def run_metrics(rows: pd.DataFrame) -> dict:
+    """A run's ``metrics.tsv`` as ``uns['stcore']['metrics']``: its row, without empty values.  A
+    group's run has a row per slide: the values alike on every row (provenance, the group's iLISI,
+    domains_shared, ...) as they are, and those of each slide (its ARI, NMI, spots, ...) under
+    ``'per_slide'`` ({slide: {metric: value}}); the first slide's row was taken as the run's."""
+    def plain(row: dict) -> dict:
+        return {k: v for k, v in row.items() if not pd.isna(v)}
+
+    if len(rows) <= 1:
+        return plain(rows.iloc[0].to_dict()) if len(rows) else {}
+    alike = [c for c in rows.columns if rows[c].nunique(dropna=False) == 1]
+    own = [c for c in rows.columns if c not in alike]
+    return plain(rows.iloc[0][alike].to_dict()) | {
+        "per_slide": {str(slide): plain(row) for slide, row in zip(rows["sample"], rows[own].drop(columns="sample")
+                                                                   .to_dict("records"))}}
 
 
 def combined_choice(choices: list[dict], runs: list[str]) -> dict:

@@ -317,6 +317,10 @@ def test_a_group_trains_as_one_and_its_labels_hold_across_slides(group_run):
     n = n_a + report["slides"]["sb"]["spots"]
     assert out.n_obs == n and list(out.obs["slide"].cat.categories) == ["sa", "sb"]
     assert out.obs["domain"].notna().all() and out.obsm["X_graphst"].shape == (n, 64)
+    per_slide = out.uns["stcore"]["metrics"]["per_slide"]          # each slide's scores, not the first's alone
+    assert sorted(per_slide) == ["sa", "sb"] and "ARI" not in out.uns["stcore"]["metrics"]
+    assert [per_slide[s]["ARI"] for s in ("sa", "sb")] == pytest.approx(
+        together.set_index("sample").loc[["sa", "sb"], "ARI"].astype(float).tolist(), abs=1e-4)
     labels = pd.read_csv(w / "results/pair/graphst/seed0/labels.tsv", sep="\t")
     assert list(labels.columns) == ["spot", "domain", "slide"]
 
@@ -400,3 +404,19 @@ def test_join_refuses_a_slide_whose_gene_names_are_the_default_index():
         a.var_names, b.var_names = names, names
         joined, _ = join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
         assert joined.n_vars == 40
+
+
+def test_a_groups_domains_h5ad_keeps_each_slides_metrics():
+    """A group's run has a row per slide in its metrics.tsv: its domains.h5ad's uns['stcore']['metrics']
+    was the first slide's row (sample 'sa', that slide's ARI), read as the group's run's."""
+    from stcore.export import run_metrics
+
+    rows = pd.DataFrame({"sample": ["sa", "sb"], "group": "pair", "method": "graphst", "seed": 0,
+                         "ARI": [0.31, 0.14], "spots": [300, 250], "iLISI": 0.6, "recon_r": np.nan,
+                         "torch_version": "2.5.1"})
+    metrics = run_metrics(rows)
+    assert "ARI" not in metrics and "sample" not in metrics and "recon_r" not in metrics
+    assert metrics["group"] == "pair" and metrics["iLISI"] == 0.6 and metrics["torch_version"] == "2.5.1"
+    assert metrics["per_slide"] == {"sa": {"ARI": 0.31, "spots": 300}, "sb": {"ARI": 0.14, "spots": 250}}
+    one = run_metrics(rows.iloc[:1])                 # a slide's own run: its row, as before
+    assert one["sample"] == "sa" and one["ARI"] == 0.31 and "recon_r" not in one and "per_slide" not in one
