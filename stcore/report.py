@@ -1,8 +1,9 @@
 """The comparison's figures: found domains beside the truth on the tissue, ARI per variant, a UMAP
 of the embedding, and the training loss curves.
 
-Figures of one run show the seed whose ARI is the median over that variant's seeds (the
-lower of the two middle ones for an even count), never the best seed.
+Figures of one run show the seed whose ARI is the median over that variant's seeds that have one
+(the lower of the two middle ones for an even count), never the best seed; the lowest seed where
+none has an ARI (a slide without an annotation).
 """
 from __future__ import annotations
 
