@@ -525,6 +525,12 @@ def spatial_metrics(
 # ---------------------------------------------------------------------------
 
 
+#: The columns of :func:`label_rows` that are each slide's own in a group's run (its rows' other
+#: columns are the run's or the group's: provenance, recon_r, iLISI, domains_shared, ...).
+SLIDE_COLUMNS = ("sample", "spots", "domains_found", "n_labelled", "n_unlabelled", "ARI", "NMI", "AMI", "homogeneity",
+                 "completeness", "F1", "CHAOS", "PAS", "ASW", "MoranI")
+
+
 def label_rows(obs: pd.DataFrame, coords: np.ndarray, labels: pd.Series, truth: pd.Series | None,
                run: dict) -> list[dict]:
     """The metrics of one labelling that need no model: agreement with ``truth`` and spatial

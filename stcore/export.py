@@ -88,16 +88,19 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
 
 def run_metrics(rows: pd.DataFrame) -> dict:
     """A run's ``metrics.tsv`` as ``uns['stcore']['metrics']``: its row, without empty values.  A
-    group's run has a row per slide: the values alike on every row (provenance, the group's iLISI,
-    domains_shared, ...) as they are, and those of each slide (its ARI, NMI, spots, ...) under
-    ``'per_slide'`` ({slide: {metric: value}}); the first slide's row was taken as the run's."""
+    group's run has a row per slide: the run's and the group's values (provenance, iLISI,
+    domains_shared, ...) as they are, and each slide's own (:data:`stcore.evaluate.SLIDE_COLUMNS`: its
+    ARI, NMI, spots, ..., and any other value that differs between the rows) under ``'per_slide'``
+    ({slide: {metric: value}}); the first slide's row was taken as the run's."""
+    from .evaluate import SLIDE_COLUMNS
+
     def plain(row: dict) -> dict:
         return {k: v for k, v in row.items() if not pd.isna(v)}
 
     if len(rows) <= 1:
         return plain(rows.iloc[0].to_dict()) if len(rows) else {}
-    alike = [c for c in rows.columns if rows[c].nunique(dropna=False) == 1]
-    own = [c for c in rows.columns if c not in alike]
+    own = [c for c in rows.columns if c in SLIDE_COLUMNS or rows[c].nunique(dropna=False) > 1]
+    alike = [c for c in rows.columns if c not in own]
     return plain(rows.iloc[0][alike].to_dict()) | {
         "per_slide": {str(slide): plain(row) for slide, row in zip(rows["sample"], rows[own].drop(columns="sample")
                                                                    .to_dict("records"))}}

@@ -412,11 +412,27 @@ def test_a_groups_domains_h5ad_keeps_each_slides_metrics():
     from stcore.export import run_metrics
 
     rows = pd.DataFrame({"sample": ["sa", "sb"], "group": "pair", "method": "graphst", "seed": 0,
-                         "ARI": [0.31, 0.14], "spots": [300, 250], "iLISI": 0.6, "recon_r": np.nan,
+                         "ARI": [0.31, 0.14], "spots": [300, 250], "domains_found": 3, "iLISI": 0.6, "recon_r": np.nan,
                          "torch_version": "2.5.1"})
     metrics = run_metrics(rows)
     assert "ARI" not in metrics and "sample" not in metrics and "recon_r" not in metrics
     assert metrics["group"] == "pair" and metrics["iLISI"] == 0.6 and metrics["torch_version"] == "2.5.1"
-    assert metrics["per_slide"] == {"sa": {"ARI": 0.31, "spots": 300}, "sb": {"ARI": 0.14, "spots": 250}}
+    # a slide's own value stays its own where the slides happen to agree: 3 domains found on each, not the group's
+    assert "domains_found" not in metrics
+    assert metrics["per_slide"] == {"sa": {"ARI": 0.31, "spots": 300, "domains_found": 3},
+                                    "sb": {"ARI": 0.14, "spots": 250, "domains_found": 3}}
     one = run_metrics(rows.iloc[:1])                 # a slide's own run: its row, as before
     assert one["sample"] == "sa" and one["ARI"] == 0.31 and "recon_r" not in one and "per_slide" not in one
+
+
+def test_the_columns_of_each_slide_are_those_label_rows_computes_per_slide():
+    from stcore.evaluate import SLIDE_COLUMNS, label_rows
+
+    obs = pd.DataFrame({"slide": ["a"] * 20 + ["b"] * 20})
+    xy = np.random.default_rng(0).random((40, 2))
+    labels = pd.Series(np.arange(40) % 3)
+    truth = pd.Series(np.where(np.arange(40) % 2, "L1", "L2"))
+    rows = label_rows(obs, xy, labels, truth, {"sample": "g", "method": "m", "seed": 0})
+    alone = label_rows(pd.DataFrame(index=range(40)), xy, labels, truth, {"sample": "a", "method": "m", "seed": 0})
+    per_slide = set(alone[0]) - {"group", "method", "seed"}
+    assert per_slide == set(SLIDE_COLUMNS) and per_slide < set(rows[0])
