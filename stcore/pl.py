@@ -370,7 +370,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     import matplotlib.pyplot as plt
     import scanpy as sc
 
-    from .evaluate import annotation_problems, domain_metrics, side_by_side
+    from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .validate import as_x_y, clustered_by, dims_columns
 
     record = adata.uns.get("stcore")
@@ -395,6 +395,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                    if tissue != b and tissue in adata.obsm else "")
             raise KeyError(f"obsm['{b}'] is not in adata.obsm (keys: {list(adata.obsm.keys())}){fix}")
     if truth is not None:           # what the workflow's qc job says of the same annotation, said here too
+        if is_missing_label(adata.obs[truth]).all():    # the qc job refuses it; drawn here, nothing scored
+            log.warning(f"truth column '{truth}' has no labels (all missing: empty, NA, NaN or None) on these "
+                        f"{adata.n_obs} spots: nothing is scored. Fix: give the column of the annotation; an "
+                        "annotation joined to the spots by id must name them as obs_names does (e.g. "
+                        f"'{adata.obs_names[0]}'), or it matches none (labels.reindex(adata.obs_names) leaves NaN)")
         said, refusal = annotation_problems(adata.obs[truth], truth)
         tool = clustered_by(adata, truth)
         if tool:                    # the qc job refuses it; a figure may compare two methods on purpose
@@ -458,7 +463,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                         log.warning("obs['%s'] holds no domain for %d of %d spots (NaN, as a subset's domains "
                                     "assigned back to the whole object leave them); they are left out of its scores",
                                     col, int((~with_domain).sum()), adata.n_obs)
-                head = f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
+                head = (f"{head}\nARI {scores[col]['ARI']:.3f}, NMI {scores[col]['NMI']:.3f}"
+                        if np.isfinite(scores[col]["ARI"]) else f"{head}\nnot scored: no annotated spot")
                 if "per_slide" in scores[col]:
                     per = scores[col]["per_slide"]
                     unscored = [name for name, v in per.items() if not np.isfinite(v["ARI"])]

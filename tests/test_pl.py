@@ -446,3 +446,25 @@ def test_the_comparisons_figures_title_the_annotation_as_the_runs_figures_do(tmp
     assert kept[0].axes[0].get_title() == "annotation"
     assert "'truth'" not in caplog.text and "annotation'" not in caplog.text, caplog.text
     plt.close(kept[0])
+
+
+def test_an_annotation_without_a_label_is_named_with_the_fix(caplog):
+    """An annotation joined to the spots by id that matched none (a CSV whose barcodes carry another suffix,
+    reindexed to obs_names as docs/notebook.py does: every label 'nan') was drawn as an empty panel and
+    titled 'ARI nan, NMI nan', without a word; the workflow's qc job refuses such a truth column."""
+    import logging
+
+    import pandas as pd
+
+    adata, _ = _slide()
+    csv = pd.Series("L1", index=[f"{s}-1" for s in adata.obs_names])
+    adata.obs["annotation"] = pd.Categorical(csv.reindex(adata.obs_names).astype(str))
+    caplog.set_level(logging.WARNING, logger="stcore")
+    fig = stcore.pl.domains(adata, truth="annotation", show=False, return_fig=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and re.fullmatch(
+        r"truth column 'annotation' has no labels \(all missing: empty, NA, NaN or None\) on these 144 spots: "
+        r"nothing is scored\. Fix: .*obs_names does \(e\.g\. 'spot0000'\).*", said[0]), said
+    assert np.isnan(fig.stcore_scores["domain"]["ARI"])
+    assert fig.axes[1].get_title().endswith("not scored: no annotated spot"), fig.axes[1].get_title()
+    plt.close("all")
