@@ -215,6 +215,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
                                                      "domain annotation, or leave it empty")
         for line in said:
             log.warning("%s: %s", path, line)
+    n_labelled = int((~is_missing_label(adata.obs[truth])).sum()) if truth else 0
     try:
         adata, report = run_qc(adata, params, values, path=path)
     except InputError as exc:
@@ -226,6 +227,11 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     if report["genes_kept"] == 0:
         raise InputError(f"QC removed every gene (of {report['genes_in']})", path=path,
                          fix="lower qc.min_spots in the config")
+    if truth and is_missing_label(adata.obs[truth]).all():     # labels before QC (checked above), none after
+        raise InputError(f"QC removed every annotated spot (the {n_labelled} spots with a label in truth column "
+                         f"'{truth}' all fail its thresholds); every score would be n/a",
+                         path=path, fix="lower the qc thresholds in the config (qc.min_counts, qc.min_genes, "
+                                        "qc.max_mito_pct), or leave the truth column empty")
     if n <= n_neighbors:
         raise InputError(f"{n} spots after QC, not more than the {n_neighbors} graph neighbours", path=path,
                          fix="lower graph.n_neighbors or check the slide")

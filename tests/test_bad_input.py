@@ -33,6 +33,14 @@ def _unchanged(a):
     return None
 
 
+def _annotated_where_counts_are_low(a):
+    """The annotation covers 8 spots only (a region annotated, the rest NaN), whose counts are low."""
+    x = a.X.toarray()
+    x[:8] = np.minimum(x[:8], 1)
+    a.X = sp.csr_matrix(x)
+    a.obs["domain"] = a.obs["domain"].astype(object).where(np.arange(a.n_obs) < 8, np.nan)
+
+
 def _raw(content: bytes):
     def build(tmp):
         p = tmp / "slide.h5ad"
@@ -314,6 +322,11 @@ CATALOGUE = {
                         r"QC removed every spot \(of 64\)"),
     "qc_removes_every_spot": (_h5ad(_unchanged), {"params": QCParams(min_counts=1e9)},
                               r"QC removed every spot .*Fix: lower the qc thresholds"),
+    "qc_removes_every_annotated_spot": (
+        _h5ad(_annotated_where_counts_are_low), {"params": QCParams(min_counts=100), "truth": "domain"},
+        r"QC removed every annotated spot \(the 8 spots with a label in truth column 'domain' "
+        r"all fail its thresholds\); every score would be n/a\. Fix: lower the qc thresholds in the config "
+        r"\(qc\.min_counts, qc\.min_genes, qc\.max_mito_pct\), or leave the truth column empty"),
     "qc_removes_every_gene": (_h5ad(_unchanged), {"params": QCParams(min_spots=10_000)},
                               r"QC removed every gene .*Fix: lower qc\.min_spots"),
     "visium_no_matrix": (_visium_without("filtered_feature_bc_matrix.h5"), {},
