@@ -338,6 +338,10 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
         if ref is None or (sample, graph_method) not in stats.index:
             continue
         s = stats.loc[(sample, graph_method)]
+        if not np.isfinite(s["mean"]):          # no annotation: no ARI to hold against the reference's
+            target_lines.append(f"- {sample}: not compared with the reference package ({graph_method} {_cell(s)}: "
+                                "no ARI without an annotation, the sample sheet's truth column).")
+            continue
         ok_mean = s["mean"] >= ref["mean"]
         ok_sd = np.isfinite(s["sd"]) and s["sd"] <= sd_target
         target_lines.append(

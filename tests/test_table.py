@@ -95,3 +95,19 @@ def test_a_combinations_costs_on_a_slide_and_on_its_group_are_each_their_own(tmp
     assert e.loc[("s1", ""), "seconds"] == pytest.approx(6.0) and e.loc[("s1", ""), "peak_mb"] == pytest.approx(40.0)
     assert e.loc[("s1", "g"), "seconds"] == pytest.approx(60.0) and e.loc[("s2", "g"), "seconds"] == pytest.approx(60.0)
     assert e.loc[("s2", "g"), "cpu_s"] == pytest.approx(120.0) and e.loc[("s2", "g"), "peak_mb"] == pytest.approx(400.0)
+
+
+def test_a_dlpfc_slide_without_an_annotation_is_not_said_to_miss_the_reference():
+    """A slide named as a DLPFC slice of the reference numbers, run without an annotation: the targets said
+    '151673: graphst mean ARI nan vs reference package 0.600 -> NOT met; seed sd nan (n=0) ...'."""
+    import numpy as np
+
+    from stcore.table import summary_markdown
+
+    table = pd.DataFrame({"sample": ["151673"] * 2, "group": "", "method": ["graphst"] * 2, "seed": [0, 1],
+                          "ARI": [np.nan, np.nan]})
+    text = summary_markdown(table, compare={"figure_method": "graphst"},
+                            reference_here={"151673": {"mean": 0.6, "sd": 0.02, "n": 3, "seeds": ["0", "1", "2"]}})
+    assert ("- 151673: not compared with the reference package (graphst n/a: no ARI without an annotation, the "
+            "sample sheet's truth column).") in text
+    assert "NOT met" not in text and "nan" not in text
