@@ -378,24 +378,38 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
                 f"r {ablation} | r {graph_method} |", "|---|---|---|---|---|---|---|---|"]
         f1 = per_slide_stats(table, "F1")
         rr = per_slide_stats(table, "recon_r")
-        changes, r_graph = [], []
+        changes, r_graph, shown = [], [], 0
         for sample in samples:
             if (sample, ablation) not in stats.index or (sample, graph_method) not in stats.index:
                 continue
+            shown += 1
             fa, fg = f1.loc[(sample, ablation)], f1.loc[(sample, graph_method)]
             change = 100 * (fg["mean"] - fa["mean"]) / fa["mean"] if fa["mean"] > 0 else float("nan")
-            changes.append(change)
-            r_graph.append(rr.loc[(sample, graph_method)]["mean"])
+            if np.isfinite(change):             # a slide without an annotation has no F1
+                changes.append(change)
+            r = rr.loc[(sample, graph_method)]["mean"]
+            if np.isfinite(r):
+                r_graph.append(r)
             a, g = stats.loc[(sample, ablation)], stats.loc[(sample, graph_method)]
-            out.append(f"| {sample} | {_cell(a)} | {_cell(g)} | {_cell(fa)} | {_cell(fg)} | {change:+.1f} | "
+            out.append(f"| {sample} | {_cell(a)} | {_cell(g)} | {_cell(fa)} | {_cell(fg)} | "
+                       f"{f'{change:+.1f}' if np.isfinite(change) else 'n/a'} | "
                        f"{_cell(rr.loc[(sample, ablation)])} | {_cell(rr.loc[(sample, graph_method)])} |")
+        measured = []
         if changes:
-            med = float(np.nanmedian(changes))
-            rmin = float(np.nanmin(r_graph))
-            out += ["", f"Measured: median F1 change over samples {med:+.1f}% (range {np.nanmin(changes):+.1f}% to "
-                    f"{np.nanmax(changes):+.1f}%); lowest per-sample mean r of {graph_method} {rmin:.3f}. "
-                    f"F1 change in [{low}, {high}]%: {'holds' if low <= med <= high else 'does not hold'}; "
-                    f"r > {r_min}: {'holds' if rmin > r_min else 'does not hold'}."]
+            med = float(np.median(changes))
+            measured.append(f"median F1 change over samples {med:+.1f}% (range {min(changes):+.1f}% to "
+                            f"{max(changes):+.1f}%)")
+        else:
+            measured.append("no sample has an F1 (an annotation is needed): the F1 change is not measured")
+        if r_graph:
+            measured.append(f"lowest per-sample mean r of {graph_method} {min(r_graph):.3f}")
+        else:
+            measured.append(f"no sample has an r of {graph_method}: r is not measured")
+        verdicts = ([f"F1 change in [{low}, {high}]%: {'holds' if low <= med <= high else 'does not hold'}"]
+                    if changes else []) + ([f"r > {r_min}: {'holds' if min(r_graph) > r_min else 'does not hold'}"]
+                                          if r_graph else [])
+        if shown:
+            out += ["", "Measured: " + "; ".join(measured) + "." + (" " + "; ".join(verdicts) + "." if verdicts else "")]
 
     # Agreement of the R-free clusterings with R's mclust.
     if agreement is not None and len(agreement):

@@ -111,3 +111,28 @@ def test_a_dlpfc_slide_without_an_annotation_is_not_said_to_miss_the_reference()
     assert ("- 151673: not compared with the reference package (graphst n/a: no ARI without an annotation, the "
             "sample sheet's truth column).") in text
     assert "NOT met" not in text and "nan" not in text
+
+
+def test_the_claim_is_not_judged_without_an_annotation():
+    """The claim's F1 change needs an annotation: on slides without one it said 'median F1 change over samples
+    +nan% ... F1 change in [-5, 5]%: does not hold', and each row's change '+nan'."""
+    import warnings
+
+    import numpy as np
+
+    from stcore.table import summary_markdown
+
+    table = pd.DataFrame({"sample": ["a", "a", "b", "b"], "group": "", "seed": 0,
+                          "method": ["graphst", "recon_only"] * 2, "ARI": np.nan, "F1": np.nan,
+                          "recon_r": [0.8, 0.7, 0.85, 0.75]})
+    compare = {"figure_method": "graphst", "ablation": "recon_only",
+               "claim": {"text": "contrast helps", "f1_change_pct": [-5, 5], "recon_r_min": 0.5}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # numpy's 'All-NaN slice encountered'
+        text = summary_markdown(table, compare=compare)
+    assert "nan" not in text and "F1 change in [-5, 5]%: does not hold" not in text
+    assert ("Measured: no sample has an F1 (an annotation is needed): the F1 change is not measured; lowest "
+            "per-sample mean r of graphst 0.800. r > 0.5: holds.") in text
+    table["F1"] = [0.50, 0.40, 0.60, 0.60]          # annotated: measured as before
+    text = summary_markdown(table, compare=compare)
+    assert "median F1 change over samples +12.5% (range +0.0% to +25.0%)" in text and "does not hold; r > 0.5: holds" in text
