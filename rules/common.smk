@@ -103,6 +103,8 @@ if workflow.is_main_process:
     if not (workflow.deployment_settings and workflow.deployment_settings.deployment_method):
         for _line in PLAN.missing_extras(importlib.util.find_spec):
             print(_line, file=sys.stderr)
+    for _line in PLAN.two_labeling_votes():      # a vote of two labelings gives one of them unchanged
+        print(_line, file=sys.stderr)
     # GPUs given to train (profiles/slurm-gpu's set-resources) while it trains on the CPU: said once
     _gpu = workflow.resource_settings.overwrite_resources.get("train", {}).get("gpu")
     _idle = PLAN.idle_gpu(getattr(_gpu, "raw", _gpu))       # a resource given as a function: not said

@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .evaluate import ari
 
-__all__ = ["consensus"]
+__all__ = ["consensus", "two_labelings"]
 
 
 def consensus(labelings: list[np.ndarray], adjacency: sp.spmatrix | None = None) -> np.ndarray:
@@ -37,6 +37,15 @@ def consensus(labelings: list[np.ndarray], adjacency: sp.spmatrix | None = None)
     median = sorted(sizes)[(s - 1) // 2]
     reference = max((i for i in range(s) if sizes[i] == median), key=lambda i: (mean_ari[i], -i))
     return _vote(codes, codes[reference], adjacency)
+
+
+def two_labelings(what: str, first: str, fix: str) -> str:
+    """The warning for a vote of exactly two labelings (``what``: the combination, ``first``: the
+    labeling it keeps): each disagreement is a tie, which goes to the reference, so the vote gives
+    one of the two unchanged and combines nothing."""
+    return (f"{what} votes over two labelings: where they differ each spot's vote is a tie, which goes to the "
+            f"reference, so it is one of the two unchanged ({first}'s; where their numbers of domains differ, the one with "
+            f"fewer) and combines nothing. Fix: {fix}")
 
 
 def _vote(codes: list[np.ndarray], ref: np.ndarray, adjacency: sp.spmatrix | None = None) -> np.ndarray:

@@ -163,7 +163,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     import scipy.sparse as sp
 
     from .cluster import ClusterParams, features_of, run_cluster
-    from .consensus import consensus
+    from .consensus import consensus, two_labelings
     from .evaluate import mean_pairwise_ari
     from .export import combined_choice, seed_frame
     from .hvg import HVGParams, run_hvg
@@ -316,6 +316,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         labelings.append(runs[methods[0]] if len(methods) == 1 else consensus(list(runs.values())))
     every = [runs[m] for m in methods for runs in by_method]      # the workflow's order: method, then seed
     labels = every[0] if len(every) == 1 else consensus(every)
+    if len(every) == 2:
+        logging.getLogger(__name__).warning(two_labelings(
+            f"tl.domains(method={methods if len(methods) > 1 else methods[0]!r}, seed={seeds if len(seeds) > 1 else seeds[0]!r})",
+            f"{methods[0]} seed {seeds[0]}", "combine three labelings or more: seed=range(3), or three methods"))
     adata.obs[key_added] = pd.Categorical([str(v) for v in labels], categories=[str(v) for v in np.unique(labels)])
     # colours an earlier call's figure matched to the annotation (pl.domains) belong to its labels, not these:
     # scanpy's and squidpy's plots would draw these domains in them

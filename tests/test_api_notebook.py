@@ -629,3 +629,19 @@ def test_slides_drawn_together_say_how_many_of_them_are_scored():
     scores = fig.stcore_scores["domain"]
     assert scores["ARI"] == pytest.approx(1.0) and np.isnan(scores["per_slide"]["b"]["ARI"])
     assert fig.axes[1].get_title().endswith("ARI 1.000, NMI 1.000 (1 of 2 slides: b has no annotation)")
+
+
+def test_a_vote_of_two_labelings_is_said_to_be_one_of_them(caplog):
+    """tl.domains over two labelings (two methods at one seed, or one method at two seeds) gives one
+    of them unchanged, every disagreement being a tie: said, with the fix; three: not said."""
+    adata = _slide()
+    with caplog.at_level("WARNING", logger="stcore.tl"):
+        stcore.tl.domains(adata, n_clusters=2, method=["graphst", "expression"], seed=0, **FAST)
+    said = [r.getMessage() for r in caplog.records if "votes over two labelings" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("tl.domains(method=['graphst', 'expression'], seed=0) votes")
+    assert "(graphst seed 0's;" in said[0] and "Fix: combine three labelings or more" in said[0]
+    assert (adata.obs["domain"].to_numpy() == adata.obsm["domain_methods"]["graphst"].to_numpy()).all()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore.tl"):
+        stcore.tl.domains(adata, n_clusters=2, seed=range(3), **FAST)
+    assert not [r for r in caplog.records if "votes over two labelings" in r.getMessage()]

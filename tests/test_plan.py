@@ -872,3 +872,22 @@ def test_a_method_whose_extra_is_not_installed_is_named_now():
         "config's methods"]
     assert seen == ["banksy"]                          # graphst needs no extra
     assert plan.missing_extras(lambda name: object()) == []
+
+
+def test_a_vote_of_two_labelings_is_named_as_one_of_them_unchanged():
+    """A combination of two methods (each seed) and a method's consensus of two seeds vote over two
+    labelings: every disagreement is a tie, which the reference wins, so the 'combination' is one of
+    them. Said when the run starts, with the fix; three labelings or more, or no consensus: nothing."""
+    two = {"g": {"model": "graphst"}, "e": {"model": "expression"}}
+    config = _config(**two) | {"ensembles": {"pair": {"methods": ["g", "e"]}}}
+    lines = _plan(config).two_labeling_votes()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("warning: ensemble 'pair' (at each seed) votes over two labelings")
+    assert "one of the two unchanged (method g's" in lines[0] and "Fix: combine three methods or more" in lines[0]
+    assert [line.split(" votes")[0] for line in lines[1:]] == [
+        "warning: the consensus of method 'g'", "warning: the consensus of method 'e'"]
+    assert "seed 0's" in lines[1] and "Fix: give it three seeds or more" in lines[1]
+    three = _config(**two, c={"model": "graphst"}) | {"seeds": [0, 1, 2],
+                                                       "ensembles": {"trio": {"methods": ["g", "e", "c"]}}}
+    assert _plan(three).two_labeling_votes() == []
+    assert _plan(_config(**two) | {"consensus": False}).two_labeling_votes() == []

@@ -508,6 +508,21 @@ class Plan:
                              f"methods run). Fix: {facts.install}, or leave the method out of the config's methods")
         return lines
 
+    def two_labeling_votes(self):
+        """A warning line for each vote the config asks for over exactly two labelings, which gives
+        one of them unchanged (:func:`stcore.consensus.two_labelings`): a combination of two methods
+        at each seed, and a method's consensus of two seeds."""
+        from ..consensus import two_labelings
+        pairs = [(f"ensemble {name!r} (at each seed)", f"method {members[0]}",
+                  "combine three methods or more (the README: graphst, banksy, cellcharter)")
+                 for name, members in self.ensembles.items() if len(members) == 2]
+        if self.config["consensus"]:
+            pairs += [(f"the consensus of method {method!r}", f"seed {seeds[0]}",
+                       "give it three seeds or more (seeds: [0, 1, 2])")
+                      for method in self.methods if len(seeds := self.seeds_of(method)) == 2]
+        return [f"warning: {two_labelings(*pair)}" for pair in pairs]
+        return lines
+
     def _check_named_model(self, method):
         """A method named as a model of the registry other than the default (``banksy: {}``,
         ``expression: {cluster: ...}``) that gives no ``model`` (nor ``train_from``) would train the
