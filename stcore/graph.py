@@ -22,7 +22,7 @@ if TYPE_CHECKING:             # the graph step runs without anndata
     import anndata as ad
 
 __all__ = ["GraphMode", "GraphParams", "spatial_adjacency", "spatial_distances", "store_graph", "gcn_norm",
-           "mean_operator", "knn_indices", "spot_spacing"]
+           "mean_operator", "knn_indices", "spot_spacing", "delaunay_gap"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,55 @@ def spot_spacing(coords: np.ndarray) -> float:
     if coords.shape[0] < 2:
         return float("nan")
     return float(np.median(knn_indices(coords, 1)[1][:, 0]))
+
+
+def delaunay_gap(adj: sp.spmatrix, coords: np.ndarray, *, triangulation: bool = False) -> tuple[int, int, int] | None:
+    """How far ``adj`` (a spot x spot graph, either way, self-loops ignored) falls short of a Delaunay
+    triangulation of the spots at ``coords``, as squidpy's ``spatial_neighbors(delaunay=True)`` builds
+    one: (edges a triangulation of these spots has beyond the graph's, the triangulation's edges,
+    spots with fewer neighbours than in it), or None where the graph is not a triangulation's (more
+    than 1% of its edges in no triangulation of these spots: a knn graph's, say; unless
+    ``triangulation``, where its params say it is one: points on one circle, as on a square grid,
+    may be triangulated otherwise once spots are removed).  Every triangulation of
+    a set of points has the same number of edges, and a triangulation of some of them holds every
+    Delaunay edge of the whole between the points left (an empty circle stays empty): one built
+    before spots were removed lacks the edges across each gap.  Edges the graph lacks that are all
+    longer than its longest (squidpy's ``percentile=`` drops the longest) count as none lacking.
+    Spots at one position count as one point.  Sparse throughout (Qhull's triangulation)."""
+    from scipy.spatial import Delaunay, QhullError
+
+    # spots at one position (the osmFISH file's 476 pairs) are one point of the triangulation, which
+    # Qhull gives to one of them, whichever it meets first: compared as one point
+    coords = np.asarray(coords, dtype=np.float64)
+    _, first, spot = np.unique(coords, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)                    # the points in the spots' order, as squidpy gave them to Qhull
+    coords, spot = coords[first[order]], np.argsort(order)[np.ravel(spot)]
+    n = coords.shape[0]
+    if n < 4:
+        return None
+    try:
+        indptr, indices = Delaunay(coords).vertex_neighbor_vertices
+    except (QhullError, ValueError):        # every spot on one line, or too few
+        return None
+    tri = sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(n, n))
+    tri = ((tri + tri.T) > 0).astype(np.int8)
+    point = sp.csr_matrix((np.ones(spot.size), (np.arange(spot.size), spot)), shape=(spot.size, n))
+    graph = (point.T @ (sp.csr_matrix(adj) != 0).astype(np.float64) @ point).tocsr()
+    graph.setdiag(0)
+    graph.eliminate_zeros()
+    graph = ((graph + graph.T) > 0).astype(np.int8)
+    n_graph, n_tri = int(graph.nnz) // 2, int(tri.nnz) // 2
+    if n_graph == 0 or (not triangulation and int((graph - graph.multiply(tri)).nnz) // 2 > 0.01 * n_graph):
+        return None
+    lacking = n_tri - n_graph
+    if lacking > 0:
+        missing = sp.triu(tri - tri.multiply(graph), k=1).tocoo()
+        stored = sp.triu(graph, k=1).tocoo()
+        longest = float(np.linalg.norm(coords[stored.row] - coords[stored.col], axis=1).max())
+        if bool((np.linalg.norm(coords[missing.row] - coords[missing.col], axis=1) > longest * (1 + 1e-9)).all()):
+            lacking = 0
+    fewer = int((np.asarray(graph.sum(axis=1)).ravel() < np.asarray(tri.sum(axis=1)).ravel()).sum()) if lacking > 0 else 0
+    return max(lacking, 0), n_tri, fewer
 
 
 def spatial_adjacency(coords: np.ndarray, params: GraphParams = GraphParams(),

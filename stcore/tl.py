@@ -46,8 +46,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     with ``values='counts'`` and ``hvg_flavor='seurat_v3'`` whole numbers, so log-normalised
     values given as counts are refused; values that are not what ``values`` says, by the spots'
     totals; no spot without counts), ``obsm[spatial_key]`` (present, finite, two columns, or
-    the two named by ``spatial_dims``; of one slide), unique spot and gene ids, a stored knn graph
-    built before spots were removed, the ``train`` and ``cluster`` keys (against the config schema
+    the two named by ``spatial_dims``; of one slide), unique spot and gene ids, a stored knn or
+    Delaunay graph built before spots were removed, the ``train`` and ``cluster`` keys (against the config schema
     shipped in ``stcore/schemas/``), ``train['device']``, ``n_clusters``, the clustering and
     ``seed``; each problem is a :class:`stcore.InputError` naming the key and the fix.
 
@@ -401,7 +401,11 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     ``spatial_neighbors`` with ``coord_type='generic'`` and ``n_neighs`` (no radius, no Delaunay),
     gives every spot at least ``n_neighbors`` neighbours; fewer means it was built on spots that are
     no longer all there (spots filtered after the graph was made: anndata keeps the rows that are
-    left).  squidpy's grid graphs give border spots fewer by design and are not checked.  A graph
+    left).  A Delaunay triangulation (squidpy's ``delaunay=True``: no ``n_neighbors`` in its params)
+    with fewer edges than a triangulation of these spots was built so too
+    (:func:`stcore.graph.delaunay_gap`); one kept under the ``n_neighbors`` an older squidpy stored
+    with it is taken as a triangulation, not a knn graph.  squidpy's grid graphs give border spots
+    fewer by design and are not checked.  A graph
     that joins no two spots (squidpy's ``spatial_neighbors`` with a ``radius`` below the spots'
     spacing: a radius in other units) is refused, as the workflow's graph step refuses such a
     radius; spots it leaves without a neighbour are warned of (``coords``: the spots' positions, for
@@ -426,7 +430,7 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     joined.eliminate_zeros()
     degree = np.asarray((joined + joined.T).getnnz(axis=1)).ravel()
     alone = int((degree == 0).sum())
-    from .graph import MAX_RADIUS_NEIGHBOURS, spot_spacing
+    from .graph import MAX_RADIUS_NEIGHBOURS, delaunay_gap, spot_spacing
 
     mean = float(degree.mean()) if degree.size else 0.0
     radius = params.get("radius")
@@ -449,22 +453,55 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                          "region", fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
                          f"with a radius of a few times {nearest:.4g}, in the units of the coordinates), or del "
                          f"adata.obsp['{key}'] and tl.domains builds it")
-    squidpy_knn = params.get("coord_type") == "generic" and params.get("radius") is None and "delaunay" not in params
-    if (params.get("mode") == "knn" or squidpy_knn) and params.get("n_neighbors"):
+    # squidpy's generic graphs without a radius: its knn graph (params n_neighbors) or its Delaunay
+    # triangulation (delaunay=True: params without n_neighbors; squidpy before its graph builders kept
+    # n_neighbors there too, 6 by default, which a triangulation does not give every spot)
+    squidpy_generic = (params.get("coord_type") == "generic" and params.get("radius") is None
+                       and "delaunay" not in params)
+    gap = None
+    if squidpy_generic and coords is not None and not params.get("n_neighbors"):
+        gap = delaunay_gap(joined, coords, triangulation=True)
+    if gap is not None:
+        _refuse_a_triangulation_of_other_spots(gap, key)
+        return _say_alone(alone_said)
+    if (params.get("mode") == "knn" or squidpy_generic) and params.get("n_neighbors"):
         k = int(params["n_neighbors"])
         # neighbours other than the spot itself (squidpy's set_diag=True stores each spot as its own, one more
         # entry per row) and not stored zeros
         short = int((joined.getnnz(axis=1) < k).sum())
+        gap = delaunay_gap(joined, coords) if short and squidpy_generic and coords is not None else None
+        if gap is not None and not gap[0]:   # a triangulation of these spots under an older squidpy's n_neighbors
+            return _say_alone(alone_said)
         if short:
             raise InputError(f"obsp['{key}'] gives {short} spots fewer than the {k} neighbours its knn graph gave each "
                              "spot: it was built before spots were removed", fix=f"build it again on these spots: "
                              f"stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and tl.domains builds it)")
+    _say_alone(alone_said)
+
+
+def _say_alone(alone_said: tuple | None) -> None:
+    """The warning of the spots a stored graph that passed leaves without a neighbour."""
     if alone_said:
         import logging
 
         logging.getLogger(__name__).warning(
             "obsp['%s'] leaves %d of %d spots without a neighbour%s (median nearest-neighbour distance %.4g); they are "
             "trained without spatial information", *alone_said)
+
+
+def _refuse_a_triangulation_of_other_spots(gap: tuple[int, int, int], key: str) -> None:
+    """A Delaunay graph (squidpy's ``delaunay=True``) with fewer edges than a triangulation of these
+    spots (:func:`stcore.graph.delaunay_gap`) was built before spots were removed: refused, as a knn
+    graph that gives spots fewer than its k is."""
+    lacking, n_tri, fewer = gap
+    if lacking:
+        raise InputError(f"obsp['{key}'] is a Delaunay triangulation (squidpy's delaunay=True) that lacks {lacking} "
+                         f"of the {n_tri} edges a triangulation of these spots has, and gives {fewer} spots fewer "
+                         "neighbours than it: it was built before spots were removed, and the spots around each "
+                         "removed one keep no edge across the gap",
+                         fix=f"build it again on these spots: squidpy.gr.spatial_neighbors(adata, coord_type='generic', "
+                             f"delaunay=True) or stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and "
+                             "tl.domains builds it)")
 
 
 def _show_progress(progress: bool | None) -> bool:

@@ -924,6 +924,41 @@ def test_a_knn_graph_with_each_spot_joined_to_itself_built_before_a_spot_was_rem
         stcore.tl.domains(kept, n_clusters=2, **FAST)
 
 
+def test_a_delaunay_graph_built_before_spots_were_removed_is_refused(no_work):
+    """squidpy's Delaunay graph (delaunay=True) records no n_neighbors, so no count held it: kept
+    after spots were filtered, the spots around each removed one lost the edges across the gap, and
+    it was taken.  It is held to a triangulation of the spots left (on a square grid too, where
+    points on one circle are triangulated either way); as built it is taken, with squidpy's set_diag,
+    transform and percentile, and under the n_neighbors an older squidpy stored with it (refused as a
+    knn graph of 6 neighbours before)."""
+    sq = pytest.importorskip("squidpy", reason="squidpy's graph: the cellcharter extra")
+    adata = _slide()
+    for built in ({}, {"set_diag": True}, {"transform": "spectral"}, {"percentile": 95.0}):
+        sq.gr.spatial_neighbors(adata, coord_type="generic", delaunay=True, **built)
+        with pytest.raises(AssertionError, match="after the work had started"):      # as built: taken
+            stcore.tl.domains(adata.copy(), n_clusters=2, **FAST)
+    sq.gr.spatial_neighbors(adata, coord_type="generic", delaunay=True)
+    kept = adata[np.random.default_rng(1).random(adata.n_obs) > 0.15]
+    with pytest.raises(InputError, match=r"^obsp\['spatial_connectivities'\] is a Delaunay triangulation \(squidpy's "
+                                         r"delaunay=True\) that lacks \d+ of the \d+ edges a triangulation of these "
+                                         r"spots has, and gives \d+ spots fewer neighbours than it: it was built before "
+                                         r"spots were removed.*Fix: build it again on these spots"):
+        stcore.tl.domains(kept.copy(), n_clusters=2, **FAST)
+    older = adata.copy()                                 # squidpy before its graph builders: n_neighbors 6 kept
+    older.uns["spatial_neighbors"]["params"]["n_neighbors"] = 6
+    with pytest.raises(AssertionError, match="after the work had started"):
+        stcore.tl.domains(older, n_clusters=2, **FAST)
+    ii, jj = np.meshgrid(np.arange(10), np.arange(10))     # a square grid (bins): four points on each circle
+    grid = tiny_slide(n_side=10)
+    del grid.obs["domain"]
+    grid.obsm["spatial"] = np.column_stack([ii.ravel(), jj.ravel()]) * 8.0
+    sq.gr.spatial_neighbors(grid, coord_type="generic", delaunay=True)
+    with pytest.raises(AssertionError, match="after the work had started"):
+        stcore.tl.domains(grid[np.random.default_rng(0).permutation(grid.n_obs)].copy(), n_clusters=2, **FAST)
+    with pytest.raises(InputError, match=r"is a Delaunay triangulation .* built before spots were removed"):
+        stcore.tl.domains(grid[np.arange(grid.n_obs) != 44].copy(), n_clusters=2, **FAST)
+
+
 def test_spots_without_counts_are_refused_by_the_api(no_work):
     """The workflow's qc job drops spots whose counts are all 0; tl.domains put them into domains
     (on a 1,000-spot DLPFC crop, 50 emptied spots spread over 6 of 7 domains)."""
