@@ -256,17 +256,34 @@ def _scale_factor(data: np.ndarray) -> int:
     return int(np.gcd.reduce(values)) if values.size > 1 else 1
 
 
-def _pseudocount_share(x) -> float | None:
-    """Where the whole numbers ``x`` hold no zero, their smallest value is 1 and 1 is more common
-    than 2 (values besides 1 among them), the share of values that are 1; else None.  Raw counts
-    hold zeros, and 0 is their most common value (31-87% of the values of the real slides, 1 next):
-    counts with 1 added to every value (a pseudocount) have none, and 1 takes 0's place."""
+#: Zeros that raw counts holding a matrix's 1s would hold at the least (:func:`_pseudocount`), above
+#: which a matrix of no zero is taken for counts with 1 added: the chance that counts hold none is
+#: below exp(-20), 2e-9.
+PSEUDOCOUNT_ZEROS = 20.0
+
+
+def _pseudocount(x) -> str | None:
+    """Where the whole numbers ``x`` hold no zero and their smallest value is 1, as counts with 1
+    added to every value (a pseudocount) do, what shows it; else None.  Raw counts hold zeros: 0 is
+    the most common value of the real slides (31-87% of the values, 1 next), so 1 more common than 2
+    shows it; and where the counts held fewer zeros than ones (a deep panel) the 1s do: a gene whose
+    counts are Poisson at any mix of rates holds at least as many zeros as its 1s over its mean
+    (P(1) / P(0) is a mean of the rates weighted towards the low ones), so raw counts with these 1s
+    would hold at least :data:`PSEUDOCOUNT_ZEROS` zeros (the bound is 0.08-0.86 times the zeros the
+    five shared slides of counts hold).  Deep panels with no zero hold hardly a 1 (a gene of mean 15: 5 in a million values)."""
     n = x.shape[0] * x.shape[1]
     data = x.data if hasattr(x, "indptr") else np.asarray(x).ravel()
     if n == 0 or data.size < n or float(data.min()) != 1:         # implicit zeros, or a 0 (or none is 1)
         return None
     ones, twos = int(np.count_nonzero(data == 1)), int(np.count_nonzero(data == 2))
-    return ones / n if ones > twos > 0 else None
+    if ones > twos > 0:
+        return f"and 1 is its most common ({ones / n:.0%} of the values), where raw counts hold zeros most"
+    per_gene = np.asarray((x == 1).sum(axis=0), dtype=np.float64).ravel()
+    zeros = float((per_gene / np.asarray(x.mean(axis=0), dtype=np.float64).ravel()).sum())
+    if zeros < PSEUDOCOUNT_ZEROS:
+        return None
+    return (f"and {ones} values are 1 ({ones / n:.1%}), where raw counts with as many 1s hold at least {zeros:.0f} "
+            "zeros (each gene's 1s over its mean: the fewest zeros counts give)")
 
 
 def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
@@ -337,11 +354,10 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
         return
     if whole:
         if values == "counts":
-            ones = _pseudocount_share(x)
-            if ones is not None:
-                raise InputError(f"the count matrix holds no zero: every value is 1 or more, and 1 is its most common "
-                                 f"({ones:.0%} of the values), where raw counts hold zeros most: counts with 1 added "
-                                 "to every value (a pseudocount); every gene would be taken as detected in every "
+            shown = _pseudocount(x)
+            if shown is not None:
+                raise InputError(f"the count matrix holds no zero: every value is 1 or more, {shown}: counts with 1 "
+                                 "added to every value (a pseudocount); every gene would be taken as detected in every "
                                  "spot", path=path,
                                  fix="store the raw counts in X (if 1 was added: "
                                      + ("adata.X.data -= 1, then adata.X.eliminate_zeros())" if hasattr(x, "indptr")

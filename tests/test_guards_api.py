@@ -322,6 +322,31 @@ def test_dense_panels_without_zeros_are_not_taken_for_a_pseudocount():
         check_values_match(tiny_slide(n_side=8, seed=seed).X, "counts", whole=True)
 
 
+def test_a_pseudocount_on_counts_with_fewer_zeros_than_ones_is_refused(no_work):
+    """Counts with 1 added to every value were refused only where 1 became the most common value
+    (raw counts with more zeros than ones); a deep panel's counts (the tiny slide's: 3% zeros, 5%
+    ones) with 1 added, 1 less common than 2, were taken as counts: every gene detected in every
+    spot.  Their 1s show it: raw counts with as many 1s hold zeros (a gene's 1s over its mean at the
+    least); deep panels without a zero, in Poisson or overdispersed counts, pass as before."""
+    from stcore.validate import check_values_match
+
+    adata = _slide()
+    x = adata.X.toarray()
+    assert 0 < (x == 0).mean() < (x == 1).mean()
+    adata.X = sp.csr_matrix(x + 1)
+    with pytest.raises(InputError, match=r"^the count matrix holds no zero: every value is 1 or more, and \d+ values are "
+                                         r"1 \(3\.\d%\), where raw counts with as many 1s hold at least \d+ zeros .*: "
+                                         r"counts with 1 added to every value \(a pseudocount\).*Fix: store the raw "
+                                         r"counts in X \(if 1 was added: adata\.X\.data -= 1"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    rng = np.random.default_rng(0)
+    for mean in (12.0, 15.0, 40.0):
+        for counts in (rng.poisson(mean, (2000, 40)), rng.negative_binomial(50, 50 / (50 + mean), (2000, 40))):
+            counts = counts.astype(np.float32)
+            for stored in (counts, sp.csr_matrix(counts)):
+                check_values_match(stored, "counts", whole=True)
+
+
 def test_a_workflow_graph_is_recorded_as_built_from_obsm_spatial(no_work):
     """The workflow's domains.h5ad records the coordinates of its graph (obsm['spatial'], the qc
     job's); tl.domains on it with other coordinates refuses that graph."""
