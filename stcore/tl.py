@@ -227,6 +227,13 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         scaled = "negative values" in str(exc)          # sc.pp.scale's X, the counts kept beside it
         found = (_counts_elsewhere(adata) if layer is None and ("non-integer values" in str(exc) or scaled)
                  else None)
+        logged = _log_normalised_raw(adata) if found is None and layer is None and scaled else None
+        if logged is not None:
+            raise InputError("X holds negative values (scaled or centred, as after sc.pp.scale), and adata.raw.X holds "
+                             f"log-normalised values of {logged} genes (every spot's expm1 sums to one total, as "
+                             "scanpy's adata.raw = adata after normalize_total and log1p keeps them): the values before "
+                             "scaling, not raw counts", fix="run on them: adata = adata.raw.to_adata() (it keeps obs "
+                             "and obsm), then stcore.tl.domains(adata, values='log_normalized', ...)") from None
         if found is None:
             raise
         if scaled:
@@ -390,6 +397,22 @@ def _counts_elsewhere(adata) -> tuple[str, str] | None:
         return "adata.raw.X", (f"run on the raw counts of all {raw.n_vars} genes: adata = adata.raw.to_adata() "
                                "(it keeps obs and obsm)")
     return None
+
+
+def _log_normalised_raw(adata) -> int | None:
+    """The number of genes of ``adata.raw`` where it holds log-normalised values (every spot's expm1
+    sums to one total), as scanpy's tutorials leave it (``adata.raw = adata`` after normalize_total
+    and log1p, before the genes are subset and scaled), else None."""
+    from .io import as_csr
+    from .validate import _one_total
+
+    raw = adata.raw
+    if raw is None or raw.n_vars == 0:
+        return None
+    x = as_csr(raw.X)
+    if x.nnz == 0 or float(x.data.min()) < 0 or not _one_total(x, expm1=True):
+        return None
+    return int(raw.n_vars)
 
 
 def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial", spatial_dims=None,

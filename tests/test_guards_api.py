@@ -241,6 +241,24 @@ def test_raw_counts_kept_beside_a_scaled_x_are_named(no_work):
         stcore.tl.domains(scaled, n_clusters=2, **FAST)
 
 
+def test_log_normalised_values_kept_in_raw_beside_a_scaled_x_are_named(no_work):
+    """scanpy's tutorials keep adata.raw = adata after normalize_total and log1p, then subset the genes
+    and scale X: the refusal said 'store raw (non-negative integer) counts in X', which such an object
+    does not hold; it names adata.raw's log-normalised values and how to run on them."""
+    import scanpy as sc
+
+    adata = _normalised(_slide(), log=True)
+    adata.raw = adata
+    scaled = adata[:, :30].copy()
+    sc.pp.scale(scaled)
+    with pytest.raises(InputError, match=r"^X holds negative values \(scaled or centred, as after sc\.pp\.scale\), and "
+                                         r"adata\.raw\.X holds log-normalised values of 40 genes .*Fix: run on them: "
+                                         r"adata = adata\.raw\.to_adata\(\) .*values='log_normalized'"):
+        stcore.tl.domains(scaled, n_clusters=2, **FAST)
+    with pytest.raises(AssertionError, match="after the work had started"):          # the fix: taken
+        stcore.tl.domains(scaled.raw.to_adata(), n_clusters=2, values="log_normalized", **FAST)
+
+
 def test_a_layer_that_is_not_there_is_named(no_work):
     with pytest.raises(InputError, match=r"layer 'counts' is not in layers \(layers: \[\]\)"):
         stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
