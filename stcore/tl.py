@@ -224,6 +224,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     try:
         check_values(x, values, flavor=hvg_flavor)
     except InputError as exc:
+        if layer is not None:         # the messages speak of X, the matrix a slide's file holds: here the layer
+            fix = exc.fix
+            if "non-integer values" in exc.problem:
+                fix = (f"pass the layer of raw counts (kept by adata.layers['counts'] = adata.X.copy() before "
+                       "normalize_total and log1p), or layer=None to read X; or say what the layer holds: "
+                       "values='log_normalized' (after normalize_total and log1p) or values='normalized'")
+            raise InputError(f"layers['{layer}'] (the layer passed, read in place of X): {exc.problem}",
+                             fix=fix) from None
         scaled = "negative values" in str(exc)          # sc.pp.scale's X, the counts kept beside it
         found = (_counts_elsewhere(adata) if layer is None and ("non-integer values" in str(exc) or scaled)
                  else None)

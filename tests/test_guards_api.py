@@ -259,6 +259,25 @@ def test_log_normalised_values_kept_in_raw_beside_a_scaled_x_are_named(no_work):
         stcore.tl.domains(scaled.raw.to_adata(), n_clusters=2, values="log_normalized", **FAST)
 
 
+def test_a_layer_that_holds_no_counts_is_named(no_work):
+    """layers['counts'] set after normalize_total and log1p (so it holds the log values) and passed as
+    layer='counts': the refusal spoke of X only ('store raw integer counts in X; or say what X
+    holds'), the matrix not passed; it names the layer and the fix for it."""
+    adata = _normalised(_slide(), log=True)
+    adata.layers["counts"] = adata.X.copy()
+    with pytest.raises(InputError, match=r"^layers\['counts'\] \(the layer passed, read in place of X\): the count "
+                                         r"matrix holds non-integer values; raw counts are needed\. Fix: pass the layer "
+                                         r"of raw counts .* or layer=None to read X; or say what the layer holds: "
+                                         r"values='log_normalized'"):
+        stcore.tl.domains(adata, n_clusters=2, layer="counts", **FAST)
+    adata.layers["counts"].data[0] = -1.0
+    with pytest.raises(InputError, match=r"^layers\['counts'\] \(the layer passed, read in place of X\): the count "
+                                         r"matrix holds negative values"):
+        stcore.tl.domains(adata, n_clusters=2, layer="counts", **FAST)
+    with pytest.raises(AssertionError, match="after the work had started"):        # the fix: taken
+        stcore.tl.domains(adata, n_clusters=2, values="log_normalized", **FAST)
+
+
 def test_a_layer_that_is_not_there_is_named(no_work):
     with pytest.raises(InputError, match=r"layer 'counts' is not in layers \(layers: \[\]\)"):
         stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
