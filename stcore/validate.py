@@ -484,12 +484,22 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         if len(dims) != 2:
             raise InputError(f"spatial_dims {dims} names {len(dims)} columns of obsm['{key}'], not 2", path=path,
                              fix="name the two columns that hold x and y, e.g. spatial_dims=(0, 1)")
+        named = isinstance(value, pd.DataFrame) and not all(isinstance(d, (int, np.integer)) for d in dims)
+        if not named and not all(isinstance(d, (int, np.integer)) for d in dims):
+            raise InputError(f"spatial_dims {dims} names columns, but obsm['{key}'] is an array without column names "
+                             f"({_columns(adata.obsm[key])})", path=path,
+                             fix="give the two columns' positions, e.g. spatial_dims=(0, 1)")
         try:
             value = dims_columns(value, dims)
         except (KeyError, IndexError):
             raise InputError(f"spatial_dims {dims}: obsm['{key}'] has no such columns "
                              f"({_columns(adata.obsm[key])})", path=path,
                              fix="name two of its columns") from None
+        columns = list(value.columns) if named else [int(d) % np.shape(adata.obsm[key])[1] for d in dims]
+        if columns[0] == columns[1]:
+            raise InputError(f"spatial_dims {dims} names one column of obsm['{key}'] twice, as x and as y: every spot "
+                             "would lie on one line, its neighbours those of one coordinate", path=path,
+                             fix="name the two columns that hold x and y, e.g. spatial_dims=(0, 1)")
     try:
         xy = np.asarray(value, dtype=float)
     except (TypeError, ValueError):

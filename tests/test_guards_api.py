@@ -317,6 +317,32 @@ def test_a_named_choice_of_two_coordinate_columns(monkeypatch):
     assert len(seen) == 1 and np.array_equal(seen[0], xy)
 
 
+def test_spatial_dims_that_name_one_column_twice_or_names_on_an_array_are_refused(no_work):
+    """spatial_dims=(0, 0) or ('x', 'x') was taken: x and y one column, every spot on one line and its
+    neighbours those of one coordinate (DLPFC 151673 so, without a word); names given for an array's
+    columns stopped with ValueError: invalid literal for int() with base 10: 'x'."""
+    import pandas as pd
+
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial"] = np.column_stack([xy, np.zeros(len(xy))])           # x, y, z
+    for dims in ((0, 0), (2, -1)):
+        with pytest.raises(InputError, match=r"^spatial_dims \[.+\] names one column of obsm\['spatial'\] twice, as x "
+                                             r"and as y: every spot would lie on one line.*Fix: name the two columns"):
+            stcore.tl.domains(adata, n_clusters=2, spatial_dims=dims, **FAST)
+    with pytest.raises(InputError, match=r"^spatial_dims \['x', 'y'\] names columns, but obsm\['spatial'\] is an array "
+                                         r"without column names \(shape \(64, 3\)\)\. Fix: give the two columns' "
+                                         r"positions, e.g\. spatial_dims=\(0, 1\)"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=("x", "y"), **FAST)
+    with pytest.raises(InputError, match=r"names columns, but obsm\['spatial'\] is an array"):
+        stcore.gr.spatial_graph(adata, spatial_dims=("x", "y"))
+    adata.obsm["spatial"] = pd.DataFrame(adata.obsm["spatial"], index=adata.obs_names, columns=["x", "y", "z"])
+    with pytest.raises(InputError, match=r"^spatial_dims \['x', 'x'\] names one column of obsm\['spatial'\] twice"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=("x", "x"), **FAST)
+    with pytest.raises(AssertionError, match="after the work had started"):          # x and y: taken
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=("x", "y"), **FAST)
+
+
 def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(no_work, monkeypatch):
     """gr.spatial_graph keeps the obsm key (and columns) the graph was built from; tl.domains named
     other coordinates refuses it instead of taking another frame's neighbours."""
