@@ -502,7 +502,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
     positions = {}
     params = graph.get("params") if isinstance(graph, Mapping) else None
-    dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
+    # the columns tl.domains read: its spatial_dims (a stored squidpy graph's params do not name them), else
+    # those its graph was built from (records written before it kept its own)
+    dims = graph.get("spatial_dims") if isinstance(graph, Mapping) else None
+    if dims is None:
+        dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
     for b in bases:
         if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
             xy = np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)

@@ -155,6 +155,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
           (``n_top_genes``, ``flavor``), ``values``, ``graph``: which graph was used
           (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``;
+          ``spatial_key`` and, where given, ``spatial_dims``: the coordinates this call read;
           ``symmetrized`` where the stored graph was one way, as squidpy's knn graph: each edge taken
           both ways),
           and ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
@@ -277,6 +278,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         adj.eliminate_zeros()
     graph_info = {"connectivities_key": key, "built": built, "n_edges": int(adj.nnz), "spatial_key": spatial_key,
                   "params": dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {}))}
+    if spatial_dims is not None:        # the columns read, which a stored graph's params (squidpy's) do not record
+        graph_info["spatial_dims"] = list(spatial_dims)
     import logging
 
     diagonal = adj.diagonal()            # (adj shares obsp's arrays: read, not changed in place)

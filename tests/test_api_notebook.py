@@ -476,6 +476,31 @@ def test_pl_domains_draws_the_two_columns_tl_domains_read():
         assert np.allclose(np.ptp(drawn, axis=0), np.ptp(xy, axis=0)), (dims, np.ptp(drawn, axis=0))
 
 
+def test_pl_domains_draws_the_two_columns_tl_domains_read_over_a_squidpy_graph(tmp_path):
+    """The same with squidpy's graph stored beforehand (its params name no columns): tl.domains read x
+    and y, but pl.domains took the columns from the graph's params and drew z and x, every spot on one
+    line; the call's spatial_dims are recorded (uns['stcore']['graph']['spatial_dims']) and drawn, also
+    after the object is written and read back."""
+    import anndata as ad
+    import matplotlib
+    import pandas as pd
+
+    sq = pytest.importorskip("squidpy", reason="squidpy's graph: the cellcharter extra")
+    matplotlib.use("Agg")
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial"] = pd.DataFrame({"z": np.zeros(adata.n_obs), "x": xy[:, 0], "y": xy[:, 1]},
+                                         index=adata.obs_names)
+    sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
+    stcore.tl.domains(adata, n_clusters=2, spatial_dims=("x", "y"), **FAST)
+    assert adata.uns["stcore"]["graph"]["spatial_dims"] == ["x", "y"]
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    for obj in (adata, ad.read_h5ad(tmp_path / "a.h5ad")):
+        fig = stcore.pl.domains(obj, truth="truth", show=False, return_fig=True)
+        drawn = np.asarray(fig.axes[0].collections[0].get_offsets())
+        assert np.allclose(np.ptp(drawn, axis=0), np.ptp(xy, axis=0)), np.ptp(drawn, axis=0)
+
+
 def test_coordinates_in_another_order_than_the_spots_are_warned_of(caplog):
     """Positions from a table in another order than the spots, stored with .to_numpy() (not reindexed
     to obs_names): each spot at another spot's place, so the graph joins spots at random and the
