@@ -532,6 +532,19 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
         raise InputError("all spots sit at one point", path=path,
                          fix=f"check that obsm['{key}'] holds the real coordinates")
+    if adata.n_obs > 2 and np.ptp(xy, axis=0).min() > 0:
+        # x and y that vary together, every spot on one slanted line: one coordinate given twice (obs[['x', 'x']],
+        # array_row twice), or one scaled; the graph would join spots by that one coordinate
+        centred = xy - xy.mean(axis=0)
+        spread = np.linalg.eigvalsh(centred.T @ centred)
+        if spread[0] <= 1e-12 * spread[1]:
+            same = np.array_equal(xy[:, 0], xy[:, 1])
+            raise InputError(f"every spot lies on one line: the two columns of obsm['{key}'] vary together "
+                             + ("(they are equal: one coordinate given twice?)" if same else
+                                "(one is the other scaled and shifted: one coordinate given twice?)")
+                             + "; the spatial graph would join spots by that one coordinate", path=path,
+                             fix=f"store the spots' x and y in obsm['{key}'], e.g. adata.obsm['{key}'] = "
+                                 "adata.obs[['x', 'y']].to_numpy(float)")
     check_one_slide(adata, xy=xy, path=path, depths=depths)
     if warn_shared:
         warn_shared_positions(adata, xy, key, path=path)

@@ -343,6 +343,28 @@ def test_spatial_dims_that_name_one_column_twice_or_names_on_an_array_are_refuse
         stcore.tl.domains(adata, n_clusters=2, spatial_dims=("x", "y"), **FAST)
 
 
+def test_coordinates_on_one_line_are_refused(no_work):
+    """obsm['spatial'] of one coordinate given twice (adata.obs[['x', 'x']], array_row twice) or one
+    scaled from the other: every spot on one slanted line, and the graph joined spots by that one
+    coordinate (DLPFC 151673 at 100 epochs: ARI 0.347 with x twice, 0.127 with array_row twice, 0.380
+    with x and y; without a refusal).  A row of spots along an axis, one coordinate constant, is not
+    judged."""
+    adata = _slide()
+    x = np.asarray(adata.obsm["spatial"], dtype=float)[:, 0]
+    for second, said in ((x, "they are equal"), (2.5 * x + 10, "one is the other scaled and shifted")):
+        adata.obsm["spatial"] = np.column_stack([x, second])
+        with pytest.raises(InputError, match=rf"^every spot lies on one line: the two columns of obsm\['spatial'\] vary "
+                                             rf"together \({said}: one coordinate given twice\?\).*Fix: store the spots' "
+                                             r"x and y in obsm\['spatial'\]"):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)
+        with pytest.raises(InputError, match=r"^every spot lies on one line"):
+            stcore.gr.spatial_graph(adata)
+    row = tiny_slide(n_side=8)[:8].copy()                 # one row of spots: y constant
+    del row.obs["domain"]
+    row.obsm["spatial"] = np.column_stack([np.arange(8) * 100.0, np.zeros(8)])
+    stcore.gr.spatial_graph(row, n_neighbors=2)
+
+
 def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(no_work, monkeypatch):
     """gr.spatial_graph keeps the obsm key (and columns) the graph was built from; tl.domains named
     other coordinates refuses it instead of taking another frame's neighbours."""
