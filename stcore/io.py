@@ -507,25 +507,37 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     import anndata as ad
 
     adata = ad.AnnData(X=as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
+    attrs = table.uns.get("spatialdata_attrs", {})
+    if isinstance(attrs, dict) and attrs:
+        # which elements the rows annotate: a table of several (slides joined by spatialdata.concatenate)
+        # is judged by them as by a slide column (stcore.validate.check_one_slide)
+        adata.uns["spatialdata_attrs"] = dict(attrs)
     if SPATIAL_KEY in table.obsm:
         # every column, checked as an .h5ad's are (read_slide): a third one may be each section's z
         adata.obsm[SPATIAL_KEY] = table.obsm[SPATIAL_KEY]
         return adata
-    attrs = table.uns.get("spatialdata_attrs", {})
     region, instance_key = attrs.get("region"), attrs.get("instance_key")
-    region = region[0] if isinstance(region, (list, tuple)) and len(region) == 1 else region
-    if not isinstance(region, str) or region not in sdata.shapes or instance_key not in table.obs:
-        raise InputError("the table has no obsm['spatial'] and annotates no single shapes element to take "
+    regions = [region] if isinstance(region, str) else list(np.ravel(region)) if region is not None else []
+    region_key = attrs.get("region_key")
+    if (not regions or any(r not in sdata.shapes for r in regions) or instance_key not in table.obs
+            or (len(regions) > 1 and region_key not in table.obs)):
+        raise InputError("the table has no obsm['spatial'] and annotates no shapes element to take "
                          "coordinates from", path=str(store),
                          fix="store the coordinates in the table's obsm['spatial']")
-    centroids = sdata.shapes[region].geometry.centroid
-    xy = pd.DataFrame({"x": centroids.x.to_numpy(), "y": centroids.y.to_numpy()}, index=sdata.shapes[region].index)
-    ids = table.obs[instance_key].to_numpy()
-    missing = pd.Index(ids).difference(xy.index)
-    if len(missing):
-        raise InputError(f"{len(missing)} instances of the table are not in shapes '{region}' (first: {missing[0]})",
-                         path=str(store), fix="write the table and its shapes from the same run")
-    adata.obsm[SPATIAL_KEY] = xy.loc[ids].to_numpy(float)
+    xy = np.full((table.n_obs, 2), np.nan)
+    for name in regions:        # each row at the centroid of its element's shape (one element, or each row's)
+        rows = (np.ones(table.n_obs, bool) if len(regions) == 1
+                else (table.obs[region_key].astype(str) == str(name)).to_numpy())
+        centroids = sdata.shapes[name].geometry.centroid
+        at = pd.DataFrame({"x": centroids.x.to_numpy(), "y": centroids.y.to_numpy()}, index=sdata.shapes[name].index)
+        ids = table.obs[instance_key].to_numpy()[rows]
+        missing = pd.Index(ids).difference(at.index)
+        if len(missing):
+            raise InputError(f"{len(missing)} instances of the table are not in shapes '{name}' "
+                             f"(first: {missing[0]})", path=str(store),
+                             fix="write the table and its shapes from the same run")
+        xy[rows] = at.loc[ids].to_numpy(float)
+    adata.obsm[SPATIAL_KEY] = xy
     return adata
 
 

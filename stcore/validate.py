@@ -778,13 +778,14 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
 
     spatial = adata.uns.get("spatial")
     libraries = {str(k) for k in spatial} if isinstance(spatial, Mapping) else set()
+    region_key = spatialdata_region_key(adata)
     nearest = None
     for column in adata.obs.columns:
         values = adata.obs[column]
         numeric = pd.api.types.is_numeric_dtype(values.dtype)
         by_library = column == LIBRARY_KEY or (len(libraries) >= 2 and not numeric)
         numeric = numeric and not pd.api.types.is_bool_dtype(values.dtype)
-        by_name = xy is not None and str(column).lower() in SLIDE_COLUMNS
+        by_name = xy is not None and (str(column).lower() in SLIDE_COLUMNS or column == region_key)
         if not (by_library or by_name):           # the other columns are not read at all
             continue
         unique = pd.unique(values.dropna())
@@ -817,13 +818,31 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
         else:
             shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
             first = f"'{present[0]}'"
-        raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}){reason}; one "
-                         "spatial graph over them would join spots of different slides", path=path,
+        elements = (f" (the SpatialData elements its table annotates, uns['spatialdata_attrs']['region'])"
+                    if column == region_key else "")
+        raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}){elements}{reason}; "
+                         "one spatial graph over them would join spots of different slides", path=path,
                          fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == {first}]"
                              ".copy(); in the workflow one row of the sample sheet per slide (the same group "
-                             "to train them together)")
+                             "to train them together)"
+                             + (f"; a SpatialData store: one store per slide, e.g. sdata.subset([{first}], "
+                                f"filter_tables=True).write('{present[0]}.zarr')" if elements else ""))
     if xy is not None:
         _refuse_slides_joined_without_label(adata, xy, path, depths)
+
+
+def spatialdata_region_key(adata: ad.AnnData) -> str | None:
+    """The ``obs`` column naming the SpatialData element each row of a table annotates, where the
+    table annotates several (``uns['spatialdata_attrs']``: ``region`` a list of two or more, its
+    ``region_key``): the slides of a store joined by ``spatialdata.concatenate``, or one slide's
+    fields of view (CosMx), judged as a slide column is (:func:`check_one_slide`); else None."""
+    attrs = adata.uns.get("spatialdata_attrs")
+    if not isinstance(attrs, Mapping):
+        return None
+    region, key = attrs.get("region"), attrs.get("region_key")
+    if isinstance(region, str) or np.size(region) < 2 or not isinstance(key, str) or key not in adata.obs:
+        return None
+    return key
 
 
 #: Space Ranger's grid position of each spot (scanpy's read_visium keeps them in obs): one spot at
@@ -892,7 +911,7 @@ def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path:
     suffixes = _id_suffixes(adata.obs_names)
     if suffixes is None:
         prefix, suffixes = True, _id_suffixes(adata.obs_names, prefix=True)
-    named = [obs[c] for c in obs.columns if str(c).lower() in SLIDE_COLUMNS]
+    named = [obs[c] for c in obs.columns if str(c).lower() in SLIDE_COLUMNS or c == spatialdata_region_key(adata)]
     named += [] if depths is None else [depths[:, c] for c in range(depths.shape[1])]
     if suffixes is not None and any(_same_groups(v, suffixes[1]) for v in named):
         suffixes = None         # a column named as slides or sections (or a depth) holds these groups, judged so

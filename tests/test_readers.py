@@ -268,6 +268,57 @@ def test_a_spatialdata_table_of_x_y_and_z_is_checked_as_an_h5ad_is(tmp_path):
     assert read_slide(write_spatialdata(tmp_path / "one.zarr", two[:64].copy()), "spatialdata").n_obs == 64
 
 
+def _two_slides_store(store, shift, *, with_obsm: bool = True):
+    """Two slides in one SpatialData store, each its own shapes element, one table annotating both
+    (region ['spots_a', 'spots_b'], as spatialdata.concatenate joins two slides' stores); the
+    second slide's spots moved by ``shift``."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+    from spatialdata.models import ShapesModel, TableModel
+
+    parts = []
+    for name, prefix, slide, move in (("spots_a", "AAAC", tiny_slide(seed=0), (0.0, 0.0)),
+                                      ("spots_b", "AAAG", tiny_slide(seed=1), shift)):
+        xy = np.asarray(slide.obsm["spatial"], dtype=float) + move
+        circles = ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), 5.0), index=np.arange(len(xy)))
+        table = ad.AnnData(sp.csr_matrix(slide.X), var=slide.var[[]],
+                           obs=pd.DataFrame({"region": pd.Categorical([name] * slide.n_obs),
+                                             "spot_id": np.arange(slide.n_obs)},
+                                            index=[f"{prefix}{i}" for i in range(slide.n_obs)]))
+        if with_obsm:
+            table.obsm["spatial"] = xy
+        table = TableModel.parse(table, region=name, region_key="region", instance_key="spot_id")
+        parts.append(sd.SpatialData(shapes={name: circles}, tables={"table": table}))
+    both = sd.concatenate(parts, concatenate_tables=True)
+    both.write(store)
+    return both
+
+
+@pytest.mark.parametrize("with_obsm", [True, False])
+def test_slides_joined_in_one_spatialdata_table_are_refused(tmp_path, with_obsm):
+    """A table that annotates two slides' elements whose spots lie among each other (spatialdata.concatenate
+    of two stores) is refused naming its region column, as a slide column is; the reader took it as one
+    slide (with obsm['spatial']: one graph over both; without: 'annotates no single shapes element').
+    Elements side by side (a slide's fields of view) are read, each row at its own element's shape."""
+    import stcore
+
+    both = _two_slides_store(tmp_path / "both.zarr", (37.0, 21.0), with_obsm=with_obsm)
+    with pytest.raises(InputError, match=r"the spots come from 2 slides \(obs\['region'\]: 'spots_a', 'spots_b'\) "
+                                         r"\(the SpatialData elements its table annotates.*100% of the spots have their "
+                                         r"nearest neighbour in another slide.*Fix: .*sdata\.subset\(\['spots_a'\], "
+                                         r"filter_tables=True\)\.write\('spots_a\.zarr'\)"):
+        read_slide(tmp_path / "both.zarr", "spatialdata")
+    if with_obsm:                                              # the table given to the notebook API as it is
+        with pytest.raises(InputError, match=r"the spots come from 2 slides \(obs\['region'\]"):
+            stcore.gr.spatial_graph(both.tables["table"].copy())
+    both.subset(["spots_a"], filter_tables=True).write(tmp_path / "a.zarr")      # the fix
+    assert read_slide(tmp_path / "a.zarr", "spatialdata").n_obs == 64
+    _two_slides_store(tmp_path / "side.zarr", (900.0, 0.0), with_obsm=with_obsm)
+    side = read_slide(tmp_path / "side.zarr", "spatialdata")
+    assert side.n_obs == 128
+    b = (side.obs["region"] == "spots_b").to_numpy()
+    assert np.allclose(side.obsm["spatial"][b], np.asarray(tiny_slide(seed=1).obsm["spatial"]) + (900.0, 0.0))
+
+
 def test_spatialdata_refusals(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="SpatialData store not found"):
         read_slide(tmp_path / "none.zarr", "spatialdata")
