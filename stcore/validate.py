@@ -386,8 +386,10 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
 # --- coordinates and ids ----------------------------------------------------------------------
 
 # Names other tools give the coordinate columns of obs (x first): a cell segmentation's centroids,
-# Space Ranger's full-resolution pixels (column, row), Seurat's image columns, Visium's array grid.
+# CosMx's slide coordinates (not its CenterX_local_px, each field of view's own), Space Ranger's
+# full-resolution pixels (column, row), Seurat's image columns, Visium's array grid.
 COORDINATE_COLUMNS = (("x", "y"), ("x_centroid", "y_centroid"), ("center_x", "center_y"), ("x_coord", "y_coord"),
+                      ("centerx_global_px", "centery_global_px"),
                       ("pxl_col_in_fullres", "pxl_row_in_fullres"), ("imagecol", "imagerow"),
                       ("array_col", "array_row"))
 
@@ -545,7 +547,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                              + "; the spatial graph would join spots by that one coordinate", path=path,
                              fix=f"store the spots' x and y in obsm['{key}'], e.g. adata.obsm['{key}'] = "
                                  "adata.obs[['x', 'y']].to_numpy(float)")
-    check_one_slide(adata, xy=xy, path=path, depths=depths)
+    check_one_slide(adata, xy=xy, path=path, depths=depths, key=key)
     if warn_shared:
         warn_shared_positions(adata, xy, key, path=path)
     return xy
@@ -747,6 +749,10 @@ SLIDE_COLUMNS = ("batch", "slide", "slide_id", "slide_name", "sample", "sample_i
 # Of those, the ones that give a depth in the coordinates' units (the planes of one section, or
 # the sections' positions).
 DEPTH_COLUMNS = ("z", "z_section")
+# Columns naming each cell's field of view (CosMx's 'fov', kept by squidpy's read.nanostring): the
+# fields of view of one slide lie side by side in its coordinates; on one another, the coordinates
+# are each field's own (CenterX_local_px), not the slide's.
+FOV_COLUMNS = ("fov", "fov_id", "fov_name")
 # A slide column whose groups lie among each other: more than this share of the spots have their
 # nearest neighbour in another group (two joined Visium slides: most; one slide's regions, or
 # slides placed side by side: only the spots along a border).
@@ -758,7 +764,7 @@ MIN_SECTION_SPOTS = 10
 
 
 def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None,
-                    depths: np.ndarray | None = None) -> None:
+                    depths: np.ndarray | None = None, key: str = "spatial") -> None:
     """The spots come from one slide: refused when ``obs['library_id']``, or an ``obs`` column
     whose values are library ids of ``uns['spatial']``, names two slides or more (as
     ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
@@ -783,15 +789,18 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
     for column in adata.obs.columns:
         values = adata.obs[column]
         numeric = pd.api.types.is_numeric_dtype(values.dtype)
-        by_library = column == LIBRARY_KEY or (len(libraries) >= 2 and not numeric)
+        fov = str(column).lower() in FOV_COLUMNS      # one slide's fields of view: side by side, whatever uns holds
+        by_library = not fov and (column == LIBRARY_KEY or (len(libraries) >= 2 and not numeric))
         numeric = numeric and not pd.api.types.is_bool_dtype(values.dtype)
-        by_name = xy is not None and (str(column).lower() in SLIDE_COLUMNS or column == region_key)
+        by_name = xy is not None and _names_slides(adata, column, region_key)
         if not (by_library or by_name):           # the other columns are not read at all
             continue
         unique = pd.unique(values.dropna())
         if len(unique) < 2:
             continue
         present = [str(v) for v in unique]
+        codes = pd.Categorical(values.astype(object).where(values.notna(), None)).codes
+        mixed = None
         if by_library and (column == LIBRARY_KEY or set(present) <= libraries):
             reason = ""
         elif by_name and len(present) <= adata.n_obs // 2:
@@ -802,7 +811,6 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
             if (numeric and str(column).lower() in DEPTH_COLUMNS
                     and _planes_of_one_section(np.asarray(unique, dtype=float), xy, nearest)):
                 continue
-            codes = pd.Categorical(values.astype(object).where(values.notna(), None)).codes
             known = codes >= 0
             mixed = float(np.mean(codes[known] != codes[nearest][known]))
             if mixed <= MIXED_SHARE:
@@ -818,6 +826,9 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
         else:
             shown = ", ".join(f"'{v}'" for v in present[:5]) + (", ..." if len(present) > 5 else "")
             first = f"'{present[0]}'"
+        if xy is not None:
+            _refuse_local_coordinates(adata, xy, codes, key, column, shown, path, fov=fov, mixed=mixed,
+                                      nearest=nearest)
         elements = (f" (the SpatialData elements its table annotates, uns['spatialdata_attrs']['region'])"
                     if column == region_key else "")
         raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}){elements}{reason}; "
@@ -843,6 +854,79 @@ def spatialdata_region_key(adata: ad.AnnData) -> str | None:
     if isinstance(region, str) or np.size(region) < 2 or not isinstance(key, str) or key not in adata.obs:
         return None
     return key
+
+
+
+def _names_slides(adata: ad.AnnData, column, region_key: str | None) -> bool:
+    """Whether ``obs[column]`` is named as a column of slides, sections or fields of view is
+    (:data:`SLIDE_COLUMNS`, :data:`FOV_COLUMNS`, a SpatialData table's region key), whose groups are
+    judged by where their spots lie."""
+    name = str(column).lower()
+    return name in SLIDE_COLUMNS or name in FOV_COLUMNS or (region_key is not None and column == region_key)
+
+
+def _side_by_side_in(adata: ad.AnnData, xy: np.ndarray, codes: np.ndarray, key: str) -> tuple[str, str] | None:
+    """Other coordinates of the spots, named as coordinates are (an ``obsm`` key of
+    :data:`COORDINATE_KEY` or holding 'spatial', as squidpy's ``spatial_fov``; a pair of
+    :data:`COORDINATE_COLUMNS` in ``obs``), under which the groups ``codes`` lie side by side (no
+    more than :data:`MIXED_SHARE` of the spots' nearest neighbours in another group): (where, the
+    expression that stores them), or None."""
+    known = codes >= 0
+    candidates = [(f"obsm['{k}']", f"adata.obsm['{k}']", adata.obsm[k]) for k in adata.obsm.keys()
+                  if k != key and (COORDINATE_KEY.match(str(k)) or "spatial" in str(k).lower())]
+    pair = _coordinate_columns(adata.obs.columns)
+    if pair:
+        candidates.append((f"obs['{pair[0]}'], obs['{pair[1]}']", f"adata.obs[['{pair[0]}', '{pair[1]}']]"
+                           ".to_numpy(float)", adata.obs[list(pair)]))
+    for where, expr, value in candidates:
+        try:
+            other = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if other.ndim != 2 or other.shape[0] != len(xy) or other.shape[1] < 2 or not np.isfinite(other[:, :2]).all():
+            continue
+        other = other[:, :2]
+        if np.allclose(other, xy) or np.ptp(other, axis=0).min() == 0:
+            continue
+        nearest = _nearest_other_spot(other)
+        if known.any() and float(np.mean(codes[known] != codes[nearest][known])) <= MIXED_SHARE:
+            return where, expr + ("[:, :2]" if np.shape(value)[1] > 2 and where.startswith("obsm") else "")
+    return None
+
+
+def _refuse_local_coordinates(adata: ad.AnnData, xy: np.ndarray, codes: np.ndarray, key: str, column,
+                              shown: str, path: str | None, *, fov: bool, mixed: float | None,
+                              nearest: np.ndarray | None) -> None:
+    """The groups of ``obs[column]`` lie on one another in ``obsm[key]`` because it holds coordinates
+    local to each (a CosMx slide's fields of view: squidpy's ``read.nanostring`` stores each cell's
+    position in its field of view as ``obsm['spatial']``, the slide's in ``obsm['spatial_fov']``):
+    refused naming the coordinates that lay them side by side, where the object holds them, else
+    (a column of fields of view) the slide's coordinates to store.  Nothing where neither applies."""
+    known = codes >= 0
+    if mixed is None:
+        nearest = _nearest_other_spot(xy) if nearest is None else nearest
+        mixed = float(np.mean(codes[known] != codes[nearest][known])) if known.any() else 0.0
+    found = _side_by_side_in(adata, xy, codes, key)
+    groups = "fields of view" if fov else "groups"
+    n = len(np.unique(codes[known]))
+    if found:
+        where, expr = found
+        hint = (f" (stcore.tl.domains also reads them with spatial_key='{where[6:-2]}')"
+                if where.startswith("obsm") else "")
+        raise InputError(f"obsm['{key}'] lays the {n} {groups} of obs['{column}'] ({shown}) on one another "
+                         f"({mixed:.0%} of the spots have their nearest neighbour in another), where {where} put "
+                         f"them side by side: obsm['{key}'] holds coordinates local to each (as squidpy's "
+                         "read.nanostring stores a CosMx slide's fields of view, the slide's coordinates in "
+                         "obsm['spatial_fov']); one spatial graph over them would join spots far apart", path=path,
+                         fix=f"store the slide's coordinates as obsm['{key}']: adata.obsm['{key}'] = {expr}{hint}")
+    if fov:
+        raise InputError(f"the spots come from {n} fields of view (obs['{column}']: {shown}), and obsm['{key}'] lays "
+                         f"them on one another: {mixed:.0%} of the spots have their nearest neighbour in another "
+                         "field of view; it holds coordinates local to each field of view (CosMx's CenterX_local_px, "
+                         "CenterY_local_px), not the slide's, and one spatial graph over them would join spots far "
+                         "apart", path=path,
+                         fix=f"store the slide's coordinates as obsm['{key}'] (CosMx: adata.obsm['{key}'] = "
+                             "adata.obs[['CenterX_global_px', 'CenterY_global_px']].to_numpy(float))")
 
 
 #: Space Ranger's grid position of each spot (scanpy's read_visium keeps them in obs): one spot at
@@ -911,7 +995,8 @@ def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path:
     suffixes = _id_suffixes(adata.obs_names)
     if suffixes is None:
         prefix, suffixes = True, _id_suffixes(adata.obs_names, prefix=True)
-    named = [obs[c] for c in obs.columns if str(c).lower() in SLIDE_COLUMNS or c == spatialdata_region_key(adata)]
+    region_key = spatialdata_region_key(adata)
+    named = [obs[c] for c in obs.columns if _names_slides(adata, c, region_key)]
     named += [] if depths is None else [depths[:, c] for c in range(depths.shape[1])]
     if suffixes is not None and any(_same_groups(v, suffixes[1]) for v in named):
         suffixes = None         # a column named as slides or sections (or a depth) holds these groups, judged so

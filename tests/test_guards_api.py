@@ -571,6 +571,66 @@ def test_seeds_that_are_not_whole_numbers_are_refused(no_work):
         stcore.tl.domains(_slide(), n_clusters=2, seed=np.linspace(0, 2, 3), **FAST)
 
 
+def _cosmx_as_squidpy_reads_it() -> ad.AnnData:
+    """A CosMx slide of 4 fields of view (the quadrants of a 16 x 16 slide, cells jittered) as squidpy's
+    read.nanostring stores it: obsm['spatial'] each cell's position in its field of view
+    (CenterX_local_px), obsm['spatial_fov'] and obs['CenterX_global_px'] the slide's, obs['fov'] and one
+    uns['spatial'] library per field of view, ids '<cell_ID>_<fov>'."""
+    a = tiny_slide(n_side=16)
+    del a.obs["domain"]
+    xy = np.asarray(a.obsm["spatial"], float) + np.random.default_rng(5).uniform(-30, 30, (a.n_obs, 2))
+    middle = xy.min(axis=0) + np.ptp(xy, axis=0) / 2
+    fov = 1 + (xy[:, 0] > middle[0]) + 2 * (xy[:, 1] > middle[1])
+    origin = np.array([xy[fov == f].min(axis=0) - 20 for f in range(1, 5)])
+    cell = np.zeros(a.n_obs, int)
+    for f in range(1, 5):
+        cell[fov == f] = np.arange((fov == f).sum()) + 1
+    a.obs["fov"] = pd.Categorical(fov.astype(str))
+    a.obs["CenterX_global_px"], a.obs["CenterY_global_px"] = xy[:, 0], xy[:, 1]
+    a.obs_names = [f"{c}_{f}" for c, f in zip(cell, fov)]
+    a.obsm["spatial"] = xy - origin[fov - 1]
+    a.obsm["spatial_fov"] = xy
+    a.uns["spatial"] = {str(f): {"images": {}, "scalefactors": {"tissue_hires_scalef": 1, "spot_diameter_fullres": 1}}
+                        for f in range(1, 5)}
+    return a
+
+
+def test_coordinates_local_to_each_field_of_view_are_refused_naming_the_slides(no_work, tmp_path):
+    """A CosMx slide read by squidpy (obsm['spatial'] each field of view's own coordinates, which lay the
+    fields on one another) is refused naming the slide's coordinates, obsm['spatial_fov'] (was: 'the spots
+    come from 4 slides ... Fix: give one slide at a time, adata[adata.obs['fov'] == '1']', one field of
+    view; without uns['spatial'] taken for slides joined by anndata.concat; with plain ids, accepted: one
+    graph over the fields laid on one another).  The fix, followed, passes, uns['spatial'] kept."""
+    a = _cosmx_as_squidpy_reads_it()
+    message = (r"^obsm\['spatial'\] lays the 4 fields of view of obs\['fov'\] \('1', '2', '3', '4'\) on one another "
+               r"\(\d+% of the spots have their nearest neighbour in another\), where obsm\['spatial_fov'\] put them "
+               r"side by side: .*Fix: store the slide's coordinates as obsm\['spatial'\]: adata\.obsm\['spatial'\] = "
+               r"adata\.obsm\['spatial_fov'\] \(stcore\.tl\.domains also reads them with spatial_key='spatial_fov'\)$")
+    with pytest.raises(InputError, match=message):
+        stcore.gr.spatial_graph(a)
+    with pytest.raises(InputError, match=message):
+        stcore.tl.domains(a, n_clusters=2, **FAST)
+    path = write(a, tmp_path / "cosmx.h5ad")
+    with pytest.raises(InputError, match=message[1:]):
+        prepare_slide(str(path), "h5ad", QCParams())
+    plain = a.copy()                                   # ids of a counter, no uns: the fields are named by obs['fov']
+    plain.obs_names = [f"c{i}" for i in range(plain.n_obs)]
+    del plain.uns["spatial"], plain.obsm["spatial_fov"]
+    with pytest.raises(InputError, match=r"where obs\['CenterX_global_px'\], obs\['CenterY_global_px'\] put them "
+                                         r"side by side.*adata\.obsm\['spatial'\] = adata\.obs\[\['CenterX_global_px', "
+                                         r"'CenterY_global_px'\]\]\.to_numpy\(float\)$"):
+        stcore.gr.spatial_graph(plain)
+    del plain.obs["CenterX_global_px"], plain.obs["CenterY_global_px"]
+    with pytest.raises(InputError, match=r"^the spots come from 4 fields of view \(obs\['fov'\]: '1', '2', '3', '4'\), "
+                                         r"and obsm\['spatial'\] lays them on one another.*coordinates local to each "
+                                         r"field of view"):
+        stcore.gr.spatial_graph(plain)
+    a.obsm["spatial"] = a.obsm["spatial_fov"]          # the fix, followed: the fields side by side
+    stcore.gr.spatial_graph(a)
+    assert a.obsp["spatial_connectivities"].shape == (256, 256)
+    prepare_slide(str(write(a, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
+
+
 def test_slides_joined_without_a_slide_column_are_refused(no_work):
     """anndata.concat of two slides without label= (ids made unique by index_unique='-', or not):
     no column names each spot's slide.  Two DLPFC slides joined so were taken, and one graph joined
