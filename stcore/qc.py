@@ -156,14 +156,17 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .formats import ODD_SPACES
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, needs_integer,
-                           output_key, written_by_stcore)
+    from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, counts_beside,
+                           needs_integer, output_key, written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
     adata = read_slide(path, fmt)
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
-    check_counts(adata.X, path, integer=integer, values=values)
+    try:
+        check_counts(adata.X, path, integer=integer, values=values)
+    except InputError as exc:          # the raw counts kept beside a normalised or scaled X, as Seurat's conversions do
+        raise (counts_beside(adata, exc, path=path, file=True) or exc) from None
     check_values_match(adata.X, values, path=path, whole=True if integer else None)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:

@@ -173,8 +173,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .methods import method as method_entry
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
-    from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide,
-                           check_values, warn_no_spatial_pattern, warn_shared_positions)
+    from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide, check_values,
+                           counts_beside, warn_no_spatial_pattern, warn_shared_positions)
 
     if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
         raise InputError(f"seed {seed!r} is not a whole number or several",
@@ -233,10 +233,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                        "values='log_normalized' (after normalize_total and log1p) or values='normalized'")
             raise InputError(f"layers['{layer}'] (the layer passed, read in place of X): {exc.problem}",
                              fix=fix) from None
-        scaled = "negative values" in str(exc)          # sc.pp.scale's X, the counts kept beside it
-        found = (_counts_elsewhere(adata) if layer is None and ("non-integer values" in str(exc) or scaled)
-                 else None)
-        logged = _log_normalised_raw(adata) if found is None and layer is None and scaled else None
+        found = counts_beside(adata, exc)                  # sc.pp.scale's X, the counts beside it
+        logged = _log_normalised_raw(adata) if found is None and "negative values" in str(exc) else None
         if logged is not None:
             raise InputError("X holds negative values (scaled or centred, as after sc.pp.scale), and adata.raw.X holds "
                              f"log-normalised values of {logged} genes (every spot's expm1 sums to one total, as "
@@ -245,13 +243,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                              "and obsm), then stcore.tl.domains(adata, values='log_normalized', ...)") from None
         if found is None:
             raise
-        if scaled:
-            raise InputError(f"X holds negative values (scaled or centred, as after sc.pp.scale), and {found[0]} "
-                             "holds whole numbers: the raw counts?",
-                             fix=found[1] + " (stcore selects the genes and normalises from the counts)") from None
-        raise InputError(f"X holds non-integer values, and {found[0]} holds whole numbers: the raw counts?",
-                         fix=found[1] + "; or say what X holds: values='log_normalized' (after normalize_total "
-                                        "and log1p) or values='normalized'") from None
+        raise found from None
     empty = int((np.asarray(x.sum(axis=1)).ravel() == 0).sum())
     if empty:
         raise InputError(f"{empty} of {adata.n_obs} spots hold no counts (every value 0); they would be put into "
@@ -387,27 +379,6 @@ def _with_defaults(section: str, settings: dict) -> dict:
 
     props = config_schema()["$defs"][section]["properties"]
     return {k: copy.deepcopy(spec["default"]) for k, spec in props.items() if "default" in spec} | dict(settings)
-
-
-def _counts_elsewhere(adata) -> tuple[str, str] | None:
-    """Where ``adata`` keeps raw counts beside a normalised X, as scanpy's tutorials leave them:
-    (where, how to pass them) for a layer (``layers['counts']``) or ``adata.raw`` of whole
-    numbers, else None."""
-    def whole(m) -> bool:
-        data = m.data if hasattr(m, "indptr") else np.asarray(m)
-        return data.size > 0 and bool(np.array_equal(data, np.round(data))) and bool((data >= 0).all())
-
-    for name, m in adata.layers.items():
-        if whole(m):
-            return f"layers['{name}']", f"pass layer='{name}'"
-    raw = adata.raw
-    if raw is not None and whole(raw.X):
-        if list(raw.var_names) == list(adata.var_names):
-            return "adata.raw.X", ("put them in a layer and pass it: adata.layers['counts'] = adata.raw.X, "
-                                   "layer='counts'")
-        return "adata.raw.X", (f"run on the raw counts of all {raw.n_vars} genes: adata = adata.raw.to_adata() "
-                               "(it keeps obs and obsm)")
-    return None
 
 
 def _log_normalised_raw(adata) -> int | None:

@@ -112,6 +112,50 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
                              "counts that are not whole numbers (e.g. ambient-corrected)")
 
 
+def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = None,
+                  file: bool = False) -> InputError | None:
+    """Where X was refused for non-integer or negative values (:func:`check_counts`) and a layer or
+    ``adata.raw`` holds whole numbers, as scanpy's tutorials and Seurat's conversions (SeuratDisk,
+    sceasy: X the log-normalised data, ``.raw`` the counts) leave them: the refusal that names them,
+    with the fix for the notebook API (pass the layer) or, ``file``, for the workflow's file (store
+    them in X and write it again); else None."""
+    said = str(refusal)
+    scaled = "negative values" in said
+    if not (scaled or "non-integer values" in said):
+        return None
+
+    def whole(m) -> bool:
+        data = m.data if hasattr(m, "indptr") else np.asarray(m)
+        return data.size > 0 and bool(np.array_equal(data, np.round(data))) and bool((data >= 0).all())
+
+    write = " and write the file again (adata.write_h5ad)" if file else ""
+    found = None
+    for name, m in adata.layers.items():
+        if whole(m):
+            found = (f"layers['{name}']", f"store them in X: adata.X = adata.layers['{name}']{write}" if file
+                     else f"pass layer='{name}'")
+            break
+    raw = adata.raw
+    if found is None and raw is not None and whole(raw.X):
+        if list(raw.var_names) == list(adata.var_names):
+            found = ("adata.raw.X", f"store them in X: adata.X = adata.raw.X{write}" if file else
+                     "put them in a layer and pass it: adata.layers['counts'] = adata.raw.X, layer='counts'")
+        else:
+            found = ("adata.raw.X", f"run on the raw counts of all {raw.n_vars} genes: adata = adata.raw.to_adata() "
+                                    f"(it keeps obs and obsm){write}")
+    if found is None:
+        return None
+    if scaled:
+        return InputError(f"X holds negative values (scaled or centred, as after sc.pp.scale), and {found[0]} holds "
+                          "whole numbers: the raw counts?", path=path,
+                          fix=found[1] + " (stcore selects the genes and normalises from the counts)")
+    return InputError(f"X holds non-integer values, and {found[0]} holds whole numbers: the raw counts?", path=path,
+                      fix=found[1] + ("; or say what X holds in the sample sheet's values column: log_normalized "
+                                      "(after normalize_total and log1p) or normalized" if file else
+                                      "; or say what X holds: values='log_normalized' (after normalize_total and "
+                                      "log1p) or values='normalized'"))
+
+
 # A kind of values is recognised by its spots' totals: normalised values (scanpy's normalize_total)
 # sum to one total in every spot, log-normalised ones do after expm1.  Raw counts' totals vary by
 # tens of percent between spots; a total within this relative sd of the others' is "one total".

@@ -283,6 +283,39 @@ def test_a_layer_that_is_not_there_is_named(no_work):
         stcore.tl.domains(_slide(), n_clusters=2, layer="counts", **FAST)
 
 
+def test_the_qc_job_names_raw_counts_kept_beside_x_as_seurats_conversions_leave_them(tmp_path):
+    """A Seurat object converted to .h5ad (SeuratDisk, sceasy: X the log-normalised data, .raw the counts), or
+    scanpy's layers['counts'] beside a log-normalised or scaled X, given to the workflow: its qc job named
+    neither (was: 'the count matrix holds non-integer values ... Fix: store raw integer counts in X; or say
+    what X holds ...', where tl.domains named them); now the same refusal as tl.domains', its fix for the
+    file.  The fix, followed, passes."""
+    import scanpy as sc
+
+    def refused(adata, name, message, **kw):
+        with pytest.raises(InputError, match=message):
+            prepare_slide(str(write(adata, tmp_path / name)), "h5ad", QCParams(), **kw)
+
+    seurat = tiny_slide()
+    seurat.raw = seurat.copy()
+    seurat = _normalised(seurat, log=True)
+    refused(seurat, "seurat.h5ad", r"seurat\.h5ad': X holds non-integer values, and adata\.raw\.X holds whole numbers: "
+                                   r"the raw counts\?\. Fix: store them in X: adata\.X = adata\.raw\.X and write the "
+                                   r"file again \(adata\.write_h5ad\); or say what X holds in the sample sheet's values "
+                                   r"column: log_normalized")
+    layered = tiny_slide()
+    layered.layers["counts"] = layered.X.copy()
+    layered = _normalised(layered, log=True)
+    refused(layered, "layered.h5ad", r"X holds non-integer values, and layers\['counts'\] holds whole numbers: the "
+                                     r"raw counts\?\. Fix: store them in X: adata\.X = adata\.layers\['counts'\] and")
+    sc.pp.scale(layered)
+    for values in ("counts", "log_normalized"):
+        refused(layered, "scaled.h5ad", r"X holds negative values \(scaled or centred, as after sc\.pp\.scale\), and "
+                                        r"layers\['counts'\] holds whole numbers: the raw counts\?\. Fix: store them in X",
+                values=values)
+    seurat.X = seurat.raw.X                                          # the fix, followed
+    prepare_slide(str(write(seurat, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
+
+
 # --- ids -----------------------------------------------------------------------------------------
 
 def test_duplicate_gene_ids_are_refused_by_the_api(no_work):
