@@ -14,7 +14,8 @@ import json
 import os
 import re
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix",
+__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix", "dangling_link",
+           "lfs_pointer",
            "is_anndata_zarr", "input_digest",
            "digest_stamp", "stamp_digest"]
 
@@ -23,6 +24,10 @@ FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
 # The matrix of each folder format (the file whose absence means "not this format's folder").
 MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",
                 "xenium": "cell_feature_matrix.h5"}
+
+# The matrix of each folder format, what a folder holding it is and the format that reads it.
+_OTHER_FORMATS = {"filtered_feature_bc_matrix.h5": ("a Space Ranger folder", "visium (a Visium HD bin folder: visium_hd)"),
+                  "cell_feature_matrix.h5": ("a Xenium output folder", "xenium")}
 
 _SPACE_RANGER = ("filtered_feature_bc_matrix.h5", "spatial/tissue_positions.parquet",
                  "spatial/tissue_positions.csv", "spatial/tissue_positions_list.csv",
@@ -59,6 +64,41 @@ ODD_SPACES = {"\u00a0": "a non-breaking space (U+00A0)", "\u202f": "a narrow non
               "\u2007": "a figure space (U+2007)"}
 
 
+def dangling_link(path: str) -> tuple[str, str] | None:
+    """``path`` a symbolic link whose target does not exist (a folder copied without the files its
+    links point to; a git-annex or DVC file whose content was not fetched): the problem and its
+    fix, or None."""
+    path = str(path)
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    target = os.readlink(path)
+    if ".git/annex/objects" in target:
+        return (f"is a symbolic link to '{target}', which does not exist: a git-annex file whose content is not here",
+                f"fetch its content: git annex get '{path}'")
+    if ".dvc/cache" in target:
+        return (f"is a symbolic link to '{target}', which does not exist: a DVC file whose content is not here",
+                "fetch its content: dvc pull (in the DVC repository that holds it)")
+    return (f"is a symbolic link to '{target}', which does not exist (a folder copied without the files its "
+            "links point to?)", "copy what it points to in its place, or point the link at a file or folder that exists")
+
+
+def lfs_pointer(path: str) -> tuple[str, str] | None:
+    """``path`` a Git LFS pointer (a small text file that stands for the content in a repository
+    cloned without ``git lfs``): the problem and its fix, or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(200)
+    except OSError:
+        return None
+    if not head.startswith(b"version https://git-lfs.github.com/spec/"):
+        return None
+    size = re.search(rb"\nsize (\d+)", head)
+    held = f" of a {int(size.group(1)):,}-byte file" if size else ""
+    return (f"a Git LFS pointer{held}, not the file's content (the repository was cloned or downloaded without "
+            "git lfs)", f"fetch the content: git lfs pull --include '{os.path.basename(path)}' in the repository that "
+                        "holds it (git lfs install first, if git lfs is new to this machine)")
+
+
 def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
     """What is missing of the slide at ``path`` for format ``fmt`` (None when its reader has its
     matrix): the problem and its fix, as the plan warns of it before any job and the reader
@@ -85,8 +125,17 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                                             f"not the sheet's: {os.path.abspath(path)})")
     if fmt in MATRIX_FILES:
         if not os.path.isdir(path):
-            problem = "folder not found" + where if not os.path.exists(path) else f"is a file; format {fmt} reads a folder"
-            return problem, "check the path and the format in the sample sheet"
+            if dangling_link(path):
+                return dangling_link(path)
+            if not os.path.exists(path):
+                return "folder not found" + where, "check the path and the format in the sample sheet"
+            name = os.path.basename(path)
+            if name.endswith(MATRIX_FILES[fmt]):        # the folder's matrix itself
+                return (f"is a file, the folder's matrix {name}; format {fmt} reads the folder that holds it",
+                        f"give the folder's path in the sample sheet: '{os.path.dirname(path) or '.'}'")
+            if name.endswith(".h5ad"):
+                return (f"is an .h5ad file; format {fmt} reads a folder", "set the sample sheet's format to h5ad")
+            return f"is a file; format {fmt} reads a folder", "check the path and the format in the sample sheet"
         if not os.path.isfile(os.path.join(path, MATRIX_FILES[fmt])):
             return misnamed_matrix(path, fmt) or (f"'{MATRIX_FILES[fmt]}' not found in the folder",
                                                   "point the path at the folder that holds it")
@@ -103,7 +152,9 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                     f"write it as an .h5ad file and give that file's path: {_as_h5ad(path)}")
         return ("is a folder; format h5ad reads an .h5ad file",
                 "give the .h5ad file's path (a Space Ranger folder: format visium; a .zarr store: format spatialdata)")
-    return None if os.path.isfile(path) else ("file not found" + where, "check the path in the sample sheet")
+    if os.path.isfile(path):
+        return None
+    return dangling_link(path) or ("file not found" + where, "check the path in the sample sheet")
 
 
 def misnamed_matrix(folder: str, fmt: str) -> tuple[str, str] | None:
@@ -118,6 +169,19 @@ def misnamed_matrix(folder: str, fmt: str) -> tuple[str, str] | None:
         return None
     if not name:
         return None
+    link = dangling_link(os.path.join(folder, name))
+    if link:
+        return f"'{name}' {link[0]}", link[1]
+    for other, (what, use) in _OTHER_FORMATS.items():
+        if other != name and other in files and fmt not in use:
+            return (f"'{name}' not found in the folder; it holds '{other}': {what}, not a folder of format {fmt}",
+                    f"set the sample sheet's format to {use}")
+    mex = os.path.join(folder, name[:-len(".h5")])
+    if os.path.isdir(mex):       # the same matrix as Market Exchange files (matrix.mtx.gz, barcodes, features)
+        return (f"'{name}' not found in the folder; it holds '{os.path.basename(mex)}/', the matrix as Market Exchange "
+                "files (matrix.mtx.gz, barcodes.tsv.gz, features.tsv.gz), which are not read",
+                f"copy the {name} of the same run into the folder (the instrument's pipeline writes both; the "
+                "dataset's download page offers it)")
     named = [f for f in files if f != name and f.endswith(name)]
     if len(named) > 1:          # a download of several samples in one folder: which is this slide's is not known
         return (f"'{name}' not found in the folder; it holds {len(named)} matrices under the names a download gives "

@@ -84,6 +84,25 @@ def _refuse_windows_path(folder, fmt: str) -> None:
         raise InputError(problem, path=str(folder), fix=fix)
 
 
+def _refuse_not_a_folder(folder, fmt: str) -> None:
+    """A folder format's path that is a file (the folder's matrix itself, an .h5ad) or a link to
+    nothing: named as such (stcore.formats.missing_slide)."""
+    from .formats import missing_slide
+
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        problem, fix = missing_slide(str(folder), fmt)
+        raise InputError(problem, path=str(folder), fix=fix)
+
+
+def _refuse_lfs_pointer(path) -> None:
+    """A file that is a Git LFS pointer, not its content (stcore.formats.lfs_pointer): named as such."""
+    from .formats import lfs_pointer
+
+    found = lfs_pointer(str(path))
+    if found:
+        raise InputError(found[0], path=str(path), fix=found[1])
+
+
 def _refuse_misnamed_matrix(folder, fmt: str) -> None:
     """The folder's matrix under a download's name (stcore.formats.misnamed_matrix): named as such, with the command."""
     from .formats import misnamed_matrix
@@ -105,6 +124,7 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
 
         adata = ad.read_h5ad(path)
     except Exception as exc:  # h5py raises OSError, anndata raises its own types
+        _refuse_lfs_pointer(path)
         _refuse_10x_matrix(path)
         raise InputError(f"not a readable .h5ad ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
                          path=str(path), fix="re-export the slide with anndata's write_h5ad") from None
@@ -198,6 +218,7 @@ def _read_10x_h5(h5: Path, what: str, fix: str) -> ad.AnnData:
     try:
         adata = sc.read_10x_h5(h5)
     except Exception as exc:
+        _refuse_lfs_pointer(h5)
         raise InputError(f"cannot read the {what} ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
                          path=str(h5), fix=fix) from None
     adata.var_names_make_unique()
@@ -213,6 +234,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:
+        _refuse_lfs_pointer(path)
         raise InputError(f"not a readable parquet file ({type(exc).__name__})", path=str(path),
                          fix="re-export the file, or re-run the instrument's pipeline") from None
 
@@ -237,7 +259,8 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
                              path=str(folder), fix=f"point the sample sheet at {folder / 'binned_outputs' / pick} "
                              "or another square_*um folder, with format visium_hd")
         _refuse_windows_path(folder, "visium")
-        _refuse_misnamed_matrix(folder, "visium")
+        _refuse_not_a_folder(folder, "visium_hd" if hd else "visium")
+        _refuse_misnamed_matrix(folder, "visium_hd" if hd else "visium")
         raise InputError("Space Ranger matrix 'filtered_feature_bc_matrix.h5' not found", path=str(folder),
                          fix="point the sample sheet at the Space Ranger 'outs' folder"
                              + (" (Visium HD: outs/binned_outputs/square_008um)" if hd else ""))
@@ -252,6 +275,13 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
         pos_file = new if new.is_file() else old
         pos = _positions_csv(pos_file, cols)
     else:
+        from .formats import dangling_link
+
+        for link in (spatial, parquet, new, old):
+            if dangling_link(link):
+                problem, fix = dangling_link(link)
+                raise InputError(f"no spot positions: {link.relative_to(folder)} {problem}", path=str(folder),
+                                 fix=fix)
         found = _positions_elsewhere(folder)
         held = f"; the folder holds '{found[0]}', the positions under another name or place" if found else ""
         raise InputError("no spot positions: none of spatial/tissue_positions.parquet, spatial/tissue_positions.csv "
@@ -411,6 +441,7 @@ def read_xenium(folder: str | os.PathLike) -> ad.AnnData:
     h5 = folder / "cell_feature_matrix.h5"
     if not h5.is_file():
         _refuse_windows_path(folder, "xenium")
+        _refuse_not_a_folder(folder, "xenium")
         _refuse_misnamed_matrix(folder, "xenium")
         raise InputError("Xenium matrix 'cell_feature_matrix.h5' not found", path=str(folder),
                          fix="point the sample sheet at the Xenium output folder (the one holding "

@@ -155,6 +155,67 @@ def test_xenium_cells_file_of_another_run_is_refused(tmp_path):
     assert read_slide(own, "xenium").n_obs == 64
 
 
+def test_folders_and_files_as_they_come_are_named_with_their_fix(tmp_path):
+    """A Xenium folder given as visium and a Space Ranger folder as xenium, the matrix file itself or an
+    .h5ad given as a folder, the matrix as Market Exchange files only, links to nothing (a folder copied
+    without what its links point to; git-annex) and Git LFS pointers: each was 'Space Ranger matrix ... not
+    found. Fix: point the sample sheet at the Space Ranger 'outs' folder' (or 'file not found', or 'not a
+    readable .h5ad ... Fix: re-export the slide'), of a folder or file that is there; each is now named,
+    with its fix, by the reader and the plan's warning alike (stcore.formats.missing_slide)."""
+    import os
+    import shutil
+
+    from stcore.formats import missing_slide
+
+    slide = tiny_slide()
+    outs = write_visium(tmp_path / "vis" / "outs", slide)
+    xen = write_xenium(tmp_path / "xen", slide)
+
+    def refused(path, fmt, message):
+        with pytest.raises(InputError, match=message):
+            read_slide(path, fmt)
+        assert re.search(message, ". Fix: ".join(missing_slide(str(path), fmt))), missing_slide(str(path), fmt)
+
+    refused(xen, "visium", r"it holds 'cell_feature_matrix\.h5': a Xenium output folder, not a folder of format visium\. "
+                           r"Fix: set the sample sheet's format to xenium$")
+    refused(outs, "xenium", r"it holds 'filtered_feature_bc_matrix\.h5': a Space Ranger folder, not a folder of format "
+                            r"xenium\. Fix: set the sample sheet's format to visium")
+    refused(outs / "filtered_feature_bc_matrix.h5", "visium",
+            r"is a file, the folder's matrix filtered_feature_bc_matrix\.h5; format visium reads the folder that holds "
+            rf"it\. Fix: give the folder's path in the sample sheet: '{re.escape(str(outs))}'$")
+    slide.write_h5ad(tmp_path / "s.h5ad")
+    refused(tmp_path / "s.h5ad", "visium", r"is an \.h5ad file; format visium reads a folder\. Fix: set the sample "
+                                           r"sheet's format to h5ad$")
+    mex = shutil.copytree(outs, tmp_path / "mex")
+    os.remove(mex / "filtered_feature_bc_matrix.h5")
+    (mex / "filtered_feature_bc_matrix").mkdir()
+    refused(mex, "visium", r"it holds 'filtered_feature_bc_matrix/', the matrix as Market Exchange files .*which are "
+                           r"not read\. Fix: copy the filtered_feature_bc_matrix\.h5 of the same run into the folder")
+    annexed = shutil.copytree(outs, tmp_path / "annexed")
+    os.remove(annexed / "filtered_feature_bc_matrix.h5")
+    os.symlink("../.git/annex/objects/Xk/Pq/SHA256E-s1--0.h5/SHA256E-s1--0.h5",
+               annexed / "filtered_feature_bc_matrix.h5")
+    refused(annexed, "visium", r"'filtered_feature_bc_matrix\.h5' is a symbolic link to '\.\./\.git/annex/.*', which "
+                               r"does not exist: a git-annex file whose content is not here\. Fix: fetch its content: "
+                               r"git annex get ")
+    os.symlink(tmp_path / "gone.h5ad", tmp_path / "link.h5ad")
+    refused(tmp_path / "link.h5ad", "h5ad", r"is a symbolic link to '.*gone\.h5ad', which does not exist")
+    moved = shutil.copytree(outs, tmp_path / "moved")
+    shutil.rmtree(moved / "spatial")
+    os.symlink(tmp_path / "elsewhere" / "spatial", moved / "spatial")
+    with pytest.raises(InputError, match=r"no spot positions: spatial is a symbolic link to .*, which does not exist"):
+        read_slide(moved, "visium")
+    pointer = tmp_path / "lfs.h5ad"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 81234567\n")
+    with pytest.raises(InputError, match=r"a Git LFS pointer of a 81,234,567-byte file, not the file's content .*Fix: "
+                                         r"fetch the content: git lfs pull --include 'lfs\.h5ad'"):
+        read_slide(pointer, "h5ad")
+    lfs = shutil.copytree(outs, tmp_path / "lfs")
+    shutil.copy(pointer, lfs / "filtered_feature_bc_matrix.h5")
+    with pytest.raises(InputError, match=r"filtered_feature_bc_matrix\.h5': a Git LFS pointer"):
+        read_slide(lfs, "visium")
+
+
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     folder = write_visium_hd(tmp_path / "outs", tiny_slide(), image=False)
     monkeypatch.setitem(sys.modules, "pyarrow", None)     # import pyarrow raises ImportError
