@@ -330,27 +330,20 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
 
 
 def _images_out_of_register(xy: np.ndarray, entry: dict, scale_file: Path) -> bool:
-    """Whether the scale factors put the spots outside their tissue image: 1% of the spots or more
-    beyond an image's edge at its ``tissue_<image>_scalef`` (another run's scalefactors_json.json,
-    from an image of another resolution).  A warning names it; the caller then keeps no image, and
-    the figures are drawn without one rather than over a tissue the spots do not fit."""
-    xy = np.asarray(xy, dtype=float)
+    """Whether the scale factors put the spots off their tissue image (:func:`stcore.validate.image_out_of_register`:
+    beyond its edge, or at another scale than the spot diameter says; another run's scalefactors_json.json,
+    from an image of another resolution).  A warning names it; the caller then keeps no image, and the
+    figures are drawn without one rather than over a tissue the spots do not fit."""
+    from .validate import image_out_of_register
+
+    diameter = entry["scalefactors"].get("spot_diameter_fullres")
     for key, image in entry["images"].items():
-        factor = entry["scalefactors"].get(f"tissue_{key}_scalef")
-        if not factor or not len(xy):
-            continue
-        h, w = image.shape[:2]
-        at = xy * float(factor)
-        margin = 0.02 * max(h, w)
-        outside = int(((at[:, 0] < -margin) | (at[:, 0] > w + margin)
-                       | (at[:, 1] < -margin) | (at[:, 1] > h + margin)).sum())
-        if outside >= max(1, 0.01 * len(xy)):
-            reach = at.max(axis=0)
-            log.warning("%s: tissue_%s_scalef %g puts %d of the %d spots outside the %s image (%d x %d pixels; the "
-                        "spots reach %.0f x %.0f): the scale factors are of another run or image; the tissue images "
-                        "are left out, and the figures are drawn without them. Fix: use the scalefactors_json.json "
-                        "Space Ranger wrote beside these tissue_positions", scale_file, key, float(factor), outside,
-                        len(xy), key, w, h, reach[0], reach[1])
+        found = image_out_of_register(xy, key, image.shape, entry["scalefactors"].get(f"tissue_{key}_scalef"),
+                                      float(diameter) if isinstance(diameter, (int, float)) else None)
+        if found:
+            log.warning("%s: %s: the scale factors are of another run or image; the tissue images are left out, and "
+                        "the figures are drawn without them. Fix: use the scalefactors_json.json Space Ranger wrote "
+                        "beside these tissue_positions", scale_file, found[0])
             return True
     return False
 

@@ -218,8 +218,26 @@ def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None
     for k in keys:
         if k in images and f"tissue_{k}_scalef" in scale:
             return (np.asarray(images[k]), float(scale[f"tissue_{k}_scalef"]),
-                    float(scale.get("spot_diameter_fullres", np.nan)))
+                    float(scale.get("spot_diameter_fullres", np.nan)), str(library_id), k)
     return None
+
+
+def _image_in_register(image, xy: np.ndarray, basis: str) -> bool:
+    """Whether the spots at ``xy`` fit the tissue ``image`` (:func:`_tissue_image`'s) at its scale factor
+    (:func:`stcore.validate.image_out_of_register`); where they do not (coordinates at an image's scale
+    rather than full-resolution pixels, or of another slide), a warning, and the map is drawn without it."""
+    from .validate import image_out_of_register
+
+    pixels, factor, diameter, library, key = image
+    found = image_out_of_register(xy, key, pixels.shape, factor, diameter)
+    if found is None:
+        return True
+    problem, scaled = found
+    log.warning("uns['spatial']['%s']: %s; the tissue image is left out, and the spots are drawn without it. Fix: "
+                "store the spots' full-resolution pixel coordinates in obsm['%s'] (as Space Ranger's tissue_positions "
+                "give them%s), or the scale factors of the image they were measured on", library, problem, basis,
+                f": adata.obsm['{basis}'] = adata.obsm['{basis}'] / {scaled:g}" if scaled else "")
+    return False
 
 
 def _spot_diameter(xy: np.ndarray) -> float:
@@ -516,6 +534,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy
     spatial_d = None
+    if image is not None and tissue in positions and not _image_in_register(image, positions[tissue], tissue):
+        image = None
     if tissue in positions:
         if image is not None:
             positions[tissue] = positions[tissue] * image[1]

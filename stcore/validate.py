@@ -467,6 +467,46 @@ def as_x_y(value):
     return value
 
 
+# Visium's spots lie 100 um apart and are 55 um across: their spacing is about 1.8 diameters (Visium
+# HD's bins, about 1).  Coordinates whose spacing is below half the scale factors' spot diameter are
+# not the image's full-resolution pixels (at the hires image's scale, 0.05-0.3 of them: 0.1-0.5).
+MIN_SPACING_DIAMETERS = 0.5
+VISIUM_SPACING_DIAMETERS = 100 / 55
+
+
+def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
+                          diameter: float | None = None) -> tuple[str, float | None] | None:
+    """Whether spots at ``xy`` (full-resolution pixels, as Space Ranger gives them) fall off their
+    tissue image ``key`` (its ``shape``) at ``tissue_<key>_scalef`` ``factor``: 1% of the spots or more
+    beyond the image's edge, or (``diameter``, the scale factors' ``spot_diameter_fullres``) spots
+    closer together than :data:`MIN_SPACING_DIAMETERS` of it, coordinates at another scale (an
+    image's).  The problem (None where the spots fit) and the factor the coordinates were scaled by,
+    where it is this image's (else None), for the caller's fix."""
+    from .graph import spot_spacing
+
+    xy = np.asarray(xy, dtype=float)
+    if not factor or not len(xy):
+        return None
+    h, w = shape[:2]
+    at = xy * float(factor)
+    margin = 0.02 * max(h, w)
+    outside = int(((at[:, 0] < -margin) | (at[:, 0] > w + margin) | (at[:, 1] < -margin) | (at[:, 1] > h + margin)).sum())
+    if outside >= max(1, 0.01 * len(xy)):
+        reach = at.max(axis=0)
+        return (f"tissue_{key}_scalef {float(factor):g} puts {outside} of the {len(xy)} spots outside the {key} image "
+                f"({w} x {h} pixels; the spots reach {reach[0]:.0f} x {reach[1]:.0f})", None)
+    spacing = spot_spacing(xy) if diameter and np.isfinite(diameter) and len(xy) > 1 else float("nan")
+    if spacing < MIN_SPACING_DIAMETERS * diameter:
+        scaled = spacing / (VISIUM_SPACING_DIAMETERS * diameter)
+        this = abs(np.log(scaled / float(factor))) < np.log(1.5)       # the coordinates of this image
+        return (f"the spots lie {spacing:.3g} apart (the median distance to the nearest), where the scale factors' "
+                f"spot_diameter_fullres is {diameter:.3g} (Visium's spots lie 1.8 diameters apart): the coordinates "
+                "are not the image's full-resolution pixels"
+                + (f" but at the {key} image's scale (tissue_{key}_scalef {float(factor):g})" if this else "")
+                + f", and the spots would be drawn on {scaled:.0%} of the tissue's extent", float(factor) if this else None)
+    return None
+
+
 def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
     """The first ``obsm`` key other than ``key`` named as coordinates are (:data:`COORDINATE_KEY`)
     that holds two or more numbers per spot, or None."""

@@ -333,6 +333,40 @@ def test_drawn_on_the_tissue_image_in_scanpys_layout():
     plt.close("all")
 
 
+def test_coordinates_at_the_hires_images_scale_are_not_drawn_on_it(tmp_path, caplog):
+    """obsm['spatial'] at the hires image's scale (the full-resolution pixels times tissue_hires_scalef, as a
+    converted or hand-scaled .h5ad holds them) beside Space Ranger's uns['spatial']: the spots were drawn
+    scaled a second time, on 15% of the tissue's extent in its image's corner, by pl.domains and the
+    workflow's domains.png, without a word; now drawn without the image, with a warning naming the scale and
+    the fix.  Full-resolution coordinates are drawn on it as before."""
+    from stcore.evaluate import plot_domains
+
+    adata, _ = _slide()
+    scalef = 0.15
+    img = np.full((int(adata.obsm["spatial"][:, 1].max() * scalef) + 20,
+                   int(adata.obsm["spatial"][:, 0].max() * scalef) + 20, 3), 0.9)
+    adata.uns["spatial"] = {"lib1": {"images": {"hires": img},
+                                     "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 55.0}}}
+    with caplog.at_level("WARNING", logger="stcore"):
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert all(any(isinstance(a, AxesImage) for a in ax.get_children()) for ax in axes) and not caplog.records
+    adata.obsm["spatial"] = adata.obsm["spatial"] * scalef
+    with caplog.at_level("WARNING", logger="stcore"):
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    assert re.search(r"uns\['spatial'\]\['lib1'\]: the spots lie 15 apart .*spot_diameter_fullres is 55 .*the "
+                     r"coordinates are not the image's full-resolution pixels but at the hires image's scale "
+                     r"\(tissue_hires_scalef 0\.15\), and the spots would be drawn on 15% of the tissue's extent; the "
+                     r"tissue image is left out.*Fix: .*adata\.obsm\['spatial'\] = adata\.obsm\['spatial'\] / 0\.15",
+                     caplog.text), caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore"):           # the workflow's domains.png of such a slide
+        plot_domains(adata.obsm["spatial"], adata.obs["domain"].to_numpy(), adata.obs["truth"],
+                     path=tmp_path / "domains.png", spatial=adata.uns["spatial"])
+    assert "at the hires image's scale" in caplog.text
+    plt.close("all")
+
+
 def test_save_follows_scanpy_settings(tmp_path):
     import scanpy as sc
 
