@@ -654,6 +654,12 @@ def test_coordinates_local_to_each_field_of_view_are_refused_naming_the_slides(n
                                          r"'CenterY_global_px'\]\]\.to_numpy\(float\)$"):
         stcore.gr.spatial_graph(plain)
     del plain.obs["CenterX_global_px"], plain.obs["CenterY_global_px"]
+    plain.obsm["global"] = a.obsm["spatial_fov"]       # as spatialdata-io's CosMx reader names the slide's
+    with pytest.raises(InputError, match=r"where obsm\['global'\] put them side by side.*Fix: store the slide's "
+                                         r"coordinates as obsm\['spatial'\]: adata\.obsm\['spatial'\] = "
+                                         r"adata\.obsm\['global'\]"):
+        stcore.gr.spatial_graph(plain)
+    del plain.obsm["global"]
     with pytest.raises(InputError, match=r"^the spots come from 4 fields of view \(obs\['fov'\]: '1', '2', '3', '4'\), "
                                          r"and obsm\['spatial'\] lays them on one another.*coordinates local to each "
                                          r"field of view"):
