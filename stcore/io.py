@@ -536,6 +536,11 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
         # which elements the rows annotate: a table of several (slides joined by spatialdata.concatenate)
         # is judged by them as by a slide column (stcore.validate.check_one_slide)
         adata.uns["spatialdata_attrs"] = dict(attrs)
+    from .validate import named_as_coordinates
+
+    for key in table.obsm.keys():       # the table's other coordinates too (spatialdata-io's CosMx: the slide's
+        if key != SPATIAL_KEY and named_as_coordinates(key):  # in 'global', each field of view's in 'spatial')
+            adata.obsm[key] = table.obsm[key]
     if SPATIAL_KEY in table.obsm:
         # every column, checked as an .h5ad's are (read_slide): a third one may be each section's z
         adata.obsm[SPATIAL_KEY] = table.obsm[SPATIAL_KEY]

@@ -949,17 +949,21 @@ def _names_slides(adata: ad.AnnData, column, region_key: str | None) -> bool:
     return name in SLIDE_COLUMNS or name in FOV_COLUMNS or (region_key is not None and column == region_key)
 
 
+def named_as_coordinates(key) -> bool:
+    """Whether an ``obsm`` key is named as the spots' coordinates are: :data:`COORDINATE_KEY`, or
+    holding 'spatial' or 'global' (squidpy's CosMx ``spatial_fov``, spatialdata-io's ``global``)."""
+    return bool(COORDINATE_KEY.match(str(key))) or any(w in str(key).lower() for w in ("spatial", "global"))
+
+
 def _side_by_side_in(adata: ad.AnnData, xy: np.ndarray, codes: np.ndarray, key: str) -> tuple[str, str] | None:
-    """Other coordinates of the spots, named as coordinates are (an ``obsm`` key of
-    :data:`COORDINATE_KEY` or holding 'spatial' or 'global', as squidpy's ``spatial_fov`` and
-    spatialdata-io's CosMx ``global``; a pair of
+    """Other coordinates of the spots, named as coordinates are (an ``obsm`` key,
+    :func:`named_as_coordinates`; a pair of
     :data:`COORDINATE_COLUMNS` in ``obs``), under which the groups ``codes`` lie side by side (no
     more than :data:`MIXED_SHARE` of the spots' nearest neighbours in another group): (where, the
     expression that stores them), or None."""
     known = codes >= 0
     candidates = [(f"obsm['{k}']", f"adata.obsm['{k}']", adata.obsm[k]) for k in adata.obsm.keys()
-                  if k != key and (COORDINATE_KEY.match(str(k)) or "spatial" in str(k).lower()
-                                   or "global" in str(k).lower())]
+                  if k != key and named_as_coordinates(k)]
     pair = _coordinate_columns(adata.obs.columns)
     if pair:
         candidates.append((f"obs['{pair[0]}'], obs['{pair[1]}']", f"adata.obs[['{pair[0]}', '{pair[1]}']]"

@@ -380,6 +380,39 @@ def test_slides_joined_in_one_spatialdata_table_are_refused(tmp_path, with_obsm)
     assert np.allclose(side.obsm["spatial"][b], np.asarray(tiny_slide(seed=1).obsm["spatial"]) + (900.0, 0.0))
 
 
+def test_a_cosmx_table_as_spatialdata_io_stores_it_is_refused_naming_its_global_coordinates(tmp_path):
+    """spatialdata-io's CosMx reader keeps each cell's position in its field of view as the table's
+    obsm['spatial'] and the slide's in obsm['global'] (obs['fov'] names the field).  The reader took
+    obsm['spatial'] alone: the fields laid on one another, one graph over them, without a word.  Now
+    refused naming obsm['global'], which the reader keeps; the fix, followed, is read."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+    from spatialdata.models import ShapesModel, TableModel
+
+    slide = tiny_slide(n_side=16)
+    xy = np.asarray(slide.obsm["spatial"], float) + np.random.default_rng(5).uniform(-30, 30, (slide.n_obs, 2))
+    middle = xy.min(axis=0) + np.ptp(xy, axis=0) / 2
+    fov = 1 + (xy[:, 0] > middle[0]) + 2 * (xy[:, 1] > middle[1])
+    local = xy - np.array([xy[fov == f].min(axis=0) - 20 for f in range(1, 5)])[fov - 1]
+    table = ad.AnnData(sp.csr_matrix(slide.X), var=slide.var[[]],
+                       obs=pd.DataFrame({"fov": fov, "region": pd.Categorical(["cells"] * slide.n_obs),
+                                         "cell_ID": np.arange(slide.n_obs)}, index=[f"c{i}" for i in range(slide.n_obs)]),
+                       obsm={"spatial": local, "global": xy})
+    table = TableModel.parse(table, region="cells", region_key="region", instance_key="cell_ID")
+    circles = ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), 5.0), index=np.arange(len(xy)))
+    store = tmp_path / "cosmx.zarr"
+    sdata = sd.SpatialData(shapes={"cells": circles}, tables={"table": table})
+    sdata.write(store)
+    with pytest.raises(InputError, match=r"obsm\['spatial'\] lays the 4 fields of view of obs\['fov'\] \(1, 2, 3, 4\) on "
+                                         r"one another .*where obsm\['global'\] put them side by side.*Fix: store the "
+                                         r"slide's coordinates as obsm\['spatial'\]: adata\.obsm\['spatial'\] = "
+                                         r"adata\.obsm\['global'\]"):
+        read_slide(store, "spatialdata")
+    sdata.tables["table"].obsm["spatial"] = sdata.tables["table"].obsm["global"]      # the fix, followed
+    sdata.write(tmp_path / "fixed.zarr")
+    assert np.allclose(read_slide(tmp_path / "fixed.zarr", "spatialdata").obsm["spatial"], table[
+        read_slide(tmp_path / "fixed.zarr", "spatialdata").obs_names].obsm["global"])
+
+
 def test_spatialdata_refusals(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="SpatialData store not found"):
         read_slide(tmp_path / "none.zarr", "spatialdata")
