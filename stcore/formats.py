@@ -172,10 +172,32 @@ def misnamed_matrix(folder: str, fmt: str) -> tuple[str, str] | None:
     link = dangling_link(os.path.join(folder, name))
     if link:
         return f"'{name}' {link[0]}", link[1]
+    if name == "filtered_feature_bc_matrix.h5":          # a Visium HD run's outs (or binned_outputs) folder
+        binned = os.path.join(folder, "binned_outputs")
+        if not os.path.isdir(binned) and os.path.basename(os.path.normpath(folder)) == "binned_outputs":
+            binned = folder
+        bins = sorted(d for d in (os.listdir(binned) if os.path.isdir(binned) else [])
+                      if re.fullmatch(r"square_\d+um", d) and os.path.isdir(os.path.join(binned, d)))
+        if bins:
+            pick = "square_008um" if "square_008um" in bins else bins[0]     # 8 um: 10x's recommended bins
+            what = "'binned_outputs'" if binned == folder else "'outs'"
+            return (f"a Visium HD {what} folder: its matrices are per bin size ({', '.join(bins)})",
+                    f"point the sample sheet at {os.path.join(binned, pick)} or another square_*um folder, with "
+                    "format visium_hd")
     for other, (what, use) in _OTHER_FORMATS.items():
         if other != name and other in files and fmt not in use:
             return (f"'{name}' not found in the folder; it holds '{other}': {what}, not a folder of format {fmt}",
                     f"set the sample sheet's format to {use}")
+    if "zarr.json" in files or ".zgroup" in files:       # a .zarr store
+        if is_anndata_zarr(folder):
+            return (f"an AnnData .zarr store (anndata's write_zarr), not a folder of format {fmt}",
+                    f"write it as an .h5ad file and read that with format h5ad: {_as_h5ad(folder)}")
+        return (f"a .zarr store (SpatialData's), not a folder of format {fmt}",
+                "set the sample sheet's format to spatialdata")
+    if "filtered_feature_cell_matrix.h5" in files:       # Space Ranger's cell segmentation of a Visium HD run
+        return (f"'{name}' not found in the folder; it holds 'filtered_feature_cell_matrix.h5': the cells of Space "
+                "Ranger's segmentation of a Visium HD run (segmented_outputs), which are not read",
+                "point the sample sheet at the run's bins, outs/binned_outputs/square_008um, with format visium_hd")
     mex = os.path.join(folder, name[:-len(".h5")])
     if os.path.isdir(mex):       # the same matrix as Market Exchange files (matrix.mtx.gz, barcodes, features)
         return (f"'{name}' not found in the folder; it holds '{os.path.basename(mex)}/', the matrix as Market Exchange "

@@ -252,12 +252,6 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     folder = Path(folder)
     h5 = folder / "filtered_feature_bc_matrix.h5"
     if not h5.is_file():
-        bins = sorted(p.name for p in (folder / "binned_outputs").glob("square_*um")) if folder.is_dir() else []
-        if bins:
-            pick = "square_008um" if "square_008um" in bins else bins[0]     # 8 um: 10x's recommended bins
-            raise InputError(f"a Visium HD 'outs' folder: its matrices are per bin size ({', '.join(bins)})",
-                             path=str(folder), fix=f"point the sample sheet at {folder / 'binned_outputs' / pick} "
-                             "or another square_*um folder, with format visium_hd")
         _refuse_windows_path(folder, "visium")
         _refuse_not_a_folder(folder, "visium_hd" if hd else "visium")
         _refuse_misnamed_matrix(folder, "visium_hd" if hd else "visium")

@@ -216,6 +216,40 @@ def test_folders_and_files_as_they_come_are_named_with_their_fix(tmp_path):
         read_slide(lfs, "visium")
 
 
+def test_more_folders_as_they_come_are_named_with_their_fix(tmp_path):
+    """A Visium HD run's binned_outputs/ folder, its segmented_outputs/ (cells), and a .zarr store (SpatialData's
+    or AnnData's) given with a folder format were 'Space Ranger matrix ... not found. Fix: point the sample
+    sheet at the Space Ranger 'outs' folder' (the plan: ''filtered_feature_bc_matrix.h5' not found in the
+    folder', for an HD outs folder too); each is now named with its fix, by the reader and the plan alike."""
+    import shutil
+
+    from stcore.formats import missing_slide
+
+    slide = tiny_slide()
+    bins = write_visium_hd(tmp_path / "hd" / "outs", slide)
+
+    def refused(path, fmt, message):
+        with pytest.raises(InputError, match=message):
+            read_slide(path, fmt)
+        assert re.search(message, ". Fix: ".join(missing_slide(str(path), fmt))), missing_slide(str(path), fmt)
+
+    refused(bins.parent, "visium_hd", r"a Visium HD 'binned_outputs' folder: its matrices are per bin size "
+                                      rf"\(square_008um\)\. Fix: point the sample sheet at {re.escape(str(bins))} ")
+    refused(bins.parent.parent, "visium_hd", r"a Visium HD 'outs' folder: its matrices are per bin size")
+    segmented = bins.parent.parent / "segmented_outputs"
+    segmented.mkdir()
+    shutil.copy(bins / "filtered_feature_bc_matrix.h5", segmented / "filtered_feature_cell_matrix.h5")
+    refused(segmented, "visium_hd", r"it holds 'filtered_feature_cell_matrix\.h5': the cells of Space Ranger's "
+                                    r"segmentation of a Visium HD run .*Fix: point the sample sheet at the run's bins")
+    slide.write_zarr(tmp_path / "a.zarr")
+    refused(tmp_path / "a.zarr", "visium", r"an AnnData \.zarr store \(anndata's write_zarr\), not a folder of format "
+                                           r"visium\. Fix: write it as an \.h5ad file")
+    if importlib.util.find_spec("spatialdata"):
+        store = write_spatialdata(tmp_path / "s.zarr", slide)
+        refused(store, "xenium", r"a \.zarr store \(SpatialData's\), not a folder of format xenium\. Fix: set the sample "
+                                 r"sheet's format to spatialdata$")
+
+
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     folder = write_visium_hd(tmp_path / "outs", tiny_slide(), image=False)
     monkeypatch.setitem(sys.modules, "pyarrow", None)     # import pyarrow raises ImportError
