@@ -571,8 +571,18 @@ def spatialdata_table(sdata, store: str | os.PathLike) -> str:
         raise InputError("the store has no table (no expression matrix)", path=str(store),
                          fix="add the counts as a table (spatialdata.models.TableModel)")
     if len(names) > 1 and "table" not in names:
-        raise InputError(f"the store has several tables {names} and none is named 'table'", path=str(store),
-                         fix="keep the table of the slide under the name 'table'")
+        bins = [n for n in names if re.fullmatch(r"square_\d+um", str(n))]     # spatialdata-io's Visium HD store
+        pick = "square_008um" if "square_008um" in bins else (bins or names)[0]  # 8 um: 10x's recommended bins
+        attrs = sdata.tables[pick].uns.get("spatialdata_attrs", {})
+        region = attrs.get("region") if isinstance(attrs, dict) else None
+        shapes = f"shapes={{'{region}': sdata.shapes['{region}']}}, " if isinstance(region, str) and \
+            region in sdata.shapes else ""
+        raise InputError(f"the store has several tables {names} and none is named 'table'"
+                         + (", one per bin size of a Visium HD run" if len(bins) == len(names) else ""),
+                         path=str(store),
+                         fix="write the slide's table as 'table' of a store of its own and give that store, e.g. "
+                             f"spatialdata.SpatialData({shapes}tables={{'table': sdata.tables['{pick}']}})"
+                             f".write('{Path(store).stem}_{pick}.zarr')")
     return "table" if "table" in names else names[0]
 
 

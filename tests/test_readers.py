@@ -447,6 +447,36 @@ def test_a_cosmx_table_as_spatialdata_io_stores_it_is_refused_naming_its_global_
         read_slide(tmp_path / "fixed.zarr", "spatialdata").obs_names].obsm["global"])
 
 
+def test_a_visium_hd_store_of_one_table_per_bin_size_names_the_command_that_reads_one(tmp_path):
+    """spatialdata-io's Visium HD store holds a table per bin size (square_002um, square_008um, ...), none named
+    'table' (was: 'the store has several tables [...] and none is named 'table'. Fix: keep the table of the
+    slide under the name 'table'', which no sample sheet column can say); now the refusal names the run's bins
+    and the command that writes one of them as a store of its own, which is read."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+    from spatialdata.models import ShapesModel, TableModel
+
+    slide = tiny_slide()
+    xy = np.asarray(slide.obsm["spatial"], float)
+    shapes, tables = {}, {}
+    for size in ("square_002um", "square_008um", "square_016um"):
+        shapes[f"hd_{size}"] = ShapesModel.parse(xy, geometry=0, radius=np.full(len(xy), 5.0), index=np.arange(len(xy)))
+        table = ad.AnnData(sp.csr_matrix(slide.X), var=slide.var[[]],
+                           obs=pd.DataFrame({"region": pd.Categorical([f"hd_{size}"] * slide.n_obs),
+                                             "location_id": np.arange(slide.n_obs)}, index=slide.obs_names))
+        tables[size] = TableModel.parse(table, region=f"hd_{size}", region_key="region", instance_key="location_id")
+    sdata = sd.SpatialData(shapes=shapes, tables=tables)
+    sdata.write(tmp_path / "hd.zarr")
+    with pytest.raises(InputError, match=re.escape(
+            "the store has several tables ['square_002um', 'square_008um', 'square_016um'] and none is named 'table', "
+            "one per bin size of a Visium HD run. Fix: write the slide's table as 'table' of a store of its own and "
+            "give that store, e.g. spatialdata.SpatialData(shapes={'hd_square_008um': sdata.shapes['hd_square_008um']}, "
+            "tables={'table': sdata.tables['square_008um']}).write('hd_square_008um.zarr')")):
+        read_slide(tmp_path / "hd.zarr", "spatialdata")
+    sd.SpatialData(shapes={"hd_square_008um": sdata.shapes["hd_square_008um"]},          # the fix, followed
+                   tables={"table": sdata.tables["square_008um"]}).write(tmp_path / "hd_square_008um.zarr")
+    assert np.allclose(read_slide(tmp_path / "hd_square_008um.zarr", "spatialdata").obsm["spatial"], xy)
+
+
 def test_spatialdata_refusals(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="SpatialData store not found"):
         read_slide(tmp_path / "none.zarr", "spatialdata")
