@@ -126,9 +126,11 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
     except Exception as exc:  # h5py raises OSError, anndata raises its own types
         _refuse_lfs_pointer(path)
         _refuse_10x_matrix(path)
+        _refuse_other_tools_file(path)
         raise InputError(f"not a readable .h5ad ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})",
                          path=str(path), fix="re-export the slide with anndata's write_h5ad") from None
     if adata.X is None:
+        _refuse_other_tools_file(path)      # a MuData file reads as an AnnData without X
         layers = list(adata.layers.keys())
         raise InputError(f"no expression matrix: X is missing ({adata.n_obs} spots x {adata.n_vars} genes, "
                          f"layers: {layers or 'none'})", path=str(path),
@@ -160,6 +162,52 @@ def _refuse_10x_matrix(path: Path) -> None:
                           f"({path.parent}, which holds it and cells.parquet or cells.csv.gz)" if xenium else
                           f"set the sample sheet's format to visium and its path to the Space Ranger outs folder "
                           f"({path.parent}, which holds spatial/; a Visium HD bin folder: format visium_hd)"))
+
+
+def _refuse_other_tools_file(path: Path) -> None:
+    """Another tool's file given as an .h5ad: a Seurat object (R's .rds / .RData, SeuratDisk's .h5Seurat),
+    a loom file, a MuData .h5mu; named with the conversion that gives an .h5ad."""
+    import h5py
+
+    import gzip
+
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:2] == b"\x1f\x8b":                  # gzipped: what it holds
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(8)
+        except (OSError, EOFError):
+            return
+        if head == b"\x89HDF\r\n\x1a\n":          # an .h5ad.gz, as GEO gives them
+            plain = path.with_name(path.name[:-3] if path.name.endswith(".gz") else f"{path.stem}_unpacked.h5ad")
+            raise InputError("a gzipped file (an .h5ad.gz, as GEO gives them?), not an .h5ad", path=str(path),
+                             fix=f"unpack it and give the file it writes: gunzip -c '{path}' > '{plain}'")
+    target = path.with_suffix(".h5ad") if path.suffix != ".h5ad" else path.with_name(f"{path.stem}_converted.h5ad")
+    found = None
+    if head[:2] in (b"X\n", b"A\n", b"B\n") or head[:5] in (b"RDX3\n", b"RDX2\n"):
+        found = ("an R data file (saveRDS or save: a Seurat object?), not an .h5ad",
+                 "convert it in R with the counts as X: sceasy::convertFormat(obj, from = 'seurat', to = 'anndata', "
+                 "assay = 'Spatial', main_layer = 'counts', outFile = 'slide.h5ad') (SeuratDisk's Convert puts the "
+                 "log-normalised data in X and the counts in .raw, or drops them after ScaleData)")
+    else:
+        try:
+            with h5py.File(path, "r") as f:
+                keys = set(f.keys())
+        except Exception:
+            return
+        if {"assays", "meta.data"} <= keys:
+            found = ("a Seurat object in SeuratDisk's .h5Seurat format, not an .h5ad",
+                     f"convert it in R: SeuratDisk::Convert('{path}', dest = 'h5ad'), and give the .h5ad it writes")
+        elif {"matrix", "row_attrs", "col_attrs"} <= keys:
+            found = ("a loom file, not an .h5ad",
+                     f"convert it: anndata.read_loom('{path}').write_h5ad('{target}') (the spots' "
+                     "coordinates then go to obsm['spatial'])")
+        elif "mod" in keys:
+            found = ("a MuData .h5mu file (several modalities), not an .h5ad",
+                     f"write its RNA modality as an .h5ad: mudata.read_h5mu('{path}')['rna'].write_h5ad('{target}')")
+    if found:
+        raise InputError(found[0], path=str(path), fix=found[1])
 
 
 def read_h5ad_elems(path: str | os.PathLike, *keys: str) -> dict:

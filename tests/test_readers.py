@@ -250,6 +250,42 @@ def test_more_folders_as_they_come_are_named_with_their_fix(tmp_path):
                                  r"sheet's format to spatialdata$")
 
 
+def test_other_tools_files_given_as_an_h5ad_are_named_with_their_conversion(tmp_path):
+    """A Seurat object saved by R (saveRDS, gzipped), SeuratDisk's .h5Seurat, a loom file, a MuData .h5mu (each by
+    its top-level groups) and an .h5ad.gz as GEO gives them, given with format h5ad: each was 'not a readable
+    .h5ad (OSError: ... file signature not found / KeyError ...). Fix: re-export the slide with anndata's
+    write_h5ad'; each is now named with the conversion that gives an .h5ad."""
+    import gzip
+    import shutil
+
+    def refused(path, message):
+        with pytest.raises(InputError, match=message):
+            read_slide(path, "h5ad")
+
+    (tmp_path / "seurat.rds").write_bytes(gzip.compress(b"X\n\x00\x00\x00\x03\x00\x04\x02\x00"))
+    refused(tmp_path / "seurat.rds", r"an R data file \(saveRDS or save: a Seurat object\?\), not an \.h5ad\. Fix: "
+                                     r"convert it in R with the counts as X: sceasy::convertFormat\(obj, .*main_layer = "
+                                     r"'counts'")
+    with h5py.File(tmp_path / "slide.h5Seurat", "w") as f:
+        f.create_group("assays"), f.create_group("meta.data")
+    refused(tmp_path / "slide.h5Seurat", r"a Seurat object in SeuratDisk's \.h5Seurat format, not an \.h5ad\. Fix: "
+                                         r"convert it in R: SeuratDisk::Convert\(")
+    with h5py.File(tmp_path / "slide.loom", "w") as f:
+        f["matrix"] = np.zeros((3, 2))
+        f.create_group("row_attrs"), f.create_group("col_attrs")
+    refused(tmp_path / "slide.loom", r"a loom file, not an \.h5ad\. Fix: convert it: anndata\.read_loom\('.*slide\.loom'\)"
+                                     r"\.write_h5ad\('.*slide\.h5ad'\)")
+    with h5py.File(tmp_path / "slide.h5mu", "w") as f:
+        f.create_group("mod"), f.create_group("obs")
+    refused(tmp_path / "slide.h5mu", r"a MuData \.h5mu file \(several modalities\), not an \.h5ad\. Fix: .*\['rna'\]")
+    tiny_slide().write_h5ad(tmp_path / "slide.h5ad")
+    with open(tmp_path / "slide.h5ad", "rb") as plain, gzip.open(tmp_path / "GSM1_slide.h5ad.gz", "wb") as packed:
+        shutil.copyfileobj(plain, packed)
+    refused(tmp_path / "GSM1_slide.h5ad.gz", r"a gzipped file \(an \.h5ad\.gz, as GEO gives them\?\), not an \.h5ad\. "
+                                             r"Fix: unpack it and give the file it writes: gunzip -c '.*GSM1_slide\.h5ad"
+                                             r"\.gz' > '.*GSM1_slide\.h5ad'$")
+
+
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     folder = write_visium_hd(tmp_path / "outs", tiny_slide(), image=False)
     monkeypatch.setitem(sys.modules, "pyarrow", None)     # import pyarrow raises ImportError
