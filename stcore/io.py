@@ -325,7 +325,9 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
                 raise InputError(f"no spot positions: {link.relative_to(folder)} {problem}", path=str(folder),
                                  fix=fix)
         found = _positions_elsewhere(folder)
-        held = f"; the folder holds '{found[0]}', the positions under another name or place" if found else ""
+        packed = found and found[0].endswith((".tar.gz", ".tgz", ".tar", ".zip"))
+        held = (f"; the folder holds '{found[0]}', " + ("the spatial/ folder packed" if packed else
+                                                        "the positions under another name or place") if found else "")
         raise InputError("no spot positions: none of spatial/tissue_positions.parquet, spatial/tissue_positions.csv "
                          f"or spatial/tissue_positions_list.csv exists{held}", path=str(folder),
                          fix=found[1] if found else
@@ -392,8 +394,9 @@ def _images_out_of_register(xy: np.ndarray, entry: dict, scale_file: Path) -> bo
 
 def _positions_elsewhere(folder: Path) -> tuple[str, str] | None:
     """A Space Ranger positions file the reader does not open: beside the matrix rather than in spatial/,
-    with the sample's name in front (a GEO download: ``151673_tissue_positions_list.csv``), or gzipped.
-    Its path relative to ``folder`` and the command that puts it where the reader opens it."""
+    with the sample's name in front (a GEO download: ``151673_tissue_positions_list.csv``), or gzipped; or
+    the spatial/ folder packed (GEO's ``GSM..._spatial.tar.gz``).  Its path relative to ``folder`` and the
+    command that puts it where the reader opens it."""
     for place in (folder / "spatial", folder):
         if not place.is_dir():
             continue
@@ -405,6 +408,11 @@ def _positions_elsewhere(folder: Path) -> tuple[str, str] | None:
                     how = (f"gunzip -c '{f}' > '{target}'" if f.name.endswith(".gz") else f"cp '{f}' '{target}'")
                     return (str(f.relative_to(folder)),
                             f"put it where the reader opens it: mkdir -p '{folder / 'spatial'}' && {how}")
+    for f in sorted(p for p in folder.iterdir() if p.is_file()):       # the spatial/ folder packed, as GEO gives it
+        if f.name.endswith(("spatial.tar.gz", "spatial.tgz", "spatial.tar")):
+            return (f.name, f"unpack it beside the matrix (it holds spatial/): tar -xf '{f}' -C '{folder}'")
+        if f.name.endswith("spatial.zip"):
+            return (f.name, f"unpack it beside the matrix (it holds spatial/): unzip '{f}' -d '{folder}'")
     return None
 
 

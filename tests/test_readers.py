@@ -217,7 +217,9 @@ def test_folders_and_files_as_they_come_are_named_with_their_fix(tmp_path):
 
 
 def test_more_folders_as_they_come_are_named_with_their_fix(tmp_path):
-    """A Visium HD run's binned_outputs/ folder, its segmented_outputs/ (cells), and a .zarr store (SpatialData's
+    """A Visium HD run's binned_outputs/ folder, its segmented_outputs/ (cells), a Space Ranger folder whose
+    spatial/ is packed as GEO gives it (GSM..._spatial.tar.gz: 'no spot positions ... Fix: copy Space Ranger's
+    spatial/ folder next to filtered_feature_bc_matrix.h5'), and a .zarr store (SpatialData's
     or AnnData's) given with a folder format were 'Space Ranger matrix ... not found. Fix: point the sample
     sheet at the Space Ranger 'outs' folder' (the plan: ''filtered_feature_bc_matrix.h5' not found in the
     folder', for an HD outs folder too); each is now named with its fix, by the reader and the plan alike."""
@@ -241,6 +243,19 @@ def test_more_folders_as_they_come_are_named_with_their_fix(tmp_path):
     shutil.copy(bins / "filtered_feature_bc_matrix.h5", segmented / "filtered_feature_cell_matrix.h5")
     refused(segmented, "visium_hd", r"it holds 'filtered_feature_cell_matrix\.h5': the cells of Space Ranger's "
                                     r"segmentation of a Visium HD run .*Fix: point the sample sheet at the run's bins")
+    outs = write_visium(tmp_path / "geo" / "outs", slide)          # spatial/ packed, as GEO gives it
+    import subprocess
+    import tarfile
+
+    with tarfile.open(outs / "GSM5_spatial.tar.gz", "w:gz") as packed:
+        packed.add(outs / "spatial", arcname="spatial")
+    shutil.rmtree(outs / "spatial")
+    with pytest.raises(InputError, match=r"no spot positions: .*; the folder holds 'GSM5_spatial\.tar\.gz', the spatial/ "
+                                         r"folder packed\. Fix: unpack it beside the matrix \(it holds spatial/\): "
+                                         r"tar -xf '.*GSM5_spatial\.tar\.gz' -C '.*outs'$") as refusal:
+        read_slide(outs, "visium")
+    subprocess.run(str(refusal.value).split("(it holds spatial/): ")[1], shell=True, check=True)   # the fix
+    assert read_slide(outs, "visium").n_obs == slide.n_obs
     slide.write_zarr(tmp_path / "a.zarr")
     refused(tmp_path / "a.zarr", "visium", r"an AnnData \.zarr store \(anndata's write_zarr\), not a folder of format "
                                            r"visium\. Fix: write it as an \.h5ad file")
