@@ -468,8 +468,8 @@ def as_x_y(value):
 
 
 # Visium's spots lie 100 um apart and are 55 um across: their spacing is about 1.8 diameters (Visium
-# HD's bins, about 1).  Coordinates whose spacing is below half the scale factors' spot diameter are
-# not the image's full-resolution pixels (at the hires image's scale, 0.05-0.3 of them: 0.1-0.5).
+# HD's bins, 1).  Coordinates whose spacing is below half the scale factors' spot diameter are not
+# the image's full-resolution pixels (at the hires image's scale, 0.05-0.3 of them: 0.05-0.5).
 MIN_SPACING_DIAMETERS = 0.5
 VISIUM_SPACING_DIAMETERS = 100 / 55
 
@@ -482,6 +482,8 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
     closer together than :data:`MIN_SPACING_DIAMETERS` of it, coordinates at another scale (an
     image's).  The problem (None where the spots fit) and the factor the coordinates were scaled by,
     where it is this image's (else None), for the caller's fix."""
+    from scipy.spatial import cKDTree
+
     from .graph import spot_spacing
 
     xy = np.asarray(xy, dtype=float)
@@ -495,13 +497,19 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
         reach = at.max(axis=0)
         return (f"tissue_{key}_scalef {float(factor):g} puts {outside} of the {len(xy)} spots outside the {key} image "
                 f"({w} x {h} pixels; the spots reach {reach[0]:.0f} x {reach[1]:.0f})", None)
-    spacing = spot_spacing(xy) if diameter and np.isfinite(diameter) and len(xy) > 1 else float("nan")
+    spacing = float("nan")
+    if diameter and np.isfinite(diameter) and len(xy) > 1:
+        # the spacing of 20,000 spots drawn at random (a large slide's whole knn: seconds per figure)
+        drawn = xy if len(xy) <= 20000 else xy[np.random.default_rng(0).choice(len(xy), 20000, replace=False)]
+        spacing = spot_spacing(xy) if drawn is xy else float(np.median(cKDTree(xy).query(drawn, k=2)[0][:, 1]))
     if spacing < MIN_SPACING_DIAMETERS * diameter:
-        scaled = spacing / (VISIUM_SPACING_DIAMETERS * diameter)
-        this = abs(np.log(scaled / float(factor))) < np.log(1.5)       # the coordinates of this image
+        # scaled by this image's factor: Visium's spots 1.8 diameters apart, or Visium HD's bins 1
+        this = any(abs(np.log(spacing / (apart * diameter) / float(factor))) < np.log(1.5)
+                   for apart in (VISIUM_SPACING_DIAMETERS, 1.0))
+        scaled = float(factor) if this else spacing / (VISIUM_SPACING_DIAMETERS * diameter)
         return (f"the spots lie {spacing:.3g} apart (the median distance to the nearest), where the scale factors' "
-                f"spot_diameter_fullres is {diameter:.3g} (Visium's spots lie 1.8 diameters apart): the coordinates "
-                "are not the image's full-resolution pixels"
+                f"spot_diameter_fullres is {diameter:.3g} (Visium's spots lie 1.8 diameters apart, Visium HD's bins 1): "
+                "the coordinates are not the image's full-resolution pixels"
                 + (f" but at the {key} image's scale (tissue_{key}_scalef {float(factor):g})" if this else "")
                 + f", and the spots would be drawn on {scaled:.0%} of the tissue's extent", float(factor) if this else None)
     return None

@@ -364,6 +364,12 @@ def test_coordinates_at_the_hires_images_scale_are_not_drawn_on_it(tmp_path, cap
         plot_domains(adata.obsm["spatial"], adata.obs["domain"].to_numpy(), adata.obs["truth"],
                      path=tmp_path / "domains.png", spatial=adata.uns["spatial"])
     assert "at the hires image's scale" in caplog.text
+    caplog.clear()
+    bins = adata.uns["spatial"]["lib1"]["scalefactors"]        # Visium HD: bins one diameter apart, 100 here
+    bins["spot_diameter_fullres"] = 100.0
+    with caplog.at_level("WARNING", logger="stcore"):
+        stcore.pl.domains(adata, truth="truth", show=False)
+    assert "at the hires image's scale (tissue_hires_scalef 0.15), and the spots would be drawn on 15%" in caplog.text
     plt.close("all")
 
 
