@@ -502,7 +502,7 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
         # the spacing of 20,000 spots drawn at random (a large slide's whole knn: seconds per figure)
         drawn = xy if len(xy) <= 20000 else xy[np.random.default_rng(0).choice(len(xy), 20000, replace=False)]
         spacing = spot_spacing(xy) if drawn is xy else float(np.median(cKDTree(xy).query(drawn, k=2)[0][:, 1]))
-    if spacing < MIN_SPACING_DIAMETERS * diameter:
+    if np.isfinite(spacing) and spacing < MIN_SPACING_DIAMETERS * diameter:
         # scaled by this image's factor: Visium's spots 1.8 diameters apart, or Visium HD's bins 1
         this = any(abs(np.log(spacing / (apart * diameter) / float(factor))) < np.log(1.5)
                    for apart in (VISIUM_SPACING_DIAMETERS, 1.0))

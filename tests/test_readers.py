@@ -602,6 +602,23 @@ def test_scale_factors_of_another_run_leave_the_tissue_images_out(tmp_path, capl
                      caplog.text), caplog.text
 
 
+def test_scale_factors_without_a_spot_diameter_keep_the_images(tmp_path, caplog):
+    """A scalefactors_json.json without spot_diameter_fullres (an edited or older file): the images are
+    checked by their edges alone and kept where the spots fit them (the spacing check, which needs the
+    diameter, stopped the reader with a TypeError)."""
+    import json
+
+    outs = write_visium(tmp_path / "outs", tiny_slide())
+    scale = outs / "spatial" / "scalefactors_json.json"
+    factors = json.loads(scale.read_text())
+    del factors["spot_diameter_fullres"]
+    scale.write_text(json.dumps(factors))
+    with caplog.at_level("WARNING", logger="stcore"):
+        adata = read_slide(outs, "visium")
+    (entry,) = adata.uns["spatial"].values()
+    assert set(entry["images"]) == {"hires", "lowres"} and not caplog.records
+
+
 def test_a_simulated_visium_folder_is_drawn_by_scanpy_as_a_real_one(tmp_path):
     """stcore.simulate.write_visium writes the tissue images and the spot diameter Space Ranger
     writes: scanpy's reader reads the folder, and sc.pl.spatial draws the spots on the image (it
