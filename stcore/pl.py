@@ -529,7 +529,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
             xy = np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
         else:
-            xy = np.asarray(as_x_y(adata.obsm[b]), dtype=np.float64)[:, :2]      # columns named y, x: taken as x, y
+            xy = np.asarray(as_x_y(adata.obsm[b], adata.obs), dtype=np.float64)[:, :2]    # y, x: taken as x, y
         if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy

@@ -453,17 +453,33 @@ COORDINATE_KEY = re.compile(r"^(x_)?(spatial|spatial_coords?|spatial_coordinates
                             r"positions?|locations?)$", re.IGNORECASE)
 
 
-def as_x_y(value):
+def as_x_y(value, obs=None):
     """``value`` (an ``obsm`` entry) with its columns as x, y: a data frame of two columns named as a
     pair of :data:`COORDINATE_COLUMNS` in the other order, y first (Seurat's ``GetTissueCoordinates``
     gives ``imagerow, imagecol``; ``array_row, array_col`` as Space Ranger writes them), is taken by
-    its names; anything else as it is."""
+    its names; so is an array of two columns that holds such a pair of ``obs`` (the spots' own
+    columns) y first (``adata.obs[['imagerow', 'imagecol']].to_numpy()``); anything else as it is."""
     import pandas as pd
 
     if isinstance(value, pd.DataFrame) and value.shape[1] == 2:
         pair = _coordinate_columns(value.columns)
         if pair and [str(c) for c in value.columns] == [pair[1], pair[0]]:
             return value[list(value.columns[::-1])]
+    elif obs is not None and np.ndim(value) == 2 and np.shape(value)[1] == 2 and len(value) == len(obs):
+        by_lower = {str(c).lower(): c for c in obs.columns}
+        try:
+            xy = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            return value
+        for x, y in COORDINATE_COLUMNS:
+            if x not in by_lower or y not in by_lower:
+                continue
+            try:
+                cols = obs[[by_lower[x], by_lower[y]]].to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                continue
+            if (np.allclose(xy, cols[:, ::-1], equal_nan=True) and not np.allclose(xy, cols, equal_nan=True)):
+                return xy[:, ::-1]          # the obs pair, y first: taken as x, y
     return value
 
 
@@ -571,7 +587,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                                  f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)")
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
-    value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key])
+    value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key], adata.obs)
     depths = None
     if dims is not None:
         dims = list(dims)

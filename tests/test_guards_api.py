@@ -905,6 +905,36 @@ def test_coordinates_named_row_first_are_read_as_x_and_y(tmp_path):
     np.testing.assert_array_equal(check_coordinates(adata), xy)
 
 
+def test_an_array_of_obs_coordinates_stored_row_first_is_read_as_x_and_y(tmp_path):
+    """obsm['spatial'] = adata.obs[['imagerow', 'imagecol']].to_numpy() (Seurat's GetTissueCoordinates order), or
+    Space Ranger's pixel columns row first: an array, y first, of the spots' own obs columns.  It was taken in
+    its order (x = the row), the tissue drawn transposed by pl.domains and the workflow's domains.png; now read
+    as x, y, as a data frame so named is, by the workflow's reader, the API's checks and pl.domains.  An
+    array that holds them x first, or other numbers, is taken as it is."""
+    from matplotlib.collections import EllipseCollection
+
+    from stcore.validate import check_coordinates
+
+    adata = _slide()
+    xy = adata.obsm["spatial"] * [1.0, 2.0]                # not symmetric under a swap of x and y
+    for x, y in (("imagecol", "imagerow"), ("pxl_col_in_fullres", "pxl_row_in_fullres")):
+        a = adata.copy()
+        a.obs[x], a.obs[y] = xy[:, 0], xy[:, 1]
+        a.obsm["spatial"] = a.obs[[y, x]].to_numpy()
+        np.testing.assert_array_equal(check_coordinates(a), xy)
+        out, _ = prepare_slide(str(write(a, tmp_path / f"{y}.h5ad")), "h5ad", QCParams())
+        np.testing.assert_array_equal(out.obsm["spatial"], xy)
+        a.obs["found"] = pd.Categorical(np.where(xy[:, 0] > np.median(xy[:, 0]), "a", "b"))
+        ax = stcore.pl.domains(a, key="found", show=False)[0]
+        drawn = [c for c in ax.collections if isinstance(c, EllipseCollection)][0].get_offsets()
+        np.testing.assert_array_equal(np.asarray(drawn), xy)
+        a.obsm["spatial"] = a.obs[[x, y]].to_numpy()       # x first: as it is
+        np.testing.assert_array_equal(check_coordinates(a), xy)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def test_coordinates_left_in_obs_are_named_with_the_line_that_stores_them(no_work):
     adata = _slide()
     xy = adata.obsm.pop("spatial")
