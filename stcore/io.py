@@ -339,9 +339,13 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     _refuse_duplicate_ids(pos.index, "barcodes", pos_file, "use the positions file Space Ranger wrote (one row per barcode)")
     missing = adata.obs_names.difference(pos.index)
     if len(missing):
+        written = _barcodes_written_otherwise(missing, pos.index)
         raise InputError(f"{len(missing)} barcodes of the matrix are not in the positions file "
-                         f"(first: {missing[0]})", path=str(pos_file),
-                         fix="use the positions file of the same Space Ranger run")
+                         f"(first: {missing[0]})" + (f"; it writes them otherwise: {written}" if written else ""),
+                         path=str(pos_file),
+                         fix=("write the positions file's barcodes as the matrix writes them, or use the positions "
+                              "file Space Ranger wrote beside this matrix" if written else
+                              "use the positions file of the same Space Ranger run"))
     under = int((pd.to_numeric(pos["in_tissue"], errors="coerce") == 1).sum())
     pos = pos.loc[adata.obs_names]
     outside = int((pd.to_numeric(pos["in_tissue"], errors="coerce") != 1).sum())
@@ -371,6 +375,24 @@ def read_visium(folder: str | os.PathLike, *, hd: bool = False) -> ad.AnnData:
     adata.uns["spatial"] = {library: entry}
     adata.X = as_csr(adata.X)
     return adata
+
+
+def _barcodes_written_otherwise(missing: pd.Index, written: pd.Index) -> str | None:
+    """The matrix's barcodes ``missing`` from a positions file that holds them written otherwise:
+    without their '-1' suffix, or with a sample's name in front (as some downloads write them); what
+    the difference is, with an example, or None."""
+    sample = [str(b) for b in missing[:200]]
+    bare = [re.sub(r"-\d+$", "", b) for b in sample]
+    if all(b in written for b in bare) and bare != sample:
+        return f"without the suffix '{sample[0][len(bare[0]):]}' ('{bare[0]}' for '{sample[0]}')"
+    ends = {}
+    for p in map(str, written):
+        m = re.match(r"^(.+?)([-_:.])([ACGTN]{10,}.*)$", p)
+        if m:
+            ends[m.group(3)] = p
+    if all(b in ends for b in sample):
+        return f"with a name in front ('{ends[sample[0]]}' for '{sample[0]}')"
+    return None
 
 
 def _images_out_of_register(xy: np.ndarray, entry: dict, scale_file: Path) -> bool:

@@ -301,6 +301,31 @@ def test_other_tools_files_given_as_an_h5ad_are_named_with_their_conversion(tmp_
                                              r"\.gz' > '.*GSM1_slide\.h5ad'$")
 
 
+def test_positions_whose_barcodes_are_written_otherwise_are_named_so(tmp_path):
+    """A positions file whose barcodes lack the matrix's '-1' suffix, or carry a sample's name in front (as some
+    downloads write them): the same spots, written otherwise, were refused as 'not in the positions file ...
+    Fix: use the positions file of the same Space Ranger run', the run it was of; now the difference is named.
+    Positions of another run keep their message."""
+    slide = tiny_slide()
+    rng = np.random.default_rng(0)
+    slide.obs_names = ["".join(rng.choice(list("ACGT"), 16)) + "-1" for _ in range(slide.n_obs)]
+    outs = write_visium(tmp_path / "outs", slide)
+    path = outs / "spatial" / "tissue_positions.csv"
+    own = pd.read_csv(path)
+    first = sorted(slide.obs_names)[0]             # the first the refusal names (in sorted order)
+    for barcodes, said in ((own["barcode"].str[:-2], rf"without the suffix '-1' \('{first[:-2]}' for '{first}'\)"),
+                           ("S1_" + own["barcode"], rf"with a name in front \('S1_{first}' for '{first}'\)")):
+        own.assign(barcode=barcodes).to_csv(path, index=False)
+        with pytest.raises(InputError, match=r"64 barcodes of the matrix are not in the positions file \(first: .*\); it "
+                                             rf"writes them otherwise: {said}\. Fix: write the positions file's barcodes "
+                                             r"as the matrix writes them"):
+            read_slide(outs, "visium")
+    own.assign(barcode=["".join(rng.choice(list("ACGT"), 16)) + "-1" for _ in range(len(own))]).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"not in the positions file \(first: [ACGT]+-1\)\. Fix: use the positions file "
+                                         r"of the same Space Ranger run$"):
+        read_slide(outs, "visium")
+
+
 def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     folder = write_visium_hd(tmp_path / "outs", tiny_slide(), image=False)
     monkeypatch.setitem(sys.modules, "pyarrow", None)     # import pyarrow raises ImportError
