@@ -602,7 +602,10 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     table = sdata.tables[spatialdata_table(sdata, store)]
     import anndata as ad
 
-    adata = ad.AnnData(X=as_csr(table.X), obs=table.obs.copy(), var=table.var.copy())
+    adata = ad.AnnData(X=as_csr(table.X), obs=table.obs.copy(), var=table.var.copy(),
+                       layers={name: as_csr(m) for name, m in table.layers.items()})      # counts kept beside X
+    if table.raw is not None:
+        adata.raw = table.raw.to_adata()
     attrs = table.uns.get("spatialdata_attrs", {})
     if isinstance(attrs, dict) and attrs:
         # which elements the rows annotate: a table of several (slides joined by spatialdata.concatenate)

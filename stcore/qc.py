@@ -166,7 +166,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     try:
         check_counts(adata.X, path, integer=integer, values=values)
     except InputError as exc:          # the raw counts kept beside a normalised or scaled X, as Seurat's conversions do
-        raise (counts_beside(adata, exc, path=path, file=True) or exc) from None
+        raise (counts_beside(adata, exc, path=path, file="spatialdata" if str(fmt).lower().endswith("spatialdata")
+                             else True) or exc) from None
     check_values_match(adata.X, values, path=path, whole=True if integer else None)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:

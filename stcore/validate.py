@@ -113,12 +113,13 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
 
 
 def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = None,
-                  file: bool = False) -> InputError | None:
+                  file: bool | str = False) -> InputError | None:
     """Where X was refused for non-integer or negative values (:func:`check_counts`) and a layer or
     ``adata.raw`` holds whole numbers, as scanpy's tutorials and Seurat's conversions (SeuratDisk,
     sceasy: X the log-normalised data, ``.raw`` the counts) leave them: the refusal that names them,
     with the fix for the notebook API (pass the layer) or, ``file``, for the workflow's file (store
-    them in X and write it again); else None."""
+    them in X and write it again; ``file='spatialdata'``: in the store's table, ``adata`` then the
+    table); else None."""
     said = str(refusal)
     scaled = "negative values" in said
     if not (scaled or "non-integer values" in said):
@@ -128,7 +129,8 @@ def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = 
         data = m.data if hasattr(m, "indptr") else np.asarray(m)
         return data.size > 0 and bool(np.array_equal(data, np.round(data))) and bool((data >= 0).all())
 
-    write = " and write the file again (adata.write_h5ad)" if file else ""
+    write = (" in the store's table (adata = sdata.tables['table']) and write the store again (sdata.write)"
+             if file == "spatialdata" else " and write the file again (adata.write_h5ad)" if file else "")
     found = None
     for name, m in adata.layers.items():
         if whole(m):

@@ -553,6 +553,27 @@ def test_a_visium_hd_store_of_one_table_per_bin_size_names_the_command_that_read
     assert np.allclose(read_slide(tmp_path / "hd_square_008um.zarr", "spatialdata").obsm["spatial"], xy)
 
 
+def test_counts_kept_beside_x_in_a_spatialdata_table_are_named(tmp_path):
+    """A SpatialData table whose X was log-normalised with the counts kept in layers['counts'] (as scanpy's
+    tutorials leave a table): the reader dropped the layers, so the qc job said only 'the count matrix holds
+    non-integer values'; now it names the layer and the fix in the store's table, as for an .h5ad."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+    from stcore.qc import QCParams, prepare_slide
+
+    sdata = sd.read_zarr(write_spatialdata(tmp_path / "slide.zarr", tiny_slide()))
+    table = sdata.tables["table"]
+    table.layers["counts"] = table.X.copy()
+    table.X = sp.csr_matrix(np.log1p(table.X.toarray()))
+    sdata.write(tmp_path / "logged.zarr")
+    with pytest.raises(InputError, match=r"X holds non-integer values, and layers\['counts'\] holds whole numbers: the raw "
+                                         r"counts\?\. Fix: store them in X: adata\.X = adata\.layers\['counts'\] in the "
+                                         r"store's table \(adata = sdata\.tables\['table'\]\) and write the store again"):
+        prepare_slide(str(tmp_path / "logged.zarr"), "spatialdata", QCParams())
+    table.X = table.layers["counts"]                                 # the fix, followed
+    sdata.write(tmp_path / "fixed.zarr")
+    prepare_slide(str(tmp_path / "fixed.zarr"), "spatialdata", QCParams())
+
+
 def test_spatialdata_refusals(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="SpatialData store not found"):
         read_slide(tmp_path / "none.zarr", "spatialdata")
