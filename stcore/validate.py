@@ -583,10 +583,17 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                                  + f" (stcore.tl.domains also reads them with spatial_key='{other}')")
         pair = _coordinate_columns(adata.obs.columns)
         if pair:
+            # Visium's grid indices: columns 50 um apart, rows 86.6 um (a hexagonal grid); as they are, the
+            # tissue would be squashed 1.73 times along y, and a spot's 6 nearest not its 6 neighbours
+            grid = [p.lower() for p in pair] == ["array_col", "array_row"]
             raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}; obs has columns "
-                             f"'{pair[0]}' and '{pair[1]}'", path=path,
+                             f"'{pair[0]}' and '{pair[1]}'"
+                             + (" (Visium's grid indices: its columns lie 50 um apart, its rows 86.6 um)" if grid
+                                else ""), path=path,
                              fix=f"store them as the coordinates: adata.obsm['{key}'] = "
-                                 f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)")
+                                 f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)"
+                                 + (" * [1, 3 ** 0.5] (the rows' spacing; or the full-resolution pixels of Space "
+                                    "Ranger's tissue_positions)" if grid else ""))
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
     value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key], adata.obs)

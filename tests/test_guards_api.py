@@ -945,6 +945,28 @@ def test_coordinates_left_in_obs_are_named_with_the_line_that_stores_them(no_wor
         stcore.tl.domains(adata, n_clusters=2, **FAST)
 
 
+def test_visium_grid_indices_left_in_obs_are_named_with_the_rows_spacing(no_work):
+    """Only Visium's grid indices in obs (array_row, array_col): the fix stored them as they are, a hexagonal
+    grid whose columns lie 50 um apart and rows 86.6 um, so the tissue was squashed 1.73 times along y (DLPFC
+    151673: aspect 0.66 where its pixels give 1.15) and with graph.n_neighbors 6 only 82.5% of a spot's nearest
+    were its grid neighbours (96.7% from the pixels); the fix now scales the rows, which gives 96.7% too."""
+    adata = _slide()
+    del adata.obsm["spatial"]
+    ii, jj = np.meshgrid(np.arange(8), np.arange(8))
+    adata.obs["array_row"], adata.obs["array_col"] = jj.ravel(), 2 * ii.ravel() + jj.ravel() % 2
+    with pytest.raises(InputError, match=r"obs has columns 'array_col' and 'array_row' \(Visium's grid indices: its "
+                                         r"columns lie 50 um apart, its rows 86\.6 um\)\. Fix: store them as the "
+                                         r"coordinates: adata\.obsm\['spatial'\] = adata\.obs\[\['array_col', "
+                                         r"'array_row'\]\]\.to_numpy\(float\) \* \[1, 3 \*\* 0\.5\]"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    adata.obsm["spatial"] = adata.obs[["array_col", "array_row"]].to_numpy(float) * [1, 3 ** 0.5]   # the fix
+    from stcore.graph import knn_indices
+
+    distances = knn_indices(adata.obsm["spatial"], 6)[1]
+    inner = (adata.obs["array_row"].between(1, 6) & adata.obs["array_col"].between(2, 13)).to_numpy()
+    np.testing.assert_allclose(distances[inner], 2.0)        # each inner spot's 6 nearest: its 6 grid neighbours
+
+
 def test_a_missing_coordinate_key_names_the_key(no_work):
     adata = _slide()
     adata.obsm["X_umap"] = adata.obsm.pop("spatial")
