@@ -919,13 +919,21 @@ def test_control_probes_and_blank_codewords_among_the_genes_are_warned_of(caplog
     assert not [r for r in caplog.records if "control probes" in r.getMessage()]
 
 
+def _assert_drawn_at(adata, xy):
+    """pl.domains draws the spots of ``adata`` (two domains, split at the median x) at ``xy``."""
+    from matplotlib.collections import EllipseCollection
+
+    adata.obs["found"] = pd.Categorical(np.where(xy[:, 0] > np.median(xy[:, 0]), "a", "b"))
+    ax = stcore.pl.domains(adata, key="found", show=False)[0]
+    drawn = [c for c in ax.collections if isinstance(c, EllipseCollection)][0].get_offsets()
+    np.testing.assert_array_equal(np.asarray(drawn), xy)
+
+
 def test_coordinates_named_row_first_are_read_as_x_and_y(tmp_path):
     """obsm['spatial'] as a data frame of Seurat's GetTissueCoordinates, (imagerow, imagecol), or of
     Space Ranger's (array_row, array_col): y first.  Read as x, y by their names by the workflow's
     reader, the API's checks and pl.domains; they were taken in their order, and the tissue was
     drawn transposed (over its image too)."""
-    from matplotlib.collections import EllipseCollection
-
     from stcore.qc import QCParams, prepare_slide
     from stcore.validate import check_coordinates
 
@@ -936,10 +944,7 @@ def test_coordinates_named_row_first_are_read_as_x_and_y(tmp_path):
         np.testing.assert_array_equal(check_coordinates(adata), xy)
         out, _ = prepare_slide(str(write(adata, tmp_path / f"{row}.h5ad")), "h5ad", QCParams())
         np.testing.assert_array_equal(out.obsm["spatial"], xy)
-    adata.obs["found"] = pd.Categorical(np.where(xy[:, 0] > np.median(xy[:, 0]), "a", "b"))
-    ax = stcore.pl.domains(adata, key="found", show=False)[0]
-    drawn = [c for c in ax.collections if isinstance(c, EllipseCollection)][0].get_offsets()
-    np.testing.assert_array_equal(np.asarray(drawn), xy)
+    _assert_drawn_at(adata, xy)
     # named x, y in that order, or not named as coordinates: taken as they are
     adata.obsm["spatial"] = pd.DataFrame(xy, index=adata.obs_names, columns=["a", "b"])
     np.testing.assert_array_equal(check_coordinates(adata), xy)
@@ -951,8 +956,6 @@ def test_an_array_of_obs_coordinates_stored_row_first_is_read_as_x_and_y(tmp_pat
     its order (x = the row), the tissue drawn transposed by pl.domains and the workflow's domains.png; now read
     as x, y, as a data frame so named is, by the workflow's reader, the API's checks and pl.domains.  An
     array that holds them x first, or other numbers, is taken as it is."""
-    from matplotlib.collections import EllipseCollection
-
     from stcore.validate import check_coordinates
 
     adata = _slide()
@@ -964,10 +967,7 @@ def test_an_array_of_obs_coordinates_stored_row_first_is_read_as_x_and_y(tmp_pat
         np.testing.assert_array_equal(check_coordinates(a), xy)
         out, _ = prepare_slide(str(write(a, tmp_path / f"{y}.h5ad")), "h5ad", QCParams())
         np.testing.assert_array_equal(out.obsm["spatial"], xy)
-        a.obs["found"] = pd.Categorical(np.where(xy[:, 0] > np.median(xy[:, 0]), "a", "b"))
-        ax = stcore.pl.domains(a, key="found", show=False)[0]
-        drawn = [c for c in ax.collections if isinstance(c, EllipseCollection)][0].get_offsets()
-        np.testing.assert_array_equal(np.asarray(drawn), xy)
+        _assert_drawn_at(a, xy)
         a.obsm["spatial"] = a.obs[[x, y]].to_numpy()       # x first: as it is
         np.testing.assert_array_equal(check_coordinates(a), xy)
     import matplotlib.pyplot as plt
