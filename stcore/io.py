@@ -167,9 +167,9 @@ def _refuse_10x_matrix(path: Path) -> None:
 def _refuse_other_tools_file(path: Path) -> None:
     """Another tool's file given as an .h5ad: a Seurat object (R's .rds / .RData, SeuratDisk's .h5Seurat),
     a loom file, a MuData .h5mu; named with the conversion that gives an .h5ad."""
-    import h5py
-
     import gzip
+
+    import h5py
 
     with open(path, "rb") as fh:
         head = fh.read(8)
