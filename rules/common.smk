@@ -2,11 +2,14 @@
 # in tests/test_plan.py).  Here: the config and sheet checked against their schemas, the plan built
 # from them, and the names the rules read.  No file of rules names a model; what the workflow knows of
 # each is in stcore/registry.py.
+import atexit
 import importlib
 import importlib.util
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import types
 
@@ -169,6 +172,18 @@ def raw_input(wildcards):
 
 _STAMPS = {}
 INPUT_STAMP = "results/records/input/{sample}.json"
+_SCRATCH = []
+
+
+def stamp_scratch():
+    """None where jobs run; in a run that executes none (-n, --dag, --summary, --report), a temporary
+    folder that takes the stamps it would write, so it writes nothing under results/ (deleted at exit)."""
+    if workflow.executor_plugin is not None and not workflow.dryrun:
+        return None
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.mkdtemp(prefix="stcore-dry-run-"))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return _SCRATCH[0]
 
 
 def input_stamp(wildcards):
@@ -182,8 +197,8 @@ def input_stamp(wildcards):
     if sample not in _STAMPS:
         row = PLAN.slides[sample]
         made_here = os.path.normpath(row["path"]) in SIMULATED
-        _STAMPS[sample] = None if made_here else FORMATS.digest_stamp(row["path"], row["format"],
-                                                                       INPUT_STAMP.format(sample=sample))
+        _STAMPS[sample] = None if made_here else FORMATS.digest_stamp(
+            row["path"], row["format"], INPUT_STAMP.format(sample=sample), stamp_scratch())
     return _STAMPS[sample] or []
 
 
@@ -194,7 +209,8 @@ def settings_stamp(stage):
     def stamp(wildcards):
         method = getattr(wildcards, "method", None)
         job = wildcards.sample if method is None else f"{wildcards.sample}.{method}"
-        return _stamps.settings_stamp(stage, job, PLAN.job_settings(stage, wildcards.sample, method))
+        return _stamps.settings_stamp(stage, job, PLAN.job_settings(stage, wildcards.sample, method),
+                                      scratch=stamp_scratch())
     return stamp
 
 

@@ -14,6 +14,8 @@ import json
 import os
 import re
 
+from .plan.stamps import write_stamp
+
 __all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix", "dangling_link",
            "lfs_pointer",
            "is_anndata_zarr", "input_digest",
@@ -287,7 +289,7 @@ def _file_keys(files: list[str]) -> dict[str, list[int]]:
     return keys
 
 
-def digest_stamp(path: str, fmt: str, stamp: str) -> str | None:
+def digest_stamp(path: str, fmt: str, stamp: str, scratch: str | None = None) -> str | None:
     """Keep ``stamp`` (a small JSON file) holding :func:`input_digest` of the slide at ``path``;
     return the stamp's path, or None when the slide has no file yet.
 
@@ -295,9 +297,11 @@ def digest_stamp(path: str, fmt: str, stamp: str) -> str | None:
     unchanged the files are not read again (a few ``stat`` calls).  When they changed the files
     are hashed; the stamp is rewritten with a fresh modification time only when the digest
     changed (so the ``qc`` job that takes it as an input reruns, whatever the files' own
-    modification times), and otherwise keeps its modification time."""
+    modification times), and otherwise keeps its modification time.  ``scratch`` (a run that
+    executes no job, ``snakemake -n``): ``stamp`` is not written; a changed digest is written under
+    ``scratch`` and that path returned (:func:`stcore.plan.stamps.write_stamp`)."""
     try:
-        return _update_stamp(path, fmt, stamp)
+        return _update_stamp(path, fmt, stamp, scratch)
     except OSError:         # unreadable now: the qc job reads the files itself and says what is wrong
         return None
 
@@ -311,7 +315,7 @@ def stamp_digest(stamp: str) -> str | None:
         return None
 
 
-def _update_stamp(path: str, fmt: str, stamp: str) -> str | None:
+def _update_stamp(path: str, fmt: str, stamp: str, scratch: str | None) -> str | None:
     files = slide_files(path, fmt)
     if not files:
         return None
@@ -324,12 +328,12 @@ def _update_stamp(path: str, fmt: str, stamp: str) -> str | None:
     if old.get("files") == keys and old.get("format") == fmt and old.get("input_sha256"):
         return stamp
     digest = input_digest(path, fmt)    # keys taken before: a file changed meanwhile is hashed next time
-    os.makedirs(os.path.dirname(stamp) or ".", exist_ok=True)
-    tmp = f"{stamp}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump({"input_sha256": digest, "format": fmt, "files": keys}, fh, indent=1)
-    if old.get("input_sha256") == digest and os.path.isfile(stamp):
+    same = old.get("input_sha256") == digest and os.path.isfile(stamp)
+    if same and scratch is not None:
+        return stamp                    # same content: nothing to rerun, nothing written
+    times = None
+    if same:
         st = os.stat(stamp)
-        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))     # same content: the stamp stays as old
-    os.replace(tmp, stamp)
-    return stamp
+        times = (st.st_atime_ns, st.st_mtime_ns)     # same content: the stamp stays as old
+    return write_stamp(stamp, {"input_sha256": digest, "format": fmt, "files": keys}, times_ns=times,
+                       scratch=scratch)

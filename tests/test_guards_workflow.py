@@ -54,6 +54,29 @@ def test_the_digest_stamp_hashes_a_file_only_when_it_changed(tmp_path, monkeypat
     assert formats.digest_stamp(str(tmp_path / "gone.h5ad"), "h5ad", str(tmp_path / "x.json")) is None
 
 
+def test_a_dry_run_writes_no_input_stamp(tmp_path):
+    """snakemake -n wrote results/records/input/<sample>.json (and every settings stamp): a dry run
+    writes nothing under results/, and a slide replaced by other content is still shown as rerun
+    through a stamp in the dry run's scratch folder."""
+    from stcore import formats
+
+    slide = write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    dry = snakemake(tmp_path, "--cores", "1", "--dry-run", timeout=300)
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
+    assert "rule qc:" in dry.stdout and not (tmp_path / "results").exists()
+
+    stamp, scratch = str(tmp_path / "results/records/input/s.json"), str(tmp_path / "scratch")
+    formats.digest_stamp(str(slide), "h5ad", stamp)                        # a real run's stamp
+    kept = open(stamp).read(), os.stat(stamp).st_mtime_ns
+    os.utime(slide, (1e9, 1e9))                                            # touched, same content
+    assert formats.digest_stamp(str(slide), "h5ad", stamp, scratch) == stamp
+    write(tiny_slide(seed=2), slide)                                       # other content
+    shown = formats.digest_stamp(str(slide), "h5ad", stamp, scratch)
+    assert shown.startswith(scratch) and json.loads(open(shown).read())["input_sha256"] == formats.input_digest(slide)
+    assert (open(stamp).read(), os.stat(stamp).st_mtime_ns) == kept
+
+
 @pytest.mark.slow
 def test_a_slide_replaced_with_an_older_mtime_reruns(tmp_path):
     """A slide file replaced by other content whose modification time is older (cp -p, rsync -a,

@@ -693,6 +693,25 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
 
 
+def test_a_run_that_executes_no_job_writes_no_settings_stamp(tmp_path):
+    """A dry run (snakemake -n, --dag, --report) passes a scratch folder: a stamp that would be
+    written or rewritten goes there, with the modification time a run would give it, so the dry run
+    shows the jobs to rerun, and results/ is left as it is (was: every stamp written by -n)."""
+    import os
+
+    root, scratch = tmp_path / "project", tmp_path / "scratch"
+    new = settings_stamp("train", "s.graphst", {"model": "graphst"}, root=str(root), scratch=str(scratch))
+    assert not (root / "results").exists()
+    assert new == str(scratch / "results/records/settings/train/s.graphst.json") and os.stat(new).st_mtime == 0
+    path = settings_stamp("train", "s.graphst", {"model": "graphst"}, root=str(root))      # a real run
+    before = (root / path).read_bytes(), os.stat(root / path).st_mtime_ns
+    assert settings_stamp("train", "s.graphst", {"model": "graphst"}, root=str(root), scratch=str(scratch)) == path
+    changed = settings_stamp("train", "s.graphst", {"model": "graphst", "train": {"epochs": 3}}, root=str(root),
+                             scratch=str(scratch))
+    assert changed.startswith(str(scratch)) and os.stat(changed).st_mtime > 1e9 and '"epochs": 3' in open(changed).read()
+    assert ((root / path).read_bytes(), os.stat(root / path).st_mtime_ns) == before
+
+
 def test_a_groups_stamp_holds_its_slides(tmp_path):
     """A slide taken out of a group (or another one put in its place): the group's job had no
     settings stamp, so a results/ folder copied without Snakemake's records kept the group joined

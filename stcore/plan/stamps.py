@@ -7,7 +7,11 @@ them, results made with other settings were kept as this config's ("Nothing to b
 stamp, results/records/settings/<stage>/<job>.json, is an input of the job: it holds the sha256 of
 the job's settings and is rewritten, with a fresh modification time, only when they changed.  A
 stamp written for the first time gets the oldest modification time (1970), so it never reruns a
-job by itself (Snakemake's records decide, as before)."""
+job by itself (Snakemake's records decide, as before).
+
+A run that executes no job (``snakemake -n``, ``--dag``, ``--summary``, ``--report``) writes nothing
+under results/: given ``scratch`` (a temporary folder), a stamp that would be written there is
+written under ``scratch`` instead, so the dry run still shows what the run would rerun."""
 from __future__ import annotations
 
 import hashlib
@@ -23,10 +27,29 @@ def settings_digest(settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def settings_stamp(stage: str, job: str, settings, root: str = "") -> str:
+def write_stamp(path: str, content: dict, *, times_ns: tuple[int, int] | None = None,
+                scratch: str | None = None) -> str:
+    """Write the JSON stamp ``content`` to ``path`` whole (a temporary file renamed), with the access
+    and modification times ``times_ns`` (None: now); return the path written.  ``scratch`` given
+    (a run that executes no job): the stamp goes to the same path under ``scratch`` and ``path`` is
+    left as it is."""
+    if scratch is not None:
+        path = os.path.join(scratch, os.path.relpath(path, os.sep) if os.path.isabs(path) else path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(content, fh, indent=1, sort_keys=True, default=str)
+    if times_ns is not None:
+        os.utime(tmp, ns=times_ns)
+    os.replace(tmp, path)
+    return path
+
+
+def settings_stamp(stage: str, job: str, settings, root: str = "", scratch: str | None = None) -> str:
     """Keep the stamp of ``stage``'s job ``job`` (a path under ``root``) holding ``settings``'
     digest; return its path (relative, as the rules name inputs).  Rewritten with a fresh
-    modification time only when the digest changed; a new stamp is dated 1970."""
+    modification time only when the digest changed; a new stamp is dated 1970.  ``scratch``: see
+    :func:`write_stamp` (the path returned is then the one under ``scratch``)."""
     path = SETTINGS_STAMP.format(stage=stage, job=job)
     full = os.path.join(root, path)
     digest = settings_digest(settings)
@@ -37,11 +60,7 @@ def settings_stamp(stage: str, job: str, settings, root: str = "") -> str:
         old = None
     if old == digest:
         return path
-    os.makedirs(os.path.dirname(full), exist_ok=True)
-    tmp = f"{full}.tmp{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump({"settings_sha256": digest, "settings": settings}, fh, indent=1, sort_keys=True, default=str)
-    if old is None and not os.path.exists(full):
-        os.utime(tmp, (0, 0))           # first stamp: no rerun of its own
-    os.replace(tmp, full)
-    return path
+    first = old is None and not os.path.exists(full)
+    written = write_stamp(full if scratch is None else path, {"settings_sha256": digest, "settings": settings},
+                          times_ns=(0, 0) if first else None, scratch=scratch)   # first stamp: no rerun of its own
+    return path if scratch is None else written
