@@ -173,6 +173,20 @@ def raw_input(wildcards):
 _STAMPS = {}
 INPUT_STAMP = "results/records/input/{sample}.json"
 _SCRATCH = []
+# `snakemake --report` alone draws the files as they are: before any run it is refused now; drawn from
+# results that a changed config, sheet or slide would rerun, it is warned of (stcore/plan/stamps.py).
+REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
+if REPORT_ONLY and _stamps.report_before_run():
+    raise WorkflowError(_stamps.report_before_run())
+_STALE_SAID = []
+
+
+def _stale_report(stamp, kept):
+    """``kept``, or a dry run's scratch copy of ``stamp``: said once when a report is drawn from it."""
+    if REPORT_ONLY and kept and kept != stamp and not _STALE_SAID:
+        _STALE_SAID.append(stamp)
+        print(_stamps.stale_report_line(stamp), file=sys.stderr)
+    return kept
 
 
 def stamp_scratch():
@@ -197,8 +211,9 @@ def input_stamp(wildcards):
     if sample not in _STAMPS:
         row = PLAN.slides[sample]
         made_here = os.path.normpath(row["path"]) in SIMULATED
-        _STAMPS[sample] = None if made_here else FORMATS.digest_stamp(
-            row["path"], row["format"], INPUT_STAMP.format(sample=sample), stamp_scratch())
+        stamp = INPUT_STAMP.format(sample=sample)
+        _STAMPS[sample] = None if made_here else _stale_report(
+            stamp, FORMATS.digest_stamp(row["path"], row["format"], stamp, stamp_scratch()))
     return _STAMPS[sample] or []
 
 
@@ -209,8 +224,8 @@ def settings_stamp(stage):
     def stamp(wildcards):
         method = getattr(wildcards, "method", None)
         job = wildcards.sample if method is None else f"{wildcards.sample}.{method}"
-        return _stamps.settings_stamp(stage, job, PLAN.job_settings(stage, wildcards.sample, method),
-                                      scratch=stamp_scratch())
+        return _stale_report(_stamps.SETTINGS_STAMP.format(stage=stage, job=job), _stamps.settings_stamp(
+            stage, job, PLAN.job_settings(stage, wildcards.sample, method), scratch=stamp_scratch()))
     return stamp
 
 

@@ -712,6 +712,17 @@ def test_a_run_that_executes_no_job_writes_no_settings_stamp(tmp_path):
     assert ((root / path).read_bytes(), os.stat(root / path).st_mtime_ns) == before
 
 
+def test_a_report_alone_is_known_from_the_command_line():
+    """--report without --report-after-run draws the files as they are (checked before any run)."""
+    from stcore.plan.stamps import report_only
+
+    assert report_only(["snakemake", "--report", "r.html"]) and report_only(["snakemake", "--report=r.zip"])
+    assert report_only(["snakemake", "--cores", "1", "--report"])
+    assert not report_only(["snakemake", "--cores", "1", "--report", "r.html", "--report-after-run"])
+    assert not report_only(["snakemake", "--cores", "1", "--report-stylesheet", "a.css"])
+    assert not report_only(["snakemake", "-n"])
+
+
 def test_a_groups_stamp_holds_its_slides(tmp_path):
     """A slide taken out of a group (or another one put in its place): the group's job had no
     settings stamp, so a results/ folder copied without Snakemake's records kept the group joined

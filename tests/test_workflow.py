@@ -163,6 +163,29 @@ def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
     for sample in ("tiny_a", "tiny_b"):
         for method in ("graphst", "expression"):
             assert f"results/{sample}/{method}/seed0/domains.png" in html, proc.stderr[-2000:]
+    assert "WARNING the report is drawn from results made before" not in proc.stderr
+
+
+def test_a_report_of_results_an_earlier_config_made_is_warned_of(finished_run, tmp_path):
+    """`snakemake --report` with a config whose clustering differs from the one the results were made
+    with (the run not repeated) drew the earlier results as this config's without a word."""
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(TINY | {"cluster": {"n_init": 3}}))
+    proc = snakemake(finished_run, "--report", str(tmp_path / "report.html"), "--configfile", str(changed))
+    assert ("WARNING the report is drawn from results made before the config, the sample sheet or a slide changed "
+            "(results/records/settings/cluster/") in proc.stderr
+    assert "Fix: run the workflow first (snakemake --cores all" in proc.stderr
+
+
+def test_a_report_before_any_run_names_the_fix(tmp_path):
+    """`snakemake --report` in a folder where no run has finished: Snakemake's own 'File
+    results/table.tsv marked for report but does not exist' became one line naming the fix."""
+    work = write_workdir(tmp_path / "w")
+    proc = snakemake(work, "--report", "report.html", check=False)
+    assert proc.returncode != 0 and not (work / "report.html").exists() and not (work / "results").exists()
+    assert ("snakemake --report draws the report of a finished run, but results/table.tsv does not exist yet"
+            in proc.stderr)
+    assert "snakemake --cores all --report report.html --report-after-run" in proc.stderr
 
 
 def test_jobs_use_glibc_unless_tcmalloc_is_chosen(finished_run, tmp_path):

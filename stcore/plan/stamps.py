@@ -64,3 +64,32 @@ def settings_stamp(stage: str, job: str, settings, root: str = "", scratch: str 
     written = write_stamp(full if scratch is None else path, {"settings_sha256": digest, "settings": settings},
                           times_ns=(0, 0) if first else None, scratch=scratch)   # first stamp: no rerun of its own
     return path if scratch is None else written
+
+
+def report_only(argv) -> bool:
+    """Whether the command line ``argv`` draws the report of results already made: ``--report``
+    without ``--report-after-run`` (which runs the workflow first)."""
+    args = [str(a) for a in argv]
+    return (any(a == "--report" or a.startswith("--report=") for a in args)
+            and "--report-after-run" not in args)
+
+
+def report_before_run(table: str = "results/table.tsv") -> str | None:
+    """The line that stops ``snakemake --report`` where no run has made the results table yet
+    (Snakemake said only 'File results/table.tsv marked for report but does not exist'); None
+    where it exists."""
+    if os.path.exists(table):
+        return None
+    return (f"snakemake --report draws the report of a finished run, but {table} does not exist yet: no run "
+            f"has finished in this folder ({os.getcwd()}). Fix: run the workflow first (snakemake --cores all, "
+            "with the same --configfile / --config), then snakemake --report report.html; or both at once: "
+            "snakemake --cores all --report report.html --report-after-run")
+
+
+def stale_report_line(stamp: str) -> str:
+    """The warning of ``snakemake --report`` drawn from results whose input or settings stamp
+    ``stamp`` this config or sample sheet would change: results of an earlier config or slide."""
+    return (f"WARNING the report is drawn from results made before the config, the sample sheet or a slide "
+            f"changed ({stamp} does not hold what they are now), so it shows the earlier results as this "
+            "config's. Fix: run the workflow first (snakemake --cores all, with the same --configfile / "
+            "--config), then snakemake --report again")
