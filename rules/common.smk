@@ -222,10 +222,11 @@ def settings_stamp(stage):
     input rewritten only when they changed, so a results/ folder copied without .snakemake/ reruns
     the jobs whose settings this config changed."""
     def stamp(wildcards):
-        method = getattr(wildcards, "method", None)
-        job = wildcards.sample if method is None else f"{wildcards.sample}.{method}"
+        sample = getattr(wildcards, "sample", "all")                 # the table: one job
+        method = getattr(wildcards, "method", None) or getattr(wildcards, "ensemble", None)
+        job = sample if method is None else f"{sample}.{method}"
         return _stale_report(_stamps.SETTINGS_STAMP.format(stage=stage, job=job), _stamps.settings_stamp(
-            stage, job, PLAN.job_settings(stage, wildcards.sample, method), scratch=stamp_scratch()))
+            stage, job, PLAN.job_settings(stage, sample, method), scratch=stamp_scratch()))
     return stamp
 
 

@@ -6,6 +6,7 @@ rule consensus:
         h5ad="results/{sample}/hvg.h5ad",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
                                        method_seeds(wildcards.method)[0]),     # the machine that trained
+        settings=settings_stamp("consensus"),
     output:
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
@@ -38,6 +39,7 @@ rule ensemble:
         h5ad="results/{sample}/hvg.h5ad",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        wildcards.seed),
+        settings=settings_stamp("ensemble"),
     output:
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
@@ -69,6 +71,7 @@ rule ensemble_consensus:
         h5ad="results/{sample}/hvg.h5ad",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        ensemble_seeds(wildcards.ensemble)[0]),
+        settings=settings_stamp("ensemble_consensus"),
     output:
         labels=consensus_file("labels.tsv", method="{ensemble}"),
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),

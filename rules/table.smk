@@ -8,6 +8,7 @@ rule table:
                       for stage in ("qc", "hvg", "graph") for s in UNITS],
         agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],
         figures=[f["path"] for f in PAGE_FIGURES],
+        settings=settings_stamp("table"),
     output:
         tsv=report("results/table.tsv", caption="../report/table.rst", category="Results",
                    labels={"table": "table.tsv (one row per run)"}),

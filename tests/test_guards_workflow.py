@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,6 +140,36 @@ def test_results_copied_without_snakemakes_records_rerun_where_the_settings_chan
     assert len(losses) == 3                                                               # trained anew, 3 epochs
     after = read_tsv(second_dir / "results/table.tsv")
     assert after["config_sha256"].tolist() != before["config_sha256"].tolist()
+
+
+@pytest.mark.slow
+def test_runs_taken_out_of_a_copied_results_folder_leave_the_table_and_the_consensus(tmp_path):
+    """A results/ folder without Snakemake's records (copied without .snakemake/, or that folder
+    deleted), then a seed and a slide taken out of the config and the sheet: "Nothing to be done",
+    and the table kept the slide's rows and seed 2's, the consensus the vote over seeds 0, 1 and 2
+    (fewer runs read no newer file).  The gathering steps' stamps hold which runs they gather."""
+    from stcore.io import read_tsv
+
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    write(tiny_slide(seed=1), first_dir / "a.h5ad")
+    write(tiny_slide(seed=2), first_dir / "b.h5ad")
+    workdir(first_dir, {"a": ("a.h5ad", 2, "domain"), "b": ("b.h5ad", 2, "domain")}, epochs=2,
+            extra_config="seeds: [0, 1, 2]\n")
+    first = snakemake(first_dir, "--cores", "1", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    assert len(read_tsv(first_dir / "results/table.tsv")) == 8
+
+    shutil.copytree(first_dir, second_dir, ignore=shutil.ignore_patterns(".snakemake"))   # cp -a, no records
+    workdir(second_dir, {"a": ("a.h5ad", 2, "domain")}, epochs=2, extra_config="seeds: [0, 1]\n")
+    again = snakemake(second_dir, "--cores", "1", timeout=600)
+    console = again.stdout + again.stderr
+    assert again.returncode == 0, console[-3000:]
+    assert "Nothing to be done" not in console and not re.search(r"rule (train|cluster):", console)
+    table = read_tsv(second_dir / "results/table.tsv")
+    assert table["sample"].tolist() == ["a"] * 3 and table["seed"].tolist() == ["0", "1", "consensus"]
+    consensus = ad.read_h5ad(second_dir / "results/a/graphst/consensus/domains.h5ad")
+    assert consensus.uns["stcore"]["consensus_of"] == "0,1" and consensus.obsm["stcore_domain_seeds"].shape[1] == 2
 
 
 # --- every failure named ----------------------------------------------------------------------------

@@ -190,8 +190,8 @@ class Plan:
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
     def job_settings(self, stage, sample, method=None):
-        """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster') for ``sample`` (and
-        ``method``) takes from the sheet and the config, as its rule's params hold it: the content of
+        """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus', 'ensemble',
+        'ensemble_consensus', 'table') for ``sample`` (and ``method``, or combination) takes from the sheet and the config, as its rule's params hold it: the content of
         its settings stamp (:mod:`.stamps`)."""
         if stage == "qc":
             row = self.slides[sample]
@@ -208,6 +208,16 @@ class Plan:
         if stage == "group":            # its slides, in sheet order, and their truth columns
             return {"slides": list(self.groups[sample]),
                     "truths": {s: self.slides[s].get("truth", "") for s in self.groups[sample]}}
+        # the steps that gather runs: which runs they gather (fewer seeds, methods or slides read no
+        # newer file, so only the list says that they changed)
+        if stage == "consensus":        # a method's seeds
+            return {"seeds": self.seeds_of(method)}
+        if stage == "ensemble":         # a combination's methods at one seed
+            return {"methods": list(self.ensembles[method])}
+        if stage == "ensemble_consensus":
+            return {"methods": list(self.ensembles[method]), "seeds": self.ensemble_seeds(method)}
+        if stage == "table":            # every row's run, and the comparison the summary makes
+            return {"runs": self.table_runs(), "compare": self.config.get("compare") or {}}
         raise ValueError(f"no settings stamp for stage {stage!r}")
 
     def missing_slides(self, made_by_the_workflow, missing_slide):
