@@ -283,3 +283,6 @@ onsuccess:     # result folders of runs this config does not have (an earlier co
 onerror:
     for _line in _failures.failure_lines(_RUN_STARTED, snakemake_logs=log):
         print(f"FAILED {_line}", file=sys.stderr)
+    _line = _failures.earlier_table_line(_RUN_STARTED)     # a table an earlier run wrote is said to be so
+    if _line:
+        print(_line, file=sys.stderr)

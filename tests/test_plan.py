@@ -611,6 +611,27 @@ def test_a_set_of_names_in_another_shape_is_named_with_the_mapping_to_write():
     assert renamed_keys({"methods": ["graphst"], "cluster": {}}) is None      # left to the schema, not a traceback
 
 
+def test_a_failed_run_says_the_table_is_an_earlier_runs(tmp_path, monkeypatch):
+    """A run that failed before its table step (a slide's qc with --keep-going, after a change of
+    epochs) left results/table.tsv and the summaries of the run before, beside result files it
+    rewrote, without a word; the end of the run says so."""
+    import os
+
+    from stcore.plan.failures import earlier_table_line
+
+    monkeypatch.chdir(tmp_path)
+    assert earlier_table_line(1e9) is None                                  # no table yet
+    (tmp_path / "results").mkdir()
+    for name in ("table.tsv", "summary.md", "summary.html"):
+        (tmp_path / "results" / name).write_text("x")
+        os.utime(tmp_path / "results" / name, (1e9, 1e9))
+    line = earlier_table_line(2e9)
+    assert line.startswith("WARNING results/table.tsv, results/summary.md, results/summary.html are an earlier "
+                           "run's (written 2001-09-")
+    assert "not this run's: it failed before its table step" in line and "Fix: correct the failures" in line
+    assert earlier_table_line(1e9 - 1) is None                              # this run wrote them
+
+
 def test_the_failure_lines(tmp_path):
     logs = tmp_path / "logs"
     (logs / "train").mkdir(parents=True)

@@ -69,3 +69,20 @@ def failure_lines(since, log_dir="logs", snakemake_logs=()):
             except OSError:
                 pass
     return lines
+
+
+TABLE_FILES = ("results/table.tsv", "results/summary.md", "results/summary.html")
+
+
+def earlier_table_line(since, files=TABLE_FILES):
+    """A warning where a failed run leaves the results table of an earlier run (written before
+    ``since``, the run's start): the table step did not run, so its rows are the earlier run's,
+    beside result files this run rewrote.  None where no table is there or this run wrote it."""
+    old = [f for f in files if os.path.isfile(f) and os.path.getmtime(f) < since]
+    if not old:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(old[0])))
+    return (f"WARNING {', '.join(old)} are an earlier run's (written {when}), not this run's: it failed before "
+            "its table step, so they do not show what this run made or changed (its rows are the earlier "
+            "settings' and slides'). Fix: correct the failures above and run again; until then read each "
+            "run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
