@@ -222,7 +222,7 @@ def settings_stamp(stage):
     input rewritten only when they changed, so a results/ folder copied without .snakemake/ reruns
     the jobs whose settings this config changed."""
     def stamp(wildcards):
-        sample = getattr(wildcards, "sample", "all")                 # the table: one job
+        sample = getattr(wildcards, "sample", None) or getattr(wildcards, "name", "all")   # simulate; table
         method = getattr(wildcards, "method", None) or getattr(wildcards, "ensemble", None)
         job = sample if method is None else f"{sample}.{method}"
         return _stale_report(_stamps.SETTINGS_STAMP.format(stage=stage, job=job), _stamps.settings_stamp(

@@ -1,5 +1,7 @@
 rule simulate:
     """A synthetic slide with known domains (the built-in demo needs no download)."""
+    input:
+        settings=settings_stamp("simulate"),
     output:
         h5ad="results/simulated/{name}.h5ad",
     params:

@@ -764,6 +764,26 @@ def test_a_groups_stamp_holds_its_slides(tmp_path):
     assert 'settings=settings_stamp("group")' in rule
 
 
+def test_a_simulated_slides_stamp_holds_its_settings(tmp_path):
+    """The demo's simulated slide, its settings changed (n_spots 200 made 300) in a results/ folder
+    without Snakemake's records: the simulate job had no stamp, so "Nothing to be done" and the
+    200-spot slide ran as the 300-spot one (the table's spots: 196)."""
+    import os
+
+    config = {"qc": {}, "seeds": [0], "methods": {"graphst": {"model": "graphst"}},
+              "simulate": {"tiny": {"n_spots": 200, "seed": 1}}}
+    row = {"sample": "tiny", "path": "results/simulated/tiny.h5ad", "format": "h5ad", "n_clusters": 2,
+           "truth": "domain", "values": "counts", "group": ""}
+    plan = Plan(config, {"tiny": row}, {}, METHODS)
+    assert plan.job_settings("simulate", "tiny") == {"n_spots": 200, "seed": 1}
+    stamp = tmp_path / settings_stamp("simulate", "tiny", plan.job_settings("simulate", "tiny"), root=str(tmp_path))
+    plan.config["simulate"]["tiny"]["n_spots"] = 300
+    settings_stamp("simulate", "tiny", plan.job_settings("simulate", "tiny"), root=str(tmp_path))
+    assert os.stat(stamp).st_mtime > 1e9 and '"n_spots": 300' in stamp.read_text()
+    rule = open(os.path.join(os.path.dirname(__file__), "..", "rules", "simulate.smk")).read()
+    assert 'settings=settings_stamp("simulate")' in rule
+
+
 @pytest.mark.parametrize("column, meant", [("annotation", "truth"), ("ground_truth", "truth"), ("Labels", "truth"),
                                            ("groups", "group"), ("value", "values"), ("truths", "truth")])
 def test_a_column_named_near_one_stcore_reads_is_named(tmp_path, column, meant):

@@ -190,9 +190,10 @@ class Plan:
                 "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
 
     def job_settings(self, stage, sample, method=None):
-        """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus', 'ensemble',
-        'ensemble_consensus', 'table') for ``sample`` (and ``method``, or combination) takes from the sheet and the config, as its rule's params hold it: the content of
-        its settings stamp (:mod:`.stamps`)."""
+        """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus',
+        'ensemble', 'ensemble_consensus', 'table', 'simulate') for ``sample`` (and ``method``, or
+        combination) takes from the sheet and the config, as its rule's params hold it: the content
+        of its settings stamp (:mod:`.stamps`)."""
         if stage == "qc":
             row = self.slides[sample]
             return {"qc": self.config["qc"], "values": self.values(sample),
@@ -216,6 +217,8 @@ class Plan:
             return {"methods": list(self.ensembles[method])}
         if stage == "ensemble_consensus":
             return {"methods": list(self.ensembles[method]), "seeds": self.ensemble_seeds(method)}
+        if stage == "simulate":         # a simulated slide's settings (``sample``: its name)
+            return (self.config.get("simulate") or {})[sample]
         if stage == "table":            # every row's run, and the comparison the summary makes
             return {"runs": self.table_runs(), "compare": self.config.get("compare") or {}}
         raise ValueError(f"no settings stamp for stage {stage!r}")
