@@ -182,8 +182,9 @@ _STALE_SAID = []
 
 
 def _stale_report(stamp, kept):
-    """``kept``, or a dry run's scratch copy of ``stamp``: said once when a report is drawn from it."""
-    if REPORT_ONLY and kept and kept != stamp and not _STALE_SAID:
+    """``kept``, or a dry run's scratch copy of ``stamp``: said once when a report is drawn from it
+    (a stamp that changed; one written for the first time, by a newer stcore, is no change)."""
+    if REPORT_ONLY and kept and kept != stamp and os.path.exists(stamp) and not _STALE_SAID:
         _STALE_SAID.append(stamp)
         print(_stamps.stale_report_line(stamp), file=sys.stderr)
     return kept
