@@ -82,7 +82,7 @@ def earlier_table_line(since, files=TABLE_FILES):
     if not old:
         return None
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(old[0])))
-    return (f"WARNING {', '.join(old)} are an earlier run's (written {when}), not this run's: it failed before "
-            "its table step, so they do not show what this run made or changed (its rows are the earlier "
+    return (f"WARNING {', '.join(old)} are an earlier run's (written {when}), not this run's: its table step did "
+            "not run or failed, so they do not show what this run made or changed (its rows are the earlier "
             "settings' and slides'). Fix: correct the failures above and run again; until then read each "
             "run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
