@@ -8,13 +8,14 @@ from stcore.workflow import run_step
 
 
 def main(sm):
-    keys = ["X", "obsm/spatial"] + (["layers/counts"] if reads_counts(sm.params.model) else [])
+    keys = ["X", "obsm/spatial"] + (["layers/counts", "uns/hvg"] if reads_counts(sm.params.model) else [])
     slide = read_h5ad_elems(sm.input.h5ad, *keys)      # not the whole AnnData: at 10^6 spots
     adj = sp.load_npz(sm.input.graph)                   # the counts alone are ~1 GB
     train = dict(sm.params.train, threads=sm.threads)
     n_clusters = train.pop("n_clusters", None)     # given to the peers only (rules/common.smk)
     result = fit(sm.params.model, slide.pop("X"), adj, np.asarray(slide.pop("obsm/spatial")), train,
-                 sm.params.seed, counts=slide.pop("layers/counts", None), n_clusters=n_clusters)
+                 sm.params.seed, counts=slide.pop("layers/counts", None), n_clusters=n_clusters,
+                 values=str(slide.get("uns/hvg", {}).get("values", "counts")))
     result.save(sm.output.npz)
     with atomic_path(sm.output.losses) as tmp:
         result.losses.to_csv(tmp, sep="\t", index=False)

@@ -14,7 +14,8 @@ them (a ``fit`` with the five arguments alone never sees them):
 
 - ``counts``: raw counts of the same spots and genes as ``x`` (N x G, sparse), as ``hvg.h5ad``
   holds them in ``layers['counts']``; for methods that preprocess the counts themselves
-  (``reads_counts``: the peers, :mod:`stcore.peers`);
+  (``reads_counts``: the peers, :mod:`stcore.peers`); on a slide of log-normalised values
+  :func:`fit` gives them the normalised values (see its ``values``);
 - ``n_clusters``: the slide's number of domains (the sample sheet's ``n_clusters``), for
   methods that cluster themselves and search for that many domains (``wants_n_clusters``).
   Where that clustering is a last step (``own_labels_optional``), None skips it: the callers
@@ -207,16 +208,36 @@ def method(name: str) -> Method:
         raise InputError(f"unknown method model '{name}'", fix=f"use one of {sorted(REGISTRY)}") from None
 
 
+def _unlogged(values):
+    """``expm1`` of log-normalised values (sparse stays sparse, zeros stay zeros); a new matrix."""
+    import scipy.sparse as sp
+
+    if sp.issparse(values):
+        out = sp.csr_matrix(values, dtype=np.float64, copy=True)
+        np.expm1(out.data, out=out.data)
+        return out
+    return np.expm1(np.asarray(values, dtype=np.float64))
+
+
 def reads_counts(name: str) -> bool:
     """Whether method ``name`` reads the raw counts (``fit``'s ``counts``)."""
     return method(name).facts.reads_counts
 
 
-def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None) -> MethodResult:
+def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None,
+        values: str = "counts") -> MethodResult:
     """Fit method ``name`` (see the module docstring for the arguments; ``counts`` and
-    ``n_clusters`` reach only a method whose facts ask for them)."""
+    ``n_clusters`` reach only a method whose facts ask for them).
+
+    ``values``: what ``counts`` holds (the sample sheet's ``values``).  A method that normalises
+    and logs the counts itself (``reads_counts``) is given log-normalised values as the
+    normalised values they are the log of (``expm1``): its own ``normalize_total`` and ``log1p``
+    then give what they give on the raw counts of the same genes, where they would have logged
+    the values a second time.  Normalised values are given as they are."""
     entry = method(name)
     entry.check_installed(name)
+    if entry.facts.reads_counts and counts is not None and values == "log_normalized":
+        counts = _unlogged(counts)
     extra = {k: v for k, v, wanted in (("counts", counts, entry.facts.reads_counts),
                                        ("n_clusters", n_clusters, entry.facts.wants_n_clusters)) if wanted}
     # Hand x over: this frame keeps no reference to it, so that training can free the matrix once

@@ -316,7 +316,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         for m in methods:
             with epoch_progress(f"{m} seed {s}", enabled=show):
                 result = fit(m, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
-                             n_clusters=given[m])
+                             n_clusters=given[m], values=values)
             choice = {}
             runs[m] = run_cluster(features_of(result, params), coords, n_clusters, params, own_labels=result.labels,
                                   owner=m, record=choice)

@@ -235,3 +235,58 @@ def test_a_banksy_matrix_that_cannot_fit_is_refused_before_it_is_made(monkeypatc
         fit("banksy", None, None, slide.obsm["spatial"], {}, 0, counts=slide.X)
     monkeypatch.setattr(stcore.workflow, "available_memory_mb", lambda: need * 2)
     assert fit("banksy", None, None, slide.obsm["spatial"], {}, 0, counts=slide.X).embedding.shape == (n, 20)
+
+
+@pytest.mark.parametrize("peer", ["banksy", "cellcharter"])
+def test_a_peer_on_log_normalised_values_preprocesses_them_as_their_counts(peer):
+    """A peer normalises and logs the counts itself, as its tutorial does; given a slide's
+    log-normalised values (values='log_normalized': normalize_total then log1p), it is given the
+    normalised values they are the log of, and finds what it finds on the raw counts of the same
+    genes.  They were handed over as counts, logged a second time (CellCharter) or normalised
+    by their sums of logs (BANKSY): other features and other domains, without a word."""
+    _need(peer)
+    import scanpy as sc
+    from sklearn.metrics import adjusted_rand_score
+
+    import stcore
+    from slides import tiny_slide
+
+    counts = tiny_slide(n_side=14, n_genes=40, domains=3)
+    logged = counts.copy()
+    sc.pp.normalize_total(logged, target_sum=1e4)
+    sc.pp.log1p(logged)
+    # every gene kept on both (40 genes, fewer than n_top_genes): the same genes reach the peer
+    got = {values: stcore.tl.domains(slide, n_clusters=3, method=peer, values=values, key_added="found", copy=True)
+           for values, slide in (("counts", counts), ("log_normalized", logged))}
+    emb = {values: np.asarray(a.obsm[f"X_{peer}"]) for values, a in got.items()}
+    assert np.allclose(emb["log_normalized"], emb["counts"], rtol=1e-3, atol=1e-3 * np.abs(emb["counts"]).max())
+    assert adjusted_rand_score(got["counts"].obs["found"], got["log_normalized"].obs["found"]) == 1.0
+
+
+def test_the_train_step_gives_a_peer_the_values_its_hvg_file_says_it_holds(tmp_path):
+    """The workflow's train step reads what hvg.h5ad's counts layer holds (its uns['hvg']['values'],
+    the sample sheet's values) and gives a peer log-normalised values unlogged, as tl.domains does:
+    BANKSY's features are those of the same slide's raw counts."""
+    _need("banksy")
+    import scanpy as sc
+    import scipy.sparse as sp
+
+    from slides import script, tiny_slide
+    from stcore.hvg import HVGParams, run_hvg
+    from stcore.methods import MethodResult
+
+    counts = tiny_slide(n_side=14, n_genes=40, domains=3)
+    logged = counts.copy()
+    sc.pp.normalize_total(logged, target_sum=1e4)
+    sc.pp.log1p(logged)
+    sp.save_npz(tmp_path / "graph.npz", sp.identity(counts.n_obs, format="csr"))
+    emb = {}
+    for values, slide in (("counts", counts), ("log_normalized", logged)):
+        hvg = tmp_path / f"hvg_{values}.h5ad"
+        run_hvg(slide, HVGParams(n_top_genes=3000, flavor="seurat", values=values)).write_h5ad(hvg)
+        out = SimpleNamespace(npz=tmp_path / f"{values}.npz", losses=tmp_path / f"{values}.tsv")
+        sm = SimpleNamespace(input=SimpleNamespace(h5ad=str(hvg), graph=str(tmp_path / "graph.npz")), output=out,
+                             params=SimpleNamespace(model="banksy", train={}, seed=0), threads=1)
+        script("train").main(sm)
+        emb[values] = MethodResult.load(out.npz).embedding
+    assert np.allclose(emb["log_normalized"], emb["counts"], rtol=1e-3, atol=1e-3 * np.abs(emb["counts"]).max())
