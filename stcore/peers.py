@@ -385,6 +385,24 @@ def _spagcn(s: dict, k: int, coords, params: dict, seed: int, counts):
 # CellCharter
 # ---------------------------------------------------------------------------------------------
 
+def _check_not_on_a_line(coords) -> None:
+    """Refuse spots whose positions all lie on one straight line (a transect, or coordinates whose
+    second column was lost in a conversion): CellCharter's Delaunay triangulation has no triangle
+    to make of them, and Qhull stopped the job with 'QH6154 Qhull precision error: Initial simplex
+    is flat'."""
+    xy = np.unique(np.asarray(coords, dtype=np.float64), axis=0)
+    if xy.shape[0] >= 3 and xy.shape[1] >= 2:
+        centred = xy - xy.mean(axis=0)
+        sv = np.linalg.svd(centred, compute_uv=False)
+        if sv[1] > 1e-9 * sv[0]:
+            return
+    raise InputError(f"method 'cellcharter': the spots' {xy.shape[0]} distinct positions lie on one straight line, "
+                     "so its Delaunay graph (a triangulation of the positions) cannot be made",
+                     fix="check that obsm['spatial'] holds both coordinates of every spot (a column lost or copied in a "
+                         "conversion puts the spots on a line), or leave cellcharter out for this slide (the method's "
+                         "samples: in the config)")
+
+
 def _spots_left_alone(conn, xy) -> str | None:
     """The warning where CellCharter's Delaunay graph ``conn`` leaves spots that share their position
     with another without a neighbour (None where it leaves none): the triangulation keeps one spot
@@ -434,6 +452,7 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     except ImportError as exc:
         raise InputError(f"method 'cellcharter' needs the cellcharter package, which cannot be imported ({exc})",
                          fix=CELLCHARTER_INSTALL) from None
+    _check_not_on_a_line(coords)
     _start(params, seed)
     a = _counts_adata(counts, coords, "cellcharter")
     sc.pp.normalize_total(a, target_sum=1e4)

@@ -314,3 +314,22 @@ def test_cellcharter_warns_of_spots_its_delaunay_graph_leaves_without_a_neighbou
     assert ("method 'cellcharter': 3 of the 103 spots share their position with another spot and have no "
             "neighbour in its Delaunay graph") in caplog.text
     assert "Fix: drop the repeated spots" in caplog.text
+
+
+@pytest.mark.parametrize("line", ["x_only", "diagonal"])
+def test_cellcharter_on_spots_along_one_line_is_one_message(line):
+    """Positions that all lie on one straight line (a transect; a second coordinate lost, or a copy
+    of the first, in a conversion) have no Delaunay triangulation: the fit stopped with Qhull's
+    'QH6154 Qhull precision error: Initial simplex is flat'; it is now one line naming the method,
+    the cause and the fix."""
+    _need("cellcharter")
+    from slides import tiny_slide
+    from stcore.errors import InputError
+    from stcore.methods import fit
+
+    slide = tiny_slide(n_side=8, n_genes=40)
+    x = np.arange(slide.n_obs) * 100.0
+    xy = np.column_stack([x, np.zeros_like(x) if line == "x_only" else x])
+    with pytest.raises(InputError, match=r"method 'cellcharter': the spots' 64 distinct positions lie on one "
+                                         r"straight line.*Fix: check that obsm\['spatial'\] holds both coordinates"):
+        fit("cellcharter", None, None, xy, {}, 0, counts=slide.X.tocsr())
