@@ -12,7 +12,9 @@ on the QC'd counts, ``hvg.n_top_genes`` genes, 3000 by default, which is the sel
 and STAGATE's tutorials make themselves).  Their own graphs are built from ``coords``; the
 pipeline's ``x`` and ``adj`` are not used.  One difference from the tutorials remains: the
 library size that ``normalize_total`` divides by is the spot's total over the selected genes
-(the same as the pipeline's own transform), not over every gene.
+(the same as the pipeline's own transform), not over every gene.  On a slide of log-normalised
+values ``counts`` holds the normalised values they are the log of (:func:`stcore.methods.fit`
+unlogs them), which the same steps take as they take the counts.
 
 Settings.  A peer reads its settings from the ``peer:`` block of its method's ``train:``
 settings (``methods: {st: {model: stagate, train: {peer: {n_epochs: 500}}}}``); the keys are
