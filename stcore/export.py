@@ -134,8 +134,9 @@ def domains_spatialdata(store: str | os.PathLike, domains: ad.AnnData, out: str 
     AnnData after :func:`stcore.tl.domains`, read from ``store``) as the table ``'domains'``
     annotating the same shapes as the slide's table in ``store``: the same element, region key and
     instance ids, so ``spatialdata.read_zarr(out)`` shows them on the shapes (napari-spatialdata,
-    ``spatialdata-plot``).  The table holds ``obs[<key>]`` (the domains, categorical; the key
-    ``uns['stcore']['key']`` names), the embedding and coordinates in ``obsm``, and ``uns['stcore']``;
+    ``spatialdata-plot``).  The table holds ``obs[<key>]`` (the domains, categorical in the order of
+    ``domains``; the key ``uns['stcore']['key']`` names) with their colours (``uns['<key>_colors']``,
+    where ``domains`` has them), the embedding and coordinates in ``obsm``, and ``uns['stcore']``;
     the store holds that shapes element and the table (not the images: add the table to the
     slide's own store with ``sdata.tables['domains'] = spatialdata.read_zarr(out)['domains']``).
     A table that annotates no shapes (coordinates in its ``obsm['spatial']`` only) gets circles
@@ -170,10 +171,14 @@ def domains_spatialdata(store: str | os.PathLike, domains: ad.AnnData, out: str 
                                             index=np.arange(len(xy)))}
         obs = pd.DataFrame({region_key: region, instance_key: np.arange(len(xy))}, index=domains.obs_names)
     obs[region_key] = pd.Categorical(obs[region_key].astype(str))
-    obs[key] = domains.obs[key].to_numpy()
+    # categorical in the domains' own order, in their figure's colours: as text, spatialdata-plot drew
+    # them as one unlabelled colour scale
+    obs[key] = domains.obs[key].astype("category").array
     out_table = ad.AnnData(obs=obs, obsm={name: np.asarray(value) for name, value in domains.obsm.items()
                                           if isinstance(value, np.ndarray)})
     out_table.uns["stcore"] = record
+    if f"{key}_colors" in domains.uns:
+        out_table.uns[f"{key}_colors"] = np.asarray(domains.uns[f"{key}_colors"], dtype=object)
     out_table = TableModel.parse(out_table, region=region, region_key=region_key, instance_key=instance_key)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -750,3 +750,27 @@ def test_domains_go_back_into_spatialdata(tmp_path, annotates_shapes):
     assert np.allclose(centres, part.obsm["spatial"])          # each spot's domain on its own shape
     assert table.uns["stcore"]["key"] == "domain"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["domains.zarr"]
+
+
+def test_domains_in_spatialdata_keep_their_categories_and_colours(tmp_path):
+    """domains.zarr (stcore.export.domains_spatialdata of a domains.h5ad) holds the domains as the
+    domains.h5ad does: categorical in its order ('10' after '9'), in the colours of its figure
+    (uns['<key>_colors'], matched to the annotation), so spatialdata-plot draws them as domains;
+    the column was text without colours, drawn by spatialdata-plot as one unlabelled colour scale."""
+    sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
+
+    import stcore
+    from stcore.export import domains_adata, domains_spatialdata
+
+    store = write_spatialdata(tmp_path / "slide.zarr", tiny_slide(seed=3))
+    adata = stcore.read.spatialdata(store)
+    labels = np.arange(adata.n_obs) % 12
+    adata.obs["layer"] = pd.Categorical([f"L{v}" for v in (labels + 1) % 12])
+    domains = domains_adata(adata, labels, np.zeros((adata.n_obs, 4)), sp.eye(adata.n_obs, format="csr"),
+                            method="graphst", info={}, truth="layer")
+    domains_spatialdata(store, domains, tmp_path / "domains.zarr")
+    table = sd.read_zarr(tmp_path / "domains.zarr").tables["domains"]
+    assert isinstance(table.obs["domain"].dtype, pd.CategoricalDtype)
+    assert list(table.obs["domain"].cat.categories) == [str(v) for v in range(12)]
+    assert (table.obs["domain"].astype(str) == domains.obs.loc[table.obs_names, "domain"].astype(str)).all()
+    assert list(table.uns["domain_colors"]) == list(domains.uns["domain_colors"])
