@@ -12,7 +12,8 @@ from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial", "uns/provenance", "uns/spatial")
+    slide = read_h5ad_elems(sm.input.h5ad, "obs", "obsm/spatial", "uns/provenance", "uns/spatial",
+                            f"uns/{sm.params.truth}_colors")
     obs = slide["obs"]
     seeds = [read_tsv(path, index_col="spot")["domain"].loc[obs.index].to_numpy() for path in sm.input.labels]
     labels = pd.Series(consensus(seeds), index=obs.index)
@@ -27,7 +28,8 @@ def main(sm):
     over = f"seeds {run['consensus_of'].replace(',', ', ')}" if run["seed"] == "consensus" else f"seed {run['seed']}"
     plot_domains(slide["obsm/spatial"], labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, the vote over {members}{over}", path=sm.output.png,
-                 slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, spatial=slide.get("uns/spatial"))
+                 slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, spatial=slide.get("uns/spatial"),
+                 truth_colors=slide.get(f"uns/{sm.params.truth}_colors"))
     write_labels(sm.output.labels, obs, labels.to_numpy())
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)

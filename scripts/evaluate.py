@@ -13,13 +13,15 @@ from stcore.workflow import run_step
 
 
 def main(sm):
-    slide = read_h5ad_elems(sm.input.h5ad, "X", "obs", "obsm/spatial", "uns/provenance", "uns/spatial")
+    slide = read_h5ad_elems(sm.input.h5ad, "X", "obs", "obsm/spatial", "uns/provenance", "uns/spatial",
+                            f"uns/{sm.params.truth}_colors")
     obs, coords, x = slide["obs"], slide["obsm/spatial"], slide["X"]
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[obs.index]
     truth = obs[sm.params.truth] if sm.params.truth else None
     result = MethodResult.load(sm.input.npz)
     run = dict(sm.params.run)
     prov, spatial = slide.get("uns/provenance", {}), slide.get("uns/spatial")
+    truth_colors = slide.get(f"uns/{sm.params.truth}_colors")
     common = {"genes": x.shape[1], "recon_r": expression_reconstruction_r(x, result.decoded, result.decoder_weight)}
     del slide, x
     common |= record(seed=run["seed"], config=dict(sm.params.settings), input_sha256=str(prov.get("input_sha256", "")),
@@ -34,7 +36,7 @@ def main(sm):
     plot_domains(coords, labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, seed {run['seed']}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed,
-                 spatial=spatial)
+                 spatial=spatial, truth_colors=truth_colors)
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 

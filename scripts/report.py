@@ -31,6 +31,7 @@ def main(sm):
         slide = ad.read_h5ad(f"results/{sample}/hvg.h5ad", backed="r")
         coords = np.asarray(slide.obsm["spatial"][:])
         truth = slide.obs[truth_col] if truth_col else None      # the column as it is, as pl.domains reads it
+        colors = slide.uns.get(f"{truth_col}_colors") if truth_col else None      # the annotation's own colours
         panels = []
         for v in variants:
             seed = median_seed(table, sample, v)
@@ -40,12 +41,14 @@ def main(sm):
         # a slide without an annotation has no ARI: each method's lowest seed (stcore.report.median_seed)
         chosen = "median-ARI seed" if truth_col else "lowest seed: no annotation to rank the seeds by"
         plot_slide_domains(coords, truth, panels, domains_png,
-                           title=f"{sample}: {'annotation and ' if truth_col else ''}found domains ({chosen} of each method)")
+                           title=f"{sample}: {'annotation and ' if truth_col else ''}found domains ({chosen} of each method)",
+                           truth_colors=colors)
         if sample in umap_out:
             seed = median_seed(table, sample, fig)
             emb = MethodResult.load(run_file("train.npz", sample, fig, seed)).embedding
             plot_umap(emb, truth, labels(sample, fig, seed, slide.obs_names), umap_out[sample],
-                      title=f"{sample}: {fig} embedding (seed {seed}, {'median ARI' if truth_col else 'lowest seed'})", seed=seed)
+                      title=f"{sample}: {fig} embedding (seed {seed}, {'median ARI' if truth_col else 'lowest seed'})", seed=seed,
+                      truth_colors=colors)
         if sample in loss_out:
             curves = {(m, s): pd.read_csv(run_file("losses.tsv", sample, m, s), sep="\t")
                       for m in sm.params.loss_methods for s in sm.params.seeds[m]}

@@ -652,13 +652,27 @@ def _figure_adata(pred, truth, coords=None):
     return ad.AnnData(obs=obs, obsm={} if coords is None else {"spatial": np.asarray(coords, dtype=np.float64)})
 
 
-def figure_colors(pred, truth=None) -> dict[str, dict[str, str]]:
+def _annotation_palette(truth, truth_colors):
+    """The annotation's own colours as a palette of :func:`stcore.pl.domains` ({label: colour}; None
+    without them): ``truth_colors`` are those the slide stores for ``truth`` (``uns[<truth>_colors]``,
+    as scanpy keeps them), so the run's figure and ``domains.h5ad`` draw the annotation in them and
+    match the found domains to them, as :func:`stcore.pl.domains` does on the slide itself."""
+    from .pl import stored_colors
+
+    if truth is None or truth_colors is None:
+        return None
+    return stored_colors(truth, truth_colors) or None
+
+
+def figure_colors(pred, truth=None, truth_colors=None) -> dict[str, dict[str, str]]:
     """The colours of a run's figure (:func:`plot_domains`) by label: {'found domains': ...,
-    'annotation': ...} (the latter with ``truth``), so the run's ``domains.h5ad`` can keep them."""
+    'annotation': ...} (the latter with ``truth``, in ``truth_colors`` where the slide stores them),
+    so the run's ``domains.h5ad`` can keep them."""
     from .pl import domain_colors
 
     return domain_colors(_figure_adata(pred, truth), "found domains",
-                         truth="annotation" if truth is not None else None)
+                         truth="annotation" if truth is not None else None,
+                         palette=_annotation_palette(truth, truth_colors))
 
 
 @contextlib.contextmanager
@@ -678,13 +692,14 @@ def figure_annotation_unsaid():
 
 
 def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None,
-                 features: np.ndarray | None = None, spatial: dict | None = None) -> None:
+                 features: np.ndarray | None = None, spatial: dict | None = None, truth_colors=None) -> None:
     """The run's figure (``domains.png``): :func:`stcore.pl.domains` of the found domains beside
     the truth when given (matched colours, legends, ARI and NMI), written to ``path`` (PNG).
     ``truth``: the annotation column as it is (``obs[truth]``, not its ``.to_numpy()``).
     ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
     (the joint features clustered), also their first two principal components coloured by slide
-    and by domain.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image)."""
+    and by domain.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image).  ``truth_colors``:
+    the colours the slide stores for the annotation (``uns[<truth>_colors]``), which it is drawn in."""
     from .pl import domains
     from .report import save_figure
 
@@ -703,5 +718,5 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
     with figure_annotation_unsaid():
         fig = domains(adata, key="found domains", truth="annotation" if truth is not None else None, basis=bases,
                       slide_key="slide" if slides is not None else None, title=title, ncols=3, show=False,
-                      return_fig=True)
+                      return_fig=True, palette=_annotation_palette(truth, truth_colors))
     save_figure(fig, path)

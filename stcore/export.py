@@ -79,7 +79,7 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     from .pl import _store_colors
 
     truth = truth if truth and truth in out.obs and truth != key_added else None
-    drawn = figure_colors(labels, out.obs[truth] if truth else None)
+    drawn = figure_colors(labels, out.obs[truth] if truth else None, out.uns.get(f"{truth}_colors") if truth else None)
     _store_colors(out, key_added, drawn["found domains"])
     if truth:
         _store_colors(out, truth, drawn["annotation"])

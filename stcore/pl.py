@@ -18,7 +18,7 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-__all__ = ["domains", "domain_colors", "matched_colors"]
+__all__ = ["domains", "domain_colors", "matched_colors", "stored_colors"]
 
 MISSING = "NA"                 # the label of spots without one (drawn light grey)
 MISSING_COLOR = "#d3d3d3"
@@ -166,8 +166,8 @@ def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[li
         if need > len(palette):
             palette = list(dict.fromkeys(palette + _palette(need) + _palette(len(palette) + need)))
     ref_colors = {}
-    if stored is not None and len(stored) >= n_ref and isinstance(adata.obs[ref_col].dtype, pd.CategoricalDtype):
-        by_cat = dict(zip(_labels(adata.obs[ref_col].cat.categories), stored))
+    if stored is not None and len(stored) >= n_ref:
+        by_cat = stored_colors(adata.obs[ref_col], stored)
         ref_colors = {c: by_cat[c] for c in ref_cats if c in by_cat}
     if len(ref_colors) != n_ref:
         ref_colors = {c: palette[i % len(palette)] for i, c in enumerate(c for c in ref_cats if c != MISSING)}
@@ -175,6 +175,16 @@ def _reference_colors(adata, ref_col: str, keys: list[str], palette) -> tuple[li
     if MISSING in ref_cats:
         ref_colors[MISSING] = MISSING_COLOR
     return palette, ref_colors
+
+
+def stored_colors(values: pd.Series, colors) -> dict[str, str]:
+    """{label: colour} of a categorical column ``values`` from the colours scanpy stores for it
+    (``uns[column + '_colors']``, in the order of its categories), labels as they are scored ('Layer3 '
+    is 'Layer3'); empty where the column is not categorical or fewer colours than categories are given
+    (scanpy then gives the column its palette again)."""
+    if colors is None or not isinstance(values.dtype, pd.CategoricalDtype) or len(colors) < len(values.cat.categories):
+        return {}
+    return dict(zip(_labels(values.cat.categories), colors))
 
 
 def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, palette=None) -> dict[str, dict[str, str]]:

@@ -67,11 +67,12 @@ def _panels_adata(coords, columns: dict[str, np.ndarray], obsm: dict | None = No
 
 
 def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.ndarray]], path, *,
-                       title: str = "") -> None:
+                       title: str = "", truth_colors=None) -> None:
     """The truth, then one panel per (title, labels), on the tissue coordinates:
     :func:`stcore.pl.domains`, every panel's colours matched to the truth's (to the first
-    panel's without truth), with its ARI and NMI."""
-    from .evaluate import figure_annotation_unsaid
+    panel's without truth; the truth in ``truth_colors``, those the slide stores for it, where
+    given), with its ARI and NMI."""
+    from .evaluate import _annotation_palette, figure_annotation_unsaid
     from .pl import domains
 
     # the annotation's panel is titled 'annotation', as in each run's domains.png (it read 'truth')
@@ -79,7 +80,7 @@ def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.nda
     with figure_annotation_unsaid():
         fig = domains(_panels_adata(coords, columns), key=[name for name, _ in panels],
                       truth="annotation" if truth is not None else None, title=title, ncols=4, show=False,
-                      return_fig=True)
+                      return_fig=True, palette=_annotation_palette(truth, truth_colors))
     save_figure(fig, path)
 
 
@@ -106,12 +107,13 @@ def plot_ari_boxplot(table: pd.DataFrame, path, metric: str = "ARI") -> None:
     save_figure(fig, path)
 
 
-def plot_umap(embedding: np.ndarray, truth, found, path, *, title: str = "", seed: int = 0) -> None:
+def plot_umap(embedding: np.ndarray, truth, found, path, *, title: str = "", seed: int = 0,
+              truth_colors=None) -> None:
     """UMAP (umap-learn, 15 neighbours) of ``embedding``, coloured by truth and by found domain
-    (:func:`stcore.pl.domains` on the UMAP, colours matched)."""
+    (:func:`stcore.pl.domains` on the UMAP, colours matched; the truth in ``truth_colors`` where given)."""
     import umap
 
-    from .evaluate import figure_annotation_unsaid
+    from .evaluate import _annotation_palette, figure_annotation_unsaid
     from .pl import domains
 
     xy = umap.UMAP(n_neighbors=15, min_dist=0.3, random_state=seed, n_jobs=1).fit_transform(
@@ -120,7 +122,8 @@ def plot_umap(embedding: np.ndarray, truth, found, path, *, title: str = "", see
     adata = _panels_adata(np.zeros((len(xy), 2)), columns, {"X_umap": xy})
     with figure_annotation_unsaid():
         fig = domains(adata, key="found domains", truth="annotation" if truth is not None else None,
-                      basis="X_umap", title=title, show=False, return_fig=True)
+                      basis="X_umap", title=title, show=False, return_fig=True,
+                      palette=_annotation_palette(truth, truth_colors))
     save_figure(fig, path)
 
 

@@ -508,3 +508,50 @@ def test_an_annotation_without_a_label_is_named_with_the_fix(caplog):
     assert np.isnan(fig.stcore_scores["domain"]["ARI"])
     assert fig.axes[1].get_title().endswith("not scored: no annotated spot"), fig.axes[1].get_title()
     plt.close("all")
+
+
+def test_the_workflow_draws_an_annotation_in_the_colours_the_slide_stores_for_it(tmp_path, monkeypatch):
+    """A slide whose annotation has its own colours (uns['layer_colors'], as scanpy keeps them after a
+    plot, or as a user sets them): each run's domains.png draws the annotation in them, the found
+    domains matched to them, and domains.h5ad keeps them, as stcore.pl.domains does on the slide itself.
+    They were replaced by scanpy's default palette in the figure and overwritten in domains.h5ad."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    import scipy.sparse as sp
+    from slides import evaluate_inputs, script
+
+    import stcore.pl as pl
+    from stcore.export import domains_adata
+
+    slide = tiny_slide(domains=3)
+    slide.obs["layer"] = pd.Categorical(slide.obs.pop("domain").astype(str))
+    own = ["#000000", "#00aa00", "#0000ff"]
+    slide.uns["layer_colors"] = np.array(own, dtype=object)
+    adata, hvg, labels, npz = evaluate_inputs(slide, tmp_path, "layer")
+    expected = dict(zip(adata.obs["layer"].cat.categories, own))
+    drawn, real = [], pl.domains
+
+    def spy(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        drawn.append(_spot_colours(fig.axes[0]))
+        return fig
+
+    monkeypatch.setattr(pl, "domains", spy)
+    run = {"sample": "s1", "method": "graphst", "seed": 0, "trained_by": "graphst"}
+    out = SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png"),
+                          labels=str(tmp_path / "consensus.tsv"))
+    script("evaluate").main(SimpleNamespace(
+        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)), output=out,
+        params=SimpleNamespace(truth="layer", settings={}, run=run)))
+    script("consensus").main(SimpleNamespace(
+        input=SimpleNamespace(labels=[str(labels)] * 2, h5ad=str(hvg), npz=str(npz)), output=out,
+        params=SimpleNamespace(truth="layer", settings={}, run=run | {"seed": "consensus", "consensus_of": "0,1"})))
+    assert drawn == [[expected[v] for v in adata.obs["layer"].astype(str)]] * 2
+    found = adata.obs["layer"].cat.codes.to_numpy()               # the layers found under other names
+    h5ad = domains_adata(adata, found, np.zeros((adata.n_obs, 2)), sp.identity(adata.n_obs, format="csr"),
+                         method="graphst", info={}, truth="layer")
+    assert list(h5ad.uns["layer_colors"]) == own
+    assert dict(zip(h5ad.obs["domain"].cat.categories, h5ad.uns["domain_colors"])) == {"0": own[0], "1": own[1],
+                                                                                       "2": own[2]}
+    plt.close("all")
