@@ -200,6 +200,13 @@ def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, pal
             for col in dict.fromkeys(([truth] if truth is not None else []) + keys)}
 
 
+def _group_record(record) -> bool:
+    """Whether ``uns['stcore']`` is a group's run (slides trained as one): the workflow keeps each
+    slide's scores in its metrics (``'per_slide'``, :func:`stcore.export.run_metrics`)."""
+    metrics = record.get("metrics") if isinstance(record, Mapping) else None
+    return isinstance(metrics, Mapping) and isinstance(metrics.get("per_slide"), Mapping)
+
+
 def _made_by(adata: ad.AnnData, col: str) -> str:
     """What made ``obs[col]``, where :func:`stcore.tl.domains` wrote it (``uns['stcore']``): ': graphst,
     seed 0', or for a vote ': graphst+banksy+cellcharter, seeds 0, 1, 2'; else ''."""
@@ -346,7 +353,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         ``spatial_dims``, else ``'spatial'``), drawn as a tissue map, y down, equal axes.  Another key (e.g. ``'X_umap'``) draws the first two
         columns of that embedding; several keys give a row of panels each.
     slide_key : str, default None
-        ``obs`` column naming each spot's slide.  The slides are laid out side
+        ``obs`` column naming each spot's slide (default ``None``: none; for a group's ``domains.h5ad``,
+        whose ``uns['stcore']`` holds each slide's scores, the workflow's ``'slide'``, so it is drawn and
+        scored as its ``domains.png``).  The slides are laid out side
         by side on the tissue map, and each embedding row gets a panel coloured by slide; the
         scores are each slide's own, averaged (slides clustered apart number their domains each
         their own way).
@@ -399,6 +408,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     import scanpy as sc
 
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
+    from .group import SLIDE_KEY
     from .validate import as_x_y, clustered_by, dims_columns
 
     record = adata.uns.get("stcore")
@@ -406,6 +416,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         written = record.get("key") if isinstance(record, Mapping) else None
         key = str(written) if isinstance(written, str) and written in adata.obs else "domain"
     keys = [key] if isinstance(key, str) else list(key)
+    if slide_key is None and _group_record(record) and SLIDE_KEY in adata.obs and adata.obs[SLIDE_KEY].nunique() > 1:
+        slide_key = SLIDE_KEY       # a group's domains.h5ad: its slides share one frame (drawn over one another)
     if truth is not None and truth in keys:
         raise ValueError(f"obs['{truth}'] is given both as found domains (key) and as the annotation (truth): it would "
                          "be drawn and scored against itself (ARI 1). Fix: pass the column stcore.tl.domains wrote as "
