@@ -11,6 +11,7 @@ rule export:
         h5ad=run_file("domains.h5ad"),
     params:
         truth=slide("truth"),
+        values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
@@ -43,6 +44,7 @@ rule export_consensus:
         h5ad=consensus_file("domains.h5ad"),
     params:
         truth=slide("truth"),
+        values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
@@ -79,6 +81,7 @@ rule export_ensemble:
         h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
     params:
         truth=slide("truth"),
+        values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
@@ -116,6 +119,7 @@ rule export_ensemble_consensus:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:
         truth=slide("truth"),
+        values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},

@@ -1,6 +1,8 @@
 """One AnnData per run that a scanpy or squidpy user opens as usual (``domains.h5ad``).
 
-- ``X``: the slide's raw counts for every gene kept by QC (sparse CSR), ``obs`` as read
+- ``X``: the slide's raw counts for every gene kept by QC (sparse CSR; a slide whose sheet says
+  ``values: normalized`` or ``log_normalized``: its values as given, named in ``uns['stcore']['values']``,
+  log-normalised ones marked ``uns['log1p']`` as scanpy marks them), ``obs`` as read
   (with the annotation, if any) plus ``obs['domain']`` (categorical).  A column that stcore did
   not write is never overwritten (the rule of :func:`stcore.validate.check_key`, which
   :func:`stcore.tl.domains` applies too): where the slide's own obs already has a column
@@ -45,7 +47,7 @@ def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
 
 def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
                   info: dict, key_added: str = "domain", seed_labels: dict | None = None,
-                  method_labels: dict | None = None, truth: str | None = None) -> ad.AnnData:
+                  method_labels: dict | None = None, truth: str | None = None, values: str = "counts") -> ad.AnnData:
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
     ({seed: labels}, for a consensus of seeds): each seed's domains, in ``obsm['<key>_seeds']``;
@@ -53,7 +55,10 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     method's domains, in ``obsm['<key>_methods']``.  The domains' colours in the run's figure
     (``domains.png``: matched to the annotation ``obs[truth]`` when given) go to
     ``uns['<key>_colors']`` (and the annotation's to ``uns['<truth>_colors']``), so scanpy's and
-    squidpy's plots draw them alike."""
+    squidpy's plots draw them alike.  ``values``: what ``X`` holds (the sample sheet's ``values``),
+    recorded in ``uns['stcore']['values']``; log-normalised values are also marked as scanpy marks
+    them (``uns['log1p']``), so ``sc.pp.log1p`` warns that X is already logged and
+    ``sc.tl.rank_genes_groups`` reads them as logged."""
     from .validate import output_key
 
     out = counts.copy()
@@ -74,7 +79,9 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     from .graph import store_graph
 
     store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64), params={"spatial_key": "spatial"})
-    out.uns["stcore"] = _plain(info) | {"key": key_added}
+    out.uns["stcore"] = _plain(info) | {"key": key_added, "values": str(values)}
+    if values == "log_normalized" and "log1p" not in out.uns:
+        out.uns["log1p"] = {"base": None}        # as sc.pp.log1p leaves it: the natural log of 1 + x
     from .evaluate import figure_colors
     from .pl import _store_colors
 

@@ -1119,6 +1119,31 @@ def test_the_workflow_file_follows_the_same_rule(tmp_path):
     assert again.uns["stcore"]["key"] == "stcore_domain"
 
 
+def test_domains_h5ad_says_what_its_x_holds():
+    """domains.h5ad (stcore.export.domains_adata) keeps X as the slide gave it: for a slide whose sheet
+    says values: log_normalized (a Seurat object converted, without scanpy's uns['log1p']), X is
+    marked logged as scanpy marks it, so a scanpy user's sc.pp.log1p warns and rank_genes_groups reads
+    it as logged, and uns['stcore']['values'] names what X holds; nothing said that X was not the raw
+    counts the README promises, and normalize_total + log1p transformed the values a second time."""
+    import scanpy as sc
+
+    slide = tiny_slide()
+    del slide.obs["domain"]
+    n = slide.n_obs
+    args = (np.arange(n) % 2, np.zeros((n, 4), np.float32), sp.identity(n, format="csr"))
+    counts = domains_adata(slide, *args, method="graphst", info={})
+    assert counts.uns["stcore"]["values"] == "counts" and "log1p" not in counts.uns
+    logged = slide.copy()
+    sc.pp.normalize_total(logged)
+    sc.pp.log1p(logged)
+    del logged.uns["log1p"]                                        # as a converted Seurat object holds it
+    out = domains_adata(logged, *args, method="graphst", info={}, values="log_normalized")
+    # what sc.pp.log1p checks before it warns 'adata.X seems to be already log-transformed'
+    assert out.uns["stcore"]["values"] == "log_normalized" and out.uns["log1p"] == {"base": None}
+    normal = domains_adata(slide, *args, method="graphst", info={}, values="normalized")
+    assert normal.uns["stcore"]["values"] == "normalized" and "log1p" not in normal.uns
+
+
 def test_a_column_an_earlier_call_wrote_is_stcores_for_every_step(tmp_path):
     """One rule says which columns stcore wrote (stcore.validate.written_by_stcore): a column that an
     earlier tl.domains call, not the last, wrote (listed in uns['stcore']['columns']) is replaced by
