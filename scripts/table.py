@@ -1,11 +1,10 @@
 """Snakemake step: the one results table over every slide, method and seed, and its summary."""
 from pathlib import Path
 
-import pandas as pd
-
 from stcore.io import atomic_path, read_tsv
 from stcore.report import figures_html, page_html
-from stcore.table import read_published, read_reference_here, results_table, seed_agreement, summary_markdown
+from stcore.table import (read_published, read_reference_here, results_table, seed_agreement, summary_markdown,
+                          write_table)
 from stcore.workflow import run_step
 
 
@@ -20,7 +19,7 @@ def main(sm):
         published=read_published(ref / "published_dlpfc_ari.tsv") if ref else None,
         reference_here=read_reference_here(ref / "graphst_reference_here.md") if ref else None)
     with atomic_path(sm.output.tsv) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+        write_table(table, tmp)
     with atomic_path(sm.output.md) as tmp:
         tmp.write_text(text)
     with atomic_path(sm.output.html) as tmp:       # the same summary, shown on the report's first page

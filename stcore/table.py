@@ -75,6 +75,19 @@ def _from_members(table: pd.DataFrame, run: dict) -> None:
                 table.loc[rows, column] = "; ".join(dict.fromkeys(values))
 
 
+# Columns of the results table that count something (spots, genes, domains): written as whole numbers.
+COUNT_COLUMNS = ("spots", "genes", "domains_found", "n_labelled", "n_unlabelled")
+
+
+def write_table(table: pd.DataFrame, path) -> None:
+    """``table`` as results/table.tsv: numbers to 4 decimals, the counts (:data:`COUNT_COLUMNS`) as
+    whole numbers where some rows have none (a consensus has no genes of its own; a slide without an
+    annotation no labelled spots), which pandas holds as floats."""
+    counts = {c: "Int64" for c in COUNT_COLUMNS if c in table and pd.api.types.is_numeric_dtype(table[c])
+              and (table[c].dropna() == table[c].dropna().round()).all()}
+    table.astype(counts).to_csv(path, sep="\t", index=False, float_format="%.4f")
+
+
 def results_table(runs: list[dict], prep_records: list[str]) -> pd.DataFrame:
     """One row per run, in the order of ``runs``.  Each run is a dict with ``metrics`` (the evaluate step's table),
     ``train_record`` and ``cluster_record`` (Snakemake's records of the jobs that made it);

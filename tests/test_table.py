@@ -136,3 +136,15 @@ def test_the_claim_is_not_judged_without_an_annotation():
     table["F1"] = [0.50, 0.40, 0.60, 0.60]          # annotated: measured as before
     text = summary_markdown(table, compare=compare)
     assert "median F1 change over samples +12.5% (range +0.0% to +25.0%)" in text and "does not hold; r > 0.5: holds" in text
+
+
+def test_counts_are_written_as_whole_numbers_where_some_rows_have_none(tmp_path):
+    """genes, n_labelled, ... of a consensus row (none of its own) or an unannotated slide are empty, so
+    pandas holds the column as floats: written as 289, not 289.0000; scores keep their 4 decimals."""
+    from stcore.table import write_table
+
+    table = pd.DataFrame({"sample": ["a", "a"], "method": "graphst", "seed": [0, "consensus"],
+                          "genes": [289, float("nan")], "n_labelled": [59, float("nan")], "ARI": [0.5, 1 / 3]})
+    write_table(table, tmp_path / "t.tsv")
+    lines = (tmp_path / "t.tsv").read_text().splitlines()
+    assert lines[1:] == ["a\tgraphst\t0\t289\t59\t0.5000", "a\tgraphst\tconsensus\t\t\t0.3333"]
