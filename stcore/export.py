@@ -143,7 +143,8 @@ def domains_spatialdata(store: str | os.PathLike, domains: ad.AnnData, out: str 
     instance ids, so ``spatialdata.read_zarr(out)`` shows them on the shapes (napari-spatialdata,
     ``spatialdata-plot``).  The table holds ``obs[<key>]`` (the domains, categorical in the order of
     ``domains``; the key ``uns['stcore']['key']`` names) with their colours (``uns['<key>_colors']``,
-    where ``domains`` has them), the embedding and coordinates in ``obsm``, and ``uns['stcore']``;
+    where ``domains`` has them), the embedding, coordinates and each seed's or method's domains
+    (``obsm['<key>_seeds']``, ``['<key>_methods']``) in ``obsm``, and ``uns['stcore']``;
     the store holds that shapes element and the table (not the images: add the table to the
     slide's own store with ``sdata.tables['domains'] = spatialdata.read_zarr(out)['domains']``).
     A table that annotates no shapes (coordinates in its ``obsm['spatial']`` only) gets circles
@@ -181,8 +182,11 @@ def domains_spatialdata(store: str | os.PathLike, domains: ad.AnnData, out: str 
     # categorical in the domains' own order, in their figure's colours: as text, spatialdata-plot drew
     # them as one unlabelled colour scale
     obs[key] = domains.obs[key].astype("category").array
-    out_table = ad.AnnData(obs=obs, obsm={name: np.asarray(value) for name, value in domains.obsm.items()
-                                          if isinstance(value, np.ndarray)})
+    # arrays (embedding, coordinates) and frames (a consensus's seeds, a combination's methods: labels as text)
+    obsm = {name: (np.asarray(value) if isinstance(value, np.ndarray) else
+                   pd.DataFrame(value.astype(str).to_numpy(), index=obs.index, columns=[str(c) for c in value.columns]))
+            for name, value in domains.obsm.items() if isinstance(value, (np.ndarray, pd.DataFrame))}
+    out_table = ad.AnnData(obs=obs, obsm=obsm)
     out_table.uns["stcore"] = record
     if f"{key}_colors" in domains.uns:
         out_table.uns[f"{key}_colors"] = np.asarray(domains.uns[f"{key}_colors"], dtype=object)

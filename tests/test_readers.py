@@ -720,7 +720,8 @@ def test_read_xenium_keeps_the_cell_table(tmp_path, cells):
 def test_domains_go_back_into_spatialdata(tmp_path, annotates_shapes):
     """stcore.export.domains_spatialdata after the notebook API: a store spatialdata.read_zarr opens,
     the domains annotating the slide's own shapes (or circles at the coordinates where its table
-    annotates none), nothing left beside it."""
+    annotates none), each seed's domains of a consensus beside them (they were left out), nothing left
+    beside it."""
     sd = pytest.importorskip("spatialdata", reason="SpatialData stores need: pip install -e '.[spatialdata]'")
     from spatialdata.models import TableModel
 
@@ -735,7 +736,7 @@ def test_domains_go_back_into_spatialdata(tmp_path, annotates_shapes):
         store = tmp_path / "plain.zarr"
         sd.SpatialData(tables={"table": TableModel.parse(table)}).write(store)
     adata = stcore.read.spatialdata(store)
-    stcore.tl.domains(adata, n_clusters=2, seed=0, n_top_genes=30, train={"epochs": 2}, progress=False)
+    stcore.tl.domains(adata, n_clusters=2, seed=range(3), n_top_genes=30, train={"epochs": 2}, progress=False)
     part = adata[10:].copy()                                   # as after QC: some spots dropped
     domains_spatialdata(store, part, tmp_path / "out" / "domains.zarr")
     back = sd.read_zarr(tmp_path / "out" / "domains.zarr")
@@ -749,6 +750,8 @@ def test_domains_go_back_into_spatialdata(tmp_path, annotates_shapes):
     centres = np.c_[shapes.geometry.x.loc[ids].to_numpy(), shapes.geometry.y.loc[ids].to_numpy()]
     assert np.allclose(centres, part.obsm["spatial"])          # each spot's domain on its own shape
     assert table.uns["stcore"]["key"] == "domain"
+    # a consensus's seeds (a data frame in obsm) are kept as domains.h5ad keeps them
+    pd.testing.assert_frame_equal(table.obsm["domain_seeds"].astype(str), part.obsm["domain_seeds"].astype(str))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["domains.zarr"]
 
 
