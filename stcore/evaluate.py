@@ -697,8 +697,8 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
     the truth when given (matched colours, legends, ARI and NMI), written to ``path`` (PNG).
     ``truth``: the annotation column as it is (``obs[truth]``, not its ``.to_numpy()``).
     ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
-    (the joint features clustered), also their first two principal components coloured by slide
-    and by domain.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image).  ``truth_colors``:
+    (the joint features clustered), also their first two principal components coloured by slide,
+    by domain and, where given, by the annotation.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image).  ``truth_colors``:
     the colours the slide stores for the annotation (``uns[<truth>_colors]``), which it is drawn in."""
     from .pl import domains
     from .report import save_figure
