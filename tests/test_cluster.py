@@ -204,3 +204,33 @@ def test_auto_settings_are_in_the_schema_with_defaults_and_are_checked():
     for bad in ({"auto": "gap"}, {"auto_measure": "nmi"}, {"auto_repeats": 1}, {"auto_range": [1, 9]}):
         with pytest.raises(InputError, match=f"cluster\\.{next(iter(bad))}"):
             check_settings(cluster=bad)
+
+
+def _small_slide_features(n_spots=80, seed=1):
+    """A tiny simulated slide: four domains on a grid, 20 features (PCs of decreasing spread)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 20))
+    domain = rng.integers(0, 4, n_spots)
+    features = (centres[domain] + rng.normal(size=(n_spots, 20))) * np.linspace(3, 0.2, 20)
+    coords = np.c_[np.arange(n_spots) % 10, np.arange(n_spots) // 10].astype(float)
+    return features, coords
+
+
+def test_mclust_warns_when_a_small_slide_collapses_into_one_domain(caplog):
+    """mclust's EEE mixture on 20 PCs has 293 parameters for 4 domains; fitted on a slide of few
+    spots it puts most of them into one domain (300 cells of STARmap BZ5: graphst 95% in one).
+    The labels are kept; the log says so, with the fix.  Other algorithms, and a labelling whose
+    largest domain holds at most half the spots, get no such line."""
+    import logging
+
+    features, coords = _small_slide_features()
+    with caplog.at_level(logging.WARNING, logger="stcore.cluster"):
+        labels = run_cluster(features, coords, 4, ClusterParams())
+    assert np.bincount(labels).max() > 0.5 * len(labels)
+    assert "cluster mclust: 57 of the 80 spots (71%) are in one of the 4 domains" in caplog.text
+    assert "Fix: cluster: {n_pcs: 5}" in caplog.text and "cluster: {algorithm: kmeans}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stcore.cluster"):
+        run_cluster(features, coords, 4, ClusterParams(algorithm="kmeans"))
+        run_cluster(*_small_slide_features(seed=0), 4, ClusterParams())     # largest domain 31%
+    assert "cluster mclust" not in caplog.text
