@@ -355,7 +355,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     slide_key : str, default None
         ``obs`` column naming each spot's slide (default ``None``: none; for a group's ``domains.h5ad``,
         whose ``uns['stcore']`` holds each slide's scores, the workflow's ``'slide'``, so it is drawn and
-        scored as its ``domains.png``).  The slides are laid out side
+        scored as its ``domains.png``; for slides joined after each was clustered, as
+        ``anndata.concat(..., label='library_id')`` joins them, the column ``tl.domains`` would refuse
+        them by, :func:`stcore.validate.slide_column`).  The slides are laid out side
         by side on the tissue map, and each embedding row gets a panel coloured by slide; the
         scores are each slide's own, averaged (slides clustered apart number their domains each
         their own way).
@@ -409,15 +411,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .group import SLIDE_KEY
-    from .validate import as_x_y, clustered_by, dims_columns
+    from .validate import as_x_y, clustered_by, dims_columns, slide_column
 
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
         written = record.get("key") if isinstance(record, Mapping) else None
         key = str(written) if isinstance(written, str) and written in adata.obs else "domain"
     keys = [key] if isinstance(key, str) else list(key)
-    if slide_key is None and _group_record(record) and SLIDE_KEY in adata.obs and adata.obs[SLIDE_KEY].nunique() > 1:
-        slide_key = SLIDE_KEY       # a group's domains.h5ad: its slides share one frame (drawn over one another)
     if truth is not None and truth in keys:
         raise ValueError(f"obs['{truth}'] is given both as found domains (key) and as the annotation (truth): it would "
                          "be drawn and scored against itself (ARI 1). Fix: pass the column stcore.tl.domains wrote as "
@@ -426,6 +426,25 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     graph = record.get("graph") if isinstance(record, Mapping) else None
     tissue = str(graph.get("spatial_key") or "spatial") if isinstance(graph, Mapping) else "spatial"
     bases = [tissue] if basis is None else [basis] if isinstance(basis, str) else list(basis)
+    params = graph.get("params") if isinstance(graph, Mapping) else None
+    # the columns tl.domains read: its spatial_dims (a stored squidpy graph's params do not name them), else
+    # those its graph was built from (records written before it kept its own)
+    dims = graph.get("spatial_dims") if isinstance(graph, Mapping) else None
+    if dims is None:
+        dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
+
+    def xy_of(b: str) -> np.ndarray:
+        if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
+            return np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
+        return np.asarray(as_x_y(adata.obsm[b], adata.obs), dtype=np.float64)[:, :2]    # y, x: taken as x, y
+
+    if slide_key is None:
+        if _group_record(record) and SLIDE_KEY in adata.obs and adata.obs[SLIDE_KEY].nunique() > 1:
+            slide_key = SLIDE_KEY   # a group's domains.h5ad: its slides share one frame (drawn over one another)
+        else:
+            # slides joined after each was clustered on its own (anndata.concat(..., label='library_id') of two
+            # results): their domains are numbered each their own way and their spots share one frame
+            slide_key = slide_column(adata, xy_of(tissue) if tissue in adata.obsm else None)
     for col in keys + [c for c in (truth, slide_key) if c is not None]:
         if col not in adata.obs:
             raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(adata.obs.columns)})")
@@ -541,17 +560,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     neighbours = [(grid[r, c], grid[r, c + 1]) for r, row in enumerate(rows) for c in range(len(row) - 1)]
     image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
     positions = {}
-    params = graph.get("params") if isinstance(graph, Mapping) else None
-    # the columns tl.domains read: its spatial_dims (a stored squidpy graph's params do not name them), else
-    # those its graph was built from (records written before it kept its own)
-    dims = graph.get("spatial_dims") if isinstance(graph, Mapping) else None
-    if dims is None:
-        dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
     for b in bases:
-        if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
-            xy = np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
-        else:
-            xy = np.asarray(as_x_y(adata.obsm[b], adata.obs), dtype=np.float64)[:, :2]    # y, x: taken as x, y
+        xy = xy_of(b)
         if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy

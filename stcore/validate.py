@@ -880,23 +880,11 @@ MIXED_SHARE = 0.25
 MIN_SECTION_SPOTS = 10
 
 
-def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None,
-                    depths: np.ndarray | None = None, key: str = "spatial") -> None:
-    """The spots come from one slide: refused when ``obs['library_id']``, or an ``obs`` column
-    whose values are library ids of ``uns['spatial']``, names two slides or more (as
-    ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
-    one frame, so one spatial graph would join spots of different slides).  A slide taken out of
-    such an object (one value left in the column, every library still in ``uns``) passes.
-    With the coordinates ``xy``, also a column named as joined slides or sections are
-    (:data:`SLIDE_COLUMNS`: ``AnnData.concatenate``'s ``batch``, ``anndata.concat(label='slide')``,
-    MERFISH's ``bregma``, ``z``, ...) with two values or more whose spots lie among each other
-    (more than :data:`MIXED_SHARE` of the spots' nearest neighbours in another group); groups
-    that meet only along a border pass.  A column of numbers counts where it takes few values,
-    each held by :data:`MIN_SECTION_SPOTS` spots or more; a ``z`` whose values lie closer together
-    than half the spots' usual distance to their nearest neighbour gives the depths of one section
-    imaged in several planes, and passes.  Slides joined without such a column are judged by
-    :func:`_refuse_slides_joined_without_label`; ``depths``: the columns of the coordinates left
-    out of ``xy`` (a section's planes, whose groups are not taken for slides)."""
+def _slide_columns(adata: ad.AnnData, xy: np.ndarray | None):
+    """The ``obs`` columns that name two slides or more, as :func:`check_one_slide` judges them (its
+    rule, in its order): (column, its values, their codes, the share of the spots whose nearest
+    neighbour lies in another group or None, the spots' nearest other spot or None, the reason
+    said, whether the column holds numbers, whether it names fields of view)."""
     import pandas as pd
 
     spatial = adata.uns.get("spatial")
@@ -936,6 +924,29 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
                       "another slide")
         else:
             continue
+        yield column, unique, codes, mixed, nearest, reason, numeric, fov
+
+
+def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: str | None = None,
+                    depths: np.ndarray | None = None, key: str = "spatial") -> None:
+    """The spots come from one slide: refused when ``obs['library_id']``, or an ``obs`` column
+    whose values are library ids of ``uns['spatial']``, names two slides or more (as
+    ``anndata.concat(..., label='library_id')`` leaves several slides; their coordinates share
+    one frame, so one spatial graph would join spots of different slides).  A slide taken out of
+    such an object (one value left in the column, every library still in ``uns``) passes.
+    With the coordinates ``xy``, also a column named as joined slides or sections are
+    (:data:`SLIDE_COLUMNS`: ``AnnData.concatenate``'s ``batch``, ``anndata.concat(label='slide')``,
+    MERFISH's ``bregma``, ``z``, ...) with two values or more whose spots lie among each other
+    (more than :data:`MIXED_SHARE` of the spots' nearest neighbours in another group); groups
+    that meet only along a border pass.  A column of numbers counts where it takes few values,
+    each held by :data:`MIN_SECTION_SPOTS` spots or more; a ``z`` whose values lie closer together
+    than half the spots' usual distance to their nearest neighbour gives the depths of one section
+    imaged in several planes, and passes.  Slides joined without such a column are judged by
+    :func:`_refuse_slides_joined_without_label`; ``depths``: the columns of the coordinates left
+    out of ``xy`` (a section's planes, whose groups are not taken for slides)."""
+    region_key = spatialdata_region_key(adata)
+    for column, unique, codes, mixed, nearest, reason, numeric, fov in _slide_columns(adata, xy):
+        present = [str(v) for v in unique]
         if numeric:                               # numbers are selected as numbers: == 0.21, not == '0.21'
             present = [repr(v.item() if hasattr(v, "item") else v) for v in unique]
             shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
@@ -957,6 +968,15 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
                                 f"filter_tables=True).write('{present[0]}.zarr')" if elements else ""))
     if xy is not None:
         _refuse_slides_joined_without_label(adata, xy, path, depths)
+
+
+def slide_column(adata: ad.AnnData, xy: np.ndarray | None = None) -> str | None:
+    """The ``obs`` column naming each spot's slide where the object holds several
+    (:func:`check_one_slide`'s rule: ``obs['library_id']`` or a column of ``uns['spatial']``'s libraries
+    with two values or more, as ``anndata.concat(..., label='library_id')`` leaves them; with ``xy``, a
+    column named as slides are whose groups lie among each other; not a column of one slide's fields of
+    view), else None."""
+    return next((found[0] for found in _slide_columns(adata, xy) if not found[7]), None)   # not fields of view
 
 
 def spatialdata_region_key(adata: ad.AnnData) -> str | None:

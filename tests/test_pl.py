@@ -583,3 +583,36 @@ def test_a_groups_domains_h5ad_is_drawn_and_scored_slide_by_slide():
     offsets = np.round(np.asarray(coll.get_offsets()), 6)
     assert len(np.unique(offsets, axis=0)) == group.n_obs                         # no spot over another
     plt.close("all")
+
+
+def test_slides_joined_after_each_was_clustered_are_drawn_and_scored_slide_by_slide():
+    """Two slides' results joined with anndata.concat(..., label='library_id') (each clustered on its own,
+    its domains numbered its own way; anndata drops uns['stcore']): pl.domains drew their spots, at the
+    same positions, over one another and scored the domains pooled, one slide's '0' and the other's as
+    one domain (ARI well below 1 where each slide's is 1).  The slides are laid side by side and scored
+    each on its own, as with slide_key='library_id'; so under a slide column whose spots lie among each
+    other ('batch', AnnData.concatenate's)."""
+    import anndata as ad
+    import pandas as pd
+
+    parts = []
+    for seed, names in ((1, {"D0": "0", "D1": "1", "D2": "2"}), (2, {"D0": "2", "D1": "0", "D2": "1"})):
+        part = tiny_slide(domains=3, seed=seed)
+        part.obs["truth"] = part.obs.pop("domain")
+        part.obs["domain"] = pd.Categorical(part.obs["truth"].astype(str).map(names))
+        parts.append(part)
+    for label in ("library_id", "batch"):
+        joined = ad.concat(parts, label=label, keys=["A", "B"], index_unique="-")
+        fig = stcore.pl.domains(joined, truth="truth", show=False, return_fig=True)
+        scores = fig.stcore_scores["domain"]
+        assert set(scores.get("per_slide", {})) == {"A", "B"}, (label, scores)
+        assert scores["ARI"] == pytest.approx(1.0)
+        assert scores == stcore.pl.domains(joined, truth="truth", slide_key=label, show=False,
+                                           return_fig=True).stcore_scores["domain"]
+        coll = [c for c in fig.axes[0].collections if isinstance(c, EllipseCollection)][0]
+        offsets = np.round(np.asarray(coll.get_offsets()), 6)
+        assert len(np.unique(offsets, axis=0)) == joined.n_obs                      # no spot over another
+    one = ad.concat(parts, label="library_id", keys=["A", "B"], index_unique="-")
+    one = one[one.obs["library_id"] == "A"].copy()                                 # one slide taken out
+    assert "per_slide" not in stcore.pl.domains(one, truth="truth", show=False, return_fig=True).stcore_scores["domain"]
+    plt.close("all")
