@@ -79,7 +79,9 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     from .graph import store_graph
 
     store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64), params={"spatial_key": "spatial"})
-    out.uns["stcore"] = _plain(info) | {"key": key_added, "values": str(values)}
+    from .tl import labelling
+
+    out.uns["stcore"] = _plain(info) | {"key": key_added, "values": str(values), "labelling": labelling(out.obs[key_added])}
     if values == "log_normalized" and "log1p" not in out.uns:
         out.uns["log1p"] = {"base": None}        # as sc.pp.log1p leaves it: the natural log of 1 + x
     from .evaluate import figure_colors

@@ -158,8 +158,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           ``spatial_key`` and, where given, ``spatial_dims``: the coordinates this call read;
           ``symmetrized`` where the stored graph was one way, as squidpy's knn graph: each edge taken
           both ways),
-          and ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
-          again without ``overwrite``).
+          ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
+          again without ``overwrite``), and ``labelling``: digests of the spots and of the domains'
+          grouping of them (:func:`labelling`), so that :func:`stcore.pl.domains` does not title a
+          column replaced since with this call's method and seeds.
     """
     import scipy.sparse as sp
 
@@ -354,8 +356,22 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         info |= {"seed": "consensus", "consensus_of": ",".join(map(str, seeds)),
                  "seed_ARI": mean_pairwise_ari(labelings), "embedding_of_seed": seeds[0]}
     columns = [c for c in dict.fromkeys([*written, key_added]) if c in adata.obs]
-    adata.uns["stcore"] = info | {"key": key_added, "columns": columns}
+    adata.uns["stcore"] = info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])}
     return adata if copy else None
+
+
+def labelling(values: pd.Series) -> dict[str, str]:
+    """Digests of the spots (their ids, in order) and of how ``values``, an ``obs`` column, groups
+    them (each spot's domain numbered by first appearance: renaming the domains keeps it):
+    ``uns['stcore']['labelling']`` of the column a call wrote, so that a column replaced since
+    (another call's labels assigned to it, one seed's picked from ``obsm[key + '_seeds']``) is not
+    titled with this call's method and seeds (:func:`stcore.pl.domains`)."""
+    import hashlib
+
+    names = hashlib.sha1("\n".join(map(str, values.index)).encode())
+    groups = names.copy()
+    groups.update(np.ascontiguousarray(pd.factorize(values.astype(object))[0], dtype=np.int64).tobytes())
+    return {"spots": names.hexdigest(), "labels": groups.hexdigest()}
 
 
 def _columns_written(adata: ad.AnnData) -> list[str]:

@@ -670,3 +670,49 @@ def test_a_vote_of_two_labelings_is_said_to_be_one_of_them(caplog):
     with caplog.at_level("WARNING", logger="stcore.tl"):
         stcore.tl.domains(adata, n_clusters=2, seed=range(3), **FAST)
     assert not [r for r in caplog.records if "votes over two labelings" in r.getMessage()]
+
+
+def test_a_column_replaced_since_the_call_is_not_titled_with_its_settings():
+    """pl.domains titles the column tl.domains wrote with the call's method and seeds ('domain: graphst,
+    seeds 0, 1, 2'); a column replaced since on the same spots (one seed's labels picked from
+    obsm['domain_seeds'], or another call's, tl.domains(copy=True), assigned back) kept that title: a
+    figure credited to settings that did not make it.  Renamed domains, or a subset of the spots, keep it."""
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=3, seed=range(3), **FAST)
+
+    def title(obj):
+        return stcore.pl.domains(obj, truth="truth", show=False, return_fig=True).axes[1].get_title()
+
+    assert title(adata).startswith("domain: graphst, seeds 0, 1, 2")
+    adata.obs["domain"] = adata.obs["domain"].cat.rename_categories(lambda c: f"layer {c}")
+    assert title(adata).startswith("domain: graphst, seeds 0, 1, 2")          # renamed: the same domains
+    assert title(adata[:40].copy()).startswith("domain: graphst, seeds 0, 1, 2")
+    consensus = adata.obs["domain"].astype(str).to_numpy()
+    seeds = adata.obsm["domain_seeds"]
+    picked = next(c for c in seeds.columns if not np.array_equal(pd.factorize(seeds[c].astype(str))[0],
+                                                                 pd.factorize(consensus)[0]))
+    adata.obs["domain"] = pd.Categorical(seeds[picked].astype(str))           # one seed's labels
+    assert title(adata).split("\n")[0] == "domain"
+    other = stcore.tl.domains(_slide(), n_clusters=4, seed=7, copy=True, **FAST)
+    assert not np.array_equal(pd.factorize(other.obs["domain"].astype(str))[0], pd.factorize(consensus)[0])
+    adata.obs["domain"] = other.obs["domain"]                                  # another call's
+    assert title(adata).split("\n")[0] == "domain"
+    # the workflow's consensus domains.h5ad, one seed's labels picked from it, likewise
+    from stcore.export import domains_adata
+
+    slide = _slide()
+    n = slide.n_obs
+    seed_labels = {0: np.arange(n) % 2, 1: np.arange(n) % 3}
+    h5ad = domains_adata(slide, seed_labels[0], np.zeros((n, 2)), sp.identity(n, format="csr"), method="graphst",
+                         info={"method": "graphst", "seed": "consensus", "consensus_of": "0,1"},
+                         seed_labels=seed_labels)
+    assert title(h5ad).startswith("domain: graphst, seeds 0, 1")
+    h5ad.obs["domain"] = pd.Categorical(h5ad.obsm["domain_seeds"]["seed1"].astype(str))
+    assert title(h5ad).split("\n")[0] == "domain"
+    plt.close("all")
