@@ -210,18 +210,22 @@ def _group_record(record) -> bool:
 def _made_by(adata: ad.AnnData, col: str) -> str:
     """What made ``obs[col]``, where :func:`stcore.tl.domains` wrote it (``uns['stcore']``): ': graphst,
     seed 0', or for a vote ': graphst+banksy+cellcharter, seeds 0, 1, 2'; else '' (also where the
-    column holds other labels than that call wrote on the same spots: replaced since, as
-    ``uns['stcore']['labelling']`` tells; a subset's spots are not judged)."""
+    column holds other labels than that call wrote on the same spots: replaced since, or more spots
+    than it had: joined with other results, as ``uns['stcore']['labelling']`` tells; a subset's spots
+    are not judged; and where the record names no seed)."""
     from .tl import labelling
 
     record = adata.uns.get("stcore")
-    if not isinstance(record, dict) or record.get("key") != col or not record.get("method"):
+    if (not isinstance(record, dict) or record.get("key") != col or not record.get("method")
+            or record.get("seed") is None):     # results joined with uns_merge='same' keep only what they share
         return ""
     made = record.get("labelling")
     if isinstance(made, Mapping) and made.get("labels") is not None:
         now = labelling(adata.obs[col])
         if now["spots"] == made.get("spots") and now["labels"] != made["labels"]:
             return ""           # the same spots, other labels: the column was replaced since that call
+        if adata.n_obs > int(made.get("n_spots", adata.n_obs)):
+            return ""           # more spots than that call had: results joined (anndata.concat, uns_merge='first')
     seed = record.get("seed")
     over = (f"seeds {str(record.get('consensus_of', '')).replace(',', ', ')}" if str(seed) == "consensus"
             else f"seed {seed}")

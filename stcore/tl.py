@@ -362,16 +362,18 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
 
 def labelling(values: pd.Series) -> dict[str, str]:
     """Digests of the spots (their ids, in order) and of how ``values``, an ``obs`` column, groups
-    them (each spot's domain numbered by first appearance: renaming the domains keeps it):
+    them (each spot's domain numbered by first appearance: renaming the domains keeps it), and
+    their number:
     ``uns['stcore']['labelling']`` of the column a call wrote, so that a column replaced since
-    (another call's labels assigned to it, one seed's picked from ``obsm[key + '_seeds']``) is not
-    titled with this call's method and seeds (:func:`stcore.pl.domains`)."""
+    (another call's labels assigned to it, one seed's picked from ``obsm[key + '_seeds']``), or one
+    that spans more spots than the call's (results joined with ``anndata.concat(...,
+    uns_merge='first')``), is not titled with this call's method and seeds (:func:`stcore.pl.domains`)."""
     import hashlib
 
     names = hashlib.sha1("\n".join(map(str, values.index)).encode())
     groups = names.copy()
     groups.update(np.ascontiguousarray(pd.factorize(values.astype(object))[0], dtype=np.int64).tobytes())
-    return {"spots": names.hexdigest(), "labels": groups.hexdigest()}
+    return {"spots": names.hexdigest(), "labels": groups.hexdigest(), "n_spots": int(len(values))}
 
 
 def _columns_written(adata: ad.AnnData) -> list[str]:

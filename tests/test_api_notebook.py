@@ -675,8 +675,10 @@ def test_a_vote_of_two_labelings_is_said_to_be_one_of_them(caplog):
 def test_a_column_replaced_since_the_call_is_not_titled_with_its_settings():
     """pl.domains titles the column tl.domains wrote with the call's method and seeds ('domain: graphst,
     seeds 0, 1, 2'); a column replaced since on the same spots (one seed's labels picked from
-    obsm['domain_seeds'], or another call's, tl.domains(copy=True), assigned back) kept that title: a
-    figure credited to settings that did not make it.  Renamed domains, or a subset of the spots, keep it."""
+    obsm['domain_seeds'], or another call's, tl.domains(copy=True), assigned back), or two results joined
+    with anndata.concat(..., uns_merge='first') (the first's record: 'graphst, seed 0' over the second's
+    consensus too) or 'same' ('seed None'), kept that title: a figure credited to settings that did not
+    make it.  Renamed domains, or a subset of the spots, keep it."""
     import matplotlib
     import pandas as pd
 
@@ -703,6 +705,14 @@ def test_a_column_replaced_since_the_call_is_not_titled_with_its_settings():
     assert not np.array_equal(pd.factorize(other.obs["domain"].astype(str))[0], pd.factorize(consensus)[0])
     adata.obs["domain"] = other.obs["domain"]                                  # another call's
     assert title(adata).split("\n")[0] == "domain"
+    # results joined, anndata.concat keeping the first's record (uns_merge='first') or what they share ('same')
+    import anndata as ad
+
+    first = _slide()
+    stcore.tl.domains(first, n_clusters=2, seed=0, **FAST)
+    for merge in ("first", "same"):
+        joined = ad.concat([first, other], label="library_id", keys=["A", "B"], index_unique="-", uns_merge=merge)
+        assert title(joined).split("\n")[0] == "domain", merge
     # the workflow's consensus domains.h5ad, one seed's labels picked from it, likewise
     from stcore.export import domains_adata
 
