@@ -275,6 +275,22 @@ def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
 
 
+def moved_edges(distances: sp.spmatrix, coords: np.ndarray, rtol: float = 1e-3) -> tuple[int, int]:
+    """(the edges of a stored graph whose length, ``distances`` (as :func:`spatial_distances` and
+    squidpy's generic graphs store them), is not their spots' distance at ``coords``, the edges
+    compared).  One scale for every edge is allowed: the same positions in other units, or moved,
+    turned or mirrored as a whole, keep every neighbour.  Edges of length 0 are not compared."""
+    d = sp.coo_matrix(distances)
+    keep = d.data > 0
+    if not keep.any():
+        return 0, 0
+    stored = np.asarray(d.data[keep], dtype=np.float64)
+    xy = np.asarray(coords, dtype=np.float64)
+    now = np.linalg.norm(xy[d.row[keep]] - xy[d.col[keep]], axis=1)
+    scale = float(np.median(now / stored))
+    return int((np.abs(now - scale * stored) > rtol * scale * stored).sum()), int(stored.size)
+
+
 def store_graph(adata: ad.AnnData, adj: sp.spmatrix, coords: np.ndarray, *, key_added: str = "spatial",
                 params: dict | None = None) -> None:
     """The spatial graph ``adj`` in ``adata`` as ``squidpy.gr.spatial_neighbors`` stores one:

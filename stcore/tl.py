@@ -100,7 +100,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         workflow's graph (:func:`stcore.gr.spatial_graph` with its defaults: 3 nearest spots) is
         built and stored there, under squidpy's keys.  A stored graph that
         :func:`stcore.gr.spatial_graph` built from other coordinates (another ``spatial_key`` or
-        ``spatial_dims``, kept in its ``params``) is refused.
+        ``spatial_dims``, kept in its ``params``) is refused; so is one whose edges' stored lengths
+        (``obsp[graph_key + '_distances']``) are not the spots' distances now: built on positions
+        changed since.
     key_added : str, default 'domain'
         ``obs`` column of the domains; also names ``obsm[key_added + '_seeds']`` and
         ``obsm[key_added + '_methods']``, and
@@ -254,9 +256,11 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                              ".copy()")
     hvg_params = HVGParams(n_top_genes=n_top_genes, flavor=hvg_flavor, values=values)
     if f"{graph_key}_connectivities" in adata.obsp:
-        _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"],
-                            dict(adata.uns.get(f"{graph_key}_neighbors", {}).get("params", {})),
-                            f"{graph_key}_connectivities", spatial_key, spatial_dims, coords=coords)
+        stored = adata.uns.get(f"{graph_key}_neighbors", {})
+        _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"], dict(stored.get("params", {})),
+                            f"{graph_key}_connectivities", spatial_key, spatial_dims, coords=coords,
+                            distances_key=str(stored.get("distances_key", f"{graph_key}_distances")),
+                            distances=adata.obsp.get(str(stored.get("distances_key", f"{graph_key}_distances"))))
     if copy:
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
@@ -416,7 +420,7 @@ def _log_normalised_raw(adata) -> int | None:
 
 
 def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial", spatial_dims=None,
-                        coords=None) -> None:
+                        coords=None, distances=None, distances_key: str = "spatial_distances") -> None:
     """A graph built from other coordinates than ``obsm[spatial_key]`` (its ``params`` name the
     ``spatial_key`` and ``spatial_dims`` it was built from, as :func:`stcore.gr.spatial_graph`
     keeps them; squidpy's graphs do not, and are taken as they are) is refused: its neighbours are
@@ -432,7 +436,10 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     that joins no two spots (squidpy's ``spatial_neighbors`` with a ``radius`` below the spots'
     spacing: a radius in other units) is refused, as the workflow's graph step refuses such a
     radius; spots it leaves without a neighbour are warned of (``coords``: the spots' positions, for
-    the distance to their nearest neighbour)."""
+    the distance to their nearest neighbour).  A generic graph (stcore's, squidpy's
+    ``coord_type='generic'``) whose edges' stored lengths (``distances``, ``obsp[distances_key]``) are
+    not the spots' distances at ``coords`` (:func:`stcore.graph.moved_edges`) was built on other
+    positions (the coordinates were changed since, e.g. put in the spots' order) and is refused."""
     import scipy.sparse as sp
 
     built_from = (params.get("spatial_key"), [str(d) for d in np.ravel(params.get("spatial_dims", [0, 1]))])
@@ -448,6 +455,17 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                          fix=f"build it from these: stcore.gr.spatial_graph(adata, spatial_key='{spatial_key}'{dims}) "
                              f"(it replaces the stored graph; key_added= keeps both, then pass graph_key=), or call "
                              f"tl.domains with the coordinates the graph was built from")
+    if distances is not None and coords is not None and params.get("coord_type") == "generic":
+        from .graph import moved_edges
+
+        moved, compared = moved_edges(distances, coords)
+        if moved:
+            raise InputError(f"obsp['{key}'] was built on other positions than obsm['{spatial_key}'] holds now: {moved} "
+                             f"of its {compared} edges' lengths (obsp['{distances_key}']) are not their spots' distances "
+                             "(the coordinates were changed since it was built, e.g. put in the spots' order): its "
+                             "neighbours are not these spots' neighbours",
+                             fix=f"build it again on these coordinates: stcore.gr.spatial_graph(adata) (or del "
+                                 f"adata.obsp['{key}'] and tl.domains builds it)")
     joined = sp.csr_matrix(adj, copy=True)
     joined.setdiag(0)
     joined.eliminate_zeros()
