@@ -448,7 +448,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     def xy_of(b: str) -> np.ndarray:
         if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
-            return np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
+            try:
+                return np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
+            except (KeyError, ValueError, IndexError):
+                # those two columns kept alone since (adata.obsm['spatial'] = adata.obsm['spatial'][['x', 'y']]
+                # .to_numpy(), as squidpy takes them): the names or positions no longer apply, the two are x and y
+                if np.ndim(adata.obsm[b]) != 2 or np.shape(adata.obsm[b])[1] != 2:
+                    raise
         return np.asarray(as_x_y(adata.obsm[b], adata.obs), dtype=np.float64)[:, :2]    # y, x: taken as x, y
 
     if slide_key is None:

@@ -748,3 +748,25 @@ def test_a_stored_graph_of_positions_changed_since_is_refused():
         adata.obsm["spatial"] = moved
         stcore.tl.domains(adata, n_clusters=2, **FAST)
         assert adata.uns["stcore"]["graph"]["built"] is False
+
+
+def test_pl_domains_draws_the_two_columns_kept_alone_after_tl_domains_named_them():
+    """tl.domains(spatial_dims=('x', 'y')) on obsm['spatial'] of columns z, x, y, then the two columns kept
+    alone as an array (adata.obsm['spatial'] = adata.obsm['spatial'][['x', 'y']].to_numpy(), as squidpy
+    and scanpy take coordinates): pl.domains stopped with 'ValueError: invalid literal for int() with
+    base 10: 'x'' (the recorded names applied to an array); it draws the two columns."""
+    import matplotlib
+    import pandas as pd
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial"] = pd.DataFrame({"z": 0.0, "x": xy[:, 0], "y": xy[:, 1]}, index=adata.obs_names)
+    stcore.tl.domains(adata, n_clusters=2, spatial_dims=("x", "y"), **FAST)
+    adata.obsm["spatial"] = adata.obsm["spatial"][["x", "y"]].to_numpy()
+    fig = stcore.pl.domains(adata, truth="truth", show=False, return_fig=True)
+    drawn = np.asarray(fig.axes[0].collections[0].get_offsets())
+    assert np.allclose(np.ptp(drawn, axis=0), np.ptp(xy, axis=0))
+    plt.close("all")
