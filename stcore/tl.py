@@ -444,7 +444,15 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
 
     built_from = (params.get("spatial_key"), [str(d) for d in np.ravel(params.get("spatial_dims", [0, 1]))])
     given = (spatial_key, [str(d) for d in (spatial_dims if spatial_dims is not None else [0, 1])])
-    if built_from[0] is not None and built_from != given:
+    moved = compared = None
+    if distances is not None and coords is not None and params.get("coord_type") == "generic":
+        from .graph import moved_edges
+
+        moved, compared = moved_edges(distances, coords)
+    # columns named otherwise (('x', 'y') then, kept alone, (0, 1)) whose edges' lengths are these spots' distances
+    # are the same columns
+    renamed = built_from[0] == given[0] and moved == 0 and bool(compared)
+    if built_from[0] is not None and built_from != given and not renamed:
         both = built_from[1] != given[1]
 
         def named(k, dims):
@@ -455,17 +463,13 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                          fix=f"build it from these: stcore.gr.spatial_graph(adata, spatial_key='{spatial_key}'{dims}) "
                              f"(it replaces the stored graph; key_added= keeps both, then pass graph_key=), or call "
                              f"tl.domains with the coordinates the graph was built from")
-    if distances is not None and coords is not None and params.get("coord_type") == "generic":
-        from .graph import moved_edges
-
-        moved, compared = moved_edges(distances, coords)
-        if moved:
-            raise InputError(f"obsp['{key}'] was built on other positions than obsm['{spatial_key}'] holds now: {moved} "
-                             f"of its {compared} edges' lengths (obsp['{distances_key}']) are not their spots' distances "
-                             "(the coordinates were changed since it was built, e.g. put in the spots' order): its "
-                             "neighbours are not these spots' neighbours",
-                             fix=f"build it again on these coordinates: stcore.gr.spatial_graph(adata) (or del "
-                                 f"adata.obsp['{key}'] and tl.domains builds it)")
+    if moved:
+        raise InputError(f"obsp['{key}'] was built on other positions than obsm['{spatial_key}'] holds now: {moved} "
+                         f"of its {compared} edges' lengths (obsp['{distances_key}']) are not their spots' distances "
+                         "(the coordinates were changed since it was built, e.g. put in the spots' order): its "
+                         "neighbours are not these spots' neighbours",
+                         fix=f"build it again on these coordinates: stcore.gr.spatial_graph(adata) (or del "
+                             f"adata.obsp['{key}'] and tl.domains builds it)")
     joined = sp.csr_matrix(adj, copy=True)
     joined.setdiag(0)
     joined.eliminate_zeros()

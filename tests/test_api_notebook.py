@@ -754,7 +754,8 @@ def test_pl_domains_draws_the_two_columns_kept_alone_after_tl_domains_named_them
     """tl.domains(spatial_dims=('x', 'y')) on obsm['spatial'] of columns z, x, y, then the two columns kept
     alone as an array (adata.obsm['spatial'] = adata.obsm['spatial'][['x', 'y']].to_numpy(), as squidpy
     and scanpy take coordinates): pl.domains stopped with 'ValueError: invalid literal for int() with
-    base 10: 'x'' (the recorded names applied to an array); it draws the two columns."""
+    base 10: 'x'' (the recorded names applied to an array); it draws the two columns.  tl.domains run again
+    takes the stored graph of the same two columns, which it refused as built from other columns."""
     import matplotlib
     import pandas as pd
 
@@ -770,3 +771,7 @@ def test_pl_domains_draws_the_two_columns_kept_alone_after_tl_domains_named_them
     drawn = np.asarray(fig.axes[0].collections[0].get_offsets())
     assert np.allclose(np.ptp(drawn, axis=0), np.ptp(xy, axis=0))
     plt.close("all")
+    # tl.domains again on them: the stored graph, built from columns x and y, is these columns' (its edges' lengths
+    # are their distances); it was refused as 'built from obsm['spatial'] (columns x, y), not ... (columns 0, 1)'
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert adata.uns["stcore"]["graph"]["built"] is False
