@@ -775,3 +775,18 @@ def test_pl_domains_draws_the_two_columns_kept_alone_after_tl_domains_named_them
     # are their distances); it was refused as 'built from obsm['spatial'] (columns x, y), not ... (columns 0, 1)'
     stcore.tl.domains(adata, n_clusters=2, **FAST)
     assert adata.uns["stcore"]["graph"]["built"] is False
+
+
+def test_a_call_that_replaces_a_column_drops_the_last_calls_other_embeddings():
+    """tl.domains(method=['graphst', 'expression']) then tl.domains(method='graphst') on the same key: the
+    first call's obsm['X_expression'] stayed, and pl.domains(basis='X_expression') drew the new domains on
+    the embedding of a call whose labels are gone, without a word.  It is removed with those labels; a
+    call under another key keeps the embeddings of the column it leaves."""
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, method=["graphst", "expression"], **FAST)
+    assert {"X_graphst", "X_expression"} <= set(adata.obsm)
+    stcore.tl.domains(adata, n_clusters=2, key_added="other", **FAST)            # another column: kept
+    assert "X_expression" in adata.obsm
+    stcore.tl.domains(adata, n_clusters=2, method=["graphst", "expression"], overwrite=True, **FAST)
+    stcore.tl.domains(adata, n_clusters=2, **FAST)                               # replaces 'domain'
+    assert "X_graphst" in adata.obsm and "X_expression" not in adata.obsm
