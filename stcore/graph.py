@@ -275,11 +275,12 @@ def spatial_distances(adj: sp.spmatrix, coords: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((d, (a.row, a.col)), shape=a.shape)
 
 
-def moved_edges(distances: sp.spmatrix, coords: np.ndarray, rtol: float = 1e-3) -> tuple[int, int]:
+def moved_edges(distances: sp.spmatrix, coords: np.ndarray, rtol: float = 1e-2) -> tuple[int, int]:
     """(the edges of a stored graph whose length, ``distances`` (as :func:`spatial_distances` and
     squidpy's generic graphs store them), is not their spots' distance at ``coords``, the edges
     compared).  One scale for every edge is allowed: the same positions in other units, or moved,
-    turned or mirrored as a whole, keep every neighbour.  Edges of length 0 are not compared."""
+    turned or mirrored as a whole, keep every neighbour; lengths within ``rtol`` of it pass (distances
+    computed in single precision from coordinates of 1e5).  Edges of length 0 are not compared."""
     d = sp.coo_matrix(distances)
     keep = d.data > 0
     if not keep.any():
