@@ -143,18 +143,34 @@ def test_an_annotation_of_nullable_integers_with_missing_labels_is_drawn_and_mat
     plt.close("all")
 
 
+def _evaluate_and_consensus(tmp_path, labels, hvg, npz):
+    """The evaluate step's and the consensus step's scripts on one run's files (truth 'layer'): each
+    draws its domains.png with pl.domains."""
+    from types import SimpleNamespace
+
+    from slides import script
+
+    run = {"sample": "s1", "method": "graphst", "seed": 0, "trained_by": "graphst"}
+    out = SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png"),
+                          labels=str(tmp_path / "consensus.tsv"))
+    script("evaluate").main(SimpleNamespace(
+        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)), output=out,
+        params=SimpleNamespace(truth="layer", settings={}, run=run)))
+    script("consensus").main(SimpleNamespace(
+        input=SimpleNamespace(labels=[str(labels)] * 2, h5ad=str(hvg), npz=str(npz)), output=out,
+        params=SimpleNamespace(truth="layer", settings={}, run=run | {"seed": "consensus", "consensus_of": "0,1"})))
+
+
 def test_the_workflows_figures_draw_a_nullable_integer_annotation_as_pl_domains_does(tmp_path, monkeypatch):
     """An Int64 annotation with missing labels (kept so by qc in hvg.h5ad): the evaluate and consensus
     steps' domains.png show the legend '1', '2', 'NA', as pl.domains does, and domains.h5ad keeps the
     figure's colours of a categorical one in uns['<truth>_colors']; the steps passed the column's
     .to_numpy() (1.0, 2.0, NaN): legends '1.0', '2.0', and the stored colours were given in the order of
     the categories, not the figure's."""
-    from types import SimpleNamespace
-
     import pandas as pd
     import scipy.sparse as sp
     from scanpy.plotting import palettes
-    from slides import evaluate_inputs, script
+    from slides import evaluate_inputs
 
     import stcore.pl as pl
     from stcore.export import domains_adata
@@ -173,15 +189,7 @@ def test_the_workflows_figures_draw_a_nullable_integer_annotation_as_pl_domains_
 
     monkeypatch.setattr(pl, "domains", spy)
 
-    run = {"sample": "s1", "method": "graphst", "seed": 0, "trained_by": "graphst"}
-    out = SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png"),
-                          labels=str(tmp_path / "consensus.tsv"))
-    script("evaluate").main(SimpleNamespace(
-        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)), output=out,
-        params=SimpleNamespace(truth="layer", settings={}, run=run)))
-    script("consensus").main(SimpleNamespace(
-        input=SimpleNamespace(labels=[str(labels)] * 2, h5ad=str(hvg), npz=str(npz)), output=out,
-        params=SimpleNamespace(truth="layer", settings={}, run=run | {"seed": "consensus", "consensus_of": "0,1"})))
+    _evaluate_and_consensus(tmp_path, labels, hvg, npz)
     assert legends == [["1", "2", "NA"]] * 2
     # a categorical one, its categories in the order 2, 1: uns['layer_colors'] is the figure's '2', then '1'
     adata.obs["layer"] = adata.obs["layer"].astype(pd.CategoricalDtype(pd.array([2, 1], dtype="Int64")))
@@ -515,11 +523,9 @@ def test_the_workflow_draws_an_annotation_in_the_colours_the_slide_stores_for_it
     plot, or as a user sets them): each run's domains.png draws the annotation in them, the found
     domains matched to them, and domains.h5ad keeps them, as stcore.pl.domains does on the slide itself.
     They were replaced by scanpy's default palette in the figure and overwritten in domains.h5ad."""
-    from types import SimpleNamespace
-
     import pandas as pd
     import scipy.sparse as sp
-    from slides import evaluate_inputs, script
+    from slides import evaluate_inputs
 
     import stcore.pl as pl
     from stcore.export import domains_adata
@@ -538,15 +544,7 @@ def test_the_workflow_draws_an_annotation_in_the_colours_the_slide_stores_for_it
         return fig
 
     monkeypatch.setattr(pl, "domains", spy)
-    run = {"sample": "s1", "method": "graphst", "seed": 0, "trained_by": "graphst"}
-    out = SimpleNamespace(metrics=str(tmp_path / "metrics.tsv"), png=str(tmp_path / "domains.png"),
-                          labels=str(tmp_path / "consensus.tsv"))
-    script("evaluate").main(SimpleNamespace(
-        input=SimpleNamespace(labels=str(labels), h5ad=str(hvg), npz=str(npz)), output=out,
-        params=SimpleNamespace(truth="layer", settings={}, run=run)))
-    script("consensus").main(SimpleNamespace(
-        input=SimpleNamespace(labels=[str(labels)] * 2, h5ad=str(hvg), npz=str(npz)), output=out,
-        params=SimpleNamespace(truth="layer", settings={}, run=run | {"seed": "consensus", "consensus_of": "0,1"})))
+    _evaluate_and_consensus(tmp_path, labels, hvg, npz)
     assert drawn == [[expected[v] for v in adata.obs["layer"].astype(str)]] * 2
     found = adata.obs["layer"].cat.codes.to_numpy()               # the layers found under other names
     h5ad = domains_adata(adata, found, np.zeros((adata.n_obs, 2)), sp.identity(adata.n_obs, format="csr"),
