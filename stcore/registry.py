@@ -14,7 +14,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-__all__ = ["MethodFacts", "METHODS", "PEER_SETTINGS", "facts", "unknown_peer_settings", "peer_settings_fix"]
+__all__ = ["MethodFacts", "METHODS", "PEER_SETTINGS", "GRAPH_MODEL_TRAIN_KEYS", "facts", "train_settings_read",
+           "unknown_peer_settings", "peer_settings_fix"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class MethodFacts:
     bytes_per_value: bytes its train job holds at its peak per spot and gene of the slide, beyond the
         interpreter (the memory request budgets them; the built-in models' request is their own).
     env: the conda environment file of its train job on the CPU (``envs/<env>.yaml``).
+    train_keys: the keys of the config's ``train:`` block its fit reads (the graph model: its
+        TrainParams; the baseline: ``pca_comps``; a peer: ``peer``, its package's settings).  Its train
+        job's settings, and so what reruns it, are these keys alone (:func:`train_settings_read`).
     """
 
     description: str
@@ -50,6 +54,7 @@ class MethodFacts:
     dense_spots: bool
     bytes_per_value: int
     env: str
+    train_keys: tuple[str, ...]
 
     @property
     def install(self) -> str | None:
@@ -84,19 +89,26 @@ def _peer(description: str, extra: str, requires: str, *, own_labels: bool, want
     return MethodFacts(description, builtin=False, extra=extra, requires=requires, own_labels=own_labels,
                        reads_counts=True, wants_n_clusters=wants_n_clusters,
                        own_labels_optional=own_labels_optional, allows_groups=False,
-                       dense_spots=dense_spots, bytes_per_value=bytes_per_value, env="peers")
+                       dense_spots=dense_spots, bytes_per_value=bytes_per_value, env="peers", train_keys=("peer",))
 
 
-def _builtin(description: str) -> MethodFacts:
+def _builtin(description: str, train_keys: tuple[str, ...]) -> MethodFacts:
     """This package's own: no extra, the package's environment, groups of slides allowed."""
     return MethodFacts(description, builtin=True, extra=None, requires=None, own_labels=False, reads_counts=False,
                        wants_n_clusters=False, own_labels_optional=False, allows_groups=True, dense_spots=False,
-                       bytes_per_value=0, env="stcore")
+                       bytes_per_value=0, env="stcore", train_keys=train_keys)
+
+
+# The train settings the graph model reads: stcore.train.TrainParams less the seed and threads, which
+# come from the run (a test holds the two equal).
+GRAPH_MODEL_TRAIN_KEYS = ("epochs", "lr", "weight_decay", "n_latent", "recon_weight", "contrast_weight",
+                          "tied_decoder", "device", "log_every", "input_pcs")
 
 
 METHODS: dict[str, MethodFacts] = {
-    "graphst": _builtin("sparse graph contrastive autoencoder (GraphST-style), this package's model"),
-    "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)"),
+    "graphst": _builtin("sparse graph contrastive autoencoder (GraphST-style), this package's model",
+                        GRAPH_MODEL_TRAIN_KEYS),
+    "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)", ("pca_comps",)),
     "graphst_pkg": _peer("GraphST 1.1.1, the authors' package (AGPL-3.0, optional); embedding: its reconstruction "
                          "output; labels: its R-free Leiden search", "peers", "GraphST",
                          own_labels=True, wants_n_clusters=True, own_labels_optional=True, dense_spots=True),
@@ -160,6 +172,14 @@ PEER_SETTINGS: dict[str, dict] = {
         "num_nn": 50, "resolution_start": 0.6, "resolution_step": 0.05, "max_iter": 25,
     },
 }
+
+
+def train_settings_read(model: str, train: dict) -> dict:
+    """The settings of the ``train:`` block ``train`` (the config's with a method's own on top) that
+    ``model``'s fit reads (its :attr:`MethodFacts.train_keys`): what its train job is given and
+    what reruns it.  ``train.epochs`` is not the baseline's, ``pca_comps`` not the graph model's."""
+    keys = facts(model).train_keys
+    return {key: value for key, value in train.items() if key in keys}
 
 
 def unknown_peer_settings(model: str, given) -> list[str]:

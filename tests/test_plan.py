@@ -714,6 +714,97 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
 
 
+def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
+    """The baseline's train stamp held the whole train block, so train.epochs (which only the graph
+    model reads) reran the baseline's jobs and every step after them.  Each method's train settings,
+    its stamp and its params, are the keys its model reads (the registry's train_keys): the baseline's
+    pca_comps, the graph model's TrainParams, a peer's train.peer; a setting a model reads still
+    reruns it."""
+    import os
+
+    methods = {"graphst": {"model": "graphst"}, "expression": {"model": "expression"},
+               "st": {"model": "stagate"}, "sp": {"model": "spagcn", "train": {"peer": {"max_epochs": 10}}},
+               "fewer": {"model": "graphst", "train": {"epochs": 5}}, "latent": {"train_from": "graphst"}}
+    train = {"epochs": 600, "lr": 0.001, "weight_decay": 0.0, "n_latent": 64, "recon_weight": 10.0,
+             "contrast_weight": 1.0, "tied_decoder": False, "device": "auto", "log_every": 50, "pca_comps": 50,
+             "input_pcs": None, "peer": {"n_epochs": 20}}
+
+    def stamps(**changed):
+        plan = Plan({"qc": {}, "hvg": {}, "graph": {"n_neighbors": 3}, "train": dict(train, **changed),
+                     "cluster": {"algorithm": "mclust"}, "seeds": [0], "methods": methods},
+                    {"s": {"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": 2, "truth": "",
+                           "values": "counts", "group": ""}}, {}, METHODS)
+        return {m: plan.job_settings("train", "s", m) for m in methods if m != "latent"}, plan
+
+    before, plan = stamps()
+    assert before["expression"] == {"model": "expression", "train": {"pca_comps": 50}}
+    assert before["st"] == {"model": "stagate", "train": {"peer": {"n_epochs": 20}}}
+    assert before["sp"] == {"model": "spagcn", "train": {"peer": {"max_epochs": 10}, "n_clusters": 2}}
+    assert before["graphst"]["train"] == {k: v for k, v in train.items() if k not in ("pca_comps", "peer")}
+    assert before["fewer"]["train"]["epochs"] == 5
+    assert plan.train_settings("expression", "s") == {"pca_comps": 50}              # what its train job is given
+    # the record and the row's config_sha256 hold what the training read, its train_from's for a method without one
+    assert plan.trained_with("latent") == {"model": "graphst", "settings": before["graphst"]["train"]}
+    assert plan.run_settings("expression")["train"] == {"pca_comps": 50}
+
+    def rerun(**changed):
+        after, _ = stamps(**changed)
+        return sorted(m for m in after if after[m] != before[m])
+    assert rerun(epochs=50) == ["graphst"]                       # not the baseline, a peer, nor an own epochs
+    assert rerun(lr=0.01) == rerun(device="cpu") == rerun(input_pcs=100) == ["fewer", "graphst"]
+    assert rerun(pca_comps=30) == ["expression"]
+    assert rerun(peer={"n_epochs": 40}) == ["st"]                # sp has its own peer block
+    # through the stamps: written once, then a setting the baseline does not read leaves its stamp as it was
+    root = str(tmp_path)
+    for changed in ({}, {"epochs": 50}, {"pca_comps": 30}):
+        for method, settings in stamps(**changed)[0].items():
+            settings_stamp("train", f"s.{method}", settings, root=root)
+        times = {m: os.stat(tmp_path / f"results/records/settings/train/s.{m}.json").st_mtime for m in before}
+        if changed == {"epochs": 50}:
+            assert times["expression"] == 0 and times["st"] == 0 and times["graphst"] > 1e9
+        elif changed:
+            assert times["expression"] > 1e9
+
+
+def test_the_registry_names_the_train_settings_each_model_reads():
+    """train_keys (stcore/registry.py) are the train settings each fit reads: the graph model's
+    TrainParams less what the run gives (seed, threads); the baseline's pca_comps; every key of the
+    config schema's train block read by some model."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from stcore.methods import REGISTRY
+    from stcore.registry import GRAPH_MODEL_TRAIN_KEYS
+    from stcore.train import TrainParams
+    from stcore.validate import config_schema
+
+    assert set(GRAPH_MODEL_TRAIN_KEYS) == {f.name for f in fields(TrainParams)} - {"seed", "threads"}
+    assert METHODS["graphst"].train_keys == GRAPH_MODEL_TRAIN_KEYS and METHODS["expression"].train_keys == ("pca_comps",)
+    assert all(f.train_keys == ("peer",) for f in METHODS.values() if not f.builtin)
+    read = set().union(*(f.train_keys for f in METHODS.values()))
+    assert read == set(config_schema()["$defs"]["train"]["properties"])
+
+    class Watched(dict):
+        seen = set()
+
+        def get(self, key, default=None):
+            self.seen.add(key)
+            return super().get(key, default)
+
+        def __getitem__(self, key):
+            self.seen.add(key)
+            return super().__getitem__(key)
+
+        def items(self):
+            self.seen.update(self)
+            return super().items()
+
+    params = Watched(epochs=3, lr=0.1, pca_comps=3)
+    REGISTRY["expression"].fit(np.random.default_rng(0).random((20, 6)), None, None, params, 0)
+    assert Watched.seen == {"pca_comps"}
+
+
 def test_a_run_that_executes_no_job_writes_no_settings_stamp(tmp_path):
     """A dry run (snakemake -n, --dag, --report) passes a scratch folder: a stamp that would be
     written or rewritten goes there, with the modification time a run would give it, so the dry run

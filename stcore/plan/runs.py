@@ -5,7 +5,7 @@ import glob
 import os
 import re
 
-from ..registry import PEER_SETTINGS, peer_settings_fix, unknown_peer_settings
+from ..registry import PEER_SETTINGS, peer_settings_fix, train_settings_read, unknown_peer_settings
 from . import PlanError
 from .sheet import check_names
 
@@ -187,7 +187,7 @@ class Plan:
         """Every setting a run of ``method`` depends on (its row's ``config_sha256``): qc, hvg,
         graph, the training's (its train_from's) and its own clustering's."""
         return {"qc": self.config["qc"], "hvg": self.config["hvg"], "graph": self.config["graph"],
-                "train": self.merged("train", self.source(method)), "cluster": self.merged("cluster", method)}
+                "train": self.trained_with(method)["settings"], "cluster": self.merged("cluster", method)}
 
     def job_settings(self, stage, sample, method=None):
         """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus',
@@ -281,16 +281,23 @@ class Plan:
 
     def trained_with(self, method):
         """The model and train settings of ``method``'s training (its train_from's), for its record
-        (the export step shows what the model reads: :func:`stcore.methods.recorded_train`)."""
+        (the export step shows what the model reads: :func:`stcore.methods.recorded_train`): the
+        keys of the train block that model reads (:meth:`read_train`)."""
         source = self.source(method)
-        return {"model": self.model_of(source), "settings": self.merged("train", source)}
+        return {"model": self.model_of(source), "settings": self.read_train(source)}
+
+    def read_train(self, method):
+        """The settings of :meth:`merged` ``('train', method)`` that the method's model reads (the
+        registry's ``train_keys``: the baseline reads ``pca_comps`` alone, the graph model not
+        ``pca_comps``, a peer ``peer`` alone): a setting the model does not read reruns nothing."""
+        return train_settings_read(self.model_of(method), self.merged("train", method))
 
     def train_settings(self, method, sample):
-        """The train settings of a run (:meth:`merged`).  A method that trains for the slide's
-        ``n_clusters``, or whose own clustering searches for it and is reported by a method of
-        the config (:meth:`own_labels_reported`), gets it too; the others' settings are left as
-        they were (so their finished runs stay up to date)."""
-        settings = self.merged("train", method)
+        """The train settings of a run: those its model reads (:meth:`read_train`).  A method that
+        trains for the slide's ``n_clusters``, or whose own clustering searches for it and is
+        reported by a method of the config (:meth:`own_labels_reported`), gets it too; the others'
+        settings are left without it (so a slide's other number reruns only their clustering)."""
+        settings = self.read_train(method)
         if (self.facts_of(method).needs_n_clusters(self.own_labels_reported(method))
                 and self.n_clusters(sample) != "auto"):
             settings["n_clusters"] = self.n_clusters(sample)
