@@ -2,14 +2,11 @@
 # in tests/test_plan.py).  Here: the config and sheet checked against their schemas, the plan built
 # from them, and the names the rules read.  No file of rules names a model; what the workflow knows of
 # each is in stcore/registry.py.
-import atexit
 import importlib
 import importlib.util
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 import types
 
@@ -170,35 +167,15 @@ def raw_input(wildcards):
     return files
 
 
-_STAMPS = {}
-INPUT_STAMP = "results/records/input/{sample}.json"
-_SCRATCH = []
-# `snakemake --report` alone draws the files as they are: before any run it is refused now; drawn from
-# results that a changed config, sheet or slide would rerun, it is warned of (stcore/plan/stamps.py).
+# The input and settings stamps (stcore/plan/stamps.py, RunStamps).  A run that executes no job (-n,
+# --dag, --summary, --report) writes them to a temporary folder.  `snakemake --report` alone draws the
+# files as they are: before any run it is refused now; drawn from results that a changed config, sheet
+# or slide would rerun, it is warned of.
+INPUT_STAMP = _stamps.INPUT_STAMP
 REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
 if REPORT_ONLY and _stamps.report_before_run():
     raise WorkflowError(_stamps.report_before_run())
-_STALE_SAID = []
-
-
-def _stale_report(stamp, kept):
-    """``kept``, or a dry run's scratch copy of ``stamp``: said once when a report is drawn from it
-    (a stamp that changed; one written for the first time, by a newer stcore, is no change)."""
-    if REPORT_ONLY and kept and kept != stamp and os.path.exists(stamp) and not _STALE_SAID:
-        _STALE_SAID.append(stamp)
-        print(_stamps.stale_report_line(stamp), file=sys.stderr)
-    return kept
-
-
-def stamp_scratch():
-    """None where jobs run; in a run that executes none (-n, --dag, --summary, --report), a temporary
-    folder that takes the stamps it would write, so it writes nothing under results/ (deleted at exit)."""
-    if workflow.executor_plugin is not None and not workflow.dryrun:
-        return None
-    if not _SCRATCH:
-        _SCRATCH.append(tempfile.mkdtemp(prefix="stcore-dry-run-"))
-        atexit.register(shutil.rmtree, _SCRATCH[0], True)
-    return _SCRATCH[0]
+STAMPS = _stamps.RunStamps(lambda: workflow.executor_plugin is not None and not workflow.dryrun, REPORT_ONLY)
 
 
 def input_stamp(wildcards):
@@ -208,14 +185,10 @@ def input_stamp(wildcards):
     An unchanged file is not read again (its size, mtime, inode and ctime are kept in the stamp).
     None for a slide without files yet (its qc job names what is missing) or made by the
     simulate rule (the DAG tracks it)."""
-    sample = wildcards.sample
-    if sample not in _STAMPS:
-        row = PLAN.slides[sample]
-        made_here = os.path.normpath(row["path"]) in SIMULATED
-        stamp = INPUT_STAMP.format(sample=sample)
-        _STAMPS[sample] = None if made_here else _stale_report(
-            stamp, FORMATS.digest_stamp(row["path"], row["format"], stamp, stamp_scratch()))
-    return _STAMPS[sample] or []
+    row = PLAN.slides[wildcards.sample]
+    made_here = os.path.normpath(row["path"]) in SIMULATED
+    keep = None if made_here else lambda stamp, scratch: FORMATS.digest_stamp(row["path"], row["format"], stamp, scratch)
+    return STAMPS.input(wildcards.sample, keep) or []
 
 
 def settings_stamp(stage):
@@ -226,8 +199,7 @@ def settings_stamp(stage):
         sample = getattr(wildcards, "sample", None) or getattr(wildcards, "name", "all")   # simulate; table
         method = getattr(wildcards, "method", None) or getattr(wildcards, "ensemble", None)
         job = sample if method is None else f"{sample}.{method}"
-        return _stale_report(_stamps.SETTINGS_STAMP.format(stage=stage, job=job), _stamps.settings_stamp(
-            stage, job, PLAN.job_settings(stage, sample, method), scratch=stamp_scratch()))
+        return STAMPS.settings(stage, job, PLAN.job_settings(stage, sample, method))
     return stamp
 
 

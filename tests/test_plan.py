@@ -824,6 +824,50 @@ def test_a_run_that_executes_no_job_writes_no_settings_stamp(tmp_path):
     assert ((root / path).read_bytes(), os.stat(root / path).st_mtime_ns) == before
 
 
+def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_says_a_changed_one(tmp_path):
+    """RunStamps (what rules/common.smk asks for): where jobs run, the stamps are kept under the
+    run's folder; in a run that executes none, under a temporary folder, results/ untouched; a run
+    that only draws the report says once that a stamp the config would change is not what it holds
+    (one written for the first time is no change); an input stamp is kept once per slide."""
+    import os
+
+    from stcore.plan.stamps import RunStamps
+
+    root = str(tmp_path)
+    real = RunStamps(lambda: True, root=root)
+    assert real.scratch() is None
+    path = real.settings("cluster", "s.graphst", {"n_clusters": 2})
+    assert path == "results/records/settings/cluster/s.graphst.json" and (tmp_path / path).is_file()
+
+    said = []
+    dry = RunStamps(lambda: False, root=root, say=said.append)
+    scratch = dry.scratch()
+    assert scratch == dry.scratch() and os.path.isdir(scratch) and not scratch.startswith(root)
+    assert dry.settings("cluster", "s.graphst", {"n_clusters": 2}) == path       # unchanged: the kept stamp
+    changed = dry.settings("cluster", "s.graphst", {"n_clusters": 3})
+    assert changed.startswith(scratch) and '"n_clusters": 3' not in (tmp_path / path).read_text()
+    assert said == []                                                            # not a report: nothing said
+
+    report = RunStamps(lambda: False, report_only=True, root=root, say=said.append)
+    report.settings("train", "s.graphst", {"epochs": 2})                         # a first stamp: no change
+    assert said == [] and not (tmp_path / "results/records/settings/train").exists()
+    report.settings("cluster", "s.graphst", {"n_clusters": 3})
+    report.settings("cluster", "s.expression", {"n_clusters": 3})
+    report.settings("cluster", "s.graphst", {"n_clusters": 4})
+    assert len(said) == 1 and said[0].startswith("WARNING the report is drawn from results made before") \
+        and "results/records/settings/cluster/s.graphst.json does not hold" in said[0]
+
+    calls = []
+
+    def keep(stamp, scratch):
+        calls.append((stamp, scratch))
+        return stamp
+    assert real.input("s", keep) == "results/records/input/s.json" == real.input("s", keep) and len(calls) == 1
+    assert calls == [("results/records/input/s.json", None)]
+    assert real.input("made", None) is None and dry.input("s", keep) == "results/records/input/s.json"
+    assert calls[-1] == ("results/records/input/s.json", scratch)
+
+
 def test_a_report_alone_is_known_from_the_command_line():
     """--report without --report-after-run draws the files as they are (checked before any run)."""
     from stcore.plan.stamps import report_only

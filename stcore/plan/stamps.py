@@ -11,14 +11,21 @@ job by itself (Snakemake's records decide, as before).
 
 A run that executes no job (``snakemake -n``, ``--dag``, ``--summary``, ``--report``) writes nothing
 under results/: given ``scratch`` (a temporary folder), a stamp that would be written there is
-written under ``scratch`` instead, so the dry run still shows what the run would rerun."""
+written under ``scratch`` instead, so the dry run still shows what the run would rerun.
+:class:`RunStamps` keeps one run's stamps as the rules ask for them (the scratch folder, the input
+stamps once per slide, the report's warning of a changed one)."""
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
+import sys
+import tempfile
 
 SETTINGS_STAMP = "results/records/settings/{stage}/{job}.json"
+INPUT_STAMP = "results/records/input/{sample}.json"
 
 
 def settings_digest(settings) -> str:
@@ -93,3 +100,57 @@ def stale_report_line(stamp: str) -> str:
             f"changed ({stamp} does not hold what they are now), so it shows the earlier results as this "
             "config's. Fix: run the workflow first (snakemake --cores all, with the same --configfile / "
             "--config), then snakemake --report again")
+
+
+class RunStamps:
+    """The stamps of one Snakemake run, as the rules ask for them (``rules/common.smk``).
+
+    ``executes_jobs()``: whether the run executes jobs, asked when the first stamp is kept (false
+    for ``-n``, ``--dag``, ``--summary``, ``--report``: the stamps it would write go to a temporary
+    folder, :meth:`scratch`, deleted when the process ends).  ``report_only``: the run only draws the
+    report (:func:`report_only`); a stamp that the config, sheet or a slide would change is then
+    said once, with ``say`` (:func:`stale_report_line`).  ``root``: the folder the stamps' paths are
+    relative to (the run's working directory)."""
+
+    def __init__(self, executes_jobs, report_only: bool = False, say=None, root: str = ""):
+        self._executes_jobs, self.report_only, self.root = executes_jobs, report_only, root
+        self._say = say or (lambda line: print(line, file=sys.stderr))
+        self._scratch: str | None = None
+        self._stale_said = False
+        self._inputs: dict[str, str | None] = {}
+
+    def scratch(self) -> str | None:
+        """None where jobs run; in a run that executes none, a temporary folder that takes the stamps
+        it would write, so it writes nothing under results/ (deleted when the process ends)."""
+        if self._executes_jobs():
+            return None
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="stcore-dry-run-")
+            atexit.register(shutil.rmtree, self._scratch, True)
+        return self._scratch
+
+    def kept(self, stamp: str, written: str | None) -> str | None:
+        """``written`` (the stamp kept for ``stamp``, or a dry run's scratch copy of it), after saying
+        once, where the run only draws the report, that a stamp changed: its scratch copy differs
+        from ``stamp`` and ``stamp`` exists (one written for the first time, by a newer stcore, is no
+        change)."""
+        if (self.report_only and written and written != stamp and os.path.exists(os.path.join(self.root, stamp))
+                and not self._stale_said):
+            self._stale_said = True
+            self._say(stale_report_line(stamp))
+        return written
+
+    def settings(self, stage: str, job: str, settings) -> str:
+        """The settings stamp of ``stage``'s job ``job`` holding ``settings`` (:func:`settings_stamp`):
+        the path to give the job as an input."""
+        path = SETTINGS_STAMP.format(stage=stage, job=job)
+        return self.kept(path, settings_stamp(stage, job, settings, root=self.root, scratch=self.scratch()))
+
+    def input(self, sample: str, digest_stamp, path: str | None = None) -> str | None:
+        """The input stamp of slide ``sample`` (:data:`INPUT_STAMP`), kept by ``digest_stamp(stamp,
+        scratch)`` (:func:`stcore.formats.digest_stamp` of the slide's files) once per run; None
+        where ``digest_stamp`` is None (a slide the workflow makes) or keeps none (no files yet)."""
+        if sample not in self._inputs:
+            stamp = path or INPUT_STAMP.format(sample=sample)
+            self._inputs[sample] = None if digest_stamp is None else self.kept(stamp, digest_stamp(stamp, self.scratch()))
+        return self._inputs[sample]
