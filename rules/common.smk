@@ -143,6 +143,10 @@ def train_settings(wildcards):
     return PLAN.train_settings(wildcards.method, wildcards.sample)
 
 
+def train_graph(wildcards):
+    return PLAN.train_graph(wildcards.method, wildcards.sample)
+
+
 def train_output(name):
     """File ``name`` of the training run that the job's method uses (its train_from, else its own)."""
     return lambda wildcards: run_file(name, wildcards.sample, PLAN.source(wildcards.method), wildcards.seed)

@@ -2,7 +2,7 @@ rule train:
     """Fit one method of the registry (stcore.methods) for one slide and seed."""
     input:
         h5ad="results/{sample}/hvg.h5ad",
-        graph="results/{sample}/graph.npz",
+        graph=train_graph,
         settings=settings_stamp("train"),
     output:
         npz=run_file("train.npz"),

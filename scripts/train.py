@@ -10,7 +10,9 @@ from stcore.workflow import run_step
 def main(sm):
     keys = ["X", "obsm/spatial"] + (["layers/counts", "uns/hvg"] if reads_counts(sm.params.model) else [])
     slide = read_h5ad_elems(sm.input.h5ad, *keys)      # not the whole AnnData: at 10^6 spots
-    adj = sp.load_npz(sm.input.graph)                   # the counts alone are ~1 GB
+    graph = getattr(sm.input, "graph", None) or []       # (the counts alone are ~1 GB)
+    graph = [graph] if isinstance(graph, str) else list(graph)
+    adj = sp.load_npz(graph[0]) if graph else None      # a model that reads no graph is given none
     train = dict(sm.params.train, threads=sm.threads)
     n_clusters = train.pop("n_clusters", None)     # given to the peers only (rules/common.smk)
     result = fit(sm.params.model, slide.pop("X"), adj, np.asarray(slide.pop("obsm/spatial")), train,

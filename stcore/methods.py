@@ -3,10 +3,12 @@
 A method is a function ``fit(x, adj, coords, params, seed) -> MethodResult``:
 
 - ``x``: the preprocessed expression (N x G, sparse or dense), as ``hvg.h5ad`` holds it;
-- ``adj``: the spatial graph (N x N sparse, symmetric 0/1), as ``graph.npz`` holds it;
+- ``adj``: the spatial graph (N x N sparse, symmetric 0/1), as ``graph.npz`` holds it; None for a
+  method whose facts say it reads none (``reads_graph``: the baseline, the peers), whose train job
+  does not take the graph;
 - ``coords``: the spots' coordinates (N x 2);
 - ``params``: the method's ``train:`` settings from the config (a dict, the method's
-  overrides already merged in);
+  overrides already merged in; in the workflow, the keys its facts' ``train_keys`` name);
 - ``seed``: the run's seed.
 
 Two optional keywords are passed to a ``fit`` whose facts (:mod:`stcore.registry`) ask for

@@ -40,6 +40,9 @@ class MethodFacts:
     train_keys: the keys of the config's ``train:`` block its fit reads (the graph model: its
         TrainParams; the baseline: ``pca_comps``; a peer: ``peer``, its package's settings).  Its train
         job's settings, and so what reruns it, are these keys alone (:func:`train_settings_read`).
+    reads_graph: its fit reads the workflow's spatial graph (``graph.npz``, the ``graph:`` settings);
+        the baseline reads none and a peer builds its own from the coordinates, so their train jobs
+        do not take the graph and a changed ``graph:`` setting does not rerun them.
     """
 
     description: str
@@ -55,6 +58,7 @@ class MethodFacts:
     bytes_per_value: int
     env: str
     train_keys: tuple[str, ...]
+    reads_graph: bool
 
     @property
     def install(self) -> str | None:
@@ -89,14 +93,16 @@ def _peer(description: str, extra: str, requires: str, *, own_labels: bool, want
     return MethodFacts(description, builtin=False, extra=extra, requires=requires, own_labels=own_labels,
                        reads_counts=True, wants_n_clusters=wants_n_clusters,
                        own_labels_optional=own_labels_optional, allows_groups=False,
-                       dense_spots=dense_spots, bytes_per_value=bytes_per_value, env="peers", train_keys=("peer",))
+                       dense_spots=dense_spots, bytes_per_value=bytes_per_value, env="peers", train_keys=("peer",),
+                       reads_graph=False)
 
 
-def _builtin(description: str, train_keys: tuple[str, ...]) -> MethodFacts:
+def _builtin(description: str, train_keys: tuple[str, ...], *, reads_graph: bool) -> MethodFacts:
     """This package's own: no extra, the package's environment, groups of slides allowed."""
     return MethodFacts(description, builtin=True, extra=None, requires=None, own_labels=False, reads_counts=False,
                        wants_n_clusters=False, own_labels_optional=False, allows_groups=True, dense_spots=False,
-                       bytes_per_value=0, env="stcore", train_keys=train_keys)
+                       bytes_per_value=0, env="stcore", train_keys=train_keys,
+                       reads_graph=reads_graph)
 
 
 # The train settings the graph model reads: stcore.train.TrainParams less the seed and threads, which
@@ -107,8 +113,9 @@ GRAPH_MODEL_TRAIN_KEYS = ("epochs", "lr", "weight_decay", "n_latent", "recon_wei
 
 METHODS: dict[str, MethodFacts] = {
     "graphst": _builtin("sparse graph contrastive autoencoder (GraphST-style), this package's model",
-                        GRAPH_MODEL_TRAIN_KEYS),
-    "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)", ("pca_comps",)),
+                        GRAPH_MODEL_TRAIN_KEYS, reads_graph=True),
+    "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)", ("pca_comps",),
+                           reads_graph=False),
     "graphst_pkg": _peer("GraphST 1.1.1, the authors' package (AGPL-3.0, optional); embedding: its reconstruction "
                          "output; labels: its R-free Leiden search", "peers", "GraphST",
                          own_labels=True, wants_n_clusters=True, own_labels_optional=True, dense_spots=True),

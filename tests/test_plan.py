@@ -525,6 +525,10 @@ def test_memory_follows_the_registry_facts(tmp_path):
     assert METHODS["spagcn"].dense_spots and 1024 < own < 1100
     assert abs(dense - train_mem_mb(METHODS["cellcharter"], settings, path, graph, 1) - 8 * 8 * 4000**2 / 2**20) < 1
     assert abs(train_mem_mb(METHODS["graphst"], settings, path, graph, 2) - 2 * own) <= 2
+    big = tmp_path / "big.npz"
+    big.write_bytes(b"0" * 2**20)                                         # given no graph, none is budgeted
+    assert train_mem_mb(METHODS["spagcn"], settings, path, str(big), 1) - train_mem_mb(METHODS["spagcn"], settings,
+                                                                                     path, [], 1) == 4
     assert train_runtime(METHODS["graphst"], settings, path, 1) == int(15 + 600 * 4000 * 5e-5 / 60)
     with pytest.raises(PlanError, match=r"model 'nope', which is not a method of the registry"):
         _plan(_config(a={"model": "nope"}))
@@ -746,6 +750,9 @@ def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
     # the record and the row's config_sha256 hold what the training read, its train_from's for a method without one
     assert plan.trained_with("latent") == {"model": "graphst", "settings": before["graphst"]["train"]}
     assert plan.run_settings("expression")["train"] == {"pca_comps": 50}
+    # the graph: an input of the graph model's train job alone (the baseline reads none; a peer builds its own)
+    assert plan.train_graph("graphst", "s") == plan.train_graph("fewer", "s") == ["results/s/graph.npz"]
+    assert plan.train_graph("expression", "s") == plan.train_graph("st", "s") == []
 
     def rerun(**changed):
         after, _ = stamps(**changed)
@@ -782,6 +789,7 @@ def test_the_registry_names_the_train_settings_each_model_reads():
     assert set(GRAPH_MODEL_TRAIN_KEYS) == {f.name for f in fields(TrainParams)} - {"seed", "threads"}
     assert METHODS["graphst"].train_keys == GRAPH_MODEL_TRAIN_KEYS and METHODS["expression"].train_keys == ("pca_comps",)
     assert all(f.train_keys == ("peer",) for f in METHODS.values() if not f.builtin)
+    assert [m for m, f in METHODS.items() if f.reads_graph] == ["graphst"]       # the others are given none
     read = set().union(*(f.train_keys for f in METHODS.values()))
     assert read == set(config_schema()["$defs"]["train"]["properties"])
 

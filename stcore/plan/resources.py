@@ -111,7 +111,8 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
     ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
     h5ad = str(h5ad)
-    graph_mb = 4 * file_mb(str(graph))
+    graph = [graph] if isinstance(graph, (str, os.PathLike)) else list(graph or [])   # none: a model reading none
+    graph_mb = 4 * sum(file_mb(str(g)) for g in graph)
     shape = slide_shape(h5ad)
     if not facts.builtin:
         spots_mb = 8 * 8 * shape[0] ** 2 / 2**20 if facts.dense_spots and shape is not None else 0

@@ -286,6 +286,12 @@ class Plan:
         source = self.source(method)
         return {"model": self.model_of(source), "settings": self.read_train(source)}
 
+    def train_graph(self, method, sample):
+        """The spatial graph the train job of ``method`` on ``sample`` reads: ``graph.npz`` for a
+        model that reads it (the registry's ``reads_graph``), else none, so that a changed ``graph:``
+        setting reruns neither the baseline nor a peer (which builds its own from the coordinates)."""
+        return [f"results/{sample}/graph.npz"] if self.facts_of(method).reads_graph else []
+
     def read_train(self, method):
         """The settings of :meth:`merged` ``('train', method)`` that the method's model reads (the
         registry's ``train_keys``: the baseline reads ``pca_comps`` alone, the graph model not
