@@ -4,6 +4,7 @@ rule agreement:
     input:
         npz=sorted({r["npz"] for r in AGREEMENT_RUNS}),
         hvg=sorted({r["hvg"] for r in AGREEMENT_RUNS}),
+        settings=settings_stamp("agreement"),
     output:
         tsv=report("results/compare/agreement.tsv", category="Results", labels={"table": "agreement.tsv"}),
     params:

@@ -773,6 +773,28 @@ def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
             assert times["expression"] > 1e9
 
 
+def test_the_agreement_steps_stamp_holds_what_it_compares():
+    """The agreement step (R mclust against the R-free clusterings of compare.agreement_method) had no
+    settings stamp: in a results/ folder without Snakemake's records, the method's cluster settings,
+    a slide's n_clusters or compare.r_mclust changed left agreement.tsv the earlier settings' (its
+    inputs, the training and hvg files, were unchanged)."""
+    def settings(cluster=None, n_clusters=2, **compare):
+        plan = Plan({"qc": {}, "hvg": {}, "graph": {}, "train": {"epochs": 2},
+                     "cluster": dict({"algorithm": "mclust", "n_pcs": 20}, **(cluster or {})), "seeds": [0],
+                     "methods": {"graphst": {"model": "graphst"}, "other": {"model": "graphst",
+                                                                          "cluster": {"n_pcs": 5}}},
+                     "compare": dict({"agreement_method": "graphst"}, **compare)},
+                    {"s": {"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": n_clusters,
+                           "truth": "domain", "values": "counts", "group": ""}}, {}, METHODS)
+        return plan.job_settings("agreement", "all")
+
+    base = settings()
+    assert base["method"] == "graphst" and base["cluster"]["n_pcs"] == 20 and base["runs"][0]["n_clusters"] == 2
+    assert settings(cluster={"n_pcs": 10}) != base and settings(n_clusters=3) != base
+    assert settings(r_mclust=False) != base and settings(agreement_method="other") != base
+    assert settings(cluster={"n_pcs": 20}) == base
+
+
 def test_the_registry_names_the_train_settings_each_model_reads():
     """train_keys (stcore/registry.py) are the train settings each fit reads: the graph model's
     TrainParams less what the run gives (seed, threads); the baseline's pca_comps; every key of the

@@ -191,7 +191,7 @@ class Plan:
 
     def job_settings(self, stage, sample, method=None):
         """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus',
-        'ensemble', 'ensemble_consensus', 'table', 'simulate') for ``sample`` (and ``method``, or
+        'ensemble', 'ensemble_consensus', 'agreement', 'table', 'simulate') for ``sample`` (and ``method``, or
         combination) takes from the sheet and the config, as its rule's params hold it: the content
         of its settings stamp (:mod:`.stamps`)."""
         if stage == "qc":
@@ -219,6 +219,11 @@ class Plan:
             return {"methods": list(self.ensembles[method]), "seeds": self.ensemble_seeds(method)}
         if stage == "simulate":         # a simulated slide's settings (``sample``: its name)
             return (self.config.get("simulate") or {})[sample]
+        if stage == "agreement":        # R mclust against the R-free clusterings: the runs, their numbers and truth
+            method = (self.config.get("compare") or {}).get("agreement_method")
+            runs = self.agreement_runs(method)
+            return {"runs": runs, "method": method, "r_mclust": (self.config.get("compare") or {}).get("r_mclust", True),
+                    "cluster": self.merged("cluster", method) if runs else {}}
         if stage == "table":            # every row's run, and the comparison the summary makes
             return {"runs": self.table_runs(), "compare": self.config.get("compare") or {}}
         raise ValueError(f"no settings stamp for stage {stage!r}")
