@@ -3,6 +3,7 @@ rule export:
     input:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
+        graph_params="results/{sample}/graph.json",
         npz=train_output("train.npz"),
         labels=run_file("labels.tsv"),
         n_clusters=run_file("n_clusters.json"),
@@ -32,6 +33,7 @@ rule export_consensus:
     input:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
+        graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
                                        method_seeds(wildcards.method)[0]),
         labels=consensus_file("labels.tsv"),
@@ -69,6 +71,7 @@ rule export_ensemble:
     input:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
+        graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample,
                                        PLAN.source(ENSEMBLES[wildcards.ensemble][0]), wildcards.seed),
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
@@ -106,6 +109,7 @@ rule export_ensemble_consensus:
     input:
         qc="results/{sample}/qc.h5ad",
         graph="results/{sample}/graph.npz",
+        graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        ensemble_seeds(wildcards.ensemble)[0]),
         labels=consensus_file("labels.tsv", method="{ensemble}"),

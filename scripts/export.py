@@ -50,7 +50,8 @@ def main(sm):
     embedded = sm.params.members[0] if hasattr(sm.params, "members") else sm.params.run["method"]
     out = domains_adata(counts, labels.to_numpy(), result.embedding, sp.load_npz(sm.input.graph),
                         method=embedded, info=info, seed_labels=seed_labels,
-                        method_labels=method_labels, truth=sm.params.truth or None, values=sm.params.values)
+                        method_labels=method_labels, truth=sm.params.truth or None, values=sm.params.values,
+                        graph=json.loads(Path(sm.input.graph_params).read_text()))
     write_h5ad(out, sm.output.h5ad)
 
 

@@ -47,7 +47,8 @@ def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
 
 def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
                   info: dict, key_added: str = "domain", seed_labels: dict | None = None,
-                  method_labels: dict | None = None, truth: str | None = None, values: str = "counts") -> ad.AnnData:
+                  method_labels: dict | None = None, truth: str | None = None, values: str = "counts",
+                  graph: dict | None = None) -> ad.AnnData:
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
     ({seed: labels}, for a consensus of seeds): each seed's domains, in ``obsm['<key>_seeds']``;
@@ -58,7 +59,10 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     squidpy's plots draw them alike.  ``values``: what ``X`` holds (the sample sheet's ``values``),
     recorded in ``uns['stcore']['values']``; log-normalised values are also marked as scanpy marks
     them (``uns['log1p']``), so ``sc.pp.log1p`` warns that X is already logged and
-    ``sc.tl.rank_genes_groups`` reads them as logged."""
+    ``sc.tl.rank_genes_groups`` reads them as logged.  ``graph``: the settings ``adj`` was built with
+    (the graph step's ``graph.json``: ``mode``, ``n_neighbors``, ``radius``), kept in its params
+    (:func:`stcore.graph.graph_record`) as :func:`stcore.gr.spatial_graph` keeps them, so that
+    ``tl.domains`` on this file (or on one slide of a group's) takes its knn graph for one."""
     from .validate import output_key
 
     out = counts.copy()
@@ -76,9 +80,11 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
         out.obsm[f"{key_added}_seeds"] = seed_frame(seed_labels, out.obs_names)
     if method_labels:
         out.obsm[f"{key_added}_methods"] = seed_frame(method_labels, out.obs_names, prefix="")
-    from .graph import store_graph
+    from .graph import graph_record, store_graph
 
-    store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64), params={"spatial_key": "spatial"})
+    built = (graph_record(**{k: graph[k] for k in ("mode", "n_neighbors", "radius") if k in graph}) if graph
+             else {"spatial_key": "spatial"})
+    store_graph(out, adj, np.asarray(out.obsm["spatial"], dtype=np.float64), params=built)
     from .tl import labelling
 
     out.uns["stcore"] = _plain(info) | {"key": key_added, "values": str(values), "labelling": labelling(out.obs[key_added])}

@@ -81,12 +81,10 @@ def add_graph(adata: ad.AnnData, coords, *, mode: str = "knn", n_neighbors: int 
     so that ``tl.domains`` on this graph does not give it again.  ``spatial_key`` (and
     ``spatial_dims`` where given): where the coordinates came from, kept in the graph's ``params``
     so that ``tl.domains`` with other coordinates does not take this graph for theirs."""
-    from .graph import GraphParams, spatial_adjacency, store_graph
+    from .graph import GraphParams, graph_record, spatial_adjacency, store_graph
 
     adj = spatial_adjacency(coords, GraphParams(mode=mode, n_neighbors=n_neighbors, radius=radius))
     store_graph(adata, adj, coords, key_added=key_added,
-                params={"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius,
-                        "spatial_key": spatial_key}
-                | ({"spatial_dims": list(spatial_dims)} if spatial_dims is not None else {}))
+                params=graph_record(mode, n_neighbors, radius, spatial_key=spatial_key, spatial_dims=spatial_dims))
     if shared_positions:
         adata.uns[f"{key_added}_neighbors"]["shared_positions"] = shared_positions

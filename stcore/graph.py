@@ -21,7 +21,7 @@ from .errors import InputError
 if TYPE_CHECKING:             # the graph step runs without anndata
     import anndata as ad
 
-__all__ = ["GraphMode", "GraphParams", "spatial_adjacency", "spatial_distances", "store_graph", "gcn_norm",
+__all__ = ["GraphMode", "GraphParams", "spatial_adjacency", "spatial_distances", "store_graph", "graph_record", "gcn_norm",
            "mean_operator", "knn_indices", "spot_spacing", "delaunay_gap"]
 
 log = logging.getLogger(__name__)
@@ -290,6 +290,18 @@ def moved_edges(distances: sp.spmatrix, coords: np.ndarray, rtol: float = 1e-2) 
     now = np.linalg.norm(xy[d.row[keep]] - xy[d.col[keep]], axis=1)
     scale = float(np.median(now / stored))
     return int((np.abs(now - scale * stored) > rtol * scale * stored).sum()), int(stored.size)
+
+
+def graph_record(mode: str = "knn", n_neighbors: int = 3, radius: float | None = None, *,
+                 spatial_key: str = "spatial", spatial_dims=None) -> dict:
+    """How a graph of :func:`spatial_adjacency` was built, as its ``params`` in
+    ``uns['spatial_neighbors']`` (:func:`store_graph`): its ``mode``, ``n_neighbors`` and ``radius``
+    (-1 when unset), and the coordinates it was built from.  :func:`stcore.tl.domains` reads them to
+    judge a stored graph: a knn graph gives every spot at least ``n_neighbors``; a graph whose
+    params name neither is taken for squidpy's Delaunay triangulation."""
+    mode = mode.value if isinstance(mode, GraphMode) else str(mode)
+    return ({"mode": mode, "n_neighbors": n_neighbors, "radius": -1.0 if radius is None else radius,
+             "spatial_key": spatial_key} | ({"spatial_dims": list(spatial_dims)} if spatial_dims is not None else {}))
 
 
 def store_graph(adata: ad.AnnData, adj: sp.spmatrix, coords: np.ndarray, *, key_added: str = "spatial",

@@ -478,6 +478,56 @@ def test_a_workflow_graph_is_recorded_as_built_from_obsm_spatial(no_work):
         stcore.tl.domains(out, n_clusters=3, spatial_key="other", **FAST)
 
 
+def _workflow_domains_h5ad(qc: ad.AnnData, tmp: Path) -> ad.AnnData:
+    """``qc`` (a qc'd slide, or a group's joined slides) through the workflow's graph and export
+    steps (their scripts, default graph settings), two domains: its domains.h5ad as read back."""
+    from types import SimpleNamespace
+
+    from slides import script
+
+    qc.write_h5ad(tmp / "qc.h5ad")
+    run = SimpleNamespace(wildcards=SimpleNamespace(sample="s"), params=SimpleNamespace(
+        graph={"mode": "knn", "n_neighbors": 3, "radius": None}), input=SimpleNamespace(h5ad=str(tmp / "qc.h5ad")),
+        output=SimpleNamespace(npz=str(tmp / "graph.npz"), params=str(tmp / "graph.json")))
+    script("graph").main(run)
+    pd.DataFrame({"spot": qc.obs_names, "domain": np.arange(qc.n_obs) % 2}).to_csv(tmp / "labels.tsv", sep="\t",
+                                                                                  index=False)
+    pd.DataFrame({"sample": ["s"], "ARI": [0.5]}).to_csv(tmp / "metrics.tsv", sep="\t", index=False)
+    from stcore.methods import MethodResult
+
+    MethodResult(embedding=np.zeros((qc.n_obs, 2), np.float32), machine={}).save(tmp / "train.npz")
+    export = SimpleNamespace(rule="export", input=SimpleNamespace(
+        qc=str(tmp / "qc.h5ad"), labels=str(tmp / "labels.tsv"), npz=str(tmp / "train.npz"),
+        metrics=str(tmp / "metrics.tsv"), graph=str(tmp / "graph.npz"), graph_params=str(tmp / "graph.json")),
+        params=SimpleNamespace(truth="", values="counts", run={"sample": "s", "method": "graphst", "seed": 0},
+                               train={"model": "graphst", "settings": {}}, cluster={}),
+        output=SimpleNamespace(h5ad=str(tmp / "domains.h5ad")))
+    script("export").main(export)
+    return ad.read_h5ad(tmp / "domains.h5ad")
+
+
+def test_a_workflow_domains_h5ad_and_one_slide_of_a_groups_go_through_tl_domains_again(tmp_path):
+    """The workflow's domains.h5ad records its knn graph as one (mode, n_neighbors), as gr.spatial_graph
+    does: tl.domains on it, or on one slide taken out of a group's, takes the graph (it was refused as
+    a Delaunay triangulation built before spots were removed), and on it with spots removed still
+    refuses it."""
+    from stcore.group import join_slides
+
+    out = _workflow_domains_h5ad(_slide(), tmp_path)
+    params = out.uns["spatial_neighbors"]["params"]
+    assert (params["mode"], params["n_neighbors"], params["spatial_key"]) == ("knn", 3, "spatial")
+    stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)
+    assert out.uns["stcore"]["seed"] == 1
+    (tmp_path / "g").mkdir()
+    group = _workflow_domains_h5ad(join_slides({"a": _slide(), "b": tiny_slide(seed=3)}, {"a": "", "b": ""}, "g")[0],
+                                   tmp_path / "g")
+    one = group[group.obs["slide"] == "b"].copy()
+    stcore.tl.domains(one, n_clusters=2, seed=0, **FAST)
+    assert one.obs["domain"].notna().all() and one.uns["stcore"]["labelling"]["n_spots"] == 64
+    with pytest.raises(InputError, match=r"fewer than the 3 neighbours its knn graph gave each spot"):
+        stcore.tl.domains(out[out.obsm["spatial"][:, 0] > 250].copy(), n_clusters=2, overwrite=True, **FAST)
+
+
 def _two_slides(column: str = "library_id") -> ad.AnnData:
     """Two slides in one object, as ``anndata.concat(..., label=column, uns_merge='unique')`` joins
     scanpy's Visium reads: one coordinate frame, a library each in ``uns['spatial']``."""
