@@ -1474,6 +1474,17 @@ def output_key(adata: ad.AnnData, key_added: str = "domain", *, path: str | None
     return key
 
 
+def _record_dropped(adata: ad.AnnData) -> str | None:
+    """The ``obsm`` key of an embedding :func:`stcore.tl.domains` writes (``X_<method>``, a method of
+    the registry) where ``uns`` holds no stcore record, as ``anndata.concat`` leaves results it joins
+    (it drops ``uns`` by default): the record of which columns stcore wrote is gone; else None."""
+    from .registry import METHODS
+
+    if isinstance(adata.uns.get("stcore"), Mapping):
+        return None
+    return next((f"X_{m}" for m in METHODS if f"X_{m}" in adata.obsm), None)
+
+
 def check_key(adata: ad.AnnData, key_added: str, *, overwrite: bool = False, path: str | None = None,
               fix: str | None = None) -> None:
     """Refuse to write over ``obs[key_added]`` when it holds a column that stcore did not write
@@ -1481,6 +1492,16 @@ def check_key(adata: ad.AnnData, key_added: str, *, overwrite: bool = False, pat
     the fix to name instead of the notebook API's."""
     if overwrite or key_is_free(adata, key_added):
         return
+    embedded = _record_dropped(adata)
+    if embedded and fix is None:
+        raise InputError(f"obs['{key_added}'] holds a column, and this object has no record of the stcore calls "
+                         f"that wrote its columns (uns['stcore']), though obsm['{embedded}'] holds one's embedding: "
+                         "results joined with anndata.concat lose it (concat drops uns unless uns_merge= is given), "
+                         f"so whether obs['{key_added}'] holds their domains or an annotation is not known; it is "
+                         "not overwritten", path=path,
+                         fix=f"if obs['{key_added}'] holds stcore's domains, pass overwrite=True (or join the "
+                             "results with anndata.concat(..., uns_merge='first'), which keeps the record); if it "
+                             f"holds an annotation, pass another key_added (e.g. key_added='stcore_{key_added}')")
     raise InputError(f"obs['{key_added}'] already holds a column that stcore did not write (an annotation?); "
                      "it is not overwritten", path=path,
                      fix=fix or f"pass another key_added (e.g. key_added='stcore_{key_added}'), delete the column "

@@ -1123,6 +1123,35 @@ def test_another_key_overwrite_and_an_earlier_result(monkeypatch):
     assert set(adata.obs["domain"].cat.categories) <= {"0", "1"} and adata.uns["stcore"]["key"] == "domain"
 
 
+def test_a_slide_taken_out_of_joined_results_names_the_record_concat_dropped():
+    """Two slides clustered each on its own, joined with anndata.concat (which drops uns, the record
+    of the columns stcore wrote) and one taken out: tl.domains does not overwrite obs['domain'] (an
+    annotation under it looks the same), but says the record was dropped and how to go on (it said
+    'a column that stcore did not write (an annotation?)'); overwrite=True, or concat's
+    uns_merge='first', clusters it again."""
+    slides = {}
+    for name, seed in (("a", 0), ("b", 1)):
+        slides[name] = tiny_slide(seed=seed)
+        slides[name].obs["truth"] = slides[name].obs.pop("domain")
+        stcore.tl.domains(slides[name], n_clusters=2, **FAST)
+    joined = ad.concat(slides, label="library_id", index_unique="-")
+    one = joined[joined.obs["library_id"] == "a"].copy()
+    with pytest.raises(InputError, match=r"^obs\['domain'\] holds a column, and this object has no record of the "
+                                         r"stcore calls .* obsm\['X_graphst'\] .* anndata\.concat .*Fix: if "
+                                         r"obs\['domain'\] holds stcore's domains, pass overwrite=True .*uns_merge="
+                                         r"'first'.*key_added='stcore_domain'"):
+        stcore.tl.domains(one, n_clusters=2, **FAST)
+    stcore.tl.domains(one, n_clusters=2, seed=1, overwrite=True, **FAST)
+    kept = ad.concat(slides, label="library_id", index_unique="-", uns_merge="first")
+    stcore.tl.domains(kept[kept.obs["library_id"] == "b"].copy(), n_clusters=2, **FAST)
+    # an annotation under 'domain' beside stcore's 'stcore_domain', joined so: still refused
+    truth = tiny_slide(seed=2)
+    stcore.tl.domains(truth, n_clusters=2, key_added="stcore_domain", **FAST)
+    other = ad.concat({"a": truth, "b": truth.copy()}, label="library_id", index_unique="-")
+    with pytest.raises(InputError, match=r"or an annotation is not known; it is not overwritten"):
+        stcore.tl.domains(other[other.obs["library_id"] == "a"].copy(), n_clusters=2, **FAST)
+
+
 def test_the_workflow_file_follows_the_same_rule(tmp_path):
     """domains.h5ad (stcore.export.domains_adata): the slide's own 'domain' is kept and the
     domains go to 'stcore_domain' (the name the API's error suggests); a slide with both is refused."""
