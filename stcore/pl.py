@@ -462,8 +462,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             slide_key = SLIDE_KEY   # a group's domains.h5ad: its slides share one frame (drawn over one another)
         else:
             # slides joined after each was clustered on its own (anndata.concat(..., label='library_id') of two
-            # results): their domains are numbered each their own way and their spots share one frame
-            slide_key = slide_column(adata, xy_of(tissue) if tissue in adata.obsm else None)
+            # results): their domains are numbered each their own way and their spots share one frame; where
+            # no stcore call found the drawn domains over all these spots (concat drops uns['stcore'], or keeps
+            # one slide's with uns_merge='first'), slides laid side by side (each at its own offset) too
+            made = record.get("labelling") if isinstance(record, Mapping) else None
+            one_call = (isinstance(made, Mapping) and record.get("key") in keys
+                        and int(made.get("n_spots", 0)) >= adata.n_obs)
+            slide_key = slide_column(adata, xy_of(tissue) if tissue in adata.obsm else None, side_by_side=not one_call)
     for col in keys + [c for c in (truth, slide_key) if c is not None]:
         if col not in adata.obs:
             raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(adata.obs.columns)})")

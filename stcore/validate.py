@@ -880,11 +880,12 @@ MIXED_SHARE = 0.25
 MIN_SECTION_SPOTS = 10
 
 
-def _slide_columns(adata: ad.AnnData, xy: np.ndarray | None):
+def _slide_columns(adata: ad.AnnData, xy: np.ndarray | None, side_by_side: bool = False):
     """The ``obs`` columns that name two slides or more, as :func:`check_one_slide` judges them (its
     rule, in its order): (column, its values, their codes, the share of the spots whose nearest
     neighbour lies in another group or None, the spots' nearest other spot or None, the reason
-    said, whether the column holds numbers, whether it names fields of view)."""
+    said, whether the column holds numbers, whether it names fields of view).  ``side_by_side``: a
+    column named as slides counts also where its groups lie side by side."""
     import pandas as pd
 
     spatial = adata.uns.get("spatial")
@@ -918,7 +919,7 @@ def _slide_columns(adata: ad.AnnData, xy: np.ndarray | None):
                 continue
             known = codes >= 0
             mixed = float(np.mean(codes[known] != codes[nearest][known]))
-            if mixed <= MIXED_SHARE:
+            if mixed <= MIXED_SHARE and not side_by_side:
                 continue
             reason = (f", and they lie among each other: {mixed:.0%} of the spots have their nearest neighbour in "
                       "another slide")
@@ -970,13 +971,14 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
         _refuse_slides_joined_without_label(adata, xy, path, depths)
 
 
-def slide_column(adata: ad.AnnData, xy: np.ndarray | None = None) -> str | None:
+def slide_column(adata: ad.AnnData, xy: np.ndarray | None = None, *, side_by_side: bool = False) -> str | None:
     """The ``obs`` column naming each spot's slide where the object holds several
     (:func:`check_one_slide`'s rule: ``obs['library_id']`` or a column of ``uns['spatial']``'s libraries
     with two values or more, as ``anndata.concat(..., label='library_id')`` leaves them; with ``xy``, a
-    column named as slides are whose groups lie among each other; not a column of one slide's fields of
-    view), else None."""
-    return next((found[0] for found in _slide_columns(adata, xy) if not found[7]), None)   # not fields of view
+    column named as slides are whose groups lie among each other, or with ``side_by_side`` also where
+    they lie side by side (slides laid out in one frame, each at its own offset); not a column of one
+    slide's fields of view), else None."""
+    return next((found[0] for found in _slide_columns(adata, xy, side_by_side) if not found[7]), None)   # not fields of view
 
 
 def spatialdata_region_key(adata: ad.AnnData) -> str | None:

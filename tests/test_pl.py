@@ -614,3 +614,34 @@ def test_slides_joined_after_each_was_clustered_are_drawn_and_scored_slide_by_sl
     one = one[one.obs["library_id"] == "A"].copy()                                 # one slide taken out
     assert "per_slide" not in stcore.pl.domains(one, truth="truth", show=False, return_fig=True).stcore_scores["domain"]
     plt.close("all")
+
+
+def test_slides_clustered_apart_and_joined_side_by_side_are_scored_slide_by_slide():
+    """Two slides' results joined with anndata.concat(..., label='batch') (or 'sample', 'slide'), the
+    second offset to lie beside the first, as slides are laid out in one frame to be drawn together:
+    pl.domains scored the domains pooled, one slide's '0' and the other's as one domain (two perfect
+    labellings: ARI -0.008; DLPFC 151673 and 151674 so: 0.435).  Where no stcore call found them over
+    all these spots (anndata drops uns['stcore']; uns_merge='first' keeps one slide's), they are
+    scored slide by slide; slides clustered as one by tl.domains (side by side, its record over all
+    spots) are scored pooled, as before."""
+    import anndata as ad
+    import pandas as pd
+
+    parts = []
+    for seed, names in ((1, {"D0": "0", "D1": "1"}), (2, {"D0": "1", "D1": "0"})):
+        part = tiny_slide(seed=seed)
+        part.obs["truth"] = part.obs.pop("domain")
+        part.obs["domain"] = pd.Categorical(part.obs["truth"].astype(str).map(names))
+        parts.append(part)
+    parts[1].obsm["spatial"] = parts[1].obsm["spatial"] + [2000.0, 0.0]
+    for label in ("batch", "sample", "slide"):
+        joined = ad.concat(parts, label=label, keys=["A", "B"], index_unique="-")
+        scores = stcore.pl.domains(joined, truth="truth", show=False, return_fig=True).stcore_scores["domain"]
+        assert set(scores.get("per_slide", {})) == {"A", "B"} and scores["ARI"] == pytest.approx(1.0), (label, scores)
+    together = ad.concat(parts, label="batch", keys=["A", "B"], index_unique="-")
+    del together.obs["domain"]
+    stcore.tl.domains(together, n_clusters=2, train={"epochs": 2}, cluster={"n_init": 1}, n_top_genes=30,
+                      progress=False)
+    assert "per_slide" not in stcore.pl.domains(together, truth="truth", show=False,
+                                                return_fig=True).stcore_scores["domain"]
+    plt.close("all")
