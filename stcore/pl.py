@@ -424,7 +424,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .group import SLIDE_KEY
-    from .validate import as_x_y, clustered_by, dims_columns, slide_column
+    from .validate import as_x_y, clustered_by, dims_columns, joined_without_label, slide_column
 
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
@@ -469,6 +469,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             one_call = (isinstance(made, Mapping) and record.get("key") in keys
                         and int(made.get("n_spots", 0)) >= adata.n_obs)
             slide_key = slide_column(adata, xy_of(tissue) if tissue in adata.obsm else None, side_by_side=not one_call)
+            joined = (joined_without_label(adata, xy_of(tissue))
+                      if slide_key is None and not one_call and tissue in adata.obsm else None)
+            if joined:      # no column says which slide each spot came from: drawn and scored as one slide
+                log.warning(f"{joined[0]}: their domains are drawn over one another and scored pooled, one slide's "
+                            "domain '0' and another's as one where each slide was clustered on its own. Fix: join the "
+                            "slides with anndata.concat(..., label='library_id') and draw them with "
+                            "slide_key='library_id' (each scored on its own)")
     for col in keys + [c for c in (truth, slide_key) if c is not None]:
         if col not in adata.obs:
             raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(adata.obs.columns)})")

@@ -1121,12 +1121,27 @@ def _same_groups(values, other: np.ndarray) -> bool:
 
 def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path: str | None,
                                         depths: np.ndarray | None = None) -> None:
+    """Several slides joined without a column naming each spot's slide, as
+    :func:`joined_without_label` finds them, are refused."""
+    found = joined_without_label(adata, xy, depths)
+    if found is None:
+        return
+    problem, split = found
+    raise InputError(f"{problem}; one spatial graph over them would join spots of different slides", path=path,
+                     fix=f"give one slide at a time, e.g. {split}join slides with anndata.concat(..., "
+                         "label='library_id') to keep which slide each spot came from; in the workflow one row of "
+                         "the sample sheet per slide")
+
+
+def joined_without_label(adata: ad.AnnData, xy: np.ndarray,
+                         depths: np.ndarray | None = None) -> tuple[str, str] | None:
     """Several slides joined without a column naming each spot's slide (``anndata.concat`` without
     ``label=``, ``index_unique='-'`` making the ids unique): refused where spots share a Visium grid
     position (``obs['array_row']``, ``obs['array_col']``: a slide has one spot at each), or where the
     ids' suffixes (:func:`_id_suffixes`) group the spots into sets that lie among each other
     (:data:`MIXED_SHARE`, as a slide column's groups are judged) and each span the tissue in both
-    directions (ids ending in a coordinate, '<x>_<y>' as binned platforms name bins, give rows)."""
+    directions (ids ending in a coordinate, '<x>_<y>' as binned platforms name bins, give rows):
+    (the problem, in words; an expression taking one slide out, or ''), else None."""
     import pandas as pd
 
     obs = adata.obs
@@ -1174,13 +1189,9 @@ def _refuse_slides_joined_without_label(adata: ad.AnnData, xy: np.ndarray, path:
                              "nearest neighbour under another suffix")
                 split = f"adata[adata.obs_names.str.endswith('{sep}{values[0]}')].copy(); "
     if not found:
-        return
-    raise InputError(f"the spots come from several slides joined without a column naming each spot's slide "
-                     f"(anndata.concat without label=): {'; '.join(found)}; one spatial graph over them would join "
-                     "spots of different slides", path=path,
-                     fix=f"give one slide at a time, e.g. {split}join slides with anndata.concat(..., "
-                         "label='library_id') to keep which slide each spot came from; in the workflow one row of "
-                         "the sample sheet per slide")
+        return None
+    return (f"the spots come from several slides joined without a column naming each spot's slide "
+            f"(anndata.concat without label=): {'; '.join(found)}", split)
 
 
 def _sections_of_numbers(values) -> bool:

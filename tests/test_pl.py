@@ -616,6 +616,35 @@ def test_slides_joined_after_each_was_clustered_are_drawn_and_scored_slide_by_sl
     plt.close("all")
 
 
+def test_slides_joined_without_a_slide_column_are_warned_of_when_drawn(caplog):
+    """Two slides' results joined with anndata.concat(..., index_unique='-') without label= (no column
+    says which slide each spot came from), in one frame: pl.domains drew them over one another and
+    scored them pooled without a word (two perfect labellings of DLPFC 151673 and 151674 numbered
+    each its own way: ARI 0.435).  It says so, with tl.domains' words for such an object, and the fix."""
+    import anndata as ad
+    import pandas as pd
+
+    parts = {}
+    for name, seed, names in (("A", 1, {"D0": "0", "D1": "1"}), ("B", 2, {"D0": "1", "D1": "0"})):
+        part = tiny_slide(seed=seed)
+        part.obs["truth"] = part.obs.pop("domain")
+        part.obs["domain"] = pd.Categorical(part.obs["truth"].astype(str).map(names))
+        parts[name] = part
+    parts["B"].obsm["spatial"] = parts["B"].obsm["spatial"] + [50.0, 29.0]      # the other slide's spots between
+    joined = ad.concat(parts, index_unique="-")
+    with caplog.at_level("WARNING", logger="stcore.pl"):
+        stcore.pl.domains(joined, truth="truth", show=False)
+    said = [r.getMessage() for r in caplog.records if "joined without a column naming" in r.getMessage()]
+    assert len(said) == 1 and "the spot ids end in 2 suffixes ('-' then 'A', 'B')" in said[0], caplog.text
+    assert said[0].endswith("Fix: join the slides with anndata.concat(..., label='library_id') and draw them with "
+                            "slide_key='library_id' (each scored on its own)")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore.pl"):
+        stcore.pl.domains(ad.concat(parts, label="library_id", index_unique="-"), truth="truth", show=False)
+    assert "joined without a column naming" not in caplog.text
+    plt.close("all")
+
+
 def test_slides_clustered_apart_and_joined_side_by_side_are_scored_slide_by_slide():
     """Two slides' results joined with anndata.concat(..., label='batch') (or 'sample', 'slide'), the
     second offset to lie beside the first, as slides are laid out in one frame to be drawn together:
