@@ -159,6 +159,19 @@ def test_groups_get_a_row_of_their_own(tmp_path):
         slides_and_groups(rows, "sheet.tsv")
 
 
+def test_a_group_of_counts_and_normalised_values_names_a_fix_that_can_be_met():
+    """Slides of a group whose values differ (one slide's file holds counts, another's normalised
+    values): the fix said 'give them the same values', which each slide's qc job then refuses (the
+    counts as normalised values, or the normalised values as counts); it names what meets both."""
+    rows = _rows(s1="g", s2="g")
+    rows[1]["values"] = "normalized"
+    with pytest.raises(PlanError, match=r"its slides differ in values \(s1: counts, s2: normalized\); one model "
+                                        r"needs one kind of values on every slide.*Fix: give the slides values of "
+                                        r"one kind: normalise s1's counts as s2's values were .*and set its values "
+                                        r"to normalized; or leave the group cell empty"):
+        slides_and_groups(rows, "sheet.tsv")
+
+
 def test_groups_that_differ_only_in_case_are_named():
     """'Donor1' and 'donor1' in the group column: trained as two groups without a word, whose
     results/<group>/ folders are one on macOS and Windows."""

@@ -278,9 +278,25 @@ def slides_and_groups(rows, path, data_dir=""):
         part = [slides[s] for s in members]
         for column in ("n_clusters", "values"):
             if column in part[0] and len({str(row[column]) for row in part}) > 1:
-                raise PlanError(f"{where}: its slides differ in {column} ("
-                                + ", ".join(f"{s}: {row[column]}" for s, row in zip(members, part))
-                                + f"); one model and one clustering need one. Fix: give them the same {column}")
+                each = ", ".join(f"{s}: {row[column]}" for s, row in zip(members, part))
+                if column == "n_clusters":
+                    raise PlanError(f"{where}: its slides differ in {column} ({each}); one model and one clustering "
+                                    f"need one. Fix: give them the same {column}")
+                # each slide's values say what its file holds (its qc job checks them): setting them alike would
+                # have one slide's refused; the slides' files must hold values of one kind
+                kinds = {str(row[column]): s for s, row in zip(members, part)}
+                target = "log_normalized" if "log_normalized" in kinds else "normalized"
+                odd = kinds.get("counts") or next(s for s, row in zip(members, part) if str(row[column]) != target)
+                if kinds.get("counts") == odd:
+                    change = (f"normalise {odd}'s counts as {kinds[target]}'s values were (normalize_total to the same "
+                              f"total{', then log1p' if target == 'log_normalized' else ''})")
+                else:
+                    change = f"log {odd}'s normalised values as {kinds[target]}'s were (log1p)"
+                raise PlanError(f"{where}: its slides differ in values ({each}); one model needs one kind of values "
+                                "on every slide, and each slide's values say what its file holds (its qc job refuses "
+                                f"values other than those said). Fix: give the slides values of one kind: {change} "
+                                f"and set its values to {target}; or leave the group cell empty for the slide of the "
+                                "other kind (each slide runs alone as well)")
         group_rows[group] = {"sample": group, "path": "", "format": "group", "n_clusters": part[0]["n_clusters"],
                              "truth": "truth" if any(row.get("truth") for row in part) else "",
                              "values": part[0].get("values", "counts"), "group": ""}
