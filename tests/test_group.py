@@ -340,6 +340,11 @@ def _parse(tmp, rows: str):
     ("a\tx.h5ad\th5ad\t2\t\tA\nb\tx.h5ad\th5ad\t2\t\tA\n",
      r"group 'A' is also a sample id \('a'\).*Fix: rename the group"),
     ("a\tx.h5ad\th5ad\t2\t\t../g\nb\tx.h5ad\th5ad\t2\t\t../g\n", r"column group: '\.\./g' is not valid\. Fix: group: slides with the same group"),
+    # a slide meant for two groups (its 'g1,g2' was 'not valid', the fix the column's description)
+    ("a\tx.h5ad\th5ad\t2\t\tg1,g2\nb\tx.h5ad\th5ad\t2\t\tg1\n",
+     r"row 1 \(sample 'a'\), column group: 'g1,g2' names 2 groups \('g1', 'g2'\); a row's slide belongs to one "
+     r"group\. Fix: give the row one group; to train the slide in each, give it a row per group under another "
+     r"sample id \(the same path\), e\.g\. 'a_g2' with group 'g2'"),
 ])
 def test_bad_groups_stop_at_parse_time(tmp_path, rows, expected):
     run = _parse(tmp_path, rows)

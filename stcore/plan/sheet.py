@@ -316,6 +316,13 @@ def cell_problem(path, rows, column, row, message, descriptions):
     value = rows[row][column]
     problem = f"{value!r} is not valid" if "does not match" in message else message
     sample = rows[row].get("sample", "")
+    names = [n for n in re.split(r"[,;|/+\s]+", str(value)) if n]
+    if column == "group" and len(names) > 1 and all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", n) for n in names):
+        # a slide meant for several groups: one cell holds one group
+        return (f"sample sheet '{path}', row {row + 1} (sample '{sample}'), column group: {value!r} names "
+                f"{len(names)} groups ({', '.join(repr(n) for n in names)}); a row's slide belongs to one group. Fix: "
+                f"give the row one group; to train the slide in each, give it a row per group under another sample "
+                f"id (the same path), e.g. '{sample}_{names[1]}' with group '{names[1]}'")
     return (f"sample sheet '{path}', row {row + 1} (sample '{sample}'), column {column}: {problem}. "
             f"Fix: {column}: {takes}")
 
