@@ -38,6 +38,26 @@ SLIDE_KEY = "slide"       # obs column: the slide each spot of a group comes fro
 TRUTH_KEY = "truth"       # obs column of a group: each slide's annotation (its own truth column)
 
 
+def _check_each_slide_once(slides: dict[str, ad.AnnData], group: str) -> None:
+    """Slides of a group read from the same data (one input_sha256: a file named twice in the sample
+    sheet, or copied) are refused: the group would train one slide with itself, and its
+    integration scores (iLISI, domains_shared, layers_consistent) would be those of a slide with its
+    copy, 1.0 whatever the domains."""
+    seen: dict[str, str] = {}
+    for name, a in slides.items():
+        digest = str(a.uns.get("provenance", {}).get("input_sha256", ""))
+        if digest and digest in seen:
+            first = seen[digest]
+            paths = {n: str(slides[n].uns.get("provenance", {}).get("input_path", "")) for n in (first, name)}
+            raise InputError(f"group '{group}': slides {first} and {name} read the same data ('{paths[first]}' and "
+                             f"'{paths[name]}', input_sha256 {digest[:12]}...): the group would train one slide with "
+                             "itself, and its integration scores (iLISI, domains_shared, layers_consistent) would be "
+                             "1.0 whatever the domains",
+                             fix=f"give each slide once in the group: check the paths of {first} and {name} in the sample "
+                                 "sheet (a file named twice, or copied under two names?)")
+        seen.setdefault(digest, name)
+
+
 def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: str,
                 values: str = "counts") -> tuple[ad.AnnData, dict]:
     """One AnnData of the slides (name -> QC'd slide, sheet order) on the genes every slide has,
@@ -60,6 +80,7 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
         raise InputError(f"group '{group}' has one slide ({', '.join(names)}); a group trains several slides as one",
                          fix="give another slide the same group in the sample sheet, or leave this slide's "
                              "group cell empty")
+    _check_each_slide_once(slides, group)
     for name in names:
         _check_gene_names(slides[name], name, group)
     shared = set(slides[names[0]].var_names)

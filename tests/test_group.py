@@ -51,6 +51,22 @@ def test_join_refuses_one_slide_and_slides_without_a_shared_gene():
         join_slides({"a": a, "b": b}, {"a": "", "b": ""}, "g")
 
 
+def test_join_refuses_one_slide_given_twice():
+    """Two rows of the sheet reading the same data in one group (a file named twice, or copied): the
+    group trained the slide with itself, and scored it as perfectly integrated (iLISI, domains_shared,
+    layers_consistent 1.0, with a one-line warning at the start of the run only)."""
+    a, c = tiny_slide(seed=1), tiny_slide(seed=2)
+    for slide, digest, path in ((a, "ab" * 32, "a.h5ad"), (c, "cd" * 32, "c.h5ad")):
+        slide.uns["provenance"] = {"input_sha256": digest, "input_path": path}
+    again = a.copy()
+    again.uns["provenance"] = dict(a.uns["provenance"], input_path="copy_of_a.h5ad")
+    with pytest.raises(InputError, match=r"^group 'g': slides sa and sa2 read the same data \('a\.h5ad' and "
+                                         r"'copy_of_a\.h5ad', input_sha256 abababababab\.\.\.\): the group would train one "
+                                         r"slide with itself.*Fix: give each slide once in the group"):
+        join_slides({"sa": a, "sc": c, "sa2": again}, {"sa": "", "sc": "", "sa2": ""}, "g")
+    join_slides({"sa": a, "sc": c}, {"sa": "", "sc": ""}, "g")
+
+
 def test_join_refuses_slides_named_by_ensembl_ids_beside_slides_named_by_symbols():
     """One slide's genes named by Ensembl ids, another's by symbols, except the genes without a
     symbol, named by their id as some exports do: they shared those 3 genes, and the group was
