@@ -260,7 +260,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         _check_stored_graph(adata.obsp[f"{graph_key}_connectivities"], dict(stored.get("params", {})),
                             f"{graph_key}_connectivities", spatial_key, spatial_dims, coords=coords,
                             distances_key=str(stored.get("distances_key", f"{graph_key}_distances")),
-                            distances=adata.obsp.get(str(stored.get("distances_key", f"{graph_key}_distances"))))
+                            distances=adata.obsp.get(str(stored.get("distances_key", f"{graph_key}_distances"))),
+                            every=adata.obsm[spatial_key] if spatial_dims is not None else None)
     if copy:
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
@@ -427,7 +428,7 @@ def _log_normalised_raw(adata) -> int | None:
 
 
 def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial", spatial_dims=None,
-                        coords=None, distances=None, distances_key: str = "spatial_distances") -> None:
+                        coords=None, distances=None, distances_key: str = "spatial_distances", every=None) -> None:
     """A graph built from other coordinates than ``obsm[spatial_key]`` (its ``params`` name the
     ``spatial_key`` and ``spatial_dims`` it was built from, as :func:`stcore.gr.spatial_graph`
     keeps them; squidpy's graphs do not, and are taken as they are) is refused: its neighbours are
@@ -446,8 +447,17 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     the distance to their nearest neighbour).  A generic graph (stcore's, squidpy's
     ``coord_type='generic'``) whose edges' stored lengths (``distances``, ``obsp[distances_key]``) are
     not the spots' distances at ``coords`` (:func:`stcore.graph.moved_edges`) was built on other
-    positions (the coordinates were changed since, e.g. put in the spots' order) and is refused."""
+    positions (the coordinates were changed since, e.g. put in the spots' order) and is refused; where
+    ``spatial_dims`` named two of the entry's columns (``every``: all of them) and the lengths are the
+    spots' distances over every column (squidpy's ``spatial_neighbors`` takes them all: x, y and z),
+    the graph is named as built over them.  Each fix builds the graph of the call's coordinates."""
     import scipy.sparse as sp
+
+    # the call that builds the graph of these coordinates, under this key
+    build = ("stcore.gr.spatial_graph(adata" + (f", spatial_key='{spatial_key}'" if spatial_key != "spatial" else "")
+             + (f", spatial_dims={tuple(spatial_dims)!r}" if spatial_dims is not None else "")
+             + (f", key_added='{key[:-len('_connectivities')]}'" if key.endswith("_connectivities")
+                and key != "spatial_connectivities" else "") + ")")
 
     built_from = (params.get("spatial_key"), [str(d) for d in np.ravel(params.get("spatial_dims", [0, 1]))])
     given = (spatial_key, [str(d) for d in (spatial_dims if spatial_dims is not None else [0, 1])])
@@ -470,12 +480,27 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
                          fix=f"build it from these: stcore.gr.spatial_graph(adata, spatial_key='{spatial_key}'{dims}) "
                              f"(it replaces the stored graph; key_added= keeps both, then pass graph_key=), or call "
                              f"tl.domains with the coordinates the graph was built from")
+    if moved and every is not None and np.ndim(every) == 2 and np.shape(every)[1] > 2:
+        try:
+            over_all = moved_edges(distances, np.asarray(every, dtype=float))[0]
+        except (TypeError, ValueError):
+            over_all = None
+        if over_all == 0:
+            from .validate import _columns
+
+            raise InputError(f"obsp['{key}'] was built over the {np.shape(every)[1]} columns of obsm['{spatial_key}'] "
+                             f"({_columns(every)}): its edges' lengths (obsp['{distances_key}']) are the spots' "
+                             "distances over all of them (squidpy's spatial_neighbors takes every column: x, y and z), "
+                             f"not over the two that spatial_dims={tuple(spatial_dims)!r} names: its neighbours are "
+                             "not those of these coordinates",
+                             fix=f"build the graph of these two: {build} (or del adata.obsp['{key}'] and tl.domains "
+                                 "builds it)")
     if moved:
         raise InputError(f"obsp['{key}'] was built on other positions than obsm['{spatial_key}'] holds now: {moved} "
                          f"of its {compared} edges' lengths (obsp['{distances_key}']) are not their spots' distances "
                          "(the coordinates were changed since it was built, e.g. put in the spots' order): its "
                          "neighbours are not these spots' neighbours",
-                         fix=f"build it again on these coordinates: stcore.gr.spatial_graph(adata) (or del "
+                         fix=f"build it again on these coordinates: {build} (or del "
                              f"adata.obsp['{key}'] and tl.domains builds it)")
     joined = sp.csr_matrix(adj, copy=True)
     joined.setdiag(0)
@@ -492,7 +517,7 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     if alone and alone == degree.size:
         raise InputError(f"obsp['{key}'] joins no two spots{built}; the median distance to a spot's nearest "
                          f"neighbour is {nearest:.4g}: the model would train with no spatial information",
-                         fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
+                         fix=f"build it again: {build} (or squidpy's spatial_neighbors "
                              f"with a radius above {nearest:.4g}, in the units of the coordinates), or del "
                              f"adata.obsp['{key}'] and tl.domains builds it")
     alone_said = (key, alone, degree.size, built, nearest) if alone else None     # said once the graph passes
@@ -502,7 +527,7 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
         raise InputError(f"obsp['{key}'] joins each spot to {mean:.0f} others on average{built}; the median distance "
                          f"to a spot's nearest neighbour is {nearest:.4g} (the workflow's graph step refuses a radius "
                          f"graph of more than {MAX_RADIUS_NEIGHBOURS}): each spot would be averaged over its whole "
-                         "region", fix=f"build it again: stcore.gr.spatial_graph(adata) (or squidpy's spatial_neighbors "
+                         "region", fix=f"build it again: {build} (or squidpy's spatial_neighbors "
                          f"with a radius of a few times {nearest:.4g}, in the units of the coordinates), or del "
                          f"adata.obsp['{key}'] and tl.domains builds it")
     # squidpy's generic graphs without a radius: its knn graph (params n_neighbors) or its Delaunay
@@ -514,7 +539,7 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     if squidpy_generic and coords is not None and not params.get("n_neighbors"):
         gap = delaunay_gap(joined, coords, triangulation=True)
     if gap is not None:
-        _refuse_a_triangulation_of_other_spots(gap, key)
+        _refuse_a_triangulation_of_other_spots(gap, key, build)
         return _say_alone(alone_said)
     if (params.get("mode") == "knn" or squidpy_generic) and params.get("n_neighbors"):
         k = int(params["n_neighbors"])
@@ -527,7 +552,7 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
         if short:
             raise InputError(f"obsp['{key}'] gives {short} spots fewer than the {k} neighbours its knn graph gave each "
                              "spot: it was built before spots were removed", fix=f"build it again on these spots: "
-                             f"stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and tl.domains builds it)")
+                             f"{build} (or del adata.obsp['{key}'] and tl.domains builds it)")
     _say_alone(alone_said)
 
 
@@ -541,7 +566,8 @@ def _say_alone(alone_said: tuple | None) -> None:
             "trained without spatial information", *alone_said)
 
 
-def _refuse_a_triangulation_of_other_spots(gap: tuple[int, int, int], key: str) -> None:
+def _refuse_a_triangulation_of_other_spots(gap: tuple[int, int, int], key: str,
+                                           build: str = "stcore.gr.spatial_graph(adata)") -> None:
     """A Delaunay graph (squidpy's ``delaunay=True``) with fewer edges than a triangulation of these
     spots (:func:`stcore.graph.delaunay_gap`) was built before spots were removed: refused, as a knn
     graph that gives spots fewer than its k is."""
@@ -552,7 +578,7 @@ def _refuse_a_triangulation_of_other_spots(gap: tuple[int, int, int], key: str) 
                          "neighbours than it: it was built before spots were removed, and the spots around each "
                          "removed one keep no edge across the gap",
                          fix=f"build it again on these spots: squidpy.gr.spatial_neighbors(adata, coord_type='generic', "
-                             f"delaunay=True) or stcore.gr.spatial_graph(adata) (or del adata.obsp['{key}'] and "
+                             f"delaunay=True) or {build} (or del adata.obsp['{key}'] and "
                              "tl.domains builds it)")
 
 

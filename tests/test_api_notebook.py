@@ -750,6 +750,44 @@ def test_a_stored_graph_of_positions_changed_since_is_refused():
         assert adata.uns["stcore"]["graph"]["built"] is False
 
 
+def test_a_stored_graph_over_x_y_and_z_is_named_as_such_when_spatial_dims_name_two():
+    """obsm['spatial'] of x, y and each cell's z (a MERFISH or STARmap slide), a graph stored by squidpy's
+    spatial_neighbors (which takes every column), then tl.domains(spatial_dims=(0, 1)) as its refusal of three
+    columns says: was refused as 'built on other positions than obsm['spatial'] holds now (the coordinates
+    were changed since it was built, e.g. put in the spots' order)', with the fix stcore.gr.spatial_graph(adata),
+    itself refused (three columns).  The graph is named as one over x, y and z, and the fix builds the graph
+    of the two columns named; that fix (and the fix of a graph of other positions) passes."""
+    import pandas as pd
+    import squidpy as sq
+
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    z = np.random.default_rng(0).uniform(0, 30, adata.n_obs)
+    for value, dims in ((np.column_stack([xy, z]), (0, 1)),
+                        (pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "z": z}, index=adata.obs_names), ("x", "y"))):
+        adata.obsm["spatial"] = value
+        sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
+        with pytest.raises(InputError) as err:
+            stcore.tl.domains(adata, n_clusters=2, spatial_dims=dims, **FAST)
+        said = str(err.value)
+        assert re.search(r"obsp\['spatial_connectivities'\] was built over the 3 columns of obsm\['spatial'\] \(", said)
+        assert "changed since" not in said and "spots' order" not in said
+        assert f"stcore.gr.spatial_graph(adata, spatial_dims={dims!r})" in said
+        stcore.gr.spatial_graph(adata, spatial_dims=dims)                # the fix
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=dims, overwrite=True, **FAST)
+        assert adata.uns["stcore"]["graph"]["built"] is False
+    # a graph of positions changed since, on coordinates under another key: the fix names the key and the columns
+    adata = _slide()
+    good = np.asarray(adata.obsm.pop("spatial"), dtype=float)
+    adata.obsm["aligned"] = np.column_stack([good[np.random.default_rng(1).permutation(adata.n_obs)], z])
+    stcore.gr.spatial_graph(adata, spatial_key="aligned", spatial_dims=(0, 1))
+    adata.obsm["aligned"] = np.column_stack([good, z])
+    with pytest.raises(InputError, match=r"was built on other positions.*Fix: build it again on these coordinates: "
+                                         r"stcore\.gr\.spatial_graph\(adata, spatial_key='aligned', "
+                                         r"spatial_dims=\(0, 1\)\)"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_key="aligned", spatial_dims=(0, 1), **FAST)
+
+
 def test_pl_domains_draws_the_two_columns_kept_alone_after_tl_domains_named_them():
     """tl.domains(spatial_dims=('x', 'y')) on obsm['spatial'] of columns z, x, y, then the two columns kept
     alone as an array (adata.obsm['spatial'] = adata.obsm['spatial'][['x', 'y']].to_numpy(), as squidpy
