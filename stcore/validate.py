@@ -533,6 +533,18 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
     return None
 
 
+def _one_parity(grid) -> bool:
+    """Whether every spot's grid indices (``obs[['array_col', 'array_row']]``) sum to numbers of one
+    parity, as on Visium's hexagonal grid (each row's spots on every other column, the next row's
+    between them); a square grid's (Visium HD's bins) take both."""
+    try:
+        values = np.asarray(grid, dtype=float)
+    except (TypeError, ValueError):
+        return True
+    values = values[np.isfinite(values).all(axis=1)]
+    return len(np.unique(np.mod(values.sum(axis=1), 2))) <= 1
+
+
 def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
     """The first ``obsm`` key other than ``key`` named as coordinates are (:data:`COORDINATE_KEY`)
     that holds two or more numbers per spot, or None."""
@@ -583,17 +595,23 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                                  + f" (stcore.tl.domains also reads them with spatial_key='{other}')")
         pair = _coordinate_columns(adata.obs.columns)
         if pair:
-            # Visium's grid indices: columns 50 um apart, rows 86.6 um (a hexagonal grid); as they are, the
-            # tissue would be squashed 1.73 times along y, and a spot's 6 nearest not its 6 neighbours
+            # Visium's grid indices: columns 50 um apart, rows 86.6 um (a hexagonal grid, every spot's row and
+            # column of one parity); as they are, the tissue would be squashed 1.73 times along y, and a spot's 6
+            # nearest not its 6 neighbours.  Visium HD's bins (and the ST array's spots) lie on a square grid: one
+            # index per bin each way, taken as they are (scaled as Visium's, a square grid looks hexagonal)
             grid = [p.lower() for p in pair] == ["array_col", "array_row"]
+            hexagonal = grid and _one_parity(adata.obs[list(pair)])
             raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}; obs has columns "
                              f"'{pair[0]}' and '{pair[1]}'"
-                             + (" (Visium's grid indices: its columns lie 50 um apart, its rows 86.6 um)" if grid
-                                else ""), path=path,
+                             + ((" (Visium's grid indices: its columns lie 50 um apart, its rows 86.6 um)" if hexagonal
+                                 else " (the grid indices of a square grid, as Visium HD's bins lie: its rows and "
+                                      "columns one bin apart)") if grid else ""), path=path,
                              fix=f"store them as the coordinates: adata.obsm['{key}'] = "
                                  f"adata.obs[['{pair[0]}', '{pair[1]}']].to_numpy(float)"
-                                 + (" * [1, 3 ** 0.5] (the rows' spacing; or the full-resolution pixels of Space "
-                                    "Ranger's tissue_positions)" if grid else ""))
+                                 + ((" * [1, 3 ** 0.5] (the rows' spacing; or the full-resolution pixels of Space "
+                                     "Ranger's tissue_positions)" if hexagonal else
+                                     " (times the bin size in um for microns, e.g. * 8 for 8 um bins; or the "
+                                     "full-resolution pixels of Space Ranger's tissue_positions)") if grid else ""))
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
     value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key], adata.obs)

@@ -1033,6 +1033,33 @@ def test_visium_grid_indices_left_in_obs_are_named_with_the_rows_spacing(no_work
     np.testing.assert_allclose(distances[inner], 2.0)        # each inner spot's 6 nearest: its 6 grid neighbours
 
 
+def test_visium_hd_grid_indices_left_in_obs_are_named_as_a_square_grid(no_work):
+    """Only a Visium HD slide's grid indices in obs (array_row, array_col: square bins, every row and column
+    taken): the fix was that of Visium's hexagonal grid, rows scaled by 3 ** 0.5, which stretched the bins
+    1.73 times along y; on that stretched grid a bin's 6 nearest were 84% its 8 grid neighbours (98% on the
+    square grid), and stcore.peers.grid_shape took it for a hexagon (SpaGCN's refinement on 6 neighbours).
+    The square grid is named, and its fix stores the indices as they are; Visium's grid keeps its fix."""
+    from stcore.graph import knn_indices
+    from stcore.peers import grid_shape
+
+    adata = _slide()
+    del adata.obsm["spatial"]
+    rows, cols = np.meshgrid(np.arange(8), np.arange(8))
+    adata.obs["array_row"], adata.obs["array_col"] = rows.ravel(), cols.ravel()
+    with pytest.raises(InputError) as err:
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    said = str(err.value)
+    assert "3 ** 0.5" not in said and "86.6 um" not in said
+    assert re.search(r"obs has columns 'array_col' and 'array_row' \(the grid indices of a square grid, as Visium "
+                     r"HD's bins lie: its rows and columns one bin apart\)\. Fix: store them as the coordinates: "
+                     r"adata\.obsm\['spatial'\] = adata\.obs\[\['array_col', 'array_row'\]\]\.to_numpy\(float\) "
+                     r"\(times the bin size", said)
+    adata.obsm["spatial"] = adata.obs[["array_col", "array_row"]].to_numpy(float)     # the fix
+    assert grid_shape(adata.obsm["spatial"]) == "square"
+    inner = (adata.obs["array_row"].between(1, 6) & adata.obs["array_col"].between(1, 6)).to_numpy()
+    assert np.all(knn_indices(adata.obsm["spatial"], 8)[1][inner] <= 2 ** 0.5 + 1e-9)  # its 8 grid neighbours
+
+
 def test_a_missing_coordinate_key_names_the_key(no_work):
     adata = _slide()
     adata.obsm["X_umap"] = adata.obsm.pop("spatial")
