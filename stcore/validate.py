@@ -615,7 +615,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
         raise InputError(f"no spot coordinates (obsm['{key}'] is missing){have}", path=path,
                          fix=f"store the x, y coordinates as an n_spots x 2 array in obsm['{key}']")
     value = whole = adata.obsm[key] if dims is not None else as_x_y(adata.obsm[key], adata.obs)
-    depths = None
+    depths, dropped = None, []
     if dims is not None:
         dims = list(dims)
         if len(dims) != 2:
@@ -655,7 +655,12 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
             every = None
         if every is not None:
             _refuse_sections_in_coordinates(every, whole, key, path, kept=kept)
-            depths = every[:, [c for c in range(every.shape[1]) if c not in kept]]
+            left = [c for c in range(every.shape[1]) if c not in kept]
+            depths = every[:, left]
+            # the columns left out that may give the spots' depth: named so, or the third of x, y, z
+            dropped = [(f"obsm['{key}']['{names[c]}']" if names else f"obsm['{key}'][:, {c}]", every[:, c])
+                       for c in left if (str(names[c]).lower() in CELL_DEPTH_COLUMNS if names
+                                         else every.shape[1] == 3 and c == 2)]
     if xy.shape[1] > 2:
         _refuse_sections_in_coordinates(xy, value, key, path)
         raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
@@ -683,9 +688,65 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                              fix=f"store the spots' x and y in obsm['{key}'], e.g. adata.obsm['{key}'] = "
                                  "adata.obs[['x', 'y']].to_numpy(float)")
     check_one_slide(adata, xy=xy, path=path, depths=depths, key=key)
+    warn_volume(adata, xy, dropped, path=path)
     if warn_shared:
         warn_shared_positions(adata, xy, key, path=path)
     return xy
+
+
+#: ``obs`` columns that give each spot's depth beside the plane of its coordinates (a cell's z).
+CELL_DEPTH_COLUMNS = ("z", "z_section", "z_centroid", "centroid_z", "center_z", "z_location", "z_um")
+#: A depth is a volume's where a spot's nearest neighbour in the plane lies further from it in depth
+#: than this many times their distance in the plane (the medians): a block 25 deep or more with cells
+#: about 10 apart; a section 10 deep (MERFISH's) stays below 1.
+VOLUME_DEPTH_RATIO = 2.0
+
+
+def warn_volume(adata: ad.AnnData, xy: np.ndarray, dropped=(), *, path: str | None = None) -> str | None:
+    """Warn where the spots' depth (an ``obs`` column of :data:`CELL_DEPTH_COLUMNS`, or ``dropped``:
+    (name, values) of coordinates' columns left out by ``spatial_dims``) shows a volume rather than a
+    section: each spot's nearest neighbour in the plane ``xy`` lies further from it in depth than
+    :data:`VOLUME_DEPTH_RATIO` times their distance in the plane (the medians).  The spatial graph of
+    x and y alone would join cells at other depths.  Returns the warning, or None."""
+    import pandas as pd
+
+    from .graph import spot_spacing
+
+    found = list(dropped)
+    for column in adata.obs.columns:
+        values = adata.obs[column]
+        if (str(column).lower() in CELL_DEPTH_COLUMNS and pd.api.types.is_numeric_dtype(values.dtype)
+                and not pd.api.types.is_bool_dtype(values.dtype)):
+            found.append((f"obs['{column}']", values.to_numpy(dtype=float)))
+    if not found or len(xy) < 2 * MIN_SECTION_SPOTS:
+        return None
+    nearest = _nearest_other_spot(xy)
+    spacing = float(np.median(np.linalg.norm(xy - xy[nearest], axis=1)))
+    for name, depth in found:
+        depth = np.asarray(depth, dtype=float)
+        known = np.isfinite(depth) & np.isfinite(depth[nearest])
+        if not known.any() or spacing <= 0:
+            continue
+        gap = float(np.median(np.abs(depth - depth[nearest])[known]))
+        if gap <= VOLUME_DEPTH_RATIO * spacing:
+            continue
+        low, high = float(np.nanmin(depth)), float(np.nanmax(depth))
+        # slabs twice as deep as the spots lie apart in the volume (the median distance to the nearest in x, y
+        # and depth): a section's few cells deep
+        inside = np.isfinite(depth)
+        apart = spot_spacing(np.column_stack([xy[inside], depth[inside]])) if inside.sum() > 1 else spacing
+        cut = f"{low + 2 * apart:.4g}"
+        select = (f"adata[adata.obs['{name[5:-2]}'] < {cut}].copy()" if name.startswith("obs[")
+                  else f"adata[adata.{name} < {cut}].copy()")
+        text = (f"{name} gives the spots' depth over {high - low:.3g} ({low:.3g} to {high:.3g}): a volume, not a "
+                f"section: each spot's nearest neighbour in the plane of the coordinates lies {gap:.3g} from it in "
+                f"depth (the median), {gap / spacing:.2g} times their distance in the plane ({spacing:.3g}); the "
+                "spatial graph of x and y alone joins cells at other depths, as if the volume were pressed flat")
+        log.warning("%s%s. Fix: give the volume as slabs thin enough that a spot's neighbours in the plane are its "
+                    "neighbours in depth, one slide each, e.g. %s (in the workflow one row of the sample sheet per "
+                    "slab, the same group to train them together)", f"{path}: " if path else "", text, select)
+        return text
+    return None
 
 
 def warn_shared_positions(adata: ad.AnnData, xy: np.ndarray, key: str = "spatial", *, path: str | None = None,

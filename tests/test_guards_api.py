@@ -1033,6 +1033,49 @@ def test_visium_grid_indices_left_in_obs_are_named_with_the_rows_spacing(no_work
     np.testing.assert_allclose(distances[inner], 2.0)        # each inner spot's 6 nearest: its 6 grid neighbours
 
 
+def _volume(thickness: float, n: int = 600, seed: int = 0):
+    """A slide of cells spread through a block ``thickness`` deep, cells about 10 apart (one per 1000 cubic
+    units), the cells' depth in obs['z'] and x, y in obsm['spatial']."""
+    rng = np.random.default_rng(seed)
+    side = (n * 1000 / thickness) ** 0.5
+    xyz = rng.uniform(0, 1, (n, 3)) * [side, side, thickness]
+    adata = ad.AnnData(sp.csr_matrix(rng.poisson(3.0, (n, 40)).astype(np.float32)),
+                       obs=pd.DataFrame({"z": xyz[:, 2]}, index=[f"cell{i}" for i in range(n)]))
+    adata.obsm["spatial"] = xyz[:, :2]
+    return adata, xyz
+
+
+def test_the_depth_of_a_thick_volume_beside_its_x_y_is_warned_of(caplog):
+    """Cells of a volume 150 deep (a thick STARmap or EASI-FISH block), each cell's depth in obs['z'] beside
+    x, y in obsm['spatial'], or obsm['spatial'] of x, y, z with spatial_dims=(0, 1) as the refusal of three
+    columns says: the graph of x, y joined cells at other depths without a word (a cell's nearest in the plane
+    lies 44 from it in depth, its distance in the plane 1.3; of the knn graph's edges 50% join the two halves
+    of the block, as many as at random, where the graph over x, y and z joins 3%).  A warning names the
+    depth; a section 10 deep (a MERFISH section: cells' z within it) passes without one."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="stcore")
+    adata, xyz = _volume(150)
+    stcore.gr.spatial_graph(adata)
+    said = [r.getMessage() for r in caplog.records if "a volume" in r.getMessage()]
+    assert len(said) == 1 and re.search(r"obs\['z'\] gives the spots' depth over 150 \([\d.]+ to 150\): a volume", said[0])
+    assert re.search(r"Fix: .*adata\[adata\.obs\['z'\] < 1\d(\.\d+)?\]\.copy\(\)", said[0])
+    caplog.clear()
+    del adata.obs["z"]
+    adata.obsm["spatial"] = xyz
+    stcore.gr.spatial_graph(adata, spatial_dims=(0, 1))
+    said = [r.getMessage() for r in caplog.records if "a volume" in r.getMessage()]
+    assert len(said) == 1 and "obsm['spatial'][:, 2]" in said[0]
+    adata.obsm["spatial"] = pd.DataFrame(xyz, columns=["x", "y", "z"], index=adata.obs_names)
+    caplog.clear()
+    stcore.gr.spatial_graph(adata, spatial_dims=("x", "y"))
+    assert any("obsm['spatial']['z']" in r.getMessage() and "a volume" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    thin, _ = _volume(10)
+    stcore.gr.spatial_graph(thin)
+    assert not [r for r in caplog.records if "a volume" in r.getMessage()], caplog.text
+
+
 def test_visium_hd_grid_indices_left_in_obs_are_named_as_a_square_grid(no_work):
     """Only a Visium HD slide's grid indices in obs (array_row, array_col: square bins, every row and column
     taken): the fix was that of Visium's hexagonal grid, rows scaled by 3 ** 0.5, which stretched the bins
