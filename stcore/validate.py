@@ -655,6 +655,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
             every = None
         if every is not None:
             _refuse_sections_in_coordinates(every, whole, key, path, kept=kept)
+            _refuse_a_constant_column(every, whole, key, path, kept=kept, dims=dims)
             left = [c for c in range(every.shape[1]) if c not in kept]
             depths = every[:, left]
             # the columns left out that may give the spots' depth: named so, or the third of x, y, z
@@ -663,6 +664,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                                          else every.shape[1] == 3 and c == 2)]
     if xy.shape[1] > 2:
         _refuse_sections_in_coordinates(xy, value, key, path)
+        _refuse_a_constant_column(xy, value, key, path)
         raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
                          "plane's x and y is not known", path=path,
                          fix=f"store only x and y in obsm['{key}'] (e.g. obsm['{key}'][:, :2] when the others are "
@@ -799,6 +801,41 @@ def _refuse_sections_in_coordinates(xy: np.ndarray, value, key: str, path: str |
                      fix=f"split the object by that column and give one section at a time, e.g. part = "
                          f"adata[adata.{name} == {float(levels[0])!r}].copy(); part.obsm['{key}'] = {rest}; in the workflow "
                          "one row of the sample sheet per section (the same group to train them together)")
+
+
+def _refuse_a_constant_column(every: np.ndarray, value, key: str, path: str | None, *, kept=None, dims=None) -> None:
+    """Coordinates of more than two columns of which exactly two vary, the others one value for every
+    spot (z, x, y of one plane, z first as image tools give centroids): refused naming the two that vary,
+    where no columns were named (``kept`` None) or where ``dims`` (``spatial_dims``, the columns ``kept``)
+    names a constant one: taken, every spot would lie on one line, its neighbours those of one coordinate."""
+    if every.shape[0] < 2 or not np.isfinite(every).all():
+        return
+    varies = [c for c in range(every.shape[1]) if np.ptp(every[:, c]) > 0]
+    if len(varies) != 2:
+        return
+    cols = getattr(value, "columns", None)
+
+    def name(c) -> str:
+        return f"obsm['{key}']['{cols[c]}']" if cols is not None else f"obsm['{key}'][:, {c}]"
+
+    pair = tuple(str(cols[c]) for c in varies) if cols is not None else tuple(varies)
+    constant = [c for c in range(every.shape[1]) if c not in varies]
+    if kept is None:
+        stored = (f"adata.obsm['{key}'][{[str(cols[c]) for c in varies]}].to_numpy(float)" if cols is not None
+                  else f"adata.obsm['{key}'][:, {varies}]")
+        raise InputError(f"obsm['{key}'] has {every.shape[1]} columns ({_columns(value)}), and "
+                         + ", ".join(f"{name(c)} holds one value ({every[0, c]:g}) for every spot" for c in constant)
+                         + f": x and y are the two that vary, {name(varies[0])} and {name(varies[1])}", path=path,
+                         fix=f"store only x and y in obsm['{key}']: adata.obsm['{key}'] = {stored}, or in "
+                             f"stcore.tl.domains name them: spatial_dims={pair!r}")
+    flat = [c for c in kept if c in constant]
+    if not flat:
+        return
+    out = next(c for c in varies if c not in kept)
+    raise InputError(f"spatial_dims {list(dims)!r} names {name(flat[0])}, which holds one value ({every[0, flat[0]]:g}) "
+                     f"for every spot, and leaves out {name(out)}, which varies: every spot would lie on one line, its "
+                     "neighbours those of one coordinate", path=path,
+                     fix=f"name the two columns that vary: spatial_dims={pair!r}")
 
 
 def shared_positions(adata: ad.AnnData, xy: np.ndarray) -> str | None:

@@ -334,7 +334,7 @@ def test_a_named_choice_of_two_coordinate_columns(monkeypatch):
     adata = _slide()
     xy = np.asarray(adata.obsm["spatial"], dtype=float)
     adata.obsm["spatial"] = np.column_stack([np.zeros(len(xy)), xy])          # z, x, y
-    with pytest.raises(InputError, match=r"spatial_dims=\(0, 1\)"):
+    with pytest.raises(InputError, match=r"spatial_dims=\(1, 2\)"):              # the two that vary
         stcore.tl.domains(adata, n_clusters=2, **FAST)
     with pytest.raises(InputError, match=r"spatial_dims \[1, 5\]: obsm\['spatial'\] has no such columns"):
         stcore.tl.domains(adata, n_clusters=2, spatial_dims=(1, 5), **FAST)
@@ -398,6 +398,32 @@ def test_coordinates_on_one_line_are_refused(no_work):
     stcore.gr.spatial_graph(row, n_neighbors=2)
 
 
+def test_a_constant_column_of_three_is_not_taken_for_x_or_y(no_work):
+    """obsm['spatial'] of z, x, y (z first, as image tools give centroids) with one z for every cell: the refusal
+    of three columns said 'e.g. obsm['spatial'][:, :2] when the others are z' and 'spatial_dims=(0, 1)', and
+    either was taken: z and x, every spot on one line, the graph joining spots by x alone (on the hex slide,
+    64 spots then shared a position, warned of as repeated spots).  The fix names the two columns that vary,
+    and spatial_dims naming the constant one while a varying one is left out is refused."""
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial"] = np.column_stack([np.zeros(adata.n_obs), xy])
+    with pytest.raises(InputError, match=r"obsm\['spatial'\]\[:, 0\] holds one value \(0\) for every spot.*Fix: store "
+                                         r"only x and y in obsm\['spatial'\]: adata\.obsm\['spatial'\] = "
+                                         r"adata\.obsm\['spatial'\]\[:, \[1, 2\]\], or in stcore\.tl\.domains name "
+                                         r"them: spatial_dims=\(1, 2\)"):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    for dims in ((0, 1), (2, 0)):
+        with pytest.raises(InputError, match=re.escape(f"spatial_dims {list(dims)!r}") + r" names obsm\['spatial'\]\[:, 0\], which holds "
+                                             r"one value \(0\) for every spot, and leaves out obsm\['spatial'\]\[:, \d\], "
+                                             r"which varies: every spot would lie on one line.*Fix: .*spatial_dims=\(1, 2\)"):
+            stcore.gr.spatial_graph(adata, spatial_dims=dims)
+    adata.obsm["spatial"] = pd.DataFrame({"z": 0.0, "x": xy[:, 0], "y": xy[:, 1]}, index=adata.obs_names)
+    with pytest.raises(InputError, match=r"names obsm\['spatial'\]\['z'\], which holds one value \(0\).*Fix: .*"
+                                         r"spatial_dims=\('x', 'y'\)"):
+        stcore.tl.domains(adata, n_clusters=2, spatial_dims=("z", "x"), **FAST)
+    stcore.gr.spatial_graph(adata, spatial_dims=("x", "y"))               # the two that vary: taken
+
+
 def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(no_work, monkeypatch):
     """gr.spatial_graph keeps the obsm key (and columns) the graph was built from; tl.domains named
     other coordinates refuses it instead of taking another frame's neighbours."""
@@ -410,7 +436,7 @@ def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(n
                                          r"from obsm\['spatial_aligned'\].*spatial_graph\(adata, "
                                          r"spatial_key='spatial_aligned'\)"):
         stcore.tl.domains(adata, n_clusters=2, spatial_key="spatial_aligned", **FAST)
-    adata.obsm["xyz"] = np.column_stack([xy, np.zeros(len(xy))])
+    adata.obsm["xyz"] = np.column_stack([xy, np.random.default_rng(0).uniform(0, 5, len(xy))])    # each cell's z
     stcore.gr.spatial_graph(adata, spatial_key="xyz", spatial_dims=(0, 1), key_added="xyz")
     with pytest.raises(InputError, match=r"built from obsm\['xyz'\] \(columns 0, 1\), not from obsm\['xyz'\] "
                                          r"\(columns 1, 2\)"):
