@@ -740,7 +740,9 @@ def warn_volume(adata: ad.AnnData, xy: np.ndarray, dropped=(), *, path: str | No
         cut = f"{low + 2 * apart:.4g}"
         select = (f"adata[adata.obs['{name[5:-2]}'] < {cut}].copy()" if name.startswith("obs[")
                   else f"adata[adata.{name} < {cut}].copy()")
-        text = (f"{name} gives the spots' depth over {high - low:.3g} ({low:.3g} to {high:.3g}): a volume, not a "
+        # an array's column left out by spatial_dims: the third of x, y, z, read as the spots' z
+        taken = " (the column spatial_dims leaves out, taken for the spots' z)" if "[:, " in name else ""
+        text = (f"{name}{taken} gives the spots' depth over {high - low:.3g} ({low:.3g} to {high:.3g}): a volume, not a "
                 f"section: each spot's nearest neighbour in the plane of the coordinates lies {gap:.3g} from it in "
                 f"depth (the median), {gap / spacing:.2g} times their distance in the plane ({spacing:.3g}); the "
                 "spatial graph of x and y alone joins cells at other depths, as if the volume were pressed flat")

@@ -1091,7 +1091,8 @@ def test_the_depth_of_a_thick_volume_beside_its_x_y_is_warned_of(caplog):
     adata.obsm["spatial"] = xyz
     stcore.gr.spatial_graph(adata, spatial_dims=(0, 1))
     said = [r.getMessage() for r in caplog.records if "a volume" in r.getMessage()]
-    assert len(said) == 1 and "obsm['spatial'][:, 2]" in said[0]
+    assert len(said) == 1 and "obsm['spatial'][:, 2] (the column spatial_dims leaves out, taken for the spots' z) " \
+        "gives the spots' depth" in said[0]
     adata.obsm["spatial"] = pd.DataFrame(xyz, columns=["x", "y", "z"], index=adata.obs_names)
     caplog.clear()
     stcore.gr.spatial_graph(adata, spatial_dims=("x", "y"))
