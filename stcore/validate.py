@@ -665,10 +665,18 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     if xy.shape[1] > 2:
         _refuse_sections_in_coordinates(xy, value, key, path)
         _refuse_a_constant_column(xy, value, key, path)
+        named = _coordinate_columns(value.columns) if isinstance(value, pd.DataFrame) else None
+        if isinstance(value, pd.DataFrame):      # a data frame's columns by name ([:, :2] does not index one)
+            pair = named or tuple(str(c) for c in value.columns[:2])
+            example = (f"adata.obsm['{key}'] = adata.obsm['{key}'][{list(pair)}].to_numpy(float)"
+                       + ("" if named else " when the others are z or extra fields"))
+        else:
+            pair, example = (0, 1), f"obsm['{key}'][:, :2] when the others are z or extra fields"
         raise InputError(f"obsm['{key}'] has {xy.shape[1]} columns ({_columns(value)}); which two are the "
                          "plane's x and y is not known", path=path,
-                         fix=f"store only x and y in obsm['{key}'] (e.g. obsm['{key}'][:, :2] when the others are "
-                             "z or extra fields), or in stcore.tl.domains name them: spatial_dims=(0, 1)")
+                         fix=(f"store only x and y in obsm['{key}']: {example}" if named else
+                              f"store only x and y in obsm['{key}'] (e.g. {example})")
+                             + f", or in stcore.tl.domains name them: spatial_dims={pair!r}")
     if not np.isfinite(xy).all():
         bad = int((~np.isfinite(xy)).any(axis=1).sum())
         raise InputError(f"{bad} spots have NaN or infinite coordinates (obsm['{key}'])", path=path,

@@ -424,6 +424,26 @@ def test_a_constant_column_of_three_is_not_taken_for_x_or_y(no_work):
     stcore.gr.spatial_graph(adata, spatial_dims=("x", "y"))               # the two that vary: taken
 
 
+def test_three_named_coordinate_columns_are_refused_with_a_fix_that_runs(no_work):
+    """obsm['spatial'] as a data frame of x_centroid, y_centroid, z_centroid (a segmentation's table): the fix
+    was 'e.g. obsm['spatial'][:, :2] ... spatial_dims=(0, 1)', and adata.obsm['spatial'][:, :2] on a data frame
+    stops with pandas' InvalidIndexError.  The fix names the columns named as x and y, and runs."""
+    adata = _slide()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    adata.obsm["spatial"] = pd.DataFrame({"x_centroid": xy[:, 0], "y_centroid": xy[:, 1],
+                                          "z_centroid": np.random.default_rng(0).uniform(0, 5, adata.n_obs)},
+                                         index=adata.obs_names)
+    with pytest.raises(InputError) as err:
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    said = str(err.value)
+    assert "[:, :2]" not in said
+    fix = ("adata.obsm['spatial'] = adata.obsm['spatial'][['x_centroid', 'y_centroid']].to_numpy(float), or in "
+           "stcore.tl.domains name them: spatial_dims=('x_centroid', 'y_centroid')")
+    assert fix in said, said
+    exec(fix.split(", or")[0], {"adata": adata})                         # the fix runs
+    assert np.array_equal(adata.obsm["spatial"], xy)
+
+
 def test_a_stored_graph_of_other_coordinates_is_refused_and_one_of_these_taken(no_work, monkeypatch):
     """gr.spatial_graph keeps the obsm key (and columns) the graph was built from; tl.domains named
     other coordinates refuses it instead of taking another frame's neighbours."""
