@@ -1140,3 +1140,19 @@ def test_a_vote_of_two_labelings_is_named_as_one_of_them_unchanged():
                                                        "ensembles": {"trio": {"methods": ["g", "e", "c"]}}}
     assert _plan(three).two_labeling_votes() == []
     assert _plan(_config(**two) | {"consensus": False}).two_labeling_votes() == []
+
+
+def test_the_first_page_shows_no_vote_the_config_turned_off():
+    """With ``consensus: false`` a combination's seeds are not combined: its vote over every member at every
+    seed has no row in the results table, yet it was made for the report's first page alone and shown as the
+    slide's answer, its ARI in the map and in no table.  The page picks the median seed of the combination."""
+    config = _config(graphst={"model": "graphst"}, banksy={"model": "banksy"})
+    config["ensembles"] = {"both": {"methods": ["graphst", "banksy"]}}
+    config["consensus"] = False
+    plan = _plan(config)
+    shown = plan.page_figures("graphst")
+    assert not any(f["seed"] == "consensus" for f in shown)
+    assert [(f["sample"], f["method"], f["seed"], f["path"]) for f in shown if f["sample"] == "s1"] == [
+        ("s1", "both", k, f"results/s1/both/seed{k}/domains.png") for k in (0, 1)]
+    tabled = {r["labels"].replace("labels.tsv", "domains.png") for r in plan.table_runs()}
+    assert {f["path"] for f in shown} <= tabled        # every map shown is of a run with a row in table.tsv

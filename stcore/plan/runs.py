@@ -402,7 +402,8 @@ class Plan:
         """The domain maps the report's first page shows, as {sample, method, seed, path} of a
         ``domains.png``: where the config combines methods (``ensembles``), the first combination's
         answer for each slide it runs on (its one vote over every member at every seed, seed
-        ``consensus``; with one seed, that seed's vote); on the other slides, or without a
+        ``consensus``; with one seed, or with ``consensus: false``, which makes no such vote, each
+        seed's vote, of which the page picks the median seed by ARI); on the other slides, or without a
         combination, every seed of ``figure_method`` (the first method when it is not one of the
         config), of which the page picks each slide's median seed by ARI."""
         figures, answered = [], set()
@@ -412,7 +413,8 @@ class Plan:
             for sample in self.ensemble_samples(name):
                 answered.add(sample)
                 figures += ([{"sample": sample, "method": name, "seed": "consensus",
-                              "path": consensus_file("domains.png", sample, name)}] if len(seeds) > 1 else
+                              "path": consensus_file("domains.png", sample, name)}]
+                            if len(seeds) > 1 and self.config["consensus"] else
                             [{"sample": sample, "method": name, "seed": seed,
                               "path": run_file("domains.png", sample, name, seed)} for seed in seeds])
         method = figure_method if figure_method in self.methods else self.methods[0]
