@@ -395,8 +395,9 @@ def test_runs_seeds_slides_and_combinations():
         [(s, "both", 1) for s in ("s1", "s2", "s3")] + [("g", "graphst", k) for k in graphst_seeds])
     assert plan.page_figures("banksy")[0]["path"] == "results/s1/both/seed1/domains.png"
     plain = _plan(dict(config, ensembles={}), s1="g", s2="g")
-    assert [(f["sample"], f["seed"]) for f in plain.page_figures("banksy")] == [(s, k) for s in ("s1", "s2", "s3")
-                                                                               for k in (1, 2)]
+    assert [(f["sample"], f["method"], f["seed"]) for f in plain.page_figures("banksy")] == (
+        [(s, "banksy", k) for s in ("s1", "s2", "s3") for k in (1, 2)]
+        + [("g", "graphst", k) for k in graphst_seeds])     # a group, which banksy does not train: graphst's map
     assert plain.page_figures("nope")[0]["path"] == "results/s1/graphst/seed0/domains.png"
     assert [(f["sample"], f["seed"], f["path"]) for f in paired.page_figures("banksy")] == [
         (s, "consensus", f"results/{s}/pair/consensus/domains.png") for s in ("s1", "s2", "s3", "g")]
@@ -1156,3 +1157,16 @@ def test_the_first_page_shows_no_vote_the_config_turned_off():
         ("s1", "both", k, f"results/s1/both/seed{k}/domains.png") for k in (0, 1)]
     tabled = {r["labels"].replace("labels.tsv", "domains.png") for r in plan.table_runs()}
     assert {f["path"] for f in shown} <= tabled        # every map shown is of a run with a row in table.tsv
+
+
+def test_the_first_page_shows_a_map_of_every_slide():
+    """A slide the figure method does not run on (its ``samples``) had no map on the report's first page,
+    which says 'Above, each slide's map', without a word: it is drawn by the first method that runs on it."""
+    config = _config(graphst={"model": "graphst", "samples": ["s1"]}, expression={"model": "expression"})
+    plan = _plan(config)
+    shown = plan.page_figures("graphst")
+    assert sorted({f["sample"] for f in shown}) == ["s1", "s2", "s3"]
+    assert {(f["sample"], f["method"]) for f in shown} == {("s1", "graphst"), ("s2", "expression"),
+                                                           ("s3", "expression")}
+    assert [f["path"] for f in shown if f["sample"] == "s2"] == [f"results/s2/expression/seed{k}/domains.png"
+                                                                for k in (0, 1)]

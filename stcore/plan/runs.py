@@ -405,7 +405,8 @@ class Plan:
         ``consensus``; with one seed, or with ``consensus: false``, which makes no such vote, each
         seed's vote, of which the page picks the median seed by ARI); on the other slides, or without a
         combination, every seed of ``figure_method`` (the first method when it is not one of the
-        config), of which the page picks each slide's median seed by ARI."""
+        config; on a slide it does not run on, the first method that does), of which the page picks
+        each slide's median seed by ARI."""
         figures, answered = [], set()
         if self.ensembles:
             name = next(iter(self.ensembles))
@@ -417,10 +418,15 @@ class Plan:
                             if len(seeds) > 1 and self.config["consensus"] else
                             [{"sample": sample, "method": name, "seed": seed,
                               "path": run_file("domains.png", sample, name, seed)} for seed in seeds])
-        method = figure_method if figure_method in self.methods else self.methods[0]
-        figures += [{"sample": sample, "method": method, "seed": seed,
-                     "path": run_file("domains.png", sample, method, seed)}
-                    for sample in self.samples_of(method) if sample not in answered for seed in self.seeds_of(method)]
+        first = figure_method if figure_method in self.methods else self.methods[0]
+        for sample in self.units:
+            if sample in answered:
+                continue
+            # a slide the figure method does not run on (its ``samples``): the first method that does
+            method = next((m for m in [first, *self.methods] if sample in self.samples_of(m)), None)
+            if method is not None:
+                figures += [{"sample": sample, "method": method, "seed": seed,
+                             "path": run_file("domains.png", sample, method, seed)} for seed in self.seeds_of(method)]
         order = {s: i for i, s in enumerate(self.units)}
         return sorted(figures, key=lambda f: order.get(f["sample"], len(order)))
 
