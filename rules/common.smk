@@ -234,12 +234,12 @@ def train_runtime(wildcards, input, attempt):
                               input.h5ad, attempt)
 
 
-def compare_figures(kind, enabled=True):
-    """One figure ``kind`` per slide, flagged for the HTML report."""
+def compare_figures(kind, enabled=True, slides=None):
+    """One figure ``kind`` per slide (of ``slides``, default every slide), flagged for the HTML report."""
     if not enabled:
         return []
     return [report(f"results/compare/figures/{kind}_{s}.png", category="Figures", subcategory=kind,
-                   labels={"slide": s, "figure": kind}) for s in SAMPLES]
+                   labels={"slide": s, "figure": kind}) for s in (SAMPLES if slides is None else slides)]
 
 
 # When jobs fail, repeat the one-line message each failed step wrote to its log at the end of the

@@ -10,8 +10,9 @@ rule report_figures:
         boxplot=report("results/compare/figures/ari_boxplot.png", category="Figures", subcategory="ARI",
                        labels={"slide": "all", "figure": "ARI per method"}),
         domains=compare_figures("domains"),
-        umap=compare_figures("umap", COMPARE.get("umap", True) and FIGURE_METHOD in METHODS),
-        losses=compare_figures("losses", bool(LOSS_METHODS)),
+        umap=compare_figures("umap", COMPARE.get("umap", True) and FIGURE_METHOD in METHODS,
+                             PLAN.figure_slides([FIGURE_METHOD])),
+        losses=compare_figures("losses", bool(LOSS_METHODS), PLAN.figure_slides(LOSS_METHODS)),
     params:
         samples=[{"sample": s, "truth": PLAN.slides[s]["truth"]} for s in SAMPLES],
         figure_method=FIGURE_METHOD,

@@ -50,8 +50,11 @@ def main(sm):
                       title=f"{sample}: {fig} embedding (seed {seed}, {'median ARI' if truth_col else 'lowest seed'})", seed=seed,
                       truth_colors=colors)
         if sample in loss_out:
+            # the runs of this config on the slide (the table's rows): not a method's files left on the
+            # slide by an earlier config whose method ran there
+            ran = set(zip(table["sample"].astype(str), table["method"], table["seed"]))
             curves = {(m, s): pd.read_csv(run_file("losses.tsv", sample, m, s), sep="\t")
-                      for m in sm.params.loss_methods for s in sm.params.seeds[m]}
+                      for m in sm.params.loss_methods for s in sm.params.seeds[m] if (str(sample), m, s) in ran}
             plot_losses(curves, loss_out[sample], title=f"{sample}: training losses")
 
 

@@ -303,3 +303,56 @@ def test_a_seed_without_an_ari_is_not_taken_as_the_lowest(tmp_path):
     four = pd.DataFrame({"sample": ["s"] * 4, "method": ["graphst"] * 4, "seed": [0, 1, 2, 3],
                          "ARI": [0.5, np.nan, 0.9, 0.7]})
     assert median_seed(four, "s", "graphst") == 3
+
+
+def test_the_loss_curves_are_of_this_configs_runs_only(tmp_path, monkeypatch):
+    """A method that runs on some slides only (its ``samples``): the comparison's losses_<slide>.png of
+    another slide drew that method's curves from files an earlier config's run left there (in a fresh
+    folder the step stopped with FileNotFoundError), and its UMAP and loss figures were asked of every
+    slide.  The curves are those of the runs in the table, the figures of the slides the methods run on."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from slides import script, tiny_slide, write
+
+    from stcore.plan.runs import Plan
+    from stcore.plan.sheet import slides_and_groups
+    from stcore.registry import METHODS
+
+    monkeypatch.chdir(tmp_path)
+    losses = pd.DataFrame({"epoch": [1, 2], "total": [2.0, 1.0], "reconstruction": [1.5, 0.8],
+                           "contrastive": [0.5, 0.2]})
+    for sample in ("A", "B"):
+        (tmp_path / f"results/{sample}").mkdir(parents=True)
+        slide = write(tiny_slide(), tmp_path / f"results/{sample}/hvg.h5ad")
+        for method in ("graphst", "g2"):           # graphst's files on B: an earlier config's run
+            run = tmp_path / f"results/{sample}/{method}/seed0"
+            run.mkdir(parents=True)
+            pd.DataFrame({"spot": tiny_slide().obs_names, "domain": np.arange(64) % 2}).to_csv(
+                run / "labels.tsv", sep="\t", index=False)
+            losses.to_csv(run / "losses.tsv", sep="\t", index=False)
+    assert slide.is_file()
+    pd.DataFrame({"sample": ["A", "A", "B"], "group": ["", "", ""], "method": ["graphst", "g2", "g2"],
+                  "seed": [0, 0, 0], "ARI": [0.5, 0.4, 0.3]}).to_csv("table.tsv", sep="\t", index=False)
+    drawn = {}
+    module = script("report")
+    monkeypatch.setattr(module, "plot_losses", lambda curves, path, title="": drawn.update({path: sorted(curves)}))
+    monkeypatch.setattr(module, "plot_slide_domains", lambda *a, **k: None)
+    monkeypatch.setattr(module, "plot_ari_boxplot", lambda *a, **k: None)
+    module.main(SimpleNamespace(
+        input=SimpleNamespace(table="table.tsv"),
+        output=SimpleNamespace(boxplot="box.png", domains=["d_A.png", "d_B.png"], umap=[],
+                               losses=["results/compare/figures/losses_A.png", "results/compare/figures/losses_B.png"]),
+        params=SimpleNamespace(samples=[{"sample": "A", "truth": "domain"}, {"sample": "B", "truth": "domain"}],
+                               figure_method="graphst", loss_methods=["graphst", "g2"],
+                               seeds={"graphst": [0], "g2": [0]}, run_dir="results/{sample}/{method}/seed{seed}")))
+    assert drawn == {"results/compare/figures/losses_A.png": [("g2", 0), ("graphst", 0)],
+                     "results/compare/figures/losses_B.png": [("g2", 0)]}
+    # the figures asked of the comparison: graphst's UMAP of the slide it runs on only
+    rows = [{"sample": s, "path": f"{s}.h5ad", "format": "h5ad", "n_clusters": 2, "truth": "domain"} for s in "AB"]
+    config = {"methods": {"graphst": {"model": "graphst", "samples": ["A"]}, "g2": {"model": "graphst"}},
+              "seeds": [0], "consensus": True, "train": {"device": "auto"}, "graph": {"mode": "knn"},
+              "cluster": {"algorithm": "mclust"}, "compare": {}}
+    plan = Plan(config, *slides_and_groups(rows, "sheet.tsv"), METHODS)
+    assert plan.figure_slides(["graphst"]) == ["A"] and plan.figure_slides(["graphst", "g2"]) == ["A", "B"]
+    assert plan.figure_slides(["not a method"]) == []

@@ -353,6 +353,11 @@ class Plan:
                 "train={device: cuda}. Fix: add train='{device: cuda}' to the --config (or train: {device: cuda} "
                 "to the config file)")
 
+    def figure_slides(self, methods):
+        """The slides (not groups) that one of ``methods`` runs on, in sheet order: those the comparison
+        draws their UMAP or loss curves of (a method's ``samples`` may leave a slide out)."""
+        return [s for s in self.samples if any(m in self.methods and s in self.samples_of(m) for m in methods)]
+
     def loss_methods(self):
         """Methods that train the graph model themselves: their loss curves are drawn."""
         return [m for m, spec in self.config["methods"].items()
