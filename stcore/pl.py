@@ -78,9 +78,16 @@ def _store_colors(adata, col: str, colors: dict[str, str]) -> None:
     # A category without a spot takes a colour of its own, never the grey scanpy gives missing values:
     # a category in that grey and a NaN in the column stopped scanpy's and squidpy's plots
     # ("new categories must not include old categories").
-    taken = {colors[c] for c in labels if c in colors} | {MISSING_COLOR}
-    spare = iter([c for c in _palette(len(labels) + len(taken)) if c not in taken])
+    taken = {_rgb(colors[c]) for c in labels if c in colors} | {MISSING_COLOR}
+    spare = iter([c for c in _palette(len(labels) + len(taken)) if _rgb(c) not in taken])
     adata.uns[f"{col}_colors"] = [colors[c] if c in colors else next(spare, MISSING_COLOR) for c in labels]
+
+
+def _rgb(colour) -> str:
+    """A colour as drawn ('#1f77b4'), however written: '#1F77B4', 'tab:blue', an RGB tuple (its alpha left out)."""
+    from matplotlib.colors import to_hex
+
+    return to_hex(colour)
 
 
 def _natural(label: str):
@@ -111,8 +118,9 @@ def matched_colors(reference, reference_colors: dict[str, str], labels, categori
                            pd.Categorical(ref[keep], categories=ref_cats), dropna=False).to_numpy()
         rows, cols = linear_sum_assignment(-cont)
         match = {own[r]: ref_cats[c] for r, c in zip(rows, cols) if cont[r, c] > 0}
-    used = set(reference_colors.values())
-    free = iter([c for c in palette if c not in used] + list(palette) * (1 + len(own) // max(len(palette), 1)))
+    # colours compared as drawn: an annotation's '#1F77B4' (R's case) or 'tab:blue' is the palette's '#1f77b4'
+    used = {_rgb(c) for c in reference_colors.values()}
+    free = iter([c for c in palette if _rgb(c) not in used] + list(palette) * (1 + len(own) // max(len(palette), 1)))
     colors = {c: reference_colors[match[c]] if c in match else next(free) for c in own}
     if MISSING in categories:
         colors[MISSING] = MISSING_COLOR

@@ -673,4 +673,25 @@ def test_slides_clustered_apart_and_joined_side_by_side_are_scored_slide_by_slid
                       progress=False)
     assert "per_slide" not in stcore.pl.domains(together, truth="truth", show=False,
                                                 return_fig=True).stcore_scores["domain"]
+
+
+@pytest.mark.parametrize("stored", [["#1F77B4", "#FF7F0E", "#2CA02C"], ["tab:blue", "tab:orange", "tab:green"]])
+def test_an_unmatched_domain_never_takes_an_annotation_colour_written_otherwise(stored):
+    """The annotation's stored colours written otherwise than scanpy's palette (upper-case hex, as R and
+    Seurat export them; matplotlib names): a found domain matched to no label took the palette's first
+    colour, '#1f77b4', the colour of the annotation's 'D0' (and of the domain matched to it) written in
+    lower case: two domains drawn as one."""
+    from matplotlib.colors import to_hex
+
+    adata, _ = _slide()
+    adata.obs["truth"] = adata.obs["truth"].astype("category")
+    adata.uns["truth_colors"] = list(stored)
+    colors = stcore.pl.domain_colors(adata, "domain", truth="truth")["domain"]
+    drawn = [to_hex(c) for c in colors.values()]
+    assert len(set(drawn)) == len(drawn), colors            # four domains, four colours
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    found = adata.obs["domain"].to_numpy()
+    order = np.argsort(found != "NA", kind="stable")
+    extra = {_spot_colours(axes[1])[i] for i in np.flatnonzero(found[order] == "3")}
+    assert extra.isdisjoint(set(_spot_colours(axes[0])))    # the unmatched domain: a colour of its own
     plt.close("all")
