@@ -82,7 +82,8 @@ def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: 
 
 
 def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts") -> None:
-    """Raise if ``x`` has NaN, infinite or negative values, or (``integer``) non-integer ones."""
+    """Raise if ``x`` has NaN, infinite or negative values, no value other than 0, or (``integer``)
+    non-integer ones."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if values == "counts":
         what, fix = "the count matrix", "store raw counts in X"
@@ -90,6 +91,13 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
         what, fix = f"X (values '{values}')", "store the slide's normalised values in X (before any centring)"
     if not np.isfinite(data).all():
         raise InputError(f"{what} holds NaN or infinite values", path=path, fix=fix)
+    if x.shape[0] and x.shape[1] and not np.any(data):
+        # an X of zeros, the values in a layer or .raw (counts_beside names them): every spot would
+        # be dropped as empty, or put into domains without any signal
+        raise InputError(f"{what} holds no value other than 0 ({x.shape[0]} spots x {x.shape[1]} genes): no spot "
+                         "has any signal", path=path,
+                         fix="store the slide's raw counts in X" if values == "counts" else
+                         f"store the slide's {values.replace('_', '-')} values in X")
     if (data < 0).any():
         if values == "counts":
             raise InputError("the count matrix holds negative values; raw counts are needed", path=path,
@@ -114,7 +122,8 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
 
 def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = None,
                   file: bool | str = False) -> InputError | None:
-    """Where X was refused for non-integer or negative values (:func:`check_counts`) and a layer or
+    """Where X was refused for non-integer or negative values or for holding zeros only
+    (:func:`check_counts`) and a layer or
     ``adata.raw`` holds whole numbers, as scanpy's tutorials and Seurat's conversions (SeuratDisk,
     sceasy: X the log-normalised data, ``.raw`` the counts) leave them: the refusal that names them,
     with the fix for the notebook API (pass the layer) or, ``file``, for the workflow's file (store
@@ -122,12 +131,14 @@ def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = 
     table); else None."""
     said = str(refusal)
     scaled = "negative values" in said
-    if not (scaled or "non-integer values" in said):
+    zeros = "no value other than 0" in said
+    if not (scaled or zeros or "non-integer values" in said):
         return None
 
     def whole(m) -> bool:
         data = m.data if hasattr(m, "indptr") else np.asarray(m)
-        return data.size > 0 and bool(np.array_equal(data, np.round(data))) and bool((data >= 0).all())
+        return (bool(np.any(data)) and bool(np.array_equal(data, np.round(data)))
+                and bool((data >= 0).all()))
 
     write = (" in the store's table (adata = sdata.tables['table']) and write the store again (sdata.write)"
              if file == "spatialdata" else " and write the file again (adata.write_h5ad)" if file else "")
@@ -147,6 +158,9 @@ def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = 
                                     f"(it keeps obs and obsm){write}")
     if found is None:
         return None
+    if zeros:
+        return InputError(f"X holds no value other than 0, and {found[0]} holds whole numbers: the raw counts?",
+                          path=path, fix=found[1])
     if scaled:
         return InputError(f"X holds negative values (scaled or centred, as after sc.pp.scale), and {found[0]} holds "
                           "whole numbers: the raw counts?", path=path,

@@ -319,7 +319,8 @@ CATALOGUE = {
     "fewer_spots_than_neighbours": (_h5ad(lambda a: a[:3].copy()), {"n_clusters": 2},
                                     r"3 spots after QC, not more than the 3 graph neighbours"),
     "all_counts_zero": (_h5ad(set_x(lambda x: x.__setitem__(slice(None), 0))), {},
-                        r"QC removed every spot \(of 64\)"),
+                        r"the count matrix holds no value other than 0 \(64 spots x 40 genes\): no spot has any "
+                        r"signal\. Fix: store the slide's raw counts in X"),
     "qc_removes_every_spot": (_h5ad(_unchanged), {"params": QCParams(min_counts=1e9)},
                               r"QC removed every spot .*Fix: lower the qc thresholds"),
     "qc_removes_every_annotated_spot": (

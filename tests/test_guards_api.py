@@ -316,6 +316,34 @@ def test_the_qc_job_names_raw_counts_kept_beside_x_as_seurats_conversions_leave_
     prepare_slide(str(write(seurat, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
 
 
+def test_an_x_of_zeros_is_named_with_the_counts_kept_beside_it(tmp_path, no_work):
+    """X all 0, the counts in layers['counts'] (or .raw), as a conversion that fills X with a placeholder
+    leaves them: the qc job said 'QC removed every spot (of 64). Fix: lower the qc thresholds in the
+    config', and tl.domains '64 of 64 spots hold no counts ... Fix: keep the spots with counts', which
+    leaves none.  Now both name the zeros and the layer that holds the counts; without one, the zeros
+    alone.  The fix, followed, passes."""
+    zeros = tiny_slide()
+    zeros.layers["counts"] = zeros.X.copy()
+    zeros.X = sp.csr_matrix(zeros.shape, dtype=np.float32)
+    path = str(write(zeros, tmp_path / "zeros.h5ad"))
+    with pytest.raises(InputError, match=r"zeros\.h5ad': X holds no value other than 0, and layers\['counts'\] holds "
+                                         r"whole numbers: the raw counts\?\. Fix: store them in X: adata\.X = "
+                                         r"adata\.layers\['counts'\] and write the file again"):
+        prepare_slide(path, "h5ad", QCParams())
+    api = zeros.copy()
+    del api.obs["domain"]
+    with pytest.raises(InputError, match=r"^X holds no value other than 0, and layers\['counts'\] holds whole "
+                                         r"numbers: the raw counts\?\. Fix: pass layer='counts'$"):
+        stcore.tl.domains(api, n_clusters=2, **FAST)
+    dense = ad.AnnData(np.zeros(zeros.shape, dtype=np.float32), obs=zeros.obs, var=zeros.var,
+                       obsm=dict(zeros.obsm))                          # no layer, no .raw
+    with pytest.raises(InputError, match=r"the count matrix holds no value other than 0 \(64 spots x 40 genes\): no "
+                                         r"spot has any signal\. Fix: store the slide's raw counts in X$"):
+        prepare_slide(str(write(dense, tmp_path / "dense.h5ad")), "h5ad", QCParams())
+    zeros.X = zeros.layers["counts"]                                  # the fix, followed
+    prepare_slide(str(write(zeros, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
+
+
 # --- ids -----------------------------------------------------------------------------------------
 
 def test_duplicate_gene_ids_are_refused_by_the_api(no_work):
