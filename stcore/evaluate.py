@@ -6,6 +6,7 @@ import contextlib
 
 import logging
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ari", "fowlkes_mallows", "mean_pairwise_ari", "domain_metrics", "matched_f1", "reconstruction_pearson", "expression_reconstruction_r",
            "information_scores", "spatial_metrics", "chaos", "pas", "spatial_asw", "morans_i", "integration_metrics", "label_rows",
            "plot_domains", "MISSING_LABELS", "is_missing_label", "label_text", "PLACEHOLDER_LABELS",
-           "annotation_problems"]
+           "annotation_problems", "label_key"]
 
 
 #: How a missing annotation label is written, compared after stripping surrounding whitespace and
@@ -81,12 +82,42 @@ def annotation_problems(values, column: str) -> tuple[list[str], str | None]:
         warnings.append(f"truth column '{column}' gives every annotated spot one label ('{counts.index[0]}'): every "
                         "score compares the domains with one class (ARI 0 whatever they are). Fix: name the column "
                         "of the domain annotation")
+    spelt = _spelt_otherwise(label_text(raw.to_numpy()))
+    if spelt:
+        (one, n_one), (other, n_other) = spelt[0][:2]
+        more = f" and {len(spelt) - 1} more" if len(spelt) > 1 else ""
+        warnings.append(f"truth column '{column}' writes labels that differ only in case, spaces or '_' ('{one}' "
+                        f"({n_one} spots) and '{other}' ({n_other} spots){more}): each spelling is scored as a domain "
+                        "of its own, so the spots of one domain count as split (DLPFC 151673 with half of Layer3 "
+                        "written 'layer3': ARI 0.862 for a perfect labelling). Fix: if they are one domain, write "
+                        f"them alike before writing the file (adata.obs.loc[adata.obs['{column}'] == {other!r}, '{column}'] "
+                        f"= {one!r})")
     refusal = None
     if len(counts) > PER_SPOT_LABELS and len(counts) > len(s) / 2:
         refusal = (f"truth column '{column}' has {len(counts)} distinct labels on {len(s)} annotated spots "
                    f"(first: {', '.join(repr(x) for x in counts.index[:3])}): a per-spot value, not an annotation "
                    "of domains")
     return warnings, refusal
+
+
+def label_key(label: str) -> str:
+    """A label as another annotator or export may write it: case, spaces, '_' and a '-' within a
+    word aside, and a whole number written with a decimal point ('Layer_1', 'layer 1', 'Layer-1'
+    and 'Layer1'; '1.0' and '1'; '-1' stays another label than '1')."""
+    key = re.sub(r"(?<=\w)-(?=\w)|[\s_]+", "", label).lower()       # a leading '-' stays: '-1' is not '1'
+    return key.split(".")[0] if re.fullmatch(r"-?\d+\.0+", key) else key
+
+
+def _spelt_otherwise(labels: np.ndarray) -> list[list[tuple[str, int]]]:
+    """The labels (as scored: :func:`label_text`) that one domain's name written otherwise gives
+    (:func:`label_key`), each group's spellings with their spots, most spots first; the groups by
+    their spots, most first."""
+    counts = pd.Series(labels).value_counts()
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for label, n in counts.items():
+        groups.setdefault(label_key(str(label)), []).append((str(label), int(n)))
+    spelt = [g for g in groups.values() if len(g) > 1]
+    return sorted(spelt, key=lambda g: -sum(n for _, n in g))
 
 
 def label_text(values) -> np.ndarray:

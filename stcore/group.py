@@ -292,24 +292,16 @@ def _check_gene_case(slides: dict[str, ad.AnnData], group: str, n_shared: int) -
                          "slides of two species: leave the group cell empty")
 
 
-def _label_key(label: str) -> str:
-    """A label as the slides of a group may write it otherwise: case, spaces, '_' and a '-' within
-    a word aside, and a whole number written with a decimal point ('Layer_1', 'layer 1', 'Layer-1'
-    and 'Layer1'; '1.0' and '1'; '-1' stays another label than '1')."""
-    key = re.sub(r"(?<=\w)-(?=\w)|[\s_]+", "", label).lower()       # a leading '-' stays: '-1' is not '1'
-    return key.split(".")[0] if re.fullmatch(r"-?\d+\.0+", key) else key
-
-
 def _one_spelling(labels: dict[str, np.ndarray], group: str) -> dict[str, dict[str, str]]:
     """Each slide's annotation (``labels``: slide -> its labels as text, sheet order) with a label
-    another slide of the group writes otherwise (:func:`_label_key`: 'layer_1' on one slide,
+    another slide of the group writes otherwise (:func:`stcore.evaluate.label_key`: 'layer_1' on one slide,
     'Layer1' on the first) written as the slide that names it first writes it, in place; a warning
     names them.  The group's annotation holds every slide's labels in one column: written two ways,
     one layer was two labels, left out of ``layers_consistent`` (which compares the labels found on
     every slide) and drawn in two colours.  A slide that itself holds two such spellings keeps its
     labels as they are ('layer3' beside 'Layer3' may be meant as another label).
     Returns slide -> {its spelling: the group's}."""
-    from .evaluate import is_missing_label
+    from .evaluate import is_missing_label, label_key
 
     first: dict[str, str] = {}          # key -> the spelling of the first slide that holds it
     out: dict[str, dict[str, str]] = {}
@@ -317,7 +309,7 @@ def _one_spelling(labels: dict[str, np.ndarray], group: str) -> dict[str, dict[s
         present = values[~is_missing_label(values)]
         spellings: dict[str, set] = {}
         for label in {str(v).strip() for v in present}:
-            spellings.setdefault(_label_key(label), set()).add(label)
+            spellings.setdefault(label_key(label), set()).add(label)
         change = {}
         for key, written in spellings.items():
             if len(written) > 1:        # two spellings on one slide: kept apart
