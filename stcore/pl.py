@@ -432,7 +432,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .group import SLIDE_KEY
-    from .validate import as_x_y, clustered_by, dims_columns, joined_without_label, slide_column
+    from .validate import as_x_y, clustered_by, coordinate_of_spots, dims_columns, joined_without_label, slide_column
 
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
@@ -500,9 +500,14 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                         f"'{adata.obs_names[0]}'), or it matches none (labels.reindex(adata.obs_names) leaves NaN)")
         said, refusal = annotation_problems(adata.obs[truth], truth)
         tool = clustered_by(adata, truth)
+        where = None if tool else coordinate_of_spots(adata, truth)
         if tool:                    # the qc job refuses it; a figure may compare two methods on purpose
             refusal = (f"truth column '{truth}' holds {tool}, not an annotation: the scores in the titles compare "
                        "the domains with another method's output")
+        elif where:                 # the qc job refuses it too
+            refusal = (f"truth column '{truth}' holds {where}, not an annotation: the scores in the titles compare "
+                       "the domains with the slide's rows or columns")
+            tool = where
         for line in said + ([refusal + ("" if tool else ": the scores in the titles compare the domains with it")]
                             if refusal else []):
             log.warning(line)

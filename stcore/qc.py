@@ -156,8 +156,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .formats import ODD_SPACES
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, counts_beside,
-                           needs_integer, output_key, written_by_stcore)
+    from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, coordinate_of_spots,
+                           counts_beside, needs_integer, output_key, written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -191,7 +191,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
                                              "or leave it empty"))
         def annotations() -> str:         # the columns that may be the annotation, for the fix
             others = [c for c in adata.obs.columns if c != truth and not written_by_stcore(adata, c)
-                      and not clustered_by(adata, c)
+                      and not clustered_by(adata, c) and not coordinate_of_spots(adata, c)
                       and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
             return f" (obs columns: {others[:10]})" if others else ""
 
@@ -199,6 +199,13 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
         if tool and not written_by_stcore(adata, truth):
             raise InputError(f"truth column '{truth}' holds {tool}, not an annotation: every score would compare "
                              "the domains with another method's output",
+                             path=path, fix="set the sample sheet's truth column to the slide's annotation"
+                                            + annotations()
+                                            + ", or leave it empty")
+        where = coordinate_of_spots(adata, truth)
+        if where and not written_by_stcore(adata, truth):
+            raise InputError(f"truth column '{truth}' holds {where}, not an annotation: every score would compare "
+                             "the domains with the slide's rows or columns",
                              path=path, fix="set the sample sheet's truth column to the slide's annotation"
                                             + annotations()
                                             + ", or leave it empty")

@@ -43,7 +43,7 @@ __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_v
            "check_values_match", "check_counts",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key", "clustered_by",
-           "CLUSTER_COLUMNS"]
+           "CLUSTER_COLUMNS", "coordinate_of_spots"]
 
 log = logging.getLogger(__name__)
 
@@ -1607,6 +1607,38 @@ def clustered_by(adata: ad.AnnData, key: str) -> str | None:
     for pattern, tool in CLUSTER_COLUMNS:
         if pattern.fullmatch(str(key)):
             return f"the clusters of {tool}, by its name"
+    return None
+
+
+def coordinate_of_spots(adata: ad.AnnData, key: str) -> str | None:
+    """Where obs[key] holds a coordinate of the spots rather than an annotation, in words, else None:
+    a column named as one of :data:`COORDINATE_COLUMNS` (Visium's ``array_row``, ``x``, ``imagerow``,
+    ...), or one whose labels (3 or more, fewer than half the annotated spots: lines of spots, not a
+    per-spot value) group the annotated spots as such a column of obs or a column of
+    ``obsm['spatial']`` does, one label for each of its values.  Given as the annotation it would
+    score the domains against the slide's rows or columns: Visium's 76 rows of DLPFC 151673 stay
+    below the 100 labels :func:`stcore.evaluate.annotation_problems` refuses as a per-spot value."""
+    import pandas as pd
+
+    from .evaluate import is_missing_label
+
+    names = {n for pair in COORDINATE_COLUMNS for n in pair}
+    if str(key).lower() in names:
+        return f"a coordinate of the spots (obs['{key}'], by its name)"
+    values = adata.obs[key]
+    labelled = ~is_missing_label(values)
+    n_labels = pd.Series(values[labelled]).nunique()
+    if n_labels < 3 or n_labels > labelled.sum() / 2:      # a per-spot value is annotation_problems' refusal
+        return None
+    others = [(f"obs['{c}']", adata.obs[c]) for c in adata.obs.columns if c != key and str(c).lower() in names]
+    spatial = adata.obsm.get("spatial")
+    if spatial is not None:
+        xy = spatial.to_numpy() if hasattr(spatial, "to_numpy") else np.asarray(spatial)
+        if xy.ndim == 2 and xy.dtype.kind in "iuf":
+            others += [(f"obsm['spatial'][:, {j}]", xy[:, j]) for j in range(min(xy.shape[1], 3))]
+    for name, other in others:
+        if _same_groups(np.asarray(values, dtype=object)[labelled], np.asarray(other, dtype=object)[labelled]):
+            return f"a coordinate of the spots (one label for each value of {name})"
     return None
 
 

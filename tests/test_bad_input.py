@@ -375,6 +375,18 @@ CATALOGUE = {
         r"truth column 'SCT_snn_res\.0\.8' holds the clusters of Seurat's FindClusters, by its name, not an "
         r"annotation: .*Fix: set the sample sheet's truth column to the slide's annotation \(obs columns: "
         r"\['domain'\]\), or leave it empty$"),
+    "truth_is_a_coordinate": (
+        _h5ad(lambda a: a.obs.__setitem__("array_row", np.rint(a.obsm["spatial"][:, 1] / 86.6).astype(int))),
+        {"truth": "array_row"},
+        r"truth column 'array_row' holds a coordinate of the spots \(obs\['array_row'\], by its name\), not an "
+        r"annotation: every score would compare the domains with the slide's rows or columns\. Fix: set the sample "
+        r"sheet's truth column to the slide's annotation \(obs columns: \['domain'\]\), or leave it empty$"),
+    "truth_groups_spots_as_a_coordinate": (
+        _h5ad(lambda a: a.obs.__setitem__("band", [f"b{y:.0f}" for y in a.obsm["spatial"][:, 1]])),
+        {"truth": "band"},
+        r"truth column 'band' holds a coordinate of the spots \(one label for each value of obsm\['spatial'\]"
+        r"\[:, 1\]\), not an annotation: .*Fix: set the sample sheet's truth column to the slide's annotation "
+        r"\(obs columns: \['domain'\]\), or leave it empty$"),
     "visium_corrupt_matrix": (_visium_corrupt_matrix, {}, r"cannot read the 10x matrix"),
     "visium_no_positions": (_visium_without("spatial/tissue_positions.csv"), {},
                             r"no spot positions: none of spatial/tissue_positions\.parquet, spatial/tissue_positions\.csv"),

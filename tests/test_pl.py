@@ -322,6 +322,31 @@ def test_another_tools_clusters_given_as_truth_are_said(caplog):
     plt.close("all")
 
 
+def test_a_coordinate_given_as_truth_is_said(caplog):
+    """Visium's grid row (obs['array_row']: DLPFC 151673's 76 rows, below the 100 labels refused as a
+    per-spot value) or a column of bands that are the spots' y drawn as the annotation: scored without
+    a word (the annotated layers of 151673 against its array_row: ARI 0.020).  The qc job refuses it;
+    the figure draws it and says so."""
+    adata, _ = _slide()
+    y = np.asarray(adata.obsm["spatial"])[:, 1]
+    adata.obs["array_row"] = np.unique(y, return_inverse=True)[1]
+    adata.obs["band"] = [f"b{v:g}" for v in y]
+    for col, where in (("array_row", r"obs\['array_row'\], by its name"),
+                       ("band", r"one label for each value of obs\['array_row'\]")):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="stcore"):
+            stcore.pl.domains(adata, truth=col, show=False)
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1 and re.fullmatch(rf"truth column '{col}' holds a coordinate of the spots \({where}\), "
+                                               r"not an annotation: the scores in the titles compare the domains with "
+                                               r"the slide's rows or columns", said[0]), said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore"):
+        stcore.pl.domains(adata, truth="truth", show=False)
+    assert not caplog.records
+    plt.close("all")
+
+
 def test_drawn_on_the_tissue_image_in_scanpys_layout():
     adata, _ = _slide()
     scalef = 0.05
