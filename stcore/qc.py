@@ -108,6 +108,16 @@ def _no_mito_genes(adata: ad.AnnData, params: QCParams) -> None:
     prefixes = "/".join(params.mito_prefix)
     ens = names[names.str.upper().str.startswith("ENS")]
     why = f" (the names look like Ensembl ids, e.g. '{ens[0]}')" if len(ens) > len(names) / 2 else ""
+    # R's make.names (read.csv's check.names, a data.frame of genes as columns) writes 'MT-CO1' as 'MT.CO1'
+    dotted = names[names.str.fullmatch(r"(?i)mt[._][A-Za-z0-9]+(?:[._][A-Za-z0-9]+)*")]
+    if len(dotted) >= 2 and not why:
+        sep = dotted[0][2]
+        raise InputError(
+            f"qc.max_mito_pct={params.max_mito_pct:g} filters on mitochondrial genes, but no gene name starts with "
+            f"{prefixes}; {len(dotted)} start with 'MT{sep}' (first: '{dotted[0]}'): mitochondrial genes whose '-' was "
+            f"written '{sep}', as R's make.names (read.csv's check.names) writes it, so no spot would be removed",
+            fix=f"write their '{sep}' as '-' and write the file again: adata.var_names = adata.var_names.str.replace("
+                f"r'^(MT|mt|Mt)\\{sep}', r'\\1-', regex=True); or set qc.max_mito_pct: 100 (off) in the config")
     where = ""
     for col in adata.var.columns:                     # a column that holds the symbols, as 10x's gene_symbols
         if _named_mito(adata.var[col], params).any():

@@ -313,6 +313,14 @@ CATALOGUE = {
         r"qc\.max_mito_pct=20 filters on mitochondrial genes, but no gene name starts with MT-/mt- \(the names "
         r"look like Ensembl ids, e\.g\. 'ENSG00000000000'\).*Fix: store gene symbols in var_names, or set "
         r"qc\.max_mito_pct: 100"),
+    "mito_gene_names_written_by_r": (
+        _h5ad(lambda a: setattr(a, "var_names", ["MT.CO1", "MT.ND1", "MT.ATP6", *a.var_names[3:]])),
+        {"params": QCParams(max_mito_pct=20)},
+        r"qc\.max_mito_pct=20 filters on mitochondrial genes, but no gene name starts with MT-/mt-; 3 start with "
+        r"'MT\.' \(first: 'MT\.CO1'\): mitochondrial genes whose '-' was written '\.', as R's make\.names "
+        r"\(read\.csv's check\.names\) writes it, so no spot would be removed\. Fix: write their '\.' as '-' and "
+        r"write the file again: adata\.var_names = adata\.var_names\.str\.replace\(r'\^\(MT\|mt\|Mt\)\\\.', "
+        r"r'\\1-', regex=True\); or set qc\.max_mito_pct: 100 \(off\) in the config$"),
     "n_clusters_below_2": (_h5ad(_unchanged), {"n_clusters": 1}, r"n_clusters=1; at least 2 domains"),
     "n_clusters_above_spots": (_h5ad(_unchanged), {"n_clusters": 65},
                                r"n_clusters=65 is larger than the 64 spots after QC"),
