@@ -401,6 +401,13 @@ CATALOGUE = {
     "visium_mismatched_barcodes": (_visium(barcodes=[f"AAAC-{i}" for i in range(64)]), {},
                                    r"64 barcodes of the matrix are not in the positions file"),
     "visium_bad_position_columns": (_visium(header=["bc", *HEADER[1:]]), {}, r"unexpected columns"),
+    "visium_truth_column": (_visium(), {"truth": "layer"},
+                            r"outs': truth column 'layer' is not in obs: a visium folder holds no annotation \(obs "
+                            r"holds the reader's columns: \['in_tissue', 'array_row', 'array_col'\]\)\. Fix: to "
+                            r"score against an annotation, add it to obs and give the slide as an \.h5ad \(format "
+                            r"h5ad\): adata = stcore\.read\.visium\('.*outs'\); adata\.obs\['layer'\] = "
+                            r"pd\.read_csv\('labels\.csv', index_col=0\)\.iloc\[:, 0\]\.reindex\(adata\.obs_names\); "
+                            r"adata\.write_h5ad\('slide\.h5ad'\); or leave the truth cell empty$"),
     "visium_no_spot_in_tissue": (_visium_no_tissue, {},
                                  r"64 of the 64 spots of filtered_feature_bc_matrix\.h5 are not under tissue in "
                                  r"tissue_positions\.csv .*positions are of another run .*Fix: use the spatial/ folder"),
