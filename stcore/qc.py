@@ -174,7 +174,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     adata = read_slide(path, fmt)
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
     try:
-        check_counts(adata.X, path, integer=integer, values=values)
+        check_counts(adata.X, path, integer=integer, values=values, spots=adata.obs_names, genes=adata.var_names)
     except InputError as exc:          # the raw counts kept beside a normalised or scaled X, as Seurat's conversions do
         raise (counts_beside(adata, exc, path=path, file="spatialdata" if str(fmt).lower().endswith("spatialdata")
                              else True) or exc) from None

@@ -227,7 +227,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     shared = warn_shared_positions(adata, coords, spatial_key, said=said if isinstance(said, str) else None)
     x = as_csr(x)
     try:
-        check_values(x, values, flavor=hvg_flavor)
+        check_values(x, values, flavor=hvg_flavor, spots=adata.obs_names, genes=adata.var_names)
     except InputError as exc:
         if layer is not None:         # the messages speak of X, the matrix a slide's file holds: here the layer
             fix = exc.fix

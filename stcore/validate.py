@@ -70,27 +70,63 @@ def check_values_kind(values: str, *, path: str | None = None) -> str:
     return values
 
 
-def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: str | None = None) -> None:
+def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: str | None = None,
+                 spots=None, genes=None) -> None:
     """Raise unless ``x`` (spots x genes, sparse or dense) can be taken as ``values``:
     a known kind (:data:`VALUES`); no NaN, infinite or negative value; whole numbers where
     :func:`needs_integer` says so (log-normalised values given as counts are refused here); and
     values that are not what ``values`` says by their spots' totals (:func:`check_values_match`)."""
     check_values_kind(values, path=path)
     integer = needs_integer(values, flavor)
-    check_counts(x, path, integer=integer, values=values)
+    check_counts(x, path, integer=integer, values=values, spots=spots, genes=genes)
     check_values_match(x, values, path=path, whole=True if integer else None)
 
 
-def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts") -> None:
+def _non_finite(x, spots=None, genes=None) -> tuple[str, str | None]:
+    """Where the NaN or infinite values of ``x`` lie, in words, and the fix where they fill whole
+    genes (a table reindexed to genes it did not measure: NaN in every spot) or whole spots (values
+    divided by a spot's total or volume of 0), else None.  ``spots``, ``genes``: their names."""
+    import scipy.sparse as sp
+
+    if sp.issparse(x):
+        coo = sp.coo_matrix(x)
+        bad = ~np.isfinite(coo.data)
+        rows, cols = coo.row[bad], coo.col[bad]
+    else:
+        rows, cols = np.nonzero(~np.isfinite(np.asarray(x)))
+    n, g = x.shape
+    per_gene, per_spot = np.bincount(cols, minlength=g), np.bincount(rows, minlength=n)
+
+    def first(names, i) -> str:
+        return f"'{names[int(i)]}'" if names is not None else f"#{int(i)}"
+
+    whole_genes, whole_spots = np.flatnonzero(per_gene == n), np.flatnonzero(per_spot == g)
+    if whole_genes.size and per_gene[per_gene < n].sum() == 0:
+        return (f"{whole_genes.size} of its {g} genes are NaN or infinite in every spot (first: "
+                f"{first(genes, whole_genes[0])}): genes the slide did not measure (a table reindexed to other genes, "
+                "or joined with another's?)",
+                "drop those genes: adata = adata[:, np.isfinite(np.asarray(adata.X.sum(axis=0))).ravel()].copy()")
+    if whole_spots.size and per_spot[per_spot < g].sum() == 0:
+        return (f"{whole_spots.size} of its {n} spots are NaN or infinite in every gene (first: "
+                f"{first(spots, whole_spots[0])}): values divided by a spot's total or volume of 0?",
+                "drop those spots: adata = adata[np.isfinite(np.asarray(adata.X.sum(axis=1))).ravel()].copy()")
+    spread = np.unique(rows).size, np.unique(cols).size
+    return (f"{rows.size} of them, in {spread[0]} spots and {spread[1]} genes (first: spot {first(spots, rows[0])}, "
+            f"gene {first(genes, cols[0])})", None)
+
+
+def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts",
+                 spots=None, genes=None) -> None:
     """Raise if ``x`` has NaN, infinite or negative values, no value other than 0, or (``integer``)
-    non-integer ones."""
+    non-integer ones.  ``spots``, ``genes``: their names, for the message."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if values == "counts":
         what, fix = "the count matrix", "store raw counts in X"
     else:
         what, fix = f"X (values '{values}')", "store the slide's normalised values in X (before any centring)"
     if not np.isfinite(data).all():
-        raise InputError(f"{what} holds NaN or infinite values", path=path, fix=fix)
+        where, whole = _non_finite(x, spots, genes)
+        raise InputError(f"{what} holds NaN or infinite values: {where}", path=path, fix=whole or fix)
     if x.shape[0] and x.shape[1] and not np.any(data):
         # an X of zeros, the values in a layer or .raw (counts_beside names them): every spot would
         # be dropped as empty, or put into domains without any signal

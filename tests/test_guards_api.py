@@ -316,6 +316,49 @@ def test_the_qc_job_names_raw_counts_kept_beside_x_as_seurats_conversions_leave_
     prepare_slide(str(write(seurat, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
 
 
+def test_nan_filling_whole_genes_or_spots_is_named_with_the_fix(tmp_path, no_work):
+    """NaN in every spot of some genes (a table reindexed to genes the slide did not measure), or in every
+    gene of some spots (values divided by a spot's total or volume of 0): the refusal said 'the count matrix
+    holds NaN or infinite values. Fix: store raw counts in X' and where they were was left to find.  Now
+    it names the genes or spots and the line that drops them; the qc job and tl.domains alike, and the fix,
+    followed, passes.  NaN scattered otherwise are counted and the first named."""
+    def refused(adata, message, **kw):
+        with pytest.raises(InputError, match=message):
+            prepare_slide(str(write(adata, tmp_path / "s.h5ad")), "h5ad", QCParams(), **kw)
+        api = adata.copy()
+        del api.obs["domain"]
+        with pytest.raises(InputError, match=message.replace("s\\.h5ad': ", "^")):
+            stcore.tl.domains(api, n_clusters=2, **kw, **FAST)
+
+    genes = tiny_slide()
+    x = genes.X.toarray()
+    x[:, [5, 9]] = np.nan
+    genes.X = x
+    fix = r"\. Fix: drop those genes: adata = adata\[:, np\.isfinite\(np\.asarray\(adata\.X\.sum\(axis=0\)\)\)\.ravel\(\)\]\.copy\(\)$"
+    refused(genes, r"s\.h5ad': the count matrix holds NaN or infinite values: 2 of its 40 genes are NaN or infinite in every "
+                   r"spot \(first: 'gene005'\): genes the slide did not measure \(a table reindexed to other genes, or "
+                   r"joined with another's\?\)" + fix)
+    genes = genes[:, np.isfinite(np.asarray(genes.X.sum(axis=0))).ravel()].copy()          # the fix, followed
+    prepare_slide(str(write(genes, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
+    spots = tiny_slide()
+    x = spots.X.toarray()
+    x = x / x.sum(axis=1, keepdims=True) * 1e4
+    x[[2, 7]] = np.nan                                                                       # a total of 0
+    spots.X = sp.csr_matrix(x)
+    refused(spots, r"s\.h5ad': X \(values 'normalized'\) holds NaN or infinite values: 2 of its 64 spots are NaN or "
+                   r"infinite in every gene \(first: 'spot0002'\): values divided by a spot's total or volume of 0\?\. "
+                   r"Fix: drop those spots: adata = adata\[np\.isfinite\(np\.asarray\(adata\.X\.sum\(axis=1\)\)\)"
+                   r"\.ravel\(\)\]\.copy\(\)$", values="normalized")
+    spots = spots[np.isfinite(np.asarray(spots.X.sum(axis=1))).ravel()].copy()                # the fix, followed
+    prepare_slide(str(write(spots, tmp_path / "fixed.h5ad")), "h5ad", QCParams(), values="normalized")
+    one = tiny_slide()
+    x = one.X.toarray()
+    x[3, 4] = np.inf
+    one.X = sp.csr_matrix(x)
+    refused(one, r"s\.h5ad': the count matrix holds NaN or infinite values: 1 of them, in 1 spots and 1 genes \(first: "
+                 r"spot 'spot0003', gene 'gene004'\)\. Fix: store raw counts in X$")
+
+
 def test_an_x_of_zeros_is_named_with_the_counts_kept_beside_it(tmp_path, no_work):
     """X all 0, the counts in layers['counts'] (or .raw), as a conversion that fills X with a placeholder
     leaves them: the qc job said 'QC removed every spot (of 64). Fix: lower the qc thresholds in the
