@@ -432,7 +432,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .group import SLIDE_KEY
-    from .validate import as_x_y, clustered_by, coordinate_of_spots, dims_columns, joined_without_label, slide_column
+    from .validate import (as_x_y, clustered_by, coordinate_of_spots, dims_columns, joined_without_label,
+                           slide_column)
 
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
