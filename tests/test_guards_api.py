@@ -125,6 +125,8 @@ def test_log_normalised_values_given_as_counts_are_refused_and_taken_when_named(
     monkeypatch.undo()
     stcore.tl.domains(adata, n_clusters=2, values="log_normalized", **FAST)
     assert adata.uns["stcore"]["values"] == "log_normalized" and adata.obs["domain"].nunique() <= 2
+    # the genes were selected with flavour seurat (seurat_v3 models raw counts): so recorded, not the default asked
+    assert adata.uns["stcore"]["hvg"] == {"n_top_genes": 30, "flavor": "seurat"}
 
 
 def test_counts_with_rounding_error_are_named_as_counts(no_work):
