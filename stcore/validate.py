@@ -1046,6 +1046,12 @@ DEPTH_COLUMNS = ("z", "z_section")
 # fields of view of one slide lie side by side in its coordinates; on one another, the coordinates
 # are each field's own (CenterX_local_px), not the slide's.
 FOV_COLUMNS = ("fov", "fov_id", "fov_name")
+# Columns naming each spot's imaging plane (an index, not a depth in the coordinates' units: MERSCOPE's
+# global_z): one tissue's planes, judged by :func:`_stacked_planes`.
+PLANE_COLUMNS = ("plane", "z_plane", "zplane", "z_index", "z_slice", "z_level", "global_z")
+# Planes whose spots lie nearer than this share of one plane's spacing to a spot of the next (the
+# medians) are the same positions measured in each plane; distinct cells lie about one spacing apart.
+STACKED_SHARE = 0.25
 # A slide column whose groups lie among each other: more than this share of the spots have their
 # nearest neighbour in another group (two joined Visium slides: most; one slide's regions, or
 # slides placed side by side: only the spots along a border).
@@ -1095,6 +1101,15 @@ def _slide_columns(adata: ad.AnnData, xy: np.ndarray | None, side_by_side: bool 
                 continue
             known = codes >= 0
             mixed = float(np.mean(codes[known] != codes[nearest][known]))
+            if str(column).lower() in PLANE_COLUMNS:
+                stacked = _stacked_planes(xy, values)
+                if stacked is None:
+                    continue
+                reason = (f" stacked at the same x, y: a spot's nearest in the next plane lies {stacked[0]:.3g} from "
+                          f"it, where the spots of one plane lie {stacked[1]:.3g} apart (the medians): the same "
+                          "positions measured in each plane")
+                yield column, unique, codes, mixed, nearest, reason, numeric, fov
+                continue
             if mixed <= MIXED_SHARE and not side_by_side:
                 continue
             reason = (f", and they lie among each other: {mixed:.0%} of the spots have their nearest neighbour in "
@@ -1136,6 +1151,12 @@ def check_one_slide(adata: ad.AnnData, *, xy: np.ndarray | None = None, path: st
                                       nearest=nearest)
         elements = (f" (the SpatialData elements its table annotates, uns['spatialdata_attrs']['region'])"
                     if column == region_key else "")
+        if str(column).lower() in PLANE_COLUMNS:
+            raise InputError(f"the spots come from {len(present)} planes (obs['{column}']: {shown}){reason}; one "
+                             "spatial graph over them would join each spot to its copies in the other planes",
+                             path=path,
+                             fix="sum each position's counts over the planes (one spot per position), or give one "
+                                 f"plane at a time, e.g. adata[adata.obs['{column}'] == {first}].copy()")
         raise InputError(f"the spots come from {len(present)} slides (obs['{column}']: {shown}){elements}{reason}; "
                          "one spatial graph over them would join spots of different slides", path=path,
                          fix=f"give one slide at a time, e.g. adata[adata.obs['{column}'] == {first}]"
@@ -1177,7 +1198,8 @@ def _names_slides(adata: ad.AnnData, column, region_key: str | None) -> bool:
     (:data:`SLIDE_COLUMNS`, :data:`FOV_COLUMNS`, a SpatialData table's region key), whose groups are
     judged by where their spots lie."""
     name = str(column).lower()
-    return name in SLIDE_COLUMNS or name in FOV_COLUMNS or (region_key is not None and column == region_key)
+    return (name in SLIDE_COLUMNS or name in FOV_COLUMNS or name in PLANE_COLUMNS
+            or (region_key is not None and column == region_key))
 
 
 def named_as_coordinates(key) -> bool:
@@ -1375,6 +1397,27 @@ def _sections_of_numbers(values) -> bool:
     or more (the sections' names or positions), rather than a measured value per spot."""
     counts = values.dropna().value_counts()
     return len(counts) >= 2 and int(counts.min()) >= MIN_SECTION_SPOTS
+
+
+def _stacked_planes(xy: np.ndarray, planes) -> tuple[float, float] | None:
+    """(a spot's distance to the nearest spot of the next plane, the spots' distance to the nearest of
+    their own plane: the medians over the planes) where the first is below :data:`STACKED_SHARE` of the
+    second: the planes of ``planes`` (each spot's plane) hold the same positions, each measured in every
+    plane; else None (planes of distinct cells lie about one spacing apart)."""
+    import pandas as pd
+    from scipy.spatial import cKDTree
+
+    codes = pd.Categorical(pd.Series(planes).to_numpy()).codes
+    groups = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
+    groups = [g for g in groups if len(g) >= 2]
+    if len(groups) < 2:
+        return None
+    across, within = [], []
+    for here, there in zip(groups[:-1], groups[1:]):
+        across.append(float(np.median(cKDTree(xy[there]).query(xy[here], k=1)[0])))
+        within.append(float(np.median(cKDTree(xy[here]).query(xy[here], k=2)[0][:, 1])))
+    across_, within_ = float(np.median(across)), float(np.median(within))
+    return (across_, within_) if within_ > 0 and across_ < STACKED_SHARE * within_ else None
 
 
 def _planes_of_one_section(levels: np.ndarray, xy: np.ndarray, nearest: np.ndarray) -> bool:

@@ -948,6 +948,34 @@ def test_several_sections_in_one_object_are_refused_by_their_section_column_or_z
     stcore.gr.spatial_graph(measured)
 
 
+def test_planes_stacked_at_the_same_positions_are_refused(no_work):
+    """One tissue's imaging planes measured at the same x, y (each position's counts in every plane, its
+    spots a few units apart), the plane in obs['z_plane'] (or 'global_z', 'plane', ...: MERSCOPE's and
+    image tools' names), joined in one object: taken; each spot's nearest were its own copies in the other
+    planes (85% of the graph's edges joined two planes), and where the copies sat at one point the warning
+    said to drop repeated spots.  Refused naming the planes; a section's planes of distinct cells pass."""
+    planes = [tiny_slide(seed=s) for s in range(3)]
+    stacked = ad.concat(planes, index_unique="-", keys=["0", "1", "2"])
+    del stacked.obs["domain"]
+    stacked.obs_names = [f"b{i}" for i in range(stacked.n_obs)]
+    jitter = np.random.default_rng(0).normal(0, 2, stacked.obsm["spatial"].shape)
+    stacked.obsm["spatial"] = np.concatenate([p.obsm["spatial"] for p in planes]) + jitter
+    for column in ("z_plane", "global_z", "plane"):
+        adata = stacked.copy()
+        adata.obs[column] = np.repeat([0, 1, 2], planes[0].n_obs)
+        with pytest.raises(InputError, match=rf"^the spots come from 3 planes \(obs\['{column}'\]: 0, 1, 2\) stacked at "
+                                             r"the same x, y: a spot's nearest in the next plane lies [\d.]+ from it, "
+                                             r"where the spots of one plane lie [\d.]+ apart.*Fix: sum each position's "
+                                             r"counts over the planes \(one spot per position\), or give one plane at a "
+                                             rf"time, e\.g\. adata\[adata\.obs\['{column}'\] == 0\]\.copy\(\)"):
+            stcore.gr.spatial_graph(adata)
+        with pytest.raises(InputError, match=rf"obs\['{column}'\]"):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)
+    distinct = _joined((37.0, 21.0), "batch_", ("A", "B"))        # planes of distinct cells, 40 or more apart
+    distinct.obs["z_plane"] = np.where(distinct.obs.pop("batch_").to_numpy() == "A", 0, 1)
+    stcore.gr.spatial_graph(distinct)
+
+
 def test_sections_stacked_as_a_third_coordinate_are_named_as_sections(no_work):
     """x, y and each section's z in obsm['spatial']: the message names the sections and the column to
     split by (it offered [:, :2] and spatial_dims=(0, 1), which laid the sections on one another)."""
