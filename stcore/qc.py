@@ -166,8 +166,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .formats import ODD_SPACES
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import (check_counts, check_n_clusters, check_values_match, clustered_by, coordinate_of_spots,
-                           counts_beside, needs_integer, output_key, written_by_stcore)
+    from .validate import (check_counts, check_logged_mark, check_n_clusters, check_values_match, clustered_by,
+                           coordinate_of_spots, counts_beside, needs_integer, output_key, written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -179,6 +179,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
         raise (counts_beside(adata, exc, path=path, file="spatialdata" if str(fmt).lower().endswith("spatialdata")
                              else True) or exc) from None
     check_values_match(adata.X, values, path=path, whole=True if integer else None)
+    check_logged_mark(adata, adata.X, values, path=path)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:
         if truth not in adata.obs.columns:

@@ -177,8 +177,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .methods import method as method_entry
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
-    from .validate import (check_clustering, check_key, check_n_clusters, check_settings, check_slide, check_values,
-                           counts_beside, warn_no_spatial_pattern, warn_shared_positions)
+    from .validate import (check_clustering, check_key, check_logged_mark, check_n_clusters, check_settings,
+                           check_slide, check_values, counts_beside, warn_no_spatial_pattern, warn_shared_positions)
 
     if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
         raise InputError(f"seed {seed!r} is not a whole number or several",
@@ -248,6 +248,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         if found is None:
             raise
         raise found from None
+    if layer is None:
+        check_logged_mark(adata, x, values)
     empty = int((np.asarray(x.sum(axis=1)).ravel() == 0).sum())
     if empty:
         raise InputError(f"{empty} of {adata.n_obs} spots hold no counts (every value 0); they would be put into "

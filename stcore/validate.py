@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import anndata as ad
 
 __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_values_kind", "check_values", "as_x_y",
-           "check_values_match", "check_counts",
+           "check_values_match", "check_counts", "check_logged_mark",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key", "clustered_by",
            "CLUSTER_COLUMNS", "coordinate_of_spots"]
@@ -477,6 +477,25 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                          "values is counts: they would be normalised again", path=path,
                          fix="set values to normalized (the sample sheet's values column; in stcore.tl.domains "
                              "values='normalized'), or store raw counts in X")
+
+
+def check_logged_mark(adata: ad.AnnData, x, values: str, *, path: str | None = None) -> None:
+    """Raise where scanpy's ``log1p`` marked the slide (``uns['log1p']``, which ``sc.pp.log1p`` sets)
+    and X's values look logged (not all whole numbers, none above :data:`LOG_NORMALIZED_MAX`), but
+    ``values`` is not ``log_normalized``: they would be logged again.  The spots' totals tell
+    log-normalised values of every gene (:func:`check_values_match`); this mark tells them after the
+    genes were subset (``sc.pp.highly_variable_genes(subset=True)``), whose totals are one no more.
+    ``x``: the matrix read (X; not a layer, which the mark does not speak of)."""
+    if values == "log_normalized" or "log1p" not in adata.uns:
+        return
+    data = x.data if hasattr(x, "indptr") else np.asarray(x)
+    if data.size == 0 or float(data.max()) > LOG_NORMALIZED_MAX or np.array_equal(data, np.round(data)):
+        return
+    raise InputError(f"X holds logged values: scanpy's log1p marked the slide (uns['log1p'] is set) and its values are "
+                     f"not whole numbers, up to {float(data.max()):.3g}, but values is {values}: they would be logged "
+                     "again", path=path,
+                     fix="set values to log_normalized (the sample sheet's values column; in stcore.tl.domains "
+                         "values='log_normalized'); if X was not logged since, del adata.uns['log1p']")
 
 
 # --- coordinates and ids ----------------------------------------------------------------------
