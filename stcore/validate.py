@@ -1735,7 +1735,10 @@ def coordinate_of_spots(adata: ad.AnnData, key: str) -> str | None:
         if xy.ndim == 2 and xy.dtype.kind in "iuf":
             others += [(f"obsm['spatial'][:, {j}]", xy[:, j]) for j in range(min(xy.shape[1], 3))]
     for name, other in others:
-        if _same_groups(np.asarray(values, dtype=object)[labelled], np.asarray(other, dtype=object)[labelled]):
+        other = np.asarray(other)[labelled]
+        if pd.Series(other).nunique() != n_labels:        # the count of values first: one pass, no pairs
+            continue
+        if _same_groups(np.asarray(values, dtype=object)[labelled], other.astype(object)):
             return f"a coordinate of the spots (one label for each value of {name})"
     return None
 
