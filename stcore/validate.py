@@ -352,6 +352,27 @@ def _scale_factor(data: np.ndarray) -> int:
     return int(np.gcd.reduce(values)) if values.size > 1 else 1
 
 
+#: Values other than 0 below which a matrix without a 1 is left alone (:func:`_smallest_without_ones`).
+NO_ONES_MIN_VALUES = 100
+
+
+def _smallest_without_ones(x, data: np.ndarray) -> float | None:
+    """The smallest value of the whole numbers ``x`` (``data``: its stored values) where they hold
+    zeros and at least :data:`NO_ONES_MIN_VALUES` other values, none of them 1, else None.  Raw
+    counts that hold zeros hold 1s: a gene's counts at any mix of Poisson rates hold P(1) = rate x
+    P(0) of each rate's spots, and 1 is the commonest value after 0 on every shared slide of counts;
+    counts multiplied by a factor that is not whole (1.5) and rounded hold none.  (Multiples of a
+    whole factor are :func:`_scale_factor`'s.)"""
+    if bool((data[:1 << 20] == 1).any()):          # raw counts hold 1s among their first values: no copy made
+        return None
+    values = data[data != 0]
+    if values.size < NO_ONES_MIN_VALUES or bool((values == 1).any()):
+        return None
+    if values.size >= x.shape[0] * x.shape[1]:      # no zero: deep panels hold hardly a 1 (_pseudocount's)
+        return None
+    return float(values.min())
+
+
 #: Zeros that raw counts holding a matrix's 1s would hold at the least (:func:`_pseudocount`), above
 #: which a matrix of no zero is taken for counts with 1 added: the chance that counts hold none is
 #: below exp(-20), 2e-9.
@@ -465,6 +486,14 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                                  "and rounded); they would be taken as deeper counts than measured", path=path,
                                  fix=f"store the raw counts in X (if they were multiplied by {factor}: adata.X = "
                                      f"adata.X / {factor})")
+            smallest = _smallest_without_ones(x, data)
+            if smallest is not None:
+                raise InputError(f"the count matrix holds whole numbers and zeros, but no value is 1 (the smallest is "
+                                 f"{smallest:g}), where raw counts that hold zeros hold 1s too: counts rescaled by a "
+                                 "factor that is not whole and rounded (np.rint(X * 1.5) holds no 1); they would be "
+                                 "taken as deeper counts than measured", path=path,
+                                 fix="store the raw counts in X (counts rescaled and rounded cannot be divided back "
+                                     "exactly: take them from the file they came from)")
         return
     if _one_total(x, expm1=True) and not _one_total(x, expm1=False):
         raise InputError("X holds log-normalised values (every spot's expm1 sums to one total, as after "

@@ -224,6 +224,14 @@ CATALOGUE = {
                           r"the count matrix holds whole numbers that are all multiples of 10 \(no value is 1, as in "
                           r"every slide of raw counts\): counts multiplied by a factor .*Fix: store the raw counts in X "
                           r"\(if they were multiplied by 10: adata\.X = adata\.X / 10\)"),
+    # counts rescaled by a factor that is not whole and rounded (np.rint(X * 1.5)): no value is 1, but no factor
+    # divides them all either (was: taken as counts, deeper than measured)
+    "counts_rescaled_and_rounded": (
+        _h5ad(set_x(lambda x: (x.__setitem__(np.random.default_rng(0).random(x.shape) < 0.5, 0),
+                               x.__setitem__(slice(None), np.rint(x * 1.5))))), {},
+        r"the count matrix holds whole numbers and zeros, but no value is 1 \(the smallest is 2\), where raw counts "
+        r"that hold zeros hold 1s too: counts rescaled by a factor that is not whole and rounded \(np\.rint\(X \* 1\.5\) "
+        r"holds no 1\); they would be taken as deeper counts than measured\. Fix: store the raw counts in X"),
     # counts with 1 added to every value (a pseudocount): no zero left, 1 the most common value (where 0 was, as
     # in raw counts, here half the values); every gene was taken as detected in every spot
     "counts_with_pseudocount": (_h5ad(set_x(with_pseudocount)), {},

@@ -62,6 +62,10 @@ SAME_MESSAGE = {
     "negative_counts": (set_x(lambda x: x.__setitem__((3, 4), -2)), 2, r"negative values; raw counts"),
     "counts_with_pseudocount": (set_x(with_pseudocount), 2, r"^the count matrix holds no zero: every value is 1 or more"),
     "nan_counts": (set_x(lambda x: x.__setitem__((3, 4), np.nan)), 2, r"NaN or infinite values"),
+    "counts_rescaled_and_rounded": (set_x(lambda x: (x.__setitem__(np.random.default_rng(0).random(x.shape) < 0.5, 0),
+                                                     x.__setitem__(slice(None), np.rint(x * 1.5)))), 2,
+                                    r"^the count matrix holds whole numbers and zeros, but no value is 1 \(the "
+                                    r"smallest is 2\)"),
     "no_coordinates": (no_coordinates, 2, r"no spot coordinates \(obsm\['spatial'\] is missing\)"),
     "coordinates_under_another_key": (_coordinates_as_x_spatial, 2,
                                       r"^no spot coordinates \(obsm\['spatial'\] is missing\) \(obsm holds \['X_spatial'\]\); "
