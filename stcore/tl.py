@@ -39,7 +39,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
             overwrite: bool = False, progress: bool | None = None, copy: bool = False) -> ad.AnnData | None:
     """Spatial domains of the spots.
 
-    Runs the workflow's steps on ``adata``: the HVG transform, the spatial graph, the method's
+    Runs the workflow's steps on ``adata``: its QC's gene filter at the defaults (genes detected in
+    no spot are left out of the model, not of ``adata``), the HVG transform, the spatial graph, the method's
     training and the clustering, with the workflow config's defaults; the same input, settings
     and seed give the workflow's labels.  Before any work the input is checked as the workflow
     checks a slide (:mod:`stcore.validate`, the same messages): the values (NaN, negative, and
@@ -172,6 +173,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .evaluate import mean_pairwise_ari
     from .export import combined_choice, seed_frame
     from .hvg import HVGParams, run_hvg
+    from .qc import QCParams, qc_masks
     from .io import as_csr
     from .methods import fit, recorded_train
     from .methods import method as method_entry
@@ -267,6 +269,11 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if copy:
         adata = adata.to_memory() if getattr(adata, "isbacked", False) else adata.copy()
     counts = ad.AnnData(X=x, obs=adata.obs[[]], var=adata.var[[]])
+    # the workflow's qc job at its defaults: genes detected in no spot are dropped (qc.min_spots 1), so that
+    # with every gene used (not more than n_top_genes) the model gets the workflow's genes
+    _, detected, _ = qc_masks(counts, QCParams(), values)
+    if not detected.all():
+        counts = counts[:, detected].copy()
     prepared = run_hvg(counts, hvg_params)
     key = f"{graph_key}_connectivities"
     built = key not in adata.obsp

@@ -828,3 +828,23 @@ def test_a_call_that_replaces_a_column_drops_the_last_calls_other_embeddings():
     stcore.tl.domains(adata, n_clusters=2, method=["graphst", "expression"], overwrite=True, **FAST)
     stcore.tl.domains(adata, n_clusters=2, **FAST)                               # replaces 'domain'
     assert "X_graphst" in adata.obsm and "X_expression" not in adata.obsm
+
+
+def test_genes_detected_in_no_spot_are_dropped_as_the_workflows_qc_drops_them():
+    """The workflow's qc job drops genes detected in no spot (qc.min_spots 1); tl.domains does the
+    same, so a slide with such genes (1 of MERFISH Bregma 0.21's 161) gets the workflow's labels:
+    with every gene used (not more genes than n_top_genes) they were fed to the model as genes, and
+    the labels were another run's (MERFISH at 20 epochs: ARI 0.50 with the workflow's)."""
+    import anndata as ad
+    import pandas as pd
+
+    plain = _slide()
+    padded = ad.AnnData(X=sp.hstack([sp.csr_matrix(plain.X), sp.csr_matrix((plain.n_obs, 3), dtype=plain.X.dtype)]).tocsr(),
+                        obs=plain.obs.copy(), var=pd.DataFrame(index=[*plain.var_names, "z0", "z1", "z2"]))
+    padded.obsm["spatial"] = plain.obsm["spatial"].copy()
+    settings = dict(FAST, n_top_genes=100, n_clusters=2)
+    stcore.tl.domains(plain, **settings)
+    stcore.tl.domains(padded, **settings)
+    assert padded.n_vars == plain.n_vars + 3                                   # the object keeps every gene
+    assert np.array_equal(padded.obsm["X_graphst"], plain.obsm["X_graphst"])
+    assert np.array_equal(padded.obs["domain"].to_numpy(), plain.obs["domain"].to_numpy())
