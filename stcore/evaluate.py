@@ -736,7 +736,12 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
 
     adata = _figure_adata(pred, truth, coords)
     if slides is not None:
+        from .tl import labelling
+
         adata.obs["slide"] = pd.Categorical(np.asarray(slides).astype(str))
+        # a group's domains are one labelling of all its spots (one domain means the same on every slide): recorded
+        # as stcore's records say so, they are matched to the annotation's colours pooled, not slide by slide
+        adata.uns["stcore"] = {"key": "found domains", "labelling": labelling(adata.obs["found domains"])}
     if spatial:
         adata.uns["spatial"] = spatial
     bases = ["spatial"]

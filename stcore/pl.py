@@ -466,6 +466,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                     raise
         return np.asarray(as_x_y(adata.obsm[b], adata.obs), dtype=np.float64)[:, :2]    # y, x: taken as x, y
 
+    # whether one stcore call (tl.domains, or a workflow's run: a group's too) found the drawn domains over all
+    # these spots, so that a domain means the same on every slide
+    made = record.get("labelling") if isinstance(record, Mapping) else None
+    one_call = (isinstance(made, Mapping) and record.get("key") in keys
+                and int(made.get("n_spots", 0)) >= adata.n_obs)
     if slide_key is None:
         if _group_record(record) and SLIDE_KEY in adata.obs and adata.obs[SLIDE_KEY].nunique() > 1:
             slide_key = SLIDE_KEY   # a group's domains.h5ad: its slides share one frame (drawn over one another)
@@ -474,9 +479,6 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             # results): their domains are numbered each their own way and their spots share one frame; where
             # no stcore call found the drawn domains over all these spots (concat drops uns['stcore'], or keeps
             # one slide's with uns_merge='first'), slides laid side by side (each at its own offset) too
-            made = record.get("labelling") if isinstance(record, Mapping) else None
-            one_call = (isinstance(made, Mapping) and record.get("key") in keys
-                        and int(made.get("n_spots", 0)) >= adata.n_obs)
             slide_key = slide_column(adata, xy_of(tissue) if tissue in adata.obsm else None, side_by_side=not one_call)
             joined = (joined_without_label(adata, xy_of(tissue))
                       if slide_key is None and not one_call and tissue in adata.obsm else None)
@@ -521,6 +523,29 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     panels = []                 # (basis, column, title, categories, colors, names)
     scores = {}
+    # slides clustered each on its own number their domains each their own way: one slide's '0' is not
+    # another's, so each slide's domains are matched to the annotation's colours on that slide alone and
+    # drawn and listed under the slide's name ('a: 0'); a column of domains found as one is matched pooled
+    apart = {}
+    if slide_key is not None and not one_call:
+        slide_of = adata.obs[slide_key].astype(object).to_numpy()
+        for col in keys:
+            found = _labels(adata.obs[col])
+            own = np.where(found == MISSING, MISSING, pd.Series(slide_of).astype(str).to_numpy() + ": " + found)
+            cats, colors, names = [], {}, {}
+            for name in pd.unique(slide_of[pd.notna(slide_of)]):
+                on = slide_of == name
+                mine = [c for c in _categories(adata.obs[col][on]) if c != MISSING]
+                got, matched = matched_colors(reference[on], ref_colors, found[on], mine, palette)
+                for c in mine:
+                    cats.append(f"{name}: {c}")
+                    colors[f"{name}: {c}"] = got[c]
+                    if c in matched:
+                        names[f"{name}: {c}"] = matched[c]
+            if (own == MISSING).any():
+                cats.append(MISSING)
+                colors[MISSING] = MISSING_COLOR
+            apart[col] = (own.astype(object), cats, colors, names)
     for b in bases:
         cols = ([truth] if truth is not None else []) + keys
         if slide_key is not None and b != tissue:
@@ -535,6 +560,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                 own = [c for c in cats if c != MISSING]
                 pal = _palette(len(own))
                 colors = {c: pal[i % len(pal)] for i, c in enumerate(own)} | {MISSING: MISSING_COLOR}
+            elif col in apart:
+                cats, colors, names = apart[col][1:]
             else:
                 colors, names = matched_colors(reference, ref_colors, values, cats, palette)
             head = col + (_made_by(adata, col) if col in keys else "")
@@ -621,7 +648,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             spatial_d = _spot_diameter(positions[tissue])
     used = []
     for ax, (b, col, head, cats, colors, names) in zip(axes, panels):
-        labels = _labels(adata.obs[col])
+        labels = apart[col][0] if col in apart else _labels(adata.obs[col])
         if b == tissue:
             if image is not None:
                 ax.imshow(image[0])
@@ -638,7 +665,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             _legend(ax, cats, colors, names)
         used.append(ax)
     for (_b, col, _head, _cats, colors, _names) in panels:
-        if col in keys or col == truth:
+        if (col in keys or col == truth) and col not in apart:  # a slide's own colours: no one colour per domain
             _store_colors(adata, col, colors)
     if title:
         fig.suptitle(title, fontsize=11)

@@ -670,6 +670,45 @@ def test_slides_joined_without_a_slide_column_are_warned_of_when_drawn(caplog):
     plt.close("all")
 
 
+def test_slides_clustered_apart_are_drawn_each_in_the_colours_of_its_own_match(monkeypatch):
+    """Two results joined (each slide clustered on its own, its domains numbered its own way): the
+    domains were matched to the annotation's colours pooled, so one slide's domains were drawn in the
+    colours of the layers they are not, the legend saying '0 (D0)' for a domain that is D1 on the other
+    slide, under the title 'ARI 1.000 (mean of 2 slides)'.  Each slide's domains are matched on that
+    slide and listed under its name; a group's domains, found as one, keep one colour per domain."""
+    import anndata as ad
+    import pandas as pd
+
+    parts = {}
+    for name, seed, names in (("A", 1, {"D0": "0", "D1": "1"}), ("B", 2, {"D0": "1", "D1": "0"})):
+        part = tiny_slide(seed=seed)
+        part.obs["truth"] = part.obs.pop("domain")
+        part.obs["domain"] = pd.Categorical(part.obs["truth"].astype(str).map(names))
+        parts[name] = part
+    joined = ad.concat(parts, label="library_id", index_unique="-")
+    fig = stcore.pl.domains(joined, truth="truth", show=False, return_fig=True)
+    truth_ax, found_ax = fig.axes[0], fig.axes[1]
+
+    def spot_colours(ax):
+        coll = [c for c in ax.collections if isinstance(c, EllipseCollection)][0]
+        return np.round(np.asarray(coll.get_facecolors())[:, :3], 6)
+
+    np.testing.assert_array_equal(spot_colours(found_ax), spot_colours(truth_ax))      # perfect labellings
+    legend = [t.get_text() for t in found_ax.get_legend().get_texts()]
+    assert legend == ["A: 0 (D0)", "A: 1 (D1)", "B: 0 (D1)", "B: 1 (D0)"], legend
+    assert "domain_colors" not in joined.uns          # no one colour per domain for sc.pl.spatial
+    # a group's figure (domains.png: its slides' joint domains) keeps one colour per domain
+    from stcore.evaluate import plot_domains
+
+    seen = {}
+    monkeypatch.setattr("stcore.report.save_figure", lambda fig, path: seen.setdefault(
+        "legend", [t.get_text() for t in fig.axes[1].get_legend().get_texts()]))
+    plot_domains(joined.obsm["spatial"], joined.obs["domain"].to_numpy(), joined.obs["truth"], path="unused.png",
+                 slides=joined.obs["library_id"].to_numpy())
+    assert seen["legend"] == ["0 (D0)", "1 (D1)"], seen
+    plt.close("all")
+
+
 def test_slides_clustered_apart_and_joined_side_by_side_are_scored_slide_by_slide():
     """Two slides' results joined with anndata.concat(..., label='batch') (or 'sample', 'slide'), the
     second offset to lie beside the first, as slides are laid out in one frame to be drawn together:
