@@ -279,6 +279,21 @@ def test_slides_that_hold_the_same_data_are_warned_of():
     assert plan.repeated_slides({"s1": "ab" * 32, "s2": None, "s3": None}) == []
 
 
+def test_one_slide_given_a_row_per_group_is_named_as_such():
+    """A slide meant for two groups, given a row per group (a group cell holds one group, as its
+    refusal says): the warning told to check the paths for a folder copied under two names."""
+    rows = [{"sample": s, "path": p, "format": "h5ad", "n_clusters": 7, "truth": "", "values": "counts", "group": g}
+            for s, p, g in (("a", "a.h5ad", "g1"), ("b", "b.h5ad", "g1"), ("a_g2", "a.h5ad", "g2"),
+                            ("c", "c.h5ad", "g2"))]
+    slides, found = slides_and_groups(rows, "sheet.tsv")
+    plan = Plan(_config(), slides, found, METHODS)
+    lines = plan.repeated_slides({"a": "ab" * 32, "b": "cd" * 32, "a_g2": "ab" * 32, "c": "ef" * 32})
+    assert lines == ["WARNING samples 'a', 'a_g2' read the same data (input_sha256 abababababab...): one slide in "
+                     "groups g1, g2, trained with each; it also runs alone under each id, so its runs alone are "
+                     "counted 2 times in results/table.tsv. Fix: nothing where the slide is meant for each group; "
+                     "count its runs alone once when comparing slides"]
+
+
 def test_result_folders_no_run_of_the_config_has_are_warned_of(tmp_path, monkeypatch):
     """Seeds [0, 1] then [0], or a method taken out: the earlier runs' folders (seed1/, consensus/) stayed
     beside the current ones without a word, and a user opened the old consensus as this run's answer."""

@@ -279,10 +279,23 @@ class Plan:
         for sample in self.samples:
             if digests.get(sample):
                 by_digest.setdefault(digests[sample], []).append(sample)
-        return [f"WARNING samples {', '.join(repr(s) for s in same)} read the same data (input_sha256 "
-                f"{digest[:12]}...): their rows will be the same slide's, counted {len(same)} times. Fix: check "
-                "their paths in the sample sheet (a folder copied under two names?)"
-                for digest, same in by_digest.items() if len(same) > 1]
+        group_of = {s: g for g, members in self.groups.items() for s in members}
+        lines = []
+        for digest, same in by_digest.items():
+            if len(same) < 2:
+                continue
+            named = f"samples {', '.join(repr(s) for s in same)} read the same data (input_sha256 {digest[:12]}...)"
+            groups = [group_of.get(s, "") for s in same]
+            if all(groups) and len(set(groups)) == len(groups):
+                # one slide given a row per group (a row's group cell holds one group), as meant
+                lines.append(f"WARNING {named}: one slide in groups {', '.join(groups)}, trained with each; it also "
+                             f"runs alone under each id, so its runs alone are counted {len(same)} times in "
+                             "results/table.tsv. Fix: nothing where the slide is meant for each group; count its "
+                             "runs alone once when comparing slides")
+            else:
+                lines.append(f"WARNING {named}: their rows will be the same slide's, counted {len(same)} times. Fix: "
+                             "check their paths in the sample sheet (a folder copied under two names?)")
+        return lines
 
     def trained_with(self, method):
         """The model and train settings of ``method``'s training (its train_from's), for its record
