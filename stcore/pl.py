@@ -525,9 +525,10 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     scores = {}
     # slides clustered each on its own number their domains each their own way: one slide's '0' is not
     # another's, so each slide's domains are matched to the annotation's colours on that slide alone and
-    # drawn and listed under the slide's name ('a: 0'); a column of domains found as one is matched pooled
+    # drawn and listed under the slide's name ('a: 0'); a column of domains found as one is matched pooled (and
+    # without an annotation each label keeps one colour)
     apart = {}
-    if slide_key is not None and not one_call:
+    if slide_key is not None and not one_call and truth is not None:
         slide_of = adata.obs[slide_key].astype(object).to_numpy()
         for col in keys:
             found = _labels(adata.obs[col])

@@ -697,6 +697,12 @@ def test_slides_clustered_apart_are_drawn_each_in_the_colours_of_its_own_match(m
     legend = [t.get_text() for t in found_ax.get_legend().get_texts()]
     assert legend == ["A: 0 (D0)", "A: 1 (D1)", "B: 0 (D1)", "B: 1 (D0)"], legend
     assert "domain_colors" not in joined.uns          # no one colour per domain for sc.pl.spatial
+    joined.obs["again"] = joined.obs["domain"]
+    joined.obsm["X_pca"] = joined.obsm["spatial"][:, ::-1].copy()
+    fig = stcore.pl.domains(joined, key=["domain", "again"], truth="truth", basis=["spatial", "X_pca"], show=False,
+                            return_fig=True)
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == legend
+    stcore.pl.domains(joined, show=False)             # no annotation to match: one colour per label
     # a group's figure (domains.png: its slides' joint domains) keeps one colour per domain
     from stcore.evaluate import plot_domains
 
