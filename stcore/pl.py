@@ -532,7 +532,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         slide_of = adata.obs[slide_key].astype(object).to_numpy()
         for col in keys:
             found = _labels(adata.obs[col])
-            own = np.where(found == MISSING, MISSING, pd.Series(slide_of).astype(str).to_numpy() + ": " + found)
+            own = np.where((found == MISSING) | pd.isna(slide_of), MISSING,
+                           pd.Series(slide_of).astype(str).to_numpy() + ": " + found)
             cats, colors, names = [], {}, {}
             for name in pd.unique(slide_of[pd.notna(slide_of)]):
                 on = slide_of == name
