@@ -247,9 +247,17 @@ def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None
     if not isinstance(spatial, dict) or not spatial:
         return None
     if library_id is None:
-        if len(spatial) != 1:
-            return None
-        library_id = next(iter(spatial))
+        if len(spatial) == 1:
+            library_id = next(iter(spatial))
+        else:
+            # one slide taken out of slides joined with their libraries (anndata.concat(..., label='library_id',
+            # uns_merge='unique') of scanpy's Visium reads keeps every library): the library its spots name
+            from .validate import LIBRARY_KEY
+
+            named = {str(v) for v in pd.unique(adata.obs[LIBRARY_KEY].dropna())} if LIBRARY_KEY in adata.obs else set()
+            if len(named) != 1 or next(iter(named)) not in {str(k) for k in spatial}:
+                return None
+            library_id = next(k for k in spatial if str(k) in named)
     entry = spatial.get(library_id, {})
     images, scale = entry.get("images", {}), entry.get("scalefactors", {})
     keys = [img_key] if img_key else ["hires", "lowres"]

@@ -366,6 +366,30 @@ def test_drawn_on_the_tissue_image_in_scanpys_layout():
     plt.close("all")
 
 
+def test_a_slide_taken_out_of_joined_visium_reads_is_drawn_on_its_own_image():
+    """Two Visium slides joined as scanpy's tutorials join them (anndata.concat(..., label='library_id',
+    uns_merge='unique'): every library's images kept), one taken out as tl.domains asks: pl.domains drew
+    it without a tissue image (uns['spatial'] holds two libraries), where the slide names its own."""
+    import anndata as ad
+
+    parts = {}
+    scalef = 0.05
+    for lib, shade in (("A1", 0.2), ("B1", 0.8)):
+        part, _ = _slide()
+        img = np.full((int(part.obsm["spatial"][:, 1].max() * scalef) + 20,
+                       int(part.obsm["spatial"][:, 0].max() * scalef) + 20, 3), shade)
+        part.uns["spatial"] = {lib: {"images": {"hires": img},
+                                     "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 90.0}}}
+        parts[lib] = part
+    joined = ad.concat(parts, label="library_id", index_unique="-", uns_merge="unique")
+    assert sorted(joined.uns["spatial"]) == ["A1", "B1"]
+    one = joined[joined.obs["library_id"] == "B1"].copy()
+    axes = stcore.pl.domains(one, truth="truth", show=False)
+    drawn = [a for a in axes[0].get_children() if isinstance(a, AxesImage)]
+    assert len(drawn) == 1 and float(np.asarray(drawn[0].get_array()).mean()) == pytest.approx(0.8)
+    plt.close("all")
+
+
 def test_coordinates_at_the_hires_images_scale_are_not_drawn_on_it(tmp_path, caplog):
     """obsm['spatial'] at the hires image's scale (the full-resolution pixels times tissue_hires_scalef, as a
     converted or hand-scaled .h5ad holds them) beside Space Ranger's uns['spatial']: the spots were drawn
