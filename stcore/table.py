@@ -357,10 +357,13 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
             continue
         ok_mean = s["mean"] >= ref["mean"]
         ok_sd = np.isfinite(s["sd"]) and s["sd"] <= sd_target
+        # one seed has no sd: said so, not 'seed sd nan (n=1) > (or one seed) 0.02: NOT met'
+        spread = (f"seed sd {s['sd']:.3f} (n={int(s['n'])}) {'<=' if ok_sd else '>'} {sd_target}: "
+                  f"{'met' if ok_sd else 'NOT met'}" if np.isfinite(s["sd"]) else
+                  f"seed sd not measured (one seed; the target of {sd_target:g} needs two or more)")
         target_lines.append(
             f"- {sample}: {graph_method} mean ARI {s['mean']:.3f} vs reference package {ref['mean']:.3f} -> "
-            f"{'met' if ok_mean else 'NOT met'}; seed sd {s['sd']:.3f} (n={int(s['n'])}) "
-            f"{'<=' if ok_sd else '> (or one seed)'} {sd_target}: {'met' if ok_sd else 'NOT met'}.")
+            f"{'met' if ok_mean else 'NOT met'}; {spread}.")
     if compare:
         for sample in [s for s in samples if s not in dlpfc]:
             if (sample, graph_method) in stats.index and (sample, baseline) in stats.index:

@@ -148,3 +148,17 @@ def test_counts_are_written_as_whole_numbers_where_some_rows_have_none(tmp_path)
     write_table(table, tmp_path / "t.tsv")
     lines = (tmp_path / "t.tsv").read_text().splitlines()
     assert lines[1:] == ["a\tgraphst\t0\t289\t59\t0.5000", "a\tgraphst\tconsensus\t\t\t0.3333"]
+
+
+def test_a_seed_sd_of_one_seed_is_said_to_be_unmeasured():
+    """A DLPFC slide run at one seed (the demo's seeds: [0]): the targets said 'seed sd nan (n=1) > (or one
+    seed) 0.02: NOT met.', a NaN in the summary and a verdict on an sd no run measured."""
+    from stcore.table import summary_markdown
+
+    table = pd.DataFrame({"sample": ["151673"], "group": "", "method": ["graphst"], "seed": [0], "ARI": [0.62]})
+    text = summary_markdown(table, compare={"figure_method": "graphst", "sd_target": 0.02},
+                            reference_here={"151673": {"mean": 0.6, "sd": 0.02, "n": 3, "seeds": ["0", "1", "2"]}})
+    line = next(x for x in text.splitlines() if x.startswith("- 151673:"))
+    assert line == ("- 151673: graphst mean ARI 0.620 vs reference package 0.600 -> met; seed sd not measured "
+                    "(one seed; the target of 0.02 needs two or more)."), line
+    assert "nan" not in text
