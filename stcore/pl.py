@@ -286,6 +286,18 @@ def _image_in_register(image, xy: np.ndarray, basis: str) -> bool:
     return False
 
 
+def _name_slides(ax, xy: np.ndarray, slides) -> None:
+    """Each slide's name under its spots, in a panel of slides laid side by side
+    (:func:`stcore.evaluate.side_by_side`): which slide is which."""
+    from matplotlib.transforms import blended_transform_factory
+
+    names = pd.Series(np.asarray(slides, dtype=object))
+    below = blended_transform_factory(ax.transData, ax.transAxes)      # x at the spots, y under the panel
+    for name in pd.unique(names[names.notna()]):
+        x = xy[(names == name).to_numpy(), 0]
+        ax.text((x.min() + x.max()) / 2, -0.02, str(name), transform=below, ha="center", va="top", fontsize=8)
+
+
 def _spot_diameter(xy: np.ndarray) -> float:
     """The median distance from a spot to its nearest neighbour (spots then just touch)."""
     from .graph import spot_spacing
@@ -663,6 +675,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             if image is not None:
                 ax.imshow(image[0])
             _draw(ax, positions[b], labels, colors, diameter=spatial_d * size, marker_size=0)
+            if slide_key is not None:
+                _name_slides(ax, positions[b], adata.obs[slide_key])
             ax.set_aspect("equal")
             ax.set_anchor("W")              # spare width of the slot to the right, where the legend is
             ax.invert_yaxis()

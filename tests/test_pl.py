@@ -789,3 +789,28 @@ def test_an_unmatched_domain_never_takes_an_annotation_colour_written_otherwise(
     extra = {_spot_colours(axes[1])[i] for i in np.flatnonzero(found[order] == "3")}
     assert extra.isdisjoint(set(_spot_colours(axes[0])))    # the unmatched domain: a colour of its own
     plt.close("all")
+
+
+def test_slides_side_by_side_are_named_under_their_spots():
+    """A group's domains.png (and slides joined after each was clustered) lays the slides side by side on
+    the tissue panels without a word of which is which: a slide scored 0 in the table could not be found
+    in its group's map.  Each slide's name is written under its spots, in sheet order, left to right."""
+    import anndata as ad
+    import pandas as pd
+
+    parts = []
+    for seed in (1, 2):
+        part = tiny_slide(domains=3, seed=seed)
+        part.obs["truth"] = part.obs.pop("domain")
+        part.obs["domain"] = pd.Categorical(part.obs["truth"].astype(str))
+        parts.append(part)
+    joined = ad.concat(parts, label="slide", keys=["151673", "151674"], index_unique="-")
+    axes = stcore.pl.domains(joined, truth="truth", slide_key="slide", show=False)
+    for ax in axes:
+        named = sorted((t.get_position()[0], t.get_text()) for t in ax.texts)
+        assert [name for _, name in named] == ["151673", "151674"], named
+        x = np.asarray([c for c in ax.collections if isinstance(c, EllipseCollection)][0].get_offsets())[:, 0]
+        left = x[joined.obs["slide"].to_numpy() == "151673"]
+        assert left.min() <= named[0][0] <= left.max() < named[1][0]
+    assert not stcore.pl.domains(parts[0], truth="truth", show=False)[0].texts     # one slide: nothing added
+    plt.close("all")
