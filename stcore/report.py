@@ -103,6 +103,10 @@ def plot_ari_boxplot(table: pd.DataFrame, path, metric: str = "ARI") -> None:
         ax.set_xticks(range(1, len(variants) + 1), variants, rotation=60, ha="right", fontsize=8)
         ax.set_title(slide, fontsize=10)
         ax.set_ylabel(metric)
+        if not any(len(d) for d in data):       # a slide without an annotation: not an axis around 0
+            ax.text(0.5, 0.5, f"no {metric}: no annotation", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=9)
+            ax.set_yticks([])
     fig.tight_layout()
     save_figure(fig, path)
 

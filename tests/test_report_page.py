@@ -356,3 +356,22 @@ def test_the_loss_curves_are_of_this_configs_runs_only(tmp_path, monkeypatch):
     plan = Plan(config, *slides_and_groups(rows, "sheet.tsv"), METHODS)
     assert plan.figure_slides(["graphst"]) == ["A"] and plan.figure_slides(["graphst", "g2"]) == ["A", "B"]
     assert plan.figure_slides(["not a method"]) == []
+
+
+def test_the_ari_boxplot_says_a_slide_without_an_annotation_has_no_ari(tmp_path, monkeypatch):
+    """A slide without an annotation (its rows' ARI NaN) beside annotated ones: its panel of the comparison's
+    ari_boxplot.png was an empty frame whose axis ran from -0.04 to 0.04 around a tick '0.00', each method
+    named under it, as if every method scored 0 there."""
+    import numpy as np
+
+    import stcore.report as report
+
+    kept = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: kept.append(fig))
+    table = pd.DataFrame({"sample": ["a"] * 4 + ["c"] * 4, "method": ["graphst", "graphst", "expression", "expression"] * 2,
+                          "seed": [0, 1] * 4, "ARI": [0.4, 0.5, 0.1, 0.2] + [np.nan] * 4})
+    report.plot_ari_boxplot(table, tmp_path / "box.png")
+    a, c = kept[0].axes[:2]
+    assert a.get_title() == "a" and c.get_title() == "c"
+    assert not a.texts and len(a.get_yticks()) > 0
+    assert [t.get_text() for t in c.texts] == ["no ARI: no annotation"] and len(c.get_yticks()) == 0
