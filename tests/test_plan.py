@@ -802,6 +802,32 @@ def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
             assert times["expression"] > 1e9
 
 
+def test_a_peers_settings_given_with_config_are_typed_as_its_packages_defaults():
+    """snakemake reads --config methods='{st: {model: stagate, train: {peer: {n_epochs: 5}}}}' as text
+    ('5'): the schema cannot type a peer's keys, so STAGATE was given '5' (its log lines failed,
+    '%d format: a real number is required, not str'), and its train job's settings differed from the
+    same value in a config file (a rerun for nothing).  They are typed as the package's defaults."""
+    from stcore.plan.settings import peer_types
+    from stcore.registry import PEER_SETTINGS
+
+    given = {"train": {"epochs": 5, "peer": {"n_epochs": "7", "lr": "0.01"}},
+             "methods": {"st": {"model": "stagate", "train": {"peer": {"n_epochs": "5", "hidden_dims": ["64", "8"],
+                                                                       "rad_cutoff": "150", "weight_decay": "1e-4"}}},
+                         "b": {"model": "banksy", "train": {"peer": {"log1p": "true", "lambda": "null",
+                                                                     "kind": "spots", "own_clustering": "none"}}},
+                         "g": {"model": "graphst"}, "odd": {"model": "stagate", "train": {"peer": {"n_epoch": "5"}}}}}
+    typed = peer_types(given, PEER_SETTINGS)
+    assert typed["methods"]["st"]["train"]["peer"] == {"n_epochs": 5, "hidden_dims": [64, 8], "rad_cutoff": 150,
+                                                       "weight_decay": 1e-4}
+    assert typed["methods"]["b"]["train"]["peer"] == {"log1p": True, "lambda": None, "kind": "spots",
+                                                      "own_clustering": "none"}
+    assert typed["train"] == {"epochs": 5, "peer": {"n_epochs": 7, "lr": 0.01}}
+    assert typed["methods"]["g"] == {"model": "graphst"} and typed["methods"]["odd"]["train"]["peer"] == {"n_epoch": "5"}
+    assert given["methods"]["st"]["train"]["peer"]["n_epochs"] == "5"          # the config given is left as it was
+    assert peer_types({"methods": {"st": {"model": "stagate", "train": {"peer": {"n_epochs": 5}}}}},
+                      PEER_SETTINGS)["methods"]["st"]["train"]["peer"] == {"n_epochs": 5}
+
+
 def test_the_agreement_steps_stamp_holds_what_it_compares():
     """The agreement step (R mclust against the R-free clusterings of compare.agreement_method) had no
     settings stamp: in a results/ folder without Snakemake's records, the method's cluster settings,

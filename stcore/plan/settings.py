@@ -5,6 +5,7 @@ import math
 import os
 import re
 
+from ..registry import PEER_SETTINGS
 from . import PlanError
 
 
@@ -31,6 +32,48 @@ def as_schema_types(value, schema, root):
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [as_schema_types(item, schema["items"], root) for item in value]
     return value
+
+
+def peer_types(config, peer_settings):
+    """``config`` with the values of its peer blocks (``train.peer``, a method's ``train.peer``) made
+    what the package's default of the same key is (``peer_settings``:
+    :data:`stcore.registry.PEER_SETTINGS`), where they are text that plainly reads as one: snakemake
+    reads ``--config methods='{st: {model: stagate, train: {peer: {n_epochs: 500}}}}'`` as '500', which
+    the schema cannot type (a peer block's keys are its package's), so the peer was given text and its
+    job's settings differed from the same value in a config file.  The config's own block is typed by
+    the first peer that takes the key; a key no peer takes is left for the plan to refuse."""
+    def typed(value, default):
+        if isinstance(value, list) and isinstance(default, list) and default:
+            return [typed(item, default[0]) for item in value]
+        if not isinstance(value, str) or isinstance(default, str):
+            return value
+        if default is None and value.strip().lower() in ("null", "none", "~"):
+            return None
+        kinds = (["boolean"] if isinstance(default, bool) else ["integer"] if isinstance(default, int)
+                 else ["number"] if isinstance(default, float) else ["integer", "number"] if default is None else [])
+        return _text_as(value, kinds) if kinds else value
+
+    def block(peer, models):
+        if not isinstance(peer, dict):
+            return peer
+        out = {}
+        for key, value in peer.items():
+            known = [peer_settings[m][key] for m in models if key in peer_settings.get(m, {})]
+            out[key] = typed(value, known[0]) if known else value
+        return out
+
+    config = dict(config)
+    train = config.get("train")
+    if isinstance(train, dict) and "peer" in train:
+        config["train"] = dict(train, peer=block(train["peer"], list(peer_settings)))
+    methods = config.get("methods")
+    if isinstance(methods, dict):
+        config["methods"] = {name: (dict(spec, train=dict(spec["train"], peer=block(spec["train"]["peer"],
+                                                                                       [spec.get("model", "graphst")])))
+                                    if isinstance(spec, dict) and isinstance(spec.get("train"), dict)
+                                    and "peer" in spec["train"] else spec)
+                             for name, spec in methods.items()}
+    return config
 
 
 def _text_as(text, kinds):
@@ -269,6 +312,7 @@ def checked_config(config, given, configfiles, schema_path, validate, models):
     with open(schema_path, encoding="utf-8") as fh:
         schema = yaml.safe_load(fh)
     config = as_schema_types(config, schema, schema)          # --config's '20' as 20, 20.0 as 20
+    config = peer_types(config, PEER_SETTINGS)                # and a peer's n_epochs '500' as 500
     raw_methods = copy.deepcopy(config.get("methods"))
     raw_compare = copy.deepcopy(config.get("compare") or {})
     renamed = renamed_keys(config)
