@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .registry import METHODS, MethodFacts
+from .registry import METHODS, MethodFacts, train_settings_read
 
 __all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "recorded_train", "trained_on", "RESULT_VERSION",
            "LOSS_COLUMNS"]
@@ -116,10 +116,11 @@ class MethodResult:
 
 def recorded_train(model: str, train: dict) -> dict:
     """The train settings a run of ``model`` reads, as its record (``uns['stcore']['train']``) shows
-    them: the built-in models read the train block; a peer reads only ``train.peer``, shown with its
+    them: a built-in model's keys of the train block (the registry's ``train_keys``: the baseline's
+    ``pca_comps``, not the graph model's epochs); a peer reads only ``train.peer``, shown with its
     package's defaults filled in (:func:`stcore.peers.settings_of`), not the graph model's epochs."""
     if method(model).facts.builtin:
-        return {"model": model, **train}
+        return {"model": model, **train_settings_read(model, train)}
     from .peers import settings_of
 
     return {"model": model, "peer": settings_of(model, train)}
