@@ -8,7 +8,7 @@ rule cluster:
         labels=run_file("labels.tsv"),
         n_clusters=run_file("n_clusters.json"),
     params:
-        cluster=method_params("cluster"),
+        cluster=cluster_settings,
         n_clusters=slide_n_clusters,
         seed=seed_param,
     log:

@@ -139,6 +139,10 @@ def method_model(wildcards):
     return PLAN.model_of(wildcards.method)
 
 
+def cluster_settings(wildcards):
+    return PLAN.cluster_settings(wildcards.method, wildcards.sample)
+
+
 def train_settings(wildcards):
     return PLAN.train_settings(wildcards.method, wildcards.sample)
 

@@ -828,6 +828,53 @@ def test_a_peers_settings_given_with_config_are_typed_as_its_packages_defaults()
                       PEER_SETTINGS)["methods"]["st"]["train"]["peer"] == {"n_epochs": 5}
 
 
+def test_a_cluster_job_reruns_for_the_settings_its_algorithm_reads_only():
+    """The cluster job's settings (its stamp and params) held the whole cluster block: n_init, read by
+    k-means and gmm_tied only, reran every mclust clustering; auto_repeats every slide of a given
+    number.  They are what its algorithm reads at the slide's n_clusters; a setting it reads still
+    reruns it, and clustering with the settings left out (at ClusterParams' defaults) gives the same
+    labels as with them."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from stcore.cluster import ClusterParams, run_cluster
+    from stcore.plan.runs import CLUSTER_ALGORITHM, CLUSTER_AUTO, CLUSTER_FEATURES, cluster_settings_read
+    from stcore.validate import config_schema
+
+    named = {"algorithm", "refine", "refine_neighbors", *CLUSTER_FEATURES, *CLUSTER_AUTO,
+             *(k for keys in CLUSTER_ALGORITHM.values() for k in keys)}
+    assert named == {f.name for f in fields(ClusterParams)} - {"seed"}
+    assert set(CLUSTER_ALGORITHM) == set(config_schema()["$defs"]["cluster"]["properties"]["algorithm"]["enum"])
+    block = {"algorithm": "mclust", "input": "embedding", "n_pcs": 3, "n_init": 10, "n_neighbors": 15,
+             "refine": False, "refine_neighbors": 50, "subset": 2000, "auto": "stability", "auto_range": [2, 4],
+             "auto_measure": "ari", "auto_repeats": 5, "correct": "none"}
+
+    def rerun(n_clusters=2, **changed):
+        base = dict(block, **{k: v for k, v in changed.items() if k == "algorithm"})
+        return cluster_settings_read(base, n_clusters) != cluster_settings_read(dict(base, **changed), n_clusters)
+    assert not rerun(n_init=3) and not rerun(n_neighbors=5) and not rerun(refine_neighbors=10)
+    assert not rerun(auto_repeats=3) and rerun("auto", auto_repeats=3) and rerun("auto", auto_range=[2, 5])
+    assert rerun(subset=500) and rerun(n_pcs=5) and rerun(input="reconstruction") and rerun(refine=True)
+    assert rerun(algorithm="kmeans", n_init=3) and not rerun(algorithm="kmeans", subset=500)
+    assert rerun(algorithm="leiden", n_neighbors=5) and not rerun(algorithm="own", n_pcs=5)
+    assert cluster_settings_read(dict(block, refine=True), 2)["refine_neighbors"] == 50
+
+    # the settings left out are not read: the labels are those of the whole block, unread keys changed
+    rng = np.random.default_rng(0)
+    features = np.vstack([rng.normal(c, 0.3, (30, 3)) for c in (0, 3)])
+    coords = rng.random((60, 2))
+    odd = {"n_init": 3, "n_neighbors": 7, "refine_neighbors": 9, "subset": 40, "auto_repeats": 2,
+           "auto_measure": "fmi", "auto": "bic", "auto_range": [3, 3], "input": "reconstruction", "n_pcs": 2}
+    for algorithm in ("mclust", "kmeans", "gmm_tied"):
+        whole = dict(block, algorithm=algorithm)
+        read = cluster_settings_read(whole, 2)
+        unread = {k: v for k, v in odd.items() if k not in read}
+        a = run_cluster(features, coords, 2, ClusterParams(**read, seed=0))
+        b = run_cluster(features, coords, 2, ClusterParams(**dict(whole, **unread), seed=0))
+        assert np.array_equal(a, b), algorithm
+
+
 def test_the_agreement_steps_stamp_holds_what_it_compares():
     """The agreement step (R mclust against the R-free clusterings of compare.agreement_method) had no
     settings stamp: in a results/ folder without Snakemake's records, the method's cluster settings,

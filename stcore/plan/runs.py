@@ -79,6 +79,34 @@ def stale_folders(plan, found):
     return sorted(named)
 
 
+# The cluster settings each clustering reads (stcore/cluster.py, run_cluster; a test holds every
+# ClusterParams field named here): the features' (input, n_pcs; a group's correct) for every algorithm
+# but own, which relabels nothing of them; each algorithm's own; refine_neighbors where refine is on;
+# the choice of the number (auto...) where the slide's n_clusters is auto.
+CLUSTER_FEATURES = ("input", "n_pcs", "correct")
+CLUSTER_ALGORITHM = {"mclust": ("subset",), "gmm_tied": ("n_init",), "kmeans": ("n_init",),
+                     "leiden": ("n_neighbors",), "louvain": ("n_neighbors",), "own": ()}
+CLUSTER_AUTO = ("auto", "auto_range", "auto_measure", "auto_repeats", "subset")
+
+
+def cluster_settings_read(cluster, n_clusters):
+    """The settings of ``cluster`` (a method's merged cluster block) that its clustering of a slide
+    with ``n_clusters`` (a number or 'auto') reads: a setting it does not read (``n_init`` under
+    mclust, ``auto_repeats`` at a given number, ``refine_neighbors`` without refine) reruns nothing.
+    An algorithm this table does not know keeps every setting."""
+    algorithm = cluster.get("algorithm", "mclust")
+    if algorithm not in CLUSTER_ALGORITHM:
+        return dict(cluster)
+    keys = {"algorithm", "refine", *CLUSTER_ALGORITHM[algorithm]}
+    if algorithm != "own":
+        keys.update(CLUSTER_FEATURES)
+        if n_clusters == "auto":
+            keys.update(CLUSTER_AUTO)
+    if cluster.get("refine"):
+        keys.add("refine_neighbors")
+    return {key: value for key, value in cluster.items() if key in keys}
+
+
 def record_file(stage, job):
     """Path of the time and memory record of job ``job`` of ``stage``."""
     return RECORD.format(stage=stage, job=job)
@@ -205,7 +233,7 @@ class Plan:
         if stage == "train":
             return {"model": self.model_of(method), "train": self.train_settings(method, sample)}
         if stage == "cluster":
-            return {"cluster": self.merged("cluster", method), "n_clusters": self.n_clusters(sample)}
+            return {"cluster": self.cluster_settings(method, sample), "n_clusters": self.n_clusters(sample)}
         if stage == "group":            # its slides, in sheet order, and their truth columns
             return {"slides": list(self.groups[sample]),
                     "truths": {s: self.slides[s].get("truth", "") for s in self.groups[sample]}}
@@ -309,6 +337,12 @@ class Plan:
         model that reads it (the registry's ``reads_graph``), else none, so that a changed ``graph:``
         setting reruns neither the baseline nor a peer (which builds its own from the coordinates)."""
         return [f"results/{sample}/graph.npz"] if self.facts_of(method).reads_graph else []
+
+    def cluster_settings(self, method, sample):
+        """The cluster settings the cluster job of ``method`` on ``sample`` is given and reruns for:
+        those of :meth:`merged` that its algorithm reads at the slide's n_clusters
+        (:func:`cluster_settings_read`); the others take ClusterParams' defaults, unread."""
+        return cluster_settings_read(self.merged("cluster", method), self.n_clusters(sample))
 
     def read_train(self, method):
         """The settings of :meth:`merged` ``('train', method)`` that the method's model reads (the
