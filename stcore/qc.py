@@ -215,20 +215,14 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
                       and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
             return f" (obs columns: {others[:10]})" if others else ""
 
-        tool = clustered_by(adata, truth)
-        if tool and not written_by_stcore(adata, truth):
-            raise InputError(f"truth column '{truth}' holds {tool}, not an annotation: every score would compare "
-                             "the domains with another method's output",
-                             path=path, fix="set the sample sheet's truth column to the slide's annotation"
-                                            + annotations()
-                                            + ", or leave it empty")
-        where = coordinate_of_spots(adata, truth)
-        if where and not written_by_stcore(adata, truth):
-            raise InputError(f"truth column '{truth}' holds {where}, not an annotation: every score would compare "
-                             "the domains with the slide's rows or columns",
-                             path=path, fix="set the sample sheet's truth column to the slide's annotation"
-                                            + annotations()
-                                            + ", or leave it empty")
+        if not written_by_stcore(adata, truth):
+            for held, compared in ((clustered_by(adata, truth), "another method's output"),
+                                   (coordinate_of_spots(adata, truth), "the slide's rows or columns")):
+                if held:
+                    raise InputError(f"truth column '{truth}' holds {held}, not an annotation: every score would "
+                                     f"compare the domains with {compared}", path=path,
+                                     fix="set the sample sheet's truth column to the slide's annotation"
+                                         + annotations() + ", or leave it empty")
         if written_by_stcore(adata, truth):
             record = adata.uns.get("stcore") if isinstance(adata.uns.get("stcore"), dict) else {}
             raise InputError(f"truth column '{truth}' holds the domains an earlier stcore run found "
