@@ -433,7 +433,7 @@ def _with_explicit_zeros():
         detected = 5 if i % 2 == 0 else 15
         rows += [i] * 25
         cols += list(range(25))
-        data += [3.0] * detected + [0.0] * (25 - detected)
+        data += [1.0 + 2.0 * (j % 2) for j in range(detected)] + [0.0] * (25 - detected)      # 1s and 3s, as counts
     adata.X = sp.csr_matrix((np.array(data, np.float32), (rows, cols)), shape=adata.shape)
     assert adata.X.nnz == 25 * adata.n_obs and (np.diff(adata.X.indptr) == 25).all()     # the zeros are stored
     return adata
