@@ -307,14 +307,21 @@ def test_another_tools_clusters_given_as_truth_are_said(caplog):
     adata.obs["leiden"] = adata.obs["truth"].astype(str)
     adata.uns["leiden"] = {"params": {"resolution": 1.0, "random_state": 0, "n_iterations": -1}}
     adata.obs["seurat_clusters"] = adata.obs["truth"].astype(str)
-    for col, whose in (("leiden", r"scanpy's sc\.tl\.leiden or sc\.tl\.louvain"), ("seurat_clusters", "Seurat's")):
+    _said_not_an_annotation(caplog, adata, [(col, rf"holds the clusters of {whose}.*not an annotation: the scores "
+                                                   r"in the titles compare the domains with another method's output")
+                                            for col, whose in (("leiden", r"scanpy's sc\.tl\.leiden or sc\.tl\.louvain"),
+                                                               ("seurat_clusters", "Seurat's"))])
+
+
+def _said_not_an_annotation(caplog, adata, cases):
+    """pl.domains draws each (column, what the message says it holds) as the truth with that one
+    warning, and the slide's annotation without any."""
+    for col, holds in cases:
         caplog.clear()
         with caplog.at_level("WARNING", logger="stcore"):
             stcore.pl.domains(adata, truth=col, show=False)
         said = [r.getMessage() for r in caplog.records]
-        assert len(said) == 1 and re.match(rf"truth column '{col}' holds the clusters of {whose}.*not an annotation: "
-                                           r"the scores in the titles compare the domains with another method's "
-                                           r"output$", said[0]), said
+        assert len(said) == 1 and re.fullmatch(rf"truth column '{col}' {holds}", said[0]), said
     caplog.clear()
     with caplog.at_level("WARNING", logger="stcore"):
         stcore.pl.domains(adata, truth="truth", show=False)
@@ -331,20 +338,11 @@ def test_a_coordinate_given_as_truth_is_said(caplog):
     y = np.asarray(adata.obsm["spatial"])[:, 1]
     adata.obs["array_row"] = np.unique(y, return_inverse=True)[1]
     adata.obs["band"] = [f"b{v:g}" for v in y]
-    for col, where in (("array_row", r"obs\['array_row'\], by its name"),
-                       ("band", r"one label for each value of obs\['array_row'\]")):
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="stcore"):
-            stcore.pl.domains(adata, truth=col, show=False)
-        said = [r.getMessage() for r in caplog.records]
-        assert len(said) == 1 and re.fullmatch(rf"truth column '{col}' holds a coordinate of the spots \({where}\), "
-                                               r"not an annotation: the scores in the titles compare the domains with "
-                                               r"the slide's rows or columns", said[0]), said
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="stcore"):
-        stcore.pl.domains(adata, truth="truth", show=False)
-    assert not caplog.records
-    plt.close("all")
+    _said_not_an_annotation(caplog, adata, [(col, rf"holds a coordinate of the spots \({where}\), not an annotation: "
+                                                   r"the scores in the titles compare the domains with the slide's rows "
+                                                   r"or columns")
+                                            for col, where in (("array_row", r"obs\['array_row'\], by its name"),
+                                                               ("band", r"one label for each value of obs\['array_row'\]"))])
 
 
 def test_drawn_on_the_tissue_image_in_scanpys_layout():
