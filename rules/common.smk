@@ -106,8 +106,7 @@ if workflow.is_main_process:
     for _line in PLAN.two_labeling_votes():      # a vote of two labelings gives one of them unchanged
         print(_line, file=sys.stderr)
     # GPUs given to train (profiles/slurm-gpu's set-resources) while it trains on the CPU: said once
-    _gpu = workflow.resource_settings.overwrite_resources.get("train", {}).get("gpu")
-    _idle = PLAN.idle_gpu(getattr(_gpu, "raw", _gpu))       # a resource given as a function: not said
+    _idle = PLAN.idle_gpu(_res.given(workflow.resource_settings.overwrite_resources, "train", "gpu"))
     if _idle:
         print(_idle, file=sys.stderr)
 
@@ -211,31 +210,9 @@ def settings_stamp(stage):
     return stamp
 
 
-# Resources (stcore/plan/resources.py): memory and minutes from the slide's size.
-def qc_mem_mb(wildcards, input, attempt):
-    return _res.qc_mem_mb(input.raw, attempt)
-
-
-def qc_runtime(wildcards, input, attempt):
-    return _res.qc_runtime(input.raw, attempt)
-
-
-def hvg_mem_mb(wildcards, input, attempt):
-    return _res.hvg_mem_mb(input.h5ad, attempt)
-
-
-def hvg_runtime(wildcards, input, attempt):
-    return _res.hvg_runtime(input.h5ad, attempt)
-
-
-def train_mem_mb(wildcards, input, attempt):
-    return _res.train_mem_mb(PLAN.facts_of(wildcards.method), PLAN.merged("train", wildcards.method),
-                             input.h5ad, input.graph, attempt)
-
-
-def train_runtime(wildcards, input, attempt):
-    return _res.train_runtime(PLAN.facts_of(wildcards.method), PLAN.merged("train", wildcards.method),
-                              input.h5ad, attempt)
+# Resources (stcore/plan/resources.py, JobResources): memory and minutes from the slide's size.
+# The rules name them: mem_mb=RESOURCES.qc_mem_mb, runtime=RESOURCES.qc_runtime, ...
+RESOURCES = _res.JobResources(PLAN)
 
 
 def compare_figures(kind, enabled=True, slides=None):
@@ -261,9 +238,6 @@ onsuccess:     # result folders of runs this config does not have (an earlier co
         print(_line, file=sys.stderr)
 
 
-onerror:
-    for _line in _failures.failure_lines(_RUN_STARTED, snakemake_logs=log):
-        print(f"FAILED {_line}", file=sys.stderr)
-    _line = _failures.earlier_table_line(_RUN_STARTED)     # a table an earlier run wrote is said to be so
-    if _line:
+onerror:       # FAILED <log>: <line> per failed job, then a table an earlier run wrote is said to be so
+    for _line in _failures.end_of_run_lines(_RUN_STARTED, snakemake_logs=log):
         print(_line, file=sys.stderr)

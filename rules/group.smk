@@ -20,6 +20,6 @@ rule group:
         "../envs/stcore.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: _res.qc_mem_mb(input.slides, attempt),
+        mem_mb=RESOURCES.group_mem_mb,
     script:
         "../scripts/group.py"

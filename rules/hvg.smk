@@ -15,7 +15,7 @@ rule hvg:
         "../envs/stcore.yaml"
     threads: 1
     resources:
-        mem_mb=hvg_mem_mb,
-        runtime=hvg_runtime,
+        mem_mb=RESOURCES.hvg_mem_mb,
+        runtime=RESOURCES.hvg_runtime,
     script:
         "../scripts/hvg.py"

@@ -23,7 +23,7 @@ rule qc:
         "../envs/stcore.yaml"
     threads: 1
     resources:
-        mem_mb=qc_mem_mb,
-        runtime=qc_runtime,
+        mem_mb=RESOURCES.qc_mem_mb,
+        runtime=RESOURCES.qc_runtime,
     script:
         "../scripts/qc.py"

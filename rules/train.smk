@@ -19,8 +19,8 @@ rule train:
         env_for_train
     threads: 2
     resources:
-        mem_mb=train_mem_mb,
-        runtime=train_runtime,
+        mem_mb=RESOURCES.train_mem_mb,
+        runtime=RESOURCES.train_runtime,
         gpu=train_gpus,
     script:
         "../scripts/train.py"

@@ -563,6 +563,64 @@ def test_memory_follows_the_registry_facts(tmp_path):
         _plan(_config(a={"model": "nope"}))
 
 
+def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
+    """JobResources, what the rules name (mem_mb=RESOURCES.train_mem_mb, ...): Snakemake passes the
+    job's wildcards, input and attempt by name; a train job is budgeted with its method's own train
+    settings on top of the config's (input_pcs), a group as qc of its slides' files together, and a
+    retry asks for attempt times as much."""
+    import inspect
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, qc_mem_mb
+
+    h5py = pytest.importorskip("h5py")
+    h5ad = tmp_path / "hvg.h5ad"
+    with h5py.File(h5ad, "w") as fh:
+        fh.create_dataset("X", data=[[1.0] * 400] * 3000)
+    graph = tmp_path / "graph.npz"
+    graph.write_bytes(b"0" * 1024)
+    plan = _plan(_config(graphst={"model": "graphst"}, pcs={"model": "graphst", "train": {"input_pcs": 30}},
+                         spagcn={"model": "spagcn"}))
+    resources = JobResources(plan)
+    for name in ("qc_mem_mb", "qc_runtime", "group_mem_mb", "hvg_mem_mb", "hvg_runtime", "train_mem_mb",
+                 "train_runtime"):
+        assert list(inspect.signature(getattr(resources, name)).parameters) == ["wildcards", "input", "attempt"]
+    files = Job(h5ad=str(h5ad), graph=str(graph))
+    own, pcs, peer = (resources.train_mem_mb(Job(sample="s1", method=m, seed="0"), files, 1)
+                      for m in ("graphst", "pcs", "spagcn"))
+    assert own == train_mem_mb(METHODS["graphst"], plan.merged("train", "graphst"), h5ad, graph, 1)
+    assert pcs == train_mem_mb(METHODS["graphst"], dict(plan.merged("train", "graphst"), input_pcs=30), h5ad, graph, 1)
+    assert pcs != own and peer == train_mem_mb(METHODS["spagcn"], plan.merged("train", "spagcn"), h5ad, graph, 1)
+    assert abs(resources.train_mem_mb(Job(method="graphst"), files, 2) - 2 * own) <= 2
+    assert resources.train_runtime(Job(method="spagcn"), files, 1) > resources.train_runtime(Job(method="graphst"),
+                                                                                                 files, 1)
+    slides = [tmp_path / "a.h5ad", tmp_path / "b.h5ad"]
+    for path in slides:
+        path.write_bytes(b"0" * 2**22)
+    group = resources.group_mem_mb(Job(sample="g"), Job(slides=[str(p) for p in slides]), 1)
+    assert group == qc_mem_mb([str(p) for p in slides], 1) == int(1024 + 8 * 8)
+    assert resources.qc_mem_mb(Job(sample="s1"), Job(raw=[str(slides[0])]), 3) == 3 * (1024 + 8 * 4)
+    rules = Path(__file__).resolve().parents[1] / "rules"
+    for rule, names in (("qc", ("qc_mem_mb", "qc_runtime")), ("group", ("group_mem_mb",)),
+                        ("hvg", ("hvg_mem_mb", "hvg_runtime")), ("train", ("train_mem_mb", "train_runtime"))):
+        text = (rules / f"{rule}.smk").read_text()
+        for name in names:
+            assert f"=RESOURCES.{name}," in text, (rule, name)
+
+
+def test_a_resource_given_on_the_command_line_is_read_as_written():
+    """The GPUs a profile's set-resources gives train (said when train runs on the CPU): Snakemake
+    keeps a value it was given wrapped, with the text in ``.raw``."""
+    from types import SimpleNamespace
+
+    from stcore.plan.resources import given
+
+    assert given({"train": {"gpu": SimpleNamespace(raw="1")}}, "train", "gpu") == "1"
+    assert given({"train": {"gpu": 2}}, "train", "gpu") == 2
+    assert given({"train": {"mem_mb": 5}}, "train", "gpu") is None and given({}, "train", "gpu") is None
+    assert given(None, "train", "gpu") is None
+
+
 def test_the_banksy_job_asks_for_the_memory_it_was_measured_to_take():
     """The train job's request for BANKSY (the registry's bytes_per_value for every spot and gene
     given) covers every peak of benchmarks/results/banksy_scale.tsv, up to 50,000 spots."""
@@ -681,6 +739,26 @@ def test_the_failure_lines(tmp_path):
     assert "ERROR stcore: sample 's2', step 'qc'" in (logs / "qc" / "s2.log").read_text()
     assert job_sample("train", "logs/train/s.1.graphst.seed0.log") == "s.1"
     assert job_sample("table", "logs/table.log") == "all"
+
+
+def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tmp_path, monkeypatch):
+    """What the workflow's onerror prints, in order: FAILED and the line of each failed job, then the
+    warning that the results table is an earlier run's."""
+    import os
+
+    from stcore.plan.failures import end_of_run_lines
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "qc").mkdir(parents=True)
+    (tmp_path / "logs" / "qc" / "s1.log").write_text("2026-01-01 00:00:00 ERROR stcore: sample 's1': no counts. Fix: x\n")
+    assert end_of_run_lines(0) == ["FAILED logs/qc/s1.log: sample 's1': no counts. Fix: x"]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.tsv").write_text("x")
+    os.utime(tmp_path / "results" / "table.tsv", (1e9, 1e9))
+    lines = end_of_run_lines(2e9)                       # the log is older than this run: not this run's failure
+    assert len(lines) == 1 and lines[0].startswith("WARNING results/table.tsv are an earlier run's")
+    lines = end_of_run_lines(1e9 + 1, log_dir="logs")
+    assert lines[0].startswith("FAILED logs/qc/s1.log") and lines[1].startswith("WARNING results/table.tsv")
 
 
 def test_a_users_config_replaces_the_named_sets_and_merges_the_settings():

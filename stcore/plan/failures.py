@@ -86,3 +86,12 @@ def earlier_table_line(since, files=TABLE_FILES):
             "not run or failed, so they do not show what this run made or changed (its rows are the earlier "
             "settings' and slides'). Fix: correct the failures above and run again; until then read each "
             "run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
+
+
+def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES):
+    """What a failed run prints last (Snakemake's onerror): ``FAILED <log>: <line>`` for each failed
+    job (:func:`failure_lines`), then the warning of a table an earlier run wrote, where there is one
+    (:func:`earlier_table_line`)."""
+    lines = [f"FAILED {line}" for line in failure_lines(since, log_dir=log_dir, snakemake_logs=snakemake_logs)]
+    table = earlier_table_line(since, files)
+    return lines + ([table] if table else [])

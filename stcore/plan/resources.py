@@ -142,3 +142,45 @@ def train_runtime(facts, settings, h5ad, attempt):
         spots, genes = shape
     per_epoch = spots * 5e-5 if facts.builtin else spots * genes * 1e-7
     return int(attempt * (15 + train_epochs(settings, not facts.builtin) * per_epoch / 60))
+
+
+def given(overwrite_resources, rule, name):
+    """The value a profile or ``--set-resources`` gives resource ``name`` of ``rule``, as written (a
+    number, text, or a function where one was given; Snakemake keeps it wrapped with the value in
+    ``.raw``), or None where none is given."""
+    value = (overwrite_resources or {}).get(rule, {}).get(name)
+    return getattr(value, "raw", value)
+
+
+class JobResources:
+    """The rules' resources as Snakemake asks for them, ``(wildcards, input, attempt)``, from the
+    ``plan`` (:class:`~.runs.Plan`) and the job's input files: qc from the slide's files, a group
+    as qc from the qc files of its slides, hvg from its qc.h5ad, train from the model's registry
+    facts and the method's own train settings (the config's block with the method's on top)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def qc_mem_mb(self, wildcards, input, attempt):
+        return qc_mem_mb(input.raw, attempt)
+
+    def qc_runtime(self, wildcards, input, attempt):
+        return qc_runtime(input.raw, attempt)
+
+    def group_mem_mb(self, wildcards, input, attempt):
+        return qc_mem_mb(input.slides, attempt)
+
+    def hvg_mem_mb(self, wildcards, input, attempt):
+        return hvg_mem_mb(input.h5ad, attempt)
+
+    def hvg_runtime(self, wildcards, input, attempt):
+        return hvg_runtime(input.h5ad, attempt)
+
+    def train_mem_mb(self, wildcards, input, attempt):
+        method = wildcards.method
+        return train_mem_mb(self.plan.facts_of(method), self.plan.merged("train", method), input.h5ad, input.graph,
+                            attempt)
+
+    def train_runtime(self, wildcards, input, attempt):
+        method = wildcards.method
+        return train_runtime(self.plan.facts_of(method), self.plan.merged("train", method), input.h5ad, attempt)
