@@ -203,9 +203,7 @@ def settings_stamp(stage):
     input rewritten only when they changed, so a results/ folder copied without .snakemake/ reruns
     the jobs whose settings this config changed."""
     def stamp(wildcards):
-        sample = getattr(wildcards, "sample", None) or getattr(wildcards, "name", "all")   # simulate; table
-        method = getattr(wildcards, "method", None) or getattr(wildcards, "ensemble", None)
-        job = sample if method is None else f"{sample}.{method}"
+        sample, method, job = _stamps.stamp_job(wildcards)
         return STAMPS.settings(stage, job, PLAN.job_settings(stage, sample, method))
     return stamp
 

@@ -1089,6 +1089,23 @@ def test_a_report_alone_is_known_from_the_command_line():
     assert not report_only(["snakemake", "-n"])
 
 
+def test_a_settings_stamp_is_named_by_the_jobs_wildcards():
+    """The stamp's slide, method and name from the job's wildcards, as rules/common.smk asks for them:
+    a run's by its slide and method (or combination), a slide's own steps by the slide, a simulated
+    slide by its name, the table (no wildcards) 'all'."""
+    from types import SimpleNamespace as Wildcards
+
+    from stcore.plan.stamps import stamp_job
+
+    assert stamp_job(Wildcards(sample="s.1", method="graphst", seed="0")) == ("s.1", "graphst", "s.1.graphst")
+    assert stamp_job(Wildcards(sample="s", ensemble="recommended")) == ("s", "recommended", "s.recommended")
+    assert stamp_job(Wildcards(sample="g")) == ("g", None, "g")
+    assert stamp_job(Wildcards(name="sim_layers")) == ("sim_layers", None, "sim_layers")
+    assert stamp_job(Wildcards()) == ("all", None, "all")
+    common = (REPO_ROOT / "rules" / "common.smk").read_text()
+    assert "_stamps.stamp_job(wildcards)" in common
+
+
 def test_a_groups_stamp_holds_its_slides(tmp_path):
     """A slide taken out of a group (or another one put in its place): the group's job had no
     settings stamp, so a results/ folder copied without Snakemake's records kept the group joined

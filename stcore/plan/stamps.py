@@ -52,6 +52,15 @@ def write_stamp(path: str, content: dict, *, times_ns: tuple[int, int] | None = 
     return path
 
 
+def stamp_job(wildcards) -> tuple[str, str | None, str]:
+    """(sample, method, job) of a job's settings stamp from its wildcards: the slide (a simulated
+    slide's ``name``; 'all' for the steps over every slide, the table's), the method or combination
+    (None for a slide's own steps) and the stamp's name, ``<sample>`` or ``<sample>.<method>``."""
+    sample = getattr(wildcards, "sample", None) or getattr(wildcards, "name", None) or "all"
+    method = getattr(wildcards, "method", None) or getattr(wildcards, "ensemble", None)
+    return sample, method, sample if method is None else f"{sample}.{method}"
+
+
 def settings_stamp(stage: str, job: str, settings, root: str = "", scratch: str | None = None) -> str:
     """Keep the stamp of ``stage``'s job ``job`` (a path under ``root``) holding ``settings``'
     digest; return its path (relative, as the rules name inputs).  Rewritten with a fresh
