@@ -43,12 +43,17 @@ def _labels(values) -> np.ndarray:
 
 
 def _categories(values: pd.Series) -> list[str]:
-    """The labels as they are scored (:func:`_labels`: 'Layer3 ' is 'Layer3') in their categorical
-    order (sorted otherwise), ``MISSING`` last."""
+    """The labels as they are scored (:func:`_labels`: 'Layer3 ' is 'Layer3') in the order a categorical
+    column was given, else in natural order (:func:`_natural`; a categorical in plain text order, as pandas
+    makes one by default, too), ``MISSING`` last."""
     present = set(_labels(values))
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = list(dict.fromkeys(_labels(values.cat.categories)))
+    own = (list(dict.fromkeys(_labels(values.cat.categories))) if isinstance(values.dtype, pd.CategoricalDtype)
+           else None)
+    if own is not None and own != sorted(own):
+        cats = own              # an order the column was given (Layer1 ... Layer6, WM)
     else:
+        # text and the order pandas gives a categorical by default (text order) in natural order, as scanpy
+        # makes categories of text: 'Layer2' before 'Layer10' (was 'Layer1', 'Layer10', 'Layer11', 'Layer2')
         cats = sorted(present, key=_natural)
     return [c for c in cats if c in present and c != MISSING] + ([MISSING] if MISSING in present else [])
 
@@ -91,11 +96,13 @@ def _rgb(colour) -> str:
 
 
 def _natural(label: str):
-    """'2' before '10'; text after numbers."""
+    """'2' before '10', 'Layer2' before 'Layer10', 'domain 2' before 'domain 10'; text after numbers."""
+    from natsort import natsort_keygen
+
     try:
-        return (0, float(label), "")
+        return (0, float(label), ())
     except ValueError:
-        return (1, 0.0, label)
+        return (1, 0.0, natsort_keygen()(label))
 
 
 def matched_colors(reference, reference_colors: dict[str, str], labels, categories: list[str],

@@ -812,3 +812,36 @@ def test_slides_side_by_side_are_named_under_their_spots():
         assert left.min() <= named[0][0] <= left.max() < named[1][0]
     assert not stcore.pl.domains(parts[0], truth="truth", show=False)[0].texts     # one slide: nothing added
     plt.close("all")
+
+
+def test_legends_list_numbered_names_in_natural_order(tmp_path, monkeypatch):
+    """'Layer2' before 'Layer10' and 'domain 2' before 'domain 10' in pl.domains' legends and the report's
+    maps (they were sorted as text: Layer1, Layer10, Layer11, Layer2, ...); an order the column was given
+    is kept."""
+    from stcore.report import plot_slide_domains
+
+    adata = tiny_slide(n_side=12, domains=12)
+    band = adata.obs["domain"].astype(str).str[1:].astype(int).to_numpy()
+    layers = [f"Layer{i + 1}" for i in range(12)]
+    adata.obs["layer"] = [layers[b] for b in band]
+    adata.obs["found"] = [f"domain {b}" for b in band]
+
+    def legend(ax):
+        return [t.get_text().split(" (")[0] for t in ax.get_legend().get_texts()]
+
+    found = [f"domain {i}" for i in range(12)]
+    for truth in (adata.obs["layer"], adata.obs["layer"].astype("category")):   # text; pandas' default order
+        adata.obs["truth"] = truth
+        axes = stcore.pl.domains(adata, key="found", truth="truth", show=False)
+        assert legend(axes[0]) == layers and legend(axes[1]) == found
+    given = ["Layer12"] + layers[:-1]
+    adata.obs["truth"] = adata.obs["layer"].astype("category").cat.reorder_categories(given)
+    assert legend(stcore.pl.domains(adata, key="found", truth="truth", show=False)[0]) == given
+    plt.close("all")
+
+    drawn = {}
+    monkeypatch.setattr("stcore.report.save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    plot_slide_domains(adata.obsm["spatial"], adata.obs["layer"].to_numpy(),
+                       [("graphst", adata.obs["found"].to_numpy())], tmp_path / "map.png")
+    assert legend(drawn["fig"].axes[0]) == layers and legend(drawn["fig"].axes[1]) == found
+    plt.close("all")
