@@ -11,7 +11,8 @@
   run lists its ``members``) costs its members' runs on the same slide and seed together: their
   seconds and CPU seconds added, the largest peak (a member that clusters another member's
   training, ``train_from``, counts that training again: an upper bound); the consensus of its
-  seeds costs its members' runs at all those seeds.  It reads no h5ad and no npz.
+  seeds costs its members' runs at all those seeds, and a method's consensus of its seeds costs
+  its seeds' runs (its run lists the method as its one member).  It reads no h5ad and no npz.
 - ``seed_agreement``: mean pairwise ARI between a (sample, method)'s seeds' labelings.
 - ``read_published`` / ``read_reference_here``: published per-slice DLPFC ARI and the
   reference GraphST package's scores on the same files, from ``reference_dir``.
@@ -280,7 +281,8 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
     if any(m.endswith("(consensus)") for m in methods):
         out[-1] += (" '<method> (consensus)': one labelling per sample combined from that method's seeds "
                     "(a combination of methods: every member at every seed; `stcore/consensus.py`), so its cells "
-                    "have no sd.")
+                    "have no sd; its seconds, CPU seconds and peak memory are those of the runs it combines, "
+                    "together.")
     for metric in SUMMARY_METRICS:
         if metric in table and table[metric].notna().any():
             out += ["", f"## {_TITLES[metric]}", ""] + _wide(table, metric, samples, methods)

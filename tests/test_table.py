@@ -162,3 +162,40 @@ def test_a_seed_sd_of_one_seed_is_said_to_be_unmeasured():
     assert line == ("- 151673: graphst mean ARI 0.620 vs reference package 0.600 -> met; seed sd not measured "
                     "(one seed; the target of 0.02 needs two or more)."), line
     assert "nan" not in text
+
+
+def test_a_methods_consensus_of_its_seeds_costs_its_seeds_runs(tmp_path):
+    """The row of 'graphst (consensus)' had no seconds, CPU seconds or peak memory: 'n/a' in the summary's
+    cost tables, beside a combination's consensus, which counts its members' runs."""
+    from stcore.plan.runs import Plan
+    from stcore.plan.sheet import slides_and_groups
+    from stcore.registry import METHODS
+    from stcore.table import summary_markdown
+
+    rows = [{"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": 7, "truth": "layer", "values": "counts",
+             "group": ""}]
+    slides, groups = slides_and_groups(rows, "sheet.tsv")
+    config = {"methods": {"graphst": {"model": "graphst"}}, "seeds": [0, 1], "consensus": True,
+              "train": {"device": "auto", "epochs": 600, "n_latent": 64}, "graph": {"mode": "knn"},
+              "cluster": {"algorithm": "mclust", "auto_range": [2, 15], "subset": 2000}, "compare": {}}
+    runs = Plan(config, slides, groups, METHODS).table_runs()
+    assert [r["seed"] for r in runs] == [0, 1, "consensus"]
+    for run in runs:        # the files the table reads, where the plan puts them, under tmp_path
+        seed = run["seed"]
+        for key in ("metrics", "train_record", "cluster_record"):
+            if run[key]:
+                run[key] = str(tmp_path / run[key])
+                (tmp_path / run[key]).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame([{"sample": "s", "method": "graphst", "seed": seed, "trained_by": "graphst", "ARI": 0.5}]).to_csv(
+            run["metrics"], sep="\t", index=False)
+        for key, s in (("train_record", 10.0), ("cluster_record", 1.0)):
+            if run[key]:
+                pd.DataFrame([{"s": s * (1 + seed), "cpu_time": s, "max_rss": 100.0 * (1 + seed)}]).to_csv(
+                    run[key], sep="\t", index=False)
+    table = results_table(runs, [])
+    answer = table[table["seed"].astype(str) == "consensus"].iloc[0]
+    assert answer["seconds"] == pytest.approx(11.0 + 22.0) and answer["cpu_s"] == pytest.approx(22.0)
+    assert answer["peak_mb"] == pytest.approx(200.0)
+    text = summary_markdown(table)
+    seconds = text.split("## Seconds per run")[1].split("\n## ")[0]
+    assert "| s | 16.5 ± 7.8 | 33.0 |" in seconds and "n/a" not in seconds

@@ -501,8 +501,10 @@ class Plan:
                         "cluster_record": record_file("cluster", RUN_JOB.format(sample=sample, method=method, seed=seed)),
                     })
                 if self.config["consensus"] and len(self.seeds_of(method)) > 1:
+                    # it costs its seeds' runs (their seconds were 'n/a' in the summary)
                     runs.append({"sample": sample, "group": group, "method": method, "seed": "consensus",
-                                 "trained_by": source, "metrics": consensus_file("metrics.tsv", sample, method),
+                                 "trained_by": source, "members": [method], "member_seeds": self.seeds_of(method),
+                                 "metrics": consensus_file("metrics.tsv", sample, method),
                                  "labels": consensus_file("labels.tsv", sample, method),
                                  "train_record": None, "cluster_record": None})
         for name, members in self.ensembles.items():
