@@ -549,6 +549,16 @@ def _check_stored_graph(adj, params: dict, key: str, spatial_key: str = "spatial
     if squidpy_generic and coords is not None and not params.get("n_neighbors"):
         gap = delaunay_gap(joined, coords, triangulation=True)
     if gap is not None:
+        if gap[0] and "spatial_key" in params and "mode" not in params:
+            # stcore's mark (spatial_key) without the settings it records since: the workflow's knn graph, in a
+            # domains.h5ad written before the file recorded them (was refused as a triangulation of other spots)
+            raise InputError(f"obsp['{key}'] is a graph stcore stored before it recorded the graph's settings (a "
+                             "workflow's domains.h5ad or gr.spatial_graph of an earlier version: its params in "
+                             "uns['spatial_neighbors'] name no mode or n_neighbors): it cannot be checked against "
+                             "these spots",
+                             fix=f"del adata.obsp['{key}'] and tl.domains builds the workflow's graph (or {build}), "
+                                 "or write the file again with this version of the workflow (snakemake --forcerun "
+                                 "export export_consensus export_ensemble export_ensemble_consensus)")
         _refuse_a_triangulation_of_other_spots(gap, key, build)
         return _say_alone(alone_said)
     if (params.get("mode") == "knn" or squidpy_generic) and params.get("n_neighbors"):

@@ -1745,3 +1745,20 @@ def test_the_graph_api_refuses_duplicate_spot_ids_as_tl_domains_does(no_work):
     genes.var_names = ["g0"] * 2 + list(genes.var_names[2:])
     stcore.gr.spatial_graph(genes)
     assert "spatial_connectivities" in genes.obsp
+
+
+def test_a_domains_h5ad_written_before_it_recorded_its_graphs_settings_is_named_with_the_fix(tmp_path):
+    """A domains.h5ad of an earlier version (its graph's params name no mode or n_neighbors) was refused as
+    'a Delaunay triangulation ... built before spots were removed'; it is named as what it is, with the fixes,
+    and the first fix lets tl.domains run."""
+    out = _workflow_domains_h5ad(_slide(), tmp_path)
+    for k in ("mode", "n_neighbors", "radius"):
+        out.uns["spatial_neighbors"]["params"].pop(k)
+    with pytest.raises(InputError, match=r"obsp\['spatial_connectivities'\] is a graph stcore stored before it "
+                                         r"recorded the graph's settings \(a workflow's domains\.h5ad .*Fix: del "
+                                         r"adata\.obsp\['spatial_connectivities'\] and tl\.domains builds the workflow's "
+                                         r"graph .*or write the file again .*snakemake --forcerun export"):
+        stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)
+    del out.obsp["spatial_connectivities"]
+    stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)
+    assert out.uns["stcore"]["seed"] == 1 and out.uns["spatial_neighbors"]["params"]["mode"] == "knn"
