@@ -226,9 +226,11 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     """What made ``obs[col]``, where :func:`stcore.tl.domains` wrote it (``uns['stcore']``): ': graphst,
     seed 0', or for a vote ': graphst+banksy+cellcharter, seeds 0, 1, 2'; else '' (also where the
     column holds other labels than that call wrote on the same spots: replaced since, or more spots
-    than it had: joined with other results, as ``uns['stcore']['labelling']`` tells; a subset's spots
-    are not judged; and where the record names no seed)."""
-    from .tl import labelling
+    than it had: joined with other results, as ``uns['stcore']['labelling']`` tells; fewer spots that are
+    not that call's with its labels, :func:`stcore.tl.part_of_labelling`: another slide taken out of results
+    joined with ``anndata.concat(..., uns_merge='first')``, which keeps the first slide's record; and where
+    the record names no seed)."""
+    from .tl import labelling, part_of_labelling
 
     record = adata.uns.get("stcore")
     if (not isinstance(record, dict) or record.get("key") != col or not record.get("method")
@@ -241,6 +243,8 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
             return ""           # the same spots, other labels: the column was replaced since that call
         if adata.n_obs > int(made.get("n_spots", adata.n_obs)):
             return ""           # more spots than that call had: results joined (anndata.concat, uns_merge='first')
+        if now["spots"] != made.get("spots") and part_of_labelling(adata.obs[col], made) is False:
+            return ""           # not spots of that call with its labels: another slide taken out of joined results
     seed = record.get("seed")
     over = (f"seeds {str(record.get('consensus_of', '')).replace(',', ', ')}" if str(seed) == "consensus"
             else f"seed {seed}")

@@ -389,13 +389,51 @@ def labelling(values: pd.Series) -> dict[str, str]:
     ``uns['stcore']['labelling']`` of the column a call wrote, so that a column replaced since
     (another call's labels assigned to it, one seed's picked from ``obsm[key + '_seeds']``), or one
     that spans more spots than the call's (results joined with ``anndata.concat(...,
-    uns_merge='first')``), is not titled with this call's method and seeds (:func:`stcore.pl.domains`)."""
+    uns_merge='first')``), is not titled with this call's method and seeds (:func:`stcore.pl.domains`);
+    and the labels of the :data:`SKETCH` spots of the smallest id hashes (``'sketch'``, ``'sketch_labels'``),
+    so that fewer spots are judged too (:func:`part_of_labelling`: one slide taken out of such joined results)."""
     import hashlib
 
     names = hashlib.sha1("\n".join(map(str, values.index)).encode())
     groups = names.copy()
     groups.update(np.ascontiguousarray(pd.factorize(values.astype(object))[0], dtype=np.int64).tobytes())
-    return {"spots": names.hexdigest(), "labels": groups.hexdigest(), "n_spots": int(len(values))}
+    hashes = _spot_hashes(values.index)
+    first = np.argsort(hashes, kind="stable")[:SKETCH]
+    return {"spots": names.hexdigest(), "labels": groups.hexdigest(), "n_spots": int(len(values)),
+            "sketch": [int(h) for h in hashes[first]], "sketch_labels": [str(v) for v in values.iloc[first]]}
+
+
+#: How many spots :func:`labelling` keeps the label of (those of the smallest id hashes: its ``'sketch'``).
+SKETCH = 64
+
+
+def _spot_hashes(index) -> np.ndarray:
+    """A 63-bit hash of each spot id, as text (pandas' hash, the same in every session)."""
+    ids = pd.Series(np.asarray(index).astype(str), dtype=object)
+    return (pd.util.hash_pandas_object(ids, index=False).to_numpy(dtype=np.uint64) >> np.uint64(1)).astype(np.int64)
+
+
+def part_of_labelling(values: pd.Series, made) -> bool | None:
+    """Whether ``values`` (an ``obs`` column) are spots of the labelling ``made`` (:func:`labelling`'s record)
+    grouped as it grouped them (renamed domains too): all of them or some (a subset; not one slide taken out of
+    results joined with ``anndata.concat(..., uns_merge='first')``, which keeps the first slide's record).  Every
+    spot whose id hash is at most the largest of the record's ``'sketch'`` must be one of its spots, as each of a
+    part's is, and those spots' labels must match its ``'sketch_labels'`` one to one; another slide's spots, or
+    other domains, fail one or the other.  None for a record without a sketch."""
+    sketch = made.get("sketch") if isinstance(made, Mapping) else None
+    if sketch is None:
+        return None
+    kept = np.asarray(sketch, dtype=np.int64).ravel()
+    hashes = _spot_hashes(values.index)
+    if len(kept) >= SKETCH and len(kept):
+        below = hashes <= kept.max()
+    else:
+        below = np.ones(len(hashes), dtype=bool)      # the call had fewer spots: every one is in its sketch
+    if not np.isin(hashes[below], kept).all():
+        return False
+    was = dict(zip(kept.tolist(), np.asarray(made.get("sketch_labels", []), dtype=object).astype(str)))
+    pairs = {(was[h], str(v)) for h, v in zip(hashes[below].tolist(), values.to_numpy()[below]) if h in was}
+    return len({p[0] for p in pairs}) == len(pairs) == len({p[1] for p in pairs})
 
 
 def _columns_written(adata: ad.AnnData) -> list[str]:

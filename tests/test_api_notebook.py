@@ -730,6 +730,36 @@ def test_a_column_replaced_since_the_call_is_not_titled_with_its_settings():
     plt.close("all")
 
 
+def test_one_slide_taken_out_of_joined_results_is_not_titled_with_the_first_slides_settings(tmp_path):
+    """Two slides each through tl.domains (seed 0; seed 5), joined with anndata.concat(..., uns_merge='first'),
+    which keeps the first's record, and the second taken out: pl.domains titled it 'domain: graphst, seed 0',
+    the first slide's settings.  Taken out of results joined with or without index_unique, after a round trip
+    through .h5ad too, it is titled without them; the first slide taken out (its own ids) keeps its own."""
+    import anndata as ad
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first, second = _slide(), tiny_slide(seed=3, n_side=7)
+    second.obs["truth"] = second.obs.pop("domain")
+    stcore.tl.domains(first, n_clusters=2, seed=0, **FAST)
+    stcore.tl.domains(second, n_clusters=3, seed=5, **FAST)
+
+    def title(obj):
+        return stcore.pl.domains(obj, truth="truth", show=False, return_fig=True).axes[1].get_title().split("\n")[0]
+
+    assert title(second) == "domain: graphst, seed 5"
+    for unique in ("-", None):
+        joined = ad.concat({"A": first, "B": second}, label="library_id", uns_merge="first", index_unique=unique)
+        joined.write_h5ad(tmp_path / "joined.h5ad")
+        for obj in (joined, ad.read_h5ad(tmp_path / "joined.h5ad")):
+            assert title(obj[obj.obs["library_id"] == "B"].copy()) == "domain", unique
+            if unique is None:      # the first slide's own spots and labels
+                assert title(obj[obj.obs["library_id"] == "A"].copy()) == "domain: graphst, seed 0"
+    plt.close("all")
+
+
 def test_a_stored_graph_of_positions_changed_since_is_refused():
     """tl.domains warns of coordinates in another order than the spots and says to store them in the
     spots' order; the user does, and runs it again: the graph the first call built (and stored) from
