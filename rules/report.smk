@@ -4,7 +4,7 @@ rule report_figures:
         table="results/table.tsv",
         hvg=expand("results/{sample}/hvg.h5ad", sample=SAMPLES),
         labels=run_outputs("labels.tsv"),
-        npz=run_outputs("train.npz", methods=[FIGURE_METHOD]) if FIGURE_METHOD in METHODS else [],
+        npz=PLAN.training_outputs("train.npz", [FIGURE_METHOD]) if FIGURE_METHOD in METHODS else [],
         losses=run_outputs("losses.tsv", methods=LOSS_METHODS) if LOSS_METHODS else [],
     output:
         boxplot=report("results/compare/figures/ari_boxplot.png", category="Figures", subcategory="ARI",
@@ -16,6 +16,7 @@ rule report_figures:
     params:
         samples=[{"sample": s, "truth": PLAN.slides[s]["truth"]} for s in SAMPLES],
         figure_method=FIGURE_METHOD,
+        figure_source=PLAN.source(FIGURE_METHOD) if FIGURE_METHOD in METHODS else FIGURE_METHOD,
         loss_methods=LOSS_METHODS,
         seeds={m: method_seeds(m) for m in METHODS},
         run_dir=lambda wildcards: RUN,

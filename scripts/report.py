@@ -45,9 +45,12 @@ def main(sm):
                            truth_colors=colors)
         if sample in umap_out:
             seed = median_seed(table, sample, fig)
-            emb = MethodResult.load(run_file("train.npz", sample, fig, seed)).embedding
+            # the training its domains were clustered from: its train_from's where it sets one
+            emb = MethodResult.load(run_file("train.npz", sample, sm.params.figure_source, seed)).embedding
             plot_umap(emb, truth, labels(sample, fig, seed, slide.obs_names), umap_out[sample],
-                      title=f"{sample}: {fig} embedding (seed {seed}, {'median ARI' if truth_col else 'lowest seed'})", seed=seed,
+                      title=f"{sample}: {fig} embedding (seed {seed}, {'median ARI' if truth_col else 'lowest seed'}"
+                            + (f"; trained by {sm.params.figure_source}" if sm.params.figure_source != fig else "")
+                            + ")", seed=seed,
                       truth_colors=colors)
         if sample in loss_out:
             # the runs of this config on the slide (the table's rows): not a method's files left on the

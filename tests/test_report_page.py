@@ -344,7 +344,7 @@ def test_the_loss_curves_are_of_this_configs_runs_only(tmp_path, monkeypatch):
         output=SimpleNamespace(boxplot="box.png", domains=["d_A.png", "d_B.png"], umap=[],
                                losses=["results/compare/figures/losses_A.png", "results/compare/figures/losses_B.png"]),
         params=SimpleNamespace(samples=[{"sample": "A", "truth": "domain"}, {"sample": "B", "truth": "domain"}],
-                               figure_method="graphst", loss_methods=["graphst", "g2"],
+                               figure_method="graphst", figure_source="graphst", loss_methods=["graphst", "g2"],
                                seeds={"graphst": [0], "g2": [0]}, run_dir="results/{sample}/{method}/seed{seed}")))
     assert drawn == {"results/compare/figures/losses_A.png": [("g2", 0), ("graphst", 0)],
                      "results/compare/figures/losses_B.png": [("g2", 0)]}
@@ -375,3 +375,54 @@ def test_the_ari_boxplot_says_a_slide_without_an_annotation_has_no_ari(tmp_path,
     assert a.get_title() == "a" and c.get_title() == "c"
     assert not a.texts and len(a.get_yticks()) > 0
     assert [t.get_text() for t in c.texts] == ["no ARI: no annotation"] and len(c.get_yticks()) == 0
+
+
+def test_a_figure_method_that_clusters_another_methods_training_is_drawn_from_that_training(tmp_path, monkeypatch):
+    """compare.figure_method naming a method with train_from (it clusters graphst's embedding): the UMAP
+    asked for a train.npz of its own, so the workflow trained it again as a model of its own (a third
+    train job, the default graphst whatever its train_from trains) and drew that; the UMAP is drawn from
+    the training its domains were clustered from, and no extra training runs."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from slides import script, snakemake, tiny_slide, workdir, write
+    from stcore.methods import MethodResult
+
+    write(tiny_slide(), tmp_path / "a.h5ad")
+    workdir(tmp_path, {"a": (str(tmp_path / "a.h5ad"), 2, "domain")}, extra_config="""methods:
+  graphst: {model: graphst}
+  emb: {train_from: graphst, cluster: {input: embedding}}
+  expression: {model: expression}
+compare: {figure_method: emb, baseline: expression}
+""")
+    dry = snakemake(tmp_path, "-n", "compare", "-p")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    jobs = dry.stdout + dry.stderr
+    assert re.search(r"^train\s+2$", jobs, re.M) and "results/a/emb/seed0/train.npz" not in jobs
+    # the script loads graphst's training for emb's UMAP
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results/a").mkdir(parents=True)
+    slide = tiny_slide()
+    slide.write_h5ad(tmp_path / "results/a/hvg.h5ad")
+    for method in ("graphst", "emb"):
+        run = tmp_path / f"results/a/{method}/seed0"
+        run.mkdir(parents=True)
+        pd.DataFrame({"spot": slide.obs_names, "domain": np.arange(64) % 2}).to_csv(run / "labels.tsv", sep="\t",
+                                                                                     index=False)
+    MethodResult(embedding=np.zeros((64, 2), np.float32), machine={}).save(tmp_path / "results/a/graphst/seed0/train.npz")
+    pd.DataFrame({"sample": ["a", "a"], "group": ["", ""], "method": ["graphst", "emb"], "seed": [0, 0],
+                  "ARI": [0.5, 0.4]}).to_csv("table.tsv", sep="\t", index=False)
+    drawn = {}
+    module = script("report")
+    monkeypatch.setattr(module, "plot_umap", lambda emb, truth, found, path, title="", **k: drawn.update({path: title}))
+    monkeypatch.setattr(module, "plot_slide_domains", lambda *a, **k: None)
+    monkeypatch.setattr(module, "plot_ari_boxplot", lambda *a, **k: None)
+    module.main(SimpleNamespace(
+        input=SimpleNamespace(table="table.tsv"),
+        output=SimpleNamespace(boxplot="box.png", domains=["d_a.png"], umap=["results/compare/figures/umap_a.png"],
+                               losses=[]),
+        params=SimpleNamespace(samples=[{"sample": "a", "truth": "domain"}], figure_method="emb",
+                               figure_source="graphst", loss_methods=[], seeds={"graphst": [0], "emb": [0]},
+                               run_dir="results/{sample}/{method}/seed{seed}")))
+    assert drawn == {"results/compare/figures/umap_a.png": "a: emb embedding (seed 0, median ARI; trained by graphst)"}

@@ -416,6 +416,14 @@ class Plan:
         return [run_file(name, sample, method, seed) for method in (methods or self.methods)
                 for sample in self.samples_of(method) for seed in self.seeds_of(method)]
 
+    def training_outputs(self, name, methods):
+        """File ``name`` of the training each run of ``methods`` uses (its ``train_from``'s, else its own), per
+        (sample, method, seed of that method): the report's UMAP of a method that clusters another's
+        training asked for a ``train.npz`` of its own, so the workflow trained it again as a model of its
+        own (the default graphst, whatever its ``train_from`` trains)."""
+        return list(dict.fromkeys(run_file(name, sample, self.source(method), seed) for method in methods
+                                  for sample in self.samples_of(method) for seed in self.seeds_of(method)))
+
     def consensus_outputs(self, name):
         """One file ``name`` per (sample, method) whose seeds are combined (two seeds or more), and
         per (sample, ensemble) run at two seeds or more (every member at every seed combined: the
