@@ -751,8 +751,25 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
         adata.obsm["joint features PC"] = x @ np.linalg.svd(x[:: max(1, len(x) // 20000)],
                                                             full_matrices=False)[2][:2].T
         bases.append("joint features PC")
-    with figure_annotation_unsaid():
-        fig = domains(adata, key="found domains", truth="annotation" if truth is not None else None, basis=bases,
-                      slide_key="slide" if slides is not None else None, title=title, ncols=3, show=False,
-                      return_fig=True, palette=_annotation_palette(truth, truth_colors))
+    def draw(ncols: int):
+        with figure_annotation_unsaid():
+            return domains(adata, key="found domains", truth="annotation" if truth is not None else None,
+                           basis=bases, slide_key="slide" if slides is not None else None, title=title, ncols=ncols,
+                           show=False, return_fig=True, palette=_annotation_palette(truth, truth_colors))
+
+    fig = draw(3)
+    # Legends of many long names (20 labels of 45 characters: two columns each) widen each panel's slot to
+    # twice its usual width: side by side, the map was 1825 px wide, shown at half its size in the report's
+    # first page (text 5 px high); its panels are laid one under another until a row fits the page's width
+    from .report import MAP_MIN_PX, MAP_SLOT_PX, save_figure_dpi
+
+    columns = fig.axes[0].get_subplotspec().get_gridspec().ncols
+    slot = fig.get_figwidth() * save_figure_dpi / columns
+    if columns > 1 and slot > 1.2 * MAP_SLOT_PX and fig.get_figwidth() * save_figure_dpi > MAP_MIN_PX:
+        fits = max(1, int(MAP_MIN_PX // slot))
+        if fits < columns:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            fig = draw(fits)
     save_figure(fig, path)

@@ -349,9 +349,10 @@ def _legend(ax, categories, colors, names: dict[str, str] | None = None) -> None
               ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
 
 
-def _room_for_legends(fig, neighbours, columns: int, tries: int = 3) -> None:
+def _room_for_legends(fig, neighbours, columns: int, tries: int = 3, last=()) -> None:
     """Widen the figure until no panel's legend runs under the next panel of its row (a legend of two
-    columns, 16 MERFISH cell types, was covered by the next panel: 'OD Immat...')."""
+    columns, 16 MERFISH cell types, was covered by the next panel: 'OD Immat...'), nor past the figure's
+    right edge (``last``: each row's last panel; a figure of one panel per row was cut there as written)."""
     for _ in range(tries):
         renderer = fig.canvas.get_renderer()
         over = 0.0
@@ -361,6 +362,10 @@ def _room_for_legends(fig, neighbours, columns: int, tries: int = 3) -> None:
             left.apply_aspect(), right.apply_aspect()
             over = max(over, left.get_legend().get_window_extent(renderer).x1
                        - right.get_window_extent(renderer).x0)
+        for ax in last:
+            if ax.get_legend() is not None:
+                ax.apply_aspect()
+                over = max(over, ax.get_legend().get_window_extent(renderer).x1 - fig.bbox.x1)
         if over <= 0:
             return
         width, height = fig.get_size_inches()
@@ -663,6 +668,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             else:
                 grid[r, c].remove()
     neighbours = [(grid[r, c], grid[r, c + 1]) for r, row in enumerate(rows) for c in range(len(row) - 1)]
+    last = [grid[r, len(row) - 1] for r, row in enumerate(rows)]
     image = _tissue_image(adata, library_id, img_key) if img and slide_key is None else None
     positions = {}
     for b in bases:
@@ -706,7 +712,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     if legend:
-        _room_for_legends(fig, neighbours, ncols)
+        _room_for_legends(fig, neighbours, ncols, last=last)
     fig.stcore_scores = scores
     if save:
         from pathlib import Path

@@ -25,12 +25,16 @@ def _plt():
     return plt
 
 
+#: The resolution :func:`save_figure` writes figures at (pixels per inch).
+save_figure_dpi = 90
+
+
 def save_figure(fig, path) -> None:
     """Write ``fig`` to ``path`` (PNG, written whole or not at all) and close it."""
     from .io import atomic_path
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+        fig.savefig(tmp, dpi=save_figure_dpi, format="png")
     _plt().close(fig)
 
 
@@ -183,6 +187,10 @@ def _slide_rows(table: pd.DataFrame, slide: str) -> pd.DataFrame:
 #: The width (px) below which the first page's domain maps are not shrunk (they scroll sideways
 #: instead): the report's text column is 918 px in a window 1,400 px wide or wider.
 MAP_MIN_PX = 860
+
+#: The width (px) of a panel of a run's map with its legend, as :func:`stcore.pl.domains` lays it out
+#: by default (a 3.4 inch panel and 1.7 inch legend at :data:`save_figure_dpi`).
+MAP_SLOT_PX = (3.4 + 1.7) * save_figure_dpi
 
 
 def figures_html(table: pd.DataFrame, figures: list[dict], *, limit: int = 24) -> str:

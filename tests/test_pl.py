@@ -845,3 +845,37 @@ def test_legends_list_numbered_names_in_natural_order(tmp_path, monkeypatch):
                        [("graphst", adata.obs["found"].to_numpy())], tmp_path / "map.png")
     assert legend(drawn["fig"].axes[0]) == layers and legend(drawn["fig"].axes[1]) == found
     plt.close("all")
+
+
+def test_a_runs_map_of_many_long_names_fits_the_reports_page(monkeypatch):
+    """A run's domains.png (written at 90 dpi) of 20 labels of up to 45 characters (two legend columns each)
+    was 1825 px wide, its panels side by side: the report's first page showed it at half its size (legend text
+    5 px high).
+    Its panels are laid one under another, the map as wide as the page's column, no legend cut at its
+    right edge; a map of 7 short labels keeps its panels side by side."""
+    import pandas as pd
+
+    from stcore.evaluate import plot_domains
+    from stcore.report import MAP_MIN_PX
+
+    drawn = []
+    monkeypatch.setattr("stcore.report.save_figure", lambda fig, path: drawn.append(fig))
+    adata = tiny_slide(n_side=30, domains=20)
+    band = adata.obs["domain"].astype(str).str[1:].astype(int).to_numpy()
+    names = [f"Excitatory neurons layer {i} intratelencephalic" if i % 2 else f"Inhibitory interneurons type {i} (SST+)"
+             for i in range(20)]
+    rng = np.random.default_rng(0)
+    found = np.where(rng.random(adata.n_obs) < 0.1, rng.integers(0, 20, adata.n_obs), band)
+    plot_domains(adata.obsm["spatial"], found, pd.Series([names[b] for b in band]), title="a", path="a.png")
+    plot_domains(adata.obsm["spatial"], found % 7, pd.Series([f"Layer{b % 7 + 1}" for b in band]), title="a",
+                 path="a.png")
+    wide, short = drawn
+    for fig in drawn:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            assert ax.get_legend().get_window_extent().x1 <= fig.bbox.x1 + 1
+    assert wide.get_figwidth() * 90 <= 1.1 * MAP_MIN_PX
+    assert len({round(ax.get_position().x0, 3) for ax in wide.axes}) == 1          # one under another
+    assert len({round(ax.get_position().y0, 3) for ax in short.axes}) == 1         # side by side
+    assert short.get_figwidth() * 90 <= 920
+    plt.close("all")
