@@ -732,7 +732,7 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
     by domain and, where given, by the annotation.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image).  ``truth_colors``:
     the colours the slide stores for the annotation (``uns[<truth>_colors]``), which it is drawn in."""
     from .pl import domains
-    from .report import save_figure
+    from .report import fitted_map, save_figure
 
     adata = _figure_adata(pred, truth, coords)
     if slides is not None:
@@ -757,19 +757,4 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
                            basis=bases, slide_key="slide" if slides is not None else None, title=title, ncols=ncols,
                            show=False, return_fig=True, palette=_annotation_palette(truth, truth_colors))
 
-    fig = draw(3)
-    # Legends of many long names (20 labels of 45 characters: two columns each) widen each panel's slot to
-    # twice its usual width: side by side, the map was 1825 px wide, shown at half its size in the report's
-    # first page (text 5 px high); its panels are laid one under another until a row fits the page's width
-    from .report import MAP_MIN_PX, MAP_SLOT_PX, save_figure_dpi
-
-    columns = fig.axes[0].get_subplotspec().get_gridspec().ncols
-    slot = fig.get_figwidth() * save_figure_dpi / columns
-    if columns > 1 and slot > 1.2 * MAP_SLOT_PX and fig.get_figwidth() * save_figure_dpi > MAP_MIN_PX:
-        fits = max(1, int(MAP_MIN_PX // slot))
-        if fits < columns:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-            fig = draw(fits)
-    save_figure(fig, path)
+    save_figure(fitted_map(draw, 3), path)

@@ -39,6 +39,23 @@ def save_figure(fig, path) -> None:
 
 
 
+def fitted_map(draw, ncols: int):
+    """``draw(ncols)`` (a map of :func:`stcore.pl.domains`, ``ncols`` panels a row), drawn again with fewer
+    panels a row where legends of many long names (20 labels of 45 characters: two columns each) widened
+    each panel's slot past 1.2 times its usual width (:data:`MAP_SLOT_PX`): side by side, a run's map was
+    1825 px wide, shown at half its size in the report's first page (text 5 px high).  Its panels are laid
+    one under another until a row fits the page's column (:data:`MAP_MIN_PX`)."""
+    fig = draw(ncols)
+    columns = fig.axes[0].get_subplotspec().get_gridspec().ncols
+    slot = fig.get_figwidth() * save_figure_dpi / columns
+    if columns > 1 and slot > 1.2 * MAP_SLOT_PX and fig.get_figwidth() * save_figure_dpi > MAP_MIN_PX:
+        fits = max(1, int(MAP_MIN_PX // slot))
+        if fits < columns:
+            _plt().close(fig)
+            fig = draw(fits)
+    return fig
+
+
 def scored_seeds(table: pd.DataFrame, slide: str, variant: str, metric: str = "ARI") -> pd.DataFrame:
     """The rows of (slide, variant) whose ``metric`` is a number, by ``metric`` then seed: the seeds a
     median by ``metric`` is taken over (none on a slide without an annotation, whose ARI is NaN)."""
@@ -81,11 +98,13 @@ def plot_slide_domains(coords: np.ndarray, truth, panels: list[tuple[str, np.nda
 
     # the annotation's panel is titled 'annotation', as in each run's domains.png (it read 'truth')
     columns = ({"annotation": truth} if truth is not None else {}) | {name: lab for name, lab in panels}
-    with figure_annotation_unsaid():
-        fig = domains(_panels_adata(coords, columns), key=[name for name, _ in panels],
-                      truth="annotation" if truth is not None else None, title=title, ncols=4, show=False,
-                      return_fig=True, palette=_annotation_palette(truth, truth_colors))
-    save_figure(fig, path)
+    def draw(ncols: int):
+        with figure_annotation_unsaid():
+            return domains(_panels_adata(coords, columns), key=[name for name, _ in panels],
+                           truth="annotation" if truth is not None else None, title=title, ncols=ncols, show=False,
+                           return_fig=True, palette=_annotation_palette(truth, truth_colors))
+
+    save_figure(fitted_map(draw, 4), path)
 
 
 def plot_ari_boxplot(table: pd.DataFrame, path, metric: str = "ARI") -> None:

@@ -869,7 +869,12 @@ def test_a_runs_map_of_many_long_names_fits_the_reports_page(monkeypatch):
     plot_domains(adata.obsm["spatial"], found, pd.Series([names[b] for b in band]), title="a", path="a.png")
     plot_domains(adata.obsm["spatial"], found % 7, pd.Series([f"Layer{b % 7 + 1}" for b in band]), title="a",
                  path="a.png")
-    wide, short = drawn
+    from stcore.report import plot_slide_domains      # the comparison's map of 3 methods: 3962 px wide
+
+    plot_slide_domains(adata.obsm["spatial"], np.array([names[b] for b in band], dtype=object),
+                       [(f"method {i}", found) for i in range(3)], "b.png")
+    wide, short, methods = drawn
+    assert methods.get_figwidth() * 90 <= 1.1 * MAP_MIN_PX
     for fig in drawn:
         fig.canvas.draw()
         for ax in fig.axes:
