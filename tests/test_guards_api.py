@@ -1756,8 +1756,8 @@ def test_a_domains_h5ad_written_before_it_recorded_its_graphs_settings_is_named_
         out.uns["spatial_neighbors"]["params"].pop(k)
     with pytest.raises(InputError, match=r"obsp\['spatial_connectivities'\] is a graph stcore stored before it "
                                          r"recorded the graph's settings \(a workflow's domains\.h5ad .*Fix: del "
-                                         r"adata\.obsp\['spatial_connectivities'\] and tl\.domains builds the workflow's "
-                                         r"graph .*or write the file again .*snakemake --forcerun export"):
+                                         r"adata\.obsp\['spatial_connectivities'\] and tl\.domains builds the "
+                                         r"workflow's graph .*or write the file again .*snakemake --forcerun export"):
         stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)
     del out.obsp["spatial_connectivities"]
     stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)

@@ -410,7 +410,8 @@ compare: {figure_method: emb, baseline: expression}
         run.mkdir(parents=True)
         pd.DataFrame({"spot": slide.obs_names, "domain": np.arange(64) % 2}).to_csv(run / "labels.tsv", sep="\t",
                                                                                      index=False)
-    MethodResult(embedding=np.zeros((64, 2), np.float32), machine={}).save(tmp_path / "results/a/graphst/seed0/train.npz")
+    MethodResult(embedding=np.zeros((64, 2), np.float32), machine={}).save(
+        tmp_path / "results/a/graphst/seed0/train.npz")
     pd.DataFrame({"sample": ["a", "a"], "group": ["", ""], "method": ["graphst", "emb"], "seed": [0, 0],
                   "ARI": [0.5, 0.4]}).to_csv("table.tsv", sep="\t", index=False)
     drawn = {}
