@@ -117,8 +117,8 @@ def _non_finite(x, spots=None, genes=None) -> tuple[str, str | None]:
 
 def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts",
                  spots=None, genes=None) -> None:
-    """Raise if ``x`` has NaN, infinite or negative values, no value other than 0, or (``integer``)
-    non-integer ones.  ``spots``, ``genes``: their names, for the message."""
+    """Raise if ``x`` has NaN, infinite or negative values, True/False values (dtype bool: detection,
+    not counts), no value other than 0, or (``integer``) non-integer ones.  ``spots``, ``genes``: their names, for the message."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if values == "counts":
         what, fix = "the count matrix", "store raw counts in X"
@@ -127,6 +127,12 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
     if not np.isfinite(data).all():
         where, whole = _non_finite(x, spots, genes)
         raise InputError(f"{what} holds NaN or infinite values: {where}", path=path, fix=whole or fix)
+    if data.dtype == bool:
+        # binarised detection (X > 0) stored as booleans: each True would be read as a count of 1, every
+        # spot's depth as its number of detected genes and every gene's variance as its detection rate's
+        raise InputError(f"{what} holds True/False values (dtype bool): which genes were detected in each spot, not "
+                         "how many counts; each would be taken as a count of 1", path=path,
+                         fix="store the raw counts in X (those the detections were made from), not X > 0")
     if x.shape[0] and x.shape[1] and not np.any(data):
         # an X of zeros, the values in a layer or .raw (counts_beside names them): every spot would
         # be dropped as empty, or put into domains without any signal

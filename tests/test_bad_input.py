@@ -217,6 +217,11 @@ CATALOGUE = {
                         r"negative values; raw counts are needed"),
     "non_integer_counts": (_h5ad(set_x(lambda x: x.__setitem__((3, 4), 0.5))), {},
                            r"non-integer values; raw counts are needed\. Fix: .*hvg\.flavor"),
+    # binarised detection (X > 0) stored as booleans (was: taken as counts of 1, run without a word)
+    "boolean_counts": (_h5ad(lambda a: setattr(a, "X", a.X > 2)), {},
+                       r"the count matrix holds True/False values \(dtype bool\): which genes were detected in "
+                       r"each spot, not how many counts; each would be taken as a count of 1\. Fix: store the raw "
+                       r"counts in X"),
     "log_normalised_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray())))), {},
                               r"non-integer values"),
     # raw counts multiplied by a factor: whole numbers, so they were taken as counts ten times deeper
