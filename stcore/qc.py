@@ -89,9 +89,16 @@ def qc_masks(adata: ad.AnnData, params: QCParams, values: str = "counts") -> tup
 
 
 def _named_mito(names, params: QCParams) -> np.ndarray:
-    """Which of ``names`` start with one of ``params.mito_prefix`` (case-insensitive)."""
-    prefixes = tuple(p.upper() for p in params.mito_prefix)
-    return np.asarray(pd.Index(names).astype(str).str.upper().str.startswith(prefixes))
+    """Which of ``names`` start with one of ``params.mito_prefix`` (case-insensitive), also behind
+    the genome a reference of several genomes puts in front of each gene (Cell Ranger's
+    'GRCh38_MT-CO1', 'mm10___mt-Co1', 'hg19_MT-CO1': a name, then one or more '_')."""
+    import re
+
+    if not params.mito_prefix:
+        return np.zeros(len(names), dtype=bool)
+    prefixes = "|".join(re.escape(p) for p in params.mito_prefix)
+    return np.asarray(pd.Index(names).astype(str).str.contains(rf"^(?:[A-Za-z0-9.]+_+)?(?:{prefixes})",
+                                                                 case=False, regex=True))
 
 
 def _filters_mito(params: QCParams) -> bool:

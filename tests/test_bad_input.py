@@ -975,6 +975,17 @@ def test_mito_filter_removes_the_spots_it_should_and_is_off_by_default(tmp_path)
     assert report["mito_genes"] == 0 and kept.n_obs == 64
 
 
+@pytest.mark.parametrize("genome", ["GRCh38_", "mm10___", "hg19_"])
+def test_mito_genes_named_with_a_multi_genome_references_prefix_are_found(genome, tmp_path):
+    """Cell Ranger's references of two genomes put the genome in front of each gene ('GRCh38_MT-CO1',
+    'mm10___mt-Co1', the older 'hg19_MT-CO1'): qc.max_mito_pct=20 was refused as if the names were not
+    symbols ('no gene name starts with MT-/mt- ... Fix: store gene symbols in var_names'); the
+    mitochondrial genes are found behind the prefix and the 16 spots at 40% are removed."""
+    path = write(_with_mito(lambda symbols: [genome + n for n in symbols]), tmp_path / "barnyard.h5ad")
+    kept, report = prepare_slide(str(path), "h5ad", QCParams(max_mito_pct=20), n_clusters=2)
+    assert report["mito_genes"] == 4 and kept.n_obs == 48
+
+
 def test_mito_filter_on_ensembl_ids_is_refused_naming_sample_file_and_symbol_column(tmp_path):
     """Before: qc.max_mito_pct=20 on Ensembl ids kept all 64 spots (16 at 40% mito) without a word.
     Through the qc job's run_step, the line names the sample and the file, and var['gene_symbols']."""
