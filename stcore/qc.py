@@ -174,7 +174,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .io import read_slide
     from .provenance import input_digest
     from .validate import (check_counts, check_logged_mark, check_n_clusters, check_values_match, clustered_by,
-                           coordinate_of_spots, counts_beside, needs_integer, output_key, written_by_stcore)
+                           coordinate_of_spots, counts_beside, measured_per_spot, needs_integer, output_key,
+                           written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -219,12 +220,14 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
         def annotations() -> str:         # the columns that may be the annotation, for the fix
             others = [c for c in adata.obs.columns if c != truth and not written_by_stcore(adata, c)
                       and not clustered_by(adata, c) and not coordinate_of_spots(adata, c)
+                      and not measured_per_spot(adata, c)
                       and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
             return f" (obs columns: {others[:10]})" if others else ""
 
         if not written_by_stcore(adata, truth):
             for held, compared in ((clustered_by(adata, truth), "another method's output"),
-                                   (coordinate_of_spots(adata, truth), "the slide's rows or columns")):
+                                   (coordinate_of_spots(adata, truth), "the slide's rows or columns"),
+                                   (measured_per_spot(adata, truth), "that quantity")):
                 if held:
                     raise InputError(f"truth column '{truth}' holds {held}, not an annotation: every score would "
                                      f"compare the domains with {compared}", path=path,

@@ -43,7 +43,7 @@ __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_v
            "check_values_match", "check_counts", "check_logged_mark",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key", "clustered_by",
-           "CLUSTER_COLUMNS", "coordinate_of_spots"]
+           "CLUSTER_COLUMNS", "coordinate_of_spots", "measured_per_spot"]
 
 log = logging.getLogger(__name__)
 
@@ -1776,6 +1776,29 @@ def coordinate_of_spots(adata: ad.AnnData, key: str) -> str | None:
         if _same_groups(np.asarray(values, dtype=object)[labelled], other.astype(object)):
             return f"a coordinate of the spots (one label for each value of {name})"
     return None
+
+
+def measured_per_spot(adata: ad.AnnData, key: str) -> str | None:
+    """Where obs[key] holds a quantity measured in each spot rather than an annotation, in words,
+    else None: numbers (not text or categories) of more distinct values than any annotation has
+    labels (:data:`stcore.evaluate.PER_SPOT_LABELS`), as a count or a size per spot gives (Xenium's
+    ``transcript_counts`` and ``cell_area``, scanpy's ``total_counts``): Xenium's ``transcript_counts``
+    takes about a thousand values over 100,000 cells, each label shared by many cells, so the refusal
+    of a per-spot value (more labels than half the spots) let it through."""
+    import pandas as pd
+
+    from .evaluate import PER_SPOT_LABELS
+
+    values = adata.obs[key]
+    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind not in "iuf":
+        return None
+    distinct = int(values.nunique())
+    if distinct <= PER_SPOT_LABELS:
+        return None
+    kind = "whole numbers" if values.dtype.kind in "iu" or np.array_equal(values.dropna(), np.round(values.dropna())) \
+        else "numbers"
+    return (f"a quantity measured in each spot ({distinct} distinct {kind} over {int(values.notna().sum())} spots, "
+            "as a count or a size per spot takes)")
 
 
 def key_is_free(adata: ad.AnnData, key: str) -> bool:

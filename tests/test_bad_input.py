@@ -64,6 +64,14 @@ def _per_spot_truth(tmp):
     return write(adata, tmp / "slide.h5ad"), "h5ad"
 
 
+def _count_per_spot_truth(tmp):
+    """The truth column set to each spot's total count, as Xenium's obs['transcript_counts'] holds it:
+    more distinct numbers than any annotation has labels, but each shared by several spots."""
+    adata = tiny_slide(n_side=24)
+    adata.obs["transcript_counts"] = np.asarray(adata.X.sum(axis=1)).ravel().astype(int)
+    return write(adata, tmp / "slide.h5ad"), "h5ad"
+
+
 def _sections(tmp):
     """Two sections in one object, named by a float 'bregma' as MERFISH tables name them (a second
     section of another depth, its cells in the first one's frame)."""
@@ -402,6 +410,13 @@ CATALOGUE = {
         r"truth column 'array_row' holds a coordinate of the spots \(obs\['array_row'\], by its name\), not an "
         r"annotation: every score would compare the domains with the slide's rows or columns\. Fix: set the sample "
         r"sheet's truth column to the slide's annotation \(obs columns: \['domain'\]\), or leave it empty$"),
+    # a count per spot (Xenium's transcript_counts: ~1,000 values over 100,000 cells) was taken as an annotation
+    "truth_is_a_count_per_spot": (
+        _count_per_spot_truth, {"truth": "transcript_counts"},
+        r"truth column 'transcript_counts' holds a quantity measured in each spot \(1\d\d distinct whole numbers over "
+        r"576 spots, as a count or a size per spot takes\), not an annotation: every score would compare the domains "
+        r"with that quantity\. Fix: set the sample sheet's truth column to the slide's annotation \(obs columns: "
+        r"\['domain'\]\), or leave it empty$"),
     "truth_groups_spots_as_a_coordinate": (
         _h5ad(lambda a: a.obs.__setitem__("band", [f"b{y:.0f}" for y in a.obsm["spatial"][:, 1]])),
         {"truth": "band"},

@@ -884,3 +884,17 @@ def test_a_runs_map_of_many_long_names_fits_the_reports_page(monkeypatch):
     assert len({round(ax.get_position().y0, 3) for ax in short.axes}) == 1         # side by side
     assert short.get_figwidth() * 90 <= 920
     plt.close("all")
+
+
+def test_a_count_per_spot_given_as_truth_is_said(caplog):
+    """Xenium's obs['transcript_counts'] (about a thousand values over 100,000 cells, so fewer labels than
+    half the spots) drawn as the annotation: scored without a word.  The qc job refuses it; the figure
+    draws it and says so."""
+    adata = tiny_slide(n_side=16, domains=3)
+    adata.obs["truth"] = adata.obs.pop("domain")
+    adata.obs["domain"] = adata.obs["truth"].astype(str)
+    adata.obs["transcript_counts"] = np.arange(adata.n_obs) % 110 + 200
+    _said_not_an_annotation(caplog, adata, [("transcript_counts",
+                                             r"holds a quantity measured in each spot \(110 distinct whole numbers over "
+                                             r"256 spots, as a count or a size per spot takes\), not an annotation: the "
+                                             r"scores in the titles compare the domains with that quantity")])
