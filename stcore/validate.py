@@ -801,11 +801,59 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                              + "; the spatial graph would join spots by that one coordinate", path=path,
                              fix=f"store the spots' x and y in obsm['{key}'], e.g. adata.obsm['{key}'] = "
                                  "adata.obs[['x', 'y']].to_numpy(float)")
+    _refuse_lost_precision(adata, value, xy, key, path)
     check_one_slide(adata, xy=xy, path=path, depths=depths, key=key)
     warn_volume(adata, xy, dropped, path=path)
     if warn_shared:
         warn_shared_positions(adata, xy, key, path=path)
     return xy
+
+
+def _refuse_lost_precision(adata: ad.AnnData, value, xy: np.ndarray, key: str, path: str | None) -> None:
+    """Refuse coordinates stored in fewer than 64 bits (float32) at magnitudes where the type's step
+    is as coarse as the spots' spacing (more than a quarter of the median distance between
+    neighbouring distinct positions) and spots share positions: absolute coordinates of a large
+    array (Stereo-seq, Visium HD, around 2e7, where float32 holds every 2nd number) rounded onto
+    one another when written, which the spatial graph would join at distance 0."""
+    dtypes = list(value.dtypes) if hasattr(value, "dtypes") else [getattr(value, "dtype", None)]
+    narrow = []
+    for d in dtypes:
+        try:
+            d = np.dtype(d)
+        except TypeError:
+            continue
+        if d.kind == "f" and d.itemsize < 8:
+            narrow.append(d)
+    if not narrow or len(xy) < 2:
+        return
+    dtype = min(narrow, key=lambda d: d.itemsize)
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    same = np.all(xy[order][1:] == xy[order][:-1], axis=1)
+    if not same.any():
+        return
+    from scipy.spatial import cKDTree
+
+    distinct = np.unique(xy, axis=0)
+    if len(distinct) < 2:
+        return
+    spacing = float(np.median(cKDTree(distinct).query(distinct, k=2)[0][:, 1]))
+    largest = float(np.abs(xy).max())
+    step = float(np.spacing(dtype.type(largest)))
+    if step < spacing / 4:
+        return
+    in_group = np.zeros(len(order), dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    first, second = order[np.argmax(same)], order[np.argmax(same) + 1]
+    raise InputError(f"obsm['{key}'] is stored as {dtype.name}, which holds numbers near {largest:.3g} only to a step "
+                     f"of {step:g}, as coarse as the spots' spacing (neighbouring distinct positions lie {spacing:g} "
+                     f"apart): {int(in_group.sum())} spots share their position with another (first: "
+                     f"'{adata.obs_names[first]}' and '{adata.obs_names[second]}' at ({xy[first, 0]:.10g}, "
+                     f"{xy[first, 1]:.10g})), rounded onto one another when the coordinates were written as "
+                     f"{dtype.name}; the spatial graph would join them at distance 0", path=path,
+                     fix=f"store the coordinates as float64 from their source (adata.obsm['{key}'] = "
+                         "positions.to_numpy('float64')), or subtract their smallest x and y in float64 before storing "
+                         f"them as {dtype.name} (xy - xy.min(axis=0))")
 
 
 #: ``obs`` columns that give each spot's depth beside the plane of its coordinates (a cell's z).

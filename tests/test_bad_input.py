@@ -410,6 +410,15 @@ CATALOGUE = {
         r"truth column 'array_row' holds a coordinate of the spots \(obs\['array_row'\], by its name\), not an "
         r"annotation: every score would compare the domains with the slide's rows or columns\. Fix: set the sample "
         r"sheet's truth column to the slide's annotation \(obs columns: \['domain'\]\), or leave it empty$"),
+    # absolute coordinates around 2e7 (a large array's) stored as float32, whose step there is 2: neighbouring spots
+    # 1 to 2 apart rounded onto one another (was: the generic warning of spots that share a position)
+    "float32_coordinates_at_a_large_offset": (
+        _h5ad(lambda a: a.obsm.__setitem__("spatial", (a.obsm["spatial"] / 50 + 2e7).astype(np.float32))), {},
+        r"obsm\['spatial'\] is stored as float32, which holds numbers near 2e\+07 only to a step of 2, as coarse as "
+        r"the spots' spacing \(neighbouring distinct positions lie 2 apart\): \d+ spots share their position with "
+        r"another \(first: .*rounded onto one another when the coordinates were written as float32; .*Fix: store the "
+        r"coordinates as float64 from their source .*or subtract their smallest x and y in float64 before storing "
+        r"them as float32"),
     # a count per spot (Xenium's transcript_counts: ~1,000 values over 100,000 cells) was taken as an annotation
     "truth_is_a_count_per_spot": (
         _count_per_spot_truth, {"truth": "transcript_counts"},
@@ -493,6 +502,25 @@ def test_catalogue_cases_are_otherwise_valid(tmp_path):
                                                    "pxl_col_in_fullres\n" + text.replace(",", ";"))
     semicolons, _ = prepare_slide(str(folder), "visium", QCParams(), n_clusters=2)
     assert np.array_equal(semicolons.obsm["spatial"], adata.obsm["spatial"])
+
+
+def test_float32_coordinates_pass_as_float64_or_from_their_minimum(tmp_path, caplog):
+    """The fixes the float32 refusal names read the same slide: its coordinates at 2e7 as float64, or
+    less their minimum as float32; and float32 coordinates of an ordinary range (pixels) are read as
+    they are, spots at one position there left to the warning of shared positions."""
+    for name, change in (("float64", lambda xy: xy / 50 + 2e7),
+                         ("from_minimum", lambda xy: ((xy / 50 + 2e7) - (xy / 50 + 2e7).min(axis=0)).astype(np.float32)),
+                         ("pixels", lambda xy: xy.astype(np.float32))):
+        adata = tiny_slide()
+        adata.obsm["spatial"] = change(np.asarray(adata.obsm["spatial"], dtype=float))
+        kept, _ = prepare_slide(str(write(adata, tmp_path / f"{name}.h5ad")), "h5ad", QCParams(), n_clusters=2)
+        assert kept.n_obs == 64
+    adata = tiny_slide()
+    adata.obsm["spatial"] = adata.obsm["spatial"].astype(np.float32)
+    adata.obsm["spatial"][1] = adata.obsm["spatial"][0]
+    with caplog.at_level("WARNING"):
+        prepare_slide(str(write(adata, tmp_path / "shared.h5ad")), "h5ad", QCParams(), n_clusters=2)
+    assert "2 spots share their position with another spot" in caplog.text
 
 
 def test_duplicate_gene_names_warn_and_are_made_unique(tmp_path, caplog):
