@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from .errors import InputError
 from .validate import VALUES, check_values_kind
 
-__all__ = ["HVGParams", "select_hvg", "seurat_v3", "transform", "run_hvg"]
+__all__ = ["HVGParams", "select_hvg", "seurat_v3", "transform", "run_hvg", "used_genes"]
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,12 @@ def run_hvg(adata: ad.AnnData, params: HVGParams) -> ad.AnnData:
     counts = out.X
     out.X = transform(counts, params)
     out.layers["counts"] = counts
-    out.uns["hvg"] = {"n_top_genes": params.n_top_genes, "flavor": params.selection_flavor,
+    out.uns["hvg"] = {**used_genes(int(mask.sum()), params.n_top_genes), "flavor": params.selection_flavor,
                       "target_sum": params.target_sum, "max_value": params.max_value, "values": params.values}
     return out
+
+
+def used_genes(used: int, asked: int) -> dict:
+    """The record of how many genes were used: ``n_top_genes`` the number selected, and where that is
+    fewer than asked (a slide of fewer genes: all are used) ``n_top_genes_asked`` beside it."""
+    return {"n_top_genes": used} if used == asked else {"n_top_genes": used, "n_top_genes_asked": int(asked)}

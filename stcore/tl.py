@@ -172,7 +172,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .consensus import consensus, two_labelings
     from .evaluate import mean_pairwise_ari
     from .export import combined_choice, seed_frame
-    from .hvg import HVGParams, run_hvg
+    from .hvg import HVGParams, run_hvg, used_genes
     from .qc import QCParams, qc_masks
     from .io import as_csr
     from .methods import fit, recorded_train
@@ -365,7 +365,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     info = {"method": "+".join(methods), "seed": seeds[0], "train": read[methods[0]] if len(methods) == 1 else read,
             "cluster": _with_defaults("cluster", cluster), "n_clusters": chosen,
             "domains_found": int(len(np.unique(labels))),
-            "hvg": {"n_top_genes": int(n_top_genes), "flavor": hvg_params.selection_flavor}, "values": values,
+            "hvg": {**used_genes(prepared.n_vars, n_top_genes), "flavor": hvg_params.selection_flavor},
+            "values": values,
             "graph": graph_info}
     adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds and methods are not this call's
     adata.obsm.pop(f"{key_added}_methods", None)

@@ -541,6 +541,16 @@ def test_fewer_genes_than_hvg_warns_and_uses_all_genes(caplog):
     assert "slide has 40 genes, not more than n_top_genes=3000: all genes are used" in caplog.text
 
 
+def test_fewer_genes_than_hvg_records_the_genes_used():
+    """hvg.h5ad's uns['hvg'] recorded n_top_genes 3000 where the slide's 40 genes were used: it records
+    the 40 used and the 3000 asked beside them; as many as asked, the number alone."""
+    out = run_hvg(tiny_slide(n_genes=40), HVGParams(n_top_genes=3000))
+    assert out.n_vars == 40
+    assert out.uns["hvg"]["n_top_genes"] == 40 and out.uns["hvg"]["n_top_genes_asked"] == 3000
+    out = run_hvg(tiny_slide(n_genes=40), HVGParams(n_top_genes=30))
+    assert out.n_vars == 30 and out.uns["hvg"]["n_top_genes"] == 30 and "n_top_genes_asked" not in out.uns["hvg"]
+
+
 def test_as_many_genes_as_hvg_keeps_all_genes_without_a_warning(caplog):
     """The demo's slides: 3000 genes and n_top_genes 3000, all genes as asked; no WARNING line."""
     adata = tiny_slide(n_genes=40)

@@ -1762,3 +1762,10 @@ def test_a_domains_h5ad_written_before_it_recorded_its_graphs_settings_is_named_
     del out.obsp["spatial_connectivities"]
     stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)
     assert out.uns["stcore"]["seed"] == 1 and out.uns["spatial_neighbors"]["params"]["mode"] == "knn"
+
+
+def test_fewer_genes_than_n_top_genes_are_recorded_as_used():
+    """uns['stcore']['hvg'] recorded n_top_genes 3000, as asked, where the slide's 40 genes were used."""
+    adata = _slide()
+    stcore.tl.domains(adata, n_clusters=2, **(FAST | {"n_top_genes": 3000}))
+    assert adata.uns["stcore"]["hvg"] == {"n_top_genes": 40, "n_top_genes_asked": 3000, "flavor": "seurat_v3"}
