@@ -187,12 +187,19 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                          fix="give seed as an int (seed=42; a number read as text: int(...)) or several "
                              "(seed=range(3))")
     seeds = [seed] if isinstance(seed, (int, np.integer)) else list(seed)
+    if not seeds:
+        raise InputError(f"seed {seed!r} holds no seed", fix="give one seed (seed=0) or several (seed=range(3))")
+    other = [s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer, float, np.floating))]
+    if other:            # int() of None is a TypeError, of 'a' a ValueError, of '7' another seed's text
+        raise InputError(f"seed {other[0]!r} (of {seed!r}) is not a whole number",
+                         fix="give whole numbers as seeds (seed=range(3), seed=[0, 1, 2]; numbers read as text: "
+                             "[int(s) for s in seeds])")
     fractional = [s for s in seeds if isinstance(s, (float, np.floating)) and not float(s).is_integer()]
     if fractional:       # int() would cut 1.7 to 1: another seed than given, without a word
         raise InputError(f"seed {fractional[0]!r} (of {seed!r}) is not a whole number",
                          fix="give whole numbers as seeds (seed=range(3), seed=[0, 1, 2])")
     seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
+    if len(set(seeds)) != len(seeds):
         raise InputError(f"seed: one seed or several different seeds, got {seed!r} (a seed repeated runs the same "
                          "labelling twice and counts it twice in the vote)",
                          fix="give different seeds (seed=range(3)) or one (seed=0)")

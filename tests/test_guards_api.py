@@ -1512,6 +1512,19 @@ def test_a_seed_given_as_text_is_refused_not_read_digit_by_digit(no_work):
             stcore.tl.domains(_slide(), n_clusters=2, seed=seed, **FAST)
 
 
+def test_no_seed_or_seeds_that_are_not_numbers_are_one_line(no_work):
+    """seed=[] (or range(0)) was refused as 'one seed or several different seeds, got [] (a seed repeated
+    runs the same labelling twice ...)', of repetitions; seed=[None] or [0, 'a'] stopped with int()'s
+    TypeError or ValueError."""
+    for seed, said in (([], r"seed \[\] holds no seed\. Fix: give one seed \(seed=0\) or several"),
+                       (range(0), r"seed range\(0, 0\) holds no seed\. Fix: "),
+                       ([None], r"seed None \(of \[None\]\) is not a whole number\. Fix: give whole numbers as seeds"),
+                       ([0, "a"], r"seed 'a' \(of \[0, 'a'\]\) is not a whole number\. Fix: ")):
+        with pytest.raises(InputError) as err:
+            stcore.tl.domains(_slide(), n_clusters=2, seed=seed, **FAST)
+        assert re.match(said, str(err.value)) and "\n" not in str(err.value), str(err.value)
+
+
 def test_a_graph_built_before_spots_were_removed_is_refused(no_work, caplog):
     """gr.spatial_graph, then a filter on the spots: anndata keeps the graph's remaining rows, so
     spots lose neighbours (some all); tl.domains refuses it and names the fix, without first warning
