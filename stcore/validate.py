@@ -1828,7 +1828,7 @@ def coordinate_of_spots(adata: ad.AnnData, key: str) -> str | None:
 
 def measured_per_spot(adata: ad.AnnData, key: str) -> str | None:
     """Where obs[key] holds a quantity measured in each spot rather than an annotation, in words,
-    else None: numbers (not text or categories) of more distinct values than any annotation has
+    else None: numbers (or numbers written as text) of more distinct values than any annotation has
     labels (:data:`stcore.evaluate.PER_SPOT_LABELS`), as a count or a size per spot gives (Xenium's
     ``transcript_counts`` and ``cell_area``, scanpy's ``total_counts``): Xenium's ``transcript_counts``
     takes about a thousand values over 100,000 cells, each label shared by many cells, so the refusal
@@ -1837,15 +1837,23 @@ def measured_per_spot(adata: ad.AnnData, key: str) -> str | None:
 
     from .evaluate import PER_SPOT_LABELS
 
+    from .evaluate import is_missing_label
+
     values = adata.obs[key]
-    if isinstance(values.dtype, pd.CategoricalDtype) or values.dtype.kind not in "iuf":
+    if values.dtype.kind not in "iufOSU" and not isinstance(values.dtype, pd.CategoricalDtype):
         return None
-    distinct = int(values.nunique())
-    if distinct <= PER_SPOT_LABELS:
+    labelled = values[~is_missing_label(values)]
+    distinct = pd.unique(np.asarray(labelled, dtype=object))
+    if len(distinct) <= PER_SPOT_LABELS or len(distinct) > len(labelled) / 2:    # the latter: annotation_problems'
         return None
-    kind = "whole numbers" if values.dtype.kind in "iu" or np.array_equal(values.dropna(), np.round(values.dropna())) \
-        else "numbers"
-    return (f"a quantity measured in each spot ({distinct} distinct {kind} over {int(values.notna().sum())} spots, "
+    # numbers, or numbers written as text (a count column made categorical, or read back as text by R)
+    numbers = pd.to_numeric(pd.Series(distinct), errors="coerce")
+    if numbers.isna().any() or isinstance(distinct[0], (bool, np.bool_)):
+        return None
+    kind = "whole numbers" if np.array_equal(numbers, np.round(numbers)) else "numbers"
+    stored = values.cat.categories.dtype if isinstance(values.dtype, pd.CategoricalDtype) else values.dtype
+    text = "" if stored.kind in "iuf" else ", written as text"
+    return (f"a quantity measured in each spot ({len(distinct)} distinct {kind} over {len(labelled)} spots{text}, "
             "as a count or a size per spot takes)")
 
 

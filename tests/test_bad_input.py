@@ -64,11 +64,13 @@ def _per_spot_truth(tmp):
     return write(adata, tmp / "slide.h5ad"), "h5ad"
 
 
-def _count_per_spot_truth(tmp):
+def _count_per_spot_truth(tmp, as_text: bool = False):
     """The truth column set to each spot's total count, as Xenium's obs['transcript_counts'] holds it:
-    more distinct numbers than any annotation has labels, but each shared by several spots."""
+    more distinct numbers than any annotation has labels, but each shared by several spots;
+    ``as_text``: written as text, categorical (as R's factor or astype('category') leaves it)."""
     adata = tiny_slide(n_side=24)
-    adata.obs["transcript_counts"] = np.asarray(adata.X.sum(axis=1)).ravel().astype(int)
+    counts = np.asarray(adata.X.sum(axis=1)).ravel().astype(int)
+    adata.obs["transcript_counts"] = pd.Categorical(counts.astype(str)) if as_text else counts
     return write(adata, tmp / "slide.h5ad"), "h5ad"
 
 
@@ -426,6 +428,10 @@ CATALOGUE = {
         r"576 spots, as a count or a size per spot takes\), not an annotation: every score would compare the domains "
         r"with that quantity\. Fix: set the sample sheet's truth column to the slide's annotation \(obs columns: "
         r"\['domain'\]\), or leave it empty$"),
+    "truth_is_a_count_per_spot_as_text": (
+        lambda tmp: _count_per_spot_truth(tmp, as_text=True), {"truth": "transcript_counts"},
+        r"truth column 'transcript_counts' holds a quantity measured in each spot \(1\d\d distinct whole numbers over "
+        r"576 spots, written as text, as a count or a size per spot takes\), not an annotation"),
     "truth_groups_spots_as_a_coordinate": (
         _h5ad(lambda a: a.obs.__setitem__("band", [f"b{y:.0f}" for y in a.obsm["spatial"][:, 1]])),
         {"truth": "band"},
