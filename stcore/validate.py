@@ -783,6 +783,14 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                              + f", or in stcore.tl.domains name them: spatial_dims={pair!r}")
     if not np.isfinite(xy).all():
         bad = int((~np.isfinite(xy)).any(axis=1).sum())
+        narrow = _narrow_float(value)
+        if narrow is not None and np.isinf(xy).any():     # beyond the type's largest number: float16's 65504
+            largest = float(np.finfo(narrow).max)
+            raise InputError(f"{bad} spots have infinite coordinates (obsm['{key}']): it is stored as {narrow.name}, "
+                             f"whose largest number is {largest:g}, and their coordinates were beyond it when they were "
+                             f"written as {narrow.name}", path=path,
+                             fix=f"store the coordinates as float64 from their source (adata.obsm['{key}'] = "
+                                 "positions.to_numpy('float64'))")
         raise InputError(f"{bad} spots have NaN or infinite coordinates (obsm['{key}'])", path=path,
                          fix="drop those spots or fill in their coordinates")
     if adata.n_obs > 1 and np.ptp(xy, axis=0).max() == 0:
@@ -809,12 +817,9 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
     return xy
 
 
-def _refuse_lost_precision(adata: ad.AnnData, value, xy: np.ndarray, key: str, path: str | None) -> None:
-    """Refuse coordinates stored in fewer than 64 bits (float32) at magnitudes where the type's step
-    is as coarse as the spots' spacing (more than a quarter of the median distance between
-    neighbouring distinct positions) and spots share positions: absolute coordinates of a large
-    array (Stereo-seq, Visium HD, around 2e7, where float32 holds every 2nd number) rounded onto
-    one another when written, which the spatial graph would join at distance 0."""
+def _narrow_float(value) -> np.dtype | None:
+    """The narrowest float type of fewer than 64 bits (float32, float16) that holds a column of
+    ``value`` (an array or a data frame), else None."""
     dtypes = list(value.dtypes) if hasattr(value, "dtypes") else [getattr(value, "dtype", None)]
     narrow = []
     for d in dtypes:
@@ -824,9 +829,18 @@ def _refuse_lost_precision(adata: ad.AnnData, value, xy: np.ndarray, key: str, p
             continue
         if d.kind == "f" and d.itemsize < 8:
             narrow.append(d)
-    if not narrow or len(xy) < 2:
+    return min(narrow, key=lambda d: d.itemsize) if narrow else None
+
+
+def _refuse_lost_precision(adata: ad.AnnData, value, xy: np.ndarray, key: str, path: str | None) -> None:
+    """Refuse coordinates stored in fewer than 64 bits (float32) at magnitudes where the type's step
+    is as coarse as the spots' spacing (more than a quarter of the median distance between
+    neighbouring distinct positions) and spots share positions: absolute coordinates of a large
+    array (Stereo-seq, Visium HD, around 2e7, where float32 holds every 2nd number) rounded onto
+    one another when written, which the spatial graph would join at distance 0."""
+    dtype = _narrow_float(value)
+    if dtype is None or len(xy) < 2:
         return
-    dtype = min(narrow, key=lambda d: d.itemsize)
     order = np.lexsort((xy[:, 1], xy[:, 0]))
     same = np.all(xy[order][1:] == xy[order][:-1], axis=1)
     if not same.any():

@@ -421,6 +421,13 @@ CATALOGUE = {
         r"another \(first: .*rounded onto one another when the coordinates were written as float32; .*Fix: store the "
         r"coordinates as float64 from their source .*or subtract their smallest x and y in float64 before storing "
         r"them as float32"),
+    # pixel coordinates beyond float16's largest number (65504) stored as float16: infinite (was: "8 spots have NaN or
+    # infinite coordinates. Fix: drop those spots or fill in their coordinates")
+    "float16_coordinates_beyond_its_range": (
+        _h5ad(lambda a: a.obsm.__setitem__("spatial", (a.obsm["spatial"] * 100).astype(np.float16))), {},
+        r"8 spots have infinite coordinates \(obsm\['spatial'\]\): it is stored as float16, whose largest number is "
+        r"65504, and their coordinates were beyond it when they were written as float16\. Fix: store the coordinates "
+        r"as float64 from their source"),
     # a count per spot (Xenium's transcript_counts: ~1,000 values over 100,000 cells) was taken as an annotation
     "truth_is_a_count_per_spot": (
         _count_per_spot_truth, {"truth": "transcript_counts"},
