@@ -130,6 +130,16 @@ def _no_mito_genes(adata: ad.AnnData, params: QCParams) -> None:
         if _named_mito(adata.var[col], params).any():
             where = f" (var['{col}'] holds them)"
             break
+    if not why and not where:
+        # names that are not Ensembl ids, and no column of mitochondrial names: a panel or a subset of genes
+        # without them (DLPFC 151673's 5,000 genes, STARmap's 166), whose names need no change
+        shown = ", ".join(f"'{n}'" for n in names[:3])
+        raise InputError(
+            f"qc.max_mito_pct={params.max_mito_pct:g} filters on mitochondrial genes, but no gene name starts with "
+            f"{prefixes} (names such as {shown}), and no var column holds such names: the slide measures no "
+            "mitochondrial gene (a gene panel, or a matrix they were left out of), so no spot would be removed",
+            fix="set qc.max_mito_pct: 100 (off) in the config; if the names are not gene symbols, store the symbols in "
+                "var_names")
     raise InputError(
         f"qc.max_mito_pct={params.max_mito_pct:g} filters on mitochondrial genes, but no gene name starts "
         f"with {prefixes}{why}, so no spot would be removed",

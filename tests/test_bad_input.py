@@ -336,6 +336,15 @@ CATALOGUE = {
         r"qc\.max_mito_pct=20 filters on mitochondrial genes, but no gene name starts with MT-/mt- \(the names "
         r"look like Ensembl ids, e\.g\. 'ENSG00000000000'\).*Fix: store gene symbols in var_names, or set "
         r"qc\.max_mito_pct: 100"),
+    # gene symbols of a panel or a subset without mitochondrial genes (DLPFC 151673's 5,000, STARmap's 166) (was: the
+    # fix "store gene symbols in var_names", names that are symbols)
+    "mito_filter_on_a_panel_without_mito_genes": (
+        _h5ad(lambda a: setattr(a, "var_names", ["Snap25", "Plp1", "Mbp", *a.var_names[3:]])),
+        {"params": QCParams(max_mito_pct=20)},
+        r"qc\.max_mito_pct=20 filters on mitochondrial genes, but no gene name starts with MT-/mt- \(names such as "
+        r"'Snap25', 'Plp1', 'Mbp'\), and no var column holds such names: the slide measures no mitochondrial gene \(a "
+        r"gene panel, or a matrix they were left out of\), so no spot would be removed\. Fix: set qc\.max_mito_pct: "
+        r"100 \(off\) in the config; if the names are not gene symbols, store the symbols in var_names$"),
     "mito_gene_names_written_by_r": (
         _h5ad(lambda a: setattr(a, "var_names", ["MT.CO1", "MT.ND1", "MT.ATP6", *a.var_names[3:]])),
         {"params": QCParams(max_mito_pct=20)},
