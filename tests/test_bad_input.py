@@ -64,6 +64,13 @@ def _per_spot_truth(tmp):
     return write(adata, tmp / "slide.h5ad"), "h5ad"
 
 
+def _binarised():
+    """A slide of 1,600 spots whose counts were binarised (X > 0) and stored as float 0/1."""
+    adata = tiny_slide(n_side=40)
+    adata.X = (adata.X > 0).astype(np.float32)
+    return adata
+
+
 def _count_per_spot_truth(tmp, as_text: bool = False):
     """The truth column set to each spot's total count, as Xenium's obs['transcript_counts'] holds it:
     more distinct numbers than any annotation has labels, but each shared by several spots;
@@ -232,6 +239,13 @@ CATALOGUE = {
                        r"the count matrix holds True/False values \(dtype bool\): which genes were detected in "
                        r"each spot, not how many counts; each would be taken as a count of 1\. Fix: store the raw "
                        r"counts in X"),
+    # binarised detection stored as numbers, 0.0 and 1.0 (or 0 and 1): more than 10,000 values, none above 1 (was: taken
+    # as counts of 1, as the booleans were)
+    "binarised_counts": (lambda tmp: (write(_binarised(), tmp / "slide.h5ad"), "h5ad"), {},
+                         r"the count matrix holds only 0s and 1s \(\d+ values of 1, none above\): which genes were "
+                         r"detected in each spot \(binarised, X > 0\), not how many counts, where raw counts of so "
+                         r"many values hold some above 1; each would be taken as a count of 1\. Fix: store the raw "
+                         r"counts in X"),
     "log_normalised_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log1p(a.X.toarray())))), {},
                               r"non-integer values"),
     # raw counts multiplied by a factor: whole numbers, so they were taken as counts ten times deeper
