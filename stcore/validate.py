@@ -43,7 +43,7 @@ __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_v
            "check_values_match", "check_counts", "check_logged_mark",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key", "clustered_by",
-           "CLUSTER_COLUMNS", "coordinate_of_spots", "measured_per_spot"]
+           "CLUSTER_COLUMNS", "coordinate_of_spots", "measured_per_spot", "annotation_pattern"]
 
 log = logging.getLogger(__name__)
 
@@ -1155,6 +1155,43 @@ def warn_no_spatial_pattern(x, adj, key: str = "spatial", *, path: str | None = 
                     "positions.loc[adata.obs_names, ['x', 'y']].to_numpy(float)",
                     f"{path}: " if path else "", key, found, limit, n, key)
     return found
+
+
+def annotation_pattern(xy: np.ndarray, labels) -> tuple[float, float, int] | None:
+    """The largest Moran's I, over the workflow's spatial graph of the annotated spots
+    (:func:`stcore.graph.spatial_adjacency`), of any label's indicator (1 on its spots, 0 on the
+    others), the value labels in a random order stay below on that graph
+    (:func:`random_pattern_limit`), and the annotated spots; None for fewer than
+    :data:`PATTERN_MIN_SPOTS` annotated spots or fewer than two labels.  An annotation follows the
+    tissue: 0.47 (MERFISH's cell classes) to 1.03 on the six shared slides, the same labels in a
+    random order 0.022 or less (their limits 0.034-0.079).  Sparse: the labels' indicators and the
+    graph, no spots x labels dense matrix."""
+    import scipy.sparse as sp
+
+    from .evaluate import is_missing_label, label_text
+    from .graph import spatial_adjacency
+
+    labels = np.asarray(labels, dtype=object)
+    keep = ~is_missing_label(labels)
+    n = int(keep.sum())
+    if n < PATTERN_MIN_SPOTS:
+        return None
+    codes = np.unique(label_text(labels[keep]), return_inverse=True)[1].ravel()
+    k = int(codes.max()) + 1
+    if k < 2:
+        return None
+    adj = spatial_adjacency(np.asarray(xy, dtype=float)[keep])
+    w = _edge_weights(adj)
+    s0 = float(w.sum())
+    if s0 == 0:
+        return None
+    x = sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, k))
+    s_kk = np.asarray((x.T @ w @ x).diagonal()).ravel()
+    c_k = np.bincount(codes, weights=np.asarray(w.sum(axis=1)).ravel(), minlength=k)
+    n_k = np.bincount(codes, minlength=k).astype(np.float64)
+    p = n_k / n
+    moran = n / s0 * (s_kk - 2 * p * c_k + p * p * s0) / (n_k * (1 - p))
+    return float(moran.max()), random_pattern_limit(adj), n
 
 
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)

@@ -1096,6 +1096,30 @@ def test_mito_filter_on_ensembl_ids_is_refused_naming_sample_file_and_symbol_col
                      r"var_names \(var\['gene_symbols'\] holds them\), or set qc\.max_mito_pct: 100", lines[0]), lines
 
 
+def test_an_annotation_in_another_order_than_the_spots_is_warned_of(tmp_path, caplog):
+    """Labels assigned from a table not reindexed to obs_names (adata.obs['domain'] = table['layer'].values): each
+    spot holds another spot's label, and every score compared the domains with them without a word (on DLPFC 151673
+    the annotation's largest Moran's I is 0.952, in a random order 0.017).  The qc job's log says so; the annotation
+    in the spots' order passes without it."""
+    adata = tiny_slide(n_side=16, domains=3)
+    in_order = write(adata, tmp_path / "in_order.h5ad")
+    adata.obs["domain"] = np.random.default_rng(0).permutation(adata.obs["domain"].to_numpy())
+    shuffled = write(adata, tmp_path / "shuffled.h5ad")
+    with caplog.at_level(logging.WARNING):
+        prepare_slide(str(shuffled), "h5ad", QCParams(), truth="domain", n_clusters=3)
+    said = [r.getMessage() for r in caplog.records if "spatial pattern" in r.getMessage()]
+    assert len(said) == 1 and re.fullmatch(
+        rf"{re.escape(str(shuffled))}: truth column 'domain' shows no spatial pattern: the largest Moran's I of its "
+        r"labels over the spatial graph is -?0\.\d+ \(an annotation's: 0\.47-1\.03 on the six shared slides; labels in a "
+        r"random order on this graph: below 0\.\d+ at 256 spots\); its labels may be in another order than the spots "
+        r".*Fix: assign the labels by spot id, e\.g\. adata\.obs\['domain'\] = labels\.reindex\(adata\.obs_names\)",
+        said[0]), said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        prepare_slide(str(in_order), "h5ad", QCParams(), truth="domain", n_clusters=3)
+    assert not [r for r in caplog.records if "spatial pattern" in r.getMessage()]
+
+
 def test_qc_and_evaluate_share_one_definition_of_a_missing_label(tmp_path):
     """A truth column qc accepts has a labelled spot for the scores, and one it refuses has none:
     before, 'NaN' in every spot passed qc and every score came back NaN."""
