@@ -469,7 +469,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .group import SLIDE_KEY
     from .validate import (as_x_y, clustered_by, coordinate_of_spots, dims_columns, joined_without_label,
-                           measured_per_spot, slide_column)
+                           measured_per_spot, slide_column, unordered_annotation)
 
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
@@ -547,10 +547,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             refusal = (f"truth column '{truth}' holds {where}, not an annotation: the scores in the titles compare "
                        "the domains with the slide's rows or columns")
             tool = where
-        elif measured_per_spot(adata, truth):       # the qc job refuses it too
-            tool = measured_per_spot(adata, truth)
+        elif measured := measured_per_spot(adata, truth):       # the qc job refuses it too
+            tool = measured
             refusal = (f"truth column '{truth}' holds {tool}, not an annotation: the scores in the titles compare "
                        "the domains with that quantity")
+        if not refusal and slide_key is None and tissue in adata.obsm:      # the qc job's warning too
+            unordered = unordered_annotation(xy_of(tissue), adata.obs[truth], truth)
+            said = said + ([unordered] if unordered else [])
         for line in said + ([refusal + ("" if tool else ": the scores in the titles compare the domains with it")]
                             if refusal else []):
             log.warning(line)

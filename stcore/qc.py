@@ -183,10 +183,9 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     from .formats import ODD_SPACES
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import (annotation_pattern, check_counts, check_logged_mark, check_n_clusters, check_values_match,
-                           clustered_by,
+    from .validate import (check_counts, check_logged_mark, check_n_clusters, check_values_match, clustered_by,
                            coordinate_of_spots, counts_beside, measured_per_spot, needs_integer, output_key,
-                           written_by_stcore)
+                           unordered_annotation, written_by_stcore)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -261,14 +260,9 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
                                                      "domain annotation, or leave it empty")
         for line in said:
             log.warning("%s: %s", path, line)
-        pattern = annotation_pattern(adata.obsm["spatial"], adata.obs[truth])
-        if pattern is not None and pattern[0] < pattern[1]:
-            log.warning("%s: truth column '%s' shows no spatial pattern: the largest Moran's I of its labels over the "
-                        "spatial graph is %.3f (an annotation's: 0.47-1.03 on the six shared slides; labels in a random "
-                        "order on this graph: below %.3f at %d spots); its labels may be in another order than the spots "
-                        "(a table's .to_numpy() or .values not reindexed to obs_names), and every score would compare "
-                        "the domains with other spots' labels. Fix: assign the labels by spot id, e.g. "
-                        "adata.obs['%s'] = labels.reindex(adata.obs_names)", path, truth, *pattern, truth)
+        unordered = unordered_annotation(adata.obsm["spatial"], adata.obs[truth], truth)
+        if unordered:
+            log.warning("%s: %s", path, unordered)
     n_labelled = int((~is_missing_label(adata.obs[truth])).sum()) if truth else 0
     try:
         adata, report = run_qc(adata, params, values, path=path)

@@ -43,7 +43,8 @@ __all__ = ["VALUES", "CONFIG_SCHEMA", "config_schema", "needs_integer", "check_v
            "check_values_match", "check_counts", "check_logged_mark",
            "check_coordinates", "check_one_slide", "check_in_tissue", "check_ids", "check_slide", "check_settings",
            "check_n_clusters", "check_clustering", "check_key", "key_is_free", "output_key", "clustered_by",
-           "CLUSTER_COLUMNS", "coordinate_of_spots", "measured_per_spot", "annotation_pattern"]
+           "CLUSTER_COLUMNS", "coordinate_of_spots", "measured_per_spot", "annotation_pattern",
+           "unordered_annotation"]
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ def _non_finite(x, spots=None, genes=None) -> tuple[str, str | None]:
 def check_counts(x, path: str | None = None, *, integer: bool = True, values: str = "counts",
                  spots=None, genes=None) -> None:
     """Raise if ``x`` has NaN, infinite or negative values, True/False values (dtype bool: detection,
-    not counts), no value other than 0, or (``integer``) non-integer ones.  ``spots``, ``genes``: their names, for the message."""
+    not counts), no value other than 0, or (``integer``) non-integer ones.  ``spots``, ``genes``:
+    their names, for the message."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if values == "counts":
         what, fix = "the count matrix", "store raw counts in X"
@@ -1194,6 +1196,21 @@ def annotation_pattern(xy: np.ndarray, labels) -> tuple[float, float, int] | Non
     return float(moran.max()), random_pattern_limit(adj), n
 
 
+def unordered_annotation(xy: np.ndarray, labels, column: str) -> str | None:
+    """The warning where the annotation obs[``column``] shows no spatial pattern
+    (:func:`annotation_pattern` below its limit): its labels in another order than the spots, as a
+    table's ``.values`` not reindexed to ``obs_names`` leaves them; else None."""
+    pattern = annotation_pattern(xy, labels)
+    if pattern is None or not pattern[0] < pattern[1]:
+        return None
+    return (f"truth column '{column}' shows no spatial pattern: the largest Moran's I of its labels over the spatial "
+            f"graph is {pattern[0]:.3f} (an annotation's: 0.47-1.03 on the six shared slides; labels in a random order "
+            f"on this graph: below {pattern[1]:.3f} at {pattern[2]} spots); its labels may be in another order than "
+            "the spots (a table's .to_numpy() or .values not reindexed to obs_names), and every score would compare "
+            f"the domains with other spots' labels. Fix: assign the labels by spot id, e.g. adata.obs['{column}'] = "
+            "labels.reindex(adata.obs_names)")
+
+
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)
 # Other obs columns that name each spot's slide or section where several were joined into one
 # object: AnnData.concatenate's batch_key ('batch'), anndata.concat's label= as users spell it,
@@ -1898,9 +1915,7 @@ def measured_per_spot(adata: ad.AnnData, key: str) -> str | None:
     of a per-spot value (more labels than half the spots) let it through."""
     import pandas as pd
 
-    from .evaluate import PER_SPOT_LABELS
-
-    from .evaluate import is_missing_label
+    from .evaluate import PER_SPOT_LABELS, is_missing_label
 
     values = adata.obs[key]
     if values.dtype.kind not in "iufOSU" and not isinstance(values.dtype, pd.CategoricalDtype):

@@ -898,3 +898,17 @@ def test_a_count_per_spot_given_as_truth_is_said(caplog):
                                              r"holds a quantity measured in each spot \(110 distinct whole numbers over "
                                              r"256 spots, as a count or a size per spot takes\), not an annotation: the "
                                              r"scores in the titles compare the domains with that quantity")])
+
+
+def test_an_annotation_in_another_order_than_the_spots_is_said(caplog):
+    """An annotation assigned from a table not reindexed to obs_names, drawn as the truth: scored without
+    a word.  The figure says what the qc job's log says; the annotation in the spots' order draws
+    without a warning."""
+    adata = tiny_slide(n_side=16, domains=3)
+    adata.obs["truth"] = adata.obs.pop("domain")
+    adata.obs["domain"] = adata.obs["truth"].astype(str)
+    adata.obs["shuffled"] = np.random.default_rng(0).permutation(adata.obs["truth"].to_numpy())
+    _said_not_an_annotation(caplog, adata, [("shuffled",
+                                             r"shows no spatial pattern: the largest Moran's I of its labels over the "
+                                             r"spatial graph is -?0\.\d+ .*Fix: assign the labels by spot id, e\.g\. "
+                                             r"adata\.obs\['shuffled'\] = labels\.reindex\(adata\.obs_names\)")])
