@@ -156,7 +156,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           vote over labelings of different sizes keeps the median of their numbers:
           :mod:`stcore.consensus`);
           ``key``: the ``obs`` column of the domains.  The API's own: ``hvg``
-          (``n_top_genes``, ``flavor``), ``values``, ``graph``: which graph was used
+          (``n_top_genes``: the genes used, with ``n_top_genes_asked`` where the slide had fewer;
+          ``flavor``), ``values``, ``graph``: which graph was used
           (``connectivities_key``, ``built``: whether this call built it, ``params``, ``n_edges``;
           ``spatial_key`` and, where given, ``spatial_dims``: the coordinates this call read;
           ``symmetrized`` where the stored graph was one way, as squidpy's knn graph: each edge taken
