@@ -1198,17 +1198,18 @@ def annotation_pattern(xy: np.ndarray, labels) -> tuple[float, float, int] | Non
 
 def unordered_annotation(xy: np.ndarray, labels, column: str) -> str | None:
     """The warning where the annotation obs[``column``] shows no spatial pattern
-    (:func:`annotation_pattern` below its limit): its labels in another order than the spots, as a
-    table's ``.values`` not reindexed to ``obs_names`` leaves them; else None."""
+    (:func:`annotation_pattern` below its limit): its labels, or the coordinates, in another order than
+    the spots, as a table's ``.values`` not reindexed to ``obs_names`` leaves them; else None."""
     pattern = annotation_pattern(xy, labels)
     if pattern is None or not pattern[0] < pattern[1]:
         return None
     return (f"truth column '{column}' shows no spatial pattern: the largest Moran's I of its labels over the spatial "
             f"graph is {pattern[0]:.3f} (an annotation's: 0.47-1.03 on the six shared slides; labels in a random order "
-            f"on this graph: below {pattern[1]:.3f} at {pattern[2]} spots); its labels may be in another order than "
-            "the spots (a table's .to_numpy() or .values not reindexed to obs_names), and every score would compare "
-            f"the domains with other spots' labels. Fix: assign the labels by spot id, e.g. adata.obs['{column}'] = "
-            "labels.reindex(adata.obs_names)")
+            f"on this graph: below {pattern[1]:.3f} at {pattern[2]} spots); the labels or the coordinates may be in "
+            "another order than the spots (a table's .to_numpy() or .values not reindexed to obs_names), and every "
+            "score would compare the domains with other spots' labels. Fix: assign them by spot id, e.g. "
+            f"adata.obs['{column}'] = labels.reindex(adata.obs_names), or adata.obsm['spatial'] = "
+            "positions.loc[adata.obs_names, ['x', 'y']].to_numpy(float)")
 
 
 LIBRARY_KEY = "library_id"      # the obs column naming each spot's slide (scanpy's and squidpy's library_key)

@@ -1111,8 +1111,9 @@ def test_an_annotation_in_another_order_than_the_spots_is_warned_of(tmp_path, ca
     assert len(said) == 1 and re.fullmatch(
         rf"{re.escape(str(shuffled))}: truth column 'domain' shows no spatial pattern: the largest Moran's I of its "
         r"labels over the spatial graph is -?0\.\d+ \(an annotation's: 0\.47-1\.03 on the six shared slides; labels in a "
-        r"random order on this graph: below 0\.\d+ at 256 spots\); its labels may be in another order than the spots "
-        r".*Fix: assign the labels by spot id, e\.g\. adata\.obs\['domain'\] = labels\.reindex\(adata\.obs_names\)",
+        r"random order on this graph: below 0\.\d+ at 256 spots\); the labels or the coordinates may be in another "
+        r"order than the spots .*Fix: assign them by spot id, e\.g\. adata\.obs\['domain'\] = "
+        r"labels\.reindex\(adata\.obs_names\), or adata\.obsm\['spatial'\] = positions\.loc.*",
         said[0]), said
     caplog.clear()
     with caplog.at_level(logging.WARNING):

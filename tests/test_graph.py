@@ -124,9 +124,12 @@ def test_the_graph_job_warns_of_coordinates_in_another_order_than_the_spots(tmp_
                                                     params=tmp_path / f"{name}.json"),
                              wildcards=SimpleNamespace(sample=name))
         graph.main(sm)
-    said = [r.getMessage() for r in caplog.records if "spatial pattern" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "the expression shows no spatial pattern" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("sample 'moved': the expression shows no spatial pattern over "
                                                  "obsm['spatial']"), said
+    # the qc job's warning of the annotation, whose labels the moved coordinates put at other spots, names both
+    truth = [r.getMessage() for r in caplog.records if "truth column 'domain' shows no spatial pattern" in r.getMessage()]
+    assert len(truth) == 1 and truth[0].startswith(str(tmp_path / "moved.h5ad")) and "or the coordinates" in truth[0]
     assert "Fix: store the coordinates in the spots' order" in said[0]
 
 

@@ -910,5 +910,6 @@ def test_an_annotation_in_another_order_than_the_spots_is_said(caplog):
     adata.obs["shuffled"] = np.random.default_rng(0).permutation(adata.obs["truth"].to_numpy())
     _said_not_an_annotation(caplog, adata, [("shuffled",
                                              r"shows no spatial pattern: the largest Moran's I of its labels over the "
-                                             r"spatial graph is -?0\.\d+ .*Fix: assign the labels by spot id, e\.g\. "
-                                             r"adata\.obs\['shuffled'\] = labels\.reindex\(adata\.obs_names\)")])
+                                             r"spatial graph is -?0\.\d+ .*Fix: assign them by spot id, e\.g\. "
+                                             r"adata\.obs\['shuffled'\] = labels\.reindex\(adata\.obs_names\), or "
+                                             r"adata\.obsm\['spatial'\] = positions\.loc.*")])
