@@ -130,6 +130,15 @@ def _no_mito_genes(adata: ad.AnnData, params: QCParams) -> None:
         if _named_mito(adata.var[col], params).any():
             where = f" (var['{col}'] holds them)"
             break
+    fly = names[names.str.match(r"mt:")]
+    if len(fly) and not where:
+        # FlyBase names Drosophila's mitochondrial genes 'mt:CoI', 'mt:ND1', ...
+        raise InputError(
+            f"qc.max_mito_pct={params.max_mito_pct:g} filters on mitochondrial genes, but no gene name starts with "
+            f"{prefixes}; {len(fly)} start with 'mt:' (first: '{fly[0]}'): Drosophila's mitochondrial genes as FlyBase "
+            "names them, so no spot would be removed",
+            fix="write their 'mt:' as 'mt-' and write the file again: adata.var_names = adata.var_names.str.replace("
+                "r'^mt:', 'mt-', regex=True); or set qc.max_mito_pct: 100 (off) in the config")
     if not why and not where:
         # names that are not Ensembl ids, and no column of mitochondrial names: a panel or a subset of genes
         # without them (DLPFC 151673's 5,000 genes, STARmap's 166), whose names need no change

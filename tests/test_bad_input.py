@@ -359,6 +359,14 @@ CATALOGUE = {
         r"'Snap25', 'Plp1', 'Mbp'\), and no var column holds such names: the slide measures no mitochondrial gene \(a "
         r"gene panel, or a matrix they were left out of\), so no spot would be removed\. Fix: set qc\.max_mito_pct: "
         r"100 \(off\) in the config; if the names are not gene symbols, store the symbols in var_names$"),
+    # Drosophila's mitochondrial genes as FlyBase names them (was, after the panel case above: "the slide measures no
+    # mitochondrial gene")
+    "mito_gene_names_of_flybase": (
+        _h5ad(lambda a: setattr(a, "var_names", ["mt:CoI", "mt:ND1", "mt:Cyt-b", *a.var_names[3:]])),
+        {"params": QCParams(max_mito_pct=20)},
+        r"qc\.max_mito_pct=20 filters on mitochondrial genes, but no gene name starts with MT-/mt-; 3 start with 'mt:' "
+        r"\(first: 'mt:CoI'\): Drosophila's mitochondrial genes as FlyBase names them, so no spot would be removed\. Fix: "
+        r"write their 'mt:' as 'mt-' .*; or set qc\.max_mito_pct: 100 \(off\) in the config$"),
     "mito_gene_names_written_by_r": (
         _h5ad(lambda a: setattr(a, "var_names", ["MT.CO1", "MT.ND1", "MT.ATP6", *a.var_names[3:]])),
         {"params": QCParams(max_mito_pct=20)},
