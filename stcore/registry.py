@@ -14,7 +14,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-__all__ = ["MethodFacts", "METHODS", "PEER_SETTINGS", "GRAPH_MODEL_TRAIN_KEYS", "facts", "train_settings_read",
+__all__ = ["MethodFacts", "METHODS", "PEER_SETTINGS", "GRAPH_MODEL_TRAIN_KEYS", "GRAPH_MODEL_LOG_KEYS", "facts",
+           "train_settings_read", "train_log_settings",
            "unknown_peer_settings", "peer_settings_fix"]
 
 
@@ -43,6 +44,9 @@ class MethodFacts:
     reads_graph: its fit reads the workflow's spatial graph (``graph.npz``, the ``graph:`` settings);
         the baseline reads none and a peer builds its own from the coordinates, so their train jobs
         do not take the graph and a changed ``graph:`` setting does not rerun them.
+    log_keys: the keys of the ``train:`` block its fit reads that change what it logs, not its result
+        (the graph model's ``log_every``): its train job reads them from the config, not as a setting,
+        so a changed one reruns nothing (:func:`train_log_settings`).
     """
 
     description: str
@@ -59,6 +63,7 @@ class MethodFacts:
     env: str
     train_keys: tuple[str, ...]
     reads_graph: bool
+    log_keys: tuple[str, ...]
 
     @property
     def install(self) -> str | None:
@@ -94,28 +99,31 @@ def _peer(description: str, extra: str, requires: str, *, own_labels: bool, want
                        reads_counts=True, wants_n_clusters=wants_n_clusters,
                        own_labels_optional=own_labels_optional, allows_groups=False,
                        dense_spots=dense_spots, bytes_per_value=bytes_per_value, env="peers", train_keys=("peer",),
-                       reads_graph=False)
+                       reads_graph=False, log_keys=())
 
 
-def _builtin(description: str, train_keys: tuple[str, ...], *, reads_graph: bool) -> MethodFacts:
+def _builtin(description: str, train_keys: tuple[str, ...], *, reads_graph: bool,
+             log_keys: tuple[str, ...]) -> MethodFacts:
     """This package's own: no extra, the package's environment, groups of slides allowed."""
     return MethodFacts(description, builtin=True, extra=None, requires=None, own_labels=False, reads_counts=False,
                        wants_n_clusters=False, own_labels_optional=False, allows_groups=True, dense_spots=False,
                        bytes_per_value=0, env="stcore", train_keys=train_keys,
-                       reads_graph=reads_graph)
+                       reads_graph=reads_graph, log_keys=log_keys)
 
 
 # The train settings the graph model reads: stcore.train.TrainParams less the seed and threads, which
-# come from the run (a test holds the two equal).
+# come from the run, and log_every, which changes its log lines only (GRAPH_MODEL_LOG_KEYS; a test
+# holds the three equal and trains with two log_every to the same bits).
 GRAPH_MODEL_TRAIN_KEYS = ("epochs", "lr", "weight_decay", "n_latent", "recon_weight", "contrast_weight",
-                          "tied_decoder", "device", "log_every", "input_pcs")
+                          "tied_decoder", "device", "input_pcs")
+GRAPH_MODEL_LOG_KEYS = ("log_every",)
 
 
 METHODS: dict[str, MethodFacts] = {
     "graphst": _builtin("sparse graph contrastive autoencoder (GraphST-style), this package's model",
-                        GRAPH_MODEL_TRAIN_KEYS, reads_graph=True),
+                        GRAPH_MODEL_TRAIN_KEYS, reads_graph=True, log_keys=GRAPH_MODEL_LOG_KEYS),
     "expression": _builtin("PCA of the preprocessed expression, no graph (baseline)", ("pca_comps",),
-                           reads_graph=False),
+                           reads_graph=False, log_keys=()),
     "graphst_pkg": _peer("GraphST 1.1.1, the authors' package (AGPL-3.0, optional); embedding: its reconstruction "
                          "output; labels: its R-free Leiden search", "peers", "GraphST",
                          own_labels=True, wants_n_clusters=True, own_labels_optional=True, dense_spots=True),
@@ -186,6 +194,14 @@ def train_settings_read(model: str, train: dict) -> dict:
     ``model``'s fit reads (its :attr:`MethodFacts.train_keys`): what its train job is given and
     what reruns it.  ``train.epochs`` is not the baseline's, ``pca_comps`` not the graph model's."""
     keys = facts(model).train_keys
+    return {key: value for key, value in train.items() if key in keys}
+
+
+def train_log_settings(model: str, train: dict) -> dict:
+    """The settings of the ``train:`` block ``train`` that change only what ``model``'s fit logs (its
+    :attr:`MethodFacts.log_keys`): given to its train job from the config, outside its settings, so
+    that ``train.log_every`` reruns no training."""
+    keys = facts(model).log_keys
     return {key: value for key, value in train.items() if key in keys}
 
 

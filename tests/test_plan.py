@@ -851,7 +851,7 @@ def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
     assert before["expression"] == {"model": "expression", "train": {"pca_comps": 50}}
     assert before["st"] == {"model": "stagate", "train": {"peer": {"n_epochs": 20}}}
     assert before["sp"] == {"model": "spagcn", "train": {"peer": {"max_epochs": 10}, "n_clusters": 2}}
-    assert before["graphst"]["train"] == {k: v for k, v in train.items() if k not in ("pca_comps", "peer")}
+    assert before["graphst"]["train"] == {k: v for k, v in train.items() if k not in ("pca_comps", "peer", "log_every")}
     assert before["fewer"]["train"]["epochs"] == 5
     assert plan.train_settings("expression", "s") == {"pca_comps": 50}              # what its train job is given
     # the record and the row's config_sha256 hold what the training read, its train_from's for a method without one
@@ -865,6 +865,7 @@ def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
         after, _ = stamps(**changed)
         return sorted(m for m in after if after[m] != before[m])
     assert rerun(epochs=50) == ["graphst"]                       # not the baseline, a peer, nor an own epochs
+    assert rerun(log_every=1) == []                              # its log lines only: no training reruns
     assert rerun(lr=0.01) == rerun(device="cpu") == rerun(input_pcs=100) == ["fewer", "graphst"]
     assert rerun(pca_comps=30) == ["expression"]
     assert rerun(peer={"n_epochs": 40}) == ["st"]                # sp has its own peer block
@@ -984,16 +985,28 @@ def test_the_registry_names_the_train_settings_each_model_reads():
     import numpy as np
 
     from stcore.methods import REGISTRY
-    from stcore.registry import GRAPH_MODEL_TRAIN_KEYS
+    import scipy.sparse as sp
+
+    from stcore.registry import GRAPH_MODEL_LOG_KEYS, GRAPH_MODEL_TRAIN_KEYS
     from stcore.train import TrainParams
     from stcore.validate import config_schema
 
-    assert set(GRAPH_MODEL_TRAIN_KEYS) == {f.name for f in fields(TrainParams)} - {"seed", "threads"}
+    assert set(GRAPH_MODEL_TRAIN_KEYS) | set(GRAPH_MODEL_LOG_KEYS) == {f.name for f in fields(TrainParams)} - {"seed", "threads"}
+    assert not set(GRAPH_MODEL_TRAIN_KEYS) & set(GRAPH_MODEL_LOG_KEYS)
+    assert METHODS["graphst"].log_keys == GRAPH_MODEL_LOG_KEYS and all(not f.log_keys for m, f in METHODS.items() if m != "graphst")
     assert METHODS["graphst"].train_keys == GRAPH_MODEL_TRAIN_KEYS and METHODS["expression"].train_keys == ("pca_comps",)
     assert all(f.train_keys == ("peer",) for f in METHODS.values() if not f.builtin)
     assert [m for m, f in METHODS.items() if f.reads_graph] == ["graphst"]       # the others are given none
-    read = set().union(*(f.train_keys for f in METHODS.values()))
+    read = set().union(*(f.train_keys + f.log_keys for f in METHODS.values()))
     assert read == set(config_schema()["$defs"]["train"]["properties"])
+    # a log key changes what the fit logs, not its result: the same bits with log lines every epoch or none
+    rng = np.random.default_rng(0)
+    x = rng.poisson(2.0, (40, 12)).astype(np.float32)
+    adj = sp.csr_matrix(sp.diags([np.ones(39), np.ones(39)], [-1, 1]))
+    fits = [REGISTRY["graphst"].fit(x, adj, None, {"epochs": 5, "n_latent": 4, "device": "cpu", "threads": 1, key: value}, 0)
+            for key in GRAPH_MODEL_LOG_KEYS for value in (1, 0)]
+    assert all(np.array_equal(fits[0].embedding, f.embedding) and np.array_equal(fits[0].decoded, f.decoded)
+               and fits[0].losses.equals(f.losses) for f in fits[1:])
 
     class Watched(dict):
         seen = set()

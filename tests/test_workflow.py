@@ -135,6 +135,9 @@ def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
     cluster = _jobs_to_rerun(finished_run, TINY | {"cluster": {"n_init": 2, "n_pcs": 10}})
     assert "cluster" in cluster and not cluster & {"qc", "hvg", "graph", "train"}
     assert _jobs_to_rerun(finished_run, TINY) == set()
+    # what changes no result reruns nothing: the training's log lines
+    assert _jobs_to_rerun(finished_run, TINY | {"train": dict(TINY["train"], log_every=1)}) == set()
+
 
 
 def test_a_changed_setting_the_slide_cannot_meet_is_named_by_the_step_that_reruns(finished_run, tmp_path):
@@ -152,6 +155,7 @@ def test_a_changed_setting_the_slide_cannot_meet_is_named_by_the_step_that_rerun
     assert proc.returncode != 0 and "FAILED logs/cluster/tiny_b.graphst.seed0.log" in proc.stderr
     assert "n_clusters=300 is larger than the 250 spots after QC" in proc.stderr and "Fix: lower n_clusters" in proc.stderr
     assert "logs/qc/" not in proc.stderr
+
 
 
 def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
