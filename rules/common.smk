@@ -129,11 +129,6 @@ def seed_param(wildcards):
     return int(wildcards.seed)
 
 
-def method_params(stage):
-    """The job's method's settings of ``stage``: the config's block with the method's own on top."""
-    return lambda wildcards: PLAN.merged(stage, wildcards.method)
-
-
 def method_model(wildcards):
     return PLAN.model_of(wildcards.method)
 

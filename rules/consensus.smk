@@ -17,7 +17,7 @@ rule consensus:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
-        settings=lambda wildcards: {"runs": PLAN.run_settings(wildcards.method),
+        settings=lambda wildcards: {"runs": PLAN.run_settings(wildcards.method, wildcards.sample),
                                     "seeds": method_seeds(wildcards.method)},
     log:
         "logs/consensus/{sample}.{method}.log",
@@ -50,7 +50,7 @@ rule ensemble:
         truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
-        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m) for m in ENSEMBLES[wildcards.ensemble]}},
+        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]}},
     log:
         "logs/consensus/{sample}.{ensemble}.seed{seed}.log",
     benchmark:
@@ -83,7 +83,7 @@ rule ensemble_consensus:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
-        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m) for m in ENSEMBLES[wildcards.ensemble]},
+        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]},
                                     "seeds": ensemble_seeds(wildcards.ensemble)},
     log:
         "logs/consensus/{sample}.{ensemble}.consensus.log",

@@ -13,8 +13,8 @@ rule evaluate:
         truth=slide("truth"),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
-        cluster=method_params("cluster"),
-        settings=lambda wildcards: PLAN.run_settings(wildcards.method),
+        cluster=cluster_settings,
+        settings=lambda wildcards: PLAN.run_settings(wildcards.method, wildcards.sample),
     log:
         "logs/evaluate/{sample}.{method}.seed{seed}.log",
     benchmark:

@@ -16,7 +16,7 @@ rule export:
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
-        cluster=method_params("cluster"),
+        cluster=cluster_settings,
     log:
         "logs/export/{sample}.{method}.seed{seed}.log",
     benchmark:
@@ -53,7 +53,7 @@ rule export_consensus:
         seeds=lambda wildcards: method_seeds(wildcards.method),
         run_names=lambda wildcards: [f"{wildcards.method} seed {s}" for s in method_seeds(wildcards.method)],
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
-        cluster=method_params("cluster"),
+        cluster=cluster_settings,
     log:
         "logs/export/{sample}.{method}.consensus.log",
     benchmark:
@@ -90,7 +90,7 @@ rule export_ensemble:
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
         run_names=lambda wildcards: [f"{m} seed {wildcards.seed}" for m in ENSEMBLES[wildcards.ensemble]],
         train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
-        cluster=lambda wildcards: {m: PLAN.merged("cluster", m) for m in ENSEMBLES[wildcards.ensemble]},
+        cluster=lambda wildcards: {m: PLAN.cluster_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]},
     log:
         "logs/export/{sample}.{ensemble}.seed{seed}.log",
     benchmark:
@@ -132,7 +132,7 @@ rule export_ensemble_consensus:
         run_names=lambda wildcards: [f"{m} seed {s}" for m in ENSEMBLES[wildcards.ensemble]
                                      for s in ensemble_seeds(wildcards.ensemble)],
         train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
-        cluster=lambda wildcards: {m: PLAN.merged("cluster", m) for m in ENSEMBLES[wildcards.ensemble]},
+        cluster=lambda wildcards: {m: PLAN.cluster_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]},
     log:
         "logs/export/{sample}.{ensemble}.consensus.log",
     benchmark:

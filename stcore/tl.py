@@ -368,10 +368,12 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     for m, embedding in embeddings.items():
         adata.obsm[f"X_{m}"] = embedding
     chosen = combined_choice(choices, [f"{m} seed {s}" for s in seeds for m in methods])   # auto: each run's too
+    from .plan.runs import cluster_settings_read      # the clustering's settings it reads, as the workflow records them
+
     trained = _with_defaults("train", train)
     read = {m: recorded_train(m, trained) for m in methods}          # what each method's training read
     info = {"method": "+".join(methods), "seed": seeds[0], "train": read[methods[0]] if len(methods) == 1 else read,
-            "cluster": _with_defaults("cluster", cluster), "n_clusters": chosen,
+            "cluster": cluster_settings_read(_with_defaults("cluster", cluster), n_clusters), "n_clusters": chosen,
             "domains_found": int(len(np.unique(labels))),
             "hvg": {**used_genes(prepared.n_vars, n_top_genes), "flavor": hvg_params.selection_flavor},
             "values": values,

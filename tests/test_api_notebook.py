@@ -182,12 +182,13 @@ def test_squidpy_runs_on_the_stored_graph():
 
 def test_the_record_is_laid_out_as_the_workflows(tmp_path):
     """uns['stcore'] (the one key, as in the workflow's domains.h5ad): method, seed, every train
-    setting the model reads and every cluster setting (the schema's defaults filled in), how the number of domains was set, the
+    setting the model reads and every cluster setting its algorithm reads (the schema's defaults filled in), how the number of domains was set, the
     column; several seeds as the workflow's consensus records them; it survives a round trip
     through h5ad, and the column it names is replaced by a later call."""
     import anndata as ad
 
     from stcore.evaluate import mean_pairwise_ari
+    from stcore.plan.runs import cluster_settings_read
 
     adata = _slide()
     stcore.tl.domains(adata, n_clusters=2, **FAST)
@@ -197,10 +198,13 @@ def test_the_record_is_laid_out_as_the_workflows(tmp_path):
     assert record["n_clusters"] == {"by": "given", "chosen": 2}
     for section, given in (("train", FAST["train"]), ("cluster", FAST["cluster"])):
         props = config_schema()["$defs"][section]["properties"]
-        read = METHODS["graphst"].train_keys if section == "train" else props    # train: the keys the model reads
+        read = (METHODS["graphst"].train_keys if section == "train"      # train: the keys the model reads
+                else cluster_settings_read({k: spec.get("default") for k, spec in props.items()} | given, 2))  # cluster: its algorithm's
         shown = {k: v for k, v in record[section].items() if k != "model"}    # train: with the model that read it
         assert set(shown) == {k for k, spec in props.items() if "default" in spec and k in read}, section
-        assert shown == {k: spec["default"] for k, spec in props.items() if "default" in spec and k in read} | given
+        assert shown == {k: spec["default"] for k, spec in props.items() if "default" in spec and k in read} | {
+            k: v for k, v in given.items() if k in read}
+    assert "n_init" not in record["cluster"]         # given, but mclust reads no n_init: not shown as its setting
     assert record["train"]["model"] == "graphst" and "model" not in record["cluster"]
     assert record["hvg"] == {"n_top_genes": 30, "flavor": "seurat_v3"} and record["values"] == "counts"
     adata.write_h5ad(tmp_path / "a.h5ad")

@@ -856,7 +856,7 @@ def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):
     assert plan.train_settings("expression", "s") == {"pca_comps": 50}              # what its train job is given
     # the record and the row's config_sha256 hold what the training read, its train_from's for a method without one
     assert plan.trained_with("latent") == {"model": "graphst", "settings": before["graphst"]["train"]}
-    assert plan.run_settings("expression")["train"] == {"pca_comps": 50}
+    assert plan.run_settings("expression", "s")["train"] == {"pca_comps": 50}
     # the graph: an input of the graph model's train job alone (the baseline reads none; a peer builds its own)
     assert plan.train_graph("graphst", "s") == plan.train_graph("fewer", "s") == ["results/s/graph.npz"]
     assert plan.train_graph("expression", "s") == plan.train_graph("st", "s") == []
@@ -952,6 +952,31 @@ def test_a_cluster_job_reruns_for_the_settings_its_algorithm_reads_only():
         a = run_cluster(features, coords, 2, ClusterParams(**read, seed=0))
         b = run_cluster(features, coords, 2, ClusterParams(**dict(whole, **unread), seed=0))
         assert np.array_equal(a, b), algorithm
+
+
+def test_a_runs_row_and_record_change_with_the_settings_it_reads_only():
+    """A run's config_sha256 (the evaluate, consensus and export jobs' params) held the whole cluster
+    block and the graph settings: n_init under mclust, which reruns no clustering, reran evaluate and
+    export and gave the same labels another config_sha256; a graph setting did so for the baseline,
+    which reads no graph.  They hold what the run reads; what it reads still changes them."""
+    def settings(n_clusters=2, graph=None, **cluster):
+        plan = Plan({"qc": {"min_counts": 0}, "hvg": {"n_top_genes": 30}, "graph": dict({"n_neighbors": 3}, **(graph or {})),
+                     "train": {"epochs": 2, "pca_comps": 5}, "seeds": [0],
+                     "cluster": dict({"algorithm": "mclust", "n_pcs": 20, "n_init": 10, "auto_repeats": 5}, **cluster),
+                     "methods": {"graphst": {"model": "graphst"}, "expression": {"model": "expression"},
+                                 "latent": {"train_from": "graphst"}, "st": {"model": "stagate"}}},
+                    {"s": {"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": n_clusters,
+                           "truth": "domain", "values": "counts", "group": ""}}, {}, METHODS)
+        return {m: plan.run_settings(m, "s") for m in plan.methods}, plan
+
+    base, plan = settings()
+    assert "graph" not in base["expression"] and "graph" not in base["st"] and base["latent"]["graph"] == {"n_neighbors": 3}
+    assert base["graphst"]["cluster"] == plan.cluster_settings("graphst", "s")
+    assert settings(n_init=3)[0] == base and settings(auto_repeats=2)[0] == base        # read by none of them
+    graph = settings(graph={"n_neighbors": 5})[0]
+    assert sorted(m for m in base if graph[m] != base[m]) == ["graphst", "latent"]
+    assert all(settings(n_pcs=10)[0][m] != base[m] for m in base)
+    assert all(settings("auto", auto_repeats=2)[0][m] != settings("auto")[0][m] for m in base)
 
 
 def test_the_agreement_steps_stamp_holds_what_it_compares():

@@ -135,8 +135,9 @@ def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
     cluster = _jobs_to_rerun(finished_run, TINY | {"cluster": {"n_init": 2, "n_pcs": 10}})
     assert "cluster" in cluster and not cluster & {"qc", "hvg", "graph", "train"}
     assert _jobs_to_rerun(finished_run, TINY) == set()
-    # what changes no result reruns nothing: the training's log lines
+    # what changes no result reruns nothing: the training's log lines, a setting mclust does not read
     assert _jobs_to_rerun(finished_run, TINY | {"train": dict(TINY["train"], log_every=1)}) == set()
+    assert _jobs_to_rerun(finished_run, TINY | {"cluster": {"n_init": 3}}) == set()
 
 
 

@@ -211,11 +211,17 @@ class Plan:
                             + f". Fix: use ids of the sheet ({', '.join(units)})")
         return [s for s in units if s in chosen]
 
-    def run_settings(self, method):
-        """Every setting a run of ``method`` depends on (its row's ``config_sha256``): qc, hvg,
-        graph, the training's (its train_from's) and its own clustering's."""
-        return {"qc": self.config["qc"], "hvg": self.config["hvg"], "graph": self.config["graph"],
-                "train": self.trained_with(method)["settings"], "cluster": self.merged("cluster", method)}
+    def run_settings(self, method, sample):
+        """Every setting a run of ``method`` on ``sample`` depends on (its row's ``config_sha256``): qc,
+        hvg, the graph's where its training reads the graph (the registry's ``reads_graph``: not the
+        baseline's nor a peer's), the training's (its train_from's, :meth:`trained_with`) and those its
+        clustering reads at the slide's n_clusters (:meth:`cluster_settings`).  A setting the run does
+        not read changes neither its row nor the jobs that write it (evaluate, consensus, export)."""
+        settings = {"qc": self.config["qc"], "hvg": self.config["hvg"]}
+        if self.facts_of(self.source(method)).reads_graph:
+            settings["graph"] = self.config["graph"]
+        return settings | {"train": self.trained_with(method)["settings"],
+                           "cluster": self.cluster_settings(method, sample)}
 
     def job_settings(self, stage, sample, method=None):
         """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus',
