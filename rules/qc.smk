@@ -12,7 +12,6 @@ rule qc:
     params:
         path=slide("path"),
         format=slide("format"),
-        truth=slide("truth"),
         values=slide_values,
         qc=config["qc"],
     log:

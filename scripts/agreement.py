@@ -8,6 +8,7 @@ from stcore.agreement import AGREEMENT_COLUMNS, agreement_row, r_available
 from stcore.cluster import ClusterParams, cluster_features
 from stcore.io import atomic_path
 from stcore.methods import MethodResult
+from stcore.validate import check_truth
 from stcore.workflow import run_step
 
 COLUMNS = ["sample", "seed", "method", *AGREEMENT_COLUMNS, "status"]
@@ -25,6 +26,8 @@ def main(sm):
             result = MethodResult.load(run["npz"])
             params = ClusterParams(**sm.params.cluster, seed=int(run["seed"]))
             features = cluster_features(result.embedding, result.decoded, result.decoder_weight, params)
+            if run["truth"]:            # refused here too: a changed truth column reruns no qc
+                check_truth(slide, run["truth"], after_qc=True)
             truth = slide.obs[run["truth"]].to_numpy() if run["truth"] else None
             row |= agreement_row(features, truth, run["n_clusters"], seed=int(run["seed"]),
                                  n_init=params.n_init) | {"status": "ok"}

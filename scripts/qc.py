@@ -9,18 +9,19 @@ from stcore.workflow import run_step
 
 def later_settings(sm) -> dict:
     """What the later steps will ask of the slide (its number of domains, the graph's k, the HVG
-    flavour), checked here so that a slide that cannot meet them fails before any work.  Read
-    from the config and the sheet, not from params: changing one reruns the steps that use it
-    (cluster, graph, hvg), not qc and everything after it."""
+    flavour, its annotation column), checked here so that a slide that cannot meet them fails
+    before any work.  Read from the config and the sheet, not from params: changing one reruns the
+    steps that use it (cluster, graph, hvg; the truth column: evaluate, consensus, agreement, which
+    check it again, and what follows them), not qc and everything after it."""
     row = next(r for r in read_sheet(sm.config["samples"]) if r["sample"] == sm.wildcards.sample)
     return {"n_clusters": row["n_clusters"], "n_neighbors": sm.config["graph"]["n_neighbors"],
-            "hvg_flavor": sm.config["hvg"]["flavor"]}
+            "hvg_flavor": sm.config["hvg"]["flavor"], "truth": row.get("truth") or ""}
 
 
 def main(sm):
     adata, report = prepare_slide(
-        sm.params.path, sm.params.format, QCParams(**sm.params.qc), truth=sm.params.truth,
-        values=sm.params.values, **later_settings(sm),
+        sm.params.path, sm.params.format, QCParams(**sm.params.qc), values=sm.params.values,
+        **later_settings(sm),
     )
     write_h5ad(adata, sm.output.h5ad)
     with atomic_path(sm.output.report) as tmp:

@@ -105,6 +105,11 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
                                                     "alone as well)")
     if values in ("normalized", "log_normalized"):
         _check_normalised_alike(slides, genes, group, log=values == "log_normalized")
+    from .validate import check_truth
+
+    for name in names:        # each slide's annotation, as its qc job checks it (a changed truth column reruns no qc)
+        if truths.get(name):
+            check_truth(slides[name], truths[name], after_qc=True)
     report = {"group": group, "shared_genes": len(genes), "slides": {}}
     labels = {name: _labels_as_text(slides[name].obs[truths[name]]) if truths.get(name)
               else np.full(slides[name].n_obs, np.nan, dtype=object) for name in names}

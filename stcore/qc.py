@@ -188,13 +188,11 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     ``integer_counts`` overrides that decision.
     """
     from .errors import InputError
-    from .evaluate import annotation_problems, is_missing_label
-    from .formats import ODD_SPACES
+    from .evaluate import is_missing_label
     from .io import read_slide
     from .provenance import input_digest
-    from .validate import (check_counts, check_logged_mark, check_n_clusters, check_values_match, clustered_by,
-                           coordinate_of_spots, counts_beside, measured_per_spot, needs_integer, output_key,
-                           unordered_annotation, written_by_stcore)
+    from .validate import (check_counts, check_logged_mark, check_n_clusters, check_truth, check_values_match,
+                           counts_beside, needs_integer, output_key)
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
@@ -209,69 +207,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     check_logged_mark(adata, adata.X, values, path=path)
     output_key(adata, path=path)          # the column domains.h5ad will write (refused now, not after training)
     if truth:
-        if truth not in adata.obs.columns:
-            columns = list(adata.obs.columns)
-            near = [c for c in columns if " ".join(str(c).split()).lower() == " ".join(truth.split()).lower()]
-            odd = sorted({ODD_SPACES[c] for c in truth if c in ODD_SPACES})
-            empty = bool(is_missing_label([truth])[0])      # 'NA', 'nan', '#N/A': a missing value's spellings
-            reader = str(getattr(fmt, "value", fmt)).lower()
-            if not empty and not near and reader in ("visium", "visium_hd", "xenium"):
-                # an instrument's folder holds no annotation: obs is what its reader makes
-                raise InputError(f"truth column '{truth}' is not in obs: a {reader} folder holds no annotation (obs "
-                                 f"holds the reader's columns: {columns[:10]})", path=path,
-                                 fix=f"to score against an annotation, add it to obs and give the slide as an .h5ad "
-                                     f"(format h5ad): adata = stcore.read.{reader}('{path}'); adata.obs['{truth}'] = "
-                                     f"pd.read_csv('labels.csv', index_col=0).iloc[:, 0].reindex(adata.obs_names); "
-                                     "adata.write_h5ad('slide.h5ad'); or leave the truth cell empty")
-            raise InputError(f"truth column '{truth}' is not in obs ("
-                             + (f"'{truth}' is how a missing value is written (R's write.table, pandas' "
-                                "astype(str), a spreadsheet's lookup): an empty cell meant? " if empty else "")
-                             + (f"the sheet's name holds {', '.join(odd)}, which looks like a space but is another "
-                                "character; " if odd else "")
-                             + (f"'{near[0]}' differs only in case or spaces; " if near else "")
-                             + f"columns: {columns[:10]}{' ...' if len(columns) > 10 else ''})",
-                             path=path, fix=("leave the sample sheet's truth cell empty for a slide without an "
-                                             "annotation (R: write.table(..., na = \"\")), or name its annotation "
-                                             "column" if empty else
-                                             f"set the sample sheet's truth column to '{near[0]}'" if near else
-                                             "set the sample sheet's truth column to an existing obs column, "
-                                             "or leave it empty"))
-        def annotations() -> str:         # the columns that may be the annotation, for the fix
-            others = [c for c in adata.obs.columns if c != truth and not written_by_stcore(adata, c)
-                      and not clustered_by(adata, c) and not coordinate_of_spots(adata, c)
-                      and not measured_per_spot(adata, c)
-                      and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
-            return f" (obs columns: {others[:10]})" if others else ""
-
-        if not written_by_stcore(adata, truth):
-            for held, compared in ((clustered_by(adata, truth), "another method's output"),
-                                   (coordinate_of_spots(adata, truth), "the slide's rows or columns"),
-                                   (measured_per_spot(adata, truth), "that quantity")):
-                if held:
-                    raise InputError(f"truth column '{truth}' holds {held}, not an annotation: every score would "
-                                     f"compare the domains with {compared}", path=path,
-                                     fix="set the sample sheet's truth column to the slide's annotation"
-                                         + annotations() + ", or leave it empty")
-        if written_by_stcore(adata, truth):
-            record = adata.uns.get("stcore") if isinstance(adata.uns.get("stcore"), dict) else {}
-            raise InputError(f"truth column '{truth}' holds the domains an earlier stcore run found "
-                             f"({record.get('method', 'a method')}; named in uns['stcore']), not an annotation: every "
-                             "score would compare the new domains with a method's output",
-                             path=path, fix="set the sample sheet's truth column to the slide's annotation"
-                                            + annotations()
-                                            + ", or leave it empty")
-        if is_missing_label(adata.obs[truth]).all():
-            raise InputError(f"truth column '{truth}' has no labels (all missing: empty, NA, NaN or None)",
-                             path=path, fix="fill in the annotation or leave the truth column empty")
-        said, refusal = annotation_problems(adata.obs[truth], truth)
-        if refusal:
-            raise InputError(refusal, path=path, fix="set the sample sheet's truth column to the column of the "
-                                                     "domain annotation, or leave it empty")
-        for line in said:
+        for line in check_truth(adata, truth, path=path, fmt=fmt):
             log.warning("%s: %s", path, line)
-        unordered = unordered_annotation(adata.obsm["spatial"], adata.obs[truth], truth)
-        if unordered:
-            log.warning("%s: %s", path, unordered)
     n_labelled = int((~is_missing_label(adata.obs[truth])).sum()) if truth else 0
     try:
         adata, report = run_qc(adata, params, values, path=path)
@@ -294,7 +231,6 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
                          fix="lower graph.n_neighbors or check the slide")
     if not auto:
         check_n_clusters(n_clusters, n, path=path, after_qc=True)
-    report["truth"] = truth
     # Carried through every later stage's h5ad so results can name the exact input.
     adata.uns["provenance"] = {"input_path": str(path), "format": str(fmt),
                                "input_sha256": input_digest(path, getattr(fmt, "value", fmt))}

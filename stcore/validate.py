@@ -1936,6 +1936,87 @@ def measured_per_spot(adata: ad.AnnData, key: str) -> str | None:
             "as a count or a size per spot takes)")
 
 
+def check_truth(adata: ad.AnnData, truth: str, *, path: str | None = None, fmt: str | None = None,
+                after_qc: bool = False) -> list[str]:
+    """Refuse the sample sheet's truth column ``truth`` of the slide ``adata`` (read from ``path``,
+    format ``fmt``; by default those its ``uns['provenance']`` names, as the qc job writes them)
+    where it is no annotation to score against: not in obs (the column meant named
+    where one differs in case or spaces), another tool's clusters or a coordinate of the spots, the
+    domains an earlier stcore run wrote, no label, labels :func:`stcore.evaluate.annotation_problems`
+    refuses.  Returns the lines to warn of (labels it takes, but says).  The qc job checks the slide
+    as read; the steps that read the annotation after it (evaluate, consensus, agreement), which a
+    changed truth column reruns where qc does not, check the slide QC kept (``after_qc``), so that a
+    column changed after training is refused before any score is written."""
+    from .evaluate import annotation_problems, is_missing_label
+    from .formats import ODD_SPACES
+
+    prov = adata.uns.get("provenance") if isinstance(adata.uns.get("provenance"), Mapping) else {}
+    path = path or (str(prov["input_path"]) if prov.get("input_path") else None)
+    fmt = fmt or str(prov.get("format") or "h5ad")
+    if truth not in adata.obs.columns:
+        columns = list(adata.obs.columns)
+        near = [c for c in columns if " ".join(str(c).split()).lower() == " ".join(truth.split()).lower()]
+        odd = sorted({ODD_SPACES[c] for c in truth if c in ODD_SPACES})
+        empty = bool(is_missing_label([truth])[0])      # 'NA', 'nan', '#N/A': a missing value's spellings
+        reader = str(getattr(fmt, "value", fmt)).lower()
+        if not empty and not near and reader in ("visium", "visium_hd", "xenium"):
+            # an instrument's folder holds no annotation: obs is what its reader makes
+            raise InputError(f"truth column '{truth}' is not in obs: a {reader} folder holds no annotation (obs "
+                             f"holds the reader's columns: {columns[:10]})", path=path,
+                             fix=f"to score against an annotation, add it to obs and give the slide as an .h5ad "
+                                 f"(format h5ad): adata = stcore.read.{reader}('{path}'); adata.obs['{truth}'] = "
+                                 f"pd.read_csv('labels.csv', index_col=0).iloc[:, 0].reindex(adata.obs_names); "
+                                 "adata.write_h5ad('slide.h5ad'); or leave the truth cell empty")
+        raise InputError(f"truth column '{truth}' is not in obs ("
+                         + (f"'{truth}' is how a missing value is written (R's write.table, pandas' "
+                            "astype(str), a spreadsheet's lookup): an empty cell meant? " if empty else "")
+                         + (f"the sheet's name holds {', '.join(odd)}, which looks like a space but is another "
+                            "character; " if odd else "")
+                         + (f"'{near[0]}' differs only in case or spaces; " if near else "")
+                         + f"columns: {columns[:10]}{' ...' if len(columns) > 10 else ''})",
+                         path=path, fix=("leave the sample sheet's truth cell empty for a slide without an "
+                                         "annotation (R: write.table(..., na = \"\")), or name its annotation "
+                                         "column" if empty else
+                                         f"set the sample sheet's truth column to '{near[0]}'" if near else
+                                         "set the sample sheet's truth column to an existing obs column, "
+                                         "or leave it empty"))
+    def annotations() -> str:         # the columns that may be the annotation, for the fix
+        others = [c for c in adata.obs.columns if c != truth and not written_by_stcore(adata, c)
+                  and not clustered_by(adata, c) and not coordinate_of_spots(adata, c)
+                  and not measured_per_spot(adata, c)
+                  and not is_missing_label(adata.obs[c]).all() and adata.obs[c].nunique() <= 100]
+        return f" (obs columns: {others[:10]})" if others else ""
+
+    if not written_by_stcore(adata, truth):
+        for held, compared in ((clustered_by(adata, truth), "another method's output"),
+                               (coordinate_of_spots(adata, truth), "the slide's rows or columns"),
+                               (measured_per_spot(adata, truth), "that quantity")):
+            if held:
+                raise InputError(f"truth column '{truth}' holds {held}, not an annotation: every score would "
+                                 f"compare the domains with {compared}", path=path,
+                                 fix="set the sample sheet's truth column to the slide's annotation"
+                                     + annotations() + ", or leave it empty")
+    if written_by_stcore(adata, truth):
+        record = adata.uns.get("stcore") if isinstance(adata.uns.get("stcore"), dict) else {}
+        raise InputError(f"truth column '{truth}' holds the domains an earlier stcore run found "
+                         f"({record.get('method', 'a method')}; named in uns['stcore']), not an annotation: every "
+                         "score would compare the new domains with a method's output",
+                         path=path, fix="set the sample sheet's truth column to the slide's annotation"
+                                        + annotations()
+                                        + ", or leave it empty")
+    if is_missing_label(adata.obs[truth]).all():
+        raise InputError(f"truth column '{truth}' has no labels "
+                         + (f"on the {adata.n_obs} spots QC kept" if after_qc else "(all missing: empty, NA, NaN or None)"),
+                         path=path, fix="fill in the annotation or leave the truth column empty"
+                                        + (" (or lower the qc thresholds in the config)" if after_qc else ""))
+    said, refusal = annotation_problems(adata.obs[truth], truth)
+    if refusal:
+        raise InputError(refusal, path=path, fix="set the sample sheet's truth column to the column of the "
+                                                 "domain annotation, or leave it empty")
+    unordered = unordered_annotation(adata.obsm["spatial"], adata.obs[truth], truth) if "spatial" in adata.obsm else None
+    return list(said) + ([unordered] if unordered else [])
+
+
 def key_is_free(adata: ad.AnnData, key: str) -> bool:
     """Whether stcore may write ``obs[key]``: no such column, or one that stcore wrote."""
     return key not in adata.obs or written_by_stcore(adata, key)

@@ -11,7 +11,37 @@ from typing import Callable
 
 from .errors import DivergenceError, InputError
 
-__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb"]
+__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb", "ANNOTATION_ELEMS", "checked_truth"]
+
+#: The elements of a slide's hvg.h5ad (:func:`stcore.io.read_h5ad_elems`) that :func:`checked_truth`
+#: reads, the truth column's own ``uns`` entry aside.
+ANNOTATION_ELEMS = ("obs", "obsm/spatial", "uns/provenance", "uns/stcore")
+
+
+def checked_truth(slide: dict, truth: str):
+    """``obs[truth]`` of a slide read by a step with :func:`stcore.io.read_h5ad_elems` (at least
+    :data:`ANNOTATION_ELEMS` and ``uns/<truth>``), once :func:`stcore.validate.check_truth` takes it
+    as the annotation; None where the sample sheet names none.  The steps that read the annotation
+    (evaluate, consensus) check it, as the qc job does, because a changed truth column reruns them
+    and not qc: a column that is no annotation is refused before any score is written, naming the
+    slide's file.  A group's obs['truth'] was checked slide by slide when the group was joined."""
+    if not truth:
+        return None
+    from .group import SLIDE_KEY
+
+    obs = slide["obs"]
+    if SLIDE_KEY not in obs:
+        import anndata as ad
+
+        from .validate import check_truth
+
+        spatial = slide.get("obsm/spatial")
+        uns = {key.split("/", 1)[1]: slide[key] for key in ("uns/provenance", "uns/stcore", f"uns/{truth}")
+               if key in slide}
+        view = ad.AnnData(obs=obs, obsm={"spatial": spatial} if spatial is not None else None, uns=uns)
+        for line in check_truth(view, truth, after_qc=True):
+            logging.getLogger("stcore").warning("%s", line)
+    return obs[truth]
 
 
 def peak_memory_mb() -> float:

@@ -504,3 +504,34 @@ def test_labels_of_one_slide_that_differ_only_in_case_or_spaces_are_named(tmp_pa
     caplog.clear()
     prepare_slide(str(write(adata, tmp_path / "t.h5ad")), "h5ad", QCParams(), truth="domain")
     assert not caplog.records
+
+
+def test_a_truth_column_changed_after_qc_is_refused_by_the_steps_that_read_it(tmp_path):
+    """A changed truth column reruns the steps that read the annotation, not qc: they refuse a column
+    that is no annotation with qc's own check, naming the slide's file, before any score is written
+    (a group's join, for each of its slides)."""
+    import pytest
+    from slides import evaluate_inputs, tiny_slide
+
+    from stcore.errors import InputError
+    from stcore.group import join_slides
+    from stcore.io import read_h5ad_elems
+    from stcore.workflow import ANNOTATION_ELEMS, checked_truth
+
+    slide = tiny_slide()
+    slide.obs["leiden"] = slide.obs["domain"].cat.codes.astype(str)      # another tool's clusters, by name
+    qc, hvg, _, _ = evaluate_inputs(slide, tmp_path, "domain")
+    path = str(tmp_path / "slide.h5ad")
+    assert checked_truth(read_h5ad_elems(hvg, *ANNOTATION_ELEMS, "uns/domain"), "domain").equals(qc.obs["domain"])
+    assert checked_truth(read_h5ad_elems(hvg, *ANNOTATION_ELEMS), "") is None
+    with pytest.raises(InputError, match=rf"file '{path}': truth column 'leiden' holds the clusters of scanpy's "
+                                         r"sc.tl.leiden or sc.tl.louvain, by its name, not an annotation.*Fix: set "
+                                         r"the sample sheet's truth column to the slide's annotation"):
+        checked_truth(read_h5ad_elems(hvg, *ANNOTATION_ELEMS, "uns/leiden"), "leiden")
+    with pytest.raises(InputError, match=rf"file '{path}': truth column 'Domain' is not in obs \('domain' differs"):
+        checked_truth(read_h5ad_elems(hvg, *ANNOTATION_ELEMS, "uns/Domain"), "Domain")
+    (tmp_path / "b").mkdir()
+    other, _, _, _ = evaluate_inputs(tiny_slide(seed=1), tmp_path / "b", "domain")
+    other.obs["leiden"] = other.obs["domain"]
+    with pytest.raises(InputError, match=rf"file '{tmp_path / 'b' / 'slide.h5ad'}': truth column 'leiden' holds the clusters"):
+        join_slides({"a": qc, "b": other}, {"a": "domain", "b": "leiden"}, "g")

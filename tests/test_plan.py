@@ -821,7 +821,7 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
                        "values": "counts", "group": ""}}, {}, METHODS)
     assert plan.job_settings("train", "s", "graphst") == {"model": "graphst", "train": {"epochs": 5}}
     assert plan.job_settings("qc", "s") == {"qc": {"min_counts": 0}, "values": "counts", "path": "s.h5ad",
-                                            "format": "h5ad", "truth": "domain"}
+                                            "format": "h5ad"}       # the truth column: the steps that read it
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
 
 

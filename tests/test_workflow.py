@@ -138,7 +138,10 @@ def test_a_setting_reruns_the_steps_that_use_it_only(finished_run):
     # what changes no result reruns nothing: the training's log lines, a setting mclust does not read
     assert _jobs_to_rerun(finished_run, TINY | {"train": dict(TINY["train"], log_every=1)}) == set()
     assert _jobs_to_rerun(finished_run, TINY | {"cluster": {"n_init": 3}}) == set()
-
+    # the truth column: the steps that read the annotation, not qc nor the training (were: qc onwards)
+    (finished_run / "no_truth.tsv").write_text(SHEET.replace("\tdomain\n", "\t\n"))
+    truth = _jobs_to_rerun(finished_run, TINY | {"samples": "no_truth.tsv"})
+    assert "evaluate" in truth and not truth & {"qc", "hvg", "graph", "train", "cluster"}, truth
 
 
 def test_a_changed_setting_the_slide_cannot_meet_is_named_by_the_step_that_reruns(finished_run, tmp_path):
@@ -156,7 +159,14 @@ def test_a_changed_setting_the_slide_cannot_meet_is_named_by_the_step_that_rerun
     assert proc.returncode != 0 and "FAILED logs/cluster/tiny_b.graphst.seed0.log" in proc.stderr
     assert "n_clusters=300 is larger than the 250 spots after QC" in proc.stderr and "Fix: lower n_clusters" in proc.stderr
     assert "logs/qc/" not in proc.stderr
-
+    # a truth column changed to one that is no annotation: refused by the steps that read it, before a score
+    (work / "samples.tsv").write_text(SHEET.replace("\tdomain\n", "\tDomain\n"))
+    proc = snakemake(work, "--cores", "2", "--keep-going", check=False)
+    assert proc.returncode != 0 and "logs/qc/" not in proc.stderr and "logs/train/" not in proc.stderr
+    assert ("FAILED logs/evaluate/tiny_a.graphst.seed0.log: sample 'tiny_a', file 'results/simulated/tiny_a.h5ad': "
+            "truth column 'Domain' is not in obs ('domain' differs only in case or spaces; columns: ['domain']). "
+            "Fix: set the sample sheet's truth column to 'domain'") in proc.stderr
+    assert not (work / "results" / "tiny_a" / "graphst" / "seed0" / "metrics.tsv").exists()
 
 
 def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):

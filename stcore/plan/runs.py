@@ -228,10 +228,10 @@ class Plan:
         'ensemble', 'ensemble_consensus', 'agreement', 'table', 'simulate') for ``sample`` (and ``method``, or
         combination) takes from the sheet and the config, as its rule's params hold it: the content
         of its settings stamp (:mod:`.stamps`)."""
-        if stage == "qc":
+        if stage == "qc":               # not the truth column, which the steps that read it are given
             row = self.slides[sample]
             return {"qc": self.config["qc"], "values": self.values(sample),
-                    **{key: row.get(key, "") for key in ("path", "format", "truth")}}
+                    **{key: row.get(key, "") for key in ("path", "format")}}
         if stage == "hvg":
             return dict(self.config["hvg"], values=self.values(sample))
         if stage == "graph":
