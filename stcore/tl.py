@@ -148,7 +148,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           the first and ``seed_ARI`` the mean pairwise ARI of their labelings, 1 when all agree);
           ``train``: what the training read, with ``model`` (the graph model: the train block; a
           peer: its ``peer`` settings, its package's defaults filled in; several methods: one entry
-          each); ``cluster``: every clustering setting used (the schema's defaults filled in);
+          each); ``cluster``: the clustering settings its algorithm reads at ``n_clusters`` (the schema's
+          defaults filled in; ``n_init`` is k-means' and gmm_tied's, not mclust's);
           ``n_clusters``: how the number of domains was set (``by``: ``'given'``, ``'own labels'``,
           or auto's ``'stability'`` / ``'bic'`` with its curve; ``chosen``; with several seeds or
           methods the first seed's and method's, and with auto ``chosen_by_run``: every method's
