@@ -326,7 +326,7 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
         pub_rows = [r for _, r in published.iterrows() if str(r["method"]).split()[0] in ("GraphST", "STAGATE")]
     dlpfc = [s for s in samples if (published is not None and s in published.columns) or s in reference_here]
     if dlpfc and len(stats):
-        head = [f"{graph_method} (this pipeline)", "reference GraphST package on these files"]
+        head = [f"{graph_method} (this pipeline's graph model)", "reference GraphST package on these files"]
         head += [_source_label(str(r["method"]), str(r["source"])) for r in pub_rows]
         out += ["", "## DLPFC: this pipeline next to published numbers", "",
                 "Published numbers are on the full gene sets; the files here hold gene subsets "
@@ -380,7 +380,12 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
                          if f"{g['mean']:.3f}" == f"{b['mean']:.3f}" else "")
                 target_lines.append(f"- {sample}: {graph_method} {_cell(g)} {verdict} {baseline} {_cell(b)}{close}.")
     if target_lines:
-        out += ["", "## Targets", ""] + target_lines
+        others = [m for m in dict.fromkeys(m.split(" (")[0] for m in methods) if m not in (graph_method, baseline, ablation)]
+        out += ["", "## Targets", ""]
+        if others:      # a run of the recommended answer: these verdicts are not about its answer
+            out += [f"The development targets of {graph_method} alone (config `compare`: figure_method, baseline, "
+                    f"sd_target), not verdicts on {', '.join(others)}: their scores are in the tables above.", ""]
+        out += target_lines
 
     # The paper's claim about the contrastive loss, with its thresholds from the config.
     claim = compare.get("claim")

@@ -199,3 +199,24 @@ def test_a_methods_consensus_of_its_seeds_costs_its_seeds_runs(tmp_path):
     text = summary_markdown(table)
     seconds = text.split("## Seconds per run")[1].split("\n## ")[0]
     assert "| s | 16.5 ± 7.8 | 33.0 |" in seconds and "n/a" not in seconds
+
+
+def test_the_targets_say_they_are_the_graph_models_alone_beside_other_methods():
+    """A run of the recommended answer on a slide named as a DLPFC slice of the reference numbers: the
+    summary ended on '## Targets' with '151673: graphst mean ARI 0.506 vs reference package 0.580 -> NOT met'
+    and nothing saying that verdict is on graphst alone, not on the answer (recommended (consensus))."""
+    from stcore.table import summary_markdown
+
+    table = pd.DataFrame({"sample": ["151673"] * 4, "group": "", "seed": [0, 1, 0, 1],
+                          "method": ["graphst", "graphst", "recommended", "recommended"],
+                          "ARI": [0.50, 0.52, 0.61, 0.62]})
+    reference = {"151673": {"mean": 0.58, "sd": 0.015, "n": 3, "seeds": ["0", "1", "2"]}}
+    text = summary_markdown(table, compare={"figure_method": "graphst"}, reference_here=reference)
+    targets = text.split("## Targets", 1)[1]
+    assert ("The development targets of graphst alone (config `compare`: figure_method, baseline, sd_target), "
+            "not verdicts on recommended: their scores are in the tables above.") in targets
+    assert "graphst (this pipeline's graph model)" in text
+    # the demo's graph model and baseline only: no such line
+    alone = summary_markdown(table[table["method"] == "graphst"], compare={"figure_method": "graphst"},
+                             reference_here=reference)
+    assert "development targets" not in alone
