@@ -1104,6 +1104,10 @@ def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_says_
     report.settings("cluster", "s.graphst", {"n_clusters": 4})
     assert len(said) == 1 and said[0].startswith("WARNING the report is drawn from results made before") \
         and "results/records/settings/cluster/s.graphst.json does not hold" in said[0]
+    # a report run without the config of the run that made the results (the recommended answer's run, then
+    # a plain `snakemake --report`): the fix named only rerunning, which remakes the demo over that run's table
+    assert said[0].endswith("give --report that run's own --configfile / --config, which draws them as they are, "
+                            "nothing rerun"), said[0]
 
     calls = []
 

@@ -108,7 +108,9 @@ def stale_report_line(stamp: str) -> str:
     return (f"WARNING the report is drawn from results made before the config, the sample sheet or a slide "
             f"changed ({stamp} does not hold what they are now), so it shows the earlier results as this "
             "config's. Fix: run the workflow first (snakemake --cores all, with the same --configfile / "
-            "--config), then snakemake --report again")
+            "--config), then snakemake --report again; or, where they are the results of a run with another "
+            "config (as --configfile config/recommended.yaml --config samples=my_slides.tsv), give --report "
+            "that run's own --configfile / --config, which draws them as they are, nothing rerun")
 
 
 class RunStamps:
