@@ -78,6 +78,8 @@ rule export_ensemble:
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
         member_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
                                          for m in ENSEMBLES[wildcards.ensemble]],
+        member_npz=lambda wildcards: [run_file("train.npz", wildcards.sample, PLAN.source(m), wildcards.seed)
+                                      for m in ENSEMBLES[wildcards.ensemble]],
         run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, wildcards.seed)
                                           for m in ENSEMBLES[wildcards.ensemble]],
     output:
@@ -116,6 +118,9 @@ rule export_ensemble_consensus:
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),
         seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
                                        for s in ensemble_seeds(wildcards.ensemble)],
+        member_npz=lambda wildcards: [run_file("train.npz", wildcards.sample, PLAN.source(m),
+                                               ensemble_seeds(wildcards.ensemble)[0])
+                                      for m in ENSEMBLES[wildcards.ensemble]],
         run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, s)
                                           for m in ENSEMBLES[wildcards.ensemble]
                                           for s in ensemble_seeds(wildcards.ensemble)],

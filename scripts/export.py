@@ -7,11 +7,23 @@ from pathlib import Path
 import anndata as ad
 import scipy.sparse as sp
 
+from stcore.cluster import ClusterParams, n_pcs_used, used_pcs
 from stcore.evaluate import mean_pairwise_ari
 from stcore.export import combined_choice, domains_adata, domains_spatialdata, run_metrics
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult, recorded_train
 from stcore.workflow import run_step
+
+
+def clustered(sm, result):
+    """The clustering settings as recorded: ``n_pcs`` the components clustered, with ``n_pcs_asked``
+    where the features had fewer (:func:`stcore.cluster.used_pcs`); a combination of methods: each
+    method's, from its own run's output (``member_npz``)."""
+    if hasattr(sm.params, "members"):
+        return {m: used_pcs(settings, n_pcs_used(MethodResult.load(npz), ClusterParams(**settings)))
+                for (m, settings), npz in zip(sm.params.cluster.items(), sm.input.member_npz)}
+    settings = dict(sm.params.cluster)
+    return used_pcs(settings, n_pcs_used(result, ClusterParams(**settings)))
 
 
 def main(sm):
@@ -27,8 +39,7 @@ def main(sm):
         return recorded_train(t["model"], dict(t["settings"]))
 
     train = {m: read(t) for m, t in sm.params.train.items()} if hasattr(sm.params, "members") else read(sm.params.train)
-    info = dict(sm.params.run) | {"train": train, "cluster": dict(sm.params.cluster),
-                                  "metrics": metrics}
+    info = dict(sm.params.run) | {"train": train, "cluster": clustered(sm, result), "metrics": metrics}
     if hasattr(sm.input, "n_clusters"):       # a run: how its number of domains was set (the curve of auto)
         info["n_clusters"] = json.loads(Path(sm.input.n_clusters).read_text())
     if hasattr(sm.input, "run_n_clusters"):   # combined runs: the first's record and, with auto, every run's choice

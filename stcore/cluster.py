@@ -198,11 +198,45 @@ def cluster_features(embedding: np.ndarray, decoded: np.ndarray | None, decoder_
                      params: ClusterParams) -> np.ndarray:
     """PCA scores of the chosen model output.  Without a decoder (the expression baseline)
     the embedding is used whatever ``input`` says."""
+    return pca_scores(*_pca_input(embedding, decoded, decoder_weight, params), params.n_pcs)
+
+
+def _pca_input(embedding, decoded, decoder_weight, params: ClusterParams):
+    """The factors (left, right or None) whose product :func:`cluster_features` takes the PCA of."""
     use_recon = (ClusterInput(params.input) is ClusterInput.RECONSTRUCTION
                  and decoded is not None and decoded.size and decoder_weight is not None)
-    if use_recon:
-        return pca_scores(decoded, decoder_weight, params.n_pcs)
-    return pca_scores(embedding, None, params.n_pcs)
+    return (decoded, decoder_weight) if use_recon else (embedding, None)
+
+
+def n_pcs_used(result, params: ClusterParams) -> int | None:
+    """How many principal components :func:`features_of` clusters for ``result`` (``params.n_pcs``, or
+    fewer where the model's output has fewer dimensions or the slide fewer spots or genes:
+    :func:`pca_scores` keeps at most as many as the product's rank bound), without computing them;
+    None for ``algorithm: own``, which clusters nothing."""
+    if ClusterAlgorithm(params.algorithm) is ClusterAlgorithm.OWN:
+        return None
+    left, right = _pca_input(result.embedding, result.decoded, result.decoder_weight, params)
+    n, r = np.shape(left)
+    return int(min(params.n_pcs, n, r, np.shape(right)[1] if right is not None else r))
+
+
+def used_pcs(settings: dict, used) -> dict:
+    """A clustering's settings as recorded: ``n_pcs`` the components clustered (:func:`n_pcs_used`; a
+    dict by method where the methods of one call used different numbers) and, where that is fewer
+    than asked, ``n_pcs_asked`` beside it (as hvg records ``n_top_genes`` and ``n_top_genes_asked``).
+    Settings without ``n_pcs`` (``algorithm: own``) or ``used`` None are returned as they are."""
+    settings = dict(settings)
+    if "n_pcs" not in settings or used is None:
+        return settings
+    asked = int(settings["n_pcs"])
+    values = list(used.values()) if isinstance(used, dict) else [used]
+    if all(v is None or v == asked for v in values):
+        return settings
+    distinct = {v for v in values if v is not None}
+    settings["n_pcs"] = (int(distinct.pop()) if len(distinct) == 1
+                         else {m: int(v) for m, v in used.items() if v is not None})
+    settings["n_pcs_asked"] = asked
+    return settings
 
 
 def features_of(result, params: ClusterParams) -> np.ndarray | None:

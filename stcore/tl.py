@@ -149,7 +149,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           ``train``: what the training read, with ``model`` (the graph model: the train block; a
           peer: its ``peer`` settings, its package's defaults filled in; several methods: one entry
           each); ``cluster``: the clustering settings its algorithm reads at ``n_clusters`` (the schema's
-          defaults filled in; ``n_init`` is k-means' and gmm_tied's, not mclust's);
+          defaults filled in; ``n_init`` is k-means' and gmm_tied's, not mclust's; ``n_pcs`` the
+          components clustered, with ``n_pcs_asked`` where the features had fewer dimensions);
           ``n_clusters``: how the number of domains was set (``by``: ``'given'``, ``'own labels'``,
           or auto's ``'stability'`` / ``'bic'`` with its curve; ``chosen``; with several seeds or
           methods the first seed's and method's, and with auto ``chosen_by_run``: every method's
@@ -170,7 +171,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     """
     import scipy.sparse as sp
 
-    from .cluster import ClusterParams, features_of, run_cluster
+    from .cluster import ClusterParams, features_of, n_pcs_used, run_cluster, used_pcs
     from .consensus import consensus, two_labelings
     from .evaluate import mean_pairwise_ari
     from .export import combined_choice, seed_frame
@@ -334,7 +335,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     show = _show_progress(progress)
     own = ClusterParams(**cluster).algorithm == "own"
     given = {m: n_clusters if method_entry(m).facts.needs_n_clusters(own) else None for m in methods}
-    labelings, choices, embeddings, by_method = [], [], {}, []
+    labelings, choices, embeddings, by_method, pcs = [], [], {}, [], {}
     for s in seeds:
         params = ClusterParams(**cluster, seed=s)
         runs = {}
@@ -347,6 +348,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                                   owner=m, record=choice)
             choices.append(choice)
             embeddings.setdefault(m, result.embedding)
+            pcs.setdefault(m, n_pcs_used(result, params))      # the components clustered, as many for every seed
         by_method.append(runs)
         labelings.append(runs[methods[0]] if len(methods) == 1 else consensus(list(runs.values())))
     every = [runs[m] for m in methods for runs in by_method]      # the workflow's order: method, then seed
@@ -374,7 +376,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     trained = _with_defaults("train", train)
     read = {m: recorded_train(m, trained) for m in methods}          # what each method's training read
     info = {"method": "+".join(methods), "seed": seeds[0], "train": read[methods[0]] if len(methods) == 1 else read,
-            "cluster": cluster_settings_read(_with_defaults("cluster", cluster), n_clusters), "n_clusters": chosen,
+            "cluster": used_pcs(cluster_settings_read(_with_defaults("cluster", cluster), n_clusters),
+                                pcs[methods[0]] if len(methods) == 1 else pcs),
+            "n_clusters": chosen,
             "domains_found": int(len(np.unique(labels))),
             "hvg": {**used_genes(prepared.n_vars, n_top_genes), "flavor": hvg_params.selection_flavor},
             "values": values,

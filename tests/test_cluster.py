@@ -234,3 +234,22 @@ def test_mclust_warns_when_a_small_slide_collapses_into_one_domain(caplog):
         run_cluster(features, coords, 4, ClusterParams(algorithm="kmeans"))
         run_cluster(*_small_slide_features(seed=0), 4, ClusterParams())     # largest domain 31%
     assert "cluster mclust" not in caplog.text
+
+
+def test_n_pcs_used_is_the_number_of_components_clustered():
+    """n_pcs_used (the record's n_pcs) counts the columns features_of gives: fewer than asked where the
+    embedding has fewer dimensions, the reconstruction fewer genes, or the slide fewer spots."""
+    from stcore.cluster import ClusterParams, features_of, n_pcs_used
+    from stcore.methods import MethodResult
+
+    rng = np.random.default_rng(0)
+    cases = [(MethodResult(embedding=rng.normal(size=(50, 20))), "embedding", 30),
+             (MethodResult(embedding=rng.normal(size=(50, 20))), "embedding", 5),
+             (MethodResult(embedding=rng.normal(size=(12, 20))), "embedding", 30),
+             (MethodResult(embedding=rng.normal(size=(50, 8)), decoded=rng.normal(size=(50, 64)),
+                           decoder_weight=rng.normal(size=(64, 33))), "reconstruction", 40)]
+    for result, source, n_pcs in cases:
+        params = ClusterParams(input=source, n_pcs=n_pcs)
+        assert n_pcs_used(result, params) == features_of(result, params).shape[1]
+    assert [n_pcs_used(r, ClusterParams(input=s, n_pcs=n)) for r, s, n in cases] == [20, 5, 12, 33]
+    assert n_pcs_used(cases[0][0], ClusterParams(algorithm="own")) is None

@@ -634,7 +634,8 @@ def test_a_workflow_graph_is_recorded_as_built_from_obsm_spatial(no_work):
         stcore.tl.domains(out, n_clusters=3, spatial_key="other", **FAST)
 
 
-def _workflow_domains_h5ad(qc: ad.AnnData, tmp: Path) -> ad.AnnData:
+def _workflow_domains_h5ad(qc: ad.AnnData, tmp: Path, *, cluster: dict | None = None,
+                           dims: int = 2) -> ad.AnnData:
     """``qc`` (a qc'd slide, or a group's joined slides) through the workflow's graph and export
     steps (their scripts, default graph settings), two domains: its domains.h5ad as read back."""
     from types import SimpleNamespace
@@ -651,12 +652,12 @@ def _workflow_domains_h5ad(qc: ad.AnnData, tmp: Path) -> ad.AnnData:
     pd.DataFrame({"sample": ["s"], "ARI": [0.5]}).to_csv(tmp / "metrics.tsv", sep="\t", index=False)
     from stcore.methods import MethodResult
 
-    MethodResult(embedding=np.zeros((qc.n_obs, 2), np.float32), machine={}).save(tmp / "train.npz")
+    MethodResult(embedding=np.zeros((qc.n_obs, dims), np.float32), machine={}).save(tmp / "train.npz")
     export = SimpleNamespace(rule="export", input=SimpleNamespace(
         qc=str(tmp / "qc.h5ad"), labels=str(tmp / "labels.tsv"), npz=str(tmp / "train.npz"),
         metrics=str(tmp / "metrics.tsv"), graph=str(tmp / "graph.npz"), graph_params=str(tmp / "graph.json")),
         params=SimpleNamespace(truth="", values="counts", run={"sample": "s", "method": "graphst", "seed": 0},
-                               train={"model": "graphst", "settings": {}}, cluster={}),
+                               train={"model": "graphst", "settings": {}}, cluster=cluster or {}),
         output=SimpleNamespace(h5ad=str(tmp / "domains.h5ad")))
     script("export").main(export)
     return ad.read_h5ad(tmp / "domains.h5ad")
@@ -1775,6 +1776,37 @@ def test_a_domains_h5ad_written_before_it_recorded_its_graphs_settings_is_named_
     del out.obsp["spatial_connectivities"]
     stcore.tl.domains(out, n_clusters=2, seed=1, **FAST)
     assert out.uns["stcore"]["seed"] == 1 and out.uns["spatial_neighbors"]["params"]["mode"] == "knn"
+
+
+def test_fewer_components_than_n_pcs_are_recorded_as_used():
+    """uns['stcore']['cluster'] recorded n_pcs 50, as asked, where the 30 genes' reconstruction gave 30
+    components; the components used, as many as asked, are recorded alone, and the domains are those of
+    n_pcs 30 (which components are clustered is unchanged)."""
+    fewer, same = _slide(), _slide()
+    stcore.tl.domains(fewer, n_clusters=2, **(FAST | {"cluster": {"n_init": 1, "n_pcs": 50}}))
+    stcore.tl.domains(same, n_clusters=2, **(FAST | {"cluster": {"n_init": 1, "n_pcs": 30}}))
+    assert fewer.uns["stcore"]["cluster"]["n_pcs"] == 30 and fewer.uns["stcore"]["cluster"]["n_pcs_asked"] == 50
+    assert same.uns["stcore"]["cluster"]["n_pcs"] == 30 and "n_pcs_asked" not in same.uns["stcore"]["cluster"]
+    assert (fewer.obs["domain"] == same.obs["domain"]).all()
+
+
+def test_the_workflows_record_holds_the_components_clustered(tmp_path):
+    """The workflow's domains.h5ad recorded cluster.n_pcs 30, as asked, for an embedding of 20
+    dimensions (20 components clustered); a combination records each method's from its own output."""
+    from types import SimpleNamespace
+
+    from slides import script
+    from stcore.methods import MethodResult
+
+    asked = {"algorithm": "mclust", "input": "embedding", "n_pcs": 30}
+    out = _workflow_domains_h5ad(_slide(), tmp_path, cluster=asked, dims=20)
+    assert out.uns["stcore"]["cluster"] == asked | {"n_pcs": 20, "n_pcs_asked": 30}
+    MethodResult(embedding=np.zeros((64, 40), np.float32), machine={}).save(tmp_path / "wide.npz")
+    members = SimpleNamespace(params=SimpleNamespace(members=["a", "b", "c"], cluster={
+        "a": asked, "b": asked, "c": {"algorithm": "own"}}), input=SimpleNamespace(
+        member_npz=[str(tmp_path / "train.npz"), str(tmp_path / "wide.npz"), str(tmp_path / "wide.npz")]))
+    assert script("export").clustered(members, None) == {"a": asked | {"n_pcs": 20, "n_pcs_asked": 30}, "b": asked,
+                                                         "c": {"algorithm": "own"}}
 
 
 def test_fewer_genes_than_n_top_genes_are_recorded_as_used():
