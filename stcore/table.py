@@ -271,6 +271,12 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
                                                                            table["seed"])])
     samples = list(dict.fromkeys(table["sample"]))
     methods = list(dict.fromkeys(table["method"]))
+    # A combination of methods (config ``ensembles``, its rows' trained_by its members joined by '+': the
+    # recommended answer) is the answer the run was made for: its columns first, so that a table wider
+    # than the page shows it without scrolling, its members' after it in the config's order.
+    if "trained_by" in table:
+        combined = set(table.loc[table["trained_by"].astype(str).str.contains("+", regex=False), "method"])
+        methods = [m for m in methods if m in combined] + [m for m in methods if m not in combined]
     seeds = table.groupby("method")["seed"].nunique()
     out = ["# Results: domains found, per sample and method", "",
            "Every cell is the mean ± sd over seeds (n = seeds) of one sample and method; the last row is each "

@@ -220,3 +220,24 @@ def test_the_targets_say_they_are_the_graph_models_alone_beside_other_methods():
     alone = summary_markdown(table[table["method"] == "graphst"], compare={"figure_method": "graphst"},
                              reference_here=reference)
     assert "development targets" not in alone
+
+
+def test_a_combinations_columns_come_first():
+    """The recommended answer's columns (a combination of methods, config `ensembles`) came last of eight
+    method columns, so a page narrower than the table hid the answer; they come first, before their
+    members', in every table of the summary."""
+    from stcore.table import summary_markdown
+
+    rows = []
+    for m, by in [("graphst", "graphst"), ("banksy", "banksy"), ("recommended", "graphst+banksy")]:
+        rows += [(m, seed, by, 0.5 + 0.01 * i) for i, seed in enumerate(["0", "1", "consensus"])]
+    table = pd.DataFrame(rows, columns=["method", "seed", "trained_by", "ARI"]).assign(sample="s1", group="",
+                                                                                        NMI=0.6)
+    text = summary_markdown(table)
+    head = ("| sample | recommended | recommended (consensus) | graphst | graphst (consensus) | banksy | "
+            "banksy (consensus) |")
+    assert text.count(head) == 2                        # the ARI and NMI tables
+    assert "Seeds per method: recommended 2, graphst 2, banksy 2." in text
+    # without a combination, the config's order as before
+    alone = summary_markdown(table[table["method"] != "recommended"])
+    assert "| sample | graphst | graphst (consensus) | banksy | banksy (consensus) |" in alone
