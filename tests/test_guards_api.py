@@ -1814,3 +1814,34 @@ def test_fewer_genes_than_n_top_genes_are_recorded_as_used():
     adata = _slide()
     stcore.tl.domains(adata, n_clusters=2, **(FAST | {"n_top_genes": 3000}))
     assert adata.uns["stcore"]["hvg"] == {"n_top_genes": 40, "n_top_genes_asked": 3000, "flavor": "seurat_v3"}
+
+
+def test_the_readmes_scanpy_plot_line_draws_a_slide_with_or_without_a_tissue_image(tmp_path):
+    """The README's ``sc.pl.spatial`` line (``spot_size=100`` alone) raised KeyError 'images' on an .h5ad
+    whose uns['spatial'] holds scale factors and no image (DLPFC 151673 as distributed), and StopIteration
+    on a Visium folder read without its tissue images (stcore.read.visium keeps ``images: {}``); it draws
+    those, a slide without uns['spatial'] and one with its images."""
+    import shutil
+
+    import matplotlib
+    import scanpy as sc
+
+    from stcore.simulate import write_visium
+
+    matplotlib.use("Agg")
+    line = next(ln.split("  #")[0] for ln in (REPO / "README.md").read_text().splitlines()
+                if ln.startswith("sc.pl.spatial(adata"))
+    slide = tiny_slide()
+    slide.obsm["spatial"] = slide.obsm["spatial"] * 100.0
+    write_visium(slide, tmp_path / "outs")
+    with_images = stcore.read.visium(tmp_path / "outs")
+    shutil.copytree(tmp_path / "outs", tmp_path / "bare")
+    for png in (tmp_path / "bare" / "spatial").glob("*.png"):
+        png.unlink()
+    without_images = stcore.read.visium(tmp_path / "bare")
+    assert without_images.uns["spatial"]["bare"]["images"] == {}
+    scale_only = tiny_slide()
+    scale_only.uns["spatial"] = {"s": {"scalefactors": {"spot_diameter_fullres": 0.5, "tissue_hires_scalef": 0.2}}}
+    for adata in (with_images, without_images, scale_only, tiny_slide()):
+        adata.obs["domain"] = pd.Categorical(np.arange(adata.n_obs) % 2)
+        eval(line.replace(")", ", show=False)"), {"sc": sc, "adata": adata})
