@@ -4,6 +4,7 @@ rule consensus:
         labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
                                   for s in method_seeds(wildcards.method)],
         h5ad="results/{sample}/hvg.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
                                        method_seeds(wildcards.method)[0]),     # the machine that trained
         settings=settings_stamp("consensus"),
@@ -14,6 +15,7 @@ rule consensus:
                    subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "consensus"}),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
                                "trained_by": PLAN.source(wildcards.method),
                                "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
@@ -37,6 +39,7 @@ rule ensemble:
         labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
                                   for m in ENSEMBLES[wildcards.ensemble]],
         h5ad="results/{sample}/hvg.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        wildcards.seed),
         settings=settings_stamp("ensemble"),
@@ -48,6 +51,7 @@ rule ensemble:
                    labels={"slide": "{sample}", "method": "{ensemble}", "seed": "{seed}"}),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
         settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]}},
@@ -69,6 +73,7 @@ rule ensemble_consensus:
         labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, s)
                                   for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
         h5ad="results/{sample}/hvg.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        ensemble_seeds(wildcards.ensemble)[0]),
         settings=settings_stamp("ensemble_consensus"),
@@ -80,6 +85,7 @@ rule ensemble_consensus:
                    labels={"slide": "{sample}", "method": "{ensemble}", "seed": "consensus"}),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
                                "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},

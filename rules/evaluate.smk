@@ -4,6 +4,7 @@ rule evaluate:
     input:
         labels=run_file("labels.tsv"),
         h5ad="results/{sample}/hvg.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         npz=train_output("train.npz"),
     output:
         metrics=run_file("metrics.tsv"),
@@ -11,6 +12,7 @@ rule evaluate:
                    subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "{seed}"}),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
         cluster=cluster_settings,

@@ -2,6 +2,7 @@ rule export:
     """One domains.h5ad per run: raw counts, domains, embedding and spatial graph, for scanpy/squidpy."""
     input:
         qc="results/{sample}/qc.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=train_output("train.npz"),
@@ -12,6 +13,7 @@ rule export:
         h5ad=run_file("domains.h5ad"),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
                                "trained_by": PLAN.source(wildcards.method)},
@@ -32,6 +34,7 @@ rule export_consensus:
     """The consensus's domains.h5ad: the seeds' combined domains, every seed's own beside them."""
     input:
         qc="results/{sample}/qc.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
@@ -46,6 +49,7 @@ rule export_consensus:
         h5ad=consensus_file("domains.h5ad"),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
                                "trained_by": PLAN.source(wildcards.method),
@@ -70,6 +74,7 @@ rule export_ensemble:
     own beside them, the first method's embedding."""
     input:
         qc="results/{sample}/qc.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample,
@@ -86,6 +91,7 @@ rule export_ensemble:
         h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
@@ -110,6 +116,7 @@ rule export_ensemble_consensus:
     the first seed."""
     input:
         qc="results/{sample}/qc.h5ad",
+        annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
@@ -128,6 +135,7 @@ rule export_ensemble_consensus:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:
         truth=slide("truth"),
+        annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
         run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
                                "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),

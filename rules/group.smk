@@ -10,7 +10,6 @@ rule group:
         report="results/{sample}/qc.json",
     params:
         slides=lambda wildcards: GROUPS[wildcards.sample],
-        truths=lambda wildcards: {s: PLAN.slides[s]["truth"] for s in GROUPS[wildcards.sample]},
         values=lambda wildcards: PLAN.slides[wildcards.sample]["values"],
     log:
         "logs/group/{sample}.log",

@@ -23,7 +23,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "slide_codes", "slide_names"]
+__all__ = ["SLIDE_KEY", "TRUTH_KEY", "join_slides", "annotation_labels", "group_annotation", "slide_codes", "slide_names"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MIN_SHARED_GENES = 50
 MIN_SHARED_SHARE = 0.5
 
 SLIDE_KEY = "slide"       # obs column: the slide each spot of a group comes from
-TRUTH_KEY = "truth"       # obs column of a group: each slide's annotation (its own truth column)
+TRUTH_KEY = "truth"       # obs column of a group: each slide's annotation (set by the steps that score it)
 
 
 def _check_each_slide_once(slides: dict[str, ad.AnnData], group: str) -> None:
@@ -58,15 +58,17 @@ def _check_each_slide_once(slides: dict[str, ad.AnnData], group: str) -> None:
         seen.setdefault(digest, name)
 
 
-def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: str,
+def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str] | None, group: str,
                 values: str = "counts") -> tuple[ad.AnnData, dict]:
     """One AnnData of the slides (name -> QC'd slide, sheet order) on the genes every slide has,
     in the first slide's gene order, and a report: spots per slide, genes shared, and for each
     slide the genes left out because another slide lacks them (logged with a few names).
 
-    ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``; a label
-    a slide writes otherwise than an earlier slide ('layer_1' for 'Layer1') as that slide writes it
-    (:func:`_one_spelling`, a warning; listed in the report's ``labels_respelled``).
+    ``truths``: each slide's annotation column ('' for none), copied to ``obs['truth']``
+    (:func:`annotation_labels`: a label a slide writes otherwise than an earlier slide ('layer_1' for
+    'Layer1') as that slide writes it, a warning; listed in the report's ``labels_respelled``).
+    None: no ``obs['truth']``, as the workflow's group job joins them, so that the group's training
+    does not depend on the annotation; the steps that score it add it (:func:`group_annotation`).
     Raises :class:`InputError` for a group of one slide, a slide without gene names (var_names
     anndata's default index, :func:`_check_gene_names`), slides naming their genes in other ways
     (:func:`_check_gene_kinds`, :func:`_check_gene_case`, :func:`_check_gene_versions`), sharing no
@@ -105,16 +107,15 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
                                                     "alone as well)")
     if values in ("normalized", "log_normalized"):
         _check_normalised_alike(slides, genes, group, log=values == "log_normalized")
-    from .validate import check_truth
-
-    for name in names:        # each slide's annotation, as its qc job checks it (a changed truth column reruns no qc)
-        if truths.get(name):
-            check_truth(slides[name], truths[name], after_qc=True)
     report = {"group": group, "shared_genes": len(genes), "slides": {}}
-    labels = {name: _labels_as_text(slides[name].obs[truths[name]]) if truths.get(name)
-              else np.full(slides[name].n_obs, np.nan, dtype=object) for name in names}
-    respelled = _one_spelling(labels, group)
-    _warn_of_labels_named_otherwise(labels, group)
+    labels, respelled = {}, {}
+    if truths is not None:
+        from .validate import check_truth
+
+        for name in names:        # each slide's annotation, as its qc job checks it (a changed truth column reruns no qc)
+            if truths.get(name):
+                check_truth(slides[name], truths[name], after_qc=True)
+        labels, respelled = annotation_labels({name: slides[name].obs for name in names}, truths, group)
     parts = []
     for name in names:
         a = slides[name]
@@ -126,13 +127,14 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
         if respelled.get(name):
             report["slides"][name]["labels_respelled"] = respelled[name]
         x = a[:, genes].X
-        truth = labels[name]
-        obs = pd.DataFrame({SLIDE_KEY: name, TRUTH_KEY: truth}, index=[f"{name}:{s}" for s in a.obs_names])
+        obs = pd.DataFrame({SLIDE_KEY: name} | ({TRUTH_KEY: labels[name]} if truths is not None else {}),
+                           index=[f"{name}:{s}" for s in a.obs_names])
         parts.append(ad.AnnData(X=sp.csr_matrix(x), obs=obs, obsm={"spatial": np.asarray(a.obsm["spatial"], float)}))
     joined = ad.concat(parts, join="inner", merge=None)
     joined.var_names = pd.Index(genes).astype(str)
     joined.obs[SLIDE_KEY] = pd.Categorical(joined.obs[SLIDE_KEY], categories=names)
-    joined.obs[TRUTH_KEY] = pd.Categorical(joined.obs[TRUTH_KEY])     # None / NaN: not annotated
+    if truths is not None:
+        joined.obs[TRUTH_KEY] = pd.Categorical(joined.obs[TRUTH_KEY])     # None / NaN: not annotated
     digests = {n: str(slides[n].uns.get("provenance", {}).get("input_sha256", "")) for n in names}
     joined.uns["provenance"] = {
         "input_path": ";".join(str(slides[n].uns.get("provenance", {}).get("input_path", "")) for n in names),
@@ -142,6 +144,29 @@ def join_slides(slides: dict[str, ad.AnnData], truths: dict[str, str], group: st
     report["input_sha256"] = joined.uns["provenance"]["input_sha256"]
     log.info("group %s: %d slides, %d spots, %d shared genes", group, len(names), joined.n_obs, len(genes))
     return joined, report
+
+
+def annotation_labels(obs: dict[str, pd.DataFrame], truths: dict[str, str], group: str
+                      ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]]]:
+    """Each slide's annotation as the group holds it (``obs``: slide -> its obs, sheet order;
+    ``truths``: slide -> its annotation column, '' for none): its labels as text, NaN where it has
+    none; a label written otherwise than an earlier slide writes it as that slide writes it
+    (:func:`_one_spelling`, a warning), and a warning where the slides name their layers otherwise.
+    Returns (slide -> labels, slide -> {its spelling: the group's})."""
+    labels = {name: _labels_as_text(frame[truths[name]]) if truths.get(name)
+              else np.full(len(frame), np.nan, dtype=object) for name, frame in obs.items()}
+    respelled = _one_spelling(labels, group)
+    _warn_of_labels_named_otherwise(labels, group)
+    return labels, respelled
+
+
+def group_annotation(obs: dict[str, pd.DataFrame], truths: dict[str, str], group: str) -> pd.Series:
+    """The group's annotation, ``obs['truth']`` of :func:`join_slides` given ``truths``, as one
+    categorical Series indexed by the group's spot ids (``<slide>:<spot>``)."""
+    labels, _ = annotation_labels(obs, truths, group)
+    index = [f"{name}:{s}" for name, frame in obs.items() for s in frame.index]
+    values = np.concatenate([labels[name] for name in obs]) if obs else np.array([], dtype=object)
+    return pd.Series(pd.Categorical(values), index=index, name=TRUTH_KEY)
 
 
 def _check_gene_names(adata: ad.AnnData, name: str, group: str) -> None:

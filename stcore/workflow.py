@@ -11,37 +11,75 @@ from typing import Callable
 
 from .errors import DivergenceError, InputError
 
-__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb", "ANNOTATION_ELEMS", "checked_truth"]
+__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb", "ANNOTATION_ELEMS", "checked_truth", "group_truth", "members"]
 
 #: The elements of a slide's hvg.h5ad (:func:`stcore.io.read_h5ad_elems`) that :func:`checked_truth`
 #: reads, the truth column's own ``uns`` entry aside.
 ANNOTATION_ELEMS = ("obs", "obsm/spatial", "uns/provenance", "uns/stcore")
 
 
-def checked_truth(slide: dict, truth: str):
+def checked_truth(slide: dict, truth: str, members: dict | None = None, group: str = ""):
     """``obs[truth]`` of a slide read by a step with :func:`stcore.io.read_h5ad_elems` (at least
     :data:`ANNOTATION_ELEMS` and ``uns/<truth>``), once :func:`stcore.validate.check_truth` takes it
     as the annotation; None where the sample sheet names none.  The steps that read the annotation
     (evaluate, consensus) check it, as the qc job does, because a changed truth column reruns them
     and not qc: a column that is no annotation is refused before any score is written, naming the
-    slide's file.  A group's obs['truth'] was checked slide by slide when the group was joined."""
+    slide's file.  A group's (``group``, its name; ``members``: slide -> (its qc.h5ad, its truth
+    column), sheet order; :func:`group_truth`) is read from its slides' files and set as ``obs['truth']``."""
     if not truth:
         return None
     from .group import SLIDE_KEY
 
     obs = slide["obs"]
-    if SLIDE_KEY not in obs:
-        import anndata as ad
-
-        from .validate import check_truth
-
-        spatial = slide.get("obsm/spatial")
-        uns = {key.split("/", 1)[1]: slide[key] for key in ("uns/provenance", "uns/stcore", f"uns/{truth}")
-               if key in slide}
-        view = ad.AnnData(obs=obs, obsm={"spatial": spatial} if spatial is not None else None, uns=uns)
-        for line in check_truth(view, truth, after_qc=True):
-            logging.getLogger("stcore").warning("%s", line)
+    if SLIDE_KEY in obs:
+        if members:
+            obs[truth] = group_truth(obs, members, group)
+        return obs[truth]
+    _check_annotation(slide, truth)
     return obs[truth]
+
+
+def _check_annotation(slide: dict, truth: str) -> None:
+    """:func:`stcore.validate.check_truth` on a slide's elements read by
+    :func:`stcore.io.read_h5ad_elems`; its warnings logged."""
+    import anndata as ad
+
+    from .validate import check_truth
+
+    spatial = slide.get("obsm/spatial")
+    uns = {key.split("/", 1)[1]: slide[key] for key in ("uns/provenance", "uns/stcore", f"uns/{truth}")
+           if key in slide}
+    view = ad.AnnData(obs=slide["obs"], obsm={"spatial": spatial} if spatial is not None else None, uns=uns)
+    for line in check_truth(view, truth, after_qc=True):
+        logging.getLogger("stcore").warning("%s", line)
+
+
+def group_truth(obs, members: dict, group: str):
+    """A group's annotation for the spots of its ``obs`` (ids ``<slide>:<spot>``), read from its
+    slides' own files (``members``: slide -> (its qc.h5ad, its truth column), sheet order), each
+    column checked as a single slide's is (:func:`checked_truth`): the group's qc.h5ad holds no
+    annotation, so that a changed truth column reruns the steps that read it, not the group's
+    training.  As :func:`stcore.group.join_slides` joins it (one spelling of a label, warnings)."""
+    from .group import group_annotation
+    from .io import read_h5ad_elems
+
+    frames, truths = {}, {}
+    for name, (path, column) in members.items():
+        elems = read_h5ad_elems(path, *ANNOTATION_ELEMS, *([f"uns/{column}"] if column else []))
+        if column:
+            try:
+                _check_annotation(elems, column)
+            except InputError as exc:       # named by the slide whose column it is, not the group
+                raise exc.located(sample=name) from None
+        frames[name], truths[name] = elems["obs"], column or ""
+    return group_annotation(frames, truths, group).reindex(obs.index)
+
+
+def members(sm) -> dict:
+    """A group's slides as :func:`group_truth` takes them, from a Snakemake job's ``params.annotation``
+    (slide -> truth column) and ``input.annotation`` (their qc.h5ad, in that order); {} for a single slide."""
+    truths = dict(getattr(sm.params, "annotation", None) or {})
+    return {name: (path, column) for (name, column), path in zip(truths.items(), sm.input.annotation)} if truths else {}
 
 
 def peak_memory_mb() -> float:

@@ -341,6 +341,32 @@ def test_a_group_trains_as_one_and_its_labels_hold_across_slides(group_run):
     assert list(labels.columns) == ["spot", "domain", "slide"]
 
 
+def _steps(out: str) -> set:
+    """The steps a dry run (``-n --quiet rules``) would run: Snakemake's job stats."""
+    return {line.split()[0] for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] not in ("total", "all")}
+
+
+def test_a_grouped_slides_truth_column_reruns_the_steps_that_read_the_annotation_only(group_run, tmp_path):
+    """A grouped slide's annotation is read by the steps that score the group, from the slide's own
+    qc.h5ad; the group's qc.h5ad holds none, so a changed truth column reruns no group, hvg, graph or
+    train job (it reran them all), and a column that is no annotation is still refused before any score."""
+    import shutil
+
+    work = tmp_path / "run"
+    shutil.copytree(group_run, work, symlinks=True)
+    sheet = (work / "samples.tsv").read_text()
+    (work / "samples.tsv").write_text(sheet.replace("sb\tb.h5ad\th5ad\t3\tdomain", "sb\tb.h5ad\th5ad\t3\t"))
+    steps = _steps(snakemake(work, "-n", "--quiet", "rules", check=True).stdout)
+    assert "evaluate" in steps and not steps & {"qc", "group", "hvg", "graph", "train", "cluster"}, steps
+    (work / "samples.tsv").write_text(sheet.replace("sb\tb.h5ad\th5ad\t3\tdomain", "sb\tb.h5ad\th5ad\t3\tDomain"))
+    proc = snakemake(work, "--cores", "2", "--keep-going", timeout=900)
+    assert proc.returncode != 0 and "logs/group/" not in proc.stderr and "logs/train/" not in proc.stderr
+    assert ("FAILED logs/evaluate/pair.graphst.seed0.log: sample 'sb', file 'b.h5ad': truth column 'Domain' is not "
+            "in obs ('domain' differs only in case or spaces") in proc.stderr, proc.stderr[-3000:]
+    assert not (work / "results" / "pair" / "graphst" / "seed0" / "metrics.tsv").exists()
+
+
 def _parse(tmp, rows: str):
     workdir(tmp, {})
     (tmp / "samples.tsv").write_text(HEADER + rows)

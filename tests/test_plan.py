@@ -1159,7 +1159,9 @@ def test_a_groups_stamp_holds_its_slides(tmp_path):
     plan = Plan({"qc": {}, "seeds": [0], "methods": {"graphst": {"model": "graphst"}}}, slides,
                 {"g": ["a", "b", "c"]}, METHODS)
     settings = plan.job_settings("group", "g")
-    assert settings == {"slides": ["a", "b", "c"], "truths": {"a": "domain", "b": "domain", "c": "domain"}}
+    assert settings == {"slides": ["a", "b", "c"]}       # not their truth columns: the steps that read them
+    assert plan.annotation("g") == {"a": "domain", "b": "domain", "c": "domain"} and plan.annotation("a") == {}
+    assert plan.annotation_inputs("g") == ["results/a/qc.h5ad", "results/b/qc.h5ad", "results/c/qc.h5ad"]
     stamp = tmp_path / settings_stamp("group", "g", settings, root=str(tmp_path))
     plan.groups["g"] = ["a", "b"]
     settings_stamp("group", "g", plan.job_settings("group", "g"), root=str(tmp_path))

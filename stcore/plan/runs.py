@@ -223,6 +223,16 @@ class Plan:
         return settings | {"train": self.trained_with(method)["settings"],
                            "cluster": self.cluster_settings(method, sample)}
 
+    def annotation(self, sample):
+        """A group's annotation as the steps that read it take it: each of its slides' truth column
+        ('' for none), sheet order; {} for a single slide (its own truth column)."""
+        return {s: self.slides[s].get("truth", "") for s in self.groups.get(sample, ())}
+
+    def annotation_inputs(self, sample):
+        """The files a group's annotation is read from (each slide's qc.h5ad, :meth:`annotation`'s
+        order); none for a single slide."""
+        return [f"results/{s}/qc.h5ad" for s in self.annotation(sample)]
+
     def job_settings(self, stage, sample, method=None):
         """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus',
         'ensemble', 'ensemble_consensus', 'agreement', 'table', 'simulate') for ``sample`` (and ``method``, or
@@ -240,9 +250,8 @@ class Plan:
             return {"model": self.model_of(method), "train": self.train_settings(method, sample)}
         if stage == "cluster":
             return {"cluster": self.cluster_settings(method, sample), "n_clusters": self.n_clusters(sample)}
-        if stage == "group":            # its slides, in sheet order, and their truth columns
-            return {"slides": list(self.groups[sample]),
-                    "truths": {s: self.slides[s].get("truth", "") for s in self.groups[sample]}}
+        if stage == "group":            # its slides, in sheet order (their truth columns: the steps that read them)
+            return {"slides": list(self.groups[sample])}
         # the steps that gather runs: which runs they gather (fewer seeds, methods or slides read no
         # newer file, so only the list says that they changed)
         if stage == "consensus":        # a method's seeds
