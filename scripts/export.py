@@ -12,7 +12,7 @@ from stcore.evaluate import mean_pairwise_ari
 from stcore.export import combined_choice, domains_adata, domains_spatialdata, run_metrics
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult, recorded_train
-from stcore.workflow import group_truth, members, run_step
+from stcore.workflow import annotation_of, group_truth, run_step
 
 
 def clustered(sm, result):
@@ -31,8 +31,8 @@ def main(sm):
         domains_spatialdata(sm.input.store, ad.read_h5ad(sm.input.h5ad), sm.output.zarr)
         return
     counts = ad.read_h5ad(sm.input.qc)
-    if sm.params.truth and members(sm):       # a group's annotation: read from its slides' qc.h5ad
-        counts.obs[sm.params.truth] = group_truth(counts.obs, members(sm), sm.wildcards.sample)
+    if sm.params.truth and annotation_of(sm):       # a group's annotation: read from its slides' qc.h5ad
+        counts.obs[sm.params.truth] = group_truth(counts.obs, annotation_of(sm), sm.wildcards.sample)
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[counts.obs_names]
     result = MethodResult.load(sm.input.npz)
     metrics = run_metrics(read_tsv(sm.input.metrics))          # a group's run: a row per slide

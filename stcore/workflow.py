@@ -11,7 +11,7 @@ from typing import Callable
 
 from .errors import DivergenceError, InputError
 
-__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb", "ANNOTATION_ELEMS", "checked_truth", "group_truth", "members"]
+__all__ = ["run_step", "peak_memory_mb", "available_memory_mb", "cgroup_free_mb", "ANNOTATION_ELEMS", "checked_truth", "group_truth", "annotation_of"]
 
 #: The elements of a slide's hvg.h5ad (:func:`stcore.io.read_h5ad_elems`) that :func:`checked_truth`
 #: reads, the truth column's own ``uns`` entry aside.
@@ -75,7 +75,7 @@ def group_truth(obs, members: dict, group: str):
     return group_annotation(frames, truths, group).reindex(obs.index)
 
 
-def members(sm) -> dict:
+def annotation_of(sm) -> dict:
     """A group's slides as :func:`group_truth` takes them, from a Snakemake job's ``params.annotation``
     (slide -> truth column) and ``input.annotation`` (their qc.h5ad, in that order); {} for a single slide."""
     truths = dict(getattr(sm.params, "annotation", None) or {})
