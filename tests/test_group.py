@@ -41,6 +41,31 @@ def test_join_keeps_the_shared_genes_and_names_each_spots_slide(caplog):
     assert joined.obs["truth"].iloc[: a.n_obs].notna().all() and joined.obs["truth"].iloc[a.n_obs:].isna().all()
 
 
+def test_the_steps_that_score_a_group_read_the_annotation_the_join_gave(tmp_path, caplog):
+    """The workflow's group job joins no annotation (a changed truth column reruns no training); the
+    scoring steps read each slide's from its own file (stcore.workflow.group_truth): the same labels,
+    categories and respellings as join_slides given the truth columns, and a column that is no
+    annotation refused naming its slide."""
+    from stcore.io import write_h5ad
+    from stcore.workflow import group_truth
+
+    a, b = tiny_slide(n_side=6, seed=1), tiny_slide(n_side=5, seed=2)
+    b.obs["domain"] = b.obs["domain"].astype(str).str.lower()           # respelled to a's labels
+    write_h5ad(a, tmp_path / "a.h5ad")
+    write_h5ad(b, tmp_path / "b.h5ad")
+    joined, _ = join_slides({"a": a, "b": b}, {"a": "domain", "b": "domain"}, "g")
+    bare, _ = join_slides({"a": a, "b": b}, None, "g")
+    assert "truth" not in bare.obs and (bare.X != joined.X).nnz == 0
+    members = {"a": (str(tmp_path / "a.h5ad"), "domain"), "b": (str(tmp_path / "b.h5ad"), "domain")}
+    with caplog.at_level("WARNING"):
+        read = group_truth(bare.obs, members, "g")
+    pd.testing.assert_series_equal(read, joined.obs["truth"], check_names=False)
+    assert "group g: slide b writes" in caplog.text
+    members["b"] = (str(tmp_path / "b.h5ad"), "Domain")
+    with pytest.raises(InputError, match="sample 'b'.*truth column 'Domain' is not in obs"):
+        group_truth(bare.obs, members, "g")
+
+
 def test_join_refuses_one_slide_and_slides_without_a_shared_gene():
     a = tiny_slide(seed=1)
     with pytest.raises(InputError, match=r"group 'g' has one slide \(a\).*Fix: give another slide the same group"):
