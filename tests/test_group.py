@@ -392,6 +392,30 @@ def test_a_grouped_slides_truth_column_reruns_the_steps_that_read_the_annotation
     assert not (work / "results" / "pair" / "graphst" / "seed0" / "metrics.tsv").exists()
 
 
+def test_a_groups_consensus_of_seeds_scores_each_slide_against_its_annotation(group_run, tmp_path):
+    """The consensus of a group's seeds reads each slide's annotation from the slide's own qc.h5ad (the
+    group's holds none): its table rows, its metrics per slide and its domains.h5ad's annotation."""
+    import shutil
+
+    work = tmp_path / "run"
+    shutil.copytree(group_run, work, symlinks=True)
+    config = (work / "config.yaml").read_text()
+    assert "seeds: [0]\n" in config
+    (work / "config.yaml").write_text(config.replace("seeds: [0]\n", "seeds: [0, 1, 2]\n"))
+    target = "results/pair/graphst/consensus/domains.h5ad"
+    run = snakemake(work, "--cores", "2", target, "results/pair/graphst/consensus/metrics.tsv", timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    metrics = pd.read_csv(work / "results/pair/graphst/consensus/metrics.tsv", sep="\t")
+    assert sorted(metrics["sample"]) == ["sa", "sb"] and metrics["ARI"].between(-1, 1).all(), metrics
+    out = ad.read_h5ad(work / target)
+    per_slide = out.uns["stcore"]["metrics"]["per_slide"]
+    assert sorted(per_slide) == ["sa", "sb"]
+    assert [per_slide[s]["ARI"] for s in ("sa", "sb")] == pytest.approx(
+        metrics.set_index("sample").loc[["sa", "sb"], "ARI"].tolist(), abs=1e-4)
+    assert out.obs["truth"].notna().all() and out.obs["truth"].nunique() == 3      # the slides' annotation
+    assert out.obsm["domain_seeds"].shape == (out.n_obs, 3)
+
+
 def _parse(tmp, rows: str):
     workdir(tmp, {})
     (tmp / "samples.tsv").write_text(HEADER + rows)
