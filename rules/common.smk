@@ -77,26 +77,25 @@ except PlanError as exc:
 
 SAMPLES, UNITS, METHODS, ENSEMBLES = PLAN.samples, PLAN.units, PLAN.methods, PLAN.ensembles
 LOSS_METHODS = PLAN.loss_methods()
-# The slides the simulate rule writes (a sample sheet may name them before they exist).
-SIMULATED = {os.path.normpath(f"results/simulated/{name}.h5ad") for name in config.get("simulate") or {}}
 RUN, CONSENSUS, RUN_JOB = _runs.RUN, _runs.CONSENSUS, _runs.RUN_JOB
 run_file, consensus_file, record_file = _runs.run_file, _runs.consensus_file, _runs.record_file
+simulated_file, choices = _runs.simulated_file, _runs.choices
 run_outputs, consensus_outputs, ensemble_outputs = PLAN.run_outputs, PLAN.consensus_outputs, PLAN.ensemble_outputs
 spatialdata_outputs = PLAN.spatialdata_outputs
 ensemble_samples, ensemble_seeds, method_seeds = PLAN.ensemble_samples, PLAN.ensemble_seeds, PLAN.seeds_of
 
 
 wildcard_constraints:
-    sample="|".join(re.escape(s) for s in UNITS) or "NONE",
-    method="|".join(re.escape(m) for m in METHODS),
-    ensemble="|".join(re.escape(e) for e in ENSEMBLES) or "NONE",
+    sample=choices(UNITS),
+    method=choices(METHODS),
+    ensemble=choices(ENSEMBLES),
     seed=r"\d+",
 
 
 # A slide whose files are missing is said now, so that `-n` shows it; its qc job fails with the same
 # line and, with --keep-going, the other slides run (docs/bad_input.md).
 if workflow.is_main_process:
-    for _line in PLAN.missing_slides(SIMULATED, FORMATS.missing_slide):
+    for _line in PLAN.missing_slides(FORMATS.missing_slide):
         print(_line, file=sys.stderr)
     # a method whose extra is not installed: said now (its train jobs fail; the others run).  Asked only
     # where the jobs run in this environment: under --sdm a job's package is in the job's own
@@ -159,21 +158,14 @@ def train_gpus(wildcards):
 
 
 def raw_input(wildcards):
-    """Every file the slide's reader opens (Visium positions, scale factors and images
-    included), as far as they exist now.  A slide whose files are missing declares none: its qc
-    job then fails with the reader's one-line message, and --keep-going finishes the others."""
-    row = PLAN.slides[wildcards.sample]
-    files = FORMATS.slide_files(row["path"], row["format"])
-    if not files and os.path.normpath(row["path"]) in SIMULATED:
-        return [row["path"]]            # made by the simulate rule
-    return files
+    """Every file the slide's reader opens, as far as they exist now (stcore/plan/runs.py, Plan.raw_input)."""
+    return PLAN.raw_input(wildcards.sample, FORMATS.slide_files)
 
 
 # The input and settings stamps (stcore/plan/stamps.py, RunStamps).  A run that executes no job (-n,
 # --dag, --summary, --report) writes them to a temporary folder.  `snakemake --report` alone draws the
 # files as they are: before any run it is refused now; drawn from results that a changed config, sheet
 # or slide would rerun, it is warned of.
-INPUT_STAMP = _stamps.INPUT_STAMP
 REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
 if REPORT_ONLY and _stamps.report_before_run():
     raise WorkflowError(_stamps.report_before_run())
@@ -185,12 +177,8 @@ def input_stamp(wildcards):
     on every run and rewritten only when it changed, so a slide replaced by other content reruns
     whatever the files' modification times (cp -p, rsync -a, tar x and unzip keep older ones).
     An unchanged file is not read again (its size, mtime, inode and ctime are kept in the stamp).
-    None for a slide without files yet (its qc job names what is missing) or made by the
-    simulate rule (the DAG tracks it)."""
-    row = PLAN.slides[wildcards.sample]
-    made_here = os.path.normpath(row["path"]) in SIMULATED
-    keep = None if made_here else lambda stamp, scratch: FORMATS.digest_stamp(row["path"], row["format"], stamp, scratch)
-    return STAMPS.input(wildcards.sample, keep) or []
+    None for a slide without files yet or made by the simulate rule (Plan.input_stamp)."""
+    return PLAN.input_stamp(wildcards.sample, STAMPS.input, FORMATS.digest_stamp)
 
 
 def settings_stamp(stage):
@@ -222,7 +210,7 @@ _RUN_STARTED = time.time()
 
 
 onstart:       # the slides' digests are known once the DAG is built: the same data under two names is said
-    for _line in PLAN.repeated_slides({s: FORMATS.stamp_digest(INPUT_STAMP.format(sample=s)) for s in SAMPLES}):
+    for _line in PLAN.repeated_slides(PLAN.input_digests(FORMATS.stamp_digest)):
         print(_line, file=sys.stderr)
 
 

@@ -1,7 +1,7 @@
 rule qc:
     """Read a slide, check it, and drop poor spots and rare genes."""
     wildcard_constraints:
-        sample="|".join(re.escape(s) for s in SAMPLES) or "NONE",     # a group's qc.h5ad: rules/group.smk
+        sample=choices(SAMPLES),     # a group's qc.h5ad: rules/group.smk
     input:
         raw=raw_input,
         digest=input_stamp,

@@ -3,9 +3,9 @@ rule simulate:
     input:
         settings=settings_stamp("simulate"),
     output:
-        h5ad="results/simulated/{name}.h5ad",
+        h5ad=simulated_file(),
     params:
-        sim=lambda wildcards: config["simulate"][wildcards.name],
+        sim=lambda wildcards: PLAN.job_settings("simulate", wildcards.name),
     log:
         "logs/simulate/{name}.log",
     benchmark:
@@ -14,6 +14,6 @@ rule simulate:
         "../envs/stcore.yaml"
     threads: 1
     wildcard_constraints:
-        name="|".join(re.escape(n) for n in config["simulate"]) or "NONE",
+        name=choices(PLAN.simulated),
     script:
         "../scripts/simulate.py"

@@ -1,5 +1,6 @@
 """The workflow's plan (stcore/plan) as ordinary functions: the sheet, the runs, the resources and
 the failure lines, without Snakemake."""
+import os
 import re
 import subprocess
 import sys
@@ -232,14 +233,19 @@ def test_slides_whose_files_are_missing_are_warned_of(tmp_path):
     paths = {"s1": tmp_path / "here.h5ad", "s2": tmp_path / "gone.h5ad", "s3": tmp_path / "folder"}
     for sample, path in paths.items():
         plan.slides[sample]["path"], plan.slides[sample]["format"] = str(path), "h5ad"
-    lines = plan.missing_slides(set(), missing_slide)
+    lines = plan.missing_slides(missing_slide)
     assert lines == [
         f"WARNING sample 's2', file '{paths['s2']}': file not found; its jobs will fail (the other slides run with "
         "--keep-going). Fix: check the path in the sample sheet",
         f"WARNING sample 's3', file '{paths['s3']}': is a folder; format h5ad reads an .h5ad file; its jobs will "
         "fail (the other slides run with --keep-going). Fix: give the .h5ad file's path (a Space Ranger folder: "
         "format visium; a .zarr store: format spatialdata)"]
-    assert plan.missing_slides({str(paths["s2"]), str(paths["s3"])}, missing_slide) == []   # made by the workflow
+    # a slide the simulate rule writes is not there before the run: not warned of
+    made = _plan(_config() | {"simulate": {"s2": {"n_spots": 100}, "s3": {"n_spots": 100}}})
+    for sample in ("s2", "s3"):
+        made.slides[sample]["path"] = f"results/simulated/{sample}.h5ad"
+    made.slides["s1"]["path"] = str(paths["s1"])
+    assert made.missing_slides(missing_slide) == []
 
 
 def test_slides_named_from_the_sheets_folder_are_warned_of(tmp_path, monkeypatch):
@@ -257,7 +263,7 @@ def test_slides_named_from_the_sheets_folder_are_warned_of(tmp_path, monkeypatch
     (tmp_path / "project" / "s3.h5ad").write_bytes(b"s3")
     (tmp_path / "s3.h5ad").write_bytes(b"s3")                     # a copy of one slide: not warned of
     plan = _plan(_config() | {"samples": "project/sheet.tsv"})
-    assert plan.missing_slides(set(), missing_slide) == [
+    assert plan.missing_slides(missing_slide) == [
         "WARNING sample 's1', file 's1.h5ad': file not found (a relative path is read from the folder the workflow "
         f"runs in, not the sheet's: {tmp_path / 's1.h5ad'}); its jobs will fail (the other slides run with "
         "--keep-going). Fix: 'project/s1.h5ad' beside the sample sheet exists: set data_dir: project in the config "
@@ -267,7 +273,56 @@ def test_slides_named_from_the_sheets_folder_are_warned_of(tmp_path, monkeypatch
         "not be the one the sheet means. Fix: if it is 'project/s2.h5ad', set data_dir: project in the config (the "
         "sheet's relative paths are then read from its folder); else rename one of them"]
     assert _plan(_config() | {"samples": "project/sheet.tsv", "data_dir": "project"}).missing_slides(
-        set(), missing_slide)[0].endswith("Fix: check the path in the sample sheet")      # data_dir set: as before
+        missing_slide)[0].endswith("Fix: check the path in the sample sheet")      # data_dir set: as before
+
+
+def test_the_slides_the_simulate_rule_makes_are_its_inputs_and_have_no_input_stamp(tmp_path):
+    """A sheet that names a simulated slide (results/simulated/<name>.h5ad, a name of the config's
+    simulate:) before it exists: its qc job's input is that file, so the simulate rule runs first, and
+    it gets no input stamp (the DAG tracks it).  A slide of the sheet whose files are missing declares
+    no input and no stamp (its qc job names what is missing); one whose files are there, its files
+    and the stamp of their digest.  A path under results/simulated/ of no simulated name is a slide
+    like any other."""
+    from stcore.formats import slide_files
+    from stcore.plan.runs import choices, simulated_file
+
+    config = _config() | {"simulate": {"s1": {"n_spots": 100}, "sim.2": {"n_spots": 200}}}
+    plan = _plan(config, s2="g", s3="g")
+    plan.slides["s1"]["path"] = "./results/simulated/s1.h5ad"          # as a sheet may write it
+    plan.slides["s2"]["path"] = str(tmp_path / "s2.h5ad")               # there
+    plan.slides["s3"]["path"] = "results/simulated/other.h5ad"         # not a simulated name, not there
+    (tmp_path / "s2.h5ad").write_bytes(b"x")
+    assert plan.simulated == ["s1", "sim.2"] and simulated_file("sim.2") == "results/simulated/sim.2.h5ad"
+    assert simulated_file() == "results/simulated/{name}.h5ad"
+    assert [plan.made_here(s) for s in ("s1", "s2", "s3")] == [True, False, False]
+    assert plan.raw_input("s1", slide_files) == ["./results/simulated/s1.h5ad"]
+    assert plan.raw_input("s2", slide_files) == [str(tmp_path / "s2.h5ad")]
+    assert plan.raw_input("s3", slide_files) == []
+    kept, digested = {}, []
+
+    def keep_stamp(sample, keep):                  # as RunStamps.input keeps it
+        kept[sample] = keep
+        return None if keep is None else keep(f"results/records/input/{sample}.json", None)
+
+    def digest_stamp(path, fmt, stamp, scratch):   # as stcore.formats.digest_stamp: None where no files
+        digested.append((path, fmt, stamp, scratch))
+        return stamp if os.path.exists(path) else None
+
+    assert plan.input_stamp("s1", keep_stamp, digest_stamp) == [] and kept["s1"] is None and digested == []
+    assert plan.input_stamp("s2", keep_stamp, digest_stamp) == "results/records/input/s2.json"
+    assert plan.input_stamp("s3", keep_stamp, digest_stamp) == []
+    assert digested == [(str(tmp_path / "s2.h5ad"), "h5ad", "results/records/input/s2.json", None),
+                        ("results/simulated/other.h5ad", "h5ad", "results/records/input/s3.json", None)]
+    # made here once its file exists too: its file, still no stamp
+    (tmp_path / "results" / "simulated").mkdir(parents=True)
+    plan.slides["s1"]["path"] = str(tmp_path / "results" / "simulated" / "s1.h5ad")
+    assert not plan.made_here("s1")                # an absolute path is the sheet's own file
+    # the digests the repeated-slides warning compares: each slide's input stamp's
+    assert plan.input_digests(lambda stamp: stamp) == {s: f"results/records/input/{s}.json" for s in ("s1", "s2", "s3")}
+    # the wildcards the rules constrain: exactly these names; none matches no path
+    assert re.fullmatch(choices(plan.simulated), "sim.2") and not re.fullmatch(choices(plan.simulated), "simx2")
+    assert choices([]) == "NONE"
+    assert _plan(_config()).simulated == [] and not _plan(_config()).made_here("s1")
 
 
 def test_slides_that_hold_the_same_data_are_warned_of():

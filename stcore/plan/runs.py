@@ -8,6 +8,7 @@ import re
 from ..registry import PEER_SETTINGS, peer_settings_fix, train_settings_read, unknown_peer_settings
 from . import PlanError
 from .sheet import check_names
+from .stamps import INPUT_STAMP
 
 # Where things go, written once.  RUN: the folder of one (slide, method, seed) run; CONSENSUS: the
 # consensus of a (slide, method)'s seed labelings, beside its runs; RECORD: Snakemake's time and
@@ -16,6 +17,21 @@ RUN = "results/{sample}/{method}/seed{seed}"
 CONSENSUS = "results/{sample}/{method}/consensus"
 RECORD = "results/records/{stage}/{job}.tsv"
 RUN_JOB = "{sample}.{method}.seed{seed}"
+# SIMULATED: a slide the simulate rule writes (config ``simulate``, by name); a sample sheet names it by
+# this path, before it exists.
+SIMULATED = "results/simulated/{name}.h5ad"
+
+
+def simulated_file(name="{name}"):
+    """Path of the slide the simulate rule writes for simulated slide ``name`` (wildcard left in by
+    default)."""
+    return SIMULATED.format(name=name)
+
+
+def choices(names):
+    """A wildcard constraint (a regular expression) that matches exactly one of ``names``; where there
+    are none, 'NONE', so that the rule matches no path of the plan."""
+    return "|".join(re.escape(name) for name in names) or "NONE"
 
 
 def run_file(name, sample="{sample}", method="{method}", seed="{seed}"):
@@ -126,6 +142,9 @@ class Plan:
         self.units = self.samples + list(groups)      # what the stages after qc run on
         check_names("method", list(config["methods"]), "config 'methods'")
         check_names("simulated slide", list(config.get("simulate") or {}), "config 'simulate'")
+        # The slides the simulate rule writes, by name, and their paths as a sheet names them.
+        self.simulated = list(config.get("simulate") or {})
+        self._simulated_paths = {os.path.normpath(simulated_file(name)) for name in self.simulated}
         self.methods = list(config["methods"])
         self.seeds = [int(s) for s in config["seeds"]]
         self._check_train_from()
@@ -165,6 +184,42 @@ class Plan:
     def values(self, sample):
         """What the slide's X holds (the sheet's `values`: counts, normalized, log_normalized)."""
         return self.slides[sample].get("values") or "counts"
+
+    def made_here(self, sample):
+        """Whether the slide's file is one the simulate rule writes (:data:`SIMULATED` of a name of the
+        config's ``simulate``): the DAG makes it before the slide's qc job reads it."""
+        return os.path.normpath(self.slides[sample]["path"]) in self._simulated_paths
+
+    def raw_input(self, sample, slide_files):
+        """The files the slide's qc job reads, as its inputs: every file the slide's reader opens
+        (Visium positions, scale factors and images included), as far as they exist now
+        (``slide_files(path, format)``, :func:`stcore.formats.slide_files`).  A slide the simulate rule
+        makes, not there yet: its file, so that the rule runs first.  A slide whose files are missing
+        declares none: its qc job then fails with the reader's one-line message, and --keep-going
+        finishes the others."""
+        row = self.slides[sample]
+        files = slide_files(row["path"], row["format"])
+        if not files and self.made_here(sample):
+            return [row["path"]]
+        return files
+
+    def input_stamp(self, sample, keep_stamp, digest_stamp):
+        """The slide's input stamp (:data:`stcore.plan.stamps.INPUT_STAMP`: the sha256 of its files,
+        rewritten only when it changed, so a slide replaced by other content reruns whatever the
+        files' modification times) as its qc job's input, or [] where there is none.
+        ``keep_stamp(sample, keep)``: :meth:`stcore.plan.stamps.RunStamps.input`, which keeps it with
+        ``keep(stamp, scratch)``; ``digest_stamp(path, format, stamp, scratch)``:
+        :func:`stcore.formats.digest_stamp`.  A slide the simulate rule makes has none (``keep`` is
+        None: the DAG tracks it), nor has a slide without files yet (its qc job names what is missing)."""
+        row = self.slides[sample]
+        keep = None if self.made_here(sample) else (
+            lambda stamp, scratch: digest_stamp(row["path"], row["format"], stamp, scratch))
+        return keep_stamp(sample, keep) or []
+
+    def input_digests(self, stamp_digest):
+        """{sample: the input_sha256 its input stamp holds, or None}, of the sheet's slides
+        (``stamp_digest(path)``: :func:`stcore.formats.stamp_digest`), as :meth:`repeated_slides` takes it."""
+        return {sample: stamp_digest(INPUT_STAMP.format(sample=sample)) for sample in self.samples}
 
     # --- the methods ------------------------------------------------------------------------
     def merged(self, stage, method):
@@ -271,15 +326,15 @@ class Plan:
             return {"runs": self.table_runs(), "compare": self.config.get("compare") or {}}
         raise ValueError(f"no settings stamp for stage {stage!r}")
 
-    def missing_slides(self, made_by_the_workflow, missing_slide):
+    def missing_slides(self, missing_slide):
         """A warning line for each slide of the sheet whose files are not there now
         (``missing_slide(path, format)``: the problem and its fix, or None), except those the
-        workflow makes (``made_by_the_workflow``: normalised paths); its qc job fails alone with the
-        reader's line, so the warning says that the other slides run with --keep-going."""
+        simulate rule makes (:meth:`made_here`); its qc job fails alone with the reader's line, so the
+        warning says that the other slides run with --keep-going."""
         lines = []
         for sample in self.samples:                  # the sheet's slides (a group is made of them)
             row = self.slides[sample]
-            if os.path.normpath(row["path"]) in made_by_the_workflow:
+            if self.made_here(sample):
                 continue
             missing = missing_slide(row["path"], row["format"])
             folder, beside = self.beside_the_sheet(row["path"], row["format"], missing_slide)
