@@ -146,7 +146,7 @@ def train_graph(wildcards):
 
 def train_output(name):
     """File ``name`` of the training run that the job's method uses (its train_from, else its own)."""
-    return lambda wildcards: run_file(name, wildcards.sample, PLAN.source(wildcards.method), wildcards.seed)
+    return lambda wildcards: PLAN.train_output(name, wildcards.sample, wildcards.method, wildcards.seed)
 
 
 def env_for_train(wildcards):
@@ -197,11 +197,10 @@ RESOURCES = _res.JobResources(PLAN)
 
 
 def compare_figures(kind, enabled=True, slides=None):
-    """One figure ``kind`` per slide (of ``slides``, default every slide), flagged for the HTML report."""
-    if not enabled:
-        return []
-    return [report(f"results/compare/figures/{kind}_{s}.png", category="Figures", subcategory=kind,
-                   labels={"slide": s, "figure": kind}) for s in (SAMPLES if slides is None else slides)]
+    """One figure ``kind`` per slide (of ``slides``, default every slide; Plan.figure_files), flagged
+    for the HTML report."""
+    return [report(path, category="Figures", subcategory=kind, labels={"slide": s, "figure": kind})
+            for s, path in PLAN.figure_files(kind, enabled, slides)]
 
 
 # When jobs fail, repeat the one-line message each failed step wrote to its log at the end of the

@@ -325,6 +325,18 @@ def test_the_slides_the_simulate_rule_makes_are_its_inputs_and_have_no_input_sta
     assert _plan(_config()).simulated == [] and not _plan(_config()).made_here("s1")
 
 
+def test_the_comparisons_figures_and_a_methods_training_run_are_the_plans():
+    """The files rules/report.smk and the rules that read a training run name (rules/common.smk,
+    compare_figures and train_output): one figure of a kind per slide of the sheet (not per group),
+    none where the figure is not drawn; a method with train_from reads its source's run."""
+    plan = _plan(_config(graphst={"model": "graphst"}, latent={"train_from": "graphst"}), s1="g", s2="g")
+    assert plan.figure_files("domains") == [(s, f"results/compare/figures/domains_{s}.png") for s in ("s1", "s2", "s3")]
+    assert plan.figure_files("umap", True, ["s3"]) == [("s3", "results/compare/figures/umap_s3.png")]
+    assert plan.figure_files("losses", False) == []
+    assert plan.train_output("train.npz", "s1", "latent", 2) == "results/s1/graphst/seed2/train.npz"
+    assert plan.train_output("train.npz", "g", "graphst", "0") == "results/g/graphst/seed0/train.npz"
+
+
 def test_slides_that_hold_the_same_data_are_warned_of():
     plan = _plan(_config())
     lines = plan.repeated_slides({"s1": "ab" * 32, "s2": "cd" * 32, "s3": "ab" * 32})

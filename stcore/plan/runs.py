@@ -20,6 +20,8 @@ RUN_JOB = "{sample}.{method}.seed{seed}"
 # SIMULATED: a slide the simulate rule writes (config ``simulate``, by name); a sample sheet names it by
 # this path, before it exists.
 SIMULATED = "results/simulated/{name}.h5ad"
+# FIGURE: one figure of the comparison (its kind: domains, umap, losses) drawn for one slide.
+FIGURE = "results/compare/figures/{kind}_{sample}.png"
 
 
 def simulated_file(name="{name}"):
@@ -474,6 +476,18 @@ class Plan:
         """The slides (not groups) that one of ``methods`` runs on, in sheet order: those the comparison
         draws their UMAP or loss curves of (a method's ``samples`` may leave a slide out)."""
         return [s for s in self.samples if any(m in self.methods and s in self.samples_of(m) for m in methods)]
+
+    def figure_files(self, kind, enabled=True, slides=None):
+        """The comparison's figure ``kind`` of each slide of ``slides`` (default: every slide of the
+        sheet), as [(slide, path)] (:data:`FIGURE`); none where the figure is not ``enabled``."""
+        if not enabled:
+            return []
+        return [(s, FIGURE.format(kind=kind, sample=s)) for s in (self.samples if slides is None else slides)]
+
+    def train_output(self, name, sample, method, seed):
+        """File ``name`` of the training run that ``method`` clusters on ``sample`` at ``seed``: its
+        train_from's run (:meth:`source`), else its own."""
+        return run_file(name, sample, self.source(method), seed)
 
     def loss_methods(self):
         """Methods that train the graph model themselves: their loss curves are drawn."""
