@@ -67,10 +67,8 @@ try:
     PLAN = _runs.Plan(config, _slides, GROUPS, REGISTRY)
     PLAN.check_settings(_raw_compare)
     TABLE_RUNS = PLAN.table_runs()
-    COMPARE = config.get("compare", {})
-    FIGURE_METHOD = COMPARE.get("figure_method", "graphst")
+    COMPARE, FIGURE_METHOD, AGREEMENT_METHOD = PLAN.compare, PLAN.figure_method, PLAN.agreement_method
     PAGE_FIGURES = PLAN.page_figures(FIGURE_METHOD)        # the domain maps on the report's first page
-    AGREEMENT_METHOD = COMPARE.get("agreement_method")
     AGREEMENT_RUNS = PLAN.agreement_runs(AGREEMENT_METHOD)
 except PlanError as exc:
     raise WorkflowError(str(exc)) from None

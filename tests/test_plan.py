@@ -335,6 +335,11 @@ def test_the_comparisons_figures_and_a_methods_training_run_are_the_plans():
     assert plan.figure_files("losses", False) == []
     assert plan.train_output("train.npz", "s1", "latent", 2) == "results/s1/graphst/seed2/train.npz"
     assert plan.train_output("train.npz", "g", "graphst", "0") == "results/g/graphst/seed0/train.npz"
+    # the comparison's methods: the config's compare block, its defaults where the block is not given
+    assert (plan.figure_method, plan.agreement_method, plan.compare) == ("graphst", None, {})
+    plan.config["compare"] = {"figure_method": "latent", "agreement_method": "graphst"}
+    assert (plan.figure_method, plan.agreement_method) == ("latent", "graphst")
+    assert plan.job_settings("agreement", "all")["method"] == "graphst"
 
 
 def test_slides_that_hold_the_same_data_are_warned_of():

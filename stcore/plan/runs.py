@@ -177,6 +177,23 @@ class Plan:
                                 + "), so it would run nowhere. Fix: give its methods a slide in common "
                                 "(their samples:)")
 
+    # --- the comparison ---------------------------------------------------------------------
+    @property
+    def compare(self):
+        """The config's ``compare`` block (the schema's defaults filled in)."""
+        return self.config.get("compare") or {}
+
+    @property
+    def figure_method(self):
+        """The method the comparison's figures and claim are about (``compare.figure_method``)."""
+        return self.compare.get("figure_method", "graphst")
+
+    @property
+    def agreement_method(self):
+        """The method whose clustering R mclust clusters again for the agreement table
+        (``compare.agreement_method``); None: no table."""
+        return self.compare.get("agreement_method")
+
     # --- the slides -------------------------------------------------------------------------
     def n_clusters(self, sample):
         """The slide's n_clusters: a number, or 'auto' (chosen in the cluster step)."""
@@ -320,12 +337,12 @@ class Plan:
         if stage == "simulate":         # a simulated slide's settings (``sample``: its name)
             return (self.config.get("simulate") or {})[sample]
         if stage == "agreement":        # R mclust against the R-free clusterings: the runs, their numbers and truth
-            method = (self.config.get("compare") or {}).get("agreement_method")
+            method = self.agreement_method
             runs = self.agreement_runs(method)
-            return {"runs": runs, "method": method, "r_mclust": (self.config.get("compare") or {}).get("r_mclust", True),
+            return {"runs": runs, "method": method, "r_mclust": self.compare.get("r_mclust", True),
                     "cluster": self.merged("cluster", method) if runs else {}}
         if stage == "table":            # every row's run, and the comparison the summary makes
-            return {"runs": self.table_runs(), "compare": self.config.get("compare") or {}}
+            return {"runs": self.table_runs(), "compare": self.compare}
         raise ValueError(f"no settings stamp for stage {stage!r}")
 
     def missing_slides(self, missing_slide):
@@ -798,7 +815,7 @@ class Plan:
                 raise PlanError(f"config: method '{method}': model '{self.model_of(self.source(method))}' cannot run on "
                                 f"{', '.join(unknown)} (n_clusters auto in the sample sheet): {refusal[0]}. "
                                 f"Fix: {refusal[1]}")
-        compare = self.config.get("compare", {})
+        compare = self.compare
         for key in ("figure_method", "baseline", "agreement_method"):     # (a missing ablation: the claim reads n/a)
             name = compare.get(key)
             if key in compare_written and name not in self.methods:
