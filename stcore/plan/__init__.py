@@ -7,7 +7,8 @@ ordinary unit tests (tests/test_plan.py):
 - :mod:`.sheet`: the sample sheet as spreadsheets save it, checked against its schema, the names that
   become paths, groups;
 - :mod:`.runs`: :class:`~.runs.Plan`, the runs of a config (methods, seeds, slides, ensembles),
-  their files, the settings each stage takes and the checks a later step would otherwise fail;
+  their files, the slides the simulate rule makes and each slide's qc inputs (its files, its input
+  stamp), the settings each stage takes and the checks a later step would otherwise fail;
 - :mod:`.resources`: memory and time per job from the slide's size and the registry's facts, as
   the rules ask for them (:class:`~.resources.JobResources`);
 - :mod:`.failures`: the one line per failed job repeated at the end of a run (:func:`~.failures.end_of_run_lines`);
