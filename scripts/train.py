@@ -4,13 +4,16 @@ import scipy.sparse as sp
 
 from stcore.io import atomic_path, read_h5ad_elems
 from stcore.methods import fit, reads_counts
-from stcore.registry import train_log_settings
+from stcore.registry import facts, train_log_settings
 from stcore.workflow import run_step
 
 
 def log_settings(sm) -> dict:
     """What the method's fit logs (train.log_every), read from the config, not from params: changing
-    it changes no result, so it reruns no training (stcore/registry.py, log_keys)."""
+    it changes no result, so it reruns no training (stcore/registry.py, log_keys); a method that logs
+    nothing on request (the baseline, the peers) reads none."""
+    if not facts(sm.params.model).log_keys:
+        return {}
     spec = sm.config["methods"][sm.wildcards.method] or {}
     return train_log_settings(sm.params.model, dict(sm.config["train"], **(spec.get("train") or {})))
 
