@@ -14,7 +14,7 @@ from stcore.workflow import ANNOTATION_ELEMS, annotation_of, checked_truth, run_
 def main(sm):
     slide = read_h5ad_elems(sm.input.h5ad, *ANNOTATION_ELEMS, "uns/spatial", f"uns/{sm.params.truth}_colors",
                             *([f"uns/{sm.params.truth}"] if sm.params.truth else []))
-    truth = checked_truth(slide, sm.params.truth, annotation_of(sm), sm.wildcards.sample)   # refused here too: reruns no qc
+    truth = checked_truth(slide, sm.params.truth, *annotation_of(sm))   # refused here too: reruns no qc
     obs = slide["obs"]
     seeds = [read_tsv(path, index_col="spot")["domain"].loc[obs.index].to_numpy() for path in sm.input.labels]
     labels = pd.Series(consensus(seeds), index=obs.index)

@@ -31,8 +31,9 @@ def main(sm):
         domains_spatialdata(sm.input.store, ad.read_h5ad(sm.input.h5ad), sm.output.zarr)
         return
     counts = ad.read_h5ad(sm.input.qc)
-    if sm.params.truth and annotation_of(sm):       # a group's annotation: read from its slides' qc.h5ad
-        counts.obs[sm.params.truth] = group_truth(counts.obs, annotation_of(sm), sm.wildcards.sample)
+    slides, group = annotation_of(sm)
+    if sm.params.truth and slides:        # a group's annotation: read from its slides' qc.h5ad
+        counts.obs[sm.params.truth] = group_truth(counts.obs, slides, group)
     labels = read_tsv(sm.input.labels, index_col="spot")["domain"].loc[counts.obs_names]
     result = MethodResult.load(sm.input.npz)
     metrics = run_metrics(read_tsv(sm.input.metrics))          # a group's run: a row per slide

@@ -75,11 +75,15 @@ def group_truth(obs, members: dict, group: str):
     return group_annotation(frames, truths, group).reindex(obs.index)
 
 
-def annotation_of(sm) -> dict:
-    """A group's slides as :func:`group_truth` takes them, from a Snakemake job's ``params.annotation``
-    (slide -> truth column) and ``input.annotation`` (their qc.h5ad, in that order); {} for a single slide."""
+def annotation_of(sm) -> tuple[dict, str]:
+    """A group's slides and its name as :func:`group_truth` and :func:`checked_truth` take them, from a
+    Snakemake job's ``params.annotation`` (slide -> truth column), ``input.annotation`` (their qc.h5ad, in
+    that order) and ``wildcards.sample``; ``({}, '')`` for a single slide."""
     truths = dict(getattr(sm.params, "annotation", None) or {})
-    return {name: (path, column) for (name, column), path in zip(truths.items(), sm.input.annotation)} if truths else {}
+    if not truths:
+        return {}, ""
+    return ({name: (path, column) for (name, column), path in zip(truths.items(), sm.input.annotation)},
+            sm.wildcards.sample)
 
 
 def peak_memory_mb() -> float:
