@@ -78,6 +78,23 @@ def test_a_dry_run_writes_no_input_stamp(tmp_path):
     assert (open(stamp).read(), os.stat(stamp).st_mtime_ns) == kept
 
 
+def test_one_slides_steps_asked_for_directly_run_in_a_fresh_folder(tmp_path):
+    """`snakemake results/a/qc.json results/b/qc.json` in a fresh folder (a slide's qc checked before a
+    whole run) stopped with MissingInputException for results/records/input/b.json: the stamps are
+    written while the DAG is built, and Snakemake had listed their folder when a's was the only one;
+    a second call worked.  Both slides' steps run, and a dry run of their train jobs plans them."""
+    for name, seed in (("a", 1), ("b", 2)):
+        write(tiny_slide(seed=seed), tmp_path / f"{name}.h5ad")
+    workdir(tmp_path, {"a": ("a.h5ad", 2, "domain"), "b": ("b.h5ad", 2, "domain")}, epochs=2)
+    dry = snakemake(tmp_path, "--dry-run", "results/a/graphst/seed0/train.npz",
+                    "results/b/graphst/seed0/train.npz", timeout=300)
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
+    assert dry.stdout.count("rule train:") == 2 and not (tmp_path / "results").exists()
+    run = snakemake(tmp_path, "--cores", "1", "results/a/qc.json", "results/b/qc.json", timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert (tmp_path / "results/a/qc.json").exists() and (tmp_path / "results/b/qc.json").exists()
+
+
 @pytest.mark.slow
 def test_a_slide_replaced_with_an_older_mtime_reruns(tmp_path):
     """A slide file replaced by other content whose modification time is older (cp -p, rsync -a,

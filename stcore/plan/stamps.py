@@ -121,10 +121,14 @@ class RunStamps:
     folder, :meth:`scratch`, deleted when the process ends).  ``report_only``: the run only draws the
     report (:func:`report_only`); a stamp that the config, sheet or a slide would change is then
     said once, with ``say`` (:func:`stale_report_line`).  ``root``: the folder the stamps' paths are
-    relative to (the run's working directory)."""
+    relative to (the run's working directory).  ``exists(path)``: tells the DAG builder that the stamp
+    ``path`` exists: the stamps are written while Snakemake builds the DAG, and Snakemake takes a
+    folder's listing once (its inventory), so a stamp written after its folder was listed (slide b's,
+    where targets of slides a and b were asked for in a fresh folder) was a missing input."""
 
-    def __init__(self, executes_jobs, report_only: bool = False, say=None, root: str = ""):
+    def __init__(self, executes_jobs, report_only: bool = False, say=None, root: str = "", exists=None):
         self._executes_jobs, self.report_only, self.root = executes_jobs, report_only, root
+        self._exists = exists or (lambda path: None)
         self._say = say or (lambda line: print(line, file=sys.stderr))
         self._scratch: str | None = None
         self._stale_said = False
@@ -149,6 +153,8 @@ class RunStamps:
                 and not self._stale_said):
             self._stale_said = True
             self._say(stale_report_line(stamp))
+        if written:
+            self._exists(written)
         return written
 
     def settings(self, stage: str, job: str, settings) -> str:
