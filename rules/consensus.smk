@@ -5,6 +5,7 @@ rule consensus:
                                   for s in method_seeds(wildcards.method)],
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
                                        method_seeds(wildcards.method)[0]),     # the machine that trained
         settings=settings_stamp("consensus"),
@@ -40,6 +41,7 @@ rule ensemble:
                                   for m in ENSEMBLES[wildcards.ensemble]],
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        wildcards.seed),
         settings=settings_stamp("ensemble"),
@@ -74,6 +76,7 @@ rule ensemble_consensus:
                                   for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
                                        ensemble_seeds(wildcards.ensemble)[0]),
         settings=settings_stamp("ensemble_consensus"),

@@ -5,6 +5,7 @@ rule evaluate:
         labels=run_file("labels.tsv"),
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=train_output("train.npz"),
     output:
         metrics=run_file("metrics.tsv"),

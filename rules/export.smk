@@ -3,6 +3,7 @@ rule export:
     input:
         qc="results/{sample}/qc.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=train_output("train.npz"),
@@ -35,6 +36,7 @@ rule export_consensus:
     input:
         qc="results/{sample}/qc.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
@@ -75,6 +77,7 @@ rule export_ensemble:
     input:
         qc="results/{sample}/qc.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample,
@@ -117,6 +120,7 @@ rule export_ensemble_consensus:
     input:
         qc="results/{sample}/qc.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
+        truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
         npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),

@@ -131,7 +131,8 @@ def test_results_copied_without_snakemakes_records_rerun_where_the_settings_chan
     """A results/ folder copied with its modification times (cp -a, rsync -a, tar) to a folder
     without .snakemake/, then run with other settings: the jobs whose settings changed rerun (was:
     "Nothing to be done", and the table gave the earlier settings' runs as this config's); with the
-    same settings nothing reruns."""
+    same settings nothing reruns.  A slide's truth column changed reruns the steps that read the
+    annotation (was: "Nothing to be done", the scores against the earlier column)."""
     from stcore.io import read_tsv
 
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
@@ -145,6 +146,18 @@ def test_results_copied_without_snakemakes_records_rerun_where_the_settings_chan
     shutil.copytree(first_dir, second_dir, ignore=shutil.ignore_patterns(".snakemake"))   # cp -a, no records
     same = snakemake(second_dir, "--cores", "1", "--dry-run", timeout=300)
     assert "Nothing to be done" in same.stdout + same.stderr, (same.stdout + same.stderr)[-3000:]
+
+    sheet = second_dir / "samples.tsv"
+    kept = sheet.read_text()
+    sheet.write_text(kept.replace("\tdomain\n", "\t\n"))                   # the slide's truth column taken out
+    unscored = snakemake(second_dir, "--cores", "1", "--dry-run", timeout=300)
+    shown = unscored.stdout + unscored.stderr
+    assert unscored.returncode == 0, shown[-3000:]
+    for rule in ("evaluate", "export", "table"):                           # the steps that read the annotation
+        assert re.search(rf"^rule {rule}:", shown, re.M), (rule, shown[-3000:])
+    for rule in ("qc", "hvg", "graph", "train", "cluster"):
+        assert not re.search(rf"^rule {rule}:", shown, re.M), rule
+    sheet.write_text(kept)
 
     config = second_dir / "config.yaml"
     config.write_text(config.read_text().replace("epochs: 2", "epochs: 3"))

@@ -895,6 +895,7 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
     assert plan.job_settings("qc", "s") == {"qc": {"min_counts": 0}, "values": "counts", "path": "s.h5ad",
                                             "format": "h5ad"}       # the truth column: the steps that read it
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
+    assert plan.job_settings("annotation", "s", "graphst") == {"truth": "domain", "annotation": {}}   # evaluate's, export's
 
 
 def test_a_train_job_reruns_for_the_settings_its_model_reads_only(tmp_path):

@@ -309,7 +309,7 @@ class Plan:
 
     def job_settings(self, stage, sample, method=None):
         """What the job of ``stage`` ('qc', 'group', 'hvg', 'graph', 'train', 'cluster', 'consensus',
-        'ensemble', 'ensemble_consensus', 'agreement', 'table', 'simulate') for ``sample`` (and ``method``, or
+        'ensemble', 'ensemble_consensus', 'agreement', 'table', 'simulate', 'annotation') for ``sample`` (and ``method``, or
         combination) takes from the sheet and the config, as its rule's params hold it: the content
         of its settings stamp (:mod:`.stamps`)."""
         if stage == "qc":               # not the truth column, which the steps that read it are given
@@ -324,6 +324,9 @@ class Plan:
             return {"model": self.model_of(method), "train": self.train_settings(method, sample)}
         if stage == "cluster":
             return {"cluster": self.cluster_settings(method, sample), "n_clusters": self.n_clusters(sample)}
+        if stage == "annotation":       # the steps that read the annotation (evaluate, consensus, the combinations',
+            # export): the slide's truth column, a group's each of its slides'
+            return {"truth": self.slides[sample].get("truth", ""), "annotation": self.annotation(sample)}
         if stage == "group":            # its slides, in sheet order (their truth columns: the steps that read them)
             return {"slides": list(self.groups[sample])}
         # the steps that gather runs: which runs they gather (fewer seeds, methods or slides read no
