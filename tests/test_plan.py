@@ -1243,6 +1243,29 @@ def test_a_groups_stamp_holds_its_slides(tmp_path):
     assert 'settings=settings_stamp("group")' in rule
 
 
+def test_a_cluster_stamp_holds_the_training_it_clusters(tmp_path):
+    """A method's train_from changed (graphst made g2) in a results/ folder without Snakemake's
+    records: the cluster job's stamp held its cluster settings alone, so only the table reran, its
+    row naming g2 as the training beside labels and scores clustered from graphst's output.  The
+    stamp of a method that clusters another's training holds that method; a method's own does not
+    change (its runs do not recluster)."""
+    import os
+
+    def plan(source):
+        config = {"qc": {}, "seeds": [0], "cluster": {"algorithm": "mclust"},
+                  "methods": {"graphst": {"model": "graphst"}, "g2": {"model": "graphst", "train": {"epochs": 3}},
+                              "emb": {"train_from": source, "cluster": {"input": "embedding"}}}}
+        row = {"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": 2, "truth": "domain",
+               "values": "counts", "group": ""}
+        return Plan(config, {"s": row}, {}, METHODS)
+
+    before, after = plan("graphst"), plan("g2")
+    assert before.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
+    stamp = tmp_path / settings_stamp("cluster", "s.emb", before.job_settings("cluster", "s", "emb"), root=str(tmp_path))
+    settings_stamp("cluster", "s.emb", after.job_settings("cluster", "s", "emb"), root=str(tmp_path))
+    assert os.stat(stamp).st_mtime > 1e9 and '"trained_by": "g2"' in stamp.read_text()
+
+
 def test_a_simulated_slides_stamp_holds_its_settings(tmp_path):
     """The demo's simulated slide, its settings changed (n_spots 200 made 300) in a results/ folder
     without Snakemake's records: the simulate job had no stamp, so "Nothing to be done" and the

@@ -322,8 +322,10 @@ class Plan:
             return self.config["graph"]
         if stage == "train":
             return {"model": self.model_of(method), "train": self.train_settings(method, sample)}
-        if stage == "cluster":
-            return {"cluster": self.cluster_settings(method, sample), "n_clusters": self.n_clusters(sample)}
+        if stage == "cluster":          # and the training it clusters, where it is another method's (train_from)
+            source = self.source(method)
+            return {"cluster": self.cluster_settings(method, sample), "n_clusters": self.n_clusters(sample),
+                    **({"trained_by": source} if source != method else {})}
         if stage == "annotation":       # the steps that read the annotation (evaluate, consensus, the combinations',
             # export): the slide's truth column, a group's each of its slides'
             return {"truth": self.slides[sample].get("truth", ""), "annotation": self.annotation(sample)}
