@@ -162,13 +162,15 @@ def raw_input(wildcards):
 
 # The input and settings stamps (stcore/plan/stamps.py, RunStamps).  A run that executes no job (-n,
 # --dag, --summary, --report) writes them to a temporary folder.  `snakemake --report` alone draws the
-# files as they are: before any run it is refused now; drawn from results that a changed config, sheet
-# or slide would rerun, it is warned of.  Each stamp written while the DAG is built is told to Snakemake's
-# listing of its folder (RunStamps' exists).
+# files as they are: before any run it is refused now; drawn from results that this config, its sheet
+# or a slide would rerun (another run's), it is refused while the DAG is built.  Each stamp written
+# while the DAG is built is told to Snakemake's listing of its folder (RunStamps' exists).
 REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
 if REPORT_ONLY and _stamps.report_before_run():
     raise WorkflowError(_stamps.report_before_run())
 STAMPS = _stamps.RunStamps(lambda: workflow.executor_plugin is not None and not workflow.dryrun, REPORT_ONLY,
+                           config=_stamps.config_named(workflow.config_settings.configfiles,
+                                                       workflow.config_settings.config_args),
                            exists=lambda path: workflow.iocache.exists_local.__setitem__(path, True))
 
 

@@ -1145,10 +1145,10 @@ def test_a_run_that_executes_no_job_writes_no_settings_stamp(tmp_path):
     assert ((root / path).read_bytes(), os.stat(root / path).st_mtime_ns) == before
 
 
-def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_says_a_changed_one(tmp_path):
+def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_refuses_a_changed_one(tmp_path):
     """RunStamps (what rules/common.smk asks for): where jobs run, the stamps are kept under the
     run's folder; in a run that executes none, under a temporary folder, results/ untouched; a run
-    that only draws the report says once that a stamp the config would change is not what it holds
+    that only draws the report is refused where a stamp the config would change is not what it holds
     (one written for the first time is no change); an input stamp is kept once per slide."""
     import os
 
@@ -1161,7 +1161,7 @@ def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_says_
     assert path == "results/records/settings/cluster/s.graphst.json" and (tmp_path / path).is_file()
 
     said = []
-    dry = RunStamps(lambda: False, root=root, say=said.append)
+    dry = RunStamps(lambda: False, root=root, refuse=said.append)
     scratch = dry.scratch()
     assert scratch == dry.scratch() and os.path.isdir(scratch) and not scratch.startswith(root)
     assert dry.settings("cluster", "s.graphst", {"n_clusters": 2}) == path       # unchanged: the kept stamp
@@ -1169,18 +1169,28 @@ def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_says_
     assert changed.startswith(scratch) and '"n_clusters": 3' not in (tmp_path / path).read_text()
     assert said == []                                                            # not a report: nothing said
 
-    report = RunStamps(lambda: False, report_only=True, root=root, say=said.append)
+    class Refused(Exception):
+        pass
+
+    def refuse(line):
+        said.append(line)
+        raise Refused
+
+    report = RunStamps(lambda: False, report_only=True, root=root, refuse=refuse,
+                       config="--configfile other.yaml --config seeds=[0,1]")
     report.settings("train", "s.graphst", {"epochs": 2})                         # a first stamp: no change
     assert said == [] and not (tmp_path / "results/records/settings/train").exists()
-    report.settings("cluster", "s.graphst", {"n_clusters": 3})
-    report.settings("cluster", "s.expression", {"n_clusters": 3})
-    report.settings("cluster", "s.graphst", {"n_clusters": 4})
-    assert len(said) == 1 and said[0].startswith("WARNING the report is drawn from results made before") \
-        and "results/records/settings/cluster/s.graphst.json does not hold" in said[0]
-    # a report run without the config of the run that made the results (the recommended answer's run, then
-    # a plain `snakemake --report`): the fix named only rerunning, which remakes the demo over that run's table
-    assert said[0].endswith("give --report that run's own --configfile / --config, which draws them as they are, "
-                            "nothing rerun"), said[0]
+    assert report.settings("cluster", "s.graphst", {"n_clusters": 2}) == path     # unchanged: drawn
+    # a report drawn with another run's config: it showed those results under this config's settings
+    # (the rules' params) with a warning, exit 0; now refused, naming the config, the folder and the fix
+    with pytest.raises(Refused):
+        report.settings("cluster", "s.graphst", {"n_clusters": 3})
+    assert len(said) == 1 and said[0].startswith(
+        f"snakemake --report refused: the results in {os.path.join(root, 'results')} were not made with this "
+        "config (--configfile other.yaml --config seeds=[0,1])"), said[0]
+    assert "results/records/settings/cluster/s.graphst.json does not hold" in said[0]
+    assert "No report was written. Fix: give --report the --configfile / --config of the run that made these " \
+        "results" in said[0] and "or run this config first (snakemake --cores all" in said[0]
 
     calls = []
 
@@ -1194,8 +1204,13 @@ def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_says_
 
 
 def test_a_report_alone_is_known_from_the_command_line():
-    """--report without --report-after-run draws the files as they are (checked before any run)."""
-    from stcore.plan.stamps import report_only
+    """--report without --report-after-run draws the files as they are (checked before any run); the
+    config it reads is named as the user gave it."""
+    from stcore.plan.stamps import config_named, report_only
+
+    assert config_named([], None) == "config.yaml (the Snakefile's)"
+    assert config_named(["a.yaml", "b.yaml"], ["seeds=[0]", "train={'epochs': 5}"]) == \
+        "--configfile a.yaml --configfile b.yaml --config seeds=[0] train={'epochs': 5}"
 
     assert report_only(["snakemake", "--report", "r.html"]) and report_only(["snakemake", "--report=r.zip"])
     assert report_only(["snakemake", "--cores", "1", "--report"])

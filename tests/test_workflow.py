@@ -178,18 +178,31 @@ def test_report_shows_each_domain_map_and_the_table_with_captions(finished_run):
     for sample in ("tiny_a", "tiny_b"):
         for method in ("graphst", "expression"):
             assert f"results/{sample}/{method}/seed0/domains.png" in html, proc.stderr[-2000:]
-    assert "WARNING the report is drawn from results made before" not in proc.stderr
+    assert "snakemake --report refused" not in proc.stderr
 
 
-def test_a_report_of_results_an_earlier_config_made_is_warned_of(finished_run, tmp_path):
-    """`snakemake --report` with a config whose clustering differs from the one the results were made
-    with (the run not repeated) drew the earlier results as this config's without a word."""
+def test_a_report_of_results_another_config_made_is_refused(finished_run, tmp_path):
+    """`snakemake --report` given another config than the run's (its clustering or training changed, a
+    method or seed left out or added, the run not repeated) drew that run's results under this config's
+    settings (the rules' params: `epochs: 30` beside maps trained 20 epochs; the table's rows of a
+    method the config does not have), with a warning and exit status 0.  It is refused now, naming the
+    config, the results folder and the fix, and writes no report; the run's own config draws it."""
+    report = tmp_path / "report.html"
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(TINY | {"cluster": {"n_init": 2, "n_pcs": 10}}))
-    proc = snakemake(finished_run, "--report", str(tmp_path / "report.html"), "--configfile", str(changed))
-    assert ("WARNING the report is drawn from results made before the config, the sample sheet or a slide changed "
-            "(results/records/settings/cluster/") in proc.stderr
-    assert "Fix: run the workflow first (snakemake --cores all" in proc.stderr
+    proc = snakemake(finished_run, "--report", str(report), "--configfile", str(changed), check=False)
+    assert proc.returncode != 0 and not report.exists(), proc.stderr[-2000:]
+    assert (f"snakemake --report refused: the results in {finished_run / 'results'} were not made with this config "
+            f"(--configfile {changed})") in proc.stderr, proc.stderr[-2000:]
+    assert "(results/records/settings/cluster/" in proc.stderr
+    assert "Fix: give --report the --configfile / --config of the run that made these results" in proc.stderr
+    assert "or run this config first (snakemake --cores all" in proc.stderr
+    changed.write_text(yaml.safe_dump(TINY | {"methods": {"graphst": {"model": "graphst"}}}))   # a method left out
+    one_method = snakemake(finished_run, "--report", str(report), "--configfile", str(changed), check=False)
+    assert one_method.returncode != 0 and not report.exists()
+    assert "(results/records/settings/table/all.json does not hold" in one_method.stderr, one_method.stderr[-2000:]
+    snakemake(finished_run, "--report", str(report))            # the run's own config: drawn
+    assert report.stat().st_size > 0
 
 
 def test_a_report_before_any_run_names_the_fix(tmp_path):

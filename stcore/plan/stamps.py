@@ -13,7 +13,7 @@ A run that executes no job (``snakemake -n``, ``--dag``, ``--summary``, ``--repo
 under results/: given ``scratch`` (a temporary folder), a stamp that would be written there is
 written under ``scratch`` instead, so the dry run still shows what the run would rerun.
 :class:`RunStamps` keeps one run's stamps as the rules ask for them (the scratch folder, the input
-stamps once per slide, the report's warning of a changed one)."""
+stamps once per slide, the report's refusal of a changed one)."""
 from __future__ import annotations
 
 import atexit
@@ -102,15 +102,35 @@ def report_before_run(table: str = "results/table.tsv") -> str | None:
             "snakemake --cores all --report report.html --report-after-run")
 
 
-def stale_report_line(stamp: str) -> str:
-    """The warning of ``snakemake --report`` drawn from results whose input or settings stamp
-    ``stamp`` this config or sample sheet would change: results of an earlier config or slide."""
-    return (f"WARNING the report is drawn from results made before the config, the sample sheet or a slide "
-            f"changed ({stamp} does not hold what they are now), so it shows the earlier results as this "
-            "config's. Fix: run the workflow first (snakemake --cores all, with the same --configfile / "
-            "--config), then snakemake --report again; or, where they are the results of a run with another "
-            "config (as --configfile config/recommended.yaml --config samples=my_slides.tsv), give --report "
-            "that run's own --configfile / --config, which draws them as they are, nothing rerun")
+def config_named(configfiles, config_args=None) -> str:
+    """The config a Snakemake run reads, as the user named it: the ``--configfile`` s given
+    (``configfiles``; none: the Snakefile's ``config.yaml``) and the ``--config`` key=value
+    arguments (``config_args``, a list of them, or their text), where there are any."""
+    files = " ".join(f"--configfile {f}" for f in configfiles) or "config.yaml (the Snakefile's)"
+    args = " ".join(map(str, config_args)) if isinstance(config_args, (list, tuple)) else (config_args or "")
+    return files + (f" --config {args}" if args else "")
+
+
+def stale_report_line(stamp: str, config: str = "this config", folder: str = "results") -> str:
+    """The line that stops ``snakemake --report`` drawn from results whose input or settings stamp
+    ``stamp`` the config ``config`` (:func:`config_named`), its sample sheet or a slide would change:
+    results another config made (or this one before a setting, the sheet or a slide changed), which the
+    report would show under this config's settings (the rules' params), rows of methods or seeds it
+    does not have among them.  ``folder``: the results folder, as the user finds it."""
+    return (f"snakemake --report refused: the results in {folder} were not made with this config ({config}), its "
+            f"sample sheet and slides as they are now ({stamp} does not hold what they give), so the report "
+            "would show another run's results under this config's settings. No report was written. Fix: give "
+            "--report the --configfile / --config of the run that made these results (as --configfile "
+            "config/recommended.yaml --config samples=my_slides.tsv), which draws them as they are, nothing "
+            "rerun; or run this config first (snakemake --cores all, with the same --configfile / --config), "
+            "then snakemake --report again")
+
+
+def refuse_report(line: str):
+    """Say ``line`` on stderr and end the process with status 1, before Snakemake writes any report
+    (raised from an input function, a SystemExit passes through Snakemake's wrapping of errors)."""
+    print(line, file=sys.stderr)
+    raise SystemExit(1)
 
 
 class RunStamps:
@@ -119,19 +139,20 @@ class RunStamps:
     ``executes_jobs()``: whether the run executes jobs, asked when the first stamp is kept (false
     for ``-n``, ``--dag``, ``--summary``, ``--report``: the stamps it would write go to a temporary
     folder, :meth:`scratch`, deleted when the process ends).  ``report_only``: the run only draws the
-    report (:func:`report_only`); a stamp that the config, sheet or a slide would change is then
-    said once, with ``say`` (:func:`stale_report_line`).  ``root``: the folder the stamps' paths are
-    relative to (the run's working directory).  ``exists(path)``: tells the DAG builder that the stamp
-    ``path`` exists: the stamps are written while Snakemake builds the DAG, and Snakemake takes a
-    folder's listing once (its inventory), so a stamp written after its folder was listed (slide b's,
-    where targets of slides a and b were asked for in a fresh folder) was a missing input."""
+    report (:func:`report_only`); a stamp that the config ``config`` (:func:`config_named`), its
+    sheet or a slide would change then stops it, with ``refuse(line)`` (:func:`stale_report_line`;
+    default :func:`refuse_report`).  ``root``: the folder the stamps' paths are relative to (the
+    run's working directory).  ``exists(path)``: tells the DAG builder that the stamp ``path``
+    exists: the stamps are written while Snakemake builds the DAG, and Snakemake takes a folder's
+    listing once (its inventory), so a stamp written after its folder was listed (slide b's, where
+    targets of slides a and b were asked for in a fresh folder) was a missing input."""
 
-    def __init__(self, executes_jobs, report_only: bool = False, say=None, root: str = "", exists=None):
+    def __init__(self, executes_jobs, report_only: bool = False, refuse=None, root: str = "",
+                 config: str = "this config", exists=None):
         self._executes_jobs, self.report_only, self.root = executes_jobs, report_only, root
+        self._refuse, self.config = refuse or refuse_report, config
         self._exists = exists or (lambda path: None)
-        self._say = say or (lambda line: print(line, file=sys.stderr))
         self._scratch: str | None = None
-        self._stale_said = False
         self._inputs: dict[str, str | None] = {}
 
     def scratch(self) -> str | None:
@@ -145,14 +166,13 @@ class RunStamps:
         return self._scratch
 
     def kept(self, stamp: str, written: str | None) -> str | None:
-        """``written`` (the stamp kept for ``stamp``, or a dry run's scratch copy of it), after saying
-        once, where the run only draws the report, that a stamp changed: its scratch copy differs
-        from ``stamp`` and ``stamp`` exists (one written for the first time, by a newer stcore, is no
-        change)."""
-        if (self.report_only and written and written != stamp and os.path.exists(os.path.join(self.root, stamp))
-                and not self._stale_said):
-            self._stale_said = True
-            self._say(stale_report_line(stamp))
+        """``written`` (the stamp kept for ``stamp``, or a dry run's scratch copy of it); where the run
+        only draws the report and the stamp changed (its scratch copy differs from ``stamp`` and
+        ``stamp`` exists: one written for the first time, by a newer stcore, is no change), the
+        report is refused (``refuse``)."""
+        if self.report_only and written and written != stamp and os.path.exists(os.path.join(self.root, stamp)):
+            folder = os.path.join(os.path.abspath(self.root or os.curdir), "results")
+            self._refuse(stale_report_line(stamp, self.config, folder))
         if written:
             self._exists(written)
         return written
