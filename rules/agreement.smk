@@ -2,8 +2,8 @@ rule agreement:
     """R mclust (optional, through rpy2) against the R-free clusterings on the same features;
     without R the table says why it was skipped."""
     input:
-        npz=sorted({r["npz"] for r in AGREEMENT_RUNS}),
-        hvg=sorted({r["hvg"] for r in AGREEMENT_RUNS}),
+        npz=PLAN.agreement_files("npz"),
+        hvg=PLAN.agreement_files("hvg"),
         settings=settings_stamp("agreement"),
     output:
         tsv=report("results/compare/agreement.tsv", category="Results", labels={"table": "agreement.tsv"}),
@@ -11,7 +11,7 @@ rule agreement:
         runs=AGREEMENT_RUNS,
         method=AGREEMENT_METHOD,
         r_mclust=COMPARE.get("r_mclust", True),
-        cluster=PLAN.merged("cluster", AGREEMENT_METHOD) if AGREEMENT_RUNS else {},
+        cluster=PLAN.agreement_cluster(),
     log:
         "logs/agreement.log",
     benchmark:

@@ -5,7 +5,6 @@
 import importlib
 import importlib.util
 import os
-import re
 import sys
 import time
 import types
@@ -145,6 +144,12 @@ def train_graph(wildcards):
 def train_output(name):
     """File ``name`` of the training run that the job's method uses (its train_from, else its own)."""
     return lambda wildcards: PLAN.train_output(name, wildcards.sample, wildcards.method, wildcards.seed)
+
+
+def of_run(part, *args):
+    """``PLAN.<part>(*args, sample, name, seed)`` of the job's run (stcore/plan/runs.py, job_run: its
+    method or combination, its seed or 'consensus'), as an input function or param."""
+    return lambda wildcards: getattr(PLAN, part)(*args, *_runs.job_run(wildcards))
 
 
 def env_for_train(wildcards):

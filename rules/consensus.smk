@@ -1,13 +1,11 @@
 rule consensus:
     """One labelling from the seeds' labelings of a slide and method, and its metrics."""
     input:
-        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
-                                  for s in method_seeds(wildcards.method)],
+        labels=of_run("seed_files", "labels.tsv"),
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         truth=settings_stamp("annotation"),     # the truth column(s) they read
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
-                                       method_seeds(wildcards.method)[0]),     # the machine that trained
+        npz=of_run("embedding_training"),     # the machine that trained
         settings=settings_stamp("consensus"),
     output:
         labels=consensus_file("labels.tsv"),
@@ -17,11 +15,8 @@ rule consensus:
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
-                               "trained_by": PLAN.source(wildcards.method),
-                               "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
-        settings=lambda wildcards: {"runs": PLAN.run_settings(wildcards.method, wildcards.sample),
-                                    "seeds": method_seeds(wildcards.method)},
+        run=of_run("run_record"),
+        settings=of_run("consensus_settings"),
     log:
         "logs/consensus/{sample}.{method}.log",
     benchmark:
@@ -37,13 +32,11 @@ rule ensemble:
     """One labelling from the labelings of several methods (config `ensembles`) on a slide at one
     seed, and its metrics: the consensus step across methods instead of seeds."""
     input:
-        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
-                                  for m in ENSEMBLES[wildcards.ensemble]],
+        labels=of_run("member_files", "labels.tsv"),
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         truth=settings_stamp("annotation"),     # the truth column(s) they read
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
-                                       wildcards.seed),
+        npz=of_run("embedding_training"),
         settings=settings_stamp("ensemble"),
     output:
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
@@ -54,9 +47,8 @@ rule ensemble:
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
-                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
-        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]}},
+        run=of_run("run_record"),
+        settings=of_run("consensus_settings"),
     log:
         "logs/consensus/{sample}.{ensemble}.seed{seed}.log",
     benchmark:
@@ -72,13 +64,11 @@ rule ensemble_consensus:
     """One labelling from every member's labelings of a combination of methods at every one of its
     seeds, and its metrics: one vote of the consensus step over them all, the slide's one answer."""
     input:
-        labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, s)
-                                  for m in ENSEMBLES[wildcards.ensemble] for s in ensemble_seeds(wildcards.ensemble)],
+        labels=of_run("member_files", "labels.tsv"),
         h5ad="results/{sample}/hvg.h5ad",
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         truth=settings_stamp("annotation"),     # the truth column(s) they read
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
-                                       ensemble_seeds(wildcards.ensemble)[0]),
+        npz=of_run("embedding_training"),
         settings=settings_stamp("ensemble_consensus"),
     output:
         labels=consensus_file("labels.tsv", method="{ensemble}"),
@@ -89,11 +79,8 @@ rule ensemble_consensus:
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
-                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
-                               "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
-        settings=lambda wildcards: {"runs": {m: PLAN.run_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]},
-                                    "seeds": ensemble_seeds(wildcards.ensemble)},
+        run=of_run("run_record"),
+        settings=of_run("consensus_settings"),
     log:
         "logs/consensus/{sample}.{ensemble}.consensus.log",
     benchmark:

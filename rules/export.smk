@@ -16,8 +16,7 @@ rule export:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": int(wildcards.seed),
-                               "trained_by": PLAN.source(wildcards.method)},
+        run=of_run("run_record"),
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
         cluster=cluster_settings,
     log:
@@ -39,25 +38,20 @@ rule export_consensus:
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(wildcards.method),
-                                       method_seeds(wildcards.method)[0]),
+        npz=of_run("embedding_training"),
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
-        seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.method, s)
-                                       for s in method_seeds(wildcards.method)],
-        run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, wildcards.method, s)
-                                          for s in method_seeds(wildcards.method)],
+        seed_labels=of_run("seed_files", "labels.tsv"),
+        run_n_clusters=of_run("seed_files", "n_clusters.json"),
     output:
         h5ad=consensus_file("domains.h5ad"),
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.method, "seed": "consensus",
-                               "trained_by": PLAN.source(wildcards.method),
-                               "consensus_of": ",".join(map(str, method_seeds(wildcards.method)))},
+        run=of_run("run_record"),
         seeds=lambda wildcards: method_seeds(wildcards.method),
-        run_names=lambda wildcards: [f"{wildcards.method} seed {s}" for s in method_seeds(wildcards.method)],
+        run_names=of_run("run_names"),
         train=lambda wildcards: PLAN.trained_with(wildcards.method),
         cluster=cluster_settings,
     log:
@@ -80,28 +74,23 @@ rule export_ensemble:
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample,
-                                       PLAN.source(ENSEMBLES[wildcards.ensemble][0]), wildcards.seed),
+        npz=of_run("embedding_training"),
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
-        member_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, m, wildcards.seed)
-                                         for m in ENSEMBLES[wildcards.ensemble]],
-        member_npz=lambda wildcards: [run_file("train.npz", wildcards.sample, PLAN.source(m), wildcards.seed)
-                                      for m in ENSEMBLES[wildcards.ensemble]],
-        run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, wildcards.seed)
-                                          for m in ENSEMBLES[wildcards.ensemble]],
+        member_labels=of_run("member_files", "labels.tsv"),
+        member_npz=of_run("member_trainings"),
+        run_n_clusters=of_run("member_files", "n_clusters.json"),
     output:
         h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": int(wildcards.seed),
-                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble])},
+        run=of_run("run_record"),
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
-        run_names=lambda wildcards: [f"{m} seed {wildcards.seed}" for m in ENSEMBLES[wildcards.ensemble]],
-        train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
-        cluster=lambda wildcards: {m: PLAN.cluster_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]},
+        run_names=of_run("run_names"),
+        train=lambda wildcards: PLAN.members_trained_with(wildcards.ensemble),
+        cluster=lambda wildcards: PLAN.members_cluster_settings(wildcards.ensemble, wildcards.sample),
     log:
         "logs/export/{sample}.{ensemble}.seed{seed}.log",
     benchmark:
@@ -123,33 +112,24 @@ rule export_ensemble_consensus:
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         graph="results/{sample}/graph.npz",
         graph_params="results/{sample}/graph.json",
-        npz=lambda wildcards: run_file("train.npz", wildcards.sample, PLAN.source(ENSEMBLES[wildcards.ensemble][0]),
-                                       ensemble_seeds(wildcards.ensemble)[0]),
+        npz=of_run("embedding_training"),
         labels=consensus_file("labels.tsv", method="{ensemble}"),
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),
-        seed_labels=lambda wildcards: [run_file("labels.tsv", wildcards.sample, wildcards.ensemble, s)
-                                       for s in ensemble_seeds(wildcards.ensemble)],
-        member_npz=lambda wildcards: [run_file("train.npz", wildcards.sample, PLAN.source(m),
-                                               ensemble_seeds(wildcards.ensemble)[0])
-                                      for m in ENSEMBLES[wildcards.ensemble]],
-        run_n_clusters=lambda wildcards: [run_file("n_clusters.json", wildcards.sample, m, s)
-                                          for m in ENSEMBLES[wildcards.ensemble]
-                                          for s in ensemble_seeds(wildcards.ensemble)],
+        seed_labels=of_run("seed_files", "labels.tsv"),
+        member_npz=of_run("member_trainings"),
+        run_n_clusters=of_run("member_files", "n_clusters.json"),
     output:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
         values=slide_values,
-        run=lambda wildcards: {"sample": wildcards.sample, "method": wildcards.ensemble, "seed": "consensus",
-                               "trained_by": "+".join(ENSEMBLES[wildcards.ensemble]),
-                               "consensus_of": ",".join(map(str, ensemble_seeds(wildcards.ensemble)))},
+        run=of_run("run_record"),
         seeds=lambda wildcards: ensemble_seeds(wildcards.ensemble),
         members=lambda wildcards: ENSEMBLES[wildcards.ensemble],
-        run_names=lambda wildcards: [f"{m} seed {s}" for m in ENSEMBLES[wildcards.ensemble]
-                                     for s in ensemble_seeds(wildcards.ensemble)],
-        train=lambda wildcards: {m: PLAN.trained_with(m) for m in ENSEMBLES[wildcards.ensemble]},
-        cluster=lambda wildcards: {m: PLAN.cluster_settings(m, wildcards.sample) for m in ENSEMBLES[wildcards.ensemble]},
+        run_names=of_run("run_names"),
+        train=lambda wildcards: PLAN.members_trained_with(wildcards.ensemble),
+        cluster=lambda wildcards: PLAN.members_cluster_settings(wildcards.ensemble, wildcards.sample),
     log:
         "logs/export/{sample}.{ensemble}.consensus.log",
     benchmark:

@@ -1,9 +1,9 @@
 rule group:
     """The slides of a group joined on the genes they share, to be trained as one."""
     wildcard_constraints:
-        sample="|".join(re.escape(g) for g in GROUPS) or "NONE",
+        sample=choices(GROUPS),
     input:
-        slides=lambda wildcards: [f"results/{s}/qc.h5ad" for s in GROUPS[wildcards.sample]],
+        slides=lambda wildcards: PLAN.group_inputs(wildcards.sample),
         settings=settings_stamp("group"),
     output:
         h5ad="results/{sample}/qc.h5ad",

@@ -1,13 +1,12 @@
 rule table:
     """One long results table over every slide, method and seed, and its summary."""
     input:
-        metrics=[r["metrics"] for r in TABLE_RUNS],
-        labels=[r["labels"] for r in TABLE_RUNS],
-        records=sorted({r[k] for r in TABLE_RUNS for k in ("train_record", "cluster_record") if r[k]}),
-        prep_records=[record_file("group" if stage == "qc" and s in GROUPS else stage, s)
-                      for stage in ("qc", "hvg", "graph") for s in UNITS],
-        agreement="results/compare/agreement.tsv" if AGREEMENT_RUNS else [],
-        figures=[f["path"] for f in PAGE_FIGURES],
+        metrics=PLAN.table_files("metrics"),
+        labels=PLAN.table_files("labels"),
+        records=PLAN.table_records(),
+        prep_records=PLAN.prep_records(),
+        agreement=PLAN.agreement_table(),
+        figures=PLAN.page_figure_files(),
         settings=settings_stamp("table"),
     output:
         tsv=report("results/table.tsv", caption="../report/table.rst", category="Results",

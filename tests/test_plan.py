@@ -1508,3 +1508,118 @@ def test_the_first_page_shows_a_map_of_every_slide():
                                                            ("s3", "expression")}
     assert [f["path"] for f in shown if f["sample"] == "s2"] == [f"results/s2/expression/seed{k}/domains.png"
                                                                 for k in (0, 1)]
+
+
+def _rule_plan():
+    """A plan of every shape the rules ask about: a method that clusters another's training, one with
+    seeds and slides of its own, a group, combinations (one of a method that clusters another's)."""
+    config = _config(graphst={"model": "graphst"}, expression={"model": "expression", "seeds": [1, 2]},
+                     emb={"train_from": "graphst", "cluster": {"input": "embedding", "n_pcs": 5}},
+                     only={"model": "graphst", "samples": ["s1"], "train": {"epochs": 3}})
+    config["ensembles"] = {"pair": {"methods": ["emb", "expression"]}, "both": {"methods": ["graphst", "emb"]}}
+    config["compare"] = {"figure_method": "emb", "agreement_method": "emb"}
+    config.update(qc={"min_counts": 0}, hvg={"n_top_genes": 100})
+    return _plan(config, s1="g", s2="g")
+
+
+def test_a_runs_consensus_and_export_files_and_record_are_the_plans():
+    """The consensus and export rules' inputs and params (rules/consensus.smk, rules/export.smk) come
+    from the plan (stcore.plan.runs.Plan.run_record, embedding_training, ...): each as the rules built
+    it from the wildcards before."""
+    from types import SimpleNamespace
+
+    from stcore.plan.runs import job_run, run_file
+
+    plan = _rule_plan()
+    assert job_run(SimpleNamespace(sample="s1", method="emb", seed="1")) == ("s1", "emb", "1")
+    assert job_run(SimpleNamespace(sample="g", ensemble="pair")) == ("g", "pair", "consensus")
+    for sample in plan.units:
+        for m in plan.methods:
+            seeds = plan.seeds_of(m)
+            assert plan.run_record(sample, m, "1") == {"sample": sample, "method": m, "seed": 1,
+                                                       "trained_by": plan.source(m)}
+            assert plan.run_record(sample, m, "consensus") == {
+                "sample": sample, "method": m, "seed": "consensus", "trained_by": plan.source(m),
+                "consensus_of": ",".join(map(str, seeds))}
+            assert plan.embedding_training(sample, m, "consensus") == run_file("train.npz", sample, plan.source(m),
+                                                                                 seeds[0])
+            for file in ("labels.tsv", "n_clusters.json"):
+                assert plan.seed_files(file, sample, m) == [run_file(file, sample, m, s) for s in seeds]
+            assert plan.run_names(sample, m, "consensus") == [f"{m} seed {s}" for s in seeds]
+            assert plan.consensus_settings(sample, m, "consensus") == {"runs": plan.run_settings(m, sample),
+                                                                      "seeds": seeds}
+        for e, members in plan.ensembles.items():
+            seeds = plan.ensemble_seeds(e)
+            for seed in ["1", "consensus"]:
+                at = seeds[0] if seed == "consensus" else seed
+                record = {"sample": sample, "method": e, "seed": "consensus" if seed == "consensus" else 1,
+                          "trained_by": "+".join(members)}
+                if seed == "consensus":
+                    record["consensus_of"] = ",".join(map(str, seeds))
+                assert plan.run_record(sample, e, seed) == record
+                assert plan.embedding_training(sample, e, seed) == run_file("train.npz", sample,
+                                                                            plan.source(members[0]), at)
+                assert plan.member_trainings(sample, e, seed) == [run_file("train.npz", sample, plan.source(m), at)
+                                                                  for m in members]
+                each = seeds if seed == "consensus" else [seed]
+                for file in ("labels.tsv", "n_clusters.json"):
+                    assert plan.member_files(file, sample, e, seed) == [run_file(file, sample, m, s)
+                                                                        for m in members for s in each]
+                assert plan.run_names(sample, e, seed) == [f"{m} seed {s}" for m in members for s in each]
+                runs = {m: plan.run_settings(m, sample) for m in members}
+                assert plan.consensus_settings(sample, e, seed) == (
+                    {"runs": runs, "seeds": seeds} if seed == "consensus" else {"runs": runs})
+            assert plan.seed_files("labels.tsv", sample, e) == [run_file("labels.tsv", sample, e, s) for s in seeds]
+            assert plan.members_trained_with(e) == {m: plan.trained_with(m) for m in members}
+            assert plan.members_cluster_settings(e, sample) == {m: plan.cluster_settings(m, sample) for m in members}
+    assert list(plan.run_record("s1", "pair", "consensus")) == ["sample", "method", "seed", "trained_by",
+                                                                "consensus_of"]     # the order its record keeps
+    assert plan.embedding_training("s1", "pair", "2") == "results/s1/graphst/seed2/train.npz"
+    assert plan.group_inputs("g") == ["results/s1/qc.h5ad", "results/s2/qc.h5ad"]
+
+
+def test_the_comparisons_figures_and_agreement_read_the_plan():
+    """The report_figures and agreement rules' inputs and params (rules/report.smk, agreement.smk)
+    come from the plan: each as the rules built it from the figure and agreement methods before."""
+    plan = _rule_plan()
+    for figure, umap in [("emb", True), ("emb", False), ("graphst", True), ("nope", True)]:
+        plan.config["compare"] = {"figure_method": figure, "umap": umap, "agreement_method": figure}
+        inside = figure in plan.methods
+        assert plan.figure_source == (plan.source(figure) if inside else figure)
+        assert plan.umap_trainings() == (plan.training_outputs("train.npz", [figure]) if inside else [])
+        assert plan.umap_slides() == (plan.figure_slides([figure]) if umap and inside else [])
+        runs = plan.agreement_runs(figure)
+        assert plan.agreement_files("npz") == sorted({r["npz"] for r in runs})
+        assert plan.agreement_files("hvg") == sorted({r["hvg"] for r in runs})
+        assert plan.agreement_cluster() == (plan.merged("cluster", figure) if runs else {})
+    assert plan.umap_trainings() == [] and plan.agreement_files("npz") == [] and plan.agreement_cluster() == {}
+    plan.config["compare"] = {"figure_method": "emb", "agreement_method": "emb"}
+    assert plan.figure_source == "graphst" and plan.umap_slides() == ["s1", "s2", "s3"]
+    assert plan.agreement_cluster()["input"] == "embedding" and plan.agreement_cluster()["subset"] == 2000
+    losses = plan.loss_methods()
+    assert losses == ["graphst", "only"]
+    assert plan.loss_files() == plan.run_outputs("losses.tsv", methods=losses)
+    assert plan.loss_slides() == plan.figure_slides(losses) == ["s1", "s2", "s3"]
+    none = _plan(_config(expression={"model": "expression"}))
+    assert none.loss_methods() == [] and none.loss_files() == [] and none.loss_slides() == []   # not every run's
+    assert plan.figure_samples() == [{"sample": s, "truth": "layer"} for s in ("s1", "s2", "s3")]
+    assert plan.method_seeds() == {"graphst": [0, 1], "expression": [1, 2], "emb": [0, 1], "only": [0, 1]}
+
+
+def test_the_results_tables_inputs_are_the_plans():
+    """The table rule's inputs (rules/table.smk) come from the plan: each as the rule built it from
+    the table's runs, the slides and groups, the agreement's runs and the first page's maps before."""
+    from stcore.plan.runs import record_file
+
+    plan = _rule_plan()
+    runs = plan.table_runs()
+    assert plan.table_files("metrics") == [r["metrics"] for r in runs]
+    assert plan.table_files("labels") == [r["labels"] for r in runs]
+    assert plan.table_records() == sorted({r[k] for r in runs for k in ("train_record", "cluster_record") if r[k]})
+    assert plan.prep_records() == [record_file("group" if stage == "qc" and s in plan.groups else stage, s)
+                                   for stage in ("qc", "hvg", "graph") for s in plan.units]
+    assert plan.prep_records()[3] == "results/records/group/g.tsv"
+    assert plan.agreement_table() == "results/compare/agreement.tsv"
+    plan.config["compare"] = {"agreement_method": None}
+    assert plan.agreement_table() == []
+    assert plan.page_figure_files() == [f["path"] for f in plan.page_figures(plan.figure_method)]

@@ -130,6 +130,14 @@ def record_file(stage, job):
     return RECORD.format(stage=stage, job=job)
 
 
+def job_run(wildcards):
+    """(sample, name, seed) of the run a job is about, from its wildcards: ``name`` its method or
+    combination (``ensemble``), ``seed`` its seed as written in the path, or 'consensus' for a job of
+    the consensus of the seeds (no ``seed`` wildcard)."""
+    name = getattr(wildcards, "method", None) or getattr(wildcards, "ensemble", None)
+    return wildcards.sample, name, getattr(wildcards, "seed", None) or "consensus"
+
+
 class Plan:
     """What a config asks of the sheet's slides.
 
@@ -564,6 +572,126 @@ class Plan:
                  + self.ensemble_outputs("domains.h5ad"))
         return [f.removesuffix("domains.h5ad") + "domains.zarr" for f in files if f.split("/")[1] in stores]
 
+    # --- one run's files and record, as its consensus and export jobs read them -------------------
+    def members(self, name):
+        """The methods whose labelings ``name`` combines: a combination's (config ``ensembles``), else
+        the method alone."""
+        return list(self.ensembles[name]) if name in self.ensembles else [name]
+
+    def seeds_run(self, name):
+        """The seeds ``name`` runs at: a combination's (:meth:`ensemble_seeds`), else the method's."""
+        return self.ensemble_seeds(name) if name in self.ensembles else self.seeds_of(name)
+
+    def run_record(self, sample, name, seed):
+        """What the files of a run of method or combination ``name`` on ``sample`` at ``seed`` (a seed,
+        or 'consensus': the consensus of its seeds) record of it (the consensus and export steps'
+        ``run``): the seed as a number, what trained it (a method's train_from, else itself; a
+        combination's methods joined by '+') and, for a consensus, the seeds it combines."""
+        consensus = seed == "consensus"
+        record = {"sample": sample, "method": name, "seed": "consensus" if consensus else int(seed),
+                  "trained_by": "+".join(self.ensembles[name]) if name in self.ensembles else self.source(name)}
+        if consensus:
+            record["consensus_of"] = ",".join(map(str, self.seeds_run(name)))
+        return record
+
+    def embedding_training(self, sample, name, seed):
+        """The ``train.npz`` whose embedding a run of ``name`` on ``sample`` at ``seed`` keeps (its
+        export's, a consensus's): that of its first method's training (its train_from's), at ``seed``,
+        or at the first seed it runs at for a consensus ('consensus')."""
+        seed = self.seeds_run(name)[0] if seed == "consensus" else seed
+        return run_file("train.npz", sample, self.source(self.members(name)[0]), seed)
+
+    def member_trainings(self, sample, name, seed):
+        """The ``train.npz`` of each method of ``name`` on ``sample`` at ``seed`` (a consensus: at the
+        first seed it runs at), their train_from's where they set one."""
+        seed = self.seeds_run(name)[0] if seed == "consensus" else seed
+        return [run_file("train.npz", sample, self.source(m), seed) for m in self.members(name)]
+
+    def seed_files(self, file, sample, name, seed="consensus"):
+        """File ``file`` of each seed run of ``name`` on ``sample`` that its consensus combines
+        (``seed``: 'consensus', the job's)."""
+        return [run_file(file, sample, name, s) for s in self.seeds_run(name)]
+
+    def member_files(self, file, sample, name, seed):
+        """File ``file`` of each method of ``name`` on ``sample``: at ``seed``, or at every seed it
+        runs at for a consensus ('consensus'), method by method."""
+        seeds = self.seeds_run(name) if seed == "consensus" else [seed]
+        return [run_file(file, sample, m, s) for m in self.members(name) for s in seeds]
+
+    def run_names(self, sample, name, seed):
+        """The names of the labelings a run of ``name`` combines, as its domains.h5ad lists them
+        ('<method> seed <seed>', in :meth:`member_files`' order)."""
+        seeds = self.seeds_run(name) if seed == "consensus" else [seed]
+        return [f"{m} seed {s}" for m in self.members(name) for s in seeds]
+
+    def consensus_settings(self, sample, name, seed):
+        """The settings a consensus job of ``name`` on ``sample`` reruns for (its ``settings`` param):
+        the runs' it combines (:meth:`run_settings`, a combination's per method) and, for the consensus
+        of the seeds (``seed`` 'consensus'), the seeds."""
+        runs = ({m: self.run_settings(m, sample) for m in self.ensembles[name]} if name in self.ensembles
+                else self.run_settings(name, sample))
+        return {"runs": runs} if seed != "consensus" else {"runs": runs, "seeds": self.seeds_run(name)}
+
+    def members_trained_with(self, name):
+        """:meth:`trained_with` of each method of combination ``name``."""
+        return {m: self.trained_with(m) for m in self.members(name)}
+
+    def members_cluster_settings(self, name, sample):
+        """:meth:`cluster_settings` of each method of combination ``name`` on ``sample``."""
+        return {m: self.cluster_settings(m, sample) for m in self.members(name)}
+
+    def group_inputs(self, group):
+        """The ``qc.h5ad`` of each slide of ``group``, joined by its group job."""
+        return [f"results/{s}/qc.h5ad" for s in self.groups[group]]
+
+    # --- the comparison's figures and agreement (rules/report.smk, agreement.smk) --------------
+    @property
+    def figure_source(self):
+        """The method whose training the comparison's UMAP draws: the figure method's train_from (else
+        itself); the figure method as named where it is not a method of the config (no UMAP)."""
+        method = self.figure_method
+        return self.source(method) if method in self.methods else method
+
+    def umap_trainings(self):
+        """The ``train.npz`` the comparison's UMAP is drawn from (:meth:`training_outputs` of the figure
+        method); none where the figure method is not one of the config."""
+        method = self.figure_method
+        return self.training_outputs("train.npz", [method]) if method in self.methods else []
+
+    def umap_slides(self):
+        """The slides the comparison draws a UMAP of: those the figure method runs on; none where
+        ``compare.umap`` is off or the figure method is not one of the config."""
+        method = self.figure_method
+        return self.figure_slides([method]) if self.compare.get("umap", True) and method in self.methods else []
+
+    def loss_files(self):
+        """The ``losses.tsv`` of every run of :meth:`loss_methods` (none without such a method)."""
+        methods = self.loss_methods()
+        return self.run_outputs("losses.tsv", methods=methods) if methods else []
+
+    def loss_slides(self):
+        """The slides the comparison draws the loss curves of (:meth:`loss_methods`' slides)."""
+        return self.figure_slides(self.loss_methods())
+
+    def figure_samples(self):
+        """Each slide of the sheet with its annotation column, as the comparison's figures read them."""
+        return [{"sample": s, "truth": self.slides[s]["truth"]} for s in self.samples]
+
+    def method_seeds(self):
+        """{method: its seeds} of every method of the config."""
+        return {m: self.seeds_of(m) for m in self.methods}
+
+    def agreement_files(self, key):
+        """The files (``key``: 'npz' or 'hvg') the agreement table reads, each once, sorted
+        (:meth:`agreement_runs` of the agreement method)."""
+        return sorted({r[key] for r in self.agreement_runs(self.agreement_method)})
+
+    def agreement_cluster(self):
+        """The cluster settings the agreement clusters with again: the agreement method's merged block
+        (:meth:`merged`); {} where the table has no run."""
+        method = self.agreement_method
+        return self.merged("cluster", method) if self.agreement_runs(method) else {}
+
     def page_figures(self, figure_method):
         """The domain maps the report's first page shows, as {sample, method, seed, path} of a
         ``domains.png``: where the config combines methods (``ensembles``), the first combination's
@@ -638,6 +766,29 @@ class Plan:
                                  "labels": consensus_file("labels.tsv", sample, name),
                                  "train_record": None, "cluster_record": None})
         return runs
+
+    def table_files(self, key):
+        """File ``key`` ('metrics' or 'labels') of each row of the results table (:meth:`table_runs`)."""
+        return [run[key] for run in self.table_runs()]
+
+    def table_records(self):
+        """The train and cluster jobs' records the results table reads its times from, each once, sorted."""
+        return sorted({run[k] for run in self.table_runs() for k in ("train_record", "cluster_record") if run[k]})
+
+    def prep_records(self):
+        """The records of each slide's and group's qc (a group's: its group job), hvg and graph jobs,
+        stage by stage, as the results table reads them."""
+        return [record_file("group" if stage == "qc" and s in self.groups else stage, s)
+                for stage in ("qc", "hvg", "graph") for s in self.units]
+
+    def agreement_table(self):
+        """The agreement table the results table reads, where it has a run (:meth:`agreement_runs`);
+        none ([]) without."""
+        return "results/compare/agreement.tsv" if self.agreement_runs(self.agreement_method) else []
+
+    def page_figure_files(self):
+        """The ``domains.png`` of :meth:`page_figures` (of the figure method)."""
+        return [f["path"] for f in self.page_figures(self.figure_method)]
 
     def planned_folders(self):
         """The run folders of this plan (normalised paths): every folder whose ``domains.h5ad`` a job
