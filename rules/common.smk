@@ -175,7 +175,7 @@ if REPORT_ONLY and _stamps.report_before_run():
     raise WorkflowError(_stamps.report_before_run())
 STAMPS = _stamps.RunStamps(lambda: workflow.executor_plugin is not None and not workflow.dryrun, REPORT_ONLY,
                            config=_stamps.config_named(workflow.config_settings.configfiles,
-                                                       workflow.config_settings.config_args),
+                                                       getattr(workflow.config_settings, "config_args", None)),
                            exists=lambda path: workflow.iocache.exists_local.__setitem__(path, True))
 
 
