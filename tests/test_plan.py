@@ -1203,10 +1203,14 @@ def test_a_runs_stamps_go_to_scratch_where_it_executes_no_job_and_a_report_refus
     assert calls[-1] == ("results/records/input/s.json", scratch)
 
 
-def test_a_report_alone_is_known_from_the_command_line():
+def test_a_report_alone_is_known_from_the_command_line(capsys):
     """--report without --report-after-run draws the files as they are (checked before any run); the
-    config it reads is named as the user gave it."""
-    from stcore.plan.stamps import config_named, report_only
+    config it reads is named as the user gave it; a refusal is its one line and exit status 1."""
+    from stcore.plan.stamps import config_named, refuse_report, report_only
+
+    with pytest.raises(SystemExit) as stopped:
+        refuse_report("snakemake --report refused: x")
+    assert stopped.value.code == 1 and capsys.readouterr().err == "snakemake --report refused: x\n"
 
     assert config_named([], None) == "config.yaml (the Snakefile's)"
     assert config_named(["a.yaml", "b.yaml"], ["seeds=[0]", "train={'epochs': 5}"]) == \
