@@ -42,7 +42,7 @@ _CONFIG_SCHEMA = os.path.join(workflow.basedir, "stcore", "schemas", "config.sch
 try:
     _checked, _raw_compare = _settings.checked_config(
         config, workflow.config_settings.overwrite_config, workflow.configfiles, _CONFIG_SCHEMA,
-        lambda c: validate(c, _CONFIG_SCHEMA), tuple(REGISTRY))
+        lambda c: validate(c, _CONFIG_SCHEMA), tuple(REGISTRY), dict(workflow.config_settings.config))
 except PlanError as exc:
     raise WorkflowError(str(exc)) from None
 config.update(_checked)

@@ -846,6 +846,12 @@ def test_a_users_config_replaces_the_named_sets_and_merges_the_settings():
     assert out["train"] == {"epochs": 7, "lr": 0.001} and out["samples"] == "mine.tsv"   # settings merged
     assert out["simulate"] == demo["simulate"]                            # a set the user did not give: kept
     assert given_sets_replace(merged, {}) == merged
+    # --config methods=... beside a --configfile that lists methods: Snakemake merges the two key by key
+    merged = {**merged, "methods": {"graphst": {}, "banksy": {}, "expression": {"model": "expression"}}}
+    given = {**given, "methods": {"graphst": {}, "banksy": {}, "expression": {"model": "expression"}}}
+    out = given_sets_replace(merged, given, {"methods": {"expression": {"model": "expression"}}})
+    assert out["methods"] == {"expression": {"model": "expression"}}      # the command line's methods alone
+    assert given_sets_replace(merged, given, {"train": {"epochs": 3}})["methods"] == given["methods"]
 
 
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO_ROOT)) for p in

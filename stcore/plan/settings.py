@@ -208,14 +208,18 @@ def repeated_key(path):
 NAMED_SETS = ("methods", "ensembles", "simulate")
 
 
-def given_sets_replace(config: dict, given: dict) -> dict:
+def given_sets_replace(config: dict, given: dict, command_line: dict | None = None) -> dict:
     """``config`` with each named set (``NAMED_SETS``) that the user's ``--configfile`` / ``--config``
-    (``given``, snakemake's merge of them) holds taken from ``given`` alone.  Snakemake merges a config
-    file onto ``config.yaml`` key by key, so ``methods: {graphst, banksy, cellcharter}`` would run the
-    demo's ``expression`` baseline too; a config that lists its methods (or combinations, or simulated
-    slides) means those.  Settings (``train``, ``cluster``, ...) still merge onto the defaults."""
+    (``given``, snakemake's merge of them) holds taken from ``given`` alone, and one that ``--config``
+    (``command_line``, its values alone) names taken from ``command_line`` alone.  Snakemake merges a
+    config file onto ``config.yaml`` key by key, and ``--config`` onto the config files, so ``methods:
+    {graphst, banksy, cellcharter}`` would run the demo's ``expression`` baseline too, and ``--config
+    methods='{graphst: {}}'`` beside a ``--configfile`` every method of that file; the last place that
+    lists the methods (or combinations, or simulated slides) means those.  Settings (``train``,
+    ``cluster``, ...) still merge onto the defaults."""
     import copy
 
+    given = dict(given) | {k: command_line[k] for k in NAMED_SETS if k in (command_line or {})}
     return config | {k: copy.deepcopy(given[k]) for k in NAMED_SETS if k in given}
 
 
@@ -285,14 +289,14 @@ def schema_problem(exc, message=None):
     return f"{where}: {message or err.message}"
 
 
-def checked_config(config, given, configfiles, schema_path, validate, models):
+def checked_config(config, given, configfiles, schema_path, validate, models, command_line=None):
     """``config`` (Snakemake's merge of config.yaml, the ``--configfile`` s and ``--config``) as the
     plan reads it, and the ``compare:`` keys the user wrote; a :class:`PlanError` of one line for a
     config it cannot run.  ``given``: the user's ``--configfile`` / ``--config`` alone (Snakemake's
     ``overwrite_config``); ``configfiles``: the config files read; ``schema_path``: the config
     schema (YAML); ``validate(config)``: validates against it and fills in its defaults, raising
     jsonschema's error (or an error raised while handling it, as Snakemake's validate does);
-    ``models``: the registry's model names.
+    ``models``: the registry's model names; ``command_line``: ``--config``'s values alone.
 
     In order: a key given twice in a config file is refused, naming both lines; the user's named
     sets replace the demo's (:func:`given_sets_replace`); values are made what the schema types them
@@ -308,7 +312,7 @@ def checked_config(config, given, configfiles, schema_path, validate, models):
         twice = repeated_key(path)
         if twice:
             raise PlanError(twice)
-    config = given_sets_replace(copy.deepcopy(dict(config)), given)
+    config = given_sets_replace(copy.deepcopy(dict(config)), given, command_line)
     with open(schema_path, encoding="utf-8") as fh:
         schema = yaml.safe_load(fh)
     config = as_schema_types(config, schema, schema)          # --config's '20' as 20, 20.0 as 20
