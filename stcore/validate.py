@@ -327,23 +327,64 @@ def _rounding_off(data: np.ndarray, block: int = 1 << 22) -> float | None:
 LOG_NORMALIZED_MAX = 50.0
 
 
-def _log_of_whole(data: np.ndarray, sample: int = 1_000_000, scale: float = 1.0) -> bool:
+#: Other bases a log of values is taken in (numpy's log2, log10; R's log2(x + 1)), and the factor
+#: that turns such values into log1p's: log1p(y) = log_b(1 + y) * ln(b).
+OTHER_LOG_BASES = {2: float(np.log(2.0)), 10: float(np.log(10.0))}
+
+
+def _log_of_whole(data: np.ndarray, sample: int = 1_000_000, scale: float = 1.0, *,
+                  power: float | None = None) -> bool:
     """Whether ``data`` (the stored values, zeros left out) is log1p of whole numbers: expm1 of
     the values within 0.01 of a whole number on average (float32 rounding leaves about 1e-4 on
-    counts up to a few thousand; log-normalised values sit about 0.5 away).  Up to ``sample``
-    values, evenly spaced, are looked at."""
+    counts up to a few thousand; log-normalised values sit about 0.5 away), and none of them below
+    0.5 (raw counts stored are 1 or more; values near 0 are near the whole number 0 after any
+    transform).  ``power``: of whole numbers under that power instead (2 for a square root: the
+    values squared).  Up to ``sample`` values, evenly spaced, are looked at."""
     data = np.asarray(data, dtype=np.float64).ravel()
     data = data[:: max(1, data.size // sample)]
     data = data[data != 0]
     if data.size == 0:
         return False
-    back = np.expm1(data * scale)
-    return bool(np.mean(np.abs(back - np.rint(back))) < 0.01)
+    with np.errstate(over="ignore", invalid="ignore"):        # values too large for the transform: not it
+        back = np.power(data, power) if power is not None else np.expm1(data * scale)
+        return bool(np.mean(np.abs(back - np.rint(back))) < 0.01 and back.min() >= 0.5)
 
 
-#: Other bases a log of values is taken in (numpy's log2, log10; R's log2(x + 1)), and the factor
-#: that turns such values into log1p's: log1p(y) = log_b(1 + y) * ln(b).
-OTHER_LOG_BASES = {2: float(np.log(2.0)), 10: float(np.log(10.0))}
+#: Transforms of raw counts that leave each spot's depth in the values (no normalisation per spot):
+#: what the values are, what shows it, how the counts come back (the fix), and the test
+#: (:func:`_log_of_whole`'s ``scale`` or ``power``).  Any of them is refused whatever ``values`` says.
+COUNT_TRANSFORMS = (
+    ("the log1p of whole numbers", "expm1 of every value is whole", "logged",
+     "np.rint(np.expm1(X))", {"scale": 1.0}),
+    ("log2(1 + x) values", "2^X - 1 of every value is a whole number", "logged",
+     "np.rint(np.exp2(X) - 1)", {"scale": OTHER_LOG_BASES[2]}),
+    ("log10(1 + x) values", "10^X - 1 of every value is a whole number", "logged",
+     "np.rint(10 ** X - 1)", {"scale": OTHER_LOG_BASES[10]}),
+    ("the square roots of whole numbers", "the square of every value is whole", "square-rooted",
+     "its values squared and rounded: adata.X.data = np.rint(adata.X.data ** 2) for a sparse X", {"power": 2.0}),
+)
+
+
+def _refuse_transformed_counts(data: np.ndarray, values: str, path: str | None) -> None:
+    """Refuse values that are a transform of raw counts (:data:`COUNT_TRANSFORMS`): logged or
+    square-rooted without normalising each spot, as ``log_normalized`` (taken as normalised and
+    logged), ``normalized`` (logged again, each spot's depth kept) or ``counts`` whose hvg flavour
+    takes values that are not whole numbers (normalised and logged over the transform)."""
+    for what, shown, verb, undo, test in COUNT_TRANSFORMS:
+        if not _log_of_whole(data, **test):
+            continue
+        if values == "log_normalized":
+            after = "" if what.startswith("the log1p") else ", the natural log (log1p) of normalised values"
+        elif values == "normalized":
+            after = ": they would be logged (log1p) over the transform, each spot's depth kept"
+        else:
+            after = (" with an hvg flavour for counts that are not whole numbers: they would be normalised and "
+                     "logged over the transform")
+        raise InputError(f"X holds {what} ({shown}): raw counts {verb} without normalising each spot, but values "
+                         f"is {values}{after}", path=path,
+                         fix=f"store the raw counts in X ({undo}) with values counts"
+                             + (", or normalise each spot before the log (scanpy's normalize_total, then log1p)"
+                                if what.startswith("the log1p") else ""))
 
 
 def _scale_factor(data: np.ndarray) -> int:
@@ -421,17 +462,18 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
     """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
     twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
     as ``counts``, log-normalised ones as ``normalized``, whole numbers (raw counts) as
-    ``normalized`` or ``log_normalized``, and the log1p of raw counts (no normalisation per spot)
-    as ``log_normalized``.  Values without one total (a gene subset, or other normalisations)
-    are taken as said.  ``whole``: whether the values are whole numbers, where the caller already
-    checked (:func:`check_counts` with ``integer``); else found here."""
+    ``normalized`` or ``log_normalized``, and raw counts logged or square-rooted without a
+    normalisation per spot (:data:`COUNT_TRANSFORMS`) as any of them.  Values without one total (a
+    gene subset, or other normalisations) are taken as said.  ``whole``: whether the values are
+    whole numbers, where the caller already checked (:func:`check_counts` with ``integer``); else
+    found here."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if data.size == 0:
         return
     off = None
     if whole is None:
         whole = np.array_equal(data, np.round(data))
-        if not whole and values in ("normalized", "log_normalized"):
+        if not whole:
             off = _rounding_off(data)           # whole numbers but for float rounding: raw counts all the same
     rounded = _rounded_one_total(x) if whole and values in ("counts", "normalized") else None
     if values == "counts" and rounded is not None:
@@ -451,17 +493,14 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                          fix="set values to counts (the sample sheet's values column; in stcore.tl.domains "
                              "values='counts')" + (", after rounding them (adata.X.data = np.rint(adata.X.data))"
                                                    if off is not None else ""))
+    if not whole and off is None:
+        _refuse_transformed_counts(data, values, path)
     if values == "log_normalized" and float(data.max()) > LOG_NORMALIZED_MAX:
         raise InputError(f"X holds values up to {float(data.max()):g}, but values is log_normalized: log1p of "
                          f"normalised values stays below {LOG_NORMALIZED_MAX:g} (log1p(1e6) = 13.8)", path=path,
                          fix="set values to counts for raw counts, or normalized for normalised values without the "
                              "log (the sample sheet's values column; in stcore.tl.domains values=...)")
     if values == "log_normalized":
-        if _log_of_whole(data):
-            raise InputError("X holds the log1p of whole numbers (expm1 of every value is whole): raw counts logged "
-                             "without normalising each spot, but values is log_normalized", path=path,
-                             fix="store the raw counts in X (np.rint(np.expm1(X))) with values counts, or normalise "
-                                 "each spot before the log (scanpy's normalize_total, then log1p)")
         if _one_total(x, expm1=False) and not _one_total(x, expm1=True):
             raise InputError("X holds normalised values (every spot sums to one total, as after normalize_total), but "
                              "values is log_normalized: they would be taken as already logged", path=path,
@@ -469,19 +508,12 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                                  "values='normalized'), or store their log1p in X (scanpy's log1p)")
         if not _one_total(x, expm1=True):
             for base, scale in OTHER_LOG_BASES.items():
-                raw = _log_of_whole(data, scale=scale)
-                if raw or _one_total(x, expm1=True, scale=scale):
-                    what = ("raw counts logged without normalising each spot" if raw else
-                            f"normalised values logged in base {base}")
-                    raise InputError(f"X holds log{base}(1 + x) values ({base}^X - 1 of every "
-                                     + ("value is a whole number" if raw else "spot sums to one total")
-                                     + f"): {what}, but values is log_normalized, the natural log (log1p) of "
-                                       "normalised values", path=path,
-                                     fix=(f"store the raw counts in X (np.rint(np.exp2(X) - 1))"
-                                          if base == 2 else "store the raw counts in X (np.rint(10 ** X - 1))")
-                                     + " with values counts" if raw else
-                                     f"store the natural log: adata.X = adata.X * np.log({base}) (log1p of the same "
-                                     "normalised values), and keep values log_normalized")
+                if _one_total(x, expm1=True, scale=scale):
+                    raise InputError(f"X holds log{base}(1 + x) values ({base}^X - 1 of every spot sums to one total): "
+                                     f"normalised values logged in base {base}, but values is log_normalized, the "
+                                     "natural log (log1p) of normalised values", path=path,
+                                     fix=f"store the natural log: adata.X = adata.X * np.log({base}) (log1p of the "
+                                         "same normalised values), and keep values log_normalized")
         return
     if whole:
         if values == "counts":
