@@ -136,7 +136,7 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
                          f"layers: {layers or 'none'})", path=str(path),
                          fix="store the raw counts in X before writing the file (e.g. adata.X = "
                              f"adata.layers['{layers[0] if layers else 'counts'}'])")
-    adata.X = as_csr(adata.X)
+    adata.X = as_csr(adata.X, path=str(path))
     return adata
 
 
@@ -602,8 +602,9 @@ def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:
     table = sdata.tables[spatialdata_table(sdata, store)]
     import anndata as ad
 
-    adata = ad.AnnData(X=as_csr(table.X), obs=table.obs.copy(), var=table.var.copy(),
-                       layers={name: as_csr(m) for name, m in table.layers.items()})      # counts kept beside X
+    adata = ad.AnnData(X=as_csr(table.X, path=str(store)), obs=table.obs.copy(), var=table.var.copy(),
+                       layers={name: as_csr(m, what=f"layers['{name}']", path=str(store))
+                               for name, m in table.layers.items()})      # counts kept beside X
     if table.raw is not None:
         adata.raw = table.raw.to_adata()
     attrs = table.uns.get("spatialdata_attrs", {})
@@ -673,12 +674,23 @@ def _refuse_duplicate_ids(ids: pd.Index, what: str, path: Path, fix: str) -> Non
         raise InputError(f"{len(dup)} duplicate {what} (first: '{dup[0]}')", path=str(path), fix=fix)
 
 
-def as_csr(x) -> sp.csr_matrix:
+def as_csr(x, *, what: str = "X", path: str | None = None) -> sp.csr_matrix:
     """X as CSR; half-precision values (which scipy.sparse does not hold) as float32, exactly.  Entries
     stored twice for one spot and gene (a matrix built from its arrays by hand) are added up, as scipy
-    reads them: scanpy's gene variances square each stored entry, so they would select other genes."""
+    reads them: scanpy's gene variances square each stored entry, so they would select other genes.
+    Half-precision values that are infinite are refused as what they are: values beyond float16's
+    largest number, 65504, when the matrix (``what``, of the file ``path``) was written as float16."""
     x = x if sp.issparse(x) else np.asarray(x)
     if x.dtype == np.float16:
+        beyond = np.isinf(x)
+        if beyond.any():
+            spots, genes = np.nonzero(beyond.any(axis=1))[0].size, np.nonzero(beyond.any(axis=0))[0].size
+            raise InputError(f"{what} holds {int(beyond.sum())} infinite values (in {spots} spots and {genes} genes): "
+                             "it is stored as float16, whose largest number is 65504, and these values were beyond "
+                             "it when they were written as float16 (normalised to a total of a million, any gene of "
+                             "more than 6.6% of a spot's counts is)", path=path,
+                             fix=f"store {what} as float32 from its source (e.g. adata.X = "
+                                 "adata.X.astype(np.float32) before write_h5ad, on the values before the float16 cast)")
         x = x.astype(np.float32)
     x = sp.csr_matrix(x)
     if not x.has_canonical_format:

@@ -1646,6 +1646,31 @@ def test_half_precision_values_are_read_as_float32(tmp_path, no_work):
         stcore.tl.domains(adata, n_clusters=2, **FAST)
 
 
+
+def test_half_precision_values_beyond_its_largest_number_are_named(tmp_path, no_work):
+    """Normalised values to a total of a million (CPM) written as float16 to save space: every value above
+    65504, float16's largest (a gene of more than 6.6% of a spot's counts), became infinite when written
+    (was: `X (values 'normalized') holds NaN or infinite values: ... Fix: store the slide's normalised
+    values in X (before any centring)`, of values the source holds finite).  Named with float16 and the
+    fix, by the workflow's reader and by tl.domains, for X and for a layer passed."""
+    adata = _slide()
+    x = adata.X.toarray()
+    with np.errstate(over="ignore"):
+        adata.X = (x / x.sum(axis=1, keepdims=True) * 1e6).astype(np.float16)
+    beyond = int(np.isinf(adata.X).sum())
+    assert beyond > 0
+    message = (rf"X holds {beyond} infinite values \(in \d+ spots and \d+ genes\): it is stored as float16, whose "
+               r"largest number is 65504, and these values were beyond it when they were written as float16.*"
+               r"Fix: store X as float32 from its source")
+    path = write(adata, tmp_path / "cpm.h5ad")
+    with pytest.raises(InputError, match=r"cpm\.h5ad': " + message):
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="normalized")
+    with pytest.raises(InputError, match=message):
+        stcore.tl.domains(adata, n_clusters=2, values="normalized", **FAST)
+    adata.layers["cpm"], adata.X = adata.X, x
+    with pytest.raises(InputError, match=r"layers\['cpm'\] holds \d+ infinite values .*float16"):
+        stcore.tl.domains(adata, n_clusters=2, values="normalized", layer="cpm", **FAST)
+
 def test_entries_stored_twice_for_a_spot_and_gene_select_the_same_genes():
     """A count split over two stored entries of one (spot, gene) (a CSR built from its arrays by hand):
     the same matrix by value, but scanpy's seurat_v3 variances square each stored entry, so other genes
