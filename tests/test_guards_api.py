@@ -1908,3 +1908,35 @@ def test_counts_logged_or_square_rooted_without_normalising_are_refused_whatever
     per_one = transformed(lambda x: np.log1p(x / x.sum(axis=1, keepdims=True)))     # normalize_total to 1, log1p
     path = write(per_one, tmp_path / "per_one.h5ad")
     prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
+
+
+def test_values_scaled_per_gene_without_centring_are_refused(no_work, tmp_path):
+    """GraphST's own preprocess (normalize_total, log1p, then sc.pp.scale(zero_center=False, max_value=10)):
+    values that stay non-negative, so no negative value shows the scaling.  Given as 'log_normalized' or
+    'normalized' they were taken without a word: the genes selected on values where every gene varies
+    alike (DLPFC 151673, graphst at 100 epochs, seed 0: ARI 0.269 as log_normalized, 0.292 as normalized,
+    where its counts give 0.380).  Refused by the qc job and tl.domains; the log-normalised values before
+    the scaling pass."""
+    import scanpy as sc
+
+    adata = _slide()
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    logged = adata.copy()
+    sc.pp.scale(adata, zero_center=False, max_value=10)
+    del adata.uns["log1p"]
+    message = (r"X holds values scaled per gene: \d+% of its 40 genes that vary have a standard deviation of exactly "
+               r"1, as sc\.pp\.scale leaves them \(here without centring: zero_center=False, as GraphST's preprocess "
+               r"runs it\), not {} \(values is {}\).*Fix: store the raw counts in X \(the slide before its "
+               r"preprocessing\) with values counts, or the log-normalised values before the scaling")
+    for values, kind in (("log_normalized", "log-normalised values"), ("normalized", "normalised values")):
+        with pytest.raises(InputError, match=message.format(kind, values)):
+            stcore.tl.domains(adata.copy(), n_clusters=2, values=values, **FAST)
+        path = write(adata, tmp_path / "scaled.h5ad")
+        with pytest.raises(InputError, match=r"scaled\.h5ad': " + message.format(kind, values)):
+            prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values=values)
+    with pytest.raises(InputError, match=message.format("counts", "counts")):
+        stcore.tl.domains(adata.copy(), n_clusters=2, hvg_flavor="seurat", **FAST)
+    with pytest.raises(AssertionError, match="after the work had started"):      # every check passed
+        stcore.tl.domains(logged, n_clusters=2, values="log_normalized", **FAST)
