@@ -932,15 +932,19 @@ def _narrow_float(value) -> np.dtype | None:
 def _refuse_lost_precision(adata: ad.AnnData, value, xy: np.ndarray, key: str, path: str | None) -> None:
     """Refuse coordinates stored in fewer than 64 bits (float32) at magnitudes where the type's step
     is as coarse as the spots' spacing (more than a quarter of the median distance between
-    neighbouring distinct positions) and spots share positions: absolute coordinates of a large
-    array (Stereo-seq, Visium HD, around 2e7, where float32 holds every 2nd number) rounded onto
-    one another when written, which the spatial graph would join at distance 0."""
+    neighbouring distinct positions): absolute coordinates of a large array (Stereo-seq, Visium HD,
+    around 2e7, where float32 holds every 2nd number) rounded when written.  Where spots were rounded
+    onto one another the spatial graph would join them at distance 0; where none were, each was moved
+    by up to half a step against its neighbours, which changes which spots are nearest (a square grid
+    of spacing 2.5 steps: a third of the 3 nearest neighbours of every spot lie beyond the grid's
+    nearest four; spots at random, 3 steps: 8-10% of them changed)."""
     dtype = _narrow_float(value)
     if dtype is None or len(xy) < 2:
         return
-    order = np.lexsort((xy[:, 1], xy[:, 0]))
-    same = np.all(xy[order][1:] == xy[order][:-1], axis=1)
-    if not same.any():
+    largest = float(np.abs(xy).max())
+    step = float(np.spacing(dtype.type(largest)))
+    extent = float(np.prod(np.ptp(xy, axis=0)))
+    if step < np.sqrt(extent / len(xy)) / 100:       # far finer than any spacing of these spots: no tree built
         return
     from scipy.spatial import cKDTree
 
@@ -948,23 +952,27 @@ def _refuse_lost_precision(adata: ad.AnnData, value, xy: np.ndarray, key: str, p
     if len(distinct) < 2:
         return
     spacing = float(np.median(cKDTree(distinct).query(distinct, k=2)[0][:, 1]))
-    largest = float(np.abs(xy).max())
-    step = float(np.spacing(dtype.type(largest)))
     if step < spacing / 4:
         return
+    fix = (f"store the coordinates as float64 from their source (adata.obsm['{key}'] = "
+           "positions.to_numpy('float64')), or subtract their smallest x and y in float64 before storing "
+           f"them as {dtype.name} (xy - xy.min(axis=0))")
+    stored = (f"obsm['{key}'] is stored as {dtype.name}, which holds numbers near {largest:.3g} only to a step of "
+              f"{step:g}, as coarse as the spots' spacing (neighbouring distinct positions lie {spacing:g} apart)")
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    same = np.all(xy[order][1:] == xy[order][:-1], axis=1)
+    if not same.any():
+        raise InputError(f"{stored}: each coordinate was rounded by up to {step / 2:g} when written as {dtype.name}, "
+                         f"which moves the spots by up to {step / 2 / spacing:.0%} of their spacing against their "
+                         "neighbours; the spatial graph would join other spots than the nearest", path=path, fix=fix)
     in_group = np.zeros(len(order), dtype=bool)
     in_group[1:] |= same
     in_group[:-1] |= same
     first, second = order[np.argmax(same)], order[np.argmax(same) + 1]
-    raise InputError(f"obsm['{key}'] is stored as {dtype.name}, which holds numbers near {largest:.3g} only to a step "
-                     f"of {step:g}, as coarse as the spots' spacing (neighbouring distinct positions lie {spacing:g} "
-                     f"apart): {int(in_group.sum())} spots share their position with another (first: "
+    raise InputError(f"{stored}: {int(in_group.sum())} spots share their position with another (first: "
                      f"'{adata.obs_names[first]}' and '{adata.obs_names[second]}' at ({xy[first, 0]:.10g}, "
                      f"{xy[first, 1]:.10g})), rounded onto one another when the coordinates were written as "
-                     f"{dtype.name}; the spatial graph would join them at distance 0", path=path,
-                     fix=f"store the coordinates as float64 from their source (adata.obsm['{key}'] = "
-                         "positions.to_numpy('float64')), or subtract their smallest x and y in float64 before storing "
-                         f"them as {dtype.name} (xy - xy.min(axis=0))")
+                     f"{dtype.name}; the spatial graph would join them at distance 0", path=path, fix=fix)
 
 
 #: ``obs`` columns that give each spot's depth beside the plane of its coordinates (a cell's z).

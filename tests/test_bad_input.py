@@ -452,6 +452,17 @@ CATALOGUE = {
         r"another \(first: .*rounded onto one another when the coordinates were written as float32; .*Fix: store the "
         r"coordinates as float64 from their source .*or subtract their smallest x and y in float64 before storing "
         r"them as float32"),
+    # a square grid of spacing 5 (a Visium HD or Stereo-seq array's) at 2e7 as float32, whose step there is 2: no two
+    # spots rounded onto one position, but each moved by up to 1, so a third of every spot's 3 nearest lay beyond the
+    # grid's nearest four (was: taken without a word)
+    "float32_coordinates_distorted_at_a_large_offset": (
+        _h5ad(lambda a: a.obsm.__setitem__("spatial", (np.column_stack([np.arange(64) % 8, np.arange(64) // 8]) * 5.0
+                                                       + 2e7).astype(np.float32))), {},
+        r"obsm\['spatial'\] is stored as float32, which holds numbers near 2e\+07 only to a step of 2, as coarse as "
+        r"the spots' spacing \(neighbouring distinct positions lie \d+ apart\): each coordinate was rounded by up to 1 "
+        r"when written as float32, which moves the spots by up to \d+% of their spacing against their neighbours; the "
+        r"spatial graph would join other spots than the nearest\. Fix: store the coordinates as float64 from their "
+        r"source .*or subtract their smallest x and y in float64 before storing them as float32"),
     # pixel coordinates beyond float16's largest number (65504) stored as float16: infinite (was: "8 spots have NaN or
     # infinite coordinates. Fix: drop those spots or fill in their coordinates")
     "float16_coordinates_beyond_its_range": (
