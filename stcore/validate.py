@@ -167,7 +167,7 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
 def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = None,
                   file: bool | str = False) -> InputError | None:
     """Where X was refused for non-integer or negative values or for holding zeros only
-    (:func:`check_counts`) and a layer or
+    (:func:`check_counts`), or for values scaled per gene (:func:`check_values_match`), and a layer or
     ``adata.raw`` holds whole numbers, as scanpy's tutorials and Seurat's conversions (SeuratDisk,
     sceasy: X the log-normalised data, ``.raw`` the counts) leave them: the refusal that names them,
     with the fix for the notebook API (pass the layer) or, ``file``, for the workflow's file (store
@@ -175,8 +175,9 @@ def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = 
     table); else None."""
     said = str(refusal)
     scaled = "negative values" in said
+    per_gene = "values scaled per gene" in said
     zeros = "no value other than 0" in said
-    if not (scaled or zeros or "non-integer values" in said):
+    if not (scaled or per_gene or zeros or "non-integer values" in said):
         return None
 
     def whole(m) -> bool:
@@ -205,9 +206,10 @@ def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = 
     if zeros:
         return InputError(f"X holds no value other than 0, and {found[0]} holds whole numbers: the raw counts?",
                           path=path, fix=found[1])
-    if scaled:
-        return InputError(f"X holds negative values (scaled or centred, as after sc.pp.scale), and {found[0]} holds "
-                          "whole numbers: the raw counts?", path=path,
+    if scaled or per_gene:
+        what = ("negative values (scaled or centred, as after sc.pp.scale)" if scaled else
+                "values scaled per gene (each gene's standard deviation 1, as after sc.pp.scale)")
+        return InputError(f"X holds {what}, and {found[0]} holds whole numbers: the raw counts?", path=path,
                           fix=found[1] + " (stcore selects the genes and normalises from the counts)")
     return InputError(f"X holds non-integer values, and {found[0]} holds whole numbers: the raw counts?", path=path,
                       fix=found[1] + ("; or say what X holds in the sample sheet's values column: log_normalized "

@@ -1940,3 +1940,11 @@ def test_values_scaled_per_gene_without_centring_are_refused(no_work, tmp_path):
         stcore.tl.domains(adata.copy(), n_clusters=2, hvg_flavor="seurat", **FAST)
     with pytest.raises(AssertionError, match="after the work had started"):      # every check passed
         stcore.tl.domains(logged, n_clusters=2, values="log_normalized", **FAST)
+    adata.layers["counts"] = _slide().X                 # the counts kept beside, as scanpy's tutorials keep them
+    beside = (r"X holds values scaled per gene \(each gene's standard deviation 1, as after sc\.pp\.scale\), and "
+              r"layers\['counts'\] holds whole numbers: the raw counts\?\. Fix: ")
+    with pytest.raises(InputError, match=beside + r"pass layer='counts'"):
+        stcore.tl.domains(adata.copy(), n_clusters=2, values="log_normalized", **FAST)
+    path = write(adata, tmp_path / "beside.h5ad")
+    with pytest.raises(InputError, match=beside + r"store them in X: adata\.X = adata\.layers\['counts'\]"):
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
