@@ -500,6 +500,31 @@ def _scaled_per_gene(x, *, rows: int = 65536) -> tuple[float, int] | None:
     return (share, int(varying.sum())) if share >= SCALED_GENES_SHARE else None
 
 
+#: Normalised values whose 90th percentile (of the values other than 0) lies below this are of a
+#: scale where log1p is nearly linear (log1p(0.1) = 0.095): a spot's fractions (normalize_total to
+#: 1), not values of a count's depth.  The shared MERFISH file's volume-normalised values: 10.0.
+SMALL_SCALE = 0.1
+
+
+def warn_small_scale(data: np.ndarray, *, path: str | None = None, sample: int = 1_000_000) -> str | None:
+    """Where normalised values (``values`` normalized, logged by the hvg step with log1p) are of a scale
+    at which log1p is nearly linear (:data:`SMALL_SCALE`), warn and return the line; else None."""
+    data = np.asarray(data).ravel()
+    data = data[:: max(1, data.size // sample)]
+    data = data[data != 0]
+    if data.size == 0:
+        return None
+    high = float(np.quantile(data.astype(np.float64), 0.9))
+    if high >= SMALL_SCALE:
+        return None
+    line = (f"X holds normalised values of a small scale (90% of them below {high:.3g}, as a spot's fractions of its "
+            "total are: normalize_total to 1): log1p, which the hvg step takes of values normalized, is nearly linear "
+            "there, so they would be used almost unlogged. Fix: scale them to a count's depth before the run, e.g. "
+            "adata.X = adata.X * 1e4 (10,000 a spot, normalize_total's usual target)")
+    log.warning("%s%s", f"{path}: " if path else "", line)
+    return line
+
+
 def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
     """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
     twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
@@ -611,6 +636,8 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                          "values is counts: they would be normalised again", path=path,
                          fix="set values to normalized (the sample sheet's values column; in stcore.tl.domains "
                              "values='normalized'), or store raw counts in X")
+    if values == "normalized":
+        warn_small_scale(data, path=path)
 
 
 def check_logged_mark(adata: ad.AnnData, x, values: str, *, path: str | None = None) -> None:
