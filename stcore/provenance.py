@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .formats import input_digest  # noqa: F401  (one digest: the DAG's and the provenance's)
 
-__all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "malloc", "config_digest", "input_digest", "record"]
+__all__ = ["PACKAGES", "versions", "machine", "mkl_cnr_mode", "malloc", "config_digest", "input_digest", "data_digest",
+           "record"]
 
 # Packages whose versions change the numbers.
 PACKAGES = ("stcore", "torch", "scanpy", "snakemake")
@@ -135,6 +136,33 @@ def config_digest(config: dict) -> str:
     """sha256 of the config as canonical JSON (sorted keys), so equal settings give equal hashes."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def data_digest(x, spots, genes, coords, block: int = 1 << 22) -> str:
+    """sha256 of a slide held in memory as the notebook API reads it: the spot ids and the gene ids
+    in their order, the values (``x``, sparse or dense: each spot's non-zero values as float64 with
+    their genes, so CSR, CSC, a dense array, float32 or int64 counts of the same values give one
+    digest) and the coordinates read (float64), ``block`` entries at a time.  The same slide with
+    its spots or genes in another order gives another digest: the result may differ as with
+    another seed (docs/guarantees.md).  ``uns['stcore']['input_digest']`` of
+    :func:`stcore.tl.domains`; a file's own digest is :func:`input_digest`."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    x = sp.csr_matrix(x)            # as stcore.io.as_csr gives it (a dense float16 X as float32)
+    if not x.has_canonical_format or (x.nnz and not np.all(x.data)):    # entries stored twice, unsorted, or 0
+        x = x.copy()
+        x.sum_duplicates()
+        x.eliminate_zeros()
+    h = hashlib.sha256()
+    for part, names in (("spots", spots), ("genes", genes)):
+        h.update(f"{part}:{len(names)}\0".encode() + "\0".join(map(str, names)).encode() + b"\0")
+    h.update(np.ascontiguousarray(x.indptr, dtype=np.int64).tobytes())
+    for lo in range(0, x.nnz, block):
+        h.update(np.ascontiguousarray(x.indices[lo:lo + block], dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(x.data[lo:lo + block], dtype=np.float64).tobytes())
+    h.update(b"coords\0" + np.ascontiguousarray(coords, dtype=np.float64).tobytes())
+    return h.hexdigest()
 
 
 def record(*, seed: int | None, config: dict, input_sha256: str = "",

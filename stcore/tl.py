@@ -164,6 +164,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           ``spatial_key`` and, where given, ``spatial_dims``: the coordinates this call read;
           ``symmetrized`` where the stored graph was one way, as squidpy's knn graph: each edge taken
           both ways),
+          ``input_digest``: sha256 of the spot and gene ids in their order, the values read and the
+          coordinates (:func:`stcore.provenance.data_digest`; the same for CSR, CSC or dense, float or
+          integer counts of the same values, another where the spots or genes are in another order, which
+          may give other domains as another seed does: ``docs/guarantees.md``),
           ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
           again without ``overwrite``), and ``labelling``: digests of the spots and of the domains'
           grouping of them (:func:`labelling`), so that :func:`stcore.pl.domains` does not title a
@@ -372,6 +376,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         adata.obsm[f"X_{m}"] = embedding
     chosen = combined_choice(choices, [f"{m} seed {s}" for s in seeds for m in methods])   # auto: each run's too
     from .plan.runs import cluster_settings_read      # the clustering's settings it reads, as the workflow records them
+    from .provenance import data_digest
 
     trained = _with_defaults("train", train)
     read = {m: recorded_train(m, trained) for m in methods}          # what each method's training read
@@ -382,7 +387,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
             "domains_found": int(len(np.unique(labels))),
             "hvg": {**used_genes(prepared.n_vars, n_top_genes), "flavor": hvg_params.selection_flavor},
             "values": values,
-            "graph": graph_info}
+            "graph": graph_info,
+            "input_digest": data_digest(x, adata.obs_names, adata.var_names, coords)}
     adata.obsm.pop(f"{key_added}_seeds", None)            # an earlier call's seeds and methods are not this call's
     adata.obsm.pop(f"{key_added}_methods", None)
     if len(methods) > 1:

@@ -884,3 +884,34 @@ def test_genes_detected_in_no_spot_are_dropped_as_the_workflows_qc_drops_them():
     assert padded.n_vars == plain.n_vars + 3                                   # the object keeps every gene
     assert np.array_equal(padded.obsm["X_graphst"], plain.obsm["X_graphst"])
     assert np.array_equal(padded.obs["domain"].to_numpy(), plain.obs["domain"].to_numpy())
+
+
+def test_the_record_tells_the_same_slide_held_in_another_order_from_another_matrix_type():
+    """uns['stcore']['input_digest']: one for the same values held as CSR, CSC, a dense array, float32
+    or int64 counts (which give the same domains); another for the spots or the genes in another order
+    (adata[perm], adata[:, perm]), which may give other domains as another seed does
+    (docs/guarantees.md): the record says which order ran, where it said nothing of the genes'."""
+    plain = _slide()
+    held = {"csr": plain, "csc": plain.copy(), "dense float64": plain.copy(), "int64": plain.copy()}
+    held["csc"].X = sp.csc_matrix(plain.X)
+    held["dense float64"].X = plain.X.toarray().astype(np.float64)
+    held["int64"].X = sp.csr_matrix(plain.X.toarray().astype(np.int64))
+    perm = np.random.default_rng(0).permutation(plain.n_obs)
+    gperm = np.random.default_rng(0).permutation(plain.n_vars)
+    other = {"spots": plain[perm].copy(), "genes": plain[:, gperm].copy()}
+    for adata in [*held.values(), *other.values()]:
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    digest = {name: a.uns["stcore"].get("input_digest") for name, a in {**held, **other}.items()}
+    assert isinstance(digest["csr"], str) and len(digest["csr"]) == 64
+    assert {digest[name] for name in held} == {digest["csr"]}, digest
+    for name in held:
+        assert np.array_equal(held[name].obs["domain"].to_numpy(), plain.obs["domain"].to_numpy()), name
+        assert np.array_equal(held[name].obsm["X_graphst"], plain.obsm["X_graphst"]), name
+    assert len({digest["csr"], digest["spots"], digest["genes"]}) == 3, digest
+    # the spots in another order are told by the labelling's spot digest too; the genes' only here
+    assert other["spots"].uns["stcore"]["labelling"]["spots"] != plain.uns["stcore"]["labelling"]["spots"]
+    assert other["genes"].uns["stcore"]["labelling"]["spots"] == plain.uns["stcore"]["labelling"]["spots"]
+    changed = _slide()
+    changed.X.data[0] += 1                # one count more: another digest
+    stcore.tl.domains(changed, n_clusters=2, **FAST)
+    assert changed.uns["stcore"]["input_digest"] != digest["csr"]
