@@ -674,18 +674,25 @@ def _refuse_duplicate_ids(ids: pd.Index, what: str, path: Path, fix: str) -> Non
         raise InputError(f"{len(dup)} duplicate {what} (first: '{dup[0]}')", path=str(path), fix=fix)
 
 
-def as_csr(x, *, what: str = "X", path: str | None = None) -> sp.csr_matrix:
+def as_csr(x, *, what: str = "X", path: str | None = None, spots=None, genes=None) -> sp.csr_matrix:
     """X as CSR; half-precision values (which scipy.sparse does not hold) as float32, exactly.  Entries
     stored twice for one spot and gene (a matrix built from its arrays by hand) are added up, as scipy
     reads them: scanpy's gene variances square each stored entry, so they would select other genes.
     Half-precision values that are infinite are refused as what they are: values beyond float16's
-    largest number, 65504, when the matrix (``what``, of the file ``path``) was written as float16."""
+    largest number, 65504, when the matrix (``what``, of the file ``path``) was written as float16.
+    A dense array of Python objects (pandas' nullable columns, ``Int64``, give one: ``ad.AnnData(table)``
+    of a table read with ``.convert_dtypes()``) is read as the numbers it holds, a missing value as NaN
+    (:func:`_object_numbers`); values that are not numbers, or text, are an :class:`InputError` naming
+    ``what`` (the matrix: X or a layer), the first such value, its spot and gene (``spots``, ``genes``:
+    their names) and the fix."""
     x = x if sp.issparse(x) else np.asarray(x)
+    if x.dtype.kind in "OUS":
+        x = _object_numbers(x, what, spots, genes)
     if x.dtype == np.float16:
         beyond = np.isinf(x)
         if beyond.any():
-            spots, genes = np.nonzero(beyond.any(axis=1))[0].size, np.nonzero(beyond.any(axis=0))[0].size
-            raise InputError(f"{what} holds {int(beyond.sum())} infinite values (in {spots} spots and {genes} genes): "
+            n_spots, n_genes = np.nonzero(beyond.any(axis=1))[0].size, np.nonzero(beyond.any(axis=0))[0].size
+            raise InputError(f"{what} holds {int(beyond.sum())} infinite values (in {n_spots} spots and {n_genes} genes): "
                              "it is stored as float16, whose largest number is 65504, and these values were beyond "
                              "it when they were written as float16 (normalised to a total of a million, any gene of "
                              "more than 6.6% of a spot's counts is)", path=path,
@@ -699,6 +706,41 @@ def as_csr(x, *, what: str = "X", path: str | None = None) -> sp.csr_matrix:
         if summed.nnz != x.nnz:         # only then: unsorted indices alone are kept as they are
             x = summed
     return x
+
+
+def _object_numbers(x: np.ndarray, what: str, spots=None, genes=None) -> np.ndarray:
+    """The numbers an array of Python objects holds (``pd.NA`` and None as NaN; Python ints as int64, as
+    float64 beside a missing value), or an :class:`InputError` naming the first value that is not a number
+    (text, also an array of text: numbers written as text are not read as numbers here)."""
+    flat = pd.Series(x.ravel(), dtype=object)
+    missing = flat.isna().to_numpy()
+    text = flat.map(lambda v: isinstance(v, (str, bytes))).to_numpy()
+    numbers = pd.to_numeric(flat.mask(missing | text, np.nan), errors="coerce")
+    bad = np.flatnonzero(text | (numbers.isna().to_numpy() & ~missing))
+    if bad.size:
+        rows, cols = np.unravel_index(bad, x.shape) if x.ndim == 2 else (bad, np.zeros_like(bad))
+
+        def name(names, k, kind):
+            return f"{kind} '{names[int(k)]}'" if names is not None else f"{kind} #{int(k)}"
+
+        first = f"first: {flat.iloc[bad[0]]!r}, {name(spots, rows[0], 'spot')}, {name(genes, cols[0], 'gene')}"
+        if bad.size == x.size:            # every value text: numbers written as text (np.loadtxt(dtype=str)?)
+            raise InputError(f"{what} holds text (dtype {x.dtype}), not numbers ({first})",
+                             fix=f"store them as numbers: adata.{what} = adata.{what}.astype('float64')")
+        named = np.unique(cols)
+        whole = x.ndim == 2 and bad.size == named.size * x.shape[0]         # whole columns of text: names
+        raise InputError(f"{what} holds values that are not numbers (dtype {x.dtype}): {bad.size} of them ({first})"
+                         + (f"; {name(genes, named[0], 'gene')}"
+                            + (f" and {named.size - 1} more hold" if named.size > 1 else " holds")
+                            + " no number in any spot: names read as a column of the table (pd.read_csv without "
+                              "index_col=0?)" if whole else ""),
+                         fix=f"store the counts as numbers in {what}: a table's spot names as its index "
+                             "(pd.read_csv(..., index_col=0)) and its counts as its columns, "
+                             "anndata.AnnData(table.astype('float64'))")
+    values = numbers.to_numpy()
+    if values.dtype == object:            # True/False (the count checks name them), or a mix pandas left so
+        values = np.array(values.tolist())
+    return values.reshape(x.shape)
 
 
 def _check_slide(adata: ad.AnnData, path: str) -> None:

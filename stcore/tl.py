@@ -241,7 +241,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     said = (neighbors.get("shared_positions") if f"{graph_key}_connectivities" in adata.obsp
             and isinstance(neighbors, Mapping) else None)
     shared = warn_shared_positions(adata, coords, spatial_key, said=said if isinstance(said, str) else None)
-    x = as_csr(x, what=f"layers['{layer}']" if layer else "X")
+    x = as_csr(x, what=f"layers['{layer}']" if layer else "X", spots=adata.obs_names, genes=adata.var_names)
     try:
         check_values(x, values, flavor=hvg_flavor, spots=adata.obs_names, genes=adata.var_names)
     except InputError as exc:

@@ -1671,6 +1671,58 @@ def test_half_precision_values_beyond_its_largest_number_are_named(tmp_path, no_
     with pytest.raises(InputError, match=r"layers\['cpm'\] holds \d+ infinite values .*float16"):
         stcore.tl.domains(adata, n_clusters=2, values="normalized", layer="cpm", **FAST)
 
+
+def test_counts_held_as_python_objects_are_read_as_their_numbers_and_text_is_named(no_work):
+    """X as an array of Python objects: ``ad.AnnData(table)`` of a counts table with pandas' nullable
+    integer columns (``read_csv(...).convert_dtypes()``, Int64), or of one read without ``index_col=0``
+    whose first column holds the spots' names, or numbers written as text (was: scipy's ``ValueError:
+    scipy.sparse does not support dtype object``, naming neither X nor a fix).  Numbers are read as
+    numbers (the same domains and input digest as the counts stored as floats; a missing value is NaN,
+    named by the count checks); values that are not numbers are named with the fix."""
+    plain = _slide()
+    table = pd.DataFrame(plain.X.toarray(), index=plain.obs_names, columns=plain.var_names).astype("Int64")
+    held = _slide()
+    held.X = table.to_numpy()
+    assert held.X.dtype == object
+    with pytest.raises(AssertionError, match="after the work had started"):    # every check passed
+        stcore.tl.domains(held, n_clusters=2, **FAST)
+    missing = _slide()
+    gap = table.copy()
+    gap.iloc[3, 4] = pd.NA
+    missing.X = gap.to_numpy()
+    with pytest.raises(InputError, match=r"NaN or infinite values: 1 of them.*spot 'spot0003', gene 'gene004'"):
+        stcore.tl.domains(missing, n_clusters=2, **FAST)
+    names = _slide()
+    names.X = table.reset_index().iloc[:, :plain.n_vars].to_numpy()      # the spots' names as the first column
+    with pytest.raises(InputError, match=r"X holds values that are not numbers \(dtype object\): 64 of them \(first: "
+                                         r"'spot0000', spot 'spot0000', gene 'gene000'\); gene 'gene000' holds no number "
+                                         r"in any spot: names read as a column of the table \(pd.read_csv without "
+                                         r"index_col=0\?\)\. Fix: store the counts as numbers in X: .*index_col=0"):
+        stcore.tl.domains(names, n_clusters=2, **FAST)
+    text = _slide()
+    text.X = plain.X.toarray().astype(str)
+    with pytest.raises(InputError, match=r"X holds text \(dtype <U32\), not numbers \(first: '.*', spot 'spot0000', "
+                                         r"gene 'gene000'\)\. Fix: store them as numbers: adata.X = "
+                                         r"adata.X.astype\('float64'\)"):
+        stcore.tl.domains(text, n_clusters=2, **FAST)
+    layer = _slide()
+    layer.layers["counts"] = table.to_numpy()
+    layer.layers["counts"][0, 0] = "n/a"
+    with pytest.raises(InputError, match=r"layers\['counts'\] holds values that are not numbers.*first: 'n/a'"):
+        stcore.tl.domains(layer, layer="counts", n_clusters=2, **FAST)
+
+
+def test_counts_held_as_python_objects_give_the_domains_of_the_counts():
+    """Counts of pandas' nullable integers (an array of Python objects) train as the same counts stored as
+    floats: the same embedding and the same input digest."""
+    plain, held = _slide(), _slide()
+    held.X = pd.DataFrame(plain.X.toarray()).astype("Int64").to_numpy()
+    for adata in (plain, held):
+        stcore.tl.domains(adata, n_clusters=2, **FAST)
+    assert np.array_equal(held.obsm["X_graphst"], plain.obsm["X_graphst"])
+    assert held.uns["stcore"]["input_digest"] == plain.uns["stcore"]["input_digest"]
+
+
 def test_entries_stored_twice_for_a_spot_and_gene_select_the_same_genes():
     """A count split over two stored entries of one (spot, gene) (a CSR built from its arrays by hand):
     the same matrix by value, but scanpy's seurat_v3 variances square each stored entry, so other genes
