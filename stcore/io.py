@@ -136,7 +136,10 @@ def read_h5ad(path: str | os.PathLike) -> ad.AnnData:
                          f"layers: {layers or 'none'})", path=str(path),
                          fix="store the raw counts in X before writing the file (e.g. adata.X = "
                              f"adata.layers['{layers[0] if layers else 'counts'}'])")
-    adata.X = as_csr(adata.X, path=str(path))
+    try:
+        adata.X = as_csr(adata.X, spots=adata.obs_names, genes=adata.var_names)
+    except InputError as exc:          # an X of text (anndata writes an array of strings)
+        raise exc.located(path=str(path)) from None
     return adata
 
 

@@ -1712,6 +1712,19 @@ def test_counts_held_as_python_objects_are_read_as_their_numbers_and_text_is_nam
         stcore.tl.domains(layer, layer="counts", n_clusters=2, **FAST)
 
 
+def test_an_h5ad_of_text_counts_is_named_by_the_workflows_reader(tmp_path):
+    """An .h5ad whose X is text (anndata writes an array of strings) was refused by scipy's 'does not
+    support dtype object' in the qc job; now with the file, the first value, its spot and gene and the fix."""
+    from stcore.io import read_slide
+
+    adata = _slide()
+    adata.X = adata.X.toarray().astype(str)
+    path = write(adata, tmp_path / "text.h5ad")
+    with pytest.raises(InputError, match=r"file '.*text.h5ad': X holds text \(dtype object\), not numbers \(first: "
+                                         r"'.*', spot 'spot0000', gene 'gene000'\)\. Fix: store them as numbers"):
+        read_slide(str(path), "h5ad")
+
+
 def test_counts_held_as_python_objects_give_the_domains_of_the_counts():
     """Counts of pandas' nullable integers (an array of Python objects) train as the same counts stored as
     floats: the same embedding and the same input digest."""
