@@ -60,8 +60,10 @@ def spatial_graph(adata: ad.AnnData, *, mode: str = "knn", n_neighbors: int = 3,
         ``squidpy.gr.spatial_neighbors`` stores one, so squidpy's ``nhood_enrichment``,
         ``centrality_scores`` or ``spatial_autocorr`` run on it.
     """
-    from .validate import check_coordinates, check_ids, warn_shared_positions
+    from .validate import check_coordinates, check_ids, check_in_place, warn_shared_positions
 
+    if not copy:
+        check_in_place(adata, "stcore.gr.spatial_graph")
     coords = check_coordinates(adata, spatial_key, dims=spatial_dims, warn_shared=False)
     check_ids(adata, genes=False)
     shared = warn_shared_positions(adata, coords, spatial_key)

@@ -186,8 +186,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .methods import method as method_entry
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
-    from .validate import (check_clustering, check_key, check_logged_mark, check_n_clusters, check_settings,
-                           check_slide, check_values, counts_beside, warn_no_spatial_pattern, warn_shared_positions)
+    from .validate import (check_clustering, check_in_place, check_key, check_logged_mark, check_n_clusters,
+                           check_settings, check_slide, check_values, counts_beside, warn_no_spatial_pattern,
+                           warn_shared_positions)
 
     if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
         raise InputError(f"seed {seed!r} is not a whole number or several",
@@ -223,14 +224,18 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         check_clustering(m, cluster, n_clusters)
     if "device" in train:
         resolve_device(train["device"])          # a device this machine lacks is refused before any work
+    if not copy:
+        check_in_place(adata, "stcore.tl.domains")
     written = _columns_written(adata)
     check_key(adata, key_added, overwrite=overwrite or key_added in written)
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer '{layer}' is not in layers (layers: {list(adata.layers.keys())})",
                          fix="pass one of the layers, or layer=None for X")
     x = adata.layers[layer] if layer else adata.X
-    if layer is None and getattr(adata, "isbacked", False) and x is not None:
+    if layer is None and getattr(adata, "isbacked", False) and x is not None and not (
+            sp.issparse(x) or isinstance(x, np.ndarray)):
         # read_h5ad(backed='r'): X stays on disk (an h5py dataset or anndata's sparse dataset); it is read once
+        # (a view of it, adata[mask], gives its spots' rows already read)
         x = x.to_memory() if hasattr(x, "to_memory") else np.asarray(x[()])
     if x is None:
         raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")

@@ -1834,6 +1834,35 @@ def test_a_slide_read_backed_is_read_into_memory_once(tmp_path, dense):
     assert not graph.isbacked and (graph.obsp["spatial_connectivities"] != out.obsp["spatial_connectivities"]).nnz == 0
 
 
+def test_a_part_of_a_slide_read_backed_gives_the_parts_domains():
+    """A part of a slide opened backed, ``ad.read_h5ad(path, backed='r')[mask]`` (the tissue region a
+    user cares about, without reading the whole slide): its X is already the part's rows in memory,
+    which tl.domains took for a dataset on disk and failed on with scipy's 'The truth value of an array
+    with more than one element is ambiguous'; with copy=True it gives the part's domains read in memory,
+    and in place (anndata cannot turn a backed view into an object of its own) it is refused before
+    any work, naming the fix; gr.spatial_graph likewise."""
+    import tempfile
+
+    adata = _slide()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write(adata, Path(tmp) / "slide.h5ad")
+        mask = adata.obsm["spatial"][:, 0] < np.median(adata.obsm["spatial"][:, 0])
+        want = stcore.tl.domains(ad.read_h5ad(path)[mask].copy(), n_clusters=2, copy=True, **FAST)
+        part = ad.read_h5ad(path, backed="r")[mask]
+        out = stcore.tl.domains(part, n_clusters=2, copy=True, **FAST)
+        assert not out.isbacked and out.n_obs == int(mask.sum())
+        assert out.obs["domain"].equals(want.obs["domain"])
+        assert np.array_equal(out.obsm["X_graphst"], want.obsm["X_graphst"])
+        graph = stcore.gr.spatial_graph(ad.read_h5ad(path, backed="r")[mask], copy=True)
+        assert (graph.obsp["spatial_connectivities"] != want.obsp["spatial_connectivities"]).nnz == 0
+        for call, name in ((lambda a: stcore.tl.domains(a, n_clusters=2, **FAST), "tl.domains"),
+                           (stcore.gr.spatial_graph, "gr.spatial_graph")):
+            with pytest.raises(InputError, match=rf"^stcore\.{name} writes its results into the object given, and "
+                                                 r"this is a view of a slide opened backed .*\. Fix: take the part into "
+                                                 r"memory first, part = adata\[\.\.\.\]\.to_memory\(\), .*copy=True"):
+                call(ad.read_h5ad(path, backed="r")[mask])
+
+
 def test_the_graph_api_refuses_duplicate_spot_ids_as_tl_domains_does(no_work):
     """stcore.gr.spatial_graph: duplicate spot ids are refused with tl.domains' message (was: a
     graph whose rows could not be told apart by id); duplicate gene ids do not concern it."""
