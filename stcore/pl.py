@@ -468,9 +468,10 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     from .evaluate import annotation_problems, domain_metrics, is_missing_label, side_by_side
     from .group import SLIDE_KEY
-    from .validate import (as_x_y, clustered_by, coordinate_of_spots, dims_columns, joined_without_label,
-                           measured_per_spot, slide_column, unordered_annotation)
+    from .validate import (as_x_y, check_in_place, clustered_by, coordinate_of_spots, dims_columns,
+                           joined_without_label, measured_per_spot, slide_column, unordered_annotation)
 
+    check_in_place(adata, "stcore.pl.domains", copy=False, writes="the colours it draws (uns[key + '_colors'])")
     record = adata.uns.get("stcore")
     if key is None:     # what tl.domains wrote (key_added='stcore_domain' where obs['domain'] is an annotation)
         written = record.get("key") if isinstance(record, Mapping) else None

@@ -1829,16 +1829,18 @@ def control_features(var_names) -> str | None:
             "(format xenium reads a Xenium bundle without them)")
 
 
-def check_in_place(adata: ad.AnnData, call: str) -> None:
+def check_in_place(adata: ad.AnnData, call: str, *, copy: bool = True, writes: str = "its results") -> None:
     """Refuse results written in place into a view of a slide opened backed (``read_h5ad(path,
     backed='r')[mask]``): anndata makes a view written into its own object by copying it, which it
     cannot do in memory for a backed one (its ``To copy an AnnData object in backed mode, pass a
-    filename``, after the checks); ``copy=True`` returns the part in memory."""
+    filename``, after the checks); ``copy``: whether ``call`` takes ``copy=True``, which returns the
+    part in memory (named in the fix); ``writes``: what it writes, in words."""
     if getattr(adata, "is_view", False) and getattr(adata, "isbacked", False):
-        raise InputError(f"{call} writes its results into the object given, and this is a view of a slide opened "
+        raise InputError(f"{call} writes {writes} into the object given, and this is a view of a slide opened "
                          "backed (read_h5ad(..., backed='r')[...]), which anndata cannot turn into an object of its own "
                          "in memory", fix=f"take the part into memory first, part = adata[...].to_memory(), then "
-                                         f"{call}(part, ...); or pass copy=True, which returns the part with the results")
+                                         f"{call}(part, ...)"
+                                         + ("; or pass copy=True, which returns the part with the results" if copy else ""))
 
 
 def check_in_tissue(adata: ad.AnnData, *, path: str | None = None) -> None:

@@ -1840,7 +1840,8 @@ def test_a_part_of_a_slide_read_backed_gives_the_parts_domains():
     which tl.domains took for a dataset on disk and failed on with scipy's 'The truth value of an array
     with more than one element is ambiguous'; with copy=True it gives the part's domains read in memory,
     and in place (anndata cannot turn a backed view into an object of its own) it is refused before
-    any work, naming the fix; gr.spatial_graph likewise."""
+    any work, naming the fix; gr.spatial_graph likewise, and pl.domains, which keeps the colours it draws in
+    uns (was: anndata's 'To copy an AnnData object in backed mode, pass a filename')."""
     import tempfile
 
     adata = _slide()
@@ -1861,6 +1862,13 @@ def test_a_part_of_a_slide_read_backed_gives_the_parts_domains():
                                                  r"this is a view of a slide opened backed .*\. Fix: take the part into "
                                                  r"memory first, part = adata\[\.\.\.\]\.to_memory\(\), .*copy=True"):
                 call(ad.read_h5ad(path, backed="r")[mask])
+        out.write_h5ad(Path(tmp) / "part.h5ad")
+        drawn = ad.read_h5ad(Path(tmp) / "part.h5ad", backed="r")
+        with pytest.raises(InputError, match=r"^stcore\.pl\.domains writes the colours it draws .* into the object given, "
+                                             r"and this is a view of a slide opened backed .*\. Fix: take the part into "
+                                             r"memory first, part = adata\[\.\.\.\]\.to_memory\(\), then "
+                                             r"stcore\.pl\.domains\(part, \.\.\.\)$"):
+            stcore.pl.domains(drawn[:10])
 
 
 def test_the_graph_api_refuses_duplicate_spot_ids_as_tl_domains_does(no_work):
