@@ -170,13 +170,23 @@ def raw_input(wildcards):
 # files as they are: before any run it is refused now; drawn from results that this config, its sheet
 # or a slide would rerun (another run's), it is refused while the DAG is built.  Each stamp written
 # while the DAG is built is told to Snakemake's listing of its folder (RunStamps' exists).
+def _listed(path):
+    """Tell Snakemake's listing of the folders (its IOCache's exists_local, not a public API: Snakemake
+    9.27) that the stamp ``path`` exists; nothing where a Snakemake keeps no such listing."""
+    listing = getattr(getattr(workflow, "iocache", None), "exists_local", None)
+    try:
+        listing[path] = True
+    except (TypeError, AttributeError, KeyError):
+        pass
+
+
 REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
 if REPORT_ONLY and _stamps.report_before_run():
     raise WorkflowError(_stamps.report_before_run())
 STAMPS = _stamps.RunStamps(lambda: workflow.executor_plugin is not None and not workflow.dryrun, REPORT_ONLY,
                            config=_stamps.config_named(workflow.config_settings.configfiles,
                                                        getattr(workflow.config_settings, "config_args", None)),
-                           exists=lambda path: workflow.iocache.exists_local.__setitem__(path, True))
+                           exists=_listed)
 
 
 def input_stamp(wildcards):
