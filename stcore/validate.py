@@ -353,17 +353,26 @@ def _log_of_whole(data: np.ndarray, sample: int = 1_000_000, scale: float = 1.0,
 
 
 #: Transforms of raw counts that leave each spot's depth in the values (no normalisation per spot):
-#: what the values are, what shows it, how the counts come back (the fix), and the test
-#: (:func:`_log_of_whole`'s ``scale`` or ``power``).  Any of them is refused whatever ``values`` says.
+#: what the values are, what shows it, what they are of, the fix (how the counts come back), and the
+#: test (:func:`_log_of_whole`'s ``scale`` or ``power``).  Any of them is refused whatever ``values``
+#: says.  The log1p of whole numbers is also what Seurat's SCTransform leaves in its SCT assay's data
+#: (log1p of its corrected counts, whole numbers at one depth), whose expm1 is not the raw counts.
 COUNT_TRANSFORMS = (
-    ("the log1p of whole numbers", "expm1 of every value is whole", "logged",
-     "np.rint(np.expm1(X))", {"scale": 1.0}),
-    ("log2(1 + x) values", "2^X - 1 of every value is a whole number", "logged",
-     "np.rint(np.exp2(X) - 1)", {"scale": OTHER_LOG_BASES[2]}),
-    ("log10(1 + x) values", "10^X - 1 of every value is a whole number", "logged",
-     "np.rint(10 ** X - 1)", {"scale": OTHER_LOG_BASES[10]}),
-    ("the square roots of whole numbers", "the square of every value is whole", "square-rooted",
-     "its values squared and rounded: adata.X.data = np.rint(adata.X.data ** 2) for a sparse X", {"power": 2.0}),
+    ("the log1p of whole numbers", "expm1 of every value is whole",
+     "raw counts logged without normalising each spot, or SCTransform's corrected counts logged (Seurat's SCT "
+     "assay data)",
+     "store the raw counts in X with values counts (np.rint(np.expm1(X)) where raw counts were logged; for "
+     "SCTransform's data, the counts of Seurat's Spatial or RNA assay, as expm1 gives SCT's corrected counts), or "
+     "normalise each spot before the log (scanpy's normalize_total, then log1p)", {"scale": 1.0}),
+    ("log2(1 + x) values", "2^X - 1 of every value is a whole number", "raw counts logged without normalising each spot",
+     "store the raw counts in X (np.rint(np.exp2(X) - 1)) with values counts", {"scale": OTHER_LOG_BASES[2]}),
+    ("log10(1 + x) values", "10^X - 1 of every value is a whole number",
+     "raw counts logged without normalising each spot",
+     "store the raw counts in X (np.rint(10 ** X - 1)) with values counts", {"scale": OTHER_LOG_BASES[10]}),
+    ("the square roots of whole numbers", "the square of every value is whole",
+     "raw counts square-rooted without normalising each spot",
+     "store the raw counts in X (its values squared and rounded: adata.X.data = np.rint(adata.X.data ** 2) for a "
+     "sparse X) with values counts", {"power": 2.0}),
 )
 
 
@@ -372,7 +381,7 @@ def _refuse_transformed_counts(data: np.ndarray, values: str, path: str | None) 
     square-rooted without normalising each spot, as ``log_normalized`` (taken as normalised and
     logged), ``normalized`` (logged again, each spot's depth kept) or ``counts`` whose hvg flavour
     takes values that are not whole numbers (normalised and logged over the transform)."""
-    for what, shown, verb, undo, test in COUNT_TRANSFORMS:
+    for what, shown, of, fix, test in COUNT_TRANSFORMS:
         if not _log_of_whole(data, **test):
             continue
         if values == "log_normalized":
@@ -382,11 +391,7 @@ def _refuse_transformed_counts(data: np.ndarray, values: str, path: str | None) 
         else:
             after = (" with an hvg flavour for counts that are not whole numbers: they would be normalised and "
                      "logged over the transform")
-        raise InputError(f"X holds {what} ({shown}): raw counts {verb} without normalising each spot, but values "
-                         f"is {values}{after}", path=path,
-                         fix=f"store the raw counts in X ({undo}) with values counts"
-                             + (", or normalise each spot before the log (scanpy's normalize_total, then log1p)"
-                                if what.startswith("the log1p") else ""))
+        raise InputError(f"X holds {what} ({shown}): {of}, but values is {values}{after}", path=path, fix=fix)
 
 
 def _scale_factor(data: np.ndarray) -> int:

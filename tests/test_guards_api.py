@@ -1989,9 +1989,10 @@ def test_counts_logged_or_square_rooted_without_normalising_are_refused_whatever
 
     cases = [
         (np.log1p, "normalized", {}, r"X holds the log1p of whole numbers \(expm1 of every value is whole\): raw counts "
-                                     r"logged without normalising each spot, but values is normalized: they would be "
-                                     r"logged \(log1p\) over the transform.*Fix: store the raw counts in X "
-                                     r"\(np\.rint\(np\.expm1\(X\)\)\) with values counts"),
+                                     r"logged without normalising each spot, or SCTransform's corrected counts "
+                                     r"logged \(Seurat's SCT assay data\), but values is normalized: they would be "
+                                     r"logged \(log1p\) over the transform.*Fix: store the raw counts in X with values "
+                                     r"counts \(np\.rint\(np\.expm1\(X\)\) where raw counts were logged"),
         (lambda x: np.log2(1 + x), "normalized", {}, r"X holds log2\(1 \+ x\) values .*values is normalized"),
         (np.sqrt, "log_normalized", {}, r"X holds the square roots of whole numbers \(the square of every value is "
                                         r"whole\): raw counts square-rooted without normalising each spot, but values "
@@ -2011,6 +2012,28 @@ def test_counts_logged_or_square_rooted_without_normalising_are_refused_whatever
     per_one = transformed(lambda x: np.log1p(x / x.sum(axis=1, keepdims=True)))     # normalize_total to 1, log1p
     path = write(per_one, tmp_path / "per_one.h5ad")
     prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
+
+
+def test_sctransform_data_is_refused_naming_its_corrected_counts(no_work, tmp_path):
+    """Seurat's SCTransform data (log1p of its corrected counts: whole numbers at one depth) given as
+    'log_normalized' is refused as the log1p of whole numbers; the message said only 'raw counts logged
+    without normalising each spot', and its fix (np.rint(np.expm1(X))) gave back the corrected counts,
+    not the raw ones.  Now it names both and the Spatial (or RNA) assay's counts; the qc job and
+    tl.domains alike."""
+    adata = _slide()
+    x = adata.X.toarray()
+    depth = x.sum(axis=1, keepdims=True)
+    corrected = np.rint(x / depth * np.median(depth))             # whole numbers at the median depth
+    adata.X = sp.csr_matrix(np.log1p(corrected).astype(np.float32))
+    message = (r"X holds the log1p of whole numbers \(expm1 of every value is whole\): raw counts logged without "
+               r"normalising each spot, or SCTransform's corrected counts logged \(Seurat's SCT assay data\), but "
+               r"values is log_normalized\. Fix: store the raw counts in X with values counts .*for SCTransform's "
+               r"data, the counts of Seurat's Spatial or RNA assay, as expm1 gives SCT's corrected counts")
+    with pytest.raises(InputError, match=message):
+        stcore.tl.domains(adata.copy(), n_clusters=2, values="log_normalized", **FAST)
+    path = write(adata, tmp_path / "sct.h5ad")
+    with pytest.raises(InputError, match=r"sct\.h5ad': " + message):
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
 
 
 def test_values_scaled_per_gene_without_centring_are_refused(no_work, tmp_path):
