@@ -143,6 +143,15 @@ def check_counts(x, path: str | None = None, *, integer: bool = True, values: st
                          fix="store the slide's raw counts in X" if values == "counts" else
                          f"store the slide's {values.replace('_', '-')} values in X")
     if (data < 0).any():
+        if data.dtype in (np.int8, np.int16):
+            # counts cast to a small integer type (X.astype(np.int8)): those above its largest number
+            # wrap round to negative ones, which would otherwise be named as scaled values
+            top, n = np.iinfo(data.dtype).max, int((data < 0).sum())
+            raise InputError(f"{what} is stored as {data.dtype} and holds {n} negative value{'s' if n > 1 else ''} "
+                             f"(down to {int(data.min())}): counts above {top} do not fit {data.dtype} and wrap round "
+                             f"to negative numbers when cast to it (X.astype(np.{data.dtype})), not scaled values",
+                             path=path, fix=f"store the counts as int32 or float32 from their source (e.g. adata.X = "
+                                            f"adata.X.astype(np.float32) on the counts before the {data.dtype} cast)")
         if values == "counts":
             raise InputError("the count matrix holds negative values; raw counts are needed", path=path,
                              fix="store raw (non-negative integer) counts in X, not scaled values")
@@ -174,6 +183,8 @@ def counts_beside(adata: ad.AnnData, refusal: InputError, *, path: str | None = 
     them in X and write it again; ``file='spatialdata'``: in the store's table, ``adata`` then the
     table); else None."""
     said = str(refusal)
+    if "wrap round to negative numbers" in said:       # counts cast to int8: the cast is the cause, not scaling
+        return None
     scaled = "negative values" in said
     per_gene = "values scaled per gene" in said
     zeros = "no value other than 0" in said

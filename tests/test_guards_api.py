@@ -2036,6 +2036,31 @@ def test_sctransform_data_is_refused_naming_its_corrected_counts(no_work, tmp_pa
         prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
 
 
+def test_counts_wrapped_by_a_small_integer_type_are_named(no_work, tmp_path):
+    """Counts cast to int8 (or int16): those above 127 (32767) wrap round to negative numbers, which
+    were refused as scaled values ('negative values ... not scaled values', or 'as after sc.pp.scale'
+    with whole numbers in a layer).  Now the cast is named, with the type's largest number and the
+    fix; the qc job and tl.domains alike."""
+    for dtype, big, top in ((np.int8, 200, 127), (np.int16, 40000, 32767)):
+        adata = _slide()
+        x = adata.X.toarray()
+        x[0, 0] = big
+        adata.X = sp.csr_matrix(x.astype(np.int64).astype(dtype))
+        name = np.dtype(dtype).name
+        message = (rf"the count matrix is stored as {name} and holds 1 negative value \(down to -\d+\): counts above "
+                   rf"{top} do not fit {name} and wrap round to negative numbers when cast to it "
+                   rf"\(X\.astype\(np\.{name}\)\), not scaled values\. Fix: store the counts as int32 or float32 "
+                   rf"from their source")
+        with pytest.raises(InputError, match=message):
+            stcore.tl.domains(adata.copy(), n_clusters=2, **FAST)
+        path = write(adata, tmp_path / "wrapped.h5ad")
+        with pytest.raises(InputError, match=r"wrapped\.h5ad': " + message):
+            prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2)
+        adata.layers["counts"] = sp.csr_matrix(x)             # the counts kept beside: still the cast named
+        with pytest.raises(InputError, match=message):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)
+
+
 def test_values_scaled_per_gene_without_centring_are_refused(no_work, tmp_path):
     """GraphST's own preprocess (normalize_total, log1p, then sc.pp.scale(zero_center=False, max_value=10)):
     values that stay non-negative, so no negative value shows the scaling.  Given as 'log_normalized' or
