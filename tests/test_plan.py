@@ -1229,6 +1229,27 @@ def test_a_report_alone_is_known_from_the_command_line(capsys):
     assert not report_only(["snakemake", "-n"])
 
 
+def test_a_report_of_a_run_whose_folder_was_deleted_names_the_run(tmp_path, monkeypatch):
+    """--report after a run whose folder was deleted (rm -r results/a/graphst/seed0): refused before
+    the DAG is built, naming the run and the fix, not Snakemake's 'marked for report but does not exist'."""
+    from stcore.plan.stamps import report_before_run
+
+    monkeypatch.chdir(tmp_path)
+    runs = ["results/a/graphst/seed0/domains.png", "results/a/graphst/seed1/domains.png"]
+    assert report_before_run(runs=runs) is not None              # no table yet: no run finished
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.tsv").write_text("x\n")
+    for run in runs:
+        (tmp_path / run).parent.mkdir(parents=True)
+        (tmp_path / run).write_text("")
+    assert report_before_run(runs=runs) is None
+    (tmp_path / runs[0]).unlink()
+    line = report_before_run(runs=runs)
+    assert "results/a/graphst/seed0/domains.png does not exist" in line
+    assert "run results/a/graphst/seed0 " in line and "Fix: run the workflow first" in line
+    assert "\n" not in line
+
+
 def test_a_settings_stamp_is_named_by_the_jobs_wildcards():
     """The stamp's slide, method and name from the job's wildcards, as rules/common.smk asks for them:
     a run's by its slide and method (or combination), a slide's own steps by the slide, a simulated

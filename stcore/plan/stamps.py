@@ -90,12 +90,21 @@ def report_only(argv) -> bool:
             and "--report-after-run" not in args)
 
 
-def report_before_run(table: str = "results/table.tsv") -> str | None:
-    """The line that stops ``snakemake --report`` where no run has made the results table yet
-    (Snakemake said only 'File results/table.tsv marked for report but does not exist'); None
-    where it exists."""
+def report_before_run(table: str = "results/table.tsv", runs=()) -> str | None:
+    """The line that stops ``snakemake --report`` where no run has made the results table yet, or
+    where a file of a run the report draws (``runs``: each run's map, results/<sample>/<method>/
+    seed<seed>/domains.png) is missing, its folder deleted after the run (Snakemake said only 'File
+    ... marked for report but does not exist'); None where they all exist."""
     if os.path.exists(table):
-        return None
+        missing = [path for path in runs if not os.path.exists(path)]
+        if not missing:
+            return None
+        folders = list(dict.fromkeys(os.path.dirname(path) for path in missing))
+        more = f" and {len(folders) - 1} other run folder(s)" if len(folders) > 1 else ""
+        return (f"snakemake --report draws the report of a finished run, but {missing[0]} does not exist: the "
+                f"files of run {folders[0]}{more} are missing (deleted after the run, or runs this config adds). No report was written. "
+                "Fix: run the workflow first (snakemake --cores all, with the same --configfile / --config), "
+                "which makes them again, then snakemake --report report.html")
     return (f"snakemake --report draws the report of a finished run, but {table} does not exist yet: no run "
             f"has finished in this folder ({os.getcwd()}). Fix: run the workflow first (snakemake --cores all, "
             "with the same --configfile / --config), then snakemake --report report.html; or both at once: "
