@@ -92,6 +92,10 @@ wildcard_constraints:
 # A slide whose files are missing is said now, so that `-n` shows it; its qc job fails with the same
 # line and, with --keep-going, the other slides run (docs/bad_input.md).
 if workflow.is_main_process:
+    # a file asked for of a slide or method the plan does not have: named (Snakemake: 'No rule to produce')
+    _unknown = PLAN.unknown_target(_stamps.command_line_targets(sys.argv), config["samples"])
+    if _unknown:
+        raise WorkflowError(_unknown)
     for _line in PLAN.missing_slides(FORMATS.missing_slide):
         print(_line, file=sys.stderr)
     # a method whose extra is not installed: said now (its train jobs fail; the others run).  Asked only

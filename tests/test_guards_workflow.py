@@ -95,6 +95,17 @@ def test_one_slides_steps_asked_for_directly_run_in_a_fresh_folder(tmp_path):
     assert (tmp_path / "results/a/qc.json").exists() and (tmp_path / "results/b/qc.json").exists()
 
 
+def test_a_target_of_a_slide_the_sheet_does_not_have_is_named(tmp_path):
+    """`snakemake -n results/c/qc.json` where the sheet has no slide c (a typo): Snakemake said only
+    'MissingRuleException: No rule to produce results/c/qc.json'."""
+    write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    dry = snakemake(tmp_path, "--dry-run", "results/c/qc.json", timeout=120)
+    assert dry.returncode == 1 and "MissingRuleException" not in dry.stdout + dry.stderr
+    assert ("target results/c/qc.json: sample 'c' is not in the sample sheet 'samples.tsv' (its samples: s), so "
+            "no rule makes it. Fix: add a row for 'c' to 'samples.tsv'") in dry.stdout + dry.stderr
+
+
 @pytest.mark.slow
 def test_a_slide_replaced_with_an_older_mtime_reruns(tmp_path):
     """A slide file replaced by other content whose modification time is older (cp -p, rsync -a,

@@ -224,6 +224,35 @@ def test_a_bad_cell_is_named_by_row_sample_and_column_with_what_it_takes():
     assert cell_problem("s.tsv", rows, "n_clusters", None, "x", takes) is None
 
 
+def test_a_target_of_a_slide_or_method_the_plan_does_not_have_is_named():
+    """snakemake results/c/qc.json where the sheet has no slide c (a typo, a slide left out): Snakemake
+    said only 'MissingRuleException: No rule to produce results/c/qc.json'."""
+    plan = _plan(_config(), s1="g", s2="g")
+    gone = lambda path: False
+    line = plan.unknown_target(["results/c/qc.json"], "sheet.tsv", gone)
+    assert line == ("target results/c/qc.json: sample 'c' is not in the sample sheet 'sheet.tsv' (its samples: "
+                    "s1, s2, s3, g), so no rule makes it. Fix: add a row for 'c' to 'sheet.tsv' (or the sheet "
+                    "this config names), or ask for one of its samples")
+    assert "sample 'c'" in plan.unknown_target(["all", "results/c/graphst/seed0/domains.h5ad"], "sheet.tsv", gone)
+    line = plan.unknown_target(["results/s1/grapst/seed0/domains.h5ad"], "sheet.tsv", gone)
+    assert line.startswith("target results/s1/grapst/seed0/domains.h5ad: method 'grapst' is not in the config "
+                           "(its methods and combinations: graphst)")
+    valid = ["all", "compare", "results/table.tsv", "results/summary.html", "results/compare/agreement.tsv",
+             "results/compare/figures/ari_boxplot.png", "results/simulated/x.h5ad", "results/g/qc.json",
+             "results/s1/qc.json", "results/s3/graphst/seed0/domains.h5ad", "results/g/graphst/consensus/labels.tsv"]
+    assert plan.unknown_target(valid, "sheet.tsv", gone) is None
+    assert plan.unknown_target(["results/c/qc.json"], "sheet.tsv", lambda path: True) is None   # exists: kept
+
+
+def test_the_targets_are_read_from_a_snakemake_command_line():
+    from stcore.plan.stamps import command_line_targets
+
+    argv = ["/venv/bin/snakemake", "--directory", "w", "-n", "results/c/qc.json", "all", "--cores", "1"]
+    assert command_line_targets(argv) == ["results/c/qc.json", "all"]
+    assert command_line_targets(["/venv/bin/snakemake", "-n", "--cores", "1"]) == []
+    assert command_line_targets(["/venv/bin/pytest", "results/c/qc.json"]) == []     # no Snakemake command line
+
+
 def test_slides_whose_files_are_missing_are_warned_of(tmp_path):
     from stcore.formats import missing_slide
 

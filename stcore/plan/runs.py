@@ -358,6 +358,32 @@ class Plan:
             return {"runs": self.table_runs(), "compare": self.compare}
         raise ValueError(f"no settings stamp for stage {stage!r}")
 
+    def unknown_target(self, targets, sheet, exists=os.path.exists):
+        """The line that stops a run asked for a file under results/ of a slide or method the plan does
+        not have (``targets``: the command line's, as Snakemake holds them; ``sheet``: the sample
+        sheet's path), where Snakemake said only 'MissingRuleException: No rule to produce ...' (the
+        rules' wildcard constraints match the plan's names only); None where every target is one of
+        the plan's, a rule's name, or a file that exists (kept as it is, as before)."""
+        methods = self.methods + list(self.ensembles)
+        for target in targets:
+            path = str(target)
+            path = os.path.normpath(os.path.relpath(path) if os.path.isabs(path) else path)
+            parts = path.split(os.sep)
+            if parts[0] != "results" or len(parts) < 3 or parts[1] in ("compare", "records", "simulated") \
+                    or exists(path):
+                continue
+            sample = parts[1]
+            if sample not in self.units:
+                have = ", ".join(self.units) or "none"
+                return (f"target {path}: sample '{sample}' is not in the sample sheet '{sheet}' (its samples: "
+                        f"{have}), so no rule makes it. Fix: add a row for '{sample}' to '{sheet}' (or the "
+                        f"sheet this config names), or ask for one of its samples")
+            if len(parts) >= 4 and parts[2] not in methods:
+                return (f"target {path}: method '{parts[2]}' is not in the config (its methods and combinations: "
+                        f"{', '.join(methods)}), so no rule makes it. Fix: add '{parts[2]}' under methods in "
+                        "the config, or ask for one of its methods")
+        return None
+
     def missing_slides(self, missing_slide):
         """A warning line for each slide of the sheet whose files are not there now
         (``missing_slide(path, format)``: the problem and its fix, or None), except those the

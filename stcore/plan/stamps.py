@@ -90,6 +90,21 @@ def report_only(argv) -> bool:
             and "--report-after-run" not in args)
 
 
+def command_line_targets(argv) -> list[str]:
+    """The targets the Snakemake command line ``argv`` asks for (read by Snakemake's own parser: at
+    parse time Snakemake holds them nowhere yet); [] where it names no file under results/ or is no
+    Snakemake command line (the workflow run through Snakemake's API)."""
+    args = [str(a) for a in argv]
+    if not args or "snakemake" not in os.path.basename(os.path.dirname(args[0]) if args[0].endswith(
+            "__main__.py") else args[0]) or not any("results" in a for a in args[1:]):
+        return []
+    try:
+        from snakemake.cli import get_argument_parser
+        return [str(t) for t in get_argument_parser().parse_known_args(args[1:])[0].targets]
+    except (Exception, SystemExit):      # another Snakemake's parser: no check, Snakemake's own line
+        return []
+
+
 def report_before_run(table: str = "results/table.tsv", runs=()) -> str | None:
     """The line that stops ``snakemake --report`` where no run has made the results table yet, or
     where a file of a run the report draws (``runs``: each run's map, results/<sample>/<method>/
