@@ -200,7 +200,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
     try:
         check_counts(adata.X, path, integer=integer, values=values, spots=adata.obs_names, genes=adata.var_names)
-        check_values_match(adata.X, values, path=path, whole=True if integer else None)
+        check_values_match(adata.X, values, path=path, whole=True if integer else None, marked="log1p" in adata.uns)
     except InputError as exc:          # the raw counts kept beside a normalised or scaled X, as Seurat's conversions do
         raise (counts_beside(adata, exc, path=path, file="spatialdata" if str(fmt).lower().endswith("spatialdata")
                              else True) or exc) from None

@@ -46,7 +46,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     checks a slide (:mod:`stcore.validate`, the same messages): the values (NaN, negative, and
     with ``values='counts'`` and ``hvg_flavor='seurat_v3'`` whole numbers, so log-normalised
     values given as counts are refused; values that are not what ``values`` says, by the spots'
-    totals; no spot without counts), ``obsm[spatial_key]`` (present, finite, two columns, or
+    totals or by the transform under which each spot's values are whole multiples of its smallest;
+    no spot without counts), ``obsm[spatial_key]`` (present, finite, two columns, or
     the two named by ``spatial_dims``; of one slide), unique spot and gene ids, a stored knn or
     Delaunay graph built before spots were removed, the ``train`` and ``cluster`` keys (against the config schema
     shipped in ``stcore/schemas/``), ``train['device']``, ``n_clusters``, the clustering and
@@ -248,7 +249,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     shared = warn_shared_positions(adata, coords, spatial_key, said=said if isinstance(said, str) else None)
     x = as_csr(x, what=f"layers['{layer}']" if layer else "X", spots=adata.obs_names, genes=adata.var_names)
     try:
-        check_values(x, values, flavor=hvg_flavor, spots=adata.obs_names, genes=adata.var_names)
+        check_values(x, values, flavor=hvg_flavor, spots=adata.obs_names, genes=adata.var_names,
+                     marked=layer is None and "log1p" in adata.uns)
     except InputError as exc:
         if layer is not None:         # the messages speak of X, the matrix a slide's file holds: here the layer
             fix = exc.fix

@@ -72,15 +72,16 @@ def check_values_kind(values: str, *, path: str | None = None) -> str:
 
 
 def check_values(x, values: str = "counts", *, flavor: str = "seurat_v3", path: str | None = None,
-                 spots=None, genes=None) -> None:
+                 spots=None, genes=None, marked: bool = False) -> None:
     """Raise unless ``x`` (spots x genes, sparse or dense) can be taken as ``values``:
     a known kind (:data:`VALUES`); no NaN, infinite or negative value; whole numbers where
     :func:`needs_integer` says so (log-normalised values given as counts are refused here); and
-    values that are not what ``values`` says by their spots' totals (:func:`check_values_match`)."""
+    values that are not what ``values`` says by their spots' totals (:func:`check_values_match`;
+    ``marked``: scanpy's log1p marked the slide, as there)."""
     check_values_kind(values, path=path)
     integer = needs_integer(values, flavor)
     check_counts(x, path, integer=integer, values=values, spots=spots, genes=genes)
-    check_values_match(x, values, path=path, whole=True if integer else None)
+    check_values_match(x, values, path=path, whole=True if integer else None, marked=marked)
 
 
 def _non_finite(x, spots=None, genes=None) -> tuple[str, str | None]:
@@ -541,15 +542,127 @@ def warn_small_scale(data: np.ndarray, *, path: str | None = None, sample: int =
     return line
 
 
-def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None) -> None:
+#: How count-derived values are undone, to tell what they are without one total: values normalised
+#: by a size factor per spot (scran's and scater's logNormCounts, DESeq2's factors, scanpy's
+#: normalize_total, with exclude_highly_expressed or not) are a spot's whole counts times one unit (1
+#: over its factor), so under the right inverse a spot's values are whole multiples of its smallest (a
+#: count of 1, which nearly every spot of counts holds), and under a wrong one they are not: the name
+#: of what they are, the inverse (``scale``: expm1 of the values times it; None: the values as they
+#: are) and the ``values`` they are read right as (log2 and log10 ones: none, the fix multiplies them).
+VALUE_INVERSES = (
+    ("normalised values, not logged", "each spot's values", None, "normalized"),
+    ("log-normalised values (the natural log, log1p)", "expm1 of each spot's values", 1.0, "log_normalized"),
+    ("log2(1 + x) values", "2^X - 1 of each spot's values", OTHER_LOG_BASES[2], None),
+    ("log10(1 + x) values", "10^X - 1 of each spot's values", OTHER_LOG_BASES[10], None),
+)
+
+#: Spots drawn for the test of :func:`_unit_multiples`, and the fewest that must hold enough values.
+UNIT_SPOTS, UNIT_MIN_SPOTS = 400, 20
+#: Share of those spots from which an inverse fits; below :data:`UNIT_MISFIT` the declared one does not.
+#: On the five shared slides of counts normalised to size factors of mean 1, to 10,000, to the median
+#: total or to a million, each logged in base e or 2 or not, the right inverse fits 99-100% of the spots
+#: drawn and a wrong one 1% at most; normalised to 1 a spot, the unit is tiny and log1p nearly linear,
+#: so several fit (up to 100%) and nothing is told; the MERFISH file's values fit none.
+UNIT_FIT, UNIT_MISFIT = 0.75, 0.25
+
+
+def _unit_multiples(x, sample: int = UNIT_SPOTS, largest: float = 64.0) -> tuple[dict, int] | None:
+    """For each of :data:`VALUE_INVERSES`, the share of the spots drawn (up to ``sample``, evenly
+    spaced, among those holding five distinct values or more) whose values under that inverse are
+    whole multiples of the spot's smallest: the distinct values up to ``largest`` times it, each
+    within 0.02 of a whole multiple at the median (float32 rounding leaves 1e-4).  None where fewer
+    than :data:`UNIT_MIN_SPOTS` spots hold enough values.  Only the rows drawn are read."""
+    import scipy.sparse as sp
+
+    if sp.issparse(x):
+        stored = np.diff(x.indptr) if x.format == "csr" else np.asarray((x != 0).sum(axis=1)).ravel()
+    else:
+        stored = np.count_nonzero(np.asarray(x), axis=1)
+    rows = np.flatnonzero(stored >= 5)
+    if rows.size < UNIT_MIN_SPOTS:
+        return None
+    rows = rows[:: max(1, rows.size // sample)]
+    block = x[rows]
+    block = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
+    fits = {name: 0 for name, *_ in VALUE_INVERSES}
+    spots = 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for i in range(len(rows)):
+            row = block.data[block.indptr[i]:block.indptr[i + 1]] if sp.issparse(block) else block[i]
+            levels = np.unique(np.asarray(row, dtype=np.float64))
+            levels = levels[levels > 0]
+            if levels.size < 5:
+                continue
+            spots += 1
+            for name, _, scale, _ in VALUE_INVERSES:
+                back = levels if scale is None else np.expm1(levels * scale)
+                ratios = back[1:] / back[0]
+                ratios = ratios[ratios <= largest]
+                fits[name] += ratios.size >= 3 and float(np.median(np.abs(ratios - np.rint(ratios)))) < 0.02
+    if spots < UNIT_MIN_SPOTS:
+        return None
+    return {name: n / spots for name, n in fits.items()}, spots
+
+
+def _refuse_misread_transform(x, values: str, path: str | None, *, marked: bool = False) -> None:
+    """Refuse values whose transform is plainly another than ``values`` says, told without one total
+    (:func:`_unit_multiples`): one inverse fits the spots, and the one ``values`` reads them with does
+    not.  Normalised values given as counts are left alone: normalize_total gives the counts' values
+    of them; log1p values of a slide that scanpy's log1p ``marked`` are :func:`check_logged_mark`'s."""
+    found = _unit_multiples(x)
+    if found is None:
+        return
+    shares, spots = found
+    fitting = [inverse for inverse in VALUE_INVERSES if shares[inverse[0]] >= UNIT_FIT]
+    if len(fitting) != 1:
+        return
+    what, shown, scale, right = fitting[0]
+    declared = next((name for name, *_, read in VALUE_INVERSES if read == values), None)
+    if right == values or (declared is not None and shares[declared] >= UNIT_MISFIT) or (
+            values == "counts" and scale is None) or (marked and right == "log_normalized"):
+        return
+    seen = (f"in {shares[what]:.0%} of {spots} spots drawn {shown} are whole multiples of its smallest, as counts "
+            "divided by a size factor are")
+    if declared is not None:
+        read = next(told for name, told, *_ in VALUE_INVERSES if name == declared)
+        seen += f" ({read}, as values {values} reads them: in {shares[declared]:.0%})"
+    if values == "log_normalized":
+        after = ("they would be taken as already logged" if scale is None else
+                 f"each would be taken as {1 / scale:.3g} times its natural log")
+    elif values == "normalized":
+        after = "they would be logged (log1p) again"
+    else:
+        after = "they would be normalised and logged again"
+    sheet = "(the sample sheet's values column; in stcore.tl.domains values='{0}')"
+    if scale is None:
+        fix = f"set values to normalized {sheet.format('normalized')}, or store their log1p in X (scanpy's log1p)"
+    elif right is not None:
+        fix = f"set values to log_normalized {sheet.format('log_normalized')}"
+    else:
+        base = 2 if scale == OTHER_LOG_BASES[2] else 10
+        fix = (f"store the natural log: adata.X = adata.X * np.log({base}) (log1p of the same normalised values), and "
+               + ("keep values log_normalized" if values == "log_normalized" else
+                  f"set values to log_normalized {sheet.format('log_normalized')}"))
+    if scale == OTHER_LOG_BASES[2]:
+        what += (", as scran's and scater's logNormCounts leave them (log2(counts / size factor + 1): a "
+                 "SingleCellExperiment's logcounts, as zellkonverter converts it)")
+    told = ", the natural log (log1p) of normalised values" if values == "log_normalized" and scale is not None else ""
+    raise InputError(f"X holds {what}: {seen}, but values is {values}{told}: {after}", path=path, fix=fix)
+
+
+def check_values_match(x, values: str, *, path: str | None = None, whole: bool | None = None,
+                       marked: bool = False) -> None:
     """Raise where ``x`` is plainly not what ``values`` says, so a matrix is never transformed
     twice: normalised or log-normalised values (every spot one total, :data:`ONE_TOTAL_CV`) given
     as ``counts``, log-normalised ones as ``normalized``, whole numbers (raw counts) as
     ``normalized`` or ``log_normalized``, and raw counts logged or square-rooted without a
     normalisation per spot (:data:`COUNT_TRANSFORMS`) as any of them.  Values without one total (a
-    gene subset, or other normalisations) are taken as said.  ``whole``: whether the values are
-    whole numbers, where the caller already checked (:func:`check_counts` with ``integer``); else
-    found here."""
+    gene subset, or normalised by size factors) are told by the inverse under which each spot's
+    values are whole multiples of one unit (:func:`_refuse_misread_transform`): logged in another
+    base, logged or not other than said; where no one inverse fits, taken as said.  ``whole``:
+    whether the values are whole numbers, where the caller already checked (:func:`check_counts`
+    with ``integer``); else found here.  ``marked``: scanpy's log1p marked the slide (``uns['log1p']``), whose log-normalised
+    values given otherwise :func:`check_logged_mark` names (called next)."""
     data = x.data if hasattr(x, "indptr") else np.asarray(x)
     if data.size == 0:
         return
@@ -608,6 +721,7 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                                      "natural log (log1p) of normalised values", path=path,
                                      fix=f"store the natural log: adata.X = adata.X * np.log({base}) (log1p of the "
                                          "same normalised values), and keep values log_normalized")
+        _refuse_misread_transform(x, values, path, marked=marked)
         return
     if whole:
         if values == "counts":
@@ -652,6 +766,7 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                          "values is counts: they would be normalised again", path=path,
                          fix="set values to normalized (the sample sheet's values column; in stcore.tl.domains "
                              "values='normalized'), or store raw counts in X")
+    _refuse_misread_transform(x, values, path, marked=marked)
     if values == "normalized":
         warn_small_scale(data, path=path)
 

@@ -52,6 +52,17 @@ def with_pseudocount(x: np.ndarray) -> None:
     x += 1
 
 
+def by_size_factors(log: str | None = None):
+    """A change for :func:`set_x`: each spot's counts divided by a size factor of mean 1 that is not its
+    total (scran's deconvolution factors, or the totals of all genes where X holds some), so the spots
+    sum to no one total; then log1p (``log`` 'e'), log2(1 + x) ('2': scater's logNormCounts), or none."""
+    def change(x: np.ndarray) -> None:
+        factors = np.random.default_rng(1).lognormal(0, 0.4, x.shape[0])
+        y = x / (factors / factors.mean())[:, None]
+        x[:] = {None: y, "e": np.log1p(y), "2": np.log2(1 + y)}[log]
+    return change
+
+
 def set_coordinates(fn):
     """``obsm['spatial']`` becomes ``fn`` of the coordinates (as floats)."""
     def change(a):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from slides import (duplicate_spot, leftovers, no_coordinates, outputs, set_coordinates, set_x, snakemake,
-                    tiny_slide, with_pseudocount, workdir, write, write_visium)
+from slides import (by_size_factors, duplicate_spot, leftovers, no_coordinates, outputs, set_coordinates, set_x,
+                    snakemake, tiny_slide, with_pseudocount, workdir, write, write_visium)
 from stcore.errors import InputError
 from stcore.hvg import HVGParams, run_hvg, select_hvg
 from stcore.io import read_slide
@@ -298,6 +298,18 @@ CATALOGUE = {
         {"values": "log_normalized", "hvg_flavor": "seurat"},
         r"X holds normalised values \(every spot sums to one total, as after normalize_total\), but values is "
         r"log_normalized: they would be taken as already logged\. Fix: set values to normalized"),
+    # values normalised by size factors (scran/scater's logNormCounts: no one total a spot) read as another
+    # transform: log2 values as log1p ones (1.44 times too large), log1p ones as normalised (logged again)
+    "log2_of_size_factor_values": (
+        _h5ad(set_x(by_size_factors("2"))), {"values": "log_normalized", "hvg_flavor": "seurat"},
+        r"X holds log2\(1 \+ x\) values, as scran's and scater's logNormCounts leave them .*: in \d+% of 64 spots "
+        r"drawn 2\^X - 1 of each spot's values are whole multiples of its smallest.*each would be taken as 1\.44 times "
+        r"its natural log\. Fix: store the natural log: adata\.X = adata\.X \* np\.log\(2\)"),
+    "log_normalised_size_factor_values_as_normalized": (
+        _h5ad(set_x(by_size_factors("e"))), {"values": "normalized", "hvg_flavor": "seurat"},
+        r"X holds log-normalised values \(the natural log, log1p\): .*expm1 of each spot's values are whole multiples "
+        r"of its smallest.*but values is normalized: they would be logged \(log1p\) again\. Fix: set values to "
+        r"log_normalized"),
     "log2_of_counts": (_h5ad(lambda a: setattr(a, "X", sp.csr_matrix(np.log2(1 + a.X.toarray())))),
                        {"values": "log_normalized", "hvg_flavor": "seurat"},
                        r"X holds log2\(1 \+ x\) values \(2\^X - 1 of every value is a whole number\): raw counts "

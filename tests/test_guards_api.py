@@ -13,7 +13,8 @@ import pytest
 import scipy.sparse as sp
 
 import stcore
-from slides import duplicate_spot, no_coordinates, set_coordinates, set_x, tiny_slide, with_pseudocount, write
+from slides import (by_size_factors, duplicate_spot, no_coordinates, set_coordinates, set_x, tiny_slide,
+                    with_pseudocount, write)
 from stcore.errors import InputError
 from stcore.export import domains_adata
 from stcore.graph import spatial_adjacency
@@ -235,6 +236,51 @@ def test_normalised_values_are_never_transformed_twice(no_work, tmp_path):
     with pytest.raises(InputError, match=r"logged\.h5ad': X holds log-normalised values.*values is normalized"):
         prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, values="normalized")
     prepare_slide(str(path), "h5ad", QCParams(), truth="domain", n_clusters=2, values="log_normalized")
+
+
+def _size_factor_normalised(adata: ad.AnnData, *, log=None) -> ad.AnnData:
+    """X as scran's and scater's logNormCounts leave it (:func:`slides.by_size_factors`)."""
+    set_x(by_size_factors(log))(adata)
+    return adata
+
+
+def test_values_normalised_by_size_factors_are_read_as_what_they_are(no_work, tmp_path):
+    """Values normalised by size factors (scran/scater's logNormCounts, DESeq2's factors, scanpy's
+    normalize_total with exclude_highly_expressed) sum to no one total, so the totals could not tell
+    them: log2 values (a SingleCellExperiment's logcounts) given as log_normalized were taken as natural logs,
+    1.44 times too large, and natural-log values given as normalized were logged again, without a
+    word.  Under the right inverse each spot's values are whole multiples of its smallest."""
+    log2 = _size_factor_normalised(_slide(), log="2")
+    fix_log2 = r"Fix: store the natural log: adata\.X = adata\.X \* np\.log\(2\)"
+    with pytest.raises(InputError, match=r"^X holds log2\(1 \+ x\) values, as scran's and scater's logNormCounts "
+                                         r"leave them .*: in \d+% of 64 spots drawn 2\^X - 1 of each spot's values "
+                                         r"are whole multiples of its smallest.*, but values is log_normalized, the "
+                                         r"natural log \(log1p\) of normalised values: each would be taken as 1\.44 "
+                                         r"times its natural log\. " + fix_log2 + r".*keep values log_normalized$"):
+        stcore.tl.domains(log2, n_clusters=2, values="log_normalized", **FAST)
+    with pytest.raises(InputError, match=r"^X holds log2\(1 \+ x\) values.*but values is normalized: they would be "
+                                         r"logged \(log1p\) again\. " + fix_log2 + r".*set values to log_normalized"):
+        stcore.tl.domains(log2, n_clusters=2, values="normalized", **FAST)
+    logged = _size_factor_normalised(_slide(), log="e")
+    said = r"^X holds log-normalised values \(the natural log, log1p\): .*expm1 of each spot's values are whole "
+    with pytest.raises(InputError, match=said + r".*but values is normalized: they would be logged \(log1p\) again\. "
+                                               r"Fix: set values to log_normalized"):
+        stcore.tl.domains(logged, n_clusters=2, values="normalized", **FAST)
+    with pytest.raises(InputError, match=said + r".*but values is counts: they would be normalised and logged again"):
+        stcore.tl.domains(logged, n_clusters=2, hvg_flavor="seurat", **FAST)
+    plain = _size_factor_normalised(_slide())
+    plain.X = plain.X / 10                                    # below LOG_NORMALIZED_MAX's 50: not told by its size
+    with pytest.raises(InputError, match=r"^X holds normalised values, not logged: .*but values is log_normalized: "
+                                         r"they would be taken as already logged\. Fix: set values to normalized"):
+        stcore.tl.domains(plain, n_clusters=2, values="log_normalized", **FAST)
+    annotated = _size_factor_normalised(tiny_slide(), log="2")
+    with pytest.raises(InputError, match=r"s\.h5ad': X holds log2\(1 \+ x\) values"):
+        prepare_slide(str(write(annotated, tmp_path / "s.h5ad")), "h5ad", QCParams(), values="log_normalized")
+    annotated.X = annotated.X * np.log(2)                     # the fix: the natural log of the same values
+    prepare_slide(str(write(annotated, tmp_path / "s.h5ad")), "h5ad", QCParams(), values="log_normalized")
+    for log, values in ((None, "normalized"), ("e", "log_normalized")):
+        prepare_slide(str(write(_size_factor_normalised(tiny_slide(), log=log), tmp_path / "r.h5ad")), "h5ad",
+                      QCParams(), values=values)
 
 
 def test_raw_counts_kept_beside_a_normalised_x_are_named(no_work):
