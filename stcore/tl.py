@@ -253,7 +253,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
                      marked=layer is None and "log1p" in adata.uns)
     except InputError as exc:
         if layer is not None:         # the messages speak of X, the matrix a slide's file holds: here the layer
-            fix = exc.fix
+            fix = exc.fix.replace("adata.X", f"adata.layers['{layer}']") if exc.fix else exc.fix   # its code, too
             if "non-integer values" in exc.problem:
                 fix = (f"pass the layer of raw counts (kept by adata.layers['counts'] = adata.X.copy() before "
                        "normalize_total and log1p), or layer=None to read X; or say what the layer holds: "

@@ -344,6 +344,26 @@ def test_log_normalised_values_kept_in_raw_beside_a_scaled_x_are_named(no_work):
         stcore.tl.domains(scaled.raw.to_adata(), n_clusters=2, values="log_normalized", **FAST)
 
 
+def test_the_fix_for_a_layers_values_changes_the_layer(no_work):
+    """A SingleCellExperiment converted by zellkonverter keeps scran's log2 logcounts in a layer, passed
+    as layer='logcounts' with values='log_normalized': the refusal's fix changed X (adata.X = adata.X *
+    np.log(2)), the counts, not the layer read; it now changes the layer."""
+    for values in (by_size_factors("2"), lambda x: x.__setitem__(slice(None), np.log2(1 + x / x.sum(1, keepdims=True)
+                                                                                     * 1e4))):
+        adata = _slide()
+        logged = adata.copy()
+        set_x(values)(logged)
+        adata.layers["logcounts"] = logged.X
+        with pytest.raises(InputError, match=r"^layers\['logcounts'\] \(the layer passed, read in place of X\): X holds "
+                                             r"log2\(1 \+ x\) values.*Fix: store the natural log: "
+                                             r"adata\.layers\['logcounts'\] = adata\.layers\['logcounts'\] \* "
+                                             r"np\.log\(2\) "):
+            stcore.tl.domains(adata, n_clusters=2, layer="logcounts", values="log_normalized", **FAST)
+        adata.layers["logcounts"] = adata.layers["logcounts"] * np.log(2)          # the fix, followed: taken
+        with pytest.raises(AssertionError, match="after the work had started"):
+            stcore.tl.domains(adata, n_clusters=2, layer="logcounts", values="log_normalized", **FAST)
+
+
 def test_a_layer_that_holds_no_counts_is_named(no_work):
     """layers['counts'] set after normalize_total and log1p (so it holds the log values) and passed as
     layer='counts': the refusal spoke of X only ('store raw integer counts in X; or say what X
