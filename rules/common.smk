@@ -105,6 +105,8 @@ if workflow.is_main_process:
             print(_line, file=sys.stderr)
     for _line in PLAN.two_labeling_votes():      # a vote of two labelings gives one of them unchanged
         print(_line, file=sys.stderr)
+    for _line in PLAN.ensemble_gaps():           # slides or seeds a combination leaves out
+        print(_line, file=sys.stderr)
     # GPUs given to train (profiles/slurm-gpu's set-resources) while it trains on the CPU: said once
     _idle = PLAN.idle_gpu(_res.given(workflow.resource_settings.overwrite_resources, "train", "gpu"))
     if _idle:

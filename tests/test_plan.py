@@ -1541,6 +1541,36 @@ def test_a_vote_of_two_labelings_is_named_as_one_of_them_unchanged():
     assert _plan(_config(**two) | {"consensus": False}).two_labeling_votes() == []
 
 
+def test_slides_and_seeds_a_combination_leaves_out_are_named_when_the_run_starts():
+    """A combination runs on the slides and seeds all its methods run: a slide one member leaves out
+    (its samples:, as CellCharter's refusal of spots on a line suggests) got no answer of the
+    combination, no row and no folder, and a seed one member lacks left the combination at fewer
+    seeds (at one: no consensus, the slide's one answer), without a word.  Said when the run
+    starts, naming the slides or seeds, the member and the fix; members that share all: nothing."""
+    rec = {"g": {"model": "graphst"}, "b": {"model": "banksy"}, "c": {"model": "cellcharter", "samples": ["s1"]}}
+    config = _config(**rec) | {"seeds": [0, 1, 2], "ensembles": {"rec": {"methods": ["g", "b", "c"]}}}
+    plan = _plan(config)
+    assert plan.ensemble_samples("rec") == ["s1"]
+    lines = plan.ensemble_gaps()
+    assert lines == [
+        "warning: ensemble 'rec' runs on the slides all its methods run, so slides s2, s3 (not among the samples: "
+        "of method c) have no answer of 'rec' (no results/<sample>/rec/, no row in results/table.tsv). "
+        "Fix: run each of its methods on those slides (leave their samples: out for every slide), or leave "
+        "the slides out of the sample sheet"]
+    config["methods"]["c"] = {"model": "cellcharter", "seeds": [0]}
+    lines = _plan(config).ensemble_gaps()
+    assert lines == [
+        "warning: ensemble 'rec' votes at the seeds all its methods run, so seeds 1, 2 (not among the seeds: "
+        "of method c) are left out: it runs at seed 0 alone, and no results/<sample>/rec/consensus/ (the "
+        "slide's one answer, a vote over two seeds or more) is made. Fix: give its methods the same seeds "
+        "(leave their seeds: out for the config's seeds)"]
+    assert _plan(_config(**rec) | {"seeds": [0, 1, 2], "ensembles": {"rec": {"methods": ["g", "b"]}}}
+                 ).ensemble_gaps() == []
+    assert _plan(config | {"ensembles": {}}).ensemble_gaps() == []
+    shared = _config(**rec) | {"ensembles": {"gb": {"methods": ["g", "b"]}}}
+    assert _plan(shared, s1="grp", s2="grp").ensemble_gaps() == []     # a group: the peers never run on it
+
+
 def test_the_first_page_shows_no_vote_the_config_turned_off():
     """With ``consensus: false`` a combination's seeds are not combined: its vote over every member at every
     seed has no row in the results table, yet it was made for the report's first page alone and shown as the

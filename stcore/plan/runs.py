@@ -892,6 +892,42 @@ class Plan:
                              f"methods run). Fix: {facts.install}, or leave the method out of the config's methods")
         return lines
 
+    def ensemble_gaps(self):
+        """A warning line for each combination that leaves out a slide of the sheet, or a seed, that
+        one of its methods runs but another does not (their ``samples:`` or ``seeds:``): it runs on
+        the slides and at the seeds they all share, so such a slide has no answer of it, and at one
+        seed left there is no vote over its seeds (the slide's one answer).  Groups are not named:
+        the peers never run on them."""
+        lines = []
+        for name, members in self.ensembles.items():
+            shared = set(self.ensemble_samples(name))
+            left = [s for s in self.samples if s not in shared and any(s in self.samples_of(m) for m in members)]
+            if left:
+                lacking = [m for m in members if any(s not in self.samples_of(m) for s in left)]
+                more = f" and {len(left) - SHOWN} more" if len(left) > SHOWN else ""
+                lines.append(
+                    f"warning: ensemble '{name}' runs on the slides all its methods run, so slide"
+                    f"{'s' if len(left) > 1 else ''} {', '.join(left[:SHOWN])}{more} (not among the samples: of "
+                    f"method{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}) "
+                    f"{'have' if len(left) > 1 else 'has'} no answer of '{name}' (no results/<sample>/{name}/, no "
+                    f"row in results/table.tsv). Fix: run each of its methods on those slides (leave their samples: "
+                    f"out for every slide), or leave the slides out of the sample sheet")
+            seeds = self.ensemble_seeds(name)
+            every = list(dict.fromkeys(s for m in members for s in self.seeds_of(m)))
+            out = [s for s in every if s not in seeds]
+            if out:
+                lacking = [m for m in members if any(s not in self.seeds_of(m) for s in out)]
+                at = (f"it runs at seed {seeds[0]} alone, and no results/<sample>/{name}/consensus/ (the slide's one "
+                      "answer, a vote over two seeds or more) is made" if len(seeds) == 1 and self.config["consensus"]
+                      else f"it runs at seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+                lines.append(
+                    f"warning: ensemble '{name}' votes at the seeds all its methods run, so seed"
+                    f"{'s' if len(out) > 1 else ''} {', '.join(map(str, out))} (not among the seeds: of "
+                    f"method{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}) "
+                    f"{'are' if len(out) > 1 else 'is'} left out: {at}. Fix: give its methods the same seeds "
+                    "(leave their seeds: out for the config's seeds)")
+        return lines
+
     def two_labeling_votes(self):
         """A warning line for each vote the config asks for over exactly two labelings, which gives
         one of them unchanged (:func:`stcore.consensus.two_labelings`): a combination of two methods
