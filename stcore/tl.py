@@ -223,6 +223,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     for m in methods:
         check_clustering(m, cluster, n_clusters)
+    # what each method's training reads: a peer's train['peer'] (given to every peer of the call) is checked
+    # against the keys it takes now, not by its fit after the other methods trained
+    read = {m: recorded_train(m, _with_defaults("train", train)) for m in methods}
     if "device" in train:
         resolve_device(train["device"])          # a device this machine lacks is refused before any work
     if not copy:
@@ -385,8 +388,6 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .plan.runs import cluster_settings_read      # the clustering's settings it reads, as the workflow records them
     from .provenance import data_digest
 
-    trained = _with_defaults("train", train)
-    read = {m: recorded_train(m, trained) for m in methods}          # what each method's training read
     info = {"method": "+".join(methods), "seed": seeds[0], "train": read[methods[0]] if len(methods) == 1 else read,
             "cluster": used_pcs(cluster_settings_read(_with_defaults("cluster", cluster), n_clusters),
                                 pcs[methods[0]] if len(methods) == 1 else pcs),

@@ -3,6 +3,7 @@ refuses, with the same message, before any work; and it never writes over a colu
 write."""
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -1392,6 +1393,25 @@ def test_bad_settings_are_refused_before_any_training(kwargs, message, no_work):
     settings = dict(FAST, n_clusters=2) | kwargs
     with pytest.raises(InputError, match=message):
         stcore.tl.domains(_slide(), **settings)
+
+
+@pytest.mark.parametrize("method, peer, message", [
+    # the recommended answer's methods with BANKSY's n_top_genes (its memory refusal's fix): CellCharter takes
+    # no such key (was: refused by CellCharter's fit, after graphst and BANKSY had trained)
+    (["graphst", "banksy", "cellcharter"], {"n_top_genes": 500},
+     r"^method 'cellcharter': unknown train\.peer setting\(s\) \['n_top_genes'\]\. Fix: use only \["),
+    ("banksy", {"lamda": 0.2}, r"^method 'banksy': unknown train\.peer setting\(s\) \['lamda'\]\. "
+                               r"Fix: write lambda for lamda"),
+])
+def test_a_peer_setting_a_method_does_not_take_is_refused_before_any_training(method, peer, message, no_work):
+    """train['peer'] goes to every peer of the call; a key one of them does not take is refused before any
+    method trains, as the other settings are, not by that method's fit after the others' training."""
+    for m in [method] if isinstance(method, str) else method:
+        if m != "graphst" and importlib.util.find_spec(m) is None:
+            pytest.skip(f"method {m!r} needs its extra")
+    with pytest.raises(InputError, match=message):
+        stcore.tl.domains(_slide(), **(FAST | {"n_clusters": 2, "method": method,
+                                               "train": dict(FAST.get("train") or {}, peer=peer)}))
 
 
 def test_whole_numbers_written_as_floats_are_read_as_integers():
