@@ -300,6 +300,18 @@ def choose_n_clusters(features: np.ndarray, params: ClusterParams) -> tuple[int,
         log.info("n_clusters auto: BIC of the EEE mixture by G: %s; chosen G = %d",
                  ", ".join(f"{g}: {b:.1f}" for g, b in sorted(score.items())), best)
     gs = sorted(score)
+    if best == gs[-1] and len(gs) > 1:
+        # no peak inside the range: more domains than it reaches, or features whose clusterings no rerun repeats
+        top = int(params.auto_range[1])
+        tried = (f"the largest number of cluster.auto_range {list(params.auto_range)}" if best == top else
+                 f"the largest number that {n} spots allow of cluster.auto_range {list(params.auto_range)}")
+        what = f"stability ({params.auto_measure})" if stability else "BIC"
+        number = "(the sample sheet's column; tl.domains: n_clusters=)"
+        log.warning("n_clusters auto chose %d, %s: its %s is highest there (%.3f; %.3f at %d), so the slide may hold "
+                    "more domains than the range reaches, or none that the runs find again. Fix: %s", best, tried,
+                    what, score[best], score[gs[-2]], gs[-2],
+                    f"widen cluster.auto_range (e.g. [2, {max(30, 2 * top)}]) to see where its score peaks, or give "
+                    f"n_clusters as a number {number}" if best == top else f"give n_clusters as a number {number}")
     return best, record | {"chosen": int(best), "n_clusters": gs, "score": [float(score[g]) for g in gs]}
 
 

@@ -189,6 +189,41 @@ def test_auto_stability_records_its_curve_and_clusters_as_if_given(caplog):
     assert bic["by"] == "bic" and bic["chosen"] == 4 and bic["n_clusters"] == [2, 3, 4, 5, 6]
 
 
+def test_auto_that_chooses_the_top_of_its_range_says_so(caplog):
+    """n_clusters 'auto' whose score is highest at the largest number of cluster.auto_range has found no
+    peak: the features may hold more domains than the range reaches (four blobs, a range of [2, 3]), or
+    none that a rerun finds again (the recommended answer on a 196-spot slide of 3 domains at 20 epochs:
+    4 of its 9 runs chose 15, stability at most 0.16, and the answer had 12 domains, ARI 0.40 against
+    0.73 with the number given).  It was taken without a word; now a warning names the number, the range
+    and the fix.  A number inside the range: nothing."""
+    x, _ = _blobs(n=300, k=4, seed=4)
+    xy = np.zeros((len(x), 2))
+    with caplog.at_level("WARNING", logger="stcore.cluster"):
+        labels = run_cluster(x, xy, "auto", ClusterParams(auto_range=(2, 3), auto_repeats=3, seed=2))
+    assert len(np.unique(labels)) == 3
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].startswith(
+        "n_clusters auto chose 3, the largest number of cluster.auto_range [2, 3]: its stability (ari) is highest "
+        "there (0.620; 0.264 at 2), so the slide may hold more domains than the range reaches, or none that the "
+        "runs find again"), said
+    assert said[0].endswith("Fix: widen cluster.auto_range (e.g. [2, 30]) to see where its score peaks, or give "
+                            "n_clusters as a number (the sample sheet's column; tl.domains: n_clusters=)")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore.cluster"):
+        run_cluster(x, xy, "auto", ClusterParams(auto_range=(2, 8), auto_repeats=3, seed=2))
+        run_cluster(x, xy, "auto", ClusterParams(auto="bic", auto_range=(2, 6)))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    # the top that the spots allow, below the range's (stability draws half the spots): named as such
+    few, _ = _blobs(n=28, k=14, seed=4)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="stcore.cluster"):
+        run_cluster(few, xy[:28], "auto", ClusterParams(auto_range=(2, 15), auto_repeats=3, seed=2))
+    capped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("n_clusters auto")]
+    assert len(capped) == 1 and capped[0].startswith(
+        "n_clusters auto chose 11, the largest number that 28 spots allow of cluster.auto_range [2, 15]")
+    assert capped[0].endswith("Fix: give n_clusters as a number (the sample sheet's column; tl.domains: n_clusters=)")
+
+
 def test_auto_settings_are_in_the_schema_with_defaults_and_are_checked():
     from dataclasses import fields
 
