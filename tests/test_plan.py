@@ -1567,6 +1567,13 @@ def test_slides_and_seeds_a_combination_leaves_out_are_named_when_the_run_starts
     assert _plan(_config(**rec) | {"seeds": [0, 1, 2], "ensembles": {"rec": {"methods": ["g", "b"]}}}
                  ).ensemble_gaps() == []
     assert _plan(config | {"ensembles": {}}).ensemble_gaps() == []
+    # the config's one seed (seeds=[0], to save time): where the answer is, as the README names consensus/
+    one = _config(g={"model": "graphst"}, b={"model": "banksy"}, c={"model": "cellcharter"}) | {
+        "seeds": [0], "ensembles": {"rec": {"methods": ["g", "b", "c"]}}}
+    assert _plan(one).ensemble_gaps() == [
+        "note: ensemble 'rec' runs at one seed (0), so each slide's answer is results/<sample>/rec/seed0/domains.h5ad; "
+        "results/<sample>/rec/consensus/ (one vote over every member at every seed) is made with two seeds or more "
+        "(seeds: [0, 1, 2])"]
     shared = _config(**rec) | {"ensembles": {"gb": {"methods": ["g", "b"]}}}
     assert _plan(shared, s1="grp", s2="grp").ensemble_gaps() == []     # a group: the peers never run on it
 

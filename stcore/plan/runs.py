@@ -897,7 +897,8 @@ class Plan:
         one of its methods runs but another does not (their ``samples:`` or ``seeds:``): it runs on
         the slides and at the seeds they all share, so such a slide has no answer of it, and at one
         seed left there is no vote over its seeds (the slide's one answer).  Groups are not named:
-        the peers never run on them."""
+        the peers never run on them.  A combination at the config's one seed: a note of where each
+        slide's answer is (``seed<seed>/``; no ``consensus/``, where the README names it)."""
         lines = []
         for name, members in self.ensembles.items():
             shared = set(self.ensemble_samples(name))
@@ -926,6 +927,12 @@ class Plan:
                     f"method{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}) "
                     f"{'are' if len(out) > 1 else 'is'} left out: {at}. Fix: give its methods the same seeds "
                     "(leave their seeds: out for the config's seeds)")
+            elif len(seeds) == 1:
+                # one seed: no consensus/ folder, where the README names the answer
+                lines.append(f"note: ensemble '{name}' runs at one seed ({seeds[0]}), so each slide's answer is "
+                             f"results/<sample>/{name}/seed{seeds[0]}/domains.h5ad; results/<sample>/{name}/consensus/ "
+                             "(one vote over every member at every seed) is made with two seeds or more "
+                             "(seeds: [0, 1, 2])")
         return lines
 
     def two_labeling_votes(self):
