@@ -370,7 +370,8 @@ def fit_spagcn(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
     if counts is not None and n_genes <= 50:
         raise InputError(f"method 'spagcn': its resolution search (SpaGCN.search_res) takes 50 principal "
                          f"components, so it needs more than 50 genes; this slide has {n_genes}",
-                         fix="leave spagcn out for this slide (the method's samples: in the config)")
+                         fix="leave spagcn out for this slide (the method's samples: in the config; in tl.domains, a "
+                             "method= without it)")
     with threadpool_limits(limits=1):
         return _spagcn(s, k, coords, params, seed, counts)
 
@@ -438,7 +439,7 @@ def _check_not_on_a_line(coords) -> None:
                      "so its Delaunay graph (a triangulation of the positions) cannot be made",
                      fix="check that obsm['spatial'] holds both coordinates of every spot (a column lost or copied in a "
                          "conversion puts the spots on a line), or leave cellcharter out for this slide (the method's "
-                         "samples: in the config)")
+                         "samples: in the config; in tl.domains, a method= without it)")
 
 
 def _spots_left_alone(conn, xy) -> str | None:
@@ -552,7 +553,7 @@ def _check_banksy_memory(n_spots: int, n_genes: int, max_m: int) -> None:
                          f"{free / 1024:.1f} GB of memory are free here",
                          fix="run it where more is free (a cluster job asks for it: stcore/plan/resources.py), "
                              "lower train.peer.n_top_genes for banksy, or leave banksy out for this slide (its "
-                             "samples: in the config)")
+                             "samples: in the config; in tl.domains, a method= without it)")
 
 
 def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):

@@ -321,7 +321,8 @@ def test_cellcharter_on_spots_along_one_line_is_one_message(line):
     """Positions that all lie on one straight line (a transect; a second coordinate lost, or a copy
     of the first, in a conversion) have no Delaunay triangulation: the fit stopped with Qhull's
     'QH6154 Qhull precision error: Initial simplex is flat'; it is now one line naming the method,
-    the cause and the fix."""
+    the cause and the fix (the workflow's, and in a notebook's tl.domains, where no config names the
+    method's slides: its fix named only the config's samples:)."""
     _need("cellcharter")
     from slides import tiny_slide
     from stcore.errors import InputError
@@ -331,7 +332,9 @@ def test_cellcharter_on_spots_along_one_line_is_one_message(line):
     x = np.arange(slide.n_obs) * 100.0
     xy = np.column_stack([x, np.zeros_like(x) if line == "x_only" else x])
     with pytest.raises(InputError, match=r"method 'cellcharter': the spots' 64 distinct positions lie on one "
-                                         r"straight line.*Fix: check that obsm\['spatial'\] holds both coordinates"):
+                                         r"straight line.*Fix: check that obsm\['spatial'\] holds both coordinates"
+                                         r".*or leave cellcharter out for this slide \(the method's samples: in the "
+                                         r"config; in tl\.domains, a method= without it\)$"):
         fit("cellcharter", None, None, xy, {}, 0, counts=slide.X.tocsr())
 
 
