@@ -140,6 +140,20 @@ def test_names_that_become_paths():
             check_names("method" if bad == ["a.b"] else "sample id", bad, "here")
 
 
+def test_a_sample_or_group_named_as_a_folder_of_the_run_is_refused(tmp_path):
+    """A slide or group named 'records' (or 'compare', 'simulated') wrote its qc and runs into the run's
+    own folders (results/records/qc.h5ad beside the stamps) without a word."""
+    with pytest.raises(PlanError, match=r"sample sheet '.*': sample id 'Records' would write its results into "
+                                        r"results/records/, the folder of the run's stamps and records\. Fix: rename "
+                                        r"it \(e\.g\. 'Records_1'\)"):
+        read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\ns1\ta.h5ad\th5ad\t7\n"
+                                    b"Records\tb.h5ad\th5ad\t7\n"))
+    with pytest.raises(PlanError, match=r"group 'compare' would write its results into results/compare/, the folder "
+                                        r"of the run's comparison tables and figures"):
+        slides_and_groups(_rows(s1="compare", s2="compare"), "sheet.tsv")
+    check_names("sample id", ["records_1", "my_records", "simulated2"], "here")      # only the names themselves
+
+
 def _rows(**groups):
     return [{"sample": s, "path": f"{s}.h5ad", "format": "h5ad", "n_clusters": 7, "truth": "layer",
              "values": "counts", "group": groups.get(s, "")} for s in ("s1", "s2", "s3")]

@@ -7,7 +7,7 @@ import re
 
 from ..registry import PEER_SETTINGS, peer_settings_fix, train_settings_read, unknown_peer_settings
 from . import PlanError
-from .sheet import check_names
+from .sheet import NOT_SLIDES, check_names
 from .stamps import INPUT_STAMP
 
 # Where things go, written once.  RUN: the folder of one (slide, method, seed) run; CONSENSUS: the
@@ -54,9 +54,6 @@ def result_folders(root="results"):
                   and any(os.path.isfile(os.path.join(folder, f)) for f in ("domains.h5ad", "labels.tsv")))
 
 
-# Folders directly under results/ that hold no slide's results (records, the comparison, simulated
-# slides): never named as a whole, whatever the sheet's ids.
-NOT_SLIDES = ("records", "compare", "simulated")
 SHOWN = 5          # folders named in a warning line; the count gives the rest
 
 
@@ -369,7 +366,7 @@ class Plan:
             path = str(target)
             path = os.path.normpath(os.path.relpath(path) if os.path.isabs(path) else path)
             parts = path.split(os.sep)
-            if parts[0] != "results" or len(parts) < 3 or parts[1] in ("compare", "records", "simulated") \
+            if parts[0] != "results" or len(parts) < 3 or parts[1] in NOT_SLIDES \
                     or exists(path):
                 continue
             sample = parts[1]

@@ -19,9 +19,16 @@ SAFE = {
                   "letters, digits, '_', '-' and '.', starting with a letter or digit"),
     "method": (r"[A-Za-z0-9][A-Za-z0-9_-]*",
                "letters, digits, '_' and '-', starting with a letter or digit (no '.')"),
+    "group": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
+              "letters, digits, '_', '-' and '.', starting with a letter or digit"),
     "simulated slide": (r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]*",
                         "letters, digits, '_', '-' and '.', starting with a letter or digit"),
 }
+#: Folders directly under results/ that hold no slide's results (the stamps and records, the
+#: comparison's tables and figures, simulated slides): no sample id or group may take their names.
+NOT_SLIDES = ("records", "compare", "simulated")
+RESERVED_FOR = {"records": "stamps and records", "compare": "comparison tables and figures",
+                "simulated": "simulated slides"}
 COLUMNS = "sample, path, format, n_clusters, truth"
 #: The columns stcore reads (schemas/samples.schema.yaml's properties); a sheet may hold others (notes).
 READ_COLUMNS = ("sample", "path", "format", "n_clusters", "values", "truth", "group")
@@ -47,6 +54,10 @@ def check_names(kind, names, where):
                             "spreadsheet, type the ids again in full and save the sheet again")
         if not isinstance(name, str) or not re.fullmatch(pattern, name):
             raise PlanError(f"{where}: {kind} '{name}' is not a safe file name. Fix: use {allowed}")
+        if kind in ("sample id", "group") and name.lower() in NOT_SLIDES:
+            raise PlanError(f"{where}: {kind} '{name}' would write its results into results/{name.lower()}/, the "
+                            f"folder of the run's {RESERVED_FOR[name.lower()]}. Fix: rename it (e.g. '{name}_1'): "
+                            f"{', '.join(NOT_SLIDES)} are not taken as {kind}s")
     seen = {}                                   # lower-case name -> the name
     for name in names:
         other = seen.get(name.lower())
@@ -266,6 +277,7 @@ def slides_and_groups(rows, path, data_dir=""):
                             f"and results/{other}/ and results/{group}/ are one folder on macOS and Windows. "
                             "Fix: write the group alike in the rows of its slides (or rename one, if they are "
                             "two groups)")
+    check_names("group", list(groups), f"sample sheet '{path}'")
     group_rows = {}
     for group, members in groups.items():
         where = f"sample sheet '{path}': group '{group}'"
