@@ -258,6 +258,30 @@ def test_a_target_of_a_slide_or_method_the_plan_does_not_have_is_named():
     assert plan.unknown_target(["results/c/qc.json"], "sheet.tsv", lambda path: True) is None   # exists: kept
 
 
+def test_a_target_of_a_run_on_a_slide_its_method_does_not_run_on_is_named():
+    """snakemake results/s3/graphst/seed0/domains.h5ad where graphst's samples: are [s1] (or a peer's run
+    on a group): the rules made the run without a word, one the results table does not list (a peer
+    trained on the group's slides joined as one, its graph joining their spots)."""
+    plan = _plan(_config(graphst={"model": "graphst", "samples": ["s1"]},
+                         km={"train_from": "graphst", "cluster": {"algorithm": "kmeans"}},
+                         stagate={"model": "stagate"}), s1="g", s2="g")
+    gone = lambda path: False
+    line = plan.unknown_target(["results/s3/graphst/seed0/domains.h5ad"], "sheet.tsv", gone)
+    assert line == ("target results/s3/graphst/seed0/domains.h5ad: method 'graphst' does not run on sample 's3' "
+                    "(it runs on s1: methods.graphst.samples in the config), so no run of the config makes it and "
+                    "results/table.tsv would not list it. Fix: add 's3' to methods.graphst.samples in the config, "
+                    "or ask for one of the slides it runs on")
+    assert "method 'km' does not run on sample 's3' (it runs on s1: methods.graphst.samples" in plan.unknown_target(
+        ["results/s3/km/consensus/labels.tsv"], "sheet.tsv", gone)
+    line = plan.unknown_target(["results/g/stagate/seed0/domains.h5ad"], "sheet.tsv", gone)
+    assert line.startswith("target results/g/stagate/seed0/domains.h5ad: method 'stagate' does not run on sample "
+                           "'g' (it runs on s1, s2, s3; model stagate runs on no group")
+    assert line.endswith("Fix: ask for the group's slides alone (s1, s2), or for a built-in method on the group")
+    assert plan.unknown_target(["results/s1/graphst/seed0/domains.h5ad", "results/s3/stagate/seed1/train.npz",
+                                "results/g/qc.json", "results/s3/qc.json"], "sheet.tsv", gone) is None
+    assert plan.unknown_target(["results/s3/graphst/seed0/domains.h5ad"], "sheet.tsv", lambda path: True) is None
+
+
 def test_the_targets_are_read_from_a_snakemake_command_line():
     from stcore.plan.stamps import command_line_targets
 

@@ -359,8 +359,11 @@ class Plan:
         """The line that stops a run asked for a file under results/ of a slide or method the plan does
         not have (``targets``: the command line's, as Snakemake holds them; ``sheet``: the sample
         sheet's path), where Snakemake said only 'MissingRuleException: No rule to produce ...' (the
-        rules' wildcard constraints match the plan's names only); None where every target is one of
-        the plan's, a rule's name, or a file that exists (kept as it is, as before)."""
+        rules' wildcard constraints match the plan's names only), or of a run of a method (or
+        combination) on a slide it does not run on (its ``samples:``; a peer on a group), which the rules
+        made without a word: a run the results table does not list, a peer trained on a group's slides
+        joined as one; None where every target is one of the plan's, a rule's name, or a file that
+        exists (kept as it is, as before)."""
         methods = self.methods + list(self.ensembles)
         for target in targets:
             path = str(target)
@@ -379,7 +382,28 @@ class Plan:
                 return (f"target {path}: method '{parts[2]}' is not in the config (its methods and combinations: "
                         f"{', '.join(methods)}), so no rule makes it. Fix: add '{parts[2]}' under methods in "
                         "the config, or ask for one of its methods")
+            if len(parts) >= 4 and sample not in (runs_on := self.samples_of_run(parts[2])):
+                return self._skipped_target(path, parts[2], sample, runs_on)
         return None
+
+    def samples_of_run(self, name):
+        """The slides method or combination ``name`` runs on (:meth:`samples_of`, :meth:`ensemble_samples`)."""
+        return self.ensemble_samples(name) if name in self.ensembles else self.samples_of(name)
+
+    def _skipped_target(self, path, name, sample, runs_on):
+        """The line of :meth:`unknown_target` for a target of ``name``'s run on ``sample``, a slide it
+        does not run on (``runs_on``: those it does)."""
+        kind = "combination" if name in self.ensembles else "method"
+        head = f"target {path}: {kind} '{name}' does not run on sample '{sample}' (it runs on {', '.join(runs_on)}"
+        if kind == "method" and sample in self.groups and not self.facts_of(self.source(name)).allows_groups:
+            return (f"{head}; model {self.model_of(self.source(name))} runs on no group: it builds its own graph "
+                    f"from the coordinates, which would join the slides of group '{sample}'), so no run of the "
+                    f"config makes it. Fix: ask for the group's slides alone ({', '.join(self.groups[sample])}), "
+                    "or for a built-in method on the group")
+        where = (f"the samples of its methods ({', '.join(self.ensembles[name])})" if kind == "combination"
+                 else f"methods.{name if self.config['methods'][name].get('samples') else self.source(name)}.samples")
+        return (f"{head}: {where} in the config), so no run of the config makes it and results/table.tsv would not "
+                f"list it. Fix: add '{sample}' to {where} in the config, or ask for one of the slides it runs on")
 
     def missing_slides(self, missing_slide):
         """A warning line for each slide of the sheet whose files are not there now
