@@ -187,8 +187,9 @@ def _listed(path):
 
 
 REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
-if REPORT_ONLY and _stamps.report_before_run(runs=PLAN.run_outputs("domains.png")):
-    raise WorkflowError(_stamps.report_before_run(runs=PLAN.run_outputs("domains.png")))
+_refused = REPORT_ONLY and _stamps.report_before_run(runs=PLAN.run_outputs("domains.png"))
+if _refused:
+    raise WorkflowError(_refused)
 STAMPS = _stamps.RunStamps(lambda: workflow.executor_plugin is not None and not workflow.dryrun, REPORT_ONLY,
                            config=_stamps.config_named(workflow.config_settings.configfiles,
                                                        getattr(workflow.config_settings, "config_args", None)),
