@@ -289,7 +289,8 @@ def _file_keys(files: list[str]) -> dict[str, list[int]]:
     return keys
 
 
-def digest_stamp(path: str, fmt: str, stamp: str, scratch: str | None = None) -> str | None:
+def digest_stamp(path: str, fmt: str, stamp: str, scratch: str | None = None,
+                 report: str | None = None) -> str | None:
     """Keep ``stamp`` (a small JSON file) holding :func:`input_digest` of the slide at ``path``;
     return the stamp's path, or None when the slide has no file yet.
 
@@ -299,9 +300,14 @@ def digest_stamp(path: str, fmt: str, stamp: str, scratch: str | None = None) ->
     changed (so the ``qc`` job that takes it as an input reruns, whatever the files' own
     modification times), and otherwise keeps its modification time.  ``scratch`` (a run that
     executes no job, ``snakemake -n``): ``stamp`` is not written; a changed digest is written under
-    ``scratch`` and that path returned (:func:`stcore.plan.stamps.write_stamp`)."""
+    ``scratch`` and that path returned (:func:`stcore.plan.stamps.write_stamp`).
+
+    A stamp that is not there (the first run, or results/records/input/ deleted) is dated as the slide's
+    files are (their newest modification time), so that it reruns nothing the files' own times would
+    not (as without stamps), unless ``report`` (the slide's qc report, which holds the input_sha256
+    its results were made from) names other content: then it is dated now."""
     try:
-        return _update_stamp(path, fmt, stamp, scratch)
+        return _update_stamp(path, fmt, stamp, scratch, report)
     except OSError:         # unreadable now: the qc job reads the files itself and says what is wrong
         return None
 
@@ -315,7 +321,7 @@ def stamp_digest(stamp: str) -> str | None:
         return None
 
 
-def _update_stamp(path: str, fmt: str, stamp: str, scratch: str | None) -> str | None:
+def _update_stamp(path: str, fmt: str, stamp: str, scratch: str | None, report: str | None = None) -> str | None:
     files = slide_files(path, fmt)
     if not files:
         return None
@@ -335,5 +341,8 @@ def _update_stamp(path: str, fmt: str, stamp: str, scratch: str | None) -> str |
     if same:
         st = os.stat(stamp)
         times = (st.st_atime_ns, st.st_mtime_ns)     # same content: the stamp stays as old
+    elif not os.path.lexists(stamp) and (report is None or stamp_digest(report) in (None, digest)):
+        newest = max(keys.values(), key=lambda key: key[1])[1]
+        times = (newest, newest)                     # no stamp before: dated as the files, no rerun of its own
     return write_stamp(stamp, {"input_sha256": digest, "format": fmt, "files": keys}, times_ns=times,
                        scratch=scratch)

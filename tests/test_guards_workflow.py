@@ -55,6 +55,38 @@ def test_the_digest_stamp_hashes_a_file_only_when_it_changed(tmp_path, monkeypat
     assert formats.digest_stamp(str(tmp_path / "gone.h5ad"), "h5ad", str(tmp_path / "x.json")) is None
 
 
+def test_an_input_stamp_written_again_is_dated_as_the_slide_unless_its_results_name_other_content(tmp_path):
+    """`rm -r results/records/input` (the input stamps), then a run: the stamp written again
+    was dated now, newer than every result, so without Snakemake's records (.snakemake/ deleted, results
+    copied) all 9 jobs of a finished one-slide run reran, trained again.  It is dated as the slide's files,
+    so the files' times decide as without stamps; where the slide's qc report names other content (the
+    slide replaced with an older modification time, cp -p), it is dated now and the slide reruns."""
+    from stcore import formats
+
+    slide = write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    os.utime(slide, (1e9, 1e9))                                            # 2001
+    stamp, report = tmp_path / "results/records/input/s.json", tmp_path / "results/s/qc.json"
+    assert formats.digest_stamp(str(slide), "h5ad", str(stamp), None, str(report)) == str(stamp)
+    assert os.stat(stamp).st_mtime == 1e9                                  # first run: no qc report yet
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"input_sha256": formats.input_digest(slide)}))
+    stamp.unlink()
+    formats.digest_stamp(str(slide), "h5ad", str(stamp), None, str(report))
+    assert os.stat(stamp).st_mtime == 1e9                                  # the content the results were made from
+    scratch = formats.digest_stamp(str(slide), "h5ad", str(stamp), str(tmp_path / "scratch"), str(report))
+    assert scratch == str(stamp)                                           # a dry run: kept, nothing written
+    stamp.unlink()
+    shown = formats.digest_stamp(str(slide), "h5ad", str(stamp), str(tmp_path / "scratch"), str(report))
+    assert os.stat(shown).st_mtime == 1e9 and not stamp.exists()           # a dry run: dated as the slide, elsewhere
+
+    report.write_text(json.dumps({"input_sha256": "other content"}))       # results of another slide's content
+    formats.digest_stamp(str(slide), "h5ad", str(stamp), None, str(report))
+    assert os.stat(stamp).st_mtime > 1e9 + 10**8                           # dated now: the slide reruns
+    written = os.stat(stamp).st_mtime_ns
+    formats.digest_stamp(str(slide), "h5ad", str(stamp), None, str(report))
+    assert os.stat(stamp).st_mtime_ns == written                           # kept as it is once there
+
+
 def test_a_dry_run_writes_no_input_stamp(tmp_path):
     """snakemake -n wrote results/records/input/<sample>.json (and every settings stamp): a dry run
     writes nothing under results/, and a slide replaced by other content is still shown as rerun

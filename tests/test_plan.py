@@ -371,15 +371,17 @@ def test_the_slides_the_simulate_rule_makes_are_its_inputs_and_have_no_input_sta
         kept[sample] = keep
         return None if keep is None else keep(f"results/records/input/{sample}.json", None)
 
-    def digest_stamp(path, fmt, stamp, scratch):   # as stcore.formats.digest_stamp: None where no files
-        digested.append((path, fmt, stamp, scratch))
+    def digest_stamp(path, fmt, stamp, scratch, report):   # as stcore.formats.digest_stamp: None where no files
+        digested.append((path, fmt, stamp, scratch, report))
         return stamp if os.path.exists(path) else None
 
     assert plan.input_stamp("s1", keep_stamp, digest_stamp) == [] and kept["s1"] is None and digested == []
     assert plan.input_stamp("s2", keep_stamp, digest_stamp) == "results/records/input/s2.json"
     assert plan.input_stamp("s3", keep_stamp, digest_stamp) == []
-    assert digested == [(str(tmp_path / "s2.h5ad"), "h5ad", "results/records/input/s2.json", None),
-                        ("results/simulated/other.h5ad", "h5ad", "results/records/input/s3.json", None)]
+    assert digested == [(str(tmp_path / "s2.h5ad"), "h5ad", "results/records/input/s2.json", None,
+                         "results/s2/qc.json"),
+                        ("results/simulated/other.h5ad", "h5ad", "results/records/input/s3.json", None,
+                         "results/s3/qc.json")]
     # made here once its file exists too: its file, still no stamp
     (tmp_path / "results" / "simulated").mkdir(parents=True)
     plan.slides["s1"]["path"] = str(tmp_path / "results" / "simulated" / "s1.h5ad")

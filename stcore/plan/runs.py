@@ -232,12 +232,14 @@ class Plan:
         rewritten only when it changed, so a slide replaced by other content reruns whatever the
         files' modification times) as its qc job's input, or [] where there is none.
         ``keep_stamp(sample, keep)``: :meth:`stcore.plan.stamps.RunStamps.input`, which keeps it with
-        ``keep(stamp, scratch)``; ``digest_stamp(path, format, stamp, scratch)``:
-        :func:`stcore.formats.digest_stamp`.  A slide the simulate rule makes has none (``keep`` is
+        ``keep(stamp, scratch)``; ``digest_stamp(path, format, stamp, scratch, report)``:
+        :func:`stcore.formats.digest_stamp`, ``report`` the slide's qc report (the input_sha256 its
+        results were made from).  A slide the simulate rule makes has none (``keep`` is
         None: the DAG tracks it), nor has a slide without files yet (its qc job names what is missing)."""
         row = self.slides[sample]
         keep = None if self.made_here(sample) else (
-            lambda stamp, scratch: digest_stamp(row["path"], row["format"], stamp, scratch))
+            lambda stamp, scratch: digest_stamp(row["path"], row["format"], stamp, scratch,
+                                                f"results/{sample}/qc.json"))
         return keep_stamp(sample, keep) or []
 
     def input_digests(self, stamp_digest):
