@@ -211,7 +211,8 @@ def settings_stamp(stage):
     the jobs whose settings this config changed."""
     def stamp(wildcards):
         sample, method, job = _stamps.stamp_job(wildcards)
-        return STAMPS.settings(stage, job, PLAN.job_settings(stage, sample, method))
+        return STAMPS.settings(stage, job, PLAN.job_settings(stage, sample, method),
+                               stale=PLAN.stale_output(stage) if workflow.is_main_process else None)
     return stamp
 
 

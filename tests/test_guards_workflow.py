@@ -245,6 +245,25 @@ def test_runs_taken_out_of_a_copied_results_folder_leave_the_table_and_the_conse
     assert consensus.uns["stcore"]["consensus_of"] == "0,1" and consensus.obsm["stcore_domain_seeds"].shape[1] == 2
 
 
+@pytest.mark.slow
+def test_a_run_folder_deleted_is_made_again_by_the_table_target(tmp_path):
+    """rm -r results/s/graphst/seed0 after a run (to make the run again), then snakemake results/table.tsv
+    (or compare): "Nothing to be done", and the table kept the row of the run whose files were gone."""
+    write(tiny_slide(seed=1), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    first = snakemake(tmp_path, "--cores", "1", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    shutil.rmtree(tmp_path / "results/s/graphst/seed0")
+    again = snakemake(tmp_path, "--cores", "1", "results/table.tsv", timeout=600)
+    console = again.stdout + again.stderr
+    assert again.returncode == 0, console[-3000:]
+    for rule in ("train", "cluster", "evaluate", "table"):
+        assert re.search(rf"rule {rule}:", console), (rule, console[-3000:])
+    assert (tmp_path / "results/s/graphst/seed0/labels.tsv").exists()
+    nothing = snakemake(tmp_path, "--cores", "1", "--dry-run", "results/table.tsv", timeout=300)
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+
 # --- every failure named ----------------------------------------------------------------------------
 
 # Loaded by every Python process of the run (PYTHONPATH): makes the step named in STCORE_TEST_FAULTS

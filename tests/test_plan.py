@@ -1201,6 +1201,41 @@ def test_the_registry_names_the_train_settings_each_model_reads():
     assert Watched.seen == {"pca_comps"}
 
 
+def test_a_table_that_lists_a_run_whose_files_are_gone_is_made_again(tmp_path):
+    """rm -r results/s1/graphst/seed0 (to make the run again), then snakemake results/table.tsv (or
+    compare): "Nothing to be done" (Snakemake keeps an output newer than the inputs that remain), and
+    the table kept the deleted run's row.  The table's stamp names the file gone, with the time, so its
+    content differs from the one the table was made from (Snakemake's checksum of an input) and the
+    table, with the run, is made again; the stamp's settings digest stays, and nothing else changes."""
+    import json
+    import os
+
+    from stcore.plan.stamps import RunStamps
+
+    plan = _plan(_config(), s1="g", s2="g")
+    there = {"results/table.tsv", *plan.table_files("labels"), *plan.table_files("metrics")}
+    assert plan.stale_output("table", there.__contains__) is None
+    gone = there - {"results/s1/graphst/seed0/labels.tsv"}
+    assert plan.stale_output("table", gone.__contains__) == "results/s1/graphst/seed0/labels.tsv"
+    assert plan.stale_output("table", (gone - {"results/table.tsv"}).__contains__) is None   # no table yet
+    assert plan.stale_output("train", gone.__contains__) is None
+
+    path = settings_stamp("table", "all", {"runs": 1}, root=str(tmp_path))
+    stamp = tmp_path / path
+    digest = json.loads(stamp.read_text())["settings_sha256"]
+    settings_stamp("table", "all", {"runs": 1}, root=str(tmp_path), stale="results/s1/graphst/seed0/labels.tsv")
+    first = stamp.read_text()
+    assert os.stat(stamp).st_mtime > 1e9 and json.loads(first)["settings_sha256"] == digest
+    assert json.loads(first)["made_again"]["missing"] == "results/s1/graphst/seed0/labels.tsv"
+    settings_stamp("table", "all", {"runs": 1}, root=str(tmp_path), stale="results/s1/graphst/seed0/labels.tsv")
+    assert stamp.read_text() != first                          # deleted again later: made again again
+    kept = stamp.read_text(), os.stat(stamp).st_mtime_ns
+    settings_stamp("table", "all", {"runs": 1}, root=str(tmp_path))
+    assert (stamp.read_text(), os.stat(stamp).st_mtime_ns) == kept    # the run's files back: kept as it is
+    report = RunStamps(lambda: False, report_only=True, root=str(tmp_path), refuse=lambda line: 1 / 0)
+    assert report.settings("table", "all", {"runs": 1}, stale="results/s1/x") == path   # the report makes nothing
+
+
 def test_a_run_that_executes_no_job_writes_no_settings_stamp(tmp_path):
     """A dry run (snakemake -n, --dag, --report) passes a scratch folder: a stamp that would be
     written or rewritten goes there, with the modification time a run would give it, so the dry run

@@ -820,6 +820,17 @@ class Plan:
         """File ``key`` ('metrics' or 'labels') of each row of the results table (:meth:`table_runs`)."""
         return [run[key] for run in self.table_runs()]
 
+    def stale_output(self, stage, exists=os.path.exists):
+        """The first file of a run that the output of ``stage``'s job lists and that is gone, or None:
+        of the results table (results/table.tsv there), a run's labels or metrics, its folder deleted
+        to make it again.  Snakemake keeps an output newer than the inputs that remain, so
+        ``snakemake results/table.tsv`` (or ``compare``) said "Nothing to be done" and the table kept
+        the deleted run's row; its settings stamp, rewritten, makes it again, with the run."""
+        if stage != "table" or not exists("results/table.tsv"):
+            return None
+        return next((path for path in self.table_files("labels") + self.table_files("metrics")
+                     if not exists(path)), None)
+
     def table_records(self):
         """The train and cluster jobs' records the results table reads its times from, each once, sorted."""
         return sorted({run[k] for run in self.table_runs() for k in ("train_record", "cluster_record") if run[k]})

@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 SETTINGS_STAMP = "results/records/settings/{stage}/{job}.json"
 INPUT_STAMP = "results/records/input/{sample}.json"
@@ -61,11 +62,15 @@ def stamp_job(wildcards) -> tuple[str, str | None, str]:
     return sample, method, sample if method is None else f"{sample}.{method}"
 
 
-def settings_stamp(stage: str, job: str, settings, root: str = "", scratch: str | None = None) -> str:
+def settings_stamp(stage: str, job: str, settings, root: str = "", scratch: str | None = None,
+                   stale: str | None = None) -> str:
     """Keep the stamp of ``stage``'s job ``job`` (a path under ``root``) holding ``settings``'
     digest; return its path (relative, as the rules name inputs).  Rewritten with a fresh
-    modification time only when the digest changed; a new stamp is dated 1970.  ``scratch``: see
-    :func:`write_stamp` (the path returned is then the one under ``scratch``)."""
+    modification time only when the digest changed, or where ``stale`` names an input file of the
+    job that is gone while its output lists it: then the stamp also says so, with the time, so that
+    its content differs from the one the output was made from (Snakemake reruns a job for a newer
+    input only where its checksum changed) and the job runs again; a new stamp is dated 1970.
+    ``scratch``: see :func:`write_stamp` (the path returned is then the one under ``scratch``)."""
     path = SETTINGS_STAMP.format(stage=stage, job=job)
     full = os.path.join(root, path)
     digest = settings_digest(settings)
@@ -74,10 +79,13 @@ def settings_stamp(stage: str, job: str, settings, root: str = "", scratch: str 
             old = json.load(fh).get("settings_sha256")
     except (OSError, ValueError, AttributeError):
         old = None
-    if old == digest:
+    if old == digest and not stale:
         return path
-    first = old is None and not os.path.exists(full)
-    written = write_stamp(full if scratch is None else path, {"settings_sha256": digest, "settings": settings},
+    first = old is None and not os.path.exists(full) and not stale
+    content = {"settings_sha256": digest, "settings": settings}
+    if stale:
+        content["made_again"] = {"missing": stale, "time_ns": time.time_ns()}
+    written = write_stamp(full if scratch is None else path, content,
                           times_ns=(0, 0) if first else None, scratch=scratch)   # first stamp: no rerun of its own
     return path if scratch is None else written
 
@@ -201,11 +209,14 @@ class RunStamps:
             self._exists(written)
         return written
 
-    def settings(self, stage: str, job: str, settings) -> str:
-        """The settings stamp of ``stage``'s job ``job`` holding ``settings`` (:func:`settings_stamp`):
-        the path to give the job as an input."""
+    def settings(self, stage: str, job: str, settings, stale: str | None = None) -> str:
+        """The settings stamp of ``stage``'s job ``job`` holding ``settings`` (:func:`settings_stamp`;
+        ``stale``: an input gone that the job's output lists, so the job runs again): the path to give
+        the job as an input (a run that only draws the report makes nothing again)."""
         path = SETTINGS_STAMP.format(stage=stage, job=job)
-        return self.kept(path, settings_stamp(stage, job, settings, root=self.root, scratch=self.scratch()))
+        stale = None if self.report_only else stale
+        return self.kept(path, settings_stamp(stage, job, settings, root=self.root, scratch=self.scratch(),
+                                              stale=stale))
 
     def input(self, sample: str, digest_stamp, path: str | None = None) -> str | None:
         """The input stamp of slide ``sample`` (:data:`INPUT_STAMP`), kept by ``digest_stamp(stamp,
