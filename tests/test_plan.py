@@ -282,6 +282,40 @@ def test_a_target_of_a_run_on_a_slide_its_method_does_not_run_on_is_named():
     assert plan.unknown_target(["results/s3/graphst/seed0/domains.h5ad"], "sheet.tsv", lambda path: True) is None
 
 
+def test_a_target_of_a_seed_or_consensus_the_config_does_not_run_is_named():
+    """snakemake results/s1/graphst/consensus/domains.h5ad with one seed made a 'consensus' of seed 0's
+    labels alone (with consensus: false, one the config turned off), and results/s1/graphst/seed7/...
+    a run at a seed the table and the consensus do not count, without a word.  Every file the plan
+    makes or reads (a train_from's training at its seeds too) passes."""
+    config = _config(graphst={"model": "graphst", "seeds": [0]},
+                     km={"train_from": "graphst", "cluster": {"algorithm": "kmeans"}, "seeds": [0, 1]},
+                     expr={"model": "expression"}, stagate={"model": "stagate"})
+    config["ensembles"] = {"rec": {"methods": ["km", "expr"]}}
+    plan = _plan(config, s1="g", s2="g")
+    gone = lambda path: False
+    assert plan.unknown_target(["results/s1/graphst/consensus/domains.h5ad"], "sheet.tsv", gone) == (
+        "target results/s1/graphst/consensus/domains.h5ad: method 'graphst' runs at one seed (0: methods.graphst.seeds "
+        "in the config), and a consensus combines two seeds or more, so its 'consensus' would be seed 0's labels. "
+        "Fix: give it three seeds or more (methods.graphst.seeds: [0, 1, 2]), or ask for seed0")
+    assert plan.unknown_target(["results/s1/expr/seed7/labels.tsv"], "sheet.tsv", gone) == (
+        "target results/s1/expr/seed7/labels.tsv: method 'expr' runs at seeds 0, 1 (seeds in the config), not 7, so "
+        "no run of the config makes it and results/table.tsv (and the consensus of its seeds) would not count it. "
+        "Fix: add 7 to seeds in the config, or ask for one of its seeds")
+    assert "combination 'rec' runs at seeds 0, 1 (the seeds of each of its methods (km, expr) in the config), not 2" in \
+        plan.unknown_target(["results/g/rec/seed2/domains.h5ad"], "sheet.tsv", gone)
+    planned = (plan.run_outputs("domains.h5ad") + plan.consensus_outputs("domains.h5ad")
+               + plan.ensemble_outputs("domains.h5ad") + plan.table_files("labels") + plan.table_files("metrics")
+               + [plan.train_output("train.npz", s, m, seed) for m in plan.methods for s in plan.samples_of(m)
+                  for seed in plan.seeds_of(m)])
+    assert "results/s1/graphst/seed1/train.npz" in planned and "results/g/rec/consensus/domains.h5ad" in planned
+    assert plan.unknown_target(planned, "sheet.tsv", gone) is None
+    config["consensus"] = False
+    line = _plan(config, s1="g", s2="g").unknown_target(["results/s1/km/consensus/labels.tsv"], "sheet.tsv", gone)
+    assert line == ("target results/s1/km/consensus/labels.tsv: method 'km': the config's consensus is false, so it "
+                    "makes no consensus of the seeds. Fix: set consensus: true in the config, or ask for one of its "
+                    "seeds (seed<N>)")
+
+
 def test_the_targets_are_read_from_a_snakemake_command_line():
     from stcore.plan.stamps import command_line_targets
 

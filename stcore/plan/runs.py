@@ -386,11 +386,51 @@ class Plan:
                         "the config, or ask for one of its methods")
             if len(parts) >= 4 and sample not in (runs_on := self.samples_of_run(parts[2])):
                 return self._skipped_target(path, parts[2], sample, runs_on)
+            if len(parts) >= 4:
+                line = self._unplanned_run(path, parts[2], parts[3])
+                if line:
+                    return line
+        return None
+
+    def _unplanned_run(self, path, name, run):
+        """The line of :meth:`unknown_target` for a target in run folder ``run`` (seed<N> or consensus) of
+        method or combination ``name`` that the config does not run: a seed it does not run, a
+        consensus of fewer than two seeds (one seed's labels made a 'consensus' without a word), or
+        with the config's consensus off; None for a run of the plan or another folder."""
+        kind = "combination" if name in self.ensembles else "method"
+        seeds = self.seeds_of_run(name)
+        where = (f"the seeds of each of its methods ({', '.join(self.ensembles[name])})" if kind == "combination"
+                 else f"methods.{name}.seeds" if "seeds" in self.config["methods"][name] else "seeds")
+        head = f"target {path}: {kind} '{name}'"
+        if re.fullmatch(r"seed\d+", run) and int(run[4:]) not in seeds:
+            return (f"{head} runs at seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))} ({where} in the "
+                    f"config), not {run[4:]}, so no run of the config makes it and results/table.tsv (and the "
+                    f"consensus of its seeds) would not count it. Fix: add {run[4:]} to {where} in the config, or "
+                    "ask for one of its seeds")
+        if run == "consensus" and not self.config["consensus"]:
+            return (f"{head}: the config's consensus is false, so it makes no consensus of the seeds. Fix: set "
+                    "consensus: true in the config, or ask for one of its seeds (seed<N>)")
+        own = self.seeds_run(name)              # a consensus combines its own seeds' labelings
+        if run == "consensus" and len(own) < 2:
+            return (f"{head} runs at one seed ({own[0]}: {where} in the config), and a consensus combines two "
+                    f"seeds or more, so its 'consensus' would be seed {own[0]}'s labels. Fix: give it three seeds "
+                    f"or more ({where}: [0, 1, 2]), or ask for seed{own[0]}")
         return None
 
     def samples_of_run(self, name):
-        """The slides method or combination ``name`` runs on (:meth:`samples_of`, :meth:`ensemble_samples`)."""
-        return self.ensemble_samples(name) if name in self.ensembles else self.samples_of(name)
+        """The slides method or combination ``name`` runs on (:meth:`samples_of`, :meth:`ensemble_samples`;
+        a method's, with those of the methods that cluster its training: train_from)."""
+        if name in self.ensembles:
+            return self.ensemble_samples(name)
+        wanted = {s for m in self.methods if m == name or self.source(m) == name for s in self.samples_of(m)}
+        return [s for s in self.units if s in wanted]
+
+    def seeds_of_run(self, name):
+        """The seeds method or combination ``name`` runs at (:meth:`seeds_run`; a method's, with those
+        of the methods that cluster its training: train_from)."""
+        if name in self.ensembles:
+            return self.ensemble_seeds(name)
+        return sorted({s for m in self.methods if m == name or self.source(m) == name for s in self.seeds_of(m)})
 
     def _skipped_target(self, path, name, sample, runs_on):
         """The line of :meth:`unknown_target` for a target of ``name``'s run on ``sample``, a slide it
