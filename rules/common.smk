@@ -187,7 +187,7 @@ def _listed(path):
 
 
 REPORT_ONLY = workflow.is_main_process and _stamps.report_only(sys.argv)
-_refused = REPORT_ONLY and _stamps.report_before_run(runs=PLAN.run_outputs("domains.png"))
+_refused = REPORT_ONLY and _stamps.report_before_run(runs=PLAN.result_files("domains.png"))   # every map drawn
 if _refused:
     raise WorkflowError(_refused)
 STAMPS = _stamps.RunStamps(lambda: workflow.executor_plugin is not None and not workflow.dryrun, REPORT_ONLY,

@@ -1388,6 +1388,30 @@ def test_a_report_of_a_run_whose_folder_was_deleted_names_the_run(tmp_path, monk
     assert "\n" not in line
 
 
+def test_a_report_whose_consensus_folder_was_deleted_names_it(tmp_path, monkeypatch):
+    """--report after rm -r results/a/graphst/consensus (or a combination's folder): Snakemake's 'File
+    results/a/graphst/consensus/domains.png marked for report but does not exist', where a run's folder
+    deleted was named with the fix: every map the report draws is checked."""
+    from stcore.plan.stamps import report_before_run
+
+    config = _config(graphst={"model": "graphst"}, expr={"model": "expression"})
+    config["ensembles"] = {"rec": {"methods": ["graphst", "expr"]}}
+    plan = _plan(config)
+    maps = plan.result_files("domains.png")
+    assert {"results/s1/graphst/consensus/domains.png", "results/s1/rec/seed1/domains.png",
+            "results/s1/rec/consensus/domains.png", "results/s1/expr/seed0/domains.png"} <= set(maps)
+    assert 'report_before_run(runs=PLAN.result_files("domains.png"))' in (REPO_ROOT / "rules" / "common.smk").read_text()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.tsv").write_text("x\n")
+    for path in maps:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    assert report_before_run(runs=maps) is None
+    (tmp_path / "results/s1/graphst/consensus/domains.png").unlink()
+    assert "the files of run results/s1/graphst/consensus are missing" in report_before_run(runs=maps)
+
+
 def test_a_settings_stamp_is_named_by_the_jobs_wildcards():
     """The stamp's slide, method and name from the job's wildcards, as rules/common.smk asks for them:
     a run's by its slide and method (or combination), a slide's own steps by the slide, a simulated

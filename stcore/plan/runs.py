@@ -657,9 +657,13 @@ class Plan:
         """``domains.zarr`` beside every ``domains.h5ad`` of a slide read from a SpatialData store
         (runs, consensus and combinations): its domains annotating the store's own shapes."""
         stores = {s for s in self.samples if self.slides[s]["format"] == "spatialdata"}
-        files = (self.run_outputs("domains.h5ad") + self.consensus_outputs("domains.h5ad")
-                 + self.ensemble_outputs("domains.h5ad"))
-        return [f.removesuffix("domains.h5ad") + "domains.zarr" for f in files if f.split("/")[1] in stores]
+        return [f.removesuffix("domains.h5ad") + "domains.zarr" for f in self.result_files("domains.h5ad")
+                if f.split("/")[1] in stores]
+
+    def result_files(self, name):
+        """File ``name`` of every result of the plan: each run (:meth:`run_outputs`), each consensus of
+        seeds (:meth:`consensus_outputs`) and each combination at a seed (:meth:`ensemble_outputs`)."""
+        return self.run_outputs(name) + self.consensus_outputs(name) + self.ensemble_outputs(name)
 
     # --- one run's files and record, as its consensus and export jobs read them -------------------
     def members(self, name):
@@ -894,8 +898,7 @@ class Plan:
         """The run folders of this plan (normalised paths): every folder whose ``domains.h5ad`` a job
         of the plan writes (runs, consensus, combinations) and every folder a row of the results
         table is read from."""
-        files = (self.run_outputs("domains.h5ad") + self.consensus_outputs("domains.h5ad")
-                 + self.ensemble_outputs("domains.h5ad") + [run["labels"] for run in self.table_runs()])
+        files = self.result_files("domains.h5ad") + [run["labels"] for run in self.table_runs()]
         return {os.path.normpath(os.path.dirname(f)) for f in files}
 
     def stale_runs(self, found):

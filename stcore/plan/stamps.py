@@ -116,7 +116,7 @@ def command_line_targets(argv) -> list[str]:
 def report_before_run(table: str = "results/table.tsv", runs=()) -> str | None:
     """The line that stops ``snakemake --report`` where no run has made the results table yet, or
     where a file of a run the report draws (``runs``: each run's map, results/<sample>/<method>/
-    seed<seed>/domains.png) is missing, its folder deleted after the run (Snakemake said only 'File
+    seed<seed>/domains.png, and each consensus's and combination's) is missing, its folder deleted after the run (Snakemake said only 'File
     ... marked for report but does not exist'); None where they all exist."""
     if os.path.exists(table):
         missing = [path for path in runs if not os.path.exists(path)]
