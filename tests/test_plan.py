@@ -316,6 +316,24 @@ def test_a_target_of_a_seed_or_consensus_the_config_does_not_run_is_named():
                     "seeds (seed<N>)")
 
 
+def test_a_spatialdata_target_of_a_slide_not_read_from_a_store_is_named():
+    """snakemake results/s1/graphst/seed0/domains.zarr of an h5ad slide (or a group): the export job
+    opened the .h5ad as a zarr store and failed with 'GroupNotFoundError' and a traceback."""
+    plan = _plan(_config(), s1="g", s2="g")
+    gone = lambda path: False
+    assert plan.unknown_target(["results/s1/graphst/seed0/domains.zarr"], "sheet.tsv", gone) == (
+        "target results/s1/graphst/seed0/domains.zarr: domains.zarr holds the domains of a slide read from a "
+        "SpatialData store (format spatialdata), annotating its shapes; sample 's1' is read as format h5ad, so no "
+        "export of the config makes it. Fix: ask for results/s1/graphst/seed0/domains.h5ad, which holds "
+        "its domains")
+    assert "sample 'g' is a group of slides" in plan.unknown_target(["results/g/graphst/consensus/domains.zarr"],
+                                                                    "sheet.tsv", gone)
+    plan.slides["s3"]["format"] = "spatialdata"
+    assert plan.unknown_target(["results/s3/graphst/seed0/domains.zarr"], "sheet.tsv", gone) is None
+    assert plan.unknown_target(plan.spatialdata_outputs(), "sheet.tsv", gone) is None
+    assert plan.spatialdata_outputs()
+
+
 def test_the_targets_are_read_from_a_snakemake_command_line():
     from stcore.plan.stamps import command_line_targets
 

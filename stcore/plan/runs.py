@@ -390,6 +390,13 @@ class Plan:
                 line = self._unplanned_run(path, parts[2], parts[3])
                 if line:
                     return line
+            fmt = self.slides[sample]["format"]
+            if len(parts) >= 5 and parts[4] == "domains.zarr" and fmt != "spatialdata":
+                return (f"target {path}: domains.zarr holds the domains of a slide read from a SpatialData store "
+                        f"(format spatialdata), annotating its shapes; sample '{sample}' is "
+                        + ("a group of slides" if fmt == "group" else f"read as format {fmt}")
+                        + ", so no export of the config makes it. Fix: ask for "
+                        + os.path.join(*parts[:4], "domains.h5ad") + ", which holds its domains")
         return None
 
     def _unplanned_run(self, path, name, run):
