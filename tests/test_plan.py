@@ -334,6 +334,22 @@ def test_a_spatialdata_target_of_a_slide_not_read_from_a_store_is_named():
     assert plan.spatialdata_outputs()
 
 
+def test_a_training_target_of_a_method_that_trains_from_another_is_named():
+    """snakemake results/s1/km/seed0/train.npz where km has train_from: graphst: the train rule trained a
+    model of its own in km's folder without a word, one km's clustering never reads (it reads graphst's)."""
+    plan = _plan(_config(graphst={"model": "graphst"},
+                         km={"train_from": "graphst", "cluster": {"algorithm": "kmeans"}}))
+    gone = lambda path: False
+    assert plan.unknown_target(["results/s1/km/seed1/losses.tsv"], "sheet.tsv", gone) == (
+        "target results/s1/km/seed1/losses.tsv: method 'km' clusters the training of 'graphst' (its train_from), so "
+        "it trains nothing itself and its clustering never reads this file. Fix: ask for "
+        "results/s1/graphst/seed1/losses.tsv, the training it clusters")
+    assert "Fix: ask for results/s1/graphst/seed0/train.npz" in plan.unknown_target(
+        ["results/s1/km/seed0/train.npz"], "sheet.tsv", gone)
+    assert plan.unknown_target(["results/s1/km/seed0/labels.tsv", "results/s1/graphst/seed0/train.npz"],
+                               "sheet.tsv", gone) is None
+
+
 def test_the_targets_are_read_from_a_snakemake_command_line():
     from stcore.plan.stamps import command_line_targets
 

@@ -20,6 +20,8 @@ RUN_JOB = "{sample}.{method}.seed{seed}"
 # SIMULATED: a slide the simulate rule writes (config ``simulate``, by name); a sample sheet names it by
 # this path, before it exists.
 SIMULATED = "results/simulated/{name}.h5ad"
+# TRAIN_FILES: the files the train rule writes in a run folder (rules/train.smk).
+TRAIN_FILES = ("train.npz", "losses.tsv")
 # FIGURE: one figure of the comparison (its kind: domains, umap, losses) drawn for one slide.
 FIGURE = "results/compare/figures/{kind}_{sample}.png"
 
@@ -390,6 +392,12 @@ class Plan:
                 line = self._unplanned_run(path, parts[2], parts[3])
                 if line:
                     return line
+            if len(parts) >= 5 and parts[4] in TRAIN_FILES and parts[2] in self.methods \
+                    and self.source(parts[2]) != parts[2]:
+                source = self.source(parts[2])
+                return (f"target {path}: method '{parts[2]}' clusters the training of '{source}' (its train_from), so "
+                        f"it trains nothing itself and its clustering never reads this file. Fix: ask for "
+                        + os.path.join(parts[0], sample, source, *parts[3:]) + ", the training it clusters")
             fmt = self.slides[sample]["format"]
             if len(parts) >= 5 and parts[4] == "domains.zarr" and fmt != "spatialdata":
                 return (f"target {path}: domains.zarr holds the domains of a slide read from a SpatialData store "
