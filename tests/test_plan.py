@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -948,6 +949,88 @@ def test_the_failure_lines(tmp_path):
     assert "ERROR stcore: sample 's2', step 'qc'" in (logs / "qc" / "s2.log").read_text()
     assert job_sample("train", "logs/train/s.1.graphst.seed0.log") == "s.1"
     assert job_sample("table", "logs/table.log") == "all"
+
+
+SEP = "=" * 80
+
+
+def _slurm_rule_block(jobid, mem, runtime, log):
+    return (f"[Sun Dec  6 09:59:04 2026]\nrule train:\n    input: results/s/hvg.h5ad\n    log: {log}\n"
+            f"    jobid: {jobid}\n    threads: 2\n    resources: tmpdir=<TBD>, mem_mb={mem}, mem=1 GB, "
+            f"disk_mb=1000, runtime={runtime}, gpu=0\n")
+
+
+def _slurm_error_block(step, jobid, slurm_id, status, log, slurm_log):
+    return (f"[Sun Dec  6 10:00:12 2026]\nError in rule {step}:\n    message: SLURM-job '{slurm_id}' failed, "
+            f"SLURM status is: '{status}'. Detailed failure reason unavailable (status command is not 'sacct')."
+            f"For further error details see the cluster/cloud log and the log files of the involved rule(s).\n"
+            f"    jobid: {jobid}\n    output: results/s/graphst/seed0/train.npz\n"
+            f"    log: {log}, {slurm_log} (check log file(s) for error details)\n    external_jobid: {slurm_id}\n")
+
+
+def test_a_job_slurm_stopped_is_named_with_its_limit_and_the_fix(tmp_path, monkeypatch):
+    """A job SLURM stopped (time limit, memory, scancel) ends in one line naming the SLURM job, the limit it
+    had and the fix, not 'the job ended without an error message' beside the step's last INFO line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    (tmp_path / "slurm").mkdir()
+    log = "logs/train/s.graphst.seed0.log"
+    (tmp_path / log).write_text("2026-12-06 09:59:12,291 INFO stcore.train: epoch 1/40000 loss 121.6\n")
+    for job, words in (("350", "CANCELLED AT 2026-12-06T10:00:09 DUE TO TIME LIMIT"),
+                       ("351", "CANCELLED AT 2026-12-06T10:01:40 DUE TO TIME LIMIT")):
+        (tmp_path / "slurm" / f"{job}.log").write_text(f"slurmstepd-vm: error: *** JOB {job} ON vm {words} ***\n")
+    # Snakemake's log of the run as the slurm executor writes it: two attempts at one fixed runtime, each
+    # failed job's SLURM log copied in (show-failed-logs), holding the job's own Snakemake's blocks.
+    inner = (f"Logfile slurm/350.log:\n{SEP}\n" + _slurm_rule_block(0, 1027, 1, log).replace("rule", "localrule")
+             + f"Error in rule train:\n    message: None\n    jobid: 0\n    log: {log} (check log file(s))\n{SEP}\n")
+    text = (_slurm_rule_block(4, 1027, 1, log) + "Job 4 has been submitted with SLURM jobid 350 (log: slurm/350.log).\n"
+            + _slurm_error_block("train", 4, 350, "TIMEOUT", log, "slurm/350.log") + inner
+            + "Trying to restart job 4.\n" + _slurm_rule_block(4, 2054, 1, log)
+            + _slurm_error_block("train", 4, 351, "TIMEOUT", log, "slurm/351.log")
+            + inner.replace("350", "351") + "Exiting because a job execution failed.\n")
+    (tmp_path / "sm.log").write_text(text)
+    lines = failure_lines(0, snakemake_logs=["sm.log"])
+    assert lines == [f"{log}: sample 's', step 'train': SLURM stopped job 351 at its time limit, runtime=1 minutes, "
+                     "the same on each of its 2 attempts (a number given in the profile or with --set-resources / "
+                     "--default-resources is not multiplied by the attempt) (TIMEOUT). Fix: give train more time, e.g. "
+                     "--set-resources 'train:runtime=2*attempt' on the command line (or under set-resources: in "
+                     "the profile), and run the same command again; its SLURM log: slurm/351.log"], lines
+    assert "ERROR stcore: sample 's', step 'train': SLURM stopped job 351" in (tmp_path / log).read_text()
+    # Out of memory (the executor's status; a cgroup's oom-kill in the SLURM log says the same), the
+    # memory growing with the attempt as the profile's estimate asks.
+    (tmp_path / log).write_text("2026-12-06 09:59:12,291 INFO stcore.train: epoch 1/600\n")
+    (tmp_path / "slurm" / "351.log").write_text("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=351.batch. "
+                                                 "Some of your processes may have been killed by the cgroup "
+                                                 "out-of-memory handler.\n")
+    (tmp_path / "sm.log").write_text(text.replace("runtime=1,", "runtime=15,").replace("'TIMEOUT'", "'FAILED'"))
+    line = failure_lines(0, snakemake_logs=["sm.log"])[0]
+    assert line.endswith("SLURM stopped job 351 at its memory, mem_mb=2054 MB (OUT_OF_MEMORY). Fix: give train "
+                         "more memory, e.g. --set-resources 'train:mem_mb=4108*attempt' on the command line (or "
+                         "under set-resources: in the profile), and run the same command again; its SLURM log: "
+                         "slurm/351.log"), line
+    # A group job cancelled: the executor says 'Error in group prep' and nothing of SLURM's status; the
+    # step that ran is named from the job's own Snakemake, SLURM's words from its log.
+    (tmp_path / "logs" / "qc").mkdir()
+    (tmp_path / "logs" / "qc" / "g.log").write_text("")
+    (tmp_path / "slurm" / "358.log").write_text("slurmstepd-vm: error: *** JOB 358 ON vm CANCELLED AT 2026-12-06T10:06:07 ***\n")
+    (tmp_path / "sm.log").write_text(
+        "Job 0cbf has been submitted with SLURM jobid 358 (log: slurm/358.log).\n[Sun Dec  6 10:06:19 2026]\n"
+        "    message: Error in group prep\n    log: slurm/358.log (check log file(s) for error details)\n    jobs:\n"
+        "        rule qc:\n            jobid: 6\n            output: results/g/qc.h5ad\n"
+        "            log: logs/qc/g.log (check log file(s) for error details)\n"
+        "        rule hvg:\n            jobid: 5\n            log: logs/hvg/g.log (check log file(s) for error details)\n"
+        f"Logfile slurm/358.log:\n{SEP}\nslurmstepd-vm: error: *** JOB 358 ON vm CANCELLED AT 2026-12-06T10:06:07 ***\n"
+        "Error in rule qc:\n    message: None\n    jobid: 6\n    log: logs/qc/g.log (check log file(s) for error details)\n"
+        f"{SEP}\nExiting because a job execution failed.\n")
+    lines = failure_lines(time.time() + 60, snakemake_logs=["sm.log"])
+    assert lines == ["logs/qc/g.log: sample 'g', step 'qc': SLURM ended job 358 (group job 'prep') with status "
+                     "CANCELLED (cancelled with scancel, by you or the cluster's administrators), not for an error "
+                     "of the step. Fix: run the same command again; its SLURM log: slurm/358.log"], lines
+    # A step that failed by itself inside a SLURM job is named by its own ERROR line, as with --cores.
+    (tmp_path / "logs" / "qc" / "g.log").write_text("2026-12-06 10:06:07 ERROR stcore: sample 'g': no counts. Fix: x\n")
+    (tmp_path / "slurm" / "358.log").write_text("srun: error: vm: task 0: Exited with exit code 1\n")
+    os.utime(tmp_path / log, (1, 1))                                  # an earlier run's
+    assert failure_lines(2, snakemake_logs=["sm.log"]) == ["logs/qc/g.log: sample 'g': no counts. Fix: x"]
 
 
 def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tmp_path, monkeypatch):

@@ -24,6 +24,133 @@ def failed_jobs(snakemake_logs):
     return jobs
 
 
+# SLURM's own words for a job it stopped, in the job's SLURM log (slurmstepd) or the status the executor
+# reports ("SLURM-job '350' failed, SLURM status is: 'TIMEOUT'"): first match wins.
+SLURM_MARKS = (("DUE TO TIME LIMIT", "TIMEOUT"), ("oom-kill", "OUT_OF_MEMORY"), ("OUT_OF_MEMORY", "OUT_OF_MEMORY"),
+               ("Exceeded job memory limit", "OUT_OF_MEMORY"), ("DUE TO PREEMPTION", "PREEMPTED"),
+               ("DUE TO NODE FAILURE", "NODE_FAIL"), ("CANCELLED AT", "CANCELLED"))
+_EMBEDDED = re.compile(r"^Logfile (\S+):\n={80}\n(.*?)\n={80}$", re.M | re.S)   # show-failed-logs' copy of a log
+_HEADER = re.compile(r"^([ \t]*)(?:\[[^\]]*\][ \t]*)?(Error in rule|rule|localrule) (\S+):$")
+_GROUP = re.compile(r"^([ \t]*)message: Error in group (\S+)$")
+_FIELD = re.compile(r"^([ \t]+)(\w+): (.*)$")
+
+
+def _fields(lines, i, indent):
+    """The ``key: value`` lines after line ``i`` indented deeper than ``indent``, and the next line's index."""
+    fields = {}
+    while i < len(lines):
+        found = _FIELD.match(lines[i])
+        if not found or len(found.group(1)) <= len(indent):
+            break
+        fields.setdefault(found.group(2), found.group(3))
+        i += 1
+    return fields, i
+
+
+def _resources(text):
+    """{name: value} of a Snakemake ``resources:`` line (those it knows: not <TBD>)."""
+    pairs = (item.strip().partition("=") for item in (text or "").split(","))
+    return {k: v for k, _, v in pairs if k and v and v != "<TBD>"}
+
+
+def _logs(value):
+    """The log files of a ``log:`` line (the step's own, then the SLURM log the executor adds)."""
+    return [p for p in re.split(r",\s*", re.sub(r"\s*\(check log file.*$", "", value or "")) if p]
+
+
+def slurm_failures(snakemake_logs):
+    """{step log: facts} of the jobs that ran as SLURM jobs and failed, from Snakemake's log of the run:
+    ``status`` (SLURM's, from the executor's message or the job's SLURM log: TIMEOUT, OUT_OF_MEMORY,
+    CANCELLED, ...), ``job`` (SLURM job id), ``slurm_log``, ``resources`` of its last attempt (mem_mb,
+    runtime in minutes, as submitted) and ``attempts`` (the resources of each), ``group`` (the name of a
+    group job it ran in).  The copies of job logs that show-failed-logs prints are left out: their blocks
+    are the job's own Snakemake's, inside the SLURM job."""
+    facts, embedded = {}, {}
+    for path in snakemake_logs or ():
+        try:
+            with open(path, errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        for found in _EMBEDDED.finditer(text):
+            embedded[found.group(1)] = found.group(2)
+        lines = _EMBEDDED.sub("", text).split("\n")
+        scheduled = {}                                  # jobid -> the resources of each attempt
+        i = 0
+        while i < len(lines):
+            header, group = _HEADER.match(lines[i]), _GROUP.match(lines[i])
+            if header and header.group(2) != "Error in rule":
+                fields, i = _fields(lines, i + 1, header.group(1))
+                if "jobid" in fields and not header.group(1):     # a job of its own, not a group's step
+                    scheduled.setdefault(fields["jobid"], []).append(_resources(fields.get("resources")))
+                continue
+            if header:
+                fields, i = _fields(lines, i + 1, header.group(1))
+                logs = _logs(fields.get("log"))
+                said = re.search(r"SLURM-job '(\d+)' failed.*?SLURM status is: '([A-Z_]+)'",
+                                 fields.get("message", ""))
+                if len(logs) > 1 or said:
+                    attempts = scheduled.get(fields.get("jobid"), [])
+                    facts[os.path.normpath(logs[0])] = {
+                        "status": said.group(2) if said else None, "job": fields.get("external_jobid") or (
+                            said.group(1) if said else None), "slurm_log": logs[1] if len(logs) > 1 else None,
+                        "resources": attempts[-1] if attempts else {}, "attempts": attempts, "group": None}
+                continue
+            if group:                                   # a group job: its SLURM log, then its steps' logs
+                fields, j = _fields(lines, i + 1, group.group(1)[:-1])      # its fields: at its own indent
+                slurm_log = (_logs(fields.get("log")) or [None])[0]
+                while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip())
+                                          > len(group.group(1)) or lines[j].startswith(group.group(1) + "jobs:")):
+                    step = _FIELD.match(lines[j])
+                    if step and step.group(2) == "log" and slurm_log:
+                        job = re.search(r"(\d+)\.log$", slurm_log)
+                        facts[os.path.normpath(_logs(step.group(3))[0])] = {
+                            "status": None, "job": job.group(1) if job else None, "slurm_log": slurm_log,
+                            "resources": {}, "attempts": [], "group": group.group(2)}
+                    j += 1
+                i = j
+                continue
+            i += 1
+    for fact in facts.values():                     # what SLURM wrote in the job's log: why it stopped it
+        if fact["status"] in (None, "FAILED", "CANCELLED") and fact["slurm_log"]:
+            try:
+                with open(fact["slurm_log"], errors="replace") as fh:
+                    text = fh.read()
+            except OSError:
+                text = embedded.get(fact["slurm_log"], "")
+            fact["status"] = next((status for mark, status in SLURM_MARKS if mark in text), fact["status"])
+    return facts
+
+
+def slurm_line(step, fact):
+    """Why SLURM stopped a job and the fix (the limit it ran into, as asked for), or None where SLURM did
+    not stop it (the step failed by itself: its own log says why)."""
+    status, job = fact["status"], fact["job"] or "?"
+    where = f"job {job}" + (f" (group job '{fact['group']}')" if fact["group"] else "")
+    seen = f"; its SLURM log: {fact['slurm_log']}" if fact["slurm_log"] else ""
+    limits = {"TIMEOUT": ("runtime", "its time limit", "minutes", "time"),
+              "OUT_OF_MEMORY": ("mem_mb", "its memory", "MB", "memory")}
+    if status in limits:
+        key, what, unit, noun = limits[status]
+        had = fact["resources"].get(key)
+        asked = [a.get(key) for a in fact["attempts"]]
+        said = f"{what}, {key}={had} {unit}" if had else what
+        if had and len(asked) > 1 and len(set(asked)) == 1:
+            said += (f", the same on each of its {len(asked)} attempts (a number given in the profile or with "
+                     "--set-resources / --default-resources is not multiplied by the attempt)")
+        more = (f"--set-resources '{step}:{key}={2 * int(float(had))}*attempt'" if had and
+                re.fullmatch(r"[\d.]+", had) else f"--set-resources '{step}:{key}=<more>*attempt'")
+        return (f"SLURM stopped {where} at {said} ({status}). Fix: give {step} more {noun}, e.g. {more} on "
+                f"the command line (or under set-resources: in the profile), and run the same command again{seen}")
+    why = {"CANCELLED": "cancelled with scancel, by you or the cluster's administrators",
+           "PREEMPTED": "preempted for a job of higher priority", "NODE_FAIL": "its node failed",
+           "BOOT_FAIL": "its node failed to boot", "DEADLINE": "it did not start before its deadline"}
+    if status in why:
+        return (f"SLURM ended {where} with status {status} ({why[status]}), not for an error of the step. "
+                f"Fix: run the same command again{seen}")
+    return None
+
+
 def job_sample(step, log):
     """The slide (or 'all') of a job, from its log's name (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>]].log)."""
     stem = os.path.basename(log)[:-len(".log")] if log.endswith(".log") else os.path.basename(log)
@@ -36,8 +163,9 @@ def job_sample(step, log):
 
 def failure_lines(since, log_dir="logs", snakemake_logs=()):
     """One line per failed job: the ERROR line its step wrote to its log (logs changed since
-    ``since``); for a job that died without one (killed, out of memory), a line naming its log,
-    slide and step, which is also appended to that log."""
+    ``since``); for a job that died without one, a line naming its log, slide and step, which is also
+    appended to that log: where SLURM stopped it (time limit, memory, scancel), SLURM's reason, the
+    limit it had and the fix (:func:`slurm_line`); else that it was killed or its log's last line."""
     lines, named = [], set()
     for root, _, files in os.walk(log_dir):
         for name in sorted(files):
@@ -50,8 +178,19 @@ def failure_lines(since, log_dir="logs", snakemake_logs=()):
             if found:
                 named.add(os.path.normpath(path))
             lines += found
+    slurm = slurm_failures(snakemake_logs)
     for step, log in failed_jobs(snakemake_logs):
         if os.path.normpath(log) in named:
+            continue
+        stopped = slurm_line(step, slurm[os.path.normpath(log)]) if os.path.normpath(log) in slurm else None
+        if stopped:
+            line = f"sample '{job_sample(step, log)}', step '{step}': {stopped}"
+            lines.append(f"{log}: {line}")
+            try:
+                with open(log, "a") as fh:
+                    fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR stcore: {line}\n")
+            except OSError:
+                pass
             continue
         try:
             with open(log, errors="replace") as fh:
