@@ -1033,6 +1033,25 @@ def test_a_job_slurm_stopped_is_named_with_its_limit_and_the_fix(tmp_path, monke
     assert failure_lines(2, snakemake_logs=["sm.log"]) == ["logs/qc/g.log: sample 'g': no counts. Fix: x"]
 
 
+def test_a_job_sbatch_refused_is_named_with_its_reason_and_the_fix(tmp_path, monkeypatch):
+    """A partition the cluster does not have (--set-resources train:slurm_partition=gpuq): sbatch refuses the
+    job; the run ends on a line saying so, not on nothing (sbatch's lines broke Snakemake's block)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sm.log").write_text(
+        "[Sun Dec  6 10:10:05 2026]\nError in rule train:\n    message: SLURM sbatch failed. The error message "
+        "was 'sbatch: error: invalid partition specified: gpuq\nsbatch: error: Batch job submission failed: Invalid "
+        "partition name specified'.\n    sbatch call:\n        sbatch --parsable -p gpuq -t 15 --mem 1027\nFor "
+        "further error details see the cluster/cloud log and the log files of the involved rule(s).\n    jobid: 4\n"
+        "    output: results/s/graphst/seed0/train.npz\n"
+        "    log: logs/train/s.graphst.seed0.log (check log file(s) for error details)\n"
+        "Logfile logs/train/s.graphst.seed0.log not found.\nExiting because a job execution failed.\n")
+    assert failure_lines(0, snakemake_logs=["sm.log"]) == [
+        "logs/train/s.graphst.seed0.log: sample 's', step 'train': sbatch refused to queue the job (invalid partition "
+        "specified: gpuq), so it never ran. Fix: give slurm_partition one of the cluster's partitions (sinfo -s "
+        "lists them) in the profile's default-resources / set-resources, or in --default-resources / "
+        "--set-resources on the command line; the sbatch call is in the console output above"]
+
+
 def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tmp_path, monkeypatch):
     """What the workflow's onerror prints, in order: FAILED and the line of each failed job, then the
     warning that the results table is an earlier run's."""

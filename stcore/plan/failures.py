@@ -8,15 +8,23 @@ import re
 import time
 
 
+def _read_log(path):
+    """Snakemake's log of the run, the lines that a message carries on at the start of a line (sbatch's
+    own error lines, the executor's 'For further error details ...') indented into their block; '' where
+    it cannot be read."""
+    try:
+        with open(path, errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return ""
+    return re.sub(r"^(sbatch: |For further error details)", r"    \1", text, flags=re.M)
+
+
 def failed_jobs(snakemake_logs):
     """(step, log file) of every job that failed, from Snakemake's own log of the run."""
     jobs = []
     for path in snakemake_logs or ():
-        try:
-            with open(path, errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
+        text = _read_log(path)
         for step, block in re.findall(r"^Error in rule\s(\S+):\n((?:[ \t]+.*\n?)*)", text, re.M):
             found = re.search(r"^\s+log: ([^\s,]+)", block, re.M)
             if found and (step, found.group(1)) not in jobs:
@@ -36,13 +44,13 @@ _FIELD = re.compile(r"^([ \t]+)(\w+): (.*)$")
 
 
 def _fields(lines, i, indent):
-    """The ``key: value`` lines after line ``i`` indented deeper than ``indent``, and the next line's index."""
+    """The ``key: value`` lines among those after line ``i`` indented deeper than ``indent``, and the next
+    line's index."""
     fields = {}
-    while i < len(lines):
+    while i < len(lines) and len(lines[i]) - len(lines[i].lstrip()) > len(indent) and lines[i].strip():
         found = _FIELD.match(lines[i])
-        if not found or len(found.group(1)) <= len(indent):
-            break
-        fields.setdefault(found.group(2), found.group(3))
+        if found:
+            fields.setdefault(found.group(2), found.group(3))
         i += 1
     return fields, i
 
@@ -67,11 +75,7 @@ def slurm_failures(snakemake_logs):
     are the job's own Snakemake's, inside the SLURM job."""
     facts, embedded = {}, {}
     for path in snakemake_logs or ():
-        try:
-            with open(path, errors="replace") as fh:
-                text = fh.read()
-        except OSError:
-            continue
+        text = _read_log(path)
         for found in _EMBEDDED.finditer(text):
             embedded[found.group(1)] = found.group(2)
         lines = _EMBEDDED.sub("", text).split("\n")
@@ -89,7 +93,13 @@ def slurm_failures(snakemake_logs):
                 logs = _logs(fields.get("log"))
                 said = re.search(r"SLURM-job '(\d+)' failed.*?SLURM status is: '([A-Z_]+)'",
                                  fields.get("message", ""))
-                if len(logs) > 1 or said:
+                refused = re.search(r"SLURM sbatch failed\. The error message was '(?:sbatch: error: )?(.*?)'?$",
+                                    fields.get("message", ""))
+                if refused and logs:                    # never queued: sbatch refused what it asks for
+                    facts[os.path.normpath(logs[0])] = {
+                        "status": "SBATCH", "job": None, "slurm_log": None, "refused": refused.group(1),
+                        "resources": _resources(fields.get("resources")), "attempts": [], "group": None}
+                elif len(logs) > 1 or said:
                     attempts = scheduled.get(fields.get("jobid"), [])
                     facts[os.path.normpath(logs[0])] = {
                         "status": said.group(2) if said else None, "job": fields.get("external_jobid") or (
@@ -97,16 +107,17 @@ def slurm_failures(snakemake_logs):
                         "resources": attempts[-1] if attempts else {}, "attempts": attempts, "group": None}
                 continue
             if group:                                   # a group job: its SLURM log, then its steps' logs
-                fields, j = _fields(lines, i + 1, group.group(1)[:-1])      # its fields: at its own indent
-                slurm_log = (_logs(fields.get("log")) or [None])[0]
-                while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip())
-                                          > len(group.group(1)) or lines[j].startswith(group.group(1) + "jobs:")):
-                    step = _FIELD.match(lines[j])
-                    if step and step.group(2) == "log" and slurm_log:
-                        job = re.search(r"(\d+)\.log$", slurm_log)
-                        facts[os.path.normpath(_logs(step.group(3))[0])] = {
-                            "status": None, "job": job.group(1) if job else None, "slurm_log": slurm_log,
-                            "resources": {}, "attempts": [], "group": group.group(2)}
+                indent, slurm_log, j = len(group.group(1)), None, i + 1
+                while j < len(lines) and lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) >= indent:
+                    field = _FIELD.match(lines[j])
+                    if field and field.group(2) == "log":
+                        if len(field.group(1)) == indent:
+                            slurm_log = (_logs(field.group(3)) or [None])[0]
+                        elif slurm_log:
+                            job = re.search(r"(\d+)\.log$", slurm_log)
+                            facts[os.path.normpath(_logs(field.group(3))[0])] = {
+                                "status": None, "job": job.group(1) if job else None, "slurm_log": slurm_log,
+                                "resources": {}, "attempts": [], "group": group.group(2)}
                     j += 1
                 i = j
                 continue
@@ -142,6 +153,13 @@ def slurm_line(step, fact):
                 re.fullmatch(r"[\d.]+", had) else f"--set-resources '{step}:{key}=<more>*attempt'")
         return (f"SLURM stopped {where} at {said} ({status}). Fix: give {step} more {noun}, e.g. {more} on "
                 f"the command line (or under set-resources: in the profile), and run the same command again{seen}")
+    if status == "SBATCH":
+        partition = "partition" in fact["refused"].lower()
+        return (f"sbatch refused to queue the job ({fact['refused']}), so it never ran. Fix: "
+                + ("give slurm_partition one of the cluster's partitions (sinfo -s lists them)" if partition else
+                   "correct what the job asks SLURM for (partition, account, memory, time, GPUs)")
+                + " in the profile's default-resources / set-resources, or in --default-resources / --set-resources "
+                  "on the command line; the sbatch call is in the console output above")
     why = {"CANCELLED": "cancelled with scancel, by you or the cluster's administrators",
            "PREEMPTED": "preempted for a job of higher priority", "NODE_FAIL": "its node failed",
            "BOOT_FAIL": "its node failed to boot", "DEADLINE": "it did not start before its deadline"}
