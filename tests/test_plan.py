@@ -612,7 +612,16 @@ def test_runs_seeds_slides_and_combinations():
     # a GPU given to train jobs that train on the CPU (a --config that replaced the GPU profile's device) is said
     assert "train.device is auto, not cuda" in plan.idle_gpu(1) and "Fix: add train='{device: cuda}'" in plan.idle_gpu(1)
     assert plan.idle_gpu(None) is None and plan.idle_gpu(0) is None
-    assert _plan(dict(config, train={**config["train"], "device": "cuda"})).idle_gpu(1) is None
+    # on CUDA, the published methods' train jobs are given the profile's GPU too, which they never use: said
+    cuda = dict(config, train={**config["train"], "device": "cuda"})
+    peers = [m for m in config["methods"] if not METHODS[config["methods"][m].get("model", "graphst")].builtin]
+    idle = _plan(cuda).idle_gpu(1)
+    assert idle.startswith(f"warning: train jobs are given 1 GPU each (set-resources train: gpu, as profiles/slurm-gpu "
+                           f"sets), those of {', '.join(peers)} too: published methods, which train on the CPU")
+    assert "Fix: delete gpu under set-resources: train: in the profile" in idle
+    assert all(_plan(cuda).train_gpus(m) == 0 for m in peers) and _plan(cuda).train_gpus("graphst") == 1
+    builtin = {m: spec for m, spec in config["methods"].items() if m not in peers}
+    assert _plan(dict(cuda, methods=builtin, ensembles={})).idle_gpu(1) is None
     # the report's first page: the first combination's answer where it runs (one seed in common: that seed's
     # vote), elsewhere every seed's map of the figure method (the first method when it is not one)
     graphst_seeds = plan.seeds_of("graphst")

@@ -593,12 +593,24 @@ class Plan:
         """The line to say when train jobs are given ``asked`` GPUs each (``set-resources train:
         gpu=...``, as profiles/slurm-gpu sets) while train.device is not cuda: a --config on the
         command line replaces the profile's ``train={device: cuda}``, and the jobs would take the CPU
-        env and train beside an idle GPU.  None when no GPU is asked for or the run trains on CUDA."""
+        env and train beside an idle GPU; and when the run trains on CUDA, where the config has published
+        methods (peers), whose train jobs run on the CPU beside the GPU they are given.  None when no GPU is
+        asked for, or the run trains on CUDA without a peer."""
         try:
             asked = float(asked or 0)
         except (TypeError, ValueError):
             return None
-        if asked <= 0 or self.on_cuda() or not any(not self.is_peer(m) for m in self.methods):
+        if asked <= 0:
+            return None
+        peers = [m for m in self.methods if self.is_peer(m) and self.source(m) == m]     # those that train
+        if self.on_cuda():          # the published methods train on the CPU (train_gpus gives them none)
+            return None if not peers else (
+                f"warning: train jobs are given {asked:g} GPU each (set-resources train: gpu, as profiles/slurm-gpu "
+                f"sets), those of {', '.join(peers)} too: published methods, which train on the CPU "
+                "(envs/peers.yaml), so each holds a GPU that stays idle and waits for a GPU node. Fix: delete gpu "
+                "under set-resources: train: in the profile (and train: where nothing else is under it; train.device cuda asks one GPU for the train jobs of "
+                f"the graph model and none for {', '.join(peers)}), or run them under profiles/slurm")
+        if not any(not self.is_peer(m) for m in self.methods):
             return None
         return (f"warning: train jobs are given {asked:g} GPU each (set-resources train: gpu, as profiles/slurm-gpu "
                 f"sets) but train.device is {self.config['train']['device']}, not cuda: they take the CPU env "
