@@ -827,6 +827,33 @@ def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
             assert f"=RESOURCES.{name}," in text, (rule, name)
 
 
+def test_hvg_is_sized_from_the_slide_before_qc_wrote_its_file(tmp_path, monkeypatch):
+    """A SLURM profile's prep job (qc, hvg and graph as one job) is sized when it is submitted, before
+    qc wrote qc.h5ad: hvg's memory and time were not known then and were left out of the job's (qc's
+    estimate, from the compressed file's size, can be far below hvg's from the matrix's spots x genes).
+    Now hvg is sized from the slide's matrix until its qc.h5ad exists."""
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, hvg_mem_mb, hvg_runtime
+
+    h5py = pytest.importorskip("h5py")
+    monkeypatch.chdir(tmp_path)
+    slide = tmp_path / "a.h5ad"
+    with h5py.File(slide, "w") as fh:
+        fh.create_dataset("X", data=[[1.0] * 400] * 3000)
+    plan = _plan(_config(graphst={"model": "graphst"}))
+    plan.slides["s1"] = dict(plan.slides["s1"], path=str(slide), format="h5ad")
+    resources = JobResources(plan)
+    qc = Job(h5ad="results/s1/qc.h5ad")
+    assert resources.hvg_mem_mb(Job(sample="s1"), qc, 1) == hvg_mem_mb(str(slide), 1) > 1024 + 6 * 4
+    assert resources.hvg_runtime(Job(sample="s1"), qc, 2) == hvg_runtime(str(slide), 2)
+    (tmp_path / "results/s1").mkdir(parents=True)
+    with h5py.File(tmp_path / "results/s1/qc.h5ad", "w") as fh:        # once qc wrote it: its own size
+        fh.create_dataset("X", data=[[1.0] * 100] * 3000)
+    assert resources.hvg_mem_mb(Job(sample="s1"), qc, 1) == hvg_mem_mb("results/s1/qc.h5ad", 1) < hvg_mem_mb(
+        str(slide), 1)
+
+
 def test_a_resource_given_on_the_command_line_is_read_as_written():
     """The GPUs a profile's set-resources gives train (said when train runs on the CPU): Snakemake
     keeps a value it was given wrapped, with the text in ``.raw``."""

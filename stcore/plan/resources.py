@@ -155,7 +155,8 @@ def given(overwrite_resources, rule, name):
 class JobResources:
     """The rules' resources as Snakemake asks for them, ``(wildcards, input, attempt)``, from the
     ``plan`` (:class:`~.runs.Plan`) and the job's input files: qc from the slide's files, a group
-    as qc from the qc files of its slides, hvg from its qc.h5ad, train from the model's registry
+    as qc from the qc files of its slides, hvg from its qc.h5ad (before qc ran: the slide's
+    matrix, :meth:`hvg_input`), train from the model's registry
     facts and the method's own train settings (the config's block with the method's on top)."""
 
     def __init__(self, plan):
@@ -170,11 +171,27 @@ class JobResources:
     def group_mem_mb(self, wildcards, input, attempt):
         return qc_mem_mb(input.slides, attempt)
 
+    def hvg_input(self, wildcards, input):
+        """The file hvg's job is sized from: its qc.h5ad, or before qc wrote it the slide's matrix
+        as qc reads it (the largest file of the slide whose header gives spots x genes; qc.h5ad
+        holds at most as many).  A SLURM profile's prep job (qc, hvg and graph in one job) is
+        sized when it is submitted, before qc ran: hvg's size, unknown then, was left out of the
+        job's memory and time.  A slide with no such file (a group's, made by its own job first):
+        the qc.h5ad, whose size Snakemake then takes as not known yet."""
+        h5ad = str(input.h5ad)
+        row = self.plan.slides.get(wildcards.sample)
+        if os.path.exists(h5ad) or row is None or row.get("format") == "group":
+            return h5ad
+        from ..formats import slide_files
+
+        matrices = [f for f in self.plan.raw_input(wildcards.sample, slide_files) if slide_shape(f) is not None]
+        return max(matrices, key=matrix_mb) if matrices else h5ad
+
     def hvg_mem_mb(self, wildcards, input, attempt):
-        return hvg_mem_mb(input.h5ad, attempt)
+        return hvg_mem_mb(self.hvg_input(wildcards, input), attempt)
 
     def hvg_runtime(self, wildcards, input, attempt):
-        return hvg_runtime(input.h5ad, attempt)
+        return hvg_runtime(self.hvg_input(wildcards, input), attempt)
 
     def train_mem_mb(self, wildcards, input, attempt):
         method = wildcards.method
