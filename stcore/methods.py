@@ -49,7 +49,7 @@ import pandas as pd
 from .errors import InputError
 from .registry import METHODS, MethodFacts, train_settings_read
 
-__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "recorded_train", "trained_on", "RESULT_VERSION",
+__all__ = ["MethodResult", "Method", "REGISTRY", "method", "fit", "check_fit", "recorded_train", "trained_on", "RESULT_VERSION",
            "LOSS_COLUMNS"]
 
 # The layout version of train.npz; load() refuses other versions with the fix.  Files
@@ -225,6 +225,20 @@ def _unlogged(values):
 def reads_counts(name: str) -> bool:
     """Whether method ``name`` reads the raw counts (``fit``'s ``counts``)."""
     return method(name).facts.reads_counts
+
+
+def check_fit(name: str, params: dict, coords, *, n_genes: int, n_clusters=None) -> None:
+    """What :func:`fit` of method ``name`` would refuse that is known before it trains: the method
+    installed, and a peer's own checks (:func:`stcore.peers.check`: its settings, the modules it imports,
+    the slide's positions and ``n_genes``, the memory it needs), which its fit runs first too.  A call
+    of several methods runs it for each before any trains (:func:`stcore.tl.domains`)."""
+    entry = method(name)
+    entry.check_installed(name)
+    if not entry.facts.builtin:
+        from .peers import check
+
+        check(name, params, coords, n_genes=n_genes,
+              n_clusters=n_clusters if entry.facts.wants_n_clusters else None)
 
 
 def fit(name: str, x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None,

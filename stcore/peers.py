@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import logging
 import random
 import time
+import warnings
 
 import numpy as np
 
@@ -46,7 +48,7 @@ from .registry import PEER_SETTINGS, peer_settings_fix, unknown_peer_settings
 
 __all__ = ["PEERS_INSTALL", "CELLCHARTER_INSTALL", "BANKSY_INSTALL", "GRAPHST_PKG_DEFAULTS", "STAGATE_DEFAULTS",
            "SPAGCN_DEFAULTS", "CELLCHARTER_DEFAULTS", "BANKSY_DEFAULTS", "fit_graphst_pkg", "fit_stagate", "fit_spagcn",
-           "fit_cellcharter", "fit_banksy", "settings_of", "banksy_kind", "banksy_memory_mb",
+           "fit_cellcharter", "fit_banksy", "settings_of", "check", "PEER_MODULES", "banksy_kind", "banksy_memory_mb",
            "stagate_radius", "grid_shape"]
 
 log = logging.getLogger(__name__)
@@ -76,12 +78,107 @@ def settings_of(model: str, params: dict) -> dict:
     return {**PEER_SETTINGS[model], **given}
 
 
-def _import(module: str):
+# The modules each peer's fit imports (its package and what it needs beside it), imported by check() before it
+# trains: a package not installed, or one that fails on import, is refused before any method of a call trains.
+PEER_MODULES: dict[str, tuple[str, ...]] = {
+    "graphst_pkg": ("scanpy", "torch", "ot", "skmisc", "GraphST.GraphST", "GraphST.utils"),  # POT: GraphST
+    # imports it without declaring it; scikit-misc: its seurat_v3 selection
+    "stagate": ("scanpy", "torch", "torch_geometric", "STAGATE_pyG"),
+    "spagcn": ("scanpy", "torch", "SpaGCN"),
+    "cellcharter": ("scanpy", "squidpy", "cellcharter"),
+    "banksy": ("scanpy", "banksy.initialize_banksy", "banksy.embed_banksy", "banksy.main", "banksy.cluster_methods",
+               "banksy_utils.umap_pca", "leidenalg"),
+}
+
+
+def _import(module: str, model: str):
+    """``module``, imported for peer ``model``; one that cannot be (not installed, or failing on import: a broken
+    install, another module of its name first on the path) is refused naming it, where it was found, and the
+    install of the method's extra."""
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings():       # banksy's cluster module warns that R's mclust is absent
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
     except ImportError as exc:
-        raise InputError(f"peer methods need '{module}', which cannot be imported ({exc})",
-                         fix=PEERS_INSTALL) from None
+        from .registry import facts
+
+        top = module.split(".")[0]
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        found = f" (found at {spec.origin}: check that it is the installed package)" if spec and spec.origin else ""
+        raise InputError(f"method '{model}' needs '{module}', which cannot be imported ({exc})",
+                         fix=f"{facts(model).install}{found}") from None
+
+
+def _imports(model: str) -> dict:
+    """The modules peer ``model``'s fit uses (:data:`PEER_MODULES`), by name."""
+    return {module: _import(module, model) for module in PEER_MODULES[model]}
+
+
+def check(model: str, params: dict, coords, *, n_genes: int, n_clusters=None) -> dict:
+    """What peer ``model``'s fit would refuse that is known before it trains: its settings (unknown keys,
+    values it does not take), the modules it imports, and the slide (``coords``, ``n_genes`` the genes it is
+    given): CellCharter's spots on one line, SpaGCN's 50 genes or fewer, BANKSY's matrix larger than the memory
+    free.  Each fit calls it first; :func:`stcore.tl.domains` calls it (:func:`stcore.methods.check_fit`) for
+    every method of the call before any of them trains, so that a refusal does not come after the others'
+    training.  Returns the settings the fit reads (:func:`settings_of`)."""
+    s = settings_of(model, params)
+    _imports(model)
+    _BEFORE[model](s, np.asarray(coords, dtype=np.float64), int(n_genes), n_clusters)
+    return s
+
+
+def _own_clustering(model: str, s: dict, known: str) -> None:
+    if s["own_clustering"] not in ("leiden", "none", None):
+        raise InputError(f"method '{model}': own_clustering '{s['own_clustering']}' is not known",
+                         fix=f"use leiden ({known}) or none")
+
+
+def _before_graphst_pkg(s, xy, n_genes, n_clusters):
+    _own_clustering("graphst_pkg", s, "GraphST's R-free search")
+    if s["own_clustering"] == "leiden" and n_clusters is not None:
+        _need_clusters("graphst_pkg", n_clusters)
+
+
+def _before_stagate(s, xy, n_genes, n_clusters):
+    pass
+
+
+def _before_spagcn(s, xy, n_genes, n_clusters):
+    _need_clusters("spagcn", n_clusters)
+    if n_genes <= 50:
+        raise InputError(f"method 'spagcn': its resolution search (SpaGCN.search_res) takes 50 principal "
+                         f"components, so it needs more than 50 genes; this slide has {n_genes}",
+                         fix="leave spagcn out for this slide (the method's samples: in the config; in tl.domains, a "
+                             "method= without it)")
+    if s["refine_shape"] not in ("auto", "hexagon", "square", "none"):
+        raise InputError(f"method 'spagcn': refine_shape '{s['refine_shape']}' is not known",
+                         fix="use auto, hexagon, square or none")
+
+
+def _before_cellcharter(s, xy, n_genes, n_clusters):
+    if n_clusters is not None:
+        _need_clusters("cellcharter", n_clusters)
+    _check_not_on_a_line(xy)
+
+
+def _before_banksy(s, xy, n_genes, n_clusters):
+    _own_clustering("banksy", s, "its R-free Leiden search")
+    if s["own_clustering"] == "leiden" and n_clusters is not None:
+        _need_clusters("banksy", n_clusters)
+    if s["kind"] != "auto" and str(s["kind"]) not in BANKSY_BY_KIND:
+        raise InputError(f"method 'banksy': kind '{s['kind']}' is not known", fix="use auto, spots or cells")
+    if s["lambda"] is not None and not 0.0 <= float(s["lambda"]) <= 1.0:
+        raise InputError(f"method 'banksy': lambda {float(s['lambda']):g} is outside [0, 1]",
+                         fix="set train.peer.lambda in [0, 1]")
+    used = min(n_genes, int(s["n_top_genes"])) if s["n_top_genes"] else n_genes     # its own selection's genes
+    _check_banksy_memory(xy.shape[0], used, int(s["max_m"]))
+
+
+_BEFORE = {"graphst_pkg": _before_graphst_pkg, "stagate": _before_stagate, "spagcn": _before_spagcn,
+           "cellcharter": _before_cellcharter, "banksy": _before_banksy}
 
 
 def _version(dist: str) -> str:
@@ -131,9 +228,7 @@ def _counts_adata(counts, coords, name: str):
     import pandas as pd
     import scipy.sparse as sp
 
-    if counts is None:
-        raise InputError(f"method '{name}' preprocesses raw counts itself and was given none",
-                         fix="pass counts= (the raw counts of the selected genes) to stcore.methods.fit")
+    _n_genes(counts, name)
     x = sp.csr_matrix(counts, dtype=np.float32)
     coords = np.asarray(coords, dtype=np.float64)
     if coords.shape[0] != x.shape[0]:
@@ -142,6 +237,14 @@ def _counts_adata(counts, coords, name: str):
                    var=pd.DataFrame(index=[f"gene{j}" for j in range(x.shape[1])]))
     a.obsm["spatial"] = coords
     return a
+
+
+def _n_genes(counts, name: str) -> int:
+    """The number of genes of ``counts``; none given is refused."""
+    if counts is None:
+        raise InputError(f"method '{name}' preprocesses raw counts itself and was given none",
+                         fix="pass counts= (the raw counts of the selected genes) to stcore.methods.fit")
+    return int(counts.shape[1])
 
 
 def _need_clusters(name: str, n_clusters) -> int:
@@ -198,13 +301,10 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     gives it; else None (without ``n_clusters`` the search is skipped: the output does not
     depend on it).
     """
-    s = settings_of("graphst_pkg", params)
+    s = check("graphst_pkg", params, coords, n_genes=_n_genes(counts, "graphst_pkg"), n_clusters=n_clusters)
     t0 = time.perf_counter()
-    sc = _import("scanpy")
-    torch = _import("torch")
-    _import("ot")          # POT: GraphST imports it without declaring it
-    _import("skmisc")      # scikit-misc: GraphST's seurat_v3 selection
-    graphst = _import("GraphST.GraphST")
+    modules = _imports("graphst_pkg")
+    sc, torch, graphst = modules["scanpy"], modules["torch"], modules["GraphST.GraphST"]
     _start(params, seed)
     a = _counts_adata(counts, coords, "graphst_pkg")
     sc.pp.normalize_total(a, target_sum=1e4)
@@ -221,7 +321,7 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     labels = None
     if s["own_clustering"] == "leiden" and n_clusters is not None:
         k = _need_clusters("graphst_pkg", n_clusters)
-        clustering = _import("GraphST.utils").clustering
+        clustering = modules["GraphST.utils"].clustering
         try:
             with _quiet("GraphST clustering"):
                 clustering(out, n_clusters=k, radius=int(s["radius"]), key="emb", method="leiden",
@@ -230,9 +330,6 @@ def fit_graphst_pkg(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
             labels = out.obs["domain"].astype(int).to_numpy()
         except AssertionError as exc:     # its resolution search found no resolution
             log.warning("GraphST's Leiden search found no resolution giving %d domains (%s): no own labels", k, exc)
-    elif s["own_clustering"] not in ("leiden", "none", None):
-        raise InputError(f"method 'graphst_pkg': own_clustering '{s['own_clustering']}' is not known",
-                         fix="use leiden (GraphST's R-free search) or none")
     return _result(out.obsm["emb"], labels, t0, "GraphST")
 
 
@@ -264,11 +361,10 @@ def fit_stagate(x, adj, coords, params: dict, seed: int, *, counts=None, n_clust
     STAGATE clusters with R mclust (EEE) on the embedding, which the shared cluster step
     replaces (set ``cluster.n_pcs: 30`` there to cluster the whole embedding, as STAGATE does).
     """
-    s = settings_of("stagate", params)
+    s = check("stagate", params, coords, n_genes=_n_genes(counts, "stagate"), n_clusters=n_clusters)
     t0 = time.perf_counter()
-    sc = _import("scanpy")
-    _import("torch_geometric")
-    stagate = _import("STAGATE_pyG")
+    modules = _imports("stagate")
+    sc, stagate = modules["scanpy"], modules["STAGATE_pyG"]
     _start(params, seed)
     a = _counts_adata(counts, coords, "stagate")
     sc.pp.normalize_total(a, target_sum=1e4)
@@ -364,23 +460,16 @@ def fit_spagcn(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
     """
     from threadpoolctl import threadpool_limits
 
-    s = settings_of("spagcn", params)
+    s = check("spagcn", params, coords, n_genes=_n_genes(counts, "spagcn"), n_clusters=n_clusters)
     k = _need_clusters("spagcn", n_clusters)
-    n_genes = counts.shape[1] if counts is not None else 0
-    if counts is not None and n_genes <= 50:
-        raise InputError(f"method 'spagcn': its resolution search (SpaGCN.search_res) takes 50 principal "
-                         f"components, so it needs more than 50 genes; this slide has {n_genes}",
-                         fix="leave spagcn out for this slide (the method's samples: in the config; in tl.domains, a "
-                             "method= without it)")
     with threadpool_limits(limits=1):
         return _spagcn(s, k, coords, params, seed, counts)
 
 
 def _spagcn(s: dict, k: int, coords, params: dict, seed: int, counts):
     t0 = time.perf_counter()
-    sc = _import("scanpy")
-    torch = _import("torch")
-    spg = _import("SpaGCN")
+    modules = _imports("spagcn")
+    sc, torch, spg = modules["scanpy"], modules["torch"], modules["SpaGCN"]
     _start(params, seed)
     a = _counts_adata(counts, coords, "spagcn")
     xy = np.asarray(coords, dtype=np.float64)
@@ -408,8 +497,6 @@ def _spagcn(s: dict, k: int, coords, params: dict, seed: int, counts):
         pred, _prob = clf.predict()
         z, _q = clf.model.predict(clf.embed, clf.adj_exp)
     shape = grid_shape(xy) if s["refine_shape"] == "auto" else str(s["refine_shape"])
-    if shape not in ("hexagon", "square", "none"):
-        raise InputError(f"method 'spagcn': refine_shape '{shape}' is not known", fix="use auto, hexagon, square or none")
     labels = np.asarray(pred)
     if shape != "none":
         with _quiet("SpaGCN"):
@@ -481,17 +568,11 @@ def fit_cellcharter(x, adj, coords, params: dict, seed: int, *, counts=None, n_c
     features (rep_dims x (n_layers + 1) columns); ``labels``: its own mixture's domains, fitted
     only when ``n_clusters`` is given (else None: the features do not depend on it).
     """
-    s = settings_of("cellcharter", params)
+    s = check("cellcharter", params, coords, n_genes=_n_genes(counts, "cellcharter"), n_clusters=n_clusters)
     k = None if n_clusters is None else _need_clusters("cellcharter", n_clusters)
     t0 = time.perf_counter()
-    try:
-        sc = importlib.import_module("scanpy")
-        sq = importlib.import_module("squidpy")
-        cc = importlib.import_module("cellcharter")
-    except ImportError as exc:
-        raise InputError(f"method 'cellcharter' needs the cellcharter package, which cannot be imported ({exc})",
-                         fix=CELLCHARTER_INSTALL) from None
-    _check_not_on_a_line(coords)
+    modules = _imports("cellcharter")
+    sc, sq, cc = modules["scanpy"], modules["squidpy"], modules["cellcharter"]
     _start(params, seed)
     a = _counts_adata(counts, coords, "cellcharter")
     sc.pp.normalize_total(a, target_sum=1e4)
@@ -613,32 +694,16 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
 
     from threadpoolctl import threadpool_limits
 
-    s = settings_of("banksy", params)
-    if s["own_clustering"] not in ("leiden", "none", None):
-        raise InputError(f"method 'banksy': own_clustering '{s['own_clustering']}' is not known",
-                         fix="use leiden (its R-free Leiden search) or none")
+    s = check("banksy", params, coords, n_genes=_n_genes(counts, "banksy"), n_clusters=n_clusters)
     k = _need_clusters("banksy", n_clusters) if s["own_clustering"] == "leiden" and n_clusters is not None else None
     kind = banksy_kind(coords) if s["kind"] == "auto" else str(s["kind"])
-    if kind not in BANKSY_BY_KIND:
-        raise InputError(f"method 'banksy': kind '{kind}' is not known", fix="use auto, spots or cells")
     lam = float(s["lambda"] if s["lambda"] is not None else BANKSY_BY_KIND[kind]["lambda"])
     k_geom = int(s["k_geom"] if s["k_geom"] is not None else BANKSY_BY_KIND[kind]["k_geom"])
-    if not 0.0 <= lam <= 1.0:
-        raise InputError(f"method 'banksy': lambda {lam:g} is outside [0, 1]", fix="set train.peer.lambda in [0, 1]")
     t0 = time.perf_counter()
-    try:
-        sc = importlib.import_module("scanpy")
-        with warnings.catch_warnings():       # its cluster module warns that R's mclust is absent
-            warnings.simplefilter("ignore")
-            init = importlib.import_module("banksy.initialize_banksy")
-            embed = importlib.import_module("banksy.embed_banksy")
-            bmain = importlib.import_module("banksy.main")
-            bclust = importlib.import_module("banksy.cluster_methods")
-            pca = importlib.import_module("banksy_utils.umap_pca")
-        import leidenalg
-    except ImportError as exc:
-        raise InputError(f"method 'banksy' needs the pybanksy package, which cannot be imported ({exc})",
-                         fix=BANKSY_INSTALL) from None
+    modules = _imports("banksy")
+    sc, init, embed = modules["scanpy"], modules["banksy.initialize_banksy"], modules["banksy.embed_banksy"]
+    bmain, bclust, pca = modules["banksy.main"], modules["banksy.cluster_methods"], modules["banksy_utils.umap_pca"]
+    leidenalg = modules["leidenalg"]
     random.seed(seed)
     np.random.seed(seed)
     a = _counts_adata(counts, coords, "banksy")
@@ -652,8 +717,7 @@ def fit_banksy(x, adj, coords, params: dict, seed: int, *, counts=None, n_cluste
         if s["log1p"]:
             sc.pp.log1p(a)
         a.obsm["coord_xy"] = np.asarray(coords, dtype=np.float64)
-        max_m = int(s["max_m"])
-        _check_banksy_memory(a.n_obs, a.n_vars, max_m)
+        max_m = int(s["max_m"])       # (its matrix's memory: checked before, by check())
         k_used = max(1, min(k_geom, (a.n_obs - 1) // (max_m + 1)))
         decay = str(s["nbr_weight_decay"])
         banksy_dict = init.initialize_banksy(a, ("x", "y", "coord_xy"), k_used, nbr_weight_decay=decay, max_m=max_m,

@@ -68,7 +68,11 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         at one seed, the methods'; at several, one vote over every method at every seed (each
         seed's combination in ``obsm[key_added + '_seeds']``).  The README's recommended answer is
         ``method=['graphst', 'banksy', 'cellcharter']`` with ``seed=range(3)`` (needs ``pip
-        install -e '.[banksy,cellcharter]'``): the workflow's ``recommended/consensus``.
+        install -e '.[banksy,cellcharter]'``): the workflow's ``recommended/consensus``.  What a
+        method would refuse that is known before training (a peer's package that cannot be
+        imported, CellCharter's spots on one line, SpaGCN's 50 genes or fewer, BANKSY's matrix
+        larger than the memory free, a peer setting it does not take) is refused before the first
+        method trains (:func:`stcore.methods.check_fit`).
     seed : int or iterable of int, default 0
         One seed, or several (e.g. ``range(5)``).  With several, each seed is trained and
         clustered on its own and ``obs[key_added]`` is the consensus of their labelings
@@ -183,7 +187,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .hvg import HVGParams, run_hvg, used_genes
     from .qc import QCParams, qc_masks
     from .io import as_csr
-    from .methods import fit, recorded_train
+    from .methods import check_fit, fit, recorded_train
     from .methods import method as method_entry
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
@@ -349,6 +353,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     show = _show_progress(progress)
     own = ClusterParams(**cluster).algorithm == "own"
     given = {m: n_clusters if method_entry(m).facts.needs_n_clusters(own) else None for m in methods}
+    for m in methods:     # what a method's fit would refuse and can be known now: before any method trains
+        check_fit(m, train, coords, n_genes=prepared.n_vars, n_clusters=given[m])
     labelings, choices, embeddings, by_method, pcs = [], [], {}, [], {}
     for s in seeds:
         params = ClusterParams(**cluster, seed=s)

@@ -1414,6 +1414,63 @@ def test_a_peer_setting_a_method_does_not_take_is_refused_before_any_training(me
                                                "train": dict(FAST.get("train") or {}, peer=peer)}))
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """tl.domains must refuse before any method trains: a fit reached fails the test."""
+    def reached(*args, **kwargs):
+        raise AssertionError("the check came after a method had trained")
+
+    monkeypatch.setattr("stcore.methods.fit", reached)
+
+
+def _need_peers(*names):
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"method {name!r} needs its extra")
+
+
+def _on_a_line(a):
+    a.obsm["spatial"] = np.c_[np.arange(a.n_obs, dtype=float), np.zeros(a.n_obs)]
+
+
+def _shadowed(tmp_path, monkeypatch, package):
+    """A module of ``package``'s name first on the path, which fails on import (a broken install)."""
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("raise ImportError('a broken install')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in list(__import__("sys").modules) if m == package or m.startswith(package + ".")]:
+        monkeypatch.delitem(__import__("sys").modules, name)
+
+
+@pytest.mark.parametrize("case", ["on a line", "banksy memory", "spagcn genes", "import", "banksy lambda"])
+def test_a_peer_that_refuses_the_slide_refuses_it_before_any_method_trains(case, no_training, tmp_path, monkeypatch):
+    """With several methods, what a peer's fit refuses and can be known before training (spots on one line for
+    CellCharter, BANKSY's matrix larger than the memory free, 50 genes or fewer for SpaGCN, a package that fails on
+    import, a setting out of range) is refused before the first method trains, not after graphst's minutes."""
+    _need_peers("banksy", "cellcharter", "SpaGCN")
+    adata = _slide()
+    methods, train, message = ["graphst", "banksy", "cellcharter"], dict(FAST["train"]), None
+    if case == "on a line":
+        _on_a_line(adata)
+        message = r"^method 'cellcharter': the spots' 64 distinct positions lie on one straight line"
+    elif case == "banksy memory":
+        from stcore.peers import banksy_memory_mb
+
+        monkeypatch.setattr("stcore.workflow.available_memory_mb", lambda: banksy_memory_mb(64, 10.5))
+        message = r"^method 'banksy': 64 spots x 30 genes need about .* free here\. Fix: run it where more is free"
+    elif case == "spagcn genes":
+        methods = ["graphst", "spagcn"]
+        message = r"^method 'spagcn': .* needs more than 50 genes; this slide has 30"
+    elif case == "import":
+        _shadowed(tmp_path, monkeypatch, "cellcharter")
+        message = r"^method 'cellcharter' needs 'cellcharter', which cannot be imported \(a broken install\)"
+    else:
+        methods, train["peer"] = ["graphst", "banksy"], {"lambda": 1.5}
+        message = r"^method 'banksy': lambda 1\.5 is outside \[0, 1\]"
+    with pytest.raises(InputError, match=message):
+        stcore.tl.domains(adata, **(FAST | {"n_clusters": 2, "method": methods, "train": train}))
+
+
 def test_whole_numbers_written_as_floats_are_read_as_integers():
     train, cluster, hvg = check_settings(train={"epochs": 20.0, "lr": 1.0}, cluster={"n_pcs": 5.0},
                                          hvg={"n_top_genes": 30.0})
