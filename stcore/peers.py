@@ -629,11 +629,15 @@ def _check_banksy_memory(n_spots: int, n_genes: int, max_m: int) -> None:
 
     need, free = banksy_memory_mb(n_spots, n_genes, max_m), available_memory_mb()
     if free is not None and need > free:
+        fits = int(free / banksy_memory_mb(n_spots, 1, max_m))          # the genes whose matrix fits
+        fewer = (f"give banksy {fits:,} genes or fewer (its n_top_genes: in the config, methods.<its name>.train.peer."
+                 f"n_top_genes; in tl.domains, train={{'peer': {{'banksy': {{'n_top_genes': {fits}}}}}}}), "
+                 if fits >= 1 else "")
         raise InputError(f"method 'banksy': {n_spots:,} spots x {n_genes:,} genes need about {need / 1024:.1f} GB "
                          f"(pybanksy holds its matrix of {max_m + 2} x {n_genes:,} columns dense, with copies), and "
                          f"{free / 1024:.1f} GB of memory are free here",
                          fix="run it where more is free (a cluster job asks for it: stcore/plan/resources.py), "
-                             "lower train.peer.n_top_genes for banksy, or leave banksy out for this slide (its "
+                             f"{fewer}or leave banksy out for this slide (its "
                              "samples: in the config; in tl.domains, a method= without it)")
 
 

@@ -87,7 +87,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         What ``X`` (or ``layer``) holds, as the sample sheet's ``values`` column: ``'counts'``,
         ``'normalized'`` or ``'log_normalized'``.
     train : dict, default None
-        Settings as under ``train:`` in the config; a key left out takes its default:
+        Settings as under ``train:`` in the config; a key left out takes its default.  ``peer``
+        goes to every peer method of the call, or is one block per method, keyed by its name, as
+        the workflow's ``methods.<name>.train.peer``: ``{'peer': {'banksy': {'n_top_genes': 1000},
+        'cellcharter': {'n_layers': 2}}}`` (a peer without a block: its package's defaults):
 
 {train_keys}
     cluster : dict, default None
@@ -188,6 +191,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .qc import QCParams, qc_masks
     from .io import as_csr
     from .methods import check_fit, fit, recorded_train
+    from .registry import METHODS, unknown_peer_settings
     from .methods import method as method_entry
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
@@ -227,9 +231,25 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     n_clusters = check_n_clusters(n_clusters, adata.n_obs)
     for m in methods:
         check_clustering(m, cluster, n_clusters)
-    # what each method's training reads: a peer's train['peer'] (given to every peer of the call) is checked
-    # against the keys it takes now, not by its fit after the other methods trained
-    read = {m: recorded_train(m, _with_defaults("train", train)) for m in methods}
+    # each method's train block: a peer's train['peer'] is given to every peer of the call, or is one block per
+    # method (train={'peer': {'banksy': {...}}}, the workflow's methods.<name>.train.peer)
+    train_of = _train_by_method(train, methods)
+    # what each method's training reads, checked against the keys each peer takes now, not by its fit after the
+    # other methods trained
+    read = {}
+    for m in methods:
+        try:
+            read[m] = recorded_train(m, _with_defaults("train", train_of[m]))
+        except InputError as exc:
+            # keys of another peer of the call (BANKSY's n_top_genes, as its memory refusal names it): its own block
+            owner = next((o for o in methods if o != m and train_of[m] is train and "unknown train.peer"
+                          in exc.problem and not METHODS[o].builtin and not unknown_peer_settings(o, train["peer"])),
+                         None)
+            if owner is None:
+                raise
+            raise InputError(exc.problem, fix=f"{exc.fix}; train['peer'] goes to every peer of the call: give the "
+                                              f"settings of {owner} its own block, "
+                                              f"train={{'peer': {{'{owner}': {dict(train['peer'])!r}}}}}") from None
     if "device" in train:
         resolve_device(train["device"])          # a device this machine lacks is refused before any work
     if not copy:
@@ -354,14 +374,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     own = ClusterParams(**cluster).algorithm == "own"
     given = {m: n_clusters if method_entry(m).facts.needs_n_clusters(own) else None for m in methods}
     for m in methods:     # what a method's fit would refuse and can be known now: before any method trains
-        check_fit(m, train, coords, n_genes=prepared.n_vars, n_clusters=given[m])
+        check_fit(m, train_of[m], coords, n_genes=prepared.n_vars, n_clusters=given[m])
     labelings, choices, embeddings, by_method, pcs = [], [], {}, [], {}
     for s in seeds:
         params = ClusterParams(**cluster, seed=s)
         runs = {}
         for m in methods:
             with epoch_progress(f"{m} seed {s}", enabled=show):
-                result = fit(m, prepared.X, adj, coords, train, s, counts=prepared.layers["counts"],
+                result = fit(m, prepared.X, adj, coords, train_of[m], s, counts=prepared.layers["counts"],
                              n_clusters=given[m], values=values)
             choice = {}
             runs[m] = run_cluster(features_of(result, params), coords, n_clusters, params, own_labels=result.labels,
@@ -482,6 +502,40 @@ def _columns_written(adata: ad.AnnData) -> list[str]:
         return []
     columns = record.get("columns", [record.get("key")])
     return [str(c) for c in np.atleast_1d(columns) if isinstance(c, str)]
+
+
+def _train_by_method(train: dict, methods: list[str]) -> dict[str, dict]:
+    """Each method's train block: ``train`` itself, its ``peer`` settings given to every peer of the call; or,
+    where ``train['peer']`` is keyed by method names (``{'banksy': {'n_top_genes': 1000}}``, as the workflow's
+    config gives each method its own ``methods.<name>.train.peer``), ``train`` with each peer's own block (a
+    peer without one: its package's defaults).  A block of a method the call does not run or that reads no peer
+    settings, a block that is not a dict, and method names mixed with settings are refused."""
+    from .registry import METHODS
+
+    peer = train.get("peer")
+    if not isinstance(peer, Mapping) or not any(k in METHODS for k in peer):
+        return {m: train for m in methods}
+    named = [str(k) for k in peer if k in METHODS]
+    others = [str(k) for k in peer if k not in METHODS]
+    example = "train={'peer': {'banksy': {'n_top_genes': 1000}, 'cellcharter': {'n_layers': 2}}}"
+    if others:
+        raise InputError(f"train['peer'] mixes settings ({', '.join(others)}) with blocks by method "
+                         f"({', '.join(named)})", fix=f"give each peer its settings in its own block: {example}, or "
+                                                      "one block of settings for every peer of the call")
+    for m in named:
+        if m not in methods:
+            raise InputError(f"train['peer'] holds settings for '{m}', which this call does not run "
+                             f"(method={methods!r}): they would be read by no method",
+                             fix=f"add '{m}' to method=, or remove its block")
+        if METHODS[m].builtin:
+            raise InputError(f"train['peer'] holds settings for '{m}', which reads no peer settings (train['peer'] "
+                             "is for the peer methods, each named as its package names its arguments)",
+                             fix=f"give '{m}' its settings as train's own keys (train={{'epochs': 300}}), and "
+                                 "keep train['peer'] for the peers")
+        if not isinstance(peer[m], Mapping):
+            raise InputError(f"train['peer']['{m}'] is not a dict of settings ({type(peer[m]).__name__})",
+                             fix=f"give it as a dict: {example}")
+    return {m: train if METHODS[m].builtin else {**train, "peer": dict(peer.get(m, {}))} for m in methods}
 
 
 def _with_defaults(section: str, settings: dict) -> dict:

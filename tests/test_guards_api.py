@@ -1457,7 +1457,8 @@ def test_a_peer_that_refuses_the_slide_refuses_it_before_any_method_trains(case,
         from stcore.peers import banksy_memory_mb
 
         monkeypatch.setattr("stcore.workflow.available_memory_mb", lambda: banksy_memory_mb(64, 10.5))
-        message = r"^method 'banksy': 64 spots x 30 genes need about .* free here\. Fix: run it where more is free"
+        message = (r"^method 'banksy': 64 spots x 30 genes need about .* free here\. Fix: .*give banksy 10 genes or "
+                   r"fewer .*in tl\.domains, train=\{'peer': \{'banksy': \{'n_top_genes': 10\}\}\}\)")
     elif case == "spagcn genes":
         methods = ["graphst", "spagcn"]
         message = r"^method 'spagcn': .* needs more than 50 genes; this slide has 30"
@@ -1465,10 +1466,43 @@ def test_a_peer_that_refuses_the_slide_refuses_it_before_any_method_trains(case,
         _shadowed(tmp_path, monkeypatch, "cellcharter")
         message = r"^method 'cellcharter' needs 'cellcharter', which cannot be imported \(a broken install\)"
     else:
-        methods, train["peer"] = ["graphst", "banksy"], {"lambda": 1.5}
+        train["peer"] = {"banksy": {"lambda": 1.5}}
         message = r"^method 'banksy': lambda 1\.5 is outside \[0, 1\]"
     with pytest.raises(InputError, match=message):
         stcore.tl.domains(adata, **(FAST | {"n_clusters": 2, "method": methods, "train": train}))
+
+
+def test_each_peer_of_a_call_takes_its_own_settings(monkeypatch):
+    """train={'peer': {'banksy': {...}}} gives BANKSY its settings and the call's other peers theirs (the
+    workflow's methods.<name>.train.peer): the fix BANKSY's memory refusal names, which a shared train['peer']
+    cannot follow with CellCharter in the call (it takes no n_top_genes).  A block of a method the call does not
+    run, or of a method that reads no peer settings, is refused; a shared block of one method runs as before."""
+    _need_peers("banksy", "cellcharter")
+    from stcore.peers import settings_of
+
+    train = dict(FAST["train"], peer={"banksy": {"n_top_genes": 20}, "cellcharter": {"n_layers": 2}})
+    got = stcore.tl.domains(_slide(), **(FAST | {"n_clusters": 2, "method": ["graphst", "banksy", "cellcharter"],
+                                                 "train": train, "copy": True, "progress": False}))
+    read = got.uns["stcore"]["train"]
+    assert read["banksy"]["peer"] == settings_of("banksy", {"peer": {"n_top_genes": 20}})
+    assert read["cellcharter"]["peer"] == settings_of("cellcharter", {"peer": {"n_layers": 2}})
+    assert got.obsm["X_cellcharter"].shape[1] == 10 * 3          # rep_dims x (n_layers + 1)
+    shared = dict(FAST["train"], peer={"n_top_genes": 500})
+    with pytest.raises(InputError, match=r"unknown train\.peer setting\(s\) \['n_top_genes'\]\. Fix: use only \[.*"
+                                         r"train=\{'peer': \{'banksy': \{'n_top_genes': 500\}\}\}"):
+        stcore.tl.domains(_slide(), **(FAST | {"n_clusters": 2, "method": ["graphst", "banksy", "cellcharter"],
+                                               "train": shared}))
+    monkeypatch.setattr("stcore.methods.fit", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    for peer, message in [({"banksy": {"n_top_genes": 20}}, r"^train\['peer'\] holds settings for 'banksy', which "
+                                                            r"this call does not run"),
+                          ({"graphst": {"epochs": 2}}, r"^train\['peer'\] holds settings for 'graphst', which reads no "
+                                                       r"peer settings"),
+                          ({"cellcharter": {"n_layers": 2}, "n_top_genes": 20},
+                           r"^train\['peer'\] mixes settings \(n_top_genes\) with blocks by method \(cellcharter\)"),
+                          ({"cellcharter": 2}, r"^train\['peer'\]\['cellcharter'\] is not a dict of settings")]:
+        with pytest.raises(InputError, match=message):
+            stcore.tl.domains(_slide(), **(FAST | {"n_clusters": 2, "method": ["graphst", "cellcharter"],
+                                                   "train": dict(FAST["train"], peer=peer)}))
 
 
 def test_whole_numbers_written_as_floats_are_read_as_integers():
