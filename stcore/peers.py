@@ -143,7 +143,7 @@ def _before_graphst_pkg(s, xy, n_genes, n_clusters):
 
 
 def _before_stagate(s, xy, n_genes, n_clusters):
-    pass
+    _stagate_radius_joins(s, xy)
 
 
 def _before_spagcn(s, xy, n_genes, n_clusters):
@@ -351,6 +351,23 @@ def stagate_radius(coords, k: int = 6, factor: float = 1.08) -> float:
     return float(np.median(d[:, k]) * factor)
 
 
+def _stagate_radius_joins(s: dict, xy) -> float:
+    """STAGATE's radius (``rad_cutoff``, or :func:`stagate_radius` where unset); one within which no two spots at
+    different positions lie (``Cal_Spatial_Net`` keeps the pairs at a distance in (0, rad_cutoff]: it would make no
+    graph; a radius in other units than the coordinates) is refused, naming the spots' nearest distance."""
+    from scipy.spatial import cKDTree
+
+    rad = float(s["rad_cutoff"]) if s["rad_cutoff"] is not None else stagate_radius(xy)
+    tree = cKDTree(xy)
+    if tree.count_neighbors(tree, rad) == tree.count_neighbors(tree, 0.0):     # every pair within it: at one position
+        d = tree.query(xy, k=2)[0][:, 1] if xy.shape[0] > 1 else np.array([np.inf])
+        apart = d[d > 0]
+        nearest = f" (the nearest two are {apart.min():.4g} apart)" if apart.size else ""
+        raise InputError(f"method 'stagate': no two spots are within rad_cutoff={rad:g}{nearest}",
+                         fix="raise train.peer.rad_cutoff (coordinate units), or leave it unset")
+    return rad
+
+
 def fit_stagate(x, adj, coords, params: dict, seed: int, *, counts=None, n_clusters=None):
     """STAGATE (Dong & Zhang, Nat Commun 2022) from stagate-modern (MIT; import ``STAGATE_pyG``).
 
@@ -369,13 +386,10 @@ def fit_stagate(x, adj, coords, params: dict, seed: int, *, counts=None, n_clust
     a = _counts_adata(counts, coords, "stagate")
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
-    rad = float(s["rad_cutoff"]) if s["rad_cutoff"] is not None else stagate_radius(coords)
+    rad = _stagate_radius_joins(s, np.asarray(coords, dtype=np.float64))
     with _quiet("STAGATE"):
         stagate.Cal_Spatial_Net(a, rad_cutoff=rad, verbose=False)
     n_edges = len(a.uns["Spatial_Net"])
-    if n_edges == 0:
-        raise InputError(f"method 'stagate': no two spots are within rad_cutoff={rad:g}",
-                         fix="raise train.peer.rad_cutoff (coordinate units), or leave it unset")
     log.info("STAGATE: radius %.4g, %.2f neighbours a spot", rad, n_edges / a.n_obs)
     with _quiet("STAGATE"):
         a = stagate.train_STAGATE(a, hidden_dims=[int(v) for v in s["hidden_dims"]], n_epochs=int(s["n_epochs"]),

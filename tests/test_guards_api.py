@@ -1442,12 +1442,14 @@ def _shadowed(tmp_path, monkeypatch, package):
         monkeypatch.delitem(__import__("sys").modules, name)
 
 
-@pytest.mark.parametrize("case", ["on a line", "banksy memory", "spagcn genes", "import", "banksy lambda"])
+@pytest.mark.parametrize("case", ["on a line", "banksy memory", "spagcn genes", "import", "banksy lambda",
+                                  "stagate radius"])
 def test_a_peer_that_refuses_the_slide_refuses_it_before_any_method_trains(case, no_training, tmp_path, monkeypatch):
     """With several methods, what a peer's fit refuses and can be known before training (spots on one line for
     CellCharter, BANKSY's matrix larger than the memory free, 50 genes or fewer for SpaGCN, a package that fails on
-    import, a setting out of range) is refused before the first method trains, not after graphst's minutes."""
-    _need_peers("banksy", "cellcharter", "SpaGCN")
+    import, a setting out of range, STAGATE's rad_cutoff in other units: below the spots' spacing, 100 here) is
+    refused before the first method trains, not after graphst's minutes."""
+    _need_peers("banksy", "cellcharter", "SpaGCN", "STAGATE_pyG")
     adata = _slide()
     methods, train, message = ["graphst", "banksy", "cellcharter"], dict(FAST["train"]), None
     if case == "on a line":
@@ -1465,6 +1467,9 @@ def test_a_peer_that_refuses_the_slide_refuses_it_before_any_method_trains(case,
     elif case == "import":
         _shadowed(tmp_path, monkeypatch, "cellcharter")
         message = r"^method 'cellcharter' needs 'cellcharter', which cannot be imported \(a broken install\)"
+    elif case == "stagate radius":
+        methods, train["peer"] = ["graphst", "stagate"], {"rad_cutoff": 50}
+        message = r"^method 'stagate': no two spots are within rad_cutoff=50 \(the nearest two are 100 apart\)"
     else:
         train["peer"] = {"banksy": {"lambda": 1.5}}
         message = r"^method 'banksy': lambda 1\.5 is outside \[0, 1\]"
