@@ -220,6 +220,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         raise InputError(f"seed: one seed or several different seeds, got {seed!r} (a seed repeated runs the same "
                          "labelling twice and counts it twice in the vote)",
                          fix="give different seeds (seed=range(3)) or one (seed=0)")
+    if not isinstance(method, (str, Iterable)):      # None, a number: not iterable (was a bare TypeError)
+        raise InputError(f"method {method!r} is not a method's name or several",
+                         fix="name one (method='graphst') or several (method=['graphst', 'banksy', 'cellcharter'])")
     methods = [method] if isinstance(method, str) else [str(m) for m in method]
     if not methods or len(set(methods)) != len(methods):
         raise InputError(f"method: one method or several different methods, got {method!r}",

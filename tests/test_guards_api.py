@@ -1385,6 +1385,8 @@ def test_a_missing_coordinate_key_names_the_key(no_work):
     ({"n_clusters": 65}, r"^n_clusters=65 is larger than the 64 spots\. Fix: lower n_clusters$"),
     ({"n_clusters": True}, r"^n_clusters=True is not a whole number"),
     ({"method": "nope"}, r"^unknown method model 'nope'\. Fix: use one of \["),
+    ({"method": None}, r"^method None is not a method's name or several\. Fix: name one \(method='graphst'\) or several"),
+    ({"method": 3}, r"^method 3 is not a method's name or several"),
     ({"train": ["epochs", 2]}, r"^train must be a dict of settings, not list"),
     ({"hvg_flavor": "seurat_v4"}, r"^hvg\.flavor: 'seurat_v4' is not one of \['seurat_v3', 'seurat', 'cell_ranger'\]"),
     ({"n_top_genes": 0}, r"^hvg\.n_top_genes: 0 is less than the minimum of 1"),
