@@ -210,9 +210,22 @@ def unknown_peer_settings(model: str, given) -> list[str]:
     return sorted(str(key) for key in set(given or {}) - set(PEER_SETTINGS[model]))
 
 
-def peer_settings_fix(model: str, unknown) -> str:
-    """The fix for ``unknown`` keys of peer ``model``'s ``train.peer``: the key meant where one is
-    close (``n_epoch`` -> ``n_epochs``), and the keys it takes."""
+def peer_settings_fix(model: str, unknown, given=None, method: str | None = None) -> str:
+    """The fix for ``unknown`` keys of peer ``model``'s ``train.peer`` (``given``; ``method``: its
+    name in the config): where a key is a method's name (``{banksy: {n_top_genes: 1000}}``, the
+    notebook's block by method), where a method's own settings go in the config and in
+    ``tl.domains``; else the key meant where one is close (``n_epoch`` -> ``n_epochs``), and the keys
+    it takes."""
+    blocks = [key for key in unknown if key in METHODS]
+    if blocks:
+        key = blocks[0]
+        inner = (given or {}).get(key) if isinstance(given, dict) else None
+        inner = dict(inner) if isinstance(inner, dict) and inner else None
+        yaml = "{" + ", ".join(f"{k}: {v}" for k, v in inner.items()) + "}" if inner else "{...}"
+        name = method if method and key == model else "<its name>"
+        return (f"the settings of a method go in its own block: in the config, methods.<its name>.train.peer "
+                f"(methods: {{{name}: {{model: {key}, train: {{peer: {yaml}}}}}}}); in tl.domains, "
+                f"train={{'peer': {{'{key}': {repr(inner) if inner else '{...}'}}}}}")
     accepted = sorted(PEER_SETTINGS[model])
     close = [f"{match[0]} for {key}" for key in unknown
              if (match := difflib.get_close_matches(key, accepted, n=1, cutoff=0.75))]

@@ -706,6 +706,15 @@ SETTINGS_CASES = {
                           r"\['n_epoch'\]; its package takes no such argument, so its train job would refuse them\. "
                           r"Fix: write n_epochs for n_epoch, or use only \['gradient_clipping', 'hidden_dims', 'lr', "
                           r"'n_epochs', 'rad_cutoff', 'weight_decay'\]"),
+    # train.peer keyed by method, as tl.domains takes it (was: "unknown train.peer setting(s) ['banksy'] ... Fix: use
+    # only [...]", the keys of BANKSY's package, which does not say where a method's own settings go)
+    "peer_block_keyed_by_method": ("methods: {graphst: {model: graphst}, bk: {model: banksy}}\n"
+                                   "train: {peer: {banksy: {n_top_genes: 1000}}}\n", None,
+                                   r"config: method 'bk' \(model banksy\): unknown train\.peer setting\(s\) \['banksy'\]; "
+                                   r".* Fix: the settings of a method go in its own block: in the config, "
+                                   r"methods\.<its name>\.train\.peer \(methods: \{bk: \{model: banksy, train: \{peer: "
+                                   r"\{n_top_genes: 1000\}\}\}\}\); in tl\.domains, train=\{'peer': \{'banksy': "
+                                   r"\{'n_top_genes': 1000\}\}\}"),
     "compare_method_not_in_config": ("compare: {figure_method: nope}\n", None,
                                      r"config: compare\.figure_method 'nope' is not a method of the config"),
     # A key given twice in the config file: YAML kept the second without a word (the first train:

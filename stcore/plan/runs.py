@@ -974,7 +974,7 @@ class Plan:
             if unknown:
                 block = f"methods.{method}.train.peer" if "peer" in own else "train.peer"
                 raise PlanError(f"{where}: unknown {block} setting(s) {unknown}; its package takes no such "
-                                f"argument, so its train job would refuse them. Fix: {peer_settings_fix(model, unknown)}")
+                                f"argument, so its train job would refuse them. Fix: {peer_settings_fix(model, unknown, given, method)}")
         elif "peer" in own:
             raise PlanError(f"{where} reads no train.peer (the settings of a peer method's package), so it would "
                             f"be ignored. Fix: set its settings as keys of methods.{method}.train (epochs, lr, ...), "
