@@ -511,11 +511,17 @@ def _train_by_method(train: dict, methods: list[str]) -> dict[str, dict]:
     """Each method's train block: ``train`` itself, its ``peer`` settings given to every peer of the call; or,
     where ``train['peer']`` is keyed by method names (``{'banksy': {'n_top_genes': 1000}}``, as the workflow's
     config gives each method its own ``methods.<name>.train.peer``), ``train`` with each peer's own block (a
-    peer without one: its package's defaults).  A block of a method the call does not run or that reads no peer
-    settings, a block that is not a dict, and method names mixed with settings are refused."""
+    peer without one: its package's defaults).  Peer settings in a call of built-in models only, a block of a
+    method the call does not run or that reads no peer settings, a block that is not a dict, and method names
+    mixed with settings are refused."""
     from .registry import METHODS
 
     peer = train.get("peer")
+    if peer and all(METHODS[m].builtin for m in methods):
+        raise InputError(f"train['peer'] holds settings ({', '.join(map(str, peer))}), which only the peer methods "
+                         f"read, but the call runs none (method={methods!r}): they would be read by no method",
+                         fix="give the built-in models train's own keys (train={'epochs': 300}), or add the peer to "
+                             "method= (method=['graphst', 'banksy'])")
     if not isinstance(peer, Mapping) or not any(k in METHODS for k in peer):
         return {m: train for m in methods}
     named = [str(k) for k in peer if k in METHODS]

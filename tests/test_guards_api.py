@@ -1510,6 +1510,11 @@ def test_each_peer_of_a_call_takes_its_own_settings(monkeypatch):
         with pytest.raises(InputError, match=message):
             stcore.tl.domains(_slide(), **(FAST | {"n_clusters": 2, "method": ["graphst", "cellcharter"],
                                                    "train": dict(FAST["train"], peer=peer)}))
+    # peer settings in a call of the built-in models only: read by none (they were ignored without a word)
+    with pytest.raises(InputError, match=r"^train\['peer'\] holds settings \(n_top_genes\), which only the peer "
+                                         r"methods read, but the call runs none \(method=\['graphst'\]\)"):
+        stcore.tl.domains(_slide(), **(FAST | {"n_clusters": 2, "train": dict(FAST["train"],
+                                                                                peer={"n_top_genes": 20})}))
 
 
 def test_whole_numbers_written_as_floats_are_read_as_integers():
