@@ -204,11 +204,7 @@ def failure_lines(since, log_dir="logs", snakemake_logs=()):
         if stopped:
             line = f"sample '{job_sample(step, log)}', step '{step}': {stopped}"
             lines.append(f"{log}: {line}")
-            try:
-                with open(log, "a") as fh:
-                    fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR stcore: {line}\n")
-            except OSError:
-                pass
+            _append_error(log, line)
             continue
         try:
             with open(log, errors="replace") as fh:
@@ -220,12 +216,18 @@ def failure_lines(since, log_dir="logs", snakemake_logs=()):
         line = f"sample '{job_sample(step, log)}', step '{step}': {cause}"
         lines.append(f"{log}: {line}")
         if not last:            # the log says so too
-            try:
-                with open(log, "a") as fh:
-                    fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR stcore: {line}\n")
-            except OSError:
-                pass
+            _append_error(log, line)
     return lines
+
+
+def _append_error(log, line):
+    """Write ``line`` to the job's ``log`` as the steps write their ERROR lines (a log that cannot be
+    written: left as it is)."""
+    try:
+        with open(log, "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} ERROR stcore: {line}\n")
+    except OSError:
+        pass
 
 
 TABLE_FILES = ("results/table.tsv", "results/summary.md", "results/summary.html")
