@@ -35,11 +35,21 @@ def _palette(n: int) -> list[str]:
 
 
 def _labels(values) -> np.ndarray:
-    """Labels as text, as they are scored (without surrounding whitespace), a missing one as ``MISSING``."""
+    """Labels as text, as they are scored (without surrounding whitespace), a missing one as ``MISSING``;
+    a number held as a float that is whole as an integer: layers 1, 2, 3 of a column with NaN (float64, as
+    pandas holds integers that miss some spots: ``labels.reindex(adata.obs_names)``) are '1', '2', '3', as
+    the annotation writes them and as an Int64 column's are (they read '1.0', '2.0', '3.0'); 0.5 stays '0.5'."""
+    from pandas.api.types import infer_dtype
+
     from .evaluate import is_missing_label, label_text
 
     s = pd.Series(np.asarray(values, dtype=object))
-    return np.where(is_missing_label(s), MISSING, label_text(s)).astype(object)
+    text = label_text(s)
+    if infer_dtype(s, skipna=True) in ("floating", "mixed-integer-float"):
+        whole = s.map(lambda v: isinstance(v, (float, np.floating)) and bool(np.isfinite(v)) and float(v).is_integer())
+        whole = whole.to_numpy(dtype=bool)
+        text[whole] = [str(int(v)) for v in s[whole]]
+    return np.where(is_missing_label(s), MISSING, text).astype(object)
 
 
 def _categories(values: pd.Series) -> list[str]:

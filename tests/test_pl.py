@@ -143,6 +143,43 @@ def test_an_annotation_of_nullable_integers_with_missing_labels_is_drawn_and_mat
     plt.close("all")
 
 
+def test_an_annotation_of_whole_numbers_with_missing_labels_is_drawn_as_written(tmp_path, monkeypatch):
+    """Layers 1, 2, 3 held as float64 with NaN for the unlabelled spots, as pandas holds an integer
+    column that misses some spots (labels.reindex(adata.obs_names), read_csv of a column with blank
+    cells): drawn as '1', '2', '3' in the legends of pl.domains and of the workflow's domains.png (the
+    column as it is, and as the Python floats of an object array), as an Int64 column is; they read
+    '1.0', '2.0', '3.0'.  Labels that are not whole numbers (0.5) keep their decimals."""
+    import pandas as pd
+    import matplotlib.image as mpimg
+
+    from stcore.evaluate import plot_domains
+
+    adata, rename = _slide()
+    layer = (adata.obs["truth"].astype(str).str[1:].astype(int) + 1).astype(float)
+    layer[np.random.default_rng(1).random(adata.n_obs) < 0.1] = np.nan
+    for truth in (layer.to_numpy(), layer.to_numpy().astype(object), pd.Categorical(layer)):
+        adata.obs["truth"] = truth
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+        assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["1", "2", "3", "NA"]
+        assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["0 (2)", "1 (3)", "2 (1)", "3"]
+        plt.close("all")
+    adata.obs["truth"] = layer / 2                                           # 0.5, 1.0, 1.5
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["0.5", "1", "1.5", "NA"]
+    plt.close("all")
+    legends, real = [], stcore.pl.domains
+
+    def spy(*args, **kwargs):
+        fig = real(*args, **kwargs)
+        legends.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        return fig
+
+    monkeypatch.setattr(stcore.pl, "domains", spy)
+    plot_domains(adata.obsm["spatial"], adata.obs["domain"].to_numpy(), layer, path=tmp_path / "d.png")
+    assert legends == [["1", "2", "3", "NA"]] and mpimg.imread(tmp_path / "d.png").size
+    plt.close("all")
+
+
 def _evaluate_and_consensus(tmp_path, labels, hvg, npz):
     """The evaluate step's and the consensus step's scripts on one run's files (truth 'layer'): each
     draws its domains.png with pl.domains."""
