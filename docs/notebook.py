@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     # %% The annotation, if any: obs['annotation'].
     truth = None
     if args.annotation is not None:
-        labels = pd.read_csv(args.annotation, index_col=0).iloc[:, 0]
-        adata.obs["annotation"] = pd.Categorical(labels.reindex(adata.obs_names).astype(str))
+        # read as text: layer numbers stay '1', '2' (an integer column reindexed to spots it lacks is made float)
+        labels = pd.read_csv(args.annotation, index_col=0, dtype=str).iloc[:, 0]
+        adata.obs["annotation"] = pd.Categorical(labels.reindex(adata.obs_names))     # NaN: a spot it does not name
         truth = "annotation"
 
     # %% The spatial graph (obsp['spatial_connectivities'], ['spatial_distances'], uns['spatial_neighbors']).

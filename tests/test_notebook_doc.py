@@ -45,3 +45,35 @@ def test_the_notebook_scripts_help_gives_each_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "number of domains (default: 3)" in text and "(default: 600)" in text
     assert "without --visium, of the simulated slide's folder (default: figures)" in text
+
+
+def test_the_notebook_script_keeps_an_annotation_of_numbers_as_written(tmp_path):
+    """--annotation of layer numbers (1, 2, 3) that names some spots only: the labels stay '1', '2', '3' in
+    obs['annotation'] and in the figure's legend; the script's join (labels.reindex(adata.obs_names), which
+    makes an integer column float where a spot is missing, then astype(str)) made them '1.0', '2.0', '3.0'."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("stcore_notebook", REPO / "docs" / "notebook.py")
+    notebook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(notebook)
+    outs, layers = notebook.demo_folder(tmp_path, 150, 60)
+    labels = pd.read_csv(layers, index_col=0).iloc[:, 0]
+    numbers = labels.str.lstrip("D").astype(int).iloc[5:]              # the first five spots unannotated
+    numbers.to_csv(tmp_path / "numbers.csv", index_label="barcode")
+    shown = []
+    real = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        shown.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+        return real(fig, *args, **kwargs)
+
+    plt.Figure.savefig = keep
+    try:
+        out = notebook.main(["--visium", str(outs), "--annotation", str(tmp_path / "numbers.csv"), "--epochs", "2",
+                             "--out", str(tmp_path), "--no-progress"])
+    finally:
+        plt.Figure.savefig = real
+    annotation = out["adata"].obs["annotation"]
+    assert sorted(annotation.dropna().unique()) == ["1", "2", "3"] and annotation.isna().sum() == 5
+    assert shown == [["1", "2", "3", "NA"]]
