@@ -332,10 +332,16 @@ def _spot_diameter(xy: np.ndarray) -> float:
 
 def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float) -> None:
     """Spots as circles of ``diameter`` data units (a tissue map), or markers of ``marker_size``
-    points² (an embedding).  Missing labels first, underneath."""
+    points² (an embedding).  Missing labels first, underneath.  On an embedding, where spots overlap,
+    in one seeded random order: in the object's order the last slide of a group (or the last rows)
+    covered the others, two slides perfectly mixed reading as the second alone."""
     from matplotlib.collections import EllipseCollection
 
-    order = np.argsort(labels != MISSING, kind="stable")
+    if diameter is None:
+        shuffled = np.random.default_rng(0).permutation(len(labels))
+        order = shuffled[np.argsort(labels[shuffled] != MISSING, kind="stable")]
+    else:
+        order = np.argsort(labels != MISSING, kind="stable")
     xy, labels = xy[order], labels[order]
     face = [colors[v] for v in labels]
     if diameter is None:

@@ -667,6 +667,37 @@ def test_a_groups_domains_h5ad_is_drawn_and_scored_slide_by_slide():
     plt.close("all")
 
 
+def test_an_embedding_draws_its_spots_in_an_order_that_hides_no_slide_or_label():
+    """Spots on an embedding overlap: each panel of one (the group's 'slide' on its joint features, the
+    annotation and the domains on a UMAP) draws them in one seeded random order, the unlabelled first.
+    They were drawn in the object's order, so the last slide of a group covered the others: two slides of
+    one distribution, perfectly mixed, read as the second slide alone (the last fifth drawn all of it);
+    on the tissue, where spots do not overlap, the order is kept."""
+    import anndata as ad
+    import pandas as pd
+
+    a, b = tiny_slide(domains=3, seed=1), tiny_slide(domains=3, seed=2)
+    group = ad.concat([a, b], label="slide", keys=["a", "b"], index_unique="-")
+    group.obs["truth"] = group.obs.pop("domain").astype(object)
+    group.obs.loc[group.obs_names[::9], "truth"] = np.nan                       # unlabelled spots
+    group.obs["domain"] = pd.Categorical(group.obs["truth"].fillna("D0"))
+    group.obsm["X_pca"] = np.random.default_rng(0).normal(size=(group.n_obs, 2))   # the slides mixed
+    fig = stcore.pl.domains(group, truth="truth", basis=["spatial", "X_pca"], slide_key="slide", show=False,
+                            return_fig=True)
+    slide_ax = [ax for ax in fig.axes if ax.get_title().startswith("slide")][0]
+    colours = {to_hex(h.get_markerfacecolor()): t.get_text()
+               for h, t in zip(slide_ax.get_legend().legend_handles, slide_ax.get_legend().get_texts())}
+    drawn = [colours[c] for c in _spot_colours(slide_ax)]
+    top = drawn[-len(drawn) // 5:]                                              # the last fifth drawn
+    for name in ("a", "b"):
+        assert 0.3 < top.count(name) / len(top) < 0.7, (name, top.count(name), len(top))
+    truth_ax = [ax for ax in fig.axes if ax.get_title() == "truth\non pca"][0]
+    spots = _spot_colours(truth_ax)
+    unlabelled = int(group.obs["truth"].isna().sum())
+    assert set(spots[:unlabelled]) == {"#d3d3d3"} and "#d3d3d3" not in spots[unlabelled:]   # grey underneath
+    plt.close("all")
+
+
 def test_slides_joined_after_each_was_clustered_are_drawn_and_scored_slide_by_slide():
     """Two slides' results joined with anndata.concat(..., label='library_id') (each clustered on its own,
     its domains numbered its own way; anndata drops uns['stcore']): pl.domains drew their spots, at the
