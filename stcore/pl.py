@@ -45,10 +45,11 @@ def _labels(values) -> np.ndarray:
 
     s = pd.Series(np.asarray(values, dtype=object))
     text = label_text(s)
-    if infer_dtype(s, skipna=True) in ("floating", "mixed-integer-float"):
-        whole = s.map(lambda v: isinstance(v, (float, np.floating)) and bool(np.isfinite(v)) and float(v).is_integer())
-        whole = whole.to_numpy(dtype=bool)
-        text[whole] = [str(int(v)) for v in s[whole]]
+    if infer_dtype(s, skipna=True) in ("floating", "mixed-integer-float"):     # numbers only: '1.0' as text stays
+        f = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(f) & (f == np.round(f)) & (np.abs(f) < 2.0 ** 53)
+        text[whole] = f[whole].astype(np.int64).astype(str)
     return np.where(is_missing_label(s), MISSING, text).astype(object)
 
 
