@@ -233,9 +233,36 @@ def compare_figures(kind, enabled=True, slides=None):
 _RUN_STARTED = time.time()
 
 
+def _slurm_asks():
+    """(step, sample, what it asks SLURM for) of each job the run will submit: its CPUs, mem_mb, runtime
+    and slurm_partition as far as they are known now (a size read from a file a job has not made yet:
+    <TBD>, left out).  The DAG's jobs (Snakemake's dag.needrun_jobs, not a public API: Snakemake 9.27)."""
+    for job in workflow.dag.needrun_jobs():
+        try:
+            res = job.resources
+            asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
+            asks["cpus"] = res.get("cpus_per_task") or job.threads
+        except Exception:          # a size not known yet is <TBD>; anything else is said when the job runs
+            continue
+        yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
+
+
+def _unschedulable():
+    """A job that no node or partition of the SLURM cluster can ever run (--set-threads train=8 on
+    2-CPU nodes, a runtime over the partition's MaxTime) is refused before anything is submitted
+    (stcore/plan/resources.py, unschedulable); asked under the slurm executor only, and nothing is
+    said where sinfo does not answer."""
+    if getattr(workflow.executor_plugin, "name", None) != "slurm":
+        return
+    lines = _res.unschedulable(_slurm_asks(), _res.slurm_partitions(_res.ask_slurm()))
+    if lines:
+        raise WorkflowError("\n".join(lines))
+
+
 onstart:       # the slides' digests are known once the DAG is built: the same data under two names is said
     for _line in PLAN.repeated_slides(PLAN.input_digests(FORMATS.stamp_digest)):
         print(_line, file=sys.stderr)
+    _unschedulable()
 
 
 onsuccess:     # result folders of runs this config does not have (an earlier config's, a sheet's) are said

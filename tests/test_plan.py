@@ -1088,6 +1088,64 @@ def test_a_job_sbatch_refused_is_named_with_its_reason_and_the_fix(tmp_path, mon
         "--set-resources on the command line; the sbatch call is in the console output above"]
 
 
+# sinfo -h -N -o '%P|%N|%c|%m|%l|%a' of a cluster of three partitions: the default one of 2-CPU nodes without a
+# time limit, one of larger nodes for a week, one of 4-CPU nodes for an hour.
+SINFO_ANSWER = ("debug*|n1|2|23081|infinite|up\ndebug*|n2|2|16000|infinite|up\nlong|big1|16|128000|7-00:00:00|up\n"
+                "short|s1|4|8000|1:00:00|up\n")
+
+
+def test_a_job_no_node_or_partition_can_ever_run_is_refused_before_any_is_submitted():
+    """--set-threads train=8 on a cluster of 2-CPU nodes (likewise memory over every node's, a runtime over
+    the partition's MaxTime): SLURM keeps such a job queued without end (PartitionConfig, PartitionTimeLimit)
+    and Snakemake waited with it without a word.  One line per step names the sample, what it asks for, what
+    the cluster offers and the fix, from what sinfo says."""
+    from stcore.plan.resources import slurm_partitions, unschedulable
+
+    cluster = slurm_partitions(SINFO_ANSWER)
+    assert cluster["debug"]["default"] and not cluster["long"]["default"]
+    assert (cluster["long"]["minutes"], cluster["short"]["minutes"], cluster["debug"]["minutes"]) == (10080, 60, None)
+    train = [("train", s, {"cpus": 8, "mem_mb": "<TBD>", "runtime": "<TBD>", "slurm_partition": None})
+             for s in ("a", "b", "c")]
+    prep = [("qc", s, {"cpus": 1, "mem_mb": 1100, "runtime": 10, "slurm_partition": None}) for s in ("a", "b", "c")]
+    assert unschedulable(prep + train, cluster) == [
+        "sample 'a', step 'train' (and 2 more of its jobs) asks SLURM for 8 CPUs (--cpus-per-task, the step's "
+        "threads), but the largest node of partition 'debug' has 2 CPUs and 23081 MB (sinfo -N -p debug -o "
+        "'%N %c %m'): SLURM could never start it (it would wait in the queue without end, squeue's reason "
+        "PartitionConfig), so nothing was submitted. Fix: --set-threads train=2 on the command line (or "
+        "set-threads: {train: 2} in the profile), or a partition with larger nodes (set-resources: train: "
+        "slurm_partition: in the profile)"]
+    # memory over every node's; a runtime over the partition's MaxTime; more CPUs and memory together than a node has
+    line, = unschedulable([("hvg", "a", {"cpus": 1, "mem_mb": 30000, "runtime": 20, "slurm_partition": "debug"})],
+                          cluster)
+    assert "asks SLURM for 30000 MB of memory (mem_mb), but the largest node of partition 'debug' has 2 CPUs and " \
+           "23081 MB" in line and "Fix: ask for at most what a node has, --set-resources 'hvg:mem_mb=23081'" \
+           in line and "squeue" not in line, line
+    line, = unschedulable([("train", "b", {"cpus": 2, "mem_mb": 2000, "runtime": 90, "slurm_partition": "short"})],
+                          cluster)
+    assert line.startswith("sample 'b', step 'train' asks SLURM for 90 minutes (runtime), but partition 'short' "
+                           "allows at most 60 minutes (its MaxTime; ") and "squeue's reason PartitionTimeLimit" in line \
+        and "Fix: --set-resources 'train:runtime=60'" in line, line
+    line, = unschedulable([("train", "c", {"cpus": 2, "mem_mb": 20000, "slurm_partition": None})],
+                          slurm_partitions("debug*|n1|2|8000|infinite|up\ndebug*|n2|1|23081|infinite|up\n"))
+    assert "asks SLURM for 2 CPUs and 20000 MB together" in line and "none both" in line, line
+    # What fits, a size not known yet, a partition sinfo does not name (sbatch refuses it, and that is named
+    # when it does) and a cluster that did not answer: nothing said, the run goes on.
+    assert unschedulable([("train", "a", {"cpus": 8, "mem_mb": 100000, "runtime": 9000, "slurm_partition": "long"}),
+                          ("train", "b", {"cpus": 2, "mem_mb": "<TBD>", "runtime": None, "slurm_partition": None}),
+                          ("train", "c", {"cpus": 64, "slurm_partition": "gpuq"})], cluster) == []
+    assert slurm_partitions(None) == {} and slurm_partitions("sinfo: error: cannot connect\n") == {}
+    assert unschedulable(train, slurm_partitions(None)) == []
+
+
+def test_the_cluster_is_asked_and_a_query_that_fails_is_no_answer(tmp_path):
+    from stcore.plan.resources import ask_slurm
+
+    assert ask_slurm((sys.executable, "-c", "print('debug*|n1|2|100|infinite|up')")) == "debug*|n1|2|100|infinite|up\n"
+    assert ask_slurm((str(tmp_path / "no-sinfo"),)) is None                       # not installed
+    assert ask_slurm((sys.executable, "-c", "import sys; sys.exit(1)")) is None   # controller down
+    assert ask_slurm((sys.executable, "-c", "import time; time.sleep(5)"), timeout=0.5) is None
+
+
 def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tmp_path, monkeypatch):
     """What the workflow's onerror prints, in order: FAILED and the line of each failed job, then the
     warning that the results table is an earlier run's."""

@@ -134,9 +134,11 @@ def _slurmctld_log() -> Path | None:
     return path if path is not None and os.access(path, os.R_OK) else None
 
 
-def _run_snakemake(workdir: Path, profile: str, *args: str, kill_comment: str | None = None) -> dict:
+def _run_snakemake(workdir: Path, profile: str, *args: str, kill_comment: str | None = None,
+                   timeout: float = RUN_TIMEOUT) -> dict:
     """Run Snakemake with a profile; optionally scancel the job with ``kill_comment`` once it
-    is RUNNING.  Returns the log text, return code, SLURM run name and the killed job id."""
+    is RUNNING.  Returns the log text, return code, SLURM run name and the killed job id; a run
+    over ``timeout`` seconds is stopped (Ctrl-C) and the test fails."""
     log_path = workdir / f"snakemake-{profile}.log"
     cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), "--profile", str(REPO / "profiles" / profile),
@@ -147,7 +149,7 @@ def _run_snakemake(workdir: Path, profile: str, *args: str, kill_comment: str | 
     killed_at = None
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + RUN_TIMEOUT
+        deadline = time.monotonic() + timeout
         try:
             while proc.poll() is None:
                 if time.monotonic() > deadline:
@@ -156,7 +158,7 @@ def _run_snakemake(workdir: Path, profile: str, *args: str, kill_comment: str | 
                         proc.wait(60)
                     except subprocess.TimeoutExpired:
                         proc.kill()
-                    pytest.fail(f"snakemake ran over {RUN_TIMEOUT}s:\n{log_path.read_text()[-4000:]}")
+                    pytest.fail(f"snakemake ran over {timeout}s:\n{log_path.read_text()[-4000:]}")
                 if run_name is None:
                     match = re.search(r"SLURM run ID: (\S+)", log_path.read_text())
                     run_name = match.group(1) if match else None
@@ -295,3 +297,26 @@ def test_gpu_profile_schedules_train_on_a_gpu(cluster_run, slurm_node):
     assert _job_field(job["id"], "JOB_GRES") == "gpu:1"  # allocated, not only asked for
     assert (w / target).stat().st_mtime > before
     assert str(np.load(w / target)["device"]) == "cpu"
+
+
+def test_a_job_no_node_can_run_is_refused_before_anything_is_submitted(slurm_node, tmp_path):
+    """--set-threads train=N with N above the CPUs of every node of the partition: SLURM would keep the
+    train jobs queued without end (squeue's reason PartitionConfig) and Snakemake wait with them.  The
+    run stops before it submits anything, with one line naming the step, a sample, what it asks for, the
+    largest node and the fix."""
+    most = max(int(c.rstrip("+")) for c in subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True,
+                                                          text=True, timeout=30, check=True).stdout.split())
+    asked = 4 * most
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (tmp_path / "samples.tsv").write_text(SHEET)
+    start = time.monotonic()
+    run = _run_snakemake(tmp_path, "slurm", "--set-threads", f"train={asked}", timeout=180)
+    assert run["rc"] != 0, run["log"][-4000:]
+    assert time.monotonic() - start < 170
+    said = [line for line in run["log"].splitlines() if "asks SLURM for" in line]
+    assert len(said) == 1, run["log"][-4000:]
+    assert said[0].startswith(f"sample 'tiny_a', step 'train' (and 1 more of its jobs) asks SLURM for {asked} CPUs")
+    assert f"has {most} CPUs" in said[0] and f"Fix: --set-threads train={most}" in said[0], said[0]
+    assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
+    assert run["run"] and _squeue(run["run"]) == []
+    assert not (tmp_path / "results" / "tiny_a").exists() and not (tmp_path / "results" / "simulated").exists()

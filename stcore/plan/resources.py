@@ -201,3 +201,128 @@ class JobResources:
     def train_runtime(self, wildcards, input, attempt):
         method = wildcards.method
         return train_runtime(self.plan.facts_of(method), self.plan.merged("train", method), input.h5ad, attempt)
+
+
+# What a SLURM cluster offers, as sinfo says it (one line per node and partition): a job that asks for
+# more CPUs or memory than any node of its partition has, or more time than the partition's MaxTime,
+# is never started (squeue's reason PartitionConfig, PartitionTimeLimit, ...; sbatch refuses some), and
+# Snakemake would wait for it without end.
+SINFO = ("sinfo", "--noheader", "--Node", "--format=%P|%N|%c|%m|%l|%a")
+
+
+def ask_slurm(command=SINFO, timeout=30):
+    """What ``command`` prints, or None where it is missing, fails or does not answer within ``timeout``
+    seconds (a run is never stopped because the cluster was not asked)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def slurm_minutes(text):
+    """Minutes of a SLURM time limit as sinfo writes it ([days-]hours:minutes:seconds, minutes:seconds);
+    None for no limit (infinite, UNLIMITED) or a value it cannot read."""
+    text = (text or "").strip()
+    days, _, rest = text.rpartition("-")
+    try:
+        parts = [int(p) for p in rest.split(":")]
+        days = int(days or 0)
+    except ValueError:
+        return None
+    if len(parts) > 3:
+        return None
+    parts = [0] * (3 - len(parts)) + parts
+    return (days * 24 + parts[0]) * 60 + parts[1] + parts[2] / 60
+
+
+def slurm_partitions(text):
+    """{partition: {"default": bool, "up": bool, "minutes": its MaxTime (None: no limit), "nodes": {node:
+    (CPUs, memory in MB)}}} from sinfo's answer ``text`` in :data:`SINFO`'s format; {} where it says
+    nothing readable."""
+    partitions = {}
+    for line in (text or "").splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 6:
+            continue
+        name, node, cpus, mem, limit, avail = fields
+        try:
+            size = (int(cpus.rstrip("+")), int(mem.rstrip("+")))
+        except ValueError:
+            continue
+        part = partitions.setdefault(name.rstrip("*"), {"default": name.endswith("*"), "up": avail == "up",
+                                                        "minutes": slurm_minutes(limit), "nodes": {}})
+        part["nodes"][node] = size
+    return partitions
+
+
+def _whole(value):
+    """``value`` as a whole number, or None (a size Snakemake does not know yet: <TBD>)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _beyond(asks, partitions):
+    """What a job asks for that its partition can never give it, as (what, asked, offers, the most it can
+    have, squeue's reason while it waits), or None
+    (it fits, or its partition is not one sinfo named: sbatch refuses that itself)."""
+    name = asks.get("slurm_partition") or next((p for p, v in partitions.items() if v["default"]), None)
+    part = partitions.get(name)
+    if part is None or not part["nodes"]:
+        return None
+    cpus, mem, minutes = (_whole(asks.get(key)) for key in ("cpus", "mem_mb", "runtime"))
+    largest = max(part["nodes"].values())
+    most_cpus, most_mem = max(c for c, _ in part["nodes"].values()), max(m for _, m in part["nodes"].values())
+    offers = (f"the largest node of partition '{name}' has {most_cpus} CPUs and {most_mem} MB "
+              f"(sinfo -N -p {name} -o '%N %c %m')" if largest == (most_cpus, most_mem) else
+              f"the nodes of partition '{name}' have at most {most_cpus} CPUs, at most {most_mem} MB "
+              f"(sinfo -N -p {name} -o '%N %c %m')")
+    if not any(cpus is None or cpus <= c for c, _ in part["nodes"].values()):
+        return ("cpus", f"{cpus} CPUs (--cpus-per-task, the step's threads)", offers, most_cpus, "PartitionConfig")
+    if not any(mem is None or mem <= m for _, m in part["nodes"].values()):
+        return ("mem_mb", f"{mem} MB of memory (mem_mb)", offers, most_mem, None)
+    if not any((cpus is None or cpus <= c) and (mem is None or mem <= m) for c, m in part["nodes"].values()):
+        return ("both", f"{cpus} CPUs and {mem} MB together", offers + ", none both", None, None)
+    if minutes is not None and part["minutes"] is not None and minutes > part["minutes"]:
+        return ("runtime", f"{minutes} minutes (runtime)",
+                f"partition '{name}' allows at most {part['minutes']:g} minutes (its MaxTime; sinfo -p {name} -o %l)",
+                int(part["minutes"]), "PartitionTimeLimit")
+    return None
+
+
+def unschedulable(jobs, partitions):
+    """One line per step whose jobs ask SLURM for what no node or partition of the cluster can ever give
+    (more CPUs or memory than any node of the job's partition has, more time than its MaxTime), naming
+    the first such job's sample, what it asks for, what the cluster offers and the fix; [] where every
+    job fits or the cluster said nothing (``partitions``: :func:`slurm_partitions`).  ``jobs``: (step,
+    sample, asks) with asks {"cpus", "mem_mb", "runtime", "slurm_partition"}, a size not known yet
+    (<TBD>) left out."""
+    found = {}
+    for step, sample, asks in jobs:
+        problem = _beyond(asks, partitions) if partitions else None
+        if problem and step not in found:
+            found[step] = (sample, problem, [])
+        elif problem:
+            found[step][2].append(sample)
+    lines = []
+    for step, (sample, (what, asked, offers, most, reason), others) in found.items():
+        more = f" (and {len(others)} more of its jobs)" if others else ""
+        fix = {"cpus": f"--set-threads {step}={most} on the command line (or set-threads: {{{step}: {most}}} in the "
+                       f"profile), or a partition with larger nodes (set-resources: {step}: slurm_partition: in the "
+                       f"profile)",
+               "mem_mb": f"ask for at most what a node has, --set-resources '{step}:mem_mb={most}' on the command "
+                         f"line (or under set-resources: in the profile), or a partition with larger nodes "
+                         f"(set-resources: {step}: slurm_partition: in the profile)",
+               "both": f"lower {step}'s threads (--set-threads) or its memory (--set-resources '{step}:mem_mb=...') "
+                       f"to what one node has, or a partition with larger nodes",
+               "runtime": f"--set-resources '{step}:runtime={most}' on the command line (or under set-resources: in "
+                          f"the profile), or a partition that allows longer jobs (set-resources: {step}: "
+                          f"slurm_partition: in the profile; sinfo -o '%P %l' lists them)"}[what]
+        waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
+        lines.append(f"sample '{sample}', step '{step}'{more} asks SLURM for {asked}, but {offers}: SLURM could never "
+                     f"start it{waits}, so nothing was submitted. Fix: {fix}")
+    return lines
