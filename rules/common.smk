@@ -247,14 +247,23 @@ def _slurm_asks():
         yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
 
 
+def _slurm_cluster():
+    """What sinfo says of the cluster's partitions and nodes under the slurm executor ({} elsewhere, or
+    where it does not answer)."""
+    if getattr(workflow.executor_plugin, "name", None) != "slurm":
+        return {}
+    return _res.slurm_partitions(_res.ask_slurm())
+
+
 def _unschedulable():
     """A job that no node or partition of the SLURM cluster can ever run (--set-threads train=8 on
     2-CPU nodes, a runtime over the partition's MaxTime) is refused before anything is submitted
     (stcore/plan/resources.py, unschedulable); asked under the slurm executor only, and nothing is
     said where sinfo does not answer."""
-    if getattr(workflow.executor_plugin, "name", None) != "slurm":
+    partitions = _slurm_cluster()
+    if not partitions:
         return
-    lines = _res.unschedulable(_slurm_asks(), _res.slurm_partitions(_res.ask_slurm()))
+    lines = _res.unschedulable(_slurm_asks(), partitions)
     if lines:
         raise WorkflowError("\n".join(lines))
 
@@ -271,5 +280,5 @@ onsuccess:     # result folders of runs this config does not have (an earlier co
 
 
 onerror:       # FAILED <log>: <line> per failed job, then a table an earlier run wrote is said to be so
-    for _line in _failures.end_of_run_lines(_RUN_STARTED, snakemake_logs=log):
+    for _line in _failures.end_of_run_lines(_RUN_STARTED, snakemake_logs=log, cluster=_slurm_cluster):
         print(_line, file=sys.stderr)

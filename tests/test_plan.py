@@ -1146,6 +1146,61 @@ def test_the_cluster_is_asked_and_a_query_that_fails_is_no_answer(tmp_path):
     assert ask_slurm((sys.executable, "-c", "import time; time.sleep(5)"), timeout=0.5) is None
 
 
+def _sbatch_refused_block(jobid, mem, log):
+    return (f"[Sun Dec  6 12:35:32 2026]\nError in rule train:\n    message: SLURM sbatch failed. The error message "
+            "was 'sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission "
+            f"failed: Requested node configuration is not available'.\n    sbatch call:\n        sbatch --parsable "
+            f"-p debug -t 30 --mem {mem} --ntasks=1 --cpus-per-task=2\nFor further error details see the cluster/cloud "
+            f"log and the log files of the involved rule(s).\n    jobid: {jobid}\n    output: results/s/graphst/seed0/"
+            f"train.npz\n    log: {log} (check log file(s) for error details)\nLogfile {log}: empty file\n")
+
+
+def test_a_retry_sbatch_refused_for_memory_names_what_each_attempt_asked_and_the_largest_node(tmp_path, monkeypatch):
+    """A train job whose first attempt fails (out of memory, cancelled) is submitted again with `attempt` times
+    its memory; past the largest node's, sbatch refuses it.  The run ended on 'sbatch refused to queue the job
+    (Memory specification can not be satisfied), so it never ran. Fix: correct what the job asks SLURM for ...',
+    though its first attempt ran; the line now names the attempt, the memory each asked for, what sinfo says
+    the largest node has, and a number that fits."""
+    from stcore.plan.failures import end_of_run_lines
+    from stcore.plan.resources import slurm_partitions
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    log = "logs/train/s.graphst.seed0.log"
+    (tmp_path / log).write_text("")
+    (tmp_path / "slurm").mkdir()
+    (tmp_path / "slurm" / "23.log").write_text("slurmstepd-vm: error: *** JOB 23 ON vm CANCELLED AT 2026-12-06T12:35:31 ***\n")
+    (tmp_path / "sm.log").write_text(
+        _slurm_rule_block(4, 12000, 15, log) + "Job 4 has been submitted with SLURM jobid 23 (log: slurm/23.log).\n"
+        + _slurm_error_block("train", 4, 23, "CANCELLED", log, "slurm/23.log") + "Trying to restart job 4.\n"
+        + _slurm_rule_block(4, 24000, 30, log) + _sbatch_refused_block(4, 24000, log) + "Trying to restart job 4.\n"
+        + _slurm_rule_block(4, 36000, 45, log) + _sbatch_refused_block(4, 36000, log)
+        + "Exiting because a job execution failed. Look above for error messages\n")
+    asked = []
+    lines = end_of_run_lines(0, snakemake_logs=["sm.log"],
+                             cluster=lambda: asked.append(1) or slurm_partitions(SINFO_ANSWER))
+    assert lines == [
+        f"FAILED {log}: sample 's', step 'train': sbatch refused to queue attempt 3 of the job (Memory specification "
+        "can not be satisfied): it asks for mem_mb=36000 MB (mem_mb 12000, 24000, 36000 MB on its 3 attempts: a retry "
+        "asks `attempt` times the first), more than the largest node of partition 'debug' has (23081 MB), so that "
+        "attempt never ran. Fix: give train at most what a node has on every attempt, e.g. --set-resources "
+        "'train:mem_mb=23081' (the same on each attempt) on the command line (or under set-resources: in the "
+        "profile), or a partition with larger nodes (set-resources: train: slurm_partition: in the profile); the "
+        "sbatch call is in the console output above"], lines
+    assert asked == [1]                                   # the cluster asked once, where sbatch refused a job
+    # Where sinfo does not answer, the same line without the node's memory.
+    (tmp_path / log).write_text("")
+    line, = end_of_run_lines(0, snakemake_logs=["sm.log"], cluster=dict)
+    assert "so that attempt never ran" in line and "largest node" not in line.split(" Fix:")[0] \
+        and "'train:mem_mb=<MB of the largest node: sinfo -N -o %m>'" in line, line
+    # A job SLURM stopped asks nothing of the cluster.
+    (tmp_path / "sm.log").write_text(_slurm_rule_block(4, 12000, 15, log)
+                                     + _slurm_error_block("train", 4, 23, "CANCELLED", log, "slurm/23.log"))
+    (tmp_path / log).write_text("")
+    assert "SLURM ended job 23" in end_of_run_lines(0, snakemake_logs=["sm.log"], cluster=lambda: asked.append(2))[0]
+    assert asked == [1]
+
+
 def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tmp_path, monkeypatch):
     """What the workflow's onerror prints, in order: FAILED and the line of each failed job, then the
     warning that the results table is an earlier run's."""

@@ -96,9 +96,11 @@ def slurm_failures(snakemake_logs):
                 refused = re.search(r"SLURM sbatch failed\. The error message was '(?:sbatch: error: )?(.*?)'?$",
                                     fields.get("message", ""))
                 if refused and logs:                    # never queued: sbatch refused what it asks for
+                    attempts = scheduled.get(fields.get("jobid"), [])
                     facts[os.path.normpath(logs[0])] = {
                         "status": "SBATCH", "job": None, "slurm_log": None, "refused": refused.group(1),
-                        "resources": _resources(fields.get("resources")), "attempts": [], "group": None}
+                        "resources": attempts[-1] if attempts else _resources(fields.get("resources")),
+                        "attempts": attempts, "group": None}
                 elif len(logs) > 1 or said:
                     attempts = scheduled.get(fields.get("jobid"), [])
                     facts[os.path.normpath(logs[0])] = {
@@ -133,9 +135,10 @@ def slurm_failures(snakemake_logs):
     return facts
 
 
-def slurm_line(step, fact):
+def slurm_line(step, fact, partitions=None):
     """Why SLURM stopped a job and the fix (the limit it ran into, as asked for), or None where SLURM did
-    not stop it (the step failed by itself: its own log says why)."""
+    not stop it (the step failed by itself: its own log says why).  ``partitions``: what sinfo says of the
+    cluster (:func:`~.resources.slurm_partitions`), to name the largest node where sbatch refused memory."""
     status, job = fact["status"], fact["job"] or "?"
     where = f"job {job}" + (f" (group job '{fact['group']}')" if fact["group"] else "")
     seen = f"; its SLURM log: {fact['slurm_log']}" if fact["slurm_log"] else ""
@@ -154,8 +157,12 @@ def slurm_line(step, fact):
         return (f"SLURM stopped {where} at {said} ({status}). Fix: give {step} more {noun}, e.g. {more} on "
                 f"the command line (or under set-resources: in the profile), and run the same command again{seen}")
     if status == "SBATCH":
+        tries, mem = len(fact["attempts"]), fact["resources"].get("mem_mb")
+        which, ran = (f"attempt {tries} of the job", "that attempt") if tries > 1 else ("the job", "it")
+        if "memory" in fact["refused"].lower() and mem:
+            return _memory_refused(step, fact, which, ran, partitions)
         partition = "partition" in fact["refused"].lower()
-        return (f"sbatch refused to queue the job ({fact['refused']}), so it never ran. Fix: "
+        return (f"sbatch refused to queue {which} ({fact['refused']}), so {ran} never ran. Fix: "
                 + ("give slurm_partition one of the cluster's partitions (sinfo -s lists them)" if partition else
                    "correct what the job asks SLURM for (partition, account, memory, time, GPUs)")
                 + " in the profile's default-resources / set-resources, or in --default-resources / --set-resources "
@@ -169,6 +176,26 @@ def slurm_line(step, fact):
     return None
 
 
+def _memory_refused(step, fact, which, ran, partitions):
+    """The line of a job sbatch refused for its memory: what it asked for (on each attempt: a retry asks
+    ``attempt`` times the first), the most the largest node of its partition has, where sinfo said, and
+    the fix."""
+    from .resources import job_partition
+
+    mem = fact["resources"]["mem_mb"]
+    asked = [a.get("mem_mb") for a in fact["attempts"]]
+    grew = (f" (mem_mb {', '.join(str(a) for a in asked)} MB on its {len(asked)} attempts: a retry asks `attempt` "
+            "times the first)" if len(asked) > 1 and len(set(asked)) > 1 else "")
+    name, part = job_partition(fact["resources"].get("slurm_partition"), partitions)
+    most = max(m for _, m in part["nodes"].values()) if part else None
+    offers = f", more than the largest node of partition '{name}' has ({most} MB)" if most else ""
+    return (f"sbatch refused to queue {which} ({fact['refused']}): it asks for mem_mb={mem} MB{grew}{offers}, so {ran} "
+            f"never ran. Fix: give {step} at most what a node has on every attempt, e.g. --set-resources "
+            f"'{step}:mem_mb={most or '<MB of the largest node: sinfo -N -o %m>'}' (the same on each attempt) on the "
+            f"command line (or under set-resources: in the profile), or a partition with larger nodes (set-resources: "
+            f"{step}: slurm_partition: in the profile); the sbatch call is in the console output above")
+
+
 def job_sample(step, log):
     """The slide (or 'all') of a job, from its log's name (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>]].log)."""
     stem = os.path.basename(log)[:-len(".log")] if log.endswith(".log") else os.path.basename(log)
@@ -179,11 +206,12 @@ def job_sample(step, log):
     return re.sub(r"\.[A-Za-z0-9_-]+(\.seed\d+|\.consensus)?$", "", stem)
 
 
-def failure_lines(since, log_dir="logs", snakemake_logs=()):
+def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
     """One line per failed job: the ERROR line its step wrote to its log (logs changed since
     ``since``); for a job that died without one, a line naming its log, slide and step, which is also
     appended to that log: where SLURM stopped it (time limit, memory, scancel), SLURM's reason, the
-    limit it had and the fix (:func:`slurm_line`); else that it was killed or its log's last line."""
+    limit it had and the fix (:func:`slurm_line`; ``cluster()``: what sinfo says of the cluster, asked only
+    where sbatch refused a job); else that it was killed or its log's last line."""
     lines, named = [], set()
     for root, _, files in os.walk(log_dir):
         for name in sorted(files):
@@ -197,10 +225,11 @@ def failure_lines(since, log_dir="logs", snakemake_logs=()):
                 named.add(os.path.normpath(path))
             lines += found
     slurm = slurm_failures(snakemake_logs)
+    partitions = cluster() if any(f["status"] == "SBATCH" for f in slurm.values()) else None
     for step, log in failed_jobs(snakemake_logs):
         if os.path.normpath(log) in named:
             continue
-        stopped = slurm_line(step, slurm[os.path.normpath(log)]) if os.path.normpath(log) in slurm else None
+        stopped = slurm_line(step, slurm[os.path.normpath(log)], partitions) if os.path.normpath(log) in slurm else None
         if stopped:
             line = f"sample '{job_sample(step, log)}', step '{step}': {stopped}"
             lines.append(f"{log}: {line}")
@@ -247,10 +276,11 @@ def earlier_table_line(since, files=TABLE_FILES):
             "run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
 
 
-def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES):
+def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES, cluster=dict):
     """What a failed run prints last (Snakemake's onerror): ``FAILED <log>: <line>`` for each failed
     job (:func:`failure_lines`), then the warning of a table an earlier run wrote, where there is one
     (:func:`earlier_table_line`)."""
-    lines = [f"FAILED {line}" for line in failure_lines(since, log_dir=log_dir, snakemake_logs=snakemake_logs)]
+    lines = [f"FAILED {line}" for line in failure_lines(since, log_dir=log_dir, snakemake_logs=snakemake_logs,
+                                                        cluster=cluster)]
     table = earlier_table_line(since, files)
     return lines + ([table] if table else [])

@@ -266,13 +266,20 @@ def _whole(value):
         return None
 
 
+def job_partition(partition, partitions):
+    """(name, facts) of the partition a job goes to: the one it names (``partition``: its slurm_partition),
+    else the cluster's default; (name, None) where sinfo named no such partition or none of its nodes."""
+    name = partition or next((p for p, v in (partitions or {}).items() if v["default"]), None)
+    part = (partitions or {}).get(name)
+    return name, (part if part and part["nodes"] else None)
+
+
 def _beyond(asks, partitions):
     """What a job asks for that its partition can never give it, as (what, asked, offers, the most it can
     have, squeue's reason while it waits), or None
     (it fits, or its partition is not one sinfo named: sbatch refuses that itself)."""
-    name = asks.get("slurm_partition") or next((p for p, v in partitions.items() if v["default"]), None)
-    part = partitions.get(name)
-    if part is None or not part["nodes"]:
+    name, part = job_partition(asks.get("slurm_partition"), partitions)
+    if part is None:
         return None
     cpus, mem, minutes = (_whole(asks.get(key)) for key in ("cpus", "mem_mb", "runtime"))
     largest = max(part["nodes"].values())
