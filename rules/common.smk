@@ -237,7 +237,12 @@ def _slurm_asks():
     """(step, sample, what it asks SLURM for) of each job the run will submit: its CPUs, mem_mb, runtime
     and slurm_partition as far as they are known now (a size read from a file a job has not made yet:
     <TBD>, left out).  The DAG's jobs (Snakemake's dag.needrun_jobs, not a public API: Snakemake 9.27)."""
+    groups = {}
     for job in workflow.dag.needrun_jobs():
+        group = workflow.dag.get_job_group(job)
+        if group is not None:      # submitted as one SLURM job with its group's steps: asks as the group
+            groups.setdefault(group, job)
+            continue
         try:
             res = job.resources
             asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
@@ -245,6 +250,15 @@ def _slurm_asks():
         except Exception:          # a size not known yet is <TBD>; anything else is said when the job runs
             continue
         yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
+    for group, job in groups.items():     # the largest memory and CPUs of its steps, the sum of their runtimes
+        try:
+            res = group.resources
+            asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
+            asks["cpus"] = res.get("cpus_per_task") or res.get("_cores")
+            asks["steps"] = sorted({j.rule.name for j in group.jobs})
+        except Exception:
+            continue
+        yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
 
 
 def _slurm_cluster():

@@ -1128,6 +1128,15 @@ def test_a_job_no_node_or_partition_can_ever_run_is_refused_before_any_is_submit
     line, = unschedulable([("train", "c", {"cpus": 2, "mem_mb": 20000, "slurm_partition": None})],
                           slurm_partitions("debug*|n1|2|8000|infinite|up\ndebug*|n2|1|23081|infinite|up\n"))
     assert "asks SLURM for 2 CPUs and 20000 MB together" in line and "none both" in line, line
+    # A group job (the profiles' post: cluster + evaluate + export, 30 minutes each by default) asks for the
+    # sum of its steps' runtimes: 90 minutes over a 1-hour partition, though each step fits.
+    post = [("post", s, {"cpus": 1, "mem_mb": 2000, "runtime": 90, "slurm_partition": "short",
+                         "steps": ["cluster", "evaluate", "export"]}) for s in ("a", "b")]
+    line, = unschedulable(post, cluster)
+    assert line.startswith("sample 'a', group job 'post' of steps cluster, evaluate, export (and 1 more of its jobs) "
+                           "asks SLURM for 90 minutes (runtime), but partition 'short' allows at most 60 minutes") \
+        and "squeue's reason PartitionTimeLimit" in line and "with cluster + evaluate + export at most 60" in line \
+        and "delete their lines under groups: in the profile" in line, line
     # What fits, a size not known yet, a partition sinfo does not name (sbatch refuses it, and that is named
     # when it does) and a cluster that did not answer: nothing said, the run goes on.
     assert unschedulable([("train", "a", {"cpus": 8, "mem_mb": 100000, "runtime": 9000, "slurm_partition": "long"}),

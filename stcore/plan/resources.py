@@ -307,9 +307,12 @@ def unschedulable(jobs, partitions):
     the first such job's sample, what it asks for, what the cluster offers and the fix; [] where every
     job fits or the cluster said nothing (``partitions``: :func:`slurm_partitions`).  ``jobs``: (step,
     sample, asks) with asks {"cpus", "mem_mb", "runtime", "slurm_partition"}, a size not known yet
-    (<TBD>) left out."""
-    found = {}
+    (<TBD>) left out; a group job (profiles' groups:, one SLURM job for several steps) has its group's
+    name as step and its steps' names in asks["steps"]."""
+    found, steps_of = {}, {}
     for step, sample, asks in jobs:
+        if asks.get("steps"):
+            steps_of[step] = asks["steps"]
         problem = _beyond(asks, partitions) if partitions else None
         if problem and step not in found:
             found[step] = (sample, problem, [])
@@ -318,6 +321,20 @@ def unschedulable(jobs, partitions):
     lines = []
     for step, (sample, (what, asked, offers, most, reason), others) in found.items():
         more = f" (and {len(others)} more of its jobs)" if others else ""
+        steps = steps_of.get(step)
+        if steps:                   # a group job: what it asks is its steps' (the sum of their runtimes)
+            waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
+            lowered = {"runtime": "runtime (the group asks the sum of its steps': default-resources: runtime: in "
+                                  "the profile for the steps without an estimate of their own, or --set-resources "
+                                  f"'<step>:runtime=N' for each, with {' + '.join(steps)} at most {most})",
+                       "mem_mb": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
+                       "cpus": f"threads (--set-threads <step>={most} for each of its steps)"}.get(what, "threads or memory")
+            lines.append(f"sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM for "
+                         f"{asked}, but {offers}: SLURM could never start it{waits}, so nothing was submitted. Fix: "
+                         f"lower its steps' {lowered}, or delete their lines under groups: in the profile (each step "
+                         f"is then a job of its own), or a partition that allows more (slurm_partition in the "
+                         f"profile's default-resources)")
+            continue
         fix = {"cpus": f"--set-threads {step}={most} on the command line (or set-threads: {{{step}: {most}}} in the "
                        f"profile), or a partition with larger nodes (set-resources: {step}: slurm_partition: in the "
                        f"profile)",
