@@ -239,6 +239,8 @@ def _slurm_asks():
     <TBD>, left out).  The DAG's jobs (Snakemake's dag.needrun_jobs, not a public API: Snakemake 9.27)."""
     groups = {}
     for job in workflow.dag.needrun_jobs():
+        if job.is_local:           # localrules (all) run here, not as SLURM jobs
+            continue
         group = workflow.dag.get_job_group(job)
         if group is not None:      # submitted as one SLURM job with its group's steps: asks as the group
             groups.setdefault(group, job)
@@ -277,9 +279,12 @@ def _unschedulable():
     partitions = _slurm_cluster()
     if not partitions:
         return
-    lines = _res.unschedulable(_slurm_asks(), partitions)
+    asks = list(_slurm_asks())
+    lines = _res.unschedulable(asks, partitions)
     if lines:
         raise WorkflowError("\n".join(lines))
+    for _line in _res.down_partitions(asks, partitions):   # a partition down: its jobs wait until it is up
+        print(_line, file=sys.stderr)
 
 
 onstart:       # the slides' digests are known once the DAG is built: the same data under two names is said

@@ -1146,6 +1146,22 @@ def test_a_job_no_node_or_partition_can_ever_run_is_refused_before_any_is_submit
     assert unschedulable(train, slurm_partitions(None)) == []
 
 
+def test_a_partition_that_is_down_is_warned_of():
+    """A partition that exists but is down (scontrol update PartitionName=debug State=DOWN): SLURM holds its
+    jobs (PartitionDown) and the run waited without a word; now a warning names it when the run starts."""
+    from stcore.plan.resources import down_partitions, slurm_partitions
+
+    cluster = slurm_partitions(SINFO_ANSWER.replace("short|s1|4|8000|1:00:00|up", "short|s1|4|8000|1:00:00|down"))
+    jobs = [("qc", "a", {"slurm_partition": None}), ("train", "a", {"slurm_partition": "short"}),
+            ("train", "b", {"slurm_partition": "short"})]
+    assert down_partitions(jobs, cluster) == [
+        "warning: partition 'short' is not up (sinfo -p short -o %a), so SLURM holds the jobs sent to it (train) in "
+        "the queue until it is, and this run waits for them. Fix: stop the run (Ctrl-C) and give "
+        "another partition (slurm_partition in the profile's default-resources / set-resources), or ask the "
+        "cluster's administrators when 'short' comes back"]
+    assert down_partitions(jobs, slurm_partitions(SINFO_ANSWER)) == [] and down_partitions(jobs, {}) == []
+
+
 def test_the_cluster_is_asked_and_a_query_that_fails_is_no_answer(tmp_path):
     from stcore.plan.resources import ask_slurm
 

@@ -310,7 +310,7 @@ def unschedulable(jobs, partitions):
     (<TBD>) left out; a group job (profiles' groups:, one SLURM job for several steps) has its group's
     name as step and its steps' names in asks["steps"]."""
     found, steps_of = {}, {}
-    for step, sample, asks in jobs:
+    for step, sample, asks in sorted(jobs, key=lambda job: (str(job[0]), str(job[1]))):   # the first slide by name
         if asks.get("steps"):
             steps_of[step] = asks["steps"]
         problem = _beyond(asks, partitions) if partitions else None
@@ -350,3 +350,19 @@ def unschedulable(jobs, partitions):
         lines.append(f"sample '{sample}', step '{step}'{more} asks SLURM for {asked}, but {offers}: SLURM could never "
                      f"start it{waits}, so nothing was submitted. Fix: {fix}")
     return lines
+
+
+def down_partitions(jobs, partitions):
+    """A warning per partition the run's jobs go to that sinfo says is not up (down, drained, inactive):
+    SLURM keeps their jobs queued (squeue's reason PartitionDown, PartitionInactive) until it is brought up,
+    and the run waits with them.  ``jobs`` and ``partitions`` as :func:`unschedulable` takes them."""
+    found = {}
+    for step, sample, asks in jobs:
+        name, part = job_partition(asks.get("slurm_partition"), partitions)
+        if part is not None and not part["up"]:
+            found.setdefault(name, []).append(step)
+    return [f"warning: partition '{name}' is not up (sinfo -p {name} -o %a), so SLURM holds the jobs sent to it "
+            f"({', '.join(sorted(set(steps)))}) in the queue until it is, and this run waits for them. "
+            f"Fix: stop the run (Ctrl-C) and give another partition (slurm_partition in the profile's "
+            f"default-resources / set-resources), or ask the cluster's administrators when '{name}' comes back"
+            for name, steps in found.items()]
