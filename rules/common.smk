@@ -245,22 +245,26 @@ def _slurm_asks():
         if group is not None:      # submitted as one SLURM job with its group's steps: asks as the group
             groups.setdefault(group, job)
             continue
-        try:
-            res = job.resources
-            asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
-            asks["cpus"] = res.get("cpus_per_task") or job.threads
-        except Exception:          # a size not known yet is <TBD>; anything else is said when the job runs
-            continue
-        yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
+        asks = _asks_of(lambda: job.resources, lambda res: job.threads)
+        if asks is not None:
+            yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
     for group, job in groups.items():     # the largest memory and CPUs of its steps, the sum of their runtimes
-        try:
-            res = group.resources
-            asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
-            asks["cpus"] = res.get("cpus_per_task") or res.get("_cores")
+        asks = _asks_of(lambda: group.resources, lambda res: res.get("_cores"))
+        if asks is not None:
             asks["steps"] = sorted({j.rule.name for j in group.jobs})
-        except Exception:
-            continue
-        yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
+            yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
+
+
+def _asks_of(resources, cores):
+    """{mem_mb, runtime, slurm_partition, cpus} of a job's or group's ``resources()``; None where a size is
+    not known yet (<TBD>; anything else is said when the job runs)."""
+    try:
+        res = resources()
+        asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
+        asks["cpus"] = res.get("cpus_per_task") or cores(res)
+    except Exception:
+        return None
+    return asks
 
 
 def _slurm_cluster():
