@@ -24,7 +24,9 @@ class InputError(ValueError):
         where = ", ".join(parts)
         msg = f"{where}: {self.problem}" if where else self.problem
         if self.fix:
-            msg += f". Fix: {self.fix}"
+            # a problem that ends a sentence itself ('... whole numbers: the raw counts?') takes no full stop
+            # after it: it read 'the raw counts?. Fix:'
+            msg += f"{'' if msg.endswith(('.', '?', '!')) else '.'} Fix: {self.fix}"
         return msg
 
     def located(self, *, sample: str | None = None, path: str | None = None) -> "InputError":

@@ -291,12 +291,12 @@ def test_raw_counts_kept_beside_a_normalised_x_are_named(no_work):
     adata.layers["counts"] = adata.X.copy()
     logged = _normalised(adata, log=True)
     with pytest.raises(InputError, match=r"^X holds non-integer values, and layers\['counts'\] holds whole numbers: "
-                                         r"the raw counts\?\. Fix: pass layer='counts'; or say what X holds"):
+                                         r"the raw counts\? Fix: pass layer='counts'; or say what X holds"):
         stcore.tl.domains(logged, n_clusters=2, **FAST)
     adata = _slide()
     adata.raw = adata.copy()
     logged = _normalised(adata, log=True)[:, :30].copy()              # its genes a subset, as after HVG selection
-    with pytest.raises(InputError, match=r"adata\.raw\.X holds whole numbers: the raw counts\?\. Fix: run on the raw "
+    with pytest.raises(InputError, match=r"adata\.raw\.X holds whole numbers: the raw counts\? Fix: run on the raw "
                                          r"counts of all 40 genes: adata = adata\.raw\.to_adata\(\)"):
         stcore.tl.domains(logged, n_clusters=2, **FAST)
 
@@ -312,14 +312,14 @@ def test_raw_counts_kept_beside_a_scaled_x_are_named(no_work):
     sc.pp.scale(scaled)
     for values in ("counts", "log_normalized"):
         with pytest.raises(InputError, match=r"^X holds negative values \(scaled or centred, as after sc\.pp\.scale\), "
-                                             r"and layers\['counts'\] holds whole numbers: the raw counts\?\. "
+                                             r"and layers\['counts'\] holds whole numbers: the raw counts\? "
                                              r"Fix: pass layer='counts'"):
             stcore.tl.domains(scaled, n_clusters=2, values=values, **FAST)
     adata = _slide()
     adata.raw = adata.copy()
     scaled = _normalised(adata, log=True)
     sc.pp.scale(scaled)
-    with pytest.raises(InputError, match=r"adata\.raw\.X holds whole numbers: the raw counts\?\. Fix: put them in a "
+    with pytest.raises(InputError, match=r"adata\.raw\.X holds whole numbers: the raw counts\? Fix: put them in a "
                                          r"layer and pass it"):
         stcore.tl.domains(scaled, n_clusters=2, **FAST)
     del scaled.raw                                                  # nothing beside it: the message as before
@@ -405,18 +405,18 @@ def test_the_qc_job_names_raw_counts_kept_beside_x_as_seurats_conversions_leave_
     seurat.raw = seurat.copy()
     seurat = _normalised(seurat, log=True)
     refused(seurat, "seurat.h5ad", r"seurat\.h5ad': X holds non-integer values, and adata\.raw\.X holds whole numbers: "
-                                   r"the raw counts\?\. Fix: store them in X: adata\.X = adata\.raw\.X and write the "
+                                   r"the raw counts\? Fix: store them in X: adata\.X = adata\.raw\.X and write the "
                                    r"file again \(adata\.write_h5ad\); or say what X holds in the sample sheet's values "
                                    r"column: log_normalized")
     layered = tiny_slide()
     layered.layers["counts"] = layered.X.copy()
     layered = _normalised(layered, log=True)
     refused(layered, "layered.h5ad", r"X holds non-integer values, and layers\['counts'\] holds whole numbers: the "
-                                     r"raw counts\?\. Fix: store them in X: adata\.X = adata\.layers\['counts'\] and")
+                                     r"raw counts\? Fix: store them in X: adata\.X = adata\.layers\['counts'\] and")
     sc.pp.scale(layered)
     for values in ("counts", "log_normalized"):
         refused(layered, "scaled.h5ad", r"X holds negative values \(scaled or centred, as after sc\.pp\.scale\), and "
-                                        r"layers\['counts'\] holds whole numbers: the raw counts\?\. Fix: store them in X",
+                                        r"layers\['counts'\] holds whole numbers: the raw counts\? Fix: store them in X",
                 values=values)
     seurat.X = seurat.raw.X                                          # the fix, followed
     prepare_slide(str(write(seurat, tmp_path / "fixed.h5ad")), "h5ad", QCParams())
@@ -452,7 +452,7 @@ def test_nan_filling_whole_genes_or_spots_is_named_with_the_fix(tmp_path, no_wor
     x[[2, 7]] = np.nan                                                                       # a total of 0
     spots.X = sp.csr_matrix(x)
     refused(spots, r"s\.h5ad': X \(values 'normalized'\) holds NaN or infinite values: 2 of its 64 spots are NaN or "
-                   r"infinite in every gene \(first: 'spot0002'\): values divided by a spot's total or volume of 0\?\. "
+                   r"infinite in every gene \(first: 'spot0002'\): values divided by a spot's total or volume of 0\? "
                    r"Fix: drop those spots: adata = adata\[np\.isfinite\(np\.asarray\(adata\.X\.sum\(axis=1\)\)\)"
                    r"\.ravel\(\)\]\.copy\(\)$", values="normalized")
     spots = spots[np.isfinite(np.asarray(spots.X.sum(axis=1))).ravel()].copy()                # the fix, followed
@@ -476,13 +476,13 @@ def test_an_x_of_zeros_is_named_with_the_counts_kept_beside_it(tmp_path, no_work
     zeros.X = sp.csr_matrix(zeros.shape, dtype=np.float32)
     path = str(write(zeros, tmp_path / "zeros.h5ad"))
     with pytest.raises(InputError, match=r"zeros\.h5ad': X holds no value other than 0, and layers\['counts'\] holds "
-                                         r"whole numbers: the raw counts\?\. Fix: store them in X: adata\.X = "
+                                         r"whole numbers: the raw counts\? Fix: store them in X: adata\.X = "
                                          r"adata\.layers\['counts'\] and write the file again"):
         prepare_slide(path, "h5ad", QCParams())
     api = zeros.copy()
     del api.obs["domain"]
     with pytest.raises(InputError, match=r"^X holds no value other than 0, and layers\['counts'\] holds whole "
-                                         r"numbers: the raw counts\?\. Fix: pass layer='counts'$"):
+                                         r"numbers: the raw counts\? Fix: pass layer='counts'$"):
         stcore.tl.domains(api, n_clusters=2, **FAST)
     dense = ad.AnnData(np.zeros(zeros.shape, dtype=np.float32), obs=zeros.obs, var=zeros.var,
                        obsm=dict(zeros.obsm))                          # no layer, no .raw
@@ -2282,7 +2282,7 @@ def test_values_scaled_per_gene_without_centring_are_refused(no_work, tmp_path):
         stcore.tl.domains(logged, n_clusters=2, values="log_normalized", **FAST)
     adata.layers["counts"] = _slide().X                 # the counts kept beside, as scanpy's tutorials keep them
     beside = (r"X holds values scaled per gene \(each gene's standard deviation 1, as after sc\.pp\.scale\), and "
-              r"layers\['counts'\] holds whole numbers: the raw counts\?\. Fix: ")
+              r"layers\['counts'\] holds whole numbers: the raw counts\? Fix: ")
     with pytest.raises(InputError, match=beside + r"pass layer='counts'"):
         stcore.tl.domains(adata.copy(), n_clusters=2, values="log_normalized", **FAST)
     path = write(adata, tmp_path / "beside.h5ad")

@@ -566,7 +566,7 @@ def test_counts_kept_beside_x_in_a_spatialdata_table_are_named(tmp_path):
     table.X = sp.csr_matrix(np.log1p(table.X.toarray()))
     sdata.write(tmp_path / "logged.zarr")
     with pytest.raises(InputError, match=r"X holds non-integer values, and layers\['counts'\] holds whole numbers: the raw "
-                                         r"counts\?\. Fix: store them in X: adata\.X = adata\.layers\['counts'\] in the "
+                                         r"counts\? Fix: store them in X: adata\.X = adata\.layers\['counts'\] in the "
                                          r"store's table \(adata = sdata\.tables\['table'\]\) and write the store again"):
         prepare_slide(str(tmp_path / "logged.zarr"), "spatialdata", QCParams())
     table.X = table.layers["counts"]                                 # the fix, followed
