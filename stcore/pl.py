@@ -359,9 +359,11 @@ def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float)
 def _legend(ax, categories, colors, names: dict[str, str] | None = None) -> None:
     from matplotlib.lines import Line2D
 
+    # a matched label names its match in brackets even where both read the same ('2 (2)'): left bare, a domain
+    # '2' matched to the annotation's '2' read as one without a match, as '3' beside it
     names = names or {}
     handles = [Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=colors[c], markeredgewidth=0,
-                      label=f"{c} ({names[c]})" if c in names and names[c] != c else c) for c in categories]
+                      label=f"{c} ({names[c]})" if c in names else c) for c in categories]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
               ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
 

@@ -56,6 +56,17 @@ def test_found_domains_take_the_colour_of_the_label_they_match():
     plt.close("all")
 
 
+def test_a_domain_matched_to_a_label_of_the_same_name_is_named_as_matched():
+    """Layers annotated '0', '1', '2' and found domains '0' ... '3': the domain '2' matched to the annotated '2'
+    was listed as '2', as the unmatched '3' is, so only its colour told that it had a match; now '2 (2)'."""
+    adata, rename = _slide()            # band D0 found as '2', D1 as '0', D2 as '1'
+    adata.obs["truth"] = adata.obs["truth"].astype(str).map({"D0": "2", "D1": "1", "D2": "0"})
+    axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["0", "1", "2"]
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["0 (1)", "1 (0)", "2 (2)", "3"]
+    plt.close("all")
+
+
 def test_the_matched_colours_are_kept_for_scanpy_and_squidpy():
     """uns['domain_colors'] holds what the figure drew, so scanpy's own plot of the domains matches it."""
     import pandas as pd
