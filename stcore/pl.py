@@ -320,15 +320,27 @@ def _name_slides(ax, xy: np.ndarray, slides) -> None:
         ax.text((x.min() + x.max()) / 2, -0.02, str(name), transform=below, ha="center", va="top", fontsize=8)
 
 
-def _spot_diameter(xy: np.ndarray) -> float:
-    """The median distance from a spot to its nearest neighbour (spots then just touch)."""
+MIN_SPOT_POINTS = 2.5          # the narrowest disc of a tissue map: 3 px at the workflow's 90 dpi, 3.5 px at 100
+
+
+def _spot_diameter(xy: np.ndarray, panel_size: float | None = None) -> float:
+    """The median distance from a spot to its nearest neighbour at another position (spots then just touch;
+    cells at one position, as the osmFISH file's 476 pairs, do not make it smaller: 163 units where its cells
+    lie 190 apart), and no less than :data:`MIN_SPOT_POINTS` on a panel ``panel_size`` inches across the
+    spots' longer side: cells a few hundred units apart on a 24,000 x 48,000 field (osmFISH) were discs of
+    1 px."""
     from .graph import spot_spacing
 
+    xy = np.unique(np.asarray(xy, dtype=np.float64), axis=0)
     if len(xy) < 2:
         return 1.0
     sample = xy if len(xy) <= 50000 else xy[np.random.default_rng(0).choice(len(xy), 50000, replace=False)]
     d = spot_spacing(sample)
-    return d if d > 0 else 1.0
+    d = d if d > 0 else 1.0
+    if panel_size:
+        span = float(np.max(xy.max(axis=0) - xy.min(axis=0)))
+        d = max(d, MIN_SPOT_POINTS * span / (panel_size * 72.0))
+    return d
 
 
 def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float) -> None:
@@ -446,7 +458,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         Draw the tissue image when there is one.
     size : float, default 1.0
         Scale of the spots (default ``1.0``: Space Ranger's spot diameter on an image, else the
-        median distance between neighbouring spots; on an embedding, scanpy's marker size).
+        median distance between neighbouring spots at distinct positions, at least :data:`MIN_SPOT_POINTS`
+        on the panel; on an embedding, scanpy's marker size).
     palette : sequence of str, str, dict or Cycler, default None
         Colours for the reference labels and for found domains left without a match, in scanpy's forms:
         a list of colours, a matplotlib colormap name (``'tab20'``), a Cycler, or a dict
@@ -709,9 +722,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     if tissue in positions:
         if image is not None:
             positions[tissue] = positions[tissue] * image[1]
-            spatial_d = image[2] * image[1] if np.isfinite(image[2]) else _spot_diameter(positions[tissue])
+            spatial_d = image[2] * image[1] if np.isfinite(image[2]) else _spot_diameter(positions[tissue], panel_size)
         else:
-            spatial_d = _spot_diameter(positions[tissue])
+            spatial_d = _spot_diameter(positions[tissue], panel_size)
     used = []
     for ax, (b, col, head, cats, colors, names) in zip(axes, panels):
         labels = apart[col][0] if col in apart else _labels(adata.obs[col])

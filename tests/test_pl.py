@@ -292,6 +292,51 @@ def test_scanpy_draws_an_annotation_of_text_in_the_figures_colours():
     plt.close("all")
 
 
+def _disc_pixels(ax) -> float:
+    """The width in pixels of the spots' discs on a tissue map, as drawn."""
+    coll = [c for c in ax.collections if isinstance(c, EllipseCollection)][0]
+    ax.figure.canvas.draw()
+    x0, x1 = ax.get_xlim()
+    return float(coll.get_widths()[0]) * ax.get_window_extent().width / abs(x1 - x0)
+
+
+def test_cells_far_apart_on_a_large_field_are_drawn_as_visible_discs():
+    """Cells 190 units apart in two patches of a 24,000 x 48,000 field, as osmFISH's: the discs, the spacing
+    wide, were 1 px across at 100 dpi (osmFISH: 1.1 px); now at least MIN_SPOT_POINTS (3 px and more)."""
+    import pandas as pd
+
+    from stcore.pl import MIN_SPOT_POINTS
+
+    adata = tiny_slide(n_side=20, domains=2)
+    patch = adata.obsm["spatial"] * 1.9                   # the hex grid 190 apart
+    half = adata.n_obs // 2
+    patch[half:] += [20000.0, 44000.0]                      # the second half far off, as osmFISH's field
+    adata.obsm["spatial"] = patch
+    adata.obs["truth"] = adata.obs.pop("domain")
+    adata.obs["domain"] = pd.Categorical(adata.obs["truth"].astype(str).str.removeprefix("D"))
+    fig = stcore.pl.domains(adata, truth="truth", return_fig=True, show=False)
+    fig.set_dpi(100)
+    assert _disc_pixels(fig.axes[0]) >= 3.0
+    coll = [c for c in fig.axes[0].collections if isinstance(c, EllipseCollection)][0]
+    assert coll.get_widths()[0] >= MIN_SPOT_POINTS * np.ptp(patch, axis=0).max() / (3.4 * 72) - 1e-6
+    plt.close("all")
+
+
+def test_cells_at_one_position_do_not_shrink_the_discs():
+    """Cells given twice at one position (osmFISH holds 476 such pairs) each had a nearest neighbour 0 away: the
+    disc diameter, the median of those distances, fell (osmFISH: 163 units for cells 190 apart) or, where most
+    cells were doubled, was 1 unit; it is the spacing of the distinct positions."""
+    adata = tiny_slide(n_side=12, domains=2)
+    xy = adata.obsm["spatial"]
+    spacing = float(np.min(np.linalg.norm(xy[1:] - xy[:1], axis=1)))       # the grid's, 100
+    twice = adata[np.r_[np.arange(adata.n_obs), np.arange(adata.n_obs // 2 + 10)]].copy()
+    twice.obs_names_make_unique()
+    fig = stcore.pl.domains(twice, key="domain", return_fig=True, show=False)
+    coll = [c for c in fig.axes[0].collections if isinstance(c, EllipseCollection)][0]
+    assert coll.get_widths()[0] == pytest.approx(spacing)
+    plt.close("all")
+
+
 def test_a_legend_of_many_long_labels_is_not_covered_by_the_next_panel():
     """16 annotated cell types (MERFISH's 'OD Immature 1', ...) take a legend of two columns; the room beside
     each panel was fixed, so the next panel covered its second column ('OD Immat...')."""
