@@ -404,6 +404,48 @@ def _room_for_legends(fig, neighbours, columns: int, tries: int = 3, last=()) ->
         fig.tight_layout()
 
 
+def _close_up(fig, rows, gap_in: float = 0.15) -> None:
+    """Lay the panels (``rows``: each row's axes, left to right) in columns each as wide as its widest panel
+    with its legend and title and rows each as high as its highest, ``gap_in`` inches apart, the figure that
+    size, its margins as they were: every slot kept room for a legend 1.7 inches wide and a square map, so a
+    3-panel DLPFC figure 1530 px wide (100 dpi) had 137 px blank after each of its first two legends and 63 px
+    after the last, and a wide map (STARmap, 12,226 x 6,538) a third of its height blank."""
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    active, extent = {}, {}
+    for row in rows:
+        for ax in row:
+            ax.apply_aspect()
+            active[ax] = ax.get_position(original=False)
+            extent[ax] = ax.get_tightbbox(renderer)
+    gap = gap_in * fig.dpi
+
+    def packed(spans, margin_before, margin_after):
+        # (the shift of each span, the new length) for spans laid one after another gap apart
+        shift, at = [], margin_before
+        for low, high in spans:
+            shift.append(at - low)
+            at += high - low + gap
+        return shift, at - gap + margin_after
+
+    ncols = max(len(row) for row in rows)
+    columns = [(min(extent[row[c]].x0 for row in rows if c < len(row)),
+                max(extent[row[c]].x1 for row in rows if c < len(row))) for c in range(ncols)]
+    pad = max(columns[0][0], 0.0)                   # the margin tight_layout left, on every side
+    x_shift, new_width = packed(columns, pad, pad)
+    # rows from the top (pixels from the figure's top edge), room for the figure's title above the first
+    tops = [(height - max(extent[ax].y1 for ax in row), height - min(extent[ax].y0 for ax in row)) for row in rows]
+    title = fig._suptitle.get_window_extent(renderer).height + pad if fig._suptitle is not None else 0.0
+    y_shift, new_height = packed(tops, pad + title, pad)
+    for r, row in enumerate(rows):
+        for c, ax in enumerate(row):
+            box = active[ax]
+            top = height - box.y1 * height + y_shift[r]
+            ax.set_position([(box.x0 * width + x_shift[c]) / new_width, (new_height - top - box.height * height)
+                             / new_height, box.width * width / new_width, box.height * height / new_height])
+    fig.set_size_inches(new_width / fig.dpi, new_height / fig.dpi)
+
+
 def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth: str | None = None,
             basis: str | Sequence[str] | None = None, slide_key: str | None = None, library_id: str | None = None,
             img_key: str | None = None, img: bool = True, size: float = 1.0, palette=None,
@@ -753,6 +795,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     fig.tight_layout()
     if legend:
         _room_for_legends(fig, neighbours, ncols, last=last)
+    _close_up(fig, [[grid[r, c] for c in range(len(row))] for r, row in enumerate(rows)])
     fig.stcore_scores = scores
     if save:
         from pathlib import Path

@@ -337,6 +337,27 @@ def test_cells_at_one_position_do_not_shrink_the_discs():
     plt.close("all")
 
 
+def test_panels_and_legends_are_laid_without_blank_slots():
+    """Each slot kept room for a 1.7-inch legend and a square map: a 3-panel DLPFC figure 1530 px wide had 137 px
+    blank after each of its first two legends and 63 px after the last, a wide map a third of its height blank.
+    Now each column is as wide as its panel with its legend, 0.15 inch apart, and no legend is cut."""
+    adata, _ = _slide()
+    adata.obs["again"] = adata.obs["domain"].to_numpy()
+    adata.obsm["spatial"] = adata.obsm["spatial"] * [3.0, 1.0]            # a map three times wider than high
+    fig = stcore.pl.domains(adata, key=["domain", "again"], truth="truth", return_fig=True, show=False)
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    legends = [ax.get_legend().get_window_extent(renderer) for ax in fig.axes]
+    gap = 0.15 * fig.dpi
+    for box, after in zip(boxes, boxes[1:]):
+        assert after.x0 - box.x1 == pytest.approx(gap, abs=1.0)          # no blank slot beside a legend
+    pad = boxes[0].x0
+    assert legends[-1].x1 <= fig.bbox.x1 and fig.bbox.x1 - boxes[-1].x1 == pytest.approx(pad, abs=1.0)
+    assert fig.bbox.y1 - max(b.y1 for b in boxes) == pytest.approx(pad, abs=1.0)       # nor above or below
+    assert min(b.y0 for b in boxes) == pytest.approx(pad, abs=1.0)
+    plt.close("all")
+
+
 def test_a_legend_of_many_long_labels_is_not_covered_by_the_next_panel():
     """16 annotated cell types (MERFISH's 'OD Immature 1', ...) take a legend of two columns; the room beside
     each panel was fixed, so the next panel covered its second column ('OD Immat...')."""
