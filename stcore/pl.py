@@ -404,12 +404,15 @@ def _room_for_legends(fig, neighbours, columns: int, tries: int = 3, last=()) ->
         fig.tight_layout()
 
 
-def _close_up(fig, rows, gap_in: float = 0.15) -> None:
+def _close_up(fig, rows, gap_in: float = 0.15, title=None) -> None:
     """Lay the panels (``rows``: each row's axes, left to right) in columns each as wide as its widest panel
     with its legend and title and rows each as high as its highest, ``gap_in`` inches apart, the figure that
     size, its margins as they were: every slot kept room for a legend 1.7 inches wide and a square map, so a
     3-panel DLPFC figure 1530 px wide (100 dpi) had 137 px blank after each of its first two legends and 63 px
-    after the last, and a wide map (STARmap, 12,226 x 6,538) a third of its height blank."""
+    after the last, and a wide map (STARmap, 12,226 x 6,538) a quarter of its height blank.  The margins are
+    tight_layout's (1.08 times the font size); ``title``, the figure's title (``fig.suptitle``), above them all."""
+    import matplotlib
+
     renderer = fig.canvas.get_renderer()
     width, height = fig.bbox.width, fig.bbox.height
     active, extent = {}, {}
@@ -431,12 +434,12 @@ def _close_up(fig, rows, gap_in: float = 0.15) -> None:
     ncols = max(len(row) for row in rows)
     columns = [(min(extent[row[c]].x0 for row in rows if c < len(row)),
                 max(extent[row[c]].x1 for row in rows if c < len(row))) for c in range(ncols)]
-    pad = max(columns[0][0], 0.0)                   # the margin tight_layout left, on every side
+    pad = 1.08 * matplotlib.rcParams["font.size"] / 72 * fig.dpi      # tight_layout's margin, on every side
     x_shift, new_width = packed(columns, pad, pad)
     # rows from the top (pixels from the figure's top edge), room for the figure's title above the first
     tops = [(height - max(extent[ax].y1 for ax in row), height - min(extent[ax].y0 for ax in row)) for row in rows]
-    title = fig._suptitle.get_window_extent(renderer).height + pad if fig._suptitle is not None else 0.0
-    y_shift, new_height = packed(tops, pad + title, pad)
+    above = title.get_window_extent(renderer).height + pad / 2 if title is not None else 0.0
+    y_shift, new_height = packed(tops, pad + above, pad)
     for r, row in enumerate(rows):
         for c, ax in enumerate(row):
             box = active[ax]
@@ -444,6 +447,9 @@ def _close_up(fig, rows, gap_in: float = 0.15) -> None:
             ax.set_position([(box.x0 * width + x_shift[c]) / new_width, (new_height - top - box.height * height)
                              / new_height, box.width * width / new_width, box.height * height / new_height])
     fig.set_size_inches(new_width / fig.dpi, new_height / fig.dpi)
+    if title is not None:
+        title.set_y(1.0 - pad / new_height)
+        title.set_verticalalignment("top")
 
 
 def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth: str | None = None,
@@ -790,12 +796,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     for (_b, col, _head, _cats, colors, _names) in panels:
         if (col in keys or col == truth) and col not in apart:  # a slide's own colours: no one colour per domain
             _store_colors(adata, col, colors)
-    if title:
-        fig.suptitle(title, fontsize=11)
+    heading = fig.suptitle(title, fontsize=11) if title else None
     fig.tight_layout()
     if legend:
         _room_for_legends(fig, neighbours, ncols, last=last)
-    _close_up(fig, [[grid[r, c] for c in range(len(row))] for r, row in enumerate(rows)])
+    _close_up(fig, [[grid[r, c] for c in range(len(row))] for r, row in enumerate(rows)], title=heading)
     fig.stcore_scores = scores
     if save:
         from pathlib import Path

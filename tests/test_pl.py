@@ -355,6 +355,18 @@ def test_panels_and_legends_are_laid_without_blank_slots():
     assert legends[-1].x1 <= fig.bbox.x1 and fig.bbox.x1 - boxes[-1].x1 == pytest.approx(pad, abs=1.0)
     assert fig.bbox.y1 - max(b.y1 for b in boxes) == pytest.approx(pad, abs=1.0)       # nor above or below
     assert min(b.y0 for b in boxes) == pytest.approx(pad, abs=1.0)
+    # two rows of small panels under a figure title, a title in the first column wider than its panel: every
+    # panel, title and legend inside the figure's margins, none under the figure's title
+    adata.obs["domains found with a long name"] = adata.obs["domain"].to_numpy()
+    fig = stcore.pl.domains(adata, key=["domain", "domains found with a long name", "again"], truth="truth",
+                            ncols=2, title="a title", panel_size=1.5, return_fig=True, show=False)
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    heading = fig.texts[0].get_window_extent(renderer)
+    assert boxes[2].width > fig.axes[2].get_window_extent(renderer).width + 2 * pad     # the title's the wider
+    assert min(b.x0 for b in boxes) == pytest.approx(pad, abs=1.0) and min(b.y0 for b in boxes) >= pad - 1.0
+    assert max(b.x1 for b in boxes) <= fig.bbox.x1 - pad + 1.0 and max(b.y1 for b in boxes) <= heading.y0
+    assert heading.y1 <= fig.bbox.y1 - pad + 1.0
     plt.close("all")
 
 
