@@ -331,10 +331,11 @@ def _spot_diameter(xy: np.ndarray, panel_size: float | None = None) -> float:
     1 px."""
     from .graph import spot_spacing
 
-    xy = np.unique(np.asarray(xy, dtype=np.float64), axis=0)
-    if len(xy) < 2:
-        return 1.0
+    xy = np.asarray(xy, dtype=np.float64)
     sample = xy if len(xy) <= 50000 else xy[np.random.default_rng(0).choice(len(xy), 50000, replace=False)]
+    sample = np.unique(sample, axis=0)
+    if len(sample) < 2:
+        return 1.0
     d = spot_spacing(sample)
     d = d if d > 0 else 1.0
     if panel_size:
