@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -353,7 +353,3 @@ def fit_expression(x, n_comps: int = 50, seed: int = 0) -> MethodResult:
     scores = PCA(n_components=n_comps, svd_solver=solver, random_state=seed).fit_transform(x)
     scores = scores.astype(np.float32)
     return MethodResult(embedding=scores, seconds=time.perf_counter() - t0, device="cpu")
-
-
-def params_dict(params: TrainParams) -> dict:
-    return asdict(params)
