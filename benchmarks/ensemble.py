@@ -36,7 +36,7 @@ def replicates(seeds: list[int], k: int) -> list[list[int]]:
 
 
 def seed_runs_parser(doc: str) -> argparse.ArgumentParser:
-    """The arguments of a study over the comparison's trained seeds (this script, cluster_starts.py)."""
+    """The arguments of this study over the comparison's trained seeds."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="studies/compare_clustering.yaml")
     ap.add_argument("--results", default="results")
