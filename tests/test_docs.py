@@ -55,3 +55,45 @@ def test_every_test_the_docs_cite_exists():
                 missing.append(f"{doc.relative_to(REPO)}: {current}::{m.group(2)}")
     assert cited, "no test cited in the docs was read: the pattern no longer matches how the docs cite them"
     assert not missing, "tests cited in the docs that do not exist:\n" + "\n".join(missing)
+
+
+def test_every_setting_of_the_schemas_is_described():
+    """The README sends a newcomer to the schemas for every key and its meaning; a key without a
+    description is one the docs never explain (compare.claim.text had none)."""
+    import yaml
+
+    def settings(node, path):
+        if isinstance(node, dict):
+            for key, spec in (node.get("properties") or {}).items():
+                if isinstance(spec, dict) and not spec.get("properties") and "$ref" not in spec:
+                    yield path + key, spec
+            for key, value in node.items():
+                yield from settings(value, path + (f"{key}." if key not in ("properties", "$defs") else ""))
+        elif isinstance(node, list):
+            for value in node:
+                yield from settings(value, path)
+
+    for schema in ("stcore/schemas/config.schema.yaml", "schemas/samples.schema.yaml"):
+        found = list(settings(yaml.safe_load((REPO / schema).read_text()), ""))
+        assert found, schema
+        undescribed = [key for key, spec in found if not str(spec.get("description") or "").strip()]
+        assert not undescribed, f"{schema}: settings without a description: {undescribed}"
+
+
+def test_the_simulated_slides_settings_state_the_defaults_the_simulation_uses():
+    """The schema states the simulate settings' defaults in their descriptions; each is the one
+    stcore.simulate.SimParams, which makes the slides, uses."""
+    import yaml
+
+    from stcore.simulate import SimParams
+
+    schema = yaml.safe_load((REPO / "stcore/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["simulate"]["additionalProperties"]["properties"]
+    stated = {key: re.search(r"\(default ([^)]+)\)", spec.get("description", "")) for key, spec in props.items()}
+    stated = {key: m.group(1) for key, m in stated.items() if m}
+    assert stated, "no simulate setting states its default"
+    defaults = SimParams()
+    for key, text in stated.items():
+        value = getattr(defaults, key)
+        value = getattr(value, "value", value)
+        assert yaml.safe_load(text) == value, (key, text, value)
