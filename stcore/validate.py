@@ -906,6 +906,30 @@ def _one_parity(grid) -> bool:
     return len(np.unique(np.mod(values.sum(axis=1), 2))) <= 1
 
 
+def _refuse_visium_grid_indices(adata: ad.AnnData, xy: np.ndarray, key: str, path: str | None) -> None:
+    """Refuse coordinates that are Visium's hexagonal grid indices as they are (``obs['array_col']``,
+    ``obs['array_row']``, either order, every spot's pair of one parity): its columns lie 50 um apart
+    and its rows 86.6 um, so the tissue is squashed 1.73 times along y and a spot's nearest are not
+    its grid neighbours.  The same fix as for the indices left in ``obs`` (:func:`check_coordinates`)."""
+    pair = _coordinate_columns(adata.obs.columns)
+    if not pair or [p.lower() for p in pair] != ["array_col", "array_row"] or adata.n_obs < 3:
+        return
+    try:
+        grid = adata.obs[list(pair)].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        return
+    if not np.isfinite(grid).all() or np.ptp(grid[:, 1]) == 0 or not _one_parity(grid):
+        return
+    if not (np.array_equal(xy, grid) or np.array_equal(xy, grid[:, ::-1])):
+        return
+    raise InputError(f"obsm['{key}'] holds Visium's grid indices as they are (obs['{pair[0]}'], obs['{pair[1]}']): "
+                     "its columns lie 50 um apart, its rows 86.6 um, so the tissue would be squashed 1.73 times "
+                     "along y and a spot's nearest spots would not be its neighbours on the grid", path=path,
+                     fix=f"store the full-resolution pixels of Space Ranger's tissue_positions (stcore.read.visium "
+                         f"reads them), or scale the rows: adata.obsm['{key}'] = adata.obs[['{pair[0]}', "
+                         f"'{pair[1]}']].to_numpy(float) * [1, 3 ** 0.5]")
+
+
 def _coordinate_key(adata: ad.AnnData, key: str) -> str | None:
     """The first ``obsm`` key other than ``key`` named as coordinates are (:data:`COORDINATE_KEY`)
     that holds two or more numbers per spot, or None."""
@@ -1066,6 +1090,7 @@ def check_coordinates(adata: ad.AnnData, key: str = "spatial", *, dims: Sequence
                              + "; the spatial graph would join spots by that one coordinate", path=path,
                              fix=f"store the spots' x and y in obsm['{key}'], e.g. adata.obsm['{key}'] = "
                                  "adata.obs[['x', 'y']].to_numpy(float)")
+    _refuse_visium_grid_indices(adata, xy, key, path)
     _refuse_lost_precision(adata, value, xy, key, path)
     check_one_slide(adata, xy=xy, path=path, depths=depths, key=key)
     warn_volume(adata, xy, dropped, path=path)

@@ -1285,6 +1285,28 @@ def test_visium_grid_indices_left_in_obs_are_named_with_the_rows_spacing(no_work
     np.testing.assert_allclose(distances[inner], 2.0)        # each inner spot's 6 nearest: its 6 grid neighbours
 
 
+def test_visium_grid_indices_stored_as_the_coordinates_are_refused_with_the_rows_spacing(no_work):
+    """obsm['spatial'] holding Visium's grid indices as they are (obs[['array_col', 'array_row']], or y first):
+    a hexagonal grid whose rows lie 86.6 um apart stored 1 apart, the tissue squashed 1.73 times along y (was
+    taken without a word; the indices left in obs only were named).  Refused with the rows' scale; the fix,
+    followed, passes."""
+    adata = _slide()
+    ii, jj = np.meshgrid(np.arange(8), np.arange(8))
+    adata.obs["array_row"], adata.obs["array_col"] = jj.ravel(), 2 * ii.ravel() + jj.ravel() % 2
+    message = (r"obsm\['spatial'\] holds Visium's grid indices as they are \(obs\['array_col'\], obs\['array_row'\]\): "
+               r"its columns lie 50 um apart, its rows 86\.6 um.*Fix: store the full-resolution pixels of Space "
+               r"Ranger's tissue_positions \(stcore\.read\.visium reads them\), or scale the rows: "
+               r"adata\.obsm\['spatial'\] = adata\.obs\[\['array_col', 'array_row'\]\]\.to_numpy\(float\) \* \[1, 3 \*\* 0\.5\]")
+    for columns in (["array_col", "array_row"], ["array_row", "array_col"]):
+        adata.obsm["spatial"] = adata.obs[columns].to_numpy(float)
+        with pytest.raises(InputError, match=message):
+            stcore.gr.spatial_graph(adata)
+        assert "spatial_connectivities" not in adata.obsp
+    adata.obsm["spatial"] = adata.obs[["array_col", "array_row"]].to_numpy(float) * [1, 3 ** 0.5]   # the fix
+    stcore.gr.spatial_graph(adata)
+    assert "spatial_connectivities" in adata.obsp
+
+
 def _volume(thickness: float, n: int = 600, seed: int = 0):
     """A slide of cells spread through a block ``thickness`` deep, cells about 10 apart (one per 1000 cubic
     units), the cells' depth in obs['z'] and x, y in obsm['spatial']."""
