@@ -101,11 +101,35 @@ def lfs_pointer(path: str) -> tuple[str, str] | None:
                         "holds it (git lfs install first, if git lfs is new to this machine)")
 
 
+def miswritten(path: str) -> bool:
+    """Whether ``path`` is written as no path on this machine is: a file URL ('file:///...', as a file
+    manager copies a location), inside quotes (as a shell or Windows' 'Copy as path' writes it), or
+    with Windows' '\\' (:func:`missing_slide` names each, with the path meant)."""
+    path = str(path)
+    quoted = len(path) > 2 and path[0] == path[-1] and path[0] in "'\""
+    return bool(re.match(r"file:/", path, re.IGNORECASE)) or quoted or "\\" in path
+
+
 def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
     """What is missing of the slide at ``path`` for format ``fmt`` (None when its reader has its
     matrix): the problem and its fix, as the plan warns of it before any job and the reader
     refuses the slide."""
     path = str(path)
+    kind = "folder" if fmt in MATRIX_FILES else "file"
+    if re.match(r"file:/", path, re.IGNORECASE) and not os.path.exists(path):   # a file manager's copied location
+        from urllib.parse import unquote, urlparse
+
+        plain = unquote(urlparse(path).path)
+        return ((f"{kind} not found: the path is a file URL (file://...), as a file manager or a browser copies a "
+                 "file's location, not a path"),
+                (f"write it as a path in the sample sheet ('{plain}'" + (" exists" if os.path.exists(plain) else "")
+                 + ")"))
+    if len(path) > 2 and path[0] == path[-1] and path[0] in "'\"" and not os.path.exists(path):
+        plain = path[1:-1]          # as a shell quotes a path with spaces, or Windows' "Copy as path" writes it
+        return ((f"{kind} not found: the path is written inside quotes ({path[0]}), as a shell or Windows' 'Copy as "
+                 "path' writes it, and the quotes are read as part of its name"),
+                (f"delete the quotes around the path in the sample sheet ('{plain}'"
+                 + (" exists" if os.path.exists(plain) else "") + ")"))
     if "\\" in path and not os.path.exists(path):     # a path written on Windows: '\\' is part of a name here
         slashed = re.sub(r"^[A-Za-z]:", "", path.replace("\\", "/"))
         drive = re.match(r"^[A-Za-z]:\\", path)

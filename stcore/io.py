@@ -76,10 +76,11 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
 
 
 def _refuse_windows_path(folder, fmt: str) -> None:
-    """A folder path written with Windows' '\\' that is not there: named as such (stcore.formats.missing_slide)."""
-    from .formats import missing_slide
+    """A folder path written with Windows' '\\', as a file URL or inside quotes, that is not there: named
+    as such (stcore.formats.miswritten, missing_slide)."""
+    from .formats import missing_slide, miswritten
 
-    if "\\" in str(folder) and not os.path.exists(folder):
+    if miswritten(str(folder)) and not os.path.exists(folder):
         problem, fix = missing_slide(str(folder), fmt)
         raise InputError(problem, path=str(folder), fix=fix)
 

@@ -155,6 +155,37 @@ def test_xenium_cells_file_of_another_run_is_refused(tmp_path):
     assert read_slide(own, "xenium").n_obs == 64
 
 
+def test_a_path_copied_as_a_file_url_or_inside_quotes_is_named_with_the_path_meant(tmp_path):
+    """A slide's location copied from a file manager or a browser as a file URL ('file:///.../my%20slides/a.h5ad'),
+    or a path inside quotes as a shell or Windows' 'Copy as path' writes it ("'/.../my slides/a.h5ad'"): each was
+    'file not found (a relative path is read from the folder the workflow runs in, not the sheet's: ...). Fix:
+    check the path in the sample sheet', of a file that is there; each is now named, with the path meant, by
+    the reader and the plan's warning alike (stcore.formats.missing_slide)."""
+    from urllib.parse import quote
+
+    from stcore.formats import missing_slide
+
+    folder = tmp_path / "my slides"
+    folder.mkdir()
+    tiny_slide().write_h5ad(folder / "a.h5ad")
+    outs = write_visium(folder / "outs", tiny_slide())
+    for plain, fmt in ((folder / "a.h5ad", "h5ad"), (outs, "visium")):
+        kind = "file" if fmt == "h5ad" else "folder"
+        cases = {f"file://{quote(str(plain))}": rf"{kind} not found: the path is a file URL \(file://\.\.\.\), as a file "
+                                               r"manager or a browser copies a file's location, not a path\. Fix: write "
+                                               r"it as a path in the sample sheet",
+                 f"'{plain}'": rf"{kind} not found: the path is written inside quotes \('\), as a shell or Windows' 'Copy "
+                               r"as path' writes it, and the quotes are read as part of its name\. Fix: delete the "
+                               r"quotes around the path in the sample sheet",
+                 f'"{plain}"': rf"{kind} not found: the path is written inside quotes \(\"\)"}
+        for written, message in cases.items():
+            message += rf".*\('{re.escape(str(plain))}' exists\)"
+            with pytest.raises(InputError, match=message):
+                read_slide(written, fmt)
+            assert re.search(message, ". Fix: ".join(missing_slide(written, fmt))), missing_slide(written, fmt)
+        read_slide(str(plain), fmt)                                     # the path meant: read
+
+
 def test_folders_and_files_as_they_come_are_named_with_their_fix(tmp_path):
     """A Xenium folder given as visium and a Space Ranger folder as xenium, the matrix file itself or an
     .h5ad given as a folder, the matrix as Market Exchange files only, links to nothing (a folder copied
