@@ -51,6 +51,15 @@ def test_a_sheet_as_spreadsheets_save_it(tmp_path):
     assert rows[0]["sample"] == "s1" and rows[0]["truth"] == "region"
 
 
+def test_rows_of_separators_only_are_empty_rows(tmp_path):
+    """Rows of commas or semicolons only (',,,,': the empty rows a spreadsheet's CSV export leaves, pasted
+    below a sheet) were read as a slide named ',,,,' and refused as 'sample id ',,,,' is not a safe file
+    name'; they are now empty rows, as rows of tabs are."""
+    rows = read_sheet(_sheet(tmp_path, b"sample\tpath\tformat\tn_clusters\ns1\ta.h5ad\th5ad\t7\n,,,,\n;;;;\n"
+                                       b" , ,\t,\n\t\t\t\ns2\tb.h5ad\th5ad\t7\n"))
+    assert [r["sample"] for r in rows] == ["s1", "s2"]
+
+
 def test_an_environment_variable_in_a_path_is_read_as_a_shell_reads_it(tmp_path, monkeypatch):
     """$HOME/data/a.h5ad (or ${SCRATCH}/...), as a path is written in a script: it was taken as
     written, a folder named '$HOME', and the qc job said 'file not found' of a path that looked right."""

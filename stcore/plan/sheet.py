@@ -198,8 +198,9 @@ def read_sheet(path, config_files=()):
         raise PlanError(f"sample sheet '{path}' not found{where}. Fix: set 'samples' in the config to a TSV with "
                         f"columns {COLUMNS} (a relative path is read from that folder: snakemake's --directory "
                         "moves it)")
+    # a line of separators only (',,,,' or ';;;;': the empty rows a spreadsheet's CSV export leaves) is empty
     numbered = [(number, line) for number, line in enumerate(sheet_text(path).splitlines(), 1)
-                if line.strip() and not line.lstrip().startswith("#")]
+                if line.strip(" \t,;") and not line.lstrip().startswith("#")]
     if len(numbered) < 2:
         raise PlanError(f"sample sheet '{path}' has no slides. Fix: add a header line ({COLUMNS}) "
                         "and one row per slide")
