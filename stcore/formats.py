@@ -106,8 +106,17 @@ def miswritten(path: str) -> bool:
     manager copies a location), inside quotes (as a shell or Windows' 'Copy as path' writes it), or
     with Windows' '\\' (:func:`missing_slide` names each, with the path meant)."""
     path = str(path)
-    quoted = len(path) > 2 and path[0] == path[-1] and path[0] in "'\""
-    return bool(re.match(r"file:/", path, re.IGNORECASE)) or quoted or "\\" in path
+    return _file_url(path) or _quoted(path) or "\\" in path
+
+
+def _file_url(path: str) -> bool:
+    """'file:///...': a location copied from a file manager or a browser."""
+    return bool(re.match(r"file:/", path, re.IGNORECASE))
+
+
+def _quoted(path: str) -> bool:
+    """'...' or "...": a path quoted as a shell or Windows' 'Copy as path' writes it."""
+    return len(path) > 2 and path[0] == path[-1] and path[0] in "'\""
 
 
 def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
@@ -116,7 +125,7 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
     refuses the slide."""
     path = str(path)
     kind = "folder" if fmt in MATRIX_FILES else "file"
-    if re.match(r"file:/", path, re.IGNORECASE) and not os.path.exists(path):   # a file manager's copied location
+    if _file_url(path) and not os.path.exists(path):   # a file manager's copied location
         from urllib.parse import unquote, urlparse
 
         plain = unquote(urlparse(path).path)
@@ -124,12 +133,15 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                  "file's location, not a path"),
                 (f"write it as a path in the sample sheet ('{plain}'" + (" exists" if os.path.exists(plain) else "")
                  + ")"))
-    if len(path) > 2 and path[0] == path[-1] and path[0] in "'\"" and not os.path.exists(path):
+    if _quoted(path) and not os.path.exists(path):
         plain = path[1:-1]          # as a shell quotes a path with spaces, or Windows' "Copy as path" writes it
-        return ((f"{kind} not found: the path is written inside quotes ({path[0]}), as a shell or Windows' 'Copy as "
-                 "path' writes it, and the quotes are read as part of its name"),
-                (f"delete the quotes around the path in the sample sheet ('{plain}'"
-                 + (" exists" if os.path.exists(plain) else "") + ")"))
+        problem = (f"{kind} not found: the path is written inside quotes ({path[0]}), as a shell or Windows' 'Copy "
+                   "as path' writes it, and the quotes are read as part of its name")
+        inner = missing_slide(plain, fmt) if miswritten(plain) and not os.path.exists(plain) else None
+        if inner:                   # "C:\Users\...\a.h5ad": the quotes and the Windows path in one message
+            return (problem + "; without them" + inner[0].split(":", 1)[1], "delete the quotes and " + inner[1])
+        return (problem, (f"delete the quotes around the path in the sample sheet ('{plain}'"
+                          + (" exists" if os.path.exists(plain) else "") + ")"))
     if "\\" in path and not os.path.exists(path):     # a path written on Windows: '\\' is part of a name here
         slashed = re.sub(r"^[A-Za-z]:", "", path.replace("\\", "/"))
         drive = re.match(r"^[A-Za-z]:\\", path)

@@ -186,6 +186,20 @@ def test_a_path_copied_as_a_file_url_or_inside_quotes_is_named_with_the_path_mea
         read_slide(str(plain), fmt)                                     # the path meant: read
 
 
+def test_a_windows_path_copied_inside_quotes_is_named_for_both_in_one_message():
+    """Windows' 'Copy as path' writes '"C:\\Users\\me\\my slides\\a.h5ad"': the quotes were named and their fix
+    kept the backslashes ("delete the quotes ... ('C:\\Users\\...')"), so the Windows path was named only on the
+    next run; now one message names both and the path to write."""
+    from stcore.formats import missing_slide
+
+    problem, fix = missing_slide('"C:\\Users\\me\\my slides\\a.h5ad"', "h5ad")
+    assert problem.startswith("file not found: the path is written inside quotes (\")"), problem
+    assert "separates its folders with '\\' as Windows does and starts with the drive C:" in problem, problem
+    assert fix.startswith("delete the quotes and write the path with '/' in the sample sheet "
+                          "('/Users/me/my slides/a.h5ad')"), fix
+    assert "give the folder the slide has on this machine" in fix, fix
+
+
 def test_folders_and_files_as_they_come_are_named_with_their_fix(tmp_path):
     """A Xenium folder given as visium and a Space Ranger folder as xenium, the matrix file itself or an
     .h5ad given as a folder, the matrix as Market Exchange files only, links to nothing (a folder copied
