@@ -233,61 +233,18 @@ def compare_figures(kind, enabled=True, slides=None):
 _RUN_STARTED = time.time()
 
 
-def _slurm_asks():
-    """(step, sample, what it asks SLURM for) of each job the run will submit: its CPUs, mem_mb, runtime
-    and slurm_partition as far as they are known now (a size read from a file a job has not made yet:
-    <TBD>, left out).  The DAG's jobs (Snakemake's dag.needrun_jobs, not a public API: Snakemake 9.27)."""
-    groups = {}
-    for job in workflow.dag.needrun_jobs():
-        if job.is_local:           # localrules (all) run here, not as SLURM jobs
-            continue
-        group = workflow.dag.get_job_group(job)
-        if group is not None:      # submitted as one SLURM job with its group's steps: asks as the group
-            groups.setdefault(group, job)
-            continue
-        asks = _asks_of(lambda: job.resources, lambda res: job.threads)
-        if asks is not None:
-            yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
-    for group, job in groups.items():     # the largest memory and CPUs of its steps, the sum of their runtimes
-        asks = _asks_of(lambda: group.resources, lambda res: res.get("_cores"))
-        if asks is not None:
-            asks["steps"] = sorted({j.rule.name for j in group.jobs})
-            yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
-
-
-def _asks_of(resources, cores):
-    """{mem_mb, runtime, slurm_partition, cpus} of a job's or group's ``resources()``; None where a size is
-    not known yet (<TBD>; anything else is said when the job runs)."""
-    try:
-        res = resources()
-        asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
-        asks["cpus"] = res.get("cpus_per_task") or cores(res)
-    except Exception:
-        return None
-    return asks
-
-
 def _slurm_cluster():
-    """What sinfo says of the cluster's partitions and nodes under the slurm executor ({} elsewhere, or
-    where it does not answer)."""
-    if getattr(workflow.executor_plugin, "name", None) != "slurm":
-        return {}
-    return _res.slurm_partitions(_res.ask_slurm())
+    """What sinfo says of the cluster under the slurm executor ({} elsewhere): stcore/plan/resources.py."""
+    return _res.slurm_cluster(workflow)
 
 
 def _unschedulable():
-    """A job that no node or partition of the SLURM cluster can ever run (--set-threads train=8 on
-    2-CPU nodes, a runtime over the partition's MaxTime) is refused before anything is submitted
-    (stcore/plan/resources.py, unschedulable); asked under the slurm executor only, and nothing is
-    said where sinfo does not answer."""
-    partitions = _slurm_cluster()
-    if not partitions:
-        return
-    asks = list(_slurm_asks())
-    lines = _res.unschedulable(asks, partitions)
+    """A job no node or partition can ever run is refused before anything is submitted; a partition
+    down is warned of (stcore/plan/resources.py, check_slurm)."""
+    lines, warnings = _res.check_slurm(workflow)
     if lines:
         raise WorkflowError("\n".join(lines))
-    for _line in _res.down_partitions(asks, partitions):   # a partition down: its jobs wait until it is up
+    for _line in warnings:
         print(_line, file=sys.stderr)
 
 

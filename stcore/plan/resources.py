@@ -366,3 +366,59 @@ def down_partitions(jobs, partitions):
             f"Fix: stop the run (Ctrl-C) and give another partition (slurm_partition in the profile's "
             f"default-resources / set-resources), or ask the cluster's administrators when '{name}' comes back"
             for name, steps in found.items()]
+
+
+# What the run's jobs ask a SLURM cluster for, read from Snakemake's DAG when the run starts (rules/common.smk's
+# onstart; dag.needrun_jobs and get_job_group are not a public API: Snakemake 9.27, pinned).
+def slurm_asks(workflow):
+    """(step, sample, what it asks SLURM for) of each job the run will submit: its CPUs, mem_mb, runtime
+    and slurm_partition as far as they are known now (a size read from a file a job has not made yet:
+    <TBD>, left out); a group job (the profiles' prep, post) as SLURM gets it: its steps' largest memory
+    and CPUs, the sum of their runtimes."""
+    groups = {}
+    for job in workflow.dag.needrun_jobs():
+        if job.is_local:           # localrules (all) run here, not as SLURM jobs
+            continue
+        group = workflow.dag.get_job_group(job)
+        if group is not None:      # submitted as one SLURM job with its group's steps: asks as the group
+            groups.setdefault(group, job)
+            continue
+        asks = _asks_of(lambda: job.resources, lambda res: job.threads)
+        if asks is not None:
+            yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
+    for group, job in groups.items():
+        asks = _asks_of(lambda: group.resources, lambda res: res.get("_cores"))
+        if asks is not None:
+            asks["steps"] = sorted({j.rule.name for j in group.jobs})
+            yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
+
+
+def _asks_of(resources, cores):
+    """{mem_mb, runtime, slurm_partition, cpus} of a job's or group's ``resources()``; None where a size is
+    not known yet (<TBD>; anything else is said when the job runs)."""
+    try:
+        res = resources()
+        asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
+        asks["cpus"] = res.get("cpus_per_task") or cores(res)
+    except Exception:
+        return None
+    return asks
+
+
+def slurm_cluster(workflow):
+    """What sinfo says of the cluster's partitions and nodes under the slurm executor ({} elsewhere, or
+    where it does not answer)."""
+    if getattr(workflow.executor_plugin, "name", None) != "slurm":
+        return {}
+    return slurm_partitions(ask_slurm())
+
+
+def check_slurm(workflow):
+    """(refusals, warnings) for the run's SLURM jobs: a job no node or partition can ever run
+    (:func:`unschedulable`), a partition that is not up (:func:`down_partitions`); ([], []) off SLURM or
+    where sinfo does not answer."""
+    partitions = slurm_cluster(workflow)
+    if not partitions:
+        return [], []
+    asks = list(slurm_asks(workflow))
+    return unschedulable(asks, partitions), list(down_partitions(asks, partitions))
