@@ -441,6 +441,50 @@ def _smallest_without_ones(x, data: np.ndarray) -> float | None:
     return float(values.min())
 
 
+#: Values of a spot's smallest value (2 or more, no 1 held) from which the spot is taken for counts
+#: scaled up and rounded (:func:`_spots_without_ones`): a gene's Poisson counts of rate r hold value
+#: m - 1 m / r times as often as m, and the rates that give a value of m often lie near m, so raw counts
+#: holding 50 values of m hold some of m - 1 (below a chance of e^-10 where every one is of rate 10).
+SPOT_SMALLEST_MIN_VALUES = 50
+
+#: Share of the spots with counts from which spots holding no 1 (:data:`SPOT_SMALLEST_MIN_VALUES`)
+#: refuse a slide: none of the six shared slides holds one such spot.
+SPOTS_WITHOUT_ONES_SHARE = 0.01
+
+
+def _spots_without_ones(x, *, rows: int = 65536) -> tuple[int, int, int, float, int] | None:
+    """Where some spots of the whole numbers ``x`` hold no value of 1 but :data:`SPOT_SMALLEST_MIN_VALUES`
+    values or more of their smallest, 2 or more, in :data:`SPOTS_WITHOUT_ONES_SHARE` of the spots with
+    counts or more, as normalised values rounded to whole numbers leave each spot scaled up by 1.5 or
+    more (normalize_total to the median total, or counts divided by size factors, then np.rint: a count
+    of 1 becomes 2 or more): (such spots, spots with counts, the first's row, its smallest value, how
+    often it holds it); else None.  On every shared slide of raw counts, each spot's smallest value is
+    1 or held fewer than 20 times; a block of rows at a time."""
+    import scipy.sparse as sp
+
+    found, spots, first = 0, 0, None
+    for start in range(0, x.shape[0], rows):
+        block = sp.csr_matrix(x[start:start + rows])
+        block.eliminate_zeros()
+        filled = np.diff(block.indptr) > 0
+        if not filled.any():
+            continue
+        starts = block.indptr[:-1][filled]
+        smallest = np.minimum.reduceat(block.data, starts)
+        per_row = np.repeat(np.flatnonzero(filled), np.diff(block.indptr)[filled])
+        at_smallest = np.bincount(per_row, weights=block.data == np.repeat(smallest, np.diff(block.indptr)[filled]),
+                                  minlength=block.shape[0])[filled]
+        hit = (smallest >= 2) & (at_smallest >= SPOT_SMALLEST_MIN_VALUES)
+        spots += int(filled.sum())
+        found += int(hit.sum())
+        if first is None and hit.any():
+            i = int(np.flatnonzero(hit)[0])
+            first = (start + int(np.flatnonzero(filled)[i]), float(smallest[i]), int(at_smallest[i]))
+    if first is None or found < SPOTS_WITHOUT_ONES_SHARE * spots:
+        return None
+    return (found, spots, *first)
+
+
 #: Zeros that raw counts holding a matrix's 1s would hold at the least (:func:`_pseudocount`), above
 #: which a matrix of no zero is taken for counts with 1 added: the chance that counts hold none is
 #: below exp(-20), 2e-9.
@@ -754,6 +798,18 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                                  "taken as deeper counts than measured", path=path,
                                  fix="store the raw counts in X (counts rescaled and rounded cannot be divided back "
                                      "exactly: take them from the file they came from)")
+            scaled_up = _spots_without_ones(x)
+            if scaled_up is not None:
+                found, spots, row, smallest, held = scaled_up
+                raise InputError(f"the count matrix holds whole numbers, but {found} of its {spots} spots hold no value "
+                                 f"of 1 and {SPOT_SMALLEST_MIN_VALUES} or more of their smallest value, 2 or more (first: row "
+                                 f"{row}, {held} values of {smallest:g}), where raw counts holding so many values of "
+                                 "their smallest hold smaller ones too: normalised values rounded to whole numbers (normalize_total to the median "
+                                 "total, or counts divided by size factors, then rounding), whose spots scaled up by "
+                                 "1.5 or more hold no 1; they would be taken as counts of other depths than measured",
+                                 path=path,
+                                 fix="store the raw counts in X (normalised values rounded cannot be turned back into "
+                                     "counts exactly: take them from the file they came from)")
         return
     if _one_total(x, expm1=True) and not _one_total(x, expm1=False):
         raise InputError("X holds log-normalised values (every spot's expm1 sums to one total, as after "
