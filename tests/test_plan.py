@@ -224,6 +224,21 @@ def test_a_group_written_as_an_empty_cell_is_named():
     assert slides_and_groups(_rows(s1="NAc", s2="NAc"), "sheet.tsv")[1] == {"NAc": ["s1", "s2"]}
 
 
+def test_a_group_column_of_true_and_false_is_named():
+    """A group column a spreadsheet filled with checkboxes or TRUE/FALSE (pandas' and R's logical
+    columns write True/False, TRUE/FALSE): the slides marked FALSE, meant to stand alone, were trained
+    as one group named 'FALSE' without a word, and those marked TRUE as one named 'TRUE'."""
+    for word in ("FALSE", "TRUE", "False", "true"):
+        with pytest.raises(PlanError, match=rf"^sample sheet 'sheet\.tsv': group '{word}' \(s1, s2\) is a yes/no value, "
+                                            r"as a spreadsheet's checkbox or TRUE/FALSE column .*writes it, not a group's "
+                                            rf"name, so these slides would be trained as one group named '{word}'\. Fix: "
+                                            r"leave the group cell empty for a slide that stands alone"):
+            slides_and_groups(_rows(s1=word, s2=word), "sheet.tsv")
+    with pytest.raises(PlanError, match=r"group 'FALSE' \(s3\) is a yes/no value"):     # not 'has one slide'
+        slides_and_groups(_rows(s1="g", s2="g", s3="FALSE"), "sheet.tsv")
+    assert slides_and_groups(_rows(s1="TRUEseq", s2="TRUEseq"), "sheet.tsv")[1] == {"TRUEseq": ["s1", "s2"]}
+
+
 def _config(**methods):
     return {"methods": methods or {"graphst": {"model": "graphst"}}, "seeds": [0, 1], "consensus": True,
             "train": {"device": "auto", "epochs": 600, "n_latent": 64}, "graph": {"mode": "knn"},

@@ -30,6 +30,9 @@ NOT_SLIDES = ("records", "compare", "simulated")
 RESERVED_FOR = {"records": "stamps and records", "compare": "comparison tables and figures",
                 "simulated": "simulated slides"}
 COLUMNS = "sample, path, format, n_clusters, truth"
+#: How spreadsheets, pandas and R write a logical cell (any case): a group column of checkboxes or
+#: TRUE/FALSE, which is no group's name.
+BOOLEAN_CELLS = ("TRUE", "FALSE")
 #: The columns stcore reads (schemas/samples.schema.yaml's properties); a sheet may hold others (notes).
 READ_COLUMNS = ("sample", "path", "format", "n_clusters", "values", "truth", "group")
 #: Other names a sheet gives the columns stcore reads, as other tools and papers name them; a column
@@ -269,6 +272,12 @@ def slides_and_groups(rows, path, data_dir=""):
                             f"group named '{group}'. Fix: leave the group cell empty for a slide that stands alone "
                             "(R: write.table(..., na = \"\"); pandas: to_csv without astype(str)), or give "
                             "the group another name")
+        if group.upper() in BOOLEAN_CELLS:
+            raise PlanError(f"sample sheet '{path}': group '{group}' ({', '.join(members)}) is a yes/no value, as a "
+                            "spreadsheet's checkbox or TRUE/FALSE column (or pandas' and R's logical one) writes it, "
+                            "not a group's name, so these slides would be trained as one group named "
+                            f"'{group}'. Fix: leave the group cell empty for a slide that stands alone, and give the "
+                            "slides to train as one the same name (e.g. 'g1')")
     seen = {}                                   # lower-case group -> the group as first written
     for group, members in groups.items():
         other = seen.setdefault(group.lower(), group)
