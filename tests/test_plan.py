@@ -90,6 +90,17 @@ def test_an_id_a_spreadsheet_wrote_as_a_decimal_number_is_named(tmp_path, capsys
     ("sample,path,format,n_clusters\ns,a,h5ad,7\n", r"is not tab-separated .* Fix: save it as tab-separated text"),
     ("sample\tpath\tformat\n", r"has no slides"),
     ("sample\tpath\tformat\ns\ta\th5ad\n", r"column 'n_clusters' is missing"),
+    # a header as a spreadsheet or another tool writes it (was: "column 'sample' is missing. Fix: the columns are ...")
+    ("Sample ID\tpath\tformat\tn_clusters\ns\ta\th5ad\t7\n",
+     r"column 'sample' is missing; the header's 'sample id' looks meant as it\. Fix: rename the column 'sample id' to "
+     r"'sample' in the header"),
+    ("sample_id \tPath\tFormat\tN Clusters\ns\ta\th5ad\t7\n",
+     r"column 'sample' is missing; the header's 'sample_id' looks meant as it\. Fix: rename the column 'sample_id'"),
+    ("sample\tFile\tformat\tn_clusters\ns\ta\th5ad\t7\n",
+     r"column 'path' is missing; the header's 'file' looks meant as it\. Fix: rename the column 'file' to 'path'"),
+    ("sample\tpath\tformat\tN-Clusters\ns\ta\th5ad\t7\n",
+     r"column 'n_clusters' is missing; the header's 'n-clusters' looks meant as it\. Fix: rename the column "
+     r"'n-clusters' to 'n_clusters' in the header"),
     ("sample\tpath\tformat\tn_clusters\ns\ta\th5ad\t7\tx\n", r"line 2: a value past the header's last column"),
     ("sample\t\tpath\tformat\tn_clusters\ns\tq\ta\th5ad\t7\n", r"line 2: column 2 has no name in the header but holds 'q'"),
     ("sample\tpath\tformat\tn_clusters\na/b\tx\th5ad\t7\n", r"sample id 'a/b' is not a safe file name"),

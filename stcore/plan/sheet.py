@@ -37,13 +37,29 @@ BOOLEAN_CELLS = ("TRUE", "FALSE")
 READ_COLUMNS = ("sample", "path", "format", "n_clusters", "values", "truth", "group")
 #: Other names a sheet gives the columns stcore reads, as other tools and papers name them; a column
 #: so named, or one a letter or two off a column's name ('groups', 'value'), would be kept as a note
-#: without a word, and its slides run without their annotation or group.
+#: without a word, and its slides run without their annotation or group; a needed column's other
+#: name is named where that column is missing (:func:`meant_as`).
 COLUMN_NAMES = {
     "truth": ("annotation", "annotations", "ground_truth", "groundtruth", "ground truth", "truth_column",
               "annotation_column", "label", "labels", "label_column", "truth_col"),
     "group": ("groups", "group_id", "group_name"),
     "values": ("value", "x_values"),
+    "sample": ("id", "slide", "slide_id", "sample_name", "name"),
+    "path": ("file", "file_path", "filepath", "file_name", "filename"),
+    "n_clusters": ("clusters", "n_domains", "k"),
 }
+
+
+def meant_as(column):
+    """The column stcore reads that a sheet's column (its name in lower case) looks meant as: a name
+    other tools give it (:data:`COLUMN_NAMES`), the name written with spaces, '-' or '_' otherwise or an
+    'id' after it ('sample id', 'sample_id', 'n clusters'), or a letter or two off; else None."""
+    named = [name for name, others in COLUMN_NAMES.items() if column in others]
+    if named:
+        return named[0]
+    squeezed = re.sub(r"[\s_-]+", "", column)
+    same = [name for name in READ_COLUMNS if squeezed in (name.replace("_", ""), name.replace("_", "") + "id")]
+    return (same or difflib.get_close_matches(column, READ_COLUMNS, n=1, cutoff=0.8) or [None])[0]
 
 
 def check_names(kind, names, where):
@@ -215,13 +231,17 @@ def read_sheet(path, config_files=()):
     rows = sheet_rows(path, numbered)
     for column in ("sample", "path", "format", "n_clusters"):
         if column not in rows[0]:
+            near = [name for name in rows[0] if name not in READ_COLUMNS and meant_as(name) == column]
+            if near:        # 'Sample ID', 'sample_id ', 'N Clusters': a header as spreadsheets and other tools write it
+                raise PlanError(f"sample sheet '{path}': column '{column}' is missing; the header's '{near[0]}' looks "
+                                f"meant as it. Fix: rename the column '{near[0]}' to '{column}' in the header (the "
+                                f"columns are {COLUMNS})")
             raise PlanError(f"sample sheet '{path}': column '{column}' is missing. "
                             f"Fix: the columns are {COLUMNS}")
     for column in rows[0]:
         if column in READ_COLUMNS:
             continue
-        meant = [name for name, others in COLUMN_NAMES.items() if column in others]
-        meant = meant or difflib.get_close_matches(column, READ_COLUMNS, n=1, cutoff=0.8)
+        meant = [name for name in [meant_as(column)] if name]
         if meant and meant[0] not in rows[0]:
             raise PlanError(f"sample sheet '{path}': column '{column}' is not a column stcore reads (it reads "
                             f"{', '.join(READ_COLUMNS)}), so it would be kept as a note without a word; it looks "
