@@ -2358,7 +2358,7 @@ def test_normalised_values_rounded_at_the_median_total_are_named(no_work, tmp_pa
     size factors) and rounded to whole numbers were taken as counts without a word: DLPFC 151673 so,
     graphst at 100 epochs, seed 0, ARI 0.322 against the annotation where its counts give 0.380.  Their
     spots scaled up by 1.5 or more hold no 1 though they hold many 2s, which raw counts never do; the
-    qc job and tl.domains now name them.  The raw counts pass."""
+    qc job and tl.domains now name them, given as counts or as normalized.  The raw counts pass."""
     import scanpy as sc
 
     adata = _sparse_counts()
@@ -2375,6 +2375,13 @@ def test_normalised_values_rounded_at_the_median_total_are_named(no_work, tmp_pa
     path = write(adata, tmp_path / "rounded.h5ad")
     with pytest.raises(InputError, match=rf"^file '{re.escape(str(path))}': {message}"):
         prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2)
+    # said to be normalized, they were refused as raw counts with the fix 'set values to counts', which
+    # then took them as counts; they are named as what they are, with the counts as the fix
+    told = message.replace("the count matrix holds", "X holds")
+    with pytest.raises(InputError, match="^" + told + r" with values counts"):
+        stcore.tl.domains(adata.copy(), n_clusters=2, values="normalized", hvg_flavor="seurat", **FAST)
+    with pytest.raises(InputError, match=rf"^file '{re.escape(str(path))}': {told}"):
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="normalized", hvg_flavor="seurat")
 
 
 def test_the_shared_slides_of_counts_hold_no_spot_without_ones():
