@@ -97,3 +97,100 @@ def test_the_simulated_slides_settings_state_the_defaults_the_simulation_uses():
         value = getattr(defaults, key)
         value = getattr(value, "value", value)
         assert yaml.safe_load(text) == value, (key, text, value)
+
+
+def _by_extra(text, extra_re, name_re):
+    """{extra or None: the method names written after it}: ``text`` cut at each ``extra_re`` match (its
+    group 1 the extra), names found by ``name_re`` (group 1) in each piece; the piece before the first
+    extra holds the built-in models (None)."""
+    pieces = re.split(extra_re, text)
+    found = {None: re.findall(name_re, pieces[0])}
+    for extra, piece in zip(pieces[1::2], pieces[2::2]):
+        found.setdefault(extra, []).extend(re.findall(name_re, piece))
+    return {extra: sorted(names) for extra, names in found.items()}
+
+
+def test_every_list_of_the_methods_names_the_registry_s_methods_and_extras():
+    """The registry (stcore/registry.py) is the one list of methods; the README, the config schema,
+    docs/adding_a_method.md and the peers' conda env repeat it in words for the reader.  A method added
+    to the registry, taken out, or moved to another extra leaves each of these lists naming another
+    set; this names the list."""
+    import yaml
+
+    from stcore.registry import METHODS, PEER_SETTINGS
+
+    expected = {}
+    for name, f in METHODS.items():
+        expected.setdefault(f.extra, []).append(name)
+    expected = {extra: sorted(names) for extra, names in expected.items()}
+    peers = sorted(name for name, f in METHODS.items() if not f.builtin)
+
+    readme = re.search(r"each a `model` \((.*?)\) plus", (REPO / "README.md").read_text(), re.S)
+    assert readme, "README.md: the sentence 'Methods are named entries ... each a `model` (...) plus' moved"
+    schema = yaml.safe_load((REPO / "stcore/schemas/config.schema.yaml").read_text())
+    model = schema["properties"]["methods"]["additionalProperties"]["properties"]["model"]["description"]
+    peer = schema["$defs"]["train"]["properties"]["peer"]["description"]
+    env = (REPO / "envs" / "peers.yaml").read_text().replace("\n#", "")
+    lists = {
+        "README.md, 'Your own slides' (the models and their extras)":
+            _by_extra(readme.group(1), r"from\s+the\s+`(\w+)`\s+extra", r"`(\w+)`"),
+        "config schema, methods.<name>.model's description":
+            _by_extra(model, r"from\s+the\s+(\w+)\s+extra", r"(\w+) ="),
+    }
+    for where, found in lists.items():
+        assert found == expected, f"{where} lists {found}; stcore/registry.py has {expected}"
+    for where, text in {"config schema, train.peer's description": peer, "envs/peers.yaml's first lines": env}.items():
+        named = re.search(r"\(models ([\w,\s]+?)[:;]", text)
+        assert named, f"{where}: its '(models a, b, ...:' list moved"
+        assert sorted(re.findall(r"\w+", named.group(1))) == peers, \
+            f"{where} names the peer models {named.group(1)!r}; stcore/registry.py has {peers}"
+    extras = sorted({METHODS[name].extra for name in peers})
+    adding = (REPO / "docs" / "adding_a_method.md").read_text()
+    sentences = {"README.md, 'Tests' (the extras test_peers.py names)":
+                     re.search(r"naming its extra \((.*?)\), where", (REPO / "README.md").read_text(), re.S),
+                 "docs/adding_a_method.md, 'from optional extras:'":
+                     re.search(r"from optional extras:(.*?)\(exact pins", adding, re.S)}
+    for where, m in sentences.items():
+        assert m, f"{where}: the sentence moved"
+        named = sorted(re.findall(r"'\.\[(\w+)\]'", m.group(1)))
+        assert named == extras, f"{where} names the extras {named}; the registry's peers come from {extras}"
+    table = re.findall(r"^\| `(\w+)` \|", adding, re.M)
+    assert sorted(table) == expected["peers"], \
+        f"docs/adding_a_method.md's table of the peers extra's models: {table}; stcore/registry.py: {expected['peers']}"
+    examples = re.findall(r"\{(\w+): [^{}]+\} for (\w+)", peer)
+    assert examples, "config schema, train.peer's description: its examples '{key: value} for <model>' moved"
+    wrong = [f"{{{key}: ...}} for {name}" for key, name in examples if key not in PEER_SETTINGS.get(name, {})]
+    assert not wrong, f"config schema, train.peer's description: examples of keys the peer does not take: {wrong}"
+
+
+def test_the_recommended_answer_in_a_notebook_is_the_recommended_config():
+    """The README, docs/notebook.md and tl.domains' docstring give the recommended answer as a call,
+    ``method=[...]`` with ``seed=range(n)``, said to be the workflow's; config/recommended.yaml is
+    that answer.  A member or a seed count changed in one leaves the other giving another answer."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "recommended.yaml").read_text())
+    (members,) = [e["methods"] for e in config["ensembles"].values()]
+    expected = ([config["methods"][m].get("model", m) for m in members], config["seeds"])
+    call = re.compile(r"method=\[([^\]]*)\]\W*(?:with\W*)?seed=range\((\d+)\)")
+    found = 0
+    for path in (REPO / "README.md", REPO / "docs" / "notebook.md", REPO / "stcore" / "tl.py"):
+        for m in call.finditer(path.read_text()):
+            found += 1
+            given = (re.findall(r"[\"'](\w+)[\"']", m.group(1)), list(range(int(m.group(2)))))
+            assert given == expected, (f"{path.relative_to(REPO)}: {m.group(0)!r} is not config/recommended.yaml's "
+                                       f"answer (models {expected[0]}, seeds {expected[1]})")
+    assert found >= 4, "the recommended answer's calls moved: the pattern no longer finds them"
+
+    # the install command given with it: the extras of its members (the registry's), no fewer, no more
+    from stcore.registry import facts
+
+    extras = sorted({facts(model).extra for model in expected[0]} - {None})
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Which domains to use on a new slide"):readme.index("## What it does")]
+    for where, text in {"README.md, 'Which domains to use on a new slide'": section,
+                        "config/recommended.yaml": (REPO / "config" / "recommended.yaml").read_text()}.items():
+        named = re.search(r"pip install -e '\.\[([\w,]+)\]'", text)
+        assert named, f"{where}: its install command moved"
+        assert sorted(named.group(1).split(",")) == extras, \
+            f"{where} installs {named.group(0)!r}; the answer's methods need the extras {extras}"
