@@ -194,3 +194,16 @@ def test_the_recommended_answer_in_a_notebook_is_the_recommended_config():
         assert named, f"{where}: its install command moved"
         assert sorted(named.group(1).split(",")) == extras, \
             f"{where} installs {named.group(0)!r}; the answer's methods need the extras {extras}"
+
+
+def test_ci_runs_the_readme_s_two_commands_as_written():
+    """.ci/run says it runs the README's first two commands as written (the install with the demo, then
+    the tests); a command changed in one and not the other leaves CI checking a command no newcomer runs."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, re.S)
+    assert block, "README.md: its first bash block moved"
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 2, commands
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if not line.lstrip().startswith("#")]
+    missing = [command for command in commands if command not in ci]
+    assert not missing, f".ci/run does not run these README commands as written: {missing}"
