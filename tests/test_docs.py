@@ -57,6 +57,29 @@ def test_every_test_the_docs_cite_exists():
     assert not missing, "tests cited in the docs that do not exist:\n" + "\n".join(missing)
 
 
+def test_every_test_a_doc_names_after_its_file_exists():
+    """docs/guarantees.md and the README name a file and then its tests without it: "`tests/test_x.py` -
+    `test_name`, `test_other`".  The `::` pattern above does not see those; each must be a test of the
+    file named last before it.  (docs/bad_input.md's rows cite their tests by their own convention,
+    which tests/test_bad_input.py reads.)"""
+    cite = re.compile(r"`(tests/\w+\.py)?(?:::)?(test_\w+)?(\*?)`")
+    cited, missing = 0, []
+    for doc in DOCS:
+        if doc.name == "bad_input.md":
+            continue
+        current = None
+        for m in cite.finditer(doc.read_text()):
+            current = m.group(1) or current
+            if not m.group(2) or m.group(1):
+                continue
+            cited += 1
+            name = m.group(2) + (r"\w*" if m.group(3) else "")
+            if current is None or not re.search(rf"^\s*(?:async\s+)?def {name}\(", (REPO / current).read_text(), re.M):
+                missing.append(f"{doc.relative_to(REPO)}: `{m.group(2)}{m.group(3)}` (after {current})")
+    assert cited, "no test named after its file was read: the pattern no longer matches how the docs name them"
+    assert not missing, "tests named in the docs that their file does not have:\n" + "\n".join(missing)
+
+
 def test_every_setting_of_the_schemas_is_described():
     """The README sends a newcomer to the schemas for every key and its meaning; a key without a
     description is one the docs never explain (compare.claim.text had none)."""
