@@ -230,3 +230,19 @@ def test_ci_runs_the_readme_s_two_commands_as_written():
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if not line.lstrip().startswith("#")]
     missing = [command for command in commands if command not in ci]
     assert not missing, f".ci/run does not run these README commands as written: {missing}"
+
+
+def test_every_section_the_docs_send_the_reader_to_is_in_its_file():
+    """`benchmarks/README.md`, "On a GPU" or [guarantees.md](guarantees.md), "Results follow their inputs":
+    a heading (or bullet) renamed in the file leaves the reference naming a section that is not there."""
+    cite = re.compile(r"(?:`([\w./-]+\.md)`|\]\(([\w./-]+\.md)\))\)?,\s*\"([^\"]+)\"")
+    cited, missing = 0, []
+    for doc in DOCS:
+        for m in cite.finditer(doc.read_text()):
+            path, section = m.group(1) or m.group(2), " ".join(m.group(3).split())
+            target = next((p for p in (REPO / path, doc.parent / path) if p.is_file()), None)
+            cited += 1
+            if target is None or section not in " ".join(target.read_text().split()):
+                missing.append(f"{doc.relative_to(REPO)}: {path}, \"{section}\"")
+    assert cited, "no section reference was read: the pattern no longer matches how the docs cite them"
+    assert not missing, "sections the docs name that their file does not have:\n" + "\n".join(missing)
