@@ -177,6 +177,12 @@ def test_every_list_of_the_methods_names_the_registry_s_methods_and_extras():
         assert m, f"{where}: the sentence moved"
         named = sorted(re.findall(r"'\.\[(\w+)\]'", m.group(1)))
         assert named == extras, f"{where} names the extras {named}; the registry's peers come from {extras}"
+    for where, text in {"docs/cluster.md, 'Conda environments'": (REPO / "docs" / "cluster.md").read_text(),
+                        "envs/peers.yaml's first lines": env}.items():
+        m = re.search(r"the ((?:`\w+`(?:,|\s+and)?\s+)+)extras", text)
+        assert m, f"{where}: its list 'the `a`, `b` and `c` extras' moved"
+        named = sorted(re.findall(r"`(\w+)`", m.group(1)))
+        assert named == extras, f"{where} names the extras {named}; the registry's peers come from {extras}"
     table = re.findall(r"^\| `(\w+)` \|", adding, re.M)
     assert sorted(table) == expected["peers"], \
         f"docs/adding_a_method.md's table of the peers extra's models: {table}; stcore/registry.py: {expected['peers']}"
