@@ -442,6 +442,27 @@ def test_train_and_cluster_keys_documented_with_the_schemas_defaults(section):
             assert default == spec["default"], (key, default, spec["default"])
 
 
+def test_the_notebook_apis_own_arguments_default_to_the_schemas_settings():
+    """tl.domains' n_top_genes / hvg_flavor and gr.spatial_graph's mode / n_neighbors / radius are the
+    config's hvg and graph settings, written again as Python defaults; the notebook API promises the
+    workflow's labels on the same settings, so each default must be the schema's (a changed schema
+    default would otherwise leave the notebook on the old one)."""
+    schema = config_schema()["properties"]
+    pairs = {(stcore.tl.domains, "n_top_genes"): ("hvg", "n_top_genes"),
+             (stcore.tl.domains, "hvg_flavor"): ("hvg", "flavor"),
+             (stcore.gr.spatial_graph, "mode"): ("graph", "mode"),
+             (stcore.gr.spatial_graph, "n_neighbors"): ("graph", "n_neighbors"),
+             (stcore.gr.spatial_graph, "radius"): ("graph", "radius")}
+    for (fn, arg), (section, key) in pairs.items():
+        default = inspect.signature(fn).parameters[arg].default
+        assert default == schema[section]["properties"][key]["default"], \
+            (f"{fn.__module__}.{fn.__name__}({arg}={default!r}): the config's {section}.{key} defaults to "
+             f"{schema[section]['properties'][key]['default']!r}")
+    # the docstring's words for cluster.auto_range's default
+    low, high = config_schema()["$defs"]["cluster"]["properties"]["auto_range"]["default"]
+    assert f"``cluster['auto_range']`` ({low} to {high})" in " ".join(inspect.getdoc(stcore.tl.domains).split())
+
+
 def test_pl_domains_draws_the_positions_tl_domains_read():
     """tl.domains(spatial_key='coords'): pl.domains draws obsm['coords'] as the tissue map (it looked for
     obsm['spatial'] and raised a KeyError that did not name the positions)."""
