@@ -258,3 +258,26 @@ def test_every_section_the_docs_send_the_reader_to_is_in_its_file():
                 missing.append(f"{doc.relative_to(REPO)}: {path}, \"{section}\"")
     assert cited, "no section reference was read: the pattern no longer matches how the docs cite them"
     assert not missing, "sections the docs name that their file does not have:\n" + "\n".join(missing)
+
+
+def test_every_default_the_docs_state_for_a_setting_is_the_schemas():
+    """"`cluster.auto_range` (default 2 to 15)": a default written beside a setting's name in the docs
+    is the config schema's (where every default is written); a changed default leaves the doc wrong."""
+    import yaml
+
+    schema = yaml.safe_load((REPO / "stcore/schemas/config.schema.yaml").read_text())
+    stated, wrong = 0, []
+    for doc in DOCS:
+        for section, key, text in re.findall(r"`(\w+)\.(\w+)` \(default ([^),;]+)", doc.read_text()):
+            spec = (schema["$defs"].get(section) or schema["properties"].get(section) or {}).get("properties", {})
+            if key not in spec or "default" not in spec[key]:
+                wrong.append(f"{doc.relative_to(REPO)}: {section}.{key} has no default in the schema")
+                continue
+            stated += 1
+            span = re.fullmatch(r"(\d+) to (\d+)", text.strip())
+            value = [int(span.group(1)), int(span.group(2))] if span else yaml.safe_load(text)
+            if value != spec[key]["default"]:
+                wrong.append(f"{doc.relative_to(REPO)}: {section}.{key} (default {text}); the schema: "
+                             f"{spec[key]['default']!r}")
+    assert stated, "no default stated beside a setting was read: the pattern no longer matches the docs"
+    assert not wrong, "defaults the docs state that are not the schema's:\n" + "\n".join(wrong)
