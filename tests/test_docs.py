@@ -29,6 +29,13 @@ def _repo_paths(doc):
             continue
         if link or ref.startswith(TOP):
             yield ref
+    # the commands of fenced blocks (```bash ... ```), which the pattern above does not read: each word that
+    # starts at a folder of the repository (benchmarks/gpu/series.sh), less those a run makes there
+    for block in re.findall(r"^```\w*\n(.*?)^```", doc.read_text(), re.S | re.M):
+        for word in re.findall(r"[\w./-]+", block):
+            word = word.rstrip(".")
+            if word.startswith(TOP) and not word.startswith(("benchmarks/.work/", "benchmarks/.venv")):
+                yield word
 
 
 def test_every_repository_path_the_docs_name_exists():
