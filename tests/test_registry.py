@@ -50,9 +50,25 @@ def test_a_peers_conda_env_holds_its_extra_at_the_same_pins(name):
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     env = _pins(REPO / "envs" / f"{f.env}.yaml")
     assert set(extras[f.extra]) <= env, set(extras[f.extra]) - env
-    main = {p for p in _pins(REPO / "requirements.txt")
-            if not p.startswith(("snakemake", "pytest", "jsonschema", "PyYAML", "pygments"))}
+    main = _job_pins()
     assert main <= env, main - env
+
+
+def _job_pins():
+    """requirements.txt's pins that a job's conda env needs: all but the workflow's and the tests' own."""
+    return {p for p in _pins(REPO / "requirements.txt")
+            if not p.startswith(("snakemake", "pytest", "jsonschema", "PyYAML", "pygments"))}
+
+
+@pytest.mark.parametrize("env", sorted(p.name for p in (REPO / "envs").glob("*.yaml")))
+def test_every_conda_env_pins_requirements_txts_versions(env):
+    """envs/stcore.yaml and envs/stcore-cuda.yaml say their pins agree with requirements.txt (and
+    docs/adding_a_method.md says so): a version moved in requirements.txt alone would give the jobs
+    under --sdm conda another stack than the install the README gives."""
+    pins = _pins(REPO / "envs" / env)
+    names = {p.split("==")[0].lower(): p for p in pins}
+    differ = sorted(f"{p} (env: {names.get(p.split('==')[0].lower(), 'none')})" for p in _job_pins() - pins)
+    assert not differ, f"envs/{env} does not pin as requirements.txt does: {differ}"
 
 
 def test_an_unknown_model_names_the_known_ones():
