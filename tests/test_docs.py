@@ -288,3 +288,23 @@ def test_every_default_the_docs_state_for_a_setting_is_the_schemas():
                              f"{spec[key]['default']!r}")
     assert stated, "no default stated beside a setting was read: the pattern no longer matches the docs"
     assert not wrong, "defaults the docs state that are not the schema's:\n" + "\n".join(wrong)
+
+
+def test_every_list_of_the_slide_formats_is_stcore_formats():
+    """stcore.formats.FORMATS is the one list of slide formats (the sample schema's enum and the
+    readers are held to it); the README's list of formats, docs/formats.md's one section per format and
+    the example sheet of both, "one row per format", write it again by hand."""
+    from stcore.formats import FORMATS
+
+    readme = (REPO / "README.md").read_text()
+    formats_md = (REPO / "docs" / "formats.md").read_text()
+    listed = re.search(r"Each format's files and reader \(([^)]*)\)", readme)
+    assert listed, "README.md: 'Each format's files and reader (...)' moved"
+    lists = {"README.md, 'Each format's files and reader'": re.findall(r"`(\w+)`", listed.group(1)),
+             "docs/formats.md, '## Formats'": re.findall(r"^- `format: (\w+)`", formats_md, re.M)}
+    for where, text in {"README.md": readme, "docs/formats.md": formats_md}.items():
+        sheet = re.search(r"```\nsample\tpath\tformat\t[^\n]*\n(.*?)```", text, re.S)
+        assert sheet, f"{where}: its example sample sheet moved"
+        lists[f"{where}, the example sheet"] = [row.split("\t")[2] for row in sheet.group(1).splitlines() if row]
+    for where, found in lists.items():
+        assert sorted(found) == sorted(FORMATS), f"{where} lists the formats {found}; stcore.formats: {list(FORMATS)}"
