@@ -308,3 +308,29 @@ def test_every_list_of_the_slide_formats_is_stcore_formats():
         lists[f"{where}, the example sheet"] = [row.split("\t")[2] for row in sheet.group(1).splitlines() if row]
     for where, found in lists.items():
         assert sorted(found) == sorted(FORMATS), f"{where} lists the formats {found}; stcore.formats: {list(FORMATS)}"
+
+
+def test_each_stage_is_one_rule_file_one_script_and_one_module_of_its_name():
+    """The README: "one rule per stage (one rule file, one script and one `stcore` module of the same
+    name)"; docs/method.md names each stage (its table, or the rule of the comparison's target).  A rule
+    file whose rules run another stage's script, a stage without its module, or one the docs leave out
+    makes the sentence untrue."""
+    method_md = (REPO / "docs" / "method.md").read_text()
+    stages, wrong = 0, []
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        if smk.stem == "common":                       # the glue to stcore/plan, no rule of its own
+            continue
+        stages += 1
+        stage = smk.stem
+        for path in (REPO / "scripts" / f"{stage}.py", REPO / "stcore" / f"{stage}.py"):
+            if not path.is_file():
+                wrong.append(f"rules/{smk.name}: no {path.relative_to(REPO)}")
+        for rule, script in re.findall(r"^rule (\w+):\n(?:[ \t]+.*\n|\n)*?\s+script:\n\s+\"\.\./scripts/(\w+)\.py\"",
+                                       smk.read_text(), re.M):
+            if script != stage:
+                wrong.append(f"rules/{smk.name}: rule {rule} runs scripts/{script}.py")
+        names = {stage, f"rules/{stage}.smk", *re.findall(r"^rule (\w+):", smk.read_text(), re.M)}
+        if not any(f"`{name}`" in method_md for name in names):
+            wrong.append(f"docs/method.md names neither the stage `{stage}` nor a rule of rules/{smk.name}")
+    assert stages >= 10, stages
+    assert not wrong, "stages that are not one rule file, script and module of one name:\n" + "\n".join(wrong)
