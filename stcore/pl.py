@@ -241,9 +241,9 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     not that call's with its labels, :func:`stcore.tl.part_of_labelling`: another slide taken out of results
     joined with ``anndata.concat(..., uns_merge='first')``, which keeps the first slide's record; and where
     the record names no seed)."""
-    from .tl import labelling, part_of_labelling
+    from .tl import calls_by_key, labelling, part_of_labelling
 
-    record = adata.uns.get("stcore")
+    record = calls_by_key(adata).get(col)       # the call that wrote col, not the last call where it wrote another
     if (not isinstance(record, dict) or record.get("key") != col or not record.get("method")
             or record.get("seed") is None):     # results joined with uns_merge='same' keep only what they share
         return ""

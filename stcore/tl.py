@@ -177,7 +177,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           integer counts of the same values, another where the spots or genes are in another order, which
           may give other domains as another seed does: ``docs/guarantees.md``),
           ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
-          again without ``overwrite``), and ``labelling``: digests of the spots and of the domains'
+          again without ``overwrite``), ``by_key``: the records of the earlier calls whose columns are
+          kept, one per ``key_added`` (:func:`calls_by_key`; each column's figure title names its own
+          call), and ``labelling``: digests of the spots and of the domains'
           grouping of them (:func:`labelling`), so that :func:`stcore.pl.domains` does not title a
           column replaced since with this call's method and seeds.
     """
@@ -437,8 +439,26 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         info |= {"seed": "consensus", "consensus_of": ",".join(map(str, seeds)),
                  "seed_ARI": mean_pairwise_ari(labelings), "embedding_of_seed": seeds[0]}
     columns = [c for c in dict.fromkeys([*written, key_added]) if c in adata.obs]
-    adata.uns["stcore"] = info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])}
+    # the records of the earlier calls whose columns are kept (another key_added): each column is titled by its own call
+    earlier = {k: r for k, r in calls_by_key(adata).items() if k != key_added and k in columns}
+    adata.uns["stcore"] = info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])} | (
+        {"by_key": earlier} if earlier else {})
     return adata if copy else None
+
+
+def calls_by_key(adata: ad.AnnData) -> dict[str, dict]:
+    """{obs column: the record of the :func:`domains` call that wrote it}: the last call's ``uns['stcore']``
+    under its ``key``, and those of earlier calls with another ``key_added`` (``uns['stcore']['by_key']``; a
+    record written before it was kept, or a workflow's ``domains.h5ad``, holds the last call's only)."""
+    record = adata.uns.get("stcore")
+    if not isinstance(record, Mapping):
+        return {}
+    earlier = record.get("by_key")
+    calls = {str(k): dict(r) for k, r in earlier.items() if isinstance(r, Mapping)} if isinstance(earlier, Mapping) \
+        else {}
+    if isinstance(record.get("key"), str):
+        calls[record["key"]] = {k: v for k, v in record.items() if k not in ("by_key", "columns")}
+    return calls
 
 
 def labelling(values: pd.Series) -> dict[str, str]:

@@ -1070,3 +1070,31 @@ def test_an_annotation_in_another_order_than_the_spots_is_said(caplog):
                                              r"spatial graph is -?0\.\d+ .*Fix: assign them by spot id, e\.g\. "
                                              r"adata\.obs\['shuffled'\] = labels\.reindex\(adata\.obs_names\), or "
                                              r"adata\.obsm\['spatial'\] = positions\.loc.*")])
+
+
+def test_each_column_is_titled_by_the_call_that_wrote_it(tmp_path):
+    """Two tl.domains calls with different key_added: each column's title names its own call's method and seeds,
+    in memory and after write_h5ad / read_h5ad (the record kept the last call only: the first column's title
+    lost 'graphst, seed 0')."""
+    import anndata as ad
+
+    adata = tiny_slide()
+    adata.obs["truth"] = adata.obs.pop("domain")
+    fast = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30, "progress": False}
+    stcore.tl.domains(adata, n_clusters=2, **fast)
+    stcore.tl.domains(adata, n_clusters=2, seed=[1, 2, 3], key_added="again", **fast)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    for a in (adata, ad.read_h5ad(tmp_path / "a.h5ad")):
+        fig = stcore.pl.domains(a, key=["domain", "again"], truth="truth", show=False, return_fig=True)
+        assert [ax.get_title().split("\n")[0] for ax in fig.axes] == [
+            "truth", "domain: graphst, seed 0", "again: graphst, seeds 1, 2, 3"]
+        fig = stcore.pl.domains(a, key="domain", show=False, return_fig=True)
+        assert [ax.get_title() for ax in fig.axes] == ["domain: graphst, seed 0"]
+        plt.close("all")
+    stcore.tl.domains(adata, n_clusters=2, seed=4, **fast)        # 'domain' written again: its new call's title
+    fig = stcore.pl.domains(adata, key=["domain", "again"], show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["domain: graphst, seed 4", "again: graphst, seeds 1, 2, 3"]
+    adata.obs["again"] = adata.obs["domain"]                       # replaced since: no call's title
+    fig = stcore.pl.domains(adata, key="again", show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["again"]
+    plt.close("all")
