@@ -262,6 +262,30 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     return f": {record['method']}, {over}"
 
 
+def _embedding_of_another_call(adata: ad.AnnData, col: str, basis: str) -> str | None:
+    """The ``key_added`` of a later :func:`stcore.tl.domains` call that wrote ``obsm[basis]`` (``'X_<method>'``) over
+    the embedding of the call that wrote ``obs[col]`` (its record's ``embeddings_replaced``), said in a warning; else
+    None.  Such a panel draws one training's domains on another's embedding (was titled as its own)."""
+    from .tl import calls_by_key
+
+    if not basis.startswith("X_") or not _made_by(adata, col):
+        return None
+    replaced = calls_by_key(adata).get(col, {}).get("embeddings_replaced")
+    other = replaced.get(basis[2:]) if isinstance(replaced, Mapping) else None
+    if other is None:
+        return None
+    def call(c: str) -> str:
+        made = _made_by(adata, c).removeprefix(": ")
+        return f"obs['{c}']" + (f" ({made})" if made else "")
+
+    log.warning(f"obsm['{basis}'] holds the embedding of the later call that wrote {call(other)}, not that of "
+                f"{call(col)}: obs['{col}'] is drawn on another training's "
+                f"embedding (its panel says 'on {basis[2:]} of {other}'). Fix: keep each call's embedding before the "
+                f"next: adata.obsm['{basis}_{col}'] = adata.obsm['{basis}'].copy() after the call that writes "
+                f"obs['{col}'], and draw it with basis='{basis}_{col}'")
+    return str(other)
+
+
 def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
     """(image, scale factor, spot diameter in full-resolution pixels) from ``uns['spatial']`` as
     scanpy's Visium reader stores it, or None when it holds no image."""
@@ -735,7 +759,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             elif col == truth:
                 head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
             if b != tissue:
-                head = f"{head}\non {b.removeprefix('X_')}"
+                other = _embedding_of_another_call(adata, col, b) if col in keys else None
+                head = f"{head}\non {b.removeprefix('X_')}" + (f" of {other}" if other else "")
             panels.append((b, col, head, cats, colors, names))
 
     # Each basis starts a row of its own; a row wraps after ncols panels.

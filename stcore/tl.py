@@ -179,7 +179,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           ``columns``: the ``obs`` columns this and earlier calls wrote (each may be written
           again without ``overwrite``), ``by_key``: the records of the earlier calls whose columns are
           kept, one per ``key_added`` (:func:`calls_by_key`; each column's figure title names its own
-          call), and ``labelling``: digests of the spots and of the domains'
+          call), each with ``embeddings_replaced`` where a later call wrote over its ``obsm['X_<method>']``
+          ({method: that call's ``key_added``}: :func:`stcore.pl.domains` names whose embedding it draws), and ``labelling``: digests of the spots and of the domains'
           grouping of them (:func:`labelling`), so that :func:`stcore.pl.domains` does not title a
           column replaced since with this call's method and seeds.
     """
@@ -441,6 +442,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     columns = [c for c in dict.fromkeys([*written, key_added]) if c in adata.obs]
     # the records of the earlier calls whose columns are kept (another key_added): each column is titled by its own call
     earlier = {k: r for k, r in calls_by_key(adata).items() if k != key_added and k in columns}
+    for r in earlier.values():      # obsm['X_<method>'] of a method both ran is this call's now, not theirs
+        replaced = {m: key_added for m in str(r.get("method", "")).split("+") if m in embeddings}
+        if replaced:
+            r["embeddings_replaced"] = {**(r.get("embeddings_replaced") or {}), **replaced}
     adata.uns["stcore"] = info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])} | (
         {"by_key": earlier} if earlier else {})
     return adata if copy else None

@@ -1098,3 +1098,24 @@ def test_each_column_is_titled_by_the_call_that_wrote_it(tmp_path):
     fig = stcore.pl.domains(adata, key="again", show=False, return_fig=True)
     assert [ax.get_title() for ax in fig.axes] == ["again"]
     plt.close("all")
+
+
+def test_a_column_drawn_on_an_embedding_a_later_call_wrote_over_is_said(caplog):
+    """obsm['X_graphst'] is the last graphst call's: the first call's domains drawn on it were titled 'on graphst'
+    as if on their own embedding; the panel now names whose it is, with a warning."""
+    adata = tiny_slide()
+    fast = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30, "progress": False}
+    stcore.tl.domains(adata, n_clusters=2, key_added="first", **fast)
+    stcore.tl.domains(adata, n_clusters=2, seed=1, key_added="second", **fast)
+    with caplog.at_level("WARNING", logger="stcore.pl"):
+        fig = stcore.pl.domains(adata, key=["first", "second"], basis="X_graphst", show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["first: graphst, seed 0\non graphst of second",
+                                                   "second: graphst, seed 1\non graphst"]
+    said = [r.getMessage() for r in caplog.records if "X_graphst" in r.getMessage()]
+    assert len(said) == 1 and ("wrote obs['second'] (graphst, seed 1), not that of obs['first'] (graphst, seed 0): "
+                                 "obs['first'] is drawn on another training's embedding") in said[0]
+    stcore.tl.domains(adata, n_clusters=2, seed=2, key_added="first", **fast)      # 'first' again: 'second' drawn on its
+    fig = stcore.pl.domains(adata, key=["first", "second"], basis="X_graphst", show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["first: graphst, seed 2\non graphst",
+                                                   "second: graphst, seed 1\non graphst of first"]
+    plt.close("all")
