@@ -241,7 +241,7 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     not that call's with its labels, :func:`stcore.tl.part_of_labelling`: another slide taken out of results
     joined with ``anndata.concat(..., uns_merge='first')``, which keeps the first slide's record; and where
     the record names no seed)."""
-    from .tl import calls_by_key, labelling, part_of_labelling
+    from .tl import call_words, calls_by_key, labelling, part_of_labelling, replaced_since
 
     record = calls_by_key(adata).get(col)       # the call that wrote col, not the last call where it wrote another
     if (not isinstance(record, dict) or record.get("key") != col or not record.get("method")
@@ -249,17 +249,14 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
         return ""
     made = record.get("labelling")
     if isinstance(made, Mapping) and made.get("labels") is not None:
-        now = labelling(adata.obs[col])
-        if now["spots"] == made.get("spots") and now["labels"] != made["labels"]:
+        if replaced_since(adata, col):
             return ""           # the same spots, other labels: the column was replaced since that call
+        now = labelling(adata.obs[col])
         if adata.n_obs > int(made.get("n_spots", adata.n_obs)):
             return ""           # more spots than that call had: results joined (anndata.concat, uns_merge='first')
         if now["spots"] != made.get("spots") and part_of_labelling(adata.obs[col], made) is False:
             return ""           # not spots of that call with its labels: another slide taken out of joined results
-    seed = record.get("seed")
-    over = (f"seeds {str(record.get('consensus_of', '')).replace(',', ', ')}" if str(seed) == "consensus"
-            else f"seed {seed}")
-    return f": {record['method']}, {over}"
+    return f": {call_words(adata, col)}"
 
 
 def _embedding_of_another_call(adata: ad.AnnData, col: str, basis: str) -> str | None:

@@ -120,7 +120,9 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         Write over an ``obs[key_added]`` that stcore did not write (an annotation, e.g. a
         simulated slide's truth ``domain``); without it that is an error naming ``key_added``.  A
         column an earlier call wrote (``uns['stcore']['columns']``; a workflow's ``domains.h5ad``:
-        ``uns['stcore']['key']``) is always replaced.  The workflow's ``domains.h5ad`` follows the
+        ``uns['stcore']['key']``) is replaced, unless other labels were assigned to it since (the spots
+        grouped otherwise than that call left them: :func:`replaced_since`), which are refused as an
+        annotation is.  The workflow's ``domains.h5ad`` follows the
         same rule (:func:`stcore.export.domains_adata`).
     progress : bool, default None
         A progress bar over each training's epochs (``tqdm.auto``: a widget in a notebook, a bar
@@ -261,6 +263,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if not copy:
         check_in_place(adata, "stcore.tl.domains")
     written = _columns_written(adata)
+    if key_added in written and not overwrite and replaced_since(adata, key_added):
+        raise InputError(f"obs['{key_added}'] holds other labels than the tl.domains call that wrote it "
+                         f"({call_words(adata, key_added)}) left there: the spots are grouped otherwise (labels "
+                         f"assigned to it since: an annotation, one seed's picked from obsm['{key_added}_seeds'], "
+                         "domains merged by hand); they are not overwritten",
+                         fix=f"pass another key_added (e.g. key_added='{key_added}_2'), keep them under another name "
+                             f"first (adata.obs['{key_added}_mine'] = adata.obs['{key_added}']), or pass "
+                             "overwrite=True to write over them")
     check_key(adata, key_added, overwrite=overwrite or key_added in written)
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer '{layer}' is not in layers (layers: {list(adata.layers.keys())})",
@@ -449,6 +459,25 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     adata.uns["stcore"] = info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])} | (
         {"by_key": earlier} if earlier else {})
     return adata if copy else None
+
+
+def replaced_since(adata: ad.AnnData, col: str) -> bool:
+    """Whether ``obs[col]`` groups the same spots otherwise than the :func:`domains` call that wrote it left
+    them (its record's ``labelling``, :func:`calls_by_key`): labels assigned to the column since (renamed
+    domains group them as they were)."""
+    made = calls_by_key(adata).get(col, {}).get("labelling")
+    if not isinstance(made, Mapping) or made.get("labels") is None or col not in adata.obs:
+        return False
+    now = labelling(adata.obs[col])
+    return now["spots"] == made.get("spots") and now["labels"] != made["labels"]
+
+
+def call_words(adata: ad.AnnData, col: str) -> str:
+    """The call that wrote ``obs[col]`` in words: 'graphst, seed 0', 'graphst+banksy, seeds 0, 1, 2'."""
+    record = calls_by_key(adata).get(col, {})
+    over = (f"seeds {str(record.get('consensus_of', '')).replace(',', ', ')}" if str(record.get("seed")) == "consensus"
+            else f"seed {record.get('seed')}")
+    return f"{record.get('method')}, {over}"
 
 
 def calls_by_key(adata: ad.AnnData) -> dict[str, dict]:

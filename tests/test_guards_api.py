@@ -2403,3 +2403,27 @@ def test_the_shared_slides_of_counts_hold_no_spot_without_ones():
     x.data = np.rint(x.data)
     x.eliminate_zeros()
     assert _spots_without_ones(x)[:2] == (885, 3639)
+
+def test_labels_assigned_to_a_column_a_call_wrote_are_not_overwritten():
+    """obs['domain'] written by tl.domains, then labels assigned to it (here the annotation; one seed's picked, domains
+    merged by hand likewise): the next tl.domains call with the default key wrote over them without a word, as the
+    record listed the column as its own.  Now refused before any work, naming the call and the fixes; renamed domains
+    (the same grouping) are still the call's and are replaced."""
+    adata = tiny_slide()
+    adata.obs["truth"] = adata.obs.pop("domain")
+    stcore.tl.domains(adata, n_clusters=2, **FAST)
+    adata.obs["domain"] = adata.obs["domain"].cat.rename_categories(lambda c: f"layer {c}")
+    stcore.tl.domains(adata, n_clusters=2, seed=1, **FAST)                    # renamed: still its own, replaced
+    assert adata.uns["stcore"]["seed"] == 1
+    mine = adata.obs["truth"].astype(str).to_numpy()
+    adata.obs["domain"] = pd.Categorical(mine)
+    record = dict(adata.uns["stcore"])
+    with pytest.raises(InputError, match=r"^obs\['domain'\] holds other labels than the tl\.domains call that wrote it "
+                                         r"\(graphst, seed 1\) left there: .* they are not overwritten\. Fix: pass "
+                                         r"another key_added \(e\.g\. key_added='domain_2'\), .* or pass overwrite=True "
+                                         r"to write over them$"):
+        stcore.tl.domains(adata, n_clusters=2, seed=2, **FAST)
+    assert (adata.obs["domain"].astype(str).to_numpy() == mine).all() and adata.uns["stcore"]["seed"] == 1
+    assert adata.uns["stcore"].keys() == record.keys()
+    stcore.tl.domains(adata, n_clusters=2, seed=2, overwrite=True, **FAST)
+    assert adata.uns["stcore"]["seed"] == 2
