@@ -141,7 +141,7 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         - ``obs[key_added]``: the domains (categorical); ``uns[key_added + '_colors']``, an earlier
           labelling's colours, is removed (:func:`stcore.pl.domains` matches them again);
         - ``obsm['X_<method>']``: the embedding (the first seed's with several seeds), one per
-          method; those of the last call's other methods are removed where this call replaces its column;
+          method; those of the other methods of the call whose column this call replaces are removed;
         - ``obsm[key_added + '_seeds']``: each seed's labels, one column per seed (several seeds
           only; with several methods, each seed's combined labels);
         - ``obsm[key_added + '_methods']``: each method's labels at the first seed, one column per
@@ -417,12 +417,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     # colours an earlier call's figure matched to the annotation (pl.domains) belong to its labels, not these:
     # scanpy's and squidpy's plots would draw these domains in them
     adata.uns.pop(f"{key_added}_colors", None)
-    # the embeddings of the last call, whose column this one replaces, of methods this call does not run: they
-    # belong to labels that are gone (drawn with pl.domains(basis='X_<method>'), the new domains on another
-    # call's embedding)
-    last = adata.uns.get("stcore")
-    if isinstance(last, Mapping) and last.get("key") == key_added and isinstance(last.get("method"), str):
-        for m in set(last["method"].split("+")) - set(methods):
+    # the embeddings of the call whose column this one replaces (the last, or an earlier one under this key_added),
+    # of methods this call does not run: they belong to labels that are gone (drawn with
+    # pl.domains(basis='X_<method>'), the new domains on another call's embedding); not those a later call wrote
+    last = calls_by_key(adata).get(key_added)
+    if isinstance(last, Mapping) and isinstance(last.get("method"), str):
+        later = last.get("embeddings_replaced")
+        later = later if isinstance(later, Mapping) else {}
+        for m in set(last["method"].split("+")) - set(methods) - set(later):
             adata.obsm.pop(f"X_{m}", None)
     for m, embedding in embeddings.items():
         adata.obsm[f"X_{m}"] = embedding

@@ -1119,3 +1119,19 @@ def test_a_column_drawn_on_an_embedding_a_later_call_wrote_over_is_said(caplog):
     assert [ax.get_title() for ax in fig.axes] == ["first: graphst, seed 2\non graphst",
                                                    "second: graphst, seed 1\non graphst of first"]
     plt.close("all")
+
+
+def test_an_earlier_calls_embeddings_go_with_its_column_when_another_key_was_written_since():
+    """tl.domains under key 'a' (graphst and expression), under 'b' (graphst), then 'a' again with graphst alone:
+    obsm['X_expression'] held the first 'a' call's embedding, whose labels are gone, and pl.domains drew the new
+    'a' domains on it titled 'on expression' (it was removed only where the replaced column was the last call's)."""
+    adata = tiny_slide()
+    fast = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30, "progress": False}
+    stcore.tl.domains(adata, n_clusters=2, method=["graphst", "expression"], seed=range(3), key_added="a", **fast)
+    stcore.tl.domains(adata, n_clusters=2, key_added="b", **fast)
+    assert {"X_graphst", "X_expression"} <= set(adata.obsm)
+    stcore.tl.domains(adata, n_clusters=2, seed=1, key_added="a", **fast)
+    assert "X_expression" not in adata.obsm and "X_graphst" in adata.obsm
+    fig = stcore.pl.domains(adata, key=["a", "b"], basis="X_graphst", show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["a: graphst, seed 1\non graphst", "b: graphst, seed 0\non graphst of a"]
+    plt.close("all")
