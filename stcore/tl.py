@@ -182,9 +182,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
           again without ``overwrite``), ``by_key``: the records of the earlier calls whose columns are
           kept, one per ``key_added`` (:func:`calls_by_key`; each column's figure title names its own
           call), each with ``embeddings_replaced`` where a later call wrote over its ``obsm['X_<method>']``
-          ({method: that call's ``key_added``}: :func:`stcore.pl.domains` names whose embedding it draws), and ``labelling``: digests of the spots and of the domains'
-          grouping of them (:func:`labelling`), so that :func:`stcore.pl.domains` does not title a
-          column replaced since with this call's method and seeds.
+          ({method: that call's ``key_added``}: :func:`stcore.pl.domains` names whose embedding it draws),
+          and ``labelling``: digests of the spots and of the domains' grouping of them (:func:`labelling`),
+          so that :func:`stcore.pl.domains` does not title a column replaced since with this call's
+          method and seeds.
     """
     import scipy.sparse as sp
 
@@ -458,8 +459,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
         replaced = {m: key_added for m in str(r.get("method", "")).split("+") if m in embeddings}
         if replaced:
             r["embeddings_replaced"] = {**(r.get("embeddings_replaced") or {}), **replaced}
-    adata.uns["stcore"] = info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])} | (
-        {"by_key": earlier} if earlier else {})
+    adata.uns["stcore"] = (info | {"key": key_added, "columns": columns, "labelling": labelling(adata.obs[key_added])}
+                           | ({"by_key": earlier} if earlier else {}))
     return adata if copy else None
 
 

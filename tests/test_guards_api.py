@@ -2420,8 +2420,8 @@ def test_labels_assigned_to_a_column_a_call_wrote_are_not_overwritten():
     record = dict(adata.uns["stcore"])
     with pytest.raises(InputError, match=r"^obs\['domain'\] holds other labels than the tl\.domains call that wrote it "
                                          r"\(graphst, seed 1\) left there: .* they are not overwritten\. Fix: pass "
-                                         r"another key_added \(e\.g\. key_added='domain_2'\), .* or pass overwrite=True "
-                                         r"to write over them$"):
+                                         r"another key_added \(e\.g\. key_added='domain_2'\), .* or pass "
+                                         r"overwrite=True to write over them$"):
         stcore.tl.domains(adata, n_clusters=2, seed=2, **FAST)
     assert (adata.obs["domain"].astype(str).to_numpy() == mine).all() and adata.uns["stcore"]["seed"] == 1
     assert adata.uns["stcore"].keys() == record.keys()

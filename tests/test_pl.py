@@ -1114,7 +1114,7 @@ def test_a_column_drawn_on_an_embedding_a_later_call_wrote_over_is_said(caplog):
     said = [r.getMessage() for r in caplog.records if "X_graphst" in r.getMessage()]
     assert len(said) == 1 and ("wrote obs['second'] (graphst, seed 1), not that of obs['first'] (graphst, seed 0): "
                                  "obs['first'] is drawn on another training's embedding") in said[0]
-    stcore.tl.domains(adata, n_clusters=2, seed=2, key_added="first", **fast)      # 'first' again: 'second' drawn on its
+    stcore.tl.domains(adata, n_clusters=2, seed=2, key_added="first", **fast)   # 'first' again: 'second' on its
     fig = stcore.pl.domains(adata, key=["first", "second"], basis="X_graphst", show=False, return_fig=True)
     assert [ax.get_title() for ax in fig.axes] == ["first: graphst, seed 2\non graphst",
                                                    "second: graphst, seed 1\non graphst of first"]
@@ -1133,5 +1133,6 @@ def test_an_earlier_calls_embeddings_go_with_its_column_when_another_key_was_wri
     stcore.tl.domains(adata, n_clusters=2, seed=1, key_added="a", **fast)
     assert "X_expression" not in adata.obsm and "X_graphst" in adata.obsm
     fig = stcore.pl.domains(adata, key=["a", "b"], basis="X_graphst", show=False, return_fig=True)
-    assert [ax.get_title() for ax in fig.axes] == ["a: graphst, seed 1\non graphst", "b: graphst, seed 0\non graphst of a"]
+    assert [ax.get_title() for ax in fig.axes] == ["a: graphst, seed 1\non graphst",
+                                                   "b: graphst, seed 0\non graphst of a"]
     plt.close("all")
