@@ -1181,6 +1181,60 @@ def test_a_job_no_node_or_partition_can_ever_run_is_refused_before_any_is_submit
     assert unschedulable(train, slurm_partitions(None)) == []
 
 
+def test_a_retry_that_asks_more_than_the_partition_gives_is_refused_when_the_run_starts():
+    """A retry asks again, more where the size grows with the attempt (the rules' `attempt` times the first, a
+    given --set-resources 'train:runtime=40*attempt'): past the partition's MaxTime sbatch accepted it and SLURM
+    kept it PENDING (PartitionTimeLimit) without end; past the largest node's memory sbatch refused it only at
+    that attempt.  The start-of-run check read attempt 1 only and said nothing; it now reads every attempt the
+    profile's retries allow and names the step, the attempt, what each attempt asks and the fix."""
+    from types import SimpleNamespace
+
+    from stcore.plan.resources import _attempts_of, slurm_partitions, unschedulable
+
+    cluster = slurm_partitions(SINFO_ANSWER)
+    train = [("train", s, {"cpus": 2, "mem_mb": 2000, "runtime": 40, "slurm_partition": "short",
+                           "attempts": [{"cpus": 2, "mem_mb": 2000, "runtime": 40 * a, "slurm_partition": "short"}
+                                        for a in (1, 2, 3)]}) for s in ("a", "b")]
+    line, = unschedulable(train, cluster)
+    assert line.startswith("sample 'a', step 'train' (and 1 more of its jobs) asks SLURM at attempt 2 of 3 (the run's "
+                           "retries: 2; runtime 40, 80, 120 minutes on its 3 attempts: ") \
+        and "for 80 minutes (runtime), but partition 'short' allows at most 60 minutes (its MaxTime; " in line \
+        and "squeue's reason PartitionTimeLimit" in line and "Fix: --set-resources 'train:runtime=60'" in line \
+        and line.endswith("or fewer retries, --retries 0 on the command line (retries: in the profile), so that "
+                          "attempt 1, the last, fits"), line
+    # memory growing past the largest node's at the last attempt (sbatch refused attempt 3 after two ran)
+    qc = [("qc", "a", {"cpus": 1, "mem_mb": 9000, "runtime": 10, "slurm_partition": None,
+                       "attempts": [{"cpus": 1, "mem_mb": 9000 * a, "runtime": 10 * a} for a in (1, 2, 3)]})]
+    line, = unschedulable(qc, cluster)
+    assert "asks SLURM at attempt 3 of 3 (the run's retries: 2; mem_mb 9000, 18000, 27000 MB on its 3 " \
+           "attempts" in line and "for 27000 MB of memory (mem_mb), but the largest node of partition 'debug' has " \
+           "2 CPUs and 23081 MB" in line and "--retries 1 on the command line" in line and \
+           "attempt 2, the last, fits" in line, line
+    # every attempt fits, or a later attempt's size is not known yet (<TBD>): nothing said
+    fits = [("qc", "a", {"cpus": 1, "mem_mb": 9000, "runtime": 10,
+                         "attempts": [{"cpus": 1, "mem_mb": 7000 * a} for a in (1, 2, 3)]}),
+            ("train", "a", {"cpus": 2, "mem_mb": 2000, "runtime": 40, "slurm_partition": "short",
+                            "attempts": [{"cpus": 2, "runtime": 40}, {"cpus": 2, "runtime": "<TBD>"}]})]
+    assert unschedulable(fits, cluster) == []
+
+    # What each attempt asks, read as Snakemake reads a retry's: the job's attempt set (its resources evaluated
+    # again), from 1 to restart_times + 1, and set back after.
+    class Job:
+        restart_times, attempt = 2, 1
+
+        def resources(self):
+            return {"mem_mb": 1000 * self.attempt, "runtime": 40 * self.attempt, "slurm_partition": "short"}
+
+    job = Job()
+    asks = _attempts_of(job, job.resources, lambda res: 2)
+    assert [(a["mem_mb"], a["runtime"], a["cpus"]) for a in asks["attempts"]] == [(1000, 40, 2), (2000, 80, 2),
+                                                                                 (3000, 120, 2)]
+    assert (asks["mem_mb"], asks["runtime"], job.attempt) == (1000, 40, 1)
+    job.restart_times = 0
+    assert len(_attempts_of(job, job.resources, lambda res: 2)["attempts"]) == 1
+    assert _attempts_of(SimpleNamespace(attempt=1, restart_times=2), lambda: 1 / 0, lambda res: 1) is None
+
+
 def test_a_partition_that_is_down_is_warned_of():
     """A partition that exists but is down (scontrol update PartitionName=debug State=DOWN): SLURM holds its
     jobs (PartitionDown) and the run waited without a word; now a warning names it when the run starts."""

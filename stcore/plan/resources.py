@@ -301,26 +301,57 @@ def _beyond(asks, partitions):
     return None
 
 
+_UNITS = {"mem_mb": "MB", "runtime": "minutes", "cpus": "CPUs"}
+
+
+def _beyond_at_some_attempt(asks, partitions):
+    """(the attempt, the problem :func:`_beyond` finds) of the first attempt of a job that asks for what its
+    partition can never give, or None.  ``asks["attempts"]``: what each attempt asks (a retry may ask more:
+    the rules' `attempt` times the first, or a given `40*attempt`); without it, the asks are attempt 1's."""
+    for attempt, each in enumerate(asks.get("attempts") or [asks], start=1):
+        problem = _beyond(each, partitions)
+        if problem:
+            return attempt, problem
+    return None
+
+
+def _attempt_words(asks, attempt, what):
+    """How a line says that ``attempt`` (of the job's ``asks``) is the first that asks too much: '' for the first
+    attempt; else the attempt, how many the profile's retries allow, and what each asks of ``what``."""
+    attempts = asks.get("attempts") or [asks]
+    if attempt == 1:
+        return ""
+    key = what if what in _UNITS else "mem_mb"
+    each = ", ".join(str(_whole(a.get(key))) for a in attempts)
+    return (f" at attempt {attempt} of {len(attempts)} (the run's retries: {len(attempts) - 1}; {key} {each} "
+            f"{_UNITS[key]} on its {len(attempts)} attempts: a retry of a failed job asks again, the rules' sizes "
+            f"and a given '{key}=N*attempt' grow with the attempt)")
+
+
 def unschedulable(jobs, partitions):
     """One line per step whose jobs ask SLURM for what no node or partition of the cluster can ever give
-    (more CPUs or memory than any node of the job's partition has, more time than its MaxTime), naming
-    the first such job's sample, what it asks for, what the cluster offers and the fix; [] where every
-    job fits or the cluster said nothing (``partitions``: :func:`slurm_partitions`).  ``jobs``: (step,
-    sample, asks) with asks {"cpus", "mem_mb", "runtime", "slurm_partition"}, a size not known yet
-    (<TBD>) left out; a group job (profiles' groups:, one SLURM job for several steps) has its group's
-    name as step and its steps' names in asks["steps"]."""
+    (more CPUs or memory than any node of the job's partition has, more time than its MaxTime), on any
+    attempt the profile's retries allow, naming the first such job's sample, the attempt, what it asks for,
+    what the cluster offers and the fix; [] where every job fits or the cluster said nothing
+    (``partitions``: :func:`slurm_partitions`).  ``jobs``: (step, sample, asks) with asks {"cpus", "mem_mb",
+    "runtime", "slurm_partition"} of attempt 1 and, where a job may be retried, "attempts": those of each
+    attempt (1, 2, ...), a size not known yet (<TBD>) left out; a group job (profiles' groups:, one SLURM
+    job for several steps) has its group's name as step and its steps' names in asks["steps"]."""
     found, steps_of = {}, {}
     for step, sample, asks in sorted(jobs, key=lambda job: (str(job[0]), str(job[1]))):   # the first slide by name
         if asks.get("steps"):
             steps_of[step] = asks["steps"]
-        problem = _beyond(asks, partitions) if partitions else None
+        problem = _beyond_at_some_attempt(asks, partitions) if partitions else None
         if problem and step not in found:
-            found[step] = (sample, problem, [])
+            found[step] = (sample, asks, problem, [])
         elif problem:
-            found[step][2].append(sample)
+            found[step][3].append(sample)
     lines = []
-    for step, (sample, (what, asked, offers, most, reason), others) in found.items():
+    for step, (sample, asks, (attempt, (what, asked, offers, most, reason)), others) in found.items():
         more = f" (and {len(others)} more of its jobs)" if others else ""
+        at = _attempt_words(asks, attempt, what)
+        fewer = (f"; or fewer retries, --retries {attempt - 2} on the command line (retries: in the profile), so that "
+                 f"attempt {attempt - 1}, the last, fits" if attempt > 1 else "")
         steps = steps_of.get(step)
         if steps:                   # a group job: what it asks is its steps' (the sum of their runtimes)
             waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
@@ -329,11 +360,11 @@ def unschedulable(jobs, partitions):
                                   f"'<step>:runtime=N' for each, with {' + '.join(steps)} at most {most})",
                        "mem_mb": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
                        "cpus": f"threads (--set-threads <step>={most} for each of its steps)"}.get(what, "threads or memory")
-            lines.append(f"sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM for "
+            lines.append(f"sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM{at} for "
                          f"{asked}, but {offers}: SLURM could never start it{waits}, so nothing was submitted. Fix: "
                          f"lower its steps' {lowered}, or delete their lines under groups: in the profile (each step "
                          f"is then a job of its own), or a partition that allows more (slurm_partition in the "
-                         f"profile's default-resources)")
+                         f"profile's default-resources){fewer}")
             continue
         fix = {"cpus": f"--set-threads {step}={most} on the command line (or set-threads: {{{step}: {most}}} in the "
                        f"profile), or a partition with larger nodes (set-resources: {step}: slurm_partition: in the "
@@ -347,8 +378,8 @@ def unschedulable(jobs, partitions):
                           f"the profile), or a partition that allows longer jobs (set-resources: {step}: "
                           f"slurm_partition: in the profile; sinfo -o '%P %l' lists them)"}[what]
         waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
-        lines.append(f"sample '{sample}', step '{step}'{more} asks SLURM for {asked}, but {offers}: SLURM could never "
-                     f"start it{waits}, so nothing was submitted. Fix: {fix}")
+        lines.append(f"sample '{sample}', step '{step}'{more} asks SLURM{at} for {asked}, but {offers}: SLURM could never "
+                     f"start it{waits}, so nothing was submitted. Fix: {fix}{fewer}")
     return lines
 
 
@@ -373,8 +404,9 @@ def down_partitions(jobs, partitions):
 def slurm_asks(workflow):
     """(step, sample, what it asks SLURM for) of each job the run will submit: its CPUs, mem_mb, runtime
     and slurm_partition as far as they are known now (a size read from a file a job has not made yet:
-    <TBD>, left out); a group job (the profiles' prep, post) as SLURM gets it: its steps' largest memory
-    and CPUs, the sum of their runtimes."""
+    <TBD>, left out), at attempt 1 and, in asks["attempts"], at each attempt its retries allow (the
+    profile's retries: the rules' sizes and a given '40*attempt' grow with it); a group job (the profiles'
+    prep, post) as SLURM gets it: its steps' largest memory and CPUs, the sum of their runtimes."""
     groups = {}
     for job in workflow.dag.needrun_jobs():
         if job.is_local:           # localrules (all) run here, not as SLURM jobs
@@ -383,14 +415,35 @@ def slurm_asks(workflow):
         if group is not None:      # submitted as one SLURM job with its group's steps: asks as the group
             groups.setdefault(group, job)
             continue
-        asks = _asks_of(lambda: job.resources, lambda res: job.threads)
+        asks = _attempts_of(job, lambda: job.resources, lambda res: job.threads)
         if asks is not None:
             yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
     for group, job in groups.items():
-        asks = _asks_of(lambda: group.resources, lambda res: res.get("_cores"))
+        asks = _attempts_of(group, lambda: group.resources, lambda res: res.get("_cores"))
         if asks is not None:
             asks["steps"] = sorted({j.rule.name for j in group.jobs})
             yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
+
+
+def _attempts_of(job, resources, cores):
+    """:func:`_asks_of` the job (or group) at attempt 1 with, under "attempts", those of attempt 1, 2, ... up
+    to the last its retries allow (Snakemake: ``restart_times`` + 1), evaluated as Snakemake does for a
+    retry (setting ``job.attempt`` makes it evaluate its resources again; a group's sets its jobs'); the
+    job's attempt is set back after.  None where attempt 1's cannot be read."""
+    first = job.attempt
+    attempts = []
+    try:
+        for attempt in range(1, int(job.restart_times or 0) + 2):
+            job.attempt = attempt
+            asks = _asks_of(resources, cores)
+            if asks is None:
+                break
+            attempts.append(asks)
+    finally:
+        job.attempt = first
+    if not attempts:
+        return None
+    return dict(attempts[0], attempts=attempts)
 
 
 def _asks_of(resources, cores):
