@@ -1235,6 +1235,61 @@ def test_a_retry_that_asks_more_than_the_partition_gives_is_refused_when_the_run
     assert _attempts_of(SimpleNamespace(attempt=1, restart_times=2), lambda: 1 / 0, lambda res: 1) is None
 
 
+# scontrol show partition --oneliner of SINFO_ANSWER's cluster (fields cut): debug gives a job at most 1 CPU and
+# 4000 MB of a node, long at most 4000 MB per CPU, short has no limits of its own.
+SCONTROL_ANSWER = (
+    "PartitionName=debug AllowGroups=ALL Default=YES MaxNodes=UNLIMITED MaxTime=UNLIMITED MinNodes=0 LLN=NO "
+    "MaxCPUsPerNode=1 Nodes=n[1-2] State=UP TotalCPUs=4 JobDefaults=(null) DefMemPerNode=UNLIMITED MaxMemPerNode=4000 "
+    "TRES=cpu=4,mem=39081M,node=2,billing=4\n"
+    "PartitionName=long AllowGroups=ALL MaxTime=7-00:00:00 MaxCPUsPerNode=UNLIMITED Nodes=big1 State=UP "
+    "DefMemPerCPU=1000 MaxMemPerCPU=4000\n"
+    "PartitionName=short AllowGroups=ALL MaxTime=01:00:00 MaxCPUsPerNode=UNLIMITED Nodes=s1 State=UP "
+    "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED\n")
+
+
+def test_a_job_over_what_its_partition_gives_a_job_of_a_node_is_refused_when_the_run_starts():
+    """A partition's own limits on one job (scontrol: MaxCPUsPerNode, MaxMemPerNode, MaxMemPerCPU) were not
+    read: a job within its nodes' CPUs and memory but over MaxCPUsPerNode or MaxMemPerNode was accepted by sbatch
+    and left PENDING without end (measured on the test cluster: PartitionConfig, MaxMemPerLimit); one over
+    MaxMemPerCPU that needs more CPUs than a node has was refused by sbatch when submitted ("CPU count per node
+    can not be satisfied"), after the jobs before it ran.  Now each is refused when the run starts."""
+    from stcore.plan.resources import partition_limits, slurm_partitions, unschedulable
+
+    assert partition_limits(SCONTROL_ANSWER) == {
+        "debug": {"max_cpus": 1, "max_mem": 4000, "max_mem_per_cpu": None},
+        "long": {"max_cpus": None, "max_mem": None, "max_mem_per_cpu": 4000},
+        "short": {"max_cpus": None, "max_mem": None, "max_mem_per_cpu": None}}
+    cluster = slurm_partitions(SINFO_ANSWER, SCONTROL_ANSWER)
+    line, = unschedulable([("train", s, {"cpus": 2, "mem_mb": 2000, "runtime": 30, "slurm_partition": None})
+                           for s in ("a", "b")], cluster)
+    assert line == (
+        "sample 'a', step 'train' (and 1 more of its jobs) asks SLURM for 2 CPUs (--cpus-per-task, the step's "
+        "threads), but partition 'debug' gives a job at most 1 CPUs of a node (its MaxCPUsPerNode; scontrol show "
+        "partition debug): SLURM could never start it (it would wait in the queue without end, squeue's reason "
+        "PartitionConfig), so nothing was submitted. Fix: --set-threads train=1 on the command line (or set-threads: "
+        "{train: 1} in the profile), or a partition with larger nodes (set-resources: train: slurm_partition: in the "
+        "profile)")
+    line, = unschedulable([("hvg", "a", {"cpus": 1, "mem_mb": 6000, "runtime": 20, "slurm_partition": "debug"})],
+                          cluster)
+    assert "asks SLURM for 6000 MB of memory (mem_mb), but partition 'debug' gives a job at most 4000 MB of a node " \
+           "(its MaxMemPerNode; scontrol show partition debug)" in line and "squeue's reason MaxMemPerLimit" in line \
+        and "Fix: ask for at most what the partition allows a job, --set-resources 'hvg:mem_mb=4000'" in line, line
+    # MaxMemPerCPU: 100000 MB on 8 CPUs needs 25 CPUs at 4000 MB each, more than big1's 16; 60000 MB needs 15: fits
+    line, = unschedulable([("train", "a", {"cpus": 8, "mem_mb": 100000, "runtime": 30, "slurm_partition": "long"})],
+                          cluster)
+    assert "asks SLURM for 100000 MB of memory (mem_mb) on 8 CPUs, but partition 'long' allows at most 4000 MB per " \
+           "CPU (its MaxMemPerCPU; scontrol show partition long), so SLURM would raise the job to 25 CPUs, more than " \
+           "a node of it gives a job (16), and sbatch refuses it" in line and "squeue" not in line \
+        and "--set-resources 'train:mem_mb=64000'" in line, line
+    # within every limit; the same jobs where scontrol did not answer (the nodes' sizes only): nothing said
+    fits = [("train", "a", {"cpus": 8, "mem_mb": 60000, "runtime": 30, "slurm_partition": "long"}),
+            ("qc", "a", {"cpus": 1, "mem_mb": 4000, "runtime": 30, "slurm_partition": None})]
+    assert unschedulable(fits, cluster) == []
+    assert unschedulable([("train", "a", {"cpus": 2, "mem_mb": 6000, "runtime": 30, "slurm_partition": None})],
+                         slurm_partitions(SINFO_ANSWER, None)) == []
+    assert slurm_partitions(SINFO_ANSWER, "scontrol: error: cannot connect\n") == slurm_partitions(SINFO_ANSWER)
+
+
 def test_a_partition_that_is_down_is_warned_of():
     """A partition that exists but is down (scontrol update PartitionName=debug State=DOWN): SLURM holds its
     jobs (PartitionDown) and the run waited without a word; now a warning names it when the run starts."""

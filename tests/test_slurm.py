@@ -341,3 +341,33 @@ def test_a_retry_no_node_can_run_is_refused_before_anything_is_submitted(slurm_n
     assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
     assert run["run"] is None or _squeue(run["run"]) == []
     assert not (tmp_path / "results" / "tiny_a").exists()
+
+
+def test_a_job_over_the_partitions_max_mem_per_node_is_refused_before_anything_is_submitted(slurm_node, tmp_path):
+    """A partition's MaxMemPerNode under what train asks (scontrol update PartitionName=... MaxMemPerNode=N),
+    though the node has the memory: sbatch accepted the job and SLURM left it PENDING (MaxMemPerLimit) without
+    end.  The run stops before it submits anything, naming the partition's limit.  The limit is set back with
+    `scontrol reconfigure` (slurm.conf's partitions again: scontrol cannot set UNLIMITED back)."""
+    partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
+                               check=True).stdout.split()
+    partition = next(p for p in partition if p.endswith("*")).rstrip("*")
+    cap = 8000
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (tmp_path / "samples.tsv").write_text(SHEET)
+    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", f"MaxMemPerNode={cap}"],
+                            capture_output=True, text=True, timeout=30)
+    if update.returncode != 0:
+        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
+    try:
+        run = _run_snakemake(tmp_path, "slurm", "--set-resources", f"train:mem_mb={cap + 1000}", timeout=180)
+    finally:
+        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
+    assert run["rc"] != 0, run["log"][-4000:]
+    said = [line for line in run["log"].splitlines() if "asks SLURM for" in line]
+    assert len(said) == 1, run["log"][-4000:]
+    assert said[0].startswith(f"sample 'tiny_a', step 'train' (and 1 more of its jobs) asks SLURM for {cap + 1000} MB "
+                              f"of memory (mem_mb), but partition '{partition}' gives a job at most {cap} MB of a node "
+                              f"(its MaxMemPerNode; "), said[0]
+    assert f"--set-resources 'train:mem_mb={cap}'" in said[0] and "MaxMemPerLimit" in said[0], said[0]
+    assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
+    assert run["run"] is None or _squeue(run["run"]) == []

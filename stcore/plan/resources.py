@@ -238,10 +238,34 @@ def slurm_minutes(text):
     return (days * 24 + parts[0]) * 60 + parts[1] + parts[2] / 60
 
 
-def slurm_partitions(text):
+# A partition's own limits on what one job may have of a node, which sinfo does not print: MaxCPUsPerNode,
+# MaxMemPerNode or MaxMemPerCPU (scontrol prints the one set).  Measured on the test cluster (SLURM 22.05,
+# EnforcePartLimits=NO, the default): a job over MaxCPUsPerNode or MaxMemPerNode is accepted and left PENDING
+# without end (PartitionConfig, MaxMemPerLimit); one whose mem_mb over MaxMemPerCPU needs more CPUs than a node
+# has (SLURM raises its CPUs to mem / MaxMemPerCPU) is refused by sbatch ("CPU count per node can not be
+# satisfied").
+SCONTROL_PARTITIONS = ("scontrol", "show", "partition", "--oneliner")
+_LIMITS = {"MaxCPUsPerNode": "max_cpus", "MaxMemPerNode": "max_mem", "MaxMemPerCPU": "max_mem_per_cpu"}
+
+
+def partition_limits(text):
+    """{partition: {"max_cpus", "max_mem", "max_mem_per_cpu"}} (CPUs, MB; None: no limit) from scontrol's
+    answer ``text`` (:data:`SCONTROL_PARTITIONS`, one line per partition); {} where it says nothing readable."""
+    limits = {}
+    for line in (text or "").splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        if "PartitionName" not in fields:
+            continue
+        limits[fields["PartitionName"]] = {key: _whole(fields.get(name)) for name, key in _LIMITS.items()}
+    return limits
+
+
+def slurm_partitions(text, limits=None):
     """{partition: {"default": bool, "up": bool, "minutes": its MaxTime (None: no limit), "nodes": {node:
-    (CPUs, memory in MB)}}} from sinfo's answer ``text`` in :data:`SINFO`'s format; {} where it says
-    nothing readable."""
+    (CPUs, memory in MB)}, "max_cpus", "max_mem", "max_mem_per_cpu": what it gives one job of a node (None:
+    no limit)}} from sinfo's answer ``text`` in :data:`SINFO`'s format and scontrol's ``limits`` (text in
+    :data:`SCONTROL_PARTITIONS`' format, :func:`partition_limits`; None: no limits known); {} where sinfo
+    says nothing readable."""
     partitions = {}
     for line in (text or "").splitlines():
         fields = line.strip().split("|")
@@ -255,6 +279,9 @@ def slurm_partitions(text):
         part = partitions.setdefault(name.rstrip("*"), {"default": name.endswith("*"), "up": avail == "up",
                                                         "minutes": slurm_minutes(limit), "nodes": {}})
         part["nodes"][node] = size
+    known = partition_limits(limits)
+    for name, part in partitions.items():
+        part.update(known.get(name) or dict.fromkeys(_LIMITS.values()))
     return partitions
 
 
@@ -275,8 +302,9 @@ def job_partition(partition, partitions):
 
 
 def _beyond(asks, partitions):
-    """What a job asks for that its partition can never give it, as (what, asked, offers, the most it can
-    have, squeue's reason while it waits), or None
+    """What a job asks for that its partition can never give it (more than any of its nodes has, more than
+    the partition gives a job of a node: MaxCPUsPerNode, MaxMemPerNode, MaxMemPerCPU; more than its MaxTime),
+    as (what, asked, offers, the most it can have, squeue's reason while it waits), or None
     (it fits, or its partition is not one sinfo named: sbatch refuses that itself)."""
     name, part = job_partition(asks.get("slurm_partition"), partitions)
     if part is None:
@@ -294,6 +322,26 @@ def _beyond(asks, partitions):
         return ("mem_mb", f"{mem} MB of memory (mem_mb)", offers, most_mem, None)
     if not any((cpus is None or cpus <= c) and (mem is None or mem <= m) for c, m in part["nodes"].values()):
         return ("both", f"{cpus} CPUs and {mem} MB together", offers + ", none both", None, None)
+    scontrol = f"scontrol show partition {name}"
+    cap = part.get("max_cpus")
+    if cpus is not None and cap is not None and cpus > cap:
+        return ("cpus", f"{cpus} CPUs (--cpus-per-task, the step's threads)",
+                f"partition '{name}' gives a job at most {cap} CPUs of a node (its MaxCPUsPerNode; {scontrol})", cap,
+                "PartitionConfig")
+    cap = part.get("max_mem")
+    if mem is not None and cap is not None and mem > cap:
+        return ("mem_limit", f"{mem} MB of memory (mem_mb)",
+                f"partition '{name}' gives a job at most {cap} MB of a node (its MaxMemPerNode; {scontrol})", cap,
+                "MaxMemPerLimit")
+    per_cpu = part.get("max_mem_per_cpu")
+    if mem is not None and per_cpu:     # SLURM gives the job ceil(mem / MaxMemPerCPU) CPUs where that is more
+        room = max(min(c, part.get("max_cpus") or c) for c, m in part["nodes"].values() if mem <= m)
+        need = max(cpus or 1, -(-mem // per_cpu))
+        if need > room:
+            return ("mem_limit", f"{mem} MB of memory (mem_mb) on {cpus or 1} CPUs",
+                    f"partition '{name}' allows at most {per_cpu} MB per CPU (its MaxMemPerCPU; {scontrol}), so SLURM "
+                    f"would raise the job to {need} CPUs, more than a node of it gives a job ({room}), and sbatch "
+                    f"refuses it", per_cpu * room, None)
     if minutes is not None and part["minutes"] is not None and minutes > part["minutes"]:
         return ("runtime", f"{minutes} minutes (runtime)",
                 f"partition '{name}' allows at most {part['minutes']:g} minutes (its MaxTime; sinfo -p {name} -o %l)",
@@ -359,6 +407,7 @@ def unschedulable(jobs, partitions):
                                   "the profile for the steps without an estimate of their own, or --set-resources "
                                   f"'<step>:runtime=N' for each, with {' + '.join(steps)} at most {most})",
                        "mem_mb": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
+                       "mem_limit": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
                        "cpus": f"threads (--set-threads <step>={most} for each of its steps)"}.get(what, "threads or memory")
             lines.append(f"sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM{at} for "
                          f"{asked}, but {offers}: SLURM could never start it{waits}, so nothing was submitted. Fix: "
@@ -372,6 +421,9 @@ def unschedulable(jobs, partitions):
                "mem_mb": f"ask for at most what a node has, --set-resources '{step}:mem_mb={most}' on the command "
                          f"line (or under set-resources: in the profile), or a partition with larger nodes "
                          f"(set-resources: {step}: slurm_partition: in the profile)",
+               "mem_limit": f"ask for at most what the partition allows a job, --set-resources '{step}:mem_mb={most}' "
+                            f"on the command line (or under set-resources: in the profile), or a partition that allows "
+                            f"more (set-resources: {step}: slurm_partition: in the profile)",
                "both": f"lower {step}'s threads (--set-threads) or its memory (--set-resources '{step}:mem_mb=...') "
                        f"to what one node has, or a partition with larger nodes",
                "runtime": f"--set-resources '{step}:runtime={most}' on the command line (or under set-resources: in "
@@ -459,11 +511,13 @@ def _asks_of(resources, cores):
 
 
 def slurm_cluster(workflow):
-    """What sinfo says of the cluster's partitions and nodes under the slurm executor ({} elsewhere, or
-    where it does not answer)."""
+    """What sinfo says of the cluster's partitions and nodes, and scontrol of what each partition gives one
+    job of a node, under the slurm executor ({} elsewhere, or where sinfo does not answer; no partition
+    limits where scontrol does not)."""
     if getattr(workflow.executor_plugin, "name", None) != "slurm":
         return {}
-    return slurm_partitions(ask_slurm())
+    text = ask_slurm()
+    return slurm_partitions(text, ask_slurm(SCONTROL_PARTITIONS) if text else None)
 
 
 def check_slurm(workflow):
