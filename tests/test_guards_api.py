@@ -2404,6 +2404,7 @@ def test_the_shared_slides_of_counts_hold_no_spot_without_ones():
     x.eliminate_zeros()
     assert _spots_without_ones(x)[:2] == (885, 3639)
 
+
 def test_labels_assigned_to_a_column_a_call_wrote_are_not_overwritten():
     """obs['domain'] written by tl.domains, then labels assigned to it (here the annotation; one seed's picked, domains
     merged by hand likewise): the next tl.domains call with the default key wrote over them without a word, as the
