@@ -889,6 +889,77 @@ def test_hvg_is_sized_from_the_slide_before_qc_wrote_its_file(tmp_path, monkeypa
         str(slide), 1)
 
 
+def _sparse_h5ad(path, spots, genes, nnz):
+    """An .h5ad whose header says a CSR X of ``spots`` x ``genes`` with ``nnz`` stored entries."""
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        x = fh.create_group("X")
+        x.attrs["shape"] = (spots, genes)
+        x.create_dataset("data", data=[0.0] * nnz, dtype="float32")
+
+
+def test_train_is_sized_from_the_slide_before_hvg_wrote_its_file(tmp_path, monkeypatch):
+    """train's memory and time were read from hvg.h5ad and graph.npz, which no job has written when the run
+    starts: the start-of-run check (check_slurm) saw no train job, the largest of a run, and one whose runtime
+    was over its partition's MaxTime waited PENDING (PartitionTimeLimit) without end.  Now, before hvg.h5ad
+    exists, train is sized from the slide's matrix as hvg.h5ad will hold it at most (its spots, hvg.n_top_genes
+    of its genes, its stored entries) and a knn graph.npz of 2 x n_neighbors entries a spot; once hvg.h5ad
+    exists, from the files as before."""
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, slurm_partitions, unschedulable
+
+    pytest.importorskip("h5py")
+    monkeypatch.chdir(tmp_path)
+    slide = tmp_path / "a.h5ad"
+    _sparse_h5ad(slide, 3000, 5000, 600_000)
+    config = dict(_config(graphst={"model": "graphst", "train": {"epochs": 20000}}, spagcn={"model": "spagcn"}),
+                  hvg={"n_top_genes": 2000}, graph={"mode": "knn", "n_neighbors": 3})
+    plan = _plan(config)
+    plan.slides["s1"] = dict(plan.slides["s1"], path=str(slide), format="h5ad")
+    resources = JobResources(plan)
+    job, files = Job(sample="s1", method="graphst", seed="0"), Job(h5ad="results/s1/hvg.h5ad",
+                                                                  graph=["results/s1/graph.npz"])
+    start = [(resources.train_mem_mb(job, files, a), resources.train_runtime(job, files, a)) for a in (1, 2)]
+    peer = resources.train_mem_mb(Job(sample="s1", method="spagcn", seed="0"), Job(h5ad=files.h5ad, graph=[]), 1)
+    # the same as from files of that size: hvg.h5ad of 3000 spots x 2000 genes, 600,000 entries; the graph
+    # uncompressed (8 bytes an entry, 4 a row)
+    (tmp_path / "max").mkdir()
+    _sparse_h5ad(tmp_path / "max/hvg.h5ad", 3000, 2000, 600_000)
+    (tmp_path / "max/graph.npz").write_bytes(b"0" * (8 * 2 * 3 * 3000 + 4 * 3001))
+    settings = plan.merged("train", "graphst")
+    assert start == [(train_mem_mb(METHODS["graphst"], settings, "max/hvg.h5ad", ["max/graph.npz"], a),
+                      train_runtime(METHODS["graphst"], settings, "max/hvg.h5ad", a)) for a in (1, 2)]
+    assert peer == train_mem_mb(METHODS["spagcn"], plan.merged("train", "spagcn"), "max/hvg.h5ad", [], 1)
+    # the start-of-run check now sees it: 20,000 epochs of 3000 spots are over partition short's MaxTime
+    asks = {"cpus": 2, "mem_mb": start[0][0], "runtime": start[0][1], "slurm_partition": "short"}
+    line, = unschedulable([("train", "s1", asks)], slurm_partitions(SINFO_ANSWER))
+    assert line.startswith(f"sample 's1', step 'train' asks SLURM for {start[0][1]} minutes (runtime), but partition "
+                           "'short' allows at most 60 minutes (its MaxTime") and "PartitionTimeLimit" in line, line
+    # a slide of fewer genes than n_top_genes: all of them
+    _sparse_h5ad(slide, 3000, 1500, 600_000)
+    _sparse_h5ad(tmp_path / "max/hvg.h5ad", 3000, 1500, 600_000)
+    assert resources.train_mem_mb(job, files, 1) == train_mem_mb(METHODS["graphst"], settings, "max/hvg.h5ad",
+                                                                  ["max/graph.npz"], 1)
+    # once hvg wrote hvg.h5ad (qc dropped spots), and graph its graph.npz: their own sizes, as before
+    (tmp_path / "results/s1").mkdir(parents=True)
+    _sparse_h5ad(tmp_path / "results/s1/hvg.h5ad", 2500, 1500, 400_000)
+    with pytest.raises(FileNotFoundError):                 # graph.npz not written yet: not known (<TBD>)
+        resources.train_mem_mb(job, files, 1)
+    (tmp_path / "results/s1/graph.npz").write_bytes(b"0" * 5000)
+    assert resources.train_mem_mb(job, files, 1) == train_mem_mb(METHODS["graphst"], settings, "results/s1/hvg.h5ad",
+                                                                  ["results/s1/graph.npz"], 1) < start[0][0]
+    assert resources.train_runtime(job, files, 1) == train_runtime(METHODS["graphst"], settings,
+                                                                   "results/s1/hvg.h5ad", 1)
+    # a radius graph's size is not known before it is built: not known (<TBD>), as before
+    (tmp_path / "results/s1/hvg.h5ad").unlink()
+    (tmp_path / "results/s1/graph.npz").unlink()
+    plan.config["graph"] = {"mode": "radius", "radius": 50}
+    with pytest.raises(FileNotFoundError):
+        resources.train_mem_mb(job, files, 1)
+
+
 def test_a_resource_given_on_the_command_line_is_read_as_written():
     """The GPUs a profile's set-resources gives train (said when train runs on the CPU): Snakemake
     keeps a value it was given wrapped, with the text in ``.raw``."""

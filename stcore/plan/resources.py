@@ -13,6 +13,7 @@ headroom on top and grow linearly with the dense spots x genes matrix that train
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 BASE_MB = 1024  # interpreter, numpy, scanpy and torch
 SPARSE_FEATURES_MAX_DENSITY = 0.15      # stcore.train's: above it the model reads X dense
@@ -20,8 +21,22 @@ SPARSE_FEATURES_MAX_DENSITY = 0.15      # stcore.train's: above it the model rea
 
 def file_mb(path):
     """Size of ``path`` in MiB; FileNotFoundError (name = path) while it does not exist yet,
-    which Snakemake turns into <TBD>."""
+    which Snakemake turns into <TBD>.  A :class:`Planned` file: the most it will have."""
+    if isinstance(path, Planned):
+        return path.mb
     return os.path.getsize(path) / 2**20
+
+
+class Planned(NamedTuple):
+    """A file a job reads that an earlier job of the run has not written yet (train's hvg.h5ad and
+    graph.npz when the run starts), as large as it can be: its matrix's ``spots`` x ``genes`` with
+    ``nnz`` stored entries (None: not a matrix), ``mb`` MiB on disk.  The size functions take it
+    where they take a path (:meth:`JobResources.train_input`)."""
+
+    spots: int | None = None
+    genes: int | None = None
+    nnz: int | None = None
+    mb: float = 0.0
 
 
 def files_mb(paths):
@@ -32,6 +47,9 @@ def files_mb(paths):
 def slide_shape(path):
     """(spots, genes) of an .h5ad or 10x .h5 file from its header, or None."""
     import h5py
+
+    if isinstance(path, Planned):
+        return (path.spots, path.genes) if path.genes is not None else None
 
     try:
         with h5py.File(path, "r") as fh:
@@ -49,6 +67,9 @@ def slide_nnz(path):
     """Stored entries of an .h5ad's X from its header (spots x genes when X is dense), or None."""
     import h5py
 
+    if isinstance(path, Planned):
+        return path.nnz
+
     try:
         with h5py.File(path, "r") as fh:
             x = fh["X"]
@@ -59,10 +80,9 @@ def slide_nnz(path):
 
 def dense_mb(path):
     """MiB of the slide as a dense float32 spots x genes matrix (file size as fallback)."""
-    size = file_mb(path)
     shape = slide_shape(path)
     if shape is None:
-        return 4 * size
+        return 4 * file_mb(path)
     return shape[0] * shape[1] * 4 / 2**20
 
 
@@ -110,9 +130,9 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     (ten float32 copies; BANKSY's measured dense matrix), plus eight float64 spots x spots
     matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
     ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
-    h5ad = str(h5ad)
-    graph = [graph] if isinstance(graph, (str, os.PathLike)) else list(graph or [])   # none: a model reading none
-    graph_mb = 4 * sum(file_mb(str(g)) for g in graph)
+    h5ad = h5ad if isinstance(h5ad, Planned) else str(h5ad)
+    graph = [graph] if isinstance(graph, (str, os.PathLike, Planned)) else list(graph or [])   # none: reading none
+    graph_mb = 4 * sum(file_mb(g if isinstance(g, Planned) else str(g)) for g in graph)
     shape = slide_shape(h5ad)
     if not facts.builtin:
         spots_mb = 8 * 8 * shape[0] ** 2 / 2**20 if facts.dense_spots and shape is not None else 0
@@ -135,9 +155,10 @@ def train_runtime(facts, settings, h5ad, attempt):
     """Minutes on CPU (and at least 15).  The built-in models: an epoch took 1-2e-5 s per spot on
     2 cores from DLPFC to 1,000,000 spots (benchmarks/README.md); budget 5e-5.  The peers: about
     2.4e-8 s per epoch x spot x gene was measured on 2 cores; budget 1e-7."""
-    shape = slide_shape(str(h5ad))
+    h5ad = h5ad if isinstance(h5ad, Planned) else str(h5ad)
+    shape = slide_shape(h5ad)
     if shape is None:
-        spots, genes = dense_mb(str(h5ad)) * 2**20 / 4, 1
+        spots, genes = dense_mb(h5ad) * 2**20 / 4, 1
     else:
         spots, genes = shape
     per_epoch = spots * 5e-5 if facts.builtin else spots * genes * 1e-7
@@ -156,8 +177,9 @@ class JobResources:
     """The rules' resources as Snakemake asks for them, ``(wildcards, input, attempt)``, from the
     ``plan`` (:class:`~.runs.Plan`) and the job's input files: qc from the slide's files, a group
     as qc from the qc files of its slides, hvg from its qc.h5ad (before qc ran: the slide's
-    matrix, :meth:`hvg_input`), train from the model's registry
-    facts and the method's own train settings (the config's block with the method's on top)."""
+    matrix, :meth:`hvg_input`), train from the model's registry facts, the method's own train settings
+    (the config's block with the method's on top) and its hvg.h5ad and graph.npz (before hvg ran: what they
+    will hold at most, :meth:`train_input`)."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -173,19 +195,50 @@ class JobResources:
 
     def hvg_input(self, wildcards, input):
         """The file hvg's job is sized from: its qc.h5ad, or before qc wrote it the slide's matrix
-        as qc reads it (the largest file of the slide whose header gives spots x genes; qc.h5ad
-        holds at most as many).  A SLURM profile's prep job (qc, hvg and graph in one job) is
-        sized when it is submitted, before qc ran: hvg's size, unknown then, was left out of the
-        job's memory and time.  A slide with no such file (a group's, made by its own job first):
-        the qc.h5ad, whose size Snakemake then takes as not known yet."""
+        as qc reads it (:meth:`slide_matrix`; qc.h5ad holds at most as many spots and genes).  A SLURM
+        profile's prep job (qc, hvg and graph in one job) is sized when it is submitted, before qc
+        ran: hvg's size, unknown then, was left out of the job's memory and time.  A slide with no
+        such file (a group's, made by its own job first): the qc.h5ad, whose size Snakemake then
+        takes as not known yet."""
         h5ad = str(input.h5ad)
-        row = self.plan.slides.get(wildcards.sample)
-        if os.path.exists(h5ad) or row is None or row.get("format") == "group":
+        if os.path.exists(h5ad):
             return h5ad
+        return self.slide_matrix(wildcards.sample) or h5ad
+
+    def slide_matrix(self, sample):
+        """The slide's matrix as qc reads it: the largest file of the slide whose header gives spots x
+        genes; None for a slide with no such file (a group's, made by its own job)."""
+        row = self.plan.slides.get(sample)
+        if row is None or row.get("format") == "group":
+            return None
         from ..formats import slide_files
 
-        matrices = [f for f in self.plan.raw_input(wildcards.sample, slide_files) if slide_shape(f) is not None]
-        return max(matrices, key=matrix_mb) if matrices else h5ad
+        matrices = [f for f in self.plan.raw_input(sample, slide_files) if slide_shape(f) is not None]
+        return max(matrices, key=matrix_mb) if matrices else None
+
+    def train_input(self, wildcards, input):
+        """(hvg.h5ad, graph) train's job is sized from: its files, or before hvg wrote hvg.h5ad what they
+        will be at most (:class:`Planned`), so that the start-of-run check (:func:`check_slurm`) sees the
+        train jobs, the largest of a run.  hvg.h5ad: the spots of the slide's matrix (qc only drops
+        spots), hvg.n_top_genes of its genes (all where it has fewer), its stored entries (at most
+        spots x those genes); graph.npz (knn mode): a symmetric CSR of at most 2 x n_neighbors float32
+        entries a spot, uncompressed.  Unknown (<TBD>, as before) where the slide has no matrix file
+        (a group) or the graph is by radius (its degree is not known before it is built)."""
+        h5ad, graph = str(input.h5ad), [str(g) for g in ([input.graph] if isinstance(input.graph, str) else
+                                                         list(input.graph or []))]
+        matrix = None if os.path.exists(h5ad) else self.slide_matrix(wildcards.sample)
+        if matrix is None:
+            return h5ad, graph
+        (spots, genes), nnz = slide_shape(matrix), slide_nnz(matrix)
+        genes = min(genes, int((self.plan.config.get("hvg") or {}).get("n_top_genes") or genes))
+        planned = Planned(spots, genes, spots * genes if nnz is None else min(nnz, spots * genes))
+        settings = self.plan.config.get("graph") or {}
+        if any(not os.path.exists(g) for g in graph):
+            if settings.get("mode", "knn") != "knn" or not settings.get("n_neighbors"):
+                return h5ad, graph
+            entries = 2 * int(settings["n_neighbors"]) * spots
+            graph = [g if os.path.exists(g) else Planned(mb=(8 * entries + 4 * (spots + 1)) / 2**20) for g in graph]
+        return planned, graph
 
     def hvg_mem_mb(self, wildcards, input, attempt):
         return hvg_mem_mb(self.hvg_input(wildcards, input), attempt)
@@ -195,12 +248,13 @@ class JobResources:
 
     def train_mem_mb(self, wildcards, input, attempt):
         method = wildcards.method
-        return train_mem_mb(self.plan.facts_of(method), self.plan.merged("train", method), input.h5ad, input.graph,
-                            attempt)
+        h5ad, graph = self.train_input(wildcards, input)
+        return train_mem_mb(self.plan.facts_of(method), self.plan.merged("train", method), h5ad, graph, attempt)
 
     def train_runtime(self, wildcards, input, attempt):
         method = wildcards.method
-        return train_runtime(self.plan.facts_of(method), self.plan.merged("train", method), input.h5ad, attempt)
+        h5ad, _ = self.train_input(wildcards, input)
+        return train_runtime(self.plan.facts_of(method), self.plan.merged("train", method), h5ad, attempt)
 
 
 # What a SLURM cluster offers, as sinfo says it (one line per node and partition): a job that asks for
