@@ -1441,6 +1441,39 @@ def test_a_retry_sbatch_refused_for_memory_names_what_each_attempt_asked_and_the
     assert asked == [1]
 
 
+def test_a_job_sbatch_refused_for_memory_is_told_the_partitions_own_limit(tmp_path, monkeypatch):
+    """sbatch refused a job for its memory, on a partition whose MaxMemPerNode (or MaxMemPerCPU times the CPUs it
+    gives a job) is below its largest node's memory: the end-of-run line said 'more than the largest node has
+    (23081 MB)' and suggested --set-resources 'train:mem_mb=23081', a job SLURM keeps PENDING without end
+    (MaxMemPerLimit).  It now names the limit the start-of-run check uses (resources.memory_limit) and
+    suggests a size the partition gives."""
+    from stcore.plan.failures import end_of_run_lines
+    from stcore.plan.resources import memory_limit, slurm_partitions, unschedulable
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    log = "logs/train/s.graphst.seed0.log"
+    cluster = slurm_partitions(SINFO_ANSWER, SCONTROL_ANSWER)
+    for partition, most, words in (
+            ("debug", 4000, "partition 'debug' gives a job of a node (4000 MB, its MaxMemPerNode; scontrol show "
+                            "partition debug)"),
+            ("long", 64000, "partition 'long' gives a job of a node (64000 MB: its MaxMemPerCPU 4000 MB times the 16 "
+                            "CPUs it gives a job; scontrol show partition long)"),
+            ("short", 8000, "the largest node of partition 'short' has (8000 MB)")):
+        assert memory_limit(partition, cluster[partition]) == (most, words)
+        (tmp_path / log).write_text("")
+        (tmp_path / "sm.log").write_text(_slurm_rule_block(4, 200000, 15, log).replace(
+            "mem_mb=200000", f"mem_mb=200000, slurm_partition={partition}") + _sbatch_refused_block(4, 200000, log))
+        line, = end_of_run_lines(0, snakemake_logs=["sm.log"], cluster=lambda: cluster)
+        assert f"it asks for mem_mb=200000 MB, more than {words}, so it never ran" in line, line
+        assert f"--set-resources 'train:mem_mb={most}'" in line, line
+    # the start-of-run check of memory over every node's suggests the same limit
+    line, = unschedulable([("train", "s", {"cpus": 1, "mem_mb": 30000, "runtime": 10})], cluster)
+    assert "has 2 CPUs and 23081 MB (sinfo -N -p debug -o '%N %c %m'), and a job gets at most what partition " \
+           "'debug' gives a job of a node (4000 MB, its MaxMemPerNode; scontrol show partition debug)" in line \
+           and "--set-resources 'train:mem_mb=4000'" in line, line
+
+
 def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tmp_path, monkeypatch):
     """What the workflow's onerror prints, in order: FAILED and the line of each failed job, then the
     warning that the results table is an earlier run's."""

@@ -178,17 +178,18 @@ def slurm_line(step, fact, partitions=None):
 
 def _memory_refused(step, fact, which, ran, partitions):
     """The line of a job sbatch refused for its memory: what it asked for (on each attempt: a retry asks
-    ``attempt`` times the first), the most the largest node of its partition has, where sinfo said, and
-    the fix."""
-    from .resources import job_partition
+    ``attempt`` times the first), the most one job of its partition can have on a node, where sinfo and
+    scontrol said (:func:`~.resources.memory_limit`, the limit the start-of-run check uses: the largest
+    node's memory, or the partition's MaxMemPerNode / MaxMemPerCPU where less), and the fix."""
+    from .resources import job_partition, memory_limit
 
     mem = fact["resources"]["mem_mb"]
     asked = [a.get("mem_mb") for a in fact["attempts"]]
     grew = (f" (mem_mb {', '.join(str(a) for a in asked)} MB on its {len(asked)} attempts: a retry asks `attempt` "
             "times the first)" if len(asked) > 1 and len(set(asked)) > 1 else "")
     name, part = job_partition(fact["resources"].get("slurm_partition"), partitions)
-    most = max(m for _, m in part["nodes"].values()) if part else None
-    offers = f", more than the largest node of partition '{name}' has ({most} MB)" if most else ""
+    most, words = memory_limit(name, part) if part else (None, None)
+    offers = f", more than {words}" if most else ""
     return (f"sbatch refused to queue {which} ({fact['refused']}): it asks for mem_mb={mem} MB{grew}{offers}, so {ran} "
             f"never ran. Fix: give {step} at most what a node has on every attempt, e.g. --set-resources "
             f"'{step}:mem_mb={most or '<MB of the largest node: sinfo -N -o %m>'}' (the same on each attempt) on the "

@@ -355,6 +355,25 @@ def job_partition(partition, partitions):
     return name, (part if part and part["nodes"] else None)
 
 
+def memory_limit(name, part):
+    """(MB, words): the most memory one job of partition ``name`` (``part``, as :func:`job_partition` gives it)
+    can have on a node, and where that limit comes from: the largest node's memory, or the partition's
+    MaxMemPerNode where that is less (a job over it waits PENDING without end, MaxMemPerLimit), or its
+    MaxMemPerCPU times the CPUs it gives a job of a node where that is less still."""
+    most = max(m for _, m in part["nodes"].values())
+    limits = [(most, f"the largest node of partition '{name}' has ({most} MB)")]
+    scontrol = f"scontrol show partition {name}"
+    if part.get("max_mem"):
+        limits.append((part["max_mem"], f"partition '{name}' gives a job of a node ({part['max_mem']} MB, its "
+                                        f"MaxMemPerNode; {scontrol})"))
+    if part.get("max_mem_per_cpu"):
+        room = max(min(c, part.get("max_cpus") or c) for c, _ in part["nodes"].values())
+        limits.append((part["max_mem_per_cpu"] * room, f"partition '{name}' gives a job of a node "
+                       f"({part['max_mem_per_cpu'] * room} MB: its MaxMemPerCPU {part['max_mem_per_cpu']} MB times the "
+                       f"{room} CPUs it gives a job; {scontrol})"))
+    return min(limits, key=lambda limit: limit[0])
+
+
 def _beyond(asks, partitions):
     """What a job asks for that its partition can never give it (more than any of its nodes has, more than
     the partition gives a job of a node: MaxCPUsPerNode, MaxMemPerNode, MaxMemPerCPU; more than its MaxTime),
@@ -373,7 +392,9 @@ def _beyond(asks, partitions):
     if not any(cpus is None or cpus <= c for c, _ in part["nodes"].values()):
         return ("cpus", f"{cpus} CPUs (--cpus-per-task, the step's threads)", offers, most_cpus, "PartitionConfig")
     if not any(mem is None or mem <= m for _, m in part["nodes"].values()):
-        return ("mem_mb", f"{mem} MB of memory (mem_mb)", offers, most_mem, None)
+        most, words = memory_limit(name, part)         # the fix: what the partition gives a job, where less
+        return ("mem_mb", f"{mem} MB of memory (mem_mb)", offers if most == most_mem else
+                f"{offers}, and a job gets at most what {words}", most, None)
     if not any((cpus is None or cpus <= c) and (mem is None or mem <= m) for c, m in part["nodes"].values()):
         return ("both", f"{cpus} CPUs and {mem} MB together", offers + ", none both", None, None)
     scontrol = f"scontrol show partition {name}"
@@ -385,8 +406,8 @@ def _beyond(asks, partitions):
     cap = part.get("max_mem")
     if mem is not None and cap is not None and mem > cap:
         return ("mem_limit", f"{mem} MB of memory (mem_mb)",
-                f"partition '{name}' gives a job at most {cap} MB of a node (its MaxMemPerNode; {scontrol})", cap,
-                "MaxMemPerLimit")
+                f"partition '{name}' gives a job at most {cap} MB of a node (its MaxMemPerNode; {scontrol})",
+                memory_limit(name, part)[0], "MaxMemPerLimit")
     per_cpu = part.get("max_mem_per_cpu")
     if mem is not None and per_cpu:     # SLURM gives the job ceil(mem / MaxMemPerCPU) CPUs where that is more
         room = max(min(c, part.get("max_cpus") or c) for c, m in part["nodes"].values() if mem <= m)
