@@ -371,3 +371,44 @@ def test_a_job_over_the_partitions_max_mem_per_node_is_refused_before_anything_i
     assert f"--set-resources 'train:mem_mb={cap}'" in said[0] and "MaxMemPerLimit" in said[0], said[0]
     assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
     assert run["run"] is None or _squeue(run["run"]) == []
+
+
+def test_a_train_job_over_the_partitions_max_time_is_refused_before_anything_is_submitted(slurm_node, tmp_path):
+    """train's runtime from the rule's own estimate (a slide read in place, 2,000 spots, 30,000 epochs: 65
+    minutes) over the partition's MaxTime (scontrol update PartitionName=... MaxTime=60): train was sized from
+    hvg.h5ad, not written when the run starts, so the start-of-run check did not see it; the prep jobs ran and
+    the train jobs were left PENDING (PartitionTimeLimit) without end.  Now train is sized from the slide's
+    matrix before hvg.h5ad exists, and the run stops before it submits anything, naming train (beside the post
+    group, whose 90 minutes are over 60 too and were named before).  The limit is set back with
+    `scontrol reconfigure`."""
+    from stcore.simulate import SimParams, simulate_slide
+
+    partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
+                               check=True).stdout.split()
+    partition = next(p for p in partition if p.endswith("*")).rstrip("*")
+    simulate_slide(SimParams(n_spots=2000, n_genes=60, markers_per_domain=10, field_genes=10, n_layers=3,
+                             seed=1)).write_h5ad(tmp_path / "slide.h5ad")
+    config = copy.deepcopy(CONFIG)
+    config["train"]["epochs"] = 30000
+    config.pop("simulate", None)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "samples.tsv").write_text(f"sample\tpath\tformat\tn_clusters\ttruth\nslide\t{tmp_path / 'slide.h5ad'}"
+                                          "\th5ad\t3\tdomain\n")
+    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", "MaxTime=60"],
+                            capture_output=True, text=True, timeout=30)
+    if update.returncode != 0:
+        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
+    try:       # no retries: the prep job's summed runtime (qc + hvg + graph) fits 60 minutes at attempt 1
+        run = _run_snakemake(tmp_path, "slurm", "--retries", "0", timeout=180)
+    finally:
+        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
+    assert run["rc"] != 0, run["log"][-4000:]
+    said = [line for line in run["log"].splitlines() if "step 'train' asks SLURM" in line]   # (post's 90 too)
+    assert len(said) == 1, run["log"][-4000:]
+    minutes = int(15 + 30000 * 2000 * 5e-5 / 60)
+    assert said[0].startswith(f"sample 'slide', step 'train' asks SLURM for {minutes} minutes (runtime), but partition "
+                              f"'{partition}' allows at most 60 minutes (its MaxTime; "), said[0]
+    assert "PartitionTimeLimit" in said[0] and "--set-resources 'train:runtime=60'" in said[0], said[0]
+    assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
+    assert run["run"] is None or _squeue(run["run"]) == []
+    assert not (tmp_path / "results" / "slide").exists()
