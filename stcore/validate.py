@@ -487,7 +487,7 @@ def _spots_without_ones(x, *, rows: int = 65536) -> tuple[int, int, int, float, 
 
 def _refuse_rounded_at_the_median(x, values: str, path: str | None) -> None:
     """Raise where the whole numbers ``x`` are normalised values rounded at each spot's own scale
-    (:func:`_spots_without_ones`), given as ``values`` counts or normalized.  Read as normalised values
+    (:func:`_spots_without_ones`), given as ``values`` counts, normalized or log_normalized.  Read as normalised values
     they lose what the rounding took (DLPFC 151673 so, graphst at 100 epochs, seed 0: ARI 0.246, where
     the values before rounding give 0.398), so the fix is the raw counts."""
     scaled_up = _spots_without_ones(x)
@@ -495,8 +495,11 @@ def _refuse_rounded_at_the_median(x, values: str, path: str | None) -> None:
         return
     found, spots, row, smallest, held = scaled_up
     what = "the count matrix holds" if values == "counts" else "X holds"
-    taken = ("they would be taken as counts of other depths than measured" if values == "counts" else
-             "not normalised values as measured: the rounding took every value below 0.5 and moved the others")
+    taken = {"counts": "they would be taken as counts of other depths than measured",
+             "normalized": "not normalised values as measured: the rounding took every value below 0.5 and moved "
+                           "the others",
+             "log_normalized": "not log-normalised values, nor normalised values as measured: the rounding took every "
+                               "value below 0.5 and moved the others"}[values]
     raise InputError(f"{what} whole numbers, but {found} of its {spots} spots hold no value of 1 and "
                      f"{SPOT_SMALLEST_MIN_VALUES} or more of their smallest value, 2 or more (first: row {row}, {held} "
                      f"values of {smallest:g}), where raw counts holding so many values of their smallest hold smaller "
@@ -746,7 +749,7 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                          "be taken as counts of that depth in every spot", path=path,
                          fix="store the raw counts in X, or set values to normalized (the sample sheet's values "
                              "column; in stcore.tl.domains values='normalized')")
-    if values == "normalized" and whole and rounded is None:
+    if values in ("normalized", "log_normalized") and whole and rounded is None:
         _refuse_rounded_at_the_median(x, values, path)
     if (values in ("normalized", "log_normalized") and (whole or off is not None) and float(data.max()) > 0
             and not (values == "normalized" and rounded is not None)):

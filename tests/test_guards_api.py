@@ -2384,6 +2384,30 @@ def test_normalised_values_rounded_at_the_median_total_are_named(no_work, tmp_pa
         prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="normalized", hvg_flavor="seurat")
 
 
+def test_normalised_values_rounded_at_the_median_total_given_as_log_normalized_are_named(no_work, tmp_path):
+    """The same rounded normalised values given as log_normalized were refused as raw counts, with the fix 'set
+    values to counts', which the next run refused as rounded normalised values; they are named as what they are
+    at once, with the counts as the fix.  The raw counts given as log_normalized are still named as counts."""
+    import scanpy as sc
+
+    adata = _sparse_counts()
+    counts = write(adata, tmp_path / "counts.h5ad")
+    with pytest.raises(InputError, match=r"raw counts rather than log-normalised values, but values is "
+                                         r"log_normalized\. Fix: set values to counts"):
+        prepare_slide(str(counts), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
+    sc.pp.normalize_total(adata)
+    adata.X.data = np.rint(adata.X.data)
+    adata.X.eliminate_zeros()
+    message = (r"X holds whole numbers, but \d+ of its 196 spots hold no value of 1 and 50 or more of their smallest "
+               r"value, 2 or more .*normalised values rounded to whole numbers .*; not log-normalised values, nor "
+               r"normalised values as measured: .*Fix: store the raw counts in X with values counts")
+    with pytest.raises(InputError, match="^" + message):
+        stcore.tl.domains(adata.copy(), n_clusters=2, values="log_normalized", **FAST)
+    path = write(adata, tmp_path / "rounded.h5ad")
+    with pytest.raises(InputError, match=rf"^file '{re.escape(str(path))}': {message}"):
+        prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
+
+
 def test_the_shared_slides_of_counts_hold_no_spot_without_ones():
     """The rounded normalised values' refusal leaves raw counts: no spot of the shared slides of counts
     (DLPFC, STARmap, osmFISH) holds 50 values of its smallest above 1 and no 1; the same DLPFC slide
