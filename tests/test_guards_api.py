@@ -2387,7 +2387,9 @@ def test_normalised_values_rounded_at_the_median_total_are_named(no_work, tmp_pa
 def test_normalised_values_rounded_at_the_median_total_given_as_log_normalized_are_named(no_work, tmp_path):
     """The same rounded normalised values given as log_normalized were refused as raw counts, with the fix 'set
     values to counts', which the next run refused as rounded normalised values; they are named as what they are
-    at once, with the counts as the fix.  The raw counts given as log_normalized are still named as counts."""
+    at once, with the counts as the fix; normalised values rounded at one total (normalize_total to 10,000) given as
+    log_normalized were refused likewise as raw counts, and are named with values normalized as the fix.  The raw
+    counts given as log_normalized are still named as counts."""
     import scanpy as sc
 
     adata = _sparse_counts()
@@ -2406,6 +2408,16 @@ def test_normalised_values_rounded_at_the_median_total_given_as_log_normalized_a
     path = write(adata, tmp_path / "rounded.h5ad")
     with pytest.raises(InputError, match=rf"^file '{re.escape(str(path))}': {message}"):
         prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2, values="log_normalized")
+    # rounded at one total (normalize_total to 10,000): named as such, with values normalized, which reads them
+    adata = _sparse_counts()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    adata.X.data = np.rint(adata.X.data)
+    adata.X.eliminate_zeros()
+    with pytest.raises(InputError, match=r"^X holds whole numbers whose spots all sum to about one total \([\d.]+, each "
+                                         r"within [\d.]+ of it: .*not log-normalised values; they would be taken as "
+                                         r"already logged\. Fix: set values to normalized"):
+        stcore.tl.domains(adata.copy(), n_clusters=2, values="log_normalized", **FAST)
+    stcore.validate.check_values_match(adata.X, "normalized")
 
 
 def test_the_shared_slides_of_counts_hold_no_spot_without_ones():
