@@ -249,9 +249,9 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
         return ""
     made = record.get("labelling")
     if isinstance(made, Mapping) and made.get("labels") is not None:
-        if replaced_since(adata, col):
-            return ""           # the same spots, other labels: the column was replaced since that call
         now = labelling(adata.obs[col])
+        if replaced_since(adata, col, now):
+            return ""           # the same spots, other labels: the column was replaced since that call
         if adata.n_obs > int(made.get("n_spots", adata.n_obs)):
             return ""           # more spots than that call had: results joined (anndata.concat, uns_merge='first')
         if now["spots"] != made.get("spots") and part_of_labelling(adata.obs[col], made) is False:
@@ -259,20 +259,23 @@ def _made_by(adata: ad.AnnData, col: str) -> str:
     return f": {call_words(adata, col)}"
 
 
-def _embedding_of_another_call(adata: ad.AnnData, col: str, basis: str) -> str | None:
+def _embedding_of_another_call(adata: ad.AnnData, col: str, basis: str, made_by=None) -> str | None:
     """The ``key_added`` of a later :func:`stcore.tl.domains` call that wrote ``obsm[basis]`` (``'X_<method>'``) over
     the embedding of the call that wrote ``obs[col]`` (its record's ``embeddings_replaced``), said in a warning; else
-    None.  Such a panel draws one training's domains on another's embedding (was titled as its own)."""
+    None.  Such a panel draws one training's domains on another's embedding (was titled as its own).  ``made_by``:
+    :func:`_made_by` of a column, where the caller keeps what it found (each reads the column's every spot)."""
     from .tl import calls_by_key
 
-    if not basis.startswith("X_") or not _made_by(adata, col):
+    made_by = made_by or (lambda c: _made_by(adata, c))
+    if not basis.startswith("X_") or not made_by(col):
         return None
     replaced = calls_by_key(adata).get(col, {}).get("embeddings_replaced")
     other = replaced.get(basis[2:]) if isinstance(replaced, Mapping) else None
     if other is None:
         return None
+
     def call(c: str) -> str:
-        made = _made_by(adata, c).removeprefix(": ")
+        made = made_by(c).removeprefix(": ")
         return f"obs['{c}']" + (f" ({made})" if made else "")
 
     log.warning(f"obsm['{basis}'] holds the embedding of the later call that wrote {call(other)}, not that of "
@@ -694,6 +697,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                 cats.append(MISSING)
                 colors[MISSING] = MISSING_COLOR
             apart[col] = (own.astype(object), cats, colors, names)
+    titles = {}         # _made_by of each column, once: it reads every spot's id and label
+
+    def made_by(col: str) -> str:
+        if col not in titles:
+            titles[col] = _made_by(adata, col)
+        return titles[col]
+
     for b in bases:
         cols = ([truth] if truth is not None else []) + keys
         if slide_key is not None and b != tissue:
@@ -712,7 +722,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                 cats, colors, names = apart[col][1:]
             else:
                 colors, names = matched_colors(reference, ref_colors, values, cats, palette)
-            head = col + (_made_by(adata, col) if col in keys else "")
+            head = col + (made_by(col) if col in keys else "")
             if truth is not None and col in keys:
                 if col not in scores:
                     # spots without a found domain (a subset's domains assigned back to the whole slide leaves
@@ -756,7 +766,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             elif col == truth:
                 head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
             if b != tissue:
-                other = _embedding_of_another_call(adata, col, b) if col in keys else None
+                other = _embedding_of_another_call(adata, col, b, made_by) if col in keys else None
                 head = f"{head}\non {b.removeprefix('X_')}" + (f" of {other}" if other else "")
             panels.append((b, col, head, cats, colors, names))
 

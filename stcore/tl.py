@@ -464,14 +464,14 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     return adata if copy else None
 
 
-def replaced_since(adata: ad.AnnData, col: str) -> bool:
+def replaced_since(adata: ad.AnnData, col: str, now: dict | None = None) -> bool:
     """Whether ``obs[col]`` groups the same spots otherwise than the :func:`domains` call that wrote it left
     them (its record's ``labelling``, :func:`calls_by_key`): labels assigned to the column since (renamed
-    domains group them as they were)."""
+    domains group them as they were).  ``now``: the column's :func:`labelling`, where the caller has it."""
     made = calls_by_key(adata).get(col, {}).get("labelling")
     if not isinstance(made, Mapping) or made.get("labels") is None or col not in adata.obs:
         return False
-    now = labelling(adata.obs[col])
+    now = labelling(adata.obs[col]) if now is None else now
     return now["spots"] == made.get("spots") and now["labels"] != made["labels"]
 
 
