@@ -239,8 +239,9 @@ def _slurm_cluster():
 
 
 def _unschedulable():
-    """A job no node or partition can ever run is refused before anything is submitted; a partition
-    down is warned of (stcore/plan/resources.py, check_slurm)."""
+    """A job no node or partition can ever run is refused before anything is submitted; a retry none can
+    run of a job whose attempt 1 fits, and a partition down, are warned of (stcore/plan/resources.py,
+    check_slurm)."""
     lines, warnings = _res.check_slurm(workflow)
     if lines:
         raise WorkflowError("\n".join(lines))

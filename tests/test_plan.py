@@ -1252,12 +1252,14 @@ def test_a_job_no_node_or_partition_can_ever_run_is_refused_before_any_is_submit
     assert unschedulable(train, slurm_partitions(None)) == []
 
 
-def test_a_retry_that_asks_more_than_the_partition_gives_is_refused_when_the_run_starts():
+def test_a_retry_that_asks_more_than_the_partition_gives_is_warned_of_when_the_run_starts():
     """A retry asks again, more where the size grows with the attempt (the rules' `attempt` times the first, a
     given --set-resources 'train:runtime=40*attempt'): past the partition's MaxTime sbatch accepted it and SLURM
     kept it PENDING (PartitionTimeLimit) without end; past the largest node's memory sbatch refused it only at
     that attempt.  The start-of-run check read attempt 1 only and said nothing; it now reads every attempt the
-    profile's retries allow and names the step, the attempt, what each attempt asks and the fix."""
+    profile's retries allow and warns, naming the step, the attempt, what each attempt asks and the fix.  A
+    warning, not a refusal: attempt 1 fits, and only a job that fails reaches the retry (a 25-minute train on a
+    60-minute partition, 75 minutes at attempt 3 of the profiles' retries: 2, runs)."""
     from types import SimpleNamespace
 
     from stcore.plan.resources import _attempts_of, slurm_partitions, unschedulable
@@ -1266,17 +1268,19 @@ def test_a_retry_that_asks_more_than_the_partition_gives_is_refused_when_the_run
     train = [("train", s, {"cpus": 2, "mem_mb": 2000, "runtime": 40, "slurm_partition": "short",
                            "attempts": [{"cpus": 2, "mem_mb": 2000, "runtime": 40 * a, "slurm_partition": "short"}
                                         for a in (1, 2, 3)]}) for s in ("a", "b")]
-    line, = unschedulable(train, cluster)
-    assert line.startswith("sample 'a', step 'train' (and 1 more of its jobs) asks SLURM at attempt 2 of 3 (the run's "
-                           "retries: 2; runtime 40, 80, 120 minutes on its 3 attempts: ") \
+    assert unschedulable(train, cluster) == []                   # attempt 1 fits: nothing refused
+    line, = unschedulable(train, cluster, retries=True)
+    assert line.startswith("warning: sample 'a', step 'train' (and 1 more of its jobs) asks SLURM at attempt 2 of 3 "
+                           "(the run's retries: 2; runtime 40, 80, 120 minutes on its 3 attempts: ") \
         and "for 80 minutes (runtime), but partition 'short' allows at most 60 minutes (its MaxTime; " in line \
-        and "squeue's reason PartitionTimeLimit" in line and "Fix: --set-resources 'train:runtime=60'" in line \
+        and "squeue's reason PartitionTimeLimit" in line and "the run goes on (attempt 1 fits), but a job of it " \
+        "that fails once reaches that retry. Fix: --set-resources 'train:runtime=60'" in line \
         and line.endswith("or fewer retries, --retries 0 on the command line (retries: in the profile), so that "
                           "attempt 1, the last, fits"), line
     # memory growing past the largest node's at the last attempt (sbatch refused attempt 3 after two ran)
     qc = [("qc", "a", {"cpus": 1, "mem_mb": 9000, "runtime": 10, "slurm_partition": None,
                        "attempts": [{"cpus": 1, "mem_mb": 9000 * a, "runtime": 10 * a} for a in (1, 2, 3)]})]
-    line, = unschedulable(qc, cluster)
+    line, = unschedulable(qc, cluster, retries=True)
     assert "asks SLURM at attempt 3 of 3 (the run's retries: 2; mem_mb 9000, 18000, 27000 MB on its 3 " \
            "attempts" in line and "for 27000 MB of memory (mem_mb), but the largest node of partition 'debug' has " \
            "2 CPUs and 23081 MB" in line and "--retries 1 on the command line" in line and \
@@ -1286,7 +1290,14 @@ def test_a_retry_that_asks_more_than_the_partition_gives_is_refused_when_the_run
                          "attempts": [{"cpus": 1, "mem_mb": 7000 * a} for a in (1, 2, 3)]}),
             ("train", "a", {"cpus": 2, "mem_mb": 2000, "runtime": 40, "slurm_partition": "short",
                             "attempts": [{"cpus": 2, "runtime": 40}, {"cpus": 2, "runtime": "<TBD>"}]})]
-    assert unschedulable(fits, cluster) == []
+    assert unschedulable(fits, cluster) == [] and unschedulable(fits, cluster, retries=True) == []
+    # attempt 1 over the partition's: refused, and not warned of a second time for its retries
+    over = [("train", "a", {"cpus": 2, "mem_mb": 2000, "runtime": 90, "slurm_partition": "short",
+                            "attempts": [{"cpus": 2, "mem_mb": 2000, "runtime": 90 * a, "slurm_partition": "short"}
+                                         for a in (1, 2, 3)]})]
+    line, = unschedulable(over, cluster)
+    assert "asks SLURM for 90 minutes (runtime)" in line and "so nothing was submitted" in line, line
+    assert unschedulable(over, cluster, retries=True) == []
 
     # What each attempt asks, read as Snakemake reads a retry's: the job's attempt set (its resources evaluated
     # again), from 1 to restart_times + 1, and set back after.

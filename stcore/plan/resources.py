@@ -427,11 +427,18 @@ def _beyond(asks, partitions):
 _UNITS = {"mem_mb": "MB", "runtime": "minutes", "cpus": "CPUs"}
 
 
-def _beyond_at_some_attempt(asks, partitions):
-    """(the attempt, the problem :func:`_beyond` finds) of the first attempt of a job that asks for what its
-    partition can never give, or None.  ``asks["attempts"]``: what each attempt asks (a retry may ask more:
-    the rules' `attempt` times the first, or a given `40*attempt`); without it, the asks are attempt 1's."""
-    for attempt, each in enumerate(asks.get("attempts") or [asks], start=1):
+def _beyond_at_some_attempt(asks, partitions, retries=False):
+    """(the attempt, the problem :func:`_beyond` finds) of a job that asks for what its partition can never
+    give, or None: at attempt 1; with ``retries``, at the first retry that does where attempt 1 fits.
+    ``asks["attempts"]``: what each attempt asks (a retry may ask more: the rules' `attempt` times the first,
+    or a given `40*attempt`); without it, the asks are attempt 1's."""
+    attempts = asks.get("attempts") or [asks]
+    if not retries:
+        problem = _beyond(attempts[0], partitions)
+        return (1, problem) if problem else None
+    if _beyond(attempts[0], partitions):
+        return None
+    for attempt, each in enumerate(attempts[1:], start=2):
         problem = _beyond(each, partitions)
         if problem:
             return attempt, problem
@@ -451,12 +458,13 @@ def _attempt_words(asks, attempt, what):
             f"and a given '{key}=N*attempt' grow with the attempt)")
 
 
-def unschedulable(jobs, partitions):
+def unschedulable(jobs, partitions, retries=False):
     """One line per step whose jobs ask SLURM for what no node or partition of the cluster can ever give
-    (more CPUs or memory than any node of the job's partition has, more time than its MaxTime), on any
-    attempt the profile's retries allow, naming the first such job's sample, the attempt, what it asks for,
-    what the cluster offers and the fix; [] where every job fits or the cluster said nothing
-    (``partitions``: :func:`slurm_partitions`).  ``jobs``: (step, sample, asks) with asks {"cpus", "mem_mb",
+    (more CPUs or memory than any node of the job's partition has, more time than its MaxTime), naming the
+    first such job's sample, what it asks for, what the cluster offers and the fix; [] where every job fits
+    or the cluster said nothing (``partitions``: :func:`slurm_partitions`).  Judged at attempt 1, a refusal;
+    with ``retries``, at the retries the profile allows of jobs whose attempt 1 fits, a warning: the run
+    goes on, and only a job that fails that often reaches the retry SLURM could never start.  ``jobs``: (step, sample, asks) with asks {"cpus", "mem_mb",
     "runtime", "slurm_partition"} of attempt 1 and, where a job may be retried, "attempts": those of each
     attempt (1, 2, ...), a size not known yet (<TBD>) left out; a group job (profiles' groups:, one SLURM
     job for several steps) has its group's name as step and its steps' names in asks["steps"]."""
@@ -464,7 +472,7 @@ def unschedulable(jobs, partitions):
     for step, sample, asks in sorted(jobs, key=lambda job: (str(job[0]), str(job[1]))):   # the first slide by name
         if asks.get("steps"):
             steps_of[step] = asks["steps"]
-        problem = _beyond_at_some_attempt(asks, partitions) if partitions else None
+        problem = _beyond_at_some_attempt(asks, partitions, retries) if partitions else None
         if problem and step not in found:
             found[step] = (sample, asks, problem, [])
         elif problem:
@@ -475,17 +483,21 @@ def unschedulable(jobs, partitions):
         at = _attempt_words(asks, attempt, what)
         fewer = (f"; or fewer retries, --retries {attempt - 2} on the command line (retries: in the profile), so that "
                  f"attempt {attempt - 1}, the last, fits" if attempt > 1 else "")
+        waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
+        times = "once" if attempt == 2 else f"{attempt - 1} times"
+        never, warn = ((f"SLURM could never start it{waits}, so nothing was submitted", "") if attempt == 1 else
+                       (f"SLURM could never start that retry{waits}; the run goes on (attempt 1 fits), but a job of "
+                        f"it that fails {times} reaches that retry", "warning: "))
         steps = steps_of.get(step)
         if steps:                   # a group job: what it asks is its steps' (the sum of their runtimes)
-            waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
             lowered = {"runtime": "runtime (the group asks the sum of its steps': default-resources: runtime: in "
                                   "the profile for the steps without an estimate of their own, or --set-resources "
                                   f"'<step>:runtime=N' for each, with {' + '.join(steps)} at most {most})",
                        "mem_mb": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
                        "mem_limit": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
                        "cpus": f"threads (--set-threads <step>={most} for each of its steps)"}.get(what, "threads or memory")
-            lines.append(f"sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM{at} for "
-                         f"{asked}, but {offers}: SLURM could never start it{waits}, so nothing was submitted. Fix: "
+            lines.append(f"{warn}sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM{at} "
+                         f"for {asked}, but {offers}: {never}. Fix: "
                          f"lower its steps' {lowered}, or delete their lines under groups: in the profile (each step "
                          f"is then a job of its own), or a partition that allows more (slurm_partition in the "
                          f"profile's default-resources){fewer}")
@@ -504,9 +516,8 @@ def unschedulable(jobs, partitions):
                "runtime": f"--set-resources '{step}:runtime={most}' on the command line (or under set-resources: in "
                           f"the profile), or a partition that allows longer jobs (set-resources: {step}: "
                           f"slurm_partition: in the profile; sinfo -o '%P %l' lists them)"}[what]
-        waits = f" (it would wait in the queue without end, squeue's reason {reason})" if reason else ""
-        lines.append(f"sample '{sample}', step '{step}'{more} asks SLURM{at} for {asked}, but {offers}: SLURM could never "
-                     f"start it{waits}, so nothing was submitted. Fix: {fix}{fewer}")
+        lines.append(f"{warn}sample '{sample}', step '{step}'{more} asks SLURM{at} for {asked}, but {offers}: {never}. "
+                     f"Fix: {fix}{fewer}")
     return lines
 
 
@@ -597,10 +608,11 @@ def slurm_cluster(workflow):
 
 def check_slurm(workflow):
     """(refusals, warnings) for the run's SLURM jobs: a job no node or partition can ever run
-    (:func:`unschedulable`), a partition that is not up (:func:`down_partitions`); ([], []) off SLURM or
-    where sinfo does not answer."""
+    (:func:`unschedulable`); warnings: a retry none can run of a job whose attempt 1 fits, a partition that
+    is not up (:func:`down_partitions`); ([], []) off SLURM or where sinfo does not answer."""
     partitions = slurm_cluster(workflow)
     if not partitions:
         return [], []
     asks = list(slurm_asks(workflow))
-    return unschedulable(asks, partitions), list(down_partitions(asks, partitions))
+    return (unschedulable(asks, partitions),
+            unschedulable(asks, partitions, retries=True) + list(down_partitions(asks, partitions)))
