@@ -741,22 +741,17 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
         if not whole:
             off = _rounding_off(data)           # whole numbers but for float rounding: raw counts all the same
     rounded = _rounded_one_total(x) if whole else None
-    if values == "counts" and rounded is not None:
+    if values in ("counts", "log_normalized") and rounded is not None:
         total, spread = rounded
-        raise InputError(f"the count matrix holds whole numbers whose spots all sum to about one total ({total:g}, "
-                         f"each within {spread:g} of it: what rounding each value leaves), as normalised values "
-                         "rounded to whole numbers do (normalize_total, then rounding), not raw counts; they would "
-                         "be taken as counts of that depth in every spot", path=path,
-                         fix="store the raw counts in X, or set values to normalized (the sample sheet's values "
-                             "column; in stcore.tl.domains values='normalized')")
-    if values == "log_normalized" and rounded is not None:
-        total, spread = rounded
-        raise InputError(f"X holds whole numbers whose spots all sum to about one total ({total:g}, each within "
+        holds, taken, fix = (("the count matrix holds", "raw counts; they would be taken as counts of that depth in "
+                              "every spot", "store the raw counts in X, or set values to normalized")
+                             if values == "counts" else
+                             ("X holds", "log-normalised values; they would be taken as already logged",
+                              "set values to normalized"))
+        raise InputError(f"{holds} whole numbers whose spots all sum to about one total ({total:g}, each within "
                          f"{spread:g} of it: what rounding each value leaves), as normalised values rounded to whole "
-                         "numbers do (normalize_total, then rounding), not log-normalised values; they would be taken "
-                         "as already logged", path=path,
-                         fix="set values to normalized (the sample sheet's values column; in stcore.tl.domains "
-                             "values='normalized')")
+                         f"numbers do (normalize_total, then rounding), not {taken}", path=path,
+                         fix=f"{fix} (the sample sheet's values column; in stcore.tl.domains values='normalized')")
     if values in ("normalized", "log_normalized") and whole and rounded is None:
         _refuse_rounded_at_the_median(x, values, path)
     if (values in ("normalized", "log_normalized") and (whole or off is not None) and float(data.max()) > 0
