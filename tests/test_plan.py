@@ -92,15 +92,20 @@ def test_an_id_a_spreadsheet_wrote_as_a_decimal_number_is_named(tmp_path, capsys
     ("sample\tpath\tformat\ns\ta\th5ad\n", r"column 'n_clusters' is missing"),
     # a header as a spreadsheet or another tool writes it (was: "column 'sample' is missing. Fix: the columns are ...")
     ("Sample ID\tpath\tformat\tn_clusters\ns\ta\th5ad\t7\n",
-     r"column 'sample' is missing; the header's 'sample id' looks meant as it\. Fix: rename the column 'sample id' to "
-     r"'sample' in the header"),
+     r"column 'sample' is missing; the header's 'Sample ID' looks meant as it\. Fix: rename the column 'Sample ID' to "
+     r"'sample' in the header"),        # named as the header writes it (was: 'sample id', lower-cased)
     ("sample_id \tPath\tFormat\tN Clusters\ns\ta\th5ad\t7\n",
      r"column 'sample' is missing; the header's 'sample_id' looks meant as it\. Fix: rename the column 'sample_id'"),
     ("sample\tFile\tformat\tn_clusters\ns\ta\th5ad\t7\n",
-     r"column 'path' is missing; the header's 'file' looks meant as it\. Fix: rename the column 'file' to 'path'"),
+     r"column 'path' is missing; the header's 'File' looks meant as it\. Fix: rename the column 'File' to 'path'"),
     ("sample\tpath\tformat\tN-Clusters\ns\ta\th5ad\t7\n",
-     r"column 'n_clusters' is missing; the header's 'n-clusters' looks meant as it\. Fix: rename the column "
-     r"'n-clusters' to 'n_clusters' in the header"),
+     r"column 'n_clusters' is missing; the header's 'N-Clusters' looks meant as it\. Fix: rename the column "
+     r"'N-Clusters' to 'n_clusters' in the header"),
+    ("sample\tpath\tformat\tn_clusters\tTruth\ns\ta\th5ad\t7\td\tx\n",
+     r"line 2: a value past the header's last column \('Truth'\): 'x'"),
+    ("sample\tPath\tformat\tn_clusters\tpath\ns\ta\th5ad\t7\tb\n",
+     r"column 'path' appears twice in the header \('Path' and 'path': its names are read in any case\)\. Fix: keep "
+     r"one of them"),
     ("sample\tpath\tformat\tn_clusters\ns\ta\th5ad\t7\tx\n", r"line 2: a value past the header's last column"),
     ("sample\t\tpath\tformat\tn_clusters\ns\tq\ta\th5ad\t7\n", r"line 2: column 2 has no name in the header but holds 'q'"),
     ("sample\tpath\tformat\tn_clusters\na/b\tx\th5ad\t7\n", r"sample id 'a/b' is not a safe file name"),
@@ -2071,7 +2076,7 @@ def test_a_column_named_near_one_stcore_reads_is_named(tmp_path, column, meant):
     without their annotation (no score) or group.  Other columns stay notes, and a synonym beside
     the column itself is a note too."""
     text = f"sample\tpath\tformat\tn_clusters\t{column}\ns1\ta.h5ad\th5ad\t7\tx\ns2\tb.h5ad\th5ad\t7\tx\n"
-    with pytest.raises(PlanError, match=rf"^sample sheet '.*': column '{column.lower()}' is not a column stcore reads "
+    with pytest.raises(PlanError, match=rf"^sample sheet '.*': column '{column}' is not a column stcore reads "
                                         rf"\(it reads sample, path, format, n_clusters, values, truth, group\), so it would "
                                         rf"be kept as a note without a word; it looks meant as '{meant}'\. Fix: rename "
                                         rf"the column '{meant}' in the header"):

@@ -131,9 +131,10 @@ ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 
 def sheet_rows(path, numbered):
     """The sheet's cells (``numbered``: its (line number, text) lines, header first) as one dict
-    of text per slide.  Empty cells after the last named column (trailing tabs) and columns with
-    neither a name nor a value are dropped; a value in a column without a name, or past the
-    header's last column, is refused naming the line."""
+    of text per slide, keyed by the column's name in lower case, and {that name: the name as the header
+    writes it} (``'sample id'``: ``'Sample ID'``), which the messages name.  Empty cells after the last
+    named column (trailing tabs) and columns with neither a name nor a value are dropped; a value in a
+    column without a name, or past the header's last column, is refused naming the line."""
     parsed = list(csv.reader([line + "\n" for _, line in numbered], delimiter="\t"))
     for (number, _), cells in zip(numbered, parsed):
         if any("\n" in cell for cell in cells):
@@ -145,6 +146,7 @@ def sheet_rows(path, numbered):
     header = [name.lower() for name in rows[0][1]]      # 'Sample', 'N_clusters' as spreadsheets capitalise
     while header and not header[-1]:
         header.pop()
+    written = rows[0][1][:len(header)]                  # the names as the header writes them, for messages
     body_rows = [cells for _, cells in rows[1:]]
     if (header and len(rows[0][1]) == len(header) and all(len(c) == len(header) + 1 for c in body_rows)
             and [c[0] for c in body_rows] == [str(i) for i in range(1, len(body_rows) + 1)]):
@@ -165,7 +167,7 @@ def sheet_rows(path, numbered):
         extra = [cell for cell in cells[len(header):] if cell]
         if extra:
             raise PlanError(f"sample sheet '{path}', line {number}: a value past the header's last column "
-                            f"('{header[-1]}'): '{extra[0]}'. Fix: delete the cells after the last named column, "
+                            f"('{written[-1]}'): '{extra[0]}'. Fix: delete the cells after the last named column, "
                             "or name their column in the header")
         body.append((number, cells[:len(header)] + [""] * (len(header) - len(cells))))
     for i, name in enumerate(header):
@@ -174,10 +176,12 @@ def sheet_rows(path, numbered):
             raise PlanError(f"sample sheet '{path}', line {filled[0][0]}: column {i + 1} has no name in the "
                             f"header but holds '{filled[0][1]}'. Fix: name the column in the header, or delete it")
         if name and header.index(name) != i:
-            raise PlanError(f"sample sheet '{path}': column '{name}' appears twice in the header. "
+            first = written[header.index(name)]
+            both = "" if first == written[i] else f" ('{first}' and '{written[i]}': its names are read in any case)"
+            raise PlanError(f"sample sheet '{path}': column '{written[i]}' appears twice in the header{both}. "
                             "Fix: keep one of them")
     keep = [i for i, name in enumerate(header) if name]
-    return [{header[i]: cells[i] for i in keep} for _, cells in body]
+    return [{header[i]: cells[i] for i in keep} for _, cells in body], {header[i]: written[i] for i in keep}
 
 
 def expand_path(cell, path, sample):
@@ -228,10 +232,10 @@ def read_sheet(path, config_files=()):
         how = " (its columns are aligned with spaces)" if not ("," in header or ";" in header) else ""
         raise PlanError(f"sample sheet '{path}' is not tab-separated{how} (its header is '{header}'). "
                         "Fix: save it as tab-separated text (TSV): one tab between cells")
-    rows = sheet_rows(path, numbered)
+    rows, written = sheet_rows(path, numbered)
     for column in ("sample", "path", "format", "n_clusters"):
         if column not in rows[0]:
-            near = [name for name in rows[0] if name not in READ_COLUMNS and meant_as(name) == column]
+            near = [written[name] for name in rows[0] if name not in READ_COLUMNS and meant_as(name) == column]
             if near:        # 'Sample ID', 'sample_id ', 'N Clusters': a header as spreadsheets and other tools write it
                 raise PlanError(f"sample sheet '{path}': column '{column}' is missing; the header's '{near[0]}' looks "
                                 f"meant as it. Fix: rename the column '{near[0]}' to '{column}' in the header (the "
@@ -243,7 +247,7 @@ def read_sheet(path, config_files=()):
             continue
         meant = [name for name in [meant_as(column)] if name]
         if meant and meant[0] not in rows[0]:
-            raise PlanError(f"sample sheet '{path}': column '{column}' is not a column stcore reads (it reads "
+            raise PlanError(f"sample sheet '{path}': column '{written[column]}' is not a column stcore reads (it reads "
                             f"{', '.join(READ_COLUMNS)}), so it would be kept as a note without a word; it looks "
                             f"meant as '{meant[0]}'. Fix: rename the column '{meant[0]}' in the header (or, if it is "
                             "a note, give it another name)")
