@@ -441,6 +441,41 @@ def _smallest_without_ones(x, data: np.ndarray) -> float | None:
     return float(values.min())
 
 
+#: Values a spot of counts with 1 added to each stored value holds all of (:func:`_stored_values_plus_one`):
+#: its counts 1 to 4, each one more.  No spot of counts multiplied by a factor of 1.5 or more (the factors
+#: that leave no 1) and rounded holds them all: 1.5 to 1.75 leave no 4 or 5 (np.rint(1.5 * [1, 2, 3, 4]) is
+#: 2, 3, 4, 6), 1.75 and more no 3.
+PLUS_ONE_VALUES = (2, 3, 4, 5)
+
+#: Share of the spots of :data:`SPOT_SMALLEST_MIN_VALUES` stored values or more that hold all of
+#: :data:`PLUS_ONE_VALUES`, from which a slide whose smallest value is 2 is taken for counts with 1 added
+#: to each stored value (DLPFC 151673, its first 800 spots, ``X.data += 1``: 796 of 800).
+PLUS_ONE_SPOTS_SHARE = 0.5
+
+
+def _stored_values_plus_one(x, *, rows: int = 65536) -> tuple[int, int] | None:
+    """Where the whole numbers ``x``, zeros kept and no 1 held (:func:`_smallest_without_ones` found 2 the
+    smallest), are counts with 1 added to each stored value (``adata.X.data += 1`` on a sparse matrix):
+    (spots holding all of :data:`PLUS_ONE_VALUES`, spots of :data:`SPOT_SMALLEST_MIN_VALUES` stored values or
+    more), where the first is :data:`PLUS_ONE_SPOTS_SHARE` of the second or more; else None (counts
+    rescaled and rounded hold none such).  A block of rows at a time."""
+    import scipy.sparse as sp
+
+    holding, spots = 0, 0
+    for start in range(0, x.shape[0], rows):
+        block = sp.csr_matrix(x[start:start + rows])
+        block.eliminate_zeros()
+        stored = np.diff(block.indptr)
+        per_row = np.repeat(np.arange(block.shape[0]), stored)
+        held = np.ones(block.shape[0], dtype=bool)
+        for value in PLUS_ONE_VALUES:
+            held &= np.bincount(per_row[block.data == value], minlength=block.shape[0]) > 0
+        deep = stored >= SPOT_SMALLEST_MIN_VALUES
+        spots += int(deep.sum())
+        holding += int((held & deep).sum())
+    return (holding, spots) if spots and holding >= PLUS_ONE_SPOTS_SHARE * spots else None
+
+
 #: Values of a spot's smallest value (2 or more, no 1 held) from which the spot is taken for counts
 #: scaled up and rounded (:func:`_spots_without_ones`): a gene's Poisson counts of rate r hold value
 #: m - 1 m / r times as often as m, and the rates that give a value of m often lie near m, so raw counts
@@ -821,6 +856,16 @@ def check_values_match(x, values: str, *, path: str | None = None, whole: bool |
                                  fix=f"store the raw counts in X (if they were multiplied by {factor}: adata.X = "
                                      f"adata.X / {factor})")
             smallest = _smallest_without_ones(x, data)
+            plus_one = _stored_values_plus_one(x) if smallest == 2 else None
+            if plus_one is not None:
+                raise InputError(f"the count matrix holds whole numbers and zeros, but no value is 1 (the smallest is "
+                                 f"2), and {plus_one[0]} of its {plus_one[1]} spots of {SPOT_SMALLEST_MIN_VALUES} "
+                                 f"values or more hold each of {', '.join(map(str, PLUS_ONE_VALUES))}, as counts "
+                                 "with 1 added to every value other than 0 leave them (adata.X.data += 1 on a sparse "
+                                 "matrix, the zeros kept), and counts rescaled and rounded never do; "
+                                 "they would be taken as counts one higher, a count of 1 as 2", path=path,
+                                 fix="store the raw counts in X (if 1 was added to the stored values: "
+                                     + ("adata.X.data -= 1)" if hasattr(x, "indptr") else "adata.X[adata.X > 0] -= 1)"))
             if smallest is not None:
                 raise InputError(f"the count matrix holds whole numbers and zeros, but no value is 1 (the smallest is "
                                  f"{smallest:g}), where raw counts that hold zeros hold 1s too: counts rescaled by a "

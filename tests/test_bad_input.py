@@ -71,6 +71,20 @@ def _binarised():
     return adata
 
 
+def _stored_counts_changed(change):
+    """A builder: a slide of 200 genes, half its counts set to 0 (about 100 stored values a spot, as
+    real slides' spots hold hundreds), then ``change(x)`` applied to its CSR matrix, written as .h5ad."""
+    def build(tmp):
+        adata = tiny_slide(n_genes=200)
+        x = adata.X.toarray()
+        x[np.random.default_rng(0).random(x.shape) < 0.5] = 0
+        x = sp.csr_matrix(x)
+        change(x)
+        adata.X = x
+        return write(adata, tmp / "slide.h5ad"), "h5ad"
+    return build
+
+
 def _count_per_spot_truth(tmp, as_text: bool = False):
     """The truth column set to each spot's total count, as Xenium's obs['transcript_counts'] holds it:
     more distinct numbers than any annotation has labels, but each shared by several spots;
@@ -261,6 +275,19 @@ CATALOGUE = {
         r"the count matrix holds whole numbers and zeros, but no value is 1 \(the smallest is 2\), where raw counts "
         r"that hold zeros hold 1s too: counts rescaled by a factor that is not whole and rounded \(np\.rint\(X \* 1\.5\) "
         r"holds no 1\); they would be taken as deeper counts than measured\. Fix: store the raw counts in X"),
+    # counts with 1 added to each stored value, the zeros kept (adata.X.data += 1 on a sparse matrix): no value is
+    # 1 (was: named as counts rescaled and rounded, np.rint(X * 1.5), with no fix that undoes it)
+    "counts_plus_one_stored": (
+        _stored_counts_changed(lambda x: x.data.__iadd__(1)), {},
+        r"the count matrix holds whole numbers and zeros, but no value is 1 \(the smallest is 2\), and \d+ of its 64 "
+        r"spots of 50 values or more hold each of 2, 3, 4, 5, as counts with 1 added to every value other than 0 "
+        r"leave them \(adata\.X\.data \+= 1 on a sparse matrix, the zeros kept\), and counts rescaled and rounded "
+        r"never do; .*Fix: store the raw counts in X \(if 1 was added to the stored values: adata\.X\.data -= 1\)$"),
+    # the same spots rescaled by 1.5 and rounded are still named so: no spot holds each of 2, 3, 4, 5
+    "counts_rescaled_and_rounded_deep_spots": (
+        _stored_counts_changed(lambda x: x.data.__setitem__(slice(None), np.rint(x.data * 1.5))), {},
+        r"no value is 1 \(the smallest is 2\), where raw counts that hold zeros hold 1s too: counts rescaled by a "
+        r"factor that is not whole and rounded"),
     # counts with 1 added to every value (a pseudocount): no zero left, 1 the most common value (where 0 was, as
     # in raw counts, here half the values); every gene was taken as detected in every spot
     "counts_with_pseudocount": (_h5ad(set_x(with_pseudocount)), {},
