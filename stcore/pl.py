@@ -477,6 +477,24 @@ def _close_up(fig, rows, gap_in: float = 0.15, title=None) -> None:
         title.set_verticalalignment("top")
 
 
+def _positions_read(record) -> tuple[str, object]:
+    """The obsm key (its ``spatial_key``) and the columns (its ``spatial_dims``, a stored squidpy graph's
+    params do not name them, else those its graph was built from: records written before it kept its own)
+    that the :func:`stcore.tl.domains` call of ``record`` read; ``('spatial', None)`` without one."""
+    graph = record.get("graph") if isinstance(record, Mapping) else None
+    if not isinstance(graph, Mapping):
+        return "spatial", None
+    params = graph.get("params")
+    dims = graph.get("spatial_dims")
+    if dims is None:
+        dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
+    return str(graph.get("spatial_key") or "spatial"), dims
+
+
+def _dims_key(dims) -> tuple | None:
+    return None if dims is None else tuple(map(str, np.ravel(dims)))
+
+
 def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth: str | None = None,
             basis: str | Sequence[str] | None = None, slide_key: str | None = None, library_id: str | None = None,
             img_key: str | None = None, img: bool = True, size: float = 1.0, palette=None,
@@ -511,8 +529,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     basis : str or sequence of str, default None
         ``obsm`` key(s) of the positions (default ``None``: the positions
         :func:`stcore.tl.domains` read, its ``spatial_key`` and of more than two columns its
-        ``spatial_dims``, else ``'spatial'``), drawn as a tissue map, y down, equal axes.  Another key (e.g. ``'X_umap'``) draws the first two
-        columns of that embedding; several keys give a row of panels each.
+        ``spatial_dims``, else ``'spatial'``; each column of ``key`` on those its own call read, as
+        :func:`stcore.tl.calls_by_key` keeps them), drawn as a tissue map, y down, equal axes.  Another key
+        (e.g. ``'X_umap'``) draws the first two columns of that embedding; several keys give a row of panels each.
     slide_key : str, default None
         ``obs`` column naming each spot's slide (default ``None``: none; for a group's ``domains.h5ad``,
         whose ``uns['stcore']`` holds each slide's scores, the workflow's ``'slide'``, so it is drawn and
@@ -587,20 +606,25 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                          "be drawn and scored against itself (ARI 1). Fix: pass the column stcore.tl.domains wrote as "
                          "key (its key_added, uns['stcore']['key']) and the annotation as truth")
     # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
-    graph = record.get("graph") if isinstance(record, Mapping) else None
-    tissue = str(graph.get("spatial_key") or "spatial") if isinstance(graph, Mapping) else "spatial"
+    tissue, dims = _positions_read(record)
     bases = [tissue] if basis is None else [basis] if isinstance(basis, str) else list(basis)
-    params = graph.get("params") if isinstance(graph, Mapping) else None
-    # the columns tl.domains read: its spatial_dims (a stored squidpy graph's params do not name them), else
-    # those its graph was built from (records written before it kept its own)
-    dims = graph.get("spatial_dims") if isinstance(graph, Mapping) else None
-    if dims is None:
-        dims = params.get("spatial_dims") if isinstance(params, Mapping) else None
+    # without basis, each found column on the positions its own call read: an earlier call's spatial_key
+    # (obsm['spatial_um']) where the last call read another (was: every column on the last call's)
+    own_positions = {}
+    if basis is None:
+        from .tl import calls_by_key
 
-    def xy_of(b: str) -> np.ndarray:
-        if b == tissue and dims is not None:        # the two columns tl.domains read (spatial_dims), not the first two
+        for col, call in calls_by_key(adata).items():
+            if col in keys and isinstance(call, Mapping) and isinstance(call.get("graph"), Mapping):
+                at = _positions_read(call)
+                if at[0] in adata.obsm and (at[0], _dims_key(at[1])) != (tissue, _dims_key(dims)):
+                    own_positions[col] = at
+
+    def xy_of(b: str, spot_dims=None) -> np.ndarray:
+        spot_dims = (dims if b == tissue else None) if spot_dims is None else spot_dims
+        if spot_dims is not None:       # the two columns tl.domains read (spatial_dims), not the first two
             try:
-                return np.asarray(dims_columns(adata.obsm[b], list(np.ravel(dims))), dtype=np.float64)
+                return np.asarray(dims_columns(adata.obsm[b], list(np.ravel(spot_dims))), dtype=np.float64)
             except (KeyError, ValueError, IndexError):
                 # those two columns kept alone since (adata.obsm['spatial'] = adata.obsm['spatial'][['x', 'y']]
                 # .to_numpy(), as squidpy takes them): the names or positions no longer apply, the two are x and y
@@ -797,24 +821,37 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy
-    spatial_d = None
-    if image is not None and tissue in positions and not _image_in_register(image, positions[tissue], tissue):
-        image = None
+    maps = {}           # tissue maps: (positions, spot diameter, image or None) by (obsm key, spatial_dims)
+
+    def tissue_map(b: str, spot_dims, xy: np.ndarray):
+        if (b, _dims_key(spot_dims)) not in maps:
+            pic = image if image is not None and _image_in_register(image, xy, b) else None
+            if pic is not None:
+                xy = xy * pic[1]
+                d = pic[2] * pic[1] if np.isfinite(pic[2]) else _spot_diameter(xy, panel_size)
+            else:
+                d = _spot_diameter(xy, panel_size)
+            maps[(b, _dims_key(spot_dims))] = (xy, d, pic)
+        return maps[(b, _dims_key(spot_dims))]
+
     if tissue in positions:
-        if image is not None:
-            positions[tissue] = positions[tissue] * image[1]
-            spatial_d = image[2] * image[1] if np.isfinite(image[2]) else _spot_diameter(positions[tissue], panel_size)
-        else:
-            spatial_d = _spot_diameter(positions[tissue], panel_size)
+        positions[tissue] = tissue_map(tissue, dims, positions[tissue])[0]
     used = []
     for ax, (b, col, head, cats, colors, names) in zip(axes, panels):
         labels = apart[col][0] if col in apart else _labels(adata.obs[col])
         if b == tissue:
-            if image is not None:
-                ax.imshow(image[0])
-            _draw(ax, positions[b], labels, colors, diameter=spatial_d * size, marker_size=0)
+            if col in own_positions:        # its own call's positions, not the last call's
+                at, at_dims = own_positions[col]
+                xy = xy_of(at, at_dims)
+                xy = side_by_side(xy, adata.obs[slide_key].to_numpy()) if slide_key is not None else xy
+                xy, spatial_d, pic = tissue_map(at, at_dims, xy)
+            else:
+                xy, spatial_d, pic = maps[(tissue, _dims_key(dims))]
+            if pic is not None:
+                ax.imshow(pic[0])
+            _draw(ax, xy, labels, colors, diameter=spatial_d * size, marker_size=0)
             if slide_key is not None:
-                _name_slides(ax, positions[b], adata.obs[slide_key])
+                _name_slides(ax, xy, adata.obs[slide_key])
             ax.set_aspect("equal")
             ax.set_anchor("W")              # spare width of the slot to the right, where the legend is
             ax.invert_yaxis()

@@ -1158,3 +1158,28 @@ def test_an_earlier_calls_embeddings_go_with_its_column_when_another_key_was_wri
     assert [ax.get_title() for ax in fig.axes] == ["a: graphst, seed 1\non graphst",
                                                    "b: graphst, seed 0\non graphst of a"]
     plt.close("all")
+
+
+def test_each_column_is_drawn_on_the_positions_its_own_call_read():
+    """A column of a call that read obsm['spatial_um'] (rotated and halved here), then one of a call that read
+    obsm['spatial']: without basis, each is drawn on its own call's positions (the first was drawn on
+    obsm['spatial'], the last call's, alone or beside the second), the annotation on the last call's."""
+    adata = tiny_slide()
+    adata.obs["truth"] = adata.obs.pop("domain")
+    xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
+    adata.obsm["spatial_um"] = xy[:, ::-1] * np.array([1.0, -1.0]) * 0.5
+    fast = {"train": {"epochs": 2}, "cluster": {"n_init": 1}, "n_top_genes": 30, "progress": False}
+    stcore.tl.domains(adata, n_clusters=2, spatial_key="spatial_um", key_added="first", **fast)
+    stcore.gr.spatial_graph(adata, spatial_key="spatial")
+    stcore.tl.domains(adata, n_clusters=2, seed=1, key_added="second", **fast)
+
+    def drawn_on(fig):
+        return [next(k for k in ("spatial", "spatial_um") if np.allclose(
+            next(c.get_offsets() for c in ax.collections if len(c.get_offsets()) == adata.n_obs), adata.obsm[k]))
+            for ax in fig.axes]
+
+    fig = stcore.pl.domains(adata, key=["first", "second"], truth="truth", show=False, return_fig=True)
+    assert drawn_on(fig) == ["spatial", "spatial_um", "spatial"]
+    assert drawn_on(stcore.pl.domains(adata, key="first", show=False, return_fig=True)) == ["spatial_um"]
+    assert drawn_on(stcore.pl.domains(adata, key="first", basis="spatial", show=False, return_fig=True)) == ["spatial"]
+    plt.close("all")
