@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n-clusters", type=int, default=3, help="number of domains (default: %(default)s)")
     parser.add_argument("--spots", type=int, default=2000, help="spots of the simulated slide (default: %(default)s)")
     parser.add_argument("--genes", type=int, default=3000, help="genes of the simulated slide (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=600, help="training epochs (default: %(default)s; fewer give other domains: docs/notebook.md)")
+    parser.add_argument("--epochs", type=int, default=600,
+                        help="training epochs (default: %(default)s); fewer give other domains: docs/notebook.md")
     parser.add_argument("--out", type=Path, default=Path("figures"),
                         help="folder of the figure and, without --visium, of the simulated slide's folder "
                              "(default: %(default)s)")
