@@ -193,11 +193,12 @@ def test_every_list_of_the_methods_names_the_registry_s_methods_and_extras():
     table = re.findall(r"^\| `(\w+)` \|", adding, re.M)
     assert sorted(table) == expected["peers"], \
         f"docs/adding_a_method.md's table of the peers extra's models: {table}; stcore/registry.py: {expected['peers']}"
-    sparse = re.search(r"\*\*Sparse throughout\*\*(.*?)\n(?:- |\n)", (REPO / "README.md").read_text(), re.S)
-    assert sparse, "README.md: the guarantee 'Sparse throughout' moved"
+    sparse = re.search(r"\*\*Sparse throughout\*\*(.*?)\n(?:- |\n)", (REPO / "docs" / "guarantees.md").read_text(),
+                       re.S)
+    assert sparse, "docs/guarantees.md: the guarantee 'Sparse throughout' moved"
     named = sorted(set(re.findall(r"`(\w+)`", sparse.group(1))) & set(METHODS))
     dense = sorted(name for name, f in METHODS.items() if f.dense_spots)
-    assert named == dense, (f"README.md, 'Sparse throughout' names {named} as holding dense spots x spots "
+    assert named == dense, (f"docs/guarantees.md, 'Sparse throughout' names {named} as holding dense spots x spots "
                             f"matrices; the registry's dense_spots are {dense}")
     examples = re.findall(r"\{(\w+): [^{}]+\} for (\w+)", peer)
     assert examples, "config schema, train.peer's description: its examples '{key: value} for <model>' moved"
