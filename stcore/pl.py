@@ -287,8 +287,9 @@ def _embedding_of_another_call(adata: ad.AnnData, col: str, basis: str, made_by=
 
 
 def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
-    """(image, scale factor, spot diameter in full-resolution pixels) from ``uns['spatial']`` as
-    scanpy's Visium reader stores it, or None when it holds no image."""
+    """(image, scale factor, spot diameter in full-resolution pixels, library, image key, the library's
+    scale factors) from ``uns['spatial']`` as scanpy's Visium reader stores it, or None when it holds no
+    image."""
     spatial = adata.uns.get("spatial")
     if not isinstance(spatial, dict) or not spatial:
         return None
@@ -310,18 +311,19 @@ def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None
     for k in keys:
         if k in images and f"tissue_{k}_scalef" in scale:
             return (np.asarray(images[k]), float(scale[f"tissue_{k}_scalef"]),
-                    float(scale.get("spot_diameter_fullres", np.nan)), str(library_id), k)
+                    float(scale.get("spot_diameter_fullres", np.nan)), str(library_id), k, scale)
     return None
 
 
 def _image_in_register(image, xy: np.ndarray, basis: str) -> bool:
     """Whether the spots at ``xy`` fit the tissue ``image`` (:func:`_tissue_image`'s) at its scale factor
-    (:func:`stcore.validate.image_out_of_register`); where they do not (coordinates at an image's scale
-    rather than full-resolution pixels, or of another slide), a warning, and the map is drawn without it."""
+    (:func:`stcore.validate.image_out_of_register`); where they do not (coordinates at an image's scale,
+    this one's or another of the slide's, rather than full-resolution pixels, or of another slide), a
+    warning, and the map is drawn without it."""
     from .validate import image_out_of_register
 
-    pixels, factor, diameter, library, key = image
-    found = image_out_of_register(xy, key, pixels.shape, factor, diameter)
+    pixels, factor, diameter, library, key, scales = image
+    found = image_out_of_register(xy, key, pixels.shape, factor, diameter, scales)
     if found is None:
         return True
     problem, scaled = found

@@ -974,13 +974,15 @@ VISIUM_SPACING_DIAMETERS = 100 / 55
 
 
 def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
-                          diameter: float | None = None) -> tuple[str, float | None] | None:
+                          diameter: float | None = None,
+                          scales: Mapping | None = None) -> tuple[str, float | None] | None:
     """Whether spots at ``xy`` (full-resolution pixels, as Space Ranger gives them) fall off their
     tissue image ``key`` (its ``shape``) at ``tissue_<key>_scalef`` ``factor``: 1% of the spots or more
     beyond the image's edge, or (``diameter``, the scale factors' ``spot_diameter_fullres``) spots
     closer together than :data:`MIN_SPACING_DIAMETERS` of it, coordinates at another scale (an
     image's).  The problem (None where the spots fit) and the factor the coordinates were scaled by,
-    where it is this image's (else None), for the caller's fix."""
+    where it is this image's or, ``scales`` (the slide's scale factors), another image's of the slide
+    (``tissue_lowres_scalef`` where the hires image is drawn) (else None), for the caller's fix."""
     from scipy.spatial import cKDTree
 
     from .graph import spot_spacing
@@ -1002,15 +1004,28 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
         drawn = xy if len(xy) <= 20000 else xy[np.random.default_rng(0).choice(len(xy), 20000, replace=False)]
         spacing = spot_spacing(xy) if drawn is xy else float(np.median(cKDTree(xy).query(drawn, k=2)[0][:, 1]))
     if np.isfinite(spacing) and spacing < MIN_SPACING_DIAMETERS * diameter:
-        # scaled by this image's factor: Visium's spots 1.8 diameters apart, or Visium HD's bins 1
-        this = any(abs(np.log(spacing / (apart * diameter) / float(factor))) < np.log(1.5)
-                   for apart in (VISIUM_SPACING_DIAMETERS, 1.0))
-        scaled = float(factor) if this else spacing / (VISIUM_SPACING_DIAMETERS * diameter)
+        # scaled by this image's factor, else by another image's of the slide (the lowres image's where the
+        # hires one is drawn): Visium's spots 1.8 diameters apart, or Visium HD's bins 1
+        others = [(str(k)[len("tissue_"):-len("_scalef")], v) for k, v in (scales or {}).items()
+                  if re.fullmatch(r"tissue_\w+_scalef", str(k)) and str(k) != f"tissue_{key}_scalef"]
+        at_scale = None
+        for name, f in [(key, factor)] + others:
+            try:
+                f = float(f)
+            except (TypeError, ValueError):
+                continue
+            if f > 0 and any(abs(np.log(spacing / (apart * diameter) / f)) < np.log(1.5)
+                             for apart in (VISIUM_SPACING_DIAMETERS, 1.0)):
+                at_scale = (name, f)
+                break
+        scaled = at_scale[1] if at_scale else spacing / (VISIUM_SPACING_DIAMETERS * diameter)
         return (f"the spots lie {spacing:.3g} apart (the median distance to the nearest), where the scale factors' "
                 f"spot_diameter_fullres is {diameter:.3g} (Visium's spots lie 1.8 diameters apart, Visium HD's bins 1): "
                 "the coordinates are not the image's full-resolution pixels"
-                + (f" but at the {key} image's scale (tissue_{key}_scalef {float(factor):g})" if this else "")
-                + f", and the spots would be drawn on {scaled:.0%} of the tissue's extent", float(factor) if this else None)
+                + (f" but at the {at_scale[0]} image's scale (tissue_{at_scale[0]}_scalef {at_scale[1]:g})"
+                   if at_scale else "")
+                + f", and the spots would be drawn on {scaled:.0%} of the tissue's extent",
+                at_scale[1] if at_scale else None)
     return None
 
 

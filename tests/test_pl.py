@@ -554,6 +554,38 @@ def test_coordinates_at_the_hires_images_scale_are_not_drawn_on_it(tmp_path, cap
     plt.close("all")
 
 
+def test_coordinates_at_the_lowres_images_scale_are_named_so_where_the_hires_image_is_drawn(caplog):
+    """obsm['spatial'] at the lowres image's scale (full-resolution pixels times tissue_lowres_scalef) beside
+    Space Ranger's uns['spatial'] with both images: the hires one is drawn, and the warning said the coordinates
+    were not full-resolution pixels without naming their scale or the fix (DLPFC 151673 so: 'the spots lie 6.17
+    apart ... the coordinates are not the image's full-resolution pixels, and the spots would be drawn on 4% of
+    the tissue's extent'); it names the lowres image's scale and divides by its factor, as for the hires one's.
+    Only the lowres image stored, and coordinates at the hires one's scale, likewise."""
+    adata, _ = _slide()
+    side = int(adata.obsm["spatial"].max() * 0.15) + 20
+    scalefactors = {"tissue_hires_scalef": 0.15, "tissue_lowres_scalef": 0.045, "spot_diameter_fullres": 55.0}
+    adata.uns["spatial"] = {"lib1": {"images": {"hires": np.full((side, side, 3), 0.9),
+                                                "lowres": np.full((int(side * 0.3), int(side * 0.3), 3), 0.9)},
+                                     "scalefactors": scalefactors}}
+    full = adata.obsm["spatial"].copy()
+    adata.obsm["spatial"] = full * 0.045
+    with caplog.at_level("WARNING", logger="stcore"):
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    assert re.search(r"the coordinates are not the image's full-resolution pixels but at the lowres image's scale "
+                     r"\(tissue_lowres_scalef 0\.045\), and the spots would be drawn on 4% of the tissue's extent; the "
+                     r"tissue image is left out.*Fix: .*adata\.obsm\['spatial'\] = adata\.obsm\['spatial'\] / 0\.045",
+                     caplog.text), caplog.text
+    caplog.clear()
+    del adata.uns["spatial"]["lib1"]["images"]["hires"]           # the lowres image alone, coordinates at hires scale
+    adata.obsm["spatial"] = full * 0.15
+    with caplog.at_level("WARNING", logger="stcore"):
+        stcore.pl.domains(adata, truth="truth", show=False)
+    assert ("at the hires image's scale (tissue_hires_scalef 0.15), and the spots would be drawn on 15%" in caplog.text
+            and "/ 0.15" in caplog.text), caplog.text
+    plt.close("all")
+
+
 def test_save_follows_scanpy_settings(tmp_path):
     import scanpy as sc
 
