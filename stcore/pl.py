@@ -323,10 +323,16 @@ def _image_in_register(image, xy: np.ndarray, basis: str) -> bool:
     from .validate import image_out_of_register
 
     pixels, factor, diameter, library, key, scales = image
-    found = image_out_of_register(xy, key, pixels.shape, factor, diameter, scales)
+    found = image_out_of_register(xy, key, pixels.shape, factor, diameter, scales, swapped=True)
     if found is None:
         return True
-    problem, scaled = found
+    problem, scaled, swapped = found
+    if swapped:                 # every spot on the image with x and y swapped
+        log.warning("uns['spatial']['%s']: %s; the tissue image is left out, and the spots are drawn without it. Fix: "
+                    "store x then y: adata.obsm['%s'] = adata.obsm['%s'][:, ::-1] (x is Space Ranger's "
+                    "pxl_col_in_fullres, y its pxl_row_in_fullres), or, where the image was turned, the image Space "
+                    "Ranger wrote", library, problem, basis, basis)
+        return False
     log.warning("uns['spatial']['%s']: %s; the tissue image is left out, and the spots are drawn without it. Fix: "
                 "store the spots' full-resolution pixel coordinates in obsm['%s'] (as Space Ranger's tissue_positions "
                 "give them%s), or the scale factors of the image they were measured on", library, problem, basis,

@@ -974,15 +974,16 @@ VISIUM_SPACING_DIAMETERS = 100 / 55
 
 
 def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
-                          diameter: float | None = None,
-                          scales: Mapping | None = None) -> tuple[str, float | None] | None:
+                          diameter: float | None = None, scales: Mapping | None = None,
+                          swapped: bool = False) -> tuple[str, float | None, bool] | None:
     """Whether spots at ``xy`` (full-resolution pixels, as Space Ranger gives them) fall off their
     tissue image ``key`` (its ``shape``) at ``tissue_<key>_scalef`` ``factor``: 1% of the spots or more
     beyond the image's edge, or (``diameter``, the scale factors' ``spot_diameter_fullres``) spots
     closer together than :data:`MIN_SPACING_DIAMETERS` of it, coordinates at another scale (an
     image's).  The problem (None where the spots fit) and the factor the coordinates were scaled by,
     where it is this image's or, ``scales`` (the slide's scale factors), another image's of the slide
-    (``tissue_lowres_scalef`` where the hires image is drawn) (else None), for the caller's fix."""
+    (``tissue_lowres_scalef`` where the hires image is drawn) (else None), and (``swapped``) whether the
+    spots off the image all lie on it with x and y swapped (said so), for the caller's fix."""
     from scipy.spatial import cKDTree
 
     from .graph import spot_spacing
@@ -993,11 +994,20 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
     h, w = shape[:2]
     at = xy * float(factor)
     margin = 0.02 * max(h, w)
-    outside = int(((at[:, 0] < -margin) | (at[:, 0] > w + margin) | (at[:, 1] < -margin) | (at[:, 1] > h + margin)).sum())
+
+    def off(p: np.ndarray) -> int:
+        return int(((p[:, 0] < -margin) | (p[:, 0] > w + margin) | (p[:, 1] < -margin) | (p[:, 1] > h + margin)).sum())
+
+    outside = off(at)
     if outside >= max(1, 0.01 * len(xy)):
         reach = at.max(axis=0)
+        # x and y swapped (the pixel row first) on an image longer one way: the spots fall off it, and the other
+        # way round every one lies on it
+        turned = swapped and off(at[:, ::-1]) == 0
         return (f"tissue_{key}_scalef {float(factor):g} puts {outside} of the {len(xy)} spots outside the {key} image "
-                f"({w} x {h} pixels; the spots reach {reach[0]:.0f} x {reach[1]:.0f})", None)
+                f"({w} x {h} pixels; the spots reach {reach[0]:.0f} x {reach[1]:.0f})"
+                + ("; with the two coordinates swapped every spot lies on it: x and y are swapped (the pixel row "
+                   "first), or the image was turned a quarter" if turned else ""), None, turned)
     spacing = float("nan")
     if diameter and np.isfinite(diameter) and len(xy) > 1:
         # the spacing of 20,000 spots drawn at random (a large slide's whole knn: seconds per figure)
@@ -1025,7 +1035,7 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
                 + (f" but at the {at_scale[0]} image's scale (tissue_{at_scale[0]}_scalef {at_scale[1]:g})"
                    if at_scale else "")
                 + f", and the spots would be drawn on {scaled:.0%} of the tissue's extent",
-                at_scale[1] if at_scale else None)
+                at_scale[1] if at_scale else None, False)
     return None
 
 

@@ -586,6 +586,32 @@ def test_coordinates_at_the_lowres_images_scale_are_named_so_where_the_hires_ima
     plt.close("all")
 
 
+def test_coordinates_swapped_off_an_image_longer_one_way_are_named_swapped(caplog):
+    """obsm['spatial'] y first (Space Ranger's pxl_row_in_fullres, then pxl_col_in_fullres) beside a tissue image
+    longer one way: 18 of the 144 spots fall off it, and the warning named the scale factors (another run's) as the
+    fault and their fix; it now says that with the coordinates swapped every spot lies on the image, with the fix
+    obsm['spatial'][:, ::-1].  The same slide x first is drawn on its image without a word."""
+    adata, _ = _slide()
+    scalef = 0.15
+    reach = adata.obsm["spatial"].max(axis=0) * scalef            # x 172, y 143: an image wider than tall
+    img = np.full((int(reach[1]) + 8, int(reach[0]) + 8, 3), 0.9)
+    adata.uns["spatial"] = {"lib1": {"images": {"hires": img},
+                                     "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 55.0}}}
+    with caplog.at_level("WARNING", logger="stcore"):
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert all(any(isinstance(a, AxesImage) for a in ax.get_children()) for ax in axes) and not caplog.records
+    adata.obsm["spatial"] = adata.obsm["spatial"][:, ::-1].copy()
+    with caplog.at_level("WARNING", logger="stcore"):
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    assert re.search(r"uns\['spatial'\]\['lib1'\]: tissue_hires_scalef 0\.15 puts 18 of the 144 spots outside the hires "
+                     r"image .*; with the two coordinates swapped every spot lies on it: x and y are swapped \(the pixel "
+                     r"row first\), or the image was turned a quarter; the tissue image is left out.*Fix: store x then y: "
+                     r"adata\.obsm\['spatial'\] = adata\.obsm\['spatial'\]\[:, ::-1\]", caplog.text), caplog.text
+    assert "scale factors of the image" not in caplog.text
+    plt.close("all")
+
+
 def test_save_follows_scanpy_settings(tmp_path):
     import scanpy as sc
 
