@@ -1377,6 +1377,43 @@ def test_a_job_over_what_its_partition_gives_a_job_of_a_node_is_refused_when_the
     assert slurm_partitions(SINFO_ANSWER, "scontrol: error: cannot connect\n") == slurm_partitions(SINFO_ANSWER)
 
 
+
+def test_mem_mb_per_cpu_given_to_a_job_is_what_the_run_start_checks():
+    """A profile's or --set-resources' mem_mb_per_cpu was not read by the start-of-run check: the slurm executor
+    submits it (--mem-per-cpu) in place of the job's mem_mb, so a train job of 2 CPUs given mem_mb_per_cpu=16000
+    asks a node for 32000 MB; the check read the rule's mem_mb and said nothing, and the job waited PENDING
+    without end on a cluster of 23081-MB nodes (over a partition's MaxMemPerNode: MaxMemPerLimit).  Now the
+    memory checked is mem_mb_per_cpu x the job's CPUs, and the fix names mem_mb_per_cpu."""
+    from stcore.plan.resources import _asks_of, slurm_partitions, unschedulable
+
+    given = {"mem_mb": 2000, "runtime": 30, "slurm_partition": None, "mem_mb_per_cpu": 16000}
+    asks = _asks_of(lambda: given, lambda res: 2)
+    line, = unschedulable([("train", "a", asks)], slurm_partitions(SINFO_ANSWER))
+    assert (asks["mem_mb"], asks["mem_mb_per_cpu"], asks["cpus"]) == (32000, 16000, 2)
+    assert line.startswith("sample 'a', step 'train' asks SLURM for 32000 MB of memory (mem_mb_per_cpu 16000 MB x "
+                           "its 2 CPUs: the slurm executor asks for mem_mb_per_cpu, where it is given, in place of "
+                           "mem_mb), but the largest node of partition 'debug' has 2 CPUs and 23081 MB") \
+        and "Fix: ask for at most what a node has, --set-resources 'train:mem_mb_per_cpu=11540' on the command " \
+            "line" in line, line
+    # over the partition's MaxMemPerNode (4000 MB a job on debug) though within its nodes: the same, for that limit
+    asks = _asks_of(lambda: dict(given, mem_mb_per_cpu=6000), lambda res: 1)
+    line, = unschedulable([("qc", "a", asks)], slurm_partitions(SINFO_ANSWER, SCONTROL_ANSWER))
+    assert "asks SLURM for 6000 MB of memory (mem_mb_per_cpu 6000 MB x its 1 CPUs" in line \
+        and "partition 'debug' gives a job at most 4000 MB of a node (its MaxMemPerNode" in line \
+        and "--set-resources 'qc:mem_mb_per_cpu=4000'" in line, line
+    asks = _asks_of(lambda: dict(given, mem_mb_per_cpu=2500, cpus_per_task=2), lambda res: 1)
+    line, = unschedulable([("post", "a", dict(asks, steps=["cluster", "evaluate"]))],
+                          slurm_partitions("debug*|n1|2|23081|infinite|up\n", "PartitionName=debug MaxMemPerNode=4000"))
+    assert "asks SLURM for 5000 MB of memory (mem_mb_per_cpu 2500 MB x its 2 CPUs" in line \
+        and "its MaxMemPerNode" in line and "lower its steps' mem_mb_per_cpu (--set-resources " \
+        "'<step>:mem_mb_per_cpu=2000' for each of its steps)" in line, line
+    # within the node: nothing said, though the rule's mem_mb alone is more; a mem_mb_per_cpu not known yet: unknown
+    assert unschedulable([("train", "a", _asks_of(lambda: dict(given, mem_mb=90000, mem_mb_per_cpu=8000),
+                                                  lambda res: 2))], slurm_partitions(SINFO_ANSWER)) == []
+    assert _asks_of(lambda: dict(given, mem_mb_per_cpu="<TBD>"), lambda res: 2)["mem_mb"] is None
+    assert _asks_of(lambda: given, lambda res: 2)["mem_mb"] == 32000 != _asks_of(
+        lambda: dict(given, mem_mb_per_cpu=None), lambda res: 2)["mem_mb"] == 2000
+
 def test_a_partition_that_is_down_is_warned_of():
     """A partition that exists but is down (scontrol update PartitionName=debug State=DOWN): SLURM holds its
     jobs (PartitionDown) and the run waited without a word; now a warning names it when the run starts."""

@@ -383,6 +383,9 @@ def _beyond(asks, partitions):
     if part is None:
         return None
     cpus, mem, minutes = (_whole(asks.get(key)) for key in ("cpus", "mem_mb", "runtime"))
+    memory = (f"{mem} MB of memory (mem_mb)" if asks.get("mem_mb_per_cpu") is None else
+              f"{mem} MB of memory (mem_mb_per_cpu {asks['mem_mb_per_cpu']} MB x its {max(cpus or 1, 1)} CPUs: the "
+              f"slurm executor asks for mem_mb_per_cpu, where it is given, in place of mem_mb)")
     largest = max(part["nodes"].values())
     most_cpus, most_mem = max(c for c, _ in part["nodes"].values()), max(m for _, m in part["nodes"].values())
     offers = (f"the largest node of partition '{name}' has {most_cpus} CPUs and {most_mem} MB "
@@ -393,7 +396,7 @@ def _beyond(asks, partitions):
         return ("cpus", f"{cpus} CPUs (--cpus-per-task, the step's threads)", offers, most_cpus, "PartitionConfig")
     if not any(mem is None or mem <= m for _, m in part["nodes"].values()):
         most, words = memory_limit(name, part)         # the fix: what the partition gives a job, where less
-        return ("mem_mb", f"{mem} MB of memory (mem_mb)", offers if most == most_mem else
+        return ("mem_mb", memory, offers if most == most_mem else
                 f"{offers}, and a job gets at most what {words}", most, None)
     if not any((cpus is None or cpus <= c) and (mem is None or mem <= m) for c, m in part["nodes"].values()):
         return ("both", f"{cpus} CPUs and {mem} MB together", offers + ", none both", None, None)
@@ -405,7 +408,7 @@ def _beyond(asks, partitions):
                 "PartitionConfig")
     cap = part.get("max_mem")
     if mem is not None and cap is not None and mem > cap:
-        return ("mem_limit", f"{mem} MB of memory (mem_mb)",
+        return ("mem_limit", memory,
                 f"partition '{name}' gives a job at most {cap} MB of a node (its MaxMemPerNode; {scontrol})",
                 memory_limit(name, part)[0], "MaxMemPerLimit")
     per_cpu = part.get("max_mem_per_cpu")
@@ -413,7 +416,8 @@ def _beyond(asks, partitions):
         room = max(min(c, part.get("max_cpus") or c) for c, m in part["nodes"].values() if mem <= m)
         need = max(cpus or 1, -(-mem // per_cpu))
         if need > room:
-            return ("mem_limit", f"{mem} MB of memory (mem_mb) on {cpus or 1} CPUs",
+            return ("mem_limit", memory if asks.get("mem_mb_per_cpu") is not None else
+                    f"{memory} on {cpus or 1} CPUs",
                     f"partition '{name}' allows at most {per_cpu} MB per CPU (its MaxMemPerCPU; {scontrol}), so SLURM "
                     f"would raise the job to {need} CPUs, more than a node of it gives a job ({room}), and sbatch "
                     f"refuses it", per_cpu * room, None)
@@ -425,6 +429,16 @@ def _beyond(asks, partitions):
 
 
 _UNITS = {"mem_mb": "MB", "runtime": "minutes", "cpus": "CPUs"}
+
+
+def _memory_fix(asks, most, step="<step>"):
+    """The --set-resources that asks for at most ``most`` MB of a job that asks ``asks``: mem_mb, or where the
+    job is given mem_mb_per_cpu (which the slurm executor asks for in place of mem_mb), mem_mb_per_cpu of
+    ``most`` over its CPUs."""
+    if asks.get("mem_mb_per_cpu") is None:
+        return f"'{step}:mem_mb={most}'"
+    cpus = max(_whole(asks.get("cpus")) or 1, 1)
+    return f"'{step}:mem_mb_per_cpu={int(most) // cpus}'"
 
 
 def _beyond_at_some_attempt(asks, partitions, retries=False):
@@ -490,11 +504,12 @@ def unschedulable(jobs, partitions, retries=False):
                         f"it that fails {times} reaches that retry", "warning: "))
         steps = steps_of.get(step)
         if steps:                   # a group job: what it asks is its steps' (the sum of their runtimes)
+            key = "mem_mb" if asks.get("mem_mb_per_cpu") is None else "mem_mb_per_cpu"
             lowered = {"runtime": "runtime (the group asks the sum of its steps': default-resources: runtime: in "
                                   "the profile for the steps without an estimate of their own, or --set-resources "
                                   f"'<step>:runtime=N' for each, with {' + '.join(steps)} at most {most})",
-                       "mem_mb": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
-                       "mem_limit": f"mem_mb (--set-resources '<step>:mem_mb={most}' for each of its steps)",
+                       "mem_mb": f"{key} (--set-resources {_memory_fix(asks, most)} for each of its steps)",
+                       "mem_limit": f"{key} (--set-resources {_memory_fix(asks, most)} for each of its steps)",
                        "cpus": f"threads (--set-threads <step>={most} for each of its steps)"}.get(what, "threads or memory")
             lines.append(f"{warn}sample '{sample}', group job '{step}' of steps {', '.join(steps)}{more} asks SLURM{at} "
                          f"for {asked}, but {offers}: {never}. Fix: "
@@ -505,10 +520,11 @@ def unschedulable(jobs, partitions, retries=False):
         fix = {"cpus": f"--set-threads {step}={most} on the command line (or set-threads: {{{step}: {most}}} in the "
                        f"profile), or a partition with larger nodes (set-resources: {step}: slurm_partition: in the "
                        f"profile)",
-               "mem_mb": f"ask for at most what a node has, --set-resources '{step}:mem_mb={most}' on the command "
-                         f"line (or under set-resources: in the profile), or a partition with larger nodes "
+               "mem_mb": f"ask for at most what a node has, --set-resources {_memory_fix(asks, most, step)} on the "
+                         f"command line (or under set-resources: in the profile), or a partition with larger nodes "
                          f"(set-resources: {step}: slurm_partition: in the profile)",
-               "mem_limit": f"ask for at most what the partition allows a job, --set-resources '{step}:mem_mb={most}' "
+               "mem_limit": f"ask for at most what the partition allows a job, --set-resources "
+                            f"{_memory_fix(asks, most, step)} "
                             f"on the command line (or under set-resources: in the profile), or a partition that allows "
                             f"more (set-resources: {step}: slurm_partition: in the profile)",
                "both": f"lower {step}'s threads (--set-threads) or its memory (--set-resources '{step}:mem_mb=...') "
@@ -586,13 +602,21 @@ def _attempts_of(job, resources, cores):
 
 def _asks_of(resources, cores):
     """{mem_mb, runtime, slurm_partition, cpus} of a job's or group's ``resources()``; None where a size is
-    not known yet (<TBD>; anything else is said when the job runs)."""
+    not known yet (<TBD>; anything else is said when the job runs).  A job given ``mem_mb_per_cpu`` (in a
+    profile's default-resources or set-resources) is submitted with it in place of its mem_mb (the slurm
+    executor: --mem-per-cpu where it is set, else --mem), so SLURM gives it mem_mb_per_cpu x its CPUs:
+    that is its mem_mb here (not known where either is not), and asks["mem_mb_per_cpu"] says so."""
     try:
         res = resources()
         asks = {key: res.get(key) for key in ("mem_mb", "runtime", "slurm_partition")}
         asks["cpus"] = res.get("cpus_per_task") or cores(res)
     except Exception:
         return None
+    per_cpu = res.get("mem_mb_per_cpu")
+    if per_cpu:
+        per_cpu, cpus = _whole(per_cpu), _whole(asks["cpus"])
+        asks["mem_mb"] = per_cpu * max(cpus, 1) if per_cpu is not None and cpus is not None else None
+        asks["mem_mb_per_cpu"] = per_cpu
     return asks
 
 
