@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .plan.runs import SIMULATED_SIZE, hex_side
+
 __all__ = ["Layout", "SimParams", "simulate_slide", "write_10x_h5", "write_visium"]
 
 
@@ -35,11 +37,11 @@ class SimParams:
     field_scale / field_strength: smooth nuisance fields, genes each one moves, their length
     scale as a share of the slide width, their sd on the log scale.  seed: random state."""
 
-    n_spots: int = 2000
+    n_spots: int = SIMULATED_SIZE["n_spots"]
     layout: Layout = Layout.HEX
     n_layers: int = 5
     n_regions: int = 1
-    n_genes: int = 3000
+    n_genes: int = SIMULATED_SIZE["n_genes"]
     markers_per_domain: int = 300
     marker_fold: float = 1.3
     depth: float = 1000.0
@@ -54,7 +56,7 @@ class SimParams:
 
 def _coords(p: SimParams, rng: np.random.Generator) -> np.ndarray:
     if Layout(p.layout) is Layout.HEX:
-        side = max(2, int(round(np.sqrt(p.n_spots))))
+        side = hex_side(p.n_spots)
         ii, jj = np.meshgrid(np.arange(side), np.arange(side))
         x = ii + 0.5 * (jj % 2)
         y = jj * np.sqrt(3) / 2

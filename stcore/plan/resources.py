@@ -216,22 +216,49 @@ class JobResources:
         matrices = [f for f in self.plan.raw_input(sample, slide_files) if slide_shape(f) is not None]
         return max(matrices, key=matrix_mb) if matrices else None
 
+    def planned_matrix(self, sample):
+        """What the qc.h5ad of ``sample`` will hold at most (:class:`Planned` spots, genes, stored entries), read
+        before any job of the run: a slide's matrix as qc reads it (:meth:`slide_matrix`; qc only drops spots and
+        genes); a slide the simulate rule makes, not written yet, the spots and genes its config's ``simulate``
+        entry gives (:func:`~.runs.simulated_shape`), every entry stored; a group's, its slides' spots together
+        on the fewest genes of one of them (the group joins them on the genes they share), their entries on those
+        genes.  None where a slide of it has no such file (missing: its qc job names it)."""
+        if sample in self.plan.groups:
+            parts = [self.planned_matrix(s) for s in self.plan.groups[sample]]
+            if not parts or any(part is None for part in parts):
+                return None
+            genes = min(part.genes for part in parts)
+            return Planned(sum(part.spots for part in parts), genes,
+                           sum(min(part.nnz, part.spots * genes) for part in parts))
+        matrix = self.slide_matrix(sample)
+        if matrix is not None:
+            (spots, genes), nnz = slide_shape(matrix), slide_nnz(matrix)
+        elif self.plan.simulated_of(sample) is not None:
+            from .runs import simulated_shape
+
+            spots, genes = simulated_shape((self.plan.config.get("simulate") or {})[self.plan.simulated_of(sample)])
+            nnz = None
+        else:
+            return None
+        return Planned(spots, genes, spots * genes if nnz is None else min(nnz, spots * genes))
+
     def train_input(self, wildcards, input):
         """(hvg.h5ad, graph) train's job is sized from: its files, or before hvg wrote hvg.h5ad what they
         will be at most (:class:`Planned`), so that the start-of-run check (:func:`check_slurm`) sees the
-        train jobs, the largest of a run.  hvg.h5ad: the spots of the slide's matrix (qc only drops
-        spots), hvg.n_top_genes of its genes (all where it has fewer), its stored entries (at most
-        spots x those genes); graph.npz (knn mode): a symmetric CSR of at most 2 x n_neighbors float32
-        entries a spot, uncompressed.  Unknown (<TBD>, as before) where the slide has no matrix file
-        (a group) or the graph is by radius (its degree is not known before it is built)."""
+        train jobs, the largest of a run.  hvg.h5ad: the spots of the slide's (or group's) qc.h5ad at most
+        (:meth:`planned_matrix`: a slide's matrix, a simulated slide's config, a group's slides together),
+        hvg.n_top_genes of its genes (all where it has fewer), its stored entries (at most spots x those
+        genes); graph.npz (knn mode, a group's built slide by slide): a symmetric CSR of at most 2 x
+        n_neighbors float32 entries a spot, uncompressed.  Unknown (<TBD>, as before) where a slide's file
+        is missing or the graph is by radius (its degree is not known before it is built)."""
         h5ad, graph = str(input.h5ad), [str(g) for g in ([input.graph] if isinstance(input.graph, str) else
                                                          list(input.graph or []))]
-        matrix = None if os.path.exists(h5ad) else self.slide_matrix(wildcards.sample)
+        matrix = None if os.path.exists(h5ad) else self.planned_matrix(wildcards.sample)
         if matrix is None:
             return h5ad, graph
-        (spots, genes), nnz = slide_shape(matrix), slide_nnz(matrix)
-        genes = min(genes, int((self.plan.config.get("hvg") or {}).get("n_top_genes") or genes))
-        planned = Planned(spots, genes, spots * genes if nnz is None else min(nnz, spots * genes))
+        spots, genes = matrix.spots, min(matrix.genes, int((self.plan.config.get("hvg") or {}).get("n_top_genes")
+                                                           or matrix.genes))
+        planned = Planned(spots, genes, min(matrix.nnz, spots * genes))
         settings = self.plan.config.get("graph") or {}
         if any(not os.path.exists(g) for g in graph):
             if settings.get("mode", "knn") != "knn" or not settings.get("n_neighbors"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 
@@ -30,6 +31,23 @@ def simulated_file(name="{name}"):
     """Path of the slide the simulate rule writes for simulated slide ``name`` (wildcard left in by
     default)."""
     return SIMULATED.format(name=name)
+
+
+# A simulated slide's size settings and their defaults (stcore.simulate.SimParams takes them from here).
+SIMULATED_SIZE = {"n_spots": 2000, "layout": "hex", "n_genes": 3000}
+
+
+def hex_side(n_spots):
+    """Spots a side of a simulated slide's hex layout: a square grid of about ``n_spots`` (at least 2 a side)."""
+    return max(2, int(round(math.sqrt(n_spots))))
+
+
+def simulated_shape(settings):
+    """(spots, genes) of the slide the simulate rule makes from ``settings`` (the config's ``simulate`` entry
+    of its name): a hex layout's grid of :func:`hex_side` squared, a scatter layout's ``n_spots``."""
+    size = dict(SIMULATED_SIZE, **{k: v for k, v in (settings or {}).items() if k in SIMULATED_SIZE})
+    spots = hex_side(size["n_spots"]) ** 2 if size["layout"] == "hex" else int(size["n_spots"])
+    return spots, int(size["n_genes"])
 
 
 def choices(names):
@@ -215,6 +233,12 @@ class Plan:
         """Whether the slide's file is one the simulate rule writes (:data:`SIMULATED` of a name of the
         config's ``simulate``): the DAG makes it before the slide's qc job reads it."""
         return os.path.normpath(self.slides[sample]["path"]) in self._simulated_paths
+
+    def simulated_of(self, sample):
+        """The name in the config's ``simulate`` of the slide the simulate rule writes for ``sample``, or None
+        (:meth:`made_here`)."""
+        path = os.path.normpath(self.slides[sample]["path"])
+        return next((name for name in self.simulated if os.path.normpath(simulated_file(name)) == path), None)
 
     def raw_input(self, sample, slide_files):
         """The files the slide's qc job reads, as its inputs: every file the slide's reader opens
