@@ -78,6 +78,32 @@ def slide_nnz(path):
         return None
 
 
+def radius_pairs(path, radius):
+    """Pairs of spots at most ``radius`` apart among the coordinates an .h5ad stores as obsm['spatial'] (a
+    numeric n x 2 array, as the h5ad reader takes them), read alone (16 bytes a spot) and counted with a k-d
+    tree (scipy's cKDTree.count_neighbors: no pair is held); None where the file holds no such array, or
+    scipy is not there."""
+    import h5py
+
+    try:
+        import numpy as np
+        from scipy.spatial import cKDTree
+    except ImportError:
+        return None
+    try:
+        with h5py.File(path, "r") as fh:
+            xy = fh["obsm"]["spatial"]
+            if not isinstance(xy, h5py.Dataset) or xy.ndim != 2 or xy.shape[1] != 2 or xy.dtype.kind not in "iuf":
+                return None
+            xy = np.asarray(xy[()], dtype=np.float64)
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+    if not len(xy) or not np.isfinite(xy).all():
+        return None
+    tree = cKDTree(xy)
+    return (int(tree.count_neighbors(tree, float(radius))) - len(xy)) // 2     # each pair twice, each spot once
+
+
 def dense_mb(path):
     """MiB of the slide as a dense float32 spots x genes matrix (file size as fallback)."""
     shape = slide_shape(path)
@@ -183,6 +209,7 @@ class JobResources:
 
     def __init__(self, plan):
         self.plan = plan
+        self._pairs = {}        # radius_pairs of a file, counted once a run
 
     def qc_mem_mb(self, wildcards, input, attempt):
         return qc_mem_mb(input.raw, attempt)
@@ -242,15 +269,46 @@ class JobResources:
             return None
         return Planned(spots, genes, spots * genes if nnz is None else min(nnz, spots * genes))
 
+    def planned_edges(self, sample, spots):
+        """The most stored entries ``sample``'s graph.npz will have (a symmetric graph: twice its edges) when
+        ``spots`` is the most spots of its hvg.h5ad: knn, 2 x n_neighbors a spot; radius, twice the pairs of
+        spots within graph.radius among the slide's own coordinates (:func:`radius_pairs`; qc only drops spots),
+        a group's slide by slide (its graph joins no two slides).  None where that is not known before the graph
+        is built: a radius graph of a slide whose coordinates are not an .h5ad's obsm['spatial'] (another
+        format's reader makes them; a simulated slide not made yet), or one over the mean neighbours the graph
+        step refuses (stcore.graph.MAX_RADIUS_NEIGHBOURS: its own message, and train never runs)."""
+        settings = self.plan.config.get("graph") or {}
+        if settings.get("mode", "knn") == "knn":
+            return 2 * int(settings["n_neighbors"]) * spots if settings.get("n_neighbors") else None
+        if settings.get("mode") != "radius" or not settings.get("radius"):
+            return None
+        pairs = 0
+        for slide in self.plan.groups.get(sample, [sample]):
+            matrix = self.slide_matrix(slide) if self.plan.slides[slide].get("format") == "h5ad" else None
+            if matrix is None:
+                return None
+            stat = os.stat(matrix)
+            key = (os.path.abspath(matrix), stat.st_size, stat.st_mtime_ns, float(settings["radius"]))
+            if key not in self._pairs:
+                self._pairs[key] = radius_pairs(matrix, settings["radius"])
+            if self._pairs[key] is None:
+                return None
+            pairs += self._pairs[key]
+        from ..graph import MAX_RADIUS_NEIGHBOURS
+
+        total = sum(slide_shape(self.slide_matrix(s))[0] for s in self.plan.groups.get(sample, [sample]))
+        return None if 2 * pairs > MAX_RADIUS_NEIGHBOURS * total else 2 * pairs
+
     def train_input(self, wildcards, input):
         """(hvg.h5ad, graph) train's job is sized from: its files, or before hvg wrote hvg.h5ad what they
         will be at most (:class:`Planned`), so that the start-of-run check (:func:`check_slurm`) sees the
         train jobs, the largest of a run.  hvg.h5ad: the spots of the slide's (or group's) qc.h5ad at most
         (:meth:`planned_matrix`: a slide's matrix, a simulated slide's config, a group's slides together),
         hvg.n_top_genes of its genes (all where it has fewer), its stored entries (at most spots x those
-        genes); graph.npz (knn mode, a group's built slide by slide): a symmetric CSR of at most 2 x
-        n_neighbors float32 entries a spot, uncompressed.  Unknown (<TBD>, as before) where a slide's file
-        is missing or the graph is by radius (its degree is not known before it is built)."""
+        genes); graph.npz: a symmetric CSR of at most :meth:`planned_edges` float32 entries (knn: 2 x
+        n_neighbors a spot; radius: twice the pairs within the radius among the slide's coordinates),
+        uncompressed.  Unknown (<TBD>, as before) where a slide's file is missing, or a radius graph's
+        entries are not known before it is built (:meth:`planned_edges`)."""
         h5ad, graph = str(input.h5ad), [str(g) for g in ([input.graph] if isinstance(input.graph, str) else
                                                          list(input.graph or []))]
         matrix = None if os.path.exists(h5ad) else self.planned_matrix(wildcards.sample)
@@ -259,11 +317,10 @@ class JobResources:
         spots, genes = matrix.spots, min(matrix.genes, int((self.plan.config.get("hvg") or {}).get("n_top_genes")
                                                            or matrix.genes))
         planned = Planned(spots, genes, min(matrix.nnz, spots * genes))
-        settings = self.plan.config.get("graph") or {}
         if any(not os.path.exists(g) for g in graph):
-            if settings.get("mode", "knn") != "knn" or not settings.get("n_neighbors"):
+            entries = self.planned_edges(wildcards.sample, spots)
+            if entries is None:
                 return h5ad, graph
-            entries = 2 * int(settings["n_neighbors"]) * spots
             graph = [g if os.path.exists(g) else Planned(mb=(8 * entries + 4 * (spots + 1)) / 2**20) for g in graph]
         return planned, graph
 
