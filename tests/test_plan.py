@@ -1506,6 +1506,8 @@ def test_mem_mb_per_cpu_given_to_a_job_is_what_the_run_start_checks():
     asks a node for 32000 MB; the check read the rule's mem_mb and said nothing, and the job waited PENDING
     without end on a cluster of 23081-MB nodes (over a partition's MaxMemPerNode: MaxMemPerLimit).  Now the
     memory checked is mem_mb_per_cpu x the job's CPUs, and the fix names mem_mb_per_cpu."""
+    from types import SimpleNamespace
+
     from stcore.plan.resources import _asks_of, slurm_partitions, unschedulable
 
     given = {"mem_mb": 2000, "runtime": 30, "slurm_partition": None, "mem_mb_per_cpu": 16000}
@@ -1535,6 +1537,17 @@ def test_mem_mb_per_cpu_given_to_a_job_is_what_the_run_start_checks():
     assert _asks_of(lambda: dict(given, mem_mb_per_cpu="<TBD>"), lambda res: 2)["mem_mb"] is None
     assert _asks_of(lambda: given, lambda res: 2)["mem_mb"] == 32000 != _asks_of(
         lambda: dict(given, mem_mb_per_cpu=None), lambda res: 2)["mem_mb"] == 2000
+    # as the pinned slurm executor submits such a job: --mem-per-cpu in place of --mem, on the job's threads
+    submit = pytest.importorskip("snakemake_executor_plugin_slurm.submit_string")
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    job = SimpleNamespace(resources=Resources(given), threads=2, is_group=lambda: False)
+    call = submit.get_submit_command(job, {"run_uuid": "u", "slurm_logfile": "log", "comment_str": "c", "account": "",
+                                           "partition": "", "workdir": ""}).split()
+    assert "--mem" not in call and call[call.index("--mem-per-cpu") + 1] == "16000" \
+        and "--cpus-per-task=2" in call, call
 
 def test_a_partition_that_is_down_is_warned_of():
     """A partition that exists but is down (scontrol update PartitionName=debug State=DOWN): SLURM holds its
