@@ -1549,6 +1549,35 @@ def test_mem_mb_per_cpu_given_to_a_job_is_what_the_run_start_checks():
     assert "--mem" not in call and call[call.index("--mem-per-cpu") + 1] == "16000" \
         and "--cpus-per-task=2" in call, call
 
+
+def test_a_group_job_is_named_by_its_slide_when_its_first_step_is_simulate():
+    """The start-of-run line of a group job named the slide of the job the DAG listed first, by its 'sample'
+    wildcard: a prep job of a simulated slide (simulate + qc + hvg + graph) whose first step was simulate,
+    whose wildcard is 'name', was named sample 'all' (the demo config on a partition of MaxTime 1 minute:
+    "sample 'all', group job 'prep' of steps graph, hvg, qc, simulate (and 2 more of its jobs)").  Now its
+    steps' sample, or the simulated slide's name where no step has one."""
+    from types import SimpleNamespace as NS
+
+    from stcore.plan.resources import slurm_asks
+
+    def job(rule, **wildcards):
+        return NS(rule=NS(name=rule), wildcards_dict=wildcards, is_local=False, attempt=1, restart_times=0,
+                  resources={"mem_mb": 2000, "runtime": 30}, threads=1)
+
+    prep = [job("simulate", name="sim_a"), job("qc", sample="a"), job("hvg", sample="a")]
+    alone = [job("simulate", name="sim_b")]
+    groups = {id(j): g for g, jobs in (("prep", prep), ("solo", alone)) for j in jobs}
+    class Group(NS):            # Snakemake's group jobs are dictionary keys
+        __hash__, __eq__ = object.__hash__, object.__eq__
+
+    made = {name: Group(groupid=name, jobs=jobs, attempt=1, restart_times=0,
+                        resources={"mem_mb": 2000, "runtime": 90, "_cores": 1}) for name, jobs in
+            (("prep", prep), ("solo", alone))}
+    workflow = NS(dag=NS(needrun_jobs=lambda: prep + alone + [job("table")],
+                         get_job_group=lambda j: made.get(groups.get(id(j)))))
+    named = {step: sample for step, sample, asks in slurm_asks(workflow)}
+    assert named == {"prep": "a", "solo": "sim_b", "table": "all"}, named
+
 def test_a_partition_that_is_down_is_warned_of():
     """A partition that exists but is down (scontrol update PartitionName=debug State=DOWN): SLURM holds its
     jobs (PartitionDown) and the run waited without a word; now a warning names it when the run starts."""

@@ -656,11 +656,21 @@ def slurm_asks(workflow):
         asks = _attempts_of(job, lambda: job.resources, lambda res: job.threads)
         if asks is not None:
             yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
-    for group, job in groups.items():
+    for group in groups:
         asks = _attempts_of(group, lambda: group.resources, lambda res: res.get("_cores"))
         if asks is not None:
             asks["steps"] = sorted({j.rule.name for j in group.jobs})
-            yield group.groupid, job.wildcards_dict.get("sample", "all"), asks
+            yield group.groupid, _group_sample(group.jobs), asks
+
+
+def _group_sample(jobs):
+    """The slide a group job (the profiles' prep, post) is of: its steps' sample, or a simulate step's slide name
+    where none has a sample (the group's first step may be simulate, whose wildcard is its name); 'all' for none."""
+    for key in ("sample", "name"):
+        found = sorted(str(j.wildcards_dict[key]) for j in jobs if key in j.wildcards_dict)
+        if found:
+            return found[0]
+    return "all"
 
 
 def _attempts_of(job, resources, cores):
