@@ -16,6 +16,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .validate import tissue_image as _tissue_image  # the image pl.domains draws, with its scale factors
+
 log = logging.getLogger(__name__)
 
 __all__ = ["domains", "domain_colors", "matched_colors", "stored_colors"]
@@ -286,57 +288,18 @@ def _embedding_of_another_call(adata: ad.AnnData, col: str, basis: str, made_by=
     return str(other)
 
 
-def _tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
-    """(image, scale factor, spot diameter in full-resolution pixels, library, image key, the library's
-    scale factors) from ``uns['spatial']`` as scanpy's Visium reader stores it, or None when it holds no
-    image."""
-    spatial = adata.uns.get("spatial")
-    if not isinstance(spatial, dict) or not spatial:
-        return None
-    if library_id is None:
-        if len(spatial) == 1:
-            library_id = next(iter(spatial))
-        else:
-            # one slide taken out of slides joined with their libraries (anndata.concat(..., label='library_id',
-            # uns_merge='unique') of scanpy's Visium reads keeps every library): the library its spots name
-            from .validate import LIBRARY_KEY
-
-            named = {str(v) for v in pd.unique(adata.obs[LIBRARY_KEY].dropna())} if LIBRARY_KEY in adata.obs else set()
-            if len(named) != 1 or next(iter(named)) not in {str(k) for k in spatial}:
-                return None
-            library_id = next(k for k in spatial if str(k) in named)
-    entry = spatial.get(library_id, {})
-    images, scale = entry.get("images", {}), entry.get("scalefactors", {})
-    keys = [img_key] if img_key else ["hires", "lowres"]
-    for k in keys:
-        if k in images and f"tissue_{k}_scalef" in scale:
-            return (np.asarray(images[k]), float(scale[f"tissue_{k}_scalef"]),
-                    float(scale.get("spot_diameter_fullres", np.nan)), str(library_id), k, scale)
-    return None
-
-
 def _image_in_register(image, xy: np.ndarray, basis: str) -> bool:
     """Whether the spots at ``xy`` fit the tissue ``image`` (:func:`_tissue_image`'s) at its scale factor
-    (:func:`stcore.validate.image_out_of_register`); where they do not (coordinates at an image's scale,
+    (:func:`stcore.validate.image_register_problem`); where they do not (coordinates at an image's scale,
     this one's or another of the slide's, rather than full-resolution pixels, or of another slide), a
     warning, and the map is drawn without it."""
-    from .validate import image_out_of_register
+    from .validate import image_register_problem
 
-    pixels, factor, diameter, library, key, scales = image
-    found = image_out_of_register(xy, key, pixels.shape, factor, diameter, scales, swapped=True)
+    found = image_register_problem(image, xy, basis)
     if found is None:
         return True
-    problem, scaled, swapped = found
-    if swapped:                 # every spot on the image with x and y swapped
-        log.warning("uns['spatial']['%s']: %s; the tissue image is left out, and the spots are drawn without it. Fix: "
-                    "store x then y: adata.obsm['%s'] = adata.obsm['%s'][:, ::-1] (x is Space Ranger's "
-                    "pxl_col_in_fullres, y its pxl_row_in_fullres), or, where the image was turned, the image Space "
-                    "Ranger wrote", library, problem, basis, basis)
-        return False
-    log.warning("uns['spatial']['%s']: %s; the tissue image is left out, and the spots are drawn without it. Fix: "
-                "store the spots' full-resolution pixel coordinates in obsm['%s'] (as Space Ranger's tissue_positions "
-                "give them%s), or the scale factors of the image they were measured on", library, problem, basis,
-                f": adata.obsm['{basis}'] = adata.obsm['{basis}'] / {scaled:g}" if scaled else "")
+    log.warning("uns['spatial']['%s']: %s; the tissue image is left out, and the spots are drawn without it. Fix: %s",
+                image[3], *found)
     return False
 
 

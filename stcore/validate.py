@@ -1039,6 +1039,58 @@ def image_out_of_register(xy: np.ndarray, key: str, shape: tuple, factor: float,
     return None
 
 
+def tissue_image(adata: ad.AnnData, library_id: str | None, img_key: str | None):
+    """(image, scale factor, spot diameter in full-resolution pixels, library, image key, the library's
+    scale factors) from ``uns['spatial']`` as scanpy's Visium reader stores it, or None when it holds no
+    image."""
+    import pandas as pd
+
+    spatial = adata.uns.get("spatial")
+    if not isinstance(spatial, dict) or not spatial:
+        return None
+    if library_id is None:
+        if len(spatial) == 1:
+            library_id = next(iter(spatial))
+        else:
+            # one slide taken out of slides joined with their libraries (anndata.concat(..., label='library_id',
+            # uns_merge='unique') of scanpy's Visium reads keeps every library): the library its spots name
+            named = {str(v) for v in pd.unique(adata.obs[LIBRARY_KEY].dropna())} if LIBRARY_KEY in adata.obs else set()
+            if len(named) != 1 or next(iter(named)) not in {str(k) for k in spatial}:
+                return None
+            library_id = next(k for k in spatial if str(k) in named)
+    entry = spatial.get(library_id, {})
+    images, scale = entry.get("images", {}), entry.get("scalefactors", {})
+    if not isinstance(images, Mapping) or not isinstance(scale, Mapping):
+        return None
+    keys = [img_key] if img_key else ["hires", "lowres"]
+    for k in keys:
+        if k in images and f"tissue_{k}_scalef" in scale:
+            return (np.asarray(images[k]), float(scale[f"tissue_{k}_scalef"]),
+                    float(scale.get("spot_diameter_fullres", np.nan)), str(library_id), k, scale)
+    return None
+
+
+def image_register_problem(image, xy: np.ndarray, basis: str) -> tuple[str, str] | None:
+    """Where the spots at ``xy`` (``obsm[basis]``) do not fit the tissue ``image`` (:func:`tissue_image`'s)
+    at its scale factor (:func:`image_out_of_register`: coordinates at an image's scale, this one's or
+    another of the slide's, rather than full-resolution pixels; beyond its edge, as for another slide's
+    image; x and y swapped): the problem and its fix, else None.  ``stcore.pl.domains`` draws the map
+    without the image."""
+    pixels, factor, diameter, _, key, scales = image
+    found = image_out_of_register(xy, key, pixels.shape, factor, diameter, scales, swapped=True)
+    if found is None:
+        return None
+    problem, scaled, swapped = found
+    if swapped:                 # every spot on the image with x and y swapped
+        return problem, (f"store x then y: adata.obsm['{basis}'] = adata.obsm['{basis}'][:, ::-1] (x is Space "
+                         "Ranger's pxl_col_in_fullres, y its pxl_row_in_fullres), or, where the image was turned, the "
+                         "image Space Ranger wrote")
+    return problem, (f"store the spots' full-resolution pixel coordinates in obsm['{basis}'] (as Space Ranger's "
+                     "tissue_positions give them"
+                     + (f": adata.obsm['{basis}'] = adata.obsm['{basis}'] / {scaled:g}" if scaled else "")
+                     + "), or the scale factors of the image they were measured on")
+
+
 def _one_parity(grid) -> bool:
     """Whether every spot's grid indices (``obs[['array_col', 'array_row']]``) sum to numbers of one
     parity, as on Visium's hexagonal grid (each row's spots on every other column, the next row's
