@@ -749,8 +749,25 @@ def _object_numbers(x: np.ndarray, what: str, spots=None, genes=None) -> np.ndar
 
 def _check_slide(adata: ad.AnnData, path: str) -> None:
     """The slide checks of :mod:`stcore.validate` (those the notebook API runs too), with the
-    coordinates stored back as an n_spots x 2 float array and duplicate gene names made unique."""
+    coordinates stored back as an n_spots x 2 float array and duplicate gene names made unique.  Tissue
+    images in ``uns['spatial']`` that the spots do not fit (an ``.h5ad`` whose coordinates are at an image's
+    scale, or with another slide's image: :func:`stcore.validate.images_out_of_register`) are left out,
+    with a warning, as the Visium reader leaves out those of another run's scale factors: the run's
+    files (qc.h5ad, each domains.h5ad) then hold no image that ``sc.pl.spatial`` would draw the spots on
+    out of place."""
+    from .validate import images_out_of_register
+
     adata.obsm[SPATIAL_KEY] = check_slide(adata, spatial_key=SPATIAL_KEY, path=path, make_genes_unique=True)
+    found = images_out_of_register(
+        adata, adata.obsm[SPATIAL_KEY], SPATIAL_KEY, path=path,
+        outcome="{images} of the slide {are} left out of the run's files (qc.h5ad, domains.h5ad), and its figures "
+                "are drawn without {it} (sc.pl.spatial(adata, color='domain', img_key=None) draws domains.h5ad)")
+    if found:
+        library, off = found
+        spatial = adata.uns["spatial"]
+        images = spatial[next(k for k in spatial if str(k) == library)]["images"]
+        for k in off:
+            del images[k]
 
 
 # Columns of the pipeline's TSVs that hold names or versions, never numbers.

@@ -202,8 +202,8 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     from .gr import add_graph
     from .train import epoch_progress, resolve_device
     from .validate import (check_clustering, check_in_place, check_key, check_logged_mark, check_n_clusters,
-                           check_settings, check_slide, check_values, counts_beside, warn_no_spatial_pattern,
-                           warn_shared_positions)
+                           check_settings, check_slide, check_values, counts_beside, images_out_of_register,
+                           warn_no_spatial_pattern, warn_shared_positions)
 
     if isinstance(seed, (str, bytes)) or not isinstance(seed, (int, np.integer, Iterable)):
         raise InputError(f"seed {seed!r} is not a whole number or several",
@@ -285,6 +285,10 @@ def domains(adata: ad.AnnData, *, n_clusters: int | str, method: str | Iterable[
     if x is None:
         raise InputError("X is missing (no expression matrix)", fix="store the counts in X, or name a layer")
     coords = check_slide(adata, spatial_key=spatial_key, dims=spatial_dims, warn_shared=False)
+    # kept in the object given (its own): said, with the fix that puts the spots on it
+    images_out_of_register(adata, coords, spatial_key,
+                           outcome="{images} in uns['spatial'] stay as given, and sc.pl.spatial draws the spots "
+                                   "on {it} out of place (stcore.pl.domains draws the map without {it})")
     # spots at one position are warned of once: not again where the stored graph's builder
     # (gr.spatial_graph, or an earlier call) warned of the same spots
     neighbors = adata.uns.get(f"{graph_key}_neighbors")

@@ -13,6 +13,9 @@ workflow adds the sample id.
   point; two columns, or a named choice of two when there are more; of one slide: not several
   slides' spots in one object, :func:`check_one_slide`);
 - spots: :func:`check_in_tissue` (none outside the tissue, Space Ranger's ``in_tissue`` 0);
+- tissue images: :func:`images_out_of_register` (the spots of an ``.h5ad`` off its ``uns['spatial']``
+  images, at an image's scale or beyond its edge: a warning; :func:`image_register_problem`, the rule
+  ``stcore.pl.domains`` draws by);
 - ids: :func:`check_ids` (unique spot ids without tabs or line breaks; unique gene ids);
   :func:`check_slide` runs the slide's checks in turn;
 - settings: :func:`check_settings` (the ``train:`` and ``cluster:`` keys against the config
@@ -1075,7 +1078,7 @@ def image_register_problem(image, xy: np.ndarray, basis: str) -> tuple[str, str]
     at its scale factor (:func:`image_out_of_register`: coordinates at an image's scale, this one's or
     another of the slide's, rather than full-resolution pixels; beyond its edge, as for another slide's
     image; x and y swapped): the problem and its fix, else None.  ``stcore.pl.domains`` draws the map
-    without the image."""
+    without the image; the workflow's qc job and :func:`stcore.tl.domains` say so of the slide given."""
     pixels, factor, diameter, _, key, scales = image
     found = image_out_of_register(xy, key, pixels.shape, factor, diameter, scales, swapped=True)
     if found is None:
@@ -1089,6 +1092,37 @@ def image_register_problem(image, xy: np.ndarray, basis: str) -> tuple[str, str]
                      "tissue_positions give them"
                      + (f": adata.obsm['{basis}'] = adata.obsm['{basis}'] / {scaled:g}" if scaled else "")
                      + "), or the scale factors of the image they were measured on")
+
+
+def images_out_of_register(adata: ad.AnnData, xy: np.ndarray, key: str = "spatial", *, path: str | None = None,
+                           outcome: str) -> tuple[str, list[str]] | None:
+    """The tissue images of ``uns['spatial']`` (those :func:`tissue_image` finds for the slide's spots)
+    that the spots at ``xy`` (``obsm[key]``) do not fit (:func:`image_register_problem`), said in one
+    warning naming ``path``, the library, the first image's problem, ``outcome`` (what the caller does,
+    with ``{images}``, the images' names in words, ``{it}`` and ``{are}``) and the fix: the library and
+    the images' keys, else None.  An image drawn under spots it does not fit puts them in its corner or
+    off it (``sc.pl.spatial``), without a word."""
+    first = tissue_image(adata, None, None)
+    if first is None:
+        return None
+    library = first[3]
+    spatial = adata.uns["spatial"]
+    stored = spatial[next(k for k in spatial if str(k) == library)]["images"]
+    found, off = None, []
+    for k in stored:
+        image = tissue_image(adata, library, str(k))
+        problem = image_register_problem(image, xy, key) if image is not None else None
+        if problem is not None:
+            found = found or problem
+            off.append(str(k))
+    if not off:
+        return None
+    log.warning("%suns['spatial']['%s']: %s; %s. Fix: %s", f"{path}: " if path else "", library, found[0],
+                outcome.format(images=(f"the {off[0]} image" if len(off) == 1 else
+                                       f"the {', '.join(off[:-1])} and {off[-1]} images"),
+                               it="it" if len(off) == 1 else "them", are="is" if len(off) == 1 else "are"),
+                found[1])
+    return library, off
 
 
 def _one_parity(grid) -> bool:

@@ -2185,6 +2185,64 @@ def test_the_readmes_scanpy_plot_line_draws_a_slide_with_or_without_a_tissue_ima
         eval(line.replace(")", ", show=False)"), {"sc": sc, "adata": adata})
 
 
+def test_an_h5ads_spots_off_its_tissue_image_are_said_by_the_qc_job_and_tl_domains(no_work, tmp_path, caplog):
+    """An .h5ad (sc.read_visium's output saved) whose obsm['spatial'] is at the hires image's scale beside its
+    images and scale factors: the qc job and tl.domains took it without a word, and the run's domains.h5ad kept
+    the images, so sc.pl.spatial(adata, color='domain') drew the spots in the image's corner (DLPFC 151673 at
+    tissue_hires_scalef: on 15% of the tissue's extent).  Now one warning each, naming the file, the library,
+    the scale and the fix; the qc job leaves the images out of the run's files (as the Visium reader does for
+    another run's scale factors), tl.domains keeps the object's own.  Full-resolution pixels pass without a word."""
+    from stcore.simulate import write_visium
+
+    slide = _slide()
+    slide.obsm["spatial"] = slide.obsm["spatial"] * 16     # a Visium slide's extent: tissue_hires_scalef 0.16
+    good = stcore.read.visium(write_visium(slide, tmp_path / "outs"))
+    (library,) = good.uns["spatial"]
+    scalef = good.uns["spatial"][library]["scalefactors"]["tissue_hires_scalef"]
+    hires = good.copy()
+    hires.obsm["spatial"] = good.obsm["spatial"] * scalef
+
+    def said(records) -> list[str]:
+        return [r.getMessage() for r in records if "uns['spatial']" in r.getMessage()]
+
+    for adata, name in ((good, "good.h5ad"), (hires, "hires.h5ad")):
+        path = write(adata, tmp_path / name)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="stcore"):
+            qc, _ = prepare_slide(str(path), "h5ad", QCParams(), n_clusters=2)
+        kept = qc.uns["spatial"][library]
+        assert kept["scalefactors"]["tissue_hires_scalef"] == scalef
+        if adata is good:
+            assert set(kept["images"]) == {"hires", "lowres"} and not said(caplog.records), caplog.text
+            continue
+        assert kept["images"] == {}
+        (line,) = said(caplog.records)
+        assert re.fullmatch(
+            rf"{re.escape(str(path))}: uns\['spatial'\]\['{library}'\]: the spots lie .* apart .*: the coordinates are "
+            rf"not the image's full-resolution pixels but at the hires image's scale \(tissue_hires_scalef "
+            rf"{scalef:g}\), and the spots would be drawn on {scalef:.0%} of the tissue's extent; the hires and "
+            rf"lowres images of the slide are left out of the run's files \(qc\.h5ad, domains\.h5ad\), and its figures are "
+            rf"drawn without them \(sc\.pl\.spatial\(adata, color='domain', img_key=None\) draws domains\.h5ad\)\. "
+            rf"Fix: store the spots' full-resolution pixel coordinates in obsm\['spatial'\] \(as Space Ranger's "
+            rf"tissue_positions give them: adata\.obsm\['spatial'\] = adata\.obsm\['spatial'\] / {scalef:g}\), "
+            rf"or the scale factors of the image they were measured on", line), line
+    for adata in (good, hires):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="stcore"), pytest.raises(AssertionError, match="after the work"):
+            stcore.tl.domains(adata, n_clusters=2, **FAST)        # stopped at the work (no_work): checked before it
+        assert set(adata.uns["spatial"][library]["images"]) == {"hires", "lowres"}
+        if adata is good:
+            assert not said(caplog.records), caplog.text
+            continue
+        (line,) = said(caplog.records)
+        assert re.fullmatch(
+            rf"uns\['spatial'\]\['{library}'\]: the spots lie .* at the hires image's scale .*; the hires and lowres "
+            rf"images in uns\['spatial'\] stay as given, and sc\.pl\.spatial draws the spots on them out of place "
+            rf"\(stcore\.pl\.domains draws the map without them\)\. Fix: .*adata\.obsm\['spatial'\] = "
+            rf"adata\.obsm\['spatial'\] / {scalef:g}\), or the scale factors of the image they were measured on",
+            line), line
+
+
 def test_counts_logged_or_square_rooted_without_normalising_are_refused_whatever_values_says(no_work, tmp_path):
     """Raw counts transformed without normalising each spot: log1p or log2(1 + x) given as values
     'normalized' (logged a second time, each spot's depth kept), square roots given as 'log_normalized',
