@@ -71,7 +71,8 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
         adata = read_spatialdata(path)
     else:
         adata = read_visium(path, hd=fmt is SlideFormat.VISIUM_HD)
-    _check_slide(adata, str(path))
+    # a Visium folder's images were checked by its reader (_images_out_of_register), by the same rule
+    _check_slide(adata, str(path), images=fmt not in (SlideFormat.VISIUM, SlideFormat.VISIUM_HD))
     return adata
 
 
@@ -747,18 +748,18 @@ def _object_numbers(x: np.ndarray, what: str, spots=None, genes=None) -> np.ndar
     return values.reshape(x.shape)
 
 
-def _check_slide(adata: ad.AnnData, path: str) -> None:
+def _check_slide(adata: ad.AnnData, path: str, *, images: bool = True) -> None:
     """The slide checks of :mod:`stcore.validate` (those the notebook API runs too), with the
     coordinates stored back as an n_spots x 2 float array and duplicate gene names made unique.  Tissue
     images in ``uns['spatial']`` that the spots do not fit (an ``.h5ad`` whose coordinates are at an image's
     scale, or with another slide's image: :func:`stcore.validate.images_out_of_register`) are left out,
     with a warning, as the Visium reader leaves out those of another run's scale factors: the run's
     files (qc.h5ad, each domains.h5ad) then hold no image that ``sc.pl.spatial`` would draw the spots on
-    out of place."""
+    out of place (``images``: whether to check them; the Visium reader has)."""
     from .validate import images_out_of_register
 
     adata.obsm[SPATIAL_KEY] = check_slide(adata, spatial_key=SPATIAL_KEY, path=path, make_genes_unique=True)
-    found = images_out_of_register(
+    found = images and images_out_of_register(
         adata, adata.obsm[SPATIAL_KEY], SPATIAL_KEY, path=path,
         outcome="{images} of the slide {are} left out of the run's files (qc.h5ad, domains.h5ad), and its figures "
                 "are drawn without {it} (sc.pl.spatial(adata, color='domain', img_key=None) draws domains.h5ad)")
