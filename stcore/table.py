@@ -252,6 +252,29 @@ _TITLES = {"ARI": "ARI against the manual annotation", "NMI": "NMI against the m
            "peak_mb": "Peak memory per run, MB (max_rss)"}
 
 
+def _answer_line(table: pd.DataFrame, trained_by: pd.Series, group: pd.Series) -> tuple[str, str] | tuple:
+    """(the summary's column of the slide's answer, the sentence that names it) for a run of a combination
+    of methods (config ``ensembles``, its rows' ``trained_by`` its members joined by '+'; the first, as the
+    report's maps show it): its vote over every member at every seed ('<name> (consensus)', seed
+    ``consensus``) where the run made one, else each seed's vote ('<name>'); () without a combination.
+    ``table``'s methods as the summary shows them (:func:`shown_method`)."""
+    alone = (group == "") & trained_by.str.contains("+", regex=False)
+    if not alone.any():
+        return ()
+    first = table.loc[alone].iloc[0]
+    name = str(first["method"]).removesuffix(" (consensus)")
+    members = ", ".join(trained_by[alone].iloc[0].split("+"))
+    voted = f"{name} (consensus)"
+    if (table.loc[alone, "method"] == voted).any():
+        return voted, (f"**The answer for each sample is the column `{voted}`**: one vote over {members} at every "
+                       f"seed (`results/<sample>/{name}/consensus/domains.h5ad`, method `{name}` and seed `consensus` "
+                       f"in `table.tsv`; its map is `domains.png` beside it). The column `{name}` is each seed's "
+                       "own vote, mean ± sd over the seeds.")
+    return name, (f"**The answer for each sample is the column `{name}`**: the vote over {members} at each seed "
+                  f"(`results/<sample>/{name}/seed<seed>/domains.h5ad`, method `{name}` in `table.tsv`; its map is "
+                  "`domains.png` beside it).")
+
+
 def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, published: pd.DataFrame | None = None,
                      reference_here: dict | None = None, agreement: pd.DataFrame | None = None,
                      seeds_agree: pd.DataFrame | None = None) -> str:
@@ -274,11 +297,16 @@ def summary_markdown(table: pd.DataFrame, *, compare: dict | None = None, publis
     # A combination of methods (config ``ensembles``, its rows' trained_by its members joined by '+': the
     # recommended answer) is the answer the run was made for: its columns first, so that a table wider
     # than the page shows it without scrolling, its members' after it in the config's order.
+    answer = []
     if "trained_by" in table:
-        combined = set(table.loc[table["trained_by"].astype(str).str.contains("+", regex=False), "method"])
+        by = table["trained_by"].astype(str)
+        combined = set(table.loc[by.str.contains("+", regex=False), "method"])
         methods = [m for m in methods if m in combined] + [m for m in methods if m not in combined]
+        answer = _answer_line(table, by, groups.fillna(""))
+        if answer:      # the slide's answer is its first column (the seeds' mean of each seed's vote after it)
+            methods = [answer[0]] + [m for m in methods if m != answer[0]]
     seeds = table.groupby("method")["seed"].nunique()
-    out = ["# Results: domains found, per sample and method", "",
+    out = ["# Results: domains found, per sample and method", ""] + ([answer[1], ""] if answer else []) + [
            "Every cell is the mean ± sd over seeds (n = seeds) of one sample and method; the last row is each "
            "method's median over samples of those means ('(k of n samples)' where the method has a value on fewer "
            "samples than the metric has). No best-seed numbers anywhere. Seeds per method: "
