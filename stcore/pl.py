@@ -432,6 +432,14 @@ def _close_up(fig, rows, gap_in: float = 0.15, title=None) -> None:
                 max(extent[row[c]].x1 for row in rows if c < len(row))) for c in range(ncols)]
     pad = 1.08 * matplotlib.rcParams["font.size"] / 72 * fig.dpi      # tight_layout's margin, on every side
     x_shift, new_width = packed(columns, pad, pad)
+    if title is not None:
+        # a title wider than the panels (one panel: a slide without an annotation) widens the figure, the panels
+        # centred under it: it was cut at both edges ('recommended, the vote over graphst+banksy+cellcharter at
+        # see', the slide's name and seeds lost)
+        wide = title.get_window_extent(renderer).width + 2 * pad
+        if wide > new_width:
+            x_shift = [s + (wide - new_width) / 2 for s in x_shift]
+            new_width = wide
     # rows from the top (pixels from the figure's top edge), room for the figure's title above the first
     tops = [(height - max(extent[ax].y1 for ax in row), height - min(extent[ax].y0 for ax in row)) for row in rows]
     above = title.get_window_extent(renderer).height + pad / 2 if title is not None else 0.0

@@ -1241,3 +1241,33 @@ def test_each_column_is_drawn_on_the_positions_its_own_call_read():
     assert drawn_on(stcore.pl.domains(adata, key="first", show=False, return_fig=True)) == ["spatial_um"]
     assert drawn_on(stcore.pl.domains(adata, key="first", basis="spatial", show=False, return_fig=True)) == ["spatial"]
     plt.close("all")
+
+
+def test_a_title_wider_than_its_panels_is_drawn_whole(tmp_path):
+    """config/recommended.yaml on a slide without an annotation: each map is one panel, and its title, wider than
+    the panel with its legend, was cut at both edges of the 459 px figure ('recommended, the vote over
+    graphst+banksy+cellcharter at see': the slide's name and seeds lost). The figure is as wide as its title with
+    the margins, the panel centred under it; a figure wider than its title keeps its width."""
+    from stcore.evaluate import plot_domains
+
+    adata, _ = _slide()
+    title = "myslide: recommended, the vote over graphst+banksy+cellcharter at seeds 0, 1, 2"
+    fig = stcore.pl.domains(adata, title=title, return_fig=True, show=False)
+    renderer = fig.canvas.get_renderer()
+    heading = fig.texts[0].get_window_extent(renderer)
+    box = fig.axes[0].get_tightbbox(renderer)
+    pad = heading.x0
+    assert pad >= 1.0 and fig.bbox.x1 - heading.x1 == pytest.approx(pad, abs=1.0)      # whole, in the margins
+    assert box.x0 - fig.bbox.x0 == pytest.approx(fig.bbox.x1 - box.x1, abs=1.0)        # the panel centred
+    # the workflow's map (domains.png) of the same: its title inside the image
+    plot_domains(adata.obsm["spatial"], adata.obs["domain"].to_numpy(), title=title, path=tmp_path / "a.png")
+    from PIL import Image
+
+    width = Image.open(tmp_path / "a.png").size[0]
+    assert width >= heading.width * 90 / fig.dpi
+    # a short title over the same panel: the figure as wide as the panel with its legend and margins
+    short = stcore.pl.domains(adata, title="s", return_fig=True, show=False)
+    renderer = short.canvas.get_renderer()
+    box = short.axes[0].get_tightbbox(renderer)
+    assert box.x0 == pytest.approx(short.bbox.x1 - box.x1, abs=1.0) and short.bbox.width < fig.bbox.width
+    plt.close("all")
