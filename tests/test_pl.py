@@ -514,6 +514,15 @@ def test_a_slide_taken_out_of_joined_visium_reads_is_drawn_on_its_own_image():
     plt.close("all")
 
 
+def _drawn_on_image(adata, caplog) -> tuple[bool, bool]:
+    """pl.domains of ``adata`` (truth column 'truth') with the warnings it logs in ``caplog``: whether every
+    panel, and whether any panel, has the tissue image drawn under it."""
+    with caplog.at_level("WARNING", logger="stcore"):
+        axes = stcore.pl.domains(adata, truth="truth", show=False)
+    drawn = [any(isinstance(a, AxesImage) for a in ax.get_children()) for ax in axes]
+    return all(drawn), any(drawn)
+
+
 def test_coordinates_at_the_hires_images_scale_are_not_drawn_on_it(tmp_path, caplog):
     """obsm['spatial'] at the hires image's scale (the full-resolution pixels times tissue_hires_scalef, as a
     converted or hand-scaled .h5ad holds them) beside Space Ranger's uns['spatial']: the spots were drawn
@@ -528,13 +537,9 @@ def test_coordinates_at_the_hires_images_scale_are_not_drawn_on_it(tmp_path, cap
                    int(adata.obsm["spatial"][:, 0].max() * scalef) + 20, 3), 0.9)
     adata.uns["spatial"] = {"lib1": {"images": {"hires": img},
                                      "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 55.0}}}
-    with caplog.at_level("WARNING", logger="stcore"):
-        axes = stcore.pl.domains(adata, truth="truth", show=False)
-    assert all(any(isinstance(a, AxesImage) for a in ax.get_children()) for ax in axes) and not caplog.records
+    assert _drawn_on_image(adata, caplog)[0] and not caplog.records
     adata.obsm["spatial"] = adata.obsm["spatial"] * scalef
-    with caplog.at_level("WARNING", logger="stcore"):
-        axes = stcore.pl.domains(adata, truth="truth", show=False)
-    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    assert not _drawn_on_image(adata, caplog)[1]
     assert re.search(r"uns\['spatial'\]\['lib1'\]: the spots lie 15 apart .*spot_diameter_fullres is 55 .*the "
                      r"coordinates are not the image's full-resolution pixels but at the hires image's scale "
                      r"\(tissue_hires_scalef 0\.15\), and the spots would be drawn on 15% of the tissue's extent; the "
@@ -569,9 +574,7 @@ def test_coordinates_at_the_lowres_images_scale_are_named_so_where_the_hires_ima
                                      "scalefactors": scalefactors}}
     full = adata.obsm["spatial"].copy()
     adata.obsm["spatial"] = full * 0.045
-    with caplog.at_level("WARNING", logger="stcore"):
-        axes = stcore.pl.domains(adata, truth="truth", show=False)
-    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    assert not _drawn_on_image(adata, caplog)[1]
     assert re.search(r"the coordinates are not the image's full-resolution pixels but at the lowres image's scale "
                      r"\(tissue_lowres_scalef 0\.045\), and the spots would be drawn on 4% of the tissue's extent; the "
                      r"tissue image is left out.*Fix: .*adata\.obsm\['spatial'\] = adata\.obsm\['spatial'\] / 0\.045",
@@ -597,13 +600,9 @@ def test_coordinates_swapped_off_an_image_longer_one_way_are_named_swapped(caplo
     img = np.full((int(reach[1]) + 8, int(reach[0]) + 8, 3), 0.9)
     adata.uns["spatial"] = {"lib1": {"images": {"hires": img},
                                      "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": 55.0}}}
-    with caplog.at_level("WARNING", logger="stcore"):
-        axes = stcore.pl.domains(adata, truth="truth", show=False)
-    assert all(any(isinstance(a, AxesImage) for a in ax.get_children()) for ax in axes) and not caplog.records
+    assert _drawn_on_image(adata, caplog)[0] and not caplog.records
     adata.obsm["spatial"] = adata.obsm["spatial"][:, ::-1].copy()
-    with caplog.at_level("WARNING", logger="stcore"):
-        axes = stcore.pl.domains(adata, truth="truth", show=False)
-    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    assert not _drawn_on_image(adata, caplog)[1]
     assert re.search(r"uns\['spatial'\]\['lib1'\]: tissue_hires_scalef 0\.15 puts 18 of the 144 spots outside the hires "
                      r"image .*; with the two coordinates swapped every spot lies on it: x and y are swapped \(the pixel "
                      r"row first\), or the image was turned a quarter; the tissue image is left out.*Fix: store x then y: "
