@@ -215,11 +215,97 @@ def stored_colors(values: pd.Series, colors) -> dict[str, str]:
     return dict(zip(_labels(values.cat.categories), colors))
 
 
+MEMBER_ENTRIES = ("_methods", "_seeds")    # tl.domains' obsm[key_added + ...]: each method's, each seed's labels
+
+
+def _entry_of(entry: str) -> tuple[str, str] | tuple[None, None]:
+    """(the obs column ``k``, ``'_methods'`` or ``'_seeds'``) of an obsm entry named as :func:`stcore.tl.domains`
+    names each method's and each seed's labels (``obsm[k + '_methods']``, ``obsm[k + '_seeds']``); else (None, None)."""
+    kind = next((e for e in MEMBER_ENTRIES if entry.endswith(e) and len(entry) > len(e)), None)
+    return (entry.removesuffix(kind), kind) if kind else (None, None)
+
+
+def _labellings(adata: ad.AnnData, key: str) -> pd.DataFrame | None:
+    """``obsm[key]`` where it holds labellings, one per column (a data frame of labels: categorical, text,
+    whole numbers or booleans), as :func:`stcore.tl.domains` writes each method's and each seed's domains
+    (``obsm['domain_methods']``, ``obsm['domain_seeds']``); None where it holds anything else or is absent."""
+    from pandas.api.types import is_bool_dtype, is_integer_dtype, is_object_dtype, is_string_dtype
+
+    frame = adata.obsm[key] if key in adata.obsm else None
+    if not isinstance(frame, pd.DataFrame) or frame.shape[1] == 0:
+        return None
+
+    def of_labels(column: pd.Series) -> bool:
+        return (isinstance(column.dtype, pd.CategoricalDtype) or is_bool_dtype(column) or is_integer_dtype(column)
+                or is_string_dtype(column) or is_object_dtype(column))
+
+    return frame if all(of_labels(frame[c]) for c in frame.columns) else None
+
+
+def _with_members(adata: ad.AnnData, keys: list[str]) -> tuple[ad.AnnData, list[str], dict[str, tuple[str, str]]]:
+    """``keys`` with each that names no ``obs`` column but an ``obsm`` entry of labellings (:func:`_labellings`)
+    replaced by its columns, a panel each, named ``"<entry>['<column>']"`` (``"domain_methods['graphst']"``);
+    and an object to draw them from: ``adata`` itself where there are none, else one that shares its ``obsm``
+    and ``uns`` and holds those labels as ``obs`` columns, the user's ``obs`` left as it is.  Returns (that
+    object, the keys, {panel: (obsm entry, its column)}).  An ``obsm`` entry of anything else (an embedding,
+    positions) is refused, naming what ``key`` takes."""
+    expanded, members = [], {}
+    for k in keys:
+        if k in adata.obs or k not in adata.obsm:
+            expanded.append(k)          # an obs column, or missing: said below as it was
+            continue
+        frame = _labellings(adata, k)
+        if frame is None:
+            held = adata.obsm[k]
+            what = (f"a data frame of numbers (columns {list(held.columns)[:4]})" if isinstance(held, pd.DataFrame)
+                    else f"an array of {' x '.join(map(str, np.shape(held)))} values")
+            found = [e for e in adata.obsm if _labellings(adata, e) is not None]
+            here = f": {found}" if found else ""
+            raise ValueError(f"key '{k}' names obsm['{k}'], which holds {what}, not labels: key takes obs columns of "
+                             "domains or an obsm data frame of them, one labelling per column (tl.domains' "
+                             f"obsm['<key_added>_methods'] and obsm['<key_added>_seeds']{here}). "
+                             f"Fix: pass an obs column as key, and basis='{k}' to draw the domains on obsm['{k}']")
+        for c in frame.columns:
+            members[f"{k}['{c}']"] = (k, str(c))
+            expanded.append(f"{k}['{c}']")
+    if not members:
+        return adata, keys, members
+    obs = adata.obs.copy()
+    for name, (k, c) in members.items():
+        obs[name] = adata.obsm[k][c].values        # a categorical's own order of categories kept
+    return ad.AnnData(obs=obs, obsm=dict(adata.obsm), uns=adata.uns), expanded, members
+
+
+def _member_made_by(adata: ad.AnnData, entry: str, column: str, made_by) -> str:
+    """What made ``obsm[entry][column]``, as :func:`_made_by` says it of an obs column (': graphst, seed 0'),
+    where the :func:`stcore.tl.domains` call (or the workflow's run) that wrote ``obs[k]`` wrote ``obsm[entry]``
+    as ``obsm[k + '_methods']`` (each of its methods' labels at its first seed: a column per method of its
+    ``trained_by``) or ``obsm[k + '_seeds']`` (each seed's: a column ``seed<s>`` per seed of its
+    ``consensus_of``); else '' (also where ``made_by(k)`` is '': ``obs[k]`` replaced since, or results joined)."""
+    from .tl import calls_by_key, record_words
+
+    base, kind = _entry_of(entry)
+    if base is None or base not in adata.obs or not made_by(base):
+        return ""
+    record = calls_by_key(adata)[base]
+    columns = [str(c) for c in adata.obsm[entry].columns]
+    consensus = str(record.get("seed")) == "consensus"
+    if kind == "_methods":
+        first = record.get("embedding_of_seed") if consensus else record.get("seed")
+        if first is None or columns != str(record.get("trained_by") or record.get("method")).split("+"):
+            return ""
+        return f": {record_words({'method': column, 'seed': first})}"
+    seeds = str(record.get("consensus_of", "")).split(",")
+    if not consensus or columns != [f"seed{s}" for s in seeds]:
+        return ""
+    return f": {record_words({'method': record.get('method'), 'seed': column.removeprefix('seed')})}"
+
+
 def domain_colors(adata: ad.AnnData, key="domain", truth: str | None = None, palette=None) -> dict[str, dict[str, str]]:
     """The colours :func:`domains` draws each column in, without drawing: {column: {label:
     colour}} for ``truth`` (when given) and each column of ``key``, the found ones matched to the
-    annotation (:func:`matched_colors`)."""
-    keys = [key] if isinstance(key, str) else list(key)
+    annotation (:func:`matched_colors`); an ``obsm`` entry of labellings as :func:`domains` draws it, a column each."""
+    adata, keys, _ = _with_members(adata, [key] if isinstance(key, str) else list(key))
     ref_col = truth if truth is not None else keys[0]
     palette, ref_colors = _reference_colors(adata, ref_col, keys, palette)
     reference = adata.obs[ref_col]
@@ -501,6 +587,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         wrote, its ``key_added`` as ``uns['stcore']['key']`` records it, else ``'domain'``).
         Several columns (e.g. methods or seeds) give a panel each, all in matched colours.  A
         column given both as ``key`` and as ``truth`` is refused (it would be scored against itself).
+        A key that names no ``obs`` column but an ``obsm`` data frame of labels, as
+        :func:`stcore.tl.domains` keeps each method's domains (``obsm['domain_methods']``) and each
+        seed's (``obsm['domain_seeds']``), gives a panel per column, named ``"domain_methods['graphst']"``
+        and titled with that member's method and seed (``graphst, seed 0``), drawn and scored as an
+        ``obs`` column of the same labels is; ``obs`` gets no column, and ``uns`` no colours for them.
+        ``key=['domain', 'domain_methods']``: the answer beside each method's domains.  An ``obsm``
+        entry of anything else (an embedding) is refused: that is ``basis``.
     truth : str, default None
         ``obs`` column of the annotation (default ``None``: no annotation panel, no scores;
         the colours of the first ``key`` are then the reference).  Its colours are
@@ -559,7 +652,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     Figure, list of Axes or None
         The :class:`matplotlib.figure.Figure` with ``return_fig=True``; else the list of the panels'
         axes, or ``None`` when the figure was shown (scanpy's convention).  ``fig.stcore_scores``
-        holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column when ``truth`` is given
+        holds ``{key: {'ARI': ..., 'NMI': ...}}`` for each found column (a member of an ``obsm``
+        entry under its panel's name, ``"domain_methods['graphst']"``) when ``truth`` is given
         (scored on the spots with a label in both; ``'n_without_domain'`` where spots of the found
         column have none, NaN as a subset's domains assigned back to the whole object leave them;
         with ``slide_key``, each slide scored on its own, as the workflow's table scores a group's
@@ -584,6 +678,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         raise ValueError(f"obs['{truth}'] is given both as found domains (key) and as the annotation (truth): it would "
                          "be drawn and scored against itself (ARI 1). Fix: pass the column stcore.tl.domains wrote as "
                          "key (its key_added, uns['stcore']['key']) and the annotation as truth")
+    # an obsm entry of labellings (tl.domains' obsm['domain_methods'], ['domain_seeds']): a panel per column, drawn
+    # from an object of its own; the user's obs gets no column (each had to be copied into obs by hand: KeyError)
+    user = adata
+    adata, keys, members = _with_members(adata, keys)
+    base_of = {name: _entry_of(entry)[0] for name, (entry, _c) in members.items()}     # of the call that wrote it
     # the tissue map: the positions tl.domains read (its spatial_key), else scanpy's obsm['spatial']
     tissue, dims = _positions_read(record)
     bases = [tissue] if basis is None else [basis] if isinstance(basis, str) else list(basis)
@@ -593,8 +692,10 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     if basis is None:
         from .tl import calls_by_key
 
-        for col, call in calls_by_key(adata).items():
-            if col in keys and isinstance(call, Mapping) and isinstance(call.get("graph"), Mapping):
+        calls = calls_by_key(adata)
+        for col in keys:        # a member of an obsm entry on the positions of the call that wrote it
+            call = calls.get(base_of.get(col) or col)
+            if isinstance(call, Mapping) and isinstance(call.get("graph"), Mapping):
                 at = _positions_read(call)
                 if at[0] in adata.obsm and (at[0], _dims_key(at[1])) != (tissue, _dims_key(dims)):
                     own_positions[col] = at
@@ -614,7 +715,7 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     # whether one stcore call (tl.domains, or a workflow's run: a group's too) found the drawn domains over all
     # these spots, so that a domain means the same on every slide
     made = record.get("labelling") if isinstance(record, Mapping) else None
-    one_call = (isinstance(made, Mapping) and record.get("key") in keys
+    one_call = (isinstance(made, Mapping) and record.get("key") in keys + [b for b in base_of.values() if b]
                 and int(made.get("n_spots", 0)) >= adata.n_obs)
     if slide_key is None:
         if _group_record(record) and SLIDE_KEY in adata.obs and adata.obs[SLIDE_KEY].nunique() > 1:
@@ -634,7 +735,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                             "slide_key='library_id' (each scored on its own)")
     for col in keys + [c for c in (truth, slide_key) if c is not None]:
         if col not in adata.obs:
-            raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(adata.obs.columns)})")
+            entries = [e for e in user.obsm if _labellings(user, e) is not None]
+            raise KeyError(f"obs['{col}'] is not in adata.obs (columns: {list(user.obs.columns)}"
+                           + (f"; obsm entries of labels, a panel per column: {entries}" if entries else "") + ")")
     for b in bases:
         if b not in adata.obsm:
             fix = (f"; the positions tl.domains read are obsm['{tissue}']: basis='{tissue}'"
@@ -704,7 +807,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
 
     def made_by(col: str) -> str:
         if col not in titles:
-            titles[col] = _made_by(adata, col)
+            titles[col] = (_member_made_by(adata, *members[col], made_by) if col in members
+                           else _made_by(adata, col))
         return titles[col]
 
     for b in bases:
@@ -769,7 +873,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             elif col == truth:
                 head = col if col.lower() in ("annotation", "truth") else f"annotation: {col}"
             if b != tissue:
-                other = _embedding_of_another_call(adata, col, b, made_by) if col in keys else None
+                of = base_of[col] if col in members else col      # a member's: that of the call that wrote it
+                other = (_embedding_of_another_call(adata, of, b, made_by) if col in keys and of and of in adata.obs
+                         else None)
                 head = f"{head}\non {b.removeprefix('X_')}" + (f" of {other}" if other else "")
             panels.append((b, col, head, cats, colors, names))
 
@@ -843,8 +949,9 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             _legend(ax, cats, colors, names)
         used.append(ax)
     for (_b, col, _head, _cats, colors, _names) in panels:
-        if (col in keys or col == truth) and col not in apart:  # a slide's own colours: no one colour per domain
-            _store_colors(adata, col, colors)
+        # a slide's own colours: no one colour per domain; a member of an obsm entry has no obs column to colour
+        if (col in keys or col == truth) and col not in apart and col not in members:
+            _store_colors(user, col, colors)
     heading = fig.suptitle(title, fontsize=11) if title else None
     fig.tight_layout()
     if legend:

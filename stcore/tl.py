@@ -481,7 +481,12 @@ def replaced_since(adata: ad.AnnData, col: str, now: dict | None = None) -> bool
 
 def call_words(adata: ad.AnnData, col: str) -> str:
     """The call that wrote ``obs[col]`` in words: 'graphst, seed 0', 'graphst+banksy, seeds 0, 1, 2'."""
-    record = calls_by_key(adata).get(col, {})
+    return record_words(calls_by_key(adata).get(col, {}))
+
+
+def record_words(record: Mapping) -> str:
+    """A call's record (its ``method`` and ``seed``, with ``'consensus'`` its ``consensus_of``) in words, as
+    :func:`call_words` says it: 'graphst, seed 0', 'graphst+banksy, seeds 0, 1, 2'."""
     over = (f"seeds {str(record.get('consensus_of', '')).replace(',', ', ')}" if str(record.get("seed")) == "consensus"
             else f"seed {record.get('seed')}")
     return f"{record.get('method')}, {over}"

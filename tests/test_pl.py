@@ -1270,3 +1270,56 @@ def test_a_title_wider_than_its_panels_is_drawn_whole(tmp_path):
     box = short.axes[0].get_tightbbox(renderer)
     assert box.x0 == pytest.approx(short.bbox.x1 - box.x1, abs=1.0) and short.bbox.width < fig.bbox.width
     plt.close("all")
+
+
+def test_an_obsm_entry_of_labellings_is_drawn_a_panel_per_member():
+    """tl.domains(method=[...], seed=range(3)) keeps each method's domains in obsm['domain_methods'] and each seed's
+    in obsm['domain_seeds']; pl.domains(key='domain_methods') stopped with KeyError "obs['domain_methods'] is not in
+    adata.obs", so each member had to be copied into obs by hand. Now each column is a panel, titled by its member
+    and that member's own method and seed, in the colours and with the scores the same labels get as an obs column
+    (matched to the annotation, else to the first panel); obs gets no column."""
+    adata = tiny_slide(n_side=12, domains=3)
+    adata.obs["truth"] = adata.obs.pop("domain")
+    fast = {"train": {"epochs": 2}, "cluster": {"n_init": 1, "algorithm": "kmeans"}, "n_top_genes": 30,
+            "progress": False}
+    stcore.tl.domains(adata, n_clusters=3, method=["graphst", "expression"], seed=range(3), **fast)
+    columns, stored = list(adata.obs.columns), set(adata.uns)
+    fig = stcore.pl.domains(adata, key=["domain", "domain_methods"], truth="truth", show=False, return_fig=True)
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == [
+        "truth", "domain: graphst+expression, seeds 0, 1, 2", "domain_methods['graphst']: graphst, seed 0",
+        "domain_methods['expression']: expression, seed 0"]
+    assert list(adata.obs.columns) == columns and set(adata.uns) - stored == {"truth_colors", "domain_colors"}
+    # the same colours, legends and scores as the members copied into obs by hand
+    by_hand = adata.copy()
+    for m in ("graphst", "expression"):
+        by_hand.obs[f"domain_methods['{m}']"] = adata.obsm["domain_methods"][m]
+    hand = stcore.pl.domains(by_hand, key=["domain", "domain_methods['graphst']", "domain_methods['expression']"],
+                             truth="truth", show=False, return_fig=True)
+    for drawn, copied in zip(fig.axes, hand.axes):
+        assert _spot_colours(drawn) == _spot_colours(copied)
+        assert ([t.get_text() for t in drawn.get_legend().get_texts()]
+                == [t.get_text() for t in copied.get_legend().get_texts()])
+    assert fig.stcore_scores == hand.stcore_scores
+    # without an annotation, each seed's domains matched to the first seed's
+    seeds = stcore.pl.domains(adata, key="domain_seeds", show=False, return_fig=True)
+    assert [ax.get_title() for ax in seeds.axes] == [f"domain_seeds['seed{s}']: graphst+expression, seed {s}"
+                                                     for s in range(3)]
+    for s in range(3):
+        by_hand.obs[f"domain_seeds['seed{s}']"] = adata.obsm["domain_seeds"][f"seed{s}"]
+    hand = stcore.pl.domains(by_hand, key=[f"domain_seeds['seed{s}']" for s in range(3)], show=False, return_fig=True)
+    assert [_spot_colours(ax) for ax in seeds.axes] == [_spot_colours(ax) for ax in hand.axes]
+    # labels assigned to obs['domain'] since: the members are not titled as that call's
+    adata.obs["domain"] = np.random.default_rng(0).permutation(adata.obs["domain"].to_numpy())
+    fig = stcore.pl.domains(adata, key="domain_methods", show=False, return_fig=True)
+    assert [ax.get_title() for ax in fig.axes] == ["domain_methods['graphst']", "domain_methods['expression']"]
+    # an obsm entry that holds no labels is refused, naming what key takes and the fix; nothing written
+    before = set(adata.uns)
+    with pytest.raises(ValueError, match=r"key 'X_graphst' names obsm\['X_graphst'\], which holds an array of 144 x "
+                                         r"64 values, not labels: .*\['domain_methods', 'domain_seeds'\]\)\. Fix: pass "
+                                         r"an obs column as key, and basis='X_graphst'"):
+        stcore.pl.domains(adata, key=["domain", "X_graphst"], show=False)
+    assert set(adata.uns) == before
+    with pytest.raises(KeyError, match=r"obsm entries of labels, a panel per column: \['domain_methods', "
+                                       r"'domain_seeds'\]"):
+        stcore.pl.domains(adata, key="nope", show=False)
+    plt.close("all")
