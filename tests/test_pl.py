@@ -1300,6 +1300,8 @@ def test_an_obsm_entry_of_labellings_is_drawn_a_panel_per_member():
         assert ([t.get_text() for t in drawn.get_legend().get_texts()]
                 == [t.get_text() for t in copied.get_legend().get_texts()])
     assert fig.stcore_scores == hand.stcore_scores
+    assert stcore.pl.domain_colors(adata, ["domain", "domain_methods"], truth="truth") == stcore.pl.domain_colors(
+        by_hand, ["domain", "domain_methods['graphst']", "domain_methods['expression']"], truth="truth")
     # without an annotation, each seed's domains matched to the first seed's
     seeds = stcore.pl.domains(adata, key="domain_seeds", show=False, return_fig=True)
     assert [ax.get_title() for ax in seeds.axes] == [f"domain_seeds['seed{s}']: graphst+expression, seed {s}"
