@@ -226,18 +226,20 @@ def _entry_of(entry: str) -> tuple[str, str] | tuple[None, None]:
 
 
 def _labellings(adata: ad.AnnData, key: str) -> pd.DataFrame | None:
-    """``obsm[key]`` where it holds labellings, one per column (a data frame of labels: categorical, text,
-    whole numbers or booleans), as :func:`stcore.tl.domains` writes each method's and each seed's domains
-    (``obsm['domain_methods']``, ``obsm['domain_seeds']``); None where it holds anything else or is absent."""
+    """``obsm[key]`` where it holds labellings, one per column (a data frame of labels: categorical or text;
+    whole numbers or booleans too where it is named as :func:`stcore.tl.domains` names each method's and each
+    seed's domains, ``obsm['domain_methods']``, ``obsm['domain_seeds']``: elsewhere whole numbers are as likely
+    pixel positions); None where it holds anything else or is absent."""
     from pandas.api.types import is_bool_dtype, is_integer_dtype, is_object_dtype, is_string_dtype
 
     frame = adata.obsm[key] if key in adata.obsm else None
     if not isinstance(frame, pd.DataFrame) or frame.shape[1] == 0:
         return None
+    numbered = _entry_of(key)[0] is not None
 
     def of_labels(column: pd.Series) -> bool:
-        return (isinstance(column.dtype, pd.CategoricalDtype) or is_bool_dtype(column) or is_integer_dtype(column)
-                or is_string_dtype(column) or is_object_dtype(column))
+        return (isinstance(column.dtype, pd.CategoricalDtype) or is_string_dtype(column) or is_object_dtype(column)
+                or (numbered and (is_bool_dtype(column) or is_integer_dtype(column))))
 
     return frame if all(of_labels(frame[c]) for c in frame.columns) else None
 

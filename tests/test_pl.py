@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import EllipseCollection, PathCollection  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
@@ -1321,6 +1322,12 @@ def test_an_obsm_entry_of_labellings_is_drawn_a_panel_per_member():
                                          r"an obs column as key, and basis='X_graphst'"):
         stcore.pl.domains(adata, key=["domain", "X_graphst"], show=False)
     assert set(adata.uns) == before
+    # whole-number pixel positions as a data frame are positions, not labels, unless named as tl.domains names them
+    adata.obsm["pixels"] = pd.DataFrame(np.rint(adata.obsm["spatial"]).astype(int), index=adata.obs_names,
+                                        columns=["x", "y"])
+    with pytest.raises(ValueError, match=r"key 'pixels' names obsm\['pixels'\], which holds a data frame of numbers"):
+        stcore.pl.domains(adata, key="pixels", show=False)
+    del adata.obsm["pixels"]
     with pytest.raises(KeyError, match=r"obsm entries of labels, a panel per column: \['domain_methods', "
                                        r"'domain_seeds'\]"):
         stcore.pl.domains(adata, key="nope", show=False)
