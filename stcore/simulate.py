@@ -44,7 +44,7 @@ class SimParams:
     n_genes: int = SIMULATED_SIZE["n_genes"]
     markers_per_domain: int = 300
     marker_fold: float = 1.3
-    depth: float = 1000.0
+    depth: float = SIMULATED_SIZE["depth"]
     dispersion: float = 2.0
     n_fields: int = 3
     field_genes: int = 200

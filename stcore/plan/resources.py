@@ -28,10 +28,10 @@ def file_mb(path):
 
 
 class Planned(NamedTuple):
-    """A file a job reads that an earlier job of the run has not written yet (train's hvg.h5ad and
-    graph.npz when the run starts), as large as it can be: its matrix's ``spots`` x ``genes`` with
-    ``nnz`` stored entries (None: not a matrix), ``mb`` MiB on disk.  The size functions take it
-    where they take a path (:meth:`JobResources.train_input`)."""
+    """A file a job reads that an earlier job of the run has not written yet (a simulated slide, a
+    qc.h5ad, train's hvg.h5ad and graph.npz when the run starts), as large as it can be: its matrix's
+    ``spots`` x ``genes`` with ``nnz`` stored entries (None: not a matrix), ``mb`` MiB on disk.  The size
+    functions take it where they take a path (:meth:`JobResources.planned_matrix`, :meth:`JobResources.train_input`)."""
 
     spots: int | None = None
     genes: int | None = None
@@ -39,9 +39,20 @@ class Planned(NamedTuple):
     mb: float = 0.0
 
 
+def _path(path):
+    """``path`` as the size functions read it: a :class:`Planned` file as it is, else its name as text."""
+    return path if isinstance(path, Planned) else str(path)
+
+
+def csr_mb(rows, nnz):
+    """MiB of a CSR matrix of ``rows`` rows and ``nnz`` float32 entries with int32 indices, uncompressed: the
+    most a gzip-written .h5ad's X or an .npz graph of it takes on disk (gzip does not make counts larger)."""
+    return (8 * nnz + 4 * (rows + 1)) / 2**20
+
+
 def files_mb(paths):
     """Total MiB of the files ``paths`` (a slide's inputs; none when its files are missing)."""
-    return sum(file_mb(str(p)) for p in ([paths] if isinstance(paths, str) else paths))
+    return sum(file_mb(_path(p)) for p in ([paths] if isinstance(paths, (str, Planned)) else paths))
 
 
 def slide_shape(path):
@@ -132,11 +143,11 @@ def qc_runtime(raw, attempt):
 def hvg_mem_mb(h5ad, attempt):
     """hvg holds the counts, scanpy's float64 copies of them for seurat_v3 and the transform's
     (measured: 3.2 times X in memory at 1,000,000 spots; budget 6)."""
-    return int(attempt * (BASE_MB + 6 * matrix_mb(str(h5ad))))
+    return int(attempt * (BASE_MB + 6 * matrix_mb(_path(h5ad))))
 
 
 def hvg_runtime(h5ad, attempt):
-    return int(attempt * (10 + file_mb(str(h5ad)) / 50))
+    return int(attempt * (10 + file_mb(_path(h5ad)) / 50))
 
 
 def train_epochs(settings, peer):
@@ -156,9 +167,9 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     (ten float32 copies; BANKSY's measured dense matrix), plus eight float64 spots x spots
     matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
     ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
-    h5ad = h5ad if isinstance(h5ad, Planned) else str(h5ad)
+    h5ad = _path(h5ad)
     graph = [graph] if isinstance(graph, (str, os.PathLike, Planned)) else list(graph or [])   # none: reading none
-    graph_mb = 4 * sum(file_mb(g if isinstance(g, Planned) else str(g)) for g in graph)
+    graph_mb = 4 * sum(file_mb(_path(g)) for g in graph)
     shape = slide_shape(h5ad)
     if not facts.builtin:
         spots_mb = 8 * 8 * shape[0] ** 2 / 2**20 if facts.dense_spots and shape is not None else 0
@@ -181,7 +192,7 @@ def train_runtime(facts, settings, h5ad, attempt):
     """Minutes on CPU (and at least 15).  The built-in models: an epoch took 1-2e-5 s per spot on
     2 cores from DLPFC to 1,000,000 spots (benchmarks/README.md); budget 5e-5.  The peers: about
     2.4e-8 s per epoch x spot x gene was measured on 2 cores; budget 1e-7."""
-    h5ad = h5ad if isinstance(h5ad, Planned) else str(h5ad)
+    h5ad = _path(h5ad)
     shape = slide_shape(h5ad)
     if shape is None:
         spots, genes = dense_mb(h5ad) * 2**20 / 4, 1
@@ -211,26 +222,46 @@ class JobResources:
         self.plan = plan
         self._pairs = {}        # radius_pairs of a file, counted once a run
 
+    def qc_input(self, wildcards, input):
+        """The files qc's job is sized from: the slide's files; for a slide the simulate rule makes, before
+        it wrote it, the file as large as it can be (:meth:`planned_matrix`), so that a SLURM profile's prep
+        job (simulate, qc, hvg and graph in one job, submitted before simulate ran) and the start-of-run
+        check (:func:`check_slurm`) count qc's memory and time."""
+        raw = [input.raw] if isinstance(input.raw, str) else [str(f) for f in input.raw]
+        if all(os.path.exists(f) for f in raw) or self.plan.simulated_of(wildcards.sample) is None:
+            return raw
+        planned = self.planned_matrix(wildcards.sample)
+        return raw if planned is None else [planned]
+
     def qc_mem_mb(self, wildcards, input, attempt):
-        return qc_mem_mb(input.raw, attempt)
+        return qc_mem_mb(self.qc_input(wildcards, input), attempt)
 
     def qc_runtime(self, wildcards, input, attempt):
-        return qc_runtime(input.raw, attempt)
+        return qc_runtime(self.qc_input(wildcards, input), attempt)
+
+    def group_input(self, wildcards, input):
+        """The files a group's job is sized from: the qc.h5ad of each of its slides, or before its qc wrote it
+        what it will hold at most (:meth:`planned_matrix`), so that the start-of-run check sees the group job."""
+        slides = [input.slides] if isinstance(input.slides, str) else [str(f) for f in input.slides]
+        group = self.plan.groups.get(wildcards.sample, [])
+        names = dict(zip(self.plan.group_inputs(wildcards.sample), group)) if group else {}
+        return [f if os.path.exists(f) or f not in names else (self.planned_matrix(names[f]) or f) for f in slides]
 
     def group_mem_mb(self, wildcards, input, attempt):
-        return qc_mem_mb(input.slides, attempt)
+        return qc_mem_mb(self.group_input(wildcards, input), attempt)
 
     def hvg_input(self, wildcards, input):
         """The file hvg's job is sized from: its qc.h5ad, or before qc wrote it the slide's matrix
         as qc reads it (:meth:`slide_matrix`; qc.h5ad holds at most as many spots and genes).  A SLURM
         profile's prep job (qc, hvg and graph in one job) is sized when it is submitted, before qc
         ran: hvg's size, unknown then, was left out of the job's memory and time.  A slide with no
-        such file (a group's, made by its own job first): the qc.h5ad, whose size Snakemake then
-        takes as not known yet."""
+        such file (a slide the simulate rule makes, a group's): what its qc.h5ad will hold at most
+        (:meth:`planned_matrix`); where that is not known either, the qc.h5ad, whose size Snakemake
+        then takes as not known yet."""
         h5ad = str(input.h5ad)
         if os.path.exists(h5ad):
             return h5ad
-        return self.slide_matrix(wildcards.sample) or h5ad
+        return self.slide_matrix(wildcards.sample) or self.planned_matrix(wildcards.sample) or h5ad
 
     def slide_matrix(self, sample):
         """The slide's matrix as qc reads it: the largest file of the slide whose header gives spots x
@@ -244,30 +275,34 @@ class JobResources:
         return max(matrices, key=matrix_mb) if matrices else None
 
     def planned_matrix(self, sample):
-        """What the qc.h5ad of ``sample`` will hold at most (:class:`Planned` spots, genes, stored entries), read
-        before any job of the run: a slide's matrix as qc reads it (:meth:`slide_matrix`; qc only drops spots and
-        genes); a slide the simulate rule makes, not written yet, the spots and genes its config's ``simulate``
-        entry gives (:func:`~.runs.simulated_shape`), every entry stored; a group's, its slides' spots together
-        on the fewest genes of one of them (the group joins them on the genes they share), their entries on those
-        genes.  None where a slide of it has no such file (missing: its qc job names it)."""
+        """What the qc.h5ad of ``sample`` will hold at most (:class:`Planned` spots, genes, stored entries, MiB on
+        disk), read before any job of the run: a slide's matrix as qc reads it (:meth:`slide_matrix`; qc only drops
+        spots and genes), its file's size (as hvg is sized from it, :meth:`hvg_input`); a slide the simulate rule
+        makes, not written yet, the spots and genes its config's ``simulate`` entry gives
+        (:func:`~.runs.simulated_shape`), at most :func:`~.runs.simulated_entries` stored entries, and those as an
+        uncompressed CSR on disk (:func:`csr_mb`; the simulate and qc rules write them gzip-compressed); a group's,
+        its slides' spots together on the fewest genes of one of them (the group joins them on the genes they
+        share), their entries on those genes, their files together.  None where a slide of it has no such file
+        (missing: its qc job names it)."""
         if sample in self.plan.groups:
             parts = [self.planned_matrix(s) for s in self.plan.groups[sample]]
             if not parts or any(part is None for part in parts):
                 return None
             genes = min(part.genes for part in parts)
             return Planned(sum(part.spots for part in parts), genes,
-                           sum(min(part.nnz, part.spots * genes) for part in parts))
+                           sum(min(part.nnz, part.spots * genes) for part in parts), sum(part.mb for part in parts))
         matrix = self.slide_matrix(sample)
         if matrix is not None:
             (spots, genes), nnz = slide_shape(matrix), slide_nnz(matrix)
-        elif self.plan.simulated_of(sample) is not None:
-            from .runs import simulated_shape
-
-            spots, genes = simulated_shape((self.plan.config.get("simulate") or {})[self.plan.simulated_of(sample)])
-            nnz = None
-        else:
+            nnz = spots * genes if nnz is None else min(nnz, spots * genes)
+            return Planned(spots, genes, nnz, file_mb(matrix))
+        if self.plan.simulated_of(sample) is None:
             return None
-        return Planned(spots, genes, spots * genes if nnz is None else min(nnz, spots * genes))
+        from .runs import simulated_entries, simulated_shape
+
+        settings = (self.plan.config.get("simulate") or {})[self.plan.simulated_of(sample)]
+        (spots, genes), nnz = simulated_shape(settings), simulated_entries(settings)
+        return Planned(spots, genes, nnz, csr_mb(spots, nnz))
 
     def planned_edges(self, sample, spots):
         """The most stored entries ``sample``'s graph.npz will have (a symmetric graph: twice its edges) when
@@ -321,7 +356,7 @@ class JobResources:
             entries = self.planned_edges(wildcards.sample, spots)
             if entries is None:
                 return h5ad, graph
-            graph = [g if os.path.exists(g) else Planned(mb=(8 * entries + 4 * (spots + 1)) / 2**20) for g in graph]
+            graph = [g if os.path.exists(g) else Planned(mb=csr_mb(spots, entries)) for g in graph]
         return planned, graph
 
     def hvg_mem_mb(self, wildcards, input, attempt):
