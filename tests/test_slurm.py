@@ -411,3 +411,36 @@ def test_a_train_job_over_the_partitions_max_time_is_refused_before_anything_is_
     assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
     assert run["run"] is None or _squeue(run["run"]) == []
     assert not (tmp_path / "results" / "slide").exists()
+
+
+def test_a_simulated_slides_prep_job_counts_its_qc_and_hvg_when_the_run_starts(slurm_node, tmp_path):
+    """A slide the simulate rule makes: its prep job (profiles/slurm's group of simulate, qc, hvg and graph) was
+    sized when the run started, and submitted, with simulate's and graph's runtime alone (qc and hvg read files not
+    made yet: <TBD>), 60 minutes of the profile's default 30 each.  Now qc and hvg are sized from the slide's
+    simulate entry too, and the job asks for their minutes on top: under a partition MaxTime of 10 minutes over
+    simulate + graph (scontrol update PartitionName=... MaxTime=70), the run stops before it submits anything,
+    naming the prep job.  The limit is set back with `scontrol reconfigure`."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    cap = 2 * int(profile["default-resources"]["runtime"]) + 10          # simulate + graph fit, with qc and hvg not
+    partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
+                               check=True).stdout.split()
+    partition = next(p for p in partition if p.endswith("*")).rstrip("*")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    (tmp_path / "samples.tsv").write_text(SHEET)
+    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", f"MaxTime={cap}"],
+                            capture_output=True, text=True, timeout=30)
+    if update.returncode != 0:
+        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
+    try:
+        run = _run_snakemake(tmp_path, "slurm", "--retries", "0", timeout=180)
+    finally:
+        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
+    assert run["rc"] != 0, run["log"][-4000:]
+    said = [line for line in run["log"].splitlines() if "of steps graph, hvg, qc, simulate" in line]
+    assert len(said) == 1, run["log"][-4000:]
+    minutes = int(re.search(r"asks SLURM for (\d+) minutes \(runtime\)", said[0]).group(1))
+    assert said[0].startswith("sample 'tiny_a', group job ") and minutes > cap, said[0]
+    assert f"allows at most {cap} minutes (its MaxTime" in said[0], said[0]
+    assert not _submissions(run["log"]) and "submitted with SLURM jobid" not in run["log"]
+    assert run["run"] is None or _squeue(run["run"]) == []
+    assert not (tmp_path / "results" / "simulated").exists()
