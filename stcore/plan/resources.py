@@ -45,8 +45,9 @@ def _path(path):
 
 
 def csr_mb(rows, nnz):
-    """MiB of a CSR matrix of ``rows`` rows and ``nnz`` float32 entries with int32 indices, uncompressed: the
-    most a gzip-written .h5ad's X or an .npz graph of it takes on disk (gzip does not make counts larger)."""
+    """MiB of a CSR matrix of ``rows`` rows and ``nnz`` float32 entries with int32 indices, uncompressed: what
+    an .npz graph of it takes on disk, and several times what a gzip-written .h5ad's X of counts does (the
+    demo's simulated slides: 10.4 MiB uncompressed, 3.0 MiB as written, names and coordinates included)."""
     return (8 * nnz + 4 * (rows + 1)) / 2**20
 
 
