@@ -227,6 +227,25 @@ def test_groups_that_differ_only_in_case_are_named():
         slides_and_groups(_rows(s1="G", s2="g"), "sheet.tsv")         # not 'has one slide'
 
 
+def test_a_group_written_as_one_number_two_ways_is_named():
+    """A group column a spreadsheet saved with some rows as numbers: '1' and '1.0', or '01' and '1'
+    (its leading zero dropped), were two groups trained apart without a word, or, with one slide in
+    one of them, refused as 'has one slide'."""
+    def four(*written):
+        return [dict(row, sample=f"s{i}", group=group) for i, (row, group) in enumerate(zip(_rows() * 2, written), 1)]
+
+    with pytest.raises(PlanError, match=r"^sample sheet 'sheet\.tsv': groups '1' \(s1, s2\) and '1\.0' \(s3, s4\) are "
+                                        r"one number written two ways \(a spreadsheet's number format writes 1 as 1\.0 "
+                                        r"and drops the leading zero of 01, .*\): they would be trained as two groups\. "
+                                        r"Fix: write the group alike in the rows of its slides \(format the column as "
+                                        r"text in the spreadsheet\), or rename one, if they are two groups$"):
+        slides_and_groups(four("1", "1", "1.0", "1.0"), "sheet.tsv")
+    with pytest.raises(PlanError, match=r"groups '01' \(s1, s2\) and '1' \(s3\) are one number written two ways"):
+        slides_and_groups(_rows(s1="01", s2="01", s3="1"), "sheet.tsv")         # not 'has one slide'
+    assert slides_and_groups(four("1", "1", "2", "2"), "sheet.tsv")[1] == {"1": ["s1", "s2"], "2": ["s3", "s4"]}
+    assert slides_and_groups(four("1.5", "1.5", "15", "15"), "sheet.tsv")[1] == {"1.5": ["s1", "s2"], "15": ["s3", "s4"]}
+
+
 def test_a_group_written_as_an_empty_cell_is_named():
     """R's write.table writes an empty group cell as NA (pandas' astype(str) as nan): the slides that
     stand alone were trained as one group named 'NA' without a word."""

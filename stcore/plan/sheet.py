@@ -271,6 +271,13 @@ def read_sheet(path, config_files=()):
     return rows
 
 
+def same_group(group):
+    """The key under which two group cells name one group as a spreadsheet writes it: the name in
+    lower case, a whole number its value ('1', '01' and '1.0' alike)."""
+    number = re.fullmatch(r"(\d+)(\.0*)?", group)
+    return f"#{int(number.group(1))}" if number else group.lower()
+
+
 def slides_and_groups(rows, path, data_dir=""):
     """The checked rows as {slide id: row} (relative paths read from ``data_dir`` when set) and the
     sheet's groups (slides trained as one: its `group` column), name -> slides in sheet order.
@@ -302,9 +309,15 @@ def slides_and_groups(rows, path, data_dir=""):
                             "not a group's name, so these slides would be trained as one group named "
                             f"'{group}'. Fix: leave the group cell empty for a slide that stands alone, and give the "
                             "slides to train as one the same name (e.g. 'g1')")
-    seen = {}                                   # lower-case group -> the group as first written
+    seen = {}                                   # lower-case group (a number: its value) -> the group as first written
     for group, members in groups.items():
-        other = seen.setdefault(group.lower(), group)
+        other = seen.setdefault(same_group(group), group)
+        if other != group and other.lower() != group.lower():
+            raise PlanError(f"sample sheet '{path}': groups '{other}' ({', '.join(groups[other])}) and '{group}' "
+                            f"({', '.join(members)}) are one number written two ways (a spreadsheet's number format "
+                            "writes 1 as 1.0 and drops the leading zero of 01, in the rows not formatted as text): "
+                            "they would be trained as two groups. Fix: write the group alike in the rows of its slides (format "
+                            "the column as text in the spreadsheet), or rename one, if they are two groups")
         if other != group:
             raise PlanError(f"sample sheet '{path}': groups '{other}' ({', '.join(groups[other])}) and '{group}' "
                             f"({', '.join(members)}) differ only in case: they would be trained as two groups, "
