@@ -548,6 +548,26 @@ def test_slides_that_hold_the_same_data_are_warned_of():
     assert plan.repeated_slides({"s1": "ab" * 32, "s2": None, "s3": None}) == []
 
 
+def test_one_file_named_by_two_rows_is_named_with_its_paths(tmp_path, monkeypatch):
+    """Two rows naming one file written two ways (relative, with './', absolute): the warning said
+    'a folder copied under two names?' and named no path, so the rows looked like two slides."""
+    monkeypatch.chdir(tmp_path)
+    rows = [dict(row, path=path) for row, path in zip(_rows(), ("data/x.h5ad", "./data/x.h5ad", str(tmp_path / "data/x.h5ad")))]
+    slides, found = slides_and_groups(rows, "sheet.tsv")
+    plan = Plan(_config(), slides, found, METHODS)
+    lines = plan.repeated_slides({"s1": "ab" * 32, "s2": "ab" * 32, "s3": "cd" * 32})
+    assert lines == ["WARNING samples 's1', 's2' read the same data (input_sha256 abababababab...): one file, which the "
+                     "sample sheet names 2 times ('data/x.h5ad' (s1), './data/x.h5ad' (s2)), so the slide is trained 2 "
+                     "times under 2 ids and counted 2 times in results/table.tsv. Fix: keep one of the rows s1, s2 in "
+                     "the sample sheet"]
+    assert f"'{tmp_path / 'data/x.h5ad'}' (s3)" in plan.repeated_slides({s: "ab" * 32 for s in ("s1", "s2", "s3")})[0]
+    rows[1]["n_clusters"] = 5                  # one slide at two numbers of domains, as meant
+    plan = Plan(_config(), *slides_and_groups(rows, "sheet.tsv"), METHODS)
+    assert plan.repeated_slides({"s1": "ab" * 32, "s2": "ab" * 32})[0].endswith(
+        "Fix: nothing where they are meant as runs of one slide with other n_clusters; else keep one of the rows s1, s2 "
+        "in the sample sheet")
+
+
 def test_one_slide_given_a_row_per_group_is_named_as_such():
     """A slide meant for two groups, given a row per group (a group cell holds one group, as its
     refusal says): the warning told to check the paths for a folder copied under two names."""

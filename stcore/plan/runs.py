@@ -561,6 +561,17 @@ class Plan:
                              f"runs alone under each id, so its runs alone are counted {len(same)} times in "
                              "results/table.tsv. Fix: nothing where the slide is meant for each group; count its "
                              "runs alone once when comparing slides")
+            elif len({os.path.realpath(self.slides[s]["path"]) for s in same}) == 1:
+                # one file named by several rows (written two ways: relative and absolute, with './')
+                paths = ", ".join(f"'{self.slides[s]['path']}' ({s})" for s in same)
+                differ = [c for c in ("n_clusters", "truth", "values")
+                          if len({str(self.slides[s].get(c, "")) for s in same}) > 1]
+                keep = (f"nothing where they are meant as runs of one slide with other {' and '.join(differ)}; else "
+                        if differ else "")
+                lines.append(f"WARNING {named}: one file, which the sample sheet names {len(same)} times ({paths}), "
+                             f"so the slide is trained {len(same)} times under {len(same)} ids and counted "
+                             f"{len(same)} times in results/table.tsv. Fix: {keep}keep one of the rows "
+                             f"{', '.join(same)} in the sample sheet")
             else:
                 lines.append(f"WARNING {named}: their rows will be the same slide's, counted {len(same)} times. Fix: "
                              "check their paths in the sample sheet (a folder copied under two names?)")
