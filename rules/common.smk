@@ -167,8 +167,9 @@ def train_gpus(wildcards):
 
 
 def raw_input(wildcards):
-    """Every file the slide's reader opens, as far as they exist now (stcore/plan/runs.py, Plan.raw_input)."""
-    return PLAN.raw_input(wildcards.sample, FORMATS.slide_files)
+    """Every file the slide's reader opens, as far as they exist now (stcore/plan/runs.py, Plan.raw_input);
+    ancient(): their content reruns the slide, through its input stamp, their modification time alone does not."""
+    return PLAN.raw_input(wildcards.sample, FORMATS.slide_files, by_content=ancient)
 
 
 # The input and settings stamps (stcore/plan/stamps.py, RunStamps).  A run that executes no job (-n,

@@ -170,6 +170,33 @@ def test_a_slide_replaced_with_an_older_mtime_reruns(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_slide_file_made_newer_with_the_same_content_reruns_nothing(tmp_path):
+    """A slide file over 1 MB (a real slide's size) touched, or copied again from where it came
+    (cp without -p, a download of the same file): Snakemake compares the checksum of a newer input of
+    at most 1 MB only, so every job of the slide reran, training included, for the same content.  Its
+    input stamp follows the content: nothing reruns; other content, newer, reruns the slide."""
+    slide = write(tiny_slide(n_side=12, n_genes=3000, seed=1), tmp_path / "s.h5ad")
+    assert slide.stat().st_size > 1_000_000
+    workdir(tmp_path, {"s": ("s.h5ad", 2, "domain")}, epochs=2)
+    first = snakemake(tmp_path, "--cores", "1", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    later = os.stat(tmp_path / "results/table.tsv").st_mtime + 60
+    os.utime(slide, (later, later))                                              # touch
+    touched = snakemake(tmp_path, "--cores", "1", "--dry-run", timeout=300)
+    assert "Nothing to be done" in touched.stdout + touched.stderr, (touched.stdout + touched.stderr)[-3000:]
+    copy = tmp_path / "download.h5ad"
+    shutil.copyfile(slide, copy)
+    shutil.copyfile(copy, slide)                                                 # cp: same bytes, newer time
+    copied = snakemake(tmp_path, "--cores", "1", "--dry-run", timeout=300)
+    assert "Nothing to be done" in copied.stdout + copied.stderr, (copied.stdout + copied.stderr)[-3000:]
+    write(tiny_slide(n_side=12, n_genes=3000, seed=5), slide)                   # other content
+    changed = snakemake(tmp_path, "--cores", "1", "--dry-run", timeout=300)
+    shown = changed.stdout + changed.stderr
+    for rule in ("qc", "hvg", "graph", "train", "cluster", "evaluate", "table"):
+        assert re.search(rf"^rule {rule}:", shown, re.M), (rule, shown[-3000:])
+
+
+@pytest.mark.slow
 def test_results_copied_without_snakemakes_records_rerun_where_the_settings_changed(tmp_path):
     """A results/ folder copied with its modification times (cp -a, rsync -a, tar) to a folder
     without .snakemake/, then run with other settings: the jobs whose settings changed rerun (was:

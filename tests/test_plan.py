@@ -493,6 +493,8 @@ def test_the_slides_the_simulate_rule_makes_are_its_inputs_and_have_no_input_sta
     assert plan.raw_input("s1", slide_files) == ["./results/simulated/s1.h5ad"]
     assert plan.raw_input("s2", slide_files) == [str(tmp_path / "s2.h5ad")]
     assert plan.raw_input("s3", slide_files) == []
+    assert plan.raw_input("s2", slide_files, by_content=lambda f: ("ancient", f)) == [("ancient", str(tmp_path / "s2.h5ad"))]
+    assert plan.raw_input("s1", slide_files, by_content=lambda f: ("ancient", f)) == ["./results/simulated/s1.h5ad"]
     kept, digested = {}, []
 
     def keep_stamp(sample, keep):                  # as RunStamps.input keeps it

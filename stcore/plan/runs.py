@@ -251,18 +251,22 @@ class Plan:
         path = os.path.normpath(self.slides[sample]["path"])
         return next((name for name in self.simulated if os.path.normpath(simulated_file(name)) == path), None)
 
-    def raw_input(self, sample, slide_files):
+    def raw_input(self, sample, slide_files, by_content=None):
         """The files the slide's qc job reads, as its inputs: every file the slide's reader opens
         (Visium positions, scale factors and images included), as far as they exist now
         (``slide_files(path, format)``, :func:`stcore.formats.slide_files`).  A slide the simulate rule
         makes, not there yet: its file, so that the rule runs first.  A slide whose files are missing
         declares none: its qc job then fails with the reader's one-line message, and --keep-going
-        finishes the others."""
+        finishes the others.  ``by_content`` (Snakemake's ``ancient``): applied to each file of a slide
+        that has an input stamp (:meth:`input_stamp`; every slide the simulate rule does not make),
+        so that its content, which the stamp follows, reruns the slide and its modification time alone
+        does not (``touch``, a copy or download of the same file: Snakemake compares the checksum of
+        an input of at most 1 MB only, so a larger slide file made newer reran every job of the slide)."""
         row = self.slides[sample]
         files = slide_files(row["path"], row["format"])
-        if not files and self.made_here(sample):
-            return [row["path"]]
-        return files
+        if self.made_here(sample):
+            return files or [row["path"]]
+        return [by_content(f) for f in files] if by_content is not None else files
 
     def input_stamp(self, sample, keep_stamp, digest_stamp):
         """The slide's input stamp (:data:`stcore.plan.stamps.INPUT_STAMP`: the sha256 of its files,
