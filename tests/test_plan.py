@@ -1327,6 +1327,41 @@ def test_the_failure_lines(tmp_path):
     assert job_sample("table", "logs/table.log") == "all"
 
 
+def test_a_run_stopped_with_ctrl_c_says_so_and_to_run_it_again(tmp_path, monkeypatch):
+    """Ctrl-C during a run (measured: epochs changed, stopped while a train job ran): its running job was
+    listed as 'FAILED ...: the job ended with an empty log (killed, or out of memory?)' and the earlier
+    table's warning said 'Fix: correct the failures above and run again'; each now says the run was
+    stopped and to run the same command again.  Snakemake's log says 'Terminating processes on user
+    request' where the user stopped it."""
+    import os
+
+    from stcore.plan.failures import end_of_run_lines
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    (tmp_path / "logs" / "train" / "b.graphst.seed1.log").write_text("")
+    (tmp_path / "results").mkdir()
+    for name in ("table.tsv", "summary.md", "summary.html"):
+        (tmp_path / "results" / name).write_text("x")
+        os.utime(tmp_path / "results" / name, (1e9, 1e9))
+    block = ("Error in rule train:\n    message: None\n    jobid: 23\n"
+             "    log: logs/train/b.graphst.seed1.log (check log file(s) for error details)\n")
+    died = ("Command 'set -euo pipefail;  python train.py' died with <Signals.SIGINT: 2>.\n")
+    (tmp_path / "sm.log").write_text("Select jobs to execute...\nTerminating processes on user request, this might "
+                                     "take some time.\nRuleException:\n" + died + block)
+    lines = end_of_run_lines(2e9, snakemake_logs=["sm.log"])
+    assert lines[0] == ("FAILED logs/train/b.graphst.seed1.log: sample 'b', step 'train': the run was stopped (Ctrl-C) "
+                        "while this job ran, so it did not finish and none of its outputs was kept. Fix: run the same "
+                        "command again: the finished jobs are kept and this one runs again")
+    assert "its table step did not run (the run was stopped)" in lines[1] and "Fix: run the same command again" in lines[1]
+    assert "out of memory" not in "\n".join(lines)
+    (tmp_path / "logs" / "train" / "b.graphst.seed1.log").write_text("")
+    (tmp_path / "sm2.log").write_text("RuleException:\n" + block)             # a job killed, no Ctrl-C: as before
+    lines = end_of_run_lines(2e9, snakemake_logs=["sm2.log"])
+    assert "the job ended with an empty log (killed, or out of memory?)" in lines[0]
+    assert "Fix: correct the failures above and run again" in lines[1]
+
+
 SEP = "=" * 80
 
 

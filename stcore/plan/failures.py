@@ -207,12 +207,24 @@ def job_sample(step, log):
     return re.sub(r"\.[A-Za-z0-9_-]+(\.seed\d+|\.consensus)?$", "", stem)
 
 
+# Snakemake's own line, in its log of the run, where the user stopped the run (Ctrl-C: SIGINT).
+STOPPED_BY_USER = "Terminating processes on user request"
+STOPPED_CAUSE = ("the run was stopped (Ctrl-C) while this job ran, so it did not finish and none of its outputs "
+                 "was kept. Fix: run the same command again: the finished jobs are kept and this one runs again")
+
+
+def stopped_by_user(snakemake_logs):
+    """Whether Snakemake's log of the run says the user stopped it (Ctrl-C)."""
+    return any(STOPPED_BY_USER in _read_log(path) for path in snakemake_logs or ())
+
+
 def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
     """One line per failed job: the ERROR line its step wrote to its log (logs changed since
     ``since``); for a job that died without one, a line naming its log, slide and step, which is also
     appended to that log: where SLURM stopped it (time limit, memory, scancel), SLURM's reason, the
     limit it had and the fix (:func:`slurm_line`; ``cluster()``: what sinfo says of the cluster, asked only
-    where sbatch refused a job); else that it was killed or its log's last line."""
+    where sbatch refused a job); where the user stopped the run (Ctrl-C, :func:`stopped_by_user`), that
+    and the fix; else that it was killed or its log's last line."""
     lines, named = [], set()
     for root, _, files in os.walk(log_dir):
         for name in sorted(files):
@@ -227,6 +239,7 @@ def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
             lines += found
     slurm = slurm_failures(snakemake_logs)
     partitions = cluster() if any(f["status"] == "SBATCH" for f in slurm.values()) else None
+    interrupted = stopped_by_user(snakemake_logs)
     for step, log in failed_jobs(snakemake_logs):
         if os.path.normpath(log) in named:
             continue
@@ -241,11 +254,12 @@ def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
                 last = [line.strip() for line in fh if line.strip()][-1:]
         except OSError:
             last = []
-        cause = (f"the job ended without an error message; its log ends: {last[0][:300]}" if last else
+        cause = (STOPPED_CAUSE if interrupted else
+                 f"the job ended without an error message; its log ends: {last[0][:300]}" if last else
                  "the job ended with an empty log (killed, or out of memory?); its error is in the console output above")
         line = f"sample '{job_sample(step, log)}', step '{step}': {cause}"
         lines.append(f"{log}: {line}")
-        if not last:            # the log says so too
+        if not last or interrupted:            # the log says so too
             _append_error(log, line)
     return lines
 
@@ -263,18 +277,20 @@ def _append_error(log, line):
 TABLE_FILES = ("results/table.tsv", "results/summary.md", "results/summary.html")
 
 
-def earlier_table_line(since, files=TABLE_FILES):
+def earlier_table_line(since, files=TABLE_FILES, stopped=False):
     """A warning where a failed run leaves the results table of an earlier run (written before
     ``since``, the run's start): the table step did not run, so its rows are the earlier run's,
-    beside result files this run rewrote.  None where no table is there or this run wrote it."""
+    beside result files this run rewrote.  None where no table is there or this run wrote it.
+    ``stopped``: the user stopped the run (Ctrl-C), so the fix is to run it again."""
     old = [f for f in files if os.path.isfile(f) and os.path.getmtime(f) < since]
     if not old:
         return None
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(old[0])))
+    fix = "run the same command again" if stopped else "correct the failures above and run again"
     return (f"WARNING {', '.join(old)} are an earlier run's (written {when}), not this run's: its table step did "
-            "not run or failed, so they do not show what this run made or changed (its rows are the earlier "
-            "settings' and slides'). Fix: correct the failures above and run again; until then read each "
-            "run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
+            f"not run{' (the run was stopped)' if stopped else ' or failed'}, so they do not show what this run "
+            "made or changed (its rows are the earlier settings' and slides'). "
+            f"Fix: {fix}; until then read each run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
 
 
 def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES, cluster=dict):
@@ -283,5 +299,5 @@ def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES
     (:func:`earlier_table_line`)."""
     lines = [f"FAILED {line}" for line in failure_lines(since, log_dir=log_dir, snakemake_logs=snakemake_logs,
                                                         cluster=cluster)]
-    table = earlier_table_line(since, files)
+    table = earlier_table_line(since, files, stopped=stopped_by_user(snakemake_logs))
     return lines + ([table] if table else [])
