@@ -7,6 +7,7 @@ rule consensus:
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=of_run("embedding_training"),     # the machine that trained
         settings=settings_stamp("consensus"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its map's colours match
     output:
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
@@ -38,6 +39,7 @@ rule ensemble:
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=of_run("embedding_training"),
         settings=settings_stamp("ensemble"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its map's colours match
     output:
         labels="results/{sample}/{ensemble}/seed{seed}/labels.tsv",
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
@@ -70,6 +72,7 @@ rule ensemble_consensus:
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=of_run("embedding_training"),
         settings=settings_stamp("ensemble_consensus"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its map's colours match
     output:
         labels=consensus_file("labels.tsv", method="{ensemble}"),
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),

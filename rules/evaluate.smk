@@ -7,6 +7,7 @@ rule evaluate:
         annotation=lambda wildcards: PLAN.annotation_inputs(wildcards.sample),  # a group's: its slides' qc.h5ad
         truth=settings_stamp("annotation"),     # the truth column(s) they read
         npz=train_output("train.npz"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its map's colours match
     output:
         metrics=run_file("metrics.tsv"),
         png=report(run_file("domains.png"), caption="../report/domains.rst", category="Domain maps",

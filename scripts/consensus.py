@@ -26,10 +26,14 @@ def main(sm):
     rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, run)]
     members = f"{run['trained_by']} at " if "+" in run["trained_by"] else ""      # a combination of methods
     over = f"seeds {run['consensus_of'].replace(',', ', ')}" if run["seed"] == "consensus" else f"seed {run['seed']}"
+    # a slide without an annotation: the colours of the run whose map the report's first page shows
+    # (rules: Plan.map_reference), so that one region has one colour on every map of the slide
+    reference = next((read_tsv(p, index_col="spot")["domain"].loc[obs.index].to_numpy()
+                      for p in getattr(sm.input, "reference", [])), None)
     plot_domains(slide["obsm/spatial"], labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, the vote over {members}{over}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, spatial=slide.get("uns/spatial"),
-                 truth_colors=slide.get(f"uns/{sm.params.truth}_colors"))
+                 truth_colors=slide.get(f"uns/{sm.params.truth}_colors"), reference=reference)
     write_labels(sm.output.labels, obs, labels.to_numpy())
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)

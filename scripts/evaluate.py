@@ -33,10 +33,14 @@ def main(sm):
         if params.correct == "harmony":
             mixed = correct_slides(mixed, slide_codes(obs), params.seed)
     rows = [row | common for row in label_rows(obs, coords, labels, truth, run | {"embedding": mixed})]
+    # a slide without an annotation: the colours of the run whose map the report's first page shows
+    # (rules: Plan.map_reference), so that one region has one colour on every map of the slide
+    reference = next((read_tsv(p, index_col="spot")["domain"].loc[obs.index].to_numpy()
+                      for p in getattr(sm.input, "reference", [])), None)
     plot_domains(coords, labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, seed {run['seed']}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed,
-                 spatial=spatial, truth_colors=truth_colors)
+                 spatial=spatial, truth_colors=truth_colors, reference=reference)
     with atomic_path(sm.output.metrics) as tmp:
         pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False)
 

@@ -695,6 +695,21 @@ def _annotation_palette(truth, truth_colors):
     return stored_colors(truth, truth_colors) or None
 
 
+def _found_palette(pred, truth, truth_colors, reference):
+    """The palette a run's figure draws with (:func:`stcore.pl.domains`' ``palette``): with ``truth``,
+    the annotation's own colours (:func:`_annotation_palette`); without, and with ``reference`` (the
+    domains of one run of the same slide, aligned with ``pred``), {domain: colour} of ``pred`` matched
+    to the colours the reference's own figure draws it in, as an annotated slide's domains are matched
+    to the annotation (:func:`stcore.pl.domain_colors`), so one region has one colour on every map of a
+    slide without an annotation.  None without either: the domains' own palette."""
+    if truth is not None or reference is None:
+        return _annotation_palette(truth, truth_colors)
+    from .pl import domain_colors
+
+    return domain_colors(_figure_adata(pred, np.asarray(reference, dtype=object)), "found domains",
+                         truth="annotation")["found domains"]
+
+
 def figure_colors(pred, truth=None, truth_colors=None) -> dict[str, dict[str, str]]:
     """The colours of a run's figure (:func:`plot_domains`) by label: {'found domains': ...,
     'annotation': ...} (the latter with ``truth``, in ``truth_colors`` where the slide stores them),
@@ -723,14 +738,17 @@ def figure_annotation_unsaid():
 
 
 def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path, slides=None,
-                 features: np.ndarray | None = None, spatial: dict | None = None, truth_colors=None) -> None:
+                 features: np.ndarray | None = None, spatial: dict | None = None, truth_colors=None,
+                 reference=None) -> None:
     """The run's figure (``domains.png``): :func:`stcore.pl.domains` of the found domains beside
     the truth when given (matched colours, legends, ARI and NMI), written to ``path`` (PNG).
     ``truth``: the annotation column as it is (``obs[truth]``, not its ``.to_numpy()``).
     ``slides``: a group's slides side by side, in the joint domain colours; with ``features``
     (the joint features clustered), also their first two principal components coloured by slide,
     by domain and, where given, by the annotation.  ``spatial``: the slide's ``uns['spatial']`` (its tissue image).  ``truth_colors``:
-    the colours the slide stores for the annotation (``uns[<truth>_colors]``), which it is drawn in."""
+    the colours the slide stores for the annotation (``uns[<truth>_colors]``), which it is drawn in.
+    ``reference``: without ``truth``, the domains of another run of the slide whose figure's colours
+    these domains are matched to (:func:`_found_palette`); left out with ``truth``."""
     from .pl import domains
     from .report import fitted_map, save_figure
 
@@ -755,6 +773,7 @@ def plot_domains(coords: np.ndarray, pred, truth=None, *, title: str = "", path,
         with figure_annotation_unsaid():
             return domains(adata, key="found domains", truth="annotation" if truth is not None else None,
                            basis=bases, slide_key="slide" if slides is not None else None, title=title, ncols=ncols,
-                           show=False, return_fig=True, palette=_annotation_palette(truth, truth_colors))
+                           show=False, return_fig=True, palette=palette)
 
+    palette = _found_palette(pred, truth, truth_colors, reference)
     save_figure(fitted_map(draw, 3), path)

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -535,3 +536,56 @@ def test_a_truth_column_changed_after_qc_is_refused_by_the_steps_that_read_it(tm
     other.obs["leiden"] = other.obs["domain"]
     with pytest.raises(InputError, match=rf"file '{tmp_path / 'b' / 'slide.h5ad'}': truth column 'leiden' holds the clusters"):
         join_slides({"a": qc, "b": other}, {"a": "domain", "b": "leiden"}, "g")
+
+
+def test_maps_of_a_slide_without_annotation_draw_one_region_in_one_colour(tmp_path, monkeypatch):
+    """A slide whose sheet names no truth column: each run's domains.png drew its domains in the palette in the
+    order of its own numbers, so one region changed colour from map to map (STARmap BZ5: L2/3 green in the
+    answer's map, red in cellcharter seed 0's).  Each map (scripts/evaluate.py, scripts/consensus.py) is matched
+    to the domains of the reference run its job is given (rules: Plan.map_reference), as an annotated slide's
+    maps are matched to the annotation; an annotated slide's map is the same with or without one."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import stcore.report
+    from slides import evaluate_inputs, script, tiny_slide
+
+    adata, hvg, _, npz = evaluate_inputs(tiny_slide(n_side=12, domains=3), tmp_path, "")   # no truth column
+    band = adata.obs["domain"].cat.codes.to_numpy()        # three bands of rows
+    changed = np.arange(0, adata.n_obs, 17)
+    runs = {"ref": band, "other": (band + 1) % 3, "moved": (band + 1) % 3}      # the same regions, numbered otherwise
+    runs["moved"][changed] = (runs["moved"][changed] + 1) % 3                 # and a few spots elsewhere
+    for name, domains in runs.items():
+        pd.DataFrame({"spot": adata.obs_names, "domain": domains}).to_csv(tmp_path / f"{name}.tsv", sep="\t",
+                                                                          index=False)
+    drawn = {}
+    save = stcore.report.save_figure
+    monkeypatch.setattr(stcore.report, "save_figure", lambda fig, path: (
+        drawn.__setitem__(path, fig.axes[0].collections[0].get_facecolors()[:, :3].copy()), save(fig, path)))
+
+    def draw(step, labels, reference, truth="", name="map"):
+        png = str(tmp_path / f"{name}.png")
+        run = {"sample": "s", "method": "m", "seed": "consensus" if step == "consensus" else 0, "trained_by": "m",
+               "consensus_of": "0,1"}
+        script(step).main(SimpleNamespace(
+            input=SimpleNamespace(labels=labels, h5ad=str(hvg), npz=str(npz),
+                                  reference=[str(tmp_path / f"{reference}.tsv")] if reference else []),
+            output=SimpleNamespace(metrics=str(tmp_path / f"{name}.metrics.tsv"), png=png,
+                                   labels=str(tmp_path / f"{name}.labels.tsv")),
+            params=SimpleNamespace(truth=truth, settings={}, run=run)))
+        return png
+
+    ref = drawn[draw("evaluate", str(tmp_path / "ref.tsv"), None, name="ref")]          # the reference's own map
+    other = drawn[draw("evaluate", str(tmp_path / "other.tsv"), "ref", name="other")]
+    assert len({tuple(c) for c in ref}) == 3 and np.array_equal(other, ref)           # every spot as in the reference
+    moved = drawn[draw("evaluate", str(tmp_path / "moved.tsv"), "ref", name="moved")]
+    kept = np.setdiff1d(np.arange(adata.n_obs), changed)
+    assert np.array_equal(moved[kept], ref[kept]) and not np.array_equal(moved[changed], ref[changed])
+    vote = drawn[draw("consensus", [str(tmp_path / f"{n}.tsv") for n in ("other", "moved", "other")], "ref",
+                      name="vote")]
+    assert np.array_equal(vote, ref)                   # a vote's map too (consensus step: the seeds', the methods')
+    # an annotated slide: its map matches the annotation, whatever reference its job were given
+    adata, hvg, _, npz = evaluate_inputs(tiny_slide(n_side=12, domains=3), tmp_path, "domain")
+    with_ref = Path(draw("evaluate", str(tmp_path / "other.tsv"), "ref", truth="domain", name="a1")).read_bytes()
+    assert with_ref == Path(draw("evaluate", str(tmp_path / "other.tsv"), None, truth="domain", name="a2")).read_bytes()

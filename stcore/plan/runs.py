@@ -894,6 +894,25 @@ class Plan:
         order = {s: i for i, s in enumerate(self.units)}
         return sorted(figures, key=lambda f: order.get(f["sample"], len(order)))
 
+    def map_reference(self, sample, name, seed):
+        """The ``labels.tsv`` whose colours the ``domains.png`` of a run of ``name`` on ``sample`` at
+        ``seed`` (a seed, or 'consensus') matches, as a list for its job's input: on a slide without an
+        annotation, the domains of the map the report's first page shows for it (:meth:`page_figures`:
+        the first combination's answer, its vote over every seed where it has one, else its lowest
+        seed; without a combination, the figure method's lowest seed), so that one region has one colour
+        on every map of the slide.  None ([]) on an annotated slide (its maps match the annotation), for
+        the reference run itself (its colours are its own), and where the slide has no such map."""
+        if self.slides[sample].get("truth"):
+            return []
+        figures = [f for f in self.page_figures(self.figure_method) if f["sample"] == sample]
+        if not figures:
+            return []
+        ref = next((f for f in figures if f["seed"] == "consensus"), None) or min(figures, key=lambda f: int(f["seed"]))
+        if ref["method"] == name and str(ref["seed"]) == str(seed):
+            return []
+        return [consensus_file("labels.tsv", sample, ref["method"]) if ref["seed"] == "consensus"
+                else run_file("labels.tsv", sample, ref["method"], ref["seed"])]
+
     def table_runs(self):
         """Every (slide, method, seed) with the files its row of the results table is read from:
         the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
