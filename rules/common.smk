@@ -158,6 +158,12 @@ def of_run(part, *args):
     return lambda wildcards: getattr(PLAN, part)(*args, *_runs.job_run(wildcards))
 
 
+def map_labels(**labels):
+    """The report's labels of a job's domains.png: ``labels``, after the answer's mark where the config
+    combines methods (Plan.map_label: 'answer' or 'other'), so that the answer is listed first."""
+    return lambda wildcards: PLAN.map_label(*_runs.job_run(wildcards)) | labels
+
+
 def env_for_train(wildcards):
     return PLAN.train_env(wildcards.method)
 

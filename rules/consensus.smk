@@ -12,7 +12,7 @@ rule consensus:
         labels=consensus_file("labels.tsv"),
         metrics=consensus_file("metrics.tsv"),
         png=report(consensus_file("domains.png"), caption="../report/consensus.rst", category="Domain maps",
-                   subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "consensus"}),
+                   subcategory="{sample}", labels=map_labels(slide="{sample}", method="{method}", seed="consensus")),
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
@@ -45,7 +45,7 @@ rule ensemble:
         metrics="results/{sample}/{ensemble}/seed{seed}/metrics.tsv",
         png=report("results/{sample}/{ensemble}/seed{seed}/domains.png", caption="../report/consensus.rst",
                    category="Domain maps", subcategory="{sample}",
-                   labels={"slide": "{sample}", "method": "{ensemble}", "seed": "{seed}"}),
+                   labels=map_labels(slide="{sample}", method="{ensemble}", seed="{seed}")),
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),
@@ -78,7 +78,7 @@ rule ensemble_consensus:
         metrics=consensus_file("metrics.tsv", method="{ensemble}"),
         png=report(consensus_file("domains.png", method="{ensemble}"), caption="../report/consensus.rst",
                    category="Domain maps", subcategory="{sample}",
-                   labels={"slide": "{sample}", "method": "{ensemble}", "seed": "consensus"}),
+                   labels=map_labels(slide="{sample}", method="{ensemble}", seed="consensus")),
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),

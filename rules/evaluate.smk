@@ -11,7 +11,7 @@ rule evaluate:
     output:
         metrics=run_file("metrics.tsv"),
         png=report(run_file("domains.png"), caption="../report/domains.rst", category="Domain maps",
-                   subcategory="{sample}", labels={"slide": "{sample}", "method": "{method}", "seed": "{seed}"}),
+                   subcategory="{sample}", labels=map_labels(slide="{sample}", method="{method}", seed="{seed}")),
     params:
         truth=slide("truth"),
         annotation=lambda wildcards: PLAN.annotation(wildcards.sample),

@@ -2794,3 +2794,25 @@ def test_maps_of_a_slide_without_annotation_take_one_reference_run():
     alone = Plan(dict(config, ensembles={}, seeds=[2, 1]), slides, found, METHODS)
     assert alone.map_reference("s1", "graphst", "1") == [] and alone.map_reference("s1", "graphst", "2") == [
         "results/s1/graphst/seed1/labels.tsv"] == alone.map_reference("s1", "expression", "consensus")
+
+
+def test_the_reports_list_of_maps_has_the_answer_first():
+    """The report lists each slide's maps sorted by their labels, first label first (Snakemake's report); by
+    slide, method and seed the answer of config/recommended.yaml ('recommended', consensus) came after banksy,
+    cellcharter and graphst, last.  Where the config combines methods, each map's first label (Plan.map_label,
+    rules' map_labels) marks the answer's map the first page shows, 'answer' before 'other'; without a
+    combination the labels are as they were."""
+    config = _config(graphst={"model": "graphst"}, banksy={"model": "banksy"}, cellcharter={"model": "cellcharter"})
+    config["ensembles"] = {"recommended": {"methods": ["graphst", "banksy", "cellcharter"]}}
+    jobs = [(m, s) for m in ("graphst", "banksy", "cellcharter", "recommended") for s in ("0", "1", "consensus")]
+
+    def listed(plan):
+        labels = [tuple((plan.map_label("s1", m, s) | {"slide": "s1", "method": m, "seed": s}).values())
+                  for m, s in jobs]
+        return [(row[-2], row[-1]) for row in sorted(labels)]
+
+    assert listed(_plan(config))[0] == ("recommended", "consensus")
+    assert {r[1] for r in listed(_plan(config))[1:]} == {"0", "1", "consensus"}
+    assert listed(_plan(dict(config, consensus=False)))[:2] == [("recommended", "0"), ("recommended", "1")]
+    assert listed(_plan(dict(config, ensembles={})))[-1] == ("recommended", "consensus")       # no mark: by name
+    assert _plan(dict(config, ensembles={})).map_label("s1", "graphst", "0") == {}

@@ -913,6 +913,20 @@ class Plan:
         return [consensus_file("labels.tsv", sample, ref["method"]) if ref["seed"] == "consensus"
                 else run_file("labels.tsv", sample, ref["method"], ref["seed"])]
 
+    def map_label(self, sample, name, seed):
+        """The report's first label of a ``domains.png`` of ``name`` on ``sample`` at ``seed`` (a seed, or
+        'consensus'), where the config combines methods (``ensembles``): ``{'map': 'answer'}`` for the
+        answer's map the report's first page shows (:meth:`page_figures`: the first combination's vote
+        over its seeds, else each seed's vote), ``{'map': 'other'}`` for every other map; the report lists
+        a slide's maps sorted by their labels, first label first, so the answer comes first ('answer'
+        before 'other'; by method it came after banksy, cellcharter and graphst).  {} without a
+        combination: the labels as they were."""
+        if not self.ensembles:
+            return {}
+        answer = {(f["sample"], f["method"], str(f["seed"])) for f in self.page_figures(self.figure_method)
+                  if f["method"] in self.ensembles}
+        return {"map": "answer" if (sample, name, str(seed)) in answer else "other"}
+
     def table_runs(self):
         """Every (slide, method, seed) with the files its row of the results table is read from:
         the evaluate step's metrics, the labels, and the train and cluster jobs' records."""
