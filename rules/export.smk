@@ -10,6 +10,7 @@ rule export:
         labels=run_file("labels.tsv"),
         n_clusters=run_file("n_clusters.json"),
         metrics=run_file("metrics.tsv"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its colours match
     output:
         h5ad=run_file("domains.h5ad"),
     params:
@@ -43,6 +44,7 @@ rule export_consensus:
         metrics=consensus_file("metrics.tsv"),
         seed_labels=of_run("seed_files", "labels.tsv"),
         run_n_clusters=of_run("seed_files", "n_clusters.json"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its colours match
     output:
         h5ad=consensus_file("domains.h5ad"),
     params:
@@ -80,6 +82,7 @@ rule export_ensemble:
         member_labels=of_run("member_files", "labels.tsv"),
         member_npz=of_run("member_trainings"),
         run_n_clusters=of_run("member_files", "n_clusters.json"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its colours match
     output:
         h5ad="results/{sample}/{ensemble}/seed{seed}/domains.h5ad",
     params:
@@ -118,6 +121,7 @@ rule export_ensemble_consensus:
         seed_labels=of_run("seed_files", "labels.tsv"),
         member_npz=of_run("member_trainings"),
         run_n_clusters=of_run("member_files", "n_clusters.json"),
+        reference=of_run("map_reference"),     # a slide without an annotation: the domains its colours match
     output:
         h5ad=consensus_file("domains.h5ad", method="{ensemble}"),
     params:

@@ -60,12 +60,15 @@ def main(sm):
                          for m, path in zip(sm.params.members, sm.input.member_labels)}
         info |= {"methods_ARI": mean_pairwise_ari(list(method_labels.values())),
                  "embedding_of": sm.params.members[0]}
+    # a slide without an annotation: the colours its maps share (rules: Plan.map_reference), as domains.png draws them
+    reference = next((read_tsv(p, index_col="spot")["domain"].loc[counts.obs_names].to_numpy()
+                      for p in getattr(sm.input, "reference", [])), None)
     # the embedding kept is the first member's (a combination: info's embedding_of), under that member's name
     embedded = sm.params.members[0] if hasattr(sm.params, "members") else sm.params.run["method"]
     out = domains_adata(counts, labels.to_numpy(), result.embedding, sp.load_npz(sm.input.graph),
                         method=embedded, info=info, seed_labels=seed_labels,
                         method_labels=method_labels, truth=sm.params.truth or None, values=sm.params.values,
-                        graph=json.loads(Path(sm.input.graph_params).read_text()))
+                        graph=json.loads(Path(sm.input.graph_params).read_text()), reference=reference)
     write_h5ad(out, sm.output.h5ad)
 
 

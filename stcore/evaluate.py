@@ -710,15 +710,16 @@ def _found_palette(pred, truth, truth_colors, reference):
                          truth="annotation")["found domains"]
 
 
-def figure_colors(pred, truth=None, truth_colors=None) -> dict[str, dict[str, str]]:
+def figure_colors(pred, truth=None, truth_colors=None, reference=None) -> dict[str, dict[str, str]]:
     """The colours of a run's figure (:func:`plot_domains`) by label: {'found domains': ...,
-    'annotation': ...} (the latter with ``truth``, in ``truth_colors`` where the slide stores them),
-    so the run's ``domains.h5ad`` can keep them."""
+    'annotation': ...} (the latter with ``truth``, in ``truth_colors`` where the slide stores them;
+    without, matched to ``reference``'s where given, :func:`_found_palette`), so the run's
+    ``domains.h5ad`` can keep them."""
     from .pl import domain_colors
 
     return domain_colors(_figure_adata(pred, truth), "found domains",
                          truth="annotation" if truth is not None else None,
-                         palette=_annotation_palette(truth, truth_colors))
+                         palette=_found_palette(pred, truth, truth_colors, reference))
 
 
 @contextlib.contextmanager

@@ -48,13 +48,14 @@ def seed_frame(labelings: dict, index, prefix: str = "seed") -> pd.DataFrame:
 def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spmatrix, *, method: str,
                   info: dict, key_added: str = "domain", seed_labels: dict | None = None,
                   method_labels: dict | None = None, truth: str | None = None, values: str = "counts",
-                  graph: dict | None = None) -> ad.AnnData:
+                  graph: dict | None = None, reference=None) -> ad.AnnData:
     """``counts`` (the QC'd slide with raw counts) with the run's domains, embedding and
     graph added under the names above; ``info`` goes to ``uns['stcore']``.  ``seed_labels``
     ({seed: labels}, for a consensus of seeds): each seed's domains, in ``obsm['<key>_seeds']``;
     ``method_labels`` ({method: labels}, for a combination of methods: config ``ensembles``): each
     method's domains, in ``obsm['<key>_methods']``.  The domains' colours in the run's figure
-    (``domains.png``: matched to the annotation ``obs[truth]`` when given) go to
+    (``domains.png``: matched to the annotation ``obs[truth]`` when given; without one, to the domains
+    ``reference`` of the run the slide's maps share, where given) go to
     ``uns['<key>_colors']`` (and the annotation's to ``uns['<truth>_colors']``), so scanpy's and
     squidpy's plots draw them alike.  ``values``: what ``X`` holds (the sample sheet's ``values``),
     recorded in ``uns['stcore']['values']``; log-normalised values are also marked as scanpy marks
@@ -94,7 +95,8 @@ def domains_adata(counts: ad.AnnData, labels, embedding: np.ndarray, adj: sp.spm
     from .pl import _store_colors
 
     truth = truth if truth and truth in out.obs and truth != key_added else None
-    drawn = figure_colors(labels, out.obs[truth] if truth else None, out.uns.get(f"{truth}_colors") if truth else None)
+    drawn = figure_colors(labels, out.obs[truth] if truth else None, out.uns.get(f"{truth}_colors") if truth else None,
+                          reference=reference)
     _store_colors(out, key_added, drawn["found domains"])
     if truth:
         _store_colors(out, truth, drawn["annotation"])

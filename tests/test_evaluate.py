@@ -589,3 +589,35 @@ def test_maps_of_a_slide_without_annotation_draw_one_region_in_one_colour(tmp_pa
     adata, hvg, _, npz = evaluate_inputs(tiny_slide(n_side=12, domains=3), tmp_path, "domain")
     with_ref = Path(draw("evaluate", str(tmp_path / "other.tsv"), "ref", truth="domain", name="a1")).read_bytes()
     assert with_ref == Path(draw("evaluate", str(tmp_path / "other.tsv"), None, truth="domain", name="a2")).read_bytes()
+
+
+def test_domains_h5ad_of_a_slide_without_annotation_keeps_the_colours_its_map_draws(tmp_path, monkeypatch):
+    """domains.h5ad keeps the colours of its run's map (uns['domain_colors'], so sc.pl.spatial draws the same):
+    on a slide without an annotation, those matched to the reference run's domains (stcore.export.domains_adata's
+    reference, the export jobs' input as the evaluate and consensus jobs'); it kept the colours of its own
+    numbers, another colour than its map's for the same spots."""
+    import scipy.sparse as sp
+    from matplotlib.colors import to_hex
+
+    import stcore.report
+    from slides import evaluate_inputs, tiny_slide
+    from stcore.export import domains_adata
+
+    adata, _, _, _ = evaluate_inputs(tiny_slide(n_side=12, domains=3), tmp_path, "")     # no truth column
+    ref = adata.obs["domain"].cat.codes.to_numpy()
+    other = (ref + 1) % 3                     # the same regions, numbered otherwise
+
+    def kept(labels, reference):
+        h5ad = domains_adata(adata, labels, np.zeros((adata.n_obs, 2)), sp.identity(adata.n_obs, format="csr"),
+                             method="graphst", info={}, reference=reference)
+        key = h5ad.uns["stcore"]["key"]           # stcore_domain: the slide has a 'domain' column of its own
+        colours = dict(zip(h5ad.obs[key].cat.categories, h5ad.uns[f"{key}_colors"]))
+        return [colours[v] for v in h5ad.obs[key].astype(str)]
+
+    drawn = []
+    save = stcore.report.save_figure
+    monkeypatch.setattr(stcore.report, "save_figure", lambda fig, path: (
+        drawn.append([to_hex(c) for c in fig.axes[0].collections[0].get_facecolors()]), save(fig, path)))
+    plot_domains(adata.obsm["spatial"], other, reference=ref, path=tmp_path / "other.png")
+    assert kept(other, ref) == drawn[0] == kept(ref, None)         # as its map, and as the reference's own
+    assert kept(other, None) != drawn[0]                           # without the reference: its own numbers' colours
