@@ -492,3 +492,32 @@ def test_api_with_several_seeds_gives_their_consensus(finished_run):
     assert "domain_seeds" not in again.obsm and np.array_equal(again.obs["domain"].astype(int).to_numpy(), one[0])
     with pytest.raises(ValueError, match="different seeds"):
         stcore.tl.domains(adata, seed=[0, 0], **settings)
+
+
+def test_maps_of_a_slide_without_annotation_share_one_runs_colours(tmp_path):
+    """A simulated slide whose truth column is left out of the sheet: each map drew its domains in the colours
+    of its own numbers, so one region changed colour between maps.  Every map of the slide is matched to
+    the reference run's (here, no combination: graphst's lowest seed; docs/results.md), each domains.h5ad
+    keeping its map's colours: the spots two runs put together are in one colour in both."""
+    import anndata as ad
+    import numpy as np
+
+    config = dict(TINY, simulate={"tiny_a": TINY["simulate"]["tiny_a"]})
+    w = write_workdir(tmp_path / "w", config, "sample\tpath\tformat\tn_clusters\ttruth\n"
+                                              "tiny_a\tresults/simulated/tiny_a.h5ad\th5ad\t3\t\n")
+    snakemake(w, "--cores", "2")
+
+    def spot_colours(method):
+        a = ad.read_h5ad(w / f"results/tiny_a/{method}/seed0/domains.h5ad")
+        key = a.uns["stcore"]["key"]
+        colours = dict(zip(a.obs[key].cat.categories, a.uns[f"{key}_colors"]))
+        return a.obs[key].astype(str).to_numpy(), np.array([colours[v] for v in a.obs[key].astype(str)])
+
+    from itertools import permutations
+
+    (ref, ref_col), (other, other_col) = spot_colours("graphst"), spot_colours("expression")
+    # expression's domains take graphst's colours one to one, so that as many spots as any one-to-one pairing
+    # of the two runs' domains allows are in one colour on both maps
+    shared = pd.crosstab(other, ref).to_numpy()
+    assert len(set(other_col)) == shared.shape[0] and set(other_col) <= set(ref_col)
+    assert (other_col == ref_col).sum() == max(shared[range(len(p)), p].sum() for p in permutations(range(shared.shape[1])))
