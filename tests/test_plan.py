@@ -2774,26 +2774,37 @@ def test_the_results_tables_inputs_are_the_plans():
 
 def test_maps_of_a_slide_without_annotation_take_one_reference_run():
     """Each map (domains.png) of a slide without an annotation matches its colours to one run of the slide
-    (Plan.map_reference, the evaluate and consensus jobs' ``reference`` input): the map the report's first
-    page shows of it, the first combination's vote over its seeds (its lowest seed without such a vote), else
-    the figure method's lowest seed; none on an annotated slide nor for the reference's own job, so no job
-    waits on its own output."""
+    (Plan.map_reference, the evaluate, consensus and export jobs' ``reference`` input): the lowest seed of the
+    first of the package's own methods on the slide (figure method first), which needs no extra, so a peer
+    failing alone leaves the other maps to be made; where none runs, the map the report's first page shows of
+    it (the first combination's vote over its seeds, its lowest seed without such a vote); none on an annotated
+    slide nor for the reference's own job, so no job waits on its own output."""
     rows = _rows()
     rows[0]["truth"] = ""                                            # s1: no truth column in the sheet
     slides, found = slides_and_groups(rows, "sheet.tsv")
-    config = _config(graphst={"model": "graphst"}, expression={"model": "expression"})
-    config["ensembles"] = {"both": {"methods": ["graphst", "expression"]}}
-    jobs = [(m, s) for m in ("graphst", "expression", "both") for s in (0, 1, "consensus")]
+    config = _config(graphst={"model": "graphst"}, expression={"model": "expression"},
+                     banksy={"model": "banksy"}, cellcharter={"model": "cellcharter"})
+    config["ensembles"] = {"both": {"methods": ["graphst", "banksy", "cellcharter"]}}
+    jobs = [(m, s) for m in ("graphst", "expression", "banksy", "cellcharter", "both") for s in (0, 1, "consensus")]
     answer = Plan(config, slides, found, METHODS)
     assert {job: answer.map_reference("s1", *job) for job in jobs} == {
-        job: [] if job == ("both", "consensus") else ["results/s1/both/consensus/labels.tsv"] for job in jobs}
+        job: [] if job == ("graphst", 0) else ["results/s1/graphst/seed0/labels.tsv"] for job in jobs}
     assert all(answer.map_reference(s, *job) == [] for s in ("s2", "s3") for job in jobs)      # annotated
-    no_vote = Plan(dict(config, consensus=False), slides, found, METHODS)
-    assert {job: no_vote.map_reference("s1", *job) for job in jobs if job[1] != "consensus"} == {
-        job: [] if job == ("both", 0) else ["results/s1/both/seed0/labels.tsv"] for job in jobs if job[1] != "consensus"}
-    alone = Plan(dict(config, ensembles={}, seeds=[2, 1]), slides, found, METHODS)
-    assert alone.map_reference("s1", "graphst", "1") == [] and alone.map_reference("s1", "graphst", "2") == [
-        "results/s1/graphst/seed1/labels.tsv"] == alone.map_reference("s1", "expression", "consensus")
+    expression_first = Plan(dict(config, compare={"figure_method": "expression"}, seeds=[2, 1]), slides, found, METHODS)
+    assert expression_first.map_reference("s1", "graphst", 1) == ["results/s1/expression/seed1/labels.tsv"]
+    assert expression_first.map_reference("s1", "expression", 1) == []
+    peers = dict(config, methods={m: config["methods"][m] for m in ("banksy", "cellcharter")},
+                 ensembles={"both": {"methods": ["banksy", "cellcharter"]}})
+    peers_only = Plan(peers, slides, found, METHODS)
+    assert {job: peers_only.map_reference("s1", *job) for job in jobs if job[0] != "graphst"} == {
+        job: [] if job == ("both", "consensus") else ["results/s1/both/consensus/labels.tsv"]
+        for job in jobs if job[0] != "graphst"}
+    no_vote = Plan(dict(peers, consensus=False), slides, found, METHODS)
+    assert no_vote.map_reference("s1", "banksy", 0) == ["results/s1/both/seed0/labels.tsv"]
+    assert no_vote.map_reference("s1", "both", 0) == []
+    alone = Plan(dict(peers, ensembles={}, seeds=[2, 1]), slides, found, METHODS)
+    assert alone.map_reference("s1", "banksy", "1") == [] and alone.map_reference("s1", "banksy", "2") == [
+        "results/s1/banksy/seed1/labels.tsv"] == alone.map_reference("s1", "cellcharter", "consensus")
 
 
 def test_the_reports_list_of_maps_has_the_answer_first():

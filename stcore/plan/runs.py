@@ -897,17 +897,27 @@ class Plan:
     def map_reference(self, sample, name, seed):
         """The ``labels.tsv`` whose colours the ``domains.png`` of a run of ``name`` on ``sample`` at
         ``seed`` (a seed, or 'consensus') matches, as a list for its job's input: on a slide without an
-        annotation, the domains of the map the report's first page shows for it (:meth:`page_figures`:
-        the first combination's answer, its vote over every seed where it has one, else its lowest
-        seed; without a combination, the figure method's lowest seed), so that one region has one colour
-        on every map of the slide.  None ([]) on an annotated slide (its maps match the annotation), for
-        the reference run itself (its colours are its own), and where the slide has no such map."""
+        annotation, one run's domains, so that one region has one colour on every map of the slide.  That
+        run is the lowest seed of the first of this package's own methods (the registry's ``builtin``: the
+        figure method first, then the config's order) that runs on the slide, which needs no extra and
+        reads what every method reads, so that a method failing alone (an extra not installed, a peer
+        refused for its memory) leaves the other runs' maps and files to be made; where no such method runs
+        on it, the map the report's first page shows for it (:meth:`page_figures`: the first combination's
+        answer, else the figure method's lowest seed).  None ([]) on an annotated slide (its maps match the
+        annotation), for the reference run itself (its colours are its own), and where the slide has no
+        such map."""
         if self.slides[sample].get("truth"):
             return []
-        figures = [f for f in self.page_figures(self.figure_method) if f["sample"] == sample]
-        if not figures:
-            return []
-        ref = next((f for f in figures if f["seed"] == "consensus"), None) or min(figures, key=lambda f: int(f["seed"]))
+        first = self.figure_method if self.figure_method in self.methods else self.methods[0]
+        own = [m for m in dict.fromkeys([first, *self.methods])
+               if sample in self.samples_of(m) and self.facts_of(m).builtin]
+        if own:
+            ref = {"method": own[0], "seed": min(self.seeds_of(own[0]), key=int)}
+        else:
+            figures = [f for f in self.page_figures(self.figure_method) if f["sample"] == sample]
+            if not figures:
+                return []
+            ref = next((f for f in figures if f["seed"] == "consensus"), None) or min(figures, key=lambda f: int(f["seed"]))
         if ref["method"] == name and str(ref["seed"]) == str(seed):
             return []
         return [consensus_file("labels.tsv", sample, ref["method"]) if ref["seed"] == "consensus"
