@@ -20,6 +20,7 @@ which case they fail.  What they prove:
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import os
 import re
@@ -71,6 +72,27 @@ def _unavailable(reason: str):
     if REQUIRED:
         pytest.fail(f"SLURM is required here (STCORE_REQUIRE_SLURM=1) but {reason}")
     pytest.skip(f"no live SLURM: {reason} (start one with `sudo bash .ci/slurm-up.sh`)")
+
+
+def _default_partition() -> str:
+    """The name of the cluster's default partition (sinfo marks it with '*')."""
+    partitions = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
+                                check=True).stdout.split()
+    return next(p for p in partitions if p.endswith("*")).rstrip("*")
+
+
+@contextlib.contextmanager
+def _partition_limit(partition: str, setting: str):
+    """The partition with ``setting`` (scontrol update PartitionName=... MaxTime=60) while the block runs; then
+    ``scontrol reconfigure`` (slurm.conf's partitions again: scontrol cannot set UNLIMITED back)."""
+    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", setting],
+                            capture_output=True, text=True, timeout=30)
+    if update.returncode != 0:
+        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -347,20 +369,12 @@ def test_a_job_over_the_partitions_max_mem_per_node_is_refused_before_anything_i
     though the node has the memory: sbatch accepted the job and SLURM left it PENDING (MaxMemPerLimit) without
     end.  The run stops before it submits anything, naming the partition's limit.  The limit is set back with
     `scontrol reconfigure` (slurm.conf's partitions again: scontrol cannot set UNLIMITED back)."""
-    partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
-                               check=True).stdout.split()
-    partition = next(p for p in partition if p.endswith("*")).rstrip("*")
+    partition = _default_partition()
     cap = 8000
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     (tmp_path / "samples.tsv").write_text(SHEET)
-    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", f"MaxMemPerNode={cap}"],
-                            capture_output=True, text=True, timeout=30)
-    if update.returncode != 0:
-        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
-    try:
+    with _partition_limit(partition, f"MaxMemPerNode={cap}"):
         run = _run_snakemake(tmp_path, "slurm", "--set-resources", f"train:mem_mb={cap + 1000}", timeout=180)
-    finally:
-        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
     assert run["rc"] != 0, run["log"][-4000:]
     said = [line for line in run["log"].splitlines() if "asks SLURM for" in line]
     assert len(said) == 1, run["log"][-4000:]
@@ -382,9 +396,7 @@ def test_a_train_job_over_the_partitions_max_time_is_refused_before_anything_is_
     `scontrol reconfigure`."""
     from stcore.simulate import SimParams, simulate_slide
 
-    partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
-                               check=True).stdout.split()
-    partition = next(p for p in partition if p.endswith("*")).rstrip("*")
+    partition = _default_partition()
     simulate_slide(SimParams(n_spots=2000, n_genes=60, markers_per_domain=10, field_genes=10, n_layers=3,
                              seed=1)).write_h5ad(tmp_path / "slide.h5ad")
     config = copy.deepcopy(CONFIG)
@@ -393,14 +405,9 @@ def test_a_train_job_over_the_partitions_max_time_is_refused_before_anything_is_
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp_path / "samples.tsv").write_text(f"sample\tpath\tformat\tn_clusters\ttruth\nslide\t{tmp_path / 'slide.h5ad'}"
                                           "\th5ad\t3\tdomain\n")
-    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", "MaxTime=60"],
-                            capture_output=True, text=True, timeout=30)
-    if update.returncode != 0:
-        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
-    try:       # no retries: the prep job's summed runtime (qc + hvg + graph) fits 60 minutes at attempt 1
+    # no retries: the prep job's summed runtime (qc + hvg + graph) fits 60 minutes at attempt 1
+    with _partition_limit(partition, "MaxTime=60"):
         run = _run_snakemake(tmp_path, "slurm", "--retries", "0", timeout=180)
-    finally:
-        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
     assert run["rc"] != 0, run["log"][-4000:]
     said = [line for line in run["log"].splitlines() if "step 'train' asks SLURM" in line]   # (post's 90 too)
     assert len(said) == 1, run["log"][-4000:]
@@ -422,19 +429,11 @@ def test_a_simulated_slides_prep_job_counts_its_qc_and_hvg_when_the_run_starts(s
     naming the prep job.  The limit is set back with `scontrol reconfigure`."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     cap = 2 * int(profile["default-resources"]["runtime"]) + 10          # simulate + graph fit, with qc and hvg not
-    partition = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30,
-                               check=True).stdout.split()
-    partition = next(p for p in partition if p.endswith("*")).rstrip("*")
+    partition = _default_partition()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     (tmp_path / "samples.tsv").write_text(SHEET)
-    update = subprocess.run(["scontrol", "update", f"PartitionName={partition}", f"MaxTime={cap}"],
-                            capture_output=True, text=True, timeout=30)
-    if update.returncode != 0:
-        _unavailable(f"scontrol update refused (not a SLURM administrator?): {update.stderr.strip()}")
-    try:
+    with _partition_limit(partition, f"MaxTime={cap}"):
         run = _run_snakemake(tmp_path, "slurm", "--retries", "0", timeout=180)
-    finally:
-        subprocess.run(["scontrol", "reconfigure"], capture_output=True, timeout=60)
     assert run["rc"] != 0, run["log"][-4000:]
     said = [line for line in run["log"].splitlines() if "of steps graph, hvg, qc, simulate" in line]
     assert len(said) == 1, run["log"][-4000:]
