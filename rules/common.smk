@@ -263,7 +263,7 @@ onstart:       # the slides' digests are known once the DAG is built: the same d
 
 
 onsuccess:     # result folders of runs this config does not have (an earlier config's, a sheet's) are said
-    for _line in PLAN.stale_runs(_runs.result_folders("results")):
+    for _line in PLAN.stale_runs(_runs.result_folders("results"), FORMATS.stamp_digest):
         print(_line, file=sys.stderr)
 
 

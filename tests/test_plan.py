@@ -616,6 +616,36 @@ def test_result_folders_no_run_of_the_config_has_are_warned_of(tmp_path, monkeyp
         "(rm -r results/gone)"]
 
 
+def test_the_folder_of_a_slide_whose_id_changed_is_said_to_be_that_slide(tmp_path, monkeypatch):
+    """A sample id renamed in the sheet (a spreadsheet dropped a leading zero: 0151673 -> 151673, or d -> 0d):
+    the slide ran again under the new id and the end of the run named results/<old id> among the folders not of
+    the config's runs, as it names a slide taken out, with nothing to tell the two apart.  Now the input stamp
+    the old id left (results/records/input/<old>.json) is compared with the sheet's slides': a folder of the same
+    data is said to be that slide under an earlier id; a slide taken out (other data) is named as before."""
+    from stcore.formats import stamp_digest
+    from stcore.plan.stamps import INPUT_STAMP, write_stamp
+
+    monkeypatch.chdir(tmp_path)
+    config = _config()
+    config["seeds"] = [0]
+    plan = _plan(config)
+    same, other = "ab" * 32, "cd" * 32
+    for sample, digest in (("s1", same), ("d", same), ("gone", other), ("s2", "ef" * 32)):
+        write_stamp(INPUT_STAMP.format(sample=sample), {"input_sha256": digest})
+    found = ["results/d/graphst/seed0", "results/gone/graphst/seed0", "results/s1/graphst/seed0"]
+    before = ("WARNING 2 result folders not of this config's runs (left by an earlier config or sample sheet): "
+              "results/d, results/gone; ")
+    after = ("results/table.tsv lists this config's runs only. Fix: delete them if they are not wanted "
+             "(rm -r results/d results/gone)")
+    assert plan.stale_runs(found, stamp_digest) == [
+        f"{before}results/d holds the same slide as sample 's1' (input_sha256 abababababab...) under an earlier id: "
+        f"was the id changed in the sample sheet? this run made the slide's results again under the new one. {after}"]
+    assert plan.stale_runs(found) == [before + after]            # no stamps read: as before
+    # the old id's stamp gone, or of other data: nothing said of it
+    (tmp_path / INPUT_STAMP.format(sample="d")).unlink()
+    assert plan.stale_runs(found, stamp_digest) == [before + after]
+
+
 def test_stale_folders_name_a_method_or_slide_taken_out_as_one_folder():
     """Runs of a method the slide no longer runs are named by results/<sample>/<method>, those of a slide
     not in the sheet by results/<sample>; never a slide of the plan's folder (its qc files are current),

@@ -1021,20 +1021,47 @@ class Plan:
         files = self.result_files("domains.h5ad") + [run["labels"] for run in self.table_runs()]
         return {os.path.normpath(os.path.dirname(f)) for f in files}
 
-    def stale_runs(self, found):
+    def stale_runs(self, found, stamp_digest=None):
         """A warning line, or none, naming the result folders of ``found`` that are not runs of this
         plan (:func:`stale_folders`): left by an earlier config or sample sheet, they stay on disk
         beside the current runs, and results/table.tsv lists the current runs only.  Nothing is
-        deleted; the line says how."""
+        deleted; the line says how.  ``stamp_digest(path)`` (:func:`stcore.formats.stamp_digest`):
+        a folder of a slide not in the sheet whose input stamp holds the data of one that is (its id
+        changed in the sheet: ``d`` -> ``0d``) is said to be that slide, under :meth:`renamed_slides`."""
         stale = stale_folders(self, found)
         if not stale:
             return []
         more = f" and {len(stale) - SHOWN} more" if len(stale) > SHOWN else ""
         them = "them if they are" if len(stale) > 1 else "it if it is"
+        renamed = "".join(f"{line}. " for line in self.renamed_slides(stale, stamp_digest))
         return [f"WARNING {len(stale)} result folder{'s' if len(stale) > 1 else ''} not of this config's runs "
-                f"(left by an earlier config or sample sheet): {', '.join(stale[:SHOWN])}{more}; "
+                f"(left by an earlier config or sample sheet): {', '.join(stale[:SHOWN])}{more}; {renamed}"
                 f"results/table.tsv lists this config's runs only. "
                 f"Fix: delete {them} not wanted (rm -r {' '.join(stale)})"]      # every one: a command to paste
+
+    def renamed_slides(self, stale, stamp_digest=None):
+        """For each slide folder results/<old> among ``stale`` (:func:`stale_folders`) whose input stamp
+        (:data:`~.stamps.INPUT_STAMP`, kept after the slide left the sheet) holds the input_sha256 the
+        stamp of a slide of the sheet holds (:meth:`input_digests`): a phrase saying it is that slide
+        under its earlier id; none without ``stamp_digest``."""
+        if stamp_digest is None:
+            return []
+        current = {}
+        for sample, digest in self.input_digests(stamp_digest).items():
+            if digest:
+                current.setdefault(digest, []).append(sample)
+        phrases = []
+        for folder in stale:
+            parts = os.path.normpath(folder).split(os.sep)
+            if len(parts) != 2 or parts[1] in self.units:
+                continue
+            digest = stamp_digest(INPUT_STAMP.format(sample=parts[1]))
+            if digest in current:
+                now = ", ".join(repr(s) for s in current[digest])
+                phrases.append(f"{folder} holds the same slide as sample{'s' if len(current[digest]) > 1 else ''} "
+                               f"{now} (input_sha256 {digest[:12]}...) under an earlier id: was the id changed in "
+                               "the sample sheet? this run made the slide's results again under the new one")
+        return phrases
 
     def agreement_runs(self, method):
         """(slide, seed) runs of the agreement method, with the files its features come from."""
