@@ -13,6 +13,9 @@ rule simulate:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.simulate_mem_mb,
+        runtime=RESOURCES.simulate_runtime,
     wildcard_constraints:
         name=choices(PLAN.simulated),
     script:

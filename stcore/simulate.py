@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .plan.runs import SIMULATED_SIZE, hex_side
+from .plan.runs import SIMULATE_BLOCK, SIMULATED_SIZE, hex_side
 
 __all__ = ["Layout", "SimParams", "simulate_slide", "write_10x_h5", "write_visium"]
 
@@ -92,7 +92,7 @@ def _smooth_fields(xy: np.ndarray, p: SimParams, rng: np.random.Generator) -> np
     return out
 
 
-def simulate_slide(p: SimParams = SimParams(), *, block: int = 10_000) -> ad.AnnData:
+def simulate_slide(p: SimParams = SimParams(), *, block: int = SIMULATE_BLOCK) -> ad.AnnData:
     """A slide with integer counts in ``X``, coordinates in ``obsm['spatial']`` and the
     true domain in ``obs['domain']``.
 

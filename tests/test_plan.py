@@ -913,7 +913,7 @@ def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
                          spagcn={"model": "spagcn"}))
     resources = JobResources(plan)
     for name in ("qc_mem_mb", "qc_runtime", "group_mem_mb", "hvg_mem_mb", "hvg_runtime", "train_mem_mb",
-                 "train_runtime"):
+                 "train_runtime", "simulate_mem_mb", "simulate_runtime"):
         assert list(inspect.signature(getattr(resources, name)).parameters) == ["wildcards", "input", "attempt"]
     files = Job(h5ad=str(h5ad), graph=str(graph))
     own, pcs, peer = (resources.train_mem_mb(Job(sample="s1", method=m, seed="0"), files, 1)
@@ -1149,6 +1149,50 @@ def test_qc_hvg_and_the_group_job_of_simulated_slides_and_groups_are_sized_befor
         resources.group_mem_mb(g, slides, 1)
     with pytest.raises(FileNotFoundError):
         resources.hvg_mem_mb(g, Job(h5ad="results/g/qc.h5ad"), 1)
+
+
+def test_simulate_is_sized_from_its_simulate_entry_and_grows_with_the_attempt(tmp_path, monkeypatch):
+    """The simulate rule had no memory or time of its own: on SLURM it got the profile's default-resources (2000 MB,
+    30 minutes) whatever the slide's size, the same on every retry, and the start-of-run check (check_slurm) judged
+    that.  Measured (2-vCPU AMD EPYC, /usr/bin/time -v): 300,304 spots x 3,000 genes peaked at 3.44 GiB, so a
+    large slide was killed for memory on every attempt.  Now it is sized from its config's simulate entry, as qc
+    of that slide is (the same planned matrix), grows with attempt, and the start-of-run check sees it, named by
+    the slide's name (a job alone was named sample 'all': simulate has no sample wildcard)."""
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, slurm_asks, slurm_partitions, unschedulable
+    from stcore.plan.runs import simulated_file
+
+    monkeypatch.chdir(tmp_path)
+    config = dict(_config(), simulate={"demo": {"n_spots": 2000},
+                                       "big": {"n_spots": 300_000, "layout": "scatter", "n_genes": 3000}})
+    plan = _plan(config)
+    plan.slides["s1"] = dict(plan.slides["s1"], path=simulated_file("big"))
+    resources = JobResources(plan)
+    big, demo = Job(name="big"), Job(name="demo")
+    assert resources.simulated_matrix("big") == resources.planned_matrix("s1")      # qc's slide, as simulate makes it
+    mem = [resources.simulate_mem_mb(big, None, a) for a in (1, 2, 3)]
+    minutes = [resources.simulate_runtime(big, None, a) for a in (1, 2, 3)]
+    assert all(abs(mem[a - 1] - a * mem[0]) <= a for a in (2, 3)), mem                # attempt times the first
+    assert all(abs(minutes[a - 1] - a * minutes[0]) <= a for a in (2, 3)), minutes
+    assert mem[0] > 2 * 3.44 * 1024 and minutes[0] > 116 / 60            # over the measured peak and time
+    assert resources.simulate_mem_mb(demo, None, 1) < 2000 and resources.simulate_runtime(demo, None, 1) >= 10
+    # the start-of-run check sees it, by the slide's name: 300,000 spots are over every node of partition short
+    class Simulate(Job):        # a Snakemake job evaluates its resources at its attempt (a retry: again)
+        @property
+        def resources(self):
+            return {"mem_mb": resources.simulate_mem_mb(big, None, self.attempt),
+                    "runtime": resources.simulate_runtime(big, None, self.attempt), "slurm_partition": "short"}
+
+    job = Simulate(rule=Job(name="simulate"), wildcards_dict={"name": "big"}, is_local=False, attempt=1,
+                   restart_times=1, threads=1)
+    (step, sample, asks), = slurm_asks(Job(dag=Job(needrun_jobs=lambda: [job], get_job_group=lambda j: None)))
+    assert (step, sample) == ("simulate", "big") and [a["mem_mb"] for a in asks["attempts"]] == mem[:2]
+    line, = unschedulable([(step, sample, asks)], slurm_partitions(SINFO_ANSWER))
+    assert line.startswith(f"sample 'big', step 'simulate' asks SLURM for {mem[0]} MB of memory (mem_mb), but the "
+                           "largest node of partition 'short' has 4 CPUs and 8000 MB"), line
+    text = (Path(__file__).resolve().parents[1] / "rules" / "simulate.smk").read_text()
+    assert "mem_mb=RESOURCES.simulate_mem_mb," in text and "runtime=RESOURCES.simulate_runtime," in text
 
 
 def test_train_with_a_radius_graph_is_sized_from_the_slide_s_coordinates(tmp_path, monkeypatch):

@@ -425,10 +425,15 @@ def test_a_simulated_slides_prep_job_counts_its_qc_and_hvg_when_the_run_starts(s
     sized when the run started, and submitted, with simulate's and graph's runtime alone (qc and hvg read files not
     made yet: <TBD>), 60 minutes of the profile's default 30 each.  Now qc and hvg are sized from the slide's
     simulate entry too, and the job asks for their minutes on top: under a partition MaxTime of 10 minutes over
-    simulate + graph (scontrol update PartitionName=... MaxTime=70), the run stops before it submits anything,
-    naming the prep job.  The limit is set back with `scontrol reconfigure`."""
+    simulate (its own minutes, from the same entry) + graph (the profile's default), the run stops before it
+    submits anything, naming the prep job.  The limit is set back with `scontrol reconfigure`."""
+    from types import SimpleNamespace
+
+    from stcore.plan.resources import JobResources
+
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    cap = 2 * int(profile["default-resources"]["runtime"]) + 10          # simulate + graph fit, with qc and hvg not
+    simulate = JobResources(SimpleNamespace(config=CONFIG)).simulate_runtime(SimpleNamespace(name="tiny_a"), None, 1)
+    cap = simulate + int(profile["default-resources"]["runtime"]) + 10   # simulate + graph fit, with qc and hvg not
     partition = _default_partition()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     (tmp_path / "samples.tsv").write_text(SHEET)

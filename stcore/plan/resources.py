@@ -131,6 +131,25 @@ def matrix_mb(path):
     return dense_mb(path) if nnz is None else min(8 * nnz / 2**20, dense_mb(path))
 
 
+def simulate_mem_mb(slide, attempt):
+    """simulate (stcore.simulate) of the slide ``slide`` (:class:`Planned`: :meth:`JobResources.simulated_matrix`)
+    draws its counts :data:`~.runs.SIMULATE_BLOCK` spots at a time as dense float64 arrays of those spots x its
+    genes (about four at once), stacks the sparse blocks and writes them.  Measured peaks (2-vCPU AMD EPYC,
+    /usr/bin/time -v): 2,025 spots x 3,000 genes 0.36 GiB, 99,856 x 3,000 1.84 GiB, 300,304 x 3,000 3.44 GiB,
+    10,000 x 20,000 6.13 GiB; budget 12 x the block's float32 size and 2 x the slide's matrix (1.7 to 3.7 times
+    those peaks)."""
+    from .runs import SIMULATE_BLOCK
+
+    block = Planned(min(slide.spots, SIMULATE_BLOCK), slide.genes)
+    return int(attempt * (BASE_MB + 12 * dense_mb(block) + 2 * matrix_mb(slide)))
+
+
+def simulate_runtime(slide, attempt):
+    """Minutes: measured 1,800 MiB of the slide's dense float32 spots x genes a minute (99,856 x 3,000: 38 s,
+    300,304 x 3,000: 116 s, 10,000 x 20,000: 31 s, writing included, 2-vCPU AMD EPYC); budget 300."""
+    return int(attempt * (10 + dense_mb(slide) / 300))
+
+
 def qc_mem_mb(raw, attempt):
     """qc reads the raw counts (sparse) and writes a filtered copy (a group: its slides, joined)."""
     return int(attempt * (BASE_MB + 8 * files_mb(raw)))
@@ -299,11 +318,26 @@ class JobResources:
             return Planned(spots, genes, nnz, file_mb(matrix))
         if self.plan.simulated_of(sample) is None:
             return None
+        return self.simulated_matrix(self.plan.simulated_of(sample))
+
+    def simulated_matrix(self, name):
+        """The slide the simulate rule makes from the config's ``simulate`` entry ``name``, as large as it can be
+        (:class:`Planned`): the spots and genes :func:`~.runs.simulated_shape` gives, at most
+        :func:`~.runs.simulated_entries` stored entries, and those as an uncompressed CSR on disk (:func:`csr_mb`)."""
         from .runs import simulated_entries, simulated_shape
 
-        settings = (self.plan.config.get("simulate") or {})[self.plan.simulated_of(sample)]
+        settings = (self.plan.config.get("simulate") or {})[name]
         (spots, genes), nnz = simulated_shape(settings), simulated_entries(settings)
         return Planned(spots, genes, nnz, csr_mb(spots, nnz))
+
+    def simulate_mem_mb(self, wildcards, input, attempt):
+        """simulate's memory, from its slide as its ``simulate`` entry gives it (:meth:`simulated_matrix`), so that
+        it grows with ``attempt`` as qc's, hvg's and train's do and the start-of-run check (:func:`check_slurm`)
+        sees it (it had none: a profile's default-resources, the same on every retry)."""
+        return simulate_mem_mb(self.simulated_matrix(wildcards.name), attempt)
+
+    def simulate_runtime(self, wildcards, input, attempt):
+        return simulate_runtime(self.simulated_matrix(wildcards.name), attempt)
 
     def planned_edges(self, sample, spots):
         """The most stored entries ``sample``'s graph.npz will have (a symmetric graph: twice its edges) when
@@ -691,7 +725,7 @@ def slurm_asks(workflow):
             continue
         asks = _attempts_of(job, lambda: job.resources, lambda res: job.threads)
         if asks is not None:
-            yield job.rule.name, job.wildcards_dict.get("sample", "all"), asks
+            yield job.rule.name, _group_sample([job]), asks
     for group in groups:
         asks = _attempts_of(group, lambda: group.resources, lambda res: res.get("_cores"))
         if asks is not None:
@@ -700,8 +734,9 @@ def slurm_asks(workflow):
 
 
 def _group_sample(jobs):
-    """The slide a group job (the profiles' prep, post) is of: its steps' sample, or a simulate step's slide name
-    where none has a sample (the group's first step may be simulate, whose wildcard is its name); 'all' for none."""
+    """The slide a group job (the profiles' prep, post) or a job alone (``jobs``: it) is of: its steps' sample, or a
+    simulate step's slide name where none has a sample (the group's first step may be simulate, whose wildcard is its
+    name); 'all' for none."""
     for key in ("sample", "name"):
         found = sorted(str(j.wildcards_dict[key]) for j in jobs if key in j.wildcards_dict)
         if found:

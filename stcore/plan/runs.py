@@ -35,6 +35,7 @@ def simulated_file(name="{name}"):
 
 # A simulated slide's size settings and their defaults (stcore.simulate.SimParams takes them from here).
 SIMULATED_SIZE = {"n_spots": 2000, "layout": "hex", "n_genes": 3000, "depth": 1000.0}
+SIMULATE_BLOCK = 10_000     # spots stcore.simulate draws at a time (dense arrays of them x the genes)
 
 
 def hex_side(n_spots):
