@@ -668,6 +668,28 @@ def test_every_job_writes_a_log_through_run_step():
         assert "run_step(snakemake" in (REPO / script.group(1)).read_text(), script.group(1)
 
 
+def test_the_folder_a_renamed_slide_left_is_said_to_be_that_slide_at_the_end(tmp_path):
+    """A sample id changed in the sheet (d -> 0d, as a spreadsheet that drops or adds a leading zero): the slide ran
+    again under the new id, and the end of the run named results/d like a slide taken out.  Now it says that
+    results/d holds the same data as sample '0d' (the input stamps), and keeps it."""
+    write(tiny_slide(), tmp_path / "s.h5ad")
+    workdir(tmp_path, {"d": ("s.h5ad", 2, "domain")}, epochs=2)
+    first = snakemake(tmp_path, "--cores", "1", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    sheet = (tmp_path / "samples.tsv").read_text()
+    (tmp_path / "samples.tsv").write_text(sheet.replace("\nd\t", "\n0d\t"))
+    renamed = snakemake(tmp_path, "--cores", "1", timeout=600)
+    assert renamed.returncode == 0, (renamed.stdout + renamed.stderr)[-3000:]
+    digest = json.loads((tmp_path / "results/records/input/0d.json").read_text())["input_sha256"]
+    said = [line for line in renamed.stderr.splitlines() if "result folder" in line]
+    assert said == ["WARNING 1 result folder not of this config's runs (left by an earlier config or sample sheet): "
+                    f"results/d; results/d holds the same slide as sample '0d' (input_sha256 {digest[:12]}...) under "
+                    "an earlier id: was the id changed in the sample sheet? this run made the slide's results again "
+                    "under the new one. results/table.tsv lists this config's runs only. Fix: delete it if it is not "
+                    "wanted (rm -r results/d)"], renamed.stderr[-3000:]
+    assert (tmp_path / "results/d/graphst/seed0/domains.h5ad").is_file()             # said, never deleted
+
+
 def test_result_folders_an_earlier_config_left_are_named_at_the_end(tmp_path):
     """Seeds [0, 1], then [0]: the table was right, but seed1/ and the seeds' consensus/ (the README's
     file to use) stayed from the first config without a word.  Said at the end of the run, and kept."""
