@@ -545,14 +545,20 @@ class Plan:
             return folder, beside
         return None, None
 
-    def repeated_slides(self, digests):
-        """A warning line for each set of the sheet's slides whose files hold the same data
-        (``digests``: sample -> its input_sha256, or None where not known): a folder copied or named
-        twice gives rows that only look like two slides."""
+    def samples_by_digest(self, digests):
+        """{input_sha256: the sheet's samples whose files hold it, in the sheet's order} (``digests``: sample -> its
+        input_sha256, or None where not known: left out)."""
         by_digest = {}
         for sample in self.samples:
             if digests.get(sample):
                 by_digest.setdefault(digests[sample], []).append(sample)
+        return by_digest
+
+    def repeated_slides(self, digests):
+        """A warning line for each set of the sheet's slides whose files hold the same data
+        (``digests``: sample -> its input_sha256, or None where not known): a folder copied or named
+        twice gives rows that only look like two slides."""
+        by_digest = self.samples_by_digest(digests)
         group_of = {s: g for g, members in self.groups.items() for s in members}
         lines = []
         for digest, same in by_digest.items():
@@ -1047,10 +1053,7 @@ class Plan:
         under its earlier id; none without ``stamp_digest``."""
         if stamp_digest is None:
             return []
-        current = {}
-        for sample, digest in self.input_digests(stamp_digest).items():
-            if digest:
-                current.setdefault(digest, []).append(sample)
+        current = self.samples_by_digest(self.input_digests(stamp_digest))
         phrases = []
         for folder in stale:
             parts = os.path.normpath(folder).split(os.sep)
