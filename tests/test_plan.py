@@ -246,6 +246,24 @@ def test_a_group_written_as_one_number_two_ways_is_named():
     assert slides_and_groups(four("1.5", "1.5", "15", "15"), "sheet.tsv")[1] == {"1.5": ["s1", "s2"], "15": ["s3", "s4"]}
 
 
+def test_a_group_column_of_zeros_and_ones_is_named():
+    """A group column every cell of which is 0 or 1 (a spreadsheet's checkbox, or a yes/no column exported as
+    numbers): the slides marked 0, meant to stand alone, were trained as one group named '0' without a word.
+    Groups named otherwise, or 0 and 1 beside an empty cell or another group, stay as written."""
+    def four(*written):
+        return [dict(row, sample=f"s{i}", group=group) for i, (row, group) in enumerate(zip(_rows() * 2, written), 1)]
+
+    with pytest.raises(PlanError, match=r"^sample sheet 'sheet\.tsv': every group cell is 0 or 1 \(0: s3, s4; 1: s1, "
+                                        r"s2\), as a spreadsheet's checkbox .* Fix: leave the group cell empty for a "
+                                        r"slide that stands alone, .*name them so \(e\.g\. 'g0' and 'g1'\)$"):
+        slides_and_groups(four("1", "1", "0", "0"), "sheet.tsv")
+    with pytest.raises(PlanError, match=r"every group cell is 0 or 1 \(0: s1, s2; 1: s3, s4\)"):
+        slides_and_groups(four("0.0", "0", "1", "1"), "sheet.tsv")
+    assert slides_and_groups(four("1", "1", "0", "0", ""), "sheet.tsv")[1] == {"1": ["s1", "s2"], "0": ["s3", "s4"]}
+    assert slides_and_groups(four("g1", "g1", "g0", "g0"), "sheet.tsv")[1] == {"g1": ["s1", "s2"], "g0": ["s3", "s4"]}
+    assert slides_and_groups(four("1", "1", "2", "2"), "sheet.tsv")[1] == {"1": ["s1", "s2"], "2": ["s3", "s4"]}
+
+
 def test_a_group_written_as_an_empty_cell_is_named():
     """R's write.table writes an empty group cell as NA (pandas' astype(str) as nan): the slides that
     stand alone were trained as one group named 'NA' without a word."""

@@ -309,6 +309,15 @@ def slides_and_groups(rows, path, data_dir=""):
                             "not a group's name, so these slides would be trained as one group named "
                             f"'{group}'. Fix: leave the group cell empty for a slide that stands alone, and give the "
                             "slides to train as one the same name (e.g. 'g1')")
+    cells = [row.get("group") or "" for row in slides.values()]
+    if len(groups) > 1 and all(cells) and {same_group(c) for c in cells} == {"#0", "#1"}:
+        zero = [s for s, c in zip(slides, cells) if same_group(c) == "#0"]
+        one = [s for s, c in zip(slides, cells) if same_group(c) == "#1"]
+        raise PlanError(f"sample sheet '{path}': every group cell is 0 or 1 (0: {', '.join(zero)}; 1: {', '.join(one)}), "
+                        "as a spreadsheet's checkbox or a yes/no column exported as numbers writes them, so the slides "
+                        "marked 0 would be trained as one group named '0' beside group '1'. Fix: leave the group cell "
+                        "empty for a slide that stands alone, and give the slides to train as one the same name "
+                        "(e.g. 'g1'); if 0 and 1 are two groups, name them so (e.g. 'g0' and 'g1')")
     seen = {}                                   # lower-case group (a number: its value) -> the group as first written
     for group, members in groups.items():
         other = seen.setdefault(same_group(group), group)
