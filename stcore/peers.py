@@ -647,6 +647,10 @@ def _check_banksy_memory(n_spots: int, n_genes: int, max_m: int) -> None:
         fewer = (f"give banksy {fits:,} genes or fewer (its n_top_genes: in the config, methods.<its name>.train.peer."
                  f"n_top_genes; in tl.domains, train={{'peer': {{'banksy': {{'n_top_genes': {fits}}}}}}}), "
                  if fits >= 1 else "")
+        default_m = int(BANKSY_DEFAULTS["max_m"])     # a max_m above its default: the matrix that fits may be its own
+        if max_m > default_m and banksy_memory_mb(n_spots, n_genes, default_m) <= free:
+            fewer = (f"set its max_m back to {default_m}, its default (in the config, methods.<its name>.train.peer."
+                     f"max_m; in tl.domains, train={{'peer': {{'banksy': {{'max_m': {default_m}}}}}}}), {fewer}")
         raise InputError(f"method 'banksy': {n_spots:,} spots x {n_genes:,} genes need about {need / 1024:.1f} GB "
                          f"(pybanksy holds its matrix of {max_m + 2} x {n_genes:,} columns dense, with copies), and "
                          f"{free / 1024:.1f} GB of memory are free here",

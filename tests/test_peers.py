@@ -237,6 +237,31 @@ def test_a_banksy_matrix_that_cannot_fit_is_refused_before_it_is_made(monkeypatc
     assert fit("banksy", None, None, slide.obsm["spatial"], {}, 0, counts=slide.X).embedding.shape == (n, 20)
 
 
+def test_a_banksy_matrix_over_memory_for_its_max_m_names_the_default_max_m_that_fits(monkeypatch):
+    """A max_m above its default (1) widens pybanksy's matrix by one block of the genes each; where the
+    default's matrix fits in the memory free and the given one's does not, the refusal's fix names setting
+    max_m back (its fix named fewer genes only, though the slide's every gene fits at the default)."""
+    _need("banksy")
+    import stcore.workflow
+    from stcore.errors import InputError
+    from stcore.methods import fit
+    from stcore.peers import BANKSY_DEFAULTS, banksy_memory_mb
+    from stcore.simulate import SimParams, simulate_slide
+
+    slide = simulate_slide(SimParams(n_spots=300, n_genes=100, n_layers=3, n_regions=0, seed=3))
+    n, default_m = slide.n_obs, BANKSY_DEFAULTS["max_m"]
+    free = banksy_memory_mb(n, 100, default_m) * 1.5          # the default's matrix fits, max_m + 2 blocks do not
+    assert banksy_memory_mb(n, 100, default_m + 2) > free
+    monkeypatch.setattr(stcore.workflow, "available_memory_mb", lambda: free)
+    with pytest.raises(InputError, match=rf"Fix: run it where more is free .*set its max_m back to {default_m}, its "
+                                         rf"default .*'max_m': {default_m}\}}.*give banksy \d+ genes or fewer"):
+        fit("banksy", None, None, slide.obsm["spatial"], {"peer": {"max_m": default_m + 2}}, 0, counts=slide.X)
+    monkeypatch.setattr(stcore.workflow, "available_memory_mb", lambda: banksy_memory_mb(n, 100, default_m) / 2)
+    with pytest.raises(InputError) as at_default:      # at the default itself, or where it does not fit either: genes
+        fit("banksy", None, None, slide.obsm["spatial"], {"peer": {"max_m": default_m + 2}}, 0, counts=slide.X)
+    assert "max_m back" not in str(at_default.value) and "genes or fewer" in str(at_default.value)
+
+
 @pytest.mark.parametrize("peer", ["banksy", "cellcharter"])
 def test_a_peer_on_log_normalised_values_preprocesses_them_as_their_counts(peer):
     """A peer normalises and logs the counts itself, as its tutorial does; given a slide's
