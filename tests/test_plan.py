@@ -911,6 +911,25 @@ def test_memory_follows_the_registry_facts(tmp_path):
         _plan(_config(a={"model": "nope"}))
 
 
+def test_a_banksy_train_job_asks_for_the_memory_of_its_max_m(tmp_path):
+    """BANKSY's matrix holds max_m + 2 blocks of the genes (stcore.peers.banksy_memory_mb, what its train job
+    checks against the memory free): the job asks for it at the run's max_m.  It asked for the default's
+    (max_m 1) at every max_m: with max_m 2 on 50,000 spots x 2,000 genes, 11,514 MB for a matrix of 13,733 MB, so
+    under SLURM the job refused itself inside its job, with a fix that said a cluster job asks for more."""
+    h5py = pytest.importorskip("h5py")
+    from stcore.peers import banksy_memory_mb
+
+    path = tmp_path / "slide.h5ad"
+    n, genes = 50_000, 2_000
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("X", shape=(n, genes), dtype="float32")        # never written: its shape is what counts
+    asked = {m: train_mem_mb(METHODS["banksy"], {"peer": {"max_m": m}}, path, [], 1) for m in (1, 2, 5)}
+    for m, mb in asked.items():
+        assert mb >= banksy_memory_mb(n, genes, m), (m, mb, banksy_memory_mb(n, genes, m))
+    assert train_mem_mb(METHODS["banksy"], {}, path, [], 1) == asked[1]           # the default max_m: as before
+    assert train_mem_mb(METHODS["cellcharter"], {"peer": {}}, path, [], 1) < asked[1]
+
+
 def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
     """JobResources, what the rules name (mem_mb=RESOURCES.train_mem_mb, ...): Snakemake passes the
     job's wildcards, input and attempt by name; a train job is budgeted with its method's own train

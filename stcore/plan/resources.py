@@ -179,12 +179,24 @@ def train_epochs(settings, peer):
     return int(settings.get("epochs", 600))
 
 
+def peer_blocks(settings) -> float:
+    """How many times its default's memory a peer's matrix takes under the run's train settings: BANKSY's
+    holds max_m + 2 blocks of the genes (:func:`stcore.peers.banksy_memory_mb`), and the registry's
+    bytes_per_value is its default max_m's; 1 for every other setting (only BANKSY takes max_m)."""
+    from ..registry import PEER_SETTINGS
+
+    max_m = (settings.get("peer") or {}).get("max_m")
+    if max_m is None:
+        return 1.0
+    return (int(max_m) + 2) / (int(PEER_SETTINGS["banksy"]["max_m"]) + 2)
+
+
 def train_mem_mb(facts, settings, h5ad, graph, attempt):
     """train holds X as read (sparse), the features the model reads (CSR with its transpose
     when X is sparse enough, the input PCA scores, or X dense), the graph, and per spot the
     N x d activations of one epoch (measured: about 23 x d floats a spot at 1,000,000 spots;
     budget 40 x d).  The peers densify: the registry's bytes_per_value for every spot and gene
-    (ten float32 copies; BANKSY's measured dense matrix), plus eight float64 spots x spots
+    (ten float32 copies; BANKSY's measured dense matrix, times its max_m's blocks: :func:`peer_blocks`), plus eight float64 spots x spots
     matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
     ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
     h5ad = _path(h5ad)
@@ -193,7 +205,8 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     shape = slide_shape(h5ad)
     if not facts.builtin:
         spots_mb = 8 * 8 * shape[0] ** 2 / 2**20 if facts.dense_spots and shape is not None else 0
-        return int(attempt * (BASE_MB + facts.bytes_per_value / 4 * dense_mb(h5ad) + graph_mb + spots_mb))
+        return int(attempt * (BASE_MB + facts.bytes_per_value * peer_blocks(settings) / 4 * dense_mb(h5ad)
+                              + graph_mb + spots_mb))
     x_mb = matrix_mb(h5ad)
     if shape is None:
         return int(attempt * (BASE_MB + 10 * dense_mb(h5ad) + graph_mb))
