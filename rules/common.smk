@@ -267,6 +267,6 @@ onsuccess:     # result folders of runs this config does not have (an earlier co
         print(_line, file=sys.stderr)
 
 
-onerror:       # FAILED <log>: <line> per failed job, then a table an earlier run wrote is said to be so
+onerror:       # FAILED <log>: <line> per failed job, then a table an earlier run wrote is said to be so (no table: where the finished runs are)
     for _line in _failures.end_of_run_lines(_RUN_STARTED, snakemake_logs=log, cluster=_slurm_cluster):
         print(_line, file=sys.stderr)

@@ -1420,6 +1420,40 @@ def test_a_failed_run_says_the_table_is_an_earlier_runs(tmp_path, monkeypatch):
     assert earlier_table_line(1e9 - 1) is None                              # this run wrote them
 
 
+def test_a_failed_first_run_says_where_its_finished_runs_are(tmp_path, monkeypatch):
+    """A first run with --keep-going where one member failed alone (banksy's train at every seed) made every
+    other run's metrics.tsv and domains.h5ad but no results table (its step gathers every run), and its end
+    named the failures only: nothing said where the finished runs' scores were.  It now says so; nothing where
+    no run finished, and the earlier table's warning where a table is there."""
+    import os
+
+    from stcore.plan.failures import end_of_run_lines
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    (tmp_path / "logs" / "train" / "s.banksy.seed0.log").write_text(
+        "2026-01-01 00:00:00 ERROR stcore: sample 's': banksy failed. Fix: ...\n")
+    assert end_of_run_lines(0) == ["FAILED logs/train/s.banksy.seed0.log: sample 's': banksy failed. Fix: ..."]
+    for seed in (0, 1):
+        run = tmp_path / "results" / "s" / "graphst" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.tsv").write_text("x")
+    old = tmp_path / "results" / "s" / "cellcharter" / "seed0"
+    old.mkdir(parents=True)
+    (old / "metrics.tsv").write_text("x")
+    os.utime(old / "metrics.tsv", (1e9, 1e9))                              # an earlier run's: not counted
+    lines = end_of_run_lines(1.5e9)
+    assert lines[1] == ("NOTE results/table.tsv and the summaries were not made: the table step gathers every run of "
+                        "the config, and not all finished. 2 run(s) did, each with its scores in its metrics.tsv and "
+                        "its domains in domains.h5ad beside it (results/<sample>/<method>/<seed>/; first: "
+                        "results/s/graphst/seed0/metrics.tsv). Fix: correct the failures above (or take the failing "
+                        "slide or method out of the config) and run again: the finished runs are kept and the table "
+                        "is made"), lines
+    (tmp_path / "results" / "table.tsv").write_text("x")
+    os.utime(tmp_path / "results" / "table.tsv", (1e9, 1e9))
+    assert "are an earlier run's" in end_of_run_lines(1.5e9)[1]
+
+
 def test_the_failure_lines(tmp_path):
     logs = tmp_path / "logs"
     (logs / "train").mkdir(parents=True)

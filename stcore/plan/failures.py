@@ -3,6 +3,7 @@ user looks first (the ERROR line its step wrote to its log: bad input, diverged 
 unexpected error with its traceback in the log)."""
 from __future__ import annotations
 
+import glob
 import os
 import re
 import time
@@ -293,11 +294,32 @@ def earlier_table_line(since, files=TABLE_FILES, stopped=False):
             f"Fix: {fix}; until then read each run's own results/<sample>/<method>/seed<seed>/metrics.tsv")
 
 
+def no_table_line(since, files=TABLE_FILES, stopped=False):
+    """A note where a failed run leaves no results table at all (its first run; ``--keep-going``) but some of
+    its runs finished (a ``metrics.tsv`` written since ``since``, the run's start): where their scores and
+    domains are, as the table step gathers every run of the config and made none.  None where a table is
+    there (:func:`earlier_table_line`) or no run finished."""
+    if any(os.path.isfile(f) for f in files):
+        return None
+    made = sorted(f for f in glob.glob(os.path.join("results", "*", "*", "*", "metrics.tsv"))
+                  if os.path.getmtime(f) >= since)
+    if not made:
+        return None
+    fix = ("run the same command again" if stopped else
+           "correct the failures above (or take the failing slide or method out of the config) and run again")
+    return (f"NOTE {files[0]} and the summaries were not made: the table step gathers every run of the config, "
+            f"and not all finished. {len(made)} run(s) did, each with its scores in its metrics.tsv and its domains "
+            f"in domains.h5ad beside it (results/<sample>/<method>/<seed>/; first: {made[0]}). Fix: {fix}: "
+            "the finished runs are kept and the table is made")
+
+
 def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES, cluster=dict):
     """What a failed run prints last (Snakemake's onerror): ``FAILED <log>: <line>`` for each failed
     job (:func:`failure_lines`), then the warning of a table an earlier run wrote, where there is one
-    (:func:`earlier_table_line`)."""
+    (:func:`earlier_table_line`), or, where there is none, where the finished runs' results are
+    (:func:`no_table_line`)."""
     lines = [f"FAILED {line}" for line in failure_lines(since, log_dir=log_dir, snakemake_logs=snakemake_logs,
                                                         cluster=cluster)]
-    table = earlier_table_line(since, files, stopped=stopped_by_user(snakemake_logs))
+    stopped = stopped_by_user(snakemake_logs)
+    table = earlier_table_line(since, files, stopped=stopped) or no_table_line(since, files, stopped=stopped)
     return lines + ([table] if table else [])
