@@ -26,7 +26,7 @@ def main(sm):
     rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, run)]
     members = f"{run['trained_by']} at " if "+" in run["trained_by"] else ""      # a combination of methods
     over = f"seeds {run['consensus_of'].replace(',', ', ')}" if run["seed"] == "consensus" else f"seed {run['seed']}"
-    # a slide without an annotation: the colours of the run whose map the report's first page shows
+    # a slide without an annotation: the colours of one reference run of the slide (docs/results.md)
     # (rules: Plan.map_reference), so that one region has one colour on every map of the slide
     reference = next((read_tsv(p, index_col="spot")["domain"].loc[obs.index].to_numpy()
                       for p in getattr(sm.input, "reference", [])), None)

@@ -33,7 +33,7 @@ def main(sm):
         if params.correct == "harmony":
             mixed = correct_slides(mixed, slide_codes(obs), params.seed)
     rows = [row | common for row in label_rows(obs, coords, labels, truth, run | {"embedding": mixed})]
-    # a slide without an annotation: the colours of the run whose map the report's first page shows
+    # a slide without an annotation: the colours of one reference run of the slide (docs/results.md)
     # (rules: Plan.map_reference), so that one region has one colour on every map of the slide
     reference = next((read_tsv(p, index_col="spot")["domain"].loc[obs.index].to_numpy()
                       for p in getattr(sm.input, "reference", [])), None)
