@@ -75,6 +75,16 @@ def group_truth(obs, members: dict, group: str):
     return group_annotation(frames, truths, group).reindex(obs.index)
 
 
+def map_reference(sm, index):
+    """The domains, aligned with ``index``, of the run whose colours a job's map and domains.h5ad match on a
+    slide without an annotation (its ``reference`` input: the rules' Plan.map_reference; docs/results.md);
+    None where the job has none (an annotated slide, the reference run itself)."""
+    from .io import read_tsv
+
+    return next((read_tsv(p, index_col="spot")["domain"].loc[index].to_numpy()
+                 for p in getattr(sm.input, "reference", [])), None)
+
+
 def annotation_of(sm) -> tuple[dict, str]:
     """A group's slides and its name as :func:`group_truth` and :func:`checked_truth` take them, from a
     Snakemake job's ``params.annotation`` (slide -> truth column), ``input.annotation`` (their qc.h5ad, in
