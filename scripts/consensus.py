@@ -8,7 +8,7 @@ from stcore.group import SLIDE_KEY
 from stcore.io import atomic_path, read_h5ad_elems, read_tsv, write_labels
 from stcore.methods import trained_on
 from stcore.provenance import record
-from stcore.workflow import ANNOTATION_ELEMS, annotation_of, checked_truth, map_reference, run_step
+from stcore.workflow import ANNOTATION_ELEMS, annotation_of, checked_truth, reference_domains, run_step
 
 
 def main(sm):
@@ -26,7 +26,7 @@ def main(sm):
     rows = [row | common for row in label_rows(obs, slide["obsm/spatial"], labels, truth, run)]
     members = f"{run['trained_by']} at " if "+" in run["trained_by"] else ""      # a combination of methods
     over = f"seeds {run['consensus_of'].replace(',', ', ')}" if run["seed"] == "consensus" else f"seed {run['seed']}"
-    reference = map_reference(sm, obs.index)          # a slide without an annotation: the colours its maps share
+    reference = reference_domains(sm, obs.index)          # a slide without an annotation: the colours its maps share
     plot_domains(slide["obsm/spatial"], labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, the vote over {members}{over}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, spatial=slide.get("uns/spatial"),

@@ -9,7 +9,7 @@ from stcore.group import SLIDE_KEY, slide_codes
 from stcore.io import atomic_path, read_h5ad_elems, read_tsv
 from stcore.methods import MethodResult
 from stcore.provenance import record
-from stcore.workflow import ANNOTATION_ELEMS, annotation_of, checked_truth, map_reference, run_step
+from stcore.workflow import ANNOTATION_ELEMS, annotation_of, checked_truth, reference_domains, run_step
 
 
 def main(sm):
@@ -33,7 +33,7 @@ def main(sm):
         if params.correct == "harmony":
             mixed = correct_slides(mixed, slide_codes(obs), params.seed)
     rows = [row | common for row in label_rows(obs, coords, labels, truth, run | {"embedding": mixed})]
-    reference = map_reference(sm, obs.index)          # a slide without an annotation: the colours its maps share
+    reference = reference_domains(sm, obs.index)          # a slide without an annotation: the colours its maps share
     plot_domains(coords, labels.to_numpy(), truth,
                  title=f"{run['sample']}: {run['method']}, seed {run['seed']}", path=sm.output.png,
                  slides=obs[SLIDE_KEY].to_numpy() if SLIDE_KEY in obs else None, features=mixed,

@@ -12,7 +12,7 @@ from stcore.evaluate import mean_pairwise_ari
 from stcore.export import combined_choice, domains_adata, domains_spatialdata, run_metrics
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult, recorded_train
-from stcore.workflow import annotation_of, group_truth, map_reference, run_step
+from stcore.workflow import annotation_of, group_truth, reference_domains, run_step
 
 
 def clustered(sm, result):
@@ -60,7 +60,7 @@ def main(sm):
                          for m, path in zip(sm.params.members, sm.input.member_labels)}
         info |= {"methods_ARI": mean_pairwise_ari(list(method_labels.values())),
                  "embedding_of": sm.params.members[0]}
-    reference = map_reference(sm, counts.obs_names)          # a slide without an annotation: the colours its maps share
+    reference = reference_domains(sm, counts.obs_names)          # a slide without an annotation: the colours its maps share
     # the embedding kept is the first member's (a combination: info's embedding_of), under that member's name
     embedded = sm.params.members[0] if hasattr(sm.params, "members") else sm.params.run["method"]
     out = domains_adata(counts, labels.to_numpy(), result.embedding, sp.load_npz(sm.input.graph),

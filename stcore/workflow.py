@@ -75,7 +75,7 @@ def group_truth(obs, members: dict, group: str):
     return group_annotation(frames, truths, group).reindex(obs.index)
 
 
-def map_reference(sm, index):
+def reference_domains(sm, index):
     """The domains, aligned with ``index``, of the run whose colours a job's map and domains.h5ad match on a
     slide without an annotation (its ``reference`` input: the rules' Plan.map_reference; docs/results.md);
     None where the job has none (an annotated slide, the reference run itself)."""
