@@ -881,14 +881,11 @@ class Plan:
         figures, answered = [], set()
         if self.ensembles:
             name = next(iter(self.ensembles))
-            seeds = self.ensemble_seeds(name)
             for sample in self.ensemble_samples(name):
                 answered.add(sample)
-                figures += ([{"sample": sample, "method": name, "seed": "consensus",
-                              "path": consensus_file("domains.png", sample, name)}]
-                            if len(seeds) > 1 and self.config["consensus"] else
-                            [{"sample": sample, "method": name, "seed": seed,
-                              "path": run_file("domains.png", sample, name, seed)} for seed in seeds])
+                figures += [{"sample": sample, "method": name, "seed": seed,
+                             "path": consensus_file("domains.png", sample, name) if seed == "consensus" else
+                             run_file("domains.png", sample, name, seed)} for seed in self.answer_seeds(name)]
         first = figure_method if figure_method in self.methods else self.methods[0]
         for sample in self.units:
             if sample in answered:
@@ -940,9 +937,17 @@ class Plan:
         combination: the labels as they were."""
         if not self.ensembles:
             return {}
-        answer = {(f["sample"], f["method"], str(f["seed"])) for f in self.page_figures(self.figure_method)
-                  if f["method"] in self.ensembles}
-        return {"map": "answer" if (sample, name, str(seed)) in answer else "other"}
+        first = next(iter(self.ensembles))                 # one job's check: the page's figures are built per slide
+        answer = (name == first and all(sample in self.samples_of(m) for m in self.ensembles[first])
+                  and str(seed) in map(str, self.answer_seeds(first)))
+        return {"map": "answer" if answer else "other"}
+
+    def answer_seeds(self, name):
+        """The seeds of combination ``name`` whose maps the report's first page shows as its answer
+        (:meth:`page_figures`): its one vote over every seed, 'consensus', where it makes one (two seeds or
+        more, ``consensus`` on), else each of its seeds."""
+        seeds = self.ensemble_seeds(name)
+        return ["consensus"] if len(seeds) > 1 and self.config["consensus"] else seeds
 
     def table_runs(self):
         """Every (slide, method, seed) with the files its row of the results table is read from:
