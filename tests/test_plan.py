@@ -2952,6 +2952,62 @@ def test_maps_of_a_slide_without_annotation_take_one_reference_run():
         "results/s1/banksy/seed1/labels.tsv"] == alone.map_reference("s1", "cellcharter", "consensus")
 
 
+def test_a_maps_reference_and_label_are_found_for_their_own_slide_as_the_first_page_shows_them(monkeypatch):
+    """Where none of the package's own methods runs on a slide without annotation (published methods only:
+    banksy and cellcharter, cellcharter alone; graphst on another slide), a map's reference run is the map
+    the report's first page shows of that slide (its first combination's vote over its seeds, else its lowest
+    seed; Plan.page_figures) and its label marks the page's answer, each found for the job's own slide
+    (Plan.page_maps): the reference built every slide's first-page figures for each job, at every DAG build,
+    time quadratic in the slides."""
+    rows = _rows() + [dict(_rows()[0], sample="s4", path="s4.h5ad")]
+    for row in rows:
+        row["truth"] = ""                                            # no slide annotated: every map has a reference
+    slides, found = slides_and_groups(rows, "sheet.tsv")
+    peers = _config(banksy={"model": "banksy"}, cellcharter={"model": "cellcharter"})
+    peers.update(seeds=[0, 1, 2], ensembles={"vote": {"methods": ["banksy", "cellcharter"]}})
+    some = dict(peers["methods"], banksy={"model": "banksy", "samples": ["s1", "s3"]})
+    configs = {"peers": peers, "no consensus": dict(peers, consensus=False), "no vote": dict(peers, ensembles={}),
+               "cellcharter alone": dict(peers, methods={"cellcharter": {"model": "cellcharter"}}, ensembles={}),
+               "one seed": dict(peers, seeds=[3]), "banksy on some slides": dict(peers, methods=some),
+               "figure method banksy": dict(peers, seeds=[2, 1], compare={"figure_method": "banksy"},
+                                            ensembles={"vote": {"methods": ["cellcharter", "banksy"]}}),
+               "graphst on one slide": dict(peers, methods=dict(peers["methods"], graphst={"samples": ["s2"]}),
+                                            ensembles={"vote": {"methods": ["graphst", "banksy", "cellcharter"]}})}
+    chosen = {}
+    for name, config in configs.items():
+        plan = Plan(config, slides, found, METHODS)
+        shown = plan.page_figures(plan.figure_method)
+        jobs = [(s, m, str(seed)) for m in [*plan.methods, *plan.ensembles] for s in plan.units
+                for seed in [*plan.seeds_run(m), "consensus"]]
+        expected_reference, expected_label = {}, {}
+        for s, m, seed in jobs:
+            page = [f for f in shown if f["sample"] == s]
+            ref = next((f for f in page if f["seed"] == "consensus"), None) or min(page, key=lambda f: int(f["seed"]))
+            own = [o for o in [plan.figure_method, *plan.methods] if o in plan.methods and s in plan.samples_of(o)
+                   and plan.facts_of(o).builtin]
+            ref = {"method": own[0], "seed": min(plan.seeds_of(own[0]))} if own else ref
+            folder = "consensus" if ref["seed"] == "consensus" else f"seed{ref['seed']}"
+            expected_reference[s, m, seed] = ([] if (ref["method"], str(ref["seed"])) == (m, seed) else
+                                              [f"results/{s}/{ref['method']}/{folder}/labels.tsv"])
+            expected_label[s, m, seed] = ({"map": "answer" if any((f["sample"], f["method"], str(f["seed"])) == (
+                s, m, seed) and m in plan.ensembles for f in shown) else "other"} if plan.ensembles else {})
+        with monkeypatch.context() as patched:                        # each job asks of its own slide alone
+            patched.setattr(Plan, "page_figures", lambda *args: pytest.fail("a job built every slide's page"))
+            assert {job: plan.map_reference(*job) for job in jobs} == expected_reference, name
+            assert {job: plan.map_label(*job) for job in jobs} == expected_label, name
+        chosen[name] = {s: plan.map_reference(s, "none", 0) for s in plan.units}
+    assert chosen["peers"]["s1"] == ["results/s1/vote/consensus/labels.tsv"]
+    assert chosen["no consensus"]["s1"] == ["results/s1/vote/seed0/labels.tsv"]
+    assert chosen["no vote"]["s1"] == ["results/s1/banksy/seed0/labels.tsv"]
+    assert chosen["cellcharter alone"]["s4"] == ["results/s4/cellcharter/seed0/labels.tsv"]
+    assert chosen["one seed"]["s2"] == ["results/s2/vote/seed3/labels.tsv"]
+    assert [chosen["banksy on some slides"][s] for s in ("s1", "s2")] == [
+        ["results/s1/vote/consensus/labels.tsv"], ["results/s2/cellcharter/seed0/labels.tsv"]]
+    assert chosen["figure method banksy"]["s3"] == ["results/s3/vote/consensus/labels.tsv"]
+    assert [chosen["graphst on one slide"][s] for s in ("s1", "s2")] == [
+        ["results/s1/banksy/seed0/labels.tsv"], ["results/s2/graphst/seed0/labels.tsv"]]
+
+
 def test_the_reports_list_of_maps_has_the_answer_first():
     """The report lists each slide's maps sorted by their labels, first label first (Snakemake's report); by
     slide, method and seed the answer of config/recommended.yaml ('recommended', consensus) came after banksy,

@@ -878,25 +878,30 @@ class Plan:
         combination, every seed of ``figure_method`` (the first method when it is not one of the
         config; on a slide it does not run on, the first method that does), of which the page picks
         each slide's median seed by ARI."""
-        figures, answered = [], set()
-        if self.ensembles:
-            name = next(iter(self.ensembles))
-            for sample in self.ensemble_samples(name):
-                answered.add(sample)
+        figures = []
+        for sample in self.units:
+            shown = self.page_maps(sample, figure_method)
+            if shown is not None:
+                name, seeds = shown
                 figures += [{"sample": sample, "method": name, "seed": seed,
                              "path": consensus_file("domains.png", sample, name) if seed == "consensus" else
-                             run_file("domains.png", sample, name, seed)} for seed in self.answer_seeds(name)]
+                             run_file("domains.png", sample, name, seed)} for seed in seeds]
+        return figures
+
+    def page_maps(self, sample, figure_method):
+        """The method or combination, and its seeds, whose maps of ``sample`` the report's first page shows
+        (:meth:`page_figures`), as (name, seeds); None where no method runs on the slide.  One slide's
+        answer, found for that slide alone: a job's map reference and label (:meth:`map_reference`,
+        :meth:`map_label`) ask it at every DAG build, and building the page's figures of every slide for
+        each job took time quadratic in the slides."""
+        if self.ensembles:
+            name = next(iter(self.ensembles))
+            if all(sample in self.samples_of(m) for m in self.ensembles[name]):
+                return name, self.answer_seeds(name)
         first = figure_method if figure_method in self.methods else self.methods[0]
-        for sample in self.units:
-            if sample in answered:
-                continue
-            # a slide the figure method does not run on (its ``samples``): the first method that does
-            method = next((m for m in [first, *self.methods] if sample in self.samples_of(m)), None)
-            if method is not None:
-                figures += [{"sample": sample, "method": method, "seed": seed,
-                             "path": run_file("domains.png", sample, method, seed)} for seed in self.seeds_of(method)]
-        order = {s: i for i, s in enumerate(self.units)}
-        return sorted(figures, key=lambda f: order.get(f["sample"], len(order)))
+        # a slide the figure method does not run on (its ``samples``): the first method that does
+        method = next((m for m in [first, *self.methods] if sample in self.samples_of(m)), None)
+        return None if method is None else (method, self.seeds_of(method))
 
     def map_reference(self, sample, name, seed):
         """The ``labels.tsv`` whose colours the ``domains.png`` of a run of ``name`` on ``sample`` at
@@ -906,7 +911,7 @@ class Plan:
         figure method first, then the config's order) that runs on the slide, which needs no extra and
         reads what every method reads, so that a method failing alone (an extra not installed, a peer
         refused for its memory) leaves the other runs' maps and files to be made; where no such method runs
-        on it, the map the report's first page shows for it (:meth:`page_figures`: the first combination's
+        on it, the map the report's first page shows for it (:meth:`page_maps`: the first combination's
         answer, else the figure method's lowest seed).  None ([]) on an annotated slide (its maps match the
         annotation), for the reference run itself (its colours are its own), and where the slide has no
         such map."""
@@ -918,10 +923,11 @@ class Plan:
         if own:
             ref = {"method": own[0], "seed": min(self.seeds_of(own[0]), key=int)}
         else:
-            figures = [f for f in self.page_figures(self.figure_method) if f["sample"] == sample]
-            if not figures:
+            shown = self.page_maps(sample, self.figure_method)
+            if shown is None:
                 return []
-            ref = next((f for f in figures if f["seed"] == "consensus"), None) or min(figures, key=lambda f: int(f["seed"]))
+            method, seeds = shown
+            ref = {"method": method, "seed": "consensus" if "consensus" in seeds else min(seeds, key=int)}
         if ref["method"] == name and str(ref["seed"]) == str(seed):
             return []
         return [consensus_file("labels.tsv", sample, ref["method"]) if ref["seed"] == "consensus"
@@ -937,9 +943,8 @@ class Plan:
         combination: the labels as they were."""
         if not self.ensembles:
             return {}
-        first = next(iter(self.ensembles))                 # one job's check: the page's figures are built per slide
-        answer = (name == first and all(sample in self.samples_of(m) for m in self.ensembles[first])
-                  and str(seed) in map(str, self.answer_seeds(first)))
+        shown = self.page_maps(sample, self.figure_method) if name == next(iter(self.ensembles)) else None
+        answer = shown is not None and shown[0] == name and str(seed) in map(str, shown[1])
         return {"map": "answer" if answer else "other"}
 
     def answer_seeds(self, name):
