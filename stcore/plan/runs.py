@@ -332,6 +332,7 @@ class Plan:
             raise PlanError(f"method '{method}': samples {unknown} are not in the sample sheet"
                             + (" (groups run the built-in models only)" if set(unknown) & set(self.groups) else "")
                             + f". Fix: use ids of the sheet ({', '.join(units)})")
+        chosen = set(chosen)                           # a set: a job asks it at every DAG build, of every slide
         return [s for s in units if s in chosen]
 
     def run_settings(self, method, sample):
