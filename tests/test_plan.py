@@ -1472,6 +1472,14 @@ def test_the_failure_lines(tmp_path):
     assert job_sample("table", "logs/table.log") == "all"
 
 
+def test_a_failed_spatialdata_export_is_named_by_its_slide():
+    """The export_spatialdata job's log (rules/export.smk: logs/export/<sample>.<label>.<which>.zarr.log), of a job
+    that ended without an ERROR line (killed, stopped by SLURM): its FAILED line named sample 'st.graphst.seed0'."""
+    assert job_sample("export_spatialdata", "logs/export/st.graphst.seed0.zarr.log") == "st"
+    assert job_sample("export_spatialdata", "logs/export/st.1.both.consensus.zarr.log") == "st.1"
+    assert job_sample("export", "logs/export/st.graphst.seed0.log") == "st"
+
+
 def test_a_run_stopped_with_ctrl_c_says_so_and_to_run_it_again(tmp_path, monkeypatch):
     """Ctrl-C during a run (measured: epochs changed, stopped while a train job ran): its running job was
     listed as 'FAILED ...: the job ended with an empty log (killed, or out of memory?)' and the earlier

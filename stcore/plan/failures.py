@@ -199,13 +199,14 @@ def _memory_refused(step, fact, which, ran, partitions):
 
 
 def job_sample(step, log):
-    """The slide (or 'all') of a job, from its log's name (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>]].log)."""
+    """The slide (or 'all') of a job, from its log's name (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>
+    |.consensus][.zarr]].log)."""
     stem = os.path.basename(log)[:-len(".log")] if log.endswith(".log") else os.path.basename(log)
     if os.path.normpath(os.path.dirname(log)) == "logs":
         return "all"
     if step in ("qc", "hvg", "graph", "group", "simulate"):
         return stem
-    return re.sub(r"\.[A-Za-z0-9_-]+(\.seed\d+|\.consensus)?$", "", stem)
+    return re.sub(r"\.[A-Za-z0-9_-]+(\.seed\d+|\.consensus)?(\.zarr)?$", "", stem)
 
 
 # Snakemake's own line, in its log of the run, where the user stopped the run (Ctrl-C: SIGINT).
