@@ -2006,6 +2006,59 @@ def test_a_failed_run_ends_with_a_failed_line_per_job_then_the_tables_warning(tm
     assert lines[0].startswith("FAILED logs/qc/s1.log") and lines[1].startswith("WARNING results/table.tsv")
 
 
+def test_one_cause_failing_at_several_seeds_and_slides_is_said_once_after_the_failed_lines(tmp_path, monkeypatch):
+    """banksy not installed, or refused for its memory, at 3 seeds of 2 slides: the end of the run printed six
+    FAILED lines with one cause, one per job, and nothing said they were one thing to fix.  The FAILED lines are
+    as they were; after them, one line per cause that two failed jobs or more share: how many, the cause once
+    (their line without the slide and file), and the jobs (step, method, seeds, slides); where its numbers differ
+    between the jobs (the memory free when each ran), whose it shows.  A cause of one job alone has none."""
+    from stcore import methods, peers, workflow
+    from stcore.errors import InputError
+    from stcore.plan.failures import end_of_run_lines
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "banksy", None)                # as if not installed: each train job's refusal
+    with pytest.raises(InputError) as missing:
+        methods.method("banksy").check_installed("banksy")
+    refusals, free = [], iter([2048, 2048, 2048, 3072, 3072, 3072])
+    monkeypatch.setattr(workflow, "available_memory_mb", lambda: next(free))
+    for n_spots in (30_000, 30_000, 30_000, 40_000, 40_000, 40_000):
+        with pytest.raises(InputError) as refused:
+            peers._check_banksy_memory(n_spots, 3_000, 1)
+        refusals.append(refused.value)
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    (tmp_path / "logs" / "qc").mkdir()
+    jobs = [(s, seed) for s in ("a", "b") for seed in (0, 1, 2)]
+    for (sample, seed), refusal in zip(jobs, refusals):
+        (tmp_path / "logs" / "train" / f"{sample}.banksy.seed{seed}.log").write_text(
+            f"2026-01-01 00:00:00 ERROR stcore: {missing.value.located(sample=sample)}\n")
+        (tmp_path / "logs" / "train" / f"{sample}.big.seed{seed}.log").write_text(
+            f"2026-01-01 00:00:00 ERROR stcore: {refusal.located(sample=sample)}\n")
+    (tmp_path / "logs" / "qc" / "c.log").write_text("2026-01-01 00:00:00 ERROR stcore: sample 'c': no counts. Fix: x\n")
+    lines = end_of_run_lines(0)
+    assert lines[:13] == [f"FAILED {line}" for line in failure_lines(0)] and len(lines) == 15
+    assert [line.startswith("FAILED ") for line in lines] == [True] * 13 + [False] * 2
+    assert lines[13] == (f"6 of the failures above have one cause: {missing.value} "
+                         "(train: banksy, seeds 0-2 of slides a, b)")
+    assert lines[14] == (f"6 of the failures above have one cause: {refusals[0]} (train: big, seeds 0-2 of slides a, "
+                         "b; its numbers differ between them: those of logs/train/a.big.seed0.log)")
+    assert str(refusals[0]) != str(refusals[3])                      # the spots and the memory free: each job's own
+    (tmp_path / "logs" / "train" / "b.banksy.seed2.log").write_text(
+        "2026-01-01 00:00:00 ERROR stcore: sample 'b': loss diverged at epoch 7. Fix: y\n")
+    for job in jobs[1:5]:
+        (tmp_path / "logs" / "train" / "{}.banksy.seed{}.log".format(*job)).unlink()
+        (tmp_path / "logs" / "train" / "{}.big.seed{}.log".format(*job)).unlink()
+    lines = end_of_run_lines(0)                                      # banksy's causes: one job each, no line
+    assert [line.startswith("FAILED ") for line in lines] == [True] * 5 + [False], lines
+    assert lines[5] == (f"2 of the failures above have one cause: {refusals[0]} (train: big, seed 0 of slide a; big, "
+                        "seed 2 of slide b; its numbers differ between them: those of logs/train/a.big.seed0.log)")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.tsv").write_text("x")
+    os.utime(tmp_path / "results" / "table.tsv", (1e9, 1e9))
+    assert end_of_run_lines(1e9 + 1)[5:6] == lines[5:] and end_of_run_lines(1e9 + 1)[6].startswith(
+        "WARNING results/table.tsv are an earlier run's")               # after the FAILED lines and the causes
+
+
 def test_a_users_config_replaces_the_named_sets_and_merges_the_settings():
     from stcore.plan.settings import given_sets_replace
 

@@ -13,7 +13,8 @@ ordinary unit tests (tests/test_plan.py):
   would otherwise fail;
 - :mod:`.resources`: memory and time per job from the slide's size and the registry's facts, as
   the rules ask for them (:class:`~.resources.JobResources`);
-- :mod:`.failures`: the one line per failed job repeated at the end of a run (:func:`~.failures.end_of_run_lines`);
+- :mod:`.failures`: the one line per failed job repeated at the end of a run, and one per cause several jobs
+  share (:func:`~.failures.end_of_run_lines`);
 - :mod:`.stamps`: the settings each job ran with, so a changed setting reruns it without Snakemake's
   records, and ``snakemake --report`` refused where they are not this config's;
 - :mod:`.settings`: the config checked as a run checks it (:func:`~.settings.checked_config`: keys given

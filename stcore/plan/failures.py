@@ -1,6 +1,6 @@
 """When jobs fail: one line per failed job, repeated at the end of the console output, where the
 user looks first (the ERROR line its step wrote to its log: bad input, diverged training, an
-unexpected error with its traceback in the log)."""
+unexpected error with its traceback in the log), then one line per cause that several jobs share."""
 from __future__ import annotations
 
 import glob
@@ -226,7 +226,12 @@ def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
     appended to that log: where SLURM stopped it (time limit, memory, scancel), SLURM's reason, the
     limit it had and the fix (:func:`slurm_line`; ``cluster()``: what sinfo says of the cluster, asked only
     where sbatch refused a job); where the user stopped the run (Ctrl-C, :func:`stopped_by_user`), that
-    and the fix; else that it was killed or its log's last line."""
+    and the fix; else that it was killed or its log's last line.  Each as ``<log>: <line>``."""
+    return [f"{log}: {line}" for log, line in _failures(since, log_dir, snakemake_logs, cluster)]
+
+
+def _failures(since, log_dir, snakemake_logs, cluster):
+    """(log, line) of each line of :func:`failure_lines`."""
     lines, named = [], set()
     for root, _, files in os.walk(log_dir):
         for name in sorted(files):
@@ -234,7 +239,7 @@ def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
             if not name.endswith(".log") or os.path.getmtime(path) < since:
                 continue
             with open(path, errors="replace") as fh:
-                found = [f"{path}: {line.split(' ERROR stcore: ', 1)[1].rstrip()}"
+                found = [(path, line.split(' ERROR stcore: ', 1)[1].rstrip())
                          for line in fh if " ERROR stcore: " in line]
             if found:
                 named.add(os.path.normpath(path))
@@ -248,7 +253,7 @@ def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
         stopped = slurm_line(step, slurm[os.path.normpath(log)], partitions) if os.path.normpath(log) in slurm else None
         if stopped:
             line = f"sample '{job_sample(step, log)}', step '{step}': {stopped}"
-            lines.append(f"{log}: {line}")
+            lines.append((log, line))
             _append_error(log, line)
             continue
         try:
@@ -260,7 +265,7 @@ def failure_lines(since, log_dir="logs", snakemake_logs=(), cluster=dict):
                  f"the job ended without an error message; its log ends: {last[0][:300]}" if last else
                  "the job ended with an empty log (killed, or out of memory?); its error is in the console output above")
         line = f"sample '{job_sample(step, log)}', step '{step}': {cause}"
-        lines.append(f"{log}: {line}")
+        lines.append((log, line))
         if not last or interrupted:            # the log says so too
             _append_error(log, line)
     return lines
@@ -316,11 +321,103 @@ def no_table_line(since, files=TABLE_FILES, stopped=False):
 
 def end_of_run_lines(since, snakemake_logs=(), log_dir="logs", files=TABLE_FILES, cluster=dict):
     """What a failed run prints last (Snakemake's onerror): ``FAILED <log>: <line>`` for each failed
-    job (:func:`failure_lines`), then the warning of a table an earlier run wrote, where there is one
+    job (:func:`failure_lines`), then one line for each cause that two failed jobs or more share
+    (:func:`shared_cause_lines`), then the warning of a table an earlier run wrote, where there is one
     (:func:`earlier_table_line`), or, where there is none, where the finished runs' results are
     (:func:`no_table_line`)."""
-    lines = [f"FAILED {line}" for line in failure_lines(since, log_dir=log_dir, snakemake_logs=snakemake_logs,
-                                                        cluster=cluster)]
+    failures = _failures(since, log_dir, snakemake_logs, cluster)
+    lines = [f"FAILED {log}: {line}" for log, line in failures] + shared_cause_lines(failures)
     stopped = stopped_by_user(snakemake_logs)
     table = earlier_table_line(since, files, stopped=stopped) or no_table_line(since, files, stopped=stopped)
     return lines + ([table] if table else [])
+
+
+# Where a failure's line says it happened ("sample 's', file 'f': ", "sample 's', step 'train': "), and a number
+# in its cause (spots, GB free, an epoch, a SLURM job id: they differ between the jobs of one cause).
+_WHERE = re.compile(r"^sample '[^']*'(?:, (?:file|step) '[^']*')*: ")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?!\w)")
+_JOB = re.compile(r"(?P<method>[A-Za-z0-9_-]+)(?:\.(?:seed(?P<seed>\d+)|(?P<consensus>consensus)))?(?:\.zarr)?")
+
+
+def _job(log):
+    """(step folder, slide, method, seed or 'consensus'), each None where the name has none, of a job's log
+    (rules/*.smk: logs/<step>/<sample>[.<method>[.seed<seed>|.consensus][.zarr]].log; logs/<step>.log for a job
+    of every slide)."""
+    stem = os.path.basename(log)[:-len(".log")] if log.endswith(".log") else os.path.basename(log)
+    step = os.path.basename(os.path.dirname(os.path.normpath(log)))
+    if step == "logs" or not step:
+        return stem, None, None, None
+    sample = job_sample(step, log)
+    found = _JOB.fullmatch(stem[len(sample) + 1:]) if stem != sample else None
+    if not found:
+        return step, sample, None, None
+    return step, sample, found.group("method"), found.group("seed") or found.group("consensus")
+
+
+def _seeds(seeds):
+    """'seed 0', 'seeds 0-2', 'seeds 0, 2 and consensus', 'consensus' of a job's seeds."""
+    numbers = sorted({int(s) for s in seeds if s != "consensus"})
+    runs, named = [], []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    for run in runs:
+        named += [f"{run[0]}-{run[-1]}"] if len(run) > 2 else [str(n) for n in run]
+    said = ", ".join(named)
+    if "consensus" in seeds:
+        said = f"{said} and consensus" if said else "consensus"
+    return ("seeds " if len(numbers) > 1 else "seed " if numbers else "") + said
+
+
+def _slides(slides, most=10):
+    """'slide a', 'slides a, b', 'slides a, b, ... and 390 more' (the first ``most`` named)."""
+    named = ", ".join(slides[:most]) + (f" and {len(slides) - most} more" if len(slides) > most else "")
+    return f"slide{'s' if len(slides) > 1 else ''} {named}"
+
+
+def _jobs_said(logs):
+    """The failed jobs of ``logs`` in words, step by step, method by method: 'train: banksy, seeds 0-2 of
+    slides a, b; qc: slide c'."""
+    steps = {}                             # step -> method -> slide -> seeds
+    for log in logs:
+        step, sample, method, seed = _job(log)
+        seeds = steps.setdefault(step, {}).setdefault(method, {}).setdefault(sample, [])
+        if seed is not None and seed not in seeds:
+            seeds.append(seed)
+    parts = []
+    for step, methods in steps.items():
+        said = []
+        for method, slides in methods.items():
+            alike = {}                     # the slides failing at the same seeds, said once
+            for sample, seeds in slides.items():
+                alike.setdefault(tuple(sorted(seeds, key=str)), []).append(sample)
+            for seeds, samples in alike.items():
+                where = _slides(samples) if samples != [None] else ""
+                what = " of ".join(w for w in (_seeds(seeds) if seeds else "", where) if w)
+                said.append(", ".join(w for w in (method, what) if w))
+        parts.append(f"{step}: {'; '.join(said)}" if any(said) else step)
+    return "; ".join(parts)
+
+
+def shared_cause_lines(failures):
+    """One line for each cause that two failed jobs or more share (``failures``: (log, line) of each, as
+    :func:`failure_lines`), after their FAILED lines: how many, the cause once (their line without the slide
+    and file it names, e.g. an extra not installed, a memory refusal) and which jobs (step, method, seeds,
+    slides), so that a cause failing at every seed of every slide reads as one to fix.  Numbers in a cause
+    (spots, GB free, an epoch) may differ between its jobs: the line names whose it shows.  [] where no
+    two failures share one."""
+    causes = {}                            # the cause, numbers left out -> {log: its cause}
+    for log, line in failures:
+        cause = _WHERE.sub("", line, count=1)
+        causes.setdefault(_NUMBER.sub("#", cause), {}).setdefault(log, cause)
+    lines = []
+    for jobs in causes.values():
+        if len(jobs) < 2:
+            continue
+        (first, cause), said = next(iter(jobs.items())), _jobs_said(list(jobs))
+        if len(set(jobs.values())) > 1:
+            said += f"; its numbers differ between them: those of {first}"
+        lines.append(f"{len(jobs)} of the failures above have one cause: {cause} ({said})")
+    return lines
