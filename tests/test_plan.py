@@ -938,7 +938,7 @@ def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
     import inspect
     from types import SimpleNamespace as Job
 
-    from stcore.plan.resources import JobResources, qc_mem_mb
+    from stcore.plan.resources import QC_BASE_MB, JobResources, qc_mem_mb
 
     h5py = pytest.importorskip("h5py")
     h5ad = tmp_path / "hvg.h5ad"
@@ -965,8 +965,8 @@ def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
     for path in slides:
         path.write_bytes(b"0" * 2**22)
     group = resources.group_mem_mb(Job(sample="g"), Job(slides=[str(p) for p in slides]), 1)
-    assert group == qc_mem_mb([str(p) for p in slides], 1) == int(1024 + 8 * 8)
-    assert resources.qc_mem_mb(Job(sample="s1"), Job(raw=[str(slides[0])]), 3) == 3 * (1024 + 8 * 4)
+    assert group == qc_mem_mb([str(p) for p in slides], 1) == int(QC_BASE_MB + 8 * 8)     # no header: 8 x the files
+    assert resources.qc_mem_mb(Job(sample="s1"), Job(raw=[str(slides[0])]), 3) == 3 * (QC_BASE_MB + 8 * 4)
     rules = Path(__file__).resolve().parents[1] / "rules"
     for rule, names in (("qc", ("qc_mem_mb", "qc_runtime")), ("group", ("group_mem_mb",)),
                         ("hvg", ("hvg_mem_mb", "hvg_runtime")), ("train", ("train_mem_mb", "train_runtime"))):
@@ -1133,14 +1133,15 @@ def test_qc_hvg_and_the_group_job_of_simulated_slides_and_groups_are_sized_befor
     out, and a SLURM profile's prep job of a simulated slide (simulate, qc, hvg and graph as one job, submitted before
     simulate ran) asked for simulate and graph alone (measured on the test cluster, the demo's sim_layers: 60 minutes,
     80 with qc's and hvg's).  Now they are sized, with the jobs' own formulas, from what the files will hold at most:
-    a simulated slide's spots and genes its simulate entry gives, its stored entries at most spots x the fewer of its
-    genes and twice its depth (an uncompressed CSR of them on disk); a group from its slides' matrices."""
+    a simulated slide's spots and genes its simulate entry gives, its most stored entries (simulated_entries; an
+    uncompressed CSR of them on disk); a group from its slides' matrices."""
     from types import SimpleNamespace as Job
 
-    from stcore.plan.resources import JobResources, hvg_mem_mb, qc_mem_mb, qc_runtime, slurm_partitions, unschedulable
-    from stcore.plan.runs import simulated_file
+    from stcore.plan.resources import (QC_BASE_MB, QC_PER_MATRIX, JobResources, file_mb, hvg_mem_mb, matrix_mb,
+                                       qc_mem_mb, qc_runtime, slurm_partitions, unschedulable)
+    from stcore.plan.runs import simulated_entries, simulated_file
 
-    pytest.importorskip("h5py")
+    h5py = pytest.importorskip("h5py")
     monkeypatch.chdir(tmp_path)
     config = dict(_config(graphst={"model": "graphst"}), hvg={"n_top_genes": 2000}, graph={"mode": "knn", "n_neighbors": 3},
                   simulate={"big": {"n_spots": 3000, "layout": "scatter", "n_genes": 2500, "depth": 400}})
@@ -1150,24 +1151,30 @@ def test_qc_hvg_and_the_group_job_of_simulated_slides_and_groups_are_sized_befor
     _sparse_h5ad(tmp_path / "s3.h5ad", 1500, 1800, 900_000)
     resources = JobResources(plan)
     s1, g = Job(sample="s1"), Job(sample="g")
-    # the same as from files of the most they hold: the simulated slide 3000 spots x 2500 genes, 3000 x 800 (twice
-    # its depth) entries, as an uncompressed CSR (8 bytes an entry, 4 a row) for qc; the group's qc.h5ad its slides
+    # the same as from files of the most they hold: the simulated slide 3000 spots x 2500 genes, its most stored
+    # entries (simulated_entries), for qc's memory that matrix (a gzip-written file of it), for its time the file as
+    # an uncompressed CSR (8 bytes an entry, 4 a row); the group's qc.h5ad its slides
+    entries = simulated_entries(plan.config["simulate"]["big"])
     (tmp_path / "max").mkdir()
-    (tmp_path / "max/big.h5ad").write_bytes(b"0" * (8 * 3000 * 800 + 4 * 3001))
-    _sparse_h5ad(tmp_path / "max/qc.h5ad", 3000, 2500, 3000 * 800)
+    (tmp_path / "max/csr.h5ad").write_bytes(b"0" * (8 * entries + 4 * 3001))
+    with h5py.File(tmp_path / "max/big.h5ad", "w") as fh:
+        fh.create_group("X").attrs["shape"] = (3000, 2500)
+        fh["X"].create_dataset("data", shape=(entries,), dtype="float32", compression="gzip")
+    _sparse_h5ad(tmp_path / "max/qc.h5ad", 3000, 2500, entries)
     raw = Job(raw=[simulated_file("big")])
     assert [resources.qc_mem_mb(s1, raw, a) for a in (1, 2)] == [qc_mem_mb(["max/big.h5ad"], a) for a in (1, 2)]
-    assert [resources.qc_runtime(s1, raw, a) for a in (1, 2)] == [qc_runtime(["max/big.h5ad"], a) for a in (1, 2)]
+    assert [resources.qc_runtime(s1, raw, a) for a in (1, 2)] == [qc_runtime(["max/csr.h5ad"], a) for a in (1, 2)]
     qc = Job(h5ad="results/s1/qc.h5ad")
     assert resources.hvg_mem_mb(s1, qc, 1) == hvg_mem_mb("max/qc.h5ad", 1)
     assert resources.hvg_runtime(s1, qc, 1) >= 10
     slides = Job(slides=plan.group_inputs("g"))
-    assert resources.group_mem_mb(g, slides, 2) == qc_mem_mb(["s2.h5ad", "s3.h5ad"], 2)
+    assert resources.group_mem_mb(g, slides, 2) == int(2 * (QC_BASE_MB + QC_PER_MATRIX * (matrix_mb("s2.h5ad") +
+                                                                                       matrix_mb("s3.h5ad"))))
     _sparse_h5ad(tmp_path / "max/qc.h5ad", 2500, 1800, 300_000 + 900_000)     # the group: s3's 1800 genes
     assert resources.hvg_mem_mb(g, Job(h5ad="results/g/qc.h5ad"), 1) == hvg_mem_mb("max/qc.h5ad", 1)
-    # the start-of-run check sees them: qc of a simulated slide of 200,000 spots x 5,000 genes is over every node of
-    # partition short
-    plan.config["simulate"]["big"] = {"n_spots": 200_000, "layout": "scatter", "n_genes": 5000, "depth": 400}
+    # the start-of-run check sees them: qc of a simulated slide of 1,000,000 spots x 5,000 genes is over every node
+    # of partition short
+    plan.config["simulate"]["big"] = {"n_spots": 1_000_000, "layout": "scatter", "n_genes": 5000, "depth": 400}
     asks = {"cpus": 1, "mem_mb": resources.qc_mem_mb(s1, raw, 1), "runtime": resources.qc_runtime(s1, raw, 1),
             "slurm_partition": "short"}
     line, = unschedulable([("qc", "s1", asks)], slurm_partitions(SINFO_ANSWER))
@@ -1179,7 +1186,8 @@ def test_qc_hvg_and_the_group_job_of_simulated_slides_and_groups_are_sized_befor
     assert resources.qc_mem_mb(s1, raw, 1) == qc_mem_mb([simulated_file("big")], 1)
     (tmp_path / "results/s2").mkdir(parents=True)
     (tmp_path / "results/s2/qc.h5ad").write_bytes(b"0" * 2**21)
-    assert resources.group_mem_mb(g, slides, 1) == qc_mem_mb(["results/s2/qc.h5ad", "s3.h5ad"], 1)
+    assert resources.group_mem_mb(g, slides, 1) == int(QC_BASE_MB + 8 * file_mb("results/s2/qc.h5ad") +
+                                                       QC_PER_MATRIX * matrix_mb("s3.h5ad"))
     # a slide of the group missing (its qc job names it): not known (<TBD>), as before
     (tmp_path / "s3.h5ad").unlink()
     with pytest.raises(FileNotFoundError):
@@ -1214,20 +1222,21 @@ def test_simulate_is_sized_from_its_simulate_entry_and_grows_with_the_attempt(tm
     assert all(abs(minutes[a - 1] - a * minutes[0]) <= a for a in (2, 3)), minutes
     assert mem[0] > 2 * 3.44 * 1024 and minutes[0] > 116 / 60            # over the measured peak and time
     assert resources.simulate_mem_mb(demo, None, 1) < 2000 and resources.simulate_runtime(demo, None, 1) >= 10
-    # the start-of-run check sees it, by the slide's name: 300,000 spots are over every node of partition short
+    # the start-of-run check sees it, by the slide's name: 300,000 spots are over every node of a 6000-MB partition
     class Simulate(Job):        # a Snakemake job evaluates its resources at its attempt (a retry: again)
         @property
         def resources(self):
             return {"mem_mb": resources.simulate_mem_mb(big, None, self.attempt),
-                    "runtime": resources.simulate_runtime(big, None, self.attempt), "slurm_partition": "short"}
+                    "runtime": resources.simulate_runtime(big, None, self.attempt), "slurm_partition": "small"}
 
     job = Simulate(rule=Job(name="simulate"), wildcards_dict={"name": "big"}, is_local=False, attempt=1,
                    restart_times=1, threads=1)
     (step, sample, asks), = slurm_asks(Job(dag=Job(needrun_jobs=lambda: [job], get_job_group=lambda j: None)))
     assert (step, sample) == ("simulate", "big") and [a["mem_mb"] for a in asks["attempts"]] == mem[:2]
-    line, = unschedulable([(step, sample, asks)], slurm_partitions(SINFO_ANSWER))
+    line, = unschedulable([(step, sample, asks)],
+                          slurm_partitions("small|s1|4|6000|1:00:00|up\n"))
     assert line.startswith(f"sample 'big', step 'simulate' asks SLURM for {mem[0]} MB of memory (mem_mb), but the "
-                           "largest node of partition 'short' has 4 CPUs and 8000 MB"), line
+                           "largest node of partition 'small' has 4 CPUs and 6000 MB"), line
     text = (Path(__file__).resolve().parents[1] / "rules" / "simulate.smk").read_text()
     assert "mem_mb=RESOURCES.simulate_mem_mb," in text and "runtime=RESOURCES.simulate_runtime," in text
 
@@ -1316,6 +1325,37 @@ def test_a_resource_given_on_the_command_line_is_read_as_written():
     assert given({"train": {"gpu": 2}}, "train", "gpu") == 2
     assert given({"train": {"mem_mb": 5}}, "train", "gpu") is None and given({}, "train", "gpu") is None
     assert given(None, "train", "gpu") is None
+
+
+def test_qc_of_a_compressed_slide_asks_for_more_than_its_matrix_takes(tmp_path):
+    """qc asked 1024 MB and 8 times the size of its file, but an .h5ad written gzip-compressed is about 0.27 times
+    its matrix in memory (simulated 100,000 spots x 3,000 genes: 41.3 MiB on disk, 141 MB held; 136 MiB, 517 MB),
+    and qc's measured peak is about 0.3 GB and 3.2 times that matrix (705 and 1,817 MB): a slide of 1,000,000 spots
+    asked less than its peak and was killed.  Now qc asks 4 times the matrix its header gives (entries x 8 bytes),
+    or 8 times the file where that is more; a file with no such header as before."""
+    from stcore.plan.resources import file_mb, matrix_mb, qc_mem_mb
+
+    h5py = pytest.importorskip("h5py")
+
+    path = tmp_path / "packed.h5ad"
+    with h5py.File(path, "w") as fh:        # 200 million entries (1,526 MB in memory), none written: a few kB on disk
+        x = fh.create_group("X")
+        x.attrs["shape"] = (1_000_000, 3000)
+        x.create_dataset("data", shape=(200_000_000,), dtype="float32", compression="gzip")
+    held = matrix_mb(str(path))
+    assert file_mb(str(path)) < 1 and held > 1500
+    assert qc_mem_mb([str(path)], 1) >= 300 + 3.2 * held and qc_mem_mb([str(path)], 2) >= 2 * (300 + 3.2 * held)
+    # a 10x .h5: its matrix from its header, as an .h5ad's
+    tenx = tmp_path / "filtered_feature_bc_matrix.h5"
+    with h5py.File(tenx, "w") as fh:
+        m = fh.create_group("matrix")
+        m.create_dataset("shape", data=[3000, 1_000_000])
+        m.create_dataset("data", shape=(200_000_000,), dtype="int32", compression="gzip")
+    assert qc_mem_mb([str(tenx)], 1) == qc_mem_mb([str(path)], 1)
+    # a file of another kind (text, images): 8 times its size, as before
+    (tmp_path / "counts.csv").write_bytes(b"0" * 2**22)
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert qc_mem_mb([str(tmp_path / "counts.csv")], 1) - qc_mem_mb([str(tmp_path / "empty.csv")], 1) == 8 * 4
 
 
 def test_the_banksy_job_asks_for_the_memory_it_was_measured_to_take():

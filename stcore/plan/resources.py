@@ -76,7 +76,8 @@ def slide_shape(path):
 
 
 def slide_nnz(path):
-    """Stored entries of an .h5ad's X from its header (spots x genes when X is dense), or None."""
+    """Stored entries of an .h5ad's X (spots x genes when X is dense) or a 10x .h5's matrix from its header,
+    or None."""
     import h5py
 
     if isinstance(path, Planned):
@@ -84,6 +85,8 @@ def slide_nnz(path):
 
     try:
         with h5py.File(path, "r") as fh:
+            if "matrix" in fh and "data" in fh["matrix"]:       # 10x: CSC of genes x barcodes
+                return int(fh["matrix"]["data"].shape[0])
             x = fh["X"]
             return int(x.shape[0] * x.shape[1]) if isinstance(x, h5py.Dataset) else int(x["data"].shape[0])
     except (OSError, KeyError, ValueError, TypeError, IndexError):
@@ -150,9 +153,28 @@ def simulate_runtime(slide, attempt):
     return int(attempt * (10 + dense_mb(slide) / 300))
 
 
+QC_BASE_MB = 512           # qc's interpreter, numpy, scanpy (no torch): measured 292 MB at 20,000 spots
+QC_PER_MATRIX = 4          # times the matrix in memory (matrix_mb)
+
+
 def qc_mem_mb(raw, attempt):
-    """qc reads the raw counts (sparse) and writes a filtered copy (a group: its slides, joined)."""
-    return int(attempt * (BASE_MB + 8 * files_mb(raw)))
+    """qc reads the raw counts (sparse) and writes a filtered copy (a group: its slides, joined).  Measured peaks
+    (2-vCPU AMD EPYC, the step's own high-water mark; docs/cluster.md) grow as about 3.2 times the matrix in memory
+    (:func:`matrix_mb`: 8 bytes a stored entry) and 0.3 GB: simulated 100,000 spots x 3,000 genes of 18.5 million
+    entries (141 MB) 705 MB, of 67.8 million (517 MB) 1,817 MB; 1,000,000 spots of about 185 million 4,789 MB.
+    Budget :data:`QC_PER_MATRIX` times it for each file whose header gives its matrix (an .h5ad, a 10x .h5; a
+    :class:`Planned` file: its entries), or 8 times the file's size where that is more (what else an .h5ad holds,
+    layers and raw, is read too); 8 times the size of the other files (text, images).  Before, 8 times the file's
+    size alone: a gzip-written .h5ad's is about 0.28 times its matrix in memory, so qc asked less than its peak
+    (1,000,000 spots: about 4,300 MB against 4,789), and a planned file, counted uncompressed, about 5 times it."""
+    def each(path):
+        if slide_shape(path) is None:
+            return 8 * file_mb(path)
+        held = QC_PER_MATRIX * matrix_mb(path)
+        return held if isinstance(path, Planned) else max(held, 8 * file_mb(path))
+
+    files = [raw] if isinstance(raw, (str, Planned)) else list(raw)
+    return int(attempt * (QC_BASE_MB + sum(each(_path(f)) for f in files)))
 
 
 def qc_runtime(raw, attempt):
