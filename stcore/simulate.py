@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .plan.runs import SIMULATE_BLOCK, SIMULATED_SIZE, hex_side
+from .plan.runs import SIMULATE_BLOCK, SIMULATED_DEPTH_SPREAD, SIMULATED_SIZE, hex_side
 
 __all__ = ["Layout", "SimParams", "simulate_slide", "write_10x_h5", "write_visium"]
 
@@ -117,7 +117,7 @@ def simulate_slide(p: SimParams = SimParams(), *, block: int = SIMULATE_BLOCK) -
     for f in range(p.n_fields):
         g = rng.choice(p.n_genes, size=min(p.field_genes, p.n_genes), replace=False)
         field_eff[f, g] = p.field_strength * rng.choice([-1, 1], size=g.size)
-    depth = p.depth * rng.lognormal(0, 0.35, n)
+    depth = p.depth * rng.lognormal(0, SIMULATED_DEPTH_SPREAD, n)
     parts = []
     for start in range(0, n, block):
         sl = slice(start, min(start + block, n))

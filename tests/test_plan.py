@@ -1084,7 +1084,7 @@ def test_train_of_a_simulated_slide_and_of_a_group_is_sized_before_any_job_ran(t
     from types import SimpleNamespace as Job
 
     from stcore.plan.resources import JobResources, slurm_partitions, unschedulable
-    from stcore.plan.runs import simulated_file
+    from stcore.plan.runs import simulated_entries, simulated_file
 
     pytest.importorskip("h5py")
     monkeypatch.chdir(tmp_path)
@@ -1118,7 +1118,7 @@ def test_train_of_a_simulated_slide_and_of_a_group_is_sized_before_any_job_ran(t
         "PartitionTimeLimit" in line, line
     # a hex layout: a square grid of round(sqrt(n_spots)) a side (2000: 45 x 45), as the simulate rule makes it
     plan.slides["s1"] = dict(plan.slides["s1"], path=simulated_file("grid"))
-    assert resources.planned_matrix("s1")[:3] == (2025, 3000, 2025 * 2000)      # twice the default depth
+    assert resources.planned_matrix("s1")[:3] == (2025, 3000, simulated_entries({"n_spots": 2000}))
     # a slide of the group missing (its qc job names it): the group not known (<TBD>), as before
     (tmp_path / "s3.h5ad").unlink()
     assert resources.planned_matrix("g") is None
@@ -1325,6 +1325,50 @@ def test_a_resource_given_on_the_command_line_is_read_as_written():
     assert given({"train": {"gpu": 2}}, "train", "gpu") == 2
     assert given({"train": {"mem_mb": 5}}, "train", "gpu") is None and given({}, "train", "gpu") is None
     assert given(None, "train", "gpu") is None
+
+
+def _measured_peaks(table):
+    """{(rule, job): the step's own peak memory in MB} of a benchmark's record (benchmarks/results/*_peaks.tsv)."""
+    import pandas as pd
+
+    rows = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / table, sep="\t", comment="#")
+    return {(r.rule, r.job): float(r.peak_mb) for r in rows.itertuples() if r.rule != "total"}
+
+
+def test_a_large_simulated_slide_is_asked_near_its_measured_peaks_and_fits_a_16_gb_node(tmp_path, monkeypatch):
+    """benchmarks/dag_hd's sim1m (1,000,000 spots, depth 200) was sized at the start at qc 25,468 MB, hvg 19,334 MB,
+    train 14,871 MB and simulate 8,500 MB against measured peaks of 4,789, 6,243, 7,538 and 3,670 MB: qc's 8 MB a
+    MiB of file was taken of the planned matrix counted uncompressed, and the slide's stored entries were bounded
+    at twice its depth a spot (it holds 0.93 x).  A partition of 16 GB nodes was refused at the start though the
+    run fits.  Now each step's ask at the start is at least its measured peak and at most 2 times it, and the
+    16 GB partition runs it."""
+    import yaml
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, slurm_partitions, unschedulable
+    from stcore.plan.runs import simulated_file
+
+    root = Path(__file__).resolve().parents[1]
+    bench = yaml.safe_load((root / "benchmarks" / "dag_hd" / "config.yaml").read_text())
+    peaks = _measured_peaks("dag_hd_peaks.tsv")
+    monkeypatch.chdir(tmp_path)
+    config = dict(_config(**bench["methods"]), **{k: bench[k] for k in ("simulate", "hvg", "graph", "train")})
+    method, = bench["methods"]
+    for name in ("sim200k", "sim1m"):
+        plan = _plan(config)
+        plan.slides["s1"] = dict(plan.slides["s1"], path=simulated_file(name))
+        resources, s1 = JobResources(plan), Job(sample="s1")
+        asks = {"simulate": resources.simulate_mem_mb(Job(name=name), None, 1),
+                "qc": resources.qc_mem_mb(s1, Job(raw=[simulated_file(name)]), 1),
+                "hvg": resources.hvg_mem_mb(s1, Job(h5ad="results/s1/qc.h5ad"), 1),
+                "train": resources.train_mem_mb(Job(sample="s1", method=method, seed="0"),
+                                                Job(h5ad="results/s1/hvg.h5ad", graph=["results/s1/graph.npz"]), 1)}
+        for step, mb in asks.items():
+            peak = peaks[(step, f"{name}.{method}.seed0" if step == "train" else name)]
+            assert peak <= mb <= 2 * peak, (name, step, mb, peak)
+    jobs = [(step, "s1", {"cpus": 1, "mem_mb": mb, "runtime": 60, "slurm_partition": None}) for step, mb in asks.items()]
+    assert unschedulable(jobs, slurm_partitions("hd*|n1|16|16000|infinite|up\n")) == []
+    assert unschedulable(jobs, slurm_partitions("hd*|n1|16|8000|infinite|up\n"))      # 8 GB nodes: refused
 
 
 def test_qc_of_a_compressed_slide_asks_for_more_than_its_matrix_takes(tmp_path):

@@ -35,6 +35,7 @@ def simulated_file(name="{name}"):
 
 # A simulated slide's size settings and their defaults (stcore.simulate.SimParams takes them from here).
 SIMULATED_SIZE = {"n_spots": 2000, "layout": "hex", "n_genes": 3000, "depth": 1000.0}
+SIMULATED_DEPTH_SPREAD = 0.35   # a simulated spot's library size: depth x a lognormal of this spread (stcore.simulate)
 SIMULATE_BLOCK = 10_000     # spots stcore.simulate draws at a time (dense arrays of them x the genes)
 
 
@@ -53,13 +54,18 @@ def simulated_shape(settings):
 
 def simulated_entries(settings):
     """The most stored entries of the slide the simulate rule makes from ``settings``: a spot stores only the
-    genes it has counts of, and its counts are drawn around ``depth`` (stcore.simulate: a library size of
-    ``depth`` times a lognormal of spread 0.35, whose mean is 1.06), so its spots x the fewer of its genes and
-    twice ``depth`` bound the slide's (measured: 0.99 x depth a spot at depth 200 of 5,000 genes, 0.68 x at
-    1,000 of 3,000)."""
+    genes it has counts of, and its counts are drawn around a library size of ``depth`` times a lognormal of
+    spread :data:`SIMULATED_DEPTH_SPREAD` (stcore.simulate), of mean ``m`` = exp(spread^2 / 2) = 1.063 and
+    standard deviation ``m`` x sqrt(exp(spread^2) - 1) = 0.38 a spot; so the slide's counts, and its stored
+    entries, stay under ``depth`` x (``m`` x spots + 6 standard deviations of their sum), and under spots x its
+    genes.  Measured stored entries a spot: 0.93 x depth at 200 of 3,000 genes (100,000 spots), 0.99 x at 200 of
+    5,000, 0.68 x at 1,000 of 3,000; this bound takes 1.07 x depth a spot at 100,000 spots (it took 2 x depth,
+    twice what a slide held, and the start-of-run sizes of qc, hvg and train with it)."""
     spots, genes = simulated_shape(settings)
     depth = float(dict(SIMULATED_SIZE, **(settings or {}))["depth"])
-    return spots * min(genes, int(math.ceil(2 * depth)))
+    mean = math.exp(SIMULATED_DEPTH_SPREAD ** 2 / 2)
+    sd = mean * math.sqrt(math.exp(SIMULATED_DEPTH_SPREAD ** 2) - 1)
+    return min(spots * genes, int(math.ceil(depth * (mean * spots + 6 * sd * math.sqrt(spots)))))
 
 
 def choices(names):
