@@ -18,5 +18,7 @@ rule cluster:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.cluster_mem_mb,
     script:
         "../scripts/cluster.py"

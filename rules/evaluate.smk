@@ -26,5 +26,7 @@ rule evaluate:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.evaluate_mem_mb,
     script:
         "../scripts/evaluate.py"

@@ -27,6 +27,8 @@ rule export:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.export_mem_mb,
     script:
         "../scripts/export.py"
 
@@ -63,6 +65,8 @@ rule export_consensus:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.export_mem_mb,
     script:
         "../scripts/export.py"
 
@@ -101,6 +105,8 @@ rule export_ensemble:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.export_mem_mb,
     script:
         "../scripts/export.py"
 
@@ -141,6 +147,8 @@ rule export_ensemble_consensus:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.export_mem_mb,
     script:
         "../scripts/export.py"
 

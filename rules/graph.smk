@@ -15,5 +15,7 @@ rule graph:
     conda:
         "../envs/stcore.yaml"
     threads: 1
+    resources:
+        mem_mb=RESOURCES.graph_mem_mb,
     script:
         "../scripts/graph.py"

@@ -1371,6 +1371,50 @@ def test_a_large_simulated_slide_is_asked_near_its_measured_peaks_and_fits_a_16_
     assert unschedulable(jobs, slurm_partitions("hd*|n1|16|8000|infinite|up\n"))      # 8 GB nodes: refused
 
 
+def test_graph_cluster_evaluate_and_export_ask_at_least_their_measured_peaks(tmp_path, monkeypatch):
+    """graph, cluster, evaluate and export had no memory of their own: a SLURM profile's default-resources
+    (profiles/slurm: 2,000 MB, the same on every retry; the post job of cluster + evaluate + export the same), under
+    their measured peaks at 1,000,000 spots (benchmarks/results/dag_hd_peaks.tsv: graph 2,283, cluster 5,214,
+    evaluate 4,636, export 4,005 MB) and at 200,000 spots of depth 1,000 (dag200k_peaks.tsv: evaluate 2,611, export
+    2,449 MB), so SLURM killed them on every attempt.  Now each is sized from the slide's matrix and spots (at the
+    start from what hvg.h5ad and qc.h5ad will hold at most), at least its peak and at most 2 times it or 512 MB over it
+    (graph, which reads the matrix below 50 million entries only, 2.5 times), and a retry asks attempt times as much."""
+    import yaml
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import QC_BASE_MB, JobResources
+    from stcore.plan.runs import simulated_file
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    checked = 0
+    for bench, table in (("dag_hd", "dag_hd_peaks.tsv"), ("dag200k", "dag200k_peaks.tsv")):
+        settings = yaml.safe_load((root / "benchmarks" / bench / "config.yaml").read_text())
+        peaks = _measured_peaks(table)
+        config = dict(_config(**settings["methods"]), **{k: settings[k] for k in ("simulate", "hvg", "graph", "train")})
+        method, = settings["methods"]
+        for name in settings["simulate"]:
+            plan = _plan(config)
+            plan.slides["s1"] = dict(plan.slides["s1"], path=simulated_file(name))
+            resources, job = JobResources(plan), Job(sample="s1", method=method, seed="0")
+            files = Job(h5ad="results/s1/hvg.h5ad", qc="results/s1/qc.h5ad")
+            for step in ("graph", "cluster", "evaluate", "export"):
+                asks = [getattr(resources, f"{step}_mem_mb")(job, files, a) for a in (1, 2)]
+                peak = peaks[(step, name if step == "graph" else f"{name}.{method}.seed0")]
+                most = max((2.5 if step == "graph" else 2) * peak, peak + QC_BASE_MB)     # a small slide: the base
+                assert peak <= asks[0] <= most, (bench, name, step, asks, peak)
+                assert abs(asks[1] - 2 * asks[0]) <= 2
+                checked += 1
+    assert checked == 4 * 4          # dag_hd's three slides and dag200k's one
+    rules = root / "rules"
+    for rule, names in (("graph", ["graph"]), ("cluster", ["cluster"]), ("evaluate", ["evaluate"]),
+                        ("export", ["export", "export_consensus", "export_ensemble", "export_ensemble_consensus"])):
+        text = (rules / f"{rule}.smk").read_text()
+        for name in names:
+            block = text.split(f"rule {name}:", 1)[1].split("\nrule ", 1)[0]
+            assert f"mem_mb=RESOURCES.{rule}_mem_mb," in block, name
+
+
 def test_qc_of_a_compressed_slide_asks_for_more_than_its_matrix_takes(tmp_path):
     """qc asked 1024 MB and 8 times the size of its file, but an .h5ad written gzip-compressed is about 0.27 times
     its matrix in memory (simulated 100,000 spots x 3,000 genes: 41.3 MiB on disk, 141 MB held; 136 MiB, 517 MB),

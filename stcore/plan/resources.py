@@ -13,6 +13,7 @@ headroom on top and grow linearly with the dense spots x genes matrix that train
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 from typing import NamedTuple
 
 BASE_MB = 1024  # interpreter, numpy, scanpy and torch
@@ -190,6 +191,29 @@ def hvg_mem_mb(h5ad, attempt):
 
 def hvg_runtime(h5ad, attempt):
     return int(attempt * (10 + file_mb(_path(h5ad)) / 50))
+
+
+# graph, cluster, evaluate and export read the slide's matrix (hvg.h5ad; export: qc.h5ad, as many spots) and per
+# spot its coordinates, graph, embedding and labels: (MB a MB of that matrix in memory, KB a spot).  Measured peaks
+# (2-vCPU AMD EPYC, the step's own high-water mark; docs/cluster.md), simulated slides of 3,000 genes: 200,000 spots
+# at depth 200 (282 MB of matrix) graph 618, cluster 1,209, evaluate 1,114, export 942 MB; at depth 1,000 (1,034 MB)
+# cluster 1,962, evaluate 2,611, export 2,449 MB; 1,000,000 spots at depth 200 (1,411 MB) graph 2,283, cluster 5,214,
+# evaluate 4,636, export 4,005 MB: about 0.2 GB, 1 (cluster) or 2 times the matrix and 1 to 3.6 kB a spot.  Budget
+# :data:`QC_BASE_MB` and these (1.4 to 2.5 times the peaks; graph reads the matrix where it holds at most
+# stcore.graph.PATTERN_MAX_VALUES entries, to judge the expression's spatial pattern, and is given it at every size).
+SLIDE_STEPS = {"graph": (1.4, 2.5), "cluster": (1.2, 5.0), "evaluate": (2.5, 2.5), "export": (2.4, 2.0)}
+
+
+def slide_step_mem_mb(step, h5ad, attempt):
+    """Memory of ``step`` (graph, cluster, evaluate, export: :data:`SLIDE_STEPS`) of a slide whose matrix ``h5ad``
+    (its hvg.h5ad; export's qc.h5ad) holds; they had none of their own: a profile's default-resources (2,000 MB
+    in profiles/slurm), under their peaks at 1,000,000 spots (cluster 5,214 MB) and, at depth 1,000, at 200,000
+    (evaluate 2,611 MB), the same on every retry."""
+    h5ad = _path(h5ad)
+    per_matrix, per_spot_kb = SLIDE_STEPS[step]
+    shape = slide_shape(h5ad)
+    spots = shape[0] if shape is not None else dense_mb(h5ad) * 2**20 / 4       # no header: a column a spot at most
+    return int(attempt * (QC_BASE_MB + per_matrix * matrix_mb(h5ad) + per_spot_kb * spots / 1024))
 
 
 def train_epochs(settings, peer):
@@ -414,20 +438,43 @@ class JobResources:
         n_neighbors a spot; radius: twice the pairs within the radius among the slide's coordinates),
         uncompressed.  Unknown (<TBD>, as before) where a slide's file is missing, or a radius graph's
         entries are not known before it is built (:meth:`planned_edges`)."""
-        h5ad, graph = str(input.h5ad), [str(g) for g in ([input.graph] if isinstance(input.graph, str) else
-                                                         list(input.graph or []))]
-        matrix = None if os.path.exists(h5ad) else self.planned_matrix(wildcards.sample)
-        if matrix is None:
-            return h5ad, graph
-        spots, genes = matrix.spots, min(matrix.genes, int((self.plan.config.get("hvg") or {}).get("n_top_genes")
-                                                           or matrix.genes))
-        planned = Planned(spots, genes, min(matrix.nnz, spots * genes))
+        graph = [str(g) for g in ([input.graph] if isinstance(input.graph, str) else list(input.graph or []))]
+        planned = self.hvg_file(wildcards, input)
+        if not isinstance(planned, Planned):
+            return planned, graph
+        spots = planned.spots
         if any(not os.path.exists(g) for g in graph):
             entries = self.planned_edges(wildcards.sample, spots)
             if entries is None:
-                return h5ad, graph
+                return str(input.h5ad), graph
             graph = [g if os.path.exists(g) else Planned(mb=csr_mb(spots, entries)) for g in graph]
         return planned, graph
+
+    def hvg_file(self, wildcards, input):
+        """The hvg.h5ad ``input.h5ad`` a job reads, or before hvg wrote it what it will hold at most (:class:`Planned`):
+        the spots of the slide's (or group's) qc.h5ad at most (:meth:`planned_matrix`), hvg.n_top_genes of its genes
+        (all where it has fewer), its stored entries (at most spots x those genes); its name where that is not
+        known (Snakemake then takes its size as not known yet)."""
+        h5ad = str(input.h5ad)
+        matrix = None if os.path.exists(h5ad) else self.planned_matrix(wildcards.sample)
+        if matrix is None:
+            return h5ad
+        genes = min(matrix.genes, int((self.plan.config.get("hvg") or {}).get("n_top_genes") or matrix.genes))
+        return Planned(matrix.spots, genes, min(matrix.nnz, matrix.spots * genes))
+
+    def graph_mem_mb(self, wildcards, input, attempt):
+        """graph, cluster and evaluate from the hvg.h5ad they read (:meth:`hvg_file`), export from its qc.h5ad
+        (:meth:`hvg_input`), as :func:`slide_step_mem_mb` sizes them."""
+        return slide_step_mem_mb("graph", self.hvg_file(wildcards, input), attempt)
+
+    def cluster_mem_mb(self, wildcards, input, attempt):
+        return slide_step_mem_mb("cluster", self.hvg_file(wildcards, input), attempt)
+
+    def evaluate_mem_mb(self, wildcards, input, attempt):
+        return slide_step_mem_mb("evaluate", self.hvg_file(wildcards, input), attempt)
+
+    def export_mem_mb(self, wildcards, input, attempt):
+        return slide_step_mem_mb("export", self.hvg_input(wildcards, SimpleNamespace(h5ad=input.qc)), attempt)
 
     def hvg_mem_mb(self, wildcards, input, attempt):
         return hvg_mem_mb(self.hvg_input(wildcards, input), attempt)
