@@ -1152,18 +1152,16 @@ def test_qc_hvg_and_the_group_job_of_simulated_slides_and_groups_are_sized_befor
     resources = JobResources(plan)
     s1, g = Job(sample="s1"), Job(sample="g")
     # the same as from files of the most they hold: the simulated slide 3000 spots x 2500 genes, its most stored
-    # entries (simulated_entries), for qc's memory that matrix (a gzip-written file of it), for its time the file as
-    # an uncompressed CSR (8 bytes an entry, 4 a row); the group's qc.h5ad its slides
+    # entries (simulated_entries), for qc that matrix (a gzip-written file of it); the group's qc.h5ad its slides
     entries = simulated_entries(plan.config["simulate"]["big"])
     (tmp_path / "max").mkdir()
-    (tmp_path / "max/csr.h5ad").write_bytes(b"0" * (8 * entries + 4 * 3001))
     with h5py.File(tmp_path / "max/big.h5ad", "w") as fh:
         fh.create_group("X").attrs["shape"] = (3000, 2500)
         fh["X"].create_dataset("data", shape=(entries,), dtype="float32", compression="gzip")
     _sparse_h5ad(tmp_path / "max/qc.h5ad", 3000, 2500, entries)
     raw = Job(raw=[simulated_file("big")])
     assert [resources.qc_mem_mb(s1, raw, a) for a in (1, 2)] == [qc_mem_mb(["max/big.h5ad"], a) for a in (1, 2)]
-    assert [resources.qc_runtime(s1, raw, a) for a in (1, 2)] == [qc_runtime(["max/csr.h5ad"], a) for a in (1, 2)]
+    assert [resources.qc_runtime(s1, raw, a) for a in (1, 2)] == [qc_runtime(["max/big.h5ad"], a) for a in (1, 2)]
     qc = Job(h5ad="results/s1/qc.h5ad")
     assert resources.hvg_mem_mb(s1, qc, 1) == hvg_mem_mb("max/qc.h5ad", 1)
     assert resources.hvg_runtime(s1, qc, 1) >= 10
@@ -1335,6 +1333,14 @@ def _measured_peaks(table):
     return {(r.rule, r.job): float(r.peak_mb) for r in rows.itertuples() if r.rule != "total"}
 
 
+def _measured_seconds(table):
+    """{(rule, job): the step's seconds} of a benchmark's record (benchmarks/results/*_peaks.tsv)."""
+    import pandas as pd
+
+    rows = pd.read_csv(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / table, sep="\t", comment="#")
+    return {(r.rule, r.job): float(r.s) for r in rows.itertuples() if r.rule != "total"}
+
+
 def test_a_large_simulated_slide_is_asked_near_its_measured_peaks_and_fits_a_16_gb_node(tmp_path, monkeypatch):
     """benchmarks/dag_hd's sim1m (1,000,000 spots, depth 200) was sized at the start at qc 25,468 MB, hvg 19,334 MB,
     train 14,871 MB and simulate 8,500 MB against measured peaks of 4,789, 6,243, 7,538 and 3,670 MB: qc's 8 MB a
@@ -1413,6 +1419,40 @@ def test_graph_cluster_evaluate_and_export_ask_at_least_their_measured_peaks(tmp
         for name in names:
             block = text.split(f"rule {name}:", 1)[1].split("\nrule ", 1)[0]
             assert f"mem_mb=RESOURCES.{rule}_mem_mb," in block, name
+
+
+def test_the_prep_job_of_a_large_simulated_slide_fits_a_two_hour_partition(tmp_path, monkeypatch):
+    """qc's and hvg's time was 50 MiB of file a minute, and a simulated slide not made yet is counted as an
+    uncompressed CSR: benchmarks/dag_hd's sim1m (1,000,000 spots) was asked 42 minutes of qc and of hvg at the start
+    (measured 49 s and 109 s, benchmarks/results/dag_hd_peaks.tsv), and profiles/slurm's prep job (simulate + qc +
+    hvg + graph, the sum of their times) 162 minutes, refused at the start on a partition of MaxTime 2 hours though
+    it runs in 8 minutes.  Now they are 200 MB of the matrix in memory a minute (measured 1,700 and 780), on top of
+    10 minutes: 18 each, and prep fits."""
+    import yaml
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, slurm_partitions, unschedulable
+    from stcore.plan.runs import simulated_file
+
+    root = Path(__file__).resolve().parents[1]
+    bench = yaml.safe_load((root / "benchmarks" / "dag_hd" / "config.yaml").read_text())
+    profile = yaml.safe_load((root / "profiles" / "slurm" / "config.yaml").read_text())
+    seconds = {rule: s for (rule, job), s in _measured_seconds("dag_hd_peaks.tsv").items() if job == "sim1m"}
+    monkeypatch.chdir(tmp_path)
+    plan = _plan(dict(_config(**bench["methods"]), **{k: bench[k] for k in ("simulate", "hvg", "graph", "train")}))
+    plan.slides["s1"] = dict(plan.slides["s1"], path=simulated_file("sim1m"))
+    resources, s1 = JobResources(plan), Job(sample="s1")
+    minutes = {"simulate": resources.simulate_runtime(Job(name="sim1m"), None, 1),
+               "qc": resources.qc_runtime(s1, Job(raw=[simulated_file("sim1m")]), 1),
+               "hvg": resources.hvg_runtime(s1, Job(h5ad="results/s1/qc.h5ad"), 1),
+               "graph": profile["default-resources"]["runtime"]}
+    for step, asked in minutes.items():
+        assert asked * 60 >= 5 * seconds[step], (step, asked, seconds[step])
+    steps = sorted(step for step, group in profile["groups"].items() if group == "prep")
+    assert steps == sorted(minutes)
+    prep = {"cpus": 1, "mem_mb": 1000, "runtime": sum(minutes.values()), "slurm_partition": None, "steps": steps}
+    assert unschedulable([("prep", "s1", prep)], slurm_partitions("two*|n1|16|64000|2:00:00|up\n")) == []
+    assert unschedulable([("prep", "s1", prep)], slurm_partitions("one*|n1|16|64000|1:00:00|up\n"))
 
 
 def test_qc_of_a_compressed_slide_asks_for_more_than_its_matrix_takes(tmp_path):

@@ -178,9 +178,21 @@ def qc_mem_mb(raw, attempt):
     return int(attempt * (QC_BASE_MB + sum(each(_path(f)) for f in files)))
 
 
+def read_minutes(path):
+    """Minutes of qc's or hvg's work on the file ``path`` beyond their 10: measured (2-vCPU AMD EPYC,
+    benchmarks/results/dag_hd_peaks.tsv, dag200k_peaks.tsv) qc 1,700 to 2,100 MB of the matrix in memory
+    (:func:`matrix_mb`) a minute, hvg 780 to 870 (1,000,000 spots of 1,411 MB: 49 s and 109 s); budget 200 for a file
+    whose header gives its matrix (a :class:`Planned` one: its entries), 50 MiB of file a minute for the others.
+    Before, 50 MiB of file a minute for every file: a planned simulated slide, counted as an uncompressed CSR, was
+    asked 42 minutes of qc and of hvg at 1,000,000 spots, and its prep job (simulate + qc + hvg + graph) 162."""
+    path = _path(path)
+    return matrix_mb(path) / 200 if slide_shape(path) is not None else file_mb(path) / 50
+
+
 def qc_runtime(raw, attempt):
-    """Minutes: reading and filtering run at well over 50 MiB per minute."""
-    return int(attempt * (10 + files_mb(raw) / 50))
+    """Minutes: 10 and :func:`read_minutes` of each file (a group: its slides' files)."""
+    files = [raw] if isinstance(raw, (str, Planned)) else list(raw)
+    return int(attempt * (10 + sum(read_minutes(f) for f in files)))
 
 
 def hvg_mem_mb(h5ad, attempt):
@@ -190,7 +202,8 @@ def hvg_mem_mb(h5ad, attempt):
 
 
 def hvg_runtime(h5ad, attempt):
-    return int(attempt * (10 + file_mb(_path(h5ad)) / 50))
+    """Minutes: 10 and :func:`read_minutes` of its qc.h5ad."""
+    return int(attempt * (10 + read_minutes(h5ad)))
 
 
 # graph, cluster, evaluate and export read the slide's matrix (hvg.h5ad; export: qc.h5ad, as many spots) and per
