@@ -162,12 +162,13 @@ def qc_mem_mb(raw, attempt):
     """qc reads the raw counts (sparse) and writes a filtered copy (a group: its slides, joined).  Measured peaks
     (2-vCPU AMD EPYC, the step's own high-water mark; docs/cluster.md) grow as about 3.2 times the matrix in memory
     (:func:`matrix_mb`: 8 bytes a stored entry) and 0.3 GB: simulated 100,000 spots x 3,000 genes of 18.5 million
-    entries (141 MB) 705 MB, of 67.8 million (517 MB) 1,817 MB; 1,000,000 spots of about 185 million 4,789 MB.
+    entries (141 MB) 705 MB, of 67.8 million (517 MB) 1,817 MB; 300,000 of 55.6 million 1,565 MB.
     Budget :data:`QC_PER_MATRIX` times it for each file whose header gives its matrix (an .h5ad, a 10x .h5; a
     :class:`Planned` file: its entries), or 8 times the file's size where that is more (what else an .h5ad holds,
     layers and raw, is read too); 8 times the size of the other files (text, images).  Before, 8 times the file's
-    size alone: a gzip-written .h5ad's is about 0.28 times its matrix in memory, so qc asked less than its peak
-    (1,000,000 spots: about 4,300 MB against 4,789), and a planned file, counted uncompressed, about 5 times it."""
+    size alone: a gzip-written .h5ad's is about 0.27 times its matrix in memory, so qc asked less than its peak
+    (200,000 spots of 134 million entries, 264 MiB on disk: 3,134 MB against 3,368; now 4,605), and a planned file,
+    counted uncompressed, about 5 times it."""
     def each(path):
         if slide_shape(path) is None:
             return 8 * file_mb(path)
