@@ -18,10 +18,18 @@ def later_settings(sm) -> dict:
             "hvg_flavor": sm.config["hvg"]["flavor"], "truth": row.get("truth") or ""}
 
 
+def bin_size(sm):
+    """A stereo slide's square bins (the sheet's bin_size; None: the reader's default), read from the sheet
+    as the job's settings stamp holds it (stcore/plan/runs.py, job_settings), not from params: a rule's new
+    param would rerun every slide's qc job."""
+    row = next(r for r in read_sheet(sm.config["samples"]) if r["sample"] == sm.wildcards.sample)
+    return row.get("bin_size") or None
+
+
 def main(sm):
     adata, report = prepare_slide(
         sm.params.path, sm.params.format, QCParams(**sm.params.qc), values=sm.params.values,
-        **later_settings(sm),
+        bin_size=bin_size(sm), **later_settings(sm),
     )
     write_h5ad(adata, sm.output.h5ad)
     with atomic_path(sm.output.report) as tmp:

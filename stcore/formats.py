@@ -21,7 +21,7 @@ __all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_sl
            "is_anndata_zarr", "input_digest",
            "digest_stamp", "stamp_digest"]
 
-FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata")
+FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata", "stereo")
 
 # The matrix of each folder format (the file whose absence means "not this format's folder").
 MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",
@@ -184,6 +184,12 @@ def missing_slide(path: str, fmt: str) -> tuple[str, str] | None:
                     f"write it as an .h5ad file and read that with format h5ad: {_as_h5ad(path)}")
         return None if os.path.isdir(path) else ("SpatialData store not found" + where,
                                                  "check the path in the sample sheet (a .zarr folder)")
+    if fmt == "stereo" and os.path.isdir(path):        # SAW's output folder: its GEM named
+        gems = sorted(f for f in os.listdir(path) if f.endswith((".gem", ".gem.gz")))
+        return ("is a folder; format stereo reads a GEM file (SAW's <chip>.gem.gz or <chip>.tissue.gem.gz)"
+                + (f"; the folder holds {', '.join(repr(f) for f in gems[:3])}" if gems else ""),
+                f"give the GEM file's path in the sample sheet ('{os.path.join(path, gems[0])}')" if len(gems) == 1
+                else "give the path of the slide's GEM file in the sample sheet")
     if os.path.isdir(path):
         if is_anndata_zarr(path):
             return ("an AnnData .zarr store (anndata's write_zarr), not an .h5ad file",

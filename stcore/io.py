@@ -3,7 +3,9 @@
 Formats (the sample sheet's ``format``): ``h5ad``; ``visium`` (a Space Ranger ``outs`` folder);
 ``visium_hd`` (a Visium HD bin folder, ``outs/binned_outputs/square_008um`` or ``square_016um``:
 the same layout with ``spatial/tissue_positions.parquet``); ``xenium`` (a Xenium output folder:
-``cell_feature_matrix.h5`` and ``cells.parquet`` or ``cells.csv.gz``); ``spatialdata`` (a
+``cell_feature_matrix.h5`` and ``cells.parquet`` or ``cells.csv.gz``); ``stereo`` (a Stereo-seq GEM
+file of BGI/STOmics' SAW pipeline, ``<chip>.gem.gz`` or ``.tissue.gem.gz``, summed into square bins
+of ``bin_size`` x ``bin_size`` DNBs, or by cell where it has a ``CellID`` column); ``spatialdata`` (a
 SpatialData ``.zarr`` store, e.g. written by spatialdata-io from CosMx, MERSCOPE, Xenium or
 Visium HD: its table, with coordinates from ``obsm['spatial']`` or the centroids of the shapes
 it annotates).  Parquet files need pyarrow, from the ``readers`` extra (``pip install -e
@@ -36,7 +38,8 @@ from .validate import check_counts, check_slide  # noqa: F401  (check_counts: st
 if TYPE_CHECKING:
     import anndata as ad
 
-__all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "write_h5ad", "atomic_path",
+__all__ = ["SlideFormat", "read_slide", "read_h5ad", "read_visium", "read_xenium", "read_stereo", "write_h5ad",
+           "atomic_path",
            "check_counts", "read_tsv", "as_csr", "READERS_INSTALL"]
 
 log = logging.getLogger(__name__)
@@ -56,8 +59,9 @@ SlideFormat = Enum("SlideFormat", {fmt.upper(): fmt for fmt in FORMATS}, type=st
 
 
 
-def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
-    """Read one slide in format ``fmt`` and check coordinates and spot ids."""
+def read_slide(path: str | os.PathLike, fmt: str | SlideFormat, *, bin_size: int | str | None = None) -> ad.AnnData:
+    """Read one slide in format ``fmt`` and check coordinates and spot ids.  ``bin_size``: the sheet's
+    ``bin_size`` of a ``stereo`` slide (DNBs a side of its square bins; None or empty: :data:`STEREO_BIN`)."""
     try:
         fmt = SlideFormat(fmt)
     except ValueError:
@@ -67,6 +71,8 @@ def read_slide(path: str | os.PathLike, fmt: str | SlideFormat) -> ad.AnnData:
         adata = read_h5ad(path)
     elif fmt is SlideFormat.XENIUM:
         adata = read_xenium(path)
+    elif fmt is SlideFormat.STEREO:
+        adata = read_stereo(path, bin_size)
     elif fmt is SlideFormat.SPATIALDATA:
         adata = read_spatialdata(path)
     else:
@@ -579,6 +585,237 @@ def _refuse_cells_of_another_run(adata: ad.AnnData, cells: pd.DataFrame, cells_f
                      f"{told[first]:g} in the file, {sums[first]:g} in the matrix): the cells file is of another run "
                      "(Xenium's cell ids repeat across runs, so every cell is found in it)", path=str(cells_file),
                      fix="use the cells file of the Xenium output bundle that holds this cell_feature_matrix.h5")
+
+
+# Stereo-seq's GEM (BGI/STOmics SAW): tab-separated text, optionally gzipped, '#' header lines
+# ('#FileFormat=GEMv0.1', '#BinSize=1', '#OffsetX=...'), then a line of column names and one line per gene
+# at one DNB (DNA nanoball, 500 nm apart): geneID (and geneName in newer files), x, y, the count, and in a
+# cell-bin GEM CellID (0: no cell).  The count column's names, newest first.
+GEM_COUNTS = ("MIDCount", "MIDCounts", "UMICount")
+#: The square bins a GEM is read into when the sheet gives no bin_size: 50 x 50 DNBs (25 um), the bins
+#: domain papers on Stereo-seq use.
+STEREO_BIN = 50
+# Lines of a GEM read at a time (a whole chip's GEM holds 10^8 to 10^9).
+GEM_CHUNK = 2_000_000
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def stereo_bin_size(value, *, path: str | None = None, sample: str | None = None) -> int:
+    """The bin size ``value`` (the sheet's ``bin_size``, or :func:`stcore.read.stereo`'s) as an int, or an
+    :class:`InputError` where it is not a positive whole number."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"\+?\d+(\.0*)?", text) or int(float(text)) < 1:
+        raise InputError(f"bin_size '{value}' is not a positive whole number (the DNBs a side of the square bins "
+                         "a GEM is summed into)", sample=sample, path=path,
+                         fix=f"set the sample sheet's bin_size to a whole number of DNBs: {STEREO_BIN} (25 um, the "
+                             f"default where the cell is empty), 100, 20, or 1 (each DNB, 500 nm)")
+    return int(float(text))
+
+
+def _gem_open(path: Path):
+    """The GEM as text, gzipped or not (what its first bytes say, not its name)."""
+    import gzip
+
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
+    return open(path, encoding="utf-8", errors="replace", newline="")
+
+
+def _gem_header(path: Path) -> tuple[dict, int, list[str]]:
+    """The GEM's '#' header lines as {key: value}, how many there are, and its column names."""
+    header, skipped = {}, 0
+    try:
+        with _gem_open(path) as fh:
+            for line in fh:
+                if not line.startswith("#"):
+                    return header, skipped, [c.strip() for c in line.rstrip("\r\n").split("\t")]
+                skipped += 1
+                key, _, value = line[1:].strip().partition("=")
+                if key:
+                    header[key.strip()] = value.strip()
+    except (OSError, EOFError) as exc:          # a gzip cut short or not gzip
+        raise InputError(f"not a readable GEM ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
+                         path=str(path), fix="download the GEM again (gzip -t checks a .gem.gz)") from None
+    return header, skipped, []
+
+
+def _refuse_gef(path: Path) -> None:
+    """A GEF (SAW's HDF5 matrix, ``.gef``, ``.tissue.gef``, ``.cellbin.gef``) given as a GEM: named with the
+    commands that write its GEM or read it."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != _HDF5_MAGIC:
+            return
+    stem = path.name.split(".")[0] or "chip"
+    raise InputError("an HDF5 file (a Stereo-seq GEF, as SAW writes .gef, .tissue.gef and .cellbin.gef), not a GEM: "
+                     "format stereo reads SAW's GEM text file (<chip>.gem.gz, <chip>.tissue.gem.gz)", path=str(path),
+                     fix=f"give the GEM SAW wrote beside it, or write one with SAW's geftools: geftools view -i "
+                         f"'{path}' -o '{path.with_name(stem + '.gem')}' -s {stem} (a .cellbin.gef: add -d with its "
+                         "square-bin .gef); or read the GEF with stereopy or spatialdata-io, write an .h5ad with the "
+                         "counts in X and the coordinates in obsm['spatial'], and give it with format h5ad")
+
+
+def read_stereo(path: str | os.PathLike, bin_size: int | str | None = None, *,
+                chunksize: int = GEM_CHUNK) -> ad.AnnData:
+    """Read a Stereo-seq GEM file (SAW's ``<chip>.gem.gz`` or ``.tissue.gem.gz``, gzipped or not).
+
+    Square bins (no ``CellID`` column): each spot is a bin of ``bin_size`` x ``bin_size`` DNBs (default
+    :data:`STEREO_BIN`, 25 um; 1: each DNB), the DNBs ``x // bin_size``, ``y // bin_size`` alike; its counts
+    the sum of theirs, its coordinates its centre in DNB units (500 nm; the mean of the DNB positions it
+    covers, ``(x // bin_size) * bin_size + (bin_size - 1) / 2``), its name ``'<x bin>_<y bin>'``.  A cell-bin
+    GEM (a ``CellID`` column): one spot per cell (CellID 0, no cell, is left out), named by its CellID, at the
+    mean x, y of its lines; ``bin_size`` is not used.  Genes are named by ``geneName`` where the file has it
+    (``var['gene_ids']``: ``geneID``), else by ``geneID``.  The count is ``MIDCount`` (older files:
+    ``MIDCounts``, ``UMICount``); ``ExonCount`` is not read.  The file is read ``chunksize`` lines at a time
+    into a sparse matrix.  The header lines go to ``uns['stereo']['header']``."""
+    from .formats import missing_slide
+
+    path = Path(path)
+    bin_given = bin_size not in (None, "")
+    bin_size = STEREO_BIN if bin_size in (None, "") else stereo_bin_size(bin_size, path=str(path))
+    missing = missing_slide(str(path), "stereo")
+    if missing:
+        raise InputError(missing[0], path=str(path), fix=missing[1])
+    _refuse_lfs_pointer(path)
+    _refuse_gef(path)
+    header, skipped, columns = _gem_header(path)
+    gene_col = "geneID" if "geneID" in columns else "geneName" if "geneName" in columns else None
+    count_col = next((c for c in GEM_COUNTS if c in columns), None)
+    lacking = [name for name, found in (("geneID", gene_col), ("x", "x" in columns), ("y", "y" in columns),
+                                        ("MIDCount", count_col)) if not found]
+    if lacking:
+        tabs = len(columns) == 1 and ("," in columns[0] or " " in columns[0])
+        raise InputError(f"not a GEM: column{'s' if len(lacking) > 1 else ''} {lacking} missing (its columns: "
+                         f"{columns[:8]}{' ...' if len(columns) > 8 else ''}"
+                         + ("; the line is not tab-separated" if tabs else "") + ")", path=str(path),
+                         fix="give the GEM SAW wrote (tab-separated, columns geneID, x, y, MIDCount; an older one's "
+                             "MIDCounts or UMICount), gzipped or not")
+    by_cell = "CellID" in columns
+    if by_cell and bin_given:
+        log.warning("%s: a cell-bin GEM (a CellID column) is read by cell; bin_size %d is not used", path, bin_size)
+    named = gene_col == "geneID" and "geneName" in columns
+    use = [gene_col, "x", "y", count_col] + (["geneName"] if named else []) + (["CellID"] if by_cell else [])
+    dtype = {gene_col: "category", "x": "float64", "y": "float64", count_col: "float64"}
+    dtype.update({"geneName": "category"} if named else {})
+    dtype.update({"CellID": "category"} if by_cell else {})
+    genes, gene_names, spots = {}, {}, {}        # name -> column; geneID -> geneName; CellID -> row (cells)
+    cell_xy = np.zeros((0, 3))                    # per cell: sum x, sum y, lines
+    parts, pending, kept = [], 0, 0
+    first_line = skipped + 2                      # the file's line of the data row of index 0
+    try:
+        reader = pd.read_csv(path, sep="\t", skiprows=skipped, usecols=use, dtype=dtype, chunksize=chunksize,
+                             compression="gzip" if _is_gzip(path) else None, na_values=[""],
+                             keep_default_na=False)
+        for chunk in reader:
+            line_no = chunk.index.to_numpy() + first_line
+            count = chunk[count_col].to_numpy()
+            x, y = chunk["x"].to_numpy(), chunk["y"].to_numpy()
+            gene = chunk[gene_col].cat
+            _refuse_gem_values(path, count_col, count, x, y, gene.codes.to_numpy(), gene_col, line_no)
+            code_of = np.array([genes.setdefault(str(g), len(genes)) for g in gene.categories], dtype=np.int64)
+            g = code_of[gene.codes.to_numpy()] if len(code_of) else np.zeros(0, np.int64)
+            if named:               # each geneID's geneName, from the chunk's distinct pairs of the two
+                name = chunk["geneName"].cat
+                pairs = np.unique(gene.codes.to_numpy().astype(np.int64) * (len(name.categories) + 1)
+                                  + name.codes.to_numpy() + 1)
+                for gid, nm in zip(pairs // (len(name.categories) + 1), pairs % (len(name.categories) + 1) - 1):
+                    if nm >= 0:
+                        gene_names.setdefault(str(gene.categories[gid]), str(name.categories[nm]))
+            if by_cell:
+                cell = chunk["CellID"].cat
+                labels = [str(c) for c in cell.categories]
+                row_of = np.array([-1 if c in ("0", "nan") else spots.setdefault(c, len(spots)) for c in labels],
+                                  dtype=np.int64)
+                codes = cell.codes.to_numpy()
+                key = np.where(codes < 0, -1, row_of[codes] if len(row_of) else -1)
+                inside = key >= 0
+                key, g, count, x, y = key[inside], g[inside], count[inside], x[inside], y[inside]
+                if len(spots) > len(cell_xy):
+                    cell_xy = np.vstack([cell_xy, np.zeros((len(spots) - len(cell_xy), 3))])
+                cell_xy[:, 0] += np.bincount(key, weights=x, minlength=len(cell_xy))
+                cell_xy[:, 1] += np.bincount(key, weights=y, minlength=len(cell_xy))
+                cell_xy[:, 2] += np.bincount(key, minlength=len(cell_xy))
+            else:       # the bin of each line as one int64: x bin * 2^32 + y bin shifted to be >= 0
+                key = ((np.floor(x / bin_size).astype(np.int64) << 32)
+                       + (np.floor(y / bin_size).astype(np.int64) + 2**31))
+            parts.append(_summed(key, g, count))
+            pending += len(parts[-1][0])
+            if pending > max(chunksize, 2 * kept):      # duplicates across chunks summed: memory stays the matrix's
+                parts = [_summed(*map(np.concatenate, zip(*parts)))]
+                kept = pending = len(parts[0][0])
+    except InputError:
+        raise
+    except Exception as exc:        # a line of other fields, text in x, a gzip cut short
+        raise InputError(f"not a readable GEM ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})",
+                         path=str(path), fix="give the GEM SAW wrote (tab-separated text, gzipped or not), or "
+                                             "download it again (gzip -t checks a .gem.gz)") from None
+    key, g, count = _summed(*map(np.concatenate, zip(*parts))) if parts else (np.zeros(0, np.int64),) * 3
+    import anndata as ad
+
+    if by_cell:
+        names = np.array(list(spots.keys()), dtype=object)      # in the order the cells first appear
+        held = np.unique(key)                   # cells with a line (all, unless every line of one was dropped)
+        index = np.full(len(spots), -1, np.int64)
+        index[held] = np.arange(len(held))
+        rows, obs_names = index[key], names[held]
+        with np.errstate(invalid="ignore"):
+            xy = cell_xy[held, :2] / cell_xy[held, 2:3]
+    else:
+        held, rows = np.unique(key, return_inverse=True)
+        bx, by = held >> 32, (held & 0xFFFFFFFF) - 2**31
+        obs_names = np.array([f"{a}_{b}" for a, b in zip(bx.tolist(), by.tolist())], dtype=object)
+        xy = np.column_stack([bx * bin_size + (bin_size - 1) / 2, by * bin_size + (bin_size - 1) / 2]).astype(float)
+    ids = np.array(list(genes.keys()), dtype=object)
+    var = pd.DataFrame(index=pd.Index(ids, dtype=object))
+    if named:
+        var = pd.DataFrame({"gene_ids": ids}, index=pd.Index([gene_names.get(i, i) for i in ids], dtype=object))
+    X = sp.csr_matrix((count.astype(np.float32), (rows, g)), shape=(len(obs_names), len(ids)))
+    X.sum_duplicates()
+    adata = ad.AnnData(X=X, obs=pd.DataFrame(index=pd.Index(obs_names, dtype=object)), var=var)
+    adata.var_names_make_unique()
+    adata.obsm[SPATIAL_KEY] = xy
+    adata.uns["stereo"] = {"spots": "cells" if by_cell else f"bins of {bin_size} x {bin_size} DNBs",
+                           "bin_size": 0 if by_cell else bin_size, "unit": "DNB (500 nm)",
+                           "header": {k: str(v) for k, v in header.items()}}
+    return adata
+
+
+def _is_gzip(path: Path) -> bool:
+    """Whether the file is gzipped (its first two bytes; a GEM's name may say either)."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _summed(key, gene, count):
+    """(spot key, gene, count) triples with those of one spot and gene summed into one."""
+    if not len(key):
+        return key.astype(np.int64), gene.astype(np.int64), count.astype(np.float64)
+    codes, uniques = pd.factorize(key)
+    m = sp.coo_matrix((count.astype(np.float64), (codes, gene)),
+                      shape=(len(uniques), int(gene.max()) + 1)).tocsr()
+    m.sum_duplicates()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    return np.asarray(uniques, dtype=np.int64)[rows], m.indices.astype(np.int64), m.data
+
+
+def _refuse_gem_values(path: Path, count_col: str, count, x, y, gene_codes, gene_col: str, lines) -> None:
+    """Counts that are missing or negative, a missing x or y or gene: named with the first line."""
+    for bad, what, fix in (
+            (~(count >= 0), f"{count_col} holds a missing or negative count",
+             f"give the GEM SAW wrote: {count_col} holds each gene's count at a DNB (a whole number, 1 or more)"),
+            (~(np.isfinite(x) & np.isfinite(y)), "a line without its x or y",
+             "give the GEM SAW wrote: every line holds the DNB's x and y"),
+            (gene_codes < 0, f"a line without its {gene_col}",
+             f"give the GEM SAW wrote: every line names its gene in {gene_col}")):
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            shown = count[first] if what.startswith(count_col) else None
+            more = int(bad.sum()) - 1
+            raise InputError(f"{what} at line {int(lines[first])}" + (f" ({count_col} {shown:g})" if shown is not None
+                                                                      else "")
+                             + (f", and {more} more line{'s' if more > 1 else ''} of its first {int(lines[-1])}"
+                                if more else ""), path=str(path), fix=fix)
 
 
 def read_spatialdata(store: str | os.PathLike) -> ad.AnnData:

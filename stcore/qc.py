@@ -174,7 +174,7 @@ def run_qc(adata: ad.AnnData, params: QCParams, values: str = "counts", *,
 
 def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_clusters: int | str = 2,
                   n_neighbors: int = 3, values: str = "counts", hvg_flavor: str = "seurat_v3",
-                  integer_counts: bool | None = None) -> tuple[ad.AnnData, dict]:
+                  integer_counts: bool | None = None, bin_size: int | None = None) -> tuple[ad.AnnData, dict]:
     """Read a slide, check everything later stages rely on, and apply QC.
 
     Raises :class:`stcore.InputError` naming ``path`` when the slide cannot be used:
@@ -185,7 +185,8 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     The slide's checks are those of :mod:`stcore.validate`, which :func:`stcore.tl.domains`
     runs too.  ``values`` and ``hvg_flavor``: what X holds and the HVG flavour, which decide
     whether the values must be whole numbers (:func:`stcore.validate.needs_integer`);
-    ``integer_counts`` overrides that decision.
+    ``integer_counts`` overrides that decision.  ``bin_size``: a stereo slide's square bins, in DNBs
+    (None: :data:`stcore.io.STEREO_BIN`).
     """
     from .errors import InputError
     from .evaluate import is_missing_label
@@ -196,7 +197,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
 
     n_clusters = check_n_clusters(n_clusters, path=path)
     auto = n_clusters == "auto"           # chosen later, by BIC in the cluster step
-    adata = read_slide(path, fmt)
+    adata = read_slide(path, fmt, bin_size=bin_size)
     integer = needs_integer(values, hvg_flavor) if integer_counts is None else integer_counts
     try:
         check_counts(adata.X, path, integer=integer, values=values, spots=adata.obs_names, genes=adata.var_names)

@@ -4,7 +4,8 @@
 Raw counts in ``X`` (CSR), coordinates in ``obsm['spatial']``; for Visium and Visium HD the tissue
 images, scale factors and metadata in ``uns['spatial'][library_id]`` as scanpy stores them (the
 library id the matrix file names, its chemistry and software version); for Xenium the cell table's
-columns (cell area, transcript counts, ...) in ``obs``.  Bad input raises
+columns (cell area, transcript counts, ...) in ``obs``; for Stereo-seq the bin size and the GEM's
+header in ``uns['stereo']``.  Bad input raises
 :class:`stcore.InputError` naming the file and the fix.
 
 >>> import stcore
@@ -19,7 +20,7 @@ import anndata as ad
 
 from . import io
 
-__all__ = ["visium", "visium_hd", "xenium", "spatialdata"]
+__all__ = ["visium", "visium_hd", "xenium", "stereo", "spatialdata"]
 
 
 def visium(folder: str | os.PathLike) -> ad.AnnData:
@@ -73,6 +74,29 @@ def xenium(folder: str | os.PathLike) -> ad.AnnData:
     (``transcript_counts``, ``cell_area``, ``nucleus_area``, ...) in ``obs``.
     """
     return io.read_xenium(folder)
+
+
+def stereo(path: str | os.PathLike, bin_size: int | None = None) -> ad.AnnData:
+    """Read a Stereo-seq GEM file (BGI/STOmics SAW: ``<chip>.gem.gz`` or ``<chip>.tissue.gem.gz``, gzipped
+    or not), in chunks into a sparse matrix.
+
+    Parameters
+    ----------
+    path
+        The GEM: tab-separated, ``#`` header lines, columns ``geneID`` (and ``geneName``), ``x``, ``y``,
+        ``MIDCount`` (older: ``MIDCounts``, ``UMICount``); a cell-bin GEM also ``CellID``.
+    bin_size
+        The side of the square bins the DNBs are summed into, in DNBs (500 nm apart); None: 50 (25 um,
+        ``stcore.io.STEREO_BIN``); 1: each DNB.  A cell-bin GEM is read by cell and does not use it.
+
+    Returns
+    -------
+    AnnData with one observation per bin (named ``'<x bin>_<y bin>'``) or cell (named by its CellID;
+    CellID 0 left out), the summed counts in ``X``, the bin's centre (a cell's mean x, y) in DNB units
+    in ``obsm['spatial']``, genes named by ``geneName`` where the file has it (``var['gene_ids']``:
+    ``geneID``), and ``uns['stereo']`` (the bin size, the unit, the GEM's header lines).
+    """
+    return io.read_stereo(path, bin_size)
 
 
 def spatialdata(store: str | os.PathLike) -> ad.AnnData:

@@ -239,7 +239,8 @@ CATALOGUE = {
                                     r"h5ad: anndata\.read_zarr\('.*/slide\.zarr'\)\.write_h5ad\('.*/slide\.h5ad'\)$"),
     "truncated_h5ad": (_truncated, {}, r"not a readable \.h5ad .*Fix: re-export"),
     "unknown_format": (lambda tmp: (write(tiny_slide(), tmp / "s.h5ad"), "loom"), {},
-                       r"unknown format 'loom'\. Fix: use one of \['h5ad', 'visium', 'visium_hd', 'xenium', 'spatialdata'\]"),
+                       r"unknown format 'loom'\. Fix: use one of \['h5ad', 'visium', 'visium_hd', 'xenium', 'spatialdata', "
+                       r"'stereo'\]"),
     "empty_matrix": (_h5ad(lambda a: a[:0].copy()), {}, r"empty matrix \(0 spots x 40 genes\)"),
     "no_genes": (_h5ad(lambda a: a[:, :0].copy()), {}, r"empty matrix \(64 spots x 0 genes\)"),
     "nan_counts": (_h5ad(set_x(lambda x: x.__setitem__((3, 4), np.nan))), {}, r"NaN or infinite values"),

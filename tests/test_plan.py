@@ -2793,8 +2793,10 @@ def test_a_column_named_near_one_stcore_reads_is_named(tmp_path, column, meant):
     without their annotation (no score) or group.  Other columns stay notes, and a synonym beside
     the column itself is a note too."""
     text = f"sample\tpath\tformat\tn_clusters\t{column}\ns1\ta.h5ad\th5ad\t7\tx\ns2\tb.h5ad\th5ad\t7\tx\n"
+    from stcore.plan.sheet import READ_COLUMNS
+
     with pytest.raises(PlanError, match=rf"^sample sheet '.*': column '{column}' is not a column stcore reads "
-                                        rf"\(it reads sample, path, format, n_clusters, values, truth, group\), so it would "
+                                        rf"\(it reads {', '.join(READ_COLUMNS)}\), so it would "
                                         rf"be kept as a note without a word; it looks meant as '{meant}'\. Fix: rename "
                                         rf"the column '{meant}' in the header"):
         read_sheet(_sheet(tmp_path, text.encode()))

@@ -822,3 +822,195 @@ def test_domains_in_spatialdata_keep_their_categories_and_colours(tmp_path):
     assert list(table.obs["domain"].cat.categories) == [str(v) for v in range(12)]
     assert (table.obs["domain"].astype(str) == domains.obs.loc[table.obs_names, "domain"].astype(str)).all()
     assert list(table.uns["domain_colors"]) == list(domains.uns["domain_colors"])
+
+
+# --- Stereo-seq GEM files (format stereo) -------------------------------------------------------
+
+def write_gem(path, lines, columns=("geneID", "x", "y", "MIDCount"), *,
+              header=("#FileFormat=GEMv0.1", "#SortedBy=None", "#BinSize=1", "#Omics=Transcriptomics",
+                      "#OffsetX=0", "#OffsetY=0")):
+    """A GEM as SAW writes it: '#' header lines, a line of column names, one tab-separated line per gene at
+    one DNB; gzipped where the name ends in .gz."""
+    import gzip
+
+    text = "".join(f"{h}\n" for h in header) + "\t".join(columns) + "\n" + \
+        "".join("\t".join(str(v) for v in line) + "\n" for line in lines)
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _dnb_counts(seed=0, n_dnb=300, n_genes=12):
+    """Counts of genes at distinct DNB positions (x, y), a sparse spots x genes matrix."""
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(200 * 200, size=n_dnb, replace=False)
+    xy = np.column_stack([flat % 200 + 1000, flat // 200 + 3000])
+    counts = rng.poisson(0.4, size=(n_dnb, n_genes)) * rng.integers(1, 4, size=(n_dnb, n_genes))
+    counts[counts.sum(axis=1) == 0, 0] = 1
+    return xy, counts, [f"Gene{g}" for g in range(n_genes)]
+
+
+def test_a_stereo_gem_at_bin_1_reads_its_matrix_exactly(tmp_path):
+    """bin_size 1: one spot per DNB holding its counts, at its own x, y; a gene's count at a DNB given in two
+    lines is their sum; read in chunks of 7 lines (the reader sums across chunks) as in one."""
+    from stcore.read import stereo
+
+    xy, counts, genes = _dnb_counts()
+    lines = [(genes[g], x, y, c) for (x, y), row in zip(xy.tolist(), counts) for g, c in enumerate(row) if c]
+    split = lines[5]                                           # one count given as two lines
+    lines[5] = (split[0], split[1], split[2], split[3] - 1 if split[3] > 1 else split[3])
+    if split[3] > 1:
+        lines.append((split[0], split[1], split[2], 1))
+    rng = np.random.default_rng(1)
+    gem = write_gem(tmp_path / "chip.gem", [lines[i] for i in rng.permutation(len(lines))])
+    for adata in (stereo(gem, 1), read_slide(gem, "stereo", bin_size=1), __import__("stcore").io.read_stereo(
+            gem, 1, chunksize=7)):
+        names = [f"{x}_{y}" for x, y in xy.tolist()]
+        assert sorted(adata.obs_names) == sorted(names) and set(adata.var_names) == set(genes)
+        got = adata[names, genes]
+        assert np.array_equal(got.X.toarray(), counts) and sp.issparse(adata.X)
+        assert np.array_equal(got.obsm["spatial"], xy.astype(float))
+        assert adata.uns["stereo"]["bin_size"] == 1 and adata.uns["stereo"]["header"]["FileFormat"] == "GEMv0.1"
+
+
+def test_a_gzipped_stereo_gem_in_bins_of_2_sums_the_four_dnbs_of_each_bin(tmp_path):
+    """bin_size 2: each bin the sum of its four DNBs (x // 2, y // 2), at its centre (the mean of the DNBs'
+    positions); an older GEM's MIDCounts, geneName beside geneID (the names, geneID in var['gene_ids']),
+    ExonCount not read, header lines kept, gzipped; the default bin is 50."""
+    from stcore.io import STEREO_BIN
+
+    rng = np.random.default_rng(2)
+    bins = [(bx, by) for bx in range(3) for by in range(2)]
+    lines, want = [], {}
+    for bx, by in bins:
+        for dx in (0, 1):
+            for dy in (0, 1):
+                for gid, name in (("ENSG1", "Actb"), ("ENSG2", "Gfap")):
+                    c = int(rng.integers(1, 9))
+                    lines.append((gid, name, 2 * bx + dx, 2 * by + dy, c, 0))
+                    want[(bx, by, name)] = want.get((bx, by, name), 0) + c
+    gem = write_gem(tmp_path / "chip.tissue.gem.gz", lines,
+                    columns=("geneID", "geneName", "x", "y", "MIDCounts", "ExonCount"))
+    adata = read_slide(gem, "stereo", bin_size=2)
+    assert adata.n_obs == len(bins) and list(adata.var_names) == ["Actb", "Gfap"]
+    assert list(adata.var["gene_ids"]) == ["ENSG1", "ENSG2"]
+    for bx, by in bins:
+        row = adata[f"{bx}_{by}"]
+        assert [row[:, g].X.toarray().item() for g in ("Actb", "Gfap")] == [want[(bx, by, "Actb")],
+                                                                             want[(bx, by, "Gfap")]]
+        assert tuple(row.obsm["spatial"][0]) == (2 * bx + 0.5, 2 * by + 0.5)
+    assert adata.uns["stereo"]["header"]["OffsetX"] == "0"
+    whole = read_slide(gem, "stereo")                           # the sheet's empty bin_size: bins of 50
+    assert STEREO_BIN == 50 and whole.n_obs == 1 and whole.X.sum() == sum(want.values())
+    assert tuple(whole.obsm["spatial"][0]) == (24.5, 24.5)
+
+
+def test_a_cell_bin_stereo_gem_is_read_by_cell(tmp_path):
+    """A CellID column: one spot per cell, its counts summed, at the mean x, y of its lines; CellID 0 (no
+    cell) left out."""
+    lines = [("A", 10, 10, 2, 7), ("B", 12, 10, 1, 7), ("A", 11, 14, 3, 7), ("A", 40, 40, 5, 9),
+             ("B", 41, 40, 4, 9), ("A", 0, 0, 100, 0), ("B", 500, 500, 100, 0)]
+    from stcore.io import read_stereo
+
+    gem = write_gem(tmp_path / "chip.cellbin.gem", lines, columns=("geneID", "x", "y", "MIDCount", "CellID"))
+    for adata in (read_slide(gem, "stereo"), read_stereo(gem, chunksize=2)):     # in one chunk, in chunks of 2 lines
+        assert sorted(adata.obs_names) == ["7", "9"]
+        assert adata["7"].X.toarray().tolist() == [[5, 1]] and adata["9"].X.toarray().tolist() == [[5, 4]]
+        assert np.allclose(adata["7"].obsm["spatial"], [[11, 34 / 3]]) and np.allclose(adata["9"].obsm["spatial"],
+                                                                                       [[40.5, 40]])
+        assert adata.X.sum() == 15 and adata.uns["stereo"]["spots"] == "cells"      # the lines of no cell not counted
+
+
+def test_stereo_refusals_name_the_file_and_the_fix(tmp_path):
+    """A GEF given as a GEM, a GEM without its count column, a negative or missing count, a bin size that is
+    no positive whole number, a folder: one line naming the file and the fix; the sheet refuses a bin_size
+    that is no positive whole number, and one given for another format, before any job."""
+    from stcore.read import stereo
+    from stcore.plan import PlanError
+    from stcore.plan.sheet import read_sheet
+
+    gef = tmp_path / "chip.tissue.gef"
+    with h5py.File(gef, "w") as f:
+        f.create_group("geneExp/bin1")
+    with pytest.raises(InputError, match=r"chip\.tissue\.gef': an HDF5 file \(a Stereo-seq GEF.*not a GEM.*Fix: .*"
+                                         r"geftools view -i '.*chip\.tissue\.gef' -o '.*chip\.gem' -s chip"):
+        read_slide(gef, "stereo")
+    no_count = write_gem(tmp_path / "a.gem", [("A", 1, 1, 2)], columns=("geneID", "x", "y", "counts"))
+    with pytest.raises(InputError, match=r"a\.gem': not a GEM: column \['MIDCount'\] missing \(its columns: "
+                                         r"\['geneID', 'x', 'y', 'counts'\]\)\. Fix: give the GEM SAW wrote"):
+        read_slide(no_count, "stereo")
+    csv = tmp_path / "c.gem"
+    csv.write_text("geneID,x,y,MIDCount\nA,1,1,2\n")
+    with pytest.raises(InputError, match=r"missing .*; the line is not tab-separated"):
+        read_slide(csv, "stereo")
+    for count, shown in (("-3", "MIDCount -3"), ("", "MIDCount nan")):
+        bad = write_gem(tmp_path / "b.gem.gz", [("A", 1, 1, 2), ("B", 2, 1, count), ("A", 3, 1, 1)])
+        with pytest.raises(InputError, match=rf"b\.gem\.gz': MIDCount holds a missing or negative count at line 9 "
+                                             rf"\({shown}\)\. Fix: give the GEM SAW wrote"):
+            stereo(bad, 1)
+    good = write_gem(tmp_path / "g.gem", [("A", 1, 1, 2)])
+    for size in (0, -50, 2.5, "25um", True):
+        with pytest.raises(InputError, match=rf"g\.gem': bin_size '{re.escape(str(size))}' is not a positive whole "
+                                             r"number .*Fix: set the sample sheet's bin_size to a whole number"):
+            stereo(good, size)
+    saw = tmp_path / "outs"
+    saw.mkdir()
+    write_gem(saw / "C04.tissue.gem.gz", [("A", 1, 1, 2)])
+    with pytest.raises(InputError, match=r"outs': is a folder; format stereo reads a GEM file \(SAW's <chip>\.gem\.gz "
+                                         r"or <chip>\.tissue\.gem\.gz\); the folder holds 'C04\.tissue\.gem\.gz'\. Fix: "
+                                         r"give the GEM file's path in the sample sheet \('.*outs/C04\.tissue\.gem\.gz'\)$"):
+        read_slide(saw, "stereo")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("sample\tpath\tformat\tn_clusters\tbin_size\ns1\tg.gem\tstereo\t2\t50.0\n"
+                     "s2\tx.h5ad\th5ad\t2\t20\n")
+    with pytest.raises(PlanError, match=r"sample 's2': bin_size '20' is given for format h5ad.*Fix: leave its "
+                                        r"bin_size cell empty"):
+        read_sheet(str(sheet))
+    sheet.write_text("sample\tpath\tformat\tn_clusters\tbin_size\ns1\tg.gem\tstereo\t2\t50.0\ns3\tg.gem\tstereo\t2\t\n")
+    assert [r["bin_size"] for r in read_sheet(str(sheet))] == [50, ""]
+    sheet.write_text("sample\tpath\tformat\tn_clusters\tbin\ns1\tg.gem\tstereo\t2\t100\n")     # as Giotto names it
+    with pytest.raises(PlanError, match=r"column 'bin' is not a column stcore reads .*it looks meant as 'bin_size'"):
+        read_sheet(str(sheet))
+
+
+def test_dag_reads_a_stereo_gem_row_in_the_bins_its_sheet_gives(tmp_path):
+    """A sheet row of format stereo runs through qc: the GEM summed into the bins of its bin_size (a slide of
+    8 x 8 bins of 2 x 2 DNBs, each bin's counts split over its four DNBs); another bin_size in the sheet reruns
+    its qc job (the job's settings), and its results follow."""
+    slide = tiny_slide()
+    counts = slide.X.toarray().astype(int)
+    lines = []
+    for i, row in enumerate(counts):
+        bx, by = i % 8, i // 8
+        for g, c in enumerate(row):
+            for k in range(c):                     # each count at one of the bin's four DNBs
+                lines.append((slide.var_names[g], 2 * bx + k % 2, 2 * by + (k // 2) % 2, 1))
+    write_gem(tmp_path / "chip.gem.gz", lines)
+    (tmp_path / "config.yaml").write_text(
+        "samples: samples.tsv\nseeds: [0]\nsimulate: {}\nhvg: {n_top_genes: 30}\n"
+        "train: {epochs: 3, device: cpu}\ncluster: {n_init: 1}\nmethods:\n  graphst: {model: graphst}\n")
+    sheet = "sample\tpath\tformat\tn_clusters\tbin_size\ngem\tchip.gem.gz\tstereo\t2\t{}\n"
+    (tmp_path / "samples.tsv").write_text(sheet.format(2))
+    run = snakemake(tmp_path, "--cores", "1", "results/gem/qc.h5ad")
+    assert run.returncode == 0, run.stderr[-4000:]
+    qc = ad.read_h5ad(tmp_path / "results/gem/qc.h5ad")
+    assert qc.n_obs == 64 and qc.uns["stereo"]["bin_size"] == 2
+    names = [f"{i % 8}_{i // 8}" for i in range(64)]
+    assert np.array_equal(qc[names, list(slide.var_names)].X.toarray(), counts)
+    assert np.array_equal(qc[names].obsm["spatial"], np.array([[2 * (i % 8) + 0.5, 2 * (i // 8) + 0.5]
+                                                              for i in range(64)]))
+    (tmp_path / "samples.tsv").write_text(sheet.format(4))
+    dry = snakemake(tmp_path, "--cores", "1", "-n", "results/gem/qc.h5ad")
+    assert dry.returncode == 0 and re.search(r"rule qc:", dry.stdout + dry.stderr), dry.stdout[-3000:]
+    run = snakemake(tmp_path, "--cores", "1", "results/gem/qc.h5ad")
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert ad.read_h5ad(tmp_path / "results/gem/qc.h5ad").n_obs == 16
+    for size, said in (("25um", r"'25um' is not valid"), ("0", r"0 is less than the minimum of 1")):
+        (tmp_path / "samples.tsv").write_text(sheet.format(size))
+        dry = snakemake(tmp_path, "--cores", "1", "-n")
+        assert dry.returncode != 0 and re.search(
+            rf"sample sheet 'samples\.tsv', row 1 \(sample 'gem'\), column bin_size: {said}\. Fix: bin_size: format "
+            r"stereo only: the side of the square bins a GEM is summed into, in DNBs", dry.stdout + dry.stderr), dry.stdout[-2000:]

@@ -247,6 +247,12 @@ class Plan:
         """What the slide's X holds (the sheet's `values`: counts, normalized, log_normalized)."""
         return self.slides[sample].get("values") or "counts"
 
+    def bin_size(self, sample):
+        """The sheet's `bin_size` of a stereo slide (DNBs a side of its square bins), or None (empty: the
+        reader's default, stcore.io.STEREO_BIN; another format)."""
+        size = self.slides[sample].get("bin_size", "")
+        return None if size in ("", None) else size
+
     def made_here(self, sample):
         """Whether the slide's file is one the simulate rule writes (:data:`SIMULATED` of a name of the
         config's ``simulate``): the DAG makes it before the slide's qc job reads it."""
@@ -371,7 +377,8 @@ class Plan:
         if stage == "qc":               # not the truth column, which the steps that read it are given
             row = self.slides[sample]
             return {"qc": self.config["qc"], "values": self.values(sample),
-                    **{key: row.get(key, "") for key in ("path", "format")}}
+                    **{key: row.get(key, "") for key in ("path", "format")},
+                    **({"bin_size": self.bin_size(sample)} if row.get("format") == "stereo" else {})}
         if stage == "hvg":
             return dict(self.config["hvg"], values=self.values(sample))
         if stage == "graph":

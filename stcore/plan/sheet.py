@@ -34,7 +34,7 @@ COLUMNS = "sample, path, format, n_clusters, truth"
 #: TRUE/FALSE, which is no group's name.
 BOOLEAN_CELLS = ("TRUE", "FALSE")
 #: The columns stcore reads (schemas/samples.schema.yaml's properties); a sheet may hold others (notes).
-READ_COLUMNS = ("sample", "path", "format", "n_clusters", "values", "truth", "group")
+READ_COLUMNS = ("sample", "path", "format", "n_clusters", "values", "truth", "group", "bin_size")
 #: Other names a sheet gives the columns stcore reads, as other tools and papers name them; a column
 #: so named, or one a letter or two off a column's name ('groups', 'value'), would be kept as a note
 #: without a word, and its slides run without their annotation or group; a needed column's other
@@ -47,6 +47,7 @@ COLUMN_NAMES = {
     "sample": ("id", "slide", "slide_id", "sample_name", "name"),
     "path": ("file", "file_path", "filepath", "file_name", "filename"),
     "n_clusters": ("clusters", "n_domains", "k"),
+    "bin_size": ("bin", "binsize", "bin_dnb"),
 }
 
 
@@ -268,6 +269,14 @@ def read_sheet(path, config_files=()):
         row["path"] = expand_path(row["path"], path, row["sample"])
         value = row["n_clusters"]
         row["n_clusters"] = int(float(value)) if re.fullmatch(r"-?\d+(\.0*)?", value) else value.lower()
+        size = row.get("bin_size", "")
+        if re.fullmatch(r"-?\d+(\.0*)?", size):     # '50', or '50.0' as spreadsheets write it (the schema checks it)
+            row["bin_size"] = int(float(size))
+        if size != "" and row["format"] != "stereo":
+            raise PlanError(f"sample sheet '{path}', sample '{row['sample']}': bin_size '{size}' is given for format "
+                            f"{row['format']}, whose spots are read as they are; bin_size is the side of the square "
+                            "bins a Stereo-seq GEM (format stereo) is summed into. Fix: leave its bin_size cell empty "
+                            "(or, if the path is a GEM file, set its format to stereo)")
     return rows
 
 
