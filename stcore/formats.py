@@ -16,12 +16,16 @@ import re
 
 from .plan.stamps import write_stamp
 
-__all__ = ["FORMATS", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix", "dangling_link",
+__all__ = ["FORMATS", "STEREO_BIN", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix", "dangling_link",
            "lfs_pointer",
            "is_anndata_zarr", "input_digest",
            "digest_stamp", "stamp_digest"]
 
 FORMATS = ("h5ad", "visium", "visium_hd", "xenium", "spatialdata", "stereo")
+
+#: The square bins a Stereo-seq GEM (format stereo) is read into where the sheet gives no bin_size: 50 x 50
+#: DNBs (25 um), the bins domain papers on Stereo-seq use.
+STEREO_BIN = 50
 
 # The matrix of each folder format (the file whose absence means "not this format's folder").
 MATRIX_FILES = {"visium": "filtered_feature_bc_matrix.h5", "visium_hd": "filtered_feature_bc_matrix.h5",

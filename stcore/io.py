@@ -32,7 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import InputError
-from .formats import FORMATS
+from .formats import FORMATS, STEREO_BIN
 from .validate import check_counts, check_slide  # noqa: F401  (check_counts: stcore.io's name for it)
 
 if TYPE_CHECKING:
@@ -592,9 +592,6 @@ def _refuse_cells_of_another_run(adata: ad.AnnData, cells: pd.DataFrame, cells_f
 # at one DNB (DNA nanoball, 500 nm apart): geneID (and geneName in newer files), x, y, the count, and in a
 # cell-bin GEM CellID (0: no cell).  The count column's names, newest first.
 GEM_COUNTS = ("MIDCount", "MIDCounts", "UMICount")
-#: The square bins a GEM is read into when the sheet gives no bin_size: 50 x 50 DNBs (25 um), the bins
-#: domain papers on Stereo-seq use.
-STEREO_BIN = 50
 # Lines of a GEM read at a time (a whole chip's GEM holds 10^8 to 10^9).
 GEM_CHUNK = 2_000_000
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

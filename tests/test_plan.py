@@ -588,6 +588,21 @@ def test_one_file_named_by_two_rows_is_named_with_its_paths(tmp_path, monkeypatc
         "in the sample sheet")
 
 
+def test_one_stereo_gem_at_two_bin_sizes_is_two_slides_not_one_named_twice():
+    """Rows of one GEM at bin sizes 50 and 100 sum other DNBs into other spots: the warning called them one
+    file named twice, 'so the slide is trained 2 times ... Fix: keep one of the rows'; at one bin size (an
+    empty cell is 50) it still does, and their qc jobs' settings are one."""
+    rows = [{"sample": s, "path": "chip.gem.gz", "format": "stereo", "n_clusters": 7, "truth": "", "values": "counts",
+             "group": "", "bin_size": size} for s, size in (("b50", 50), ("b100", 100), ("again", 50), ("dflt", ""))]
+    plan = Plan(dict(_config(), qc={"min_counts": 0}), *slides_and_groups(rows, "sheet.tsv"), METHODS)
+    digests = {s: "ab" * 32 for s in ("b50", "b100", "again", "dflt")}
+    lines = plan.repeated_slides(digests)
+    assert len(lines) == 1 and lines[0].startswith("WARNING samples 'b50', 'again', 'dflt' read the same data")
+    assert plan.repeated_slides({"b50": "ab" * 32, "b100": "ab" * 32}) == []
+    assert plan.job_settings("qc", "dflt")["bin_size"] == plan.job_settings("qc", "b50")["bin_size"] == 50
+    assert plan.job_settings("qc", "b100")["bin_size"] == 100
+
+
 def test_one_slide_given_a_row_per_group_is_named_as_such():
     """A slide meant for two groups, given a row per group (a group cell holds one group, as its
     refusal says): the warning told to check the paths for a folder copied under two names."""

@@ -248,10 +248,14 @@ class Plan:
         return self.slides[sample].get("values") or "counts"
 
     def bin_size(self, sample):
-        """The sheet's `bin_size` of a stereo slide (DNBs a side of its square bins), or None (empty: the
-        reader's default, stcore.io.STEREO_BIN; another format)."""
-        size = self.slides[sample].get("bin_size", "")
-        return None if size in ("", None) else size
+        """The DNBs a side of a stereo slide's square bins: the sheet's `bin_size`, where empty
+        :data:`stcore.formats.STEREO_BIN` (as the reader reads it); None for another format."""
+        from ..formats import STEREO_BIN
+
+        row = self.slides[sample]
+        if row.get("format") != "stereo":
+            return None
+        return STEREO_BIN if row.get("bin_size") in ("", None) else row["bin_size"]
 
     def made_here(self, sample):
         """Whether the slide's file is one the simulate rule writes (:data:`SIMULATED` of a name of the
@@ -571,11 +575,15 @@ class Plan:
     def repeated_slides(self, digests):
         """A warning line for each set of the sheet's slides whose files hold the same data
         (``digests``: sample -> its input_sha256, or None where not known): a folder copied or named
-        twice gives rows that only look like two slides."""
+        twice gives rows that only look like two slides.  Rows of one Stereo-seq GEM at other bin sizes
+        are other slides, not warned of."""
         by_digest = self.samples_by_digest(digests)
         group_of = {s: g for g, members in self.groups.items() for s in members}
         lines = []
-        for digest, same in by_digest.items():
+        # one GEM at two bin sizes (format stereo) is two slides: other spots, each the sum of other DNBs
+        parts = [(digest, [s for s in same if self.bin_size(s) == size])
+                 for digest, same in by_digest.items() for size in dict.fromkeys(map(self.bin_size, same))]
+        for digest, same in parts:
             if len(same) < 2:
                 continue
             named = f"samples {', '.join(repr(s) for s in same)} read the same data (input_sha256 {digest[:12]}...)"
