@@ -2480,12 +2480,15 @@ def check_truth(adata: ad.AnnData, truth: str, *, path: str | None = None, fmt: 
         odd = sorted({ODD_SPACES[c] for c in truth if c in ODD_SPACES})
         empty = bool(is_missing_label([truth])[0])      # 'NA', 'nan', '#N/A': a missing value's spellings
         reader = str(getattr(fmt, "value", fmt)).lower()
-        if not empty and not near and reader in ("visium", "visium_hd", "xenium"):
-            # an instrument's folder holds no annotation: obs is what its reader makes
-            raise InputError(f"truth column '{truth}' is not in obs: a {reader} folder holds no annotation (obs "
+        if not empty and not near and reader in ("visium", "visium_hd", "xenium", "stereo"):
+            # an instrument's folder (a Stereo-seq GEM file) holds no annotation: obs is what its reader makes
+            stereo = adata.uns.get("stereo") if isinstance(adata.uns.get("stereo"), Mapping) else {}
+            size = f", bin_size={stereo['bin_size']}" if stereo.get("bin_size") else ""   # read at the run's bins
+            raise InputError(f"truth column '{truth}' is not in obs: a {reader} "
+                             f"{'file' if reader == 'stereo' else 'folder'} holds no annotation (obs "
                              f"holds the reader's columns: {columns[:10]})", path=path,
                              fix=f"to score against an annotation, add it to obs and give the slide as an .h5ad "
-                                 f"(format h5ad): adata = stcore.read.{reader}('{path}'); adata.obs['{truth}'] = "
+                                 f"(format h5ad): adata = stcore.read.{reader}('{path}'{size}); adata.obs['{truth}'] = "
                                  f"pd.read_csv('labels.csv', index_col=0).iloc[:, 0].reindex(adata.obs_names); "
                                  "adata.write_h5ad('slide.h5ad'); or leave the truth cell empty")
         raise InputError(f"truth column '{truth}' is not in obs ("

@@ -1014,3 +1014,20 @@ def test_dag_reads_a_stereo_gem_row_in_the_bins_its_sheet_gives(tmp_path):
         assert dry.returncode != 0 and re.search(
             rf"sample sheet 'samples\.tsv', row 1 \(sample 'gem'\), column bin_size: {said}\. Fix: bin_size: format "
             r"stereo only: the side of the square bins a GEM is summed into, in DNBs", dry.stdout + dry.stderr), dry.stdout[-2000:]
+
+
+def test_a_truth_column_on_a_stereo_slide_says_a_gem_holds_no_annotation(tmp_path):
+    """A GEM holds no annotation: a truth column given for it was refused as 'not in obs (columns: []). Fix: set
+    the sample sheet's truth column to an existing obs column', of which there is none; now as a Visium
+    folder's, with the call that reads the GEM at the slide's bins to add one."""
+    from stcore.qc import QCParams, prepare_slide
+
+    slide = tiny_slide()
+    counts = slide.X.toarray().astype(int)
+    gem = write_gem(tmp_path / "chip.gem", [(slide.var_names[g], 4 * (i % 8), 4 * (i // 8), c)
+                                            for i, row in enumerate(counts) for g, c in enumerate(row) if c])
+    with pytest.raises(InputError, match=r"chip\.gem': truth column 'layer' is not in obs: a stereo file holds no "
+                                         r"annotation \(obs holds the reader's columns: \[\]\)\. Fix: to score against an "
+                                         r"annotation, add it to obs and give the slide as an \.h5ad \(format h5ad\): "
+                                         r"adata = stcore\.read\.stereo\('.*chip\.gem', bin_size=4\); adata\.obs\['layer'\]"):
+        prepare_slide(str(gem), "stereo", QCParams(), truth="layer", n_clusters=2, bin_size=4)
