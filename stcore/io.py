@@ -194,6 +194,10 @@ def _refuse_other_tools_file(path: Path) -> None:
             plain = path.with_name(path.name[:-3] if path.name.endswith(".gz") else f"{path.stem}_unpacked.h5ad")
             raise InputError("a gzipped file (an .h5ad.gz, as GEO gives them?), not an .h5ad", path=str(path),
                              fix=f"unpack it and give the file it writes: gunzip -c '{path}' > '{plain}'")
+    if _looks_like_gem(path):
+        raise InputError("a Stereo-seq GEM (SAW's gene-by-DNB text file), not an .h5ad", path=str(path),
+                         fix="set the sample sheet's format to stereo (its bins: the bin_size column, 50 DNBs where "
+                             "empty)")
     target = path.with_suffix(".h5ad") if path.suffix != ".h5ad" else path.with_name(f"{path.stem}_converted.h5ad")
     found = None
     if head[:2] in (b"X\n", b"A\n", b"B\n") or head[:5] in (b"RDX3\n", b"RDX2\n"):
@@ -636,6 +640,24 @@ def _gem_header(path: Path) -> tuple[dict, int, list[str]]:
         raise InputError(f"not a readable GEM ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})",
                          path=str(path), fix="download the GEM again (gzip -t checks a .gem.gz)") from None
     return header, skipped, []
+
+
+def _looks_like_gem(path: Path) -> bool:
+    """Whether the file (gzipped or not) starts as a GEM: a '#FileFormat=GEM' header line, or a first line
+    other than '#' naming x, y and a GEM's count column (its first 64 KiB read, whatever the file is)."""
+    import gzip
+
+    try:
+        with (gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")) as fh:
+            head = fh.read(1 << 16).decode("utf-8", errors="replace")
+    except (OSError, EOFError):
+        return False
+    lines = head.splitlines()
+    if lines and lines[0].startswith("#FileFormat=GEM"):
+        return True
+    first = next((line for line in lines if not line.startswith("#")), "")
+    columns = first.split("\t")
+    return {"x", "y"} <= set(columns) and any(c in columns for c in GEM_COUNTS)
 
 
 def _refuse_gef(path: Path) -> None:

@@ -1031,3 +1031,14 @@ def test_a_truth_column_on_a_stereo_slide_says_a_gem_holds_no_annotation(tmp_pat
                                          r"annotation, add it to obs and give the slide as an \.h5ad \(format h5ad\): "
                                          r"adata = stcore\.read\.stereo\('.*chip\.gem', bin_size=4\); adata\.obs\['layer'\]"):
         prepare_slide(str(gem), "stereo", QCParams(), truth="layer", n_clusters=2, bin_size=4)
+
+
+def test_a_stereo_gem_given_as_an_h5ad_is_named_with_its_format(tmp_path):
+    """A GEM with format h5ad was refused as 'not a readable .h5ad (OSError: ...). Fix: re-export the slide with
+    anndata's write_h5ad'; now named as a GEM, with the format that reads it (gzipped or not, with SAW's header
+    lines or only its column line)."""
+    for name, header in (("chip.gem.gz", ("#FileFormat=GEMv0.1",)), ("chip.gem", ())):
+        gem = write_gem(tmp_path / name, [("A", 1, 1, 2)], header=header)
+        with pytest.raises(InputError, match=rf"{re.escape(name)}': a Stereo-seq GEM \(SAW's gene-by-DNB text file\), "
+                                             r"not an \.h5ad\. Fix: set the sample sheet's format to stereo"):
+            read_slide(gem, "h5ad")
