@@ -629,7 +629,8 @@ def _gem_header(path: Path) -> tuple[dict, int, list[str]]:
     header, skipped = {}, 0
     try:
         with _gem_open(path) as fh:
-            for line in fh:
+            # a line read at most 1 MiB at a time: a binary file (an archive of SAW's output) may hold no line end
+            for line in iter(lambda: fh.readline(1 << 20), ""):
                 if not line.startswith("#"):
                     return header, skipped, [c.strip() for c in line.rstrip("\r\n").split("\t")]
                 skipped += 1
@@ -705,8 +706,9 @@ def read_stereo(path: str | os.PathLike, bin_size: int | str | None = None, *,
                                         ("MIDCount", count_col)) if not found]
     if lacking:
         tabs = len(columns) == 1 and ("," in columns[0] or " " in columns[0])
+        shown = [c if len(c) <= 40 else c[:40] + "..." for c in columns[:8]]
         raise InputError(f"not a GEM: column{'s' if len(lacking) > 1 else ''} {lacking} missing (its columns: "
-                         f"{columns[:8]}{' ...' if len(columns) > 8 else ''}"
+                         f"{shown}{' ...' if len(columns) > 8 else ''}"
                          + ("; the line is not tab-separated" if tabs else "") + ")", path=str(path),
                          fix="give the GEM SAW wrote (tab-separated, columns geneID, x, y, MIDCount; an older one's "
                              "MIDCounts or UMICount), gzipped or not")

@@ -946,6 +946,12 @@ def test_stereo_refusals_name_the_file_and_the_fix(tmp_path):
     csv.write_text("geneID,x,y,MIDCount\nA,1,1,2\n")
     with pytest.raises(InputError, match=r"missing .*; the line is not tab-separated"):
         read_slide(csv, "stereo")
+    archive = tmp_path / "outs.tar"                            # SAW's output packed: 3 MB without a line end
+    archive.write_bytes(np.random.default_rng(0).integers(97, 123, 3 << 20, dtype=np.uint8).tobytes())
+    with pytest.raises(InputError, match=r"outs\.tar': not a GEM: columns \['geneID', 'x', 'y', 'MIDCount'\] missing "
+                                         r"\(its columns: \['[a-z]{40}\.\.\.'\]\)\. Fix") as refused:
+        read_slide(archive, "stereo")
+    assert len(str(refused.value)) < 600
     for count, shown in (("-3", "MIDCount -3"), ("", "MIDCount nan")):
         bad = write_gem(tmp_path / "b.gem.gz", [("A", 1, 1, 2), ("B", 2, 1, count), ("A", 3, 1, 1)])
         with pytest.raises(InputError, match=rf"b\.gem\.gz': MIDCount holds a missing or negative count at line 9 "
