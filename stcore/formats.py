@@ -16,8 +16,8 @@ import re
 
 from .plan.stamps import write_stamp
 
-__all__ = ["FORMATS", "STEREO_BIN", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix", "dangling_link",
-           "lfs_pointer",
+__all__ = ["FORMATS", "STEREO_BIN", "MATRIX_FILES", "FOLDER_FILES", "slide_files", "missing_slide", "misnamed_matrix",
+           "dangling_link", "lfs_pointer",
            "is_anndata_zarr", "input_digest",
            "digest_stamp", "stamp_digest"]
 

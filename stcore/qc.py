@@ -186,7 +186,7 @@ def prepare_slide(path: str, fmt: str, params: QCParams, *, truth: str = "", n_c
     runs too.  ``values`` and ``hvg_flavor``: what X holds and the HVG flavour, which decide
     whether the values must be whole numbers (:func:`stcore.validate.needs_integer`);
     ``integer_counts`` overrides that decision.  ``bin_size``: a stereo slide's square bins, in DNBs
-    (None: :data:`stcore.io.STEREO_BIN`).
+    (None: :data:`stcore.formats.STEREO_BIN`).
     """
     from .errors import InputError
     from .evaluate import is_missing_label
