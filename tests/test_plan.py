@@ -603,6 +603,36 @@ def test_one_stereo_gem_at_two_bin_sizes_is_two_slides_not_one_named_twice():
     assert plan.job_settings("qc", "b100")["bin_size"] == 100
 
 
+def test_qc_of_a_stereo_gem_asks_for_its_measured_peaks_at_each_bin_size(tmp_path):
+    """A GEM's header gives no matrix, so qc asked 8 times its file's size as for any such file: 920 MB for the
+    51 MiB GEM of DLPFC 151673 in bins of 1, whose reading peaked at 2,075 MB (benchmarks/results/stereo_gem.tsv),
+    and the job was killed.  Now it is sized from the GEM's lines and the spots its bin size makes, at or above
+    each measured peak and at most 2.5 times it."""
+    from types import SimpleNamespace as Job
+
+    from stcore.plan.resources import JobResources, qc_mem_mb, stereo_qc_mem_mb
+
+    def gem(name, mib):                 # gzip's magic bytes, then a hole: the size, no disk
+        path = tmp_path / name
+        with open(path, "wb") as fh:
+            fh.write(b"\x1f\x8b")
+            fh.truncate(int(mib * 2**20))
+        return str(path)
+
+    small, large = gem("chip.gem.gz", 51), gem("ten.gem.gz", 508)
+    for path, bin_size, peak in ((small, 50, 520), (small, 1, 2075), (large, 50, 788)):
+        asked = stereo_qc_mem_mb(path, bin_size, 1)
+        assert peak <= asked <= 2.5 * peak, (path, bin_size, asked)
+        assert stereo_qc_mem_mb(path, bin_size, 2) >= 2 * asked - 1
+    assert qc_mem_mb([small], 1) < 2075                       # what a file without a header is asked: under the peak
+    rows = [{"sample": s, "path": small, "format": "stereo", "n_clusters": 7, "truth": "", "values": "counts",
+             "group": "", "bin_size": size} for s, size in (("b1", 1), ("b50", ""))]
+    plan = Plan(_config(), *slides_and_groups(rows, "sheet.tsv"), METHODS)
+    resources = JobResources(plan)
+    assert resources.qc_mem_mb(Job(sample="b1"), Job(raw=[small]), 1) == stereo_qc_mem_mb(small, 1, 1)
+    assert resources.qc_mem_mb(Job(sample="b50"), Job(raw=[small]), 1) == stereo_qc_mem_mb(small, 50, 1)
+
+
 def test_one_slide_given_a_row_per_group_is_named_as_such():
     """A slide meant for two groups, given a row per group (a group cell holds one group, as its
     refusal says): the warning told to check the paths for a folder copied under two names."""

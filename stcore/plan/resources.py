@@ -179,6 +179,24 @@ def qc_mem_mb(raw, attempt):
     return int(attempt * (QC_BASE_MB + sum(each(_path(f)) for f in files)))
 
 
+def stereo_qc_mem_mb(gem, bin_size, attempt):
+    """qc of a Stereo-seq GEM (format stereo, :func:`stcore.io.read_stereo`), whose header gives no matrix: the
+    reader keeps a few bytes a line it has read and, per spot (bin), its name, coordinates and row.  Measured peaks
+    (2-vCPU AMD EPYC, ``benchmarks/stereo_gem.py``, ``benchmarks/results/stereo_gem.tsv``): 4.9 million lines
+    (51 MiB gzipped) in bins of 50 (3,639 spots) 520 MB, in bins of 1 (3.6 million spots) 2,075 MB; 49 million
+    lines (508 MiB) in bins of 50, 788 MB: about 6 bytes a line and 430 a spot on 0.5 GB.  Budget
+    :data:`QC_BASE_MB`, 16 bytes a line and 600 a spot, the lines counted as 8 bytes of gzipped file a line (measured
+    10.4) or 16 of text, the spots as the lines over a quarter of a bin's DNBs (every line its own spot in bins of 1
+    or 2): 1.2, 2.1 and 2.0 times those peaks.  8 times the file's size, as for another file without a header,
+    asked 920 MB for the 2,075 MB of bins of 1."""
+    path = _path(gem)
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    lines = os.path.getsize(path) / (8 if gzipped else 16)
+    spots = lines / max(1.0, bin_size * bin_size / 4)
+    return int(attempt * (QC_BASE_MB + (16 * lines + 600 * spots) / 2**20))
+
+
 def read_minutes(path):
     """Minutes of qc's or hvg's work on the file ``path`` beyond their 10: measured (2-vCPU AMD EPYC,
     benchmarks/results/dag_hd_peaks.tsv, dag200k_peaks.tsv) qc 1,700 to 2,100 MB of the matrix in memory
@@ -327,7 +345,11 @@ class JobResources:
         return raw if planned is None else [planned]
 
     def qc_mem_mb(self, wildcards, input, attempt):
-        return qc_mem_mb(self.qc_input(wildcards, input), attempt)
+        bin_size = self.plan.bin_size(wildcards.sample) if wildcards.sample in self.plan.slides else None
+        raw = self.qc_input(wildcards, input)
+        if bin_size is not None and all(os.path.isfile(str(f)) for f in raw):
+            return max(stereo_qc_mem_mb(f, bin_size, attempt) for f in raw)
+        return qc_mem_mb(raw, attempt)
 
     def qc_runtime(self, wildcards, input, attempt):
         return qc_runtime(self.qc_input(wildcards, input), attempt)
