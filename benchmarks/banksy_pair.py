@@ -138,7 +138,7 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="write the two rows as TSV here")
     ap.add_argument("--repo", default=str(REPO), help="the checkout whose Snakefile and stcore run the DAG "
-                    "(default: this one), e.g. an export of a commit: git archive HEAD | tar -x -C DIR")
+                    "(default: this one), e.g. an export of a commit: mkdir -p DIR && git archive HEAD | tar -x -C DIR")
     ap.add_argument("--package", help=argparse.SUPPRESS)      # internal: the package's own run
     a = ap.parse_args(argv)
     if a.package:
