@@ -335,3 +335,47 @@ def test_each_stage_is_one_rule_file_one_script_and_one_module_of_its_name():
             wrong.append(f"docs/method.md names neither the stage `{stage}` nor a rule of rules/{smk.name}")
     assert stages >= 10, stages
     assert not wrong, "stages that are not one rule file, script and module of one name:\n" + "\n".join(wrong)
+
+
+def _commands(doc):
+    """The doc's text with shell line continuations joined, so a command written over lines is one."""
+    return re.sub(r"\\\n\s*", " ", doc.read_text())
+
+
+def test_every_option_the_docs_give_a_script_is_one_it_takes():
+    """`nice -n 10 .venv/bin/python benchmarks/run.py --slide ...`: each `--option` written after a script
+    of the repository (up to the end of its code span or line) is one its argument parser defines, there or
+    in a module of its folder it imports (benchmarks/slide_args.py).  An option renamed in the script leaves
+    the command failing with argparse's 'unrecognized arguments'.  A script the tree no longer has is the
+    path test's to name (docs/compare/README.md cites one kept in git history)."""
+    command = re.compile(r"((?:benchmarks|docs|scripts|studies)/[\w./-]+\.py)([^`\n]*)")
+    read, wrong = 0, []
+    for doc in DOCS:
+        for script, args in command.findall(_commands(doc)):
+            path = REPO / script
+            if not path.is_file():
+                continue
+            source = path.read_text()
+            for module in re.findall(r"^from (\w+) import", source, re.M):
+                if (path.parent / f"{module}.py").is_file():
+                    source += (path.parent / f"{module}.py").read_text()
+            for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", args.split("#")[0]):
+                read += 1
+                if f'"{option}"' not in source and f"'{option}'" not in source:
+                    wrong.append(f"{doc.relative_to(REPO)}: {script} {option}")
+    assert read, "no option given to a script was read: the pattern no longer matches how the docs write commands"
+    assert not wrong, "options the docs give a script that its argument parser does not define:\n" + "\n".join(wrong)
+
+
+def test_a_folder_the_docs_extract_into_is_made_first():
+    """`git archive HEAD | tar -x -C /tmp/head` stops with "Cannot open: No such file or directory" where
+    the folder does not exist: each folder a fenced command extracts into (`tar -C DIR`) is made by the same
+    block (`mkdir -p DIR`) or is one of the repository's."""
+    wrong = []
+    for doc in DOCS:
+        for block in re.findall(r"^```\w*\n(.*?)^```", _commands(doc), re.S | re.M):
+            for folder in re.findall(r"\btar\b[^\n|;&]*?\s-C\s+(\S+)", block):
+                made = re.search(rf"mkdir\s+(?:-p\s+)?{re.escape(folder)}(?:\s|$)", block)
+                if not made and not (REPO / folder).is_dir():
+                    wrong.append(f"{doc.relative_to(REPO)}: tar -C {folder}")
+    assert not wrong, "folders a fenced command extracts into that nothing makes first:\n" + "\n".join(wrong)
