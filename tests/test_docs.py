@@ -379,3 +379,36 @@ def test_a_folder_the_docs_extract_into_is_made_first():
                 if not made and not (REPO / folder).is_dir():
                     wrong.append(f"{doc.relative_to(REPO)}: tar -C {folder}")
     assert not wrong, "folders a fenced command extracts into that nothing makes first:\n" + "\n".join(wrong)
+
+
+def test_the_product_reads_nothing_of_the_measurements():
+    """The README's layout: the product (stcore/, scripts/, the Snakefile and rules/, the configs, profiles
+    and envs) runs without studies/, benchmarks/ and docs/compare/ ("no run needs them").  A module that
+    imports one of them, or a rule, script or config that names a file there (outside a comment or a
+    docstring, which may cite a measurement), makes a run depend on the measurements."""
+    import ast
+
+    folders = ("studies", "benchmarks", "docs/compare")
+    wrong = []
+    for path in sorted({p.resolve() for top in ("stcore", "scripts") for p in (REPO / top).rglob("*.py")}):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str)}
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                wrong += [f"{path.relative_to(REPO)}:{node.lineno}: imports {m}" for m in modules
+                          if m.split(".")[0] in ("studies", "benchmarks")]
+            elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+                  and any(f"{f}/" in node.value for f in folders)):
+                wrong += [f"{path.relative_to(REPO)}:{node.lineno}: {node.value[:80]!r}"]
+    others = [REPO / "Snakefile", REPO / "config.yaml", *(REPO / "rules").glob("*.smk"), *(REPO / "config").glob("*"),
+              *(REPO / "profiles").rglob("*.yaml"), *(REPO / "envs").glob("*.yaml")]
+    for path in others:
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if any(f"{f}/" in code for f in folders):
+                wrong.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:80]}")
+    assert not wrong, "the product names the measurements (studies/, benchmarks/, docs/compare/):\n" + "\n".join(wrong)
