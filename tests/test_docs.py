@@ -412,3 +412,35 @@ def test_the_product_reads_nothing_of_the_measurements():
             if any(f"{f}/" in code for f in folders):
                 wrong.append(f"{path.relative_to(REPO)}:{n}: {line.strip()[:80]}")
     assert not wrong, "the product names the measurements (studies/, benchmarks/, docs/compare/):\n" + "\n".join(wrong)
+
+
+def test_every_setting_the_docs_name_is_one_of_the_schema():
+    """`train.input_pcs`, `cluster.auto_range: [3, 9]`, `hvg.scale: false`: a setting named in code in the docs
+    (section, dot, key) is a key of that section of the config schema, where the reader will look for it and a
+    config will accept it.  A key renamed or removed leaves the doc sending the reader to a setting the
+    config refuses; a doc may name a former one only on a line that says so (removed, not adopted, is now)."""
+    import yaml
+
+    schema = yaml.safe_load((REPO / "stcore/schemas/config.schema.yaml").read_text())
+
+    def keys(section):
+        spec = schema["properties"].get(section) or {}
+        spec = schema["$defs"].get(spec["$ref"].split("/")[-1], spec) if "$ref" in spec else spec
+        return set(spec.get("properties") or {})
+
+    sections = {s: keys(s) for s in schema["properties"] if keys(s)}
+    # `qc.h5ad`, `graph.npz`: the files the rules write are named by their stage too
+    path = re.compile(r"\"[^\"\s]*/[^\"\s]*\.(\w+)\"")
+    written = {ext for smk in (REPO / "rules").glob("*.smk") for ext in path.findall(smk.read_text())}
+    read, wrong = 0, []
+    for doc in DOCS:
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            for code in re.findall(r"`([^`]+)`", line):
+                for section, key in re.findall(r"(?<![\w./'\[-])(\w+)\.(\w+)\b(?![./(\w])", code):
+                    if section not in sections or key in written:
+                        continue
+                    read += 1
+                    if key not in sections[section] and not re.search(r"removed|not adopted|is now", line):
+                        wrong.append(f"{doc.relative_to(REPO)}:{n}: {section}.{key}")
+    assert read, "no setting named in the docs was read: the pattern no longer matches how the docs name them"
+    assert not wrong, "settings the docs name that the config schema does not have:\n" + "\n".join(wrong)
