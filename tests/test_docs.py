@@ -444,3 +444,33 @@ def test_every_setting_the_docs_name_is_one_of_the_schema():
                         wrong.append(f"{doc.relative_to(REPO)}:{n}: {section}.{key}")
     assert read, "no setting named in the docs was read: the pattern no longer matches how the docs name them"
     assert not wrong, "settings the docs name that the config schema does not have:\n" + "\n".join(wrong)
+
+
+def test_every_snakemake_option_the_docs_and_profiles_give_is_one_of_the_pinned_snakemake():
+    """`snakemake --cores all --report report.html --report-after-run`: each option written after
+    `snakemake` in the docs (code spans and fenced commands), and each key of a profile (an option without
+    its leading dashes), is one the pinned Snakemake (with the SLURM executor plugin of requirements.txt)
+    takes.  An option Snakemake renames or drops in a new version (as 8.0 did with --use-conda) leaves the
+    command refused."""
+    import yaml
+    from snakemake.cli import get_argument_parser
+
+    options = {o for action in get_argument_parser()._actions for o in action.option_strings}
+    read, wrong = 0, []
+    for doc in DOCS:
+        text = _commands(doc)
+        commands = re.findall(r"`([^`]*)`", text) + re.findall(r"^```\w*\n(.*?)^```", text, re.S | re.M)
+        for command in commands:
+            for line in command.splitlines():
+                for run in re.findall(r"\bsnakemake\s([^|;&#]*)", line):
+                    for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", run):
+                        read += 1
+                        if option not in options:
+                            wrong.append(f"{doc.relative_to(REPO)}: snakemake {option}")
+    for profile in sorted((REPO / "profiles").glob("*/config.yaml")):
+        for key in yaml.safe_load(profile.read_text()):
+            read += 1
+            if f"--{key}" not in options:
+                wrong.append(f"{profile.relative_to(REPO)}: {key}")
+    assert read, "no snakemake option was read: the pattern no longer matches how the docs write commands"
+    assert not wrong, "options Snakemake does not take:\n" + "\n".join(wrong)
