@@ -2251,9 +2251,9 @@ def test_one_cause_failing_at_several_seeds_and_slides_is_said_once_after_the_fa
     lines = end_of_run_lines(0)
     assert lines[:13] == [f"FAILED {line}" for line in failure_lines(0)] and len(lines) == 15
     assert [line.startswith("FAILED ") for line in lines] == [True] * 13 + [False] * 2
-    assert lines[13] == (f"6 of the failures above have one cause: {missing.value} "
+    assert lines[13] == (f"6 of the failures above give one reason: {missing.value} "
                          "(train: banksy, seeds 0-2 of slides a, b)")
-    assert lines[14] == (f"6 of the failures above have one cause: {refusals[0]} (train: big, seeds 0-2 of slides a, "
+    assert lines[14] == (f"6 of the failures above give one reason: {refusals[0]} (train: big, seeds 0-2 of slides a, "
                          "b; its numbers differ between them: those of logs/train/a.big.seed0.log)")
     assert str(refusals[0]) != str(refusals[3])                      # the spots and the memory free: each job's own
     (tmp_path / "logs" / "train" / "b.banksy.seed2.log").write_text(
@@ -2263,7 +2263,7 @@ def test_one_cause_failing_at_several_seeds_and_slides_is_said_once_after_the_fa
         (tmp_path / "logs" / "train" / "{}.big.seed{}.log".format(*job)).unlink()
     lines = end_of_run_lines(0)                                      # banksy's causes: one job each, no line
     assert [line.startswith("FAILED ") for line in lines] == [True] * 5 + [False], lines
-    assert lines[5] == (f"2 of the failures above have one cause: {refusals[0]} (train: big, seed 0 of slide a; big, "
+    assert lines[5] == (f"2 of the failures above give one reason: {refusals[0]} (train: big, seed 0 of slide a; big, "
                         "seed 2 of slide b; its numbers differ between them: those of logs/train/a.big.seed0.log)")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "table.tsv").write_text("x")

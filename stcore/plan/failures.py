@@ -419,5 +419,5 @@ def shared_cause_lines(failures):
         (first, cause), said = next(iter(jobs.items())), _jobs_said(list(jobs))
         if len(set(jobs.values())) > 1:
             said += f"; its numbers differ between them: those of {first}"
-        lines.append(f"{len(jobs)} of the failures above have one cause: {cause} ({said})")
+        lines.append(f"{len(jobs)} of the failures above give one reason: {cause} ({said})")
     return lines
