@@ -427,8 +427,21 @@ def _spot_diameter(xy: np.ndarray, panel_size: float | None = None) -> float:
     return d
 
 
-def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float) -> None:
-    """Spots as circles of ``diameter`` data units (a tissue map), or markers of ``marker_size``
+def _squares(*args, **kwargs):
+    """An ``EllipseCollection`` (sizes in data units, one shared path) whose spots are squares of side
+    ``widths``, axis-aligned, neither snapped to the pixel grid nor antialiased, so that bins side by side
+    leave no seam (snapped, a white line of pixels every few rows of bins)."""
+    from matplotlib.collections import EllipseCollection
+    from matplotlib.path import Path
+
+    coll = EllipseCollection(*args, snap=False, antialiaseds=False, **kwargs)
+    coll._paths = [Path([(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0), (-1.0, -1.0)], closed=True)]
+    return coll
+
+
+def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float, square: bool = False) -> None:
+    """Spots as circles of ``diameter`` data units (a tissue map; ``square``: squares of that side, the
+    bins of a square grid, which then tile the tissue), or markers of ``marker_size``
     points² (an embedding).  Missing labels first, underneath.  On an embedding, where spots overlap,
     in one seeded random order: in the object's order the last slide of a group (or the last rows)
     covered the others, two slides perfectly mixed reading as the second alone."""
@@ -444,8 +457,8 @@ def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float)
     if diameter is None:
         ax.scatter(xy[:, 0], xy[:, 1], c=face, s=marker_size, linewidths=0, rasterized=True)
         return
-    coll = EllipseCollection(diameter, diameter, 0.0, units="xy", offsets=xy, offset_transform=ax.transData,
-                             facecolors=face, linewidths=0)
+    coll = (_squares if square else EllipseCollection)(diameter, diameter, 0.0, units="xy", offsets=xy,
+                                                       offset_transform=ax.transData, facecolors=face, linewidths=0)
     ax.add_collection(coll)
     pad = diameter
     ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
@@ -908,17 +921,21 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
         if b == tissue and slide_key is not None:
             xy = side_by_side(xy, adata.obs[slide_key].to_numpy())
         positions[b] = xy
-    maps = {}           # tissue maps: (positions, spot diameter, image or None) by (obsm key, spatial_dims)
+    maps = {}   # tissue maps: (positions, spot diameter, image or None, square bins) by (obsm key, spatial_dims)
 
     def tissue_map(b: str, spot_dims, xy: np.ndarray):
         if (b, _dims_key(spot_dims)) not in maps:
+            from .peers import grid_shape
+
             pic = image if image is not None and _image_in_register(image, xy, b) else None
             if pic is not None:
                 xy = xy * pic[1]
                 d = pic[2] * pic[1] if np.isfinite(pic[2]) else _spot_diameter(xy, panel_size)
             else:
                 d = _spot_diameter(xy, panel_size)
-            maps[(b, _dims_key(spot_dims))] = (xy, d, pic)
+            # bins of a square grid (Stereo-seq's, Visium HD's) drawn as discs left a gap at every corner
+            # (1 - pi/4, 21%, of the tissue white); without an image they are squares, which tile it
+            maps[(b, _dims_key(spot_dims))] = (xy, d, pic, pic is None and grid_shape(xy) == "square")
         return maps[(b, _dims_key(spot_dims))]
 
     if tissue in positions:
@@ -931,12 +948,12 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
                 at, at_dims = own_positions[col]
                 xy = xy_of(at, at_dims)
                 xy = side_by_side(xy, adata.obs[slide_key].to_numpy()) if slide_key is not None else xy
-                xy, spatial_d, pic = tissue_map(at, at_dims, xy)
+                xy, spatial_d, pic, square = tissue_map(at, at_dims, xy)
             else:
-                xy, spatial_d, pic = maps[(tissue, _dims_key(dims))]
+                xy, spatial_d, pic, square = maps[(tissue, _dims_key(dims))]
             if pic is not None:
                 ax.imshow(pic[0])
-            _draw(ax, xy, labels, colors, diameter=spatial_d * size, marker_size=0)
+            _draw(ax, xy, labels, colors, diameter=spatial_d * size, marker_size=0, square=square)
             if slide_key is not None:
                 _name_slides(ax, xy, adata.obs[slide_key])
             ax.set_aspect("equal")

@@ -1332,3 +1332,43 @@ def test_an_obsm_entry_of_labellings_is_drawn_a_panel_per_member():
                                        r"'domain_seeds'\]"):
         stcore.pl.domains(adata, key="nope", show=False)
     plt.close("all")
+
+
+def test_square_bins_tile_the_tissue_map(tmp_path):
+    """A Stereo-seq GEM read into square bins (stcore.read.stereo, bin 50): its bins were drawn as discs of the
+    bins' side, which leave every corner white (a GEM of osmFISH's cells at bin 50 read as a field of dots); now
+    squares of that side, which tile it, without white seams between rows of bins (squares snapped to the
+    pixel grid left one every few rows on a panel of 63 x 127 bins).  A hexagonal grid keeps its discs."""
+    import gzip
+
+    from matplotlib.collections import EllipseCollection
+    from PIL import Image
+
+    side, nx, ny = 50, 63, 127
+    bx, by = np.meshgrid(np.arange(nx), np.arange(ny))
+    with gzip.open(tmp_path / "chip.gem.gz", "wt") as fh:
+        fh.write("#FileFormat=GEMv0.1\n#BinSize=1\ngeneID\tx\ty\tMIDCount\n")
+        for x, y in zip((bx.ravel() + 1) * side + 7, (by.ravel() + 1) * side + 11):      # the tissue from bin 1
+            fh.write(f"g1\t{x}\t{y}\t3\ng2\t{x + 20}\t{y + 30}\t1\n")
+    adata = stcore.read.stereo(tmp_path / "chip.gem.gz", bin_size=side)
+    assert adata.n_obs == nx * ny
+    adata.obs["domain"] = pd.Categorical(["a"] * adata.n_obs)
+    fig = stcore.pl.domains(adata, key="domain", legend=False, panel_size=8, return_fig=True, show=False)
+    (coll,) = [c for c in fig.axes[0].collections if isinstance(c, EllipseCollection)]
+    assert coll.get_widths()[0] == pytest.approx(side)
+    plt.close("all")
+    stcore.pl.domains(adata, key="domain", legend=False, panel_size=8, save=str(tmp_path / "map.png"))
+    rgb = np.asarray(Image.open(tmp_path / "map.png").convert("RGB")).astype(int)
+    spot = rgb.max(axis=-1) - rgb.min(axis=-1) > 30          # the domain's colour (not the white, not the frame)
+    rows, cols = np.flatnonzero(spot.any(axis=1)), np.flatnonzero(spot.any(axis=0))
+    inside = spot[rows[0] + 3:rows[-1] - 2, cols[0] + 3:cols[-1] - 2]      # within the outer bins
+    assert (~inside).mean() < 0.01, f"{(~inside).mean():.1%} of the tissue is white between the bins"
+    white = ~spot[1:-1, 1:-1]
+    seams = (white & spot[:-2, 1:-1] & spot[2:, 1:-1]) | (white & spot[1:-1, :-2] & spot[1:-1, 2:])
+    assert seams.sum() == 0, f"{seams.sum()} white pixels between bins"
+    plt.close("all")
+    hexagonal = tiny_slide(n_side=12)
+    fig = stcore.pl.domains(hexagonal, key="domain", return_fig=True, show=False)
+    (coll,) = [c for c in fig.axes[0].collections if isinstance(c, EllipseCollection)]
+    assert len(coll.get_paths()[0].vertices) > 5          # a disc, not a square's 5 vertices
+    plt.close("all")
