@@ -465,13 +465,15 @@ def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float,
     ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
 
 
-def _legend(ax, categories, colors, names: dict[str, str] | None = None) -> None:
+def _legend(ax, categories, colors, names: dict[str, str] | None = None, *, square: bool = False) -> None:
+    """The panel's legend: a marker in each label's colour, a square where the panel's spots are drawn as
+    squares (bins of a square grid, :func:`_draw`), else a disc."""
     from matplotlib.lines import Line2D
 
     # a matched label names its match in brackets even where both read the same ('2 (2)'): left bare, a domain
     # '2' matched to the annotation's '2' read as one without a match, as '3' beside it
     names = names or {}
-    handles = [Line2D([], [], ls="", marker="o", markersize=6, markerfacecolor=colors[c], markeredgewidth=0,
+    handles = [Line2D([], [], ls="", marker="s" if square else "o", markersize=6, markerfacecolor=colors[c], markeredgewidth=0,
                       label=f"{c} ({names[c]})" if c in names else c) for c in categories]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
               ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
@@ -960,12 +962,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             ax.set_anchor("W")              # spare width of the slot to the right, where the legend is
             ax.invert_yaxis()
         else:
+            square = False          # an embedding: markers, discs
             _draw(ax, positions[b], labels, colors, diameter=None,
                   marker_size=size * min(20.0, 120000 / max(adata.n_obs, 1)))
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(head, fontsize=9)
         if legend:
-            _legend(ax, cats, colors, names)
+            _legend(ax, cats, colors, names, square=square)
         used.append(ax)
     for (_b, col, _head, _cats, colors, _names) in panels:
         # a slide's own colours: no one colour per domain; a member of an obsm entry has no obs column to colour

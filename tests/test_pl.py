@@ -1334,6 +1334,47 @@ def test_an_obsm_entry_of_labellings_is_drawn_a_panel_per_member():
     plt.close("all")
 
 
+def _stereo_bins(tmp_path, nx: int = 20, ny: int = 30, side: int = 50):
+    """A Stereo-seq GEM of nx x ny bins read at bin ``side`` (stcore.read.stereo), two domains."""
+    import gzip
+
+    bx, by = np.meshgrid(np.arange(nx), np.arange(ny))
+    with gzip.open(tmp_path / "bins.gem.gz", "wt") as fh:
+        fh.write("#FileFormat=GEMv0.1\n#BinSize=1\ngeneID\tx\ty\tMIDCount\n")
+        for x, y in zip(bx.ravel() * side + 7, by.ravel() * side + 11):
+            fh.write(f"g1\t{x}\t{y}\t3\n")
+    adata = stcore.read.stereo(tmp_path / "bins.gem.gz", bin_size=side)
+    y = adata.obsm["spatial"][:, 1]
+    adata.obs["domain"] = pd.Categorical(np.where(y < np.median(y), "a", "b"))
+    return adata
+
+
+def test_the_legend_of_a_map_of_square_bins_shows_squares(tmp_path, monkeypatch):
+    """Square bins (a Stereo-seq GEM read at bin 50) are drawn as squares; their legend beside them showed discs,
+    in pl.domains and in the run's domains.png.  Now squares there, discs where the spots are discs (a hexagonal
+    grid's) and on an embedding."""
+    import stcore.report
+    from stcore.evaluate import plot_domains
+
+    def markers(fig):
+        return [[h.get_marker() for h in ax.get_legend().legend_handles] for ax in fig.axes if ax.get_legend()]
+
+    adata = _stereo_bins(tmp_path)
+    adata.obsm["X_umap"] = adata.obsm["spatial"] / 100
+    fig = stcore.pl.domains(adata, key="domain", basis=["spatial", "X_umap"], return_fig=True, show=False)
+    assert markers(fig) == [["s", "s"], ["o", "o"]]         # the tissue map's bins, the embedding's markers
+    plt.close("all")
+    drawn = []                                              # the run's domains.png, as the workflow writes it
+    monkeypatch.setattr(stcore.report, "save_figure", lambda fig, path: drawn.append(fig))
+    plot_domains(adata.obsm["spatial"], adata.obs["domain"].to_numpy(), adata.obs["domain"].to_numpy(),
+                 path=tmp_path / "domains.png")
+    assert markers(drawn[0]) == [["s", "s"], ["s", "s"]]
+    plt.close("all")
+    fig = stcore.pl.domains(tiny_slide(n_side=12), key="domain", return_fig=True, show=False)
+    assert markers(fig) == [["o", "o"]]                     # Visium's hexagonal grid: discs, circles
+    plt.close("all")
+
+
 def test_square_bins_tile_the_tissue_map(tmp_path):
     """A Stereo-seq GEM read into square bins (stcore.read.stereo, bin 50): its bins were drawn as discs of the
     bins' side, which leave every corner white (a GEM of osmFISH's cells at bin 50 read as a field of dots); now
