@@ -427,6 +427,27 @@ def _spot_diameter(xy: np.ndarray, panel_size: float | None = None) -> float:
     return d
 
 
+BIN_SIDE_TOL = 0.1             # a spot diameter within 10% of its square grid's spacing: bins, drawn as squares
+
+
+def _fills_grid(xy: np.ndarray, diameter: float) -> bool:
+    """Whether spots of ``diameter`` at ``xy`` (on a square grid) are the grid's cells, as Visium HD's bins are
+    (Space Ranger's ``spot_diameter_fullres`` of a bin folder is its bin side in full-resolution pixels): the
+    diameter within :data:`BIN_SIDE_TOL` of the spacing: the median distance to the nearest other spot (spots at one
+    position counted once) of :data:`stcore.peers.GRID_PROBES` spots at most, among all (the spacing of a subsample
+    of the spots is wider: sqrt 2 times the grid's of a tenth of 490,000 bins)."""
+    from scipy.spatial import cKDTree
+
+    from .peers import GRID_PROBES
+
+    xy = np.unique(np.asarray(xy, dtype=np.float64), axis=0)
+    if len(xy) < 2:
+        return False
+    probe = xy[np.linspace(0, len(xy) - 1, min(len(xy), GRID_PROBES)).astype(int)]
+    spacing = float(np.median(cKDTree(xy).query(probe, k=2)[0][:, 1]))
+    return bool(spacing > 0 and abs(diameter / spacing - 1) <= BIN_SIDE_TOL)
+
+
 def _squares(*args, **kwargs):
     """An ``EllipseCollection`` (sizes in data units, one shared path) whose spots are squares of side
     ``widths``, axis-aligned, neither snapped to the pixel grid nor antialiased, so that bins side by side
@@ -593,7 +614,8 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
     ``truth``, each found panel's title gives its ARI and NMI against it
     (:func:`stcore.evaluate.domain_metrics`, on the spots that have a label, as the workflow's
     table).  On ``basis='spatial'`` the spots are drawn as circles at their coordinates, on the
-    tissue image when ``uns['spatial']`` holds one (as ``scanpy.pl.spatial`` lays it out).
+    tissue image when ``uns['spatial']`` holds one (as ``scanpy.pl.spatial`` lays it out); bins of a square
+    grid (Stereo-seq's, Visium HD's) as squares of the grid's side, which tile the tissue, their legend squares.
 
     Parameters
     ----------
@@ -936,8 +958,12 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             else:
                 d = _spot_diameter(xy, panel_size)
             # bins of a square grid (Stereo-seq's, Visium HD's) drawn as discs left a gap at every corner
-            # (1 - pi/4, 21%, of the tissue white); without an image they are squares, which tile it
-            maps[(b, _dims_key(spot_dims))] = (xy, d, pic, pic is None and grid_shape(xy) == "square")
+            # (1 - pi/4, 21%, of the tissue white, or the image through it); they are squares, which tile it:
+            # without an image of the grid's side, over one of the spot diameter its scale factors give, where
+            # that is the grid's side (Visium HD's bins); spots narrower than their grid (legacy ST's discs,
+            # half their spacing) stay discs
+            square = grid_shape(xy) == "square" and (pic is None or _fills_grid(xy, d))
+            maps[(b, _dims_key(spot_dims))] = (xy, d, pic, square)
         return maps[(b, _dims_key(spot_dims))]
 
     if tissue in positions:

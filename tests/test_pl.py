@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import anndata as ad  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -1373,6 +1374,60 @@ def test_the_legend_of_a_map_of_square_bins_shows_squares(tmp_path, monkeypatch)
     fig = stcore.pl.domains(tiny_slide(n_side=12), key="domain", return_fig=True, show=False)
     assert markers(fig) == [["o", "o"]]                     # Visium's hexagonal grid: discs, circles
     plt.close("all")
+
+
+def _on_image(xy: np.ndarray, spot_diameter: float, scalef: float = 0.2) -> dict:
+    """uns['spatial'] of a slide whose full-resolution pixel coordinates are ``xy``: a grey hires image at
+    ``scalef`` with a white stripe every 5 rows (a tissue), Space Ranger's spot diameter ``spot_diameter``."""
+    side = int(np.ceil((xy.max() + 3 * spot_diameter) * scalef))
+    img = np.full((side, side, 3), 0.5)
+    img[::5] = 1.0
+    return {"lib": {"images": {"hires": img},
+                    "scalefactors": {"tissue_hires_scalef": scalef, "spot_diameter_fullres": spot_diameter}}}
+
+
+def test_visium_hd_bins_over_their_tissue_image_are_squares_that_tile_it(tmp_path):
+    """Visium HD's 8 um bins (a square grid, Space Ranger's spot_diameter_fullres their side: 29.2 px at 0.274 um a
+    pixel) drawn over the tissue image were discs of that side: the image showed between them at every corner (16%
+    of a 40 x 30 bin map), and the legend showed discs.  Now squares of that side in the image's pixels (times
+    tissue_hires_scalef), which tile it, as squidpy draws them (spatial_scatter(shape='square')); a legend of
+    squares.  On Visium's hexagonal grid and on a square grid of spots narrower than their spacing (legacy ST's
+    discs, half their spacing wide) the spots stay discs."""
+    from PIL import Image
+
+    pitch, scalef = 8 / 0.274, 0.2
+    bx, by = np.meshgrid(np.arange(40), np.arange(30))
+    xy = np.column_stack([bx.ravel() + 3, by.ravel() + 3]) * pitch
+    hd = ad.AnnData(obs=pd.DataFrame({"domain": pd.Categorical(np.where(by.ravel() < 15, "a", "b"))},
+                                     index=[f"s_008um_{r:05d}_{c:05d}-1" for r, c in zip(by.ravel(), bx.ravel())]))
+    hd.obsm["spatial"] = xy
+    hd.uns["spatial"] = _on_image(xy, pitch, scalef)
+    fig = stcore.pl.domains(hd, key="domain", return_fig=True, show=False)
+    ax = fig.axes[0]
+    assert any(isinstance(a, AxesImage) for a in ax.get_children())
+    (coll,) = [c for c in ax.collections if isinstance(c, EllipseCollection)]
+    assert len(coll.get_paths()[0].vertices) == 5                          # a square
+    np.testing.assert_allclose(coll.get_widths(), pitch * scalef)           # the bin's side in the image's pixels
+    assert [h.get_marker() for h in ax.get_legend().legend_handles] == ["s", "s"]
+    plt.close("all")
+    stcore.pl.domains(hd, key="domain", legend=False, panel_size=6, save=str(tmp_path / "hd.png"))
+    rgb = np.asarray(Image.open(tmp_path / "hd.png").convert("RGB")).astype(int)
+    spot = rgb.max(axis=-1) - rgb.min(axis=-1) > 30                         # the domains' colours (not grey, white)
+    rows, cols = np.flatnonzero(spot.any(axis=1)), np.flatnonzero(spot.any(axis=0))
+    inside = spot[rows[0] + 3:rows[-1] - 2, cols[0] + 3:cols[-1] - 2]
+    assert (~inside).mean() < 0.01, f"the image shows on {(~inside).mean():.1%} of the tissue between the bins"
+    plt.close("all")
+    st = hd.copy()                                                          # spots of half their spacing: discs
+    st.uns["spatial"] = _on_image(xy, pitch / 2, scalef)
+    hexagonal = tiny_slide(n_side=12)
+    hexagonal.uns["spatial"] = _on_image(hexagonal.obsm["spatial"], 100.0, scalef)
+    for slide in (st, hexagonal):
+        ax = stcore.pl.domains(slide, key="domain", return_fig=True, show=False).axes[0]
+        assert any(isinstance(a, AxesImage) for a in ax.get_children())
+        (coll,) = [c for c in ax.collections if isinstance(c, EllipseCollection)]
+        assert len(coll.get_paths()[0].vertices) > 5                        # a disc
+        assert {h.get_marker() for h in ax.get_legend().legend_handles} == {"o"}
+        plt.close("all")
 
 
 def test_square_bins_tile_the_tissue_map(tmp_path):
