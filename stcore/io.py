@@ -688,7 +688,9 @@ def read_stereo(path: str | os.PathLike, bin_size: int | str | None = None, *,
     mean x, y of its lines; ``bin_size`` is not used.  Genes are named by ``geneName`` where the file has it
     (``var['gene_ids']``: ``geneID``), else by ``geneID``.  The count is ``MIDCount`` (older files:
     ``MIDCounts``, ``UMICount``); ``ExonCount`` is not read.  The file is read ``chunksize`` lines at a time
-    into a sparse matrix.  The header lines go to ``uns['stereo']['header']``."""
+    into a sparse matrix.  The header lines go to ``uns['stereo']['header']``; its ``OffsetX`` and ``OffsetY`` (x +
+    OffsetX: the DNB's position on the chip's mask) are not applied, as stereopy's ``read_gem`` leaves them, whose
+    overlay of SAW's registered image takes x, y as written (docs/formats.md)."""
     from .formats import missing_slide
 
     path = Path(path)

@@ -908,6 +908,24 @@ def test_a_gzipped_stereo_gem_in_bins_of_2_sums_the_four_dnbs_of_each_bin(tmp_pa
     assert tuple(whole.obsm["spatial"][0]) == (24.5, 24.5)
 
 
+def test_a_stereo_gems_offsets_are_kept_and_not_applied(tmp_path):
+    """SAW's #OffsetX= / #OffsetY= (x + OffsetX, y + OffsetY: a DNB's position on the chip's mask) are kept in
+    uns['stereo']['header'] and not applied, as stereopy's read_gem leaves them, whose overlay of SAW's registered
+    image takes x, y as written: a GEM with offsets 37 and 1234 reads to the same bins, counts and coordinates as
+    the same lines with offsets 0 (applied, 37 would move DNBs into other bins of 50)."""
+    xy, counts, genes = _dnb_counts(seed=3)
+    lines = [(genes[g], x, y, c) for (x, y), row in zip(xy.tolist(), counts) for g, c in enumerate(row) if c]
+    plain = read_slide(write_gem(tmp_path / "plain.gem", lines), "stereo")
+    header = ("#FileFormat=GEMv0.1", "#SortedBy=None", "#BinSize=1", "#Omics=Transcriptomics",
+              "#OffsetX=37", "#OffsetY=1234")
+    shifted = read_slide(write_gem(tmp_path / "shifted.gem", lines, header=header), "stereo")
+    assert shifted.uns["stereo"]["header"]["OffsetX"] == "37" and shifted.uns["stereo"]["header"]["OffsetY"] == "1234"
+    assert list(shifted.obs_names) == list(plain.obs_names) and list(shifted.var_names) == list(plain.var_names)
+    assert (shifted.X != plain.X).nnz == 0
+    assert np.array_equal(shifted.obsm["spatial"], plain.obsm["spatial"])
+    assert shifted.obsm["spatial"].min() >= xy.min()                      # the lines' own x, y: none shifted to 0
+
+
 def test_a_cell_bin_stereo_gem_is_read_by_cell(tmp_path):
     """A CellID column: one spot per cell, its counts summed, at the mean x, y of its lines; CellID 0 (no
     cell) left out."""
