@@ -430,22 +430,27 @@ def _spot_diameter(xy: np.ndarray, panel_size: float | None = None) -> float:
 BIN_SIDE_TOL = 0.1             # a spot diameter within 10% of its square grid's spacing: bins, drawn as squares
 
 
-def _fills_grid(xy: np.ndarray, diameter: float) -> bool:
-    """Whether spots of ``diameter`` at ``xy`` (on a square grid) are the grid's cells, as Visium HD's bins are
-    (Space Ranger's ``spot_diameter_fullres`` of a bin folder is its bin side in full-resolution pixels): the
-    diameter within :data:`BIN_SIDE_TOL` of the spacing: the median distance to the nearest other spot (spots at one
-    position counted once) of :data:`stcore.peers.GRID_PROBES` spots at most, among all (the spacing of a subsample
-    of the spots is wider: sqrt 2 times the grid's of a tenth of 490,000 bins)."""
+def _square_grid(xy: np.ndarray) -> tuple[float, float]:
+    """(spacing, angle) of spots at ``xy`` on a square grid: the median distance to the nearest other spot, and the
+    angle of the grid's rows to the x axis in degrees (-45 to 45; 0 for Stereo-seq's bins; Visium HD's bins are
+    turned in the image's pixels where the slide was imaged at an angle), from the spots within 20% of that distance of each of
+    :data:`stcore.peers.GRID_PROBES` spots at most, among all (spots at one position counted once; the spacing of
+    a subsample is wider: sqrt 2 times the grid's, of a tenth of 490,000 bins).  The angle is that of the mean of
+    the neighbours' directions taken four times over (a square grid's four directions made one)."""
     from scipy.spatial import cKDTree
 
     from .peers import GRID_PROBES
 
     xy = np.unique(np.asarray(xy, dtype=np.float64), axis=0)
     if len(xy) < 2:
-        return False
+        return float("nan"), 0.0
     probe = xy[np.linspace(0, len(xy) - 1, min(len(xy), GRID_PROBES)).astype(int)]
-    spacing = float(np.median(cKDTree(xy).query(probe, k=2)[0][:, 1]))
-    return bool(spacing > 0 and abs(diameter / spacing - 1) <= BIN_SIDE_TOL)
+    d, i = cKDTree(xy).query(probe, k=min(len(xy), 5))
+    spacing = float(np.median(d[:, 1]))
+    near = (d[:, 1:] > 0.8 * spacing) & (d[:, 1:] < 1.2 * spacing)
+    step = xy[i[:, 1:]] - probe[:, None, :]
+    turn = np.exp(4j * np.arctan2(step[..., 1], step[..., 0])[near]).mean() if near.any() else 1.0
+    return spacing, float(np.degrees(np.angle(turn) / 4))
 
 
 def _squares(*args, **kwargs):
@@ -460,9 +465,9 @@ def _squares(*args, **kwargs):
     return coll
 
 
-def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float, square: bool = False) -> None:
-    """Spots as circles of ``diameter`` data units (a tissue map; ``square``: squares of that side, the
-    bins of a square grid, which then tile the tissue), or markers of ``marker_size``
+def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float, square: float | None = None) -> None:
+    """Spots as circles of ``diameter`` data units (a tissue map; ``square``, an angle in degrees: squares of that
+    side turned by it, the bins of a square grid along its rows, which then tile the tissue), or markers of ``marker_size``
     points² (an embedding).  Missing labels first, underneath.  On an embedding, where spots overlap,
     in one seeded random order: in the object's order the last slide of a group (or the last rows)
     covered the others, two slides perfectly mixed reading as the second alone."""
@@ -478,7 +483,8 @@ def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float,
     if diameter is None:
         ax.scatter(xy[:, 0], xy[:, 1], c=face, s=marker_size, linewidths=0, rasterized=True)
         return
-    coll = (_squares if square else EllipseCollection)(diameter, diameter, 0.0, units="xy", offsets=xy,
+    coll = (_squares if square is not None else EllipseCollection)(diameter, diameter, square or 0.0, units="xy",
+                                                                    offsets=xy,
                                                        offset_transform=ax.transData, facecolors=face, linewidths=0)
     ax.add_collection(coll)
     pad = diameter
@@ -962,7 +968,11 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             # without an image of the grid's side, over one of the spot diameter its scale factors give, where
             # that is the grid's side (Visium HD's bins); spots narrower than their grid (legacy ST's discs,
             # half their spacing) stay discs
-            square = grid_shape(xy) == "square" and (pic is None or _fills_grid(xy, d))
+            square = None           # the angle of the grid's rows, where drawn as squares
+            if grid_shape(xy) == "square":
+                spacing, angle = _square_grid(xy)
+                if pic is None or abs(d / spacing - 1) <= BIN_SIDE_TOL:
+                    square = angle
             maps[(b, _dims_key(spot_dims))] = (xy, d, pic, square)
         return maps[(b, _dims_key(spot_dims))]
 
@@ -988,13 +998,13 @@ def domains(adata: ad.AnnData, *, key: str | Sequence[str] | None = None, truth:
             ax.set_anchor("W")              # spare width of the slot to the right, where the legend is
             ax.invert_yaxis()
         else:
-            square = False          # an embedding: markers, discs
+            square = None           # an embedding: markers, discs
             _draw(ax, positions[b], labels, colors, diameter=None,
                   marker_size=size * min(20.0, 120000 / max(adata.n_obs, 1)))
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(head, fontsize=9)
         if legend:
-            _legend(ax, cats, colors, names, square=square)
+            _legend(ax, cats, colors, names, square=square is not None)
         used.append(ax)
     for (_b, col, _head, _cats, colors, _names) in panels:
         # a slide's own colours: no one colour per domain; a member of an obsm entry has no obs column to colour
