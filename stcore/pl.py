@@ -433,10 +433,11 @@ BIN_SIDE_TOL = 0.1             # a spot diameter within 10% of its square grid's
 def _square_grid(xy: np.ndarray) -> tuple[float, float]:
     """(spacing, angle) of spots at ``xy`` on a square grid: the median distance to the nearest other spot, and the
     angle of the grid's rows to the x axis in degrees (-45 to 45; 0 for Stereo-seq's bins; Visium HD's bins are
-    turned in the image's pixels where the slide was imaged at an angle), from the spots within 20% of that distance of each of
-    :data:`stcore.peers.GRID_PROBES` spots at most, among all (spots at one position counted once; the spacing of
-    a subsample is wider: sqrt 2 times the grid's, of a tenth of 490,000 bins).  The angle is that of the mean of
-    the neighbours' directions taken four times over (a square grid's four directions made one)."""
+    turned in the image's pixels where the slide was imaged at an angle), from the spots within 20% of that
+    distance of each of :data:`stcore.peers.GRID_PROBES` spots at most, among all (spots at one position counted
+    once; the spacing of a subsample is wider: sqrt 2 times the grid's, of a tenth of 490,000 bins).  The angle is
+    that of the mean of the neighbours' directions taken four times over (a square grid's four directions made
+    one)."""
     from scipy.spatial import cKDTree
 
     from .peers import GRID_PROBES
@@ -467,8 +468,8 @@ def _squares(*args, **kwargs):
 
 def _draw(ax, xy, labels, colors, *, diameter: float | None, marker_size: float, square: float | None = None) -> None:
     """Spots as circles of ``diameter`` data units (a tissue map; ``square``, an angle in degrees: squares of that
-    side turned by it, the bins of a square grid along its rows, which then tile the tissue), or markers of ``marker_size``
-    points² (an embedding).  Missing labels first, underneath.  On an embedding, where spots overlap,
+    side turned by it, the bins of a square grid along its rows, which then tile the tissue), or markers of
+    ``marker_size`` points² (an embedding).  Missing labels first, underneath.  On an embedding, where spots overlap,
     in one seeded random order: in the object's order the last slide of a group (or the last rows)
     covered the others, two slides perfectly mixed reading as the second alone."""
     from matplotlib.collections import EllipseCollection
@@ -500,7 +501,8 @@ def _legend(ax, categories, colors, names: dict[str, str] | None = None, *, squa
     # a matched label names its match in brackets even where both read the same ('2 (2)'): left bare, a domain
     # '2' matched to the annotation's '2' read as one without a match, as '3' beside it
     names = names or {}
-    handles = [Line2D([], [], ls="", marker="s" if square else "o", markersize=6, markerfacecolor=colors[c], markeredgewidth=0,
+    handles = [Line2D([], [], ls="", marker="s" if square else "o", markersize=6, markerfacecolor=colors[c],
+                      markeredgewidth=0,
                       label=f"{c} ({names[c]})" if c in names else c) for c in categories]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8,
               ncol=1 if len(categories) <= 14 else 2, handletextpad=0.2, borderaxespad=0.3)
