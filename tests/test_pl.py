@@ -1506,3 +1506,18 @@ def test_square_bins_tile_the_tissue_map(tmp_path):
     (coll,) = [c for c in fig.axes[0].collections if isinstance(c, EllipseCollection)]
     assert len(coll.get_paths()[0].vertices) > 5          # a disc, not a square's 5 vertices
     plt.close("all")
+
+
+def test_spot_size_of_a_large_slide_is_its_spacing():
+    """Of a slide of more than 50,000 positions the spots' size is still the distance to the nearest spot: the
+    nearest within a random tenth of 490,000 bins of a square grid lies sqrt 2 times further (70.7 on a grid of
+    side 50), and the squares drawn that wide overlapped on a large panel."""
+    from stcore.pl import _spot_diameter
+
+    b = np.meshgrid(np.arange(700), np.arange(700))
+    xy = np.column_stack([b[0].ravel(), b[1].ravel()]) * 50.0
+    assert _spot_diameter(xy) == pytest.approx(50.0)
+    # a hexagonal grid of 60,000 spots (Visium's layout, 100 apart): its spacing, drawn or not
+    i, j = np.meshgrid(np.arange(300), np.arange(200))
+    hexa = np.column_stack([(i + 0.5 * (j % 2)).ravel() * 100.0, j.ravel() * 100.0 * np.sqrt(3) / 2])
+    assert _spot_diameter(hexa) == pytest.approx(100.0)
