@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .plan.runs import SIMULATE_BLOCK, SIMULATED_DEPTH_SPREAD, SIMULATED_SIZE, hex_side
+from .plan.runs import SIMULATE_BLOCK, SIMULATED_DEPTH_SPREAD, SIMULATED_GENE_SPREAD, SIMULATED_SIZE, hex_side
 
 __all__ = ["Layout", "SimParams", "simulate_slide", "write_10x_h5", "write_visium"]
 
@@ -45,7 +45,7 @@ class SimParams:
     markers_per_domain: int = 300
     marker_fold: float = 1.3
     depth: float = SIMULATED_SIZE["depth"]
-    dispersion: float = 2.0
+    dispersion: float = SIMULATED_SIZE["dispersion"]
     n_fields: int = 3
     field_genes: int = 200
     field_scale: float = 0.2
@@ -106,7 +106,7 @@ def simulate_slide(p: SimParams = SimParams(), *, block: int = SIMULATE_BLOCK) -
     dom = _domains(xy, p, rng)
     n_dom = p.n_layers + p.n_regions
     programs = rng if p.tissue_seed is None else np.random.default_rng(p.tissue_seed)
-    prop = programs.lognormal(0, 1.0, p.n_genes)
+    prop = programs.lognormal(0, SIMULATED_GENE_SPREAD, p.n_genes)
     prop /= prop.sum()
     genes = programs.permutation(p.n_genes)
     marker_eff = np.zeros((n_dom, p.n_genes))

@@ -1145,11 +1145,13 @@ def test_train_of_a_simulated_slide_and_of_a_group_is_sized_before_any_job_ran(t
     start = {s: [(resources.train_mem_mb(Job(sample=s, method="graphst", seed="0"), files, a),
                   resources.train_runtime(Job(sample=s, method="graphst", seed="0"), files, a)) for a in (1, 2)]
              for s in ("s1", "g")}
-    # the same as files of the most they hold: s1 3000 spots x 2000 of its 2500 genes, every entry stored; the
-    # group 2500 spots x the 1800 genes s3 has, s2's 300,000 entries and s3's 900,000 (at most 1500 x 1800)
+    # the same as files of the most they hold: s1 3000 spots x 2000 of its 2500 genes, the most entries its simulate
+    # entry stores (simulated_entries); the group 2500 spots x the 1800 genes s3 has, s2's 300,000 entries and s3's
+    # 900,000 (at most 1500 x 1800)
     (tmp_path / "max").mkdir()
     settings = plan.merged("train", "graphst")
-    for sample, (spots, genes, nnz) in {"s1": (3000, 2000, 3000 * 2000), "g": (2500, 1800, 1_200_000)}.items():
+    most = min(simulated_entries(config["simulate"]["big"]), 3000 * 2000)
+    for sample, (spots, genes, nnz) in {"s1": (3000, 2000, most), "g": (2500, 1800, 1_200_000)}.items():
         _sparse_h5ad(tmp_path / "max/hvg.h5ad", spots, genes, nnz)
         (tmp_path / "max/graph.npz").write_bytes(b"0" * (8 * 2 * 3 * spots + 4 * (spots + 1)))
         assert start[sample] == [(train_mem_mb(METHODS["graphst"], settings, "max/hvg.h5ad", ["max/graph.npz"], a),
@@ -3304,3 +3306,20 @@ def test_the_reports_list_of_maps_has_the_answer_first():
     assert listed(_plan(dict(config, consensus=False)))[:2] == [("recommended", "0"), ("recommended", "1")]
     assert listed(_plan(dict(config, ensembles={})))[-1] == ("recommended", "consensus")       # no mark: by name
     assert _plan(dict(config, ensembles={})).map_label("s1", "graphst", "0") == {}
+
+
+def test_a_simulated_slides_planned_entries_are_near_what_it_stores():
+    """A simulated slide's stored entries, which size qc, hvg and train when the run starts, were bounded by its
+    counts (1.07 x depth a spot): 1.57 times what a slide of 3,000 genes at the default depth (1,000) stores (0.68 x
+    depth), and qc and hvg were asked 2.1 to 2.6 times their peaks there.  Now by what a spot stores on average
+    (a gene is stored with the chance its negative binomial is not 0) with room for the slide's own draw: at least
+    what the slide stores and, at 3,000 genes, at most 1.2 times it (more room on fewer genes, whose draw moves
+    more)."""
+    from stcore.plan.runs import simulated_entries
+    from stcore.simulate import SimParams, simulate_slide
+
+    for settings, most in (({"n_spots": 3000, "layout": "scatter"}, 1.2),
+                           ({"n_spots": 3000, "layout": "scatter", "depth": 200}, 1.2),
+                           ({"n_spots": 2000, "layout": "scatter", "n_genes": 500, "depth": 300, "dispersion": 5}, 1.4)):
+        stored = simulate_slide(SimParams(**settings, markers_per_domain=50, field_genes=50)).X.nnz
+        assert stored <= simulated_entries(settings) <= most * stored, (settings, stored, simulated_entries(settings))

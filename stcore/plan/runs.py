@@ -1,6 +1,7 @@
 """The runs of a config: methods, seeds, slides, combinations, their files and their settings."""
 from __future__ import annotations
 
+import functools
 import glob
 import math
 import os
@@ -34,8 +35,9 @@ def simulated_file(name="{name}"):
 
 
 # A simulated slide's size settings and their defaults (stcore.simulate.SimParams takes them from here).
-SIMULATED_SIZE = {"n_spots": 2000, "layout": "hex", "n_genes": 3000, "depth": 1000.0}
+SIMULATED_SIZE = {"n_spots": 2000, "layout": "hex", "n_genes": 3000, "depth": 1000.0, "dispersion": 2.0}
 SIMULATED_DEPTH_SPREAD = 0.35   # a simulated spot's library size: depth x a lognormal of this spread (stcore.simulate)
+SIMULATED_GENE_SPREAD = 1.0     # a simulated gene's share of a spot's counts: a lognormal of this spread, normalised
 SIMULATE_BLOCK = 10_000     # spots stcore.simulate draws at a time (dense arrays of them x the genes)
 
 
@@ -53,19 +55,48 @@ def simulated_shape(settings):
 
 
 def simulated_entries(settings):
-    """The most stored entries of the slide the simulate rule makes from ``settings``: a spot stores only the
-    genes it has counts of, and its counts are drawn around a library size of ``depth`` times a lognormal of
-    spread :data:`SIMULATED_DEPTH_SPREAD` (stcore.simulate), of mean ``m`` = exp(spread^2 / 2) = 1.063 and
-    standard deviation ``m`` x sqrt(exp(spread^2) - 1) = 0.38 a spot; so the slide's counts, and its stored
-    entries, stay under ``depth`` x (``m`` x spots + 6 standard deviations of their sum), and under spots x its
-    genes.  Measured stored entries a spot: 0.93 x depth at 200 of 3,000 genes (100,000 spots), 0.99 x at 200 of
-    5,000, 0.68 x at 1,000 of 3,000; this bound takes 1.07 x depth a spot at 100,000 spots (it took 2 x depth,
-    twice what a slide held, and the start-of-run sizes of qc, hvg and train with it)."""
+    """The most stored entries of the slide the simulate rule makes from ``settings`` (stcore.simulate): a spot
+    stores only the genes it has counts of.  A spot's counts are drawn around a library size ``L`` of ``depth``
+    times a lognormal of spread :data:`SIMULATED_DEPTH_SPREAD` (mean ``m`` = exp(spread^2 / 2) = 1.063, standard
+    deviation ``s`` = ``m`` x sqrt(exp(spread^2) - 1) = 0.38), each gene's a negative binomial of size
+    ``dispersion`` ``r`` and mean ``L`` times its share (lognormals of spread :data:`SIMULATED_GENE_SPREAD`, drawn
+    once a slide, over their sum), stored with chance 1 - (1 + mean / r)^-r.  That chance is concave in the mean,
+    so a spot stores on average at most :func:`simulated_genes_a_spot` (the chance over the shares' lognormal at
+    ``L`` = ``depth`` x ``m``); a slide's own draw of shares moves it by about ``cv`` / sqrt(genes), ``cv`` the
+    lognormal's sd over its mean (measured over 12 seeds of 2,000 spots: 1.0 at 3,000 genes, 1.6 at 300, 2.4 at
+    100 times that, up to 0.97 to 0.99 times it on average), taken 3 times, and the spots' sum by 6 of its standard
+    deviations (a spot's at most sqrt(genes / 4 + (``depth`` ``s``)^2)).  Also under the counts' own bound
+    (``depth`` x (``m`` x spots + 6 standard deviations)) and spots x genes.  Measured stored entries a spot
+    (100,000 spots of 3,000 genes): 0.93 x depth at depth 200, 0.68 x at 1,000; this takes 1.01 x and 0.75 x.
+    The counts' bound alone took 1.07 x at both, 1.57 times the entries at depth 1,000, and the start-of-run sizes
+    of qc, hvg and train with it."""
     spots, genes = simulated_shape(settings)
-    depth = float(dict(SIMULATED_SIZE, **(settings or {}))["depth"])
+    size = dict(SIMULATED_SIZE, **(settings or {}))
+    depth = float(size["depth"])
     mean = math.exp(SIMULATED_DEPTH_SPREAD ** 2 / 2)
     sd = mean * math.sqrt(math.exp(SIMULATED_DEPTH_SPREAD ** 2) - 1)
-    return min(spots * genes, int(math.ceil(depth * (mean * spots + 6 * sd * math.sqrt(spots)))))
+    counts = depth * (mean * spots + 6 * sd * math.sqrt(spots))
+    cv = math.sqrt(math.exp(SIMULATED_GENE_SPREAD ** 2) - 1)
+    a_spot = simulated_genes_a_spot(genes, depth * mean, float(size["dispersion"])) * (1 + 3 * cv / math.sqrt(genes))
+    stored = spots * a_spot + 6 * math.sqrt(spots * (genes / 4 + (depth * sd) ** 2))
+    return min(spots * genes, int(math.ceil(min(counts, stored))))
+
+
+@functools.lru_cache(maxsize=256)
+def simulated_genes_a_spot(genes, library, dispersion, steps=241):
+    """The genes a simulated spot of ``library`` counts stores on average: the chance 1 - (1 + mean / r)^-r
+    (``r``: ``dispersion``) of a gene whose mean is ``library`` x its share, a lognormal of spread
+    :data:`SIMULATED_GENE_SPREAD` over ``genes`` times its mean, summed over the lognormal's density (``steps``
+    points over 8 of its standard deviations each side)."""
+    spread = SIMULATED_GENE_SPREAD
+    scale = library / (genes * math.exp(spread ** 2 / 2) * dispersion)
+    total = weight = 0.0
+    for i in range(steps):
+        z = -8 + 16 * i / (steps - 1)
+        density = math.exp(-z * z / 2)
+        total += density * (1 - (1 + scale * math.exp(spread * z)) ** -dispersion)
+        weight += density
+    return genes * total / weight
 
 
 def choices(names):
