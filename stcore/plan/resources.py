@@ -5,10 +5,11 @@ Snakemake evaluates these when a job is ready to run (its input exists); a dry r
 times the memory and time, so a job killed for either gets more.  The sizes come from the .h5ad /
 10x .h5 header (spots x genes) without loading the matrix (h5py, which the Snakefile's environment
 has, is imported when a size is read); the file size stands in when the header cannot be read.
-Coefficients: measured peaks (max_rss of the records in results/records/) on the demo slides
-(2,000 spots x 3,000 genes) were qc 0.33 GB, hvg 0.50 GB, train 0.64 GB (about 0.35 GB of it
-Python and torch), and 600 epochs of train took 38 s on 2 cores; the formulas leave several-fold
-headroom on top and grow linearly with the dense spots x genes matrix that train holds.
+Coefficients: each step's own peak memory (the high-water mark its log ends on), measured on 2-vCPU AMD EPYC
+for simulated slides of 20,000 to 1,000,000 spots at depths 200 and 1,000 and DLPFC 151673
+(benchmarks/results/sizing_peaks.tsv, made by benchmarks/sizing/collect.py), asked 1.2 to 1.6 times over, at the
+start of a run and when the job is submitted (tests/test_plan.py holds every row to it; docs/cluster.md, "Peaks and
+asks").  A job asked less than its peak is killed; more holds memory other jobs wait for.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import os
 from types import SimpleNamespace
 from typing import NamedTuple
 
-BASE_MB = 1024  # interpreter, numpy, scanpy and torch
+BASE_MB = 1024  # a peer's train: interpreter, numpy, scanpy, torch and the peer's package
 SPARSE_FEATURES_MAX_DENSITY = 0.15      # stcore.train's: above it the model reads X dense
 
 
@@ -135,17 +136,26 @@ def matrix_mb(path):
     return dense_mb(path) if nnz is None else min(8 * nnz / 2**20, dense_mb(path))
 
 
+SIMULATE_BASE_MB = 300         # simulate's interpreter, numpy, anndata
+SIMULATE_PER_BLOCK = 11.6      # times a block's dense float32 spots x genes
+SIMULATE_PER_MATRIX = 2.2      # times the slide's matrix in memory (matrix_mb)
+
+
 def simulate_mem_mb(slide, attempt):
     """simulate (stcore.simulate) of the slide ``slide`` (:class:`Planned`: :meth:`JobResources.simulated_matrix`)
     draws its counts :data:`~.runs.SIMULATE_BLOCK` spots at a time as dense float64 arrays of those spots x its
-    genes (about four at once), stacks the sparse blocks and writes them.  Measured peaks (2-vCPU AMD EPYC,
-    /usr/bin/time -v): 2,025 spots x 3,000 genes 0.36 GiB, 99,856 x 3,000 1.84 GiB, 300,304 x 3,000 3.44 GiB,
-    10,000 x 20,000 6.13 GiB; budget 12 x the block's float32 size and 2 x the slide's matrix (1.7 to 3.7 times
-    those peaks)."""
+    genes (about four at once), stacks the sparse blocks and writes them.  Measured peaks (2-vCPU AMD EPYC):
+    benchmarks/results/sizing_peaks.tsv, 3,000 genes at depth 200, 20,000 spots 1,373 MB, 100,000 1,491, 300,000
+    1,785, 1,000,000 3,690, 100,000 at depth 1,000 1,950; /usr/bin/time -v at depth 1,000, 99,856 spots 1.84 GiB,
+    300,304 3.44 GiB, 10,000 spots x 20,000 genes 6.13 GiB.  Budget :data:`SIMULATE_BASE_MB`,
+    :data:`SIMULATE_PER_BLOCK` times the block's float32 size and :data:`SIMULATE_PER_MATRIX` times the slide's
+    most matrix: 1.24 to 1.48 times the first five (the others: 1.48 to 1.54).  Before, 1,024 MB, 12 and 2 times:
+    1.5 to 2.1 times the first five."""
     from .runs import SIMULATE_BLOCK
 
     block = Planned(min(slide.spots, SIMULATE_BLOCK), slide.genes)
-    return int(attempt * (BASE_MB + 12 * dense_mb(block) + 2 * matrix_mb(slide)))
+    return int(attempt * (SIMULATE_BASE_MB + SIMULATE_PER_BLOCK * dense_mb(block)
+                          + SIMULATE_PER_MATRIX * matrix_mb(slide)))
 
 
 def simulate_runtime(slide, attempt):
@@ -154,21 +164,22 @@ def simulate_runtime(slide, attempt):
     return int(attempt * (10 + dense_mb(slide) / 300))
 
 
-QC_BASE_MB = 512           # qc's interpreter, numpy, scanpy (no torch): measured 292 MB at 20,000 spots
-QC_PER_MATRIX = 4          # times the matrix in memory (matrix_mb)
+QC_BASE_MB = 350           # qc's interpreter, numpy, scanpy (no torch): measured 287 MB on DLPFC 151673
+QC_PER_MATRIX = 4.0        # times the matrix in memory (matrix_mb)
+STEREO_BASE_MB = 512       # qc of a Stereo-seq GEM (stereo_qc_mem_mb)
 
 
 def qc_mem_mb(raw, attempt):
     """qc reads the raw counts (sparse) and writes a filtered copy (a group: its slides, joined).  Measured peaks
-    (2-vCPU AMD EPYC, the step's own high-water mark; docs/cluster.md) grow as about 3.2 times the matrix in memory
-    (:func:`matrix_mb`: 8 bytes a stored entry) and 0.3 GB: simulated 100,000 spots x 3,000 genes of 18.5 million
-    entries (141 MB) 705 MB, of 67.8 million (517 MB) 1,817 MB; 300,000 of 55.6 million 1,565 MB.
-    Budget :data:`QC_PER_MATRIX` times it for each file whose header gives its matrix (an .h5ad, a 10x .h5; a
-    :class:`Planned` file: its entries), or 8 times the file's size where that is more (what else an .h5ad holds,
-    layers and raw, is read too); 8 times the size of the other files (text, images).  Before, 8 times the file's
-    size alone: a gzip-written .h5ad's is about 0.27 times its matrix in memory, so qc asked less than its peak
-    (200,000 spots of 134 million entries, 264 MiB on disk: 3,134 MB against 3,368; now 4,605), and a planned file,
-    counted uncompressed, about 5 times it."""
+    (benchmarks/results/sizing_peaks.tsv) grow as about 3.3 times the matrix in memory (:func:`matrix_mb`: 8 bytes a
+    stored entry) and 0.25 GB: DLPFC 151673 (18 MB of matrix) 287 MB; simulated slides of 3,000 genes, 20,000 spots
+    at depth 200 (28 MB) 331, 100,000 (141 MB) 706, 300,000 (422 MB) 1,602, 1,000,000 (1,430 MB) 4,843; 100,000 at
+    depth 1,000 (517 MB) 1,818.  Budget :data:`QC_BASE_MB` and :data:`QC_PER_MATRIX` times it for each file whose
+    header gives its matrix (an .h5ad, a 10x .h5; a :class:`Planned` file: its entries), or 8 times the file's size
+    where that is more (what else an .h5ad holds, layers and raw, is read too); 8 times the size of the other files
+    (text, images): 1.25 to 1.47 times those peaks, at the start too (a simulated slide from its most entries).
+    Before, 512 MB and 4 times the matrix: DLPFC 2.0 times its peak, and at the start a simulated slide at depth
+    1,000 2.1 times (its entries then bounded by its counts)."""
     def each(path):
         if slide_shape(path) is None:
             return 8 * file_mb(path)
@@ -185,16 +196,16 @@ def stereo_qc_mem_mb(gem, bin_size, attempt):
     (2-vCPU AMD EPYC, ``benchmarks/stereo_gem.py``, ``benchmarks/results/stereo_gem.tsv``): 4.9 million lines
     (51 MiB gzipped) in bins of 50 (3,639 spots) 520 MB, in bins of 1 (3.6 million spots) 2,075 MB; 49 million
     lines (508 MiB) in bins of 50, 788 MB: about 6 bytes a line and 430 a spot on 0.5 GB.  Budget
-    :data:`QC_BASE_MB`, 16 bytes a line and 600 a spot, the lines counted as 8 bytes of gzipped file a line (measured
-    10.4) or 16 of text, the spots as the lines over a quarter of a bin's DNBs (every line its own spot in bins of 1
-    or 2): 1.2, 2.1 and 2.0 times those peaks.  8 times the file's size, as for another file without a header,
+    :data:`STEREO_BASE_MB`, 16 bytes a line and 600 a spot, the lines counted as 8 bytes of gzipped file a line
+    (measured 10.4) or 16 of text, the spots as the lines over a quarter of a bin's DNBs (every line its own spot in
+    bins of 1 or 2): 1.2, 2.1 and 2.0 times those peaks.  8 times the file's size, as for another file without a header,
     asked 920 MB for the 2,075 MB of bins of 1."""
     path = _path(gem)
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
     lines = os.path.getsize(path) / (8 if gzipped else 16)
     spots = lines / max(1.0, bin_size * bin_size / 4)
-    return int(attempt * (QC_BASE_MB + (16 * lines + 600 * spots) / 2**20))
+    return int(attempt * (STEREO_BASE_MB + (16 * lines + 600 * spots) / 2**20))
 
 
 def read_minutes(path):
@@ -214,10 +225,18 @@ def qc_runtime(raw, attempt):
     return int(attempt * (10 + sum(read_minutes(f) for f in files)))
 
 
+HVG_BASE_MB = 300          # hvg's interpreter, numpy, scanpy: measured 295 MB on DLPFC 151673
+HVG_PER_MATRIX = 5.1       # times the matrix in memory (matrix_mb)
+
+
 def hvg_mem_mb(h5ad, attempt):
-    """hvg holds the counts, scanpy's float64 copies of them for seurat_v3 and the transform's
-    (measured: 3.2 times X in memory at 1,000,000 spots; budget 6)."""
-    return int(attempt * (BASE_MB + 6 * matrix_mb(_path(h5ad))))
+    """hvg holds the counts, scanpy's float64 copies of them for seurat_v3 and the transform's.  Measured peaks
+    (benchmarks/results/sizing_peaks.tsv) grow as about 4.1 times its qc.h5ad's matrix in memory and 0.2 GB: DLPFC
+    151673 (18 MB) 295 MB; simulated, 20,000 spots at depth 200 (28 MB) 339, 100,000 (141 MB) 800, 300,000 (422 MB)
+    1,942, 1,000,000 (1,430 MB) 6,140; 100,000 at depth 1,000 (517 MB) 2,301.  Budget :data:`HVG_BASE_MB` and
+    :data:`HVG_PER_MATRIX` times it: 1.24 to 1.33 times those peaks (at the start, a simulated slide's most
+    entries: up to 1.4).  Before, 1,024 MB and 6 times it: DLPFC 3.8 times its peak, 20,000 spots 3.5."""
+    return int(attempt * (HVG_BASE_MB + HVG_PER_MATRIX * matrix_mb(_path(h5ad))))
 
 
 def hvg_runtime(h5ad, attempt):
@@ -226,26 +245,34 @@ def hvg_runtime(h5ad, attempt):
 
 
 # graph, cluster, evaluate and export read the slide's matrix (hvg.h5ad; export: qc.h5ad, as many spots) and per
-# spot its coordinates, graph, embedding and labels: (MB a MB of that matrix in memory, KB a spot).  Measured peaks
-# (2-vCPU AMD EPYC, the step's own high-water mark; docs/cluster.md), simulated slides of 3,000 genes: 200,000 spots
-# at depth 200 (282 MB of matrix) graph 618, cluster 1,209, evaluate 1,114, export 942 MB; at depth 1,000 (1,034 MB)
-# cluster 1,962, evaluate 2,611, export 2,449 MB; 1,000,000 spots at depth 200 (1,411 MB) graph 2,283, cluster 5,214,
-# evaluate 4,636, export 4,005 MB: about 0.2 GB, 1 (cluster) or 2 times the matrix and 1 to 3.6 kB a spot.  Budget
-# :data:`QC_BASE_MB` and these (1.4 to 2.5 times the peaks; graph reads the matrix where it holds at most
-# stcore.graph.PATTERN_MAX_VALUES entries, to judge the expression's spatial pattern, and is given it at every size).
-SLIDE_STEPS = {"graph": (1.4, 2.5), "cluster": (1.2, 5.0), "evaluate": (2.5, 2.5), "export": (2.4, 2.0)}
+# spot its coordinates, graph, embedding and labels: (MB, MB a MB of that matrix in memory, KB a spot).  Measured
+# peaks (benchmarks/results/sizing_peaks.tsv), simulated slides of 3,000 genes at depth 200: 20,000 spots (28 MB of
+# matrix) graph 276, cluster 231, evaluate 368, export 417 MB; 100,000 (141 MB) 714, 521, 485, 743; 300,000 (422 MB)
+# 357, 1,233, 918, 1,570; 1,000,000 (1,430 MB) 766, 3,716, 2,610, 4,518; 100,000 at depth 1,000 (517 MB) 228, 522,
+# 828, 1,495; DLPFC 151673 (7 MB) 217, 217, 348, 382: about 0.2 to 0.35 GB, 0 (cluster) to 2 times the matrix and
+# 0.6 (graph) to 3.7 (cluster) kB a spot; graph reads the matrix where it holds at most
+# stcore.graph.PATTERN_MAX_VALUES entries (to judge the expression's spatial pattern), and only there is given it.
+# Budget these: 1.24 to 1.55 times the peaks.  Before, 512 MB and (1.4, 2.5), (1.2, 5.0), (2.5, 2.5), (2.4, 2.0):
+# cluster 1.9 to 3.9 times its peaks, evaluate 1.6 to 3.6, export 1.3 to 1.8, graph 5 to 11 on slides over that many
+# entries.
+SLIDE_STEPS = {"graph": (260, 4.0, 0.75), "cluster": (250, 0.15, 4.8), "evaluate": (420, 1.25, 1.25),
+               "export": (460, 2.75, 1.85)}
 
 
 def slide_step_mem_mb(step, h5ad, attempt):
     """Memory of ``step`` (graph, cluster, evaluate, export: :data:`SLIDE_STEPS`) of a slide whose matrix ``h5ad``
-    (its hvg.h5ad; export's qc.h5ad) holds; they had none of their own: a profile's default-resources (2,000 MB
-    in profiles/slurm), under their peaks at 1,000,000 spots (cluster 5,214 MB) and, at depth 1,000, at 200,000
-    (evaluate 2,611 MB), the same on every retry."""
+    (its hvg.h5ad; export's qc.h5ad) holds; graph's share of the matrix only where it reads it (at most
+    stcore.graph.PATTERN_MAX_VALUES stored entries, or entries not known)."""
     h5ad = _path(h5ad)
-    per_matrix, per_spot_kb = SLIDE_STEPS[step]
+    base, per_matrix, per_spot_kb = SLIDE_STEPS[step]
     shape = slide_shape(h5ad)
     spots = shape[0] if shape is not None else dense_mb(h5ad) * 2**20 / 4       # no header: a column a spot at most
-    return int(attempt * (QC_BASE_MB + per_matrix * matrix_mb(h5ad) + per_spot_kb * spots / 1024))
+    if step == "graph":
+        from ..graph import PATTERN_MAX_VALUES
+
+        nnz = slide_nnz(h5ad)
+        per_matrix = per_matrix if nnz is None or nnz <= PATTERN_MAX_VALUES else 0.0
+    return int(attempt * (base + per_matrix * matrix_mb(h5ad) + per_spot_kb * spots / 1024))
 
 
 def train_epochs(settings, peer):
@@ -269,14 +296,23 @@ def peer_blocks(settings) -> float:
     return (int(max_m) + 2) / (int(PEER_SETTINGS["banksy"]["max_m"]) + 2)
 
 
+TRAIN_BASE_MB = 550        # train's interpreter, numpy, scanpy and torch: measured 411 MB on DLPFC 151673
+TRAIN_PER_MATRIX = 1.8     # times X in memory (matrix_mb), as read
+TRAIN_ACTIVATIONS = 20     # floats a spot, times the model's n_latent
+
+
 def train_mem_mb(facts, settings, h5ad, graph, attempt):
     """train holds X as read (sparse), the features the model reads (CSR with its transpose
     when X is sparse enough, the input PCA scores, or X dense), the graph, and per spot the
-    N x d activations of one epoch (measured: about 23 x d floats a spot at 1,000,000 spots;
-    budget 40 x d).  The peers densify: the registry's bytes_per_value for every spot and gene
-    (ten float32 copies; BANKSY's measured dense matrix, times its max_m's blocks: :func:`peer_blocks`), plus eight float64 spots x spots
-    matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN).
-    ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
+    N x d activations of one epoch.  Measured peaks of the built-in model (benchmarks/results/sizing_peaks.tsv; 100
+    input PCs, d 64): 20,000 spots of 28 MB of X 648 MB, 100,000 of 141 MB 1,001, 300,000 of 422 MB 2,073,
+    1,000,000 of 1,430 MB 6,065, 100,000 of 517 MB 1,649; DLPFC 151673 (its 3,000 genes read as they are) 411.
+    Budget :data:`TRAIN_BASE_MB`, :data:`TRAIN_PER_MATRIX` times X, the features and :data:`TRAIN_ACTIVATIONS` x d
+    floats a spot: 1.21 to 1.56 times those peaks.  Before, 1,024 MB, X once and 40 x d floats a spot: 2.1 to 2.7
+    times them from DLPFC to 300,000 spots.  The peers densify: the registry's bytes_per_value for every spot and gene
+    (ten float32 copies; BANKSY's measured dense matrix, times its max_m's blocks: :func:`peer_blocks`), plus eight
+    float64 spots x spots matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN),
+    on :data:`BASE_MB`.  ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
     h5ad = _path(h5ad)
     graph = [graph] if isinstance(graph, (str, os.PathLike, Planned)) else list(graph or [])   # none: reading none
     graph_mb = 4 * sum(file_mb(_path(g)) for g in graph)
@@ -287,7 +323,7 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
                               + graph_mb + spots_mb))
     x_mb = matrix_mb(h5ad)
     if shape is None:
-        return int(attempt * (BASE_MB + 10 * dense_mb(h5ad) + graph_mb))
+        return int(attempt * (TRAIN_BASE_MB + 10 * dense_mb(h5ad) + graph_mb))
     pcs = settings.get("input_pcs")
     if pcs:
         features = 2 * shape[0] * pcs * 4 / 2**20 + (shape[1] ** 2) * 8 / 2**20      # scores; G x G covariance
@@ -295,8 +331,8 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
         features = 2 * x_mb
     else:
         features = dense_mb(h5ad)
-    activations = shape[0] * 40 * int(settings.get("n_latent", 64)) * 4 / 2**20
-    return int(attempt * (BASE_MB + x_mb + features + activations + graph_mb))
+    activations = shape[0] * TRAIN_ACTIVATIONS * int(settings.get("n_latent", 64)) * 4 / 2**20
+    return int(attempt * (TRAIN_BASE_MB + TRAIN_PER_MATRIX * x_mb + features + activations + graph_mb))
 
 
 def train_runtime(facts, settings, h5ad, attempt):
