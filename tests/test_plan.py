@@ -11,7 +11,7 @@ import pytest
 
 from stcore.plan import PlanError
 from stcore.plan.failures import failure_lines, job_sample
-from stcore.plan.resources import train_mem_mb, train_runtime
+from stcore.plan.resources import CUDA_HOST_MB, train_mem_mb, train_runtime
 from stcore.plan.runs import Plan
 from stcore.plan.settings import allocator_environment, as_schema_types, renamed_keys, repeated_key, shape_fix, text_fix
 from stcore.plan.stamps import settings_stamp
@@ -1006,6 +1006,11 @@ def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
     assert pcs == train_mem_mb(METHODS["graphst"], dict(plan.merged("train", "graphst"), input_pcs=30), h5ad, graph, 1)
     assert pcs != own and peer == train_mem_mb(METHODS["spagcn"], plan.merged("train", "spagcn"), h5ad, graph, 1)
     assert abs(resources.train_mem_mb(Job(method="graphst"), files, 2) - 2 * own) <= 2
+    # a train on CUDA holds torch's CUDA libraries and context in host memory beside the CPU run's peak; the
+    # published methods train on the CPU there too
+    cuda = JobResources(_plan(dict(plan.config, train={**plan.config["train"], "device": "cuda"})))
+    assert cuda.train_mem_mb(Job(sample="s1", method="graphst", seed="0"), files, 1) == own + CUDA_HOST_MB
+    assert cuda.train_mem_mb(Job(sample="s1", method="spagcn", seed="0"), files, 1) == peer
     assert resources.train_runtime(Job(method="spagcn"), files, 1) > resources.train_runtime(Job(method="graphst"),
                                                                                                  files, 1)
     slides = [tmp_path / "a.h5ad", tmp_path / "b.h5ad"]

@@ -299,9 +299,10 @@ def peer_blocks(settings) -> float:
 TRAIN_BASE_MB = 550        # train's interpreter, numpy, scanpy and torch: measured 411 MB on DLPFC 151673
 TRAIN_PER_MATRIX = 1.8     # times X in memory (matrix_mb), as read
 TRAIN_ACTIVATIONS = 20     # floats a spot, times the model's n_latent
+CUDA_HOST_MB = 1024        # a train on CUDA: torch's CUDA libraries and context in host memory (not measured here)
 
 
-def train_mem_mb(facts, settings, h5ad, graph, attempt):
+def train_mem_mb(facts, settings, h5ad, graph, attempt, cuda=False):
     """train holds X as read (sparse), the features the model reads (CSR with its transpose
     when X is sparse enough, the input PCA scores, or X dense), the graph, and per spot the
     N x d activations of one epoch.  Measured peaks of the built-in model (benchmarks/results/sizing_peaks.tsv; 100
@@ -312,7 +313,8 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     times them from DLPFC to 300,000 spots.  The peers densify: the registry's bytes_per_value for every spot and gene
     (ten float32 copies; BANKSY's measured dense matrix, times its max_m's blocks: :func:`peer_blocks`), plus eight
     float64 spots x spots matrices for those that hold them (the registry's dense_spots: the GraphST package, SpaGCN),
-    on :data:`BASE_MB`.  ``facts``: the registry's facts of the model; ``settings``: the run's train settings."""
+    on :data:`BASE_MB`.  ``facts``: the registry's facts of the model; ``settings``: the run's train settings;
+    ``cuda``: the job trains on a GPU, which the peaks above (CPU runs) do not hold: :data:`CUDA_HOST_MB` more."""
     h5ad = _path(h5ad)
     graph = [graph] if isinstance(graph, (str, os.PathLike, Planned)) else list(graph or [])   # none: reading none
     graph_mb = 4 * sum(file_mb(_path(g)) for g in graph)
@@ -322,8 +324,9 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
         return int(attempt * (BASE_MB + facts.bytes_per_value * peer_blocks(settings) / 4 * dense_mb(h5ad)
                               + graph_mb + spots_mb))
     x_mb = matrix_mb(h5ad)
+    base = TRAIN_BASE_MB + (CUDA_HOST_MB if cuda else 0)
     if shape is None:
-        return int(attempt * (TRAIN_BASE_MB + 10 * dense_mb(h5ad) + graph_mb))
+        return int(attempt * (base + 10 * dense_mb(h5ad) + graph_mb))
     pcs = settings.get("input_pcs")
     if pcs:
         features = 2 * shape[0] * pcs * 4 / 2**20 + (shape[1] ** 2) * 8 / 2**20      # scores; G x G covariance
@@ -332,7 +335,7 @@ def train_mem_mb(facts, settings, h5ad, graph, attempt):
     else:
         features = dense_mb(h5ad)
     activations = shape[0] * TRAIN_ACTIVATIONS * int(settings.get("n_latent", 64)) * 4 / 2**20
-    return int(attempt * (TRAIN_BASE_MB + TRAIN_PER_MATRIX * x_mb + features + activations + graph_mb))
+    return int(attempt * (base + TRAIN_PER_MATRIX * x_mb + features + activations + graph_mb))
 
 
 def train_runtime(facts, settings, h5ad, attempt):
@@ -557,7 +560,8 @@ class JobResources:
     def train_mem_mb(self, wildcards, input, attempt):
         method = wildcards.method
         h5ad, graph = self.train_input(wildcards, input)
-        return train_mem_mb(self.plan.facts_of(method), self.plan.merged("train", method), h5ad, graph, attempt)
+        return train_mem_mb(self.plan.facts_of(method), self.plan.merged("train", method), h5ad, graph, attempt,
+                            cuda=self.plan.train_gpus(method) > 0)
 
     def train_runtime(self, wildcards, input, attempt):
         method = wildcards.method
