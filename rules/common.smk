@@ -173,9 +173,10 @@ def train_gpus(wildcards):
 
 
 def raw_input(wildcards):
-    """Every file the slide's reader opens, as far as they exist now (stcore/plan/runs.py, Plan.raw_input);
-    ancient(): their content reruns the slide, through its input stamp, their modification time alone does not."""
-    return PLAN.raw_input(wildcards.sample, FORMATS.slide_files, by_content=ancient)
+    """The slide's files as its qc job's inputs (stcore/plan/runs.py, Plan.qc_input): a simulated slide's
+    file; none for a slide with an input stamp, which stands for every file its reader opens: their
+    content reruns the slide, their path (the folder moved, the sheet edited) and modification time do not."""
+    return PLAN.qc_input(wildcards.sample, FORMATS.slide_files)
 
 
 # The input and settings stamps (stcore/plan/stamps.py, RunStamps).  A run that executes no job (-n,

@@ -10,7 +10,6 @@ rule qc:
         h5ad="results/{sample}/qc.h5ad",
         report="results/{sample}/qc.json",
     params:
-        path=slide("path"),
         format=slide("format"),
         values=slide_values,
         qc=config["qc"],

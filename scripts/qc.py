@@ -2,7 +2,7 @@
 import json
 
 from stcore.io import atomic_path, write_h5ad
-from stcore.plan.sheet import read_sheet
+from stcore.plan.sheet import read_sheet, slide_path
 from stcore.qc import QCParams, prepare_slide
 from stcore.workflow import run_step
 
@@ -32,7 +32,7 @@ def bin_size(row):
 def main(sm):
     row = sheet_row(sm)
     adata, report = prepare_slide(
-        sm.params.path, sm.params.format, QCParams(**sm.params.qc), values=sm.params.values,
+        slide_path(row, sm.config.get("data_dir") or ""), sm.params.format, QCParams(**sm.params.qc), values=sm.params.values,
         bin_size=bin_size(row), **later_settings(sm, row),
     )
     write_h5ad(adata, sm.output.h5ad)

@@ -493,8 +493,8 @@ def test_the_slides_the_simulate_rule_makes_are_its_inputs_and_have_no_input_sta
     """A sheet that names a simulated slide (results/simulated/<name>.h5ad, a name of the config's
     simulate:) before it exists: its qc job's input is that file, so the simulate rule runs first, and
     it gets no input stamp (the DAG tracks it).  A slide of the sheet whose files are missing declares
-    no input and no stamp (its qc job names what is missing); one whose files are there, its files
-    and the stamp of their digest.  A path under results/simulated/ of no simulated name is a slide
+    no input and no stamp (its qc job names what is missing); one whose files are there, the stamp
+    of their digest, which stands for its files (their path is no input: a folder moved reruns nothing).  A path under results/simulated/ of no simulated name is a slide
     like any other."""
     from stcore.formats import slide_files
     from stcore.plan.runs import choices, simulated_file
@@ -511,8 +511,8 @@ def test_the_slides_the_simulate_rule_makes_are_its_inputs_and_have_no_input_sta
     assert plan.raw_input("s1", slide_files) == ["./results/simulated/s1.h5ad"]
     assert plan.raw_input("s2", slide_files) == [str(tmp_path / "s2.h5ad")]
     assert plan.raw_input("s3", slide_files) == []
-    assert plan.raw_input("s2", slide_files, by_content=lambda f: ("ancient", f)) == [("ancient", str(tmp_path / "s2.h5ad"))]
-    assert plan.raw_input("s1", slide_files, by_content=lambda f: ("ancient", f)) == ["./results/simulated/s1.h5ad"]
+    # the qc job declares the simulated slide's file only: a slide's input stamp stands for its files
+    assert [plan.qc_input(s, slide_files) for s in ("s1", "s2", "s3")] == [["./results/simulated/s1.h5ad"], [], []]
     kept, digested = {}, []
 
     def keep_stamp(sample, keep):                  # as RunStamps.input keeps it
@@ -1018,7 +1018,8 @@ def test_the_rules_resources_as_snakemake_asks_for_them(tmp_path):
         path.write_bytes(b"0" * 2**22)
     group = resources.group_mem_mb(Job(sample="g"), Job(slides=[str(p) for p in slides]), 1)
     assert group == qc_mem_mb([str(p) for p in slides], 1) == int(QC_BASE_MB + 8 * 8)     # no header: 8 x the files
-    assert resources.qc_mem_mb(Job(sample="s1"), Job(raw=[str(slides[0])]), 3) == 3 * (QC_BASE_MB + 8 * 4)
+    plan.slides["s1"]["path"] = str(slides[0])          # qc is sized from the slide's files, which it does not declare
+    assert resources.qc_mem_mb(Job(sample="s1"), Job(), 3) == 3 * (QC_BASE_MB + 8 * 4)
     rules = Path(__file__).resolve().parents[1] / "rules"
     for rule, names in (("qc", ("qc_mem_mb", "qc_runtime")), ("group", ("group_mem_mb",)),
                         ("hvg", ("hvg_mem_mb", "hvg_runtime")), ("train", ("train_mem_mb", "train_runtime"))):
@@ -2331,8 +2332,9 @@ def test_a_settings_stamp_changes_only_with_the_settings(tmp_path):
                 {"s": {"sample": "s", "path": "s.h5ad", "format": "h5ad", "n_clusters": 2, "truth": "domain",
                        "values": "counts", "group": ""}}, {}, METHODS)
     assert plan.job_settings("train", "s", "graphst") == {"model": "graphst", "train": {"epochs": 5}}
-    assert plan.job_settings("qc", "s") == {"qc": {"min_counts": 0}, "values": "counts", "path": "s.h5ad",
-                                            "format": "h5ad"}       # the truth column: the steps that read it
+    assert plan.job_settings("qc", "s") == {"qc": {"min_counts": 0}, "values": "counts",
+                                            "format": "h5ad"}       # the truth column: the steps that read it;
+    # the path: the input stamp (a folder moved elsewhere, the content the same, reruns nothing)
     assert plan.job_settings("cluster", "s", "graphst") == {"cluster": {"algorithm": "mclust"}, "n_clusters": 2}
     assert plan.job_settings("annotation", "s", "graphst") == {"truth": "domain", "annotation": {}}   # evaluate's, export's
 

@@ -377,7 +377,9 @@ class JobResources:
         it wrote it, the file as large as it can be (:meth:`planned_matrix`), so that a SLURM profile's prep
         job (simulate, qc, hvg and graph in one job, submitted before simulate ran) and the start-of-run
         check (:func:`check_slurm`) count qc's memory and time."""
-        raw = [input.raw] if isinstance(input.raw, str) else [str(f) for f in input.raw]
+        from ..formats import slide_files
+
+        raw = self.plan.raw_input(wildcards.sample, slide_files)       # not the job's input: a stamp stands for them
         if all(os.path.exists(f) for f in raw) or self.plan.simulated_of(wildcards.sample) is None:
             return raw
         planned = self.planned_matrix(wildcards.sample)

@@ -299,22 +299,26 @@ class Plan:
         path = os.path.normpath(self.slides[sample]["path"])
         return next((name for name in self.simulated if os.path.normpath(simulated_file(name)) == path), None)
 
-    def raw_input(self, sample, slide_files, by_content=None):
-        """The files the slide's qc job reads, as its inputs: every file the slide's reader opens
-        (Visium positions, scale factors and images included), as far as they exist now
-        (``slide_files(path, format)``, :func:`stcore.formats.slide_files`).  A slide the simulate rule
-        makes, not there yet: its file, so that the rule runs first.  A slide whose files are missing
-        declares none: its qc job then fails with the reader's one-line message, and --keep-going
-        finishes the others.  ``by_content`` (Snakemake's ``ancient``): applied to each file of a slide
-        that has an input stamp (:meth:`input_stamp`; every slide the simulate rule does not make),
-        so that its content, which the stamp follows, reruns the slide and its modification time alone
-        does not (``touch``, a copy or download of the same file: Snakemake compares the checksum of
-        an input of at most 1 MB only, so a larger slide file made newer reran every job of the slide)."""
+    def raw_input(self, sample, slide_files):
+        """The files the slide's qc job reads: every file the slide's reader opens (Visium positions,
+        scale factors and images included), as far as they exist now (``slide_files(path, format)``,
+        :func:`stcore.formats.slide_files`).  A slide the simulate rule makes, not there yet: its file.
+        A slide whose files are missing: none (its qc job fails with the reader's one-line message)."""
         row = self.slides[sample]
         files = slide_files(row["path"], row["format"])
         if self.made_here(sample):
             return files or [row["path"]]
-        return [by_content(f) for f in files] if by_content is not None else files
+        return files
+
+    def qc_input(self, sample, slide_files):
+        """The slide's files as its qc job declares them: a slide the simulate rule makes, its file
+        (:meth:`raw_input`), so that the rule runs first; none for every other slide, whose input stamp
+        (:meth:`input_stamp`, the sha256 of every file :meth:`raw_input` names) stands for them.  Their
+        content reruns the slide, through the stamp; their path does not (a folder moved or copied
+        elsewhere and the sheet's path edited, the content the same), nor does their modification time.
+        Declared as inputs, their paths reran the qc job when they changed (Snakemake reruns a job whose
+        set of input files changed), and everything after it, training included."""
+        return self.raw_input(sample, slide_files) if self.made_here(sample) else []
 
     def input_stamp(self, sample, keep_stamp, digest_stamp):
         """The slide's input stamp (:data:`stcore.plan.stamps.INPUT_STAMP`: the sha256 of its files,
@@ -409,10 +413,10 @@ class Plan:
         'ensemble', 'ensemble_consensus', 'agreement', 'table', 'simulate', 'annotation') for ``sample`` (and ``method``, or
         combination) takes from the sheet and the config, as its rule's params hold it: the content
         of its settings stamp (:mod:`.stamps`)."""
-        if stage == "qc":               # not the truth column, which the steps that read it are given
+        if stage == "qc":               # not the truth column, which the steps that read it are given, nor the
+            # path: the slide's input stamp holds what was read there (a folder moved elsewhere reruns nothing)
             row = self.slides[sample]
-            return {"qc": self.config["qc"], "values": self.values(sample),
-                    **{key: row.get(key, "") for key in ("path", "format")},
+            return {"qc": self.config["qc"], "values": self.values(sample), "format": row.get("format", ""),
                     **({"bin_size": self.bin_size(sample)} if row.get("format") == "stereo" else {})}
         if stage == "hvg":
             return dict(self.config["hvg"], values=self.values(sample))

@@ -287,6 +287,14 @@ def same_group(group):
     return f"#{int(number.group(1))}" if number else group.lower()
 
 
+def slide_path(row, data_dir=""):
+    """The path the reader of the sheet's ``row`` opens: its ``path``, a relative one read from ``data_dir``
+    where the config sets it (as :func:`slides_and_groups` gives it to the plan, and the qc job reads it)."""
+    if data_dir and not os.path.isabs(row["path"]):
+        return os.path.join(data_dir, row["path"])
+    return row["path"]
+
+
 def slides_and_groups(rows, path, data_dir=""):
     """The checked rows as {slide id: row} (relative paths read from ``data_dir`` when set) and the
     sheet's groups (slides trained as one: its `group` column), name -> slides in sheet order.
@@ -294,9 +302,7 @@ def slides_and_groups(rows, path, data_dir=""):
     its slides), so the stages after qc treat it as one more slide."""
     slides = {}
     for row in rows:
-        row = dict(row)
-        if data_dir and not os.path.isabs(row["path"]):
-            row["path"] = os.path.join(data_dir, row["path"])
+        row = dict(row, path=slide_path(row, data_dir))
         slides[row["sample"]] = row
     groups = {}
     for sample, row in slides.items():
