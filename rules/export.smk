@@ -161,7 +161,7 @@ rule export_spatialdata:
         which=r"seed\d+|consensus",
     input:
         h5ad="results/{sample}/{label}/{which}/domains.h5ad",
-        store=slide("path"),
+        digest=input_stamp,     # the store's content (its input stamp); its path, read from the sheet, is no input
     output:
         zarr=directory("results/{sample}/{label}/{which}/domains.zarr"),
     log:

@@ -12,7 +12,7 @@ from stcore.evaluate import mean_pairwise_ari
 from stcore.export import combined_choice, domains_adata, domains_spatialdata, run_metrics
 from stcore.io import read_tsv, write_h5ad
 from stcore.methods import MethodResult, recorded_train
-from stcore.workflow import annotation_of, group_truth, reference_domains, run_step
+from stcore.workflow import annotation_of, group_truth, reference_domains, run_step, sheet_row
 
 
 def clustered(sm, result):
@@ -28,7 +28,7 @@ def clustered(sm, result):
 
 def main(sm):
     if sm.rule == "export_spatialdata":
-        domains_spatialdata(sm.input.store, ad.read_h5ad(sm.input.h5ad), sm.output.zarr)
+        domains_spatialdata(sheet_row(sm)["path"], ad.read_h5ad(sm.input.h5ad), sm.output.zarr)    # the store
         return
     counts = ad.read_h5ad(sm.input.qc)
     slides, group = annotation_of(sm)

@@ -2,14 +2,8 @@
 import json
 
 from stcore.io import atomic_path, write_h5ad
-from stcore.plan.sheet import read_sheet, slide_path
 from stcore.qc import QCParams, prepare_slide
-from stcore.workflow import run_step
-
-
-def sheet_row(sm) -> dict:
-    """The job's slide's row of the sample sheet."""
-    return next(r for r in read_sheet(sm.config["samples"]) if r["sample"] == sm.wildcards.sample)
+from stcore.workflow import run_step, sheet_row
 
 
 def later_settings(sm, row) -> dict:
@@ -32,7 +26,7 @@ def bin_size(row):
 def main(sm):
     row = sheet_row(sm)
     adata, report = prepare_slide(
-        slide_path(row, sm.config.get("data_dir") or ""), sm.params.format, QCParams(**sm.params.qc), values=sm.params.values,
+        row["path"], sm.params.format, QCParams(**sm.params.qc), values=sm.params.values,
         bin_size=bin_size(row), **later_settings(sm, row),
     )
     write_h5ad(adata, sm.output.h5ad)

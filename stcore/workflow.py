@@ -96,6 +96,18 @@ def annotation_of(sm) -> tuple[dict, str]:
             sm.wildcards.sample)
 
 
+def sheet_row(sm) -> dict:
+    """The job's slide's row of the sample sheet (the job's config's ``samples``), its ``path`` as the
+    slide's reader opens it (:func:`stcore.plan.sheet.slide_path`: the config's ``data_dir`` applied).  The
+    steps that read the slide's files (qc, export_spatialdata) take the path from here, not from a param
+    or an input: the slide's input stamp, their input, stands for its files, so a folder moved or copied
+    elsewhere with the same content reruns nothing."""
+    from .plan.sheet import read_sheet, slide_path
+
+    row = next(r for r in read_sheet(sm.config["samples"]) if r["sample"] == sm.wildcards.sample)
+    return dict(row, path=slide_path(row, sm.config.get("data_dir") or ""))
+
+
 def peak_memory_mb() -> float:
     """This process's resident-memory high-water mark in MB (the kernel's, exact; Snakemake's
     benchmark records sample the memory every 30 s and can miss a short peak)."""

@@ -231,6 +231,49 @@ def test_slides_moved_or_copied_to_another_folder_rerun_nothing(tmp_path):
     assert {p: p.read_bytes() for p in made} == made                               # the table's input_sha256 too
 
 
+def test_the_steps_that_read_a_slide_take_its_path_from_the_sheet_as_the_plan_does(tmp_path):
+    """qc and export_spatialdata read the slide's path from the sheet (no param or input holds it): a
+    relative path from the config's data_dir, where set, as the plan (slides_and_groups) gives it."""
+    from types import SimpleNamespace
+
+    from stcore.plan.sheet import read_sheet, slides_and_groups
+    from stcore.workflow import sheet_row
+
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"{HEADER}\na\tslides/a.h5ad\th5ad\t2\t\nb\t/abs/b.h5ad\th5ad\t2\t\n")
+    for data_dir in ("", "/data", None):
+        config = {"samples": str(sheet)} | ({} if data_dir is None else {"data_dir": data_dir})
+        plan, _ = slides_and_groups(read_sheet(str(sheet)), str(sheet), data_dir or "")
+        for sample in ("a", "b"):
+            row = sheet_row(SimpleNamespace(config=config, wildcards=SimpleNamespace(sample=sample)))
+            assert row["path"] == plan[sample]["path"]
+    assert sheet_row(SimpleNamespace(config={"samples": str(sheet), "data_dir": "/data"},
+                                     wildcards=SimpleNamespace(sample="a")))["path"] == "/data/slides/a.h5ad"
+
+
+@pytest.mark.slow
+def test_a_spatialdata_store_moved_elsewhere_exports_nothing_again(tmp_path):
+    """A SpatialData store moved (mv data data2, the sheet's path edited), the same content: the
+    export_spatialdata job (domains.zarr, the domains annotating the store's shapes) ran again, the
+    store's path its input.  It takes the store's input stamp; nothing reruns, by a dry run or the run."""
+    from test_readers import write_spatialdata
+
+    (tmp_path / "data").mkdir()
+    write_spatialdata(tmp_path / "data/s.zarr", tiny_slide(seed=1))
+    workdir(tmp_path, {}, epochs=2)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"{HEADER}\ns\tdata/s.zarr\tspatialdata\t2\t\n")
+    first = snakemake(tmp_path, "--cores", "2", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    assert (tmp_path / "results/s/graphst/seed0/domains.zarr").is_dir()
+    shutil.move(tmp_path / "data", tmp_path / "data2")
+    sheet.write_text(sheet.read_text().replace("\tdata/", "\tdata2/"))
+    for args in (("--dry-run",), ()):
+        run = snakemake(tmp_path, "--cores", "2", *args, timeout=300)
+        said = run.stdout + run.stderr
+        assert run.returncode == 0 and "Nothing to be done" in said, (args, said[-3000:])
+
+
 @pytest.mark.slow
 def test_results_copied_without_snakemakes_records_rerun_where_the_settings_changed(tmp_path):
     """A results/ folder copied with its modification times (cp -a, rsync -a, tar) to a folder
