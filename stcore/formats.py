@@ -348,10 +348,12 @@ def digest_stamp(path: str, fmt: str, stamp: str, scratch: str | None = None,
     executes no job, ``snakemake -n``): ``stamp`` is not written; a changed digest is written under
     ``scratch`` and that path returned (:func:`stcore.plan.stamps.write_stamp`).
 
-    A stamp that is not there (the first run, or results/records/input/ deleted) is dated as the slide's
-    files are (their newest modification time), so that it reruns nothing the files' own times would
-    not (as without stamps), unless ``report`` (the slide's qc report, which holds the input_sha256
-    its results were made from) names other content: then it is dated now."""
+    A stamp that is not there (the first run, or results/records/input/ deleted) is dated 1970 where
+    ``report`` (the slide's qc report, which holds the input_sha256 its results were made from) names
+    this content, so that it reruns nothing (the files are no input of the qc job: their times, newer
+    after a copy without -p, rerun nothing either); dated now where it names other content, so the
+    slide reruns; dated as the slide's files (their newest modification time) where there is no
+    report or it names none."""
     try:
         return _update_stamp(path, fmt, stamp, scratch, report)
     except OSError:         # unreadable now: the qc job reads the files itself and says what is wrong
@@ -387,8 +389,12 @@ def _update_stamp(path: str, fmt: str, stamp: str, scratch: str | None, report: 
     if same:
         st = os.stat(stamp)
         times = (st.st_atime_ns, st.st_mtime_ns)     # same content: the stamp stays as old
-    elif not os.path.lexists(stamp) and (report is None or stamp_digest(report) in (None, digest)):
-        newest = max(keys.values(), key=lambda key: key[1])[1]
-        times = (newest, newest)                     # no stamp before: dated as the files, no rerun of its own
+    elif not os.path.lexists(stamp):
+        made_from = None if report is None else stamp_digest(report)
+        if made_from == digest:
+            times = (0, 0)                           # the results were made from this content: no rerun
+        elif made_from is None:
+            newest = max(keys.values(), key=lambda key: key[1])[1]
+            times = (newest, newest)                 # nothing says what they were made from: dated as the files
     return write_stamp(stamp, {"input_sha256": digest, "format": fmt, "files": keys}, times_ns=times,
                        scratch=scratch)

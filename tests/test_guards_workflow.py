@@ -55,12 +55,14 @@ def test_the_digest_stamp_hashes_a_file_only_when_it_changed(tmp_path, monkeypat
     assert formats.digest_stamp(str(tmp_path / "gone.h5ad"), "h5ad", str(tmp_path / "x.json")) is None
 
 
-def test_an_input_stamp_written_again_is_dated_as_the_slide_unless_its_results_name_other_content(tmp_path):
+def test_an_input_stamp_written_again_reruns_the_slide_only_where_its_results_name_other_content(tmp_path):
     """`rm -r results/records/input` (the input stamps), then a run: the stamp written again
     was dated now, newer than every result, so without Snakemake's records (.snakemake/ deleted, results
-    copied) all 9 jobs of a finished one-slide run reran, trained again.  It is dated as the slide's files,
-    so the files' times decide as without stamps; where the slide's qc report names other content (the
-    slide replaced with an older modification time, cp -p), it is dated now and the slide reruns."""
+    copied) all 9 jobs of a finished one-slide run reran, trained again.  Where the slide's qc report
+    names this content it is dated 1970 (it was dated as the slide's files, so a folder copied without
+    -p, its files newer than the results, reran every job: 10 of 10 on a SpatialData store); where the
+    report names other content (the slide replaced with an older modification time, cp -p), it is dated
+    now and the slide reruns; with no report yet, dated as the files."""
     from stcore import formats
 
     slide = write(tiny_slide(seed=1), tmp_path / "s.h5ad")
@@ -71,13 +73,15 @@ def test_an_input_stamp_written_again_is_dated_as_the_slide_unless_its_results_n
     report.parent.mkdir(parents=True)
     report.write_text(json.dumps({"input_sha256": formats.input_digest(slide)}))
     stamp.unlink()
+    later = os.stat(report).st_mtime + 60
+    os.utime(slide, (later, later))                                        # copied without -p: newer than the results
     formats.digest_stamp(str(slide), "h5ad", str(stamp), None, str(report))
-    assert os.stat(stamp).st_mtime == 1e9                                  # the content the results were made from
+    assert os.stat(stamp).st_mtime == 0                                    # the content the results were made from
     scratch = formats.digest_stamp(str(slide), "h5ad", str(stamp), str(tmp_path / "scratch"), str(report))
     assert scratch == str(stamp)                                           # a dry run: kept, nothing written
     stamp.unlink()
     shown = formats.digest_stamp(str(slide), "h5ad", str(stamp), str(tmp_path / "scratch"), str(report))
-    assert os.stat(shown).st_mtime == 1e9 and not stamp.exists()           # a dry run: dated as the slide, elsewhere
+    assert os.stat(shown).st_mtime == 0 and not stamp.exists()             # a dry run: the same, elsewhere
 
     report.write_text(json.dumps({"input_sha256": "other content"}))       # results of another slide's content
     formats.digest_stamp(str(slide), "h5ad", str(stamp), None, str(report))
