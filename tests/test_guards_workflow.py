@@ -200,6 +200,22 @@ def test_a_slide_file_made_newer_with_the_same_content_reruns_nothing(tmp_path):
         assert re.search(rf"^rule {rule}:", shown, re.M), (rule, shown[-3000:])
 
 
+def _one_slide_run(tmp_path, path_and_format):
+    """A finished run (2 epochs) of one slide ``s``, its sheet's path and format cells ``path_and_format``; the sheet."""
+    workdir(tmp_path, {}, epochs=2)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"{HEADER}\ns\t{path_and_format}\t2\t\n")
+    first = snakemake(tmp_path, "--cores", "2", timeout=600)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    return sheet
+
+
+def _nothing_reruns(tmp_path, *args):
+    run = snakemake(tmp_path, "--cores", "2", *args, timeout=300)
+    said = run.stdout + run.stderr
+    assert run.returncode == 0 and "Nothing to be done" in said, (args, said[-3000:])
+
+
 @pytest.mark.slow
 def test_slides_moved_or_copied_to_another_folder_rerun_nothing(tmp_path):
     """A slide's data folder moved (mv data data2) or copied (cp -r) elsewhere and the sheet's paths
@@ -211,27 +227,16 @@ def test_slides_moved_or_copied_to_another_folder_rerun_nothing(tmp_path):
     from slides import write_visium
 
     write_visium(tmp_path / "data/s", tiny_slide(seed=1))
-    workdir(tmp_path, {}, epochs=2)
-    sheet = tmp_path / "samples.tsv"
-    sheet.write_text(f"{HEADER}\ns\tdata/s\tvisium\t2\t\n")
-    first = snakemake(tmp_path, "--cores", "2", timeout=600)
-    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    sheet = _one_slide_run(tmp_path, "data/s\tvisium")
     made = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*")
             if p.is_file() and "records" not in p.parts}
-
-
-    def nothing_reruns(*args):
-        run = snakemake(tmp_path, "--cores", "2", *args, timeout=300)
-        said = run.stdout + run.stderr
-        assert run.returncode == 0 and "Nothing to be done" in said, (args, said[-3000:])
-
     shutil.move(tmp_path / "data", tmp_path / "data2")                            # mv data data2
     sheet.write_text(sheet.read_text().replace("\tdata/s", "\tdata2/s"))
-    nothing_reruns("--dry-run")
-    nothing_reruns()                                                               # what the dry run said
+    _nothing_reruns(tmp_path, "--dry-run")
+    _nothing_reruns(tmp_path)                                                      # what the dry run said
     shutil.copytree(tmp_path / "data2", tmp_path / "data3")                       # cp -r data2 data3
     sheet.write_text(sheet.read_text().replace("\tdata2/s", "\tdata3/s"))
-    nothing_reruns("--dry-run")
+    _nothing_reruns(tmp_path, "--dry-run")
     assert {p: p.read_bytes() for p in made} == made                               # the table's input_sha256 too
 
 
@@ -264,18 +269,12 @@ def test_a_spatialdata_store_moved_elsewhere_exports_nothing_again(tmp_path):
 
     (tmp_path / "data").mkdir()
     write_spatialdata(tmp_path / "data/s.zarr", tiny_slide(seed=1))
-    workdir(tmp_path, {}, epochs=2)
-    sheet = tmp_path / "samples.tsv"
-    sheet.write_text(f"{HEADER}\ns\tdata/s.zarr\tspatialdata\t2\t\n")
-    first = snakemake(tmp_path, "--cores", "2", timeout=600)
-    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    sheet = _one_slide_run(tmp_path, "data/s.zarr\tspatialdata")
     assert (tmp_path / "results/s/graphst/seed0/domains.zarr").is_dir()
     shutil.move(tmp_path / "data", tmp_path / "data2")
     sheet.write_text(sheet.read_text().replace("\tdata/", "\tdata2/"))
-    for args in (("--dry-run",), ()):
-        run = snakemake(tmp_path, "--cores", "2", *args, timeout=300)
-        said = run.stdout + run.stderr
-        assert run.returncode == 0 and "Nothing to be done" in said, (args, said[-3000:])
+    _nothing_reruns(tmp_path, "--dry-run")
+    _nothing_reruns(tmp_path)
 
 
 @pytest.mark.slow
